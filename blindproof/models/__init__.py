@@ -1,0 +1,14 @@
+"""Reference torch models and the named workloads."""
+
+import torch as _torch
+
+from blindproof._threads import pin_threads as _pin
+
+_pin()
+
+from blindproof.models.mlp import MLP  # noqa: E402
+from blindproof.models.transformer import KVCache, Transformer, TransformerConfig  # noqa: E402
+from blindproof.models.workloads import WORKLOADS, Workload, get_workload, init_weights  # noqa: E402
+
+__all__ = ["MLP", "KVCache", "Transformer", "TransformerConfig", "WORKLOADS", "Workload", "get_workload",
+           "init_weights"]

@@ -1,0 +1,290 @@
+"""One config-driven transformer covering llama-style, GPT-2-style and BERT-style models.
+
+A single class keeps every later stage (EE transforms, integer model, proofs) on one code path.
+The forward is split in three parts so the client/server split is explicit:
+
+    embed(tokens) -> h          (client by default)
+    run_blocks(h) -> h          (server)
+    head(h)       -> logits / pooled embedding   (client by default)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """Architecture of a transformer; every field is part of the model's identity."""
+
+    vocab_size: int
+    d_model: int
+    n_layers: int
+    n_heads: int
+    d_ff: int
+    n_kv_heads: int | None = None  # grouped-query attention; None means n_heads
+    max_seq: int = 512
+    norm: Literal["rms", "layer"] = "rms"
+    norm_position: Literal["pre", "post"] = "pre"
+    mlp: Literal["swiglu", "gelu"] = "swiglu"
+    position: Literal["rope", "learned"] = "rope"
+    bias: bool = False  # biases on attention and MLP linears
+    causal: bool = True
+    tie_embeddings: bool = False
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-5
+    embed_norm: bool = False  # BERT: LayerNorm right after the embedding sum
+    type_vocab_size: int = 0  # BERT token-type embeddings (type 0 is always used)
+    output: Literal["logits", "mean_pool"] = "logits"
+    gelu_approx: Literal["none", "tanh"] = "none"
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        kv = self.n_kv_heads or self.n_heads
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model {self.d_model} not divisible by n_heads {self.n_heads}")
+        if self.n_heads % kv:
+            raise ValueError(f"n_heads {self.n_heads} not divisible by n_kv_heads {kv}")
+        if self.position == "rope" and (self.d_model // self.n_heads) % 2:
+            raise ValueError("RoPE needs an even head dimension")
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_kv_heads or self.n_heads
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("extra")
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TransformerConfig":
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+class RMSNorm(nn.Module):
+    """x / rms(x) * weight."""
+
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def make_norm(cfg: TransformerConfig) -> nn.Module:
+    if cfg.norm == "rms":
+        return RMSNorm(cfg.d_model, cfg.norm_eps)
+    return nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
+
+
+def rope_tables(head_dim: int, max_seq: int, theta: float, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin tables of shape (max_seq, head_dim/2), half-split (rotate_half) convention."""
+    inv = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
+    ang = torch.arange(max_seq, dtype=torch.float64)[:, None] * inv[None, :]
+    return ang.cos().to(dtype), ang.sin().to(dtype)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (i, i + hd/2) of x (..., seq, head_dim) by the angles of each position."""
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+class KVCache:
+    """Per-layer key/value cache for incremental decoding."""
+
+    def __init__(self, n_layers: int) -> None:
+        self.k: list[torch.Tensor | None] = [None] * n_layers
+        self.v: list[torch.Tensor | None] = [None] * n_layers
+
+    @property
+    def length(self) -> int:
+        return 0 if self.k[0] is None else int(self.k[0].shape[-2])
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.k[layer] is not None:
+            k = torch.cat([self.k[layer], k], dim=-2)
+            v = torch.cat([self.v[layer], v], dim=-2)
+        self.k[layer], self.v[layer] = k, v
+        return k, v
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        hd = cfg.head_dim
+        self.wq = nn.Linear(cfg.d_model, cfg.n_heads * hd, bias=cfg.bias)
+        self.wk = nn.Linear(cfg.d_model, cfg.kv_heads * hd, bias=cfg.bias)
+        self.wv = nn.Linear(cfg.d_model, cfg.kv_heads * hd, bias=cfg.bias)
+        self.wo = nn.Linear(cfg.n_heads * hd, cfg.d_model, bias=cfg.bias)
+
+    def forward(self, x: torch.Tensor, start: int, rope: tuple[torch.Tensor, torch.Tensor] | None,
+                cache: KVCache | None, layer: int) -> torch.Tensor:
+        cfg = self.cfg
+        b, t, _ = x.shape
+        hd = cfg.head_dim
+        q = self.wq(x).view(b, t, cfg.n_heads, hd).transpose(1, 2)
+        k = self.wk(x).view(b, t, cfg.kv_heads, hd).transpose(1, 2)
+        v = self.wv(x).view(b, t, cfg.kv_heads, hd).transpose(1, 2)
+        if rope is not None:
+            cos, sin = rope[0][start:start + t].to(x.dtype), rope[1][start:start + t].to(x.dtype)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if cache is not None:
+            k, v = cache.append(layer, k, v)
+        rep = cfg.n_heads // cfg.kv_heads
+        if rep > 1:
+            k = k.repeat_interleave(rep, dim=1)
+            v = v.repeat_interleave(rep, dim=1)
+        scores = (q @ k.transpose(-1, -2)) / math.sqrt(hd)
+        if cfg.causal:
+            total = k.shape[-2]
+            qpos = torch.arange(start, start + t)[:, None]
+            kpos = torch.arange(total)[None, :]
+            scores = scores.masked_fill(kpos > qpos, float("-inf"))
+        out = torch.softmax(scores, dim=-1) @ v
+        return self.wo(out.transpose(1, 2).reshape(b, t, cfg.n_heads * hd))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        if cfg.mlp == "swiglu":
+            self.gate = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.bias)
+        self.up = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.bias)
+        self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=cfg.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.cfg.mlp == "swiglu":
+            return self.down(F.silu(self.gate(x)) * self.up(x))
+        return self.down(F.gelu(self.up(x), approximate=self.cfg.gelu_approx))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.attn_norm = make_norm(cfg)
+        self.attn = Attention(cfg)
+        self.mlp_norm = make_norm(cfg)
+        self.mlp = MLP(cfg)
+
+    def forward(self, h: torch.Tensor, start: int, rope, cache: KVCache | None, layer: int) -> torch.Tensor:
+        if self.cfg.norm_position == "pre":
+            h = h + self.attn(self.attn_norm(h), start, rope, cache, layer)
+            return h + self.mlp(self.mlp_norm(h))
+        h = self.attn_norm(h + self.attn(h, start, rope, cache, layer))
+        return self.mlp_norm(h + self.mlp(h))
+
+
+class Transformer(nn.Module):
+    """Decoder (llama, GPT-2) or encoder (BERT) selected by its config."""
+
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        if cfg.position == "learned":
+            self.pos_embed = nn.Embedding(cfg.max_seq, cfg.d_model)
+        if cfg.type_vocab_size:
+            self.type_embed = nn.Embedding(cfg.type_vocab_size, cfg.d_model)
+        if cfg.embed_norm:
+            self.embed_norm = make_norm(cfg)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        if cfg.norm_position == "pre":
+            self.final_norm = make_norm(cfg)
+        if cfg.output == "logits":
+            self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+            if cfg.tie_embeddings:
+                self.lm_head.weight = self.embed.weight
+        if cfg.position == "rope":
+            cos, sin = rope_tables(cfg.head_dim, cfg.max_seq, cfg.rope_theta, torch.float64)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
+
+    # --- the three parts of the split -------------------------------------------------------
+    def embed_tokens(self, tokens: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Token ids (batch, seq) -> residual stream (batch, seq, d_model)."""
+        check_tokens(tokens, self.cfg)
+        h = self.embed(tokens)
+        t = tokens.shape[-1]
+        if start + t > self.cfg.max_seq:
+            raise ValueError(f"sequence end {start + t} exceeds max_seq {self.cfg.max_seq}")
+        if self.cfg.position == "learned":
+            h = h + self.pos_embed.weight[start:start + t]
+        if self.cfg.type_vocab_size:
+            h = h + self.type_embed.weight[0]
+        if self.cfg.embed_norm:
+            h = self.embed_norm(h)
+        return h
+
+    def run_blocks(self, h: torch.Tensor, start: int = 0, cache: KVCache | None = None) -> torch.Tensor:
+        """The server's part: every block on the residual stream."""
+        if h.dim() != 3 or h.shape[-1] != self.cfg.d_model:
+            raise ValueError(f"hidden states must have shape (batch, seq, {self.cfg.d_model}), got {tuple(h.shape)}")
+        if start + h.shape[1] > self.cfg.max_seq:
+            raise ValueError(f"sequence end {start + h.shape[1]} exceeds max_seq {self.cfg.max_seq}")
+        rope = (self.rope_cos, self.rope_sin) if self.cfg.position == "rope" else None
+        for i, blk in enumerate(self.blocks):
+            h = blk(h, start, rope, cache, i)
+        return h
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        """Residual stream -> logits (decoders) or mean-pooled embedding (encoders)."""
+        if self.cfg.norm_position == "pre":
+            h = self.final_norm(h)
+        if self.cfg.output == "logits":
+            return self.lm_head(h)
+        return h.mean(dim=1)
+
+    def forward(self, tokens: torch.Tensor, start: int = 0, cache: KVCache | None = None) -> torch.Tensor:
+        return self.head(self.run_blocks(self.embed_tokens(tokens, start), start, cache))
+
+    @torch.no_grad()
+    def generate(self, prompt: torch.Tensor, n_new: int, use_cache: bool = True) -> torch.Tensor:
+        """Greedy decoding; returns the new tokens (batch, n_new)."""
+        if self.cfg.output != "logits" or not self.cfg.causal:
+            raise ValueError("generate needs a causal model with a language-model head")
+        out = []
+        if use_cache:
+            cache = KVCache(self.cfg.n_layers)
+            logits = self(prompt, 0, cache)
+            for _ in range(n_new):
+                nxt = logits[:, -1].argmax(-1, keepdim=True)
+                out.append(nxt)
+                logits = self(nxt, cache.length, cache)
+        else:
+            seq = prompt
+            for _ in range(n_new):
+                nxt = self(seq)[:, -1].argmax(-1, keepdim=True)
+                out.append(nxt)
+                seq = torch.cat([seq, nxt], dim=1)
+        return torch.cat(out, dim=1)
+
+
+def check_tokens(tokens: torch.Tensor, cfg: TransformerConfig) -> None:
+    """Clear errors for token tensors of the wrong dtype, rank or range."""
+    if not isinstance(tokens, torch.Tensor):
+        raise TypeError(f"tokens must be a torch.Tensor, got {type(tokens).__name__}")
+    if tokens.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"tokens must be int64 or int32, got {tokens.dtype}")
+    if tokens.dim() != 2:
+        raise ValueError(f"tokens must have shape (batch, seq), got {tuple(tokens.shape)}")
+    if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= cfg.vocab_size):
+        raise ValueError(f"token ids must lie in [0, {cfg.vocab_size}), got range "
+                         f"[{int(tokens.min())}, {int(tokens.max())}]")
