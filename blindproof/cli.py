@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 import blindproof
 
+# Each module registers its subcommand(s) and sets `func` on its parser; add one line per module.
+COMMAND_MODULES: list[str] = [
+]
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
-    parser = argparse.ArgumentParser(prog="blindproof", description=__doc__)
+    parser = argparse.ArgumentParser(prog="blindproof", description="Private and verifiable inference.")
     parser.add_argument("--version", action="version", version=f"blindproof {blindproof.__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
     return parser
 
 
