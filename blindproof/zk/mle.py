@@ -1,0 +1,200 @@
+"""Multilinear extensions over the boolean hypercube: evaluation, eq tables, folding.
+
+Convention (shared by sumcheck, lookups and the commitment): a table ``f`` of length ``2^n`` is the
+multilinear polynomial with ``f(b_0, …, b_{n-1}) = f[index]`` where ``b_0`` is the MOST significant bit
+of ``index``. A point is a sequence ``(r_0, …, r_{n-1})``; binding ``r_0`` first folds the two halves
+``f[:half]`` and ``f[half:]``. So a row-major (rows, cols) matrix is an MLE whose first ``log2 rows``
+variables pick the row.
+
+Base tables are (2^n,) uint32, extension tables (2^n, 4) uint32; points are (n, 4) extension arrays
+or (n,) base arrays.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from blindproof.zk import field as F
+from blindproof.zk._kernels import _P, e_mul
+
+_NJ = dict(cache=True, nogil=True, boundscheck=False)
+
+
+@nb.njit(**_NJ)
+def _fold_ext_inplace(t, length, r):
+    """t (m, 4): t[j] <- t[j] + r·(t[j+h] - t[j]) for j < h = length/2."""
+    h = length // 2
+    r0, r1, r2, r3 = np.uint64(r[0]), np.uint64(r[1]), np.uint64(r[2]), np.uint64(r[3])
+    for j in range(h):
+        l0, l1, l2, l3 = np.uint64(t[j, 0]), np.uint64(t[j, 1]), np.uint64(t[j, 2]), np.uint64(t[j, 3])
+        u0, u1, u2, u3 = (np.uint64(t[j + h, 0]), np.uint64(t[j + h, 1]), np.uint64(t[j + h, 2]),
+                          np.uint64(t[j + h, 3]))
+        d0 = u0 - l0 if u0 >= l0 else u0 + _P - l0
+        d1 = u1 - l1 if u1 >= l1 else u1 + _P - l1
+        d2 = u2 - l2 if u2 >= l2 else u2 + _P - l2
+        d3 = u3 - l3 if u3 >= l3 else u3 + _P - l3
+        p0, p1, p2, p3 = e_mul(d0, d1, d2, d3, r0, r1, r2, r3)
+        t[j, 0] = (l0 + p0) % _P
+        t[j, 1] = (l1 + p1) % _P
+        t[j, 2] = (l2 + p2) % _P
+        t[j, 3] = (l3 + p3) % _P
+
+
+@nb.njit(**_NJ)
+def _fold_base_to_ext(t, r):
+    """Base table t (m,) bound at its first variable to extension r: returns (m/2, 4)."""
+    h = t.shape[0] // 2
+    out = np.empty((h, 4), dtype=np.uint32)
+    for j in range(h):
+        lo = np.uint64(t[j])
+        hi = np.uint64(t[j + h])
+        d = hi - lo if hi >= lo else hi + _P - lo
+        out[j, 0] = (lo + (d * np.uint64(r[0])) % _P) % _P
+        for c in range(1, 4):
+            out[j, c] = (d * np.uint64(r[c])) % _P
+    return out
+
+
+@nb.njit(**_NJ)
+def _fold_base_inplace(t, length, r):
+    h = length // 2
+    rr = np.uint64(r)
+    for j in range(h):
+        lo = np.uint64(t[j])
+        hi = np.uint64(t[j + h])
+        d = hi - lo if hi >= lo else hi + _P - lo
+        t[j] = (lo + (d * rr) % _P) % _P
+
+
+@nb.njit(**_NJ)
+def _eq_table_ext(point):
+    n = point.shape[0]
+    m = 1 << n
+    t = np.zeros((m, 4), dtype=np.uint32)
+    t[0, 0] = 1
+    size = 1
+    for i in range(n):
+        r0, r1, r2, r3 = (np.uint64(point[i, 0]), np.uint64(point[i, 1]), np.uint64(point[i, 2]),
+                          np.uint64(point[i, 3]))
+        # new[2j+1] = t[j]·r, new[2j] = t[j] - t[j]·r ; walk backwards to do it in place
+        for j in range(size - 1, -1, -1):
+            a0, a1, a2, a3 = np.uint64(t[j, 0]), np.uint64(t[j, 1]), np.uint64(t[j, 2]), np.uint64(t[j, 3])
+            h0, h1, h2, h3 = e_mul(a0, a1, a2, a3, r0, r1, r2, r3)
+            t[2 * j + 1, 0] = h0
+            t[2 * j + 1, 1] = h1
+            t[2 * j + 1, 2] = h2
+            t[2 * j + 1, 3] = h3
+            t[2 * j, 0] = a0 - h0 if a0 >= h0 else a0 + _P - h0
+            t[2 * j, 1] = a1 - h1 if a1 >= h1 else a1 + _P - h1
+            t[2 * j, 2] = a2 - h2 if a2 >= h2 else a2 + _P - h2
+            t[2 * j, 3] = a3 - h3 if a3 >= h3 else a3 + _P - h3
+        size *= 2
+    return t
+
+
+def _as_point(point: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Return (point, is_ext)."""
+    pt = F._check(point, "point")
+    if pt.ndim == 2 and pt.shape[1] == 4:
+        return np.ascontiguousarray(pt), True
+    if pt.ndim == 1:
+        return np.ascontiguousarray(pt), False
+    raise ValueError(f"point must have shape (n, 4) (extension) or (n,) (base), got {pt.shape}")
+
+
+def num_vars(table: np.ndarray) -> int:
+    """log2 of a table's length; raises if the length is not a power of two."""
+    m = table.shape[0]
+    if m < 1 or m & (m - 1):
+        raise ValueError(f"MLE table length must be a power of two, got {m}")
+    return m.bit_length() - 1
+
+
+def is_ext_table(table: np.ndarray) -> bool:
+    """True for (m, 4) extension tables, False for (m,) base tables."""
+    if table.ndim == 1:
+        return False
+    if table.ndim == 2 and table.shape[1] == 4:
+        return True
+    raise ValueError(f"MLE table must have shape (m,) or (m, 4), got {table.shape}")
+
+
+def eq_table(point: np.ndarray) -> np.ndarray:
+    """Table of ``eq(point, x)`` over the hypercube (first coordinate = most significant bit).
+
+    Extension point (n, 4) -> (2^n, 4); base point (n,) -> (2^n, 4) as well (embedded)."""
+    pt, is_ext = _as_point(point)
+    if not is_ext:
+        pt = F.embed(pt)
+    return _eq_table_ext(pt)
+
+
+def eq_eval(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``eq(a, b) = prod_i (a_i b_i + (1 - a_i)(1 - b_i))`` for two extension points -> (4,)."""
+    a, _ = _as_point(a if np.asarray(a).ndim == 2 else F.embed(a))
+    b, _ = _as_point(b if np.asarray(b).ndim == 2 else F.embed(b))
+    if a.shape != b.shape:
+        raise ValueError(f"eq_eval: points differ in length: {a.shape} vs {b.shape}")
+    ab = F.emul(a, b)
+    one = F.eone()
+    # a b + (1 - a)(1 - b) = 2ab - a - b + 1
+    terms = F.eadd(F.esub(F.esub(F.eadd(ab, ab), a), b), one)
+    out = one
+    for t in terms:
+        out = F.emul(out, t)
+    return out
+
+
+def fold(table: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Bind the first (most significant) variable of ``table`` to the extension element ``r``."""
+    t = F._check(table, "table")
+    if num_vars(t) < 1:
+        raise ValueError("fold: table has no variable left")
+    r = F._check_ext(r, "r").reshape(4)
+    if is_ext_table(t):
+        out = np.array(t, dtype=np.uint32, copy=True)
+        _fold_ext_inplace(out, out.shape[0], r)
+        return out[: out.shape[0] // 2].copy()
+    return _fold_base_to_ext(np.ascontiguousarray(t), r)
+
+
+def evaluate(table: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """The MLE of ``table`` at ``point``. Extension point or extension table -> (4,); both base -> scalar."""
+    t = F._check(table, "table")
+    n = num_vars(t)
+    pt, pt_ext = _as_point(point)
+    if pt.shape[0] != n:
+        raise ValueError(f"evaluate: table has {n} variables, point has {pt.shape[0]}")
+    t_ext = is_ext_table(t)
+    if not pt_ext and not t_ext:
+        buf = np.array(t, dtype=np.uint32, copy=True)
+        length = buf.shape[0]
+        for i in range(n):
+            _fold_base_inplace(buf, length, pt[i])
+            length //= 2
+        return buf[0]
+    if not pt_ext:
+        pt = F.embed(pt)
+    if t_ext:
+        buf = np.array(t, dtype=np.uint32, copy=True)
+        start = 0
+    else:
+        if n == 0:
+            return F.embed(t[0])
+        buf = _fold_base_to_ext(np.ascontiguousarray(t), pt[0])
+        start = 1
+    length = buf.shape[0]
+    for i in range(start, n):
+        _fold_ext_inplace(buf, length, pt[i])
+        length //= 2
+    return buf[0].copy()
+
+
+def evaluate_by_eq(table: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """Reference evaluation ``sum_x table[x] · eq(point, x)`` (slower; used to cross-check)."""
+    t = F._check(table, "table")
+    eq = eq_table(point)
+    if is_ext_table(t):
+        return F.edot_ext(eq, t)
+    return F.edot(eq, t)

@@ -1,0 +1,573 @@
+"""Sumcheck for sums of products of multilinears (degree ≤ 3 per term), optionally zero-knowledge masked.
+
+Statement: ``claim = sum_{x ∈ {0,1}^n} sum_t c_t · prod_{k ∈ term t} f_k(x)``. Each round binds the first
+(most significant, see :mod:`blindproof.zk.mle`) variable; the prover sends the round polynomial as
+its values at ``0, 2, 3, …, d`` (the value at 1 follows from the running claim). Rounds run in the
+base field while every table is still a base table (saves a factor ~4 on the first, largest round).
+The proof ends with the prover's claimed values ``f_k(r)``; the verifier checks the composition and
+returns them as evaluation claims for a commitment (or the caller) to settle.
+
+Zero knowledge (Libra-style masking): the prover samples ``g(x) = sum_i g_i(x_i)`` with random
+univariate ``g_i`` of degree ``d`` (:class:`MaskPolynomial`), commits to its coefficients (with the
+PCS; the caller absorbs that commitment), and sends ``H = sum_x g(x)``. After the challenge ``ρ`` the
+sumcheck runs on ``f + ρ·g`` with claim ``claim + ρ·H``; the final claim includes ``ρ·g(r)``, and
+``g(r)`` becomes an evaluation claim on the committed mask (a linear form of its coefficients,
+:meth:`MaskPolynomial.eval_weights`). The round messages are then uniformly masked; the final values
+``f_k(r)`` must be protected by the hiding commitment that opens them.
+
+Transcript order (prover and verifier alike): shape parameters, claim, [mask sum, ρ], for each round
+(round values, challenge), final values.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field as dc_field
+from typing import Sequence
+
+import numba as nb
+import numpy as np
+
+from blindproof.zk import field as F
+from blindproof.zk._kernels import _P, e_mul, mulmod
+from blindproof.zk.encoding import ProofFormatError, Reader, Writer
+from blindproof.zk.mle import _fold_base_to_ext, _fold_ext_inplace, is_ext_table, num_vars
+from blindproof.zk.transcript import Transcript
+from blindproof.zk.verdict import VerifyResult, guarded
+
+MAX_DEGREE = 3
+MAX_VARS = 40
+MAX_TABLES = 64
+_MAGIC = b"BPSC"
+_VERSION = 1
+
+_NJ = dict(cache=True, nogil=True, boundscheck=False)
+
+
+class SumcheckError(ValueError):
+    """A sumcheck proof does not verify (raised internally; public verifiers return VerifyResult)."""
+
+
+# --- kernels -----------------------------------------------------------------------------------------
+
+@nb.njit(**_NJ)
+def _round_ext(tabs, length, terms, degree):
+    """Per-term sums over j < length/2 of prod_k f_k(X, x_j) at X = 0, 2..degree (X = 1 left zero)."""
+    K = tabs.shape[0]
+    T = terms.shape[0]
+    D1 = degree + 1
+    h = length // 2
+    vals = np.empty((K, D1, 4), dtype=np.uint64)
+    acc = np.zeros((T, D1, 4), dtype=np.uint64)
+    for j in range(h):
+        for k in range(K):
+            for c in range(4):
+                lo = np.uint64(tabs[k, j, c])
+                hi = np.uint64(tabs[k, j + h, c])
+                d = hi - lo if hi >= lo else hi + _P - lo
+                vals[k, 0, c] = lo
+                if D1 > 1:
+                    vals[k, 1, c] = hi
+                v = hi
+                for x in range(2, D1):
+                    v = v + d
+                    if v >= _P:
+                        v -= _P
+                    vals[k, x, c] = v
+        for t in range(T):
+            k0 = terms[t, 0]
+            k1 = terms[t, 1]
+            k2 = terms[t, 2]
+            for x in range(D1):
+                if x == 1:  # g(1) = claim - g(0): never computed
+                    continue
+                a0, a1, a2, a3 = vals[k0, x, 0], vals[k0, x, 1], vals[k0, x, 2], vals[k0, x, 3]
+                if k1 >= 0:
+                    a0, a1, a2, a3 = e_mul(a0, a1, a2, a3, vals[k1, x, 0], vals[k1, x, 1],
+                                           vals[k1, x, 2], vals[k1, x, 3])
+                if k2 >= 0:
+                    a0, a1, a2, a3 = e_mul(a0, a1, a2, a3, vals[k2, x, 0], vals[k2, x, 1],
+                                           vals[k2, x, 2], vals[k2, x, 3])
+                acc[t, x, 0] += a0
+                acc[t, x, 1] += a1
+                acc[t, x, 2] += a2
+                acc[t, x, 3] += a3
+    for t in range(T):
+        for x in range(D1):
+            for c in range(4):
+                acc[t, x, c] %= _P
+    return acc
+
+
+@nb.njit(**_NJ)
+def _round_base(tabs, length, terms, degree):
+    """As ``_round_ext`` for base tables (K, m); returns base sums (T, degree+1)."""
+    K = tabs.shape[0]
+    T = terms.shape[0]
+    D1 = degree + 1
+    h = length // 2
+    vals = np.empty((K, D1), dtype=np.uint64)
+    acc = np.zeros((T, D1), dtype=np.uint64)
+    for j in range(h):
+        for k in range(K):
+            lo = np.uint64(tabs[k, j])
+            hi = np.uint64(tabs[k, j + h])
+            d = hi - lo if hi >= lo else hi + _P - lo
+            vals[k, 0] = lo
+            if D1 > 1:
+                vals[k, 1] = hi
+            v = hi
+            for x in range(2, D1):
+                v = v + d
+                if v >= _P:
+                    v -= _P
+                vals[k, x] = v
+        for t in range(T):
+            k0 = terms[t, 0]
+            k1 = terms[t, 1]
+            k2 = terms[t, 2]
+            for x in range(D1):
+                if x == 1:  # g(1) = claim - g(0): never computed
+                    continue
+                a = vals[k0, x]
+                if k1 >= 0:
+                    a = mulmod(a, vals[k1, x])
+                if k2 >= 0:
+                    a = mulmod(a, vals[k2, x])
+                acc[t, x] += a
+    for t in range(T):
+        for x in range(D1):
+            acc[t, x] %= _P
+    return acc
+
+
+@nb.njit(**_NJ)
+def _fold_all_ext(tabs, length, r):
+    for k in range(tabs.shape[0]):
+        _fold_ext_inplace(tabs[k], length, r)
+
+
+@nb.njit(**_NJ)
+def _fold_all_base(tabs, r):
+    K, m = tabs.shape
+    out = np.empty((K, m // 2, 4), dtype=np.uint32)
+    for k in range(K):
+        out[k] = _fold_base_to_ext(tabs[k], r)
+    return out
+
+
+@nb.njit(**_NJ)
+def _interpolate(evals, r):
+    """Value at r (extension) of the polynomial with values evals[x] at x = 0..d (Lagrange)."""
+    D1 = evals.shape[0]
+    r0, r1, r2, r3 = np.uint64(r[0]), np.uint64(r[1]), np.uint64(r[2]), np.uint64(r[3])
+    out = np.zeros(4, dtype=np.uint64)
+    for i in range(D1):
+        # L_i(r) = prod_{j≠i} (r - j) / (i - j)
+        l0, l1, l2, l3 = np.uint64(1), np.uint64(0), np.uint64(0), np.uint64(0)
+        denom = np.uint64(1)
+        for j in range(D1):
+            if j == i:
+                continue
+            jj = np.uint64(j)
+            s0 = r0 - jj if r0 >= jj else r0 + _P - jj
+            l0, l1, l2, l3 = e_mul(l0, l1, l2, l3, s0, r1, r2, r3)
+            diff = np.uint64(i - j) if i > j else _P - np.uint64(j - i)
+            denom = (denom * diff) % _P
+        # invert the small denominator
+        inv = np.uint64(1)
+        b = denom
+        e = _P - np.uint64(2)
+        while e > 0:
+            if e & np.uint64(1):
+                inv = (inv * b) % _P
+            b = (b * b) % _P
+            e >>= np.uint64(1)
+        w0, w1, w2, w3 = e_mul(l0, l1, l2, l3, np.uint64(evals[i, 0]), np.uint64(evals[i, 1]),
+                               np.uint64(evals[i, 2]), np.uint64(evals[i, 3]))
+        out[0] = (out[0] + (w0 * inv) % _P) % _P
+        out[1] = (out[1] + (w1 * inv) % _P) % _P
+        out[2] = (out[2] + (w2 * inv) % _P) % _P
+        out[3] = (out[3] + (w3 * inv) % _P) % _P
+    return out.astype(np.uint32)
+
+
+def interpolate(evals: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Value at extension point ``r`` of the polynomial given by its values at ``0, 1, …, d``."""
+    ev = F._check_ext(evals, "evals")
+    return _interpolate(np.ascontiguousarray(ev.reshape(-1, 4)), F._check_ext(r, "r").reshape(4))
+
+
+# --- statement ---------------------------------------------------------------------------------------
+
+def _as_coeff(c) -> np.ndarray:
+    if isinstance(c, (int, np.integer)):
+        return F.ext(int(c))
+    arr = F._check(np.asarray(c), "term coefficient")
+    if arr.shape == (4,):
+        return arr
+    if arr.shape == ():
+        return F.embed(arr)
+    raise ValueError(f"term coefficient must be an int, a base element or an extension element, got {arr.shape}")
+
+
+@dataclass(frozen=True)
+class SumcheckSpec:
+    """Public shape of a sumcheck: number of variables, tables, and terms ``(coefficient, factors)``."""
+
+    n_vars: int
+    n_tables: int
+    terms: tuple[tuple[np.ndarray, tuple[int, ...]], ...]
+
+    @staticmethod
+    def make(n_vars: int, n_tables: int, terms: Sequence[tuple[object, Sequence[int]]]) -> "SumcheckSpec":
+        """Validate and normalise a spec."""
+        if not isinstance(n_vars, (int, np.integer)) or not 0 <= n_vars <= MAX_VARS:
+            raise ValueError(f"n_vars must be in [0, {MAX_VARS}], got {n_vars!r}")
+        if not 1 <= n_tables <= MAX_TABLES:
+            raise ValueError(f"n_tables must be in [1, {MAX_TABLES}], got {n_tables}")
+        if not terms:
+            raise ValueError("a sumcheck needs at least one term")
+        norm = []
+        for coeff, factors in terms:
+            factors = tuple(int(k) for k in factors)
+            if not 1 <= len(factors) <= MAX_DEGREE:
+                raise ValueError(f"each term needs 1..{MAX_DEGREE} factors, got {factors}")
+            if any(not 0 <= k < n_tables for k in factors):
+                raise ValueError(f"term factors {factors} out of range for {n_tables} tables")
+            norm.append((_as_coeff(coeff), factors))
+        return SumcheckSpec(int(n_vars), int(n_tables), tuple(norm))
+
+    @property
+    def degree(self) -> int:
+        """Degree of the round polynomials (the longest product)."""
+        return max(len(f) for _, f in self.terms)
+
+    def term_array(self) -> np.ndarray:
+        """Terms as an int64 (T, 3) array padded with -1 (for the kernels)."""
+        arr = -np.ones((len(self.terms), MAX_DEGREE), dtype=np.int64)
+        for t, (_, factors) in enumerate(self.terms):
+            arr[t, : len(factors)] = factors
+        return arr
+
+    def compose(self, values: np.ndarray) -> np.ndarray:
+        """``sum_t c_t · prod_k values[k]`` for per-table extension values (K, 4) -> (4,)."""
+        total = F.ezero()
+        for coeff, factors in self.terms:
+            prod = coeff
+            for k in factors:
+                prod = F.emul(prod, values[k])
+            total = F.eadd(total, prod)
+        return total
+
+    def absorb(self, transcript: Transcript) -> None:
+        """Bind the shape of the statement into the transcript."""
+        transcript.absorb_bytes("sumcheck/shape", struct.pack("<III", self.n_vars, self.n_tables,
+                                                              self.degree))
+        transcript.absorb_field("sumcheck/terms", np.stack([c for c, _ in self.terms]))
+        transcript.absorb_bytes("sumcheck/factors", self.term_array().astype("<i8").tobytes())
+
+
+def hypercube_sum(spec: SumcheckSpec, tables: Sequence[np.ndarray]) -> np.ndarray:
+    """The honest value of the sum (used by provers to state the claim and by tests)."""
+    ext = [F.embed(t) if not is_ext_table(t) else t for t in tables]
+    total = F.ezero()
+    for coeff, factors in spec.terms:
+        prod = ext[factors[0]]
+        for k in factors[1:]:
+            prod = F.emul(prod, ext[k])
+        s = np.array([int(v) for v in np.sum(prod.astype(np.uint64), axis=0) % F.P], dtype=np.uint32)
+        total = F.eadd(total, F.emul(coeff, s))
+    return total
+
+
+# --- zero-knowledge mask -----------------------------------------------------------------------------
+
+@dataclass
+class MaskPolynomial:
+    """``g(x) = sum_i g_i(x_i)`` with ``g_i(X) = sum_k coeffs[i, k] X^k`` (base-field coefficients)."""
+
+    coeffs: np.ndarray  # (n, d+1) uint32
+
+    @staticmethod
+    def random(rng: np.random.Generator, n_vars: int, degree: int) -> "MaskPolynomial":
+        """A uniformly random mask for ``n_vars`` variables and round degree ``degree``."""
+        return MaskPolynomial(F.random(rng, (n_vars, degree + 1)))
+
+    @property
+    def n_vars(self) -> int:
+        return self.coeffs.shape[0]
+
+    @property
+    def degree(self) -> int:
+        return self.coeffs.shape[1] - 1
+
+    def _univariate(self, i: int, x: np.ndarray) -> np.ndarray:
+        """g_i at extension x (Horner)."""
+        acc = F.ezero()
+        for c in self.coeffs[i][::-1]:
+            acc = F.eadd(F.emul(acc, x), F.embed(c))
+        return acc
+
+    def _g01(self) -> np.ndarray:
+        """g_i(0) + g_i(1) for every i, base (n,)."""
+        s = self.coeffs.astype(np.int64).sum(axis=1) % F.P  # g_i(1)
+        return F.add(self.coeffs[:, 0], s.astype(np.uint32))
+
+    def hypercube_sum(self) -> np.ndarray:
+        """``H = sum_x g(x) = 2^{n-1} · sum_i (g_i(0) + g_i(1))`` as an extension element."""
+        n = self.n_vars
+        if n == 0:
+            return F.ezero()
+        total = int(np.sum(self._g01().astype(np.int64)) % F.P)
+        return F.ext(total * pow(2, n - 1, F.P))
+
+    def evaluate(self, point: np.ndarray) -> np.ndarray:
+        """``g(point)`` for an extension point (n, 4)."""
+        total = F.ezero()
+        for i in range(self.n_vars):
+            total = F.eadd(total, self._univariate(i, point[i]))
+        return total
+
+    def eval_weights(self, point: np.ndarray) -> np.ndarray:
+        """Weights ``w`` (n·(d+1), 4) with ``g(point) = sum_j coeffs.flat[j] · w[j]`` (powers of r_i)."""
+        n, d1 = self.coeffs.shape
+        w = np.empty((n, d1, 4), dtype=np.uint32)
+        for i in range(n):
+            p = F.eone()
+            for k in range(d1):
+                w[i, k] = p
+                p = F.emul(p, point[i])
+        return w.reshape(n * d1, 4)
+
+    def round_values(self, j: int, bound_sum: np.ndarray, degree: int) -> np.ndarray:
+        """Values at X = 0..degree of the mask's round-j polynomial, given ``sum_{i<j} g_i(r_i)``."""
+        n = self.n_vars
+        inv2 = (F.P + 1) // 2
+        tail = int(np.sum(self._g01()[j + 1:].astype(np.int64)) % F.P)  # sum_{i>j} (g_i(0)+g_i(1))
+        count = pow(2, n - j - 1, F.P)  # assignments of the variables after j
+        out = np.empty((degree + 1, 4), dtype=np.uint32)
+        for x in range(degree + 1):
+            gj = self._univariate(j, F.ext(x))
+            base = F.emul(F.eadd(bound_sum, gj), F.ext(count))
+            out[x] = F.eadd(base, F.ext(count * tail % F.P * inv2))
+        return out
+
+
+# --- proof -------------------------------------------------------------------------------------------
+
+@dataclass
+class SumcheckProof:
+    """Round values at 0, 2..d per round, the final table values, and the optional mask messages."""
+
+    round_evals: np.ndarray  # (n, d, 4)
+    final_evals: np.ndarray  # (K, 4)
+    mask_sum: np.ndarray | None = None
+    mask_eval: np.ndarray | None = None
+
+    def write(self, w: Writer) -> None:
+        """Append this proof to a writer (shape is implied by the spec the reader passes)."""
+        w.ext_fixed(self.round_evals.reshape(-1, 4))
+        w.ext_fixed(self.final_evals)
+        w.u8(0 if self.mask_sum is None else 1)
+        if self.mask_sum is not None:
+            w.ext_fixed(self.mask_sum.reshape(1, 4))
+            w.ext_fixed(self.mask_eval.reshape(1, 4))
+
+    @staticmethod
+    def read(r: Reader, spec: SumcheckSpec) -> "SumcheckProof":
+        """Read a proof shaped by ``spec``."""
+        n, d = spec.n_vars, spec.degree
+        rounds = r.ext_fixed(n * d).reshape(n, d, 4)
+        finals = r.ext_fixed(spec.n_tables)
+        masked = r.u8(max_value=1)
+        if masked:
+            return SumcheckProof(rounds, finals, r.ext_fixed(1)[0], r.ext_fixed(1)[0])
+        return SumcheckProof(rounds, finals)
+
+    def to_bytes(self, spec: SumcheckSpec) -> bytes:
+        """Self-describing bytes: magic, version, shape, body."""
+        w = Writer()
+        w.header(_MAGIC, _VERSION)
+        w.u8(spec.n_vars)
+        w.u8(spec.degree)
+        w.u8(spec.n_tables)
+        self.write(w)
+        return w.getvalue()
+
+    @staticmethod
+    def from_bytes(data: bytes, spec: SumcheckSpec) -> "SumcheckProof":
+        """Parse bytes written by :meth:`to_bytes` for the expected ``spec``; ProofFormatError otherwise."""
+        r = Reader(data, max_total=64 + 16 * (spec.n_vars * spec.degree + spec.n_tables + 2))
+        r.header(_MAGIC, (_VERSION,))
+        shape = (r.u8(), r.u8(), r.u8())
+        if shape != (spec.n_vars, spec.degree, spec.n_tables):
+            raise ProofFormatError(f"proof shape {shape} does not match the statement "
+                                   f"{(spec.n_vars, spec.degree, spec.n_tables)}")
+        proof = SumcheckProof.read(r, spec)
+        r.finish()
+        return proof
+
+
+@dataclass
+class ProverOutput:
+    """What the prover learns: the proof, the random point, and (if masked) g(point)."""
+
+    proof: SumcheckProof
+    point: np.ndarray  # (n, 4)
+    final_evals: np.ndarray = dc_field(default_factory=lambda: F.ezero(0))
+
+
+# --- prover ------------------------------------------------------------------------------------------
+
+def prove(spec: SumcheckSpec, tables: Sequence[np.ndarray], claim: np.ndarray, transcript: Transcript,
+          mask: MaskPolynomial | None = None) -> ProverOutput:
+    """Prove ``claim = sum_x sum_t c_t prod_k tables[k](x)``; tables are consumed read-only."""
+    if len(tables) != spec.n_tables:
+        raise ValueError(f"spec has {spec.n_tables} tables, got {len(tables)}")
+    n, d = spec.n_vars, spec.degree
+    for k, t in enumerate(tables):
+        if num_vars(t) != n:
+            raise ValueError(f"table {k} has {num_vars(t)} variables, spec says {n}")
+    if mask is not None and (mask.n_vars != n or mask.degree > d):
+        raise ValueError(f"mask shape (n={mask.n_vars}, d={mask.degree}) does not fit the spec (n={n}, d={d})")
+    claim = F._check_ext(claim, "claim").reshape(4)
+    terms = spec.term_array()
+    coeffs = np.stack([c for c, _ in spec.terms])
+
+    spec.absorb(transcript)
+    transcript.absorb_ext("sumcheck/claim", claim)
+    rho = None
+    if mask is not None:
+        mask_sum = mask.hypercube_sum()
+        transcript.absorb_ext("sumcheck/mask_sum", mask_sum)
+        rho = transcript.challenge_ext("sumcheck/rho")
+        claim = F.eadd(claim, F.emul(rho, mask_sum))
+
+    base_mode = all(not is_ext_table(t) for t in tables)
+    if base_mode:
+        tabs = np.stack([np.asarray(t, dtype=np.uint32) for t in tables])
+    else:
+        tabs = np.stack([t if is_ext_table(t) else F.embed(t) for t in tables]).astype(np.uint32)
+    length = 1 << n
+    rounds = np.empty((n, d, 4), dtype=np.uint32)
+    point = np.empty((n, 4), dtype=np.uint32)
+    bound_mask = F.ezero()
+    for j in range(n):
+        if base_mode:
+            sums = F.embed(_round_base(tabs, length, terms, d).astype(np.uint32))
+        else:
+            sums = _round_ext(tabs, length, terms, d).astype(np.uint32)
+        vals = F.ezero(d + 1)
+        for t in range(len(spec.terms)):
+            vals = F.eadd(vals, F.emul(coeffs[t], sums[t]))
+        if mask is not None:
+            vals = F.eadd(vals, F.emul(rho, mask.round_values(j, bound_mask, d)))
+        vals[1] = F.esub(claim, vals[0])
+        rounds[j, 0] = vals[0]
+        rounds[j, 1:] = vals[2:]
+        transcript.absorb_ext("sumcheck/round", rounds[j])
+        r = transcript.challenge_ext("sumcheck/r")
+        point[j] = r
+        claim = interpolate(vals, r)
+        if mask is not None:
+            bound_mask = F.eadd(bound_mask, mask._univariate(j, r))
+        if base_mode:
+            tabs = _fold_all_base(tabs, r)
+            base_mode = False
+        else:
+            _fold_all_ext(tabs, length, r)
+        length //= 2
+    if n == 0:
+        tabs = tabs if tabs.ndim == 3 else F.embed(tabs)
+    finals = np.ascontiguousarray(tabs[:, 0, :])
+    transcript.absorb_ext("sumcheck/final", finals)
+    proof = SumcheckProof(rounds, finals)
+    if mask is not None:
+        proof.mask_sum = mask_sum
+        proof.mask_eval = mask.evaluate(point)
+        transcript.absorb_ext("sumcheck/mask_eval", proof.mask_eval)
+    return ProverOutput(proof, point, finals)
+
+
+# --- verifier ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EvalClaim:
+    """A claim ``column(point) = value`` to be settled by a commitment opening or by the verifier."""
+
+    column: str
+    point: np.ndarray  # (n, 4)
+    value: np.ndarray  # (4,)
+
+
+def verify_rounds(spec: SumcheckSpec, claim: np.ndarray, proof: SumcheckProof,
+                  transcript: Transcript) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Replay the rounds; returns (point, final claim on f + ρ·g, ρ or None). Raises SumcheckError."""
+    n, d = spec.n_vars, spec.degree
+    if proof.round_evals.shape != (n, d, 4) or proof.final_evals.shape != (spec.n_tables, 4):
+        raise SumcheckError("proof shape does not match the statement")
+    claim = F._check_ext(claim, "claim").reshape(4)
+    spec.absorb(transcript)
+    transcript.absorb_ext("sumcheck/claim", claim)
+    rho = None
+    if proof.mask_sum is not None:
+        transcript.absorb_ext("sumcheck/mask_sum", proof.mask_sum)
+        rho = transcript.challenge_ext("sumcheck/rho")
+        claim = F.eadd(claim, F.emul(rho, proof.mask_sum))
+    point = np.empty((n, 4), dtype=np.uint32)
+    full = np.empty((d + 1, 4), dtype=np.uint32)
+    for j in range(n):
+        ev = proof.round_evals[j]
+        transcript.absorb_ext("sumcheck/round", ev)
+        r = transcript.challenge_ext("sumcheck/r")
+        full[0] = ev[0]
+        full[1] = F.esub(claim, ev[0])  # g(0) + g(1) = claim by construction
+        full[2:] = ev[1:]
+        claim = interpolate(full, r)
+        point[j] = r
+    transcript.absorb_ext("sumcheck/final", proof.final_evals)
+    if proof.mask_eval is not None:
+        transcript.absorb_ext("sumcheck/mask_eval", proof.mask_eval)
+    return point, claim, rho
+
+
+def verify(spec: SumcheckSpec, claim: np.ndarray, proof: SumcheckProof, transcript: Transcript,
+           table_names: Sequence[str] | None = None, require_mask: bool = False) -> VerifyResult:
+    """Verify a sumcheck proof. On success the result carries :class:`EvalClaim` s: one per table
+    (``table_names[k]`` at the random point) and, if masked, ``"mask"`` with the value ``g(r)``.
+    Never raises."""
+    names = list(table_names) if table_names is not None else [f"table{k}" for k in range(spec.n_tables)]
+
+    def run() -> VerifyResult:
+        if len(names) != spec.n_tables:
+            return VerifyResult.reject("sumcheck: wrong number of table names")
+        if require_mask and proof.mask_sum is None:
+            return VerifyResult.reject("sumcheck: a masked (zero-knowledge) proof is required")
+        if (proof.mask_sum is None) != (proof.mask_eval is None):
+            return VerifyResult.reject("sumcheck: incomplete mask messages")
+        point, final, rho = verify_rounds(spec, claim, proof, transcript)
+        expect = spec.compose(proof.final_evals)
+        if rho is not None:
+            expect = F.eadd(expect, F.emul(rho, proof.mask_eval))
+        if not np.array_equal(expect, final):
+            return VerifyResult.reject("sumcheck: final values do not match the last round polynomial")
+        claims = [EvalClaim(nm, point, proof.final_evals[k].copy()) for k, nm in enumerate(names)]
+        if proof.mask_eval is not None:
+            claims.append(EvalClaim("mask", point, proof.mask_eval.copy()))
+        return VerifyResult.accept(tuple(claims))
+
+    return guarded(run, "sumcheck")
+
+
+def verify_bytes(spec: SumcheckSpec, claim: np.ndarray, data: bytes, transcript: Transcript,
+                 table_names: Sequence[str] | None = None) -> VerifyResult:
+    """Parse and verify serialized proof bytes; malformed input is a rejection, never an exception."""
+    def run() -> VerifyResult:
+        try:
+            proof = SumcheckProof.from_bytes(data, spec)
+        except ProofFormatError as exc:
+            return VerifyResult.reject(f"sumcheck: malformed proof: {exc}")
+        return verify(spec, claim, proof, transcript, table_names)
+
+    return guarded(run, "sumcheck")
