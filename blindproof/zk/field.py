@@ -50,6 +50,10 @@ def _check_ext(a: ArrayLike, name: str = "a") -> np.ndarray:
 
 def _flat_pair(a: np.ndarray, b: np.ndarray, trailing: int = 0) -> tuple[np.ndarray, np.ndarray, tuple]:
     """Broadcast two arrays and flatten them (keeping ``trailing`` axes) into contiguous buffers."""
+    if a.shape == b.shape:  # common fast path: no broadcasting needed
+        keep = a.shape[a.ndim - trailing:] if trailing else ()
+        return (np.ascontiguousarray(a).reshape(-1, *keep), np.ascontiguousarray(b).reshape(-1, *keep),
+                a.shape)
     if trailing:
         lead = np.broadcast_shapes(a.shape[:-trailing], b.shape[:-trailing])
         shape = lead + a.shape[-trailing:]

@@ -1,0 +1,237 @@
+"""logUp-GKR lookups: completeness, claims against direct MLE evaluation, and must-reject cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from blindproof.zk import field as F
+from blindproof.zk import lookup as L
+from blindproof.zk import mle
+from blindproof.zk.transcript import Transcript
+
+
+def committed(groups, mult, skip_mult: bool = False, cls=Transcript) -> Transcript:
+    """A transcript that has absorbed the witness columns and multiplicities (stand-in commitment)."""
+    t = cls(b"test-lookup", b"statement")
+    for g, group in enumerate(groups):
+        for c, col in enumerate(group):
+            t.absorb_field(f"commit/g{g}c{c}", col)
+    if not skip_mult:
+        t.absorb_field("commit/mult", mult)
+    return t
+
+
+def settle(st, groups, mult, res):
+    """Check every evaluation claim against the actual columns (what the PCS opening will do)."""
+    names = {}
+    for g in range(len(groups)):
+        for c, name in enumerate(st.column_names(g)):
+            names[name] = groups[g][c]
+    names[L.MULTIPLICITY_COLUMN] = mult
+    assert len(res.claims) == len(names)
+    for cl in res.claims:
+        v = mle.evaluate(names[cl.column], cl.point)
+        v = v if np.asarray(v).shape == (4,) else F.embed(v)
+        np.testing.assert_array_equal(v, cl.value, err_msg=cl.column)
+
+
+def run(st, groups, mult=None):
+    mult = st.table.multiplicities(groups) if mult is None else mult
+    proof = L.prove(st, groups, mult, committed(groups, mult))
+    return proof, mult, L.verify(st, proof, committed(groups, mult))
+
+
+@pytest.mark.parametrize("logs", [(0,), (1,), (4, 7), (9, 0, 3)])
+def test_range_completeness_and_claims(logs):
+    rng = np.random.default_rng(sum(logs))
+    table = L.LookupTable.range(8)
+    groups = [[rng.integers(0, 256, 1 << n).astype(np.uint32)] for n in logs]
+    st = L.LookupStatement(table, tuple(f"w{i}" for i in range(len(logs))), logs)
+    proof, mult, res = run(st, groups)
+    assert res.ok, res.reason
+    settle(st, groups, mult, res)
+    data = proof.to_bytes(st)
+    assert L.verify_bytes(st, data, committed(groups, mult)).ok
+
+
+def test_table_deeper_and_shallower_than_witness():
+    rng = np.random.default_rng(1)
+    for bits, n in [(10, 3), (3, 10)]:
+        table = L.LookupTable.range(bits)
+        groups = [[rng.integers(0, 1 << bits, 1 << n).astype(np.uint32)]]
+        st = L.LookupStatement(table, ("w",), (n,))
+        _, mult, res = run(st, groups)
+        assert res.ok, res.reason
+        settle(st, groups, mult, res)
+
+
+def test_function_table_with_signed_inputs():
+    xs = np.arange(-32, 32)
+    table = L.LookupTable.function("gelu-ish", F.from_signed(xs), F.from_signed(np.maximum(xs, 0) * 3 - 1))
+    rng = np.random.default_rng(2)
+    x = rng.integers(-32, 32, 128)
+    groups = [[F.from_signed(x), F.from_signed(np.maximum(x, 0) * 3 - 1)]]
+    st = L.LookupStatement(table, ("act",), (7,))
+    _, mult, res = run(st, groups)
+    assert res.ok, res.reason
+    assert [c.column for c in res.claims] == ["act[0]", "act[1]", "multiplicities"]
+    settle(st, groups, mult, res)
+
+
+def test_range_check_by_16_bit_limbs():
+    rng = np.random.default_rng(3)
+    values = rng.integers(0, 1 << 32, 256, dtype=np.int64)
+    lo, hi = L.split_limbs(values, 16, 2)
+    np.testing.assert_array_equal(lo.astype(np.int64) + (hi.astype(np.int64) << 16), values)
+    st = L.LookupStatement(L.LookupTable.range(16), ("lo", "hi"), (8, 8))
+    _, mult, res = run(st, [[lo], [hi]])
+    assert res.ok, res.reason
+    settle(st, [[lo], [hi]], mult, res)
+    with pytest.raises(ValueError, match="split_limbs"):
+        L.split_limbs(np.array([1 << 32]), 16, 2)
+
+
+def test_non_arange_table_column_is_evaluated_by_the_verifier():
+    rng = np.random.default_rng(4)
+    vals = rng.permutation(1 << 6).astype(np.uint32) * 7
+    table = L.LookupTable("perm", (vals,))
+    groups = [[vals[rng.integers(0, 64, 32)]]]
+    st = L.LookupStatement(table, ("w",), (5,))
+    _, mult, res = run(st, groups)
+    assert res.ok, res.reason
+    settle(st, groups, mult, res)
+
+
+# --- soundness ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def honest():
+    rng = np.random.default_rng(5)
+    table = L.LookupTable.range(8)
+    groups = [[rng.integers(0, 256, 64).astype(np.uint32)], [rng.integers(0, 256, 16).astype(np.uint32)]]
+    st = L.LookupStatement(table, ("a", "b"), (6, 4))
+    proof, mult, res = run(st, groups)
+    assert res.ok
+    return st, groups, mult, proof
+
+
+def test_value_outside_table_rejected(honest):
+    st, groups, mult, _ = honest
+    bad = [[groups[0][0].copy()], groups[1]]
+    bad[0][0][17] = 256  # one row outside [0, 256)
+    with pytest.raises(ValueError, match="not in table"):
+        st.table.multiplicities(bad)
+    # the cheating prover keeps the honest multiplicities, or moves the count to the nearest row
+    near = mult.copy()
+    near[int(groups[0][0][17])] -= 1
+    near[255] += 1
+    for m in (mult, near):
+        proof = L.prove(st, bad, m, committed(bad, m))
+        res = L.verify(st, proof, committed(bad, m))
+        assert not res.ok and "differ" in res.reason
+
+
+def test_wrong_multiplicities_rejected(honest):
+    st, groups, mult, _ = honest
+    m = mult.copy()
+    i = int(np.nonzero(mult)[0][0])
+    m[i] -= 1
+    m[(i + 1) % 256] += 1  # same total count, wrong rows
+    proof = L.prove(st, groups, m, committed(groups, m))
+    assert not L.verify(st, proof, committed(groups, m)).ok
+
+
+def test_tampered_proof_parts_rejected(honest):
+    st, groups, mult, proof = honest
+    def fresh():
+        return L.LookupProof(proof.roots.copy(), [L.S.SumcheckProof(l.round_evals.copy(), l.final_evals.copy())
+                                                  for l in proof.layers], [e.copy() for e in proof.column_evals])
+    p = fresh()
+    p.roots[0, 0, 1] ^= 1
+    assert not L.verify(st, p, committed(groups, mult)).ok
+    for k in (0, 3, 5):
+        p = fresh()
+        if p.layers[k].round_evals.size:
+            p.layers[k].round_evals[0, 0, 0] = (int(p.layers[k].round_evals[0, 0, 0]) + 1) % F.P
+        else:
+            p.layers[k].final_evals[1, 0] = (int(p.layers[k].final_evals[1, 0]) + 1) % F.P
+        assert not L.verify(st, p, committed(groups, mult)).ok
+    p = fresh()
+    p.column_evals[1][0, 2] = (int(p.column_evals[1][0, 2]) + 1) % F.P
+    assert not L.verify(st, p, committed(groups, mult)).ok
+    # different table, different statement
+    other = L.LookupStatement(L.LookupTable.range(8), ("a", "c"), (6, 4))
+    assert not L.verify(other, proof, committed(groups, mult)).ok
+
+
+def test_byte_flips_never_accepted(honest):
+    st, groups, mult, proof = honest
+    data = proof.to_bytes(st)
+    rng = np.random.default_rng(6)
+    positions = rng.choice(len(data), size=min(len(data), 400), replace=False)
+    for pos in positions:
+        flipped = bytearray(data)
+        flipped[pos] ^= 1 << int(rng.integers(0, 8))
+        res = L.verify_bytes(st, bytes(flipped), committed(groups, mult))
+        assert not res.ok, f"flip at byte {pos} accepted"
+    for bad in (data[:-1], data + b"\0", b"", data[:6]):
+        assert not L.verify_bytes(st, bad, committed(groups, mult)).ok
+
+
+def _solve_mod_p(matrix: list[list[int]], rhs: list[int]) -> list[int]:
+    """Gaussian elimination over F_p (small dense system)."""
+    p = F.P
+    n = len(rhs)
+    a = [row[:] + [r] for row, r in zip(matrix, rhs)]
+    for col in range(n):
+        piv = next(r for r in range(col, n) if a[r][col] % p)
+        a[col], a[piv] = a[piv], a[col]
+        inv = pow(a[col][col], p - 2, p)
+        a[col] = [v * inv % p for v in a[col]]
+        for r in range(n):
+            if r != col and a[r][col]:
+                f = a[r][col]
+                a[r] = [(v - f * w) % p for v, w in zip(a[r], a[col])]
+    return [a[r][n] for r in range(n)]
+
+
+def test_uncommitted_multiplicities_admit_a_forgery_the_real_transcript_rejects():
+    """If the multiplicities are not absorbed before α, the prover picks them after seeing α and
+    'proves' a row outside the table; binding them first defeats the same forgery."""
+    rng = np.random.default_rng(7)
+    table = L.LookupTable.range(8)
+    w = rng.integers(0, 256, 16).astype(np.uint32)
+    w[3] = 1000  # outside [0, 256)
+    groups = [[w]]
+    st = L.LookupStatement(table, ("w",), (4,))
+    # learn α from the transcript that forgot the multiplicities
+    probe = committed(groups, None, skip_mult=True)
+    st.absorb(probe)
+    alpha = probe.challenge_ext("lookup/alpha")
+    # target = sum_i 1/(α - w_i); choose base-field m_0..m_3 with sum_j m_j/(α - j) = target
+    target = F.edot_ext(F.einv(F.esub(alpha[None, :], F.embed(w))), F.eone(16))
+    coeffs = F.einv(F.esub(alpha[None, :], F.embed(np.arange(4, dtype=np.uint32))))
+    m_small = _solve_mod_p([[int(coeffs[j, k]) for j in range(4)] for k in range(4)], [int(v) for v in target])
+    mult = np.zeros(256, dtype=np.uint32)
+    mult[:4] = m_small
+    forged = L.prove(st, groups, mult, committed(groups, mult, skip_mult=True))
+    broken = L.verify(st, forged, committed(groups, mult, skip_mult=True))
+    assert broken.ok  # the broken verifier accepts a lookup of 1000 into [0, 256)
+    settle(st, groups, mult, broken)  # and the claims even open correctly
+    assert not L.verify(st, forged, committed(groups, mult)).ok  # the real one rejects
+
+
+def test_prover_and_statement_reject_bad_inputs():
+    table = L.LookupTable.range(4)
+    st = L.LookupStatement(table, ("w",), (3,))
+    with pytest.raises(ValueError, match="columns of length"):
+        L.prove(st, [[np.zeros(4, dtype=np.uint32)]], np.zeros(16, dtype=np.uint32), committed([], None, skip_mult=True))
+    with pytest.raises(ValueError, match="mult"):
+        L.prove(st, [[np.zeros(8, dtype=np.uint32)]], np.zeros(8, dtype=np.uint32), committed([], None, skip_mult=True))
+    with pytest.raises(ValueError, match="distinct"):
+        L.LookupStatement(table, ("w", "w"), (3, 3))
+    with pytest.raises(ValueError, match="distinct"):
+        L.LookupTable.function("f", np.zeros(4, dtype=np.uint32), np.zeros(4, dtype=np.uint32))
+    with pytest.raises(ValueError, match="width"):
+        L.LookupTable("t", ())
