@@ -1,0 +1,14 @@
+"""The integer model: the exact integer semantics a proof of inference attests (docs/quant.md).
+
+- `spec`: op set and the serializable, hashable quantization spec
+- `tables`: public lookup tables (SiLU, GELU, exp, RoPE cos/sin)
+- `quantize`: torch Transformer / MLP -> integer program, with calibration
+- `reference`: the numpy int64 forward that records every witness
+"""
+
+from blindproof.zk.quant.quantize import QuantConfig, QuantizationError, QuantizedModel, build_program, quantize
+from blindproof.zk.quant.reference import BoundError, Trace, run_program
+from blindproof.zk.quant.spec import ACC_BOUND, Op, QuantSpec, TableSpec, TensorSpec, WeightSpec
+
+__all__ = ["ACC_BOUND", "BoundError", "Op", "QuantConfig", "QuantSpec", "QuantizationError", "QuantizedModel",
+           "TableSpec", "TensorSpec", "Trace", "WeightSpec", "build_program", "quantize", "run_program"]

@@ -1,0 +1,501 @@
+"""Torch model -> integer program (QuantSpec + integer weights), scales chosen from calibration data.
+
+The model is walked once in float64 on calibration inputs. Each step records the float value of its
+output, the integer op it becomes, and the bounds its integer form must respect. Then every free
+activation exponent is set from its calibration maximum (int16 with `act_headroom` to spare), lowered
+where a consumer's accumulator would pass 2^30 / `acc_headroom`, and every other exponent follows:
+accumulators add their operands' exponents, views inherit. Finally the integer program runs on the
+calibration data and any |value| >= 2^30 fails loudly with `QuantizationError`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from blindproof.models.mlp import MLP
+from blindproof.models.transformer import Transformer
+from blindproof.zk.quant.reference import BoundError, Trace, run_program
+from blindproof.zk.quant.spec import ACC_BOUND, INT8_MAX, INT16_MAX, Op, QuantSpec, TableSpec, TensorSpec, WeightSpec
+from blindproof.zk.quant.tables import (activation_table, exp_table, rope_angles, rope_table,
+                                        round_half_up)
+
+WIDE = ACC_BOUND - 1
+
+# Float activations for calibration (vectorized; the integer tables come from tables.py).
+_FLOAT_ACT: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "silu": lambda x: torch.nn.functional.silu(torch.from_numpy(x)).numpy(),
+    "gelu": lambda x: torch.nn.functional.gelu(torch.from_numpy(x)).numpy(),
+    "gelu_tanh": lambda x: torch.nn.functional.gelu(torch.from_numpy(x), approximate="tanh").numpy(),
+}
+
+
+class QuantizationError(ValueError):
+    """The model cannot be quantized within the integer model's bounds (or the input is unusable)."""
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """Knobs of the quantizer; everything they decide is written into the QuantSpec."""
+
+    act_headroom: float = 2.0      # calibration max of an activation maps to <= 32767 / act_headroom
+    acc_headroom: float = 4.0      # calibration max of an accumulator maps to <= 2^30 / acc_headroom
+    norm_sq_limit: int = 1 << 28   # sum of squares inside a norm stays below this on calibration data
+    per_channel: bool = True       # int8 weight exponent per output row (else one per matrix)
+    score_exp: int = 12            # attention scores enter softmax at 2^-12 (exp table domain [0, 16))
+    exp_out_exp: int = 15          # exp table entries: round(2^15 exp(-z)), so exp(0) = 2^15
+    prob_exp: int = 14             # probabilities at 2^-14; e * 2^14 <= 2^29 keeps divisions below 2^30
+    rope_exp: int = 13             # cos/sin at 2^-13: x1*C - x2*S <= 2 * 2^15 * 2^13 = 2^29
+    max_exp: int = 24              # cap for tensors whose calibration values are (near) zero
+
+    def __post_init__(self) -> None:
+        if self.act_headroom < 1 or self.acc_headroom < 1:
+            raise ValueError("headrooms must be >= 1")
+        if self.exp_out_exp + self.prob_exp > 29:
+            raise ValueError("exp_out_exp + prob_exp must be <= 29 (softmax numerators below 2^30)")
+        if self.prob_exp > 14:
+            raise ValueError("prob_exp must be <= 14 (p @ v with int16 v stays below 2^30)")
+        if self.rope_exp > 13:
+            raise ValueError("rope_exp must be <= 13 (RoPE products of int16 stay below 2^30)")
+
+
+class _Node:
+    """A tensor of the program being built: float calibration value plus how its exponent is set."""
+
+    def __init__(self, name: str, value: np.ndarray, role: str, lo: int, hi: int, *, tie: "_Node | None" = None,
+                 fixed: int | None = None, derive: Callable[[], np.ndarray] | None = None,
+                 stat: float | None = None) -> None:
+        self.name, self.value, self.role, self.lo, self.hi = name, value, role, lo, hi
+        self.tie, self.fixed, self.derive = tie, fixed, derive
+        self.stat = float(np.abs(value).max()) if stat is None and value.size else (stat or 0.0)
+
+    @property
+    def free(self) -> bool:
+        return self.tie is None and self.fixed is None and self.derive is None
+
+    def root(self) -> "_Node":
+        return self.tie.root() if self.tie is not None else self
+
+
+def _floor_log2(x: float) -> int:
+    return math.floor(math.log2(x))
+
+
+class _Builder:
+    def __init__(self, cfg: QuantConfig) -> None:
+        self.cfg = cfg
+        self.nodes: dict[str, _Node] = {}
+        self.ops: list[tuple[str, list[_Node], _Node, Callable[[], dict]]] = []
+        self.weights: dict[str, Callable[[], tuple[np.ndarray, str, np.ndarray | int]]] = {}
+        self.tables: dict[str, Callable[[], TableSpec]] = {}
+        self.caps: dict[str, int] = {}
+        self.pairs: list[tuple[_Node, _Node, int]] = []
+        self.exps: dict[str, np.ndarray | int] = {}
+        self.inputs: list[_Node] = []
+
+    # --- exponents ---------------------------------------------------------------------------------
+    def node(self, name: str, value: np.ndarray, role: str = "activation", lo: int = -INT16_MAX,
+             hi: int = INT16_MAX, **kw) -> _Node:
+        if name in self.nodes:
+            raise ValueError(f"duplicate tensor name {name!r}")
+        n = _Node(name, np.asarray(value, dtype=np.float64), role, lo, hi, **kw)
+        self.nodes[name] = n
+        return n
+
+    def cap(self, n: _Node, limit: int) -> None:
+        r = n.root()
+        self.caps[r.name] = min(self.caps.get(r.name, self.cfg.max_exp), limit)
+
+    def acc_limit(self, peak: float) -> int:
+        """Largest exponent sum keeping a real peak below 2^30 / acc_headroom."""
+        return self.cfg.max_exp * 2 if peak <= 0 else _floor_log2(ACC_BOUND / (self.cfg.acc_headroom * peak))
+
+    def solve(self) -> None:
+        for n in self.nodes.values():
+            if n.free:
+                e = self.cfg.max_exp if n.stat <= 0 else _floor_log2(n.hi / (self.cfg.act_headroom * n.stat))
+                self.exps[n.name] = min(e, self.cfg.max_exp, self.caps.get(n.name, self.cfg.max_exp))
+        for a, b, limit in self.pairs:
+            ra, rb = a.root(), b.root()
+            while self.exps[ra.name] + self.exps[rb.name] > limit:
+                big = ra if self.exps[ra.name] >= self.exps[rb.name] else rb
+                self.exps[big.name] -= 1
+
+    def exp(self, n: _Node):
+        if n.name not in self.exps:
+            if n.tie is not None:
+                e = self.exp(n.tie)
+            elif n.fixed is not None:
+                e = n.fixed
+            elif n.derive is not None:
+                e = n.derive()
+            else:
+                raise RuntimeError(f"exponent of {n.name} requested before solve()")
+            self.exps[n.name] = e
+        return self.exps[n.name]
+
+    def op(self, kind: str, inputs: list[_Node], out: _Node, params: Callable[[], dict] = dict) -> _Node:
+        self.ops.append((kind, inputs, out, params))
+        return out
+
+    @staticmethod
+    def weight_exp(w: np.ndarray, limit: int, per_row: bool) -> np.ndarray:
+        """Power-of-two exponent(s) for |w| 2^e <= limit, per row or for the whole tensor.
+
+        Each row also tries one step finer (clipping its largest entries) and keeps whichever
+        exponent gives the smaller squared rounding error."""
+        rows = w.reshape(w.shape[0], -1) if (per_row and w.ndim > 1) else w.reshape(1, -1)
+        peak = np.abs(rows).max(axis=1)
+        e0 = np.floor(np.log2(limit / np.where(peak > 0, peak, 1.0))).astype(np.int64)
+        e0 = np.where(peak > 0, e0, 0)
+
+        def err(e: np.ndarray) -> np.ndarray:
+            scale = np.exp2(e.astype(np.float64))[:, None]
+            return ((np.clip(round_half_up(rows * scale), -limit, limit) / scale - rows) ** 2).sum(axis=1)
+        e = np.where(err(e0 + 1) < err(e0), e0 + 1, e0)
+        return e if (per_row and w.ndim > 1) else np.full(w.shape[0] if w.ndim > 1 else 1, e[0])
+
+    # --- program steps -----------------------------------------------------------------------------
+    def input_index(self, name: str, tokens: np.ndarray, vocab: int) -> _Node:
+        n = self.node(name, tokens.astype(np.float64), "index", 0, vocab - 1, fixed=0)
+        self.inputs.append(n)
+        return n
+
+    def input_features(self, name: str, x: np.ndarray) -> _Node:
+        n = self.node(name, x, "input")
+        self.inputs.append(n)
+        return n
+
+    def embed(self, idx: _Node, table: np.ndarray, name: str, index: str) -> _Node:
+        rows = table[idx.value.astype(np.int64)] if index == "tokens" else \
+            np.broadcast_to(table[:idx.value.shape[-1]], (*idx.value.shape, table.shape[1]))
+        out = self.node(name, rows, stat=float(np.abs(table).max()))  # every row must fit, not just seen ones
+        wname = name + ".table"
+        self.weights[wname] = lambda: (self._q(table, self.exp(out), INT16_MAX), "int16", self.exp(out))
+        return self.op("embed", [idx], out, lambda: {"weight": wname, "index": index})
+
+    def linear(self, x: _Node, w: np.ndarray, b: np.ndarray | None, name: str) -> _Node:
+        acc = x.value @ w.T + (0.0 if b is None else b)
+        ew = self.weight_exp(w, INT8_MAX, self.cfg.per_channel)
+        peak = float((np.abs(acc).reshape(-1, w.shape[0]).max(0) * 2.0 ** ew).max()) if acc.size else 0.0
+        self.cap(x, self.acc_limit(peak))
+        out = self.node(name, acc, "accumulator", -WIDE, WIDE, derive=lambda: self.exp(x) + ew)
+        self.weights[name + ".weight"] = lambda: (self._q(w, ew[:, None], INT8_MAX), "int8", ew)
+        if b is not None:
+            self.weights[name + ".bias"] = lambda: (self._q(b, self.exp(out), WIDE), "int32", self.exp(out))
+        return self.op("linear", [x], out, lambda: {"weight": name + ".weight",
+                                                    "bias": name + ".bias" if b is not None else None})
+
+    def requant(self, x: _Node, name: str, lo: int = -INT16_MAX, hi: int = INT16_MAX,
+                fixed: int | None = None) -> _Node:
+        value = np.maximum(x.value, 0.0) if lo == 0 else x.value
+        out = self.node(name, value, "activation", lo, hi, fixed=fixed)
+        return self.op("rescale", [x], out, lambda: {"shift": _compact(self.exp(x) - self.exp(out))})
+
+    def align(self, x: _Node, target: _Node, name: str) -> _Node:
+        out = self.node(name, x.value, "activation", target.lo, target.hi, tie=target)
+        return self.op("rescale", [x], out, lambda: {"shift": _compact(self.exp(x) - self.exp(out))})
+
+    def add(self, a: _Node, b: _Node, name: str) -> _Node:
+        out = self.node(name, a.value + b.value)
+        a2, b2 = self.align(a, out, name + ".a"), self.align(b, out, name + ".b")
+        return self.op("add", [a2, b2], out)
+
+    def add_weight(self, a: _Node, w: np.ndarray, name: str) -> _Node:
+        out = self.node(name, a.value + w, a.role, a.lo, a.hi, tie=a)
+        self.weights[name + ".weight"] = lambda: (self._q(w, self.exp(out), WIDE), "int32", _compact(self.exp(out)))
+        return self.op("add_weight", [a], out, lambda: {"weight": name + ".weight"})
+
+    def mul(self, a: _Node, b: _Node, name: str) -> _Node:
+        prod = a.value * b.value
+        self.pairs.append((a, b, self.acc_limit(float(np.abs(prod).max()) if prod.size else 0.0)))
+        out = self.node(name, prod, "accumulator", -WIDE, WIDE, derive=lambda: self.exp(a) + self.exp(b))
+        return self.op("mul", [a, b], out)
+
+    def mul_weight(self, a: _Node, w: np.ndarray, name: str) -> _Node:
+        ew = int(self.weight_exp(w, INT16_MAX, False)[0])  # a vector: one exponent
+        out = self.node(name, a.value * w, "accumulator", -WIDE, WIDE, derive=lambda: self.exp(a) + ew)
+        self.weights[name + ".weight"] = lambda: (self._q(w, ew, INT16_MAX), "int16", ew)
+        return self.op("mul_weight", [a], out, lambda: {"weight": name + ".weight"})
+
+    def lookup(self, x: _Node, fn: str, name: str) -> _Node:
+        out = self.node(name, _FLOAT_ACT[fn](x.value))
+        tname = name + ".table"
+        self.tables[tname] = lambda: activation_table(tname, fn, int(self.exp(x)), int(self.exp(out)))
+        return self.op("lookup", [x], out, lambda: {"table": tname})
+
+    def norm(self, x: _Node, kind: str, eps: float, gamma: np.ndarray, beta: np.ndarray | None, name: str) -> _Node:
+        d = x.value.shape[-1]
+        c = x.value - x.value.mean(-1, keepdims=True) if kind == "layer" else x.value
+        ssq = (c * c).sum(-1) + d * eps
+        xin = self.node(name + ".in", x.value)
+        s_peak = float(ssq.max()) if ssq.size else 0.0
+        if s_peak > 0:
+            self.cap(xin, _floor_log2(self.cfg.norm_sq_limit / s_peak) // 2)
+        self.op("rescale", [x], xin, lambda: {"shift": _compact(self.exp(x) - self.exp(xin))})
+        n = self.node(name + ".n", c / np.sqrt(ssq / d)[..., None])
+
+        def params() -> dict:
+            ein, en = int(self.exp(xin)), int(self.exp(n))
+            return {"kind": kind, "d": d, "E": max(1, int(round(d * eps * 4.0 ** ein))),
+                    "C": int(round(math.sqrt(d) * 2.0 ** en))}
+        self.op("norm", [xin], n, params)
+        g = self.mul_weight(n, gamma, name + ".gamma")
+        if beta is not None:
+            g = self.add_weight(g, beta, name + ".beta")
+        return self.requant(g, name + ".out")
+
+    def split_heads(self, x: _Node, heads: int, name: str) -> _Node:
+        b, t, dd = x.value.shape
+        v = x.value.reshape(b, t, heads, dd // heads).transpose(0, 2, 1, 3)
+        return self.op("split_heads", [x], self.node(name, v, x.role, x.lo, x.hi, tie=x), lambda: {"heads": heads})
+
+    def merge_heads(self, x: _Node, name: str) -> _Node:
+        b, h, t, hd = x.value.shape
+        v = x.value.transpose(0, 2, 1, 3).reshape(b, t, h * hd)
+        return self.op("merge_heads", [x], self.node(name, v, x.role, x.lo, x.hi, tie=x))
+
+    def rope(self, x: _Node, name: str, theta: float, max_seq: int) -> _Node:
+        hd = x.value.shape[-1]
+        t = x.value.shape[-2]
+        ang = rope_angles(hd, max_seq, theta)[:t]
+        cos, sin = np.cos(ang), np.sin(ang)
+        x1, x2 = x.value[..., :hd // 2], x.value[..., hd // 2:]
+        v = np.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
+        fc = self.cfg.rope_exp
+        for fn in ("cos", "sin"):
+            self.tables.setdefault(f"rope.{fn}", lambda fn=fn: rope_table(f"rope.{fn}", fn, fc, hd, max_seq, theta))
+        out = self.node(name, v, "accumulator", -WIDE, WIDE, derive=lambda: self.exp(x) + fc)
+        return self.op("rope", [x], out, lambda: {"cos": "rope.cos", "sin": "rope.sin"})
+
+    def qk(self, q: _Node, k: _Node, name: str) -> _Node:
+        kk = np.repeat(k.value, q.value.shape[1] // k.value.shape[1], axis=1)
+        s = q.value @ np.swapaxes(kk, -1, -2)
+        self.pairs.append((q, k, self.acc_limit(float(np.abs(s).max()))))
+        out = self.node(name, s, "accumulator", -WIDE, WIDE, derive=lambda: self.exp(q) + self.exp(k))
+        return self.op("qk", [q, k], out)
+
+    def softmax(self, s: _Node, causal: bool, name: str) -> _Node:
+        v = s.value.copy()
+        if causal:
+            t = v.shape[-1]
+            v = np.where(np.tril(np.ones((t, t), dtype=bool)), v, -np.inf)
+        v = np.exp(v - v.max(-1, keepdims=True))
+        v /= v.sum(-1, keepdims=True)
+        cfg = self.cfg
+        self.tables.setdefault("softmax.exp", lambda: exp_table("softmax.exp", cfg.score_exp, cfg.exp_out_exp))
+        out = self.node(name, v, "activation", 0, 1 << cfg.prob_exp, fixed=cfg.prob_exp)
+        return self.op("softmax", [s], out, lambda: {"causal": causal, "table": "softmax.exp", "frac": cfg.prob_exp})
+
+    def pv(self, p: _Node, v: _Node, name: str) -> _Node:
+        vv = np.repeat(v.value, p.value.shape[1] // v.value.shape[1], axis=1)
+        out = self.node(name, p.value @ vv, "accumulator", -WIDE, WIDE, derive=lambda: self.exp(p) + self.exp(v))
+        return self.op("pv", [p, v], out)
+
+    def mean_pool(self, x: _Node, name: str) -> _Node:
+        return self.op("mean_pool", [x], self.node(name, x.value.mean(1), x.role, x.lo, x.hi, tie=x))
+
+    # --- emission ----------------------------------------------------------------------------------
+    @staticmethod
+    def _q(w: np.ndarray, e, limit: int) -> np.ndarray:
+        return np.clip(round_half_up(np.asarray(w) * np.exp2(np.asarray(e, dtype=np.float64))), -limit, limit)
+
+    def emit(self, arch: dict, outputs: list[_Node]) -> tuple[QuantSpec, dict[str, np.ndarray]]:
+        self.solve()
+        alias: dict[str, str] = {}
+        ops: list[Op] = []
+        out_names = {o.name for o in outputs}
+        used: list[_Node] = list(self.inputs)
+        for kind, inputs, out, params in self.ops:
+            names = tuple(alias.get(i.name, i.name) for i in inputs)
+            p = params()
+            src = self.nodes[names[0]] if kind == "rescale" else None
+            if (kind == "rescale" and np.all(np.asarray(p["shift"]) == 0) and out.name not in out_names
+                    and src.lo >= out.lo and src.hi <= out.hi):
+                alias[out.name] = names[0]  # identity rescale: read the input directly
+                continue
+            ops.append(Op(kind, names, out.name, p))
+            used.append(out)
+        tensors = {n.name: TensorSpec(n.name, _compact(self.exp(n)), n.lo, n.hi, n.role) for n in used}
+        weights: dict[str, np.ndarray] = {}
+        wspecs: dict[str, WeightSpec] = {}
+        for name, fn in self.weights.items():
+            arr, dtype, e = fn()
+            weights[name] = arr.astype(np.int64)
+            wspecs[name] = WeightSpec(name, tuple(arr.shape), dtype, _compact(e))
+        tables = {name: fn() for name, fn in self.tables.items()}
+        spec = QuantSpec(arch, tuple(n.name for n in self.inputs), tuple(alias.get(o.name, o.name) for o in outputs),
+                         tuple(ops), tensors, wspecs, tables)
+        return spec, weights
+
+
+def _compact(e) -> int | tuple[int, ...]:
+    """An exponent or shift as an int when uniform, else a tuple over the last axis."""
+    a = np.atleast_1d(np.asarray(e, dtype=np.int64))
+    return int(a[0]) if np.all(a == a[0]) else tuple(int(x) for x in a)
+
+
+# --- architecture walks ------------------------------------------------------------------------------
+def _state(model: torch.nn.Module) -> dict[str, np.ndarray]:
+    return {k: v.detach().to(torch.float64).cpu().numpy() for k, v in model.state_dict().items()}
+
+
+def _walk_transformer(b: _Builder, model: Transformer, tokens: np.ndarray) -> list[_Node]:
+    cfg = model.cfg
+    sd = _state(model)
+    hd = cfg.head_dim
+    idx = b.input_index("tokens", tokens, cfg.vocab_size)
+    tok_table = sd["embed.weight"]
+    if cfg.type_vocab_size:  # every token has type 0: fold that row into the token table (exact in float)
+        tok_table = tok_table + sd["type_embed.weight"][0]
+    h = b.embed(idx, tok_table, "embed.tok", "tokens")
+    if cfg.position == "learned":
+        h = b.add(h, b.embed(idx, sd["pos_embed.weight"], "embed.pos", "positions"), "embed.sum")
+
+    def norm(x: _Node, prefix: str, name: str) -> _Node:
+        return b.norm(x, cfg.norm, cfg.norm_eps, sd[prefix + ".weight"], sd.get(prefix + ".bias"), name)
+
+    def lin(x: _Node, prefix: str, name: str, scale: float = 1.0) -> _Node:
+        bias = sd.get(prefix + ".bias")
+        return b.linear(x, sd[prefix + ".weight"] * scale, None if bias is None else bias * scale, name)
+
+    def attention(x: _Node, i: int) -> _Node:
+        p, n = f"blocks.{i}.attn.", f"b{i}.attn."
+        q = b.requant(lin(x, p + "wq", n + "q.acc", 1.0 / math.sqrt(hd)), n + "q")  # 1/sqrt(hd) folded into wq
+        k = b.requant(lin(x, p + "wk", n + "k.acc"), n + "k")
+        v = b.requant(lin(x, p + "wv", n + "v.acc"), n + "v")
+        qh, kh = b.split_heads(q, cfg.n_heads, n + "qh"), b.split_heads(k, cfg.kv_heads, n + "kh")
+        vh = b.split_heads(v, cfg.kv_heads, n + "vh")
+        if cfg.position == "rope":
+            qh = b.requant(b.rope(qh, n + "q_rope.acc", cfg.rope_theta, cfg.max_seq), n + "q_rope")
+            kh = b.requant(b.rope(kh, n + "k_rope.acc", cfg.rope_theta, cfg.max_seq), n + "k_rope")
+        s = b.requant(b.qk(qh, kh, n + "scores.acc"), n + "scores", -WIDE, WIDE, fixed=b.cfg.score_exp)
+        pr = b.softmax(s, cfg.causal, n + "probs")
+        o = b.merge_heads(b.pv(pr, vh, n + "mix.acc"), n + "mix.merged")
+        return lin(b.requant(o, n + "mix"), p + "wo", n + "out.acc")
+
+    def mlp(x: _Node, i: int) -> _Node:
+        p, n = f"blocks.{i}.mlp.", f"b{i}.mlp."
+        up = b.requant(lin(x, p + "up", n + "up.acc"), n + "up")
+        if cfg.mlp == "swiglu":
+            gate = b.requant(lin(x, p + "gate", n + "gate.acc"), n + "gate")
+            act = b.requant(b.mul(b.lookup(gate, "silu", n + "silu"), up, n + "prod.acc"), n + "prod")
+        else:
+            act = b.lookup(up, "gelu_tanh" if cfg.gelu_approx == "tanh" else "gelu", n + "gelu")
+        return lin(act, p + "down", n + "down.acc")
+
+    if cfg.embed_norm:
+        h = norm(h, "embed_norm", "embed.norm")
+    for i in range(cfg.n_layers):
+        bp = f"blocks.{i}."
+        if cfg.norm_position == "pre":
+            h = b.add(h, attention(norm(h, bp + "attn_norm", f"b{i}.attn_norm"), i), f"b{i}.res1")
+            h = b.add(h, mlp(norm(h, bp + "mlp_norm", f"b{i}.mlp_norm"), i), f"b{i}.res2")
+        else:
+            h = norm(b.add(h, attention(h, i), f"b{i}.res1"), bp + "attn_norm", f"b{i}.attn_norm")
+            h = norm(b.add(h, mlp(h, i), f"b{i}.res2"), bp + "mlp_norm", f"b{i}.mlp_norm")
+    if cfg.norm_position == "pre":
+        h = norm(h, "final_norm", "final_norm")
+    if cfg.output == "logits":
+        return [b.requant(b.linear(h, sd["lm_head.weight"], None, "head.acc"), "logits")]
+    return [b.mean_pool(h, "pooled")]
+
+
+def _walk_mlp(b: _Builder, model: MLP, x: np.ndarray) -> list[_Node]:
+    sd = _state(model)
+    h = b.input_features("x", x)
+    n = len(model.layers)
+    for i in range(n):
+        acc = b.linear(h, sd[f"layers.{i}.weight"], sd[f"layers.{i}.bias"], f"l{i}.acc")
+        h = b.requant(acc, f"l{i}.relu", lo=0) if i < n - 1 else b.requant(acc, "logits")
+    return [h]
+
+
+# --- public API --------------------------------------------------------------------------------------
+@dataclass
+class QuantizedModel:
+    """An integer program and its integer weights, with float encode/decode at the edges."""
+
+    spec: QuantSpec
+    weights: dict[str, np.ndarray]
+
+    @property
+    def family(self) -> str:
+        return self.spec.arch["family"]
+
+    def encode(self, x: torch.Tensor | np.ndarray) -> dict[str, np.ndarray]:
+        """Float model input -> integer program input (token ids pass through; features are rounded)."""
+        a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+        name = self.spec.inputs[0]
+        ts = self.spec.tensors[name]
+        if ts.role == "index":
+            if a.dtype.kind not in "iu":
+                raise TypeError(f"token ids must be integers, got {a.dtype}")
+            if a.ndim != 2:
+                raise ValueError(f"token ids must have shape (batch, seq), got {a.shape}")
+            return {name: a.astype(np.int64)}
+        if a.dtype.kind != "f":
+            raise TypeError(f"features must be floating point, got {a.dtype}")
+        return {name: np.clip(round_half_up(a * 2.0 ** ts.exp), ts.lo, ts.hi)}
+
+    def run(self, x: torch.Tensor | np.ndarray, start: int = 0, record: bool = True) -> Trace:
+        """Integer forward on a float/token input; the trace holds every tensor and witness."""
+        return run_program(self.spec, self.weights, self.encode(x), start=start, record=record)
+
+    def decode(self, trace: Trace) -> np.ndarray:
+        """The program's first output as float64 (integer * 2^-exp)."""
+        name = self.spec.outputs[0]
+        return trace.tensors[name].astype(np.float64) * np.exp2(-np.asarray(self.spec.tensors[name].exp, dtype=np.float64))
+
+    def forward(self, x: torch.Tensor | np.ndarray, start: int = 0) -> np.ndarray:
+        """Float view of the integer model's output (logits or pooled embedding)."""
+        return self.decode(self.run(x, start=start, record=False))
+
+
+def _calibration_array(model: torch.nn.Module, calib: torch.Tensor | np.ndarray) -> np.ndarray:
+    a = calib.detach().cpu().numpy() if isinstance(calib, torch.Tensor) else np.asarray(calib)
+    if a.size == 0:
+        raise QuantizationError("calibration data is empty")
+    if isinstance(model, Transformer):
+        if a.ndim != 2 or a.dtype.kind not in "iu":
+            raise QuantizationError(f"calibration for a transformer must be token ids (batch, seq), got {a.dtype} {a.shape}")
+    elif a.ndim != 2 or a.dtype.kind != "f":
+        raise QuantizationError(f"calibration for an MLP must be float features (batch, dim), got {a.dtype} {a.shape}")
+    return a
+
+
+def build_program(model: torch.nn.Module, calib: torch.Tensor | np.ndarray, config: QuantConfig | None = None
+                  ) -> tuple[QuantizedModel, dict[str, np.ndarray]]:
+    """Quantize without the final bound check; also returns the float calibration value of every tensor."""
+    cfg = config or QuantConfig()
+    a = _calibration_array(model, calib)
+    b = _Builder(cfg)
+    if isinstance(model, Transformer):
+        outs = _walk_transformer(b, model, a.astype(np.int64))
+        arch = {"family": "transformer", "config": model.cfg.to_dict()}
+    elif isinstance(model, MLP):
+        outs = _walk_mlp(b, model, a.astype(np.float64))
+        arch = {"family": "mlp", "dims": list(model.dims)}
+    else:
+        raise TypeError(f"cannot quantize {type(model).__name__}: expected blindproof Transformer or MLP")
+    spec, weights = b.emit(arch, outs)
+    return QuantizedModel(spec, weights), {n: node.value for n, node in b.nodes.items()}
+
+
+def quantize(model: torch.nn.Module, calib: torch.Tensor | np.ndarray, config: QuantConfig | None = None
+             ) -> QuantizedModel:
+    """Turn a blindproof Transformer or MLP into an integer program, with scales from `calib`.
+
+    `calib` is token ids (batch, seq) for transformers or float features (batch, dim) for MLPs.
+    Raises QuantizationError when any integer of the program reaches 2^30 on the calibration data.
+    """
+    qm, _ = build_program(model, calib, config)
+    try:
+        qm.run(_calibration_array(model, calib), record=False)
+    except BoundError as e:
+        raise QuantizationError(f"calibration run leaves the integer bounds: {e}") from e
+    return qm

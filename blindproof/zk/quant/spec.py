@@ -1,0 +1,210 @@
+"""The integer program: op set and quantization spec (docs/quant.md states every op's semantics).
+
+A `QuantSpec` is everything about an integer model except the weight values: architecture, the list of
+ops in execution order, the fixed-point exponent and range of every tensor, the shape, dtype and scale
+of every weight, and the public lookup tables (by generator parameters and digest). It serializes to
+canonical JSON, whose BLAKE3 digest goes into the model commitment, so any change of a scale, shift,
+range or table changes the hash.
+
+Fixed point: an integer tensor `v` with exponent `e` stands for the real value `v * 2**-e`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import blake3
+
+SPEC_VERSION = 1
+ACC_BOUND = 1 << 30  # every integer in the program satisfies |v| < ACC_BOUND (BabyBear p/2 ~ 2^30)
+INT8_MAX = 127  # weights: symmetric int8
+INT16_MAX = (1 << 15) - 1  # activations: symmetric int16, so a product of two stays below 2^30
+
+# op kind -> number of tensor inputs (weights and tables are named in params, not inputs)
+OP_ARITY: dict[str, int] = {
+    "embed": 1,        # rows of a weight table indexed by token ids or by positions
+    "linear": 1,       # x @ W^T (+ b): an accumulator
+    "rescale": 1,      # clamp(round-half-up(x / 2^s)) or clamp(x * 2^-s) for s <= 0
+    "add": 2,          # clamp(a + b)
+    "add_weight": 1,   # clamp(a + w), w a weight vector broadcast over the last axis
+    "mul": 2,          # a * b, exact
+    "mul_weight": 1,   # a * w, w a weight vector broadcast over the last axis, exact
+    "lookup": 1,       # T[clamp(x, lo, hi) - lo]
+    "norm": 1,         # RMSNorm / LayerNorm core: centred, integer sqrt, division
+    "split_heads": 1,  # (b, t, H*hd) -> (b, H, t, hd), relabelling only
+    "merge_heads": 1,  # (b, H, t, hd) -> (b, t, H*hd), relabelling only
+    "rope": 1,         # x1*C - x2*S, x1*S + x2*C with public tables: an accumulator
+    "qk": 2,           # q k^T per head (grouped-query aware): an accumulator
+    "softmax": 1,      # shifted exp by table, sum, division with remainder
+    "pv": 2,           # p v per head: an accumulator
+    "mean_pool": 1,    # round-half-up(sum over sequence / t)
+}
+
+
+def canonical_json(obj: Any) -> str:
+    """Canonical JSON: sorted keys, no whitespace, ASCII only (the form that is hashed)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def _exp_to_json(e: int | tuple[int, ...]) -> int | list[int]:
+    return list(e) if isinstance(e, tuple) else int(e)
+
+
+def _exp_from_json(e: int | list[int]) -> int | tuple[int, ...]:
+    return tuple(int(x) for x in e) if isinstance(e, list) else int(e)
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """An integer tensor of the program: exponent (per last-axis channel for accumulators) and range."""
+
+    name: str
+    exp: int | tuple[int, ...]
+    lo: int
+    hi: int
+    role: str  # "input" | "activation" | "accumulator" | "index"
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "exp": _exp_to_json(self.exp), "lo": self.lo, "hi": self.hi, "role": self.role}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TensorSpec":
+        return cls(d["name"], _exp_from_json(d["exp"]), int(d["lo"]), int(d["hi"]), d["role"])
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """A committed weight tensor: shape, integer dtype and exponent (per output row for matrices)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str  # "int8" | "int16" | "int32"
+    exp: int | tuple[int, ...]
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "exp": _exp_to_json(self.exp)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "WeightSpec":
+        return cls(d["name"], tuple(int(x) for x in d["shape"]), d["dtype"], _exp_from_json(d["exp"]))
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A public lookup table T over the integer domain [lo, hi]: T[i] = round(f(x 2^-in_exp) 2^out_exp).
+
+    `digest` is the BLAKE3 of the table's int64 little-endian bytes, so a verifier can regenerate
+    the table and check it bit for bit.
+    """
+
+    name: str
+    fn: str  # "silu" | "gelu" | "gelu_tanh" | "exp_neg" | "cos" | "sin"
+    in_exp: int
+    out_exp: int
+    lo: int
+    hi: int
+    digest: str
+    params: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "fn": self.fn, "in_exp": self.in_exp, "out_exp": self.out_exp,
+                "lo": self.lo, "hi": self.hi, "digest": self.digest, "params": dict(self.params)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TableSpec":
+        return cls(d["name"], d["fn"], int(d["in_exp"]), int(d["out_exp"]), int(d["lo"]), int(d["hi"]),
+                   d["digest"], dict(d.get("params", {})))
+
+
+@dataclass(frozen=True)
+class Op:
+    """One integer op: `kind` from OP_ARITY, tensor inputs by name, one output tensor, JSON params."""
+
+    kind: str
+    inputs: tuple[str, ...]
+    output: str
+    params: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in OP_ARITY:
+            raise ValueError(f"unknown op kind {self.kind!r}; known: {', '.join(OP_ARITY)}")
+        if len(self.inputs) != OP_ARITY[self.kind]:
+            raise ValueError(f"op {self.kind} -> {self.output} takes {OP_ARITY[self.kind]} inputs, "
+                             f"got {len(self.inputs)}")
+        # params hold JSON values only (tuples become lists), exactly as they are hashed
+        object.__setattr__(self, "params", json.loads(canonical_json(self.params)))
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "inputs": list(self.inputs), "output": self.output, "params": self.params}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Op":
+        return cls(d["kind"], tuple(d["inputs"]), d["output"], dict(d["params"]))
+
+
+@dataclass(frozen=True)
+class QuantSpec:
+    """The whole integer program except the weight values."""
+
+    arch: dict  # the float architecture (e.g. TransformerConfig.to_dict() plus "family")
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    ops: tuple[Op, ...]
+    tensors: dict[str, TensorSpec]
+    weights: dict[str, WeightSpec]
+    tables: dict[str, TableSpec]
+    version: int = SPEC_VERSION
+
+    def __post_init__(self) -> None:
+        known = set(self.inputs)
+        for op in self.ops:
+            for name in op.inputs:
+                if name not in known:
+                    raise ValueError(f"op {op.kind} -> {op.output} reads {name!r} before it is produced")
+            if op.output in known:
+                raise ValueError(f"tensor {op.output!r} is produced twice")
+            known.add(op.output)
+        missing = [n for n in known | set(self.outputs) if n not in self.tensors]
+        if missing:
+            raise ValueError(f"tensors without a TensorSpec: {missing[:5]}")
+
+    def to_dict(self) -> dict:
+        return {
+            "version": self.version,
+            "arch": self.arch,
+            "inputs": list(self.inputs),
+            "outputs": list(self.outputs),
+            "ops": [op.to_dict() for op in self.ops],
+            "tensors": {k: v.to_dict() for k, v in self.tensors.items()},
+            "weights": {k: v.to_dict() for k, v in self.weights.items()},
+            "tables": {k: v.to_dict() for k, v in self.tables.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "QuantSpec":
+        if d.get("version") != SPEC_VERSION:
+            raise ValueError(f"unsupported quant spec version {d.get('version')!r} (expected {SPEC_VERSION})")
+        return cls(
+            arch=d["arch"],
+            inputs=tuple(d["inputs"]),
+            outputs=tuple(d["outputs"]),
+            ops=tuple(Op.from_dict(o) for o in d["ops"]),
+            tensors={k: TensorSpec.from_dict(v) for k, v in d["tensors"].items()},
+            weights={k: WeightSpec.from_dict(v) for k, v in d["weights"].items()},
+            tables={k: TableSpec.from_dict(v) for k, v in d["tables"].items()},
+            version=d["version"],
+        )
+
+    def to_json(self) -> str:
+        """Canonical JSON of the spec (the bytes that are hashed)."""
+        return canonical_json(self.to_dict())
+
+    @classmethod
+    def from_json(cls, text: str) -> "QuantSpec":
+        return cls.from_dict(json.loads(text))
+
+    def digest(self) -> str:
+        """BLAKE3 hex digest of the canonical JSON; part of the model commitment."""
+        return blake3.blake3(self.to_json().encode("ascii")).hexdigest()

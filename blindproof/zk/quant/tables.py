@@ -1,0 +1,104 @@
+"""Public lookup tables of the integer model, regenerated deterministically from their parameters.
+
+Every entry is `floor(f(i * 2^-in_exp) * 2^out_exp + 1/2)` (round half up) over the integer domain
+[lo, hi], computed in float64. The spec stores each table's BLAKE3 digest so a verifier can check that
+its regenerated copy is the one the prover used.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import blake3
+import numpy as np
+
+from blindproof.zk.quant.spec import INT16_MAX, TableSpec
+
+EXP_DOMAIN_MAX = (1 << 16) - 1  # softmax exp table: z in [0, 2^16 - 1]
+
+
+def _silu(x: np.ndarray) -> np.ndarray:
+    return x / (1.0 + np.exp(-x))
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    erf = np.frompyfunc(math.erf, 1, 1)
+    return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)).astype(np.float64))
+
+
+def _gelu_tanh(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+def _exp_neg(x: np.ndarray) -> np.ndarray:
+    return np.exp(-x)
+
+
+_ACTIVATIONS = {"silu": _silu, "gelu": _gelu, "gelu_tanh": _gelu_tanh, "exp_neg": _exp_neg}
+
+
+def round_half_up(x: np.ndarray) -> np.ndarray:
+    """floor(x + 1/2) as int64 (the one rounding rule of the integer model for float -> int)."""
+    return np.floor(np.asarray(x, dtype=np.float64) + 0.5).astype(np.int64)
+
+
+def rope_angles(head_dim: int, max_seq: int, theta: float) -> np.ndarray:
+    """Angles (max_seq, head_dim/2) of the half-split RoPE convention, in float64."""
+    inv = 1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim))
+    return np.arange(max_seq, dtype=np.float64)[:, None] * inv[None, :]
+
+
+def _values(fn: str, in_exp: int, out_exp: int, lo: int, hi: int, params: dict) -> np.ndarray:
+    if fn in _ACTIVATIONS:
+        x = np.arange(lo, hi + 1, dtype=np.float64) * 2.0 ** -in_exp
+        return round_half_up(_ACTIVATIONS[fn](x) * 2.0 ** out_exp)
+    if fn in ("cos", "sin"):
+        ang = rope_angles(int(params["head_dim"]), int(params["max_seq"]), float(params["theta"])).reshape(-1)
+        return round_half_up((np.cos(ang) if fn == "cos" else np.sin(ang)) * 2.0 ** out_exp)
+    raise ValueError(f"unknown table function {fn!r}; known: {', '.join([*_ACTIVATIONS, 'cos', 'sin'])}")
+
+
+@lru_cache(maxsize=64)
+def _cached(fn: str, in_exp: int, out_exp: int, lo: int, hi: int, params_key: tuple) -> np.ndarray:
+    t = _values(fn, in_exp, out_exp, lo, hi, dict(params_key))
+    t.setflags(write=False)
+    return t
+
+
+def table_digest(values: np.ndarray) -> str:
+    """BLAKE3 hex digest of a table's int64 little-endian bytes."""
+    return blake3.blake3(np.ascontiguousarray(values, dtype="<i8").tobytes()).hexdigest()
+
+
+def make_table(name: str, fn: str, in_exp: int, out_exp: int, lo: int, hi: int, params: dict | None = None
+               ) -> TableSpec:
+    """Build a TableSpec (with its digest) for function `fn` on domain [lo, hi]."""
+    params = dict(params or {})
+    values = _cached(fn, in_exp, out_exp, lo, hi, tuple(sorted(params.items())))
+    return TableSpec(name, fn, in_exp, out_exp, lo, hi, table_digest(values), params)
+
+
+def activation_table(name: str, fn: str, in_exp: int, out_exp: int) -> TableSpec:
+    """SiLU/GELU table over the symmetric int16 domain [-32767, 32767]."""
+    return make_table(name, fn, in_exp, out_exp, -INT16_MAX, INT16_MAX)
+
+
+def exp_table(name: str, in_exp: int, out_exp: int) -> TableSpec:
+    """Softmax table: T[z] = round(2^out_exp * exp(-z 2^-in_exp)) for z in [0, 2^16 - 1]."""
+    return make_table(name, "exp_neg", in_exp, out_exp, 0, EXP_DOMAIN_MAX)
+
+
+def rope_table(name: str, fn: str, out_exp: int, head_dim: int, max_seq: int, theta: float) -> TableSpec:
+    """RoPE cos or sin table, flattened row-major from (max_seq, head_dim/2)."""
+    n = max_seq * (head_dim // 2)
+    return make_table(name, fn, 0, out_exp, 0, n - 1, {"head_dim": head_dim, "max_seq": max_seq, "theta": theta})
+
+
+def table_values(spec: TableSpec, check_digest: bool = True) -> np.ndarray:
+    """The table's int64 entries (read-only); raises if they do not match the spec's digest."""
+    values = _cached(spec.fn, spec.in_exp, spec.out_exp, spec.lo, spec.hi, tuple(sorted(spec.params.items())))
+    if check_digest and table_digest(values) != spec.digest:
+        raise ValueError(f"table {spec.name!r} ({spec.fn}) regenerated with a different digest: "
+                         "this platform's float64 math disagrees with the one that built the spec")
+    return values
