@@ -10,6 +10,12 @@ import blindproof
 
 # Each module registers its subcommand(s) and sets `func` on its parser; add one line per module.
 COMMAND_MODULES: list[str] = [
+    "blindproof.commands.keygen",
+    "blindproof.commands.serve",
+    "blindproof.commands.deploy",
+    "blindproof.commands.infer",
+    "blindproof.commands.generate",
+    "blindproof.commands.demo",
 ]
 
 

@@ -1,0 +1,88 @@
+"""Client-side helpers for the command line: model sources, connections and deployment records.
+
+A deployment record is a small JSON file the client writes after ``deploy`` so later commands can reach
+the deployment again. It holds public data only (ids, tier, split, where the key file is); the key
+itself stays in its 0600 key file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from torch import nn
+
+from blindproof.client.cli_args import add_connection_args  # noqa: F401  (re-exported)
+from blindproof.client.sdk import BlindClient, Deployment
+from blindproof.ee import Split, load_key
+
+RECORD_FORMAT = "blindproof-deployment/1"
+
+
+def load_local_model(source: str, seed: int = 0) -> nn.Module:
+    """``default`` (the embedded model), a workload name, or a model file written by ``save_model``."""
+    if source == "default":
+        from blindproof.models.default import load_default_model
+        return load_default_model()
+    path = Path(source)
+    if path.suffix == ".safetensors" or path.exists():
+        from blindproof.models.serialize import load_model
+        loaded = load_model(path)
+        if loaded.description.get("kind") == "transformer" and \
+                loaded.description["parts"] != ["embed", "blocks", "head"]:
+            raise ValueError(f"{source} holds only the parts {loaded.description['parts']}; the client needs "
+                             "the whole model")
+        return loaded.model
+    from blindproof.models.workloads import WORKLOADS, get_workload
+    if source in WORKLOADS:
+        return get_workload(source).build(seed)
+    raise ValueError(f"unknown model {source!r}: use 'default', a workload ({', '.join(WORKLOADS)}) "
+                     "or a .safetensors model file")
+
+
+def connect(args: argparse.Namespace, server: str | None = None) -> BlindClient:
+    """A BlindClient configured from the connection arguments."""
+    token = args.token_file.read_text().strip() if args.token_file else os.environ.get("BLINDPROOF_TOKEN")
+    return BlindClient(server or args.server, root_certificates=args.tls_ca, token=token or None,
+                       timeout=args.timeout, server_name=args.server_name)
+
+
+@dataclass(frozen=True)
+class DeploymentRecord:
+    """What the client remembers about a deployment (no secrets)."""
+
+    deployment_id: str
+    digest: str
+    key_id: str
+    tier: str | None
+    client_embeds: bool
+    client_decodes: bool
+    model: str
+    seed: int
+    key_file: str | None
+    server: str
+    format: str = RECORD_FORMAT
+
+    def save(self, path: str | os.PathLike) -> None:
+        Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "DeploymentRecord":
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"cannot read deployment record {path}: {exc}") from exc
+        if data.get("format") != RECORD_FORMAT:
+            raise ValueError(f"{path} is not a deployment record ({RECORD_FORMAT})")
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+    def attach(self, client: BlindClient) -> Deployment:
+        """The deployment, with its codec rebuilt from the local model and key file."""
+        model = load_local_model(self.model, self.seed)
+        key = load_key(self.key_file) if self.key_file else None
+        split = Split(client_embeds=self.client_embeds, client_decodes=self.client_decodes)
+        return client.attach(self.deployment_id, model, key, self.tier or "rotate", split)
+

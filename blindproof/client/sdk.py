@@ -1,0 +1,348 @@
+"""``BlindClient``: deploy EE-transformed models and run blind inference and generation over gRPC.
+
+The client transforms the model locally (``encrypt_model``), uploads only the parts the server runs,
+and keeps the plaintext model and the key: the server never receives either. Results come back
+decoded, as if the model had run locally.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, TypeVar
+
+import grpc
+import torch
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from torch import nn
+
+from blindproof.client.codecs import PlainCodec, SplitCodec, server_parts
+from blindproof.client.errors import DeploymentDigestError, RemoteError
+from blindproof.ee import ClientCodec, EEKey, Split, Tier, encrypt_model
+from blindproof.models.serialize import to_bytes
+from blindproof.models.transformer import Transformer
+from blindproof.proto import inference_pb2 as pb
+from blindproof.proto import inference_pb2_grpc as pb_grpc
+from blindproof.proto.tensors import from_proto, to_proto
+
+MiB = 1 << 20
+T = TypeVar("T")
+_RETRYABLE = {grpc.StatusCode.UNAVAILABLE}
+
+
+@dataclass
+class WireStats:
+    """Serialized protobuf bytes sent and received (HTTP/2 and TLS framing not included)."""
+
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    calls: int = 0
+
+    def reset(self) -> None:
+        self.bytes_sent = self.bytes_received = self.calls = 0
+
+
+@dataclass(frozen=True)
+class RemoteDeployment:
+    """A deployment as the server lists it (public metadata only)."""
+
+    deployment_id: str
+    digest: str
+    key_id: str
+    label: str
+    model_json: str
+    size_bytes: int
+    created_unix: float
+
+    @classmethod
+    def from_pb(cls, d: pb.Deployment) -> "RemoteDeployment":
+        return cls(d.deployment_id, d.digest, d.key_id, d.label, d.model_json, d.size_bytes, d.created_unix)
+
+
+@dataclass
+class Deployment:
+    """A model on the server together with the client-side codec that talks to it."""
+
+    deployment_id: str
+    digest: str
+    key_id: str  # "" for a plaintext deployment
+    codec: SplitCodec = field(repr=False)
+    tier: str | None  # None for a plaintext deployment
+    existed: bool = False
+
+    @property
+    def model(self) -> nn.Module:
+        """The client's plaintext model."""
+        return self.codec.model
+
+
+def _read(path_or_bytes: str | os.PathLike | bytes | None) -> bytes | None:
+    if path_or_bytes is None or isinstance(path_or_bytes, bytes):
+        return path_or_bytes
+    return Path(path_or_bytes).read_bytes()
+
+
+class GenerateSession:
+    """One server-side KV-cache session (a bidirectional stream); use as a context manager."""
+
+    _END = object()
+
+    def __init__(self, client: "BlindClient", deployment_id: str, timeout: float) -> None:
+        self._client = client
+        self._requests: queue.Queue = queue.Queue()
+        self._requests.put(pb.GenerateRequest(open=pb.GenerateOpen(deployment_id=deployment_id)))
+        self._replies = client._stub.Generate(iter(self._requests.get, self._END), timeout=timeout,
+                                              metadata=client._metadata)
+        self.length = 0
+        self._closed = False
+
+    def step(self, x: torch.Tensor) -> torch.Tensor:
+        """Send the next positions' (encoded) inputs; returns the server's output at the last one."""
+        if self._closed:
+            raise RuntimeError("generation session is closed")
+        msg = pb.GenerateRequest(step=pb.GenerateStep(input=to_proto(x)))
+        self._client.stats.bytes_sent += msg.ByteSize()
+        self._requests.put(msg)
+        try:
+            reply = next(self._replies)
+        except grpc.RpcError as err:
+            self._closed = True
+            raise RemoteError.wrap(err, "Generate") from None
+        except StopIteration:
+            self._closed = True
+            raise RemoteError(grpc.StatusCode.UNKNOWN, "server ended the session", "Generate") from None
+        self._client.stats.bytes_received += reply.ByteSize()
+        self.length = int(reply.length)
+        return from_proto(reply.output)
+
+    def close(self) -> None:
+        """Half-close the stream; the server drops the KV cache."""
+        if self._closed:
+            return
+        self._closed = True
+        self._requests.put(self._END)
+        try:
+            for _ in self._replies:
+                pass
+        except grpc.RpcError:
+            pass
+
+    def __enter__(self) -> "GenerateSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class BlindClient:
+    """Client of a ``blindproof serve`` server.
+
+    ``target`` is ``host:port``. Pass ``root_certificates`` (PEM bytes or a path) for TLS and ``token``
+    for servers that require a bearer token. Every call has a deadline (``timeout`` seconds); calls that
+    are idempotent (deploy, which is content-addressed, infer, list, health) are retried on UNAVAILABLE.
+    """
+
+    def __init__(self, target: str, *, root_certificates: str | os.PathLike | bytes | None = None,
+                 token: str | None = None, timeout: float = 60.0, retries: int = 3,
+                 max_message_bytes: int = 256 * MiB, chunk_bytes: int = 1 * MiB,
+                 server_name: str | None = None) -> None:
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries}")
+        if chunk_bytes < 1024:
+            raise ValueError(f"chunk_bytes must be at least 1024, got {chunk_bytes}")
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {timeout}")
+        options = [("grpc.max_receive_message_length", max_message_bytes),
+                   ("grpc.max_send_message_length", max_message_bytes)]
+        if server_name:
+            options.append(("grpc.ssl_target_name_override", server_name))
+        if root_certificates is not None:
+            creds = grpc.ssl_channel_credentials(root_certificates=_read(root_certificates))
+            self._channel = grpc.secure_channel(target, creds, options=options)
+        else:
+            self._channel = grpc.insecure_channel(target, options=options)
+        self._stub = pb_grpc.InferenceStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self.target = target
+        self.timeout = timeout
+        self.retries = retries
+        self.chunk_bytes = chunk_bytes
+        self.stats = WireStats()
+
+    # --- plumbing ------------------------------------------------------------------------------
+    def _call(self, method: str, fn: Callable[[], T], idempotent: bool) -> T:
+        attempts = self.retries + 1 if idempotent else 1
+        for i in range(attempts):
+            try:
+                return fn()
+            except grpc.RpcError as err:
+                if i + 1 < attempts and err.code() in _RETRYABLE:
+                    time.sleep(min(2.0, 0.1 * 2 ** i))
+                    continue
+                raise RemoteError.wrap(err, method) from None
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Close the channel."""
+        self._channel.close()
+
+    def __enter__(self) -> "BlindClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- service-level calls -------------------------------------------------------------------
+    def health(self, service: str = "") -> str:
+        """The server's health status name (``SERVING`` when ready)."""
+        reply = self._call("Health", lambda: self._health.Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=self.timeout, metadata=self._metadata), True)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Block until the server reports SERVING; TimeoutError after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if self.health() == "SERVING":
+                    return
+            except RemoteError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"server at {self.target} not ready after {timeout:g} s")
+            time.sleep(0.1)
+
+    def list_deployments(self) -> list[RemoteDeployment]:
+        """Every deployment on the server."""
+        reply = self._call("ListDeployments", lambda: self._stub.ListDeployments(
+            pb.ListDeploymentsRequest(), timeout=self.timeout, metadata=self._metadata), True)
+        return [RemoteDeployment.from_pb(d) for d in reply.deployments]
+
+    def delete(self, deployment: Deployment | str) -> None:
+        """Delete a deployment (not retried: a repeat would report NOT_FOUND)."""
+        dep_id = deployment.deployment_id if isinstance(deployment, Deployment) else deployment
+        self._call("DeleteDeployment", lambda: self._stub.DeleteDeployment(
+            pb.DeleteDeploymentRequest(deployment_id=dep_id), timeout=self.timeout, metadata=self._metadata), False)
+
+    # --- deployment ----------------------------------------------------------------------------
+    def deploy(self, model: nn.Module, key: EEKey | None, tier: Tier = "rotate", split: Split = Split(),
+               label: str = "") -> Deployment:
+        """Transform ``model`` under ``key`` and ``tier`` locally and upload the server's parts.
+
+        With ``key=None`` the model is uploaded untransformed (a plaintext baseline with the same split).
+        """
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if key is None:
+            codec: SplitCodec = PlainCodec(model, split)
+            server_model, key_id, used_tier = model, "", None
+        else:
+            if not isinstance(key, EEKey):
+                raise TypeError(f"key must be an EEKey or None, got {type(key).__name__}")
+            enc = encrypt_model(model, key, tier, split)
+            codec = ClientCodec(model, key, tier, split)
+            codec.check_deployment(enc)
+            server_model, key_id, used_tier = enc.model, key.key_id, tier
+        blob, digest = to_bytes(server_model, server_parts(model, split))
+        reply = self.upload(blob, digest, key_id=key_id, label=label)
+        if reply.deployment.digest != digest:
+            raise DeploymentDigestError(f"server computed digest {reply.deployment.digest}, client {digest}")
+        return Deployment(reply.deployment.deployment_id, digest, key_id, codec, used_tier, reply.existed)
+
+    def upload(self, blob: bytes, digest: str, key_id: str = "", label: str = "",
+               total_bytes: int | None = None) -> pb.DeployReply:
+        """Stream a model file (safetensors bytes with its digest) to the server; returns its reply.
+
+        ``total_bytes`` defaults to ``len(blob)``; it exists so tests can announce a different size.
+        """
+        header = pb.DeployHeader(digest=digest, total_bytes=len(blob) if total_bytes is None else total_bytes,
+                                 key_id=key_id, label=label)
+
+        def requests() -> Iterator[pb.DeployRequest]:
+            yield pb.DeployRequest(header=header)
+            view = memoryview(blob)
+            for off in range(0, len(blob), self.chunk_bytes):
+                yield pb.DeployRequest(chunk=bytes(view[off:off + self.chunk_bytes]))
+
+        self.stats.bytes_sent += len(blob)
+        return self._call("Deploy", lambda: self._stub.Deploy(requests(), timeout=self.timeout,
+                                                              metadata=self._metadata), True)
+
+    def attach(self, deployment_id: str, model: nn.Module, key: EEKey | None, tier: Tier = "rotate",
+               split: Split = Split()) -> Deployment:
+        """Reconnect to an existing deployment; raises unless it was made under ``key``."""
+        found = {d.deployment_id: d for d in self.list_deployments()}
+        if deployment_id not in found:
+            raise RemoteError(grpc.StatusCode.NOT_FOUND, f"unknown deployment {deployment_id}", "attach")
+        remote = found[deployment_id]
+        if key is None:
+            if remote.key_id:
+                raise ValueError(f"deployment {deployment_id} is bound to key {remote.key_id}; pass that key")
+            return Deployment(deployment_id, remote.digest, "", PlainCodec(model, split), None, True)
+        codec = ClientCodec(model, key, tier, split)
+        codec.check_deployment(remote.key_id)
+        return Deployment(deployment_id, remote.digest, remote.key_id, codec, tier, True)
+
+    # --- inference -----------------------------------------------------------------------------
+    def infer_raw(self, deployment_id: str, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Send an already-encoded tensor and return the server's raw (still encoded) output."""
+        req = pb.InferRequest(deployment_id=deployment_id, input=to_proto(x), start=start)
+        reply = self._call("Infer", lambda: self._stub.Infer(req, timeout=self.timeout,
+                                                             metadata=self._metadata), True)
+        self.stats.bytes_sent += req.ByteSize()
+        self.stats.bytes_received += reply.ByteSize()
+        self.stats.calls += 1
+        return from_proto(reply.output)
+
+    def infer(self, deployment: Deployment, inputs: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Blind forward pass: token ids (batch, seq) or MLP features in, decoded logits/outputs out."""
+        x = deployment.codec.client_input(inputs, start)
+        return deployment.codec.client_output(self.infer_raw(deployment.deployment_id, x, start))
+
+    def session(self, deployment: Deployment | str, timeout: float | None = None) -> GenerateSession:
+        """Open a generation session (server-side KV cache) on a deployment."""
+        dep_id = deployment.deployment_id if isinstance(deployment, Deployment) else deployment
+        return GenerateSession(self, dep_id, timeout or max(self.timeout, 600.0))
+
+    @torch.no_grad()
+    def generate(self, deployment: Deployment, prompt: torch.Tensor, n_new: int,
+                 stop_token: int | None = None,
+                 on_token: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
+        """Greedy decoding with every forward on the server; returns the new tokens (batch, <= n_new).
+
+        Stops early once every row has produced ``stop_token``. ``on_token(i, tokens)`` is called after
+        each new token (progress display).
+        """
+        model = deployment.model
+        if not isinstance(model, Transformer) or model.cfg.output != "logits" or not model.cfg.causal:
+            raise ValueError("generate needs a causal transformer with a language-model head")
+        if not isinstance(prompt, torch.Tensor) or prompt.dim() != 2 or prompt.shape[1] < 1:
+            raise ValueError(f"prompt must be token ids of shape (batch, seq>=1), got {getattr(prompt, 'shape', prompt)}")
+        if n_new < 1:
+            raise ValueError(f"n_new must be positive, got {n_new}")
+        if prompt.shape[1] + n_new > model.cfg.max_seq + 1:
+            raise ValueError(f"prompt of {prompt.shape[1]} tokens plus {n_new} new exceeds max_seq "
+                             f"{model.cfg.max_seq}")
+        codec = deployment.codec
+        out: list[torch.Tensor] = []
+        done = torch.zeros(prompt.shape[0], dtype=torch.bool)
+        with self.session(deployment) as sess:
+            x, start = prompt, 0
+            while True:
+                logits = codec.client_output(sess.step(codec.client_input(x, start)))
+                start += x.shape[1]
+                nxt = logits[:, -1].argmax(-1, keepdim=True)
+                out.append(nxt)
+                if on_token is not None:
+                    on_token(len(out), nxt)
+                if stop_token is not None:
+                    done |= nxt[:, 0] == stop_token
+                if len(out) == n_new or bool(done.all()):
+                    break
+                x = nxt
+        return torch.cat(out, dim=1)

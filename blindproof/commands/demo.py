@@ -1,0 +1,151 @@
+"""`blindproof demo`: blind generation over real gRPC equals plaintext generation, end to end.
+
+Starts `blindproof serve` as a subprocess on a free localhost port, deploys the embedded default model
+under a fresh key (and, as a baseline, untransformed), generates text blind and in plaintext, and checks
+that the texts are identical.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="blind vs plaintext generation through a local server",
+                       description="Start a local server, deploy the embedded model under a fresh key, generate "
+                                   "blind and in plaintext, show both texts and timings, shut down.")
+    p.add_argument("--tier", choices=["permute", "rotate"], default="rotate", help="EE tier (default rotate)")
+    p.add_argument("--tokens", type=int, default=80, help="number of tokens to generate (default 80)")
+    p.add_argument("--prompt", help="prompt text (default: the embedded model's prompt)")
+    p.add_argument("--model", default="default",
+                   help="'default' (the embedded model) or a causal workload such as tiny-llama")
+    p.add_argument("--server", help="use this running server (host:port) instead of starting one")
+    p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
+    p.set_defaults(func=run)
+
+
+class Progress:
+    """Timestamped progress lines on stderr."""
+
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def __call__(self, msg: str, end: str = "\n") -> None:
+        print(f"[{time.perf_counter() - self.t0:6.2f}s] {msg}", end=end, file=sys.stderr, flush=True)
+
+
+def build_summary(*, model_name: str, tier: str, key_id: str, deployment_id: str, plain_deployment_id: str,
+                  prompt: str, blind_text: str, plain_server_text: str, plain_local_text: str,
+                  seconds: dict[str, float], n_tokens: int, server: str, wire: dict[str, int]) -> dict:
+    """The demo's result as one dict (printed by --json); later checks add their own keys here."""
+    return {
+        "model": model_name,
+        "tier": tier,
+        "key_id": key_id,
+        "server": server,
+        "deployment_id": deployment_id,
+        "plaintext_deployment_id": plain_deployment_id,
+        "prompt": prompt,
+        "tokens": n_tokens,
+        "blind_text": blind_text,
+        "plaintext_text": plain_local_text,
+        "plaintext_server_text": plain_server_text,
+        "blind_equals_plaintext": blind_text == plain_local_text == plain_server_text,
+        "seconds": {k: round(v, 4) for k, v in seconds.items()},
+        "ms_per_token": {k: round(1e3 * v / n_tokens, 3) for k, v in seconds.items()},
+        "wire_bytes": wire,
+    }
+
+
+FALLBACK_PROMPT = "The tide comes in twice a day, "
+
+
+def _load_model(source: str, progress: Progress):
+    """(name, model, prompt): the embedded default model, or a named workload with seeded weights."""
+    if source == "default":
+        try:
+            from blindproof.models.default import default_prompt, load_default_model
+            progress("loading the embedded default model")
+            return "default (embedded tiny-llama byte model)", load_default_model(), default_prompt()
+        except (ImportError, FileNotFoundError) as exc:
+            progress(f"embedded default model unavailable ({exc}); using tiny-llama with seeded random weights")
+            source = "tiny-llama"
+    from blindproof.client.local import load_local_model
+    progress(f"building {source} (seeded random weights: the text will be gibberish, but must match)")
+    return f"{source} (seed 0)", load_local_model(source, 0), FALLBACK_PROMPT
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from blindproof.client import BlindClient
+    from blindproof.ee import generate_key
+    from blindproof.models import tokenizer
+    from blindproof.server.process import ServerProcess
+
+    if args.tokens < 1:
+        raise SystemExit("error: --tokens must be positive")
+    progress = Progress()
+    model_name, model, prompt_text = _load_model(args.model, progress)
+    prompt_text = args.prompt if args.prompt is not None else prompt_text
+    prompt = tokenizer.encode(prompt_text)
+    if prompt.shape[1] + args.tokens > model.cfg.max_seq + 1:
+        raise SystemExit(f"error: prompt plus {args.tokens} tokens exceeds the model's {model.cfg.max_seq} positions")
+    server = None
+    if args.server is None:
+        progress("starting `blindproof serve` on a free localhost port ...")
+        server = ServerProcess().start()
+    target = args.server or server.target
+    try:
+        with BlindClient(target) as client:
+            client.wait_ready()
+            progress(f"server ready at {target}")
+            key = generate_key()
+            progress(f"fresh key {key.key_id}; transforming the model locally ({args.tier} tier) and uploading")
+            dep = client.deploy(model, key, args.tier, label="demo")
+            plain = client.deploy(model, None, label="demo-plaintext")
+            progress(f"deployed {dep.deployment_id[:16]}… (server digest matches); plaintext baseline "
+                     f"{plain.deployment_id[:16]}…")
+            seconds: dict[str, float] = {}
+
+            def timed(name: str, fn):
+                progress(f"generating {args.tokens} tokens, {name.replace('_', ' via ')}: ", end="")
+                t0 = time.perf_counter()
+                out = fn()
+                seconds[name] = time.perf_counter() - t0
+                print(f"{seconds[name]:.2f} s", file=sys.stderr, flush=True)
+                return out
+
+            dots = lambda i, t: print("." if i % 10 == 0 else "", end="", file=sys.stderr, flush=True)  # noqa: E731
+            client.stats.reset()
+            blind = timed("blind_server", lambda: client.generate(dep, prompt, args.tokens, on_token=dots))
+            wire = {"sent": client.stats.bytes_sent, "received": client.stats.bytes_received}
+            plain_srv = timed("plaintext_server", lambda: client.generate(plain, prompt, args.tokens, on_token=dots))
+            with torch.no_grad():
+                plain_loc = timed("plaintext_local", lambda: model.generate(prompt, args.tokens))
+            client.delete(dep)
+            client.delete(plain)
+    finally:
+        if server is not None:
+            status = server.stop()
+            progress(f"server stopped (exit status {status})")
+            server.close()
+    summary = build_summary(model_name=model_name, tier=args.tier, key_id=key.key_id, deployment_id=dep.deployment_id,
+                            plain_deployment_id=plain.deployment_id, prompt=prompt_text,
+                            blind_text=tokenizer.decode(blind[0]), plain_server_text=tokenizer.decode(plain_srv[0]),
+                            plain_local_text=tokenizer.decode(plain_loc[0]), seconds=seconds, n_tokens=args.tokens,
+                            server=target, wire=wire)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"prompt:    {prompt_text!r}")
+        print(f"blind:     {summary['blind_text']!r}")
+        print(f"plaintext: {summary['plaintext_text']!r}")
+        verdict = "IDENTICAL" if summary["blind_equals_plaintext"] else "DIFFERENT"
+        print(f"blind and plaintext text are {verdict} ({args.tier} tier, key {key.key_id[:12]}…)")
+        for name, ms in summary["ms_per_token"].items():
+            print(f"  {name:<20} {seconds[name]:7.3f} s  ({ms:.2f} ms/token)")
+    return 0 if summary["blind_equals_plaintext"] else 1

@@ -1,0 +1,75 @@
+"""`blindproof deploy`: transform a model under a key locally and upload the server's part."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from blindproof.client.cli_args import add_connection_args, cli_errors
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("deploy", help="deploy an EE-transformed model to a server",
+                       description="Transform the model under the key (on this machine), upload only the parts "
+                                   "the server runs, check the server's content digest, and write a "
+                                   "deployment record for `infer` and `generate`.")
+    add_connection_args(p)
+    p.add_argument("--model", default="default",
+                   help="'default', a workload name (tiny-llama, ...) or a .safetensors model file")
+    p.add_argument("--seed", type=int, default=0, help="seed of a workload's weights")
+    p.add_argument("--key", type=Path, help="key file from `blindproof keygen` (omit with --plaintext)")
+    p.add_argument("--plaintext", action="store_true", help="deploy untransformed (a baseline; no privacy)")
+    p.add_argument("--tier", choices=["permute", "rotate"], default="rotate", help="EE tier (default rotate)")
+    p.add_argument("--server-embeds", action="store_true", help="server runs the embedding (client sends ids)")
+    p.add_argument("--server-decodes", action="store_true", help="server runs the final norm and head")
+    p.add_argument("--label", default="", help="label shown in listings")
+    p.add_argument("--record", type=Path, default=Path("deployment.json"),
+                   help="where to write the deployment record (default deployment.json)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.set_defaults(func=run)
+
+    ls = sub.add_parser("deployments", help="list or delete deployments on a server")
+    add_connection_args(ls)
+    ls.add_argument("--delete", metavar="ID", help="delete this deployment instead of listing")
+    ls.set_defaults(func=run_list)
+
+
+@cli_errors
+def run(args: argparse.Namespace) -> int:
+    from blindproof.client.local import DeploymentRecord, connect, load_local_model
+    from blindproof.ee import Split, load_key
+
+    if args.plaintext == (args.key is not None):
+        raise SystemExit("error: pass exactly one of --key FILE or --plaintext")
+    model = load_local_model(args.model, args.seed)
+    key = load_key(args.key) if args.key else None
+    split = Split(client_embeds=not args.server_embeds, client_decodes=not args.server_decodes)
+    with connect(args) as client:
+        dep = client.deploy(model, key, args.tier, split, label=args.label or args.model)
+    record = DeploymentRecord(dep.deployment_id, dep.digest, dep.key_id, dep.tier, split.client_embeds,
+                              split.client_decodes, args.model, args.seed,
+                              str(args.key.resolve()) if args.key else None, args.server)
+    record.save(args.record)
+    if args.json:
+        print(json.dumps({"deployment_id": dep.deployment_id, "digest": dep.digest, "key_id": dep.key_id,
+                          "tier": dep.tier, "existed": dep.existed, "record": str(args.record)}))
+    else:
+        print(f"deployed {dep.deployment_id} ({'plaintext' if key is None else dep.tier}, digest verified); "
+              f"record written to {args.record}")
+    return 0
+
+
+@cli_errors
+def run_list(args: argparse.Namespace) -> int:
+    from blindproof.client.local import connect
+
+    with connect(args) as client:
+        if args.delete:
+            client.delete(args.delete)
+            print(f"deleted {args.delete}")
+            return 0
+        for d in client.list_deployments():
+            print(json.dumps({"deployment_id": d.deployment_id, "key_id": d.key_id, "label": d.label,
+                              "size_bytes": d.size_bytes, "model": json.loads(d.model_json)}))
+    return 0

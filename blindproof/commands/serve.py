@@ -1,0 +1,58 @@
+"""`blindproof serve`: the blind inference server."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+MiB = 1 << 20
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the gRPC inference server",
+                       description="Serve deployed (EE-transformed) models over gRPC. The bearer token, when "
+                                   "wanted, comes from --token-file or the BLINDPROOF_TOKEN environment "
+                                   "variable (never the command line, which other users can read).")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=50051, help="port (0 picks a free one; default 50051)")
+    p.add_argument("--port-file", type=Path, help="write the bound port to this file once serving")
+    p.add_argument("--store", type=Path, default=Path(os.environ.get("BLINDPROOF_STORE", "blindproof-store")),
+                   help="model store directory (default ./blindproof-store or $BLINDPROOF_STORE)")
+    p.add_argument("--device", help="torch device (default: cuda when present, else cpu)")
+    p.add_argument("--tls-cert", type=Path, help="PEM certificate chain (enables TLS with --tls-key)")
+    p.add_argument("--tls-key", type=Path, help="PEM private key")
+    p.add_argument("--token-file", type=Path, help="file holding the bearer token clients must send")
+    p.add_argument("--max-message-mb", type=float, default=64, help="largest gRPC message in MiB (default 64)")
+    p.add_argument("--max-model-mb", type=float, default=4096, help="largest model upload in MiB (default 4096)")
+    p.add_argument("--session-idle-s", type=float, default=300, help="drop idle generation sessions after this")
+    p.add_argument("--max-sessions", type=int, default=64, help="most concurrent generation sessions")
+    p.add_argument("--batch-wait-ms", type=float, default=1.0, help="how long a batch waits for company")
+    p.add_argument("--max-batch-rows", type=int, default=64, help="most rows in one batched forward")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="JSON log level on stderr (DEBUG logs every call)")
+    p.set_defaults(func=run)
+
+
+def read_token(token_file: Path | None) -> str | None:
+    """The bearer token from a file or $BLINDPROOF_TOKEN; None when neither is set."""
+    if token_file is not None:
+        token = token_file.read_text().strip()
+        if not token:
+            raise ValueError(f"token file {token_file} is empty")
+        return token
+    return os.environ.get("BLINDPROOF_TOKEN") or None
+
+
+def run(args: argparse.Namespace) -> int:
+    from blindproof.server import ServerConfig
+    from blindproof.server import run as run_server
+
+    cfg = ServerConfig(store=args.store, host=args.host, port=args.port, device=args.device,
+                       tls_cert=args.tls_cert, tls_key=args.tls_key, token=read_token(args.token_file),
+                       max_message_bytes=int(args.max_message_mb * MiB), max_model_bytes=int(args.max_model_mb * MiB),
+                       session_idle_s=args.session_idle_s, max_sessions=args.max_sessions,
+                       batch_wait_ms=args.batch_wait_ms, max_batch_rows=args.max_batch_rows,
+                       port_file=args.port_file, log_level=args.log_level)
+    run_server(cfg)
+    return 0

@@ -1,0 +1,103 @@
+"""Assemble and run the gRPC server: service, health, limits, TLS, bearer token, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from blindproof.proto import inference_pb2_grpc as pb_grpc
+from blindproof.server import logs
+from blindproof.server.executor import Executor, pick_device
+from blindproof.server.service import SERVICE_NAME, InferenceService
+from blindproof.server.store import ModelStore
+
+MiB = 1 << 20
+
+
+@dataclass
+class ServerConfig:
+    """Everything `blindproof serve` can set."""
+
+    store: Path
+    host: str = "127.0.0.1"
+    port: int = 50051  # 0 picks a free port
+    device: str | None = None  # None: cuda when present, else cpu
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    token: str | None = None
+    max_message_bytes: int = 64 * MiB
+    max_model_bytes: int = 4096 * MiB
+    session_idle_s: float = 300.0
+    max_sessions: int = 64
+    batch_wait_ms: float = 1.0
+    max_batch_rows: int = 64
+    port_file: Path | None = None  # the bound port is written here once serving
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("TLS needs both a certificate file and a key file")
+        if self.max_message_bytes < MiB:
+            raise ValueError("max_message_bytes must be at least 1 MiB")
+        if not 0 <= self.port < 65536:
+            raise ValueError(f"port must be in [0, 65535], got {self.port}")
+
+
+async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
+    """Run until SIGINT/SIGTERM (or ``stop`` is set); then drain in-flight calls and return."""
+    logs.configure(cfg.log_level)
+    device = pick_device(cfg.device)
+    store = ModelStore(cfg.store, device=device)
+    executor = Executor(max_batch_rows=cfg.max_batch_rows, max_wait_s=cfg.batch_wait_ms / 1e3)
+    service = InferenceService(store, executor, token=cfg.token, max_model_bytes=cfg.max_model_bytes,
+                               session_idle_s=cfg.session_idle_s, max_sessions=cfg.max_sessions)
+    options = [("grpc.max_receive_message_length", cfg.max_message_bytes),
+               ("grpc.max_send_message_length", cfg.max_message_bytes),
+               ("grpc.so_reuseport", 0)]
+    server = grpc.aio.server(options=options)
+    pb_grpc.add_InferenceServicer_to_server(service, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    address = f"{cfg.host}:{cfg.port}"
+    if cfg.tls_cert:
+        creds = grpc.ssl_server_credentials([(Path(cfg.tls_key).read_bytes(), Path(cfg.tls_cert).read_bytes())])
+        port = server.add_secure_port(address, creds)
+    else:
+        port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot bind {address}")
+    await server.start()
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    logs.event("listening", host=cfg.host, port=port, device=device, tls=bool(cfg.tls_cert),
+               token=cfg.token is not None, store=str(cfg.store), deployments=len(store.list()))
+    if cfg.port_file:
+        tmp = Path(str(cfg.port_file) + ".tmp")
+        tmp.write_text(str(port))
+        os.replace(tmp, cfg.port_file)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread
+            pass
+    if ready is not None:
+        ready.set()
+    await stop.wait()
+    logs.event("stopping", port=port)
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(grace=5)
+    executor.shutdown()
+    logs.event("stopped", port=port)
+
+
+def run(cfg: ServerConfig) -> None:
+    """Blocking entry point of `blindproof serve`."""
+    asyncio.run(serve(cfg))

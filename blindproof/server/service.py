@@ -1,0 +1,228 @@
+"""The ``blindproof.v1.Inference`` gRPC service (asyncio)."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+import uuid
+from typing import AsyncIterator
+
+import grpc
+
+from blindproof.models.serialize import DigestMismatchError, ModelFormatError, load_model
+from blindproof.models.transformer import KVCache
+from blindproof.proto import inference_pb2 as pb
+from blindproof.proto import inference_pb2_grpc as pb_grpc
+from blindproof.proto.tensors import WireTensorError, from_proto, to_proto
+from blindproof.server import logs
+from blindproof.server.executor import BadInputError, Executor, check_input, forward
+from blindproof.server.store import DeploymentInfo, ModelStore, UnknownDeploymentError, check_id, deployment_id
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Inference"].full_name
+
+
+def _info_pb(info: DeploymentInfo) -> pb.Deployment:
+    return pb.Deployment(deployment_id=info.deployment_id, digest=info.digest, key_id=info.key_id,
+                         label=info.label, model_json=info.model_json, size_bytes=info.size_bytes,
+                         created_unix=info.created_unix)
+
+
+class InferenceService(pb_grpc.InferenceServicer):
+    """Deploy, list, delete, infer and generate; every failure maps to a gRPC status with a clear message."""
+
+    def __init__(self, store: ModelStore, executor: Executor, token: str | None = None,
+                 max_model_bytes: int = 4 << 30, session_idle_s: float = 300.0, max_sessions: int = 64) -> None:
+        self.store = store
+        self.executor = executor
+        self._token = token.encode() if token else None
+        self.max_model_bytes = max_model_bytes
+        self.session_idle_s = session_idle_s
+        self.max_sessions = max_sessions
+        self.sessions = 0
+
+    # --- helpers ------------------------------------------------------------------------------
+    async def _authorize(self, context: grpc.aio.ServicerContext) -> None:
+        if self._token is None:
+            return
+        meta = dict(context.invocation_metadata() or ())
+        value = meta.get("authorization", "")
+        if not value.startswith("Bearer "):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing bearer token (metadata 'authorization')")
+        if not hmac.compare_digest(value[len("Bearer "):].encode(), self._token):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid bearer token")
+
+    async def _deployment(self, dep_id: str, context) -> object:
+        try:
+            check_id(dep_id)
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        try:
+            return await asyncio.to_thread(self.store.load, dep_id)
+        except UnknownDeploymentError:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown deployment {dep_id}")
+        except ModelFormatError as exc:  # the stored file was damaged on disk
+            logs.event("store_corrupt", logging.ERROR, deployment=dep_id, error=str(exc))
+            await context.abort(grpc.StatusCode.DATA_LOSS, f"stored deployment {dep_id} is damaged: {exc}")
+
+    @staticmethod
+    async def _tensor(msg, context):
+        try:
+            return from_proto(msg)
+        except WireTensorError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad input tensor: {exc}")
+
+    @staticmethod
+    async def _check_deadline(context) -> None:
+        left = context.time_remaining()
+        if left is not None and left <= 0:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before the work started")
+
+    # --- deploy -------------------------------------------------------------------------------
+    async def Deploy(self, request_iterator: AsyncIterator[pb.DeployRequest], context) -> pb.DeployReply:
+        await self._authorize(context)
+        t0 = time.perf_counter()
+        first = await anext(aiter(request_iterator), None)
+        if first is None or first.WhichOneof("part") != "header":
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first deploy message must be the header")
+        header = first.header
+        try:
+            dep_id = deployment_id(header.digest)
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if header.total_bytes == 0:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "total_bytes must be positive")
+        if header.total_bytes > self.max_model_bytes:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f"model of {header.total_bytes} bytes exceeds the server's limit of "
+                                f"{self.max_model_bytes} bytes")
+        if self.store.exists(dep_id):  # content-addressed: the same digest is the same model
+            logs.event("deploy", deployment=dep_id, existed=True)
+            return pb.DeployReply(deployment=_info_pb(self.store.info(dep_id)), existed=True)
+        upload = self.store.new_upload()
+        try:
+            received = 0
+            with open(upload, "wb") as f:
+                async for msg in request_iterator:
+                    if msg.WhichOneof("part") != "chunk":
+                        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "only one deploy header is allowed")
+                    received += len(msg.chunk)
+                    if received > header.total_bytes:
+                        await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                            f"upload longer than the announced {header.total_bytes} bytes")
+                    f.write(msg.chunk)
+            if received < header.total_bytes:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                    f"upload truncated: received {received} of {header.total_bytes} bytes")
+            try:
+                loaded = await asyncio.to_thread(load_model, upload, header.digest)
+            except DigestMismatchError as exc:
+                await context.abort(grpc.StatusCode.DATA_LOSS, str(exc))
+            except ModelFormatError as exc:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid model file: {exc}")
+            info = await asyncio.to_thread(self.store.commit, upload, loaded, header.key_id, header.label)
+        finally:
+            upload.unlink(missing_ok=True)  # no-op after a commit; removes any partial upload
+        logs.event("deploy", deployment=dep_id, existed=False, size_bytes=received,
+                   ms=round(1e3 * (time.perf_counter() - t0), 2))
+        return pb.DeployReply(deployment=_info_pb(info), existed=False)
+
+    async def ListDeployments(self, request, context) -> pb.ListDeploymentsReply:
+        await self._authorize(context)
+        infos = await asyncio.to_thread(self.store.list)
+        return pb.ListDeploymentsReply(deployments=[_info_pb(i) for i in infos])
+
+    async def DeleteDeployment(self, request, context) -> pb.DeleteDeploymentReply:
+        await self._authorize(context)
+        try:
+            self.store.delete(check_id(request.deployment_id))
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except UnknownDeploymentError:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown deployment {request.deployment_id}")
+        logs.event("delete", deployment=request.deployment_id)
+        return pb.DeleteDeploymentReply()
+
+    # --- inference ----------------------------------------------------------------------------
+    async def Infer(self, request: pb.InferRequest, context) -> pb.InferReply:
+        await self._authorize(context)
+        t0 = time.perf_counter()
+        loaded = await self._deployment(request.deployment_id, context)
+        x = await self._tensor(request.input, context)
+        try:
+            check_input(loaded, x, int(request.start))
+        except BadInputError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        await self._check_deadline(context)
+        try:
+            out = await self.executor.infer(request.deployment_id, loaded, x, int(request.start))
+        except (ValueError, TypeError) as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"model rejected the input: {exc}")
+        logs.event("infer", logging.DEBUG, deployment=request.deployment_id, shape=tuple(x.shape), dtype=str(x.dtype),
+                   ms=round(1e3 * (time.perf_counter() - t0), 3))
+        return pb.InferReply(output=to_proto(out))
+
+    async def Generate(self, request_iterator, context):
+        await self._authorize(context)
+        it = aiter(request_iterator)
+        try:
+            first = await self._next(it, context)
+        except asyncio.TimeoutError:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                f"no session opened within {self.session_idle_s:g} s")
+        if first is None:
+            return
+        if first.WhichOneof("msg") != "open":
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first generate message must open the session")
+        dep_id = first.open.deployment_id
+        loaded = await self._deployment(dep_id, context)
+        if self.sessions >= self.max_sessions:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f"too many open generation sessions (limit {self.max_sessions})")
+        session = uuid.uuid4().hex[:12]
+        cache = KVCache(loaded.description["config"]["n_layers"]) if loaded.description["kind"] == "transformer" \
+            else None
+        if cache is None:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "generation needs a transformer deployment")
+        if not loaded.description["config"].get("causal", True):
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "generation needs a causal transformer")
+        self.sessions += 1
+        steps, batch, end = 0, None, "ended"
+        logs.event("session_open", session=session, deployment=dep_id)
+        try:
+            while True:
+                msg = await self._next(it, context)
+                if msg is None:  # the client half-closed or went away; either way the cache goes
+                    break
+                if msg.WhichOneof("msg") != "step":
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "session already open; send steps")
+                x = await self._tensor(msg.step.input, context)
+                try:
+                    check_input(loaded, x, cache.length, cache.length)
+                    if batch is not None and x.shape[0] != batch:
+                        raise BadInputError(f"batch size {x.shape[0]} differs from the session's {batch}")
+                except BadInputError as exc:
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+                batch = x.shape[0]
+                start = cache.length
+                out = await self.executor.run(forward, loaded, x, start, cache)
+                steps += 1
+                yield pb.GenerateReply(output=to_proto(out[:, -1:]), length=cache.length)
+        except (asyncio.CancelledError, GeneratorExit):  # client went away mid-stream
+            end = "cancelled"
+            raise
+        except asyncio.TimeoutError:
+            end = "idle"
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                f"session idle for more than {self.session_idle_s:g} s; its cache was dropped")
+        finally:
+            self.sessions -= 1
+            logs.event("session_end", session=session, deployment=dep_id, steps=steps, reason=end)
+
+    async def _next(self, it, context):
+        """The next request of a stream, or None at its end; TimeoutError after the idle timeout."""
+        try:
+            return await asyncio.wait_for(anext(it), self.session_idle_s)
+        except StopAsyncIteration:
+            return None
