@@ -235,3 +235,18 @@ def test_prover_and_statement_reject_bad_inputs():
         L.LookupTable.function("f", np.zeros(4, dtype=np.uint32), np.zeros(4, dtype=np.uint32))
     with pytest.raises(ValueError, match="width"):
         L.LookupTable("t", ())
+
+
+@pytest.mark.parametrize("k, trees", [(1, 1), (5, 2), (6, 3)])
+def test_fast_layer_prover_sends_exactly_the_generic_sumcheck_messages(k, trees):
+    rng = np.random.default_rng(k)
+    point, lam = F.erandom(rng, k), F.erandom(rng)
+    children = [F.erandom(rng, 1 << k) for _ in range(4 * trees)]
+    spec = L._layer_spec(k, trees, lam)
+    tables = [mle.eq_table(point)] + children
+    claim = L.S.hypercube_sum(spec, tables)
+    generic = L.S.prove(spec, tables, claim, Transcript(b"x", b"y"))
+    fast, s_point = L._prove_layer(spec, point, children, lam, claim, Transcript(b"x", b"y"))
+    np.testing.assert_array_equal(fast.round_evals, generic.proof.round_evals)
+    np.testing.assert_array_equal(fast.final_evals, generic.proof.final_evals)
+    np.testing.assert_array_equal(s_point, generic.point)

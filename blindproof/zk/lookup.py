@@ -114,6 +114,70 @@ def _leaf_denominators(cols, alpha, beta):
     return q
 
 
+@nb.njit(**_NJ)
+def _gkr_round(tabs, length, eqs, lam, tree_coeffs):
+    """h(X) = sum_j eqs[j] · sum_t c_t (p0 q1 + q0 (p1 + λ q1))(X, j) at X = 0 and X = 2.
+
+    ``tabs`` holds (p0, p1, q0, q1) per tree, each (≥ length, 4); ``eqs`` is eq(r_{>j}, ·) of length/2.
+    p0 q1 + p1 q0 + λ q0 q1 is written with three products instead of four."""
+    K = tabs.shape[0]
+    n_trees = K // 4
+    h = length // 2
+    acc = np.zeros((2, 4), dtype=np.uint64)
+    l0, l1, l2, l3 = np.uint64(lam[0]), np.uint64(lam[1]), np.uint64(lam[2]), np.uint64(lam[3])
+    v = np.empty((4, 4), dtype=np.uint64)
+    for j in range(h):
+        w0, w1, w2, w3 = np.uint64(eqs[j, 0]), np.uint64(eqs[j, 1]), np.uint64(eqs[j, 2]), np.uint64(eqs[j, 3])
+        for x in range(2):
+            s0 = np.uint64(0)
+            s1 = np.uint64(0)
+            s2 = np.uint64(0)
+            s3 = np.uint64(0)
+            for t in range(n_trees):
+                for f in range(4):
+                    for c in range(4):
+                        lo = np.uint64(tabs[4 * t + f, j, c])
+                        if x == 0:
+                            v[f, c] = lo
+                        else:  # value at X = 2 is 2·hi - lo
+                            hi = np.uint64(tabs[4 * t + f, j + h, c])
+                            y = (hi + hi) % _P
+                            v[f, c] = y - lo if y >= lo else y + _P - lo
+                # a = p1 + λ q1 ; b = q0 · a ; c = p0 · q1 ; term = b + c
+                m0, m1, m2, m3 = e_mul(v[3, 0], v[3, 1], v[3, 2], v[3, 3], l0, l1, l2, l3)
+                a0 = (v[1, 0] + m0) % _P
+                a1 = (v[1, 1] + m1) % _P
+                a2 = (v[1, 2] + m2) % _P
+                a3 = (v[1, 3] + m3) % _P
+                b0, b1, b2, b3 = e_mul(v[2, 0], v[2, 1], v[2, 2], v[2, 3], a0, a1, a2, a3)
+                c0, c1, c2, c3 = e_mul(v[0, 0], v[0, 1], v[0, 2], v[0, 3], v[3, 0], v[3, 1], v[3, 2], v[3, 3])
+                t0 = (b0 + c0) % _P
+                t1 = (b1 + c1) % _P
+                t2 = (b2 + c2) % _P
+                t3 = (b3 + c3) % _P
+                if t > 0:
+                    t0, t1, t2, t3 = e_mul(t0, t1, t2, t3, np.uint64(tree_coeffs[t, 0]),
+                                           np.uint64(tree_coeffs[t, 1]), np.uint64(tree_coeffs[t, 2]),
+                                           np.uint64(tree_coeffs[t, 3]))
+                s0 += t0
+                s1 += t1
+                s2 += t2
+                s3 += t3
+            s0 %= _P
+            s1 %= _P
+            s2 %= _P
+            s3 %= _P
+            r0, r1, r2, r3 = e_mul(s0, s1, s2, s3, w0, w1, w2, w3)
+            acc[x, 0] += r0
+            acc[x, 1] += r1
+            acc[x, 2] += r2
+            acc[x, 3] += r3
+    for x in range(2):
+        for c in range(4):
+            acc[x, c] %= _P
+    return acc.astype(np.uint32)
+
+
 # --- tables ------------------------------------------------------------------------------------------
 
 def _arange_offset(col: np.ndarray) -> int | None:
@@ -380,16 +444,16 @@ def prove(st: LookupStatement, groups: Sequence[Sequence[np.ndarray]], mult: np.
         lam = transcript.challenge_ext("lookup/lambda")
         spec = _layer_spec(k, len(active), lam)
         claim = _combine(claims, active, lam)
-        tables = [mle.eq_table(point)]
+        children = []
         for i in active:
             p, q = trees[i][k + 1]
             h = 1 << k
-            tables += [p[:h], p[h:], q[:h], q[h:]]
-        out = S.prove(spec, tables, claim, transcript)
-        layer_proofs.append(out.proof)
+            children += [p[:h], p[h:], q[:h], q[h:]]
+        layer, s_point = _prove_layer(spec, point, children, lam, claim, transcript)
+        layer_proofs.append(layer)
         mu = transcript.challenge_ext("lookup/mu")
-        claims = _next_claims(claims, active, out.proof.final_evals, mu)
-        point = np.concatenate([mu[None, :], out.point])
+        claims = _next_claims(claims, active, layer.final_evals, mu)
+        point = np.concatenate([mu[None, :], s_point])
         for i in active:
             if logs[i] == k + 1 and i < len(st.group_logs):  # a witness tree reached its leaves
                 column_evals[i] = np.stack([mle.evaluate(c, point) for c in cols_per_group[i]])
@@ -398,6 +462,54 @@ def prove(st: LookupStatement, groups: Sequence[Sequence[np.ndarray]], mult: np.
         if n == 0:  # a single-row group: its leaf point is empty
             column_evals[i] = np.stack([F.embed(c[0]) for c in cols_per_group[i]])
     return LookupProof(roots, layer_proofs, column_evals)
+
+
+def _prove_layer(spec: S.SumcheckSpec, point: np.ndarray, children: list[np.ndarray], lam: np.ndarray,
+                 claim: np.ndarray, transcript: Transcript) -> tuple[S.SumcheckProof, np.ndarray]:
+    """Prover of one GKR layer sumcheck, message for message the same as ``sumcheck.prove`` on
+    ``_layer_spec`` with tables ``[eq(point, ·)] + children``, but faster: eq(point, x) is split as
+    eq(r_j, X) · eq(r_{>j}, x_{>j}) (Gruen), so the inner sum has degree 2 and is computed at X = 0, 2
+    only; its value at 1 follows from the running claim. Returns the proof and the random point."""
+    k = spec.n_vars
+    spec.absorb(transcript)
+    transcript.absorb_ext("sumcheck/claim", claim)
+    tabs = np.stack(children).astype(np.uint32)
+    n_trees = tabs.shape[0] // 4
+    lam2 = F.emul(lam, lam)
+    tree_coeffs = np.empty((n_trees, 4), dtype=np.uint32)
+    c = F.eone()
+    for t in range(n_trees):
+        tree_coeffs[t] = c
+        c = F.emul(c, lam2)
+    eq_pref = F.eone()
+    rounds = np.empty((k, 3, 4), dtype=np.uint32)
+    s_point = np.empty((k, 4), dtype=np.uint32)
+    length = 1 << k
+    one = F.eone()
+    for j in range(k):
+        rj = point[j]
+        eqs = mle.eq_table(point[j + 1:])
+        h0, h2 = _gkr_round(tabs, length, eqs, lam, tree_coeffs)
+        # claim = eq_pref · ((1 - r_j) h(0) + r_j h(1))
+        one_minus = F.esub(one, rj)
+        h1 = F.emul(F.esub(F.emul(claim, F.einv(eq_pref)), F.emul(one_minus, h0)), F.einv(rj))
+        h3 = F.eadd(F.esub(h0, F.emul(F.ext(3), h1)), F.emul(F.ext(3), h2))  # quadratic through 0, 1, 2
+        e2 = F.esub(F.emul(F.ext(3), rj), one)  # eq(r_j, 2) = 3 r_j - 1
+        e3 = F.esub(F.emul(F.ext(5), rj), F.ext(2))  # eq(r_j, 3) = 5 r_j - 2
+        g0 = F.emul(eq_pref, F.emul(one_minus, h0))
+        g2 = F.emul(eq_pref, F.emul(e2, h2))
+        g3 = F.emul(eq_pref, F.emul(e3, h3))
+        rounds[j] = np.stack([g0, g2, g3])
+        transcript.absorb_ext("sumcheck/round", rounds[j])
+        s = transcript.challenge_ext("sumcheck/r")
+        s_point[j] = s
+        claim = S.interpolate(np.stack([g0, F.esub(claim, g0), g2, g3]), s)
+        eq_pref = F.emul(eq_pref, F.eadd(F.emul(one_minus, F.esub(one, s)), F.emul(rj, s)))
+        S._fold_all_ext(tabs, length, s)
+        length //= 2
+    finals = np.concatenate([eq_pref[None, :], tabs[:, 0, :]])
+    transcript.absorb_ext("sumcheck/final", finals)
+    return S.SumcheckProof(rounds, finals), s_point
 
 
 def _combine(claims, active, lam) -> np.ndarray:

@@ -458,9 +458,8 @@ def prove(spec: SumcheckSpec, tables: Sequence[np.ndarray], claim: np.ndarray, t
             sums = F.embed(_round_base(tabs, length, terms, d).astype(np.uint32))
         else:
             sums = _round_ext(tabs, length, terms, d).astype(np.uint32)
-        vals = F.ezero(d + 1)
-        for t in range(len(spec.terms)):
-            vals = F.eadd(vals, F.emul(coeffs[t], sums[t]))
+        weighted = F.emul(coeffs[:, None, :], sums).astype(np.uint64)  # (T, d+1, 4)
+        vals = (weighted.sum(axis=0) % F.P).astype(np.uint32)
         if mask is not None:
             vals = F.eadd(vals, F.emul(rho, mask.round_values(j, bound_mask, d)))
         vals[1] = F.esub(claim, vals[0])
