@@ -10,6 +10,7 @@ import blindproof
 
 # Each module registers its subcommand(s) and sets `func` on its parser; add one line per module.
 COMMAND_MODULES: list[str] = [
+    "blindproof.commands.attack",
     "blindproof.commands.keygen",
     "blindproof.commands.serve",
     "blindproof.commands.deploy",

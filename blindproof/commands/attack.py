@@ -1,0 +1,89 @@
+"""`blindproof attack`: measure what static EE leaks (key recovery, prompt inversion, decipherment)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _lengths(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--lengths must be comma-separated byte counts, got {text!r}") from None
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"--lengths must be positive byte counts, got {text!r}")
+    return values
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("attack", help="run the leakage attacks on static EE and report measured recovery rates",
+                       description="Run the attacks of blindproof.ee.attacks against the real EE transforms of a "
+                                   "named workload: key recovery by weight matching, prompt recovery from the "
+                                   "hidden states the server sees, and substitution decipherment of the client's "
+                                   "traffic. See docs/threat-model.md.")
+    p.add_argument("--tier", default="all", choices=("permute", "rotate", "all"), help="EE tier (default: both)")
+    p.add_argument("--workload", default="tiny-llama",
+                   help="named transformer workload, or several separated by commas (default tiny-llama: the "
+                        "trained default model when its weights are installed)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the experiment's key and of seeded weights")
+    p.add_argument("--lengths", type=_lengths, default=None,
+                   help="ciphertext sizes in bytes for the decipherment curve (default 256,1024,4096,16384)")
+    p.add_argument("--prompt-bytes", type=int, default=64, help="length of the prompt the server inverts")
+    p.add_argument("--restarts", type=int, default=20, help="hill-climbing restarts of the decipherment")
+    p.add_argument("--json", action="store_true", help="print the full JSON report")
+    p.add_argument("--out", type=Path, default=None, help="also write the JSON report to this file")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from blindproof.ee.attacks.evaluate import DEFAULT_LENGTHS, TIERS, AttackConfig, environment, run_attacks
+
+    tiers = TIERS if args.tier == "all" else (args.tier,)
+    names = [w.strip() for w in args.workload.split(",") if w.strip()]
+    if not names:
+        raise SystemExit("error: --workload names no workload")
+    if args.prompt_bytes < 1 or args.restarts < 0:
+        raise SystemExit("error: --prompt-bytes must be positive and --restarts non-negative")
+    runs = []
+    for name in names:
+        for tier in tiers:
+            cfg = AttackConfig(workload=name, tier=tier, seed=args.seed, prompt_bytes=args.prompt_bytes,
+                               lengths=args.lengths or DEFAULT_LENGTHS, restarts=args.restarts)
+            try:
+                runs.append(run_attacks(cfg))
+            except (KeyError, ValueError) as exc:
+                raise SystemExit(f"error: {exc.args[0] if exc.args else exc}") from None
+    report = {"runs": runs, "environment": environment()}
+    text = json.dumps(report, indent=2)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n", encoding="utf-8")
+    print(text if args.json else summary(report))
+    return 0
+
+
+def summary(report: dict) -> str:
+    """A short human-readable table of the headline figures of each run."""
+    lines = []
+    env = report["environment"]
+    lines.append(f"machine {env['machine']}, {env['cpus']} cpus, {env['threads']} thread(s), torch {env['torch']}")
+    for r in report["runs"]:
+        kr = r["key_recovery"]["default"]
+        lines.append(f"\n{r['workload']} [{r['model']}] tier={r['tier']}")
+        exact = kr.get("residual_exact_fraction")
+        key_txt = f"exact {exact:.0%}" if exact is not None else f"rel. error {kr['residual_rel_error']:.1e}"
+        lines.append(f"  server with base weights: residual key recovered ({kr['residual_key']}, {key_txt}) "
+                     f"in {kr['seconds']:.3f} s; output top-1 agreement after decryption "
+                     f"{kr.get('output_top1_agreement', float('nan')):.0%}")
+        se = r["key_recovery"].get("server_embeds", {})
+        if "vocab_exact_fraction" in se:
+            lines.append(f"  server-embeds split: vocabulary permutation recovered {se['vocab_exact_fraction']:.0%}")
+        for row in r["hidden_inversion"]["layers"]:
+            lines.append(f"  prompt from layer-{row['layer']} states: {row['with_recovered_key']:.0%} with the "
+                         f"recovered key, {row['without_key']:.0%} without it")
+        for stream, curve in r["decipherment"]["curves"].items():
+            pts = ", ".join(f"{e['bytes']} B: {e.get('known_plaintext', float('nan')):.0%}" for e in curve)
+            lines.append(f"  wire observer, {stream.replace('_', ' ')} (frequency + known plaintext): {pts}")
+    return "\n".join(lines)

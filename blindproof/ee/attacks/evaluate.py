@@ -1,0 +1,237 @@
+"""Run every attack on one workload and tier against the real EE transforms; report measured figures.
+
+Three observers (docs/threat-model.md):
+
+* wire observer — sees what the client sends (keyed first-block states, or permuted token ids when
+  the server embeds) and what the server returns; no weights.
+* server without the base weights — additionally holds the served (keyed) weights and every
+  intermediate state of its own forward pass.
+* server with the base weights — additionally knows the public model the deployment was made from.
+
+Only the client's plaintext and the true key are used to *score* the attacks, never to run them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from blindproof.ee import ClientCodec, EEKey, Split, encrypt_model
+from blindproof.ee.attacks.cipher import BigramModel, decipher, known_from_template, symbols_from_states
+from blindproof.ee.attacks.corpus import CHAT_PREFIX, CHAT_SUFFIX, chat_messages, load_corpus_text, split_corpus
+from blindproof.ee.attacks.hidden import invert_hidden_states
+from blindproof.ee.attacks.weights import recover_key
+from blindproof.models.transformer import Transformer
+from blindproof.models.workloads import get_workload
+
+TIERS = ("permute", "rotate")
+DEFAULT_LENGTHS = (256, 1024, 4096, 16384)
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """What to run: workload, tier, seeds and sizes."""
+
+    workload: str = "tiny-llama"
+    tier: str = "rotate"
+    seed: int = 0
+    prompt_bytes: int = 64
+    lengths: tuple[int, ...] = DEFAULT_LENGTHS
+    restarts: int = 20
+    use_default_model: bool = True  # tiny-llama: the trained default model when its weights exist
+
+
+def attack_key(seed: int) -> EEKey:
+    """A reproducible key for the experiment (a real deployment draws it from the OS CSPRNG)."""
+    return EEKey(hashlib.sha256(f"blindproof/attack-eval/{seed}".encode()).digest())
+
+
+def load_base(cfg: AttackConfig) -> tuple[Transformer, str]:
+    """The public base model and a description of where its weights came from."""
+    wl = get_workload(cfg.workload)
+    if wl.kind != "transformer":
+        raise ValueError(f"the attacks target transformers; workload {cfg.workload!r} is a {wl.kind}")
+    if cfg.workload == "tiny-llama" and cfg.use_default_model:
+        try:
+            from blindproof.models.default import load_default_model
+            return load_default_model(), "trained default model (blindproof.models.default)"
+        except (ImportError, FileNotFoundError):
+            pass
+    return wl.build(cfg.seed), f"seeded random weights (seed {cfg.seed})"
+
+
+def _true_stream_key(codec: ClientCodec, d: int) -> np.ndarray:
+    return codec.encode_hidden(torch.eye(d, dtype=torch.float64)[None])[0].numpy()
+
+
+def key_recovery(base: Transformer, tier: str, key: EEKey, prompt: torch.Tensor,
+                 wrong_base: Transformer) -> tuple[dict, np.ndarray]:
+    """Attack (a) on the default split and on a server-embeds/decodes split; returns (report, Q_rec).
+
+    ``wrong_base`` (same shape, other weights) measures the attack without the true base weights.
+    """
+    out: dict = {"threat": "server with the base weights"}
+    q_rec = None
+    for split, name in ((Split(), "default"), (Split(client_embeds=False, client_decodes=False), "server_embeds")):
+        enc = encrypt_model(base, key, tier, split)
+        codec = ClientCodec(base, key, tier, split)
+        vocab_from = () if name == "default" else (("embed", "lm_head") if base.cfg.output == "logits" else ("embed",))
+        rec = recover_key(enc.model, base, vocab_from)
+        q_true = _true_stream_key(codec, base.cfg.d_model)
+        entry: dict = {"seconds": round(rec.seconds, 4),
+                       "ffn_reconstruction_max_rel_residual": float(max(rec.ffn_residuals))}
+        is_perm = bool(np.all((q_true == 0) | (q_true == 1)))
+        entry["residual_key"] = "permutation" if is_perm else "orthogonal"
+        if is_perm:
+            entry["residual_exact_fraction"] = float((rec.residual_permutation() == q_true.argmax(0)).mean())
+        entry["residual_max_abs_error"] = float(np.abs(rec.residual - q_true).max())
+        entry["residual_rel_error"] = float(np.linalg.norm(rec.residual - q_true) / np.linalg.norm(q_true))
+        if rec.vocab_perm is not None:
+            true_vocab = codec.decode_tokens(torch.arange(base.cfg.vocab_size)[None])[0].numpy()
+            entry["vocab_source"] = rec.vocab_source
+            entry["vocab_exact_fraction"] = float((rec.vocab_perm == true_vocab).mean())
+        if name == "default":
+            q_rec = rec.residual
+            # the server decrypts its own output with the recovered key and decodes it with the base head
+            with torch.no_grad():
+                h_out = enc.model.run_blocks(codec.client_input(prompt))
+                q = torch.as_tensor(rec.residual, dtype=h_out.dtype)
+                stolen, truth = base.head(h_out @ q.T), base(prompt)
+            if base.cfg.output == "logits":
+                entry["output_top1_agreement"] = float((stolen.argmax(-1) == truth.argmax(-1)).float().mean())
+            else:
+                entry["output_rel_error"] = float((stolen - truth).norm() / truth.norm())
+            # the same attack with the wrong base weights (a server that lacks them and guesses)
+            wrong = recover_key(enc.model, wrong_base)
+            entry["wrong_base"] = {"residual_rel_error": float(np.linalg.norm(wrong.residual - q_true)
+                                                              / np.linalg.norm(q_true)),
+                                   "ffn_reconstruction_max_rel_residual": float(max(wrong.ffn_residuals))}
+            if is_perm:
+                entry["wrong_base"]["residual_exact_fraction"] = float(
+                    (wrong.residual_permutation() == q_true.argmax(0)).mean())
+        out[name] = entry
+    return out, q_rec
+
+
+def hidden_inversion(base: Transformer, tier: str, key: EEKey, prompt: torch.Tensor, q_rec: np.ndarray,
+                     wrong_base: Transformer) -> dict:
+    """Attack (b): the server rebuilds the prompt from the states it sees at every block boundary.
+
+    Also run keyless with ``wrong_base`` (same shape, other weights): a server without the base weights.
+    """
+    enc = encrypt_model(base, key, tier)
+    codec = ClientCodec(base, key, tier)
+    layers = [0, base.cfg.n_layers] if not base.cfg.causal else list(range(base.cfg.n_layers + 1))
+    rows = []
+    with torch.no_grad():
+        h_in = codec.client_input(prompt)
+        for layer in layers:
+            served = layer_states_served(enc.model, h_in, layer)[0]
+            row = {"layer": layer}
+            if layer > 0 and not base.cfg.causal:
+                continue
+            for label, k, model in (("with_recovered_key", q_rec, base), ("without_key", None, base),
+                                    ("wrong_base_without_key", None, wrong_base)):
+                t0 = time.perf_counter()
+                guess = invert_hidden_states(model, served, layer, k)
+                row[label] = float((guess == prompt[0]).float().mean())
+                row[label + "_seconds"] = round(time.perf_counter() - t0, 3)
+            rows.append(row)
+    return {"threat": "server with the base weights", "prompt_tokens": int(prompt.shape[1]), "layers": rows,
+            "note": "layer 0 is what the client sends (first block input); layer L is the server's output"}
+
+
+def layer_states_served(model: Transformer, h: torch.Tensor, layer: int) -> torch.Tensor:
+    """What the server holds at block boundary ``layer`` when it runs its blocks on ``h``."""
+    rope = (model.rope_cos, model.rope_sin) if model.cfg.position == "rope" else None
+    for i in range(layer):
+        h = model.blocks[i](h, 0, rope, None, i)
+    return h
+
+
+def decipherment(base: Transformer, tier: str, key: EEKey, attacker_text: bytes, victim_text: bytes,
+                 lengths: tuple[int, ...], restarts: int, seed: int) -> dict:
+    """Attack (c): substitution decipherment of the client's traffic vs how much of it was seen."""
+    lm = BigramModel.fit([np.frombuffer(attacker_text, dtype=np.uint8)], base.cfg.vocab_size)
+    streams = {}
+    for split, name in ((Split(), "first_block_states"), (Split(client_embeds=False), "token_ids")):
+        codec = ClientCodec(base, key, tier, split)
+        streams[name] = codec
+    curves: dict[str, list] = {name: [] for name in streams}
+    room = min(240, base.cfg.max_seq - len(CHAT_PREFIX) - len(CHAT_SUFFIX))  # a message fits one forward
+    for n in lengths:
+        msgs = chat_messages(victim_text, n, max_message=room)
+        plain = [np.frombuffer(m, dtype=np.uint8).astype(np.int64) for m in msgs]
+        for name, codec in streams.items():
+            t0 = time.perf_counter()
+            if name == "token_ids":
+                cipher = [codec.client_input(torch.from_numpy(p)[None])[0].numpy() for p in plain]
+            else:
+                rows = [codec.client_input(torch.from_numpy(p)[None])[0].numpy() for p in plain]
+                labels = symbols_from_states(np.concatenate(rows))
+                if labels.max() >= base.cfg.vocab_size:
+                    curves[name].append({"bytes": n, "distinct_symbols": int(labels.max() + 1),
+                                         "note": "states are not a per-token substitution"})
+                    continue
+                cipher = np.split(labels, np.cumsum([len(p) for p in plain])[:-1])
+            entry = {"bytes": n, "messages": len(msgs), "distinct_symbols": int(len(np.unique(np.concatenate(cipher))))}
+            for label, use_known in (("frequency_only", False), ("known_plaintext", True)):
+                known = known_from_template(cipher, CHAT_PREFIX, CHAT_SUFFIX) if use_known else {}
+                k, init = decipher(cipher, lm, known, restarts=restarts, seed=seed)
+                entry[label] = _text_accuracy(k, cipher, plain)
+                if not use_known:
+                    entry["frequency_rank_only"] = _text_accuracy(init, cipher, plain)
+            entry["seconds"] = round(time.perf_counter() - t0, 3)
+            curves[name].append(entry)
+    return {"threat": "wire observer; server without the base weights", "attacker_corpus_bytes": len(attacker_text),
+            "victim_text_disjoint": True, "template": (CHAT_PREFIX + b"{text}" + CHAT_SUFFIX).decode(),
+            "metric": "fraction of message-text bytes (template excluded) recovered", "curves": curves}
+
+
+def _text_accuracy(key: np.ndarray, cipher: list[np.ndarray], plain: list[np.ndarray]) -> float:
+    hits = total = 0
+    for c, p in zip(cipher, plain):
+        body = slice(len(CHAT_PREFIX), len(p) - len(CHAT_SUFFIX))
+        hits += int((key[c[body]] == p[body]).sum())
+        total += len(p[body])
+    return round(hits / max(total, 1), 4)
+
+
+def environment() -> dict:
+    """Machine, thread count and library versions printed beside every figure."""
+    import numba
+    import scipy
+    return {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__, "scipy": scipy.__version__, "numba": numba.__version__,
+            "threads": torch.get_num_threads(), "blindproof_threads": os.environ.get("BLINDPROOF_THREADS", "1")}
+
+
+def run_attacks(cfg: AttackConfig) -> dict:
+    """Every attack for one workload and tier; a JSON-ready report of measured figures."""
+    if cfg.tier not in TIERS:
+        raise ValueError(f"unknown EE tier {cfg.tier!r}; choose one of {', '.join(TIERS)}")
+    if not cfg.lengths or min(cfg.lengths) <= len(CHAT_PREFIX) + len(CHAT_SUFFIX):
+        raise ValueError(f"ciphertext lengths must each exceed one chat template, got {cfg.lengths}")
+    base, source = load_base(cfg)
+    base = base.eval()
+    key = attack_key(cfg.seed)
+    attacker_text, victim_text = split_corpus(load_corpus_text(), max(max(cfg.lengths) * 9 // 8, 4096))
+    prompt_bytes = min(cfg.prompt_bytes, base.cfg.max_seq)
+    prompt = torch.tensor([list(victim_text[:prompt_bytes])], dtype=torch.int64)
+    t0 = time.perf_counter()
+    report: dict = {"workload": cfg.workload, "model": source, "tier": cfg.tier, "seed": cfg.seed}
+    wrong_base = get_workload(cfg.workload).build(cfg.seed + 1)
+    report["key_recovery"], q_rec = key_recovery(base, cfg.tier, key, prompt, wrong_base)
+    report["hidden_inversion"] = hidden_inversion(base, cfg.tier, key, prompt, q_rec, wrong_base)
+    report["decipherment"] = decipherment(base, cfg.tier, key, attacker_text, victim_text, cfg.lengths,
+                                          cfg.restarts, cfg.seed)
+    report["seconds_total"] = round(time.perf_counter() - t0, 2)
+    report["environment"] = environment()
+    return report
