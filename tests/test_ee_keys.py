@@ -50,14 +50,17 @@ def test_save_load_roundtrip_with_mode_0600(tmp_path):
     assert [f.name for f in tmp_path.iterdir()] == ["client.key"]  # no temp file left behind
 
 
-def test_save_refuses_to_clobber_unless_asked(tmp_path):
+def test_save_replaces_atomically_or_refuses_when_asked(tmp_path):
     p = tmp_path / "k"
-    save_key(generate_key(), p)
+    k1 = generate_key()
+    save_key(k1, p)
     with pytest.raises(FileExistsError):
-        save_key(generate_key(), p)
+        save_key(generate_key(), p, overwrite=False)
+    assert load_key(p) == k1
     k2 = generate_key()
-    save_key(k2, p, overwrite=True)
+    save_key(k2, p)
     assert load_key(p) == k2
+    assert stat.S_IMODE(os.stat(p).st_mode) == 0o600
 
 
 def test_load_refuses_group_or_world_readable_files(tmp_path):

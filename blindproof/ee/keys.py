@@ -81,10 +81,11 @@ def _checksum(version: int, seed_hex: str, key_id: str) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def save_key(key: EEKey, path: str | os.PathLike, *, overwrite: bool = False) -> None:
+def save_key(key: EEKey, path: str | os.PathLike, *, overwrite: bool = True) -> None:
     """Write `key` to `path` with mode 0600, atomically (temp file + rename).
 
-    Refuses to replace an existing file unless `overwrite` is set: losing a key loses the deployment.
+    With `overwrite=False` an existing file is left alone and FileExistsError is raised (losing a key
+    loses its deployments).
     """
     if not isinstance(key, EEKey):
         raise TypeError(f"save_key needs an EEKey, got {type(key).__name__}")
