@@ -54,15 +54,35 @@ def test_batcher_groups_concurrent_calls_and_splits_results():
     hs = [model.embed_tokens(get_workload("tiny-llama").example_input(i)) for i in range(6)]
     odd = model.embed_tokens(get_workload("tiny-llama").example_input(9)[:, :5])
 
-    async def go():
-        ex = Executor(max_batch_rows=64, max_wait_s=0.02)
+    async def go(wait):
+        ex = Executor(max_batch_rows=64, max_wait_s=wait)
         outs = await asyncio.gather(*(ex.infer("d", loaded, h, 0) for h in hs), ex.infer("d", loaded, odd, 0))
         ex.shutdown()
         return ex, outs
 
+    for wait in (0.0, 0.02):
+        ex, outs = asyncio.run(go(wait))
+        assert ex.batches_run == 2 and ex.rows_run == 7  # six same-shape calls in one forward, the odd one alone
+        for h, out in zip(hs + [odd], outs):
+            torch.testing.assert_close(out, model.run_blocks(h), rtol=1e-5, atol=1e-5)
+
+
+def test_batcher_groups_calls_that_queue_behind_a_running_batch():
+    model, loaded = _loaded(["blocks"])
+    h = model.embed_tokens(get_workload("tiny-llama").example_input(0))
+
+    async def go():
+        ex = Executor()
+        first = asyncio.ensure_future(ex.infer("d", loaded, h, 0))
+        await asyncio.sleep(0)  # the first call starts alone on the idle torch thread
+        later = [ex.infer("d", loaded, h, 0) for _ in range(5)]
+        outs = await asyncio.gather(first, *later)
+        ex.shutdown()
+        return ex, outs
+
     ex, outs = asyncio.run(go())
-    assert ex.batches_run == 2 and ex.rows_run == 7  # six same-shape calls in one forward, the odd one alone
-    for h, out in zip(hs + [odd], outs):
+    assert ex.batches_run == 2 and ex.rows_run == 6
+    for out in outs:
         torch.testing.assert_close(out, model.run_blocks(h), rtol=1e-5, atol=1e-5)
 
 

@@ -27,7 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-model-mb", type=float, default=4096, help="largest model upload in MiB (default 4096)")
     p.add_argument("--session-idle-s", type=float, default=300, help="drop idle generation sessions after this")
     p.add_argument("--max-sessions", type=int, default=64, help="most concurrent generation sessions")
-    p.add_argument("--batch-wait-ms", type=float, default=1.0, help="how long a batch waits for company")
+    p.add_argument("--batch-wait-ms", type=float, default=0.0,
+                   help="hold each new batch this long for company (default 0: batch only the calls that "
+                        "queue while a forward runs)")
     p.add_argument("--max-batch-rows", type=int, default=64, help="most rows in one batched forward")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                    help="JSON log level on stderr (DEBUG logs every call)")

@@ -35,7 +35,7 @@ class ServerConfig:
     max_model_bytes: int = 4096 * MiB
     session_idle_s: float = 300.0
     max_sessions: int = 64
-    batch_wait_ms: float = 1.0
+    batch_wait_ms: float = 0.0  # 0: batch only what queues while the torch thread is busy
     max_batch_rows: int = 64
     port_file: Path | None = None  # the bound port is written here once serving
     log_level: str = "INFO"

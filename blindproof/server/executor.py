@@ -93,13 +93,19 @@ class _Pending:
 
 
 class Executor:
-    """The torch thread plus a batcher for stateless forwards."""
+    """The torch thread plus a batcher for stateless forwards.
 
-    def __init__(self, max_batch_rows: int = 64, max_wait_s: float = 0.001) -> None:
+    Batching is opportunistic: a call that finds the torch thread idle runs at once (after the current
+    event-loop tick, so calls arriving together still share a forward); calls that arrive while a batch
+    runs wait and are grouped when it ends. ``max_wait_s > 0`` additionally holds a new group that long.
+    """
+
+    def __init__(self, max_batch_rows: int = 64, max_wait_s: float = 0.0) -> None:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="blindproof-torch")
         self.max_batch_rows = max_batch_rows
         self.max_wait_s = max_wait_s
-        self._groups: dict[tuple, list[_Pending]] = {}
+        self._groups: dict[tuple, tuple[LoadedModel, int, list[_Pending]]] = {}
+        self._inflight = 0
         self.batches_run = 0
         self.rows_run = 0
 
@@ -112,21 +118,30 @@ class Executor:
         key = (dep_id, id(loaded), tuple(x.shape[1:]), x.dtype, start)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future = loop.create_future()
-        group = self._groups.get(key)
-        if group is None:
-            group = self._groups[key] = []
-            loop.call_later(self.max_wait_s, self._flush, key, loaded, start)
+        if key not in self._groups:
+            self._groups[key] = (loaded, start, [])
+            if self.max_wait_s > 0:
+                loop.call_later(self.max_wait_s, self._flush, key)
+            else:
+                loop.call_soon(self._flush_if_idle, key)
+        group = self._groups[key][2]
         group.append(_Pending(x, fut))
         if sum(p.x.shape[0] for p in group) >= self.max_batch_rows:
-            self._flush(key, loaded, start)
+            self._flush(key)
         return await fut
 
-    def _flush(self, key: tuple, loaded: LoadedModel, start: int) -> None:
-        group = self._groups.pop(key, None)
-        if not group:
+    def _flush_if_idle(self, key: tuple) -> None:
+        if self._inflight == 0:
+            self._flush(key)
+
+    def _flush(self, key: tuple) -> None:
+        entry = self._groups.pop(key, None)
+        if entry is None:
             return
+        loaded, start, group = entry
         group = [p for p in group if not p.future.cancelled()]  # callers that gave up
         if group:
+            self._inflight += 1
             asyncio.ensure_future(self._run_group(group, loaded, start))
 
     async def _run_group(self, group: list[_Pending], loaded: LoadedModel, start: int) -> None:
@@ -141,6 +156,11 @@ class Executor:
                 if not p.future.done():
                     p.future.set_exception(exc)
             return
+        finally:
+            self._inflight -= 1
+            if self._inflight == 0 and self.max_wait_s == 0:
+                for key in list(self._groups):  # what queued up while this batch ran
+                    self._flush(key)
         self.batches_run += 1
         self.rows_run += sum(p.x.shape[0] for p in group)
         for p, out in zip(group, outs):
