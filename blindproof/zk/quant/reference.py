@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from blindproof.zk.quant.spec import ACC_BOUND, Op, QuantSpec, WeightSpec
+from blindproof.zk.quant.spec import ACC_BOUND, Op, QuantSpec
 from blindproof.zk.quant.tables import EXP_DOMAIN_MAX, table_values
 
 _DTYPE_MAX = {"int8": 127, "int16": (1 << 15) - 1, "int32": ACC_BOUND - 1}
