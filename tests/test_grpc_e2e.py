@@ -73,6 +73,13 @@ def test_blind_generation_equals_plaintext(client, tiny, key):
     assert torch.equal(client.generate(plain, prompt, 24), blind)
 
 
+@pytest.mark.parametrize("split", [Split(client_embeds=False), Split(client_decodes=False)])
+def test_blind_generation_with_other_splits(client, tiny, key, split):
+    prompt = get_workload("tiny-llama").example_input(8)[:, :5]
+    dep = client.deploy(tiny, key, "permute", split)
+    assert torch.equal(client.generate(dep, prompt, 12), tiny.generate(prompt, 12))
+
+
 def test_generation_stops_at_stop_token(client, tiny, key):
     dep = client.deploy(tiny, key, "permute")
     prompt = get_workload("tiny-llama").example_input(6)[:, :4]
@@ -143,3 +150,16 @@ def test_health_and_structured_logs(client, server, tiny, key):
     log = server.log()
     assert '"event":"listening"' in log and '"event":"deploy"' in log and '"event":"session_end"' in log
     assert key.seed.hex() not in log  # the key never reaches the server, let alone its log
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_server_on_cuda_matches_cpu(tiny, key):
+    with ServerProcess(extra_args=["--device", "cuda"]) as srv, BlindClient(srv.target) as c:
+        c.wait_ready()
+        assert '"device":"cuda"' in srv.log()
+        dep = c.deploy(tiny, key, "rotate")
+        x = get_workload("tiny-llama").example_input(2, batch=3)
+        torch.testing.assert_close(c.infer(dep, x), tiny(x), rtol=1e-3, atol=1e-3)
+        prompt = x[:, :6]
+        assert torch.equal(c.generate(dep, prompt, 16), tiny.generate(prompt, 16))

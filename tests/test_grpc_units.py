@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 
+import grpc
 import pytest
 import torch
 
@@ -131,3 +132,41 @@ def test_logs_are_json_and_refuse_tensors(capsys):
         logs.event("unit", data=b"secret")
     logs.event("quiet", logging.DEBUG, x=1)
     assert "quiet" not in capsys.readouterr().err
+
+
+class _Unavailable(grpc.RpcError):
+    def code(self):
+        return grpc.StatusCode.UNAVAILABLE
+
+    def details(self):
+        return "connection refused"
+
+
+def test_client_retries_only_idempotent_calls():
+    from blindproof.client import BlindClient, RemoteError
+    from blindproof.proto import inference_pb2 as pb
+
+    client = BlindClient("127.0.0.1:1", retries=2)
+    calls = {"list": 0, "delete": 0}
+
+    class Stub:
+        def ListDeployments(self, *a, **kw):
+            calls["list"] += 1
+            if calls["list"] < 3:
+                raise _Unavailable()
+            return pb.ListDeploymentsReply()
+
+        def DeleteDeployment(self, *a, **kw):
+            calls["delete"] += 1
+            raise _Unavailable()
+
+    client._stub = Stub()
+    assert client.list_deployments() == [] and calls["list"] == 3  # two failures, then success
+    with pytest.raises(RemoteError) as err:
+        client.delete("ab" * 32)
+    assert calls["delete"] == 1 and err.value.code == grpc.StatusCode.UNAVAILABLE
+    calls["list"] = -10
+    with pytest.raises(RemoteError, match="UNAVAILABLE"):
+        client.list_deployments()  # gives up after 1 + retries attempts
+    assert calls["list"] == -7
+    client.close()
