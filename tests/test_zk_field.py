@@ -16,16 +16,17 @@ nonzero = st.integers(min_value=1, max_value=P - 1)
 ext_elems = st.lists(elems, min_size=4, max_size=4)
 
 
+# Primitive elements are given (31 for F_p, x + 8 for F_p^4, as galois finds them) because searching
+# for them costs galois tens of seconds; arithmetic does not depend on them.
 @pytest.fixture(scope="module")
 def gf():
-    return galois.GF(P)
+    return galois.GF(P, primitive_element=F.GENERATOR, verify=False)
 
 
 @pytest.fixture(scope="module")
 def gf4(gf):
     poly = galois.Poly([1, 0, 0, 0, P - F.W], field=gf)
-    assert poly.is_irreducible()
-    return galois.GF(P ** 4, irreducible_poly=poly, verify=False)
+    return galois.GF(P ** 4, irreducible_poly=poly, primitive_element=8 + P, verify=False)
 
 
 def to_int(e) -> int:
@@ -45,6 +46,13 @@ def test_constants():
     w = F.two_adic_generator(27)
     assert pow(w, 1 << 26, P) == P - 1 and pow(w, 1 << 27, P) == 1
     assert F.two_adic_generator(3) == pow(w, 1 << 24, P)
+    # x^4 - W is irreducible iff W is a non-square and p ≡ 1 mod 4 (Lidl–Niederreiter, Thm 3.75)
+    assert pow(F.W, (P - 1) // 2, P) == P - 1 and P % 4 == 1
+
+
+@pytest.mark.slow
+def test_extension_polynomial_irreducible_per_galois(gf):
+    assert galois.Poly([1, 0, 0, 0, P - F.W], field=gf).is_irreducible()
 
 
 @settings(max_examples=200, deadline=None)
