@@ -19,7 +19,7 @@ import torch
 
 from blindproof.models.mlp import MLP
 from blindproof.models.transformer import Transformer
-from blindproof.zk.quant.reference import BoundError, Trace, run_program
+from blindproof.zk.quant.reference import BoundError, Trace, check_weights, run_program
 from blindproof.zk.quant.spec import ACC_BOUND, INT8_MAX, INT16_MAX, Op, QuantSpec, TableSpec, TensorSpec, WeightSpec
 from blindproof.zk.quant.tables import (activation_table, exp_table, rope_angles, rope_table,
                                         round_half_up)
@@ -418,10 +418,15 @@ def _walk_mlp(b: _Builder, model: MLP, x: np.ndarray) -> list[_Node]:
 # --- public API --------------------------------------------------------------------------------------
 @dataclass
 class QuantizedModel:
-    """An integer program and its integer weights, with float encode/decode at the edges."""
+    """An integer program and its integer weights (validated once, at construction), with float
+    encode/decode at the edges."""
 
     spec: QuantSpec
     weights: dict[str, np.ndarray]
+
+    def __post_init__(self) -> None:
+        self.weights = {k: np.ascontiguousarray(v, dtype=np.int64) for k, v in self.weights.items()}
+        check_weights(self.spec, self.weights)  # once, not on every run
 
     @property
     def family(self) -> str:
@@ -444,7 +449,8 @@ class QuantizedModel:
 
     def run(self, x: torch.Tensor | np.ndarray, start: int = 0, record: bool = True) -> Trace:
         """Integer forward on a float/token input; the trace holds every tensor and witness."""
-        return run_program(self.spec, self.weights, self.encode(x), start=start, record=record)
+        return run_program(self.spec, self.weights, self.encode(x), start=start, record=record,
+                           validate_weights=False)
 
     def decode(self, trace: Trace) -> np.ndarray:
         """The program's first output as float64 (integer * 2^-exp)."""

@@ -211,9 +211,12 @@ def check_weights(spec: QuantSpec, weights: dict[str, np.ndarray]) -> None:
 
 
 def run_program(spec: QuantSpec, weights: dict[str, np.ndarray], inputs: dict[str, np.ndarray],
-                start: int = 0, record: bool = True) -> Trace:
-    """Execute the integer program; returns the trace (all tensors and witnesses if `record`)."""
-    check_weights(spec, weights)
+                start: int = 0, record: bool = True, validate_weights: bool = True) -> Trace:
+    """Execute the integer program; returns the trace (all tensors and witnesses if `record`).
+
+    `validate_weights=False` skips the shape/range check of the weights (for callers that did it once)."""
+    if validate_weights:
+        check_weights(spec, weights)
     run = _Run(spec, {k: np.asarray(v, dtype=np.int64) for k, v in weights.items()}, start)
     trace = Trace(outputs=spec.outputs)
     env: dict[str, np.ndarray] = {}
