@@ -242,3 +242,18 @@ def test_prover_rejects_bad_inputs():
         S.SumcheckSpec.make(3, 2, [(1, (0, 1, 1, 0))])
     with pytest.raises(ValueError, match="out of range"):
         S.SumcheckSpec.make(3, 2, [(1, (0, 2))])
+
+
+@pytest.mark.parametrize("ext", [False, True])
+def test_bind_prefix_and_suffix(ext):
+    rng = np.random.default_rng(11)
+    t = F.erandom(rng, 1 << 7) if ext else F.random(rng, 1 << 7)
+    pt = F.erandom(rng, 7)
+    pre = mle.bind_prefix(t, pt[:3])
+    assert pre.shape == (16, 4)
+    np.testing.assert_array_equal(mle.evaluate(pre, pt[3:]), as_ext(mle.evaluate(t, pt)))
+    suf = mle.bind_suffix(t, pt[4:])
+    assert suf.shape == (16, 4)
+    np.testing.assert_array_equal(mle.evaluate(suf, pt[:4]), as_ext(mle.evaluate(t, pt)))
+    with pytest.raises(ValueError, match="coordinates"):
+        mle.bind_prefix(t, F.erandom(rng, 8))

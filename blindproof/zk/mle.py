@@ -198,3 +198,65 @@ def evaluate_by_eq(table: np.ndarray, point: np.ndarray) -> np.ndarray:
     if is_ext_table(t):
         return F.edot_ext(eq, t)
     return F.edot(eq, t)
+
+
+def bind_prefix(table: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """Bind the first ``k = len(point)`` variables: returns the (2^{n-k}, 4) table of
+    ``x ↦ f(point, x)``. For a row-major matrix with 2^k rows this is ``eq(point, ·)ᵀ · M``."""
+    t = F._check(table, "table")
+    n = num_vars(t)
+    pt, is_ext = _as_point(point)
+    if not is_ext:
+        pt = F.embed(pt)
+    k = pt.shape[0]
+    if k > n:
+        raise ValueError(f"bind_prefix: point has {k} coordinates, table only {n} variables")
+    eq = _eq_table_ext(pt)
+    rows = 1 << k
+    if is_ext_table(t):
+        return _bind_prefix_ext(eq, np.ascontiguousarray(t.reshape(rows, -1, 4)))
+    return F.edot(eq, np.ascontiguousarray(t.reshape(rows, -1)))
+
+
+def bind_suffix(table: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """Bind the last ``k = len(point)`` variables: returns the (2^{n-k}, 4) table of
+    ``x ↦ f(x, point)``. For a row-major matrix with 2^k columns this is ``M · eq(point, ·)``."""
+    t = F._check(table, "table")
+    n = num_vars(t)
+    pt, is_ext = _as_point(point)
+    if not is_ext:
+        pt = F.embed(pt)
+    k = pt.shape[0]
+    if k > n:
+        raise ValueError(f"bind_suffix: point has {k} coordinates, table only {n} variables")
+    eq = _eq_table_ext(pt)
+    cols = 1 << k
+    if is_ext_table(t):
+        m = np.ascontiguousarray(np.swapaxes(t.reshape(-1, cols, 4), 0, 1))
+        return _bind_prefix_ext(eq, m)
+    return F.edot(eq, np.ascontiguousarray(t.reshape(-1, cols).T))
+
+
+@nb.njit(**_NJ)
+def _bind_prefix_ext(eq, m):
+    """sum_r eq[r] · m[r, c] for extension m (R, C, 4) -> (C, 4)."""
+    R, C = m.shape[0], m.shape[1]
+    acc = np.zeros((C, 4), dtype=np.uint64)
+    for r in range(R):
+        e0, e1, e2, e3 = np.uint64(eq[r, 0]), np.uint64(eq[r, 1]), np.uint64(eq[r, 2]), np.uint64(eq[r, 3])
+        for c in range(C):
+            p0, p1, p2, p3 = e_mul(e0, e1, e2, e3, np.uint64(m[r, c, 0]), np.uint64(m[r, c, 1]),
+                                   np.uint64(m[r, c, 2]), np.uint64(m[r, c, 3]))
+            acc[c, 0] += p0
+            acc[c, 1] += p1
+            acc[c, 2] += p2
+            acc[c, 3] += p3
+        if (r & 0x3FFFFFFF) == 0x3FFFFFFF:
+            for c in range(C):
+                for i in range(4):
+                    acc[c, i] %= _P
+    out = np.empty((C, 4), dtype=np.uint32)
+    for c in range(C):
+        for i in range(4):
+            out[c, i] = acc[c, i] % _P
+    return out
