@@ -111,3 +111,16 @@ def test_rejects_malformed_files_and_descriptions(tmp_path, tiny):
     with pytest.raises(TypeError, match="Linear"):
         describe(torch.nn.Linear(2, 2))
     assert json.loads(json.dumps(desc)) == desc
+
+
+def test_description_cannot_make_the_reader_allocate(tiny):
+    """A config promising a huge embedding or context is refused without allocating it."""
+    desc = describe(tiny, ["blocks"])
+    tensors = model_tensors(tiny, desc)
+    huge_vocab = {**desc, "config": {**desc["config"], "vocab_size": 10 ** 12}}
+    model = build_model(huge_vocab, tensors)  # the embedding is not shipped: never allocated
+    assert not hasattr(model, "embed")
+    with pytest.raises(ModelFormatError, match="RoPE"):
+        build_model({**desc, "config": {**desc["config"], "max_seq": 10 ** 12}}, tensors)
+    with pytest.raises(ModelFormatError, match="missing"):
+        build_model({**huge_vocab, "parts": ["embed", "blocks"]}, tensors)

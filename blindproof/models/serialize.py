@@ -23,7 +23,7 @@ from safetensors.torch import save_file as st_save_file
 from torch import nn
 
 from blindproof.models.mlp import MLP
-from blindproof.models.transformer import Transformer, TransformerConfig
+from blindproof.models.transformer import Transformer, TransformerConfig, rope_tables
 
 FORMAT = "blindproof-model/1"
 DIGEST_PREFIX = "blake3:"
@@ -185,14 +185,17 @@ def validate_description(desc: dict) -> None:
 def build_model(desc: dict, tensors: dict[str, torch.Tensor]) -> nn.Module:
     """Rebuild the module from its description and exactly the tensors of its parts.
 
-    Modules of parts that were not shipped are removed, so running them fails loudly.
+    The architecture is first built on the ``meta`` device, so a description cannot make the reader
+    allocate more than the tensors it ships (plus RoPE tables, bounded below). Modules of parts that
+    were not shipped are removed, so running them fails loudly.
     """
     validate_description(desc)
     try:
-        if desc["kind"] == "transformer":
-            model: nn.Module = Transformer(TransformerConfig.from_dict(desc["config"]))
-        else:
-            model = MLP(tuple(desc["dims"]))
+        with torch.device("meta"):
+            if desc["kind"] == "transformer":
+                model: nn.Module = Transformer(TransformerConfig.from_dict(desc["config"]))
+            else:
+                model = MLP(tuple(desc["dims"]))
     except (TypeError, ValueError) as exc:
         raise ModelFormatError(f"invalid model config: {exc}") from exc
     expected = {n: t for n, t in model.state_dict().items() if _in_parts(n, desc)}
@@ -206,14 +209,37 @@ def build_model(desc: dict, tensors: dict[str, torch.Tensor]) -> nn.Module:
         if tuple(t.shape) != tuple(ref.shape) or t.dtype != ref.dtype:
             raise ModelFormatError(f"tensor {name}: expected {ref.dtype} {tuple(ref.shape)}, "
                                    f"got {t.dtype} {tuple(t.shape)}")
-    model.load_state_dict(tensors, strict=False, assign=True)  # assign: tied weights become separate
     if desc["kind"] == "transformer":
         for part, modules in _PART_MODULES.items():
             if part not in desc["parts"]:
                 for m in modules:
                     if hasattr(model, m):
                         delattr(model, m)
+    model.load_state_dict(tensors, strict=False, assign=True)  # assign: tied weights become separate
+    shipped = sum(t.numel() * t.element_size() for t in tensors.values())
+    _materialize_buffers(model, budget=shipped + _BUFFER_SLACK)
+    leftover = [n for n, p in model.named_parameters() if p.is_meta]
+    if leftover:
+        raise ModelFormatError(f"parameters without values: {leftover[:5]}")
     return model.eval()
+
+
+_BUFFER_SLACK = 64 << 20  # bytes of derived buffers allowed beyond the shipped tensors
+
+
+def _materialize_buffers(model: nn.Module, budget: int) -> None:
+    """Compute the derived (non-persistent) buffers the meta build left empty: the RoPE tables."""
+    meta = [n for n, b in model.named_buffers() if b.is_meta]
+    if not meta:
+        return
+    if set(meta) != {"rope_cos", "rope_sin"} or not isinstance(model, Transformer):
+        raise ModelFormatError(f"cannot compute buffers {meta}")
+    cfg = model.cfg
+    need = 2 * cfg.max_seq * (cfg.head_dim // 2) * 8
+    if need > budget:
+        raise ModelFormatError(f"max_seq {cfg.max_seq} implies {need} bytes of RoPE tables, more than the "
+                               f"{budget} bytes allowed for this model")
+    model.rope_cos, model.rope_sin = rope_tables(cfg.head_dim, cfg.max_seq, cfg.rope_theta, torch.float64)
 
 
 def load_model(path: str | os.PathLike, expected_digest: str | None = None) -> LoadedModel:
