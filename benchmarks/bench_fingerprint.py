@@ -1,0 +1,200 @@
+"""Fingerprint detection table: probes needed to catch each substitute, and honest false positives.
+
+Two reference models trained on scikit-learn's digits (shipped with the package): an MLP 64-32-32-10 and
+a ViT-style patch-embedding model (4x4 patches -> 12 channels -> LayerNorm -> MLP head). For each probe
+magnitude alpha (0 = the plain secret inputs, no amplification) and each access mode (logits, labels
+only) it measures, over N fresh probes per substitute:
+
+- the per-probe failure rate of each substitute (logits: max |logit error| above the calibrated
+  threshold; labels: top-1 label differs from the reference label);
+- the probes a fixed-size binomial test needs for false-positive AND miss probabilities below 2^-40,
+  using p0 = Clopper-Pearson 99.9% upper bound of the honest failure rate from the calibration and
+  p1 = Clopper-Pearson 95% lower bound of the substitute's measured rate ("-" when p1 <= p0);
+- honest failures over N fresh probes served by another stack (batch size 1 instead of 256).
+
+Writes docs/bench_fingerprint.json and docs/bench_fingerprint.md.
+
+    python benchmarks/bench_fingerprint.py [--probes 1000] [--alphas 0 100 1000 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import blindproof  # noqa: F401  (pins thread pools first)
+import numpy as np
+import sklearn
+import torch
+from sklearn.datasets import load_digits
+
+from blindproof.fingerprint import calibrate, certify, design_test, harmless_space, make_fingerprint
+from blindproof.fingerprint import substitutes as S
+from blindproof.fingerprint.nets import patch_embed_net
+from blindproof.fingerprint.protocol import _failures, _outputs
+from blindproof.fingerprint.stats import lower_bound
+from blindproof.models.mlp import MLP
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET = 2.0 ** -40
+EPOCHS = 60
+
+
+def machine() -> dict:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "scikit-learn": sklearn.__version__, "platform": platform.platform(),
+            "loadavg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+
+
+def digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    d = load_digits()
+    x = torch.tensor(d.data / 16.0, dtype=torch.float32)
+    y = torch.tensor(d.target)
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    tr, te = perm[:1400], perm[1400:]
+    return x[tr], y[tr], x[te], y[te]
+
+
+def substitutes(ref, build, xtr, ytr, space) -> dict:
+    int8 = S.int8_weights(ref)
+    return {
+        "int8 weights (per-channel)": int8,
+        "fp16": S.HalfPrecision(ref),
+        "fine-tuned 1 epoch": S.fine_tuned(ref, xtr, ytr, epochs=1, lr=1e-3),
+        "10% magnitude-pruned": S.magnitude_pruned(ref, 0.1),
+        "independently trained": S.train_classifier(build(1), xtr, ytr, EPOCHS, seed=1),
+        "same first layer, other upper layers": S.same_first_layer(ref, build(3), xtr, ytr, EPOCHS),
+        "projecting server (int8 inside)": S.ProjectingServer(int8, space),
+    }
+
+
+def probes_needed(p0: float, failures: int, n: int) -> int | None:
+    if failures == 0:
+        return None
+    p1 = lower_bound(failures, n, 0.95)
+    if p1 <= p0:
+        return None
+    return design_test(p0, p1, TARGET, TARGET).n
+
+
+def run_model(name: str, build, shape, data, alphas, n_probes: int) -> dict:
+    xtr, ytr, xte, yte = data
+    xtr, xte = xtr.reshape(-1, *shape), xte.reshape(-1, *shape)
+    t0 = time.perf_counter()
+    ref = S.train_classifier(build(0), xtr, ytr, EPOCHS, seed=0)
+    train_s = time.perf_counter() - t0
+    space = harmless_space(ref, shape)
+    cert = certify(ref, space, xte[:8], alphas=(1.0, 100.0, 10000.0))
+    subs = substitutes(ref, build, xtr, ytr, space)
+    with torch.no_grad():
+        acc = {k: float((m(xte).argmax(1) == yte).float().mean()) for k, m in [("reference", ref), *subs.items()]}
+    out = {"model": name, "input_shape": list(shape), "train_s": round(train_s, 2), "test_accuracy": acc,
+           "harmless_dim": space.dim, "space": space.description,
+           "certificate": {"alphas": cert.alphas, "harmless_change": cert.harmless_change,
+                           "rounding_bound": cert.rounding_bound, "random_change": cert.random_change,
+                           "passed": cert.passed}, "runs": []}
+    refs = xte[:200]
+    for alpha in alphas:
+        fp = make_fingerprint(ref, refs, alpha=max(alpha, 1e-12), min_margin=0.5)
+        for mode in ("logits", "labels"):
+            labels = mode == "labels"
+            g = torch.Generator().manual_seed(int(alpha) * 7 + labels)
+            cal = calibrate(S.as_query(ref, labels, batch=256), fp, mode=mode, probes=n_probes, generator=g)
+            honest_p = fp.probes(n_probes, g)
+            honest_fail, honest_dev = _failures(_outputs(S.as_query(ref, labels, batch=1), honest_p.inputs, mode, 1),
+                                                honest_p, mode, cal.threshold)
+            row = {"alpha": alpha, "mode": mode, "threshold": cal.threshold, "calibration_max_dev": cal.max_deviation,
+                   "p0_upper": cal.p0_upper, "honest_probes": n_probes, "honest_failures": int(honest_fail.sum()),
+                   "honest_max_dev": float(honest_dev.max()), "substitutes": {}}
+            p = fp.probes(n_probes, g)
+            for sname, sub in subs.items():
+                fail, dev = _failures(_outputs(S.as_query(sub, labels), p.inputs, mode, 1000), p, mode, cal.threshold)
+                f = int(fail.sum())
+                row["substitutes"][sname] = {"failures": f, "rate": f / n_probes,
+                                             "median_dev": float(dev.median()),
+                                             "probes_needed": probes_needed(cal.p0_upper, f, n_probes)}
+            out["runs"].append(row)
+    return out
+
+
+def markdown(res: dict) -> str:
+    m = res["machine"]
+    lines = ["# Fingerprint detection table", "",
+             f"Machine: {m['cpu']} ({m['cores']} cores, torch threads {m['torch_threads']}, load {m['loadavg_1m']:.1f}); "
+             f"python {m['python']}, torch {m['torch']}, numpy {m['numpy']}, scikit-learn {m['scikit-learn']}. "
+             f"Run: `{res['command']}` in {res['wall_s']:.0f} s on a shared, loaded machine.", "",
+             f"{res['probes']} fresh probes per cell. Cell = per-probe failure rate (probes a fixed binomial test needs "
+             "for false-positive and miss probabilities both < 2^-40; `-` = not detectable: no failure, or rate not "
+             "above the honest bound). p0 = 99.9% upper bound on the honest rate from calibration, p1 = 95% lower "
+             "bound on the substitute's rate. alpha = 0 is the plain secret inputs (no amplification).", ""]
+    for mres in res["models"]:
+        lines += [f"## {mres['model']}", "",
+                  f"Harmless space: {mres['harmless_dim']} dims ({mres['space']}); certificate max output change "
+                  f"{', '.join(f'{c:.1e}' for c in mres['certificate']['harmless_change'])} (rounding bound "
+                  f"{', '.join(f'{c:.1e}' for c in mres['certificate']['rounding_bound'])}) vs random direction "
+                  f"{', '.join(f'{c:.1e}' for c in mres['certificate']['random_change'])} at alpha "
+                  f"{', '.join(f'{a:g}' for a in mres['certificate']['alphas'])} (passed: {mres['certificate']['passed']}). "
+                  f"Test accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in mres["test_accuracy"].items()) + ".", ""]
+        for mode in ("labels", "logits"):
+            runs = [r for r in mres["runs"] if r["mode"] == mode]
+            lines += [f"### {mode}" + (" only" if mode == "labels" else ""), "",
+                      "| substitute | " + " | ".join(f"alpha {r['alpha']:g}" for r in runs) + " |",
+                      "|---|" + "---|" * len(runs)]
+            for sname in runs[0]["substitutes"]:
+                cells = []
+                for r in runs:
+                    s = r["substitutes"][sname]
+                    cells.append(f"{s['rate']:.3f} ({s['probes_needed'] if s['probes_needed'] else '-'})")
+                lines.append(f"| {sname} | " + " | ".join(cells) + " |")
+            lines.append("| **honest, other stack: failures** | " + " | ".join(
+                f"**{r['honest_failures']}/{r['honest_probes']}** (max dev {r['honest_max_dev']:.1e}"
+                + (f", threshold {r['threshold']:.1e}" if mode == "logits" else "") + ")" for r in runs) + " |")
+            lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--probes", type=int, default=1000)
+    ap.add_argument("--alphas", type=float, nargs="+", default=[0.0, 100.0, 1000.0, 10000.0])
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    data = digits()
+
+    def mlp(seed):
+        torch.manual_seed(seed)
+        return MLP((64, 32, 32, 10))
+
+    def patch(seed):
+        torch.manual_seed(seed)
+        return patch_embed_net()
+
+    res = {"machine": machine(), "probes": args.probes, "alphas": args.alphas, "target": TARGET,
+           "command": "python benchmarks/bench_fingerprint.py" + (
+               f" --probes {args.probes}" if args.probes != 1000 else ""),
+           "models": [run_model("MLP 64-32-32-10 (digits)", mlp, (64,), data, args.alphas, args.probes),
+                      run_model("ViT-style patch embedding 4x4 -> 12, LayerNorm (digits)", patch, (1, 8, 8), data,
+                                args.alphas, args.probes)]}
+    res["wall_s"] = time.perf_counter() - t0
+    (ROOT / "docs").mkdir(exist_ok=True)
+    (ROOT / "docs" / "bench_fingerprint.json").write_text(json.dumps(res, indent=1))
+    md = markdown(res)
+    (ROOT / "docs" / "bench_fingerprint.md").write_text(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
