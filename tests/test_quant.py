@@ -246,3 +246,17 @@ def test_default_model_predictions_agree():
     with torch.no_grad():
         f = model(held).numpy()
     assert (f.argmax(-1) == qm.forward(held).argmax(-1)).mean() >= 0.97
+
+
+def test_layernorm_with_small_gain_and_large_shift_fits():
+    cfg = SMALL["gpt2-like"]
+    model = init_weights(Transformer(cfg), 6).eval()
+    with torch.no_grad():
+        for blk in model.blocks:
+            blk.attn_norm.weight.mul_(0.01)  # gain ~0.01 would put its int16 exponent near 21
+            blk.attn_norm.bias.fill_(20.0)  # and a shift of 20 at that exponent would pass 2^30
+    qm = quantize(model, _tokens(cfg, 1, batch=4))
+    x = _tokens(cfg, 2)
+    with torch.no_grad():
+        f = model(x).double().numpy()
+    assert _cos(f, qm.forward(x)).min() >= 0.99

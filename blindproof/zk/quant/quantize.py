@@ -216,10 +216,15 @@ class _Builder:
         out = self.node(name, prod, "accumulator", -WIDE, WIDE, derive=lambda: self.exp(a) + self.exp(b))
         return self.op("mul", [a, b], out)
 
-    def mul_weight(self, a: _Node, w: np.ndarray, name: str) -> _Node:
-        ew = int(self.weight_exp(w, INT16_MAX, False)[0])  # a vector: one exponent
-        out = self.node(name, a.value * w, "accumulator", -WIDE, WIDE, derive=lambda: self.exp(a) + ew)
-        self.weights[name + ".weight"] = lambda: (self._q(w, ew, INT16_MAX), "int16", ew)
+    def mul_weight(self, a: _Node, w: np.ndarray, name: str, peak: float | None = None) -> _Node:
+        """a * w with w an int16 vector; `peak` is the largest real value the accumulator must hold
+        (default max|a w|; a LayerNorm passes max|a w + beta| since beta is added at this exponent)."""
+        prod = a.value * w
+        wnode = self.node(name + ".w", w, "weight")  # w's exponent is solved like an activation's
+        limit = float(np.abs(prod).max()) if peak is None else peak
+        self.pairs.append((a, wnode, self.acc_limit(limit)))
+        out = self.node(name, prod, "accumulator", -WIDE, WIDE, derive=lambda: self.exp(a) + self.exp(wnode))
+        self.weights[name + ".weight"] = lambda: (self._q(w, self.exp(wnode), INT16_MAX), "int16", self.exp(wnode))
         return self.op("mul_weight", [a], out, lambda: {"weight": name + ".weight"})
 
     def lookup(self, x: _Node, fn: str, name: str) -> _Node:
@@ -244,7 +249,8 @@ class _Builder:
             return {"kind": kind, "d": d, "E": max(1, int(round(d * eps * 4.0 ** ein))),
                     "C": int(round(math.sqrt(d) * 2.0 ** en))}
         self.op("norm", [xin], n, params)
-        g = self.mul_weight(n, gamma, name + ".gamma")
+        peak = float(np.abs(n.value * gamma + (0.0 if beta is None else beta)).max())
+        g = self.mul_weight(n, gamma, name + ".gamma", peak)
         if beta is not None:
             g = self.add_weight(g, beta, name + ".beta")
         return self.requant(g, name + ".out")
@@ -302,7 +308,11 @@ class _Builder:
     # --- emission ----------------------------------------------------------------------------------
     @staticmethod
     def _q(w: np.ndarray, e, limit: int) -> np.ndarray:
-        return np.clip(round_half_up(np.asarray(w) * np.exp2(np.asarray(e, dtype=np.float64))), -limit, limit)
+        """round(w 2^e), clipped to +-limit for int8/int16; a 2^30-wide value out of range is an error."""
+        v = round_half_up(np.asarray(w) * np.exp2(np.asarray(e, dtype=np.float64)))
+        if limit == WIDE and v.size and int(np.abs(v).max()) > WIDE:
+            raise QuantizationError(f"a bias/shift vector needs {int(np.abs(v).max())} >= 2^30 at its exponent")
+        return np.clip(v, -limit, limit)
 
     def emit(self, arch: dict, outputs: list[_Node]) -> tuple[QuantSpec, dict[str, np.ndarray]]:
         self.solve()
