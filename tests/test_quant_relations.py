@@ -7,6 +7,8 @@ import copy
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from blindproof.models.transformer import Transformer, TransformerConfig
 from blindproof.models.workloads import TINY_LLAMA, init_weights
@@ -164,3 +166,22 @@ def test_division_and_isqrt_exhaustively_small():
     v = np.concatenate([np.arange(0, 5000), (1 << 30) - np.arange(1, 5000), np.arange(1, 40) ** 2 * 1000003])
     s = isqrt(v)
     assert np.all(s * s <= v) and np.all(v < (s + 1) * (s + 1))
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(norm=st.sampled_from(["rms", "layer"]), pos=st.sampled_from(["pre", "post"]),
+       mlp=st.sampled_from(["swiglu", "gelu"]), position=st.sampled_from(["rope", "learned"]),
+       bias=st.booleans(), causal=st.booleans(), kv=st.sampled_from([1, 2, 4]), seed=st.integers(0, 1000))
+def test_any_architecture_mix_quantizes_with_valid_relations(norm, pos, mlp, position, bias, causal, kv, seed):
+    cfg = TransformerConfig(vocab_size=64, d_model=32, n_layers=1, n_heads=4, n_kv_heads=kv, d_ff=64, max_seq=16,
+                            norm=norm, norm_position=pos, mlp=mlp, position=position, bias=bias, causal=causal)
+    model = init_weights(Transformer(cfg), seed).eval()
+    g = torch.Generator().manual_seed(seed)
+    qm = quantize(model, torch.randint(0, 64, (2, 8), generator=g))
+    x = torch.randint(0, 64, (1, 8), generator=g)
+    tr = qm.run(x)
+    check_trace(qm.spec, qm.weights, tr)
+    with torch.no_grad():
+        f = model(x).double().numpy()
+    q = qm.decode(tr)
+    assert ((f * q).sum(-1) / np.linalg.norm(f, axis=-1) / np.linalg.norm(q, axis=-1)).min() >= 0.99
