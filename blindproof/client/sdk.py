@@ -110,21 +110,25 @@ class GenerateSession:
         try:
             reply = next(self._replies)
         except grpc.RpcError as err:
-            self._closed = True
+            self._end()
             raise RemoteError.wrap(err, "Generate") from None
         except StopIteration:
-            self._closed = True
+            self._end()
             raise RemoteError(grpc.StatusCode.UNKNOWN, "server ended the session", "Generate") from None
         self._client.stats.bytes_received += reply.ByteSize()
         self.length = int(reply.length)
         return from_proto(reply.output)
 
+    def _end(self) -> None:
+        """Mark closed and release the thread that feeds the request stream."""
+        self._closed = True
+        self._requests.put(self._END)
+
     def close(self) -> None:
         """Half-close the stream; the server drops the KV cache."""
         if self._closed:
             return
-        self._closed = True
-        self._requests.put(self._END)
+        self._end()
         try:
             for _ in self._replies:
                 pass
