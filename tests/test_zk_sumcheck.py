@@ -257,3 +257,19 @@ def test_bind_prefix_and_suffix(ext):
     np.testing.assert_array_equal(mle.evaluate(suf, pt[:4]), as_ext(mle.evaluate(t, pt)))
     with pytest.raises(ValueError, match="coordinates"):
         mle.bind_prefix(t, F.erandom(rng, 8))
+
+
+@pytest.mark.parametrize("n, d", [(1, 2), (5, 3), (8, 2)])
+def test_mask_opening_reduces_to_a_claim_on_the_committed_table(n, d):
+    rng = np.random.default_rng(12 + n)
+    mask = S.MaskPolynomial.random(rng, n, d)
+    point = F.erandom(rng, n)
+    value = mask.evaluate(point)
+    out = S.prove_mask_opening(mask, point, tr())
+    res = S.verify_mask_opening(n, point, value, out.proof, tr())
+    assert res.ok, res.reason
+    (claim,) = res.claims
+    assert claim.column == "mask"
+    np.testing.assert_array_equal(as_ext(mle.evaluate(mask.committed_table(), claim.point)), claim.value)
+    assert not S.verify_mask_opening(n, point, F.eadd(value, F.eone()), out.proof, tr()).ok
+    assert not S.verify_mask_opening(n, F.erandom(rng, n), value, out.proof, tr()).ok

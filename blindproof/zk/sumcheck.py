@@ -31,6 +31,7 @@ import numpy as np
 from blindproof.zk import field as F
 from blindproof.zk._kernels import _P, e_mul, mulmod
 from blindproof.zk.encoding import ProofFormatError, Reader, Writer
+from blindproof.zk import mle
 from blindproof.zk.mle import _fold_base_to_ext, _fold_ext_inplace, is_ext_table, num_vars
 from blindproof.zk.transcript import Transcript
 from blindproof.zk.verdict import VerifyResult, guarded
@@ -340,6 +341,14 @@ class MaskPolynomial:
                 p = F.emul(p, point[i])
         return w.reshape(n * d1, 4)
 
+    def committed_table(self) -> np.ndarray:
+        """The coefficients as the base table the PCS commits: rows = variables padded to a power of
+        two, 4 columns = coefficients of X^0..X^3 (zero-padded), flattened row-major."""
+        rows = 1 << max(0, (self.n_vars - 1).bit_length())
+        table = np.zeros((rows, MAX_DEGREE + 1), dtype=np.uint32)
+        table[: self.n_vars, : self.degree + 1] = self.coeffs
+        return table.reshape(-1)
+
     def round_values(self, j: int, bound_sum: np.ndarray, degree: int) -> np.ndarray:
         """Values at X = 0..degree of the mask's round-j polynomial, given ``sum_{i<j} g_i(r_i)``."""
         n = self.n_vars
@@ -570,3 +579,52 @@ def verify_bytes(spec: SumcheckSpec, claim: np.ndarray, data: bytes, transcript:
         return verify(spec, claim, proof, transcript, table_names)
 
     return guarded(run, "sumcheck")
+
+
+# --- opening the mask: g(r) as an MLE claim on the committed coefficient table ----------------------
+
+MASK_COLUMN = "mask"
+
+
+def mask_weights_table(point: np.ndarray) -> np.ndarray:
+    """Extension table ``w`` laid out like :meth:`MaskPolynomial.committed_table` with
+    ``w[i, k] = r_i^k``, so that ``g(r) = sum_x table[x] · w[x]`` for every mask of degree ≤ 3."""
+    pt = F._check_ext(point, "point")
+    n = pt.shape[0]
+    rows = 1 << max(0, (n - 1).bit_length())
+    w = np.zeros((rows, MAX_DEGREE + 1, 4), dtype=np.uint32)
+    for i in range(n):
+        p = F.eone()
+        for k in range(MAX_DEGREE + 1):
+            w[i, k] = p
+            p = F.emul(p, pt[i])
+    return w.reshape(-1, 4)
+
+
+def _mask_spec(n_vars: int) -> SumcheckSpec:
+    rows = 1 << max(0, (n_vars - 1).bit_length())
+    return SumcheckSpec.make((rows * (MAX_DEGREE + 1)).bit_length() - 1, 2, [(1, (0, 1))])
+
+
+def prove_mask_opening(mask: MaskPolynomial, point: np.ndarray, transcript: Transcript) -> ProverOutput:
+    """Reduce ``g(point)`` (the ``"mask"`` claim of a masked sumcheck) to one MLE evaluation claim on
+    ``mask.committed_table()`` by a degree-2 sumcheck against :func:`mask_weights_table`."""
+    table = mask.committed_table()
+    weights = mask_weights_table(point)
+    return prove(_mask_spec(mask.n_vars), [table, weights], mask.evaluate(point), transcript)
+
+
+def verify_mask_opening(n_vars: int, point: np.ndarray, value: np.ndarray, proof: SumcheckProof,
+                        transcript: Transcript) -> VerifyResult:
+    """Check the reduction of ``g(point) = value``; on success the single claim is
+    ``EvalClaim("mask", z, v)`` on the committed coefficient table (the weights are checked here)."""
+    def run() -> VerifyResult:
+        res = verify(_mask_spec(n_vars), value, proof, transcript, (MASK_COLUMN, "weights"))
+        if not res.ok:
+            return res
+        table_claim, weight_claim = res.claims
+        if not np.array_equal(mle.evaluate(mask_weights_table(point), weight_claim.point), weight_claim.value):
+            return VerifyResult.reject("mask opening: wrong weight value")
+        return VerifyResult.accept((table_claim,))
+
+    return guarded(run, "mask opening")
