@@ -131,17 +131,16 @@ def test_attach_checks_the_key(client, tiny, key):
         client.attach(dep.deployment_id, tiny, generate_key(), "rotate")
 
 
-def test_store_survives_restart(tiny, key, tmp_path):
-    store = tmp_path / "store"
-    with ServerProcess(store=store) as srv, BlindClient(srv.target) as c:
-        c.wait_ready()
-        dep = c.deploy(tiny, key, "rotate")
-    with ServerProcess(store=store) as srv, BlindClient(srv.target) as c:
-        c.wait_ready()
-        assert dep.deployment_id in {d.deployment_id for d in c.list_deployments()}
-        again = c.attach(dep.deployment_id, tiny, key, "rotate")
-        x = get_workload("tiny-llama").example_input(9)
-        torch.testing.assert_close(c.infer(again, x), tiny(x), rtol=1e-4, atol=1e-4)
+def test_store_survives_restart(server, client, tiny, key):
+    dep = client.deploy(tiny, key, "rotate")
+    before = {d.deployment_id for d in client.list_deployments()}
+    server.restart()
+    assert server.log().count('"event":"listening"') == 2 and '"event":"stopped"' in server.log()
+    client.wait_ready()  # the same channel reconnects to the restarted process
+    assert {d.deployment_id for d in client.list_deployments()} == before
+    again = client.attach(dep.deployment_id, tiny, key, "rotate")
+    x = get_workload("tiny-llama").example_input(9)
+    torch.testing.assert_close(client.infer(again, x), tiny(x), rtol=1e-4, atol=1e-4)
 
 
 def test_health_and_structured_logs(client, server, tiny, key):

@@ -31,10 +31,10 @@ class ServerProcess:
             raise RuntimeError("server not started")
         return f"{self.host}:{self.port}"
 
-    def start(self, timeout: float = 60.0) -> "ServerProcess":
-        """Start the server and wait until it has bound its port."""
+    def start(self, timeout: float = 60.0, port: int = 0) -> "ServerProcess":
+        """Start the server (on ``port``, 0 for a free one) and wait until it has bound its port."""
         port_file = Path(self._tmp.name) / f"port-{time.monotonic_ns()}"
-        cmd = [sys.executable, "-m", "blindproof.cli", "serve", "--host", self.host, "--port", "0",
+        cmd = [sys.executable, "-m", "blindproof.cli", "serve", "--host", self.host, "--port", str(port),
                "--port-file", str(port_file), "--store", str(self.store), *self.extra_args]
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=self.env)
@@ -69,6 +69,12 @@ class ServerProcess:
                 self.proc.wait()
         self._log.close()
         return self.proc.returncode
+
+    def restart(self, timeout: float = 60.0) -> "ServerProcess":
+        """Stop gracefully and start again on the same port and store (clients reconnect by themselves)."""
+        port = self.port
+        self.stop()
+        return self.start(timeout, port=port or 0)
 
     def close(self) -> None:
         self.stop()
