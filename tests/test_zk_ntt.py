@@ -76,3 +76,11 @@ def test_rejects_bad_lengths():
         rs_encode(np.zeros((2, 8), dtype=np.uint32), 3)
     with pytest.raises(ValueError, match="2-D"):
         rs_encode(np.zeros(8, dtype=np.uint32), 2)
+
+
+@pytest.mark.parametrize("blowup", [1, 2, 8])
+def test_rs_encode_equals_zero_padded_ntt(blowup):
+    rows = F.random(np.random.default_rng(blowup), (5, 16))
+    padded = np.zeros((5, 16 * blowup), dtype=np.uint32)
+    padded[:, :16] = rows
+    np.testing.assert_array_equal(rs_encode(rows, blowup), ntt(padded))
