@@ -8,7 +8,7 @@ indexing so it is exact and cheap at any width) and `DenseKey` (any invertible m
     unapply(y) = y M^-1     on the last dimension
     pull(W)    = M^-1 W     on the first dimension  (a weight's input side, W in math form (in, out))
 
-All arithmetic is float64; callers cast the results to the model's dtype.
+All arithmetic is float64 on the input's device; callers cast the results to the model's dtype.
 """
 
 from __future__ import annotations
@@ -42,21 +42,21 @@ class PermKey:
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x, -1)
-        y = x[..., self.perm]
-        return y if self.scale is None else y * self.scale.to(y.dtype)
+        y = x[..., self.perm.to(x.device)]
+        return y if self.scale is None else y * self.scale.to(device=y.device, dtype=y.dtype)
 
     def unapply(self, y: torch.Tensor) -> torch.Tensor:
         self._check(y, -1)
         if self.scale is not None:
-            y = y / self.scale.to(y.dtype)
-        return y[..., self.inv]
+            y = y / self.scale.to(device=y.device, dtype=y.dtype)
+        return y[..., self.inv.to(y.device)]
 
     def pull(self, w: torch.Tensor) -> torch.Tensor:
         self._check(w, 0)
-        w = w[self.perm]
+        w = w[self.perm.to(w.device)]
         if self.scale is None:
             return w
-        return w / self.scale.to(w.dtype).reshape(-1, *([1] * (w.dim() - 1)))
+        return w / self.scale.to(device=w.device, dtype=w.dtype).reshape(-1, *([1] * (w.dim() - 1)))
 
     def dense(self) -> torch.Tensor:
         """The matrix M (for tests and analysis)."""
@@ -82,15 +82,15 @@ class DenseKey:
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x, -1)
-        return x @ self.m.to(x.dtype)
+        return x @ self.m.to(device=x.device, dtype=x.dtype)
 
     def unapply(self, y: torch.Tensor) -> torch.Tensor:
         self._check(y, -1)
-        return y @ self.m_inv.to(y.dtype)
+        return y @ self.m_inv.to(device=y.device, dtype=y.dtype)
 
     def pull(self, w: torch.Tensor) -> torch.Tensor:
         self._check(w, 0)
-        return self.m_inv.to(w.dtype) @ w
+        return self.m_inv.to(device=w.device, dtype=w.dtype) @ w
 
     def dense(self) -> torch.Tensor:
         return self.m

@@ -54,11 +54,11 @@ def encrypt_model(model: nn.Module, key: EEKey, tier: Tier, split: Split = Split
 
 def _w(lin: nn.Linear) -> torch.Tensor:
     """Weight in math form (in, out), float64."""
-    return lin.weight.detach().to(F64).T
+    return lin.weight.detach().to("cpu", F64).T
 
 
 def _b(lin: nn.Linear) -> torch.Tensor | None:
-    return None if lin.bias is None else lin.bias.detach().to(F64)
+    return None if lin.bias is None else lin.bias.detach().to("cpu", F64)
 
 
 def _rewrite(w: torch.Tensor, b: torch.Tensor | None, a: LinearKey, k_out: LinearKey) -> tuple:
@@ -88,9 +88,9 @@ class _Writer:
 
 
 def _norm_params(norm: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
-    gamma = norm.weight.detach().to(F64)
+    gamma = norm.weight.detach().to("cpu", F64)
     beta = getattr(norm, "bias", None)
-    return gamma, None if beta is None else beta.detach().to(F64)
+    return gamma, None if beta is None else beta.detach().to("cpu", F64)
 
 
 def _keyed_norm(out: _Writer, name: str, norm: nn.Module, stream: LinearKey) -> None:
@@ -161,7 +161,7 @@ def _encrypt_transformer(model: Transformer, plan: KeyPlan) -> Transformer:
         server_cfg = dataclasses.replace(cfg, tie_embeddings=False)
     if tied and server_cfg.tie_embeddings:
         value = embed if embed is not None else head
-        out.values["embed.weight"] = value if value is not None else torch.zeros_like(model.embed.weight, dtype=F64)
+        out.values["embed.weight"] = value if value is not None else torch.zeros(model.embed.weight.shape, dtype=F64)
     else:
         if embed is not None:
             out.values["embed.weight"] = embed
@@ -183,10 +183,10 @@ def _server_embedding(model: Transformer, plan: KeyPlan, out: _Writer) -> torch.
                              "permute tier; keep client_embeds=True")
         _keyed_norm(out, "embed_norm", model.embed_norm, s)
     if cfg.position == "learned":
-        out.values["pos_embed.weight"] = s.apply(model.pos_embed.weight.detach().to(F64))
+        out.values["pos_embed.weight"] = s.apply(model.pos_embed.weight.detach().to("cpu", F64))
     if cfg.type_vocab_size:
-        out.values["type_embed.weight"] = s.apply(model.type_embed.weight.detach().to(F64))
-    return s.apply(plan.vocab.pull(model.embed.weight.detach().to(F64)))
+        out.values["type_embed.weight"] = s.apply(model.type_embed.weight.detach().to("cpu", F64))
+    return s.apply(plan.vocab.pull(model.embed.weight.detach().to("cpu", F64)))
 
 
 def _server_head(model: Transformer, plan: KeyPlan, out: _Writer) -> torch.Tensor | None:
@@ -215,7 +215,8 @@ def _server_head(model: Transformer, plan: KeyPlan, out: _Writer) -> torch.Tenso
 def _same_class_copy(model: Transformer, cfg) -> Transformer:
     if cfg is model.cfg:
         return copy.deepcopy(model)
-    server = type(model)(cfg).to(next(model.parameters()).dtype)
+    first = next(model.parameters())
+    server = type(model)(cfg).to(device=first.device, dtype=first.dtype)
     server.load_state_dict(model.state_dict())
     return server
 
