@@ -130,6 +130,35 @@ def run_model(name: str, build, shape, data, alphas, n_probes: int) -> dict:
     return out
 
 
+def run_transformer_ports(alphas=(100.0, 1000.0, 10000.0)) -> dict:
+    """tiny-llama (seeded weights): MLP-port probes on the genuine model and on two substitutes."""
+    from blindproof.fingerprint.transformer import port_change
+    from blindproof.models import get_workload
+
+    wl = get_workload("tiny-llama")
+    ref = wl.build(0)
+    with torch.no_grad():
+        h = ref.embed_tokens(wl.example_input(0, batch=4))
+    keep_down = S.int8_weights(ref)
+    with torch.no_grad():  # every weight int8 except the probed W_down matrices: what ports cannot see
+        for blk, orig in zip(keep_down.blocks, ref.blocks):
+            blk.mlp.down.weight.copy_(orig.mlp.down.weight)
+    subs = {"int8 weights (per-channel)": S.int8_weights(ref), "10% magnitude-pruned": S.magnitude_pruned(ref, 0.1),
+            "int8 except W_down": keep_down}
+    rows = []
+    for layer in range(len(ref.blocks)):
+        for alpha in alphas:
+            g = lambda: torch.Generator().manual_seed(layer * 100 + int(alpha))  # same directions for all
+            row = {"layer": layer, "alpha": alpha, "genuine": port_change(ref, h, layer, alpha, g()).harmless_change,
+                   "random_direction": port_change(ref, h, layer, alpha, g()).random_change}
+            with torch.no_grad():
+                for name, sub in subs.items():
+                    row[name] = port_change(sub, h, layer, alpha, g(), reference=ref).harmless_change
+                    row[name + " (no probe)"] = float((sub.run_blocks(h) - ref.run_blocks(h)).abs().max())
+            rows.append(row)
+    return {"workload": "tiny-llama", "tokens": list(h.shape[:2]), "rows": rows}
+
+
 def markdown(res: dict) -> str:
     m = res["machine"]
     lines = ["# Fingerprint detection table", "",
@@ -163,6 +192,18 @@ def markdown(res: dict) -> str:
                 f"**{r['honest_failures']}/{r['honest_probes']}** (max dev {r['honest_max_dev']:.1e}"
                 + (f", threshold {r['threshold']:.1e}" if mode == "logits" else "") + ")" for r in runs) + " |")
             lines.append("")
+    tp = res.get("transformer_ports")
+    if tp:
+        keys = [k for k in tp["rows"][0] if k not in ("layer", "alpha")]
+        lines += ["## Transformer MLP ports (tiny-llama, seeded weights)", "",
+                  f"Max |change| that a probe causes in each model's own residual stream after all blocks "
+                  f"({tp['tokens'][0]}x{tp['tokens'][1]} tokens): alpha x (a unit null-space direction of the genuine "
+                  "W_down, per token) is added before W_down of one block. `(no probe)` = the substitute's deviation "
+                  "from the genuine model without any probe (what a logit check sees anyway).", "",
+                  "| layer | alpha | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
+        for r in tp["rows"]:
+            lines.append(f"| {r['layer']} | {r['alpha']:g} | " + " | ".join(f"{r[k]:.2e}" for k in keys) + " |")
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 
@@ -187,7 +228,8 @@ def main() -> None:
                f" --probes {args.probes}" if args.probes != 1000 else ""),
            "models": [run_model("MLP 64-32-32-10 (digits)", mlp, (64,), data, args.alphas, args.probes),
                       run_model("ViT-style patch embedding 4x4 -> 12, LayerNorm (digits)", patch, (1, 8, 8), data,
-                                args.alphas, args.probes)]}
+                                args.alphas, args.probes)],
+           "transformer_ports": run_transformer_ports()}
     res["wall_s"] = time.perf_counter() - t0
     (ROOT / "docs").mkdir(exist_ok=True)
     (ROOT / "docs" / "bench_fingerprint.json").write_text(json.dumps(res, indent=1))
