@@ -42,6 +42,7 @@ def _check(a: ArrayLike, name: str = "a") -> np.ndarray:
 
 
 def _check_ext(a: ArrayLike, name: str = "a") -> np.ndarray:
+    """As :func:`_check`, and require a trailing axis of length 4 (extension elements)."""
     arr = _check(a, name)
     if arr.ndim == 0 or arr.shape[-1] != EXT_DEGREE:
         raise FieldError(f"{name}: extension elements need a trailing axis of length 4, got shape {arr.shape}")
@@ -64,6 +65,10 @@ def _flat_pair(a: np.ndarray, b: np.ndarray, trailing: int = 0) -> tuple[np.ndar
     a2 = np.ascontiguousarray(np.broadcast_to(a, shape)).reshape(-1)
     b2 = np.ascontiguousarray(np.broadcast_to(b, shape)).reshape(-1)
     return a2, b2, shape
+
+
+as_field = _check  # public name: validate/convert to canonical base elements
+as_ext = _check_ext  # public name: validate extension elements
 
 
 # --- base field ------------------------------------------------------------------------------------

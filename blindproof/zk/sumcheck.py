@@ -22,7 +22,7 @@ Transcript order (prover and verifier alike): shape parameters, claim, [mask sum
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numba as nb
@@ -420,11 +420,11 @@ class SumcheckProof:
 
 @dataclass
 class ProverOutput:
-    """What the prover learns: the proof, the random point, and (if masked) g(point)."""
+    """What the prover learns: the proof, the random point, and the tables' values there (K, 4)."""
 
     proof: SumcheckProof
     point: np.ndarray  # (n, 4)
-    final_evals: np.ndarray = dc_field(default_factory=lambda: F.ezero(0))
+    final_evals: np.ndarray
 
 
 # --- prover ------------------------------------------------------------------------------------------
