@@ -165,3 +165,23 @@ def test_integer_model_null_vectors_are_exactly_harmless():
             assert np.array_equal(forward(x + alpha * v), forward(x))
     other = rng.integers(-3, 4, 40)
     assert not np.array_equal(forward(x + 100 * other), forward(x))
+
+
+def test_average_pooling_and_batchnorm_are_part_of_the_affine_prefix():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.AvgPool2d(2), nn.ReLU(),
+                        nn.Flatten(1), nn.Linear(64, 10))
+    net[1].running_mean.uniform_(-1, 1)
+    net[1].running_var.uniform_(0.5, 2)
+    net.eval()
+    s = harmless_space(net, (1, 8, 8))
+    # conv (injective, 256 outputs) -> average pooling to 4x4x4 = 64 outputs from 64 inputs: the 2x2
+    # averaging leaves room only where the composed map is singular, so compare with the matrix rank
+    a = torch.stack([net[:3](e.reshape(1, 1, 8, 8)).flatten() - net[:3](torch.zeros(1, 1, 8, 8)).flatten()
+                     for e in torch.eye(64)], dim=1).double()
+    assert s.dim == 64 - torch.linalg.matrix_rank(a).item()
+    assert "AvgPool2d" in s.description and "BatchNorm2d" in s.description
+    wide = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.AvgPool2d(2), nn.ReLU()).eval()
+    s2 = harmless_space(wide, (1, 8, 8))
+    assert s2.dim == 64 - 32  # 2 channels x 4 x 4 outputs
+    assert certify(wide, s2, torch.rand(2, 1, 8, 8)).passed
