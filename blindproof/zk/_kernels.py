@@ -5,7 +5,9 @@ by a constant modulus, which LLVM turns into a multiply-high instead of a divisi
 products still fit in uint64 ((P-1)^2 · 4 < 2^64), which the extension multiply exploits to reduce
 six times instead of sixteen.
 
-All functions here use ``cache=True`` so that a cold start compiles once per machine.
+All functions here use ``cache=True`` so that a cold start compiles once per machine. numba's on-disk
+cache does not notice edits to a callee in another file (these helpers are inlined into kernels in
+mle/sumcheck/lookup): after editing this file, delete the ``__pycache__`` folder of ``blindproof/zk``.
 """
 
 from __future__ import annotations
