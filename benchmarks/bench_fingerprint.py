@@ -12,6 +12,9 @@ only) it measures, over N fresh probes per substitute:
   p1 = Clopper-Pearson 95% lower bound of the substitute's measured rate ("-" when p1 <= p0);
 - honest failures over N fresh probes served by another stack (batch size 1 instead of 256).
 
+For the MLP a last column uses local spaces (through both ReLU layers, one space per reference), whose
+probes are capped at half their exact radius. A final table measures transformer MLP ports on tiny-llama.
+
 Writes docs/bench_fingerprint.json and docs/bench_fingerprint.md.
 
     python benchmarks/bench_fingerprint.py [--probes 1000] [--alphas 0 100 1000 10000]
@@ -90,7 +93,7 @@ def probes_needed(p0: float, failures: int, n: int) -> int | None:
     return design_test(p0, p1, TARGET, TARGET).n
 
 
-def run_model(name: str, build, shape, data, alphas, n_probes: int) -> dict:
+def run_model(name: str, build, shape, data, alphas, n_probes: int, local_depths: tuple[int, ...] = ()) -> dict:
     xtr, ytr, xte, yte = data
     xtr, xte = xtr.reshape(-1, *shape), xte.reshape(-1, *shape)
     t0 = time.perf_counter()
@@ -107,16 +110,18 @@ def run_model(name: str, build, shape, data, alphas, n_probes: int) -> dict:
                            "rounding_bound": cert.rounding_bound, "random_change": cert.random_change,
                            "passed": cert.passed}, "runs": []}
     refs = xte[:200]
-    for alpha in alphas:
-        fp = make_fingerprint(ref, refs, alpha=max(alpha, 1e-12), min_margin=0.5)
+    settings = [(f"alpha {a:g}", a, 0) for a in alphas] + [(f"local depth {d}, radius-capped", max(alphas), d)
+                                                          for d in local_depths]
+    for column, alpha, depth in settings:
+        fp = make_fingerprint(ref, refs, alpha=max(alpha, 1e-12), depth=depth, min_margin=0.5)
         for mode in ("logits", "labels"):
             labels = mode == "labels"
-            g = torch.Generator().manual_seed(int(alpha) * 7 + labels)
+            g = torch.Generator().manual_seed(int(alpha) * 7 + 1000 * depth + labels)
             cal = calibrate(S.as_query(ref, labels, batch=256), fp, mode=mode, probes=n_probes, generator=g)
             honest_p = fp.probes(n_probes, g)
             honest_fail, honest_dev = _failures(_outputs(S.as_query(ref, labels, batch=1), honest_p.inputs, mode, 1),
                                                 honest_p, mode, cal.threshold)
-            row = {"alpha": alpha, "mode": mode, "threshold": cal.threshold, "calibration_max_dev": cal.max_deviation,
+            row = {"column": column, "alpha": alpha, "depth": depth, "mode": mode, "threshold": cal.threshold, "calibration_max_dev": cal.max_deviation,
                    "p0_upper": cal.p0_upper, "honest_probes": n_probes, "honest_failures": int(honest_fail.sum()),
                    "honest_max_dev": float(honest_dev.max()), "substitutes": {}}
             p = fp.probes(n_probes, g)
@@ -126,6 +131,7 @@ def run_model(name: str, build, shape, data, alphas, n_probes: int) -> dict:
                 row["substitutes"][sname] = {"failures": f, "rate": f / n_probes,
                                              "median_dev": float(dev.median()),
                                              "probes_needed": probes_needed(cal.p0_upper, f, n_probes)}
+            row["median_magnitude"] = float(p.magnitudes.median())
             out["runs"].append(row)
     return out
 
@@ -180,7 +186,7 @@ def markdown(res: dict) -> str:
         for mode in ("labels", "logits"):
             runs = [r for r in mres["runs"] if r["mode"] == mode]
             lines += [f"### {mode}" + (" only" if mode == "labels" else ""), "",
-                      "| substitute | " + " | ".join(f"alpha {r['alpha']:g}" for r in runs) + " |",
+                      "| substitute | " + " | ".join(r["column"] for r in runs) + " |",
                       "|---|" + "---|" * len(runs)]
             for sname in runs[0]["substitutes"]:
                 cells = []
@@ -191,6 +197,11 @@ def markdown(res: dict) -> str:
             lines.append("| **honest, other stack: failures** | " + " | ".join(
                 f"**{r['honest_failures']}/{r['honest_probes']}** (max dev {r['honest_max_dev']:.1e}"
                 + (f", threshold {r['threshold']:.1e}" if mode == "logits" else "") + ")" for r in runs) + " |")
+            for r in runs:
+                if r.get("depth"):
+                    lines.append(f"\n{r['column']}: one local space per reference (through {r['depth']} ReLU layers); "
+                                 f"median probe magnitude {r['median_magnitude']:.3g} (half the exact radius, at most "
+                                 f"alpha {r['alpha']:g}).")
             lines.append("")
     tp = res.get("transformer_ports")
     if tp:
@@ -226,7 +237,7 @@ def main() -> None:
     res = {"machine": machine(), "probes": args.probes, "alphas": args.alphas, "target": TARGET,
            "command": "python benchmarks/bench_fingerprint.py" + (
                f" --probes {args.probes}" if args.probes != 1000 else ""),
-           "models": [run_model("MLP 64-32-32-10 (digits)", mlp, (64,), data, args.alphas, args.probes),
+           "models": [run_model("MLP 64-32-32-10 (digits)", mlp, (64,), data, args.alphas, args.probes, local_depths=(2,)),
                       run_model("ViT-style patch embedding 4x4 -> 12, LayerNorm (digits)", patch, (1, 8, 8), data,
                                 args.alphas, args.probes)],
            "transformer_ports": run_transformer_ports()}
