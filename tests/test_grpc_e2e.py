@@ -55,12 +55,19 @@ def test_other_splits(client, tiny, key, split):
     assert ('"head"' in listed.model_json) == (not split.client_decodes)
 
 
-def test_server_never_receives_client_parts(client, tiny, key):
-    """With the default split the upload holds the blocks only: no embedding, no LM head."""
+def test_server_never_receives_client_parts_or_plaintext_weights(client, server, tiny, key):
+    """With the default split the upload holds the blocks only, and under a key none of them is plaintext."""
+    from safetensors.torch import load_file
     dep = client.deploy(tiny, key, "rotate")
     listed = {d.deployment_id: d for d in client.list_deployments()}[dep.deployment_id]
     assert '"parts":["blocks"]' in listed.model_json
     assert listed.key_id == key.key_id
+    stored = load_file(server.store / "models" / f"{dep.deployment_id}.safetensors")
+    assert stored and all(name.startswith("blocks.") for name in stored)
+    plain = tiny.state_dict()
+    for name, t in stored.items():
+        if t.dim() == 2:
+            assert not torch.allclose(t, plain[name]), f"{name} reached the server in plaintext"
 
 
 def test_blind_generation_equals_plaintext(client, tiny, key):
