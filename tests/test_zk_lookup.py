@@ -250,3 +250,12 @@ def test_fast_layer_prover_sends_exactly_the_generic_sumcheck_messages(k, trees)
     np.testing.assert_array_equal(fast.round_evals, generic.proof.round_evals)
     np.testing.assert_array_equal(fast.final_evals, generic.proof.final_evals)
     np.testing.assert_array_equal(s_point, generic.point)
+
+
+def test_mask_fields_in_a_gkr_layer_are_rejected(honest):
+    st, groups, mult, proof = honest
+    layers = [L.S.SumcheckProof(l.round_evals.copy(), l.final_evals.copy()) for l in proof.layers]
+    layers[2].mask_sum, layers[2].mask_eval = F.ezero(), F.ezero()
+    p = L.LookupProof(proof.roots.copy(), layers, [e.copy() for e in proof.column_evals])
+    res = L.verify(st, p, committed(groups, mult))
+    assert not res.ok and "mask" in res.reason

@@ -84,7 +84,7 @@ def test_completeness_and_claims(n, kind, masked):
     claim = S.hypercube_sum(spec, tables)
     mask = S.MaskPolynomial.random(rng, n, spec.degree) if masked else None
     out = S.prove(spec, tables, claim, tr(), mask)
-    res = S.verify(spec, claim, out.proof, tr(), require_mask=masked)
+    res = S.verify(spec, claim, out.proof, tr(), masked=masked)
     assert res.ok, res.reason
     for cl, t in zip(res.claims, tables):  # every claim is the true MLE value at the point
         np.testing.assert_array_equal(cl.value, as_ext(mle.evaluate(t, cl.point)))
@@ -92,7 +92,8 @@ def test_completeness_and_claims(n, kind, masked):
         assert res.claims[-1].column == "mask"
         np.testing.assert_array_equal(res.claims[-1].value, mask.evaluate(res.claims[-1].point))
     # serialized round trip
-    assert S.verify_bytes(spec, claim, out.proof.to_bytes(spec), tr()).ok
+    assert S.verify_bytes(spec, claim, out.proof.to_bytes(spec), tr(), masked=masked).ok
+    assert not S.verify_bytes(spec, claim, out.proof.to_bytes(spec), tr(), masked=not masked).ok
 
 
 def test_mask_polynomial_sum_weights_and_hiding():
@@ -115,13 +116,24 @@ def test_mask_polynomial_sum_weights_and_hiding():
     assert not np.any(np.all(plain == masked, axis=-1))
 
 
+def test_mask_smuggled_into_an_unmasked_sumcheck_is_rejected():
+    """A free mask value could fix any final check: an unmasked statement must refuse one."""
+    rng = np.random.default_rng(13)
+    tables, terms = instance(rng, 3, "deg2")
+    spec = S.SumcheckSpec.make(3, 2, terms)
+    claim = S.hypercube_sum(spec, tables)
+    forged = S.prove(spec, tables, claim, tr(), S.MaskPolynomial.random(rng, 3, 2)).proof
+    forged.final_evals[0, 0] = (int(forged.final_evals[0, 0]) + 1) % F.P
+    assert not S.verify(spec, claim, forged, tr()).ok
+
+
 def test_unmasked_proof_rejected_when_mask_required():
     rng = np.random.default_rng(6)
     tables, terms = instance(rng, 3, "deg2")
     spec = S.SumcheckSpec.make(3, 2, terms)
     claim = S.hypercube_sum(spec, tables)
     out = S.prove(spec, tables, claim, tr())
-    assert not S.verify(spec, claim, out.proof, tr(), require_mask=True).ok
+    assert not S.verify(spec, claim, out.proof, tr(), masked=True).ok
 
 
 # --- soundness ---------------------------------------------------------------------------------------

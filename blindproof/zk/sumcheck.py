@@ -511,7 +511,8 @@ class EvalClaim:
 
 def verify_rounds(spec: SumcheckSpec, claim: np.ndarray, proof: SumcheckProof,
                   transcript: Transcript) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Replay the rounds; returns (point, final claim on f + ρ·g, ρ or None). Raises SumcheckError."""
+    """Replay the rounds; returns (point, final claim on f + ρ·g, ρ or None). Raises SumcheckError.
+    Low level: the caller must check the final claim, and settle ``g(r)`` if the proof is masked."""
     n, d = spec.n_vars, spec.degree
     if proof.round_evals.shape != (n, d, 4) or proof.final_evals.shape != (spec.n_tables, 4):
         raise SumcheckError("proof shape does not match the statement")
@@ -541,19 +542,21 @@ def verify_rounds(spec: SumcheckSpec, claim: np.ndarray, proof: SumcheckProof,
 
 
 def verify(spec: SumcheckSpec, claim: np.ndarray, proof: SumcheckProof, transcript: Transcript,
-           table_names: Sequence[str] | None = None, require_mask: bool = False) -> VerifyResult:
+           table_names: Sequence[str] | None = None, masked: bool = False) -> VerifyResult:
     """Verify a sumcheck proof. On success the result carries :class:`EvalClaim` s: one per table
-    (``table_names[k]`` at the random point) and, if masked, ``"mask"`` with the value ``g(r)``.
+    (``table_names[k]`` at the random point) and, if ``masked``, ``"mask"`` with the value ``g(r)``.
+    ``masked`` states whether the protocol uses a zero-knowledge mask: a proof with the other shape is
+    rejected (an unexpected mask would be an unconstrained value unless someone settles its claim).
     Never raises."""
     names = list(table_names) if table_names is not None else [f"table{k}" for k in range(spec.n_tables)]
 
     def run() -> VerifyResult:
         if len(names) != spec.n_tables:
             return VerifyResult.reject("sumcheck: wrong number of table names")
-        if require_mask and proof.mask_sum is None:
+        if masked and (proof.mask_sum is None or proof.mask_eval is None):
             return VerifyResult.reject("sumcheck: a masked (zero-knowledge) proof is required")
-        if (proof.mask_sum is None) != (proof.mask_eval is None):
-            return VerifyResult.reject("sumcheck: incomplete mask messages")
+        if not masked and (proof.mask_sum is not None or proof.mask_eval is not None):
+            return VerifyResult.reject("sumcheck: unexpected mask in an unmasked sumcheck")
         point, final, rho = verify_rounds(spec, claim, proof, transcript)
         expect = spec.compose(proof.final_evals)
         if rho is not None:
@@ -569,14 +572,14 @@ def verify(spec: SumcheckSpec, claim: np.ndarray, proof: SumcheckProof, transcri
 
 
 def verify_bytes(spec: SumcheckSpec, claim: np.ndarray, data: bytes, transcript: Transcript,
-                 table_names: Sequence[str] | None = None) -> VerifyResult:
+                 table_names: Sequence[str] | None = None, masked: bool = False) -> VerifyResult:
     """Parse and verify serialized proof bytes; malformed input is a rejection, never an exception."""
     def run() -> VerifyResult:
         try:
             proof = SumcheckProof.from_bytes(data, spec)
         except ProofFormatError as exc:
             return VerifyResult.reject(f"sumcheck: malformed proof: {exc}")
-        return verify(spec, claim, proof, transcript, table_names)
+        return verify(spec, claim, proof, transcript, table_names, masked)
 
     return guarded(run, "sumcheck")
 
