@@ -1,6 +1,5 @@
 """Identification protocol end to end on a digits MLP: honest servers pass, substitutes are caught."""
 
-import numpy as np
 import pytest
 import torch
 
@@ -121,3 +120,19 @@ def test_local_fingerprint_caps_magnitude_at_radius(setup):
         dev = (ref(p.inputs).double() - p.expected_logits).abs().max()
     assert dev < 1e-4
     assert harmless_space(ref, (64,), at=refs[0], depth=1).dim > 32
+
+
+def test_known_blind_spot_a_server_that_recognises_probes(setup):
+    """Probes with alpha >> |x| stand out by their norm; a server that routes them to the genuine model
+    and everything else to a substitute passes. Probes must look like ordinary traffic (docs/fingerprint.md)."""
+    ref, fp, _, _ = setup
+    cheap = S.int8_weights(ref)
+
+    def routing(x):
+        with torch.no_grad():
+            big = x.flatten(1).norm(dim=1) > 50
+            return torch.where(big[:, None], ref(x), cheap(x))
+
+    cal = calibrate(S.as_query(ref), fp, probes=300, generator=gen(19))
+    assert check(routing, fp, cal, p1=0.9, generator=gen(20)).decision == "match"
+    assert check(S.as_query(cheap), fp, cal, p1=0.9, generator=gen(21)).decision == "mismatch"
