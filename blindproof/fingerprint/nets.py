@@ -1,7 +1,7 @@
 """Small vision front-ends used to exercise fingerprints: ViT-style patch embedding and a CNN.
 
 They are plain ``nn.Sequential`` stacks so that the subspace analysis can walk them layer by layer;
-the two helper modules below are the only pieces torch does not already have.
+the two small modules below are the only pieces torch does not already have.
 """
 
 from __future__ import annotations
