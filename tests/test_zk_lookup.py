@@ -73,6 +73,10 @@ def test_function_table_with_signed_inputs():
     x = rng.integers(-32, 32, 128)
     groups = [[F.from_signed(x), F.from_signed(np.maximum(x, 0) * 3 - 1)]]
     st = L.LookupStatement(table, ("act",), (7,))
+    wrong = [[groups[0][0], groups[0][1].copy()]]
+    wrong[0][1][5] = (int(wrong[0][1][5]) + 1) % F.P  # right input, wrong output
+    with pytest.raises(ValueError, match="row 5"):
+        table.multiplicities(wrong)
     _, mult, res = run(st, groups)
     assert res.ok, res.reason
     assert [c.column for c in res.claims] == ["act[0]", "act[1]", "multiplicities"]

@@ -29,6 +29,7 @@ import struct
 from dataclasses import dataclass
 from typing import Sequence
 
+import blake3
 import numba as nb
 import numpy as np
 
@@ -232,12 +233,18 @@ class LookupTable:
         return len(self.columns)
 
     def digest_bytes(self) -> bytes:
-        """A description bound into the transcript (name, shape and the table's contents hash)."""
-        import blake3
-        h = blake3.blake3()
-        for c in self.columns:
-            h.update(np.ascontiguousarray(c, dtype="<u4").tobytes())
-        return self.name.encode() + struct.pack("<II", self.log_size, self.width) + h.digest()
+        """A description bound into the transcript (name, shape and the table's contents hash);
+        computed once per table."""
+        cached = self.__dict__.get("_digest")
+        if cached is None:
+            h = blake3.blake3()
+            for c in self.columns:
+                h.update(np.ascontiguousarray(c, dtype="<u4").tobytes())
+            name = self.name.encode()
+            cached = struct.pack("<I", len(name)) + name + struct.pack("<II", self.log_size, self.width) \
+                + h.digest()
+            object.__setattr__(self, "_digest", cached)
+        return cached
 
     def column_mle(self, c: int, point: np.ndarray) -> np.ndarray:
         """MLE of column ``c`` at an extension point; O(log n) when the column is offset + index."""
@@ -251,23 +258,33 @@ class LookupTable:
     def multiplicities(self, groups: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
         """How often each table row is looked up; raises ValueError naming a row not in the table."""
         n = self.columns[0].shape[0]
-        keys = self._keys(self.columns)
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
+        off = self._offsets[0]  # type: ignore[attr-defined]
+        if off is None:
+            keys = self._keys(self.columns)
+            order = np.argsort(keys, kind="stable")
+            sorted_keys = keys[order]
         counts = np.zeros(n, dtype=np.int64)
         for g, group in enumerate(groups):
             cols = [F._check(c, f"group {g} column") for c in group]
             if len(cols) != self.width:
                 raise ValueError(f"group {g} has {len(cols)} columns, table {self.name!r} has {self.width}")
-            qk = self._keys(cols)
-            pos = np.searchsorted(sorted_keys, qk)
-            pos_c = np.minimum(pos, n - 1)
-            bad = np.nonzero(sorted_keys[pos_c] != qk)[0]
+            if off is not None:  # first column is offset + row index: the row is known directly
+                rows = (cols[0].astype(np.int64) - off) % F.P
+                ok = rows < n
+                rows_c = np.where(ok, rows, 0)
+                for c in range(1, self.width):
+                    ok &= self.columns[c][rows_c] == cols[c]
+            else:
+                qk = self._keys(cols)
+                pos_c = np.minimum(np.searchsorted(sorted_keys, qk), n - 1)
+                ok = sorted_keys[pos_c] == qk
+                rows_c = order[pos_c]
+            bad = np.nonzero(~ok)[0]
             if bad.size:
                 i = int(bad[0])
                 row = tuple(int(c[i]) for c in cols)
                 raise ValueError(f"group {g} row {i} = {row} is not in table {self.name!r}")
-            counts += np.bincount(order[pos_c], minlength=n)
+            counts += np.bincount(rows_c, minlength=n)
         if counts.max(initial=0) >= F.P:
             raise ValueError("multiplicity overflows the field")
         return counts.astype(np.uint32)
