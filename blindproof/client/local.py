@@ -15,7 +15,6 @@ from pathlib import Path
 
 from torch import nn
 
-from blindproof.client.cli_args import add_connection_args  # noqa: F401  (re-exported)
 from blindproof.client.sdk import BlindClient, Deployment
 from blindproof.ee import Split, load_key
 

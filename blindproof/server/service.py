@@ -11,7 +11,7 @@ from typing import AsyncIterator
 
 import grpc
 
-from blindproof.models.serialize import DigestMismatchError, ModelFormatError, load_model
+from blindproof.models.serialize import DigestMismatchError, LoadedModel, ModelFormatError, load_model
 from blindproof.models.transformer import KVCache
 from blindproof.proto import inference_pb2 as pb
 from blindproof.proto import inference_pb2_grpc as pb_grpc
@@ -53,7 +53,7 @@ class InferenceService(pb_grpc.InferenceServicer):
         if not hmac.compare_digest(value[len("Bearer "):].encode(), self._token):
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid bearer token")
 
-    async def _deployment(self, dep_id: str, context) -> object:
+    async def _deployment(self, dep_id: str, context) -> LoadedModel:
         try:
             check_id(dep_id)
         except ValueError as exc:
@@ -180,13 +180,13 @@ class InferenceService(pb_grpc.InferenceServicer):
         if self.sessions >= self.max_sessions:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                 f"too many open generation sessions (limit {self.max_sessions})")
-        session = uuid.uuid4().hex[:12]
-        cache = KVCache(loaded.description["config"]["n_layers"]) if loaded.description["kind"] == "transformer" \
-            else None
-        if cache is None:
+        desc = loaded.description
+        if desc["kind"] != "transformer":
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "generation needs a transformer deployment")
-        if not loaded.description["config"].get("causal", True):
+        if not desc["config"].get("causal", True):
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "generation needs a causal transformer")
+        session = uuid.uuid4().hex[:12]
+        cache = KVCache(desc["config"]["n_layers"])
         self.sessions += 1
         steps, batch, end = 0, None, "ended"
         logs.event("session_open", session=session, deployment=dep_id)
@@ -206,7 +206,11 @@ class InferenceService(pb_grpc.InferenceServicer):
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
                 batch = x.shape[0]
                 start = cache.length
-                out = await self.executor.run(forward, loaded, x, start, cache)
+                try:
+                    out = await self.executor.run(forward, loaded, x, start, cache)
+                except (ValueError, TypeError) as exc:
+                    end = "error"
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"model rejected the input: {exc}")
                 steps += 1
                 yield pb.GenerateReply(output=to_proto(out[:, -1:]), length=cache.length)
         except (asyncio.CancelledError, GeneratorExit):  # client went away mid-stream
