@@ -49,7 +49,6 @@ def _main(capsys, *args: str) -> tuple[int, str, str]:
 
 
 def test_keygen_deploy_infer_generate(tmp_path, capsys):
-
     from blindproof.models import tokenizer
     from blindproof.models.workloads import get_workload
 
