@@ -73,6 +73,8 @@ def llama(quick: bool, window: int = 128) -> dict:
     q = torch.from_numpy(qm.forward(batch))
     t_int = time.perf_counter() - t0
     agree = (f.argmax(-1) == q.argmax(-1)).double()
+    trace = qm.run(batch[:4])  # witnesses of four windows: the integer square roots of every norm
+    roots = np.concatenate([trace.tensors[f"{op.output}/s"].ravel() for op in qm.spec.ops if op.kind == "norm"])
     tgt = batch[:, 1:]
     # ablation: one int8 exponent per weight matrix instead of one per output row
     q_tensor = torch.from_numpy(quantize(model, calib, QuantConfig(per_channel=False)).forward(batch))
@@ -94,6 +96,7 @@ def llama(quick: bool, window: int = 128) -> dict:
         "float_loss_nats": loss(f), "int_loss_nats": loss(q),
         "logit_cosine_median": float(np.median(cos_rows(f.numpy().reshape(-1, f.shape[-1]),
                                                         q.numpy().reshape(-1, q.shape[-1])))),
+        "norm_isqrt_min": int(roots.min()), "norm_isqrt_max": int(roots.max()),
         "ops": len(qm.spec.ops), "quantize_s": t_quant, "int_forward_s": t_int,
     }
 

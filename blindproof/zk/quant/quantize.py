@@ -246,8 +246,8 @@ class _Builder:
 
         def params() -> dict:
             ein, en = int(self.exp(xin)), int(self.exp(n))
-            return {"kind": kind, "d": d, "E": max(1, int(round(d * eps * 4.0 ** ein))),
-                    "C": int(round(math.sqrt(d) * 2.0 ** en))}
+            return {"kind": kind, "d": d, "E": max(1, math.floor(d * eps * 4.0 ** ein + 0.5)),
+                    "C": math.floor(math.sqrt(d) * 2.0 ** en + 0.5)}
         self.op("norm", [xin], n, params)
         peak = float(np.abs(n.value * gamma + (0.0 if beta is None else beta)).max())
         g = self.mul_weight(n, gamma, name + ".gamma", peak)
