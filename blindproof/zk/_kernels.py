@@ -58,6 +58,14 @@ def e_mul(a0, a1, a2, a3, b0, b1, b2, b3):
 
 
 @nb.njit(inline="always", **_NJ)
+def e_mul_by(a0, a1, a2, a3, r0, r1, r2, r3, w1, w2, w3):
+    """a · r where r is fixed and ``w_k = W · r_k mod p`` is precomputed: every output coefficient is
+    a sum of four products (< 2^64), so four reductions instead of six (folds, eq tables)."""
+    return ((a0 * r0 + a1 * w3 + a2 * w2 + a3 * w1) % _P, (a0 * r1 + a1 * r0 + a2 * w3 + a3 * w2) % _P,
+            (a0 * r2 + a1 * r1 + a2 * r0 + a3 * w3) % _P, (a0 * r3 + a1 * r2 + a2 * r1 + a3 * r0) % _P)
+
+
+@nb.njit(inline="always", **_NJ)
 def powmod(a, e):
     r = _ONE
     b = a % _P

@@ -16,7 +16,7 @@ import numba as nb
 import numpy as np
 
 from blindproof.zk import field as F
-from blindproof.zk._kernels import _P, e_mul
+from blindproof.zk._kernels import _P, _W, e_mul, e_mul_by
 
 _NJ = dict(cache=True, nogil=True, boundscheck=False)
 
@@ -26,6 +26,7 @@ def _fold_ext_inplace(t, length, r):
     """t (m, 4): t[j] <- t[j] + r·(t[j+h] - t[j]) for j < h = length/2."""
     h = length // 2
     r0, r1, r2, r3 = np.uint64(r[0]), np.uint64(r[1]), np.uint64(r[2]), np.uint64(r[3])
+    w1, w2, w3 = (r1 * _W) % _P, (r2 * _W) % _P, (r3 * _W) % _P
     for j in range(h):
         l0, l1, l2, l3 = np.uint64(t[j, 0]), np.uint64(t[j, 1]), np.uint64(t[j, 2]), np.uint64(t[j, 3])
         u0, u1, u2, u3 = (np.uint64(t[j + h, 0]), np.uint64(t[j + h, 1]), np.uint64(t[j + h, 2]),
@@ -34,7 +35,7 @@ def _fold_ext_inplace(t, length, r):
         d1 = u1 - l1 if u1 >= l1 else u1 + _P - l1
         d2 = u2 - l2 if u2 >= l2 else u2 + _P - l2
         d3 = u3 - l3 if u3 >= l3 else u3 + _P - l3
-        p0, p1, p2, p3 = e_mul(d0, d1, d2, d3, r0, r1, r2, r3)
+        p0, p1, p2, p3 = e_mul_by(d0, d1, d2, d3, r0, r1, r2, r3, w1, w2, w3)
         t[j, 0] = (l0 + p0) % _P
         t[j, 1] = (l1 + p1) % _P
         t[j, 2] = (l2 + p2) % _P
@@ -77,10 +78,11 @@ def _eq_table_ext(point):
     for i in range(n):
         r0, r1, r2, r3 = (np.uint64(point[i, 0]), np.uint64(point[i, 1]), np.uint64(point[i, 2]),
                           np.uint64(point[i, 3]))
+        w1, w2, w3 = (r1 * _W) % _P, (r2 * _W) % _P, (r3 * _W) % _P
         # new[2j+1] = t[j]·r, new[2j] = t[j] - t[j]·r ; walk backwards to do it in place
         for j in range(size - 1, -1, -1):
             a0, a1, a2, a3 = np.uint64(t[j, 0]), np.uint64(t[j, 1]), np.uint64(t[j, 2]), np.uint64(t[j, 3])
-            h0, h1, h2, h3 = e_mul(a0, a1, a2, a3, r0, r1, r2, r3)
+            h0, h1, h2, h3 = e_mul_by(a0, a1, a2, a3, r0, r1, r2, r3, w1, w2, w3)
             t[2 * j + 1, 0] = h0
             t[2 * j + 1, 1] = h1
             t[2 * j + 1, 2] = h2
