@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from blindproof.zk import field as F
 from blindproof.zk import lookup as L
@@ -263,3 +265,23 @@ def test_mask_fields_in_a_gkr_layer_are_rejected(honest):
     p = L.LookupProof(proof.roots.copy(), layers, [e.copy() for e in proof.column_evals])
     res = L.verify(st, p, committed(groups, mult))
     assert not res.ok and "mask" in res.reason
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.binary(max_size=3000))
+def test_random_bytes_never_accepted_never_raise(data):
+    stmt = L.LookupStatement(L.LookupTable.range(4), ("w",), (3,))
+    res = L.verify_bytes(stmt, data, Transcript(b"x", b"y"))
+    assert not res.ok and res.reason
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10 ** 6), st.integers(1, 255)), min_size=1, max_size=8))
+def test_multi_byte_corruptions_never_accepted(honest, edits):
+    stmt, groups, mult, proof = honest
+    data = bytearray(proof.to_bytes(stmt))
+    for pos, xor in edits:
+        data[pos % len(data)] ^= xor
+    assume(bytes(data) != proof.to_bytes(stmt))  # edits may cancel out
+    res = L.verify_bytes(stmt, bytes(data), committed(groups, mult))
+    assert not res.ok and res.reason

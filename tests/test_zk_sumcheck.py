@@ -6,6 +6,8 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from blindproof.zk import field as F
 from blindproof.zk import mle
@@ -285,3 +287,27 @@ def test_mask_opening_reduces_to_a_claim_on_the_committed_table(n, d):
     np.testing.assert_array_equal(as_ext(mle.evaluate(mask.committed_table(), claim.point)), claim.value)
     assert not S.verify_mask_opening(n, point, F.eadd(value, F.eone()), out.proof, tr()).ok
     assert not S.verify_mask_opening(n, F.erandom(rng, n), value, out.proof, tr()).ok
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.binary(max_size=600))
+def test_random_bytes_never_accepted_never_raise(data):
+    spec = S.SumcheckSpec.make(4, 2, [(1, (0, 1))])
+    res = S.verify_bytes(spec, F.ext(5), data, tr())
+    assert not res.ok and res.reason
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 6), st.lists(st.tuples(st.integers(0, 2 ** 31), st.lists(st.integers(0, 3), min_size=1,
+                                                                                max_size=3)),
+                                   min_size=1, max_size=4), st.integers(0, 2 ** 32 - 1))
+def test_completeness_for_random_specs(n, terms, seed):
+    rng = np.random.default_rng(seed)
+    tables = [F.random(rng, 1 << n) if k % 2 else F.erandom(rng, 1 << n) for k in range(4)]
+    spec = S.SumcheckSpec.make(n, 4, [(c % F.P, tuple(f)) for c, f in terms])
+    claim = S.hypercube_sum(spec, tables)
+    out = S.prove(spec, tables, claim, tr())
+    res = S.verify(spec, claim, out.proof, tr())
+    assert res.ok, res.reason
+    for cl, t in zip(res.claims, tables):
+        np.testing.assert_array_equal(cl.value, as_ext(mle.evaluate(t, cl.point)))
