@@ -35,7 +35,7 @@ import sklearn
 import torch
 from sklearn.datasets import load_digits
 
-from blindproof.fingerprint import calibrate, certify, design_test, harmless_space, make_fingerprint
+from blindproof.fingerprint import calibrate, certify, check, design_test, harmless_space, make_fingerprint
 from blindproof.fingerprint import substitutes as S
 from blindproof.fingerprint.nets import patch_embed_net
 from blindproof.fingerprint.protocol import _failures, _outputs
@@ -133,7 +133,28 @@ def run_model(name: str, build, shape, data, alphas, n_probes: int, local_depths
                                              "probes_needed": probes_needed(cal.p0_upper, f, n_probes)}
             row["median_magnitude"] = float(p.magnitudes.median())
             out["runs"].append(row)
+    out["checks"] = run_checks(ref, subs, refs, max(alphas), n_probes)
     return out
+
+
+def run_checks(ref, subs: dict, refs: torch.Tensor, alpha: float, n_cal: int, repeats: int = 10,
+               p1: float = 0.2) -> dict:
+    """The public check() end to end, label-only at the largest alpha: fixed-size and sequential verdicts."""
+    fp = make_fingerprint(ref, refs, alpha=alpha, min_margin=0.5)
+    g = torch.Generator().manual_seed(99)
+    cal = calibrate(S.as_query(ref, True, batch=256), fp, mode="labels", probes=n_cal, generator=g)
+    rows = {}
+    for name, model in [("honest (batch 1)", ref), *subs.items()]:
+        q = S.as_query(model, True, batch=1 if model is ref else None)
+        fixed = [check(q, fp, cal, p1=p1, generator=g) for _ in range(repeats)]
+        seq = [check(q, fp, cal, p1=p1, sequential=True, batch=8, generator=g) for _ in range(repeats)]
+        rows[name] = {"fixed_mismatch": sum(v.decision == "mismatch" for v in fixed), "fixed_probes": fixed[0].probes,
+                      "fixed_threshold": fixed[0].threshold_failures, "seq_mismatch": sum(v.decision == "mismatch" for v in seq),
+                      "seq_undecided": sum(v.decision == "undecided" for v in seq),
+                      "seq_mean_probes": float(np.mean([v.probes for v in seq])),
+                      "false_positive": fixed[0].false_positive, "miss": fixed[0].miss,
+                      "seq_bounds": [seq[0].false_positive, seq[0].miss]}
+    return {"alpha": alpha, "mode": "labels", "p1": p1, "p0": cal.p0_upper, "repeats": repeats, "rows": rows}
 
 
 def run_transformer_ports(alphas=(100.0, 1000.0, 10000.0)) -> dict:
@@ -203,6 +224,23 @@ def markdown(res: dict) -> str:
                                  f"median probe magnitude {r['median_magnitude']:.3g} (half the exact radius, at most "
                                  f"alpha {r['alpha']:g}).")
             lines.append("")
+    for mres in res["models"]:
+        c = mres.get("checks")
+        if not c:
+            continue
+        first = next(iter(c["rows"].values()))
+        lines += [f"## check() verdicts, {mres['model']}, labels only, alpha {c['alpha']:g}", "",
+                  f"{c['repeats']} checks per row, each on fresh probes; p0 = {c['p0']:.4f} (calibration), assumed "
+                  f"p1 = {c['p1']}. Fixed-size test: {first['fixed_probes']} probes, mismatch at >= "
+                  f"{first['fixed_threshold']} failures, false positive {first['false_positive']:.1e}, miss "
+                  f"{first['miss']:.1e} (for substitutes failing >= p1 of probes). Sequential (Wald, batches of 8): "
+                  f"bounds {first['seq_bounds'][0]:.1e} / {first['seq_bounds'][1]:.1e}.", "",
+                  "| server | fixed: mismatch verdicts | sequential: mismatch verdicts | sequential: undecided | sequential: mean probes |",
+                  "|---|---|---|---|---|"]
+        for name, r in c["rows"].items():
+            lines.append(f"| {name} | {r['fixed_mismatch']}/{c['repeats']} | {r['seq_mismatch']}/{c['repeats']} | "
+                         f"{r['seq_undecided']}/{c['repeats']} | {r['seq_mean_probes']:.1f} |")
+        lines.append("")
     tp = res.get("transformer_ports")
     if tp:
         keys = [k for k in tp["rows"][0] if k not in ("layer", "alpha")]
