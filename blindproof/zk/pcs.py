@@ -1,0 +1,793 @@
+"""Hash-based, transparent, hiding commitment to multilinear polynomials (Ligero/Brakedown style).
+
+Commit. Named tensors (base-field vectors, zero-padded to powers of two) are packed, largest first,
+into the rows of one matrix ``M`` with ``C`` columns: a tensor of ``s ≥ C`` entries fills ``s/C``
+rows, a smaller one a ``s``-aligned segment of a row. Under the MSB-first convention of
+:mod:`blindproof.zk.mle`, a tensor's MLE at ``z`` is ``rw(z)ᵀ M cw(z)`` for a row-weight vector
+``rw`` (an eq table on the tensor's rows) and a column-weight vector ``cw`` (an eq table on its
+columns). Mask rows (random) are appended. Each row's message (``C`` coefficients) is extended by ``t``
+random coefficients (``t`` = number of column queries) and Reed–Solomon encoded by one NTT onto
+``N = C · blowup`` points; the columns of the encoded matrix are the leaves of one BLAKE3 Merkle tree.
+
+Open (many claims ``tensor_j(z_j) = v_j`` at once, one opening). Claims in general have different
+column points, and a Ligero opening proves one row combination per column point. So a short sumcheck
+over the ``log2 C`` column variables first moves every claim to one shared random column point ``ζ``:
+
+    Σ_j α_j v_j + ρ μ  =  Σ_x [ Σ_j α_j cw_j(x) U_j(x) + ρ (eq(τ,x) G1(x) + eq(τ',x) G2(x)) ],
+
+where ``U_j = rw_jᵀ M`` (the prover computes it, it is never sent), ``G1, G2`` are committed random
+mask rows and ``μ = G1(τ) + G2(τ')`` is sent before ``ρ`` is drawn. After the sumcheck the final claim
+is ``u · eq(ζ)`` for the single row combination ``u = wᵀ M`` with ``w = Σ_j α_j cw_j(ζ) rw_j +
+ρ eq(τ,ζ) e_G1 + ρ eq(τ',ζ) e_G2 + κ Σ_k X^k e_Hk``, which one Ligero opening proves. The prover work
+is one pass over the claimed tensors plus ``O(#claims · C)`` for the sumcheck; the proof holds one
+evaluation row whatever the number of claims. (The alternative, one row combination per distinct
+column point, costs ``16·C`` bytes per claim: 64 KiB at ``C = 4096``.) A proximity test (a random
+combination of all rows, repeated ``proximity_tests`` times) binds the rows that no claim touches.
+
+Hiding. (1) Any ``t`` evaluations of ``m(x) + x^C s(x)`` with random ``s`` of degree < t are uniform,
+so opened columns reveal nothing. (2) Every revealed row combination includes ``X^k``-weighted
+random mask rows (``k = 0..3``, so the mask is uniform over the extension field). (3) The sumcheck
+messages are masked by ``ρ (eq(τ,x) G1(x) + eq(τ',x) G2(x))``: for generic ``τ ≠ τ'`` each round
+adds two fresh uniformly random directions, which span every round polynomial with the given sum.
+What a verifier learns beyond the claimed values is uniformly random.
+
+Transcript order: commitment digest, claims, proximity weights ``γ``, ``α``, ``τ, τ'``, ``μ``, ``ρ``,
+per round (``s(0), s(2)``, ``r_i``), mask values ``v_H``, ``κ``, rows, query positions.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Mapping, Sequence
+
+import blake3
+import numba as nb
+import numpy as np
+
+from blindproof.zk import field as F
+from blindproof.zk import merkle
+from blindproof.zk import mle
+from blindproof.zk import ntt
+from blindproof.zk import soundness
+from blindproof.zk._kernels import _P, e_mul
+from blindproof.zk.encoding import ProofFormatError, Reader, Writer
+from blindproof.zk.transcript import Transcript
+from blindproof.zk.verdict import VerifyResult, guarded
+
+_NJ = dict(cache=True, nogil=True, boundscheck=False)
+
+COMMITMENT_MAGIC = b"BPCM"
+OPENING_MAGIC = b"BPOP"
+FORMAT_VERSION = 1
+EVAL_MASKS = 4  # X^k-weighted rows: an extension-field mask from base-field rows
+MAX_LOG_TENSOR = 26
+MAX_TENSORS = 4096
+MAX_LOG_COLS = 16
+MAX_ROWS = 1 << 16
+MAX_QUERIES = 1024
+MAX_CLAIMS = 4096
+
+
+# --- parameters and layout ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PcsParams:
+    """Security target and code parameters. The query count follows from the layout (see
+    :func:`soundness.queries_for`); the default reaches ≥ 100 provable bits."""
+
+    security_bits: float = 100.0
+    blowup: int = 4
+    proximity_tests: int = 1
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.security_bits, (int, float)) and 0 < self.security_bits <= 256):
+            raise ValueError(f"security_bits must be in (0, 256], got {self.security_bits!r}")
+        if self.blowup not in (2, 4, 8, 16):
+            raise ValueError(f"blowup must be 2, 4, 8 or 16, got {self.blowup!r}")
+        if not isinstance(self.proximity_tests, int) or not 1 <= self.proximity_tests <= 4:
+            raise ValueError(f"proximity_tests must be an int in [1, 4], got {self.proximity_tests!r}")
+
+    @classmethod
+    def for_security(cls, bits: float) -> "PcsParams":
+        """Parameters whose query and proximity terms each reach ``bits``. Above ~110 bits a single
+        proximity test is capped by the extension field (N/|F_ext|), so the test is repeated; the
+        reported provable figure stays capped near 119 bits by the sumcheck's field-size term."""
+        tests = 1 if bits <= 105 else 2
+        return cls(security_bits=float(bits), blowup=4, proximity_tests=tests)
+
+
+def _pow2_at_least(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each tensor lives in the committed matrix, and the code's shape."""
+
+    names: tuple[str, ...]
+    log_sizes: tuple[int, ...]  # padded tensor sizes, in commit order
+    log_cols: int
+    n_queries: int
+    blowup: int
+    proximity_tests: int
+
+    def __post_init__(self) -> None:
+        if len(self.names) != len(self.log_sizes) or not 1 <= len(self.names) <= MAX_TENSORS:
+            raise ValueError("layout: one log size per tensor name, 1..MAX_TENSORS tensors")
+        if len(set(self.names)) != len(self.names):
+            raise ValueError("layout: tensor names must be unique")
+        if not 1 <= self.log_cols <= MAX_LOG_COLS or not 1 <= self.n_queries <= MAX_QUERIES:
+            raise ValueError("layout: column count or query count out of range")
+        if any(not 0 <= s <= MAX_LOG_TENSOR for s in self.log_sizes):
+            raise ValueError(f"layout: tensor sizes must be at most 2^{MAX_LOG_TENSOR}")
+        if self.n_cols + self.n_queries >= self.codeword_len:
+            raise ValueError("layout: message plus hiding symbols must be shorter than the codeword")
+        if self.n_rows > MAX_ROWS:
+            raise ValueError(f"layout: {self.n_rows} rows exceed {MAX_ROWS}")
+
+    @property
+    def n_cols(self) -> int:
+        return 1 << self.log_cols
+
+    @property
+    def codeword_len(self) -> int:
+        return self.n_cols * self.blowup
+
+    @cached_property
+    def offsets(self) -> tuple[int, ...]:
+        """Flat offset of each tensor: packed largest first, so each offset is aligned to its size."""
+        order = sorted(range(len(self.log_sizes)), key=lambda i: (-self.log_sizes[i], i))
+        out = [0] * len(self.log_sizes)
+        pos = 0
+        for i in order:
+            out[i] = pos
+            pos += 1 << self.log_sizes[i]
+        return tuple(out)
+
+    @property
+    def n_data_rows(self) -> int:
+        total = sum(1 << s for s in self.log_sizes)
+        return -(-total // self.n_cols)
+
+    @property
+    def eval_mask_row(self) -> int:
+        return self.n_data_rows
+
+    @property
+    def g_rows(self) -> tuple[int, int]:
+        return self.n_data_rows + EVAL_MASKS, self.n_data_rows + EVAL_MASKS + 1
+
+    def prox_mask_row(self, test: int) -> int:
+        return self.n_data_rows + EVAL_MASKS + 2 + EVAL_MASKS * test
+
+    @property
+    def n_rows(self) -> int:
+        return self.n_data_rows + EVAL_MASKS + 2 + EVAL_MASKS * self.proximity_tests
+
+    @cached_property
+    def _index(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.names)}
+
+    def index(self, name: str) -> int:
+        """Position of a tensor in commit order; ValueError if there is none of that name."""
+        if name not in self._index:
+            raise ValueError(f"no committed tensor named {name!r}")
+        return self._index[name]
+
+    def soundness(self, n_claims: int = 1) -> soundness.SoundnessReport:
+        """Provable and conjectured bits of an opening of ``n_claims`` claims."""
+        return soundness.analyze(n_cols=self.n_cols, blowup=self.blowup, n_queries=self.n_queries,
+                                 proximity_tests=self.proximity_tests, n_claims=max(1, n_claims))
+
+    def estimated_proof_bytes(self) -> int:
+        t, n = self.n_queries, self.codeword_len
+        distinct = n * (1 - (1 - 1 / n) ** t)
+        path = max(0.0, math.log2(n) - math.log2(max(distinct, 1))) + 1
+        rows = (1 + self.proximity_tests) * (self.n_cols + t) * 16
+        return int(distinct * (4 * self.n_rows + 32 * path) + rows + 16 * (2 * self.log_cols + 6))
+
+
+def make_layout(names: Sequence[str], log_sizes: Sequence[int], params: PcsParams) -> Layout:
+    """The column count with the smallest estimated proof, and its query count."""
+    total = sum(1 << s for s in log_sizes)
+    best: Layout | None = None
+    for log_c in range(4, MAX_LOG_COLS + 1):
+        c = 1 << log_c
+        if c > 2 * _pow2_at_least(total) and best is not None:
+            break
+        try:
+            t = soundness.queries_for(params.security_bits, n_cols=c, blowup=params.blowup)
+            lay = Layout(tuple(names), tuple(log_sizes), log_c, t, params.blowup, params.proximity_tests)
+            rep = lay.soundness()
+        except ValueError:
+            continue
+        if rep.query_bits_provable < params.security_bits:
+            continue
+        if best is None or lay.estimated_proof_bytes() < best.estimated_proof_bytes():
+            best = lay
+    if best is None:
+        raise ValueError(f"no layout reaches {params.security_bits} bits for {total} elements")
+    return best
+
+
+# --- randomness -------------------------------------------------------------------------------------
+
+def _random_field(n: int, rng: np.random.Generator | None) -> np.ndarray:
+    """Uniform base-field elements: from ``rng`` when given (tests), else from the OS CSPRNG
+    stretched by BLAKE3's XOF, by rejection of 31-bit words ≥ p."""
+    if rng is not None:
+        return F.random(rng, n)
+    xof = blake3.blake3(key=os.urandom(32))
+    out = np.empty(0, dtype=np.uint32)
+    seek = 0
+    while out.size < n:
+        want = (n - out.size) * 17 // 16 + 16
+        raw = np.frombuffer(xof.digest(length=4 * want, seek=seek), dtype="<u4") & np.uint32(0x7FFFFFFF)
+        seek += 4 * want
+        out = np.concatenate([out, raw[raw < F.P]])
+    return out[:n].astype(np.uint32)
+
+
+# --- kernels -----------------------------------------------------------------------------------------
+
+@nb.njit(**_NJ)
+def _round_evals(a, b, length):
+    """For term tables a, b (T, L, 4) and the first variable: sums of a·b at X = 0 and X = 2."""
+    h = length // 2
+    acc = np.zeros((2, 4), dtype=np.uint64)
+    lim = np.uint64(1) << np.uint64(62)
+    two = np.uint64(2)
+    for t in range(a.shape[0]):
+        for j in range(h):
+            a0 = (np.uint64(a[t, j, 0]), np.uint64(a[t, j, 1]), np.uint64(a[t, j, 2]), np.uint64(a[t, j, 3]))
+            b0 = (np.uint64(b[t, j, 0]), np.uint64(b[t, j, 1]), np.uint64(b[t, j, 2]), np.uint64(b[t, j, 3]))
+            p = e_mul(a0[0], a0[1], a0[2], a0[3], b0[0], b0[1], b0[2], b0[3])
+            for k in range(4):
+                acc[0, k] += p[k]
+            # value at X = 2 of the line through (lo, hi): 2·hi - lo
+            a2 = ((two * np.uint64(a[t, j + h, 0]) + _P - a0[0]) % _P,
+                  (two * np.uint64(a[t, j + h, 1]) + _P - a0[1]) % _P,
+                  (two * np.uint64(a[t, j + h, 2]) + _P - a0[2]) % _P,
+                  (two * np.uint64(a[t, j + h, 3]) + _P - a0[3]) % _P)
+            b2 = ((two * np.uint64(b[t, j + h, 0]) + _P - b0[0]) % _P,
+                  (two * np.uint64(b[t, j + h, 1]) + _P - b0[1]) % _P,
+                  (two * np.uint64(b[t, j + h, 2]) + _P - b0[2]) % _P,
+                  (two * np.uint64(b[t, j + h, 3]) + _P - b0[3]) % _P)
+            q = e_mul(a2[0], a2[1], a2[2], a2[3], b2[0], b2[1], b2[2], b2[3])
+            for k in range(4):
+                acc[1, k] += q[k]
+            if acc[0, 0] >= lim or acc[0, 1] >= lim or acc[0, 2] >= lim or acc[0, 3] >= lim \
+                    or acc[1, 0] >= lim or acc[1, 1] >= lim or acc[1, 2] >= lim or acc[1, 3] >= lim:
+                for i in range(2):
+                    for k in range(4):
+                        acc[i, k] %= _P
+    out = np.empty((2, 4), dtype=np.uint32)
+    for i in range(2):
+        for k in range(4):
+            out[i, k] = acc[i, k] % _P
+    return out
+
+
+@nb.njit(**_NJ)
+def _fold(x, length, r):
+    """Bind the first variable of every table in x (T, L, 4) to r: x[:, j] += r·(x[:, j+h] - x[:, j])."""
+    h = length // 2
+    r0, r1, r2, r3 = np.uint64(r[0]), np.uint64(r[1]), np.uint64(r[2]), np.uint64(r[3])
+    for t in range(x.shape[0]):
+        for j in range(h):
+            d = (
+                (np.uint64(x[t, j + h, 0]) + _P - np.uint64(x[t, j, 0])) % _P,
+                (np.uint64(x[t, j + h, 1]) + _P - np.uint64(x[t, j, 1])) % _P,
+                (np.uint64(x[t, j + h, 2]) + _P - np.uint64(x[t, j, 2])) % _P,
+                (np.uint64(x[t, j + h, 3]) + _P - np.uint64(x[t, j, 3])) % _P,
+            )
+            p = e_mul(d[0], d[1], d[2], d[3], r0, r1, r2, r3)
+            for k in range(4):
+                x[t, j, k] = (np.uint64(x[t, j, k]) + p[k]) % _P
+
+
+def _quadratic_at(s0: np.ndarray, s1: np.ndarray, s2: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Value at r of the degree-2 polynomial with values s0, s1, s2 at 0, 1, 2 (Lagrange)."""
+    one, two = F.ext(1), F.ext(2)
+    rm1, rm2 = F.esub(r, one), F.esub(r, two)
+    inv2 = F.ext((F.P + 1) // 2)
+    l0 = F.emul(F.emul(rm1, rm2), inv2)
+    l1 = F.eneg(F.emul(r, rm2))
+    l2 = F.emul(F.emul(r, rm1), inv2)
+    return F.eadd(F.eadd(F.emul(s0, l0), F.emul(s1, l1)), F.emul(s2, l2))
+
+
+def _x_powers() -> np.ndarray:
+    """1, X, X^2, X^3 as extension elements (4, 4)."""
+    return np.eye(4, dtype=np.uint32)
+
+
+def _encode_ext_rows(msg: np.ndarray, hid: np.ndarray, n: int) -> np.ndarray:
+    """Codewords of extension rows: message (k, C, 4) and hiding (k, t, 4) -> (k, n, 4)."""
+    k, c = msg.shape[0], msg.shape[1]
+    t = hid.shape[1]
+    buf = np.zeros((k, 4, n), dtype=np.uint32)
+    buf[:, :, :c] = np.swapaxes(msg, 1, 2)
+    buf[:, :, c:c + t] = np.swapaxes(hid, 1, 2)
+    return np.swapaxes(ntt.ntt(buf.reshape(k * 4, n)).reshape(k, 4, n), 1, 2)
+
+
+# --- commitment --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Commitment:
+    """What a verifier needs: the Merkle root and the layout."""
+
+    root: bytes
+    layout: Layout
+
+    def to_bytes(self) -> bytes:
+        """Versioned, self-describing encoding."""
+        w = Writer()
+        w.header(COMMITMENT_MAGIC, FORMAT_VERSION)
+        w.bytes_(self.root)
+        lay = self.layout
+        w.u8(lay.log_cols)
+        w.u32(lay.n_queries)
+        w.u8(lay.blowup)
+        w.u8(lay.proximity_tests)
+        w.u32(len(lay.names))
+        for name, s in zip(lay.names, lay.log_sizes):
+            w.bytes_(name.encode("utf-8"))
+            w.u8(s)
+        return w.getvalue()
+
+    @staticmethod
+    def from_bytes(data: bytes) -> "Commitment":
+        """Parse :meth:`to_bytes` output; raises :class:`ProofFormatError` on anything malformed."""
+        r = Reader(data, max_total=64 + MAX_TENSORS * 300)
+        r.header(COMMITMENT_MAGIC, (FORMAT_VERSION,))
+        root = r.bytes_(32, exact=32)
+        log_cols = r.u8(MAX_LOG_COLS)
+        n_queries = r.u32(MAX_QUERIES)
+        blowup = r.u8(16)
+        tests = r.u8(4)
+        n = r.u32(MAX_TENSORS)
+        names, sizes = [], []
+        for _ in range(n):
+            try:
+                names.append(r.bytes_(256).decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                raise ProofFormatError(f"tensor name is not UTF-8: {exc}") from None
+            sizes.append(r.u8(MAX_LOG_TENSOR))
+        r.finish()
+        try:
+            lay = Layout(tuple(names), tuple(sizes), log_cols, n_queries, blowup, tests)
+        except ValueError as exc:
+            raise ProofFormatError(f"invalid layout: {exc}") from None
+        return Commitment(root, lay)
+
+    def digest(self) -> bytes:
+        """BLAKE3 of the encoding: what transcripts absorb."""
+        return blake3.blake3(self.to_bytes()).digest()
+
+
+@dataclass
+class ProverState:
+    """The prover's side of a commitment: messages, hiding coefficients, Merkle tree, codewords."""
+
+    commitment: Commitment
+    messages: np.ndarray  # (n_rows, C) base
+    hiding: np.ndarray  # (n_rows, t) base
+    codewords: np.ndarray  # (n_rows, N) base
+    tree: merkle.MerkleTree
+    tensors: dict[str, np.ndarray]
+
+
+def _as_tensor(name: str, arr: np.ndarray) -> np.ndarray:
+    a = np.asarray(arr)
+    if a.dtype != np.uint32:
+        raise TypeError(f"tensor {name!r}: expected uint32 field elements, got {a.dtype} "
+                        "(convert signed integers with field.from_signed)")
+    a = F._check(a.reshape(-1), f"tensor {name!r}")
+    if a.size == 0:
+        raise ValueError(f"tensor {name!r} is empty")
+    return a
+
+
+def commit(tensors: Mapping[str, np.ndarray], params: PcsParams = PcsParams(),
+           rng: np.random.Generator | None = None) -> tuple[Commitment, ProverState]:
+    """Commit to named tensors (flattened, zero-padded to a power of two) in one Merkle tree.
+
+    ``rng`` is for reproducible tests only; by default hiding randomness comes from the OS CSPRNG.
+    """
+    if not isinstance(tensors, Mapping) or not tensors:
+        raise TypeError("commit: tensors must be a non-empty mapping of name -> uint32 array")
+    names = [str(k) for k in tensors]
+    flat = {n: _as_tensor(n, tensors[n]) for n in names}
+    log_sizes = [max(0, (flat[n].size - 1).bit_length()) for n in names]
+    if max(log_sizes) > MAX_LOG_TENSOR:
+        raise ValueError(f"commit: a tensor exceeds 2^{MAX_LOG_TENSOR} elements")
+    lay = make_layout(names, log_sizes, params)
+    c, t, n = lay.n_cols, lay.n_queries, lay.codeword_len
+    data = np.zeros(lay.n_data_rows * c, dtype=np.uint32)
+    for name, off in zip(names, lay.offsets):
+        data[off:off + flat[name].size] = flat[name]
+    n_mask = lay.n_rows - lay.n_data_rows
+    rand = _random_field(n_mask * c + lay.n_rows * t, rng)
+    messages = np.concatenate([data, rand[:n_mask * c]]).reshape(lay.n_rows, c)
+    hiding = rand[n_mask * c:].reshape(lay.n_rows, t)
+    buf = np.zeros((lay.n_rows, n), dtype=np.uint32)
+    buf[:, :c] = messages
+    buf[:, c:c + t] = hiding
+    codewords = ntt.ntt(buf)
+    tree = merkle.MerkleTree(codewords)
+    com = Commitment(tree.root, lay)
+    return com, ProverState(com, messages, hiding, codewords, tree, flat)
+
+
+# --- claims ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Claim:
+    """``tensor(point) = value`` for the MLE of a committed tensor; point (n, 4), value (4,)."""
+
+    tensor: str
+    point: np.ndarray
+    value: np.ndarray
+
+
+def _claim_parts(claim) -> tuple[str, np.ndarray, np.ndarray]:
+    """Accept :class:`Claim` or any object with ``column``/``point``/``value`` (sumcheck's EvalClaim)."""
+    name = getattr(claim, "tensor", None)
+    if name is None:
+        name = getattr(claim, "column", None)
+    if not isinstance(name, str):
+        raise TypeError(f"claim must name a tensor, got {type(claim).__name__}")
+    pt = np.asarray(claim.point)
+    pt = F.embed(pt) if pt.ndim == 1 else F._check_ext(pt, "claim point")
+    val = np.asarray(claim.value)
+    val = F.embed(val.reshape(())) if val.ndim == 0 else F._check_ext(val, "claim value").reshape(4)
+    return name, np.ascontiguousarray(pt, dtype=np.uint32), np.asarray(val, dtype=np.uint32)
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """Where a claim's rows and columns are: rows [row0, row0 + len(row_w)) weighted by row_w."""
+
+    row0: int
+    row_point: np.ndarray  # (n_row_vars, 4): eq table gives the row weights
+    col_point: np.ndarray  # (n_col_vars, 4): on the tensor's column segment
+    col_bits: tuple[int, ...]  # MSB-first bits of the segment index (small tensors), else ()
+
+
+def _geometry(lay: Layout, name: str, point: np.ndarray) -> _Geometry:
+    i = lay.index(name)
+    n = lay.log_sizes[i]
+    if point.shape != (n, 4):
+        raise ValueError(f"claim on {name!r}: point must have shape ({n}, 4), got {point.shape}")
+    off = lay.offsets[i]
+    c = lay.log_cols
+    if n >= c:
+        return _Geometry(off >> c, point[: n - c], point[n - c:], ())
+    seg = (off % lay.n_cols) >> n
+    bits = tuple((seg >> (c - n - 1 - b)) & 1 for b in range(c - n))
+    return _Geometry(off >> c, point[:0], point, bits)
+
+
+def _col_weights_at(g: _Geometry, zeta: np.ndarray) -> np.ndarray:
+    """MLE over the column variables of a claim's column weights, at ζ (4,)."""
+    k = len(g.col_bits)
+    acc = mle.eq_eval(g.col_point, zeta[k:]) if g.col_point.shape[0] else F.ext(1)
+    one = F.ext(1)
+    for b, z in zip(g.col_bits, zeta[:k]):
+        acc = F.emul(acc, z if b else F.esub(one, z))
+    return acc
+
+
+def _col_weight_table(g: _Geometry, n_cols: int) -> np.ndarray:
+    k = len(g.col_bits)
+    out = np.zeros((n_cols, 4), dtype=np.uint32)
+    seg = 0
+    for b in g.col_bits:
+        seg = 2 * seg + b
+    width = n_cols >> k
+    out[seg * width:(seg + 1) * width] = mle.eq_table(g.col_point) if g.col_point.shape[0] else F.eone(1)
+    return out
+
+
+def _row_weights(g: _Geometry) -> np.ndarray:
+    return mle.eq_table(g.row_point) if g.row_point.shape[0] else F.eone(1)
+
+
+# --- opening -----------------------------------------------------------------------------------------
+
+@dataclass
+class Opening:
+    """One batched opening; see the module docstring for what each part is."""
+
+    mask_sum: np.ndarray  # (4,)
+    rounds: np.ndarray  # (log C, 2, 4): s(0), s(2)
+    mask_values: np.ndarray  # (4, 4): H_k(ζ)
+    u_eval: np.ndarray  # (C, 4)
+    s_eval: np.ndarray  # (t, 4)
+    u_prox: np.ndarray  # (P, C, 4)
+    s_prox: np.ndarray  # (P, t, 4)
+    positions: np.ndarray  # (q,) sorted unique
+    columns: np.ndarray  # (q, n_rows) base
+    siblings: np.ndarray  # (m, 8) uint32 digests
+    provable_tenths: int = 0
+    conjectured_tenths: int = 0
+
+    def to_bytes(self) -> bytes:
+        """Versioned encoding (parameters and soundness figures first)."""
+        w = Writer()
+        w.header(OPENING_MAGIC, FORMAT_VERSION)
+        w.u32(self.u_eval.shape[0])
+        w.u32(self.s_eval.shape[0])
+        w.u32(self.columns.shape[1])
+        w.u8(self.u_prox.shape[0])
+        w.u32(self.provable_tenths)
+        w.u32(self.conjectured_tenths)
+        w.ext_fixed(self.mask_sum.reshape(1, 4))
+        w.ext_array(self.rounds.reshape(-1, 4))
+        w.ext_fixed(self.mask_values)
+        w.ext_fixed(self.u_eval)
+        w.ext_fixed(self.s_eval)
+        w.ext_fixed(self.u_prox.reshape(-1, 4))
+        w.ext_fixed(self.s_prox.reshape(-1, 4))
+        w.u32(self.positions.size)
+        for p in self.positions:
+            w.u32(int(p))
+        w.field_fixed(self.columns)
+        w.bytes_(np.ascontiguousarray(self.siblings, dtype="<u4").tobytes())
+        return w.getvalue()
+
+    @staticmethod
+    def from_bytes(data: bytes, commitment: Commitment) -> "Opening":
+        """Parse bytes for ``commitment``'s layout; every count is checked against it."""
+        lay = commitment.layout
+        c, t, rows, tests = lay.n_cols, lay.n_queries, lay.n_rows, lay.proximity_tests
+        depth = lay.codeword_len.bit_length() - 1
+        limit = 256 + 16 * (2 * lay.log_cols + 5 + (1 + tests) * (c + t)) + t * (4 + 4 * rows + 32 * depth)
+        r = Reader(data, max_total=limit)
+        r.header(OPENING_MAGIC, (FORMAT_VERSION,))
+        shape = (r.u32(), r.u32(), r.u32(), r.u8())
+        if shape != (c, t, rows, tests):
+            raise ProofFormatError(f"opening shape {shape} does not match the commitment {(c, t, rows, tests)}")
+        prov, conj = r.u32(), r.u32()
+        mask_sum = r.ext_fixed(1)[0]
+        rounds = r.ext_array(2 * lay.log_cols, exact=2 * lay.log_cols).reshape(lay.log_cols, 2, 4)
+        mask_values = r.ext_fixed(EVAL_MASKS)
+        u_eval = r.ext_fixed(c)
+        s_eval = r.ext_fixed(t)
+        u_prox = r.ext_fixed(tests * c).reshape(tests, c, 4)
+        s_prox = r.ext_fixed(tests * t).reshape(tests, t, 4)
+        q = r.u32(t)
+        if q == 0:
+            raise ProofFormatError("opening has no column positions")
+        positions = np.array([r.u32(lay.codeword_len - 1) for _ in range(q)], dtype=np.int64)
+        columns = r.field_fixed(q * rows).reshape(q, rows)
+        sib = r.bytes_(32 * q * depth)
+        if len(sib) % 32:
+            raise ProofFormatError("Merkle siblings are not a whole number of digests")
+        r.finish()
+        siblings = np.frombuffer(sib, dtype="<u4").astype(np.uint32).reshape(-1, 8)
+        return Opening(mask_sum, rounds, mask_values, u_eval, s_eval, u_prox, s_prox, positions,
+                       columns, siblings, prov, conj)
+
+
+def _absorb_claims(tr: Transcript, com: Commitment, parts) -> None:
+    tr.absorb_digest("pcs/commitment", com.digest())
+    tr.absorb_bytes("pcs/n_claims", struct.pack("<I", len(parts)))
+    for name, pt, val in parts:
+        tr.absorb_bytes("pcs/claim_tensor", name.encode("utf-8"))
+        tr.absorb_ext("pcs/claim_point", pt)
+        tr.absorb_ext("pcs/claim_value", val)
+
+
+def _gammas(tr: Transcript, lay: Layout) -> np.ndarray:
+    """Proximity weights (P, n_rows, 4); test p's own mask rows get γ_p·X^k so its mask is uniform."""
+    g = tr.challenge_exts("pcs/gamma", lay.proximity_tests * lay.n_rows).reshape(
+        lay.proximity_tests, lay.n_rows, 4).copy()
+    scale = tr.challenge_exts("pcs/gamma_mask", lay.proximity_tests)
+    for p in range(lay.proximity_tests):
+        r0 = lay.prox_mask_row(p)
+        g[p, r0:r0 + EVAL_MASKS] = F.emul(scale[p][None, :], _x_powers())
+    return g
+
+
+def _tau(tr: Transcript, lay: Layout) -> tuple[np.ndarray, np.ndarray]:
+    t = tr.challenge_exts("pcs/tau", 2 * lay.log_cols)
+    return t[: lay.log_cols], t[lay.log_cols:]
+
+
+def _soundness_tenths(lay: Layout, n_claims: int) -> tuple[int, int]:
+    rep = lay.soundness(n_claims)
+    return int(rep.provable_bits * 10), int(rep.conjectured_bits * 10)
+
+
+def open_claims(state: ProverState, claims: Sequence, transcript: Transcript) -> Opening:
+    """Prove every claim about ``state``'s tensors with one opening. The transcript should already
+    hold whatever the claims were derived from; the commitment is absorbed again here."""
+    com, lay = state.commitment, state.commitment.layout
+    if not claims or len(claims) > MAX_CLAIMS:
+        raise ValueError(f"open_claims: need 1..{MAX_CLAIMS} claims, got {len(claims)}")
+    parts = [_claim_parts(cl) for cl in claims]
+    geos = [_geometry(lay, name, pt) for name, pt, _ in parts]
+    c, t, n = lay.n_cols, lay.n_queries, lay.codeword_len
+    M = state.messages
+    _absorb_claims(transcript, com, parts)
+    gam = _gammas(transcript, lay)
+    alpha = transcript.challenge_exts("pcs/alpha", len(parts))
+    tau1, tau2 = _tau(transcript, lay)
+    g1, g2 = lay.g_rows
+    mask_sum = F.eadd(mle.evaluate(M[g1], tau1), mle.evaluate(M[g2], tau2))
+    transcript.absorb_ext("pcs/mask_sum", mask_sum)
+    rho = transcript.challenge_ext("pcs/rho")
+
+    # sumcheck tables: A_j = α_j·cw_j, B_j = rw_jᵀ M; masks: A = ρ·eq(τ), B = G
+    n_terms = len(parts) + 2
+    A = np.empty((n_terms, c, 4), dtype=np.uint32)
+    B = np.empty((n_terms, c, 4), dtype=np.uint32)
+    for j, g in enumerate(geos):
+        A[j] = F.emul(alpha[j][None, :], _col_weight_table(g, c))
+        rw = _row_weights(g)
+        B[j] = F.edot(rw, M[g.row0:g.row0 + rw.shape[0]])
+    A[-2] = F.emul(rho[None, :], mle.eq_table(tau1))
+    A[-1] = F.emul(rho[None, :], mle.eq_table(tau2))
+    B[-2] = F.embed(M[g1])
+    B[-1] = F.embed(M[g2])
+    U = B.copy()  # the row combinations, kept for the evaluation row
+    claim = F.emul(rho, mask_sum)
+    for j, (_, _, val) in enumerate(parts):
+        claim = F.eadd(claim, F.emul(alpha[j], val))
+    rounds = np.empty((lay.log_cols, 2, 4), dtype=np.uint32)
+    zeta = np.empty((lay.log_cols, 4), dtype=np.uint32)
+    length = c
+    for i in range(lay.log_cols):
+        s02 = _round_evals(A, B, length)
+        rounds[i] = s02
+        transcript.absorb_ext("pcs/round", s02)
+        r = transcript.challenge_ext("pcs/r")
+        zeta[i] = r
+        claim = _quadratic_at(s02[0], F.esub(claim, s02[0]), s02[1], r)
+        _fold(A, length, r)
+        _fold(B, length, r)
+        length //= 2
+
+    # the one evaluation row: u = Σ_t A_t(ζ)·B_t + κ·Σ_k X^k H_k
+    eqz = mle.eq_table(zeta)
+    h0 = lay.eval_mask_row
+    mask_values = np.stack([F.edot(eqz, M[h0 + k]) for k in range(EVAL_MASKS)])
+    transcript.absorb_ext("pcs/mask_values", mask_values)
+    kappa = transcript.challenge_ext("pcs/kappa")
+    # A has been folded down to A_t(ζ), so wᵀM is a combination of the kept row combinations
+    u_eval = _combine(np.ascontiguousarray(A[:, 0]), U, kappa, M[h0:h0 + EVAL_MASKS])
+    w = _eval_row_weights(lay, geos, alpha, rho, tau1, tau2, kappa, zeta)
+    s_eval = F.edot(w, state.hiding)
+    u_prox = np.stack([F.edot(gam[p], M) for p in range(lay.proximity_tests)])
+    s_prox = np.stack([F.edot(gam[p], state.hiding) for p in range(lay.proximity_tests)])
+    _absorb_rows(transcript, u_eval, s_eval, u_prox, s_prox)
+    positions = np.unique(transcript.challenge_indices("pcs/queries", t, n))
+    columns = np.ascontiguousarray(state.codewords[:, positions].T)
+    siblings = state.tree.open(positions)
+    prov, conj = _soundness_tenths(lay, len(parts))
+    return Opening(mask_sum, rounds, mask_values, u_eval, s_eval, u_prox, s_prox, positions, columns,
+                   siblings, prov, conj)
+
+
+def _combine(coefs: np.ndarray, rows: np.ndarray, kappa: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Σ_t coefs[t]·rows[t] + κ·Σ_k X^k masks[k]: (T, 4), (T, C, 4), (4,), (4, C) -> (C, 4)."""
+    acc = F.ezero(rows.shape[1])
+    for t in range(rows.shape[0]):
+        acc = F.eadd(acc, F.emul(coefs[t][None, :], rows[t]))
+    return F.eadd(acc, F.edot(F.emul(kappa[None, :], _x_powers()), np.ascontiguousarray(masks)))
+
+
+def _absorb_rows(tr: Transcript, u_eval, s_eval, u_prox, s_prox) -> None:
+    tr.absorb_ext("pcs/u_eval", u_eval)
+    tr.absorb_ext("pcs/s_eval", s_eval)
+    tr.absorb_ext("pcs/u_prox", u_prox)
+    tr.absorb_ext("pcs/s_prox", s_prox)
+
+
+def _eval_row_weights(lay: Layout, geos: Sequence[_Geometry], alpha, rho, tau1, tau2, kappa,
+                      zeta) -> np.ndarray:
+    """Row weights w (n_rows, 4) of the evaluation row (the verifier computes the same)."""
+    w = np.zeros((lay.n_rows, 4), dtype=np.uint32)
+    for j, g in enumerate(geos):
+        coef = F.emul(alpha[j], _col_weights_at(g, zeta))
+        rw = _row_weights(g)
+        seg = slice(g.row0, g.row0 + rw.shape[0])
+        w[seg] = F.eadd(w[seg], F.emul(coef[None, :], rw))
+    g1, g2 = lay.g_rows
+    w[g1] = F.eadd(w[g1], F.emul(rho, mle.eq_eval(tau1, zeta)))
+    w[g2] = F.eadd(w[g2], F.emul(rho, mle.eq_eval(tau2, zeta)))
+    h0 = lay.eval_mask_row
+    w[h0:h0 + EVAL_MASKS] = F.emul(kappa[None, :], _x_powers())
+    return w
+
+
+# --- verification ------------------------------------------------------------------------------------
+
+def verify(commitment: Commitment, claims: Sequence, opening: "Opening | bytes",
+           transcript: Transcript) -> VerifyResult:
+    """Accept iff ``opening`` proves every claim against ``commitment``. Never raises."""
+    return guarded(lambda: _verify(commitment, claims, opening, transcript), "pcs.verify")
+
+
+def _verify(com: Commitment, claims: Sequence, opening, transcript: Transcript) -> VerifyResult:
+    lay = com.layout
+    if isinstance(opening, (bytes, bytearray, memoryview)):
+        try:
+            opening = Opening.from_bytes(bytes(opening), com)
+        except ProofFormatError as exc:
+            return VerifyResult.reject(f"malformed opening: {exc}")
+    if not isinstance(opening, Opening):
+        return VerifyResult.reject("opening must be an Opening or its bytes")
+    if not claims or len(claims) > MAX_CLAIMS:
+        return VerifyResult.reject(f"need 1..{MAX_CLAIMS} claims")
+    try:
+        parts = [_claim_parts(cl) for cl in claims]
+        geos = [_geometry(lay, name, pt) for name, pt, _ in parts]
+    except (TypeError, ValueError) as exc:
+        return VerifyResult.reject(f"bad claim: {exc}")
+    c, t, n = lay.n_cols, lay.n_queries, lay.codeword_len
+    o = opening
+    shapes = {"rounds": (o.rounds.shape, (lay.log_cols, 2, 4)), "u_eval": (o.u_eval.shape, (c, 4)),
+              "s_eval": (o.s_eval.shape, (t, 4)), "mask_values": (o.mask_values.shape, (EVAL_MASKS, 4)),
+              "u_prox": (o.u_prox.shape, (lay.proximity_tests, c, 4)),
+              "s_prox": (o.s_prox.shape, (lay.proximity_tests, t, 4)), "mask_sum": (o.mask_sum.shape, (4,))}
+    for what, (got, want) in shapes.items():
+        if got != want:
+            return VerifyResult.reject(f"{what} has shape {got}, expected {want}")
+    if (o.provable_tenths, o.conjectured_tenths) != _soundness_tenths(lay, len(parts)):
+        return VerifyResult.reject("stated soundness figures do not match the parameters")
+
+    _absorb_claims(transcript, com, parts)
+    gam = _gammas(transcript, lay)
+    alpha = transcript.challenge_exts("pcs/alpha", len(parts))
+    tau1, tau2 = _tau(transcript, lay)
+    transcript.absorb_ext("pcs/mask_sum", o.mask_sum)
+    rho = transcript.challenge_ext("pcs/rho")
+    claim = F.emul(rho, o.mask_sum)
+    for j, (_, _, val) in enumerate(parts):
+        claim = F.eadd(claim, F.emul(alpha[j], val))
+    zeta = np.empty((lay.log_cols, 4), dtype=np.uint32)
+    for i in range(lay.log_cols):
+        s0, s2 = o.rounds[i]
+        transcript.absorb_ext("pcs/round", o.rounds[i])
+        r = transcript.challenge_ext("pcs/r")
+        zeta[i] = r
+        claim = _quadratic_at(s0, F.esub(claim, s0), s2, r)
+    transcript.absorb_ext("pcs/mask_values", o.mask_values)
+    kappa = transcript.challenge_ext("pcs/kappa")
+
+    # evaluation: u·eq(ζ) must equal the sumcheck's final claim plus the masks' values
+    expect = claim
+    for k in range(EVAL_MASKS):
+        expect = F.eadd(expect, F.emul(F.emul(kappa, _x_powers()[k]), o.mask_values[k]))
+    if not np.array_equal(F.edot_ext(mle.eq_table(zeta), o.u_eval), expect):
+        return VerifyResult.reject("evaluation row does not match the claimed values")
+
+    _absorb_rows(transcript, o.u_eval, o.s_eval, o.u_prox, o.s_prox)
+    positions = np.unique(transcript.challenge_indices("pcs/queries", t, n))
+    if o.positions.shape != positions.shape or not np.array_equal(o.positions, positions):
+        return VerifyResult.reject("opened column positions are not the transcript's queries")
+    if o.columns.shape != (positions.size, lay.n_rows):
+        return VerifyResult.reject(f"columns have shape {o.columns.shape}, expected {(positions.size, lay.n_rows)}")
+    leaves = merkle.hash_columns(np.ascontiguousarray(o.columns, dtype=np.uint32))
+    if not merkle.verify(com.root, n, positions, leaves, o.siblings):
+        return VerifyResult.reject("Merkle multiproof does not match the commitment root")
+
+    w = _eval_row_weights(lay, geos, alpha, rho, tau1, tau2, kappa, zeta)
+    cols_t = np.ascontiguousarray(o.columns.T)  # (n_rows, q)
+    msgs = np.concatenate([o.u_eval[None], o.u_prox])
+    hids = np.concatenate([o.s_eval[None], o.s_prox])
+    code = _encode_ext_rows(msgs, hids, n)[:, positions]  # (1 + P, q, 4)
+    if not np.array_equal(code[0], F.edot(w, cols_t)):
+        return VerifyResult.reject("evaluation row is not consistent with the opened columns")
+    for p in range(lay.proximity_tests):
+        if not np.array_equal(code[1 + p], F.edot(gam[p], cols_t)):
+            return VerifyResult.reject(f"proximity row {p} is not consistent with the opened columns")
+    return VerifyResult.accept()
