@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 import torch
 from torch import nn
 
@@ -185,3 +186,21 @@ def test_average_pooling_and_batchnorm_are_part_of_the_affine_prefix():
     s2 = harmless_space(wide, (1, 8, 8))
     assert s2.dim == 64 - 32  # 2 channels x 4 x 4 outputs
     assert certify(wide, s2, torch.rand(2, 1, 8, 8)).passed
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(2, 5), st.integers(1, 3), st.sampled_from([0, 1, 2]))
+def test_random_conv_nets_spaces_are_harmless(seed, width, stride, depth):
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Conv2d(2, width, 3, stride=stride, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Flatten(1), nn.LazyLinear(6)).eval()
+    x = torch.rand(1, 2, 8, 8, dtype=torch.float64)
+    net(x.float())  # materialise the lazy layer
+    net = net.double()
+    s = harmless_space(net, (2, 8, 8), at=x[0], depth=depth)
+    if s.dim == 0:
+        return
+    base = net(x)
+    for d in s.sample(4, torch.Generator().manual_seed(seed % 1000)):
+        a = min(100.0, 0.999 * s.max_magnitude(d))
+        assert (net(x + a * d[None]) - base).abs().max() < 1e-9 * (1 + a)
