@@ -55,6 +55,8 @@ def test_key_recovery_from_served_weights(base, tier):
     q = true_stream_key(codec, base.cfg.d_model)
     assert np.linalg.norm(rec.residual - q) / np.linalg.norm(q) < 1e-6
     assert max(rec.ffn_residuals) < 1e-6
+    assert max(rec.head_residuals) < 1e-6  # every head block fits its base head exactly
+    assert all(sorted(p) == list(range(len(p))) for layer in rec.head_perms for p in layer.values())
     if tier == "permute":
         assert (rec.residual_permutation() == q.argmax(0)).all()
     true_vocab = codec.decode_tokens(torch.arange(base.cfg.vocab_size)[None])[0].numpy()
@@ -81,6 +83,7 @@ def test_key_recovery_fails_without_the_base_weights(base, other_base, tier):
     rec = recover_key(enc.model, other_base)
     q = true_stream_key(codec, base.cfg.d_model)
     assert min(rec.ffn_residuals) > 0.5  # the attack sees that its reconstruction does not fit
+    assert min(rec.head_residuals) > 0.5
     assert np.linalg.norm(rec.residual - q) / np.linalg.norm(q) > 0.5
     if tier == "permute":
         assert (rec.residual_permutation() == q.argmax(0)).mean() < 0.2
@@ -270,3 +273,17 @@ def test_attack_command_summary_and_bad_workload(capsys):
     assert "residual key recovered" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="unknown workload"):
         main(["attack", "--workload", "nope", "--lengths", "256"])
+
+
+def test_learned_positions_break_the_state_substitution():
+    from blindproof.models.transformer import Transformer, TransformerConfig
+    from blindproof.models.workloads import init_weights
+
+    cfg = TransformerConfig(vocab_size=256, d_model=32, n_layers=1, n_heads=2, d_ff=64, max_seq=64, norm="layer",
+                            mlp="gelu", position="learned", bias=True)
+    model = init_weights(Transformer(cfg), 0).eval()
+    tokens = torch.tensor([list(b"aaaa aaaa")])
+    for pos_cfg, expect in ((cfg, 9), (get_workload("tiny-llama").config, 2)):
+        m = model if pos_cfg is cfg else get_workload("tiny-llama").build(0)
+        states = ClientCodec(m, attack_key(1), "rotate").client_input(tokens)[0].numpy()
+        assert len(np.unique(symbols_from_states(states))) == expect  # RoPE: one symbol per distinct byte

@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="ciphertext sizes in bytes for the decipherment curve (default 256,1024,4096,16384)")
     p.add_argument("--prompt-bytes", type=int, default=64, help="length of the prompt the server inverts")
     p.add_argument("--restarts", type=int, default=20, help="hill-climbing restarts of the decipherment")
+    p.add_argument("--trials", type=int, default=1,
+                   help="disjoint stretches of victim text per ciphertext length (mean and worst reported)")
     p.add_argument("--json", action="store_true", help="print the full JSON report")
     p.add_argument("--out", type=Path, default=None, help="also write the JSON report to this file")
     p.set_defaults(func=run)
@@ -44,13 +46,14 @@ def run(args: argparse.Namespace) -> int:
     names = [w.strip() for w in args.workload.split(",") if w.strip()]
     if not names:
         raise SystemExit("error: --workload names no workload")
-    if args.prompt_bytes < 1 or args.restarts < 0:
-        raise SystemExit("error: --prompt-bytes must be positive and --restarts non-negative")
+    if args.prompt_bytes < 1 or args.restarts < 0 or args.trials < 1:
+        raise SystemExit("error: --prompt-bytes and --trials must be positive, --restarts non-negative")
     runs = []
     for name in names:
         for tier in tiers:
             cfg = AttackConfig(workload=name, tier=tier, seed=args.seed, prompt_bytes=args.prompt_bytes,
-                               lengths=args.lengths or DEFAULT_LENGTHS, restarts=args.restarts)
+                               lengths=args.lengths or DEFAULT_LENGTHS, restarts=args.restarts,
+                               trials=args.trials)
             try:
                 runs.append(run_attacks(cfg))
             except (KeyError, ValueError) as exc:
@@ -73,17 +76,28 @@ def summary(report: dict) -> str:
         kr = r["key_recovery"]["default"]
         lines.append(f"\n{r['workload']} [{r['model']}] tier={r['tier']}")
         exact = kr.get("residual_exact_fraction")
-        key_txt = f"exact {exact:.0%}" if exact is not None else f"rel. error {kr['residual_rel_error']:.1e}"
+        key_txt = f"exact {exact:.1%}" if exact is not None else f"rel. error {kr['residual_rel_error']:.1e}"
+        if "output_top1_agreement" in kr:
+            out_txt = f"output top-1 agreement after decryption {kr['output_top1_agreement']:.1%}"
+        else:
+            out_txt = f"output relative error after decryption {kr['output_rel_error']:.1e}"
         lines.append(f"  server with base weights: residual key recovered ({kr['residual_key']}, {key_txt}) "
-                     f"in {kr['seconds']:.3f} s; output top-1 agreement after decryption "
-                     f"{kr.get('output_top1_agreement', float('nan')):.0%}")
+                     f"in {kr['seconds']:.3f} s; {out_txt}")
+        wb = kr["wrong_base"]
+        first = r["hidden_inversion"]["layers"][0]
+        lines.append(f"  same attacks with another model of the same shape (no base weights): residual key rel. "
+                     f"error {wb['residual_rel_error']:.2f}, fit residual {wb['ffn_reconstruction_max_rel_residual']:.2f}; "
+                     f"prompt from layer-0 states {first['wrong_base_without_key']:.1%}")
         se = r["key_recovery"].get("server_embeds", {})
         if "vocab_exact_fraction" in se:
-            lines.append(f"  server-embeds split: vocabulary permutation recovered {se['vocab_exact_fraction']:.0%}")
+            lines.append(f"  server-embeds split: vocabulary permutation recovered {se['vocab_exact_fraction']:.1%}")
         for row in r["hidden_inversion"]["layers"]:
-            lines.append(f"  prompt from layer-{row['layer']} states: {row['with_recovered_key']:.0%} with the "
-                         f"recovered key, {row['without_key']:.0%} without it")
+            lines.append(f"  prompt from layer-{row['layer']} states: {row['with_recovered_key']:.1%} with the "
+                         f"recovered key, {row['without_key']:.1%} without it")
         for stream, curve in r["decipherment"]["curves"].items():
-            pts = ", ".join(f"{e['bytes']} B: {e.get('known_plaintext', float('nan')):.0%}" for e in curve)
+            pts = ", ".join(f"{e['bytes']} B: " + (f"{e['known_plaintext']:.1%}" if "known_plaintext" in e else "n/a")
+                            for e in curve)
+            if curve and not curve[0]["substitution"]:
+                pts += " (stream is not a per-token substitution)"
             lines.append(f"  wire observer, {stream.replace('_', ' ')} (frequency + known plaintext): {pts}")
     return "\n".join(lines)

@@ -45,12 +45,16 @@ def chat_messages(text: bytes, total_bytes: int, max_message: int = 240) -> list
     for s in sentences + [None]:
         if cur and (s is None or len(cur) + 1 + len(s) > max_message):
             room = total_bytes - size - overhead
-            if room <= 0:  # a tail too short to hold a template: lengthen the previous message
-                out[-1] = out[-1][:-len(CHAT_SUFFIX)] + (b" " + cur)[:overhead + room] + CHAT_SUFFIX
-                size = total_bytes
-            else:
-                out.append(CHAT_PREFIX + cur[:room] + CHAT_SUFFIX)
-                size += len(out[-1])
+            if 0 < room - len(cur) <= overhead:
+                # the rest could not hold a template: shorten this message, leaving one byte of text next
+                room = total_bytes - size - 2 * overhead - 1
+                if room < 1 and s is not None:  # too short to shorten: grow it by the next sentence instead
+                    cur = (cur + b" " + s)[:max_message]
+                    continue
+                if room < 1:
+                    break
+            out.append(CHAT_PREFIX + cur[:room] + CHAT_SUFFIX)
+            size += len(out[-1])
             cur = b""
             if size >= total_bytes:
                 return out

@@ -32,6 +32,8 @@ from blindproof.models.workloads import get_workload
 
 TIERS = ("permute", "rotate")
 DEFAULT_LENGTHS = (256, 1024, 4096, 16384)
+BYTE_ALPHABET = 256
+MAX_SEARCH_VOCAB = 4096  # prefix-wise inversion beyond layer 0 runs one candidate per vocabulary entry
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class AttackConfig:
     prompt_bytes: int = 64
     lengths: tuple[int, ...] = DEFAULT_LENGTHS
     restarts: int = 20
+    trials: int = 1  # disjoint stretches of victim text per ciphertext length
     use_default_model: bool = True  # tiny-llama: the trained default model when its weights exist
 
 
@@ -85,7 +88,8 @@ def key_recovery(base: Transformer, tier: str, key: EEKey, prompt: torch.Tensor,
         rec = recover_key(enc.model, base, vocab_from)
         q_true = _true_stream_key(codec, base.cfg.d_model)
         entry: dict = {"seconds": round(rec.seconds, 4),
-                       "ffn_reconstruction_max_rel_residual": float(max(rec.ffn_residuals))}
+                       "ffn_reconstruction_max_rel_residual": float(max(rec.ffn_residuals)),
+                       "head_keys_max_rel_residual": float(max(rec.head_residuals))}
         is_perm = bool(np.all((q_true == 0) | (q_true == 1)))
         entry["residual_key"] = "permutation" if is_perm else "orthogonal"
         if is_perm:
@@ -111,7 +115,8 @@ def key_recovery(base: Transformer, tier: str, key: EEKey, prompt: torch.Tensor,
             wrong = recover_key(enc.model, wrong_base)
             entry["wrong_base"] = {"residual_rel_error": float(np.linalg.norm(wrong.residual - q_true)
                                                               / np.linalg.norm(q_true)),
-                                   "ffn_reconstruction_max_rel_residual": float(max(wrong.ffn_residuals))}
+                                   "ffn_reconstruction_max_rel_residual": float(max(wrong.ffn_residuals)),
+                                   "head_keys_max_rel_residual": float(max(wrong.head_residuals))}
             if is_perm:
                 entry["wrong_base"]["residual_exact_fraction"] = float(
                     (wrong.residual_permutation() == q_true.argmax(0)).mean())
@@ -127,15 +132,14 @@ def hidden_inversion(base: Transformer, tier: str, key: EEKey, prompt: torch.Ten
     """
     enc = encrypt_model(base, key, tier)
     codec = ClientCodec(base, key, tier)
-    layers = [0, base.cfg.n_layers] if not base.cfg.causal else list(range(base.cfg.n_layers + 1))
+    deep = base.cfg.causal and base.cfg.vocab_size <= MAX_SEARCH_VOCAB
+    layers = list(range(base.cfg.n_layers + 1)) if deep else [0]
     rows = []
     with torch.no_grad():
         h_in = codec.client_input(prompt)
         for layer in layers:
             served = layer_states_served(enc.model, h_in, layer)[0]
             row = {"layer": layer}
-            if layer > 0 and not base.cfg.causal:
-                continue
             for label, k, model in (("with_recovered_key", q_rec, base), ("without_key", None, base),
                                     ("wrong_base_without_key", None, wrong_base)):
                 t0 = time.perf_counter()
@@ -143,8 +147,12 @@ def hidden_inversion(base: Transformer, tier: str, key: EEKey, prompt: torch.Ten
                 row[label] = float((guess == prompt[0]).float().mean())
                 row[label + "_seconds"] = round(time.perf_counter() - t0, 3)
             rows.append(row)
+    note = "layer 0 is what the client sends (first block input); layer L is the server's output"
+    if not deep:
+        note += ("; deeper layers not measured (" + ("bidirectional model" if not base.cfg.causal else
+                 f"vocabulary above {MAX_SEARCH_VOCAB}: one forward per candidate is too slow here") + ")")
     return {"threat": "server with the base weights", "prompt_tokens": int(prompt.shape[1]), "layers": rows,
-            "note": "layer 0 is what the client sends (first block input); layer L is the server's output"}
+            "note": note}
 
 
 def layer_states_served(model: Transformer, h: torch.Tensor, layer: int) -> torch.Tensor:
@@ -156,42 +164,75 @@ def layer_states_served(model: Transformer, h: torch.Tensor, layer: int) -> torc
 
 
 def decipherment(base: Transformer, tier: str, key: EEKey, attacker_text: bytes, victim_text: bytes,
-                 lengths: tuple[int, ...], restarts: int, seed: int) -> dict:
-    """Attack (c): substitution decipherment of the client's traffic vs how much of it was seen."""
-    lm = BigramModel.fit([np.frombuffer(attacker_text, dtype=np.uint8)], base.cfg.vocab_size)
-    streams = {}
-    for split, name in ((Split(), "first_block_states"), (Split(client_embeds=False), "token_ids")):
-        codec = ClientCodec(base, key, tier, split)
-        streams[name] = codec
+                 lengths: tuple[int, ...], restarts: int, seed: int, trials: int = 1) -> dict:
+    """Attack (c): substitution decipherment of the client's traffic vs how much of it was seen.
+
+    Each length is measured on up to ``trials`` disjoint stretches of the victim text (fewer when the
+    text does not hold that many); the report gives the mean and the worst trial.
+    """
+    # the traffic is byte-tokenized text, so the plaintext alphabet is the 256 byte tokens
+    lm = BigramModel.fit([np.frombuffer(attacker_text, dtype=np.uint8)], BYTE_ALPHABET)
+    streams = {"first_block_states": ClientCodec(base, key, tier, Split()),
+               "token_ids": ClientCodec(base, key, tier, Split(client_embeds=False))}
     curves: dict[str, list] = {name: [] for name in streams}
     room = min(240, base.cfg.max_seq - len(CHAT_PREFIX) - len(CHAT_SUFFIX))  # a message fits one forward
     for n in lengths:
-        msgs = chat_messages(victim_text, n, max_message=room)
-        plain = [np.frombuffer(m, dtype=np.uint8).astype(np.int64) for m in msgs]
+        traffic = []
+        stride = len(victim_text) // max(trials, 1)
+        for t in range(max(trials, 1)):
+            try:
+                msgs = chat_messages(victim_text[t * stride:], n, max_message=room)
+            except ValueError:
+                break  # this stretch is too short for n bytes
+            traffic.append([np.frombuffer(m, dtype=np.uint8).astype(np.int64) for m in msgs])
+        if not traffic:
+            raise ValueError(f"victim text too short for {n} bytes of traffic")
         for name, codec in streams.items():
             t0 = time.perf_counter()
-            if name == "token_ids":
-                cipher = [codec.client_input(torch.from_numpy(p)[None])[0].numpy() for p in plain]
-            else:
-                rows = [codec.client_input(torch.from_numpy(p)[None])[0].numpy() for p in plain]
-                labels = symbols_from_states(np.concatenate(rows))
-                if labels.max() >= base.cfg.vocab_size:
-                    curves[name].append({"bytes": n, "distinct_symbols": int(labels.max() + 1),
-                                         "note": "states are not a per-token substitution"})
-                    continue
-                cipher = np.split(labels, np.cumsum([len(p) for p in plain])[:-1])
-            entry = {"bytes": n, "messages": len(msgs), "distinct_symbols": int(len(np.unique(np.concatenate(cipher))))}
-            for label, use_known in (("frequency_only", False), ("known_plaintext", True)):
-                known = known_from_template(cipher, CHAT_PREFIX, CHAT_SUFFIX) if use_known else {}
-                k, init = decipher(cipher, lm, known, restarts=restarts, seed=seed)
-                entry[label] = _text_accuracy(k, cipher, plain)
-                if not use_known:
-                    entry["frequency_rank_only"] = _text_accuracy(init, cipher, plain)
-            entry["seconds"] = round(time.perf_counter() - t0, 3)
+            runs = [_decipher_trial(codec, name, plain, lm, restarts, seed + i) for i, plain in enumerate(traffic)]
+            entry: dict = {"bytes": n, "trials": len(runs), "messages": len(traffic[0]),
+                           "distinct_symbols": runs[0]["distinct_symbols"],
+                           "substitution": all(r["substitution"] for r in runs)}
+            for metric in ("frequency_rank_only", "frequency_only", "known_plaintext"):
+                vals = [r[metric] for r in runs if metric in r]
+                if vals:
+                    entry[metric] = round(float(np.mean(vals)), 4)
+                    entry[metric + "_min"] = round(float(np.min(vals)), 4)
+            entry["seconds_per_trial"] = round((time.perf_counter() - t0) / len(runs), 3)
             curves[name].append(entry)
     return {"threat": "wire observer; server without the base weights", "attacker_corpus_bytes": len(attacker_text),
             "victim_text_disjoint": True, "template": (CHAT_PREFIX + b"{text}" + CHAT_SUFFIX).decode(),
-            "metric": "fraction of message-text bytes (template excluded) recovered", "curves": curves}
+            "metric": "fraction of message-text bytes (template excluded) recovered; mean and worst over trials",
+            "curves": curves}
+
+
+def _decipher_trial(codec: ClientCodec, stream: str, plain: list[np.ndarray], lm: BigramModel,
+                    restarts: int, seed: int) -> dict:
+    """Encrypt one stretch of traffic as the client would, decipher it, score it."""
+    vocab = len(lm.unigram)
+    sent = [codec.client_input(torch.from_numpy(p)[None])[0].numpy() for p in plain]
+    if stream == "token_ids":  # relabel the observed ids densely (any labelling is as good)
+        labels = np.unique(np.concatenate(sent), return_inverse=True)[1].ravel()
+    else:  # group equal first-block states into symbols, as an observer can
+        labels = symbols_from_states(np.concatenate(sent))
+    cipher = np.split(labels, np.cumsum([len(p) for p in plain])[:-1])
+    flat_c, flat_p = np.concatenate(cipher), np.concatenate(plain)
+    pairs = set(zip(flat_c.tolist(), flat_p.tolist()))
+    out: dict = {"distinct_symbols": int(len(np.unique(flat_c))),
+                 # scoring only: is the observed stream a one-to-one relabelling of the plaintext?
+                 "substitution": len(pairs) == len({c for c, _ in pairs}) == len({p for _, p in pairs})}
+    if flat_c.max() >= vocab:
+        return out  # more symbols than the alphabet: not a substitution the decipherment can model
+    for label, use_known in (("frequency_only", False), ("known_plaintext", True)):
+        try:
+            known = known_from_template(cipher, CHAT_PREFIX, CHAT_SUFFIX) if use_known else {}
+        except ValueError:
+            continue  # the template does not line up with the stream
+        k, init = decipher(cipher, lm, known, restarts=restarts, seed=seed)
+        out[label] = _text_accuracy(k, cipher, plain)
+        if not use_known:
+            out["frequency_rank_only"] = _text_accuracy(init, cipher, plain)
+    return out
 
 
 def _text_accuracy(key: np.ndarray, cipher: list[np.ndarray], plain: list[np.ndarray]) -> float:
@@ -231,7 +272,7 @@ def run_attacks(cfg: AttackConfig) -> dict:
     report["key_recovery"], q_rec = key_recovery(base, cfg.tier, key, prompt, wrong_base)
     report["hidden_inversion"] = hidden_inversion(base, cfg.tier, key, prompt, q_rec, wrong_base)
     report["decipherment"] = decipherment(base, cfg.tier, key, attacker_text, victim_text, cfg.lengths,
-                                          cfg.restarts, cfg.seed)
+                                          cfg.restarts, cfg.seed, cfg.trials)
     report["seconds_total"] = round(time.perf_counter() - t0, 2)
     report["environment"] = environment()
     return report

@@ -10,7 +10,9 @@ model sees two copies of one matrix related by a few unknown permutations and ro
   changes, so the FFN permutation falls out of an assignment on those invariants;
 * with the FFN permutation known, Q is an orthogonal Procrustes problem over all layers at once;
 * embedding / LM-head rows (when the server holds them) are ``E[p(i)] · Q``: nearest rows give the
-  vocabulary permutation.
+  vocabulary permutation;
+* with Q known, each attention head block is ``X · W_h · Q`` for a small unknown X: least squares
+  finds X for every pairing of served and base heads, and the exact fits give the head permutation.
 
 Everything here uses only the served model and the base model; the true key is never consulted.
 """
@@ -37,6 +39,8 @@ class RecoveredKey:
     ffn_residuals: list[float]  # per layer: ||P W Q_rec - W_served|| / ||W_served|| (≈ 0 when exact)
     vocab_perm: np.ndarray | None  # served token id i is base token id vocab_perm[i]; None if not served
     vocab_source: str | None  # "embed" or "lm_head": which served matrix gave the vocabulary key
+    head_perms: list[dict[str, np.ndarray]]  # per layer and projection (q, k, v, o): served head i is base head perm[i]
+    head_residuals: list[float]  # per layer: worst relative residual of the per-head least-squares keys
     seconds: float
     details: dict = field(default_factory=dict)
 
@@ -146,6 +150,43 @@ def nearest_rows(served: np.ndarray, base: np.ndarray, dims: int = 16, seed: int
     return idx.astype(np.int64)
 
 
+def _attn_input(model: Transformer, layer: int, name: str) -> np.ndarray:
+    """An attention projection (torch layout) with the attention norm gain folded into its input."""
+    blk = model.blocks[layer]
+    w = _np(getattr(blk.attn, name).weight)
+    if name != "wo" and model.cfg.norm_position == "pre":
+        w = w * _np(blk.attn_norm.weight)[None, :]
+    return w
+
+
+def head_keys(served: Transformer, base: Transformer, layer: int, q: np.ndarray) -> tuple[dict, float]:
+    """Head permutations and per-head keys of one layer, given the residual key ``q``.
+
+    A served head block is ``X · W_h · Q`` (q/k/v rows) or ``Qᵀ · W_h · Y`` (o columns) for an unknown
+    head_dim × head_dim X or Y, so a served block must lie in the row space of its base block: the
+    projection residual of every (served head, base head) pair is near zero exactly for the match, and
+    the least-squares X is then the head key. Returns ({projection: perm}, worst relative residual).
+    """
+    cfg, hd = base.cfg, base.cfg.head_dim
+    perms, worst = {}, 0.0
+    for name, n in (("wq", cfg.n_heads), ("wk", cfg.kv_heads), ("wv", cfg.kv_heads), ("wo", cfg.n_heads)):
+        s_w, b_w = _attn_input(served, layer, name), _attn_input(base, layer, name)
+        if name == "wo":  # columns per head: transpose to the row form X · W · Q
+            s_w, b_w = s_w.T, b_w.T
+        # X · W_h lies in the row space of W_h: the residual of projecting onto it measures the fit
+        sb = torch.from_numpy(s_w @ q.T).view(n, hd, -1)
+        basis = torch.linalg.qr(torch.from_numpy(b_w).view(n, hd, -1).transpose(1, 2)).Q  # (n, d, hd)
+        coef = torch.einsum("ird,jdk->ijrk", sb, basis)
+        fit = torch.einsum("ijrk,jdk->ijrd", coef, basis)
+        resid = ((fit - sb[:, None]).norm(dim=(2, 3)) / sb.norm(dim=(1, 2))[:, None]).numpy()
+        rows, cols = linear_sum_assignment(resid)
+        perm = np.empty(n, dtype=np.int64)
+        perm[rows] = cols
+        perms[name[1]] = perm
+        worst = max(worst, float(resid[rows, cols].max()))
+    return perms, worst
+
+
 def _vocab_matrix(model: Transformer, which: str) -> np.ndarray:
     if which == "embed":
         return _np(model.embed.weight)
@@ -189,5 +230,7 @@ def recover_key(served: Transformer, base: Transformer, vocab_from: tuple[str, .
         vocab_perm = nearest_rows(_vocab_matrix(served, name) @ q.T, _vocab_matrix(base, name))
         source = name
         break
+    heads = [head_keys(served, base, layer, q) for layer in range(base.cfg.n_layers)]
     return RecoveredKey(residual=q, ffn_perms=perms, ffn_residuals=resid, vocab_perm=vocab_perm,
-                        vocab_source=source, seconds=time.perf_counter() - t0)
+                        vocab_source=source, head_perms=[h[0] for h in heads], head_residuals=[h[1] for h in heads],
+                        seconds=time.perf_counter() - t0)
