@@ -354,6 +354,8 @@ def test_bad_input_raises():
         pcs.commit({"x": np.arange(8)})  # int64, not field elements
     with pytest.raises(TypeError):
         pcs.commit({})
+    with pytest.raises(TypeError):
+        pcs.commit({3: F.random(rng, 4)})
     with pytest.raises(ValueError):
         pcs.commit({"x": np.array([], dtype=np.uint32)})
     tensors = {"x": F.random(rng, 64)}

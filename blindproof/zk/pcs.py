@@ -122,6 +122,8 @@ class Layout:
             raise ValueError("layout: tensor names must be unique")
         if not 1 <= self.log_cols <= MAX_LOG_COLS or not 1 <= self.n_queries <= MAX_QUERIES:
             raise ValueError("layout: column count or query count out of range")
+        if self.blowup not in (2, 4, 8, 16) or not 1 <= self.proximity_tests <= 4:
+            raise ValueError("layout: blowup must be 2, 4, 8 or 16 and proximity tests 1..4")
         if any(not 0 <= s <= MAX_LOG_TENSOR for s in self.log_sizes):
             raise ValueError(f"layout: tensor sizes must be at most 2^{MAX_LOG_TENSOR}")
         if self.n_cols + self.n_queries >= self.codeword_len:
@@ -402,7 +404,9 @@ def commit(tensors: Mapping[str, np.ndarray], params: PcsParams = PcsParams(),
     """
     if not isinstance(tensors, Mapping) or not tensors:
         raise TypeError("commit: tensors must be a non-empty mapping of name -> uint32 array")
-    names = [str(k) for k in tensors]
+    if not all(isinstance(k, str) and k for k in tensors):
+        raise TypeError("commit: tensor names must be non-empty strings")
+    names = list(tensors)
     flat = {n: _as_tensor(n, tensors[n]) for n in names}
     log_sizes = [max(0, (flat[n].size - 1).bit_length()) for n in names]
     if max(log_sizes) > MAX_LOG_TENSOR:
