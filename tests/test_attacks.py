@@ -287,3 +287,33 @@ def test_learned_positions_break_the_state_substitution():
         m = model if pos_cfg is cfg else get_workload("tiny-llama").build(0)
         states = ClientCodec(m, attack_key(1), "rotate").client_input(tokens)[0].numpy()
         assert len(np.unique(symbols_from_states(states))) == expect  # RoPE: one symbol per distinct byte
+
+
+def bigram_transformer(lm):
+    """A zero-block model whose logits after token a are exactly log p(b | a) of ``lm``."""
+    from blindproof.models.transformer import Transformer, TransformerConfig
+
+    cfg = TransformerConfig(vocab_size=256, d_model=256, n_layers=0, n_heads=4, d_ff=16, max_seq=8)
+    model = Transformer(cfg).eval()
+    with torch.no_grad():
+        model.embed.weight.copy_(torch.eye(256))
+        model.final_norm.weight.fill_(1.0)
+        model.lm_head.weight.copy_(torch.from_numpy(lm.logp.T / 16.0))  # rmsnorm(e_a) = 16 e_a
+    return model
+
+
+def test_served_language_model_leaks_the_vocabulary_key(texts, lm):
+    from blindproof.ee.attacks import decipher_counts
+    from blindproof.ee.attacks.served_lm import served_bigrams
+
+    model = bigram_transformer(BigramModel.fit([np.frombuffer(texts[0], dtype=np.uint8)], 256, alpha=0.01))
+    split = Split(client_embeds=False, client_decodes=False)
+    key = attack_key(11)
+    enc, codec = encrypt_model(model, key, "permute", split), ClientCodec(model, key, "permute", split)
+    bigrams, unigram = served_bigrams(enc.model)
+    k, _ = decipher_counts(bigrams, unigram, lm, restarts=4)
+    plain = np.frombuffer(texts[1][:2048], dtype=np.uint8).astype(np.int64)
+    sent = codec.encode_tokens(torch.from_numpy(plain)[None])[0].numpy()
+    assert (k[sent] == plain).mean() > 0.9  # no traffic seen: the served weights alone gave the key
+    with pytest.raises(TypeError, match="language-model head"):
+        served_bigrams(get_workload("minilm-l6").build(0))

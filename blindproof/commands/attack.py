@@ -94,6 +94,10 @@ def summary(report: dict) -> str:
         for row in r["hidden_inversion"]["layers"]:
             lines.append(f"  prompt from layer-{row['layer']} states: {row['with_recovered_key']:.1%} with the "
                          f"recovered key, {row['without_key']:.1%} without it")
+        sl = r.get("served_model_language", {})
+        if "victim_text_accuracy" in sl:
+            lines.append(f"  server without base weights, server-embeds-and-decodes split: vocabulary key from the "
+                         f"served model's own predictions decodes {sl['victim_text_accuracy']:.1%} of victim text")
         for stream, curve in r["decipherment"]["curves"].items():
             pts = ", ".join(f"{e['bytes']} B: " + (f"{e['known_plaintext']:.1%}" if "known_plaintext" in e else "n/a")
                             for e in curve)

@@ -182,9 +182,6 @@ def decipher(messages: Sequence[np.ndarray], lm: BigramModel, known: dict[int, i
     hill climbing; the second is the frequency-rank guess it started from.
     """
     vocab = len(lm.unigram)
-    known = dict(known or {})
-    if len(set(known.values())) != len(known):
-        raise ValueError("known plaintext maps two cipher symbols to one plaintext symbol")
     counts = np.zeros(vocab)
     bigrams = np.zeros((vocab, vocab))
     for msg in messages:
@@ -193,10 +190,23 @@ def decipher(messages: Sequence[np.ndarray], lm: BigramModel, known: dict[int, i
             raise ValueError(f"cipher symbols must lie in [0, {vocab})")
         np.add.at(counts, m, 1.0)
         np.add.at(bigrams, (m[:-1], m[1:]), 1.0)
+    return decipher_counts(bigrams, counts, lm, known, restarts, seed)
+
+
+def decipher_counts(bigrams: np.ndarray, counts: np.ndarray, lm: BigramModel, known: dict[int, int] | None = None,
+                    restarts: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`decipher` from (possibly fractional) cipher bigram and unigram counts."""
+    vocab = len(lm.unigram)
+    if bigrams.shape != (vocab, vocab) or counts.shape != (vocab,):
+        raise ValueError(f"counts must have shapes ({vocab}, {vocab}) and ({vocab},)")
+    known = dict(known or {})
+    if len(set(known.values())) != len(known):
+        raise ValueError("known plaintext maps two cipher symbols to one plaintext symbol")
     init = frequency_key(counts, lm, known)
     movable = np.ones(vocab, dtype=np.bool_)
     for c in known:
         movable[c] = False
     active = np.nonzero(counts > 0)[0].astype(np.int64)
-    key = _search(bigrams, lm.logp, init.copy(), movable, active, restarts, 3, seed)
+    key = _search(np.ascontiguousarray(bigrams, dtype=np.float64), lm.logp, init.copy(), movable, active,
+                  restarts, 3, seed)
     return key, init

@@ -23,9 +23,11 @@ import numpy as np
 import torch
 
 from blindproof.ee import ClientCodec, EEKey, Split, encrypt_model
-from blindproof.ee.attacks.cipher import BigramModel, decipher, known_from_template, symbols_from_states
+from blindproof.ee.attacks.cipher import (BigramModel, decipher, decipher_counts, known_from_template,
+                                          symbols_from_states)
 from blindproof.ee.attacks.corpus import CHAT_PREFIX, CHAT_SUFFIX, chat_messages, load_corpus_text, split_corpus
 from blindproof.ee.attacks.hidden import invert_hidden_states
+from blindproof.ee.attacks.served_lm import served_bigrams
 from blindproof.ee.attacks.weights import recover_key
 from blindproof.models.transformer import Transformer
 from blindproof.models.workloads import get_workload
@@ -206,6 +208,30 @@ def decipherment(base: Transformer, tier: str, key: EEKey, attacker_text: bytes,
             "curves": curves}
 
 
+def served_model_language(base: Transformer, tier: str, key: EEKey, attacker_text: bytes, victim_text: bytes,
+                          restarts: int, seed: int) -> dict:
+    """Vocabulary key from the served model's own predictions (server embeds and decodes, no base weights)."""
+    cfg = base.cfg
+    out: dict = {"threat": "server without the base weights (split: server embeds and decodes)"}
+    if cfg.output != "logits" or cfg.vocab_size > MAX_SEARCH_VOCAB:
+        out["note"] = "not measured: needs a language-model head and a vocabulary of at most " + str(MAX_SEARCH_VOCAB)
+        return out
+    split = Split(client_embeds=False, client_decodes=False)
+    enc, codec = encrypt_model(base, key, tier, split), ClientCodec(base, key, tier, split)
+    t0 = time.perf_counter()
+    bigrams, unigram = served_bigrams(enc.model)
+    lm = BigramModel.fit([np.frombuffer(attacker_text, dtype=np.uint8)], cfg.vocab_size)
+    k, init = decipher_counts(bigrams, unigram, lm, restarts=restarts, seed=seed)
+    out["seconds"] = round(time.perf_counter() - t0, 3)
+    plain = torch.from_numpy(np.frombuffer(victim_text, dtype=np.uint8).astype(np.int64))[None]
+    sent = codec.encode_tokens(plain)[0].numpy()  # what the client would send, across many requests
+    out["victim_text_accuracy"] = round(float((k[sent] == plain[0].numpy()).mean()), 4)
+    out["victim_text_accuracy_frequency_rank_only"] = round(float((init[sent] == plain[0].numpy()).mean()), 4)
+    out["victim_text_bytes"] = int(plain.shape[1])
+    out["note"] = "no client traffic used to find the key; the victim text only scores it"
+    return out
+
+
 def _decipher_trial(codec: ClientCodec, stream: str, plain: list[np.ndarray], lm: BigramModel,
                     restarts: int, seed: int) -> dict:
     """Encrypt one stretch of traffic as the client would, decipher it, score it."""
@@ -273,6 +299,8 @@ def run_attacks(cfg: AttackConfig) -> dict:
     report["hidden_inversion"] = hidden_inversion(base, cfg.tier, key, prompt, q_rec, wrong_base)
     report["decipherment"] = decipherment(base, cfg.tier, key, attacker_text, victim_text, cfg.lengths,
                                           cfg.restarts, cfg.seed, cfg.trials)
+    report["served_model_language"] = served_model_language(base, cfg.tier, key, attacker_text,
+                                                            victim_text[:4096], cfg.restarts, cfg.seed)
     report["seconds_total"] = round(time.perf_counter() - t0, 2)
     report["environment"] = environment()
     return report
