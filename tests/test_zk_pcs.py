@@ -366,3 +366,14 @@ def test_bad_input_raises():
         pcs.open_claims(st, [pcs.Claim("y", F.erandom(rng, 6), F.ezero())], Transcript(DOMAIN))
     with pytest.raises(ValueError):
         pcs.open_claims(st, [], Transcript(DOMAIN))
+
+
+def test_security_128_profile_end_to_end():
+    rng = np.random.default_rng(11)
+    tensors = {"x": F.random(rng, 1 << 12)}
+    com, st = pcs.commit(tensors, pcs.PcsParams.for_security(128), rng=rng)
+    assert com.layout.proximity_tests == 2
+    claims = [_claim(tensors, "x", rng)]
+    op = pcs.open_claims(st, claims, Transcript(DOMAIN))
+    assert _verify(com, claims, op.to_bytes()).ok
+    assert not _verify(com, claims, _tampered(op, "u_prox", lambda a: _bump(a[1]))).ok
