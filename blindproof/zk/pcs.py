@@ -37,6 +37,7 @@ per round (``s(0), s(2)``, ``r_i``), mask values ``v_H``, ``κ``, rows, query po
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import struct
@@ -204,10 +205,15 @@ def make_layout(names: Sequence[str], log_sizes: Sequence[int], params: PcsParam
         try:
             t = soundness.queries_for(params.security_bits, n_cols=c, blowup=params.blowup)
             lay = Layout(tuple(names), tuple(log_sizes), log_c, t, params.blowup, params.proximity_tests)
-            rep = lay.soundness()
+            # a few more queries so that the total (field terms included, for up to 64 claims)
+            # also reaches the target where the field size allows it
+            for extra in range(1, 9):
+                if lay.soundness(64).provable_bits >= params.security_bits:
+                    break
+                lay = dataclasses.replace(lay, n_queries=t + extra)
+            else:
+                lay = dataclasses.replace(lay, n_queries=t)
         except ValueError:
-            continue
-        if rep.query_bits_provable < params.security_bits:
             continue
         if best is None or lay.estimated_proof_bytes() < best.estimated_proof_bytes():
             best = lay
