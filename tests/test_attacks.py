@@ -255,10 +255,11 @@ def test_run_attacks_report_and_errors():
 
 
 def test_attack_command_json(tmp_path, capsys):
-    out = tmp_path / "a.json"
+    out, md = tmp_path / "a.json", tmp_path / "a.md"
     assert main(["attack", "--tier", "rotate", "--json", "--lengths", "256", "--restarts", "1",
-                 "--prompt-bytes", "16", "--out", str(out)]) == 0
+                 "--prompt-bytes", "16", "--out", str(out), "--markdown", str(md)]) == 0
     report = json.loads(capsys.readouterr().out)
+    assert "| tiny-llama | rotate | first block states |" in md.read_text()
     assert json.loads(out.read_text()) == report
     (run,) = report["runs"]
     assert run["tier"] == "rotate" and run["workload"] == "tiny-llama"

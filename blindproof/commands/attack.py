@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="disjoint stretches of victim text per ciphertext length (mean and worst reported)")
     p.add_argument("--json", action="store_true", help="print the full JSON report")
     p.add_argument("--out", type=Path, default=None, help="also write the JSON report to this file")
+    p.add_argument("--markdown", type=Path, default=None, help="also write a markdown table of the figures")
     p.set_defaults(func=run)
 
 
@@ -63,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text + "\n", encoding="utf-8")
+    if args.markdown is not None:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(markdown(report) + "\n", encoding="utf-8")
     print(text if args.json else summary(report))
     return 0
 
@@ -105,3 +109,51 @@ def summary(report: dict) -> str:
                 pts += " (stream is not a per-token substitution)"
             lines.append(f"  wire observer, {stream.replace('_', ' ')} (frequency + known plaintext): {pts}")
     return "\n".join(lines)
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.1%}"
+
+
+def markdown(report: dict) -> str:
+    """Markdown tables of the headline figures: one row per (workload, tier)."""
+    env = report["environment"]
+    out = [f"Measured on {env['machine']}, {env['cpus']} CPUs, {env['threads']} thread(s), torch {env['torch']}, "
+           f"numpy {env['numpy']}, scipy {env['scipy']}, numba {env['numba']} (shared machine, under load).", ""]
+    out += ["| workload | tier | key from weights (with base) | seconds | decrypted output | vocab key "
+            "(server embeds) | same attack, wrong base | prompt from states, with key / keyless (layers) | "
+            "keyless, wrong base (layer 0) | vocab key from served model alone |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in report["runs"]:
+        kr, se = r["key_recovery"]["default"], r["key_recovery"]["server_embeds"]
+        exact = kr.get("residual_exact_fraction")
+        key = f"{_pct(exact)} exact" if exact is not None else f"rel. error {kr['residual_rel_error']:.1e}"
+        key += f"; heads fit {kr['head_keys_max_rel_residual']:.0e}"
+        outp = (_pct(kr["output_top1_agreement"]) + " top-1" if "output_top1_agreement" in kr
+                else f"rel. error {kr['output_rel_error']:.1e}")
+        wb = kr["wrong_base"]
+        layers = r["hidden_inversion"]["layers"]
+        inv = ", ".join(f"L{row['layer']}: {_pct(row['with_recovered_key'])}/{_pct(row['without_key'])}" for row in layers)
+        sl = r.get("served_model_language", {})
+        out.append(f"| {r['workload']} | {r['tier']} | {key} | {kr['seconds']:.3f} | {outp} | "
+                   f"{_pct(se.get('vocab_exact_fraction'))} | rel. error {wb['residual_rel_error']:.2f} | {inv} | "
+                   f"{_pct(layers[0]['wrong_base_without_key'])} | {_pct(sl.get('victim_text_accuracy'))} |")
+    out += ["", "Decipherment of the client's traffic by a wire observer (fraction of message text recovered; "
+            "mean over trials, worst in brackets):", ""]
+    for r in report["runs"]:
+        for stream, curve in r["decipherment"]["curves"].items():
+            if not curve:
+                continue
+            if not out[-1].startswith("|"):
+                out += ["| workload | tier | stream | " + " | ".join(f"{e['bytes']} B" for e in curve) + " |",
+                        "|---|---|---|" + "---|" * len(curve)]
+            cells = []
+            for e in curve:
+                if "known_plaintext" not in e:
+                    cells.append("not a substitution" if not e["substitution"] else "n/a")
+                    continue
+                cells.append(f"{_pct(e['known_plaintext'])} [{_pct(e['known_plaintext_min'])}] known template; "
+                             f"{_pct(e['frequency_only'])} [{_pct(e['frequency_only_min'])}] frequency only "
+                             f"(×{e['trials']})")
+            out.append(f"| {r['workload']} | {r['tier']} | {stream.replace('_', ' ')} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
