@@ -94,9 +94,10 @@ def write_outputs(results: list[dict], info: dict) -> None:
         "# Commitment benchmark (`benchmarks/bench_pcs.py`)",
         "",
         f"Machine: {info['cpu']}, {info['cores']} cores, {info['threads']} thread(s); Python {info['python']}, "
-        f"numpy {info['numpy']}, numba {info['numba']}. 1-minute load average {info['loadavg_1m_start']:.1f} at "
-        f"start, {info['loadavg_1m_end']:.1f} at end: the machine was shared with other work, so wall times "
-        "are inflated; CPU time (process time) is the steadier figure. Medians over the stated repeats.",
+        f"numpy {info['numpy']}, numba {info['numba']}. The machine is shared with other work (1-minute load "
+        f"average {info['loadavg_1m_start']:.1f} at start, {info['loadavg_1m_end']:.1f} at end), so wall times "
+        "can be inflated; CPU time (process time, in parentheses) is the steadier figure. Medians over "
+        "5 repeats (3 above 2^20).",
         "",
         "| case | elements | layout (rows × cols, +mask) | queries | commit ms (cpu) | open ms (cpu) "
         "| verify ms (cpu) | proof KB | provable / conjectured bits |",
