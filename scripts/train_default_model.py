@@ -47,6 +47,19 @@ def init_model(model: Transformer, seed: int) -> None:
         p.copy_(torch.randn(p.shape, generator=g) * std)
 
 
+def add_dropout(model: Transformer, p: float) -> list:
+    """Dropout on the embedding and on every attention / MLP output, during training only.
+
+    The Transformer itself has none (inference never needs it); forward hooks add it here without
+    changing the architecture. Returns the hook handles.
+    """
+    if p == 0:
+        return []
+    hook = lambda mod, inp, out: F.dropout(out, p, mod.training)  # noqa: E731
+    mods = [model.embed] + [m for blk in model.blocks for m in (blk.attn, blk.mlp)]
+    return [m.register_forward_hook(hook) for m in mods]
+
+
 def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
     """Linear warmup, then cosine decay to a tenth of the peak."""
     if step < warmup:
@@ -61,6 +74,7 @@ def train(args: argparse.Namespace) -> dict:
     data = tokenizer.encode(train_text)[0]
     model = Transformer(TINY_LLAMA)
     init_model(model, args.seed)
+    hooks = add_dropout(model, args.dropout)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
@@ -89,6 +103,8 @@ def train(args: argparse.Namespace) -> dict:
                             "seconds": round(time.perf_counter() - t0, 1)})
             print(json.dumps(history[-1]), flush=True)
     seconds = time.perf_counter() - t0
+    for h in hooks:
+        h.remove()
     model.eval()
     train_loss = default.byte_loss(model, train_text)
     heldout_loss = default.byte_loss(model, heldout_text)
@@ -105,8 +121,9 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--weight-decay", type=float, default=0.1)
+    ap.add_argument("--dropout", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--log-every", type=int, default=100)
+    ap.add_argument("--log-every", type=int, default=250)
     ap.add_argument("--out", type=Path, default=default.ASSETS, help="folder for the weights and metadata")
     args = ap.parse_args()
     if args.seq + 1 > TINY_LLAMA.max_seq:
@@ -122,7 +139,7 @@ def main() -> None:
         "config": TINY_LLAMA.to_dict(),
         "parameters": sum(p.numel() for p in model.parameters()),
         "hyperparameters": {k: getattr(args, k) for k in ("steps", "batch", "seq", "lr", "warmup",
-                                                          "weight_decay", "seed")},
+                                                          "weight_decay", "dropout", "seed")},
         "loss_unit": "nats per byte (next-byte cross-entropy, non-overlapping 128-byte windows)",
         "train_loss": round(result["train_loss"], 6),
         "heldout_loss": round(result["heldout_loss"], 6),
