@@ -227,9 +227,10 @@ def test_minilm_config_and_tokenizer():
 
 @needs_minilm
 def test_minilm_matches_sentence_transformers(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # effective if huggingface_hub is not imported yet
     st = pytest.importorskip("sentence_transformers")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    ref = torch.as_tensor(st.SentenceTransformer(str(minilm_dir()), device="cpu").encode(SENTENCES))
+    ref_model = st.SentenceTransformer(str(minilm_dir()), device="cpu", local_files_only=True)
+    ref = torch.as_tensor(ref_model.encode(SENTENCES))
     ours = embed_sentences(SENTENCES)
     assert ours.shape == (len(SENTENCES), 384)
     assert torch.allclose(ours.norm(dim=-1), torch.ones(len(SENTENCES)), atol=1e-5)
