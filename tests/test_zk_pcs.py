@@ -377,3 +377,19 @@ def test_security_128_profile_end_to_end():
     op = pcs.open_claims(st, claims, Transcript(DOMAIN))
     assert _verify(com, claims, op.to_bytes()).ok
     assert not _verify(com, claims, _tampered(op, "u_prox", lambda a: _bump(a[1]))).ok
+
+
+@pytest.mark.parametrize("log_n", [0, 1, 3, 6, 11])
+def test_encoding_matches_reference_ntt_in_bit_reversed_order(log_n):
+    from blindproof.zk import _rs, ntt
+
+    rng = np.random.default_rng(log_n)
+    n = 1 << log_n
+    coeffs = F.random(rng, (3, max(1, n // 2 + 1) if n > 1 else 1))
+    padded = np.zeros((3, n), dtype=np.uint32)
+    padded[:, : coeffs.shape[1]] = coeffs
+    want = ntt.ntt(padded)
+    got = _rs.encode_rows(coeffs, n)
+    np.testing.assert_array_equal(got, want[:, _rs.bit_reverse_permutation(n)])
+    with pytest.raises(ValueError):
+        _rs.encode_rows(coeffs, 3)

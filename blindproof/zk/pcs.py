@@ -7,7 +7,7 @@ rows, a smaller one a ``s``-aligned segment of a row. Under the MSB-first conven
 ``rw`` (an eq table on the tensor's rows) and a column-weight vector ``cw`` (an eq table on its
 columns). Mask rows (random) are appended. Each row's message (``C`` coefficients) is extended by ``t``
 random coefficients (``t`` = number of column queries) and Reed–Solomon encoded by one NTT onto
-``N = C · blowup`` points; the columns of the encoded matrix are the leaves of one BLAKE3 Merkle tree.
+the ``N = C · blowup`` roots of unity (in bit-reversed order, :mod:`blindproof.zk._rs`); the columns of the encoded matrix are the leaves of one BLAKE3 Merkle tree.
 
 Open (many claims ``tensor_j(z_j) = v_j`` at once, one opening). Claims in general have different
 column points, and a Ligero opening proves one row combination per column point. So a short sumcheck
@@ -52,8 +52,7 @@ import numpy as np
 from blindproof.zk import field as F
 from blindproof.zk import merkle
 from blindproof.zk import mle
-from blindproof.zk import ntt
-from blindproof.zk import soundness
+from blindproof.zk import _rs, soundness
 from blindproof.zk._kernels import _P, e_mul
 from blindproof.zk.encoding import ProofFormatError, Reader, Writer
 from blindproof.zk.transcript import Transcript
@@ -316,12 +315,10 @@ def _x_powers() -> np.ndarray:
 
 def _encode_ext_rows(msg: np.ndarray, hid: np.ndarray, n: int) -> np.ndarray:
     """Codewords of extension rows: message (k, C, 4) and hiding (k, t, 4) -> (k, n, 4)."""
-    k, c = msg.shape[0], msg.shape[1]
-    t = hid.shape[1]
-    buf = np.zeros((k, 4, n), dtype=np.uint32)
-    buf[:, :, :c] = np.swapaxes(msg, 1, 2)
-    buf[:, :, c:c + t] = np.swapaxes(hid, 1, 2)
-    return np.swapaxes(ntt.ntt(buf.reshape(k * 4, n)).reshape(k, 4, n), 1, 2)
+    k = msg.shape[0]
+    coeffs = np.concatenate([np.swapaxes(msg, 1, 2), np.swapaxes(hid, 1, 2)], axis=2)  # (k, 4, C + t)
+    code = _rs.encode_rows(coeffs.reshape(k * 4, -1), n)
+    return np.swapaxes(code.reshape(k, 4, n), 1, 2)
 
 
 # --- commitment --------------------------------------------------------------------------------------
@@ -426,10 +423,7 @@ def commit(tensors: Mapping[str, np.ndarray], params: PcsParams = PcsParams(),
     rand = _random_field(n_mask * c + lay.n_rows * t, rng)
     messages = np.concatenate([data, rand[:n_mask * c]]).reshape(lay.n_rows, c)
     hiding = rand[n_mask * c:].reshape(lay.n_rows, t)
-    buf = np.zeros((lay.n_rows, n), dtype=np.uint32)
-    buf[:, :c] = messages
-    buf[:, c:c + t] = hiding
-    codewords = ntt.ntt(buf)
+    codewords = _rs.encode_rows(np.concatenate([messages, hiding], axis=1), n)
     tree = merkle.MerkleTree(codewords)
     com = Commitment(tree.root, lay)
     return com, ProverState(com, messages, hiding, codewords, tree, flat)
