@@ -200,6 +200,13 @@ def test_unsupported_modules_and_options(tf):
         bert_config({**bbase, "is_decoder": True})
 
 
+def test_unplaced_source_weight_is_refused(tf):
+    hf = tiny_gpt2_hf(tf)
+    hf.transformer.h[1].mlp.register_parameter("extra", nn.Parameter(torch.zeros(3, dtype=torch.float64)))
+    with pytest.raises(UnsupportedModelError, match="transformer.h.1.mlp.extra"):
+        from_hf(hf)
+
+
 def test_unsupported_module_subtype(tf):
     hf = tf.LlamaModel(tiny_llama_hf(tf).config)  # the bare model has no LM head
     with pytest.raises(UnsupportedModelError, match="LlamaModel"):

@@ -135,7 +135,7 @@ def from_hf(module: nn.Module, max_seq: int | None = None) -> Transformer:
     if kind == "BertModel":
         ignore: tuple[str, ...] = ("embeddings.position_ids", "embeddings.token_type_ids", "pooler.")
     else:
-        ignore = ("rotary_emb.", "attn.bias", "attn.masked_bias")
+        ignore = ("model.rotary_emb.", ".attn.bias", ".attn.masked_bias")  # old GPT-2 causal-mask buffers
     if cfg.tie_embeddings:
         ignore += ("lm_head.weight",)  # the same tensor as the token embedding
     dtype = next(module.parameters()).dtype
