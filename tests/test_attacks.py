@@ -318,3 +318,14 @@ def test_served_language_model_leaks_the_vocabulary_key(texts, lm):
     assert (k[sent] == plain).mean() > 0.9  # no traffic seen: the served weights alone gave the key
     with pytest.raises(TypeError, match="language-model head"):
         served_bigrams(get_workload("minilm-l6").build(0))
+
+
+def test_key_recovery_against_a_related_model(base):
+    from blindproof.ee.attacks.evaluate import perturbed
+
+    key = attack_key(12)
+    private = perturbed(base, 0.1, seed=0)  # deployed weights close to, not equal to, the public base
+    enc, codec = encrypt_model(private, key, "permute"), ClientCodec(private, key, "permute")
+    rec = recover_key(enc.model, base)
+    assert (rec.residual_permutation() == true_stream_key(codec, base.cfg.d_model).argmax(0)).all()
+    assert 0.01 < max(rec.ffn_residuals) < 0.5  # the fit is approximate, as it should be

@@ -98,6 +98,12 @@ def summary(report: dict) -> str:
         for row in r["hidden_inversion"]["layers"]:
             lines.append(f"  prompt from layer-{row['layer']} states: {row['with_recovered_key']:.1%} with the "
                          f"recovered key, {row['without_key']:.1%} without it")
+        for row in r.get("related_base", {}).get("rows", []):
+            exact = row.get("residual_exact_fraction")
+            key_txt = f"exact {exact:.1%}" if exact is not None else f"rel. error {row['residual_rel_error']:.2f}"
+            lines.append(f"  server with a related model (weights changed by {row['relative_change']:g} relative): "
+                         f"residual key {key_txt}; prompt from layer-0 states {row['prompt_layer0_with_recovered_key']:.1%}"
+                         f" with the recovered key, {row['prompt_layer0_without_key']:.1%} without it")
         sl = r.get("served_model_language", {})
         if "victim_text_accuracy" in sl:
             lines.append(f"  server without base weights, server-embeds-and-decodes split: vocabulary key from the "
@@ -138,6 +144,17 @@ def markdown(report: dict) -> str:
         out.append(f"| {r['workload']} | {r['tier']} | {key} | {kr['seconds']:.3f} | {outp} | "
                    f"{_pct(se.get('vocab_exact_fraction'))} | rel. error {wb['residual_rel_error']:.2f} | {inv} | "
                    f"{_pct(layers[0]['wrong_base_without_key'])} | {_pct(sl.get('victim_text_accuracy'))} |")
+    out += ["", "Server that knows only a related model (deployed weights = base + Gaussian noise of the given "
+            "relative size, a proxy for fine-tuning):", "",
+            "| workload | tier | relative change | residual key | prompt, layer 0 (recovered key / keyless) | "
+            "output top-1 vs deployed model |", "|---|---|---|---|---|---|"]
+    for r in report["runs"]:
+        for row in r.get("related_base", {}).get("rows", []):
+            exact = row.get("residual_exact_fraction")
+            key = f"{_pct(exact)} exact" if exact is not None else f"rel. error {row['residual_rel_error']:.3f}"
+            out.append(f"| {r['workload']} | {r['tier']} | {row['relative_change']:g} | {key} | "
+                       f"{_pct(row['prompt_layer0_with_recovered_key'])} / {_pct(row['prompt_layer0_without_key'])} | "
+                       f"{_pct(row.get('output_top1_agreement'))} |")
     out += ["", "Decipherment of the client's traffic by a wire observer (fraction of message text recovered; "
             "mean over trials, worst in brackets):", ""]
     for r in report["runs"]:

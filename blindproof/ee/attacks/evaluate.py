@@ -13,6 +13,7 @@ Only the client's plaintext and the true key are used to *score* the attacks, ne
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import platform
@@ -49,6 +50,7 @@ class AttackConfig:
     lengths: tuple[int, ...] = DEFAULT_LENGTHS
     restarts: int = 20
     trials: int = 1  # disjoint stretches of victim text per ciphertext length
+    related: tuple[float, ...] = (0.01, 0.1, 0.3, 1.0)  # relative weight changes of the deployed model
     use_default_model: bool = True  # tiny-llama: the trained default model when its weights exist
 
 
@@ -208,6 +210,48 @@ def decipherment(base: Transformer, tier: str, key: EEKey, attacker_text: bytes,
             "curves": curves}
 
 
+@torch.no_grad()
+def perturbed(model: Transformer, rel: float, seed: int) -> Transformer:
+    """A copy of ``model`` with every weight moved by Gaussian noise of relative size ``rel``.
+
+    A stand-in for a privately fine-tuned model whose public base the server knows (real fine-tuning
+    is not simulated: its changes are low-rank and uneven, this noise is neither).
+    """
+    out = copy.deepcopy(model)
+    g = torch.Generator().manual_seed(seed)
+    for p in out.parameters():
+        p.add_(rel * p.std() * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    return out
+
+
+def related_base(base: Transformer, tier: str, key: EEKey, prompt: torch.Tensor, rels: tuple[float, ...],
+                 seed: int) -> dict:
+    """Attacks (a) and (b, layer 0) when the server knows only a model related to the deployed one."""
+    rows = []
+    for rel in rels:
+        private = perturbed(base, rel, seed)
+        enc, codec = encrypt_model(private, key, tier), ClientCodec(private, key, tier)
+        rec = recover_key(enc.model, base)
+        q_true = _true_stream_key(codec, base.cfg.d_model)
+        row = {"relative_change": rel,
+               "residual_rel_error": float(np.linalg.norm(rec.residual - q_true) / np.linalg.norm(q_true)),
+               "ffn_reconstruction_max_rel_residual": float(max(rec.ffn_residuals))}
+        if bool(np.all((q_true == 0) | (q_true == 1))):
+            row["residual_exact_fraction"] = float((rec.residual_permutation() == q_true.argmax(0)).mean())
+        h0 = codec.client_input(prompt)[0]
+        for label, k in (("prompt_layer0_with_recovered_key", rec.residual), ("prompt_layer0_without_key", None)):
+            row[label] = float((invert_hidden_states(base, h0, 0, k) == prompt[0]).float().mean())
+        if base.cfg.output == "logits":
+            with torch.no_grad():
+                h_out = enc.model.run_blocks(codec.client_input(prompt))
+                stolen = base.head(h_out @ torch.as_tensor(rec.residual, dtype=h_out.dtype).T).argmax(-1)
+                row["output_top1_agreement"] = float((stolen == private(prompt).argmax(-1)).float().mean())
+        rows.append(row)
+    return {"threat": "server with a public model related to the deployed one (not its exact weights)",
+            "model_change": "Gaussian noise of the given size relative to each tensor's spread (a proxy for "
+                            "fine-tuning)", "rows": rows}
+
+
 def served_model_language(base: Transformer, tier: str, key: EEKey, attacker_text: bytes, victim_text: bytes,
                           restarts: int, seed: int) -> dict:
     """Vocabulary key from the served model's own predictions (server embeds and decodes, no base weights)."""
@@ -299,6 +343,7 @@ def run_attacks(cfg: AttackConfig) -> dict:
     report["hidden_inversion"] = hidden_inversion(base, cfg.tier, key, prompt, q_rec, wrong_base)
     report["decipherment"] = decipherment(base, cfg.tier, key, attacker_text, victim_text, cfg.lengths,
                                           cfg.restarts, cfg.seed, cfg.trials)
+    report["related_base"] = related_base(base, cfg.tier, key, prompt, cfg.related, cfg.seed)
     report["served_model_language"] = served_model_language(base, cfg.tier, key, attacker_text,
                                                             victim_text[:4096], cfg.restarts, cfg.seed)
     report["seconds_total"] = round(time.perf_counter() - t0, 2)

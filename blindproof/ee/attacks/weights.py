@@ -202,11 +202,22 @@ def _shape(model: Transformer) -> dict:
     return cfg
 
 
-def recover_key(served: Transformer, base: Transformer, vocab_from: tuple[str, ...] = ()) -> RecoveredKey:
+def _match_full_rows(served: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Assignment of served rows to base rows minimising total squared distance of whole rows."""
+    cost = (served ** 2).sum(1)[:, None] + (base ** 2).sum(1)[None, :] - 2.0 * served @ base.T
+    rows, cols = linear_sum_assignment(cost)
+    perm = np.empty(len(rows), dtype=np.int64)
+    perm[rows] = cols
+    return perm
+
+
+def recover_key(served: Transformer, base: Transformer, vocab_from: tuple[str, ...] = (),
+                refine: int = 5) -> RecoveredKey:
     """Recover the residual key, the FFN permutations and (optionally) the vocabulary permutation.
 
     ``vocab_from`` names the served matrices that carry the vocabulary key (``"embed"`` when the
     server embeds, ``"lm_head"`` when it decodes); under the default split the server holds neither.
+    ``refine`` bounds the rounds of whole-row re-matching after the first Procrustes fit.
     """
     check_supported(served)
     check_supported(base)
@@ -223,6 +234,16 @@ def recover_key(served: Transformer, base: Transformer, vocab_from: tuple[str, .
         a_rows.append(ffn_first(base, layer)[0][perm])
         b_rows.append(ffn_first(served, layer)[0])
     q = procrustes(np.concatenate(a_rows), np.concatenate(b_rows))
+    # refine: re-match whole rows under the current Q, re-fit Q (helps when the deployed weights are
+    # only close to the base, e.g. fine-tuned, and the scalar invariants no longer pin every neuron)
+    for _ in range(refine):
+        new = [_match_full_rows(ffn_first(served, layer)[0] @ q.T, ffn_first(base, layer)[0])
+               for layer in range(base.cfg.n_layers)]
+        if all((a == b).all() for a, b in zip(new, perms)):
+            break
+        perms = new
+        a_rows = [ffn_first(base, layer)[0][perm] for layer, perm in enumerate(perms)]
+        q = procrustes(np.concatenate(a_rows), np.concatenate(b_rows))
     resid = [float(np.linalg.norm(a @ q - b) / np.linalg.norm(b)) for a, b in zip(a_rows, b_rows)]
     vocab_perm, source = None, None
     for name in vocab_from:
