@@ -60,6 +60,8 @@ def build_summary(*, model_name: str, tier: str, key_id: str, deployment_id: str
     }
 
 
+LABELS = {"blind_server": "blind, through the server", "plaintext_server": "plaintext, through the server",
+          "plaintext_local": "plaintext, locally"}
 FALLBACK_PROMPT = "The tide comes in twice a day, "
 
 
@@ -112,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
             seconds: dict[str, float] = {}
 
             def timed(name: str, fn):
-                progress(f"generating {args.tokens} tokens, {name.replace('_', ' via ')}: ", end="")
+                progress(f"generating {args.tokens} tokens, {LABELS[name]}: ", end="")
                 t0 = time.perf_counter()
                 out = fn()
                 seconds[name] = time.perf_counter() - t0
@@ -147,5 +149,5 @@ def run(args: argparse.Namespace) -> int:
         verdict = "IDENTICAL" if summary["blind_equals_plaintext"] else "DIFFERENT"
         print(f"blind and plaintext text are {verdict} ({args.tier} tier, key {key.key_id[:12]}…)")
         for name, ms in summary["ms_per_token"].items():
-            print(f"  {name:<20} {seconds[name]:7.3f} s  ({ms:.2f} ms/token)")
+            print(f"  {LABELS[name]:<30} {seconds[name]:7.3f} s  ({ms:.2f} ms/token)")
     return 0 if summary["blind_equals_plaintext"] else 1
