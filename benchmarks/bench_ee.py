@@ -10,6 +10,7 @@ way shows the noise floor of the machine. Writes docs/bench_ee.json and docs/ben
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -78,11 +79,13 @@ def bench(name: str, tier: str, seconds: float, key: EEKey) -> dict:
     codec = ClientCodec(model, key, tier)
     h = model.embed_tokens(tokens)
     h_enc = codec.client_input(tokens)
-    plain = lambda: model.run_blocks(h)  # noqa: E731
+    # baselines are fresh copies, allocated like the server copy: placement alone moves small models ~1%
+    base, twin = copy.deepcopy(model), copy.deepcopy(model)
+    plain = lambda: base.run_blocks(h)  # noqa: E731
     server = lambda: enc.model.run_blocks(h_enc)  # noqa: E731
     reps = reps_for(plain, seconds)
     a, b = interleaved(plain, server, reps)
-    a2, b2 = interleaved(plain, plain, reps)
+    a2, b2 = interleaved(plain, lambda: twin.run_blocks(h), reps)
     out = model.run_blocks(h)
     out_enc = enc.model.run_blocks(h_enc)
     creps = max(50, reps)
@@ -98,7 +101,13 @@ def bench(name: str, tier: str, seconds: float, key: EEKey) -> dict:
         "client_output_ms": 1e3 * med([timed(lambda: codec.client_output(out_enc)) for _ in range(creps)]),
         "plain_head_ms": 1e3 * med([timed(lambda: model.head(out)) for _ in range(creps)]),
         "transform_s": med(transform_s),
+        "rel_error_f32": rel_error(model.head(out), codec.client_output(out_enc)),
     }
+
+
+def rel_error(ref: torch.Tensor, got: torch.Tensor) -> float:
+    """max |got - ref| / max |ref|: the equivariance error of the blind path."""
+    return float((got - ref).abs().max() / ref.abs().max())
 
 
 def markdown(info: dict, rows: list[dict]) -> str:
@@ -108,22 +117,26 @@ def markdown(info: dict, rows: list[dict]) -> str:
         f"Python {info['python']}, torch {info['torch']}, numpy {info['numpy']}; 1-minute load average at "
         f"start {info['loadavg_1m']}.", "",
         "Server forward = `run_blocks` at batch 1 (float32, CPU), plaintext and transformed interleaved in the "
-        "same run, medians over `reps` each. A/A = plaintext against itself, measured the same way (the noise "
-        "floor). `paired` = median of the per-pair ratios of adjacent runs (robust to slow load drift); `min` = "
+        "same run, medians over `reps` each. A/A = plaintext against a second copy of itself, measured the "
+        "same way (the noise floor). Both plaintext copies are fresh deep copies, allocated like the server copy. "
+        "Figures were taken while other jobs loaded the machine (load average above), so read ratios against "
+        "the A/A column. `paired` = median of the per-pair ratios of adjacent runs (robust to slow load drift); `min` = "
         "ratio of the fastest runs. Client columns: `encode`/`decode` = the residual-stream key alone; `client in` = embed + encode; "
         "`client out` = decode + final norm + LM head (`plain head` = final norm + LM head without EE). "
-        "Transform = offline `encrypt_model` (median of 3).", "",
+        "Transform = offline `encrypt_model` (median of 3). Error = max |blind - plain| / max |plain| of the logits "
+        "(float32).", "",
         "| workload | tier | seq | reps | plain ms | server ms | ratio | paired | min | A/A | A/A paired | encode ms "
         "| decode ms | client in ms "
-        "| client out ms | plain head ms | transform s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| client out ms | plain head ms | transform s | error |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(f"| {r['workload']} | {r['tier']} | {r['seq']} | {r['reps']} | {r['plain_forward_ms']:.3f} | "
                      f"{r['server_forward_ms']:.3f} | {r['ratio']:.3f} | {r['paired_ratio']:.3f} | {r['min_ratio']:.3f} | "
                      f"{r['aa_ratio']:.3f} | {r['aa_paired_ratio']:.3f} | "
                      f"{r['encode_hidden_ms']:.3f} | {r['decode_hidden_ms']:.3f} | {r['client_input_ms']:.3f} | "
-                     f"{r['client_output_ms']:.3f} | {r['plain_head_ms']:.3f} | {r['transform_s']:.2f} |")
+                     f"{r['client_output_ms']:.3f} | {r['plain_head_ms']:.3f} | {r['transform_s']:.2f} | "
+                     f"{r['rel_error_f32']:.1e} |")
     lines += ["", f"Command: `{info['command']}`", ""]
     return "\n".join(lines)
 
