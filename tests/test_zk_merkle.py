@@ -25,11 +25,23 @@ def test_blake3_matches_reference(n_words):
         assert M.digest_to_bytes(cols[r]) == want
 
 
-def test_tree_structure_matches_reference_hashes():
+@pytest.mark.parametrize("height", [0, 1, 16, 17, 256, 266, 513, 1040, 2100])
+@pytest.mark.parametrize("width", [16, 48, 19])
+def test_lockstep_column_hashing_matches_reference(height, width):
+    rng = np.random.default_rng(height * 100 + width)
+    mat = rng.integers(0, 2**32, size=(height, width), dtype=np.uint32)
+    got = B.hash_columns(mat, KEY_WORDS)
+    for j in range(width):
+        assert M.digest_to_bytes(got[j]) == blake3.blake3(mat[:, j].astype("<u4").tobytes(), key=KEY).digest()
+
+
+@pytest.mark.parametrize("shape", [(5, 8), (300, 32)])
+def test_tree_structure_matches_reference_hashes(shape):
     rng = np.random.default_rng(1)
-    mat = rng.integers(0, 2**31, size=(5, 8), dtype=np.uint32)
+    mat = rng.integers(0, 2**31, size=shape, dtype=np.uint32)
     tree = M.MerkleTree(mat)
-    leaf = [blake3.blake3(mat[:, j].astype("<u4").tobytes(), key=M._LEAF_KEY_BYTES).digest() for j in range(8)]
+    leaf = [blake3.blake3(mat[:, j].astype("<u4").tobytes(), key=M._LEAF_KEY_BYTES).digest()
+            for j in range(shape[1])]
     level = leaf
     while len(level) > 1:
         level = [blake3.blake3(level[i] + level[i + 1], key=M._NODE_KEY_BYTES).digest()

@@ -371,7 +371,7 @@ def build_tree(data, leaf_key, node_key):
     """
     n = data.shape[1]
     tree = np.zeros((2 * n, 8), dtype=np.uint32)
-    tree[n:] = hash_lines(data, True, leaf_key)
+    tree[n:] = hash_columns(data, leaf_key)
     for pos in range(n - 1, 0, -1):
         _node_of(node_key, tree[2 * pos], tree[2 * pos + 1], tree, pos)
     return tree
@@ -440,3 +440,465 @@ def multiproof_root(n, positions, leaves, proof, node_key):
         cnt = q
     ok = k == proof.shape[0] and cnt == 1
     return vals[0].copy(), ok
+
+
+# --- 16 columns in lockstep ------------------------------------------------------------------------
+# Columns of equal height go through the same sequence of compressions, so 16 of them are hashed
+# together with word-major state (``v[i*16 + l]`` is word i of lane l). Every lane loop has the same
+# constant shape, which LLVM turns into 8-wide vector code with vector rotates; all buffers are
+# local to one function so that it can prove they do not overlap. About 2.7x the scalar path.
+
+LANES = 16
+_JOB_BLOCK = 0
+_JOB_PARENT = 1
+
+
+@nb.njit(**_NJ)
+def _jobs(n):
+    """The compressions that hash ``n`` words, in order: rows (kind, first word, words used,
+    counter, flags, push), where ``push`` stores the result on the CV stack. Parent jobs pop."""
+    n_chunks = max(1, (n + CHUNK_WORDS - 1) // CHUNK_WORDS)
+    out = np.zeros((n_chunks * 17 + 64, 6), dtype=np.int64)
+    q = 0
+    depth = 0
+    for ci in range(n_chunks):
+        start = ci * CHUNK_WORDS
+        stop = min(start + CHUNK_WORDS, n)
+        n_blocks = max(1, (stop - start + BLOCK_WORDS - 1) // BLOCK_WORDS)
+        for bi in range(n_blocks):
+            b0 = start + bi * BLOCK_WORDS
+            used = min(BLOCK_WORDS, stop - b0) if stop > b0 else 0
+            flags = KEYED_HASH
+            if bi == 0:
+                flags |= CHUNK_START
+            if bi == n_blocks - 1:
+                flags |= CHUNK_END
+                if n_chunks == 1:
+                    flags |= ROOT
+            out[q, 0], out[q, 1], out[q, 2], out[q, 3], out[q, 4] = _JOB_BLOCK, b0, used, ci, flags
+            q += 1
+        if ci < n_chunks - 1:
+            total = ci + 1
+            while total & 1 == 0:
+                out[q, 0], out[q, 4] = _JOB_PARENT, KEYED_HASH | PARENT
+                depth -= 1
+                q += 1
+                total >>= 1
+            out[q - 1, 5] = 1
+            depth += 1
+    while depth > 0:
+        depth -= 1
+        out[q, 0], out[q, 4] = _JOB_PARENT, KEYED_HASH | PARENT | (ROOT if depth == 0 else 0)
+        q += 1
+    return out[:q].copy()
+
+
+@nb.njit(**_NJ)
+def _hash_16_columns(data, j0, key, jobs, out):
+    """Keyed BLAKE3 of columns ``j0 .. j0+15`` of ``data`` (R, n) into ``out[j0:j0+16]``."""
+    v = np.empty(256, dtype=np.uint32)
+    m = np.empty(256, dtype=np.uint32)
+    cv = np.empty(128, dtype=np.uint32)
+    stack = np.empty((64, 128), dtype=np.uint32)
+    depth = 0
+    for q in range(jobs.shape[0]):
+        kind, w0, used, counter, flags, push = jobs[q, 0], jobs[q, 1], jobs[q, 2], jobs[q, 3], jobs[q, 4], jobs[q, 5]
+        if kind == _JOB_BLOCK:
+            for i in range(16):
+                if i < used:
+                    for l in range(16):
+                        m[i * 16 + l] = data[w0 + i, j0 + l]
+                else:
+                    for l in range(16):
+                        m[i * 16 + l] = 0
+            block_len = used * 4
+            from_key = (flags & CHUNK_START) != 0
+        else:
+            depth -= 1
+            for i in range(128):
+                m[i] = stack[depth, i]
+                m[128 + i] = cv[i]
+            block_len = 64
+            from_key = True
+        for i in range(8):
+            for l in range(16):
+                v[i * 16 + l] = key[i] if from_key else cv[i * 16 + l]
+        for l in range(16):
+            v[128 + l] = IV0
+            v[144 + l] = IV1
+            v[160 + l] = IV2
+            v[176 + l] = IV3
+            v[192 + l] = U(counter & 0xFFFFFFFF)
+            v[208 + l] = U(counter >> 32)
+            v[224 + l] = U(block_len)
+            v[240 + l] = U(flags)
+        # round 0
+        for l in range(16):
+            a = U(v[0 + l] + v[64 + l] + m[0 + l]); d = U(v[192 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[128 + l] + d); b = U(v[64 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[16 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[0 + l] = a; v[64 + l] = b; v[128 + l] = c; v[192 + l] = d
+        for l in range(16):
+            a = U(v[16 + l] + v[80 + l] + m[32 + l]); d = U(v[208 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[144 + l] + d); b = U(v[80 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[48 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[16 + l] = a; v[80 + l] = b; v[144 + l] = c; v[208 + l] = d
+        for l in range(16):
+            a = U(v[32 + l] + v[96 + l] + m[64 + l]); d = U(v[224 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[160 + l] + d); b = U(v[96 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[80 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[32 + l] = a; v[96 + l] = b; v[160 + l] = c; v[224 + l] = d
+        for l in range(16):
+            a = U(v[48 + l] + v[112 + l] + m[96 + l]); d = U(v[240 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[176 + l] + d); b = U(v[112 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[112 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[48 + l] = a; v[112 + l] = b; v[176 + l] = c; v[240 + l] = d
+        for l in range(16):
+            a = U(v[0 + l] + v[80 + l] + m[128 + l]); d = U(v[240 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[160 + l] + d); b = U(v[80 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[144 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[0 + l] = a; v[80 + l] = b; v[160 + l] = c; v[240 + l] = d
+        for l in range(16):
+            a = U(v[16 + l] + v[96 + l] + m[160 + l]); d = U(v[192 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[176 + l] + d); b = U(v[96 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[176 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[16 + l] = a; v[96 + l] = b; v[176 + l] = c; v[192 + l] = d
+        for l in range(16):
+            a = U(v[32 + l] + v[112 + l] + m[192 + l]); d = U(v[208 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[128 + l] + d); b = U(v[112 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[208 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[32 + l] = a; v[112 + l] = b; v[128 + l] = c; v[208 + l] = d
+        for l in range(16):
+            a = U(v[48 + l] + v[64 + l] + m[224 + l]); d = U(v[224 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[144 + l] + d); b = U(v[64 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[240 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[48 + l] = a; v[64 + l] = b; v[144 + l] = c; v[224 + l] = d
+        # round 1
+        for l in range(16):
+            a = U(v[0 + l] + v[64 + l] + m[32 + l]); d = U(v[192 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[128 + l] + d); b = U(v[64 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[96 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[0 + l] = a; v[64 + l] = b; v[128 + l] = c; v[192 + l] = d
+        for l in range(16):
+            a = U(v[16 + l] + v[80 + l] + m[48 + l]); d = U(v[208 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[144 + l] + d); b = U(v[80 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[160 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[16 + l] = a; v[80 + l] = b; v[144 + l] = c; v[208 + l] = d
+        for l in range(16):
+            a = U(v[32 + l] + v[96 + l] + m[112 + l]); d = U(v[224 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[160 + l] + d); b = U(v[96 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[0 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[32 + l] = a; v[96 + l] = b; v[160 + l] = c; v[224 + l] = d
+        for l in range(16):
+            a = U(v[48 + l] + v[112 + l] + m[64 + l]); d = U(v[240 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[176 + l] + d); b = U(v[112 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[208 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[48 + l] = a; v[112 + l] = b; v[176 + l] = c; v[240 + l] = d
+        for l in range(16):
+            a = U(v[0 + l] + v[80 + l] + m[16 + l]); d = U(v[240 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[160 + l] + d); b = U(v[80 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[176 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[0 + l] = a; v[80 + l] = b; v[160 + l] = c; v[240 + l] = d
+        for l in range(16):
+            a = U(v[16 + l] + v[96 + l] + m[192 + l]); d = U(v[192 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[176 + l] + d); b = U(v[96 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[80 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[16 + l] = a; v[96 + l] = b; v[176 + l] = c; v[192 + l] = d
+        for l in range(16):
+            a = U(v[32 + l] + v[112 + l] + m[144 + l]); d = U(v[208 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[128 + l] + d); b = U(v[112 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[224 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[32 + l] = a; v[112 + l] = b; v[128 + l] = c; v[208 + l] = d
+        for l in range(16):
+            a = U(v[48 + l] + v[64 + l] + m[240 + l]); d = U(v[224 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[144 + l] + d); b = U(v[64 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[128 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[48 + l] = a; v[64 + l] = b; v[144 + l] = c; v[224 + l] = d
+        # round 2
+        for l in range(16):
+            a = U(v[0 + l] + v[64 + l] + m[48 + l]); d = U(v[192 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[128 + l] + d); b = U(v[64 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[64 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[0 + l] = a; v[64 + l] = b; v[128 + l] = c; v[192 + l] = d
+        for l in range(16):
+            a = U(v[16 + l] + v[80 + l] + m[160 + l]); d = U(v[208 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[144 + l] + d); b = U(v[80 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[192 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[16 + l] = a; v[80 + l] = b; v[144 + l] = c; v[208 + l] = d
+        for l in range(16):
+            a = U(v[32 + l] + v[96 + l] + m[208 + l]); d = U(v[224 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[160 + l] + d); b = U(v[96 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[32 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[32 + l] = a; v[96 + l] = b; v[160 + l] = c; v[224 + l] = d
+        for l in range(16):
+            a = U(v[48 + l] + v[112 + l] + m[112 + l]); d = U(v[240 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[176 + l] + d); b = U(v[112 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[224 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[48 + l] = a; v[112 + l] = b; v[176 + l] = c; v[240 + l] = d
+        for l in range(16):
+            a = U(v[0 + l] + v[80 + l] + m[96 + l]); d = U(v[240 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[160 + l] + d); b = U(v[80 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[80 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[0 + l] = a; v[80 + l] = b; v[160 + l] = c; v[240 + l] = d
+        for l in range(16):
+            a = U(v[16 + l] + v[96 + l] + m[144 + l]); d = U(v[192 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[176 + l] + d); b = U(v[96 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[0 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[16 + l] = a; v[96 + l] = b; v[176 + l] = c; v[192 + l] = d
+        for l in range(16):
+            a = U(v[32 + l] + v[112 + l] + m[176 + l]); d = U(v[208 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[128 + l] + d); b = U(v[112 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[240 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[32 + l] = a; v[112 + l] = b; v[128 + l] = c; v[208 + l] = d
+        for l in range(16):
+            a = U(v[48 + l] + v[64 + l] + m[128 + l]); d = U(v[224 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[144 + l] + d); b = U(v[64 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[16 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[48 + l] = a; v[64 + l] = b; v[144 + l] = c; v[224 + l] = d
+        # round 3
+        for l in range(16):
+            a = U(v[0 + l] + v[64 + l] + m[160 + l]); d = U(v[192 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[128 + l] + d); b = U(v[64 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[112 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[0 + l] = a; v[64 + l] = b; v[128 + l] = c; v[192 + l] = d
+        for l in range(16):
+            a = U(v[16 + l] + v[80 + l] + m[192 + l]); d = U(v[208 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[144 + l] + d); b = U(v[80 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[144 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[16 + l] = a; v[80 + l] = b; v[144 + l] = c; v[208 + l] = d
+        for l in range(16):
+            a = U(v[32 + l] + v[96 + l] + m[224 + l]); d = U(v[224 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[160 + l] + d); b = U(v[96 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[48 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[32 + l] = a; v[96 + l] = b; v[160 + l] = c; v[224 + l] = d
+        for l in range(16):
+            a = U(v[48 + l] + v[112 + l] + m[208 + l]); d = U(v[240 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[176 + l] + d); b = U(v[112 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[240 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[48 + l] = a; v[112 + l] = b; v[176 + l] = c; v[240 + l] = d
+        for l in range(16):
+            a = U(v[0 + l] + v[80 + l] + m[64 + l]); d = U(v[240 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[160 + l] + d); b = U(v[80 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[0 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[0 + l] = a; v[80 + l] = b; v[160 + l] = c; v[240 + l] = d
+        for l in range(16):
+            a = U(v[16 + l] + v[96 + l] + m[176 + l]); d = U(v[192 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[176 + l] + d); b = U(v[96 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[32 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[16 + l] = a; v[96 + l] = b; v[176 + l] = c; v[192 + l] = d
+        for l in range(16):
+            a = U(v[32 + l] + v[112 + l] + m[80 + l]); d = U(v[208 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[128 + l] + d); b = U(v[112 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[128 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[32 + l] = a; v[112 + l] = b; v[128 + l] = c; v[208 + l] = d
+        for l in range(16):
+            a = U(v[48 + l] + v[64 + l] + m[16 + l]); d = U(v[224 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[144 + l] + d); b = U(v[64 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[96 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[48 + l] = a; v[64 + l] = b; v[144 + l] = c; v[224 + l] = d
+        # round 4
+        for l in range(16):
+            a = U(v[0 + l] + v[64 + l] + m[192 + l]); d = U(v[192 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[128 + l] + d); b = U(v[64 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[208 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[0 + l] = a; v[64 + l] = b; v[128 + l] = c; v[192 + l] = d
+        for l in range(16):
+            a = U(v[16 + l] + v[80 + l] + m[144 + l]); d = U(v[208 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[144 + l] + d); b = U(v[80 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[176 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[16 + l] = a; v[80 + l] = b; v[144 + l] = c; v[208 + l] = d
+        for l in range(16):
+            a = U(v[32 + l] + v[96 + l] + m[240 + l]); d = U(v[224 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[160 + l] + d); b = U(v[96 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[160 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[32 + l] = a; v[96 + l] = b; v[160 + l] = c; v[224 + l] = d
+        for l in range(16):
+            a = U(v[48 + l] + v[112 + l] + m[224 + l]); d = U(v[240 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[176 + l] + d); b = U(v[112 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[128 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[48 + l] = a; v[112 + l] = b; v[176 + l] = c; v[240 + l] = d
+        for l in range(16):
+            a = U(v[0 + l] + v[80 + l] + m[112 + l]); d = U(v[240 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[160 + l] + d); b = U(v[80 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[32 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[0 + l] = a; v[80 + l] = b; v[160 + l] = c; v[240 + l] = d
+        for l in range(16):
+            a = U(v[16 + l] + v[96 + l] + m[80 + l]); d = U(v[192 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[176 + l] + d); b = U(v[96 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[48 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[16 + l] = a; v[96 + l] = b; v[176 + l] = c; v[192 + l] = d
+        for l in range(16):
+            a = U(v[32 + l] + v[112 + l] + m[0 + l]); d = U(v[208 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[128 + l] + d); b = U(v[112 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[16 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[32 + l] = a; v[112 + l] = b; v[128 + l] = c; v[208 + l] = d
+        for l in range(16):
+            a = U(v[48 + l] + v[64 + l] + m[96 + l]); d = U(v[224 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[144 + l] + d); b = U(v[64 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[64 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[48 + l] = a; v[64 + l] = b; v[144 + l] = c; v[224 + l] = d
+        # round 5
+        for l in range(16):
+            a = U(v[0 + l] + v[64 + l] + m[144 + l]); d = U(v[192 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[128 + l] + d); b = U(v[64 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[224 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[0 + l] = a; v[64 + l] = b; v[128 + l] = c; v[192 + l] = d
+        for l in range(16):
+            a = U(v[16 + l] + v[80 + l] + m[176 + l]); d = U(v[208 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[144 + l] + d); b = U(v[80 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[80 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[16 + l] = a; v[80 + l] = b; v[144 + l] = c; v[208 + l] = d
+        for l in range(16):
+            a = U(v[32 + l] + v[96 + l] + m[128 + l]); d = U(v[224 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[160 + l] + d); b = U(v[96 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[192 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[32 + l] = a; v[96 + l] = b; v[160 + l] = c; v[224 + l] = d
+        for l in range(16):
+            a = U(v[48 + l] + v[112 + l] + m[240 + l]); d = U(v[240 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[176 + l] + d); b = U(v[112 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[16 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[48 + l] = a; v[112 + l] = b; v[176 + l] = c; v[240 + l] = d
+        for l in range(16):
+            a = U(v[0 + l] + v[80 + l] + m[208 + l]); d = U(v[240 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[160 + l] + d); b = U(v[80 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[48 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[0 + l] = a; v[80 + l] = b; v[160 + l] = c; v[240 + l] = d
+        for l in range(16):
+            a = U(v[16 + l] + v[96 + l] + m[0 + l]); d = U(v[192 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[176 + l] + d); b = U(v[96 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[160 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[16 + l] = a; v[96 + l] = b; v[176 + l] = c; v[192 + l] = d
+        for l in range(16):
+            a = U(v[32 + l] + v[112 + l] + m[32 + l]); d = U(v[208 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[128 + l] + d); b = U(v[112 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[96 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[32 + l] = a; v[112 + l] = b; v[128 + l] = c; v[208 + l] = d
+        for l in range(16):
+            a = U(v[48 + l] + v[64 + l] + m[64 + l]); d = U(v[224 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[144 + l] + d); b = U(v[64 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[112 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[48 + l] = a; v[64 + l] = b; v[144 + l] = c; v[224 + l] = d
+        # round 6
+        for l in range(16):
+            a = U(v[0 + l] + v[64 + l] + m[176 + l]); d = U(v[192 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[128 + l] + d); b = U(v[64 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[240 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[0 + l] = a; v[64 + l] = b; v[128 + l] = c; v[192 + l] = d
+        for l in range(16):
+            a = U(v[16 + l] + v[80 + l] + m[80 + l]); d = U(v[208 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[144 + l] + d); b = U(v[80 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[0 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[16 + l] = a; v[80 + l] = b; v[144 + l] = c; v[208 + l] = d
+        for l in range(16):
+            a = U(v[32 + l] + v[96 + l] + m[16 + l]); d = U(v[224 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[160 + l] + d); b = U(v[96 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[144 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[32 + l] = a; v[96 + l] = b; v[160 + l] = c; v[224 + l] = d
+        for l in range(16):
+            a = U(v[48 + l] + v[112 + l] + m[128 + l]); d = U(v[240 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[176 + l] + d); b = U(v[112 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[96 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[48 + l] = a; v[112 + l] = b; v[176 + l] = c; v[240 + l] = d
+        for l in range(16):
+            a = U(v[0 + l] + v[80 + l] + m[224 + l]); d = U(v[240 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[160 + l] + d); b = U(v[80 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[160 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[0 + l] = a; v[80 + l] = b; v[160 + l] = c; v[240 + l] = d
+        for l in range(16):
+            a = U(v[16 + l] + v[96 + l] + m[32 + l]); d = U(v[192 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[176 + l] + d); b = U(v[96 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[192 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[16 + l] = a; v[96 + l] = b; v[176 + l] = c; v[192 + l] = d
+        for l in range(16):
+            a = U(v[32 + l] + v[112 + l] + m[48 + l]); d = U(v[208 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[128 + l] + d); b = U(v[112 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[64 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[32 + l] = a; v[112 + l] = b; v[128 + l] = c; v[208 + l] = d
+        for l in range(16):
+            a = U(v[48 + l] + v[64 + l] + m[112 + l]); d = U(v[224 + l] ^ a); d = U((d >> U(16)) | (d << U(16)))
+            c = U(v[144 + l] + d); b = U(v[64 + l] ^ c); b = U((b >> U(12)) | (b << U(20)))
+            a = U(a + b + m[208 + l]); d = U(d ^ a); d = U((d >> U(8)) | (d << U(24)))
+            c = U(c + d); b = U(b ^ c); b = U((b >> U(7)) | (b << U(25)))
+            v[48 + l] = a; v[64 + l] = b; v[144 + l] = c; v[224 + l] = d
+
+        for i in range(128):
+            cv[i] = v[i] ^ v[128 + i]
+        if push:
+            for i in range(128):
+                stack[depth, i] = cv[i]
+            depth += 1
+    for l in range(16):
+        for i in range(8):
+            out[j0 + l, i] = cv[i * 16 + l]
+
+
+@nb.njit(**_NJ)
+def hash_columns(data, key):
+    """Keyed BLAKE3 digest of every column of ``data`` (R, n): (n, 8) uint32; 16 at a time."""
+    n = data.shape[1]
+    out = np.empty((n, 8), dtype=np.uint32)
+    jobs = _jobs(data.shape[0])
+    full = n - n % LANES
+    for j0 in range(0, full, LANES):
+        _hash_16_columns(data, j0, key, jobs, out)
+    if full < n:
+        stack = np.empty((64, 8), dtype=np.uint32)
+        m = np.empty(16, dtype=np.uint32)
+        for j in range(full, n):
+            _hash_line(data, j, True, key, out[j], stack, m)
+    return out
