@@ -45,11 +45,15 @@ def corpus_text(split: Literal["train", "heldout"] = "train") -> str:
 
 
 @lru_cache(maxsize=1)
-def default_metadata() -> dict:
-    """The training record written beside the weights (config, losses, corpus digests, timing)."""
+def _metadata_text() -> str:
     if not METADATA_PATH.exists():
         raise FileNotFoundError(f"default model metadata missing at {METADATA_PATH}; {_REGENERATE}")
-    return json.loads(METADATA_PATH.read_text(encoding="utf-8"))
+    return METADATA_PATH.read_text(encoding="utf-8")
+
+
+def default_metadata() -> dict:
+    """The training record written beside the weights (config, losses, corpus digests, timing); a fresh dict."""
+    return json.loads(_metadata_text())
 
 
 def load_default_model() -> Transformer:
