@@ -1,1 +1,28 @@
-"""blindproof.zk.ops"""
+"""Layer protocols of the integer program: one module per op family (see ``base`` for the interface).
+
+``protocol(kind)`` returns the module that proves and verifies ops of that kind (``shapes``, ``aux``,
+``prove``, ``verify``); modules are imported on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from types import ModuleType
+
+# op kind -> module (relative to this package)
+_MODULES: dict[str, str] = {
+}
+
+
+def protocol(kind: str) -> ModuleType:
+    """The protocol module for an op kind; ValueError if the kind has none."""
+    try:
+        name = _MODULES[kind]
+    except KeyError:
+        raise ValueError(f"no proof protocol for op kind {kind!r}; known: {', '.join(sorted(_MODULES))}") from None
+    return import_module(f"{__name__}.{name}")
+
+
+def kinds() -> tuple[str, ...]:
+    """Op kinds with a protocol."""
+    return tuple(sorted(_MODULES))

@@ -1,0 +1,914 @@
+"""The op-proof framework: layout, claims, contexts, proof containers and the shared gadgets.
+
+Layout. Every tensor (trace tensor, witness, weight, auxiliary column) is committed in canonical form:
+each dimension zero-padded to a power of two, flattened row-major, signed integers mapped to the field
+with ``field.from_signed`` (:func:`canonical`). A tensor of shape ``(d_0, …, d_k)`` is therefore an MLE
+over ``Σ_i ceil(log2 d_i)`` variables, the first ones picking ``d_0`` (MSB-first, see ``zk.mle``).
+Names: trace tensors by their program name, op witnesses ``"<output>/<witness>"`` as
+``quant.reference.run_program`` records them (:func:`witness_name`), weights ``"w:<name>"``
+(:func:`weight_name`), auxiliary columns an op commits for its gadgets ``"<output>~<what>"``.
+
+Claims. ``Claim(tensor, point, value)`` states ``MLE(canonical(tensor))(point) = value``; points are
+extension points ``(n, 4)``, values ``(4,)``. Claims pile up in a :class:`ClaimSet`; at the end a
+:class:`Settler` checks them (the verifier evaluates public tensors itself, committed ones go to the
+polynomial commitment; :class:`OracleSettler` evaluates the prover's actual tables, for tests).
+Padding is zero, a constant is not: a constant ``c`` on a padded tensor is ``c · ind`` with ``ind`` the
+public indicator of real entries (:func:`indicator_eval`, :func:`indicator_table`).
+
+Op interface (one module per op family, registered by kind in ``blindproof.zk.ops``)::
+
+    shapes(op, in_shapes, spec) -> dict[str, tuple]      # output, witnesses and aux columns -> shape
+    aux(ctx: ProverContext, op) -> dict[str, np.ndarray]  # aux columns (int64) from the trace values
+    prove(ctx: ProverContext, op, out_claims) -> (OpProof, in_claims)
+    verify(ctx: VerifierContext, op, out_claims, proof: OpProof) -> in_claims
+
+``shapes`` is pure (the verifier derives every committed shape from the public input shapes). ``aux``
+is called before anything is committed: every column an op needs (limbs, multiplicities, clamp
+excesses) is committed with the trace, before any challenge ("commit everything"). ``prove`` receives
+the claims on the op's output (the program reduces several claims to one first, :func:`prove_reduce`)
+and returns claims on its inputs, witnesses, weights and aux columns; the program routes each claim to
+the op that produced the tensor or to the settler. ``verify`` mirrors ``prove`` message for message
+and raises :class:`Reject` on any failure (the top-level verifier turns it into a ``VerifyResult`` with
+``verdict.guarded``). Transcript discipline: both sides call the same helpers in the same order.
+
+Proof container. An :class:`OpProof` is an ordered list of parts (extension arrays or serialized
+sumcheck/lookup proofs). The prover appends with ``put_*``; the verifier consumes them in the same
+order through :class:`ProofReader` (``take_ext``, ``take_sumcheck``, ``take_lookup``, then ``done``),
+which rejects missing, extra or malformed parts. ``OpProof.to_bytes``/``from_bytes`` are bounded.
+
+Gadgets (each with a prover and a verifier half that take an ``OpProof`` / ``ProofReader``):
+
+- :func:`prove_sum` / :func:`verify_sum`: a sumcheck over named tables (a thin wrapper of
+  ``zk.sumcheck``) returning the random point and the tables' values there.
+- :func:`prove_zero_check` / :func:`verify_zero_check`: ``Σ_t c_t Π f ≡ 0`` on the hypercube (degree
+  ≤ 2 per term) by a sumcheck of ``eq(τ, x) · Σ_t c_t Π f(x)`` at a fresh random ``τ``.
+- :class:`RangeCheck`: every real entry of a tensor lies in ``[lo, hi]`` (shifted by ``lo``, split in
+  16-bit limbs, two-sided when ``hi − lo + 1`` is not a power of two; padding is handled by ``ind``).
+- :class:`FunctionLookup`: every (input, output) pair of two tensors is a row of a public table
+  (width-2 logUp lookup). The padded pair ``(0, 0)`` must be a row of the table.
+- :class:`Clamp`: ``out = clamp(q, lo, hi)`` by ``q − out = d⁺ − d⁻``, ``d⁺, d⁻ ≥ 0``,
+  ``d⁺ (hi − out) = 0``, ``d⁻ (out − lo) = 0``, ``out ∈ [lo, hi]``.
+- :class:`Checks`: a bundle of range checks and function lookups proved together — one logUp-GKR
+  lookup per table, and the aux columns (limbs, multiplicities) they need.
+- :func:`prove_reduce` / :func:`verify_reduce`: several claims on one tensor → one claim (a degree-2
+  sumcheck against ``Σ_i α^i eq(r_i, ·)``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Mapping, Sequence
+
+import blake3
+import numpy as np
+
+from blindproof.zk import field as F
+from blindproof.zk import lookup as L
+from blindproof.zk import mle
+from blindproof.zk import sumcheck as S
+from blindproof.zk.encoding import ProofFormatError, Reader, Writer
+from blindproof.zk.quant.spec import Op, QuantSpec
+from blindproof.zk.transcript import Transcript
+
+LIMB_BITS = 16
+MAX_PARTS = 4096
+MAX_PART_BYTES = 1 << 26
+_MAGIC = b"BPOP"
+_VERSION = 1
+
+
+class Reject(Exception):
+    """An op proof does not verify (raised inside verifiers; converted to VerifyResult at the top)."""
+
+
+# --- names and layout -----------------------------------------------------------------------------
+
+def witness_name(output: str, witness: str) -> str:
+    """Name of an op witness as the reference trace records it."""
+    return f"{output}/{witness}"
+
+
+def weight_name(name: str) -> str:
+    """Name of a committed weight tensor."""
+    return f"w:{name}"
+
+
+def aux_name(output: str, what: str) -> str:
+    """Name of an auxiliary column an op commits for its gadgets."""
+    return f"{output}~{what}"
+
+
+def dim_vars(d: int) -> int:
+    """Number of MLE variables of one dimension of size ``d`` (padded to a power of two)."""
+    if d < 1:
+        raise ValueError(f"tensor dimensions must be ≥ 1, got {d}")
+    return (d - 1).bit_length()
+
+
+def padded_shape(shape: Sequence[int]) -> tuple[int, ...]:
+    """Every dimension rounded up to a power of two."""
+    return tuple(1 << dim_vars(int(d)) for d in shape)
+
+
+def n_vars(shape: Sequence[int]) -> int:
+    """Number of MLE variables of a tensor of ``shape`` in canonical layout."""
+    return sum(dim_vars(int(d)) for d in shape)
+
+
+def canonical(values: np.ndarray, shape: Sequence[int] | None = None) -> np.ndarray:
+    """Canonical table: zero-pad every dimension to a power of two, flatten row-major, map to the field.
+
+    Accepts signed integers (int64) or field elements (uint32, taken as they are)."""
+    v = np.asarray(values)
+    if shape is not None and tuple(v.shape) != tuple(shape):
+        raise ValueError(f"canonical: values have shape {v.shape}, expected {tuple(shape)}")
+    if v.dtype.kind not in "iu":
+        raise TypeError(f"canonical: expected an integer array, got {v.dtype}")
+    fv = v if v.dtype == np.uint32 else F.from_signed(v)
+    pad = padded_shape(v.shape)
+    if pad == v.shape:
+        return np.ascontiguousarray(fv).reshape(-1)
+    out = np.zeros(pad, dtype=np.uint32)
+    out[tuple(slice(0, d) for d in v.shape)] = fv
+    return out.reshape(-1)
+
+
+def split_point(point: np.ndarray, shape: Sequence[int]) -> list[np.ndarray]:
+    """Split a point of a tensor into its per-dimension sub-points (MSB-first order)."""
+    out, k = [], 0
+    for d in shape:
+        m = dim_vars(int(d))
+        out.append(point[k:k + m])
+        k += m
+    if k != point.shape[0]:
+        raise ValueError(f"point has {point.shape[0]} coordinates, shape {tuple(shape)} needs {k}")
+    return out
+
+
+def prefix_ones_eval(d: int, point: np.ndarray) -> np.ndarray:
+    """MLE of ``[1]*d + [0]*(2^k − d)`` at a ``k``-coordinate point: Σ_{i<d} eq(point, i)."""
+    k = point.shape[0]
+    if d == 1 << k:
+        return F.eone()
+    # walk the bits of d (MSB first): the entries i < d are, for each set bit j of d, the block of
+    # indices sharing d's higher bits with bit j = 0.
+    total, prefix = F.ezero(), F.eone()
+    one = F.eone()
+    for j in range(k):
+        bit = (d >> (k - 1 - j)) & 1
+        r = point[j]
+        if bit:
+            total = F.eadd(total, F.emul(prefix, F.esub(one, r)))
+            prefix = F.emul(prefix, r)
+        else:
+            prefix = F.emul(prefix, F.esub(one, r))
+    return total
+
+
+def indicator_eval(shape: Sequence[int], point: np.ndarray) -> np.ndarray:
+    """MLE of the real-entries indicator of ``shape`` (1 on real entries, 0 on padding) at ``point``."""
+    out = F.eone()
+    for d, sub in zip(shape, split_point(point, shape)):
+        out = F.emul(out, prefix_ones_eval(int(d), sub))
+    return out
+
+
+def indicator_table(shape: Sequence[int]) -> np.ndarray:
+    """The real-entries indicator as a canonical base table."""
+    return canonical(np.ones(tuple(shape), dtype=np.int64))
+
+
+def public_eval(values: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """MLE of a public integer tensor (canonical layout) at an extension point -> (4,)."""
+    return mle.evaluate(canonical(values), point)
+
+
+def dim_index_weights(d: int, k: int) -> np.ndarray:
+    """Base table of length 2^k with ``t[i] = i`` for ``i < d`` and 0 on padding."""
+    t = np.zeros(1 << k, dtype=np.uint32)
+    t[:d] = np.arange(d, dtype=np.uint32)
+    return t
+
+
+# --- claims ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Claim:
+    """``MLE(canonical(tensor))(point) = value``; point (n, 4), value (4,)."""
+
+    tensor: str
+    point: np.ndarray
+    value: np.ndarray
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.tensor, str) or not self.tensor:
+            raise TypeError("Claim: tensor must be a non-empty str")
+        object.__setattr__(self, "point", F._check_ext(np.asarray(self.point).reshape(-1, 4), "claim point"))
+        object.__setattr__(self, "value", F._check_ext(np.asarray(self.value).reshape(4), "claim value"))
+
+    def same(self, other: "Claim") -> bool:
+        """Same tensor, point and value."""
+        return (self.tensor == other.tensor and np.array_equal(self.point, other.point)
+                and np.array_equal(self.value, other.value))
+
+
+@dataclass
+class ClaimSet:
+    """An ordered collection of claims, grouped by tensor on demand."""
+
+    claims: list[Claim] = field(default_factory=list)
+
+    def add(self, claim: Claim) -> None:
+        """Append one claim."""
+        if not isinstance(claim, Claim):
+            raise TypeError(f"ClaimSet.add: expected a Claim, got {type(claim).__name__}")
+        self.claims.append(claim)
+
+    def extend(self, claims: Iterable[Claim]) -> None:
+        """Append several claims."""
+        for c in claims:
+            self.add(c)
+
+    def pop(self, tensor: str) -> list[Claim]:
+        """Remove and return every claim on ``tensor``."""
+        mine = [c for c in self.claims if c.tensor == tensor]
+        self.claims = [c for c in self.claims if c.tensor != tensor]
+        return mine
+
+    def tensors(self) -> list[str]:
+        """Tensor names with at least one claim, in first-claim order."""
+        return list(dict.fromkeys(c.tensor for c in self.claims))
+
+    def __iter__(self):
+        return iter(self.claims)
+
+    def __len__(self) -> int:
+        return len(self.claims)
+
+
+class Settler:
+    """Checks the claims left at the end of a proof. ``commit`` binds the committed tensors into the
+    transcript (before any challenge); ``settle`` raises :class:`Reject` on a false claim."""
+
+    def commit(self, tables: Mapping[str, np.ndarray], transcript: Transcript) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def settle(self, claims: Sequence[Claim], transcript: Transcript) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+
+class OracleSettler(Settler):
+    """Test settler: evaluates the prover's actual canonical tables (what an opening would prove).
+    The commitment is a BLAKE3 digest of every table, so a transcript still depends on the data."""
+
+    def __init__(self, tables: Mapping[str, np.ndarray]) -> None:
+        self.tables = dict(tables)
+
+    @staticmethod
+    def digest(tables: Mapping[str, np.ndarray]) -> bytes:
+        """A binding digest of named tables (sorted by name)."""
+        h = blake3.blake3()
+        for name in sorted(tables):
+            nb = name.encode()
+            h.update(len(nb).to_bytes(4, "little") + nb)
+            t = np.ascontiguousarray(tables[name], dtype="<u4")
+            h.update(t.size.to_bytes(8, "little") + t.tobytes())
+        return h.digest()
+
+    def commit(self, tables: Mapping[str, np.ndarray], transcript: Transcript) -> None:
+        transcript.absorb_digest("ops/commitment", self.digest(tables))
+
+    def settle(self, claims: Sequence[Claim], transcript: Transcript) -> None:
+        for c in claims:
+            t = self.tables.get(c.tensor)
+            if t is None:
+                raise Reject(f"claim on {c.tensor!r}, which is not committed")
+            if mle.num_vars(t) != c.point.shape[0]:
+                raise Reject(f"claim on {c.tensor!r} has {c.point.shape[0]} coordinates, "
+                             f"the tensor {mle.num_vars(t)}")
+            if not np.array_equal(mle.evaluate(t, c.point), c.value):
+                raise Reject(f"claim on {c.tensor!r} does not match the committed tensor")
+
+
+# --- contexts -------------------------------------------------------------------------------------
+
+@dataclass
+class VerifierContext:
+    """What a verifier knows: the transcript, the spec, every committed tensor's shape, the public
+    tensors (program inputs and outputs) and the position offset ``start``."""
+
+    transcript: Transcript
+    spec: QuantSpec
+    shapes: Mapping[str, tuple[int, ...]]
+    public: Mapping[str, np.ndarray] = field(default_factory=dict)
+    start: int = 0
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """Shape of a tensor; Reject if unknown (a verifier never guesses)."""
+        try:
+            return tuple(self.shapes[name])
+        except KeyError:
+            raise Reject(f"unknown tensor {name!r}") from None
+
+    def vars(self, name: str) -> int:
+        """Number of MLE variables of a tensor."""
+        return n_vars(self.shape(name))
+
+
+@dataclass
+class ProverContext(VerifierContext):
+    """The verifier's knowledge plus every value: ``values[name]`` as int64 arrays (trace tensors,
+    witnesses, weights ``"w:<name>"``, aux columns). Canonical tables are built once and cached."""
+
+    values: Mapping[str, np.ndarray] = field(default_factory=dict)
+    strict: bool = True  # False only in tests of cheating provers: self-check failures do not raise
+    _tables: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def value(self, name: str) -> np.ndarray:
+        """The integer values of a tensor."""
+        try:
+            return self.values[name]
+        except KeyError:
+            raise ValueError(f"the prover has no values for tensor {name!r}") from None
+
+    def table(self, name: str) -> np.ndarray:
+        """Canonical base table of a tensor (cached)."""
+        t = self._tables.get(name)
+        if t is None:
+            t = canonical(self.value(name))
+            self._tables[name] = t
+        return t
+
+    def evaluate(self, name: str, point: np.ndarray) -> np.ndarray:
+        """MLE of a tensor at ``point``."""
+        return mle.evaluate(self.table(name), point)
+
+
+def claim_of(ctx: ProverContext, name: str, point: np.ndarray) -> Claim:
+    """The honest claim on a tensor at a point."""
+    return Claim(name, point, ctx.evaluate(name, point))
+
+
+# --- proof container ------------------------------------------------------------------------------
+
+@dataclass
+class OpProof:
+    """An op proof: an ordered list of parts, each an (n, 4) extension array or a byte string."""
+
+    parts: list = field(default_factory=list)
+
+    def put_ext(self, arr: np.ndarray) -> None:
+        """Append extension values (any leading shape; stored as (n, 4))."""
+        self.parts.append(F._check_ext(arr, "OpProof.put_ext").reshape(-1, 4).copy())
+
+    def put_bytes(self, data: bytes) -> None:
+        """Append a serialized sub-proof."""
+        self.parts.append(bytes(data))
+
+    def write(self, w: Writer) -> None:
+        """Append to a writer: count, then per part a tag (0 ext, 1 bytes) and the body."""
+        w.u32(len(self.parts))
+        for p in self.parts:
+            if isinstance(p, bytes):
+                w.u8(1)
+                w.bytes_(p)
+            else:
+                w.u8(0)
+                w.ext_array(p)
+
+    @staticmethod
+    def read(r: Reader) -> "OpProof":
+        """Read a proof written by :meth:`write` (bounded)."""
+        n = r.u32(max_value=MAX_PARTS)
+        parts: list = []
+        for _ in range(n):
+            tag = r.u8(max_value=1)
+            parts.append(r.bytes_(MAX_PART_BYTES) if tag else r.ext_array(MAX_PART_BYTES // 16))
+        return OpProof(parts)
+
+    def to_bytes(self) -> bytes:
+        """Self-describing bytes."""
+        w = Writer()
+        w.header(_MAGIC, _VERSION)
+        self.write(w)
+        return w.getvalue()
+
+    @staticmethod
+    def from_bytes(data: bytes) -> "OpProof":
+        """Parse :meth:`to_bytes` output; ProofFormatError on malformed input."""
+        r = Reader(data, max_total=MAX_PART_BYTES)
+        r.header(_MAGIC, (_VERSION,))
+        proof = OpProof.read(r)
+        r.finish()
+        return proof
+
+    def size_bytes(self) -> int:
+        """Serialized size."""
+        return len(self.to_bytes())
+
+
+class ProofReader:
+    """Consumes an :class:`OpProof` part by part; every mismatch is a :class:`Reject`."""
+
+    def __init__(self, proof: OpProof) -> None:
+        if not isinstance(proof, OpProof):
+            raise Reject(f"expected an OpProof, got {type(proof).__name__}")
+        self._parts = list(proof.parts)
+        self._i = 0
+
+    def _next(self, what: str):
+        if self._i >= len(self._parts):
+            raise Reject(f"proof ends early: {what} missing")
+        p = self._parts[self._i]
+        self._i += 1
+        return p
+
+    def take_ext(self, n: int) -> np.ndarray:
+        """Exactly ``n`` extension values, (n, 4)."""
+        p = self._next(f"{n} extension values")
+        if isinstance(p, bytes) or p.shape != (n, 4):
+            raise Reject(f"expected {n} extension values")
+        try:
+            return F._check_ext(p, "proof values")
+        except F.FieldError as exc:
+            raise Reject(str(exc)) from None
+
+    def take_bytes(self) -> bytes:
+        """A serialized sub-proof."""
+        p = self._next("a sub-proof")
+        if not isinstance(p, bytes):
+            raise Reject("expected a serialized sub-proof")
+        return p
+
+    def take_sumcheck(self, spec: S.SumcheckSpec) -> S.SumcheckProof:
+        """A sumcheck proof shaped by ``spec``."""
+        try:
+            return S.SumcheckProof.from_bytes(self.take_bytes(), spec)
+        except ProofFormatError as exc:
+            raise Reject(f"malformed sumcheck: {exc}") from None
+
+    def take_lookup(self, st: L.LookupStatement) -> L.LookupProof:
+        """A lookup proof for statement ``st``."""
+        try:
+            return L.LookupProof.from_bytes(self.take_bytes(), st)
+        except ProofFormatError as exc:
+            raise Reject(f"malformed lookup: {exc}") from None
+
+    def done(self) -> None:
+        """Reject unread parts."""
+        if self._i != len(self._parts):
+            raise Reject(f"{len(self._parts) - self._i} unexpected extra proof parts")
+
+
+# --- sumcheck over named tables ------------------------------------------------------------------
+
+Terms = Sequence[tuple[object, Sequence[int]]]
+
+
+def prove_sum(ctx: VerifierContext, proof: OpProof, n: int, tables: Sequence[np.ndarray], terms: Terms,
+              claim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Prove ``claim = Σ_x Σ_t c_t Π_k tables[k](x)``; returns (point (n, 4), table values (K, 4))."""
+    spec = S.SumcheckSpec.make(n, len(tables), terms)
+    out = S.prove(spec, list(tables), claim, ctx.transcript)
+    proof.put_bytes(out.proof.to_bytes(spec))
+    return out.point, out.final_evals
+
+
+def verify_sum(ctx: VerifierContext, rd: ProofReader, n: int, n_tables: int, terms: Terms,
+               claim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Check a :func:`prove_sum`; returns (point, claimed table values). The caller must check (or
+    turn into claims) every table value."""
+    spec = S.SumcheckSpec.make(n, n_tables, terms)
+    sc = rd.take_sumcheck(spec)
+    if sc.mask_sum is not None:
+        raise Reject("unexpected sumcheck mask")
+    point, final, _ = S.verify_rounds(spec, claim, sc, ctx.transcript)
+    if not np.array_equal(spec.compose(sc.final_evals), final):
+        raise Reject("sumcheck: final values do not match the last round polynomial")
+    return point, sc.final_evals
+
+
+def _eq_terms(terms: Terms) -> list[tuple[object, tuple[int, ...]]]:
+    out = []
+    for c, fs in terms:
+        if not 1 <= len(fs) <= 2:
+            raise ValueError("zero-check terms need 1 or 2 factors (eq makes the degree ≤ 3)")
+        out.append((c, (0, *(k + 1 for k in fs))))
+    return out
+
+
+def prove_zero_check(ctx: VerifierContext, proof: OpProof, n: int, tables: Sequence[np.ndarray],
+                     terms: Terms) -> tuple[np.ndarray, np.ndarray]:
+    """Prove ``Σ_t c_t Π_k tables[k] ≡ 0`` on the hypercube; returns (point, table values (K, 4))."""
+    tau = ctx.transcript.challenge_exts("ops/zero_check_tau", n)
+    eq = mle.eq_table(tau)
+    point, finals = prove_sum(ctx, proof, n, [eq, *tables], _eq_terms(terms), F.ezero())
+    return point, finals[1:]
+
+
+def verify_zero_check(ctx: VerifierContext, rd: ProofReader, n: int, n_tables: int,
+                      terms: Terms) -> tuple[np.ndarray, np.ndarray]:
+    """Check a :func:`prove_zero_check`; returns (point, claimed table values)."""
+    tau = ctx.transcript.challenge_exts("ops/zero_check_tau", n)
+    point, finals = verify_sum(ctx, rd, n, n_tables + 1, _eq_terms(terms), F.ezero())
+    if not np.array_equal(finals[0], mle.eq_eval(tau, point) if n else F.eone()):
+        raise Reject("zero-check: wrong eq value")
+    return point, finals[1:]
+
+
+# --- several claims on one tensor -> one -------------------------------------------------------------
+
+def prove_reduce(ctx: ProverContext, proof: OpProof, claims: Sequence[Claim]) -> Claim:
+    """Reduce claims on one tensor to a single claim (a degree-2 sumcheck against
+    ``Σ_i α^i eq(r_i, ·)``); a single claim passes through, and nothing is written then."""
+    _check_same_tensor(claims)
+    if len(claims) == 1:
+        return claims[0]
+    name = claims[0].tensor
+    alphas = _reduce_absorb(ctx, claims)
+    w = _reduce_weights(claims, alphas)
+    total = _combine_values(claims, alphas)
+    point, finals = prove_sum(ctx, proof, claims[0].point.shape[0], [ctx.table(name), w],
+                              [(1, (0, 1))], total)
+    return Claim(name, point, finals[0])
+
+
+def verify_reduce(ctx: VerifierContext, rd: ProofReader, claims: Sequence[Claim]) -> Claim:
+    """Check a :func:`prove_reduce`; returns the single claim."""
+    _check_same_tensor(claims)
+    if len(claims) == 1:
+        return claims[0]
+    n = claims[0].point.shape[0]
+    if any(c.point.shape[0] != n for c in claims):
+        raise Reject(f"claims on {claims[0].tensor!r} have different numbers of coordinates")
+    alphas = _reduce_absorb(ctx, claims)
+    point, finals = verify_sum(ctx, rd, n, 2, [(1, (0, 1))], _combine_values(claims, alphas))
+    want = F.ezero()
+    for a, c in zip(alphas, claims):
+        want = F.eadd(want, F.emul(a, mle.eq_eval(c.point, point)))
+    if not np.array_equal(finals[1], want):
+        raise Reject("claim reduction: wrong weight value")
+    return Claim(claims[0].tensor, point, finals[0])
+
+
+def _check_same_tensor(claims: Sequence[Claim]) -> None:
+    if not claims:
+        raise ValueError("no claims to reduce")
+    if len({c.tensor for c in claims}) != 1:
+        raise ValueError("claims to reduce must be on one tensor")
+
+
+def _reduce_absorb(ctx: VerifierContext, claims: Sequence[Claim]) -> list[np.ndarray]:
+    ctx.transcript.absorb_bytes("ops/reduce", claims[0].tensor.encode())
+    for c in claims:
+        ctx.transcript.absorb_ext("ops/reduce_point", c.point)
+        ctx.transcript.absorb_ext("ops/reduce_value", c.value)
+    a = ctx.transcript.challenge_ext("ops/reduce_alpha")
+    out = [F.eone()]
+    for _ in claims[1:]:
+        out.append(F.emul(out[-1], a))
+    return out
+
+
+def _reduce_weights(claims: Sequence[Claim], alphas: Sequence[np.ndarray]) -> np.ndarray:
+    w = None
+    for a, c in zip(alphas, claims):
+        t = F.emul(mle.eq_table(c.point), a[None, :])
+        w = t if w is None else F.eadd(w, t)
+    return w
+
+
+def _combine_values(claims: Sequence[Claim], alphas: Sequence[np.ndarray]) -> np.ndarray:
+    total = F.ezero()
+    for a, c in zip(alphas, claims):
+        total = F.eadd(total, F.emul(a, c.value))
+    return total
+
+
+# --- range checks and function lookups ------------------------------------------------------------
+
+def _limb_widths(bits: int) -> list[int]:
+    return [LIMB_BITS] * (bits // LIMB_BITS) + ([bits % LIMB_BITS] if bits % LIMB_BITS else [])
+
+
+@dataclass(frozen=True)
+class RangeCheck:
+    """Every real entry of ``tensor`` (shape ``shape``) lies in ``[lo, hi]``.
+
+    ``u = v − lo·ind`` (and, unless ``hi − lo + 1`` is a power of two, also ``hi·ind − v``) is split
+    into limbs of ≤ 16 bits, each committed as an aux column ``"<tag>.<side><k>"`` and looked up in a
+    range table; the recomposition is checked at a random point with the public indicator. With two
+    sides, ``u₁ + u₂ = hi − lo`` over the integers needs ``2^(bits+1) < p``, so ``bits ≤ 29``.
+    Shortcut: ``lo = 0`` and ``hi = 2^b − 1`` with ``b ≤ 16`` looks the tensor up directly."""
+
+    tag: str
+    tensor: str
+    shape: tuple[int, ...]
+    lo: int
+    hi: int
+
+    def __post_init__(self) -> None:
+        if self.hi < self.lo:
+            raise ValueError(f"range check of {self.tensor!r}: empty range [{self.lo}, {self.hi}]")
+        if max(abs(self.lo), abs(self.hi)) >= F.P:
+            raise ValueError(f"range check of {self.tensor!r}: bounds must be below p")
+        if len(self.sides()) == 2 and self.bits > 29:
+            raise ValueError(f"range check of {self.tensor!r}: [{self.lo}, {self.hi}] is too wide for a "
+                             "two-sided check (needs ≤ 29 bits)")
+        if self.bits > 30:
+            raise ValueError(f"range check of {self.tensor!r}: more than 30 bits")
+
+    @property
+    def bits(self) -> int:
+        """Bits of the shifted value ``v − lo`` (at least 1)."""
+        return max(1, (self.hi - self.lo).bit_length())
+
+    def sides(self) -> tuple[int, ...]:
+        """0: ``v − lo``; 1: ``hi − v`` (only when the width is not a power of two)."""
+        return (0,) if (self.hi - self.lo + 1) == 1 << self.bits else (0, 1)
+
+    def direct(self) -> bool:
+        """True when the tensor itself is looked up (no aux limbs)."""
+        return self.lo == 0 and self.sides() == (0,) and self.bits <= LIMB_BITS
+
+    def limbs(self) -> list[tuple[str, int, int, int]]:
+        """(column name, bit width, bit offset, side) of every limb; the direct case names the tensor."""
+        if self.direct():
+            return [(self.tensor, self.bits, 0, 0)]
+        out = []
+        for side in self.sides():
+            off = 0
+            for k, b in enumerate(_limb_widths(self.bits)):
+                out.append((f"{self.tag}.{side}{k}", b, off, side))
+                off += b
+        return out
+
+    def columns(self) -> dict[str, tuple[int, ...]]:
+        """Aux columns this check commits (name -> shape)."""
+        return {} if self.direct() else {n: self.shape for n, _, _, _ in self.limbs()}
+
+    def witness(self, v: np.ndarray) -> dict[str, np.ndarray]:
+        """Aux limb values for tensor values ``v``; raises ValueError if an entry is out of range."""
+        v = np.asarray(v, dtype=np.int64)
+        if v.shape != self.shape:
+            raise ValueError(f"range check of {self.tensor!r}: values have shape {v.shape}, "
+                             f"expected {self.shape}")
+        if v.size and (v.min() < self.lo or v.max() > self.hi):
+            bad = v[(v < self.lo) | (v > self.hi)][0]
+            raise ValueError(f"range check of {self.tensor!r}: value {int(bad)} outside "
+                             f"[{self.lo}, {self.hi}]")
+        if self.direct():
+            return {}
+        out = {}
+        for side in self.sides():
+            u = v - self.lo if side == 0 else self.hi - v
+            widths = _limb_widths(self.bits)
+            off = 0
+            for k, b in enumerate(widths):
+                out[f"{self.tag}.{side}{k}"] = (u >> off) & ((1 << b) - 1)
+                off += b
+        return out
+
+
+@dataclass(frozen=True)
+class FunctionLookup:
+    """Every pair ``(inputs[0][i], inputs[1][i])`` (both of ``shape``) is a row of ``table``
+    (a width-2 ``LookupTable``). Padding pairs are ``(0, 0)``, which must be a row of the table."""
+
+    tensors: tuple[str, str]
+    shape: tuple[int, ...]
+    table: L.LookupTable
+
+
+@dataclass
+class Checks:
+    """Range checks and function lookups proved together: limb recompositions at random points, then
+    one logUp-GKR lookup per table (groups chunked by ``lookup.MAX_GROUPS``). ``tag`` names the
+    multiplicity columns ``"<tag>.mult.<table>.<chunk>"``."""
+
+    tag: str
+    ranges: list[RangeCheck] = field(default_factory=list)
+    functions: list[FunctionLookup] = field(default_factory=list)
+
+    def _lookups(self) -> list[tuple[L.LookupTable, list[tuple[tuple[str, ...], tuple[int, ...]]]]]:
+        """[(table, [(group column names, shape)])] in a fixed order, chunked."""
+        by_table: dict[str, tuple[L.LookupTable, list]] = {}
+        for rc in self.ranges:
+            for name, b, _, _ in rc.limbs():
+                t = by_table.setdefault(f"range{b}", (L.LookupTable.range(b), []))
+                t[1].append(((name,), rc.shape))
+        for fl in self.functions:
+            t = by_table.setdefault(fl.table.name, (fl.table, []))
+            if t[0] is not fl.table and t[0].digest_bytes() != fl.table.digest_bytes():
+                raise ValueError(f"two different tables are named {fl.table.name!r}")
+            t[1].append((tuple(fl.tensors), fl.shape))
+        out = []
+        for key in sorted(by_table):
+            table, groups = by_table[key]
+            for i in range(0, len(groups), L.MAX_GROUPS):
+                out.append((table, groups[i:i + L.MAX_GROUPS]))
+        return out
+
+    def _mult_name(self, table: L.LookupTable, chunk: int) -> str:
+        return f"{self.tag}.mult.{table.name}.{chunk}"
+
+    def _chunks(self):
+        seen: dict[str, int] = {}
+        for table, groups in self._lookups():
+            k = seen.get(table.name, 0)
+            seen[table.name] = k + 1
+            yield table, groups, self._mult_name(table, k)
+
+    def columns(self) -> dict[str, tuple[int, ...]]:
+        """Every aux column (limbs and multiplicities) -> shape."""
+        out: dict[str, tuple[int, ...]] = {}
+        for rc in self.ranges:
+            out.update(rc.columns())
+        for table, _, mname in self._chunks():
+            out[mname] = (1 << table.log_size,)
+        return out
+
+    def witness(self, values: Callable[[str], np.ndarray]) -> dict[str, np.ndarray]:
+        """Aux values; ``values(name)`` returns a tensor's int64 values."""
+        out: dict[str, np.ndarray] = {}
+        for rc in self.ranges:
+            out.update(rc.witness(values(rc.tensor)))
+        get = lambda n: out[n] if n in out else values(n)  # noqa: E731
+        for table, groups, mname in self._chunks():
+            cols = [[canonical(get(n)) for n in names] for names, _ in groups]
+            out[mname] = table.multiplicities(cols).astype(np.int64)
+        return out
+
+    def _statement(self, table, groups, mname) -> L.LookupStatement:
+        return L.LookupStatement(table, tuple(f"{mname}:{g}" for g in range(len(groups))),
+                                 tuple(n_vars(shape) for _, shape in groups))
+
+    def prove(self, ctx: ProverContext, proof: OpProof) -> list[Claim]:
+        """Prove every check; returns the claims on tensors and aux columns."""
+        claims: list[Claim] = []
+        for rc in self.ranges:
+            if rc.direct():
+                continue
+            tau = ctx.transcript.challenge_exts("ops/range_tau", n_vars(rc.shape))
+            names = [rc.tensor] + [n for n, _, _, _ in rc.limbs()]
+            vals = np.stack([ctx.evaluate(n, tau) for n in names])
+            proof.put_ext(vals)
+            ctx.transcript.absorb_ext("ops/range_values", vals)
+            claims += [Claim(n, tau, v) for n, v in zip(names, vals)]
+        for table, groups, mname in self._chunks():
+            st = self._statement(table, groups, mname)
+            cols = [[ctx.table(n) for n in names] for names, _ in groups]
+            replay = _fork(ctx.transcript)  # the prover replays the verifier to learn the leaf points
+            lp = L.prove(st, cols, canonical(ctx.value(mname)), ctx.transcript)
+            proof.put_bytes(lp.to_bytes(st))
+            res = L.verify(st, lp, replay)
+            if not res.ok and ctx.strict:
+                raise ValueError(f"lookup into {table.name!r} fails on the prover's own data: {res.reason}")
+            if res.ok:
+                claims += self._lookup_claims(groups, mname, res.claims)
+        return claims
+
+    def verify(self, ctx: VerifierContext, rd: ProofReader) -> list[Claim]:
+        """Check every check; returns the claims to settle. Raises Reject."""
+        claims: list[Claim] = []
+        for rc in self.ranges:
+            if rc.direct():
+                continue
+            n = n_vars(rc.shape)
+            tau = ctx.transcript.challenge_exts("ops/range_tau", n)
+            limbs = rc.limbs()
+            vals = rd.take_ext(1 + len(limbs))
+            ctx.transcript.absorb_ext("ops/range_values", vals)
+            ind = indicator_eval(rc.shape, tau)
+            v = vals[0]
+            for side in rc.sides():
+                lhs = (F.esub(v, F.emul(F.ext(rc.lo), ind)) if side == 0
+                       else F.esub(F.emul(F.ext(rc.hi), ind), v))
+                rhs = F.ezero()
+                for (_, _, off, s), lv in zip(limbs, vals[1:]):
+                    if s == side:
+                        rhs = F.eadd(rhs, F.emul(F.ext(1 << off), lv))
+                if not np.array_equal(lhs, rhs):
+                    raise Reject(f"range check of {rc.tensor!r}: limbs do not recompose the value")
+            claims += [Claim(rc.tensor, tau, v)]
+            claims += [Claim(nm, tau, lv) for (nm, _, _, _), lv in zip(limbs, vals[1:])]
+        for table, groups, mname in self._chunks():
+            st = self._statement(table, groups, mname)
+            lp = rd.take_lookup(st)
+            res = L.verify(st, lp, ctx.transcript)
+            if not res.ok:
+                raise Reject(f"lookup into {table.name!r}: {res.reason}")
+            claims += self._lookup_claims(groups, mname, res.claims)
+        return claims
+
+    @staticmethod
+    def _lookup_claims(groups, mname: str, evals: Sequence[S.EvalClaim]) -> list[Claim]:
+        """Map the lookup's claims (group columns in order, then multiplicities) to tensor names."""
+        names = [n for names, _ in groups for n in names] + [mname]
+        if len(evals) != len(names):
+            raise Reject("lookup returned an unexpected number of claims")
+        return [Claim(n, e.point, e.value) for n, e in zip(names, evals)]
+
+
+def _fork(t: Transcript) -> Transcript:
+    """A copy of a transcript (the prover replays the lookup verifier to learn its claims)."""
+    c = Transcript.__new__(Transcript)
+    c._h = t._h.copy()  # noqa: SLF001 - same class, deliberate copy
+    c._counter = t._counter  # noqa: SLF001
+    return c
+
+
+# --- clamp ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Clamp:
+    """``out = clamp(q, lo, hi)`` elementwise, with ``|q| ≤ q_bound`` known from the op's semantics.
+
+    Aux columns ``d⁺ = max(q − hi, 0)`` and ``d⁻ = max(lo − q, 0)`` (``"<tag>.dpos"``, ``"<tag>.dneg"``),
+    range-checked in ``[0, 2^b)`` with ``2^b > q_bound + max(|lo|, |hi|)``; a zero-check of
+    ``(q − out − d⁺ + d⁻) + γ·d⁺(hi − out) + γ²·d⁻(out − lo)`` (padding is zero everywhere, so no
+    indicator is needed); ``out ∈ [lo, hi]``. Sound when ``2^b + q_bound + max(|lo|, |hi|) < p``:
+    then ``q − hi = d⁺`` with ``d⁺ < 2^b`` cannot wrap around from a ``q`` below ``hi``."""
+
+    tag: str
+    q: str
+    out: str
+    shape: tuple[int, ...]
+    lo: int
+    hi: int
+    q_bound: int
+
+    def __post_init__(self) -> None:
+        if self.lo >= self.hi:
+            raise ValueError(f"clamp of {self.q!r}: need lo < hi, got [{self.lo}, {self.hi}]")
+        if self.q_bound + max(abs(self.lo), abs(self.hi)) + (1 << self.bits) >= F.P:
+            raise ValueError(f"clamp of {self.q!r}: |q| ≤ {self.q_bound} is too large for a sound clamp")
+
+    @property
+    def bits(self) -> int:
+        """Bit width of the excess range checks."""
+        return (self.q_bound + max(abs(self.lo), abs(self.hi))).bit_length()
+
+    @property
+    def dpos(self) -> str:
+        return f"{self.tag}.dpos"
+
+    @property
+    def dneg(self) -> str:
+        return f"{self.tag}.dneg"
+
+    def ranges(self) -> list[RangeCheck]:
+        """The three range checks (output, both excesses)."""
+        top = (1 << self.bits) - 1
+        return [RangeCheck(f"{self.tag}.out", self.out, self.shape, self.lo, self.hi),
+                RangeCheck(f"{self.tag}.dp", self.dpos, self.shape, 0, top),
+                RangeCheck(f"{self.tag}.dn", self.dneg, self.shape, 0, top)]
+
+    def columns(self) -> dict[str, tuple[int, ...]]:
+        """The excess columns (the range checks' columns come with :class:`Checks`)."""
+        return {self.dpos: self.shape, self.dneg: self.shape}
+
+    def witness(self, q: np.ndarray) -> dict[str, np.ndarray]:
+        """Excess values for the unclamped ``q``."""
+        q = np.asarray(q, dtype=np.int64)
+        if q.size and int(np.abs(q).max()) > self.q_bound:
+            raise ValueError(f"clamp of {self.q!r}: |q| exceeds its bound {self.q_bound}")
+        return {self.dpos: np.maximum(q - self.hi, 0), self.dneg: np.maximum(self.lo - q, 0)}
+
+    def _terms(self, gamma: np.ndarray) -> list:
+        g2 = F.emul(gamma, gamma)
+        m1 = F.eneg(F.eone())
+        # tables: 0 q, 1 out, 2 d+, 3 d-; constants only multiply d±, which vanish on the padding
+        return [(1, (0,)), (m1, (1,)), (m1, (2,)), (1, (3,)),
+                (F.emul(gamma, F.ext(self.hi)), (2,)), (F.eneg(gamma), (2, 1)),
+                (g2, (3, 1)), (F.eneg(F.emul(g2, F.ext(self.lo))), (3,))]
+
+    def prove(self, ctx: ProverContext, proof: OpProof) -> list[Claim]:
+        """Zero-check of the clamp relations; returns claims on q, out, d⁺, d⁻ (range checks are
+        proved by the op's :class:`Checks`, which must include :meth:`ranges`)."""
+        gamma = ctx.transcript.challenge_ext("ops/clamp_gamma")
+        names = [self.q, self.out, self.dpos, self.dneg]
+        point, vals = prove_zero_check(ctx, proof, n_vars(self.shape), [ctx.table(n) for n in names],
+                                       self._terms(gamma))
+        return [Claim(n, point, v) for n, v in zip(names, vals)]
+
+    def verify(self, ctx: VerifierContext, rd: ProofReader) -> list[Claim]:
+        """Check the zero-check; returns the claims."""
+        gamma = ctx.transcript.challenge_ext("ops/clamp_gamma")
+        names = [self.q, self.out, self.dpos, self.dneg]
+        point, vals = verify_zero_check(ctx, rd, n_vars(self.shape), 4, self._terms(gamma))
+        return [Claim(n, point, v) for n, v in zip(names, vals)]
+
+
+# --- registry protocol --------------------------------------------------------------------------------
+
+def op_label(ctx: VerifierContext, op: Op) -> None:
+    """Bind the op (kind, output, params) into the transcript before its proof."""
+    ctx.transcript.absorb_bytes("ops/op", f"{op.kind}\0{op.output}".encode())
+
+
+def expect_one_claim(out_claims: Sequence[Claim], op: Op) -> Claim:
+    """The single (already reduced) claim on the op's output; Reject otherwise."""
+    if len(out_claims) != 1 or out_claims[0].tensor != op.output:
+        raise Reject(f"op {op.kind} -> {op.output}: expected one claim on its output")
+    return out_claims[0]

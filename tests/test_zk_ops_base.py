@@ -1,0 +1,242 @@
+"""Op framework gadgets: layout, claim reduction, zero-check, range checks, clamp, function lookups."""
+
+import numpy as np
+import pytest
+
+from blindproof.zk import field as F
+from blindproof.zk import lookup as L
+from blindproof.zk import mle
+from blindproof.zk.ops import base as B
+from blindproof.zk.transcript import Transcript
+
+
+def _contexts(values, strict=True):
+    shapes = {k: tuple(np.shape(v)) for k, v in values.items()}
+    pc = B.ProverContext(Transcript(b"test"), None, shapes, values=values, strict=strict)
+    vc = B.VerifierContext(Transcript(b"test"), None, shapes)
+    return pc, vc
+
+
+def _roundtrip(values, prove, verify, strict=True):
+    """Run prove/verify through bytes and settle with the oracle; returns (ok, reason)."""
+    pc, vc = _contexts(values, strict)
+    proof = B.OpProof()
+    prove(pc, proof)
+    try:
+        rd = B.ProofReader(B.OpProof.from_bytes(proof.to_bytes()))
+        claims = verify(vc, rd)
+        rd.done()
+        B.OracleSettler({k: B.canonical(v) for k, v in values.items()}).settle(claims, vc.transcript)
+    except B.Reject as exc:
+        return False, str(exc)
+    return True, ""
+
+
+def test_canonical_layout_and_indicator():
+    x = np.arange(15).reshape(3, 5) - 7
+    t = B.canonical(x)
+    assert t.shape == (32,) and B.n_vars(x.shape) == 5
+    assert F.to_signed(t.reshape(4, 8)[:3, :5]).tolist() == x.tolist()
+    assert not t.reshape(4, 8)[3].any() and not t.reshape(4, 8)[:, 5:].any()
+    rng = np.random.default_rng(1)
+    pt = F.erandom(rng, 5)
+    assert np.array_equal(B.indicator_eval((3, 5), pt), mle.evaluate(B.indicator_table((3, 5)), pt))
+    for d in range(1, 9):
+        p3 = F.erandom(rng, 3)
+        want = mle.evaluate(np.array([1] * d + [0] * (8 - d), dtype=np.uint32), p3)
+        assert np.array_equal(B.prefix_ones_eval(d, p3), want)
+
+
+def test_claim_reduction_complete_and_sound():
+    rng = np.random.default_rng(2)
+    q = rng.integers(-100, 100, size=(4, 6))
+    pc, vc = _contexts({"q": q})
+    claims = [B.claim_of(pc, "q", F.erandom(rng, 5)) for _ in range(3)]
+    proof = B.OpProof()
+    c = B.prove_reduce(pc, proof, claims)
+    d = B.verify_reduce(vc, B.ProofReader(proof), claims)
+    assert c.same(d)
+    B.OracleSettler({"q": B.canonical(q)}).settle([d], None)
+    # one wrong input claim: the reduced claim no longer matches the tensor
+    bad = claims[:2] + [B.Claim("q", claims[2].point, F.eadd(claims[2].value, F.eone()))]
+    pc, vc = _contexts({"q": q})
+    proof = B.OpProof()
+    B.prove_reduce(pc, proof, bad)
+    with pytest.raises(B.Reject):
+        d = B.verify_reduce(vc, B.ProofReader(proof), bad)
+        B.OracleSettler({"q": B.canonical(q)}).settle([d], None)
+
+
+def test_zero_check_rejects_nonzero_product():
+    rng = np.random.default_rng(3)
+    a, b = rng.integers(-50, 50, size=(2, 8, 4))
+    for c, ok in ((a * b, True), (a * b + (np.arange(32).reshape(8, 4) == 7), False)):
+        vals = {"a": a, "b": b, "c": c}
+
+        def prove(pc, proof):
+            B.prove_zero_check(pc, proof, 5, [pc.table(n) for n in "abc"], [(1, (0, 1)), (F.P - 1, (2,))])
+
+        def verify(vc, rd):
+            pt, v = B.verify_zero_check(vc, rd, 5, 3, [(1, (0, 1)), (F.P - 1, (2,))])
+            return [B.Claim(n, pt, x) for n, x in zip("abc", v)]
+
+        assert _roundtrip(vals, prove, verify)[0] is ok
+
+
+@pytest.mark.parametrize("lo,hi", [(0, 255), (-32767, 32767), (5, 70000), (0, (1 << 30) - 1), (-3, 3)])
+def test_range_check_complete(lo, hi):
+    rng = np.random.default_rng(4)
+    v = rng.integers(lo, hi + 1, size=(3, 7))
+    v[0, 0], v[0, 1] = lo, hi
+    rc = B.RangeCheck("v~rc", "v", v.shape, lo, hi)
+    chk = B.Checks("v~k", ranges=[rc])
+    vals = {"v": v}
+    vals.update(chk.witness(lambda n: vals[n]))
+    ok, why = _roundtrip(vals, chk.prove, chk.verify)
+    assert ok, why
+
+
+def _cheat_mult(table_bits, cols):
+    """Multiplicities counting only the in-table rows (a cheating prover's best try)."""
+    m = np.zeros(1 << table_bits, dtype=np.int64)
+    for c in cols:
+        c = np.asarray(c, dtype=np.int64)
+        c = c[(c >= 0) & (c < 1 << table_bits)]
+        m += np.bincount(c, minlength=1 << table_bits)
+    return m
+
+
+@pytest.mark.parametrize("lo,hi,bad", [(0, 255, 256), (0, 255, -1), (-32767, 32767, 32768),
+                                        (-32767, 32767, -32768), (5, 70000, 4), (5, 70000, 70001)])
+def test_range_check_rejects_out_of_range(lo, hi, bad):
+    v = np.full((2, 4), lo, dtype=np.int64)
+    v[1, 2] = bad
+    rc = B.RangeCheck("v~rc", "v", v.shape, lo, hi)
+    chk = B.Checks("v~k", ranges=[rc])
+    with pytest.raises(ValueError):
+        chk.witness(lambda n: v)
+    # forge limbs that recompose the value (mod p) with one limb out of its table
+    vals = {"v": v}
+    for name, bits, off, side in rc.limbs():
+        if name == "v":
+            continue
+        u = (v - lo) if side == 0 else (hi - v)
+        vals[name] = (u >> off) & ((1 << bits) - 1)
+        if off + bits == rc.bits:  # top limb absorbs the rest (possibly negative or too big)
+            vals[name] = u >> off
+    for (mname, shape) in [(n, s) for n, s in chk.columns().items() if ".mult." in n]:
+        bits = int(mname.split(".mult.range")[1].split(".")[0])
+        cols = [vals[n] for n, b, _, _ in rc.limbs() if b == bits]
+        vals[mname] = _cheat_mult(bits, cols)
+    ok, _ = _roundtrip(vals, chk.prove, chk.verify, strict=False)
+    assert not ok
+
+
+def _clamp_case(q, out, lo=-100, hi=100):
+    cl = B.Clamp("o~c", "q", "o", q.shape, lo, hi, 1 << 12)
+    chk = B.Checks("o~k", ranges=cl.ranges())
+    vals = {"q": q, "o": out}
+    vals.update(cl.witness(q))
+    return cl, chk, vals
+
+
+def _clamp_roundtrip(cl, chk, vals, strict=True):
+    def prove(pc, proof):
+        cl.prove(pc, proof)
+        chk.prove(pc, proof)
+
+    def verify(vc, rd):
+        return cl.verify(vc, rd) + chk.verify(vc, rd)
+
+    return _roundtrip(vals, prove, verify, strict)
+
+
+def test_clamp_complete():
+    q = np.random.default_rng(5).integers(-300, 300, size=(4, 5))
+    cl, chk, vals = _clamp_case(q, np.clip(q, -100, 100))
+    vals.update(chk.witness(lambda n: vals[n]))
+    ok, why = _clamp_roundtrip(cl, chk, vals)
+    assert ok, why
+
+
+@pytest.mark.parametrize("cheat", ["below_hi", "unclamped_low", "both_sides"])
+def test_clamp_rejects_cheats(cheat):
+    q = np.array([[150, 20, -7, -250]])
+    out = np.clip(q, -100, 100)
+    cl, chk, vals = _clamp_case(q, out)
+    if cheat == "below_hi":  # claim 90 for q = 150, with d+ = 60 so the linear relation holds
+        vals["o"] = out.copy()
+        vals["o"][0, 0] = 90
+        vals[cl.dpos] = np.maximum(q - vals["o"], 0) * (q > 100)
+    elif cheat == "unclamped_low":  # out = q below lo; d = 0
+        vals["o"] = out.copy()
+        vals["o"][0, 3] = -250
+        vals[cl.dneg] = np.zeros_like(q)
+    else:  # out in the middle, both excesses non-zero
+        vals["o"] = out.copy()
+        vals["o"][0, 1] = 0
+        vals[cl.dpos] = vals[cl.dpos].copy()
+        vals[cl.dneg] = vals[cl.dneg].copy()
+        vals[cl.dpos][0, 1] = 30
+        vals[cl.dneg][0, 1] = 10
+    mults = {}
+    for rc in cl.ranges():
+        for name, bits, off, side in rc.limbs():
+            if name not in vals:
+                u = (vals[rc.tensor] - rc.lo) if side == 0 else (rc.hi - vals[rc.tensor])
+                vals[name] = (u >> off) & ((1 << bits) - 1) if off + bits < rc.bits else u >> off
+            mults.setdefault(bits, []).append(vals[name])
+    for mname in [n for n in chk.columns() if ".mult." in n]:
+        bits = int(mname.split(".mult.range")[1].split(".")[0])
+        vals[mname] = _cheat_mult(bits, mults[bits])
+    ok, _ = _clamp_roundtrip(cl, chk, vals, strict=False)
+    assert not ok
+
+
+def _silu_table():
+    x = np.arange(-8, 8)
+    y = np.round(x / (1 + np.exp(-x / 4.0))).astype(np.int64)
+    return L.LookupTable.function("silu-test", F.from_signed(x), F.from_signed(y)), dict(zip(x, y))
+
+
+def test_function_lookup_complete_and_rejects_wrong_output():
+    table, f = _silu_table()
+    rng = np.random.default_rng(6)
+    x = rng.integers(-8, 8, size=(3, 6))
+    y = np.vectorize(f.get)(x)
+    for yy, ok in ((y, True), (np.where(np.arange(18).reshape(3, 6) == 4, y + 1, y), False)):
+        fl = B.FunctionLookup(("x", "y"), x.shape, table)
+        chk = B.Checks("y~k", functions=[fl])
+        vals = {"x": x, "y": yy}
+        if ok:
+            vals.update(chk.witness(lambda n: vals[n]))
+        else:
+            good = {"x": x, "y": y}
+            vals.update(chk.witness(lambda n: good[n]))
+        assert _roundtrip(vals, chk.prove, chk.verify, strict=ok)[0] is ok
+
+
+def test_proof_bytes_tampering_rejected():
+    q = np.random.default_rng(7).integers(-300, 300, size=(2, 3))
+    cl, chk, vals = _clamp_case(q, np.clip(q, -100, 100))
+    vals.update(chk.witness(lambda n: vals[n]))
+    pc, _ = _contexts(vals)
+    proof = B.OpProof()
+    cl.prove(pc, proof)
+    chk.prove(pc, proof)
+    data = proof.to_bytes()
+    settler = B.OracleSettler({k: B.canonical(v) for k, v in vals.items()})
+    rng = np.random.default_rng(8)
+    positions = rng.choice(len(data), size=40, replace=False)
+    for pos in positions:
+        bad = bytearray(data)
+        bad[pos] ^= 1 << int(rng.integers(8))
+        _, vc = _contexts(vals)
+        try:
+            rd = B.ProofReader(B.OpProof.from_bytes(bytes(bad)))
+            claims = cl.verify(vc, rd) + chk.verify(vc, rd)
+            rd.done()
+            settler.settle(claims, None)
+        except (B.Reject, ValueError):
+            continue
+        raise AssertionError(f"flipping a bit at byte {pos} was accepted")
