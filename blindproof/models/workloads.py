@@ -51,7 +51,7 @@ class Workload:
     builder: Callable[[int], nn.Module]
 
     def build(self, seed: int = 0) -> nn.Module:
-        """The model with seeded weights (the trained default for tiny-llama when seed is None)."""
+        """The model with seeded random weights (the trained default model: `blindproof.models.load_default_model`)."""
         return self.builder(seed).eval()
 
     def example_input(self, seed: int = 0, batch: int = 1) -> torch.Tensor:
