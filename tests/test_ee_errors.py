@@ -46,6 +46,9 @@ def test_wrong_key_tier_or_split_for_the_deployment(llama):
         ClientCodec(llama, KEY, "permute").check_deployment(enc)
     with pytest.raises(DeploymentMismatchError, match="split"):
         ClientCodec(llama, KEY, "rotate", Split(False, True)).check_deployment(enc)
+    small = get_workload("small-llama").build(0)
+    with pytest.raises(DeploymentMismatchError, match="different architecture"):
+        ClientCodec(small, KEY, "rotate").check_deployment(enc)
     ClientCodec(llama, KEY, "rotate").check_deployment(enc)  # the right one passes
 
 

@@ -18,7 +18,7 @@ from torch import nn
 
 from blindproof.ee.keys import EEKey
 from blindproof.ee.linalg import F64, LinearKey
-from blindproof.ee.plan import KeyPlan, Split, Tier
+from blindproof.ee.plan import KeyPlan, Split, Tier, architecture_tag
 from blindproof.ee.transform import EncryptedModel
 from blindproof.models.mlp import MLP
 from blindproof.models.transformer import Transformer, check_tokens
@@ -54,7 +54,10 @@ class ClientCodec:
         return isinstance(self.model, Transformer)
 
     def check_deployment(self, enc: EncryptedModel | str) -> None:
-        """Raise DeploymentMismatchError unless `enc` (or a key id) was made with this codec's key."""
+        """Raise DeploymentMismatchError unless `enc` (or a key id) was made with this codec's key.
+
+        For an EncryptedModel the tier, split and architecture must match too.
+        """
         if isinstance(enc, str):
             key_id, tier, split = enc, self.tier, self.split
         elif isinstance(enc, EncryptedModel):
@@ -68,6 +71,8 @@ class ClientCodec:
             raise DeploymentMismatchError(f"deployment uses tier {tier!r}, this client {self.tier!r}")
         if split != self.split:
             raise DeploymentMismatchError(f"deployment uses split {split}, this client {self.split}")
+        if isinstance(enc, EncryptedModel) and architecture_tag(enc.model) != architecture_tag(self.model):
+            raise DeploymentMismatchError("deployment runs a different architecture from this client's model")
 
     # --- tokens (the server embeds / decodes) --------------------------------------------------
     def _need_transformer(self, what: str) -> None:
