@@ -73,6 +73,10 @@ def llama(quick: bool, window: int = 128) -> dict:
     q = torch.from_numpy(qm.forward(batch))
     t_int = time.perf_counter() - t0
     agree = (f.argmax(-1) == q.argmax(-1)).double()
+    # ablation: the same int8 weights (dequantized) in the float model: the share of weight rounding
+    w_only = weights_only(model, qm)
+    with torch.no_grad():
+        f_w = w_only(batch).double()
     trace = qm.run(batch[:4])  # witnesses of four windows: the integer square roots of every norm
     roots = np.concatenate([trace.tensors[f"{op.output}/s"].ravel() for op in qm.spec.ops if op.kind == "norm"])
     tgt = batch[:, 1:]
@@ -91,6 +95,7 @@ def llama(quick: bool, window: int = 128) -> dict:
         "positions": int(agree.numel()),
         "top1_agreement": float(agree.mean()),
         "target": 0.97,
+        "top1_agreement_int8_weights_float_activations": float((f.argmax(-1) == f_w.argmax(-1)).double().mean()),
         "top1_agreement_per_tensor_weight_exponent": float((f.argmax(-1) == q_tensor.argmax(-1)).double().mean()),
         "float_next_byte_accuracy": acc(f), "int_next_byte_accuracy": acc(q),
         "float_loss_nats": loss(f), "int_loss_nats": loss(q),
@@ -99,6 +104,32 @@ def llama(quick: bool, window: int = 128) -> dict:
         "norm_isqrt_min": int(roots.min()), "norm_isqrt_max": int(roots.max()),
         "ops": len(qm.spec.ops), "quantize_s": t_quant, "int_forward_s": t_int,
     }
+
+
+def weights_only(model: torch.nn.Module, qm) -> torch.nn.Module:
+    """A copy of the float model whose Linear weights are the integer model's, dequantized."""
+    import copy
+
+    import blindproof.models.transformer as tr
+
+    out = copy.deepcopy(model)
+    hd = model.cfg.head_dim
+    with torch.no_grad():
+        for i, blk in enumerate(out.blocks):
+            pairs = [(blk.attn.wq, f"b{i}.attn.q.acc", hd ** 0.5), (blk.attn.wk, f"b{i}.attn.k.acc", 1.0),
+                     (blk.attn.wv, f"b{i}.attn.v.acc", 1.0), (blk.attn.wo, f"b{i}.attn.out.acc", 1.0),
+                     (blk.mlp.up, f"b{i}.mlp.up.acc", 1.0), (blk.mlp.down, f"b{i}.mlp.down.acc", 1.0)]
+            if model.cfg.mlp == "swiglu":
+                pairs.append((blk.mlp.gate, f"b{i}.mlp.gate.acc", 1.0))
+            for lin, name, unfold in pairs:  # unfold: 1/sqrt(hd) was folded into wq
+                w = qm.weights[name + ".weight"].astype(np.float64)
+                e = np.asarray(qm.spec.weights[name + ".weight"].exp, dtype=np.float64).reshape(-1, 1)
+                lin.weight.copy_(torch.from_numpy(w * np.exp2(-e) * unfold))
+        if isinstance(out, tr.Transformer) and out.cfg.output == "logits":
+            w = qm.weights["head.acc.weight"].astype(np.float64)
+            e = np.asarray(qm.spec.weights["head.acc.weight"].exp, dtype=np.float64).reshape(-1, 1)
+            out.lm_head.weight = torch.nn.Parameter(torch.from_numpy(w * np.exp2(-e)).float())
+    return out
 
 
 # --- 2. all-MiniLM-L6-v2 ---------------------------------------------------------------------------
@@ -180,6 +211,8 @@ def table(res: dict) -> str:
         r = res["llama"]
         rows.append(f"| default tiny-llama | {r['positions']} held-out byte positions | top-1 next-token agreement "
                     f"| {r['top1_agreement']:.2%} | >= 97% |")
+        rows.append(f"| | | float model with the integer model's int8 weights (ablation) "
+                    f"| {r['top1_agreement_int8_weights_float_activations']:.2%} | |")
         rows.append(f"| | | same, one weight exponent per matrix (ablation) "
                     f"| {r['top1_agreement_per_tensor_weight_exponent']:.2%} | |")
         rows.append(f"| | | next-byte accuracy (float / integer) | {r['float_next_byte_accuracy']:.2%} / "
