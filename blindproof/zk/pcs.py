@@ -385,7 +385,6 @@ class ProverState:
     hiding: np.ndarray  # (n_rows, t) base
     codewords: np.ndarray  # (n_rows, N) base
     tree: merkle.MerkleTree
-    tensors: dict[str, np.ndarray]
 
 
 def _as_tensor(name: str, arr: np.ndarray) -> np.ndarray:
@@ -426,14 +425,15 @@ def commit(tensors: Mapping[str, np.ndarray], params: PcsParams = PcsParams(),
     codewords = _rs.encode_rows(np.concatenate([messages, hiding], axis=1), n)
     tree = merkle.MerkleTree(codewords)
     com = Commitment(tree.root, lay)
-    return com, ProverState(com, messages, hiding, codewords, tree, flat)
+    return com, ProverState(com, messages, hiding, codewords, tree)
 
 
 # --- claims ------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Claim:
-    """``tensor(point) = value`` for the MLE of a committed tensor; point (n, 4), value (4,)."""
+    """``tensor(point) = value`` for the MLE of a committed tensor (zero-padded to 2^n entries);
+    point (n, 4) in the extension (or (n,) in the base field), value (4,)."""
 
     tensor: str
     point: np.ndarray
