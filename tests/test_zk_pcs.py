@@ -393,3 +393,23 @@ def test_encoding_matches_reference_ntt_in_bit_reversed_order(log_n):
     np.testing.assert_array_equal(got, want[:, _rs.bit_reverse_permutation(n)])
     with pytest.raises(ValueError):
         _rs.encode_rows(coeffs, 3)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=12, deadline=None)
+@given(sizes=st.lists(st.integers(1, 5000), min_size=1, max_size=5), seed=st.integers(0, 2**31))
+def test_property_random_layouts_complete_and_sound(sizes, seed):
+    rng = np.random.default_rng(seed)
+    tensors = {f"t{i}": F.random(rng, s) for i, s in enumerate(sizes)}
+    com, state = pcs.commit(tensors, rng=rng)
+    claims = [_claim(tensors, name, rng) for name in tensors]
+    op = pcs.open_claims(state, claims, Transcript(DOMAIN)).to_bytes()
+    assert _verify(com, claims, op).ok
+    j = int(rng.integers(len(claims)))
+    bad = list(claims)
+    bad[j] = pcs.Claim(bad[j].tensor, bad[j].point, F.eadd(bad[j].value, F.ext(1)))
+    assert not _verify(com, bad, op).ok
+    if len(claims) > 1:
+        assert not _verify(com, claims[::-1], op).ok  # the claims' order is part of the transcript
