@@ -109,6 +109,31 @@ def test_rejects_inflated_softmax_shift(llama):
         check_trace(qm.spec, qm.weights, _tampered(tr, f))
 
 
+def test_rejects_slightly_inflated_softmax_shift(llama):
+    qm, tr = llama
+    name = _first(qm, "softmax")
+    s = tr.tensors[next(op.inputs[0] for op in qm.spec.ops if op.output == name)]
+    table = qm.spec.tables["softmax.exp"]
+    from blindproof.zk.quant.tables import table_values
+    values = table_values(table)
+
+    def f(t):  # shift up by 1: everything stays consistent and the sum still passes 2^15 on long rows
+        allowed = np.arange(s.shape[-1])[None, :] <= np.arange(s.shape[-2])[:, None]
+        m = t[f"{name}/max"] + (np.arange(s.shape[-2]) >= 1)[:, None]  # row 0 has one key: leave it
+        diff = np.where(allowed, m - s, 0)
+        z = np.minimum(diff, 65535)
+        e = np.where(allowed, values[z], 0)
+        tot = e.sum(-1, keepdims=True)
+        num = e << 14
+        p = np.floor_divide(num + tot // 2, tot)
+        t.update({f"{name}/max": m, f"{name}/diff": diff, f"{name}/z": z, f"{name}/e": e, f"{name}/sum": tot,
+                  f"{name}/r": num + tot // 2 - p * tot, name: p})
+    bad = _tampered(tr, f)
+    assert np.all(bad.tensors[f"{name}/sum"] >= values[0])  # the sum rule alone does not catch it
+    with pytest.raises(RelationError, match="argmax"):
+        check_trace(qm.spec, qm.weights, bad)
+
+
 def test_rejects_wrong_inverse_sqrt(llama):
     qm, tr = llama
     name = _first(qm, "norm")

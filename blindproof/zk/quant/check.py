@@ -137,6 +137,12 @@ def _check_op(spec: QuantSpec, w: dict, op: Op, ins: list, y: np.ndarray, wit: d
         _req(np.where(allowed, e == table[z], e == 0), op, "e = T[z] (0 where masked)")
         _req(tot == e.sum(-1, keepdims=True), op, "sum = sum of e")
         _req(tot >= table[0], op, "sum >= T[0] (the shift is not inflated)")
+        arg = wit["argmax"]
+        _req((arg >= 0) & (arg < total), op, "argmax is a key index")
+        rows = np.broadcast_to((start + np.arange(n))[:, None], arg.shape)
+        _req(~np.asarray(p["causal"]) | (arg <= rows), op, "argmax is an unmasked key")
+        _req(np.take_along_axis(diff, np.clip(arg, 0, total - 1), -1) == 0, op,
+             "diff[argmax] = 0 (the shift is a score: m is the row max)")
         _divides(op, e << int(p["frac"]), tot, y, wit["r"], "p = e 2^frac / sum")
     elif k == "mean_pool":
         x = ins[0]

@@ -180,7 +180,9 @@ class _Run:
             allowed = np.arange(total)[None, :] <= (self.start + np.arange(t))[:, None]
         else:
             allowed = np.ones((t, total), dtype=bool)
-        m = np.where(allowed, s, np.iinfo(np.int64).min).max(-1, keepdims=True)
+        masked = np.where(allowed, s, np.iinfo(np.int64).min)
+        arg = masked.argmax(-1)[..., None]  # first key attaining the row max
+        m = np.take_along_axis(masked, arg, -1)
         diff = np.where(allowed, m - s, 0)
         z = np.minimum(diff, EXP_DOMAIN_MAX)
         e = np.where(allowed, table_values(self.spec.tables[op.params["table"]])[z], 0)
@@ -188,7 +190,7 @@ class _Run:
         num = e << int(op.params["frac"])
         _check(op, "numerator e*2^frac", num + total_e // 2)
         p, r = div_round(num, total_e)
-        return p, {"max": m, "diff": diff, "z": z, "e": e, "sum": total_e, "r": r}
+        return p, {"max": m, "argmax": arg, "diff": diff, "z": z, "e": e, "sum": total_e, "r": r}
 
     def mean_pool(self, op: Op, x: np.ndarray):
         q, r = div_round(x.sum(axis=1), x.shape[1])
