@@ -1,0 +1,205 @@
+"""Model commitment ``C_W``: the quantization spec (which holds the architecture) and every weight.
+
+A :class:`ModelCommitment` is what a verifier needs about a model, and nothing more:
+
+- the canonical JSON of the :class:`~blindproof.zk.quant.QuantSpec` (the architecture description,
+  the op list, every exponent, range and table parameter; hashed into the digest);
+- one hiding polynomial commitment (:mod:`blindproof.zk.pcs`) over every weight tensor in canonical
+  layout (each dimension zero-padded to a power of two, flattened row-major), named ``"w:<name>"``
+  as the op framework expects (:func:`blindproof.zk.ops.base.weight_name`).
+
+Its :meth:`~ModelCommitment.digest` (BLAKE3 of the serialized message) is what proofs name and what
+transcripts absorb first. The file form is the ``ModelCommitment`` protobuf message of
+``proto/blindproof/v1/proof.proto`` (see :mod:`blindproof.zk.proof_file`).
+
+Hiding randomness. The weight commitment must be reproducible by the prover (it opens the same rows
+later) yet unpredictable to everyone else. It is drawn from BLAKE3's keyed XOF under a 32-byte secret
+:class:`CommitmentKey` that the model owner keeps next to the weights; a fresh key per model.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Mapping
+
+import blake3
+import numpy as np
+
+from blindproof.zk import field as F
+from blindproof.zk import pcs
+from blindproof.zk.ops.base import canonical, n_vars, weight_name
+from blindproof.zk.quant.spec import QuantSpec
+
+KEY_BYTES = 32
+_KEY_MAGIC = b"BPKEY1\n"
+
+
+# --- the secret behind the hiding randomness ------------------------------------------------------
+
+class KeyedFieldRng:
+    """A deterministic, cryptographic source of base-field elements (BLAKE3 keyed XOF, rejection of
+    31-bit words ≥ p). Duck-types the one ``numpy.random.Generator`` method the commitment uses."""
+
+    def __init__(self, key: bytes, label: str) -> None:
+        if not isinstance(key, bytes) or len(key) != KEY_BYTES:
+            raise ValueError(f"key must be {KEY_BYTES} bytes")
+        self._xof = blake3.blake3(label.encode("utf-8"), key=key)
+        self._seek = 0
+
+    def integers(self, low: int, high: int, size=None, dtype=np.uint32) -> np.ndarray:
+        """Uniform field elements in ``[0, p)``; only ``low=0, high=p`` is supported."""
+        if low != 0 or high != F.P:
+            raise ValueError("KeyedFieldRng draws field elements only (low=0, high=p)")
+        shape = (size,) if isinstance(size, int) else tuple(size or ())
+        n = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        out = np.empty(0, dtype=np.uint32)
+        while out.size < n:
+            want = (n - out.size) * 17 // 16 + 16
+            raw = np.frombuffer(self._xof.digest(length=4 * want, seek=self._seek), dtype="<u4")
+            self._seek += 4 * want
+            raw = raw & np.uint32(0x7FFFFFFF)
+            out = np.concatenate([out, raw[raw < F.P]])
+        return out[:n].astype(dtype).reshape(shape)
+
+
+@dataclass(frozen=True)
+class CommitmentKey:
+    """The model owner's 32-byte secret from which the weight commitment's hiding randomness comes."""
+
+    secret: bytes
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.secret, bytes) or len(self.secret) != KEY_BYTES:
+            raise ValueError(f"a commitment key is {KEY_BYTES} bytes")
+
+    @staticmethod
+    def generate() -> "CommitmentKey":
+        """A fresh key from the OS CSPRNG."""
+        return CommitmentKey(os.urandom(KEY_BYTES))
+
+    def rng(self, label: str) -> KeyedFieldRng:
+        """The randomness stream for one commitment."""
+        return KeyedFieldRng(self.secret, label)
+
+    def save(self, path: str | Path) -> None:
+        """Write the key readable by its owner only."""
+        p = Path(path)
+        p.write_bytes(_KEY_MAGIC + self.secret.hex().encode("ascii") + b"\n")
+        os.chmod(p, stat.S_IRUSR | stat.S_IWUSR)
+
+    @staticmethod
+    def load(path: str | Path) -> "CommitmentKey":
+        """Read a key written by :meth:`save`; ValueError if the file is not one."""
+        data = Path(path).read_bytes()
+        if not data.startswith(_KEY_MAGIC) or len(data) != len(_KEY_MAGIC) + 2 * KEY_BYTES + 1:
+            raise ValueError(f"{path}: not a blindproof commitment key file")
+        try:
+            return CommitmentKey(bytes.fromhex(data[len(_KEY_MAGIC):-1].decode("ascii")))
+        except ValueError:
+            raise ValueError(f"{path}: corrupt commitment key") from None
+
+
+# --- the commitment -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ModelCommitment:
+    """The public commitment to a model: its spec (canonical JSON) and its weights (PCS commitment)."""
+
+    spec_json: str
+    weights: pcs.Commitment
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.spec_json, str) or not self.spec_json:
+            raise ValueError("ModelCommitment: spec_json must be a non-empty string")
+        if not isinstance(self.weights, pcs.Commitment):
+            raise TypeError("ModelCommitment: weights must be a pcs.Commitment")
+
+    @cached_property
+    def spec(self) -> QuantSpec:
+        """The parsed quantization spec."""
+        return QuantSpec.from_json(self.spec_json)
+
+    @cached_property
+    def spec_digest(self) -> bytes:
+        """BLAKE3 of the spec's canonical JSON (``QuantSpec.digest`` as bytes)."""
+        return blake3.blake3(self.spec_json.encode("ascii")).digest()
+
+    @cached_property
+    def arch_digest(self) -> bytes:
+        """BLAKE3 of the architecture description alone (canonical JSON)."""
+        from blindproof.zk.quant.spec import canonical_json
+        return blake3.blake3(canonical_json(self.spec.arch).encode("ascii")).digest()
+
+    def to_bytes(self) -> bytes:
+        """The ``ModelCommitment`` protobuf message."""
+        from blindproof.zk import proof_file
+        return proof_file.encode_commitment(self)
+
+    @staticmethod
+    def from_bytes(data: bytes) -> "ModelCommitment":
+        """Parse and validate; :class:`~blindproof.zk.proof_file.ProofFileError` on anything wrong."""
+        from blindproof.zk import proof_file
+        return proof_file.decode_commitment(data)
+
+    @cached_property
+    def _digest(self) -> bytes:
+        return blake3.blake3(b"blindproof/model-commitment/v1\x00" + self.to_bytes()).digest()
+
+    def digest(self) -> bytes:
+        """The 32-byte identifier of the model: what proofs name and transcripts absorb."""
+        return self._digest
+
+    def save(self, path: str | Path) -> None:
+        """Write the commitment file."""
+        Path(path).write_bytes(self.to_bytes())
+
+    @staticmethod
+    def load(path: str | Path) -> "ModelCommitment":
+        """Read a commitment file (validated)."""
+        return ModelCommitment.from_bytes(Path(path).read_bytes())
+
+
+def expected_weight_layout(spec: QuantSpec) -> dict[str, int]:
+    """Committed name -> log2 of the canonical size, for every weight of a spec (in spec order)."""
+    return {weight_name(n): n_vars(ws.shape) for n, ws in spec.weights.items()}
+
+
+def check_layout(spec: QuantSpec, com: pcs.Commitment) -> None:
+    """ValueError unless the weight commitment holds exactly the spec's weights at their sizes."""
+    want = expected_weight_layout(spec)
+    got = dict(zip(com.layout.names, com.layout.log_sizes))
+    if set(got) != set(want):
+        extra, missing = sorted(set(got) - set(want)), sorted(set(want) - set(got))
+        raise ValueError(f"weight commitment does not match the spec (extra {extra[:3]}, missing {missing[:3]})")
+    bad = [n for n in want if got[n] != want[n]]
+    if bad:
+        raise ValueError(f"weight {bad[0]!r} committed with 2^{got[bad[0]]} entries, the spec needs 2^{want[bad[0]]}")
+
+
+def weight_tables(spec: QuantSpec, weights: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Canonical base-field tables of every weight, named ``"w:<name>"`` (spec order)."""
+    out: dict[str, np.ndarray] = {}
+    for name, ws in spec.weights.items():
+        if name not in weights:
+            raise ValueError(f"weight {name!r} missing")
+        out[weight_name(name)] = canonical(np.asarray(weights[name]), ws.shape)
+    return out
+
+
+def commit_model(spec: QuantSpec, weights: Mapping[str, np.ndarray], key: CommitmentKey,
+                 params: pcs.PcsParams = pcs.PcsParams()) -> tuple[ModelCommitment, pcs.ProverState]:
+    """Commit to a quantized model. The same (spec, weights, key, params) always give the same
+    commitment, so the prover can rebuild its opening state from the key."""
+    if not isinstance(spec, QuantSpec):
+        raise TypeError(f"commit_model: spec must be a QuantSpec, got {type(spec).__name__}")
+    if not isinstance(key, CommitmentKey):
+        raise TypeError(f"commit_model: key must be a CommitmentKey, got {type(key).__name__}")
+    if not spec.weights:
+        raise ValueError("commit_model: the program has no weights to commit")
+    tables = weight_tables(spec, weights)
+    com, state = pcs.commit(tables, params, rng=key.rng("blindproof/model-weights/" + spec.digest()))
+    return ModelCommitment(spec.to_json(), com), state

@@ -1,0 +1,184 @@
+"""The prover of whole-model proofs (see :mod:`blindproof.zk.verifier` for the protocol it follows).
+
+1. ``run_program`` on the public input gives the trace: every tensor and witness, bit for bit the
+   integer model's.
+2. The statement (model digest, spec digest, parameters, start, ``X``, ``Y``) starts the transcript.
+3. Every trace tensor, witness and aux column is committed in ONE hiding PCS commitment (before any
+   challenge; :class:`PcsProverSettler.commit`), the op proofs run from the output down to the input
+   (:mod:`blindproof.zk.program`), and the claims they leave are settled: public tensors by the
+   verifier itself, trace tensors by one batched opening of the trace commitment, weights by one
+   batched opening of the model commitment.
+
+:class:`ModelProver` keeps a model, its commitment and the commitment's opening state, so one
+commitment serves many proofs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from blindproof.zk import pcs
+from blindproof.zk.commitment import CommitmentKey, ModelCommitment, commit_model
+from blindproof.zk.ops.base import Claim, Reject, Settler, public_eval
+from blindproof.zk.proof_file import ModelProof
+from blindproof.zk.quant import QuantizedModel, Trace, run_program
+from blindproof.zk.transcript import Transcript
+from blindproof.zk.verifier import (DOMAIN, TRACE_COMMITMENT_LABEL, CountingTranscript, soundness_figures,
+                                    split_claims, statement_bytes)
+
+Progress = Callable[[str], None]
+
+
+def committed_table(state: pcs.ProverState, name: str) -> np.ndarray:
+    """The padded table of one committed tensor, read back from the commitment's message rows."""
+    lay = state.commitment.layout
+    i = lay.index(name)
+    off = lay.offsets[i]
+    return state.messages.reshape(-1)[off:off + (1 << lay.log_sizes[i])]
+
+
+class PcsProverSettler(Settler):
+    """Prover half: commits the trace tables in one PCS commitment, and settles the left-over claims
+    with one batched opening per commitment."""
+
+    def __init__(self, weights: pcs.ProverState, public: Mapping[str, np.ndarray], params: pcs.PcsParams,
+                 rng: np.random.Generator | None = None) -> None:
+        self.weights, self.public, self.params, self.rng = weights, dict(public), params, rng
+        self.trace_com: pcs.Commitment | None = None
+        self.trace_state: pcs.ProverState | None = None
+        self.trace_opening = b""
+        self.weight_opening = b""
+        self.trace_claims = 0
+        self.weight_claims = 0
+
+    def commit(self, tables: Mapping[str, np.ndarray], transcript: Transcript) -> None:
+        """Commit every non-public, non-weight table; absorb the commitment's digest."""
+        mine = {k: v for k, v in tables.items() if k not in self.public and not k.startswith("w:")}
+        for k, v in tables.items():  # weights come from the model commitment: they must be those
+            if k.startswith("w:") and not np.array_equal(np.asarray(v).reshape(-1), committed_table(self.weights, k)):
+                raise ValueError(f"weight table {k!r} differs from the committed weights")
+        if mine:
+            self.trace_com, self.trace_state = pcs.commit(mine, self.params, rng=self.rng)
+        transcript.absorb_digest(TRACE_COMMITMENT_LABEL,
+                                 self.trace_com.digest() if self.trace_com else b"\x00" * 32)
+
+    def settle(self, claims: Sequence[Claim], transcript: Transcript) -> None:
+        """Open the trace claims, then the weight claims (public claims need nothing)."""
+        pub, tr, w = split_claims(claims, self.public)
+        for c in pub:  # an honest prover's public claims hold; say so early if not
+            if not np.array_equal(public_eval(self.public[c.tensor], c.point), c.value):
+                raise Reject(f"claim on public tensor {c.tensor!r} is false")
+        self.trace_claims, self.weight_claims = len(tr), len(w)
+        if tr:
+            if self.trace_state is None:
+                raise ValueError("claims on trace tensors but nothing was committed")
+            self.trace_opening = pcs.open_claims(self.trace_state, tr, transcript).to_bytes()
+        if w:
+            self.weight_opening = pcs.open_claims(self.weights, w, transcript).to_bytes()
+
+
+def _program_prove(spec, values: Mapping[str, np.ndarray], inputs, outputs, transcript: Transcript,
+                   settler: PcsProverSettler, start: int, strict: bool) -> bytes:
+    """Op proofs of a trace (adapter to ``blindproof.zk.program``); calls ``settler.commit`` first and
+    ``settler.settle`` last."""
+    try:
+        from blindproof.zk import program
+    except ImportError:
+        raise RuntimeError("this installation has no program prover (blindproof.zk.program)") from None
+    return program.prove_program(spec, values, inputs, outputs, transcript, settler, start=start, strict=strict)
+
+
+@dataclass
+class ModelProver:
+    """A quantized model with its commitment and the state that opens it."""
+
+    model: QuantizedModel
+    commitment: ModelCommitment
+    state: pcs.ProverState
+    params: pcs.PcsParams
+
+    @staticmethod
+    def create(model: QuantizedModel, key: CommitmentKey, params: pcs.PcsParams = pcs.PcsParams()) -> "ModelProver":
+        """Commit to ``model`` (deterministically from ``key``)."""
+        com, state = commit_model(model.spec, model.weights, key, params)
+        return ModelProver(model, com, state, params)
+
+    def prove(self, inputs: Mapping[str, np.ndarray], start: int = 0, *, trace: Trace | None = None,
+              progress: Progress | None = None, rng: np.random.Generator | None = None,
+              strict: bool = True) -> ModelProof:
+        """Prove ``outputs = F_W(inputs)``. ``trace`` replaces the honest trace (tests of cheating
+        provers, with ``strict=False``); ``rng`` makes the trace commitment reproducible (tests)."""
+        say = progress or (lambda _msg: None)
+        spec = self.model.spec
+        inputs = {k: np.asarray(v, dtype=np.int64) for k, v in inputs.items()}
+        t0 = time.perf_counter()
+        if trace is None:
+            trace = run_program(spec, self.model.weights, inputs, start=start, validate_weights=False)
+        outputs = {k: np.asarray(trace.tensors[k], dtype=np.int64) for k in spec.outputs}
+        say(f"trace: {len(trace.tensors)} tensors ({time.perf_counter() - t0:.2f} s)")
+        digest = self.commitment.digest()
+        tr = CountingTranscript(DOMAIN, statement_bytes(digest, self.commitment.spec_digest, self.params, start,
+                                                        inputs, outputs))
+        settler = PcsProverSettler(self.state, inputs | outputs, self.params, rng)
+        values = dict(trace.tensors)
+        values.update({f"w:{k}": v for k, v in self.model.weights.items()})
+        t1 = time.perf_counter()
+        program_proof = _program_prove(spec, values, inputs, outputs, tr, settler, start, strict)
+        say(f"op proofs and openings: {len(program_proof)} bytes ({time.perf_counter() - t1:.2f} s)")
+        figs = soundness_figures(tr.counts, settler.trace_com.layout if settler.trace_com else None,
+                                 settler.trace_claims, self.commitment.weights.layout, settler.weight_claims)
+        return ModelProof(
+            model_digest=digest, spec_digest=self.commitment.spec_digest, params=self.params, start=start,
+            inputs=inputs, outputs=outputs,
+            trace_commitment=settler.trace_com.to_bytes() if settler.trace_com else b"",
+            program_proof=program_proof, trace_opening=settler.trace_opening,
+            weight_opening=settler.weight_opening, soundness=figs,
+            trace_claims=settler.trace_claims, weight_claims=settler.weight_claims)
+
+
+# --- workloads: deterministic model, calibration and example input ----------------------------------
+
+def workload_float_model(name: str, weights: str | None = None, seed: int = 0):
+    """The float model of a named workload: ``weights`` (a safetensors file of the model's own
+    state dict), else the trained default model for tiny-llama, else seeded random weights."""
+    from blindproof.models.workloads import get_workload
+
+    wl = get_workload(name)
+    if weights is not None:
+        from safetensors.torch import load_file
+        model = wl.build(seed)
+        try:
+            model.load_state_dict(load_file(str(weights)), strict=True)
+        except (RuntimeError, KeyError) as exc:
+            raise ValueError(f"{weights}: not a state dict of workload {name!r}: {exc}") from None
+        return model.eval()
+    if name == "tiny-llama":
+        from blindproof.models.default import load_default_model
+        return load_default_model()
+    return wl.build(seed)
+
+
+def calibration_input(name: str, batch: int = 4):
+    """Fixed calibration data of a workload (the same on every run, so commit and prove agree)."""
+    from blindproof.models.workloads import get_workload
+
+    wl = get_workload(name)
+    return wl.example_input(seed=1, batch=64 if wl.kind == "mlp" else batch)
+
+
+def example_input(name: str):
+    """The fixed example input of a workload (batch 1)."""
+    from blindproof.models.workloads import get_workload
+
+    return get_workload(name).example_input(seed=0, batch=1)
+
+
+def quantized_workload(name: str, weights: str | None = None, seed: int = 0) -> QuantizedModel:
+    """The integer model of a workload, quantized with its fixed calibration data."""
+    from blindproof.zk.quant import quantize
+
+    return quantize(workload_float_model(name, weights, seed), calibration_input(name))

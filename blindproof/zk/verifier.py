@@ -1,0 +1,275 @@
+"""The verifier of whole-model proofs: a small pure function of (model commitment, proof bytes[, the
+input and output the caller expects]) to a :class:`ModelVerifyResult`. It never raises and never
+accepts on an error path (every exception becomes a rejection with its reason).
+
+Statement and transcript. The Fiat–Shamir transcript starts from the statement: the model
+commitment's digest, the spec digest, the commitment parameters, the position offset, the public
+input ``X`` and output ``Y`` (:func:`statement_bytes`). Then, in order: the trace commitment (every
+trace tensor, witness and aux column, one hiding PCS commitment), the op proofs from the output down
+to the input (:mod:`blindproof.zk.program`), and the settlement of the claims left over
+(:class:`PcsVerifierSettler`): claims on public tensors are evaluated here, claims on committed
+trace tensors are proved by one batched opening of the trace commitment, claims on weights
+(``"w:<name>"``) by one batched opening of the model commitment.
+
+Soundness figures (:func:`soundness_figures`) are recomputed here from what the verifier saw, never
+taken from the file: the two openings' own reports (:meth:`pcs.Layout.soundness`), plus one term per
+challenge the op proofs drew (``≤ 4/|F_ext|`` for a sumcheck round or random-point coordinate, whose
+polynomials have degree ≤ 4; ``≤ 2^(L+1)/|F_ext|`` for a logUp challenge over at most ``2^L`` queries
+and table rows, ``2^L`` the largest committed trace tensor), all added (union bound).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections import Counter
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from blindproof.zk import pcs
+from blindproof.zk.commitment import ModelCommitment
+from blindproof.zk.encoding import ProofFormatError
+from blindproof.zk.ops.base import Claim, Reject, Settler, n_vars, public_eval
+from blindproof.zk.proof_file import ModelProof, ProofFileError, SoundnessFigures
+from blindproof.zk.soundness import BABYBEAR_P, EXT_DEGREE
+from blindproof.zk.transcript import Transcript
+from blindproof.zk.verdict import VerifyResult, guarded
+
+DOMAIN = b"blindproof/model-proof/v1"
+LOG_EXT_FIELD = EXT_DEGREE * math.log2(BABYBEAR_P)
+ROUND_DEGREE = 4  # bound on the degree of any round polynomial of the op proofs
+_LOOKUP_LABELS = ("lookup/alpha", "lookup/beta")
+_SOUNDNESS_TOLERANCE = 0.05  # bits: the file's figures must be the recomputed ones
+
+
+@dataclass(frozen=True)
+class ModelVerifyResult(VerifyResult):
+    """A verdict plus the soundness of the proof that was checked (0 when it could not be computed)."""
+
+    provable_bits: float = 0.0
+    conjectured_bits: float = 0.0
+    proof: ModelProof | None = None
+
+
+# --- statement and transcript ---------------------------------------------------------------------
+
+def _tensor_bytes(name: str, a: np.ndarray) -> bytes:
+    a = np.ascontiguousarray(a, dtype="<i8")
+    nb = name.encode("utf-8")
+    head = struct.pack("<I", len(nb)) + nb + struct.pack("<I", a.ndim) + b"".join(struct.pack("<Q", d) for d in a.shape)
+    return head + a.tobytes()
+
+
+def statement_bytes(model_digest: bytes, spec_digest: bytes, params: pcs.PcsParams, start: int,
+                    inputs: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]) -> bytes:
+    """The public statement, unambiguously encoded (absorbed before anything else)."""
+    parts = [model_digest, spec_digest,
+             struct.pack("<dII", float(params.security_bits), params.blowup, params.proximity_tests),
+             struct.pack("<Q", int(start)), struct.pack("<I", len(inputs))]
+    parts += [_tensor_bytes(k, inputs[k]) for k in sorted(inputs)]
+    parts.append(struct.pack("<I", len(outputs)))
+    parts += [_tensor_bytes(k, outputs[k]) for k in sorted(outputs)]
+    return b"".join(parts)
+
+
+class CountingTranscript(Transcript):
+    """A transcript that counts the extension challenges drawn under each label (for soundness)."""
+
+    def __init__(self, domain: bytes, statement: bytes = b"") -> None:
+        super().__init__(domain, statement)
+        self.counts: Counter[str] = Counter()
+
+    def challenge_exts(self, label: str, n: int) -> np.ndarray:
+        out = super().challenge_exts(label, n)
+        self.counts[label] += int(n)
+        return out
+
+
+def statement_transcript(proof: ModelProof) -> CountingTranscript:
+    """The transcript of a proof, with its statement absorbed."""
+    return CountingTranscript(DOMAIN, statement_bytes(proof.model_digest, proof.spec_digest, proof.params,
+                                                      proof.start, proof.inputs, proof.outputs))
+
+
+# --- soundness ------------------------------------------------------------------------------------
+
+def _bits(err: float) -> float:
+    return math.inf if err <= 0 else -math.log2(err)
+
+
+def soundness_figures(counts: Mapping[str, int], trace: pcs.Layout | None, trace_claims: int,
+                      weights: pcs.Layout, weight_claims: int) -> SoundnessFigures:
+    """Provable and conjectured bits of a whole proof (see the module docstring)."""
+    max_log = max(trace.log_sizes) if trace is not None else 0
+    lookup = sum(n for lab, n in counts.items() if lab in _LOOKUP_LABELS)
+    other = sum(n for lab, n in counts.items() if not lab.startswith("pcs/") and lab not in _LOOKUP_LABELS)
+    terms: list[tuple[str, float, float]] = []
+    if other:
+        b = LOG_EXT_FIELD - math.log2(ROUND_DEGREE * other)
+        terms.append((f"op challenges ({other})", b, b))
+    if lookup:
+        b = LOG_EXT_FIELD - math.log2(lookup) - (max_log + 1)
+        terms.append((f"lookup challenges ({lookup})", b, b))
+    if trace is not None and trace_claims:
+        rep = trace.soundness(trace_claims)
+        terms.append(("trace opening", rep.provable_bits, rep.conjectured_bits))
+    if weight_claims:
+        rep = weights.soundness(weight_claims)
+        terms.append(("weight opening", rep.provable_bits, rep.conjectured_bits))
+    prov = _bits(sum(2.0 ** -t[1] for t in terms))
+    conj = _bits(sum(2.0 ** -t[2] for t in terms))
+    return SoundnessFigures(prov, conj, terms)
+
+
+# --- settling claims ------------------------------------------------------------------------------
+
+def split_claims(claims: Sequence[Claim], public: Mapping[str, np.ndarray]
+                 ) -> tuple[list[Claim], list[Claim], list[Claim]]:
+    """(public, trace, weight) claims, each in order."""
+    pub, tr, w = [], [], []
+    for c in claims:
+        (pub if c.tensor in public else w if c.tensor.startswith("w:") else tr).append(c)
+    return pub, tr, w
+
+
+def check_public_claims(claims: Sequence[Claim], public: Mapping[str, np.ndarray]) -> None:
+    """Evaluate public tensors' MLEs; Reject on a false claim."""
+    for c in claims:
+        values = public[c.tensor]
+        if c.point.shape[0] != n_vars(values.shape):
+            raise Reject(f"claim on public {c.tensor!r} has {c.point.shape[0]} coordinates, "
+                         f"the tensor {n_vars(values.shape)}")
+        if not np.array_equal(public_eval(values, c.point), c.value):
+            raise Reject(f"claim on public tensor {c.tensor!r} is false")
+
+
+TRACE_COMMITMENT_LABEL = "model/trace-commitment"
+
+
+class PcsVerifierSettler(Settler):
+    """Verifier half: absorbs the proof's trace commitment, then checks the left-over claims against
+    the public tensors and the two batched openings carried by the proof."""
+
+    def __init__(self, proof: ModelProof, model: ModelCommitment, trace_com: pcs.Commitment | None) -> None:
+        self.proof, self.model, self.trace_com = proof, model, trace_com
+        self.committed = False
+        self.settled = False
+
+    def commit(self, tables, transcript: Transcript) -> None:  # the verifier has no tables: ignores them
+        if self.committed:
+            raise Reject("the trace commitment was absorbed twice")
+        transcript.absorb_digest(TRACE_COMMITMENT_LABEL, self.trace_com.digest() if self.trace_com else b"\x00" * 32)
+        self.committed = True
+
+    def settle(self, claims: Sequence[Claim], transcript: Transcript) -> None:
+        if not self.committed:
+            raise Reject("claims settled before the trace commitment was absorbed")
+        if self.settled:
+            raise Reject("claims settled twice")
+        self.settled = True
+        pub, tr, w = split_claims(claims, self.proof.inputs | self.proof.outputs)
+        if len(tr) != self.proof.trace_claims or len(w) != self.proof.weight_claims:
+            raise Reject(f"the proof opens {self.proof.trace_claims} trace and {self.proof.weight_claims} weight "
+                         f"claims, the program left {len(tr)} and {len(w)}")
+        check_public_claims(pub, self.proof.inputs | self.proof.outputs)
+        if tr:
+            if self.trace_com is None:
+                raise Reject("claims on trace tensors but no trace commitment")
+            res = pcs.verify(self.trace_com, tr, self.proof.trace_opening, transcript)
+            if not res:
+                raise Reject(f"trace opening: {res.reason}")
+        elif self.proof.trace_opening:
+            raise Reject("a trace opening without trace claims")
+        if w:
+            res = pcs.verify(self.model.weights, w, self.proof.weight_opening, transcript)
+            if not res:
+                raise Reject(f"weight opening: {res.reason}")
+        elif self.proof.weight_opening:
+            raise Reject("a weight opening without weight claims")
+
+
+# --- the op proofs (engineer-facing adapter to blindproof.zk.program) ---------------------------------
+
+def _program_verify(spec, proof: ModelProof, transcript: Transcript, settler: PcsVerifierSettler) -> None:
+    """Check the op proofs of ``proof.program_proof``; Reject on failure. Calls ``settler.commit``
+    before anything else and ``settler.settle`` with the claims the program leaves."""
+    try:
+        from blindproof.zk import program
+    except ImportError:
+        raise Reject("this installation has no program verifier (blindproof.zk.program)") from None
+    program.verify_program(spec, proof.inputs, proof.outputs, proof.program_proof, transcript, settler,
+                           start=proof.start)
+
+
+# --- the verifier ---------------------------------------------------------------------------------
+
+def _same_tensors(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> bool:
+    return set(a) == set(b) and all(np.asarray(a[k]).shape == b[k].shape and np.array_equal(a[k], b[k]) for k in a)
+
+
+def verify_model_proof(model: ModelCommitment, proof: bytes, inputs: Mapping[str, np.ndarray] | None = None,
+                       outputs: Mapping[str, np.ndarray] | None = None, *,
+                       min_provable_bits: float = 0.0) -> ModelVerifyResult:
+    """Accept iff ``proof`` shows ``outputs = F_W(inputs)`` for the model committed in ``model``.
+
+    ``inputs`` / ``outputs``: what the caller expects the statement to be (None: take the proof's own
+    statement, which the result then carries in ``.proof``). Never raises."""
+    res = guarded(lambda: _verify(model, proof, inputs, outputs, min_provable_bits), "verify")
+    if isinstance(res, ModelVerifyResult):
+        return res
+    return ModelVerifyResult(False, res.reason or "rejected")
+
+
+def _reject(reason: str, proof: ModelProof | None = None, figs: SoundnessFigures | None = None) -> ModelVerifyResult:
+    return ModelVerifyResult(False, reason, (), figs.provable_bits if figs else 0.0,
+                             figs.conjectured_bits if figs else 0.0, proof)
+
+
+def _verify(model, data, inputs, outputs, min_bits) -> ModelVerifyResult:
+    if not isinstance(model, ModelCommitment):
+        return _reject(f"model must be a ModelCommitment, got {type(model).__name__}")
+    try:
+        proof = ModelProof.from_bytes(data)
+    except ProofFileError as exc:
+        return _reject(f"malformed proof: {exc}")
+    if proof.model_digest != model.digest():
+        return _reject("the proof is for another model commitment", proof)
+    if proof.spec_digest != model.spec_digest:
+        return _reject("the proof names another quantization spec", proof)
+    spec = model.spec
+    if set(proof.inputs) != set(spec.inputs) or set(proof.outputs) != set(spec.outputs):
+        return _reject(f"public tensors {sorted(proof.inputs)} -> {sorted(proof.outputs)} do not match the "
+                       f"program's {list(spec.inputs)} -> {list(spec.outputs)}", proof)
+    if inputs is not None and not _same_tensors(inputs, proof.inputs):
+        return _reject("the proof is for another input", proof)
+    if outputs is not None and not _same_tensors(outputs, proof.outputs):
+        return _reject("the proof is for another output", proof)
+    trace_com = None
+    if proof.trace_commitment:
+        try:
+            trace_com = pcs.Commitment.from_bytes(proof.trace_commitment)
+        except ProofFormatError as exc:
+            return _reject(f"malformed trace commitment: {exc}", proof)
+        lay = trace_com.layout
+        if (lay.blowup, lay.proximity_tests) != (proof.params.blowup, proof.params.proximity_tests):
+            return _reject("the trace commitment's code parameters differ from the proof's", proof)
+    tr = statement_transcript(proof)
+    settler = PcsVerifierSettler(proof, model, trace_com)
+    try:
+        _program_verify(spec, proof, tr, settler)
+    except Reject as exc:
+        return _reject(f"rejected: {exc}", proof)
+    if not settler.settled:
+        return _reject("the program proof left its claims unsettled", proof)
+    figs = soundness_figures(tr.counts, trace_com.layout if trace_com else None, proof.trace_claims,
+                             model.weights.layout, proof.weight_claims)
+    if (abs(figs.provable_bits - proof.soundness.provable_bits) > _SOUNDNESS_TOLERANCE
+            or abs(figs.conjectured_bits - proof.soundness.conjectured_bits) > _SOUNDNESS_TOLERANCE):
+        return _reject(f"the proof states {proof.soundness.summary()}, the verifier computes {figs.summary()}",
+                       proof, figs)
+    if figs.provable_bits < min_bits:
+        return _reject(f"soundness {figs.provable_bits:.1f} provable bits is below the required {min_bits}",
+                       proof, figs)
+    return ModelVerifyResult(True, "", (), figs.provable_bits, figs.conjectured_bits, proof)
