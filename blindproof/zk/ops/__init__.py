@@ -11,6 +11,20 @@ from types import ModuleType
 
 # op kind -> module (relative to this package)
 _MODULES: dict[str, str] = {
+    "lookup": "lookup_ops",
+    "linear": "matmul",
+    "qk": "matmul",
+    "pv": "matmul",
+    "rescale": "rescale",
+    "add": "elementwise",
+    "add_weight": "elementwise",
+    "mul": "elementwise",
+    "mul_weight": "elementwise",
+    "embed": "embed",
+    "split_heads": "heads",
+    "merge_heads": "heads",
+    "rope": "rope",
+    "mean_pool": "pool",
 }
 
 

@@ -1,0 +1,185 @@
+"""Row-wise relations for the nonlinear ops (softmax, norms): one combined sumcheck per op.
+
+A row-wise op works on a tensor of shape ``lead + (d,)`` and per-row tensors of shape ``lead + (1,)``
+(row maxima, sums, square roots …). In canonical layout a full tensor's point splits into the row
+coordinates (the leading dimensions' variables, MSB-first) and the ``k = ceil(log2 d)`` column
+coordinates; a per-row tensor lives on the row coordinates alone.
+
+:class:`Combined` proves, in ONE sumcheck over the full variables,
+
+    Σ_x eq(τ, x) · Σ_t c_t Π f(x)            = 0                       (elementwise relations)
+  + λ · Σ_x eq(ρ, row(x)) · Σ_u c_u Π g(x)    = Σ_i a_i · R_i(ρ)         (row sums)
+
+for fresh random ``τ`` (full) and ``ρ`` (rows). The first part says every elementwise relation holds
+everywhere (a zero-check); the second says, as an identity of multilinear polynomials in the rows,
+that the per-row sums ``Σ_j g(row, j)`` equal linear combinations of per-row tensors ``R_i`` whose
+values at ``ρ`` the prover sends (and which become claims). Factors may be committed full tensors,
+per-row tensors broadcast over the column axis (:func:`row_table`: its MLE ignores the column
+coordinates, so its final value is a claim on the per-row tensor at the row part of the point) or
+public tables the verifier evaluates itself (the real-entries indicator ``ind`` and op-specific ones).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from blindproof.zk import field as F
+from blindproof.zk import mle
+from blindproof.zk.ops import base as B
+
+IND = "ind"  # public: real-entries indicator of the full shape
+
+
+def row_shape(shape: Sequence[int]) -> tuple[int, ...]:
+    """Shape of the per-row tensors of a full tensor of ``shape``."""
+    return tuple(int(d) for d in shape[:-1]) + (1,)
+
+
+def col_vars(shape: Sequence[int]) -> int:
+    """Number of column (last-axis) variables."""
+    return B.dim_vars(int(shape[-1]))
+
+
+def row_point(point: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """The row coordinates of a full point."""
+    return point[: point.shape[0] - col_vars(shape)]
+
+
+def row_table(table: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """A per-row canonical table (base or extension) repeated over the padded column axis: its MLE at a
+    full point is the per-row MLE at the point's row coordinates."""
+    reps = 1 << col_vars(shape)
+    return np.repeat(table, reps, axis=0)
+
+
+@dataclass
+class Combined:
+    """Zero-check plus row sums over a full tensor of ``shape`` (see the module docstring).
+
+    ``full``: committed full tensors; ``rows``: committed per-row tensors (broadcast); ``public``: names
+    of public full tables with ``public_table(name)`` / ``public_eval(name, point)`` callbacks (the
+    indicator ``ind`` is built in). ``zero_terms``: ``(coeff, names)`` with one or two factors;
+    ``sum_terms`` likewise; ``sum_rhs``: ``(coeff, row tensor name)`` pairs forming the right-hand
+    side of the row sums (the name ``"ind"`` stands for the real-rows indicator, public)."""
+
+    label: str
+    shape: tuple[int, ...]
+    full: list[str]
+    rows: list[str]
+    zero_terms: list[tuple[object, tuple[str, ...]]]
+    sum_terms: list[tuple[object, tuple[str, ...]]] = field(default_factory=list)
+    sum_rhs: list[tuple[object, str]] = field(default_factory=list)
+    public: list[str] = field(default_factory=list)
+    public_table: Callable[[str], np.ndarray] | None = None
+    public_eval: Callable[[str, np.ndarray], np.ndarray] | None = None
+
+    # --- layout ---------------------------------------------------------------------------------------
+    def _publics(self) -> list[str]:
+        return [IND, *self.public]
+
+    def _index(self) -> dict[str, int]:
+        names = [*self.full, *self.rows, *self._publics(), "#eq_tau", "#eq_rho"]
+        return {n: i for i, n in enumerate(names)}
+
+    def _terms(self, lam: np.ndarray) -> list[tuple[object, tuple[int, ...]]]:
+        ix = self._index()
+        out = []
+        for c, names in self.zero_terms:
+            if not 1 <= len(names) <= 2:
+                raise ValueError(f"{self.label}: zero-check terms need 1 or 2 factors")
+            out.append((_coeff(c), (ix["#eq_tau"], *(ix[n] for n in names))))
+        for c, names in self.sum_terms:
+            if not 1 <= len(names) <= 2:
+                raise ValueError(f"{self.label}: row-sum terms need 1 or 2 factors")
+            out.append((F.emul(lam, _coeff(c)), (ix["#eq_rho"], *(ix[n] for n in names))))
+        return out
+
+    def _rhs_names(self) -> list[str]:
+        return [n for _, n in self.sum_rhs if n != IND]
+
+    def _rhs(self, vals: dict[str, np.ndarray], rho: np.ndarray) -> np.ndarray:
+        total = F.ezero()
+        for c, n in self.sum_rhs:
+            v = B.indicator_eval(row_shape(self.shape), rho) if n == IND else vals[n]
+            total = F.eadd(total, F.emul(_coeff(c), v))
+        return total
+
+    def _public_eval(self, name: str, point: np.ndarray) -> np.ndarray:
+        if name == IND:
+            return B.indicator_eval(self.shape, point)
+        assert self.public_eval is not None
+        return self.public_eval(name, point)
+
+    def _public_table(self, name: str) -> np.ndarray:
+        if name == IND:
+            return B.indicator_table(self.shape)
+        assert self.public_table is not None
+        return self.public_table(name)
+
+    # --- prover / verifier ----------------------------------------------------------------------------
+    def _challenges(self, ctx: B.VerifierContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n = B.n_vars(self.shape)
+        tau = ctx.transcript.challenge_exts(f"ops/{self.label}/tau", n)
+        rho = ctx.transcript.challenge_exts(f"ops/{self.label}/rho", n - col_vars(self.shape))
+        lam = ctx.transcript.challenge_ext(f"ops/{self.label}/lambda")
+        return tau, rho, lam
+
+    def prove(self, ctx: B.ProverContext, proof: B.OpProof) -> list[B.Claim]:
+        """Run the combined sumcheck; returns the claims on committed tensors."""
+        tau, rho, lam = self._challenges(ctx)
+        rhs_names = self._rhs_names()
+        rvals = {n: ctx.evaluate(n, rho) for n in rhs_names}
+        if rhs_names:
+            arr = np.stack([rvals[n] for n in rhs_names])
+            proof.put_ext(arr)
+            ctx.transcript.absorb_ext(f"ops/{self.label}/row_values", arr)
+        claim = F.emul(lam, self._rhs(rvals, rho))
+        tables = ([ctx.table(n) for n in self.full] + [row_table(ctx.table(n), self.shape) for n in self.rows]
+                  + [self._public_table(n) for n in self._publics()]
+                  + [mle.eq_table(tau), row_table(mle.eq_table(rho), self.shape)])
+        point, finals = B.prove_sum(ctx, proof, B.n_vars(self.shape), tables, self._terms(lam), claim)
+        return self._claims(point, finals, rho, rvals)
+
+    def verify(self, ctx: B.VerifierContext, rd: B.ProofReader) -> list[B.Claim]:
+        """Check the combined sumcheck; returns the claims. Raises Reject."""
+        tau, rho, lam = self._challenges(ctx)
+        rhs_names = self._rhs_names()
+        rvals: dict[str, np.ndarray] = {}
+        if rhs_names:
+            arr = rd.take_ext(len(rhs_names))
+            ctx.transcript.absorb_ext(f"ops/{self.label}/row_values", arr)
+            rvals = dict(zip(rhs_names, arr))
+        claim = F.emul(lam, self._rhs(rvals, rho))
+        ix = self._index()
+        point, finals = B.verify_sum(ctx, rd, B.n_vars(self.shape), len(ix), self._terms(lam), claim)
+        rp = row_point(point, self.shape)
+        want = {"#eq_tau": mle.eq_eval(tau, point) if point.shape[0] else F.eone(),
+                "#eq_rho": mle.eq_eval(rho, rp) if rp.shape[0] else F.eone()}
+        for n in self._publics():
+            want[n] = self._public_eval(n, point)
+        for n, v in want.items():
+            if not np.array_equal(finals[ix[n]], v):
+                raise B.Reject(f"{self.label}: wrong value of the public table {n.lstrip('#')!r}")
+        return self._claims(point, finals, rho, rvals)
+
+    def _claims(self, point, finals, rho, rvals) -> list[B.Claim]:
+        ix = self._index()
+        rp = row_point(point, self.shape)
+        out = [B.Claim(n, point, finals[ix[n]]) for n in self.full]
+        out += [B.Claim(n, rp, finals[ix[n]]) for n in self.rows]
+        out += [B.Claim(n, rho, v) for n, v in rvals.items()]
+        return out
+
+
+def _coeff(c) -> np.ndarray:
+    if isinstance(c, (int, np.integer)):
+        return F.ext(int(c) % F.P)
+    return F._check_ext(np.asarray(c), "coefficient").reshape(4)
+
+
+def neg(c: int) -> int:
+    """A signed integer coefficient as a field element (for term lists)."""
+    return int(c) % F.P
