@@ -90,8 +90,9 @@ def summary(report: dict) -> str:
         wb = kr["wrong_base"]
         first = r["hidden_inversion"]["layers"][0]
         lines.append(f"  same attacks with another model of the same shape (no base weights): residual key rel. "
-                     f"error {wb['residual_rel_error']:.2f}, fit residual {wb['ffn_reconstruction_max_rel_residual']:.2f}; "
-                     f"prompt from layer-0 states {first['wrong_base_without_key']:.1%}")
+                     f"error {wb['residual_rel_error']:.2f}, fit residual "
+                     f"{wb['ffn_reconstruction_max_rel_residual']:.2f}; prompt from layer-0 states "
+                     f"{first['wrong_base_without_key']:.1%}")
         se = r["key_recovery"].get("server_embeds", {})
         if "vocab_exact_fraction" in se:
             lines.append(f"  server-embeds split: vocabulary permutation recovered {se['vocab_exact_fraction']:.1%}")
@@ -102,8 +103,9 @@ def summary(report: dict) -> str:
             exact = row.get("residual_exact_fraction")
             key_txt = f"exact {exact:.1%}" if exact is not None else f"rel. error {row['residual_rel_error']:.2f}"
             lines.append(f"  server with a related model (weights changed by {row['relative_change']:g} relative): "
-                         f"residual key {key_txt}; prompt from layer-0 states {row['prompt_layer0_with_recovered_key']:.1%}"
-                         f" with the recovered key, {row['prompt_layer0_without_key']:.1%} without it")
+                         f"residual key {key_txt}; prompt from layer-0 states "
+                         f"{row['prompt_layer0_with_recovered_key']:.1%} with the recovered key, "
+                         f"{row['prompt_layer0_without_key']:.1%} without it")
         sl = r.get("served_model_language", {})
         if "victim_text_accuracy" in sl:
             lines.append(f"  server without base weights, server-embeds-and-decodes split: vocabulary key from the "
@@ -139,7 +141,8 @@ def markdown(report: dict) -> str:
                 else f"rel. error {kr['output_rel_error']:.1e}")
         wb = kr["wrong_base"]
         layers = r["hidden_inversion"]["layers"]
-        inv = ", ".join(f"L{row['layer']}: {_pct(row['with_recovered_key'])}/{_pct(row['without_key'])}" for row in layers)
+        inv = ", ".join(f"L{row['layer']}: {_pct(row['with_recovered_key'])}/{_pct(row['without_key'])}"
+                        for row in layers)
         sl = r.get("served_model_language", {})
         out.append(f"| {r['workload']} | {r['tier']} | {key} | {kr['seconds']:.3f} | {outp} | "
                    f"{_pct(se.get('vocab_exact_fraction'))} | rel. error {wb['residual_rel_error']:.2f} | {inv} | "

@@ -93,7 +93,7 @@ def ffn_signatures(model: Transformer, layer: int) -> np.ndarray:
         cols.append(b)
     blk = model.blocks[layer]
     if model.cfg.mlp == "swiglu":
-        up, _ = _np(blk.mlp.up.weight), None
+        up = _np(blk.mlp.up.weight)
         if model.cfg.norm_position == "pre":
             up = up * _np(blk.mlp_norm.weight)[None, :]
         cols.append(np.linalg.norm(up, axis=1) * np.linalg.norm(_np(blk.mlp.down.weight), axis=0))
