@@ -260,3 +260,18 @@ def test_layernorm_with_small_gain_and_large_shift_fits():
     with torch.no_grad():
         f = model(x).double().numpy()
     assert _cos(f, qm.forward(x)).min() >= 0.99
+
+
+def test_layers_share_one_table_per_function():
+    cfg = SMALL["small-llama-like"]
+    model = init_weights(Transformer(cfg), 3).eval()
+    calib = _tokens(cfg, 1, batch=4)
+    shared = quantize(model, calib)
+    fns = sorted(t.fn for t in shared.spec.tables.values())
+    assert fns == ["cos", "exp_neg", "silu", "sin"]
+    apart = quantize(model, calib, QuantConfig(shared_tables=False))
+    assert sum(t.fn == "silu" for t in apart.spec.tables.values()) > 1
+    x = _tokens(cfg, 2)
+    with torch.no_grad():
+        f = model(x).double().numpy()
+    assert _cos(f, shared.forward(x)).min() >= 0.995

@@ -46,6 +46,7 @@ class QuantConfig:
     acc_headroom: float = 4.0      # calibration max of an accumulator maps to <= 2^30 / acc_headroom
     norm_sq_limit: int = 1 << 28   # sum of squares inside a norm stays below this on calibration data
     per_channel: bool = True       # int8 weight exponent per output row (else one per matrix)
+    shared_tables: bool = True     # one SiLU/GELU table per function: its layers share exponents
     score_exp: int = 12            # attention scores enter softmax at 2^-12 (exp table domain [0, 16))
     exp_out_exp: int = 15          # exp table entries: round(2^15 exp(-z)), so exp(0) = 2^15
     prob_exp: int = 14             # probabilities at 2^-14; e * 2^14 <= 2^29 keeps divisions below 2^30
@@ -92,6 +93,7 @@ class _Builder:
         self.ops: list[tuple[str, list[_Node], _Node, Callable[[], dict]]] = []
         self.weights: dict[str, Callable[[], tuple[np.ndarray, str, np.ndarray | int]]] = {}
         self.tables: dict[str, Callable[[], TableSpec]] = {}
+        self.lookups: list[tuple[str, _Node, _Node]] = []  # (fn, input, output) of activation lookups
         self.caps: dict[str, int] = {}
         self.pairs: list[tuple[_Node, _Node, int]] = []
         self.exps: dict[str, np.ndarray | int] = {}
@@ -124,6 +126,13 @@ class _Builder:
             while self.exps[ra.name] + self.exps[rb.name] > limit:
                 big = ra if self.exps[ra.name] >= self.exps[rb.name] else rb
                 self.exps[big.name] -= 1
+        if self.cfg.shared_tables:  # lookups of one function share (in, out) exponents: one table each
+            for fn in {f for f, _, _ in self.lookups}:
+                for side in (1, 2):
+                    roots = [item[side].root() for item in self.lookups if item[0] == fn]
+                    e = min(self.exps[r.name] for r in roots)  # lowering only: every bound still holds
+                    for r in roots:
+                        self.exps[r.name] = e
 
     def exp(self, n: _Node):
         if n.name not in self.exps:
@@ -229,9 +238,14 @@ class _Builder:
 
     def lookup(self, x: _Node, fn: str, name: str) -> _Node:
         out = self.node(name, _FLOAT_ACT[fn](x.value))
-        tname = name + ".table"
-        self.tables[tname] = lambda: activation_table(tname, fn, int(self.exp(x)), int(self.exp(out)))
-        return self.op("lookup", [x], out, lambda: {"table": tname})
+        self.lookups.append((fn, x, out))
+
+        def params() -> dict:  # tables are named by function and exponents, so equal ones are one table
+            ein, eout = int(self.exp(x)), int(self.exp(out))
+            tname = f"{fn}.in{ein}.out{eout}"
+            self.tables.setdefault(tname, lambda: activation_table(tname, fn, ein, eout))
+            return {"table": tname}
+        return self.op("lookup", [x], out, params)
 
     def norm(self, x: _Node, kind: str, eps: float, gamma: np.ndarray, beta: np.ndarray | None, name: str) -> _Node:
         d = x.value.shape[-1]
