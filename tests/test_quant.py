@@ -200,6 +200,10 @@ def test_bad_inputs_raise_clear_errors(tiny):
         quantize(MLP((4, 2)), torch.zeros((0, 4)))
     with pytest.raises(ValueError, match="unknown op"):
         QuantSpec.from_dict({**qm.spec.to_dict(), "ops": [{"kind": "nope", "inputs": [], "output": "y", "params": {}}]})
+    d = qm.spec.to_dict()
+    d["weights"].pop(next(op.params["weight"] for op in qm.spec.ops if op.kind == "linear"))
+    with pytest.raises(ValueError, match="lacks"):
+        QuantSpec.from_dict(d)
     with pytest.raises(ValueError, match="version"):
         QuantSpec.from_dict({**qm.spec.to_dict(), "version": 99})
     with pytest.raises(ValueError, match="headroom"):

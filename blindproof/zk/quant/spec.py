@@ -169,6 +169,13 @@ class QuantSpec:
         missing = [n for n in known | set(self.outputs) if n not in self.tensors]
         if missing:
             raise ValueError(f"tensors without a TensorSpec: {missing[:5]}")
+        for op in self.ops:
+            for key, pool, what in (("weight", self.weights, "weight"), ("bias", self.weights, "weight"),
+                                    ("table", self.tables, "table"), ("cos", self.tables, "table"),
+                                    ("sin", self.tables, "table")):
+                ref = op.params.get(key)
+                if ref is not None and ref not in pool:
+                    raise ValueError(f"op {op.kind} -> {op.output} names {what} {ref!r}, which the spec lacks")
 
     def to_dict(self) -> dict:
         return {
