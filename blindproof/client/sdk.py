@@ -307,6 +307,17 @@ class BlindClient:
         x = deployment.codec.client_input(inputs, start)
         return deployment.codec.client_output(self.infer_raw(deployment.deployment_id, x, start))
 
+    def check_identity(self, deployment: Deployment, fingerprint, mode: str = "logits", p1: float = 0.5,
+                       sequential: bool = False, **check_kwargs):
+        """Check which model the server runs for ``deployment`` (a ``fingerprint.blind.BlindFingerprint``).
+
+        Probes travel through the deployment's EE codec like ordinary requests; returns the
+        ``fingerprint.Verdict`` ("match" / "mismatch" with its error probabilities). The deployment must
+        have a harmless input expansion (``blindproof.fingerprint.blind.deploy``).
+        """
+        from blindproof.fingerprint.blind import check_deployment
+        return check_deployment(self, deployment, fingerprint, mode=mode, p1=p1, sequential=sequential, **check_kwargs)
+
     def session(self, deployment: Deployment | str, timeout: float | None = None) -> GenerateSession:
         """Open a generation session (server-side KV cache) on a deployment."""
         dep_id = deployment.deployment_id if isinstance(deployment, Deployment) else deployment

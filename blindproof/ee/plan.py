@@ -89,6 +89,9 @@ class KeyPlan:
             if not split.client_embeds:
                 raise ValueError("an MLP has no embedding: the client always encodes its input features")
         else:
+            if model.cfg.input_extra:  # its expansion weights would ship untransformed
+                raise ValueError("encrypt the model without its input expansion: blindproof.fingerprint.blind "
+                                 "adds a keyed expansion at deployment")
             self.cfg = model.cfg
 
     def rng(self, label: str) -> np.random.Generator:

@@ -33,10 +33,10 @@ _META_DIGEST = "blindproof.digest"
 # Which state-dict entries belong to which part of a transformer's forward split.
 TRANSFORMER_PARTS: dict[str, tuple[str, ...]] = {
     "embed": ("embed.", "pos_embed.", "type_embed.", "embed_norm."),
-    "blocks": ("blocks.",),
+    "blocks": ("blocks.", "expand."),  # expand: the optional harmless input expansion the server runs first
     "head": ("final_norm.", "lm_head."),
 }
-_PART_MODULES = {"embed": ("embed", "pos_embed", "type_embed", "embed_norm"), "blocks": ("blocks",),
+_PART_MODULES = {"embed": ("embed", "pos_embed", "type_embed", "embed_norm"), "blocks": ("blocks", "expand"),
                  "head": ("final_norm", "lm_head")}
 
 

@@ -43,6 +43,7 @@ class TransformerConfig:
     type_vocab_size: int = 0  # BERT token-type embeddings (type 0 is always used)
     output: Literal["logits", "mean_pool"] = "logits"
     gelu_approx: Literal["none", "tanh"] = "none"
+    input_extra: int = 0  # width r of a harmless input expansion before the blocks (0: none; fingerprint/blind.py)
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -53,6 +54,8 @@ class TransformerConfig:
             raise ValueError(f"n_heads {self.n_heads} not divisible by n_kv_heads {kv}")
         if self.position == "rope" and (self.d_model // self.n_heads) % 2:
             raise ValueError("RoPE needs an even head dimension")
+        if not isinstance(self.input_extra, int) or self.input_extra < 0:
+            raise ValueError(f"input_extra must be a non-negative int, got {self.input_extra!r}")
 
     @property
     def kv_heads(self) -> int:
@@ -62,9 +65,16 @@ class TransformerConfig:
     def head_dim(self) -> int:
         return self.d_model // self.n_heads
 
+    @property
+    def input_width(self) -> int:
+        """Width of the stream ``run_blocks`` takes: d_model, plus input_extra with an expansion."""
+        return self.d_model + self.input_extra
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("extra")
+        if not d["input_extra"]:
+            d.pop("input_extra")  # absent when off, so existing descriptions and digests are unchanged
         return d
 
     @classmethod
@@ -205,6 +215,13 @@ class Transformer(nn.Module):
             self.type_embed = nn.Embedding(cfg.type_vocab_size, cfg.d_model)
         if cfg.embed_norm:
             self.embed_norm = make_norm(cfg)
+        if cfg.input_extra:
+            # u = (a, b) -> a + b M^T: identity on the first d_model inputs, so zero-padded inputs pass unchanged
+            self.expand = nn.Linear(cfg.input_width, cfg.d_model, bias=False)
+            with torch.no_grad():
+                self.expand.weight.zero_()
+                self.expand.weight[:, :cfg.d_model] += torch.eye(cfg.d_model)
+                self.expand.weight[:, cfg.d_model:] = torch.randn(cfg.d_model, cfg.input_extra) / math.sqrt(cfg.input_extra)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         if cfg.norm_position == "pre":
             self.final_norm = make_norm(cfg)
@@ -234,11 +251,14 @@ class Transformer(nn.Module):
         return h
 
     def run_blocks(self, h: torch.Tensor, start: int = 0, cache: KVCache | None = None) -> torch.Tensor:
-        """The server's part: every block on the residual stream."""
-        if h.dim() != 3 or h.shape[-1] != self.cfg.d_model:
-            raise ValueError(f"hidden states must have shape (batch, seq, {self.cfg.d_model}), got {tuple(h.shape)}")
+        """The server's part: every block on the residual stream (after the input expansion, if any)."""
+        width = self.cfg.input_width
+        if h.dim() != 3 or h.shape[-1] != width:
+            raise ValueError(f"hidden states must have shape (batch, seq, {width}), got {tuple(h.shape)}")
         if start + h.shape[1] > self.cfg.max_seq:
             raise ValueError(f"sequence end {start + h.shape[1]} exceeds max_seq {self.cfg.max_seq}")
+        if self.cfg.input_extra:
+            h = self.expand(h)
         rope = (self.rope_cos, self.rope_sin) if self.cfg.position == "rope" else None
         for i, blk in enumerate(self.blocks):
             h = blk(h, start, rope, cache, i)
@@ -253,7 +273,10 @@ class Transformer(nn.Module):
         return h.mean(dim=1)
 
     def forward(self, tokens: torch.Tensor, start: int = 0, cache: KVCache | None = None) -> torch.Tensor:
-        return self.head(self.run_blocks(self.embed_tokens(tokens, start), start, cache))
+        h = self.embed_tokens(tokens, start)
+        if self.cfg.input_extra:  # zero on the extra inputs: the expansion then passes h through exactly
+            h = torch.cat([h, h.new_zeros(*h.shape[:-1], self.cfg.input_extra)], dim=-1)
+        return self.head(self.run_blocks(h, start, cache))
 
     @torch.no_grad()
     def generate(self, prompt: torch.Tensor, n_new: int, use_cache: bool = True) -> torch.Tensor:

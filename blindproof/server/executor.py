@@ -58,8 +58,9 @@ def check_input(loaded: LoadedModel, x: torch.Tensor, start: int, cache_len: int
         want = _param_dtype(loaded.model)
         if x.dtype != want:
             raise BadInputError(f"hidden states must be {want}, got {x.dtype}")
-        if x.dim() != 3 or x.shape[2] != cfg["d_model"]:
-            raise BadInputError(f"hidden states must have shape (batch, seq, {cfg['d_model']}), "
+        width = cfg["d_model"] + cfg.get("input_extra", 0)  # a harmless input expansion widens the input
+        if x.dim() != 3 or x.shape[2] != width:
+            raise BadInputError(f"hidden states must have shape (batch, seq, {width}), "
                                 f"got {tuple(x.shape)}")
     if x.shape[0] < 1 or x.shape[1] < 1:
         raise BadInputError(f"input needs at least one row and one position, got {tuple(x.shape)}")

@@ -1,0 +1,236 @@
+"""Bind published harmless directions to a model commitment: a zk proof that ``W δ_i = 0``.
+
+Statement: the committed weight ``W`` (``m x n``, canonical layout ``"w:<name>"`` inside the model
+commitment of :mod:`blindproof.zk.commitment`) maps every published integer direction ``δ_i`` to zero.
+With an int8 ``W`` (the integer model's weights) and ``127·‖δ_i‖₁ < p/2`` the identity over the field
+is an identity over the integers, which the verifier checks on the public directions.
+
+Protocol (one transcript, statement first):
+
+1. The prover commits a random sumcheck mask ``g`` (its own small hiding PCS commitment) and the
+   transcript absorbs it.
+2. Challenges: ``r`` over the rows (``log2 m`` extension elements) and ``β_i`` per direction.
+   With ``D = Σ_i β_i δ_i`` the claim is ``Σ_k W̃(r, k) · D̃(k) = 0``. If some ``W δ_i ≠ 0`` then
+   ``W D ≠ 0`` except with probability ``1/|K|`` over ``β``, and its multilinear extension vanishes
+   at ``r`` with probability at most ``log2 m / |K|``.
+3. One masked degree-2 sumcheck over the ``log2 n`` column variables ends in ``W̃(r, s)``,
+   ``D̃(s)`` (the verifier computes it from the public directions) and the mask ``g(s)``.
+4. ``g(s)`` is reduced to a claim on the mask's committed table; one PCS opening of the model's
+   weight commitment proves ``W̃(r, s)`` and one of the mask commitment proves the mask claim.
+
+What it reveals beyond the statement: the value ``W̃(r, s)`` at one random point (the PCS opens
+claims in zero knowledge but the claimed value itself is public); the round messages are masked.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from typing import Sequence
+
+import blake3
+import numpy as np
+
+from blindproof.zk import field as F
+from blindproof.zk import mle, pcs
+from blindproof.zk import sumcheck as S
+from blindproof.zk.commitment import KeyedFieldRng, ModelCommitment
+from blindproof.zk.encoding import ProofFormatError, Reader, Writer
+from blindproof.zk.ops.base import canonical, dim_vars, weight_name
+from blindproof.zk.transcript import Transcript
+from blindproof.zk.verdict import VerifyResult, guarded
+
+DOMAIN = b"blindproof/fingerprint-binding/v1"
+_MAGIC = b"BPFB"
+_VERSION = 1
+INT8_BOUND = 127
+MAX_DIRECTIONS = 1 << 16
+_MAX_PART = 1 << 26
+
+
+def first_linear_weight(commitment: ModelCommitment) -> str:
+    """The spec name of the weight of the program's first op (a linear op on the input)."""
+    spec = commitment.spec
+    if not spec.ops or spec.ops[0].kind != "linear" or spec.ops[0].inputs[0] not in spec.inputs:
+        raise ValueError("the committed program does not start with a linear op on its input")
+    return spec.ops[0].params["weight"]
+
+
+def _weight_shape(commitment: ModelCommitment, weight: str) -> tuple[int, int]:
+    if weight not in commitment.spec.weights:
+        raise ValueError(f"the committed model has no weight {weight!r}")
+    shape = tuple(int(d) for d in commitment.spec.weights[weight].shape)
+    if len(shape) != 2 or shape[1] < 2:
+        raise ValueError(f"weight {weight!r} must be a matrix with at least 2 inputs, has shape {shape}")
+    return shape  # type: ignore[return-value]
+
+
+def _check_directions(directions: np.ndarray, n: int, bound: int) -> np.ndarray:
+    d = np.asarray(directions)
+    if d.dtype.kind not in "iu":
+        raise TypeError(f"directions must be integer vectors, got {d.dtype}")
+    d = d.astype(np.int64).reshape(-1, n) if d.size and d.shape[-1] == n else d
+    if d.ndim != 2 or d.shape[1] != n or not 1 <= d.shape[0] <= MAX_DIRECTIONS:
+        raise ValueError(f"directions must have shape (k, {n}) with 1 <= k <= {MAX_DIRECTIONS}, got {np.shape(directions)}")
+    if not np.all(np.any(d != 0, axis=1)):
+        raise ValueError("a published direction is zero")
+    l1 = [sum(abs(int(x)) for x in row) for row in d]
+    if max(l1) * bound >= (F.P - 1) // 2:
+        raise ValueError(f"direction entries too large: {bound} * ||d||_1 must stay below (p-1)/2 so that W d = 0 "
+                         "over the field means W d = 0 over the integers")
+    return d
+
+
+def _statement(commitment: ModelCommitment, weight: str, directions: np.ndarray, bound: int) -> bytes:
+    h = blake3.blake3()
+    h.update(commitment.digest())
+    name = weight.encode("utf-8")
+    h.update(struct.pack("<I", len(name)) + name)
+    h.update(struct.pack("<QQQ", bound, *directions.shape))
+    h.update(np.ascontiguousarray(directions, dtype="<i8").tobytes())
+    return h.digest()
+
+
+def _combined_directions(directions: np.ndarray, beta: np.ndarray, n_pad: int) -> np.ndarray:
+    """D = Σ_i β_i δ_i as an extension table of length n_pad (zero-padded)."""
+    table = np.zeros((directions.shape[0], n_pad), dtype=np.uint32)
+    table[:, :directions.shape[1]] = F.from_signed(directions)
+    return F.edot(beta, table)
+
+
+@dataclass
+class BindingProof:
+    """The mask commitment, the masked sumcheck, the mask reduction and the two PCS openings."""
+
+    mask_commitment: bytes
+    sumcheck: bytes
+    mask_reduction: bytes
+    weight_opening: bytes
+    mask_opening: bytes
+
+    def to_bytes(self) -> bytes:
+        w = Writer()
+        w.header(_MAGIC, _VERSION)
+        for part in (self.mask_commitment, self.sumcheck, self.mask_reduction, self.weight_opening, self.mask_opening):
+            w.bytes_(part)
+        return w.getvalue()
+
+    @staticmethod
+    def from_bytes(data: bytes) -> "BindingProof":
+        r = Reader(data, max_total=5 * (_MAX_PART + 8) + 64)
+        r.header(_MAGIC, (_VERSION,))
+        parts = [r.bytes_(_MAX_PART) for _ in range(5)]
+        r.finish()
+        return BindingProof(*parts)
+
+
+def _specs(n_cols_vars: int) -> S.SumcheckSpec:
+    return S.SumcheckSpec.make(n_cols_vars, 2, [(1, (0, 1))])
+
+
+def prove_binding(commitment: ModelCommitment, state: pcs.ProverState, weight: str, directions: np.ndarray,
+                  bound: int = INT8_BOUND, rng: np.random.Generator | None = None, _check: bool = True) -> bytes:
+    """Prove that the committed ``weight`` annihilates every direction; returns the proof bytes.
+
+    ``state`` is the opening state of ``commitment.weights`` (from ``commit_model``). Raises
+    ValueError if ``W δ_i ≠ 0`` for some direction (``_check=False`` exists to test the verifier).
+    """
+    m, n = _weight_shape(commitment, weight)
+    dirs = _check_directions(directions, n, bound)
+    name = weight_name(weight)
+    if state.commitment != commitment.weights:
+        raise ValueError("the prover state does not belong to this model commitment")
+    a, b = dim_vars(m), dim_vars(n)
+    lay = state.commitment.layout
+    if name not in lay.names:
+        raise ValueError(f"the weight commitment holds no tensor {name!r}")
+    off = lay.offsets[lay.index(name)]  # read W back from the committed rows: the proof is about those
+    table = state.messages.reshape(-1)[off:off + (1 << lay.log_sizes[lay.index(name)])]
+    full = np.zeros(1 << (a + b), dtype=np.uint32)
+    full[:table.size] = table
+    if _check:
+        w_int = F.to_signed(full.reshape(1 << a, 1 << b)[:m, :n]).astype(np.int64)
+        bad = np.nonzero(np.any(w_int @ dirs.T != 0, axis=0))[0]
+        if bad.size:
+            raise ValueError(f"the committed weight does not map direction {int(bad[0])} to zero")
+    tr = Transcript(DOMAIN, _statement(commitment, weight, dirs, bound))
+    # the mask must be unpredictable: OS CSPRNG through BLAKE3 unless a test passes ``rng``
+    mask = S.MaskPolynomial.random(rng or KeyedFieldRng(os.urandom(32), "binding/mask"), b, 2)
+    mask_com, mask_state = pcs.commit({S.MASK_COLUMN: mask.committed_table()}, rng=rng)
+    tr.absorb_digest("binding/mask_commitment", mask_com.digest())
+    r = tr.challenge_exts("binding/rows", a) if a else np.zeros((0, 4), dtype=np.uint32)
+    beta = tr.challenge_exts("binding/beta", dirs.shape[0])
+    w_r = mle.bind_prefix(full, r) if a else F.embed(full)
+    d_tab = _combined_directions(dirs, beta, 1 << b)
+    sc = S.prove(_specs(b), [w_r, d_tab], F.ezero(), tr, mask=mask)
+    point = sc.point
+    red = S.prove_mask_opening(mask, point, tr)
+    w_claim = pcs.Claim(name, np.concatenate([r, point]), sc.final_evals[0])
+    w_open = pcs.open_claims(state, [w_claim], tr)
+    m_claim = pcs.Claim(S.MASK_COLUMN, red.point, red.final_evals[0])
+    m_open = pcs.open_claims(mask_state, [m_claim], tr)
+    return BindingProof(mask_com.to_bytes(), sc.proof.to_bytes(_specs(b)), red.proof.to_bytes(S._mask_spec(b)),
+                        w_open.to_bytes(), m_open.to_bytes()).to_bytes()
+
+
+def verify_binding(commitment: ModelCommitment, weight: str, directions: np.ndarray, proof: bytes,
+                   bound: int = INT8_BOUND) -> VerifyResult:
+    """Accept iff ``proof`` shows that the committed ``weight`` maps every direction to zero. Never raises."""
+    def run() -> VerifyResult:
+        try:
+            m, n = _weight_shape(commitment, weight)
+            dirs = _check_directions(directions, n, bound)
+        except (TypeError, ValueError) as exc:
+            return VerifyResult.reject(f"binding: bad statement: {exc}")
+        try:
+            parts = BindingProof.from_bytes(bytes(proof))
+            mask_com = pcs.Commitment.from_bytes(parts.mask_commitment)
+        except ProofFormatError as exc:
+            return VerifyResult.reject(f"binding: malformed proof: {exc}")
+        a, b = dim_vars(m), dim_vars(n)
+        if mask_com.layout.names != (S.MASK_COLUMN,):
+            return VerifyResult.reject("binding: the mask commitment must hold exactly the mask table")
+        tr = Transcript(DOMAIN, _statement(commitment, weight, dirs, bound))
+        tr.absorb_digest("binding/mask_commitment", mask_com.digest())
+        r = tr.challenge_exts("binding/rows", a) if a else np.zeros((0, 4), dtype=np.uint32)
+        beta = tr.challenge_exts("binding/beta", dirs.shape[0])
+        res = S.verify_bytes(_specs(b), F.ezero(), parts.sumcheck, tr, ("W", "D"), masked=True)
+        if not res.ok:
+            return VerifyResult.reject(f"binding: {res.reason}")
+        w_c, d_c, g_c = res.claims
+        if not np.array_equal(mle.evaluate(_combined_directions(dirs, beta, 1 << b), d_c.point), d_c.value):
+            return VerifyResult.reject("binding: the sumcheck's direction value is wrong")
+        try:
+            red = S.SumcheckProof.from_bytes(parts.mask_reduction, S._mask_spec(b))
+        except ProofFormatError as exc:
+            return VerifyResult.reject(f"binding: malformed mask reduction: {exc}")
+        mres = S.verify_mask_opening(b, g_c.point, g_c.value, red, tr)
+        if not mres.ok:
+            return VerifyResult.reject(f"binding: {mres.reason}")
+        w_claim = pcs.Claim(weight_name(weight), np.concatenate([r, w_c.point]), w_c.value)
+        wres = pcs.verify(commitment.weights, [w_claim], parts.weight_opening, tr)
+        if not wres.ok:
+            return VerifyResult.reject(f"binding: weight opening: {wres.reason}")
+        gres = pcs.verify(mask_com, list(mres.claims), parts.mask_opening, tr)
+        if not gres.ok:
+            return VerifyResult.reject(f"binding: mask opening: {gres.reason}")
+        return VerifyResult.accept()
+
+    return guarded(run, "binding")
+
+
+def published_directions(weight: np.ndarray, count: int | None = None) -> np.ndarray:
+    """Integer null vectors (k, n) of an integer weight (LLL-reduced), the directions to publish."""
+    from blindproof.fingerprint.linalg import integer_null_space
+
+    w = np.asarray(weight)
+    vecs = integer_null_space(w, reduce=True)
+    if not vecs:
+        raise ValueError("the weight is injective: it has no integer null vectors")
+    out = np.array(vecs, dtype=np.int64).reshape(len(vecs), w.shape[1])
+    return out if count is None else out[:count]
+
+
+__all__: Sequence[str] = ("BindingProof", "first_linear_weight", "prove_binding", "published_directions",
+                          "verify_binding")
