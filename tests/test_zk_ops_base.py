@@ -26,7 +26,7 @@ def _roundtrip(values, prove, verify, strict=True):
         rd = B.ProofReader(B.OpProof.from_bytes(proof.to_bytes()))
         claims = verify(vc, rd)
         rd.done()
-        B.OracleSettler({k: B.canonical(v) for k, v in values.items()}).settle(claims, vc.transcript)
+        B.OracleSettler({k: B.canonical(v) for k, v in values.items()}).check(claims)
     except B.Reject as exc:
         return False, str(exc)
     return True, ""
@@ -56,7 +56,7 @@ def test_claim_reduction_complete_and_sound():
     c = B.prove_reduce(pc, proof, claims)
     d = B.verify_reduce(vc, B.ProofReader(proof), claims)
     assert c.same(d)
-    B.OracleSettler({"q": B.canonical(q)}).settle([d], None)
+    B.OracleSettler({"q": B.canonical(q)}).check([d])
     # one wrong input claim: the reduced claim no longer matches the tensor
     bad = claims[:2] + [B.Claim("q", claims[2].point, F.eadd(claims[2].value, F.eone()))]
     pc, vc = _contexts({"q": q})
@@ -64,7 +64,7 @@ def test_claim_reduction_complete_and_sound():
     B.prove_reduce(pc, proof, bad)
     with pytest.raises(B.Reject):
         d = B.verify_reduce(vc, B.ProofReader(proof), bad)
-        B.OracleSettler({"q": B.canonical(q)}).settle([d], None)
+        B.OracleSettler({"q": B.canonical(q)}).check([d])
 
 
 def test_zero_check_rejects_nonzero_product():
@@ -236,7 +236,7 @@ def test_proof_bytes_tampering_rejected():
             rd = B.ProofReader(B.OpProof.from_bytes(bytes(bad)))
             claims = cl.verify(vc, rd) + chk.verify(vc, rd)
             rd.done()
-            settler.settle(claims, None)
+            settler.check(claims)
         except (B.Reject, ValueError):
             continue
         raise AssertionError(f"flipping a bit at byte {pos} was accepted")

@@ -190,6 +190,23 @@ def dim_index_weights(d: int, k: int) -> np.ndarray:
     return t
 
 
+def broadcast_table(vec: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Canonical table of ``vec`` (length ``shape[-1]``) broadcast over the leading dimensions,
+    INCLUDING their padding (so its MLE, :func:`broadcast_eval`, ignores the leading variables)."""
+    vec = np.asarray(vec)
+    if vec.shape != (shape[-1],):
+        raise ValueError(f"broadcast_table: vector of shape {vec.shape}, last dimension {shape[-1]}")
+    pad = padded_shape(shape)
+    row = canonical(vec)
+    return np.ascontiguousarray(np.broadcast_to(row, (int(np.prod(pad[:-1], dtype=np.int64)), pad[-1]))).reshape(-1)
+
+
+def broadcast_eval(vec: np.ndarray, shape: Sequence[int], point: np.ndarray) -> np.ndarray:
+    """MLE of :func:`broadcast_table` at ``point``: the vector's MLE at the last-axis coordinates."""
+    k = dim_vars(int(shape[-1]))
+    return public_eval(np.asarray(vec), point[point.shape[0] - k:])
+
+
 # --- claims ---------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -247,10 +264,14 @@ class ClaimSet:
 
 
 class Settler:
-    """Checks the claims left at the end of a proof. ``commit`` binds the committed tensors into the
-    transcript (before any challenge); ``settle`` raises :class:`Reject` on a false claim."""
+    """Settles the claims a program proof leaves (public tensors, committed trace tables, weights).
 
-    def commit(self, tables: Mapping[str, np.ndarray], transcript: Transcript) -> None:  # pragma: no cover
+    ``commit(tables, transcript)`` is called once before any challenge with every canonical table
+    (the prover's; a verifier-side settler receives ``None`` and absorbs the commitment it was given);
+    ``settle(claims, transcript)`` is called once at the end with every claim left: a prover-side
+    settler opens them, a verifier-side one raises :class:`Reject` unless they hold."""
+
+    def commit(self, tables: Mapping[str, np.ndarray] | None, transcript: Transcript) -> None:  # pragma: no cover
         raise NotImplementedError
 
     def settle(self, claims: Sequence[Claim], transcript: Transcript) -> None:  # pragma: no cover
@@ -258,11 +279,13 @@ class Settler:
 
 
 class OracleSettler(Settler):
-    """Test settler: evaluates the prover's actual canonical tables (what an opening would prove).
-    The commitment is a BLAKE3 digest of every table, so a transcript still depends on the data."""
+    """Test settler for both sides: evaluates the prover's actual canonical tables (what an opening
+    would prove). Its commitment is a BLAKE3 digest of every table, so the transcript depends on the
+    data; a verifier-side use must share the object (or the tables) with the prover: it is an oracle,
+    not a commitment."""
 
-    def __init__(self, tables: Mapping[str, np.ndarray]) -> None:
-        self.tables = dict(tables)
+    def __init__(self, tables: Mapping[str, np.ndarray] | None = None) -> None:
+        self.tables = dict(tables or {})
 
     @staticmethod
     def digest(tables: Mapping[str, np.ndarray]) -> bytes:
@@ -275,10 +298,16 @@ class OracleSettler(Settler):
             h.update(t.size.to_bytes(8, "little") + t.tobytes())
         return h.digest()
 
-    def commit(self, tables: Mapping[str, np.ndarray], transcript: Transcript) -> None:
-        transcript.absorb_digest("ops/commitment", self.digest(tables))
+    def commit(self, tables: Mapping[str, np.ndarray] | None, transcript: Transcript) -> None:
+        if tables is not None:
+            self.tables = dict(tables)
+        transcript.absorb_digest("ops/oracle-commitment", self.digest(self.tables))
 
     def settle(self, claims: Sequence[Claim], transcript: Transcript) -> None:
+        self.check(claims)
+
+    def check(self, claims: Sequence[Claim]) -> None:
+        """Evaluate every claim on the tables; Reject on the first false one."""
         for c in claims:
             t = self.tables.get(c.tensor)
             if t is None:
@@ -647,13 +676,14 @@ class RangeCheck:
         """Aux columns this check commits (name -> shape)."""
         return {} if self.direct() else {n: self.shape for n, _, _, _ in self.limbs()}
 
-    def witness(self, v: np.ndarray) -> dict[str, np.ndarray]:
-        """Aux limb values for tensor values ``v``; raises ValueError if an entry is out of range."""
+    def witness(self, v: np.ndarray, strict: bool = True) -> dict[str, np.ndarray]:
+        """Aux limb values for tensor values ``v``; raises ValueError if an entry is out of range
+        (``strict=False``, for tests of cheating provers: the top limb takes whatever is left)."""
         v = np.asarray(v, dtype=np.int64)
         if v.shape != self.shape:
             raise ValueError(f"range check of {self.tensor!r}: values have shape {v.shape}, "
                              f"expected {self.shape}")
-        if v.size and (v.min() < self.lo or v.max() > self.hi):
+        if strict and v.size and (v.min() < self.lo or v.max() > self.hi):
             bad = v[(v < self.lo) | (v > self.hi)][0]
             raise ValueError(f"range check of {self.tensor!r}: value {int(bad)} outside "
                              f"[{self.lo}, {self.hi}]")
@@ -665,9 +695,22 @@ class RangeCheck:
             widths = _limb_widths(self.bits)
             off = 0
             for k, b in enumerate(widths):
-                out[f"{self.tag}.{side}{k}"] = (u >> off) & ((1 << b) - 1)
+                top = k == len(widths) - 1
+                out[f"{self.tag}.{side}{k}"] = (u >> off) if top and not strict else (u >> off) & ((1 << b) - 1)
                 off += b
         return out
+
+
+def _lenient_multiplicities(table: L.LookupTable, cols: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
+    """Multiplicities counting only the rows that are in the table (a cheating prover's best try)."""
+    index = {tuple(int(c[j]) for c in table.columns): j for j in range(table.columns[0].shape[0])}
+    counts = np.zeros(table.columns[0].shape[0], dtype=np.int64)
+    for group in cols:
+        for row in zip(*(np.asarray(c).tolist() for c in group)):
+            j = index.get(tuple(row))
+            if j is not None:
+                counts[j] += 1
+    return counts
 
 
 @dataclass(frozen=True)
@@ -728,15 +771,17 @@ class Checks:
             out[mname] = (1 << table.log_size,)
         return out
 
-    def witness(self, values: Callable[[str], np.ndarray]) -> dict[str, np.ndarray]:
-        """Aux values; ``values(name)`` returns a tensor's int64 values."""
+    def witness(self, values: Callable[[str], np.ndarray], strict: bool = True) -> dict[str, np.ndarray]:
+        """Aux values; ``values(name)`` returns a tensor's int64 values. ``strict=False`` (tests of
+        cheating provers) tolerates entries outside their range or table."""
         out: dict[str, np.ndarray] = {}
         for rc in self.ranges:
-            out.update(rc.witness(values(rc.tensor)))
+            out.update(rc.witness(values(rc.tensor), strict))
         get = lambda n: out[n] if n in out else values(n)  # noqa: E731
         for table, groups, mname in self._chunks():
             cols = [[canonical(get(n)) for n in names] for names, _ in groups]
-            out[mname] = table.multiplicities(cols).astype(np.int64)
+            mult = table.multiplicities(cols) if strict else _lenient_multiplicities(table, cols)
+            out[mname] = np.asarray(mult, dtype=np.int64)
         return out
 
     def _statement(self, table, groups, mname) -> L.LookupStatement:
@@ -868,10 +913,10 @@ class Clamp:
         """The excess columns (the range checks' columns come with :class:`Checks`)."""
         return {self.dpos: self.shape, self.dneg: self.shape}
 
-    def witness(self, q: np.ndarray) -> dict[str, np.ndarray]:
+    def witness(self, q: np.ndarray, strict: bool = True) -> dict[str, np.ndarray]:
         """Excess values for the unclamped ``q``."""
         q = np.asarray(q, dtype=np.int64)
-        if q.size and int(np.abs(q).max()) > self.q_bound:
+        if strict and q.size and int(np.abs(q).max()) > self.q_bound:
             raise ValueError(f"clamp of {self.q!r}: |q| exceeds its bound {self.q_bound}")
         return {self.dpos: np.maximum(q - self.hi, 0), self.dneg: np.maximum(self.lo - q, 0)}
 

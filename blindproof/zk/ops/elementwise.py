@@ -1,0 +1,190 @@
+"""Elementwise ops: ``add``, ``add_weight`` (+ clamp) and ``mul``, ``mul_weight`` (exact products).
+
+add / add_weight: ``raw = a + b`` (or ``a + w`` with ``w`` broadcast over the last axis, whose MLE on
+the padded tensor is ``ind_lead · w(r_last)``), ``y = clamp(raw)``. When the output range holds every
+possible ``raw`` (from the input ranges, capped by the 2^30 bound of the integer model) the clamp is the
+identity: each claim ``y(r) = v`` is reduced linearly (the prover sends ``a(r)`` or ``w(r_last)``).
+Otherwise the Clamp gadget proves ``y = clamp(raw)`` at a random point, where ``raw = a + b`` is
+checked linearly; the claims on ``y`` are then settled by the commitment.
+
+mul / mul_weight: ``y(r) = Σ_x eq(r, x) · a(x) · b(x)`` (degree-3 sumcheck) reduces the first claim
+to claims on both factors; the broadcast weight's value becomes a claim on ``w`` at the last-axis
+coordinates. Further claims on ``y`` are returned unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from blindproof.zk import field as F
+from blindproof.zk import mle
+from blindproof.zk.ops import base as B
+from blindproof.zk.quant.spec import ACC_BOUND, Op, QuantSpec
+
+_DTYPE_MAX = {"int8": 127, "int16": (1 << 15) - 1, "int32": ACC_BOUND - 1}
+_EQ_PROD = [(1, (0, 1, 2))]
+
+
+def shapes(op: Op, in_shapes: Sequence[tuple[int, ...]], spec: QuantSpec) -> dict[str, tuple[int, ...]]:
+    """Output (and for add kinds the witness raw and the clamp's aux columns)."""
+    xs = tuple(in_shapes[0])
+    if op.kind in ("add", "mul") and tuple(in_shapes[1]) != xs:
+        raise ValueError(f"{op.kind} {op.output}: operand shapes differ: {xs} vs {tuple(in_shapes[1])}")
+    if op.kind in ("add_weight", "mul_weight"):
+        ws = spec.weights[op.params["weight"]].shape
+        if ws != (xs[-1],):
+            raise ValueError(f"{op.kind} {op.output}: weight shape {ws} does not broadcast over {xs}")
+    out = {op.output: xs}
+    if op.kind in ("add", "add_weight"):
+        out[B.witness_name(op.output, "raw")] = xs
+        clamp, checks = _clamp_plan(op, xs, spec)
+        if clamp is not None:
+            out.update(clamp.columns())
+            out.update(checks.columns())
+    return out
+
+
+def _bound(spec: QuantSpec, name: str) -> int:
+    ts = spec.tensors[name]
+    return max(abs(ts.lo), abs(ts.hi))
+
+
+def _clamp_plan(op: Op, shape: tuple[int, ...], spec: QuantSpec):
+    a = _bound(spec, op.inputs[0])
+    b = (_bound(spec, op.inputs[1]) if op.kind == "add"
+         else _DTYPE_MAX[spec.weights[op.params["weight"]].dtype])
+    q_bound = min(a + b, ACC_BOUND - 1)
+    ts = spec.tensors[op.output]
+    if -ts.lo >= q_bound and ts.hi >= q_bound:
+        return None, None
+    clamp = B.Clamp(B.aux_name(op.output, "clamp"), B.witness_name(op.output, "raw"), op.output, shape,
+                    ts.lo, ts.hi, q_bound)
+    return clamp, B.Checks(B.aux_name(op.output, "chk"), ranges=clamp.ranges())
+
+
+def aux(ctx: B.ProverContext, op: Op) -> dict[str, np.ndarray]:
+    """Clamp excesses and range-check columns (add kinds with a real clamp)."""
+    if op.kind not in ("add", "add_weight"):
+        return {}
+    clamp, checks = _clamp_plan(op, ctx.shape(op.output), ctx.spec)
+    if clamp is None:
+        return {}
+    vals = clamp.witness(ctx.value(B.witness_name(op.output, "raw")), ctx.strict)
+    vals.update(checks.witness(lambda n: vals[n] if n in vals else ctx.value(n), ctx.strict))
+    return vals
+
+
+# --- add -----------------------------------------------------------------------------------------
+
+def _add_split(ctx: B.VerifierContext, op: Op, point: np.ndarray, total: np.ndarray, sent: np.ndarray):
+    """Given total = a + b at point and the sent value, return the two claims."""
+    a = op.inputs[0]
+    if op.kind == "add":
+        return [B.Claim(a, point, sent), B.Claim(op.inputs[1], point, F.esub(total, sent))]
+    shape = ctx.shape(op.output)
+    k = B.dim_vars(shape[-1])
+    ind = B.indicator_eval(shape[:-1], point[:point.shape[0] - k])
+    wname = B.weight_name(op.params["weight"])
+    return [B.Claim(wname, point[point.shape[0] - k:], sent), B.Claim(a, point, F.esub(total, F.emul(ind, sent)))]
+
+
+def _add_sent(ctx: B.ProverContext, op: Op, point: np.ndarray) -> np.ndarray:
+    if op.kind == "add":
+        return ctx.evaluate(op.inputs[0], point)
+    k = B.dim_vars(ctx.shape(op.output)[-1])
+    return ctx.evaluate(B.weight_name(op.params["weight"]), point[point.shape[0] - k:])
+
+
+def _prove_add(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]):
+    proof = B.OpProof()
+    clamp, checks = _clamp_plan(op, ctx.shape(op.output), ctx.spec)
+    if clamp is None:
+        points = [(c.point, c.value) for c in out_claims]
+        claims: list[B.Claim] = []
+    else:
+        claims = clamp.prove(ctx, proof)
+        raw = claims[0]
+        points = [(raw.point, raw.value)]
+        claims += checks.prove(ctx, proof) + list(out_claims)
+    sent = np.stack([_add_sent(ctx, op, p) for p, _ in points])
+    proof.put_ext(sent)
+    ctx.transcript.absorb_ext("ops/add_values", sent)
+    for (p, v), s in zip(points, sent):
+        claims += _add_split(ctx, op, p, v, s)
+    return proof, claims
+
+
+def _verify_add(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof: B.OpProof):
+    rd = B.ProofReader(proof)
+    clamp, checks = _clamp_plan(op, ctx.shape(op.output), ctx.spec)
+    if clamp is None:
+        points = [(c.point, c.value) for c in out_claims]
+        claims: list[B.Claim] = []
+    else:
+        claims = clamp.verify(ctx, rd)
+        raw = claims[0]
+        points = [(raw.point, raw.value)]
+        claims += checks.verify(ctx, rd) + list(out_claims)
+    sent = rd.take_ext(len(points))
+    ctx.transcript.absorb_ext("ops/add_values", sent)
+    rd.done()
+    for (p, v), s in zip(points, sent):
+        claims += _add_split(ctx, op, p, v, s)
+    return claims
+
+
+# --- mul -----------------------------------------------------------------------------------------
+
+def _second(ctx: B.ProverContext, op: Op) -> np.ndarray:
+    if op.kind == "mul":
+        return ctx.table(op.inputs[1])
+    return B.broadcast_table(ctx.value(B.weight_name(op.params["weight"])), ctx.shape(op.output))
+
+
+def _mul_claims(ctx: B.VerifierContext, op: Op, rho: np.ndarray, finals: np.ndarray) -> list[B.Claim]:
+    out = [B.Claim(op.inputs[0], rho, finals[1])]
+    if op.kind == "mul":
+        return out + [B.Claim(op.inputs[1], rho, finals[2])]
+    k = B.dim_vars(ctx.shape(op.output)[-1])
+    return out + [B.Claim(B.weight_name(op.params["weight"]), rho[rho.shape[0] - k:], finals[2])]
+
+
+def _prove_mul(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]):
+    proof = B.OpProof()
+    c = out_claims[0]
+    tables = [mle.eq_table(c.point), ctx.table(op.inputs[0]), _second(ctx, op)]
+    rho, finals = B.prove_sum(ctx, proof, c.point.shape[0], tables, _EQ_PROD, c.value)
+    return proof, _mul_claims(ctx, op, rho, finals) + list(out_claims[1:])
+
+
+def _verify_mul(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof: B.OpProof):
+    rd = B.ProofReader(proof)
+    c = out_claims[0]
+    rho, finals = B.verify_sum(ctx, rd, c.point.shape[0], 3, _EQ_PROD, c.value)
+    rd.done()
+    if not np.array_equal(finals[0], mle.eq_eval(c.point, rho) if rho.shape[0] else F.eone()):
+        raise B.Reject(f"{op.kind} {op.output}: wrong eq value")
+    return _mul_claims(ctx, op, rho, finals) + list(out_claims[1:])
+
+
+def _check_claims(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim]) -> None:
+    n = ctx.vars(op.output)
+    if not out_claims or any(c.tensor != op.output or c.point.shape[0] != n for c in out_claims):
+        raise B.Reject(f"{op.kind} {op.output}: needs claims on its output with {n} coordinates")
+
+
+def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]) -> tuple[B.OpProof, list[B.Claim]]:
+    """Prove an elementwise op (see the module docstring)."""
+    if op.kind in ("add", "add_weight"):
+        return _prove_add(ctx, op, out_claims)
+    return _prove_mul(ctx, op, out_claims)
+
+
+def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof: B.OpProof) -> list[B.Claim]:
+    """Mirror of :func:`prove`; raises Reject."""
+    _check_claims(ctx, op, out_claims)
+    if op.kind in ("add", "add_weight"):
+        return _verify_add(ctx, op, out_claims, proof)
+    return _verify_mul(ctx, op, out_claims, proof)

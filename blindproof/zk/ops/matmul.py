@@ -1,0 +1,209 @@
+"""Matrix products: ``linear`` (x Wᵀ + b), ``qk`` (q kᵀ per head) and ``pv`` (p v per head).
+
+``linear`` reduces one claim ``y(r) = v`` on its output by a degree-2 sumcheck over the shared
+dimension (Thaler): ``v − [bias] = Σ_j x(r_rows, j) · W(r_col, j)``, the operands bound with
+``mle.bind_prefix`` (linear in their sizes). ``qk`` / ``pv`` share the batch and head variables between
+both operands, so their sumcheck also runs over them with an ``eq(r_bh, ·)`` factor (degree 3):
+``v = Σ_{b,h,s} eq(r_bh, (b, h)) · A(b, h, s) · B(b, h, s)`` with ``A = q(·, ·, r_t, ·)``,
+``B = k(·, ·, r_T, ·)`` (qk) or ``A = p(·, ·, r_t, ·)``, ``B = v(·, ·, ·, r_d)`` (pv). The sumcheck's
+last point gives one claim on each operand. Further claims on the output are returned
+unchanged (the commitment settles them; one random point suffices to pin the product).
+
+Bias: the canonical output holds ``b`` on real rows only, so its MLE is ``ind_rows(r_rows) · b(r_col)``;
+the prover sends ``b(r_col)`` (a claim on the committed bias).
+
+Grouped-query attention: with ``g = H / KV`` a power of two and heads MSB-first, the head index of
+``k``/``v`` is the head index of ``q`` with its low ``log2 g`` bits dropped, so the repeated ``k`` is
+the MLE of ``k`` at the first coordinates of ``r_head``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from blindproof.zk import field as F
+from blindproof.zk import mle
+from blindproof.zk.ops import base as B
+from blindproof.zk.quant.spec import Op, QuantSpec
+
+_DOT = [(1, (0, 1))]
+
+
+def _kv_head_vars(op: Op, h: int, kv: int) -> int:
+    if kv < 1 or h % kv:
+        raise ValueError(f"op {op.kind} -> {op.output}: {h} heads are not a multiple of {kv} kv heads")
+    g = h // kv
+    if g & (g - 1):
+        raise ValueError(f"op {op.kind} -> {op.output}: grouped-query factor {g} must be a power of two")
+    return B.dim_vars(h) - (g.bit_length() - 1)
+
+
+def shapes(op: Op, in_shapes: Sequence[tuple[int, ...]], spec: QuantSpec) -> dict[str, tuple[int, ...]]:
+    """Output shape (no witnesses, no aux columns)."""
+    if op.kind == "linear":
+        (xs,) = in_shapes
+        ws = spec.weights[op.params["weight"]].shape
+        if len(ws) != 2 or xs[-1] != ws[1]:
+            raise ValueError(f"linear {op.output}: input {xs} does not match weight {ws}")
+        return {op.output: (*xs[:-1], ws[0])}
+    a, b = in_shapes
+    if len(a) != 4 or len(b) != 4 or a[0] != b[0]:
+        raise ValueError(f"{op.kind} {op.output}: expected (b, H, t, ·) and (b, KV, T, ·), got {a}, {b}")
+    _kv_head_vars(op, a[1], b[1])
+    if op.kind == "qk":
+        if a[3] != b[3]:
+            raise ValueError(f"qk {op.output}: head dims differ: {a[3]} vs {b[3]}")
+        return {op.output: (a[0], a[1], a[2], b[2])}
+    if a[3] != b[2]:
+        raise ValueError(f"pv {op.output}: p has {a[3]} keys, v has {b[2]}")
+    return {op.output: (a[0], a[1], a[2], b[3])}
+
+
+def aux(ctx: B.ProverContext, op: Op) -> dict[str, np.ndarray]:
+    """No auxiliary columns."""
+    return {}
+
+
+def _bind_middle(table: np.ndarray, pre: int, point: np.ndarray) -> np.ndarray:
+    """Bind the ``len(point)`` variables after the first ``pre`` ones: (2^n,) -> (2^(n-k), 4)."""
+    k = point.shape[0]
+    n = mle.num_vars(table)
+    t = table.reshape(1 << pre, 1 << k, 1 << (n - pre - k))
+    t = np.ascontiguousarray(np.swapaxes(t, 0, 1)).reshape(-1)
+    return mle.bind_prefix(t, point) if k else F.embed(t)
+
+
+def _repeat_heads(t: np.ndarray, vb: int, kvh: int, vh: int) -> np.ndarray:
+    """(b, kv, s) extension table -> (b, h, s) with head h reading kv head h >> (vh − kvh)."""
+    g = 1 << (vh - kvh)
+    if g == 1:
+        return t
+    t = t.reshape(1 << vb, 1 << kvh, -1, 4)
+    return np.ascontiguousarray(np.repeat(t, g, axis=1)).reshape(-1, 4)
+
+
+def _attention_tables(ctx: B.ProverContext, op: Op, point: np.ndarray) -> list[np.ndarray]:
+    """[eq(r_bh) over (b, h, s), A(b, h, s), B(b, h, s)] for the batched product over s."""
+    a, b = op.inputs
+    ys = ctx.shape(op.output)
+    vb, vh, vt, vl = (B.dim_vars(d) for d in ys)
+    kvh = _kv_head_vars(op, ctx.shape(a)[1], ctx.shape(b)[1])
+    r_bh, r_t, r_last = point[:vb + vh], point[vb + vh:vb + vh + vt], point[vb + vh + vt:]
+    ta, tb = ctx.table(a), ctx.table(b)
+    A = _bind_middle(ta, vb + vh, r_t)  # a(b, h, r_t, s)
+    if op.kind == "qk":  # k(b, kv, r_T, d)
+        Bt = _bind_middle(tb, vb + kvh, r_last)
+    else:  # v(b, kv, j, r_d)
+        Bt = mle.bind_suffix(tb, r_last)
+    Bt = _repeat_heads(Bt, vb, kvh, vh)
+    s_vars = mle.num_vars(A) - vb - vh
+    E = np.repeat(mle.eq_table(r_bh), 1 << s_vars, axis=0)
+    return [E, A, Bt]
+
+
+def _attention_claims(ctx: B.VerifierContext, op: Op, point: np.ndarray, rho: np.ndarray,
+                      finals: np.ndarray) -> list[B.Claim]:
+    a, b = op.inputs
+    ys = ctx.shape(op.output)
+    vb, vh, vt, vl = (B.dim_vars(d) for d in ys)
+    kvh = _kv_head_vars(op, ctx.shape(a)[1], ctx.shape(b)[1])
+    r_t, r_last = point[vb + vh:vb + vh + vt], point[vb + vh + vt:]
+    rho_b, rho_h, rho_s = rho[:vb], rho[vb:vb + vh], rho[vb + vh:]
+    pa = np.concatenate([rho_b, rho_h, r_t, rho_s])
+    if op.kind == "qk":
+        pb = np.concatenate([rho_b, rho_h[:kvh], r_last, rho_s])
+    else:
+        pb = np.concatenate([rho_b, rho_h[:kvh], rho_s, r_last])
+    return [B.Claim(a, pa, finals[1]), B.Claim(b, pb, finals[2])]
+
+
+def _attention_vars(ctx: B.VerifierContext, op: Op) -> int:
+    ys = ctx.shape(op.output)
+    return B.dim_vars(ys[0]) + B.dim_vars(ys[1]) + B.dim_vars(ctx.shape(op.inputs[0])[3])
+
+
+_EQ_DOT = [(1, (0, 1, 2))]
+
+
+def _prove_attention(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]):
+    """y(r) = Σ_{b,h,s} eq(r_bh, (b, h)) · A(b, h, s) · B(b, h, s): the batch variables are shared."""
+    claim = out_claims[0]
+    proof = B.OpProof()
+    rho, finals = B.prove_sum(ctx, proof, _attention_vars(ctx, op), _attention_tables(ctx, op, claim.point),
+                              _EQ_DOT, claim.value)
+    return proof, _attention_claims(ctx, op, claim.point, rho, finals) + list(out_claims[1:])
+
+
+def _verify_attention(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof: B.OpProof):
+    claim = out_claims[0]
+    rd = B.ProofReader(proof)
+    rho, finals = B.verify_sum(ctx, rd, _attention_vars(ctx, op), 3, _EQ_DOT, claim.value)
+    rd.done()
+    ys = ctx.shape(op.output)
+    k = B.dim_vars(ys[0]) + B.dim_vars(ys[1])
+    if not np.array_equal(finals[0], mle.eq_eval(claim.point[:k], rho[:k]) if k else F.eone()):
+        raise B.Reject(f"{op.kind} {op.output}: wrong eq value")
+    return _attention_claims(ctx, op, claim.point, rho, finals) + list(out_claims[1:])
+
+
+def _bound(ctx: B.ProverContext, name: str, prefix: np.ndarray) -> np.ndarray:
+    t = ctx.table(name)
+    return mle.bind_prefix(t, prefix) if prefix.shape[0] else F.embed(t)
+
+
+def _check_claims(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim]) -> None:
+    n = ctx.vars(op.output)
+    if not out_claims or any(c.tensor != op.output or c.point.shape[0] != n for c in out_claims):
+        raise B.Reject(f"{op.kind} {op.output}: needs claims on its output with {n} coordinates")
+
+
+def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]) -> tuple[B.OpProof, list[B.Claim]]:
+    """Reduce the first output claim to claims on both operands (and the bias)."""
+    if op.kind != "linear":
+        return _prove_attention(ctx, op, out_claims)
+    claim, rest = out_claims[0], list(out_claims[1:])
+    proof = B.OpProof()
+    x, w = op.inputs[0], B.weight_name(op.params["weight"])
+    kx = B.n_vars(ctx.shape(op.output)[:-1])
+    r_rows, r_col = claim.point[:kx], claim.point[kx:]
+    target, extra = claim.value, []
+    if op.params.get("bias"):
+        bname = B.weight_name(op.params["bias"])
+        bval = ctx.evaluate(bname, r_col)
+        proof.put_ext(bval[None])
+        ctx.transcript.absorb_ext("ops/bias", bval)
+        ind = B.indicator_eval(ctx.shape(op.output)[:-1], r_rows)
+        target = F.esub(target, F.emul(ind, bval))
+        extra.append(B.Claim(bname, r_col, bval))
+    rho, finals = B.prove_sum(ctx, proof, B.dim_vars(ctx.shape(x)[-1]),
+                              [_bound(ctx, x, r_rows), _bound(ctx, w, r_col)], _DOT, target)
+    claims = [B.Claim(x, np.concatenate([r_rows, rho]), finals[0]),
+              B.Claim(w, np.concatenate([r_col, rho]), finals[1])]
+    return proof, claims + extra + rest
+
+
+def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof: B.OpProof) -> list[B.Claim]:
+    """Mirror of :func:`prove`; raises Reject."""
+    _check_claims(ctx, op, out_claims)
+    if op.kind != "linear":
+        return _verify_attention(ctx, op, out_claims, proof)
+    claim, rest = out_claims[0], list(out_claims[1:])
+    rd = B.ProofReader(proof)
+    x, w = op.inputs[0], B.weight_name(op.params["weight"])
+    kx = B.n_vars(ctx.shape(op.output)[:-1])
+    r_rows, r_col = claim.point[:kx], claim.point[kx:]
+    target, extra = claim.value, []
+    if op.params.get("bias"):
+        bname = B.weight_name(op.params["bias"])
+        bval = rd.take_ext(1)[0]
+        ctx.transcript.absorb_ext("ops/bias", bval)
+        ind = B.indicator_eval(ctx.shape(op.output)[:-1], r_rows)
+        target = F.esub(target, F.emul(ind, bval))
+        extra.append(B.Claim(bname, r_col, bval))
+    rho, finals = B.verify_sum(ctx, rd, B.dim_vars(ctx.shape(x)[-1]), 2, _DOT, target)
+    rd.done()
+    claims = [B.Claim(x, np.concatenate([r_rows, rho]), finals[0]),
+              B.Claim(w, np.concatenate([r_col, rho]), finals[1])]
+    return claims + extra + rest

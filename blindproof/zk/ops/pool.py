@@ -1,0 +1,77 @@
+"""``mean_pool``: ``y[b, :] = ⌊(Σ_t x[b, t, :] + ⌊T/2⌋) / T⌋`` with remainder ``0 ≤ r < T``.
+
+Relation ``Σ_t x + ⌊T/2⌋ = T·y + r``. The sum over the (zero-padded) sequence axis of a multilinear
+``x`` is ``2^k · x(r_b, ½, …, ½, r_d)``, so each claim ``y(r) = v`` becomes, with the prover's ``r(r)``,
+one claim on ``x`` at a point with ``k`` coordinates ½, and one on the witness ``r``; ``r`` is
+range-checked.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from blindproof.zk import field as F
+from blindproof.zk.ops import base as B
+from blindproof.zk.quant.spec import Op, QuantSpec
+
+
+def shapes(op: Op, in_shapes: Sequence[tuple[int, ...]], spec: QuantSpec) -> dict[str, tuple[int, ...]]:
+    """Output, witness r, range-check columns."""
+    (xs,) = in_shapes
+    if len(xs) != 3:
+        raise ValueError(f"mean_pool {op.output}: expected (b, t, d), got {xs}")
+    ys = (xs[0], xs[2])
+    out = {op.output: ys, B.witness_name(op.output, "r"): ys}
+    out.update(_checks(op, xs).columns())
+    return out
+
+
+def _checks(op: Op, xs: tuple[int, ...]) -> B.Checks:
+    rc = B.RangeCheck(B.aux_name(op.output, "r"), B.witness_name(op.output, "r"), (xs[0], xs[2]), 0, xs[1] - 1)
+    return B.Checks(B.aux_name(op.output, "chk"), ranges=[rc])
+
+
+def aux(ctx: B.ProverContext, op: Op) -> dict[str, np.ndarray]:
+    """Range-check columns of the remainder."""
+    return _checks(op, ctx.shape(op.inputs[0])).witness(ctx.value, ctx.strict)
+
+
+def _x_claim(ctx: B.VerifierContext, op: Op, c: B.Claim, rv: np.ndarray) -> B.Claim:
+    b, t, d = ctx.shape(op.inputs[0])
+    vb, vt = B.dim_vars(b), B.dim_vars(t)
+    ind = B.indicator_eval((b, d), c.point)
+    total = F.esub(F.eadd(F.emul(F.ext(t), c.value), rv), F.emul(F.ext(t // 2), ind))
+    half = F.ext((F.P + 1) // 2)
+    pt = np.concatenate([c.point[:vb], np.tile(half, (vt, 1)), c.point[vb:]])
+    return B.Claim(op.inputs[0], pt, F.emul(total, F.ext(pow(2, -vt, F.P) if vt else 1)))
+
+
+def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]) -> tuple[B.OpProof, list[B.Claim]]:
+    """Reduce every output claim; range-check the remainder."""
+    proof = B.OpProof()
+    rname = B.witness_name(op.output, "r")
+    rv = np.stack([ctx.evaluate(rname, c.point) for c in out_claims])
+    proof.put_ext(rv)
+    ctx.transcript.absorb_ext("ops/pool_r", rv)
+    claims = [B.Claim(rname, c.point, v) for c, v in zip(out_claims, rv)]
+    claims += [_x_claim(ctx, op, c, v) for c, v in zip(out_claims, rv)]
+    claims += _checks(op, ctx.shape(op.inputs[0])).prove(ctx, proof)
+    return proof, claims
+
+
+def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof: B.OpProof) -> list[B.Claim]:
+    """Mirror of :func:`prove`; raises Reject."""
+    n = ctx.vars(op.output)
+    if not out_claims or any(c.tensor != op.output or c.point.shape[0] != n for c in out_claims):
+        raise B.Reject(f"mean_pool {op.output}: needs claims on its output with {n} coordinates")
+    rd = B.ProofReader(proof)
+    rname = B.witness_name(op.output, "r")
+    rv = rd.take_ext(len(out_claims))
+    ctx.transcript.absorb_ext("ops/pool_r", rv)
+    claims = [B.Claim(rname, c.point, v) for c, v in zip(out_claims, rv)]
+    claims += [_x_claim(ctx, op, c, v) for c, v in zip(out_claims, rv)]
+    claims += _checks(op, ctx.shape(op.inputs[0])).verify(ctx, rd)
+    rd.done()
+    return claims

@@ -1,0 +1,303 @@
+"""Prove and verify a whole integer program trace, op by op, with the claims settled at the end.
+
+Protocol ("commit everything"):
+
+1. Shapes. Every tensor's shape follows from the public input shapes through the ops' ``shapes``
+   (:func:`infer_shapes`); the verifier never takes a shape from the prover.
+2. Commit. The transcript already holds the statement (the caller's). Every canonical table (trace
+   tensors, witnesses, weights ``"w:<name>"``, aux columns) goes to ``settler.commit`` before any
+   challenge; the settler decides what to commit (public tensors and weights are bound elsewhere).
+3. Outputs. For each program output a random point is drawn and the claim ``Y(r) = Ỹ(r)`` is computed
+   from the public output by both sides.
+4. Ops, last to first. Each op whose output carries claims proves them (``ops.protocol(kind)``); the
+   claims it returns go to the op that produced their tensor (if that op comes earlier) or to the final
+   set. An op whose output has no claim is not needed for the outputs and is skipped.
+5. Settle. Every claim left goes to ``settler.settle``; the verifier also evaluates the claims on
+   public tensors itself.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from blindproof.zk import field as F
+from blindproof.zk.encoding import ProofFormatError, Reader, Writer
+from blindproof.zk.ops import base as B
+from blindproof.zk.ops import protocol
+from blindproof.zk.quant.reference import Trace
+from blindproof.zk.quant.spec import QuantSpec
+from blindproof.zk.transcript import Transcript
+from blindproof.zk.verdict import VerifyResult, guarded
+
+_MAGIC = b"BPPG"
+_VERSION = 1
+MAX_PROOF = 1 << 30
+_DOMAIN = b"blindproof/zk/program/v1"
+
+
+def infer_shapes(spec: QuantSpec, input_shapes: Mapping[str, Sequence[int]]) -> dict[str, tuple[int, ...]]:
+    """Shapes of every tensor, witness, weight and aux column, from the input shapes alone."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name in spec.inputs:
+        if name not in input_shapes:
+            raise ValueError(f"input {name!r} missing")
+        shapes[name] = tuple(int(d) for d in input_shapes[name])
+    for name, ws in spec.weights.items():
+        shapes[B.weight_name(name)] = tuple(ws.shape)
+    for op in spec.ops:
+        got = protocol(op.kind).shapes(op, [shapes[n] for n in op.inputs], spec)
+        for k, v in got.items():
+            if k in shapes:
+                raise ValueError(f"op {op.kind} -> {op.output}: tensor {k!r} is defined twice")
+            shapes[k] = tuple(int(d) for d in v)
+    return shapes
+
+
+def _public(spec: QuantSpec, inputs: Mapping[str, np.ndarray],
+            outputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    public: dict[str, np.ndarray] = {}
+    for group, names, src in (("input", spec.inputs, inputs), ("output", spec.outputs, outputs)):
+        for n in names:
+            if n not in src:
+                raise B.Reject(f"public {group} {n!r} missing")
+            v = np.asarray(src[n])
+            if v.dtype.kind not in "iu":
+                raise B.Reject(f"public {group} {n!r} must be integers")
+            public[n] = v.astype(np.int64)
+    return public
+
+
+@dataclass
+class ProgramProof:
+    """One proof per op (None for an op whose output carries no claim)."""
+
+    op_proofs: list[B.OpProof | None]
+
+    def to_bytes(self) -> bytes:
+        """Serialized proof (format version 1)."""
+        w = Writer()
+        w.header(_MAGIC, _VERSION)
+        w.u32(len(self.op_proofs))
+        for p in self.op_proofs:
+            w.u8(0 if p is None else 1)
+            if p is not None:
+                p.write(w)
+        return w.getvalue()
+
+    @staticmethod
+    def from_bytes(data: bytes, n_ops: int) -> "ProgramProof":
+        """Parse for a program of ``n_ops`` ops; ProofFormatError on malformed input."""
+        r = Reader(data, max_total=MAX_PROOF)
+        r.header(_MAGIC, (_VERSION,))
+        n = r.u32()
+        if n != n_ops:
+            raise ProofFormatError(f"proof has {n} op proofs, the program {n_ops} ops")
+        ops = [B.OpProof.read(r) if r.u8(max_value=1) else None for _ in range(n)]
+        r.finish()
+        return ProgramProof(ops)
+
+    def size_bytes(self) -> int:
+        return len(self.to_bytes())
+
+
+@dataclass
+class _Run:
+    """Claim bookkeeping shared by prover and verifier."""
+
+    spec: QuantSpec
+    public: Mapping[str, np.ndarray]
+    producer: dict[str, int] = field(default_factory=dict)
+    pending: B.ClaimSet = field(default_factory=B.ClaimSet)
+    final: list[B.Claim] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.producer = {op.output: i for i, op in enumerate(self.spec.ops)}
+
+    def output_claims(self, ctx: B.VerifierContext) -> None:
+        for name in self.spec.outputs:
+            n = ctx.vars(name)
+            r = ctx.transcript.challenge_exts("program/output_point", n)
+            self.pending.add(B.Claim(name, r, B.public_eval(self.public[name], r)))
+
+    def route(self, i: int, claims: Sequence[B.Claim]) -> None:
+        for c in claims:
+            j = self.producer.get(c.tensor)
+            if j is not None and j < i:
+                self.pending.add(c)
+            elif j is not None and j > i:
+                raise B.Reject(f"op {i} made a claim on the later tensor {c.tensor!r}")
+            else:
+                self.final.append(c)
+
+    def check_public(self, ctx: B.VerifierContext) -> None:
+        for c in self.final:
+            if c.tensor in self.public:
+                v = self.public[c.tensor]
+                if c.point.shape[0] != B.n_vars(v.shape) or not np.array_equal(B.public_eval(v, c.point), c.value):
+                    raise B.Reject(f"claim on the public tensor {c.tensor!r} is false")
+
+
+def with_aux(spec: QuantSpec, values: Mapping[str, np.ndarray], public: Mapping[str, np.ndarray],
+             start: int = 0, strict: bool = True) -> tuple[dict[str, np.ndarray], dict[str, tuple[int, ...]]]:
+    """The prover's values (trace tensors and ``"w:"`` weights) plus every op's aux columns, and the
+    shapes of everything. Shapes come from the input shapes; a value of another shape is an error."""
+    shapes = infer_shapes(spec, {n: np.shape(values[n]) for n in spec.inputs})
+    vals: dict[str, np.ndarray] = {n: np.asarray(v, dtype=np.int64) for n, v in values.items()}
+    ctx = B.ProverContext(Transcript(_DOMAIN), spec, shapes, public=dict(public), start=start, values=vals,
+                          strict=strict)
+    for op in spec.ops:
+        vals.update(protocol(op.kind).aux(ctx, op))
+    for name, v in vals.items():
+        if name in shapes and tuple(np.shape(v)) != shapes[name]:
+            raise ValueError(f"tensor {name!r} has shape {np.shape(v)}, the protocol expects {shapes[name]}")
+    return vals, shapes
+
+
+def prove_program(spec: QuantSpec, values: Mapping[str, np.ndarray], inputs: Mapping[str, np.ndarray],
+                  outputs: Mapping[str, np.ndarray], transcript: Transcript, settler: B.Settler,
+                  start: int = 0, strict: bool = True) -> bytes:
+    """Prove that ``values`` (every trace tensor and witness, and the weights as ``"w:<name>"``) is a
+    run of ``spec`` from ``inputs`` to ``outputs``. The transcript must already hold the statement.
+    Calls ``settler.commit`` (every canonical table) before any challenge and ``settler.settle``
+    (every claim left, public ones included) at the end. Returns the op proofs' bytes.
+    ``strict=False`` lets tests build proofs from cheating values."""
+    public = _public(spec, inputs, outputs)
+    vals, shapes = with_aux(spec, values, public, start, strict)
+    ctx = B.ProverContext(transcript, spec, shapes, public=public, start=start, values=vals, strict=strict)
+    settler.commit({n: ctx.table(n) for n in vals if n in shapes}, transcript)
+    run = _Run(spec, public)
+    run.output_claims(ctx)
+    proofs: list[B.OpProof | None] = [None] * len(spec.ops)
+    for i in range(len(spec.ops) - 1, -1, -1):
+        op = spec.ops[i]
+        claims = run.pending.pop(op.output)
+        if not claims:
+            continue
+        B.op_label(ctx, op)
+        proofs[i], new = protocol(op.kind).prove(ctx, op, claims)
+        run.route(i, new)
+    settler.settle(run.final, transcript)
+    return ProgramProof(proofs).to_bytes()
+
+
+def verify_program(spec: QuantSpec, inputs: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray],
+                   proof: bytes | ProgramProof, transcript: Transcript, settler: B.Settler,
+                   start: int = 0) -> None:
+    """Check op proofs made by :func:`prove_program` (same transcript state, same settler protocol).
+    Raises :class:`~blindproof.zk.ops.base.Reject` on any failure (malformed bytes included)."""
+    public = _public(spec, inputs, outputs)
+    try:
+        shapes = infer_shapes(spec, {n: public[n].shape for n in spec.inputs})
+    except ValueError as exc:
+        raise B.Reject(f"the inputs do not fit the program: {exc}") from None
+    for n in spec.outputs:
+        if public[n].shape != shapes[n]:
+            raise B.Reject(f"output {n!r} has shape {public[n].shape}, the program gives {shapes[n]}")
+    if not isinstance(proof, ProgramProof):
+        try:
+            proof = ProgramProof.from_bytes(bytes(proof), len(spec.ops))
+        except ProofFormatError as exc:
+            raise B.Reject(f"malformed program proof: {exc}") from None
+    if len(proof.op_proofs) != len(spec.ops):
+        raise B.Reject("wrong number of op proofs")
+    ctx = B.VerifierContext(transcript, spec, shapes, public=public, start=start)
+    settler.commit(None, transcript)
+    run = _Run(spec, public)
+    run.output_claims(ctx)
+    for i in range(len(spec.ops) - 1, -1, -1):
+        op = spec.ops[i]
+        claims = run.pending.pop(op.output)
+        if not claims:
+            if proof.op_proofs[i] is not None:
+                raise B.Reject(f"unexpected proof for op {op.kind} -> {op.output}")
+            continue
+        if proof.op_proofs[i] is None:
+            raise B.Reject(f"missing proof for op {op.kind} -> {op.output}")
+        B.op_label(ctx, op)
+        try:
+            new = protocol(op.kind).verify(ctx, op, claims, proof.op_proofs[i])
+        except B.Reject as exc:
+            raise B.Reject(f"op {op.kind} -> {op.output}: {exc}") from None
+        run.route(i, new)
+    run.check_public(ctx)
+    settler.settle(run.final, transcript)
+
+
+def prove_trace(spec: QuantSpec, weights: Mapping[str, np.ndarray], trace: Trace, settler: B.Settler,
+                start: int = 0, strict: bool = True) -> bytes:
+    """Convenience: prove a reference trace under a transcript bound to :func:`statement_bytes`."""
+    values = dict(trace.tensors)
+    values.update({B.weight_name(k): v for k, v in weights.items()})
+    inputs = {n: trace.tensors[n] for n in spec.inputs}
+    outputs = {n: trace.tensors[n] for n in spec.outputs}
+    tr = Transcript(_DOMAIN, statement_bytes(spec, _public(spec, inputs, outputs), start))
+    return prove_program(spec, values, inputs, outputs, tr, settler, start, strict)
+
+
+def verify_trace(spec: QuantSpec, inputs: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray],
+                 proof: bytes, settler: B.Settler, start: int = 0) -> VerifyResult:
+    """Convenience counterpart of :func:`prove_trace`. Never raises."""
+    def run_() -> VerifyResult:
+        try:
+            tr = Transcript(_DOMAIN, statement_bytes(spec, _public(spec, inputs, outputs), start))
+            verify_program(spec, inputs, outputs, proof, tr, settler, start)
+        except B.Reject as exc:
+            return VerifyResult.reject(str(exc))
+        return VerifyResult.accept()
+
+    return guarded(run_, "program")
+
+
+def statement_bytes(spec: QuantSpec, public: Mapping[str, np.ndarray], start: int) -> bytes:
+    """A statement for :func:`prove_trace`: spec digest, start, public tensors (name, shape, values)."""
+    parts = [spec.digest().encode(), struct.pack("<Q", start)]
+    for name in sorted(public):
+        v = np.asarray(public[name], dtype=np.int64)
+        nb = name.encode()
+        parts.append(struct.pack("<I", len(nb)) + nb + struct.pack("<I", v.ndim)
+                     + b"".join(struct.pack("<Q", d) for d in v.shape) + v.astype("<i8").tobytes())
+    return b"".join(parts)
+
+
+# --- single ops (tests and benchmarks) ---------------------------------------------------------------
+
+def prove_op(spec: QuantSpec, op_index: int, values: Mapping[str, np.ndarray],
+             shapes: Mapping[str, tuple[int, ...]], public: Mapping[str, np.ndarray] | None = None,
+             start: int = 0, strict: bool = True) -> tuple[B.OpProof, list[B.Claim], B.Claim]:
+    """Prove one op against a random claim on its output (the claim is honest for ``values``).
+    Returns the proof, the claims it leaves, and the output claim."""
+    op = spec.ops[op_index]
+    ctx = B.ProverContext(Transcript(b"blindproof/zk/op"), spec, shapes, public=dict(public or {}),
+                          start=start, values=values, strict=strict)
+    r = ctx.transcript.challenge_exts("op/output_point", ctx.vars(op.output))
+    out = B.claim_of(ctx, op.output, r)
+    B.op_label(ctx, op)
+    proof, claims = protocol(op.kind).prove(ctx, op, [out])
+    return proof, claims, out
+
+
+def verify_op(spec: QuantSpec, op_index: int, out_value: np.ndarray, proof: B.OpProof,
+              shapes: Mapping[str, tuple[int, ...]], public: Mapping[str, np.ndarray] | None = None,
+              start: int = 0) -> list[B.Claim]:
+    """Verify one op proof for the claim ``output(r) = out_value`` at the same random point as
+    :func:`prove_op`; returns the claims to settle. Raises Reject."""
+    op = spec.ops[op_index]
+    ctx = B.VerifierContext(Transcript(b"blindproof/zk/op"), spec, shapes, public=dict(public or {}),
+                            start=start)
+    r = ctx.transcript.challenge_exts("op/output_point", ctx.vars(op.output))
+    B.op_label(ctx, op)
+    return protocol(op.kind).verify(ctx, op, [B.Claim(op.output, r, out_value)], proof)
+
+
+def oracle_for(values: Mapping[str, np.ndarray]) -> B.OracleSettler:
+    """An oracle settler over integer values (canonical tables)."""
+    return B.OracleSettler({n: B.canonical(v) for n, v in values.items()})
+
+
+def field_value(arr: np.ndarray) -> np.ndarray:
+    """Integer array -> field elements (convenience for tests)."""
+    return F.from_signed(np.asarray(arr, dtype=np.int64))

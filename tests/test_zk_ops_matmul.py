@@ -1,0 +1,101 @@
+"""linear / qk / pv op proofs: completeness on random tensors, must-reject cheats."""
+
+import numpy as np
+import pytest
+
+from blindproof.zk.quant.spec import Op
+from zk_ops_cases import ACC, flip_bytes, one_op, run_op, tensor, trace_values
+
+
+def _linear(rng, lead=(2, 3), k=5, n=7, bias=True):
+    params = {"weight": "W"}
+    weights = {"W": ((n, k), "int8")}
+    if bias:
+        params["bias"] = "b"
+        weights["b"] = ((n,), "int32")
+    spec = one_op(Op("linear", ("x",), "y", params), [tensor("x"), tensor("y", -ACC, ACC, "accumulator")], weights)
+    w = {"W": rng.integers(-127, 128, size=(n, k))}
+    if bias:
+        w["b"] = rng.integers(-(1 << 20), 1 << 20, size=n)
+    return spec, trace_values(spec, w, {"x": rng.integers(-32767, 32768, size=(*lead, k))})
+
+
+def _attention(rng, kind, b=2, h=4, kv=2, t=3, T=5, hd=6):
+    a_shape = (b, h, t, hd) if kind == "qk" else (b, h, t, T)
+    b_shape = (b, kv, T, hd)
+    spec = one_op(Op(kind, ("a", "c"), "y"), [tensor("a"), tensor("c"), tensor("y", -ACC, ACC, "accumulator")])
+    lim = 2000
+    return spec, trace_values(spec, {}, {"a": rng.integers(-lim, lim, size=a_shape),
+                                         "c": rng.integers(-lim, lim, size=b_shape)})
+
+
+CASES = {
+    "linear": lambda rng: _linear(rng),
+    "linear-nobias-1d-lead": lambda rng: _linear(rng, lead=(3,), k=8, n=4, bias=False),
+    "linear-odd": lambda rng: _linear(rng, lead=(1, 5), k=13, n=3),
+    "qk-gqa": lambda rng: _attention(rng, "qk"),
+    "qk-mha-odd-heads": lambda rng: _attention(rng, "qk", h=3, kv=3, t=5, T=5, hd=8),
+    "pv-gqa": lambda rng: _attention(rng, "pv"),
+    "pv-mqa": lambda rng: _attention(rng, "pv", h=4, kv=1, t=2, T=7, hd=3),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_complete(case):
+    spec, vals = CASES[case](np.random.default_rng(1))
+    ok, why, _ = run_op(spec, vals)
+    assert ok, why
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_rejects_wrong_output_element(case):
+    spec, vals = CASES[case](np.random.default_rng(2))
+
+    def tamper(v):
+        v["y"].reshape(-1)[len(v["y"].reshape(-1)) // 2] += 1
+
+    assert not run_op(spec, vals, tamper=tamper)[0]
+
+
+@pytest.mark.parametrize("case", ["linear", "qk-gqa", "pv-gqa"])
+def test_rejects_claim_on_other_point(case):
+    spec, vals = CASES[case](np.random.default_rng(3))
+    assert not run_op(spec, vals, other_point=True)[0]
+
+
+def test_rejects_wrong_weight_and_bias():
+    spec, vals = CASES["linear"](np.random.default_rng(4))
+
+    def tamper_w(v):
+        v["w:W"][0, 0] += 1
+
+    def tamper_b(v):
+        v["w:b"][1] -= 1
+
+    assert not run_op(spec, vals, tamper=tamper_w)[0]
+    assert not run_op(spec, vals, tamper=tamper_b)[0]
+
+
+def test_rejects_wrong_kv_head():
+    """Grouped-query: the output computed with the wrong kv head for one query head."""
+    spec, vals = CASES["qk-gqa"](np.random.default_rng(5))
+
+    def tamper(v):
+        a, c = v["a"], v["c"]
+        v["y"][:, 1] = a[:, 1] @ np.swapaxes(c[:, 1], -1, -2)  # head 1 belongs to kv head 0
+
+    assert not run_op(spec, vals, tamper=tamper)[0]
+
+
+@pytest.mark.parametrize("case", ["linear", "pv-gqa"])
+def test_rejects_tampered_bytes(case):
+    spec, vals = CASES[case](np.random.default_rng(6))
+    ok, _, _ = run_op(spec, vals)
+    assert ok
+    from blindproof.zk import program as P
+    from blindproof.zk.ops import base as B
+    full, shapes = P.with_aux(spec, vals, {n: vals[n] for n in spec.inputs})
+    proof, _, _ = P.prove_op(spec, 0, full, shapes, {n: vals[n] for n in spec.inputs})
+    for bad in flip_bytes(proof.to_bytes(), np.random.default_rng(7)):
+        assert not run_op(spec, vals, tamper_bytes=lambda _d, bad=bad: bad)[0]
+    assert B.OpProof.from_bytes(proof.to_bytes()).to_bytes() == proof.to_bytes()
