@@ -70,24 +70,9 @@ def test_wrong_table_output_is_rejected():
     vals["y"][1, 2, 3] += 1
     with pytest.raises(ValueError, match="not in table"):  # the honest prover refuses
         run(lookup_ops, spec, op, vals)
-    # a prover that forges the multiplicities anyway is caught by the verifier
-    def forge(aux):
-        pass
-    orig = B.L.LookupTable.multiplicities
-
-    def lenient(self, groups):
-        try:
-            return orig(self, groups)
-        except ValueError:
-            clean = [[np.where(np.isin(c, self.columns[i]), c, self.columns[i][0]) for i, c in enumerate(g)]
-                     for g in groups]
-            return orig(self, clean)
-    B.L.LookupTable.multiplicities = lenient
-    try:
-        with pytest.raises((ValueError, *REJECTIONS)):
-            run(lookup_ops, spec, op, vals, cheat_aux=forge)
-    finally:
-        B.L.LookupTable.multiplicities = orig
+    # a prover that goes on anyway (multiplicities of the rows that are in the table) is caught
+    with pytest.raises(REJECTIONS, match="lookup"):
+        run(lookup_ops, spec, op, vals, strict=False)
 
 
 def test_input_outside_the_table_is_rejected():
@@ -96,13 +81,13 @@ def test_input_outside_the_table_is_rejected():
     vals["x"] = vals["x"].copy()
     vals["x"][0, 0, 0] = 40000
     vals["y/index"] = vals["x"].copy()
-    with pytest.raises((ValueError, *REJECTIONS)):
-        run(lookup_ops, spec, op, vals)
+    with pytest.raises(REJECTIONS, match="lookup"):
+        run(lookup_ops, spec, op, vals, strict=False)
     # a prover that clamps the index but leaves x alone breaks index = x
     vals["y/index"] = np.clip(vals["x"], -32767, 32767)
     vals["y"] = table_values(spec.tables["t.table"])[vals["y/index"] + 32767]
     with pytest.raises(REJECTIONS, match="does not match"):
-        run(lookup_ops, spec, op, vals)
+        run(lookup_ops, spec, op, vals, strict=False)
 
 
 def test_wrong_index_is_rejected():
@@ -111,7 +96,7 @@ def test_wrong_index_is_rejected():
     vals["y/index"][2, 4, 39] += 1  # a valid table pair, but not the input
     vals["y"] = table_values(spec.tables["t.table"])[np.clip(vals["y/index"], -32767, 32767) + 32767]
     with pytest.raises(REJECTIONS, match="does not match"):
-        run(lookup_ops, spec, op, vals)
+        run(lookup_ops, spec, op, vals, strict=False)
 
 
 def test_clamp_cheat_is_rejected():
@@ -125,7 +110,7 @@ def test_clamp_cheat_is_rejected():
     def forge(aux):  # keep q − out = d⁺ − d⁻ true with d⁺ > 0 off the bound
         aux["y~clamp.dpos"] = np.maximum(vals["x"] - vals["y/index"], 0)
     with pytest.raises(REJECTIONS):
-        run(lookup_ops, spec, op, vals, cheat_aux=forge)
+        run(lookup_ops, spec, op, vals, cheat_aux=forge, strict=False)
 
 
 def test_claim_on_a_different_point_is_rejected():

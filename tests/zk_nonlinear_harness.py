@@ -53,17 +53,18 @@ def settle(tables: dict[str, np.ndarray], claims) -> None:
 def run(module, spec: QuantSpec, op: Op, values: dict[str, np.ndarray], start: int = 0,
         cheat_aux: Callable[[dict], None] | None = None,
         cheat_proof: Callable[[bytes], bytes] | None = None,
-        cheat_claim_point: bool = False) -> Outcome:
+        cheat_claim_point: bool = False, strict: bool = True) -> Outcome:
     """Prove ``op`` on ``values`` (possibly tampered by the caller), verify and settle.
 
     ``cheat_aux`` edits the aux columns before they are committed; ``cheat_proof`` edits the proof
-    bytes; ``cheat_claim_point`` hands the verifier the prover's claim moved to another point. Raises
-    one of REJECTIONS when the verifier rejects."""
+    bytes; ``cheat_claim_point`` hands the verifier the prover's claim moved to another point;
+    ``strict=False`` lets a cheating prover finish its proof (no self-checks). Raises one of
+    REJECTIONS when the verifier rejects."""
     shapes = {n: tuple(values[n].shape) for n in op.inputs}
     shapes.update(module.shapes(op, [shapes[n] for n in op.inputs], spec))
     vals = {n: np.asarray(values[n], dtype=np.int64) for n in shapes if n in values}
     pctx = B.ProverContext(transcript=Transcript(b"blindproof/test-ops"), spec=spec, shapes=shapes, start=start,
-                           values=vals)
+                           values=vals, strict=strict)
     extra = module.aux(pctx, op)
     if cheat_aux is not None:
         cheat_aux(extra)

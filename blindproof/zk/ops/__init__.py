@@ -12,6 +12,7 @@ from types import ModuleType
 # op kind -> module (relative to this package)
 _MODULES: dict[str, str] = {
     "lookup": "lookup_ops",
+    "norm": "norm",
     "linear": "matmul",
     "qk": "matmul",
     "pv": "matmul",

@@ -104,15 +104,14 @@ def aux(ctx: B.ProverContext, op: Op) -> dict[str, np.ndarray]:
     plan = _Plan(op, ctx.shape(op.output), ctx.spec)
     vals: dict[str, np.ndarray] = {}
     if plan.clamp is not None:
-        vals.update(plan.clamp.witness(ctx.value(plan.x)))
-    vals.update(plan.checks.witness(lambda n: vals[n] if n in vals else ctx.value(n)))
+        vals.update(plan.clamp.witness(ctx.value(plan.x), ctx.strict))
+    vals.update(plan.checks.witness(lambda n: vals[n] if n in vals else ctx.value(n), ctx.strict))
     return vals
 
 
 def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]) -> tuple[B.OpProof, list[B.Claim]]:
     """Clamp (if needed) and the table lookup; returns claims on x, index, y and aux columns."""
     plan = _Plan(op, ctx.shape(op.output), ctx.spec)
-    B.op_label(ctx, op)
     proof = B.OpProof()
     claims: list[B.Claim] = []
     if plan.clamp is not None:
@@ -124,7 +123,6 @@ def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]) -> tuple[
 def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof: B.OpProof) -> list[B.Claim]:
     """Mirror of :func:`prove`; raises Reject."""
     plan = _Plan(op, ctx.shape(op.output), ctx.spec)
-    B.op_label(ctx, op)
     rd = B.ProofReader(proof)
     claims: list[B.Claim] = []
     if plan.clamp is not None:

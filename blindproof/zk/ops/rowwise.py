@@ -8,11 +8,12 @@ coordinates; a per-row tensor lives on the row coordinates alone.
 :class:`Combined` proves, in ONE sumcheck over the full variables,
 
     Σ_x eq(τ, x) · Σ_t c_t Π f(x)            = 0                       (elementwise relations)
-  + λ · Σ_x eq(ρ, row(x)) · Σ_u c_u Π g(x)    = Σ_i a_i · R_i(ρ)         (row sums)
+  + λ · Σ_x eq(ρ, row(x)) ind_col(x) Σ_u c_u Π g(x) = Σ_i a_i · R_i(ρ)   (row sums)
 
 for fresh random ``τ`` (full) and ``ρ`` (rows). The first part says every elementwise relation holds
 everywhere (a zero-check); the second says, as an identity of multilinear polynomials in the rows,
-that the per-row sums ``Σ_j g(row, j)`` equal linear combinations of per-row tensors ``R_i`` whose
+that the per-row sums ``Σ_j g(row, j)`` over the real columns (``ind_col`` is the public indicator of
+real columns, so whatever a padded column holds does not count) equal linear combinations of per-row tensors ``R_i`` whose
 values at ``ρ`` the prover sends (and which become claims). Factors may be committed full tensors,
 per-row tensors broadcast over the column axis (:func:`row_table`: its MLE ignores the column
 coordinates, so its final value is a claim on the per-row tensor at the row part of the point) or
@@ -139,7 +140,7 @@ class Combined:
         claim = F.emul(lam, self._rhs(rvals, rho))
         tables = ([ctx.table(n) for n in self.full] + [row_table(ctx.table(n), self.shape) for n in self.rows]
                   + [self._public_table(n) for n in self._publics()]
-                  + [mle.eq_table(tau), row_table(mle.eq_table(rho), self.shape)])
+                  + [mle.eq_table(tau), self._row_weights(rho)])
         point, finals = B.prove_sum(ctx, proof, B.n_vars(self.shape), tables, self._terms(lam), claim)
         return self._claims(point, finals, rho, rvals)
 
@@ -156,14 +157,23 @@ class Combined:
         ix = self._index()
         point, finals = B.verify_sum(ctx, rd, B.n_vars(self.shape), len(ix), self._terms(lam), claim)
         rp = row_point(point, self.shape)
+        eq_rho = mle.eq_eval(rho, rp) if rp.shape[0] else F.eone()
         want = {"#eq_tau": mle.eq_eval(tau, point) if point.shape[0] else F.eone(),
-                "#eq_rho": mle.eq_eval(rho, rp) if rp.shape[0] else F.eone()}
+                "#eq_rho": F.emul(eq_rho, B.prefix_ones_eval(int(self.shape[-1]), point[rp.shape[0]:]))}
         for n in self._publics():
             want[n] = self._public_eval(n, point)
         for n, v in want.items():
             if not np.array_equal(finals[ix[n]], v):
                 raise B.Reject(f"{self.label}: wrong value of the public table {n.lstrip('#')!r}")
         return self._claims(point, finals, rho, rvals)
+
+    def _row_weights(self, rho: np.ndarray) -> np.ndarray:
+        """``eq(ρ, row(x)) · ind_col(x)``: the row sums run over the real columns only. (The row part
+        carries no indicator: the two factors depend on disjoint variables, so the table's MLE is the
+        product of theirs.)"""
+        w = row_table(mle.eq_table(rho), self.shape)
+        col = B.canonical(np.ones(int(self.shape[-1]), dtype=np.int64))
+        return F.escale(w, np.tile(col, w.shape[0] // col.shape[0]))
 
     def _claims(self, point, finals, rho, rvals) -> list[B.Claim]:
         ix = self._index()

@@ -1,0 +1,199 @@
+"""``norm`` (RMSNorm and LayerNorm core): exact integer semantics of ``quant.reference`` proved.
+
+Per row of width ``d`` (docs/quant.md §3.1), with witnesses from the trace and aux columns:
+
+1. LayerNorm: ``Σ_i x_i + ⌊d/2⌋ = d·mean + mean_r``, ``0 ≤ mean_r < d``; ``c = ind·(x − mean)``.
+   RMSNorm: ``c = x`` (as ``ind·x``: padded entries of the input never count).
+2. ``S = Σ_i c_i² + E`` (row sums, see :mod:`rowwise`).
+3. ``s = ⌊√S⌋``: ``g₁ = S − s²`` and ``g₂ = s² + 2s − S`` with ``g₁, g₂ ∈ [0, 2^16)``, ``s ∈ [0, 2^15)``,
+   ``S ∈ [0, 2^a)``: then ``s² ≤ S < (s+1)²`` over the integers. Nothing is computed outside the proof.
+4. ``s = 2·hs + sb`` with ``sb ∈ {0, 1}``, ``hs ∈ [0, 2^14)`` (so ``hs = ⌊s/2⌋``), and
+   ``c·C + hs = n·s + r`` with ``0 ≤ r`` and ``u = s − 1 − r ≥ 0`` (aux ``u``), ``n ∈ [−C, C]``.
+5. ``y = clamp(n, lo, hi)``: the base ``Clamp`` gadget, or ``y = n`` in the zero-check when
+   ``C ≤ min(−lo, hi)`` (then the clamp is the identity).
+
+No wrap-around: ``|c_i| ≤ s`` follows from 2–3, so every term of step 4 is below ``C·s`` and the
+relation holds over the integers when ``2·C·s + 2·s < p``. That bounds ``s`` and so ``S``:
+``a`` is the largest exponent ≤ 30 with ``2·(C + 1)·⌊√(2^a − 1)⌋ + 2 < p`` (``a = 29`` for
+``C = 2^15``; the quantizer keeps calibration data at ``S < 2^28``). A trace with ``S ≥ 2^a`` is refused
+by the prover with a ValueError naming the bound. ``S`` itself equals ``Σ c² + E`` as an integer
+whenever that integer is below ``p`` (the reference raises BoundError from ``2^30`` on).
+
+Proof: one zero-check over the per-row tensors (step 3 and 4's split of ``s``), one combined
+sumcheck over the full tensor (steps 1, 2, 4, 5 — :class:`rowwise.Combined`), the clamp gadget if
+needed, then every range check in one :class:`~blindproof.zk.ops.base.Checks` bundle.
+"""
+
+from __future__ import annotations
+
+from math import isqrt
+from typing import Sequence
+
+import numpy as np
+
+from blindproof.zk import field as F
+from blindproof.zk.ops import base as B
+from blindproof.zk.ops import rowwise as RW
+from blindproof.zk.quant.spec import Op, QuantSpec
+
+
+def sum_sq_bits(C: int) -> int:
+    """Largest ``a ≤ 30`` such that ``S < 2^a`` keeps the division relation free of wrap-around."""
+    for a in range(30, 0, -1):
+        s_max = isqrt((1 << a) - 1)
+        if 2 * (C + 1) * s_max + 2 < F.P:
+            return a
+    raise ValueError(f"norm constant C = {C} is too large for a sound division")
+
+
+class _Plan:
+    def __init__(self, op: Op, shape: tuple[int, ...], spec: QuantSpec) -> None:
+        if op.kind != "norm":
+            raise ValueError(f"norm proves 'norm' ops, got {op.kind!r}")
+        p = op.params
+        self.layer = p["kind"] == "layer"
+        self.d, self.E, self.C = int(p["d"]), int(p["E"]), int(p["C"])
+        if shape[-1] != self.d:
+            raise ValueError(f"norm {op.output}: input width {shape[-1]} != d = {self.d}")
+        if self.C < 1 or self.E < 1:
+            raise ValueError(f"norm {op.output}: C and E must be ≥ 1")
+        self.shape, self.rshape = shape, RW.row_shape(shape)
+        self.a = sum_sq_bits(self.C)
+        ys = spec.tensors[op.output]
+        self.lo, self.hi = ys.lo, ys.hi
+        o, w, a = op.output, (lambda k: B.witness_name(op.output, k)), (lambda k: B.aux_name(op.output, k))
+        self.x, self.y = op.inputs[0], o
+        self.mean, self.mean_r, self.c = w("mean"), w("mean_r"), w("centred")
+        self.S, self.s, self.n, self.r = w("S"), w("s"), w("n"), w("r")
+        self.hs, self.sb, self.g1, self.g2, self.u = a("hs"), a("sb"), a("g1"), a("g2"), a("u")
+        self.identity = self.C <= min(-self.lo, self.hi)
+        self.clamp = None if self.identity else B.Clamp(a("clamp"), self.n, self.y, shape, self.lo, self.hi,
+                                                        self.C)
+        R = B.RangeCheck
+        ranges = [R(a("rn"), self.n, shape, -self.C, self.C), R(a("rr"), self.r, shape, 0, (1 << 15) - 1),
+                  R(a("ru"), self.u, shape, 0, (1 << 15) - 1),
+                  R(a("rS"), self.S, self.rshape, 0, (1 << self.a) - 1),
+                  R(a("rs"), self.s, self.rshape, 0, (1 << 15) - 1),
+                  R(a("rg1"), self.g1, self.rshape, 0, (1 << 16) - 1),
+                  R(a("rg2"), self.g2, self.rshape, 0, (1 << 16) - 1),
+                  R(a("rhs"), self.hs, self.rshape, 0, (1 << 14) - 1),
+                  R(a("rsb"), self.sb, self.rshape, 0, 1)]
+        if self.layer:
+            ranges.append(R(a("rmr"), self.mean_r, self.rshape, 0, self.d - 1))
+        if self.clamp is not None:
+            ranges += self.clamp.ranges()
+        self.checks = B.Checks(a("chk"), ranges=ranges)
+
+    def witnesses(self) -> dict[str, tuple[int, ...]]:
+        out = {self.S: self.rshape, self.s: self.rshape, self.n: self.shape, self.r: self.shape}
+        if self.layer:
+            out.update({self.mean: self.rshape, self.mean_r: self.rshape, self.c: self.shape})
+        return out
+
+    def columns(self) -> dict[str, tuple[int, ...]]:
+        out = {self.hs: self.rshape, self.sb: self.rshape, self.g1: self.rshape, self.g2: self.rshape,
+               self.u: self.shape}
+        out.update(self.checks.columns())
+        if self.clamp is not None:
+            out.update(self.clamp.columns())
+        return out
+
+    # --- per-row zero-check: g1 = S − s², g2 = s² + 2s − S, s = 2 hs + sb ---------------------------
+    def row_names(self) -> list[str]:
+        return [self.g1, self.g2, self.S, self.s, self.hs, self.sb]
+
+    @staticmethod
+    def row_terms(g: np.ndarray) -> list:
+        g2 = F.emul(g, g)
+        m1 = F.eneg(F.eone())
+        # tables: 0 g1, 1 g2, 2 S, 3 s, 4 hs, 5 sb
+        return [(1, (0,)), (m1, (2,)), (1, (3, 3)),
+                (g, (1,)), (F.eneg(g), (3, 3)), (F.emul(g, F.ext(-2)), (3,)), (g, (2,)),
+                (g2, (3,)), (F.emul(g2, F.ext(-2)), (4,)), (F.eneg(g2), (5,))]
+
+    # --- full-tensor relations ---------------------------------------------------------------------------
+    def combined(self, g: np.ndarray) -> RW.Combined:
+        gp = [F.eone()]
+        for _ in range(4):
+            gp.append(F.emul(gp[-1], g))
+        full = [self.x, self.n, self.r, self.u] + ([self.c] if self.layer else []) + \
+            ([self.y] if self.identity else [])
+        rows = [self.s, self.hs] + ([self.mean] if self.layer else [])
+        neg = F.eneg
+        z: list = []
+        # division: C·c + ind·hs − n·s − r = 0  (c = ind·x for RMS)
+        if self.layer:
+            z += [(F.ext(self.C), (self.c,))]
+        else:
+            z += [(F.ext(self.C), (RW.IND, self.x))]
+        z += [(1, (RW.IND, self.hs)), (neg(F.eone()), (self.n, self.s)), (neg(F.eone()), (self.r,))]
+        # u = ind·(s − 1) − r
+        z += [(gp[1], (self.u,)), (neg(gp[1]), (RW.IND, self.s)), (gp[1], (RW.IND,)), (gp[1], (self.r,))]
+        if self.layer:  # c = ind·(x − mean)
+            z += [(gp[2], (self.c,)), (neg(gp[2]), (RW.IND, self.x)), (gp[2], (RW.IND, self.mean))]
+        if self.identity:  # y = n
+            z += [(gp[3], (self.y,)), (neg(gp[3]), (self.n,))]
+        cc = self.c if self.layer else self.x
+        sums = [(1, (cc, cc))]
+        rhs: list = [(1, self.S), (-self.E, RW.IND)]
+        if self.layer:  # Σ x + ⌊d/2⌋ = d·mean + mean_r
+            sums += [(gp[4], (self.x,))]
+            rhs += [(F.emul(gp[4], F.ext(self.d)), self.mean), (gp[4], self.mean_r),
+                    (F.emul(gp[4], F.ext(-(self.d // 2))), RW.IND)]
+        return RW.Combined(f"norm:{self.y}", self.shape, full, rows, z, sums, rhs)
+
+
+def shapes(op: Op, in_shapes: Sequence[tuple[int, ...]], spec: QuantSpec) -> dict[str, tuple[int, ...]]:
+    """Output, the witnesses (mean, mean_r, centred for LayerNorm; S, s, n, r) and the aux columns."""
+    (xs,) = in_shapes
+    plan = _Plan(op, tuple(xs), spec)
+    out = {op.output: tuple(xs), **plan.witnesses()}
+    out.update(plan.columns())
+    return out
+
+
+def aux(ctx: B.ProverContext, op: Op) -> dict[str, np.ndarray]:
+    """hs, sb, g1, g2, u, clamp excesses, limbs and multiplicities."""
+    plan = _Plan(op, ctx.shape(op.output), ctx.spec)
+    S, s, r = ctx.value(plan.S), ctx.value(plan.s), ctx.value(plan.r)
+    if ctx.strict and S.size and int(S.max()) >= 1 << plan.a:
+        raise ValueError(f"norm {op.output}: sum of squares {int(S.max())} ≥ 2^{plan.a}, beyond what the "
+                         f"proof of the division covers for C = {plan.C}")
+    vals = {plan.hs: s // 2, plan.sb: s % 2, plan.g1: S - s * s, plan.g2: s * s + 2 * s - S,
+            plan.u: s - 1 - r}
+    if plan.clamp is not None:
+        vals.update(plan.clamp.witness(ctx.value(plan.n), ctx.strict))
+    vals.update(plan.checks.witness(lambda n: vals[n] if n in vals else ctx.value(n), ctx.strict))
+    return vals
+
+
+def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]) -> tuple[B.OpProof, list[B.Claim]]:
+    """Row zero-check, combined sumcheck, clamp, range checks."""
+    plan = _Plan(op, ctx.shape(op.output), ctx.spec)
+    proof = B.OpProof()
+    g = ctx.transcript.challenge_ext("ops/norm/gamma")
+    names = plan.row_names()
+    point, vals = B.prove_zero_check(ctx, proof, B.n_vars(plan.rshape), [ctx.table(n) for n in names],
+                                     plan.row_terms(g))
+    claims = [B.Claim(n, point, v) for n, v in zip(names, vals)]
+    claims += plan.combined(g).prove(ctx, proof)
+    if plan.clamp is not None:
+        claims += plan.clamp.prove(ctx, proof)
+    claims += plan.checks.prove(ctx, proof)
+    return proof, claims + list(out_claims)
+
+
+def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof: B.OpProof) -> list[B.Claim]:
+    """Mirror of :func:`prove`; raises Reject."""
+    plan = _Plan(op, ctx.shape(op.output), ctx.spec)
+    rd = B.ProofReader(proof)
+    g = ctx.transcript.challenge_ext("ops/norm/gamma")
+    names = plan.row_names()
+    point, vals = B.verify_zero_check(ctx, rd, B.n_vars(plan.rshape), len(names), plan.row_terms(g))
+    claims = [B.Claim(n, point, v) for n, v in zip(names, vals)]
+    claims += plan.combined(g).verify(ctx, rd)
+    if plan.clamp is not None:
+        claims += plan.clamp.verify(ctx, rd)
+    claims += plan.checks.verify(ctx, rd)
+    rd.done()
+    return claims + list(out_claims)
