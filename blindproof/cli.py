@@ -17,6 +17,10 @@ COMMAND_MODULES: list[str] = [
     "blindproof.commands.infer",
     "blindproof.commands.generate",
     "blindproof.commands.demo",
+    "blindproof.commands.fingerprint",
+    "blindproof.commands.commit",
+    "blindproof.commands.prove",
+    "blindproof.commands.verify",
 ]
 
 

@@ -1,0 +1,86 @@
+"""`blindproof commit`: commit to a model (spec + weights) and write the public `model.commit`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """The options that pick a model (shared by `commit` and `prove`)."""
+    p.add_argument("--model", required=True, help="workload name (tiny-llama, small-llama, gpt2-block, gpt2-small, "
+                                                  "mlp-784-56-10, minilm-l6)")
+    p.add_argument("--weights", type=Path, default=None,
+                   help="safetensors file with the model's state dict (default: the trained default model for "
+                        "tiny-llama, seeded random weights otherwise)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
+    p.add_argument("--key", type=Path, default=None,
+                   help="secret commitment key (default: <commitment>.key next to the commitment file)")
+    p.add_argument("--security", type=float, default=104.0,
+                   help="target provable bits of each commitment opening (default 104, so that the whole proof "
+                        "reaches 100; commit and prove must use the same value)")
+
+
+def load_model(args: argparse.Namespace):
+    """The quantized model the options name; SystemExit(2) with a message on bad options."""
+    from blindproof.models.workloads import WORKLOADS
+    from blindproof.zk.prover import quantized_workload
+
+    if args.model not in WORKLOADS:
+        raise SystemExit(f"error: unknown model {args.model!r}; known: {', '.join(WORKLOADS)}")
+    if args.weights is not None and not args.weights.is_file():
+        raise SystemExit(f"error: weights file {args.weights} does not exist")
+    try:
+        return quantized_workload(args.model, str(args.weights) if args.weights else None, args.seed)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("commit", help="commit to a model: write the public model commitment",
+                       description="Quantize a model deterministically, commit to its spec and weights (one hiding "
+                                   "polynomial commitment) and write the commitment file a verifier needs. The "
+                                   "secret key of the commitment's randomness goes to <out>.key (mode 0600), created "
+                                   "if missing; `blindproof prove` needs it.")
+    add_model_args(p)
+    p.add_argument("-o", "--out", type=Path, default=Path("model.commit"), help="commitment file (default model.commit)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from blindproof.zk.commitment import CommitmentKey, commit_model
+    from blindproof.zk.pcs import PcsParams
+
+    key_path = args.key or Path(str(args.out) + ".key")
+    try:
+        key = CommitmentKey.load(key_path) if key_path.exists() else None
+        params = PcsParams.for_security(args.security)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    qm = load_model(args)
+    t1 = time.perf_counter()
+    if key is None:
+        key = CommitmentKey.generate()
+        key.save(key_path)
+    mc, _ = commit_model(qm.spec, qm.weights, key, params)
+    t2 = time.perf_counter()
+    mc.save(args.out)
+    lay = mc.weights.layout
+    summary = {"model": args.model, "commitment": str(args.out), "key": str(key_path), "digest": mc.digest().hex(),
+               "spec_digest": mc.spec_digest.hex(), "weights": len(lay.names),
+               "committed_elements": sum(1 << s for s in lay.log_sizes), "file_bytes": args.out.stat().st_size,
+               "quantize_s": round(t1 - t0, 3), "commit_s": round(t2 - t1, 3)}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{args.model}: {summary['weights']} weight tensors, {summary['committed_elements']} committed "
+              f"elements; committed in {summary['commit_s']:.2f} s (quantized in {summary['quantize_s']:.2f} s)")
+        print(f"wrote {args.out} ({summary['file_bytes']} bytes), digest {summary['digest']}")
+        print(f"secret key: {key_path} (keep it with the weights; `blindproof prove` needs it)")
+    return 0

@@ -1,0 +1,101 @@
+"""`blindproof prove`: prove one inference of a committed model and write the proof file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from blindproof.commands.commit import add_model_args, load_model
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("prove", help="prove an inference of a committed model",
+                       description="Run the integer model on an input and write a zero-knowledge proof that the "
+                                   "output came from the committed model. Needs the commitment key written by "
+                                   "`blindproof commit`.")
+    add_model_args(p)
+    p.add_argument("--input", type=Path, default=None,
+                   help=".npy file (token ids (1, seq) or float features (1, dim)) or, for byte-vocabulary "
+                        "models, a .txt file; default: the workload's fixed example input")
+    p.add_argument("--commitment", type=Path, default=Path("model.commit"),
+                   help="the model commitment to prove against (default model.commit)")
+    p.add_argument("--start", type=int, default=0, help="position of the first token (default 0)")
+    p.add_argument("-o", "--out", type=Path, default=Path("proof.bin"), help="proof file (default proof.bin)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.set_defaults(func=run)
+
+
+def _read_input(path: Path | None, model_name: str, vocab: int | None):
+    from blindproof.zk.prover import example_input
+
+    if path is None:
+        return example_input(model_name)
+    if not path.is_file():
+        raise SystemExit(f"error: input file {path} does not exist")
+    if path.suffix == ".txt":
+        if vocab != 256:
+            raise SystemExit("error: text input needs a byte-vocabulary model")
+        return np.frombuffer(path.read_bytes(), dtype=np.uint8).astype(np.int64)[None, :]
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise SystemExit(f"error: {path}: not a .npy file: {exc}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from blindproof.zk.commitment import CommitmentKey, ModelCommitment
+    from blindproof.zk.pcs import PcsParams
+    from blindproof.zk.prover import ModelProver
+
+    key_path = args.key or Path(str(args.commitment) + ".key")
+    if not key_path.exists():
+        print(f"error: no commitment key at {key_path}; run `blindproof commit --model {args.model} "
+              f"-o {args.commitment}` first", file=sys.stderr)
+        return 2
+    try:
+        key = CommitmentKey.load(key_path)
+        params = PcsParams.for_security(args.security)
+        public = ModelCommitment.load(args.commitment) if args.commitment.exists() else None
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    say = (lambda m: None) if args.json else (lambda m: print(f"  {m}", file=sys.stderr, flush=True))
+    t0 = time.perf_counter()
+    qm = load_model(args)
+    say(f"quantized {args.model} ({time.perf_counter() - t0:.2f} s)")
+    t1 = time.perf_counter()
+    prover = ModelProver.create(qm, key, params)
+    say(f"model commitment rebuilt ({time.perf_counter() - t1:.2f} s)")
+    if public is not None and public.digest() != prover.commitment.digest():
+        print(f"error: the model, weights or key do not match {args.commitment}", file=sys.stderr)
+        return 2
+    x = _read_input(args.input, args.model, qm.spec.arch.get("config", {}).get("vocab_size"))
+    try:
+        inputs = qm.encode(x)
+    except (TypeError, ValueError) as exc:
+        print(f"error: bad input: {exc}", file=sys.stderr)
+        return 2
+    t2 = time.perf_counter()
+    try:
+        proof = prover.prove(inputs, start=args.start, progress=say)
+    except (ValueError, RuntimeError) as exc:
+        print(f"error: cannot prove {args.model}: {exc}", file=sys.stderr)
+        return 1
+    prove_s = time.perf_counter() - t2
+    data = proof.to_bytes()
+    args.out.write_bytes(data)
+    summary = {"model": args.model, "proof": str(args.out), "proof_bytes": len(data), "prove_s": round(prove_s, 3),
+               "provable_bits": round(proof.soundness.provable_bits, 1),
+               "conjectured_bits": round(proof.soundness.conjectured_bits, 1),
+               "model_digest": proof.model_digest.hex()}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"proved {args.model} in {prove_s:.2f} s: {args.out} ({len(data)} bytes), "
+              f"{proof.soundness.summary()}")
+    return 0

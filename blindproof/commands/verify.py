@@ -1,0 +1,65 @@
+"""`blindproof verify`: check a proof file against a model commitment (offline, without weights)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+EXIT_VALID, EXIT_INVALID, EXIT_UNUSABLE = 0, 1, 2
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("verify", help="verify a proof of inference against a model commitment",
+                       description="Exit status 0: the proof is valid; 1: it is invalid (the reason is printed); "
+                                   "2: the files cannot be used (missing, unreadable, not a commitment).")
+    p.add_argument("proof", type=Path, help="proof file")
+    p.add_argument("--commitment", type=Path, required=True, help="model commitment file")
+    p.add_argument("--min-bits", type=float, default=0.0,
+                   help="reject proofs below this many provable bits of soundness (default 0: report only)")
+    p.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    p.set_defaults(func=run)
+
+
+def _fail(msg: str) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return EXIT_UNUSABLE
+
+
+def run(args: argparse.Namespace) -> int:
+    from blindproof.zk.commitment import ModelCommitment
+    from blindproof.zk.proof_file import public_digest
+    from blindproof.zk.verifier import verify_model_proof
+
+    try:
+        model = ModelCommitment.load(args.commitment)
+    except OSError as exc:
+        return _fail(f"cannot read the commitment: {exc}")
+    except ValueError as exc:
+        return _fail(f"{args.commitment} is not a usable model commitment: {exc}")
+    try:
+        data = args.proof.read_bytes()
+    except OSError as exc:
+        return _fail(f"cannot read the proof: {exc}")
+    t0 = time.perf_counter()
+    res = verify_model_proof(model, data, min_provable_bits=args.min_bits)
+    verify_s = time.perf_counter() - t0
+    out = {"valid": bool(res.ok), "reason": res.reason, "verify_s": round(verify_s, 4),
+           "provable_bits": round(res.provable_bits, 1), "conjectured_bits": round(res.conjectured_bits, 1),
+           "model_digest": model.digest().hex(), "proof_bytes": len(data)}
+    if res.proof is not None:
+        out["input_digest"] = public_digest(res.proof.inputs)
+        out["output_digest"] = public_digest(res.proof.outputs)
+        out["outputs"] = {k: list(v.shape) for k, v in res.proof.outputs.items()}
+    if args.json:
+        print(json.dumps(out))
+    elif res.ok:
+        print(f"VALID proof ({len(data)} bytes, verified in {verify_s * 1000:.1f} ms): soundness "
+              f"{res.provable_bits:.1f} provable bits, {res.conjectured_bits:.1f} conjectured bits")
+    else:
+        print(f"INVALID proof: {res.reason}")
+        if res.provable_bits:
+            print(f"(soundness {res.provable_bits:.1f} provable bits, {res.conjectured_bits:.1f} conjectured bits)")
+    return EXIT_VALID if res.ok else EXIT_INVALID

@@ -1,0 +1,91 @@
+"""`blindproof commit / prove / verify` end to end on the MLP workload, and their exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def _run(*args: str, cwd) -> subprocess.CompletedProcess:
+    """A real process (console entry point, exit status)."""
+    return subprocess.run([sys.executable, "-m", "blindproof.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=240)
+
+
+@pytest.fixture
+def _cli(capsys, monkeypatch):
+    """In-process runs (fast): returns a CompletedProcess-like result."""
+    from blindproof.cli import main
+
+    def call(*args: str, cwd) -> subprocess.CompletedProcess:
+        monkeypatch.chdir(cwd)
+        try:
+            rc = main(list(args))
+        except SystemExit as exc:  # argparse and option errors
+            rc = exc.code if isinstance(exc.code, int) else 2
+            if isinstance(exc.code, str):
+                print(exc.code, file=sys.stderr)
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(args, rc, out.out, out.err)
+
+    return call
+
+
+def test_commit_writes_a_reproducible_commitment(tmp_path, _cli):
+    a = _cli("commit", "--model", "mlp-784-56-10", "-o", "a.commit", "--json", cwd=tmp_path)
+    assert a.returncode == 0, a.stderr
+    info = json.loads(a.stdout)
+    assert (tmp_path / "a.commit").stat().st_size == info["file_bytes"] and (tmp_path / "a.commit.key").exists()
+    # the same key gives the same commitment; a fresh key another one
+    b = _cli("commit", "--model", "mlp-784-56-10", "-o", "b.commit", "--key", "a.commit.key", "--json", cwd=tmp_path)
+    c = _cli("commit", "--model", "mlp-784-56-10", "-o", "c.commit", "--json", cwd=tmp_path)
+    assert json.loads(b.stdout)["digest"] == info["digest"] != json.loads(c.stdout)["digest"]
+
+
+def test_commit_prove_verify(tmp_path, _cli):
+    pytest.importorskip("blindproof.zk.program")
+    assert _cli("commit", "--model", "mlp-784-56-10", cwd=tmp_path).returncode == 0
+    p = _cli("prove", "--model", "mlp-784-56-10", "-o", "proof.bin", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "provable" in p.stdout and "trace" in p.stderr  # progress goes to stderr
+    v = _cli("verify", "proof.bin", "--commitment", "model.commit", cwd=tmp_path)
+    assert v.returncode == 0, v.stdout + v.stderr
+    assert "VALID" in v.stdout and "provable bits" in v.stdout and "conjectured bits" in v.stdout
+    j = _run("verify", "proof.bin", "--commitment", "model.commit", "--json", cwd=tmp_path)
+    out = json.loads(j.stdout)
+    assert j.returncode == 0 and out["valid"] and out["provable_bits"] >= 100 and out["conjectured_bits"] > 0
+
+    # invalid: a flipped byte, and another model's commitment -> exit 1 with a reason
+    data = bytearray((tmp_path / "proof.bin").read_bytes())
+    data[len(data) // 2] ^= 0x10
+    (tmp_path / "bad.bin").write_bytes(bytes(data))
+    bad = _cli("verify", "bad.bin", "--commitment", "model.commit", cwd=tmp_path)
+    assert bad.returncode == 1 and "INVALID" in bad.stdout
+    assert _cli("commit", "--model", "mlp-784-56-10", "--seed", "5", "-o", "other.commit", cwd=tmp_path).returncode == 0
+    other = _cli("verify", "proof.bin", "--commitment", "other.commit", "--json", cwd=tmp_path)
+    assert other.returncode == 1 and "another model" in json.loads(other.stdout)["reason"]
+    low = _cli("verify", "proof.bin", "--commitment", "model.commit", "--min-bits", "300", cwd=tmp_path)
+    assert low.returncode == 1
+
+
+def test_unusable_inputs_exit_2(tmp_path, _cli):
+    (tmp_path / "junk.commit").write_bytes(b"junk")
+    (tmp_path / "p.bin").write_bytes(b"junk")
+    assert _cli("verify", "p.bin", "--commitment", "missing.commit", cwd=tmp_path).returncode == 2
+    r = _cli("verify", "p.bin", "--commitment", "junk.commit", cwd=tmp_path)
+    assert r.returncode == 2 and "not a usable model commitment" in r.stderr
+    r = _cli("prove", "--model", "mlp-784-56-10", cwd=tmp_path)  # no key: commit first
+    assert r.returncode == 2 and "blindproof commit" in r.stderr
+    r = _cli("commit", "--model", "no-such-model", cwd=tmp_path)
+    assert r.returncode != 0 and "unknown model" in r.stderr
+
+
+def test_prove_refuses_a_mismatched_commitment(tmp_path, _cli):
+    assert _cli("commit", "--model", "mlp-784-56-10", cwd=tmp_path).returncode == 0
+    r = _cli("prove", "--model", "mlp-784-56-10", "--seed", "3", cwd=tmp_path)
+    assert r.returncode == 2 and "do not match" in r.stderr

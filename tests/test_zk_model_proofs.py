@@ -1,0 +1,183 @@
+"""Whole-model proofs: completeness and the must-reject list (keep these tests forever).
+
+Runs on every workload whose op kinds all have a proof protocol; the MLP is the fast one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("blindproof.zk.program")
+
+from blindproof.zk import pcs, proof_file  # noqa: E402
+from blindproof.zk.commitment import CommitmentKey  # noqa: E402
+from blindproof.zk.ops import kinds  # noqa: E402
+from blindproof.zk.proof_file import ModelProof  # noqa: E402
+from blindproof.zk.prover import ModelProver, PcsProverSettler, example_input, quantized_workload  # noqa: E402
+from blindproof.zk.quant import QuantizedModel, Trace  # noqa: E402
+from blindproof.zk.verifier import verify_model_proof  # noqa: E402
+
+KEY = CommitmentKey(b"\x07" * 32)
+
+
+def _supported(qm: QuantizedModel) -> bool:
+    return {op.kind for op in qm.spec.ops} <= set(kinds())
+
+
+def _prover(name: str) -> ModelProver:
+    qm = quantized_workload(name)
+    if not _supported(qm):
+        pytest.skip(f"{name}: op kinds without a proof protocol yet: "
+                    f"{sorted({op.kind for op in qm.spec.ops} - set(kinds()))}")
+    return ModelProver.create(qm, KEY)
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    prover = _prover("mlp-784-56-10")
+    inputs = prover.model.encode(example_input("mlp-784-56-10"))
+    proof = prover.prove(inputs, rng=np.random.default_rng(0))
+    return prover, inputs, proof, proof.to_bytes()
+
+
+def _reserialize(proof: ModelProof, **changes) -> bytes:
+    fields = dict(proof.__dict__)
+    fields.update(changes)
+    return ModelProof(**fields).to_bytes()
+
+
+def test_mlp_proof_verifies_with_both_soundness_figures(mlp):
+    prover, inputs, proof, data = mlp
+    res = verify_model_proof(prover.commitment, data)
+    assert res.ok, res.reason
+    assert res.provable_bits >= 100 and res.conjectured_bits >= res.provable_bits
+    assert abs(res.provable_bits - proof.soundness.provable_bits) < 1e-6
+    expected = prover.model.run(example_input("mlp-784-56-10"), record=False).tensors["logits"]
+    assert np.array_equal(proof.outputs["logits"], expected)
+    # the caller's own statement: same input and output accepted
+    assert verify_model_proof(prover.commitment, data, inputs, proof.outputs).ok
+
+
+def test_rejects_tampered_output(mlp):
+    prover, _, proof, _ = mlp
+    y = {k: v.copy() for k, v in proof.outputs.items()}
+    y["logits"][0, 3] += 1
+    res = verify_model_proof(prover.commitment, _reserialize(proof, outputs=y))
+    assert not res.ok
+    # and a caller expecting another output rejects the honest proof
+    assert not verify_model_proof(prover.commitment, mlp[3], outputs=y).ok
+
+
+def test_rejects_replay_against_another_input(mlp):
+    prover, inputs, proof, data = mlp
+    other = {k: v.copy() for k, v in inputs.items()}
+    other["x"][0, 0] = (other["x"][0, 0] + 7) % 100
+    res = verify_model_proof(prover.commitment, data, inputs=other)
+    assert not res.ok and "another input" in res.reason
+    assert not verify_model_proof(prover.commitment, _reserialize(proof, inputs=other)).ok
+
+
+def test_rejects_tampered_intermediate(mlp):
+    prover, inputs, proof, _ = mlp
+    trace = prover.model.run(example_input("mlp-784-56-10"))
+    hidden = next(op.output for op in prover.model.spec.ops if op.output not in prover.model.spec.outputs)
+    bad = Trace(outputs=trace.outputs, tensors=dict(trace.tensors))
+    bad.tensors[hidden] = bad.tensors[hidden].copy()
+    bad.tensors[hidden].flat[0] += 1  # committed wrong; the output stays the honest one
+    cheat = prover.prove(inputs, trace=bad, strict=False, rng=np.random.default_rng(1))
+    assert np.array_equal(cheat.outputs["logits"], proof.outputs["logits"])
+    res = verify_model_proof(prover.commitment, cheat.to_bytes())
+    assert not res.ok, "a wrong committed intermediate was accepted"
+
+
+def test_rejects_proof_made_with_other_weights(mlp):
+    prover, inputs, _, _ = mlp
+    qm = prover.model
+    w = {k: v.copy() for k, v in qm.weights.items()}
+    name = next(n for n, ws in qm.spec.weights.items() if len(ws.shape) == 2)
+    w[name][0, :] = -w[name][0, :]
+    other = QuantizedModel(qm.spec, w)
+    # an honest proof for the other weights, under their own commitment: wrong model digest
+    honest_other = ModelProver.create(other, KEY).prove(inputs)
+    res = verify_model_proof(prover.commitment, honest_other.to_bytes())
+    assert not res.ok and "another model" in res.reason
+    # relabelled as a proof for this commitment: the transcript and the openings no longer fit
+    relabelled = _reserialize(honest_other, model_digest=prover.commitment.digest())
+    assert not verify_model_proof(prover.commitment, relabelled).ok
+    # computed with other weights but opened against this commitment's weights
+    cheat = ModelProver(other, prover.commitment, prover.state, prover.params).prove(inputs, strict=False)
+    assert not verify_model_proof(prover.commitment, cheat.to_bytes()).ok
+
+
+def test_rejects_a_transcript_that_omits_the_trace_commitment(mlp, monkeypatch):
+    prover, inputs, _, _ = mlp
+
+    def commit_without_absorbing(self, tables, transcript):
+        self.trace_com, self.trace_state = pcs.commit(
+            {k: v for k, v in tables.items() if k not in self.public and not k.startswith("w:")}, self.params)
+
+    monkeypatch.setattr(PcsProverSettler, "commit", commit_without_absorbing)
+    cheat = prover.prove(inputs)
+    monkeypatch.undo()
+    assert not verify_model_proof(prover.commitment, cheat.to_bytes()).ok
+
+
+def test_rejects_wrong_soundness_figures_and_low_bits(mlp):
+    prover, _, proof, data = mlp
+    figs = type(proof.soundness)(proof.soundness.provable_bits + 20, proof.soundness.conjectured_bits,
+                                 proof.soundness.terms)
+    res = verify_model_proof(prover.commitment, _reserialize(proof, soundness=figs))
+    assert not res.ok and "computes" in res.reason
+    res = verify_model_proof(prover.commitment, data, min_provable_bits=200)
+    assert not res.ok and "below" in res.reason
+
+
+def test_rejects_malformed_truncated_oversized(mlp, monkeypatch):
+    prover, _, _, data = mlp
+    for bad in (b"", data[:10], data[: len(data) // 2], data[:-1], data + b"\x00", b"\x00" * 100):
+        res = verify_model_proof(prover.commitment, bad)
+        assert not res.ok and res.reason
+    monkeypatch.setattr(proof_file, "MAX_PROOF_BYTES", len(data) - 1)
+    res = verify_model_proof(prover.commitment, data)
+    assert not res.ok and "too large" in res.reason
+    assert not verify_model_proof("not a commitment", data).ok
+    assert not verify_model_proof(prover.commitment, "not bytes").ok
+
+
+def _flip_sweep(commitment, data: bytes, n: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    positions = rng.choice(len(data), n, replace=False)
+    # the small parts of the proof (header, statement, commitments) get extra attention
+    positions[: n // 4] = rng.choice(min(len(data), 4096), n // 4, replace=False)
+    for pos in positions:
+        bad = bytearray(data)
+        bad[pos] ^= 1 << int(rng.integers(8))
+        res = verify_model_proof(commitment, bytes(bad))
+        assert not res.ok, f"flipped byte {pos} accepted"
+        assert isinstance(res.reason, str) and res.reason
+
+
+def test_byte_flip_sweep(mlp):
+    prover, _, _, data = mlp
+    _flip_sweep(prover.commitment, data, 240, seed=3)
+
+
+@pytest.mark.slow
+def test_byte_flip_sweep_long(mlp):
+    prover, _, _, data = mlp
+    _flip_sweep(prover.commitment, data, 1500, seed=4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["tiny-llama", "gpt2-block", "minilm-l6"])
+def test_transformer_proof_end_to_end(name):
+    prover = _prover(name)
+    inputs = prover.model.encode(example_input(name))
+    proof = prover.prove(inputs)
+    data = proof.to_bytes()
+    res = verify_model_proof(prover.commitment, data)
+    assert res.ok, res.reason
+    assert res.provable_bits >= 100
+    y = {k: v.copy() for k, v in proof.outputs.items()}
+    next(iter(y.values())).flat[0] += 1
+    assert not verify_model_proof(prover.commitment, _reserialize(proof, outputs=y)).ok
