@@ -64,6 +64,8 @@ class DeploymentRecord:
     key_file: str | None
     server: str
     format: str = RECORD_FORMAT
+    expansion: int = 0  # width of a harmless input expansion (blindproof.fingerprint.blind); 0: none
+    alpha: float = 0.0  # norm of the harmless noise added to every request of an expanded deployment
 
     def save(self, path: str | os.PathLike) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -83,5 +85,10 @@ class DeploymentRecord:
         model = load_local_model(self.model, self.seed)
         key = load_key(self.key_file) if self.key_file else None
         split = Split(client_embeds=self.client_embeds, client_decodes=self.client_decodes)
+        if self.expansion:
+            from blindproof.fingerprint.blind import attach
+            if key is None:
+                raise ValueError("an expanded deployment needs its key file")
+            return attach(client, self.deployment_id, model, key, self.tier or "rotate", split, self.alpha)
         return client.attach(self.deployment_id, model, key, self.tier or "rotate", split)
 

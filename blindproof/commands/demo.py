@@ -39,7 +39,8 @@ class Progress:
 
 def build_summary(*, model_name: str, tier: str, key_id: str, deployment_id: str, plain_deployment_id: str,
                   prompt: str, blind_text: str, plain_server_text: str, plain_local_text: str,
-                  seconds: dict[str, float], n_tokens: int, server: str, wire: dict[str, int]) -> dict:
+                  seconds: dict[str, float], n_tokens: int, server: str, wire: dict[str, int],
+                  identity_check: str | None = None) -> dict:
     """The demo's result as one dict (printed by --json); later checks add their own keys here."""
     return {
         "model": model_name,
@@ -57,6 +58,7 @@ def build_summary(*, model_name: str, tier: str, key_id: str, deployment_id: str
         "seconds": {k: round(v, 4) for k, v in seconds.items()},
         "ms_per_token": {k: round(1e3 * v / n_tokens, 3) for k, v in seconds.items()},
         "wire_bytes": wire,
+        "identity_check": identity_check,  # fingerprint verdict through the blind channel: match | mismatch
     }
 
 
@@ -85,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
     from blindproof.client import BlindClient
     from blindproof.ee import generate_key
+    from blindproof.fingerprint import blind as fp_blind
     from blindproof.models import tokenizer
     from blindproof.server.process import ServerProcess
 
@@ -107,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
             progress(f"server ready at {target}")
             key = generate_key()
             progress(f"fresh key {key.key_id}; transforming the model locally ({args.tier} tier) and uploading")
-            dep = client.deploy(model, key, args.tier, label="demo")
+            dep = fp_blind.deploy(client, model, key, args.tier, label="demo")  # harmless noise on every request
             plain = client.deploy(model, None, label="demo-plaintext")
             progress(f"deployed {dep.deployment_id[:16]}… (server digest matches); plaintext baseline "
                      f"{plain.deployment_id[:16]}…")
@@ -128,6 +131,11 @@ def run(args: argparse.Namespace) -> int:
             plain_srv = timed("plaintext_server", lambda: client.generate(plain, prompt, args.tokens, on_token=dots))
             with torch.no_grad():
                 plain_loc = timed("plaintext_local", lambda: model.generate(prompt, args.tokens))
+            progress("identity check: secret fingerprint (local calibration), probes through the blind channel ... ",
+                     end="")
+            fp = fp_blind.make_blind_fingerprint(model, key, args.tier, references=32, probes=300, modes=("logits",))
+            identity = client.check_identity(dep, fp).decision
+            print(identity, file=sys.stderr, flush=True)
             client.delete(dep)
             client.delete(plain)
     finally:
@@ -139,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
                             plain_deployment_id=plain.deployment_id, prompt=prompt_text,
                             blind_text=tokenizer.decode(blind[0]), plain_server_text=tokenizer.decode(plain_srv[0]),
                             plain_local_text=tokenizer.decode(plain_loc[0]), seconds=seconds, n_tokens=args.tokens,
-                            server=target, wire=wire)
+                            server=target, wire=wire, identity_check=identity)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -150,4 +158,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"blind and plaintext text are {verdict} ({args.tier} tier, key {key.key_id[:12]}…)")
         for name, ms in summary["ms_per_token"].items():
             print(f"  {LABELS[name]:<30} {seconds[name]:7.3f} s  ({ms:.2f} ms/token)")
-    return 0 if summary["blind_equals_plaintext"] else 1
+        print(f"identity check (harmless-perturbation fingerprint): {identity}")
+    return 0 if summary["blind_equals_plaintext"] and identity == "match" else 1
