@@ -18,7 +18,6 @@ COMMAND_MODULES: list[str] = [
     "blindproof.commands.generate",
     "blindproof.commands.demo",
     "blindproof.commands.fingerprint",
-    "blindproof.commands.fingerprint",
     "blindproof.commands.commit",
     "blindproof.commands.prove",
     "blindproof.commands.verify",
