@@ -13,6 +13,7 @@ from types import ModuleType
 _MODULES: dict[str, str] = {
     "lookup": "lookup_ops",
     "norm": "norm",
+    "softmax": "softmax",
     "linear": "matmul",
     "qk": "matmul",
     "pv": "matmul",

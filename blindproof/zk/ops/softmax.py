@@ -1,0 +1,220 @@
+"""``softmax`` (public causal mask): the exact integer semantics of ``quant.reference`` proved.
+
+Input scores ``s`` of shape ``(b, H, t, K)``; witnesses from the trace ``max``, ``sum`` (per row) and
+``diff``, ``z``, ``e``, ``r`` (full); output ``p``. ``mask`` is the public allowed-key indicator
+(``j ≤ start + i`` when causal) on real entries, ``ind`` the real-entries indicator, ``T`` the exp
+table (``T[0] = 2^15``), ``F = frac``. Relations (one zero-check over the full tensor, γ-batched):
+
+- shift: ``diff = mask·(max − s)``; ``diff = z + d`` with ``z ∈ [0, zmax]`` and ``d ∈ [0, 2^30)``, so
+  ``diff ≥ 0`` (``max ≥ s_j`` on every allowed key); ``d·(zmax − z) = 0``, so ``z = min(diff, zmax)``.
+- the maximum is attained (the softmax shift trap, closed exactly): a committed one-hot ``a`` with
+  ``a = a·mask`` (only allowed keys), ``a·diff = 0`` and ``Σ_j a_j = 1`` per real row. So ``max`` equals
+  one of the row's scores and is the true maximum, not merely an upper bound. ``sum ≥ T[0]`` (one
+  unit) is checked as well, as docs/quant.md states it (it follows from the above).
+- exp: ``e = mask·(g + T[0])`` and ``(z, g)`` a row of the table ``(i, T[i] − T[0])`` (shifted so the
+  padding pair ``(0, 0)`` is a row; see :func:`lookup_ops.extended_table`).
+- sum: ``Σ_j e_j = sum`` per row (row sums of :mod:`rowwise`).
+- division ``e·2^F + ⌊sum/2⌋ = p·sum + r``, ``0 ≤ r < sum``: per row ``sum = 2h + b`` (``b ∈ {0,1}``,
+  ``h`` range-checked, so ``h = ⌊sum/2⌋``) and ``sum = 2^15·S_hi + S_lo`` (``S_lo < 2^15``); per entry
+  ``B = p·S_hi`` (aux, ``B ∈ [0, Bmax]``), ``e·2^F + ind·h − r − 2^15·B − p·S_lo = 0``,
+  ``u = ind·(sum − 1) − r`` (aux) with ``r, u ∈ [0, 2^kS)`` and ``p ∈ [0, 2^F]``.
+
+Why the split of ``sum``: ``p·sum`` can exceed ``p`` (the field), e.g. ``p = 608``, ``sum = 2^22`` for a
+flat row of 128 keys, and a range check on ``p`` alone then admits a wrong quotient that wraps
+around. With ``S_hi``, ``S_lo`` every product in the relation is below ``2^29`` and the whole relation
+spans less than ``p``, so it holds over the integers (:func:`_Plan.check_bounds` verifies this from the
+shapes; it holds for every ``K ≤ 2^14``).
+
+Assumption (documented limit): ``max ≥ s_j`` over the integers needs the spread of a row's scores to
+stay below ``p − 2^30 − 2^16 ≈ 0.87·2^30`` (otherwise ``max − s_j`` could wrap). Scores are
+accumulators clamped to ``±(2^30 − 1)`` by the spec; real scores at exponent 12 are many orders of
+magnitude smaller.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from blindproof.zk import field as F
+from blindproof.zk.ops import base as B
+from blindproof.zk.ops import rowwise as RW
+from blindproof.zk.ops.lookup_ops import extended_table
+from blindproof.zk.quant.spec import Op, QuantSpec
+from blindproof.zk.quant.tables import table_values
+
+MASK = "mask"
+SPLIT = 15  # sum = 2^15·S_hi + S_lo
+D_BITS = 30  # range of the clamp excess diff − z
+
+
+def allowed(t: int, k: int, start: int, causal: bool) -> np.ndarray:
+    """The (t, k) allowed-key pattern of one head (int64 0/1)."""
+    if not causal:
+        return np.ones((t, k), dtype=np.int64)
+    return (np.arange(k)[None, :] <= (start + np.arange(t))[:, None]).astype(np.int64)
+
+
+class _Plan:
+    def __init__(self, op: Op, shape: tuple[int, ...], spec: QuantSpec, start: int) -> None:
+        if op.kind != "softmax":
+            raise ValueError(f"softmax proves 'softmax' ops, got {op.kind!r}")
+        if len(shape) < 2:
+            raise ValueError(f"softmax {op.output}: scores need at least 2 dimensions, got {shape}")
+        self.shape, self.rshape = tuple(shape), RW.row_shape(shape)
+        self.causal, self.frac, self.start = bool(op.params["causal"]), int(op.params["frac"]), int(start)
+        ts = spec.tables[op.params["table"]]
+        vals = table_values(ts)
+        self.t0 = int(vals[0])
+        if ts.lo != 0 or int(vals.max()) != self.t0 or int(vals.min()) < 0:
+            raise ValueError(f"softmax {op.output}: the exp table must start at 0 with its maximum T[0]")
+        self.zmax = ts.hi
+        self.table = extended_table(ts, shift_out=self.t0)
+        K = int(shape[-1])
+        self.kS = (K * self.t0).bit_length()  # sum ≤ K·T[0] < 2^kS
+        self.n_max = (self.t0 << self.frac) + (K * self.t0) // 2  # numerator e·2^F + ⌊sum/2⌋
+        self.b_max = self.n_max >> SPLIT
+        self.check_bounds()
+        w = lambda k: B.witness_name(op.output, k)  # noqa: E731
+        a = lambda k: B.aux_name(op.output, k)  # noqa: E731
+        self.s, self.p = op.inputs[0], op.output
+        self.max, self.diff, self.z, self.e, self.sum, self.r = (w(k) for k in ("max", "diff", "z", "e", "sum", "r"))
+        self.am, self.g, self.d, self.bq, self.u = (a(k) for k in ("argmax", "g", "dpos", "b", "u"))
+        self.h, self.hb, self.shi, self.slo = (a(k) for k in ("half", "odd", "s_hi", "s_lo"))
+        R, fs, rs = B.RangeCheck, self.shape, self.rshape
+        top = lambda bits: (1 << max(bits, 1)) - 1  # noqa: E731
+        ranges = [R(a("rz"), self.z, fs, 0, self.zmax), R(a("rd"), self.d, fs, 0, top(D_BITS)),
+                  R(a("rp"), self.p, fs, 0, 1 << self.frac), R(a("rr"), self.r, fs, 0, top(self.kS)),
+                  R(a("ru"), self.u, fs, 0, top(self.kS)), R(a("rb"), self.bq, fs, 0, self.b_max),
+                  R(a("rsum"), self.sum, rs, self.t0, self.t0 + top(self.kS)),
+                  R(a("rodd"), self.hb, rs, 0, 1), R(a("rhalf"), self.h, rs, 0, top(self.kS - 1)),
+                  R(a("rhi"), self.shi, rs, 0, top(self.kS - SPLIT)), R(a("rlo"), self.slo, rs, 0, top(SPLIT))]
+        fl = B.FunctionLookup((self.z, self.g), fs, self.table)
+        self.checks = B.Checks(a("chk"), ranges=ranges, functions=[fl])
+
+    def check_bounds(self) -> None:
+        """The division relation cannot wrap around p (see the module docstring)."""
+        pmax = 1 << self.frac
+        low = (1 << self.kS) + (self.b_max << SPLIT) + pmax * ((1 << SPLIT) - 1)
+        if self.n_max >= F.P or low >= F.P or self.kS > 29 or pmax * (1 << max(self.kS - SPLIT, 1)) >= F.P:
+            raise ValueError(f"softmax over {self.shape[-1]} keys: the division relation could wrap around p")
+
+    def witnesses(self) -> dict[str, tuple[int, ...]]:
+        fs, rs = self.shape, self.rshape
+        return {self.max: rs, self.sum: rs, self.diff: fs, self.z: fs, self.e: fs, self.r: fs}
+
+    def columns(self) -> dict[str, tuple[int, ...]]:
+        fs, rs = self.shape, self.rshape
+        out = {self.am: fs, self.g: fs, self.d: fs, self.bq: fs, self.u: fs,
+               self.h: rs, self.hb: rs, self.shi: rs, self.slo: rs}
+        out.update(self.checks.columns())
+        return out
+
+    # --- public mask -------------------------------------------------------------------------------------
+    def pattern(self) -> np.ndarray:
+        return allowed(int(self.shape[-2]), int(self.shape[-1]), self.start, self.causal)
+
+    def mask_table(self, name: str) -> np.ndarray:
+        return B.canonical(np.broadcast_to(self.pattern(), self.shape))
+
+    def mask_eval(self, name: str, point: np.ndarray) -> np.ndarray:
+        lead = self.shape[:-2]
+        k = B.n_vars(lead)
+        return F.emul(B.indicator_eval(lead, point[:k]) if lead else F.eone(),
+                      B.public_eval(self.pattern(), point[k:]))
+
+    # --- per-row zero-check: sum = 2h + b, sum = 2^15 S_hi + S_lo ---------------------------------------
+    def row_names(self) -> list[str]:
+        return [self.sum, self.h, self.hb, self.shi, self.slo]
+
+    @staticmethod
+    def row_terms(g: np.ndarray) -> list:
+        m1 = F.eneg(F.eone())
+        return [(1, (0,)), (F.ext(-2), (1,)), (m1, (2,)),
+                (g, (0,)), (F.emul(g, F.ext(-(1 << SPLIT))), (3,)), (F.eneg(g), (4,))]
+
+    # --- full-tensor relations ------------------------------------------------------------------------
+    def combined(self, g: np.ndarray) -> RW.Combined:
+        gp = [F.eone()]
+        for _ in range(8):
+            gp.append(F.emul(gp[-1], g))
+        neg, I, M = F.eneg, RW.IND, MASK
+        c = lambda k, v: F.emul(gp[k], F.ext(v))  # noqa: E731
+        z = [  # R0 diff = mask·(max − s)
+            (gp[0], (self.diff,)), (neg(gp[0]), (M, self.max)), (gp[0], (M, self.s)),
+            # R1 a = a·mask ; R2 a·diff = 0
+            (gp[1], (self.am,)), (neg(gp[1]), (self.am, M)), (gp[2], (self.am, self.diff)),
+            # R3 e = mask·g + T0·mask
+            (gp[3], (self.e,)), (neg(gp[3]), (M, self.g)), (c(3, -self.t0), (M,)),
+            # R4 e·2^F + ind·h − r − 2^15·B − p·S_lo = 0
+            (c(4, 1 << self.frac), (self.e,)), (gp[4], (I, self.h)), (neg(gp[4]), (self.r,)),
+            (c(4, -(1 << SPLIT)), (self.bq,)), (neg(gp[4]), (self.p, self.slo)),
+            # R5 B = p·S_hi
+            (gp[5], (self.bq,)), (neg(gp[5]), (self.p, self.shi)),
+            # R6 u = ind·(2^15 S_hi + S_lo − 1) − r
+            (gp[6], (self.u,)), (c(6, -(1 << SPLIT)), (I, self.shi)), (neg(gp[6]), (I, self.slo)),
+            (gp[6], (I,)), (gp[6], (self.r,)),
+            # R7 diff = z + d ; R8 d·(zmax − z) = 0
+            (gp[7], (self.diff,)), (neg(gp[7]), (self.z,)), (neg(gp[7]), (self.d,)),
+            (c(8, self.zmax), (self.d,)), (neg(gp[8]), (self.d, self.z)),
+        ]
+        sums = [(1, (self.e,)), (g, (self.am,))]
+        rhs = [(1, self.sum), (g, RW.IND)]
+        full = [self.s, self.diff, self.z, self.e, self.p, self.r, self.am, self.g, self.d, self.bq, self.u]
+        rows = [self.max, self.h, self.shi, self.slo]
+        return RW.Combined(f"softmax:{self.p}", self.shape, full, rows, z, sums, rhs, public=[MASK],
+                           public_table=self.mask_table, public_eval=self.mask_eval)
+
+
+def shapes(op: Op, in_shapes: Sequence[tuple[int, ...]], spec: QuantSpec) -> dict[str, tuple[int, ...]]:
+    """Output, witnesses and aux columns (the shapes do not depend on the position offset)."""
+    (xs,) = in_shapes
+    plan = _Plan(op, tuple(xs), spec, 0)
+    out = {op.output: tuple(xs), **plan.witnesses()}
+    out.update(plan.columns())
+    return out
+
+
+def aux(ctx: B.ProverContext, op: Op) -> dict[str, np.ndarray]:
+    """argmax one-hot, g, excess, B, u, the per-row split of sum, limbs and multiplicities."""
+    plan = _Plan(op, ctx.shape(op.output), ctx.spec, ctx.start)
+    mask = np.broadcast_to(plan.pattern(), plan.shape).astype(bool)
+    diff, z, e, p, r = (ctx.value(n) for n in (plan.diff, plan.z, plan.e, plan.p, plan.r))
+    total = ctx.value(plan.sum)
+    hit = mask & (diff == 0)
+    first = np.argmax(hit, axis=-1)[..., None]
+    am = (np.arange(plan.shape[-1]) == first).astype(np.int64) * hit.any(-1, keepdims=True)
+    shi, slo = total >> SPLIT, total & ((1 << SPLIT) - 1)
+    vals = {plan.am: am, plan.g: np.where(mask, e - plan.t0, 0), plan.d: diff - z, plan.bq: p * shi,
+            plan.u: total - 1 - r, plan.h: total // 2, plan.hb: total % 2, plan.shi: shi, plan.slo: slo}
+    vals.update(plan.checks.witness(lambda n: vals[n] if n in vals else ctx.value(n), ctx.strict))
+    return vals
+
+
+def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]) -> tuple[B.OpProof, list[B.Claim]]:
+    """Row zero-check, combined sumcheck, range checks and the exp lookup."""
+    plan = _Plan(op, ctx.shape(op.output), ctx.spec, ctx.start)
+    proof = B.OpProof()
+    g = ctx.transcript.challenge_ext("ops/softmax/gamma")
+    names = plan.row_names()
+    point, vals = B.prove_zero_check(ctx, proof, B.n_vars(plan.rshape), [ctx.table(n) for n in names],
+                                     plan.row_terms(g))
+    claims = [B.Claim(n, point, v) for n, v in zip(names, vals)]
+    claims += plan.combined(g).prove(ctx, proof)
+    claims += plan.checks.prove(ctx, proof)
+    return proof, claims + list(out_claims)
+
+
+def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof: B.OpProof) -> list[B.Claim]:
+    """Mirror of :func:`prove`; raises Reject."""
+    plan = _Plan(op, ctx.shape(op.output), ctx.spec, ctx.start)
+    rd = B.ProofReader(proof)
+    g = ctx.transcript.challenge_ext("ops/softmax/gamma")
+    names = plan.row_names()
+    point, vals = B.verify_zero_check(ctx, rd, B.n_vars(plan.rshape), len(names), plan.row_terms(g))
+    claims = [B.Claim(n, point, v) for n, v in zip(names, vals)]
+    claims += plan.combined(g).verify(ctx, rd)
+    claims += plan.checks.verify(ctx, rd)
+    rd.done()
+    return claims + list(out_claims)
