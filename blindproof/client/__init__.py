@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 _EXPORTS = {
     "BlindClient": "sdk", "Deployment": "sdk", "GenerateSession": "sdk", "RemoteDeployment": "sdk",
     "WireStats": "sdk", "PlainCodec": "codecs", "server_parts": "codecs", "RemoteError": "errors",
-    "DeploymentDigestError": "errors",
+    "DeploymentDigestError": "errors", "InferResult": "sdk", "JobStatus": "sdk", "ProofJobError": "sdk",
+    "IntegerCodec": "integer", "default_calibration": "integer",
 }
 __all__ = sorted(_EXPORTS)
 

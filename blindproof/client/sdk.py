@@ -26,6 +26,7 @@ from blindproof.models.serialize import to_bytes
 from blindproof.models.transformer import Transformer
 from blindproof.proto import inference_pb2 as pb
 from blindproof.proto import inference_pb2_grpc as pb_grpc
+from blindproof.proto import prover_pb2, prover_pb2_grpc
 from blindproof.proto.tensors import from_proto, to_proto
 
 MiB = 1 << 20
@@ -72,11 +73,54 @@ class Deployment:
     codec: SplitCodec = field(repr=False)
     tier: str | None  # None for a plaintext deployment
     existed: bool = False
+    mode: str = "float"  # "integer": the server runs the integer program that proofs speak about
 
     @property
     def model(self) -> nn.Module:
         """The client's plaintext model."""
         return self.codec.model
+
+
+_JOB_STATES = {prover_pb2.JOB_QUEUED: "queued", prover_pb2.JOB_RUNNING: "running", prover_pb2.JOB_DONE: "done",
+               prover_pb2.JOB_FAILED: "failed", prover_pb2.JOB_CANCELLED: "cancelled"}
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A proof job as the server reports it; ``state`` is queued, running, done, failed or cancelled."""
+
+    job_id: str
+    request_id: str
+    deployment_id: str
+    state: str
+    progress: float
+    message: str
+    attempts: int
+    queue_position: int
+    proof_bytes: int
+    proof_digest: str
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("done", "failed", "cancelled")
+
+    @classmethod
+    def from_pb(cls, j: prover_pb2.Job) -> "JobStatus":
+        return cls(j.job_id, j.request_id, j.deployment_id, _JOB_STATES.get(j.state, "unknown"), j.progress,
+                   j.message, j.attempts, j.queue_position, j.proof_bytes, j.proof_digest)
+
+
+@dataclass(frozen=True)
+class InferResult:
+    """A decoded output with the server's ids for proving it (integer deployments)."""
+
+    output: torch.Tensor
+    request_id: str
+    job_id: str  # "" unless a proof was requested
+
+
+class ProofJobError(RuntimeError):
+    """A proof job ended without a proof (failed or cancelled)."""
 
 
 def _read(path_or_bytes: str | os.PathLike | bytes | None) -> bytes | None:
@@ -152,7 +196,7 @@ class BlindClient:
     def __init__(self, target: str, *, root_certificates: str | os.PathLike | bytes | None = None,
                  token: str | None = None, timeout: float = 60.0, retries: int = 3,
                  max_message_bytes: int = 256 * MiB, chunk_bytes: int = 1 * MiB,
-                 server_name: str | None = None) -> None:
+                 server_name: str | None = None, client_id: str | None = None) -> None:
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries}")
         if chunk_bytes < 1024:
@@ -171,6 +215,9 @@ class BlindClient:
         self._stub = pb_grpc.InferenceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        if client_id:  # proof-queue limits count per client id (else per peer address)
+            self._metadata += (("x-blindproof-client", client_id),)
+        self._prover = prover_pb2_grpc.ProverServiceStub(self._channel)
         self.target = target
         self.timeout = timeout
         self.retries = retries
@@ -233,14 +280,24 @@ class BlindClient:
             pb.DeleteDeploymentRequest(deployment_id=dep_id), timeout=self.timeout, metadata=self._metadata), False)
 
     # --- deployment ----------------------------------------------------------------------------
-    def deploy(self, model: nn.Module, key: EEKey | None, tier: Tier = "rotate", split: Split = Split(),
-               label: str = "") -> Deployment:
+    def deploy(self, model: nn.Module, key: EEKey | None, tier: Tier = "rotate", split: Split | None = None,
+               label: str = "", mode: str = "float", calibration: torch.Tensor | None = None,
+               commitment_key: bytes | None = None) -> Deployment:
         """Transform ``model`` under ``key`` and ``tier`` locally and upload the server's parts.
 
         With ``key=None`` the model is uploaded untransformed (a plaintext baseline with the same split).
+        ``mode="integer"``: the transformed model is quantized here (``calibration``, default a fixed
+        seeded batch; see :func:`blindproof.client.integer.default_calibration`) and the server runs the
+        integer program, whole (token ids or features in, logits out), so its answers can be proved.
+        ``commitment_key`` (32 bytes, default fresh) seeds the hiding randomness of the model commitment.
         """
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if mode not in ("float", "integer"):
+            raise ValueError(f"mode must be 'float' or 'integer', got {mode!r}")
+        if mode == "integer":
+            return self._deploy_integer(model, key, tier, split, label, calibration, commitment_key)
+        split = Split() if split is None else split
         if key is None:
             codec: SplitCodec = PlainCodec(model, split)
             server_model, key_id, used_tier = model, "", None
@@ -257,14 +314,41 @@ class BlindClient:
             raise DeploymentDigestError(f"server computed digest {reply.deployment.digest}, client {digest}")
         return Deployment(reply.deployment.deployment_id, digest, key_id, codec, used_tier, reply.existed)
 
+    def _deploy_integer(self, model: nn.Module, key: EEKey | None, tier: Tier, split: Split | None, label: str,
+                        calibration: torch.Tensor | None, commitment_key: bytes | None) -> Deployment:
+        from blindproof.client.integer import IntegerCodec, default_calibration, integer_split, quantize_for_server
+        from blindproof.server.integer_executor import integer_to_bytes
+        whole = integer_split(model)
+        if split is not None and split != whole:
+            raise ValueError(f"an integer deployment runs the whole model on the server (split {whole})")
+        if key is None:
+            inner: SplitCodec = PlainCodec(model, whole)
+            server_model, key_id, used_tier = model, "", None
+        else:
+            if not isinstance(key, EEKey):
+                raise TypeError(f"key must be an EEKey or None, got {type(key).__name__}")
+            enc = encrypt_model(model, key, tier, whole)
+            inner = ClientCodec(model, key, tier, whole)
+            inner.check_deployment(enc)
+            server_model, key_id, used_tier = enc.model, key.key_id, tier
+        calib = default_calibration(model) if calibration is None else calibration
+        qm = quantize_for_server(server_model, inner, calib)
+        ckey = os.urandom(32) if commitment_key is None else commitment_key
+        blob, digest = integer_to_bytes(qm, ckey)
+        reply = self.upload(blob, digest, key_id=key_id, label=label, mode="integer")
+        if reply.deployment.digest != digest:
+            raise DeploymentDigestError(f"server computed digest {reply.deployment.digest}, client {digest}")
+        return Deployment(reply.deployment.deployment_id, digest, key_id, IntegerCodec(inner, qm, ckey), used_tier,
+                          reply.existed, mode="integer")
+
     def upload(self, blob: bytes, digest: str, key_id: str = "", label: str = "",
-               total_bytes: int | None = None) -> pb.DeployReply:
+               total_bytes: int | None = None, mode: str = "") -> pb.DeployReply:
         """Stream a model file (safetensors bytes with its digest) to the server; returns its reply.
 
         ``total_bytes`` defaults to ``len(blob)``; it exists so tests can announce a different size.
         """
         header = pb.DeployHeader(digest=digest, total_bytes=len(blob) if total_bytes is None else total_bytes,
-                                 key_id=key_id, label=label)
+                                 key_id=key_id, label=label, mode="" if mode == "float" else mode)
 
         def requests() -> Iterator[pb.DeployRequest]:
             yield pb.DeployRequest(header=header)
@@ -317,6 +401,99 @@ class BlindClient:
         """
         from blindproof.fingerprint.blind import check_deployment
         return check_deployment(self, deployment, fingerprint, mode=mode, p1=p1, sequential=sequential, **check_kwargs)
+
+    def infer_verifiable(self, deployment: Deployment, inputs: torch.Tensor, start: int = 0,
+                         prove: bool = True) -> InferResult:
+        """Blind forward on an integer deployment; the server keeps the inference under the returned
+        ``request_id`` and, with ``prove``, queues a proof job (``job_id``)."""
+        if deployment.mode != "integer":
+            raise ValueError("proofs need an integer deployment (deploy(..., mode='integer'))")
+        x = deployment.codec.client_input(inputs, start)
+        req = pb.InferRequest(deployment_id=deployment.deployment_id, input=to_proto(x), start=start, prove=prove)
+        reply = self._call("Infer", lambda: self._stub.Infer(req, timeout=self.timeout, metadata=self._metadata),
+                           not prove)  # a retried proving call could queue the job twice
+        self.stats.bytes_sent += req.ByteSize()
+        self.stats.bytes_received += reply.ByteSize()
+        self.stats.calls += 1
+        out = deployment.codec.client_output(from_proto(reply.output))
+        return InferResult(out, reply.request_id, reply.job_id)
+
+    # --- proofs --------------------------------------------------------------------------------
+    def prove(self, request_id: str) -> JobStatus:
+        """Queue a proof of an earlier inference (RemoteError RESOURCE_EXHAUSTED when the queue is full)."""
+        return JobStatus.from_pb(self._call("Prove", lambda: self._prover.Prove(
+            prover_pb2.ProveRequest(request_id=request_id), timeout=self.timeout, metadata=self._metadata), False))
+
+    def job(self, job_id: str) -> JobStatus:
+        """A proof job's current state."""
+        return JobStatus.from_pb(self._call("GetJob", lambda: self._prover.GetJob(
+            prover_pb2.JobRef(job_id=job_id), timeout=self.timeout, metadata=self._metadata), True))
+
+    def watch(self, job_id: str, timeout: float | None = None) -> Iterator[JobStatus]:
+        """The job's state now and at every change, until it finishes (server-streaming)."""
+        stream = self._prover.WatchJob(prover_pb2.JobRef(job_id=job_id), timeout=timeout or max(self.timeout, 3600.0),
+                                       metadata=self._metadata)
+        try:
+            for j in stream:
+                yield JobStatus.from_pb(j)
+        except grpc.RpcError as err:
+            raise RemoteError.wrap(err, "WatchJob") from None
+
+    def cancel(self, job_id: str) -> JobStatus:
+        """Cancel a queued or running job."""
+        return JobStatus.from_pb(self._call("CancelJob", lambda: self._prover.CancelJob(
+            prover_pb2.JobRef(job_id=job_id), timeout=self.timeout, metadata=self._metadata), True))
+
+    def download_proof(self, job_id: str, chunk_bytes: int = 1 * MiB) -> bytes:
+        """A finished proof, downloaded in chunks (resumed from the last byte on UNAVAILABLE) and checked
+        against the size and BLAKE3 digest the server states."""
+        import blake3
+        buf, total, digest = bytearray(), None, ""
+        for attempt in range(self.retries + 1):
+            try:
+                for c in self._prover.DownloadProof(prover_pb2.DownloadProofRequest(
+                        job_id=job_id, chunk_bytes=chunk_bytes, offset=len(buf)), timeout=self.timeout,
+                        metadata=self._metadata):
+                    if c.offset != len(buf):
+                        raise RemoteError(grpc.StatusCode.DATA_LOSS, f"chunk at {c.offset}, expected {len(buf)}",
+                                          "DownloadProof")
+                    buf += c.data
+                    total, digest = c.total_bytes, c.digest
+                break
+            except grpc.RpcError as err:
+                if attempt < self.retries and err.code() in _RETRYABLE:
+                    time.sleep(min(2.0, 0.1 * 2 ** attempt))
+                    continue
+                raise RemoteError.wrap(err, "DownloadProof") from None
+        data = bytes(buf)
+        if total is None or len(data) != total or "blake3:" + blake3.blake3(data).hexdigest() != digest:
+            raise RemoteError(grpc.StatusCode.DATA_LOSS, f"downloaded {len(data)} bytes that do not match the "
+                                                         f"stated size {total} and digest", "DownloadProof")
+        self.stats.bytes_received += len(data)
+        return data
+
+    def wait_proof(self, job_id: str, timeout: float | None = None,
+                   on_progress: Callable[[JobStatus], None] | None = None) -> bytes:
+        """Watch a job until it finishes and download its proof; ProofJobError if it failed or was cancelled."""
+        last = None
+        for status in self.watch(job_id, timeout):
+            last = status
+            if on_progress is not None:
+                on_progress(status)
+        if last is None or last.state != "done":
+            raise ProofJobError(f"proof job {job_id} ended {last.state if last else 'without a state'}: "
+                                f"{last.message if last else ''}")
+        return self.download_proof(job_id)
+
+    def model_commitment(self, deployment: Deployment):
+        """The model commitment of an integer deployment, computed here from the client's own integer
+        model and commitment key (a verifier checks the server's proofs against it)."""
+        if deployment.mode != "integer":
+            raise ValueError("only integer deployments have a model commitment")
+        from blindproof.zk.commitment import CommitmentKey
+        from blindproof.zk.prover import ModelProver  # same parameters as the server's prover
+        codec = deployment.codec
+        return ModelProver.create(codec.quantized, CommitmentKey(codec.commitment_key)).commitment
 
     def session(self, deployment: Deployment | str, timeout: float | None = None) -> GenerateSession:
         """Open a generation session (server-side KV cache) on a deployment."""

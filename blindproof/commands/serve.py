@@ -31,6 +31,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="hold each new batch this long for company (default 0: batch only the calls that "
                         "queue while a forward runs)")
     p.add_argument("--max-batch-rows", type=int, default=64, help="most rows in one batched forward")
+    p.add_argument("--jobs-db", type=Path, help="SQLite database of proof jobs and kept inferences "
+                                                "(default <store>/jobs.sqlite)")
+    p.add_argument("--prover-workers", type=int, default=1,
+                   help="prover worker processes (default 1; 0 proves nothing)")
+    p.add_argument("--max-queued-per-client", type=int, default=16,
+                   help="most queued or running proof jobs per client (default 16; more: RESOURCE_EXHAUSTED)")
+    p.add_argument("--keep-requests", type=int, default=10_000,
+                   help="served integer inferences kept for proving later (default 10000)")
+    p.add_argument("--prover", default=None,
+                   help="prover factory as module:attribute (default: whole-model zk proofs)")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                    help="JSON log level on stderr (DEBUG logs every call)")
     p.set_defaults(func=run)
@@ -55,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
                        max_message_bytes=int(args.max_message_mb * MiB), max_model_bytes=int(args.max_model_mb * MiB),
                        session_idle_s=args.session_idle_s, max_sessions=args.max_sessions,
                        batch_wait_ms=args.batch_wait_ms, max_batch_rows=args.max_batch_rows,
-                       port_file=args.port_file, log_level=args.log_level)
+                       port_file=args.port_file, log_level=args.log_level, jobs_db=args.jobs_db,
+                       prover_workers=args.prover_workers, max_queued_per_client=args.max_queued_per_client,
+                       keep_requests=args.keep_requests, **({"prover": args.prover} if args.prover else {}))
     run_server(cfg)
     return 0

@@ -8,16 +8,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class DeployHeader(_message.Message):
-    __slots__ = ("digest", "total_bytes", "key_id", "label")
+    __slots__ = ("digest", "total_bytes", "key_id", "label", "mode")
     DIGEST_FIELD_NUMBER: _ClassVar[int]
     TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
     digest: str
     total_bytes: int
     key_id: str
     label: str
-    def __init__(self, digest: _Optional[str] = ..., total_bytes: _Optional[int] = ..., key_id: _Optional[str] = ..., label: _Optional[str] = ...) -> None: ...
+    mode: str
+    def __init__(self, digest: _Optional[str] = ..., total_bytes: _Optional[int] = ..., key_id: _Optional[str] = ..., label: _Optional[str] = ..., mode: _Optional[str] = ...) -> None: ...
 
 class DeployRequest(_message.Message):
     __slots__ = ("header", "chunk")
@@ -74,20 +76,26 @@ class DeleteDeploymentReply(_message.Message):
     def __init__(self) -> None: ...
 
 class InferRequest(_message.Message):
-    __slots__ = ("deployment_id", "input", "start")
+    __slots__ = ("deployment_id", "input", "start", "prove")
     DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     INPUT_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
+    PROVE_FIELD_NUMBER: _ClassVar[int]
     deployment_id: str
     input: _tensor_pb2.Tensor
     start: int
-    def __init__(self, deployment_id: _Optional[str] = ..., input: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., start: _Optional[int] = ...) -> None: ...
+    prove: bool
+    def __init__(self, deployment_id: _Optional[str] = ..., input: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., start: _Optional[int] = ..., prove: _Optional[bool] = ...) -> None: ...
 
 class InferReply(_message.Message):
-    __slots__ = ("output",)
+    __slots__ = ("output", "request_id", "job_id")
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
     output: _tensor_pb2.Tensor
-    def __init__(self, output: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ...) -> None: ...
+    request_id: str
+    job_id: str
+    def __init__(self, output: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., request_id: _Optional[str] = ..., job_id: _Optional[str] = ...) -> None: ...
 
 class GenerateOpen(_message.Message):
     __slots__ = ("deployment_id",)

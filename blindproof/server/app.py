@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import signal
 from dataclasses import dataclass
@@ -12,9 +13,14 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from blindproof.proto import inference_pb2_grpc as pb_grpc
+from blindproof.proto import prover_pb2_grpc
 from blindproof.server import logs
 from blindproof.server.executor import Executor, pick_device
 from blindproof.server.service import SERVICE_NAME, InferenceService
+from blindproof.server.jobs import JobStore
+from blindproof.server.prover_pool import DEFAULT_PROVER, ProverPool
+from blindproof.server.prover_service import SERVICE_NAME as PROVER_SERVICE_NAME
+from blindproof.server.prover_service import ProverServicer
 from blindproof.server.store import ModelStore
 
 MiB = 1 << 20
@@ -39,8 +45,17 @@ class ServerConfig:
     max_batch_rows: int = 64
     port_file: Path | None = None  # the bound port is written here once serving
     log_level: str = "INFO"
+    jobs_db: Path | None = None  # None: <store>/jobs.sqlite
+    prover_workers: int = 1  # 0: keep inferences but prove nothing
+    max_queued_per_client: int = 16
+    keep_requests: int = 10_000  # served integer inferences kept for later proving
+    prover: str = DEFAULT_PROVER  # module:attribute of the prover factory the workers use
 
     def __post_init__(self) -> None:
+        if self.prover_workers < 0:
+            raise ValueError(f"prover_workers must be >= 0, got {self.prover_workers}")
+        if self.max_queued_per_client < 1:
+            raise ValueError(f"max_queued_per_client must be >= 1, got {self.max_queued_per_client}")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("TLS needs both a certificate file and a key file")
         if self.max_message_bytes < MiB:
@@ -55,13 +70,20 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None, stop: asy
     device = pick_device(cfg.device)
     store = ModelStore(cfg.store, device=device)
     executor = Executor(max_batch_rows=cfg.max_batch_rows, max_wait_s=cfg.batch_wait_ms / 1e3)
+    jobs_db = Path(cfg.jobs_db) if cfg.jobs_db else Path(cfg.store) / "jobs.sqlite"
+    lock = _lock_jobs_db(jobs_db)
+    jobs = JobStore(jobs_db, max_queued_per_client=cfg.max_queued_per_client, keep_requests=cfg.keep_requests)
+    pool = ProverPool(jobs, Path(cfg.store), cfg.prover_workers, cfg.prover) if cfg.prover_workers else None
     service = InferenceService(store, executor, token=cfg.token, max_model_bytes=cfg.max_model_bytes,
-                               session_idle_s=cfg.session_idle_s, max_sessions=cfg.max_sessions)
+                               session_idle_s=cfg.session_idle_s, max_sessions=cfg.max_sessions, jobs=jobs)
+    prover_service = ProverServicer(jobs, pool, service._authorize)
+    service.prover = prover_service
     options = [("grpc.max_receive_message_length", cfg.max_message_bytes),
                ("grpc.max_send_message_length", cfg.max_message_bytes),
                ("grpc.so_reuseport", 0)]
     server = grpc.aio.server(options=options)
     pb_grpc.add_InferenceServicer_to_server(service, server)
+    prover_pb2_grpc.add_ProverServiceServicer_to_server(prover_service, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     address = f"{cfg.host}:{cfg.port}"
@@ -73,10 +95,13 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None, stop: asy
     if port == 0:
         raise OSError(f"cannot bind {address}")
     await server.start()
-    for name in ("", SERVICE_NAME):
+    if pool is not None:
+        pool.start()
+    for name in ("", SERVICE_NAME, PROVER_SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     logs.event("listening", host=cfg.host, port=port, device=device, tls=bool(cfg.tls_cert),
-               token=cfg.token is not None, store=str(cfg.store), deployments=len(store.list()))
+               token=cfg.token is not None, store=str(cfg.store), deployments=len(store.list()),
+               jobs_db=str(jobs_db), prover_workers=cfg.prover_workers)
     if cfg.port_file:
         tmp = Path(str(cfg.port_file) + ".tmp")
         tmp.write_text(str(port))
@@ -94,8 +119,24 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None, stop: asy
     logs.event("stopping", port=port)
     await health_servicer.enter_graceful_shutdown()
     await server.stop(grace=5)
+    if pool is not None:
+        await pool.stop()  # running jobs stay accepted: the next start requeues them
+    jobs.close()
+    lock.close()
     executor.shutdown()
     logs.event("stopped", port=port)
+
+
+def _lock_jobs_db(path: Path):
+    """Hold an exclusive lock on the jobs database: a second daemon would requeue this one's jobs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = open(str(path) + ".lock", "w")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise RuntimeError(f"another blindproof serve is using the jobs database {path}") from None
+    return f
 
 
 def run(cfg: ServerConfig) -> None:

@@ -11,16 +11,19 @@ from typing import AsyncIterator
 
 import grpc
 
-from blindproof.models.serialize import DigestMismatchError, LoadedModel, ModelFormatError, load_model
+from blindproof.models.serialize import DigestMismatchError, LoadedModel, ModelFormatError
 from blindproof.models.transformer import KVCache
 from blindproof.proto import inference_pb2 as pb
 from blindproof.proto import inference_pb2_grpc as pb_grpc
 from blindproof.proto.tensors import WireTensorError, from_proto, to_proto
 from blindproof.server import logs
 from blindproof.server.executor import BadInputError, Executor, check_input, forward
+from blindproof.server.integer_executor import (IntegerInputError, check_integer_input, integer_forward,
+                                                integer_inputs, is_integer, load_deployment)
 from blindproof.server.store import DeploymentInfo, ModelStore, UnknownDeploymentError, check_id, deployment_id
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Inference"].full_name
+DEPLOY_MODES = ("", "integer")  # "": a float model file; "integer": the integer program proofs speak about
 
 
 def _info_pb(info: DeploymentInfo) -> pb.Deployment:
@@ -33,7 +36,10 @@ class InferenceService(pb_grpc.InferenceServicer):
     """Deploy, list, delete, infer and generate; every failure maps to a gRPC status with a clear message."""
 
     def __init__(self, store: ModelStore, executor: Executor, token: str | None = None,
-                 max_model_bytes: int = 4 << 30, session_idle_s: float = 300.0, max_sessions: int = 64) -> None:
+                 max_model_bytes: int = 4 << 30, session_idle_s: float = 300.0, max_sessions: int = 64,
+                 jobs=None, prover=None) -> None:
+        self.jobs = jobs  # blindproof.server.jobs.JobStore: keeps integer inferences so they can be proved
+        self.prover = prover  # blindproof.server.prover_service.ProverServicer: queues proof jobs
         self.store = store
         self.executor = executor
         self._token = token.encode() if token else None
@@ -97,7 +103,14 @@ class InferenceService(pb_grpc.InferenceServicer):
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                 f"model of {header.total_bytes} bytes exceeds the server's limit of "
                                 f"{self.max_model_bytes} bytes")
+        if header.mode not in DEPLOY_MODES:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"unknown deploy mode {header.mode!r}; expected one of {list(DEPLOY_MODES)}")
         if self.store.exists(dep_id):  # content-addressed: the same digest is the same model
+            existing = self.store.info(dep_id)
+            if (header.mode == "integer") != ('"kind":"integer"' in existing.model_json):
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                    f"deployment {dep_id} exists in another mode than {header.mode or 'float'!r}")
             logs.event("deploy", deployment=dep_id, existed=True)
             return pb.DeployReply(deployment=_info_pb(self.store.info(dep_id)), existed=True)
         upload = self.store.new_upload()
@@ -116,11 +129,15 @@ class InferenceService(pb_grpc.InferenceServicer):
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                     f"upload truncated: received {received} of {header.total_bytes} bytes")
             try:
-                loaded = await asyncio.to_thread(load_model, upload, header.digest)
+                loaded = await asyncio.to_thread(load_deployment, upload, header.digest)
             except DigestMismatchError as exc:
                 await context.abort(grpc.StatusCode.DATA_LOSS, str(exc))
             except ModelFormatError as exc:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid model file: {exc}")
+            if is_integer(loaded) != (header.mode == "integer"):
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                    f"the file holds {'an integer' if is_integer(loaded) else 'a float'} model but "
+                                    f"the deploy mode is {header.mode or 'float'!r}")
             info = await asyncio.to_thread(self.store.commit, upload, loaded, header.key_id, header.label)
         finally:
             upload.unlink(missing_ok=True)  # no-op after a commit; removes any partial upload
@@ -150,6 +167,11 @@ class InferenceService(pb_grpc.InferenceServicer):
         t0 = time.perf_counter()
         loaded = await self._deployment(request.deployment_id, context)
         x = await self._tensor(request.input, context)
+        if is_integer(loaded):
+            return await self._infer_integer(request, loaded, x, context, t0)
+        if request.prove:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                "proofs speak about integer models; deploy this model in integer mode to prove it")
         try:
             check_input(loaded, x, int(request.start))
         except BadInputError as exc:
@@ -162,6 +184,33 @@ class InferenceService(pb_grpc.InferenceServicer):
         logs.event("infer", logging.DEBUG, deployment=request.deployment_id, shape=tuple(x.shape), dtype=str(x.dtype),
                    ms=round(1e3 * (time.perf_counter() - t0), 3))
         return pb.InferReply(output=to_proto(out))
+
+    async def _infer_integer(self, request: pb.InferRequest, loaded, x, context, t0: float) -> pb.InferReply:
+        """Run the integer program, keep the inference for proving, queue a proof when asked."""
+        start = int(request.start)
+        try:
+            check_integer_input(loaded, x, start)
+        except IntegerInputError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        await self._check_deadline(context)
+        try:
+            out = await self.executor.run(integer_forward, loaded, x, start)
+        except (ValueError, TypeError) as exc:  # BoundError included: an input far outside calibration
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"integer model rejected the input: {exc}")
+        request_id = job_id = ""
+        if self.jobs is not None:
+            from blindproof.server.prover_service import client_of
+            client = client_of(context)
+            outputs = {loaded.quantized.spec.outputs[0]: out.numpy()}
+            request_id = await asyncio.to_thread(self.jobs.record_request, request.deployment_id, client, start,
+                                                 integer_inputs(loaded, x), outputs)
+            if request.prove and self.prover is not None:
+                job_id = (await self.prover.submit(request_id, client, context)).job_id
+        if request.prove and not job_id:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this server does not prove inferences")
+        logs.event("infer", logging.DEBUG, deployment=request.deployment_id, shape=tuple(x.shape), integer=True,
+                   prove=bool(request.prove), ms=round(1e3 * (time.perf_counter() - t0), 3))
+        return pb.InferReply(output=to_proto(out), request_id=request_id, job_id=job_id)
 
     async def Generate(self, request_iterator, context):
         await self._authorize(context)

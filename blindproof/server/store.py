@@ -22,7 +22,7 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from blindproof.models.serialize import DIGEST_PREFIX, LoadedModel, canonical_json, load_model
+from blindproof.models.serialize import DIGEST_PREFIX, LoadedModel, canonical_json
 
 _ID = re.compile(r"^[0-9a-f]{64}$")
 
@@ -146,7 +146,8 @@ class ModelStore:
         path = self._model_path(dep_id)
         if not path.exists():
             raise UnknownDeploymentError(dep_id)
-        loaded = load_model(path, expected_digest=DIGEST_PREFIX + dep_id)
+        from blindproof.server.integer_executor import load_deployment  # float or integer model file
+        loaded = load_deployment(path, expected_digest=DIGEST_PREFIX + dep_id)
         self._remember(dep_id, loaded)
         return loaded
 
