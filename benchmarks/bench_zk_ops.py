@@ -181,6 +181,66 @@ def _c_embed(rng):
     return c
 
 
+# --- cases: nonlinear ops (lookup, softmax, norm) -------------------------------------------------------
+
+def _nonlinear(spec: QuantSpec, inputs: dict, note: str, start: int = 0) -> Case:
+    c = traced(spec, {}, inputs, start=start, note=note)
+    c.commit = ("*",)  # resolved in measure(): every column the op introduces
+    return c
+
+
+def _lookup(rng, shape, fn, note):
+    from blindproof.zk.quant.tables import activation_table
+    tab = activation_table("act.table", fn, 12, 12)
+    spec = one_op(Op("lookup", ("x",), "y", {"table": "act.table"}), [_t("x"), _t("y")], tables={"act.table": tab})
+    return _nonlinear(spec, {"x": rng.integers(-I16, I16 + 1, size=shape)}, note)
+
+
+@case("lookup GELU 128x3072")
+def _c_gelu_big(rng):
+    return _lookup(rng, (128, 3072), "gelu", "GPT-2 MLP activation (2^18.6 pairs, 2^16-row table)")
+
+
+@case("lookup SiLU tiny-llama (16, 256)", quick=True)
+def _c_silu_tiny(rng):
+    return _lookup(rng, (1, 16, 256), "silu", "SwiGLU gate")
+
+
+def _softmax(rng, b, h, t, k, note, start=0):
+    from blindproof.zk.quant.tables import exp_table
+    spec = one_op(Op("softmax", ("s",), "p", {"causal": True, "frac": 14, "table": "softmax.exp"}),
+                  [_t("s", -ACC, ACC, "accumulator"), _t("p", 0, 1 << 14)],
+                  tables={"softmax.exp": exp_table("softmax.exp", 12, 15)})
+    return _nonlinear(spec, {"s": rng.normal(0, 6000, size=(b, h, t, k)).round().astype(np.int64)}, note, start)
+
+
+@case("softmax 12 heads 128x128 causal")
+def _c_softmax_big(rng):
+    return _softmax(rng, 1, 12, 128, 128, "GPT-2 attention at 128 tokens (scores ~N(0, 1.5) real)")
+
+
+@case("softmax tiny-llama (4 heads, 16x16) causal", quick=True)
+def _c_softmax_tiny(rng):
+    return _softmax(rng, 1, 4, 16, 16, "")
+
+
+def _norm(rng, shape, kind, note):
+    d = shape[-1]
+    spec = one_op(Op("norm", ("x",), "y", {"kind": kind, "d": d, "E": 671, "C": 32768}), [_t("x"), _t("y")])
+    x = np.clip(rng.normal(0, np.sqrt((1 << 27) / d), size=shape).round(), -I16, I16).astype(np.int64)  # S ~ 2^27
+    return _nonlinear(spec, {"x": x}, note)
+
+
+@case("norm LayerNorm 128x768")
+def _c_layernorm_big(rng):
+    return _norm(rng, (1, 128, 768), "layer", "GPT-2 LayerNorm at 128 tokens")
+
+
+@case("norm RMSNorm tiny-llama (16, 64)", quick=True)
+def _c_rmsnorm_tiny(rng):
+    return _norm(rng, (1, 16, 64), "rms", "")
+
+
 # --- measurement -------------------------------------------------------------------------------------
 
 def _timed(fn, reps):
@@ -203,6 +263,8 @@ def measure(name: str, c: Case, reps: int) -> dict:
 
     aw, ac, (full, shapes) = _timed(aux, reps)
     cw, cc = 0.0, 0.0
+    if c.commit == ("*",):  # every column the op introduces (nonlinear cases)
+        c.commit = tuple(n for n in shapes if n not in c.spec.inputs)
     if c.commit:
         tabs = {n: B.canonical(full[n]) for n in c.commit}
         cw, cc, _ = _timed(lambda: pcs.commit(tabs), reps)
