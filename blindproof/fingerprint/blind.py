@@ -160,6 +160,10 @@ class ExpansionCodec:
     def extra(self) -> int:
         return self.expansion.extra
 
+    @property
+    def is_transformer(self) -> bool:
+        return True  # so ee.blind_generate accepts this codec
+
     def space(self, seq: int) -> TokenwiseSpace:
         """The harmless space of a request of ``seq`` positions (plaintext domain)."""
         return TokenwiseSpace(self._basis, (int(seq), self.model.cfg.d_model + self.extra))
