@@ -165,3 +165,23 @@ def test_tampered_proof_bytes_are_rejected():
     for bad in flip_bytes(data, np.random.default_rng(2), 16):
         with pytest.raises(REJECTIONS):
             _run(spec, op, vals, start, cheat_proof=lambda _d, b=bad: b)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["gpt2-block", "minilm-l6"])
+def test_named_workloads_nonlinear_ops(name):
+    """Every softmax, norm and lookup op of a full-width workload (random weights, 16 tokens)."""
+    from blindproof.models.workloads import get_workload
+    from blindproof.zk.ops import lookup_ops, norm
+    from blindproof.zk.quant import quantize
+
+    wl = get_workload(name)
+    qm = quantize(wl.build(0), wl.example_input(0, 2)[:, :16])
+    trace = qm.run(wl.example_input(1, 1)[:, :16])
+    mods = {"softmax": softmax, "norm": norm, "lookup": lookup_ops}
+    seen = set()
+    for op in qm.spec.ops:
+        if op.kind in mods and op.kind not in seen:
+            seen.add(op.kind)
+            run(mods[op.kind], qm.spec, op, op_values(qm, trace, op))
+    assert seen == set(mods)
