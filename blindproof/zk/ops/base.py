@@ -57,6 +57,7 @@ Gadgets (each with a prover and a verifier half that take an ``OpProof`` / ``Pro
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Callable, Iterable, Mapping, Sequence
 
 import blake3
@@ -617,7 +618,21 @@ def _combine_values(claims: Sequence[Claim], alphas: Sequence[np.ndarray]) -> np
 # --- range checks and function lookups ------------------------------------------------------------
 
 def _limb_widths(bits: int) -> list[int]:
-    return [LIMB_BITS] * (bits // LIMB_BITS) + ([bits % LIMB_BITS] if bits % LIMB_BITS else [])
+    """The fewest limbs of ≤ 16 bits, of (nearly) equal width, least significant first: small limbs
+    keep the range tables small (23 bits -> 12 + 11, not 16 + 7)."""
+    k = -(-bits // LIMB_BITS)
+    base, extra = divmod(bits, k)
+    return [base + 1] * extra + [base] * (k - extra)
+
+
+@lru_cache(maxsize=32)
+def interval_table(lo: int, hi: int) -> L.LookupTable:
+    """The table ``lo … hi`` padded to a power of two by repeating ``hi`` (a one-column lookup of
+    the tensor itself proves ``lo ≤ v ≤ hi``)."""
+    n = 1 << max(0, (hi - lo).bit_length())
+    col = np.full(n, hi, dtype=np.int64)
+    col[: hi - lo + 1] = np.arange(lo, hi + 1)
+    return L.LookupTable(f"interval[{lo},{hi}]", (F.from_signed(col),))
 
 
 @dataclass(frozen=True)
@@ -628,13 +643,17 @@ class RangeCheck:
     into limbs of ≤ 16 bits, each committed as an aux column ``"<tag>.<side><k>"`` and looked up in a
     range table; the recomposition is checked at a random point with the public indicator. With two
     sides, ``u₁ + u₂ = hi − lo`` over the integers needs ``2^(bits+1) < p``, so ``bits ≤ 29``.
-    Shortcut: ``lo = 0`` and ``hi = 2^b − 1`` with ``b ≤ 16`` looks the tensor up directly."""
+    Shortcuts (no aux limbs, :meth:`direct`): ``lo = 0``, ``hi = 2^b − 1``, ``b ≤ 16``: the tensor is
+    looked up in ``range<b>``; ``lo ≤ 0 ≤ hi`` and ``hi − lo < 2^16``: in :func:`interval_table`
+    (the padding zeros are in both). ``plus`` names tensors added to ``tensor``: the checked value
+    is their sum (limbs are then always used)."""
 
     tag: str
     tensor: str
     shape: tuple[int, ...]
     lo: int
     hi: int
+    plus: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.hi < self.lo:
@@ -656,9 +675,27 @@ class RangeCheck:
         """0: ``v − lo``; 1: ``hi − v`` (only when the width is not a power of two)."""
         return (0,) if (self.hi - self.lo + 1) == 1 << self.bits else (0, 1)
 
+    def _range_direct(self) -> bool:
+        return not self.plus and self.lo == 0 and self.sides() == (0,) and self.bits <= LIMB_BITS
+
+    def _interval_direct(self) -> bool:
+        return not self.plus and self.lo <= 0 <= self.hi and self.bits <= LIMB_BITS
+
     def direct(self) -> bool:
         """True when the tensor itself is looked up (no aux limbs)."""
-        return self.lo == 0 and self.sides() == (0,) and self.bits <= LIMB_BITS
+        return self._range_direct() or self._interval_direct()
+
+    def tables(self) -> list[tuple[str, L.LookupTable]]:
+        """(column, table) of every lookup this check needs."""
+        if self._range_direct():
+            return [(self.tensor, L.LookupTable.range(self.bits))]
+        if self._interval_direct():
+            return [(self.tensor, interval_table(self.lo, self.hi))]
+        return [(n, L.LookupTable.range(b)) for n, b, _, _ in self.limbs()]
+
+    def summands(self) -> tuple[str, ...]:
+        """The tensors whose sum is checked."""
+        return (self.tensor, *self.plus)
 
     def limbs(self) -> list[tuple[str, int, int, int]]:
         """(column name, bit width, bit offset, side) of every limb; the direct case names the tensor."""
@@ -737,8 +774,8 @@ class Checks:
         """[(table, [(group column names, shape)])] in a fixed order, chunked."""
         by_table: dict[str, tuple[L.LookupTable, list]] = {}
         for rc in self.ranges:
-            for name, b, _, _ in rc.limbs():
-                t = by_table.setdefault(f"range{b}", (L.LookupTable.range(b), []))
+            for name, table in rc.tables():
+                t = by_table.setdefault(table.name, (table, []))
                 t[1].append(((name,), rc.shape))
         for fl in self.functions:
             t = by_table.setdefault(fl.table.name, (fl.table, []))
@@ -776,7 +813,7 @@ class Checks:
         cheating provers) tolerates entries outside their range or table."""
         out: dict[str, np.ndarray] = {}
         for rc in self.ranges:
-            out.update(rc.witness(values(rc.tensor), strict))
+            out.update(rc.witness(sum(np.asarray(values(n), dtype=np.int64) for n in rc.summands()), strict))
         get = lambda n: out[n] if n in out else values(n)  # noqa: E731
         for table, groups, mname in self._chunks():
             cols = [[canonical(get(n)) for n in names] for names, _ in groups]
@@ -795,7 +832,7 @@ class Checks:
             if rc.direct():
                 continue
             tau = ctx.transcript.challenge_exts("ops/range_tau", n_vars(rc.shape))
-            names = [rc.tensor] + [n for n, _, _, _ in rc.limbs()]
+            names = [*rc.summands()] + [n for n, _, _, _ in rc.limbs()]
             vals = np.stack([ctx.evaluate(n, tau) for n in names])
             proof.put_ext(vals)
             ctx.transcript.absorb_ext("ops/range_values", vals)
@@ -821,22 +858,24 @@ class Checks:
                 continue
             n = n_vars(rc.shape)
             tau = ctx.transcript.challenge_exts("ops/range_tau", n)
-            limbs = rc.limbs()
-            vals = rd.take_ext(1 + len(limbs))
+            limbs, m = rc.limbs(), len(rc.summands())
+            vals = rd.take_ext(m + len(limbs))
             ctx.transcript.absorb_ext("ops/range_values", vals)
             ind = indicator_eval(rc.shape, tau)
-            v = vals[0]
+            v = F.ezero()
+            for x in vals[:m]:
+                v = F.eadd(v, x)
             for side in rc.sides():
                 lhs = (F.esub(v, F.emul(F.ext(rc.lo), ind)) if side == 0
                        else F.esub(F.emul(F.ext(rc.hi), ind), v))
                 rhs = F.ezero()
-                for (_, _, off, s), lv in zip(limbs, vals[1:]):
+                for (_, _, off, s), lv in zip(limbs, vals[m:]):
                     if s == side:
                         rhs = F.eadd(rhs, F.emul(F.ext(1 << off), lv))
                 if not np.array_equal(lhs, rhs):
                     raise Reject(f"range check of {rc.tensor!r}: limbs do not recompose the value")
-            claims += [Claim(rc.tensor, tau, v)]
-            claims += [Claim(nm, tau, lv) for (nm, _, _, _), lv in zip(limbs, vals[1:])]
+            claims += [Claim(nm, tau, x) for nm, x in zip(rc.summands(), vals[:m])]
+            claims += [Claim(nm, tau, lv) for (nm, _, _, _), lv in zip(limbs, vals[m:])]
         for table, groups, mname in self._chunks():
             st = self._statement(table, groups, mname)
             lp = rd.take_lookup(st)
@@ -869,11 +908,12 @@ def _fork(t: Transcript) -> Transcript:
 class Clamp:
     """``out = clamp(q, lo, hi)`` elementwise, with ``|q| ≤ q_bound`` known from the op's semantics.
 
-    Aux columns ``d⁺ = max(q − hi, 0)`` and ``d⁻ = max(lo − q, 0)`` (``"<tag>.dpos"``, ``"<tag>.dneg"``),
-    range-checked in ``[0, 2^b)`` with ``2^b > q_bound + max(|lo|, |hi|)``; a zero-check of
-    ``(q − out − d⁺ + d⁻) + γ·d⁺(hi − out) + γ²·d⁻(out − lo)`` (padding is zero everywhere, so no
-    indicator is needed); ``out ∈ [lo, hi]``. Sound when ``2^b + q_bound + max(|lo|, |hi|) < p``:
-    then ``q − hi = d⁺`` with ``d⁺ < 2^b`` cannot wrap around from a ``q`` below ``hi``."""
+    Aux columns ``d⁺ = max(q − hi, 0)`` and ``d⁻ = max(lo − q, 0)`` (``"<tag>.dpos"``, ``"<tag>.dneg"``);
+    a zero-check of ``(q − out − d⁺ + d⁻) + γ·d⁺(hi − out) + γ²·d⁻(out − lo) + γ³·d⁺d⁻`` (padding is
+    zero everywhere, so no indicator is needed); ``out ∈ [lo, hi]``; ``d⁺ + d⁻ ∈ [0, 2^b)`` with
+    ``2^b > q_bound + max(|lo|, |hi|)`` — one range check for both, since ``d⁺d⁻ = 0`` makes one of
+    them zero and the other the checked sum. Sound when ``2^b + q_bound + max(|lo|, |hi|) < p``: then
+    ``q − hi = d⁺`` with ``d⁺ < 2^b`` cannot wrap around from a ``q`` below ``hi``."""
 
     tag: str
     q: str
@@ -903,11 +943,10 @@ class Clamp:
         return f"{self.tag}.dneg"
 
     def ranges(self) -> list[RangeCheck]:
-        """The three range checks (output, both excesses)."""
+        """The two range checks: the output, and the sum of the excesses."""
         top = (1 << self.bits) - 1
         return [RangeCheck(f"{self.tag}.out", self.out, self.shape, self.lo, self.hi),
-                RangeCheck(f"{self.tag}.dp", self.dpos, self.shape, 0, top),
-                RangeCheck(f"{self.tag}.dn", self.dneg, self.shape, 0, top)]
+                RangeCheck(f"{self.tag}.d", self.dpos, self.shape, 0, top, plus=(self.dneg,))]
 
     def columns(self) -> dict[str, tuple[int, ...]]:
         """The excess columns (the range checks' columns come with :class:`Checks`)."""
@@ -922,11 +961,12 @@ class Clamp:
 
     def _terms(self, gamma: np.ndarray) -> list:
         g2 = F.emul(gamma, gamma)
+        g3 = F.emul(g2, gamma)
         m1 = F.eneg(F.eone())
         # tables: 0 q, 1 out, 2 d+, 3 d-; constants only multiply d±, which vanish on the padding
         return [(1, (0,)), (m1, (1,)), (m1, (2,)), (1, (3,)),
                 (F.emul(gamma, F.ext(self.hi)), (2,)), (F.eneg(gamma), (2, 1)),
-                (g2, (3, 1)), (F.eneg(F.emul(g2, F.ext(self.lo))), (3,))]
+                (g2, (3, 1)), (F.eneg(F.emul(g2, F.ext(self.lo))), (3,)), (g3, (2, 3))]
 
     def prove(self, ctx: ProverContext, proof: OpProof) -> list[Claim]:
         """Zero-check of the clamp relations; returns claims on q, out, d⁺, d⁻ (range checks are
