@@ -121,11 +121,10 @@ def test_claim_on_a_different_point_is_rejected():
 
 def test_tampered_proof_bytes_are_rejected():
     spec, op, vals = _values(shape=(2, 8), seed=6)
-    data = run(lookup_ops, spec, op, vals).proof_bytes
-    rng = np.random.default_rng(0)
-    for bad in flip_bytes(data, rng, 12):
+    out = run(lookup_ops, spec, op, vals)
+    for bad in flip_bytes(out.proof_bytes, np.random.default_rng(0), 16):
         with pytest.raises(REJECTIONS):
-            run(lookup_ops, spec, op, vals, cheat_proof=lambda _d, b=bad: b)
+            out.verify(bad)
 
 
 def test_table_without_a_zero_row_is_refused():

@@ -4,6 +4,7 @@ bytes, settle every claim against the committed tables (an oracle that evaluates
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -25,6 +26,7 @@ class Outcome:
     proof_bytes: bytes
     prover_claims: list
     verifier_claims: list
+    verify: Callable[[bytes], list]  # verify other proof bytes for the same commitment and claim
 
 
 def one_op_spec(op: Op, tensors: dict[str, TensorSpec], tables: dict) -> QuantSpec:
@@ -82,15 +84,19 @@ def run(module, spec: QuantSpec, op: Op, values: dict[str, np.ndarray], start: i
     if cheat_proof is not None:
         data = cheat_proof(data)
 
-    vctx = B.VerifierContext(transcript=Transcript(b"blindproof/test-ops"), spec=spec, shapes=shapes, start=start)
-    vctx.transcript.absorb_digest("ops/commitment", digest)
-    vpoint = vctx.transcript.challenge_exts("test/out_point", B.n_vars(shapes[op.output]))
-    if cheat_claim_point:
-        vpoint = vpoint.copy()
-        vpoint[0, 0] = (int(vpoint[0, 0]) + 1) % 2013265921
-    vclaims = module.verify(vctx, op, [B.Claim(op.output, vpoint, claim.value)], B.OpProof.from_bytes(data))
-    settle(tables, vclaims)
-    return Outcome(data, pclaims, vclaims)
+    def verify(data: bytes) -> list:
+        vctx = B.VerifierContext(transcript=Transcript(b"blindproof/test-ops"), spec=spec, shapes=shapes,
+                                 start=start)
+        vctx.transcript.absorb_digest("ops/commitment", digest)
+        vpoint = vctx.transcript.challenge_exts("test/out_point", B.n_vars(shapes[op.output]))
+        if cheat_claim_point:
+            vpoint = vpoint.copy()
+            vpoint[0, 0] = (int(vpoint[0, 0]) + 1) % 2013265921
+        vclaims = module.verify(vctx, op, [B.Claim(op.output, vpoint, claim.value)], B.OpProof.from_bytes(data))
+        settle(tables, vclaims)
+        return vclaims
+
+    return Outcome(data, pclaims, verify(data), verify)
 
 
 def same_claims(a, b) -> bool:
@@ -107,6 +113,7 @@ def flip_bytes(data: bytes, rng: np.random.Generator, n: int) -> list[bytes]:
     return out
 
 
+@lru_cache(maxsize=None)
 def tiny_llama_trace(seq: int = 8):
     """Quantized tiny-llama (seeded random weights) and one recorded trace."""
     from blindproof.models.transformer import Transformer
@@ -120,6 +127,7 @@ def tiny_llama_trace(seq: int = 8):
     return qm, qm.run(toks)
 
 
+@lru_cache(maxsize=None)
 def small_family_trace(family: str, seq: int = 8):
     """A small GPT-2-style or BERT-style model (random weights) and one trace."""
     from blindproof.models.transformer import Transformer, TransformerConfig
