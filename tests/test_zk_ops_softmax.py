@@ -185,3 +185,10 @@ def test_named_workloads_nonlinear_ops(name):
             seen.add(op.kind)
             run(mods[op.kind], qm.spec, op, op_values(qm, trace, op))
     assert seen == set(mods)
+
+
+def test_division_bounds_hold_up_to_2_14_keys():
+    spec, op, _, _ = _case()
+    for k in (1, 128, 4096, 1 << 14):
+        plan = softmax._Plan(op, (1, 1, 2, k), spec, 0)
+        assert plan.bounds_ok() and k * 32768 <= 1 << plan.kS

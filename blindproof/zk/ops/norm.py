@@ -9,8 +9,10 @@ Per row of width ``d`` (docs/quant.md §3.1), with witnesses from the trace and 
    ``S ∈ [0, 2^a)``: then ``s² ≤ S < (s+1)²`` over the integers. Nothing is computed outside the proof.
 4. ``s = 2·hs + sb`` with ``sb ∈ {0, 1}``, ``hs ∈ [0, 2^14)`` (so ``hs = ⌊s/2⌋``), and
    ``c·C + hs = n·s + r`` with ``0 ≤ r`` and ``u = s − 1 − r ≥ 0`` (aux ``u``), ``n ∈ [−C, C]``.
-5. ``y = clamp(n, lo, hi)``: the base ``Clamp`` gadget, or ``y = n`` in the zero-check when
-   ``C ≤ min(−lo, hi)`` (then the clamp is the identity).
+5. ``y = clamp(n, lo, hi)``: the base ``Clamp`` relations with ``y ∈ [lo, hi]`` and excesses
+   ``d± ∈ [0, C − min(−lo, hi)]`` (which also gives ``n ∈ [−C, C]``: for ``C = 2^15`` the excesses are
+   bits), or ``y = n`` in the zero-check and ``n ∈ [−C, C]`` when ``C ≤ min(−lo, hi)`` (the clamp is
+   then the identity).
 
 No wrap-around: ``|c_i| ≤ s`` follows from 2–3, so every term of step 4 is below ``C·s`` and the
 relation holds over the integers when ``2·C·s + 2·s < p``. That bounds ``s`` and so ``S``:
@@ -70,8 +72,7 @@ class _Plan:
         self.clamp = None if self.identity else B.Clamp(a("clamp"), self.n, self.y, shape, self.lo, self.hi,
                                                         self.C)
         R = B.RangeCheck
-        ranges = [R(a("rn"), self.n, shape, -self.C, self.C), R(a("rr"), self.r, shape, 0, (1 << 15) - 1),
-                  R(a("ru"), self.u, shape, 0, (1 << 15) - 1),
+        ranges = [R(a("rr"), self.r, shape, 0, (1 << 15) - 1), R(a("ru"), self.u, shape, 0, (1 << 15) - 1),
                   R(a("rS"), self.S, self.rshape, 0, (1 << self.a) - 1),
                   R(a("rs"), self.s, self.rshape, 0, (1 << 15) - 1),
                   R(a("rg1"), self.g1, self.rshape, 0, (1 << 16) - 1),
@@ -80,8 +81,14 @@ class _Plan:
                   R(a("rsb"), self.sb, self.rshape, 0, 1)]
         if self.layer:
             ranges.append(R(a("rmr"), self.mean_r, self.rshape, 0, self.d - 1))
-        if self.clamp is not None:
-            ranges += self.clamp.ranges()
+        if self.clamp is None:
+            ranges.append(R(a("rn"), self.n, shape, -self.C, self.C))
+        else:
+            # y ∈ [lo, hi] and excesses d± ∈ [0, C − min(−lo, hi)]: then n = y + d⁺ − d⁻ lies in [−C, C]
+            # without a range check of its own (the base clamp's excess range would be far wider)
+            delta = self.C - min(-self.lo, self.hi)
+            ranges += [self.clamp.ranges()[0], R(a("rdp"), self.clamp.dpos, shape, 0, delta),
+                       R(a("rdn"), self.clamp.dneg, shape, 0, delta)]
         self.checks = B.Checks(a("chk"), ranges=ranges)
 
     def witnesses(self) -> dict[str, tuple[int, ...]]:

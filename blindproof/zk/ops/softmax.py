@@ -22,7 +22,7 @@ table (``T[0] = 2^15``), ``F = frac``. Relations (one zero-check over the full t
 Why the split of ``sum``: ``p·sum`` can exceed ``p`` (the field), e.g. ``p = 608``, ``sum = 2^22`` for a
 flat row of 128 keys, and a range check on ``p`` alone then admits a wrong quotient that wraps
 around. With ``S_hi``, ``S_lo`` every product in the relation is below ``2^29`` and the whole relation
-spans less than ``p``, so it holds over the integers (:func:`_Plan.check_bounds` verifies this from the
+spans less than ``p``, so it holds over the integers (:func:`_Plan.bounds_ok` verifies this from the
 shapes; it holds for every ``K ≤ 2^14``).
 
 Assumption (documented limit): ``max ≥ s_j`` over the integers needs the spread of a row's scores to
@@ -72,10 +72,15 @@ class _Plan:
         self.zmax = ts.hi
         self.table = extended_table(ts, shift_out=self.t0)
         K = int(shape[-1])
-        self.kS = (K * self.t0).bit_length()  # sum ≤ K·T[0] < 2^kS
+        self.kS = (K * self.t0 - 1).bit_length()  # sum − T[0], r, u < sum ≤ K·T[0] ≤ 2^kS
         self.n_max = (self.t0 << self.frac) + (K * self.t0) // 2  # numerator e·2^F + ⌊sum/2⌋
-        self.b_max = self.n_max >> SPLIT
-        self.check_bounds()
+        # B = p·S_hi ≤ n_max / 2^15; a power-of-two range needs one limb column instead of two, and is
+        # used when the division relation keeps its margin below p with it
+        self.b_max = (1 << (self.n_max >> SPLIT).bit_length()) - 1
+        if not self.bounds_ok():
+            self.b_max = self.n_max >> SPLIT
+        if not self.bounds_ok():
+            raise ValueError(f"softmax over {K} keys: the division relation could wrap around p")
         w = lambda k: B.witness_name(op.output, k)  # noqa: E731
         a = lambda k: B.aux_name(op.output, k)  # noqa: E731
         self.s, self.p = op.inputs[0], op.output
@@ -88,17 +93,17 @@ class _Plan:
                   R(a("rp"), self.p, fs, 0, 1 << self.frac), R(a("rr"), self.r, fs, 0, top(self.kS)),
                   R(a("ru"), self.u, fs, 0, top(self.kS)), R(a("rb"), self.bq, fs, 0, self.b_max),
                   R(a("rsum"), self.sum, rs, self.t0, self.t0 + top(self.kS)),
-                  R(a("rodd"), self.hb, rs, 0, 1), R(a("rhalf"), self.h, rs, 0, top(self.kS - 1)),
-                  R(a("rhi"), self.shi, rs, 0, top(self.kS - SPLIT)), R(a("rlo"), self.slo, rs, 0, top(SPLIT))]
+                  R(a("rodd"), self.hb, rs, 0, 1), R(a("rhalf"), self.h, rs, 0, top(self.kS)),
+                  R(a("rhi"), self.shi, rs, 0, top(self.kS + 1 - SPLIT)), R(a("rlo"), self.slo, rs, 0, top(SPLIT))]
         fl = B.FunctionLookup((self.z, self.g), fs, self.table)
         self.checks = B.Checks(a("chk"), ranges=ranges, functions=[fl])
 
-    def check_bounds(self) -> None:
+    def bounds_ok(self) -> bool:
         """The division relation cannot wrap around p (see the module docstring)."""
         pmax = 1 << self.frac
         low = (1 << self.kS) + (self.b_max << SPLIT) + pmax * ((1 << SPLIT) - 1)
-        if self.n_max >= F.P or low >= F.P or self.kS > 29 or pmax * (1 << max(self.kS - SPLIT, 1)) >= F.P:
-            raise ValueError(f"softmax over {self.shape[-1]} keys: the division relation could wrap around p")
+        return (self.n_max < F.P and low < F.P and self.kS <= 29
+                and pmax * (1 << max(self.kS + 1 - SPLIT, 1)) < F.P)
 
     def witnesses(self) -> dict[str, tuple[int, ...]]:
         fs, rs = self.shape, self.rshape
