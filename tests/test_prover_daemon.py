@@ -279,7 +279,7 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.timeout(240)
 def test_sigkill_mid_job_then_restart_delivers(tmp_path):
-    srv = _serve(tmp_path, steps=30, step_s=0.1)
+    srv = _serve(tmp_path, steps=20, step_s=0.1)
     try:
         srv.start()
         with BlindClient(srv.target, client_id="carol") as client:
@@ -288,7 +288,7 @@ def test_sigkill_mid_job_then_restart_delivers(tmp_path):
             x = torch.randn(3, 16, generator=torch.Generator().manual_seed(5))
             res = client.infer_verifiable(dep, x, prove=True)
             queued = client.prove(res.request_id)  # a second accepted job, still queued at the kill
-            _wait(lambda: client.job(res.job_id).progress >= 0.2, what="the job to be under way")
+            _wait(lambda: client.job(res.job_id).progress >= 0.1, what="the job to be under way")
             pid = _worker_pid(srv, res.job_id)
             srv.proc.send_signal(signal.SIGKILL)  # no graceful anything
             srv.proc.wait()
@@ -309,7 +309,8 @@ def test_sigkill_mid_job_then_restart_delivers(tmp_path):
 
 @pytest.mark.timeout(120)
 def test_prove_needs_an_integer_deployment_and_workers(tmp_path):
-    with _serve(tmp_path, "--prover-workers", "0") as srv, BlindClient(srv.target) as client:
+    db = tmp_path / "elsewhere" / "jobs.sqlite"
+    with _serve(tmp_path, "--prover-workers", "0", "--jobs-db", str(db)) as srv, BlindClient(srv.target) as client:
         client.wait_ready()
         model = _mlp()
         float_dep = client.deploy(model, None)
@@ -322,6 +323,11 @@ def test_prove_needs_an_integer_deployment_and_workers(tmp_path):
         with pytest.raises(RemoteError) as e:
             client.prove(res.request_id)
         assert e.value.code == grpc.StatusCode.FAILED_PRECONDITION and "no prover workers" in e.value.details
+        assert db.exists() and not (srv.store / "jobs.sqlite").exists()  # --jobs-db is honoured
+        second = ServerProcess(store=tmp_path / "other", extra_args=["--jobs-db", str(db), "--prover-workers", "0"])
+        with pytest.raises(RuntimeError, match="another blindproof serve"):  # one daemon per jobs database
+            second.start(timeout=60)
+        second.close()
 
 
 def _infer_req(dep_id: str, x: torch.Tensor, prove: bool):
@@ -347,6 +353,7 @@ def _real_prover_available() -> bool:
     return True
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.skipif(not _real_prover_available(), reason="the whole-model prover (blindproof.zk.prover) is not here")
 def test_real_prover_end_to_end(tmp_path):

@@ -34,6 +34,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
     request_id TEXT PRIMARY KEY, deployment_id TEXT NOT NULL, client TEXT NOT NULL,
     start INTEGER NOT NULL, inputs BLOB NOT NULL, outputs BLOB NOT NULL, created REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS requests_created ON requests (created);
 CREATE TABLE IF NOT EXISTS jobs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL UNIQUE, request_id TEXT NOT NULL,
     deployment_id TEXT NOT NULL, client TEXT NOT NULL, state TEXT NOT NULL,
