@@ -71,7 +71,7 @@ def _check_ops(name, seq, every=True):
 
 
 def test_tiny_llama_ops():
-    seen = _check_ops("tiny-llama", 0)
+    seen = _check_ops("tiny-llama", 0, every=False)
     assert {"embed", "linear", "qk", "pv", "rope", "rescale", "mul", "mul_weight", "add", "split_heads",
             "merge_heads"} <= seen
 

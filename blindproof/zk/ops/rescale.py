@@ -165,7 +165,7 @@ def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof:
     rd = B.ProofReader(proof)
     gamma = ctx.transcript.challenge_ext("ops/rescale_gamma")
     names = plan.names()
-    n_pub = len(plan.public_evals(F.ezero(B.n_vars(plan.shape))))
+    n_pub = 4 if plan.scaled is not None else 3
     point, vals = B.verify_zero_check(ctx, rd, B.n_vars(plan.shape), len(names) + n_pub, plan.terms(gamma))
     for got, want in zip(vals[len(names):], plan.public_evals(point)):
         if not np.array_equal(got, want):
