@@ -138,5 +138,6 @@ def test_mlp_program_and_must_reject():
     assert not P.verify_trace(qm.spec, inputs, outputs, proof, other).ok
 
 
+@pytest.mark.slow
 def test_tiny_llama_program():
     _full_program("tiny-llama", 0)

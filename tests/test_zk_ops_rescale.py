@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from blindproof.zk.quant.spec import Op
-from zk_ops_cases import ACC, I16, flip_bytes, one_op, run_op, tensor, trace_values
+from zk_ops_cases import ACC, I16, one_op, rejects_all_flips, run_op, tensor, trace_values
 
 
 def _case(rng, shift, lo=-I16, hi=I16, shape=(3, 6), scale=1 << 24, x_range=ACC):
@@ -97,11 +97,7 @@ def test_rejects_cheated_clamp(how):
 
 def test_rejects_tampered_bytes():
     spec, vals = CASES["per-channel"](np.random.default_rng(6))
-    from blindproof.zk import program as P
-    full, shapes = P.with_aux(spec, vals, {"x": vals["x"]})
-    proof, _, _ = P.prove_op(spec, 0, full, shapes, {"x": vals["x"]})
-    for bad in flip_bytes(proof.to_bytes(), np.random.default_rng(7), n=32):
-        assert not run_op(spec, vals, tamper_bytes=lambda _d, bad=bad: bad)[0]
+    assert rejects_all_flips(spec, vals, np.random.default_rng(7), n=32)
 
 
 def test_claim_on_other_point_rejected():

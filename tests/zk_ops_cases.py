@@ -66,6 +66,26 @@ def run_op(spec: QuantSpec, values: dict[str, np.ndarray], op_index: int = 0, st
     return True, "", len(data)
 
 
+def rejects_all_flips(spec: QuantSpec, values: dict[str, np.ndarray], rng: np.random.Generator, n: int = 24,
+                      start: int = 0) -> bool:
+    """Prove once honestly, then verify ``n`` copies of the proof with one bit flipped each: True iff
+    every copy is rejected (and the untouched proof is accepted)."""
+    public = {k: values[k] for k in spec.inputs}
+    full, shapes = P.with_aux(spec, values, public, start=start)
+    proof, _claims, out = P.prove_op(spec, 0, full, shapes, public, start)
+    oracle = P.oracle_for(full)
+
+    def accepted(data: bytes) -> bool:
+        try:
+            oracle.check(P.verify_op(spec, 0, out.value, B.OpProof.from_bytes(data), shapes, public, start))
+        except (B.Reject, ProofFormatError, F.FieldError):
+            return False
+        return True
+
+    data = proof.to_bytes()
+    return accepted(data) and not any(accepted(bad) for bad in flip_bytes(data, rng, n))
+
+
 def flip_bytes(data: bytes, rng: np.random.Generator, n: int = 24) -> list[bytes]:
     """``n`` copies of ``data`` with one random bit flipped each."""
     out = []
