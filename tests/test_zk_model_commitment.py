@@ -12,7 +12,7 @@ from blindproof.zk.ops.base import Claim, Reject, canonical
 from blindproof.zk.proof_file import ModelProof, ProofFileError, SoundnessFigures
 from blindproof.zk.prover import PcsProverSettler, committed_table, quantized_workload
 from blindproof.zk.transcript import Transcript
-from blindproof.zk.verifier import PcsVerifierSettler, soundness_figures
+from blindproof.zk.verifier import CountingTranscript, PcsVerifierSettler, soundness_figures
 
 KEY = CommitmentKey(bytes(range(32)))
 
@@ -186,10 +186,26 @@ def test_settler_prover_refuses_other_weights(mlp):
 def test_soundness_figures_union_bound(mlp):
     _, mc, _ = mlp
     lay = mc.weights.layout
-    only_pcs = soundness_figures({}, None, 0, lay, 3)
+    only_pcs = soundness_figures({}, [], None, 0, lay, 3)
     rep = lay.soundness(3)
     assert abs(only_pcs.provable_bits - rep.provable_bits) < 1e-9
-    more = soundness_figures({"sumcheck/r": 1000, "lookup/alpha": 4, "pcs/r": 99}, lay, 10, lay, 3)
+    more = soundness_figures({"sumcheck/r": 1000, "lookup/alpha": 4, "pcs/r": 99}, [[1 << 20, 16, 4]], lay, 10, lay, 3)
     assert more.provable_bits < only_pcs.provable_bits and more.conjectured_bits >= more.provable_bits
     assert {t[0].split(" (")[0] for t in more.terms} == {"op challenges", "lookup challenges", "trace opening",
                                                          "weight opening"}
+    lookup_bits = next(t[1] for t in more.terms if t[0].startswith("lookup"))
+    assert abs(lookup_bits - (123.6 - np.log2(4 * ((1 << 20) + (1 << 16))))) < 0.1
+    with pytest.raises(Reject):  # lookup challenges the transcript did not see a lookup for
+        soundness_figures({"lookup/alpha": 2}, [], lay, 10, lay, 3)
+
+
+def test_counting_transcript_records_lookup_shapes():
+    import struct
+    tr = CountingTranscript(b"t")
+    tr.absorb_bytes("lookup/groups", struct.pack("<3I", 10, 12, 0) + b"a.limb0\0b.limb1\0c")
+    tr.challenge_ext("lookup/alpha")
+    for _ in range(13):
+        tr.challenge_ext("lookup/mu")
+    tr.challenge_exts("sumcheck/r", 5)
+    assert tr.lookups == [[(1 << 10) + (1 << 12) + 1, 13, 1]]
+    assert tr.counts["sumcheck/r"] == 5 and tr.counts["lookup/alpha"] == 1

@@ -140,7 +140,7 @@ class ModelProver:
         t1 = time.perf_counter()
         program_proof = _program_prove(spec, values, inputs, outputs, tr, settler, start, strict)
         say(f"op proofs and openings: {len(program_proof)} bytes ({time.perf_counter() - t1:.2f} s)")
-        figs = soundness_figures(tr.counts, settler.trace_com.layout if settler.trace_com else None,
+        figs = soundness_figures(tr.counts, tr.lookups, settler.trace_com.layout if settler.trace_com else None,
                                  settler.trace_claims, self.commitment.weights.layout, settler.weight_claims)
         return ModelProof(
             model_digest=digest, spec_digest=self.commitment.spec_digest, params=self.params, start=start,

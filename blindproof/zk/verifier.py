@@ -14,8 +14,8 @@ trace tensors are proved by one batched opening of the trace commitment, claims 
 Soundness figures (:func:`soundness_figures`) are recomputed here from what the verifier saw, never
 taken from the file: the two openings' own reports (:meth:`pcs.Layout.soundness`), plus one term per
 challenge the op proofs drew (``≤ 4/|F_ext|`` for a sumcheck round or random-point coordinate, whose
-polynomials have degree ≤ 4; ``≤ 2^(L+1)/|F_ext|`` for a logUp challenge over at most ``2^L`` queries
-and table rows, ``2^L`` the largest committed trace tensor), all added (union bound).
+polynomials have degree ≤ 4; ``≤ (M + 2^d)/|F_ext|`` for each challenge of a logUp lookup with ``M``
+queries and a GKR of depth ``d``, whose table has at most ``2^d`` rows), all added (union bound).
 """
 
 from __future__ import annotations
@@ -75,15 +75,33 @@ def statement_bytes(model_digest: bytes, spec_digest: bytes, params: pcs.PcsPara
 
 
 class CountingTranscript(Transcript):
-    """A transcript that counts the extension challenges drawn under each label (for soundness)."""
+    """A transcript that also records what the soundness analysis needs: the extension challenges
+    drawn under each label, and for each logUp lookup its query count (from the group sizes it
+    absorbs) and its GKR depth (one ``lookup/mu`` per layer; the table has at most ``2^depth`` rows)."""
 
     def __init__(self, domain: bytes, statement: bytes = b"") -> None:
         super().__init__(domain, statement)
         self.counts: Counter[str] = Counter()
+        self.lookups: list[list[int]] = []  # [queries, depth, alpha/beta draws]
+
+    def absorb_bytes(self, label: str, data: bytes) -> None:
+        super().absorb_bytes(label, data)
+        if label == "lookup/groups":  # u32 log sizes, then the group names (text)
+            logs = []
+            for i in range(0, len(data) - 3, 4):
+                v = int.from_bytes(data[i:i + 4], "little")
+                if v >= 64:
+                    break
+                logs.append(v)
+            self.lookups.append([sum(1 << g for g in logs), 0, 0])
 
     def challenge_exts(self, label: str, n: int) -> np.ndarray:
         out = super().challenge_exts(label, n)
         self.counts[label] += int(n)
+        if self.lookups and label == "lookup/mu":
+            self.lookups[-1][1] += 1
+        elif self.lookups and label in _LOOKUP_LABELS:
+            self.lookups[-1][2] += int(n)
         return out
 
 
@@ -99,19 +117,22 @@ def _bits(err: float) -> float:
     return math.inf if err <= 0 else -math.log2(err)
 
 
-def soundness_figures(counts: Mapping[str, int], trace: pcs.Layout | None, trace_claims: int,
-                      weights: pcs.Layout, weight_claims: int) -> SoundnessFigures:
-    """Provable and conjectured bits of a whole proof (see the module docstring)."""
-    max_log = max(trace.log_sizes) if trace is not None else 0
-    lookup = sum(n for lab, n in counts.items() if lab in _LOOKUP_LABELS)
+def soundness_figures(counts: Mapping[str, int], lookups: Sequence[Sequence[int]], trace: pcs.Layout | None,
+                      trace_claims: int, weights: pcs.Layout, weight_claims: int) -> SoundnessFigures:
+    """Provable and conjectured bits of a whole proof (see the module docstring). ``lookups``: per
+    logUp lookup (queries, GKR depth, challenges drawn), as :class:`CountingTranscript` records them."""
     other = sum(n for lab, n in counts.items() if not lab.startswith("pcs/") and lab not in _LOOKUP_LABELS)
     terms: list[tuple[str, float, float]] = []
     if other:
         b = LOG_EXT_FIELD - math.log2(ROUND_DEGREE * other)
         terms.append((f"op challenges ({other})", b, b))
-    if lookup:
-        b = LOG_EXT_FIELD - math.log2(lookup) - (max_log + 1)
-        terms.append((f"lookup challenges ({lookup})", b, b))
+    lookup_err = sum(draws * (queries + (1 << depth)) for queries, depth, draws in lookups)
+    unaccounted = sum(n for lab, n in counts.items() if lab in _LOOKUP_LABELS) - sum(x[2] for x in lookups)
+    if unaccounted:
+        raise Reject("lookup challenges without a recorded lookup shape")
+    if lookup_err:
+        b = LOG_EXT_FIELD - math.log2(lookup_err)
+        terms.append((f"lookup challenges ({len(lookups)} lookups)", b, b))
     if trace is not None and trace_claims:
         rep = trace.soundness(trace_claims)
         terms.append(("trace opening", rep.provable_bits, rep.conjectured_bits))
@@ -263,7 +284,7 @@ def _verify(model, data, inputs, outputs, min_bits) -> ModelVerifyResult:
         return _reject(f"rejected: {exc}", proof)
     if not settler.settled:
         return _reject("the program proof left its claims unsettled", proof)
-    figs = soundness_figures(tr.counts, trace_com.layout if trace_com else None, proof.trace_claims,
+    figs = soundness_figures(tr.counts, tr.lookups, trace_com.layout if trace_com else None, proof.trace_claims,
                              model.weights.layout, proof.weight_claims)
     if (abs(figs.provable_bits - proof.soundness.provable_bits) > _SOUNDNESS_TOLERANCE
             or abs(figs.conjectured_bits - proof.soundness.conjectured_bits) > _SOUNDNESS_TOLERANCE):
