@@ -189,7 +189,3 @@ def _coeff(c) -> np.ndarray:
         return F.ext(int(c) % F.P)
     return F._check_ext(np.asarray(c), "coefficient").reshape(4)
 
-
-def neg(c: int) -> int:
-    """A signed integer coefficient as a field element (for term lists)."""
-    return int(c) % F.P
