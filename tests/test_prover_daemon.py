@@ -204,6 +204,15 @@ def test_prove_in_request_progress_stream_and_chunked_download(tmp_path):
         proof = client.download_proof(res.job_id, chunk_bytes=64 * 1024)  # 5 chunks for 300 kB
         assert proof == _expected_for(client, srv, res.job_id, 300_000)
         assert client.download_proof(res.job_id, chunk_bytes=1 << 20) == proof
+        from blindproof.proto import prover_pb2
+        tail = list(client._prover.DownloadProof(prover_pb2.DownloadProofRequest(
+            job_id=res.job_id, chunk_bytes=4, offset=len(proof) - 10), timeout=30))
+        assert b"".join(c.data for c in tail) == proof[-10:] and [c.offset for c in tail] == [len(proof) - 10, len(proof) - 6,
+                                                                                            len(proof) - 2]
+        with pytest.raises(grpc.RpcError) as err:
+            list(client._prover.DownloadProof(prover_pb2.DownloadProofRequest(job_id=res.job_id, offset=len(proof) + 1),
+                                              timeout=30))
+        assert err.value.code() == grpc.StatusCode.OUT_OF_RANGE
         assert states[-1].proof_digest == "blake3:" + blake3.blake3(proof).hexdigest()
         # later, by request id: a second job for the same inference proves the same statement
         again = client.prove(res.request_id)
@@ -233,6 +242,7 @@ def test_queue_full_and_cancellation(tmp_path):
         with pytest.raises(RemoteError) as e:  # two jobs queued or running: the third is refused
             alice.infer_verifiable(dep, x, prove=True)
         assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and "limit 2" in e.value.details
+        kept = e.value.details.split("kept as request ")[1].split()[0]  # the answer is lost, the request is not
         with pytest.raises(RemoteError) as e:
             alice.prove(r1.request_id)
         assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -250,8 +260,8 @@ def test_queue_full_and_cancellation(tmp_path):
         with pytest.raises(RemoteError) as e:
             alice.download_proof(r1.job_id)
         assert e.value.code == grpc.StatusCode.FAILED_PRECONDITION
-        r3 = alice.infer_verifiable(dep, x, prove=True)  # the cancelled job freed a slot
-        assert alice.job(r3.job_id).state == "queued"
+        r3 = alice.prove(kept)  # the cancelled job freed a slot; the refused inference can be proved now
+        assert r3.state == "queued" and r3.request_id == kept
         with pytest.raises(RemoteError) as e:
             alice.cancel("no-such-job")
         assert e.value.code == grpc.StatusCode.NOT_FOUND

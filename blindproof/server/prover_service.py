@@ -46,8 +46,9 @@ class ProverServicer(pb_grpc.ProverServiceServicer):
     def __init__(self, jobs: JobStore, pool: ProverPool | None, authorize, poll_s: float = 0.1) -> None:
         self.jobs, self.pool, self._authorize, self.poll_s = jobs, pool, authorize, poll_s
 
-    async def submit(self, request_id: str, client: str, context) -> JobInfo:
-        """Queue a job (shared with ``Infer(prove=true)``); aborts with the matching status."""
+    async def submit(self, request_id: str, client: str, context, note: str = "") -> JobInfo:
+        """Queue a job (shared with ``Infer(prove=true)``); aborts with the matching status (``note`` is
+        appended to a queue-full message)."""
         if self.pool is None:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this server runs no prover workers "
                                                                      "(--prover-workers 0)")
@@ -57,7 +58,7 @@ class ProverServicer(pb_grpc.ProverServiceServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no served inference is kept under request id "
                                                            f"{request_id!r}")
         except QueueFullError as exc:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc) + note)
         logs.event("job_queued", job=info.job_id, request=request_id, deployment=info.deployment_id)
         return info
 

@@ -17,6 +17,7 @@ from blindproof.proto import inference_pb2 as pb
 from blindproof.proto import inference_pb2_grpc as pb_grpc
 from blindproof.proto.tensors import WireTensorError, from_proto, to_proto
 from blindproof.server import logs
+from blindproof.server.commitments import CommitmentCache
 from blindproof.server.executor import BadInputError, Executor, check_input, forward
 from blindproof.server.integer_executor import (IntegerInputError, check_integer_input, integer_forward,
                                                 integer_inputs, is_integer, load_deployment)
@@ -47,6 +48,7 @@ class InferenceService(pb_grpc.InferenceServicer):
         self.session_idle_s = session_idle_s
         self.max_sessions = max_sessions
         self.sessions = 0
+        self.commitments = CommitmentCache()  # integer deployments: the model commitment, returned on deploy
 
     # --- helpers ------------------------------------------------------------------------------
     async def _authorize(self, context: grpc.aio.ServicerContext) -> None:
@@ -112,7 +114,11 @@ class InferenceService(pb_grpc.InferenceServicer):
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                     f"deployment {dep_id} exists in another mode than {header.mode or 'float'!r}")
             logs.event("deploy", deployment=dep_id, existed=True)
-            return pb.DeployReply(deployment=_info_pb(self.store.info(dep_id)), existed=True)
+            reply = pb.DeployReply(deployment=_info_pb(self.store.info(dep_id)), existed=True)
+            if header.mode == "integer":
+                loaded = await self._deployment(dep_id, context)
+                reply.model_commitment = await asyncio.to_thread(self.commitments.get, dep_id, loaded)
+            return reply
         upload = self.store.new_upload()
         try:
             received = 0
@@ -141,9 +147,12 @@ class InferenceService(pb_grpc.InferenceServicer):
             info = await asyncio.to_thread(self.store.commit, upload, loaded, header.key_id, header.label)
         finally:
             upload.unlink(missing_ok=True)  # no-op after a commit; removes any partial upload
+        reply = pb.DeployReply(deployment=_info_pb(info), existed=False)
+        if is_integer(loaded):  # commit as the prover will, so the client can compare with its own
+            reply.model_commitment = await asyncio.to_thread(self.commitments.get, dep_id, loaded)
         logs.event("deploy", deployment=dep_id, existed=False, size_bytes=received,
                    ms=round(1e3 * (time.perf_counter() - t0), 2))
-        return pb.DeployReply(deployment=_info_pb(info), existed=False)
+        return reply
 
     async def ListDeployments(self, request, context) -> pb.ListDeploymentsReply:
         await self._authorize(context)
@@ -154,6 +163,7 @@ class InferenceService(pb_grpc.InferenceServicer):
         await self._authorize(context)
         try:
             self.store.delete(check_id(request.deployment_id))
+            self.commitments.drop(request.deployment_id)
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except UnknownDeploymentError:
@@ -205,7 +215,8 @@ class InferenceService(pb_grpc.InferenceServicer):
             request_id = await asyncio.to_thread(self.jobs.record_request, request.deployment_id, client, start,
                                                  integer_inputs(loaded, x), outputs)
             if request.prove and self.prover is not None:
-                job_id = (await self.prover.submit(request_id, client, context)).job_id
+                note = f"; the inference is kept as request {request_id} (prove it later with Prove)"
+                job_id = (await self.prover.submit(request_id, client, context, note)).job_id
         if request.prove and not job_id:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this server does not prove inferences")
         logs.event("infer", logging.DEBUG, deployment=request.deployment_id, shape=tuple(x.shape), integer=True,
