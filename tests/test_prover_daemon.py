@@ -254,6 +254,10 @@ def test_queue_full_and_cancellation(tmp_path):
         assert alice.cancel(r1.job_id).state == "cancelled"
         _wait(lambda: not _alive(pid), what="the cancelled job's worker to stop")
         _wait(lambda: alice.job(r2.job_id).state == "running", what="job 2 to start")
+        os.kill(_worker_pid(srv, r2.job_id), signal.SIGKILL)  # a worker crash: its job is run again
+        _wait(lambda: alice.job(r2.job_id).attempts == 2 and alice.job(r2.job_id).state == "running",
+              what="job 2 requeued and restarted on a fresh worker")
+        assert '"event":"prover_worker_exit"' in srv.log()
         assert alice.cancel(rb.job_id).state == "cancelled"  # queued: simply removed from the queue
         assert alice.cancel(rb.job_id).state == "cancelled"  # idempotent
         assert [s.state for s in alice.watch(r1.job_id)] == ["cancelled"]
