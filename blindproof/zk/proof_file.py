@@ -57,26 +57,30 @@ def _digest32(b: bytes, what: str) -> bytes:
 
 
 def _tensor_to_proto(name: str, a: np.ndarray) -> proof_pb2.NamedTensor:
-    a = np.ascontiguousarray(a, dtype="<i8")
-    return proof_pb2.NamedTensor(name=name, tensor=tensor_pb2.Tensor(dtype="int64", shape=list(a.shape),
-                                                                      data=a.tobytes()))
+    """int32 when every value fits (always, for the integer model's |v| < 2^30), else int64."""
+    a = np.asarray(a, dtype=np.int64)
+    fits = a.size == 0 or (a.min() >= -(1 << 31) and a.max() < 1 << 31)
+    dt = "<i4" if fits else "<i8"
+    return proof_pb2.NamedTensor(name=name, tensor=tensor_pb2.Tensor(
+        dtype="int32" if fits else "int64", shape=list(a.shape), data=np.ascontiguousarray(a, dtype=dt).tobytes()))
 
 
 def _tensor_from_proto(m: proof_pb2.NamedTensor) -> tuple[str, np.ndarray]:
     if not m.name:
         raise ProofFileError("a public tensor has no name")
     t = m.tensor
-    if t.dtype != "int64":
-        raise ProofFileError(f"public tensor {m.name!r} must be int64, got {t.dtype!r}")
+    if t.dtype not in ("int32", "int64"):
+        raise ProofFileError(f"public tensor {m.name!r} must be int32 or int64, got {t.dtype!r}")
+    size = 4 if t.dtype == "int32" else 8
     shape = tuple(int(d) for d in t.shape)
     if len(shape) > MAX_RANK or any(d < 0 for d in shape):
         raise ProofFileError(f"public tensor {m.name!r} has an invalid shape {shape}")
     n = math.prod(shape)
     if n > MAX_TENSOR_ELEMENTS:
         raise ProofFileError(f"public tensor {m.name!r} is too large ({n} elements)")
-    if len(t.data) != 8 * n:
+    if len(t.data) != size * n:
         raise ProofFileError(f"public tensor {m.name!r}: {len(t.data)} bytes for shape {shape}")
-    return m.name, np.frombuffer(t.data, dtype="<i8").astype(np.int64).reshape(shape)
+    return m.name, np.frombuffer(t.data, dtype="<i4" if size == 4 else "<i8").astype(np.int64).reshape(shape)
 
 
 def _tensors_from_proto(items, what: str) -> dict[str, np.ndarray]:
