@@ -66,6 +66,17 @@ class DeploymentRecord:
     format: str = RECORD_FORMAT
     expansion: int = 0  # width of a harmless input expansion (blindproof.fingerprint.blind); 0: none
     alpha: float = 0.0  # norm of the harmless noise added to every request of an expanded deployment
+    mode: str = "float"  # "integer": the server runs (and proves) the integer program
+    commitment: str = ""  # integer: the model commitment the client computed (base64), proofs check against it
+    commitment_key_file: str | None = None  # integer: 0600 file with the commitment key (rebuilds the model file)
+
+    def model_commitment(self):
+        """The client's own copy of the model commitment (integer deployments)."""
+        import base64
+        from blindproof.zk.commitment import ModelCommitment
+        if self.mode != "integer" or not self.commitment:
+            raise ValueError("this deployment record has no model commitment (deploy with --integer)")
+        return ModelCommitment.from_bytes(base64.b64decode(self.commitment))
 
     def save(self, path: str | os.PathLike) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -85,6 +96,13 @@ class DeploymentRecord:
         model = load_local_model(self.model, self.seed)
         key = load_key(self.key_file) if self.key_file else None
         split = Split(client_embeds=self.client_embeds, client_decodes=self.client_decodes)
+        if self.mode == "integer":
+            from blindproof.zk.commitment import CommitmentKey
+            if not self.commitment_key_file:
+                raise ValueError("an integer deployment record needs its commitment key file")
+            ckey = CommitmentKey.load(self.commitment_key_file).secret
+            return client.attach_integer(self.deployment_id, model, key, self.tier or "rotate", ckey,
+                                         self.model_commitment())
         if self.expansion:
             from blindproof.fingerprint.blind import attach
             if key is None:

@@ -12,7 +12,7 @@ import queue
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterator, TypeVar
 
 import grpc
 import torch
@@ -28,6 +28,10 @@ from blindproof.proto import inference_pb2 as pb
 from blindproof.proto import inference_pb2_grpc as pb_grpc
 from blindproof.proto import prover_pb2, prover_pb2_grpc
 from blindproof.proto.tensors import from_proto, to_proto
+
+if TYPE_CHECKING:
+    from blindproof.client.verify import VerifiedProof
+    from blindproof.zk.commitment import ModelCommitment
 
 MiB = 1 << 20
 T = TypeVar("T")
@@ -74,6 +78,9 @@ class Deployment:
     tier: str | None  # None for a plaintext deployment
     existed: bool = False
     mode: str = "float"  # "integer": the server runs the integer program that proofs speak about
+    # integer deployments: the model commitment the client computed from its own integer model (proofs
+    # are verified against this copy, never against one the server sends)
+    commitment: "ModelCommitment | None" = field(default=None, repr=False)
 
     @property
     def model(self) -> nn.Module:
@@ -121,6 +128,30 @@ class InferResult:
 
 class ProofJobError(RuntimeError):
     """A proof job ended without a proof (failed or cancelled)."""
+
+
+@dataclass(frozen=True)
+class VerifiedInference:
+    """A decoded output with a proof that verified against the deployment's commitment and exactly the
+    encrypted request sent and response received (``sent``/``received``: the program's wire tensors)."""
+
+    output: torch.Tensor
+    proof: "VerifiedProof"
+    request_id: str
+    job_id: str
+    sent: dict = field(repr=False)
+    received: dict = field(repr=False)
+    seconds: dict = field(default_factory=dict)  # infer, prove (queue + proving), download, verify
+
+
+def integer_commitment(quantized, commitment_key: bytes) -> "ModelCommitment":
+    """The model commitment of an integer model, with the parameters the server's prover uses."""
+    from blindproof.zk import pcs
+    from blindproof.zk.commitment import CommitmentKey, commit_model
+    from blindproof.zk.prover import DEFAULT_SECURITY
+    com, _ = commit_model(quantized.spec, quantized.weights, CommitmentKey(commitment_key),
+                          pcs.PcsParams.for_security(DEFAULT_SECURITY))
+    return com
 
 
 def _read(path_or_bytes: str | os.PathLike | bytes | None) -> bytes | None:
@@ -338,8 +369,11 @@ class BlindClient:
         reply = self.upload(blob, digest, key_id=key_id, label=label, mode="integer")
         if reply.deployment.digest != digest:
             raise DeploymentDigestError(f"server computed digest {reply.deployment.digest}, client {digest}")
+        from blindproof.client.verify import check_commitment
+        local = integer_commitment(qm, ckey)
+        check_commitment(local, reply.model_commitment)  # CommitmentMismatchError: the deployment fails
         return Deployment(reply.deployment.deployment_id, digest, key_id, IntegerCodec(inner, qm, ckey), used_tier,
-                          reply.existed, mode="integer")
+                          reply.existed, mode="integer", commitment=local)
 
     def upload(self, blob: bytes, digest: str, key_id: str = "", label: str = "",
                total_bytes: int | None = None, mode: str = "") -> pb.DeployReply:
@@ -375,6 +409,34 @@ class BlindClient:
         codec.check_deployment(remote.key_id)
         return Deployment(deployment_id, remote.digest, remote.key_id, codec, tier, True)
 
+    def attach_integer(self, deployment_id: str, model: nn.Module, key: EEKey | None, tier: Tier = "rotate",
+                       commitment_key: bytes = b"", commitment: "ModelCommitment | None" = None,
+                       calibration: torch.Tensor | None = None) -> Deployment:
+        """Reconnect to an integer deployment: the integer model is rebuilt here (deterministic
+        quantization) and must hash to the deployment's digest; ``commitment`` is the client's own copy
+        kept since deployment (recomputed from ``commitment_key`` when None)."""
+        from blindproof.client.integer import IntegerCodec, default_calibration, integer_split, quantize_for_server
+        from blindproof.server.integer_executor import integer_to_bytes
+        found = {d.deployment_id: d for d in self.list_deployments()}
+        if deployment_id not in found:
+            raise RemoteError(grpc.StatusCode.NOT_FOUND, f"unknown deployment {deployment_id}", "attach")
+        whole = integer_split(model)
+        if key is None:
+            inner: SplitCodec = PlainCodec(model, whole)
+            server_model, used_tier = model, None
+        else:
+            inner = ClientCodec(model, key, tier, whole)
+            inner.check_deployment(found[deployment_id].key_id)
+            server_model, used_tier = encrypt_model(model, key, tier, whole).model, tier
+        qm = quantize_for_server(server_model, inner, default_calibration(model) if calibration is None else calibration)
+        _, digest = integer_to_bytes(qm, commitment_key)
+        if digest != found[deployment_id].digest:
+            raise DeploymentDigestError(f"the local integer model hashes to {digest}, deployment {deployment_id} "
+                                        f"is {found[deployment_id].digest}: not the model that was deployed")
+        com = commitment if commitment is not None else integer_commitment(qm, commitment_key)
+        return Deployment(deployment_id, digest, found[deployment_id].key_id, IntegerCodec(inner, qm, commitment_key),
+                          used_tier, True, mode="integer", commitment=com)
+
     # --- inference -----------------------------------------------------------------------------
     def infer_raw(self, deployment_id: str, x: torch.Tensor, start: int = 0) -> torch.Tensor:
         """Send an already-encoded tensor and return the server's raw (still encoded) output."""
@@ -386,10 +448,58 @@ class BlindClient:
         self.stats.calls += 1
         return from_proto(reply.output)
 
-    def infer(self, deployment: Deployment, inputs: torch.Tensor, start: int = 0) -> torch.Tensor:
-        """Blind forward pass: token ids (batch, seq) or MLP features in, decoded logits/outputs out."""
+    def infer(self, deployment: Deployment, inputs: torch.Tensor, start: int = 0, prove: bool = False,
+              proof_timeout: float | None = None, min_provable_bits: float = 0.0,
+              on_progress: Callable[[JobStatus], None] | None = None) -> "torch.Tensor | VerifiedInference":
+        """Blind forward pass: token ids (batch, seq) or MLP features in, decoded logits/outputs out.
+
+        ``prove=True`` (integer deployments): the server also proves the inference; the proof is
+        downloaded and verified here against the deployment's own commitment with the statement pinned
+        to the encrypted request sent and the response received. Returns a :class:`VerifiedInference`,
+        or raises :class:`~blindproof.client.verify.ProofVerificationError` (ProofJobError if the job
+        failed)."""
+        if not prove:
+            x = deployment.codec.client_input(inputs, start)
+            return deployment.codec.client_output(self.infer_raw(deployment.deployment_id, x, start))
+        return self._infer_proved(deployment, inputs, start, proof_timeout, min_provable_bits, on_progress)
+
+    def _infer_proved(self, deployment: Deployment, inputs: torch.Tensor, start: int, proof_timeout: float | None,
+                      min_provable_bits: float, on_progress) -> "VerifiedInference":
+        from blindproof.client.verify import verify_exchange
+        if deployment.mode != "integer":
+            raise ValueError("proofs need an integer deployment (deploy(..., mode='integer'))")
+        commitment = deployment.commitment or self.model_commitment(deployment)
+        spec = deployment.codec.quantized.spec
+        t0 = time.perf_counter()
         x = deployment.codec.client_input(inputs, start)
-        return deployment.codec.client_output(self.infer_raw(deployment.deployment_id, x, start))
+        req = pb.InferRequest(deployment_id=deployment.deployment_id, input=to_proto(x), start=start, prove=True)
+        reply = self._call("Infer", lambda: self._stub.Infer(req, timeout=self.timeout, metadata=self._metadata),
+                           False)  # a retried proving call could queue the job twice
+        self.stats.bytes_sent += req.ByteSize()
+        self.stats.bytes_received += reply.ByteSize()
+        self.stats.calls += 1
+        raw = from_proto(reply.output)
+        out = deployment.codec.client_output(raw)
+        t1 = time.perf_counter()
+        if not reply.job_id:
+            raise ProofJobError("the server queued no proof job for a request that asked for one")
+        last = None
+        for status in self.watch(reply.job_id, proof_timeout):
+            last = status
+            if on_progress is not None:
+                on_progress(status)
+        if last is None or last.state != "done":
+            raise ProofJobError(f"proof job {reply.job_id} ended {last.state if last else 'without a state'}: "
+                                f"{last.message if last else ''}")
+        t2 = time.perf_counter()
+        proof = self.download_proof(reply.job_id)
+        t3 = time.perf_counter()
+        sent = {spec.inputs[0]: x.detach().cpu().numpy()}
+        received = {spec.outputs[0]: raw.detach().cpu().numpy()}
+        verified = verify_exchange(commitment, proof, sent, received, min_provable_bits=min_provable_bits,
+                                   job_id=reply.job_id, request_id=reply.request_id)
+        seconds = {"infer": t1 - t0, "prove": t2 - t1, "download": t3 - t2, "verify": verified.verify_s}
+        return VerifiedInference(out, verified, reply.request_id, reply.job_id, sent, received, seconds)
 
     def check_identity(self, deployment: Deployment, fingerprint, mode: str = "logits", p1: float = 0.5,
                        sequential: bool = False, **check_kwargs):
@@ -490,10 +600,10 @@ class BlindClient:
         model and commitment key (a verifier checks the server's proofs against it)."""
         if deployment.mode != "integer":
             raise ValueError("only integer deployments have a model commitment")
-        from blindproof.zk.commitment import CommitmentKey
-        from blindproof.zk.prover import ModelProver  # same parameters as the server's prover
+        if deployment.commitment is not None:
+            return deployment.commitment
         codec = deployment.codec
-        return ModelProver.create(codec.quantized, CommitmentKey(codec.commitment_key)).commitment
+        return integer_commitment(codec.quantized, codec.commitment_key)
 
     def session(self, deployment: Deployment | str, timeout: float | None = None) -> GenerateSession:
         """Open a generation session (server-side KV cache) on a deployment."""

@@ -2,7 +2,9 @@
 
 Starts `blindproof serve` as a subprocess on a free localhost port, deploys the embedded default model
 under a fresh key (and, as a baseline, untransformed), generates text blind and in plaintext, and checks
-that the texts are identical.
+that the texts are identical. Then it deploys the same model in integer mode, asks for a proof of one
+blind inference on a short prompt prefix, verifies it against the commitment computed locally, and
+reports the proof size and the prove and verify times.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="default",
                    help="'default' (the embedded model) or a causal workload such as tiny-llama")
     p.add_argument("--server", help="use this running server (host:port) instead of starting one")
+    p.add_argument("--proof-tokens", type=int, default=8,
+                   help="length of the prompt prefix whose blind inference is proved (default 8)")
+    p.add_argument("--no-proof", action="store_true", help="skip the verified (proved) blind inference")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     p.set_defaults(func=run)
 
@@ -40,7 +45,7 @@ class Progress:
 def build_summary(*, model_name: str, tier: str, key_id: str, deployment_id: str, plain_deployment_id: str,
                   prompt: str, blind_text: str, plain_server_text: str, plain_local_text: str,
                   seconds: dict[str, float], n_tokens: int, server: str, wire: dict[str, int],
-                  identity_check: str | None = None) -> dict:
+                  identity_check: str | None = None, proof: dict | None = None) -> dict:
     """The demo's result as one dict (printed by --json); later checks add their own keys here."""
     return {
         "model": model_name,
@@ -59,6 +64,9 @@ def build_summary(*, model_name: str, tier: str, key_id: str, deployment_id: str
         "ms_per_token": {k: round(1e3 * v / n_tokens, 3) for k, v in seconds.items()},
         "wire_bytes": wire,
         "identity_check": identity_check,  # fingerprint verdict through the blind channel: match | mismatch
+        # a proved blind inference on an integer deployment, verified by the client (None: not requested)
+        "proof_verified": None if proof is None else bool(proof.get("verified")),
+        "proof": proof,
     }
 
 
@@ -82,6 +90,33 @@ def _load_model(source: str, progress: Progress):
     return f"{source} (seed 0)", load_local_model(source, 0), FALLBACK_PROMPT
 
 
+def _verified_inference(client, model, key, tier: str, tokens, progress: Progress) -> dict:
+    """Deploy the integer model under the same key, run one blind inference with a proof, verify it."""
+    from blindproof.client.sdk import ProofJobError
+    from blindproof.client.verify import ProofVerificationError
+
+    progress(f"integer deployment (quantized after the EE transform; commitment computed here) and a proved "
+             f"blind inference of {tokens.shape[1]} tokens ... ", end="")
+    t0 = time.perf_counter()
+    dep = client.deploy(model, key, tier, label="demo-integer", mode="integer")
+    deploy_s = time.perf_counter() - t0
+    out: dict = {"tokens": int(tokens.shape[1]), "deployment_id": dep.deployment_id,
+                 "model_digest": dep.commitment.digest().hex()}
+    try:
+        res = client.infer(dep, tokens, prove=True)
+    except (ProofVerificationError, ProofJobError) as exc:
+        print("FAILED", file=sys.stderr, flush=True)
+        out.update(verified=False, reason=str(exc))
+    else:
+        print("verified", file=sys.stderr, flush=True)
+        out.update(verified=True, bytes=len(res.proof.proof), provable_bits=round(res.proof.provable_bits, 1),
+                   conjectured_bits=round(res.proof.conjectured_bits, 1),
+                   seconds={"deploy": round(deploy_s, 4), **{k: round(v, 4) for k, v in res.seconds.items()}})
+    finally:
+        client.delete(dep)
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -93,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.tokens < 1:
         raise SystemExit("error: --tokens must be positive")
+    if args.proof_tokens < 1:
+        raise SystemExit("error: --proof-tokens must be positive")
     progress = Progress()
     model_name, model, prompt_text = _load_model(args.model, progress)
     prompt_text = args.prompt if args.prompt is not None else prompt_text
@@ -138,6 +175,8 @@ def run(args: argparse.Namespace) -> int:
             print(identity, file=sys.stderr, flush=True)
             client.delete(dep)
             client.delete(plain)
+            proof = None if args.no_proof else _verified_inference(client, model, key, args.tier,
+                                                                   prompt[:, :args.proof_tokens], progress)
     finally:
         if server is not None:
             status = server.stop()
@@ -147,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
                             plain_deployment_id=plain.deployment_id, prompt=prompt_text,
                             blind_text=tokenizer.decode(blind[0]), plain_server_text=tokenizer.decode(plain_srv[0]),
                             plain_local_text=tokenizer.decode(plain_loc[0]), seconds=seconds, n_tokens=args.tokens,
-                            server=target, wire=wire, identity_check=identity)
+                            server=target, wire=wire, identity_check=identity, proof=proof)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -159,4 +198,12 @@ def run(args: argparse.Namespace) -> int:
         for name, ms in summary["ms_per_token"].items():
             print(f"  {LABELS[name]:<30} {seconds[name]:7.3f} s  ({ms:.2f} ms/token)")
         print(f"identity check (harmless-perturbation fingerprint): {identity}")
-    return 0 if summary["blind_equals_plaintext"] and identity == "match" else 1
+        if proof is not None:
+            if proof["verified"]:
+                print(f"proved blind inference ({proof['tokens']} tokens, integer model): VERIFIED, "
+                      f"{proof['bytes'] / 1e6:.2f} MB proof, prove {proof['seconds']['prove']:.2f} s, "
+                      f"verify {proof['seconds']['verify']:.2f} s, {proof['provable_bits']:.1f} provable bits")
+            else:
+                print(f"proved blind inference: NOT VERIFIED ({proof['reason']})")
+    proof_ok = proof is None or proof["verified"]
+    return 0 if summary["blind_equals_plaintext"] and identity == "match" and proof_ok else 1

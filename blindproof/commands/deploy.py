@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 from pathlib import Path
 
@@ -26,8 +27,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label", default="", help="label shown in listings")
     p.add_argument("--record", type=Path, default=Path("deployment.json"),
                    help="where to write the deployment record (default deployment.json)")
+    p.add_argument("--integer", action="store_true",
+                   help="deploy the integer model (quantized here after the EE transform): the server runs "
+                        "it and can prove its answers; the model commitment is computed here and checked "
+                        "against the server's")
+    p.add_argument("--commitment-out", type=Path, default=Path("model.commit"),
+                   help="with --integer: where to write the model commitment (default model.commit)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=run)
+
+    ex = sub.add_parser("export-commitment", help="write an integer deployment's model commitment file",
+                        description="Write the model commitment kept in a deployment record (the client's own "
+                                    "copy, computed at deployment) as a model.commit file for `blindproof verify`.")
+    ex.add_argument("--record", type=Path, default=Path("deployment.json"), help="deployment record from `deploy`")
+    ex.add_argument("-o", "--output", type=Path, default=Path("model.commit"), help="commitment file to write")
+    ex.set_defaults(func=run_export)
 
     ls = sub.add_parser("deployments", help="list or delete deployments on a server")
     add_connection_args(ls)
@@ -45,18 +59,51 @@ def run(args: argparse.Namespace) -> int:
     model = load_local_model(args.model, args.seed)
     key = load_key(args.key) if args.key else None
     split = Split(client_embeds=not args.server_embeds, client_decodes=not args.server_decodes)
-    with connect(args) as client:
-        dep = client.deploy(model, key, args.tier, split, label=args.label or args.model)
+    extra: dict = {}
+    if args.integer:
+        if args.server_embeds or args.server_decodes:
+            raise SystemExit("error: an integer deployment runs the whole model on the server; "
+                             "drop --server-embeds/--server-decodes")
+        from blindproof.client.integer import integer_split
+        from blindproof.zk.commitment import CommitmentKey
+        split = integer_split(model)
+        ckey = CommitmentKey.generate()
+        with connect(args) as client:  # CommitmentMismatchError unless the server commits to the same model
+            dep = client.deploy(model, key, args.tier, label=args.label or args.model, mode="integer",
+                                commitment_key=ckey.secret)
+        key_file = args.record.with_suffix(".ckey")
+        ckey.save(key_file)  # 0600: it rebuilds the integer model file; verifiers never need it
+        dep.commitment.save(args.commitment_out)
+        extra = {"mode": "integer", "commitment": base64.b64encode(dep.commitment.to_bytes()).decode("ascii"),
+                 "commitment_key_file": str(key_file.resolve())}
+    else:
+        with connect(args) as client:
+            dep = client.deploy(model, key, args.tier, split, label=args.label or args.model)
     record = DeploymentRecord(dep.deployment_id, dep.digest, dep.key_id, dep.tier, split.client_embeds,
                               split.client_decodes, args.model, args.seed,
-                              str(args.key.resolve()) if args.key else None, args.server)
+                              str(args.key.resolve()) if args.key else None, args.server, **extra)
     record.save(args.record)
+    if args.integer and not args.json:
+        print(f"model commitment {dep.commitment.digest().hex()[:16]}… (server's equals the local one) "
+              f"written to {args.commitment_out}")
     if args.json:
         print(json.dumps({"deployment_id": dep.deployment_id, "digest": dep.digest, "key_id": dep.key_id,
-                          "tier": dep.tier, "existed": dep.existed, "record": str(args.record)}))
+                          "tier": dep.tier, "existed": dep.existed, "record": str(args.record),
+                          **({"mode": "integer", "commitment_digest": dep.commitment.digest().hex(),
+                              "commitment_file": str(args.commitment_out)} if args.integer else {})}))
     else:
         print(f"deployed {dep.deployment_id} ({'plaintext' if key is None else dep.tier}, digest verified); "
               f"record written to {args.record}")
+    return 0
+
+
+@cli_errors
+def run_export(args: argparse.Namespace) -> int:
+    from blindproof.client.local import DeploymentRecord
+
+    com = DeploymentRecord.load(args.record).model_commitment()
+    com.save(args.output)
+    print(f"model commitment {com.digest().hex()[:16]}… of deployment written to {args.output}")
     return 0
 
 

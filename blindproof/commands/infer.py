@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from blindproof.client.cli_args import add_connection_args, cli_errors
@@ -21,6 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--tokens", help="comma-separated token ids")
     src.add_argument("--features", type=Path, help=".npy file of features (batch, in) for an MLP")
     p.add_argument("--top", type=int, default=5, help="how many next-token candidates to print")
+    p.add_argument("--prove", action="store_true",
+                   help="integer deployments: have the server prove this inference; the proof is verified here "
+                        "against the deployment's own commitment and the exact encrypted request and response")
+    p.add_argument("--proof-out", type=Path, default=Path("proof.bin"),
+                   help="with --prove: where to write the verified proof (default proof.bin)")
+    p.add_argument("--proof-timeout", type=float, default=3600.0, help="with --prove: seconds to wait for the proof")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=run)
 
@@ -54,8 +61,24 @@ def run(args: argparse.Namespace) -> int:
     x = parse_input(args)
     with connect(args, args.server or record.server) as client:
         dep = record.attach(client)
-        out = client.infer(dep, x)
+        if args.prove:
+            from blindproof.client.verify import ProofVerificationError
+            try:
+                res = client.infer(dep, x, prove=True, proof_timeout=args.proof_timeout)
+            except ProofVerificationError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 3
+            out = res.output
+            res.proof.save(args.proof_out)
+        else:
+            out = client.infer(dep, x)
     summary: dict = {"deployment_id": dep.deployment_id, "output_shape": list(out.shape)}
+    if args.prove:
+        summary["proof"] = {"verified": True, "file": str(args.proof_out), "bytes": len(res.proof.proof),
+                            "job_id": res.job_id, "model_digest": res.proof.model_digest.hex(),
+                            "provable_bits": round(res.proof.provable_bits, 1),
+                            "conjectured_bits": round(res.proof.conjectured_bits, 1),
+                            "seconds": {k: round(v, 4) for k, v in res.seconds.items()}}
     model = dep.model
     if isinstance(model, Transformer) and model.cfg.output == "logits":
         top = torch.topk(out[0, -1].softmax(-1), min(args.top, out.shape[-1]))

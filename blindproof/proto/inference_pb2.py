@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from . import tensor_pb2 as blindproof_dot_v1_dot_tensor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x62lindproof/v1/inference.proto\x12\rblindproof.v1\x1a\x1a\x62lindproof/v1/tensor.proto\"`\n\x0c\x44\x65ployHeader\x12\x0e\n\x06\x64igest\x18\x01 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\r\n\x05label\x18\x04 \x01(\t\x12\x0c\n\x04mode\x18\x05 \x01(\t\"W\n\rDeployRequest\x12-\n\x06header\x18\x01 \x01(\x0b\x32\x1b.blindproof.v1.DeployHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\x90\x01\n\nDeployment\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\r\n\x05label\x18\x04 \x01(\t\x12\x12\n\nmodel_json\x18\x05 \x01(\t\x12\x12\n\nsize_bytes\x18\x06 \x01(\x04\x12\x14\n\x0c\x63reated_unix\x18\x07 \x01(\x01\"M\n\x0b\x44\x65ployReply\x12-\n\ndeployment\x18\x01 \x01(\x0b\x32\x19.blindproof.v1.Deployment\x12\x0f\n\x07\x65xisted\x18\x02 \x01(\x08\"\x18\n\x16ListDeploymentsRequest\"F\n\x14ListDeploymentsReply\x12.\n\x0b\x64\x65ployments\x18\x01 \x03(\x0b\x32\x19.blindproof.v1.Deployment\"0\n\x17\x44\x65leteDeploymentRequest\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteDeploymentReply\"i\n\x0cInferRequest\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12$\n\x05input\x18\x02 \x01(\x0b\x32\x15.blindproof.v1.Tensor\x12\r\n\x05start\x18\x03 \x01(\x03\x12\r\n\x05prove\x18\x04 \x01(\x08\"W\n\nInferReply\x12%\n\x06output\x18\x01 \x01(\x0b\x32\x15.blindproof.v1.Tensor\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x0e\n\x06job_id\x18\x03 \x01(\t\"%\n\x0cGenerateOpen\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\"4\n\x0cGenerateStep\x12$\n\x05input\x18\x01 \x01(\x0b\x32\x15.blindproof.v1.Tensor\"r\n\x0fGenerateRequest\x12+\n\x04open\x18\x01 \x01(\x0b\x32\x1b.blindproof.v1.GenerateOpenH\x00\x12+\n\x04step\x18\x02 \x01(\x0b\x32\x1b.blindproof.v1.GenerateStepH\x00\x42\x05\n\x03msg\"F\n\rGenerateReply\x12%\n\x06output\x18\x01 \x01(\x0b\x32\x15.blindproof.v1.Tensor\x12\x0e\n\x06length\x18\x02 \x01(\x03\x32\xa1\x03\n\tInference\x12\x44\n\x06\x44\x65ploy\x12\x1c.blindproof.v1.DeployRequest\x1a\x1a.blindproof.v1.DeployReply(\x01\x12]\n\x0fListDeployments\x12%.blindproof.v1.ListDeploymentsRequest\x1a#.blindproof.v1.ListDeploymentsReply\x12`\n\x10\x44\x65leteDeployment\x12&.blindproof.v1.DeleteDeploymentRequest\x1a$.blindproof.v1.DeleteDeploymentReply\x12?\n\x05Infer\x12\x1b.blindproof.v1.InferRequest\x1a\x19.blindproof.v1.InferReply\x12L\n\x08Generate\x12\x1e.blindproof.v1.GenerateRequest\x1a\x1c.blindproof.v1.GenerateReply(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x62lindproof/v1/inference.proto\x12\rblindproof.v1\x1a\x1a\x62lindproof/v1/tensor.proto\"`\n\x0c\x44\x65ployHeader\x12\x0e\n\x06\x64igest\x18\x01 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\r\n\x05label\x18\x04 \x01(\t\x12\x0c\n\x04mode\x18\x05 \x01(\t\"W\n\rDeployRequest\x12-\n\x06header\x18\x01 \x01(\x0b\x32\x1b.blindproof.v1.DeployHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\x90\x01\n\nDeployment\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\r\n\x05label\x18\x04 \x01(\t\x12\x12\n\nmodel_json\x18\x05 \x01(\t\x12\x12\n\nsize_bytes\x18\x06 \x01(\x04\x12\x14\n\x0c\x63reated_unix\x18\x07 \x01(\x01\"g\n\x0b\x44\x65ployReply\x12-\n\ndeployment\x18\x01 \x01(\x0b\x32\x19.blindproof.v1.Deployment\x12\x0f\n\x07\x65xisted\x18\x02 \x01(\x08\x12\x18\n\x10model_commitment\x18\x03 \x01(\x0c\"\x18\n\x16ListDeploymentsRequest\"F\n\x14ListDeploymentsReply\x12.\n\x0b\x64\x65ployments\x18\x01 \x03(\x0b\x32\x19.blindproof.v1.Deployment\"0\n\x17\x44\x65leteDeploymentRequest\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteDeploymentReply\"i\n\x0cInferRequest\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\x12$\n\x05input\x18\x02 \x01(\x0b\x32\x15.blindproof.v1.Tensor\x12\r\n\x05start\x18\x03 \x01(\x03\x12\r\n\x05prove\x18\x04 \x01(\x08\"W\n\nInferReply\x12%\n\x06output\x18\x01 \x01(\x0b\x32\x15.blindproof.v1.Tensor\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x0e\n\x06job_id\x18\x03 \x01(\t\"%\n\x0cGenerateOpen\x12\x15\n\rdeployment_id\x18\x01 \x01(\t\"4\n\x0cGenerateStep\x12$\n\x05input\x18\x01 \x01(\x0b\x32\x15.blindproof.v1.Tensor\"r\n\x0fGenerateRequest\x12+\n\x04open\x18\x01 \x01(\x0b\x32\x1b.blindproof.v1.GenerateOpenH\x00\x12+\n\x04step\x18\x02 \x01(\x0b\x32\x1b.blindproof.v1.GenerateStepH\x00\x42\x05\n\x03msg\"F\n\rGenerateReply\x12%\n\x06output\x18\x01 \x01(\x0b\x32\x15.blindproof.v1.Tensor\x12\x0e\n\x06length\x18\x02 \x01(\x03\x32\xa1\x03\n\tInference\x12\x44\n\x06\x44\x65ploy\x12\x1c.blindproof.v1.DeployRequest\x1a\x1a.blindproof.v1.DeployReply(\x01\x12]\n\x0fListDeployments\x12%.blindproof.v1.ListDeploymentsRequest\x1a#.blindproof.v1.ListDeploymentsReply\x12`\n\x10\x44\x65leteDeployment\x12&.blindproof.v1.DeleteDeploymentRequest\x1a$.blindproof.v1.DeleteDeploymentReply\x12?\n\x05Infer\x12\x1b.blindproof.v1.InferRequest\x1a\x19.blindproof.v1.InferReply\x12L\n\x08Generate\x12\x1e.blindproof.v1.GenerateRequest\x1a\x1c.blindproof.v1.GenerateReply(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,27 +39,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DEPLOYMENT']._serialized_start=264
   _globals['_DEPLOYMENT']._serialized_end=408
   _globals['_DEPLOYREPLY']._serialized_start=410
-  _globals['_DEPLOYREPLY']._serialized_end=487
-  _globals['_LISTDEPLOYMENTSREQUEST']._serialized_start=489
-  _globals['_LISTDEPLOYMENTSREQUEST']._serialized_end=513
-  _globals['_LISTDEPLOYMENTSREPLY']._serialized_start=515
-  _globals['_LISTDEPLOYMENTSREPLY']._serialized_end=585
-  _globals['_DELETEDEPLOYMENTREQUEST']._serialized_start=587
-  _globals['_DELETEDEPLOYMENTREQUEST']._serialized_end=635
-  _globals['_DELETEDEPLOYMENTREPLY']._serialized_start=637
-  _globals['_DELETEDEPLOYMENTREPLY']._serialized_end=660
-  _globals['_INFERREQUEST']._serialized_start=662
-  _globals['_INFERREQUEST']._serialized_end=767
-  _globals['_INFERREPLY']._serialized_start=769
-  _globals['_INFERREPLY']._serialized_end=856
-  _globals['_GENERATEOPEN']._serialized_start=858
-  _globals['_GENERATEOPEN']._serialized_end=895
-  _globals['_GENERATESTEP']._serialized_start=897
-  _globals['_GENERATESTEP']._serialized_end=949
-  _globals['_GENERATEREQUEST']._serialized_start=951
-  _globals['_GENERATEREQUEST']._serialized_end=1065
-  _globals['_GENERATEREPLY']._serialized_start=1067
-  _globals['_GENERATEREPLY']._serialized_end=1137
-  _globals['_INFERENCE']._serialized_start=1140
-  _globals['_INFERENCE']._serialized_end=1557
+  _globals['_DEPLOYREPLY']._serialized_end=513
+  _globals['_LISTDEPLOYMENTSREQUEST']._serialized_start=515
+  _globals['_LISTDEPLOYMENTSREQUEST']._serialized_end=539
+  _globals['_LISTDEPLOYMENTSREPLY']._serialized_start=541
+  _globals['_LISTDEPLOYMENTSREPLY']._serialized_end=611
+  _globals['_DELETEDEPLOYMENTREQUEST']._serialized_start=613
+  _globals['_DELETEDEPLOYMENTREQUEST']._serialized_end=661
+  _globals['_DELETEDEPLOYMENTREPLY']._serialized_start=663
+  _globals['_DELETEDEPLOYMENTREPLY']._serialized_end=686
+  _globals['_INFERREQUEST']._serialized_start=688
+  _globals['_INFERREQUEST']._serialized_end=793
+  _globals['_INFERREPLY']._serialized_start=795
+  _globals['_INFERREPLY']._serialized_end=882
+  _globals['_GENERATEOPEN']._serialized_start=884
+  _globals['_GENERATEOPEN']._serialized_end=921
+  _globals['_GENERATESTEP']._serialized_start=923
+  _globals['_GENERATESTEP']._serialized_end=975
+  _globals['_GENERATEREQUEST']._serialized_start=977
+  _globals['_GENERATEREQUEST']._serialized_end=1091
+  _globals['_GENERATEREPLY']._serialized_start=1093
+  _globals['_GENERATEREPLY']._serialized_end=1163
+  _globals['_INFERENCE']._serialized_start=1166
+  _globals['_INFERENCE']._serialized_end=1583
 # @@protoc_insertion_point(module_scope)

@@ -48,12 +48,14 @@ class Deployment(_message.Message):
     def __init__(self, deployment_id: _Optional[str] = ..., digest: _Optional[str] = ..., key_id: _Optional[str] = ..., label: _Optional[str] = ..., model_json: _Optional[str] = ..., size_bytes: _Optional[int] = ..., created_unix: _Optional[float] = ...) -> None: ...
 
 class DeployReply(_message.Message):
-    __slots__ = ("deployment", "existed")
+    __slots__ = ("deployment", "existed", "model_commitment")
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     EXISTED_FIELD_NUMBER: _ClassVar[int]
+    MODEL_COMMITMENT_FIELD_NUMBER: _ClassVar[int]
     deployment: Deployment
     existed: bool
-    def __init__(self, deployment: _Optional[_Union[Deployment, _Mapping]] = ..., existed: _Optional[bool] = ...) -> None: ...
+    model_commitment: bytes
+    def __init__(self, deployment: _Optional[_Union[Deployment, _Mapping]] = ..., existed: _Optional[bool] = ..., model_commitment: _Optional[bytes] = ...) -> None: ...
 
 class ListDeploymentsRequest(_message.Message):
     __slots__ = ()
