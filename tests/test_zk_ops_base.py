@@ -83,12 +83,13 @@ def test_zero_check_rejects_nonzero_product():
         assert _roundtrip(vals, prove, verify)[0] is ok
 
 
+@pytest.mark.parametrize("limb_bits", [16, 8, 5])
 @pytest.mark.parametrize("lo,hi", [(0, 255), (-32767, 32767), (5, 70000), (0, (1 << 30) - 1), (-3, 3)])
-def test_range_check_complete(lo, hi):
+def test_range_check_complete(lo, hi, limb_bits):
     rng = np.random.default_rng(4)
     v = rng.integers(lo, hi + 1, size=(3, 7))
     v[0, 0], v[0, 1] = lo, hi
-    rc = B.RangeCheck("v~rc", "v", v.shape, lo, hi)
+    rc = B.RangeCheck("v~rc", "v", v.shape, lo, hi, limb_bits=limb_bits)
     chk = B.Checks("v~k", ranges=[rc])
     vals = {"v": v}
     vals.update(chk.witness(lambda n: vals[n]))
@@ -96,12 +97,13 @@ def test_range_check_complete(lo, hi):
     assert ok, why
 
 
+@pytest.mark.parametrize("limb_bits", [16, 8])
 @pytest.mark.parametrize("lo,hi,bad", [(0, 255, 256), (0, 255, -1), (-32767, 32767, 32768),
                                         (-32767, 32767, -32768), (5, 70000, 4), (5, 70000, 70001)])
-def test_range_check_rejects_out_of_range(lo, hi, bad):
+def test_range_check_rejects_out_of_range(lo, hi, bad, limb_bits):
     v = np.full((2, 4), lo, dtype=np.int64)
     v[1, 2] = bad
-    rc = B.RangeCheck("v~rc", "v", v.shape, lo, hi)
+    rc = B.RangeCheck("v~rc", "v", v.shape, lo, hi, limb_bits=limb_bits)
     chk = B.Checks("v~k", ranges=[rc])
     with pytest.raises(ValueError):
         chk.witness(lambda n: v)
@@ -113,8 +115,8 @@ def test_range_check_rejects_out_of_range(lo, hi, bad):
     assert not ok
 
 
-def _clamp_case(q, out, lo=-100, hi=100):
-    cl = B.Clamp("o~c", "q", "o", q.shape, lo, hi, 1 << 12)
+def _clamp_case(q, out, lo=-100, hi=100, limb_bits=16):
+    cl = B.Clamp("o~c", "q", "o", q.shape, lo, hi, 1 << 12, limb_bits)
     chk = B.Checks("o~k", ranges=cl.ranges())
     vals = {"q": q, "o": out}
     vals.update(cl.witness(q))
@@ -140,11 +142,12 @@ def test_clamp_complete():
     assert ok, why
 
 
+@pytest.mark.parametrize("limb_bits", [16, 8])
 @pytest.mark.parametrize("cheat", ["below_hi", "unclamped_low", "both_sides"])
-def test_clamp_rejects_cheats(cheat):
+def test_clamp_rejects_cheats(cheat, limb_bits):
     q = np.array([[150, 20, -7, -250]])
     out = np.clip(q, -100, 100)
-    cl, chk, vals = _clamp_case(q, out)
+    cl, chk, vals = _clamp_case(q, out, limb_bits=limb_bits)
     if cheat == "below_hi":  # claim 90 for q = 150, with d+ = 60 so the linear relation holds
         vals["o"] = out.copy()
         vals["o"][0, 0] = 90

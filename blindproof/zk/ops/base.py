@@ -617,10 +617,16 @@ def _combine_values(claims: Sequence[Claim], alphas: Sequence[np.ndarray]) -> np
 
 # --- range checks and function lookups ------------------------------------------------------------
 
-def _limb_widths(bits: int) -> list[int]:
-    """The fewest limbs of ≤ 16 bits, of (nearly) equal width, least significant first: small limbs
-    keep the range tables small (23 bits -> 12 + 11, not 16 + 7)."""
-    k = -(-bits // LIMB_BITS)
+def small_limbs(shape: Sequence[int]) -> int:
+    """A limb width for range checks of a tensor of ``shape``: 8 bits up to 2^13 entries (more limbs,
+    but 256-row tables instead of 2^16-row ones, which would dominate a small lookup), else 16."""
+    return 8 if n_vars(shape) <= 13 else LIMB_BITS
+
+
+def _limb_widths(bits: int, limb_bits: int = LIMB_BITS) -> list[int]:
+    """The fewest limbs of ≤ ``limb_bits`` bits, of (nearly) equal width, least significant first:
+    small limbs keep the range tables small (23 bits -> 12 + 11, not 16 + 7)."""
+    k = -(-bits // limb_bits)
     base, extra = divmod(bits, k)
     return [base + 1] * extra + [base] * (k - extra)
 
@@ -654,6 +660,7 @@ class RangeCheck:
     lo: int
     hi: int
     plus: tuple[str, ...] = ()
+    limb_bits: int = LIMB_BITS  # width of limbs and the largest direct range table (≤ 16)
 
     def __post_init__(self) -> None:
         if self.hi < self.lo:
@@ -665,6 +672,8 @@ class RangeCheck:
                              "two-sided check (needs ≤ 29 bits)")
         if self.bits > 30:
             raise ValueError(f"range check of {self.tensor!r}: more than 30 bits")
+        if not 1 <= self.limb_bits <= LIMB_BITS:
+            raise ValueError(f"range check of {self.tensor!r}: limb width must be 1..{LIMB_BITS}")
 
     @property
     def bits(self) -> int:
@@ -676,10 +685,11 @@ class RangeCheck:
         return (0,) if (self.hi - self.lo + 1) == 1 << self.bits else (0, 1)
 
     def _range_direct(self) -> bool:
-        return not self.plus and self.lo == 0 and self.sides() == (0,) and self.bits <= LIMB_BITS
+        return not self.plus and self.lo == 0 and self.sides() == (0,) and self.bits <= self.limb_bits
 
     def _interval_direct(self) -> bool:
-        return not self.plus and self.lo <= 0 <= self.hi and self.bits <= LIMB_BITS
+        return (not self.plus and self.limb_bits == LIMB_BITS and self.lo <= 0 <= self.hi
+                and self.bits <= LIMB_BITS)
 
     def direct(self) -> bool:
         """True when the tensor itself is looked up (no aux limbs)."""
@@ -704,7 +714,7 @@ class RangeCheck:
         out = []
         for side in self.sides():
             off = 0
-            for k, b in enumerate(_limb_widths(self.bits)):
+            for k, b in enumerate(_limb_widths(self.bits, self.limb_bits)):
                 out.append((f"{self.tag}.{side}{k}", b, off, side))
                 off += b
         return out
@@ -729,7 +739,7 @@ class RangeCheck:
         out = {}
         for side in self.sides():
             u = v - self.lo if side == 0 else self.hi - v
-            widths = _limb_widths(self.bits)
+            widths = _limb_widths(self.bits, self.limb_bits)
             off = 0
             for k, b in enumerate(widths):
                 top = k == len(widths) - 1
@@ -922,6 +932,7 @@ class Clamp:
     lo: int
     hi: int
     q_bound: int
+    limb_bits: int = LIMB_BITS  # passed to its range checks (see :func:`small_limbs`)
 
     def __post_init__(self) -> None:
         if self.lo >= self.hi:
@@ -945,8 +956,9 @@ class Clamp:
     def ranges(self) -> list[RangeCheck]:
         """The two range checks: the output, and the sum of the excesses."""
         top = (1 << self.bits) - 1
-        return [RangeCheck(f"{self.tag}.out", self.out, self.shape, self.lo, self.hi),
-                RangeCheck(f"{self.tag}.d", self.dpos, self.shape, 0, top, plus=(self.dneg,))]
+        return [RangeCheck(f"{self.tag}.out", self.out, self.shape, self.lo, self.hi, limb_bits=self.limb_bits),
+                RangeCheck(f"{self.tag}.d", self.dpos, self.shape, 0, top, plus=(self.dneg,),
+                           limb_bits=self.limb_bits)]
 
     def columns(self) -> dict[str, tuple[int, ...]]:
         """The excess columns (the range checks' columns come with :class:`Checks`)."""

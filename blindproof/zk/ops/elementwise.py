@@ -60,7 +60,7 @@ def _clamp_plan(op: Op, shape: tuple[int, ...], spec: QuantSpec):
     if -ts.lo >= q_bound and ts.hi >= q_bound:
         return None, None
     clamp = B.Clamp(B.aux_name(op.output, "clamp"), B.witness_name(op.output, "raw"), op.output, shape,
-                    ts.lo, ts.hi, q_bound)
+                    ts.lo, ts.hi, q_bound, B.small_limbs(shape))
     return clamp, B.Checks(B.aux_name(op.output, "chk"), ranges=clamp.ranges())
 
 

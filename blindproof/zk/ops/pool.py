@@ -29,7 +29,9 @@ def shapes(op: Op, in_shapes: Sequence[tuple[int, ...]], spec: QuantSpec) -> dic
 
 
 def _checks(op: Op, xs: tuple[int, ...]) -> B.Checks:
-    rc = B.RangeCheck(B.aux_name(op.output, "r"), B.witness_name(op.output, "r"), (xs[0], xs[2]), 0, xs[1] - 1)
+    ys = (xs[0], xs[2])
+    rc = B.RangeCheck(B.aux_name(op.output, "r"), B.witness_name(op.output, "r"), ys, 0, xs[1] - 1,
+                      limb_bits=B.small_limbs(ys))
     return B.Checks(B.aux_name(op.output, "chk"), ranges=[rc])
 
 

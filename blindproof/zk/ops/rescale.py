@@ -56,21 +56,22 @@ class _Plan:
         self.y, self.q_name = op.output, B.witness_name(op.output, "q")
         self.r = B.witness_name(op.output, "r")
         self.identity = -self.lo >= self.q_bound and self.hi >= self.q_bound
+        lb = B.small_limbs(shape)
         self.clamp = None if self.identity else B.Clamp(B.aux_name(op.output, "clamp"), self.q_name, self.y,
-                                                         shape, self.lo, self.hi, self.q_bound)
+                                                         shape, self.lo, self.hi, self.q_bound, lb)
         self.scaled = None
         ranges = []
         if self.uniform:
             ranges.append(B.RangeCheck(B.aux_name(op.output, "r"), self.r, shape, 0,
-                                       (1 << max(int(s[0]), 0)) - 1))
+                                       (1 << max(int(s[0]), 0)) - 1, limb_bits=lb))
         else:
             if 2 * self.smax - self.smin > 30:
                 raise ValueError(f"rescale {op.output}: per-channel shifts {self.smin}..{self.smax} too spread")
             self.scaled = B.aux_name(op.output, "r_scaled")
             self.D = np.left_shift(1, self.smax - np.maximum(s, 0))
             top = (1 << self.smax) - 1
-            ranges += [B.RangeCheck(B.aux_name(op.output, "r"), self.r, shape, 0, top),
-                       B.RangeCheck(B.aux_name(op.output, "rs"), self.scaled, shape, 0, top)]
+            ranges += [B.RangeCheck(B.aux_name(op.output, "r"), self.r, shape, 0, top, limb_bits=lb),
+                       B.RangeCheck(B.aux_name(op.output, "rs"), self.scaled, shape, 0, top, limb_bits=lb)]
         if self.clamp is not None:
             ranges += self.clamp.ranges()
         self.checks = B.Checks(B.aux_name(op.output, "chk"), ranges=ranges)
