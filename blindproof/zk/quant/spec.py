@@ -18,7 +18,7 @@ from typing import Any
 import blake3
 
 SPEC_VERSION = 1
-ACC_BOUND = 1 << 30  # every integer in the program satisfies |v| < ACC_BOUND (BabyBear p/2 ~ 2^30)
+ACC_BOUND = 1 << 30  # every integer in the program satisfies |v| < ACC_BOUND (note p/2 ~ 2^29.9: see docs/quant.md)
 INT8_MAX = 127  # weights: symmetric int8
 INT16_MAX = (1 << 15) - 1  # activations: symmetric int16, so a product of two stays below 2^30
 
