@@ -12,6 +12,8 @@ Protocol ("commit everything"):
 4. Ops, last to first. Each op whose output carries claims proves them (``ops.protocol(kind)``); the
    claims it returns go to the op that produced their tensor (if that op comes earlier) or to the final
    set. An op whose output has no claim is not needed for the outputs and is skipped.
+   The range checks and table lookups of all ops are deferred (``base.LookupBatch``) and proved
+   together after the last op: one logUp-GKR lookup per table and pack of ≤ 14 groups.
 5. Settle. Every claim left goes to ``settler.settle``; the verifier also evaluates the claims on
    public tensors itself.
 """
@@ -73,9 +75,10 @@ def _public(spec: QuantSpec, inputs: Mapping[str, np.ndarray],
 
 @dataclass
 class ProgramProof:
-    """One proof per op (None for an op whose output carries no claim)."""
+    """One proof per op (None for an op whose output carries no claim), then the batched lookups."""
 
     op_proofs: list[B.OpProof | None]
+    lookups: B.OpProof = field(default_factory=B.OpProof)
 
     def to_bytes(self) -> bytes:
         """Serialized proof (format version 1)."""
@@ -86,6 +89,7 @@ class ProgramProof:
             w.u8(0 if p is None else 1)
             if p is not None:
                 p.write(w)
+        self.lookups.write(w)
         return w.getvalue()
 
     @staticmethod
@@ -97,8 +101,9 @@ class ProgramProof:
         if n != n_ops:
             raise ProofFormatError(f"proof has {n} op proofs, the program {n_ops} ops")
         ops = [B.OpProof.read(r) if r.u8(max_value=1) else None for _ in range(n)]
+        lookups = B.OpProof.read(r)
         r.finish()
-        return ProgramProof(ops)
+        return ProgramProof(ops, lookups)
 
     def size_bytes(self) -> int:
         return len(self.to_bytes())
@@ -167,7 +172,8 @@ def prove_program(spec: QuantSpec, values: Mapping[str, np.ndarray], inputs: Map
     ``strict=False`` lets tests build proofs from cheating values."""
     public = _public(spec, inputs, outputs)
     vals, shapes = with_aux(spec, values, public, start, strict)
-    ctx = B.ProverContext(transcript, spec, shapes, public=public, start=start, values=vals, strict=strict)
+    ctx = B.ProverContext(transcript, spec, shapes, public=public, start=start, values=vals, strict=strict,
+                          lookups=B.LookupBatch())
     settler.commit({n: ctx.table(n) for n in vals if n in shapes}, transcript)
     run = _Run(spec, public)
     run.output_claims(ctx)
@@ -180,8 +186,10 @@ def prove_program(spec: QuantSpec, values: Mapping[str, np.ndarray], inputs: Map
         B.op_label(ctx, op)
         proofs[i], new = protocol(op.kind).prove(ctx, op, claims)
         run.route(i, new)
+    lookups, new = ctx.lookups.prove(ctx)
+    run.final += new
     settler.settle(run.final, transcript)
-    return ProgramProof(proofs).to_bytes()
+    return ProgramProof(proofs, lookups).to_bytes()
 
 
 def verify_program(spec: QuantSpec, inputs: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray],
@@ -204,7 +212,7 @@ def verify_program(spec: QuantSpec, inputs: Mapping[str, np.ndarray], outputs: M
             raise B.Reject(f"malformed program proof: {exc}") from None
     if len(proof.op_proofs) != len(spec.ops):
         raise B.Reject("wrong number of op proofs")
-    ctx = B.VerifierContext(transcript, spec, shapes, public=public, start=start)
+    ctx = B.VerifierContext(transcript, spec, shapes, public=public, start=start, lookups=B.LookupBatch())
     settler.commit(None, transcript)
     run = _Run(spec, public)
     run.output_claims(ctx)
@@ -223,6 +231,7 @@ def verify_program(spec: QuantSpec, inputs: Mapping[str, np.ndarray], outputs: M
         except B.Reject as exc:
             raise B.Reject(f"op {op.kind} -> {op.output}: {exc}") from None
         run.route(i, new)
+    run.final += ctx.lookups.verify(ctx, proof.lookups)
     run.check_public(ctx)
     settler.settle(run.final, transcript)
 

@@ -332,6 +332,7 @@ class VerifierContext:
     shapes: Mapping[str, tuple[int, ...]]
     public: Mapping[str, np.ndarray] = field(default_factory=dict)
     start: int = 0
+    lookups: "LookupBatch | None" = None  # set by the program: Checks defer their lookups to it
 
     def shape(self, name: str) -> tuple[int, ...]:
         """Shape of a tensor; Reject if unknown (a verifier never guesses)."""
@@ -848,6 +849,9 @@ class Checks:
             ctx.transcript.absorb_ext("ops/range_values", vals)
             claims += [Claim(n, tau, v) for n, v in zip(names, vals)]
         for table, groups, mname in self._chunks():
+            if ctx.lookups is not None:
+                ctx.lookups.add(table, groups, mname)
+                continue
             st = self._statement(table, groups, mname)
             cols = [[ctx.table(n) for n in names] for names, _ in groups]
             replay = _fork(ctx.transcript)  # the prover replays the verifier to learn the leaf points
@@ -887,6 +891,9 @@ class Checks:
             claims += [Claim(nm, tau, x) for nm, x in zip(rc.summands(), vals[:m])]
             claims += [Claim(nm, tau, lv) for (nm, _, _, _), lv in zip(limbs, vals[m:])]
         for table, groups, mname in self._chunks():
+            if ctx.lookups is not None:
+                ctx.lookups.add(table, groups, mname)
+                continue
             st = self._statement(table, groups, mname)
             lp = rd.take_lookup(st)
             res = L.verify(st, lp, ctx.transcript)
@@ -902,6 +909,102 @@ class Checks:
         if len(evals) != len(names):
             raise Reject("lookup returned an unexpected number of claims")
         return [Claim(n, e.point, e.value) for n, e in zip(names, evals)]
+
+
+@dataclass
+class LookupBatch:
+    """Lookups deferred to the end of a program and proved together: the groups of many ops that use
+    one table share a logUp-GKR lookup (≤ ``lookup.MAX_GROUPS`` groups each), so the table side and the
+    per-layer overhead are paid once per pack instead of once per op. Each op keeps its own committed
+    multiplicity column; the table's numerator is their sum, so the prover sends every column's value
+    at the table's leaf point and the verifier checks that they add up to the lookup's claim.
+    Every deferred column was committed before any challenge, so proving at the end is sound."""
+
+    entries: list = field(default_factory=list)  # (table, groups, multiplicity column)
+
+    def add(self, table: L.LookupTable, groups: list, mname: str) -> None:
+        """Defer one Checks chunk (its groups and its multiplicity column)."""
+        self.entries.append((table, list(groups), mname))
+
+    def _packs(self):
+        by_table: dict[str, list] = {}
+        for table, groups, mname in self.entries:
+            by_table.setdefault(table.name, []).append((table, groups, mname))
+        for name in sorted(by_table):
+            pack: list = []
+            size = 0
+            for e in by_table[name]:
+                if pack and size + len(e[1]) > L.MAX_GROUPS:
+                    yield pack
+                    pack, size = [], 0
+                pack.append(e)
+                size += len(e[1])
+            if pack:
+                yield pack
+
+    @staticmethod
+    def _statement(pack) -> L.LookupStatement:
+        names, logs = [], []
+        for _, groups, mname in pack:
+            names += [f"{mname}:{g}" for g in range(len(groups))]
+            logs += [n_vars(shape) for _, shape in groups]
+        return L.LookupStatement(pack[0][0], tuple(names), tuple(logs))
+
+    @staticmethod
+    def _claims(pack, evals: Sequence[S.EvalClaim], mvals: np.ndarray) -> list[Claim]:
+        names = [n for _, groups, _ in pack for cols, _ in groups for n in cols]
+        if len(evals) != len(names) + 1:
+            raise Reject("lookup returned an unexpected number of claims")
+        out = [Claim(n, e.point, e.value) for n, e in zip(names, evals)]
+        pt = evals[-1].point
+        return out + [Claim(mname, pt, v) for (_, _, mname), v in zip(pack, mvals)]
+
+    def prove(self, ctx: ProverContext) -> tuple[OpProof, list[Claim]]:
+        """Prove every deferred lookup; returns the proof and the claims to settle."""
+        proof, claims = OpProof(), []
+        ctx.transcript.absorb_bytes("ops/lookup_batch", str(len(self.entries)).encode())
+        for pack in self._packs():
+            st = self._statement(pack)
+            table = pack[0][0]
+            cols = [[ctx.table(n) for n in names] for _, groups, _ in pack for names, _ in groups]
+            mult = np.zeros(1 << table.log_size, dtype=np.int64)
+            for _, _, mname in pack:
+                mult += np.asarray(ctx.value(mname), dtype=np.int64)
+            replay = _fork(ctx.transcript)
+            lp = L.prove(st, cols, F.from_signed(mult), ctx.transcript)
+            proof.put_bytes(lp.to_bytes(st))
+            res = L.verify(st, lp, replay)
+            if not res.ok:
+                if ctx.strict:
+                    raise ValueError(f"lookup into {table.name!r} fails on the prover's own data: {res.reason}")
+                continue
+            pt = res.claims[-1].point
+            mvals = np.stack([ctx.evaluate(mname, pt) for _, _, mname in pack])
+            proof.put_ext(mvals)
+            ctx.transcript.absorb_ext("ops/lookup_batch_mult", mvals)
+            claims += self._claims(pack, res.claims, mvals)
+        return proof, claims
+
+    def verify(self, ctx: VerifierContext, proof: OpProof) -> list[Claim]:
+        """Check every deferred lookup; returns the claims to settle. Raises Reject."""
+        rd = ProofReader(proof)
+        claims: list[Claim] = []
+        ctx.transcript.absorb_bytes("ops/lookup_batch", str(len(self.entries)).encode())
+        for pack in self._packs():
+            st = self._statement(pack)
+            res = L.verify(st, rd.take_lookup(st), ctx.transcript)
+            if not res.ok:
+                raise Reject(f"lookup into {pack[0][0].name!r}: {res.reason}")
+            mvals = rd.take_ext(len(pack))
+            ctx.transcript.absorb_ext("ops/lookup_batch_mult", mvals)
+            total = F.ezero()
+            for v in mvals:
+                total = F.eadd(total, v)
+            if not np.array_equal(total, res.claims[-1].value):
+                raise Reject(f"lookup into {pack[0][0].name!r}: multiplicities do not add up")
+            claims += self._claims(pack, res.claims, mvals)
+        rd.done()
+        return claims
 
 
 def _fork(t: Transcript) -> Transcript:
