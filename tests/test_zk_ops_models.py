@@ -141,3 +141,25 @@ def test_mlp_program_and_must_reject():
 @pytest.mark.slow
 def test_tiny_llama_program():
     _full_program("tiny-llama", 0)
+
+
+def test_mlp_program_rejects_remainder_out_of_range():
+    """The rounding relation kept true with q one lower and r one step higher: only the (batched)
+    range check of r can catch it."""
+    qm, trace = _model("mlp-784-56-10", 0)
+    op = next(o for o in qm.spec.ops if o.output == "logits")
+    s = np.broadcast_to(np.asarray(op.params["shift"]), trace.tensors["logits"].shape[-1:])
+    tensors = dict(trace.tensors)
+    j = int(np.argmax(s))
+    for name in ("logits/q", "logits/r", "logits"):
+        tensors[name] = tensors[name].copy()
+    tensors["logits/q"][0, j] -= 1
+    tensors["logits/r"][0, j] += 1 << int(s[j])
+    tensors["logits"][0, j] = tensors["logits/q"][0, j]
+    cheat = dataclasses.replace(trace, tensors=tensors)
+    settler = B.OracleSettler()
+    proof = P.prove_trace(qm.spec, qm.weights, cheat, settler, strict=False)
+    inputs = {n: tensors[n] for n in qm.spec.inputs}
+    outputs = {n: tensors[n] for n in qm.spec.outputs}
+    res = P.verify_trace(qm.spec, inputs, outputs, proof, settler)
+    assert not res.ok and "lookup" in res.reason, res.reason
