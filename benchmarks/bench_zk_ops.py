@@ -281,6 +281,28 @@ def measure(name: str, c: Case, reps: int) -> dict:
             "verify_wall_s": vw, "verify_cpu_s": vc, "proof_bytes": len(data), "claims_left": len(got)}
 
 
+PROGRAMS = {"tiny-llama (batch 1, 16 tokens)": ("tiny-llama", 0), "mlp-784-56-10 (batch 1)": ("mlp-784-56-10", 0)}
+
+
+def measure_program(label: str, workload: str, reps: int) -> dict:
+    """A whole quantized workload proved by ``program.prove_trace`` with the oracle settler (op proofs
+    and batched lookups; no PCS commitment or opening)."""
+    from blindproof.models.workloads import get_workload
+    from blindproof.zk.quant import quantize
+    wl = get_workload(workload)
+    x = wl.example_input(0, 1)
+    qm = quantize(wl.build(0), x)
+    trace = qm.run(x)
+    inputs = {n: trace.tensors[n] for n in qm.spec.inputs}
+    outputs = {n: trace.tensors[n] for n in qm.spec.outputs}
+    settler = B.OracleSettler()
+    pw, pc, proof = _timed(lambda: P.prove_trace(qm.spec, qm.weights, trace, settler), reps)
+    vw, vc, res = _timed(lambda: P.verify_trace(qm.spec, inputs, outputs, proof, settler), reps)
+    assert res.ok, res.reason
+    return {"program": label, "ops": len(qm.spec.ops), "prove_wall_s": pw, "prove_cpu_s": pc,
+            "verify_wall_s": vw, "verify_cpu_s": vc, "proof_bytes": len(proof)}
+
+
 def write_markdown(result: dict, path: Path) -> None:
     m = result["machine"]
     lines = ["# Layer protocol benchmark (blindproof.zk.ops)", "",
@@ -304,6 +326,13 @@ def write_markdown(result: dict, path: Path) -> None:
                      f"{r['proof_bytes'] / 1024:.1f} | {r['claims_left']} |")
     lines += ["", "Notes:", ""]
     lines += [f"- {r['case']}: {r['note']}" for r in result["rows"] if r["note"]]
+    if result.get("programs"):
+        lines += ["", "## Whole programs (op proofs + batched lookups, oracle settler: no PCS)", "",
+                  "| program | ops | prove s (wall / cpu) | verify s (wall / cpu) | proof KB |",
+                  "|---|---:|---:|---:|---:|"]
+        for r in result["programs"]:
+            lines.append(f"| {r['program']} | {r['ops']} | {r['prove_wall_s']:.2f} / {r['prove_cpu_s']:.2f} | "
+                         f"{r['verify_wall_s']:.2f} / {r['verify_cpu_s']:.2f} | {r['proof_bytes'] / 1024:.0f} |")
     lines += ["", f"Command: `{result['command']}`", ""]
     path.write_text("\n".join(lines))
 
@@ -314,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--case", action="append", help="run only this case (repeatable)")
     ap.add_argument("--reps", type=int, default=None, help="repetitions (default 5, 2 with --quick)")
     ap.add_argument("--out", type=Path, default=DOCS, help="output folder (default docs/)")
+    ap.add_argument("--no-programs", action="store_true", help="skip the whole-program rows")
     args = ap.parse_args(argv)
     names = args.case or [n for n, (_, quick) in CASES.items() if quick or not args.quick]
     unknown = [n for n in names if n not in CASES]
@@ -328,6 +358,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{n}: prove total {row['prove_total_wall_s'] * 1e3:.1f} ms wall / {row['prove_total_cpu_s'] * 1e3:.1f} "
               f"ms cpu (op {row['op_prove_cpu_s'] * 1e3:.1f}, commit {row['commit_cpu_s'] * 1e3:.1f}), verify "
               f"{row['verify_cpu_s'] * 1e3:.2f} ms cpu, proof {row['proof_bytes']} B", flush=True)
+    result["programs"] = []
+    if not (args.no_programs or args.case):
+        for label, (wl, _) in PROGRAMS.items():
+            row = measure_program(label, wl, max(1, reps // 2))
+            result["programs"].append(row)
+            print(f"{label}: prove {row['prove_cpu_s']:.2f} s cpu, verify {row['verify_cpu_s']:.2f} s cpu, "
+                  f"proof {row['proof_bytes'] / 1024:.0f} KB", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench_zk_ops.json").write_text(json.dumps(result, indent=1))
     write_markdown(result, args.out / "bench_zk_ops.md")
