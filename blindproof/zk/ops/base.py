@@ -25,9 +25,10 @@ Op interface (one module per op family, registered by kind in ``blindproof.zk.op
 ``shapes`` is pure (the verifier derives every committed shape from the public input shapes). ``aux``
 is called before anything is committed: every column an op needs (limbs, multiplicities, clamp
 excesses) is committed with the trace, before any challenge ("commit everything"). ``prove`` receives
-the claims on the op's output (the program reduces several claims to one first, :func:`prove_reduce`)
-and returns claims on its inputs, witnesses, weights and aux columns; the program routes each claim to
-the op that produced the tensor or to the settler. ``verify`` mirrors ``prove`` message for message
+every claim on the op's output; it reduces one (or all) of them and returns the others unchanged —
+the output is committed, so the settler checks them — together with claims on its inputs, witnesses,
+weights and aux columns; the program routes each claim to the op that produced the tensor or to the
+settler. (:func:`prove_reduce` merges several claims on one tensor where an op needs a single one.) ``verify`` mirrors ``prove`` message for message
 and raises :class:`Reject` on any failure (the top-level verifier turns it into a ``VerifyResult`` with
 ``verdict.guarded``). Transcript discipline: both sides call the same helpers in the same order.
 
@@ -52,6 +53,8 @@ Gadgets (each with a prover and a verifier half that take an ``OpProof`` / ``Pro
   lookup per table, and the aux columns (limbs, multiplicities) they need.
 - :func:`prove_reduce` / :func:`verify_reduce`: several claims on one tensor → one claim (a degree-2
   sumcheck against ``Σ_i α^i eq(r_i, ·)``).
+- :class:`LookupBatch`: when a context carries one (the program sets it), ``Checks`` defer their
+  lookups to it and the program proves them all at the end, one lookup per table and pack of groups.
 """
 
 from __future__ import annotations
