@@ -38,6 +38,7 @@ _STREAM_UNARY = {"/blindproof.v1.Inference/Deploy"}
 _UNARY_STREAM = {"/blindproof.v1.ProverService/WatchJob", "/blindproof.v1.ProverService/DownloadProof",
                  "/grpc.health.v1.Health/Watch"}
 _FORWARDED_METADATA = ("authorization", "x-blindproof-client")
+KEYS: dict = {}  # the module's deployments' EE keys (the client's secrets), by label
 
 
 class Tamper(grpc.GenericRpcHandler):
@@ -125,6 +126,7 @@ def env(tmp_path_factory):
                 key = generate_key()
                 a = client.deploy(_mlp(0), key, "rotate", mode="integer", label="A")
                 b = client.deploy(_mlp(1), generate_key(), "rotate", mode="integer", label="B")
+                KEYS["A"] = key
                 yield proxy, client, a, b, srv
         finally:
             proxy.close()
@@ -245,6 +247,18 @@ def test_a_server_committing_to_other_weights_fails_the_deployment(env):
         client.deploy(_mlp(2), generate_key(), "rotate", mode="integer")
     with pytest.raises(CommitmentMismatchError, match="no model commitment"):
         check_commitment(b.commitment, b"")
+
+
+def test_attach_integer_rebuilds_only_the_deployed_model(env):
+    proxy, client, a, _, _ = env
+    proxy.clear()
+    again = client.attach_integer(a.deployment_id, _mlp(0), KEYS["A"], "rotate", a.codec.commitment_key, a.commitment)
+    assert again.digest == a.digest and again.commitment.digest() == a.commitment.digest()
+    res = client.infer(again, _x(7), prove=True, proof_timeout=240)
+    assert res.proof.model_digest == a.commitment.digest()
+    from blindproof.client import DeploymentDigestError
+    with pytest.raises(DeploymentDigestError, match="not the model that was deployed"):
+        client.attach_integer(a.deployment_id, _mlp(1), KEYS["A"], "rotate", a.codec.commitment_key)
 
 
 def test_infer_prove_needs_an_integer_deployment(env):
