@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("infer", help="run one blind forward pass",
                        description="Encode the input locally, run the deployment's part on the server, decode "
                                    "the reply. Prints the next-token prediction (language models) or the output "
-                                   "vector.")
+                                   "vector. With --prove (integer deployments) the server's proof is verified here; "
+                                   "exit status 3 if it is rejected.")
     add_connection_args(p, server_required=False)
     p.add_argument("--record", type=Path, default=Path("deployment.json"), help="deployment record from `deploy`")
     src = p.add_mutually_exclusive_group(required=True)
