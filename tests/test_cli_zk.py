@@ -59,6 +59,7 @@ def test_commit_prove_verify(tmp_path, _cli):
     j = _run("verify", "proof.bin", "--commitment", "model.commit", "--json", cwd=tmp_path)
     out = json.loads(j.stdout)
     assert j.returncode == 0 and out["valid"] and out["provable_bits"] >= 100 and out["conjectured_bits"] > 0
+    assert {t["term"].split(" (")[0] for t in out["soundness_terms"]} >= {"trace opening", "weight opening"}
 
     # invalid: a flipped byte, and another model's commitment -> exit 1 with a reason
     data = bytearray((tmp_path / "proof.bin").read_bytes())

@@ -48,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
     verify_s = time.perf_counter() - t0
     out = {"valid": bool(res.ok), "reason": res.reason, "verify_s": round(verify_s, 4),
            "provable_bits": round(res.provable_bits, 1), "conjectured_bits": round(res.conjectured_bits, 1),
-           "model_digest": model.digest().hex(), "proof_bytes": len(data)}
+           "model_digest": model.digest().hex(), "proof_bytes": len(data),
+           "soundness_terms": [{"term": n, "provable_bits": round(p, 1), "conjectured_bits": round(c, 1)}
+                               for n, p, c in res.terms]}
     if res.proof is not None:
         out["input_digest"] = public_digest(res.proof.inputs)
         out["output_digest"] = public_digest(res.proof.outputs)
@@ -58,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     elif res.ok:
         print(f"VALID proof ({len(data)} bytes, verified in {verify_s * 1000:.1f} ms): soundness "
               f"{res.provable_bits:.1f} provable bits, {res.conjectured_bits:.1f} conjectured bits")
+        for n, p, c in res.terms:
+            print(f"  {n}: {p:.1f} / {c:.1f} bits")
     else:
         print(f"INVALID proof: {res.reason}")
         if res.provable_bits:

@@ -51,6 +51,7 @@ class ModelVerifyResult(VerifyResult):
     provable_bits: float = 0.0
     conjectured_bits: float = 0.0
     proof: ModelProof | None = None
+    terms: tuple = ()  # (name, provable bits, conjectured bits) per error term
 
 
 # --- statement and transcript ---------------------------------------------------------------------
@@ -245,7 +246,7 @@ def verify_model_proof(model: ModelCommitment, proof: bytes, inputs: Mapping[str
 
 def _reject(reason: str, proof: ModelProof | None = None, figs: SoundnessFigures | None = None) -> ModelVerifyResult:
     return ModelVerifyResult(False, reason, (), figs.provable_bits if figs else 0.0,
-                             figs.conjectured_bits if figs else 0.0, proof)
+                             figs.conjectured_bits if figs else 0.0, proof, tuple(figs.terms) if figs else ())
 
 
 def _verify(model, data, inputs, outputs, min_bits) -> ModelVerifyResult:
@@ -293,4 +294,4 @@ def _verify(model, data, inputs, outputs, min_bits) -> ModelVerifyResult:
     if figs.provable_bits < min_bits:
         return _reject(f"soundness {figs.provable_bits:.1f} provable bits is below the required {min_bits}",
                        proof, figs)
-    return ModelVerifyResult(True, "", (), figs.provable_bits, figs.conjectured_bits, proof)
+    return ModelVerifyResult(True, "", (), figs.provable_bits, figs.conjectured_bits, proof, tuple(figs.terms))
