@@ -55,8 +55,9 @@ class PcsProverSettler(Settler):
     with one batched opening per commitment."""
 
     def __init__(self, weights: pcs.ProverState, public: Mapping[str, np.ndarray], params: pcs.PcsParams,
-                 rng: np.random.Generator | None = None, strict: bool = True) -> None:
+                 rng: np.random.Generator | None = None, strict: bool = True, progress: Progress | None = None) -> None:
         self.weights, self.public, self.params, self.rng = weights, dict(public), params, rng
+        self.say = progress or (lambda _msg: None)
         self.strict = strict  # False only in tests of cheating provers
         self.trace_com: pcs.Commitment | None = None
         self.trace_state: pcs.ProverState | None = None
@@ -72,7 +73,10 @@ class PcsProverSettler(Settler):
             if self.strict and k.startswith("w:") and not np.array_equal(np.asarray(v).reshape(-1), committed_table(self.weights, k)):
                 raise ValueError(f"weight table {k!r} differs from the committed weights")
         if mine:
+            t0 = time.perf_counter()
             self.trace_com, self.trace_state = pcs.commit(mine, self.params, rng=self.rng)
+            self.say(f"trace committed: {len(mine)} tensors, "
+                     f"{sum(1 << s for s in self.trace_com.layout.log_sizes)} entries ({time.perf_counter() - t0:.2f} s)")
         transcript.absorb_digest(TRACE_COMMITMENT_LABEL,
                                  self.trace_com.digest() if self.trace_com else b"\x00" * 32)
 
@@ -83,6 +87,7 @@ class PcsProverSettler(Settler):
             if self.strict and not np.array_equal(public_eval(self.public[c.tensor], c.point), c.value):
                 raise Reject(f"claim on public tensor {c.tensor!r} is false")
         self.trace_claims, self.weight_claims = len(tr), len(w)
+        self.say(f"opening {len(tr)} trace claims and {len(w)} weight claims")
         if tr:
             if self.trace_state is None:
                 raise ValueError("claims on trace tensors but nothing was committed")
@@ -100,6 +105,24 @@ def _program_prove(spec, values: Mapping[str, np.ndarray], inputs, outputs, tran
     except ImportError:
         raise RuntimeError("this installation has no program prover (blindproof.zk.program)") from None
     return program.prove_program(spec, values, inputs, outputs, transcript, settler, start=start, strict=strict)
+
+
+def _op_progress(say: Progress, n_ops: int) -> Callable[[str], None]:
+    """Progress for the op proofs (last op first), at most about one message a second."""
+    state = {"done": 0, "last": time.perf_counter()}
+
+    def on_op(what: str) -> None:
+        now = time.perf_counter()
+        if not what:
+            say(f"op proofs: {state['done']}/{n_ops} done; proving the batched lookups")
+            state["last"] = now
+            return
+        state["done"] += 1
+        if now - state["last"] >= 1.0:
+            state["last"] = now
+            say(f"op proofs: {state['done']}/{n_ops} ({what})")
+
+    return on_op
 
 
 @dataclass
@@ -133,8 +156,8 @@ class ModelProver:
         say(f"trace: {len(trace.tensors)} tensors ({time.perf_counter() - t0:.2f} s)")
         digest = self.commitment.digest()
         tr = CountingTranscript(DOMAIN, statement_bytes(digest, self.commitment.spec_digest, self.params, start,
-                                                        inputs, outputs))
-        settler = PcsProverSettler(self.state, inputs | outputs, self.params, rng, strict)
+                                                        inputs, outputs), on_op=_op_progress(say, len(spec.ops)))
+        settler = PcsProverSettler(self.state, inputs | outputs, self.params, rng, strict, say)
         values = dict(trace.tensors)
         values.update({f"w:{k}": v for k, v in self.model.weights.items()})
         t1 = time.perf_counter()

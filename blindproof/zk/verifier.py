@@ -24,7 +24,7 @@ import math
 import struct
 from collections import Counter
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -80,13 +80,18 @@ class CountingTranscript(Transcript):
     drawn under each label, and for each logUp lookup its query count (from the group sizes it
     absorbs) and its GKR depth (one ``lookup/mu`` per layer; the table has at most ``2^depth`` rows)."""
 
-    def __init__(self, domain: bytes, statement: bytes = b"") -> None:
+    def __init__(self, domain: bytes, statement: bytes = b"", on_op: Callable[[str], None] | None = None) -> None:
         super().__init__(domain, statement)
         self.counts: Counter[str] = Counter()
         self.lookups: list[list[int]] = []  # [queries, depth, alpha/beta draws]
+        self.on_op = on_op  # told "kind -> output" as each op proof starts (progress display)
 
     def absorb_bytes(self, label: str, data: bytes) -> None:
         super().absorb_bytes(label, data)
+        if label == "ops/op" and self.on_op is not None:
+            self.on_op(data.decode("utf-8", "replace").replace("\0", " -> "))
+        if label == "lookup/groups" and self.on_op is not None and not self.lookups:
+            self.on_op("")  # the deferred lookups start
         if label == "lookup/groups":  # u32 log sizes, then the group names (text)
             logs = []
             for i in range(0, len(data) - 3, 4):
