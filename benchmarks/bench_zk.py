@@ -162,7 +162,8 @@ def markdown(results: list[dict], machine: dict) -> str:
                                                      for r in results if r.get("status") == "ok")
              + " (median; single runs include the first-run cost of loading compiled kernels). Verify: median of 3. "
              "Proof size includes the public statement X, Y (in parentheses; the logits of a 50k vocabulary "
-             "dominate gpt2-block). gpt2-small (12 blocks) is behind `--gpt2-small` and was not run.", "",
+             "dominate gpt2-block). gpt2-small (12 blocks) is behind `--gpt2-small` and was not run. minilm-l6 uses "
+             "the real all-MiniLM-L6-v2 weights (installed package); tiny-llama the trained default model.", "",
              "| workload | seq | prove (s, median) | verify (ms, median) | proof (of which X, Y) | peak RSS proving | "
              "multiply-adds | MAC/s proven | provable / conjectured bits | status |",
              "|---|---|---|---|---|---|---|---|---|---|"]

@@ -15,7 +15,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                                                   "mlp-784-56-10, minilm-l6)")
     p.add_argument("--weights", type=Path, default=None,
                    help="safetensors file with the model's state dict (default: the trained default model for "
-                        "tiny-llama, seeded random weights otherwise)")
+                        "tiny-llama, the real all-MiniLM-L6-v2 weights for minilm-l6 where installed, seeded random "
+                        "weights otherwise)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
     p.add_argument("--key", type=Path, default=None,
                    help="secret commitment key (default: <commitment>.key next to the commitment file)")

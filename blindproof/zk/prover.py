@@ -178,7 +178,8 @@ class ModelProver:
 
 def workload_float_model(name: str, weights: str | None = None, seed: int = 0):
     """The float model of a named workload: ``weights`` (a safetensors file of the model's own
-    state dict), else the trained default model for tiny-llama, else seeded random weights."""
+    state dict), else the trained default model for tiny-llama, the real all-MiniLM-L6-v2 weights for
+    minilm-l6 where their package is installed, else seeded random weights."""
     from blindproof.models.workloads import get_workload
 
     wl = get_workload(name)
@@ -193,6 +194,12 @@ def workload_float_model(name: str, weights: str | None = None, seed: int = 0):
     if name == "tiny-llama":
         from blindproof.models.default import load_default_model
         return load_default_model()
+    if name == "minilm-l6":
+        from blindproof.models.loaders import load_minilm_model
+        try:
+            return load_minilm_model()
+        except (ModuleNotFoundError, FileNotFoundError):
+            pass  # not installed: seeded random weights of the same shape
     return wl.build(seed)
 
 
