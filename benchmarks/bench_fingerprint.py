@@ -41,6 +41,7 @@ from blindproof.fingerprint.nets import patch_embed_net
 from blindproof.fingerprint.protocol import _failures, _outputs
 from blindproof.fingerprint.stats import lower_bound
 from blindproof.models.mlp import MLP
+from _machine import cpu_name  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 2.0 ** -40
@@ -48,14 +49,7 @@ EPOCHS = 60
 
 
 def machine() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
             "scikit-learn": sklearn.__version__, "platform": platform.platform(),

@@ -32,19 +32,13 @@ from blindproof.client import BlindClient
 from blindproof.ee import generate_key
 from blindproof.models.workloads import get_workload
 from blindproof.server.process import ServerProcess
+from _machine import cpu_name  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 def machine() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     return {"cpu": cpu, "cores": os.cpu_count(), "threads": configured_threads(), "python": platform.python_version(),
             "torch": torch.__version__, "grpcio": grpc.__version__, "blindproof": blindproof.__version__,
             "device": "cuda" if torch.cuda.is_available() else "cpu",

@@ -25,20 +25,14 @@ import numpy as np
 from blindproof.zk import field as F
 from blindproof.zk import mle, pcs
 from blindproof.zk.transcript import Transcript
+from _machine import cpu_name  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 ROOT = Path(__file__).resolve().parents[1]
 DOMAIN = b"bench-pcs"
 
 
 def machine() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     return {"cpu": cpu, "cores": os.cpu_count(), "threads": os.environ.get("BLINDPROOF_THREADS", "1"),
             "numba_threads": numba.get_num_threads(), "python": platform.python_version(),
             "numpy": np.__version__, "numba": numba.__version__, "platform": platform.platform(),

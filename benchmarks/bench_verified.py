@@ -33,6 +33,7 @@ from blindproof._threads import configured_threads
 from blindproof.client import BlindClient
 from blindproof.ee import generate_key
 from blindproof.server.process import ServerProcess
+from _machine import cpu_name  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 STEPS = ("infer", "prove", "download", "verify")
@@ -40,14 +41,7 @@ STEPS = ("infer", "prove", "download", "verify")
 
 def machine() -> dict:
     """Where the figures were taken."""
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
                                 cwd=Path(blindproof.__file__).parent).stdout.strip()

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from _machine import cpu_name  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT = ["mlp-784-56-10", "tiny-llama", "small-llama", "gpt2-block", "minilm-l6"]
@@ -34,14 +35,7 @@ def _machine() -> dict:
     import numpy
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     return {"cpu": cpu, "cores": os.cpu_count(), "threads": int(os.environ.get("BLINDPROOF_THREADS", "1")),
             "python": platform.python_version(), "numpy": numpy.__version__, "numba": numba.__version__,
             "torch": torch.__version__, "platform": platform.platform()}

@@ -28,6 +28,7 @@ from blindproof.zk import lookup as L
 from blindproof.zk import sumcheck as S
 from blindproof.zk.ntt import ntt
 from blindproof.zk.transcript import Transcript
+from _machine import cpu_name  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -36,14 +37,7 @@ def machine() -> dict:
     """Machine, thread count and versions printed beside every figure."""
     import blake3
     import numba
-    cpu = platform.processor() or ""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     return {
         "cpu": cpu, "cores": os.cpu_count(), "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "threads": int(os.environ.get("BLINDPROOF_THREADS", "1")), "numba_threads": numba.get_num_threads(),
