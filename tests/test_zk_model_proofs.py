@@ -181,3 +181,24 @@ def test_transformer_proof_end_to_end(name):
     y = {k: v.copy() for k, v in proof.outputs.items()}
     next(iter(y.values())).flat[0] += 1
     assert not verify_model_proof(prover.commitment, _reserialize(proof, outputs=y)).ok
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["minilm-l6", "gpt2-block"])
+def test_seeded_random_weights_prove_end_to_end(name):
+    """Seeded random weights (no trained checkpoint) quantize into the norm proof's domain and prove."""
+    from blindproof.models.workloads import get_workload
+    from blindproof.zk.prover import calibration_input
+    from blindproof.zk.quant import quantize
+    from blindproof.zk.quant.spec import norm_sq_bits
+
+    qm = quantize(get_workload(name).build(0).eval(), calibration_input(name))
+    assert all(norm_sq_bits(op.params["C"]) >= 29 for op in qm.spec.ops if op.kind == "norm")
+    prover = ModelProver.create(qm, KEY)
+    inputs = prover.model.encode(example_input(name)[:, :16])
+    proof = prover.prove(inputs)
+    res = verify_model_proof(prover.commitment, proof.to_bytes())
+    assert res.ok, res.reason
+    y = {k: v.copy() for k, v in proof.outputs.items()}
+    next(iter(y.values())).flat[0] += 1
+    assert not verify_model_proof(prover.commitment, _reserialize(proof, outputs=y)).ok

@@ -166,3 +166,37 @@ def test_sum_of_squares_bound():
     vals["y/S"] = np.full_like(vals["y/S"], 1 << 29)
     with pytest.raises(ValueError, match="2\\^29"):
         run(norm, spec, op, vals)
+
+
+def test_integer_spec_and_proof_share_the_domain():
+    from blindproof.zk import field as F
+    from blindproof.zk.quant.spec import FIELD_P, norm_sq_bits
+    assert FIELD_P == F.P
+    for C in (1, 20066, 40132, 43444, 43445, 56756, 80265):
+        a = norm_sq_bits(C)
+        assert norm.sum_sq_bits(C) == a
+        # the division relation of the largest S in the domain stays below p; one bit more would not
+        s_max = int(np.sqrt((1 << a) - 1))
+        assert 2 * (C + 1) * s_max + 2 < F.P
+        if a < 30:
+            assert 2 * (C + 1) * int(np.sqrt((1 << (a + 1)) - 1)) + 2 >= F.P
+    assert [norm_sq_bits(C) for C in (43444, 43445, 80265)] == [29, 28, 27]
+
+
+def test_reference_raises_bound_error_beyond_the_proof_domain():
+    from blindproof.zk.quant.check import RelationError, check_trace
+    from blindproof.zk.quant.reference import BoundError, Trace, run_program
+    # C = 80265 (MiniLM's √384·2^12): the proof covers S < 2^27 only
+    spec, op, vals = _case("rms", shape=(1, 2, 64), C=80265, E=1, amp=1000)
+    assert int(vals["y/S"].max()) < 1 << 27
+    run(norm, spec, op, vals)
+    x = np.full((1, 2, 64), 1500, dtype=np.int64)  # S = 64·1500² + 1 ≈ 2^27.1
+    with pytest.raises(BoundError, match="2\\^27"):
+        run_program(spec, {}, {"x": x})
+    # a recorded trace beyond the domain fails the relation check too (and the prover refuses it)
+    spec2, op2, _ = _case("rms", shape=(1, 2, 64), C=20066, E=1)
+    t = dict(run_program(spec2, {}, {"x": x}).tensors)
+    with pytest.raises(RelationError, match="domain"):
+        check_trace(spec, {}, Trace(t, spec.outputs))
+    with pytest.raises(ValueError, match="2\\^27"):
+        run(norm, spec, op, t)

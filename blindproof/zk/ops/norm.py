@@ -16,10 +16,11 @@ Per row of width ``d`` (docs/quant.md §3.1), with witnesses from the trace and 
 
 No wrap-around: ``|c_i| ≤ s`` follows from 2–3, so every term of step 4 is below ``C·s`` and the
 relation holds over the integers when ``2·C·s + 2·s < p``. That bounds ``s`` and so ``S``:
-``a`` is the largest exponent ≤ 30 with ``2·(C + 1)·⌊√(2^a − 1)⌋ + 2 < p`` (``a = 29`` for
-``C = 2^15``; the quantizer keeps calibration data at ``S < 2^28``). A trace with ``S ≥ 2^a`` is refused
-by the prover with a ValueError naming the bound. ``S`` itself equals ``Σ c² + E`` as an integer
-whenever that integer is below ``p`` (the reference raises BoundError from ``2^30`` on).
+``a = quant.spec.norm_sq_bits(C)``, the largest exponent ≤ 30 with ``2·(C + 1)·⌊√(2^a − 1)⌋ + 2 < p``
+(``a = 29`` for ``C ≤ 43444``; the quantizer keeps ``a ≥ 29`` and calibration data at ``S < 2^28``).
+The reference raises BoundError for ``S ≥ 2^a``, so the integer program has the proof's domain; a
+trace beyond it is refused by the prover with a ValueError naming the bound. ``S`` itself equals
+``Σ c² + E`` as an integer whenever that integer is below ``p``.
 
 Proof: one zero-check over the per-row tensors (step 3 and 4's split of ``s``), one combined
 sumcheck over the full tensor (steps 1, 2, 4, 5 — :class:`rowwise.Combined`), the clamp gadget if
@@ -28,7 +29,6 @@ needed, then every range check in one :class:`~blindproof.zk.ops.base.Checks` bu
 
 from __future__ import annotations
 
-from math import isqrt
 from typing import Sequence
 
 import numpy as np
@@ -36,16 +36,12 @@ import numpy as np
 from blindproof.zk import field as F
 from blindproof.zk.ops import base as B
 from blindproof.zk.ops import rowwise as RW
-from blindproof.zk.quant.spec import Op, QuantSpec
+from blindproof.zk.quant.spec import Op, QuantSpec, norm_sq_bits
 
 
 def sum_sq_bits(C: int) -> int:
     """Largest ``a ≤ 30`` such that ``S < 2^a`` keeps the division relation free of wrap-around."""
-    for a in range(30, 0, -1):
-        s_max = isqrt((1 << a) - 1)
-        if 2 * (C + 1) * s_max + 2 < F.P:
-            return a
-    raise ValueError(f"norm constant C = {C} is too large for a sound division")
+    return norm_sq_bits(C, F.P)
 
 
 class _Plan:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from blindproof.zk.quant.reference import Trace, check_weights
-from blindproof.zk.quant.spec import ACC_BOUND, Op, QuantSpec
+from blindproof.zk.quant.spec import ACC_BOUND, Op, QuantSpec, norm_sq_bits
 from blindproof.zk.quant.tables import EXP_DOMAIN_MAX, table_values
 
 
@@ -100,6 +100,7 @@ def _check_op(spec: QuantSpec, w: dict, op: Op, ins: list, y: np.ndarray, wit: d
         big_s, s = wit["S"], wit["s"]
         _req(big_s == (c * c).sum(-1, keepdims=True) + int(p["E"]), op, "S = sum c^2 + E")
         _req((s >= 1) & (s * s <= big_s) & (big_s < (s + 1) * (s + 1)), op, "s^2 <= S < (s+1)^2")
+        _req(big_s < 1 << norm_sq_bits(int(p["C"])), op, "S below the norm proof's domain 2^a")
         _divides(op, c * int(p["C"]), s, wit["n"], wit["r"], "n = c C / s")
         _req(y == _clip(spec, op, wit["n"]), op, "y = clamp(n)")
     elif k == "split_heads":

@@ -20,7 +20,8 @@ import torch
 from blindproof.models.mlp import MLP
 from blindproof.models.transformer import Transformer
 from blindproof.zk.quant.reference import BoundError, Trace, check_weights, run_program
-from blindproof.zk.quant.spec import ACC_BOUND, INT8_MAX, INT16_MAX, Op, QuantSpec, TableSpec, TensorSpec, WeightSpec
+from blindproof.zk.quant.spec import (ACC_BOUND, INT8_MAX, INT16_MAX, Op, QuantSpec, TableSpec, TensorSpec, WeightSpec,
+                                      norm_sq_bits)
 from blindproof.zk.quant.tables import (activation_table, exp_table, rope_angles, rope_table,
                                         round_half_up)
 
@@ -257,6 +258,7 @@ class _Builder:
             self.cap(xin, _floor_log2(self.cfg.norm_sq_limit / s_peak) // 2)
         self.op("rescale", [x], xin, lambda: {"shift": _compact(self.exp(x) - self.exp(xin))})
         n = self.node(name + ".n", c / np.sqrt(ssq / d)[..., None])
+        self.cap(n, self.norm_out_limit(d))
 
         def params() -> dict:
             ein, en = int(self.exp(xin)), int(self.exp(n))
@@ -268,6 +270,16 @@ class _Builder:
         if beta is not None:
             g = self.add_weight(g, beta, name + ".beta")
         return self.requant(g, name + ".out")
+
+    def norm_out_limit(self, d: int) -> int:
+        """Finest exponent of a norm's output whose constant ``C = √d·2^e`` keeps the norm proof's domain
+        (``S < 2^a``, :func:`norm_sq_bits`) at least twice ``norm_sq_limit``, the calibration cap of ``S``."""
+        need = (self.cfg.norm_sq_limit - 1).bit_length() + 1
+        for e in range(self.cfg.max_exp, -self.cfg.max_exp - 1, -1):
+            if norm_sq_bits(math.floor(math.sqrt(d) * 2.0 ** e + 0.5)) >= need:
+                return e
+        raise QuantizationError(f"norm_sq_limit = {self.cfg.norm_sq_limit}: no norm output exponent keeps the "
+                                f"proof's domain for the sum of squares above twice that")
 
     def split_heads(self, x: _Node, heads: int, name: str) -> _Node:
         b, t, dd = x.value.shape

@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from blindproof.zk.quant.spec import ACC_BOUND, Op, QuantSpec
+from blindproof.zk.quant.spec import ACC_BOUND, Op, QuantSpec, norm_sq_bits
 from blindproof.zk.quant.tables import EXP_DOMAIN_MAX, table_values
 
 _DTYPE_MAX = {"int8": 127, "int16": (1 << 15) - 1, "int32": ACC_BOUND - 1}
@@ -138,6 +138,10 @@ class _Run:
             c = x
         ssum = (c * c).sum(-1, keepdims=True) + int(p["E"])
         _check(op, "sum of squares", ssum)
+        a = norm_sq_bits(int(p["C"]))  # the norm proof's domain: S < 2^a (docs/zk-ops-nonlinear.md)
+        if ssum.size and int(ssum.max()) >= 1 << a:
+            raise BoundError(f"op norm -> {op.output}: sum of squares {int(ssum.max())} >= 2^{a}, beyond the "
+                             f"proof's domain for C = {int(p['C'])}")
         s = isqrt(ssum)
         num = c * int(p["C"])
         _check(op, "numerator c*C", num)

@@ -21,6 +21,22 @@ SPEC_VERSION = 1
 ACC_BOUND = 1 << 30  # every integer in the program satisfies |v| < ACC_BOUND (note p/2 ~ 2^29.9: see docs/quant.md)
 INT8_MAX = 127  # weights: symmetric int8
 INT16_MAX = (1 << 15) - 1  # activations: symmetric int16, so a product of two stays below 2^30
+FIELD_P = 15 * (1 << 27) + 1  # BabyBear, the proof field (zk.field.P)
+
+
+def norm_sq_bits(C: int, p: int = FIELD_P) -> int:
+    """Largest ``a <= 30`` such that a norm's sum of squares ``S < 2^a`` keeps its proof sound for ``C``.
+
+    The norm's division relation ``c*C + s//2 = n*s + r`` (with ``|c| <= s = isqrt(S)``) is proved in
+    the field, so it implies the integer one only while ``2*(C + 1)*isqrt(2^a - 1) + 2 < p``. The
+    reference raises BoundError from ``S >= 2^a`` on, so the integer program and its proof share one
+    domain (docs/zk-ops-nonlinear.md)."""
+    from math import isqrt
+
+    for a in range(30, 0, -1):
+        if 2 * (C + 1) * isqrt((1 << a) - 1) + 2 < p:
+            return a
+    raise ValueError(f"norm constant C = {C} is too large for a sound division")
 
 # op kind -> number of tensor inputs (weights and tables are named in params, not inputs)
 OP_ARITY: dict[str, int] = {
