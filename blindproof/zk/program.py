@@ -30,6 +30,7 @@ from blindproof.zk import field as F
 from blindproof.zk.encoding import ProofFormatError, Reader, Writer
 from blindproof.zk.ops import base as B
 from blindproof.zk.ops import protocol
+from blindproof.zk.ops import zkmask as M
 from blindproof.zk.quant.reference import Trace
 from blindproof.zk.quant.spec import QuantSpec
 from blindproof.zk.transcript import Transcript
@@ -162,20 +163,23 @@ def with_aux(spec: QuantSpec, values: Mapping[str, np.ndarray], public: Mapping[
     return vals, shapes
 
 
-def prove_program(spec: QuantSpec, values: Mapping[str, np.ndarray], inputs: Mapping[str, np.ndarray],
-                  outputs: Mapping[str, np.ndarray], transcript: Transcript, settler: B.Settler,
-                  start: int = 0, strict: bool = True) -> bytes:
-    """Prove that ``values`` (every trace tensor and witness, and the weights as ``"w:<name>"``) is a
-    run of ``spec`` from ``inputs`` to ``outputs``. The transcript must already hold the statement.
-    Calls ``settler.commit`` (every canonical table) before any challenge and ``settler.settle``
-    (every claim left, public ones included) at the end. Returns the op proofs' bytes.
-    ``strict=False`` lets tests build proofs from cheating values."""
-    public = _public(spec, inputs, outputs)
-    vals, shapes = with_aux(spec, values, public, start, strict)
-    ctx = B.ProverContext(transcript, spec, shapes, public=public, start=start, values=vals, strict=strict,
-                          lookups=B.LookupBatch())
-    settler.commit({n: ctx.table(n) for n in vals if n in shapes}, transcript)
-    run = _Run(spec, public)
+class _NullSettler(B.Settler):
+    """The dry run's settler: commits and settles nothing."""
+
+    def commit(self, tables, transcript: Transcript) -> None:
+        pass
+
+    def settle(self, claims, transcript: Transcript) -> None:
+        pass
+
+
+_MASK_PLANS: dict[tuple, list] = {}
+_MASK_PLANS_MAX = 64
+
+
+def _prove_ops(ctx: B.ProverContext, run: "_Run") -> list[B.OpProof | None]:
+    """The op proofs, last op first (the claims they leave go to ``run``)."""
+    spec = ctx.spec
     run.output_claims(ctx)
     proofs: list[B.OpProof | None] = [None] * len(spec.ops)
     for i in range(len(spec.ops) - 1, -1, -1):
@@ -186,8 +190,48 @@ def prove_program(spec: QuantSpec, values: Mapping[str, np.ndarray], inputs: Map
         B.op_label(ctx, op)
         proofs[i], new = protocol(op.kind).prove(ctx, op, claims)
         run.route(i, new)
+    return proofs
+
+
+def mask_plan(spec: QuantSpec, vals: Mapping[str, np.ndarray], shapes: Mapping[str, tuple[int, ...]],
+              public: Mapping[str, np.ndarray], start: int = 0, strict: bool = True) -> list[tuple[int, int]]:
+    """(n_vars, degree) of every masked op sumcheck of a proof, in order: a dry run of the op proofs
+    under a throwaway transcript (the sizes depend only on the program and the input shapes, never on
+    challenges), cached per (spec digest, input shapes, start)."""
+    key = (spec.digest(), tuple((n, shapes[n]) for n in spec.inputs), int(start))
+    plan = _MASK_PLANS.get(key)
+    if plan is None:
+        rec = M.MaskRecorder()
+        ctx = B.ProverContext(Transcript(_DOMAIN + b"/mask-plan"), spec, shapes, public=dict(public), start=start,
+                              values=vals, strict=strict, lookups=B.LookupBatch(), masks=rec)
+        _prove_ops(ctx, _Run(spec, public))
+        plan = rec.plan
+        if len(_MASK_PLANS) >= _MASK_PLANS_MAX:
+            _MASK_PLANS.clear()
+        _MASK_PLANS[key] = plan
+    return list(plan)
+
+
+def prove_program(spec: QuantSpec, values: Mapping[str, np.ndarray], inputs: Mapping[str, np.ndarray],
+                  outputs: Mapping[str, np.ndarray], transcript: Transcript, settler: B.Settler,
+                  start: int = 0, strict: bool = True, rng: np.random.Generator | None = None) -> bytes:
+    """Prove that ``values`` (every trace tensor and witness, and the weights as ``"w:<name>"``) is a
+    run of ``spec`` from ``inputs`` to ``outputs``. The transcript must already hold the statement.
+    Calls ``settler.commit`` (every canonical table, and the zero-knowledge masks of the op sumchecks,
+    :mod:`blindproof.zk.ops.zkmask`) before any challenge and ``settler.settle`` (every claim left,
+    public ones and the mask claims included) at the end. Returns the op proofs' bytes.
+    ``strict=False`` lets tests build proofs from cheating values; ``rng`` draws the masks (tests)."""
+    public = _public(spec, inputs, outputs)
+    vals, shapes = with_aux(spec, values, public, start, strict)
+    masks = M.ProverMasks.sample(mask_plan(spec, vals, shapes, public, start, strict), rng)
+    ctx = B.ProverContext(transcript, spec, shapes, public=public, start=start, values=vals, strict=strict,
+                          lookups=B.LookupBatch(), masks=masks)
+    settler.commit({n: ctx.table(n) for n in vals if n in shapes} | masks.tables(), transcript)
+    run = _Run(spec, public)
+    proofs = _prove_ops(ctx, run)
+    masks.check_all_used()
     lookups, new = ctx.lookups.prove(ctx)
-    run.final += new
+    run.final += new + masks.claims
     settler.settle(run.final, transcript)
     return ProgramProof(proofs, lookups).to_bytes()
 
@@ -212,7 +256,8 @@ def verify_program(spec: QuantSpec, inputs: Mapping[str, np.ndarray], outputs: M
             raise B.Reject(f"malformed program proof: {exc}") from None
     if len(proof.op_proofs) != len(spec.ops):
         raise B.Reject("wrong number of op proofs")
-    ctx = B.VerifierContext(transcript, spec, shapes, public=public, start=start, lookups=B.LookupBatch())
+    ctx = B.VerifierContext(transcript, spec, shapes, public=public, start=start, lookups=B.LookupBatch(),
+                            masks=M.VerifierMasks())
     settler.commit(None, transcript)
     run = _Run(spec, public)
     run.output_claims(ctx)
@@ -231,7 +276,7 @@ def verify_program(spec: QuantSpec, inputs: Mapping[str, np.ndarray], outputs: M
         except B.Reject as exc:
             raise B.Reject(f"op {op.kind} -> {op.output}: {exc}") from None
         run.route(i, new)
-    run.final += ctx.lookups.verify(ctx, proof.lookups)
+    run.final += ctx.lookups.verify(ctx, proof.lookups) + ctx.masks.claims
     run.check_public(ctx)
     settler.settle(run.final, transcript)
 

@@ -104,7 +104,8 @@ def _program_prove(spec, values: Mapping[str, np.ndarray], inputs, outputs, tran
         from blindproof.zk import program
     except ImportError:
         raise RuntimeError("this installation has no program prover (blindproof.zk.program)") from None
-    return program.prove_program(spec, values, inputs, outputs, transcript, settler, start=start, strict=strict)
+    return program.prove_program(spec, values, inputs, outputs, transcript, settler, start=start, strict=strict,
+                                 rng=settler.rng)
 
 
 def _op_progress(say: Progress, n_ops: int) -> Callable[[str], None]:

@@ -336,6 +336,7 @@ class VerifierContext:
     public: Mapping[str, np.ndarray] = field(default_factory=dict)
     start: int = 0
     lookups: "LookupBatch | None" = None  # set by the program: Checks defer their lookups to it
+    masks: object = None  # set by the program (zkmask.ProverMasks / VerifierMasks): sumchecks run masked
 
     def shape(self, name: str) -> tuple[int, ...]:
         """Shape of a tensor; Reject if unknown (a verifier never guesses)."""
@@ -501,24 +502,46 @@ Terms = Sequence[tuple[object, Sequence[int]]]
 
 def prove_sum(ctx: VerifierContext, proof: OpProof, n: int, tables: Sequence[np.ndarray], terms: Terms,
               claim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Prove ``claim = Σ_x Σ_t c_t Π_k tables[k](x)``; returns (point (n, 4), table values (K, 4))."""
+    """Prove ``claim = Σ_x Σ_t c_t Π_k tables[k](x)``; returns (point (n, 4), table values (K, 4)).
+    When the context carries masks (program proofs) and ``n > 0``, the sumcheck is zero-knowledge
+    masked: the mask's value is reduced to a claim on its committed table, kept in ``ctx.masks``."""
     spec = S.SumcheckSpec.make(n, len(tables), terms)
-    out = S.prove(spec, list(tables), claim, ctx.transcript)
+    if ctx.masks is None or n == 0:
+        out = S.prove(spec, list(tables), claim, ctx.transcript)
+        proof.put_bytes(out.proof.to_bytes(spec))
+        return out.point, out.final_evals
+    name, mask = ctx.masks.take(n, spec.degree)
+    out = S.prove(spec, list(tables), claim, ctx.transcript, mask=mask)
     proof.put_bytes(out.proof.to_bytes(spec))
+    red = S.prove_mask_opening(mask, out.point, ctx.transcript)
+    proof.put_bytes(red.proof.to_bytes(S._mask_spec(n)))  # noqa: SLF001 - the module's own mask statement
+    ctx.masks.claims.append(Claim(name, red.point, red.final_evals[0]))
     return out.point, out.final_evals
 
 
 def verify_sum(ctx: VerifierContext, rd: ProofReader, n: int, n_tables: int, terms: Terms,
                claim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Check a :func:`prove_sum`; returns (point, claimed table values). The caller must check (or
-    turn into claims) every table value."""
+    turn into claims) every table value. With masks in the context a masked proof is required."""
     spec = S.SumcheckSpec.make(n, n_tables, terms)
     sc = rd.take_sumcheck(spec)
-    if sc.mask_sum is not None:
+    masked = ctx.masks is not None and n > 0
+    if masked and (sc.mask_sum is None or sc.mask_eval is None):
+        raise Reject("sumcheck: a masked (zero-knowledge) proof is required")
+    if not masked and sc.mask_sum is not None:
         raise Reject("unexpected sumcheck mask")
-    point, final, _ = S.verify_rounds(spec, claim, sc, ctx.transcript)
-    if not np.array_equal(spec.compose(sc.final_evals), final):
+    point, final, rho = S.verify_rounds(spec, claim, sc, ctx.transcript)
+    expect = spec.compose(sc.final_evals)
+    if rho is not None:
+        expect = F.eadd(expect, F.emul(rho, sc.mask_eval))
+    if not np.array_equal(expect, final):
         raise Reject("sumcheck: final values do not match the last round polynomial")
+    if masked:
+        red = rd.take_sumcheck(S._mask_spec(n))  # noqa: SLF001
+        res = S.verify_mask_opening(n, point, sc.mask_eval, red, ctx.transcript)
+        if not res.ok:
+            raise Reject(f"sumcheck mask: {res.reason}")
+        ctx.masks.claims.append(Claim(ctx.masks.next_name(), res.claims[0].point, res.claims[0].value))
     return point, sc.final_evals
 
 
