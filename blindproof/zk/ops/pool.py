@@ -4,6 +4,11 @@ Relation ``Σ_t x + ⌊T/2⌋ = T·y + r``. The sum over the (zero-padded) seque
 ``x`` is ``2^k · x(r_b, ½, …, ½, r_d)``, so each claim ``y(r) = v`` becomes, with the prover's ``r(r)``,
 one claim on ``x`` at a point with ``k`` coordinates ½, and one on the witness ``r``; ``r`` is
 range-checked.
+
+Padded rows. The sum over the padded axis counts the padded rows of ``x``, and nothing else forces
+them to zero (a norm output's padded rows, for one, are free: its root is 0 there). When ``t`` is not a
+power of two a zero-check of ``(1 − ind_t)·x ≡ 0`` (``ind_t`` the public real-rows indicator) pins
+every padded row of the committed ``x`` to zero first; it leaves one more claim on ``x``.
 """
 
 from __future__ import annotations
@@ -50,6 +55,25 @@ def _x_claim(ctx: B.VerifierContext, op: Op, c: B.Claim, rv: np.ndarray) -> B.Cl
     return B.Claim(op.inputs[0], pt, F.emul(total, F.ext(pow(2, -vt, F.P) if vt else 1)))
 
 
+def _pad_rows_table(xs: tuple[int, ...]) -> np.ndarray:
+    """1 on the padded sequence rows (every batch and feature entry, padded or not), else 0."""
+    m = np.zeros(B.padded_shape(xs), dtype=np.uint32)
+    m[:, xs[1]:, :] = 1
+    return m.reshape(-1)
+
+
+def _pad_rows_eval(xs: tuple[int, ...], point: np.ndarray) -> np.ndarray:
+    vb, vt = B.dim_vars(xs[0]), B.dim_vars(xs[1])
+    return F.esub(F.eone(), B.prefix_ones_eval(xs[1], point[vb:vb + vt]))
+
+
+def _has_pad_rows(xs: tuple[int, ...]) -> bool:
+    return xs[1] != 1 << B.dim_vars(xs[1])
+
+
+_PAD_TERMS = [(1, (0, 1))]
+
+
 def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]) -> tuple[B.OpProof, list[B.Claim]]:
     """Reduce every output claim; range-check the remainder."""
     proof = B.OpProof()
@@ -59,7 +83,12 @@ def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]) -> tuple[
     ctx.transcript.absorb_ext("ops/pool_r", rv)
     claims = [B.Claim(rname, c.point, v) for c, v in zip(out_claims, rv)]
     claims += [_x_claim(ctx, op, c, v) for c, v in zip(out_claims, rv)]
-    claims += _checks(op, ctx.shape(op.inputs[0])).prove(ctx, proof)
+    xs = ctx.shape(op.inputs[0])
+    if _has_pad_rows(xs):  # the padded rows of x are zero
+        point, vals = B.prove_zero_check(ctx, proof, B.n_vars(xs), [_pad_rows_table(xs), ctx.table(op.inputs[0])],
+                                         _PAD_TERMS)
+        claims.append(B.Claim(op.inputs[0], point, vals[1]))
+    claims += _checks(op, xs).prove(ctx, proof)
     return proof, claims
 
 
@@ -74,6 +103,12 @@ def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof:
     ctx.transcript.absorb_ext("ops/pool_r", rv)
     claims = [B.Claim(rname, c.point, v) for c, v in zip(out_claims, rv)]
     claims += [_x_claim(ctx, op, c, v) for c, v in zip(out_claims, rv)]
-    claims += _checks(op, ctx.shape(op.inputs[0])).verify(ctx, rd)
+    xs = ctx.shape(op.inputs[0])
+    if _has_pad_rows(xs):
+        point, vals = B.verify_zero_check(ctx, rd, B.n_vars(xs), 2, _PAD_TERMS)
+        if not np.array_equal(vals[0], _pad_rows_eval(xs, point)):
+            raise B.Reject(f"mean_pool {op.output}: wrong padded-rows indicator value")
+        claims.append(B.Claim(op.inputs[0], point, vals[1]))
+    claims += _checks(op, xs).verify(ctx, rd)
     rd.done()
     return claims
