@@ -27,11 +27,15 @@ class FieldError(ValueError):
     """An input is not a valid field element (wrong dtype, out of range, zero where a unit is needed)."""
 
 
+_U32 = np.dtype(np.uint32)
+_umax = np.maximum.reduce  # the ufunc itself: skips ndarray.max's Python-level wrapper
+
+
 def _check(a: ArrayLike, name: str = "a") -> np.ndarray:
     """Return ``a`` as a uint32 array of canonical residues, or raise :class:`FieldError`."""
     arr = np.asarray(a)
-    if arr.dtype == np.uint32:
-        if arr.size and int(arr.max()) >= P:
+    if arr.dtype == _U32:
+        if arr.size and int(_umax(arr, axis=None)) >= P:
             raise FieldError(f"{name}: uint32 value {int(arr.max())} is not below p = {P}")
         return arr
     if arr.dtype.kind not in "iu":
@@ -47,6 +51,31 @@ def _check_ext(a: ArrayLike, name: str = "a") -> np.ndarray:
     if arr.ndim == 0 or arr.shape[-1] != EXT_DEGREE:
         raise FieldError(f"{name}: extension elements need a trailing axis of length 4, got shape {arr.shape}")
     return arr
+
+
+def _ints4(a: ArrayLike) -> tuple[int, int, int, int] | None:
+    """A single extension element's canonical coefficients as Python ints, or None if ``a`` is not a
+    uint32 array of shape (4,) with all coefficients below p (callers then take the general path,
+    which validates and raises). Tiny operations are cheaper on Python ints than through numpy."""
+    if type(a) is np.ndarray and a.shape == (4,) and a.dtype == _U32:
+        c = a.tolist()
+        if c[0] < P and c[1] < P and c[2] < P and c[3] < P:
+            return c
+    return None
+
+
+def _emul4(a, b) -> tuple[int, int, int, int]:
+    """Product of two extension elements given as canonical Python ints (x^4 = W)."""
+    a0, a1, a2, a3 = a
+    b0, b1, b2, b3 = b
+    return ((a0 * b0 + W * (a1 * b3 + a2 * b2 + a3 * b1)) % P,
+            (a0 * b1 + a1 * b0 + W * (a2 * b3 + a3 * b2)) % P,
+            (a0 * b2 + a1 * b1 + a2 * b0 + W * a3 * b3) % P,
+            (a0 * b3 + a1 * b2 + a2 * b1 + a3 * b0) % P)
+
+
+def _arr4(c) -> np.ndarray:
+    return np.array(c, dtype=np.uint32)
 
 
 def _flat_pair(a: np.ndarray, b: np.ndarray, trailing: int = 0) -> tuple[np.ndarray, np.ndarray, tuple]:
@@ -199,11 +228,17 @@ def erandom(rng: np.random.Generator, shape: int | tuple[int, ...] = ()) -> np.n
 
 def eadd(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     """Elementwise sum of extension elements."""
+    x, y = _ints4(a), _ints4(b)
+    if x is not None and y is not None:
+        return _arr4(((x[0] + y[0]) % P, (x[1] + y[1]) % P, (x[2] + y[2]) % P, (x[3] + y[3]) % P))
     return add(_check_ext(a, "a"), _check_ext(b, "b"))
 
 
 def esub(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     """Elementwise difference of extension elements."""
+    x, y = _ints4(a), _ints4(b)
+    if x is not None and y is not None:
+        return _arr4(((x[0] - y[0]) % P, (x[1] - y[1]) % P, (x[2] - y[2]) % P, (x[3] - y[3]) % P))
     return sub(_check_ext(a, "a"), _check_ext(b, "b"))
 
 
@@ -214,6 +249,9 @@ def eneg(a: ArrayLike) -> np.ndarray:
 
 def emul(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     """Elementwise product of extension elements (leading axes broadcast)."""
+    x, y = _ints4(a), _ints4(b)
+    if x is not None and y is not None:
+        return _arr4(_emul4(x, y))
     a, b = _check_ext(a, "a"), _check_ext(b, "b")
     a2, b2, shape = _flat_pair(a, b, trailing=1)
     out = np.empty_like(a2)

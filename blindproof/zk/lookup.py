@@ -350,14 +350,18 @@ MULTIPLICITY_COLUMN = "multiplicities"
 def _layer_spec(k: int, active: int, lam: np.ndarray) -> S.SumcheckSpec:
     """Layer-k sumcheck: tables [eq, then (p0, p1, q0, q1) per active tree]."""
     terms: list[tuple[object, tuple[int, ...]]] = []
+    lam_c = F._check_ext(lam, "lam").reshape(4).tolist()  # powers of λ on Python ints (tiny products)
     coeff = F.eone()
+    c = (1, 0, 0, 0)
     for t in range(active):
         b = 1 + 4 * t
         terms.append((coeff, (0, b, b + 3)))  # eq · p0 · q1
         terms.append((coeff, (0, b + 1, b + 2)))  # eq · p1 · q0
-        coeff = F.emul(coeff, lam)
+        c = F._emul4(c, lam_c)
+        coeff = np.array(c, dtype=np.uint32)
         terms.append((coeff, (0, b + 2, b + 3)))  # λ eq · q0 · q1
-        coeff = F.emul(coeff, lam)
+        c = F._emul4(c, lam_c)
+        coeff = np.array(c, dtype=np.uint32)
     return S.SumcheckSpec.make(k, 1 + 4 * active, terms)
 
 
@@ -529,23 +533,35 @@ def _prove_layer(spec: S.SumcheckSpec, point: np.ndarray, children: list[np.ndar
     return S.SumcheckProof(rounds, finals), s_point
 
 
+def _ints(x: np.ndarray) -> list[int]:
+    """One validated extension element as Python ints (for chains of tiny products)."""
+    return F._check_ext(x, "x").reshape(4).tolist()
+
+
 def _combine(claims, active, lam) -> np.ndarray:
-    total = F.ezero()
-    coeff = F.eone()
+    P = F.P
+    lam_c = _ints(lam)
+    coeff = (1, 0, 0, 0)
+    t0 = t1 = t2 = t3 = 0
     for i in active:
-        p, q = claims[i]
-        total = F.eadd(total, F.emul(coeff, p))
-        coeff = F.emul(coeff, lam)
-        total = F.eadd(total, F.emul(coeff, q))
-        coeff = F.emul(coeff, lam)
-    return total
+        for v in claims[i]:  # p then q, each with the next power of λ
+            m = F._emul4(coeff, _ints(v))
+            t0, t1, t2, t3 = t0 + m[0], t1 + m[1], t2 + m[2], t3 + m[3]
+            coeff = F._emul4(coeff, lam_c)
+    return np.array((t0 % P, t1 % P, t2 % P, t3 % P), dtype=np.uint32)
 
 
 def _next_claims(claims, active, finals, mu):
+    P = F.P
+    mu_c = _ints(mu)
+    fin = F._check_ext(finals, "finals").tolist()
     out = list(claims)
     for t, i in enumerate(active):
-        p0, p1, q0, q1 = finals[1 + 4 * t: 5 + 4 * t]
-        out[i] = (F.eadd(p0, F.emul(mu, F.esub(p1, p0))), F.eadd(q0, F.emul(mu, F.esub(q1, q0))))
+        pair = []
+        for lo, hi in (fin[1 + 4 * t], fin[2 + 4 * t]), (fin[3 + 4 * t], fin[4 + 4 * t]):
+            m = F._emul4(mu_c, [(h - l) % P for h, l in zip(hi, lo)])  # lo + μ (hi - lo)
+            pair.append(np.array([(l + x) % P for l, x in zip(lo, m)], dtype=np.uint32))
+        out[i] = tuple(pair)
     return out
 
 

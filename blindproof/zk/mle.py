@@ -16,7 +16,7 @@ import numba as nb
 import numpy as np
 
 from blindproof.zk import field as F
-from blindproof.zk._kernels import _P, _W, e_mul, e_mul_by
+from blindproof.zk._kernels import _P, _W, addmod, e_mul, e_mul_by, submod
 
 _NJ = dict(cache=True, nogil=True, boundscheck=False)
 
@@ -138,13 +138,24 @@ def eq_eval(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     b, _ = _as_point(b if np.asarray(b).ndim == 2 else F.embed(b))
     if a.shape != b.shape:
         raise ValueError(f"eq_eval: points differ in length: {a.shape} vs {b.shape}")
-    ab = F.emul(a, b)
-    one = F.eone()
-    # a b + (1 - a)(1 - b) = 2ab - a - b + 1
-    terms = F.eadd(F.esub(F.esub(F.eadd(ab, ab), a), b), one)
-    out = one
-    for t in terms:
-        out = F.emul(out, t)
+    return _eq_eval_ext(a, b)  # both points validated above; one kernel call for the whole product
+
+
+@nb.njit(**_NJ)
+def _eq_eval_ext(a, b):
+    """prod_i (2 a_i b_i - a_i - b_i + 1) for canonical (n, 4) points -> (4,)."""
+    o0, o1, o2, o3 = np.uint64(1), np.uint64(0), np.uint64(0), np.uint64(0)
+    for i in range(a.shape[0]):
+        x0, x1, x2, x3 = np.uint64(a[i, 0]), np.uint64(a[i, 1]), np.uint64(a[i, 2]), np.uint64(a[i, 3])
+        y0, y1, y2, y3 = np.uint64(b[i, 0]), np.uint64(b[i, 1]), np.uint64(b[i, 2]), np.uint64(b[i, 3])
+        p0, p1, p2, p3 = e_mul(x0, x1, x2, x3, y0, y1, y2, y3)
+        t0 = addmod(submod(submod(addmod(p0, p0), x0), y0), np.uint64(1))
+        t1 = submod(submod(addmod(p1, p1), x1), y1)
+        t2 = submod(submod(addmod(p2, p2), x2), y2)
+        t3 = submod(submod(addmod(p3, p3), x3), y3)
+        o0, o1, o2, o3 = e_mul(o0, o1, o2, o3, t0, t1, t2, t3)
+    out = np.empty(4, dtype=np.uint32)
+    out[0], out[1], out[2], out[3] = o0, o1, o2, o3
     return out
 
 
