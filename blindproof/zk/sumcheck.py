@@ -202,6 +202,8 @@ def interpolate(evals: np.ndarray, r: np.ndarray) -> np.ndarray:
 # --- statement ---------------------------------------------------------------------------------------
 
 def _as_coeff(c) -> np.ndarray:
+    if F._ints4(c) is not None:  # already one canonical extension element (the common case)
+        return c
     if isinstance(c, (int, np.integer)):
         return F.ext(int(c))
     arr = F._check(np.asarray(c), "term coefficient")
