@@ -25,6 +25,7 @@ see :func:`split_limbs`). Nonlinear functions: :meth:`LookupTable.function` of (
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 from typing import Sequence
@@ -365,6 +366,12 @@ def _layer_spec(k: int, active: int, lam: np.ndarray) -> S.SumcheckSpec:
     return S.SumcheckSpec.make(k, 1 + 4 * active, terms)
 
 
+@functools.lru_cache(maxsize=1024)
+def _layer_shape(k: int, active: int) -> S.SumcheckSpec:
+    """A layer spec for reading proofs, where only its shape matters (public, so built once)."""
+    return _layer_spec(k, active, F.eone())
+
+
 @dataclass
 class LookupProof:
     """Roots, one sumcheck per GKR layer, and the witness columns' values at their leaf points."""
@@ -407,7 +414,7 @@ class LookupProof:
         layers = []
         for k in range(depth):
             active = sum(1 for n in st.tree_logs if n > k)
-            layers.append(S.SumcheckProof.read(r, _layer_spec(k, active, F.eone())))
+            layers.append(S.SumcheckProof.read(r, _layer_shape(k, active)))
         evals = [r.ext_fixed(st.table.width) for _ in st.group_logs]
         r.finish()
         return LookupProof(roots, layers, evals)
