@@ -42,14 +42,6 @@ def committed_table(state: pcs.ProverState, name: str) -> np.ndarray:
     return state.messages.reshape(-1)[off:off + (1 << lay.log_sizes[i])]
 
 
-def committed_table(state: pcs.ProverState, name: str) -> np.ndarray:
-    """The padded table of one committed tensor, read back from the commitment's message rows."""
-    lay = state.commitment.layout
-    i = lay.index(name)
-    off = lay.offsets[i]
-    return state.messages.reshape(-1)[off:off + (1 << lay.log_sizes[i])]
-
-
 class PcsProverSettler(Settler):
     """Prover half: commits the trace tables in one PCS commitment, and settles the left-over claims
     with one batched opening per commitment."""
