@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from blindproof.zk.quant import QuantConfig, quantize
+from _digits import N_TRAIN, digits_mlp  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -169,26 +170,8 @@ def minilm(quick: bool) -> dict:
 
 # --- 3. MLP 784-56-10 on digits --------------------------------------------------------------------
 def mlp(quick: bool) -> dict:
-    from sklearn.datasets import load_digits
-
-    from blindproof.models.mlp import MLP
-
-    d = load_digits()
-    x = torch.tensor(d.images, dtype=torch.float32)[:, None] / 16.0
-    x = F.interpolate(x, size=(28, 28), mode="bilinear", align_corners=False).reshape(len(x), 784)
-    y = torch.tensor(d.target)
-    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
-    x, y = x[perm], y[perm]
-    n_train = 1297
-    torch.manual_seed(0)
-    model = MLP((784, 56, 10))
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(5 if quick else 30):
-        for i in range(0, n_train, 64):
-            opt.zero_grad()
-            F.cross_entropy(model(x[i:i + 64][: n_train - i]), y[i:i + 64][: n_train - i]).backward()
-            opt.step()
-    model.eval()
+    model, x, y = digits_mlp(quick)
+    n_train = N_TRAIN
     qm = quantize(model, x[:256])
     xt, yt = x[n_train:], y[n_train:]
     with torch.no_grad():
