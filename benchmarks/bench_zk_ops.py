@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import blindproof  # noqa: E402,F401  (pins threads)
-from bench_zk_core import machine  # noqa: E402
+from bench_zk_core import machine, timed  # noqa: E402
 from blindproof.zk import pcs  # noqa: E402
 from blindproof.zk import program as P  # noqa: E402
 from blindproof.zk.ops import base as B  # noqa: E402
@@ -243,17 +242,6 @@ def _c_rmsnorm_tiny(rng):
 
 # --- measurement -------------------------------------------------------------------------------------
 
-def _timed(fn, reps):
-    out = fn()
-    walls, cpus = [], []
-    for _ in range(reps):
-        w, c = time.perf_counter(), time.process_time()
-        out = fn()
-        walls.append(time.perf_counter() - w)
-        cpus.append(time.process_time() - c)
-    return statistics.median(walls), statistics.median(cpus), out
-
-
 def measure(name: str, c: Case, reps: int) -> dict:
     """Prove/verify one case; returns a result row."""
     public = c.public or {n: c.values[n] for n in c.spec.inputs}
@@ -261,16 +249,16 @@ def measure(name: str, c: Case, reps: int) -> dict:
     def aux():
         return P.with_aux(c.spec, c.values, public, c.start)
 
-    aw, ac, (full, shapes) = _timed(aux, reps)
+    aw, ac, (full, shapes) = timed(aux, reps)
     cw, cc = 0.0, 0.0
     if c.commit == ("*",):  # every column the op introduces (nonlinear cases)
         c.commit = tuple(n for n in shapes if n not in c.spec.inputs)
     if c.commit:
         tabs = {n: B.canonical(full[n]) for n in c.commit}
-        cw, cc, _ = _timed(lambda: pcs.commit(tabs), reps)
-    pw, pc, (proof, claims, out) = _timed(lambda: P.prove_op(c.spec, c.op_index, full, shapes, public, c.start), reps)
+        cw, cc, _ = timed(lambda: pcs.commit(tabs), reps)
+    pw, pc, (proof, claims, out) = timed(lambda: P.prove_op(c.spec, c.op_index, full, shapes, public, c.start), reps)
     data = proof.to_bytes()
-    vw, vc, got = _timed(lambda: P.verify_op(c.spec, c.op_index, out.value, B.OpProof.from_bytes(data), shapes,
+    vw, vc, got = timed(lambda: P.verify_op(c.spec, c.op_index, out.value, B.OpProof.from_bytes(data), shapes,
                                              public, c.start), reps)
     assert len(got) == len(claims) and all(a.same(b) for a, b in zip(claims, got))
     P.oracle_for(full).check(got)
@@ -296,8 +284,8 @@ def measure_program(label: str, workload: str, reps: int) -> dict:
     inputs = {n: trace.tensors[n] for n in qm.spec.inputs}
     outputs = {n: trace.tensors[n] for n in qm.spec.outputs}
     settler = B.OracleSettler()
-    pw, pc, proof = _timed(lambda: P.prove_trace(qm.spec, qm.weights, trace, settler), reps)
-    vw, vc, res = _timed(lambda: P.verify_trace(qm.spec, inputs, outputs, proof, settler), reps)
+    pw, pc, proof = timed(lambda: P.prove_trace(qm.spec, qm.weights, trace, settler), reps)
+    vw, vc, res = timed(lambda: P.verify_trace(qm.spec, inputs, outputs, proof, settler), reps)
     assert res.ok, res.reason
     return {"program": label, "ops": len(qm.spec.ops), "prove_wall_s": pw, "prove_cpu_s": pc,
             "verify_wall_s": vw, "verify_cpu_s": vc, "proof_bytes": len(proof)}
