@@ -213,9 +213,8 @@ def evaluate_by_eq(table: np.ndarray, point: np.ndarray) -> np.ndarray:
     return F.edot(eq, t)
 
 
-def bind_prefix(table: np.ndarray, point: np.ndarray) -> np.ndarray:
-    """Bind the first ``k = len(point)`` variables: returns the (2^{n-k}, 4) table of
-    ``x ↦ f(point, x)``. For a row-major matrix with 2^k rows this is ``eq(point, ·)ᵀ · M``."""
+def _bind_args(table: np.ndarray, point: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Checked table, extension eq table of the point, and the number k of variables it binds."""
     t = F._check(table, "table")
     n = num_vars(t)
     pt, is_ext = _as_point(point)
@@ -223,8 +222,14 @@ def bind_prefix(table: np.ndarray, point: np.ndarray) -> np.ndarray:
         pt = F.embed(pt)
     k = pt.shape[0]
     if k > n:
-        raise ValueError(f"bind_prefix: point has {k} coordinates, table only {n} variables")
-    eq = _eq_table_ext(pt)
+        raise ValueError(f"{what}: point has {k} coordinates, table only {n} variables")
+    return t, _eq_table_ext(pt), k
+
+
+def bind_prefix(table: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """Bind the first ``k = len(point)`` variables: returns the (2^{n-k}, 4) table of
+    ``x ↦ f(point, x)``. For a row-major matrix with 2^k rows this is ``eq(point, ·)ᵀ · M``."""
+    t, eq, k = _bind_args(table, point, "bind_prefix")
     rows = 1 << k
     if is_ext_table(t):
         return _bind_prefix_ext(eq, np.ascontiguousarray(t.reshape(rows, -1, 4)))
@@ -234,15 +239,7 @@ def bind_prefix(table: np.ndarray, point: np.ndarray) -> np.ndarray:
 def bind_suffix(table: np.ndarray, point: np.ndarray) -> np.ndarray:
     """Bind the last ``k = len(point)`` variables: returns the (2^{n-k}, 4) table of
     ``x ↦ f(x, point)``. For a row-major matrix with 2^k columns this is ``M · eq(point, ·)``."""
-    t = F._check(table, "table")
-    n = num_vars(t)
-    pt, is_ext = _as_point(point)
-    if not is_ext:
-        pt = F.embed(pt)
-    k = pt.shape[0]
-    if k > n:
-        raise ValueError(f"bind_suffix: point has {k} coordinates, table only {n} variables")
-    eq = _eq_table_ext(pt)
+    t, eq, k = _bind_args(table, point, "bind_suffix")
     cols = 1 << k
     if is_ext_table(t):
         m = np.ascontiguousarray(np.swapaxes(t.reshape(-1, cols, 4), 0, 1))
