@@ -216,6 +216,20 @@ class GenerateSession:
         self.close()
 
 
+
+def _server_copy(model: nn.Module, key: EEKey | None, tier: Tier, split: Split
+                 ) -> tuple[SplitCodec, nn.Module, str, Tier | None]:
+    """The client's codec and the model the server gets: plaintext when ``key`` is None, else the
+    EE transform under ``key`` (checked against the codec before anything leaves the client)."""
+    if key is None:
+        return PlainCodec(model, split), model, "", None
+    if not isinstance(key, EEKey):
+        raise TypeError(f"key must be an EEKey or None, got {type(key).__name__}")
+    enc = encrypt_model(model, key, tier, split)
+    codec = ClientCodec(model, key, tier, split)
+    codec.check_deployment(enc)
+    return codec, enc.model, key.key_id, tier
+
 class BlindClient:
     """Client of a ``blindproof serve`` server.
 
@@ -329,16 +343,7 @@ class BlindClient:
         if mode == "integer":
             return self._deploy_integer(model, key, tier, split, label, calibration, commitment_key)
         split = Split() if split is None else split
-        if key is None:
-            codec: SplitCodec = PlainCodec(model, split)
-            server_model, key_id, used_tier = model, "", None
-        else:
-            if not isinstance(key, EEKey):
-                raise TypeError(f"key must be an EEKey or None, got {type(key).__name__}")
-            enc = encrypt_model(model, key, tier, split)
-            codec = ClientCodec(model, key, tier, split)
-            codec.check_deployment(enc)
-            server_model, key_id, used_tier = enc.model, key.key_id, tier
+        codec, server_model, key_id, used_tier = _server_copy(model, key, tier, split)
         blob, digest = to_bytes(server_model, server_parts(model, split))
         reply = self.upload(blob, digest, key_id=key_id, label=label)
         if reply.deployment.digest != digest:
@@ -352,16 +357,7 @@ class BlindClient:
         whole = integer_split(model)
         if split is not None and split != whole:
             raise ValueError(f"an integer deployment runs the whole model on the server (split {whole})")
-        if key is None:
-            inner: SplitCodec = PlainCodec(model, whole)
-            server_model, key_id, used_tier = model, "", None
-        else:
-            if not isinstance(key, EEKey):
-                raise TypeError(f"key must be an EEKey or None, got {type(key).__name__}")
-            enc = encrypt_model(model, key, tier, whole)
-            inner = ClientCodec(model, key, tier, whole)
-            inner.check_deployment(enc)
-            server_model, key_id, used_tier = enc.model, key.key_id, tier
+        inner, server_model, key_id, used_tier = _server_copy(model, key, tier, whole)
         calib = default_calibration(model) if calibration is None else calibration
         qm = quantize_for_server(server_model, inner, calib)
         ckey = os.urandom(32) if commitment_key is None else commitment_key
