@@ -15,6 +15,7 @@ from functools import lru_cache
 import numba as nb
 import numpy as np
 
+from blindproof.zk import device
 from blindproof.zk import field as F
 
 _NJ = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy")
@@ -89,13 +90,27 @@ def _twiddles(log_n: int) -> np.ndarray:
     return out
 
 
+@lru_cache(maxsize=16)
+def plain_twiddles(log_n: int) -> np.ndarray:
+    """:func:`_twiddles` as plain residues (not Montgomery form), for the torch kernel."""
+    out = F.mul(_twiddles(log_n), np.uint32(pow(1 << 32, -1, F.P)))
+    out.setflags(write=False)
+    return out
+
+
 def encode_rows(coeffs: np.ndarray, n: int) -> np.ndarray:
     """Evaluate each row of ``coeffs`` (B, k), as polynomial coefficients, at the n-th roots of
-    unity in bit-reversed order: (B, n) uint32. ``k ≤ n``, n a power of two."""
+    unity in bit-reversed order: (B, n) uint32. ``k ≤ n``, n a power of two.
+
+    Large matrices run on the prover device (:mod:`blindproof.zk.device`) when one is chosen; the
+    result is bit-identical either way."""
     c = F._check(coeffs, "coeffs")
     if c.ndim != 2 or c.shape[1] > n or n < 1 or n & (n - 1):
         raise ValueError(f"encode_rows: need (B, k) coefficients with k ≤ n = power of two, got "
                          f"{c.shape} and n = {n}")
+    dev = device.device_for_encode(c.shape[0], n)
+    if dev is not None:
+        return device.encode_rows(c, n, dev)
     out = np.zeros((c.shape[0], n), dtype=np.uint32)
     out[:, :c.shape[1]] = c
     if n > 1:

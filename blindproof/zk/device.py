@@ -16,7 +16,8 @@ back silently. ``torch-cpu`` runs the torch kernels on the CPU: slower than the 
 test the torch code on machines without a GPU.
 
 Only large inputs go to torch (below the thresholds the transfers cost more than the work). Torch is
-imported on the first call above a threshold, so small proofs never load it.
+imported on the first call above a threshold, so small proofs never load it; on Linux without the
+NVIDIA driver ``auto`` resolves to the CPU path without importing torch at all.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def torch_device_for(choice: str) -> str | None:
 
     Raises :class:`DeviceError` for ``cuda`` when no usable CUDA device is present."""
     c = parse_choice(choice)
-    if c == "cpu":
+    if c == "cpu" or (c == "auto" and not _nvidia_driver_possible()):
         return None
     import torch
 
@@ -92,6 +93,16 @@ def torch_device_for(choice: str) -> str | None:
     if index >= torch.cuda.device_count():
         raise DeviceError(f"prover device {c!r} asked for, but only {torch.cuda.device_count()} CUDA device(s) exist")
     return c
+
+
+def _nvidia_driver_possible() -> bool:
+    """False when this is Linux without the NVIDIA driver's device nodes (then cuda cannot be
+    available, and ``auto`` picks the CPU without paying ~1-3 s to import torch)."""
+    import sys
+
+    if "torch" in sys.modules or not sys.platform.startswith("linux"):
+        return True
+    return os.path.exists("/dev/nvidiactl") or os.path.exists("/proc/driver/nvidia")
 
 
 _lock = threading.Lock()

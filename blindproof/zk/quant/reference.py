@@ -41,11 +41,19 @@ def _check(op: Op, name: str, v: np.ndarray) -> None:
 
 
 def _exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Integer a @ b, through float64 BLAS when every partial sum is provably below 2^53."""
+    """Integer a @ b, through float64 BLAS when every partial sum is provably below 2^53.
+
+    Large float64-exact products run on the prover device (:mod:`blindproof.zk.device`) when one is
+    chosen; the result is the same int64 array either way."""
     k = a.shape[-1]
     amax = int(np.abs(a).max()) if a.size else 0
     bmax = int(np.abs(b).max()) if b.size else 0
     if amax * bmax * k < _F64_EXACT:
+        if a.ndim >= 2 and b.ndim >= 2:
+            from blindproof.zk import device
+            dev = device.device_for_matmul(device.matmul_macs(a.shape, b.shape))
+            if dev is not None:
+                return device.matmul_f64(a, b, dev)
         return np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(np.int64)
     return np.matmul(a, b)
 
