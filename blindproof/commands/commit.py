@@ -18,6 +18,10 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                         "tiny-llama, the real all-MiniLM-L6-v2 weights for minilm-l6 where installed, seeded random "
                         "weights otherwise)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
+    p.add_argument("--scope", choices=("model", "blocks"), default=None,
+                   help="what the proof covers: the whole model, or only the transformer blocks (hidden states in "
+                        "and out); default: the workload's (blocks for gpt2-block and gpt2-small, else model); "
+                        "commit and prove must use the same")
     p.add_argument("--key", type=Path, default=None,
                    help="secret commitment key (default: <commitment>.key next to the commitment file)")
     p.add_argument("--security", type=float, default=104.0,
@@ -35,7 +39,7 @@ def load_model(args: argparse.Namespace):
     if args.weights is not None and not args.weights.is_file():
         raise SystemExit(f"error: weights file {args.weights} does not exist")
     try:
-        return quantized_workload(args.model, str(args.weights) if args.weights else None, args.seed)
+        return quantized_workload(args.model, str(args.weights) if args.weights else None, args.seed, args.scope)
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None
 

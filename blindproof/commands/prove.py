@@ -20,8 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "`blindproof commit`.")
     add_model_args(p)
     p.add_argument("--input", type=Path, default=None,
-                   help=".npy file (token ids (1, seq) or float features (1, dim)) or, for byte-vocabulary "
-                        "models, a .txt file; default: the workload's fixed example input")
+                   help=".npy file (token ids (1, seq), float features (1, dim), or for --scope blocks token ids or "
+                        "float hidden states (1, seq, d_model)) or, for byte-vocabulary models, a .txt file; "
+                        "default: the workload's fixed example input")
     p.add_argument("--commitment", type=Path, default=Path("model.commit"),
                    help="the model commitment to prove against (default model.commit)")
     p.add_argument("--start", type=int, default=0, help="position of the first token (default 0)")
@@ -50,7 +51,7 @@ def _read_input(path: Path | None, model_name: str, vocab: int | None):
 def run(args: argparse.Namespace) -> int:
     from blindproof.zk.commitment import CommitmentKey, ModelCommitment
     from blindproof.zk.pcs import PcsParams
-    from blindproof.zk.prover import ModelProver
+    from blindproof.zk.prover import ModelProver, program_input
 
     key_path = args.key or Path(str(args.commitment) + ".key")
     if not key_path.exists():
@@ -76,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     x = _read_input(args.input, args.model, qm.spec.arch.get("config", {}).get("vocab_size"))
     try:
+        x = program_input(args.model, x, str(args.weights) if args.weights else None, args.seed, args.scope)
         inputs = qm.encode(x)
     except (TypeError, ValueError) as exc:
         print(f"error: bad input: {exc}", file=sys.stderr)

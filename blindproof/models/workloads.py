@@ -49,6 +49,7 @@ class Workload:
     config: TransformerConfig | None
     seq: int  # example sequence length (0 for the MLP)
     builder: Callable[[int], nn.Module]
+    zk_scope: str = "model"  # what a proof covers by default: "model", or "blocks" (hidden states in and out)
 
     def build(self, seed: int = 0) -> nn.Module:
         """The model with seeded random weights (the trained default model: `blindproof.models.load_default_model`)."""
@@ -69,8 +70,10 @@ def _transformer(cfg: TransformerConfig) -> Callable[[int], nn.Module]:
 WORKLOADS: dict[str, Workload] = {
     "tiny-llama": Workload("tiny-llama", "transformer", TINY_LLAMA, 16, _transformer(TINY_LLAMA)),
     "small-llama": Workload("small-llama", "transformer", SMALL_LLAMA, 64, _transformer(SMALL_LLAMA)),
-    "gpt2-block": Workload("gpt2-block", "transformer", GPT2_BLOCK, 128, _transformer(GPT2_BLOCK)),
-    "gpt2-small": Workload("gpt2-small", "transformer", GPT2_SMALL, 128, _transformer(GPT2_SMALL)),
+    # The GPT-2 workloads measure transformer blocks: proofs cover the blocks (what a server runs in a split
+    # deployment), not the 50k-vocabulary embedding and head (`blindproof prove --scope model` proves those too).
+    "gpt2-block": Workload("gpt2-block", "transformer", GPT2_BLOCK, 128, _transformer(GPT2_BLOCK), "blocks"),
+    "gpt2-small": Workload("gpt2-small", "transformer", GPT2_SMALL, 128, _transformer(GPT2_SMALL), "blocks"),
     "mlp-784-56-10": Workload("mlp-784-56-10", "mlp", None, 0, lambda seed: init_weights(MLP((784, 56, 10)), seed)),
     "minilm-l6": Workload("minilm-l6", "transformer", MINILM_L6, 128, _transformer(MINILM_L6)),
 }

@@ -205,14 +205,38 @@ def calibration_input(name: str, batch: int = 4):
 
 
 def example_input(name: str):
-    """The fixed example input of a workload (batch 1)."""
+    """The fixed example input of a workload (batch 1): token ids or features."""
     from blindproof.models.workloads import get_workload
 
     return get_workload(name).example_input(seed=0, batch=1)
 
 
-def quantized_workload(name: str, weights: str | None = None, seed: int = 0) -> QuantizedModel:
-    """The integer model of a workload, quantized with its fixed calibration data."""
+def workload_scope(name: str, scope: str | None = None) -> str:
+    """What a proof of the workload covers: ``scope`` if given, else the workload's default."""
+    from blindproof.models.workloads import get_workload
+
+    return scope or get_workload(name).zk_scope
+
+
+def program_input(name: str, x, weights: str | None = None, seed: int = 0, scope: str | None = None):
+    """The float/token input the workload's integer program takes for the model input ``x``: for a
+    ``blocks`` program, token ids become the float hidden states the blocks receive; anything else
+    passes through."""
+    import torch
+
+    from blindproof.zk.quant import embed_float
+
+    integer = x.dtype.kind in "iu" if isinstance(x, np.ndarray) else not torch.as_tensor(x).is_floating_point()
+    if workload_scope(name, scope) == "blocks" and integer:
+        return embed_float(workload_float_model(name, weights, seed), x)
+    return x
+
+
+def quantized_workload(name: str, weights: str | None = None, seed: int = 0, scope: str | None = None
+                       ) -> QuantizedModel:
+    """The integer model of a workload (its default scope unless ``scope`` is given), quantized with its
+    fixed calibration data."""
     from blindproof.zk.quant import quantize
 
-    return quantize(workload_float_model(name, weights, seed), calibration_input(name))
+    return quantize(workload_float_model(name, weights, seed), calibration_input(name),
+                    scope=workload_scope(name, scope))

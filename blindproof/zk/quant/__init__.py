@@ -6,9 +6,11 @@
 - `reference`: the numpy int64 forward that records every witness
 """
 
-from blindproof.zk.quant.quantize import QuantConfig, QuantizationError, QuantizedModel, build_program, quantize
+from blindproof.zk.quant.quantize import (SCOPES, QuantConfig, QuantizationError, QuantizedModel, build_program, embed_float,
+                                          quantize)
 from blindproof.zk.quant.reference import BoundError, Trace, run_program
 from blindproof.zk.quant.spec import ACC_BOUND, Op, QuantSpec, TableSpec, TensorSpec, WeightSpec
 
 __all__ = ["ACC_BOUND", "BoundError", "Op", "QuantConfig", "QuantSpec", "QuantizationError", "QuantizedModel",
-           "TableSpec", "TensorSpec", "Trace", "WeightSpec", "build_program", "quantize", "run_program"]
+           "SCOPES", "TableSpec", "TensorSpec", "Trace", "WeightSpec", "build_program", "embed_float", "quantize",
+           "run_program"]

@@ -380,17 +380,30 @@ def _state(model: torch.nn.Module) -> dict[str, np.ndarray]:
     return {k: v.detach().to(torch.float64).cpu().numpy() for k, v in model.state_dict().items()}
 
 
-def _walk_transformer(b: _Builder, model: Transformer, tokens: np.ndarray) -> list[_Node]:
+def embed_float(model: Transformer, tokens: np.ndarray) -> np.ndarray:
+    """The float64 hidden states the blocks receive for ``tokens`` (a ``blocks``-scope program's input)."""
+    dtype = next(model.parameters()).dtype
+    try:  # float64 like the rest of the walk; converting back to the model's dtype is exact
+        with torch.no_grad():
+            return model.double().embed_tokens(torch.as_tensor(np.asarray(tokens), dtype=torch.int64)).numpy()
+    finally:
+        model.to(dtype)
+
+
+def _walk_transformer(b: _Builder, model: Transformer, tokens: np.ndarray, scope: str) -> list[_Node]:
     cfg = model.cfg
     sd = _state(model)
     hd = cfg.head_dim
-    idx = b.input_index("tokens", tokens, cfg.vocab_size)
-    tok_table = sd["embed.weight"]
-    if cfg.type_vocab_size:  # every token has type 0: fold that row into the token table (exact in float)
-        tok_table = tok_table + sd["type_embed.weight"][0]
-    h = b.embed(idx, tok_table, "embed.tok", "tokens")
-    if cfg.position == "learned":
-        h = b.add(h, b.embed(idx, sd["pos_embed.weight"], "embed.pos", "positions"), "embed.sum")
+    if scope == "blocks":  # the program starts at the hidden states the blocks receive
+        h = b.input_features("h", embed_float(model, tokens))
+    else:
+        idx = b.input_index("tokens", tokens, cfg.vocab_size)
+        tok_table = sd["embed.weight"]
+        if cfg.type_vocab_size:  # every token has type 0: fold that row into the token table (exact in float)
+            tok_table = tok_table + sd["type_embed.weight"][0]
+        h = b.embed(idx, tok_table, "embed.tok", "tokens")
+        if cfg.position == "learned":
+            h = b.add(h, b.embed(idx, sd["pos_embed.weight"], "embed.pos", "positions"), "embed.sum")
 
     def norm(x: _Node, prefix: str, name: str) -> _Node:
         return b.norm(x, cfg.norm, cfg.norm_eps, sd[prefix + ".weight"], sd.get(prefix + ".bias"), name)
@@ -424,7 +437,7 @@ def _walk_transformer(b: _Builder, model: Transformer, tokens: np.ndarray) -> li
             act = b.lookup(up, "gelu_tanh" if cfg.gelu_approx == "tanh" else "gelu", n + "gelu")
         return lin(act, p + "down", n + "down.acc")
 
-    if cfg.embed_norm:
+    if cfg.embed_norm and scope != "blocks":
         h = norm(h, "embed_norm", "embed.norm")
     for i in range(cfg.n_layers):
         bp = f"blocks.{i}."
@@ -434,6 +447,8 @@ def _walk_transformer(b: _Builder, model: Transformer, tokens: np.ndarray) -> li
         else:
             h = norm(b.add(h, attention(h, i), f"b{i}.res1"), bp + "attn_norm", f"b{i}.attn_norm")
             h = norm(b.add(h, mlp(h, i), f"b{i}.res2"), bp + "mlp_norm", f"b{i}.mlp_norm")
+    if scope == "blocks":
+        return [h]
     if cfg.norm_position == "pre":
         h = norm(h, "final_norm", "final_norm")
     if cfg.output == "logits":
@@ -510,15 +525,30 @@ def _calibration_array(model: torch.nn.Module, calib: torch.Tensor | np.ndarray)
     return a
 
 
-def build_program(model: torch.nn.Module, calib: torch.Tensor | np.ndarray, config: QuantConfig | None = None
-                  ) -> tuple[QuantizedModel, dict[str, np.ndarray]]:
-    """Quantize without the final bound check; also returns the float calibration value of every tensor."""
+SCOPES = ("model", "blocks")
+
+
+def _check_scope(model: torch.nn.Module, scope: str) -> None:
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+    if scope == "blocks" and not isinstance(model, Transformer):
+        raise QuantizationError("scope 'blocks' needs a Transformer")
+
+
+def build_program(model: torch.nn.Module, calib: torch.Tensor | np.ndarray, config: QuantConfig | None = None,
+                  scope: str = "model") -> tuple[QuantizedModel, dict[str, np.ndarray]]:
+    """Quantize without the final bound check; also returns the float calibration value of every tensor.
+    ``scope="blocks"`` covers only a transformer's blocks: hidden states in, hidden states out (what a
+    server runs in a split deployment), no embedding, final norm or head."""
     cfg = config or QuantConfig()
+    _check_scope(model, scope)
     a = _calibration_array(model, calib)
     b = _Builder(cfg)
     if isinstance(model, Transformer):
-        outs = _walk_transformer(b, model, a.astype(np.int64))
+        outs = _walk_transformer(b, model, a.astype(np.int64), scope)
         arch = {"family": "transformer", "config": model.cfg.to_dict()}
+        if scope == "blocks":  # absent for whole models, so their descriptions and digests are unchanged
+            arch["scope"] = "blocks"
     elif isinstance(model, MLP):
         outs = _walk_mlp(b, model, a.astype(np.float64))
         arch = {"family": "mlp", "dims": list(model.dims)}
@@ -528,16 +558,19 @@ def build_program(model: torch.nn.Module, calib: torch.Tensor | np.ndarray, conf
     return QuantizedModel(spec, weights), {n: node.value for n, node in b.nodes.items()}
 
 
-def quantize(model: torch.nn.Module, calib: torch.Tensor | np.ndarray, config: QuantConfig | None = None
-             ) -> QuantizedModel:
+def quantize(model: torch.nn.Module, calib: torch.Tensor | np.ndarray, config: QuantConfig | None = None,
+             scope: str = "model") -> QuantizedModel:
     """Turn a blindproof Transformer or MLP into an integer program, with scales from `calib`.
 
     `calib` is token ids (batch, seq) for transformers or float features (batch, dim) for MLPs.
-    Raises QuantizationError when any integer of the program reaches 2^30 on the calibration data.
+    ``scope="blocks"`` quantizes only a transformer's blocks (input: the float hidden states of
+    :func:`embed_float`). Raises QuantizationError when any integer of the program reaches 2^30 on the
+    calibration data.
     """
-    qm, _ = build_program(model, calib, config)
+    qm, _ = build_program(model, calib, config, scope)
+    a = _calibration_array(model, calib)
     try:
-        qm.run(_calibration_array(model, calib), record=False)
+        qm.run(embed_float(model, a) if scope == "blocks" else a, record=False)
     except BoundError as e:
         raise QuantizationError(f"calibration run leaves the integer bounds: {e}") from e
     return qm
