@@ -300,7 +300,7 @@ def _forge(lay: pcs.Layout, claims):
     """Build an opening of false claims, then a Merkle tree that agrees with it where it is queried."""
     tr = Transcript(DOMAIN)
     parts = [pcs._claim_parts(c) for c in claims]
-    geos = [pcs._geometry(lay, n, p) for n, p, _ in parts]
+    geo = pcs._geometry(lay, parts)
     pcs._absorb_claims(tr, None, parts)
     gam = pcs._gammas(tr, lay)
     alpha = tr.challenge_exts("pcs/alpha", len(parts))
@@ -329,7 +329,7 @@ def _forge(lay: pcs.Layout, claims):
     s_prox = F.ezero((lay.proximity_tests, lay.n_queries))
     pcs._absorb_rows(tr, u_eval, s_eval, u_prox, s_prox)
     positions = np.unique(tr.challenge_indices("pcs/queries", lay.n_queries, lay.codeword_len))
-    w = pcs._eval_row_weights(lay, geos, alpha, rho, tau1, tau2, kappa, zeta)
+    w = pcs._eval_row_weights(lay, geo, alpha, rho, tau1, tau2, kappa, zeta)
     code = pcs._encode_ext_rows(np.concatenate([u_eval[None], u_prox]),
                                 np.concatenate([s_eval[None], s_prox]), lay.codeword_len)
     weights = [w] + [gam[p] for p in range(lay.proximity_tests)]

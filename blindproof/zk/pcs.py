@@ -46,19 +46,16 @@ from functools import cached_property
 from typing import Mapping, Sequence
 
 import blake3
-import numba as nb
 import numpy as np
 
 from blindproof.zk import field as F
 from blindproof.zk import merkle
 from blindproof.zk import mle
+from blindproof.zk import _pcs_kernels as K
 from blindproof.zk import _rs, soundness
-from blindproof.zk._kernels import _P, e_mul
 from blindproof.zk.encoding import ProofFormatError, Reader, Writer
 from blindproof.zk.transcript import Transcript
 from blindproof.zk.verdict import VerifyResult, guarded
-
-_NJ = dict(cache=True, nogil=True, boundscheck=False)
 
 COMMITMENT_MAGIC = b"BPCM"
 OPENING_MAGIC = b"BPOP"
@@ -241,62 +238,6 @@ def _random_field(n: int, rng: np.random.Generator | None) -> np.ndarray:
 
 # --- kernels -----------------------------------------------------------------------------------------
 
-@nb.njit(**_NJ)
-def _round_evals(a, b, length):
-    """For term tables a, b (T, L, 4) and the first variable: sums of a·b at X = 0 and X = 2."""
-    h = length // 2
-    acc = np.zeros((2, 4), dtype=np.uint64)
-    lim = np.uint64(1) << np.uint64(62)
-    two = np.uint64(2)
-    for t in range(a.shape[0]):
-        for j in range(h):
-            a0 = (np.uint64(a[t, j, 0]), np.uint64(a[t, j, 1]), np.uint64(a[t, j, 2]), np.uint64(a[t, j, 3]))
-            b0 = (np.uint64(b[t, j, 0]), np.uint64(b[t, j, 1]), np.uint64(b[t, j, 2]), np.uint64(b[t, j, 3]))
-            p = e_mul(a0[0], a0[1], a0[2], a0[3], b0[0], b0[1], b0[2], b0[3])
-            for k in range(4):
-                acc[0, k] += p[k]
-            # value at X = 2 of the line through (lo, hi): 2·hi - lo
-            a2 = ((two * np.uint64(a[t, j + h, 0]) + _P - a0[0]) % _P,
-                  (two * np.uint64(a[t, j + h, 1]) + _P - a0[1]) % _P,
-                  (two * np.uint64(a[t, j + h, 2]) + _P - a0[2]) % _P,
-                  (two * np.uint64(a[t, j + h, 3]) + _P - a0[3]) % _P)
-            b2 = ((two * np.uint64(b[t, j + h, 0]) + _P - b0[0]) % _P,
-                  (two * np.uint64(b[t, j + h, 1]) + _P - b0[1]) % _P,
-                  (two * np.uint64(b[t, j + h, 2]) + _P - b0[2]) % _P,
-                  (two * np.uint64(b[t, j + h, 3]) + _P - b0[3]) % _P)
-            q = e_mul(a2[0], a2[1], a2[2], a2[3], b2[0], b2[1], b2[2], b2[3])
-            for k in range(4):
-                acc[1, k] += q[k]
-            if acc[0, 0] >= lim or acc[0, 1] >= lim or acc[0, 2] >= lim or acc[0, 3] >= lim \
-                    or acc[1, 0] >= lim or acc[1, 1] >= lim or acc[1, 2] >= lim or acc[1, 3] >= lim:
-                for i in range(2):
-                    for k in range(4):
-                        acc[i, k] %= _P
-    out = np.empty((2, 4), dtype=np.uint32)
-    for i in range(2):
-        for k in range(4):
-            out[i, k] = acc[i, k] % _P
-    return out
-
-
-@nb.njit(**_NJ)
-def _fold(x, length, r):
-    """Bind the first variable of every table in x (T, L, 4) to r: x[:, j] += r·(x[:, j+h] - x[:, j])."""
-    h = length // 2
-    r0, r1, r2, r3 = np.uint64(r[0]), np.uint64(r[1]), np.uint64(r[2]), np.uint64(r[3])
-    for t in range(x.shape[0]):
-        for j in range(h):
-            d = (
-                (np.uint64(x[t, j + h, 0]) + _P - np.uint64(x[t, j, 0])) % _P,
-                (np.uint64(x[t, j + h, 1]) + _P - np.uint64(x[t, j, 1])) % _P,
-                (np.uint64(x[t, j + h, 2]) + _P - np.uint64(x[t, j, 2])) % _P,
-                (np.uint64(x[t, j + h, 3]) + _P - np.uint64(x[t, j, 3])) % _P,
-            )
-            p = e_mul(d[0], d[1], d[2], d[3], r0, r1, r2, r3)
-            for k in range(4):
-                x[t, j, k] = (np.uint64(x[t, j, k]) + p[k]) % _P
-
-
 def _quadratic_at(s0: np.ndarray, s1: np.ndarray, s2: np.ndarray, r: np.ndarray) -> np.ndarray:
     """Value at r of the degree-2 polynomial with values s0, s1, s2 at 0, 1, 2 (Lagrange)."""
     one, two = F.ext(1), F.ext(2)
@@ -456,51 +397,35 @@ def _claim_parts(claim) -> tuple[str, np.ndarray, np.ndarray]:
 
 @dataclass(frozen=True)
 class _Geometry:
-    """Where a claim's rows and columns are: rows [row0, row0 + len(row_w)) weighted by row_w."""
+    """Where a batch of claims lives in the matrix, one entry per claim (int64 arrays). Claim j reads
+    rows ``[row0, row0 + 2^row_vars)`` with the eq table of its first ``row_vars`` coordinates, and
+    columns ``[col_start, col_start + 2^col_vars)`` with the eq table of the others (a small tensor
+    fills an aligned segment of one row); ``pts`` holds every point, concatenated, from ``pt_off``."""
 
-    row0: int
-    row_point: np.ndarray  # (n_row_vars, 4): eq table gives the row weights
-    col_point: np.ndarray  # (n_col_vars, 4): on the tensor's column segment
-    col_bits: tuple[int, ...]  # MSB-first bits of the segment index (small tensors), else ()
+    tensor: np.ndarray
+    row0: np.ndarray
+    row_vars: np.ndarray
+    col_vars: np.ndarray
+    col_start: np.ndarray
+    pt_off: np.ndarray
+    pts: np.ndarray  # (Σ_j n_j, 4)
 
 
-def _geometry(lay: Layout, name: str, point: np.ndarray) -> _Geometry:
-    i = lay.index(name)
-    n = lay.log_sizes[i]
-    if point.shape != (n, 4):
-        raise ValueError(f"claim on {name!r}: point must have shape ({n}, 4), got {point.shape}")
-    off = lay.offsets[i]
+def _geometry(lay: Layout, parts: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> _Geometry:
+    """The geometry of claims given as (tensor, point, value); ValueError on an unknown tensor or a
+    point of the wrong length."""
+    idx = np.array([lay.index(name) for name, _, _ in parts], dtype=np.int64)
+    n = np.array(lay.log_sizes, dtype=np.int64)[idx]
+    for (name, pt, _), nj in zip(parts, n.tolist()):
+        if pt.shape != (nj, 4):
+            raise ValueError(f"claim on {name!r}: point must have shape ({nj}, 4), got {pt.shape}")
+    off = np.array(lay.offsets, dtype=np.int64)[idx]
     c = lay.log_cols
-    if n >= c:
-        return _Geometry(off >> c, point[: n - c], point[n - c:], ())
-    seg = (off % lay.n_cols) >> n
-    bits = tuple((seg >> (c - n - 1 - b)) & 1 for b in range(c - n))
-    return _Geometry(off >> c, point[:0], point, bits)
-
-
-def _col_weights_at(g: _Geometry, zeta: np.ndarray) -> np.ndarray:
-    """MLE over the column variables of a claim's column weights, at ζ (4,)."""
-    k = len(g.col_bits)
-    acc = mle.eq_eval(g.col_point, zeta[k:]) if g.col_point.shape[0] else F.ext(1)
-    one = F.ext(1)
-    for b, z in zip(g.col_bits, zeta[:k]):
-        acc = F.emul(acc, z if b else F.esub(one, z))
-    return acc
-
-
-def _col_weight_table(g: _Geometry, n_cols: int) -> np.ndarray:
-    k = len(g.col_bits)
-    out = np.zeros((n_cols, 4), dtype=np.uint32)
-    seg = 0
-    for b in g.col_bits:
-        seg = 2 * seg + b
-    width = n_cols >> k
-    out[seg * width:(seg + 1) * width] = mle.eq_table(g.col_point) if g.col_point.shape[0] else F.eone(1)
-    return out
-
-
-def _row_weights(g: _Geometry) -> np.ndarray:
-    return mle.eq_table(g.row_point) if g.row_point.shape[0] else F.eone(1)
+    pt_off = np.zeros(len(parts), dtype=np.int64)
+    np.cumsum(n[:-1], out=pt_off[1:])
+    pts = np.concatenate([pt for _, pt, _ in parts]) if int(n.sum()) else F.ezero(0)
+    return _Geometry(idx, off >> c, np.maximum(n - c, 0), np.minimum(n, c), off & (lay.n_cols - 1), pt_off,
+                     np.ascontiguousarray(pts, dtype=np.uint32))
 
 
 # --- opening -----------------------------------------------------------------------------------------
@@ -617,8 +542,8 @@ def open_claims(state: ProverState, claims: Sequence, transcript: Transcript) ->
     if not claims or len(claims) > MAX_CLAIMS:
         raise ValueError(f"open_claims: need 1..{MAX_CLAIMS} claims, got {len(claims)}")
     parts = [_claim_parts(cl) for cl in claims]
-    geos = [_geometry(lay, name, pt) for name, pt, _ in parts]
-    c, t, n = lay.n_cols, lay.n_queries, lay.codeword_len
+    geo = _geometry(lay, parts)
+    t, n = lay.n_queries, lay.codeword_len
     M = state.messages
     _absorb_claims(transcript, com, parts)
     gam = _gammas(transcript, lay)
@@ -629,48 +554,19 @@ def open_claims(state: ProverState, claims: Sequence, transcript: Transcript) ->
     transcript.absorb_ext("pcs/mask_sum", mask_sum)
     rho = transcript.challenge_ext("pcs/rho")
 
-    # sumcheck tables: A_j = α_j·cw_j, B_j = rw_jᵀ M; masks: A = ρ·eq(τ), B = G
-    n_terms = len(parts) + 2
-    A = np.empty((n_terms, c, 4), dtype=np.uint32)
-    B = np.empty((n_terms, c, 4), dtype=np.uint32)
-    for j, g in enumerate(geos):
-        A[j] = F.emul(alpha[j][None, :], _col_weight_table(g, c))
-        rw = _row_weights(g)
-        B[j] = F.edot(rw, M[g.row0:g.row0 + rw.shape[0]])
-    A[-2] = F.emul(rho[None, :], mle.eq_table(tau1))
-    A[-1] = F.emul(rho[None, :], mle.eq_table(tau2))
-    B[-2] = F.embed(M[g1])
-    B[-1] = F.embed(M[g2])
-    U = B.copy()  # the row combinations, kept for the evaluation row
-    claim = F.emul(rho, mask_sum)
-    for j, (_, _, val) in enumerate(parts):
-        claim = F.eadd(claim, F.emul(alpha[j], val))
-    rounds = np.empty((lay.log_cols, 2, 4), dtype=np.uint32)
-    zeta = np.empty((lay.log_cols, 4), dtype=np.uint32)
-    length = c
-    for i in range(lay.log_cols):
-        s02 = _round_evals(A, B, length)
-        rounds[i] = s02
-        transcript.absorb_ext("pcs/round", s02)
-        r = transcript.challenge_ext("pcs/r")
-        zeta[i] = r
-        claim = _quadratic_at(s02[0], F.esub(claim, s02[0]), s02[1], r)
-        _fold(A, length, r)
-        _fold(B, length, r)
-        length //= 2
+    rounds, zeta = _column_sumcheck(lay, M, geo, alpha, rho, tau1, tau2, transcript)
 
-    # the one evaluation row: u = Σ_t A_t(ζ)·B_t + κ·Σ_k X^k H_k
+    # the one evaluation row u = wᵀM, w the row weights the verifier computes too
     eqz = mle.eq_table(zeta)
     h0 = lay.eval_mask_row
     mask_values = np.stack([F.edot(eqz, M[h0 + k]) for k in range(EVAL_MASKS)])
     transcript.absorb_ext("pcs/mask_values", mask_values)
     kappa = transcript.challenge_ext("pcs/kappa")
-    # A has been folded down to A_t(ζ), so wᵀM is a combination of the kept row combinations
-    u_eval = _combine(np.ascontiguousarray(A[:, 0]), U, kappa, M[h0:h0 + EVAL_MASKS])
-    w = _eval_row_weights(lay, geos, alpha, rho, tau1, tau2, kappa, zeta)
-    s_eval = F.edot(w, state.hiding)
-    u_prox = np.stack([F.edot(gam[p], M) for p in range(lay.proximity_tests)])
-    s_prox = np.stack([F.edot(gam[p], state.hiding) for p in range(lay.proximity_tests)])
+    w = _eval_row_weights(lay, geo, alpha, rho, tau1, tau2, kappa, zeta)
+    weights = np.concatenate([w[None], gam])  # evaluation row, then the proximity rows
+    rows = K.weighted_rows(weights, M)
+    hid = K.weighted_rows(weights, state.hiding)
+    u_eval, s_eval, u_prox, s_prox = rows[0], hid[0], rows[1:], hid[1:]
     _absorb_rows(transcript, u_eval, s_eval, u_prox, s_prox)
     positions = np.unique(transcript.challenge_indices("pcs/queries", t, n))
     columns = np.ascontiguousarray(state.codewords[:, positions].T)
@@ -680,12 +576,59 @@ def open_claims(state: ProverState, claims: Sequence, transcript: Transcript) ->
                    siblings, prov, conj)
 
 
-def _combine(coefs: np.ndarray, rows: np.ndarray, kappa: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """Σ_t coefs[t]·rows[t] + κ·Σ_k X^k masks[k]: (T, 4), (T, C, 4), (4,), (4, C) -> (C, 4)."""
-    acc = F.ezero(rows.shape[1])
-    for t in range(rows.shape[0]):
-        acc = F.eadd(acc, F.emul(coefs[t][None, :], rows[t]))
-    return F.eadd(acc, F.edot(F.emul(kappa[None, :], _x_powers()), np.ascontiguousarray(masks)))
+def _column_sumcheck(lay: Layout, M: np.ndarray, geo: _Geometry, alpha, rho, tau1, tau2,
+                     transcript: Transcript) -> tuple[np.ndarray, np.ndarray]:
+    """The prover's sumcheck over the column variables; returns the rounds (log C, 2, 4) and ζ.
+
+    The sum is written as terms ``Σ_t A_t(x)·B_t(x)``. A row term has ``B_t`` = one committed row
+    (base field) and ``A_t`` = the summed column weights of every claim on that row (a claim on a
+    tensor of ``2^k`` rows adds ``α_j·rw_j[i]·cw_j`` to the term of its ``i``-th row). A claim term
+    has ``A_t = α_j·cw_j`` and ``B_t = rw_jᵀM`` (extension). A tensor's claims become claim terms
+    when the tensor has more rows than claims, else row terms; either way the polynomial, hence every
+    round message, is the same (it is linear in the claims)."""
+    c = lay.n_cols
+    g1, g2 = lay.g_rows
+    counts = np.bincount(geo.tensor)[geo.tensor]
+    own = (np.int64(1) << geo.row_vars) > counts
+    spread = ~own
+    single = spread & (geo.row_vars == 0)
+    multi = np.flatnonzero(spread & (geo.row_vars > 0))
+    row_sets = [geo.row0[single], np.array([g1, g2], dtype=np.int64)]
+    row_sets += [np.arange(geo.row0[j], geo.row0[j] + (1 << int(geo.row_vars[j])), dtype=np.int64) for j in multi]
+    rows = np.unique(np.concatenate(row_sets))
+    term_of_row = np.full(lay.n_rows, -1, dtype=np.int64)
+    term_of_row[rows] = np.arange(rows.size)
+    owners = np.flatnonzero(own)
+    claim_term = np.full(len(geo.row0), -1, dtype=np.int64)
+    claim_term[owners] = rows.size + np.arange(owners.size)
+    Bx = np.empty((owners.size, c, 4), dtype=np.uint32)
+    for k, j in enumerate(owners):
+        o, rv, r0 = int(geo.pt_off[j]), int(geo.row_vars[j]), int(geo.row0[j])
+        Bx[k] = F.edot(mle.eq_table(geo.pts[o:o + rv]), M[r0:r0 + (1 << rv)])
+
+    A = np.zeros((rows.size + owners.size, c, 4), dtype=np.uint32)
+    K.fill_weight_tables(A, term_of_row, claim_term, geo.row0, geo.row_vars, geo.col_vars, geo.col_start,
+                         geo.pt_off, geo.pts, np.ascontiguousarray(alpha))
+    A[term_of_row[g1]] = F.emul(rho[None, :], mle.eq_table(tau1))
+    A[term_of_row[g2]] = F.emul(rho[None, :], mle.eq_table(tau2))
+
+    rounds = np.empty((lay.log_cols, 2, 4), dtype=np.uint32)
+    zeta = np.empty((lay.log_cols, 4), dtype=np.uint32)
+    s02 = K.first_round(A, M, rows, Bx)
+    B = np.empty((A.shape[0], c // 2, 4), dtype=np.uint32)
+    length = c
+    for i in range(lay.log_cols):
+        rounds[i] = s02
+        transcript.absorb_ext("pcs/round", s02)
+        r = transcript.challenge_ext("pcs/r")
+        zeta[i] = r
+        if i == 0:
+            s02 = K.first_fold(A, M, rows, Bx, r, B)
+            del Bx
+        else:
+            s02 = K.fold_and_round(A, B, length, r)
+        length //= 2
+    return rounds, zeta
 
 
 def _absorb_rows(tr: Transcript, u_eval, s_eval, u_prox, s_prox) -> None:
@@ -695,15 +638,10 @@ def _absorb_rows(tr: Transcript, u_eval, s_eval, u_prox, s_prox) -> None:
     tr.absorb_ext("pcs/s_prox", s_prox)
 
 
-def _eval_row_weights(lay: Layout, geos: Sequence[_Geometry], alpha, rho, tau1, tau2, kappa,
-                      zeta) -> np.ndarray:
+def _eval_row_weights(lay: Layout, geo: _Geometry, alpha, rho, tau1, tau2, kappa, zeta) -> np.ndarray:
     """Row weights w (n_rows, 4) of the evaluation row (the verifier computes the same)."""
-    w = np.zeros((lay.n_rows, 4), dtype=np.uint32)
-    for j, g in enumerate(geos):
-        coef = F.emul(alpha[j], _col_weights_at(g, zeta))
-        rw = _row_weights(g)
-        seg = slice(g.row0, g.row0 + rw.shape[0])
-        w[seg] = F.eadd(w[seg], F.emul(coef[None, :], rw))
+    w = K.claim_row_weights(lay.n_rows, geo.row0, geo.row_vars, geo.col_vars, geo.col_start, geo.pt_off,
+                            geo.pts, np.ascontiguousarray(alpha), np.ascontiguousarray(zeta))
     g1, g2 = lay.g_rows
     w[g1] = F.eadd(w[g1], F.emul(rho, mle.eq_eval(tau1, zeta)))
     w[g2] = F.eadd(w[g2], F.emul(rho, mle.eq_eval(tau2, zeta)))
@@ -733,7 +671,7 @@ def _verify(com: Commitment, claims: Sequence, opening, transcript: Transcript) 
         return VerifyResult.reject(f"need 1..{MAX_CLAIMS} claims")
     try:
         parts = [_claim_parts(cl) for cl in claims]
-        geos = [_geometry(lay, name, pt) for name, pt, _ in parts]
+        geo = _geometry(lay, parts)
     except (TypeError, ValueError) as exc:
         return VerifyResult.reject(f"bad claim: {exc}")
     c, t, n = lay.n_cols, lay.n_queries, lay.codeword_len
@@ -784,7 +722,7 @@ def _verify(com: Commitment, claims: Sequence, opening, transcript: Transcript) 
     if not merkle.verify(com.root, n, positions, leaves, o.siblings):
         return VerifyResult.reject("Merkle multiproof does not match the commitment root")
 
-    w = _eval_row_weights(lay, geos, alpha, rho, tau1, tau2, kappa, zeta)
+    w = _eval_row_weights(lay, geo, alpha, rho, tau1, tau2, kappa, zeta)
     cols_t = np.ascontiguousarray(o.columns.T)  # (n_rows, q)
     msgs = np.concatenate([o.u_eval[None], o.u_prox])
     hids = np.concatenate([o.s_eval[None], o.s_prox])
