@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 MiB = 1 << 20
@@ -39,11 +40,25 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="most queued or running proof jobs per client (default 16; more: RESOURCE_EXHAUSTED)")
     p.add_argument("--keep-requests", type=int, default=10_000,
                    help="served integer inferences kept for proving later (default 10000)")
+    p.add_argument("--prover-device", default=None, type=_prover_device,
+                   help="where the prover workers run their heavy vector work (Reed-Solomon encoding, trace "
+                        "matmuls): auto (cuda when present, else the CPU path), cpu, cuda or cuda:N (an error "
+                        "at start-up when no CUDA device is present), torch-cpu (torch on the CPU, for testing); "
+                        "default $BLINDPROOF_PROVER_DEVICE or auto")
     p.add_argument("--prover", default=None,
                    help="prover factory as module:attribute (default: whole-model zk proofs)")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                    help="JSON log level on stderr (DEBUG logs every call)")
     p.set_defaults(func=run)
+
+
+def _prover_device(value: str) -> str:
+    from blindproof.zk.device import parse_choice
+
+    try:
+        return parse_choice(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def read_token(token_file: Path | None) -> str | None:
@@ -59,6 +74,7 @@ def read_token(token_file: Path | None) -> str | None:
 def run(args: argparse.Namespace) -> int:
     from blindproof.server import ServerConfig
     from blindproof.server import run as run_server
+    from blindproof.zk.device import DeviceError
 
     cfg = ServerConfig(store=args.store, host=args.host, port=args.port, device=args.device,
                        tls_cert=args.tls_cert, tls_key=args.tls_key, token=read_token(args.token_file),
@@ -67,6 +83,11 @@ def run(args: argparse.Namespace) -> int:
                        batch_wait_ms=args.batch_wait_ms, max_batch_rows=args.max_batch_rows,
                        port_file=args.port_file, log_level=args.log_level, jobs_db=args.jobs_db,
                        prover_workers=args.prover_workers, max_queued_per_client=args.max_queued_per_client,
-                       keep_requests=args.keep_requests, **({"prover": args.prover} if args.prover else {}))
-    run_server(cfg)
+                       keep_requests=args.keep_requests, prover_device=args.prover_device,
+                       **({"prover": args.prover} if args.prover else {}))
+    try:
+        run_server(cfg)
+    except DeviceError as exc:
+        print(f"blindproof serve: error: {exc}", file=sys.stderr)
+        return 2
     return 0

@@ -22,6 +22,7 @@ from blindproof.server.prover_pool import DEFAULT_PROVER, ProverPool
 from blindproof.server.prover_service import SERVICE_NAME as PROVER_SERVICE_NAME
 from blindproof.server.prover_service import ProverServicer
 from blindproof.server.store import ModelStore
+from blindproof.zk.device import choice_from_env, parse_choice, torch_device_for
 
 MiB = 1 << 20
 
@@ -50,6 +51,7 @@ class ServerConfig:
     max_queued_per_client: int = 16
     keep_requests: int = 10_000  # served integer inferences kept for later proving
     prover: str = DEFAULT_PROVER  # module:attribute of the prover factory the workers use
+    prover_device: str | None = None  # auto|cpu|cuda[:N]|torch-cpu; None: $BLINDPROOF_PROVER_DEVICE or auto
 
     def __post_init__(self) -> None:
         if self.prover_workers < 0:
@@ -62,18 +64,24 @@ class ServerConfig:
             raise ValueError("max_message_bytes must be at least 1 MiB")
         if not 0 <= self.port < 65536:
             raise ValueError(f"port must be in [0, 65535], got {self.port}")
+        if self.prover_device is not None:
+            self.prover_device = parse_choice(self.prover_device)
 
 
 async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
     """Run until SIGINT/SIGTERM (or ``stop`` is set); then drain in-flight calls and return."""
     logs.configure(cfg.log_level)
+    prover_device = cfg.prover_device or choice_from_env()
+    if cfg.prover_workers:
+        torch_device_for(prover_device)  # DeviceError now, not in every worker, for cuda without a GPU
     device = pick_device(cfg.device)
     store = ModelStore(cfg.store, device=device)
     executor = Executor(max_batch_rows=cfg.max_batch_rows, max_wait_s=cfg.batch_wait_ms / 1e3)
     jobs_db = Path(cfg.jobs_db) if cfg.jobs_db else Path(cfg.store) / "jobs.sqlite"
     lock = _lock_jobs_db(jobs_db)
     jobs = JobStore(jobs_db, max_queued_per_client=cfg.max_queued_per_client, keep_requests=cfg.keep_requests)
-    pool = ProverPool(jobs, Path(cfg.store), cfg.prover_workers, cfg.prover) if cfg.prover_workers else None
+    pool = (ProverPool(jobs, Path(cfg.store), cfg.prover_workers, cfg.prover, prover_device=prover_device)
+            if cfg.prover_workers else None)
     service = InferenceService(store, executor, token=cfg.token, max_model_bytes=cfg.max_model_bytes,
                                session_idle_s=cfg.session_idle_s, max_sessions=cfg.max_sessions, jobs=jobs)
     prover_service = ProverServicer(jobs, pool, service._authorize)
@@ -101,7 +109,7 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None, stop: asy
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     logs.event("listening", host=cfg.host, port=port, device=device, tls=bool(cfg.tls_cert),
                token=cfg.token is not None, store=str(cfg.store), deployments=len(store.list()),
-               jobs_db=str(jobs_db), prover_workers=cfg.prover_workers)
+               jobs_db=str(jobs_db), prover_workers=cfg.prover_workers, prover_device=prover_device)
     if cfg.port_file:
         tmp = Path(str(cfg.port_file) + ".tmp")
         tmp.write_text(str(port))

@@ -33,6 +33,8 @@ import numpy as np
 
 from blindproof.server import logs
 from blindproof.server.jobs import JobStore
+from blindproof.zk import device
+from blindproof.zk.device import parse_choice
 
 DEFAULT_PROVER = "blindproof.server.prover_pool:ZkProver"
 Progress = Callable[[float, str], None]
@@ -114,14 +116,19 @@ def _die_with_parent() -> None:
             pass
 
 
-def run_worker(db: Path, store: Path, prover_spec: str, parent: int, poll_s: float = 0.1) -> None:
-    """Worker main loop: claim, prove, store; until the parent process is gone."""
+def run_worker(db: Path, store: Path, prover_spec: str, parent: int, poll_s: float = 0.1,
+               prover_device: str | None = None) -> None:
+    """Worker main loop: claim, prove, store; until the parent process is gone.
+
+    ``prover_device`` (auto|cpu|cuda[:N]|torch-cpu; None: ``$BLINDPROOF_PROVER_DEVICE``) is where the
+    prover's heavy vector work runs (:mod:`blindproof.zk.device`)."""
     _die_with_parent()
     logs.configure("INFO")
+    device.set_prover_device(prover_device, check=True)
     jobs = JobStore(db)
     prover = load_factory(prover_spec)()
     me = os.getpid()
-    logs.event("prover_worker_ready", pid=me)
+    logs.event("prover_worker_ready", pid=me, prover_device=device.describe()["device"])
     while os.getppid() == parent:
         info = jobs.claim(me)
         if info is None:
@@ -159,17 +166,20 @@ class ProverPool:
     """Keeps ``workers`` prover processes alive and stops the one running a cancelled job."""
 
     def __init__(self, jobs: JobStore, store: Path, workers: int, prover: str = DEFAULT_PROVER,
-                 check_s: float = 0.25) -> None:
+                 check_s: float = 0.25, prover_device: str | None = None) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         load_factory(prover)  # fail at start-up, not in every worker
         self.jobs, self.store, self.n, self.prover, self.check_s = jobs, Path(store), workers, prover, check_s
+        self.prover_device = parse_choice(prover_device) if prover_device is not None else None
         self.procs: dict[int, subprocess.Popen] = {}
         self._task: asyncio.Task | None = None
 
     def _spawn(self) -> None:
         cmd = [sys.executable, "-m", "blindproof.server.prover_pool", "--db", str(self.jobs.path),
                "--store", str(self.store), "--prover", self.prover, "--parent", str(os.getpid())]
+        if self.prover_device is not None:
+            cmd += ["--prover-device", self.prover_device]
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
         self.procs[p.pid] = p
         logs.event("prover_worker_start", pid=p.pid)
@@ -220,9 +230,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--store", type=Path, required=True)
     ap.add_argument("--prover", default=DEFAULT_PROVER)
     ap.add_argument("--parent", type=int, required=True)
+    ap.add_argument("--prover-device", default=None, help="auto|cpu|cuda[:N]|torch-cpu (default $%s or auto)" % device.ENV)
     a = ap.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    run_worker(a.db, a.store, a.prover, a.parent)
+    run_worker(a.db, a.store, a.prover, a.parent, prover_device=a.prover_device)
 
 
 if __name__ == "__main__":

@@ -31,8 +31,6 @@ from typing import Iterator
 
 import numpy as np
 
-from blindproof.zk import field as F
-
 ENV = "BLINDPROOF_PROVER_DEVICE"
 CHOICES = ("auto", "cpu", "cuda", "torch-cpu")
 
@@ -44,8 +42,6 @@ MIN_MATMUL_MACS = 1 << 24
 # Rows of an encode are sent in chunks of at most this many codeword entries (512 MiB as int64),
 # which bounds the device memory one call needs (about 3x the chunk).
 CHUNK_ELEMENTS = 1 << 26
-
-_P = F.P
 
 
 class DeviceError(RuntimeError):
@@ -110,12 +106,17 @@ _backend: Backend | None = None
 _resolved: dict[Backend, str | None] = {}
 
 
-def _from_env() -> Backend:
+def choice_from_env() -> str:
+    """The choice ``$BLINDPROOF_PROVER_DEVICE`` names (``auto`` when unset); ValueError naming the variable."""
     raw = os.environ.get(ENV, "auto")
     try:
-        return Backend(parse_choice(raw))
+        return parse_choice(raw)
     except ValueError as exc:
         raise ValueError(f"{ENV}: {exc}") from None
+
+
+def _from_env() -> Backend:
+    return Backend(choice_from_env())
 
 
 def current() -> Backend:
@@ -218,6 +219,8 @@ def _dif_inplace(x, tw) -> None:
     """In-place DIF NTT of every row of the int64 tensor ``x`` (B, n) with canonical entries: the same
     butterflies as :func:`blindproof.zk._rs._dif_rows`, one stage at a time over all rows."""
     import torch
+
+    from blindproof.zk.field import P as _P
 
     B, n = x.shape
     h = n >> 1
