@@ -243,19 +243,40 @@ def test_prover_and_statement_reject_bad_inputs():
         L.LookupTable("t", ())
 
 
+def _layer_terms(trees, lam):
+    """The layer polynomial eq · sum_t λ^{2t} (p0 q1 + p1 q0 + λ q0 q1) as generic sumcheck terms."""
+    terms, c = [], F.eone()
+    for t in range(trees):
+        b = 1 + 4 * t
+        terms += [(c, (0, b, b + 3)), (c, (0, b + 1, b + 2))]
+        c = F.emul(c, lam)
+        terms.append((c, (0, b + 2, b + 3)))
+        c = F.emul(c, lam)
+    return terms
+
+
 @pytest.mark.parametrize("k, trees", [(1, 1), (5, 2), (6, 3)])
-def test_fast_layer_prover_sends_exactly_the_generic_sumcheck_messages(k, trees):
+def test_fast_layer_prover_sends_the_true_round_polynomials(k, trees):
+    """Each round message is the layer polynomial's partial sum at X = 0, 2, 3 (computed here by brute
+    force over the tables bound to the earlier challenges), and the finals are the bound tables."""
     rng = np.random.default_rng(k)
     point, lam = F.erandom(rng, k), F.erandom(rng)
     children = [F.erandom(rng, 1 << k) for _ in range(4 * trees)]
-    spec = L._layer_spec(k, trees, lam)
     tables = [mle.eq_table(point)] + children
+    spec = L.S.SumcheckSpec.make(k, len(tables), _layer_terms(trees, lam))
     claim = L.S.hypercube_sum(spec, tables)
-    generic = L.S.prove(spec, tables, claim, Transcript(b"x", b"y"))
-    fast, s_point = L._prove_layer(spec, point, children, lam, claim, Transcript(b"x", b"y"))
-    np.testing.assert_array_equal(fast.round_evals, generic.proof.round_evals)
-    np.testing.assert_array_equal(fast.final_evals, generic.proof.final_evals)
-    np.testing.assert_array_equal(s_point, generic.point)
+    fast, s_point = L._prove_layer([tuple(r) for r in point.tolist()], children, tuple(lam.tolist()),
+                                   tuple(claim.tolist()), Transcript(b"x", b"y"))
+    cur = tables
+    for j in range(k):
+        h = cur[0].shape[0] // 2
+        sub = L.S.SumcheckSpec.make(k - j - 1, len(tables), spec.terms)
+        for x, want in zip((0, 2, 3), fast.round_evals[j]):
+            at_x = [F.eadd(t[:h], F.emul(F.ext(x), F.esub(t[h:], t[:h]))) for t in cur]
+            np.testing.assert_array_equal(L.S.hypercube_sum(sub, at_x), want)
+        s = np.array(s_point[j], dtype=np.uint32)
+        cur = [F.eadd(t[:h], F.emul(s, F.esub(t[h:], t[:h]))) for t in cur]
+    np.testing.assert_array_equal(fast.final_evals, np.stack([t[0] for t in cur]))
 
 
 def test_mask_fields_in_a_gkr_layer_are_rejected(honest):
@@ -285,3 +306,71 @@ def test_multi_byte_corruptions_never_accepted(honest, edits):
     assume(bytes(data) != proof.to_bytes(stmt))  # edits may cancel out
     res = L.verify_bytes(stmt, bytes(data), committed(groups, mult))
     assert not res.ok and res.reason
+
+
+# --- repetitions (two independent logUp challenge sets) ---------------------------------------------
+
+def _two_column_case(rng):
+    xs = np.arange(64, dtype=np.uint32)
+    table = L.LookupTable.function("sq", xs, (xs * xs) % 61)
+    idx = rng.integers(0, 64, 32)
+    return table, [[xs[idx], table.columns[1][idx]]]
+
+
+@pytest.mark.parametrize("width", [1, 2])
+def test_repeated_lookup_completeness_and_prover_claims(width):
+    rng = np.random.default_rng(width)
+    if width == 1:
+        table = L.LookupTable.range(8)
+        groups = [[rng.integers(0, 256, 1 << n).astype(np.uint32)] for n in (6, 0, 9)]
+    else:
+        table, groups = _two_column_case(rng)
+    st = L.LookupStatement(table, tuple(f"w{i}" for i in range(len(groups))),
+                           tuple(int(g[0].shape[0]).bit_length() - 1 for g in groups), reps=2)
+    mult = table.multiplicities(groups)
+    proof, claims = L.prove_with_claims(st, groups, mult, committed(groups, mult))
+    res = L.verify_bytes(st, proof.to_bytes(st), committed(groups, mult))
+    assert res.ok, res.reason
+    settle(st, groups, mult, res)
+    assert [c.column for c in claims] == [c.column for c in res.claims]
+    for a, b in zip(claims, res.claims):
+        np.testing.assert_array_equal(a.point, b.point)
+        np.testing.assert_array_equal(a.value, b.value)
+    # the repetition count is part of the statement
+    one = L.LookupStatement(st.table, st.group_names, st.group_logs)
+    assert not L.verify_bytes(one, proof.to_bytes(st), committed(groups, mult)).ok
+
+
+def test_repeated_lookup_rejects_a_row_outside_the_table():
+    rng = np.random.default_rng(5)
+    table = L.LookupTable.range(8)
+    groups = [[rng.integers(0, 256, 64).astype(np.uint32)]]
+    mult = table.multiplicities(groups)
+    groups[0][0][3] = 300
+    st = L.LookupStatement(table, ("w",), (6,), reps=2)
+    proof = L.prove(st, groups, mult, committed(groups, mult))
+    res = L.verify(st, proof, committed(groups, mult))
+    assert not res.ok and "differ" in res.reason
+
+
+def test_repeated_lookup_rejects_a_tampered_second_repetition():
+    rng = np.random.default_rng(6)
+    table = L.LookupTable.range(8)
+    groups = [[rng.integers(0, 256, 64).astype(np.uint32)]]
+    mult = table.multiplicities(groups)
+    st = L.LookupStatement(table, ("w",), (6,), reps=2)
+    proof = L.prove(st, groups, mult, committed(groups, mult))
+    for tree, part in ((2, 0), (3, 1)):  # second repetition: witness tree, table tree
+        p = L.LookupProof(proof.roots.copy(), proof.layers, proof.column_evals)
+        p.roots[tree, part, 0] = (int(p.roots[tree, part, 0]) + 1) % F.P
+        assert not L.verify(st, p, committed(groups, mult)).ok
+    with pytest.raises(ValueError, match="reps"):
+        L.LookupStatement(table, ("w",), (6,), reps=3)
+
+
+def test_large_lookup_needs_two_repetitions_for_100_bits():
+    """2^25 queries into a 16-bit table: one challenge set gives < 100 bits, two give ≥ 100."""
+    st = L.LookupStatement(L.LookupTable.range(16), ("a", "b"), (24, 24))
+    assert st.queries == 1 << 25
+    assert -st.error_log2() < 100
+    assert -st.error_log2(reps=2) >= 190

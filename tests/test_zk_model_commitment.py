@@ -207,5 +207,5 @@ def test_counting_transcript_records_lookup_shapes():
     for _ in range(13):
         tr.challenge_ext("lookup/mu")
     tr.challenge_exts("sumcheck/r", 5)
-    assert tr.lookups == [[(1 << 10) + (1 << 12) + 1, 13, 1]]
+    assert tr.lookups == [[(1 << 10) + (1 << 12) + 1, 13, 1, 1]]  # queries, depth, draws, repetitions
     assert tr.counts["sumcheck/r"] == 5 and tr.counts["lookup/alpha"] == 1

@@ -74,6 +74,21 @@ def _emul4(a, b) -> tuple[int, int, int, int]:
             (a0 * b3 + a1 * b2 + a2 * b1 + a3 * b0) % P)
 
 
+def _einv4(a) -> tuple[int, int, int, int]:
+    """Inverse of an extension element given as canonical Python ints; raises :class:`FieldError` on
+    zero. ``a(x) · a(-x) = b(x^2)`` lies in the quadratic subfield and ``b(y) · b(-y)`` in F_p, so one
+    base-field inversion suffices."""
+    a0, a1, a2, a3 = a
+    b0 = (a0 * a0 + W * (a2 * a2 - 2 * a1 * a3)) % P  # a(x)·a(-x) = b0 + b1 x^2
+    b1 = (2 * a0 * a2 - a1 * a1 - W * a3 * a3) % P
+    norm = (b0 * b0 - W * b1 * b1) % P
+    if norm == 0:
+        raise FieldError("einv: extension element is zero")
+    n_inv = pow(norm, P - 2, P)
+    c = _emul4((a0, P - a1 if a1 else 0, a2, P - a3 if a3 else 0), (b0, 0, (P - b1) % P, 0))
+    return (c[0] * n_inv % P, c[1] * n_inv % P, c[2] * n_inv % P, c[3] * n_inv % P)
+
+
 def _arr4(c) -> np.ndarray:
     return np.array(c, dtype=np.uint32)
 

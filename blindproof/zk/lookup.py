@@ -36,6 +36,7 @@ import numpy as np
 
 from blindproof.zk import field as F
 from blindproof.zk import mle
+from blindproof.zk import soundness
 from blindproof.zk import sumcheck as S
 from blindproof.zk._kernels import _P, e_mul
 from blindproof.zk.encoding import ProofFormatError, Reader, Writer
@@ -45,9 +46,9 @@ from blindproof.zk.verdict import VerifyResult, guarded
 MAX_TABLE_LOG = 24
 MAX_GROUP_LOG = 30
 MAX_WIDTH = 2
-MAX_GROUPS = 14  # 1 + 4·(groups + 1) tables per layer sumcheck must stay within sumcheck.MAX_TABLES
+MAX_GROUPS = 14  # witness groups per lookup (bounds the work of one layer)
 _MAGIC = b"BPLK"
-_VERSION = 1
+_VERSION = 2
 
 _NJ = dict(cache=True, nogil=True, boundscheck=False)
 
@@ -311,13 +312,19 @@ def split_limbs(values: np.ndarray, bits: int, n_limbs: int) -> list[np.ndarray]
 
 # --- statement and proof -----------------------------------------------------------------------------
 
+MAX_REPS = 2
+
+
 @dataclass(frozen=True)
 class LookupStatement:
-    """Public shape: the table, and for each witness group its name and log2 length."""
+    """Public shape: the table, for each witness group its name and log2 length, and the number of
+    independent logUp repetitions (``reps`` challenge sets ``(α, β)`` against the same committed
+    columns; see :func:`blindproof.zk.soundness.logup_error_log2`)."""
 
     table: LookupTable
     group_names: tuple[str, ...]
     group_logs: tuple[int, ...]
+    reps: int = 1
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.group_logs) <= MAX_GROUPS or len(self.group_names) != len(self.group_logs):
@@ -326,17 +333,40 @@ class LookupStatement:
             raise ValueError(f"LookupStatement: group sizes must be 2^0..2^{MAX_GROUP_LOG}")
         if len(set(self.group_names)) != len(self.group_names):
             raise ValueError("LookupStatement: group names must be distinct")
+        if not isinstance(self.reps, int) or not 1 <= self.reps <= MAX_REPS:
+            raise ValueError(f"LookupStatement: reps must be an int in 1..{MAX_REPS}, got {self.reps!r}")
 
     @property
     def tree_logs(self) -> tuple[int, ...]:
-        """Depths of the fraction trees: the groups, then the table."""
+        """Depths of the fraction trees of one repetition: the groups, then the table."""
         return tuple(self.group_logs) + (self.table.log_size,)
+
+    @property
+    def all_tree_logs(self) -> tuple[int, ...]:
+        """Depths of every fraction tree, repetition after repetition."""
+        return self.tree_logs * self.reps
+
+    @property
+    def queries(self) -> int:
+        """Number of looked-up rows."""
+        return sum(1 << g for g in self.group_logs)
+
+    @property
+    def draws(self) -> int:
+        """Challenges drawn per repetition (α, and β for two-column tables)."""
+        return 1 if self.table.width == 1 else 2
+
+    def error_log2(self, reps: int | None = None) -> float:
+        """``log2`` of the logUp challenge error of this lookup with ``reps`` (default: its own)."""
+        return soundness.logup_error_log2(self.queries, max(self.tree_logs), self.draws,
+                                          self.reps if reps is None else reps)
 
     def absorb(self, transcript: Transcript) -> None:
         """Bind the lookup's shape into the transcript."""
         transcript.absorb_bytes("lookup/table", self.table.digest_bytes())
         transcript.absorb_bytes("lookup/groups", struct.pack(f"<{len(self.group_logs)}I", *self.group_logs)
                                 + "\0".join(self.group_names).encode())
+        transcript.absorb_bytes("lookup/reps", struct.pack("<I", self.reps))
 
     def column_names(self, g: int) -> list[str]:
         """Names of group g's columns in evaluation claims."""
@@ -348,28 +378,19 @@ class LookupStatement:
 MULTIPLICITY_COLUMN = "multiplicities"
 
 
-def _layer_spec(k: int, active: int, lam: np.ndarray) -> S.SumcheckSpec:
-    """Layer-k sumcheck: tables [eq, then (p0, p1, q0, q1) per active tree]."""
-    terms: list[tuple[object, tuple[int, ...]]] = []
-    lam_c = F._check_ext(lam, "lam").reshape(4).tolist()  # powers of λ on Python ints (tiny products)
-    coeff = F.eone()
-    c = (1, 0, 0, 0)
-    for t in range(active):
-        b = 1 + 4 * t
-        terms.append((coeff, (0, b, b + 3)))  # eq · p0 · q1
-        terms.append((coeff, (0, b + 1, b + 2)))  # eq · p1 · q0
-        c = F._emul4(c, lam_c)
-        coeff = np.array(c, dtype=np.uint32)
-        terms.append((coeff, (0, b + 2, b + 3)))  # λ eq · q0 · q1
-        c = F._emul4(c, lam_c)
-        coeff = np.array(c, dtype=np.uint32)
-    return S.SumcheckSpec.make(k, 1 + 4 * active, terms)
+@dataclass(frozen=True)
+class _LayerShape:
+    """What :meth:`SumcheckProof.read` needs to read one GKR layer: k rounds of a degree-3
+    polynomial, and the eq value plus (p0, p1, q0, q1) per active tree."""
+
+    n_vars: int
+    degree: int
+    n_tables: int
 
 
 @functools.lru_cache(maxsize=1024)
-def _layer_shape(k: int, active: int) -> S.SumcheckSpec:
-    """A layer spec for reading proofs, where only its shape matters (public, so built once)."""
-    return _layer_spec(k, active, F.eone())
+def _layer_shape(k: int, active: int) -> _LayerShape:
+    return _LayerShape(k, 3, 1 + 4 * active)
 
 
 @dataclass
@@ -381,12 +402,13 @@ class LookupProof:
     column_evals: list[np.ndarray]  # per group: (width, 4)
 
     def to_bytes(self, st: LookupStatement) -> bytes:
-        """Serialize (format version 1)."""
+        """Serialize (format version 2)."""
         w = Writer()
         w.header(_MAGIC, _VERSION)
         w.u8(st.table.log_size)
         w.u8(st.table.width)
         w.u8(len(st.group_logs))
+        w.u8(st.reps)
         for g in st.group_logs:
             w.u8(g)
         w.ext_fixed(self.roots.reshape(-1, 4))
@@ -399,33 +421,149 @@ class LookupProof:
     @staticmethod
     def from_bytes(data: bytes, st: LookupStatement) -> "LookupProof":
         """Parse for the expected statement; ProofFormatError on any mismatch or malformation."""
-        depth = max(st.tree_logs)
-        per_layer = 16 * (2 + 4 * (1 + 4 * len(st.tree_logs)) + 3 * depth)
-        r = Reader(data, max_total=64 + 32 * len(st.tree_logs) + depth * per_layer
+        logs = st.all_tree_logs
+        depth = max(logs)
+        per_layer = 16 * (2 + 4 * (1 + 4 * len(logs)) + 3 * depth)
+        r = Reader(data, max_total=64 + 32 * len(logs) + depth * per_layer
                    + 16 * MAX_WIDTH * len(st.group_logs))
         r.header(_MAGIC, (_VERSION,))
-        shape = (r.u8(), r.u8(), r.u8())
-        if shape != (st.table.log_size, st.table.width, len(st.group_logs)):
+        shape = (r.u8(), r.u8(), r.u8(), r.u8())
+        if shape != (st.table.log_size, st.table.width, len(st.group_logs), st.reps):
             raise ProofFormatError(f"lookup proof shape {shape} does not match the statement")
-        logs = tuple(r.u8() for _ in st.group_logs)
-        if logs != st.group_logs:
-            raise ProofFormatError(f"lookup group sizes {logs} do not match the statement {st.group_logs}")
-        roots = r.ext_fixed(2 * len(st.tree_logs)).reshape(-1, 2, 4)
+        got = tuple(r.u8() for _ in st.group_logs)
+        if got != st.group_logs:
+            raise ProofFormatError(f"lookup group sizes {got} do not match the statement {st.group_logs}")
+        roots = r.ext_fixed(2 * len(logs)).reshape(-1, 2, 4)
         layers = []
         for k in range(depth):
-            active = sum(1 for n in st.tree_logs if n > k)
+            active = sum(1 for n in logs if n > k)
             layers.append(S.SumcheckProof.read(r, _layer_shape(k, active)))
         evals = [r.ext_fixed(st.table.width) for _ in st.group_logs]
         r.finish()
         return LookupProof(roots, layers, evals)
 
 
+# --- extension arithmetic on Python ints (a few products per round: cheaper than numpy calls) ---------
+
+def _ints(x: np.ndarray) -> list[int]:
+    """One validated extension element as Python ints."""
+    return F._check_ext(x, "x").reshape(4).tolist()
+
+
+def _add4(a, b) -> tuple[int, int, int, int]:
+    P = F.P
+    return ((a[0] + b[0]) % P, (a[1] + b[1]) % P, (a[2] + b[2]) % P, (a[3] + b[3]) % P)
+
+
+def _sub4(a, b) -> tuple[int, int, int, int]:
+    P = F.P
+    return ((a[0] - b[0]) % P, (a[1] - b[1]) % P, (a[2] - b[2]) % P, (a[3] - b[3]) % P)
+
+
+def _shift4(a, c: int) -> tuple[int, int, int, int]:
+    """a - c for a base constant c."""
+    return ((a[0] - c) % F.P, a[1], a[2], a[3])
+
+
+def _scale4(a, c: int) -> tuple[int, int, int, int]:
+    P = F.P
+    return (a[0] * c % P, a[1] * c % P, a[2] * c % P, a[3] * c % P)
+
+
+_INV2 = pow(2, F.P - 2, F.P)
+_INV6 = pow(6, F.P - 2, F.P)
+_MUL = F._emul4
+_ONE = (1, 0, 0, 0)
+
+
+def _interp3(v0, v1, v2, v3, r):
+    """Value at r of the cubic through (0, v0), (1, v1), (2, v2), (3, v3) (Lagrange)."""
+    r1, r2, r3 = _shift4(r, 1), _shift4(r, 2), _shift4(r, 3)
+    a = _MUL(r, r1)  # r (r - 1)
+    b = _MUL(r2, r3)  # (r - 2)(r - 3)
+    l0 = _scale4(_MUL(r1, b), F.P - _INV6)
+    l1 = _scale4(_MUL(r, b), _INV2)
+    l2 = _scale4(_MUL(a, r3), F.P - _INV2)
+    l3 = _scale4(_MUL(a, r2), _INV6)
+    P = F.P
+    t = [_MUL(l0, v0), _MUL(l1, v1), _MUL(l2, v2), _MUL(l3, v3)]
+    return tuple(sum(x[c] for x in t) % P for c in range(4))
+
+
+def _eq1(a, b):
+    """eq(a, b) for single coordinates: a b + (1 - a)(1 - b) = 2ab - a - b + 1."""
+    ab = _MUL(a, b)
+    P = F.P
+    return ((2 * ab[0] - a[0] - b[0] + 1) % P, (2 * ab[1] - a[1] - b[1]) % P,
+            (2 * ab[2] - a[2] - b[2]) % P, (2 * ab[3] - a[3] - b[3]) % P)
+
+
+def _combine(claims, active, lam) -> tuple[int, int, int, int]:
+    """sum over active trees of λ^{2t} (p_t + λ q_t): the layer's claim."""
+    P = F.P
+    coeff = _ONE
+    t0 = t1 = t2 = t3 = 0
+    for i in active:
+        for v in claims[i]:  # p then q, each with the next power of λ
+            m = _MUL(coeff, v)
+            t0, t1, t2, t3 = t0 + m[0], t1 + m[1], t2 + m[2], t3 + m[3]
+            coeff = _MUL(coeff, lam)
+    return (t0 % P, t1 % P, t2 % P, t3 % P)
+
+
+def _compose(fin, n_active: int, lam) -> tuple[int, int, int, int]:
+    """eq · sum_t λ^{2t} (p0 q1 + p1 q0 + λ q0 q1) from a layer's final values."""
+    P = F.P
+    lam2 = _MUL(lam, lam)
+    coeff = _ONE
+    t0 = t1 = t2 = t3 = 0
+    for t in range(n_active):
+        p0, p1, q0, q1 = fin[1 + 4 * t: 5 + 4 * t]
+        a = _add4(p1, _MUL(lam, q1))
+        s = _add4(_MUL(q0, a), _MUL(p0, q1))
+        m = _MUL(coeff, s)
+        t0, t1, t2, t3 = t0 + m[0], t1 + m[1], t2 + m[2], t3 + m[3]
+        coeff = _MUL(coeff, lam2)
+    return _MUL(fin[0], (t0 % P, t1 % P, t2 % P, t3 % P))
+
+
+def _next_claims(claims, active, fin, mu):
+    """Each active tree's (p, q) claim on the next layer: lo + μ (hi - lo)."""
+    out = list(claims)
+    for t, i in enumerate(active):
+        p0, p1, q0, q1 = fin[1 + 4 * t: 5 + 4 * t]
+        out[i] = (_add4(p0, _MUL(mu, _sub4(p1, p0))), _add4(q0, _MUL(mu, _sub4(q1, q0))))
+    return out
+
+
+def _fold_row(vals, pw) -> tuple[int, int, int, int]:
+    """sum_c β^c vals[c]."""
+    total = (0, 0, 0, 0)
+    for v, b in zip(vals, pw):
+        total = _add4(total, _MUL(v, b))
+    return total
+
+
+def _fractions_cancel(roots) -> bool:
+    """sum_i p_i / q_i = 0, with every q_i ≠ 0 checked by the caller: sum_i p_i prod_{j≠i} q_j = 0."""
+    total = (0, 0, 0, 0)
+    for i, (p, _) in enumerate(roots):
+        term = p
+        for j, (_, q) in enumerate(roots):
+            if j != i:
+                term = _MUL(term, q)
+        total = _add4(total, term)
+    return total == (0, 0, 0, 0)
+
+
 # --- prover ------------------------------------------------------------------------------------------
 
 def _draw_challenges(st: LookupStatement, transcript: Transcript) -> tuple[np.ndarray, np.ndarray]:
+    """(reps, 4) α and β (β zero for one-column tables)."""
     st.absorb(transcript)
-    alpha = transcript.challenge_ext("lookup/alpha")
-    beta = transcript.challenge_ext("lookup/beta") if st.table.width > 1 else F.ezero()
+    alpha = transcript.challenge_exts("lookup/alpha", st.reps)
+    beta = (transcript.challenge_exts("lookup/beta", st.reps) if st.table.width > 1
+            else np.zeros((st.reps, 4), dtype=np.uint32))
     return alpha, beta
 
 
@@ -433,7 +571,14 @@ def prove(st: LookupStatement, groups: Sequence[Sequence[np.ndarray]], mult: np.
           transcript: Transcript) -> LookupProof:
     """Prove that every row of every group is in ``st.table`` with multiplicities ``mult``
     (from :meth:`LookupTable.multiplicities`). The caller has absorbed the commitments of the group
-    columns and of ``mult``. Returns the proof (its claims come out of :func:`verify`)."""
+    columns and of ``mult``. Returns the proof; :func:`prove_with_claims` also returns its claims."""
+    return prove_with_claims(st, groups, mult, transcript)[0]
+
+
+def prove_with_claims(st: LookupStatement, groups: Sequence[Sequence[np.ndarray]], mult: np.ndarray,
+                      transcript: Transcript) -> tuple[LookupProof, tuple[S.EvalClaim, ...]]:
+    """As :func:`prove`, and also the evaluation claims :func:`verify` returns on acceptance (the
+    prover knows them without replaying the verifier)."""
     if len(groups) != len(st.group_logs):
         raise ValueError(f"statement has {len(st.group_logs)} groups, got {len(groups)}")
     cols_per_group = []
@@ -447,11 +592,13 @@ def prove(st: LookupStatement, groups: Sequence[Sequence[np.ndarray]], mult: np.
         raise ValueError(f"mult must have length 2^{st.table.log_size}, got {mult.shape}")
 
     alpha, beta = _draw_challenges(st, transcript)
-    # leaves: witness (1, α - w), table (-m, α - t)
-    leaves = [(F.eone(1 << n), _leaf_denominators(cols, alpha, beta))
-              for cols, n in zip(cols_per_group, st.group_logs)]
     tcols = np.ascontiguousarray(np.stack(st.table.columns))
-    leaves.append((F.embed(F.neg(mult)), _leaf_denominators(tcols, alpha, beta)))
+    neg_mult = F.embed(F.neg(mult))
+    leaves = []  # per repetition: witness trees (1, α - w), then the table tree (-m, α - t)
+    for r in range(st.reps):
+        leaves += [(F.eone(1 << n), _leaf_denominators(cols, alpha[r], beta[r]))
+                   for cols, n in zip(cols_per_group, st.group_logs)]
+        leaves.append((neg_mult, _leaf_denominators(tcols, alpha[r], beta[r])))
     trees = []  # trees[i][k] = (p, q) at layer k (2^k nodes), k = 0 … depth
     for p, q in leaves:
         layers = [(p, q)]
@@ -461,115 +608,95 @@ def prove(st: LookupStatement, groups: Sequence[Sequence[np.ndarray]], mult: np.
     roots = np.stack([np.stack([tr[0][0][0], tr[0][1][0]]) for tr in trees])
     transcript.absorb_ext("lookup/roots", roots)
 
-    logs = st.tree_logs
+    logs = st.all_tree_logs
     depth = max(logs)
-    point = F.ezero(0)
-    claims = [(roots[i, 0], roots[i, 1]) for i in range(len(trees))]
+    point: list = []
+    claims = [(tuple(roots[i, 0].tolist()), tuple(roots[i, 1].tolist())) for i in range(len(trees))]
+    leaf_points: dict[int, list] = {i: [] for i, n in enumerate(logs) if n == 0}
     layer_proofs = []
-    column_evals: list[np.ndarray] = [F.ezero(0)] * len(st.group_logs)
+    n_groups = len(st.group_logs)
+    column_evals: list[np.ndarray] = [F.ezero(0)] * n_groups
     for k in range(depth):
         active = [i for i, n in enumerate(logs) if n > k]
-        lam = transcript.challenge_ext("lookup/lambda")
-        spec = _layer_spec(k, len(active), lam)
-        claim = _combine(claims, active, lam)
+        lam = tuple(transcript.challenge_ext("lookup/lambda").tolist())
         children = []
+        h = 1 << k
         for i in active:
             p, q = trees[i][k + 1]
-            h = 1 << k
             children += [p[:h], p[h:], q[:h], q[h:]]
-        layer, s_point = _prove_layer(spec, point, children, lam, claim, transcript)
+        layer, s_point = _prove_layer(point, children, lam, _combine(claims, active, lam), transcript)
         layer_proofs.append(layer)
-        mu = transcript.challenge_ext("lookup/mu")
-        claims = _next_claims(claims, active, layer.final_evals, mu)
-        point = np.concatenate([mu[None, :], s_point])
+        mu = tuple(transcript.challenge_ext("lookup/mu").tolist())
+        claims = _next_claims(claims, active, [tuple(v) for v in layer.final_evals.tolist()], mu)
+        point = [mu] + s_point
         for i in active:
-            if logs[i] == k + 1 and i < len(st.group_logs):  # a witness tree reached its leaves
-                column_evals[i] = np.stack([mle.evaluate(c, point) for c in cols_per_group[i]])
-                transcript.absorb_ext("lookup/columns", column_evals[i])
+            if logs[i] == k + 1:
+                leaf_points[i] = point
+                if i < n_groups:  # a witness tree of the first repetition reached its leaves
+                    pt = np.array(point, dtype=np.uint32)
+                    column_evals[i] = np.stack([mle.evaluate(c, pt) for c in cols_per_group[i]])
+                    transcript.absorb_ext("lookup/columns", column_evals[i])
     for i, n in enumerate(st.group_logs):
         if n == 0:  # a single-row group: its leaf point is empty
             column_evals[i] = np.stack([F.embed(c[0]) for c in cols_per_group[i]])
-    return LookupProof(roots, layer_proofs, column_evals)
+    out = []
+    for g in range(n_groups):
+        pt = np.array(leaf_points[g], dtype=np.uint32).reshape(-1, 4)
+        out += [S.EvalClaim(name, pt, column_evals[g][c].copy()) for c, name in enumerate(st.column_names(g))]
+    t = n_groups  # the first repetition's table tree
+    out.append(S.EvalClaim(MULTIPLICITY_COLUMN, np.array(leaf_points[t], dtype=np.uint32).reshape(-1, 4),
+                           np.array(_sub4((0, 0, 0, 0), claims[t][0]), dtype=np.uint32)))
+    return LookupProof(roots, layer_proofs, column_evals), tuple(out)
 
 
-def _prove_layer(spec: S.SumcheckSpec, point: np.ndarray, children: list[np.ndarray], lam: np.ndarray,
-                 claim: np.ndarray, transcript: Transcript) -> tuple[S.SumcheckProof, np.ndarray]:
-    """Prover of one GKR layer sumcheck, message for message the same as ``sumcheck.prove`` on
-    ``_layer_spec`` with tables ``[eq(point, ·)] + children``, but faster: eq(point, x) is split as
-    eq(r_j, X) · eq(r_{>j}, x_{>j}) (Gruen), so the inner sum has degree 2 and is computed at X = 0, 2
-    only; its value at 1 follows from the running claim. Returns the proof and the random point."""
-    k = spec.n_vars
-    spec.absorb(transcript)
-    transcript.absorb_ext("sumcheck/claim", claim)
+def _prove_layer(point: list, children: list[np.ndarray], lam, claim,
+                 transcript: Transcript) -> tuple[S.SumcheckProof, list]:
+    """Prover of one GKR layer: the sumcheck over k = len(point) variables of
+    ``eq(point, x) · sum_t λ^{2t} (p0 q1 + p1 q0 + λ q0 q1)(x)`` with tables ``children`` (p0, p1, q0, q1
+    per active tree). eq(point, x) is split as eq(r_j, X) · eq(r_{>j}, x_{>j}) (Gruen), so the inner sum
+    has degree 2 and is computed at X = 0, 2 only; its value at 1 follows from the running claim.
+    Transcript per round: the values at 0, 2, 3, then the challenge; then the final values.
+    Returns the proof and the random point."""
+    k = len(point)
     tabs = np.stack(children).astype(np.uint32)
     n_trees = tabs.shape[0] // 4
-    lam2 = F.emul(lam, lam)
+    lam_a = np.array(lam, dtype=np.uint32)
+    lam2 = _MUL(lam, lam)
     tree_coeffs = np.empty((n_trees, 4), dtype=np.uint32)
-    c = F.eone()
+    c = _ONE
     for t in range(n_trees):
         tree_coeffs[t] = c
-        c = F.emul(c, lam2)
-    eq_pref = F.eone()
+        c = _MUL(c, lam2)
+    pt_arr = np.array(point, dtype=np.uint32).reshape(-1, 4)
+    eq_pref = _ONE
     rounds = np.empty((k, 3, 4), dtype=np.uint32)
-    s_point = np.empty((k, 4), dtype=np.uint32)
+    s_point: list = []
     length = 1 << k
-    one = F.eone()
     for j in range(k):
         rj = point[j]
-        eqs = mle.eq_table(point[j + 1:])
-        h0, h2 = _gkr_round(tabs, length, eqs, lam, tree_coeffs)
+        eqs = mle.eq_table(pt_arr[j + 1:])
+        h0, h2 = (tuple(v) for v in _gkr_round(tabs, length, eqs, lam_a, tree_coeffs).tolist())
         # claim = eq_pref · ((1 - r_j) h(0) + r_j h(1))
-        one_minus = F.esub(one, rj)
-        h1 = F.emul(F.esub(F.emul(claim, F.einv(eq_pref)), F.emul(one_minus, h0)), F.einv(rj))
-        h3 = F.eadd(F.esub(h0, F.emul(F.ext(3), h1)), F.emul(F.ext(3), h2))  # quadratic through 0, 1, 2
-        e2 = F.esub(F.emul(F.ext(3), rj), one)  # eq(r_j, 2) = 3 r_j - 1
-        e3 = F.esub(F.emul(F.ext(5), rj), F.ext(2))  # eq(r_j, 3) = 5 r_j - 2
-        g0 = F.emul(eq_pref, F.emul(one_minus, h0))
-        g2 = F.emul(eq_pref, F.emul(e2, h2))
-        g3 = F.emul(eq_pref, F.emul(e3, h3))
-        rounds[j] = np.stack([g0, g2, g3])
-        transcript.absorb_ext("sumcheck/round", rounds[j])
-        s = transcript.challenge_ext("sumcheck/r")
-        s_point[j] = s
-        claim = S.interpolate(np.stack([g0, F.esub(claim, g0), g2, g3]), s)
-        eq_pref = F.emul(eq_pref, F.eadd(F.emul(one_minus, F.esub(one, s)), F.emul(rj, s)))
-        S._fold_all_ext(tabs, length, s)
+        one_minus = _sub4(_ONE, rj)
+        h1 = _MUL(_sub4(_MUL(claim, F._einv4(eq_pref)), _MUL(one_minus, h0)), F._einv4(rj))
+        h3 = _add4(_sub4(h0, _scale4(h1, 3)), _scale4(h2, 3))  # quadratic through 0, 1, 2
+        e2 = _shift4(_scale4(rj, 3), 1)  # eq(r_j, 2) = 3 r_j - 1
+        e3 = _shift4(_scale4(rj, 5), 2)  # eq(r_j, 3) = 5 r_j - 2
+        g0 = _MUL(eq_pref, _MUL(one_minus, h0))
+        g2 = _MUL(eq_pref, _MUL(e2, h2))
+        g3 = _MUL(eq_pref, _MUL(e3, h3))
+        rounds[j] = (g0, g2, g3)
+        transcript.absorb_ext("lookup/round", rounds[j])
+        s_arr = transcript.challenge_ext("lookup/r")
+        s = tuple(s_arr.tolist())
+        s_point.append(s)
+        claim = _interp3(g0, _sub4(claim, g0), g2, g3, s)
+        eq_pref = _MUL(eq_pref, _eq1(rj, s))
+        S._fold_all_ext(tabs, length, s_arr)
         length //= 2
-    finals = np.concatenate([eq_pref[None, :], tabs[:, 0, :]])
-    transcript.absorb_ext("sumcheck/final", finals)
+    finals = np.concatenate([np.array(eq_pref, dtype=np.uint32)[None, :], tabs[:, 0, :]])
+    transcript.absorb_ext("lookup/final", finals)
     return S.SumcheckProof(rounds, finals), s_point
-
-
-def _ints(x: np.ndarray) -> list[int]:
-    """One validated extension element as Python ints (for chains of tiny products)."""
-    return F._check_ext(x, "x").reshape(4).tolist()
-
-
-def _combine(claims, active, lam) -> np.ndarray:
-    P = F.P
-    lam_c = _ints(lam)
-    coeff = (1, 0, 0, 0)
-    t0 = t1 = t2 = t3 = 0
-    for i in active:
-        for v in claims[i]:  # p then q, each with the next power of λ
-            m = F._emul4(coeff, _ints(v))
-            t0, t1, t2, t3 = t0 + m[0], t1 + m[1], t2 + m[2], t3 + m[3]
-            coeff = F._emul4(coeff, lam_c)
-    return np.array((t0 % P, t1 % P, t2 % P, t3 % P), dtype=np.uint32)
-
-
-def _next_claims(claims, active, finals, mu):
-    P = F.P
-    mu_c = _ints(mu)
-    fin = F._check_ext(finals, "finals").tolist()
-    out = list(claims)
-    for t, i in enumerate(active):
-        pair = []
-        for lo, hi in (fin[1 + 4 * t], fin[2 + 4 * t]), (fin[3 + 4 * t], fin[4 + 4 * t]):
-            m = F._emul4(mu_c, [(h - l) % P for h, l in zip(hi, lo)])  # lo + μ (hi - lo)
-            pair.append(np.array([(l + x) % P for l, x in zip(lo, m)], dtype=np.uint32))
-        out[i] = tuple(pair)
-    return out
 
 
 # --- verifier ----------------------------------------------------------------------------------------
@@ -593,87 +720,95 @@ def verify_bytes(st: LookupStatement, data: bytes, transcript: Transcript) -> Ve
 
 
 def _verify(st: LookupStatement, proof: LookupProof, transcript: Transcript) -> VerifyResult:
-    logs = st.tree_logs
+    logs = st.all_tree_logs
     n_trees = len(logs)
+    per_rep = len(st.tree_logs)
+    n_groups = len(st.group_logs)
     depth = max(logs)
     if proof.roots.shape != (n_trees, 2, 4) or len(proof.layers) != depth \
-            or len(proof.column_evals) != len(st.group_logs):
+            or len(proof.column_evals) != n_groups:
         return VerifyResult.reject("lookup: proof shape does not match the statement")
+    for k, layer in enumerate(proof.layers):
+        active = sum(1 for n in logs if n > k)
+        if layer.round_evals.shape != (k, 3, 4) or layer.final_evals.shape != (1 + 4 * active, 4):
+            return VerifyResult.reject(f"lookup: layer {k}: proof shape does not match the statement")
+        if layer.mask_sum is not None or layer.mask_eval is not None:
+            return VerifyResult.reject(f"lookup: layer {k}: unexpected mask")
+    for ev in proof.column_evals:
+        if ev.shape != (st.table.width, 4):
+            return VerifyResult.reject("lookup: wrong number of column values")
     alpha, beta = _draw_challenges(st, transcript)
     transcript.absorb_ext("lookup/roots", proof.roots)
 
-    # the fractions must cancel: sum_i p_i / q_i = 0 with every q_i ≠ 0
-    qs = proof.roots[:, 1]
-    if np.any(np.all(qs == 0, axis=-1)):
+    # per repetition, the fractions must cancel: sum_i p_i / q_i = 0 with every q_i ≠ 0
+    roots = [(tuple(p), tuple(q)) for p, q in F._check_ext(proof.roots, "roots").tolist()]
+    if any(q == (0, 0, 0, 0) for _, q in roots):
         return VerifyResult.reject("lookup: a root denominator is zero")
-    total = F.ezero()
-    for i in range(n_trees):
-        term = proof.roots[i, 0]
-        for j in range(n_trees):
-            if j != i:
-                term = F.emul(term, qs[j])
-        total = F.eadd(total, term)
-    if np.any(total != 0):
-        return VerifyResult.reject("lookup: the witness and table fractional sums differ "
-                                   "(a row is outside the table or the multiplicities are wrong)")
+    for r in range(st.reps):
+        if not _fractions_cancel(roots[r * per_rep:(r + 1) * per_rep]):
+            return VerifyResult.reject("lookup: the witness and table fractional sums differ "
+                                       "(a row is outside the table or the multiplicities are wrong)")
 
-    claims = [(proof.roots[i, 0], proof.roots[i, 1]) for i in range(n_trees)]
-    point = F.ezero(0)
-    leaf_claims: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    out: list[S.EvalClaim] = []
-    for i, n in enumerate(logs):
-        if n == 0:
-            leaf_claims[i] = (point, *claims[i])
+    claims = list(roots)
+    point: list = []
+    leaf: dict[int, tuple[list, tuple]] = {i: (point, claims[i]) for i, n in enumerate(logs) if n == 0}
     for k in range(depth):
         active = [i for i, n in enumerate(logs) if n > k]
-        lam = transcript.challenge_ext("lookup/lambda")
-        spec = _layer_spec(k, len(active), lam)
-        res = S.verify(spec, _combine(claims, active, lam), proof.layers[k], transcript)
-        if not res.ok:
-            return VerifyResult.reject(f"lookup: layer {k}: {res.reason}")
-        finals = proof.layers[k].final_evals
-        s_point = res.claims[0].point
-        if not np.array_equal(finals[0], mle.eq_eval(point, s_point) if k else F.eone()):
+        lam = tuple(transcript.challenge_ext("lookup/lambda").tolist())
+        layer = proof.layers[k]
+        claim = _combine(claims, active, lam)
+        s_point = []
+        for ev in F._check_ext(layer.round_evals, "round values").tolist():
+            transcript.absorb_ext("lookup/round", np.array(ev, dtype=np.uint32))
+            s = tuple(transcript.challenge_ext("lookup/r").tolist())
+            g0, g2, g3 = (tuple(v) for v in ev)
+            claim = _interp3(g0, _sub4(claim, g0), g2, g3, s)
+            s_point.append(s)
+        transcript.absorb_ext("lookup/final", layer.final_evals)
+        fin = [tuple(v) for v in F._check_ext(layer.final_evals, "final values").tolist()]
+        if _compose(fin, len(active), lam) != claim:
+            return VerifyResult.reject(f"lookup: layer {k}: final values do not match the last round polynomial")
+        eq = _ONE
+        for a, b in zip(point, s_point):
+            eq = _MUL(eq, _eq1(a, b))
+        if fin[0] != eq:
             return VerifyResult.reject(f"lookup: layer {k}: wrong eq value")
-        mu = transcript.challenge_ext("lookup/mu")
-        claims = _next_claims(claims, active, finals, mu)
-        point = np.concatenate([mu[None, :], s_point])
+        mu = tuple(transcript.challenge_ext("lookup/mu").tolist())
+        claims = _next_claims(claims, active, fin, mu)
+        point = [mu] + s_point
         for i in active:
             if logs[i] == k + 1:
-                leaf_claims[i] = (point, *claims[i])
-                if i < len(st.group_logs):
-                    if proof.column_evals[i].shape != (st.table.width, 4):
-                        return VerifyResult.reject("lookup: wrong number of column values")
+                leaf[i] = (point, claims[i])
+                if i < n_groups:
                     transcript.absorb_ext("lookup/columns", proof.column_evals[i])
 
-    pw = _beta_powers(beta, st.table.width)
-    for g in range(len(st.group_logs)):
-        pt, p, q = leaf_claims[g]
-        if not np.array_equal(p, F.eone()):
-            return VerifyResult.reject(f"lookup: group {st.group_names[g]!r}: numerator is not 1")
-        ev = proof.column_evals[g]
-        if not np.array_equal(q, F.esub(alpha, _fold_row(ev, pw))):
-            return VerifyResult.reject(f"lookup: group {st.group_names[g]!r}: column values do not match "
-                                       "the leaf denominator")
-        for c, name in enumerate(st.column_names(g)):
-            out.append(S.EvalClaim(name, pt, ev[c].copy()))
-    pt, p, q = leaf_claims[n_trees - 1]
-    tvals = np.stack([st.table.column_mle(c, pt) for c in range(st.table.width)])
-    if not np.array_equal(q, F.esub(alpha, _fold_row(tvals, pw))):
-        return VerifyResult.reject("lookup: table denominator does not match the public table")
-    out.append(S.EvalClaim(MULTIPLICITY_COLUMN, pt, F.eneg(p)))
+    evs = [[tuple(v) for v in F._check_ext(ev, "column values").tolist()] for ev in proof.column_evals]
+    tree_pt = leaf[n_groups][0]
+    tvals = [tuple(st.table.column_mle(c, np.array(tree_pt, dtype=np.uint32).reshape(-1, 4)).tolist())
+             for c in range(st.table.width)]
+    out: list[S.EvalClaim] = []
+    m_claim = None
+    for r in range(st.reps):
+        a, b = tuple(alpha[r].tolist()), tuple(beta[r].tolist())
+        pw = [_ONE, b][: st.table.width]
+        for g in range(n_groups):
+            pt, (p, q) = leaf[r * per_rep + g]
+            if p != _ONE:
+                return VerifyResult.reject(f"lookup: group {st.group_names[g]!r}: numerator is not 1")
+            if q != _sub4(a, _fold_row(evs[g], pw)):
+                return VerifyResult.reject(f"lookup: group {st.group_names[g]!r}: column values do not "
+                                           "match the leaf denominator")
+            if r == 0:
+                pt_a = np.array(pt, dtype=np.uint32).reshape(-1, 4)
+                out += [S.EvalClaim(name, pt_a, proof.column_evals[g][c].copy())
+                        for c, name in enumerate(st.column_names(g))]
+        _, (p, q) = leaf[r * per_rep + n_groups]
+        if q != _sub4(a, _fold_row(tvals, pw)):
+            return VerifyResult.reject("lookup: table denominator does not match the public table")
+        if m_claim is None:
+            m_claim = p
+        elif p != m_claim:  # every repetition must use the same committed multiplicities
+            return VerifyResult.reject("lookup: the repetitions disagree on the multiplicities")
+    out.append(S.EvalClaim(MULTIPLICITY_COLUMN, np.array(tree_pt, dtype=np.uint32).reshape(-1, 4),
+                           np.array(_sub4((0, 0, 0, 0), m_claim), dtype=np.uint32)))
     return VerifyResult.accept(tuple(out))
-
-
-def _beta_powers(beta: np.ndarray, width: int) -> list[np.ndarray]:
-    pw = [F.eone()]
-    for _ in range(1, width):
-        pw.append(F.emul(pw[-1], beta))
-    return pw
-
-
-def _fold_row(vals: np.ndarray, pw: list[np.ndarray]) -> np.ndarray:
-    total = F.ezero()
-    for v, b in zip(vals, pw):
-        total = F.eadd(total, F.emul(v, b))
-    return total

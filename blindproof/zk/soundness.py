@@ -101,6 +101,24 @@ def analyze(*, n_cols: int, blowup: int, n_queries: int, hiding: int | None = No
                            rate=k / n, relative_distance=d / n, n_queries=n_queries)
 
 
+def logup_error_log2(queries: int, depth: int, draws: int = 1, reps: int = 1,
+                     field_size: int = BABYBEAR_P, ext_degree: int = EXT_DEGREE) -> float:
+    """``log2`` of the error of the logUp challenges of one lookup (see docs/proofs.md §4).
+
+    One repetition draws ``draws`` challenges (``α``, and ``β`` folding two-column rows); the rational
+    identity ``sum_i 1/(α - w_i) = sum_j m_j/(α - t_j)`` has at most ``queries + 2^depth`` distinct
+    poles, so a false identity survives a repetition with probability ``≤ draws · (queries + 2^depth)
+    / |F_ext|`` (Schwartz–Zippel on the cleared numerator, plus hitting a pole). ``reps``
+    repetitions draw independent challenges against the same committed columns, so their errors
+    multiply."""
+    _check_pos_int(queries, "queries", 0)
+    _check_pos_int(depth, "depth", 0)
+    _check_pos_int(draws, "draws")
+    _check_pos_int(reps, "reps")
+    per = math.log2(draws * (queries + (1 << depth))) - ext_degree * math.log2(field_size)
+    return reps * min(per, 0.0)
+
+
 def queries_for(bits: float, *, n_cols: int, blowup: int, hiding: bool = True) -> int:
     """Fewest column queries whose provable query term reaches ``bits``.
 

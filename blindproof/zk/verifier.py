@@ -14,8 +14,9 @@ trace tensors are proved by one batched opening of the trace commitment, claims 
 Soundness figures (:func:`soundness_figures`) are recomputed here from what the verifier saw, never
 taken from the file: the two openings' own reports (:meth:`pcs.Layout.soundness`), plus one term per
 challenge the op proofs drew (``≤ 4/|F_ext|`` for a sumcheck round or random-point coordinate, whose
-polynomials have degree ≤ 4; ``≤ (M + 2^d)/|F_ext|`` for each challenge of a logUp lookup with ``M``
-queries and a GKR of depth ``d``, whose table has at most ``2^d`` rows), all added (union bound).
+polynomials have degree ≤ 4), and per logUp lookup with ``M`` queries, a GKR of depth ``d`` (its table
+has at most ``2^d`` rows), ``c`` challenges per repetition and ``R`` repetitions
+``(c · (M + 2^d)/|F_ext|)^R`` (:func:`soundness.logup_error_log2`), all added (union bound).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from blindproof.zk.commitment import ModelCommitment
 from blindproof.zk.encoding import ProofFormatError
 from blindproof.zk.ops.base import Claim, Reject, Settler, n_vars, public_eval
 from blindproof.zk.proof_file import ModelProof, ProofFileError, SoundnessFigures
-from blindproof.zk.soundness import BABYBEAR_P, EXT_DEGREE
+from blindproof.zk.soundness import BABYBEAR_P, EXT_DEGREE, logup_error_log2
 from blindproof.zk.transcript import Transcript
 from blindproof.zk.verdict import VerifyResult, guarded
 
@@ -83,7 +84,7 @@ class CountingTranscript(Transcript):
     def __init__(self, domain: bytes, statement: bytes = b"", on_op: Callable[[str], None] | None = None) -> None:
         super().__init__(domain, statement)
         self.counts: Counter[str] = Counter()
-        self.lookups: list[list[int]] = []  # [queries, depth, alpha/beta draws]
+        self.lookups: list[list[int]] = []  # [queries, depth, α and β draws, repetitions (α draws)]
         self.on_op = on_op  # told "kind -> output" as each op proof starts (progress display)
 
     def absorb_bytes(self, label: str, data: bytes) -> None:
@@ -99,14 +100,17 @@ class CountingTranscript(Transcript):
                 if v >= 64:
                     break
                 logs.append(v)
-            self.lookups.append([sum(1 << g for g in logs), 0, 0])
+            self.lookups.append([sum(1 << g for g in logs), 0, 0, 0])
 
     def challenge_exts(self, label: str, n: int) -> np.ndarray:
         out = super().challenge_exts(label, n)
         self.counts[label] += int(n)
         if self.lookups and label == "lookup/mu":
             self.lookups[-1][1] += 1
-        elif self.lookups and label in _LOOKUP_LABELS:
+        elif self.lookups and label == "lookup/alpha":  # one α per repetition
+            self.lookups[-1][2] += int(n)
+            self.lookups[-1][3] += int(n)
+        elif self.lookups and label == "lookup/beta":
             self.lookups[-1][2] += int(n)
         return out
 
@@ -126,18 +130,25 @@ def _bits(err: float) -> float:
 def soundness_figures(counts: Mapping[str, int], lookups: Sequence[Sequence[int]], trace: pcs.Layout | None,
                       trace_claims: int, weights: pcs.Layout, weight_claims: int) -> SoundnessFigures:
     """Provable and conjectured bits of a whole proof (see the module docstring). ``lookups``: per
-    logUp lookup (queries, GKR depth, challenges drawn), as :class:`CountingTranscript` records them."""
+    logUp lookup (queries, GKR depth, challenges drawn, repetitions), as :class:`CountingTranscript`
+    records them."""
     other = sum(n for lab, n in counts.items() if not lab.startswith("pcs/") and lab not in _LOOKUP_LABELS)
     terms: list[tuple[str, float, float]] = []
     if other:
         b = LOG_EXT_FIELD - math.log2(ROUND_DEGREE * other)
         terms.append((f"op challenges ({other})", b, b))
-    lookup_err = sum(draws * (queries + (1 << depth)) for queries, depth, draws in lookups)
     unaccounted = sum(n for lab, n in counts.items() if lab in _LOOKUP_LABELS) - sum(x[2] for x in lookups)
     if unaccounted:
         raise Reject("lookup challenges without a recorded lookup shape")
+    lookup_err = 0.0
+    for entry in lookups:
+        queries, depth, draws = entry[:3]
+        reps = entry[3] if len(entry) > 3 else 1  # (queries, depth, draws): one repetition
+        if reps < 1 or draws % reps:
+            raise Reject("a lookup drew an uneven number of challenges per repetition")
+        lookup_err += 2.0 ** logup_error_log2(queries, depth, draws // reps, reps)
     if lookup_err:
-        b = LOG_EXT_FIELD - math.log2(lookup_err)
+        b = _bits(lookup_err)
         terms.append((f"lookup challenges ({len(lookups)} lookups)", b, b))
     if trace is not None and trace_claims:
         rep = trace.soundness(trace_claims)

@@ -75,6 +75,7 @@ from blindproof.zk.quant.spec import Op, QuantSpec
 from blindproof.zk.transcript import Transcript
 
 LIMB_BITS = 16
+LOOKUP_ERROR_LOG2 = -102.0  # the batched lookups' single-repetition logUp error stays ≤ 2^-102
 MAX_PARTS = 4096
 MAX_PART_BYTES = 1 << 26
 _MAGIC = b"BPOP"
@@ -880,14 +881,11 @@ class Checks:
                 continue
             st = self._statement(table, groups, mname)
             cols = [[ctx.table(n) for n in names] for names, _ in groups]
-            replay = _fork(ctx.transcript)  # the prover replays the verifier to learn the leaf points
-            lp = L.prove(st, cols, canonical(ctx.value(mname)), ctx.transcript)
+            lp, lclaims = L.prove_with_claims(st, cols, canonical(ctx.value(mname)), ctx.transcript)
             proof.put_bytes(lp.to_bytes(st))
-            res = L.verify(st, lp, replay)
-            if not res.ok and ctx.strict:
-                raise ValueError(f"lookup into {table.name!r} fails on the prover's own data: {res.reason}")
-            if res.ok:
-                claims += self._lookup_claims(groups, mname, res.claims)
+            if ctx.strict:
+                _check_own_lookup(st, lp)
+            claims += self._lookup_claims(groups, mname, lclaims)
         return claims
 
     def verify(self, ctx: VerifierContext, rd: ProofReader) -> list[Claim]:
@@ -969,12 +967,28 @@ class LookupBatch:
                 yield pack
 
     @staticmethod
-    def _statement(pack) -> L.LookupStatement:
+    def _statement(pack, reps: int = 1) -> L.LookupStatement:
         names, logs = [], []
         for _, groups, mname in pack:
             names += [f"{mname}:{g}" for g in range(len(groups))]
             logs += [n_vars(shape) for _, shape in groups]
-        return L.LookupStatement(pack[0][0], tuple(names), tuple(logs))
+        return L.LookupStatement(pack[0][0], tuple(names), tuple(logs), reps)
+
+    def _statements(self) -> list[tuple[list, L.LookupStatement]]:
+        """Every pack with its statement. The largest lookups get two independent logUp repetitions
+        until the single-repetition ones together err with probability ≤ 2^LOOKUP_ERROR_LOG2 (the
+        choice depends only on public shapes, so prover and verifier make it alike)."""
+        packs = list(self._packs())
+        single = [self._statement(p) for p in packs]
+        errs = [2.0 ** st.error_log2() for st in single]
+        reps = [1] * len(packs)
+        total = sum(errs)
+        for i in sorted(range(len(packs)), key=lambda i: (-errs[i], i)):
+            if total <= 2.0 ** LOOKUP_ERROR_LOG2:
+                break
+            reps[i] = 2
+            total -= errs[i]
+        return [(p, self._statement(p, r) if r > 1 else st) for p, st, r in zip(packs, single, reps)]
 
     @staticmethod
     def _claims(pack, evals: Sequence[S.EvalClaim], mvals: np.ndarray) -> list[Claim]:
@@ -989,26 +1003,21 @@ class LookupBatch:
         """Prove every deferred lookup; returns the proof and the claims to settle."""
         proof, claims = OpProof(), []
         ctx.transcript.absorb_bytes("ops/lookup_batch", str(len(self.entries)).encode())
-        for pack in self._packs():
-            st = self._statement(pack)
+        for pack, st in self._statements():
             table = pack[0][0]
             cols = [[ctx.table(n) for n in names] for _, groups, _ in pack for names, _ in groups]
             mult = np.zeros(1 << table.log_size, dtype=np.int64)
             for _, _, mname in pack:
                 mult += np.asarray(ctx.value(mname), dtype=np.int64)
-            replay = _fork(ctx.transcript)
-            lp = L.prove(st, cols, F.from_signed(mult), ctx.transcript)
+            lp, lclaims = L.prove_with_claims(st, cols, F.from_signed(mult), ctx.transcript)
             proof.put_bytes(lp.to_bytes(st))
-            res = L.verify(st, lp, replay)
-            if not res.ok:
-                if ctx.strict:
-                    raise ValueError(f"lookup into {table.name!r} fails on the prover's own data: {res.reason}")
-                continue
-            pt = res.claims[-1].point
+            if ctx.strict:
+                _check_own_lookup(st, lp)
+            pt = lclaims[-1].point
             mvals = np.stack([ctx.evaluate(mname, pt) for _, _, mname in pack])
             proof.put_ext(mvals)
             ctx.transcript.absorb_ext("ops/lookup_batch_mult", mvals)
-            claims += self._claims(pack, res.claims, mvals)
+            claims += self._claims(pack, lclaims, mvals)
         return proof, claims
 
     def verify(self, ctx: VerifierContext, proof: OpProof) -> list[Claim]:
@@ -1016,8 +1025,7 @@ class LookupBatch:
         rd = ProofReader(proof)
         claims: list[Claim] = []
         ctx.transcript.absorb_bytes("ops/lookup_batch", str(len(self.entries)).encode())
-        for pack in self._packs():
-            st = self._statement(pack)
+        for pack, st in self._statements():
             res = L.verify(st, rd.take_lookup(st), ctx.transcript)
             if not res.ok:
                 raise Reject(f"lookup into {pack[0][0].name!r}: {res.reason}")
@@ -1033,12 +1041,15 @@ class LookupBatch:
         return claims
 
 
-def _fork(t: Transcript) -> Transcript:
-    """A copy of a transcript (the prover replays the lookup verifier to learn its claims)."""
-    c = Transcript.__new__(Transcript)
-    c._h = t._h.copy()  # noqa: SLF001 - same class, deliberate copy
-    c._counter = t._counter  # noqa: SLF001
-    return c
+def _check_own_lookup(st: L.LookupStatement, lp: L.LookupProof) -> None:
+    """A strict prover refuses data its own lookup does not accept: the roots' fractions must cancel
+    in every repetition (the only check that depends on the witness rows being in the table)."""
+    per = len(st.tree_logs)
+    roots = [(tuple(p), tuple(q)) for p, q in lp.roots.tolist()]
+    for r in range(st.reps):
+        if not L._fractions_cancel(roots[r * per:(r + 1) * per]):
+            raise ValueError(f"lookup into {st.table.name!r} fails on the prover's own data: "
+                             "the witness and table fractional sums differ")
 
 
 # --- clamp ------------------------------------------------------------------------------------------
