@@ -254,6 +254,9 @@ def encode_rows(coeffs: np.ndarray, n: int, device: str) -> np.ndarray:
         if n > 1:
             _dif_inplace(x, tw)
         out[i:i + step] = x.to(torch.int32).cpu().numpy().view(np.uint32)
+    del x
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()  # give the GB of an encode back (the daemon's inference shares the GPU)
     return out
 
 
