@@ -81,7 +81,7 @@ def run_one(name: str, repeats: int) -> dict:
     import blindproof  # noqa: F401  (pins threads)
     from blindproof.zk.commitment import CommitmentKey
     from blindproof.zk.ops import kinds
-    from blindproof.zk.prover import ModelProver, example_input, quantized_workload
+    from blindproof.zk.prover import ModelProver, example_input, program_input, quantized_workload
     from blindproof.zk.verifier import verify_model_proof
 
     out: dict = {"workload": name}
@@ -99,7 +99,7 @@ def run_one(name: str, repeats: int) -> dict:
     if missing:
         out["status"] = f"ops without a proof protocol: {', '.join(missing)}"
         return out
-    inputs = qm.encode(example_input(name))
+    inputs = qm.encode(program_input(name, example_input(name)))
     out["seq"] = int(next(iter(inputs.values())).shape[-1]) if qm.spec.arch["family"] == "transformer" else 0
     out["macs"] = _macs(qm.spec, inputs)
     out["ops"] = len(qm.spec.ops)
@@ -154,10 +154,11 @@ def markdown(results: list[dict], machine: dict) -> str:
              "Measured on a shared machine while other work ran: absolute times are pessimistic.",
              "Prove runs per workload: " + ", ".join(f"{r['workload']} {len(r.get('prove_runs', []))}"
                                                      for r in results if r.get("status") == "ok")
-             + " (median; single runs include the first-run cost of loading compiled kernels). Verify: median of 3. "
-             "Proof size includes the public statement X, Y (in parentheses; the logits of a 50k vocabulary "
-             "dominate gpt2-block). gpt2-small (12 blocks) is behind `--gpt2-small` and was not run. minilm-l6 uses "
-             "the real all-MiniLM-L6-v2 weights (installed package); tiny-llama the trained default model.", "",
+             + " (median, after one warm-up proof when runs > 1). Verify: median of 3. "
+             "Proof size includes the public statement X, Y (in parentheses). gpt2-block and gpt2-small prove their "
+             "transformer blocks (hidden states in and out, scope `blocks`); the other workloads the whole model. "
+             "minilm-l6 uses the real all-MiniLM-L6-v2 weights (installed package); tiny-llama the trained default "
+             "model.", "",
              "| workload | seq | prove (s, median) | verify (ms, median) | proof (of which X, Y) | peak RSS proving | "
              "multiply-adds | MAC/s proven | provable / conjectured bits | status |",
              "|---|---|---|---|---|---|---|---|---|---|"]
