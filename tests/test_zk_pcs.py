@@ -77,6 +77,65 @@ def test_many_claims_same_and_different_points():
     assert abs(len(op.to_bytes()) - len(single.to_bytes())) < 0.05 * len(single.to_bytes())
 
 
+def _textbook_rounds(st, claims):
+    """The column sumcheck's rounds computed the plain way: one table pair per claim (α_j·cw_j and
+    rw_jᵀM) plus the two masks, folded with numpy-level helpers."""
+    lay, M = st.commitment.layout, st.messages
+    tr = Transcript(DOMAIN)
+    parts = [pcs._claim_parts(c) for c in claims]
+    geo = pcs._geometry(lay, parts)
+    pcs._absorb_claims(tr, st.commitment, parts)
+    pcs._gammas(tr, lay)
+    alpha = tr.challenge_exts("pcs/alpha", len(parts))
+    tau1, tau2 = pcs._tau(tr, lay)
+    g1, g2 = lay.g_rows
+    tr.absorb_ext("pcs/mask_sum", F.eadd(mle.evaluate(M[g1], tau1), mle.evaluate(M[g2], tau2)))
+    rho = tr.challenge_ext("pcs/rho")
+    A, B = [], []
+    for j, (_, pt, _) in enumerate(parts):
+        rv, cv, c0 = int(geo.row_vars[j]), int(geo.col_vars[j]), int(geo.col_start[j])
+        cw = F.ezero(lay.n_cols)
+        cw[c0:c0 + (1 << cv)] = mle.eq_table(pt[rv:])
+        A.append(F.emul(alpha[j][None, :], cw))
+        r0 = int(geo.row0[j])
+        B.append(F.edot(mle.eq_table(pt[:rv]), M[r0:r0 + (1 << rv)]))
+    for tau, g in ((tau1, g1), (tau2, g2)):
+        A.append(F.emul(rho[None, :], mle.eq_table(tau)))
+        B.append(F.embed(M[g]))
+    rounds = []
+    for _ in range(lay.log_cols):
+        h = A[0].shape[0] // 2
+        s0 = s2 = F.ezero()
+        for a, b in zip(A, B):
+            s0 = F.eadd(s0, F.edot_ext(a[:h], b[:h]))
+            a2 = F.esub(F.eadd(a[h:], a[h:]), a[:h])
+            b2 = F.esub(F.eadd(b[h:], b[h:]), b[:h])
+            s2 = F.eadd(s2, F.edot_ext(a2, b2))
+        rounds.append(np.stack([s0, s2]))
+        tr.absorb_ext("pcs/round", rounds[-1])
+        r = tr.challenge_ext("pcs/r")
+        A = [mle.fold(a, r) for a in A]
+        B = [mle.fold(b, r) for b in B]
+    return np.stack(rounds)
+
+
+def test_column_sumcheck_matches_textbook_rounds():
+    """Row terms (small tensors sharing a row; a two-row tensor with more claims than rows) and claim
+    terms (a many-row tensor with one claim) give the rounds of the plain one-term-per-claim sumcheck."""
+    rng = np.random.default_rng(11)
+    tensors = {"big": F.random(rng, 1 << 12), "two": F.random(rng, 1024), "s1": F.random(rng, 64),
+               "s2": F.random(rng, 60), "s3": F.random(rng, 1)}
+    com, st = pcs.commit(tensors, rng=rng)
+    lay = com.layout
+    assert lay.n_cols == 512 and lay.n_data_rows == 11  # "big" fills eight rows, "two" two, the rest one
+    claims = [_claim(tensors, "big", rng), _claim(tensors, "s1", rng), _claim(tensors, "s1", rng)]
+    claims += [_claim(tensors, "two", rng) for _ in range(3)]
+    claims += [_claim(tensors, "s2", rng), _claim(tensors, "s3", rng)]
+    op = pcs.open_claims(st, claims, Transcript(DOMAIN))
+    assert np.array_equal(op.rounds, _textbook_rounds(st, claims))
+    assert _verify(com, claims, op.to_bytes()).ok
+
+
 def test_accepts_sumcheck_eval_claims_and_base_points():
     rng = np.random.default_rng(6)
     tensors = {"w": F.random(rng, 256)}

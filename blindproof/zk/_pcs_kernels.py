@@ -17,9 +17,27 @@ import numpy as np
 from blindproof.zk._kernels import _P, _W, e_mul, e_mul_by
 
 _NJ = dict(cache=True, nogil=True, boundscheck=False)
+_ZERO = np.uint64(0)
 _ONE = np.uint64(1)
 _TWO = np.uint64(2)
 _TWO_P = np.uint64(2 * 2013265921)
+
+
+@nb.njit(inline="always", **_NJ)
+def _sub(a, b):
+    return a - b if a >= b else a + _P - b
+
+
+@nb.njit(inline="always", **_NJ)
+def _add(a, b):
+    s = a + b
+    return s - _P if s >= _P else s
+
+
+@nb.njit(inline="always", **_NJ)
+def _line2(lo, hi):
+    """Value at X = 2 of the line through (0, lo), (1, hi): 2·hi - lo."""
+    return _sub(_add(hi, hi), lo)
 
 
 @nb.njit(**_NJ)
@@ -43,6 +61,34 @@ def _eq_seeded(out, c0, c1, c2, c3, pts, off, k):
 
 
 @nb.njit(**_NJ)
+def _add_eq_seeded(dst, scratch, c0, c1, c2, c3, pts, off, k):
+    """dst[:2^k] += c · eq(pts[off:off+k], ·): the table up to its last level in ``scratch``, the
+    last level added straight into dst."""
+    if k == 0:
+        dst[0, 0] = _add(np.uint64(dst[0, 0]), c0)
+        dst[0, 1] = _add(np.uint64(dst[0, 1]), c1)
+        dst[0, 2] = _add(np.uint64(dst[0, 2]), c2)
+        dst[0, 3] = _add(np.uint64(dst[0, 3]), c3)
+        return
+    _eq_seeded(scratch, c0, c1, c2, c3, pts, off, k - 1)
+    o = off + k - 1
+    r0, r1, r2, r3 = np.uint64(pts[o, 0]), np.uint64(pts[o, 1]), np.uint64(pts[o, 2]), np.uint64(pts[o, 3])
+    w1, w2, w3 = (r1 * _W) % _P, (r2 * _W) % _P, (r3 * _W) % _P
+    for j in range(1 << (k - 1)):
+        a0, a1, a2, a3 = np.uint64(scratch[j, 0]), np.uint64(scratch[j, 1]), np.uint64(scratch[j, 2]), np.uint64(scratch[j, 3])
+        h0, h1, h2, h3 = e_mul_by(a0, a1, a2, a3, r0, r1, r2, r3, w1, w2, w3)
+        y = 2 * j
+        dst[y, 0] = _add(np.uint64(dst[y, 0]), _sub(a0, h0))
+        dst[y, 1] = _add(np.uint64(dst[y, 1]), _sub(a1, h1))
+        dst[y, 2] = _add(np.uint64(dst[y, 2]), _sub(a2, h2))
+        dst[y, 3] = _add(np.uint64(dst[y, 3]), _sub(a3, h3))
+        dst[y + 1, 0] = _add(np.uint64(dst[y + 1, 0]), h0)
+        dst[y + 1, 1] = _add(np.uint64(dst[y + 1, 1]), h1)
+        dst[y + 1, 2] = _add(np.uint64(dst[y + 1, 2]), h2)
+        dst[y + 1, 3] = _add(np.uint64(dst[y + 1, 3]), h3)
+
+
+@nb.njit(**_NJ)
 def _add_into(dst, src, n):
     for j in range(n):
         for k in range(4):
@@ -51,46 +97,68 @@ def _add_into(dst, src, n):
 
 
 @nb.njit(**_NJ)
-def fill_weight_tables(A, term_of_row, claim_term, row0, row_vars, col_vars, col_start, pt_off, pts, alpha):
-    """Add every claim's column weights into the term tables A (T, C, 4).
+def build_terms(A, M, rows, Bx, t_ptr, e_claim, e_row, row_vars, col_vars, col_start, pt_off, pts, alpha):
+    """Fill the term tables A (T, C, 4) and return the first round's s(0), s(2).
 
-    A claim with ``claim_term[j] >= 0`` owns that term: ``A[t, segment] += α_j·eq(col point)``. Otherwise
-    it is spread over the row terms of its rows: ``A[term_of_row[row0 + i], segment] +=
-    α_j·eq(row point)[i]·eq(col point)``, so that every claim on a row shares that row's term.
-    """
-    max_c = A.shape[1]
-    max_r = 1
-    for j in range(row0.shape[0]):
-        if claim_term[j] < 0 and (1 << row_vars[j]) > max_r:
-            max_r = 1 << row_vars[j]
-    cw = np.empty((max_c, 4), dtype=np.uint32)
-    rw = np.empty((max_r, 4), dtype=np.uint32)
-    for j in range(row0.shape[0]):
-        a0, a1, a2, a3 = np.uint64(alpha[j, 0]), np.uint64(alpha[j, 1]), np.uint64(alpha[j, 2]), np.uint64(alpha[j, 3])
-        kc, s0 = col_vars[j], col_start[j]
-        width = 1 << kc
-        off_c = pt_off[j] + row_vars[j]
-        if claim_term[j] >= 0:
-            _eq_seeded(cw, a0, a1, a2, a3, pts, off_c, kc)
-            _add_into(A[claim_term[j], s0:], cw, width)
-        elif row_vars[j] == 0:
-            _eq_seeded(cw, a0, a1, a2, a3, pts, off_c, kc)
-            _add_into(A[term_of_row[row0[j]], s0:], cw, width)
-        else:
-            _eq_seeded(rw, a0, a1, a2, a3, pts, pt_off[j], row_vars[j])
-            _eq_seeded(cw, _ONE, np.uint64(0), np.uint64(0), np.uint64(0), pts, off_c, kc)
-            for i in range(1 << row_vars[j]):
-                r0, r1, r2, r3 = np.uint64(rw[i, 0]), np.uint64(rw[i, 1]), np.uint64(rw[i, 2]), np.uint64(rw[i, 3])
-                w1, w2, w3 = (r1 * _W) % _P, (r2 * _W) % _P, (r3 * _W) % _P
-                dst = A[term_of_row[row0[j] + i]]
-                for x in range(width):
-                    p0, p1, p2, p3 = e_mul_by(np.uint64(cw[x, 0]), np.uint64(cw[x, 1]), np.uint64(cw[x, 2]),
-                                              np.uint64(cw[x, 3]), r0, r1, r2, r3, w1, w2, w3)
-                    y = s0 + x
-                    dst[y, 0] = (np.uint64(dst[y, 0]) + p0) % _P
-                    dst[y, 1] = (np.uint64(dst[y, 1]) + p1) % _P
-                    dst[y, 2] = (np.uint64(dst[y, 2]) + p2) % _P
-                    dst[y, 3] = (np.uint64(dst[y, 3]) + p3) % _P
+    Term t sums the entries ``t_ptr[t]:t_ptr[t+1]``: entry (j, i) adds ``α_j·eq(row point_j)[i]·
+    eq(col point_j)`` on claim j's column segment (``i = -1``: no row factor). Each table is built and
+    its first-round contribution taken while it is in cache. Terms t < len(rows) have B_t =
+    M[rows[t]] (base), the others B_t = Bx[t - len(rows)]."""
+    T, C = A.shape[0], A.shape[1]
+    h = C // 2
+    tr = rows.shape[0]
+    cw = np.empty((C, 4), dtype=np.uint32)
+    out = np.zeros((2, 4), dtype=np.uint64)
+    for t in range(T):
+        a = A[t]
+        a[:] = 0
+        for e in range(t_ptr[t], t_ptr[t + 1]):
+            j, i = e_claim[e], e_row[e]
+            c0, c1, c2, c3 = np.uint64(alpha[j, 0]), np.uint64(alpha[j, 1]), np.uint64(alpha[j, 2]), np.uint64(alpha[j, 3])
+            rv = row_vars[j]
+            if i >= 0:
+                for l in range(rv):  # eq(row point, i): r_l or 1 - r_l by the bits of i, MSB first
+                    o = pt_off[j] + l
+                    z0, z1, z2, z3 = np.uint64(pts[o, 0]), np.uint64(pts[o, 1]), np.uint64(pts[o, 2]), np.uint64(pts[o, 3])
+                    if not (i >> (rv - 1 - l)) & 1:
+                        z0, z1, z2, z3 = _sub(_ONE, z0), _sub(_ZERO, z1), _sub(_ZERO, z2), _sub(_ZERO, z3)
+                    c0, c1, c2, c3 = e_mul(c0, c1, c2, c3, z0, z1, z2, z3)
+            kc, s0 = col_vars[j], col_start[j]
+            _add_eq_seeded(a[s0:], cw, c0, c1, c2, c3, pts, pt_off[j] + rv, kc)
+        acc = np.zeros(8, dtype=np.uint64)
+        for j in range(h):
+            a0, a1, a2, a3 = np.uint64(a[j, 0]), np.uint64(a[j, 1]), np.uint64(a[j, 2]), np.uint64(a[j, 3])
+            e0, e1 = _line2(a0, np.uint64(a[j + h, 0])), _line2(a1, np.uint64(a[j + h, 1]))
+            e2, e3 = _line2(a2, np.uint64(a[j + h, 2])), _line2(a3, np.uint64(a[j + h, 3]))
+            if t < tr:
+                b = np.uint64(M[rows[t], j])
+                b2 = _line2(b, np.uint64(M[rows[t], j + h]))
+                acc[0] += (a0 * b) % _P
+                acc[1] += (a1 * b) % _P
+                acc[2] += (a2 * b) % _P
+                acc[3] += (a3 * b) % _P
+                acc[4] += (e0 * b2) % _P
+                acc[5] += (e1 * b2) % _P
+                acc[6] += (e2 * b2) % _P
+                acc[7] += (e3 * b2) % _P
+            else:
+                x = Bx[t - tr]
+                b0, b1, b2_, b3 = np.uint64(x[j, 0]), np.uint64(x[j, 1]), np.uint64(x[j, 2]), np.uint64(x[j, 3])
+                p0, p1, p2, p3 = e_mul(a0, a1, a2, a3, b0, b1, b2_, b3)
+                q0, q1, q2, q3 = e_mul(e0, e1, e2, e3, _line2(b0, np.uint64(x[j + h, 0])), _line2(b1, np.uint64(x[j + h, 1])),
+                                       _line2(b2_, np.uint64(x[j + h, 2])), _line2(b3, np.uint64(x[j + h, 3])))
+                acc[0] += p0
+                acc[1] += p1
+                acc[2] += p2
+                acc[3] += p3
+                acc[4] += q0
+                acc[5] += q1
+                acc[6] += q2
+                acc[7] += q3
+        for k in range(4):
+            out[0, k] = (out[0, k] + acc[k]) % _P
+            out[1, k] = (out[1, k] + acc[4 + k]) % _P
+    return out.astype(np.uint32)
 
 
 @nb.njit(**_NJ)
@@ -134,122 +202,70 @@ def claim_row_weights(n_rows, row0, row_vars, col_vars, col_start, pt_off, pts, 
     return w
 
 
-@nb.njit(**_NJ)
-def first_round(A, M, rows, Bx):
-    """Round polynomial s(0), s(2) of the first column variable. Terms t < len(rows) have
-    B_t = M[rows[t]] (base), the others B_t = Bx[t - len(rows)] (extension)."""
-    T, C = A.shape[0], A.shape[1]
-    h = C // 2
-    tr = rows.shape[0]
-    out = np.zeros((2, 4), dtype=np.uint64)
-    for t in range(T):
-        acc = np.zeros(8, dtype=np.uint64)
-        for j in range(h):
-            a0, a1, a2, a3 = np.uint64(A[t, j, 0]), np.uint64(A[t, j, 1]), np.uint64(A[t, j, 2]), np.uint64(A[t, j, 3])
-            e0 = (_TWO * np.uint64(A[t, j + h, 0]) + _P - a0) % _P
-            e1 = (_TWO * np.uint64(A[t, j + h, 1]) + _P - a1) % _P
-            e2 = (_TWO * np.uint64(A[t, j + h, 2]) + _P - a2) % _P
-            e3 = (_TWO * np.uint64(A[t, j + h, 3]) + _P - a3) % _P
-            if t < tr:
-                b = np.uint64(M[rows[t], j])
-                b2 = (_TWO * np.uint64(M[rows[t], j + h]) + _P - b) % _P
-                acc[0] += (a0 * b) % _P
-                acc[1] += (a1 * b) % _P
-                acc[2] += (a2 * b) % _P
-                acc[3] += (a3 * b) % _P
-                acc[4] += (e0 * b2) % _P
-                acc[5] += (e1 * b2) % _P
-                acc[6] += (e2 * b2) % _P
-                acc[7] += (e3 * b2) % _P
-            else:
-                x = Bx[t - tr]
-                b0, b1, b2_, b3 = np.uint64(x[j, 0]), np.uint64(x[j, 1]), np.uint64(x[j, 2]), np.uint64(x[j, 3])
-                p0, p1, p2, p3 = e_mul(a0, a1, a2, a3, b0, b1, b2_, b3)
-                f0 = (_TWO * np.uint64(x[j + h, 0]) + _P - b0) % _P
-                f1 = (_TWO * np.uint64(x[j + h, 1]) + _P - b1) % _P
-                f2 = (_TWO * np.uint64(x[j + h, 2]) + _P - b2_) % _P
-                f3 = (_TWO * np.uint64(x[j + h, 3]) + _P - b3) % _P
-                q0, q1, q2, q3 = e_mul(e0, e1, e2, e3, f0, f1, f2, f3)
-                acc[0] += p0
-                acc[1] += p1
-                acc[2] += p2
-                acc[3] += p3
-                acc[4] += q0
-                acc[5] += q1
-                acc[6] += q2
-                acc[7] += q3
-        for k in range(4):
-            out[0, k] = (out[0, k] + acc[k]) % _P
-            out[1, k] = (out[1, k] + acc[4 + k]) % _P
-    return out.astype(np.uint32)
-
-
 @nb.njit(inline="always", **_NJ)
 def _fold1(x, j, h, r0, r1, r2, r3, w1, w2, w3):
     """x[j] + r·(x[j+h] - x[j]) for an extension table x."""
     l0, l1, l2, l3 = np.uint64(x[j, 0]), np.uint64(x[j, 1]), np.uint64(x[j, 2]), np.uint64(x[j, 3])
     u0, u1, u2, u3 = np.uint64(x[j + h, 0]), np.uint64(x[j + h, 1]), np.uint64(x[j + h, 2]), np.uint64(x[j + h, 3])
-    p0, p1, p2, p3 = e_mul_by((u0 + _P - l0) % _P, (u1 + _P - l1) % _P, (u2 + _P - l2) % _P, (u3 + _P - l3) % _P,
-                              r0, r1, r2, r3, w1, w2, w3)
-    return (l0 + p0) % _P, (l1 + p1) % _P, (l2 + p2) % _P, (l3 + p3) % _P
+    p0, p1, p2, p3 = e_mul_by(_sub(u0, l0), _sub(u1, l1), _sub(u2, l2), _sub(u3, l3), r0, r1, r2, r3, w1, w2, w3)
+    return _add(l0, p0), _add(l1, p1), _add(l2, p2), _add(l3, p3)
+
+
+@nb.njit(inline="always", **_NJ)
+def _fold_base(row, j, h, r0, r1, r2, r3):
+    """row[j] + r·(row[j+h] - row[j]) for a base-field row and an extension r."""
+    lo = np.uint64(row[j])
+    d = _sub(np.uint64(row[j + h]), lo)
+    return _add(lo, (d * r0) % _P), (d * r1) % _P, (d * r2) % _P, (d * r3) % _P
 
 
 @nb.njit(**_NJ)
-def first_fold(A, M, rows, Bx, r, Bout):
-    """Bind the first column variable to r: A in place (its first C/2 entries), B into Bout (T, C/2, 4);
-    returns the next round's s(0), s(2) (zeros when no variable is left)."""
+def first_fold(A, M, rows, Bx, r):
+    """Bind the first column variable to r. A's terms are folded into A[:, :C/2] and the B tables
+    (base rows M[rows[t]] or extension rows Bx) into A[:, C/2:], which the fold frees. Returns the
+    next round's s(0), s(2) (zeros when no variable is left)."""
     T, C = A.shape[0], A.shape[1]
     h = C // 2
     q = h // 2
     tr = rows.shape[0]
     r0, r1, r2, r3 = np.uint64(r[0]), np.uint64(r[1]), np.uint64(r[2]), np.uint64(r[3])
     w1, w2, w3 = (r1 * _W) % _P, (r2 * _W) % _P, (r3 * _W) % _P
-    for t in range(T):
-        a, b = A[t], Bout[t]
-        for j in range(h):
-            a[j, 0], a[j, 1], a[j, 2], a[j, 3] = _fold1(a, j, h, r0, r1, r2, r3, w1, w2, w3)
-        if t < tr:
-            row = M[rows[t]]
-            for j in range(h):
-                lo = np.uint64(row[j])
-                d = (np.uint64(row[j + h]) + _P - lo) % _P
-                b[j, 0] = (lo + (d * r0) % _P) % _P
-                b[j, 1] = (d * r1) % _P
-                b[j, 2] = (d * r2) % _P
-                b[j, 3] = (d * r3) % _P
-        else:
-            x = Bx[t - tr]
-            for j in range(h):
-                b[j, 0], b[j, 1], b[j, 2], b[j, 3] = _fold1(x, j, h, r0, r1, r2, r3, w1, w2, w3)
-    return round_evals(A, Bout, h)
-
-
-@nb.njit(**_NJ)
-def round_evals(A, B, length):
-    """s(0), s(2) of the next variable for tables A, B (T, ≥length, 4) of current length ``length``."""
-    h = length // 2
     out = np.zeros((2, 4), dtype=np.uint64)
-    if h == 0:
-        return out.astype(np.uint32)
-    for t in range(A.shape[0]):
-        a, b = A[t], B[t]
+    for t in range(T):
+        a = A[t]
+        if q == 0:
+            x0, x1, x2, x3 = _fold1(a, 0, h, r0, r1, r2, r3, w1, w2, w3)
+            if t < tr:
+                u0, u1, u2, u3 = _fold_base(M[rows[t]], 0, h, r0, r1, r2, r3)
+            else:
+                u0, u1, u2, u3 = _fold1(Bx[t - tr], 0, h, r0, r1, r2, r3, w1, w2, w3)
+            a[0, 0], a[0, 1], a[0, 2], a[0, 3] = x0, x1, x2, x3
+            a[h, 0], a[h, 1], a[h, 2], a[h, 3] = u0, u1, u2, u3
+            continue
         acc = np.zeros(8, dtype=np.uint64)
-        for j in range(h):
-            x0, x1, x2, x3 = np.uint64(a[j, 0]), np.uint64(a[j, 1]), np.uint64(a[j, 2]), np.uint64(a[j, 3])
-            u0, u1, u2, u3 = np.uint64(b[j, 0]), np.uint64(b[j, 1]), np.uint64(b[j, 2]), np.uint64(b[j, 3])
+        for j in range(q):
+            x0, x1, x2, x3 = _fold1(a, j, h, r0, r1, r2, r3, w1, w2, w3)
+            y0, y1, y2, y3 = _fold1(a, j + q, h, r0, r1, r2, r3, w1, w2, w3)
+            if t < tr:
+                row = M[rows[t]]
+                u0, u1, u2, u3 = _fold_base(row, j, h, r0, r1, r2, r3)
+                v0, v1, v2, v3 = _fold_base(row, j + q, h, r0, r1, r2, r3)
+            else:
+                bx = Bx[t - tr]
+                u0, u1, u2, u3 = _fold1(bx, j, h, r0, r1, r2, r3, w1, w2, w3)
+                v0, v1, v2, v3 = _fold1(bx, j + q, h, r0, r1, r2, r3, w1, w2, w3)
+            # every read of this j is done: write the folded A and B (B where A's upper half was)
+            a[j, 0], a[j, 1], a[j, 2], a[j, 3] = x0, x1, x2, x3
+            a[j + q, 0], a[j + q, 1], a[j + q, 2], a[j + q, 3] = y0, y1, y2, y3
+            a[h + j, 0], a[h + j, 1], a[h + j, 2], a[h + j, 3] = u0, u1, u2, u3
+            a[h + j + q, 0], a[h + j + q, 1], a[h + j + q, 2], a[h + j + q, 3] = v0, v1, v2, v3
             p0, p1, p2, p3 = e_mul(x0, x1, x2, x3, u0, u1, u2, u3)
             acc[0] += p0
             acc[1] += p1
             acc[2] += p2
             acc[3] += p3
-            p0, p1, p2, p3 = e_mul((_TWO * np.uint64(a[j + h, 0]) + _P - x0) % _P,
-                                   (_TWO * np.uint64(a[j + h, 1]) + _P - x1) % _P,
-                                   (_TWO * np.uint64(a[j + h, 2]) + _P - x2) % _P,
-                                   (_TWO * np.uint64(a[j + h, 3]) + _P - x3) % _P,
-                                   (_TWO * np.uint64(b[j + h, 0]) + _P - u0) % _P,
-                                   (_TWO * np.uint64(b[j + h, 1]) + _P - u1) % _P,
-                                   (_TWO * np.uint64(b[j + h, 2]) + _P - u2) % _P,
-                                   (_TWO * np.uint64(b[j + h, 3]) + _P - u3) % _P)
+            p0, p1, p2, p3 = e_mul(_line2(x0, y0), _line2(x1, y1), _line2(x2, y2), _line2(x3, y3),
+                                   _line2(u0, v0), _line2(u1, v1), _line2(u2, v2), _line2(u3, v3))
             acc[4] += p0
             acc[5] += p1
             acc[6] += p2
@@ -291,10 +307,8 @@ def fold_and_round(A, B, length, r):
             acc[1] += p1
             acc[2] += p2
             acc[3] += p3
-            p0, p1, p2, p3 = e_mul((_TWO * y0 + _P - x0) % _P, (_TWO * y1 + _P - x1) % _P,
-                                   (_TWO * y2 + _P - x2) % _P, (_TWO * y3 + _P - x3) % _P,
-                                   (_TWO * v0 + _P - u0) % _P, (_TWO * v1 + _P - u1) % _P,
-                                   (_TWO * v2 + _P - u2) % _P, (_TWO * v3 + _P - u3) % _P)
+            p0, p1, p2, p3 = e_mul(_line2(x0, y0), _line2(x1, y1), _line2(x2, y2), _line2(x3, y3),
+                                   _line2(u0, v0), _line2(u1, v1), _line2(u2, v2), _line2(u3, v3))
             acc[4] += p0
             acc[5] += p1
             acc[6] += p2

@@ -582,52 +582,57 @@ def _column_sumcheck(lay: Layout, M: np.ndarray, geo: _Geometry, alpha, rho, tau
 
     The sum is written as terms ``Σ_t A_t(x)·B_t(x)``. A row term has ``B_t`` = one committed row
     (base field) and ``A_t`` = the summed column weights of every claim on that row (a claim on a
-    tensor of ``2^k`` rows adds ``α_j·rw_j[i]·cw_j`` to the term of its ``i``-th row). A claim term
-    has ``A_t = α_j·cw_j`` and ``B_t = rw_jᵀM`` (extension). A tensor's claims become claim terms
-    when the tensor has more rows than claims, else row terms; either way the polynomial, hence every
-    round message, is the same (it is linear in the claims)."""
+    tensor of ``2^k`` rows adds ``α_j·rw_j[i]·cw_j`` to the term of its ``i``-th row; the masks
+    ``ρ·eq(τ)``, ``ρ·eq(τ')`` are the terms of rows G1, G2). A claim term has ``A_t = α_j·cw_j`` and
+    ``B_t = rw_jᵀM`` (extension). A tensor's claims become claim terms when the tensor has more rows
+    than claims, else row terms; either way the polynomial, hence every round message, is the same
+    (it is linear in the claims)."""
     c = lay.n_cols
     g1, g2 = lay.g_rows
-    counts = np.bincount(geo.tensor)[geo.tensor]
-    own = (np.int64(1) << geo.row_vars) > counts
-    spread = ~own
-    single = spread & (geo.row_vars == 0)
-    multi = np.flatnonzero(spread & (geo.row_vars > 0))
-    row_sets = [geo.row0[single], np.array([g1, g2], dtype=np.int64)]
-    row_sets += [np.arange(geo.row0[j], geo.row0[j] + (1 << int(geo.row_vars[j])), dtype=np.int64) for j in multi]
-    rows = np.unique(np.concatenate(row_sets))
-    term_of_row = np.full(lay.n_rows, -1, dtype=np.int64)
-    term_of_row[rows] = np.arange(rows.size)
-    owners = np.flatnonzero(own)
-    claim_term = np.full(len(geo.row0), -1, dtype=np.int64)
-    claim_term[owners] = rows.size + np.arange(owners.size)
-    Bx = np.empty((owners.size, c, 4), dtype=np.uint32)
-    for k, j in enumerate(owners):
+    # the masks as two more claims: rows G1, G2, all columns, weight ρ
+    geo = _Geometry(np.concatenate([geo.tensor, [-1, -2]]), np.concatenate([geo.row0, [g1, g2]]),
+                    np.concatenate([geo.row_vars, [0, 0]]), np.concatenate([geo.col_vars, [lay.log_cols] * 2]),
+                    np.concatenate([geo.col_start, [0, 0]]),
+                    np.concatenate([geo.pt_off, [geo.pts.shape[0], geo.pts.shape[0] + lay.log_cols]]),
+                    np.concatenate([geo.pts, tau1, tau2]))
+    alpha = np.concatenate([alpha, rho[None], rho[None]])
+    n_claims = geo.row0.size
+    counts = np.bincount(geo.tensor[:-2])[geo.tensor[:-2]]
+    own = np.flatnonzero(np.concatenate([(np.int64(1) << geo.row_vars[:-2]) > counts, [False, False]]))
+    spread = np.setdiff1d(np.arange(n_claims), own)
+    per = np.int64(1) << geo.row_vars[spread]
+    e_claim = np.repeat(spread, per)
+    e_row = np.arange(e_claim.size, dtype=np.int64) - np.repeat(np.cumsum(per) - per, per)
+    rows, e_term = np.unique(geo.row0[e_claim] + e_row, return_inverse=True)
+    e_claim = np.concatenate([e_claim, own])
+    e_row = np.concatenate([e_row, np.full(own.size, -1, dtype=np.int64)])
+    e_term = np.concatenate([e_term.reshape(-1), rows.size + np.arange(own.size)])
+    order = np.argsort(e_term, kind="stable")
+    n_terms = rows.size + own.size
+    t_ptr = np.zeros(n_terms + 1, dtype=np.int64)
+    np.cumsum(np.bincount(e_term, minlength=n_terms), out=t_ptr[1:])
+    Bx = np.empty((own.size, c, 4), dtype=np.uint32)
+    for k, j in enumerate(own):
         o, rv, r0 = int(geo.pt_off[j]), int(geo.row_vars[j]), int(geo.row0[j])
         Bx[k] = F.edot(mle.eq_table(geo.pts[o:o + rv]), M[r0:r0 + (1 << rv)])
 
-    A = np.zeros((rows.size + owners.size, c, 4), dtype=np.uint32)
-    K.fill_weight_tables(A, term_of_row, claim_term, geo.row0, geo.row_vars, geo.col_vars, geo.col_start,
-                         geo.pt_off, geo.pts, np.ascontiguousarray(alpha))
-    A[term_of_row[g1]] = F.emul(rho[None, :], mle.eq_table(tau1))
-    A[term_of_row[g2]] = F.emul(rho[None, :], mle.eq_table(tau2))
-
+    A = np.empty((n_terms, c, 4), dtype=np.uint32)
+    s02 = K.build_terms(A, M, rows, Bx, t_ptr, e_claim[order], e_row[order], geo.row_vars, geo.col_vars,
+                        geo.col_start, geo.pt_off, geo.pts, np.ascontiguousarray(alpha))
     rounds = np.empty((lay.log_cols, 2, 4), dtype=np.uint32)
     zeta = np.empty((lay.log_cols, 4), dtype=np.uint32)
-    s02 = K.first_round(A, M, rows, Bx)
-    B = np.empty((A.shape[0], c // 2, 4), dtype=np.uint32)
-    length = c
+    length = c // 2
     for i in range(lay.log_cols):
         rounds[i] = s02
         transcript.absorb_ext("pcs/round", s02)
         r = transcript.challenge_ext("pcs/r")
         zeta[i] = r
         if i == 0:
-            s02 = K.first_fold(A, M, rows, Bx, r, B)
+            s02 = K.first_fold(A, M, rows, Bx, r)  # A[:, :C/2] now holds the A tables, A[:, C/2:] the B tables
             del Bx
         else:
-            s02 = K.fold_and_round(A, B, length, r)
-        length //= 2
+            s02 = K.fold_and_round(A[:, :c // 2], A[:, c // 2:], length, r)
+            length //= 2
     return rounds, zeta
 
 
