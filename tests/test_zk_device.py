@@ -15,7 +15,8 @@ from blindproof.zk.quant import reference
 pytest.importorskip("torch")
 
 ENCODE_SHAPES = [(1, 1, 1), (1, 1, 2), (2, 2, 2), (1, 2, 4), (3, 1, 8), (2, 5, 8), (5, 8, 8), (7, 3, 16),
-                 (3, 17, 64), (1, 64, 64), (9, 37, 128), (4, 100, 256), (11, 260, 1024), (3, 4096 + 10, 16384)]
+                 (3, 17, 64), (1, 64, 64), (9, 37, 128), (4, 100, 256), (11, 260, 1024), (3, 4096 + 10, 16384),
+                 (2, 32923, 131072), (1, 65691, 262144)]  # gpt2-block's trace and model commitment rows
 
 
 @pytest.fixture(autouse=True)

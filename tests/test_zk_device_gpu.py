@@ -33,7 +33,8 @@ def test_auto_and_cuda_resolve_to_the_gpu():
 
 
 @pytest.mark.parametrize("b, k, n", [(1, 1, 1), (1, 1, 2), (3, 2, 2), (5, 8, 8), (7, 37, 128), (9, 260, 1024),
-                                     (33, 4096 + 150, 16384), (300, 16384 + 150, 65536)])
+                                     (33, 4096 + 150, 16384), (300, 16384 + 150, 65536),
+                                     (64, 32923, 131072), (32, 65691, 262144)])
 def test_cuda_encode_rows_is_bit_identical(b, k, n):
     rows = np.random.default_rng(b + k + n).integers(0, F.P, (b, k), dtype=np.uint32)
     rows[0, 0] = F.P - 1
