@@ -55,6 +55,8 @@ def test_env_variable_is_read_and_checked(monkeypatch):
     monkeypatch.setenv(device.ENV, "tpu")
     with pytest.raises(ValueError, match=device.ENV):
         device.set_prover_device()
+    device.set_prover_device("cpu")  # an explicit choice does not read the variable
+    assert device.current().choice == "cpu"
 
 
 def test_thresholds_must_be_non_negative_ints():

@@ -103,7 +103,7 @@ def _nvidia_driver_possible() -> bool:
 
 _lock = threading.Lock()
 _backend: Backend | None = None
-_resolved: dict[Backend, str | None] = {}
+_resolved: dict[str, str | None] = {}  # choice -> torch device (None: the CPU path)
 
 
 def choice_from_env() -> str:
@@ -117,6 +117,13 @@ def choice_from_env() -> str:
 
 def _from_env() -> Backend:
     return Backend(choice_from_env())
+
+
+def _env_or_default() -> Backend:
+    try:
+        return _from_env()
+    except ValueError:  # an explicit choice does not need a valid environment variable
+        return Backend()
 
 
 def current() -> Backend:
@@ -146,7 +153,7 @@ def set_prover_device(choice: str | None = None, *, min_rs_elements: int | None 
     if check:
         _resolve(new)
     with _lock:
-        old = _backend if _backend is not None else _from_env()
+        old = _backend if _backend is not None else _env_or_default()
         _backend = new
     return old
 
@@ -164,10 +171,9 @@ def prover_device(choice: str, **kwargs) -> Iterator[Backend]:
 
 
 def _resolve(b: Backend) -> str | None:
-    key = replace(b, min_rs_elements=0, min_matmul_macs=0)
-    if key not in _resolved:
-        _resolved[key] = torch_device_for(b.choice)
-    return _resolved[key]
+    if b.choice not in _resolved:
+        _resolved[b.choice] = torch_device_for(b.choice)
+    return _resolved[b.choice]
 
 
 def device_for_encode(rows: int, n: int) -> str | None:
