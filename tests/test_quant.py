@@ -122,7 +122,7 @@ def test_runtime_overflow_raises():
     calib[:, 0] = 1.0  # calibration only ever lights one feature
     qm = quantize(model, calib)
     qm.forward(calib)
-    with pytest.raises(BoundError, match="2\\^30"):
+    with pytest.raises(BoundError, match="2\\^29"):
         qm.forward(torch.ones((2, 4096)))  # all features at once overflow the first accumulator
 
 
@@ -136,7 +136,7 @@ def test_quantize_fails_loudly_when_scales_overflow(monkeypatch):
             if n.free:
                 self.exps[n.name] += 8
     monkeypatch.setattr(quantize_mod._Builder, "solve", broken_solve)
-    with pytest.raises(QuantizationError, match="2\\^30"):
+    with pytest.raises(QuantizationError, match="2\\^29|quotient"):
         quantize(model, _tokens(TINY_LLAMA, 1))
 
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from blindproof.zk.quant.reference import BoundError, run_program
 from blindproof.zk.quant.spec import Op
 from blindproof.zk.quant.tables import rope_table
 from zk_ops_cases import ACC, I16, one_op, rejects_all_flips, run_op, tensor, trace_values
@@ -18,7 +19,7 @@ def _add(rng, clamp=True):
 def _add_weight(rng, wide=False):
     dt, out = ("int32", tensor("y", -ACC, ACC, "accumulator")) if wide else ("int16", tensor("y"))
     spec = one_op(Op("add_weight", ("a",), "y", {"weight": "w"}), [tensor("a"), out], {"w": ((6,), dt)})
-    wl = (1 << 29) if wide else I16
+    wl = (1 << 28) if wide else I16
     return spec, trace_values(spec, {"w": rng.integers(-wl, wl, size=6)}, {"a": rng.integers(-I16, I16, size=(3, 6))})
 
 
@@ -26,9 +27,13 @@ def _mul(rng, weight=False):
     if weight:
         spec = one_op(Op("mul_weight", ("a",), "y", {"weight": "w"}),
                       [tensor("a"), tensor("y", -ACC, ACC, "accumulator")], {"w": ((5,), "int16")})
-        return spec, trace_values(spec, {"w": rng.integers(-I16, I16, size=5)}, {"a": rng.integers(-I16, I16, size=(2, 3, 5))})
+        return spec, trace_values(spec, {"w": rng.integers(-HALF, HALF, size=5)}, {"a": rng.integers(-I16, I16, size=(2, 3, 5))})
     spec = one_op(Op("mul", ("a", "b"), "y"), [tensor("a"), tensor("b"), tensor("y", -ACC, ACC, "accumulator")])
-    return spec, trace_values(spec, {}, {"a": rng.integers(-I16, I16, size=(3, 7)), "b": rng.integers(-I16, I16, size=(3, 7))})
+    return spec, trace_values(spec, {}, {"a": rng.integers(-I16, I16, size=(3, 7)), "b": rng.integers(-HALF, HALF, size=(3, 7))})
+
+
+# products stay below 2^29 (the integer model's bound) when one factor is below 2^14
+HALF = 1 << 14
 
 
 def _heads(rng, kind):
@@ -151,3 +156,28 @@ def test_embed_rejects_other_row():
 def test_rejects_tampered_bytes(case):
     spec, vals = CASES[case](np.random.default_rng(8))
     assert rejects_all_flips(spec, vals, np.random.default_rng(9), n=16)
+
+def test_full_range_int16_product_is_a_bound_error():
+    """32767 · 32767 ≥ 2^29: an int16 × int16 product is checked at run time, not assumed in range."""
+    spec = one_op(Op("mul", ("a", "b"), "y"), [tensor("a"), tensor("b"), tensor("y", -ACC, ACC, "accumulator")])
+    with pytest.raises(BoundError, match="2\\^29"):
+        run_program(spec, {}, {"a": np.array([[I16, 1]]), "b": np.array([[I16, 1]])})
+
+
+def test_mean_pool_rejects_wrapped_quotient():
+    """T = 5: (y − 5⁻¹ mod p, r + 1) solves T·y + r = Σx + ⌊T/2⌋ modulo p; the pooled output would be a
+    huge public value. The range check of y rejects it."""
+    from blindproof.zk.field import P
+    spec, vals = CASES["mean_pool"](np.random.default_rng(21))
+    T = 5
+    inv = pow(T, P - 2, P)
+    r = vals["y/r"]
+    i = np.unravel_index(int(np.argmin(r)), r.shape)
+    assert r[i] + 1 < T
+
+    def tamper(v):
+        y2 = (int(v["y"][i]) - inv) % P
+        v["y"][i] = y2 - P if y2 > P // 2 else y2
+        v["y/r"][i] += 1
+
+    assert not run_op(spec, vals, tamper=tamper)[0]

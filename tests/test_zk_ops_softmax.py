@@ -13,7 +13,7 @@ from blindproof.zk.quant.tables import EXP_DOMAIN_MAX, exp_table, table_values
 from zk_nonlinear_harness import (REJECTIONS, flip_bytes, one_op_spec, op_values, run, same_claims,
                                   small_family_trace, tiny_llama_trace, trace_values)
 
-BIG = (1 << 30) - 1
+BIG = (1 << 28) - 1  # scores: a spread below 0.87·2^30 (ops/softmax.py)
 
 
 def _case(shape=(1, 3, 5, 7), causal=True, start=0, seed=0, scale=3000, flat=False):
@@ -192,3 +192,14 @@ def test_division_bounds_hold_up_to_2_14_keys():
     for k in (1, 128, 4096, 1 << 14):
         plan = softmax._Plan(op, (1, 1, 2, k), spec, 0)
         assert plan.bounds_ok() and k * 32768 <= 1 << plan.kS
+
+
+def test_scores_declared_too_wide_are_refused():
+    """A score range of ±(2^30 − 1) could wrap max − s around p: the plan refuses it (the integer model
+    declares scores in [-2^28, 2^28), which the rescale producing them enforces)."""
+    op = Op("softmax", ("s",), "p", {"causal": True, "frac": 14, "table": "softmax.exp"})
+    wide = (1 << 30) - 1
+    tensors = {"s": TensorSpec("s", 12, -wide, wide, "accumulator"), "p": TensorSpec("p", 14, 0, 1 << 14, "activation")}
+    spec = one_op_spec(op, tensors, {"softmax.exp": exp_table("softmax.exp", 12, 15)})
+    with pytest.raises(ValueError, match="wrap"):
+        softmax.shapes(op, [(1, 2, 4, 4)], spec)

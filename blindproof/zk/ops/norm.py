@@ -2,7 +2,10 @@
 
 Per row of width ``d`` (docs/quant.md §3.1), with witnesses from the trace and aux columns:
 
-1. LayerNorm: ``Σ_i x_i + ⌊d/2⌋ = d·mean + mean_r``, ``0 ≤ mean_r < d``; ``c = ind·(x − mean)``.
+1. LayerNorm: ``Σ_i x_i + ⌊d/2⌋ = d·mean + mean_r``, ``0 ≤ mean_r < d``, ``mean ∈ [−2^15, 2^15)``;
+   ``c = ind·(x − mean)``. The mean's range makes it unique: ``d·mean + mean_r`` then spans fewer than
+   ``d·2^16 + d < p`` values (without it, ``mean − t·d⁻¹ mod p`` with ``mean_r + t`` also solves the row
+   sum, a huge field element that can leave ``S`` unchanged and shift the output when ``d | C·t``).
    RMSNorm: ``c = x`` (as ``ind·x``: padded entries of the input never count).
 2. ``S = Σ_i c_i² + E`` (row sums, see :mod:`rowwise`).
 3. ``s = ⌊√S⌋``: ``g₁ = S − s²`` and ``g₂ = s² + 2s − S`` with ``g₁, g₂ ∈ [0, 2^16)``, ``s ∈ [0, 2^15)``,
@@ -16,7 +19,7 @@ Per row of width ``d`` (docs/quant.md §3.1), with witnesses from the trace and 
 
 No wrap-around: ``|c_i| ≤ s`` follows from 2–3, so every term of step 4 is below ``C·s`` and the
 relation holds over the integers when ``2·C·s + 2·s < p``. That bounds ``s`` and so ``S``:
-``a = quant.spec.norm_sq_bits(C)``, the largest exponent ≤ 30 with ``2·(C + 1)·⌊√(2^a − 1)⌋ + 2 < p``
+``a = quant.spec.norm_sq_bits(C)``, the largest exponent ≤ 29 with ``2·(C + 1)·⌊√(2^a − 1)⌋ + 2 < p``
 (``a = 29`` for ``C ≤ 43444``; the quantizer keeps ``a ≥ 29`` and calibration data at ``S < 2^28``).
 The reference raises BoundError for ``S ≥ 2^a``, so the integer program has the proof's domain; a
 trace beyond it is refused by the prover with a ValueError naming the bound. ``S`` itself equals
@@ -40,7 +43,7 @@ from blindproof.zk.quant.spec import Op, QuantSpec, norm_sq_bits
 
 
 def sum_sq_bits(C: int) -> int:
-    """Largest ``a ≤ 30`` such that ``S < 2^a`` keeps the division relation free of wrap-around."""
+    """Largest ``a ≤ 29`` such that ``S < 2^a`` keeps the division relation free of wrap-around."""
     return norm_sq_bits(C, F.P)
 
 
@@ -76,7 +79,8 @@ class _Plan:
                   R(a("rhs"), self.hs, self.rshape, 0, (1 << 14) - 1),
                   R(a("rsb"), self.sb, self.rshape, 0, 1)]
         if self.layer:
-            ranges.append(R(a("rmr"), self.mean_r, self.rshape, 0, self.d - 1))
+            ranges += [R(a("rmr"), self.mean_r, self.rshape, 0, self.d - 1),
+                       R(a("rmean"), self.mean, self.rshape, -(1 << 15), (1 << 15) - 1)]
         if self.clamp is None:
             ranges.append(R(a("rn"), self.n, shape, -self.C, self.C))
         else:

@@ -3,7 +3,9 @@
 Relation ``Σ_t x + ⌊T/2⌋ = T·y + r``. The sum over the (zero-padded) sequence axis of a multilinear
 ``x`` is ``2^k · x(r_b, ½, …, ½, r_d)``, so each claim ``y(r) = v`` becomes, with the prover's ``r(r)``,
 one claim on ``x`` at a point with ``k`` coordinates ½, and one on the witness ``r``; ``r`` is
-range-checked.
+range-checked, and so is ``y`` (its declared range): then ``T·y + r`` spans fewer than ``T·2^16 < p``
+values and the relation has one solution. Without the check on ``y``, ``(y − T⁻¹ mod p, r + 1)`` also
+solves it — a huge value a verifier would accept as the public pooled output.
 
 Padded rows. The sum over the padded axis counts the padded rows of ``x``, and nothing else forces
 them to zero (a norm output's padded rows, for one, are free: its root is 0 there). When ``t`` is not a
@@ -29,20 +31,24 @@ def shapes(op: Op, in_shapes: Sequence[tuple[int, ...]], spec: QuantSpec) -> dic
         raise ValueError(f"mean_pool {op.output}: expected (b, t, d), got {xs}")
     ys = (xs[0], xs[2])
     out = {op.output: ys, B.witness_name(op.output, "r"): ys}
-    out.update(_checks(op, xs).columns())
+    out.update(_checks(op, xs, spec).columns())
     return out
 
 
-def _checks(op: Op, xs: tuple[int, ...]) -> B.Checks:
+def _checks(op: Op, xs: tuple[int, ...], spec: QuantSpec) -> B.Checks:
     ys = (xs[0], xs[2])
+    ts = spec.tensors[op.output]
     rc = B.RangeCheck(B.aux_name(op.output, "r"), B.witness_name(op.output, "r"), ys, 0, xs[1] - 1,
                       limb_bits=B.small_limbs(ys))
-    return B.Checks(B.aux_name(op.output, "chk"), ranges=[rc])
+    yc = B.RangeCheck(B.aux_name(op.output, "y"), op.output, ys, ts.lo, ts.hi, limb_bits=B.small_limbs(ys))
+    if (ts.hi - ts.lo + 1) * xs[1] >= F.P:
+        raise ValueError(f"mean_pool {op.output}: range [{ts.lo}, {ts.hi}] too wide for a unique quotient")
+    return B.Checks(B.aux_name(op.output, "chk"), ranges=[rc, yc])
 
 
 def aux(ctx: B.ProverContext, op: Op) -> dict[str, np.ndarray]:
     """Range-check columns of the remainder."""
-    return _checks(op, ctx.shape(op.inputs[0])).witness(ctx.value, ctx.strict)
+    return _checks(op, ctx.shape(op.inputs[0]), ctx.spec).witness(ctx.value, ctx.strict)
 
 
 def _x_claim(ctx: B.VerifierContext, op: Op, c: B.Claim, rv: np.ndarray) -> B.Claim:
@@ -88,7 +94,7 @@ def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]) -> tuple[
         point, vals = B.prove_zero_check(ctx, proof, B.n_vars(xs), [_pad_rows_table(xs), ctx.table(op.inputs[0])],
                                          _PAD_TERMS)
         claims.append(B.Claim(op.inputs[0], point, vals[1]))
-    claims += _checks(op, xs).prove(ctx, proof)
+    claims += _checks(op, xs, ctx.spec).prove(ctx, proof)
     return proof, claims
 
 
@@ -109,6 +115,6 @@ def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof:
         if not np.array_equal(vals[0], _pad_rows_eval(xs, point)):
             raise B.Reject(f"mean_pool {op.output}: wrong padded-rows indicator value")
         claims.append(B.Claim(op.inputs[0], point, vals[1]))
-    claims += _checks(op, xs).verify(ctx, rd)
+    claims += _checks(op, xs, ctx.spec).verify(ctx, rd)
     rd.done()
     return claims

@@ -25,10 +25,11 @@ around. With ``S_hi``, ``S_lo`` every product in the relation is below ``2^29`` 
 spans less than ``p``, so it holds over the integers (:func:`_Plan.bounds_ok` verifies this from the
 shapes; it holds for every ``K ≤ 2^14``).
 
-Assumption (documented limit): ``max ≥ s_j`` over the integers needs the spread of a row's scores to
-stay below ``p − 2^30 − 2^16 ≈ 0.87·2^30`` (otherwise ``max − s_j`` could wrap). Scores are
-accumulators clamped to ``±(2^30 − 1)`` by the spec; real scores at exponent 12 are many orders of
-magnitude smaller.
+Spread of the scores: ``max ≥ s_j`` over the integers needs every row's spread below
+``p − 2^30 − 2^16 ≈ 0.87·2^30`` (a true ``max − s_j < 0`` then maps to a field value above what ``z + d``
+can reach). The plan refuses a score tensor whose declared range is wider; in the integer model the
+scores are a rescale output declared ``[-2^28, 2^28)`` (quantize.SCORE_LO/HI), a range the rescale
+proof enforces (its quotient window, or its clamp), so the spread is below ``2^29``.
 """
 
 from __future__ import annotations
@@ -72,6 +73,10 @@ class _Plan:
         self.zmax = ts.hi
         self.table = extended_table(ts, shift_out=self.t0)
         K = int(shape[-1])
+        sc = spec.tensors[op.inputs[0]]
+        if sc.hi - sc.lo >= F.P - (1 << D_BITS) - (self.zmax + 1):
+            raise ValueError(f"softmax {op.output}: scores declared in [{sc.lo}, {sc.hi}], a spread that could "
+                             "wrap max − s around p (declare them within ±2^28)")
         self.kS = (K * self.t0 - 1).bit_length()  # sum − T[0], r, u < sum ≤ K·T[0] ≤ 2^kS
         self.n_max = (self.t0 << self.frac) + (K * self.t0) // 2  # numerator e·2^F + ⌊sum/2⌋
         # B = p·S_hi ≤ n_max / 2^15; a power-of-two range needs one limb column instead of two, and is

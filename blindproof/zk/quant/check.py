@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from blindproof.zk.quant.reference import Trace, check_weights
-from blindproof.zk.quant.spec import ACC_BOUND, Op, QuantSpec, norm_sq_bits
+from blindproof.zk.quant.spec import ACC_BOUND, Op, QuantSpec, norm_sq_bits, quotient_bits
 from blindproof.zk.quant.tables import EXP_DOMAIN_MAX, table_values
 
 
@@ -39,7 +39,7 @@ def check_trace(spec: QuantSpec, weights: dict[str, np.ndarray], trace: Trace, s
     w = {k: np.asarray(v, dtype=np.int64) for k, v in weights.items()}
     for name, v in t.items():
         if v.size and int(np.abs(v).max()) >= ACC_BOUND:
-            raise RelationError(f"{name}: |value| >= 2^30")
+            raise RelationError(f"{name}: |value| >= 2^29")
     for op in spec.ops:
         missing = [n for n in (*op.inputs, op.output) if n not in t]
         if missing:
@@ -76,6 +76,8 @@ def _check_op(spec: QuantSpec, w: dict, op: Op, ins: list, y: np.ndarray, wit: d
         _req(np.where(s > 0, x + half == (q << pos) + r, (q == x << np.maximum(-s, 0)) & (r == 0)), op,
              "x + 2^(s-1) = q 2^s + r (s > 0), q = x 2^-s (s <= 0)")
         _req((r >= 0) & (r < np.left_shift(np.int64(1), pos)), op, "0 <= r < 2^s")
+        lim = np.left_shift(np.int64(1), np.vectorize(quotient_bits, otypes=[np.int64])(s))
+        _req((q >= -lim) & (q < lim), op, "q in [-2^(29-s), 2^(29-s)) (the rounding relation is unique mod p)")
         _req(y == _clip(spec, op, q), op, "y = clamp(q)")
     elif k in ("add", "add_weight"):
         b = ins[1] if k == "add" else w[p["weight"]]

@@ -3,9 +3,10 @@
 The model is walked once in float64 on calibration inputs. Each step records the float value of its
 output, the integer op it becomes, and the bounds its integer form must respect. Then every free
 activation exponent is set from its calibration maximum (int16 with `act_headroom` to spare), lowered
-where a consumer's accumulator would pass 2^30 / `acc_headroom`, and every other exponent follows:
+where a consumer's accumulator would pass 2^29 / `acc_headroom`, and every other exponent follows:
 accumulators add their operands' exponents, views inherit. Finally the integer program runs on the
-calibration data and any |value| >= 2^30 fails loudly with `QuantizationError`.
+calibration data and any value beyond the integer model's bounds (|v| >= 2^29, a rescale quotient
+outside its window, ...) fails loudly with `QuantizationError`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from blindproof.zk.quant.tables import (activation_table, exp_table, rope_angles
                                         round_half_up)
 
 WIDE = ACC_BOUND - 1
+# attention scores (a rescale output): [-2^28, 2^28), so a row's spread stays below 2^29 and the softmax
+# proof's `max >= s_j` cannot wrap around p (ops/softmax.py); real scores at 2^-12 are far smaller
+SCORE_LO, SCORE_HI = -(1 << 28), (1 << 28) - 1
 
 # Float activations for calibration (vectorized; the integer tables come from tables.py).
 _FLOAT_ACT: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -44,13 +48,13 @@ class QuantConfig:
     """Knobs of the quantizer; everything they decide is written into the QuantSpec."""
 
     act_headroom: float = 2.0      # calibration max of an activation maps to <= 32767 / act_headroom
-    acc_headroom: float = 4.0      # calibration max of an accumulator maps to <= 2^30 / acc_headroom
+    acc_headroom: float = 2.0      # calibration max of an accumulator maps to <= 2^29 / acc_headroom
     norm_sq_limit: int = 1 << 28   # sum of squares inside a norm stays below this on calibration data
     per_channel: bool = True       # int8 weight exponent per output row (else one per matrix)
     shared_tables: bool = True     # one SiLU/GELU table per function: its layers share exponents
     score_exp: int = 12            # attention scores enter softmax at 2^-12 (exp table domain [0, 16))
     exp_out_exp: int = 15          # exp table entries: round(2^15 exp(-z)), so exp(0) = 2^15
-    prob_exp: int = 14             # probabilities at 2^-14; e * 2^14 <= 2^29 keeps divisions below 2^30
+    prob_exp: int = 14             # probabilities at 2^-14; e * 2^14 <= 2^29 (the softmax proof splits sum)
     rope_exp: int = 13             # cos/sin at 2^-13: x1*C - x2*S <= 2 * 2^15 * 2^13 = 2^29
     max_exp: int = 24              # cap for tensors whose calibration values are (near) zero
 
@@ -58,11 +62,11 @@ class QuantConfig:
         if self.act_headroom < 1 or self.acc_headroom < 1:
             raise ValueError("headrooms must be >= 1")
         if self.exp_out_exp + self.prob_exp > 29:
-            raise ValueError("exp_out_exp + prob_exp must be <= 29 (softmax numerators below 2^30)")
+            raise ValueError("exp_out_exp + prob_exp must be <= 29 (softmax numerators e*2^prob_exp <= 2^29)")
         if self.prob_exp > 14:
-            raise ValueError("prob_exp must be <= 14 (p @ v with int16 v stays below 2^30)")
+            raise ValueError("prob_exp must be <= 14 (p @ v with int16 v stays near 2^29)")
         if self.rope_exp > 13:
-            raise ValueError("rope_exp must be <= 13 (RoPE products of int16 stay below 2^30)")
+            raise ValueError("rope_exp must be <= 13 (RoPE products of int16 stay below 2^29)")
 
 
 class _Node:
@@ -114,7 +118,7 @@ class _Builder:
         self.caps[r.name] = min(self.caps.get(r.name, self.cfg.max_exp), limit)
 
     def acc_limit(self, peak: float) -> int:
-        """Largest exponent sum keeping a real peak below 2^30 / acc_headroom."""
+        """Largest exponent sum keeping a real peak below 2^29 / acc_headroom."""
         return self.cfg.max_exp * 2 if peak <= 0 else _floor_log2(ACC_BOUND / (self.cfg.acc_headroom * peak))
 
     def solve(self) -> None:
@@ -334,10 +338,10 @@ class _Builder:
     # --- emission ----------------------------------------------------------------------------------
     @staticmethod
     def _q(w: np.ndarray, e, limit: int) -> np.ndarray:
-        """round(w 2^e), clipped to +-limit for int8/int16; a 2^30-wide value out of range is an error."""
+        """round(w 2^e), clipped to +-limit for int8/int16; a 2^29-wide value out of range is an error."""
         v = round_half_up(np.asarray(w) * np.exp2(np.asarray(e, dtype=np.float64)))
         if limit == WIDE and v.size and int(np.abs(v).max()) > WIDE:
-            raise QuantizationError(f"a bias/shift vector needs {int(np.abs(v).max())} >= 2^30 at its exponent")
+            raise QuantizationError(f"a bias/shift vector needs {int(np.abs(v).max())} >= 2^29 at its exponent")
         return np.clip(v, -limit, limit)
 
     def emit(self, arch: dict, outputs: list[_Node]) -> tuple[QuantSpec, dict[str, np.ndarray]]:
@@ -422,7 +426,7 @@ def _walk_transformer(b: _Builder, model: Transformer, tokens: np.ndarray, scope
         if cfg.position == "rope":
             qh = b.requant(b.rope(qh, n + "q_rope.acc", cfg.rope_theta, cfg.max_seq), n + "q_rope")
             kh = b.requant(b.rope(kh, n + "k_rope.acc", cfg.rope_theta, cfg.max_seq), n + "k_rope")
-        s = b.requant(b.qk(qh, kh, n + "scores.acc"), n + "scores", -WIDE, WIDE, fixed=b.cfg.score_exp)
+        s = b.requant(b.qk(qh, kh, n + "scores.acc"), n + "scores", SCORE_LO, SCORE_HI, fixed=b.cfg.score_exp)
         pr = b.softmax(s, cfg.causal, n + "probs")
         o = b.merge_heads(b.pv(pr, vh, n + "mix.acc"), n + "mix.merged")
         return lin(b.requant(o, n + "mix"), p + "wo", n + "out.acc")
@@ -564,7 +568,7 @@ def quantize(model: torch.nn.Module, calib: torch.Tensor | np.ndarray, config: Q
 
     `calib` is token ids (batch, seq) for transformers or float features (batch, dim) for MLPs.
     ``scope="blocks"`` quantizes only a transformer's blocks (input: the float hidden states of
-    :func:`embed_float`). Raises QuantizationError when any integer of the program reaches 2^30 on the
+    :func:`embed_float`). Raises QuantizationError when any integer of the program leaves its bound on the
     calibration data.
     """
     qm, _ = build_program(model, calib, config, scope)

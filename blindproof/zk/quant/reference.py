@@ -2,8 +2,9 @@
 
 `run_program` executes a QuantSpec's ops in order and records every tensor together with the witness
 values each op's proof needs (remainders, unclamped values, row maxima, sums, integer square roots),
-named `<output>/<witness>`. Every recorded integer must satisfy |v| < 2^30; a violation raises
-`BoundError` naming the op and the tensor.
+named `<output>/<witness>`. Every recorded integer must satisfy |v| < 2^29 (below p/2, so a proof's
+field values are these integers); a violation raises `BoundError` naming the op and the tensor.
+Ops with a tighter proof domain check it too (a rescale's quotient window, a norm's sum of squares).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from blindproof.zk.quant.spec import ACC_BOUND, Op, QuantSpec, norm_sq_bits
+from blindproof.zk.quant.spec import ACC_BOUND, Op, QuantSpec, norm_sq_bits, quotient_bits
 from blindproof.zk.quant.tables import EXP_DOMAIN_MAX, table_values
 
 _DTYPE_MAX = {"int8": 127, "int16": (1 << 15) - 1, "int32": ACC_BOUND - 1}
@@ -21,7 +22,7 @@ _F64_EXACT = 1 << 53
 
 
 class BoundError(ValueError):
-    """An integer of the program left |v| < 2^30 (it would wrap modulo the proof field)."""
+    """An integer of the program left its bound (|v| < 2^29, or an op's own proof domain)."""
 
 
 @dataclass
@@ -37,7 +38,7 @@ class Trace:
 
 def _check(op: Op, name: str, v: np.ndarray) -> None:
     if v.size and int(np.abs(v).max()) >= ACC_BOUND:
-        raise BoundError(f"op {op.kind} -> {op.output}: {name} reaches |{int(np.abs(v).max())}| >= 2^30")
+        raise BoundError(f"op {op.kind} -> {op.output}: {name} reaches |{int(np.abs(v).max())}| >= 2^29")
 
 
 def _exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -113,7 +114,14 @@ class _Run:
         return acc, {}
 
     def rescale(self, op: Op, x: np.ndarray):
-        q, r = shift_round(x, op.params["shift"])
+        shift = op.params["shift"]
+        q, r = shift_round(x, shift)
+        # the proof's window for q (spec.quotient_bits): q·2^s + r within [-2^29, 2^29), unique mod p
+        k = np.vectorize(quotient_bits, otypes=[np.int64])(np.asarray(shift, dtype=np.int64))
+        lim = np.left_shift(np.int64(1), k)
+        if q.size and bool(np.any((q < -lim) | (q >= lim))):
+            raise BoundError(f"op rescale -> {op.output}: quotient outside [-2^(29-s), 2^(29-s)), the window "
+                             f"in which the proof's rounding relation has one solution")
         return self.clamp(op, q), {"q": q, "r": r}
 
     def add(self, op: Op, a: np.ndarray, b: np.ndarray):
@@ -151,8 +159,7 @@ class _Run:
             raise BoundError(f"op norm -> {op.output}: sum of squares {int(ssum.max())} >= 2^{a}, beyond the "
                              f"proof's domain for C = {int(p['C'])}")
         s = isqrt(ssum)
-        num = c * int(p["C"])
-        _check(op, "numerator c*C", num)
+        num = c * int(p["C"])  # |c·C| ≤ s·C, below p/2 inside the domain S < 2^a (not a recorded value)
         n, r = div_round(num, s)
         wit.update(S=ssum, s=s, n=n, r=r)
         return self.clamp(op, n), wit
@@ -200,7 +207,9 @@ class _Run:
         e = np.where(allowed, table_values(self.spec.tables[op.params["table"]])[z], 0)
         total_e = e.sum(-1, keepdims=True)
         num = e << int(op.params["frac"])
-        _check(op, "numerator e*2^frac", num + total_e // 2)
+        # not a recorded value: its proof splits sum at 2^15 so nothing wraps (ops/softmax.py bounds_ok)
+        if num.size and int((num + total_e // 2).max()) >= 1 << 30:
+            raise BoundError(f"op softmax -> {op.output}: numerator e*2^frac + sum/2 reaches 2^30")
         p, r = div_round(num, total_e)
         return p, {"max": m, "argmax": arg, "diff": diff, "z": z, "e": e, "sum": total_e, "r": r}
 

@@ -18,14 +18,28 @@ from typing import Any
 import blake3
 
 SPEC_VERSION = 1
-ACC_BOUND = 1 << 30  # every integer in the program satisfies |v| < ACC_BOUND (note p/2 ~ 2^29.9: see docs/quant.md)
+ACC_BOUND = 1 << 29  # every integer in the program satisfies |v| < ACC_BOUND < p/2 (docs/quant.md, "The 2^29 bound")
+QUOTIENT_BITS = 29  # a rescale's q·2^s + r lies in [-2^29, 2^29): a window of 2^30 < p, so q is unique mod p
 INT8_MAX = 127  # weights: symmetric int8
 INT16_MAX = (1 << 15) - 1  # activations: symmetric int16, so a product of two stays below 2^30
 FIELD_P = 15 * (1 << 27) + 1  # BabyBear, the proof field (zk.field.P)
 
 
+def quotient_bits(shift: int) -> int:
+    """Bits ``k`` of a rescale quotient's window ``q ∈ [-2^k, 2^k)`` for a shift ``s`` (``k = 29 − max(s, 0)``).
+
+    For ``s > 0`` the proof checks ``x + 2^(s-1) = q·2^s + r`` modulo ``p`` with ``0 ≤ r < 2^s``; with ``q``
+    in this window ``q·2^s + r`` spans ``[-2^29, 2^29)``, 2^30 values, fewer than ``p``, so the pair is
+    unique. The reference raises BoundError outside it. For ``s ≤ 0`` (``q = x·2^-s``, exact) the window
+    is the integer model's bound ``|q| < 2^29``."""
+    s = int(shift)
+    if s > QUOTIENT_BITS:
+        raise ValueError(f"rescale shift {s} > {QUOTIENT_BITS}: the quotient would always be 0")
+    return QUOTIENT_BITS - max(s, 0)
+
+
 def norm_sq_bits(C: int, p: int = FIELD_P) -> int:
-    """Largest ``a <= 30`` such that a norm's sum of squares ``S < 2^a`` keeps its proof sound for ``C``.
+    """Largest ``a <= 29`` such that a norm's sum of squares ``S < 2^a`` keeps its proof sound for ``C``.
 
     The norm's division relation ``c*C + s//2 = n*s + r`` (with ``|c| <= s = isqrt(S)``) is proved in
     the field, so it implies the integer one only while ``2*(C + 1)*isqrt(2^a - 1) + 2 < p``. The
@@ -33,7 +47,7 @@ def norm_sq_bits(C: int, p: int = FIELD_P) -> int:
     domain (docs/zk-ops-nonlinear.md)."""
     from math import isqrt
 
-    for a in range(30, 0, -1):
+    for a in range(29, 0, -1):  # 29: S is a value of the program, so |S| < ACC_BOUND as well
         if 2 * (C + 1) * isqrt((1 << a) - 1) + 2 < p:
             return a
     raise ValueError(f"norm constant C = {C} is too large for a sound division")
