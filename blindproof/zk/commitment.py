@@ -168,8 +168,56 @@ def expected_weight_layout(spec: QuantSpec) -> dict[str, int]:
     return {weight_name(n): n_vars(ws.shape) for n, ws in spec.weights.items()}
 
 
+def zero_padded_tensors(spec: QuantSpec) -> set[str]:
+    """Tensors whose padded entries every accepted proof pins to zero: public inputs (the verifier builds
+    their tables), ``rescale`` outputs (on padding the rounding relation reads ``q + r = 0``),
+    ``lookup`` outputs of such a tensor through a table with ``T(0) = 0`` (SiLU, GELU: the pair ``(0, y)``
+    forces ``y = 0``), and head splits / merges of such a tensor (a relabelling of entries)."""
+    from blindproof.zk.quant.tables import table_values
+
+    zero = set(spec.inputs)
+    for op in spec.ops:
+        if op.kind == "rescale" or (op.kind in ("split_heads", "merge_heads") and op.inputs[0] in zero):
+            zero.add(op.output)
+        elif op.kind == "lookup" and op.inputs[0] in zero:
+            ts = spec.tables[op.params["table"]]
+            if ts.lo <= 0 <= ts.hi and int(table_values(ts)[-ts.lo]) == 0:
+                zero.add(op.output)
+    return zero
+
+
+def check_padding_sound(spec: QuantSpec) -> None:
+    """ValueError unless no junk in the padding of a committed weight table can reach a real output.
+
+    A verifier cannot see a third party's weight padding. Weights enter real entries only through sums
+    over a padded axis: ``linear`` over its input width (``Σ_j x[·, j]·W[c, j]``, junk columns of ``W``
+    times the padded columns of ``x``). Every other weight read (``embed`` rows by public one-hot
+    indices, ``mul_weight`` / ``add_weight`` / bias vectors broadcast over the last axis) puts junk only on
+    padded output entries, and no op carries a padded entry into a real one: norms, softmax and
+    mean_pool sum real columns only (public indicators; mean_pool zero-checks its padded rows),
+    rescale zeroes its output's padding, pv meets padded keys with a probability pinned to 0. So a
+    linear whose input width is not a power of two must read a tensor whose padding is pinned to zero
+    (:func:`zero_padded_tensors`); so must both operands of ``qk`` (a sum over the head width, for trace
+    padding). Every workload's program meets this (docs/proofs.md §4)."""
+    zero = zero_padded_tensors(spec)
+    pow2 = lambda n: n & (n - 1) == 0  # noqa: E731
+    for op in spec.ops:
+        if op.kind == "linear":
+            k = spec.weights[op.params["weight"]].shape[-1]
+            if not pow2(k) and op.inputs[0] not in zero:
+                raise ValueError(f"linear {op.output}: input {op.inputs[0]!r} (width {k}, padded) is not pinned "
+                                 "to zero on its padding, so junk weight padding could reach the output")
+        elif op.kind == "qk":
+            bad = [n for n in op.inputs if n not in zero]
+            if bad:
+                raise ValueError(f"qk {op.output}: operand {bad[0]!r} is not pinned to zero on its padding "
+                                 "(the sum over the head width would count it)")
+
+
 def check_layout(spec: QuantSpec, com: pcs.Commitment) -> None:
-    """ValueError unless the weight commitment holds exactly the spec's weights at their sizes."""
+    """ValueError unless the weight commitment holds exactly the spec's weights at their sizes and the
+    spec keeps weight padding away from real outputs (:func:`check_padding_sound`)."""
+    check_padding_sound(spec)
     want = expected_weight_layout(spec)
     got = dict(zip(com.layout.names, com.layout.log_sizes))
     if set(got) != set(want):
@@ -200,6 +248,7 @@ def commit_model(spec: QuantSpec, weights: Mapping[str, np.ndarray], key: Commit
         raise TypeError(f"commit_model: key must be a CommitmentKey, got {type(key).__name__}")
     if not spec.weights:
         raise ValueError("commit_model: the program has no weights to commit")
+    check_padding_sound(spec)
     tables = weight_tables(spec, weights)
     com, state = pcs.commit(tables, params, rng=key.rng("blindproof/model-weights/" + spec.digest()))
     return ModelCommitment(spec.to_json(), com), state
