@@ -136,6 +136,19 @@ def test_column_sumcheck_matches_textbook_rounds():
     assert _verify(com, claims, op.to_bytes()).ok
 
 
+def test_opening_without_kept_codewords_is_the_same():
+    rng = np.random.default_rng(12)
+    tensors = {"a": F.random(rng, 5000), "b": F.random(rng, 70)}
+    claims = [_claim(tensors, "a", rng), _claim(tensors, "b", rng)]
+    ops = []
+    for keep in (True, False):
+        com, st = pcs.commit(tensors, rng=np.random.default_rng(1), keep_codewords=keep)
+        assert (st.codewords is None) == (not keep)
+        ops.append(pcs.open_claims(st, claims, Transcript(DOMAIN)).to_bytes())
+    assert ops[0] == ops[1]
+    assert _verify(com, claims, ops[1]).ok
+
+
 def test_accepts_sumcheck_eval_claims_and_base_points():
     rng = np.random.default_rng(6)
     tensors = {"w": F.random(rng, 256)}
@@ -417,6 +430,8 @@ def test_bad_input_raises():
         pcs.commit({3: F.random(rng, 4)})
     with pytest.raises(ValueError):
         pcs.commit({"x": np.array([], dtype=np.uint32)})
+    with pytest.raises(ValueError, match="'bad'"):  # not a canonical residue: the tensor is named
+        pcs.commit({"ok": F.random(rng, 8), "bad": np.array([1, F.P], dtype=np.uint32)})
     tensors = {"x": F.random(rng, 64)}
     com, st = pcs.commit(tensors, rng=rng)
     with pytest.raises(ValueError):

@@ -147,7 +147,7 @@ class Layout:
             pos += 1 << self.log_sizes[i]
         return tuple(out)
 
-    @property
+    @cached_property
     def n_data_rows(self) -> int:
         total = sum(1 << s for s in self.log_sizes)
         return -(-total // self.n_cols)
@@ -319,31 +319,49 @@ class Commitment:
 
 @dataclass
 class ProverState:
-    """The prover's side of a commitment: messages, hiding coefficients, Merkle tree, codewords."""
+    """The prover's side of a commitment: messages, hiding coefficients, Merkle tree, and the
+    codewords (or None when they were not kept; the opened columns are then encoded again)."""
 
     commitment: Commitment
     messages: np.ndarray  # (n_rows, C) base
     hiding: np.ndarray  # (n_rows, t) base
-    codewords: np.ndarray  # (n_rows, N) base
+    codewords: np.ndarray | None  # (n_rows, N) base
     tree: merkle.MerkleTree
+
+    def columns(self, positions: np.ndarray) -> np.ndarray:
+        """The codeword columns at ``positions``, as rows (q, n_rows)."""
+        if self.codewords is not None:
+            return np.ascontiguousarray(self.codewords[:, positions].T)
+        n = self.commitment.layout.codeword_len
+        rows = self.messages.shape[0]
+        out = np.empty((positions.size, rows), dtype=np.uint32)
+        step = max(1, (1 << 22) // n)  # blocks of about 16 MiB of codewords
+        for r0 in range(0, rows, step):
+            r1 = min(rows, r0 + step)
+            code = _rs.encode_rows(np.concatenate([self.messages[r0:r1], self.hiding[r0:r1]], axis=1), n)
+            out[:, r0:r1] = code[:, positions].T
+        return out
 
 
 def _as_tensor(name: str, arr: np.ndarray) -> np.ndarray:
+    """The tensor flattened; TypeError unless uint32, ValueError if empty (the range is checked
+    once over all packed tensors, see :func:`commit`)."""
     a = np.asarray(arr)
     if a.dtype != np.uint32:
         raise TypeError(f"tensor {name!r}: expected uint32 field elements, got {a.dtype} "
                         "(convert signed integers with field.from_signed)")
-    a = F._check(a.reshape(-1), f"tensor {name!r}")
     if a.size == 0:
         raise ValueError(f"tensor {name!r} is empty")
-    return a
+    return a.reshape(-1)
 
 
 def commit(tensors: Mapping[str, np.ndarray], params: PcsParams = PcsParams(),
-           rng: np.random.Generator | None = None) -> tuple[Commitment, ProverState]:
+           rng: np.random.Generator | None = None, keep_codewords: bool = True) -> tuple[Commitment, ProverState]:
     """Commit to named tensors (flattened, zero-padded to a power of two) in one Merkle tree.
 
     ``rng`` is for reproducible tests only; by default hiding randomness comes from the OS CSPRNG.
+    ``keep_codewords=False`` frees the encoded matrix (``blowup`` × the messages) once the tree is
+    built; opening then encodes the rows again to read the queried columns (memory for time).
     """
     if not isinstance(tensors, Mapping) or not tensors:
         raise TypeError("commit: tensors must be a non-empty mapping of name -> uint32 array")
@@ -356,17 +374,24 @@ def commit(tensors: Mapping[str, np.ndarray], params: PcsParams = PcsParams(),
         raise ValueError(f"commit: a tensor exceeds 2^{MAX_LOG_TENSOR} elements")
     lay = make_layout(names, log_sizes, params)
     c, t, n = lay.n_cols, lay.n_queries, lay.codeword_len
-    data = np.zeros(lay.n_data_rows * c, dtype=np.uint32)
+    # the message matrix is written in place: data rows (zero padding), then the random mask rows
+    messages = np.zeros((lay.n_rows, c), dtype=np.uint32)
+    packed = messages.reshape(-1)
     for name, off in zip(names, lay.offsets):
-        data[off:off + flat[name].size] = flat[name]
+        packed[off:off + flat[name].size] = flat[name]
+    data = packed[:lay.n_data_rows * c]
+    if data.size and int(np.maximum.reduce(data)) >= F.P:  # one range check; then name the culprit
+        for name in names:
+            F._check(flat[name], f"tensor {name!r}")
+    del flat
     n_mask = lay.n_rows - lay.n_data_rows
     rand = _random_field(n_mask * c + lay.n_rows * t, rng)
-    messages = np.concatenate([data, rand[:n_mask * c]]).reshape(lay.n_rows, c)
+    messages[lay.n_data_rows:] = rand[:n_mask * c].reshape(n_mask, c)
     hiding = rand[n_mask * c:].reshape(lay.n_rows, t)
     codewords = _rs.encode_rows(np.concatenate([messages, hiding], axis=1), n)
     tree = merkle.MerkleTree(codewords)
     com = Commitment(tree.root, lay)
-    return com, ProverState(com, messages, hiding, codewords, tree)
+    return com, ProverState(com, messages, hiding, codewords if keep_codewords else None, tree)
 
 
 # --- claims ------------------------------------------------------------------------------------------
@@ -569,7 +594,7 @@ def open_claims(state: ProverState, claims: Sequence, transcript: Transcript) ->
     u_eval, s_eval, u_prox, s_prox = rows[0], hid[0], rows[1:], hid[1:]
     _absorb_rows(transcript, u_eval, s_eval, u_prox, s_prox)
     positions = np.unique(transcript.challenge_indices("pcs/queries", t, n))
-    columns = np.ascontiguousarray(state.codewords[:, positions].T)
+    columns = state.columns(positions)
     siblings = state.tree.open(positions)
     prov, conj = _soundness_tenths(lay, len(parts))
     return Opening(mask_sum, rounds, mask_values, u_eval, s_eval, u_prox, s_prox, positions, columns,
@@ -636,6 +661,11 @@ def _column_sumcheck(lay: Layout, M: np.ndarray, geo: _Geometry, alpha, rho, tau
     return rounds, zeta
 
 
+def _ext_sum(x: np.ndarray) -> np.ndarray:
+    """Sum of extension elements (n, 4), n < 2^32."""
+    return (x.astype(np.uint64).sum(axis=0) % np.uint64(F.P)).astype(np.uint32)
+
+
 def _absorb_rows(tr: Transcript, u_eval, s_eval, u_prox, s_prox) -> None:
     tr.absorb_ext("pcs/u_eval", u_eval)
     tr.absorb_ext("pcs/s_eval", s_eval)
@@ -697,9 +727,7 @@ def _verify(com: Commitment, claims: Sequence, opening, transcript: Transcript) 
     tau1, tau2 = _tau(transcript, lay)
     transcript.absorb_ext("pcs/mask_sum", o.mask_sum)
     rho = transcript.challenge_ext("pcs/rho")
-    claim = F.emul(rho, o.mask_sum)
-    for j, (_, _, val) in enumerate(parts):
-        claim = F.eadd(claim, F.emul(alpha[j], val))
+    claim = F.eadd(F.emul(rho, o.mask_sum), _ext_sum(F.emul(alpha, np.stack([val for _, _, val in parts]))))
     zeta = np.empty((lay.log_cols, 4), dtype=np.uint32)
     for i in range(lay.log_cols):
         s0, s2 = o.rounds[i]

@@ -32,6 +32,7 @@ from blindproof.zk.verifier import (DOMAIN, TRACE_COMMITMENT_LABEL, CountingTran
 
 Progress = Callable[[str], None]
 DEFAULT_SECURITY = 104.0  # commitment target: the whole proof (union bound) stays ≥ 100 provable bits
+KEEP_CODEWORDS_UP_TO = 1 << 25  # larger traces free their codewords (16 B/entry) and re-encode to open
 
 
 def committed_table(state: pcs.ProverState, name: str) -> np.ndarray:
@@ -66,7 +67,9 @@ class PcsProverSettler(Settler):
                 raise ValueError(f"weight table {k!r} differs from the committed weights")
         if mine:
             t0 = time.perf_counter()
-            self.trace_com, self.trace_state = pcs.commit(mine, self.params, rng=self.rng)
+            entries = sum(int(np.asarray(v).size) for v in mine.values())
+            self.trace_com, self.trace_state = pcs.commit(mine, self.params, rng=self.rng,
+                                                          keep_codewords=entries <= KEEP_CODEWORDS_UP_TO)
             self.say(f"trace committed: {len(mine)} tensors, "
                      f"{sum(1 << s for s in self.trace_com.layout.log_sizes)} entries ({time.perf_counter() - t0:.2f} s)")
         transcript.absorb_digest(TRACE_COMMITMENT_LABEL,
