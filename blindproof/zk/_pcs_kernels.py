@@ -320,6 +320,37 @@ def fold_and_round(A, B, length, r):
 
 
 @nb.njit(**_NJ)
+def combine_terms(row_coefs, row_idx, M, x_coefs, Bx):
+    """Σ_t row_coefs[t]·M[row_idx[t]] + Σ_k x_coefs[k]·Bx[k]: extension coefficients, base rows and
+    extension rows -> (C, 4)."""
+    C = M.shape[1]
+    acc = np.zeros((C, 4), dtype=np.uint64)
+    for t in range(row_idx.shape[0]):
+        e0, e1, e2, e3 = np.uint64(row_coefs[t, 0]), np.uint64(row_coefs[t, 1]), np.uint64(row_coefs[t, 2]), np.uint64(row_coefs[t, 3])
+        row = M[row_idx[t]]
+        for c in range(C):
+            s = np.uint64(row[c])
+            acc[c, 0] += (e0 * s) % _P
+            acc[c, 1] += (e1 * s) % _P
+            acc[c, 2] += (e2 * s) % _P
+            acc[c, 3] += (e3 * s) % _P
+    for k in range(Bx.shape[0]):
+        e0, e1, e2, e3 = np.uint64(x_coefs[k, 0]), np.uint64(x_coefs[k, 1]), np.uint64(x_coefs[k, 2]), np.uint64(x_coefs[k, 3])
+        x = Bx[k]
+        for c in range(C):
+            p0, p1, p2, p3 = e_mul(e0, e1, e2, e3, np.uint64(x[c, 0]), np.uint64(x[c, 1]), np.uint64(x[c, 2]), np.uint64(x[c, 3]))
+            acc[c, 0] += p0
+            acc[c, 1] += p1
+            acc[c, 2] += p2
+            acc[c, 3] += p3
+    out = np.empty((C, 4), dtype=np.uint32)
+    for c in range(C):
+        for k in range(4):
+            out[c, k] = acc[c, k] % _P
+    return out
+
+
+@nb.njit(**_NJ)
 def weighted_rows(Wt, M):
     """Row combinations: Wt (P, R, 4) extension weights, M (R, C) base -> (P, C, 4) with
     out[p] = Σ_r Wt[p, r]·M[r]. Columns in blocks so the accumulators stay in cache; zero weights skip."""

@@ -579,19 +579,21 @@ def open_claims(state: ProverState, claims: Sequence, transcript: Transcript) ->
     transcript.absorb_ext("pcs/mask_sum", mask_sum)
     rho = transcript.challenge_ext("pcs/rho")
 
-    rounds, zeta = _column_sumcheck(lay, M, geo, alpha, rho, tau1, tau2, transcript)
+    rounds, zeta, at_zeta, rows, Bx = _column_sumcheck(lay, M, geo, alpha, rho, tau1, tau2, transcript)
 
-    # the one evaluation row u = wᵀM, w the row weights the verifier computes too
+    # the one evaluation row u = wᵀM (w: the row weights the verifier computes) = Σ_t A_t(ζ)·B_t + masks
     eqz = mle.eq_table(zeta)
     h0 = lay.eval_mask_row
     mask_values = np.stack([F.edot(eqz, M[h0 + k]) for k in range(EVAL_MASKS)])
     transcript.absorb_ext("pcs/mask_values", mask_values)
     kappa = transcript.challenge_ext("pcs/kappa")
+    row_coefs = np.concatenate([at_zeta[:rows.size], F.emul(kappa[None, :], _x_powers())])
+    row_idx = np.concatenate([rows, np.arange(h0, h0 + EVAL_MASKS)])
+    u_eval = K.combine_terms(row_coefs, row_idx, M, np.ascontiguousarray(at_zeta[rows.size:]), Bx)
     w = _eval_row_weights(lay, geo, alpha, rho, tau1, tau2, kappa, zeta)
-    weights = np.concatenate([w[None], gam])  # evaluation row, then the proximity rows
-    rows = K.weighted_rows(weights, M)
-    hid = K.weighted_rows(weights, state.hiding)
-    u_eval, s_eval, u_prox, s_prox = rows[0], hid[0], rows[1:], hid[1:]
+    u_prox = K.weighted_rows(gam, M)
+    hid = K.weighted_rows(np.concatenate([w[None], gam]), state.hiding)
+    s_eval, s_prox = hid[0], hid[1:]
     _absorb_rows(transcript, u_eval, s_eval, u_prox, s_prox)
     positions = np.unique(transcript.challenge_indices("pcs/queries", t, n))
     columns = state.columns(positions)
@@ -602,8 +604,9 @@ def open_claims(state: ProverState, claims: Sequence, transcript: Transcript) ->
 
 
 def _column_sumcheck(lay: Layout, M: np.ndarray, geo: _Geometry, alpha, rho, tau1, tau2,
-                     transcript: Transcript) -> tuple[np.ndarray, np.ndarray]:
-    """The prover's sumcheck over the column variables; returns the rounds (log C, 2, 4) and ζ.
+                     transcript: Transcript) -> tuple[np.ndarray, ...]:
+    """The prover's sumcheck over the column variables; returns the rounds (log C, 2, 4), ζ, every
+    term's ``A_t(ζ)``, the rows of the row terms and the ``B_t`` of the claim terms.
 
     The sum is written as terms ``Σ_t A_t(x)·B_t(x)``. A row term has ``B_t`` = one committed row
     (base field) and ``A_t`` = the summed column weights of every claim on that row (a claim on a
@@ -654,11 +657,10 @@ def _column_sumcheck(lay: Layout, M: np.ndarray, geo: _Geometry, alpha, rho, tau
         zeta[i] = r
         if i == 0:
             s02 = K.first_fold(A, M, rows, Bx, r)  # A[:, :C/2] now holds the A tables, A[:, C/2:] the B tables
-            del Bx
         else:
             s02 = K.fold_and_round(A[:, :c // 2], A[:, c // 2:], length, r)
             length //= 2
-    return rounds, zeta
+    return rounds, zeta, np.ascontiguousarray(A[:, 0]), rows, Bx
 
 
 def _ext_sum(x: np.ndarray) -> np.ndarray:
