@@ -2,7 +2,8 @@
 
 One thread (BLINDPROOF_THREADS, default 1), medians over repeats, wall clock and process CPU time
 side by side (CPU time is the steadier figure on a shared machine). One tensor and one evaluation
-claim per size, plus a batched case (16 tensors, 16 claims at different points). Writes
+claim per size, plus a batched case (16 tensors, 16 claims at different points) and a trace-like
+case (768 tensors of 2^6..2^13 entries, 1536 claims, like a small model's trace opening). Writes
 docs/bench_pcs.json, docs/bench_pcs.md and docs/bench_pcs.png.
 
     python benchmarks/bench_pcs.py [--logs 16 18 20 22 24] [--repeats 5]
@@ -45,10 +46,14 @@ def timed(fn):
     return out, time.perf_counter() - w0, time.process_time() - c0
 
 
-def run_case(label: str, sizes: list[int], repeats: int, rng: np.random.Generator) -> dict:
+def run_case(label: str, sizes: list[int], repeats: int, rng: np.random.Generator, extra_claims: int = 0) -> dict:
+    """One claim per tensor, plus ``extra_claims`` more on random tensors at other points."""
     tensors = {f"t{i}": F.random(rng, s) for i, s in enumerate(sizes)}
-    points = {k: F.erandom(rng, v.size.bit_length() - 1) for k, v in tensors.items()}
-    claims = [pcs.Claim(k, points[k], mle.evaluate(v, points[k])) for k, v in tensors.items()]
+    names = list(tensors) + [f"t{i}" for i in rng.integers(0, len(sizes), extra_claims)]
+    claims = []
+    for k in names:
+        pt = F.erandom(rng, tensors[k].size.bit_length() - 1)
+        claims.append(pcs.Claim(k, pt, mle.evaluate(tensors[k], pt)))
     rows = {"commit": ([], []), "open": ([], []), "verify": ([], [])}
     size = None
     for _ in range(repeats):
@@ -99,7 +104,7 @@ def write_outputs(results: list[dict], info: dict) -> None:
     ]
     for r in results:
         lines.append(
-            f"| {r['case']} | 2^{int(np.log2(r['elements']))} | {r['rows']} × {r['cols']} (+{r['mask_rows']}) "
+            f"| {r['case']} | 2^{np.log2(r['elements']):.3g} | {r['rows']} × {r['cols']} (+{r['mask_rows']}) "
             f"| {r['queries']} | {r['commit_ms']:.1f} ({r['commit_cpu_ms']:.1f}) | {r['open_ms']:.1f} "
             f"({r['open_cpu_ms']:.1f}) | {r['verify_ms']:.1f} ({r['verify_cpu_ms']:.1f}) "
             f"| {r['proof_bytes'] / 1000:.1f} | {r['provable_bits']} / {r['conjectured_bits']} |")
@@ -142,6 +147,8 @@ def main() -> None:
         reps = args.repeats if lg <= 20 else max(3, args.repeats // 2)
         results.append(run_case("single", [1 << lg], reps, rng))
     results.append(run_case("batch 16 × 2^16", [1 << 16] * 16, args.repeats, rng))
+    trace_sizes = [1 << int(k) for k in rng.integers(6, 14, 768)]
+    results.append(run_case("trace-like: 768 tensors, 1536 claims", trace_sizes, args.repeats, rng, extra_claims=768))
     info["loadavg_1m_end"] = os.getloadavg()[0]
     write_outputs(results, info)
 

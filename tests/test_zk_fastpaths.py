@@ -13,6 +13,7 @@ from blindproof.zk import field as F
 from blindproof.zk import lookup as L
 from blindproof.zk import mle
 from blindproof.zk import sumcheck as S
+from blindproof.zk.transcript import Transcript
 
 P = F.P
 ext_elems = st.lists(st.integers(min_value=0, max_value=P - 1), min_size=4, max_size=4)
@@ -71,6 +72,8 @@ def test_eq_eval_matches_the_product_formula(n):
 
 
 def test_lookup_claim_combinations_match_the_array_formulas():
+    """The lookup's scalar helpers run on canonical Python ints (their inputs are validated where they
+    enter: roots, round and final values); they agree with the array formulas."""
     rng = np.random.default_rng(7)
     claims = [(F.erandom(rng), F.erandom(rng)) for _ in range(5)]
     active = [0, 2, 3]
@@ -80,16 +83,33 @@ def test_lookup_claim_combinations_match_the_array_formulas():
         for v in claims[i]:
             total = _general(F.eadd, total, _general(F.emul, coeff, v))
             coeff = _general(F.emul, coeff, lam)
-    assert np.array_equal(L._combine(claims, active, lam), total)
+    ints = [tuple(tuple(v.tolist()) for v in c) for c in claims]
+    assert L._combine(ints, active, tuple(lam.tolist())) == tuple(total.tolist())
     finals = F.erandom(rng, 1 + 4 * len(active))
-    nxt = L._next_claims(claims, active, finals, mu)
+    nxt = L._next_claims(ints, active, [tuple(v) for v in finals.tolist()], tuple(mu.tolist()))
     for t, i in enumerate(active):
         p0, p1, q0, q1 = finals[1 + 4 * t: 5 + 4 * t]
-        assert np.array_equal(nxt[i][0], F.eadd(p0[None], F.emul(mu[None], F.esub(p1[None], p0[None])))[0])
-        assert np.array_equal(nxt[i][1], F.eadd(q0[None], F.emul(mu[None], F.esub(q1[None], q0[None])))[0])
-    assert nxt[1] is claims[1] and nxt[4] is claims[4]
-    with pytest.raises(F.FieldError):
-        L._combine([(np.array([P, 0, 0, 0], dtype=np.uint32), F.eone())], [0], lam)
+        assert nxt[i][0] == tuple(F.eadd(p0[None], F.emul(mu[None], F.esub(p1[None], p0[None])))[0].tolist())
+        assert nxt[i][1] == tuple(F.eadd(q0[None], F.emul(mu[None], F.esub(q1[None], q0[None])))[0].tolist())
+    assert nxt[1] is ints[1] and nxt[4] is ints[4]
+    # compose: eq · Σ_t λ^{2t} (p0 q1 + p1 q0 + λ q0 q1)
+    want, c = F.ezero(), F.eone()
+    for t in range(len(active)):
+        p0, p1, q0, q1 = finals[1 + 4 * t: 5 + 4 * t]
+        term = F.eadd(F.eadd(F.emul(p0, q1), F.emul(p1, q0)), F.emul(lam, F.emul(q0, q1)))
+        want = F.eadd(want, F.emul(c, term))
+        c = F.emul(c, F.emul(lam, lam))
+    want = F.emul(finals[0], want)
+    assert L._compose([tuple(v) for v in finals.tolist()], len(active), tuple(lam.tolist())) == tuple(want.tolist())
+    # a non-canonical value where the verifier reads it is a rejection, not a wrong answer
+    st = L.LookupStatement(L.LookupTable.range(2), ("w",), (1,))
+    layers = [L.S.SumcheckProof(np.zeros((k, 3, 4), np.uint32), np.zeros((1 + 4 * n, 4), np.uint32))
+              for k, n in ((0, 2), (1, 1))]
+    proof = L.LookupProof(np.zeros((2, 2, 4), dtype=np.uint32), layers, [np.zeros((1, 4), np.uint32)])
+    proof.roots[:, 1, 0] = 1
+    proof.roots[0, 0, 0] = P
+    res = L.verify(st, proof, Transcript(b"t"))
+    assert not res.ok and "below p" in res.reason
 
 
 def test_compose_matches_the_general_path():

@@ -374,3 +374,59 @@ def test_large_lookup_needs_two_repetitions_for_100_bits():
     assert st.queries == 1 << 25
     assert -st.error_log2() < 100
     assert -st.error_log2(reps=2) >= 190
+
+
+# --- several statements in one GKR -------------------------------------------------------------------
+
+def _many_case(rng):
+    r8 = L.LookupTable.range(8)
+    g1 = [[rng.integers(0, 256, 1 << n).astype(np.uint32)] for n in (9, 3)]
+    st1 = L.LookupStatement(r8, ("a", "b"), (9, 3), reps=2)
+    table2, g2 = _two_column_case(rng)
+    st2 = L.LookupStatement(table2, ("c",), (5,))
+    g3 = [[rng.integers(0, 16, 2).astype(np.uint32)]]
+    st3 = L.LookupStatement(L.LookupTable.range(4), ("d",), (1,))
+    sts, groups = [st1, st2, st3], [g1, g2, g3]
+    mults = [st.table.multiplicities(g) for st, g in zip(sts, groups)]
+    return sts, groups, mults
+
+
+def _committed_many(groups, mults):
+    t = Transcript(b"test-lookup", b"statement")
+    for s, (gs, m) in enumerate(zip(groups, mults)):
+        for g, group in enumerate(gs):
+            for c, col in enumerate(group):
+                t.absorb_field(f"commit/s{s}g{g}c{c}", col)
+        t.absorb_field(f"commit/m{s}", m)
+    return t
+
+
+def test_many_lookups_share_one_gkr():
+    sts, groups, mults = _many_case(np.random.default_rng(11))
+    proof, claims = L.prove_many(sts, groups, mults, _committed_many(groups, mults))
+    assert len(proof.layers) == max(n for st in sts for n in st.all_tree_logs)
+    res = L.verify_bytes(sts, proof.to_bytes(sts), _committed_many(groups, mults))
+    assert res.ok, res.reason
+    flat = [c for cl in claims for c in cl]
+    assert len(flat) == len(res.claims)
+    at = 0
+    for st, g, m, cl in zip(sts, groups, mults, claims):
+        part = L.VerifyResult.accept(res.claims[at:at + len(cl)])
+        settle(st, g, m, part)
+        at += len(cl)
+    for a, b in zip(flat, res.claims):
+        assert a.column == b.column
+        np.testing.assert_array_equal(a.point, b.point)
+        np.testing.assert_array_equal(a.value, b.value)
+    # another statement list (order, or a statement left out) does not parse
+    assert not L.verify_bytes(sts[::-1], proof.to_bytes(sts), _committed_many(groups, mults)).ok
+    assert not L.verify_bytes(sts[:2], proof.to_bytes(sts), _committed_many(groups, mults)).ok
+
+
+def test_many_lookups_reject_one_bad_row():
+    sts, groups, mults = _many_case(np.random.default_rng(12))
+    groups[1][0][1] = groups[1][0][1].copy()
+    groups[1][0][1][4] = (int(groups[1][0][1][4]) + 1) % 61  # a (x, f(x)) pair not in the table
+    proof = L.prove_many(sts, groups, mults, _committed_many(groups, mults))[0]
+    res = L.verify_many(sts, proof, _committed_many(groups, mults))
+    assert not res.ok and "differ" in res.reason

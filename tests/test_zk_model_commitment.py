@@ -201,11 +201,15 @@ def test_soundness_figures_union_bound(mlp):
 
 def test_counting_transcript_records_lookup_shapes():
     import struct
+    from blindproof.zk.lookup import LookupTable
     tr = CountingTranscript(b"t")
+    tr.absorb_bytes("lookup/table", LookupTable.range(13).digest_bytes())
     tr.absorb_bytes("lookup/groups", struct.pack("<3I", 10, 12, 0) + b"a.limb0\0b.limb1\0c")
+    tr.challenge_exts("lookup/alpha", 2)
+    tr.absorb_bytes("lookup/table", LookupTable.range(4).digest_bytes())
+    tr.absorb_bytes("lookup/groups", struct.pack("<1I", 9) + b"d")
     tr.challenge_ext("lookup/alpha")
-    for _ in range(13):
-        tr.challenge_ext("lookup/mu")
     tr.challenge_exts("sumcheck/r", 5)
-    assert tr.lookups == [[(1 << 10) + (1 << 12) + 1, 13, 1, 1]]  # queries, depth, draws, repetitions
-    assert tr.counts["sumcheck/r"] == 5 and tr.counts["lookup/alpha"] == 1
+    # queries, depth (deepest tree: the table or a group), α and β draws, repetitions
+    assert tr.lookups == [[(1 << 10) + (1 << 12) + 1, 13, 2, 2], [1 << 9, 9, 1, 1]]
+    assert tr.counts["sumcheck/r"] == 5 and tr.counts["lookup/alpha"] == 3

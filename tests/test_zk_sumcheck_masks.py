@@ -120,8 +120,8 @@ def test_rejects_masks_missing_from_the_trace_commitment(mlp, monkeypatch):
     prover, proof = mlp
     orig = pcs.commit
 
-    def commit_without_masks(tables, params, rng=None):
-        return orig({k: v for k, v in tables.items() if not M.is_mask(k)}, params, rng=rng)
+    def commit_without_masks(tables, params, rng=None, **kw):
+        return orig({k: v for k, v in tables.items() if not M.is_mask(k)}, params, rng=rng, **kw)
 
     monkeypatch.setattr(pcs, "commit", commit_without_masks)
     with pytest.raises(ValueError):  # an honest prover notices it cannot open them

@@ -216,7 +216,7 @@ class LookupTable:
         """Values ``0 … 2^bits - 1`` (range check)."""
         if not 1 <= bits <= MAX_TABLE_LOG:
             raise ValueError(f"LookupTable.range: bits must be in [1, {MAX_TABLE_LOG}], got {bits}")
-        return LookupTable(f"range{bits}", (np.arange(1 << bits, dtype=np.uint32),))
+        return _range_table(bits)
 
     @staticmethod
     def function(name: str, inputs: np.ndarray, outputs: np.ndarray) -> "LookupTable":
@@ -297,6 +297,14 @@ class LookupTable:
         if len(cols) == 2:
             key = (key << np.uint64(32)) | np.asarray(cols[1], dtype=np.uint64)
         return key
+
+
+@functools.lru_cache(maxsize=None)
+def _range_table(bits: int) -> LookupTable:
+    """One shared (read-only) instance per size: its digest and offsets are computed once."""
+    col = np.arange(1 << bits, dtype=np.uint32)
+    col.flags.writeable = False
+    return LookupTable(f"range{bits}", (col,))
 
 
 def split_limbs(values: np.ndarray, bits: int, n_limbs: int) -> list[np.ndarray]:
@@ -393,24 +401,40 @@ def _layer_shape(k: int, active: int) -> _LayerShape:
     return _LayerShape(k, 3, 1 + 4 * active)
 
 
+def _statements(sts) -> tuple[LookupStatement, ...]:
+    sts = (sts,) if isinstance(sts, LookupStatement) else tuple(sts)
+    if not sts or not all(isinstance(st, LookupStatement) for st in sts):
+        raise ValueError("expected a LookupStatement or a non-empty sequence of them")
+    return sts
+
+
+def _tree_logs(sts: Sequence[LookupStatement]) -> tuple[int, ...]:
+    """Depths of every fraction tree of a (multi-)lookup: statement after statement."""
+    return tuple(n for st in sts for n in st.all_tree_logs)
+
+
 @dataclass
 class LookupProof:
-    """Roots, one sumcheck per GKR layer, and the witness columns' values at their leaf points."""
+    """Roots, one sumcheck per GKR layer, and the witness columns' values at their leaf points. One
+    proof may cover several statements (:func:`prove_many`): their trees share every GKR layer."""
 
     roots: np.ndarray  # (trees, 2, 4): (p, q) per tree
     layers: list[S.SumcheckProof]
-    column_evals: list[np.ndarray]  # per group: (width, 4)
+    column_evals: list[np.ndarray]  # per group of every statement: (width, 4)
 
-    def to_bytes(self, st: LookupStatement) -> bytes:
+    def to_bytes(self, sts: "LookupStatement | Sequence[LookupStatement]") -> bytes:
         """Serialize (format version 2)."""
+        sts = _statements(sts)
         w = Writer()
         w.header(_MAGIC, _VERSION)
-        w.u8(st.table.log_size)
-        w.u8(st.table.width)
-        w.u8(len(st.group_logs))
-        w.u8(st.reps)
-        for g in st.group_logs:
-            w.u8(g)
+        w.u8(len(sts))
+        for st in sts:
+            w.u8(st.table.log_size)
+            w.u8(st.table.width)
+            w.u8(len(st.group_logs))
+            w.u8(st.reps)
+            for g in st.group_logs:
+                w.u8(g)
         w.ext_fixed(self.roots.reshape(-1, 4))
         for layer in self.layers:
             layer.write(w)
@@ -419,26 +443,31 @@ class LookupProof:
         return w.getvalue()
 
     @staticmethod
-    def from_bytes(data: bytes, st: LookupStatement) -> "LookupProof":
-        """Parse for the expected statement; ProofFormatError on any mismatch or malformation."""
-        logs = st.all_tree_logs
+    def from_bytes(data: bytes, sts: "LookupStatement | Sequence[LookupStatement]") -> "LookupProof":
+        """Parse for the expected statement(s); ProofFormatError on any mismatch or malformation."""
+        sts = _statements(sts)
+        logs = _tree_logs(sts)
         depth = max(logs)
+        n_groups = sum(len(st.group_logs) for st in sts)
         per_layer = 16 * (2 + 4 * (1 + 4 * len(logs)) + 3 * depth)
-        r = Reader(data, max_total=64 + 32 * len(logs) + depth * per_layer
-                   + 16 * MAX_WIDTH * len(st.group_logs))
+        r = Reader(data, max_total=64 + 8 * n_groups + 32 * len(logs) + depth * per_layer
+                   + 16 * MAX_WIDTH * n_groups)
         r.header(_MAGIC, (_VERSION,))
-        shape = (r.u8(), r.u8(), r.u8(), r.u8())
-        if shape != (st.table.log_size, st.table.width, len(st.group_logs), st.reps):
-            raise ProofFormatError(f"lookup proof shape {shape} does not match the statement")
-        got = tuple(r.u8() for _ in st.group_logs)
-        if got != st.group_logs:
-            raise ProofFormatError(f"lookup group sizes {got} do not match the statement {st.group_logs}")
+        if r.u8() != len(sts):
+            raise ProofFormatError("lookup proof covers another number of statements")
+        for st in sts:
+            shape = (r.u8(), r.u8(), r.u8(), r.u8())
+            if shape != (st.table.log_size, st.table.width, len(st.group_logs), st.reps):
+                raise ProofFormatError(f"lookup proof shape {shape} does not match the statement")
+            got = tuple(r.u8() for _ in st.group_logs)
+            if got != st.group_logs:
+                raise ProofFormatError(f"lookup group sizes {got} do not match the statement {st.group_logs}")
         roots = r.ext_fixed(2 * len(logs)).reshape(-1, 2, 4)
         layers = []
         for k in range(depth):
             active = sum(1 for n in logs if n > k)
             layers.append(S.SumcheckProof.read(r, _layer_shape(k, active)))
-        evals = [r.ext_fixed(st.table.width) for _ in st.group_logs]
+        evals = [r.ext_fixed(st.table.width) for st in sts for _ in st.group_logs]
         r.finish()
         return LookupProof(roots, layers, evals)
 
@@ -470,24 +499,8 @@ def _scale4(a, c: int) -> tuple[int, int, int, int]:
     return (a[0] * c % P, a[1] * c % P, a[2] * c % P, a[3] * c % P)
 
 
-_INV2 = pow(2, F.P - 2, F.P)
-_INV6 = pow(6, F.P - 2, F.P)
 _MUL = F._emul4
 _ONE = (1, 0, 0, 0)
-
-
-def _interp3(v0, v1, v2, v3, r):
-    """Value at r of the cubic through (0, v0), (1, v1), (2, v2), (3, v3) (Lagrange)."""
-    r1, r2, r3 = _shift4(r, 1), _shift4(r, 2), _shift4(r, 3)
-    a = _MUL(r, r1)  # r (r - 1)
-    b = _MUL(r2, r3)  # (r - 2)(r - 3)
-    l0 = _scale4(_MUL(r1, b), F.P - _INV6)
-    l1 = _scale4(_MUL(r, b), _INV2)
-    l2 = _scale4(_MUL(a, r3), F.P - _INV2)
-    l3 = _scale4(_MUL(a, r2), _INV6)
-    P = F.P
-    t = [_MUL(l0, v0), _MUL(l1, v1), _MUL(l2, v2), _MUL(l3, v3)]
-    return tuple(sum(x[c] for x in t) % P for c in range(4))
 
 
 def _eq1(a, b):
@@ -498,33 +511,31 @@ def _eq1(a, b):
             (2 * ab[2] - a[2] - b[2]) % P, (2 * ab[3] - a[3] - b[3]) % P)
 
 
+def _horner(values, x) -> tuple[int, int, int, int]:
+    """sum_j x^j values[j]."""
+    acc = (0, 0, 0, 0)
+    for v in reversed(values):
+        m = _MUL(acc, x)
+        acc = (m[0] + v[0], m[1] + v[1], m[2] + v[2], m[3] + v[3])  # _emul4 reduces its inputs' sums
+    P = F.P
+    return (acc[0] % P, acc[1] % P, acc[2] % P, acc[3] % P)
+
+
 def _combine(claims, active, lam) -> tuple[int, int, int, int]:
     """sum over active trees of λ^{2t} (p_t + λ q_t): the layer's claim."""
-    P = F.P
-    coeff = _ONE
-    t0 = t1 = t2 = t3 = 0
-    for i in active:
-        for v in claims[i]:  # p then q, each with the next power of λ
-            m = _MUL(coeff, v)
-            t0, t1, t2, t3 = t0 + m[0], t1 + m[1], t2 + m[2], t3 + m[3]
-            coeff = _MUL(coeff, lam)
-    return (t0 % P, t1 % P, t2 % P, t3 % P)
+    return _horner([v for i in active for v in claims[i]], lam)
 
 
 def _compose(fin, n_active: int, lam) -> tuple[int, int, int, int]:
     """eq · sum_t λ^{2t} (p0 q1 + p1 q0 + λ q0 q1) from a layer's final values."""
-    P = F.P
-    lam2 = _MUL(lam, lam)
-    coeff = _ONE
-    t0 = t1 = t2 = t3 = 0
+    terms = []
     for t in range(n_active):
         p0, p1, q0, q1 = fin[1 + 4 * t: 5 + 4 * t]
-        a = _add4(p1, _MUL(lam, q1))
-        s = _add4(_MUL(q0, a), _MUL(p0, q1))
-        m = _MUL(coeff, s)
-        t0, t1, t2, t3 = t0 + m[0], t1 + m[1], t2 + m[2], t3 + m[3]
-        coeff = _MUL(coeff, lam2)
-    return _MUL(fin[0], (t0 % P, t1 % P, t2 % P, t3 % P))
+        a = _MUL(lam, q1)
+        b = _MUL(q0, (p1[0] + a[0], p1[1] + a[1], p1[2] + a[2], p1[3] + a[3]))
+        c = _MUL(p0, q1)
+        terms.append((b[0] + c[0], b[1] + c[1], b[2] + c[2], b[3] + c[3]))
+    return _MUL(fin[0], _horner(terms, _MUL(lam, lam)))
 
 
 def _next_claims(claims, active, fin, mu):
@@ -579,6 +590,11 @@ def prove_with_claims(st: LookupStatement, groups: Sequence[Sequence[np.ndarray]
                       transcript: Transcript) -> tuple[LookupProof, tuple[S.EvalClaim, ...]]:
     """As :func:`prove`, and also the evaluation claims :func:`verify` returns on acceptance (the
     prover knows them without replaying the verifier)."""
+    proof, claims = prove_many([st], [groups], [mult], transcript)
+    return proof, claims[0]
+
+
+def _check_witness(st: LookupStatement, groups, mult) -> tuple[list[np.ndarray], np.ndarray]:
     if len(groups) != len(st.group_logs):
         raise ValueError(f"statement has {len(st.group_logs)} groups, got {len(groups)}")
     cols_per_group = []
@@ -590,32 +606,46 @@ def prove_with_claims(st: LookupStatement, groups: Sequence[Sequence[np.ndarray]
     mult = F._check(mult, "mult")
     if mult.shape != (1 << st.table.log_size,):
         raise ValueError(f"mult must have length 2^{st.table.log_size}, got {mult.shape}")
+    return cols_per_group, mult
 
-    alpha, beta = _draw_challenges(st, transcript)
-    tcols = np.ascontiguousarray(np.stack(st.table.columns))
-    neg_mult = F.embed(F.neg(mult))
-    leaves = []  # per repetition: witness trees (1, α - w), then the table tree (-m, α - t)
-    for r in range(st.reps):
-        leaves += [(F.eone(1 << n), _leaf_denominators(cols, alpha[r], beta[r]))
-                   for cols, n in zip(cols_per_group, st.group_logs)]
-        leaves.append((neg_mult, _leaf_denominators(tcols, alpha[r], beta[r])))
+
+def prove_many(sts: Sequence[LookupStatement], groups: Sequence[Sequence[Sequence[np.ndarray]]],
+               mults: Sequence[np.ndarray], transcript: Transcript
+               ) -> tuple[LookupProof, list[tuple[S.EvalClaim, ...]]]:
+    """Prove several lookups with ONE logUp-GKR: every statement draws its own challenges, and the
+    fraction trees of all of them share each layer sumcheck (the per-round cost is paid once).
+    Returns the proof and, per statement, the claims :func:`verify_many` returns for it."""
+    sts = _statements(sts)
+    if len(groups) != len(sts) or len(mults) != len(sts):
+        raise ValueError(f"{len(sts)} statements need as many group lists and multiplicity columns")
+    witness = [_check_witness(st, g, m) for st, g, m in zip(sts, groups, mults)]
+    leaves = []  # per statement and repetition: witness trees (1, α - w), then the table tree (-m, α - t)
+    for st, (cols_per_group, mult) in zip(sts, witness):
+        alpha, beta = _draw_challenges(st, transcript)
+        tcols = np.ascontiguousarray(np.stack(st.table.columns))
+        neg_mult = F.embed(F.neg(mult))
+        for r in range(st.reps):
+            leaves += [(F.eone(1 << n), _leaf_denominators(cols, alpha[r], beta[r]))
+                       for cols, n in zip(cols_per_group, st.group_logs)]
+            leaves.append((neg_mult, _leaf_denominators(tcols, alpha[r], beta[r])))
     trees = []  # trees[i][k] = (p, q) at layer k (2^k nodes), k = 0 … depth
     for p, q in leaves:
         layers = [(p, q)]
         while layers[-1][0].shape[0] > 1:
             layers.append(_parent_layer(*layers[-1]))
         trees.append(layers[::-1])
+    del leaves
     roots = np.stack([np.stack([tr[0][0][0], tr[0][1][0]]) for tr in trees])
     transcript.absorb_ext("lookup/roots", roots)
 
-    logs = st.all_tree_logs
+    logs = _tree_logs(sts)
+    firsts = _first_trees(sts)  # tree index -> (statement, group) for rep-0 witness trees
     depth = max(logs)
     point: list = []
     claims = [(tuple(roots[i, 0].tolist()), tuple(roots[i, 1].tolist())) for i in range(len(trees))]
     leaf_points: dict[int, list] = {i: [] for i, n in enumerate(logs) if n == 0}
     layer_proofs = []
-    n_groups = len(st.group_logs)
-    column_evals: list[np.ndarray] = [F.ezero(0)] * n_groups
+    column_evals: dict[tuple[int, int], np.ndarray] = {}
     for k in range(depth):
         active = [i for i, n in enumerate(logs) if n > k]
         lam = tuple(transcript.challenge_ext("lookup/lambda").tolist())
@@ -624,7 +654,10 @@ def prove_with_claims(st: LookupStatement, groups: Sequence[Sequence[np.ndarray]
         for i in active:
             p, q = trees[i][k + 1]
             children += [p[:h], p[h:], q[:h], q[h:]]
+            if logs[i] == k + 1:
+                trees[i] = None  # its last layer is in children: free the tree
         layer, s_point = _prove_layer(point, children, lam, _combine(claims, active, lam), transcript)
+        del children
         layer_proofs.append(layer)
         mu = tuple(transcript.challenge_ext("lookup/mu").tolist())
         claims = _next_claims(claims, active, [tuple(v) for v in layer.final_evals.tolist()], mu)
@@ -632,21 +665,40 @@ def prove_with_claims(st: LookupStatement, groups: Sequence[Sequence[np.ndarray]
         for i in active:
             if logs[i] == k + 1:
                 leaf_points[i] = point
-                if i < n_groups:  # a witness tree of the first repetition reached its leaves
+                if i in firsts:  # a witness tree of a first repetition reached its leaves
+                    s_i, g = firsts[i]
                     pt = np.array(point, dtype=np.uint32)
-                    column_evals[i] = np.stack([mle.evaluate(c, pt) for c in cols_per_group[i]])
-                    transcript.absorb_ext("lookup/columns", column_evals[i])
-    for i, n in enumerate(st.group_logs):
-        if n == 0:  # a single-row group: its leaf point is empty
-            column_evals[i] = np.stack([F.embed(c[0]) for c in cols_per_group[i]])
+                    column_evals[s_i, g] = np.stack([mle.evaluate(c, pt) for c in witness[s_i][0][g]])
+                    transcript.absorb_ext("lookup/columns", column_evals[s_i, g])
+    for i, (s_i, g) in firsts.items():
+        if logs[i] == 0:  # a single-row group: its leaf point is empty
+            column_evals[s_i, g] = np.stack([F.embed(c[0]) for c in witness[s_i][0][g]])
     out = []
-    for g in range(n_groups):
-        pt = np.array(leaf_points[g], dtype=np.uint32).reshape(-1, 4)
-        out += [S.EvalClaim(name, pt, column_evals[g][c].copy()) for c, name in enumerate(st.column_names(g))]
-    t = n_groups  # the first repetition's table tree
-    out.append(S.EvalClaim(MULTIPLICITY_COLUMN, np.array(leaf_points[t], dtype=np.uint32).reshape(-1, 4),
-                           np.array(_sub4((0, 0, 0, 0), claims[t][0]), dtype=np.uint32)))
-    return LookupProof(roots, layer_proofs, column_evals), tuple(out)
+    base = 0
+    for s_i, st in enumerate(sts):
+        cl = []
+        for g in range(len(st.group_logs)):
+            pt = np.array(leaf_points[base + g], dtype=np.uint32).reshape(-1, 4)
+            cl += [S.EvalClaim(name, pt, column_evals[s_i, g][c].copy())
+                   for c, name in enumerate(st.column_names(g))]
+        t = base + len(st.group_logs)  # the first repetition's table tree
+        cl.append(S.EvalClaim(MULTIPLICITY_COLUMN, np.array(leaf_points[t], dtype=np.uint32).reshape(-1, 4),
+                              np.array(_sub4((0, 0, 0, 0), claims[t][0]), dtype=np.uint32)))
+        out.append(tuple(cl))
+        base += len(st.all_tree_logs)
+    evals = [column_evals[s_i, g] for s_i, st in enumerate(sts) for g in range(len(st.group_logs))]
+    return LookupProof(roots, layer_proofs, evals), out
+
+
+def _first_trees(sts: Sequence[LookupStatement]) -> dict[int, tuple[int, int]]:
+    """Global tree index of each statement's first-repetition witness trees -> (statement, group)."""
+    out = {}
+    base = 0
+    for s_i, st in enumerate(sts):
+        for g in range(len(st.group_logs)):
+            out[base + g] = (s_i, g)
+        base += len(st.all_tree_logs)
+    return out
 
 
 def _prove_layer(point: list, children: list[np.ndarray], lam, claim,
@@ -690,7 +742,7 @@ def _prove_layer(point: list, children: list[np.ndarray], lam, claim,
         s_arr = transcript.challenge_ext("lookup/r")
         s = tuple(s_arr.tolist())
         s_point.append(s)
-        claim = _interp3(g0, _sub4(claim, g0), g2, g3, s)
+        claim = S.interpolate_ints((g0, _sub4(claim, g0), g2, g3), s)
         eq_pref = _MUL(eq_pref, _eq1(rj, s))
         S._fold_all_ext(tabs, length, s_arr)
         length //= 2
@@ -705,26 +757,33 @@ def verify(st: LookupStatement, proof: LookupProof, transcript: Transcript) -> V
     """Check a lookup proof. On acceptance, ``result.claims`` lists the evaluation claims the commitment
     must settle: one per witness column (named by :meth:`LookupStatement.column_names`) and one for
     ``"multiplicities"``. Never raises."""
-    return guarded(lambda: _verify(st, proof, transcript), "lookup")
+    return guarded(lambda: _verify([st], proof, transcript), "lookup")
 
 
-def verify_bytes(st: LookupStatement, data: bytes, transcript: Transcript) -> VerifyResult:
-    """Parse then verify; malformed bytes are a rejection."""
+def verify_many(sts: Sequence[LookupStatement], proof: LookupProof, transcript: Transcript) -> VerifyResult:
+    """Check a :func:`prove_many` proof; on acceptance the claims of every statement, statement after
+    statement (each as :func:`verify` lists them). Never raises."""
+    return guarded(lambda: _verify(_statements(sts), proof, transcript), "lookup")
+
+
+def verify_bytes(st: "LookupStatement | Sequence[LookupStatement]", data: bytes,
+                 transcript: Transcript) -> VerifyResult:
+    """Parse then verify (one statement or several); malformed bytes are a rejection."""
     def run() -> VerifyResult:
+        sts = _statements(st)
         try:
-            proof = LookupProof.from_bytes(data, st)
+            proof = LookupProof.from_bytes(data, sts)
         except ProofFormatError as exc:
             return VerifyResult.reject(f"lookup: malformed proof: {exc}")
-        return _verify(st, proof, transcript)
+        return _verify(sts, proof, transcript)
     return guarded(run, "lookup")
 
 
-def _verify(st: LookupStatement, proof: LookupProof, transcript: Transcript) -> VerifyResult:
-    logs = st.all_tree_logs
+def _verify(sts: Sequence[LookupStatement], proof: LookupProof, transcript: Transcript) -> VerifyResult:
+    logs = _tree_logs(sts)
     n_trees = len(logs)
-    per_rep = len(st.tree_logs)
-    n_groups = len(st.group_logs)
     depth = max(logs)
+    n_groups = sum(len(st.group_logs) for st in sts)
     if proof.roots.shape != (n_trees, 2, 4) or len(proof.layers) != depth \
             or len(proof.column_evals) != n_groups:
         return VerifyResult.reject("lookup: proof shape does not match the statement")
@@ -734,21 +793,36 @@ def _verify(st: LookupStatement, proof: LookupProof, transcript: Transcript) -> 
             return VerifyResult.reject(f"lookup: layer {k}: proof shape does not match the statement")
         if layer.mask_sum is not None or layer.mask_eval is not None:
             return VerifyResult.reject(f"lookup: layer {k}: unexpected mask")
-    for ev in proof.column_evals:
-        if ev.shape != (st.table.width, 4):
-            return VerifyResult.reject("lookup: wrong number of column values")
-    alpha, beta = _draw_challenges(st, transcript)
+    evals, e = [], 0
+    for st in sts:
+        for _ in st.group_logs:
+            ev = proof.column_evals[e]
+            e += 1
+            if ev.shape != (st.table.width, 4):
+                return VerifyResult.reject("lookup: wrong number of column values")
+            evals.append(ev)
+    challenges = [_draw_challenges(st, transcript) for st in sts]
     transcript.absorb_ext("lookup/roots", proof.roots)
 
-    # per repetition, the fractions must cancel: sum_i p_i / q_i = 0 with every q_i ≠ 0
     roots = [(tuple(p), tuple(q)) for p, q in F._check_ext(proof.roots, "roots").tolist()]
     if any(q == (0, 0, 0, 0) for _, q in roots):
         return VerifyResult.reject("lookup: a root denominator is zero")
-    for r in range(st.reps):
-        if not _fractions_cancel(roots[r * per_rep:(r + 1) * per_rep]):
-            return VerifyResult.reject("lookup: the witness and table fractional sums differ "
-                                       "(a row is outside the table or the multiplicities are wrong)")
+    base = 0
+    for st in sts:  # per repetition, the fractions must cancel: sum_i p_i / q_i = 0 (every q_i ≠ 0)
+        per = len(st.tree_logs)
+        for r in range(st.reps):
+            if not _fractions_cancel(roots[base + r * per: base + (r + 1) * per]):
+                return VerifyResult.reject("lookup: the witness and table fractional sums differ "
+                                           "(a row is outside the table or the multiplicities are wrong)")
+        base += per * st.reps
 
+    firsts = _first_trees(sts)
+    flat_group = {}
+    g_flat = 0
+    for s_i, st in enumerate(sts):
+        for g in range(len(st.group_logs)):
+            flat_group[s_i, g] = g_flat
+            g_flat += 1
     claims = list(roots)
     point: list = []
     leaf: dict[int, tuple[list, tuple]] = {i: (point, claims[i]) for i, n in enumerate(logs) if n == 0}
@@ -758,11 +832,11 @@ def _verify(st: LookupStatement, proof: LookupProof, transcript: Transcript) -> 
         layer = proof.layers[k]
         claim = _combine(claims, active, lam)
         s_point = []
-        for ev in F._check_ext(layer.round_evals, "round values").tolist():
-            transcript.absorb_ext("lookup/round", np.array(ev, dtype=np.uint32))
+        for j, ev in enumerate(F._check_ext(layer.round_evals, "round values").tolist()):
+            transcript.absorb_ext("lookup/round", layer.round_evals[j])
             s = tuple(transcript.challenge_ext("lookup/r").tolist())
             g0, g2, g3 = (tuple(v) for v in ev)
-            claim = _interp3(g0, _sub4(claim, g0), g2, g3, s)
+            claim = S.interpolate_ints((g0, _sub4(claim, g0), g2, g3), s)
             s_point.append(s)
         transcript.absorb_ext("lookup/final", layer.final_evals)
         fin = [tuple(v) for v in F._check_ext(layer.final_evals, "final values").tolist()]
@@ -779,36 +853,51 @@ def _verify(st: LookupStatement, proof: LookupProof, transcript: Transcript) -> 
         for i in active:
             if logs[i] == k + 1:
                 leaf[i] = (point, claims[i])
-                if i < n_groups:
-                    transcript.absorb_ext("lookup/columns", proof.column_evals[i])
+                if i in firsts:
+                    transcript.absorb_ext("lookup/columns", evals[flat_group[firsts[i]]])
 
-    evs = [[tuple(v) for v in F._check_ext(ev, "column values").tolist()] for ev in proof.column_evals]
+    out: list[S.EvalClaim] = []
+    base = 0
+    for s_i, st in enumerate(sts):
+        res = _leaf_checks(st, challenges[s_i], [leaf[base + i] for i in range(len(st.all_tree_logs))],
+                           [evals[flat_group[s_i, g]] for g in range(len(st.group_logs))])
+        if isinstance(res, str):
+            return VerifyResult.reject(res)
+        out += res
+        base += len(st.all_tree_logs)
+    return VerifyResult.accept(tuple(out))
+
+
+def _leaf_checks(st: LookupStatement, challenges, leaf, evals) -> "list[S.EvalClaim] | str":
+    """One statement's leaf checks (its trees' final claims against the column values and the public
+    table); its claims, or the reason for rejecting."""
+    alpha, beta = challenges
+    per = len(st.tree_logs)
+    n_groups = len(st.group_logs)
+    evs = [[tuple(v) for v in F._check_ext(ev, "column values").tolist()] for ev in evals]
     tree_pt = leaf[n_groups][0]
-    tvals = [tuple(st.table.column_mle(c, np.array(tree_pt, dtype=np.uint32).reshape(-1, 4)).tolist())
-             for c in range(st.table.width)]
+    tpt = np.array(tree_pt, dtype=np.uint32).reshape(-1, 4)
+    tvals = [tuple(st.table.column_mle(c, tpt).tolist()) for c in range(st.table.width)]
     out: list[S.EvalClaim] = []
     m_claim = None
     for r in range(st.reps):
         a, b = tuple(alpha[r].tolist()), tuple(beta[r].tolist())
         pw = [_ONE, b][: st.table.width]
         for g in range(n_groups):
-            pt, (p, q) = leaf[r * per_rep + g]
+            pt, (p, q) = leaf[r * per + g]
             if p != _ONE:
-                return VerifyResult.reject(f"lookup: group {st.group_names[g]!r}: numerator is not 1")
+                return f"lookup: group {st.group_names[g]!r}: numerator is not 1"
             if q != _sub4(a, _fold_row(evs[g], pw)):
-                return VerifyResult.reject(f"lookup: group {st.group_names[g]!r}: column values do not "
-                                           "match the leaf denominator")
+                return f"lookup: group {st.group_names[g]!r}: column values do not match the leaf denominator"
             if r == 0:
                 pt_a = np.array(pt, dtype=np.uint32).reshape(-1, 4)
-                out += [S.EvalClaim(name, pt_a, proof.column_evals[g][c].copy())
-                        for c, name in enumerate(st.column_names(g))]
-        _, (p, q) = leaf[r * per_rep + n_groups]
+                out += [S.EvalClaim(name, pt_a, evals[g][c].copy()) for c, name in enumerate(st.column_names(g))]
+        _, (p, q) = leaf[r * per + n_groups]
         if q != _sub4(a, _fold_row(tvals, pw)):
-            return VerifyResult.reject("lookup: table denominator does not match the public table")
+            return "lookup: table denominator does not match the public table"
         if m_claim is None:
             m_claim = p
         elif p != m_claim:  # every repetition must use the same committed multiplicities
-            return VerifyResult.reject("lookup: the repetitions disagree on the multiplicities")
-    out.append(S.EvalClaim(MULTIPLICITY_COLUMN, np.array(tree_pt, dtype=np.uint32).reshape(-1, 4),
-                           np.array(_sub4((0, 0, 0, 0), m_claim), dtype=np.uint32)))
-    return VerifyResult.accept(tuple(out))
+            return "lookup: the repetitions disagree on the multiplicities"
+    out.append(S.EvalClaim(MULTIPLICITY_COLUMN, tpt, np.array(_sub4((0, 0, 0, 0), m_claim), dtype=np.uint32)))
+    return out

@@ -21,6 +21,7 @@ Transcript order (prover and verifier alike): shape parameters, claim, [mask sum
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 from typing import Sequence
@@ -199,6 +200,31 @@ def interpolate(evals: np.ndarray, r: np.ndarray) -> np.ndarray:
     return _interpolate(np.ascontiguousarray(ev.reshape(-1, 4)), F._check_ext(r, "r").reshape(4))
 
 
+_INV_SMALL = tuple(pow(k, F.P - 2, F.P) if k else 0 for k in range(MAX_DEGREE + 2))
+
+
+def interpolate_ints(vals, r) -> tuple[int, int, int, int]:
+    """:func:`interpolate` on canonical Python ints: ``vals`` are the values at 0..d (each four ints),
+    ``r`` the point. Newton's form ``Δ0 + r (Δ1 + (r-1)/2 (Δ2 + (r-2)/3 (Δ3 …)))`` over the forward
+    differences Δ costs d extension products (the verifier's per-round work)."""
+    P = F.P
+    diffs = [list(v) for v in vals]
+    d = len(diffs) - 1
+    if not 0 <= d < len(_INV_SMALL):
+        raise ValueError(f"interpolate_ints: degree {d} outside 0..{len(_INV_SMALL) - 1}")
+    delta = [diffs[0]]
+    for _ in range(d):
+        diffs = [[(b - a) for a, b in zip(x, y)] for x, y in zip(diffs, diffs[1:])]
+        delta.append(diffs[0])
+    acc = [c % P for c in delta[d]]
+    for k in range(d - 1, -1, -1):
+        inv = _INV_SMALL[k + 1]
+        f = ((r[0] - k) * inv % P, r[1] * inv % P, r[2] * inv % P, r[3] * inv % P)  # (r - k)/(k + 1)
+        m = F._emul4(f, acc)
+        acc = [a + b for a, b in zip(delta[k], m)]
+    return (acc[0] % P, acc[1] % P, acc[2] % P, acc[3] % P)
+
+
 # --- statement ---------------------------------------------------------------------------------------
 
 def _as_coeff(c) -> np.ndarray:
@@ -318,9 +344,15 @@ class MaskPolynomial:
 
     def _univariate(self, i: int, x: np.ndarray) -> np.ndarray:
         """g_i at extension x (Horner)."""
-        acc = F.ezero()
-        for c in self.coeffs[i][::-1]:
-            acc = F.eadd(F.emul(acc, x), F.embed(c))
+        return np.array(self._univariate_ints(i, F._check_ext(x, "x").tolist()), dtype=np.uint32)
+
+    def _univariate_ints(self, i: int, x) -> tuple[int, int, int, int]:
+        """g_i at extension x given as four canonical ints (Horner on Python ints)."""
+        P = F.P
+        acc = (0, 0, 0, 0)
+        for c in self.coeffs[i].tolist()[::-1]:
+            m = F._emul4(acc, x)
+            acc = ((m[0] + c) % P, m[1], m[2], m[3])
         return acc
 
     def _g01(self) -> np.ndarray:
@@ -338,10 +370,12 @@ class MaskPolynomial:
 
     def evaluate(self, point: np.ndarray) -> np.ndarray:
         """``g(point)`` for an extension point (n, 4)."""
-        total = F.ezero()
+        pts = F._check_ext(point, "point").tolist()
+        t = [0, 0, 0, 0]
         for i in range(self.n_vars):
-            total = F.eadd(total, self._univariate(i, point[i]))
-        return total
+            v = self._univariate_ints(i, pts[i])
+            t = [a + b for a, b in zip(t, v)]
+        return np.array([a % F.P for a in t], dtype=np.uint32)
 
     def eval_weights(self, point: np.ndarray) -> np.ndarray:
         """Weights ``w`` (n·(d+1), 4) with ``g(point) = sum_j coeffs.flat[j] · w[j]`` (powers of r_i)."""
@@ -366,13 +400,16 @@ class MaskPolynomial:
         """Values at X = 0..degree of the mask's round-j polynomial, given ``sum_{i<j} g_i(r_i)``."""
         n = self.n_vars
         inv2 = (F.P + 1) // 2
-        tail = int(np.sum(self._g01()[j + 1:].astype(np.int64)) % F.P)  # sum_{i>j} (g_i(0)+g_i(1))
-        count = pow(2, n - j - 1, F.P)  # assignments of the variables after j
+        P = F.P
+        tail = int(np.sum(self._g01()[j + 1:].astype(np.int64)) % P)  # sum_{i>j} (g_i(0)+g_i(1))
+        count = pow(2, n - j - 1, P)  # assignments of the variables after j
+        const = count * tail % P * inv2 % P
+        b = F._check_ext(bound_sum, "bound_sum").reshape(4).tolist()
+        coeffs = self.coeffs[j].tolist()
         out = np.empty((degree + 1, 4), dtype=np.uint32)
         for x in range(degree + 1):
-            gj = self._univariate(j, F.ext(x))
-            base = F.emul(F.eadd(bound_sum, gj), F.ext(count))
-            out[x] = F.eadd(base, F.ext(count * tail % F.P * inv2))
+            gj = sum(c * pow(x, k, P) for k, c in enumerate(coeffs)) % P  # g_j at a base point
+            out[x] = ((b[0] + gj) * count % P + const) % P, b[1] * count % P, b[2] * count % P, b[3] * count % P
         return out
 
 
@@ -538,16 +575,17 @@ def verify_rounds(spec: SumcheckSpec, claim: np.ndarray, proof: SumcheckProof,
         rho = transcript.challenge_ext("sumcheck/rho")
         claim = F.eadd(claim, F.emul(rho, proof.mask_sum))
     point = np.empty((n, 4), dtype=np.uint32)
-    full = np.empty((d + 1, 4), dtype=np.uint32)
+    rounds = F._check_ext(proof.round_evals, "round values").tolist()
+    cur = claim.tolist()
+    P = F.P
     for j in range(n):
-        ev = proof.round_evals[j]
-        transcript.absorb_ext("sumcheck/round", ev)
+        transcript.absorb_ext("sumcheck/round", proof.round_evals[j])
         r = transcript.challenge_ext("sumcheck/r")
-        full[0] = ev[0]
-        full[1] = F.esub(claim, ev[0])  # g(0) + g(1) = claim by construction
-        full[2:] = ev[1:]
-        claim = interpolate(full, r)
+        ev = rounds[j]
+        g1 = [(c - e) % P for c, e in zip(cur, ev[0])]  # g(0) + g(1) = claim by construction
+        cur = interpolate_ints([ev[0], g1, *ev[1:]], r.tolist())
         point[j] = r
+    claim = np.array(cur, dtype=np.uint32)
     transcript.absorb_ext("sumcheck/final", proof.final_evals)
     if proof.mask_eval is not None:
         transcript.absorb_ext("sumcheck/mask_eval", proof.mask_eval)
@@ -609,14 +647,15 @@ def mask_weights_table(point: np.ndarray) -> np.ndarray:
     n = pt.shape[0]
     rows = 1 << max(0, (n - 1).bit_length())
     w = np.zeros((rows, MAX_DEGREE + 1, 4), dtype=np.uint32)
-    for i in range(n):
-        p = F.eone()
+    for i, r in enumerate(pt.tolist()):
+        p = (1, 0, 0, 0)
         for k in range(MAX_DEGREE + 1):
             w[i, k] = p
-            p = F.emul(p, pt[i])
+            p = F._emul4(p, r)
     return w.reshape(-1, 4)
 
 
+@functools.lru_cache(maxsize=64)
 def _mask_spec(n_vars: int) -> SumcheckSpec:
     rows = 1 << max(0, (n_vars - 1).bit_length())
     return SumcheckSpec.make((rows * (MAX_DEGREE + 1)).bit_length() - 1, 2, [(1, (0, 1))])

@@ -11,6 +11,7 @@ coefficient is a 31-bit word kept only if it is below p (rejection sampling, no 
 
 from __future__ import annotations
 
+import functools
 import struct
 
 import blake3
@@ -29,9 +30,14 @@ _KIND_SQUEEZE = b"\x06"
 _MAX_INDEX_BOUND = 1 << 62
 
 
-def _frame(kind: bytes, label: str, data: bytes) -> bytes:
+@functools.lru_cache(maxsize=4096)
+def _frame_head(kind: bytes, label: str) -> bytes:
     lab = label.encode("utf-8")
-    return kind + struct.pack("<I", len(lab)) + lab + struct.pack("<Q", len(data)) + data
+    return kind + struct.pack("<I", len(lab)) + lab
+
+
+def _frame(kind: bytes, label: str, data: bytes) -> bytes:
+    return _frame_head(kind, label) + struct.pack("<Q", len(data)) + data
 
 
 def _shape_bytes(arr: np.ndarray) -> bytes:
@@ -96,6 +102,14 @@ class Transcript:
         if not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(f"challenge_exts({label!r}): n must be a non-negative int, got {n!r}")
         need = 4 * int(n)
+        if need <= 16:  # a few challenges: filter one chunk of the stream on Python ints
+            chunk = (need + need // 8 + 8) * 4
+            words = struct.unpack(f"<{chunk // 4}I", self._stream(label, chunk, 0))
+            kept = [w for w in (w & 0x7FFFFFFF for w in words) if w < F.P]
+            if len(kept) >= need:
+                out = np.array(kept[:need], dtype=np.uint32).reshape(int(n), 4)
+                self._finish(label, out)
+                return out
         got = np.empty(0, dtype=np.uint32)
         seek = 0
         while got.size < need:

@@ -79,12 +79,14 @@ def statement_bytes(model_digest: bytes, spec_digest: bytes, params: pcs.PcsPara
 class CountingTranscript(Transcript):
     """A transcript that also records what the soundness analysis needs: the extension challenges
     drawn under each label, and for each logUp lookup its query count (from the group sizes it
-    absorbs) and its GKR depth (one ``lookup/mu`` per layer; the table has at most ``2^depth`` rows)."""
+    absorbs), its depth (the deepest of its trees: the table's log size from the table description
+    it absorbs, or a deeper group) and its α and β draws."""
 
     def __init__(self, domain: bytes, statement: bytes = b"", on_op: Callable[[str], None] | None = None) -> None:
         super().__init__(domain, statement)
         self.counts: Counter[str] = Counter()
         self.lookups: list[list[int]] = []  # [queries, depth, α and β draws, repetitions (α draws)]
+        self._table_log = 0  # log size of the table the next lookup uses
         self.on_op = on_op  # told "kind -> output" as each op proof starts (progress display)
 
     def absorb_bytes(self, label: str, data: bytes) -> None:
@@ -93,6 +95,9 @@ class CountingTranscript(Transcript):
             self.on_op(data.decode("utf-8", "replace").replace("\0", " -> "))
         if label == "lookup/groups" and self.on_op is not None and not self.lookups:
             self.on_op("")  # the deferred lookups start
+        if label == "lookup/table":  # u32 name length, name, u32 log size, u32 width, contents hash
+            n = int.from_bytes(data[:4], "little")
+            self._table_log = int.from_bytes(data[4 + n:8 + n], "little")
         if label == "lookup/groups":  # u32 log sizes, then the group names (text)
             logs = []
             for i in range(0, len(data) - 3, 4):
@@ -100,14 +105,13 @@ class CountingTranscript(Transcript):
                 if v >= 64:
                     break
                 logs.append(v)
-            self.lookups.append([sum(1 << g for g in logs), 0, 0, 0])
+            # the GKR depth of this lookup: its deepest tree (the table has at most 2^depth rows)
+            self.lookups.append([sum(1 << g for g in logs), max([self._table_log, *logs]), 0, 0])
 
     def challenge_exts(self, label: str, n: int) -> np.ndarray:
         out = super().challenge_exts(label, n)
         self.counts[label] += int(n)
-        if self.lookups and label == "lookup/mu":
-            self.lookups[-1][1] += 1
-        elif self.lookups and label == "lookup/alpha":  # one α per repetition
+        if self.lookups and label == "lookup/alpha":  # one α per repetition
             self.lookups[-1][2] += int(n)
             self.lookups[-1][3] += int(n)
         elif self.lookups and label == "lookup/beta":

@@ -76,6 +76,7 @@ from blindproof.zk.transcript import Transcript
 
 LIMB_BITS = 16
 LOOKUP_ERROR_LOG2 = -102.0  # the batched lookups' single-repetition logUp error stays ≤ 2^-102
+MERGED_LEAVES_LOG = 22  # batched lookups share one GKR while their trees hold ≤ 2^22 leaves
 MAX_PARTS = 4096
 MAX_PART_BYTES = 1 << 26
 _MAGIC = b"BPOP"
@@ -483,8 +484,8 @@ class ProofReader:
         except ProofFormatError as exc:
             raise Reject(f"malformed sumcheck: {exc}") from None
 
-    def take_lookup(self, st: L.LookupStatement) -> L.LookupProof:
-        """A lookup proof for statement ``st``."""
+    def take_lookup(self, st: "L.LookupStatement | Sequence[L.LookupStatement]") -> L.LookupProof:
+        """A lookup proof for statement ``st`` (or for several, :func:`lookup.prove_many`)."""
         try:
             return L.LookupProof.from_bytes(self.take_bytes(), st)
         except ProofFormatError as exc:
@@ -884,7 +885,7 @@ class Checks:
             lp, lclaims = L.prove_with_claims(st, cols, canonical(ctx.value(mname)), ctx.transcript)
             proof.put_bytes(lp.to_bytes(st))
             if ctx.strict:
-                _check_own_lookup(st, lp)
+                _check_own_lookup([st], lp)
             claims += self._lookup_claims(groups, mname, lclaims)
         return claims
 
@@ -999,25 +1000,45 @@ class LookupBatch:
         pt = evals[-1].point
         return out + [Claim(mname, pt, v) for (_, _, mname), v in zip(pack, mvals)]
 
+    def _gkrs(self) -> list[list[tuple[list, L.LookupStatement]]]:
+        """The packs in runs that share one logUp-GKR (:func:`lookup.prove_many`): consecutive packs
+        while their trees hold ≤ 2^MERGED_LEAVES_LOG leaves (bounds the prover's memory)."""
+        runs: list[list] = []
+        size = 0
+        for pack, st in self._statements():
+            leaves = st.reps * (st.queries + (1 << st.table.log_size))
+            if runs and size + leaves <= 1 << MERGED_LEAVES_LOG:
+                runs[-1].append((pack, st))
+                size += leaves
+            else:
+                runs.append([(pack, st)])
+                size = leaves
+        return runs
+
     def prove(self, ctx: ProverContext) -> tuple[OpProof, list[Claim]]:
         """Prove every deferred lookup; returns the proof and the claims to settle."""
         proof, claims = OpProof(), []
         ctx.transcript.absorb_bytes("ops/lookup_batch", str(len(self.entries)).encode())
-        for pack, st in self._statements():
-            table = pack[0][0]
-            cols = [[ctx.table(n) for n in names] for _, groups, _ in pack for names, _ in groups]
-            mult = np.zeros(1 << table.log_size, dtype=np.int64)
-            for _, _, mname in pack:
-                mult += np.asarray(ctx.value(mname), dtype=np.int64)
-            lp, lclaims = L.prove_with_claims(st, cols, F.from_signed(mult), ctx.transcript)
-            proof.put_bytes(lp.to_bytes(st))
+        for run in self._gkrs():
+            sts, cols, mults = [], [], []
+            for pack, st in run:
+                table = pack[0][0]
+                sts.append(st)
+                cols.append([[ctx.table(n) for n in names] for _, groups, _ in pack for names, _ in groups])
+                mult = np.zeros(1 << table.log_size, dtype=np.int64)
+                for _, _, mname in pack:
+                    mult += np.asarray(ctx.value(mname), dtype=np.int64)
+                mults.append(F.from_signed(mult))
+            lp, lclaims = L.prove_many(sts, cols, mults, ctx.transcript)
+            proof.put_bytes(lp.to_bytes(sts))
             if ctx.strict:
-                _check_own_lookup(st, lp)
-            pt = lclaims[-1].point
-            mvals = np.stack([ctx.evaluate(mname, pt) for _, _, mname in pack])
-            proof.put_ext(mvals)
-            ctx.transcript.absorb_ext("ops/lookup_batch_mult", mvals)
-            claims += self._claims(pack, lclaims, mvals)
+                _check_own_lookup(sts, lp)
+            for (pack, _), cl in zip(run, lclaims):
+                pt = cl[-1].point
+                mvals = np.stack([ctx.evaluate(mname, pt) for _, _, mname in pack])
+                proof.put_ext(mvals)
+                ctx.transcript.absorb_ext("ops/lookup_batch_mult", mvals)
+                claims += self._claims(pack, cl, mvals)
         return proof, claims
 
     def verify(self, ctx: VerifierContext, proof: OpProof) -> list[Claim]:
@@ -1025,31 +1046,42 @@ class LookupBatch:
         rd = ProofReader(proof)
         claims: list[Claim] = []
         ctx.transcript.absorb_bytes("ops/lookup_batch", str(len(self.entries)).encode())
-        for pack, st in self._statements():
-            res = L.verify(st, rd.take_lookup(st), ctx.transcript)
+        for run in self._gkrs():
+            sts = [st for _, st in run]
+            res = L.verify_many(sts, rd.take_lookup(sts), ctx.transcript)
             if not res.ok:
-                raise Reject(f"lookup into {pack[0][0].name!r}: {res.reason}")
-            mvals = rd.take_ext(len(pack))
-            ctx.transcript.absorb_ext("ops/lookup_batch_mult", mvals)
-            total = F.ezero()
-            for v in mvals:
-                total = F.eadd(total, v)
-            if not np.array_equal(total, res.claims[-1].value):
-                raise Reject(f"lookup into {pack[0][0].name!r}: multiplicities do not add up")
-            claims += self._claims(pack, res.claims, mvals)
+                raise Reject(f"lookup into {', '.join(st.table.name for st in sts)}: {res.reason}")
+            at = 0
+            for pack, st in run:
+                n = st.table.width * len(st.group_logs) + 1
+                cl = res.claims[at:at + n]
+                at += n
+                mvals = rd.take_ext(len(pack))
+                ctx.transcript.absorb_ext("ops/lookup_batch_mult", mvals)
+                total = F.ezero()
+                for v in mvals:
+                    total = F.eadd(total, v)
+                if not np.array_equal(total, cl[-1].value):
+                    raise Reject(f"lookup into {pack[0][0].name!r}: multiplicities do not add up")
+                claims += self._claims(pack, cl, mvals)
+            if at != len(res.claims):
+                raise Reject("lookup returned an unexpected number of claims")
         rd.done()
         return claims
 
 
-def _check_own_lookup(st: L.LookupStatement, lp: L.LookupProof) -> None:
+def _check_own_lookup(sts: Sequence[L.LookupStatement], lp: L.LookupProof) -> None:
     """A strict prover refuses data its own lookup does not accept: the roots' fractions must cancel
     in every repetition (the only check that depends on the witness rows being in the table)."""
-    per = len(st.tree_logs)
     roots = [(tuple(p), tuple(q)) for p, q in lp.roots.tolist()]
-    for r in range(st.reps):
-        if not L._fractions_cancel(roots[r * per:(r + 1) * per]):
-            raise ValueError(f"lookup into {st.table.name!r} fails on the prover's own data: "
-                             "the witness and table fractional sums differ")
+    base = 0
+    for st in sts:
+        per = len(st.tree_logs)
+        for r in range(st.reps):
+            if not L._fractions_cancel(roots[base + r * per: base + (r + 1) * per]):
+                raise ValueError(f"lookup into {st.table.name!r} fails on the prover's own data: "
+                                 "the witness and table fractional sums differ")
+        base += per * st.reps
 
 
 # --- clamp ------------------------------------------------------------------------------------------
