@@ -590,6 +590,7 @@ def open_claims(state: ProverState, claims: Sequence, transcript: Transcript) ->
     row_coefs = np.concatenate([at_zeta[:rows.size], F.emul(kappa[None, :], _x_powers())])
     row_idx = np.concatenate([rows, np.arange(h0, h0 + EVAL_MASKS)])
     u_eval = K.combine_terms(row_coefs, row_idx, M, np.ascontiguousarray(at_zeta[rows.size:]), Bx)
+    del Bx
     w = _eval_row_weights(lay, geo, alpha, rho, tau1, tau2, kappa, zeta)
     u_prox = K.weighted_rows(gam, M)
     hid = K.weighted_rows(np.concatenate([w[None], gam]), state.hiding)

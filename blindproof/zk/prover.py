@@ -87,6 +87,7 @@ class PcsProverSettler(Settler):
             if self.trace_state is None:
                 raise ValueError("claims on trace tensors but nothing was committed")
             self.trace_opening = pcs.open_claims(self.trace_state, tr, transcript).to_bytes()
+            self.trace_state = None  # dead from here: free its matrices before the weight opening
         if w:
             self.weight_opening = pcs.open_claims(self.weights, w, transcript).to_bytes()
 
