@@ -72,8 +72,9 @@ def test_eq_eval_matches_the_product_formula(n):
 
 
 def test_lookup_claim_combinations_match_the_array_formulas():
-    """The lookup's scalar helpers run on canonical Python ints (their inputs are validated where they
-    enter: roots, round and final values); they agree with the array formulas."""
+    """The lookup's per-layer kernels (claim combination, composition, next claims) take canonical
+    values (validated where they enter: roots, round and final values); they agree with the array
+    formulas."""
     rng = np.random.default_rng(7)
     claims = [(F.erandom(rng), F.erandom(rng)) for _ in range(5)]
     active = [0, 2, 3]
@@ -83,15 +84,14 @@ def test_lookup_claim_combinations_match_the_array_formulas():
         for v in claims[i]:
             total = _general(F.eadd, total, _general(F.emul, coeff, v))
             coeff = _general(F.emul, coeff, lam)
-    ints = [tuple(tuple(v.tolist()) for v in c) for c in claims]
-    assert L._combine(ints, active, tuple(lam.tolist())) == tuple(total.tolist())
+    arr = np.stack([np.stack(c) for c in claims])  # (trees, 2, 4)
+    assert L._combine(arr, np.array(active), lam) == tuple(total.tolist())
     finals = F.erandom(rng, 1 + 4 * len(active))
-    nxt = L._next_claims(ints, active, [tuple(v) for v in finals.tolist()], tuple(mu.tolist()))
+    nxt = L._next_claims_kernel(finals, mu)
     for t, i in enumerate(active):
         p0, p1, q0, q1 = finals[1 + 4 * t: 5 + 4 * t]
-        assert nxt[i][0] == tuple(F.eadd(p0[None], F.emul(mu[None], F.esub(p1[None], p0[None])))[0].tolist())
-        assert nxt[i][1] == tuple(F.eadd(q0[None], F.emul(mu[None], F.esub(q1[None], q0[None])))[0].tolist())
-    assert nxt[1] is ints[1] and nxt[4] is ints[4]
+        assert np.array_equal(nxt[t, 0], F.eadd(p0[None], F.emul(mu[None], F.esub(p1[None], p0[None])))[0])
+        assert np.array_equal(nxt[t, 1], F.eadd(q0[None], F.emul(mu[None], F.esub(q1[None], q0[None])))[0])
     # compose: eq · Σ_t λ^{2t} (p0 q1 + p1 q0 + λ q0 q1)
     want, c = F.ezero(), F.eone()
     for t in range(len(active)):
@@ -100,7 +100,7 @@ def test_lookup_claim_combinations_match_the_array_formulas():
         want = F.eadd(want, F.emul(c, term))
         c = F.emul(c, F.emul(lam, lam))
     want = F.emul(finals[0], want)
-    assert L._compose([tuple(v) for v in finals.tolist()], len(active), tuple(lam.tolist())) == tuple(want.tolist())
+    assert L._compose(finals, lam) == tuple(want.tolist())
     # a non-canonical value where the verifier reads it is a rejection, not a wrong answer
     st = L.LookupStatement(L.LookupTable.range(2), ("w",), (1,))
     layers = [L.S.SumcheckProof(np.zeros((k, 3, 4), np.uint32), np.zeros((1 + 4 * n, 4), np.uint32))

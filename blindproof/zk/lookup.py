@@ -38,7 +38,7 @@ from blindproof.zk import field as F
 from blindproof.zk import mle
 from blindproof.zk import soundness
 from blindproof.zk import sumcheck as S
-from blindproof.zk._kernels import _P, e_mul
+from blindproof.zk._kernels import _P, _W, e_mul, e_mul_by
 from blindproof.zk.encoding import ProofFormatError, Reader, Writer
 from blindproof.zk.transcript import Transcript
 from blindproof.zk.verdict import VerifyResult, guarded
@@ -122,12 +122,18 @@ def _gkr_round(tabs, length, eqs, lam, tree_coeffs):
     """h(X) = sum_j eqs[j] · sum_t c_t (p0 q1 + q0 (p1 + λ q1))(X, j) at X = 0 and X = 2.
 
     ``tabs`` holds (p0, p1, q0, q1) per tree, each (≥ length, 4); ``eqs`` is eq(r_{>j}, ·) of length/2.
-    p0 q1 + p1 q0 + λ q0 q1 is written with three products instead of four."""
+    p0 q1 + p1 q0 + λ q0 q1 is written with three products instead of four; products by the fixed λ
+    and c_t use precomputed W-multiples (four reductions instead of six)."""
     K = tabs.shape[0]
     n_trees = K // 4
     h = length // 2
     acc = np.zeros((2, 4), dtype=np.uint64)
     l0, l1, l2, l3 = np.uint64(lam[0]), np.uint64(lam[1]), np.uint64(lam[2]), np.uint64(lam[3])
+    lw1, lw2, lw3 = (_W * l1) % _P, (_W * l2) % _P, (_W * l3) % _P
+    cw = np.empty((n_trees, 4), dtype=np.uint64)
+    for t in range(n_trees):
+        for c in range(4):
+            cw[t, c] = (_W * np.uint64(tree_coeffs[t, c])) % _P
     v = np.empty((4, 4), dtype=np.uint64)
     for j in range(h):
         w0, w1, w2, w3 = np.uint64(eqs[j, 0]), np.uint64(eqs[j, 1]), np.uint64(eqs[j, 2]), np.uint64(eqs[j, 3])
@@ -144,10 +150,12 @@ def _gkr_round(tabs, length, eqs, lam, tree_coeffs):
                             v[f, c] = lo
                         else:  # value at X = 2 is 2·hi - lo
                             hi = np.uint64(tabs[4 * t + f, j + h, c])
-                            y = (hi + hi) % _P
+                            y = hi + hi
+                            if y >= _P:
+                                y -= _P
                             v[f, c] = y - lo if y >= lo else y + _P - lo
                 # a = p1 + λ q1 ; b = q0 · a ; c = p0 · q1 ; term = b + c
-                m0, m1, m2, m3 = e_mul(v[3, 0], v[3, 1], v[3, 2], v[3, 3], l0, l1, l2, l3)
+                m0, m1, m2, m3 = e_mul_by(v[3, 0], v[3, 1], v[3, 2], v[3, 3], l0, l1, l2, l3, lw1, lw2, lw3)
                 a0 = (v[1, 0] + m0) % _P
                 a1 = (v[1, 1] + m1) % _P
                 a2 = (v[1, 2] + m2) % _P
@@ -159,9 +167,9 @@ def _gkr_round(tabs, length, eqs, lam, tree_coeffs):
                 t2 = (b2 + c2) % _P
                 t3 = (b3 + c3) % _P
                 if t > 0:
-                    t0, t1, t2, t3 = e_mul(t0, t1, t2, t3, np.uint64(tree_coeffs[t, 0]),
-                                           np.uint64(tree_coeffs[t, 1]), np.uint64(tree_coeffs[t, 2]),
-                                           np.uint64(tree_coeffs[t, 3]))
+                    t0, t1, t2, t3 = e_mul_by(t0, t1, t2, t3, np.uint64(tree_coeffs[t, 0]),
+                                              np.uint64(tree_coeffs[t, 1]), np.uint64(tree_coeffs[t, 2]),
+                                              np.uint64(tree_coeffs[t, 3]), cw[t, 1], cw[t, 2], cw[t, 3])
                 s0 += t0
                 s1 += t1
                 s2 += t2
@@ -179,6 +187,70 @@ def _gkr_round(tabs, length, eqs, lam, tree_coeffs):
         for c in range(4):
             acc[x, c] %= _P
     return acc.astype(np.uint32)
+
+
+@nb.njit(**_NJ)
+def _horner_kernel(vals, x):
+    """sum_j x^j vals[j] for canonical (n, 4) vals and x (4,)."""
+    x0, x1, x2, x3 = np.uint64(x[0]), np.uint64(x[1]), np.uint64(x[2]), np.uint64(x[3])
+    a0, a1, a2, a3 = np.uint64(0), np.uint64(0), np.uint64(0), np.uint64(0)
+    for j in range(vals.shape[0] - 1, -1, -1):
+        a0, a1, a2, a3 = e_mul(a0, a1, a2, a3, x0, x1, x2, x3)
+        a0 = (a0 + np.uint64(vals[j, 0])) % _P
+        a1 = (a1 + np.uint64(vals[j, 1])) % _P
+        a2 = (a2 + np.uint64(vals[j, 2])) % _P
+        a3 = (a3 + np.uint64(vals[j, 3])) % _P
+    out = np.empty(4, dtype=np.uint32)
+    out[0], out[1], out[2], out[3] = a0, a1, a2, a3
+    return out
+
+
+@nb.njit(**_NJ)
+def _tree_terms(fin, lam):
+    """Per active tree t, p0 q1 + q0 (p1 + λ q1) from a layer's final values (1 + 4A, 4) -> (A, 4)."""
+    n = (fin.shape[0] - 1) // 4
+    l0, l1, l2, l3 = np.uint64(lam[0]), np.uint64(lam[1]), np.uint64(lam[2]), np.uint64(lam[3])
+    out = np.empty((n, 4), dtype=np.uint32)
+    for t in range(n):
+        b = 1 + 4 * t
+        m0, m1, m2, m3 = e_mul(np.uint64(fin[b + 3, 0]), np.uint64(fin[b + 3, 1]), np.uint64(fin[b + 3, 2]),
+                               np.uint64(fin[b + 3, 3]), l0, l1, l2, l3)
+        a0 = (np.uint64(fin[b + 1, 0]) + m0) % _P
+        a1 = (np.uint64(fin[b + 1, 1]) + m1) % _P
+        a2 = (np.uint64(fin[b + 1, 2]) + m2) % _P
+        a3 = (np.uint64(fin[b + 1, 3]) + m3) % _P
+        c0, c1, c2, c3 = e_mul(np.uint64(fin[b + 2, 0]), np.uint64(fin[b + 2, 1]), np.uint64(fin[b + 2, 2]),
+                               np.uint64(fin[b + 2, 3]), a0, a1, a2, a3)
+        d0, d1, d2, d3 = e_mul(np.uint64(fin[b, 0]), np.uint64(fin[b, 1]), np.uint64(fin[b, 2]),
+                               np.uint64(fin[b, 3]), np.uint64(fin[b + 3, 0]), np.uint64(fin[b + 3, 1]),
+                               np.uint64(fin[b + 3, 2]), np.uint64(fin[b + 3, 3]))
+        out[t, 0] = (c0 + d0) % _P
+        out[t, 1] = (c1 + d1) % _P
+        out[t, 2] = (c2 + d2) % _P
+        out[t, 3] = (c3 + d3) % _P
+    return out
+
+
+@nb.njit(**_NJ)
+def _next_claims_kernel(fin, mu):
+    """Per active tree, (p, q) = (p0 + μ (p1 - p0), q0 + μ (q1 - q0)) from (1 + 4A, 4) -> (A, 2, 4)."""
+    n = (fin.shape[0] - 1) // 4
+    u0, u1, u2, u3 = np.uint64(mu[0]), np.uint64(mu[1]), np.uint64(mu[2]), np.uint64(mu[3])
+    out = np.empty((n, 2, 4), dtype=np.uint32)
+    for t in range(n):
+        for k in range(2):
+            lo = 1 + 4 * t + 2 * k
+            d = np.empty(4, dtype=np.uint64)
+            for c in range(4):
+                a = np.uint64(fin[lo, c])
+                b = np.uint64(fin[lo + 1, c])
+                d[c] = b - a if b >= a else b + _P - a
+            m0, m1, m2, m3 = e_mul(d[0], d[1], d[2], d[3], u0, u1, u2, u3)
+            out[t, k, 0] = (np.uint64(fin[lo, 0]) + m0) % _P
+            out[t, k, 1] = (np.uint64(fin[lo, 1]) + m1) % _P
+            out[t, k, 2] = (np.uint64(fin[lo, 2]) + m2) % _P
+            out[t, k, 3] = (np.uint64(fin[lo, 3]) + m3) % _P
+    return out
 
 
 # --- tables ------------------------------------------------------------------------------------------
@@ -511,40 +583,15 @@ def _eq1(a, b):
             (2 * ab[2] - a[2] - b[2]) % P, (2 * ab[3] - a[3] - b[3]) % P)
 
 
-def _horner(values, x) -> tuple[int, int, int, int]:
-    """sum_j x^j values[j]."""
-    acc = (0, 0, 0, 0)
-    for v in reversed(values):
-        m = _MUL(acc, x)
-        acc = (m[0] + v[0], m[1] + v[1], m[2] + v[2], m[3] + v[3])  # _emul4 reduces its inputs' sums
-    P = F.P
-    return (acc[0] % P, acc[1] % P, acc[2] % P, acc[3] % P)
+def _combine(claims: np.ndarray, active: np.ndarray, lam: np.ndarray) -> tuple[int, int, int, int]:
+    """sum over active trees of λ^{2t} (p_t + λ q_t): the layer's claim (claims: (trees, 2, 4))."""
+    return tuple(_horner_kernel(np.ascontiguousarray(claims[active].reshape(-1, 4)), lam).tolist())
 
 
-def _combine(claims, active, lam) -> tuple[int, int, int, int]:
-    """sum over active trees of λ^{2t} (p_t + λ q_t): the layer's claim."""
-    return _horner([v for i in active for v in claims[i]], lam)
-
-
-def _compose(fin, n_active: int, lam) -> tuple[int, int, int, int]:
-    """eq · sum_t λ^{2t} (p0 q1 + p1 q0 + λ q0 q1) from a layer's final values."""
-    terms = []
-    for t in range(n_active):
-        p0, p1, q0, q1 = fin[1 + 4 * t: 5 + 4 * t]
-        a = _MUL(lam, q1)
-        b = _MUL(q0, (p1[0] + a[0], p1[1] + a[1], p1[2] + a[2], p1[3] + a[3]))
-        c = _MUL(p0, q1)
-        terms.append((b[0] + c[0], b[1] + c[1], b[2] + c[2], b[3] + c[3]))
-    return _MUL(fin[0], _horner(terms, _MUL(lam, lam)))
-
-
-def _next_claims(claims, active, fin, mu):
-    """Each active tree's (p, q) claim on the next layer: lo + μ (hi - lo)."""
-    out = list(claims)
-    for t, i in enumerate(active):
-        p0, p1, q0, q1 = fin[1 + 4 * t: 5 + 4 * t]
-        out[i] = (_add4(p0, _MUL(mu, _sub4(p1, p0))), _add4(q0, _MUL(mu, _sub4(q1, q0))))
-    return out
+def _compose(fin: np.ndarray, lam: np.ndarray) -> tuple[int, int, int, int]:
+    """eq · sum_t λ^{2t} (p0 q1 + p1 q0 + λ q0 q1) from a layer's final values (1 + 4A, 4)."""
+    lam2 = np.array(_MUL(lam.tolist(), lam.tolist()), dtype=np.uint32)
+    return _MUL(fin[0].tolist(), _horner_kernel(_tree_terms(fin, lam), lam2).tolist())
 
 
 def _fold_row(vals, pw) -> tuple[int, int, int, int]:
@@ -620,8 +667,10 @@ def prove_many(sts: Sequence[LookupStatement], groups: Sequence[Sequence[Sequenc
         raise ValueError(f"{len(sts)} statements need as many group lists and multiplicity columns")
     witness = [_check_witness(st, g, m) for st, g, m in zip(sts, groups, mults)]
     leaves = []  # per statement and repetition: witness trees (1, α - w), then the table tree (-m, α - t)
+    challenges = []
     for st, (cols_per_group, mult) in zip(sts, witness):
         alpha, beta = _draw_challenges(st, transcript)
+        challenges.append((tuple(alpha[0].tolist()), tuple(beta[0].tolist())))
         tcols = np.ascontiguousarray(np.stack(st.table.columns))
         neg_mult = F.embed(F.neg(mult))
         for r in range(st.reps):
@@ -642,13 +691,15 @@ def prove_many(sts: Sequence[LookupStatement], groups: Sequence[Sequence[Sequenc
     firsts = _first_trees(sts)  # tree index -> (statement, group) for rep-0 witness trees
     depth = max(logs)
     point: list = []
-    claims = [(tuple(roots[i, 0].tolist()), tuple(roots[i, 1].tolist())) for i in range(len(trees))]
+    claims = roots.copy()  # (trees, 2, 4): each tree's (p, q) claim on its current layer
+    logs_a = np.array(logs)
     leaf_points: dict[int, list] = {i: [] for i, n in enumerate(logs) if n == 0}
     layer_proofs = []
     column_evals: dict[tuple[int, int], np.ndarray] = {}
     for k in range(depth):
-        active = [i for i, n in enumerate(logs) if n > k]
-        lam = tuple(transcript.challenge_ext("lookup/lambda").tolist())
+        active = np.nonzero(logs_a > k)[0]
+        lam_a = transcript.challenge_ext("lookup/lambda")
+        lam = tuple(lam_a.tolist())
         children = []
         h = 1 << k
         for i in active:
@@ -656,19 +707,19 @@ def prove_many(sts: Sequence[LookupStatement], groups: Sequence[Sequence[Sequenc
             children += [p[:h], p[h:], q[:h], q[h:]]
             if logs[i] == k + 1:
                 trees[i] = None  # its last layer is in children: free the tree
-        layer, s_point = _prove_layer(point, children, lam, _combine(claims, active, lam), transcript)
+        layer, s_point = _prove_layer(point, children, lam, _combine(claims, active, lam_a), transcript)
         del children
         layer_proofs.append(layer)
-        mu = tuple(transcript.challenge_ext("lookup/mu").tolist())
-        claims = _next_claims(claims, active, [tuple(v) for v in layer.final_evals.tolist()], mu)
-        point = [mu] + s_point
-        for i in active:
+        mu_a = transcript.challenge_ext("lookup/mu")
+        claims[active] = _next_claims_kernel(layer.final_evals, mu_a)
+        point = [tuple(mu_a.tolist())] + s_point
+        for i in active.tolist():
             if logs[i] == k + 1:
                 leaf_points[i] = point
                 if i in firsts:  # a witness tree of a first repetition reached its leaves
                     s_i, g = firsts[i]
-                    pt = np.array(point, dtype=np.uint32)
-                    column_evals[s_i, g] = np.stack([mle.evaluate(c, pt) for c in witness[s_i][0][g]])
+                    column_evals[s_i, g] = _column_values(witness[s_i][0][g], point, tuple(claims[i, 1].tolist()),
+                                                          *challenges[s_i])
                     transcript.absorb_ext("lookup/columns", column_evals[s_i, g])
     for i, (s_i, g) in firsts.items():
         if logs[i] == 0:  # a single-row group: its leaf point is empty
@@ -683,11 +734,23 @@ def prove_many(sts: Sequence[LookupStatement], groups: Sequence[Sequence[Sequenc
                    for c, name in enumerate(st.column_names(g))]
         t = base + len(st.group_logs)  # the first repetition's table tree
         cl.append(S.EvalClaim(MULTIPLICITY_COLUMN, np.array(leaf_points[t], dtype=np.uint32).reshape(-1, 4),
-                              np.array(_sub4((0, 0, 0, 0), claims[t][0]), dtype=np.uint32)))
+                              np.array(_sub4((0, 0, 0, 0), claims[t, 0].tolist()), dtype=np.uint32)))
         out.append(tuple(cl))
         base += len(st.all_tree_logs)
     evals = [column_evals[s_i, g] for s_i, st in enumerate(sts) for g in range(len(st.group_logs))]
     return LookupProof(roots, layer_proofs, evals), out
+
+
+def _column_values(cols: np.ndarray, point: list, q, alpha, beta) -> np.ndarray:
+    """The group's column values at its leaf point. The leaf claim is ``q = α - Σ_c β^c w_c(point)``,
+    so the first column follows from the others without evaluating it (one-column lookups: none)."""
+    rest = [tuple(mle.evaluate(c, np.array(point, dtype=np.uint32)).tolist()) for c in cols[1:]]
+    w0 = _sub4(alpha, q)
+    pw = beta
+    for v in rest:
+        w0 = _sub4(w0, _MUL(pw, v))
+        pw = _MUL(pw, beta)
+    return np.array([w0, *rest], dtype=np.uint32)
 
 
 def _first_trees(sts: Sequence[LookupStatement]) -> dict[int, tuple[int, int]]:
@@ -823,14 +886,15 @@ def _verify(sts: Sequence[LookupStatement], proof: LookupProof, transcript: Tran
         for g in range(len(st.group_logs)):
             flat_group[s_i, g] = g_flat
             g_flat += 1
-    claims = list(roots)
+    claims = F._check_ext(proof.roots, "roots").copy()  # (trees, 2, 4)
+    logs_a = np.array(logs)
     point: list = []
-    leaf: dict[int, tuple[list, tuple]] = {i: (point, claims[i]) for i, n in enumerate(logs) if n == 0}
+    leaf: dict[int, tuple[list, tuple]] = {i: (point, roots[i]) for i, n in enumerate(logs) if n == 0}
     for k in range(depth):
-        active = [i for i, n in enumerate(logs) if n > k]
-        lam = tuple(transcript.challenge_ext("lookup/lambda").tolist())
+        active = np.nonzero(logs_a > k)[0]
+        lam_a = transcript.challenge_ext("lookup/lambda")
         layer = proof.layers[k]
-        claim = _combine(claims, active, lam)
+        claim = _combine(claims, active, lam_a)
         s_point = []
         for j, ev in enumerate(F._check_ext(layer.round_evals, "round values").tolist()):
             transcript.absorb_ext("lookup/round", layer.round_evals[j])
@@ -839,20 +903,20 @@ def _verify(sts: Sequence[LookupStatement], proof: LookupProof, transcript: Tran
             claim = S.interpolate_ints((g0, _sub4(claim, g0), g2, g3), s)
             s_point.append(s)
         transcript.absorb_ext("lookup/final", layer.final_evals)
-        fin = [tuple(v) for v in F._check_ext(layer.final_evals, "final values").tolist()]
-        if _compose(fin, len(active), lam) != claim:
+        fin = np.ascontiguousarray(F._check_ext(layer.final_evals, "final values"))
+        if _compose(fin, lam_a) != claim:
             return VerifyResult.reject(f"lookup: layer {k}: final values do not match the last round polynomial")
         eq = _ONE
         for a, b in zip(point, s_point):
             eq = _MUL(eq, _eq1(a, b))
-        if fin[0] != eq:
+        if tuple(fin[0].tolist()) != eq:
             return VerifyResult.reject(f"lookup: layer {k}: wrong eq value")
-        mu = tuple(transcript.challenge_ext("lookup/mu").tolist())
-        claims = _next_claims(claims, active, fin, mu)
-        point = [mu] + s_point
-        for i in active:
+        mu_a = transcript.challenge_ext("lookup/mu")
+        claims[active] = _next_claims_kernel(fin, mu_a)
+        point = [tuple(mu_a.tolist())] + s_point
+        for i in active.tolist():
             if logs[i] == k + 1:
-                leaf[i] = (point, claims[i])
+                leaf[i] = (point, (tuple(claims[i, 0].tolist()), tuple(claims[i, 1].tolist())))
                 if i in firsts:
                     transcript.absorb_ext("lookup/columns", evals[flat_group[firsts[i]]])
 
