@@ -179,6 +179,30 @@ def test_torch_matmul_is_identical_to_the_cpu_path():
         np.testing.assert_array_equal(got, np.matmul(a.astype(object), b.astype(object)).astype(np.int64))
 
 
+def test_device_out_of_memory_falls_back_to_the_cpu_path(monkeypatch, caplog):
+    import torch
+
+    def full(*args):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    def broken(*args):
+        raise RuntimeError("a kernel bug must not be hidden")
+
+    rows = _random_rows(np.random.default_rng(6), 3, 20)
+    a = np.arange(12).reshape(3, 4)
+    want_enc, want_mm = _rs.encode_rows(rows, 64), reference._exact_matmul(a, a.T)
+    device.set_prover_device("torch-cpu", min_rs_elements=0, min_matmul_macs=0)
+    monkeypatch.setattr(device, "encode_rows", full)
+    monkeypatch.setattr(device, "matmul_f64", full)
+    with caplog.at_level("WARNING", logger="blindproof.zk.device"):
+        np.testing.assert_array_equal(_rs.encode_rows(rows, 64), want_enc)
+        np.testing.assert_array_equal(reference._exact_matmul(a, a.T), want_mm)
+    assert sum("out of memory" in r.getMessage() for r in caplog.records) == 2
+    monkeypatch.setattr(device, "encode_rows", broken)
+    with pytest.raises(RuntimeError, match="kernel bug"):
+        _rs.encode_rows(rows, 64)
+
+
 def test_matmul_beyond_the_float64_bound_stays_exact_on_the_cpu(monkeypatch):
     monkeypatch.setattr(device, "matmul_f64", lambda *a: 1 / 0)  # must not be asked
     device.set_prover_device("torch-cpu", min_matmul_macs=0)

@@ -110,7 +110,9 @@ def encode_rows(coeffs: np.ndarray, n: int) -> np.ndarray:
                          f"{c.shape} and n = {n}")
     dev = device.device_for_encode(c.shape[0], n)
     if dev is not None:
-        return device.encode_rows(c, n, dev)
+        done = device.attempt(device.encode_rows, c, n, device=dev)
+        if done is not None:
+            return done
     out = np.zeros((c.shape[0], n), dtype=np.uint32)
     out[:, :c.shape[1]] = c
     if n > 1:

@@ -22,12 +22,13 @@ NVIDIA driver ``auto`` resolves to the CPU path without importing torch at all.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 import numpy as np
 
@@ -198,6 +199,26 @@ def describe() -> dict:
     dev = _resolve(b)
     return {"choice": b.choice, "device": dev or "cpu (numba/numpy)", "min_rs_elements": b.min_rs_elements,
             "min_matmul_macs": b.min_matmul_macs}
+
+
+T = TypeVar("T")
+_log = logging.getLogger(__name__)
+
+
+def attempt(kernel: Callable[..., T], *args, device: str) -> T | None:
+    """``kernel(*args, device)``, or None when the device runs out of memory (a GPU shared with the
+    daemon's inference can be full): the cache is released, a warning logged, and the caller takes the
+    CPU path, so a proof never fails for want of device memory. Other errors propagate."""
+    import torch
+
+    try:
+        return kernel(*args, device)
+    except torch.OutOfMemoryError as exc:
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+        _log.warning("prover device %s out of memory in %s; using the CPU path (%s)", device,
+                     getattr(kernel, "__name__", kernel), str(exc).splitlines()[0] if str(exc) else "")
+        return None
 
 
 # --- kernels -----------------------------------------------------------------------------------------

@@ -54,7 +54,9 @@ def _exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             from blindproof.zk import device
             dev = device.device_for_matmul(device.matmul_macs(a.shape, b.shape))
             if dev is not None:
-                return device.matmul_f64(a, b, dev)
+                done = device.attempt(device.matmul_f64, a, b, device=dev)
+                if done is not None:
+                    return done
         return np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(np.int64)
     return np.matmul(a, b)
 
