@@ -128,6 +128,14 @@ def test_rejects_wrong_soundness_figures_and_low_bits(mlp):
                                  proof.soundness.terms)
     res = verify_model_proof(prover.commitment, _reserialize(proof, soundness=figs))
     assert not res.ok and "computes" in res.reason
+    # the stated figures must be exactly the recomputed ones: a flipped low bit or one changed term is a reject
+    import math
+    s = proof.soundness
+    tiny = type(s)(math.nextafter(s.provable_bits, 0.0), s.conjectured_bits, s.terms)
+    assert not verify_model_proof(prover.commitment, _reserialize(proof, soundness=tiny)).ok
+    name, pb, cb = s.terms[0]
+    term = type(s)(s.provable_bits, s.conjectured_bits, [(name, pb + 1e-9, cb), *s.terms[1:]])
+    assert not verify_model_proof(prover.commitment, _reserialize(proof, soundness=term)).ok
     res = verify_model_proof(prover.commitment, data, min_provable_bits=200)
     assert not res.ok and "below" in res.reason
 

@@ -42,7 +42,6 @@ DOMAIN = b"blindproof/model-proof/v1"
 LOG_EXT_FIELD = EXT_DEGREE * math.log2(BABYBEAR_P)
 ROUND_DEGREE = 4  # bound on the degree of any round polynomial of the op proofs
 _LOOKUP_LABELS = ("lookup/alpha", "lookup/beta")
-_SOUNDNESS_TOLERANCE = 0.05  # bits: the file's figures must be the recomputed ones
 
 
 @dataclass(frozen=True)
@@ -307,8 +306,9 @@ def _verify(model, data, inputs, outputs, min_bits) -> ModelVerifyResult:
         return _reject("the program proof left its claims unsettled", proof)
     figs = soundness_figures(tr.counts, tr.lookups, trace_com.layout if trace_com else None, proof.trace_claims,
                              model.weights.layout, proof.weight_claims)
-    if (abs(figs.provable_bits - proof.soundness.provable_bits) > _SOUNDNESS_TOLERANCE
-            or abs(figs.conjectured_bits - proof.soundness.conjectured_bits) > _SOUNDNESS_TOLERANCE):
+    stated = proof.soundness  # doubles round-trip exactly: any difference is a tampered or foreign file
+    if ((stated.provable_bits, stated.conjectured_bits, [tuple(t) for t in stated.terms])
+            != (figs.provable_bits, figs.conjectured_bits, [tuple(t) for t in figs.terms])):
         return _reject(f"the proof states {proof.soundness.summary()}, the verifier computes {figs.summary()}",
                        proof, figs)
     if figs.provable_bits < min_bits:
