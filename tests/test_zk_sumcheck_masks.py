@@ -72,11 +72,27 @@ def _masked_count(proof: ModelProof) -> int:
     return len(seen)
 
 
+def _lookup_mask_count(proof: ModelProof) -> int:
+    """Masked GKR layers of the batched lookups (all but layer 0), from each lookup proof's header:
+    per statement the table's log size and the group sizes give the GKR depth."""
+    total = 0
+    for part in ProgramProof.from_bytes(proof.program_proof, _n_ops(proof)).lookups.parts:
+        if isinstance(part, bytes) and part[:4] == b"BPLK":
+            at, logs = 7, []
+            for _ in range(part[6]):
+                table_log, _, n_groups, _ = part[at:at + 4]
+                logs += [table_log, *part[at + 4:at + 4 + n_groups]]
+                at += 4 + n_groups
+            total += max(logs) - 1
+    return total
+
+
 def test_every_op_sumcheck_is_masked_and_its_mask_committed(mlp):
     prover, proof = mlp
     assert verify_model_proof(prover.commitment, proof.to_bytes()).ok
     masks = [n for n in pcs.Commitment.from_bytes(proof.trace_commitment).layout.names if M.is_mask(n)]
-    assert masks and len(masks) == _masked_count(proof)
+    assert masks and len(masks) == _masked_count(proof) + _lookup_mask_count(proof)
+    assert _lookup_mask_count(proof) > 0
     prog = ProgramProof.from_bytes(proof.program_proof, _n_ops(proof))
     for op in prog.op_proofs:  # an unmasked sumcheck (n > 0) is only ever a mask opening
         specs = [_spec_of(p) for p in (op.parts if op else [])]

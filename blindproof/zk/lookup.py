@@ -19,6 +19,11 @@ at its group's leaf point) and on the multiplicity column. :func:`verify` return
 the commitments of the witness columns AND of the multiplicities into the transcript before calling
 :func:`prove` / :func:`verify` (the challenges ``α``, ``β`` are drawn inside).
 
+Zero knowledge: given the program's masks (:mod:`blindproof.zk.ops.zkmask`), :func:`prove_many` runs
+every layer with rounds on ``f + ρ·g`` with its own committed mask ``g`` (Libra-style, as the op
+sumchecks) and reduces ``g(r)`` to a claim on the mask's committed table; :func:`verify_many` with masks
+requires them. The roots and each layer's final values stay in the clear (docs/proofs.md §5).
+
 Range checks: :meth:`LookupTable.range` (``0 ≤ v < 2^bits``, bits ≤ 22, typically 16-bit limbs,
 see :func:`split_limbs`). Nonlinear functions: :meth:`LookupTable.function` of (input, output) pairs.
 """
@@ -27,8 +32,8 @@ from __future__ import annotations
 
 import functools
 import struct
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Sequence
 
 import blake3
 import numba as nb
@@ -43,12 +48,15 @@ from blindproof.zk.encoding import ProofFormatError, Reader, Writer
 from blindproof.zk.transcript import Transcript
 from blindproof.zk.verdict import VerifyResult, guarded
 
+if TYPE_CHECKING:
+    from blindproof.zk.ops.zkmask import ProverMasks, VerifierMasks
+
 MAX_TABLE_LOG = 24
 MAX_GROUP_LOG = 30
 MAX_WIDTH = 2
 MAX_GROUPS = 14  # witness groups per lookup (bounds the work of one layer)
 _MAGIC = b"BPLK"
-_VERSION = 2
+_VERSION = 3
 
 _NJ = dict(cache=True, nogil=True, boundscheck=False)
 
@@ -493,9 +501,10 @@ class LookupProof:
     roots: np.ndarray  # (trees, 2, 4): (p, q) per tree
     layers: list[S.SumcheckProof]
     column_evals: list[np.ndarray]  # per group of every statement: (width, 4)
+    mask_openings: list[S.SumcheckProof] = field(default_factory=list)  # per masked layer, in order
 
     def to_bytes(self, sts: "LookupStatement | Sequence[LookupStatement]") -> bytes:
-        """Serialize (format version 2)."""
+        """Serialize (format version 3)."""
         sts = _statements(sts)
         w = Writer()
         w.header(_MAGIC, _VERSION)
@@ -510,6 +519,8 @@ class LookupProof:
         w.ext_fixed(self.roots.reshape(-1, 4))
         for layer in self.layers:
             layer.write(w)
+        for op in self.mask_openings:
+            op.write(w)
         for ev in self.column_evals:
             w.ext_fixed(ev)
         return w.getvalue()
@@ -521,7 +532,9 @@ class LookupProof:
         logs = _tree_logs(sts)
         depth = max(logs)
         n_groups = sum(len(st.group_logs) for st in sts)
-        per_layer = 16 * (2 + 4 * (1 + 4 * len(logs)) + 3 * depth)
+        # a layer: mask sum and value, final values, rounds, and its mask opening (degree-2 rounds
+        # over at most depth.bit_length() + 2 variables, two final values, no mask)
+        per_layer = 16 * (2 + 4 * (1 + 4 * len(logs)) + 3 * depth) + 16 * (2 * (depth.bit_length() + 2) + 2) + 2
         r = Reader(data, max_total=64 + 8 * n_groups + 32 * len(logs) + depth * per_layer
                    + 16 * MAX_WIDTH * n_groups)
         r.header(_MAGIC, (_VERSION,))
@@ -539,9 +552,11 @@ class LookupProof:
         for k in range(depth):
             active = sum(1 for n in logs if n > k)
             layers.append(S.SumcheckProof.read(r, _layer_shape(k, active)))
+        openings = [S.SumcheckProof.read(r, S._mask_spec(k))  # noqa: SLF001 - the mask opening's statement
+                    for k, layer in enumerate(layers) if layer.mask_sum is not None and k > 0]
         evals = [r.ext_fixed(st.table.width) for st in sts for _ in st.group_logs]
         r.finish()
-        return LookupProof(roots, layers, evals)
+        return LookupProof(roots, layers, evals, openings)
 
 
 # --- extension arithmetic on Python ints (a few products per round: cheaper than numpy calls) ---------
@@ -656,12 +671,23 @@ def _check_witness(st: LookupStatement, groups, mult) -> tuple[list[np.ndarray],
     return cols_per_group, mult
 
 
+def mask_sizes(sts: "LookupStatement | Sequence[LookupStatement]") -> list[tuple[int, int]]:
+    """(n_vars, degree) of the zero-knowledge mask of every masked layer sumcheck of a
+    :func:`prove_many` proof, in order: layer ``k`` of the shared GKR has ``k`` variables and degree 3;
+    layer 0 has no rounds and no mask. Depends only on the statements (public shapes)."""
+    return [(k, 3) for k in range(1, max(_tree_logs(_statements(sts))))]
+
+
 def prove_many(sts: Sequence[LookupStatement], groups: Sequence[Sequence[Sequence[np.ndarray]]],
-               mults: Sequence[np.ndarray], transcript: Transcript
+               mults: Sequence[np.ndarray], transcript: Transcript, masks: "ProverMasks | None" = None
                ) -> tuple[LookupProof, list[tuple[S.EvalClaim, ...]]]:
     """Prove several lookups with ONE logUp-GKR: every statement draws its own challenges, and the
     fraction trees of all of them share each layer sumcheck (the per-round cost is paid once).
-    Returns the proof and, per statement, the claims :func:`verify_many` returns for it."""
+    Returns the proof and, per statement, the claims :func:`verify_many` returns for it.
+
+    ``masks`` (zero knowledge, :class:`blindproof.zk.ops.zkmask.ProverMasks`): every layer with
+    rounds runs on ``f + ρ·g`` with the next committed mask ``g`` (``masks.take(k, 3)``), and ``g(r)``
+    is reduced to a claim on the mask's committed table, handed to ``masks.add_claim``."""
     sts = _statements(sts)
     if len(groups) != len(sts) or len(mults) != len(sts):
         raise ValueError(f"{len(sts)} statements need as many group lists and multiplicity columns")
@@ -695,6 +721,7 @@ def prove_many(sts: Sequence[LookupStatement], groups: Sequence[Sequence[Sequenc
     logs_a = np.array(logs)
     leaf_points: dict[int, list] = {i: [] for i, n in enumerate(logs) if n == 0}
     layer_proofs = []
+    openings: list[S.SumcheckProof] = []
     column_evals: dict[tuple[int, int], np.ndarray] = {}
     for k in range(depth):
         active = np.nonzero(logs_a > k)[0]
@@ -707,9 +734,15 @@ def prove_many(sts: Sequence[LookupStatement], groups: Sequence[Sequence[Sequenc
             children += [p[:h], p[h:], q[:h], q[h:]]
             if logs[i] == k + 1:
                 trees[i] = None  # its last layer is in children: free the tree
-        layer, s_point = _prove_layer(point, children, lam, _combine(claims, active, lam_a), transcript)
+        mask = masks.take(k, 3) if masks is not None and k > 0 else None
+        layer, s_point = _prove_layer(point, children, lam, _combine(claims, active, lam_a), transcript,
+                                      None if mask is None else mask[1])
         del children
         layer_proofs.append(layer)
+        if mask is not None:  # g(r) -> a claim on the committed mask table, before μ
+            red = S.prove_mask_opening(mask[1], np.array(s_point, dtype=np.uint32).reshape(-1, 4), transcript)
+            openings.append(red.proof)
+            masks.add_claim(mask[0], red.point, red.final_evals[0])
         mu_a = transcript.challenge_ext("lookup/mu")
         claims[active] = _next_claims_kernel(layer.final_evals, mu_a)
         point = [tuple(mu_a.tolist())] + s_point
@@ -738,7 +771,7 @@ def prove_many(sts: Sequence[LookupStatement], groups: Sequence[Sequence[Sequenc
         out.append(tuple(cl))
         base += len(st.all_tree_logs)
     evals = [column_evals[s_i, g] for s_i, st in enumerate(sts) for g in range(len(st.group_logs))]
-    return LookupProof(roots, layer_proofs, evals), out
+    return LookupProof(roots, layer_proofs, evals, openings), out
 
 
 def _column_values(cols: np.ndarray, point: list, q, alpha, beta) -> np.ndarray:
@@ -765,12 +798,14 @@ def _first_trees(sts: Sequence[LookupStatement]) -> dict[int, tuple[int, int]]:
 
 
 def _prove_layer(point: list, children: list[np.ndarray], lam, claim,
-                 transcript: Transcript) -> tuple[S.SumcheckProof, list]:
+                 transcript: Transcript, mask: S.MaskPolynomial | None = None) -> tuple[S.SumcheckProof, list]:
     """Prover of one GKR layer: the sumcheck over k = len(point) variables of
     ``eq(point, x) · sum_t λ^{2t} (p0 q1 + p1 q0 + λ q0 q1)(x)`` with tables ``children`` (p0, p1, q0, q1
     per active tree). eq(point, x) is split as eq(r_j, X) · eq(r_{>j}, x_{>j}) (Gruen), so the inner sum
     has degree 2 and is computed at X = 0, 2 only; its value at 1 follows from the running claim.
     Transcript per round: the values at 0, 2, 3, then the challenge; then the final values.
+    With a ``mask`` g (k variables, degree 3) the rounds are those of ``f + ρ·g`` (Libra): the mask's
+    hypercube sum is sent and ρ drawn before the first round, ``g(r)`` is sent after the final values.
     Returns the proof and the random point."""
     k = len(point)
     tabs = np.stack(children).astype(np.uint32)
@@ -783,6 +818,12 @@ def _prove_layer(point: list, children: list[np.ndarray], lam, claim,
         tree_coeffs[t] = c
         c = _MUL(c, lam2)
     pt_arr = np.array(point, dtype=np.uint32).reshape(-1, 4)
+    rho = mask_sum = None
+    if mask is not None:
+        mask_sum = mask.hypercube_sum()
+        transcript.absorb_ext("lookup/mask_sum", mask_sum)
+        rho = tuple(transcript.challenge_ext("lookup/rho").tolist())
+        bound = F.ezero()  # sum_{i<j} g_i(r_i)
     eq_pref = _ONE
     rounds = np.empty((k, 3, 4), dtype=np.uint32)
     s_point: list = []
@@ -801,17 +842,27 @@ def _prove_layer(point: list, children: list[np.ndarray], lam, claim,
         g2 = _MUL(eq_pref, _MUL(e2, h2))
         g3 = _MUL(eq_pref, _MUL(e3, h3))
         rounds[j] = (g0, g2, g3)
+        if mask is not None:  # the message is the round polynomial of f + ρ·g; the claim stays f's
+            m = mask.round_values(j, bound, 3).tolist()
+            rounds[j] = [_add4(v, _MUL(rho, m[x])) for v, x in ((g0, 0), (g2, 2), (g3, 3))]
         transcript.absorb_ext("lookup/round", rounds[j])
         s_arr = transcript.challenge_ext("lookup/r")
         s = tuple(s_arr.tolist())
         s_point.append(s)
+        if mask is not None:
+            bound = F.eadd(bound, mask._univariate(j, s_arr))
         claim = S.interpolate_ints((g0, _sub4(claim, g0), g2, g3), s)
         eq_pref = _MUL(eq_pref, _eq1(rj, s))
         S._fold_all_ext(tabs, length, s_arr)
         length //= 2
     finals = np.concatenate([np.array(eq_pref, dtype=np.uint32)[None, :], tabs[:, 0, :]])
     transcript.absorb_ext("lookup/final", finals)
-    return S.SumcheckProof(rounds, finals), s_point
+    proof = S.SumcheckProof(rounds, finals)
+    if mask is not None:
+        proof.mask_sum = mask_sum
+        proof.mask_eval = mask.evaluate(np.array(s_point, dtype=np.uint32).reshape(-1, 4))
+        transcript.absorb_ext("lookup/mask_eval", proof.mask_eval)
+    return proof, s_point
 
 
 # --- verifier ----------------------------------------------------------------------------------------
@@ -823,10 +874,14 @@ def verify(st: LookupStatement, proof: LookupProof, transcript: Transcript) -> V
     return guarded(lambda: _verify([st], proof, transcript), "lookup")
 
 
-def verify_many(sts: Sequence[LookupStatement], proof: LookupProof, transcript: Transcript) -> VerifyResult:
+def verify_many(sts: Sequence[LookupStatement], proof: LookupProof, transcript: Transcript,
+                masks: "VerifierMasks | None" = None) -> VerifyResult:
     """Check a :func:`prove_many` proof; on acceptance the claims of every statement, statement after
-    statement (each as :func:`verify` lists them). Never raises."""
-    return guarded(lambda: _verify(_statements(sts), proof, transcript), "lookup")
+    statement (each as :func:`verify` lists them). With ``masks``
+    (:class:`blindproof.zk.ops.zkmask.VerifierMasks`) every layer with rounds MUST be masked: its mask
+    opening is checked here and the claim on the mask's committed table goes to ``masks.add_claim``
+    (named ``masks.next_name()``); without, a masked layer is rejected. Never raises."""
+    return guarded(lambda: _verify(_statements(sts), proof, transcript, masks), "lookup")
 
 
 def verify_bytes(st: "LookupStatement | Sequence[LookupStatement]", data: bytes,
@@ -842,7 +897,8 @@ def verify_bytes(st: "LookupStatement | Sequence[LookupStatement]", data: bytes,
     return guarded(run, "lookup")
 
 
-def _verify(sts: Sequence[LookupStatement], proof: LookupProof, transcript: Transcript) -> VerifyResult:
+def _verify(sts: Sequence[LookupStatement], proof: LookupProof, transcript: Transcript,
+            masks: "VerifierMasks | None" = None) -> VerifyResult:
     logs = _tree_logs(sts)
     n_trees = len(logs)
     depth = max(logs)
@@ -854,8 +910,13 @@ def _verify(sts: Sequence[LookupStatement], proof: LookupProof, transcript: Tran
         active = sum(1 for n in logs if n > k)
         if layer.round_evals.shape != (k, 3, 4) or layer.final_evals.shape != (1 + 4 * active, 4):
             return VerifyResult.reject(f"lookup: layer {k}: proof shape does not match the statement")
-        if layer.mask_sum is not None or layer.mask_eval is not None:
+        masked = masks is not None and k > 0
+        if masked and (layer.mask_sum is None or layer.mask_eval is None):
+            return VerifyResult.reject(f"lookup: layer {k}: a masked (zero-knowledge) layer is required")
+        if not masked and (layer.mask_sum is not None or layer.mask_eval is not None):
             return VerifyResult.reject(f"lookup: layer {k}: unexpected mask")
+    if len(proof.mask_openings) != (max(depth - 1, 0) if masks is not None else 0):
+        return VerifyResult.reject("lookup: wrong number of mask openings")
     evals, e = [], 0
     for st in sts:
         for _ in st.group_logs:
@@ -895,6 +956,11 @@ def _verify(sts: Sequence[LookupStatement], proof: LookupProof, transcript: Tran
         lam_a = transcript.challenge_ext("lookup/lambda")
         layer = proof.layers[k]
         claim = _combine(claims, active, lam_a)
+        rho = None
+        if layer.mask_sum is not None:
+            transcript.absorb_ext("lookup/mask_sum", layer.mask_sum)
+            rho = tuple(transcript.challenge_ext("lookup/rho").tolist())
+            claim = _add4(claim, _MUL(rho, _ints(layer.mask_sum)))
         s_point = []
         for j, ev in enumerate(F._check_ext(layer.round_evals, "round values").tolist()):
             transcript.absorb_ext("lookup/round", layer.round_evals[j])
@@ -904,13 +970,23 @@ def _verify(sts: Sequence[LookupStatement], proof: LookupProof, transcript: Tran
             s_point.append(s)
         transcript.absorb_ext("lookup/final", layer.final_evals)
         fin = np.ascontiguousarray(F._check_ext(layer.final_evals, "final values"))
-        if _compose(fin, lam_a) != claim:
+        expect = _compose(fin, lam_a)
+        if rho is not None:
+            transcript.absorb_ext("lookup/mask_eval", layer.mask_eval)
+            expect = _add4(expect, _MUL(rho, _ints(layer.mask_eval)))
+        if expect != claim:
             return VerifyResult.reject(f"lookup: layer {k}: final values do not match the last round polynomial")
         eq = _ONE
         for a, b in zip(point, s_point):
             eq = _MUL(eq, _eq1(a, b))
         if tuple(fin[0].tolist()) != eq:
             return VerifyResult.reject(f"lookup: layer {k}: wrong eq value")
+        if rho is not None:  # g(r) -> a claim on the committed mask table, before μ
+            res = S.verify_mask_opening(k, np.array(s_point, dtype=np.uint32).reshape(-1, 4), layer.mask_eval,
+                                        proof.mask_openings[k - 1], transcript)
+            if not res.ok:
+                return VerifyResult.reject(f"lookup: layer {k}: mask {res.reason}")
+            masks.add_claim(masks.next_name(), res.claims[0].point, res.claims[0].value)
         mu_a = transcript.challenge_ext("lookup/mu")
         claims[active] = _next_claims_kernel(fin, mu_a)
         point = [tuple(mu_a.tolist())] + s_point

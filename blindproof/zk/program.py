@@ -195,9 +195,10 @@ def _prove_ops(ctx: B.ProverContext, run: "_Run") -> list[B.OpProof | None]:
 
 def mask_plan(spec: QuantSpec, vals: Mapping[str, np.ndarray], shapes: Mapping[str, tuple[int, ...]],
               public: Mapping[str, np.ndarray], start: int = 0, strict: bool = True) -> list[tuple[int, int]]:
-    """(n_vars, degree) of every masked op sumcheck of a proof, in order: a dry run of the op proofs
-    under a throwaway transcript (the sizes depend only on the program and the input shapes, never on
-    challenges), cached per (spec digest, input shapes, start)."""
+    """(n_vars, degree) of every masked sumcheck of a proof, in order: the op sumchecks from a dry run
+    of the op proofs under a throwaway transcript (the sizes depend only on the program and the input
+    shapes, never on challenges), then the layer sumchecks of the deferred lookups' GKRs (from the
+    lookups the dry run collected), cached per (spec digest, input shapes, start)."""
     key = (spec.digest(), tuple((n, shapes[n]) for n in spec.inputs), int(start))
     plan = _MASK_PLANS.get(key)
     if plan is None:
@@ -205,7 +206,7 @@ def mask_plan(spec: QuantSpec, vals: Mapping[str, np.ndarray], shapes: Mapping[s
         ctx = B.ProverContext(Transcript(_DOMAIN + b"/mask-plan"), spec, shapes, public=dict(public), start=start,
                               values=vals, strict=strict, lookups=B.LookupBatch(), masks=rec)
         _prove_ops(ctx, _Run(spec, public))
-        plan = rec.plan
+        plan = rec.plan + ctx.lookups.mask_sizes()  # the lookups are proved after the op proofs
         if len(_MASK_PLANS) >= _MASK_PLANS_MAX:
             _MASK_PLANS.clear()
         _MASK_PLANS[key] = plan
@@ -217,9 +218,10 @@ def prove_program(spec: QuantSpec, values: Mapping[str, np.ndarray], inputs: Map
                   start: int = 0, strict: bool = True, rng: np.random.Generator | None = None) -> bytes:
     """Prove that ``values`` (every trace tensor and witness, and the weights as ``"w:<name>"``) is a
     run of ``spec`` from ``inputs`` to ``outputs``. The transcript must already hold the statement.
-    Calls ``settler.commit`` (every canonical table, and the zero-knowledge masks of the op sumchecks,
-    :mod:`blindproof.zk.ops.zkmask`) before any challenge and ``settler.settle`` (every claim left,
-    public ones and the mask claims included) at the end. Returns the op proofs' bytes.
+    Calls ``settler.commit`` (every canonical table, and the zero-knowledge masks of the op sumchecks
+    and of the lookups' GKR layers, :mod:`blindproof.zk.ops.zkmask`) before any challenge and
+    ``settler.settle`` (every claim left, public ones and the mask claims included) at the end.
+    Returns the op proofs' bytes.
     ``strict=False`` lets tests build proofs from cheating values; ``rng`` draws the masks (tests)."""
     public = _public(spec, inputs, outputs)
     vals, shapes = with_aux(spec, values, public, start, strict)
@@ -229,8 +231,8 @@ def prove_program(spec: QuantSpec, values: Mapping[str, np.ndarray], inputs: Map
     settler.commit({n: ctx.table(n) for n in vals if n in shapes} | masks.tables(), transcript)
     run = _Run(spec, public)
     proofs = _prove_ops(ctx, run)
-    masks.check_all_used()
     lookups, new = ctx.lookups.prove(ctx)
+    masks.check_all_used()
     run.final += new + masks.claims
     settler.settle(run.final, transcript)
     return ProgramProof(proofs, lookups).to_bytes()

@@ -1015,8 +1015,14 @@ class LookupBatch:
                 size = leaves
         return runs
 
+    def mask_sizes(self) -> list[tuple[int, int]]:
+        """(n_vars, degree) of the zero-knowledge masks the GKR layers of :meth:`prove` take from a
+        context's masks, in order (public shapes only)."""
+        return [s for run in self._gkrs() for s in L.mask_sizes([st for _, st in run])]
+
     def prove(self, ctx: ProverContext) -> tuple[OpProof, list[Claim]]:
-        """Prove every deferred lookup; returns the proof and the claims to settle."""
+        """Prove every deferred lookup; returns the proof and the claims to settle. With masks in the
+        context every GKR layer sumcheck is zero-knowledge masked (:func:`lookup.prove_many`)."""
         proof, claims = OpProof(), []
         ctx.transcript.absorb_bytes("ops/lookup_batch", str(len(self.entries)).encode())
         for run in self._gkrs():
@@ -1029,7 +1035,7 @@ class LookupBatch:
                 for _, _, mname in pack:
                     mult += np.asarray(ctx.value(mname), dtype=np.int64)
                 mults.append(F.from_signed(mult))
-            lp, lclaims = L.prove_many(sts, cols, mults, ctx.transcript)
+            lp, lclaims = L.prove_many(sts, cols, mults, ctx.transcript, ctx.masks)
             proof.put_bytes(lp.to_bytes(sts))
             if ctx.strict:
                 _check_own_lookup(sts, lp)
@@ -1048,7 +1054,7 @@ class LookupBatch:
         ctx.transcript.absorb_bytes("ops/lookup_batch", str(len(self.entries)).encode())
         for run in self._gkrs():
             sts = [st for _, st in run]
-            res = L.verify_many(sts, rd.take_lookup(sts), ctx.transcript)
+            res = L.verify_many(sts, rd.take_lookup(sts), ctx.transcript, ctx.masks)
             if not res.ok:
                 raise Reject(f"lookup into {', '.join(st.table.name for st in sts)}: {res.reason}")
             at = 0

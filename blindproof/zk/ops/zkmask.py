@@ -1,7 +1,9 @@
 """Zero-knowledge masks for the op sumchecks of a program proof (Libra-style, one mask per sumcheck).
 
-Every op sumcheck with at least one variable runs on ``f + ρ·g`` with its own random mask ``g``
-(:class:`blindproof.zk.sumcheck.MaskPolynomial`), so its round messages are uniformly masked. The
+Every op sumcheck with at least one variable, and every layer sumcheck with at least one variable of
+the program's logUp-GKR lookups (:func:`blindproof.zk.lookup.prove_many`, after the op proofs), runs
+on ``f + ρ·g`` with its own random mask ``g`` (:class:`blindproof.zk.sumcheck.MaskPolynomial`), so its
+round messages are uniformly masked. The
 mask's coefficient table is committed as ``"zk~mask.<i>"`` (``i`` = the sumcheck's position in the
 proof) in the SAME trace commitment as the trace, before any challenge; the mask's value ``g(r)`` is
 reduced to an MLE claim on that table (``sumcheck.prove_mask_opening``), which the settler opens with
@@ -9,9 +11,10 @@ every other trace claim.
 
 The prover must know every mask's size before committing: the sequence of sumcheck sizes depends only
 on the program and the input shapes, so :class:`MaskRecorder` learns it from a dry run of the op
-proofs (under a throwaway transcript), cached per (spec, input shapes, start). The verifier needs no
-plan: it names the ``i``-th mask for the ``i``-th masked sumcheck and the trace opening rejects a
-claim on a mask that was not committed or that has another size.
+proofs (under a throwaway transcript), followed by the GKR layer sizes of the deferred lookups
+(:func:`blindproof.zk.lookup.mask_sizes`, from public shapes), cached per (spec, input shapes, start).
+The verifier needs no plan: it names the ``i``-th mask for the ``i``-th masked sumcheck and the trace
+opening rejects a claim on a mask that was not committed or that has another size.
 """
 
 from __future__ import annotations
@@ -47,6 +50,12 @@ class VerifierMasks:
         name = mask_name(self.used)
         self.used += 1
         return name
+
+    def add_claim(self, name: str, point: np.ndarray, value: np.ndarray) -> None:
+        """Record the claim ``MLE(mask table name)(point) = value`` for the trace opening."""
+        from blindproof.zk.ops.base import Claim  # base uses this module's objects, not its names
+
+        self.claims.append(Claim(name, point, value))
 
 
 @dataclass

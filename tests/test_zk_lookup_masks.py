@@ -1,0 +1,271 @@
+"""Zero-knowledge masks of the logUp-GKR layer sumchecks: completeness and must-reject tests, for
+:func:`lookup.prove_many` alone and inside whole-model proofs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from blindproof.zk import field as F
+from blindproof.zk import lookup as L
+from blindproof.zk import mle
+from blindproof.zk import sumcheck as S
+from blindproof.zk.ops import zkmask as M
+from blindproof.zk.transcript import Transcript
+
+
+def _lookup(seed: int = 0):
+    """Two statements (a range table and a function table, groups of different depths) with data."""
+    rng = np.random.default_rng(seed)
+    rt = L.LookupTable.range(4)
+    ft = L.LookupTable.function("sq", np.arange(8, dtype=np.uint32), (np.arange(8) ** 2).astype(np.uint32))
+    g_r = [[rng.integers(0, 16, 32).astype(np.uint32)], [rng.integers(0, 16, 4).astype(np.uint32)]]
+    x = rng.integers(0, 8, 16).astype(np.uint32)
+    g_f = [[x, (x.astype(np.int64) ** 2).astype(np.uint32)]]
+    sts = [L.LookupStatement(rt, ("a", "b"), (5, 2)), L.LookupStatement(ft, ("c",), (4,), reps=2)]
+    groups = [g_r, g_f]
+    mults = [rt.multiplicities(g_r), ft.multiplicities(g_f)]
+    return sts, groups, mults
+
+
+def _prove(seed: int = 0, mask_seed: int = 1):
+    sts, groups, mults = _lookup(seed)
+    masks = M.ProverMasks.sample(L.mask_sizes(sts), np.random.default_rng(mask_seed))
+    proof, claims = L.prove_many(sts, groups, mults, Transcript(b"lk"), masks)
+    masks.check_all_used()
+    return sts, proof, claims, masks
+
+
+def _verify(sts, proof, masks=None):
+    masks = M.VerifierMasks() if masks is None else masks
+    return L.verify_many(sts, proof, Transcript(b"lk"), masks), masks
+
+
+def _copy(proof: L.LookupProof, **kw) -> L.LookupProof:
+    layers = [S.SumcheckProof(ly.round_evals.copy(), ly.final_evals.copy(),
+                              None if ly.mask_sum is None else ly.mask_sum.copy(),
+                              None if ly.mask_eval is None else ly.mask_eval.copy()) for ly in proof.layers]
+    fields = dict(roots=proof.roots.copy(), layers=layers, column_evals=[e.copy() for e in proof.column_evals],
+                  mask_openings=list(proof.mask_openings))
+    fields.update(kw)
+    return L.LookupProof(**fields)
+
+
+def test_mask_sizes_one_per_layer_with_rounds():
+    sts, _, _ = _lookup()
+    depth = max(n for st in sts for n in st.all_tree_logs)
+    assert L.mask_sizes(sts) == [(k, 3) for k in range(1, depth)]
+
+
+def test_masked_lookup_is_complete_and_its_mask_claims_are_true():
+    sts, proof, claims, pmasks = _prove()
+    assert all(ly.mask_sum is not None for ly in proof.layers[1:]) and proof.layers[0].mask_sum is None
+    assert len(proof.mask_openings) == len(proof.layers) - 1
+    res, vmasks = _verify(sts, proof)
+    assert res.ok, res.reason
+    assert [c.value.tolist() for c in res.claims] == [c.value.tolist() for cl in claims for c in cl]
+    assert [c.tensor for c in vmasks.claims] == [M.mask_name(i) for i in range(len(pmasks.masks))]
+    tables = pmasks.tables()
+    for vc, pc in zip(vmasks.claims, pmasks.claims):  # every claim is an opening of the committed table
+        assert np.array_equal(vc.value, pc.value) and np.array_equal(vc.point, pc.point)
+        assert np.array_equal(mle.evaluate(tables[vc.tensor], vc.point), vc.value)
+
+
+def test_masked_proof_round_trips_through_bytes():
+    sts, proof, _, _ = _prove()
+    data = proof.to_bytes(sts)
+    back = L.LookupProof.from_bytes(data, sts)
+    assert back.to_bytes(sts) == data
+    assert _verify(sts, back)[0].ok
+    for cut in (1, 17, len(data) // 2):
+        assert not L.verify_bytes(sts, data[:-cut], Transcript(b"lk")).ok
+
+
+def test_round_messages_depend_on_the_mask():
+    sts, a, _, _ = _prove(mask_seed=1)
+    _, b, _, _ = _prove(mask_seed=2)
+    for la, lb in zip(a.layers[1:], b.layers[1:]):
+        assert not np.array_equal(la.round_evals, lb.round_evals)
+
+
+def test_masks_required_when_the_verifier_has_a_masker():
+    sts, groups, mults = _lookup()
+    plain, _ = L.prove_many(sts, groups, mults, Transcript(b"lk"))
+    res, _ = _verify(sts, plain)
+    assert not res.ok and "masked" in res.reason
+    assert L.verify_many(sts, plain, Transcript(b"lk")).ok  # standalone lookups stay unmasked
+
+
+def test_unmasked_verifier_rejects_a_masked_proof():
+    sts, proof, _, _ = _prove()
+    res = L.verify_many(sts, proof, Transcript(b"lk"))
+    assert not res.ok and "unexpected mask" in res.reason
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_rejects_a_stripped_layer_mask(k):
+    sts, proof, _, _ = _prove()
+    bad = _copy(proof)
+    bad.layers[k] = S.SumcheckProof(bad.layers[k].round_evals, bad.layers[k].final_evals)
+    res, _ = _verify(sts, bad)
+    assert not res.ok and "masked" in res.reason
+    bad.mask_openings = [o for i, o in enumerate(bad.mask_openings) if i != k - 1]
+    assert not _verify(sts, bad)[0].ok
+    # the same edit through bytes: also rejected (or malformed)
+    assert not L.verify_bytes(sts, bad.to_bytes(sts), Transcript(b"lk")).ok
+
+
+@pytest.mark.parametrize("field_name", ["mask_sum", "mask_eval"])
+def test_rejects_a_tampered_mask_value(field_name):
+    sts, proof, _, _ = _prove()
+    for k in (1, len(proof.layers) - 1):
+        bad = _copy(proof)
+        ly = bad.layers[k]
+        setattr(ly, field_name, F.eadd(getattr(ly, field_name), F.eone()))
+        res, _ = _verify(sts, bad)
+        assert not res.ok
+
+
+def test_rejects_a_tampered_mask_opening_and_a_missing_one():
+    sts, proof, _, _ = _prove()
+    op = proof.mask_openings[0]
+    rounds = op.round_evals.copy()
+    rounds[0, 0] = F.eadd(rounds[0, 0], F.eone())
+    bad = _copy(proof, mask_openings=[S.SumcheckProof(rounds, op.final_evals)] + proof.mask_openings[1:])
+    res, _ = _verify(sts, bad)
+    assert not res.ok and "mask" in res.reason
+    assert not _verify(sts, _copy(proof, mask_openings=proof.mask_openings[:-1]))[0].ok
+
+
+def test_mask_claims_name_the_committed_masks_after_the_op_masks():
+    """The verifier names lookup masks after those already used (the op sumchecks' come first)."""
+    sts, groups, mults = _lookup()
+    plan = [(2, 2)] + L.mask_sizes(sts)
+    pm = M.ProverMasks.sample(plan, np.random.default_rng(4))
+    pm.take(2, 2)
+    proof, _ = L.prove_many(sts, groups, mults, Transcript(b"lk"), pm)
+    pm.check_all_used()
+    vm = M.VerifierMasks()
+    vm.next_name()
+    res = L.verify_many(sts, proof, Transcript(b"lk"), vm)
+    assert res.ok and [c.tensor for c in vm.claims] == [M.mask_name(i) for i in range(1, len(plan))]
+
+
+def test_prover_refuses_masks_of_another_plan():
+    sts, groups, mults = _lookup()
+    pm = M.ProverMasks.sample([(k + 1, 3) for k, _ in L.mask_sizes(sts)], np.random.default_rng(0))
+    with pytest.raises(ValueError, match="mask plan"):
+        L.prove_many(sts, groups, mults, Transcript(b"lk"), pm)
+
+
+# --- whole-model proofs ---------------------------------------------------------------------------
+
+program = pytest.importorskip("blindproof.zk.program")
+
+from blindproof.zk import pcs  # noqa: E402
+from blindproof.zk.commitment import CommitmentKey  # noqa: E402
+from blindproof.zk.ops import base as B  # noqa: E402
+from blindproof.zk.proof_file import ModelProof  # noqa: E402
+from blindproof.zk.prover import ModelProver, example_input, quantized_workload  # noqa: E402
+from blindproof.zk.verifier import verify_model_proof  # noqa: E402
+
+KEY = CommitmentKey(b"\x0b" * 32)
+NAME = "mlp-784-56-10"
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    seen: list = []
+    orig = L.prove_many
+
+    def recording(sts, *a, **kw):
+        seen.append(list(sts))
+        return orig(sts, *a, **kw)
+
+    L.prove_many = recording
+    try:
+        prover = ModelProver.create(quantized_workload(NAME), KEY)
+        proof = prover.prove(prover.model.encode(example_input(NAME)), rng=np.random.default_rng(0))
+    finally:
+        L.prove_many = orig
+    return prover, proof, seen
+
+
+def _edit_lookups(proof: ModelProof, runs, edit) -> bytes:
+    """Re-encode the proof after ``edit(lookup_proof)`` on every GKR of its batched lookups."""
+    n_ops = int.from_bytes(proof.program_proof[6:10], "little")
+    prog = program.ProgramProof.from_bytes(proof.program_proof, n_ops)
+    parts, r = [], 0
+    for part in prog.lookups.parts:
+        if isinstance(part, bytes) and part[:4] == b"BPLK":
+            lp = L.LookupProof.from_bytes(part, runs[r])
+            part = edit(lp).to_bytes(runs[r])
+            r += 1
+        parts.append(part)
+    prog.lookups = B.OpProof(parts)
+    fields = dict(proof.__dict__)
+    fields["program_proof"] = prog.to_bytes()
+    return ModelProof(**fields).to_bytes()
+
+
+def test_model_proof_masks_every_lookup_layer_and_commits_the_masks(mlp):
+    prover, proof, runs = mlp
+    assert runs and verify_model_proof(prover.commitment, proof.to_bytes()).ok
+    committed = {n for n in pcs.Commitment.from_bytes(proof.trace_commitment).layout.names if M.is_mask(n)}
+    layers = []
+    _edit_lookups(proof, runs, lambda lp: layers.extend(lp.layers[1:]) or lp)
+    assert layers and all(ly.mask_sum is not None for ly in layers)
+    lookup_masks = sum(len(L.mask_sizes(sts)) for sts in runs)
+    assert lookup_masks == len(layers)
+    assert {M.mask_name(len(committed) - 1 - i) for i in range(lookup_masks)} <= committed
+
+
+def test_model_proof_rejects_a_stripped_lookup_mask(mlp):
+    prover, proof, runs = mlp
+
+    def strip(lp):
+        ly = lp.layers[-1]
+        lp.layers[-1] = S.SumcheckProof(ly.round_evals, ly.final_evals)
+        lp.mask_openings = lp.mask_openings[:-1]
+        return lp
+
+    res = verify_model_proof(prover.commitment, _edit_lookups(proof, runs, strip))
+    assert not res.ok and "masked" in res.reason
+
+
+@pytest.mark.parametrize("field_name", ["mask_sum", "mask_eval"])
+def test_model_proof_rejects_a_tampered_lookup_mask_value(mlp, field_name):
+    prover, proof, runs = mlp
+
+    def bump(lp):
+        ly = lp.layers[1]
+        setattr(ly, field_name, F.eadd(getattr(ly, field_name), F.eone()))
+        return lp
+
+    assert not verify_model_proof(prover.commitment, _edit_lookups(proof, runs, bump)).ok
+
+
+def test_model_proof_rejects_a_lookup_mask_claim_on_another_table(mlp):
+    """A consistent layer and opening for a mask other than the committed one: the trace opening of
+    the mask claim fails."""
+    prover, proof, runs = mlp
+    orig = M.ProverMasks.sample
+
+    def swap_last(plan, rng=None):  # commit the sampled masks, then prove with another last mask
+        masks = orig(plan, rng)
+        tables = masks.tables()
+        masks.tables = lambda: tables
+        n, d = plan[-1]
+        masks.masks[-1] = S.MaskPolynomial.random(np.random.default_rng(99), n, d)
+        return masks
+
+    M.ProverMasks.sample = staticmethod(swap_last)
+    try:
+        try:
+            bad = prover.prove(prover.model.encode(example_input(NAME)), rng=np.random.default_rng(3))
+        except ValueError:  # a prover that checks its own openings refuses the false claim
+            return
+    finally:
+        M.ProverMasks.sample = staticmethod(orig)
+    res = verify_model_proof(prover.commitment, bad.to_bytes())
+    assert not res.ok and "trace opening" in res.reason
