@@ -192,8 +192,16 @@ def plot(results: list[dict], path: Path) -> None:
     ok = [r for r in results if r.get("status") == "ok"]
     if not ok:
         return
-    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
     names = [r["workload"] for r in ok]
+    # prove time against model size (multiply-adds of the proved matmuls), log-log
+    ax[2].loglog([r["macs"] for r in ok], [r["prove_s"] for r in ok], "o")
+    for r in ok:
+        ax[2].annotate(r["workload"], (r["macs"], r["prove_s"]), textcoords="offset points", xytext=(4, -10),
+                       fontsize=8)
+    ax[2].set_xlabel("model size: multiply-adds per inference")
+    ax[2].set_ylabel("prove (s, median, one thread)")
+    ax[2].grid(True, which="major", alpha=0.3)
     ax[0].bar(names, [r["prove_s"] for r in ok], label="prove")
     ax[0].bar(names, [r["verify_s"] for r in ok], label="verify")
     ax[0].set_ylabel("seconds (median, one thread)")
