@@ -35,11 +35,12 @@ from blindproof.zk import pcs  # noqa: E402
 from blindproof.zk import program as P  # noqa: E402
 from blindproof.zk.ops import base as B  # noqa: E402
 from blindproof.zk.quant.reference import run_program  # noqa: E402
-from blindproof.zk.quant.spec import Op, QuantSpec, TensorSpec, WeightSpec  # noqa: E402
+from blindproof.zk.quant.spec import ACC_BOUND, Op, QuantSpec, TensorSpec, WeightSpec  # noqa: E402
 from blindproof.zk.quant.tables import rope_table  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-ACC = (1 << 30) - 1
+ACC = ACC_BOUND - 1  # accumulators: the integer model's bound
+SCORES = (1 << 28) - 1  # softmax inputs: declared within ±2^28 (a wider spread could wrap max − s)
 I16 = (1 << 15) - 1
 
 
@@ -158,7 +159,8 @@ def _c_add(rng):
 @case("mul tiny-llama (16, 256)", quick=True)
 def _c_mul(rng):
     spec = one_op(Op("mul", ("a", "b"), "y"), [_t("a"), _t("b"), _t("y", -ACC, ACC, "accumulator")])
-    return traced(spec, {}, {"a": rng.integers(-I16, I16, size=(16, 256)), "b": rng.integers(-I16, I16, size=(16, 256))},
+    # products stay below the integer model's 2^29 bound (a full-range int16 square would reach 2^30)
+    return traced(spec, {}, {"a": rng.integers(-I16, I16, size=(16, 256)), "b": rng.integers(-2**13, 2**13, size=(16, 256))},
                   commit=("y",), note="SwiGLU product")
 
 
@@ -208,7 +210,7 @@ def _c_silu_tiny(rng):
 def _softmax(rng, b, h, t, k, note, start=0):
     from blindproof.zk.quant.tables import exp_table
     spec = one_op(Op("softmax", ("s",), "p", {"causal": True, "frac": 14, "table": "softmax.exp"}),
-                  [_t("s", -ACC, ACC, "accumulator"), _t("p", 0, 1 << 14)],
+                  [_t("s", -SCORES, SCORES, "accumulator"), _t("p", 0, 1 << 14)],
                   tables={"softmax.exp": exp_table("softmax.exp", 12, 15)})
     return _nonlinear(spec, {"s": rng.normal(0, 6000, size=(b, h, t, k)).round().astype(np.int64)}, note, start)
 
