@@ -299,8 +299,8 @@ def write_markdown(result: dict, path: Path) -> None:
              f"Machine: {m['cpu']}, {m['cores']} cores, 1-minute load average {m['load_avg_1m']:.1f} at start; "
              f"threads {m['threads']} (numba {m['numba_threads']}); Python {m['python']}, numpy {m['numpy']}, "
              f"numba {m['numba']}.", "",
-             "Medians of repeated runs. *wall* is elapsed time, *cpu* is this process's CPU time (the "
-             "machine was shared with other work, so wall times include waiting for a core). "
+             "Medians of repeated runs. *wall* is elapsed time, *cpu* is this process's CPU time (on a "
+             "shared machine wall times include waiting for a core; the load average at start is printed above). "
              "*prove total* = aux columns + PCS commit of the named tensors + op proof; *verify* is the op "
              "verifier without the (batched) PCS opening; *proof* is the op proof only.", "",
              "| case | output | committed | prove total ms (wall / cpu) | op proof ms (cpu) | commit ms (cpu) | "
