@@ -89,7 +89,7 @@ def markdown(out: dict) -> str:
     m = out["machine"]
     lines = ["# Verified blind inference, end to end", "",
              f"Measured {m['date_utc']} UTC on {m['cpu']} ({m['cores']} cores, {m['threads']} numeric thread(s) per "
-             f"process, load average {m['load_average_1min']} at the start: a shared machine under load), "
+             f"process, load average {m['load_average_1min']} at the start), "
              f"torch {m['torch']}, grpcio {m['grpcio']}, blindproof {m['blindproof']} (commit {m.get('commit') or '?'}). One server process with one "
              "prover worker on localhost; rotate-tier EE integer deployments. `python benchmarks/bench_verified.py`.", "",
              "Steady state: median over the runs after the first inference of a deployment. The first inference also "
