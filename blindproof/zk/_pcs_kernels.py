@@ -15,6 +15,8 @@ import numba as nb
 import numpy as np
 
 from blindproof.zk._kernels import _P, _W, e_mul, e_mul_by
+from blindproof.zk._kernels import addmod as _add
+from blindproof.zk._kernels import submod as _sub
 
 _NJ = dict(cache=True, nogil=True, boundscheck=False)
 _ZERO = np.uint64(0)
@@ -24,20 +26,26 @@ _TWO_P = np.uint64(2 * 2013265921)
 
 
 @nb.njit(inline="always", **_NJ)
-def _sub(a, b):
-    return a - b if a >= b else a + _P - b
-
-
-@nb.njit(inline="always", **_NJ)
-def _add(a, b):
-    s = a + b
-    return s - _P if s >= _P else s
-
-
-@nb.njit(inline="always", **_NJ)
 def _line2(lo, hi):
     """Value at X = 2 of the line through (0, lo), (1, hi): 2·hi - lo."""
     return _sub(_add(hi, hi), lo)
+
+
+@nb.njit(inline="always", **_NJ)
+def _accumulate_round(acc, x0, x1, x2, x3, y0, y1, y2, y3, u0, u1, u2, u3, v0, v1, v2, v3):
+    """Add the next round's terms of one folded pair: A·B at X = 0 into acc[:4], at X = 2 into acc[4:]
+    (x, y: A at j and j + q; u, v: B at j and j + q)."""
+    p0, p1, p2, p3 = e_mul(x0, x1, x2, x3, u0, u1, u2, u3)
+    acc[0] += p0
+    acc[1] += p1
+    acc[2] += p2
+    acc[3] += p3
+    p0, p1, p2, p3 = e_mul(_line2(x0, y0), _line2(x1, y1), _line2(x2, y2), _line2(x3, y3),
+                           _line2(u0, v0), _line2(u1, v1), _line2(u2, v2), _line2(u3, v3))
+    acc[4] += p0
+    acc[5] += p1
+    acc[6] += p2
+    acc[7] += p3
 
 
 @nb.njit(**_NJ)
@@ -259,17 +267,7 @@ def first_fold(A, M, rows, Bx, r):
             a[j + q, 0], a[j + q, 1], a[j + q, 2], a[j + q, 3] = y0, y1, y2, y3
             a[h + j, 0], a[h + j, 1], a[h + j, 2], a[h + j, 3] = u0, u1, u2, u3
             a[h + j + q, 0], a[h + j + q, 1], a[h + j + q, 2], a[h + j + q, 3] = v0, v1, v2, v3
-            p0, p1, p2, p3 = e_mul(x0, x1, x2, x3, u0, u1, u2, u3)
-            acc[0] += p0
-            acc[1] += p1
-            acc[2] += p2
-            acc[3] += p3
-            p0, p1, p2, p3 = e_mul(_line2(x0, y0), _line2(x1, y1), _line2(x2, y2), _line2(x3, y3),
-                                   _line2(u0, v0), _line2(u1, v1), _line2(u2, v2), _line2(u3, v3))
-            acc[4] += p0
-            acc[5] += p1
-            acc[6] += p2
-            acc[7] += p3
+            _accumulate_round(acc, x0, x1, x2, x3, y0, y1, y2, y3, u0, u1, u2, u3, v0, v1, v2, v3)
         for k in range(4):
             out[0, k] = (out[0, k] + acc[k]) % _P
             out[1, k] = (out[1, k] + acc[4 + k]) % _P
@@ -302,17 +300,7 @@ def fold_and_round(A, B, length, r):
             a[j + q, 0], a[j + q, 1], a[j + q, 2], a[j + q, 3] = y0, y1, y2, y3
             b[j, 0], b[j, 1], b[j, 2], b[j, 3] = u0, u1, u2, u3
             b[j + q, 0], b[j + q, 1], b[j + q, 2], b[j + q, 3] = v0, v1, v2, v3
-            p0, p1, p2, p3 = e_mul(x0, x1, x2, x3, u0, u1, u2, u3)
-            acc[0] += p0
-            acc[1] += p1
-            acc[2] += p2
-            acc[3] += p3
-            p0, p1, p2, p3 = e_mul(_line2(x0, y0), _line2(x1, y1), _line2(x2, y2), _line2(x3, y3),
-                                   _line2(u0, v0), _line2(u1, v1), _line2(u2, v2), _line2(u3, v3))
-            acc[4] += p0
-            acc[5] += p1
-            acc[6] += p2
-            acc[7] += p3
+            _accumulate_round(acc, x0, x1, x2, x3, y0, y1, y2, y3, u0, u1, u2, u3, v0, v1, v2, v3)
         for k in range(4):
             out[0, k] = (out[0, k] + acc[k]) % _P
             out[1, k] = (out[1, k] + acc[4 + k]) % _P
