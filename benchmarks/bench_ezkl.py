@@ -1,6 +1,6 @@
 """blindproof against EZKL on the same models, same machine, same run (one thread, medians).
 
-    pip install ezkl onnx          # optional; not a dependency of blindproof
+    pip install -e ".[ezkl]"       # optional (ezkl, onnx); not a dependency of blindproof
     python benchmarks/bench_ezkl.py [--models mlp,tiny-block] [--repeats N] [--out docs/bench_ezkl]
 
 Models: ``mlp`` is the mlp-784-56-10 workload (seed 0); ``tiny-block`` is ONE tiny-llama-shaped block
@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     machine = _machine()
     if machine["ezkl"] is None:
-        print("ezkl is not installed: pip install ezkl onnx", file=sys.stderr)
+        print("ezkl is not installed: pip install -e \".[ezkl]\" (ezkl, onnx)", file=sys.stderr)
         return 2
     print(json.dumps(machine))
     rows = []
