@@ -75,6 +75,18 @@ def _macs(spec, inputs) -> int:
     return total
 
 
+def timed_verify(commitment, data: bytes, runs: int = 3):
+    """Verify ``data`` ``runs`` times; the last result and every run's seconds."""
+    from blindproof.zk.verifier import verify_model_proof
+
+    times, res = [], None
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        res = verify_model_proof(commitment, data)
+        times.append(time.perf_counter() - t0)
+    return res, times
+
+
 def run_one(name: str, repeats: int) -> dict:
     """Measure one workload in this process."""
     import numpy as np
@@ -83,7 +95,6 @@ def run_one(name: str, repeats: int) -> dict:
     from blindproof.zk.commitment import CommitmentKey
     from blindproof.zk.ops import kinds
     from blindproof.zk.prover import ModelProver, example_input, program_input, quantized_workload
-    from blindproof.zk.verifier import verify_model_proof
 
     out: dict = {"workload": name}
     t0 = time.perf_counter()
@@ -123,11 +134,7 @@ def run_one(name: str, repeats: int) -> dict:
         return out
     out["prove_peak_rss_bytes"] = _vm_hwm_bytes() if hwm_ok else None
     data = proof.to_bytes()
-    vtimes, res = [], None
-    for _ in range(3):
-        t0 = time.perf_counter()
-        res = verify_model_proof(prover.commitment, data)
-        vtimes.append(time.perf_counter() - t0)
+    res, vtimes = timed_verify(prover.commitment, data)
     out.update(status="ok" if res.ok else f"verify rejected: {res.reason}",
                prove_s=statistics.median(times), prove_runs=times, verify_s=statistics.median(vtimes),
                proof_bytes=len(data), statement_bytes=sum(4 * v.size for v in (proof.inputs | proof.outputs).values()),
