@@ -231,7 +231,7 @@ class PcsVerifierSettler(Settler):
             raise Reject("a weight opening without weight claims")
 
 
-# --- the op proofs (engineer-facing adapter to blindproof.zk.program) ---------------------------------
+# --- the op proofs (adapter to blindproof.zk.program) -----------------------------------------------
 
 def _program_verify(spec, proof: ModelProof, transcript: Transcript, settler: PcsVerifierSettler) -> None:
     """Check the op proofs of ``proof.program_proof``; Reject on failure. Calls ``settler.commit``
