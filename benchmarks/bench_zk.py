@@ -94,11 +94,13 @@ def run_one(name: str, repeats: int) -> dict:
     import blindproof  # noqa: F401  (pins threads)
     from blindproof.zk.commitment import CommitmentKey
     from blindproof.zk.ops import kinds
-    from blindproof.zk.prover import ModelProver, example_input, program_input, quantized_workload
+    from blindproof.zk.prover import (ModelProver, example_input, program_input, quantized_workload,
+                                      workload_float_model)
 
     out: dict = {"workload": name}
     t0 = time.perf_counter()
-    qm = quantized_workload(name)
+    model = workload_float_model(name)
+    qm = quantized_workload(name, model=model)
     out["quantize_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     prover = ModelProver.create(qm, CommitmentKey(b"\x01" * 32))
@@ -111,7 +113,7 @@ def run_one(name: str, repeats: int) -> dict:
     if missing:
         out["status"] = f"ops without a proof protocol: {', '.join(missing)}"
         return out
-    inputs = qm.encode(program_input(name, example_input(name)))
+    inputs = qm.encode(program_input(qm, model, example_input(name)))
     out["seq"] = int(next(iter(inputs.values())).shape[1]) if qm.spec.arch["family"] == "transformer" else 0
     out["macs"] = _macs(qm.spec, inputs)
     out["ops"] = len(qm.spec.ops)

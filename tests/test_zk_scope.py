@@ -57,8 +57,10 @@ def test_scope_errors():
 def test_workload_defaults():
     assert workload_scope("gpt2-block") == workload_scope("gpt2-small") == "blocks"
     assert workload_scope("tiny-llama") == "model" and workload_scope("gpt2-block", "model") == "model"
+    model = get_workload("tiny-llama").build(0)
+    qm = quantize(model, calibration_input("tiny-llama"))
     x = np.ones((1, 4), dtype=np.int64)
-    assert program_input("tiny-llama", x) is x  # whole-model programs take token ids as they are
+    assert program_input(qm, model, x) is x  # whole-model programs take token ids as they are
 
 
 def test_blocks_proof_verifies_and_binds_both_ends(tiny_blocks):

@@ -30,16 +30,18 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def load_model(args: argparse.Namespace):
-    """The quantized model the options name; SystemExit(2) with a message on bad options."""
+    """The float model the options name and its quantized form; SystemExit(2) with a message on bad
+    options."""
     from blindproof.models.workloads import WORKLOADS
-    from blindproof.zk.prover import quantized_workload
+    from blindproof.zk.prover import quantized_workload, workload_float_model
 
     if args.model not in WORKLOADS:
         raise SystemExit(f"error: unknown model {args.model!r}; known: {', '.join(WORKLOADS)}")
     if args.weights is not None and not args.weights.is_file():
         raise SystemExit(f"error: weights file {args.weights} does not exist")
     try:
-        return quantized_workload(args.model, str(args.weights) if args.weights else None, args.seed, args.scope)
+        model = workload_float_model(args.model, str(args.weights) if args.weights else None, args.seed)
+        return model, quantized_workload(args.model, scope=args.scope, model=model)
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None
 
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    qm = load_model(args)
+    _, qm = load_model(args)
     t1 = time.perf_counter()
     if key is None:
         key = CommitmentKey.generate()

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     say = (lambda m: None) if args.json else (lambda m: print(f"  {m}", file=sys.stderr, flush=True))
     t0 = time.perf_counter()
-    qm = load_model(args)
+    model, qm = load_model(args)
     say(f"quantized {args.model} ({time.perf_counter() - t0:.2f} s)")
     t1 = time.perf_counter()
     prover = ModelProver.create(qm, key, params)
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     x = _read_input(args.input, args.model, qm.spec.arch.get("config", {}).get("vocab_size"))
     try:
-        x = program_input(args.model, x, str(args.weights) if args.weights else None, args.seed, args.scope)
+        x = program_input(qm, model, x)
         inputs = qm.encode(x)
     except (TypeError, ValueError) as exc:
         print(f"error: bad input: {exc}", file=sys.stderr)

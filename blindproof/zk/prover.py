@@ -222,25 +222,26 @@ def workload_scope(name: str, scope: str | None = None) -> str:
     return scope or get_workload(name).zk_scope
 
 
-def program_input(name: str, x, weights: str | None = None, seed: int = 0, scope: str | None = None):
-    """The float/token input the workload's integer program takes for the model input ``x``: for a
-    ``blocks`` program, token ids become the float hidden states the blocks receive; anything else
-    passes through."""
+def program_input(quantized: QuantizedModel, model, x):
+    """The float/token input ``quantized``'s program takes for the model input ``x``: for a ``blocks``
+    program, token ids become the float hidden states the blocks of ``model`` (the float model it was
+    quantized from) receive; anything else passes through."""
     import torch
 
     from blindproof.zk.quant import embed_float
 
     integer = x.dtype.kind in "iu" if isinstance(x, np.ndarray) else not torch.as_tensor(x).is_floating_point()
-    if workload_scope(name, scope) == "blocks" and integer:
-        return embed_float(workload_float_model(name, weights, seed), x)
+    if quantized.spec.arch.get("scope") == "blocks" and integer:
+        return embed_float(model, x)
     return x
 
 
-def quantized_workload(name: str, weights: str | None = None, seed: int = 0, scope: str | None = None
-                       ) -> QuantizedModel:
+def quantized_workload(name: str, weights: str | None = None, seed: int = 0, scope: str | None = None,
+                       model=None) -> QuantizedModel:
     """The integer model of a workload (its default scope unless ``scope`` is given), quantized with its
-    fixed calibration data."""
+    fixed calibration data; ``model`` is its float model when the caller has built it already."""
     from blindproof.zk.quant import quantize
 
-    return quantize(workload_float_model(name, weights, seed), calibration_input(name),
-                    scope=workload_scope(name, scope))
+    if model is None:
+        model = workload_float_model(name, weights, seed)
+    return quantize(model, calibration_input(name), scope=workload_scope(name, scope))
