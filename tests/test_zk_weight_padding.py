@@ -109,7 +109,7 @@ def test_spec_with_a_linear_on_unpinned_padding_is_refused():
 def test_reading_such_a_commitment_is_refused():
     """A third party's model.commit with such a spec is refused when read (as a verifier reads it)."""
     good, _ = commit_model(_program(), {"W": np.ones((3, 6), dtype=np.int64)}, CommitmentKey(b"k" * 32))
-    bad = ModelCommitment(_unpinned_spec().to_json(), good.weights)
+    bad = ModelCommitment(_unpinned_spec().to_json(), good.weights, good.params)
     with pytest.raises(ProofFileError, match="junk weight padding"):
         ModelCommitment.from_bytes(bad.to_bytes())
 

@@ -146,11 +146,8 @@ class VerifiedInference:
 
 def integer_commitment(quantized, commitment_key: bytes) -> "ModelCommitment":
     """The model commitment of an integer model, with the parameters the server's prover uses."""
-    from blindproof.zk import pcs
     from blindproof.zk.commitment import CommitmentKey, commit_model
-    from blindproof.zk.prover import DEFAULT_SECURITY
-    com, _ = commit_model(quantized.spec, quantized.weights, CommitmentKey(commitment_key),
-                          pcs.PcsParams.for_security(DEFAULT_SECURITY))
+    com, _ = commit_model(quantized.spec, quantized.weights, CommitmentKey(commitment_key))
     return com
 
 
@@ -445,7 +442,7 @@ class BlindClient:
         return from_proto(reply.output)
 
     def infer(self, deployment: Deployment, inputs: torch.Tensor, start: int = 0, prove: bool = False,
-              proof_timeout: float | None = None, min_provable_bits: float = 0.0,
+              proof_timeout: float | None = None, min_provable_bits: float | None = None,
               on_progress: Callable[[JobStatus], None] | None = None) -> "torch.Tensor | VerifiedInference":
         """Blind forward pass: token ids (batch, seq) or MLP features in, decoded logits/outputs out.
 
@@ -460,7 +457,7 @@ class BlindClient:
         return self._infer_proved(deployment, inputs, start, proof_timeout, min_provable_bits, on_progress)
 
     def _infer_proved(self, deployment: Deployment, inputs: torch.Tensor, start: int, proof_timeout: float | None,
-                      min_provable_bits: float, on_progress) -> "VerifiedInference":
+                      min_provable_bits: float | None, on_progress) -> "VerifiedInference":
         from blindproof.client.verify import verify_exchange
         if deployment.mode != "integer":
             raise ValueError("proofs need an integer deployment (deploy(..., mode='integer'))")
@@ -492,8 +489,9 @@ class BlindClient:
         t3 = time.perf_counter()
         sent = {spec.inputs[0]: x.detach().cpu().numpy()}
         received = {spec.outputs[0]: raw.detach().cpu().numpy()}
-        verified = verify_exchange(commitment, proof, sent, received, min_provable_bits=min_provable_bits,
-                                   job_id=reply.job_id, request_id=reply.request_id)
+        verified = verify_exchange(commitment, proof, sent, received, start=start,
+                                   min_provable_bits=min_provable_bits, job_id=reply.job_id,
+                                   request_id=reply.request_id)
         seconds = {"infer": t1 - t0, "prove": t2 - t1, "download": t3 - t2, "verify": verified.verify_s}
         return VerifiedInference(out, verified, reply.request_id, reply.job_id, sent, received, seconds)
 

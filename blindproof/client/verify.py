@@ -74,10 +74,12 @@ def _as_int64(tensors: Mapping[str, object]) -> dict[str, np.ndarray]:
 
 
 def verify_exchange(commitment: ModelCommitment, proof: bytes, sent: Mapping[str, object],
-                    received: Mapping[str, object], *, min_provable_bits: float = 0.0, job_id: str = "",
-                    request_id: str = "") -> VerifiedProof:
+                    received: Mapping[str, object], *, start: int = 0, min_provable_bits: float | None = None,
+                    job_id: str = "", request_id: str = "") -> VerifiedProof:
     """Verify ``proof`` against ``commitment`` with the statement pinned to ``sent`` -> ``received``
-    (the program's integer input and output tensors, by name, as they crossed the wire).
+    (the program's integer input and output tensors, by name, as they crossed the wire) at position
+    ``start`` (what the request asked for). ``min_provable_bits`` may raise the floor of 100 bits,
+    never lower it.
 
     Returns a :class:`VerifiedProof`; raises :class:`ProofVerificationError` otherwise."""
     from blindproof.zk.verifier import verify_model_proof
@@ -88,7 +90,8 @@ def verify_exchange(commitment: ModelCommitment, proof: bytes, sent: Mapping[str
         raise ProofVerificationError("no proof bytes", job_id)
     inputs, outputs = _as_int64(sent), _as_int64(received)
     t0 = time.perf_counter()
-    res = verify_model_proof(commitment, bytes(proof), inputs, outputs, min_provable_bits=min_provable_bits)
+    res = verify_model_proof(commitment, bytes(proof), inputs, outputs, start=start,
+                             min_provable_bits=min_provable_bits)
     verify_s = time.perf_counter() - t0
     if not res.ok:
         raise ProofVerificationError(res.reason or "rejected", job_id)

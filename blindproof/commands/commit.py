@@ -26,7 +26,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                    help="secret commitment key (default: <commitment>.key next to the commitment file)")
     p.add_argument("--security", type=float, default=104.0,
                    help="target provable bits of each commitment opening (default 104, so that the whole proof "
-                        "reaches 100; commit and prove must use the same value)")
+                        "reaches 100; at least 100). The commitment file records the parameters; every proof "
+                        "against it uses them")
 
 
 def load_model(args: argparse.Namespace):
@@ -75,7 +76,11 @@ def run(args: argparse.Namespace) -> int:
     if key is None:
         key = CommitmentKey.generate()
         key.save(key_path)
-    mc, _ = commit_model(qm.spec, qm.weights, key, params)
+    try:
+        mc, _ = commit_model(qm.spec, qm.weights, key, params)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     t2 = time.perf_counter()
     mc.save(args.out)
     lay = mc.weights.layout

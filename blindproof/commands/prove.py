@@ -60,8 +60,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         key = CommitmentKey.load(key_path)
-        params = PcsParams.for_security(args.security)
         public = ModelCommitment.load(args.commitment) if args.commitment.exists() else None
+        # an existing commitment fixes the parameters; --security only applies to a fresh one
+        params = public.params if public is not None else PcsParams.for_security(args.security)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -70,7 +71,11 @@ def run(args: argparse.Namespace) -> int:
     model, qm = load_model(args)
     say(f"quantized {args.model} ({time.perf_counter() - t0:.2f} s)")
     t1 = time.perf_counter()
-    prover = ModelProver.create(qm, key, params)
+    try:
+        prover = ModelProver.create(qm, key, params)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     say(f"model commitment rebuilt ({time.perf_counter() - t1:.2f} s)")
     if public is not None and public.digest() != prover.commitment.digest():
         print(f"error: the model, weights or key do not match {args.commitment}", file=sys.stderr)
@@ -94,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
     summary = {"model": args.model, "proof": str(args.out), "proof_bytes": len(data), "prove_s": round(prove_s, 3),
                "provable_bits": round(proof.soundness.provable_bits, 1),
                "conjectured_bits": round(proof.soundness.conjectured_bits, 1),
-               "model_digest": proof.model_digest.hex()}
+               "model_digest": proof.model_digest.hex(), "start": proof.start,
+               "scope": str(qm.spec.arch.get("scope", "model"))}
     if args.json:
         print(json.dumps(summary))
     else:

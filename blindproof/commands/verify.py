@@ -17,8 +17,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "2: the files cannot be used (missing, unreadable, not a commitment).")
     p.add_argument("proof", type=Path, help="proof file")
     p.add_argument("--commitment", type=Path, required=True, help="model commitment file")
-    p.add_argument("--min-bits", type=float, default=0.0,
-                   help="reject proofs below this many provable bits of soundness (default 0: report only)")
+    p.add_argument("--min-bits", type=float, default=None,
+                   help="reject proofs below this many provable bits of soundness; it can only raise the "
+                        "protocol's floor of 100 bits (the default)")
+    p.add_argument("--start", type=int, default=None,
+                   help="the position of the first token the proof must be for (default: the proof's own, "
+                        "which is printed)")
+    p.add_argument("--scope", choices=("model", "blocks"), default=None,
+                   help="what the proof must cover (default: the commitment's program, which is printed)")
     p.add_argument("--json", action="store_true", help="print the verdict as JSON")
     p.set_defaults(func=run)
 
@@ -31,7 +37,7 @@ def _fail(msg: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from blindproof.zk.commitment import ModelCommitment
     from blindproof.zk.proof_file import public_digest
-    from blindproof.zk.verifier import verify_model_proof
+    from blindproof.zk.verifier import required_bits, spec_scope, verify_model_proof
 
     try:
         model = ModelCommitment.load(args.commitment)
@@ -43,10 +49,15 @@ def run(args: argparse.Namespace) -> int:
         data = args.proof.read_bytes()
     except OSError as exc:
         return _fail(f"cannot read the proof: {exc}")
+    if args.min_bits is not None and not args.min_bits == args.min_bits:  # NaN
+        return _fail("--min-bits must be a number")
     t0 = time.perf_counter()
-    res = verify_model_proof(model, data, min_provable_bits=args.min_bits)
+    res = verify_model_proof(model, data, start=args.start, scope=args.scope, min_provable_bits=args.min_bits)
     verify_s = time.perf_counter() - t0
+    scope = spec_scope(model.spec)
     out = {"valid": bool(res.ok), "reason": res.reason, "verify_s": round(verify_s, 4),
+           "required_bits": required_bits(args.min_bits), "scope": scope,
+           "start": res.proof.start if res.proof is not None else None,
            "provable_bits": round(res.provable_bits, 1), "conjectured_bits": round(res.conjectured_bits, 1),
            "model_digest": model.digest().hex(), "proof_bytes": len(data),
            "soundness_terms": [{"term": n, "provable_bits": round(p, 1), "conjectured_bits": round(c, 1)}
@@ -59,7 +70,10 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out))
     elif res.ok:
         print(f"VALID proof ({len(data)} bytes, verified in {verify_s * 1000:.1f} ms): soundness "
-              f"{res.provable_bits:.1f} provable bits, {res.conjectured_bits:.1f} conjectured bits")
+              f"{res.provable_bits:.1f} provable bits (required {out['required_bits']:.0f}), "
+              f"{res.conjectured_bits:.1f} conjectured bits")
+        print(f"  statement: scope {scope}, start {res.proof.start}, input {out['input_digest']}, "
+              f"output {out['output_digest']}")
         for n, p, c in res.terms:
             print(f"  {n}: {p:.1f} / {c:.1f} bits")
     else:

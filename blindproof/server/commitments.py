@@ -43,11 +43,8 @@ class CommitmentCache:
 
 def commitment_bytes(loaded) -> bytes:
     """Commit to a loaded integer deployment exactly as the prover workers do."""
-    from blindproof.zk import pcs
     from blindproof.zk.commitment import CommitmentKey, commit_model
-    from blindproof.zk.prover import DEFAULT_SECURITY
 
     qm = loaded.quantized
-    com, _ = commit_model(qm.spec, qm.weights, CommitmentKey(loaded.commitment_key),
-                          pcs.PcsParams.for_security(DEFAULT_SECURITY))
+    com, _ = commit_model(qm.spec, qm.weights, CommitmentKey(loaded.commitment_key))
     return com.to_bytes()

@@ -33,8 +33,15 @@ from blindproof.zk import field as F
 from blindproof.zk import pcs
 from blindproof.zk.ops.base import canonical, n_vars, weight_name
 from blindproof.zk.quant.spec import QuantSpec
+from blindproof.zk.soundness import PROOF_FLOOR_BITS
 
 KEY_BYTES = 32
+DEFAULT_SECURITY = 104.0  # commitment target: the whole proof (union bound) stays ≥ 100 provable bits
+
+
+def default_params() -> pcs.PcsParams:
+    """The code parameters of a commitment made without explicit ones."""
+    return pcs.PcsParams.for_security(DEFAULT_SECURITY)
 _KEY_MAGIC = b"BPKEY1\n"
 
 
@@ -107,16 +114,22 @@ class CommitmentKey:
 
 @dataclass(frozen=True)
 class ModelCommitment:
-    """The public commitment to a model: its spec (canonical JSON) and its weights (PCS commitment)."""
+    """The public commitment to a model: its spec (canonical JSON), its weights (PCS commitment) and the
+    code parameters of every proof about it (``params``: the weight layout and each proof's trace
+    layout follow from them by :func:`pcs.make_layout`, so a prover cannot pick weaker ones)."""
 
     spec_json: str
     weights: pcs.Commitment
+    params: pcs.PcsParams
 
     def __post_init__(self) -> None:
         if not isinstance(self.spec_json, str) or not self.spec_json:
             raise ValueError("ModelCommitment: spec_json must be a non-empty string")
         if not isinstance(self.weights, pcs.Commitment):
             raise TypeError("ModelCommitment: weights must be a pcs.Commitment")
+        if not isinstance(self.params, pcs.PcsParams):
+            raise TypeError("ModelCommitment: params must be a pcs.PcsParams")
+        check_params(self.params, self.weights.layout)
 
     @cached_property
     def spec(self) -> QuantSpec:
@@ -214,6 +227,20 @@ def check_padding_sound(spec: QuantSpec) -> None:
                                  "(the sum over the head width would count it)")
 
 
+def check_params(params: pcs.PcsParams, layout: pcs.Layout) -> None:
+    """ValueError unless ``params`` reach the protocol's floor and ``layout`` is the one the parameter
+    rule gives for its tensors (:func:`pcs.make_layout`): query count, columns, blowup and proximity
+    tests are never a committer's or a prover's choice."""
+    if params.security_bits < PROOF_FLOOR_BITS:
+        raise ValueError(f"the commitment targets {params.security_bits} bits, below the floor of "
+                         f"{PROOF_FLOOR_BITS} provable bits")
+    want = pcs.make_layout(layout.names, layout.log_sizes, params)
+    if layout != want:
+        raise ValueError(f"layout (2^{layout.log_cols} columns, {layout.n_queries} queries, blowup {layout.blowup}, "
+                         f"{layout.proximity_tests} proximity tests) is not the one the parameters give "
+                         f"(2^{want.log_cols}, {want.n_queries}, {want.blowup}, {want.proximity_tests})")
+
+
 def check_layout(spec: QuantSpec, com: pcs.Commitment) -> None:
     """ValueError unless the weight commitment holds exactly the spec's weights at their sizes and the
     spec keeps weight padding away from real outputs (:func:`check_padding_sound`)."""
@@ -239,7 +266,7 @@ def weight_tables(spec: QuantSpec, weights: Mapping[str, np.ndarray]) -> dict[st
 
 
 def commit_model(spec: QuantSpec, weights: Mapping[str, np.ndarray], key: CommitmentKey,
-                 params: pcs.PcsParams = pcs.PcsParams()) -> tuple[ModelCommitment, pcs.ProverState]:
+                 params: pcs.PcsParams | None = None) -> tuple[ModelCommitment, pcs.ProverState]:
     """Commit to a quantized model. The same (spec, weights, key, params) always give the same
     commitment, so the prover can rebuild its opening state from the key."""
     if not isinstance(spec, QuantSpec):
@@ -248,7 +275,10 @@ def commit_model(spec: QuantSpec, weights: Mapping[str, np.ndarray], key: Commit
         raise TypeError(f"commit_model: key must be a CommitmentKey, got {type(key).__name__}")
     if not spec.weights:
         raise ValueError("commit_model: the program has no weights to commit")
+    params = params or default_params()
+    if params.security_bits < PROOF_FLOOR_BITS:
+        raise ValueError(f"commit_model: {params.security_bits} bits is below the floor of {PROOF_FLOOR_BITS}")
     check_padding_sound(spec)
     tables = weight_tables(spec, weights)
     com, state = pcs.commit(tables, params, rng=key.rng("blindproof/model-weights/" + spec.digest()))
-    return ModelCommitment(spec.to_json(), com), state
+    return ModelCommitment(spec.to_json(), com, params), state

@@ -20,10 +20,11 @@ from google.protobuf.message import DecodeError
 from blindproof.proto import proof_pb2, tensor_pb2
 from blindproof.zk import pcs
 from blindproof.zk.encoding import ProofFormatError
+from blindproof.zk.quant.spec import ACC_BOUND
 
 PROOF_FORMAT = "blindproof.model-proof"
 COMMITMENT_FORMAT = "blindproof.model-commitment"
-VERSION = 1
+VERSION = 2  # 2: parameters fixed by the commitment, public values bounded, start pinned
 MAX_PROOF_BYTES = 256 << 20
 MAX_COMMITMENT_BYTES = 64 << 20
 MAX_TENSORS = 16
@@ -80,7 +81,11 @@ def _tensor_from_proto(m: proof_pb2.NamedTensor) -> tuple[str, np.ndarray]:
         raise ProofFileError(f"public tensor {m.name!r} is too large ({n} elements)")
     if len(t.data) != size * n:
         raise ProofFileError(f"public tensor {m.name!r}: {len(t.data)} bytes for shape {shape}")
-    return m.name, np.frombuffer(t.data, dtype="<i4" if size == 4 else "<i8").astype(np.int64).reshape(shape)
+    a = np.frombuffer(t.data, dtype="<i4" if size == 4 else "<i8").astype(np.int64).reshape(shape)
+    # every integer of the model lies below 2^29 (< p/2); the verifier then checks the spec's own range
+    if a.size and int(np.abs(a).max()) >= ACC_BOUND:
+        raise ProofFileError(f"public tensor {m.name!r} holds a value of magnitude ≥ 2^29")
+    return m.name, a
 
 
 def _tensors_from_proto(items, what: str) -> dict[str, np.ndarray]:
@@ -114,7 +119,8 @@ def _parse(msg, data: bytes, limit: int, what: str):
 def encode_commitment(mc) -> bytes:
     """Serialize a :class:`~blindproof.zk.commitment.ModelCommitment`."""
     m = proof_pb2.ModelCommitment(format=COMMITMENT_FORMAT, version=VERSION, spec_json=mc.spec_json,
-                                  spec_digest=mc.spec_digest, weights=mc.weights.to_bytes())
+                                  spec_digest=mc.spec_digest, weights=mc.weights.to_bytes(),
+                                  params=_params_to_proto(mc.params))
     return m.SerializeToString(deterministic=True)
 
 
@@ -133,9 +139,14 @@ def decode_commitment(data: bytes):
         raise ProofFileError(f"weight commitment: {exc}") from None
     if not m.spec_json.isascii():
         raise ProofFileError("spec JSON must be ASCII")
-    mc = ModelCommitment(m.spec_json, weights) if m.spec_json else None
-    if mc is None:
+    if not m.spec_json:
         raise ProofFileError("model commitment has no spec")
+    if not m.HasField("params"):
+        raise ProofFileError("model commitment lacks its parameters")
+    try:
+        mc = ModelCommitment(m.spec_json, weights, _params_from_proto(m.params))
+    except ValueError as exc:
+        raise ProofFileError(f"model commitment parameters: {exc}") from None
     if _digest32(m.spec_digest, "spec digest") != blake3.blake3(m.spec_json.encode("ascii")).digest():
         raise ProofFileError("spec digest does not match the spec")
     try:

@@ -22,16 +22,15 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from blindproof.zk import pcs
-from blindproof.zk.commitment import CommitmentKey, ModelCommitment, commit_model
+from blindproof.zk.commitment import DEFAULT_SECURITY, CommitmentKey, ModelCommitment, commit_model
 from blindproof.zk.ops.base import Claim, Reject, Settler, public_eval
 from blindproof.zk.proof_file import ModelProof
 from blindproof.zk.quant import QuantizedModel, Trace, run_program
 from blindproof.zk.transcript import Transcript
-from blindproof.zk.verifier import (DOMAIN, TRACE_COMMITMENT_LABEL, CountingTranscript, soundness_figures,
-                                    split_claims, statement_bytes)
+from blindproof.zk.verifier import (DOMAIN, TRACE_COMMITMENT_LABEL, CountingTranscript, check_public_ranges,
+                                    soundness_figures, split_claims, statement_bytes)
 
 Progress = Callable[[str], None]
-DEFAULT_SECURITY = 104.0  # commitment target: the whole proof (union bound) stays ≥ 100 provable bits
 KEEP_CODEWORDS_UP_TO = 1 << 25  # larger traces free their codewords (16 B/entry) and re-encode to open
 
 
@@ -133,10 +132,10 @@ class ModelProver:
 
     @staticmethod
     def create(model: QuantizedModel, key: CommitmentKey, params: pcs.PcsParams | None = None) -> "ModelProver":
-        """Commit to ``model`` (deterministically from ``key``)."""
-        params = params or pcs.PcsParams.for_security(DEFAULT_SECURITY)
+        """Commit to ``model`` (deterministically from ``key``); every proof uses the commitment's
+        parameters."""
         com, state = commit_model(model.spec, model.weights, key, params)
-        return ModelProver(model, com, state, params)
+        return ModelProver(model, com, state, com.params)
 
     def prove(self, inputs: Mapping[str, np.ndarray], start: int = 0, *, trace: Trace | None = None,
               progress: Progress | None = None, rng: np.random.Generator | None = None,
@@ -145,11 +144,19 @@ class ModelProver:
         provers, with ``strict=False``); ``rng`` makes the trace commitment reproducible (tests)."""
         say = progress or (lambda _msg: None)
         spec = self.model.spec
+        if not isinstance(start, (int, np.integer)) or not 0 <= int(start) < 1 << 32:
+            raise ValueError(f"start must be an integer in [0, 2^32), got {start!r}")
+        start = int(start)
         inputs = {k: np.asarray(v, dtype=np.int64) for k, v in inputs.items()}
         t0 = time.perf_counter()
         if trace is None:
             trace = run_program(spec, self.model.weights, inputs, start=start, validate_weights=False)
         outputs = {k: np.asarray(trace.tensors[k], dtype=np.int64) for k in spec.outputs}
+        if strict:  # a statement the verifier would refuse is an error here, not a wasted proof
+            try:
+                check_public_ranges(spec, inputs | outputs)
+            except Reject as exc:
+                raise ValueError(str(exc)) from None
         say(f"trace: {len(trace.tensors)} tensors ({time.perf_counter() - t0:.2f} s)")
         digest = self.commitment.digest()
         tr = CountingTranscript(DOMAIN, statement_bytes(digest, self.commitment.spec_digest, self.params, start,
@@ -161,7 +168,8 @@ class ModelProver:
         program_proof = _program_prove(spec, values, inputs, outputs, tr, settler, start, strict)
         say(f"op proofs and openings: {len(program_proof)} bytes ({time.perf_counter() - t1:.2f} s)")
         figs = soundness_figures(tr.counts, tr.lookups, settler.trace_com.layout if settler.trace_com else None,
-                                 settler.trace_claims, self.commitment.weights.layout, settler.weight_claims)
+                                 settler.trace_claims, self.commitment.weights.layout, settler.weight_claims,
+                                 tr.lambda_degrees())
         return ModelProof(
             model_digest=digest, spec_digest=self.commitment.spec_digest, params=self.params, start=start,
             inputs=inputs, outputs=outputs,

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 BABYBEAR_P = 2013265921
 EXT_DEGREE = 4
+PROOF_FLOOR_BITS = 100.0  # no proof below this many provable bits is accepted, whatever a caller asks
 
 
 @dataclass(frozen=True)

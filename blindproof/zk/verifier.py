@@ -34,14 +34,15 @@ from blindproof.zk.commitment import ModelCommitment
 from blindproof.zk.encoding import ProofFormatError
 from blindproof.zk.ops.base import Claim, Reject, Settler, n_vars, public_eval
 from blindproof.zk.proof_file import ModelProof, ProofFileError, SoundnessFigures
-from blindproof.zk.soundness import BABYBEAR_P, EXT_DEGREE, logup_error_log2
+from blindproof.zk.soundness import BABYBEAR_P, EXT_DEGREE, PROOF_FLOOR_BITS, logup_error_log2
 from blindproof.zk.transcript import Transcript
 from blindproof.zk.verdict import VerifyResult, guarded
 
-DOMAIN = b"blindproof/model-proof/v1"
+DOMAIN = b"blindproof/model-proof/v2"
 LOG_EXT_FIELD = EXT_DEGREE * math.log2(BABYBEAR_P)
 ROUND_DEGREE = 4  # bound on the degree of any round polynomial of the op proofs
 _LOOKUP_LABELS = ("lookup/alpha", "lookup/beta")
+_LAMBDA_LABEL = "lookup/lambda"  # counted by its degree (CountingTranscript.lambda_degrees)
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,8 @@ class CountingTranscript(Transcript):
         super().__init__(domain, statement)
         self.counts: Counter[str] = Counter()
         self.lookups: list[list[int]] = []  # [queries, depth, α and β draws, repetitions (α draws)]
+        self.lookup_groups: list[int] = []  # groups of each recorded lookup (one fraction tree each)
+        self.lambda_draws: list[int] = []  # per λ draw: how many lookups were recorded before it
         self._table_log = 0  # log size of the table the next lookup uses
         self.on_op = on_op  # told "kind -> output" as each op proof starts (progress display)
 
@@ -106,6 +109,7 @@ class CountingTranscript(Transcript):
                 logs.append(v)
             # the GKR depth of this lookup: its deepest tree (the table has at most 2^depth rows)
             self.lookups.append([sum(1 << g for g in logs), max([self._table_log, *logs]), 0, 0])
+            self.lookup_groups.append(len(logs))
 
     def challenge_exts(self, label: str, n: int) -> np.ndarray:
         out = super().challenge_exts(label, n)
@@ -115,7 +119,16 @@ class CountingTranscript(Transcript):
             self.lookups[-1][3] += int(n)
         elif self.lookups and label == "lookup/beta":
             self.lookups[-1][2] += int(n)
+        elif label == "lookup/lambda":
+            self.lambda_draws += [len(self.lookups)] * int(n)
         return out
+
+    def lambda_degrees(self) -> list[int]:
+        """Per λ draw, the degree in λ of the GKR layer it batches: ``Σ_t λ^(2t) (p_t + λ q_t)`` over
+        at most every fraction tree recorded so far (each lookup's groups and table, per repetition),
+        so ``2·trees − 1``."""
+        trees = [(g + 1) * max(1, rec[3]) for g, rec in zip(self.lookup_groups, self.lookups)]
+        return [max(1, 2 * sum(trees[:k]) - 1) for k in self.lambda_draws]
 
 
 def statement_transcript(proof: ModelProof) -> CountingTranscript:
@@ -131,15 +144,20 @@ def _bits(err: float) -> float:
 
 
 def soundness_figures(counts: Mapping[str, int], lookups: Sequence[Sequence[int]], trace: pcs.Layout | None,
-                      trace_claims: int, weights: pcs.Layout, weight_claims: int) -> SoundnessFigures:
+                      trace_claims: int, weights: pcs.Layout, weight_claims: int,
+                      lambda_degrees: Sequence[int] = ()) -> SoundnessFigures:
     """Provable and conjectured bits of a whole proof (see the module docstring). ``lookups``: per
     logUp lookup (queries, GKR depth, challenges drawn, repetitions), as :class:`CountingTranscript`
-    records them."""
-    other = sum(n for lab, n in counts.items() if not lab.startswith("pcs/") and lab not in _LOOKUP_LABELS)
+    records them; ``lambda_degrees``: the degree of each GKR layer's batching challenge λ."""
+    if counts.get(_LAMBDA_LABEL, 0) != len(lambda_degrees):
+        raise Reject("GKR batching challenges without a recorded degree")
+    other = sum(n for lab, n in counts.items()
+                if not lab.startswith("pcs/") and lab not in _LOOKUP_LABELS and lab != _LAMBDA_LABEL)
+    weighted = ROUND_DEGREE * other + sum(lambda_degrees)
     terms: list[tuple[str, float, float]] = []
-    if other:
-        b = LOG_EXT_FIELD - math.log2(ROUND_DEGREE * other)
-        terms.append((f"op challenges ({other})", b, b))
+    if weighted:
+        b = LOG_EXT_FIELD - math.log2(weighted)
+        terms.append((f"op challenges ({other + len(lambda_degrees)})", b, b))
     unaccounted = sum(n for lab, n in counts.items() if lab in _LOOKUP_LABELS) - sum(x[2] for x in lookups)
     if unaccounted:
         raise Reject("lookup challenges without a recorded lookup shape")
@@ -246,18 +264,50 @@ def _program_verify(spec, proof: ModelProof, transcript: Transcript, settler: Pc
 
 # --- the verifier ---------------------------------------------------------------------------------
 
+def spec_scope(spec) -> str:
+    """What a program covers: ``"model"`` (tokens or features in, logits out) or ``"blocks"``."""
+    return str(spec.arch.get("scope", "model"))
+
+
 def _same_tensors(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> bool:
     return set(a) == set(b) and all(np.asarray(a[k]).shape == b[k].shape and np.array_equal(a[k], b[k]) for k in a)
 
 
-def verify_model_proof(model: ModelCommitment, proof: bytes, inputs: Mapping[str, np.ndarray] | None = None,
-                       outputs: Mapping[str, np.ndarray] | None = None, *,
-                       min_provable_bits: float = 0.0) -> ModelVerifyResult:
-    """Accept iff ``proof`` shows ``outputs = F_W(inputs)`` for the model committed in ``model``.
+def check_public_ranges(spec, tensors: Mapping[str, np.ndarray]) -> None:
+    """Reject unless every public tensor is an integer array inside its spec range ``[lo, hi]``: the
+    field only sees values mod p, so an unchecked ``Y + p`` would prove as well as ``Y``."""
+    for name, v in tensors.items():
+        ts = spec.tensors.get(name)
+        if ts is None:
+            raise Reject(f"public tensor {name!r} has no range in the spec")
+        a = np.asarray(v)
+        if a.dtype.kind not in "iu":
+            raise Reject(f"public tensor {name!r} must be integers, got {a.dtype}")
+        if a.size and (int(a.min()) < ts.lo or int(a.max()) > ts.hi):
+            raise Reject(f"public tensor {name!r} has values in [{int(a.min())}, {int(a.max())}], outside its "
+                         f"declared range [{ts.lo}, {ts.hi}]")
 
-    ``inputs`` / ``outputs``: what the caller expects the statement to be (None: take the proof's own
-    statement, which the result then carries in ``.proof``). Never raises."""
-    res = guarded(lambda: _verify(model, proof, inputs, outputs, min_provable_bits), "verify")
+
+def required_bits(min_provable_bits: float | None) -> float:
+    """The soundness a proof must reach: the protocol's floor, raised (never lowered) by the caller."""
+    if min_provable_bits is None:
+        return PROOF_FLOOR_BITS
+    if not isinstance(min_provable_bits, (int, float)) or math.isnan(min_provable_bits):
+        raise ValueError(f"min_provable_bits must be a number, got {min_provable_bits!r}")
+    return max(PROOF_FLOOR_BITS, float(min_provable_bits))
+
+
+def verify_model_proof(model: ModelCommitment, proof: bytes, inputs: Mapping[str, np.ndarray] | None = None,
+                       outputs: Mapping[str, np.ndarray] | None = None, *, start: int | None = None,
+                       scope: str | None = None, min_provable_bits: float | None = None) -> ModelVerifyResult:
+    """Accept iff ``proof`` shows ``outputs = F_W(inputs)`` at position ``start`` for the model committed
+    in ``model``, with at least ``max(100, min_provable_bits)`` provable bits of soundness.
+
+    ``inputs`` / ``outputs`` / ``start`` / ``scope``: what the caller expects the statement to be (None:
+    take the proof's own, which the result then carries in ``.proof`` for the caller to read). The code
+    parameters come from ``model`` alone. Never raises."""
+    res = guarded(lambda: _verify(model, proof, inputs, outputs, start, scope, required_bits(min_provable_bits)),
+                  "verify")
     if isinstance(res, ModelVerifyResult):
         return res
     return ModelVerifyResult(False, res.reason or "rejected")
@@ -268,7 +318,7 @@ def _reject(reason: str, proof: ModelProof | None = None, figs: SoundnessFigures
                              figs.conjectured_bits if figs else 0.0, proof, tuple(figs.terms) if figs else ())
 
 
-def _verify(model, data, inputs, outputs, min_bits) -> ModelVerifyResult:
+def _verify(model, data, inputs, outputs, start, scope, min_bits) -> ModelVerifyResult:
     if not isinstance(model, ModelCommitment):
         return _reject(f"model must be a ModelCommitment, got {type(model).__name__}")
     try:
@@ -279,7 +329,13 @@ def _verify(model, data, inputs, outputs, min_bits) -> ModelVerifyResult:
         return _reject("the proof is for another model commitment", proof)
     if proof.spec_digest != model.spec_digest:
         return _reject("the proof names another quantization spec", proof)
+    if proof.params != model.params:
+        return _reject(f"the proof's parameters {proof.params} differ from the commitment's {model.params}", proof)
     spec = model.spec
+    if scope is not None and scope != spec_scope(spec):
+        return _reject(f"the commitment's program covers {spec_scope(spec)!r}, the caller expects {scope!r}", proof)
+    if start is not None and int(start) != proof.start:
+        return _reject(f"the proof is for position {proof.start}, the caller asked for {int(start)}", proof)
     if set(proof.inputs) != set(spec.inputs) or set(proof.outputs) != set(spec.outputs):
         return _reject(f"public tensors {sorted(proof.inputs)} -> {sorted(proof.outputs)} do not match the "
                        f"program's {list(spec.inputs)} -> {list(spec.outputs)}", proof)
@@ -287,6 +343,10 @@ def _verify(model, data, inputs, outputs, min_bits) -> ModelVerifyResult:
         return _reject("the proof is for another input", proof)
     if outputs is not None and not _same_tensors(outputs, proof.outputs):
         return _reject("the proof is for another output", proof)
+    try:
+        check_public_ranges(spec, proof.inputs | proof.outputs)
+    except Reject as exc:
+        return _reject(f"rejected: {exc}", proof)
     trace_com = None
     if proof.trace_commitment:
         try:
@@ -294,8 +354,15 @@ def _verify(model, data, inputs, outputs, min_bits) -> ModelVerifyResult:
         except ProofFormatError as exc:
             return _reject(f"malformed trace commitment: {exc}", proof)
         lay = trace_com.layout
-        if (lay.blowup, lay.proximity_tests) != (proof.params.blowup, proof.params.proximity_tests):
-            return _reject("the trace commitment's code parameters differ from the proof's", proof)
+        try:  # the parameter rule, not the prover, sets queries, columns, blowup and proximity tests
+            want = pcs.make_layout(lay.names, lay.log_sizes, model.params)
+        except ValueError as exc:
+            return _reject(f"the trace commitment's tensors admit no layout: {exc}", proof)
+        if lay != want:
+            return _reject(f"the trace commitment's layout ({lay.n_queries} queries, 2^{lay.log_cols} columns, "
+                           f"blowup {lay.blowup}, {lay.proximity_tests} proximity tests) is not the one the "
+                           f"commitment's parameters give ({want.n_queries}, 2^{want.log_cols}, {want.blowup}, "
+                           f"{want.proximity_tests})", proof)
     tr = statement_transcript(proof)
     settler = PcsVerifierSettler(proof, model, trace_com)
     try:
@@ -305,7 +372,7 @@ def _verify(model, data, inputs, outputs, min_bits) -> ModelVerifyResult:
     if not settler.settled:
         return _reject("the program proof left its claims unsettled", proof)
     figs = soundness_figures(tr.counts, tr.lookups, trace_com.layout if trace_com else None, proof.trace_claims,
-                             model.weights.layout, proof.weight_claims)
+                             model.weights.layout, proof.weight_claims, tr.lambda_degrees())
     stated = proof.soundness  # doubles round-trip exactly: any difference is a tampered or foreign file
     if ((stated.provable_bits, stated.conjectured_bits, [tuple(t) for t in stated.terms])
             != (figs.provable_bits, figs.conjectured_bits, [tuple(t) for t in figs.terms])):
