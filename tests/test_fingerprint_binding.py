@@ -3,6 +3,8 @@ completeness and must-reject tests."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -81,7 +83,7 @@ def test_rejects_a_proof_against_another_commitment_or_statement(setup):
     assert not FB.verify_binding(com, w, dirs[::-1].copy(), proof).ok
     assert not FB.verify_binding(com, w, dirs, proof, bound=100).ok
     res = FB.verify_binding(com, "l1.acc.weight", dirs, proof)
-    assert not res.ok and "bad statement" in res.reason
+    assert not res.ok and "bad statement" in res.reason and "only reader" in res.reason
 
 
 def test_byte_flips_truncation_and_trailing_bytes(setup):
@@ -113,3 +115,110 @@ def test_statement_errors(setup):
     _, state_o = commit_model(other.spec, other.weights, CommitmentKey.generate())
     with pytest.raises(ValueError, match="does not belong"):
         FB.prove_binding(com, state_o, w, dirs)
+
+
+# --- which weight: the input's only reader (a decoy first layer must not be bindable) ------------------
+
+ACC = (1 << 29) - 1
+
+
+def _with_decoy(qm, rng):
+    """The MLP's spec with a decoy linear inserted as op 0: it reads the input too, its output is unused,
+    and its weight has directions of its own that the real first layer does not annihilate."""
+    from blindproof.zk.quant.spec import Op, TensorSpec, WeightSpec
+
+    spec = qm.spec
+    decoy = Op("linear", ("x",), "decoy.acc", {"weight": "decoy.weight", "bias": None})
+    spec2 = dataclasses.replace(
+        spec, ops=(decoy, *spec.ops),
+        tensors=dict(spec.tensors) | {"decoy.acc": TensorSpec("decoy.acc", 0, -ACC, ACC, "accumulator")},
+        weights=dict(spec.weights) | {"decoy.weight": WeightSpec("decoy.weight", (32, 64), "int8", 0)})
+    return spec2, dict(qm.weights) | {"decoy.weight": rng.integers(-127, 128, size=(32, 64))}
+
+
+def _old_first_linear_weight(commitment):
+    """The former rule: the weight of op 0 whenever it is a linear op on the input."""
+    op = commitment.spec.ops[0]
+    if op.kind != "linear" or op.inputs[0] not in commitment.spec.inputs:
+        raise ValueError("the committed program does not start with a linear op on its input")
+    return op.params["weight"]
+
+
+def test_decoy_first_layer_is_refused(monkeypatch):
+    from blindproof.zk.quant.reference import run_program
+
+    qm = _quantized(3)
+    rng = np.random.default_rng(3)
+    spec, weights = _with_decoy(qm, rng)
+    com, state = commit_model(spec, weights, CommitmentKey.generate())
+    dirs = FB.published_directions(weights["decoy.weight"], count=4)
+    assert not np.any(weights["decoy.weight"] @ dirs.T)  # harmless for the decoy ...
+    x = rng.integers(-2000, 2000, size=(1, 64))
+    base = run_program(spec, weights, {"x": x}).tensors["logits"]
+    moved = run_program(spec, weights, {"x": x + 40 * dirs[0]}).tensors["logits"]
+    assert not np.array_equal(base, moved)  # ... but not for the model: the output changes
+
+    # under the former rule the decoy's binding proof was made and accepted
+    monkeypatch.setattr(FB, "first_linear_weight", _old_first_linear_weight)
+    assert FB.first_linear_weight(com) == "decoy.weight"
+    forged = FB.prove_binding(com, state, "decoy.weight", dirs)
+    assert FB.verify_binding(com, "decoy.weight", dirs, forged).ok
+    monkeypatch.undo()
+
+    res = FB.verify_binding(com, "decoy.weight", dirs, forged)
+    assert not res.ok and "exactly one linear op" in res.reason, res.reason
+    with pytest.raises(ValueError, match="exactly one linear op"):
+        FB.first_linear_weight(com)
+    with pytest.raises(ValueError, match="exactly one linear op"):
+        FB.prove_binding(com, state, "decoy.weight", dirs)
+    res = FB.verify_binding(com, "l0.acc.weight", FB.published_directions(qm.weights["l0.acc.weight"], 2), forged)
+    assert not res.ok and "exactly one linear op" in res.reason  # nor the real layer: the input has two readers
+
+
+def _tiny(ops, outputs=("y",), extra_tensors=(), inputs=("x",)):
+    from blindproof.zk.quant.spec import QuantSpec, TensorSpec, WeightSpec
+
+    t = lambda n, lo=-32767, hi=32767, role="activation": TensorSpec(n, 0, lo, hi, role)  # noqa: E731
+    names = {"x", "a", "y", *extra_tensors}
+    tensors = {n: t(n, -ACC, ACC, "accumulator") if n == "a" else t(n) for n in names}
+    return QuantSpec(arch={"family": "test"}, inputs=inputs, outputs=outputs, ops=tuple(ops), tensors=tensors,
+                     weights={"W": WeightSpec("W", (4, 8), "int8", 0), "V": WeightSpec("V", (8,), "int16", 0)},
+                     tables={})
+
+
+def test_input_reader_refuses_every_other_program_shape():
+    from blindproof.zk.quant.spec import Op
+
+    lin = Op("linear", ("x",), "a", {"weight": "W", "bias": None})
+    tail = Op("rescale", ("a",), "y", {"shift": 3})
+    assert FB.input_reader(_tiny([lin, tail])) == lin
+    # a second, non-linear reader of the input (its output added to the real path)
+    side = [Op("rescale", ("x",), "s", {"shift": 0}), Op("linear", ("s",), "a", {"weight": "W", "bias": None}),
+            Op("rescale", ("a",), "r", {"shift": 3}), Op("add", ("r", "s"), "y", {})]
+    with pytest.raises(ValueError, match="exactly one linear op"):
+        FB.input_reader(_tiny([Op("linear", ("x",), "d", {"weight": "W", "bias": None}), *side],
+                              extra_tensors=("s", "r", "d")))
+    with pytest.raises(ValueError, match="read by a rescale op"):  # the only reader is not a linear op
+        FB.input_reader(_tiny(side, extra_tensors=("s", "r")))
+    with pytest.raises(ValueError, match="read by a mul_weight op"):
+        FB.input_reader(_tiny([Op("mul_weight", ("x",), "y", {"weight": "V"})]))
+    with pytest.raises(ValueError, match="reaches no program output"):  # the layer's output is unused
+        FB.input_reader(_tiny([lin], outputs=("x",)))
+    with pytest.raises(ValueError, match="also one of its outputs"):  # δ shows directly
+        FB.input_reader(_tiny([lin, tail], outputs=("y", "x")))
+    with pytest.raises(ValueError, match="one input"):
+        FB.input_reader(_tiny([lin, Op("add", ("a", "z"), "y", {})], inputs=("x", "z"), extra_tensors=("z",)))
+
+
+def test_weight_wider_than_the_bound_is_refused(setup):
+    qm, com, state, w, dirs, proof = setup
+    spec = dataclasses.replace(qm.spec, weights=dict(qm.spec.weights) | {
+        w: dataclasses.replace(qm.spec.weights[w], dtype="int16")})
+    com16, state16 = commit_model(spec, qm.weights, CommitmentKey.generate())
+    with pytest.raises(ValueError, match="int16"):
+        FB.prove_binding(com16, state16, w, dirs)
+    res = FB.verify_binding(com16, w, dirs, proof)
+    assert not res.ok and "above the bound" in res.reason
+    # with the int16 bound the statement holds again (and the directions' size limit tightens)
+    ok = FB.prove_binding(com16, state16, w, dirs, bound=(1 << 15) - 1)
+    assert FB.verify_binding(com16, w, dirs, ok, bound=(1 << 15) - 1).ok

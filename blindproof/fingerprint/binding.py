@@ -5,6 +5,13 @@ commitment of :mod:`blindproof.zk.commitment`) maps every published integer dire
 With an int8 ``W`` (the integer model's weights) and ``127·‖δ_i‖₁ < p/2`` the identity over the field
 is an identity over the integers, which the verifier checks on the public directions.
 
+Which weight: ``W`` must be the weight of the one op that reads the program's input, a ``linear``
+whose output reaches a program output (:func:`input_reader`); both sides refuse any other weight and
+any program where something else also reads the input. Otherwise "``W δ = 0``" could be proved for a
+decoy layer (its output unused, or read beside the real first layer) while ``δ`` changes the output.
+The weight's declared dtype must fit the bound (int8 for the default 127); that the committed entries
+respect their dtype is the model commitment's well-formedness proof (:mod:`blindproof.zk.wellformed`).
+
 Protocol (one transcript, statement first):
 
 1. The prover commits a random sumcheck mask ``g`` (its own small hiding PCS commitment) and the
@@ -38,8 +45,10 @@ from blindproof.zk import sumcheck as S
 from blindproof.zk.commitment import KeyedFieldRng, ModelCommitment
 from blindproof.zk.encoding import ProofFormatError, Reader, Writer
 from blindproof.zk.ops.base import canonical, dim_vars, weight_name
+from blindproof.zk.quant.spec import Op, QuantSpec
 from blindproof.zk.transcript import Transcript
 from blindproof.zk.verdict import VerifyResult, guarded
+from blindproof.zk.wellformed import dtype_bound
 
 DOMAIN = b"blindproof/fingerprint-binding/v1"
 _MAGIC = b"BPFB"
@@ -49,18 +58,68 @@ MAX_DIRECTIONS = 1 << 16
 _MAX_PART = 1 << 26
 
 
+def input_reader(spec: QuantSpec) -> Op:
+    """The one op through which the program's output depends on its input: a ``linear`` op.
+
+    A binding proof is about one weight, so it means "the model ignores ``δ``" only when that weight's
+    layer is the sole path from the input to the outputs. ValueError (naming what is wrong) unless the
+    program has exactly one input, the input is not itself an output, exactly one op reads it, that op
+    is a ``linear``, and its output reaches a program output (a layer whose output nothing uses would
+    be a decoy: its null space says nothing about the model)."""
+    if len(spec.inputs) != 1:
+        raise ValueError(f"the binding needs a program with one input, this one has {len(spec.inputs)}")
+    x = spec.inputs[0]
+    readers = [op for op in spec.ops if x in op.inputs]
+    if len(readers) != 1:
+        names = ", ".join(f"{op.kind} -> {op.output}" for op in readers) or "none"
+        raise ValueError(f"the program input {x!r} must be read by exactly one linear op, it is read by {names}")
+    op = readers[0]
+    if op.kind != "linear":
+        raise ValueError(f"the program input {x!r} is read by a {op.kind} op, not by a linear op")
+    if op.output not in _output_ancestors(spec):
+        raise ValueError(f"the output of linear {op.output!r} (the input's reader) reaches no program output")
+    if x in spec.outputs:  # δ would show in the output directly, whatever W does
+        raise ValueError(f"the program input {x!r} is also one of its outputs")
+    return op
+
+
+def _output_ancestors(spec: QuantSpec) -> set[str]:
+    """Every tensor some program output depends on (the outputs included)."""
+    producer = {op.output: op for op in spec.ops}
+    seen: set[str] = set()
+    todo = list(spec.outputs)
+    while todo:
+        t = todo.pop()
+        if t in seen:
+            continue
+        seen.add(t)
+        op = producer.get(t)
+        if op is not None:
+            todo.extend(op.inputs)
+    return seen
+
+
 def first_linear_weight(commitment: ModelCommitment) -> str:
-    """The spec name of the weight of the program's first op (a linear op on the input)."""
-    spec = commitment.spec
-    if not spec.ops or spec.ops[0].kind != "linear" or spec.ops[0].inputs[0] not in spec.inputs:
-        raise ValueError("the committed program does not start with a linear op on its input")
-    return spec.ops[0].params["weight"]
+    """The spec name of the weight of the linear op that is the input's only reader (:func:`input_reader`);
+    ValueError for a program where no single weight stands between the input and the outputs."""
+    return input_reader(commitment.spec).params["weight"]
 
 
-def _weight_shape(commitment: ModelCommitment, weight: str) -> tuple[int, int]:
+def _weight_shape(commitment: ModelCommitment, weight: str, bound: int) -> tuple[int, int]:
+    """The shape of the bound weight; ValueError unless ``weight`` is the weight of the input's only
+    reader (:func:`input_reader`) and its declared dtype keeps every entry within ``bound``."""
     if weight not in commitment.spec.weights:
         raise ValueError(f"the committed model has no weight {weight!r}")
-    shape = tuple(int(d) for d in commitment.spec.weights[weight].shape)
+    reader = first_linear_weight(commitment)
+    if weight != reader:
+        raise ValueError(f"weight {weight!r} is not the weight of the input's only reader ({reader!r})")
+    ws = commitment.spec.weights[weight]
+    # the integer argument needs |W| ≤ bound; the dtype's range is what the weights' well-formedness
+    # proof guarantees, so a wider dtype than the bound is refused
+    if dtype_bound(ws.dtype) > bound:
+        raise ValueError(f"weight {weight!r} is {ws.dtype} (entries up to {dtype_bound(ws.dtype)}), above the "
+                         f"bound {bound} the statement assumes")
+    shape = tuple(int(d) for d in ws.shape)
     if len(shape) != 2 or shape[1] < 2:
         raise ValueError(f"weight {weight!r} must be a matrix with at least 2 inputs, has shape {shape}")
     return shape  # type: ignore[return-value]
@@ -136,7 +195,7 @@ def prove_binding(commitment: ModelCommitment, state: pcs.ProverState, weight: s
     ``state`` is the opening state of ``commitment.weights`` (from ``commit_model``). Raises
     ValueError if ``W δ_i ≠ 0`` for some direction (``_check=False`` exists to test the verifier).
     """
-    m, n = _weight_shape(commitment, weight)
+    m, n = _weight_shape(commitment, weight, bound)
     dirs = _check_directions(directions, n, bound)
     name = weight_name(weight)
     if state.commitment != commitment.weights:
@@ -179,7 +238,7 @@ def verify_binding(commitment: ModelCommitment, weight: str, directions: np.ndar
     """Accept iff ``proof`` shows that the committed ``weight`` maps every direction to zero. Never raises."""
     def run() -> VerifyResult:
         try:
-            m, n = _weight_shape(commitment, weight)
+            m, n = _weight_shape(commitment, weight, bound)
             dirs = _check_directions(directions, n, bound)
         except (TypeError, ValueError) as exc:
             return VerifyResult.reject(f"binding: bad statement: {exc}")
@@ -232,5 +291,5 @@ def published_directions(weight: np.ndarray, count: int | None = None) -> np.nda
     return out if count is None else out[:count]
 
 
-__all__: Sequence[str] = ("BindingProof", "first_linear_weight", "prove_binding", "published_directions",
+__all__: Sequence[str] = ("BindingProof", "first_linear_weight", "input_reader", "prove_binding", "published_directions",
                           "verify_binding")
