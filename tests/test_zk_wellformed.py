@@ -1,0 +1,223 @@
+"""The weights' well-formedness proof (blindproof/zk/wellformed.py): every committed weight entry lies in
+its dtype's range and its padding is zero. Completeness on the real workloads, and cheating model owners
+who commit out-of-range or padded junk and run the prover anyway (``strict=False``)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from blindproof.zk import field as F
+from blindproof.zk import pcs
+from blindproof.zk import wellformed as WF
+from blindproof.zk.commitment import CommitmentKey, commit_model, default_params
+from blindproof.zk.ops.base import canonical, weight_name
+from blindproof.zk.quant.reference import _DTYPE_MAX
+from blindproof.zk.quant.spec import Op, QuantSpec, TensorSpec, WeightSpec
+
+pytestmark = pytest.mark.timeout(300)
+
+I16 = (1 << 15) - 1
+ACC = (1 << 29) - 1
+
+
+def _spec() -> QuantSpec:
+    """A small program with a padded int8 matrix, an int32 bias and an int16 vector."""
+    t = lambda n, lo=-I16, hi=I16, role="activation": TensorSpec(n, 0, lo, hi, role)  # noqa: E731
+    ops = (Op("rescale", ("a",), "h", {"shift": 1}),
+           Op("linear", ("h",), "acc", {"weight": "W", "bias": "b"}),
+           Op("rescale", ("acc",), "r", {"shift": 4}),
+           Op("add_weight", ("r",), "out", {"weight": "g"}))
+    tensors = {"a": t("a"), "h": t("h"), "acc": t("acc", -ACC, ACC, "accumulator"), "r": t("r"), "out": t("out")}
+    weights = {"W": WeightSpec("W", (3, 6), "int8", 0), "b": WeightSpec("b", (3,), "int32", 0),
+               "g": WeightSpec("g", (3,), "int16", 0)}
+    return QuantSpec(arch={"family": "test"}, inputs=("a",), outputs=("out",), ops=ops, tensors=tensors,
+                     weights=weights, tables={})
+
+
+def _weights(rng) -> dict[str, np.ndarray]:
+    return {"W": rng.integers(-127, 128, size=(3, 6)), "b": np.array([ACC, -ACC, 12345]),
+            "g": np.array([I16, -I16, 7])}
+
+
+def _commit_tables(spec: QuantSpec, tables: dict[str, np.ndarray]):
+    """What a cheating owner commits: any field tables at the right sizes (commit_model's own path)."""
+    return pcs.commit(tables, default_params(), rng=CommitmentKey.generate().rng("test"))
+
+
+def _parts(spec, com):
+    return (spec, com, default_params())
+
+
+@pytest.fixture(scope="module")
+def small():
+    spec = _spec()
+    w = _weights(np.random.default_rng(0))
+    com, state = commit_model(spec, w, CommitmentKey.generate())
+    return spec, w, com, state, WF.prove_wellformed(spec, state, com.params)
+
+
+def test_dtype_bounds_are_the_reference_ones():
+    assert WF.DTYPE_BOUNDS == _DTYPE_MAX
+    assert WF.dtype_bound("int32") == (1 << 29) - 1
+    with pytest.raises(ValueError, match="unknown weight dtype"):
+        WF.dtype_bound("int64")
+
+
+def test_completeness_small(small):
+    spec, _, com, _, proof = small
+    res = WF.verify_wellformed(com, proof)
+    assert res.ok, res.reason
+    assert res.provable_bits >= 100
+    assert WF.verify_wellformed(_parts(spec, com.weights), proof).ok  # (spec, weights, params) form
+    assert WF.verify_wellformed((com.spec_json, com.weights, com.params), proof).ok
+
+
+@pytest.mark.parametrize("name", ["mlp-784-56-10", "tiny-llama"])
+def test_completeness_workloads(name):
+    from blindproof.zk.prover import quantized_workload
+
+    qm = quantized_workload(name)
+    com, state = commit_model(qm.spec, qm.weights, CommitmentKey.generate())
+    proof = WF.prove_wellformed(qm.spec, state, com.params)
+    res = WF.verify_wellformed(com, proof)
+    assert res.ok, res.reason
+    assert res.provable_bits >= 100
+
+
+def test_reproducible_from_the_key(small):
+    spec, w, _, _, _ = small
+    key = CommitmentKey.generate()
+    com, state = commit_model(spec, w, key)
+    a = WF.prove_wellformed(spec, state, com.params, rng=key.rng("wf"))
+    b = WF.prove_wellformed(spec, state, com.params, rng=key.rng("wf"))
+    assert a == b and WF.verify_wellformed(com, a).ok
+    c = WF.prove_wellformed(spec, state, com.params)  # OS randomness: another proof of the same statement
+    assert c != a and WF.verify_wellformed(com, c).ok
+
+
+# --- cheating owners -------------------------------------------------------------------------------------
+
+def _forge(spec: QuantSpec, w: dict[str, np.ndarray], pad: dict[str, tuple] | None = None):
+    """Commit ``w`` as raw field elements (no range check, optional junk at padded positions) and run the
+    prover anyway; returns (weight commitment, proof)."""
+    tables = {}
+    for name, ws in spec.weights.items():
+        t = canonical(np.asarray(w[name], dtype=np.int64), ws.shape)
+        for idx, v in (pad or {}).get(name, ()):
+            t[idx] = F.from_signed(np.array([v]))[0]
+        tables[weight_name(name)] = t
+    com, state = _commit_tables(spec, tables)
+    return com, WF.prove_wellformed(spec, state, default_params(), strict=False)
+
+
+@pytest.mark.parametrize("name, index, value", [
+    ("W", (1, 2), 300),  # an int8 entry of 300
+    ("W", (0, 0), -128),  # just below int8's symmetric range
+    ("W", (2, 5), (F.P - 1) // 2),  # field-sized: the largest residue
+    ("W", (0, 3), -(F.P - 1) // 2),  # the residue (p + 1)/2
+    ("g", (1,), I16 + 1),  # int16
+    ("g", (0,), -(1 << 20)),
+    ("b", (0,), 1 << 29),  # in the low window [-B, 2^29], not in the high one
+    ("b", (1,), -(1 << 29)),  # in the high window [-2^29, B], not in the low one
+    ("b", (2,), 1 << 30),
+    ("b", (2,), (F.P - 1) // 2),
+])
+def test_out_of_range_weight_is_rejected(small, name, index, value):
+    spec, w, _, _, _ = small
+    bad = {k: v.copy() for k, v in w.items()}
+    bad[name][index] = value
+    with pytest.raises(ValueError):  # the honest prover refuses
+        com, state = commit_model(spec, bad, CommitmentKey.generate())
+        WF.prove_wellformed(spec, state, com.params)
+    com, forged = _forge(spec, bad)
+    res = WF.verify_wellformed(_parts(spec, com), forged)
+    assert not res.ok and "lookup" in res.reason, res.reason
+
+
+def test_field_wrap_values_are_the_same_residue(small):
+    """The commitment holds residues: p - 100 is the residue of -100, so it IS the int8 weight -100."""
+    spec, w, _, _, _ = small
+    ok = {k: v.copy() for k, v in w.items()}
+    ok["W"][0, 3] = F.P - 100
+    ok["b"][2] = F.P - ACC
+    com, proof = _forge(spec, ok)
+    assert WF.verify_wellformed(_parts(spec, com), proof).ok
+
+
+@pytest.mark.parametrize("name, index, value", [
+    ("W", 7, 5),  # row 0, padded column 7 (shape (3, 6) padded to (4, 8)): an in-range value
+    ("W", 30, -1),  # padded row 3
+    ("b", 3, 9),  # (3,) padded to (4,)
+    ("g", 3, -4),
+])
+def test_junk_padding_is_rejected(small, name, index, value):
+    """In-range junk on padding entries passes every range lookup; only the padding zero-check stops it."""
+    spec, w, _, _, _ = small
+    com, forged = _forge(spec, w, {name: [(index, value)]})
+    res = WF.verify_wellformed(_parts(spec, com), forged)
+    assert not res.ok and "padding check" in res.reason, res.reason
+    with pytest.raises(ValueError, match="padding"):
+        tables = {weight_name(n): canonical(np.asarray(w[n]), ws.shape) for n, ws in spec.weights.items()}
+        tables[weight_name(name)][index] = F.from_signed(np.array([value]))[0]
+        _, state = _commit_tables(spec, tables)
+        WF.prove_wellformed(spec, state, default_params())
+
+
+def test_weaker_aux_commitment_is_rejected(small, monkeypatch):
+    """A prover that commits its aux columns with fewer queries than the model's parameters give."""
+    spec, _, com, state, _ = small
+    real = pcs.commit
+
+    def weak(tensors, params=pcs.PcsParams(), rng=None, keep_codewords=True):
+        return real(tensors, dataclasses.replace(params, security_bits=20.0), rng, keep_codewords)
+
+    monkeypatch.setattr(pcs, "commit", weak)
+    forged = WF.prove_wellformed(spec, state, com.params)
+    monkeypatch.undo()
+    res = WF.verify_wellformed(com, forged)
+    assert not res.ok and "layout" in res.reason, res.reason
+
+
+def test_proof_is_bound_to_its_commitment(small):
+    spec, w, com, _, proof = small
+    other, _ = commit_model(spec, w, CommitmentKey.generate())  # same weights, other hiding randomness
+    assert not WF.verify_wellformed(other, proof).ok
+    w2 = {k: v.copy() for k, v in w.items()}
+    w2["W"][0, 0] = -w2["W"][0, 0] + 1
+    com2, _ = commit_model(spec, w2, CommitmentKey.generate())
+    assert not WF.verify_wellformed(com2, proof).ok
+    stronger = pcs.PcsParams.for_security(110.0)  # other parameters: the statement differs
+    assert not WF.verify_wellformed((spec, com.weights, stronger), proof).ok
+    spec2 = dataclasses.replace(spec, arch={"family": "test2"})
+    assert not WF.verify_wellformed((spec2, com.weights, com.params), proof).ok
+
+
+def test_statement_errors(small):
+    spec, w, com, state, proof = small
+    bad = dataclasses.replace(spec, weights=dict(spec.weights) | {"g": WeightSpec("g", (3,), "int64", 0)})
+    res = WF.verify_wellformed((bad, com.weights, com.params), proof)
+    assert not res.ok and "bad statement" in res.reason
+    with pytest.raises(ValueError, match="unknown weight dtype"):
+        WF.prove_wellformed(bad, state, com.params)
+    res = WF.verify_wellformed(object(), proof)
+    assert not res.ok and "bad statement" in res.reason
+    assert not WF.verify_wellformed(com, "not bytes").ok  # type: ignore[arg-type]
+    with pytest.raises(WF.WellformedError, match="does not verify"):
+        WF.require_wellformed(com, proof[:-1])
+    assert WF.require_wellformed(com, proof).ok
+
+
+def test_byte_flips_truncation_and_trailing_bytes(small):
+    _, _, com, _, proof = small
+    rng = np.random.default_rng(11)
+    positions = np.unique(np.concatenate([np.arange(12), rng.integers(0, len(proof), 80)]))
+    for pos in positions:
+        bad = bytearray(proof)
+        bad[pos] ^= 1 << int(rng.integers(0, 8))
+        res = WF.verify_wellformed(com, bytes(bad))  # never raises
+        assert not res.ok, f"flip at byte {pos} accepted"
+    for bad in (proof[:-1], proof + b"\0", b"", proof[: len(proof) // 2], b"BPWF" + b"\0" * 64):
+        assert not WF.verify_wellformed(com, bad).ok
