@@ -194,12 +194,15 @@ def test_division_bounds_hold_up_to_2_14_keys():
         assert plan.bounds_ok() and k * 32768 <= 1 << plan.kS
 
 
-def test_scores_declared_too_wide_are_refused():
-    """A score range of ±(2^30 − 1) could wrap max − s around p: the plan refuses it (the integer model
-    declares scores in [-2^28, 2^28), which the rescale producing them enforces)."""
+def test_scores_declared_too_wide_are_checked():
+    """A declared score range is never what bounds the scores: one the op that makes them does not
+    prove (here ±(2^30 − 1), which could wrap max − s around p) is range-checked in [-2^28, 2^28) by
+    the softmax proof itself; a proven one inside that domain needs no check."""
     op = Op("softmax", ("s",), "p", {"causal": True, "frac": 14, "table": "softmax.exp"})
     wide = (1 << 30) - 1
     tensors = {"s": TensorSpec("s", 12, -wide, wide, "accumulator"), "p": TensorSpec("p", 14, 0, 1 << 14, "activation")}
     spec = one_op_spec(op, tensors, {"softmax.exp": exp_table("softmax.exp", 12, 15)})
-    with pytest.raises(ValueError, match="wrap"):
-        softmax.shapes(op, [(1, 2, 4, 4)], spec)
+    assert softmax._Plan(op, (1, 2, 4, 4), spec, 0).s_check
+    tensors["s"] = TensorSpec("s", 12, -BIG, BIG, "input")  # a public input: range-checked by the verifier
+    spec = one_op_spec(op, tensors, {"softmax.exp": exp_table("softmax.exp", 12, 15)})
+    assert not softmax._Plan(op, (1, 2, 4, 4), spec, 0).s_check

@@ -78,6 +78,8 @@ LIMB_BITS = 16
 LOOKUP_ERROR_LOG2 = -102.0  # the batched lookups' single-repetition logUp error stays ≤ 2^-102
 MERGED_LEAVES_LOG = 22  # batched lookups share one GKR while their trees hold ≤ 2^22 leaves
 MAX_PARTS = 4096
+CLAMP_BITS_MAX = 29  # a clamp's excesses d± < 2^29: with lo ≤ 0 ≤ hi every |q| < 2^29 is covered, and
+# hi − lo + 2^30 ≤ p keeps the clamp unique mod p for output ranges up to p − 2^30 ≈ 0.875·2^30 wide
 MAX_PART_BYTES = 1 << 26
 _MAGIC = b"BPOP"
 _VERSION = 1
@@ -1098,10 +1100,16 @@ class Clamp:
 
     Aux columns ``d⁺ = max(q − hi, 0)`` and ``d⁻ = max(lo − q, 0)`` (``"<tag>.dpos"``, ``"<tag>.dneg"``);
     a zero-check of ``(q − out − d⁺ + d⁻) + γ·d⁺(hi − out) + γ²·d⁻(out − lo) + γ³·d⁺d⁻`` (padding is
-    zero everywhere, so no indicator is needed); ``out ∈ [lo, hi]``; ``d⁺ + d⁻ ∈ [0, 2^b)`` with
-    ``2^b > q_bound + max(|lo|, |hi|)`` — one range check for both, since ``d⁺d⁻ = 0`` makes one of
-    them zero and the other the checked sum. Sound when ``2^b + q_bound + max(|lo|, |hi|) < p``: then
-    ``q − hi = d⁺`` with ``d⁺ < 2^b`` cannot wrap around from a ``q`` below ``hi``."""
+    zero everywhere, so no indicator is needed); ``out ∈ [lo, hi]``; ``d⁺ + d⁻ ∈ [0, 2^b)`` — one range
+    check for both, since ``d⁺d⁻ = 0`` makes one of them zero and the other the checked sum — with
+    ``b = min(bits(q_bound + max(|lo|, |hi|)), 29)``.
+
+    Unique for EVERY field value of ``q``, whatever ``q_bound`` says: the relations put ``q`` in
+    ``[lo, hi]`` (then ``out = q``), in ``hi + [1, 2^b)`` (``out = hi``) or in ``lo − [1, 2^b)``
+    (``out = lo``); these ``hi − lo + 2^(b+1) − 1`` residues are distinct when ``hi − lo + 2^(b+1) ≤ p``,
+    which the constructor requires. So ``q_bound`` (a declared bound, which a hostile spec may get
+    wrong) only sizes ``b`` for completeness; it never decides which output verifies. With ``b = 29``
+    and ``lo ≤ 0 ≤ hi`` the three windows cover every ``|q| < 2^29``, the reference's whole domain."""
 
     tag: str
     q: str
@@ -1115,13 +1123,16 @@ class Clamp:
     def __post_init__(self) -> None:
         if self.lo >= self.hi:
             raise ValueError(f"clamp of {self.q!r}: need lo < hi, got [{self.lo}, {self.hi}]")
-        if self.q_bound + max(abs(self.lo), abs(self.hi)) + (1 << self.bits) >= F.P:
-            raise ValueError(f"clamp of {self.q!r}: |q| ≤ {self.q_bound} is too large for a sound clamp")
+        if self.q_bound < 0:
+            raise ValueError(f"clamp of {self.q!r}: negative bound {self.q_bound}")
+        if (self.hi - self.lo) + 2 * (1 << self.bits) > F.P:
+            raise ValueError(f"clamp of {self.q!r}: output range [{self.lo}, {self.hi}] is too wide for a clamp "
+                             f"that is unique mod p (hi − lo + 2^{self.bits + 1} > p)")
 
     @property
     def bits(self) -> int:
-        """Bit width of the excess range checks."""
-        return (self.q_bound + max(abs(self.lo), abs(self.hi))).bit_length()
+        """Bit width of the excess range checks (at most :data:`CLAMP_BITS_MAX`)."""
+        return min((self.q_bound + max(abs(self.lo), abs(self.hi))).bit_length(), CLAMP_BITS_MAX)
 
     @property
     def dpos(self) -> str:

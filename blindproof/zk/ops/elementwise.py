@@ -2,7 +2,8 @@
 
 add / add_weight: ``raw = a + b`` (or ``a + w`` with ``w`` broadcast over the last axis, whose MLE on
 the padded tensor is ``ind_lead · w(r_last)``), ``y = clamp(raw)``. When the output range holds every
-possible ``raw`` (from the input ranges, capped by the 2^30 bound of the integer model) the clamp is the
+possible ``raw`` (from the ranges a proof enforces on the inputs, ``domain.proven_range``, or the 2^29
+bound of the integer model where none does) the clamp is the
 identity: each claim ``y(r) = v`` is reduced linearly (the prover sends ``a(r)`` or ``w(r_last)``).
 Otherwise the Clamp gadget proves ``y = clamp(raw)`` at a random point, where ``raw = a + b`` is
 checked linearly; the claims on ``y`` are then settled by the commitment.
@@ -21,9 +22,9 @@ import numpy as np
 from blindproof.zk import field as F
 from blindproof.zk import mle
 from blindproof.zk.ops import base as B
-from blindproof.zk.quant.spec import ACC_BOUND, Op, QuantSpec
+from blindproof.zk.ops import domain as D
+from blindproof.zk.quant.spec import Op, QuantSpec
 
-_DTYPE_MAX = {"int8": 127, "int16": (1 << 15) - 1, "int32": ACC_BOUND - 1}
 _EQ_PROD = [(1, (0, 1, 2))]
 
 
@@ -46,16 +47,11 @@ def shapes(op: Op, in_shapes: Sequence[tuple[int, ...]], spec: QuantSpec) -> dic
     return out
 
 
-def _bound(spec: QuantSpec, name: str) -> int:
-    ts = spec.tensors[name]
-    return max(abs(ts.lo), abs(ts.hi))
-
-
 def _clamp_plan(op: Op, shape: tuple[int, ...], spec: QuantSpec):
-    a = _bound(spec, op.inputs[0])
-    b = (_bound(spec, op.inputs[1]) if op.kind == "add"
-         else _DTYPE_MAX[spec.weights[op.params["weight"]].dtype])
-    q_bound = min(a + b, ACC_BOUND - 1)
+    # |raw| from the ranges a proof enforces on the operands (domain.proven_range), never from their
+    # declarations alone: an unproven operand counts with the reference's 2^29, so the clamp is skipped
+    # only when no value can need it
+    q_bound, _ = D.add_bound(op, spec, D.proven_ranges(spec))
     ts = spec.tensors[op.output]
     if -ts.lo >= q_bound and ts.hi >= q_bound:
         return None, None

@@ -12,10 +12,13 @@ Per row of width ``d`` (docs/quant.md §3.1), with witnesses from the trace and 
    ``S ∈ [0, 2^a)``: then ``s² ≤ S < (s+1)²`` over the integers. Nothing is computed outside the proof.
 4. ``s = 2·hs + sb`` with ``sb ∈ {0, 1}``, ``hs ∈ [0, 2^14)`` (so ``hs = ⌊s/2⌋``), and
    ``c·C + hs = n·s + r`` with ``0 ≤ r`` and ``u = s − 1 − r ≥ 0`` (aux ``u``), ``n ∈ [−C, C]``.
-5. ``y = clamp(n, lo, hi)``: the base ``Clamp`` relations with ``y ∈ [lo, hi]`` and excesses
-   ``d± ∈ [0, C − min(−lo, hi)]`` (which also gives ``n ∈ [−C, C]``: for ``C = 2^15`` the excesses are
-   bits), or ``y = n`` in the zero-check and ``n ∈ [−C, C]`` when ``C ≤ min(−lo, hi)`` (the clamp is
-   then the identity).
+5. ``y = clamp(n, lo', hi')`` with the output range cut to ``[lo', hi'] = [max(lo, −C), min(hi, C)]``
+   (the same function on ``n ∈ [−C, C]``): the base ``Clamp`` relations with ``y ∈ [lo', hi']`` and
+   excesses ``d⁺ ∈ [0, C − hi']``, ``d⁻ ∈ [0, C + lo']``, which give ``n ∈ [−C, C]`` for ANY declared
+   range (for ``C = 2^15`` the excesses are bits); or ``y = n`` in the zero-check and ``n ∈ [−C, C]``
+   when ``[−C, C] ⊆ [lo, hi]`` (the clamp is then the identity). Without the cut, an output range
+   ``[−32767, 2^28]`` with ``C = 40000`` admitted ``n' = n + ⌊(num + p)/s⌋`` (y = 544056 beside 10599).
+   LayerNorm widths ``d > 30720`` are refused: the mean window spans ``d·2^16 ≥ p`` values.
 
 No wrap-around: ``|c_i| ≤ s`` follows from 2–3, so every term of step 4 is below ``C·s`` and the
 relation holds over the integers when ``2·C·s + 2·s < p``. That bounds ``s`` and so ``S``:
@@ -39,7 +42,7 @@ import numpy as np
 from blindproof.zk import field as F
 from blindproof.zk.ops import base as B
 from blindproof.zk.ops import rowwise as RW
-from blindproof.zk.quant.spec import Op, QuantSpec, norm_sq_bits
+from blindproof.zk.quant.spec import MEAN_D_MAX, Op, QuantSpec, norm_sq_bits
 
 
 def sum_sq_bits(C: int) -> int:
@@ -59,9 +62,16 @@ class _Plan:
         if self.C < 1 or self.E < 1:
             raise ValueError(f"norm {op.output}: C and E must be ≥ 1")
         self.shape, self.rshape = shape, RW.row_shape(shape)
+        if self.layer and self.d > MEAN_D_MAX:
+            raise ValueError(f"norm {op.output}: LayerNorm width {self.d} > {MEAN_D_MAX}: the mean is not unique mod p")
         self.a = sum_sq_bits(self.C)
         ys = spec.tensors[op.output]
-        self.lo, self.hi = ys.lo, ys.hi
+        # the honest n lies in [−C, C], so clamp(n, lo, hi) = clamp(n, lo', hi') with the output range cut
+        # to [−C, C]; checking y in the cut range (and the excesses below) then bounds n for ANY declared
+        # range: with hi = 2^28 > C, a y up to 2^28 would admit n' = n + ⌊(num + p)/s⌋
+        self.lo, self.hi = max(ys.lo, -self.C), min(ys.hi, self.C)
+        if self.lo >= self.hi:
+            raise ValueError(f"norm {op.output}: output range [{ys.lo}, {ys.hi}] misses [−C, C] = [{-self.C}, {self.C}]")
         o, w, a = op.output, (lambda k: B.witness_name(op.output, k)), (lambda k: B.aux_name(op.output, k))
         self.x, self.y = op.inputs[0], o
         self.mean, self.mean_r, self.c = w("mean"), w("mean_r"), w("centred")
@@ -84,11 +94,11 @@ class _Plan:
         if self.clamp is None:
             ranges.append(R(a("rn"), self.n, shape, -self.C, self.C))
         else:
-            # y ∈ [lo, hi] and excesses d± ∈ [0, C − min(−lo, hi)]: then n = y + d⁺ − d⁻ lies in [−C, C]
-            # without a range check of its own (the base clamp's excess range would be far wider)
-            delta = self.C - min(-self.lo, self.hi)
-            ranges += [self.clamp.ranges()[0], R(a("rdp"), self.clamp.dpos, shape, 0, delta),
-                       R(a("rdn"), self.clamp.dneg, shape, 0, delta)]
+            # y ∈ [lo', hi'] ⊆ [−C, C], d⁺ ∈ [0, C − hi'], d⁻ ∈ [0, C + lo']: d⁺ > 0 forces y = hi', so
+            # n = hi' + d⁺ ≤ C; d⁻ > 0 forces y = lo', so n ≥ −C; else n = y. So n ∈ [−C, C] without a
+            # range check of its own (the base clamp's excess range would be far wider)
+            ranges += [self.clamp.ranges()[0], R(a("rdp"), self.clamp.dpos, shape, 0, self.C - self.hi),
+                       R(a("rdn"), self.clamp.dneg, shape, 0, self.C + self.lo)]
         self.checks = B.Checks(a("chk"), ranges=ranges)
 
     def witnesses(self) -> dict[str, tuple[int, ...]]:

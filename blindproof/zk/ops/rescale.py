@@ -9,7 +9,9 @@ junk weight padding that reached it, stops here; docs/zk-ops.md §5a).
 
 Uniqueness (why the field relation is the integer one). ``x`` is fixed by the ops before (a field
 value: the integer of the reference, whose rescale quotients lie in ``[-2^(29−s), 2^(29−s))``, else it
-raises BoundError; spec.quotient_bits). For ``s_j > 0`` the prover picks ``(q, r)``; two solutions of
+raises BoundError; spec.quotient_bits). Its bound comes from what a proof enforces on it
+(:func:`~blindproof.zk.ops.domain.proven_range`; the reference's ``2^29`` when nothing does), never
+from its declared range alone: the clamp is skipped only when no value of ``x`` can need it. For ``s_j > 0`` the prover picks ``(q, r)``; two solutions of
 ``x + H ≡ q·2^s + r (mod p)`` differ by a multiple of ``p`` in ``q·2^s + r``. The proof range-checks ``q``
 into ``[-2^w, 2^w)`` with ``w ≤ 29 − s`` (the honest window, tightened by the input's declared range) and
 ``r`` into ``[0, 2^s)``, so ``q·2^s + r`` takes fewer than ``2^30 < p`` values: one solution, the
@@ -43,7 +45,8 @@ import numpy as np
 
 from blindproof.zk import field as F
 from blindproof.zk.ops import base as B
-from blindproof.zk.quant.spec import ACC_BOUND, Op, QuantSpec, quotient_bits
+from blindproof.zk.ops import domain as D
+from blindproof.zk.quant.spec import Op, QuantSpec
 
 
 def _shifts(op: Op, n: int) -> np.ndarray:
@@ -55,20 +58,8 @@ def _shifts(op: Op, n: int) -> np.ndarray:
     return s
 
 
-def quotient_range(shift: int, x_bound: int) -> tuple[int, int]:
-    """Honest ``[q_lo, q_hi]`` of a rescale by ``shift`` of any ``|x| ≤ x_bound`` that the reference
-    accepts (inside the window of :func:`~blindproof.zk.quant.spec.quotient_bits`)."""
-    lim = 1 << quotient_bits(shift)
-    if shift > 0:
-        half = 1 << (shift - 1)
-        return max((half - x_bound) >> shift, -lim), min((x_bound + half) >> shift, lim - 1)
-    hi = min(x_bound << -shift, lim - 1)
-    return -hi, hi
-
-
-def _window_bits(lo: int, hi: int) -> int:
-    """Smallest ``w`` with ``[lo, hi] ⊆ [-2^w, 2^w)`` (``lo ≤ 0 ≤ hi``)."""
-    return max(1, hi.bit_length(), (-lo - 1).bit_length())
+quotient_range = D.quotient_range  # (shift, |x| bound) -> honest quotient range
+_window_bits = D.window_bits
 
 
 class _Plan:
@@ -83,15 +74,14 @@ class _Plan:
         self.uniform = bool(np.all(s == s[0]))
         ts = spec.tensors[op.output]
         self.lo, self.hi = ts.lo, ts.hi
-        xs = spec.tensors[op.inputs[0]]
-        xb = min(max(abs(xs.lo), abs(xs.hi)), ACC_BOUND - 1)  # |x| from its declared range
-        ranges_of = {sj: quotient_range(sj, xb) for sj in set(s.tolist())}
-        wins = {sj: _window_bits(*rg) for sj, rg in ranges_of.items()}
-        q_lo, q_hi = min(r[0] for r in ranges_of.values()), max(r[1] for r in ranges_of.values())
+        # |x| from the range a proof enforces on x (domain.proven_range), never from its declaration:
+        # a declared-but-unproven bound would let y = q skip a clamp the reference applies
+        lay = D.rescale_layout(op, spec, D.proven_range(spec, op.inputs[0]))
+        wins, q_lo, q_hi = lay["wins"], lay["q_lo"], lay["q_hi"]
         self.q_bound = max(-q_lo, q_hi)
         self.y, self.q_name = op.output, B.witness_name(op.output, "q")
         self.r = B.witness_name(op.output, "r")
-        self.identity = self.lo <= q_lo and self.hi >= q_hi
+        self.identity = lay["identity"]
         lb = B.small_limbs(shape)
         self.clamp = None if self.identity else B.Clamp(B.aux_name(op.output, "clamp"), self.q_name, self.y,
                                                          shape, self.lo, self.hi, self.q_bound, lb)

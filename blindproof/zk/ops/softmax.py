@@ -27,9 +27,15 @@ shapes; it holds for every ``K ≤ 2^14``).
 
 Spread of the scores: ``max ≥ s_j`` over the integers needs every row's spread below
 ``p − 2^30 − 2^16 ≈ 0.87·2^30`` (a true ``max − s_j < 0`` then maps to a field value above what ``z + d``
-can reach). The plan refuses a score tensor whose declared range is wider; in the integer model the
-scores are a rescale output declared ``[-2^28, 2^28)`` (quantize.SCORE_LO/HI), a range the rescale
-proof enforces (its quotient window, or its clamp), so the spread is below ``2^29``.
+can reach: with scores ±534,256,996 the smallest score would verify as the maximum). The protocol's
+score domain is ``[-2^28, 2^28)`` (``spec.SCORE_LO/HI``; the reference raises BoundError outside it), a
+spread below ``2^29``. The proof enforces it: the scores are range-checked here unless the op that made
+them proves them inside it already (:func:`~blindproof.zk.ops.domain.proven_range`: in the quantized
+models a rescale's clamp or quotient window does). A declared range is never trusted.
+
+The exp table is the protocol's: ``exp_neg`` over ``[0, 2^16 − 1]`` (``spec.check_exp_table``, also
+enforced when a spec is loaded), and ``z = min(diff, 2^16 − 1)`` uses the protocol's constant, as the
+reference does; ``in_exp``/``out_exp`` are the spec's and the table is regenerated from them.
 """
 
 from __future__ import annotations
@@ -40,9 +46,10 @@ import numpy as np
 
 from blindproof.zk import field as F
 from blindproof.zk.ops import base as B
+from blindproof.zk.ops import domain as D
 from blindproof.zk.ops import rowwise as RW
 from blindproof.zk.ops.lookup_ops import extended_table
-from blindproof.zk.quant.spec import Op, QuantSpec
+from blindproof.zk.quant.spec import EXP_DOMAIN_MAX, SCORE_HI, SCORE_LO, Op, QuantSpec, check_exp_table
 from blindproof.zk.quant.tables import table_values
 
 MASK = "mask"
@@ -66,17 +73,19 @@ class _Plan:
         self.shape, self.rshape = tuple(shape), RW.row_shape(shape)
         self.causal, self.frac, self.start = bool(op.params["causal"]), int(op.params["frac"]), int(start)
         ts = spec.tables[op.params["table"]]
+        check_exp_table(op, ts)
         vals = table_values(ts)
         self.t0 = int(vals[0])
-        if ts.lo != 0 or int(vals.max()) != self.t0 or int(vals.min()) < 0:
+        if int(vals.max()) != self.t0 or int(vals.min()) < 0:
             raise ValueError(f"softmax {op.output}: the exp table must start at 0 with its maximum T[0]")
-        self.zmax = ts.hi
+        self.zmax = EXP_DOMAIN_MAX  # the protocol's clamp of max − s, as the reference's (never the spec's)
         self.table = extended_table(ts, shift_out=self.t0)
         K = int(shape[-1])
-        sc = spec.tensors[op.inputs[0]]
-        if sc.hi - sc.lo >= F.P - (1 << D_BITS) - (self.zmax + 1):
-            raise ValueError(f"softmax {op.output}: scores declared in [{sc.lo}, {sc.hi}], a spread that could "
-                             "wrap max − s around p (declare them within ±2^28)")
+        # scores in [-2^28, 2^28): a spread below 2^29 < p − 2^30 − 2^16, so max − s cannot wrap; range-
+        # checked here unless the proof of the op that made them already bounds them that tightly
+        self.s_check = not D.within(D.proven_range(spec, op.inputs[0]), SCORE_LO, SCORE_HI)
+        if (SCORE_HI - SCORE_LO) >= F.P - (1 << D_BITS) - (self.zmax + 1):  # pragma: no cover - constants
+            raise AssertionError("softmax score domain too wide")
         self.kS = (K * self.t0 - 1).bit_length()  # sum − T[0], r, u < sum ≤ K·T[0] ≤ 2^kS
         self.n_max = (self.t0 << self.frac) + (K * self.t0) // 2  # numerator e·2^F + ⌊sum/2⌋
         # B = p·S_hi ≤ n_max / 2^15; a power-of-two range needs one limb column instead of two, and is
@@ -100,6 +109,8 @@ class _Plan:
                   R(a("rsum"), self.sum, rs, self.t0, self.t0 + top(self.kS)),
                   R(a("rodd"), self.hb, rs, 0, 1), R(a("rhalf"), self.h, rs, 0, top(self.kS)),
                   R(a("rhi"), self.shi, rs, 0, top(self.kS + 1 - SPLIT)), R(a("rlo"), self.slo, rs, 0, top(SPLIT))]
+        if self.s_check:
+            ranges.append(R(a("rs"), self.s, fs, SCORE_LO, SCORE_HI))
         fl = B.FunctionLookup((self.z, self.g), fs, self.table)
         self.checks = B.Checks(a("chk"), ranges=ranges, functions=[fl])
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from blindproof.zk.quant.reference import Trace, check_weights
-from blindproof.zk.quant.spec import ACC_BOUND, Op, QuantSpec, norm_sq_bits, quotient_bits
+from blindproof.zk.quant.spec import ACC_BOUND, SCORE_HI, SCORE_LO, Op, QuantSpec, norm_sq_bits, quotient_bits
 from blindproof.zk.quant.tables import EXP_DOMAIN_MAX, table_values
 
 
@@ -134,6 +134,7 @@ def _check_op(spec: QuantSpec, w: dict, op: Op, ins: list, y: np.ndarray, wit: d
             else np.ones((n, total), dtype=bool)
         table = table_values(spec.tables[p["table"]])
         m, diff, z, e, tot = wit["max"], wit["diff"], wit["z"], wit["e"], wit["sum"]
+        _req((s >= SCORE_LO) & (s <= SCORE_HI), op, "scores in [-2^28, 2^28) (max - s cannot wrap mod p)")
         _req(np.where(allowed, diff == m - s, diff == 0), op, "diff = m - s on unmasked entries")
         _req(diff >= 0, op, "m >= every unmasked score")
         _req(z == np.minimum(diff, EXP_DOMAIN_MAX), op, "z = min(diff, 2^16 - 1)")

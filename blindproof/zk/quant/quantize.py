@@ -21,15 +21,14 @@ import torch
 from blindproof.models.mlp import MLP
 from blindproof.models.transformer import Transformer
 from blindproof.zk.quant.reference import BoundError, Trace, check_weights, run_program
-from blindproof.zk.quant.spec import (ACC_BOUND, INT8_MAX, INT16_MAX, Op, QuantSpec, TableSpec, TensorSpec, WeightSpec,
-                                      norm_sq_bits)
+from blindproof.zk.quant.spec import (ACC_BOUND, INT8_MAX, INT16_MAX, SCORE_HI, SCORE_LO, Op, QuantSpec, TableSpec,
+                                      TensorSpec, WeightSpec, norm_sq_bits)
 from blindproof.zk.quant.tables import (activation_table, exp_table, rope_angles, rope_table,
                                         round_half_up)
 
 WIDE = ACC_BOUND - 1
 # attention scores (a rescale output): [-2^28, 2^28), so a row's spread stays below 2^29 and the softmax
 # proof's `max >= s_j` cannot wrap around p (ops/softmax.py); real scores at 2^-12 are far smaller
-SCORE_LO, SCORE_HI = -(1 << 28), (1 << 28) - 1
 
 # Float activations for calibration (vectorized; the integer tables come from tables.py).
 _FLOAT_ACT: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -368,8 +367,11 @@ class _Builder:
             weights[name] = arr.astype(np.int64)
             wspecs[name] = WeightSpec(name, tuple(arr.shape), dtype, _compact(e))
         tables = {name: fn() for name, fn in self.tables.items()}
-        spec = QuantSpec(arch, tuple(n.name for n in self.inputs), tuple(alias.get(o.name, o.name) for o in outputs),
-                         tuple(ops), tensors, wspecs, tables)
+        try:  # the spec refuses parameters that would make a proof relation ambiguous (spec._check_domain)
+            spec = QuantSpec(arch, tuple(n.name for n in self.inputs),
+                             tuple(alias.get(o.name, o.name) for o in outputs), tuple(ops), tensors, wspecs, tables)
+        except ValueError as exc:
+            raise QuantizationError(f"the integer program leaves the proof's domain: {exc}") from exc
         return spec, weights
 
 

@@ -4,7 +4,8 @@
 values each op's proof needs (remainders, unclamped values, row maxima, sums, integer square roots),
 named `<output>/<witness>`. Every recorded integer must satisfy |v| < 2^29 (below p/2, so a proof's
 field values are these integers); a violation raises `BoundError` naming the op and the tensor.
-Ops with a tighter proof domain check it too (a rescale's quotient window, a norm's sum of squares).
+Ops with a tighter proof domain check it too (a rescale's quotient window, a norm's sum of squares,
+softmax scores within [-2^28, 2^28)).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from blindproof.zk.quant.spec import ACC_BOUND, Op, QuantSpec, norm_sq_bits, quotient_bits
+from blindproof.zk.quant.spec import ACC_BOUND, SCORE_HI, SCORE_LO, Op, QuantSpec, norm_sq_bits, quotient_bits
 from blindproof.zk.quant.tables import EXP_DOMAIN_MAX, table_values
 
 _DTYPE_MAX = {"int8": 127, "int16": (1 << 15) - 1, "int32": ACC_BOUND - 1}
@@ -197,6 +198,10 @@ class _Run:
 
     def softmax(self, op: Op, s: np.ndarray):
         t, total = s.shape[-2], s.shape[-1]
+        # the protocol's score domain (ops/softmax.py): a spread below 2^29 keeps max − s from wrapping
+        if s.size and (int(s.min()) < SCORE_LO or int(s.max()) > SCORE_HI):
+            raise BoundError(f"op softmax -> {op.output}: scores in [{int(s.min())}, {int(s.max())}] leave the "
+                             f"softmax domain [-2^28, 2^28)")
         if op.params["causal"]:
             allowed = np.arange(total)[None, :] <= (self.start + np.arange(t))[:, None]
         else:

@@ -23,6 +23,19 @@ QUOTIENT_BITS = 29  # a rescale's q·2^s + r lies in [-2^29, 2^29): a window of 
 INT8_MAX = 127  # weights: symmetric int8
 INT16_MAX = (1 << 15) - 1  # activations: symmetric int16, so a product of two stays below 2^30
 FIELD_P = 15 * (1 << 27) + 1  # BabyBear, the proof field (zk.field.P)
+EXP_DOMAIN_MAX = (1 << 16) - 1  # softmax: z = min(max − s, 2^16 − 1) indexes the exp table (tables.EXP_DOMAIN_MAX)
+SCORE_LO, SCORE_HI = -(1 << 28), (1 << 28) - 1  # softmax scores: a row spread below 2^29 (ops/softmax.py)
+MEAN_D_MAX = (FIELD_P - 1) >> 16  # LayerNorm width: d·mean + mean_r spans d·2^16 values, fewer than p
+CLAMP_WIDTH_MAX = FIELD_P - (1 << 30)  # a clamped range: hi − lo + 2^30 ≤ p (ops/base.Clamp, excesses < 2^29)
+CLAMPED_KINDS = ("rescale", "add", "add_weight", "norm")  # ops whose output is clamp(·, lo, hi)
+
+
+def check_exp_table(op: "Op", ts: "TableSpec") -> None:
+    """A softmax's exp table must be the protocol's: ``exp_neg`` over ``[0, EXP_DOMAIN_MAX]``, the domain
+    the reference indexes (``z = min(max − s, 2^16 − 1)``). A spec's own ``lo``/``hi`` are never used."""
+    if ts.fn != "exp_neg" or ts.lo != 0 or ts.hi != EXP_DOMAIN_MAX:
+        raise ValueError(f"op softmax -> {op.output}: the exp table {ts.name!r} must be exp_neg over "
+                         f"[0, {EXP_DOMAIN_MAX}] (the protocol's domain), got {ts.fn} over [{ts.lo}, {ts.hi}]")
 
 
 def quotient_bits(shift: int) -> int:
@@ -206,6 +219,45 @@ class QuantSpec:
                 ref = op.params.get(key)
                 if ref is not None and ref not in pool:
                     raise ValueError(f"op {op.kind} -> {op.output} names {what} {ref!r}, which the spec lacks")
+        self._check_domain()
+
+    def _check_domain(self) -> None:
+        """Refuse a spec that makes a relation ambiguous mod p whatever the prover does (a third party's
+        spec is hostile input): an empty range, a clamped range too wide for a
+        unique clamp, a LayerNorm too wide for a unique mean, a norm constant too large for a unique
+        division, an exp table other than the protocol's. Each error names the op and the bound."""
+        for ts in self.tensors.values():
+            if ts.lo > ts.hi:
+                raise ValueError(f"tensor {ts.name!r}: empty range [{ts.lo}, {ts.hi}]")
+        for op in self.ops:
+            ts = self.tensors[op.output]
+            where = f"op {op.kind} -> {op.output}"
+            if op.kind in CLAMPED_KINDS:
+                if not ts.lo <= 0 <= ts.hi:
+                    raise ValueError(f"{where}: a clamped output range must contain 0, got [{ts.lo}, {ts.hi}]")
+                covers = ts.lo <= -(ACC_BOUND - 1) and ts.hi >= ACC_BOUND - 1  # the clamp is then the identity
+                if ts.hi - ts.lo > CLAMP_WIDTH_MAX and not covers:
+                    raise ValueError(f"{where}: clamped range [{ts.lo}, {ts.hi}] is wider than p − 2^30 = "
+                                     f"{CLAMP_WIDTH_MAX}: the clamp would not be unique mod p")
+            if op.kind == "rescale":
+                for sh in (op.params["shift"] if isinstance(op.params["shift"], list) else [op.params["shift"]]):
+                    quotient_bits(int(sh))  # ValueError beyond 29
+            elif op.kind == "norm":
+                p = op.params
+                if p.get("kind") not in ("rms", "layer"):
+                    raise ValueError(f"{where}: norm kind must be 'rms' or 'layer', got {p.get('kind')!r}")
+                d, C, E = int(p["d"]), int(p["C"]), int(p["E"])
+                if d < 1 or C < 1 or E < 1:
+                    raise ValueError(f"{where}: d, C and E must be >= 1")
+                norm_sq_bits(C)  # ValueError when C leaves no sound sum of squares
+                if p["kind"] == "layer" and d > MEAN_D_MAX:
+                    raise ValueError(f"{where}: LayerNorm width d = {d} > {MEAN_D_MAX}: d·2^16 ≥ p, so the mean "
+                                     f"window [-2^15, 2^15) no longer makes the mean unique mod p")
+            elif op.kind == "softmax":
+                check_exp_table(op, self.tables[op.params["table"]])
+                frac = int(op.params["frac"])
+                if not 0 <= frac <= 29:
+                    raise ValueError(f"{where}: frac = {frac} outside [0, 29]")
 
     def to_dict(self) -> dict:
         return {
