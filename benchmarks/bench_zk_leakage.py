@@ -407,7 +407,9 @@ def run_workload(name: str, tensor: str, max_proofs: int, say=print) -> dict:
                       "n_rows": lay.n_rows, "n_data_rows": lay.n_data_rows, "proximity_tests": lay.proximity_tests,
                       "blowup": lay.blowup, "weight_tensors": len(lay.names),
                       "committed_weight_entries": int(sum(1 << s for s in lay.log_sizes))},
-           "weight_claims_per_proof": claims_per_proof}
+           "weight_claims_per_proof": claims_per_proof,
+           # committed weights that no claim of the proof reads: nothing in the proof ties them to the output
+           "weight_tensors_without_claims": [n for n in lay.names if n not in claims_per_proof]}
     # (a) exact recovery of one tensor; projection for the others from the measured rate
     ra = a.summary()
     ra["tensor"] = tensor
@@ -492,7 +494,10 @@ def write_md(result: dict, path: Path) -> None:
             f"solve {a['solve_s']} s. Weight claims per proof: "
             + ", ".join(f"`{k}` {v}" for k, v in r["weight_claims_per_proof"].items())
             + ". Projected proofs per tensor at that rate (|W| / (4 · claims per proof)), largest: "
-            + ", ".join(f"`{k}` {v}" for k, v in big) + ".",
+            + ", ".join(f"`{k}` {v}" for k, v in big) + "."
+            + (" Committed weights with NO claim in a proof (not read by any proved op: "
+               + ", ".join(f"`{k}`" for k in r["weight_tensors_without_claims"]) + ")."
+               if r["weight_tensors_without_claims"] else ""),
             f"  - (b) distinct opened positions after each proof: {_progress(r['attacks']['b_columns']['progress'])}; "
             f"interpolation {r['attacks']['b_columns']['solve_s']} s.",
             f"  - (c) rank of the row weights after each proof: {_progress(r['attacks']['c_rows']['progress'])}; "
