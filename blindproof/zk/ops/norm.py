@@ -20,8 +20,17 @@ Per row of width ``d`` (docs/quant.md §3.1), with witnesses from the trace and 
    ``[−32767, 2^28]`` with ``C = 40000`` admitted ``n' = n + ⌊(num + p)/s⌋`` (y = 544056 beside 10599).
    LayerNorm widths ``d > 30720`` are refused: the mean window spans ``d·2^16 ≥ p`` values.
 
-No wrap-around: ``|c_i| ≤ s`` follows from 2–3, so every term of step 4 is below ``C·s`` and the
-relation holds over the integers when ``2·C·s + 2·s < p``. That bounds ``s`` and so ``S``:
+2a. ``Σ c²`` is an integer below ``2^a``, not merely ``S − E`` modulo ``p``: aux suffix sums ``P`` (full
+   shape, 0 on padding: ``P = ind·P``) with ``P − Q − c² = 0`` and ``Q[…, j] = P[…, j + 1]`` (a shift
+   sumcheck, :class:`rowwise.Combined` ``shifts``), ``P ∈ [0, 2^a)`` and ``c ∈ [−2^15, 2^15)`` on real
+   entries (``c`` unchecked for RMS when the op that made ``x`` proves it in that range). Each step adds
+   ``c_j² ≤ 2^30`` to ``P_{j+1} < 2^29``, so none wraps and ``P_0 = Σ c²`` exactly; with ``S ≡ Σc² + E`` and
+   both below ``2^29``, ``S = Σ c² + E`` over the integers. Without it an input with ``Σ x² ≥ p`` (the
+   reference raises BoundError) verified with ``S = Σx² + E − p`` and an output of the reference's
+   domain's choosing (x = 17000 ×8: every output 32767).
+
+No wrap-around: ``|c_i| ≤ s`` follows from 2–3 (now over the integers, by 2a), so every term of step 4
+is below ``C·s`` and the relation holds over the integers when ``2·C·s + 2·s < p``. That bounds ``s`` and so ``S``:
 ``a = quant.spec.norm_sq_bits(C)``, the largest exponent ≤ 29 with ``2·(C + 1)·⌊√(2^a − 1)⌋ + 2 < p``
 (``a = 29`` for ``C ≤ 43444``; the quantizer keeps ``a ≥ 29`` and calibration data at ``S < 2^28``).
 The reference raises BoundError for ``S ≥ 2^a``, so the integer program has the proof's domain; a
@@ -41,6 +50,7 @@ import numpy as np
 
 from blindproof.zk import field as F
 from blindproof.zk.ops import base as B
+from blindproof.zk.ops import domain as D
 from blindproof.zk.ops import rowwise as RW
 from blindproof.zk.quant.spec import MEAN_D_MAX, Op, QuantSpec, norm_sq_bits
 
@@ -77,6 +87,7 @@ class _Plan:
         self.mean, self.mean_r, self.c = w("mean"), w("mean_r"), w("centred")
         self.S, self.s, self.n, self.r = w("S"), w("s"), w("n"), w("r")
         self.hs, self.sb, self.g1, self.g2, self.u = a("hs"), a("sb"), a("g1"), a("g2"), a("u")
+        self.P, self.Q = a("sqsum"), a("sqnext")  # suffix sums of c² and the same shifted by one column
         self.identity = self.C <= min(-self.lo, self.hi)
         self.clamp = None if self.identity else B.Clamp(a("clamp"), self.n, self.y, shape, self.lo, self.hi,
                                                         self.C)
@@ -91,6 +102,12 @@ class _Plan:
         if self.layer:
             ranges += [R(a("rmr"), self.mean_r, self.rshape, 0, self.d - 1),
                        R(a("rmean"), self.mean, self.rshape, -(1 << 15), (1 << 15) - 1)]
+        # Σ c² as an integer: suffix sums P ∈ [0, 2^a) with P_j = P_{j+1} + c_j² and |c_j| ≤ 2^15, so no
+        # step wraps (2^29 + 2^30 < p); c is checked unless the op that made x proves it (RMS)
+        ranges.append(R(a("rP"), self.P, shape, 0, (1 << self.a) - 1))
+        cc = self.c if self.layer else self.x
+        if self.layer or not D.within(D.proven_range(spec, self.x), -(1 << 15), (1 << 15) - 1):
+            ranges.append(R(a("rc"), cc, shape, -(1 << 15), (1 << 15) - 1))
         if self.clamp is None:
             ranges.append(R(a("rn"), self.n, shape, -self.C, self.C))
         else:
@@ -109,7 +126,7 @@ class _Plan:
 
     def columns(self) -> dict[str, tuple[int, ...]]:
         out = {self.hs: self.rshape, self.sb: self.rshape, self.g1: self.rshape, self.g2: self.rshape,
-               self.u: self.shape}
+               self.u: self.shape, self.P: self.shape, self.Q: self.shape}
         out.update(self.checks.columns())
         if self.clamp is not None:
             out.update(self.clamp.columns())
@@ -131,9 +148,9 @@ class _Plan:
     # --- full-tensor relations ---------------------------------------------------------------------------
     def combined(self, g: np.ndarray) -> RW.Combined:
         gp = [F.eone()]
-        for _ in range(4):
+        for _ in range(6):
             gp.append(F.emul(gp[-1], g))
-        full = [self.x, self.n, self.r, self.u] + ([self.c] if self.layer else []) + \
+        full = [self.x, self.n, self.r, self.u, self.P, self.Q] + ([self.c] if self.layer else []) + \
             ([self.y] if self.identity else [])
         rows = [self.s, self.hs] + ([self.mean] if self.layer else [])
         neg = F.eneg
@@ -151,13 +168,17 @@ class _Plan:
         if self.identity:  # y = n
             z += [(gp[3], (self.y,)), (neg(gp[3]), (self.n,))]
         cc = self.c if self.layer else self.x
+        # P − Q − c² = 0 everywhere (padding: P, Q, c all 0 — which pins the padding of x to 0 for RMS);
+        # P − ind·P = 0: P is 0 on padding, so the suffix chain starts at 0 after the last real column
+        z += [(gp[5], (self.P,)), (neg(gp[5]), (self.Q,)), (neg(gp[5]), (cc, cc)),
+              (gp[6], (self.P,)), (neg(gp[6]), (RW.IND, self.P))]
         sums = [(1, (cc, cc))]
         rhs: list = [(1, self.S), (-self.E, RW.IND)]
         if self.layer:  # Σ x + ⌊d/2⌋ = d·mean + mean_r
             sums += [(gp[4], (self.x,))]
             rhs += [(F.emul(gp[4], F.ext(self.d)), self.mean), (gp[4], self.mean_r),
                     (F.emul(gp[4], F.ext(-(self.d // 2))), RW.IND)]
-        return RW.Combined(f"norm:{self.y}", self.shape, full, rows, z, sums, rhs)
+        return RW.Combined(f"norm:{self.y}", self.shape, full, rows, z, sums, rhs, shifts=[(self.P, self.Q)])
 
 
 def shapes(op: Op, in_shapes: Sequence[tuple[int, ...]], spec: QuantSpec) -> dict[str, tuple[int, ...]]:
@@ -176,8 +197,11 @@ def aux(ctx: B.ProverContext, op: Op) -> dict[str, np.ndarray]:
     if ctx.strict and S.size and int(S.max()) >= 1 << plan.a:
         raise ValueError(f"norm {op.output}: sum of squares {int(S.max())} ≥ 2^{plan.a}, beyond what the "
                          f"proof of the division covers for C = {plan.C}")
+    c = ctx.value(plan.c if plan.layer else plan.x)
+    P = np.flip(np.cumsum(np.flip(c * c, -1), -1), -1)  # P_j = Σ_{i ≥ j} c_i²
+    Q = np.concatenate([P[..., 1:], np.zeros_like(P[..., :1])], -1)
     vals = {plan.hs: s // 2, plan.sb: s % 2, plan.g1: S - s * s, plan.g2: s * s + 2 * s - S,
-            plan.u: s - 1 - r}
+            plan.u: s - 1 - r, plan.P: P, plan.Q: Q}
     if plan.clamp is not None:
         vals.update(plan.clamp.witness(ctx.value(plan.n), ctx.strict))
     vals.update(plan.checks.witness(lambda n: vals[n] if n in vals else ctx.value(n), ctx.strict))

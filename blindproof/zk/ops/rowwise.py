@@ -76,6 +76,7 @@ class Combined:
     public: list[str] = field(default_factory=list)
     public_table: Callable[[str], np.ndarray] | None = None
     public_eval: Callable[[str, np.ndarray], np.ndarray] | None = None
+    shifts: list[tuple[str, str]] = field(default_factory=list)  # (P, Q): Q[..., j] = P[..., j + 1]
 
     # --- layout ---------------------------------------------------------------------------------------
     def _publics(self) -> list[str]:
@@ -83,7 +84,16 @@ class Combined:
 
     def _index(self) -> dict[str, int]:
         names = [*self.full, *self.rows, *self._publics(), "#eq_tau", "#eq_rho"]
+        names += [f"#succ{i}" for i in range(len(self.shifts))]
         return {n: i for i, n in enumerate(names)}
+
+    def _shift_coeffs(self, lam: np.ndarray) -> list[np.ndarray]:
+        """λ², λ³, …: the weights of the shift claims (λ weighs the row sums)."""
+        out, c = [], F.emul(lam, lam)
+        for _ in self.shifts:
+            out.append(c)
+            c = F.emul(c, lam)
+        return out
 
     def _terms(self, lam: np.ndarray) -> list[tuple[object, tuple[int, ...]]]:
         ix = self._index()
@@ -96,6 +106,8 @@ class Combined:
             if not 1 <= len(names) <= 2:
                 raise ValueError(f"{self.label}: row-sum terms need 1 or 2 factors")
             out.append((F.emul(lam, _coeff(c)), (ix["#eq_rho"], *(ix[n] for n in names))))
+        for i, ((src, _), c) in enumerate(zip(self.shifts, self._shift_coeffs(lam))):
+            out.append((c, (ix[f"#succ{i}"], ix[src])))
         return out
 
     def _rhs_names(self) -> list[str]:
@@ -121,39 +133,55 @@ class Combined:
         return self.public_table(name)
 
     # --- prover / verifier ----------------------------------------------------------------------------
-    def _challenges(self, ctx: B.VerifierContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _challenges(self, ctx: B.VerifierContext) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
         n = B.n_vars(self.shape)
         tau = ctx.transcript.challenge_exts(f"ops/{self.label}/tau", n)
         rho = ctx.transcript.challenge_exts(f"ops/{self.label}/rho", n - col_vars(self.shape))
         lam = ctx.transcript.challenge_ext(f"ops/{self.label}/lambda")
-        return tau, rho, lam
+        sig = [ctx.transcript.challenge_exts(f"ops/{self.label}/sigma", col_vars(self.shape)) for _ in self.shifts]
+        return tau, rho, lam, sig
+
+    def _shift_claim(self, lam: np.ndarray, svals: np.ndarray) -> np.ndarray:
+        total = F.ezero()
+        for c, v in zip(self._shift_coeffs(lam), svals):
+            total = F.eadd(total, F.emul(c, v))
+        return total
 
     def prove(self, ctx: B.ProverContext, proof: B.OpProof) -> list[B.Claim]:
         """Run the combined sumcheck; returns the claims on committed tensors."""
-        tau, rho, lam = self._challenges(ctx)
+        tau, rho, lam, sig = self._challenges(ctx)
         rhs_names = self._rhs_names()
         rvals = {n: ctx.evaluate(n, rho) for n in rhs_names}
         if rhs_names:
             arr = np.stack([rvals[n] for n in rhs_names])
             proof.put_ext(arr)
             ctx.transcript.absorb_ext(f"ops/{self.label}/row_values", arr)
-        claim = F.emul(lam, self._rhs(rvals, rho))
+        svals = np.zeros((0, 4), dtype=np.uint32)
+        if self.shifts:
+            svals = np.stack([ctx.evaluate(q, np.concatenate([rho, sg])) for (_, q), sg in zip(self.shifts, sig)])
+            proof.put_ext(svals)
+            ctx.transcript.absorb_ext(f"ops/{self.label}/shift_values", svals)
+        claim = F.eadd(F.emul(lam, self._rhs(rvals, rho)), self._shift_claim(lam, svals))
         tables = ([ctx.table(n) for n in self.full] + [row_table(ctx.table(n), self.shape) for n in self.rows]
                   + [self._public_table(n) for n in self._publics()]
-                  + [mle.eq_table(tau), self._row_weights(rho)])
+                  + [mle.eq_table(tau), self._row_weights(rho)] + [self._succ_weights(rho, sg) for sg in sig])
         point, finals = B.prove_sum(ctx, proof, B.n_vars(self.shape), tables, self._terms(lam), claim)
-        return self._claims(point, finals, rho, rvals)
+        return self._claims(point, finals, rho, rvals) + self._shift_claims(rho, sig, svals)
 
     def verify(self, ctx: B.VerifierContext, rd: B.ProofReader) -> list[B.Claim]:
         """Check the combined sumcheck; returns the claims. Raises Reject."""
-        tau, rho, lam = self._challenges(ctx)
+        tau, rho, lam, sig = self._challenges(ctx)
         rhs_names = self._rhs_names()
         rvals: dict[str, np.ndarray] = {}
         if rhs_names:
             arr = rd.take_ext(len(rhs_names))
             ctx.transcript.absorb_ext(f"ops/{self.label}/row_values", arr)
             rvals = dict(zip(rhs_names, arr))
-        claim = F.emul(lam, self._rhs(rvals, rho))
+        svals = np.zeros((0, 4), dtype=np.uint32)
+        if self.shifts:
+            svals = rd.take_ext(len(self.shifts))
+            ctx.transcript.absorb_ext(f"ops/{self.label}/shift_values", svals)
+        claim = F.eadd(F.emul(lam, self._rhs(rvals, rho)), self._shift_claim(lam, svals))
         ix = self._index()
         point, finals = B.verify_sum(ctx, rd, B.n_vars(self.shape), len(ix), self._terms(lam), claim)
         rp = row_point(point, self.shape)
@@ -162,10 +190,24 @@ class Combined:
                 "#eq_rho": F.emul(eq_rho, B.prefix_ones_eval(int(self.shape[-1]), point[rp.shape[0]:]))}
         for n in self._publics():
             want[n] = self._public_eval(n, point)
+        pc = point[rp.shape[0]:]
+        for i, sg in enumerate(sig):
+            want[f"#succ{i}"] = F.emul(eq_rho, succ_eval(pc, sg))
         for n, v in want.items():
             if not np.array_equal(finals[ix[n]], v):
                 raise B.Reject(f"{self.label}: wrong value of the public table {n.lstrip('#')!r}")
-        return self._claims(point, finals, rho, rvals)
+        return self._claims(point, finals, rho, rvals) + self._shift_claims(rho, sig, svals)
+
+    def _succ_weights(self, rho: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+        """``eq(ρ, row(y)) · eq(σ, col(y) − 1)`` (0 at column 0): Σ_y of it times ``P(y)`` is the MLE of
+        ``Q[..., x] = P[..., x + 1]`` at ``(ρ, σ)``."""
+        w = row_table(mle.eq_table(rho), self.shape)
+        e = mle.eq_table(sigma)
+        col = np.concatenate([np.zeros((1, 4), dtype=e.dtype), e[:-1]]) if e.shape[0] > 1 else np.zeros_like(e)
+        return F.emul(w, np.tile(col, (w.shape[0] // col.shape[0], 1)))
+
+    def _shift_claims(self, rho, sig, svals) -> list[B.Claim]:
+        return [B.Claim(q, np.concatenate([rho, sg]), v) for (_, q), sg, v in zip(self.shifts, sig, svals)]
 
     def _row_weights(self, rho: np.ndarray) -> np.ndarray:
         """``eq(ρ, row(x)) · ind_col(x)``: the row sums run over the real columns only. (The row part
@@ -182,6 +224,24 @@ class Combined:
         out += [B.Claim(n, rp, finals[ix[n]]) for n in self.rows]
         out += [B.Claim(n, rho, v) for n, v in rvals.items()]
         return out
+
+
+def succ_eval(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """MLE of ``[int(a) = int(b) + 1]`` over ``k``-bit indices (MSB-first coordinates) at points ``a``, ``b``:
+    the sum over the bit ``l`` that flips from 0 (in ``b``) to 1 (in ``a``), the higher bits equal and the
+    lower bits 1 in ``b`` and 0 in ``a``."""
+    k = a.shape[0]
+    one = F.eone()
+    total = F.ezero()
+    for lbit in range(k):
+        t = F.emul(a[lbit], F.esub(one, b[lbit]))
+        for i in range(lbit):  # higher bits equal: a b + (1 − a)(1 − b)
+            ai, bi = a[i], b[i]
+            t = F.emul(t, F.eadd(F.emul(ai, bi), F.emul(F.esub(one, ai), F.esub(one, bi))))
+        for i in range(lbit + 1, k):  # lower bits: 0 in a, 1 in b
+            t = F.emul(t, F.emul(F.esub(one, a[i]), b[i]))
+        total = F.eadd(total, t)
+    return total
 
 
 def _coeff(c) -> np.ndarray:
