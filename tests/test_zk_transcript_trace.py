@@ -26,9 +26,10 @@ verifier alike, so the proof still verifies and only the ordering is wrong):
   absorbed → ``test_every_challenge_after_the_message_it_answers`` fails;
 * ``program._prove_ops`` / ``verify_program``: ``B.op_label`` after the op's ``prove`` / ``verify``
   → ``test_op_labels_precede_op_challenges`` fails;
-* ``verifier.statement_bytes``: ``start`` packed after the outputs → ``test_statement_first_and_encoded``;
-* either side alone changed (any of the above) → ``test_prover_and_verifier_trace_the_same`` fails,
-  or the proof no longer verifies.
+* ``verifier.statement_bytes``: ``start`` packed after the outputs → ``test_statement_first_and_encoded``.
+
+A change on one side only makes the proof fail to verify (the fixture asserts it verifies) or, where
+the frames still agree in content, ``test_prover_and_verifier_trace_the_same``.
 
 ``test_checkers_reject_mutated_traces`` replays such mutations on a recorded trace (no re-proving),
 so every checker is shown to fail on the code path it guards, on every run.
