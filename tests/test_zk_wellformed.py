@@ -221,3 +221,50 @@ def test_byte_flips_truncation_and_trailing_bytes(small):
         assert not res.ok, f"flip at byte {pos} accepted"
     for bad in (proof[:-1], proof + b"\0", b"", proof[: len(proof) // 2], b"BPWF" + b"\0" * 64):
         assert not WF.verify_wellformed(com, bad).ok
+
+
+# --- the proof ships with the model commitment ------------------------------------------------------------
+
+def test_commit_model_carries_the_proof_and_loading_checks_it(small):
+    from blindproof.zk import proof_file
+    from blindproof.zk.commitment import ModelCommitment
+    from blindproof.zk.proof_file import ProofFileError
+
+    spec, w, com, _, _ = small
+    assert com.wellformed and WF.verify_wellformed(com, com.wellformed).ok
+    key = CommitmentKey.generate()
+    again, _ = commit_model(spec, w, key)
+    assert commit_model(spec, w, key)[0].to_bytes() == again.to_bytes()  # reproducible from the key
+    back = ModelCommitment.from_bytes(com.to_bytes())
+    assert back.wellformed == com.wellformed and back.digest() == com.digest()
+
+    def with_proof(proof: bytes) -> bytes:
+        m = proof_file.proof_pb2.ModelCommitment()
+        m.ParseFromString(com.to_bytes())
+        m.wellformed = proof
+        return m.SerializeToString(deterministic=True)
+
+    with pytest.raises(ProofFileError, match="lacks the proof that its weights respect their dtypes"):
+        ModelCommitment.from_bytes(with_proof(b""))
+    with pytest.raises(ProofFileError, match="respect their dtypes does not verify"):
+        ModelCommitment.from_bytes(with_proof(again.wellformed))  # a proof about other hiding randomness
+    flipped = bytearray(com.wellformed)
+    flipped[len(flipped) // 3] ^= 4
+    with pytest.raises(ProofFileError, match="does not verify"):
+        ModelCommitment.from_bytes(with_proof(bytes(flipped)))
+
+
+def test_out_of_range_weights_cannot_be_committed_or_loaded(small):
+    """The owner's tool refuses them; a third party's file with them (and a proof made anyway) does not load."""
+    from blindproof.zk.commitment import ModelCommitment
+    from blindproof.zk.proof_file import ProofFileError
+
+    spec, w, _, _, _ = small
+    bad = {k: v.copy() for k, v in w.items()}
+    bad["W"][1, 1] = 300
+    with pytest.raises(ValueError, match="outside"):
+        commit_model(spec, bad, CommitmentKey.generate())
+    wcom, forged = _forge(spec, bad)
+    third = ModelCommitment(spec.to_json(), wcom, default_params(), forged)
+    with pytest.raises(ProofFileError, match="does not verify: .*lookup"):
+        ModelCommitment.from_bytes(third.to_bytes())

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from . import tensor_pb2 as blindproof_dot_v1_dot_tensor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x62lindproof/v1/proof.proto\x12\rblindproof.v1\x1a\x1a\x62lindproof/v1/tensor.proto\"O\n\rPcsParameters\x12\x15\n\rsecurity_bits\x18\x01 \x01(\x01\x12\x0e\n\x06\x62lowup\x18\x02 \x01(\r\x12\x17\n\x0fproximity_tests\x18\x03 \x01(\r\"\x99\x01\n\x0fModelCommitment\x12\x0e\n\x06\x66ormat\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x11\n\tspec_json\x18\x03 \x01(\t\x12\x13\n\x0bspec_digest\x18\x04 \x01(\x0c\x12\x0f\n\x07weights\x18\x05 \x01(\x0c\x12,\n\x06params\x18\x06 \x01(\x0b\x32\x1c.blindproof.v1.PcsParameters\"N\n\rSoundnessTerm\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rprovable_bits\x18\x02 \x01(\x01\x12\x18\n\x10\x63onjectured_bits\x18\x03 \x01(\x01\"i\n\tSoundness\x12\x15\n\rprovable_bits\x18\x01 \x01(\x01\x12\x18\n\x10\x63onjectured_bits\x18\x02 \x01(\x01\x12+\n\x05terms\x18\x03 \x03(\x0b\x32\x1c.blindproof.v1.SoundnessTerm\"\xa8\x03\n\nModelProof\x12\x0e\n\x06\x66ormat\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x14\n\x0cmodel_digest\x18\x03 \x01(\x0c\x12\x13\n\x0bspec_digest\x18\x04 \x01(\x0c\x12,\n\x06params\x18\x05 \x01(\x0b\x32\x1c.blindproof.v1.PcsParameters\x12\r\n\x05start\x18\x06 \x01(\r\x12*\n\x06inputs\x18\x07 \x03(\x0b\x32\x1a.blindproof.v1.NamedTensor\x12+\n\x07outputs\x18\x08 \x03(\x0b\x32\x1a.blindproof.v1.NamedTensor\x12\x18\n\x10trace_commitment\x18\t \x01(\x0c\x12\x15\n\rprogram_proof\x18\n \x01(\x0c\x12\x15\n\rtrace_opening\x18\x0b \x01(\x0c\x12\x16\n\x0eweight_opening\x18\x0c \x01(\x0c\x12+\n\tsoundness\x18\r \x01(\x0b\x32\x18.blindproof.v1.Soundness\x12\x14\n\x0ctrace_claims\x18\x0e \x01(\r\x12\x15\n\rweight_claims\x18\x0f \x01(\r\"B\n\x0bNamedTensor\x12\x0c\n\x04name\x18\x01 \x01(\t\x12%\n\x06tensor\x18\x02 \x01(\x0b\x32\x15.blindproof.v1.Tensorb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x62lindproof/v1/proof.proto\x12\rblindproof.v1\x1a\x1a\x62lindproof/v1/tensor.proto\"O\n\rPcsParameters\x12\x15\n\rsecurity_bits\x18\x01 \x01(\x01\x12\x0e\n\x06\x62lowup\x18\x02 \x01(\r\x12\x17\n\x0fproximity_tests\x18\x03 \x01(\r\"\xad\x01\n\x0fModelCommitment\x12\x0e\n\x06\x66ormat\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x11\n\tspec_json\x18\x03 \x01(\t\x12\x13\n\x0bspec_digest\x18\x04 \x01(\x0c\x12\x0f\n\x07weights\x18\x05 \x01(\x0c\x12,\n\x06params\x18\x06 \x01(\x0b\x32\x1c.blindproof.v1.PcsParameters\x12\x12\n\nwellformed\x18\x07 \x01(\x0c\"N\n\rSoundnessTerm\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rprovable_bits\x18\x02 \x01(\x01\x12\x18\n\x10\x63onjectured_bits\x18\x03 \x01(\x01\"i\n\tSoundness\x12\x15\n\rprovable_bits\x18\x01 \x01(\x01\x12\x18\n\x10\x63onjectured_bits\x18\x02 \x01(\x01\x12+\n\x05terms\x18\x03 \x03(\x0b\x32\x1c.blindproof.v1.SoundnessTerm\"\xa8\x03\n\nModelProof\x12\x0e\n\x06\x66ormat\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x14\n\x0cmodel_digest\x18\x03 \x01(\x0c\x12\x13\n\x0bspec_digest\x18\x04 \x01(\x0c\x12,\n\x06params\x18\x05 \x01(\x0b\x32\x1c.blindproof.v1.PcsParameters\x12\r\n\x05start\x18\x06 \x01(\r\x12*\n\x06inputs\x18\x07 \x03(\x0b\x32\x1a.blindproof.v1.NamedTensor\x12+\n\x07outputs\x18\x08 \x03(\x0b\x32\x1a.blindproof.v1.NamedTensor\x12\x18\n\x10trace_commitment\x18\t \x01(\x0c\x12\x15\n\rprogram_proof\x18\n \x01(\x0c\x12\x15\n\rtrace_opening\x18\x0b \x01(\x0c\x12\x16\n\x0eweight_opening\x18\x0c \x01(\x0c\x12+\n\tsoundness\x18\r \x01(\x0b\x32\x18.blindproof.v1.Soundness\x12\x14\n\x0ctrace_claims\x18\x0e \x01(\r\x12\x15\n\rweight_claims\x18\x0f \x01(\r\"B\n\x0bNamedTensor\x12\x0c\n\x04name\x18\x01 \x01(\t\x12%\n\x06tensor\x18\x02 \x01(\x0b\x32\x15.blindproof.v1.Tensorb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,13 +35,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PCSPARAMETERS']._serialized_start=72
   _globals['_PCSPARAMETERS']._serialized_end=151
   _globals['_MODELCOMMITMENT']._serialized_start=154
-  _globals['_MODELCOMMITMENT']._serialized_end=307
-  _globals['_SOUNDNESSTERM']._serialized_start=309
-  _globals['_SOUNDNESSTERM']._serialized_end=387
-  _globals['_SOUNDNESS']._serialized_start=389
-  _globals['_SOUNDNESS']._serialized_end=494
-  _globals['_MODELPROOF']._serialized_start=497
-  _globals['_MODELPROOF']._serialized_end=921
-  _globals['_NAMEDTENSOR']._serialized_start=923
-  _globals['_NAMEDTENSOR']._serialized_end=989
+  _globals['_MODELCOMMITMENT']._serialized_end=327
+  _globals['_SOUNDNESSTERM']._serialized_start=329
+  _globals['_SOUNDNESSTERM']._serialized_end=407
+  _globals['_SOUNDNESS']._serialized_start=409
+  _globals['_SOUNDNESS']._serialized_end=514
+  _globals['_MODELPROOF']._serialized_start=517
+  _globals['_MODELPROOF']._serialized_end=941
+  _globals['_NAMEDTENSOR']._serialized_start=943
+  _globals['_NAMEDTENSOR']._serialized_end=1009
 # @@protoc_insertion_point(module_scope)

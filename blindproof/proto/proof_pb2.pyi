@@ -18,20 +18,22 @@ class PcsParameters(_message.Message):
     def __init__(self, security_bits: _Optional[float] = ..., blowup: _Optional[int] = ..., proximity_tests: _Optional[int] = ...) -> None: ...
 
 class ModelCommitment(_message.Message):
-    __slots__ = ("format", "version", "spec_json", "spec_digest", "weights", "params")
+    __slots__ = ("format", "version", "spec_json", "spec_digest", "weights", "params", "wellformed")
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     SPEC_JSON_FIELD_NUMBER: _ClassVar[int]
     SPEC_DIGEST_FIELD_NUMBER: _ClassVar[int]
     WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
+    WELLFORMED_FIELD_NUMBER: _ClassVar[int]
     format: str
     version: int
     spec_json: str
     spec_digest: bytes
     weights: bytes
     params: PcsParameters
-    def __init__(self, format: _Optional[str] = ..., version: _Optional[int] = ..., spec_json: _Optional[str] = ..., spec_digest: _Optional[bytes] = ..., weights: _Optional[bytes] = ..., params: _Optional[_Union[PcsParameters, _Mapping]] = ...) -> None: ...
+    wellformed: bytes
+    def __init__(self, format: _Optional[str] = ..., version: _Optional[int] = ..., spec_json: _Optional[str] = ..., spec_digest: _Optional[bytes] = ..., weights: _Optional[bytes] = ..., params: _Optional[_Union[PcsParameters, _Mapping]] = ..., wellformed: _Optional[bytes] = ...) -> None: ...
 
 class SoundnessTerm(_message.Message):
     __slots__ = ("name", "provable_bits", "conjectured_bits")

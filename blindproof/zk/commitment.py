@@ -6,7 +6,10 @@ A :class:`ModelCommitment` is what a verifier needs about a model, and nothing m
   the op list, every exponent, range and table parameter; hashed into the digest);
 - one hiding polynomial commitment (:mod:`blindproof.zk.pcs`) over every weight tensor in canonical
   layout (each dimension zero-padded to a power of two, flattened row-major), named ``"w:<name>"``
-  as the op framework expects (:func:`blindproof.zk.ops.base.weight_name`).
+  as the op framework expects (:func:`blindproof.zk.ops.base.weight_name`);
+- the proof that every committed weight lies in its dtype's range with zero padding
+  (:mod:`blindproof.zk.wellformed`), made by :func:`commit_model` and verified whenever a commitment
+  is decoded, so the op proofs' integer bounds hold for a third party's weights too.
 
 Its :meth:`~ModelCommitment.digest` (BLAKE3 of the serialized message) is what proofs name and what
 transcripts absorb first. The file form is the ``ModelCommitment`` protobuf message of
@@ -34,6 +37,7 @@ from blindproof.zk import pcs
 from blindproof.zk.ops.base import canonical, n_vars, weight_name
 from blindproof.zk.quant.spec import QuantSpec
 from blindproof.zk.soundness import PROOF_FLOOR_BITS
+from blindproof.zk.wellformed import prove_wellformed
 
 KEY_BYTES = 32
 DEFAULT_SECURITY = 104.0  # commitment target: the whole proof (union bound) stays ≥ 100 provable bits
@@ -121,6 +125,7 @@ class ModelCommitment:
     spec_json: str
     weights: pcs.Commitment
     params: pcs.PcsParams
+    wellformed: bytes = b""  # :mod:`blindproof.zk.wellformed` proof; decoding a commitment verifies it
 
     def __post_init__(self) -> None:
         if not isinstance(self.spec_json, str) or not self.spec_json:
@@ -129,6 +134,8 @@ class ModelCommitment:
             raise TypeError("ModelCommitment: weights must be a pcs.Commitment")
         if not isinstance(self.params, pcs.PcsParams):
             raise TypeError("ModelCommitment: params must be a pcs.PcsParams")
+        if not isinstance(self.wellformed, bytes):
+            raise TypeError("ModelCommitment: wellformed must be bytes")
         check_params(self.params, self.weights.layout)
 
     @cached_property
@@ -281,4 +288,7 @@ def commit_model(spec: QuantSpec, weights: Mapping[str, np.ndarray], key: Commit
     check_padding_sound(spec)
     tables = weight_tables(spec, weights)
     com, state = pcs.commit(tables, params, rng=key.rng("blindproof/model-weights/" + spec.digest()))
-    return ModelCommitment(spec.to_json(), com, params), state
+    # the proof that every weight respects its dtype ships with the commitment (its randomness from the
+    # key too, so the commitment stays reproducible); it refuses weights outside their dtype's range
+    wellformed = prove_wellformed(spec, state, params, rng=key.rng("blindproof/weights-wellformed/" + spec.digest()))
+    return ModelCommitment(spec.to_json(), com, params, wellformed), state

@@ -120,7 +120,7 @@ def encode_commitment(mc) -> bytes:
     """Serialize a :class:`~blindproof.zk.commitment.ModelCommitment`."""
     m = proof_pb2.ModelCommitment(format=COMMITMENT_FORMAT, version=VERSION, spec_json=mc.spec_json,
                                   spec_digest=mc.spec_digest, weights=mc.weights.to_bytes(),
-                                  params=_params_to_proto(mc.params))
+                                  params=_params_to_proto(mc.params), wellformed=mc.wellformed)
     return m.SerializeToString(deterministic=True)
 
 
@@ -144,7 +144,7 @@ def decode_commitment(data: bytes):
     if not m.HasField("params"):
         raise ProofFileError("model commitment lacks its parameters")
     try:
-        mc = ModelCommitment(m.spec_json, weights, _params_from_proto(m.params))
+        mc = ModelCommitment(m.spec_json, weights, _params_from_proto(m.params), bytes(m.wellformed))
     except ValueError as exc:
         raise ProofFileError(f"model commitment parameters: {exc}") from None
     if _digest32(m.spec_digest, "spec digest") != blake3.blake3(m.spec_json.encode("ascii")).digest():
@@ -158,6 +158,13 @@ def decode_commitment(data: bytes):
         raise ProofFileError("spec JSON is not in canonical form")
     if mc.to_bytes() != bytes(data):
         raise ProofFileError("model commitment is not in canonical encoding")
+    # a third party's weights are hostile input: every op proof's integer bounds rest on their dtypes
+    if not m.wellformed:
+        raise ProofFileError("model commitment lacks the proof that its weights respect their dtypes")
+    from blindproof.zk.wellformed import verify_wellformed
+    res = verify_wellformed(mc, bytes(m.wellformed))
+    if not res.ok:
+        raise ProofFileError(f"the proof that the committed weights respect their dtypes does not verify: {res.reason}")
     return mc
 
 
