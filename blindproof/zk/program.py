@@ -12,6 +12,12 @@ Protocol ("commit everything"):
 4. Ops, last to first. Each op whose output carries claims proves them (``ops.protocol(kind)``); the
    claims it returns go to the op that produced their tensor (if that op comes earlier) or to the final
    set. An op whose output has no claim is not needed for the outputs and is skipped.
+   Merge first: a tensor read by several ops (or read twice by one) carries several claims; they are
+   merged into ONE claim (``base.prove_reduce``: a degree-2 sumcheck against ``Σ_i α^i eq(r_i, ·)``,
+   its proof in ``ProgramProof.merges``) and the op is handed only that claim. So every claim on a
+   computed tensor is reduced by the op that computed it (or opened by it, for the ops that prove
+   their relation on the committed output): none reaches the settler past its op, and a prover
+   cannot commit an output that is right at one reader's point and wrong at another's.
    The range checks and table lookups of all ops are deferred (``base.LookupBatch``) and proved
    together after the last op: one logUp-GKR lookup per table and pack of ≤ 14 groups.
 5. Settle. Every claim left goes to ``settler.settle``; the verifier also evaluates the claims on
@@ -32,14 +38,14 @@ from blindproof.zk.ops import base as B
 from blindproof.zk.ops import protocol
 from blindproof.zk.ops import zkmask as M
 from blindproof.zk.quant.reference import Trace
-from blindproof.zk.quant.spec import QuantSpec
+from blindproof.zk.quant.spec import Op, QuantSpec
 from blindproof.zk.transcript import Transcript
 from blindproof.zk.verdict import VerifyResult, guarded
 
 _MAGIC = b"BPPG"
-_VERSION = 1
+_VERSION = 2  # 2: the merges of multi-claim outputs (version 1 handed every claim to the op)
 MAX_PROOF = 1 << 30
-_DOMAIN = b"blindproof/zk/program/v1"
+_DOMAIN = b"blindproof/zk/program/v2"
 
 
 def infer_shapes(spec: QuantSpec, input_shapes: Mapping[str, Sequence[int]]) -> dict[str, tuple[int, ...]]:
@@ -76,18 +82,29 @@ def _public(spec: QuantSpec, inputs: Mapping[str, np.ndarray],
 
 @dataclass
 class ProgramProof:
-    """One proof per op (None for an op whose output carries no claim), then the batched lookups."""
+    """Per op: the merge of its output's claims (None unless it carries more than one) and the op's
+    proof (None for an op whose output carries no claim); then the batched lookups."""
 
     op_proofs: list[B.OpProof | None]
     lookups: B.OpProof = field(default_factory=B.OpProof)
+    merges: list[B.OpProof | None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.merges is None:
+            self.merges = [None] * len(self.op_proofs)
+        if len(self.merges) != len(self.op_proofs):
+            raise ValueError(f"{len(self.merges)} merges for {len(self.op_proofs)} op proofs")
 
     def to_bytes(self) -> bytes:
-        """Serialized proof (format version 1)."""
+        """Serialized proof (format version 2): per op a flag byte (bit 0: op proof, bit 1: merge),
+        the merge, the op proof; then the lookups."""
         w = Writer()
         w.header(_MAGIC, _VERSION)
         w.u32(len(self.op_proofs))
-        for p in self.op_proofs:
-            w.u8(0 if p is None else 1)
+        for p, m in zip(self.op_proofs, self.merges):
+            w.u8((p is not None) | (m is not None) << 1)
+            if m is not None:
+                m.write(w)
             if p is not None:
                 p.write(w)
         self.lookups.write(w)
@@ -95,16 +112,22 @@ class ProgramProof:
 
     @staticmethod
     def from_bytes(data: bytes, n_ops: int) -> "ProgramProof":
-        """Parse for a program of ``n_ops`` ops; ProofFormatError on malformed input."""
+        """Parse for a program of ``n_ops`` ops; ProofFormatError on malformed input (other versions
+        included)."""
         r = Reader(data, max_total=MAX_PROOF)
         r.header(_MAGIC, (_VERSION,))
         n = r.u32()
         if n != n_ops:
             raise ProofFormatError(f"proof has {n} op proofs, the program {n_ops} ops")
-        ops = [B.OpProof.read(r) if r.u8(max_value=1) else None for _ in range(n)]
+        ops: list[B.OpProof | None] = []
+        merges: list[B.OpProof | None] = []
+        for _ in range(n):
+            flags = r.u8(max_value=3)
+            merges.append(B.OpProof.read(r) if flags & 2 else None)
+            ops.append(B.OpProof.read(r) if flags & 1 else None)
         lookups = B.OpProof.read(r)
         r.finish()
-        return ProgramProof(ops, lookups)
+        return ProgramProof(ops, lookups, merges)
 
     def size_bytes(self) -> int:
         return len(self.to_bytes())
@@ -138,6 +161,21 @@ class _Run:
                 raise B.Reject(f"op {i} made a claim on the later tensor {c.tensor!r}")
             else:
                 self.final.append(c)
+
+    def take(self, ctx: B.VerifierContext, op: Op) -> list[B.Claim]:
+        """Every claim on the op's output (possibly none); each must have the tensor's number of
+        coordinates (the merge and the op rely on it)."""
+        claims = self.pending.pop(op.output)
+        n = ctx.vars(op.output)
+        for c in claims:
+            if c.point.shape[0] != n:
+                raise B.Reject(f"a claim on {op.output!r} has {c.point.shape[0]} coordinates, the tensor {n}")
+        return claims
+
+    def check_done(self) -> None:
+        """Every claim on a computed tensor went to its op."""
+        if len(self.pending):
+            raise B.Reject(f"claims left on {', '.join(self.pending.tensors())} after every op")
 
     def check_public(self, ctx: B.VerifierContext) -> None:
         for c in self.final:
@@ -177,20 +215,26 @@ _MASK_PLANS: dict[tuple, list] = {}
 _MASK_PLANS_MAX = 64
 
 
-def _prove_ops(ctx: B.ProverContext, run: "_Run") -> list[B.OpProof | None]:
-    """The op proofs, last op first (the claims they leave go to ``run``)."""
+def _prove_ops(ctx: B.ProverContext, run: "_Run") -> tuple[list[B.OpProof | None], list[B.OpProof | None]]:
+    """The op proofs and the merges of multi-claim outputs, last op first (the claims they leave go
+    to ``run``). The mask plan's dry run calls this too, so the merges' masks are planned alike."""
     spec = ctx.spec
     run.output_claims(ctx)
     proofs: list[B.OpProof | None] = [None] * len(spec.ops)
+    merges: list[B.OpProof | None] = [None] * len(spec.ops)
     for i in range(len(spec.ops) - 1, -1, -1):
         op = spec.ops[i]
-        claims = run.pending.pop(op.output)
+        claims = run.take(ctx, op)
         if not claims:
             continue
         B.op_label(ctx, op)
+        if len(claims) > 1:
+            merges[i] = B.OpProof()
+            claims = [B.prove_reduce(ctx, merges[i], claims)]
         proofs[i], new = protocol(op.kind).prove(ctx, op, claims)
         run.route(i, new)
-    return proofs
+    run.check_done()
+    return proofs, merges
 
 
 def mask_plan(spec: QuantSpec, vals: Mapping[str, np.ndarray], shapes: Mapping[str, tuple[int, ...]],
@@ -230,12 +274,12 @@ def prove_program(spec: QuantSpec, values: Mapping[str, np.ndarray], inputs: Map
                           lookups=B.LookupBatch(), masks=masks)
     settler.commit({n: ctx.table(n) for n in vals if n in shapes} | masks.tables(), transcript)
     run = _Run(spec, public)
-    proofs = _prove_ops(ctx, run)
+    proofs, merges = _prove_ops(ctx, run)
     lookups, new = ctx.lookups.prove(ctx)
     masks.check_all_used()
     run.final += new + masks.claims
     settler.settle(run.final, transcript)
-    return ProgramProof(proofs, lookups).to_bytes()
+    return ProgramProof(proofs, lookups, merges).to_bytes()
 
 
 def verify_program(spec: QuantSpec, inputs: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray],
@@ -256,7 +300,7 @@ def verify_program(spec: QuantSpec, inputs: Mapping[str, np.ndarray], outputs: M
             proof = ProgramProof.from_bytes(bytes(proof), len(spec.ops))
         except ProofFormatError as exc:
             raise B.Reject(f"malformed program proof: {exc}") from None
-    if len(proof.op_proofs) != len(spec.ops):
+    if len(proof.op_proofs) != len(spec.ops) or len(proof.merges) != len(spec.ops):
         raise B.Reject("wrong number of op proofs")
     ctx = B.VerifierContext(transcript, spec, shapes, public=public, start=start, lookups=B.LookupBatch(),
                             masks=M.VerifierMasks())
@@ -265,22 +309,46 @@ def verify_program(spec: QuantSpec, inputs: Mapping[str, np.ndarray], outputs: M
     run.output_claims(ctx)
     for i in range(len(spec.ops) - 1, -1, -1):
         op = spec.ops[i]
-        claims = run.pending.pop(op.output)
+        claims = run.take(ctx, op)
         if not claims:
-            if proof.op_proofs[i] is not None:
+            if proof.op_proofs[i] is not None or proof.merges[i] is not None:
                 raise B.Reject(f"unexpected proof for op {op.kind} -> {op.output}")
             continue
         if proof.op_proofs[i] is None:
             raise B.Reject(f"missing proof for op {op.kind} -> {op.output}")
         B.op_label(ctx, op)
+        claims = _verify_merge(ctx, op, claims, proof.merges[i])
         try:
             new = protocol(op.kind).verify(ctx, op, claims, proof.op_proofs[i])
         except B.Reject as exc:
             raise B.Reject(f"op {op.kind} -> {op.output}: {exc}") from None
         run.route(i, new)
+    run.check_done()
     run.final += ctx.lookups.verify(ctx, proof.lookups) + ctx.masks.claims
     run.check_public(ctx)
     settler.settle(run.final, transcript)
+
+
+def _verify_merge(ctx: B.VerifierContext, op: Op, claims: list[B.Claim],
+                  merge: B.OpProof | None) -> list[B.Claim]:
+    """The one claim the op is handed: the claims on its output merged (a merge proof exactly when
+    there are several). Reject otherwise."""
+    if len(claims) == 1:
+        if merge is not None:
+            raise B.Reject(f"unexpected merge for op {op.kind} -> {op.output}: its output carries one claim")
+    elif merge is None:
+        raise B.Reject(f"missing merge of the {len(claims)} claims on {op.output!r}")
+    else:
+        rd = B.ProofReader(merge)
+        try:
+            merged = B.verify_reduce(ctx, rd, claims)
+            rd.done()
+        except B.Reject as exc:
+            raise B.Reject(f"merge of the {len(claims)} claims on {op.output!r}: {exc}") from None
+        claims = [merged]
+    if len(claims) != 1 or claims[0].tensor != op.output:
+        raise B.Reject(f"op {op.kind} -> {op.output} must be handed one claim on its output, got {len(claims)}")
+    return claims
 
 
 def prove_trace(spec: QuantSpec, weights: Mapping[str, np.ndarray], trace: Trace, settler: B.Settler,
