@@ -222,6 +222,35 @@ def test_rejects_a_missing_or_extra_or_tampered_merge():
     assert not res.ok
 
 
+def test_rejects_proof_slots_that_do_not_fit_the_claims():
+    """An op whose output carries no claim has neither proof nor merge; an op with claims has a
+    proof (its merge alone is not enough)."""
+    spec, weights, inputs = _two_reader_case(6)
+    unused = Op("rescale", ("acc",), "y3", {"shift": 2})  # read by nobody: no claim reaches it
+    spec = dataclasses.replace(spec, ops=spec.ops + (unused,),
+                               tensors=spec.tensors | {"y3": TensorSpec("y3", 0, -I16, I16, "activation")})
+    trace = run_program(spec, weights, inputs)
+    n = len(spec.ops)
+    res, data = _prove_and_verify(spec, weights, trace)
+    assert res.ok, res.reason
+    prog = P.ProgramProof.from_bytes(data, n)
+    assert prog.op_proofs[3] is None and prog.merges[3] is None
+
+    def proof_for_unused(p):
+        p.op_proofs[3] = B.OpProof(list(p.op_proofs[2].parts))
+
+    def merge_for_unused(p):
+        p.merges[3] = B.OpProof(list(p.merges[0].parts))
+
+    def no_op_proof(p):
+        p.op_proofs[0] = None
+
+    for edit, why in ((proof_for_unused, "unexpected proof"), (merge_for_unused, "unexpected proof"),
+                      (no_op_proof, "missing proof")):
+        res, _ = _prove_and_verify(spec, weights, trace, edit=_edit_merges(n, edit))
+        assert not res.ok and why in res.reason, (edit.__name__, res.reason)
+
+
 def test_rejects_the_previous_format_version():
     spec, weights, inputs = _two_reader_case(3)
     trace = run_program(spec, weights, inputs)
