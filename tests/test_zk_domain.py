@@ -255,7 +255,7 @@ def test_successor_mle_matches_its_table():
     from blindproof.zk.ops.rowwise import succ_eval
     rng = np.random.default_rng(0)
     for k in (1, 2, 4):
-        a = F.ext_random(k, rng) if hasattr(F, "ext_random") else rng.integers(0, PR, size=(k, 4)).astype(np.uint32)
+        a = rng.integers(0, PR, size=(k, 4)).astype(np.uint32)
         b = rng.integers(0, PR, size=(k, 4)).astype(np.uint32)
         # [x = y + 1] as a table over (x, y), MSB-first x then y
         t = np.zeros(1 << (2 * k), dtype=np.int64)
