@@ -147,23 +147,36 @@ def test_field_wrap_values_are_the_same_residue(small):
     assert WF.verify_wellformed(_parts(spec, com), proof).ok
 
 
-@pytest.mark.parametrize("name, index, value", [
-    ("W", 7, 5),  # row 0, padded column 7 (shape (3, 6) padded to (4, 8)): an in-range value
-    ("W", 30, -1),  # padded row 3
-    ("b", 3, 9),  # (3,) padded to (4,)
-    ("g", 3, -4),
+@pytest.mark.parametrize("name, index, value, stopped_by", [
+    ("W", 7, 5, "lookup"),  # row 0, padded column 7 (shape (3, 6) padded to (4, 8)): an in-range value
+    ("W", 30, -1, "lookup"),  # padded row 3
+    ("g", 3, -4, "lookup"),  # int16 (3,) padded to (4,)
+    ("b", 3, 9, "padding check"),  # int32 (3,) padded to (4,): the windows' zero-check
 ])
-def test_junk_padding_is_rejected(small, name, index, value):
-    """In-range junk on padding entries passes every range lookup; only the padding zero-check stops it."""
+def test_junk_padding_is_rejected(small, name, index, value, stopped_by):
+    """In-range junk on padding entries: int8 / int16 entries are looked up paired with the public
+    indicator (a padding entry must be the row (0, 0)), int32 padding has a zero-check."""
     spec, w, _, _, _ = small
     com, forged = _forge(spec, w, {name: [(index, value)]})
     res = WF.verify_wellformed(_parts(spec, com), forged)
-    assert not res.ok and "padding check" in res.reason, res.reason
+    assert not res.ok and stopped_by in res.reason, res.reason
     with pytest.raises(ValueError, match="padding"):
         tables = {weight_name(n): canonical(np.asarray(w[n]), ws.shape) for n, ws in spec.weights.items()}
         tables[weight_name(name)][index] = F.from_signed(np.array([value]))[0]
         _, state = _commit_tables(spec, tables)
         WF.prove_wellformed(spec, state, default_params())
+
+
+def test_indicator_column_is_the_verifiers(small, monkeypatch):
+    """A prover that pairs junk padding with a flag of 1 (an all-ones "indicator") passes the lookup;
+    the verifier evaluates the indicator itself."""
+    spec, w, _, _, _ = small
+    real = WF._flag_values
+    monkeypatch.setattr(WF, "_flag_values", lambda plan: {k: np.ones_like(v) for k, v in real(plan).items()})
+    com, forged = _forge(spec, w, {"W": [(7, 5)]})
+    monkeypatch.undo()
+    res = WF.verify_wellformed(_parts(spec, com), forged)
+    assert not res.ok and "indicator column" in res.reason, res.reason
 
 
 def test_weaker_aux_commitment_is_rejected(small, monkeypatch):

@@ -12,14 +12,21 @@ reference's bound ``B_d`` (:data:`DTYPE_BOUNDS`: int8 127, int16 32767, int32 2^
 ``quant.reference.check_weights``), every real entry lies in ``[−B_d, B_d]`` and every entry of the
 canonical padding is 0.
 
+int8 and int16. Each weight table (padding included) is looked up paired with the public real-entries
+indicator ``ind`` in :func:`flagged_table`, whose rows are ``(v, 1)`` for ``|v| ≤ B`` and ``(0, 0)``:
+a real entry is in range, a padding entry is 0, in one width-2 logUp lookup (256 and 2^16 rows).
+The verifier evaluates ``ind`` itself; it is never committed.
+
 int32. The full int32 range (2^32 values) does not fit in BabyBear (``p < 2^31``), so "int32" is
 proved with the bound the integer model already has, ``|w| ≤ 2^29 − 1``: the quantizer refuses a
 wider bias or shift vector and the reference forward raises on one, and every "below 2^29" argument
 of the op proofs needs exactly that. Its window ``[−B, B]`` spans 2^30 − 1 values, one bit more
 than a two-sided limb check allows (``RangeCheck`` needs ``2^(bits+1) < p``), so it is proved as the
-intersection of two one-sided windows of width 2^30, ``[−B, −B + 2^30 − 1]`` and ``[B − 2^30 + 1, B]``:
-each is a set of 2^30 < p consecutive residues, both lie inside ``(−p/2, p/2)``, so their
-intersection is exactly ``[−B, B]``.
+intersection of two one-sided windows of width 2^30, ``[−B, −B + 2^30 − 1]`` and ``[B − 2^30 + 1, B]``
+(:class:`~blindproof.zk.ops.base.RangeCheck` limbs over the padded table): each is a set of
+2^30 < p consecutive residues, both lie inside ``(−p/2, p/2)``, so their intersection is exactly
+``[−B, B]``. Neither pins the padding, so a zero-check of ``(1 − ind)·W ≡ 0`` does (cheap: the
+quantizer's int32 weights are vectors, biases and ``add_weight`` shifts).
 
 Protocol (one Fiat–Shamir transcript, domain :data:`DOMAIN`, statement first):
 
@@ -27,24 +34,22 @@ Protocol (one Fiat–Shamir transcript, domain :data:`DOMAIN`, statement first):
    included) and commits, in a fresh hiding PCS commitment under the model commitment's parameters
    (the *aux* commitment), every limb column, every multiplicity column and the zero-knowledge masks
    of every sumcheck (:mod:`blindproof.zk.ops.zkmask`); its digest is absorbed before any challenge.
-2. Padding: for each weight whose shape is not all powers of two, a zero-check of
-   ``(1 − ind)·W ≡ 0`` on the hypercube (``ind`` the public real-entries indicator).
-3. Ranges, over the whole padded table (:class:`~blindproof.zk.ops.base.RangeCheck` in one
-   :class:`~blindproof.zk.ops.base.Checks`): int8 and int16 tables are looked up directly in the
-   interval table ``[−B, B]``; int32 tables by their two windows' limbs. All lookups are proved
-   together at the end (:class:`~blindproof.zk.ops.base.LookupBatch`, logUp-GKR with masked layers).
-4. The claims left are settled by two batched openings: aux columns and masks against the aux
-   commitment, weights against the model's weight commitment.
+2. The int32 padding zero-checks, by weight name (label ``wellformed/padding``).
+3. The checks of :class:`~blindproof.zk.ops.base.Checks` (the int32 windows' limb recompositions);
+   every lookup is deferred and all are proved together
+   (:class:`~blindproof.zk.ops.base.LookupBatch`, logUp-GKR with masked layers).
+4. The claims left are settled: the indicator columns' by the verifier, aux columns and masks by one
+   batched opening of the aux commitment, weights by one of the model's weight commitment.
 
 The verifier derives every shape, column and table from the spec; it accepts the aux commitment only
 with the layout the model commitment's parameters give (:func:`blindproof.zk.pcs.make_layout`), and
 recomputes the soundness (union bound over every challenge and both openings) from what it saw;
 below ``PROOF_FLOOR_BITS`` provable bits it rejects.
 
-What it reveals: the claimed values of the weight tables at the lookup leaf points, the int32 windows'
-points and the padding zero-checks' points (one evaluation per weight and check, once per commitment),
-the lookup roots and GKR layer values; the sumcheck rounds are masked and the openings hiding. It opens
-the weight commitment once, like one more model proof.
+What it reveals: the claimed values of the weight tables at the lookup leaf points (and, for int32
+vectors, at the windows' and zero-checks' points), once per commitment; the lookup roots and GKR layer
+values; the sumcheck rounds are masked and the openings hiding. It opens the weight commitment once,
+like one more model proof.
 """
 
 from __future__ import annotations
@@ -52,11 +57,13 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
 
 from blindproof.zk import field as F
+from blindproof.zk import lookup as L
 from blindproof.zk import pcs
 from blindproof.zk.encoding import ProofFormatError, Reader, Writer
 from blindproof.zk.ops import base as B
@@ -103,18 +110,33 @@ class _Plan:
 
     shapes: dict[str, tuple[int, ...]]  # committed weight name -> padded shape (the checks see the padding)
     real: dict[str, tuple[int, ...]]  # committed weight name -> the spec's shape
-    padded: tuple[str, ...]  # weights with padding entries (each gets a zero-check), by name
+    padded: tuple[str, ...]  # weights whose padding a zero-check pins (the int32 windows), by name
+    flags: dict[str, str]  # public indicator column -> the weight it flags (settled by the verifier)
     checks: B.Checks
 
 
+MAX_FLAGGED_LOG = 16  # dtypes whose flagged table has at most 2^16 rows (int8, int16) are looked up whole
+
+
+@lru_cache(maxsize=8)
+def flagged_table(bound: int) -> L.LookupTable:
+    """Rows ``(v, 1)`` for ``|v| ≤ bound`` and ``(0, 0)`` (repeated up to a power of two): a weight paired
+    with its real-entries indicator lies in it iff real entries are in range and padding entries are 0."""
+    n = 1 << (2 * bound + 1).bit_length()
+    vals = np.zeros(n, dtype=np.int64)
+    vals[: 2 * bound + 1] = np.arange(-bound, bound + 1)
+    flag = np.zeros(n, dtype=np.int64)
+    flag[: 2 * bound + 1] = 1
+    return L.LookupTable(f"dtype[{bound}]+padding", (F.from_signed(vals), F.from_signed(flag)))
+
+
 def _window_checks(tag: str, tensor: str, shape: tuple[int, ...], bound: int) -> list[B.RangeCheck]:
-    """Range checks proving ``|v| ≤ bound`` for every entry of a padded table."""
+    """Range checks proving ``|v| ≤ bound`` for every entry of a padded table by two one-sided windows of
+    ``2^bits < p`` residues each (``bits`` = the width of ``2·bound``); their intersection is the range."""
     bits = (2 * bound).bit_length()
-    if bits <= 29:  # one two-sided check (direct interval lookup up to 16 bits)
-        return [B.RangeCheck(tag, tensor, shape, -bound, bound)]
     if bits > 30:
         raise ValueError(f"{tensor}: a bound of {bound} does not fit the field's window argument")
-    width = 1 << bits  # two one-sided windows of 2^bits < p residues; their intersection is [-bound, bound]
+    width = 1 << bits
     limbs = B.small_limbs(shape)
     return [B.RangeCheck(f"{tag}.lo", tensor, shape, -bound, -bound + width - 1, limb_bits=limbs),
             B.RangeCheck(f"{tag}.hi", tensor, shape, bound - width + 1, bound, limb_bits=limbs)]
@@ -125,7 +147,7 @@ def _plan(spec: QuantSpec) -> _Plan:
         raise TypeError(f"spec must be a QuantSpec, got {type(spec).__name__}")
     if not spec.weights:
         raise ValueError("the program has no weights")
-    shapes, real, padded, ranges = {}, {}, [], []
+    shapes, real, padded, flags, ranges, functions = {}, {}, [], {}, [], []
     for name, ws in sorted(spec.weights.items()):  # by name: a parsed spec's dict order is not the quantizer's
         bound = dtype_bound(ws.dtype)
         shape = tuple(int(d) for d in ws.shape)
@@ -134,15 +156,30 @@ def _plan(spec: QuantSpec) -> _Plan:
         wname = B.weight_name(name)
         pshape = B.padded_shape(shape)
         shapes[wname], real[wname] = pshape, shape
-        if pshape != shape:
-            padded.append(wname)
-        ranges += _window_checks(f"{_TAG}:{name}", wname, pshape, bound)
-    return _Plan(shapes, real, tuple(padded), B.Checks(_TAG, ranges))
+        if (2 * bound + 1).bit_length() <= MAX_FLAGGED_LOG:  # int8, int16: one pair lookup does both
+            flag = f"{_TAG}~ind:{name}"
+            flags[flag] = wname
+            functions.append(B.FunctionLookup((wname, flag), pshape, flagged_table(bound)))
+        else:  # int32: two windows by limbs, and a zero-check for the padding
+            ranges += _window_checks(f"{_TAG}:{name}", wname, pshape, bound)
+            if pshape != shape:
+                padded.append(wname)
+    return _Plan(shapes, real, tuple(padded), flags, B.Checks(_TAG, ranges, functions))
 
 
 def _padding_table(shape: Sequence[int]) -> np.ndarray:
     """``1 − ind`` as a canonical base table: 1 on padding entries, 0 on real ones."""
     return F.sub(np.ones(1 << B.n_vars(shape), dtype=np.uint32), B.indicator_table(shape))
+
+
+def _flag_values(plan: _Plan) -> dict[str, np.ndarray]:
+    """The public indicator columns (padded shape, 1 on real entries)."""
+    out = {}
+    for flag, wname in plan.flags.items():
+        v = np.zeros(plan.shapes[wname], dtype=np.int64)
+        v[tuple(slice(0, d) for d in plan.real[wname])] = 1
+        out[flag] = v
+    return out
 
 
 _PAD_TERMS = [(1, (0, 1))]  # (1 − ind)·W
@@ -243,16 +280,22 @@ def prove_wellformed(spec: QuantSpec, weights: pcs.ProverState, params: pcs.PcsP
         raise TypeError(f"weights must be the weight commitment's pcs.ProverState, got {type(weights).__name__}")
     _check_weight_commitment(spec, weights.commitment, params)
     values = _committed_values(plan, weights)
-    if strict:
-        for name in plan.padded:
-            real = plan.real[name]
-            inside = np.zeros(plan.shapes[name], dtype=bool)
-            inside[tuple(slice(0, d) for d in real)] = True
-            if np.any(values[name][~inside]):
+    if strict:  # say what is wrong in the owner's terms before the checks would
+        for name, ws in spec.weights.items():
+            wname, bound = B.weight_name(name), dtype_bound(ws.dtype)
+            inside = np.zeros(plan.shapes[wname], dtype=bool)
+            inside[tuple(slice(0, d) for d in plan.real[wname])] = True
+            v = values[wname]
+            bad = v[inside & (np.abs(v) > bound)]
+            if bad.size:
+                raise ValueError(f"committed weight {name!r} has an entry {int(bad[0])} outside the {ws.dtype} range "
+                                 f"[-{bound}, {bound}]")
+            if np.any(v[~inside]):
                 raise ValueError(f"committed weight {name!r} has non-zero padding")
-    aux = plan.checks.witness(lambda n: values[n], strict)  # raises on an entry outside its range
-    shapes = dict(plan.shapes) | plan.checks.columns()
-    vals = values | aux
+    flags = _flag_values(plan)
+    aux = plan.checks.witness(lambda n: flags[n] if n in flags else values[n], strict)  # raises if out of range
+    shapes = dict(plan.shapes) | plan.checks.columns() | {f: plan.shapes[w] for f, w in plan.flags.items()}
+    vals = values | flags | aux
     mask_rng = rng if rng is not None else _os_rng()
 
     # the masks' sizes follow from the spec: a dry run of the checks under a throwaway transcript,
@@ -273,7 +316,7 @@ def prove_wellformed(spec: QuantSpec, weights: pcs.ProverState, params: pcs.PcsP
     masks.check_all_used()
     claims += lclaims + masks.claims
     w_claims = [c for c in claims if c.tensor in plan.shapes]
-    a_claims = [c for c in claims if c.tensor not in plan.shapes]
+    a_claims = [c for c in claims if c.tensor not in plan.shapes and c.tensor not in plan.flags]
     aux_opening = pcs.open_claims(aux_state, a_claims, tr).to_bytes()
     weight_opening = pcs.open_claims(weights, w_claims, tr).to_bytes()
     return WellformedProof(aux_com.to_bytes(), checks, lookups, aux_opening, weight_opening).to_bytes()
@@ -368,7 +411,7 @@ def _verify(model, data) -> WellformedResult:
         n_masks = _check_aux_layout(plan, aux, params)
     except ValueError as exc:
         return _reject(str(exc))
-    shapes = dict(plan.shapes) | plan.checks.columns()
+    shapes = dict(plan.shapes) | plan.checks.columns() | {f: plan.shapes[w] for f, w in plan.flags.items()}
     tr = CountingTranscript(DOMAIN, statement_bytes(spec, wcom, params))
     tr.absorb_digest(AUX_COMMITMENT_LABEL, aux.digest())
     ctx = B.VerifierContext(tr, spec, shapes, lookups=B.LookupBatch(), masks=M.VerifierMasks())
@@ -388,12 +431,17 @@ def _verify(model, data) -> WellformedResult:
         claims += plan.checks.verify(ctx, rd)
         rd.done()
         claims += ctx.lookups.verify(ctx, proof.lookups) + ctx.masks.claims
+        for c in claims:  # the indicator columns are public: evaluated here, never opened
+            if c.tensor in plan.flags:
+                real = plan.real[plan.flags[c.tensor]]
+                if c.point.shape[0] != B.n_vars(real) or not np.array_equal(c.value, B.indicator_eval(real, c.point)):
+                    raise B.Reject(f"the indicator column {c.tensor!r} has a wrong value")
     except B.Reject as exc:
         return _reject(str(exc))
     if ctx.masks.used != n_masks:
         return _reject(f"the aux commitment holds {n_masks} masks, the proof uses {ctx.masks.used}")
     w_claims = [c for c in claims if c.tensor in plan.shapes]
-    a_claims = [c for c in claims if c.tensor not in plan.shapes]
+    a_claims = [c for c in claims if c.tensor not in plan.shapes and c.tensor not in plan.flags]
     res = pcs.verify(aux, a_claims, proof.aux_opening, tr)
     if not res.ok:
         return _reject(f"aux opening: {res.reason}")
