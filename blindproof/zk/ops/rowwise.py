@@ -18,6 +18,12 @@ values at ``ρ`` the prover sends (and which become claims). Factors may be comm
 per-row tensors broadcast over the column axis (:func:`row_table`: its MLE ignores the column
 coordinates, so its final value is a claim on the per-row tensor at the row part of the point) or
 public tables the verifier evaluates itself (the real-entries indicator ``ind`` and op-specific ones).
+
+Shifts (``Combined.shifts``, pairs ``(P, Q)``): ``Q[…, j] = P[…, j + 1]`` along the padded last axis
+(``Q[…, last] = 0``), proved in the same sumcheck as ``λ^(2+i) · Σ_y eq(ρ, row(y)) · eq(σ, col(y) − 1) ·
+P(y) = λ^(2+i) · Q(ρ, σ)`` at a fresh column point ``σ``; the prover sends ``Q(ρ, σ)`` (a claim) and the
+verifier evaluates the successor polynomial itself (:func:`succ_eval`). The norm uses it for suffix
+sums of squares that cannot wrap around ``p``.
 """
 
 from __future__ import annotations
