@@ -20,6 +20,11 @@ Protocol ("commit everything"):
    cannot commit an output that is right at one reader's point and wrong at another's.
    The range checks and table lookups of all ops are deferred (``base.LookupBatch``) and proved
    together after the last op: one logUp-GKR lookup per table and pack of ≤ 14 groups.
+   Their claims are settled by the commitment, after every op has had its turn, so a deferred lookup
+   may read only tensors of its own op (output, witnesses, aux columns) or public ones: a tensor
+   computed by an EARLIER op must be tied to it at op time (``lookup_ops``: ``index = x`` at a fresh
+   point, before the deferral), else that op might never be proved (a SwiGLU gate read only by its
+   SiLU lookup once was not). Both sides refuse a program that breaks this rule (:meth:`_Run.check_deferred`).
 5. Settle. Every claim left goes to ``settler.settle``; the verifier also evaluates the claims on
    public tensors itself.
 """
@@ -172,6 +177,18 @@ class _Run:
                 raise B.Reject(f"a claim on {op.output!r} has {c.point.shape[0]} coordinates, the tensor {n}")
         return claims
 
+    def check_deferred(self, ctx: B.VerifierContext, i: int, first_entry: int) -> None:
+        """Reject if a lookup op ``i`` deferred (entries from ``first_entry`` on) reads a tensor
+        computed by an earlier op (see the module docstring)."""
+        for _, groups, _ in ctx.lookups.entries[first_entry:]:
+            for names, _ in groups:
+                for name in names:
+                    j = self.producer.get(name)
+                    if j is not None and j < i:
+                        op = self.spec.ops[i]
+                        raise B.Reject(f"op {op.kind} -> {op.output} defers a lookup on {name!r}, computed by "
+                                       f"an earlier op: such a read must be tied to that op when it is proved")
+
     def check_done(self) -> None:
         """Every claim on a computed tensor went to its op."""
         if len(self.pending):
@@ -231,8 +248,11 @@ def _prove_ops(ctx: B.ProverContext, run: "_Run") -> tuple[list[B.OpProof | None
         if len(claims) > 1:
             merges[i] = B.OpProof()
             claims = [B.prove_reduce(ctx, merges[i], claims)]
+        first = len(ctx.lookups.entries) if ctx.lookups is not None else 0
         proofs[i], new = protocol(op.kind).prove(ctx, op, claims)
         run.route(i, new)
+        if ctx.lookups is not None:
+            run.check_deferred(ctx, i, first)
     run.check_done()
     return proofs, merges
 
@@ -318,11 +338,13 @@ def verify_program(spec: QuantSpec, inputs: Mapping[str, np.ndarray], outputs: M
             raise B.Reject(f"missing proof for op {op.kind} -> {op.output}")
         B.op_label(ctx, op)
         claims = _verify_merge(ctx, op, claims, proof.merges[i])
+        first = len(ctx.lookups.entries)
         try:
             new = protocol(op.kind).verify(ctx, op, claims, proof.op_proofs[i])
         except B.Reject as exc:
             raise B.Reject(f"op {op.kind} -> {op.output}: {exc}") from None
         run.route(i, new)
+        run.check_deferred(ctx, i, first)
     run.check_done()
     run.final += ctx.lookups.verify(ctx, proof.lookups) + ctx.masks.claims
     run.check_public(ctx)

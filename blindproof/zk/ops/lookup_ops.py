@@ -9,9 +9,12 @@ extension changes no answer; it also contains the padding pair ``(0, 0)`` (``f(0
 Two paths, chosen from public data (the input tensor's range in the spec):
 
 - *identity* (the input range lies inside ``[lo, hi]``, the case of every int16 activation): the clamp
-  is the identity, so ``index = x``. One width-2 logUp lookup of the pairs ``(index, y)``; at the
-  lookup's leaf point ``ρ`` the claim ``index(ρ) = v`` is repeated as ``x(ρ) = v``, which ties the
-  witness to the input (two committed multilinears that agree at a random point are equal).
+  is the identity, so ``index = x``. One width-2 logUp lookup of the pairs ``(index, y)``; at a fresh
+  random point ``τ`` drawn when the op is proved the prover sends ``v = index(τ)``, and the claims
+  ``index(τ) = v`` (opened) and ``x(τ) = v`` (for the op that computed ``x``) tie the witness to the
+  input (two multilinears that agree at a random point are equal). The tie is made at op time, not
+  at the lookup's leaf point: the lookups are deferred to the end of the program, after the op that
+  computed ``x`` has had its turn, so a claim made there would never reach it.
 - *clamped* (a wider input): the base :class:`~blindproof.zk.ops.base.Clamp` gadget proves
   ``index = clamp(x, lo, hi)`` (with its range checks), then the same lookup of ``(index, y)``.
 
@@ -83,11 +86,15 @@ class _Plan:
             out.update(self.clamp.columns())
         return out
 
-    def tie(self, claims: list[B.Claim]) -> list[B.Claim]:
-        """Identity path: every claim on ``index`` is repeated on ``x`` (index = x)."""
+    def tie_point(self, ctx: B.VerifierContext) -> np.ndarray | None:
+        """Identity path: the random point at which ``index = x`` is checked (None otherwise)."""
         if not self.identity:
-            return []
-        return [B.Claim(self.x, c.point, c.value) for c in claims if c.tensor == self.index]
+            return None
+        return ctx.transcript.challenge_exts("ops/lookup_tie", B.n_vars(self.shape))
+
+    def tie(self, point: np.ndarray, value: np.ndarray) -> list[B.Claim]:
+        """``index(τ) = v`` and ``x(τ) = v``."""
+        return [B.Claim(self.index, point, value), B.Claim(self.x, point, value)]
 
 
 def shapes(op: Op, in_shapes: Sequence[tuple[int, ...]], spec: QuantSpec) -> dict[str, tuple[int, ...]]:
@@ -117,7 +124,13 @@ def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]) -> tuple[
     if plan.clamp is not None:
         claims += plan.clamp.prove(ctx, proof)
     claims += plan.checks.prove(ctx, proof)
-    return proof, claims + plan.tie(claims) + list(out_claims)
+    tau = plan.tie_point(ctx)
+    if tau is not None:
+        v = ctx.evaluate(plan.index, tau)
+        proof.put_ext(v[None])
+        ctx.transcript.absorb_ext("ops/lookup_tie_value", v)
+        claims += plan.tie(tau, v)
+    return proof, claims + list(out_claims)
 
 
 def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof: B.OpProof) -> list[B.Claim]:
@@ -128,5 +141,10 @@ def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof:
     if plan.clamp is not None:
         claims += plan.clamp.verify(ctx, rd)
     claims += plan.checks.verify(ctx, rd)
+    tau = plan.tie_point(ctx)
+    if tau is not None:
+        v = rd.take_ext(1)[0]
+        ctx.transcript.absorb_ext("ops/lookup_tie_value", v)
+        claims += plan.tie(tau, v)
     rd.done()
-    return claims + plan.tie(claims) + list(out_claims)
+    return claims + list(out_claims)
