@@ -234,6 +234,19 @@ def check_padding_sound(spec: QuantSpec) -> None:
                                  "(the sum over the head width would count it)")
 
 
+def check_spec_sound(spec: QuantSpec) -> None:
+    """ValueError unless the spec keeps weight padding away from real outputs
+    (:func:`check_padding_sound`) and every relation whose uniqueness needs the spec's declared
+    ranges to cover the proven ones has them (``mean_pool``: :func:`ops.pool.check_bounds`). A third
+    party's commitment is hostile input: it is refused when loaded, not when a proof fails."""
+    from blindproof.zk.ops import pool
+
+    check_padding_sound(spec)
+    for op in spec.ops:
+        if op.kind == "mean_pool":
+            pool.check_bounds(op, spec)
+
+
 def check_params(params: pcs.PcsParams, layout: pcs.Layout) -> None:
     """ValueError unless ``params`` reach the protocol's floor and ``layout`` is the one the parameter
     rule gives for its tensors (:func:`pcs.make_layout`): query count, columns, blowup and proximity
@@ -250,8 +263,8 @@ def check_params(params: pcs.PcsParams, layout: pcs.Layout) -> None:
 
 def check_layout(spec: QuantSpec, com: pcs.Commitment) -> None:
     """ValueError unless the weight commitment holds exactly the spec's weights at their sizes and the
-    spec keeps weight padding away from real outputs (:func:`check_padding_sound`)."""
-    check_padding_sound(spec)
+    spec is sound (:func:`check_spec_sound`)."""
+    check_spec_sound(spec)
     want = expected_weight_layout(spec)
     got = dict(zip(com.layout.names, com.layout.log_sizes))
     if set(got) != set(want):
@@ -285,7 +298,7 @@ def commit_model(spec: QuantSpec, weights: Mapping[str, np.ndarray], key: Commit
     params = params or default_params()
     if params.security_bits < PROOF_FLOOR_BITS:
         raise ValueError(f"commit_model: {params.security_bits} bits is below the floor of {PROOF_FLOOR_BITS}")
-    check_padding_sound(spec)
+    check_spec_sound(spec)
     tables = weight_tables(spec, weights)
     com, state = pcs.commit(tables, params, rng=key.rng("blindproof/model-weights/" + spec.digest()))
     # the proof that every weight respects its dtype ships with the commitment (its randomness from the

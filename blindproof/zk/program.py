@@ -61,6 +61,8 @@ def infer_shapes(spec: QuantSpec, input_shapes: Mapping[str, Sequence[int]]) -> 
             raise ValueError(f"input {name!r} missing")
         shapes[name] = tuple(int(d) for d in input_shapes[name])
     for name, ws in spec.weights.items():
+        if B.weight_name(name) in shapes:
+            raise ValueError(f"weight {name!r}: {B.weight_name(name)!r} is also a public tensor")
         shapes[B.weight_name(name)] = tuple(ws.shape)
     for op in spec.ops:
         got = protocol(op.kind).shapes(op, [shapes[n] for n in op.inputs], spec)

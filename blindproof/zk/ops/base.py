@@ -954,9 +954,11 @@ class LookupBatch:
         self.entries.append((table, list(groups), mname))
 
     def _packs(self):
-        by_table: dict[str, list] = {}
+        # packed by the table's contents, not only its name: entries of two different tables that
+        # share a name must never be checked against one of them
+        by_table: dict[tuple[str, bytes], list] = {}
         for table, groups, mname in self.entries:
-            by_table.setdefault(table.name, []).append((table, groups, mname))
+            by_table.setdefault((table.name, table.digest_bytes()), []).append((table, groups, mname))
         for name in sorted(by_table):
             pack: list = []
             size = 0

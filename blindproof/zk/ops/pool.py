@@ -35,9 +35,28 @@ def shapes(op: Op, in_shapes: Sequence[tuple[int, ...]], spec: QuantSpec) -> dic
     return out
 
 
+def check_bounds(op: Op, spec: QuantSpec) -> None:
+    """ValueError unless every mean the reference can compute lies in the output's declared range.
+
+    The proof checks ``Σ_t x + ⌊T/2⌋ = T·y + r`` mod p with ``y`` in its declared ``[lo, hi]``; that has
+    the reference's solution only when the reference's ``y`` is in that range. A mean of values in
+    ``[a, b]`` lies in ``[a, b]``, so the input's PROVEN range (:func:`domain.proven_ranges`, not its
+    declaration) must lie inside ``[lo, hi]``; otherwise a sum the reference computes exactly could
+    leave the window and only its residue mod p would verify (a hostile spec: an accumulator pooled
+    into a narrow declared range)."""
+    from blindproof.zk.ops.domain import proven_ranges, within
+
+    ts = spec.tensors[op.output]
+    r = proven_ranges(spec).get(op.inputs[0])
+    if not within(r, ts.lo, ts.hi):
+        raise ValueError(f"mean_pool {op.output}: the input's proven range {r if r is not None else 'none (±2^29)'} "
+                         f"is not inside the output's declared range [{ts.lo}, {ts.hi}]; rescale the input first")
+
+
 def _checks(op: Op, xs: tuple[int, ...], spec: QuantSpec) -> B.Checks:
     ys = (xs[0], xs[2])
     ts = spec.tensors[op.output]
+    check_bounds(op, spec)
     rc = B.RangeCheck(B.aux_name(op.output, "r"), B.witness_name(op.output, "r"), ys, 0, xs[1] - 1,
                       limb_bits=B.small_limbs(ys))
     yc = B.RangeCheck(B.aux_name(op.output, "y"), op.output, ys, ts.lo, ts.hi, limb_bits=B.small_limbs(ys))

@@ -18,6 +18,7 @@ from typing import Any
 import blake3
 
 SPEC_VERSION = 1
+RESERVED_NAME_CHARS = ("/", "~", ":")  # derived names: witnesses, aux columns and masks, weights
 ACC_BOUND = 1 << 29  # every integer in the program satisfies |v| < ACC_BOUND < p/2 (docs/quant.md, "The 2^29 bound")
 QUOTIENT_BITS = 29  # a rescale's q·2^s + r lies in [-2^29, 2^29): a window of 2^30 < p, so q is unique mod p
 INT8_MAX = 127  # weights: symmetric int8
@@ -219,7 +220,26 @@ class QuantSpec:
                 ref = op.params.get(key)
                 if ref is not None and ref not in pool:
                     raise ValueError(f"op {op.kind} -> {op.output} names {what} {ref!r}, which the spec lacks")
+        self._check_names()
         self._check_domain()
+
+    def _check_names(self) -> None:
+        """Refuse names a proof could confuse (a third party's spec is hostile input): tensor names
+        must not use the characters of derived names (``/`` witnesses, ``~`` aux columns and masks,
+        ``:`` weights ``"w:<name>"`` and table columns), else an input named ``"w:<weight>"`` would be
+        taken for that weight; every entry's own name must be its key (lookups are batched by table
+        name, so two different tables under one name would be checked against one of them)."""
+        names = [*self.inputs, *(op.output for op in self.ops), *self.outputs, *self.tensors]
+        for n in names:
+            if not isinstance(n, str) or not n or any(c in n for c in RESERVED_NAME_CHARS):
+                raise ValueError(f"tensor name {n!r} is empty or uses a reserved character "
+                                 f"({' '.join(RESERVED_NAME_CHARS)})")
+        for pool, what in ((self.tensors, "tensor"), (self.weights, "weight"), (self.tables, "table")):
+            for key, entry in pool.items():
+                if entry.name != key:
+                    raise ValueError(f"{what} {key!r} names itself {entry.name!r}")
+                if what != "tensor" and (not key or any(c in key for c in RESERVED_NAME_CHARS)):
+                    raise ValueError(f"{what} name {key!r} is empty or uses a reserved character")
 
     def _check_domain(self) -> None:
         """Refuse a spec that makes a relation ambiguous mod p whatever the prover does (a third party's

@@ -1,0 +1,139 @@
+"""Must-reject: hostile specs from a model owner (a third party's ``model.commit`` is hostile input).
+
+Each was a forgery accepted by ``verify_model_proof``, ``verify_exchange`` and ``blindproof verify``
+with default arguments, with a commitment that loaded through every check of the decoder:
+
+- an input named ``"w:<weight>"``: claims on the weight were settled against the prover's "input";
+- two tables sharing one ``TableSpec.name``: the batched lookup checked one op against the other's table;
+- an accumulator pooled by ``mean_pool`` into a declared range its mean can leave: the sum's residue
+  mod p verified in place of the reference's mean.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from blindproof.zk import field as F
+from blindproof.zk import program as P
+from blindproof.zk.commitment import CommitmentKey, ModelCommitment, commit_model
+from blindproof.zk.lookup import LookupTable
+from blindproof.zk.ops import base as B
+from blindproof.zk.proof_file import ProofFileError
+from blindproof.zk.prover import quantized_workload
+from blindproof.zk.quant.reference import run_program, shift_round
+from blindproof.zk.quant.spec import Op, QuantSpec, TensorSpec, WeightSpec
+from blindproof.zk.quant.tables import make_table
+
+KEY = CommitmentKey(b"\x5c" * 32)
+ACC = (1 << 29) - 1
+I16 = (1 << 15) - 1
+
+
+def _load(spec_json: str, weights) -> None:
+    """Build the hostile spec and, when that passes, commit and reload it as a verifier would."""
+    spec = QuantSpec.from_json(spec_json)
+    com, _ = commit_model(spec, weights, KEY)
+    ModelCommitment.from_bytes(com.to_bytes())
+
+
+def test_an_input_named_like_a_weight_is_refused():
+    qm = quantized_workload("mlp-784-56-10")
+    shadow = "w:l1.acc.weight"
+    d = json.loads(qm.spec.to_json())
+    d["inputs"] = ["x", shadow]
+    d["tensors"][shadow] = TensorSpec(shadow, 0, -127, 127, "input").to_dict()
+    with pytest.raises(ValueError, match="reserved character"):
+        _load(json.dumps(d), qm.weights)
+    # and the shapes of a program never let a weight overwrite a public tensor
+    spec = qm.spec
+    with pytest.raises(ValueError, match="also a public tensor"):
+        P.infer_shapes(_UncheckedSpec(spec, extra_input=shadow), {"x": (1, 784), shadow: (16, 64)})
+
+
+class _UncheckedSpec:
+    """A spec object that skips QuantSpec's own validation (what a future loader bug would hand on)."""
+
+    def __init__(self, spec: QuantSpec, extra_input: str) -> None:
+        self.inputs = (*spec.inputs, extra_input)
+        self.weights, self.ops = spec.weights, spec.ops
+        self._spec = spec
+
+    def __getattr__(self, name):
+        return getattr(self._spec, name)
+
+
+def test_two_tables_under_one_name_are_refused_and_never_share_a_lookup():
+    silu = make_table("act", "silu", 4, 4, -128, 127)
+    gelu = make_table("act", "gelu", 4, 4, -128, 127)  # same name, other function and digest
+    with pytest.raises(ValueError, match="names itself"):
+        QuantSpec(arch={"family": "test"}, inputs=("x",), outputs=("y1", "y2"),
+                  ops=(Op("add_weight", ("x",), "h", {"weight": "b"}),
+                       Op("lookup", ("h",), "y1", {"table": "t_silu"}),
+                       Op("lookup", ("h",), "y2", {"table": "t_gelu"})),
+                  tensors={"x": TensorSpec("x", 4, -100, 100, "input"),
+                           "h": TensorSpec("h", 4, -120, 120, "activation"),
+                           "y1": TensorSpec("y1", 4, -200, 200, "activation"),
+                           "y2": TensorSpec("y2", 4, -200, 200, "activation")},
+                  weights={"b": WeightSpec("b", (8,), "int8", 4)}, tables={"t_silu": silu, "t_gelu": gelu})
+    # defence in depth: the batched lookups pack by table contents, not by name alone
+    a = LookupTable.function("fn:act:0", F.from_signed(np.arange(4)), F.from_signed(np.arange(4)))
+    b = LookupTable.function("fn:act:0", F.from_signed(np.arange(4)), F.from_signed(np.arange(4) * 2))
+    batch = B.LookupBatch()
+    batch.add(a, [(("u", "v"), (4,))], "ma")
+    batch.add(b, [(("s", "t"), (4,))], "mb")
+    packs = list(batch._packs())
+    assert len(packs) == 2 and {p[0][0].digest_bytes() for p in packs} == {a.digest_bytes(), b.digest_bytes()}
+
+
+def _pool_spec(y_range: tuple[int, int]) -> QuantSpec:
+    return QuantSpec(arch={"family": "test"}, inputs=("x",), outputs=("out",),
+                     ops=(Op("linear", ("x",), "h", {"weight": "W", "bias": "b"}), Op("mean_pool", ("h",), "y"),
+                          Op("rescale", ("y",), "out", {"shift": 20})),
+                     tensors={"x": TensorSpec("x", 0, -127, 127, "input"),
+                              "h": TensorSpec("h", 0, -ACC, ACC, "accumulator"),
+                              "y": TensorSpec("y", 0, *y_range, "activation"),
+                              "out": TensorSpec("out", 0, -I16, I16, "activation")},
+                     weights={"W": WeightSpec("W", (2, 2), "int8", 0), "b": WeightSpec("b", (2,), "int32", 0)},
+                     tables={})
+
+
+def test_a_mean_pool_whose_mean_can_leave_its_declared_range_is_refused():
+    spec = _pool_spec((-(1 << 27), 1 << 27))
+    bias = (1 << 29) - (1 << 20)
+    weights = {"W": np.zeros((2, 2), dtype=np.int64), "b": np.array([bias, bias], dtype=np.int64)}
+    with pytest.raises(ValueError, match="proven range"):
+        commit_model(spec, weights, KEY)
+    # the forgery itself: the residue's mean in place of the reference's, refused by the verifier too
+    x = np.ones((1, 4, 2), dtype=np.int64)
+    tr = run_program(spec, weights, {"x": x})
+    total = (int(tr.tensors["h"][0, :, 0].sum()) + 2) % F.P
+    y, r = divmod(total, 4)
+    tr.tensors["y"] = np.full((1, 2), y, dtype=np.int64)
+    tr.tensors["y/r"] = np.full((1, 2), r, dtype=np.int64)
+    q, rr = shift_round(tr.tensors["y"], 20)
+    tr.tensors["out/q"], tr.tensors["out/r"], tr.tensors["out"] = q, rr, np.clip(q, -I16, I16)
+    res = P.verify_trace(spec, {"x": x}, {"out": tr.tensors["out"]}, b"\x00", B.OracleSettler())
+    assert not res.ok and "proven range" in res.reason
+    with pytest.raises(ValueError, match="proven range"):
+        P.prove_trace(spec, weights, tr, B.OracleSettler(), strict=False)
+
+
+def test_a_hostile_spec_in_a_commitment_file_does_not_load():
+    """The same refusals when the spec arrives inside a commitment file (the decoder re-checks it)."""
+    qm = quantized_workload("mlp-784-56-10")
+    com, _ = commit_model(qm.spec, qm.weights, KEY)
+    from blindproof.proto import proof_pb2
+
+    m = proof_pb2.ModelCommitment()
+    m.ParseFromString(com.to_bytes())
+    d = json.loads(m.spec_json)
+    d["inputs"] = ["x", "w:l1.acc.weight"]
+    d["tensors"]["w:l1.acc.weight"] = TensorSpec("w:l1.acc.weight", 0, -127, 127, "input").to_dict()
+    m.spec_json = json.dumps(d, sort_keys=True, separators=(",", ":"))
+    import blake3
+    m.spec_digest = blake3.blake3(m.spec_json.encode()).digest()
+    with pytest.raises(ProofFileError):
+        ModelCommitment.from_bytes(m.SerializeToString(deterministic=True))
