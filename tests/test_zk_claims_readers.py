@@ -317,6 +317,7 @@ class _Recorder:
         self.handed: dict[str, dict[str, list[list[B.Claim]]]] = {"prove": {}, "verify": {}}
         self.returned: dict[str, list[B.Claim]] = {}
         self.lookups: list[B.Claim] = []  # the deferred lookups' claims (the ops' own relations)
+        self.deferred: dict[str, set[str]] = {}  # op output -> the columns its deferred lookups read
         self.settled: list[list[B.Claim]] = []
 
     def install(self, monkeypatch) -> None:
@@ -346,8 +347,11 @@ class _Recorder:
 
             def verify(self, ctx, op, out_claims, proof):
                 rec.handed["verify"].setdefault(op.output, []).append(list(out_claims))
+                first = len(ctx.lookups.entries)
                 got = self._mod.verify(ctx, op, out_claims, proof)
                 rec.returned[op.output] = list(got)
+                rec.deferred[op.output] = {n for _, groups, _ in ctx.lookups.entries[first:]
+                                           for names, _ in groups for n in names}
                 return got
 
         def settle(settler, claims, transcript):
@@ -368,10 +372,14 @@ class _Recorder:
 def _check_invariant(rec: _Recorder) -> Counter:
     """(1) Every op output with k ≥ 1 claims is handed to its op exactly once, as ONE claim (the
     merge when k > 1), the same on both sides. (2) An op that reduces (``REDUCING``) does not hand
-    that claim on. (3) A claim on an op output reaches the settler only as a claim that op itself
-    returned (its own relation's claims, or the one claim it was handed and opens) or one of the
-    deferred lookups of its relation: no claim from a reader skips the op. Returns how many outputs had k claims, per k."""
+    that claim on. (3) An op's deferred lookups read only its own tensors (output, witnesses, aux
+    columns), weights and public tensors, never a tensor an earlier op computed. (4) A claim on an op
+    output reaches the settler only as a claim that op itself returned (its own relation's claims, or
+    the one claim it was handed and opens) or from a lookup that op deferred: no claim from a reader
+    skips the op. (5) Every computed tensor that a proved op reads is proved by its own op. Returns
+    how many outputs had k claims, per k."""
     by_output = {op.output: op for op in rec.spec.ops}
+    producer = {op.output: i for i, op in enumerate(rec.spec.ops)}
     ks: Counter = Counter()
     for side in ("prove", "verify"):
         assert set(rec.handed[side]) <= set(by_output)
@@ -394,12 +402,21 @@ def _check_invariant(rec: _Recorder) -> Counter:
         if op.kind in REDUCING:
             assert not any(b.same(c) for c in rec.returned[op.output]), \
                 f"{op.kind} -> {op.output} handed its claim on instead of reducing it"
+    for i, op in enumerate(rec.spec.ops):
+        if op.output in rec.handed["verify"]:  # a proved op ties each computed input to its producer
+            for name in op.inputs:
+                assert name not in producer or name in rec.handed["verify"], \
+                    f"{op.kind} -> {op.output} reads {name!r}, whose op is never proved"
+        for name in rec.deferred.get(op.output, ()):
+            assert producer.get(name, i) == i, \
+                f"{op.kind} -> {op.output} defers a lookup on {name!r}, which an earlier op computed"
     assert len(rec.settled) == 2  # the prover's settlement and the verifier's
     for settled in rec.settled:
         for c in settled:
-            if c.tensor in by_output:
-                assert any(c.same(d) for d in rec.returned.get(c.tensor, []) + rec.lookups), \
-                    f"a claim on {c.tensor!r} reached the settler without passing its op"
+            if c.tensor not in by_output or any(c.same(d) for d in rec.returned.get(c.tensor, [])):
+                continue
+            assert any(c.same(d) for d in rec.lookups) and c.tensor in rec.deferred.get(c.tensor, ()), \
+                f"a claim on {c.tensor!r} reached the settler without passing its op"
     return ks
 
 
@@ -443,6 +460,7 @@ def test_the_invariant_check_catches_an_un_merged_program(monkeypatch):
     assert len(two) == 2
     unmerged = _Recorder(spec)
     unmerged.popped, unmerged.returned = rec.popped, dict(rec.returned)
+    unmerged.lookups, unmerged.deferred = rec.lookups, rec.deferred
     unmerged.handed = {side: dict(rec.handed[side]) for side in rec.handed}
     unmerged.handed["verify"]["acc"] = unmerged.handed["prove"]["acc"] = [two]
     with pytest.raises(AssertionError, match="handed 2 claims"):
