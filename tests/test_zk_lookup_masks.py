@@ -182,9 +182,9 @@ def mlp():
         seen.append(list(sts))
         return orig(sts, *a, **kw)
 
+    prover = ModelProver.create(quantized_workload(NAME), KEY)  # (its commitment's well-formedness proof has lookups too)
     L.prove_many = recording
     try:
-        prover = ModelProver.create(quantized_workload(NAME), KEY)
         proof = prover.prove(prover.model.encode(example_input(NAME)), rng=np.random.default_rng(0))
     finally:
         L.prove_many = orig

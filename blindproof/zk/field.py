@@ -8,6 +8,8 @@ are canonical, and returns fresh arrays. Hot loops live in :mod:`blindproof.zk._
 
 from __future__ import annotations
 
+import os
+
 from typing import Any
 
 import numpy as np
@@ -210,6 +212,24 @@ def to_signed(a: ArrayLike) -> np.ndarray:
 def random(rng: np.random.Generator, shape: int | tuple[int, ...]) -> np.ndarray:
     """Uniform base-field elements."""
     return rng.integers(0, P, size=shape, dtype=np.uint32)
+
+
+class SecureRng:
+    """Uniform base-field elements from the OS CSPRNG (31-bit words, rejection of those ≥ p), with
+    the one ``numpy.random.Generator`` method :func:`random` calls: a drop-in source for secrets
+    (zero-knowledge masks) where a seeded PRNG would do for tests."""
+
+    def integers(self, low: int, high: int, size=None, dtype=np.uint32) -> np.ndarray:
+        if low != 0 or high != P:
+            raise ValueError("SecureRng draws field elements only (low=0, high=p)")
+        shape = (size,) if isinstance(size, int) else tuple(size or ())
+        n = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        out = np.empty(0, dtype=np.uint32)
+        while out.size < n:
+            want = (n - out.size) * 17 // 16 + 16
+            raw = np.frombuffer(os.urandom(4 * want), dtype="<u4") & np.uint32(0x7FFFFFFF)
+            out = np.concatenate([out, raw[raw < P]])
+        return out[:n].astype(dtype).reshape(shape)
 
 
 # --- quartic extension -----------------------------------------------------------------------------

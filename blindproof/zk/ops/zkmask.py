@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from blindproof.zk import field as F
+
 from blindproof.zk import sumcheck as S
 
 MASK_PREFIX = "zk~mask."
@@ -79,8 +81,9 @@ class ProverMasks(VerifierMasks):
 
     @staticmethod
     def sample(plan: list, rng: np.random.Generator | None = None) -> "ProverMasks":
-        """Fresh random masks for a plan of (n_vars, degree) sizes."""
-        rng = rng if rng is not None else np.random.default_rng()
+        """Fresh random masks for a plan of (n_vars, degree) sizes, from the OS CSPRNG unless ``rng``
+        (tests) is given."""
+        rng = rng if rng is not None else F.SecureRng()
         return ProverMasks(masks=[S.MaskPolynomial.random(rng, n, d) for n, d in plan])
 
     def tables(self) -> dict[str, np.ndarray]:
