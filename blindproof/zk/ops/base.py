@@ -25,10 +25,12 @@ Op interface (one module per op family, registered by kind in ``blindproof.zk.op
 ``shapes`` is pure (the verifier derives every committed shape from the public input shapes). ``aux``
 is called before anything is committed: every column an op needs (limbs, multiplicities, clamp
 excesses) is committed with the trace, before any challenge ("commit everything"). ``prove`` receives
-every claim on the op's output; it reduces one (or all) of them and returns the others unchanged —
-the output is committed, so the settler checks them — together with claims on its inputs, witnesses,
-weights and aux columns; the program routes each claim to the op that produced the tensor or to the
-settler. (:func:`prove_reduce` merges several claims on one tensor where an op needs a single one.) ``verify`` mirrors ``prove`` message for message
+exactly ONE claim on the op's output (the program merges several with :func:`prove_reduce` first); it
+either reduces it to claims on its inputs, witnesses, weights and aux columns, or returns it unchanged
+for the commitment to open (the ops that prove their relation on the committed output); the program
+routes each claim to the op that produced the tensor or to the settler. A deferred lookup may read
+only the op's own tensors (or public ones): an input computed by an earlier op must be tied to the op
+at op time (``program._Run.check_deferred``). ``verify`` mirrors ``prove`` message for message
 and raises :class:`Reject` on any failure (the top-level verifier turns it into a ``VerifyResult`` with
 ``verdict.guarded``). Transcript discipline: both sides call the same helpers in the same order.
 
