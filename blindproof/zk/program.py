@@ -13,7 +13,7 @@ Protocol ("commit everything"):
    claims it returns go to the op that produced their tensor (if that op comes earlier) or to the final
    set. An op whose output has no claim is not needed for the outputs and is skipped.
    Merge first: a tensor read by several ops (or read twice by one) carries several claims; they are
-   merged into ONE claim (``base.prove_reduce``: a degree-2 sumcheck against ``Σ_i α^i eq(r_i, ·)``,
+   merged into ONE claim (``base.prove_reduce``: a degree-2 sumcheck against ``eq(r_0, ·) + Σ_{i≥1} α_i eq(r_i, ·)``,
    its proof in ``ProgramProof.merges``) and the op is handed only that claim. So every claim on a
    computed tensor is reduced by the op that computed it (or opened by it, for the ops that prove
    their relation on the committed output): none reaches the settler past its op, and a prover

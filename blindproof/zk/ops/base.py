@@ -54,7 +54,7 @@ Gadgets (each with a prover and a verifier half that take an ``OpProof`` / ``Pro
 - :class:`Checks`: a bundle of range checks and function lookups proved together — one logUp-GKR
   lookup per table, and the aux columns (limbs, multiplicities) they need.
 - :func:`prove_reduce` / :func:`verify_reduce`: several claims on one tensor → one claim (a degree-2
-  sumcheck against ``Σ_i α^i eq(r_i, ·)``).
+  sumcheck against ``eq(r_0, ·) + Σ_{i≥1} α_i eq(r_i, ·)``).
 - :class:`LookupBatch`: when a context carries one (the program sets it), ``Checks`` defer their
   lookups to it and the program proves them all at the end, one lookup per table and pack of groups.
 """
@@ -583,7 +583,7 @@ def verify_zero_check(ctx: VerifierContext, rd: ProofReader, n: int, n_tables: i
 
 def prove_reduce(ctx: ProverContext, proof: OpProof, claims: Sequence[Claim]) -> Claim:
     """Reduce claims on one tensor to a single claim (a degree-2 sumcheck against
-    ``Σ_i α^i eq(r_i, ·)``); a single claim passes through, and nothing is written then."""
+    ``eq(r_0, ·) + Σ_{i≥1} α_i eq(r_i, ·)``); a single claim passes through, and nothing is written then."""
     _check_same_tensor(claims)
     if len(claims) == 1:
         return claims[0]
@@ -626,11 +626,12 @@ def _reduce_absorb(ctx: VerifierContext, claims: Sequence[Claim]) -> list[np.nda
     for c in claims:
         ctx.transcript.absorb_ext("ops/reduce_point", c.point)
         ctx.transcript.absorb_ext("ops/reduce_value", c.value)
-    a = ctx.transcript.challenge_ext("ops/reduce_alpha")
-    out = [F.eone()]
-    for _ in claims[1:]:
-        out.append(F.emul(out[-1], a))
-    return out
+    # one independent coefficient per further claim (not powers of one α, whose error grows with the
+    # number of claims while the soundness count charges each challenge a fixed degree)
+    if len(claims) == 1:
+        return [F.eone()]
+    alphas = ctx.transcript.challenge_exts("ops/reduce_alpha", len(claims) - 1)
+    return [F.eone(), *alphas]
 
 
 def _reduce_weights(claims: Sequence[Claim], alphas: Sequence[np.ndarray]) -> np.ndarray:
