@@ -51,12 +51,13 @@ def _reserialize(proof: ModelProof, **changes) -> bytes:
 
 
 def _prove_statement(prover: ModelProver, inputs, *, outputs=None, spec_digest: bytes | None = None,
-                     seed: int = 5) -> ModelProof:
+                     params: pcs.PcsParams | None = None, seed: int = 5) -> ModelProof:
     """A cheating prover that states its own statement and proves the honest trace under it.
 
     ``outputs``: the public outputs it states (default: the honest ones); the program is proved for
     the honest outputs' values, and every claim on a stated tensor is settled as public, exactly as
-    the verifier settles it. ``spec_digest``: the spec digest it names. Everything else — transcript,
+    the verifier settles it. ``spec_digest``: the spec digest it names; ``params``: the code parameters
+    it states (its trace is still committed under the commitment's own). Everything else — transcript,
     trace commitment, op proofs, openings, soundness figures — is computed honestly for that
     statement, so only a check of the statement itself can refuse it."""
     spec = prover.model.spec
@@ -66,14 +67,15 @@ def _prove_statement(prover: ModelProver, inputs, *, outputs=None, spec_digest: 
     digest = prover.commitment.digest()
     sdig = prover.commitment.spec_digest if spec_digest is None else spec_digest
     rng = np.random.default_rng(seed)
-    tr = CountingTranscript(DOMAIN, statement_bytes(digest, sdig, prover.params, 0, inputs, stated))
+    stated_params = prover.params if params is None else params
+    tr = CountingTranscript(DOMAIN, statement_bytes(digest, sdig, stated_params, 0, inputs, stated))
     settler = PcsProverSettler(prover.state, inputs | stated, prover.params, rng)
     values = dict(trace.tensors) | {f"w:{k}": v for k, v in prover.model.weights.items()}
     prog_outputs = {k: stated.get(k, honest[k]) for k in spec.outputs}
     program_proof = P.prove_program(spec, values, inputs, prog_outputs, tr, settler, start=0, rng=rng)
     figs = soundness_figures(tr.counts, tr.lookups, settler.trace_com.layout, settler.trace_claims,
                              prover.commitment.weights.layout, settler.weight_claims, tr.lambda_degrees())
-    return ModelProof(model_digest=digest, spec_digest=sdig, params=prover.params, start=0, inputs=inputs,
+    return ModelProof(model_digest=digest, spec_digest=sdig, params=stated_params, start=0, inputs=inputs,
                       outputs=stated, trace_commitment=settler.trace_com.to_bytes(), program_proof=program_proof,
                       trace_opening=settler.trace_opening, weight_opening=settler.weight_opening, soundness=figs,
                       trace_claims=settler.trace_claims, weight_claims=settler.weight_claims)
@@ -133,6 +135,20 @@ def test_v4_proof_naming_another_spec_is_rejected(mlp):
     forged = _prove_statement(prover, inputs, spec_digest=blake3.blake3(b"another spec").digest())
     res = verify_model_proof(prover.commitment, forged.to_bytes())
     assert not res.ok and "another quantization spec" in res.reason
+
+
+def test_v5_proof_stating_other_parameters_is_rejected(mlp):
+    """V5. The cheating prover states stronger parameters than the commitment's (256-bit target,
+    blowup 16, four proximity tests) while its trace is committed under the commitment's own, so
+    the trace layout passes V13 and everything else is honest for that statement: a reader of the
+    proof's parameters is misled. Accepted without the check. (A trace committed under the stated
+    weaker parameters is refused by V13 as well: test_zk_statement_pinning.py.)"""
+    prover, inputs, _ = mlp
+    stated = pcs.PcsParams(security_bits=256.0, blowup=16, proximity_tests=4)
+    assert stated != prover.params
+    forged = _prove_statement(prover, inputs, params=stated)
+    res = verify_model_proof(prover.commitment, forged.to_bytes())
+    assert not res.ok and "differ from the commitment's" in res.reason
 
 
 def test_v8_extra_public_tensor_is_rejected(mlp):
@@ -223,6 +239,41 @@ def test_p10_routing_refuses_a_claim_on_a_later_tensor():
     later = B.Claim("y", F.ext(1, 2, 3, 4)[None].repeat(3, 0), F.eone())
     with pytest.raises(B.Reject, match="later tensor 'y'"):
         run.route(0, [later])
+
+
+def test_p9_claims_left_after_every_op_are_refused():
+    """P9's ``check_done``. Redundant for any proof: every op takes the claims on its output, a claim
+    is queued only for an EARLIER op (P10), and every op is visited, so nothing can be left pending;
+    the check guards the bookkeeping's contract and is tested on it."""
+    spec, _, trace = _small_program()
+    run = P._Run(spec, {"x": trace.tensors["x"], "y": trace.tensors["y"]})  # noqa: SLF001
+    run.check_done()
+    run.pending.add(B.Claim("acc", F.ext(1, 2, 3, 4)[None].repeat(5, 0), F.eone()))
+    with pytest.raises(B.Reject, match="claims left on acc after every op"):
+        run.check_done()
+
+
+def test_deferred_lookup_on_an_earlier_ops_tensor_is_refused_by_the_verifier(monkeypatch):
+    """The verifier's own call of ``check_deferred`` (the prover's is covered by
+    test_zk_malicious_prover.py). Redundant for any proof: which tensors an op defers lookups on is
+    fixed by the op verifier's code and the spec, never by the prover, and no op defers one on an
+    earlier op's tensor since lookup ops tie ``index = x`` at op time. The call guards that rule
+    against an op implementation that breaks it (as the SwiGLU gate's lookup once did), simulated
+    here by a rescale verifier that defers a lookup on its input."""
+    spec, weights, trace = _small_program()
+    settler = B.OracleSettler()
+    data = P.prove_trace(spec, weights, trace, settler)
+    rescale = P.protocol("rescale")
+    real = rescale.verify
+
+    def deferring_on_input(ctx, op, claims, proof):
+        out = real(ctx, op, claims, proof)
+        ctx.lookups.add(L.LookupTable.range(4), [((op.inputs[0],), ctx.shape(op.inputs[0]))], "m")
+        return out
+
+    monkeypatch.setattr(rescale, "verify", deferring_on_input)
+    res = P.verify_trace(spec, {"x": trace.tensors["x"]}, {"y": trace.tensors["y"]}, data, settler)
+    assert not res.ok and "defers a lookup on 'acc'" in res.reason, res.reason
 
 
 def test_p13_a_program_verifier_that_returns_without_settling_is_rejected(mlp, monkeypatch):
