@@ -25,7 +25,7 @@ from blindproof.zk.proof_file import ProofFileError
 from blindproof.zk.prover import quantized_workload
 from blindproof.zk.quant.reference import run_program, shift_round
 from blindproof.zk.quant.spec import Op, QuantSpec, TensorSpec, WeightSpec
-from blindproof.zk.quant.tables import make_table
+from blindproof.zk.quant.tables import make_table, rope_table
 
 KEY = CommitmentKey(b"\x5c" * 32)
 ACC = (1 << 29) - 1
@@ -137,3 +137,70 @@ def test_a_hostile_spec_in_a_commitment_file_does_not_load():
     m.spec_digest = blake3.blake3(m.spec_json.encode()).digest()
     with pytest.raises(ProofFileError):
         ModelCommitment.from_bytes(m.SerializeToString(deterministic=True))
+
+
+# --- second review round: parameters the loader did not bound, and a reference that wrapped -------
+
+def _spec(ops, tensors, weights, inputs=("x",), outputs=("y",)) -> QuantSpec:
+    return QuantSpec(arch={"family": "test"}, inputs=inputs, outputs=outputs, ops=tuple(ops), tensors=tensors,
+                     weights=weights, tables={})
+
+
+def test_an_embed_index_other_than_tokens_or_positions_is_refused():
+    # the reference read "token" as positions, the proof as tokens: W[start + t] vs W[tokens]
+    with pytest.raises(ValueError, match="index must be"):
+        _spec([Op("embed", ("tok",), "y", {"weight": "E", "index": "token"})],
+              {"tok": TensorSpec("tok", 0, 0, 7, "index"), "y": TensorSpec("y", 0, -127, 127, "activation")},
+              {"E": WeightSpec("E", (8, 4), "int8", 0)}, inputs=("tok",))
+
+
+def test_an_embedding_table_that_is_not_2d_is_refused():
+    # a (V, a, 1) table: the proof read it as (b, t, a), the reference as (b, t, a, 1)
+    with pytest.raises(ValueError, match="2-D"):
+        _spec([Op("embed", ("tok",), "y", {"weight": "E", "index": "tokens"})],
+              {"tok": TensorSpec("tok", 0, 0, 7, "index"), "y": TensorSpec("y", 0, -127, 127, "activation")},
+              {"E": WeightSpec("E", (8, 4, 1), "int8", 0)}, inputs=("tok",))
+
+
+def test_a_left_shift_beyond_the_bound_is_refused():
+    # shift -50: the reference's int64 x << 50 wrapped to 0, the proof read x·2^50 mod p
+    with pytest.raises(ValueError, match="left shift"):
+        _spec([Op("add_weight", ("x",), "h", {"weight": "b"}), Op("rescale", ("h",), "y", {"shift": -50})],
+              {"x": TensorSpec("x", 0, -(1 << 18), 1 << 18, "input"),
+               "h": TensorSpec("h", 0, -(1 << 19), 1 << 19, "activation"),
+               "y": TensorSpec("y", 0, -I16, I16, "activation")},
+              {"b": WeightSpec("b", (2,), "int8", 0)})
+
+
+def test_a_norm_constant_E_beyond_the_sum_of_squares_bound_is_refused():
+    # E = p + 1: the reference raised on every input, the proof used E mod p = 1
+    with pytest.raises(ValueError, match="E = "):
+        _spec([Op("add_weight", ("x",), "h", {"weight": "b"}),
+               Op("norm", ("h",), "y", {"kind": "rms", "d": 4, "C": 127, "E": F.P + 1})],
+              {"x": TensorSpec("x", 0, -100, 100, "input"), "h": TensorSpec("h", 0, -227, 227, "activation"),
+               "y": TensorSpec("y", 0, -127, 127, "activation")},
+              {"b": WeightSpec("b", (4,), "int8", 0)})
+
+
+def test_the_reference_refuses_a_matmul_that_could_wrap_int64():
+    # int32 weights on a wide input: the int64 matmul wrapped (2^64 + 4e8 -> 4e8) and a different residue
+    # verified; now the reference raises, so no output is the specification's
+    from blindproof.zk.quant.reference import BoundError
+
+    k = 66
+    spec = _spec([Op("linear", ("x",), "y", {"weight": "W"})],
+                 {"x": TensorSpec("x", 0, -ACC, ACC, "input"), "y": TensorSpec("y", 0, -ACC, ACC, "accumulator")},
+                 {"W": WeightSpec("W", (1, k), "int32", 0)})
+    x = np.array([[ACC] * 64 + [1 << 18, 399999936]], dtype=np.int64)
+    w = {"W": np.array([[ACC] * 64 + [1 << 18, 1]], dtype=np.int64)}
+    with pytest.raises(BoundError, match="overflow"):
+        run_program(spec, w, {"x": x})
+
+
+def test_a_table_with_entries_beyond_the_bound_is_refused():
+    big = rope_table("c", "cos", 40, 4, 2, 10000.0)  # cos(0)·2^40: RoPE products would wrap int64
+    with pytest.raises(ValueError, match="2\\^29"):
+        QuantSpec(arch={"family": "test"}, inputs=("x",), outputs=("y",),
+                  ops=(Op("lookup", ("x",), "y", {"table": "c"}),),
+                  tensors={"x": TensorSpec("x", 0, 0, 3, "input"), "y": TensorSpec("y", 0, -ACC, ACC, "activation")},
+                  weights={}, tables={"c": big})

@@ -42,6 +42,9 @@ def _check(op: Op, name: str, v: np.ndarray) -> None:
         raise BoundError(f"op {op.kind} -> {op.output}: {name} reaches |{int(np.abs(v).max())}| >= 2^29")
 
 
+_INT64_SAFE = 1 << 62
+
+
 def _exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Integer a @ b, through float64 BLAS when every partial sum is provably below 2^53.
 
@@ -50,6 +53,8 @@ def _exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     k = a.shape[-1]
     amax = int(np.abs(a).max()) if a.size else 0
     bmax = int(np.abs(b).max()) if b.size else 0
+    if amax * bmax * k >= _INT64_SAFE:  # int64 partial sums could wrap: the result would not be the integer one
+        raise BoundError(f"matmul of width {k} with |a| <= {amax}, |b| <= {bmax} may overflow int64")
     if amax * bmax * k < _F64_EXACT:
         if a.ndim >= 2 and b.ndim >= 2:
             from blindproof.zk import device

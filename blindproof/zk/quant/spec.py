@@ -15,6 +15,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 import blake3
 
 SPEC_VERSION = 1
@@ -49,6 +51,8 @@ def quotient_bits(shift: int) -> int:
     s = int(shift)
     if s > QUOTIENT_BITS:
         raise ValueError(f"rescale shift {s} > {QUOTIENT_BITS}: the quotient would always be 0")
+    if s < -QUOTIENT_BITS:  # x·2^-s of any nonzero |x| < 2^29 leaves the bound (and int64 beyond -34)
+        raise ValueError(f"rescale shift {s} < -{QUOTIENT_BITS}: the left shift would leave the 2^29 bound")
     return QUOTIENT_BITS - max(s, 0)
 
 
@@ -249,6 +253,15 @@ class QuantSpec:
         for ts in self.tensors.values():
             if ts.lo > ts.hi:
                 raise ValueError(f"tensor {ts.name!r}: empty range [{ts.lo}, {ts.hi}]")
+        from blindproof.zk.quant.tables import table_values  # (tables builds on this module)
+
+        for tab in self.tables.values():  # regenerated (digest checked): every entry below the 2^29 bound
+            try:
+                vals = table_values(tab)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ValueError(f"table {tab.name!r} cannot be regenerated: {exc}") from None
+            if vals.size and int(np.abs(vals).max()) >= ACC_BOUND:
+                raise ValueError(f"table {tab.name!r}: entries reach |{int(np.abs(vals).max())}| >= 2^29")
         for op in self.ops:
             ts = self.tensors[op.output]
             where = f"op {op.kind} -> {op.output}"
@@ -269,10 +282,18 @@ class QuantSpec:
                 d, C, E = int(p["d"]), int(p["C"]), int(p["E"])
                 if d < 1 or C < 1 or E < 1:
                     raise ValueError(f"{where}: d, C and E must be >= 1")
-                norm_sq_bits(C)  # ValueError when C leaves no sound sum of squares
+                a = norm_sq_bits(C)  # ValueError when C leaves no sound sum of squares
+                if E >= 1 << a:  # the proof reads E mod p; the reference would raise on every input
+                    raise ValueError(f"{where}: E = {E} is not below 2^{a}, the bound of the sum of squares")
                 if p["kind"] == "layer" and d > MEAN_D_MAX:
                     raise ValueError(f"{where}: LayerNorm width d = {d} > {MEAN_D_MAX}: d·2^16 ≥ p, so the mean "
                                      f"window [-2^15, 2^15) no longer makes the mean unique mod p")
+            elif op.kind == "embed":
+                if op.params.get("index") not in ("tokens", "positions"):
+                    raise ValueError(f"{where}: index must be 'tokens' or 'positions', got {op.params.get('index')!r}")
+                ws = self.weights[op.params["weight"]]
+                if len(ws.shape) != 2:
+                    raise ValueError(f"{where}: the embedding table must be 2-D (rows, width), got {ws.shape}")
             elif op.kind == "softmax":
                 check_exp_table(op, self.tables[op.params["table"]])
                 frac = int(op.params["frac"])
