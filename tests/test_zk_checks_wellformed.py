@@ -1,0 +1,107 @@
+"""The well-formedness verifier's checks that tests/test_zk_wellformed.py does not isolate: each test is a
+cheating model owner's proof that the check alone refuses, confirmed to be accepted with that check
+deleted from blindproof/zk/wellformed.py (or, where a docstring says "defence in depth", refused
+by a later check with another reason).
+
+Not tested here, being redundant: the weight layout rule in ``_check_weight_commitment`` (a weaker
+weight layout's opening falls below the floor, which the final soundness check refuses; the
+``ModelCommitment`` constructor refuses it first), and the aux layout's missing-column check (a claim
+on a column that is not committed fails the aux opening)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from blindproof.zk import pcs
+from blindproof.zk import wellformed as WF
+from blindproof.zk.ops import zkmask as M
+from blindproof.zk.ops.base import canonical, weight_name
+
+from test_zk_wellformed import _commit_tables, _forge, _parts, _spec, _weights
+
+
+@pytest.fixture(scope="module")
+def case():
+    spec = _spec()
+    return spec, _weights(np.random.default_rng(0))
+
+
+def _tables(spec, w):
+    return {weight_name(n): canonical(np.asarray(w[n], dtype=np.int64), ws.shape) for n, ws in spec.weights.items()}
+
+
+def test_weight_commitment_holding_a_tensor_the_spec_lacks_is_rejected(case, monkeypatch):
+    """``_check_weight_commitment``: a commitment with an extra (never read) tensor next to the spec's
+    weights, and a proof made by a prover that skips its own check. Accepted without the check."""
+    spec, w = case
+    com, state = _commit_tables(spec, _tables(spec, w) | {"w:decoy": np.zeros(16, dtype=np.uint32)})
+    monkeypatch.setattr(WF, "_check_weight_commitment", lambda spec, com, params: None)
+    proof = WF.prove_wellformed(spec, state, _parts(spec, com)[2])
+    monkeypatch.undo()
+    res = WF.verify_wellformed(_parts(spec, com), proof)
+    assert not res.ok and "does not hold exactly the spec's weights" in res.reason, res.reason
+
+
+def _with_extra_aux(monkeypatch, extra):
+    """Make the prover's aux commitment also hold ``extra(tensors)``'s tables."""
+    real = pcs.commit
+
+    def commit(tensors, params=pcs.PcsParams(), rng=None, keep_codewords=True):
+        return real(dict(tensors) | extra(tensors), params, rng, keep_codewords)
+
+    monkeypatch.setattr(pcs, "commit", commit)
+
+
+def test_aux_commitment_with_an_unexpected_tensor_is_rejected(case, monkeypatch):
+    """``_check_aux_layout``: an aux tensor that is neither a column of the checks nor a mask (a
+    second encoding of the same proof). Defence in depth: without the check the tensor is counted as
+    a mask and the mask count refuses the proof."""
+    spec, w = case
+    com, state = _commit_tables(spec, _tables(spec, w))
+    _with_extra_aux(monkeypatch, lambda t: {"junk": np.zeros(16, dtype=np.uint32)})
+    proof = WF.prove_wellformed(spec, state, _parts(spec, com)[2])
+    monkeypatch.undo()
+    res = WF.verify_wellformed(_parts(spec, com), proof)
+    assert not res.ok and "unexpected tensors" in res.reason, res.reason
+
+
+def test_aux_commitment_with_an_unused_mask_is_rejected(case, monkeypatch):
+    """The mask count: one more mask committed than the proof uses. Accepted without the check."""
+    spec, w = case
+    com, state = _commit_tables(spec, _tables(spec, w))
+
+    def one_more_mask(tensors):
+        n = sum(1 for k in tensors if k.startswith(M.mask_name(0)[:-1]))
+        return {M.mask_name(n): np.zeros(16, dtype=np.uint32)}
+
+    _with_extra_aux(monkeypatch, one_more_mask)
+    proof = WF.prove_wellformed(spec, state, _parts(spec, com)[2])
+    monkeypatch.undo()
+    res = WF.verify_wellformed(_parts(spec, com), proof)
+    assert not res.ok and "masks, the proof uses" in res.reason, res.reason
+
+
+def test_int32_padding_check_with_a_false_indicator_value_is_rejected(case, monkeypatch):
+    """The int32 padding zero-check's indicator value: junk (9, in range) in the padding of the int32
+    bias, and a prover that runs the zero-check of ``(1 − ind)·W`` with ``1 − ind`` replaced by zeros,
+    so every round is consistent. Accepted without the check."""
+    spec, w = case
+    monkeypatch.setattr(WF, "_padding_table", lambda shape: np.zeros(1 << 2, dtype=np.uint32))
+    com, proof = _forge(spec, w, {"b": [(3, 9)]})
+    monkeypatch.undo()
+    res = WF.verify_wellformed(_parts(spec, com), proof)
+    assert not res.ok and "wrong indicator value" in res.reason, res.reason
+
+
+def test_proof_below_the_floor_is_rejected(case):
+    """The floor: weights and aux columns committed under 20-bit parameters, every layout the rule's
+    for them, stated as such through the ``(spec, commitment, parameters)`` form (a
+    ``ModelCommitment`` refuses such parameters itself, C3). Accepted without the check."""
+    spec, w = case
+    weak = pcs.PcsParams(security_bits=20.0)
+    from blindproof.zk.commitment import CommitmentKey
+    com, state = pcs.commit(_tables(spec, w), weak, rng=CommitmentKey.generate().rng("test"))
+    proof = WF.prove_wellformed(spec, state, weak)
+    res = WF.verify_wellformed((spec, com, weak), proof)
+    assert not res.ok and "below the floor" in res.reason, res.reason
