@@ -204,3 +204,20 @@ def test_a_table_with_entries_beyond_the_bound_is_refused():
                   ops=(Op("lookup", ("x",), "y", {"table": "c"}),),
                   tensors={"x": TensorSpec("x", 0, 0, 3, "input"), "y": TensorSpec("y", 0, -ACC, ACC, "activation")},
                   weights={}, tables={"c": big})
+
+
+def test_an_output_named_like_an_input_is_refused():
+    """outputs=("x", "y") with input "x": the verifier's public table let the stated output replace the
+    input, and only the leftover-claims check stood between that and a forgery."""
+    with pytest.raises(ValueError, match="both inputs and outputs"):
+        _spec([Op("add_weight", ("x",), "y", {"weight": "b"})],
+              {"x": TensorSpec("x", 0, -100, 100, "input"), "y": TensorSpec("y", 0, -300, 300, "activation")},
+              {"b": WeightSpec("b", (4,), "int8", 0)}, outputs=("x", "y"))
+    spec = _spec([Op("add_weight", ("x",), "y", {"weight": "b"})],
+                 {"x": TensorSpec("x", 0, -100, 100, "input"), "y": TensorSpec("y", 0, -300, 300, "activation")},
+                 {"b": WeightSpec("b", (4,), "int8", 0)})
+    aliased = _UncheckedSpec(spec, extra_input="x")
+    aliased.inputs, aliased.outputs = ("x",), ("x", "y")
+    x = np.zeros((1, 4), dtype=np.int64)
+    with pytest.raises(B.Reject, match="public output 'x' is also an input"):
+        P._public(aliased, {"x": x}, {"x": x, "y": x})

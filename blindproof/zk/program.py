@@ -78,6 +78,8 @@ def _public(spec: QuantSpec, inputs: Mapping[str, np.ndarray],
     public: dict[str, np.ndarray] = {}
     for group, names, src in (("input", spec.inputs, inputs), ("output", spec.outputs, outputs)):
         for n in names:
+            if n in public:  # one name, two statement values: never let the second win silently
+                raise B.Reject(f"public {group} {n!r} is also an input")
             if n not in src:
                 raise B.Reject(f"public {group} {n!r} missing")
             v = np.asarray(src[n])

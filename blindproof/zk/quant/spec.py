@@ -233,6 +233,10 @@ class QuantSpec:
         ``:`` weights ``"w:<name>"`` and table columns), else an input named ``"w:<weight>"`` would be
         taken for that weight; every entry's own name must be its key (lookups are batched by table
         name, so two different tables under one name would be checked against one of them)."""
+        if len(set(self.inputs)) != len(self.inputs) or len(set(self.outputs)) != len(self.outputs):
+            raise ValueError("the program's inputs and outputs must each be named once")
+        if set(self.inputs) & set(self.outputs):  # the statement would hold two values under one name
+            raise ValueError(f"tensors {sorted(set(self.inputs) & set(self.outputs))} are both inputs and outputs")
         names = [*self.inputs, *(op.output for op in self.ops), *self.outputs, *self.tensors]
         for n in names:
             if not isinstance(n, str) or not n or any(c in n for c in RESERVED_NAME_CHARS):
