@@ -2,8 +2,9 @@
 prove the rest honestly, and expect the real verifier to reject.
 
 The trace sweep covers one tensor of every kind the tiny-llama program commits and opens (op outputs
-and witnesses: quotients, remainders, norms' sums and roots, aux columns), at a random entry; the claim sweep perturbs the first claim each kind of op returns. ``-m slow`` runs every
-committed tensor and every op."""
+and witnesses: quotients, remainders, norms' sums and roots, aux columns), at a random entry; the
+claim sweep perturbs the first claim each kind of op returns; the weight sweep changes one weight of
+every kind. ``-m long`` runs every committed tensor, every op and every weight (tens of minutes)."""
 
 from __future__ import annotations
 
@@ -109,7 +110,7 @@ def test_every_kind_of_committed_tensor_perturbed_is_rejected(llama):
     _trace_sweep(llama, names)
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_every_committed_tensor_perturbed_is_rejected(llama):
     _trace_sweep(llama, _committed(llama))
 
@@ -147,7 +148,7 @@ def test_a_changed_claim_of_every_op_kind_is_rejected(llama, monkeypatch):
     _claim_sweep(llama, monkeypatch, sorted(first.values()))
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_a_changed_claim_of_every_op_is_rejected(llama, monkeypatch):
     _claim_sweep(llama, monkeypatch, list(range(len(llama[0].model.spec.ops))))
 
@@ -178,7 +179,7 @@ def test_a_changed_weight_of_every_kind_is_rejected(llama):
     _weight_sweep(llama, _one_per_kind(list(llama[0].model.weights)))
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_a_changed_entry_of_every_weight_is_rejected(llama):
     _weight_sweep(llama, list(llama[0].model.weights))
 
