@@ -65,16 +65,12 @@ class KeyedFieldRng:
         """Uniform field elements in ``[0, p)``; only ``low=0, high=p`` is supported."""
         if low != 0 or high != F.P:
             raise ValueError("KeyedFieldRng draws field elements only (low=0, high=p)")
-        shape = (size,) if isinstance(size, int) else tuple(size or ())
-        n = int(np.prod(shape, dtype=np.int64)) if shape else 1
-        out = np.empty(0, dtype=np.uint32)
-        while out.size < n:
-            want = (n - out.size) * 17 // 16 + 16
-            raw = np.frombuffer(self._xof.digest(length=4 * want, seek=self._seek), dtype="<u4")
-            self._seek += 4 * want
-            raw = raw & np.uint32(0x7FFFFFFF)
-            out = np.concatenate([out, raw[raw < F.P]])
-        return out[:n].astype(dtype).reshape(shape)
+        return F.uniform_from_bytes(self._read, size, dtype)
+
+    def _read(self, n: int) -> bytes:
+        data = self._xof.digest(length=n, seek=self._seek)
+        self._seek += n
+        return data
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -214,22 +214,28 @@ def random(rng: np.random.Generator, shape: int | tuple[int, ...]) -> np.ndarray
     return rng.integers(0, P, size=shape, dtype=np.uint32)
 
 
+def uniform_from_bytes(read: Callable[[int], bytes], size=None, dtype=np.uint32) -> np.ndarray:
+    """Uniform base-field elements of shape ``size`` from a byte source ``read(n) -> n bytes``
+    (31-bit little-endian words, rejection of those ≥ p)."""
+    shape = (size,) if isinstance(size, int) else tuple(size or ())
+    n = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    out = np.empty(0, dtype=np.uint32)
+    while out.size < n:
+        want = (n - out.size) * 17 // 16 + 16
+        raw = np.frombuffer(read(4 * want), dtype="<u4") & np.uint32(0x7FFFFFFF)
+        out = np.concatenate([out, raw[raw < P]])
+    return out[:n].astype(dtype).reshape(shape)
+
+
 class SecureRng:
-    """Uniform base-field elements from the OS CSPRNG (31-bit words, rejection of those ≥ p), with
-    the one ``numpy.random.Generator`` method :func:`random` calls: a drop-in source for secrets
-    (zero-knowledge masks) where a seeded PRNG would do for tests."""
+    """Uniform base-field elements from the OS CSPRNG, with the one ``numpy.random.Generator`` method
+    :func:`random` calls: a drop-in source for secrets (zero-knowledge masks) where a seeded PRNG
+    would do for tests."""
 
     def integers(self, low: int, high: int, size=None, dtype=np.uint32) -> np.ndarray:
         if low != 0 or high != P:
             raise ValueError("SecureRng draws field elements only (low=0, high=p)")
-        shape = (size,) if isinstance(size, int) else tuple(size or ())
-        n = int(np.prod(shape, dtype=np.int64)) if shape else 1
-        out = np.empty(0, dtype=np.uint32)
-        while out.size < n:
-            want = (n - out.size) * 17 // 16 + 16
-            raw = np.frombuffer(os.urandom(4 * want), dtype="<u4") & np.uint32(0x7FFFFFFF)
-            out = np.concatenate([out, raw[raw < P]])
-        return out[:n].astype(dtype).reshape(shape)
+        return uniform_from_bytes(os.urandom, size, dtype)
 
 
 # --- quartic extension -----------------------------------------------------------------------------
