@@ -2,7 +2,7 @@
 prove the rest honestly, and expect the real verifier to reject.
 
 The trace sweep covers one tensor of every kind the tiny-llama program commits and opens (op outputs
-and witnesses: quotients, remainders, norms' sums and roots, aux columns), at a random entry; the
+and witnesses: quotients, remainders, norms' sums and roots), at a random entry; the
 claim sweep perturbs the first claim each kind of op returns; the weight sweep changes one weight of
 every kind. ``-m long`` runs every committed tensor, every op and every weight (tens of minutes)."""
 
