@@ -40,13 +40,13 @@ from blindproof.zk.soundness import PROOF_FLOOR_BITS
 from blindproof.zk.wellformed import prove_wellformed
 
 KEY_BYTES = 32
+_KEY_MAGIC = b"BPKEY1\n"
 DEFAULT_SECURITY = 104.0  # commitment target: the whole proof (union bound) stays ≥ 100 provable bits
 
 
 def default_params() -> pcs.PcsParams:
     """The code parameters of a commitment made without explicit ones."""
     return pcs.PcsParams.for_security(DEFAULT_SECURITY)
-_KEY_MAGIC = b"BPKEY1\n"
 
 
 # --- the secret behind the hiding randomness ------------------------------------------------------
@@ -243,18 +243,19 @@ def check_spec_sound(spec: QuantSpec) -> None:
             pool.check_bounds(op, spec)
 
 
-def check_params(params: pcs.PcsParams, layout: pcs.Layout) -> None:
-    """ValueError unless ``params`` reach the protocol's floor and ``layout`` is the one the parameter
-    rule gives for its tensors (:func:`pcs.make_layout`): query count, columns, blowup and proximity
-    tests are never a committer's or a prover's choice."""
+def check_floor(params: pcs.PcsParams) -> None:
+    """ValueError unless ``params`` target at least the protocol's floor of provable bits."""
     if params.security_bits < PROOF_FLOOR_BITS:
         raise ValueError(f"the commitment targets {params.security_bits} bits, below the floor of "
                          f"{PROOF_FLOOR_BITS} provable bits")
-    want = pcs.make_layout(layout.names, layout.log_sizes, params)
-    if layout != want:
-        raise ValueError(f"layout (2^{layout.log_cols} columns, {layout.n_queries} queries, blowup {layout.blowup}, "
-                         f"{layout.proximity_tests} proximity tests) is not the one the parameters give "
-                         f"(2^{want.log_cols}, {want.n_queries}, {want.blowup}, {want.proximity_tests})")
+
+
+def check_params(params: pcs.PcsParams, layout: pcs.Layout) -> None:
+    """ValueError unless ``params`` reach the protocol's floor and ``layout`` is the one the parameter
+    rule gives for its tensors (:func:`pcs.check_layout_rule`): query count, columns, blowup and
+    proximity tests are never a committer's or a prover's choice."""
+    check_floor(params)
+    pcs.check_layout_rule(layout, params, "the weight commitment")
 
 
 def check_layout(spec: QuantSpec, com: pcs.Commitment) -> None:
@@ -292,8 +293,7 @@ def commit_model(spec: QuantSpec, weights: Mapping[str, np.ndarray], key: Commit
     if not spec.weights:
         raise ValueError("commit_model: the program has no weights to commit")
     params = params or default_params()
-    if params.security_bits < PROOF_FLOOR_BITS:
-        raise ValueError(f"commit_model: {params.security_bits} bits is below the floor of {PROOF_FLOOR_BITS}")
+    check_floor(params)  # before the (costly) commitment, which the constructor would refuse anyway
     check_spec_sound(spec)
     tables = weight_tables(spec, weights)
     com, state = pcs.commit(tables, params, rng=key.rng("blindproof/model-weights/" + spec.digest()))

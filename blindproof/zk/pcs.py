@@ -218,6 +218,17 @@ def make_layout(names: Sequence[str], log_sizes: Sequence[int], params: PcsParam
     return best
 
 
+def check_layout_rule(layout: Layout, params: PcsParams, what: str = "the commitment") -> None:
+    """ValueError unless ``layout`` is the one :func:`make_layout` gives for its tensors under
+    ``params``: a verifier takes query count, columns, blowup and proximity tests from the parameter
+    rule, never from the committer or the prover."""
+    want = make_layout(layout.names, layout.log_sizes, params)
+    if layout != want:
+        raise ValueError(f"{what}'s layout (2^{layout.log_cols} columns, {layout.n_queries} queries, blowup "
+                         f"{layout.blowup}, {layout.proximity_tests} proximity tests) is not the one the parameters "
+                         f"give (2^{want.log_cols}, {want.n_queries}, {want.blowup}, {want.proximity_tests})")
+
+
 # --- randomness -------------------------------------------------------------------------------------
 
 def _random_field(n: int, rng: np.random.Generator | None) -> np.ndarray:

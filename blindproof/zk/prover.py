@@ -22,7 +22,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from blindproof.zk import pcs
-from blindproof.zk.commitment import DEFAULT_SECURITY, CommitmentKey, ModelCommitment, commit_model
+from blindproof.zk.commitment import CommitmentKey, ModelCommitment, commit_model
 from blindproof.zk.ops.base import Claim, Reject, Settler, public_eval
 from blindproof.zk.proof_file import ModelProof
 from blindproof.zk.quant import QuantizedModel, Trace, run_program

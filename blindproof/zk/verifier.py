@@ -353,16 +353,10 @@ def _verify(model, data, inputs, outputs, start, scope, min_bits) -> ModelVerify
             trace_com = pcs.Commitment.from_bytes(proof.trace_commitment)
         except ProofFormatError as exc:
             return _reject(f"malformed trace commitment: {exc}", proof)
-        lay = trace_com.layout
         try:  # the parameter rule, not the prover, sets queries, columns, blowup and proximity tests
-            want = pcs.make_layout(lay.names, lay.log_sizes, model.params)
+            pcs.check_layout_rule(trace_com.layout, model.params, "the trace commitment")
         except ValueError as exc:
-            return _reject(f"the trace commitment's tensors admit no layout: {exc}", proof)
-        if lay != want:
-            return _reject(f"the trace commitment's layout ({lay.n_queries} queries, 2^{lay.log_cols} columns, "
-                           f"blowup {lay.blowup}, {lay.proximity_tests} proximity tests) is not the one the "
-                           f"commitment's parameters give ({want.n_queries}, 2^{want.log_cols}, {want.blowup}, "
-                           f"{want.proximity_tests})", proof)
+            return _reject(str(exc), proof)
     tr = statement_transcript(proof)
     settler = PcsVerifierSettler(proof, model, trace_com)
     try:

@@ -68,14 +68,14 @@ from blindproof.zk import pcs
 from blindproof.zk.encoding import ProofFormatError, Reader, Writer
 from blindproof.zk.ops import base as B
 from blindproof.zk.ops import zkmask as M
-from blindproof.zk.quant.spec import ACC_BOUND, INT8_MAX, INT16_MAX, QuantSpec
+from blindproof.zk.quant.spec import DTYPE_MAX, QuantSpec
 from blindproof.zk.transcript import Transcript
 from blindproof.zk.verdict import VerifyResult, guarded
 
 DOMAIN = b"blindproof/weights-wellformed/v1"
 AUX_COMMITMENT_LABEL = "wellformed/aux-commitment"
 PADDING_LABEL = "wellformed/padding"
-DTYPE_BOUNDS: dict[str, int] = {"int8": INT8_MAX, "int16": INT16_MAX, "int32": ACC_BOUND - 1}
+DTYPE_BOUNDS: dict[str, int] = DTYPE_MAX  # the reference's bounds (quant.spec), one table for both
 _MAGIC = b"BPWF"
 _VERSION = 1
 _MAX_PROOF = 1 << 30
@@ -191,17 +191,14 @@ def statement_bytes(spec: QuantSpec, weights: pcs.Commitment, params: pcs.PcsPar
             + struct.pack("<dII", float(params.security_bits), params.blowup, params.proximity_tests))
 
 
-def _expected_weight_layout(spec: QuantSpec) -> dict[str, int]:
-    return {B.weight_name(n): B.n_vars(ws.shape) for n, ws in spec.weights.items()}
-
-
 def _check_weight_commitment(spec: QuantSpec, com: pcs.Commitment, params: pcs.PcsParams) -> None:
     """ValueError unless the weight commitment holds exactly the spec's weights under the parameter rule."""
+    from blindproof.zk.commitment import expected_weight_layout  # commitment imports this module
+
     got = dict(zip(com.layout.names, com.layout.log_sizes))
-    if got != _expected_weight_layout(spec):
+    if got != expected_weight_layout(spec):
         raise ValueError("the weight commitment does not hold exactly the spec's weights at their sizes")
-    if pcs.make_layout(com.layout.names, com.layout.log_sizes, params) != com.layout:
-        raise ValueError("the weight commitment's layout is not the one its parameters give")
+    pcs.check_layout_rule(com.layout, params, "the weight commitment")
 
 
 # --- the proof container -------------------------------------------------------------------------------
@@ -353,10 +350,7 @@ def _check_aux_layout(plan: _Plan, aux: pcs.Commitment, params: pcs.PcsParams) -
     """ValueError unless the aux commitment holds exactly the expected columns at their sizes plus
     masks ``zk~mask.0 …``, under the layout the parameters give; returns the number of masks."""
     lay = aux.layout
-    if pcs.make_layout(lay.names, lay.log_sizes, params) != lay:
-        raise ValueError(f"the aux commitment's layout (2^{lay.log_cols} columns, {lay.n_queries} queries, blowup "
-                         f"{lay.blowup}, {lay.proximity_tests} proximity tests) is not the one the model "
-                         "commitment's parameters give")
+    pcs.check_layout_rule(lay, params, "the aux commitment")
     got = dict(zip(lay.names, lay.log_sizes))
     for name, shape in plan.checks.columns().items():
         if got.pop(name, None) != B.n_vars(shape):

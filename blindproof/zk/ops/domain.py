@@ -26,11 +26,10 @@ from collections import OrderedDict
 
 import numpy as np
 
-from blindproof.zk.quant.spec import ACC_BOUND, Op, QuantSpec, quotient_bits
+from blindproof.zk.quant.spec import ACC_BOUND, DTYPE_MAX, Op, QuantSpec, quotient_bits
 
 Range = tuple[int, int] | None
 DOMAIN: tuple[int, int] = (-(ACC_BOUND - 1), ACC_BOUND - 1)  # the reference's bound |v| < 2^29
-_DTYPE_MAX = {"int8": 127, "int16": (1 << 15) - 1, "int32": ACC_BOUND - 1}
 
 _CACHE: "OrderedDict[int, tuple[QuantSpec, dict[str, Range]]]" = OrderedDict()
 _CACHE_MAX = 8
@@ -102,7 +101,7 @@ def add_bound(op: Op, spec: QuantSpec, proven: dict[str, Range]) -> tuple[int, R
     if op.kind == "add":
         rb = proven.get(op.inputs[1])
     else:
-        m = _DTYPE_MAX[spec.weights[op.params["weight"]].dtype]
+        m = DTYPE_MAX[spec.weights[op.params["weight"]].dtype]
         rb = (-m, m)
     q_bound = min(bound(ra) + bound(rb), ACC_BOUND - 1)
     total = None if ra is None or rb is None else (ra[0] + rb[0], ra[1] + rb[1])
@@ -133,7 +132,7 @@ def _op_range(op: Op, spec: QuantSpec, proven: dict[str, Range]) -> Range:
     if k in ("split_heads", "merge_heads"):
         return proven.get(op.inputs[0])
     if k == "embed":
-        m = _DTYPE_MAX[spec.weights[p["weight"]].dtype]
+        m = DTYPE_MAX[spec.weights[p["weight"]].dtype]
         return (-m, m)
     return None  # accumulators: linear, qk, pv, rope, mul, mul_weight
 

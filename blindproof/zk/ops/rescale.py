@@ -58,10 +58,6 @@ def _shifts(op: Op, n: int) -> np.ndarray:
     return s
 
 
-quotient_range = D.quotient_range  # (shift, |x| bound) -> honest quotient range
-_window_bits = D.window_bits
-
-
 class _Plan:
     def __init__(self, op: Op, shape: tuple[int, ...], spec: QuantSpec) -> None:
         self.op, self.shape = op, shape

@@ -25,6 +25,7 @@ ACC_BOUND = 1 << 29  # every integer in the program satisfies |v| < ACC_BOUND < 
 QUOTIENT_BITS = 29  # a rescale's q·2^s + r lies in [-2^29, 2^29): a window of 2^30 < p, so q is unique mod p
 INT8_MAX = 127  # weights: symmetric int8
 INT16_MAX = (1 << 15) - 1  # activations: symmetric int16, so a product of two stays below 2^30
+DTYPE_MAX = {"int8": INT8_MAX, "int16": INT16_MAX, "int32": ACC_BOUND - 1}  # largest |w| a weight may hold
 FIELD_P = 15 * (1 << 27) + 1  # BabyBear, the proof field (zk.field.P)
 EXP_DOMAIN_MAX = (1 << 16) - 1  # softmax: z = min(max − s, 2^16 − 1) indexes the exp table (tables.EXP_DOMAIN_MAX)
 SCORE_LO, SCORE_HI = -(1 << 28), (1 << 28) - 1  # softmax scores: a row spread below 2^29 (ops/softmax.py)
