@@ -18,7 +18,8 @@ Per row of width ``d`` (docs/quant.md §3.1), with witnesses from the trace and 
    range (for ``C = 2^15`` the excesses are bits); or ``y = n`` in the zero-check and ``n ∈ [−C, C]``
    when ``[−C, C] ⊆ [lo, hi]`` (the clamp is then the identity). Without the cut, an output range
    ``[−32767, 2^28]`` with ``C = 40000`` admitted ``n' = n + ⌊(num + p)/s⌋`` (y = 544056 beside 10599).
-   LayerNorm widths ``d > 30720`` are refused: the mean window spans ``d·2^16 ≥ p`` values.
+   LayerNorm widths ``d > 30720`` are refused with the spec (``QuantSpec``): the mean window spans
+   ``d·2^16 ≥ p`` values.
 
 2a. ``Σ c²`` is an integer below ``2^a``, not merely ``S − E`` modulo ``p``: aux suffix sums ``P`` (full
    shape, 0 on padding: ``P = ind·P``) with ``P − Q − c² = 0`` and ``Q[…, j] = P[…, j + 1]`` (a shift
@@ -52,7 +53,7 @@ from blindproof.zk import field as F
 from blindproof.zk.ops import base as B
 from blindproof.zk.ops import domain as D
 from blindproof.zk.ops import rowwise as RW
-from blindproof.zk.quant.spec import MEAN_D_MAX, Op, QuantSpec, norm_sq_bits
+from blindproof.zk.quant.spec import Op, QuantSpec, norm_sq_bits
 
 
 def sum_sq_bits(C: int) -> int:
@@ -72,8 +73,6 @@ class _Plan:
         if self.C < 1 or self.E < 1:
             raise ValueError(f"norm {op.output}: C and E must be ≥ 1")
         self.shape, self.rshape = shape, RW.row_shape(shape)
-        if self.layer and self.d > MEAN_D_MAX:
-            raise ValueError(f"norm {op.output}: LayerNorm width {self.d} > {MEAN_D_MAX}: the mean is not unique mod p")
         self.a = sum_sq_bits(self.C)
         ys = spec.tensors[op.output]
         # the honest n lies in [−C, C], so clamp(n, lo, hi) = clamp(n, lo', hi') with the output range cut

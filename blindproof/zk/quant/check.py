@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from blindproof.zk.quant.reference import Trace, check_weights
-from blindproof.zk.quant.spec import ACC_BOUND, SCORE_HI, SCORE_LO, Op, QuantSpec, norm_sq_bits, quotient_bits
-from blindproof.zk.quant.tables import EXP_DOMAIN_MAX, table_values
+from blindproof.zk.quant.spec import (ACC_BOUND, EXP_DOMAIN_MAX, SCORE_HI, SCORE_LO, Op, QuantSpec, norm_sq_bits,
+                                      quotient_bits)
+from blindproof.zk.quant.tables import table_values
 
 
 class RelationError(ValueError):

@@ -27,8 +27,6 @@ from blindproof.zk.quant.tables import (activation_table, exp_table, rope_angles
                                         round_half_up)
 
 WIDE = ACC_BOUND - 1
-# attention scores (a rescale output): [-2^28, 2^28), so a row's spread stays below 2^29 and the softmax
-# proof's `max >= s_j` cannot wrap around p (ops/softmax.py); real scores at 2^-12 are far smaller
 
 # Float activations for calibration (vectorized; the integer tables come from tables.py).
 _FLOAT_ACT: dict[str, Callable[[np.ndarray], np.ndarray]] = {

@@ -15,9 +15,10 @@ from typing import Callable
 
 import numpy as np
 
-from blindproof.zk.quant.spec import ACC_BOUND, SCORE_HI, SCORE_LO, Op, QuantSpec, norm_sq_bits, quotient_bits
+from blindproof.zk.quant.spec import (ACC_BOUND, EXP_DOMAIN_MAX, SCORE_HI, SCORE_LO, Op, QuantSpec, norm_sq_bits,
+                                      quotient_bits)
 from blindproof.zk.quant.spec import DTYPE_MAX as _DTYPE_MAX  # (the name the callers here use)
-from blindproof.zk.quant.tables import EXP_DOMAIN_MAX, table_values
+from blindproof.zk.quant.tables import table_values
 
 _F64_EXACT = 1 << 53
 

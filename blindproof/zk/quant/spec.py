@@ -15,9 +15,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 import blake3
+import numpy as np
 
 SPEC_VERSION = 1
 RESERVED_NAME_CHARS = ("/", "~", ":")  # derived names: witnesses, aux columns and masks, weights
@@ -27,7 +26,7 @@ INT8_MAX = 127  # weights: symmetric int8
 INT16_MAX = (1 << 15) - 1  # activations: symmetric int16, so a product of two stays below 2^30
 DTYPE_MAX = {"int8": INT8_MAX, "int16": INT16_MAX, "int32": ACC_BOUND - 1}  # largest |w| a weight may hold
 FIELD_P = 15 * (1 << 27) + 1  # BabyBear, the proof field (zk.field.P)
-EXP_DOMAIN_MAX = (1 << 16) - 1  # softmax: z = min(max − s, 2^16 − 1) indexes the exp table (tables.EXP_DOMAIN_MAX)
+EXP_DOMAIN_MAX = (1 << 16) - 1  # softmax: z = min(max − s, 2^16 − 1) indexes the exp table
 SCORE_LO, SCORE_HI = -(1 << 28), (1 << 28) - 1  # softmax scores: a row spread below 2^29 (ops/softmax.py)
 MEAN_D_MAX = (FIELD_P - 1) >> 16  # LayerNorm width: d·mean + mean_r spans d·2^16 values, fewer than p
 CLAMP_WIDTH_MAX = FIELD_P - (1 << 30)  # a clamped range: hi − lo + 2^30 ≤ p (ops/base.Clamp, excesses < 2^29)

@@ -13,9 +13,7 @@ from functools import lru_cache
 import blake3
 import numpy as np
 
-from blindproof.zk.quant.spec import INT16_MAX, TableSpec
-
-EXP_DOMAIN_MAX = (1 << 16) - 1  # softmax exp table: z in [0, 2^16 - 1]
+from blindproof.zk.quant.spec import EXP_DOMAIN_MAX, INT16_MAX, TableSpec
 
 
 def _silu(x: np.ndarray) -> np.ndarray:
