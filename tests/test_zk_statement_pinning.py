@@ -13,7 +13,6 @@ import pytest
 from blindproof.client.verify import ProofVerificationError, verify_exchange
 from blindproof.zk import field as F
 from blindproof.zk import pcs, proof_file
-from blindproof.zk import prover as prover_mod
 from blindproof.zk.commitment import CommitmentKey, ModelCommitment, commit_model
 from blindproof.zk.proof_file import ModelProof, ProofFileError
 from blindproof.zk.prover import ModelProver, example_input, quantized_workload
@@ -25,11 +24,8 @@ KEY = CommitmentKey(b"\x0b" * 32)
 
 
 @pytest.fixture(scope="module")
-def mlp():
-    prover = ModelProver.create(quantized_workload("mlp-784-56-10"), KEY)
-    inputs = prover.model.encode(example_input("mlp-784-56-10"))
-    proof = prover.prove(inputs, rng=np.random.default_rng(0))
-    return prover, inputs, proof
+def mlp(mlp_honest):
+    return mlp_honest
 
 
 def _cli_verify(tmp_path, commitment: ModelCommitment, data: bytes, *extra: str) -> tuple[int, str]:

@@ -26,7 +26,7 @@ from blindproof.zk.commitment import CommitmentKey, ModelCommitment
 from blindproof.zk.ops import base as B
 from blindproof.zk.ops import softmax
 from blindproof.zk.proof_file import ModelProof, ProofFileError
-from blindproof.zk.prover import ModelProver, PcsProverSettler, example_input, quantized_workload
+from blindproof.zk.prover import ModelProver, PcsProverSettler
 from blindproof.zk.quant import run_program
 from blindproof.zk.quant.spec import Op, TensorSpec
 from blindproof.zk.quant.tables import exp_table
@@ -38,12 +38,8 @@ KEY = CommitmentKey(b"\x2c" * 32)
 
 
 @pytest.fixture(scope="module")
-def mlp():
-    prover = ModelProver.create(quantized_workload("mlp-784-56-10"), KEY)
-    inputs = prover.model.encode(example_input("mlp-784-56-10"))
-    proof = prover.prove(inputs, rng=np.random.default_rng(0))
-    assert verify_model_proof(prover.commitment, proof.to_bytes()).ok
-    return prover, inputs, proof
+def mlp(mlp_honest):
+    return mlp_honest
 
 
 def _reserialize(proof: ModelProof, **changes) -> bytes:
