@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import struct
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numba as nb
 import numpy as np
@@ -37,7 +37,8 @@ from blindproof.zk.mle import _fold_base_to_ext, _fold_ext_inplace, is_ext_table
 from blindproof.zk.transcript import Transcript
 from blindproof.zk.verdict import VerifyResult, guarded
 
-MAX_DEGREE = 3
+MAX_DEGREE = 3        # factors per term
+MAX_ROUND_DEGREE = 4  # round polynomial degree (a blinded factor counts 2)
 MAX_VARS = 40
 MAX_TABLES = 64
 _MAGIC = b"BPSC"
@@ -53,8 +54,9 @@ class SumcheckError(ValueError):
 # --- kernels -----------------------------------------------------------------------------------------
 
 @nb.njit(**_NJ)
-def _round_ext(tabs, length, terms, degree):
-    """Per-term sums over j < length/2 of prod_k f_k(X, x_j) at X = 0, 2..degree (X = 1 left zero)."""
+def _round_ext(tabs, length, terms, degree, offs, use_offs):
+    """Per-term sums over j < length/2 of prod_k f_k(X, x_j) at X = 0, 2..degree (X = 1 left zero).
+    With ``use_offs`` table k's value at X gains ``offs[k, X]`` (a blinded table's round, constant in j)."""
     K = tabs.shape[0]
     T = terms.shape[0]
     D1 = degree + 1
@@ -76,6 +78,9 @@ def _round_ext(tabs, length, terms, degree):
                     if v >= _P:
                         v -= _P
                     vals[k, x, c] = v
+                if use_offs:
+                    for x in range(2, D1):
+                        vals[k, x, c] = (vals[k, x, c] + np.uint64(offs[k, x, c])) % _P
         for t in range(T):
             k0 = terms[t, 0]
             k1 = terms[t, 1]
@@ -200,7 +205,7 @@ def interpolate(evals: np.ndarray, r: np.ndarray) -> np.ndarray:
     return _interpolate(np.ascontiguousarray(ev.reshape(-1, 4)), F._check_ext(r, "r").reshape(4))
 
 
-_INV_SMALL = tuple(pow(k, F.P - 2, F.P) if k else 0 for k in range(MAX_DEGREE + 2))
+_INV_SMALL = tuple(pow(k, F.P - 2, F.P) if k else 0 for k in range(MAX_ROUND_DEGREE + 1))
 
 
 def interpolate_ints(vals, r) -> tuple[int, int, int, int]:
@@ -242,14 +247,18 @@ def _as_coeff(c) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SumcheckSpec:
-    """Public shape of a sumcheck: number of variables, tables, and terms ``(coefficient, factors)``."""
+    """Public shape of a sumcheck: number of variables, tables, and terms ``(coefficient, factors)``.
+    ``blinded`` lists the tables that are randomized extensions ``T̃ + x_s(1 − x_s)·c`` whose blinding
+    variable ``x_s`` is one of the sumcheck's variables (:class:`Blinder`): degree 2 in that round."""
 
     n_vars: int
     n_tables: int
     terms: tuple[tuple[np.ndarray, tuple[int, ...]], ...]
+    blinded: tuple[int, ...] = ()
 
     @staticmethod
-    def make(n_vars: int, n_tables: int, terms: Sequence[tuple[object, Sequence[int]]]) -> "SumcheckSpec":
+    def make(n_vars: int, n_tables: int, terms: Sequence[tuple[object, Sequence[int]]],
+             blinded: Sequence[int] = ()) -> "SumcheckSpec":
         """Validate and normalise a spec."""
         if not isinstance(n_vars, (int, np.integer)) or not 0 <= n_vars <= MAX_VARS:
             raise ValueError(f"n_vars must be in [0, {MAX_VARS}], got {n_vars!r}")
@@ -265,12 +274,20 @@ class SumcheckSpec:
             if any(not 0 <= k < n_tables for k in factors):
                 raise ValueError(f"term factors {factors} out of range for {n_tables} tables")
             norm.append((_as_coeff(coeff), factors))
-        return SumcheckSpec(int(n_vars), int(n_tables), tuple(norm))
+        blinded = tuple(sorted({int(k) for k in blinded}))
+        if any(not 0 <= k < n_tables for k in blinded):
+            raise ValueError(f"blinded tables {blinded} out of range for {n_tables} tables")
+        if blinded and n_vars == 0:
+            raise ValueError("a blinded table needs a sumcheck variable to blind")
+        spec = SumcheckSpec(int(n_vars), int(n_tables), tuple(norm), blinded)
+        if spec.degree > MAX_ROUND_DEGREE:
+            raise ValueError(f"round degree {spec.degree} exceeds {MAX_ROUND_DEGREE}")
+        return spec
 
     @property
     def degree(self) -> int:
-        """Degree of the round polynomials (the longest product)."""
-        return max(len(f) for _, f in self.terms)
+        """Degree of the round polynomials: the longest product, a blinded table counting 2."""
+        return max(sum(2 if k in self.blinded else 1 for k in f) for _, f in self.terms)
 
     def term_array(self) -> np.ndarray:
         """Terms as an int64 (T, 3) array padded with -1 (for the kernels)."""
@@ -390,9 +407,9 @@ class MaskPolynomial:
 
     def committed_table(self) -> np.ndarray:
         """The coefficients as the base table the PCS commits: rows = variables padded to a power of
-        two, 4 columns = coefficients of X^0..X^3 (zero-padded), flattened row-major."""
+        two, :func:`mask_columns` columns = coefficients of X^0, X^1, … (zero-padded), row-major."""
         rows = 1 << max(0, (self.n_vars - 1).bit_length())
-        table = np.zeros((rows, MAX_DEGREE + 1), dtype=np.uint32)
+        table = np.zeros((rows, mask_columns(self.degree)), dtype=np.uint32)
         table[: self.n_vars, : self.degree + 1] = self.coeffs
         return table.reshape(-1)
 
@@ -479,15 +496,43 @@ class ProverOutput:
 
 # --- prover ------------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Blinder:
+    """Table ``table`` of a sumcheck is the randomized extension ``T̂ = T̃ + x_s(1 − x_s)·c`` of its
+    multilinear values, ``x_s`` being the sumcheck's LAST variable; ``coeff(point)`` returns ``c`` (an
+    extension element) from the challenges of the earlier rounds. ``T̂ = T̃`` on the hypercube, so the
+    sum is unchanged; the last round has degree 2 in that table and its final value is ``T̂(r)``."""
+
+    table: int
+    coeff: Callable[[np.ndarray], np.ndarray]
+
+
+def _blinded_round(spec: SumcheckSpec, blinders: Sequence[Blinder], point: np.ndarray
+                   ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """Offsets ``X(1 − X)·c`` at X = 0..d per blinded table, and each table's ``c``."""
+    d = spec.degree
+    offs = np.zeros((spec.n_tables, d + 1, 4), dtype=np.uint32)
+    cs = {}
+    for b in blinders:
+        c = F._check_ext(np.asarray(b.coeff(point)), "blinder").reshape(4)
+        cs[b.table] = c
+        for x in range(2, d + 1):
+            offs[b.table, x] = F.emul(F.ext((x * (1 - x)) % F.P), c)
+    return offs, cs
+
+
 def prove(spec: SumcheckSpec, tables: Sequence[np.ndarray], claim: np.ndarray, transcript: Transcript,
-          mask: MaskPolynomial | None = None) -> ProverOutput:
-    """Prove ``claim = sum_x sum_t c_t prod_k tables[k](x)``; tables are consumed read-only."""
+          mask: MaskPolynomial | None = None, blinders: Sequence[Blinder] = ()) -> ProverOutput:
+    """Prove ``claim = sum_x sum_t c_t prod_k tables[k](x)``; tables are consumed read-only. With
+    ``blinders``, those tables are randomized extensions in the last variable (see :class:`Blinder`)."""
     if len(tables) != spec.n_tables:
         raise ValueError(f"spec has {spec.n_tables} tables, got {len(tables)}")
     n, d = spec.n_vars, spec.degree
     for k, t in enumerate(tables):
         if num_vars(t) != n:
             raise ValueError(f"table {k} has {num_vars(t)} variables, spec says {n}")
+    if tuple(sorted(b.table for b in blinders)) != spec.blinded:
+        raise ValueError(f"blinders for tables {sorted(b.table for b in blinders)}, spec says {spec.blinded}")
     if mask is not None and (mask.n_vars != n or mask.degree > d):
         raise ValueError(f"mask shape (n={mask.n_vars}, d={mask.degree}) does not fit the spec (n={n}, d={d})")
     claim = F._check_ext(claim, "claim").reshape(4)
@@ -503,7 +548,7 @@ def prove(spec: SumcheckSpec, tables: Sequence[np.ndarray], claim: np.ndarray, t
         rho = transcript.challenge_ext("sumcheck/rho")
         claim = F.eadd(claim, F.emul(rho, mask_sum))
 
-    base_mode = all(not is_ext_table(t) for t in tables)
+    base_mode = all(not is_ext_table(t) for t in tables) and not (blinders and n == 1)
     if base_mode:
         tabs = np.stack([np.asarray(t, dtype=np.uint32) for t in tables])
     else:
@@ -512,11 +557,16 @@ def prove(spec: SumcheckSpec, tables: Sequence[np.ndarray], claim: np.ndarray, t
     rounds = np.empty((n, d, 4), dtype=np.uint32)
     point = np.empty((n, 4), dtype=np.uint32)
     bound_mask = F.ezero()
+    no_offs = np.zeros((1, 1, 4), dtype=np.uint32)
     for j in range(n):
+        last = j == n - 1 and bool(blinders)
         if base_mode:
             sums = F.embed(_round_base(tabs, length, terms, d).astype(np.uint32))
+        elif last:
+            offs, cs = _blinded_round(spec, blinders, point[:j])
+            sums = _round_ext(tabs, length, terms, d, offs, True).astype(np.uint32)
         else:
-            sums = _round_ext(tabs, length, terms, d).astype(np.uint32)
+            sums = _round_ext(tabs, length, terms, d, no_offs, False).astype(np.uint32)
         weighted = F.emul(coeffs[:, None, :], sums).astype(np.uint64)  # (T, d+1, 4)
         vals = (weighted.sum(axis=0) % F.P).astype(np.uint32)
         if mask is not None:
@@ -535,6 +585,10 @@ def prove(spec: SumcheckSpec, tables: Sequence[np.ndarray], claim: np.ndarray, t
             base_mode = False
         else:
             _fold_all_ext(tabs, length, r)
+        if last:  # T̂(.., r) = T̃(.., r) + r(1 − r)·c
+            z = F.emul(r, F.esub(F.eone(), r))
+            for k, c in cs.items():
+                tabs[k, 0] = F.eadd(tabs[k, 0], F.emul(z, c))
         length //= 2
     if n == 0:
         tabs = tabs if tabs.ndim == 3 else F.embed(tabs)
@@ -640,45 +694,54 @@ def verify_bytes(spec: SumcheckSpec, claim: np.ndarray, data: bytes, transcript:
 MASK_COLUMN = "mask"
 
 
-def mask_weights_table(point: np.ndarray) -> np.ndarray:
+def mask_columns(degree: int) -> int:
+    """Columns of a mask's committed coefficient table: 4 up to degree 3, 8 for degree 4."""
+    if not 0 <= degree <= MAX_ROUND_DEGREE:
+        raise ValueError(f"mask degree {degree} outside 0..{MAX_ROUND_DEGREE}")
+    return 4 if degree <= MAX_DEGREE else 8
+
+
+def mask_weights_table(point: np.ndarray, degree: int = MAX_DEGREE) -> np.ndarray:
     """Extension table ``w`` laid out like :meth:`MaskPolynomial.committed_table` with
-    ``w[i, k] = r_i^k``, so that ``g(r) = sum_x table[x] · w[x]`` for every mask of degree ≤ 3."""
+    ``w[i, k] = r_i^k``, so that ``g(r) = sum_x table[x] · w[x]`` for every mask of that degree."""
     pt = F._check_ext(point, "point")
     n = pt.shape[0]
     rows = 1 << max(0, (n - 1).bit_length())
-    w = np.zeros((rows, MAX_DEGREE + 1, 4), dtype=np.uint32)
+    cols = mask_columns(degree)
+    w = np.zeros((rows, cols, 4), dtype=np.uint32)
     for i, r in enumerate(pt.tolist()):
         p = (1, 0, 0, 0)
-        for k in range(MAX_DEGREE + 1):
+        for k in range(cols):
             w[i, k] = p
             p = F._emul4(p, r)
     return w.reshape(-1, 4)
 
 
-@functools.lru_cache(maxsize=64)
-def _mask_spec(n_vars: int) -> SumcheckSpec:
+@functools.lru_cache(maxsize=128)
+def _mask_spec(n_vars: int, degree: int = MAX_DEGREE) -> SumcheckSpec:
     rows = 1 << max(0, (n_vars - 1).bit_length())
-    return SumcheckSpec.make((rows * (MAX_DEGREE + 1)).bit_length() - 1, 2, [(1, (0, 1))])
+    return SumcheckSpec.make((rows * mask_columns(degree)).bit_length() - 1, 2, [(1, (0, 1))])
 
 
 def prove_mask_opening(mask: MaskPolynomial, point: np.ndarray, transcript: Transcript) -> ProverOutput:
     """Reduce ``g(point)`` (the ``"mask"`` claim of a masked sumcheck) to one MLE evaluation claim on
     ``mask.committed_table()`` by a degree-2 sumcheck against :func:`mask_weights_table`."""
     table = mask.committed_table()
-    weights = mask_weights_table(point)
-    return prove(_mask_spec(mask.n_vars), [table, weights], mask.evaluate(point), transcript)
+    weights = mask_weights_table(point, mask.degree)
+    return prove(_mask_spec(mask.n_vars, mask.degree), [table, weights], mask.evaluate(point), transcript)
 
 
 def verify_mask_opening(n_vars: int, point: np.ndarray, value: np.ndarray, proof: SumcheckProof,
-                        transcript: Transcript) -> VerifyResult:
+                        transcript: Transcript, degree: int = MAX_DEGREE) -> VerifyResult:
     """Check the reduction of ``g(point) = value``; on success the single claim is
     ``EvalClaim("mask", z, v)`` on the committed coefficient table (the weights are checked here)."""
     def run() -> VerifyResult:
-        res = verify(_mask_spec(n_vars), value, proof, transcript, (MASK_COLUMN, "weights"))
+        res = verify(_mask_spec(n_vars, degree), value, proof, transcript, (MASK_COLUMN, "weights"))
         if not res.ok:
             return res
         table_claim, weight_claim = res.claims
-        if not np.array_equal(mle.evaluate(mask_weights_table(point), weight_claim.point), weight_claim.value):
+        if not np.array_equal(mle.evaluate(mask_weights_table(point, degree), weight_claim.point),
+                              weight_claim.value):
             return VerifyResult.reject("mask opening: wrong weight value")
         return VerifyResult.accept((table_claim,))
 

@@ -507,29 +507,31 @@ Terms = Sequence[tuple[object, Sequence[int]]]
 
 
 def prove_sum(ctx: VerifierContext, proof: OpProof, n: int, tables: Sequence[np.ndarray], terms: Terms,
-              claim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+              claim: np.ndarray, blinders: Sequence[S.Blinder] = ()) -> tuple[np.ndarray, np.ndarray]:
     """Prove ``claim = Σ_x Σ_t c_t Π_k tables[k](x)``; returns (point (n, 4), table values (K, 4)).
     When the context carries masks (program proofs) and ``n > 0``, the sumcheck is zero-knowledge
-    masked: the mask's value is reduced to a claim on its committed table, kept in ``ctx.masks``."""
-    spec = S.SumcheckSpec.make(n, len(tables), terms)
+    masked: the mask's value is reduced to a claim on its committed table, kept in ``ctx.masks``.
+    ``blinders`` mark tables that are randomized extensions in the last variable (:class:`S.Blinder`)."""
+    spec = S.SumcheckSpec.make(n, len(tables), terms, [b.table for b in blinders])
     if ctx.masks is None or n == 0:
-        out = S.prove(spec, list(tables), claim, ctx.transcript)
+        out = S.prove(spec, list(tables), claim, ctx.transcript, blinders=blinders)
         proof.put_bytes(out.proof.to_bytes(spec))
         return out.point, out.final_evals
     name, mask = ctx.masks.take(n, spec.degree)
-    out = S.prove(spec, list(tables), claim, ctx.transcript, mask=mask)
+    out = S.prove(spec, list(tables), claim, ctx.transcript, mask=mask, blinders=blinders)
     proof.put_bytes(out.proof.to_bytes(spec))
     red = S.prove_mask_opening(mask, out.point, ctx.transcript)
-    proof.put_bytes(red.proof.to_bytes(S._mask_spec(n)))  # noqa: SLF001 - the module's own mask statement
+    proof.put_bytes(red.proof.to_bytes(S._mask_spec(n, mask.degree)))  # noqa: SLF001 - the module's own mask statement
     ctx.masks.claims.append(Claim(name, red.point, red.final_evals[0]))
     return out.point, out.final_evals
 
 
 def verify_sum(ctx: VerifierContext, rd: ProofReader, n: int, n_tables: int, terms: Terms,
-               claim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+               claim: np.ndarray, blinded: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray]:
     """Check a :func:`prove_sum`; returns (point, claimed table values). The caller must check (or
-    turn into claims) every table value. With masks in the context a masked proof is required."""
-    spec = S.SumcheckSpec.make(n, n_tables, terms)
+    turn into claims) every table value. With masks in the context a masked proof is required.
+    ``blinded`` names the tables the prover blinded (they raise the round degree)."""
+    spec = S.SumcheckSpec.make(n, n_tables, terms, blinded)
     sc = rd.take_sumcheck(spec)
     masked = ctx.masks is not None and n > 0
     if masked and (sc.mask_sum is None or sc.mask_eval is None):
@@ -543,8 +545,8 @@ def verify_sum(ctx: VerifierContext, rd: ProofReader, n: int, n_tables: int, ter
     if not np.array_equal(expect, final):
         raise Reject("sumcheck: final values do not match the last round polynomial")
     if masked:
-        red = rd.take_sumcheck(S._mask_spec(n))  # noqa: SLF001
-        res = S.verify_mask_opening(n, point, sc.mask_eval, red, ctx.transcript)
+        red = rd.take_sumcheck(S._mask_spec(n, spec.degree))  # noqa: SLF001
+        res = S.verify_mask_opening(n, point, sc.mask_eval, red, ctx.transcript, spec.degree)
         if not res.ok:
             raise Reject(f"sumcheck mask: {res.reason}")
         ctx.masks.claims.append(Claim(ctx.masks.next_name(), res.claims[0].point, res.claims[0].value))

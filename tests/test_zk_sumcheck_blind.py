@@ -1,0 +1,95 @@
+"""Sumchecks over randomized extensions ``T̂ = T̃ + x_s(1 − x_s)·c`` (blinding variable = the last one).
+
+Completeness: the sum is unchanged, the final value is ``T̂(r)``, masks of degree 4 open. Soundness:
+a blinder cannot absorb a wrong sum, and a final value inconsistent with the rounds is rejected.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from blindproof.zk import field as F
+from blindproof.zk import mle
+from blindproof.zk import sumcheck as S
+from blindproof.zk.transcript import Transcript
+
+N = 5
+
+
+def _tables(rng):
+    eq = mle.eq_table(F.random(rng, (N, 4)))
+    x = F.random(rng, 1 << N)
+    w = F.random(rng, (1 << N, 4))
+    return eq, x, w
+
+
+def _blinder(B: np.ndarray) -> S.Blinder:
+    """c = B̃(r_{N-2}): the blinder's one extra variable is the round before the blinded one."""
+    return S.Blinder(2, lambda pt: mle.evaluate(B, pt[N - 2:N - 1]))
+
+
+def _hat(w: np.ndarray, B: np.ndarray, r: np.ndarray) -> np.ndarray:
+    z = F.emul(r[-1], F.esub(F.eone(), r[-1]))
+    return F.eadd(mle.evaluate(w, r), F.emul(z, mle.evaluate(B, r[N - 2:N - 1])))
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_blinded_sum_completes_with_the_randomized_final_value(masked):
+    rng = np.random.default_rng(1)
+    eq, x, w = _tables(rng)
+    B = F.random(rng, (2, 4))
+    spec = S.SumcheckSpec.make(N, 3, [(1, (0, 1, 2))], blinded=[2])
+    assert spec.degree == 4
+    claim = S.hypercube_sum(spec, [eq, x, w])
+    mask = S.MaskPolynomial.random(rng, N, spec.degree) if masked else None
+    out = S.prove(spec, [eq, x, w], claim, Transcript(b"t"), mask=mask, blinders=[_blinder(B)])
+    res = S.verify(spec, claim, out.proof, Transcript(b"t"), masked=masked)
+    assert res.ok, res.reason
+    r = res.claims[0].point
+    assert np.array_equal(res.claims[2].value, _hat(w, B, r))
+    assert not np.array_equal(res.claims[2].value, mle.evaluate(w, r))
+    assert np.array_equal(res.claims[1].value, mle.evaluate(x, r))
+    if masked:
+        red = S.prove_mask_opening(mask, r, Transcript(b"m"))
+        mres = S.verify_mask_opening(N, r, out.proof.mask_eval, red.proof, Transcript(b"m"), spec.degree)
+        assert mres.ok, mres.reason
+        assert np.array_equal(mle.evaluate(mask.committed_table(), mres.claims[0].point), mres.claims[0].value)
+
+
+def test_a_blinder_cannot_absorb_a_wrong_sum():
+    rng = np.random.default_rng(2)
+    eq, x, w = _tables(rng)
+    spec = S.SumcheckSpec.make(N, 3, [(1, (0, 1, 2))], blinded=[2])
+    claim = F.eadd(S.hypercube_sum(spec, [eq, x, w]), F.eone())
+    B = F.random(rng, (2, 4))
+    out = S.prove(spec, [eq, x, w], claim, Transcript(b"t"), blinders=[_blinder(B)])
+    assert not S.verify(spec, claim, out.proof, Transcript(b"t")).ok
+
+
+def test_a_final_value_with_another_blinder_is_rejected():
+    rng = np.random.default_rng(3)
+    eq, x, w = _tables(rng)
+    spec = S.SumcheckSpec.make(N, 3, [(1, (0, 1, 2))], blinded=[2])
+    claim = S.hypercube_sum(spec, [eq, x, w])
+    B = F.random(rng, (2, 4))
+    out = S.prove(spec, [eq, x, w], claim, Transcript(b"t"), blinders=[_blinder(B)])
+    r = out.point
+    other = F.random(rng, (2, 4))
+    out.proof.final_evals[2] = _hat(w, other, r)
+    assert not S.verify(spec, claim, out.proof, Transcript(b"t")).ok
+
+
+def test_an_unblinded_proof_does_not_verify_as_blinded_and_degrees_are_bounded():
+    rng = np.random.default_rng(4)
+    eq, x, w = _tables(rng)
+    plain = S.SumcheckSpec.make(N, 3, [(1, (0, 1, 2))])
+    blind = S.SumcheckSpec.make(N, 3, [(1, (0, 1, 2))], blinded=[2])
+    claim = S.hypercube_sum(plain, [eq, x, w])
+    out = S.prove(plain, [eq, x, w], claim, Transcript(b"t"))
+    with pytest.raises(Exception):
+        S.SumcheckProof.from_bytes(out.proof.to_bytes(plain), blind)
+    with pytest.raises(ValueError, match="round degree"):
+        S.SumcheckSpec.make(N, 3, [(1, (0, 1, 2))], blinded=[1, 2])
+    with pytest.raises(ValueError, match="blinders"):
+        S.prove(blind, [eq, x, w], claim, Transcript(b"t"))
