@@ -42,7 +42,7 @@ def test_blinded_sum_completes_with_the_randomized_final_value(masked):
     spec = S.SumcheckSpec.make(N, 3, [(1, (0, 1, 2))], blinded=[2])
     assert spec.degree == 4
     claim = S.hypercube_sum(spec, [eq, x, w])
-    mask = S.MaskPolynomial.random(rng, N, spec.degree) if masked else None
+    mask = S.MaskPolynomial.random(rng, N, spec.round_degrees) if masked else None
     out = S.prove(spec, [eq, x, w], claim, Transcript(b"t"), mask=mask, blinders=[_blinder(B)])
     res = S.verify(spec, claim, out.proof, Transcript(b"t"), masked=masked)
     assert res.ok, res.reason
@@ -90,6 +90,23 @@ def test_an_unblinded_proof_does_not_verify_as_blinded_and_degrees_are_bounded()
     with pytest.raises(Exception):
         S.SumcheckProof.from_bytes(out.proof.to_bytes(plain), blind)
     with pytest.raises(ValueError, match="round degree"):
-        S.SumcheckSpec.make(N, 3, [(1, (0, 1, 2))], blinded=[1, 2])
+        S.SumcheckSpec.make(N, 3, [(1, (0, 1, 2))], blinded=[0, 1, 2])
     with pytest.raises(ValueError, match="blinders"):
         S.prove(blind, [eq, x, w], claim, Transcript(b"t"))
+
+
+def test_a_blinder_in_a_middle_round():
+    """x_s bound in round 2 of 5, its coefficient from round 1's challenge: the sum is unchanged and
+    the final value is T̃(r) + r_2(1 − r_2)·B̃(r_1)."""
+    rng = np.random.default_rng(5)
+    eq, x, w = _tables(rng)
+    B = F.random(rng, (2, 4))
+    spec = S.SumcheckSpec.make(N, 3, [(1, (0, 1, 2))], blinded=[(2, 2)])
+    claim = S.hypercube_sum(spec, [eq, x, w])
+    bl = S.Blinder(2, lambda pt: mle.evaluate(B, pt[1:2]), 2)
+    out = S.prove(spec, [eq, x, w], claim, Transcript(b"t"), blinders=[bl])
+    res = S.verify(spec, claim, out.proof, Transcript(b"t"))
+    assert res.ok, res.reason
+    r = res.claims[0].point
+    z = F.emul(r[2], F.esub(F.eone(), r[2]))
+    assert np.array_equal(res.claims[2].value, F.eadd(mle.evaluate(w, r), F.emul(z, mle.evaluate(B, r[1:2]))))

@@ -475,6 +475,10 @@ class _LayerShape:
     degree: int
     n_tables: int
 
+    @property
+    def round_degrees(self) -> tuple[int, ...]:
+        return (self.degree,) * self.n_vars
+
 
 @functools.lru_cache(maxsize=1024)
 def _layer_shape(k: int, active: int) -> _LayerShape:

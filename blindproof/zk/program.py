@@ -40,6 +40,7 @@ import numpy as np
 from blindproof.zk import field as F
 from blindproof.zk.encoding import ProofFormatError, Reader, Writer
 from blindproof.zk.ops import base as B
+from blindproof.zk.ops import blind as BL
 from blindproof.zk.ops import protocol
 from blindproof.zk.ops import zkmask as M
 from blindproof.zk.quant.reference import Trace
@@ -71,6 +72,66 @@ def infer_shapes(spec: QuantSpec, input_shapes: Mapping[str, Sequence[int]]) -> 
                 raise ValueError(f"op {op.kind} -> {op.output}: tensor {k!r} is defined twice")
             shapes[k] = tuple(int(d) for d in v)
     return shapes
+
+
+def blind_rules(spec: QuantSpec, shapes: Mapping[str, tuple[int, ...]],
+                public: Mapping[str, np.ndarray]) -> dict[str, BL.Rule]:
+    """The randomizer of every committed trace tensor, witness and aux column (not the public
+    tensors, the weights or tensors without a variable). The blinding variable is the tensor's last
+    one unless a reader needs another (an op's ``blind_vars``); a relabelling (``relabel``: the heads
+    ops) shares its source's randomizer, its requirements carried back to the source. ValueError when
+    two readers need different blinding variables."""
+    req: dict[str, int] = {}
+
+    def need(name: str, i: int) -> None:
+        if req.get(name, i) != i:
+            raise ValueError(f"readers of {name!r} need different blinding variables ({req[name]}, {i})")
+        req[name] = i
+
+    relabels: list[tuple[str, str, list[int]]] = []
+    for op in spec.ops:
+        mod = protocol(op.kind)
+        for name, i in getattr(mod, "blind_vars", lambda *_: {})(op, shapes).items():
+            need(name, i)
+        if hasattr(mod, "relabel"):
+            relabels.append(mod.relabel(op, shapes))
+    for out, src, perm in reversed(relabels):
+        if out in req:
+            need(src, perm[req[out]])
+    relabelled = {out for out, _, _ in relabels}
+    rules: dict[str, BL.Rule] = {}
+    for name, shape in shapes.items():
+        if name in public or name.startswith("w:") or name in relabelled:
+            continue
+        n = B.n_vars(shape)
+        if n:
+            rules[name] = BL.make_rule(name, n, req.get(name, n - 1))
+    for out, src, perm in relabels:
+        if src in rules:
+            rules[out] = rules[src].permuted(out, perm)
+    return rules
+
+
+def settle_form(rules: Mapping[str, BL.Rule] | None, claims: Sequence) -> list:
+    """The claims a settler proves: a randomized claim becomes the linear claim on its tensor and its
+    randomizer table; plain claims and linear claims pass unchanged."""
+    out: list = []
+    for c in claims:
+        r = None if rules is None or not isinstance(c, B.Claim) or c.plain else rules.get(c.tensor)
+        out.append(c if r is None else B.LinearClaim(tuple(r.settle_terms(c.point)), c.value))
+    return out
+
+
+def _blind_setup(spec: QuantSpec, shapes: dict[str, tuple[int, ...]], public: Mapping[str, np.ndarray],
+                 settler: B.Settler) -> dict[str, BL.Rule] | None:
+    """The rules when the settler proves linear claims (else None: nothing is blinded); the
+    randomizer tables' shapes are added to ``shapes``."""
+    if not getattr(settler, "linear_claims", False):
+        return None
+    rules = blind_rules(spec, shapes, public)
+    for r in rules.values():
+        shapes.setdefault(r.table, (1 << r.r_vars,))
+    return rules
 
 
 def _public(spec: QuantSpec, inputs: Mapping[str, np.ndarray],
@@ -200,7 +261,7 @@ class _Run:
 
     def check_public(self, ctx: B.VerifierContext) -> None:
         for c in self.final:
-            if c.tensor in self.public:
+            if isinstance(c, B.Claim) and c.tensor in self.public:
                 v = self.public[c.tensor]
                 if c.point.shape[0] != B.n_vars(v.shape) or not np.array_equal(B.public_eval(v, c.point), c.value):
                     raise B.Reject(f"claim on the public tensor {c.tensor!r} is false")
@@ -262,17 +323,19 @@ def _prove_ops(ctx: B.ProverContext, run: "_Run") -> tuple[list[B.OpProof | None
 
 
 def mask_plan(spec: QuantSpec, vals: Mapping[str, np.ndarray], shapes: Mapping[str, tuple[int, ...]],
-              public: Mapping[str, np.ndarray], start: int = 0, strict: bool = True) -> list[tuple[int, int]]:
+              public: Mapping[str, np.ndarray], start: int = 0, strict: bool = True,
+              rules: Mapping[str, BL.Rule] | None = None) -> list[tuple[int, int]]:
     """(n_vars, degree) of every masked sumcheck of a proof, in order: the op sumchecks from a dry run
-    of the op proofs under a throwaway transcript (the sizes depend only on the program and the input
-    shapes, never on challenges), then the layer sumchecks of the deferred lookups' GKRs (from the
-    lookups the dry run collected), cached per (spec digest, input shapes, start)."""
-    key = (spec.digest(), tuple((n, shapes[n]) for n in spec.inputs), int(start))
+    of the op proofs under a throwaway transcript (the sizes depend only on the program, the input
+    shapes and the blinding, never on challenges), then the layer sumchecks of the deferred lookups'
+    GKRs (from the lookups the dry run collected), cached per (spec digest, input shapes, start,
+    blinding)."""
+    key = (spec.digest(), tuple((n, shapes[n]) for n in spec.inputs), int(start), rules is not None)
     plan = _MASK_PLANS.get(key)
     if plan is None:
         rec = M.MaskRecorder()
         ctx = B.ProverContext(Transcript(_DOMAIN + b"/mask-plan"), spec, shapes, public=dict(public), start=start,
-                              values=vals, strict=strict, lookups=B.LookupBatch(), masks=rec)
+                              values=vals, strict=strict, lookups=B.LookupBatch(), masks=rec, blind=rules)
         _prove_ops(ctx, _Run(spec, public))
         plan = rec.plan + ctx.lookups.mask_sizes()  # the lookups are proved after the op proofs
         if len(_MASK_PLANS) >= _MASK_PLANS_MAX:
@@ -286,23 +349,27 @@ def prove_program(spec: QuantSpec, values: Mapping[str, np.ndarray], inputs: Map
                   start: int = 0, strict: bool = True, rng: np.random.Generator | None = None) -> bytes:
     """Prove that ``values`` (every trace tensor and witness, and the weights as ``"w:<name>"``) is a
     run of ``spec`` from ``inputs`` to ``outputs``. The transcript must already hold the statement.
-    Calls ``settler.commit`` (every canonical table, and the zero-knowledge masks of the op sumchecks
-    and of the lookups' GKR layers, :mod:`blindproof.zk.ops.zkmask`) before any challenge and
+    Calls ``settler.commit`` (every canonical table, the zero-knowledge masks of the op sumchecks and
+    of the lookups' GKR layers, :mod:`blindproof.zk.ops.zkmask`, and — when the settler proves linear
+    claims — the randomizer tables of :mod:`blindproof.zk.ops.blind`) before any challenge and
     ``settler.settle`` (every claim left, public ones and the mask claims included) at the end.
     Returns the op proofs' bytes.
     ``strict=False`` lets tests build proofs from cheating values; ``rng`` draws the masks (tests)."""
     public = _public(spec, inputs, outputs)
     vals, shapes = with_aux(spec, values, public, start, strict)
-    masks = M.ProverMasks.sample(mask_plan(spec, vals, shapes, public, start, strict), rng)
+    rules = _blind_setup(spec, shapes, public, settler)
+    if rules is not None:
+        vals.update(BL.sample_tables(rules, rng if rng is not None else F.SecureRng()))
+    masks = M.ProverMasks.sample(mask_plan(spec, vals, shapes, public, start, strict, rules), rng)
     ctx = B.ProverContext(transcript, spec, shapes, public=public, start=start, values=vals, strict=strict,
-                          lookups=B.LookupBatch(), masks=masks)
+                          lookups=B.LookupBatch(), masks=masks, blind=rules)
     settler.commit({n: ctx.table(n) for n in vals if n in shapes} | masks.tables(), transcript)
     run = _Run(spec, public)
     proofs, merges = _prove_ops(ctx, run)
     lookups, new = ctx.lookups.prove(ctx)
     masks.check_all_used()
-    run.final += new + masks.claims
-    settler.settle(run.final, transcript)
+    run.final += new + masks.claims + ctx.blind_claims
+    settler.settle(settle_form(rules, run.final), transcript)
     return ProgramProof(proofs, lookups, merges).to_bytes()
 
 
@@ -314,6 +381,7 @@ def verify_program(spec: QuantSpec, inputs: Mapping[str, np.ndarray], outputs: M
     public = _public(spec, inputs, outputs)
     try:
         shapes = infer_shapes(spec, {n: public[n].shape for n in spec.inputs})
+        rules = _blind_setup(spec, shapes, public, settler)
     except ValueError as exc:
         raise B.Reject(f"the inputs do not fit the program: {exc}") from None
     for n in spec.outputs:
@@ -327,7 +395,7 @@ def verify_program(spec: QuantSpec, inputs: Mapping[str, np.ndarray], outputs: M
     if len(proof.op_proofs) != len(spec.ops) or len(proof.merges) != len(spec.ops):
         raise B.Reject("wrong number of op proofs")
     ctx = B.VerifierContext(transcript, spec, shapes, public=public, start=start, lookups=B.LookupBatch(),
-                            masks=M.VerifierMasks())
+                            masks=M.VerifierMasks(), blind=rules)
     settler.commit(None, transcript)
     run = _Run(spec, public)
     run.output_claims(ctx)
@@ -350,9 +418,9 @@ def verify_program(spec: QuantSpec, inputs: Mapping[str, np.ndarray], outputs: M
         run.route(i, new)
         run.check_deferred(ctx, i, first)
     run.check_done()
-    run.final += ctx.lookups.verify(ctx, proof.lookups) + ctx.masks.claims
+    run.final += ctx.lookups.verify(ctx, proof.lookups) + ctx.masks.claims + ctx.blind_claims
     run.check_public(ctx)
-    settler.settle(run.final, transcript)
+    settler.settle(settle_form(rules, run.final), transcript)
 
 
 def _verify_merge(ctx: B.VerifierContext, op: Op, claims: list[B.Claim],

@@ -38,7 +38,7 @@ from blindproof.zk.transcript import Transcript
 from blindproof.zk.verdict import VerifyResult, guarded
 
 MAX_DEGREE = 3        # factors per term
-MAX_ROUND_DEGREE = 4  # round polynomial degree (a blinded factor counts 2)
+MAX_ROUND_DEGREE = 5  # round polynomial degree (a factor blinded in that round counts 2)
 MAX_VARS = 40
 MAX_TABLES = 64
 _MAGIC = b"BPSC"
@@ -248,18 +248,19 @@ def _as_coeff(c) -> np.ndarray:
 @dataclass(frozen=True)
 class SumcheckSpec:
     """Public shape of a sumcheck: number of variables, tables, and terms ``(coefficient, factors)``.
-    ``blinded`` lists the tables that are randomized extensions ``T̃ + x_s(1 − x_s)·c`` whose blinding
-    variable ``x_s`` is one of the sumcheck's variables (:class:`Blinder`): degree 2 in that round."""
+    ``blinded`` lists ``(table, round)``: that table is a randomized extension ``T̃ + x_s(1 − x_s)·c``
+    whose blinding variable ``x_s`` the sumcheck binds in that round (:class:`Blinder`), where it has
+    degree 2. Round degrees are per round (:attr:`round_degrees`)."""
 
     n_vars: int
     n_tables: int
     terms: tuple[tuple[np.ndarray, tuple[int, ...]], ...]
-    blinded: tuple[int, ...] = ()
+    blinded: tuple[tuple[int, int], ...] = ()
 
     @staticmethod
     def make(n_vars: int, n_tables: int, terms: Sequence[tuple[object, Sequence[int]]],
-             blinded: Sequence[int] = ()) -> "SumcheckSpec":
-        """Validate and normalise a spec."""
+             blinded: Sequence["int | tuple[int, int]"] = ()) -> "SumcheckSpec":
+        """Validate and normalise a spec (a blinded table given alone is blinded in the last round)."""
         if not isinstance(n_vars, (int, np.integer)) or not 0 <= n_vars <= MAX_VARS:
             raise ValueError(f"n_vars must be in [0, {MAX_VARS}], got {n_vars!r}")
         if not 1 <= n_tables <= MAX_TABLES:
@@ -274,20 +275,39 @@ class SumcheckSpec:
             if any(not 0 <= k < n_tables for k in factors):
                 raise ValueError(f"term factors {factors} out of range for {n_tables} tables")
             norm.append((_as_coeff(coeff), factors))
-        blinded = tuple(sorted({int(k) for k in blinded}))
-        if any(not 0 <= k < n_tables for k in blinded):
-            raise ValueError(f"blinded tables {blinded} out of range for {n_tables} tables")
         if blinded and n_vars == 0:
             raise ValueError("a blinded table needs a sumcheck variable to blind")
-        spec = SumcheckSpec(int(n_vars), int(n_tables), tuple(norm), blinded)
+        pairs = sorted({(int(b), n_vars - 1) if isinstance(b, (int, np.integer)) else (int(b[0]), int(b[1]))
+                        for b in blinded})
+        if any(not 0 <= k < n_tables or not 0 <= j < n_vars for k, j in pairs):
+            raise ValueError(f"blinded (table, round) pairs {pairs} out of range")
+        if len({k for k, _ in pairs}) != len(pairs):
+            raise ValueError("a table is blinded in one round only")
+        spec = SumcheckSpec(int(n_vars), int(n_tables), tuple(norm), tuple(pairs))
         if spec.degree > MAX_ROUND_DEGREE:
             raise ValueError(f"round degree {spec.degree} exceeds {MAX_ROUND_DEGREE}")
         return spec
 
+    @functools.cached_property
+    def round_degrees(self) -> tuple[int, ...]:
+        """Degree of each round polynomial: the longest product, a table blinded in that round
+        counting 2."""
+        base = max(len(f) for _, f in self.terms)
+        out = [base] * self.n_vars
+        for j in {j for _, j in self.blinded}:
+            bl = {k for k, jj in self.blinded if jj == j}
+            out[j] = max(sum(2 if k in bl else 1 for k in f) for _, f in self.terms)
+        return tuple(out)
+
     @property
     def degree(self) -> int:
-        """Degree of the round polynomials: the longest product, a blinded table counting 2."""
-        return max(sum(2 if k in self.blinded else 1 for k in f) for _, f in self.terms)
+        """The largest round degree (the mask's degree)."""
+        return max(self.round_degrees, default=max(len(f) for _, f in self.terms))
+
+    @property
+    def round_values(self) -> int:
+        """Extension values the rounds send: ``d_j`` per round (the value at 1 is implied)."""
+        return sum(self.round_degrees)
 
     def term_array(self) -> np.ndarray:
         """Terms as an int64 (T, 3) array padded with -1 (for the kernels)."""
@@ -321,6 +341,8 @@ class SumcheckSpec:
         """Bind the shape of the statement into the transcript."""
         transcript.absorb_bytes("sumcheck/shape", struct.pack("<III", self.n_vars, self.n_tables,
                                                               self.degree))
+        if self.blinded:
+            transcript.absorb_bytes("sumcheck/blinded", np.asarray(self.blinded, dtype="<i4").tobytes())
         transcript.absorb_field("sumcheck/terms", np.stack([c for c, _ in self.terms]))
         transcript.absorb_bytes("sumcheck/factors", self.term_array().astype("<i8").tobytes())
 
@@ -347,9 +369,20 @@ class MaskPolynomial:
     coeffs: np.ndarray  # (n, d+1) uint32
 
     @staticmethod
-    def random(rng: np.random.Generator, n_vars: int, degree: int) -> "MaskPolynomial":
-        """A uniformly random mask for ``n_vars`` variables and round degree ``degree``."""
-        return MaskPolynomial(F.random(rng, (n_vars, degree + 1)))
+    def random(rng: np.random.Generator, n_vars: int, degree: "int | Sequence[int]") -> "MaskPolynomial":
+        """A uniformly random mask for ``n_vars`` variables and round degree ``degree`` (or one degree
+        per round: the coefficients above a round's degree are zero)."""
+        degs = [int(degree)] * n_vars if isinstance(degree, (int, np.integer)) else [int(x) for x in degree]
+        if len(degs) != n_vars:
+            raise ValueError(f"{len(degs)} round degrees for {n_vars} variables")
+        coeffs = F.random(rng, (n_vars, max(degs, default=0) + 1))
+        for i, dj in enumerate(degs):
+            coeffs[i, dj + 1:] = 0
+        return MaskPolynomial(coeffs)
+
+    def fits(self, round_degrees: Sequence[int]) -> bool:
+        """Whether no round's mask has a degree above that round's."""
+        return all(not self.coeffs[i, dj + 1:].any() for i, dj in enumerate(round_degrees))
 
     @property
     def n_vars(self) -> int:
@@ -436,14 +469,18 @@ class MaskPolynomial:
 class SumcheckProof:
     """Round values at 0, 2..d per round, the final table values, and the optional mask messages."""
 
-    round_evals: np.ndarray  # (n, d, 4)
+    round_evals: np.ndarray  # (n, d, 4), d the largest round degree; round j sends its first d_j
     final_evals: np.ndarray  # (K, 4)
     mask_sum: np.ndarray | None = None
     mask_eval: np.ndarray | None = None
 
-    def write(self, w: Writer) -> None:
+    def write(self, w: Writer, spec: SumcheckSpec | None = None) -> None:
         """Append this proof to a writer (shape is implied by the spec the reader passes)."""
-        w.ext_fixed(self.round_evals.reshape(-1, 4))
+        if spec is None or not spec.blinded:
+            w.ext_fixed(self.round_evals.reshape(-1, 4))
+        else:
+            for j, dj in enumerate(spec.round_degrees):
+                w.ext_fixed(self.round_evals[j, :dj])
         w.ext_fixed(self.final_evals)
         w.u8(0 if self.mask_sum is None else 1)
         if self.mask_sum is not None:
@@ -454,7 +491,9 @@ class SumcheckProof:
     def read(r: Reader, spec: SumcheckSpec) -> "SumcheckProof":
         """Read a proof shaped by ``spec``."""
         n, d = spec.n_vars, spec.degree
-        rounds = r.ext_fixed(n * d).reshape(n, d, 4)
+        rounds = np.zeros((n, d, 4), dtype=np.uint32)
+        for j, dj in enumerate(spec.round_degrees):
+            rounds[j, :dj] = r.ext_fixed(dj)
         finals = r.ext_fixed(spec.n_tables)
         masked = r.u8(max_value=1)
         if masked:
@@ -468,13 +507,13 @@ class SumcheckProof:
         w.u8(spec.n_vars)
         w.u8(spec.degree)
         w.u8(spec.n_tables)
-        self.write(w)
+        self.write(w, spec)
         return w.getvalue()
 
     @staticmethod
     def from_bytes(data: bytes, spec: SumcheckSpec) -> "SumcheckProof":
         """Parse bytes written by :meth:`to_bytes` for the expected ``spec``; ProofFormatError otherwise."""
-        r = Reader(data, max_total=64 + 16 * (spec.n_vars * spec.degree + spec.n_tables + 2))
+        r = Reader(data, max_total=64 + 16 * (spec.round_values + spec.n_tables + 2))
         r.header(_MAGIC, (_VERSION,))
         shape = (r.u8(), r.u8(), r.u8())
         if shape != (spec.n_vars, spec.degree, spec.n_tables):
@@ -499,18 +538,20 @@ class ProverOutput:
 @dataclass(frozen=True)
 class Blinder:
     """Table ``table`` of a sumcheck is the randomized extension ``T̂ = T̃ + x_s(1 − x_s)·c`` of its
-    multilinear values, ``x_s`` being the sumcheck's LAST variable; ``coeff(point)`` returns ``c`` (an
-    extension element) from the challenges of the earlier rounds. ``T̂ = T̃`` on the hypercube, so the
-    sum is unchanged; the last round has degree 2 in that table and its final value is ``T̂(r)``."""
+    multilinear values, ``x_s`` being the variable the sumcheck binds in round ``round`` (the last one
+    when None); ``coeff(point)`` returns ``c`` (an extension element) from the challenges of the
+    earlier rounds, so ``c`` must not depend on the variables bound later. ``T̂ = T̃`` on the
+    hypercube, so the sum is unchanged; round ``round`` has degree 2 in that table, and its final
+    value is ``T̂(r)``."""
 
     table: int
     coeff: Callable[[np.ndarray], np.ndarray]
+    round: int | None = None
 
 
-def _blinded_round(spec: SumcheckSpec, blinders: Sequence[Blinder], point: np.ndarray
+def _blinded_round(spec: SumcheckSpec, d: int, blinders: Sequence[Blinder], point: np.ndarray
                    ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
-    """Offsets ``X(1 − X)·c`` at X = 0..d per blinded table, and each table's ``c``."""
-    d = spec.degree
+    """Offsets ``X(1 − X)·c`` at X = 0..d per table blinded in this round, and each table's ``c``."""
     offs = np.zeros((spec.n_tables, d + 1, 4), dtype=np.uint32)
     cs = {}
     for b in blinders:
@@ -531,9 +572,15 @@ def prove(spec: SumcheckSpec, tables: Sequence[np.ndarray], claim: np.ndarray, t
     for k, t in enumerate(tables):
         if num_vars(t) != n:
             raise ValueError(f"table {k} has {num_vars(t)} variables, spec says {n}")
-    if tuple(sorted(b.table for b in blinders)) != spec.blinded:
-        raise ValueError(f"blinders for tables {sorted(b.table for b in blinders)}, spec says {spec.blinded}")
-    if mask is not None and (mask.n_vars != n or mask.degree > d):
+    if len(blinders) != len(spec.blinded):
+        raise ValueError(f"{len(blinders)} blinders, the spec says {spec.blinded}")
+    by_round: dict[int, list[Blinder]] = {}
+    for b in blinders:
+        j = n - 1 if b.round is None else int(b.round)
+        if (b.table, j) not in spec.blinded:
+            raise ValueError(f"blinder of table {b.table} in round {j}, the spec says {spec.blinded}")
+        by_round.setdefault(j, []).append(b)
+    if mask is not None and (mask.n_vars != n or mask.degree > d or not mask.fits(spec.round_degrees)):
         raise ValueError(f"mask shape (n={mask.n_vars}, d={mask.degree}) does not fit the spec (n={n}, d={d})")
     claim = F._check_ext(claim, "claim").reshape(4)
     terms = spec.term_array()
@@ -548,7 +595,7 @@ def prove(spec: SumcheckSpec, tables: Sequence[np.ndarray], claim: np.ndarray, t
         rho = transcript.challenge_ext("sumcheck/rho")
         claim = F.eadd(claim, F.emul(rho, mask_sum))
 
-    base_mode = all(not is_ext_table(t) for t in tables) and not (blinders and n == 1)
+    base_mode = all(not is_ext_table(t) for t in tables) and 0 not in by_round
     if base_mode:
         tabs = np.stack([np.asarray(t, dtype=np.uint32) for t in tables])
     else:
@@ -558,23 +605,25 @@ def prove(spec: SumcheckSpec, tables: Sequence[np.ndarray], claim: np.ndarray, t
     point = np.empty((n, 4), dtype=np.uint32)
     bound_mask = F.ezero()
     no_offs = np.zeros((1, 1, 4), dtype=np.uint32)
+    rounds[:] = 0
     for j in range(n):
-        last = j == n - 1 and bool(blinders)
+        special = by_round.get(j)
+        dj = spec.round_degrees[j]
         if base_mode:
-            sums = F.embed(_round_base(tabs, length, terms, d).astype(np.uint32))
-        elif last:
-            offs, cs = _blinded_round(spec, blinders, point[:j])
-            sums = _round_ext(tabs, length, terms, d, offs, True).astype(np.uint32)
+            sums = F.embed(_round_base(tabs, length, terms, dj).astype(np.uint32))
+        elif special:
+            offs, cs = _blinded_round(spec, dj, special, point[:j])
+            sums = _round_ext(tabs, length, terms, dj, offs, True).astype(np.uint32)
         else:
-            sums = _round_ext(tabs, length, terms, d, no_offs, False).astype(np.uint32)
-        weighted = F.emul(coeffs[:, None, :], sums).astype(np.uint64)  # (T, d+1, 4)
+            sums = _round_ext(tabs, length, terms, dj, no_offs, False).astype(np.uint32)
+        weighted = F.emul(coeffs[:, None, :], sums).astype(np.uint64)  # (T, dj+1, 4)
         vals = (weighted.sum(axis=0) % F.P).astype(np.uint32)
         if mask is not None:
-            vals = F.eadd(vals, F.emul(rho, mask.round_values(j, bound_mask, d)))
+            vals = F.eadd(vals, F.emul(rho, mask.round_values(j, bound_mask, dj)))
         vals[1] = F.esub(claim, vals[0])
         rounds[j, 0] = vals[0]
-        rounds[j, 1:] = vals[2:]
-        transcript.absorb_ext("sumcheck/round", rounds[j])
+        rounds[j, 1:dj] = vals[2:]
+        transcript.absorb_ext("sumcheck/round", rounds[j, :dj])
         r = transcript.challenge_ext("sumcheck/r")
         point[j] = r
         claim = interpolate(vals, r)
@@ -585,10 +634,10 @@ def prove(spec: SumcheckSpec, tables: Sequence[np.ndarray], claim: np.ndarray, t
             base_mode = False
         else:
             _fold_all_ext(tabs, length, r)
-        if last:  # T̂(.., r) = T̃(.., r) + r(1 − r)·c
-            z = F.emul(r, F.esub(F.eone(), r))
+        if special:  # T̂(.., r, ..) = T̃(.., r, ..) + r(1 − r)·c on every entry left
+            zc = F.emul(r, F.esub(F.eone(), r))
             for k, c in cs.items():
-                tabs[k, 0] = F.eadd(tabs[k, 0], F.emul(z, c))
+                tabs[k, :length // 2] = F.eadd(tabs[k, :length // 2], F.emul(zc, c)[None, :])
         length //= 2
     if n == 0:
         tabs = tabs if tabs.ndim == 3 else F.embed(tabs)
@@ -620,6 +669,9 @@ def verify_rounds(spec: SumcheckSpec, claim: np.ndarray, proof: SumcheckProof,
     n, d = spec.n_vars, spec.degree
     if proof.round_evals.shape != (n, d, 4) or proof.final_evals.shape != (spec.n_tables, 4):
         raise SumcheckError("proof shape does not match the statement")
+    for j, dj in enumerate(spec.round_degrees):
+        if proof.round_evals[j, dj:].any():
+            raise SumcheckError("round values beyond the round's degree")
     claim = F._check_ext(claim, "claim").reshape(4)
     spec.absorb(transcript)
     transcript.absorb_ext("sumcheck/claim", claim)
@@ -633,9 +685,10 @@ def verify_rounds(spec: SumcheckSpec, claim: np.ndarray, proof: SumcheckProof,
     cur = claim.tolist()
     P = F.P
     for j in range(n):
-        transcript.absorb_ext("sumcheck/round", proof.round_evals[j])
+        dj = spec.round_degrees[j]
+        transcript.absorb_ext("sumcheck/round", proof.round_evals[j, :dj])
         r = transcript.challenge_ext("sumcheck/r")
-        ev = rounds[j]
+        ev = rounds[j][:dj]
         g1 = [(c - e) % P for c, e in zip(cur, ev[0])]  # g(0) + g(1) = claim by construction
         cur = interpolate_ints([ev[0], g1, *ev[1:]], r.tolist())
         point[j] = r

@@ -40,7 +40,7 @@ from blindproof.zk.verdict import VerifyResult, guarded
 
 DOMAIN = b"blindproof/model-proof/v2"
 LOG_EXT_FIELD = EXT_DEGREE * math.log2(BABYBEAR_P)
-ROUND_DEGREE = 4  # bound on the degree of any round polynomial of the op proofs
+ROUND_DEGREE = 5  # bound on the degree of any round polynomial of the op proofs (sumcheck.MAX_ROUND_DEGREE)
 _LOOKUP_LABELS = ("lookup/alpha", "lookup/beta")
 _LAMBDA_LABEL = "lookup/lambda"  # counted by its degree (CountingTranscript.lambda_degrees)
 

@@ -72,6 +72,7 @@ from blindproof.zk import field as F
 from blindproof.zk import lookup as L
 from blindproof.zk import mle
 from blindproof.zk import sumcheck as S
+from blindproof.zk.ops import blind as BL
 from blindproof.zk.encoding import ProofFormatError, Reader, Writer
 from blindproof.zk.quant.spec import Op, QuantSpec
 from blindproof.zk.transcript import Transcript
@@ -221,11 +222,14 @@ def broadcast_eval(vec: np.ndarray, shape: Sequence[int], point: np.ndarray) -> 
 
 @dataclass(frozen=True)
 class Claim:
-    """``MLE(canonical(tensor))(point) = value``; point (n, 4), value (4,)."""
+    """``MLE(canonical(tensor))(point) = value``; point (n, 4), value (4,). On a tensor the program
+    blinds (:mod:`blindproof.zk.ops.blind`) the value is the randomized extension's ``T̂(point)``
+    unless ``plain``."""
 
     tensor: str
     point: np.ndarray
     value: np.ndarray
+    plain: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.tensor, str) or not self.tensor:
@@ -234,9 +238,26 @@ class Claim:
         object.__setattr__(self, "value", F._check_ext(np.asarray(self.value).reshape(4), "claim value"))
 
     def same(self, other: "Claim") -> bool:
-        """Same tensor, point and value."""
+        """Same tensor, point, value and kind."""
         return (self.tensor == other.tensor and np.array_equal(self.point, other.point)
-                and np.array_equal(self.value, other.value))
+                and np.array_equal(self.value, other.value) and self.plain == other.plain)
+
+
+@dataclass(frozen=True)
+class LinearClaim:
+    """``Σ_k coef_k · MLE(tensor_k)(point_k) = value``: how a randomized claim (a tensor and its
+    randomizer table) and a relation between randomizers are settled, without revealing the terms."""
+
+    terms: tuple[tuple[str, np.ndarray, np.ndarray], ...]
+    value: np.ndarray
+
+    def __post_init__(self) -> None:
+        if not self.terms:
+            raise ValueError("LinearClaim: no terms")
+        terms = tuple((str(t), F._check_ext(np.asarray(p).reshape(-1, 4), "linear claim point"),
+                       F._check_ext(np.asarray(c).reshape(4), "linear claim coefficient")) for t, p, c in self.terms)
+        object.__setattr__(self, "terms", terms)
+        object.__setattr__(self, "value", F._check_ext(np.asarray(self.value).reshape(4), "linear claim value"))
 
 
 @dataclass
@@ -294,6 +315,8 @@ class OracleSettler(Settler):
     data; a verifier-side use must share the object (or the tables) with the prover: it is an oracle,
     not a commitment."""
 
+    linear_claims = True  # settles LinearClaims: program proofs with it run blinded
+
     def __init__(self, tables: Mapping[str, np.ndarray] | None = None) -> None:
         self.tables = dict(tables or {})
 
@@ -316,9 +339,24 @@ class OracleSettler(Settler):
     def settle(self, claims: Sequence[Claim], transcript: Transcript) -> None:
         self.check(claims)
 
-    def check(self, claims: Sequence[Claim]) -> None:
+    def _eval(self, name: str, point: np.ndarray) -> np.ndarray:
+        t = self.tables.get(name)
+        if t is None:
+            raise Reject(f"claim on {name!r}, which is not committed")
+        if mle.num_vars(t) != point.shape[0]:
+            raise Reject(f"claim on {name!r} has {point.shape[0]} coordinates, the tensor {mle.num_vars(t)}")
+        return mle.evaluate(t, point)
+
+    def check(self, claims: Sequence["Claim | LinearClaim"]) -> None:
         """Evaluate every claim on the tables; Reject on the first false one."""
         for c in claims:
+            if isinstance(c, LinearClaim):
+                total = F.ezero()
+                for name, pt, coef in c.terms:
+                    total = F.eadd(total, F.emul(coef, self._eval(name, pt)))
+                if not np.array_equal(total, c.value):
+                    raise Reject(f"linear claim on {', '.join(t for t, _, _ in c.terms)} does not hold")
+                continue
             t = self.tables.get(c.tensor)
             if t is None:
                 raise Reject(f"claim on {c.tensor!r}, which is not committed")
@@ -343,6 +381,12 @@ class VerifierContext:
     start: int = 0
     lookups: "LookupBatch | None" = None  # set by the program: Checks defer their lookups to it
     masks: object = None  # set by the program (zkmask.ProverMasks / VerifierMasks): sumchecks run masked
+    blind: Mapping[str, "BL.Rule"] | None = None  # set by the program: tensors read as randomized extensions
+    blind_claims: list = field(default_factory=list)  # claims on randomizer tables the gadgets leave
+
+    def rule(self, name: str) -> "BL.Rule | None":
+        """The randomizer rule of a tensor, or None (not blinded)."""
+        return None if self.blind is None else self.blind.get(name)
 
     def shape(self, name: str) -> tuple[int, ...]:
         """Shape of a tensor; Reject if unknown (a verifier never guesses)."""
@@ -384,10 +428,17 @@ class ProverContext(VerifierContext):
         """MLE of a tensor at ``point``."""
         return mle.evaluate(self.table(name), point)
 
+    def hat(self, name: str, point: np.ndarray) -> np.ndarray:
+        """What a claim on the tensor states at ``point``: ``T̂(point)`` if blinded, else the MLE."""
+        r = self.rule(name)
+        if r is None:
+            return self.evaluate(name, point)
+        return r.hat(self.table(name), self.table(r.table), point)
+
 
 def claim_of(ctx: ProverContext, name: str, point: np.ndarray) -> Claim:
     """The honest claim on a tensor at a point."""
-    return Claim(name, point, ctx.evaluate(name, point))
+    return Claim(name, point, ctx.hat(name, point))
 
 
 # --- proof container ------------------------------------------------------------------------------
@@ -506,32 +557,72 @@ class ProofReader:
 Terms = Sequence[tuple[object, Sequence[int]]]
 
 
+Read = tuple[int, str, "BL.View"]  # (table index, tensor, how the sumcheck reads the tensor's variables)
+
+
+def _blinded(ctx: VerifierContext, reads: Sequence[Read]) -> list[tuple[int, "BL.Rule", "BL.View"]]:
+    return [(k, r, view) for k, name, view in reads if (r := ctx.rule(name)) is not None]
+
+
+def libra_for(ctx: VerifierContext, claim: Claim, coef: np.ndarray | None = None) -> list["BL.Libra"]:
+    """The randomizer a sum reducing ``claim`` must pay back (``coef`` times it; none if the claim is
+    plain or its tensor is not blinded)."""
+    r = ctx.rule(claim.tensor)
+    if r is None or claim.plain:
+        return []
+    c = r.z(claim.point)
+    return [BL.Libra(r, c if coef is None else F.emul(coef, c), claim.point)]
+
+
+def _with_libra(n: int, k0: int, terms: Terms, libra: Sequence["BL.Libra"]) -> list:
+    if libra and n == 0:
+        raise ValueError("a randomized sum needs a sumcheck variable to pay its randomizer back")
+    return list(terms) + [(lb.term_coef(n), (k0 + i,)) for i, lb in enumerate(libra)]
+
+
+def _libra_claims(ctx: VerifierContext, libra: Sequence["BL.Libra"], point: np.ndarray,
+                  finals: np.ndarray) -> None:
+    for lb, v in zip(libra, finals):
+        ctx.blind_claims.append(Claim(lb.rule.table, lb.claim_point(point), v, plain=True))
+
+
 def prove_sum(ctx: VerifierContext, proof: OpProof, n: int, tables: Sequence[np.ndarray], terms: Terms,
-              claim: np.ndarray, blinders: Sequence[S.Blinder] = ()) -> tuple[np.ndarray, np.ndarray]:
-    """Prove ``claim = Σ_x Σ_t c_t Π_k tables[k](x)``; returns (point (n, 4), table values (K, 4)).
-    When the context carries masks (program proofs) and ``n > 0``, the sumcheck is zero-knowledge
-    masked: the mask's value is reduced to a claim on its committed table, kept in ``ctx.masks``.
-    ``blinders`` mark tables that are randomized extensions in the last variable (:class:`S.Blinder`)."""
-    spec = S.SumcheckSpec.make(n, len(tables), terms, [b.table for b in blinders])
+              claim: np.ndarray, reads: Sequence[Read] = (), libra: Sequence["BL.Libra"] = ()
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Prove ``claim = Σ_x Σ_t c_t Π_k tables[k](x) + Σ libra``; returns (point (n, 4), the values of
+    ``tables`` there (K, 4)). When the context carries masks (program proofs) and ``n > 0``, the
+    sumcheck is zero-knowledge masked: the mask's value is reduced to a claim on its committed table,
+    kept in ``ctx.masks``. ``reads`` name the tensors some tables hold and how (a blinded tensor is
+    read as its randomized extension, so its final value is ``T̂``); ``libra`` pays back the
+    randomizers inside ``claim`` (their final values become claims on the randomizer tables)."""
+    blinded = _blinded(ctx, reads)
+    blinders = [BL.blinder(r, ctx.table(r.table), k, view) for k, r, view in blinded]
+    k0 = len(tables)
+    tables = list(tables) + [lb.table(ctx.table(lb.rule.table), n) for lb in libra]
+    terms = _with_libra(n, k0, terms, libra)
+    spec = S.SumcheckSpec.make(n, len(tables), terms, [(b.table, b.round) for b in blinders])
     if ctx.masks is None or n == 0:
-        out = S.prove(spec, list(tables), claim, ctx.transcript, blinders=blinders)
+        out = S.prove(spec, tables, claim, ctx.transcript, blinders=blinders)
         proof.put_bytes(out.proof.to_bytes(spec))
-        return out.point, out.final_evals
-    name, mask = ctx.masks.take(n, spec.degree)
-    out = S.prove(spec, list(tables), claim, ctx.transcript, mask=mask, blinders=blinders)
-    proof.put_bytes(out.proof.to_bytes(spec))
-    red = S.prove_mask_opening(mask, out.point, ctx.transcript)
-    proof.put_bytes(red.proof.to_bytes(S._mask_spec(n, mask.degree)))  # noqa: SLF001 - the module's own mask statement
-    ctx.masks.claims.append(Claim(name, red.point, red.final_evals[0]))
-    return out.point, out.final_evals
+    else:
+        name, mask = ctx.masks.take(n, spec.round_degrees)
+        out = S.prove(spec, tables, claim, ctx.transcript, mask=mask, blinders=blinders)
+        proof.put_bytes(out.proof.to_bytes(spec))
+        red = S.prove_mask_opening(mask, out.point, ctx.transcript)
+        proof.put_bytes(red.proof.to_bytes(S._mask_spec(n, mask.degree)))  # noqa: SLF001 - the module's own mask statement
+        ctx.masks.claims.append(Claim(name, red.point, red.final_evals[0]))
+    _libra_claims(ctx, libra, out.point, out.final_evals[k0:])
+    return out.point, out.final_evals[:k0]
 
 
 def verify_sum(ctx: VerifierContext, rd: ProofReader, n: int, n_tables: int, terms: Terms,
-               claim: np.ndarray, blinded: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray]:
+               claim: np.ndarray, reads: Sequence[Read] = (), libra: Sequence["BL.Libra"] = ()
+               ) -> tuple[np.ndarray, np.ndarray]:
     """Check a :func:`prove_sum`; returns (point, claimed table values). The caller must check (or
-    turn into claims) every table value. With masks in the context a masked proof is required.
-    ``blinded`` names the tables the prover blinded (they raise the round degree)."""
-    spec = S.SumcheckSpec.make(n, n_tables, terms, blinded)
+    turn into claims) every table value. With masks in the context a masked proof is required."""
+    blinded = [(k, BL.blind_round(r, view)) for k, r, view in _blinded(ctx, reads)]
+    terms = _with_libra(n, n_tables, terms, libra)
+    spec = S.SumcheckSpec.make(n, n_tables + len(libra), terms, blinded)
     sc = rd.take_sumcheck(spec)
     masked = ctx.masks is not None and n > 0
     if masked and (sc.mask_sum is None or sc.mask_eval is None):
@@ -550,7 +641,63 @@ def verify_sum(ctx: VerifierContext, rd: ProofReader, n: int, n_tables: int, ter
         if not res.ok:
             raise Reject(f"sumcheck mask: {res.reason}")
         ctx.masks.claims.append(Claim(ctx.masks.next_name(), res.claims[0].point, res.claims[0].value))
-    return point, sc.final_evals
+    _libra_claims(ctx, libra, point, sc.final_evals[n_tables:])
+    return point, sc.final_evals[:n_tables]
+
+
+def identity_reads(names: Sequence[str | None], n: int, first: int = 0) -> list[Read]:
+    """Reads of tables that hold whole tensors over the sumcheck's ``n`` variables (``None``: public)."""
+    return [(first + k, name, BL.rounds(n)) for k, name in enumerate(names) if name is not None]
+
+
+# --- linear relations between revealed values ---------------------------------------------------------
+
+Relation = Sequence[tuple[object, str, np.ndarray, bool]]  # (coefficient, tensor, point, randomized)
+
+
+def _relation_terms(ctx: VerifierContext, terms: Relation) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    out = []
+    for c, name, point, randomized in terms:
+        r = ctx.rule(name)
+        if r is None or not randomized:
+            continue
+        coef = F.emul(_ext_coeff(c), F.emul(r.z(point), r.phi_scale()))
+        out.append((r.table, r.phi_point(point), coef))
+    return out
+
+
+def _ext_coeff(c) -> np.ndarray:
+    if isinstance(c, (int, np.integer)):
+        return F.ext(int(c) % F.P)
+    return F._check_ext(np.asarray(c), "coefficient").reshape(4)
+
+
+def prove_relation(ctx: ProverContext, proof: OpProof, terms: Relation, label: str) -> np.ndarray:
+    """For a linear relation ``Σ c·T̃(p) = known`` between values the proof reveals as ``T̂(p)``:
+    send ``δ = Σ c·(T̂(p) − T̃(p))`` (a linear form of the randomizer tables, settled as a
+    :class:`LinearClaim`) so that ``Σ c·T̂(p) = known + δ``. Nothing is sent when no term is
+    randomized (δ = 0)."""
+    lin = _relation_terms(ctx, terms)
+    if not lin:
+        return F.ezero()
+    delta = F.ezero()
+    for name, pt, coef in lin:
+        delta = F.eadd(delta, F.emul(coef, ctx.evaluate(name, pt)))
+    proof.put_ext(delta[None])
+    ctx.transcript.absorb_ext(f"ops/{label}/delta", delta)
+    ctx.blind_claims.append(LinearClaim(tuple(lin), delta))
+    return delta
+
+
+def verify_relation(ctx: VerifierContext, rd: "ProofReader", terms: Relation, label: str) -> np.ndarray:
+    """Mirror of :func:`prove_relation`: returns δ."""
+    lin = _relation_terms(ctx, terms)
+    if not lin:
+        return F.ezero()
+    delta = rd.take_ext(1)[0]
+    ctx.transcript.absorb_ext(f"ops/{label}/delta", delta)
+    ctx.blind_claims.append(LinearClaim(tuple(lin), delta))
+    return delta
 
 
 def _eq_terms(terms: Terms) -> list[tuple[object, tuple[int, ...]]]:
@@ -563,19 +710,23 @@ def _eq_terms(terms: Terms) -> list[tuple[object, tuple[int, ...]]]:
 
 
 def prove_zero_check(ctx: VerifierContext, proof: OpProof, n: int, tables: Sequence[np.ndarray],
-                     terms: Terms) -> tuple[np.ndarray, np.ndarray]:
-    """Prove ``Σ_t c_t Π_k tables[k] ≡ 0`` on the hypercube; returns (point, table values (K, 4))."""
+                     terms: Terms, names: Sequence[str | None] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """Prove ``Σ_t c_t Π_k tables[k] ≡ 0`` on the hypercube; returns (point, table values (K, 4)).
+    ``names[k]`` is the tensor table ``k`` holds whole (``None``: public), so blinded ones are read
+    randomized."""
     tau = ctx.transcript.challenge_exts("ops/zero_check_tau", n)
     eq = mle.eq_table(tau)
-    point, finals = prove_sum(ctx, proof, n, [eq, *tables], _eq_terms(terms), F.ezero())
+    point, finals = prove_sum(ctx, proof, n, [eq, *tables], _eq_terms(terms), F.ezero(),
+                              reads=identity_reads(names, n, first=1))
     return point, finals[1:]
 
 
 def verify_zero_check(ctx: VerifierContext, rd: ProofReader, n: int, n_tables: int,
-                      terms: Terms) -> tuple[np.ndarray, np.ndarray]:
+                      terms: Terms, names: Sequence[str | None] = ()) -> tuple[np.ndarray, np.ndarray]:
     """Check a :func:`prove_zero_check`; returns (point, claimed table values)."""
     tau = ctx.transcript.challenge_exts("ops/zero_check_tau", n)
-    point, finals = verify_sum(ctx, rd, n, n_tables + 1, _eq_terms(terms), F.ezero())
+    point, finals = verify_sum(ctx, rd, n, n_tables + 1, _eq_terms(terms), F.ezero(),
+                               reads=identity_reads(names, n, first=1))
     if not np.array_equal(finals[0], mle.eq_eval(tau, point) if n else F.eone()):
         raise Reject("zero-check: wrong eq value")
     return point, finals[1:]
@@ -583,18 +734,27 @@ def verify_zero_check(ctx: VerifierContext, rd: ProofReader, n: int, n_tables: i
 
 # --- several claims on one tensor -> one -------------------------------------------------------------
 
+def _reduce_libra(ctx: VerifierContext, claims: Sequence[Claim], alphas) -> list["BL.Libra"]:
+    out: list = []
+    for a, c in zip(alphas, claims):
+        out += libra_for(ctx, c, a)
+    return out
+
+
 def prove_reduce(ctx: ProverContext, proof: OpProof, claims: Sequence[Claim]) -> Claim:
     """Reduce claims on one tensor to a single claim (a degree-2 sumcheck against
-    ``eq(r_0, ·) + Σ_{i≥1} α_i eq(r_i, ·)``); a single claim passes through, and nothing is written then."""
+    ``eq(r_0, ·) + Σ_{i≥1} α_i eq(r_i, ·)``, paying back the randomizers of randomized claims);
+    a single claim passes through, and nothing is written then."""
     _check_same_tensor(claims)
     if len(claims) == 1:
         return claims[0]
     name = claims[0].tensor
+    n = claims[0].point.shape[0]
     alphas = _reduce_absorb(ctx, claims)
     w = _reduce_weights(claims, alphas)
     total = _combine_values(claims, alphas)
-    point, finals = prove_sum(ctx, proof, claims[0].point.shape[0], [ctx.table(name), w],
-                              [(1, (0, 1))], total)
+    point, finals = prove_sum(ctx, proof, n, [ctx.table(name), w], [(1, (0, 1))], total,
+                              reads=[(0, name, BL.rounds(n))], libra=_reduce_libra(ctx, claims, alphas))
     return Claim(name, point, finals[0])
 
 
@@ -607,7 +767,9 @@ def verify_reduce(ctx: VerifierContext, rd: ProofReader, claims: Sequence[Claim]
     if any(c.point.shape[0] != n for c in claims):
         raise Reject(f"claims on {claims[0].tensor!r} have different numbers of coordinates")
     alphas = _reduce_absorb(ctx, claims)
-    point, finals = verify_sum(ctx, rd, n, 2, [(1, (0, 1))], _combine_values(claims, alphas))
+    point, finals = verify_sum(ctx, rd, n, 2, [(1, (0, 1))], _combine_values(claims, alphas),
+                               reads=[(0, claims[0].tensor, BL.rounds(n))],
+                               libra=_reduce_libra(ctx, claims, alphas))
     want = F.ezero()
     for a, c in zip(alphas, claims):
         want = F.eadd(want, F.emul(a, mle.eq_eval(c.point, point)))
@@ -759,6 +921,14 @@ class RangeCheck:
         """Aux columns this check commits (name -> shape)."""
         return {} if self.direct() else {n: self.shape for n, _, _, _ in self.limbs()}
 
+    def relation(self, side: int, tau: np.ndarray) -> "Relation":
+        """The recomposition of one side as a linear relation at ``tau``: side 0 ``Σ summands − Σ 2^off
+        limbs = lo·ind``, side 1 ``−Σ summands − Σ 2^off limbs = −hi·ind``."""
+        sign = 1 if side == 0 else -1
+        out: list = [(sign, n, tau, True) for n in self.summands()]
+        out += [(-(1 << off), n, tau, True) for n, _, off, s in self.limbs() if s == side]
+        return out
+
     def witness(self, v: np.ndarray, strict: bool = True) -> dict[str, np.ndarray]:
         """Aux limb values for tensor values ``v``; raises ValueError if an entry is out of range
         (``strict=False``, for tests of cheating provers: the top limb takes whatever is left)."""
@@ -879,9 +1049,11 @@ class Checks:
                 continue
             tau = ctx.transcript.challenge_exts("ops/range_tau", n_vars(rc.shape))
             names = [*rc.summands()] + [n for n, _, _, _ in rc.limbs()]
-            vals = np.stack([ctx.evaluate(n, tau) for n in names])
+            vals = np.stack([ctx.hat(n, tau) for n in names])
             proof.put_ext(vals)
             ctx.transcript.absorb_ext("ops/range_values", vals)
+            for side in rc.sides():
+                prove_relation(ctx, proof, rc.relation(side, tau), "range")
             claims += [Claim(n, tau, v) for n, v in zip(names, vals)]
         for table, groups, mname in self._chunks():
             if ctx.lookups is not None:
@@ -912,9 +1084,10 @@ class Checks:
             for x in vals[:m]:
                 v = F.eadd(v, x)
             for side in rc.sides():
+                delta = verify_relation(ctx, rd, rc.relation(side, tau), "range")
                 lhs = (F.esub(v, F.emul(F.ext(rc.lo), ind)) if side == 0
                        else F.esub(F.emul(F.ext(rc.hi), ind), v))
-                rhs = F.ezero()
+                rhs = delta  # both sides: Σ c·T̂ = known + δ, rearranged
                 for (_, _, off, s), lv in zip(limbs, vals[m:]):
                     if s == side:
                         rhs = F.eadd(rhs, F.emul(F.ext(1 << off), lv))
@@ -940,7 +1113,7 @@ class Checks:
         names = [n for names, _ in groups for n in names] + [mname]
         if len(evals) != len(names):
             raise Reject("lookup returned an unexpected number of claims")
-        return [Claim(n, e.point, e.value) for n, e in zip(names, evals)]
+        return [Claim(n, e.point, e.value, plain=True) for n, e in zip(names, evals)]
 
 
 @dataclass
@@ -1005,9 +1178,9 @@ class LookupBatch:
         names = [n for _, groups, _ in pack for cols, _ in groups for n in cols]
         if len(evals) != len(names) + 1:
             raise Reject("lookup returned an unexpected number of claims")
-        out = [Claim(n, e.point, e.value) for n, e in zip(names, evals)]
+        out = [Claim(n, e.point, e.value, plain=True) for n, e in zip(names, evals)]
         pt = evals[-1].point
-        return out + [Claim(mname, pt, v) for (_, _, mname), v in zip(pack, mvals)]
+        return out + [Claim(mname, pt, v, plain=True) for (_, _, mname), v in zip(pack, mvals)]
 
     def _gkrs(self) -> list[list[tuple[list, L.LookupStatement]]]:
         """The packs in runs that share one logUp-GKR (:func:`lookup.prove_many`): consecutive packs
@@ -1182,14 +1355,14 @@ class Clamp:
         gamma = ctx.transcript.challenge_ext("ops/clamp_gamma")
         names = [self.q, self.out, self.dpos, self.dneg]
         point, vals = prove_zero_check(ctx, proof, n_vars(self.shape), [ctx.table(n) for n in names],
-                                       self._terms(gamma))
+                                       self._terms(gamma), names)
         return [Claim(n, point, v) for n, v in zip(names, vals)]
 
     def verify(self, ctx: VerifierContext, rd: ProofReader) -> list[Claim]:
         """Check the zero-check; returns the claims."""
         gamma = ctx.transcript.challenge_ext("ops/clamp_gamma")
         names = [self.q, self.out, self.dpos, self.dneg]
-        point, vals = verify_zero_check(ctx, rd, n_vars(self.shape), 4, self._terms(gamma))
+        point, vals = verify_zero_check(ctx, rd, n_vars(self.shape), 4, self._terms(gamma), names)
         return [Claim(n, point, v) for n, v in zip(names, vals)]
 
 

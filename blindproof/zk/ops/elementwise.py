@@ -22,6 +22,7 @@ import numpy as np
 from blindproof.zk import field as F
 from blindproof.zk import mle
 from blindproof.zk.ops import base as B
+from blindproof.zk.ops import blind as BL
 from blindproof.zk.ops import domain as D
 from blindproof.zk.quant.spec import Op, QuantSpec
 
@@ -74,9 +75,23 @@ def aux(ctx: B.ProverContext, op: Op) -> dict[str, np.ndarray]:
 
 # --- add -----------------------------------------------------------------------------------------
 
-def _add_split(ctx: B.VerifierContext, op: Op, point: np.ndarray, total: np.ndarray, sent: np.ndarray):
-    """Given total = a + b at point and the sent value, return the two claims."""
-    a = op.inputs[0]
+def _add_relation(ctx: B.VerifierContext, op: Op, c: B.Claim) -> B.Relation:
+    """``y − a − b = 0`` (``add``) or ``y − a − ind·w = 0`` (``add_weight``) at the claim's point, ``y``
+    the claim's tensor (the output, or the raw sum before a clamp)."""
+    shape = ctx.shape(op.output)
+    rel: list = [(1, c.tensor, c.point, not c.plain), (-1, op.inputs[0], c.point, True)]
+    if op.kind == "add":
+        rel.append((-1, op.inputs[1], c.point, True))
+    else:
+        k = B.dim_vars(shape[-1])
+        ind = B.indicator_eval(shape[:-1], c.point[:c.point.shape[0] - k])
+        rel.append((F.eneg(ind), B.weight_name(op.params["weight"]), c.point[c.point.shape[0] - k:], True))
+    return rel
+
+
+def _add_split(ctx: B.VerifierContext, op: Op, c: B.Claim, sent: np.ndarray, delta: np.ndarray):
+    """Given ``ŷ(p) = v``, the sent value and δ (``ŷ − â − b̂ = δ``), return the two claims."""
+    a, point, total = op.inputs[0], c.point, F.esub(c.value, delta)
     if op.kind == "add":
         return [B.Claim(a, point, sent), B.Claim(op.inputs[1], point, F.esub(total, sent))]
     shape = ctx.shape(op.output)
@@ -88,27 +103,27 @@ def _add_split(ctx: B.VerifierContext, op: Op, point: np.ndarray, total: np.ndar
 
 def _add_sent(ctx: B.ProverContext, op: Op, point: np.ndarray) -> np.ndarray:
     if op.kind == "add":
-        return ctx.evaluate(op.inputs[0], point)
+        return ctx.hat(op.inputs[0], point)
     k = B.dim_vars(ctx.shape(op.output)[-1])
-    return ctx.evaluate(B.weight_name(op.params["weight"]), point[point.shape[0] - k:])
+    return ctx.hat(B.weight_name(op.params["weight"]), point[point.shape[0] - k:])
 
 
 def _prove_add(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]):
     proof = B.OpProof()
     clamp, checks = _clamp_plan(op, ctx.shape(op.output), ctx.spec)
     if clamp is None:
-        points = [(c.point, c.value) for c in out_claims]
+        points = list(out_claims)
         claims: list[B.Claim] = []
     else:
         claims = clamp.prove(ctx, proof)
-        raw = claims[0]
-        points = [(raw.point, raw.value)]
+        points = [claims[0]]
         claims += checks.prove(ctx, proof) + list(out_claims)
-    sent = np.stack([_add_sent(ctx, op, p) for p, _ in points])
+    sent = np.stack([_add_sent(ctx, op, c.point) for c in points])
     proof.put_ext(sent)
     ctx.transcript.absorb_ext("ops/add_values", sent)
-    for (p, v), s in zip(points, sent):
-        claims += _add_split(ctx, op, p, v, s)
+    for c, v in zip(points, sent):
+        delta = B.prove_relation(ctx, proof, _add_relation(ctx, op, c), "add")
+        claims += _add_split(ctx, op, c, v, delta)
     return proof, claims
 
 
@@ -116,18 +131,18 @@ def _verify_add(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], p
     rd = B.ProofReader(proof)
     clamp, checks = _clamp_plan(op, ctx.shape(op.output), ctx.spec)
     if clamp is None:
-        points = [(c.point, c.value) for c in out_claims]
+        points = list(out_claims)
         claims: list[B.Claim] = []
     else:
         claims = clamp.verify(ctx, rd)
-        raw = claims[0]
-        points = [(raw.point, raw.value)]
+        points = [claims[0]]
         claims += checks.verify(ctx, rd) + list(out_claims)
     sent = rd.take_ext(len(points))
     ctx.transcript.absorb_ext("ops/add_values", sent)
+    for c, v in zip(points, sent):
+        delta = B.verify_relation(ctx, rd, _add_relation(ctx, op, c), "add")
+        claims += _add_split(ctx, op, c, v, delta)
     rd.done()
-    for (p, v), s in zip(points, sent):
-        claims += _add_split(ctx, op, p, v, s)
     return claims
 
 
@@ -147,18 +162,30 @@ def _mul_claims(ctx: B.VerifierContext, op: Op, rho: np.ndarray, finals: np.ndar
     return out + [B.Claim(B.weight_name(op.params["weight"]), rho[rho.shape[0] - k:], finals[2])]
 
 
+def _mul_reads(ctx: B.VerifierContext, op: Op, n: int) -> list[B.Read]:
+    reads: list[B.Read] = [(1, op.inputs[0], BL.rounds(n))]
+    if op.kind == "mul":
+        return reads + [(2, op.inputs[1], BL.rounds(n))]
+    k = B.dim_vars(ctx.shape(op.output)[-1])
+    return reads + [(2, B.weight_name(op.params["weight"]), BL.rounds(k, n - k))]
+
+
 def _prove_mul(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]):
     proof = B.OpProof()
     c = out_claims[0]
+    n = c.point.shape[0]
     tables = [mle.eq_table(c.point), ctx.table(op.inputs[0]), _second(ctx, op)]
-    rho, finals = B.prove_sum(ctx, proof, c.point.shape[0], tables, _EQ_PROD, c.value)
+    rho, finals = B.prove_sum(ctx, proof, n, tables, _EQ_PROD, c.value, reads=_mul_reads(ctx, op, n),
+                              libra=B.libra_for(ctx, c))
     return proof, _mul_claims(ctx, op, rho, finals) + list(out_claims[1:])
 
 
 def _verify_mul(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof: B.OpProof):
     rd = B.ProofReader(proof)
     c = out_claims[0]
-    rho, finals = B.verify_sum(ctx, rd, c.point.shape[0], 3, _EQ_PROD, c.value)
+    n = c.point.shape[0]
+    rho, finals = B.verify_sum(ctx, rd, n, 3, _EQ_PROD, c.value, reads=_mul_reads(ctx, op, n),
+                               libra=B.libra_for(ctx, c))
     rd.done()
     if not np.array_equal(finals[0], mle.eq_eval(c.point, rho) if rho.shape[0] else F.eone()):
         raise B.Reject(f"{op.kind} {op.output}: wrong eq value")

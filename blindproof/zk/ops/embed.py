@@ -18,6 +18,7 @@ import numpy as np
 from blindproof.zk import field as F
 from blindproof.zk import mle
 from blindproof.zk.ops import base as B
+from blindproof.zk.ops import blind as BL
 from blindproof.zk.quant.spec import Op, QuantSpec
 
 _DOT = [(1, (0, 1))]
@@ -72,7 +73,8 @@ def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]) -> tuple[
     wname = B.weight_name(op.params["weight"])
     tables = [_onehot_weights(ctx, op, r_rows), mle.bind_suffix(ctx.table(wname), r_d)]
     n = B.dim_vars(ctx.spec.weights[op.params["weight"]].shape[0])
-    rho, finals = B.prove_sum(ctx, proof, n, tables, _DOT, c.value)
+    rho, finals = B.prove_sum(ctx, proof, n, tables, _DOT, c.value, reads=[(1, wname, BL.rounds(n) + BL.fixed(r_d))],
+                              libra=B.libra_for(ctx, c))
     return proof, [B.Claim(wname, np.concatenate([rho, r_d]), finals[1])] + list(out_claims[1:])
 
 
@@ -85,9 +87,10 @@ def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof:
     c = out_claims[0]
     r_rows, r_d = _split(ctx, op, c.point)
     n = B.dim_vars(ctx.spec.weights[op.params["weight"]].shape[0])
-    rho, finals = B.verify_sum(ctx, rd, n, 2, _DOT, c.value)
+    wname = B.weight_name(op.params["weight"])
+    rho, finals = B.verify_sum(ctx, rd, n, 2, _DOT, c.value, reads=[(1, wname, BL.rounds(n) + BL.fixed(r_d))],
+                               libra=B.libra_for(ctx, c))
     rd.done()
     if not np.array_equal(finals[0], mle.evaluate(_onehot_weights(ctx, op, r_rows), rho)):
         raise B.Reject(f"embed {op.output}: wrong one-hot weight value")
-    wname = B.weight_name(op.params["weight"])
     return [B.Claim(wname, np.concatenate([rho, r_d]), finals[1])] + list(out_claims[1:])

@@ -42,6 +42,21 @@ def aux(ctx: B.ProverContext, op: Op) -> dict[str, np.ndarray]:
     return {}
 
 
+def relabel(op: Op, shapes) -> tuple[str, str, list[int]]:
+    """(output, input, perm): the output's variable ``i`` is the input's ``perm[i]`` (the output
+    shares the input's randomizer, so a transferred claim stays exact)."""
+    if op.kind == "split_heads":
+        b, h, t, hd = shapes[op.output]
+    else:
+        b, h, t, hd = shapes[op.inputs[0]]
+    vb, vh, vt, vd = (B.dim_vars(d) for d in (b, h, t, hd))
+    B_, T_, H_, D_ = (list(range(o, o + k)) for o, k in ((0, vb), (vb, vt), (vb + vt, vh), (vb + vt + vh, vd)))
+    if op.kind == "split_heads":  # y (b, h, t, d) from x (b, t, h, d)
+        return op.output, op.inputs[0], B_ + H_ + T_ + D_
+    Bh, Hh, Th, Dh = (list(range(o, o + k)) for o, k in ((0, vb), (vb, vh), (vb + vh, vt), (vb + vh + vt, vd)))
+    return op.output, op.inputs[0], Bh + Th + Hh + Dh  # y (b, t, h, d) from x (b, h, t, d)
+
+
 def _transfer(ctx: B.VerifierContext, op: Op, claim: B.Claim) -> B.Claim:
     if op.kind == "split_heads":
         b, h, t, hd = ctx.shape(op.output)

@@ -92,9 +92,13 @@ class _Plan:
             return None
         return ctx.transcript.challenge_exts("ops/lookup_tie", B.n_vars(self.shape))
 
-    def tie(self, point: np.ndarray, value: np.ndarray) -> list[B.Claim]:
-        """``index(τ) = v`` and ``x(τ) = v``."""
-        return [B.Claim(self.index, point, value), B.Claim(self.x, point, value)]
+    def tie_relation(self, point: np.ndarray) -> B.Relation:
+        """``index − x = 0`` at the tie point."""
+        return [(1, self.index, point, True), (-1, self.x, point, True)]
+
+    def tie(self, point: np.ndarray, value: np.ndarray, delta: np.ndarray) -> list[B.Claim]:
+        """``index(τ) = v`` and ``x(τ) = v − δ`` (δ: the randomizers' difference)."""
+        return [B.Claim(self.index, point, value), B.Claim(self.x, point, F.esub(value, delta))]
 
 
 def shapes(op: Op, in_shapes: Sequence[tuple[int, ...]], spec: QuantSpec) -> dict[str, tuple[int, ...]]:
@@ -126,10 +130,10 @@ def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]) -> tuple[
     claims += plan.checks.prove(ctx, proof)
     tau = plan.tie_point(ctx)
     if tau is not None:
-        v = ctx.evaluate(plan.index, tau)
+        v = ctx.hat(plan.index, tau)
         proof.put_ext(v[None])
         ctx.transcript.absorb_ext("ops/lookup_tie_value", v)
-        claims += plan.tie(tau, v)
+        claims += plan.tie(tau, v, B.prove_relation(ctx, proof, plan.tie_relation(tau), "lookup_tie"))
     return proof, claims + list(out_claims)
 
 
@@ -145,6 +149,6 @@ def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof:
     if tau is not None:
         v = rd.take_ext(1)[0]
         ctx.transcript.absorb_ext("ops/lookup_tie_value", v)
-        claims += plan.tie(tau, v)
+        claims += plan.tie(tau, v, B.verify_relation(ctx, rd, plan.tie_relation(tau), "lookup_tie"))
     rd.done()
     return claims + list(out_claims)

@@ -26,6 +26,7 @@ import numpy as np
 from blindproof.zk import field as F
 from blindproof.zk import mle
 from blindproof.zk.ops import base as B
+from blindproof.zk.ops import blind as BL
 from blindproof.zk.quant.spec import Op, QuantSpec
 
 _DOT = [(1, (0, 1))]
@@ -103,6 +104,30 @@ def _attention_tables(ctx: B.ProverContext, op: Op, point: np.ndarray) -> list[n
     return [E, A, Bt]
 
 
+def _attention_reads(ctx: B.VerifierContext, op: Op, point: np.ndarray) -> list[B.Read]:
+    """How the sumcheck over (b, h, s) reads both operands: ``a`` with its ``t`` fixed, ``k`` with its
+    ``T`` fixed (qk) or ``v`` with its ``d`` fixed (pv); kv heads are the first head rounds."""
+    a, b = op.inputs
+    ys = ctx.shape(op.output)
+    vb, vh, vt, vl = (B.dim_vars(d) for d in ys)
+    kvh = _kv_head_vars(op, ctx.shape(a)[1], ctx.shape(b)[1])
+    r_t, r_last = point[vb + vh:vb + vh + vt], point[vb + vh + vt:]
+    vs = _attention_vars(ctx, op) - vb - vh
+    s_rounds = BL.rounds(vs, vb + vh)
+    va = BL.rounds(vb + vh) + BL.fixed(r_t) + s_rounds
+    head = BL.rounds(vb) + BL.rounds(kvh, vb)
+    vbv = head + (BL.fixed(r_last) + s_rounds if op.kind == "qk" else s_rounds + BL.fixed(r_last))
+    return [(1, a, va), (2, b, vbv)]
+
+
+def blind_vars(op: Op, shapes) -> dict[str, int]:
+    """``pv`` sums ``v`` over its third axis (the keys): its blinding variable is that axis's last."""
+    if op.kind != "pv":
+        return {}
+    vs = shapes[op.inputs[1]]
+    return {op.inputs[1]: B.dim_vars(vs[0]) + B.dim_vars(vs[1]) + B.dim_vars(vs[2]) - 1}
+
+
 def _attention_claims(ctx: B.VerifierContext, op: Op, point: np.ndarray, rho: np.ndarray,
                       finals: np.ndarray) -> list[B.Claim]:
     a, b = op.inputs
@@ -132,14 +157,16 @@ def _prove_attention(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]
     claim = out_claims[0]
     proof = B.OpProof()
     rho, finals = B.prove_sum(ctx, proof, _attention_vars(ctx, op), _attention_tables(ctx, op, claim.point),
-                              _EQ_DOT, claim.value)
+                              _EQ_DOT, claim.value, reads=_attention_reads(ctx, op, claim.point),
+                              libra=B.libra_for(ctx, claim))
     return proof, _attention_claims(ctx, op, claim.point, rho, finals) + list(out_claims[1:])
 
 
 def _verify_attention(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof: B.OpProof):
     claim = out_claims[0]
     rd = B.ProofReader(proof)
-    rho, finals = B.verify_sum(ctx, rd, _attention_vars(ctx, op), 3, _EQ_DOT, claim.value)
+    rho, finals = B.verify_sum(ctx, rd, _attention_vars(ctx, op), 3, _EQ_DOT, claim.value,
+                               reads=_attention_reads(ctx, op, claim.point), libra=B.libra_for(ctx, claim))
     rd.done()
     ys = ctx.shape(op.output)
     k = B.dim_vars(ys[0]) + B.dim_vars(ys[1])
@@ -159,6 +186,17 @@ def _check_claims(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim])
         raise B.Reject(f"{op.kind} {op.output}: needs claims on its output with {n} coordinates")
 
 
+def _linear_reads(ctx: B.VerifierContext, op: Op, x: str, w: str, r_rows: np.ndarray, r_col: np.ndarray
+                  ) -> list[B.Read]:
+    n = B.dim_vars(ctx.shape(x)[-1])
+    return [(0, x, BL.fixed(r_rows) + BL.rounds(n)), (1, w, BL.fixed(r_col) + BL.rounds(n))]
+
+
+def _bias_libra(ctx: B.VerifierContext, bclaim: B.Claim, ind: np.ndarray) -> list:
+    """The sum is ``v − ind·b̂(r_col)``: the bias's randomizer is paid back with coefficient −ind."""
+    return B.libra_for(ctx, bclaim, F.eneg(ind))
+
+
 def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]) -> tuple[B.OpProof, list[B.Claim]]:
     """Reduce the first output claim to claims on both operands (and the bias)."""
     if op.kind != "linear":
@@ -168,17 +206,19 @@ def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]) -> tuple[
     x, w = op.inputs[0], B.weight_name(op.params["weight"])
     kx = B.n_vars(ctx.shape(op.output)[:-1])
     r_rows, r_col = claim.point[:kx], claim.point[kx:]
-    target, extra = claim.value, []
+    target, extra, libra = claim.value, [], B.libra_for(ctx, claim)
     if op.params.get("bias"):
         bname = B.weight_name(op.params["bias"])
-        bval = ctx.evaluate(bname, r_col)
+        bval = ctx.hat(bname, r_col)
         proof.put_ext(bval[None])
         ctx.transcript.absorb_ext("ops/bias", bval)
         ind = B.indicator_eval(ctx.shape(op.output)[:-1], r_rows)
         target = F.esub(target, F.emul(ind, bval))
         extra.append(B.Claim(bname, r_col, bval))
+        libra += _bias_libra(ctx, extra[-1], ind)
     rho, finals = B.prove_sum(ctx, proof, B.dim_vars(ctx.shape(x)[-1]),
-                              [_bound(ctx, x, r_rows), _bound(ctx, w, r_col)], _DOT, target)
+                              [_bound(ctx, x, r_rows), _bound(ctx, w, r_col)], _DOT, target,
+                              reads=_linear_reads(ctx, op, x, w, r_rows, r_col), libra=libra)
     claims = [B.Claim(x, np.concatenate([r_rows, rho]), finals[0]),
               B.Claim(w, np.concatenate([r_col, rho]), finals[1])]
     return proof, claims + extra + rest
@@ -194,7 +234,7 @@ def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof:
     x, w = op.inputs[0], B.weight_name(op.params["weight"])
     kx = B.n_vars(ctx.shape(op.output)[:-1])
     r_rows, r_col = claim.point[:kx], claim.point[kx:]
-    target, extra = claim.value, []
+    target, extra, libra = claim.value, [], B.libra_for(ctx, claim)
     if op.params.get("bias"):
         bname = B.weight_name(op.params["bias"])
         bval = rd.take_ext(1)[0]
@@ -202,7 +242,9 @@ def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof:
         ind = B.indicator_eval(ctx.shape(op.output)[:-1], r_rows)
         target = F.esub(target, F.emul(ind, bval))
         extra.append(B.Claim(bname, r_col, bval))
-    rho, finals = B.verify_sum(ctx, rd, B.dim_vars(ctx.shape(x)[-1]), 2, _DOT, target)
+        libra += _bias_libra(ctx, extra[-1], ind)
+    rho, finals = B.verify_sum(ctx, rd, B.dim_vars(ctx.shape(x)[-1]), 2, _DOT, target,
+                               reads=_linear_reads(ctx, op, x, w, r_rows, r_col), libra=libra)
     rd.done()
     claims = [B.Claim(x, np.concatenate([r_rows, rho]), finals[0]),
               B.Claim(w, np.concatenate([r_col, rho]), finals[1])]

@@ -70,14 +70,28 @@ def aux(ctx: B.ProverContext, op: Op) -> dict[str, np.ndarray]:
     return _checks(op, ctx.shape(op.inputs[0]), ctx.spec).witness(ctx.value, ctx.strict)
 
 
-def _x_claim(ctx: B.VerifierContext, op: Op, c: B.Claim, rv: np.ndarray) -> B.Claim:
+def _x_point(ctx: B.VerifierContext, op: Op, c: B.Claim) -> np.ndarray:
+    """The output point with the sequence coordinates at ½ (the mean over positions)."""
     b, t, d = ctx.shape(op.inputs[0])
     vb, vt = B.dim_vars(b), B.dim_vars(t)
-    ind = B.indicator_eval((b, d), c.point)
-    total = F.esub(F.eadd(F.emul(F.ext(t), c.value), rv), F.emul(F.ext(t // 2), ind))
     half = F.ext((F.P + 1) // 2)
-    pt = np.concatenate([c.point[:vb], np.tile(half, (vt, 1)), c.point[vb:]])
-    return B.Claim(op.inputs[0], pt, F.emul(total, F.ext(pow(2, -vt, F.P) if vt else 1)))
+    return np.concatenate([c.point[:vb], np.tile(half, (vt, 1)), c.point[vb:]])
+
+
+def _relation(ctx: B.VerifierContext, op: Op, c: B.Claim) -> B.Relation:
+    """``T·y + r − 2^vt·x(·, ½, ·) = ⌊T/2⌋·ind`` at the claim's point."""
+    b, t, d = ctx.shape(op.inputs[0])
+    rname = B.witness_name(op.output, "r")
+    return [(t, c.tensor, c.point, not c.plain), (1, rname, c.point, True),
+            (F.P - (1 << B.dim_vars(t)), op.inputs[0], _x_point(ctx, op, c), True)]
+
+
+def _x_claim(ctx: B.VerifierContext, op: Op, c: B.Claim, rv: np.ndarray, delta: np.ndarray) -> B.Claim:
+    b, t, d = ctx.shape(op.inputs[0])
+    vt = B.dim_vars(t)
+    ind = B.indicator_eval((b, d), c.point)
+    total = F.esub(F.esub(F.eadd(F.emul(F.ext(t), c.value), rv), F.emul(F.ext(t // 2), ind)), delta)
+    return B.Claim(op.inputs[0], _x_point(ctx, op, c), F.emul(total, F.ext(pow(2, -vt, F.P) if vt else 1)))
 
 
 def _pad_rows_table(xs: tuple[int, ...]) -> np.ndarray:
@@ -103,15 +117,16 @@ def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]) -> tuple[
     """Reduce every output claim; range-check the remainder."""
     proof = B.OpProof()
     rname = B.witness_name(op.output, "r")
-    rv = np.stack([ctx.evaluate(rname, c.point) for c in out_claims])
+    rv = np.stack([ctx.hat(rname, c.point) for c in out_claims])
     proof.put_ext(rv)
     ctx.transcript.absorb_ext("ops/pool_r", rv)
+    deltas = [B.prove_relation(ctx, proof, _relation(ctx, op, c), "pool") for c in out_claims]
     claims = [B.Claim(rname, c.point, v) for c, v in zip(out_claims, rv)]
-    claims += [_x_claim(ctx, op, c, v) for c, v in zip(out_claims, rv)]
+    claims += [_x_claim(ctx, op, c, v, dl) for c, v, dl in zip(out_claims, rv, deltas)]
     xs = ctx.shape(op.inputs[0])
     if _has_pad_rows(xs):  # the padded rows of x are zero
         point, vals = B.prove_zero_check(ctx, proof, B.n_vars(xs), [_pad_rows_table(xs), ctx.table(op.inputs[0])],
-                                         _PAD_TERMS)
+                                         _PAD_TERMS, [None, op.inputs[0]])
         claims.append(B.Claim(op.inputs[0], point, vals[1]))
     claims += _checks(op, xs, ctx.spec).prove(ctx, proof)
     return proof, claims
@@ -126,11 +141,12 @@ def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof:
     rname = B.witness_name(op.output, "r")
     rv = rd.take_ext(len(out_claims))
     ctx.transcript.absorb_ext("ops/pool_r", rv)
+    deltas = [B.verify_relation(ctx, rd, _relation(ctx, op, c), "pool") for c in out_claims]
     claims = [B.Claim(rname, c.point, v) for c, v in zip(out_claims, rv)]
-    claims += [_x_claim(ctx, op, c, v) for c, v in zip(out_claims, rv)]
+    claims += [_x_claim(ctx, op, c, v, dl) for c, v, dl in zip(out_claims, rv, deltas)]
     xs = ctx.shape(op.inputs[0])
     if _has_pad_rows(xs):
-        point, vals = B.verify_zero_check(ctx, rd, B.n_vars(xs), 2, _PAD_TERMS)
+        point, vals = B.verify_zero_check(ctx, rd, B.n_vars(xs), 2, _PAD_TERMS, [None, op.inputs[0]])
         if not np.array_equal(vals[0], _pad_rows_eval(xs, point)):
             raise B.Reject(f"mean_pool {op.output}: wrong padded-rows indicator value")
         claims.append(B.Claim(op.inputs[0], point, vals[1]))

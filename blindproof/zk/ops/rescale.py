@@ -222,7 +222,7 @@ def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]) -> tuple[
     gamma = ctx.transcript.challenge_ext("ops/rescale_gamma")
     names = plan.names()
     point, vals = B.prove_zero_check(ctx, proof, B.n_vars(plan.shape),
-                                     [ctx.table(n) for n in names] + plan.tables(), plan.terms(gamma))
+                                     [ctx.table(n) for n in names] + plan.tables(), plan.terms(gamma), names)
     claims = [B.Claim(n, point, v) for n, v in zip(names, vals)]
     if plan.clamp is not None:
         claims += plan.clamp.prove(ctx, proof)
@@ -237,7 +237,7 @@ def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof:
     gamma = ctx.transcript.challenge_ext("ops/rescale_gamma")
     names = plan.names()
     n_pub = 3 + (plan.scaled is not None) + len(plan.q_cols)
-    point, vals = B.verify_zero_check(ctx, rd, B.n_vars(plan.shape), len(names) + n_pub, plan.terms(gamma))
+    point, vals = B.verify_zero_check(ctx, rd, B.n_vars(plan.shape), len(names) + n_pub, plan.terms(gamma), names)
     for got, want in zip(vals[len(names):], plan.public_evals(point)):
         if not np.array_equal(got, want):
             raise B.Reject(f"rescale {op.output}: wrong public table value")

@@ -20,6 +20,7 @@ import numpy as np
 from blindproof.zk import field as F
 from blindproof.zk import mle
 from blindproof.zk.ops import base as B
+from blindproof.zk.ops import blind as BL
 from blindproof.zk.quant.spec import Op, QuantSpec
 from blindproof.zk.quant.tables import table_values
 
@@ -76,6 +77,15 @@ def _split_point(ctx: B.VerifierContext, op: Op, point: np.ndarray):
     return point[:k], point[k], point[k + 1:]
 
 
+def _reads(ctx: B.VerifierContext, op: Op, n: int) -> list[B.Read]:
+    """x1 and x2 are the input with its top last-axis variable fixed to 0 and 1."""
+    b, h, t, half = _half_shape(ctx, op)
+    k = B.dim_vars(b) + B.dim_vars(h) + B.dim_vars(t)
+    x = op.inputs[0]
+    return [(1, x, BL.rounds(k) + [F.ezero()] + BL.rounds(n - k, k)),
+            (2, x, BL.rounds(k) + [F.eone()] + BL.rounds(n - k, k))]
+
+
 def _x_claim(op: Op, rho: np.ndarray, k: int, x1: np.ndarray, x2: np.ndarray, mu: np.ndarray) -> B.Claim:
     pt = np.concatenate([rho[:k], mu[None], rho[k:]])
     return B.Claim(op.inputs[0], pt, F.eadd(x1, F.emul(mu, F.esub(x2, x1))))
@@ -93,7 +103,8 @@ def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]) -> tuple[
     tables = [mle.eq_table(np.concatenate([r_bht, r_j])), np.ascontiguousarray(x2d[:, 0]).reshape(-1),
               np.ascontiguousarray(x2d[:, 1]).reshape(-1), _broadcast(ctx, op, cos), _broadcast(ctx, op, sin)]
     n = c.point.shape[0] - 1
-    rho, finals = B.prove_sum(ctx, proof, n, tables, _terms(r_top), c.value)
+    rho, finals = B.prove_sum(ctx, proof, n, tables, _terms(r_top), c.value, reads=_reads(ctx, op, n),
+                              libra=B.libra_for(ctx, c))
     mu = ctx.transcript.challenge_ext("ops/rope_mu")
     return proof, [_x_claim(op, rho, r_bht.shape[0], finals[1], finals[2], mu)] + list(out_claims[1:])
 
@@ -106,7 +117,8 @@ def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof:
     rd = B.ProofReader(proof)
     c = out_claims[0]
     r_bht, r_top, r_j = _split_point(ctx, op, c.point)
-    rho, finals = B.verify_sum(ctx, rd, n_out - 1, 5, _terms(r_top), c.value)
+    rho, finals = B.verify_sum(ctx, rd, n_out - 1, 5, _terms(r_top), c.value, reads=_reads(ctx, op, n_out - 1),
+                               libra=B.libra_for(ctx, c))
     rd.done()
     if not np.array_equal(finals[0], mle.eq_eval(np.concatenate([r_bht, r_j]), rho)):
         raise B.Reject(f"rope {op.output}: wrong eq value")

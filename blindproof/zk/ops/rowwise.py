@@ -36,6 +36,7 @@ import numpy as np
 from blindproof.zk import field as F
 from blindproof.zk import mle
 from blindproof.zk.ops import base as B
+from blindproof.zk.ops import blind as BL
 
 IND = "ind"  # public: real-entries indicator of the full shape
 
@@ -147,6 +148,25 @@ class Combined:
         sig = [ctx.transcript.challenge_exts(f"ops/{self.label}/sigma", col_vars(self.shape)) for _ in self.shifts]
         return tau, rho, lam, sig
 
+    def _reads(self) -> list[B.Read]:
+        """Full tensors over every variable; per-row tensors over the row variables (the first ones)."""
+        ix = self._index()
+        n = B.n_vars(self.shape)
+        nr = n - col_vars(self.shape)
+        return ([(ix[m], m, BL.rounds(n)) for m in self.full] + [(ix[m], m, BL.rounds(nr)) for m in self.rows])
+
+    def _libra(self, ctx: B.VerifierContext, lam: np.ndarray, rho: np.ndarray, rvals: dict,
+               sig: list, svals: np.ndarray) -> list:
+        """The randomizers inside the claimed sum: the sent row values (weights λ·a_i) and shift values
+        (weights λ^(2+i))."""
+        out: list = []
+        for c, m in self.sum_rhs:
+            if m != IND:
+                out += B.libra_for(ctx, B.Claim(m, rho, rvals[m]), F.emul(lam, _coeff(c)))
+        for (_, q), sg, v, c in zip(self.shifts, sig, svals, self._shift_coeffs(lam)):
+            out += B.libra_for(ctx, B.Claim(q, np.concatenate([rho, sg]), v), c)
+        return out
+
     def _shift_claim(self, lam: np.ndarray, svals: np.ndarray) -> np.ndarray:
         total = F.ezero()
         for c, v in zip(self._shift_coeffs(lam), svals):
@@ -157,21 +177,22 @@ class Combined:
         """Run the combined sumcheck; returns the claims on committed tensors."""
         tau, rho, lam, sig = self._challenges(ctx)
         rhs_names = self._rhs_names()
-        rvals = {n: ctx.evaluate(n, rho) for n in rhs_names}
+        rvals = {n: ctx.hat(n, rho) for n in rhs_names}
         if rhs_names:
             arr = np.stack([rvals[n] for n in rhs_names])
             proof.put_ext(arr)
             ctx.transcript.absorb_ext(f"ops/{self.label}/row_values", arr)
         svals = np.zeros((0, 4), dtype=np.uint32)
         if self.shifts:
-            svals = np.stack([ctx.evaluate(q, np.concatenate([rho, sg])) for (_, q), sg in zip(self.shifts, sig)])
+            svals = np.stack([ctx.hat(q, np.concatenate([rho, sg])) for (_, q), sg in zip(self.shifts, sig)])
             proof.put_ext(svals)
             ctx.transcript.absorb_ext(f"ops/{self.label}/shift_values", svals)
         claim = F.eadd(F.emul(lam, self._rhs(rvals, rho)), self._shift_claim(lam, svals))
         tables = ([ctx.table(n) for n in self.full] + [row_table(ctx.table(n), self.shape) for n in self.rows]
                   + [self._public_table(n) for n in self._publics()]
                   + [mle.eq_table(tau), self._row_weights(rho)] + [self._succ_weights(rho, sg) for sg in sig])
-        point, finals = B.prove_sum(ctx, proof, B.n_vars(self.shape), tables, self._terms(lam), claim)
+        point, finals = B.prove_sum(ctx, proof, B.n_vars(self.shape), tables, self._terms(lam), claim,
+                                    reads=self._reads(), libra=self._libra(ctx, lam, rho, rvals, sig, svals))
         return self._claims(point, finals, rho, rvals) + self._shift_claims(rho, sig, svals)
 
     def verify(self, ctx: B.VerifierContext, rd: B.ProofReader) -> list[B.Claim]:
@@ -189,7 +210,8 @@ class Combined:
             ctx.transcript.absorb_ext(f"ops/{self.label}/shift_values", svals)
         claim = F.eadd(F.emul(lam, self._rhs(rvals, rho)), self._shift_claim(lam, svals))
         ix = self._index()
-        point, finals = B.verify_sum(ctx, rd, B.n_vars(self.shape), len(ix), self._terms(lam), claim)
+        point, finals = B.verify_sum(ctx, rd, B.n_vars(self.shape), len(ix), self._terms(lam), claim,
+                                     reads=self._reads(), libra=self._libra(ctx, lam, rho, rvals, sig, svals))
         rp = row_point(point, self.shape)
         eq_rho = mle.eq_eval(rho, rp) if rp.shape[0] else F.eone()
         want = {"#eq_tau": mle.eq_eval(tau, point) if point.shape[0] else F.eone(),

@@ -220,7 +220,7 @@ def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]) -> tuple[
     g = ctx.transcript.challenge_ext("ops/softmax/gamma")
     names = plan.row_names()
     point, vals = B.prove_zero_check(ctx, proof, B.n_vars(plan.rshape), [ctx.table(n) for n in names],
-                                     plan.row_terms(g))
+                                     plan.row_terms(g), names)
     claims = [B.Claim(n, point, v) for n, v in zip(names, vals)]
     claims += plan.combined(g).prove(ctx, proof)
     claims += plan.checks.prove(ctx, proof)
@@ -233,7 +233,7 @@ def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof:
     rd = B.ProofReader(proof)
     g = ctx.transcript.challenge_ext("ops/softmax/gamma")
     names = plan.row_names()
-    point, vals = B.verify_zero_check(ctx, rd, B.n_vars(plan.rshape), len(names), plan.row_terms(g))
+    point, vals = B.verify_zero_check(ctx, rd, B.n_vars(plan.rshape), len(names), plan.row_terms(g), names)
     claims = [B.Claim(n, point, v) for n, v in zip(names, vals)]
     claims += plan.combined(g).verify(ctx, rd)
     claims += plan.checks.verify(ctx, rd)

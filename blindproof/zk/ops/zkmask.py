@@ -30,6 +30,11 @@ from blindproof.zk import sumcheck as S
 MASK_PREFIX = "zk~mask."
 
 
+def _degrees(n: int, degree: "int | tuple[int, ...]") -> tuple[int, ...]:
+    """One round degree per variable."""
+    return (int(degree),) * int(n) if isinstance(degree, (int, np.integer)) else tuple(int(d) for d in degree)
+
+
 def mask_name(i: int) -> str:
     """Committed name of the ``i``-th mask of a program proof."""
     return f"{MASK_PREFIX}{i}"
@@ -67,9 +72,9 @@ class MaskRecorder(VerifierMasks):
     plan: list = field(default_factory=list)  # (n_vars, degree) per masked sumcheck
     rng: np.random.Generator = field(default_factory=np.random.default_rng)
 
-    def take(self, n: int, degree: int) -> tuple[str, S.MaskPolynomial]:
-        """A mask for a sumcheck of ``n`` variables and round degree ``degree``."""
-        self.plan.append((int(n), int(degree)))
+    def take(self, n: int, degree: "int | tuple[int, ...]") -> tuple[str, S.MaskPolynomial]:
+        """A mask for a sumcheck of ``n`` variables and round degree ``degree`` (or one per round)."""
+        self.plan.append((int(n), _degrees(n, degree)))
         return self.next_name(), S.MaskPolynomial.random(self.rng, n, degree)
 
 
@@ -90,10 +95,12 @@ class ProverMasks(VerifierMasks):
         """The coefficient tables to commit, by name."""
         return {mask_name(i): m.committed_table() for i, m in enumerate(self.masks)}
 
-    def take(self, n: int, degree: int) -> tuple[str, S.MaskPolynomial]:
+    def take(self, n: int, degree: "int | tuple[int, ...]") -> tuple[str, S.MaskPolynomial]:
         """The next committed mask; ValueError if the plan does not match the proof being made."""
         i = self.used
-        if i >= len(self.masks) or (self.masks[i].n_vars, self.masks[i].degree) != (n, degree):
+        degs = _degrees(n, degree)
+        if (i >= len(self.masks) or self.masks[i].n_vars != n or not self.masks[i].fits(degs)
+                or self.masks[i].degree != max(degs, default=self.masks[i].degree)):
             raise ValueError(f"sumcheck {i} (n={n}, degree={degree}) does not match the committed mask plan")
         return self.next_name(), self.masks[i]
 

@@ -1,0 +1,227 @@
+"""Randomized extensions: what a program proof reveals about a committed tensor is uniformly random.
+
+A blinded tensor ``T`` is worked with as its randomized extension (Libra, CRYPTO 2019, §4; Virgo,
+S&P 2020, §5)
+
+    T̂(x) = T̃(x) + x_s (1 − x_s) · Φ_T(x_A),     Φ_T(x_A) = Σ_{w ∈ {0,1}^b} R̃_T(x_A, w) = 2^b · R̃_T(x_A, ½, …, ½)
+
+with ``x_s`` one variable of ``T`` (its *blinding variable*), ``x_A`` the ``a`` variables just above it
+(MSB-first order) and ``R_T`` a fresh random base table of ``2^(a+b)`` entries, committed with the
+trace as ``"zk~blind:<T>"``. ``T̂ = T̃`` on the hypercube, so every sum over the cube is unchanged;
+off the cube ``x_s(1 − x_s) ≠ 0`` and every value the proof reveals about ``T`` carries a fresh
+linear form of ``R_T``.
+
+Rules every protocol follows (each is checked where it applies):
+
+- **Claims mean T̂.** A :class:`~blindproof.zk.ops.base.Claim` on a blinded tensor states ``T̂(p) = v``
+  unless it is marked ``plain`` (``T̃(p) = v``; the lookups' leaf claims, which still reveal). The
+  settler proves ``T̃(p) + z·2^b·R̃_T(p_A, ½) = v`` (``z = p_s(1 − p_s)``) as one linear claim.
+- **Readers sum x_s.** A sumcheck reading ``T`` binds ``x_s`` as one of its rounds, after every
+  variable of ``x_A`` is bound or fixed (:func:`blinder`): in that round the table has degree 2
+  (``sumcheck.Blinder``), and its final value is ``T̂`` at the sumcheck's point.
+- **Producers and sums pay the randomizer back** (:class:`Libra`). A sumcheck whose claimed sum holds a
+  randomized value ``v = T̂(p)`` (an op reducing its output claim, a merge, a row-sum right-hand side)
+  proves ``Σ_x [f(x)] + c·Φ_T(p_A) = v``: ``Φ_T(p_A)`` is itself a sum over ``w``, added as one table
+  ``R̃_T(p_A, x_B)`` over the sumcheck's last ``b`` variables; its final value is a plain claim on
+  ``R_T``.
+- **Linear relations between revealed values** (an ``add``'s split, a range check's limbs, a
+  lookup's tie, a pool's remainder) hold for the ``T̃`` and are off by ``δ = Σ c·z·Φ`` for the
+  ``T̂``: the prover sends ``δ`` with a linear claim on the ``R`` tables (:func:`relate`).
+
+Degrees of freedom: ``Φ_T`` depends on the ``2^a`` sums ``Σ_w R_T(y, w)``; each revealed value about
+``T`` is 4 base-field linear forms, so ``a = 4`` hides up to 4 randomized claims per tensor and
+``a + b = 6`` up to 16 forms in all (the leakage tests count them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from blindproof.zk import field as F
+from blindproof.zk import mle
+from blindproof.zk import sumcheck as S
+
+A_VARS = 4
+B_VARS = 2
+PREFIX = "zk~blind:"
+_HALF = F.ext((F.P + 1) // 2)
+
+
+def blind_name(tensor: str) -> str:
+    """Committed name of a tensor's randomizer table ``R_T``."""
+    return PREFIX + tensor
+
+
+def is_blind_table(name: str) -> bool:
+    """Whether a committed name is a randomizer table."""
+    return name.startswith(PREFIX)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Where a tensor's randomizer lives: blinding variable ``s``, variables ``A`` (indices into the
+    tensor's ``n`` MLE variables, MSB-first) and ``b`` summed variables of ``R``. ``table`` names the
+    committed ``R`` (a relabelled tensor shares its source's)."""
+
+    tensor: str
+    n: int
+    s: int
+    A: tuple[int, ...]
+    table: str
+    b: int = B_VARS
+
+    @property
+    def r_vars(self) -> int:
+        """Variables of the randomizer table."""
+        return len(self.A) + self.b
+
+    def z(self, point: np.ndarray) -> np.ndarray:
+        """``p_s (1 − p_s)``."""
+        ps = point[self.s]
+        return F.emul(ps, F.esub(F.eone(), ps))
+
+    def phi_point(self, point: np.ndarray) -> np.ndarray:
+        """The point of ``R`` whose value times ``2^b`` is ``Φ_T(p_A)``."""
+        pa = point[list(self.A)] if self.A else np.zeros((0, 4), dtype=np.uint32)
+        return np.concatenate([pa, np.tile(_HALF, (self.b, 1))])
+
+    def phi_scale(self) -> np.ndarray:
+        """``2^b``."""
+        return F.ext(1 << self.b)
+
+    def phi(self, R: np.ndarray, point: np.ndarray) -> np.ndarray:
+        """``Φ_T(p_A)`` from the randomizer table (prover, oracle)."""
+        return F.emul(self.phi_scale(), mle.evaluate(R, self.phi_point(point)))
+
+    def hat(self, T: np.ndarray, R: np.ndarray, point: np.ndarray) -> np.ndarray:
+        """``T̂(p)``."""
+        return F.eadd(mle.evaluate(T, point), F.emul(self.z(point), self.phi(R, point)))
+
+    def settle_terms(self, point: np.ndarray) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """``(tensor, point, coefficient)`` terms of the linear claim that settles ``T̂(p) = v``."""
+        return [(self.tensor, point, F.eone()),
+                (self.table, self.phi_point(point), F.emul(self.z(point), self.phi_scale()))]
+
+    def permuted(self, tensor: str, perm: Sequence[int]) -> "Rule":
+        """The rule of a relabelling ``y`` of this tensor with ``y``'s variable ``i`` = this one's
+        ``perm[i]`` (same randomizer table)."""
+        inv = {src: i for i, src in enumerate(perm)}
+        return Rule(tensor, self.n, inv[self.s], tuple(inv[a] for a in self.A), self.table, self.b)
+
+
+def make_rule(tensor: str, n: int, s: int) -> Rule:
+    """A fresh randomizer for ``tensor`` (``n`` variables) with blinding variable ``s``."""
+    if not 0 <= s < n:
+        raise ValueError(f"blinding variable {s} of {tensor!r} outside its {n} variables")
+    a = min(A_VARS, s)
+    return Rule(tensor, n, s, tuple(range(s - a, s)), blind_name(tensor))
+
+
+def sample_tables(rules: Mapping[str, Rule], rng) -> dict[str, np.ndarray]:
+    """Fresh randomizer tables (field elements as int64, the prover's value format), one per source
+    rule; ``rng`` is the OS CSPRNG (``field.SecureRng``) except in tests."""
+    out: dict[str, np.ndarray] = {}
+    for r in rules.values():
+        if r.table == blind_name(r.tensor):
+            out[r.table] = F.random(rng, 1 << r.r_vars).astype(np.int64)
+    return out
+
+
+# --- readers ---------------------------------------------------------------------------------------
+
+View = Sequence["int | np.ndarray"]  # per variable of T: the sumcheck round binding it, or a fixed value
+
+
+def blind_round(rule: Rule, view: View) -> int:
+    """The sumcheck round that binds the blinding variable. ValueError if the view fixes ``x_s`` or
+    binds a variable of ``x_A`` after it (the randomizer would not cancel)."""
+    if len(view) != rule.n:
+        raise ValueError(f"a view of {rule.tensor!r} covers {len(view)} of its {rule.n} variables")
+    rs = view[rule.s]
+    if not isinstance(rs, (int, np.integer)):
+        raise ValueError(f"a reader of {rule.tensor!r} fixes its blinding variable")
+    rs = int(rs)
+    for a in rule.A:
+        v = view[a]
+        if isinstance(v, (int, np.integer)) and int(v) >= rs:
+            raise ValueError(f"a reader of {rule.tensor!r} binds a randomizer variable after the blinding one")
+    return rs
+
+
+def blinder(rule: Rule, R: np.ndarray, table: int, view: View) -> S.Blinder:
+    """The sumcheck blinder of table ``table``, which reads ``T̂`` through ``view``."""
+    rs = blind_round(rule, view)
+
+    def coeff(point: np.ndarray) -> np.ndarray:
+        pa = np.stack([point[int(view[a])] if isinstance(view[a], (int, np.integer)) else view[a]
+                       for a in rule.A]) if rule.A else np.zeros((0, 4), dtype=np.uint32)
+        full = np.concatenate([pa, np.tile(_HALF, (rule.b, 1))])
+        return F.emul(rule.phi_scale(), mle.evaluate(R, full))
+
+    return S.Blinder(table, coeff, rs)
+
+
+def rounds(n: int, offset: int = 0) -> list[int]:
+    """A view piece: ``n`` variables bound by rounds ``offset … offset + n − 1``."""
+    return list(range(offset, offset + n))
+
+
+def fixed(point: np.ndarray) -> list[np.ndarray]:
+    """A view piece: variables fixed to the coordinates of ``point``."""
+    return [point[i] for i in range(point.shape[0])]
+
+
+# --- producers and sums ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Libra:
+    """``coef · Φ_T(p_A)`` added to a sumcheck's sum (see the module docstring)."""
+
+    rule: Rule
+    coef: np.ndarray
+    point: np.ndarray  # a point of T (only its A coordinates matter)
+
+    def width(self, n: int) -> int:
+        """Sumcheck variables the table runs over (its last ``min(n, b)``)."""
+        return min(n, self.rule.b)
+
+    def term_coef(self, n: int) -> np.ndarray:
+        """Coefficient of the table's term: ``coef · 2^−(n − m)`` (the table is constant in the first
+        ``n − m`` variables) times ``2^(b − m)`` (the ``w`` variables it sums itself)."""
+        m = self.width(n)
+        scale = pow(2, self.rule.b - m, F.P) * pow(pow(2, n - m, F.P), F.P - 2, F.P) % F.P
+        return F.emul(self.coef, F.ext(scale))
+
+    def table(self, R: np.ndarray, n: int) -> np.ndarray:
+        """``L(x) = 2^−(b−m) Σ_{w'} R̃_T(p_A, x_last_m, w')`` over ``n`` variables (prover)."""
+        m = self.width(n)
+        pa = self.rule.phi_point(self.point)[: len(self.rule.A)]
+        t = mle.bind_prefix(np.asarray(R, dtype=np.uint32), pa) if pa.shape[0] else F.embed(np.asarray(R, dtype=np.uint32))
+        t = t.reshape(1 << m, 1 << (self.rule.b - m), 4)
+        if self.rule.b > m:  # average the trailing w' (the 2^(b−m) goes into the coefficient)
+            s = np.zeros((1 << m, 4), dtype=np.uint64)
+            for j in range(t.shape[1]):
+                s = (s + t[:, j].astype(np.uint64)) % F.P
+            inv = pow(1 << (self.rule.b - m), F.P - 2, F.P)
+            t = F.emul(s.astype(np.uint32), F.ext(inv))
+        else:
+            t = t.reshape(1 << m, 4)
+        return np.ascontiguousarray(np.tile(t, (1 << (n - m), 1)))
+
+    def claim_point(self, rho: np.ndarray) -> np.ndarray:
+        """The point of ``R`` whose value is the table's final value."""
+        n = rho.shape[0]
+        m = self.width(n)
+        pa = self.rule.phi_point(self.point)[: len(self.rule.A)]
+        return np.concatenate([pa, rho[n - m:], np.tile(_HALF, (self.rule.b - m, 1))])
+
+
+def libra_sum(terms: Sequence[Libra], Rs: Mapping[str, np.ndarray]) -> np.ndarray:
+    """``Σ coef·Φ_T(p_A)`` (tests)."""
+    total = F.ezero()
+    for t in terms:
+        total = F.eadd(total, F.emul(t.coef, t.rule.phi(np.asarray(Rs[t.rule.table], dtype=np.uint32), t.point)))
+    return total
