@@ -214,6 +214,11 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
     for need in ("embed_tokens", "layers", "norm"):
         if need not in kids:
             _fail(_path(prefix, need), "missing (a decoder base needs embed_tokens, layers and norm)")
+    for flag in ("attn_logit_softcapping", "final_logit_softcapping"):
+        if c.get(flag):  # Gemma 2: c * tanh(x / c) on the attention scores / the logits
+            _fail(prefix, f"{flag} = {c[flag]}: soft-capping (c * tanh(x / c)) is not implemented by the "
+                          "Transformer or its integer model (it needs a tanh table between the scores and the "
+                          "softmax); load the model with it set to None only if it was trained without it")
     emb_path = _path(prefix, "embed_tokens")
     scale = embedding_scale(kids["embed_tokens"], emb_path)
     vocab, d = kids["embed_tokens"].weight.shape
@@ -269,10 +274,6 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
             head_dim, kv_heads, scale_attn = hd, kvh, s
         elif (hd, kvh, s) != (head_dim, kv_heads, scale_attn):
             _fail(ap, "head_dim, kv heads or attention scaling differ between layers")
-        for flag in ("attn_logit_softcapping",):
-            if getattr(attn, flag, None) or c.get(flag):
-                _fail(ap, f"{flag} = {c.get(flag)}: attention logit soft-capping (tanh on the scores) is not "
-                          "implemented by the Transformer or its integer model")
 
         mlp, mp = lk["mlp"], _path(lp, "mlp")
         mk = _expect_children(mlp, mp, {"gate_proj", "up_proj", "down_proj", "gate_up_proj", "act_fn",
@@ -321,9 +322,6 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
     eps = _one_flag(eps_all, prefix, "norm epsilons")
     act = _one_flag(acts, prefix, "MLP activations")
     theta, llama3 = _rope_from_module(kids.get("rotary_emb"), c, head_dim, _path(prefix, "rotary_emb"))
-    if c.get("final_logit_softcapping"):
-        _fail(prefix, f"final_logit_softcapping = {c['final_logit_softcapping']}: logit soft-capping is not "
-                      "implemented by the Transformer or its integer model")
     max_seq = int(c["max_position_embeddings"])
     types = c.get("layer_types")
     window = c.get("sliding_window")

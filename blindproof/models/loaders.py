@@ -171,6 +171,9 @@ def from_hf(module: nn.Module, max_seq: int | None = None) -> Transformer:
         if not 1 <= max_seq <= cfg.max_seq:
             raise ValueError(f"max_seq must lie in [1, {cfg.max_seq}], got {max_seq}")
         cfg = TransformerConfig.from_dict({**cfg.to_dict(), "max_seq": max_seq})
+        if "pos_embed.weight" in names:  # learned positions: the first max_seq rows
+            fn, keys = names["pos_embed.weight"]
+            names["pos_embed.weight"] = ((lambda sd, fn=fn: fn(sd)[:max_seq]), keys)
     dtype = next(module.parameters()).dtype
     return _load_mapped(cfg, state, names, ignore=ignore, dtype=dtype)
 
