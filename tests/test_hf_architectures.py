@@ -198,3 +198,12 @@ def test_unmappable_parts_are_named():
                                                         num_attention_heads=4, intermediate_size=64))
     with pytest.raises(UnsupportedModelError, match="classifier: Linear: a head"):
         from_hf(hf)
+
+
+@pytest.mark.parametrize("name", ["llama", "llama-base"])
+def test_persistent_rotary_buffers_are_not_weights(name):
+    hf = ex.build(name)  # older checkpoints saved inv_freq in the state dict
+    rot = hf.model.rotary_emb if name == "llama" else hf.rotary_emb
+    rot._non_persistent_buffers_set.clear()
+    assert any(k.endswith("inv_freq") for k in hf.state_dict())
+    assert from_hf(hf).cfg.n_layers == 2

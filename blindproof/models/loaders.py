@@ -132,7 +132,7 @@ def from_hf(module: nn.Module, max_seq: int | None = None) -> Transformer:
     scale = fields.pop("embed_scale", 1.0)
     fields.pop("pad_token", None)
     state = module.state_dict()
-    ignore: tuple[str, ...] = (".rotary_emb.", ".attn.bias", ".attn.masked_bias", "embeddings.position_ids",
+    ignore: tuple[str, ...] = (".inv_freq", ".original_inv_freq", ".attn.bias", ".attn.masked_bias", "embeddings.position_ids",
                                "embeddings.token_type_ids", ".embed_scale")
     if kind == "bert":
         ignore += (hf_map._path(prefix, "pooler."),)
