@@ -17,7 +17,7 @@ from pathlib import Path
 
 from blindproof.client.cli_args import add_connection_args, cli_errors
 
-MISMATCH_STATUS = 3
+MISMATCH_STATUS = 1  # EXIT_INVALID: the check said no (docs/cli.md, "Exit status")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -134,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # grpc's own C-core messages are not JSON lines; failures it reports reach the log as our events
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     from blindproof.server import ServerConfig
     from blindproof.server import run as run_server
 

@@ -115,12 +115,20 @@ async def serve(cfg: ServerConfig, ready: asyncio.Event | None = None, stop: asy
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     address = f"{cfg.host}:{cfg.port}"
-    if cfg.tls_cert:
-        creds = grpc.ssl_server_credentials([(Path(cfg.tls_key).read_bytes(), Path(cfg.tls_cert).read_bytes())])
-        port = server.add_secure_port(address, creds)
-    else:
-        port = server.add_insecure_port(address)
+    try:
+        if cfg.tls_cert:
+            creds = grpc.ssl_server_credentials([(Path(cfg.tls_key).read_bytes(), Path(cfg.tls_cert).read_bytes())])
+            port = server.add_secure_port(address, creds)
+        else:
+            port = server.add_insecure_port(address)
+    except RuntimeError:  # grpc: "Failed to bind to address ..."
+        port = 0
     if port == 0:
+        if pool is not None:
+            await pool.stop()
+        jobs.close()
+        lock.close()
+        executor.shutdown()
         raise PortInUseError(f"cannot bind {address}: the port is in use or the address is not this machine's")
     await server.start()
     if pool is not None:
