@@ -108,8 +108,19 @@ class InferenceService(pb_grpc.InferenceServicer):
     # --- deploy -------------------------------------------------------------------------------
     async def Deploy(self, request_iterator: AsyncIterator[pb.DeployRequest], context) -> pb.DeployReply:
         await self._authorize(context)
+        # a stream holds an upload slot from its start: one that never sends its header counts too
+        if self.uploads >= self.max_uploads:
+            logs.event("deploy_refused", logging.WARNING, reason="too many uploads", uploads=self.uploads)
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f"too many uploads in progress (limit {self.max_uploads}); try again later")
+        self.uploads += 1
+        try:
+            return await self._deploy(aiter(request_iterator), context)
+        finally:
+            self.uploads -= 1
+
+    async def _deploy(self, it, context) -> pb.DeployReply:
         t0 = time.perf_counter()
-        it = aiter(request_iterator)
         try:
             first = await asyncio.wait_for(anext(it, None), self.upload_idle_s)
         except asyncio.TimeoutError:
@@ -141,11 +152,6 @@ class InferenceService(pb_grpc.InferenceServicer):
                 loaded = await self._deployment(dep_id, context)
                 reply.model_commitment = await asyncio.to_thread(self.commitments.get, dep_id, loaded)
             return reply
-        if self.uploads >= self.max_uploads:
-            logs.event("deploy_refused", logging.WARNING, reason="too many uploads", uploads=self.uploads)
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                f"too many uploads in progress (limit {self.max_uploads}); try again later")
-        self.uploads += 1
         upload = None
         try:
             upload = await asyncio.to_thread(self.store.new_upload)
@@ -184,7 +190,6 @@ class InferenceService(pb_grpc.InferenceServicer):
                                     f"the deploy mode is {header.mode or 'float'!r}")
             info = await asyncio.to_thread(self.store.commit, upload, loaded, header.key_id, header.label)
         finally:
-            self.uploads -= 1
             if upload is not None:
                 upload.unlink(missing_ok=True)  # no-op after a commit; removes any partial upload
         reply = pb.DeployReply(deployment=_info_pb(info), existed=False)
@@ -278,7 +283,27 @@ class InferenceService(pb_grpc.InferenceServicer):
 
     async def Generate(self, request_iterator, context):
         client = await self._authorize(context)
-        it = aiter(request_iterator)
+        # a stream holds its slot from the start: one that never opens a session counts too
+        if self.sessions >= self.max_sessions:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f"too many open generation sessions (limit {self.max_sessions})")
+        if self.sessions_by_client.get(client, 0) >= self.max_sessions_per_client:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f"this client has too many open generation sessions "
+                                f"(limit {self.max_sessions_per_client} per client)")
+        self.sessions += 1
+        self.sessions_by_client[client] = self.sessions_by_client.get(client, 0) + 1
+        try:
+            async for reply in self._session(aiter(request_iterator), context):
+                yield reply
+        finally:
+            self.sessions -= 1
+            left = self.sessions_by_client.pop(client) - 1
+            if left:
+                self.sessions_by_client[client] = left
+
+    async def _session(self, it, context):
+        """One generation session on an open stream (see Generate)."""
         try:
             first = await self._next(it, context)
         except asyncio.TimeoutError:
@@ -290,13 +315,6 @@ class InferenceService(pb_grpc.InferenceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first generate message must open the session")
         dep_id = first.open.deployment_id
         loaded = await self._deployment(dep_id, context)
-        if self.sessions >= self.max_sessions:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                f"too many open generation sessions (limit {self.max_sessions})")
-        if self.sessions_by_client.get(client, 0) >= self.max_sessions_per_client:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                f"this client has too many open generation sessions "
-                                f"(limit {self.max_sessions_per_client} per client)")
         desc = loaded.description
         if desc["kind"] != "transformer":
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "generation needs a transformer deployment")
@@ -304,8 +322,6 @@ class InferenceService(pb_grpc.InferenceServicer):
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "generation needs a causal transformer")
         session = uuid.uuid4().hex[:12]
         cache = KVCache(desc["config"]["n_layers"])
-        self.sessions += 1
-        self.sessions_by_client[client] = self.sessions_by_client.get(client, 0) + 1
         steps, batch, end = 0, None, "ended"
         logs.event("session_open", session=session, deployment=dep_id)
         try:
@@ -339,10 +355,6 @@ class InferenceService(pb_grpc.InferenceServicer):
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
                                 f"session idle for more than {self.session_idle_s:g} s; its cache was dropped")
         finally:
-            self.sessions -= 1
-            left = self.sessions_by_client.pop(client) - 1
-            if left:
-                self.sessions_by_client[client] = left
             logs.event("session_end", session=session, deployment=dep_id, steps=steps, reason=end)
 
     async def _next(self, it, context):
