@@ -127,3 +127,13 @@ def test_ctrl_c_is_one_line_and_130(tmp_path):
     assert proc.returncode == EXIT_INTERRUPTED, err[-2000:]
     assert "Traceback" not in err and err.strip().splitlines()[-1] == "error: interrupted", err[-2000:]
     assert os.listdir(tmp_path) == []  # nothing left behind in the working directory
+
+
+def test_first_run_notice_follows_the_kernel_cache(tmp_path, monkeypatch):
+    from blindproof.commands.warmup import first_run_notice, kernels_cached
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    assert not kernels_cached() and "blindproof warmup" in first_run_notice()
+    (tmp_path / "zk_x").mkdir()
+    (tmp_path / "zk_x" / "_kernels.mul_flat-106.py311.nbi").write_bytes(b"")
+    assert kernels_cached() and first_run_notice() is None
+    assert "warmup" in main.__globals__["build_parser"]().format_help()

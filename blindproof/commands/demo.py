@@ -185,6 +185,11 @@ def run(args: argparse.Namespace) -> int:
             print(identity, file=sys.stderr, flush=True)
             client.delete(dep)
             client.delete(plain)
+            if not args.no_proof:
+                from blindproof.commands.warmup import first_run_notice
+                notice = first_run_notice()
+                if notice:
+                    progress(notice)
             proof = None if args.no_proof else _verified_inference(client, model, key, args.tier,
                                                                    prompt[:, :args.proof_tokens], progress)
     finally:
