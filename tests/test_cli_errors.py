@@ -137,3 +137,9 @@ def test_first_run_notice_follows_the_kernel_cache(tmp_path, monkeypatch):
     (tmp_path / "zk_x" / "_kernels.mul_flat-106.py311.nbi").write_bytes(b"")
     assert kernels_cached() and first_run_notice() is None
     assert "warmup" in main.__globals__["build_parser"]().format_help()
+
+
+def test_verified_proof_prints_short():
+    from blindproof.client.verify import VerifiedProof
+    v = VerifiedProof(b"x" * 3_000_000, b"\x01" * 32, 100.0, 120.0, 0.5, "j", "r")
+    assert len(repr(v)) < 300 and "3000000 bytes" in str(v)

@@ -35,7 +35,7 @@ def test_make_deploy_check(tmp_path, capsys):
         dep = json.loads(out)
         assert code == 0 and dep["expansion"] == 16
 
-        code, out, _ = _main(capsys, "fingerprint", "check", "--deployment", str(record), "--fingerprint", str(fp),
+        code, out, _ = _main(capsys, "fingerprint", "check", "--record", str(record), "--fingerprint", str(fp),
                              "--json")
         verdict = json.loads(out)
         assert code == 0 and verdict["decision"] == "match" and verdict["failures"] == 0
