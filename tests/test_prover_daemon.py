@@ -206,9 +206,9 @@ def test_prove_in_request_progress_stream_and_chunked_download(tmp_path):
         assert client.download_proof(res.job_id, chunk_bytes=1 << 20) == proof
         from blindproof.proto import prover_pb2
         tail = list(client._prover.DownloadProof(prover_pb2.DownloadProofRequest(
-            job_id=res.job_id, chunk_bytes=4, offset=len(proof) - 10), timeout=30))
-        assert b"".join(c.data for c in tail) == proof[-10:] and [c.offset for c in tail] == [len(proof) - 10, len(proof) - 6,
-                                                                                            len(proof) - 2]
+            job_id=res.job_id, chunk_bytes=4096, offset=len(proof) - 10000), timeout=30))
+        assert b"".join(c.data for c in tail) == proof[-10000:]
+        assert [c.offset for c in tail] == [len(proof) - 10000 + 4096 * i for i in range(3)]
         with pytest.raises(grpc.RpcError) as err:
             list(client._prover.DownloadProof(prover_pb2.DownloadProofRequest(job_id=res.job_id, offset=len(proof) + 1),
                                               timeout=30))
@@ -231,8 +231,11 @@ def test_prove_in_request_progress_stream_and_chunked_download(tmp_path):
 
 @pytest.mark.timeout(180)
 def test_queue_full_and_cancellation(tmp_path):
-    with _serve(tmp_path, "--max-queued-per-client", "2", steps=200, step_s=0.05) as srv, \
-            BlindClient(srv.target, client_id="alice") as alice, BlindClient(srv.target, client_id="bob") as bob:
+    tokens = tmp_path / "tokens"  # one named token per client: queue limits count per authenticated identity
+    tokens.write_text("alice alice-token\nbob bob-token\n")
+    tokens.chmod(0o600)
+    with _serve(tmp_path, "--max-queued-per-client", "2", "--token-file", str(tokens), steps=200, step_s=0.05) as srv, \
+            BlindClient(srv.target, token="alice-token") as alice, BlindClient(srv.target, token="bob-token") as bob:
         alice.wait_ready()
         model = _mlp()
         dep = alice.deploy(model, None, mode="integer")

@@ -101,7 +101,7 @@ def test_proof_below_the_floor_is_rejected(case):
     spec, w = case
     weak = pcs.PcsParams(security_bits=20.0)
     from blindproof.zk.commitment import CommitmentKey
-    com, state = pcs.commit(_tables(spec, w), weak, rng=CommitmentKey.generate().rng("test"))
+    com, state = pcs.commit(_tables(spec, w), weak, rng=CommitmentKey.generate().rng("test"), openings=9)
     proof = WF.prove_wellformed(spec, state, weak)
     res = WF.verify_wellformed((spec, com, weak), proof)
     assert not res.ok and "below the floor" in res.reason, res.reason

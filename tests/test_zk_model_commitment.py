@@ -102,7 +102,8 @@ def test_weight_tables_canonical(mlp):
 def _proof_shell(inputs, outputs, settler: PcsProverSettler, mc: ModelCommitment) -> ModelProof:
     return ModelProof(mc.digest(), mc.spec_digest, pcs.PcsParams(), 0, inputs, outputs,
                       settler.trace_com.to_bytes(), b"", settler.trace_opening, settler.weight_opening,
-                      SoundnessFigures(0, 0), settler.trace_claims, settler.weight_claims)
+                      SoundnessFigures(0, 0), settler.trace_claims, settler.weight_claims,
+                      settler.companion_com.to_bytes())
 
 
 def _setup(mlp, cheat: str | None = None):

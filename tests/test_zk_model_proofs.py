@@ -115,6 +115,7 @@ def test_rejects_a_transcript_that_omits_the_trace_commitment(mlp, monkeypatch):
     def commit_without_absorbing(self, tables, transcript):
         self.trace_com, self.trace_state = pcs.commit(
             {k: v for k, v in tables.items() if k not in self.public and not k.startswith("w:")}, self.params)
+        self.companion_com, self.companion_state = pcs.commit_companion(self.weights.commitment.layout)
 
     monkeypatch.setattr(PcsProverSettler, "commit", commit_without_absorbing)
     cheat = prover.prove(inputs)

@@ -246,8 +246,10 @@ def test_rejects_tampered_parts(small, field):
 
 def test_rejects_tampered_merkle_path(small):
     _, com, _, claims, op = small
-    for i in range(0, op.siblings.shape[0], max(1, op.siblings.shape[0] // 10)):
-        bad = _tampered(op, "siblings", lambda a: a.__setitem__((i, 0), a[i, 0] ^ 1))
+    sib = op.siblings[0]
+    for i in range(0, sib.shape[0], max(1, sib.shape[0] // 10)):
+        bad = dataclasses.replace(op, siblings=[sib.copy()])
+        bad.siblings[0][i, 0] ^= 1
         assert not _verify(com, claims, bad).ok
 
 
@@ -332,7 +334,8 @@ def test_transcript_without_commitment_admits_a_forgery(small, monkeypatch):
 
     def broken_absorb(tr, com_, parts):  # the bug: no commitment digest
         tr.absorb_bytes("pcs/n_claims", len(parts).to_bytes(4, "little"))
-        for name, pt, val in parts:
+        for part in parts:  # (tensor, point, value), or the opening's (terms, value, plain)
+            name, pt, val = part if isinstance(part[0], str) else (*part[0][0][:2], part[1])
             tr.absorb_bytes("pcs/claim_tensor", name.encode())
             tr.absorb_ext("pcs/claim_point", pt)
             tr.absorb_ext("pcs/claim_value", val)
@@ -413,7 +416,7 @@ def _forge(lay: pcs.Layout, claims):
     tree = merkle.MerkleTree(matrix)
     forged_com = pcs.Commitment(tree.root, lay)
     op = pcs.Opening(mask_sum, np.stack(rounds), mask_values, u_eval, s_eval, u_prox, s_prox, positions,
-                     np.ascontiguousarray(matrix[:, positions].T), tree.open(positions),
+                     np.ascontiguousarray(matrix[:, positions].T), [tree.open(positions)],
                      *pcs._soundness_tenths(lay, len(parts)))
     return forged_com, op
 

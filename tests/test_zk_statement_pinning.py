@@ -53,9 +53,9 @@ def _weak_proof(prover: ModelProver, inputs, monkeypatch, weak: pcs.PcsParams, *
     query at blowup 2 with ``security_bits`` 1); ``state_params`` also states them in the proof."""
     real_make = pcs.make_layout
 
-    def weak_layout(names, log_sizes, params):
-        lay = real_make(names, log_sizes, pcs.PcsParams(100.0, weak.blowup, weak.proximity_tests))
-        return dataclasses.replace(lay, n_queries=1)
+    def weak_layout(names, log_sizes, params, **kw):
+        lay = real_make(names, log_sizes, pcs.PcsParams(100.0, weak.blowup, weak.proximity_tests), **kw)
+        return dataclasses.replace(lay, n_queries=1, hiding_symbols=lay.openings)
 
     monkeypatch.setattr(pcs, "make_layout", weak_layout)
     try:
@@ -91,9 +91,10 @@ def test_commitment_below_the_floor_or_off_the_rule_does_not_load(mlp):
     with pytest.raises(ValueError, match="floor"):
         commit_model(qm.spec, qm.weights, KEY, pcs.PcsParams(security_bits=60.0))
     # a third party's file: weights committed with one query, stated parameters the default ones
-    weak = pcs.make_layout(prover.commitment.weights.layout.names, prover.commitment.weights.layout.log_sizes,
-                           prover.params)
-    forged = pcs.Commitment(prover.commitment.weights.root, dataclasses.replace(weak, n_queries=1))
+    lay = prover.commitment.weights.layout
+    weak = pcs.make_layout(lay.names, lay.log_sizes, prover.params, openings=lay.openings, masks=False)
+    forged = pcs.Commitment(prover.commitment.weights.root,
+                            dataclasses.replace(weak, n_queries=1, hiding_symbols=weak.openings))
     with pytest.raises(ValueError, match="not the one the parameters give"):
         ModelCommitment(prover.commitment.spec_json, forged, prover.params)
     # and as bytes: the decoder refuses both

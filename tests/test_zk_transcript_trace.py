@@ -218,8 +218,12 @@ class Grammar:
             self.fail("the multiplicity values")
 
     def opening(self) -> None:
-        """Commitment, claims, γ, α, τ, μ, ρ, column sumcheck, mask values, κ, rows, query positions."""
-        self.take("A pcs/commitment", "A pcs/n_claims")
+        """Commitment(s: the weights and their companion are opened together), claims, γ, α, τ, μ, ρ,
+        column sumcheck, mask values, κ, rows, query positions."""
+        self.take("A pcs/commitment")
+        while self.peek() == "A pcs/commitment":
+            self.take("A pcs/commitment")
+        self.take("A pcs/n_claims")
         if not self.many("A pcs/claim_tensor", "A pcs/claim_point", "A pcs/claim_value"):
             self.fail("a claim")
         self.take("C pcs/gamma", "C pcs/gamma_mask", "C pcs/alpha", "C pcs/tau", "A pcs/mask_sum", "C pcs/rho")
@@ -230,8 +234,9 @@ class Grammar:
         self.openings += 1
 
     def model_proof(self) -> "Grammar":
-        """trace commitment, output points, ops (last first), batched lookups, openings (trace, weights)."""
-        self.take("A model/trace-commitment")
+        """trace and companion commitments, output points, ops (last first), batched lookups, openings
+        (trace, weights with the companion)."""
+        self.take("A model/trace-commitment", "A model/companion-commitment")
         if not self.many("C program/output_point"):
             self.fail("an output point")
         while self.peek() == "A ops/op":
@@ -360,14 +365,16 @@ def check_statement_first(tr: Trace, rec_: Recorded) -> None:
 
 
 def check_commitment_first(tr: Trace) -> None:
-    """The trace commitment (a 32-byte digest) is the first frame after the statement, before any
-    challenge."""
+    """The trace commitment (a 32-byte digest) is the first frame after the statement, then the
+    companion commitment, both before any challenge."""
     body = tr.events[2:]
     first_challenge = next(i for i, e in enumerate(body) if e.kind == "challenge")
     commits = [i for i, e in enumerate(body) if e.label == "model/trace-commitment"]
     assert commits == [0], f"trace commitment absorbed at {commits}, first challenge at {first_challenge}"
     assert body[0].kind == "digest" and body[0].size == 32
-    assert first_challenge > 0
+    companions = [i for i, e in enumerate(body) if e.label == "model/companion-commitment"]
+    assert companions == [1] and body[1].kind == "digest" and body[1].size == 32
+    assert first_challenge > 1
 
 
 def check_op_labels(tr: Trace, rec_: Recorded) -> None:

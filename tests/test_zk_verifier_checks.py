@@ -74,7 +74,8 @@ def _prove_statement(prover: ModelProver, inputs, *, outputs=None, spec_digest: 
     return ModelProof(model_digest=digest, spec_digest=sdig, params=stated_params, start=0, inputs=inputs,
                       outputs=stated, trace_commitment=settler.trace_com.to_bytes(), program_proof=program_proof,
                       trace_opening=settler.trace_opening, weight_opening=settler.weight_opening, soundness=figs,
-                      trace_claims=settler.trace_claims, weight_claims=settler.weight_claims)
+                      trace_claims=settler.trace_claims, weight_claims=settler.weight_claims,
+                      companion_commitment=settler.companion_com.to_bytes())
 
 
 def test_forging_helper_is_honest_for_the_honest_statement(mlp):
@@ -115,7 +116,8 @@ def test_c5_weight_layout_other_than_the_specs_does_not_load(mlp):
     name = next(iter(resized))
     resized[name] = np.concatenate([resized[name], np.zeros_like(resized[name])])
     for forged_tables in (extra, resized):
-        com, _ = pcs.commit(forged_tables, prover.params, rng=np.random.default_rng(0))
+        com, _ = pcs.commit(forged_tables, prover.params, rng=np.random.default_rng(0),
+                               openings=prover.commitment.weights.layout.openings)
         m = _commitment_message(prover.commitment)
         m.weights = com.to_bytes()
         with pytest.raises(ProofFileError, match="weight commitment does not match the spec|committed with 2\\^"):
@@ -365,7 +367,7 @@ def _shell(mc, ps, public, *, trace_claims, weight_claims, trace_opening=None, w
     return ModelProof(mc.digest(), mc.spec_digest, mc.params, 0, public, public, ps.trace_com.to_bytes(), b"",
                       ps.trace_opening if trace_opening is None else trace_opening,
                       ps.weight_opening if weight_opening is None else weight_opening,
-                      proof_file.SoundnessFigures(0, 0), trace_claims, weight_claims)
+                      proof_file.SoundnessFigures(0, 0), trace_claims, weight_claims, ps.companion_com.to_bytes())
 
 
 def test_s3_stray_openings_and_claims_without_a_commitment_are_rejected(mlp):

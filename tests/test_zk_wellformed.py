@@ -12,7 +12,7 @@ import pytest
 from blindproof.zk import field as F
 from blindproof.zk import pcs
 from blindproof.zk import wellformed as WF
-from blindproof.zk.commitment import CommitmentKey, commit_model, default_params
+from blindproof.zk.commitment import DEFAULT_BUDGET, CommitmentKey, commit_model, default_params
 from blindproof.zk.ops.base import canonical, weight_name
 from blindproof.zk.quant.reference import _DTYPE_MAX
 from blindproof.zk.quant.spec import Op, QuantSpec, TensorSpec, WeightSpec
@@ -44,7 +44,7 @@ def _weights(rng) -> dict[str, np.ndarray]:
 
 def _commit_tables(spec: QuantSpec, tables: dict[str, np.ndarray]):
     """What a cheating owner commits: any field tables at the right sizes (commit_model's own path)."""
-    return pcs.commit(tables, default_params(), rng=CommitmentKey.generate().rng("test"))
+    return pcs.commit(tables, default_params(), rng=CommitmentKey.generate().rng("test"), openings=DEFAULT_BUDGET + 1)
 
 
 def _parts(spec, com):

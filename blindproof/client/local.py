@@ -44,7 +44,12 @@ def load_local_model(source: str, seed: int = 0) -> nn.Module:
 
 def connect(args: argparse.Namespace, server: str | None = None) -> BlindClient:
     """A BlindClient configured from the connection arguments."""
-    token = args.token_file.read_text().strip() if args.token_file else os.environ.get("BLINDPROOF_TOKEN")
+    token = None
+    if args.token_file:
+        from blindproof.client.cli_args import check_private
+        check_private(args.token_file, "token file")
+        token = args.token_file.read_text().strip()
+    token = token or os.environ.get("BLINDPROOF_TOKEN")
     return BlindClient(server or args.server, root_certificates=args.tls_ca, token=token or None,
                        timeout=args.timeout, server_name=args.server_name)
 

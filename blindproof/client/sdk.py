@@ -237,7 +237,7 @@ class BlindClient:
 
     def __init__(self, target: str, *, root_certificates: str | os.PathLike | bytes | None = None,
                  token: str | None = None, timeout: float = 60.0, retries: int = 3,
-                 max_message_bytes: int = 256 * MiB, chunk_bytes: int = 1 * MiB,
+                 max_message_bytes: int = 256 * MiB, chunk_bytes: int = MiB // 2,
                  server_name: str | None = None, client_id: str | None = None) -> None:
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries}")
@@ -257,7 +257,7 @@ class BlindClient:
         self._stub = pb_grpc.InferenceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
-        if client_id:  # proof-queue limits count per client id (else per peer address)
+        if client_id:  # a label only: the server counts its limits per token name (else per peer address)
             self._metadata += (("x-blindproof-client", client_id),)
         self._prover = prover_pb2_grpc.ProverServiceStub(self._channel)
         self.target = target
@@ -548,9 +548,10 @@ class BlindClient:
         return JobStatus.from_pb(self._call("CancelJob", lambda: self._prover.CancelJob(
             prover_pb2.JobRef(job_id=job_id), timeout=self.timeout, metadata=self._metadata), True))
 
-    def download_proof(self, job_id: str, chunk_bytes: int = 1 * MiB) -> bytes:
+    def download_proof(self, job_id: str, chunk_bytes: int = 0) -> bytes:
         """A finished proof, downloaded in chunks (resumed from the last byte on UNAVAILABLE) and checked
-        against the size and BLAKE3 digest the server states."""
+        against the size and BLAKE3 digest the server states. ``chunk_bytes`` 0 lets the server pick a
+        size that fits its message limit."""
         import blake3
         buf, total, digest = bytearray(), None, ""
         for attempt in range(self.retries + 1):

@@ -10,7 +10,7 @@ proof of another request is caught here, with a :class:`ProofVerificationError` 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
 import numpy as np
@@ -36,13 +36,18 @@ class CommitmentMismatchError(DeploymentDigestError):
 class VerifiedProof:
     """A proof that verified against the client's commitment and its own request and response."""
 
-    proof: bytes
+    proof: bytes = field(repr=False)  # megabytes: printed as its size (see __repr__)
     model_digest: bytes
     provable_bits: float
     conjectured_bits: float
     verify_s: float
     job_id: str = ""
     request_id: str = ""
+
+    def __repr__(self) -> str:
+        return (f"VerifiedProof({len(self.proof)} bytes, model_digest={self.model_digest.hex()[:16]}…, "
+                f"provable_bits={self.provable_bits:.1f}, conjectured_bits={self.conjectured_bits:.1f}, "
+                f"verify_s={self.verify_s:.3f}, job_id={self.job_id!r}, request_id={self.request_id!r})")
 
     def save(self, path) -> None:
         """Write the proof file (``blindproof verify`` checks it offline with the commitment)."""

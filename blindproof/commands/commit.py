@@ -55,15 +55,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "if missing; `blindproof prove` needs it.")
     add_model_args(p)
     p.add_argument("-o", "--out", type=Path, default=Path("model.commit"), help="commitment file (default model.commit)")
+    p.add_argument("--budget", type=int, default=None,
+                   help="proofs per key whose weight openings stay hiding (default 8; at most 63). Fixed by the "
+                        "commitment: each unit adds ~5 KB to every proof; `prove` refuses past it (rotate the key)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from blindproof.zk.commitment import CommitmentKey, commit_model
+    from blindproof.zk.commitment import DEFAULT_BUDGET, MAX_BUDGET, CommitmentKey, commit_model
     from blindproof.zk.pcs import PcsParams
 
     key_path = args.key or Path(str(args.out) + ".key")
+    budget = DEFAULT_BUDGET if args.budget is None else args.budget
+    if not 1 <= budget <= MAX_BUDGET:
+        print(f"error: --budget must be in [1, {MAX_BUDGET}], got {budget}", file=sys.stderr)
+        return 2
     try:
         key = CommitmentKey.load(key_path) if key_path.exists() else None
         params = PcsParams.for_security(args.security)
@@ -77,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         key = CommitmentKey.generate()
         key.save(key_path)
     try:
-        mc, _ = commit_model(qm.spec, qm.weights, key, params)
+        mc, _ = commit_model(qm.spec, qm.weights, key, params, budget)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -87,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     summary = {"model": args.model, "commitment": str(args.out), "key": str(key_path), "digest": mc.digest().hex(),
                "spec_digest": mc.spec_digest.hex(), "weights": len(lay.names),
                "committed_elements": sum(1 << s for s in lay.log_sizes), "file_bytes": args.out.stat().st_size,
+               "budget": mc.budget, "hiding_symbols": lay.hiding_symbols,
                "quantize_s": round(t1 - t0, 3), "commit_s": round(t2 - t1, 3)}
     if args.json:
         print(json.dumps(summary))
@@ -94,5 +102,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.model}: {summary['weights']} weight tensors, {summary['committed_elements']} committed "
               f"elements; committed in {summary['commit_s']:.2f} s (quantized in {summary['quantize_s']:.2f} s)")
         print(f"wrote {args.out} ({summary['file_bytes']} bytes), digest {summary['digest']}")
-        print(f"secret key: {key_path} (keep it with the weights; `blindproof prove` needs it)")
+        print(f"opening budget: {mc.budget} proofs per key ({lay.hiding_symbols} hiding symbols per row)")
+        print(f"secret key: {key_path} (keep it with the weights and its ledger {key_path}.ledger; "
+              "`blindproof prove` needs both)")
     return 0

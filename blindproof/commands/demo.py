@@ -14,6 +14,8 @@ import json
 import sys
 import time
 
+from blindproof.client.cli_args import cli_errors, one_line
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="blind vs plaintext generation through a local server",
@@ -117,6 +119,7 @@ def _verified_inference(client, model, key, tier: str, tokens, progress: Progres
     return out
 
 
+@cli_errors
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -132,6 +135,10 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("error: --proof-tokens must be positive")
     progress = Progress()
     model_name, model, prompt_text = _load_model(args.model, progress)
+    cfg = getattr(model, "cfg", None)
+    if cfg is None or not getattr(cfg, "causal", False) or getattr(cfg, "output", None) != "logits":
+        raise ValueError(f"--model {args.model}: the demo generates text and needs a causal language model "
+                         f"such as tiny-llama")
     prompt_text = args.prompt if args.prompt is not None else prompt_text
     prompt = tokenizer.encode(prompt_text)
     if prompt.shape[1] + args.tokens > model.cfg.max_seq + 1:
@@ -139,11 +146,14 @@ def run(args: argparse.Namespace) -> int:
     server = None
     if args.server is None:
         progress("starting `blindproof serve` on a free localhost port ...")
-        server = ServerProcess().start()
+        try:
+            server = ServerProcess().start()
+        except (RuntimeError, TimeoutError) as exc:
+            raise ConnectionError(f"the local server did not start: {one_line(exc)[-500:]}") from None
     target = args.server or server.target
     try:
         with BlindClient(target) as client:
-            client.wait_ready()
+            client.wait_ready(timeout=30.0 if server is not None else 5.0)
             progress(f"server ready at {target}")
             key = generate_key()
             progress(f"fresh key {key.key_id}; transforming the model locally ({args.tier} tier) and uploading")
@@ -175,6 +185,11 @@ def run(args: argparse.Namespace) -> int:
             print(identity, file=sys.stderr, flush=True)
             client.delete(dep)
             client.delete(plain)
+            if not args.no_proof:
+                from blindproof.commands.warmup import first_run_notice
+                notice = first_run_notice()
+                if notice:
+                    progress(notice)
             proof = None if args.no_proof else _verified_inference(client, model, key, args.tier,
                                                                    prompt[:, :args.proof_tokens], progress)
     finally:

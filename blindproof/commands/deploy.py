@@ -41,11 +41,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "copy, computed at deployment) as a model.commit file for `blindproof verify`.")
     ex.add_argument("--record", type=Path, default=Path("deployment.json"), help="deployment record from `deploy`")
     ex.add_argument("-o", "--output", type=Path, default=Path("model.commit"), help="commitment file to write")
+    ex.add_argument("--json", action="store_true", help="print a JSON summary")
     ex.set_defaults(func=run_export)
 
     ls = sub.add_parser("deployments", help="list or delete deployments on a server")
     add_connection_args(ls)
     ls.add_argument("--delete", metavar="ID", help="delete this deployment instead of listing")
+    ls.add_argument("--json", action="store_true", help="print one JSON object per deployment (or deletion)")
     ls.set_defaults(func=run_list)
 
 
@@ -103,7 +105,10 @@ def run_export(args: argparse.Namespace) -> int:
 
     com = DeploymentRecord.load(args.record).model_commitment()
     com.save(args.output)
-    print(f"model commitment {com.digest().hex()[:16]}… of deployment written to {args.output}")
+    if args.json:
+        print(json.dumps({"commitment_file": str(args.output), "model_digest": com.digest().hex()}))
+    else:
+        print(f"model commitment {com.digest().hex()[:16]}… of deployment written to {args.output}")
     return 0
 
 
@@ -114,9 +119,18 @@ def run_list(args: argparse.Namespace) -> int:
     with connect(args) as client:
         if args.delete:
             client.delete(args.delete)
-            print(f"deleted {args.delete}")
+            print(json.dumps({"deleted": args.delete}) if args.json else f"deleted {args.delete}")
             return 0
-        for d in client.list_deployments():
+        deployments = client.list_deployments()
+    for d in deployments:
+        model = json.loads(d.model_json)
+        if args.json:
             print(json.dumps({"deployment_id": d.deployment_id, "key_id": d.key_id, "label": d.label,
-                              "size_bytes": d.size_bytes, "model": json.loads(d.model_json)}))
+                              "size_bytes": d.size_bytes, "model": model}))
+        else:
+            kind = model.get("kind", "?") + (f" {model['family']}" if "family" in model else "")
+            print(f"{d.deployment_id}  {kind:<20} {d.size_bytes / 1e6:9.2f} MB  "
+                  f"{'key ' + d.key_id[:12] if d.key_id else 'plaintext':<16}  {d.label}")
+    if not deployments and not args.json:
+        print("no deployments")
     return 0

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from blindproof.client.cli_args import add_connection_args, cli_errors
 
-MISMATCH_STATUS = 3
+MISMATCH_STATUS = 1  # EXIT_INVALID: the check said no (docs/cli.md, "Exit status")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -62,10 +62,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     ck = fsub.add_parser("check", help="check which model a server runs for a deployment",
                          description="Send fresh probes (secret references plus harmless noise) through the EE "
                                      "codec like ordinary requests and decide match / mismatch with stated error "
-                                     "probabilities. Exit status 0 on match, 3 on mismatch.")
+                                     "probabilities. Exit status 0 on match, 1 on mismatch (docs/cli.md).")
     add_connection_args(ck, server_required=False)
-    ck.add_argument("--deployment", required=True,
-                    help="deployment id (then give --key) or a deployment record written by `fingerprint deploy`")
+    ck.add_argument("--deployment", "--record", dest="deployment", default="deployment.json",
+                    help="deployment record written by `fingerprint deploy` (default deployment.json, as for "
+                         "infer and generate) or a deployment id (then give --key)")
     ck.add_argument("--fingerprint", type=Path, required=True, help="fingerprint file from `fingerprint make`")
     ck.add_argument("--key", type=Path, help="EE key file of the deployment (with a deployment id)")
     ck.add_argument("--tier", choices=["permute", "rotate"], default="rotate", help="EE tier (with a deployment id)")

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from blindproof.client.cli_args import add_connection_args, cli_errors
+from blindproof.client.cli_args import EXIT_INVALID, add_connection_args, cli_errors
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
                 res = client.infer(dep, x, prove=True, proof_timeout=args.proof_timeout)
             except ProofVerificationError as exc:
                 print(f"error: {exc}", file=sys.stderr)
-                return 3
+                return EXIT_INVALID
             out = res.output
             res.proof.save(args.proof_out)
         else:
@@ -88,5 +88,25 @@ def run(args: argparse.Namespace) -> int:
                                   for p, i in zip(top.values, top.indices)]
     else:
         summary["output"] = out.tolist()
-    print(json.dumps(summary) if args.json else json.dumps(summary, indent=2))
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(_human(summary))
     return 0
+
+
+def _human(summary: dict) -> str:
+    """The summary as a few lines of text (``--json`` prints it as JSON)."""
+    lines = [f"deployment {summary['deployment_id'][:16]}…, output shape {tuple(summary['output_shape'])}"]
+    if "next_tokens" in summary:
+        lines.append("next token: " + ", ".join(
+            (repr(t["text"]) if "text" in t else str(t["id"])) + f" {t['p']:.3f}" for t in summary["next_tokens"]))
+    else:
+        out = summary["output"]
+        text = json.dumps(out)
+        lines.append("output: " + (text if len(text) <= 400 else text[:400] + "…"))
+    if "proof" in summary:
+        p = summary["proof"]
+        lines.append(f"proof VERIFIED ({p['bytes'] / 1e6:.2f} MB, {p['provable_bits']} provable bits), written to "
+                     f"{p['file']}")
+    return "\n".join(lines)

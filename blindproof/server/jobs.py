@@ -26,6 +26,8 @@ from typing import Iterator
 import blake3
 import numpy as np
 
+from blindproof.server.store import private
+
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 ACTIVE = (QUEUED, RUNNING)
 FINAL = (DONE, FAILED, CANCELLED)
@@ -125,7 +127,12 @@ class JobStore:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # owner only: the database holds every served input and output and every proof (SQLite gives
+        # its -wal and -shm files the database file's mode)
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        for p in (self.path, Path(str(self.path) + "-wal"), Path(str(self.path) + "-shm")):
+            private(p, 0o600)
         self.max_queued_per_client = max_queued_per_client
         self.keep_requests = keep_requests
         self.max_attempts = max_attempts

@@ -91,7 +91,8 @@ class ZkProver:
             progress(0.02, "loading the integer model")
             loaded = load_integer(job.model_path, "blake3:" + job.deployment_id)
             progress(0.05, "committing to the model")
-            self._provers = {job.deployment_id: ModelProver.create(loaded.quantized, CommitmentKey(loaded.commitment_key))}
+            self._provers = {job.deployment_id: ModelProver.create(loaded.quantized, CommitmentKey(loaded.commitment_key),
+                                                                   ledger=f"{job.model_path}.ledger")}
         return self._provers[job.deployment_id]
 
     def prove(self, job: ProofJob, progress: Progress) -> bytes:

@@ -17,6 +17,7 @@ from blindproof.proto import inference_pb2 as pb
 from blindproof.proto import inference_pb2_grpc as pb_grpc
 from blindproof.proto.tensors import WireTensorError, from_proto, to_proto
 from blindproof.server import logs
+from blindproof.server.guard import short, storage_status
 from blindproof.server.commitments import CommitmentCache
 from blindproof.server.executor import BadInputError, Executor, check_input, forward
 from blindproof.server.integer_executor import (IntegerInputError, check_integer_input, integer_forward,
@@ -36,30 +37,47 @@ def _info_pb(info: DeploymentInfo) -> pb.Deployment:
 class InferenceService(pb_grpc.InferenceServicer):
     """Deploy, list, delete, infer and generate; every failure maps to a gRPC status with a clear message."""
 
-    def __init__(self, store: ModelStore, executor: Executor, token: str | None = None,
+    def __init__(self, store: ModelStore, executor: Executor, token: str | dict[str, str] | None = None,
                  max_model_bytes: int = 4 << 30, session_idle_s: float = 300.0, max_sessions: int = 64,
-                 jobs=None, prover=None) -> None:
+                 jobs=None, prover=None, max_sessions_per_client: int | None = None, upload_idle_s: float = 60.0,
+                 max_uploads: int = 8) -> None:
         self.jobs = jobs  # blindproof.server.jobs.JobStore: keeps integer inferences so they can be proved
         self.prover = prover  # blindproof.server.prover_service.ProverServicer: queues proof jobs
         self.store = store
         self.executor = executor
-        self._token = token.encode() if token else None
+        # named bearer tokens: the name is the caller's identity (queue and session limits count per identity)
+        if isinstance(token, str):
+            token = {"token": token}
+        self._tokens = [(name, t.encode()) for name, t in token.items()] if token else None
         self.max_model_bytes = max_model_bytes
         self.session_idle_s = session_idle_s
         self.max_sessions = max_sessions
+        self.max_sessions_per_client = max_sessions_per_client or max_sessions
+        self.upload_idle_s = upload_idle_s
+        self.max_uploads = max_uploads
         self.sessions = 0
+        self.sessions_by_client: dict[str, int] = {}
+        self.uploads = 0
         self.commitments = CommitmentCache()  # integer deployments: the model commitment, returned on deploy
 
     # --- helpers ------------------------------------------------------------------------------
-    async def _authorize(self, context: grpc.aio.ServicerContext) -> None:
-        if self._token is None:
-            return
+    async def _authorize(self, context: grpc.aio.ServicerContext) -> str:
+        """Check the bearer token; returns the caller's identity: the token's name, or (no token
+        configured) the peer's address without its port. Never a value the client picks freely."""
+        if self._tokens is None:
+            return peer_host(context)
         meta = dict(context.invocation_metadata() or ())
         value = meta.get("authorization", "")
         if not value.startswith("Bearer "):
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing bearer token (metadata 'authorization')")
-        if not hmac.compare_digest(value[len("Bearer "):].encode(), self._token):
+        given = value[len("Bearer "):].encode()
+        found = None
+        for name, token in self._tokens:  # compare with every token: the time taken does not tell which matched
+            if hmac.compare_digest(given, token):
+                found = name
+        if found is None:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid bearer token")
+        return "token:" + found
 
     async def _deployment(self, dep_id: str, context) -> LoadedModel:
         try:
@@ -72,7 +90,7 @@ class InferenceService(pb_grpc.InferenceServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown deployment {dep_id}")
         except ModelFormatError as exc:  # the stored file was damaged on disk
             logs.event("store_corrupt", logging.ERROR, deployment=dep_id, error=str(exc))
-            await context.abort(grpc.StatusCode.DATA_LOSS, f"stored deployment {dep_id} is damaged: {exc}")
+            await context.abort(grpc.StatusCode.DATA_LOSS, f"stored deployment {dep_id} is damaged")
 
     @staticmethod
     async def _tensor(msg, context):
@@ -90,8 +108,23 @@ class InferenceService(pb_grpc.InferenceServicer):
     # --- deploy -------------------------------------------------------------------------------
     async def Deploy(self, request_iterator: AsyncIterator[pb.DeployRequest], context) -> pb.DeployReply:
         await self._authorize(context)
+        # a stream holds an upload slot from its start: one that never sends its header counts too
+        if self.uploads >= self.max_uploads:
+            logs.event("deploy_refused", logging.WARNING, reason="too many uploads", uploads=self.uploads)
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f"too many uploads in progress (limit {self.max_uploads}); try again later")
+        self.uploads += 1
+        try:
+            return await self._deploy(aiter(request_iterator), context)
+        finally:
+            self.uploads -= 1
+
+    async def _deploy(self, it, context) -> pb.DeployReply:
         t0 = time.perf_counter()
-        first = await anext(aiter(request_iterator), None)
+        try:
+            first = await asyncio.wait_for(anext(it, None), self.upload_idle_s)
+        except asyncio.TimeoutError:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"no deploy header within {self.upload_idle_s:g} s")
         if first is None or first.WhichOneof("part") != "header":
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first deploy message must be the header")
         header = first.header
@@ -107,7 +140,7 @@ class InferenceService(pb_grpc.InferenceServicer):
                                 f"{self.max_model_bytes} bytes")
         if header.mode not in DEPLOY_MODES:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"unknown deploy mode {header.mode!r}; expected one of {list(DEPLOY_MODES)}")
+                                f"unknown deploy mode {short(header.mode, 40)}; expected one of {list(DEPLOY_MODES)}")
         if self.store.exists(dep_id):  # content-addressed: the same digest is the same model
             existing = self.store.info(dep_id)
             if (header.mode == "integer") != ('"kind":"integer"' in existing.model_json):
@@ -119,11 +152,22 @@ class InferenceService(pb_grpc.InferenceServicer):
                 loaded = await self._deployment(dep_id, context)
                 reply.model_commitment = await asyncio.to_thread(self.commitments.get, dep_id, loaded)
             return reply
-        upload = self.store.new_upload()
+        upload = None
         try:
+            upload = await asyncio.to_thread(self.store.new_upload)
             received = 0
             with open(upload, "wb") as f:
-                async for msg in request_iterator:
+                while True:
+                    try:
+                        msg = await asyncio.wait_for(anext(it), self.upload_idle_s)
+                    except StopAsyncIteration:
+                        break
+                    except asyncio.TimeoutError:
+                        logs.event("deploy_refused", logging.WARNING, reason="stalled upload", deployment=dep_id,
+                                   received=received)
+                        await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                            f"upload stalled: nothing received for {self.upload_idle_s:g} s "
+                                            f"({received} of {header.total_bytes} bytes); nothing was stored")
                     if msg.WhichOneof("part") != "chunk":
                         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "only one deploy header is allowed")
                     received += len(msg.chunk)
@@ -146,7 +190,8 @@ class InferenceService(pb_grpc.InferenceServicer):
                                     f"the deploy mode is {header.mode or 'float'!r}")
             info = await asyncio.to_thread(self.store.commit, upload, loaded, header.key_id, header.label)
         finally:
-            upload.unlink(missing_ok=True)  # no-op after a commit; removes any partial upload
+            if upload is not None:
+                upload.unlink(missing_ok=True)  # no-op after a commit; removes any partial upload
         reply = pb.DeployReply(deployment=_info_pb(info), existed=False)
         if is_integer(loaded):  # commit as the prover will, so the client can compare with its own
             reply.model_commitment = await asyncio.to_thread(self.commitments.get, dep_id, loaded)
@@ -162,10 +207,12 @@ class InferenceService(pb_grpc.InferenceServicer):
     async def DeleteDeployment(self, request, context) -> pb.DeleteDeploymentReply:
         await self._authorize(context)
         try:
-            self.store.delete(check_id(request.deployment_id))
-            self.commitments.drop(request.deployment_id)
+            check_id(request.deployment_id)
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        try:
+            await asyncio.to_thread(self.store.delete, request.deployment_id)
+            self.commitments.drop(request.deployment_id)
         except UnknownDeploymentError:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown deployment {request.deployment_id}")
         logs.event("delete", deployment=request.deployment_id)
@@ -173,12 +220,12 @@ class InferenceService(pb_grpc.InferenceServicer):
 
     # --- inference ----------------------------------------------------------------------------
     async def Infer(self, request: pb.InferRequest, context) -> pb.InferReply:
-        await self._authorize(context)
+        client = await self._authorize(context)
         t0 = time.perf_counter()
         loaded = await self._deployment(request.deployment_id, context)
         x = await self._tensor(request.input, context)
         if is_integer(loaded):
-            return await self._infer_integer(request, loaded, x, context, t0)
+            return await self._infer_integer(request, loaded, x, context, t0, client)
         if request.prove:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                                 "proofs speak about integer models; deploy this model in integer mode to prove it")
@@ -195,7 +242,8 @@ class InferenceService(pb_grpc.InferenceServicer):
                    ms=round(1e3 * (time.perf_counter() - t0), 3))
         return pb.InferReply(output=to_proto(out))
 
-    async def _infer_integer(self, request: pb.InferRequest, loaded, x, context, t0: float) -> pb.InferReply:
+    async def _infer_integer(self, request: pb.InferRequest, loaded, x, context, t0: float,
+                             client: str) -> pb.InferReply:
         """Run the integer program, keep the inference for proving, queue a proof when asked."""
         start = int(request.start)
         try:
@@ -209,11 +257,21 @@ class InferenceService(pb_grpc.InferenceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"integer model rejected the input: {exc}")
         request_id = job_id = ""
         if self.jobs is not None:
-            from blindproof.server.prover_service import client_of
-            client = client_of(context)
             outputs = {loaded.quantized.spec.outputs[0]: out.numpy()}
-            request_id = await asyncio.to_thread(self.jobs.record_request, request.deployment_id, client, start,
-                                                 integer_inputs(loaded, x), outputs)
+            try:
+                request_id = await asyncio.to_thread(self.jobs.record_request, request.deployment_id, client, start,
+                                                     integer_inputs(loaded, x), outputs)
+            except Exception as exc:
+                mapped = storage_status(exc)
+                if mapped is None:
+                    raise
+                # the answer is computed: without a proof asked for, it is returned (just not kept for proving)
+                logs.event("request_not_kept", logging.ERROR, deployment=request.deployment_id,
+                           error_type=type(exc).__name__, error=str(exc)[:1000], prove=bool(request.prove))
+                if request.prove:
+                    await context.abort(mapped[0], mapped[1].replace("nothing was stored",
+                                                                     "the inference cannot be kept for proving"))
+                request_id = ""
             if request.prove and self.prover is not None:
                 note = f"; the inference is kept as request {request_id} (prove it later with Prove)"
                 job_id = (await self.prover.submit(request_id, client, context, note)).job_id
@@ -224,8 +282,28 @@ class InferenceService(pb_grpc.InferenceServicer):
         return pb.InferReply(output=to_proto(out), request_id=request_id, job_id=job_id)
 
     async def Generate(self, request_iterator, context):
-        await self._authorize(context)
-        it = aiter(request_iterator)
+        client = await self._authorize(context)
+        # a stream holds its slot from the start: one that never opens a session counts too
+        if self.sessions >= self.max_sessions:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f"too many open generation sessions (limit {self.max_sessions})")
+        if self.sessions_by_client.get(client, 0) >= self.max_sessions_per_client:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f"this client has too many open generation sessions "
+                                f"(limit {self.max_sessions_per_client} per client)")
+        self.sessions += 1
+        self.sessions_by_client[client] = self.sessions_by_client.get(client, 0) + 1
+        try:
+            async for reply in self._session(aiter(request_iterator), context):
+                yield reply
+        finally:
+            self.sessions -= 1
+            left = self.sessions_by_client.pop(client) - 1
+            if left:
+                self.sessions_by_client[client] = left
+
+    async def _session(self, it, context):
+        """One generation session on an open stream (see Generate)."""
         try:
             first = await self._next(it, context)
         except asyncio.TimeoutError:
@@ -237,9 +315,6 @@ class InferenceService(pb_grpc.InferenceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first generate message must open the session")
         dep_id = first.open.deployment_id
         loaded = await self._deployment(dep_id, context)
-        if self.sessions >= self.max_sessions:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                f"too many open generation sessions (limit {self.max_sessions})")
         desc = loaded.description
         if desc["kind"] != "transformer":
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "generation needs a transformer deployment")
@@ -247,7 +322,6 @@ class InferenceService(pb_grpc.InferenceServicer):
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "generation needs a causal transformer")
         session = uuid.uuid4().hex[:12]
         cache = KVCache(desc["config"]["n_layers"])
-        self.sessions += 1
         steps, batch, end = 0, None, "ended"
         logs.event("session_open", session=session, deployment=dep_id)
         try:
@@ -281,7 +355,6 @@ class InferenceService(pb_grpc.InferenceServicer):
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
                                 f"session idle for more than {self.session_idle_s:g} s; its cache was dropped")
         finally:
-            self.sessions -= 1
             logs.event("session_end", session=session, deployment=dep_id, steps=steps, reason=end)
 
     async def _next(self, it, context):
@@ -290,3 +363,9 @@ class InferenceService(pb_grpc.InferenceServicer):
             return await asyncio.wait_for(anext(it), self.session_idle_s)
         except StopAsyncIteration:
             return None
+
+
+def peer_host(context) -> str:
+    """The caller's address without its port (``ipv4:127.0.0.1:54321`` -> ``ipv4:127.0.0.1``)."""
+    peer = context.peer() or "unknown"
+    return peer.rsplit(":", 1)[0] if peer.count(":") >= 2 else peer

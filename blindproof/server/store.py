@@ -27,6 +27,16 @@ from blindproof.models.serialize import DIGEST_PREFIX, LoadedModel, canonical_js
 _ID = re.compile(r"^[0-9a-f]{64}$")
 
 
+def private(path: Path, mode: int) -> None:
+    """Make ``path`` the owner's only (``mode`` 0600 or 0700) unless it already is."""
+    import stat
+    try:
+        if stat.S_IMODE(path.stat().st_mode) & 0o077:
+            os.chmod(path, mode)
+    except FileNotFoundError:
+        pass
+
+
 class UnknownDeploymentError(KeyError):
     """No deployment with this id."""
 
@@ -67,8 +77,9 @@ class ModelStore:
         self.device = device
         self.models_dir = self.root / "models"
         self.uploads_dir = self.root / "uploads"
-        self.models_dir.mkdir(parents=True, exist_ok=True)
-        self.uploads_dir.mkdir(parents=True, exist_ok=True)
+        for d in (self.root, self.models_dir, self.uploads_dir):  # owner only: served models are private
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private(d, 0o700)
         self._cache: OrderedDict[str, LoadedModel] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -83,6 +94,8 @@ class ModelStore:
                 p.unlink(missing_ok=True)
         for p in self.models_dir.glob("*.tmp"):
             p.unlink(missing_ok=True)
+        for p in self.models_dir.iterdir():  # stores written before files were made private
+            private(p, 0o600)
 
     def _model_path(self, dep_id: str) -> Path:
         return self.models_dir / f"{check_id(dep_id)}.safetensors"
@@ -120,7 +133,10 @@ class ModelStore:
         info = DeploymentInfo(dep_id, loaded.digest, key_id, label, canonical_json(loaded.description),
                               upload.stat().st_size, time.time())
         tmp_info = path.with_suffix(".json.tmp")
-        tmp_info.write_text(json.dumps(asdict(info)))
+        fd = os.open(tmp_info, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(asdict(info)))
+        os.chmod(upload, 0o600)
         os.replace(tmp_info, path.with_suffix(".json"))
         os.replace(upload, path)  # the commit point
         self._remember(dep_id, loaded)

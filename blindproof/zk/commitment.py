@@ -18,13 +18,23 @@ transcripts absorb first. The file form is the ``ModelCommitment`` protobuf mess
 Hiding randomness. The weight commitment must be reproducible by the prover (it opens the same rows
 later) yet unpredictable to everyone else. It is drawn from BLAKE3's keyed XOF under a 32-byte secret
 :class:`CommitmentKey` that the model owner keeps next to the weights; a fresh key per model.
+
+Hiding over many proofs. The weight commitment is reused by every proof, so it keeps no mask rows
+(each proof brings a fresh companion commitment with them, :func:`pcs.commit_companion`) and its rows
+carry ``t_h = (B + 1) · t`` hiding symbols for an opening budget of ``B`` proofs (plus the
+commitment's own well-formedness proof): any ``t_h`` opened positions are uniform, whatever the
+weights. The budget is part of the commitment (its layout, hence its digest). An
+:class:`OpeningLedger` kept beside the key (``<key file>.ledger``) records the positions opened under
+the key, and the prover refuses a proof that would take them past ``t_h``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import stat
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Mapping
@@ -42,6 +52,13 @@ from blindproof.zk.wellformed import prove_wellformed
 KEY_BYTES = 32
 _KEY_MAGIC = b"BPKEY1\n"
 DEFAULT_SECURITY = 104.0  # commitment target: the whole proof (union bound) stays ≥ 100 provable bits
+# proofs per key whose opened weight columns stay uniform. Each unit adds t hiding symbols per row:
+# 16·(1 + P)·t bytes per proof (~5 KB at t ≈ 155) and, past C + t_h − t > C, a longer code (commit
+# time ×2): 8 keeps tiny-llama's proof within a few per cent of the once-opened size, gpt2-block's
+# commit at ×2; a spent key is rotated (:func:`rotate`) for the cost of one commitment.
+DEFAULT_BUDGET = 8
+MAX_BUDGET = pcs.MAX_OPENINGS - 1
+LEDGER_SUFFIX = ".ledger"
 
 
 def default_params() -> pcs.PcsParams:
@@ -75,9 +92,11 @@ class KeyedFieldRng:
 
 @dataclass(frozen=True)
 class CommitmentKey:
-    """The model owner's 32-byte secret from which the weight commitment's hiding randomness comes."""
+    """The model owner's 32-byte secret from which the weight commitment's hiding randomness comes.
+    ``path``: the key file it was loaded from or saved to (its opening ledger lives beside it)."""
 
     secret: bytes
+    path: Path | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.secret, bytes) or len(self.secret) != KEY_BYTES:
@@ -93,10 +112,17 @@ class CommitmentKey:
         return KeyedFieldRng(self.secret, label)
 
     def save(self, path: str | Path) -> None:
-        """Write the key readable by its owner only."""
+        """Write the key readable by its owner only (and remember where: its ledger goes beside it)."""
         p = Path(path)
         p.write_bytes(_KEY_MAGIC + self.secret.hex().encode("ascii") + b"\n")
         os.chmod(p, stat.S_IRUSR | stat.S_IWUSR)
+        object.__setattr__(self, "path", p)
+
+    def ledger(self) -> "OpeningLedger":
+        """The opening ledger of this key: ``<key file>.ledger`` for a key read from or written to a
+        file, else an in-memory ledger (a key that never touches disk: its budget holds for the life of
+        the process only, so such a key must not be used again after a restart)."""
+        return OpeningLedger(Path(str(self.path) + LEDGER_SUFFIX) if self.path is not None else None)
 
     @staticmethod
     def load(path: str | Path) -> "CommitmentKey":
@@ -105,9 +131,156 @@ class CommitmentKey:
         if not data.startswith(_KEY_MAGIC) or len(data) != len(_KEY_MAGIC) + 2 * KEY_BYTES + 1:
             raise ValueError(f"{path}: not a blindproof commitment key file")
         try:
-            return CommitmentKey(bytes.fromhex(data[len(_KEY_MAGIC):-1].decode("ascii")))
+            return CommitmentKey(bytes.fromhex(data[len(_KEY_MAGIC):-1].decode("ascii")), Path(path))
         except ValueError:
             raise ValueError(f"{path}: corrupt commitment key") from None
+
+
+# --- the opening budget ---------------------------------------------------------------------------
+
+class OpeningBudgetExceeded(ValueError):
+    """A proof would open more distinct positions of a reused commitment than it has hiding symbols."""
+
+
+class LedgerError(ValueError):
+    """An opening ledger file is unreadable or corrupt (never reset silently: a reset would let the
+    prover open positions again and void the hiding budget)."""
+
+
+_LEDGER_FORMAT = "blindproof.opening-ledger"
+_LEDGER_VERSION = 1
+
+
+class OpeningLedger:
+    """The set of positions opened under a key, per reused commitment (keyed by its PCS digest).
+
+    File-backed (``path``) or in memory (``path=None``). :meth:`charge` adds an opening's positions and
+    refuses (:class:`OpeningBudgetExceeded`, nothing recorded) when the distinct positions would exceed
+    the commitment's hiding symbols; a file-backed ledger is re-read and written atomically (temporary
+    file, fsync, rename, fsync of the directory) under an exclusive lock before :meth:`charge` returns,
+    so the positions are on disk before any column leaves the prover, and processes sharing the file
+    never lose each other's openings. A corrupt file raises :class:`LedgerError`."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self._lock = threading.Lock()
+        self._mem: dict[str, tuple[int, set[int]]] = {}
+        if self.path is not None:
+            self._load()  # a corrupt ledger is an error now, not at the first proof
+
+    def __repr__(self) -> str:
+        return f"OpeningLedger({str(self.path) if self.path else 'in memory'})"
+
+    # -- file form --
+    def _load(self) -> dict[str, tuple[int, set[int]]]:
+        if self.path is None:
+            return self._mem
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise LedgerError(f"{self.path}: cannot read the opening ledger: {exc}") from None
+        try:
+            doc = json.loads(raw.decode("utf-8"))
+            if doc.get("format") != _LEDGER_FORMAT:
+                raise ValueError("not an opening ledger")
+            if doc.get("version") != _LEDGER_VERSION:
+                raise ValueError(f"unsupported ledger version {doc.get('version')!r}")
+            body = doc["commitments"]
+            if blake3.blake3(_canonical(body)).hexdigest() != doc.get("blake3"):
+                raise ValueError("checksum mismatch")
+            out: dict[str, tuple[int, set[int]]] = {}
+            for key, ent in body.items():
+                limit, pos = int(ent["hiding_symbols"]), ent["positions"]
+                if len(key) != 64 or not all(isinstance(p, int) and 0 <= p < 1 << 32 for p in pos):
+                    raise ValueError("malformed entry")
+                if len(set(pos)) != len(pos) or len(pos) > limit:
+                    raise ValueError("positions repeated or over the budget")
+                out[key] = (limit, set(pos))
+            return out
+        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+            raise LedgerError(f"{self.path}: the opening ledger is corrupt ({exc}); refusing to prove with this "
+                              "key (restore the ledger from a backup, or rotate to a fresh key)") from None
+
+    def _store(self, entries: dict[str, tuple[int, set[int]]]) -> None:
+        if self.path is None:
+            self._mem = entries
+            return
+        body = {k: {"hiding_symbols": lim, "positions": sorted(pos)} for k, (lim, pos) in sorted(entries.items())}
+        doc = {"format": _LEDGER_FORMAT, "version": _LEDGER_VERSION, "commitments": body,
+               "blake3": blake3.blake3(_canonical(body)).hexdigest()}
+        tmp = self.path.with_name(f"{self.path.name}.tmp.{os.getpid()}.{threading.get_ident()}")
+        with open(tmp, "wb") as fh:
+            fh.write(json.dumps(doc, sort_keys=True).encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, stat.S_IRUSR | stat.S_IWUSR)
+        os.replace(tmp, self.path)
+        dfd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    def _locked(self):
+        """An exclusive lock over processes (``<ledger>.lock``) and threads."""
+        import contextlib
+        import fcntl
+
+        @contextlib.contextmanager
+        def cm():
+            with self._lock:
+                if self.path is None:
+                    yield
+                    return
+                fd = os.open(str(self.path) + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                    yield
+                finally:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                    os.close(fd)
+        return cm()
+
+    # -- API --
+    def opened(self, com: pcs.Commitment) -> frozenset[int]:
+        """The positions of ``com`` opened so far."""
+        with self._locked():
+            return frozenset(self._load().get(com.digest().hex(), (0, set()))[1])
+
+    def remaining(self, com: pcs.Commitment) -> int:
+        """Positions that may still be opened before the hiding symbols run out."""
+        return com.layout.hiding_symbols - len(self.opened(com))
+
+    def openings_left(self, com: pcs.Commitment) -> int:
+        """Openings certainly left (each opens at most ``t`` new positions)."""
+        return max(0, self.remaining(com)) // com.layout.n_queries
+
+    def charge(self, com: pcs.Commitment, positions) -> int:
+        """Record an opening's ``positions``; returns the positions left. Raises
+        :class:`OpeningBudgetExceeded` (recording nothing) past the budget."""
+        pos = {int(p) for p in np.asarray(positions).reshape(-1)}
+        limit = com.layout.hiding_symbols
+        key = com.digest().hex()
+        with self._locked():
+            entries = self._load()
+            have = entries.get(key, (limit, set()))[1]
+            new = have | pos
+            if len(new) > limit:
+                raise OpeningBudgetExceeded(
+                    f"this opening would reveal {len(new)} distinct positions of the weight commitment, over its "
+                    f"{limit} hiding symbols ({len(have)} opened so far{' in ' + str(self.path) if self.path else ''}): "
+                    "further proofs would leak the weights; rotate to a fresh key (commitment.rotate)")
+            if new != have:
+                entries = dict(entries)
+                entries[key] = (limit, new)
+                self._store(entries)
+            return limit - len(new)
+
+
+def _canonical(body) -> bytes:
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
 # --- the commitment -------------------------------------------------------------------------------
@@ -133,6 +306,11 @@ class ModelCommitment:
         if not isinstance(self.wellformed, bytes):
             raise TypeError("ModelCommitment: wellformed must be bytes")
         check_params(self.params, self.weights.layout)
+
+    @property
+    def budget(self) -> int:
+        """Proofs per key whose weight openings stay hiding (fixed by the commitment's layout)."""
+        return self.weights.layout.openings - 1
 
     @cached_property
     def spec(self) -> QuantSpec:
@@ -253,8 +431,16 @@ def check_floor(params: pcs.PcsParams) -> None:
 def check_params(params: pcs.PcsParams, layout: pcs.Layout) -> None:
     """ValueError unless ``params`` reach the protocol's floor and ``layout`` is the one the parameter
     rule gives for its tensors (:func:`pcs.check_layout_rule`): query count, columns, blowup and
-    proximity tests are never a committer's or a prover's choice."""
+    proximity tests are never a committer's or a prover's choice. The weight commitment is a reused
+    one (no mask rows; each proof brings a companion) with hiding symbols for ``budget + 1``
+    openings, ``1 ≤ budget ≤ MAX_BUDGET``."""
     check_floor(params)
+    if layout.masks:
+        raise ValueError("the weight commitment holds its own mask rows: it would be opened with the same masks "
+                         "by every proof (a commitment of format 1); commit the model again")
+    if not 1 <= layout.openings - 1 <= MAX_BUDGET or layout.hiding_symbols != layout.openings * layout.n_queries:
+        raise ValueError(f"the weight commitment's hiding symbols ({layout.hiding_symbols} for {layout.n_queries} "
+                         f"queries) do not encode an opening budget in [1, {MAX_BUDGET}]")
     pcs.check_layout_rule(layout, params, "the weight commitment")
 
 
@@ -283,8 +469,10 @@ def weight_tables(spec: QuantSpec, weights: Mapping[str, np.ndarray]) -> dict[st
 
 
 def commit_model(spec: QuantSpec, weights: Mapping[str, np.ndarray], key: CommitmentKey,
-                 params: pcs.PcsParams | None = None) -> tuple[ModelCommitment, pcs.ProverState]:
-    """Commit to a quantized model. The same (spec, weights, key, params) always give the same
+                 params: pcs.PcsParams | None = None, budget: int = DEFAULT_BUDGET
+                 ) -> tuple[ModelCommitment, pcs.ProverState]:
+    """Commit to a quantized model, with hiding symbols for ``budget`` proofs (plus the commitment's
+    own well-formedness proof). The same (spec, weights, key, params, budget) always give the same
     commitment, so the prover can rebuild its opening state from the key."""
     if not isinstance(spec, QuantSpec):
         raise TypeError(f"commit_model: spec must be a QuantSpec, got {type(spec).__name__}")
@@ -294,10 +482,16 @@ def commit_model(spec: QuantSpec, weights: Mapping[str, np.ndarray], key: Commit
         raise ValueError("commit_model: the program has no weights to commit")
     params = params or default_params()
     check_floor(params)  # before the (costly) commitment, which the constructor would refuse anyway
+    if not isinstance(budget, int) or isinstance(budget, bool) or not 1 <= budget <= MAX_BUDGET:
+        raise ValueError(f"the opening budget must be an int in [1, {MAX_BUDGET}], got {budget!r}")
     check_spec_sound(spec)
     tables = weight_tables(spec, weights)
-    com, state = pcs.commit(tables, params, rng=key.rng("blindproof/model-weights/" + spec.digest()))
+    # the stream depends on every choice that shapes the matrix: two commitments under one key never
+    # share hiding symbols
+    label = (f"blindproof/model-weights/v2/{params.security_bits!r}/{params.blowup}/{params.proximity_tests}/"
+             f"{budget}/" + spec.digest())
+    com, state = pcs.commit(tables, params, rng=key.rng(label), openings=budget + 1)
     # the proof that every weight respects its dtype ships with the commitment (its randomness from the
     # key too, so the commitment stays reproducible); it refuses weights outside their dtype's range
-    wellformed = prove_wellformed(spec, state, params, rng=key.rng("blindproof/weights-wellformed/" + spec.digest()))
+    wellformed = prove_wellformed(spec, state, params, rng=key.rng(label.replace("model-weights", "weights-wellformed")))
     return ModelCommitment(spec.to_json(), com, params, wellformed), state

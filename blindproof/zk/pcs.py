@@ -59,13 +59,17 @@ from blindproof.zk.verdict import VerifyResult, guarded
 
 COMMITMENT_MAGIC = b"BPCM"
 OPENING_MAGIC = b"BPOP"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: hiding symbols apart from queries, stacked openings with companions, linear claims
 EVAL_MASKS = 4  # X^k-weighted rows: an extension-field mask from base-field rows
 MAX_LOG_TENSOR = 26
 MAX_TENSORS = 1 << 14  # gpt2-small's trace commits 3,451 tensors
 MAX_LOG_COLS = 16
 MAX_ROWS = 1 << 16
 MAX_QUERIES = 1024
+MAX_OPENINGS = 64  # openings a reused commitment's hiding symbols may cover
+MAX_HIDING = MAX_QUERIES * MAX_OPENINGS
+MAX_STACK = 4  # commitments opened together (weights, companion; a rotation adds one)
+MAX_TERMS = 16  # terms of one linear claim
 MAX_CLAIMS = 1 << 16  # gpt2-small's trace opening settles 4,396 claims; bounds the verifier's work
 
 
@@ -103,7 +107,15 @@ def _pow2_at_least(n: int) -> int:
 
 @dataclass(frozen=True)
 class Layout:
-    """Where each tensor lives in the committed matrix, and the code's shape."""
+    """Where each tensor lives in the committed matrix, and the code's shape.
+
+    ``hiding_symbols`` (``t_h``, 0 = the query count ``t``) random symbols extend every row's message:
+    any ``t_h`` opened positions of a row are uniform. A commitment opened once (a proof's trace)
+    keeps ``t_h = t``; a reused one (the model's weights) gets ``t_h = openings · t`` and its own
+    mask rows are left out (``masks=False``): each opening of it is stacked with a fresh companion
+    commitment (:func:`commit_companion`) that holds the mask rows. ``stretch`` multiplies the
+    codeword length ``N = C · blowup · stretch``, so that extra hiding symbols do not raise the rate
+    above that of a once-opened commitment (:func:`make_layout`)."""
 
     names: tuple[str, ...]
     log_sizes: tuple[int, ...]  # padded tensor sizes, in commit order
@@ -111,19 +123,30 @@ class Layout:
     n_queries: int
     blowup: int
     proximity_tests: int
+    hiding_symbols: int = 0  # t_h; 0 means t (normalised on construction)
+    stretch: int = 1
+    masks: bool = True  # this matrix holds the opening's mask rows (else a companion does)
 
     def __post_init__(self) -> None:
-        if len(self.names) != len(self.log_sizes) or not 1 <= len(self.names) <= MAX_TENSORS:
-            raise ValueError("layout: one log size per tensor name, 1..MAX_TENSORS tensors")
+        if self.hiding_symbols == 0:
+            object.__setattr__(self, "hiding_symbols", self.n_queries)
+        if len(self.names) != len(self.log_sizes) or len(self.names) > MAX_TENSORS:
+            raise ValueError("layout: one log size per tensor name, at most MAX_TENSORS tensors")
+        if not self.names and not self.masks:
+            raise ValueError("layout: a matrix without mask rows must hold at least one tensor")
         if len(set(self.names)) != len(self.names):
             raise ValueError("layout: tensor names must be unique")
         if not 1 <= self.log_cols <= MAX_LOG_COLS or not 1 <= self.n_queries <= MAX_QUERIES:
             raise ValueError("layout: column count or query count out of range")
         if self.blowup not in (2, 4, 8, 16) or not 1 <= self.proximity_tests <= 4:
             raise ValueError("layout: blowup must be 2, 4, 8 or 16 and proximity tests 1..4")
+        if self.stretch not in (1, 2, 4, 8, 16) or not isinstance(self.masks, bool):
+            raise ValueError("layout: stretch must be 1, 2, 4, 8 or 16")
+        if not self.n_queries <= self.hiding_symbols <= MAX_HIDING:
+            raise ValueError(f"layout: hiding symbols must be in [queries, {MAX_HIDING}]")
         if any(not 0 <= s <= MAX_LOG_TENSOR for s in self.log_sizes):
             raise ValueError(f"layout: tensor sizes must be at most 2^{MAX_LOG_TENSOR}")
-        if self.n_cols + self.n_queries >= self.codeword_len:
+        if self.n_cols + self.hiding_symbols >= self.codeword_len:
             raise ValueError("layout: message plus hiding symbols must be shorter than the codeword")
         if self.n_rows > MAX_ROWS:
             raise ValueError(f"layout: {self.n_rows} rows exceed {MAX_ROWS}")
@@ -134,7 +157,18 @@ class Layout:
 
     @property
     def codeword_len(self) -> int:
-        return self.n_cols * self.blowup
+        return self.n_cols * self.blowup * self.stretch
+
+    @property
+    def openings(self) -> int:
+        """How many openings the hiding symbols cover (``t_h / t``, rounded down)."""
+        return self.hiding_symbols // self.n_queries
+
+    def same_code(self, other: "Layout") -> bool:
+        """Whether two matrices can be opened together (same columns, code, queries, tests)."""
+        return ((self.log_cols, self.n_queries, self.blowup, self.proximity_tests, self.hiding_symbols, self.stretch)
+                == (other.log_cols, other.n_queries, other.blowup, other.proximity_tests, other.hiding_symbols,
+                    other.stretch))
 
     @cached_property
     def offsets(self) -> tuple[int, ...]:
@@ -153,6 +187,10 @@ class Layout:
         return -(-total // self.n_cols)
 
     @property
+    def n_mask_rows(self) -> int:
+        return EVAL_MASKS + 2 + EVAL_MASKS * self.proximity_tests if self.masks else 0
+
+    @property
     def eval_mask_row(self) -> int:
         return self.n_data_rows
 
@@ -165,7 +203,7 @@ class Layout:
 
     @property
     def n_rows(self) -> int:
-        return self.n_data_rows + EVAL_MASKS + 2 + EVAL_MASKS * self.proximity_tests
+        return self.n_data_rows + self.n_mask_rows
 
     @cached_property
     def _index(self) -> dict[str, int]:
@@ -178,40 +216,61 @@ class Layout:
         return self._index[name]
 
     def soundness(self, n_claims: int = 1) -> soundness.SoundnessReport:
-        """Provable and conjectured bits of an opening of ``n_claims`` claims."""
-        return soundness.analyze(n_cols=self.n_cols, blowup=self.blowup, n_queries=self.n_queries,
-                                 proximity_tests=self.proximity_tests, n_claims=max(1, n_claims))
+        """Provable and conjectured bits of an opening of ``n_claims`` claims (the code's dimension
+        counts every hiding symbol)."""
+        return soundness.analyze(n_cols=self.n_cols, blowup=self.blowup * self.stretch, n_queries=self.n_queries,
+                                 hiding=self.hiding_symbols, proximity_tests=self.proximity_tests,
+                                 n_claims=max(1, n_claims))
 
     def estimated_proof_bytes(self) -> int:
         t, n = self.n_queries, self.codeword_len
         distinct = n * (1 - (1 - 1 / n) ** t)
         path = max(0.0, math.log2(n) - math.log2(max(distinct, 1))) + 1
-        rows = (1 + self.proximity_tests) * (self.n_cols + t) * 16
+        rows = (1 + self.proximity_tests) * (self.n_cols + self.hiding_symbols) * 16
         return int(distinct * (4 * self.n_rows + 32 * path) + rows + 16 * (2 * self.log_cols + 6))
 
 
-def make_layout(names: Sequence[str], log_sizes: Sequence[int], params: PcsParams) -> Layout:
-    """The column count with the smallest estimated proof, and its query count."""
+def _layout_at(names, log_sizes, params: PcsParams, log_c: int, openings: int, masks: bool) -> Layout | None:
+    """The layout with ``2^log_c`` columns, or None where none reaches the target. The codeword
+    length is the smallest ``C · blowup · stretch`` with ``C + t_h − t ≤ N / blowup`` (the rate
+    ``(C + t_h)/N`` stays at most ``1/blowup + t/N``, that of a once-opened commitment)."""
+    c = 1 << log_c
+    for stretch in (1, 2, 4, 8, 16) if openings > 1 else (1,):  # once-opened: today's code, N = blowup · C
+        try:
+            blow = params.blowup * stretch
+            t = soundness.queries_for(params.security_bits, n_cols=c, blowup=blow, openings=openings)
+            mk = lambda q: Layout(tuple(names), tuple(log_sizes), log_c, q, params.blowup,  # noqa: E731
+                                  params.proximity_tests, openings * q, stretch, masks)
+            lay = mk(t)
+            # a few more queries so that the total (field terms included, for up to 64 claims)
+            # also reaches the target where the field size allows it
+            for extra in range(1, 9):
+                if lay.soundness(64).provable_bits >= params.security_bits:
+                    break
+                lay = mk(t + extra)
+            else:
+                lay = mk(t)
+        except ValueError:
+            continue
+        if c + lay.hiding_symbols - lay.n_queries <= c * stretch:
+            return lay
+    return None
+
+
+def make_layout(names: Sequence[str], log_sizes: Sequence[int], params: PcsParams, *, openings: int = 1,
+                masks: bool = True) -> Layout:
+    """The column count with the smallest estimated proof, its query count ``t``, and ``openings · t``
+    hiding symbols (``openings > 1``: a reused commitment, opened with companions, ``masks=False``)."""
+    if not isinstance(openings, int) or not 1 <= openings <= MAX_OPENINGS:
+        raise ValueError(f"openings must be an int in [1, {MAX_OPENINGS}], got {openings!r}")
     total = sum(1 << s for s in log_sizes)
     best: Layout | None = None
     for log_c in range(4, MAX_LOG_COLS + 1):
         c = 1 << log_c
         if c > 2 * _pow2_at_least(total) and best is not None:
             break
-        try:
-            t = soundness.queries_for(params.security_bits, n_cols=c, blowup=params.blowup)
-            lay = Layout(tuple(names), tuple(log_sizes), log_c, t, params.blowup, params.proximity_tests)
-            # a few more queries so that the total (field terms included, for up to 64 claims)
-            # also reaches the target where the field size allows it
-            for extra in range(1, 9):
-                if lay.soundness(64).provable_bits >= params.security_bits:
-                    break
-                lay = dataclasses.replace(lay, n_queries=t + extra)
-            else:
-                lay = dataclasses.replace(lay, n_queries=t)
-        except ValueError:
-            continue
-        if best is None or lay.estimated_proof_bytes() < best.estimated_proof_bytes():
+        lay = _layout_at(names, log_sizes, params, log_c, openings, masks)
+        if lay is not None and (best is None or lay.estimated_proof_bytes() < best.estimated_proof_bytes()):
             best = lay
     if best is None:
         raise ValueError(f"no layout reaches {params.security_bits} bits for {total} elements")
@@ -221,12 +280,36 @@ def make_layout(names: Sequence[str], log_sizes: Sequence[int], params: PcsParam
 def check_layout_rule(layout: Layout, params: PcsParams, what: str = "the commitment") -> None:
     """ValueError unless ``layout`` is the one :func:`make_layout` gives for its tensors under
     ``params``: a verifier takes query count, columns, blowup and proximity tests from the parameter
-    rule, never from the committer or the prover."""
-    want = make_layout(layout.names, layout.log_sizes, params)
+    rule, never from the committer or the prover. A matrix with its own masks is opened once
+    (``t_h = t``); one without (a reused commitment) has ``openings · t`` hiding symbols for the
+    ``openings`` its committer chose, which its hiding symbols encode (and which the rule then checks)."""
+    openings = 1 if layout.masks else layout.openings
+    if not layout.masks and openings < 2:
+        raise ValueError(f"{what} has no mask rows but hiding symbols for only one opening")
+    want = make_layout(layout.names, layout.log_sizes, params, openings=openings, masks=layout.masks)
     if layout != want:
-        raise ValueError(f"{what}'s layout (2^{layout.log_cols} columns, {layout.n_queries} queries, blowup "
-                         f"{layout.blowup}, {layout.proximity_tests} proximity tests) is not the one the parameters "
-                         f"give (2^{want.log_cols}, {want.n_queries}, {want.blowup}, {want.proximity_tests})")
+        raise ValueError(f"{what}'s layout (2^{layout.log_cols} columns, {layout.n_queries} queries, "
+                         f"{layout.hiding_symbols} hiding symbols, blowup {layout.blowup}×{layout.stretch}, "
+                         f"{layout.proximity_tests} proximity tests) is not the one the parameters give (2^{want.log_cols}, "
+                         f"{want.n_queries}, {want.hiding_symbols}, {want.blowup}×{want.stretch}, {want.proximity_tests})")
+
+
+def companion_layout(base: Layout, tensors: Mapping[str, int] | None = None) -> Layout:
+    """The layout of a companion of ``base`` (a reused commitment without mask rows): the same code,
+    the mask rows, and the per-opening data tensors ``tensors`` (name -> log2 of the padded size)."""
+    tensors = dict(tensors or {})
+    return Layout(tuple(tensors), tuple(tensors.values()), base.log_cols, base.n_queries, base.blowup,
+                  base.proximity_tests, base.hiding_symbols, base.stretch, True)
+
+
+def check_companion_layout(companion: Layout, base: Layout, tensors: Mapping[str, int] | None = None,
+                           what: str = "the companion commitment") -> None:
+    """ValueError unless ``companion`` is :func:`companion_layout` of ``base`` with exactly ``tensors``."""
+    want = companion_layout(base, tensors)
+    if companion != want:
+        raise ValueError(f"{what} does not have the layout its base commitment and the protocol fix "
+                         f"(tensors {list(companion.names)[:4]} vs {list(want.names)[:4]}, "
+                         f"{companion.n_rows} vs {want.n_rows} rows, or another code)")
 
 
 # --- randomness -------------------------------------------------------------------------------------
@@ -292,6 +375,9 @@ class Commitment:
         w.u32(lay.n_queries)
         w.u8(lay.blowup)
         w.u8(lay.proximity_tests)
+        w.u32(lay.hiding_symbols)
+        w.u8(lay.stretch)
+        w.u8(int(lay.masks))
         w.u32(len(lay.names))
         for name, s in zip(lay.names, lay.log_sizes):
             w.bytes_(name.encode("utf-8"))
@@ -308,6 +394,9 @@ class Commitment:
         n_queries = r.u32(MAX_QUERIES)
         blowup = r.u8(16)
         tests = r.u8(4)
+        hiding = r.u32(MAX_HIDING)
+        stretch = r.u8(16)
+        masks = r.u8(1)
         n = r.u32(MAX_TENSORS)
         names, sizes = [], []
         for _ in range(n):
@@ -318,7 +407,9 @@ class Commitment:
             sizes.append(r.u8(MAX_LOG_TENSOR))
         r.finish()
         try:
-            lay = Layout(tuple(names), tuple(sizes), log_cols, n_queries, blowup, tests)
+            if hiding == 0:
+                raise ValueError("zero hiding symbols")
+            lay = Layout(tuple(names), tuple(sizes), log_cols, n_queries, blowup, tests, hiding, stretch, bool(masks))
         except ValueError as exc:
             raise ProofFormatError(f"invalid layout: {exc}") from None
         return Commitment(root, lay)
@@ -338,6 +429,9 @@ class ProverState:
     hiding: np.ndarray  # (n_rows, t) base
     codewords: np.ndarray | None  # (n_rows, N) base
     tree: merkle.MerkleTree
+    # where a reused commitment's openings are counted (duck-typed: ``charge(commitment, positions)``
+    # raises once the distinct opened positions would exceed the hiding symbols); None: not counted
+    ledger: object | None = None
 
     def columns(self, positions: np.ndarray) -> np.ndarray:
         """The codeword columns at ``positions``, as rows (q, n_rows)."""
@@ -349,7 +443,7 @@ class ProverState:
         step = max(1, (1 << 22) // n)  # blocks of about 16 MiB of codewords
         for r0 in range(0, rows, step):
             r1 = min(rows, r0 + step)
-            code = _rs.encode_rows(np.concatenate([self.messages[r0:r1], self.hiding[r0:r1]], axis=1), n)
+            code = _rs.encode_rows(np.concatenate([self.messages[r0:r1], self.hiding[r0:r1]], axis=1), n)  # C + t_h
             out[:, r0:r1] = code[:, positions].T
         return out
 
@@ -367,24 +461,53 @@ def _as_tensor(name: str, arr: np.ndarray) -> np.ndarray:
 
 
 def commit(tensors: Mapping[str, np.ndarray], params: PcsParams = PcsParams(),
-           rng: np.random.Generator | None = None, keep_codewords: bool = True) -> tuple[Commitment, ProverState]:
+           rng: np.random.Generator | None = None, keep_codewords: bool = True, *, openings: int = 1,
+           ) -> tuple[Commitment, ProverState]:
     """Commit to named tensors (flattened, zero-padded to a power of two) in one Merkle tree.
 
     ``rng`` is for reproducible tests only; by default hiding randomness comes from the OS CSPRNG.
     ``keep_codewords=False`` frees the encoded matrix (``blowup`` × the messages) once the tree is
     built; opening then encodes the rows again to read the queried columns (memory for time).
+    ``openings > 1`` makes a reused commitment: ``openings · t`` hiding symbols and no mask rows; each
+    of its openings is stacked with a fresh :func:`commit_companion` (and counted by a ledger).
     """
-    if not isinstance(tensors, Mapping) or not tensors:
-        raise TypeError("commit: tensors must be a non-empty mapping of name -> uint32 array")
-    if not all(isinstance(k, str) and k for k in tensors):
-        raise TypeError("commit: tensor names must be non-empty strings")
-    names = list(tensors)
-    flat = {n: _as_tensor(n, tensors[n]) for n in names}
+    flat = _check_tensors(tensors)
+    names = list(flat)
     log_sizes = [max(0, (flat[n].size - 1).bit_length()) for n in names]
     if max(log_sizes) > MAX_LOG_TENSOR:
         raise ValueError(f"commit: a tensor exceeds 2^{MAX_LOG_TENSOR} elements")
-    lay = make_layout(names, log_sizes, params)
-    c, t, n = lay.n_cols, lay.n_queries, lay.codeword_len
+    lay = make_layout(names, log_sizes, params, openings=openings, masks=openings == 1)
+    return _commit_layout(lay, flat, rng, keep_codewords)
+
+
+def commit_companion(base: Layout, tensors: Mapping[str, np.ndarray] | None = None,
+                     rng: np.random.Generator | None = None) -> tuple[Commitment, ProverState]:
+    """A fresh companion of the reused commitment with layout ``base``: the same columns and code,
+    the opening's mask rows, and the per-opening data ``tensors`` (name -> base-field table; their
+    names must differ from ``base``'s). Its randomness comes from the OS CSPRNG unless ``rng`` is
+    given (tests; a key-derived stream for a proof that must be reproducible)."""
+    if base.masks:
+        raise ValueError("commit_companion: the base commitment holds its own mask rows")
+    flat = _check_tensors(tensors, allow_empty=True) if tensors else {}
+    clash = sorted(set(flat) & set(base.names))
+    if clash:
+        raise ValueError(f"commit_companion: {clash[0]!r} is a tensor of the base commitment too")
+    lay = companion_layout(base, {n: max(0, (v.size - 1).bit_length()) for n, v in flat.items()})
+    return _commit_layout(lay, flat, rng, True)
+
+
+def _check_tensors(tensors, allow_empty: bool = False) -> dict[str, np.ndarray]:
+    if not isinstance(tensors, Mapping) or (not tensors and not allow_empty):
+        raise TypeError("commit: tensors must be a non-empty mapping of name -> uint32 array")
+    if not all(isinstance(k, str) and k for k in tensors):
+        raise TypeError("commit: tensor names must be non-empty strings")
+    return {n: _as_tensor(n, tensors[n]) for n in tensors}
+
+
+def _commit_layout(lay: Layout, flat: dict[str, np.ndarray], rng, keep_codewords: bool
+                   ) -> tuple[Commitment, ProverState]:
+    c, th, n = lay.n_cols, lay.hiding_symbols, lay.codeword_len
+    names = list(lay.names)
     # the message matrix is written in place: data rows (zero padding), then the random mask rows
     messages = np.zeros((lay.n_rows, c), dtype=np.uint32)
     packed = messages.reshape(-1)
@@ -396,9 +519,9 @@ def commit(tensors: Mapping[str, np.ndarray], params: PcsParams = PcsParams(),
             F._check(flat[name], f"tensor {name!r}")
     del flat
     n_mask = lay.n_rows - lay.n_data_rows
-    rand = _random_field(n_mask * c + lay.n_rows * t, rng)
+    rand = _random_field(n_mask * c + lay.n_rows * th, rng)
     messages[lay.n_data_rows:] = rand[:n_mask * c].reshape(n_mask, c)
-    hiding = rand[n_mask * c:].reshape(lay.n_rows, t)
+    hiding = rand[n_mask * c:].reshape(lay.n_rows, th)
     codewords = _rs.encode_rows(np.concatenate([messages, hiding], axis=1), n)
     tree = merkle.MerkleTree(codewords)
     com = Commitment(tree.root, lay)
@@ -417,26 +540,74 @@ class Claim:
     value: np.ndarray
 
 
+@dataclass(frozen=True)
+class LinearClaim:
+    """``Σ_i coef_i · tensor_i(point_i) = value``: a public linear combination of MLE evaluations of
+    committed tensors, which may live in different commitments of one stacked opening (a reused
+    commitment and its companion). ``terms``: ``(tensor, point, coefficient)`` with points as in
+    :class:`Claim` and nonzero coefficients (4,) in the extension (or base-field ints). Settled by
+    the same batched opening as plain claims (a :class:`Claim` is the one-term case, coefficient 1)."""
+
+    terms: tuple
+    value: np.ndarray
+
+
 def _claim_parts(claim) -> tuple[str, np.ndarray, np.ndarray]:
-    """Accept :class:`Claim` or any object with ``column``/``point``/``value`` (sumcheck's EvalClaim)."""
+    """A one-term claim as (tensor, point, value). Accepts :class:`Claim` or any object with
+    ``column``/``point``/``value`` (sumcheck's EvalClaim)."""
     name = getattr(claim, "tensor", None)
     if name is None:
         name = getattr(claim, "column", None)
     if not isinstance(name, str):
         raise TypeError(f"claim must name a tensor, got {type(claim).__name__}")
-    pt = np.asarray(claim.point)
+    return name, _point(claim.point), _value(claim.value, "claim value")
+
+
+def _point(p) -> np.ndarray:
+    pt = np.asarray(p)
     pt = F.embed(pt) if pt.ndim == 1 else F._check_ext(pt, "claim point")
-    val = np.asarray(claim.value)
-    val = F.embed(val.reshape(())) if val.ndim == 0 else F._check_ext(val, "claim value").reshape(4)
-    return name, np.ascontiguousarray(pt, dtype=np.uint32), np.asarray(val, dtype=np.uint32)
+    return np.ascontiguousarray(pt, dtype=np.uint32)
+
+
+def _value(v, what: str) -> np.ndarray:
+    if isinstance(v, (int, np.integer)):
+        v = np.uint32(int(v) % F.P)
+    val = np.asarray(v)
+    val = F.embed(val.reshape(())) if val.ndim == 0 else F._check_ext(val, what).reshape(4)
+    return np.asarray(val, dtype=np.uint32)
+
+
+_ONE = F.embed(np.uint32(1))
+
+
+def _linear_parts(claim) -> tuple[list[tuple[str, np.ndarray, np.ndarray]], np.ndarray, bool]:
+    """(terms (tensor, point, coefficient), value, plain) of a claim; ``plain``: one term with
+    coefficient 1 (absorbed as a plain claim)."""
+    if isinstance(claim, LinearClaim):
+        if not isinstance(claim.terms, (tuple, list)) or not 1 <= len(claim.terms) <= MAX_TERMS:
+            raise ValueError(f"a linear claim has 1..{MAX_TERMS} terms")
+        terms = []
+        for term in claim.terms:
+            if not isinstance(term, (tuple, list)) or len(term) != 3 or not isinstance(term[0], str):
+                raise TypeError("a linear claim's terms are (tensor, point, coefficient)")
+            coef = _value(term[2], "claim coefficient")
+            if not coef.any():
+                raise ValueError(f"linear claim term on {term[0]!r} has coefficient 0")
+            terms.append((term[0], _point(term[1]), coef))
+        val = _value(claim.value, "claim value")
+        plain = len(terms) == 1 and np.array_equal(terms[0][2], _ONE)
+        return terms, val, plain
+    name, pt, val = _claim_parts(claim)
+    return [(name, pt, _ONE)], val, True
 
 
 @dataclass(frozen=True)
 class _Geometry:
-    """Where a batch of claims lives in the matrix, one entry per claim (int64 arrays). Claim j reads
-    rows ``[row0, row0 + 2^row_vars)`` with the eq table of its first ``row_vars`` coordinates, and
-    columns ``[col_start, col_start + 2^col_vars)`` with the eq table of the others (a small tensor
-    fills an aligned segment of one row); ``pts`` holds every point, concatenated, from ``pt_off``."""
+    """Where a batch of claim terms lives in the (stacked) matrix, one entry per term (int64 arrays).
+    Term j reads rows ``[row0, row0 + 2^row_vars)`` with the eq table of its first ``row_vars``
+    coordinates, and columns ``[col_start, col_start + 2^col_vars)`` with the eq table of the others (a
+    small tensor fills an aligned segment of one row); ``pts`` holds every point, concatenated, from
+    ``pt_off``; ``tensor`` is a tensor index unique over the stack."""
 
     tensor: np.ndarray
     row0: np.ndarray
@@ -447,50 +618,120 @@ class _Geometry:
     pts: np.ndarray  # (Σ_j n_j, 4)
 
 
-def _geometry(lay: Layout, parts: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> _Geometry:
-    """The geometry of claims given as (tensor, point, value); ValueError on an unknown tensor or a
-    point of the wrong length."""
-    idx = np.array([lay.index(name) for name, _, _ in parts], dtype=np.int64)
-    n = np.array(lay.log_sizes, dtype=np.int64)[idx]
-    for (name, pt, _), nj in zip(parts, n.tolist()):
+class _Stack:
+    """Commitments opened together at the same positions: their matrices stacked row-wise, the last
+    one holding the mask rows. Duck-types the parts of :class:`Layout` the opening reads."""
+
+    def __init__(self, layouts: Sequence[Layout]) -> None:
+        if not 1 <= len(layouts) <= MAX_STACK:
+            raise ValueError(f"an opening stacks 1..{MAX_STACK} commitments, got {len(layouts)}")
+        first = layouts[0]
+        if any(not first.same_code(lay) for lay in layouts[1:]):
+            raise ValueError("stacked commitments must share columns, code, queries and hiding symbols")
+        if not layouts[-1].masks or any(lay.masks for lay in layouts[:-1]):
+            raise ValueError("exactly one stacked commitment, the last, holds the mask rows")
+        self.layouts = tuple(layouts)
+        self.row_base = np.cumsum([0] + [lay.n_rows for lay in layouts]).tolist()
+        self.n_rows = int(self.row_base[-1])
+        if self.n_rows > MAX_ROWS:
+            raise ValueError(f"the stacked matrix has {self.n_rows} rows, over {MAX_ROWS}")
+        self._where: dict[str, tuple[int, int, int]] = {}
+        gi = 0
+        for k, lay in enumerate(layouts):
+            for i, name in enumerate(lay.names):
+                if name in self._where:
+                    raise ValueError(f"tensor {name!r} is in two stacked commitments")
+                self._where[name] = (gi, lay.log_sizes[i], self.row_base[k] * first.n_cols + lay.offsets[i])
+                gi += 1
+        hb = self.row_base[-2] if len(layouts) > 1 else 0
+        self._hb, self._holder = int(hb), layouts[-1]
+        self.log_cols, self.n_cols = first.log_cols, first.n_cols
+        self.n_queries, self.hiding_symbols = first.n_queries, first.hiding_symbols
+        self.codeword_len, self.proximity_tests = first.codeword_len, first.proximity_tests
+
+    @property
+    def eval_mask_row(self) -> int:
+        return self._hb + self._holder.eval_mask_row
+
+    @property
+    def g_rows(self) -> tuple[int, int]:
+        g1, g2 = self._holder.g_rows
+        return self._hb + g1, self._hb + g2
+
+    def prox_mask_row(self, test: int) -> int:
+        return self._hb + self._holder.prox_mask_row(test)
+
+    def locate(self, name: str) -> tuple[int, int, int]:
+        """(tensor index over the stack, log size, flat offset in the stacked matrix)."""
+        if name not in self._where:
+            raise ValueError(f"no committed tensor named {name!r}")
+        return self._where[name]
+
+    def soundness(self, n_claims: int = 1) -> soundness.SoundnessReport:
+        return self.layouts[0].soundness(n_claims)
+
+
+def _geometry(stack: "_Stack | Layout", parts: Sequence[tuple]) -> _Geometry:
+    """The geometry of claim terms given as (tensor, point, ...); ValueError on an unknown tensor or
+    a point of the wrong length."""
+    if isinstance(stack, Layout):
+        stack = _Stack([stack])
+    loc = [stack.locate(p[0]) for p in parts]
+    idx = np.array([x[0] for x in loc], dtype=np.int64)
+    n = np.array([x[1] for x in loc], dtype=np.int64)
+    for (name, pt, *_), nj in zip(parts, n.tolist()):
         if pt.shape != (nj, 4):
             raise ValueError(f"claim on {name!r}: point must have shape ({nj}, 4), got {pt.shape}")
-    off = np.array(lay.offsets, dtype=np.int64)[idx]
-    c = lay.log_cols
+    off = np.array([x[2] for x in loc], dtype=np.int64)
+    c = stack.log_cols
     pt_off = np.zeros(len(parts), dtype=np.int64)
     np.cumsum(n[:-1], out=pt_off[1:])
-    pts = np.concatenate([pt for _, pt, _ in parts]) if int(n.sum()) else F.ezero(0)
-    return _Geometry(idx, off >> c, np.maximum(n - c, 0), np.minimum(n, c), off & (lay.n_cols - 1), pt_off,
+    pts = np.concatenate([p[1] for p in parts]) if int(n.sum()) else F.ezero(0)
+    return _Geometry(idx, off >> c, np.maximum(n - c, 0), np.minimum(n, c), off & (stack.n_cols - 1), pt_off,
                      np.ascontiguousarray(pts, dtype=np.uint32))
+
+
+def _flatten(parts) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
+    """(terms, claim of each term, coefficient of each term (T, 4), values (J, 4))."""
+    terms = [t for ts, _, _ in parts for t in ts]
+    owner = np.repeat(np.arange(len(parts)), [len(ts) for ts, _, _ in parts])
+    coefs = np.stack([t[2] for t in terms])
+    vals = np.stack([v for _, v, _ in parts])
+    return terms, owner, coefs, vals
 
 
 # --- opening -----------------------------------------------------------------------------------------
 
 @dataclass
 class Opening:
-    """One batched opening; see the module docstring for what each part is."""
+    """One batched opening of one or more stacked commitments; see the module docstring for what each
+    part is. ``siblings`` holds one Merkle multiproof per commitment; ``companion`` the encoding of a
+    companion commitment the opening brought itself (empty when the caller passed one)."""
 
     mask_sum: np.ndarray  # (4,)
     rounds: np.ndarray  # (log C, 2, 4): s(0), s(2)
     mask_values: np.ndarray  # (4, 4): H_k(ζ)
     u_eval: np.ndarray  # (C, 4)
-    s_eval: np.ndarray  # (t, 4)
+    s_eval: np.ndarray  # (t_h, 4)
     u_prox: np.ndarray  # (P, C, 4)
-    s_prox: np.ndarray  # (P, t, 4)
+    s_prox: np.ndarray  # (P, t_h, 4)
     positions: np.ndarray  # (q,) sorted unique
-    columns: np.ndarray  # (q, n_rows) base
-    siblings: np.ndarray  # (m, 8) uint32 digests
+    columns: np.ndarray  # (q, n_rows of the stack) base
+    siblings: list  # per commitment: (m, 8) uint32 digests
     provable_tenths: int = 0
     conjectured_tenths: int = 0
+    companion: bytes = b""
 
     def to_bytes(self) -> bytes:
         """Versioned encoding (parameters and soundness figures first)."""
         w = Writer()
         w.header(OPENING_MAGIC, FORMAT_VERSION)
+        w.bytes_(self.companion)
         w.u32(self.u_eval.shape[0])
         w.u32(self.s_eval.shape[0])
         w.u32(self.columns.shape[1])
         w.u8(self.u_prox.shape[0])
+        w.u8(len(self.siblings))
         w.u32(self.provable_tenths)
         w.u32(self.conjectured_tenths)
         w.ext_fixed(self.mask_sum.reshape(1, 4))
@@ -504,49 +745,90 @@ class Opening:
         for p in self.positions:
             w.u32(int(p))
         w.field_fixed(self.columns)
-        w.bytes_(np.ascontiguousarray(self.siblings, dtype="<u4").tobytes())
+        for sib in self.siblings:
+            w.bytes_(np.ascontiguousarray(sib, dtype="<u4").tobytes())
         return w.getvalue()
 
     @staticmethod
-    def from_bytes(data: bytes, commitment: Commitment) -> "Opening":
-        """Parse bytes for ``commitment``'s layout; every count is checked against it."""
-        lay = commitment.layout
-        c, t, rows, tests = lay.n_cols, lay.n_queries, lay.n_rows, lay.proximity_tests
+    def from_bytes(data: bytes, commitment: "Commitment | Sequence[Commitment]") -> "Opening":
+        """Parse bytes for ``commitment``'s layout (or the stacked commitments'); every count is
+        checked against it."""
+        coms = [commitment] if isinstance(commitment, Commitment) else list(commitment)
+        if not coms or not all(isinstance(c, Commitment) for c in coms):
+            raise ProofFormatError("an opening is parsed against one or more commitments")
+        lay = coms[0].layout
+        c, t, th, tests = lay.n_cols, lay.n_queries, lay.hiding_symbols, lay.proximity_tests
         depth = lay.codeword_len.bit_length() - 1
-        limit = 256 + 16 * (2 * lay.log_cols + 5 + (1 + tests) * (c + t)) + t * (4 + 4 * rows + 32 * depth)
-        r = Reader(data, max_total=limit)
+        r = Reader(data, max_total=None)
         r.header(OPENING_MAGIC, (FORMAT_VERSION,))
-        shape = (r.u32(), r.u32(), r.u32(), r.u8())
-        if shape != (c, t, rows, tests):
-            raise ProofFormatError(f"opening shape {shape} does not match the commitment {(c, t, rows, tests)}")
+        comp = r.bytes_(64 + MAX_TENSORS * 300)
+        coms = coms + ([_parse_companion(comp, lay)] if comp else [])
+        try:
+            stack = _Stack([x.layout for x in coms])
+        except ValueError as exc:
+            raise ProofFormatError(f"commitments cannot be opened together: {exc}") from None
+        rows = stack.n_rows
+        limit = (512 + len(comp) + 16 * (2 * lay.log_cols + 5 + (1 + tests) * (c + th))
+                 + t * (4 + 4 * rows + 32 * depth * len(coms)))
+        if len(data) > limit:
+            raise ProofFormatError(f"opening of {len(data)} bytes exceeds the bound {limit} for its commitment")
+        shape = (r.u32(), r.u32(), r.u32(), r.u8(), r.u8())
+        if shape != (c, th, rows, tests, len(coms)):
+            raise ProofFormatError(f"opening shape {shape} does not match the commitments {(c, th, rows, tests, len(coms))}")
         prov, conj = r.u32(), r.u32()
         mask_sum = r.ext_fixed(1)[0]
         rounds = r.ext_array(2 * lay.log_cols, exact=2 * lay.log_cols).reshape(lay.log_cols, 2, 4)
         mask_values = r.ext_fixed(EVAL_MASKS)
         u_eval = r.ext_fixed(c)
-        s_eval = r.ext_fixed(t)
+        s_eval = r.ext_fixed(th)
         u_prox = r.ext_fixed(tests * c).reshape(tests, c, 4)
-        s_prox = r.ext_fixed(tests * t).reshape(tests, t, 4)
+        s_prox = r.ext_fixed(tests * th).reshape(tests, th, 4)
         q = r.u32(t)
         if q == 0:
             raise ProofFormatError("opening has no column positions")
         positions = np.array([r.u32(lay.codeword_len - 1) for _ in range(q)], dtype=np.int64)
         columns = r.field_fixed(q * rows).reshape(q, rows)
-        sib = r.bytes_(32 * q * depth)
-        if len(sib) % 32:
-            raise ProofFormatError("Merkle siblings are not a whole number of digests")
+        siblings = []
+        for _ in coms:
+            sib = r.bytes_(32 * q * depth)
+            if len(sib) % 32:
+                raise ProofFormatError("Merkle siblings are not a whole number of digests")
+            siblings.append(np.frombuffer(sib, dtype="<u4").astype(np.uint32).reshape(-1, 8))
         r.finish()
-        siblings = np.frombuffer(sib, dtype="<u4").astype(np.uint32).reshape(-1, 8)
         return Opening(mask_sum, rounds, mask_values, u_eval, s_eval, u_prox, s_prox, positions,
-                       columns, siblings, prov, conj)
+                       columns, siblings, prov, conj, bytes(comp))
 
 
-def _absorb_claims(tr: Transcript, com: Commitment, parts) -> None:
-    tr.absorb_digest("pcs/commitment", com.digest())
+def _parse_companion(data: bytes, base: Layout) -> Commitment:
+    """A companion commitment an opening carries: masks only, the base's code."""
+    comp = Commitment.from_bytes(bytes(data))
+    try:
+        check_companion_layout(comp.layout, base)
+    except ValueError as exc:
+        raise ProofFormatError(str(exc)) from None
+    return comp
+
+
+def _absorb_claims(tr: Transcript, coms: "Commitment | Sequence[Commitment]", parts) -> None:
+    """The opened commitments (in stack order), then the claims: a plain claim as tensor, point,
+    value; a linear claim as its term count, each term's tensor, point and coefficient, then value."""
+    for com in [coms] if isinstance(coms, Commitment) else coms:
+        tr.absorb_digest("pcs/commitment", com.digest())
     tr.absorb_bytes("pcs/n_claims", struct.pack("<I", len(parts)))
-    for name, pt, val in parts:
-        tr.absorb_bytes("pcs/claim_tensor", name.encode("utf-8"))
-        tr.absorb_ext("pcs/claim_point", pt)
+    for part in parts:
+        if len(part) == 3 and isinstance(part[0], str):  # (tensor, point, value)
+            part = ([(part[0], part[1], _ONE)], part[2], True)
+        terms, val, plain = part
+        if plain:
+            name, pt, _ = terms[0]
+            tr.absorb_bytes("pcs/claim_tensor", name.encode("utf-8"))
+            tr.absorb_ext("pcs/claim_point", pt)
+        else:
+            tr.absorb_bytes("pcs/linear_claim", struct.pack("<I", len(terms)))
+            for name, pt, coef in terms:
+                tr.absorb_bytes("pcs/claim_tensor", name.encode("utf-8"))
+                tr.absorb_ext("pcs/claim_point", pt)
+                tr.absorb_ext("pcs/claim_coef", coef)
         tr.absorb_ext("pcs/claim_value", val)
 
 
@@ -571,26 +853,43 @@ def _soundness_tenths(lay: Layout, n_claims: int) -> tuple[int, int]:
     return int(rep.provable_bits * 10), int(rep.conjectured_bits * 10)
 
 
-def open_claims(state: ProverState, claims: Sequence, transcript: Transcript) -> Opening:
-    """Prove every claim about ``state``'s tensors with one opening. The transcript should already
-    hold whatever the claims were derived from; the commitment is absorbed again here."""
-    com, lay = state.commitment, state.commitment.layout
+def open_claims(state: "ProverState | Sequence[ProverState]", claims: Sequence, transcript: Transcript, *,
+                rng: np.random.Generator | None = None) -> Opening:
+    """Prove every claim (:class:`Claim`, ``EvalClaim`` or :class:`LinearClaim`) about the tensors of
+    ``state`` with one opening. ``state`` may be a list of states opened together at the same
+    positions (a reused commitment and its companion, :func:`commit_companion`, last). A reused
+    commitment passed without a companion gets a fresh one here (from ``rng``, else the OS CSPRNG),
+    carried in the opening. The transcript should already hold whatever the claims were derived
+    from; the commitments are absorbed again here. A state with a ``ledger`` is charged the opened
+    positions before any column leaves (the ledger refuses past its budget)."""
+    states = [state] if isinstance(state, ProverState) else list(state)
+    if not states or not all(isinstance(x, ProverState) for x in states):
+        raise TypeError("open_claims: state must be a ProverState or a list of them")
+    implicit = b""
+    if not states[-1].commitment.layout.masks:
+        comp_com, comp_state = commit_companion(states[0].commitment.layout, rng=rng)
+        states.append(comp_state)
+        implicit = comp_com.to_bytes()
+    lay = _Stack([x.commitment.layout for x in states])
+    coms = [x.commitment for x in states]
     if not claims or len(claims) > MAX_CLAIMS:
         raise ValueError(f"open_claims: need 1..{MAX_CLAIMS} claims, got {len(claims)}")
-    parts = [_claim_parts(cl) for cl in claims]
-    geo = _geometry(lay, parts)
+    parts = [_linear_parts(cl) for cl in claims]
+    terms, owner, coefs, _ = _flatten(parts)
+    geo = _geometry(lay, terms)
     t, n = lay.n_queries, lay.codeword_len
-    M = state.messages
-    _absorb_claims(transcript, com, parts)
+    M = states[0].messages if len(states) == 1 else np.concatenate([x.messages for x in states])
+    _absorb_claims(transcript, coms, parts)
     gam = _gammas(transcript, lay)
     alpha = transcript.challenge_exts("pcs/alpha", len(parts))
+    alpha_t = F.emul(alpha[owner], coefs)  # each term weighted by its claim's α and its coefficient
     tau1, tau2 = _tau(transcript, lay)
     g1, g2 = lay.g_rows
     mask_sum = F.eadd(mle.evaluate(M[g1], tau1), mle.evaluate(M[g2], tau2))
     transcript.absorb_ext("pcs/mask_sum", mask_sum)
     rho = transcript.challenge_ext("pcs/rho")
 
-    rounds, zeta, at_zeta, rows, Bx = _column_sumcheck(lay, M, geo, alpha, rho, tau1, tau2, transcript)
+    rounds, zeta, at_zeta, rows, Bx = _column_sumcheck(lay, M, geo, alpha_t, rho, tau1, tau2, transcript)
 
     # the one evaluation row u = wᵀM (w: the row weights the verifier computes) = Σ_t A_t(ζ)·B_t + masks
     eqz = mle.eq_table(zeta)
@@ -602,17 +901,21 @@ def open_claims(state: ProverState, claims: Sequence, transcript: Transcript) ->
     row_idx = np.concatenate([rows, np.arange(h0, h0 + EVAL_MASKS)])
     u_eval = K.combine_terms(row_coefs, row_idx, M, np.ascontiguousarray(at_zeta[rows.size:]), Bx)
     del Bx
-    w = _eval_row_weights(lay, geo, alpha, rho, tau1, tau2, kappa, zeta)
+    w = _eval_row_weights(lay, geo, alpha_t, rho, tau1, tau2, kappa, zeta)
     u_prox = K.weighted_rows(gam, M)
-    hid = K.weighted_rows(np.concatenate([w[None], gam]), state.hiding)
+    S = states[0].hiding if len(states) == 1 else np.concatenate([x.hiding for x in states])
+    hid = K.weighted_rows(np.concatenate([w[None], gam]), S)
     s_eval, s_prox = hid[0], hid[1:]
     _absorb_rows(transcript, u_eval, s_eval, u_prox, s_prox)
     positions = np.unique(transcript.challenge_indices("pcs/queries", t, n))
-    columns = state.columns(positions)
-    siblings = state.tree.open(positions)
+    for x in states:  # a reused commitment's budget is charged before any of its columns leaves
+        if x.ledger is not None:
+            x.ledger.charge(x.commitment, positions)
+    columns = np.concatenate([x.columns(positions) for x in states], axis=1)
+    siblings = [x.tree.open(positions) for x in states]
     prov, conj = _soundness_tenths(lay, len(parts))
     return Opening(mask_sum, rounds, mask_values, u_eval, s_eval, u_prox, s_prox, positions, columns,
-                   siblings, prov, conj)
+                   siblings, prov, conj, implicit)
 
 
 def _column_sumcheck(lay: Layout, M: np.ndarray, geo: _Geometry, alpha, rho, tau1, tau2,
@@ -701,47 +1004,66 @@ def _eval_row_weights(lay: Layout, geo: _Geometry, alpha, rho, tau1, tau2, kappa
 
 # --- verification ------------------------------------------------------------------------------------
 
-def verify(commitment: Commitment, claims: Sequence, opening: "Opening | bytes",
+def verify(commitment: "Commitment | Sequence[Commitment]", claims: Sequence, opening: "Opening | bytes",
            transcript: Transcript) -> VerifyResult:
-    """Accept iff ``opening`` proves every claim against ``commitment``. Never raises."""
+    """Accept iff ``opening`` proves every claim against ``commitment`` (or the list of commitments
+    opened together, the one holding the mask rows last; a reused commitment alone takes the
+    companion its opening carries). Never raises."""
     return guarded(lambda: _verify(commitment, claims, opening, transcript), "pcs.verify")
 
 
-def _verify(com: Commitment, claims: Sequence, opening, transcript: Transcript) -> VerifyResult:
-    lay = com.layout
+def _verify(commitment, claims: Sequence, opening, transcript: Transcript) -> VerifyResult:
+    coms = [commitment] if isinstance(commitment, Commitment) else list(commitment)
+    if not coms or not all(isinstance(c, Commitment) for c in coms):
+        return VerifyResult.reject("verify needs one or more commitments")
     if isinstance(opening, (bytes, bytearray, memoryview)):
         try:
-            opening = Opening.from_bytes(bytes(opening), com)
+            opening = Opening.from_bytes(bytes(opening), coms)
         except ProofFormatError as exc:
             return VerifyResult.reject(f"malformed opening: {exc}")
     if not isinstance(opening, Opening):
         return VerifyResult.reject("opening must be an Opening or its bytes")
+    if opening.companion:
+        if coms[-1].layout.masks:
+            return VerifyResult.reject("the opening brings a companion its commitments do not take")
+        try:
+            coms.append(_parse_companion(opening.companion, coms[0].layout))
+        except ProofFormatError as exc:
+            return VerifyResult.reject(f"malformed companion commitment: {exc}")
+    try:
+        lay = _Stack([c.layout for c in coms])
+    except ValueError as exc:
+        return VerifyResult.reject(f"commitments cannot be opened together: {exc}")
     if not claims or len(claims) > MAX_CLAIMS:
         return VerifyResult.reject(f"need 1..{MAX_CLAIMS} claims")
     try:
-        parts = [_claim_parts(cl) for cl in claims]
-        geo = _geometry(lay, parts)
+        parts = [_linear_parts(cl) for cl in claims]
+        terms, owner, coefs, vals = _flatten(parts)
+        geo = _geometry(lay, terms)
     except (TypeError, ValueError) as exc:
         return VerifyResult.reject(f"bad claim: {exc}")
-    c, t, n = lay.n_cols, lay.n_queries, lay.codeword_len
+    c, t, th, n = lay.n_cols, lay.n_queries, lay.hiding_symbols, lay.codeword_len
     o = opening
     shapes = {"rounds": (o.rounds.shape, (lay.log_cols, 2, 4)), "u_eval": (o.u_eval.shape, (c, 4)),
-              "s_eval": (o.s_eval.shape, (t, 4)), "mask_values": (o.mask_values.shape, (EVAL_MASKS, 4)),
+              "s_eval": (o.s_eval.shape, (th, 4)), "mask_values": (o.mask_values.shape, (EVAL_MASKS, 4)),
               "u_prox": (o.u_prox.shape, (lay.proximity_tests, c, 4)),
-              "s_prox": (o.s_prox.shape, (lay.proximity_tests, t, 4)), "mask_sum": (o.mask_sum.shape, (4,))}
+              "s_prox": (o.s_prox.shape, (lay.proximity_tests, th, 4)), "mask_sum": (o.mask_sum.shape, (4,))}
     for what, (got, want) in shapes.items():
         if got != want:
             return VerifyResult.reject(f"{what} has shape {got}, expected {want}")
+    if len(o.siblings) != len(coms):
+        return VerifyResult.reject(f"{len(o.siblings)} Merkle multiproofs for {len(coms)} commitments")
     if (o.provable_tenths, o.conjectured_tenths) != _soundness_tenths(lay, len(parts)):
         return VerifyResult.reject("stated soundness figures do not match the parameters")
 
-    _absorb_claims(transcript, com, parts)
+    _absorb_claims(transcript, coms, parts)
     gam = _gammas(transcript, lay)
     alpha = transcript.challenge_exts("pcs/alpha", len(parts))
+    alpha_t = F.emul(alpha[owner], coefs)
     tau1, tau2 = _tau(transcript, lay)
     transcript.absorb_ext("pcs/mask_sum", o.mask_sum)
     rho = transcript.challenge_ext("pcs/rho")
-    claim = F.eadd(F.emul(rho, o.mask_sum), _ext_sum(F.emul(alpha, np.stack([val for _, _, val in parts]))))
+    claim = F.eadd(F.emul(rho, o.mask_sum), _ext_sum(F.emul(alpha, vals)))
     zeta = np.empty((lay.log_cols, 4), dtype=np.uint32)
     for i in range(lay.log_cols):
         s0, s2 = o.rounds[i]
@@ -765,11 +1087,13 @@ def _verify(com: Commitment, claims: Sequence, opening, transcript: Transcript) 
         return VerifyResult.reject("opened column positions are not the transcript's queries")
     if o.columns.shape != (positions.size, lay.n_rows):
         return VerifyResult.reject(f"columns have shape {o.columns.shape}, expected {(positions.size, lay.n_rows)}")
-    leaves = merkle.hash_columns(np.ascontiguousarray(o.columns, dtype=np.uint32))
-    if not merkle.verify(com.root, n, positions, leaves, o.siblings):
-        return VerifyResult.reject("Merkle multiproof does not match the commitment root")
+    for k, com in enumerate(coms):  # one multiproof per commitment, over its own rows of the columns
+        block = np.ascontiguousarray(o.columns[:, lay.row_base[k]:lay.row_base[k + 1]], dtype=np.uint32)
+        if not merkle.verify(com.root, n, positions, merkle.hash_columns(block), o.siblings[k]):
+            which = "" if len(coms) == 1 else f" (commitment {k} of {len(coms)})"
+            return VerifyResult.reject(f"Merkle multiproof does not match the commitment root{which}")
 
-    w = _eval_row_weights(lay, geo, alpha, rho, tau1, tau2, kappa, zeta)
+    w = _eval_row_weights(lay, geo, alpha_t, rho, tau1, tau2, kappa, zeta)
     cols_t = np.ascontiguousarray(o.columns.T)  # (n_rows, q)
     msgs = np.concatenate([o.u_eval[None], o.u_prox])
     hids = np.concatenate([o.s_eval[None], o.s_prox])

@@ -24,7 +24,8 @@ from blindproof.zk.quant.spec import ACC_BOUND
 
 PROOF_FORMAT = "blindproof.model-proof"
 COMMITMENT_FORMAT = "blindproof.model-commitment"
-VERSION = 2  # 2: parameters fixed by the commitment, public values bounded, start pinned
+VERSION = 3  # 2: parameters fixed by the commitment, public values bounded, start pinned; 3: weights opened with a
+# per-proof companion commitment (their own masks gone), hiding symbols for an opening budget
 MAX_PROOF_BYTES = 256 << 20
 MAX_COMMITMENT_BYTES = 64 << 20
 MAX_TENSORS = 16
@@ -132,7 +133,8 @@ def decode_commitment(data: bytes):
     if m.format != COMMITMENT_FORMAT:
         raise ProofFileError(f"not a model commitment (format {m.format!r})")
     if m.version != VERSION:
-        raise ProofFileError(f"unsupported model commitment version {m.version} (expected {VERSION})")
+        raise ProofFileError(f"unsupported model commitment version {m.version} (expected {VERSION}; older commitments "
+                             "reuse their mask rows in every proof: commit the model again)")
     try:
         weights = pcs.Commitment.from_bytes(m.weights)
     except ProofFormatError as exc:
@@ -200,6 +202,7 @@ class ModelProof:
     soundness: SoundnessFigures
     trace_claims: int
     weight_claims: int
+    companion_commitment: bytes = b""
 
     def to_bytes(self) -> bytes:
         """Serialize as the ``ModelProof`` message."""
@@ -214,7 +217,8 @@ class ModelProof:
                 provable_bits=self.soundness.provable_bits, conjectured_bits=self.soundness.conjectured_bits,
                 terms=[proof_pb2.SoundnessTerm(name=n, provable_bits=p, conjectured_bits=c)
                        for n, p, c in self.soundness.terms]),
-            trace_claims=self.trace_claims, weight_claims=self.weight_claims)
+            trace_claims=self.trace_claims, weight_claims=self.weight_claims,
+            companion_commitment=self.companion_commitment)
         return m.SerializeToString(deterministic=True)
 
     @staticmethod
@@ -237,7 +241,8 @@ class ModelProof:
             trace_opening=bytes(m.trace_opening), weight_opening=bytes(m.weight_opening),
             soundness=SoundnessFigures(float(s.provable_bits), float(s.conjectured_bits),
                                        [(t.name, float(t.provable_bits), float(t.conjectured_bits)) for t in s.terms]),
-            trace_claims=int(m.trace_claims), weight_claims=int(m.weight_claims))
+            trace_claims=int(m.trace_claims), weight_claims=int(m.weight_claims),
+            companion_commitment=bytes(m.companion_commitment))
         if not proof.inputs or not proof.outputs:
             raise ProofFileError("proof lacks its public input or output")
         # canonical encoding only: one byte string per proof (no malleable re-encodings)

@@ -3,14 +3,16 @@
 1. ``run_program`` on the public input gives the trace: every tensor and witness, bit for bit the
    integer model's.
 2. The statement (model digest, spec digest, parameters, start, ``X``, ``Y``) starts the transcript.
-3. Every trace tensor, witness and aux column is committed in ONE hiding PCS commitment (before any
+3. Every trace tensor, witness and aux column is committed in ONE hiding PCS commitment, then a fresh
+   companion of the weight commitment (its mask rows, OS randomness) is committed (both before any
    challenge; :class:`PcsProverSettler.commit`), the op proofs run from the output down to the input
    (:mod:`blindproof.zk.program`), and the claims they leave are settled: public tensors by the
    verifier itself, trace tensors by one batched opening of the trace commitment, weights by one
-   batched opening of the model commitment.
+   batched opening of the model commitment stacked with the companion.
 
 :class:`ModelProver` keeps a model, its commitment and the commitment's opening state, so one
-commitment serves many proofs.
+commitment serves many proofs, as many as the commitment's opening budget: the weight openings are
+charged to an :class:`~blindproof.zk.commitment.OpeningLedger` before a proof is returned.
 """
 
 from __future__ import annotations
@@ -21,14 +23,18 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from pathlib import Path
+
+from blindproof.zk import field as F
 from blindproof.zk import pcs
-from blindproof.zk.commitment import CommitmentKey, ModelCommitment, commit_model
+from blindproof.zk.commitment import (DEFAULT_BUDGET, CommitmentKey, ModelCommitment, OpeningBudgetExceeded,
+                                      OpeningLedger, commit_model)
 from blindproof.zk.ops.base import Claim, Reject, Settler, public_eval
 from blindproof.zk.proof_file import ModelProof
 from blindproof.zk.quant import QuantizedModel, Trace, run_program
 from blindproof.zk.transcript import Transcript
-from blindproof.zk.verifier import (DOMAIN, TRACE_COMMITMENT_LABEL, CountingTranscript, check_public_ranges,
-                                    soundness_figures, split_claims, statement_bytes)
+from blindproof.zk.verifier import (COMPANION_COMMITMENT_LABEL, DOMAIN, TRACE_COMMITMENT_LABEL, CountingTranscript,
+                                    check_public_ranges, soundness_figures, split_claims, statement_bytes)
 
 Progress = Callable[[str], None]
 KEEP_CODEWORDS_UP_TO = 1 << 25  # larger traces free their codewords (16 B/entry) and re-encode to open
@@ -43,12 +49,18 @@ def committed_table(state: pcs.ProverState, name: str) -> np.ndarray:
 
 
 class PcsProverSettler(Settler):
-    """Prover half: commits the trace tables in one PCS commitment, and settles the left-over claims
-    with one batched opening per commitment."""
+    """Prover half: commits the trace tables in one PCS commitment and a fresh companion of the weight
+    commitment (its mask rows and ``companion`` data tensors, name -> base-field table), and settles the
+    left-over claims with one batched opening of the trace and one of the weights stacked with the
+    companion (claims on companion tensors and :class:`pcs.LinearClaim` go to the latter)."""
 
     def __init__(self, weights: pcs.ProverState, public: Mapping[str, np.ndarray], params: pcs.PcsParams,
-                 rng: np.random.Generator | None = None, strict: bool = True, progress: Progress | None = None) -> None:
+                 rng: np.random.Generator | None = None, strict: bool = True, progress: Progress | None = None,
+                 companion: Mapping[str, np.ndarray] | None = None) -> None:
         self.weights, self.public, self.params, self.rng = weights, dict(public), params, rng
+        self.companion_tables = dict(companion or {})
+        self.companion_com: pcs.Commitment | None = None
+        self.companion_state: pcs.ProverState | None = None
         self.say = progress or (lambda _msg: None)
         self.strict = strict  # False only in tests of cheating provers
         self.trace_com: pcs.Commitment | None = None
@@ -73,10 +85,16 @@ class PcsProverSettler(Settler):
                      f"{sum(1 << s for s in self.trace_com.layout.log_sizes)} entries ({time.perf_counter() - t0:.2f} s)")
         transcript.absorb_digest(TRACE_COMMITMENT_LABEL,
                                  self.trace_com.digest() if self.trace_com else b"\x00" * 32)
+        # fresh masks for the weight opening (OS CSPRNG unless a test fixes ``rng``), fixed before any challenge
+        self.companion_com, self.companion_state = pcs.commit_companion(
+            self.weights.commitment.layout, self.companion_tables, rng=self.rng if self.rng is not None else F.SecureRng())
+        transcript.absorb_digest(COMPANION_COMMITMENT_LABEL, self.companion_com.digest())
 
     def settle(self, claims: Sequence[Claim], transcript: Transcript) -> None:
         """Open the trace claims, then the weight claims (public claims need nothing)."""
-        pub, tr, w = split_claims(claims, self.public)
+        if self.companion_state is None:
+            raise ValueError("claims settled before the commitments were made")
+        pub, tr, w = split_claims(claims, self.public, self.companion_com.layout.names)
         for c in pub:  # an honest prover's public claims hold; say so early if not
             if self.strict and not np.array_equal(public_eval(self.public[c.tensor], c.point), c.value):
                 raise Reject(f"claim on public tensor {c.tensor!r} is false")
@@ -88,7 +106,7 @@ class PcsProverSettler(Settler):
             self.trace_opening = pcs.open_claims(self.trace_state, tr, transcript).to_bytes()
             self.trace_state = None  # dead from here: free its matrices before the weight opening
         if w:
-            self.weight_opening = pcs.open_claims(self.weights, w, transcript).to_bytes()
+            self.weight_opening = pcs.open_claims([self.weights, self.companion_state], w, transcript).to_bytes()
 
 
 def _program_prove(spec, values: Mapping[str, np.ndarray], inputs, outputs, transcript: Transcript,
@@ -131,11 +149,36 @@ class ModelProver:
     params: pcs.PcsParams
 
     @staticmethod
-    def create(model: QuantizedModel, key: CommitmentKey, params: pcs.PcsParams | None = None) -> "ModelProver":
-        """Commit to ``model`` (deterministically from ``key``); every proof uses the commitment's
-        parameters."""
-        com, state = commit_model(model.spec, model.weights, key, params)
+    def create(model: QuantizedModel, key: CommitmentKey, params: pcs.PcsParams | None = None, *,
+               budget: int = DEFAULT_BUDGET, ledger: "OpeningLedger | str | Path | None" = None) -> "ModelProver":
+        """Commit to ``model`` (deterministically from ``key``) with an opening budget of ``budget``
+        proofs; every proof uses the commitment's parameters.
+
+        ``ledger``: where the weight openings are counted: an :class:`OpeningLedger`, or a path for a
+        file-backed one; by default ``key.ledger()``, i.e. ``<key file>.ledger`` for a key loaded from
+        or saved to a file and an in-memory ledger for a key that never touched disk (its count is then
+        lost with the process: do not reuse such a key after a restart). The commitment's own
+        well-formedness opening is charged first. Raises :class:`LedgerError` on a corrupt ledger."""
+        com, state = commit_model(model.spec, model.weights, key, params, budget)
+        if ledger is None:
+            ledger = key.ledger()
+        elif not isinstance(ledger, OpeningLedger):
+            ledger = OpeningLedger(ledger)
+        from blindproof.zk.wellformed import WellformedProof
+
+        wf = WellformedProof.from_bytes(com.wellformed)
+        ledger.charge(com.weights, pcs.Opening.from_bytes(wf.weight_opening, com.weights).positions)
+        state.ledger = ledger
         return ModelProver(model, com, state, com.params)
+
+    @property
+    def ledger(self) -> OpeningLedger:
+        """The ledger this prover's weight openings are charged to."""
+        return self.state.ledger
+
+    def openings_left(self) -> int:
+        """Proofs this key can still make within its budget (each may open ``t`` new positions)."""
+        return self.ledger.openings_left(self.commitment.weights)
 
     def prove(self, inputs: Mapping[str, np.ndarray], start: int = 0, *, trace: Trace | None = None,
               progress: Progress | None = None, rng: np.random.Generator | None = None,
@@ -144,6 +187,11 @@ class ModelProver:
         provers, with ``strict=False``); ``rng`` makes the trace commitment reproducible (tests)."""
         say = progress or (lambda _msg: None)
         spec = self.model.spec
+        if self.state.ledger is not None and self.openings_left() < 1:  # before the work, not at the opening
+            lay = self.commitment.weights.layout
+            raise OpeningBudgetExceeded(
+                f"the opening budget of this commitment key is spent ({lay.hiding_symbols - self.ledger.remaining(self.commitment.weights)} "
+                f"of {lay.hiding_symbols} positions opened, a proof opens up to {lay.n_queries}): rotate to a fresh key")
         if not isinstance(start, (int, np.integer)) or not 0 <= int(start) < 1 << 32:
             raise ValueError(f"start must be an integer in [0, 2^32), got {start!r}")
         start = int(start)
@@ -176,7 +224,8 @@ class ModelProver:
             trace_commitment=settler.trace_com.to_bytes() if settler.trace_com else b"",
             program_proof=program_proof, trace_opening=settler.trace_opening,
             weight_opening=settler.weight_opening, soundness=figs,
-            trace_claims=settler.trace_claims, weight_claims=settler.weight_claims)
+            trace_claims=settler.trace_claims, weight_claims=settler.weight_claims,
+            companion_commitment=settler.companion_com.to_bytes())
 
 
 # --- workloads: deterministic model, calibration and example input ----------------------------------

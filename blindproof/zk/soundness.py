@@ -120,19 +120,22 @@ def logup_error_log2(queries: int, depth: int, draws: int = 1, reps: int = 1,
     return reps * min(per, 0.0)
 
 
-def queries_for(bits: float, *, n_cols: int, blowup: int, hiding: bool = True) -> int:
+def queries_for(bits: float, *, n_cols: int, blowup: int, hiding: bool = True, openings: int = 1) -> int:
     """Fewest column queries whose provable query term reaches ``bits``.
 
-    With hiding, each query adds a hiding symbol to every row (the code's dimension grows with the
-    query count), so the count is found by search rather than by a closed form.
+    With hiding, each query adds ``openings`` hiding symbols to every row (a commitment opened up to
+    ``openings`` times keeps ``openings · t`` hiding symbols, so that every position any of its
+    openings reveals stays uniform): the code's dimension grows with the query count, so the count
+    is found by search rather than by a closed form.
     """
     if not bits > 0:
         raise ValueError(f"bits must be positive, got {bits!r}")
     _check_pos_int(n_cols, "n_cols")
     _check_pos_int(blowup, "blowup", 2)
+    _check_pos_int(openings, "openings")
     n = n_cols * blowup
     for t in range(1, n):
-        k = n_cols + (t if hiding else 0)
+        k = n_cols + (openings * t if hiding else 0)
         if k >= n:
             break
         e = (n - k) // 2

@@ -5,11 +5,14 @@ accepts on an error path (every exception becomes a rejection with its reason).
 Statement and transcript. The Fiat–Shamir transcript starts from the statement: the model
 commitment's digest, the spec digest, the commitment parameters, the position offset, the public
 input ``X`` and output ``Y`` (:func:`statement_bytes`). Then, in order: the trace commitment (every
-trace tensor, witness and aux column, one hiding PCS commitment), the op proofs from the output down
+trace tensor, witness and aux column, one hiding PCS commitment), the companion commitment (fresh mask
+rows, and any per-proof data tensors, in the weight commitment's code: the weight opening opens the
+weights stacked with it, so nothing it reveals reuses a mask of an earlier proof), the op proofs from the output down
 to the input (:mod:`blindproof.zk.program`), and the settlement of the claims left over
 (:class:`PcsVerifierSettler`): claims on public tensors are evaluated here, claims on committed
 trace tensors are proved by one batched opening of the trace commitment, claims on weights
-(``"w:<name>"``) by one batched opening of the model commitment.
+(``"w:<name>"``) and on companion tensors by one batched opening of the model commitment stacked with
+the companion.
 
 Soundness figures (:func:`soundness_figures`) are recomputed here from what the verifier saw, never
 taken from the file: the two openings' own reports (:meth:`pcs.Layout.soundness`), plus one term per
@@ -43,6 +46,7 @@ LOG_EXT_FIELD = EXT_DEGREE * math.log2(BABYBEAR_P)
 ROUND_DEGREE = 5  # bound on the degree of any round polynomial of the op proofs (sumcheck.MAX_ROUND_DEGREE)
 _LOOKUP_LABELS = ("lookup/alpha", "lookup/beta")
 _LAMBDA_LABEL = "lookup/lambda"  # counted by its degree (CountingTranscript.lambda_degrees)
+COMPANION_TENSORS: Mapping[str, int] = {}  # per-proof data tensors of the companion (name -> log size)
 
 
 @dataclass(frozen=True)
@@ -184,12 +188,17 @@ def soundness_figures(counts: Mapping[str, int], lookups: Sequence[Sequence[int]
 
 # --- settling claims ------------------------------------------------------------------------------
 
-def split_claims(claims: Sequence[Claim], public: Mapping[str, np.ndarray]
+def split_claims(claims: Sequence[Claim], public: Mapping[str, np.ndarray], companion: Sequence[str] = ()
                  ) -> tuple[list[Claim], list[Claim], list[Claim]]:
-    """(public, trace, weight) claims, each in order."""
+    """(public, trace, weight) claims, each in order; claims on the companion's tensors (``companion``)
+    and linear claims (:class:`pcs.LinearClaim`, settled by the weight opening) go with the weights."""
     pub, tr, w = [], [], []
+    comp = set(companion)
     for c in claims:
-        (pub if c.tensor in public else w if c.tensor.startswith("w:") else tr).append(c)
+        if isinstance(c, pcs.LinearClaim):
+            w.append(c)
+            continue
+        (pub if c.tensor in public else w if c.tensor.startswith("w:") or c.tensor in comp else tr).append(c)
     return pub, tr, w
 
 
@@ -205,21 +214,31 @@ def check_public_claims(claims: Sequence[Claim], public: Mapping[str, np.ndarray
 
 
 TRACE_COMMITMENT_LABEL = "model/trace-commitment"
+COMPANION_COMMITMENT_LABEL = "model/companion-commitment"
 
 
 class PcsVerifierSettler(Settler):
-    """Verifier half: absorbs the proof's trace commitment, then checks the left-over claims against
-    the public tensors and the two batched openings carried by the proof."""
+    """Verifier half: absorbs the proof's trace and companion commitments, then checks the left-over
+    claims against the public tensors and the two batched openings carried by the proof."""
 
-    def __init__(self, proof: ModelProof, model: ModelCommitment, trace_com: pcs.Commitment | None) -> None:
-        self.proof, self.model, self.trace_com = proof, model, trace_com
+    def __init__(self, proof: ModelProof, model: ModelCommitment, trace_com: pcs.Commitment | None,
+                 companion: pcs.Commitment | None = None) -> None:
+        self.proof, self.model, self.trace_com, self.companion = proof, model, trace_com, companion
         self.committed = False
         self.settled = False
 
     def commit(self, tables, transcript: Transcript) -> None:  # the verifier has no tables: ignores them
         if self.committed:
             raise Reject("the trace commitment was absorbed twice")
+        if self.companion is None:  # not parsed by the caller: from the proof, under the same layout rule
+            try:
+                comp = pcs.Commitment.from_bytes(self.proof.companion_commitment)
+                pcs.check_companion_layout(comp.layout, self.model.weights.layout, COMPANION_TENSORS)
+            except (ProofFormatError, ValueError) as exc:
+                raise Reject(f"the proof's companion commitment: {exc}") from None
+            self.companion = comp
         transcript.absorb_digest(TRACE_COMMITMENT_LABEL, self.trace_com.digest() if self.trace_com else b"\x00" * 32)
+        transcript.absorb_digest(COMPANION_COMMITMENT_LABEL, self.companion.digest())
         self.committed = True
 
     def settle(self, claims: Sequence[Claim], transcript: Transcript) -> None:
@@ -228,7 +247,7 @@ class PcsVerifierSettler(Settler):
         if self.settled:
             raise Reject("claims settled twice")
         self.settled = True
-        pub, tr, w = split_claims(claims, self.proof.inputs | self.proof.outputs)
+        pub, tr, w = split_claims(claims, self.proof.inputs | self.proof.outputs, self.companion.layout.names)
         if len(tr) != self.proof.trace_claims or len(w) != self.proof.weight_claims:
             raise Reject(f"the proof opens {self.proof.trace_claims} trace and {self.proof.weight_claims} weight "
                          f"claims, the program left {len(tr)} and {len(w)}")
@@ -242,7 +261,7 @@ class PcsVerifierSettler(Settler):
         elif self.proof.trace_opening:
             raise Reject("a trace opening without trace claims")
         if w:
-            res = pcs.verify(self.model.weights, w, self.proof.weight_opening, transcript)
+            res = pcs.verify([self.model.weights, self.companion], w, self.proof.weight_opening, transcript)
             if not res:
                 raise Reject(f"weight opening: {res.reason}")
         elif self.proof.weight_opening:
@@ -357,8 +376,15 @@ def _verify(model, data, inputs, outputs, start, scope, min_bits) -> ModelVerify
             pcs.check_layout_rule(trace_com.layout, model.params, "the trace commitment")
         except ValueError as exc:
             return _reject(str(exc), proof)
+    try:  # the companion: the weight commitment's code, its mask rows, and no per-proof data tensors (yet)
+        companion = pcs.Commitment.from_bytes(proof.companion_commitment)
+        pcs.check_companion_layout(companion.layout, model.weights.layout, COMPANION_TENSORS)
+    except ProofFormatError as exc:
+        return _reject(f"malformed companion commitment: {exc}", proof)
+    except ValueError as exc:
+        return _reject(str(exc), proof)
     tr = statement_transcript(proof)
-    settler = PcsVerifierSettler(proof, model, trace_com)
+    settler = PcsVerifierSettler(proof, model, trace_com, companion)
     try:
         _program_verify(spec, proof, tr, settler)
     except Reject as exc:

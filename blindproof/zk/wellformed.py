@@ -315,7 +315,8 @@ def prove_wellformed(spec: QuantSpec, weights: pcs.ProverState, params: pcs.PcsP
     w_claims = [c for c in claims if c.tensor in plan.shapes]
     a_claims = [c for c in claims if c.tensor not in plan.shapes and c.tensor not in plan.flags]
     aux_opening = pcs.open_claims(aux_state, a_claims, tr).to_bytes()
-    weight_opening = pcs.open_claims(weights, w_claims, tr).to_bytes()
+    # the weight commitment keeps no mask rows: the opening brings a companion drawn from ``mask_rng``
+    weight_opening = pcs.open_claims(weights, w_claims, tr, rng=mask_rng).to_bytes()
     return WellformedProof(aux_com.to_bytes(), checks, lookups, aux_opening, weight_opening).to_bytes()
 
 

@@ -292,16 +292,17 @@ class _Builder:
         v = x.value.transpose(0, 2, 1, 3).reshape(b, t, h * hd)
         return self.op("merge_heads", [x], self.node(name, v, x.role, x.lo, x.hi, tie=x))
 
-    def rope(self, x: _Node, name: str, theta: float, max_seq: int) -> _Node:
+    def rope(self, x: _Node, name: str, theta: float, max_seq: int, llama3: tuple | None = None) -> _Node:
         hd = x.value.shape[-1]
         t = x.value.shape[-2]
-        ang = rope_angles(hd, max_seq, theta)[:t]
+        ang = rope_angles(hd, max_seq, theta, llama3)[:t]
         cos, sin = np.cos(ang), np.sin(ang)
         x1, x2 = x.value[..., :hd // 2], x.value[..., hd // 2:]
         v = np.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
         fc = self.cfg.rope_exp
         for fn in ("cos", "sin"):
-            self.tables.setdefault(f"rope.{fn}", lambda fn=fn: rope_table(f"rope.{fn}", fn, fc, hd, max_seq, theta))
+            self.tables.setdefault(f"rope.{fn}", lambda fn=fn: rope_table(f"rope.{fn}", fn, fc, hd, max_seq, theta,
+                                                                          llama3))
         out = self.node(name, v, "accumulator", -WIDE, WIDE, derive=lambda: self.exp(x) + fc)
         return self.op("rope", [x], out, lambda: {"cos": "rope.cos", "sin": "rope.sin"})
 
@@ -418,14 +419,14 @@ def _walk_transformer(b: _Builder, model: Transformer, tokens: np.ndarray, scope
 
     def attention(x: _Node, i: int) -> _Node:
         p, n = f"blocks.{i}.attn.", f"b{i}.attn."
-        q = b.requant(lin(x, p + "wq", n + "q.acc", 1.0 / math.sqrt(hd)), n + "q")  # 1/sqrt(hd) folded into wq
+        q = b.requant(lin(x, p + "wq", n + "q.acc", cfg.softmax_scale), n + "q")  # 1/sqrt(hd) folded into wq
         k = b.requant(lin(x, p + "wk", n + "k.acc"), n + "k")
         v = b.requant(lin(x, p + "wv", n + "v.acc"), n + "v")
         qh, kh = b.split_heads(q, cfg.n_heads, n + "qh"), b.split_heads(k, cfg.kv_heads, n + "kh")
         vh = b.split_heads(v, cfg.kv_heads, n + "vh")
         if cfg.position == "rope":
-            qh = b.requant(b.rope(qh, n + "q_rope.acc", cfg.rope_theta, cfg.max_seq), n + "q_rope")
-            kh = b.requant(b.rope(kh, n + "k_rope.acc", cfg.rope_theta, cfg.max_seq), n + "k_rope")
+            qh = b.requant(b.rope(qh, n + "q_rope.acc", cfg.rope_theta, cfg.max_seq, cfg.rope_llama3), n + "q_rope")
+            kh = b.requant(b.rope(kh, n + "k_rope.acc", cfg.rope_theta, cfg.max_seq, cfg.rope_llama3), n + "k_rope")
         s = b.requant(b.qk(qh, kh, n + "scores.acc"), n + "scores", SCORE_LO, SCORE_HI, fixed=b.cfg.score_exp)
         pr = b.softmax(s, cfg.causal, n + "probs")
         o = b.merge_heads(b.pv(pr, vh, n + "mix.acc"), n + "mix.merged")
@@ -436,7 +437,8 @@ def _walk_transformer(b: _Builder, model: Transformer, tokens: np.ndarray, scope
         up = b.requant(lin(x, p + "up", n + "up.acc"), n + "up")
         if cfg.mlp == "swiglu":
             gate = b.requant(lin(x, p + "gate", n + "gate.acc"), n + "gate")
-            act = b.requant(b.mul(b.lookup(gate, "silu", n + "silu"), up, n + "prod.acc"), n + "prod")
+            fn = "silu" if cfg.glu_act == "silu" else ("gelu_tanh" if cfg.gelu_approx == "tanh" else "gelu")
+            act = b.requant(b.mul(b.lookup(gate, fn, n + fn), up, n + "prod.acc"), n + "prod")
         else:
             act = b.lookup(up, "gelu_tanh" if cfg.gelu_approx == "tanh" else "gelu", n + "gelu")
         return lin(act, p + "down", n + "down.acc")
@@ -457,6 +459,12 @@ def _walk_transformer(b: _Builder, model: Transformer, tokens: np.ndarray, scope
         h = norm(h, "final_norm", "final_norm")
     if cfg.output == "logits":
         return [b.requant(b.linear(h, sd["lm_head.weight"], None, "head.acc"), "logits")]
+    if cfg.output == "last":
+        # The program has no row-selection op: it computes (and a proof covers) the label logits at every
+        # position; the classification is the last row (QuantizedModel.forward returns that row).
+        return [b.requant(b.linear(h, sd["lm_head.weight"], None, "head.acc"), "label_logits")]
+    if cfg.output == "hidden":
+        return [b.requant(h, "hidden")]
     return [b.mean_pool(h, "pooled")]
 
 
@@ -513,8 +521,12 @@ class QuantizedModel:
         return trace.tensors[name].astype(np.float64) * np.exp2(-np.asarray(self.spec.tensors[name].exp, dtype=np.float64))
 
     def forward(self, x: torch.Tensor | np.ndarray, start: int = 0) -> np.ndarray:
-        """Float view of the integer model's output (logits or pooled embedding)."""
-        return self.decode(self.run(x, start=start, record=False))
+        """Float view of the integer model's output (logits, pooled embedding, hidden states, or the label
+        logits of the last position for a classification head, like the float model)."""
+        y = self.decode(self.run(x, start=start, record=False))
+        if self.spec.outputs[0] == "label_logits":
+            return y[:, -1]
+        return y
 
 
 def _calibration_array(model: torch.nn.Module, calib: torch.Tensor | np.ndarray) -> np.ndarray:

@@ -41,9 +41,17 @@ def round_half_up(x: np.ndarray) -> np.ndarray:
     return np.floor(np.asarray(x, dtype=np.float64) + 0.5).astype(np.int64)
 
 
-def rope_angles(head_dim: int, max_seq: int, theta: float) -> np.ndarray:
-    """Angles (max_seq, head_dim/2) of the half-split RoPE convention, in float64."""
+def rope_angles(head_dim: int, max_seq: int, theta: float, llama3: tuple | None = None) -> np.ndarray:
+    """Angles (max_seq, head_dim/2) of the half-split RoPE convention, in float64; ``llama3`` =
+    (factor, low_freq_factor, high_freq_factor, original_max_positions) applies Llama 3.x scaling."""
     inv = 1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim))
+    if llama3 is not None:
+        factor, low, high, orig = (float(v) for v in llama3)
+        wavelen = 2 * math.pi / inv
+        scaled = np.where(wavelen > orig / low, inv / factor, inv)
+        smooth = (orig / wavelen - low) / (high - low)
+        medium = (wavelen >= orig / high) & (wavelen <= orig / low)
+        inv = np.where(medium, (1 - smooth) * scaled / factor + smooth * scaled, scaled)
     return np.arange(max_seq, dtype=np.float64)[:, None] * inv[None, :]
 
 
@@ -52,7 +60,11 @@ def _values(fn: str, in_exp: int, out_exp: int, lo: int, hi: int, params: dict) 
         x = np.arange(lo, hi + 1, dtype=np.float64) * 2.0 ** -in_exp
         return round_half_up(_ACTIVATIONS[fn](x) * 2.0 ** out_exp)
     if fn in ("cos", "sin"):
-        ang = rope_angles(int(params["head_dim"]), int(params["max_seq"]), float(params["theta"])).reshape(-1)
+        llama3 = None
+        if "llama3_factor" in params:
+            llama3 = tuple(float(params[f"llama3_{k}"]) for k in ("factor", "low", "high", "orig"))
+        ang = rope_angles(int(params["head_dim"]), int(params["max_seq"]), float(params["theta"]),
+                          llama3).reshape(-1)
         return round_half_up((np.cos(ang) if fn == "cos" else np.sin(ang)) * 2.0 ** out_exp)
     raise ValueError(f"unknown table function {fn!r}; known: {', '.join([*_ACTIVATIONS, 'cos', 'sin'])}")
 
@@ -87,10 +99,15 @@ def exp_table(name: str, in_exp: int, out_exp: int) -> TableSpec:
     return make_table(name, "exp_neg", in_exp, out_exp, 0, EXP_DOMAIN_MAX)
 
 
-def rope_table(name: str, fn: str, out_exp: int, head_dim: int, max_seq: int, theta: float) -> TableSpec:
-    """RoPE cos or sin table, flattened row-major from (max_seq, head_dim/2)."""
+def rope_table(name: str, fn: str, out_exp: int, head_dim: int, max_seq: int, theta: float,
+               llama3: tuple | None = None) -> TableSpec:
+    """RoPE cos or sin table, flattened row-major from (max_seq, head_dim/2); the Llama 3 scaling, when
+    given, is part of the table's public parameters (absent otherwise, so plain tables are unchanged)."""
     n = max_seq * (head_dim // 2)
-    return make_table(name, fn, 0, out_exp, 0, n - 1, {"head_dim": head_dim, "max_seq": max_seq, "theta": theta})
+    params: dict = {"head_dim": head_dim, "max_seq": max_seq, "theta": theta}
+    if llama3 is not None:
+        params.update({f"llama3_{k}": float(v) for k, v in zip(("factor", "low", "high", "orig"), llama3)})
+    return make_table(name, fn, 0, out_exp, 0, n - 1, params)
 
 
 def table_values(spec: TableSpec, check_digest: bool = True) -> np.ndarray:

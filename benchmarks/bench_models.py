@@ -1,0 +1,134 @@
+"""Model support table: every architecture from_hf maps, on its small random-init config.
+
+Per architecture (blindproof.models.hf_examples): loads; float64 output vs transformers (HF's float32
+RMSNorm/RoPE made float64, as in tests/test_hf_architectures.py); blind == plaintext in both EE tiers
+(client embeds and decodes); the integer model's top-1 agreement (logits, label logits) or minimum cosine
+(hidden states, pooled); a proof of the integer model that verifies (and rejects a changed output); the
+fingerprint port's harmless vs random output change. Writes docs/bench_models.json and
+docs/bench_models.md (the table docs/models.md shows).
+
+    python benchmarks/bench_models.py [--names qwen2 gemma ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import blindproof  # noqa: F401  (pins thread pools first)
+import numpy as np
+import torch
+
+from blindproof.ee import ClientCodec, EEKey, encrypt_model, local_server_step
+from blindproof.fingerprint.transformer import port_change
+from blindproof.models import hf_examples as ex
+from blindproof.models.loaders import from_hf
+from blindproof.zk.commitment import CommitmentKey
+from blindproof.zk.prover import ModelProver
+from blindproof.zk.quant import quantize
+from blindproof.zk.verifier import verify_model_proof
+
+ROOT = Path(__file__).resolve().parents[1]
+KEY = EEKey(bytes(range(1, 33)))
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max())
+
+
+def row(name: str) -> dict:
+    hf = ex.build(name)
+    r: dict = {"name": name, "hf_class": type(hf).__name__}
+    try:
+        ours = from_hf(hf)
+    except Exception as exc:  # noqa: BLE001 - the table reports it
+        r["loads"] = f"no: {exc}"
+        return r
+    r["loads"], r["output"] = "yes", ours.cfg.output
+    ids = ex.example_ids()
+    patches = ex.float64_internals()
+    saved = [(cls, meth, getattr(cls, meth)) for cls, meth, _ in patches]
+    try:
+        for cls, meth, fn in patches:
+            setattr(cls, meth, fn)
+        ref_hf = ex.hf_reference(hf, ids, pooled=ours.cfg.output == "mean_pool")
+    finally:
+        for cls, meth, fn in saved:
+            setattr(cls, meth, fn)
+    with torch.no_grad():
+        ref = ours(ids)
+    r["vs_transformers"] = _rel(ref, ref_hf)
+    if name == "llama3-rope":  # the float64 patch computes plain RoPE: compare with stock HF instead
+        r["vs_transformers"] = _rel(ref, ex.hf_reference(hf, ids, False))
+        r["vs_transformers_note"] = "stock HF (float32 RMSNorm/RoPE)"
+    for tier in ("permute", "rotate"):
+        codec = ClientCodec(ours, KEY, tier)
+        y = codec.client_output(local_server_step(encrypt_model(ours, KEY, tier))(codec.client_input(ids), 0))
+        r[f"blind_{tier}"] = _rel(y, ref)
+    qm = quantize(ours, ex.example_ids(4, 16, seed=1))
+    test_ids = ex.example_ids(8, 12, seed=2)
+    with torch.no_grad():
+        fref = ours(test_ids).numpy()
+    yi = qm.forward(test_ids.numpy())
+    if ours.cfg.output in ("logits", "last"):
+        r["integer"] = {"top1": float((yi.argmax(-1) == fref.argmax(-1)).mean())}
+    else:
+        cos = (yi * fref).sum(-1) / np.linalg.norm(yi, axis=-1) / np.linalg.norm(fref, axis=-1)
+        r["integer"] = {"min_cos": float(cos.min())}
+    t0 = time.perf_counter()
+    prover = ModelProver.create(qm, CommitmentKey(b"\x07" * 32))
+    proof = prover.prove(prover.model.encode(ex.example_ids(1, 8, seed=3).numpy()), rng=np.random.default_rng(0))
+    data = proof.to_bytes()
+    res = verify_model_proof(prover.commitment, data)
+    bad = {k: v.copy() for k, v in proof.outputs.items()}
+    next(iter(bad.values())).flat[0] += 1
+    r["proof"] = {"verifies": bool(res.ok), "rejects_changed_output": not verify_model_proof(
+        prover.commitment, data, outputs=bad).ok, "seconds": round(time.perf_counter() - t0, 2),
+        "bytes": len(data), "provable_bits": round(float(res.provable_bits), 1) if res.ok else None}
+    with torch.no_grad():
+        pc = port_change(ours, ours.embed_tokens(ids), 0, 100.0)
+    r["fingerprint"] = {"harmless_change": pc.harmless_change, "random_change": pc.random_change}
+    return r
+
+
+def _fmt(r: dict) -> str:
+    if r["loads"] != "yes":
+        return f"| {r['name']} | `{r['hf_class']}` | {r['loads']} | | | | | |"
+    integ = r["integer"]
+    agree = f"top-1 {integ['top1']:.3f}" if "top1" in integ else f"min cos {integ['min_cos']:.6f}"
+    p = r["proof"]
+    proof = f"{'yes' if p['verifies'] and p['rejects_changed_output'] else 'NO'} ({p['seconds']:.1f} s)"
+    fp = r["fingerprint"]
+    note = "¹" if "vs_transformers_note" in r else ""
+    return (f"| {r['name']} | `{r['hf_class']}` | {r['output']} | {r['vs_transformers']:.1e}{note} | "
+            f"{r['blind_permute']:.1e} / {r['blind_rotate']:.1e} | {agree} | {proof} | "
+            f"{fp['harmless_change']:.1e} vs {fp['random_change']:.1e} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--names", nargs="*", default=list(ex.ARCHITECTURES))
+    args = ap.parse_args()
+    rows = []
+    for name in args.names:
+        rows.append(row(name))
+        print(_fmt(rows[-1]), flush=True)
+    import transformers
+    meta = {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__}
+    (ROOT / "docs" / "bench_models.json").write_text(json.dumps({"machine": meta, "rows": rows}, indent=1) + "\n")
+    head = ("| architecture | HF class | output | max rel. diff vs transformers (float64) | blind == plaintext "
+            "(permute / rotate) | integer vs float | proof verifies (prove + verify time) | fingerprint port "
+            "(harmless vs random change) |\n|---|---|---|---|---|---|---|---|")
+    lines = [head, *(_fmt(r) for r in rows), "",
+             "¹ against stock transformers, which computes RMSNorm and the RoPE tables in float32.", "",
+             f"`python benchmarks/bench_models.py` — python {meta['python']}, torch {meta['torch']}, "
+             f"transformers {meta['transformers']}."]
+    (ROOT / "docs" / "bench_models.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

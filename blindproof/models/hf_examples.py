@@ -1,0 +1,120 @@
+"""Small random-init Hugging Face models of every architecture :func:`from_hf` maps (needs ``transformers``).
+
+Built locally from configs, never downloaded; float64, eval mode, with every 1-d parameter (norm gains,
+biases) perturbed so that folding and the ``(1 + w)`` norms are exercised. Tests and
+``benchmarks/bench_models.py`` share them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+VOCAB = 97
+PAD = 0  # token id 0 is the pad token; example inputs draw ids from [3, VOCAB)
+
+_DECODER = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=72, num_hidden_layers=2, num_attention_heads=4,
+                num_key_value_heads=2, max_position_embeddings=64, pad_token_id=PAD, bos_token_id=1, eos_token_id=2,
+                rms_norm_eps=1e-6, attn_implementation="sdpa")
+_GPT2 = dict(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, n_positions=64, pad_token_id=PAD, bos_token_id=1,
+             eos_token_id=2)
+_LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0, "original_max_position_embeddings": 16}
+
+
+def _spec() -> dict[str, tuple[str, str, dict]]:
+    return {
+        "llama": ("LlamaForCausalLM", "LlamaConfig", {}),
+        "llama3-rope": ("LlamaForCausalLM", "LlamaConfig", {"rope_parameters": _LLAMA3_ROPE}),
+        "llama-head_dim": ("LlamaForCausalLM", "LlamaConfig", {"head_dim": 16}),
+        "mistral": ("MistralForCausalLM", "MistralConfig", {"sliding_window": 24}),
+        "qwen2": ("Qwen2ForCausalLM", "Qwen2Config", {}),
+        "qwen2-tied": ("Qwen2ForCausalLM", "Qwen2Config", {"tie_word_embeddings": True}),
+        "phi3": ("Phi3ForCausalLM", "Phi3Config", {}),
+        "gemma": ("GemmaForCausalLM", "GemmaConfig", {"head_dim": 16}),
+        "gpt2": ("GPT2LMHeadModel", "GPT2Config", {}),
+        "llama-base": ("LlamaModel", "LlamaConfig", {}),
+        "gpt2-base": ("GPT2Model", "GPT2Config", {}),
+        "qwen2-cls": ("Qwen2ForSequenceClassification", "Qwen2Config", {"num_labels": 3}),
+        "llama-cls": ("LlamaForSequenceClassification", "LlamaConfig", {"num_labels": 3}),
+        "gpt2-cls": ("GPT2ForSequenceClassification", "GPT2Config", {"num_labels": 3}),
+        "bert": ("BertModel", "BertConfig", {}),
+        "roberta": ("RobertaModel", "RobertaConfig", {}),
+        "distilbert": ("DistilBertModel", "DistilBertConfig", {}),
+    }
+
+
+ARCHITECTURES: tuple[str, ...] = tuple(_spec())
+
+
+def _config(tf, cfg_cls: str, extra: dict):
+    if cfg_cls == "GPT2Config":
+        kw = {**_GPT2, **extra}
+    elif cfg_cls in ("BertConfig", "RobertaConfig"):
+        kw = dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                  max_position_embeddings=66 if cfg_cls == "RobertaConfig" else 64, pad_token_id=1 if
+                  cfg_cls == "RobertaConfig" else PAD, **extra)
+    elif cfg_cls == "DistilBertConfig":
+        kw = dict(vocab_size=VOCAB, dim=32, n_layers=2, n_heads=4, hidden_dim=64, max_position_embeddings=64,
+                  pad_token_id=PAD, **extra)
+    else:
+        kw = {**_DECODER, **extra}
+    return getattr(tf, cfg_cls)(**kw)
+
+
+def build(name: str, seed: int = 0) -> nn.Module:
+    """The random-init Hugging Face module of architecture ``name`` (float64, eval)."""
+    import transformers as tf
+
+    cls, cfg_cls, extra = _spec()[name]
+    torch.manual_seed(seed)
+    module = getattr(tf, cls)(_config(tf, cfg_cls, extra))
+    with torch.no_grad():
+        for _, p in module.named_parameters():
+            if p.dim() == 1:
+                p.add_(0.1 * torch.randn_like(p))
+    return module.double().eval()
+
+
+def example_ids(batch: int = 2, seq: int = 12, seed: int = 0) -> torch.Tensor:
+    """Token ids in [3, VOCAB): no pad (0, or RoBERTa's 1), so classification heads read the last position."""
+    return torch.randint(3, VOCAB, (batch, seq), generator=torch.Generator().manual_seed(seed))
+
+
+def hf_reference(module: nn.Module, ids: torch.Tensor, pooled: bool) -> torch.Tensor:
+    """The module's output in the Transformer's convention (logits, label logits, hidden states or their mean)."""
+    with torch.no_grad():
+        out = module(input_ids=ids)
+    if hasattr(out, "logits"):
+        return out.logits
+    return out.last_hidden_state.mean(dim=1) if pooled else out.last_hidden_state
+
+
+def float64_internals() -> list[tuple[object, str, Callable]]:
+    """(class, method, replacement) patches that make HF's float32 RMSNorm and RoPE compute at the input's
+    precision, so a float64 comparison is exact to rounding. Default RoPE only (Llama 3 scaling is checked
+    against stock HF at float32 precision)."""
+    import importlib
+
+    def rms(self, x):
+        return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.variance_epsilon))
+
+    def rms_plus_one(self, x):
+        return (1.0 + self.weight) * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps))
+
+    def rope(self, x, position_ids):
+        c = self.config
+        dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+        inv = 1.0 / (c.rope_parameters["rope_theta"] ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
+        emb = torch.cat([position_ids[..., None].double() * inv] * 2, dim=-1)
+        return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+
+    patches = []
+    for mod, prefix in (("llama", "Llama"), ("mistral", "Mistral"), ("qwen2", "Qwen2"), ("phi3", "Phi3"),
+                        ("gemma", "Gemma")):
+        m = importlib.import_module(f"transformers.models.{mod}.modeling_{mod}")
+        patches.append((getattr(m, f"{prefix}RMSNorm"), "forward", rms_plus_one if prefix == "Gemma" else rms))
+        patches.append((getattr(m, f"{prefix}RotaryEmbedding"), "forward", rope))
+    return patches

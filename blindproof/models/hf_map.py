@@ -1,0 +1,472 @@
+"""Map a Hugging Face module onto a :class:`Transformer` by what it is, not by its class name.
+
+The mapper walks the module tree and reads the config only for what the tree cannot say (head counts,
+the maximum length, the sliding window). Parts are recognised by their structure:
+
+* a decoder base (``embed_tokens``, ``layers``, ``norm``, ``rotary_emb``): Llama, Mistral, Qwen2/2.5,
+  Phi-3 (fused ``qkv_proj`` / ``gate_up_proj``, split here), Gemma (GeGLU, scaled embeddings,
+  ``(1 + w)`` RMSNorm) and any other model built the same way;
+* a GPT-2 base (``wte``, ``wpe``, ``h``, ``ln_f``);
+* an encoder base (``embeddings`` and ``encoder.layer``: BERT, RoBERTa with its position offset) or
+  ``embeddings`` and ``transformer.layer`` (DistilBERT);
+
+and a head: ``lm_head`` (logits), ``score`` (sequence classification read at the last position, the
+``*ForSequenceClassification`` decoders), or none (a bare base model: final hidden states for decoders,
+the mean over the sequence for encoders, as for ``BertModel``).
+
+Behaviour the tree hides is probed on the module itself: each norm is run on a random input and must
+equal ``x/rms(x)·w`` or ``x/rms(x)·(1 + w)``, each activation must equal SiLU, GELU or tanh-GELU on a
+grid, the embedding's output must be its table times one constant, and the rotary module's inverse
+frequencies must equal plain or Llama-3-scaled RoPE. Whatever does not fit raises
+:class:`UnsupportedModelError` naming the module path and what was unexpected.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from blindproof.models.transformer import TransformerConfig, rope_inv_freq
+
+
+class UnsupportedModelError(ValueError):
+    """A model type or configuration option the reference Transformer does not implement."""
+
+
+def _fail(path: str, what: str) -> None:
+    raise UnsupportedModelError(f"{path or '<root>'}: {what}")
+
+
+def _path(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _children(m: nn.Module) -> dict[str, nn.Module]:
+    return dict(m.named_children())
+
+
+_DROPOUT = (nn.Dropout,)
+
+
+def _significant(m: nn.Module) -> dict[str, nn.Module]:
+    """Children that compute something in eval mode (dropouts are identities)."""
+    return {k: v for k, v in _children(m).items() if not isinstance(v, _DROPOUT)}
+
+
+def _expect_children(m: nn.Module, path: str, allowed: set[str], what: str) -> dict[str, nn.Module]:
+    kids = _significant(m)
+    extra = sorted(set(kids) - allowed)
+    if extra:
+        _fail(_path(path, extra[0]), f"{type(kids[extra[0]]).__name__} is a part of the {what} the Transformer "
+                                     f"has no place for (expected only {sorted(allowed)})")
+    return kids
+
+
+def _linear(m: Any, path: str) -> nn.Linear:
+    if not isinstance(m, nn.Linear):
+        _fail(path, f"expected a Linear layer, got {type(m).__name__}")
+    return m
+
+
+# --- probes ------------------------------------------------------------------------------------------
+
+def _probe_input(shape: tuple[int, ...], dtype: torch.dtype, seed: int = 0) -> torch.Tensor:
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(dtype)
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, rel: float) -> bool:
+    a, b = a.double(), b.double()
+    return bool((a - b).abs().max() <= rel * max(float(b.abs().max()), 1e-30))
+
+
+def _tol(dtype: torch.dtype) -> float:
+    return 1e-9 if dtype == torch.float64 else 2e-2 if dtype in (torch.float16, torch.bfloat16) else 1e-4
+
+
+@torch.no_grad()
+def rms_norm_gain(norm: nn.Module, path: str) -> tuple[torch.Tensor, float]:
+    """(effective gain, eps) of an RMSNorm-like module: ``w`` or ``1 + w``, decided by running it."""
+    w = getattr(norm, "weight", None)
+    if not isinstance(w, torch.Tensor) or w.dim() != 1 or getattr(norm, "bias", None) is not None:
+        _fail(path, f"{type(norm).__name__} is not an RMSNorm (a 1-d weight and no bias)")
+    eps = getattr(norm, "variance_epsilon", getattr(norm, "eps", None))
+    if not isinstance(eps, (int, float)):
+        _fail(path, f"{type(norm).__name__}: no epsilon attribute (variance_epsilon or eps)")
+    x = _probe_input((3, w.shape[0]), w.dtype, 1) * 3.0
+    y = norm(x)
+    xd = x.double()
+    core = xd * torch.rsqrt(xd.pow(2).mean(-1, keepdim=True) + float(eps))
+    for gain in (w.detach().double(), 1.0 + w.detach().double()):
+        if _close(y, core * gain, max(_tol(w.dtype), 1e-5)):
+            return gain.to(w.dtype) if gain is not w else gain, float(eps)
+    _fail(path, f"{type(norm).__name__} computes neither x/rms(x)*w nor x/rms(x)*(1 + w)")
+    raise AssertionError  # unreachable
+
+
+_ACTS = {"silu": lambda x: F.silu(x), "gelu": lambda x: F.gelu(x),
+         "gelu_tanh": lambda x: F.gelu(x, approximate="tanh")}
+
+
+@torch.no_grad()
+def activation_kind(act: Any, path: str) -> str:
+    """'silu', 'gelu' or 'gelu_tanh', decided by evaluating ``act`` on a grid."""
+    if not callable(act):
+        _fail(path, f"activation {act!r} is not callable")
+    x = torch.linspace(-6.0, 6.0, 241, dtype=torch.float64)
+    try:
+        y = act(x)
+    except Exception as exc:  # noqa: BLE001 - any failure means we cannot identify it
+        _fail(path, f"activation {type(act).__name__} failed on a probe: {exc}")
+    for name, fn in _ACTS.items():
+        if _close(y, fn(x), 1e-6):
+            return name
+    _fail(path, f"activation {type(act).__name__} is none of SiLU, GELU (exact) or GELU (tanh)")
+    raise AssertionError
+
+
+@torch.no_grad()
+def embedding_scale(emb: nn.Module, path: str) -> float:
+    """The constant the embedding multiplies its table rows by (1.0 for a plain nn.Embedding)."""
+    w = getattr(emb, "weight", None)
+    if not isinstance(emb, nn.Embedding) or not isinstance(w, torch.Tensor):
+        _fail(path, f"expected a token embedding, got {type(emb).__name__}")
+    ids = torch.arange(min(w.shape[0], 16))
+    out, rows = emb(ids).double(), w[ids].double()
+    scale = float(out.flatten() @ rows.flatten() / max(float(rows.flatten() @ rows.flatten()), 1e-300))
+    if not _close(out, rows * scale, _tol(w.dtype)):
+        _fail(path, f"{type(emb).__name__} output is not its table times one constant")
+    buf = getattr(emb, "embed_scale", None)  # Gemma keeps the exact constant as a buffer
+    if isinstance(buf, torch.Tensor) and buf.numel() == 1:
+        return float(buf.to(w.dtype))
+    return 1.0 if abs(scale - 1.0) <= _tol(w.dtype) else scale
+
+
+def _rope_from_module(rot: nn.Module | None, c: Mapping[str, Any], head_dim: int, path: str
+                      ) -> tuple[float, tuple[float, float, float, int] | None]:
+    """(theta, llama3 scaling) whose inverse frequencies equal the rotary module's."""
+    params = c.get("rope_parameters") or c.get("rope_scaling") or {}
+    if params and not any(k in params for k in ("rope_theta", "rope_type", "type")):
+        _fail(path, f"per-layer RoPE parameters {sorted(params)} not implemented")
+    rtype = params.get("rope_type", params.get("type", "default")) or "default"
+    theta = float(params.get("rope_theta", c.get("rope_theta", 10000.0)) or 10000.0)
+    llama3 = None
+    if rtype == "llama3":
+        llama3 = (float(params["factor"]), float(params["low_freq_factor"]), float(params["high_freq_factor"]),
+                  int(params["original_max_position_embeddings"]))
+    elif rtype != "default":
+        _fail(path, f"RoPE scaling {rtype!r} not implemented (plain RoPE and Llama 3 'llama3' scaling only)")
+    if float(params.get("partial_rotary_factor", c.get("partial_rotary_factor", 1.0)) or 1.0) != 1.0:
+        _fail(path, "partial rotary embeddings (partial_rotary_factor != 1)")
+    if rot is not None:
+        inv = getattr(rot, "inv_freq", None)
+        if isinstance(inv, torch.Tensor):
+            ours = rope_inv_freq(head_dim, theta, llama3)
+            if inv.shape != ours.shape or not _close(inv.double(), ours, 1e-5):
+                _fail(path, f"{type(rot).__name__}: inverse frequencies (length {inv.numel()}) match no supported "
+                            f"RoPE for head_dim {head_dim}, theta {theta}, scaling {rtype!r}")
+        scaling = getattr(rot, "attention_scaling", 1.0)
+        if float(scaling) != 1.0:
+            _fail(path, f"{type(rot).__name__}: attention_scaling {scaling} (scaled cos/sin) not implemented")
+    return theta, llama3
+
+
+# --- bases ------------------------------------------------------------------------------------------
+
+NameMap = dict  # target parameter name -> (function of the source state dict, source keys)
+
+
+def _take(key: str, transform=lambda t: t):
+    return (lambda sd: transform(sd[key])), (key,)
+
+
+def _lin_map(m: dict, ours: str, theirs: str, lin: nn.Linear, rows: slice | None = None) -> None:
+    if rows is None:
+        m[f"{ours}.weight"] = _take(f"{theirs}.weight")
+        if lin.bias is not None:
+            m[f"{ours}.bias"] = _take(f"{theirs}.bias")
+    else:
+        m[f"{ours}.weight"] = _take(f"{theirs}.weight", lambda w, r=rows: w[r])
+        if lin.bias is not None:
+            m[f"{ours}.bias"] = _take(f"{theirs}.bias", lambda b, r=rows: b[r])
+
+
+def _gain_map(m: dict, ours: str, theirs: str, gain: torch.Tensor, is_plus_one: bool) -> None:
+    if is_plus_one:
+        m[f"{ours}.weight"] = _take(f"{theirs}.weight", lambda w: 1.0 + w)
+    else:
+        m[f"{ours}.weight"] = _take(f"{theirs}.weight")
+
+
+def _one_flag(values: list[bool], path: str, what: str) -> bool:
+    if len(set(values)) > 1:
+        _fail(path, f"{what} differ between layers")
+    return values[0]
+
+
+def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dict, NameMap, str]:
+    """A llama-family decoder base: config fields, name map and the embedding key."""
+    kids = _expect_children(base, prefix, {"embed_tokens", "layers", "norm", "rotary_emb"}, "decoder base")
+    for need in ("embed_tokens", "layers", "norm"):
+        if need not in kids:
+            _fail(_path(prefix, need), "missing (a decoder base needs embed_tokens, layers and norm)")
+    for flag in ("attn_logit_softcapping", "final_logit_softcapping"):
+        if c.get(flag):  # Gemma 2: c * tanh(x / c) on the attention scores / the logits
+            _fail(prefix, f"{flag} = {c[flag]}: soft-capping (c * tanh(x / c)) is not implemented by the "
+                          "Transformer or its integer model (it needs a tanh table between the scores and the "
+                          "softmax); load the model with it set to None only if it was trained without it")
+    emb_path = _path(prefix, "embed_tokens")
+    scale = embedding_scale(kids["embed_tokens"], emb_path)
+    vocab, d = kids["embed_tokens"].weight.shape
+    layers = kids["layers"]
+    n_heads = int(c["num_attention_heads"])
+    m: NameMap = {}
+    qkv_bias, o_bias, mlp_bias, acts, plus_one, eps_all = [], [], [], [], [], []
+    head_dim = kv_heads = d_ff = None
+    scale_attn = None
+    for i, layer in enumerate(layers):
+        lp = _path(prefix, f"layers.{i}")
+        lk = _expect_children(layer, lp, {"self_attn", "mlp", "input_layernorm", "post_attention_layernorm"},
+                              "decoder layer")
+        for need in ("self_attn", "mlp", "input_layernorm", "post_attention_layernorm"):
+            if need not in lk:
+                _fail(_path(lp, need), "missing from the decoder layer")
+        attn, ap = lk["self_attn"], _path(lp, "self_attn")
+        ak = _expect_children(attn, ap, {"q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj", "rotary_emb"},
+                              "attention")
+        hd = int(getattr(attn, "head_dim", None) or c.get("head_dim") or d // n_heads)
+        o = _linear(ak.get("o_proj"), _path(ap, "o_proj"))
+        if o.in_features != n_heads * hd:
+            _fail(_path(ap, "o_proj"), f"input width {o.in_features} != {n_heads} heads x head_dim {hd}")
+        t = f"blocks.{i}"
+        if "qkv_proj" in ak:  # Phi-3: rows [q | k | v]
+            fused = _linear(ak["qkv_proj"], _path(ap, "qkv_proj"))
+            kvh = (fused.out_features - n_heads * hd) // (2 * hd)
+            if fused.out_features != (n_heads + 2 * kvh) * hd:
+                _fail(_path(ap, "qkv_proj"), f"output width {fused.out_features} is not (heads + 2 kv heads) x {hd}")
+            q_end, k_end = n_heads * hd, (n_heads + kvh) * hd
+            for ours, rows in (("wq", slice(0, q_end)), ("wk", slice(q_end, k_end)),
+                               ("wv", slice(k_end, fused.out_features))):
+                _lin_map(m, f"{t}.attn.{ours}", _path(ap, "qkv_proj"), fused, rows)
+            qkv_bias.append(fused.bias is not None)
+        else:
+            for need in ("q_proj", "k_proj", "v_proj"):
+                if need not in ak:
+                    _fail(_path(ap, need), "missing (attention needs q/k/v projections or a fused qkv_proj)")
+            q, k, v = (_linear(ak[n], _path(ap, n)) for n in ("q_proj", "k_proj", "v_proj"))
+            if q.out_features != n_heads * hd:
+                _fail(_path(ap, "q_proj"), f"output width {q.out_features} != {n_heads} heads x head_dim {hd}")
+            kvh = k.out_features // hd
+            flags = {q.bias is not None, k.bias is not None, v.bias is not None}
+            if len(flags) > 1:
+                _fail(ap, "q/k/v projections differ in having a bias")
+            for ours, theirs, lin in (("wq", "q_proj", q), ("wk", "k_proj", k), ("wv", "v_proj", v)):
+                _lin_map(m, f"{t}.attn.{ours}", _path(ap, theirs), lin)
+            qkv_bias.append(q.bias is not None)
+        _lin_map(m, f"{t}.attn.wo", _path(ap, "o_proj"), o)
+        o_bias.append(o.bias is not None)
+        s = getattr(attn, "scaling", None)
+        if head_dim is None:
+            head_dim, kv_heads, scale_attn = hd, kvh, s
+        elif (hd, kvh, s) != (head_dim, kv_heads, scale_attn):
+            _fail(ap, "head_dim, kv heads or attention scaling differ between layers")
+
+        mlp, mp = lk["mlp"], _path(lp, "mlp")
+        mk = _expect_children(mlp, mp, {"gate_proj", "up_proj", "down_proj", "gate_up_proj", "act_fn",
+                                        "activation_fn"}, "MLP (a gated MLP: gate, up, down)")
+        act = mk.get("act_fn", mk.get("activation_fn", getattr(mlp, "act_fn", None)))
+        acts.append(activation_kind(act, _path(mp, "act_fn")))
+        down = _linear(mk.get("down_proj"), _path(mp, "down_proj"))
+        ff = down.in_features
+        if "gate_up_proj" in mk:  # Phi-3: rows [gate | up]
+            fused = _linear(mk["gate_up_proj"], _path(mp, "gate_up_proj"))
+            if fused.out_features != 2 * ff:
+                _fail(_path(mp, "gate_up_proj"), f"output width {fused.out_features} != 2 x d_ff {ff}")
+            _lin_map(m, f"{t}.mlp.gate", _path(mp, "gate_up_proj"), fused, slice(0, ff))
+            _lin_map(m, f"{t}.mlp.up", _path(mp, "gate_up_proj"), fused, slice(ff, 2 * ff))
+            biases = [fused.bias is not None, down.bias is not None]
+        else:
+            for need in ("gate_proj", "up_proj"):
+                if need not in mk:
+                    _fail(_path(mp, need), "missing (the MLP must be gated: gate_proj, up_proj, down_proj)")
+            gate, up = _linear(mk["gate_proj"], _path(mp, "gate_proj")), _linear(mk["up_proj"], _path(mp, "up_proj"))
+            _lin_map(m, f"{t}.mlp.gate", _path(mp, "gate_proj"), gate)
+            _lin_map(m, f"{t}.mlp.up", _path(mp, "up_proj"), up)
+            biases = [gate.bias is not None, up.bias is not None, down.bias is not None]
+        if len(set(biases)) > 1:
+            _fail(mp, "MLP linears differ in having a bias")
+        _lin_map(m, f"{t}.mlp.down", _path(mp, "down_proj"), down)
+        mlp_bias.append(biases[0])
+        if d_ff is None:
+            d_ff = ff
+        elif ff != d_ff:
+            _fail(mp, f"d_ff {ff} differs from layer 0's {d_ff}")
+        for ours, theirs in (("attn_norm", "input_layernorm"), ("mlp_norm", "post_attention_layernorm")):
+            gain, eps = rms_norm_gain(lk[theirs], _path(lp, theirs))
+            po = not torch.equal(gain, lk[theirs].weight.detach())
+            plus_one.append(po)
+            eps_all.append(eps)
+            _gain_map(m, f"{t}.{ours}", _path(lp, theirs), gain, po)
+    gain, eps = rms_norm_gain(kids["norm"], _path(prefix, "norm"))
+    po = not torch.equal(gain, kids["norm"].weight.detach())
+    plus_one.append(po)
+    eps_all.append(eps)
+    _gain_map(m, "final_norm", _path(prefix, "norm"), gain, po)
+    if len(layers) == 0:
+        _fail(_path(prefix, "layers"), "no layers")
+    _one_flag(plus_one, prefix, "norm conventions (w or 1 + w)")
+    eps = _one_flag(eps_all, prefix, "norm epsilons")
+    act = _one_flag(acts, prefix, "MLP activations")
+    theta, llama3 = _rope_from_module(kids.get("rotary_emb"), c, head_dim, _path(prefix, "rotary_emb"))
+    max_seq = int(c["max_position_embeddings"])
+    types = c.get("layer_types")
+    window = c.get("sliding_window")
+    windowed = any(t == "sliding_attention" for t in types) if types else (
+        window is not None and c.get("use_sliding_window", True))
+    if windowed and window is not None:
+        # A query sees keys less than `window` positions back; up to `window` positions that is all
+        # of them, so capping max_seq there makes plain causal attention exact.
+        max_seq = min(max_seq, int(window))
+    if int(c.get("pretraining_tp", 1) or 1) != 1:
+        _fail(prefix, "pretraining_tp > 1")
+    emb_key = f"{emb_path}.weight"
+    m["embed.weight"] = _take(emb_key, (lambda w: w * scale) if scale != 1.0 else (lambda w: w))
+    qb, ob, mb = (_one_flag(x, prefix, f"{n} biases") for x, n in ((qkv_bias, "q/k/v"), (o_bias, "o_proj"),
+                                                                      (mlp_bias, "MLP")))
+    default_scale = 1.0 / math.sqrt(head_dim)
+    fields = dict(
+        vocab_size=int(vocab), d_model=int(d), n_layers=len(layers), n_heads=n_heads, d_ff=int(d_ff),
+        n_kv_heads=int(kv_heads), max_seq=max_seq, norm="rms", norm_position="pre", mlp="swiglu",
+        position="rope", bias=qb and ob and mb, causal=True, rope_theta=theta, norm_eps=eps,
+        attn_head_dim=None if head_dim * n_heads == d else head_dim,
+        # one flag when all agree (the description Llama/Mistral always had), else per part (Qwen2: q/k/v only)
+        qkv_bias=None if qb == ob == mb else qb, o_bias=None if qb == ob == mb else ob,
+        mlp_bias=None if qb == ob == mb else mb,
+        glu_act="silu" if act == "silu" else "gelu", gelu_approx="tanh" if act == "gelu_tanh" else "none",
+        attn_scale=None if scale_attn is None or abs(scale_attn - default_scale) <= 1e-12 * default_scale
+        else float(scale_attn),
+        rope_llama3=llama3, embed_scale=scale)
+    return fields, m, emb_key
+
+
+def map_gpt2(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dict, NameMap, str]:
+    from blindproof.models.loaders import gpt2_config  # noqa: PLC0415 - config helpers live there
+
+    _expect_children(base, prefix, {"wte", "wpe", "h", "ln_f"}, "GPT-2 base")
+    d = base.wte.weight.shape[1]
+    p = (lambda s: _path(prefix, s))
+    m: NameMap = {"embed.weight": _take(p("wte.weight")), "pos_embed.weight": _take(p("wpe.weight")),
+                  "final_norm.weight": _take(p("ln_f.weight")), "final_norm.bias": _take(p("ln_f.bias"))}
+    for i, blk in enumerate(base.h):
+        o, t = f"blocks.{i}", p(f"h.{i}")
+        _expect_children(blk, t, {"ln_1", "attn", "ln_2", "mlp"}, "GPT-2 block")
+        for j, name in enumerate(("wq", "wk", "wv")):
+            m[f"{o}.attn.{name}.weight"] = _take(f"{t}.attn.c_attn.weight", lambda w, j=j: w[:, j * d:(j + 1) * d].T)
+            m[f"{o}.attn.{name}.bias"] = _take(f"{t}.attn.c_attn.bias", lambda b, j=j: b[j * d:(j + 1) * d])
+        for ours, theirs in (("attn.wo", "attn.c_proj"), ("mlp.up", "mlp.c_fc"), ("mlp.down", "mlp.c_proj")):
+            m[f"{o}.{ours}.weight"] = _take(f"{t}.{theirs}.weight", lambda w: w.T)
+            m[f"{o}.{ours}.bias"] = _take(f"{t}.{theirs}.bias")
+        for ours, theirs in (("attn_norm", "ln_1"), ("mlp_norm", "ln_2")):
+            m[f"{o}.{ours}.weight"] = _take(f"{t}.{theirs}.weight")
+            m[f"{o}.{ours}.bias"] = _take(f"{t}.{theirs}.bias")
+    fields = gpt2_config(c).to_dict()
+    fields.pop("tie_embeddings")  # decided by the head
+    return fields, m, p("wte.weight")
+
+
+def map_bert_like(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dict, NameMap, str]:
+    """BERT or RoBERTa (``embeddings`` + ``encoder.layer``). RoBERTa's positions start at padding_idx + 1."""
+    from blindproof.models.loaders import _bert_names, bert_config  # noqa: PLC0415
+
+    _expect_children(base, prefix, {"embeddings", "encoder", "pooler"}, "encoder base")
+    emb = base.embeddings
+    offset = 0
+    pad = getattr(emb, "padding_idx", None)
+    if pad is not None:  # RoBERTa: position ids padding_idx + 1, padding_idx + 2, ... (inputs without padding)
+        offset = int(pad) + 1
+    cfg = bert_config(c)
+    fields = cfg.to_dict()
+    fields["max_seq"] = cfg.max_seq - offset
+    names = _bert_names(cfg)
+    p = (lambda s: _path(prefix, s))
+    m: NameMap = {}
+    for ours, (fn, keys) in names.items():
+        key = p(keys[0])
+        if ours == "pos_embed.weight":
+            m[ours] = _take(key, lambda w, o=offset: w[o:])
+        else:
+            m[ours] = _take(key)
+    fields["pad_token"] = pad
+    return fields, m, p("embeddings.word_embeddings.weight")
+
+
+def map_distilbert(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dict, NameMap, str]:
+    from blindproof.models.loaders import _gelu_approx  # noqa: PLC0415
+
+    _expect_children(base, prefix, {"embeddings", "transformer"}, "DistilBERT base")
+    p = (lambda s: _path(prefix, s))
+    ln_eps = float(base.embeddings.LayerNorm.eps)
+    m: NameMap = {"embed.weight": _take(p("embeddings.word_embeddings.weight")),
+                  "pos_embed.weight": _take(p("embeddings.position_embeddings.weight")),
+                  "embed_norm.weight": _take(p("embeddings.LayerNorm.weight")),
+                  "embed_norm.bias": _take(p("embeddings.LayerNorm.bias"))}
+    for i, blk in enumerate(base.transformer.layer):
+        o, t = f"blocks.{i}", p(f"transformer.layer.{i}")
+        _expect_children(blk, t, {"attention", "sa_layer_norm", "ffn", "output_layer_norm"}, "DistilBERT block")
+        for ours, theirs in (("attn.wq", "attention.q_lin"), ("attn.wk", "attention.k_lin"),
+                             ("attn.wv", "attention.v_lin"), ("attn.wo", "attention.out_lin"),
+                             ("mlp.up", "ffn.lin1"), ("mlp.down", "ffn.lin2"),
+                             ("attn_norm", "sa_layer_norm"), ("mlp_norm", "output_layer_norm")):
+            m[f"{o}.{ours}.weight"] = _take(f"{t}.{theirs}.weight")
+            m[f"{o}.{ours}.bias"] = _take(f"{t}.{theirs}.bias")
+        for norm_name in ("sa_layer_norm", "output_layer_norm"):
+            if float(getattr(blk, norm_name).eps) != ln_eps:
+                _fail(f"{t}.{norm_name}", "LayerNorm epsilon differs from the embedding norm's")
+    fields = dict(vocab_size=c["vocab_size"], d_model=c["dim"], n_layers=c["n_layers"], n_heads=c["n_heads"],
+                  d_ff=c["hidden_dim"], max_seq=c["max_position_embeddings"], norm="layer", norm_position="post",
+                  mlp="gelu", position="learned", bias=True, causal=False, norm_eps=ln_eps, embed_norm=True,
+                  output="mean_pool", gelu_approx=_gelu_approx(c["activation"]))
+    return fields, m, p("embeddings.word_embeddings.weight")
+
+
+def _is_decoder_base(m: nn.Module) -> bool:
+    k = _children(m)
+    return "embed_tokens" in k and "layers" in k and "norm" in k
+
+
+def _is_gpt2_base(m: nn.Module) -> bool:
+    k = _children(m)
+    return all(n in k for n in ("wte", "wpe", "h", "ln_f"))
+
+
+def _is_bert_base(m: nn.Module) -> bool:
+    k = _children(m)
+    return "embeddings" in k and "encoder" in k and hasattr(k["encoder"], "layer")
+
+
+def _is_distilbert_base(m: nn.Module) -> bool:
+    k = _children(m)
+    return "embeddings" in k and "transformer" in k and hasattr(k["transformer"], "layer")
+
+
+BASES = (("decoder", _is_decoder_base, map_decoder), ("gpt2", _is_gpt2_base, map_gpt2),
+         ("bert", _is_bert_base, map_bert_like), ("distilbert", _is_distilbert_base, map_distilbert))
+
+
+def find_base(module: nn.Module) -> tuple[str, str, nn.Module, Any]:
+    """(kind, prefix, base module, mapper) of the one recognised base inside ``module`` (itself or a child)."""
+    for kind, test, mapper in BASES:
+        if test(module):
+            return kind, "", module, mapper
+    for name, child in _children(module).items():
+        for kind, test, mapper in BASES:
+            if test(child):
+                return kind, name, child, mapper
+    raise UnsupportedModelError(
+        f"{type(module).__name__}: no transformer base recognised (looked for embed_tokens/layers/norm, "
+        f"wte/wpe/h/ln_f, embeddings/encoder.layer or embeddings/transformer.layer in the module and its "
+        f"children {sorted(_children(module))})")

@@ -1,0 +1,209 @@
+"""Every architecture from_hf maps, on small random-init configs: float64 equality with transformers,
+exact blind inference in both EE tiers, the integer model, a proof that verifies, a fingerprint probe."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+tf = pytest.importorskip("transformers")
+
+from blindproof.ee import ClientCodec, EEKey, Split, encrypt_model, local_server_step  # noqa: E402
+from blindproof.fingerprint.transformer import port_change  # noqa: E402
+from blindproof.models import hf_examples as ex  # noqa: E402
+from blindproof.models.loaders import UnsupportedModelError, from_hf  # noqa: E402
+from blindproof.models.transformer import rope_inv_freq  # noqa: E402
+
+KEY = EEKey(bytes(range(1, 33)))
+NEW = [a for a in ex.ARCHITECTURES if a not in ("llama", "mistral", "gpt2", "bert")]  # the older four: test_loaders
+
+
+@pytest.fixture
+def exact_hf(monkeypatch):
+    for cls, name, fn in ex.float64_internals():
+        monkeypatch.setattr(cls, name, fn)
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            hf = ex.build(name)
+            cache[name] = (hf, from_hf(hf))
+        return cache[name]
+    return get
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max())
+
+
+@pytest.mark.parametrize("name", ex.ARCHITECTURES)
+def test_float64_equals_transformers(name, loaded, exact_hf):
+    hf, ours = loaded(name)
+    ids = ex.example_ids()
+    ref = ex.hf_reference(hf, ids, pooled=ours.cfg.output == "mean_pool")
+    assert next(ours.parameters()).dtype == torch.float64 and not ours.training
+    with torch.no_grad():
+        y = ours(ids)
+    assert y.shape == ref.shape
+    # Llama 3 RoPE: the patch computes plain RoPE, so this one is compared with stock HF below
+    assert _rel(y, ref) <= (1e-9 if name != "llama3-rope" else 1.0)
+
+
+@pytest.mark.parametrize("name", ["llama3-rope", "qwen2", "phi3", "gemma"])
+def test_stock_transformers_to_float32_precision(name, loaded):
+    hf, ours = loaded(name)  # HF computes RMSNorm and the RoPE tables in float32 even in float64 models
+    ids = ex.example_ids()
+    with torch.no_grad():
+        assert _rel(ours(ids), ex.hf_reference(hf, ids, False)) <= 1e-5
+
+
+def test_llama3_rope_frequencies_equal_transformers(loaded):
+    hf, ours = loaded("llama3-rope")
+    assert ours.cfg.rope_llama3 == (8.0, 1.0, 4.0, 16)
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+    inv, scaling = ROPE_INIT_FUNCTIONS["llama3"](hf.config, "cpu")
+    ours_inv = rope_inv_freq(ours.cfg.head_dim, ours.cfg.rope_theta, ours.cfg.rope_llama3)
+    assert scaling == 1.0 and torch.allclose(inv.double(), ours_inv, rtol=1e-6)
+    plain = rope_inv_freq(ours.cfg.head_dim, ours.cfg.rope_theta)
+    assert not torch.allclose(plain, ours_inv)  # the scaling is really applied
+
+
+def test_structure_read_from_the_module(loaded):
+    q = loaded("qwen2")[1].cfg  # q/k/v biases, none on o_proj or the MLP
+    assert (q.has_bias("qkv"), q.has_bias("o"), q.has_bias("mlp")) == (True, False, False)
+    assert loaded("qwen2-tied")[1].lm_head.weight is loaded("qwen2-tied")[1].embed.weight
+    assert loaded("llama-head_dim")[1].cfg.head_dim == 16 and loaded("llama-head_dim")[1].cfg.d_model == 32
+    g = loaded("gemma")
+    assert g[1].cfg.glu_act == "gelu" and g[1].cfg.gelu_approx == "tanh" and not g[1].cfg.tie_embeddings
+    emb = g[0].model.embed_tokens.weight
+    assert torch.equal(g[1].lm_head.weight, emb)  # the head keeps the unscaled table
+    assert torch.equal(g[1].embed.weight, emb * g[0].model.embed_tokens.embed_scale.double())
+    assert torch.equal(g[1].blocks[0].attn_norm.weight, 1.0 + g[0].model.layers[0].input_layernorm.weight)
+    p = loaded("phi3")
+    w = p[0].model.layers[1].self_attn.qkv_proj.weight
+    assert torch.equal(torch.cat([p[1].blocks[1].attn.wq.weight, p[1].blocks[1].attn.wk.weight,
+                                  p[1].blocks[1].attn.wv.weight]), w)
+    assert loaded("qwen2-cls")[1].cfg.output == "last" and loaded("qwen2-cls")[1].cfg.n_labels == 3
+    assert loaded("llama-base")[1].cfg.output == "hidden" and loaded("gpt2-base")[1].cfg.output == "hidden"
+    assert loaded("roberta")[1].cfg.max_seq == 64  # positions start at padding_idx + 1 = 2
+    # options at their defaults stay out of the description (existing digests are unchanged)
+    assert set(loaded("llama")[1].cfg.to_dict()) == set(loaded("gpt2")[1].cfg.to_dict())
+
+
+@pytest.mark.parametrize("tier", ["permute", "rotate"])
+@pytest.mark.parametrize("name", NEW)
+def test_blind_equals_plaintext(name, tier, loaded):
+    _, ours = loaded(name)
+    ids = ex.example_ids()
+    with torch.no_grad():
+        ref = ours(ids)
+    splits = [Split()]
+    if ours.cfg.output != "last":
+        splits.append(Split(False, False))
+    for split in splits:
+        if split == Split(False, False) and tier == "rotate" and ours.cfg.output in ("mean_pool", "hidden") \
+                and ours.cfg.norm_position == "pre":
+            continue  # a pooled/hidden pre-norm model's final norm cannot be folded (refused, tested in test_ee_*)
+        enc = encrypt_model(ours, KEY, tier, split)
+        codec = ClientCodec(ours, KEY, tier, split)
+        y = codec.client_output(local_server_step(enc)(codec.client_input(ids), 0))
+        assert _rel(y, ref) <= 1e-9, (split, _rel(y, ref))
+
+
+def test_classification_head_is_decoded_by_the_client(loaded):
+    with pytest.raises(ValueError, match="client_decodes"):
+        encrypt_model(loaded("qwen2-cls")[1], KEY, "permute", Split(True, False))
+
+
+def _quantized(ours):
+    from blindproof.zk.quant import quantize
+    return quantize(ours, ex.example_ids(4, 16, seed=1))
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_integer_model_agrees(name, loaded):
+    _, ours = loaded(name)
+    qm = _quantized(ours)
+    ids = ex.example_ids(4, 12, seed=2)
+    with torch.no_grad():
+        ref = ours(ids).numpy()
+    y = qm.forward(ids.numpy())
+    assert y.shape == ref.shape
+    if ours.cfg.output in ("logits", "last"):
+        assert (y.argmax(-1) == ref.argmax(-1)).mean() >= 0.9
+    else:
+        cos = (y * ref).sum(-1) / np.linalg.norm(y, axis=-1) / np.linalg.norm(ref, axis=-1)
+        assert cos.min() >= 0.999
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_proof_verifies(name, loaded):
+    from blindproof.zk.commitment import CommitmentKey
+    from blindproof.zk.ops import kinds
+    from blindproof.zk.prover import ModelProver
+    from blindproof.zk.verifier import verify_model_proof
+
+    _, ours = loaded(name)
+    qm = _quantized(ours)
+    assert {op.kind for op in qm.spec.ops} <= set(kinds())
+    prover = ModelProver.create(qm, CommitmentKey(b"\x07" * 32))
+    proof = prover.prove(prover.model.encode(ex.example_ids(1, 8, seed=3).numpy()), rng=np.random.default_rng(0))
+    data = proof.to_bytes()
+    res = verify_model_proof(prover.commitment, data)
+    assert res.ok, res.reason
+    y = {k: v.copy() for k, v in proof.outputs.items()}
+    next(iter(y.values())).flat[0] += 1
+    assert not verify_model_proof(prover.commitment, data, outputs=y).ok
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_fingerprint_port_is_harmless(name, loaded):
+    _, ours = loaded(name)
+    with torch.no_grad():
+        h = ours.embed_tokens(ex.example_ids())
+    c = port_change(ours, h, 0, 100.0)
+    assert c.harmless_change < 1e-9 * 100 and c.random_change > 1e6 * c.harmless_change
+
+
+def test_gemma2_is_refused_naming_the_part():
+    torch.manual_seed(0)
+    cfg = tf.Gemma2Config(vocab_size=97, hidden_size=32, intermediate_size=48, num_hidden_layers=1,
+                          num_attention_heads=4, num_key_value_heads=2, head_dim=8, pad_token_id=0)
+    with pytest.raises(UnsupportedModelError, match=r"model: attn_logit_softcapping = 50.0: soft-capping"):
+        from_hf(tf.Gemma2ForCausalLM(cfg))
+    cfg.attn_logit_softcapping = cfg.final_logit_softcapping = None  # then the sandwich norms are named
+    with pytest.raises(UnsupportedModelError, match=r"model.layers.0.(pre|post)_feedforward_layernorm: Gemma2RMSNorm"):
+        from_hf(tf.Gemma2ForCausalLM(cfg))
+
+
+def test_unmappable_parts_are_named():
+    hf = ex.build("qwen2")
+    hf.model.layers[0].mlp.experts = nn.ModuleList([nn.Linear(2, 2)])  # an MoE-like part
+    with pytest.raises(UnsupportedModelError, match=r"model.layers.0.mlp.experts: ModuleList .* MLP"):
+        from_hf(hf)
+    hf = ex.build("qwen2")
+    hf.model.layers[0].post_attention_layernorm.weight.data.fill_(0.5)
+    hf.model.layers[0].post_attention_layernorm.variance_epsilon = "x"
+    with pytest.raises(UnsupportedModelError, match="post_attention_layernorm: .*epsilon"):
+        from_hf(hf)
+    hf = ex.build("llama")
+    hf.model.layers[1].mlp.act_fn = nn.ReLU()
+    with pytest.raises(UnsupportedModelError, match=r"model.layers.1.mlp.act_fn: activation ReLU"):
+        from_hf(hf)
+    hf = tf.BertForSequenceClassification(tf.BertConfig(vocab_size=97, hidden_size=32, num_hidden_layers=1,
+                                                        num_attention_heads=4, intermediate_size=64))
+    with pytest.raises(UnsupportedModelError, match="classifier: Linear: a head"):
+        from_hf(hf)
+
+
+@pytest.mark.parametrize("name", ["llama", "llama-base"])
+def test_persistent_rotary_buffers_are_not_weights(name):
+    hf = ex.build(name)  # older checkpoints saved inv_freq in the state dict
+    rot = hf.model.rotary_emb if name == "llama" else hf.rotary_emb
+    rot._non_persistent_buffers_set.clear()
+    assert any(k.endswith("inv_freq") for k in hf.state_dict())
+    assert from_hf(hf).cfg.n_layers == 2
