@@ -324,6 +324,7 @@ class _Recorder:
         real_pop = B.ClaimSet.pop
         real_protocol = P.protocol
         real_settle = B.OracleSettler.settle
+        real_settle_form = P.settle_form
         real_lookups = B.LookupBatch.verify
         rec = self
 
@@ -355,8 +356,11 @@ class _Recorder:
                 return got
 
         def settle(settler, claims, transcript):
-            rec.settled.append(list(claims))
             return real_settle(settler, claims, transcript)
+
+        def settle_form(rules, claims):  # the claims as the program leaves them, before the settler's form
+            rec.settled.append([c for c in claims if isinstance(c, B.Claim)])
+            return real_settle_form(rules, claims)
 
         def lookups(batch, ctx, proof):
             got = real_lookups(batch, ctx, proof)
@@ -367,6 +371,7 @@ class _Recorder:
         monkeypatch.setattr(B.LookupBatch, "verify", lookups)
         monkeypatch.setattr(P, "protocol", lambda kind: Wrapped(real_protocol(kind)))
         monkeypatch.setattr(B.OracleSettler, "settle", settle)
+        monkeypatch.setattr(P, "settle_form", settle_form)
 
 
 def _check_invariant(rec: _Recorder) -> Counter:

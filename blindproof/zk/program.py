@@ -78,15 +78,16 @@ def blind_rules(spec: QuantSpec, shapes: Mapping[str, tuple[int, ...]],
                 public: Mapping[str, np.ndarray]) -> dict[str, BL.Rule]:
     """The randomizer of every committed trace tensor, witness and aux column (not the public
     tensors, the weights or tensors without a variable). The blinding variable is the tensor's last
-    one unless a reader needs another (an op's ``blind_vars``); a relabelling (``relabel``: the heads
-    ops) shares its source's randomizer, its requirements carried back to the source. ValueError when
-    two readers need different blinding variables."""
-    req: dict[str, int] = {}
+    one unless a reader needs another (an op's ``blind_vars``; None: a reader that sums none of its
+    variables, so the tensor stays unblinded); a relabelling (``relabel``: the heads ops) shares its
+    source's randomizer, its requirements carried back to the source. ValueError when two readers need
+    different blinding variables."""
+    req: dict[str, int | None] = {}
 
-    def need(name: str, i: int) -> None:
-        if req.get(name, i) != i:
+    def need(name: str, i: int | None) -> None:
+        if name in req and req[name] != i and None not in (req[name], i):
             raise ValueError(f"readers of {name!r} need different blinding variables ({req[name]}, {i})")
-        req[name] = i
+        req[name] = None if None in (req.get(name, i), i) else i
 
     relabels: list[tuple[str, str, list[int]]] = []
     for op in spec.ops:
@@ -97,14 +98,14 @@ def blind_rules(spec: QuantSpec, shapes: Mapping[str, tuple[int, ...]],
             relabels.append(mod.relabel(op, shapes))
     for out, src, perm in reversed(relabels):
         if out in req:
-            need(src, perm[req[out]])
+            need(src, None if req[out] is None else perm[req[out]])
     relabelled = {out for out, _, _ in relabels}
     rules: dict[str, BL.Rule] = {}
     for name, shape in shapes.items():
         if name in public or name.startswith("w:") or name in relabelled:
             continue
         n = B.n_vars(shape)
-        if n:
+        if n and not (name in req and req[name] is None):
             rules[name] = BL.make_rule(name, n, req.get(name, n - 1))
     for out, src, perm in relabels:
         if src in rules:

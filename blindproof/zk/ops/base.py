@@ -575,9 +575,17 @@ def libra_for(ctx: VerifierContext, claim: Claim, coef: np.ndarray | None = None
 
 
 def _with_libra(n: int, k0: int, terms: Terms, libra: Sequence["BL.Libra"]) -> list:
-    if libra and n == 0:
-        raise ValueError("a randomized sum needs a sumcheck variable to pay its randomizer back")
     return list(terms) + [(lb.term_coef(n), (k0 + i,)) for i, lb in enumerate(libra)]
+
+
+_INV2 = F.ext((F.P + 1) // 2)
+
+
+def _dummy_variable(tables: Sequence[np.ndarray], terms: Terms) -> tuple[list[np.ndarray], list]:
+    """A sum without variables that must pay a randomizer back gets one dummy variable (Libra): every
+    table constant in it, every term halved."""
+    return ([np.repeat(np.asarray(t), 2, axis=0) for t in tables],
+            [(F.emul(_INV2, _ext_coeff(c) if not isinstance(c, np.ndarray) else c), f) for c, f in terms])
 
 
 def _libra_claims(ctx: VerifierContext, libra: Sequence["BL.Libra"], point: np.ndarray,
@@ -595,6 +603,10 @@ def prove_sum(ctx: VerifierContext, proof: OpProof, n: int, tables: Sequence[np.
     kept in ``ctx.masks``. ``reads`` name the tensors some tables hold and how (a blinded tensor is
     read as its randomized extension, so its final value is ``T̂``); ``libra`` pays back the
     randomizers inside ``claim`` (their final values become claims on the randomizer tables)."""
+    n0 = n
+    if libra and n == 0:
+        tables, terms = _dummy_variable(tables, terms)
+        n = 1
     blinded = _blinded(ctx, reads)
     blinders = [BL.blinder(r, ctx.table(r.table), k, view) for k, r, view in blinded]
     k0 = len(tables)
@@ -612,7 +624,7 @@ def prove_sum(ctx: VerifierContext, proof: OpProof, n: int, tables: Sequence[np.
         proof.put_bytes(red.proof.to_bytes(S._mask_spec(n, mask.degree)))  # noqa: SLF001 - the module's own mask statement
         ctx.masks.claims.append(Claim(name, red.point, red.final_evals[0]))
     _libra_claims(ctx, libra, out.point, out.final_evals[k0:])
-    return out.point, out.final_evals[:k0]
+    return out.point[:n0], out.final_evals[:k0]
 
 
 def verify_sum(ctx: VerifierContext, rd: ProofReader, n: int, n_tables: int, terms: Terms,
@@ -620,6 +632,10 @@ def verify_sum(ctx: VerifierContext, rd: ProofReader, n: int, n_tables: int, ter
                ) -> tuple[np.ndarray, np.ndarray]:
     """Check a :func:`prove_sum`; returns (point, claimed table values). The caller must check (or
     turn into claims) every table value. With masks in the context a masked proof is required."""
+    n0 = n
+    if libra and n == 0:
+        terms = [(F.emul(_INV2, _ext_coeff(c) if not isinstance(c, np.ndarray) else c), f) for c, f in terms]
+        n = 1
     blinded = [(k, BL.blind_round(r, view)) for k, r, view in _blinded(ctx, reads)]
     terms = _with_libra(n, n_tables, terms, libra)
     spec = S.SumcheckSpec.make(n, n_tables + len(libra), terms, blinded)
@@ -642,7 +658,7 @@ def verify_sum(ctx: VerifierContext, rd: ProofReader, n: int, n_tables: int, ter
             raise Reject(f"sumcheck mask: {res.reason}")
         ctx.masks.claims.append(Claim(ctx.masks.next_name(), res.claims[0].point, res.claims[0].value))
     _libra_claims(ctx, libra, point, sc.final_evals[n_tables:])
-    return point, sc.final_evals[:n_tables]
+    return point[:n0], sc.final_evals[:n_tables]
 
 
 def identity_reads(names: Sequence[str | None], n: int, first: int = 0) -> list[Read]:

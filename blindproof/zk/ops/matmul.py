@@ -120,12 +120,20 @@ def _attention_reads(ctx: B.VerifierContext, op: Op, point: np.ndarray) -> list[
     return [(1, a, va), (2, b, vbv)]
 
 
-def blind_vars(op: Op, shapes) -> dict[str, int]:
-    """``pv`` sums ``v`` over its third axis (the keys): its blinding variable is that axis's last."""
+def blind_vars(op: Op, shapes) -> dict[str, int | None]:
+    """The blinding variable must be one the product sums: ``pv`` sums ``v`` over its third axis
+    (the keys), so that axis's last; an operand whose summed axis has no variable (a width-1 head
+    or a single key) cannot be blinded (None)."""
+    if op.kind == "linear":
+        xs = shapes[op.inputs[0]]
+        return {} if B.dim_vars(xs[-1]) else {op.inputs[0]: None}
+    a, b = op.inputs
+    if not B.dim_vars(shapes[a][3]):
+        return {a: None, b: None}
     if op.kind != "pv":
         return {}
-    vs = shapes[op.inputs[1]]
-    return {op.inputs[1]: B.dim_vars(vs[0]) + B.dim_vars(vs[1]) + B.dim_vars(vs[2]) - 1}
+    vs = shapes[b]
+    return {b: B.dim_vars(vs[0]) + B.dim_vars(vs[1]) + B.dim_vars(vs[2]) - 1}
 
 
 def _attention_claims(ctx: B.VerifierContext, op: Op, point: np.ndarray, rho: np.ndarray,
