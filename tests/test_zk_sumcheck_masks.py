@@ -30,12 +30,9 @@ def mlp():
     return prover, proof
 
 
-def _spec_of(part: bytes) -> S.SumcheckSpec | None:
-    """A spec with the shape in a serialized sumcheck's header (None for other parts)."""
-    if not isinstance(part, bytes) or part[:4] != b"BPSC":
-        return None
-    n, d, k = part[6], part[7], part[8]
-    return S.SumcheckSpec.make(n, k, [(1, (0,) * d)])
+def _spec_of(part: bytes) -> S.SumcheckShape | None:
+    """The shape a serialized sumcheck declares in its header (None for other parts)."""
+    return S.shape_of_bytes(part)
 
 
 def _edit_sumchecks(proof: ModelProof, edit) -> bytes:

@@ -161,8 +161,11 @@ class Grammar:
 
     # rules
     def sumcheck(self) -> None:
-        """shape, terms, factors, claim, [mask sum, ρ], (round, r)*, final values, [mask value]."""
-        self.take("A sumcheck/shape", "A sumcheck/terms", "A sumcheck/factors", "A sumcheck/claim")
+        """shape, [blinded rounds], terms, factors, claim, [mask sum, ρ], (round, r)*, final values,
+        [mask value]."""
+        self.take("A sumcheck/shape")
+        self.many("A sumcheck/blinded")
+        self.take("A sumcheck/terms", "A sumcheck/factors", "A sumcheck/claim")
         masked = self.peek() == "A sumcheck/mask_sum"
         if masked:
             self.take("A sumcheck/mask_sum", "C sumcheck/rho")
@@ -224,7 +227,19 @@ class Grammar:
         while self.peek() == "A pcs/commitment":
             self.take("A pcs/commitment")
         self.take("A pcs/n_claims")
-        if not self.many("A pcs/claim_tensor", "A pcs/claim_point", "A pcs/claim_value"):
+        claims = 0
+        while True:  # plain claims (tensor, point, value) and linear ones (count, (tensor, point, coef)*, value)
+            if self.many("A pcs/claim_tensor", "A pcs/claim_point", "A pcs/claim_value"):
+                claims += 1
+            elif self.peek() == "A pcs/linear_claim":
+                self.take("A pcs/linear_claim")
+                if not self.many("A pcs/claim_tensor", "A pcs/claim_point", "A pcs/claim_coef"):
+                    self.fail("a term of a linear claim")
+                self.take("A pcs/claim_value")
+                claims += 1
+            else:
+                break
+        if not claims:
             self.fail("a claim")
         self.take("C pcs/gamma", "C pcs/gamma_mask", "C pcs/alpha", "C pcs/tau", "A pcs/mask_sum", "C pcs/rho")
         if not self.many("A pcs/round", "C pcs/r"):

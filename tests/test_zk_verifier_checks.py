@@ -46,6 +46,16 @@ def _reserialize(proof: ModelProof, **changes) -> bytes:
     return dataclasses.replace(proof, **changes).to_bytes()
 
 
+class _StatedSettler(PcsProverSettler):
+    """Settles as the verifier of the stated statement would: a randomized claim on a tensor the
+    statement makes public is a claim on that public value (its randomizer is the program's, which
+    the verifier never sees; the proof is for the statement check to refuse)."""
+
+    def settle(self, claims, transcript):
+        keep = [c for c in claims if not (isinstance(c, B.LinearClaim) and c.terms[0][0] in self.public)]
+        super().settle(keep, transcript)
+
+
 def _prove_statement(prover: ModelProver, inputs, *, outputs=None, spec_digest: bytes | None = None,
                      params: pcs.PcsParams | None = None, seed: int = 5) -> ModelProof:
     """A cheating prover that states its own statement and proves the honest trace under it.
@@ -65,7 +75,7 @@ def _prove_statement(prover: ModelProver, inputs, *, outputs=None, spec_digest: 
     rng = np.random.default_rng(seed)
     stated_params = prover.params if params is None else params
     tr = CountingTranscript(DOMAIN, statement_bytes(digest, sdig, stated_params, 0, inputs, stated))
-    settler = PcsProverSettler(prover.state, inputs | stated, prover.params, rng)
+    settler = _StatedSettler(prover.state, inputs | stated, prover.params, rng)
     values = dict(trace.tensors) | {f"w:{k}": v for k, v in prover.model.weights.items()}
     prog_outputs = {k: stated.get(k, honest[k]) for k in spec.outputs}
     program_proof = P.prove_program(spec, values, inputs, prog_outputs, tr, settler, start=0, rng=rng)
@@ -284,6 +294,8 @@ def test_p13_a_program_verifier_that_returns_without_settling_is_rejected(mlp, m
     from blindproof.zk import verifier as V
 
     class CommitOnly(B.Settler):
+        linear_claims = True  # as the settler it wraps: the program runs blinded
+
         def __init__(self, inner):
             self.inner = inner
 

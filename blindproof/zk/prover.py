@@ -54,6 +54,8 @@ class PcsProverSettler(Settler):
     left-over claims with one batched opening of the trace and one of the weights stacked with the
     companion (claims on companion tensors and :class:`pcs.LinearClaim` go to the latter)."""
 
+    linear_claims = True  # settles the randomized claims of ops.blind (program proofs run blinded)
+
     def __init__(self, weights: pcs.ProverState, public: Mapping[str, np.ndarray], params: pcs.PcsParams,
                  rng: np.random.Generator | None = None, strict: bool = True, progress: Progress | None = None,
                  companion: Mapping[str, np.ndarray] | None = None) -> None:

@@ -42,7 +42,7 @@ MAX_ROUND_DEGREE = 5  # round polynomial degree (a factor blinded in that round 
 MAX_VARS = 40
 MAX_TABLES = 64
 _MAGIC = b"BPSC"
-_VERSION = 1
+_VERSION = 2  # 2: per-round degrees (randomized extensions)
 
 _NJ = dict(cache=True, nogil=True, boundscheck=False)
 
@@ -474,9 +474,9 @@ class SumcheckProof:
     mask_sum: np.ndarray | None = None
     mask_eval: np.ndarray | None = None
 
-    def write(self, w: Writer, spec: SumcheckSpec | None = None) -> None:
+    def write(self, w: Writer, spec: "SumcheckSpec | SumcheckShape | None" = None) -> None:
         """Append this proof to a writer (shape is implied by the spec the reader passes)."""
-        if spec is None or not spec.blinded:
+        if spec is None:
             w.ext_fixed(self.round_evals.reshape(-1, 4))
         else:
             for j, dj in enumerate(spec.round_degrees):
@@ -488,7 +488,7 @@ class SumcheckProof:
             w.ext_fixed(self.mask_eval.reshape(1, 4))
 
     @staticmethod
-    def read(r: Reader, spec: SumcheckSpec) -> "SumcheckProof":
+    def read(r: Reader, spec: "SumcheckSpec | SumcheckShape") -> "SumcheckProof":
         """Read a proof shaped by ``spec``."""
         n, d = spec.n_vars, spec.degree
         rounds = np.zeros((n, d, 4), dtype=np.uint32)
@@ -500,28 +500,83 @@ class SumcheckProof:
             return SumcheckProof(rounds, finals, r.ext_fixed(1)[0], r.ext_fixed(1)[0])
         return SumcheckProof(rounds, finals)
 
-    def to_bytes(self, spec: SumcheckSpec) -> bytes:
-        """Self-describing bytes: magic, version, shape, body."""
+    def to_bytes(self, spec: "SumcheckSpec | SumcheckShape") -> bytes:
+        """Self-describing bytes: magic, version, shape (with the round degrees when they differ),
+        body."""
         w = Writer()
         w.header(_MAGIC, _VERSION)
-        w.u8(spec.n_vars)
-        w.u8(spec.degree)
-        w.u8(spec.n_tables)
+        _write_shape(w, SumcheckShape.of(spec))
         self.write(w, spec)
         return w.getvalue()
 
     @staticmethod
-    def from_bytes(data: bytes, spec: SumcheckSpec) -> "SumcheckProof":
+    def from_bytes(data: bytes, spec: "SumcheckSpec | SumcheckShape") -> "SumcheckProof":
         """Parse bytes written by :meth:`to_bytes` for the expected ``spec``; ProofFormatError otherwise."""
-        r = Reader(data, max_total=64 + 16 * (spec.round_values + spec.n_tables + 2))
+        want = SumcheckShape.of(spec)
+        r = Reader(data, max_total=64 + want.n_vars + 16 * (want.round_values + want.n_tables + 2))
         r.header(_MAGIC, (_VERSION,))
-        shape = (r.u8(), r.u8(), r.u8())
-        if shape != (spec.n_vars, spec.degree, spec.n_tables):
-            raise ProofFormatError(f"proof shape {shape} does not match the statement "
-                                   f"{(spec.n_vars, spec.degree, spec.n_tables)}")
-        proof = SumcheckProof.read(r, spec)
+        got = _read_shape(r)
+        if got != want:
+            raise ProofFormatError(f"proof shape {got.summary()} does not match the statement {want.summary()}")
+        proof = SumcheckProof.read(r, want)
         r.finish()
         return proof
+
+
+@dataclass(frozen=True)
+class SumcheckShape:
+    """What a sumcheck proof's bytes are shaped by: variables, tables, per-round degrees."""
+
+    n_vars: int
+    n_tables: int
+    round_degrees: tuple[int, ...]
+    degree: int
+
+    @staticmethod
+    def of(spec) -> "SumcheckShape":
+        """The shape of a spec (or of any object with ``n_vars``, ``n_tables``, ``degree``)."""
+        degs = tuple(getattr(spec, "round_degrees", (spec.degree,) * spec.n_vars))
+        return SumcheckShape(int(spec.n_vars), int(spec.n_tables), degs, int(spec.degree))
+
+    @property
+    def round_values(self) -> int:
+        return sum(self.round_degrees)
+
+    def summary(self) -> tuple:
+        return (self.n_vars, self.degree, self.n_tables) + ((self.round_degrees,) if self.uneven else ())
+
+    @property
+    def uneven(self) -> bool:
+        return any(dj != self.degree for dj in self.round_degrees)
+
+
+def _write_shape(w: Writer, shape: SumcheckShape) -> None:
+    w.u8(shape.n_vars)
+    w.u8(shape.degree)
+    w.u8(shape.n_tables)
+    w.u8(1 if shape.uneven else 0)
+    if shape.uneven:
+        for dj in shape.round_degrees:
+            w.u8(dj)
+
+
+def _read_shape(r: Reader) -> SumcheckShape:
+    n, d, k = r.u8(max_value=MAX_VARS), r.u8(max_value=MAX_ROUND_DEGREE), r.u8(max_value=MAX_TABLES)
+    uneven = r.u8(max_value=1)
+    degs = tuple(r.u8(max_value=d) for _ in range(n)) if uneven else (d,) * n
+    return SumcheckShape(n, k, degs, d)
+
+
+def shape_of_bytes(data: bytes) -> SumcheckShape | None:
+    """The shape a serialized sumcheck proof declares (tools and tests); None if it is not one."""
+    if not isinstance(data, (bytes, bytearray)) or bytes(data[:4]) != _MAGIC:
+        return None
+    r = Reader(bytes(data))
+    try:
+        r.header(_MAGIC, (_VERSION,))
+        return _read_shape(r)
+    except ProofFormatError:
+        return None
 
 
 @dataclass

@@ -35,7 +35,7 @@ import numpy as np
 from blindproof.zk import pcs
 from blindproof.zk.commitment import ModelCommitment
 from blindproof.zk.encoding import ProofFormatError
-from blindproof.zk.ops.base import Claim, Reject, Settler, n_vars, public_eval
+from blindproof.zk.ops.base import Claim, LinearClaim, Reject, Settler, n_vars, public_eval
 from blindproof.zk.proof_file import ModelProof, ProofFileError, SoundnessFigures
 from blindproof.zk.soundness import BABYBEAR_P, EXT_DEGREE, PROOF_FLOOR_BITS, logup_error_log2
 from blindproof.zk.transcript import Transcript
@@ -188,17 +188,27 @@ def soundness_figures(counts: Mapping[str, int], lookups: Sequence[Sequence[int]
 
 # --- settling claims ------------------------------------------------------------------------------
 
-def split_claims(claims: Sequence[Claim], public: Mapping[str, np.ndarray], companion: Sequence[str] = ()
-                 ) -> tuple[list[Claim], list[Claim], list[Claim]]:
+def split_claims(claims: Sequence, public: Mapping[str, np.ndarray], companion: Sequence[str] = ()
+                 ) -> tuple[list[Claim], list, list]:
     """(public, trace, weight) claims, each in order; claims on the companion's tensors (``companion``)
-    and linear claims (:class:`pcs.LinearClaim`, settled by the weight opening) go with the weights."""
+    go with the weights; a linear claim (the randomized claims of ``ops.blind``, as
+    :class:`pcs.LinearClaim`) goes with the trace when every term is a trace tensor, else with the
+    weights (a claim mixing both is refused: no opening holds both)."""
     pub, tr, w = [], [], []
     comp = set(companion)
+
+    def weighty(name: str) -> bool:
+        return name.startswith("w:") or name in comp
+
     for c in claims:
-        if isinstance(c, pcs.LinearClaim):
-            w.append(c)
+        if isinstance(c, (pcs.LinearClaim, LinearClaim)):
+            c = c if isinstance(c, pcs.LinearClaim) else pcs.LinearClaim(c.terms, c.value)
+            kinds = {weighty(t) for t, _, _ in c.terms}
+            if any(t in public for t, _, _ in c.terms) or len(kinds) != 1:
+                raise Reject("a linear claim mixes public, trace and weight tensors")
+            (w if kinds == {True} else tr).append(c)
             continue
-        (pub if c.tensor in public else w if c.tensor.startswith("w:") or c.tensor in comp else tr).append(c)
+        (pub if c.tensor in public else w if weighty(c.tensor) else tr).append(c)
     return pub, tr, w
 
 
@@ -220,6 +230,8 @@ COMPANION_COMMITMENT_LABEL = "model/companion-commitment"
 class PcsVerifierSettler(Settler):
     """Verifier half: absorbs the proof's trace and companion commitments, then checks the left-over
     claims against the public tensors and the two batched openings carried by the proof."""
+
+    linear_claims = True  # settles the randomized claims of ops.blind (program proofs run blinded)
 
     def __init__(self, proof: ModelProof, model: ModelCommitment, trace_com: pcs.Commitment | None,
                  companion: pcs.Commitment | None = None) -> None:
