@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import grpc
-import numpy as np
 import torch
 
 TESTS = Path(__file__).resolve().parent

@@ -108,6 +108,13 @@ def test_client_errors_and_json_only_with_json(capsys, server, tmp_path):
     assert code == EXIT_USAGE and _one_line(err).startswith("error:")
     code, _, err = _run(capsys, "keygen", "--out", str(tmp_path / "d.json"))
     assert code == EXIT_USAGE and "--force" in _one_line(err)
+    before = (tmp_path / "d.json").read_text()  # deploy refuses to overwrite a record, as keygen a key
+    code, _, err = _run(capsys, "deploy", "--server", server.target, "--model", "tiny-llama", "--plaintext",
+                        "--record", str(tmp_path / "d.json"))
+    assert code == EXIT_USAGE and "--force" in _one_line(err) and (tmp_path / "d.json").read_text() == before
+    code, _, _ = _run(capsys, "deploy", "--server", server.target, "--model", "tiny-llama", "--plaintext",
+                      "--record", str(tmp_path / "d.json"), "--force")
+    assert code == 0
 
 
 def test_ctrl_c_is_one_line_and_130(tmp_path):

@@ -24,7 +24,7 @@ from blindproof.client import BlindClient, RemoteError
 from blindproof.proto import inference_pb2 as pb
 from blindproof.proto import prover_pb2
 from blindproof.server.process import ServerProcess
-from test_prover_daemon import _mlp, _serve, _wait, expected_proof  # noqa: F401  (the stand-in prover)
+from test_prover_daemon import _mlp, _serve, _wait  # the stand-in prover and its helpers
 
 pytestmark = pytest.mark.timeout(180)
 PROOF_BYTES = 3 << 20  # three times the smallest message limit

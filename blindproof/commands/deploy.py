@@ -33,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "against the server's")
     p.add_argument("--commitment-out", type=Path, default=Path("model.commit"),
                    help="with --integer: where to write the model commitment (default model.commit)")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite an existing record (and, with --integer, its .ckey and commitment files)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=run)
 
@@ -60,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("error: pass exactly one of --key FILE or --plaintext")
     model = load_local_model(args.model, args.seed)
     key = load_key(args.key) if args.key else None
+    outputs = [args.record] + ([args.record.with_suffix(".ckey"), args.commitment_out] if args.integer else [])
+    existing = [str(p) for p in outputs if p.exists()]
+    if existing and not args.force:  # like keygen: the old record (and commitment key) would be lost
+        raise SystemExit(f"error: {', '.join(existing)} exist(s); pass --force to overwrite, or --record FILE")
     split = Split(client_embeds=not args.server_embeds, client_decodes=not args.server_decodes)
     extra: dict = {}
     if args.integer:
