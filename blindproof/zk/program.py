@@ -76,41 +76,77 @@ def infer_shapes(spec: QuantSpec, input_shapes: Mapping[str, Sequence[int]]) -> 
 
 def blind_rules(spec: QuantSpec, shapes: Mapping[str, tuple[int, ...]],
                 public: Mapping[str, np.ndarray]) -> dict[str, BL.Rule]:
-    """The randomizer of every committed trace tensor, witness and aux column (not the public
-    tensors, the weights or tensors without a variable). The blinding variable is the tensor's last
-    one unless a reader needs another (an op's ``blind_vars``; None: a reader that sums none of its
-    variables, so the tensor stays unblinded); a relabelling (``relabel``: the heads ops) shares its
-    source's randomizer, its requirements carried back to the source. ValueError when two readers need
-    different blinding variables."""
-    req: dict[str, int | None] = {}
-
-    def need(name: str, i: int | None) -> None:
-        if name in req and req[name] != i and None not in (req[name], i):
-            raise ValueError(f"readers of {name!r} need different blinding variables ({req[name]}, {i})")
-        req[name] = None if None in (req.get(name, i), i) else i
-
-    relabels: list[tuple[str, str, list[int]]] = []
-    for op in spec.ops:
-        mod = protocol(op.kind)
-        for name, i in getattr(mod, "blind_vars", lambda *_: {})(op, shapes).items():
-            need(name, i)
-        if hasattr(mod, "relabel"):
-            relabels.append(mod.relabel(op, shapes))
-    for out, src, perm in reversed(relabels):
-        if out in req:
-            need(src, None if req[out] is None else perm[req[out]])
-    relabelled = {out for out, _, _ in relabels}
+    """The randomizer of every committed tensor: trace tensors, witnesses, aux columns and weights
+    (not the public tensors or tensors without a variable). The blinding variable is the tensor's
+    last one unless a reader needs another (an op's ``blind_vars``; None: a reader that sums none of
+    its variables, or two readers that need different ones — the tensor then stays unblinded, which
+    :func:`unblinded` lists); a relabelling (``relabel``: the heads ops) shares its source's
+    randomizer, its requirements carried back to the source. A weight's randomizer table lives in the
+    weight opening's companion, every other one in the trace commitment."""
+    req = _requirements(spec, shapes)
+    relabelled = {out for out, _, _ in _relabels(spec, shapes)}
     rules: dict[str, BL.Rule] = {}
     for name, shape in shapes.items():
-        if name in public or name.startswith("w:") or name in relabelled:
+        if name in public or name in relabelled or BL.is_blind_table(name):
             continue
         n = B.n_vars(shape)
         if n and not (name in req and req[name] is None):
             rules[name] = BL.make_rule(name, n, req.get(name, n - 1))
-    for out, src, perm in relabels:
+    for out, src, perm in _relabels(spec, shapes):
         if src in rules:
             rules[out] = rules[src].permuted(out, perm)
     return rules
+
+
+def _relabels(spec: QuantSpec, shapes) -> list[tuple[str, str, list[int]]]:
+    return [protocol(op.kind).relabel(op, shapes) for op in spec.ops if hasattr(protocol(op.kind), "relabel")]
+
+
+def _requirements(spec: QuantSpec, shapes) -> dict[str, int | None]:
+    """Per tensor, the blinding variable its readers need (None: none works)."""
+    req: dict[str, int | None] = {}
+
+    def need(name: str, i: int | None) -> None:
+        req[name] = i if req.get(name, i) == i else None
+
+    for op in spec.ops:
+        for name, i in getattr(protocol(op.kind), "blind_vars", lambda *_: {})(op, shapes).items():
+            need(name, i)
+    for out, src, perm in reversed(_relabels(spec, shapes)):
+        if out in req:
+            need(src, None if req[out] is None else perm[req[out]])
+    return req
+
+
+def unblinded(spec: QuantSpec, shapes: Mapping[str, tuple[int, ...]], public: Mapping[str, np.ndarray]) -> list[str]:
+    """Committed tensors left without a randomizer (their claims reveal evaluations)."""
+    rules = blind_rules(spec, shapes, public)
+    return sorted(n for n in shapes if n not in public and n not in rules and not BL.is_blind_table(n)
+                  and B.n_vars(shapes[n]))
+
+
+_WEIGHT_READERS = ("linear", "embed", "mul_weight", "add_weight")  # their blind_vars need only weight shapes
+
+
+def companion_tensors(spec: QuantSpec) -> dict[str, int]:
+    """The per-proof data tensors of the weight opening's companion: the weights' randomizer tables
+    (name -> log size). They depend on the spec alone (a weight's readers need only its shape)."""
+    shapes = {B.weight_name(k): tuple(w.shape) for k, w in spec.weights.items()}
+    req = {}
+    for op in spec.ops:
+        if op.kind not in _WEIGHT_READERS:
+            continue
+        got = getattr(protocol(op.kind), "blind_vars", lambda *_: {})(op, shapes)
+        for name, i in got.items():
+            if name in shapes:
+                req[name] = i if req.get(name, i) == i else None
+    out = {}
+    for name, shape in shapes.items():
+        n = B.n_vars(shape)
+        if n and not (name in req and req[name] is None):
+            r = BL.make_rule(name, n, req.get(name, n - 1))
+            out[r.table] = r.r_vars
+    return dict(sorted(out.items()))
 
 
 def settle_form(rules: Mapping[str, BL.Rule] | None, claims: Sequence) -> list:

@@ -30,6 +30,7 @@ from blindproof.zk import pcs
 from blindproof.zk.commitment import (DEFAULT_BUDGET, CommitmentKey, ModelCommitment, OpeningBudgetExceeded,
                                       OpeningLedger, commit_model)
 from blindproof.zk.ops.base import Claim, Reject, Settler, public_eval
+from blindproof.zk.ops.blind import in_companion
 from blindproof.zk.proof_file import ModelProof
 from blindproof.zk.quant import QuantizedModel, Trace, run_program
 from blindproof.zk.transcript import Transcript
@@ -74,7 +75,10 @@ class PcsProverSettler(Settler):
 
     def commit(self, tables: Mapping[str, np.ndarray], transcript: Transcript) -> None:
         """Commit every non-public, non-weight table; absorb the commitment's digest."""
-        mine = {k: v for k, v in tables.items() if k not in self.public and not k.startswith("w:")}
+        mine = {k: v for k, v in tables.items()
+                if k not in self.public and not k.startswith("w:") and not in_companion(k)}
+        self.companion_tables = dict(sorted((self.companion_tables | {k: v for k, v in tables.items()
+                                                                      if in_companion(k)}).items()))
         for k, v in tables.items():  # weights come from the model commitment: they must be those
             if self.strict and k.startswith("w:") and not np.array_equal(np.asarray(v).reshape(-1), committed_table(self.weights, k)):
                 raise ValueError(f"weight table {k!r} differs from the committed weights")

@@ -46,7 +46,6 @@ LOG_EXT_FIELD = EXT_DEGREE * math.log2(BABYBEAR_P)
 ROUND_DEGREE = 5  # bound on the degree of any round polynomial of the op proofs (sumcheck.MAX_ROUND_DEGREE)
 _LOOKUP_LABELS = ("lookup/alpha", "lookup/beta")
 _LAMBDA_LABEL = "lookup/lambda"  # counted by its degree (CountingTranscript.lambda_degrees)
-COMPANION_TENSORS: Mapping[str, int] = {}  # per-proof data tensors of the companion (name -> log size)
 
 
 @dataclass(frozen=True)
@@ -245,7 +244,7 @@ class PcsVerifierSettler(Settler):
         if self.companion is None:  # not parsed by the caller: from the proof, under the same layout rule
             try:
                 comp = pcs.Commitment.from_bytes(self.proof.companion_commitment)
-                pcs.check_companion_layout(comp.layout, self.model.weights.layout, COMPANION_TENSORS)
+                pcs.check_companion_layout(comp.layout, self.model.weights.layout, companion_tensors(self.model.spec))
             except (ProofFormatError, ValueError) as exc:
                 raise Reject(f"the proof's companion commitment: {exc}") from None
             self.companion = comp
@@ -281,6 +280,13 @@ class PcsVerifierSettler(Settler):
 
 
 # --- the op proofs (adapter to blindproof.zk.program) -----------------------------------------------
+
+def companion_tensors(spec) -> dict[str, int]:
+    """The per-proof data tensors the weight opening's companion must hold (the weights' randomizer
+    tables, name -> log size), from the spec alone."""
+    from blindproof.zk import program
+    return program.companion_tensors(spec)
+
 
 def _program_verify(spec, proof: ModelProof, transcript: Transcript, settler: PcsVerifierSettler) -> None:
     """Check the op proofs of ``proof.program_proof``; Reject on failure. Calls ``settler.commit``
@@ -388,9 +394,9 @@ def _verify(model, data, inputs, outputs, start, scope, min_bits) -> ModelVerify
             pcs.check_layout_rule(trace_com.layout, model.params, "the trace commitment")
         except ValueError as exc:
             return _reject(str(exc), proof)
-    try:  # the companion: the weight commitment's code, its mask rows, and no per-proof data tensors (yet)
+    try:  # the companion: the weight commitment's code, its mask rows and the weights' randomizer tables
         companion = pcs.Commitment.from_bytes(proof.companion_commitment)
-        pcs.check_companion_layout(companion.layout, model.weights.layout, COMPANION_TENSORS)
+        pcs.check_companion_layout(companion.layout, model.weights.layout, companion_tensors(spec))
     except ProofFormatError as exc:
         return _reject(f"malformed companion commitment: {exc}", proof)
     except ValueError as exc:

@@ -688,32 +688,41 @@ def _ext_coeff(c) -> np.ndarray:
     return F._check_ext(np.asarray(c), "coefficient").reshape(4)
 
 
+def _relation_groups(lin: list) -> list[list]:
+    """The terms split by the commitment their randomizer table lives in (a weight's is in the weight
+    opening's companion, the others in the trace commitment): one δ and one linear claim per group."""
+    groups: dict[bool, list] = {}
+    for t in lin:
+        groups.setdefault(BL.in_companion(t[0]), []).append(t)
+    return [groups[k] for k in sorted(groups)]
+
+
 def prove_relation(ctx: ProverContext, proof: OpProof, terms: Relation, label: str) -> np.ndarray:
     """For a linear relation ``Σ c·T̃(p) = known`` between values the proof reveals as ``T̂(p)``:
     send ``δ = Σ c·(T̂(p) − T̃(p))`` (a linear form of the randomizer tables, settled as a
-    :class:`LinearClaim`) so that ``Σ c·T̂(p) = known + δ``. Nothing is sent when no term is
-    randomized (δ = 0)."""
-    lin = _relation_terms(ctx, terms)
-    if not lin:
-        return F.ezero()
-    delta = F.ezero()
-    for name, pt, coef in lin:
-        delta = F.eadd(delta, F.emul(coef, ctx.evaluate(name, pt)))
-    proof.put_ext(delta[None])
-    ctx.transcript.absorb_ext(f"ops/{label}/delta", delta)
-    ctx.blind_claims.append(LinearClaim(tuple(lin), delta))
-    return delta
+    :class:`LinearClaim`; one per commitment the tables live in) so that ``Σ c·T̂(p) = known + δ``.
+    Nothing is sent when no term is randomized (δ = 0)."""
+    total = F.ezero()
+    for group in _relation_groups(_relation_terms(ctx, terms)):
+        delta = F.ezero()
+        for name, pt, coef in group:
+            delta = F.eadd(delta, F.emul(coef, ctx.evaluate(name, pt)))
+        proof.put_ext(delta[None])
+        ctx.transcript.absorb_ext(f"ops/{label}/delta", delta)
+        ctx.blind_claims.append(LinearClaim(tuple(group), delta))
+        total = F.eadd(total, delta)
+    return total
 
 
 def verify_relation(ctx: VerifierContext, rd: "ProofReader", terms: Relation, label: str) -> np.ndarray:
-    """Mirror of :func:`prove_relation`: returns δ."""
-    lin = _relation_terms(ctx, terms)
-    if not lin:
-        return F.ezero()
-    delta = rd.take_ext(1)[0]
-    ctx.transcript.absorb_ext(f"ops/{label}/delta", delta)
-    ctx.blind_claims.append(LinearClaim(tuple(lin), delta))
-    return delta
+    """Mirror of :func:`prove_relation`: returns δ (the sum over the groups)."""
+    total = F.ezero()
+    for group in _relation_groups(_relation_terms(ctx, terms)):
+        delta = rd.take_ext(1)[0]
+        ctx.transcript.absorb_ext(f"ops/{label}/delta", delta)
+        ctx.blind_claims.append(LinearClaim(tuple(group), delta))
+        total = F.eadd(total, delta)
+    return total
 
 
 def _eq_terms(terms: Terms) -> list[tuple[object, tuple[int, ...]]]:

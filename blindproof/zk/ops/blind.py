@@ -60,6 +60,11 @@ def is_blind_table(name: str) -> bool:
     return name.startswith(PREFIX)
 
 
+def in_companion(name: str) -> bool:
+    """Whether a randomizer table is a weight's (committed in the weight opening's companion)."""
+    return name.startswith(PREFIX + "w:")
+
+
 @dataclass(frozen=True)
 class Rule:
     """Where a tensor's randomizer lives: blinding variable ``s``, variables ``A`` (indices into the

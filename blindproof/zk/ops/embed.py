@@ -31,6 +31,12 @@ def shapes(op: Op, in_shapes: Sequence[tuple[int, ...]], spec: QuantSpec) -> dic
     return {op.output: (*xs, ws[1])}
 
 
+def blind_vars(op: Op, shapes) -> dict[str, int]:
+    """The product sums the table over its rows: the blinding variable is the row axis's last."""
+    w = B.weight_name(op.params["weight"])
+    return {w: B.dim_vars(shapes[w][0]) - 1} if B.dim_vars(shapes[w][0]) else {w: None}
+
+
 def aux(ctx: B.ProverContext, op: Op) -> dict[str, np.ndarray]:
     """No auxiliary columns."""
     return {}

@@ -124,9 +124,9 @@ def blind_vars(op: Op, shapes) -> dict[str, int | None]:
     """The blinding variable must be one the product sums: ``pv`` sums ``v`` over its third axis
     (the keys), so that axis's last; an operand whose summed axis has no variable (a width-1 head
     or a single key) cannot be blinded (None)."""
-    if op.kind == "linear":
-        xs = shapes[op.inputs[0]]
-        return {} if B.dim_vars(xs[-1]) else {op.inputs[0]: None}
+    if op.kind == "linear":  # from the weight's shape alone (the companion's tensors need no inputs)
+        w = B.weight_name(op.params["weight"])
+        return {} if B.dim_vars(shapes[w][1]) else {op.inputs[0]: None, w: None}
     a, b = op.inputs
     if not B.dim_vars(shapes[a][3]):
         return {a: None, b: None}
