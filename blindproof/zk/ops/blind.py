@@ -6,7 +6,8 @@ S&P 2020, §5)
     T̂(x) = T̃(x) + x_s (1 − x_s) · Φ_T(x_A),     Φ_T(x_A) = Σ_{w ∈ {0,1}^b} R̃_T(x_A, w) = 2^b · R̃_T(x_A, ½, …, ½)
 
 with ``x_s`` one variable of ``T`` (its *blinding variable*), ``x_A`` the ``a`` variables just above it
-(MSB-first order) and ``R_T`` a fresh random base table of ``2^(a+b)`` entries, committed with the
+(MSB-first order; a small tensor repeats them, see :func:`make_rule`) and ``R_T`` a fresh random
+base table of ``2^(a+b)`` entries, committed with the
 trace as ``"zk~blind:<T>"``. ``T̂ = T̃`` on the hypercube, so every sum over the cube is unchanged;
 off the cube ``x_s(1 − x_s) ≠ 0`` and every value the proof reveals about ``T`` carries a fresh
 linear form of ``R_T``.
@@ -117,12 +118,33 @@ class Rule:
         return Rule(tensor, self.n, inv[self.s], tuple(inv[a] for a in self.A), self.table, self.b)
 
 
+CAPACITY = 1 << A_VARS  # base dimensions of Φ: four randomized ext claims per tensor
+MAX_A = 8  # randomizer coordinates at most (R ≤ 2^(8+b) entries)
+
+
+def _coordinates(s: int) -> tuple[int, ...]:
+    """The randomizer's coordinates: the (up to ``A_VARS``) variables just above ``s``, repeated
+    while a small tensor has too few of them (Φ then has degree > 1 in a variable, and the space of
+    such polynomials, ``Π (repeats + 1)``, still reaches :data:`CAPACITY`)."""
+    distinct = list(range(s - min(A_VARS, s), s))
+    if not distinct:
+        return ()
+    counts = [1] * len(distinct)
+    while np.prod([c + 1 for c in counts]) < CAPACITY and sum(counts) < MAX_A:
+        counts[int(np.argmin(counts))] += 1
+    return tuple(v for v, c in zip(distinct, counts) for _ in range(c))
+
+
 def make_rule(tensor: str, n: int, s: int) -> Rule:
     """A fresh randomizer for ``tensor`` (``n`` variables) with blinding variable ``s``."""
     if not 0 <= s < n:
         raise ValueError(f"blinding variable {s} of {tensor!r} outside its {n} variables")
-    a = min(A_VARS, s)
-    return Rule(tensor, n, s, tuple(range(s - a, s)), blind_name(tensor))
+    return Rule(tensor, n, s, _coordinates(s), blind_name(tensor))
+
+
+def capacity(rule: Rule) -> int:
+    """Base dimensions of the space of ``Φ_T`` (each randomized claim takes four)."""
+    return int(np.prod([rule.A.count(v) + 1 for v in set(rule.A)])) if rule.A else 1
 
 
 def sample_tables(rules: Mapping[str, Rule], rng) -> dict[str, np.ndarray]:
