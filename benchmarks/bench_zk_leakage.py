@@ -213,7 +213,11 @@ def observe(commitment, data: bytes) -> Observation:
     class Observer(V.PcsVerifierSettler):
         def settle(self, claims, transcript):
             _, _, w = V.split_claims(claims, self.proof.inputs | self.proof.outputs, companion.layout.names)
-            seen["claims"] = [pcs._claim_parts(c) for c in w if not isinstance(c, pcs.LinearClaim)]
+            # a randomized weight claim is the linear claim W̃(p) + c·R̃(q) = v: the attack takes v as
+            # W̃(p) (the randomizer is fresh per proof, so no attacker can do better than that)
+            seen["claims"] = [pcs._claim_parts(c) if not isinstance(c, pcs.LinearClaim)
+                              else (c.terms[0][0], c.terms[0][1], c.value) for c in w
+                              if not isinstance(c, pcs.LinearClaim) or c.terms[0][0].startswith("w:")]
             with _capture_row_weights(seen):  # the weight opening is verified last
                 super().settle(claims, transcript)
 
@@ -240,10 +244,12 @@ class AttackResult:
     proofs_needed: int | None = None  # proofs at full rank / enough positions
     recovered: np.ndarray | None = None  # the attacker's answer (as it would be used)
     seconds: float = 0.0
+    inconsistent_at: int | None = None  # proofs after which the equations contradicted each other
 
     def summary(self) -> dict:
         return {"attack": self.name, "unknowns": self.unknowns, "progress": self.progress,
-                "proofs_needed": self.proofs_needed, "solve_s": round(self.seconds, 3)}
+                "proofs_needed": self.proofs_needed, "inconsistent_at": self.inconsistent_at,
+                "solve_s": round(self.seconds, 3)}
 
 
 def attack_claims(observations, tensor: str, log_size: int) -> AttackResult:
@@ -252,10 +258,15 @@ def attack_claims(observations, tensor: str, log_size: int) -> AttackResult:
     res = AttackResult(f"claimed values on {tensor}", 1 << log_size)
     solver = ModpSolver(1 << log_size)
     for i, obs in enumerate(observations):
-        for name, pt, val in obs.claims:
-            if name == tensor:
-                a, b = claim_equations(pt, val)
-                solver.add(a, b)
+        try:
+            for name, pt, val in obs.claims:
+                if name == tensor:
+                    a, b = claim_equations(pt, val)
+                    solver.add(a, b)
+        except ValueError:  # the claimed values are not evaluations of one table: nothing to solve
+            res.progress.append(-1)
+            res.inconsistent_at = i + 1
+            break
         res.progress.append(solver.rank)
         if solver.rank == solver.n:
             res.proofs_needed = i + 1
@@ -372,9 +383,12 @@ def run_workload(name: str, tensor: str, max_proofs: int, say=print) -> dict:
     from blindproof.zk.prover import ModelProver, committed_table, program_input, quantized_workload, \
         workload_float_model
 
+    from blindproof.zk.commitment import MAX_BUDGET, OpeningBudgetExceeded
+
     model = workload_float_model(name)
     qm = quantized_workload(name, model=model)
-    prover = ModelProver.create(qm, CommitmentKey(os.urandom(32)))
+    # the largest opening budget: the attacks get as many proofs of one key as the ledger allows
+    prover = ModelProver.create(qm, CommitmentKey(os.urandom(32)), budget=MAX_BUDGET)
     com = prover.commitment
     lay = com.weights.layout
     wl = get_workload(name)
@@ -388,10 +402,16 @@ def run_workload(name: str, tensor: str, max_proofs: int, say=print) -> dict:
     claims_per_proof: dict[str, int] = {}
     t_all = time.perf_counter()
     have = {"a": 0, "b": set(), "c": None}
+    refused_at = None
     for i in range(max_proofs):
         inputs = qm.encode(program_input(qm, model, wl.example_input(seed=1000 + i, batch=1)))
         t0 = time.perf_counter()
-        data = prover.prove(inputs).to_bytes()
+        try:
+            data = prover.prove(inputs).to_bytes()
+        except OpeningBudgetExceeded as exc:
+            say(f"  {name}: the prover refuses proof {i + 1}: {exc}")
+            refused_at = i + 1
+            break
         prove_s.append(time.perf_counter() - t0)
         sizes.append(len(data))
         o = observe(com, data)
@@ -415,7 +435,8 @@ def run_workload(name: str, tensor: str, max_proofs: int, say=print) -> dict:
     a = attack_claims(obs, tensor, log_size)
     b = attack_columns(obs, lay)
     c = attack_rows(obs, lay)
-    out = {"workload": name, "proofs_made": len(obs), "prove_s_median": float(np.median(prove_s)),
+    out = {"workload": name, "proofs_made": len(obs), "refused_at": refused_at, "budget": MAX_BUDGET,
+           "prove_s_median": float(np.median(prove_s)),
            "observe_s_median": float(np.median([o.verify_s for o in obs])),
            "proof_bytes_median": int(np.median(sizes)), "wall_s": round(elapsed, 1),
            "layout": {"n_cols": lay.n_cols, "n_queries": lay.n_queries, "codeword_len": lay.codeword_len,
@@ -450,8 +471,8 @@ def run_workload(name: str, tensor: str, max_proofs: int, say=print) -> dict:
 
 
 WORKLOADS = {  # workload -> (tensor for attack (a), proof cap)
-    "mlp-784-56-10": ("w:l1.acc.weight", 400),  # the smaller layer: 10x56, padded 16x64 = 1024
-    "tiny-llama": ("w:b0.attn_norm.gamma.weight", 40),
+    "mlp-784-56-10": ("w:l1.acc.bias", 40),  # 10 entries, padded 16: four proofs of plain claims sufficed
+    "tiny-llama": ("w:b0.attn_norm.gamma.weight", 64),  # 64 entries: 16 proofs sufficed
 }
 
 

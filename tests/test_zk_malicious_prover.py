@@ -45,8 +45,8 @@ def _read_tensors(prover: ModelProver, inputs) -> set[str]:
     seen: set[str] = set()
     real = PcsProverSettler.settle
 
-    def record(self, claims, transcript):
-        seen.update(c.tensor for c in claims)
+    def record(self, claims, transcript):  # a randomized claim names its tensor in its first term
+        seen.update(c.terms[0][0] if hasattr(c, "terms") else c.tensor for c in claims)
         return real(self, claims, transcript)
 
     PcsProverSettler.settle = record

@@ -114,6 +114,8 @@ def _setup(mlp, cheat: str | None = None):
     act = rng.integers(-1000, 1000, size=(3, 7)).astype(np.int64)
     tables = {"act": canonical(act), "x": canonical(x), "y": canonical(y)}
     tables.update(weight_tables(qm.spec, qm.weights))
+    from blindproof.zk import program  # the weights' randomizer tables go to the companion (zeros will do)
+    tables.update({n: np.zeros(1 << k, dtype=np.uint32) for n, k in program.companion_tensors(qm.spec).items()})
     public = {"x": x, "y": y}
     wname = mc.weights.layout.names[0]
 

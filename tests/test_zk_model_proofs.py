@@ -113,9 +113,12 @@ def test_rejects_a_transcript_that_omits_the_trace_commitment(mlp, monkeypatch):
     prover, inputs, _, _ = mlp
 
     def commit_without_absorbing(self, tables, transcript):
+        from blindproof.zk.ops.blind import in_companion
         self.trace_com, self.trace_state = pcs.commit(
-            {k: v for k, v in tables.items() if k not in self.public and not k.startswith("w:")}, self.params)
-        self.companion_com, self.companion_state = pcs.commit_companion(self.weights.commitment.layout)
+            {k: v for k, v in tables.items()
+             if k not in self.public and not k.startswith("w:") and not in_companion(k)}, self.params)
+        self.companion_com, self.companion_state = pcs.commit_companion(
+            self.weights.commitment.layout, dict(sorted((k, v) for k, v in tables.items() if in_companion(k))))
 
     monkeypatch.setattr(PcsProverSettler, "commit", commit_without_absorbing)
     cheat = prover.prove(inputs)

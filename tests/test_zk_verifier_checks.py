@@ -350,6 +350,12 @@ def test_s2_misstated_claim_counts_are_rejected(mlp):
         assert not res.ok and f"the proof opens {n} trace" in res.reason, res.reason
 
 
+def _weight_randomizers(spec) -> dict[str, np.ndarray]:
+    """The weights' randomizer tables a program proof would put in the companion (zeros will do)."""
+    from blindproof.zk import program
+    return {n: np.zeros(1 << k, dtype=np.uint32) for n, k in program.companion_tensors(spec).items()}
+
+
 def _settler_case(mlp):
     """A committed trace and weights with three claims (trace ``act``, public ``x``, a weight)."""
     from blindproof.zk import mle
@@ -359,7 +365,8 @@ def _settler_case(mlp):
     rng = np.random.default_rng(1)
     x = rng.integers(-50, 50, size=(1, 5)).astype(np.int64)
     act = rng.integers(-1000, 1000, size=(3, 7)).astype(np.int64)
-    tables = {"act": B.canonical(act), "x": B.canonical(x)} | weight_tables(qm.spec, qm.weights)
+    tables = ({"act": B.canonical(act), "x": B.canonical(x)} | weight_tables(qm.spec, qm.weights)
+              | _weight_randomizers(qm.spec))
     wname = mc.weights.layout.names[0]
 
     def claims(tr: Transcript) -> list[B.Claim]:
