@@ -30,25 +30,55 @@ from blindproof.zk.verifier import verify_model_proof
 KEY = CommitmentKey(b"\x0c" * 32)
 
 
-def _settled(name: str, monkeypatch) -> tuple[list, set[str]]:
-    """The claims a real proof settles (prover side) and the blinded tensors."""
-    seen: list = []
-    rules_seen: dict = {}
-    real = P.settle_form
+def _revealed(name: str, monkeypatch) -> tuple[list, list, dict]:
+    """Everything a verifier of a real proof sees about blinded tensors: the value of every blinded
+    read (a sumcheck's final value), every claim handed to an op or settled (each as (tensor, point)),
+    the randomizer values the sums pay back (plain claims on randomizer tables); and the rules."""
+    reads: dict = {}
+    payback: list = []
+    rules: dict = {}
+    real_vs, real_take, real_sf = B.verify_sum, P._Run.take, P.settle_form
 
-    def spy(rules, claims):
-        out = real(rules, claims)
-        if not seen:
-            seen.extend(out)
-            rules_seen.update(rules or {})
+    def note(ctx, tensor, point):
+        r = ctx.rule(tensor)
+        if r is not None:
+            rules.update(ctx.blind)
+            reads.setdefault((tensor, np.asarray(point, dtype=np.uint32).tobytes()), (tensor, np.asarray(point)))
+
+    def vs(ctx, rd, n, n_tables, terms, claim, reads=(), libra=()):
+        point, finals = real_vs(ctx, rd, n, n_tables, terms, claim, reads, libra)
+        full = point if point.shape[0] == n else np.zeros((0, 4), dtype=np.uint32)
+        for _, tensor, view in reads:
+            if ctx.rule(tensor) is not None and n:
+                note(ctx, tensor, np.stack([full[int(v)] if isinstance(v, (int, np.integer)) else v for v in view]))
+        return point, finals
+
+    def take(run, ctx, op):
+        out = real_take(run, ctx, op)
+        for c in out:
+            if not c.plain:
+                note(ctx, c.tensor, c.point)
         return out
 
-    monkeypatch.setattr(P, "settle_form", spy)
+    def sf(rules_, claims):
+        if rules_ is not None and not payback:
+            for c in claims:
+                if isinstance(c, B.Claim) and BL.is_blind_table(c.tensor):
+                    payback.append(c)
+                elif isinstance(c, B.Claim) and not c.plain and c.tensor in rules_:
+                    reads.setdefault((c.tensor, c.point.tobytes()), (c.tensor, c.point))
+            payback.append(None)  # marks the verifier's pass as recorded
+        return real_sf(rules_, claims)
+
     prover = ModelProver.create(quantized_workload(name), KEY)
     inputs = prover.model.encode(example_input(name))
     proof = prover.prove(inputs)
+    monkeypatch.setattr(B, "verify_sum", vs)
+    monkeypatch.setattr(P._Run, "take", take)
+    monkeypatch.setattr(P, "settle_form", sf)
     assert verify_model_proof(prover.commitment, proof.to_bytes()).ok
-    return seen, set(rules_seen)
+    shapes = P.infer_shapes(prover.model.spec, {n: np.shape(v) for n, v in inputs.items()})
+    return list(reads.values()), [c for c in payback if c is not None], rules, prover.model.spec, shapes
 
 
 def _form_rows(terms, tables: dict[str, int]) -> dict[str, np.ndarray]:
@@ -103,41 +133,45 @@ def _components(forms: list[dict[str, np.ndarray]]) -> list[list[int]]:
     return list(groups.values())
 
 
+def _source_points(spec, shapes):
+    """Relabelled tensor -> function mapping its points to its source's (the heads ops)."""
+    out = {}
+    for o, src, perm in P._relabels(spec, shapes):  # noqa: SLF001
+        def to_src(p, perm=perm):
+            q = np.empty_like(p)
+            q[perm] = p
+            return q
+        out[o] = (src, to_src)
+    return out
+
+
 @pytest.mark.parametrize("name", ["mlp-784-56-10", "tiny-llama"])
 def test_every_revealed_evaluation_is_hidden_by_its_randomizer(name, monkeypatch):
-    settled, blinded = _settled(name, monkeypatch)
-    tables = {BL.blind_name(t): 0 for t in blinded}
-    forms, plain_on_blinded, randomized, deltas = [], 0, 0, 0
-    for c in settled:
-        if isinstance(c, B.LinearClaim) or hasattr(c, "terms"):
-            f = _form_rows(c.terms, tables)
-            assert f, f"a linear claim with no randomizer: {[t for t, _, _ in c.terms]}"
-            if not any(t in blinded for t, _, _ in c.terms):
-                # a relation's δ: with the values it corrects it reveals Σ c·T̃(p), which the relation
-                # fixes to a public value anyway — nothing new, so it is left out of the rank
-                deltas += 1
-                continue
-            randomized += 1
-            forms.append(f)
-        elif c.tensor in tables:
-            forms.append(_form_rows([(c.tensor, c.point, F.eone())], tables))
-        elif c.tensor in blinded:
-            plain_on_blinded += 1
-    assert randomized > 50 and deltas > 0
-    for comp in _components(forms):
-        names = sorted({n for i in comp for n in forms[i]})
-        offs, at = {}, 0
-        for n in names:
-            offs[n] = at
-            at += next(forms[i][n].shape[1] for i in comp if n in forms[i])
-        m = np.zeros((4 * len(comp), at), dtype=np.int64)
-        for r, i in enumerate(comp):
-            for n, rows in forms[i].items():
-                m[4 * r:4 * r + 4, offs[n]:offs[n] + rows.shape[1]] = rows
-        assert _rank_mod_p(m) == m.shape[0], \
-            f"{len(comp)} revealed forms on {names[:3]}… are not independent: an evaluation leaks"
-    # the lookups' leaf claims (and the multiplicities at the leaf point) are the plain ones left
-    assert plain_on_blinded > 0
+    """Leak = combinations of revealed values whose randomizer parts cancel but whose tensor parts do
+    not: rank([R | T]) − rank(R) per randomizer table (values derived from others, such as rope's
+    μ-combination of its two half reads or a relabelled claim, cancel in both and cost nothing)."""
+    revealed, payback, rules, spec, shapes = _revealed(name, monkeypatch)
+    src = _source_points(spec, shapes)
+    by_table: dict = {}
+    for t, p in revealed:
+        r = rules[t]
+        tensor, point = (src[t][0], src[t][1](p)) if t in src else (t, p)
+        by_table.setdefault(r.table, []).append((r.settle_terms(p)[1], tensor, point))
+    for c in payback:
+        by_table.setdefault(c.tensor, []).append(((c.tensor, c.point, F.eone()), None, None))
+    assert sum(len(v) for v in by_table.values()) > 50 and payback
+    for table, items in by_table.items():
+        rrows = np.concatenate([_form_rows([term], {table: 0})[table] for term, _, _ in items])
+        rank_r = _rank_mod_p(rrows)
+        if rank_r == rrows.shape[0]:
+            continue  # independent randomizer parts: nothing cancels
+        tensor = next(t for _, t, _ in items if t is not None)
+        n = B.n_vars(shapes[tensor])
+        trows = np.concatenate([np.zeros((4, 1 << n), dtype=np.int64) if t is None else
+                                np.ascontiguousarray(mle.eq_table(pt).T).astype(np.int64) for _, t, pt in items])
+        full = np.concatenate([rrows, trows], axis=1)
+        leak = _rank_mod_p(full) - rank_r
+        assert leak == 0, f"{table}: {len(items)} revealed values, {leak} base functionals of {tensor} leak"
 
 
 def test_the_rank_test_can_fail():
@@ -156,3 +190,13 @@ def test_the_rank_test_can_fail():
     forms = [_form_rows(rule.settle_terms(p), tables) for p in (p1, p2)]
     m = np.concatenate([f[rule.table] for f in forms])
     assert _rank_mod_p(m) == m.shape[0]
+
+
+def test_randomizers_sized_for_four_values_leak_on_tiny_llama(monkeypatch):
+    """Sized for four values per tensor whatever the proof reveals (as before the dry run counted):
+    a tensor read at more points than that (a merged residual stream) leaks linear functionals."""
+    P._MASK_PLANS.clear()  # noqa: SLF001
+    monkeypatch.setattr(BL, "coordinates_for", lambda s, dims: min(BL.A_VARS, s))
+    with pytest.raises(AssertionError, match="leak"):
+        test_every_revealed_evaluation_is_hidden_by_its_randomizer("tiny-llama", monkeypatch)
+    P._MASK_PLANS.clear()  # noqa: SLF001

@@ -110,3 +110,19 @@ def test_a_blinder_in_a_middle_round():
     r = res.claims[0].point
     z = F.emul(r[2], F.esub(F.eone(), r[2]))
     assert np.array_equal(res.claims[2].value, F.eadd(mle.evaluate(w, r), F.emul(z, mle.evaluate(B, r[1:2]))))
+
+
+def test_one_byte_form_even_degrees_are_not_listed():
+    """A header that lists round degrees although they are all equal is a second byte form of the
+    same proof: refused."""
+    from blindproof.zk.encoding import ProofFormatError
+    rng = np.random.default_rng(6)
+    eq, x, w = _tables(rng)
+    spec = S.SumcheckSpec.make(N, 3, [(1, (0, 1, 2))])
+    out = S.prove(spec, [eq, x, w], S.hypercube_sum(spec, [eq, x, w]), Transcript(b"t"))
+    data = bytearray(out.proof.to_bytes(spec))
+    at = data.index(bytes([N, 3, 3, 0]))
+    forged = bytes(data[:at + 3]) + bytes([1]) + bytes([3] * N) + bytes(data[at + 4:])
+    with pytest.raises(ProofFormatError, match="all equal"):
+        S.SumcheckProof.from_bytes(forged, spec)
+    assert S.SumcheckProof.from_bytes(bytes(data), spec).final_evals.shape == (3, 4)

@@ -75,14 +75,16 @@ def infer_shapes(spec: QuantSpec, input_shapes: Mapping[str, Sequence[int]]) -> 
 
 
 def blind_rules(spec: QuantSpec, shapes: Mapping[str, tuple[int, ...]],
-                public: Mapping[str, np.ndarray]) -> dict[str, BL.Rule]:
+                public: Mapping[str, np.ndarray], lengths: Mapping[str, int] | None = None) -> dict[str, BL.Rule]:
     """The randomizer of every committed tensor: trace tensors, witnesses, aux columns and weights
     (not the public tensors or tensors without a variable). The blinding variable is the tensor's
     last one unless a reader needs another (an op's ``blind_vars``; None: a reader that sums none of
     its variables, or two readers that need different ones — the tensor then stays unblinded, which
     :func:`unblinded` lists); a relabelling (``relabel``: the heads ops) shares its source's
     randomizer, its requirements carried back to the source. A weight's randomizer table lives in the
-    weight opening's companion, every other one in the trace commitment."""
+    weight opening's companion, every other one in the trace commitment. ``lengths`` (randomizer
+    table -> coordinates) sizes the trace tensors' randomizers to what a proof reveals about them
+    (:func:`reveal_counts`); the weights' are fixed by the spec (:func:`companion_tensors`)."""
     req = _requirements(spec, shapes)
     relabelled = {out for out, _, _ in _relabels(spec, shapes)}
     rules: dict[str, BL.Rule] = {}
@@ -91,7 +93,8 @@ def blind_rules(spec: QuantSpec, shapes: Mapping[str, tuple[int, ...]],
             continue
         n = B.n_vars(shape)
         if n and not (name in req and req[name] is None):
-            rules[name] = BL.make_rule(name, n, req.get(name, n - 1))
+            length = None if name.startswith("w:") or lengths is None else lengths.get(BL.blind_name(name))
+            rules[name] = BL.make_rule(name, n, req.get(name, n - 1), length)
     for out, src, perm in _relabels(spec, shapes):
         if src in rules:
             rules[out] = rules[src].permuted(out, perm)
@@ -160,14 +163,18 @@ def settle_form(rules: Mapping[str, BL.Rule] | None, claims: Sequence) -> list:
 
 
 def _blind_setup(spec: QuantSpec, shapes: dict[str, tuple[int, ...]], public: Mapping[str, np.ndarray],
-                 settler: B.Settler) -> dict[str, BL.Rule] | None:
+                 settler: B.Settler, lengths: Mapping[str, int] | None = None) -> dict[str, BL.Rule] | None:
     """The rules when the settler proves linear claims (else None: nothing is blinded); the
-    randomizer tables' shapes are added to ``shapes``."""
+    randomizer tables' shapes are set in ``shapes``. The verifier takes the trace tensors'
+    randomizer sizes from the settler (the trace commitment's layout: they only protect the prover,
+    so the prover picks them); the prover passes its own."""
     if not getattr(settler, "linear_claims", False):
         return None
-    rules = blind_rules(spec, shapes, public)
+    if lengths is None and hasattr(settler, "randomizer_lengths"):
+        lengths = settler.randomizer_lengths()
+    rules = blind_rules(spec, shapes, public, lengths)
     for r in rules.values():
-        shapes.setdefault(r.table, (1 << r.r_vars,))
+        shapes[r.table] = (1 << r.r_vars,)
     return rules
 
 
@@ -249,6 +256,8 @@ class _Run:
     producer: dict[str, int] = field(default_factory=dict)
     pending: B.ClaimSet = field(default_factory=B.ClaimSet)
     final: list[B.Claim] = field(default_factory=list)
+    reveals: dict[str, int] = field(default_factory=dict)  # randomizer table -> randomized values revealed
+    seen: set = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.producer = {op.output: i for i, op in enumerate(self.spec.ops)}
@@ -258,6 +267,14 @@ class _Run:
             n = ctx.vars(name)
             r = ctx.transcript.challenge_exts("program/output_point", n)
             self.pending.add(B.Claim(name, r, B.public_eval(self.public[name], r)))
+
+    def reveal(self, ctx: B.VerifierContext, claims: Sequence[B.Claim]) -> None:
+        """Count the randomized values a proof reveals, per randomizer table (each one once)."""
+        for c in claims:
+            r = ctx.rule(c.tensor) if isinstance(c, B.Claim) and not c.plain else None
+            if r is not None and id(c) not in self.seen:
+                self.seen.add(id(c))
+                self.reveals[r.table] = self.reveals.get(r.table, 0) + 1
 
     def route(self, i: int, claims: Sequence[B.Claim]) -> None:
         for c in claims:
@@ -350,8 +367,10 @@ def _prove_ops(ctx: B.ProverContext, run: "_Run") -> tuple[list[B.OpProof | None
         if len(claims) > 1:
             merges[i] = B.OpProof()
             claims = [B.prove_reduce(ctx, merges[i], claims)]
+            run.reveal(ctx, claims)
         first = len(ctx.lookups.entries) if ctx.lookups is not None else 0
         proofs[i], new = protocol(op.kind).prove(ctx, op, claims)
+        run.reveal(ctx, new)
         run.route(i, new)
         if ctx.lookups is not None:
             run.check_deferred(ctx, i, first)
@@ -361,24 +380,36 @@ def _prove_ops(ctx: B.ProverContext, run: "_Run") -> tuple[list[B.OpProof | None
 
 def mask_plan(spec: QuantSpec, vals: Mapping[str, np.ndarray], shapes: Mapping[str, tuple[int, ...]],
               public: Mapping[str, np.ndarray], start: int = 0, strict: bool = True,
-              rules: Mapping[str, BL.Rule] | None = None) -> list[tuple[int, int]]:
-    """(n_vars, degree) of every masked sumcheck of a proof, in order: the op sumchecks from a dry run
-    of the op proofs under a throwaway transcript (the sizes depend only on the program, the input
-    shapes and the blinding, never on challenges), then the layer sumchecks of the deferred lookups'
-    GKRs (from the lookups the dry run collected), cached per (spec digest, input shapes, start,
-    blinding)."""
+              rules: Mapping[str, BL.Rule] | None = None) -> tuple[list, dict[str, int]]:
+    """(n_vars, round degrees) of every masked sumcheck of a proof, in order, and the randomizer
+    coordinates each trace tensor needs: from a dry run of the op proofs under a throwaway transcript
+    (sizes and counts depend only on the program, the input shapes and the blinding, never on
+    challenges) — the op sumchecks, then the layer sumchecks of the deferred lookups' GKRs — cached
+    per (spec digest, input shapes, start, blinding). A tensor needs four base dimensions of ``Φ``
+    per randomized value a proof reveals about it (the claims its readers make, its merged claim) and
+    per randomizer value a sum pays back."""
     key = (spec.digest(), tuple((n, shapes[n]) for n in spec.inputs), int(start), rules is not None)
-    plan = _MASK_PLANS.get(key)
-    if plan is None:
+    got = _MASK_PLANS.get(key)
+    if got is None:
         rec = M.MaskRecorder()
         ctx = B.ProverContext(Transcript(_DOMAIN + b"/mask-plan"), spec, shapes, public=dict(public), start=start,
                               values=vals, strict=strict, lookups=B.LookupBatch(), masks=rec, blind=rules)
-        _prove_ops(ctx, _Run(spec, public))
+        run = _Run(spec, public)
+        _prove_ops(ctx, run)
         plan = rec.plan + ctx.lookups.mask_sizes()  # the lookups are proved after the op proofs
+        counts = dict(run.reveals)
+        for c in ctx.blind_claims:  # the paybacks: claims on the randomizer tables themselves
+            if isinstance(c, B.Claim):
+                counts[c.tensor] = counts.get(c.tensor, 0) + 1
+        lengths = {}
+        for table, k in counts.items():
+            r = next((r for r in (rules or {}).values() if r.table == table), None)
+            if r is not None and not r.tensor.startswith("w:"):
+                lengths[table] = BL.coordinates_for(r.s, max(BL.CAPACITY, 4 * k))
         if len(_MASK_PLANS) >= _MASK_PLANS_MAX:
             _MASK_PLANS.clear()
-        _MASK_PLANS[key] = plan
-    return list(plan)
+        got = _MASK_PLANS[key] = (plan, lengths)
+    return list(got[0]), dict(got[1])
 
 
 def prove_program(spec: QuantSpec, values: Mapping[str, np.ndarray], inputs: Mapping[str, np.ndarray],
@@ -395,9 +426,14 @@ def prove_program(spec: QuantSpec, values: Mapping[str, np.ndarray], inputs: Map
     public = _public(spec, inputs, outputs)
     vals, shapes = with_aux(spec, values, public, start, strict)
     rules = _blind_setup(spec, shapes, public, settler)
-    if rules is not None:
+    if rules is not None:  # a dry run with default randomizers counts what the proof reveals
+        dry = dict(vals) | BL.sample_tables(rules, np.random.default_rng(0))
+        plan, lengths = mask_plan(spec, dry, shapes, public, start, strict, rules)
+        rules = _blind_setup(spec, shapes, public, settler, lengths)
         vals.update(BL.sample_tables(rules, rng if rng is not None else F.SecureRng()))
-    masks = M.ProverMasks.sample(mask_plan(spec, vals, shapes, public, start, strict, rules), rng)
+    else:
+        plan, _ = mask_plan(spec, vals, shapes, public, start, strict, rules)
+    masks = M.ProverMasks.sample(plan, rng)
     ctx = B.ProverContext(transcript, spec, shapes, public=public, start=start, values=vals, strict=strict,
                           lookups=B.LookupBatch(), masks=masks, blind=rules)
     settler.commit({n: ctx.table(n) for n in vals if n in shapes} | masks.tables(), transcript)

@@ -564,6 +564,8 @@ def _read_shape(r: Reader) -> SumcheckShape:
     n, d, k = r.u8(max_value=MAX_VARS), r.u8(max_value=MAX_ROUND_DEGREE), r.u8(max_value=MAX_TABLES)
     uneven = r.u8(max_value=1)
     degs = tuple(r.u8(max_value=d) for _ in range(n)) if uneven else (d,) * n
+    if uneven and all(dj == d for dj in degs):  # one byte form per proof: even degrees are not listed
+        raise ProofFormatError("round degrees listed although they are all equal")
     return SumcheckShape(n, k, degs, d)
 
 

@@ -36,6 +36,7 @@ from blindproof.zk import pcs
 from blindproof.zk.commitment import ModelCommitment
 from blindproof.zk.encoding import ProofFormatError
 from blindproof.zk.ops.base import Claim, LinearClaim, Reject, Settler, n_vars, public_eval
+from blindproof.zk.ops.blind import lengths_from_layout
 from blindproof.zk.proof_file import ModelProof, ProofFileError, SoundnessFigures
 from blindproof.zk.soundness import BABYBEAR_P, EXT_DEGREE, PROOF_FLOOR_BITS, logup_error_log2
 from blindproof.zk.transcript import Transcript
@@ -231,6 +232,13 @@ class PcsVerifierSettler(Settler):
     claims against the public tensors and the two batched openings carried by the proof."""
 
     linear_claims = True  # settles the randomized claims of ops.blind (program proofs run blinded)
+
+    def randomizer_lengths(self) -> dict[str, int]:
+        """The trace tensors' randomizer sizes, as the trace commitment holds them (the prover's choice:
+        they protect only the prover)."""
+        if self.trace_com is None:
+            return {}
+        return lengths_from_layout(self.trace_com.layout.names, self.trace_com.layout.log_sizes)
 
     def __init__(self, proof: ModelProof, model: ModelCommitment, trace_com: pcs.Commitment | None,
                  companion: pcs.Commitment | None = None) -> None:

@@ -320,6 +320,10 @@ class OracleSettler(Settler):
     def __init__(self, tables: Mapping[str, np.ndarray] | None = None) -> None:
         self.tables = dict(tables or {})
 
+    def randomizer_lengths(self) -> dict[str, int]:
+        """The randomizer sizes of the tables it holds (a verifier sharing the prover's oracle)."""
+        return BL.lengths_from_layout(list(self.tables), [mle.num_vars(t) for t in self.tables.values()])
+
     @staticmethod
     def digest(tables: Mapping[str, np.ndarray]) -> bytes:
         """A binding digest of named tables (sorted by name)."""

@@ -118,33 +118,56 @@ class Rule:
         return Rule(tensor, self.n, inv[self.s], tuple(inv[a] for a in self.A), self.table, self.b)
 
 
-CAPACITY = 1 << A_VARS  # base dimensions of Φ: four randomized ext claims per tensor
-MAX_A = 8  # randomizer coordinates at most (R ≤ 2^(8+b) entries)
+CAPACITY = 1 << A_VARS  # base dimensions of Φ when nothing else is known: four randomized values
+MAX_A = 12  # randomizer coordinates at most (R ≤ 2^(12+b) entries)
 
 
-def _coordinates(s: int) -> tuple[int, ...]:
-    """The randomizer's coordinates: the (up to ``A_VARS``) variables just above ``s``, repeated
-    while a small tensor has too few of them (Φ then has degree > 1 in a variable, and the space of
-    such polynomials, ``Π (repeats + 1)``, still reaches :data:`CAPACITY`)."""
-    distinct = list(range(s - min(A_VARS, s), s))
+def _coordinates(s: int, length: int) -> tuple[int, ...]:
+    """``length`` randomizer coordinates: the variables just above ``s`` (as many as there are, up to
+    ``length``), repeated round-robin when a small tensor has fewer (Φ then has degree > 1 in a
+    variable; the space of such polynomials has ``Π (repeats + 1)`` dimensions)."""
+    distinct = list(range(s - min(length, s), s))
     if not distinct:
         return ()
-    counts = [1] * len(distinct)
-    while np.prod([c + 1 for c in counts]) < CAPACITY and sum(counts) < MAX_A:
-        counts[int(np.argmin(counts))] += 1
+    counts = [length // len(distinct) + (1 if i < length % len(distinct) else 0) for i in range(len(distinct))]
     return tuple(v for v, c in zip(distinct, counts) for _ in range(c))
 
 
-def make_rule(tensor: str, n: int, s: int) -> Rule:
-    """A fresh randomizer for ``tensor`` (``n`` variables) with blinding variable ``s``."""
+def coordinates_for(s: int, dims: int) -> int:
+    """The fewest coordinates whose Φ spans at least ``dims`` base dimensions (at most :data:`MAX_A`;
+    a tensor with no variable above ``s`` has none)."""
+    if s == 0:
+        return 0
+    for length in range(0, MAX_A + 1):
+        if _span(_coordinates(s, length)) >= dims:
+            return length
+    return MAX_A
+
+
+def _span(coords: tuple[int, ...]) -> int:
+    return int(np.prod([coords.count(v) + 1 for v in set(coords)])) if coords else 1
+
+
+def make_rule(tensor: str, n: int, s: int, length: int | None = None) -> Rule:
+    """A fresh randomizer for ``tensor`` (``n`` variables) with blinding variable ``s`` and ``length``
+    coordinates (default: enough for four randomized values)."""
     if not 0 <= s < n:
         raise ValueError(f"blinding variable {s} of {tensor!r} outside its {n} variables")
-    return Rule(tensor, n, s, _coordinates(s), blind_name(tensor))
+    if length is None:
+        length = coordinates_for(s, CAPACITY)
+    if not 0 <= length <= MAX_A:
+        raise ValueError(f"{length} randomizer coordinates for {tensor!r}: at most {MAX_A}")
+    return Rule(tensor, n, s, _coordinates(s, length), blind_name(tensor))
 
 
 def capacity(rule: Rule) -> int:
-    """Base dimensions of the space of ``Φ_T`` (each randomized claim takes four)."""
-    return int(np.prod([rule.A.count(v) + 1 for v in set(rule.A)])) if rule.A else 1
+    """Base dimensions of the space of ``Φ_T`` (each randomized value takes four)."""
+    return _span(rule.A)
+
+
+def lengths_from_layout(names, log_sizes) -> dict[str, int]:
+    """Randomizer coordinates per trace randomizer table, read off a commitment's tensor sizes."""
+    return {n: int(k) - B_VARS for n, k in zip(names, log_sizes) if is_blind_table(n) and not in_companion(n)}
 
 
 def sample_tables(rules: Mapping[str, Rule], rng) -> dict[str, np.ndarray]:
