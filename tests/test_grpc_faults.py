@@ -218,7 +218,13 @@ def test_idle_session_is_dropped(client, dep, server):
 
 
 def test_expired_deadline(client, dep):
-    with pytest.raises(grpc.RpcError) as err:
-        client._stub.Infer(pb.InferRequest(deployment_id=dep.deployment_id, input=to_proto(torch.zeros(1, 2, 64))),
-                           timeout=1e-4)
-    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    """A 0.1 ms deadline expires before the answer (on a loaded host the answer can win the race once
+    in a while: a few tries, and any error must be the deadline's)."""
+    for _ in range(5):
+        try:
+            client._stub.Infer(pb.InferRequest(deployment_id=dep.deployment_id,
+                                               input=to_proto(torch.zeros(1, 2, 64))), timeout=1e-4)
+        except grpc.RpcError as err:
+            assert err.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            return
+    pytest.fail("five calls with a 0.1 ms deadline all completed")
