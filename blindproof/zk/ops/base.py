@@ -585,11 +585,14 @@ def _with_libra(n: int, k0: int, terms: Terms, libra: Sequence["BL.Libra"]) -> l
 _INV2 = F.ext((F.P + 1) // 2)
 
 
+def _halved(terms: Terms) -> list:
+    return [(F.emul(_INV2, _ext_coeff(c)), f) for c, f in terms]
+
+
 def _dummy_variable(tables: Sequence[np.ndarray], terms: Terms) -> tuple[list[np.ndarray], list]:
     """A sum without variables that must pay a randomizer back gets one dummy variable (Libra): every
     table constant in it, every term halved."""
-    return ([np.repeat(np.asarray(t), 2, axis=0) for t in tables],
-            [(F.emul(_INV2, _ext_coeff(c) if not isinstance(c, np.ndarray) else c), f) for c, f in terms])
+    return [np.repeat(np.asarray(t), 2, axis=0) for t in tables], _halved(terms)
 
 
 def _libra_claims(ctx: VerifierContext, libra: Sequence["BL.Libra"], point: np.ndarray,
@@ -638,7 +641,7 @@ def verify_sum(ctx: VerifierContext, rd: ProofReader, n: int, n_tables: int, ter
     turn into claims) every table value. With masks in the context a masked proof is required."""
     n0 = n
     if libra and n == 0:
-        terms = [(F.emul(_INV2, _ext_coeff(c) if not isinstance(c, np.ndarray) else c), f) for c, f in terms]
+        terms = _halved(terms)
         n = 1
     blinded = [(k, BL.blind_round(r, view)) for k, r, view in _blinded(ctx, reads)]
     terms = _with_libra(n, n_tables, terms, libra)

@@ -27,11 +27,13 @@ Rules every protocol follows (each is checked where it applies):
   ``R_T``.
 - **Linear relations between revealed values** (an ``add``'s split, a range check's limbs, a
   lookup's tie, a pool's remainder) hold for the ``T̃`` and are off by ``δ = Σ c·z·Φ`` for the
-  ``T̂``: the prover sends ``δ`` with a linear claim on the ``R`` tables (:func:`relate`).
+  ``T̂``: the prover sends ``δ`` with a linear claim on the ``R`` tables (``base.prove_relation``).
 
-Degrees of freedom: ``Φ_T`` depends on the ``2^a`` sums ``Σ_w R_T(y, w)``; each revealed value about
-``T`` is 4 base-field linear forms, so ``a = 4`` hides up to 4 randomized claims per tensor and
-``a + b = 6`` up to 16 forms in all (the leakage tests count them).
+Degrees of freedom: ``Φ_T`` spans ``Π (repeats + 1)`` base dimensions of its coordinates and each value
+a proof reveals about ``T`` takes four; a dry run of the op proofs counts them (reads, merged claims,
+paybacks: ``program.mask_plan``) and sizes each trace tensor's coordinates to fit
+(:func:`coordinates_for`); ``tests/test_zk_leakage_rank.py`` checks on real proofs that no combination
+of revealed values cancels the randomizers without cancelling the tensor.
 """
 
 from __future__ import annotations
@@ -160,11 +162,6 @@ def make_rule(tensor: str, n: int, s: int, length: int | None = None) -> Rule:
     return Rule(tensor, n, s, _coordinates(s, length), blind_name(tensor))
 
 
-def capacity(rule: Rule) -> int:
-    """Base dimensions of the space of ``Φ_T`` (each randomized value takes four)."""
-    return _span(rule.A)
-
-
 def lengths_from_layout(names, log_sizes) -> dict[str, int]:
     """Randomizer coordinates per trace randomizer table, read off a commitment's tensor sizes."""
     return {n: int(k) - B_VARS for n, k in zip(names, log_sizes) if is_blind_table(n) and not in_companion(n)}
@@ -267,11 +264,3 @@ class Libra:
         m = self.width(n)
         pa = self.rule.phi_point(self.point)[: len(self.rule.A)]
         return np.concatenate([pa, rho[n - m:], np.tile(_HALF, (self.rule.b - m, 1))])
-
-
-def libra_sum(terms: Sequence[Libra], Rs: Mapping[str, np.ndarray]) -> np.ndarray:
-    """``Σ coef·Φ_T(p_A)`` (tests)."""
-    total = F.ezero()
-    for t in terms:
-        total = F.eadd(total, F.emul(t.coef, t.rule.phi(np.asarray(Rs[t.rule.table], dtype=np.uint32), t.point)))
-    return total
