@@ -119,8 +119,11 @@ def test_client_errors_and_json_only_with_json(capsys, server, tmp_path):
 
 def test_ctrl_c_is_one_line_and_130(tmp_path):
     """SIGINT while a command runs (here: demo starting its server and deploying)."""
+    # A shell that starts a job in the background ignores SIGINT for it, and Python keeps an ignored SIGINT
+    # ignored; restore the default so the command sees Ctrl-C as it would in a terminal.
     proc = subprocess.Popen([sys.executable, "-m", "blindproof.cli", "demo", "--no-proof", "--tokens", "200"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     err = ""
     while time.monotonic() < deadline:  # wait until it is past start-up (its first progress line)
