@@ -162,6 +162,24 @@ def settle_form(rules: Mapping[str, BL.Rule] | None, claims: Sequence) -> list:
     return out
 
 
+_RULES: dict[tuple, dict[str, BL.Rule]] = {}
+_RULES_MAX = 64
+
+
+def _cached_rules(spec: QuantSpec, shapes: Mapping[str, tuple[int, ...]], public: Mapping[str, np.ndarray],
+                  lengths: Mapping[str, int] | None) -> dict[str, BL.Rule]:
+    """:func:`blind_rules`, cached: they depend on the spec, the input shapes (which fix every other
+    shape), which tensors are public and the randomizer sizes — never on values (rules are frozen)."""
+    key = (spec.digest(), tuple((n, tuple(shapes[n])) for n in spec.inputs), tuple(sorted(public)),
+           None if lengths is None else tuple(sorted(lengths.items())))
+    got = _RULES.get(key)
+    if got is None:
+        if len(_RULES) >= _RULES_MAX:
+            _RULES.clear()
+        got = _RULES[key] = blind_rules(spec, shapes, public, lengths)
+    return dict(got)
+
+
 def _blind_setup(spec: QuantSpec, shapes: dict[str, tuple[int, ...]], public: Mapping[str, np.ndarray],
                  settler: B.Settler, lengths: Mapping[str, int] | None = None) -> dict[str, BL.Rule] | None:
     """The rules when the settler proves linear claims (else None: nothing is blinded); the
@@ -172,7 +190,7 @@ def _blind_setup(spec: QuantSpec, shapes: dict[str, tuple[int, ...]], public: Ma
         return None
     if lengths is None and hasattr(settler, "randomizer_lengths"):
         lengths = settler.randomizer_lengths()
-    rules = blind_rules(spec, shapes, public, lengths)
+    rules = _cached_rules(spec, shapes, public, lengths)
     for r in rules.values():
         shapes[r.table] = (1 << r.r_vars,)
     return rules

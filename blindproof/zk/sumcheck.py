@@ -21,10 +21,11 @@ Transcript order (prover and verifier alike): shape parameters, claim, [mask sum
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import struct
-from dataclasses import dataclass
-from typing import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
 
 import numba as nb
 import numpy as np
@@ -146,6 +147,28 @@ def _round_base(tabs, length, terms, degree):
         for x in range(D1):
             acc[t, x] %= _P
     return acc
+
+
+@nb.njit(**_NJ)
+def _round_poly(sums, coeffs, mvals, rho, claim):
+    """A round's values at X = 0..d: ``Σ_t c_t · sums[t] + ρ · mvals`` with the value at 1 replaced
+    by ``claim − value at 0`` (the prover's per-round arithmetic in one call)."""
+    T, D1 = sums.shape[0], sums.shape[1]
+    out = np.empty((D1, 4), dtype=np.uint32)
+    r0, r1, r2, r3 = np.uint64(rho[0]), np.uint64(rho[1]), np.uint64(rho[2]), np.uint64(rho[3])
+    for x in range(D1):
+        a0, a1, a2, a3 = e_mul(r0, r1, r2, r3, np.uint64(mvals[x, 0]), np.uint64(mvals[x, 1]),
+                               np.uint64(mvals[x, 2]), np.uint64(mvals[x, 3]))
+        for t in range(T):
+            c0, c1, c2, c3 = e_mul(np.uint64(coeffs[t, 0]), np.uint64(coeffs[t, 1]), np.uint64(coeffs[t, 2]),
+                                   np.uint64(coeffs[t, 3]), np.uint64(sums[t, x, 0]), np.uint64(sums[t, x, 1]),
+                                   np.uint64(sums[t, x, 2]), np.uint64(sums[t, x, 3]))
+            a0, a1, a2, a3 = (a0 + c0) % _P, (a1 + c1) % _P, (a2 + c2) % _P, (a3 + c3) % _P
+        out[x, 0], out[x, 1], out[x, 2], out[x, 3] = a0, a1, a2, a3
+    if D1 > 1:
+        for c in range(4):
+            out[1, c] = (np.uint64(claim[c]) + _P - np.uint64(out[0, c])) % _P
+    return out
 
 
 @nb.njit(**_NJ)
@@ -367,6 +390,7 @@ class MaskPolynomial:
     """``g(x) = sum_i g_i(x_i)`` with ``g_i(X) = sum_k coeffs[i, k] X^k`` (base-field coefficients)."""
 
     coeffs: np.ndarray  # (n, d+1) uint32
+    _suffix: list | None = field(default=None, init=False, repr=False, compare=False)
 
     @staticmethod
     def random(rng: np.random.Generator, n_vars: int, degree: "int | Sequence[int]") -> "MaskPolynomial":
@@ -451,7 +475,13 @@ class MaskPolynomial:
         n = self.n_vars
         inv2 = (F.P + 1) // 2
         P = F.P
-        tail = int(np.sum(self._g01()[j + 1:].astype(np.int64)) % P)  # sum_{i>j} (g_i(0)+g_i(1))
+        if self._suffix is None:  # sum_{i>=j} (g_i(0)+g_i(1)) per j, once per mask (the prover's rounds)
+            acc, suf = 0, [0] * (n + 1)
+            for i, g in reversed(list(enumerate(self._g01().tolist()))):
+                acc = (acc + g) % P
+                suf[i] = acc
+            self._suffix = suf
+        tail = self._suffix[j + 1]
         count = pow(2, n - j - 1, P)  # assignments of the variables after j
         const = count * tail % P * inv2 % P
         b = F._check_ext(bound_sum, "bound_sum").reshape(4).tolist()
@@ -606,10 +636,23 @@ class Blinder:
     round: int | None = None
 
 
-def _blinded_round(spec: SumcheckSpec, d: int, blinders: Sequence[Blinder], point: np.ndarray
+_ZERO4 = np.zeros(4, dtype=np.uint32)
+
+
+def _with_tail_sums(tail: _Tails, sums: np.ndarray, rem: int, d: int, n_terms: int) -> np.ndarray:
+    """The kernel's per-term sums of the main terms, with the tail terms' closed forms, in spec order."""
+    full = np.empty((n_terms, d + 1, 4), dtype=np.uint32)
+    full[tail.main_terms] = sums
+    ts = tail.round_sums(rem, d)
+    for t, k in tail.tail_terms:
+        full[t] = ts[k]
+    return full
+
+
+def _blinded_round(n_tables: int, d: int, blinders: Sequence[Blinder], point: np.ndarray
                    ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """Offsets ``X(1 − X)·c`` at X = 0..d per table blinded in this round, and each table's ``c``."""
-    offs = np.zeros((spec.n_tables, d + 1, 4), dtype=np.uint32)
+    offs = np.zeros((n_tables, d + 1, 4), dtype=np.uint32)
     cs = {}
     for b in blinders:
         c = F._check_ext(np.asarray(b.coeff(point)), "blinder").reshape(4)
@@ -619,13 +662,82 @@ def _blinded_round(spec: SumcheckSpec, d: int, blinders: Sequence[Blinder], poin
     return offs, cs
 
 
-def prove(spec: SumcheckSpec, tables: Sequence[np.ndarray], claim: np.ndarray, transcript: Transcript,
-          mask: MaskPolynomial | None = None, blinders: Sequence[Blinder] = ()) -> ProverOutput:
+class _Tails:
+    """Tables given over the sumcheck's last ``m`` variables only (constant in the others), each the
+    single factor of its terms: their round sums are closed forms, so they are never stored at full
+    size, and they leave the other tables on the base-field fast path. The proof is the same as with
+    the tables expanded."""
+
+    def __init__(self, spec: SumcheckSpec, tails: Mapping[int, np.ndarray]):
+        n = spec.n_vars
+        self.tabs = {}
+        for k, t in tails.items():
+            t = np.asarray(t, dtype=np.uint32)
+            if not (is_ext_table(t) and num_vars(t) <= n):
+                raise ValueError(f"tail table {k} must be an extension table over at most {n} variables")
+            self.tabs[int(k)] = t.copy()
+        for _, factors in spec.terms:
+            if len(factors) > 1 and set(factors) & set(self.tabs):
+                raise ValueError("a tail table must be the only factor of its terms")
+        if set(self.tabs) & {k for k, _ in spec.blinded}:
+            raise ValueError("a tail table cannot be blinded")
+        self.main = [k for k in range(spec.n_tables) if k not in self.tabs]
+        where = {k: i for i, k in enumerate(self.main)}
+        self.main_terms = [t for t, (_, f) in enumerate(spec.terms) if f[0] not in self.tabs]
+        self.tail_terms = [(t, f[0]) for t, (_, f) in enumerate(spec.terms) if f[0] in self.tabs]
+        arr = -np.ones((len(self.main_terms), MAX_DEGREE), dtype=np.int64)
+        for i, t in enumerate(self.main_terms):
+            f = spec.terms[t][1]
+            arr[i, : len(f)] = [where[k] for k in f]
+        self.term_array = arr
+
+    def round_sums(self, rem: int, d: int) -> dict[int, np.ndarray]:
+        """Per tail table, ``Σ L(X, rest)`` at X = 0..d with ``rem`` variables left unbound."""
+        out = {}
+        for k, t in self.tabs.items():
+            m = num_vars(t)
+            if rem > m:  # X is not one of L's variables: a constant, 2^(rem−1−m) · Σ L
+                tot = F.emul(F.ext(pow(2, rem - 1 - m, F.P)), _ext_sum(t))
+                out[k] = np.repeat(tot[None], d + 1, axis=0)
+            else:  # X is L's first variable
+                h = t.shape[0] // 2
+                s0, s1 = _ext_sum(t[:h]), _ext_sum(t[h:])
+                out[k] = np.stack([F.eadd(F.emul(F.ext((1 - x) % F.P), s0), F.emul(F.ext(x), s1))
+                                   for x in range(d + 1)])
+        return out
+
+    def fold(self, rem: int, r: np.ndarray) -> None:
+        """Bind the first of ``rem`` unbound variables to ``r`` (a tail table only where it is its own)."""
+        for k, t in self.tabs.items():
+            if num_vars(t) == rem:
+                h = t.shape[0] // 2
+                self.tabs[k] = F.eadd(t[:h], F.emul(r[None], F.esub(t[h:], t[:h])))
+
+
+def _ext_sum(t: np.ndarray) -> np.ndarray:
+    return (t.astype(np.uint64).sum(axis=0) % F.P).astype(np.uint32)
+
+
+def prove(spec: SumcheckSpec, tables: Sequence[np.ndarray | None], claim: np.ndarray, transcript: Transcript,
+          mask: MaskPolynomial | None = None, blinders: Sequence[Blinder] = (),
+          tails: Mapping[int, np.ndarray] | None = None) -> ProverOutput:
     """Prove ``claim = sum_x sum_t c_t prod_k tables[k](x)``; tables are consumed read-only. With
-    ``blinders``, those tables are randomized extensions in the last variable (see :class:`Blinder`)."""
+    ``blinders``, those tables are randomized extensions in the last variable (see :class:`Blinder`).
+    ``tails``: tables given over the last few variables only (see :class:`_Tails`; their entry in
+    ``tables`` is ignored)."""
     if len(tables) != spec.n_tables:
         raise ValueError(f"spec has {spec.n_tables} tables, got {len(tables)}")
     n, d = spec.n_vars, spec.degree
+    tail = _Tails(spec, tails) if tails else None
+    if tail is not None:
+        if not tail.main:
+            raise ValueError("a sumcheck needs at least one table that is not a tail")
+        where = {k: i for i, k in enumerate(tail.main)}
+        for b in blinders:
+            if b.table not in where:
+                raise ValueError(f"blinded table {b.table} is a tail table")
+        blinders = [dataclasses.replace(b, table=where[b.table]) for b in blinders]
+        tables = [tables[k] for k in tail.main]
     for k, t in enumerate(tables):
         if num_vars(t) != n:
             raise ValueError(f"table {k} has {num_vars(t)} variables, spec says {n}")
@@ -634,14 +746,15 @@ def prove(spec: SumcheckSpec, tables: Sequence[np.ndarray], claim: np.ndarray, t
     by_round: dict[int, list[Blinder]] = {}
     for b in blinders:
         j = n - 1 if b.round is None else int(b.round)
-        if (b.table, j) not in spec.blinded:
+        if (tail.main[b.table] if tail else b.table, j) not in spec.blinded:
             raise ValueError(f"blinder of table {b.table} in round {j}, the spec says {spec.blinded}")
         by_round.setdefault(j, []).append(b)
     if mask is not None and (mask.n_vars != n or mask.degree > d or not mask.fits(spec.round_degrees)):
         raise ValueError(f"mask shape (n={mask.n_vars}, d={mask.degree}) does not fit the spec (n={n}, d={d})")
     claim = F._check_ext(claim, "claim").reshape(4)
-    terms = spec.term_array()
+    terms = spec.term_array() if tail is None else tail.term_array
     coeffs = np.stack([c for c, _ in spec.terms])
+    n_main = spec.n_tables if tail is None else len(tail.main)
 
     spec.absorb(transcript)
     transcript.absorb_ext("sumcheck/claim", claim)
@@ -669,15 +782,15 @@ def prove(spec: SumcheckSpec, tables: Sequence[np.ndarray], claim: np.ndarray, t
         if base_mode:
             sums = F.embed(_round_base(tabs, length, terms, dj).astype(np.uint32))
         elif special:
-            offs, cs = _blinded_round(spec, dj, special, point[:j])
+            offs, cs = _blinded_round(n_main, dj, special, point[:j])
             sums = _round_ext(tabs, length, terms, dj, offs, True).astype(np.uint32)
         else:
             sums = _round_ext(tabs, length, terms, dj, no_offs, False).astype(np.uint32)
-        weighted = F.emul(coeffs[:, None, :], sums).astype(np.uint64)  # (T, dj+1, 4)
-        vals = (weighted.sum(axis=0) % F.P).astype(np.uint32)
-        if mask is not None:
-            vals = F.eadd(vals, F.emul(rho, mask.round_values(j, bound_mask, dj)))
-        vals[1] = F.esub(claim, vals[0])
+        if tail is not None:
+            sums = _with_tail_sums(tail, sums, n - j, dj, len(spec.terms))
+        mvals = mask.round_values(j, bound_mask, dj) if mask is not None else np.zeros((dj + 1, 4), np.uint32)
+        vals = _round_poly(np.ascontiguousarray(sums, dtype=np.uint32), coeffs, mvals,
+                           rho if mask is not None else _ZERO4, claim)
         rounds[j, 0] = vals[0]
         rounds[j, 1:dj] = vals[2:]
         transcript.absorb_ext("sumcheck/round", rounds[j, :dj])
@@ -695,10 +808,18 @@ def prove(spec: SumcheckSpec, tables: Sequence[np.ndarray], claim: np.ndarray, t
             zc = F.emul(r, F.esub(F.eone(), r))
             for k, c in cs.items():
                 tabs[k, :length // 2] = F.eadd(tabs[k, :length // 2], F.emul(zc, c)[None, :])
+        if tail is not None:
+            tail.fold(n - j, r)
         length //= 2
     if n == 0:
         tabs = tabs if tabs.ndim == 3 else F.embed(tabs)
     finals = np.ascontiguousarray(tabs[:, 0, :])
+    if tail is not None:
+        full = np.empty((spec.n_tables, 4), dtype=np.uint32)
+        full[tail.main] = finals
+        for k, t in tail.tabs.items():
+            full[k] = t[0]
+        finals = full
     transcript.absorb_ext("sumcheck/final", finals)
     proof = SumcheckProof(rounds, finals)
     if mask is not None:

@@ -617,15 +617,17 @@ def prove_sum(ctx: VerifierContext, proof: OpProof, n: int, tables: Sequence[np.
     blinded = _blinded(ctx, reads)
     blinders = [BL.blinder(r, ctx.table(r.table), k, view) for k, r, view in blinded]
     k0 = len(tables)
-    tables = list(tables) + [lb.table(ctx.table(lb.rule.table), n) for lb in libra]
+    # the payback tables depend on the last few variables only: passed compact (sumcheck "tails")
+    tails = {k0 + i: lb.tail(ctx.table(lb.rule.table), n) for i, lb in enumerate(libra)}
+    tables = list(tables) + [None] * len(libra)
     terms = _with_libra(n, k0, terms, libra)
     spec = S.SumcheckSpec.make(n, len(tables), terms, [(b.table, b.round) for b in blinders])
     if ctx.masks is None or n == 0:
-        out = S.prove(spec, tables, claim, ctx.transcript, blinders=blinders)
+        out = S.prove(spec, tables, claim, ctx.transcript, blinders=blinders, tails=tails)
         proof.put_bytes(out.proof.to_bytes(spec))
     else:
         name, mask = ctx.masks.take(n, spec.round_degrees)
-        out = S.prove(spec, tables, claim, ctx.transcript, mask=mask, blinders=blinders)
+        out = S.prove(spec, tables, claim, ctx.transcript, mask=mask, blinders=blinders, tails=tails)
         proof.put_bytes(out.proof.to_bytes(spec))
         red = S.prove_mask_opening(mask, out.point, ctx.transcript)
         proof.put_bytes(red.proof.to_bytes(S._mask_spec(n, mask.degree)))  # noqa: SLF001 - the module's own mask statement

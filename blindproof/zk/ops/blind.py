@@ -245,6 +245,11 @@ class Libra:
     def table(self, R: np.ndarray, n: int) -> np.ndarray:
         """``L(x) = 2^−(b−m) Σ_{w'} R̃_T(p_A, x_last_m, w')`` over ``n`` variables (prover)."""
         m = self.width(n)
+        return np.ascontiguousarray(np.tile(self.tail(R, n), (1 << (n - m), 1)))
+
+    def tail(self, R: np.ndarray, n: int) -> np.ndarray:
+        """:meth:`table` over its last ``m`` variables only (it is constant in the others)."""
+        m = self.width(n)
         pa = self.rule.phi_point(self.point)[: len(self.rule.A)]
         t = mle.bind_prefix(np.asarray(R, dtype=np.uint32), pa) if pa.shape[0] else F.embed(np.asarray(R, dtype=np.uint32))
         t = t.reshape(1 << m, 1 << (self.rule.b - m), 4)
@@ -256,7 +261,7 @@ class Libra:
             t = F.emul(s.astype(np.uint32), F.ext(inv))
         else:
             t = t.reshape(1 << m, 4)
-        return np.ascontiguousarray(np.tile(t, (1 << (n - m), 1)))
+        return np.ascontiguousarray(t)
 
     def claim_point(self, rho: np.ndarray) -> np.ndarray:
         """The point of ``R`` whose value is the table's final value."""
