@@ -654,11 +654,12 @@ def _blinded_round(n_tables: int, d: int, blinders: Sequence[Blinder], point: np
     """Offsets ``X(1 − X)·c`` at X = 0..d per table blinded in this round, and each table's ``c``."""
     offs = np.zeros((n_tables, d + 1, 4), dtype=np.uint32)
     cs = {}
+    zs = [(x * (1 - x)) % F.P for x in range(d + 1)]  # X(1 − X) at X = 0..d (0 at 0 and 1)
     for b in blinders:
         c = F._check_ext(np.asarray(b.coeff(point)), "blinder").reshape(4)
         cs[b.table] = c
-        for x in range(2, d + 1):
-            offs[b.table, x] = F.emul(F.ext((x * (1 - x)) % F.P), c)
+        cl = c.tolist()
+        offs[b.table] = [[z * ci % F.P for ci in cl] for z in zs]
     return offs, cs
 
 

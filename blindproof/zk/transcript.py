@@ -40,8 +40,13 @@ def _frame(kind: bytes, label: str, data: bytes) -> bytes:
     return _frame_head(kind, label) + struct.pack("<Q", len(data)) + data
 
 
+@functools.lru_cache(maxsize=1024)
+def _shape_head(shape: tuple[int, ...]) -> bytes:
+    return struct.pack("<I", len(shape)) + b"".join(struct.pack("<Q", d) for d in shape)
+
+
 def _shape_bytes(arr: np.ndarray) -> bytes:
-    return struct.pack("<I", arr.ndim) + b"".join(struct.pack("<Q", d) for d in arr.shape)
+    return _shape_head(arr.shape)
 
 
 class Transcript:
