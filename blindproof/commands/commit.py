@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 
 
-def add_model_args(p: argparse.ArgumentParser) -> None:
-    """The options that pick a model (shared by `commit` and `prove`)."""
+def add_model_args(p: argparse.ArgumentParser, *, key: bool = True, security: bool = True) -> None:
+    """The options that pick a model (shared by `commit`, `prove` and `rotate`; `rotate` names its own
+    key options and takes the parameters from the old commitment)."""
     p.add_argument("--model", required=True, help="workload name (tiny-llama, small-llama, gpt2-block, gpt2-small, "
                                                   "mlp-784-56-10, minilm-l6)")
     p.add_argument("--weights", type=Path, default=None,
@@ -22,8 +23,11 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                    help="what the proof covers: the whole model, or only the transformer blocks (hidden states in "
                         "and out); default: the workload's (blocks for gpt2-block and gpt2-small, else model); "
                         "commit and prove must use the same")
-    p.add_argument("--key", type=Path, default=None,
-                   help="secret commitment key (default: <commitment>.key next to the commitment file)")
+    if key:
+        p.add_argument("--key", type=Path, default=None,
+                       help="secret commitment key (default: <commitment>.key next to the commitment file)")
+    if not security:
+        return
     p.add_argument("--security", type=float, default=104.0,
                    help="target provable bits of each commitment opening (default 104, so that the whole proof "
                         "reaches 100; at least 100). The commitment file records the parameters; every proof "

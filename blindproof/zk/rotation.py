@@ -210,9 +210,16 @@ def rotate(spec: QuantSpec, weights: Mapping[str, np.ndarray], old_key: Commitme
     if old_com.digest() != old.digest():
         raise RotationError("the spec, weights or key do not give the old commitment")
     new, new_state = commit_model(spec, weights, new_key, old.params, old.budget)
-    check_rotatable(old, new)
     old_ledger = old_ledger if old_ledger is not None else old_key.ledger()
     new_ledger = new_ledger if new_ledger is not None else new_key.ledger()
+    return new, _certify(old, old_state, new, new_state, old_ledger, new_ledger, rng)
+
+
+def _certify(old: ModelCommitment, old_state: pcs.ProverState, new: ModelCommitment, new_state: pcs.ProverState,
+             old_ledger: OpeningLedger, new_ledger: OpeningLedger, rng) -> RotationCertificate:
+    """The certificate from the two opening states (which :func:`rotate` checks hold the same weights;
+    tests call this directly with different ones)."""
+    check_rotatable(old, new)
     # the well-formedness openings are public with each commitment: counted first (idempotent)
     old_ledger.charge(old.weights, _wellformed_positions(old))
     new_ledger.charge(new.weights, _wellformed_positions(new))
@@ -232,7 +239,7 @@ def rotate(spec: QuantSpec, weights: Mapping[str, np.ndarray], old_key: Commitme
                                   ledger=_Charge(new_ledger.charge, new.weights))]
     opening = pcs.open_claims(states, claims, tr, rng=rng)
     prov, conj = _tenths(old.weights.layout)
-    return new, RotationCertificate(old.digest(), new.digest(), prov, conj, opening.to_bytes())
+    return RotationCertificate(old.digest(), new.digest(), prov, conj, opening.to_bytes())
 
 
 # --- verifier ----------------------------------------------------------------------------------------
