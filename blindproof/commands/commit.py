@@ -60,8 +60,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_model_args(p)
     p.add_argument("-o", "--out", type=Path, default=Path("model.commit"), help="commitment file (default model.commit)")
     p.add_argument("--budget", type=int, default=None,
-                   help="proofs per key whose weight openings stay hiding (default 8; at most 63). Fixed by the "
-                        "commitment: each unit adds ~5 KB to every proof; `prove` refuses past it (rotate the key)")
+                   help="openings per key whose weight columns stay hiding (default 8; at most 63): every proof "
+                        "and every rotation certificate is one, and the last is kept for a rotation, so a key makes "
+                        "budget - 1 proofs. Fixed by the commitment: each unit adds ~5 KB to every proof; `prove` "
+                        "refuses past it (`blindproof rotate` to a fresh key)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=run)
 
@@ -106,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.model}: {summary['weights']} weight tensors, {summary['committed_elements']} committed "
               f"elements; committed in {summary['commit_s']:.2f} s (quantized in {summary['quantize_s']:.2f} s)")
         print(f"wrote {args.out} ({summary['file_bytes']} bytes), digest {summary['digest']}")
-        print(f"opening budget: {mc.budget} proofs per key ({lay.hiding_symbols} hiding symbols per row)")
+        print(f"opening budget: {mc.budget} openings per key, {mc.budget - 1} proofs and one rotation "
+              f"({lay.hiding_symbols} hiding symbols per row)")
         print(f"secret key: {key_path} (keep it with the weights and its ledger {key_path}.ledger; "
               "`blindproof prove` needs both)")
     return 0
