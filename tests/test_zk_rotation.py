@@ -89,6 +89,24 @@ def test_a_certificate_for_another_pair_is_rejected(chain):
     assert not R.verify_rotation(old, old, c12).ok  # a commitment never certifies itself
 
 
+def test_commitments_of_another_layout_cannot_be_linked(qm, chain):
+    old = chain["coms"][0]
+    other, _ = commit_model(qm.spec, qm.weights, K2, budget=3)  # the same weights, another code
+    res = R.verify_rotation(old, other, chain["certs"][0])
+    assert not res.ok and "layouts" in res.reason
+    with pytest.raises(ValueError, match="layouts"):
+        R.check_rotatable(old, other)
+
+
+def test_a_certificate_below_the_target_is_rejected(chain, monkeypatch):
+    old, new, _ = chain["coms"]
+    cert = R.RotationCertificate.from_bytes(chain["certs"][0])
+    monkeypatch.setattr(R, "certificate_soundness", lambda lay: (99.0, 105.0))  # a weaker analysis
+    low = R.RotationCertificate(cert.old_digest, cert.new_digest, 990, 1050, cert.opening)
+    res = R.verify_rotation(old, new, low)
+    assert not res.ok and "below the commitment's target" in res.reason
+
+
 def test_tampered_or_malformed_certificates_are_rejected_never_raise(chain):
     old, new, _ = chain["coms"]
     good = chain["certs"][0]
