@@ -181,6 +181,7 @@ def test_cli_rotate_prove_verify_round_trip(tmp_path, monkeypatch, capsys):
 
     m = ("--model", NAME)
     assert run("commit", *m, "-o", "a.commit", "--budget", "3")[0] == 0
+    assert (tmp_path / "a.commit.key.ledger").exists()  # commit starts the key's ledger
     rc, out, err = run("rotate", *m, "--commitment", "a.commit", "-o", "b.commit", "--json")
     assert rc == 0, err
     info = json.loads(out)
@@ -206,3 +207,7 @@ def test_cli_rotate_prove_verify_round_trip(tmp_path, monkeypatch, capsys):
     ok = [c for rc, c in codes if rc == 0]
     assert 1 <= len(ok) <= 2 and codes[len(ok)][0] == 1, codes
     assert not (tmp_path / f"{codes[len(ok)][1]}.commit.key").exists()  # a refused rotation leaves no key
+    # a key whose ledger is missing cannot rotate: the positions it opened are unknown
+    (tmp_path / "a.commit.key.ledger").unlink()
+    rc, _, err = run("rotate", *m, "--commitment", "a.commit", "-o", "f.commit")
+    assert rc == 2 and "no opening ledger" in err

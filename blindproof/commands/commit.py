@@ -96,6 +96,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     t2 = time.perf_counter()
     mc.save(args.out)
+    # the key's ledger exists from the start (holding the well-formedness opening): `rotate` refuses a key
+    # whose ledger is missing, since the positions it opened would then be unknown
+    try:
+        from blindproof.zk.rotation import wellformed_positions
+        key.ledger().charge(mc.weights, wellformed_positions(mc))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     lay = mc.weights.layout
     summary = {"model": args.model, "commitment": str(args.out), "key": str(key_path), "digest": mc.digest().hex(),
                "spec_digest": mc.spec_digest.hex(), "weights": len(lay.names),

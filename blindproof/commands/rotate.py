@@ -58,6 +58,11 @@ def run(args: argparse.Namespace) -> int:
             return _fail(f"{', '.join(existing)} exists; use --force to overwrite")
     if not key_path.exists():
         return _fail(f"no commitment key at {key_path}")
+    ledger_path = Path(str(key_path) + ".ledger")
+    if not ledger_path.exists():  # `commit` creates it: without it the positions the key opened are unknown
+        return _fail(f"no opening ledger at {ledger_path}: the positions this key opened are unknown, so a "
+                     "certificate could take them past its hiding symbols; restore the ledger from a backup, or "
+                     "commit the model again under a fresh key (without a certificate)")
     try:
         old_key = CommitmentKey.load(key_path)
         old = ModelCommitment.load(args.commitment)

@@ -181,7 +181,9 @@ class _Charge:
         return self._charge(self._com, positions)
 
 
-def _wellformed_positions(mc: ModelCommitment) -> np.ndarray:
+def wellformed_positions(mc: ModelCommitment) -> np.ndarray:
+    """The weight positions the commitment's own well-formedness proof opened (public with it; every
+    ledger of its key holds them)."""
     from blindproof.zk.wellformed import WellformedProof
 
     return pcs.Opening.from_bytes(WellformedProof.from_bytes(mc.wellformed).weight_opening, mc.weights).positions
@@ -221,8 +223,8 @@ def _certify(old: ModelCommitment, old_state: pcs.ProverState, new: ModelCommitm
     tests call this directly with different ones)."""
     check_rotatable(old, new)
     # the well-formedness openings are public with each commitment: counted first (idempotent)
-    old_ledger.charge(old.weights, _wellformed_positions(old))
-    new_ledger.charge(new.weights, _wellformed_positions(new))
+    old_ledger.charge(old.weights, wellformed_positions(old))
+    new_ledger.charge(new.weights, wellformed_positions(new))
     # both checks before the opening, so that neither ledger is charged for a certificate never made
     if not old_ledger.rotation_left(old.weights):
         raise OpeningBudgetExceeded("the old key has no opening left for a rotation certificate "
@@ -317,4 +319,5 @@ def follow_chain(pinned: ModelCommitment,
 
 
 __all__: Sequence[str] = ("DOMAIN", "RotationCertificate", "RotationError", "RotationResult", "certificate_soundness",
-                          "check_rotatable", "follow_chain", "require_rotation", "rotate", "verify_rotation")
+                          "check_rotatable", "follow_chain", "require_rotation", "rotate", "verify_rotation",
+                          "wellformed_positions")
