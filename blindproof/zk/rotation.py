@@ -199,8 +199,8 @@ def rotate(spec: QuantSpec, weights: Mapping[str, np.ndarray], old_key: Commitme
     ``old`` must be what ``(spec, weights, old_key)`` commit to. The opening is charged to both keys'
     ledgers (default ``key.ledger()``: ``<key file>.ledger``): the old key's from its rotation reserve,
     the new key's like a proof (after its own well-formedness opening). Raises
-    :class:`~blindproof.zk.commitment.OpeningBudgetExceeded` (nothing charged) when either cannot
-    take it, :class:`RotationError` when the inputs do not fit. ``rng``: the companion's randomness
+    :class:`~blindproof.zk.commitment.OpeningBudgetExceeded` when either cannot take it (then only the
+    commitments' public well-formedness positions are charged), :class:`RotationError` when the inputs do not fit. ``rng``: the companion's randomness
     (tests); by default the OS CSPRNG."""
     if not isinstance(old, ModelCommitment):
         raise TypeError(f"old must be a ModelCommitment, got {type(old).__name__}")
@@ -222,6 +222,10 @@ def _certify(old: ModelCommitment, old_state: pcs.ProverState, new: ModelCommitm
     """The certificate from the two opening states (which :func:`rotate` checks hold the same weights;
     tests call this directly with different ones)."""
     check_rotatable(old, new)
+    prov, conj = _tenths(old.weights.layout)
+    if not prov / 10 >= old.params.security_bits:  # a certificate no verifier would accept costs no budget
+        raise RotationError(f"a certificate would reach {prov / 10} provable bits, below the commitment's target "
+                            f"of {old.params.security_bits}")
     # the well-formedness openings are public with each commitment: counted first (idempotent)
     old_ledger.charge(old.weights, wellformed_positions(old))
     new_ledger.charge(new.weights, wellformed_positions(new))
@@ -240,7 +244,6 @@ def _certify(old: ModelCommitment, old_state: pcs.ProverState, new: ModelCommitm
               dataclasses.replace(new_state, commitment=_renamed(new.weights, NEW),
                                   ledger=_Charge(new_ledger.charge, new.weights))]
     opening = pcs.open_claims(states, claims, tr, rng=rng)
-    prov, conj = _tenths(old.weights.layout)
     return RotationCertificate(old.digest(), new.digest(), prov, conj, opening.to_bytes())
 
 
