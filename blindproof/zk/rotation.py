@@ -200,8 +200,8 @@ def rotate(spec: QuantSpec, weights: Mapping[str, np.ndarray], old_key: Commitme
     ledgers (default ``key.ledger()``: ``<key file>.ledger``): the old key's from its rotation reserve,
     the new key's like a proof (after its own well-formedness opening). Raises
     :class:`~blindproof.zk.commitment.OpeningBudgetExceeded` when either cannot take it (then only the
-    commitments' public well-formedness positions are charged), :class:`RotationError` when the inputs do not fit. ``rng``: the companion's randomness
-    (tests); by default the OS CSPRNG."""
+    commitments' public well-formedness positions are charged), :class:`RotationError` when the
+    inputs do not fit. ``rng``: the companion's randomness (tests); by default the OS CSPRNG."""
     if not isinstance(old, ModelCommitment):
         raise TypeError(f"old must be a ModelCommitment, got {type(old).__name__}")
     if not isinstance(old_key, CommitmentKey) or not isinstance(new_key, CommitmentKey):
