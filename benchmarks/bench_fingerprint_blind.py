@@ -166,7 +166,7 @@ def binding(dims_list=((64, 32, 32, 10), (256, 64, 10)), repeats: int = 3) -> li
     from blindproof.fingerprint import binding as FB
     from blindproof.models.mlp import MLP
     from blindproof.zk import quant
-    from blindproof.zk.commitment import CommitmentKey, commit_model
+    from blindproof.zk.commitment import CommitmentKey, OpeningLedger, commit_model
 
     out = []
     for dims in dims_list:
@@ -180,7 +180,8 @@ def binding(dims_list=((64, 32, 32, 10), (256, 64, 10)), repeats: int = 3) -> li
         prove_s, verify_s = [], []
         for _ in range(repeats):
             t0 = time.perf_counter()
-            proof = FB.prove_binding(com, state, w, dirs)
+            # a throwaway key proving more often than its budget: each repeat counted in a ledger of its own
+            proof = FB.prove_binding(com, state, w, dirs, ledger=OpeningLedger())
             prove_s.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             ok = FB.verify_binding(com, w, dirs, proof).ok

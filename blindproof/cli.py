@@ -21,6 +21,7 @@ COMMAND_MODULES: list[str] = [
     "blindproof.commands.commit",
     "blindproof.commands.prove",
     "blindproof.commands.verify",
+    "blindproof.commands.rotate",
     "blindproof.commands.warmup",
 ]
 

@@ -17,6 +17,15 @@ from blindproof.zk.commitment import CommitmentKey, commit_model
 pytestmark = pytest.mark.timeout(240)
 
 
+def _commit(spec, weights):
+    """A fresh commitment whose opening state is charged to its key's ledger (a binding proof refuses a
+    state without one; the suite's keys without a file count nothing, see conftest)."""
+    key = CommitmentKey.generate()
+    com, state = commit_model(spec, weights, key)
+    state.ledger = key.ledger()
+    return com, state
+
+
 def _quantized(seed: int):
     torch.manual_seed(seed)
     model = MLP((64, 32, 32, 10))
@@ -26,7 +35,7 @@ def _quantized(seed: int):
 @pytest.fixture(scope="module")
 def setup():
     qm = _quantized(0)
-    com, state = commit_model(qm.spec, qm.weights, CommitmentKey.generate())
+    com, state = _commit(qm.spec, qm.weights)
     w = FB.first_linear_weight(com)
     dirs = FB.published_directions(qm.weights[w])
     proof = FB.prove_binding(com, state, w, dirs)
@@ -58,7 +67,7 @@ def test_rejects_a_weight_that_does_not_annihilate(setup):
     qm, _, _, w, dirs, _ = setup
     weights = {k: v.copy() for k, v in qm.weights.items()}
     weights[w][3, 7] += 1
-    com2, state2 = commit_model(qm.spec, weights, CommitmentKey.generate())
+    com2, state2 = _commit(qm.spec, weights)
     forged = FB.prove_binding(com2, state2, w, dirs, _check=False)
     res = FB.verify_binding(com2, w, dirs, forged)
     assert not res.ok and "sumcheck" in res.reason
@@ -73,11 +82,11 @@ def test_rejects_a_direction_outside_the_null_space(setup):
 
 def test_rejects_a_proof_against_another_commitment_or_statement(setup):
     qm, com, state, w, dirs, proof = setup
-    same_weights, _ = commit_model(qm.spec, qm.weights, CommitmentKey.generate())  # other hiding randomness
+    same_weights, _ = _commit(qm.spec, qm.weights)  # other hiding randomness
     res = FB.verify_binding(same_weights, w, dirs, proof)
     assert not res.ok  # the statement names the commitment, so every challenge differs
     other = _quantized(1)
-    com_o, _ = commit_model(other.spec, other.weights, CommitmentKey.generate())
+    com_o, _ = _commit(other.spec, other.weights)
     assert not FB.verify_binding(com_o, w, dirs, proof).ok
     assert not FB.verify_binding(com, w, dirs[:31], proof).ok  # other directions
     assert not FB.verify_binding(com, w, dirs[::-1].copy(), proof).ok
@@ -112,7 +121,7 @@ def test_statement_errors(setup):
     with pytest.raises(ValueError, match="no weight"):
         FB.prove_binding(com, state, "nope", dirs)
     other = _quantized(2)
-    _, state_o = commit_model(other.spec, other.weights, CommitmentKey.generate())
+    _, state_o = _commit(other.spec, other.weights)
     with pytest.raises(ValueError, match="does not belong"):
         FB.prove_binding(com, state_o, w, dirs)
 
@@ -150,7 +159,7 @@ def test_decoy_first_layer_is_refused(monkeypatch):
     qm = _quantized(3)
     rng = np.random.default_rng(3)
     spec, weights = _with_decoy(qm, rng)
-    com, state = commit_model(spec, weights, CommitmentKey.generate())
+    com, state = _commit(spec, weights)
     dirs = FB.published_directions(weights["decoy.weight"], count=4)
     assert not np.any(weights["decoy.weight"] @ dirs.T)  # harmless for the decoy ...
     x = rng.integers(-2000, 2000, size=(1, 64))
@@ -215,7 +224,7 @@ def test_weight_wider_than_the_bound_is_refused(setup):
     qm, com, state, w, dirs, proof = setup
     spec = dataclasses.replace(qm.spec, weights=dict(qm.spec.weights) | {
         w: dataclasses.replace(qm.spec.weights[w], dtype="int16")})
-    com16, state16 = commit_model(spec, qm.weights, CommitmentKey.generate())
+    com16, state16 = _commit(spec, qm.weights)
     with pytest.raises(ValueError, match="int16"):
         FB.prove_binding(com16, state16, w, dirs)
     res = FB.verify_binding(com16, w, dirs, proof)
@@ -223,3 +232,27 @@ def test_weight_wider_than_the_bound_is_refused(setup):
     # with the int16 bound the statement holds again (and the directions' size limit tightens)
     ok = FB.prove_binding(com16, state16, w, dirs, bound=(1 << 15) - 1)
     assert FB.verify_binding(com16, w, dirs, ok, bound=(1 << 15) - 1).ok
+
+
+# --- the opening ledger -------------------------------------------------------------------------------
+
+def test_binding_is_charged_to_the_ledger_and_refused_past_the_budget(setup):
+    from blindproof.zk import pcs
+    from blindproof.zk.commitment import OpeningBudgetExceeded, OpeningLedger
+
+    qm, _, _, w, dirs, _ = setup
+    com, state = commit_model(qm.spec, qm.weights, CommitmentKey.generate(), budget=2)
+    state.ledger = None
+    with pytest.raises(ValueError, match="ledger"):  # never an uncounted opening of the weights
+        FB.prove_binding(com, state, w, dirs)
+    ledger = OpeningLedger()
+    proof = FB.prove_binding(com, state, w, dirs, ledger=ledger)
+    assert FB.verify_binding(com, w, dirs, proof).ok
+    opened = ledger.opened(com.weights)
+    w_open = pcs.Opening.from_bytes(FB.BindingProof.from_bytes(proof).weight_opening, com.weights)
+    assert set(w_open.positions.tolist()) <= opened  # the binding's positions, after the well-formedness ones
+    assert len(opened) > len(set(w_open.positions.tolist()))
+    # budget 2: well-formedness, this proof, and the opening kept for a rotation
+    with pytest.raises(OpeningBudgetExceeded, match="rotat"):
+        FB.prove_binding(com, state, w, dirs, ledger=ledger)
+    assert ledger.opened(com.weights) == opened

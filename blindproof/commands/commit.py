@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 
 
-def add_model_args(p: argparse.ArgumentParser) -> None:
-    """The options that pick a model (shared by `commit` and `prove`)."""
+def add_model_args(p: argparse.ArgumentParser, *, key: bool = True, security: bool = True) -> None:
+    """The options that pick a model (shared by `commit`, `prove` and `rotate`; `rotate` names its own
+    key options and takes the parameters from the old commitment)."""
     p.add_argument("--model", required=True, help="workload name (tiny-llama, small-llama, gpt2-block, gpt2-small, "
                                                   "mlp-784-56-10, minilm-l6)")
     p.add_argument("--weights", type=Path, default=None,
@@ -22,8 +23,11 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                    help="what the proof covers: the whole model, or only the transformer blocks (hidden states in "
                         "and out); default: the workload's (blocks for gpt2-block and gpt2-small, else model); "
                         "commit and prove must use the same")
-    p.add_argument("--key", type=Path, default=None,
-                   help="secret commitment key (default: <commitment>.key next to the commitment file)")
+    if key:
+        p.add_argument("--key", type=Path, default=None,
+                       help="secret commitment key (default: <commitment>.key next to the commitment file)")
+    if not security:
+        return
     p.add_argument("--security", type=float, default=104.0,
                    help="target provable bits of each commitment opening (default 104, so that the whole proof "
                         "reaches 100; at least 100). The commitment file records the parameters; every proof "
@@ -56,8 +60,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_model_args(p)
     p.add_argument("-o", "--out", type=Path, default=Path("model.commit"), help="commitment file (default model.commit)")
     p.add_argument("--budget", type=int, default=None,
-                   help="proofs per key whose weight openings stay hiding (default 8; at most 63). Fixed by the "
-                        "commitment: each unit adds ~5 KB to every proof; `prove` refuses past it (rotate the key)")
+                   help="openings per key whose weight columns stay hiding (default 8; at most 63): every proof "
+                        "and every rotation certificate is one, and the last is kept for a rotation, so a key makes "
+                        "budget - 1 proofs. Fixed by the commitment: each unit adds ~5 KB to every proof; `prove` "
+                        "refuses past it (`blindproof rotate` to a fresh key)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=run)
 
@@ -90,6 +96,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     t2 = time.perf_counter()
     mc.save(args.out)
+    # the key's ledger exists from the start (holding the well-formedness opening): `rotate` refuses a key
+    # whose ledger is missing, since the positions it opened would then be unknown
+    try:
+        from blindproof.zk.rotation import wellformed_positions
+        key.ledger().charge(mc.weights, wellformed_positions(mc))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     lay = mc.weights.layout
     summary = {"model": args.model, "commitment": str(args.out), "key": str(key_path), "digest": mc.digest().hex(),
                "spec_digest": mc.spec_digest.hex(), "weights": len(lay.names),
@@ -102,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.model}: {summary['weights']} weight tensors, {summary['committed_elements']} committed "
               f"elements; committed in {summary['commit_s']:.2f} s (quantized in {summary['quantize_s']:.2f} s)")
         print(f"wrote {args.out} ({summary['file_bytes']} bytes), digest {summary['digest']}")
-        print(f"opening budget: {mc.budget} proofs per key ({lay.hiding_symbols} hiding symbols per row)")
+        print(f"opening budget: {mc.budget} openings per key, {mc.budget - 1} proofs and one rotation "
+              f"({lay.hiding_symbols} hiding symbols per row)")
         print(f"secret key: {key_path} (keep it with the weights and its ledger {key_path}.ledger; "
               "`blindproof prove` needs both)")
     return 0

@@ -110,6 +110,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"proved {args.model} in {prove_s:.2f} s: {args.out} ({len(data)} bytes), "
               f"{proof.soundness.summary()}")
-        print(f"openings left under this key: {summary['openings_left']} of {prover.commitment.budget} "
-              f"(ledger {summary['ledger']})")
+        print(f"proofs left under this key: {summary['openings_left']} (budget {prover.commitment.budget} openings, "
+              f"the last kept for `blindproof rotate`; ledger {summary['ledger']})")
     return 0

@@ -17,6 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "2: the files cannot be used (missing, unreadable, not a commitment).")
     p.add_argument("proof", type=Path, help="proof file")
     p.add_argument("--commitment", type=Path, required=True, help="model commitment file")
+    p.add_argument("--rotation", nargs=2, action="append", type=Path, default=[], metavar=("COMMITMENT", "CERTIFICATE"),
+                   help="a rotation link: the next commitment and the certificate from the previous one (`blindproof "
+                        "rotate`); repeat in chain order. --commitment stays the pinned (original) one; the proof "
+                        "must be against the last commitment of the chain")
     p.add_argument("--min-bits", type=float, default=None,
                    help="reject proofs below this many provable bits of soundness; it can only raise the "
                         "protocol's floor of 100 bits (the default)")
@@ -45,10 +49,29 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"cannot read the commitment: {exc}")
     except ValueError as exc:
         return _fail(f"{args.commitment} is not a usable model commitment: {exc}")
+    pinned = model
+    links = []
+    for com_path, cert_path in args.rotation:
+        try:
+            links.append((ModelCommitment.load(com_path), cert_path.read_bytes()))
+        except OSError as exc:
+            return _fail(f"cannot read the rotation link: {exc}")
+        except ValueError as exc:
+            return _fail(f"{com_path} is not a usable model commitment: {exc}")
     try:
         data = args.proof.read_bytes()
     except OSError as exc:
         return _fail(f"cannot read the proof: {exc}")
+    if links:
+        from blindproof.zk.rotation import RotationError, follow_chain
+        try:
+            model = follow_chain(pinned, links)
+        except RotationError as exc:
+            if args.json:
+                print(json.dumps({"valid": False, "reason": str(exc), "pinned_digest": pinned.digest().hex()}))
+            else:
+                print(f"INVALID rotation chain: {exc}")
+            return EXIT_INVALID
     if args.min_bits is not None and not args.min_bits == args.min_bits:  # NaN
         return _fail("--min-bits must be a number")
     t0 = time.perf_counter()
@@ -59,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
            "required_bits": required_bits(args.min_bits), "scope": scope,
            "start": res.proof.start if res.proof is not None else None,
            "provable_bits": round(res.provable_bits, 1), "conjectured_bits": round(res.conjectured_bits, 1),
-           "model_digest": model.digest().hex(), "proof_bytes": len(data),
+           "model_digest": model.digest().hex(), "pinned_digest": pinned.digest().hex(),
+           "rotations": len(links), "proof_bytes": len(data),
            "soundness_terms": [{"term": n, "provable_bits": round(p, 1), "conjectured_bits": round(c, 1)}
                                for n, p, c in res.terms]}
     if res.proof is not None:
@@ -74,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
               f"{res.conjectured_bits:.1f} conjectured bits")
         print(f"  statement: scope {scope}, start {res.proof.start}, input {out['input_digest']}, "
               f"output {out['output_digest']}")
+        if links:
+            print(f"  model: {out['model_digest']}, the same weights as the pinned {out['pinned_digest']} "
+                  f"({len(links)} rotation{'s' if len(links) > 1 else ''} verified)")
         for n, p, c in res.terms:
             print(f"  {n}: {p:.1f} / {c:.1f} bits")
     else:

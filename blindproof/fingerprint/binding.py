@@ -23,7 +23,8 @@ Protocol (one transcript, statement first):
 3. One masked degree-2 sumcheck over the ``log2 n`` column variables ends in ``W̃(r, s)``,
    ``D̃(s)`` (the verifier computes it from the public directions) and the mask ``g(s)``.
 4. ``g(s)`` is reduced to a claim on the mask's committed table; one PCS opening of the model's
-   weight commitment proves ``W̃(r, s)`` and one of the mask commitment proves the mask claim.
+   weight commitment proves ``W̃(r, s)`` and one of the mask commitment proves the mask claim. The
+   weight opening is charged to the key's opening ledger like a model proof's.
 
 What it reveals beyond the statement: the value ``W̃(r, s)`` at one random point (the PCS opens
 claims in zero knowledge but the claimed value itself is public); the round messages are masked.
@@ -31,6 +32,7 @@ claims in zero knowledge but the claimed value itself is public); the round mess
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import struct
 from dataclasses import dataclass
@@ -42,13 +44,13 @@ import numpy as np
 from blindproof.zk import field as F
 from blindproof.zk import mle, pcs
 from blindproof.zk import sumcheck as S
-from blindproof.zk.commitment import KeyedFieldRng, ModelCommitment
+from blindproof.zk.commitment import KeyedFieldRng, ModelCommitment, OpeningBudgetExceeded, OpeningLedger
 from blindproof.zk.encoding import ProofFormatError, Reader, Writer
 from blindproof.zk.ops.base import canonical, dim_vars, weight_name
 from blindproof.zk.quant.spec import Op, QuantSpec
 from blindproof.zk.transcript import Transcript
 from blindproof.zk.verdict import VerifyResult, guarded
-from blindproof.zk.wellformed import dtype_bound
+from blindproof.zk.wellformed import WellformedProof, dtype_bound
 
 DOMAIN = b"blindproof/fingerprint-binding/v1"
 _MAGIC = b"BPFB"
@@ -187,17 +189,34 @@ def _specs(n_cols_vars: int) -> S.SumcheckSpec:
 
 
 def prove_binding(commitment: ModelCommitment, state: pcs.ProverState, weight: str, directions: np.ndarray,
-                  bound: int = INT8_BOUND, rng: np.random.Generator | None = None, _check: bool = True) -> bytes:
+                  bound: int = INT8_BOUND, rng: np.random.Generator | None = None, _check: bool = True, *,
+                  ledger: OpeningLedger | None = None) -> bytes:
     """Prove that the committed ``weight`` annihilates every direction; returns the proof bytes.
 
-    ``state`` is the opening state of ``commitment.weights`` (from ``commit_model``). Raises
-    ValueError if ``W δ_i ≠ 0`` for some direction (``_check=False`` exists to test the verifier).
+    ``state`` is the opening state of ``commitment.weights`` (from ``commit_model``). The proof opens
+    the weight commitment once, like a model proof, so it is charged to the key's opening ledger:
+    ``ledger`` (e.g. ``key.ledger()``), else ``state.ledger`` (a :class:`~blindproof.zk.prover.ModelProver`'s
+    state has one); ValueError when there is neither, :class:`OpeningBudgetExceeded` past the budget.
+    Raises ValueError if ``W δ_i ≠ 0`` for some direction (``_check=False`` exists to test the verifier).
     """
     m, n = _weight_shape(commitment, weight, bound)
     dirs = _check_directions(directions, n, bound)
     name = weight_name(weight)
     if state.commitment != commitment.weights:
         raise ValueError("the prover state does not belong to this model commitment")
+    ledger = ledger if ledger is not None else state.ledger
+    if ledger is None:
+        raise ValueError("the binding proof opens the weight commitment: pass the key's opening ledger "
+                         "(ledger=key.ledger()) so that the opening is counted in its budget")
+    # the well-formedness opening is public with the commitment: counted first (idempotent), then the
+    # budget is checked before any work
+    if commitment.wellformed:
+        wf = WellformedProof.from_bytes(commitment.wellformed).weight_opening
+        ledger.charge(commitment.weights, pcs.Opening.from_bytes(wf, commitment.weights).positions)
+    if ledger.openings_left(commitment.weights) < 1:
+        raise OpeningBudgetExceeded("the opening budget of this commitment key is spent (the last opening is "
+                                    "kept for a rotation certificate): rotate to a fresh key")
+    state = dataclasses.replace(state, ledger=ledger)
     a, b = dim_vars(m), dim_vars(n)
     lay = state.commitment.layout
     if name not in lay.names:

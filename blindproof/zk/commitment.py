@@ -25,7 +25,10 @@ carry ``t_h = (B + 1) · t`` hiding symbols for an opening budget of ``B`` proof
 commitment's own well-formedness proof): any ``t_h`` opened positions are uniform, whatever the
 weights. The budget is part of the commitment (its layout, hence its digest). An
 :class:`OpeningLedger` kept beside the key (``<key file>.ledger``) records the positions opened under
-the key, and the prover refuses a proof that would take them past ``t_h``.
+the key, and the prover refuses a proof that would take them past ``t_h − t``: the last ``t`` positions
+are kept for one rotation certificate (:mod:`blindproof.zk.rotation`), so a spent key can always be
+rotated to a fresh one. Every proof and every certificate (on either side) is one of the ``B``
+openings: a key makes ``B − 1`` proofs, a key reached by rotation ``B − 2``.
 """
 
 from __future__ import annotations
@@ -52,10 +55,11 @@ from blindproof.zk.wellformed import prove_wellformed
 KEY_BYTES = 32
 _KEY_MAGIC = b"BPKEY1\n"
 DEFAULT_SECURITY = 104.0  # commitment target: the whole proof (union bound) stays ≥ 100 provable bits
-# proofs per key whose opened weight columns stay uniform. Each unit adds t hiding symbols per row:
+# openings per key (proofs and rotation certificates; the last is kept for a rotation) whose opened
+# weight columns stay uniform. Each unit adds t hiding symbols per row:
 # 16·(1 + P)·t bytes per proof (~5 KB at t ≈ 155) and, past C + t_h − t > C, a longer code (commit
 # time ×2): 8 keeps tiny-llama's proof within a few per cent of the once-opened size, gpt2-block's
-# commit at ×2; a spent key is rotated (:func:`rotate`) for the cost of one commitment.
+# commit at ×2; a spent key is rotated (:mod:`blindproof.zk.rotation`) for the cost of one commitment.
 DEFAULT_BUDGET = 8
 MAX_BUDGET = pcs.MAX_OPENINGS - 1
 LEDGER_SUFFIX = ".ledger"
@@ -250,16 +254,31 @@ class OpeningLedger:
             return frozenset(self._load().get(com.digest().hex(), (0, set()))[1])
 
     def remaining(self, com: pcs.Commitment) -> int:
-        """Positions that may still be opened before the hiding symbols run out."""
+        """Positions that may still be opened before the hiding symbols run out (the rotation
+        reserve included)."""
         return com.layout.hiding_symbols - len(self.opened(com))
 
     def openings_left(self, com: pcs.Commitment) -> int:
-        """Openings certainly left (each opens at most ``t`` new positions)."""
-        return max(0, self.remaining(com)) // com.layout.n_queries
+        """Proofs certainly left (each opens at most ``t`` new positions; the last ``t`` positions
+        are kept for a rotation certificate)."""
+        return max(0, self.remaining(com) - rotation_reserve(com)) // com.layout.n_queries
+
+    def rotation_left(self, com: pcs.Commitment) -> bool:
+        """Whether a rotation certificate away from ``com`` can still be made (``t`` positions left)."""
+        return self.remaining(com) >= com.layout.n_queries
 
     def charge(self, com: pcs.Commitment, positions) -> int:
-        """Record an opening's ``positions``; returns the positions left. Raises
-        :class:`OpeningBudgetExceeded` (recording nothing) past the budget."""
+        """Record an opening's ``positions`` (a proof, or a certificate rotating TO ``com``); returns
+        the positions left. Raises :class:`OpeningBudgetExceeded` (recording nothing) when the distinct
+        positions would exceed ``t_h − t`` (the last ``t`` are the rotation reserve)."""
+        return self._charge(com, positions, com.layout.hiding_symbols - rotation_reserve(com))
+
+    def charge_rotation(self, com: pcs.Commitment, positions) -> int:
+        """Record the positions of a rotation certificate AWAY from ``com``: it may use the reserve,
+        never more than ``t_h``."""
+        return self._charge(com, positions, com.layout.hiding_symbols)
+
+    def _charge(self, com: pcs.Commitment, positions, allowed: int) -> int:
         pos = {int(p) for p in np.asarray(positions).reshape(-1)}
         limit = com.layout.hiding_symbols
         key = com.digest().hex()
@@ -267,16 +286,25 @@ class OpeningLedger:
             entries = self._load()
             have = entries.get(key, (limit, set()))[1]
             new = have | pos
-            if len(new) > limit:
+            if len(new) > allowed:
+                kept = (f" ({limit - allowed} of them kept for one rotation certificate: `blindproof rotate`)"
+                        if allowed < limit else "")
                 raise OpeningBudgetExceeded(
-                    f"this opening would reveal {len(new)} distinct positions of the weight commitment, over its "
-                    f"{limit} hiding symbols ({len(have)} opened so far{' in ' + str(self.path) if self.path else ''}): "
-                    "further proofs would leak the weights; rotate to a fresh key (commitment.rotate)")
+                    f"this opening would reveal {len(new)} distinct positions of the weight commitment, over the "
+                    f"{allowed} its {limit} hiding symbols allow{kept} ({len(have)} opened so far"
+                    f"{' in ' + str(self.path) if self.path else ''}): further openings would leak the weights; "
+                    "rotate to a fresh key (blindproof.zk.rotation.rotate)")
             if new != have:
                 entries = dict(entries)
                 entries[key] = (limit, new)
                 self._store(entries)
             return limit - len(new)
+
+
+def rotation_reserve(com: pcs.Commitment) -> int:
+    """Positions of ``com`` a proof may not take: one opening's worth (``t``), kept so that a spent key
+    can still certify its successor (a rotation opens ``t`` positions of the old commitment)."""
+    return com.layout.n_queries
 
 
 def _canonical(body) -> bytes:
@@ -309,7 +337,9 @@ class ModelCommitment:
 
     @property
     def budget(self) -> int:
-        """Proofs per key whose weight openings stay hiding (fixed by the commitment's layout)."""
+        """Openings per key whose weight columns stay hiding (fixed by the commitment's layout), beyond the
+        commitment's own well-formedness proof: proofs and rotation certificates, the last kept for a
+        rotation (:func:`rotation_reserve`)."""
         return self.weights.layout.openings - 1
 
     @cached_property
