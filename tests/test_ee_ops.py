@@ -1,4 +1,4 @@
-"""Per-operation equivariance (DESIGN.md §3 table), each with a must-fail counterpart."""
+"""Per-operation equivariance (docs/ee.md), each with a must-fail counterpart."""
 
 import math
 

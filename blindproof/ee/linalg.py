@@ -1,6 +1,6 @@
 """Linear keys and the random matrices they are drawn from.
 
-A key is an invertible matrix M acting on row vectors from the right (x -> x M), as in DESIGN.md §3.
+A key is an invertible matrix M acting on row vectors from the right (x -> x M), as in docs/ee.md.
 Two representations share one interface: `PermKey` (a permutation times a diagonal, applied by
 indexing so it is exact and cheap at any width) and `DenseKey` (any invertible matrix, float64).
 

@@ -1,4 +1,4 @@
-"""Offline weight transforms: the model the server runs under a key (DESIGN.md §3).
+"""Offline weight transforms: the model the server runs under a key (docs/ee.md).
 
 The server model is the same class as the input model with ordinary weights, so it runs the same
 operations at the same cost. Linear weights are rewritten in math form (W of shape (in, out), y = x W + b):

@@ -1,4 +1,4 @@
-"""blindproof.fingerprint: harmless-perturbation fingerprints (DESIGN.md section 5).
+"""blindproof.fingerprint: harmless-perturbation fingerprints (docs/fingerprint.md).
 
 - ``subspace``: harmless directions at a model's input, with certificates from running the model;
 - ``linalg``: float and exact integer null spaces;

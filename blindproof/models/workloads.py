@@ -1,4 +1,4 @@
-"""Named workloads shared by tests, benchmarks and the CLI (DESIGN.md §7)."""
+"""Named workloads shared by tests, benchmarks and the CLI (docs/models.md)."""
 
 from __future__ import annotations
 
