@@ -214,3 +214,12 @@ def test_seeded_random_weights_prove_end_to_end(name):
     y = {k: v.copy() for k, v in proof.outputs.items()}
     next(iter(y.values())).flat[0] += 1
     assert not verify_model_proof(prover.commitment, _reserialize(proof, outputs=y)).ok
+
+
+def test_reprs_stay_short(mlp_honest):
+    """A proof's repr and a verdict's repr name sizes, never megabytes of bytes."""
+    from blindproof.zk.verifier import verify_model_proof
+    prover, _, proof = mlp_honest
+    res = verify_model_proof(prover.commitment, proof.to_bytes())
+    assert res.ok and res.proof is not None
+    assert len(repr(res)) < 500 and len(repr(proof)) < 1000 and "bytes>" in repr(proof)

@@ -204,6 +204,15 @@ class ModelProof:
     weight_claims: int
     companion_commitment: bytes = b""
 
+    def __repr__(self) -> str:  # the byte fields run to megabytes: show what they are, not what they hold
+        shapes = lambda d: {k: tuple(v.shape) for k, v in d.items()}  # noqa: E731
+        parts = ("trace_commitment", "program_proof", "trace_opening", "weight_opening", "companion_commitment")
+        sizes = ", ".join(f"{p}=<{len(getattr(self, p)):,} bytes>" for p in parts)
+        return (f"ModelProof(model_digest={self.model_digest.hex()[:16]}…, start={self.start}, "
+                f"inputs={shapes(self.inputs)}, outputs={shapes(self.outputs)}, {sizes}, "
+                f"provable_bits={self.soundness.provable_bits:.2f}, trace_claims={self.trace_claims}, "
+                f"weight_claims={self.weight_claims})")
+
     def to_bytes(self) -> bytes:
         """Serialize as the ``ModelProof`` message."""
         m = proof_pb2.ModelProof(

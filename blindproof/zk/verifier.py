@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import struct
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -55,8 +55,8 @@ class ModelVerifyResult(VerifyResult):
 
     provable_bits: float = 0.0
     conjectured_bits: float = 0.0
-    proof: ModelProof | None = None
-    terms: tuple = ()  # (name, provable bits, conjectured bits) per error term
+    proof: ModelProof | None = field(default=None, repr=False)  # megabytes: ``repr`` leaves it out
+    terms: tuple = field(default=(), repr=False)  # (name, provable bits, conjectured bits) per error term
 
 
 # --- statement and transcript ---------------------------------------------------------------------
