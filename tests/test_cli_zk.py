@@ -61,6 +61,33 @@ def test_commit_prove_verify(tmp_path, _cli):
     assert j.returncode == 0 and out["valid"] and out["provable_bits"] >= 100 and out["conjectured_bits"] > 0
     assert {t["term"].split(" (")[0] for t in out["soundness_terms"]} >= {"trace opening", "weight opening"}
 
+    # the statement pinned: the input given to prove, the output saved by a first verify
+    import numpy as np
+    from blindproof.zk.prover import example_input
+    x = np.asarray(example_input("mlp-784-56-10"))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "other.npy", x + 0.25)
+    s = _cli("verify", "proof.bin", "--commitment", "model.commit", "--input", "x.npy", "--save-output", "y.npy",
+             cwd=tmp_path)
+    assert s.returncode == 0 and "pinned: input" in s.stdout and "largest entry" in s.stdout, s.stdout + s.stderr
+    y = np.load(tmp_path / "y.npy")
+    pinned = _cli("verify", "proof.bin", "--commitment", "model.commit", "--input", "x.npy", "--output", "y.npy",
+                  "--json", cwd=tmp_path)
+    info = json.loads(pinned.stdout)
+    assert pinned.returncode == 0 and info["pinned"] == ["input", "output"]
+    assert info["output_argmax"]["logits"] == int(np.argmax(y.reshape(-1, y.shape[-1])[-1]))
+    assert _cli("verify", "proof.bin", "--commitment", "model.commit", "--input", "other.npy",
+                cwd=tmp_path).returncode == 1
+    y2 = y.copy()
+    y2.flat[0] += 1
+    np.save(tmp_path / "y2.npy", y2)
+    wrong = _cli("verify", "proof.bin", "--commitment", "model.commit", "--output", "y2.npy", cwd=tmp_path)
+    assert wrong.returncode == 1 and "INVALID" in wrong.stdout
+    np.save(tmp_path / "yf.npy", y.astype(np.float64))
+    for bad_args in (("--output", "yf.npy"), ("--input", "missing.npy"), ("--output", "x.npy")):
+        r = _cli("verify", "proof.bin", "--commitment", "model.commit", *bad_args, cwd=tmp_path)
+        assert r.returncode == 2 and r.stderr.strip().startswith("error:"), (bad_args, r.stdout, r.stderr)
+
     # invalid: a flipped byte, and another model's commitment -> exit 1 with a reason
     data = bytearray((tmp_path / "proof.bin").read_bytes())
     data[len(data) // 2] ^= 0x10

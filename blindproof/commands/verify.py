@@ -29,8 +29,51 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "which is printed)")
     p.add_argument("--scope", choices=("model", "blocks"), default=None,
                    help="what the proof must cover (default: the commitment's program, which is printed)")
+    p.add_argument("--input", type=Path, default=None,
+                   help="pin the input: the .npy given to `blindproof prove` (token ids or float features, encoded "
+                        "as the prover does) or a .txt file for byte-vocabulary models; a proof for another input "
+                        "is INVALID")
+    p.add_argument("--output", type=Path, default=None,
+                   help="pin the output: a .npy of the program's integer output (as `--save-output` writes it)")
+    p.add_argument("--save-output", type=Path, default=None,
+                   help="write the proved integer output to this .npy file (only when the proof is valid)")
     p.add_argument("--json", action="store_true", help="print the verdict as JSON")
     p.set_defaults(func=run)
+
+
+def _pinned(spec, path: Path | None, kind: str):
+    """The statement values a --input / --output file pins (None without a file); SystemExit (exit 2) when
+    the file cannot be used."""
+    import numpy as np
+
+    from blindproof.zk.quant.spec import encode_input
+
+    if path is None:
+        return None
+    if not path.is_file():
+        raise SystemExit(f"error: {kind} file {path} does not exist")
+    if kind == "input" and path.suffix == ".txt":
+        arr = np.frombuffer(path.read_bytes(), dtype=np.uint8).astype(np.int64)[None, :]
+    else:
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise SystemExit(f"error: {path}: not a .npy file: {exc}") from None
+    if kind == "output":
+        if arr.dtype.kind not in "iu":
+            raise SystemExit(f"error: {path}: the pinned output must be the integer output (--save-output)")
+        return {spec.outputs[0]: arr.astype(np.int64)}
+    try:
+        return encode_input(spec, arr)
+    except (TypeError, ValueError) as exc:
+        raise SystemExit(f"error: {path}: {exc}") from None
+
+
+def _argmax_last(spec, outputs) -> dict[str, int]:
+    """Per output, the index of the largest value in its last row (the next token for logits)."""
+    import numpy as np
+
+    return {k: int(np.argmax(np.asarray(v).reshape(-1, v.shape[-1])[-1])) for k, v in outputs.items() if v.size}
 
 
 def _fail(msg: str) -> int:
@@ -74,8 +117,10 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_INVALID
     if args.min_bits is not None and not args.min_bits == args.min_bits:  # NaN
         return _fail("--min-bits must be a number")
+    inputs, outputs = _pinned(model.spec, args.input, "input"), _pinned(model.spec, args.output, "output")
     t0 = time.perf_counter()
-    res = verify_model_proof(model, data, start=args.start, scope=args.scope, min_provable_bits=args.min_bits)
+    res = verify_model_proof(model, data, inputs, outputs, start=args.start, scope=args.scope,
+                             min_provable_bits=args.min_bits)
     verify_s = time.perf_counter() - t0
     scope = spec_scope(model.spec)
     out = {"valid": bool(res.ok), "reason": res.reason, "verify_s": round(verify_s, 4),
@@ -90,14 +135,26 @@ def run(args: argparse.Namespace) -> int:
         out["input_digest"] = public_digest(res.proof.inputs)
         out["output_digest"] = public_digest(res.proof.outputs)
         out["outputs"] = {k: list(v.shape) for k, v in res.proof.outputs.items()}
+        out["output_argmax"] = _argmax_last(model.spec, res.proof.outputs)
+        out["pinned"] = [k for k, v in (("input", args.input), ("output", args.output)) if v is not None]
+    if res.ok and args.save_output is not None:
+        import numpy as np
+        try:
+            np.save(args.save_output, res.proof.outputs[model.spec.outputs[0]])
+        except OSError as exc:
+            return _fail(f"cannot write {args.save_output}: {exc}")
     if args.json:
         print(json.dumps(out))
     elif res.ok:
         print(f"VALID proof ({len(data)} bytes, verified in {verify_s * 1000:.1f} ms): soundness "
               f"{res.provable_bits:.1f} provable bits (required {out['required_bits']:.0f}), "
               f"{res.conjectured_bits:.1f} conjectured bits")
+        pinned = f" (pinned: {', '.join(out['pinned'])})" if out["pinned"] else " (taken from the proof)"
         print(f"  statement: scope {scope}, start {res.proof.start}, input {out['input_digest']}, "
-              f"output {out['output_digest']}")
+              f"output {out['output_digest']}{pinned}")
+        for k, shape in out["outputs"].items():
+            print(f"  output {k}: shape {tuple(shape)}, largest entry of the last row at index "
+                  f"{out['output_argmax'].get(k)}")
         if links:
             print(f"  model: {out['model_digest']}, the same weights as the pinned {out['pinned_digest']} "
                   f"({len(links)} rotation{'s' if len(links) > 1 else ''} verified)")

@@ -22,7 +22,7 @@ from blindproof.models.mlp import MLP
 from blindproof.models.transformer import Transformer
 from blindproof.zk.quant.reference import BoundError, Trace, check_weights, run_program
 from blindproof.zk.quant.spec import (ACC_BOUND, INT8_MAX, INT16_MAX, SCORE_HI, SCORE_LO, Op, QuantSpec, TableSpec,
-                                      TensorSpec, WeightSpec, norm_sq_bits)
+                                      TensorSpec, WeightSpec, decode_output, encode_input, norm_sq_bits)
 from blindproof.zk.quant.tables import (activation_table, exp_table, rope_angles, rope_table,
                                         round_half_up)
 
@@ -497,18 +497,7 @@ class QuantizedModel:
 
     def encode(self, x: torch.Tensor | np.ndarray) -> dict[str, np.ndarray]:
         """Float model input -> integer program input (token ids pass through; features are rounded)."""
-        a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-        name = self.spec.inputs[0]
-        ts = self.spec.tensors[name]
-        if ts.role == "index":
-            if a.dtype.kind not in "iu":
-                raise TypeError(f"token ids must be integers, got {a.dtype}")
-            if a.ndim != 2:
-                raise ValueError(f"token ids must have shape (batch, seq), got {a.shape}")
-            return {name: a.astype(np.int64)}
-        if a.dtype.kind != "f":
-            raise TypeError(f"features must be floating point, got {a.dtype}")
-        return {name: np.clip(round_half_up(a * 2.0 ** ts.exp), ts.lo, ts.hi)}
+        return encode_input(self.spec, x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x)
 
     def run(self, x: torch.Tensor | np.ndarray, start: int = 0, record: bool = True) -> Trace:
         """Integer forward on a float/token input; the trace holds every tensor and witness."""
@@ -518,7 +507,7 @@ class QuantizedModel:
     def decode(self, trace: Trace) -> np.ndarray:
         """The program's first output as float64 (integer * 2^-exp)."""
         name = self.spec.outputs[0]
-        return trace.tensors[name].astype(np.float64) * np.exp2(-np.asarray(self.spec.tensors[name].exp, dtype=np.float64))
+        return decode_output(self.spec, name, trace.tensors[name])
 
     def forward(self, x: torch.Tensor | np.ndarray, start: int = 0) -> np.ndarray:
         """Float view of the integer model's output (logits, pooled embedding, hidden states, or the label

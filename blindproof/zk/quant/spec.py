@@ -342,3 +342,27 @@ class QuantSpec:
     def digest(self) -> str:
         """BLAKE3 hex digest of the canonical JSON; part of the model commitment."""
         return blake3.blake3(self.to_json().encode("ascii")).hexdigest()
+
+
+def encode_input(spec: "QuantSpec", x: np.ndarray) -> dict[str, np.ndarray]:
+    """A model input as the program's integer input: token ids pass through (integers, shape (batch,
+    seq)); float features are rounded half up at the input's exponent and clipped to its range."""
+    from blindproof.zk.quant.tables import round_half_up
+
+    a = np.asarray(x)
+    name = spec.inputs[0]
+    ts = spec.tensors[name]
+    if ts.role == "index":
+        if a.dtype.kind not in "iu":
+            raise TypeError(f"token ids must be integers, got {a.dtype}")
+        if a.ndim != 2:
+            raise ValueError(f"token ids must have shape (batch, seq), got {a.shape}")
+        return {name: a.astype(np.int64)}
+    if a.dtype.kind != "f":
+        raise TypeError(f"features must be floating point, got {a.dtype}")
+    return {name: np.clip(round_half_up(a * 2.0 ** ts.exp), ts.lo, ts.hi)}
+
+
+def decode_output(spec: "QuantSpec", name: str, values: np.ndarray) -> np.ndarray:
+    """An integer program tensor as float64 (``v · 2^-exp``, per last-axis channel where the exponent is)."""
+    return np.asarray(values).astype(np.float64) * np.exp2(-np.asarray(spec.tensors[name].exp, dtype=np.float64))
