@@ -64,7 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "and every rotation certificate is one, and the last is kept for a rotation, so a key makes "
                         "budget - 1 proofs. Fixed by the commitment: each unit adds ~5 KB to every proof; `prove` "
                         "refuses past it (`blindproof rotate` to a fresh key)")
-    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON summary on stdout; progress goes to stderr as JSON events, one per line")
     p.set_defaults(func=run)
 
 
@@ -83,9 +84,13 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from blindproof.commands.progress import Reporter
+    say = Reporter(json_events=args.json)
     t0 = time.perf_counter()
+    say(f"quantizing {args.model} ...")
     _, qm = load_model(args)
     t1 = time.perf_counter()
+    say(f"quantized ({t1 - t0:.2f} s); committing {len(qm.weights)} weight tensors and proving their dtype ranges ...")
     if key is None:
         key = CommitmentKey.generate()
         key.save(key_path)
@@ -95,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     t2 = time.perf_counter()
+    say(f"committed ({t2 - t1:.2f} s)")
     mc.save(args.out)
     # the key's ledger exists from the start (holding the well-formedness opening): `rotate` refuses a key
     # whose ledger is missing, since the positions it opened would then be unknown

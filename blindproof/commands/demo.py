@@ -15,6 +15,7 @@ import sys
 import time
 
 from blindproof.client.cli_args import cli_errors, one_line
+from blindproof.commands.progress import Reporter
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,16 +33,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-proof", action="store_true", help="skip the verified (proved) blind inference")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     p.set_defaults(func=run)
-
-
-class Progress:
-    """Timestamped progress lines on stderr."""
-
-    def __init__(self) -> None:
-        self.t0 = time.perf_counter()
-
-    def __call__(self, msg: str, end: str = "\n") -> None:
-        print(f"[{time.perf_counter() - self.t0:6.2f}s] {msg}", end=end, file=sys.stderr, flush=True)
 
 
 def build_summary(*, model_name: str, tier: str, key_id: str, deployment_id: str, plain_deployment_id: str,
@@ -77,7 +68,7 @@ LABELS = {"blind_server": "blind, through the server", "plaintext_server": "plai
 FALLBACK_PROMPT = "The tide comes in twice a day, "
 
 
-def _load_model(source: str, progress: Progress):
+def _load_model(source: str, progress: Reporter):
     """(name, model, prompt): the embedded default model, or a named workload with seeded weights."""
     if source == "default":
         try:
@@ -92,7 +83,7 @@ def _load_model(source: str, progress: Progress):
     return f"{source} (seed 0)", load_local_model(source, 0), FALLBACK_PROMPT
 
 
-def _verified_inference(client, model, key, tier: str, tokens, progress: Progress) -> dict:
+def _verified_inference(client, model, key, tier: str, tokens, progress: Reporter) -> dict:
     """Deploy the integer model under the same key, run one blind inference with a proof, verify it."""
     from blindproof.client.sdk import ProofJobError
     from blindproof.client.verify import ProofVerificationError
@@ -133,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("error: --tokens must be positive")
     if args.proof_tokens < 1:
         raise SystemExit("error: --proof-tokens must be positive")
-    progress = Progress()
+    progress = Reporter()
     model_name, model, prompt_text = _load_model(args.model, progress)
     cfg = getattr(model, "cfg", None)
     if cfg is None or not getattr(cfg, "causal", False) or getattr(cfg, "output", None) != "logits":

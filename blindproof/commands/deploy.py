@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import time
 from pathlib import Path
 
 from blindproof.client.cli_args import add_connection_args, cli_errors
@@ -74,11 +75,17 @@ def run(args: argparse.Namespace) -> int:
                              "drop --server-embeds/--server-decodes")
         from blindproof.client.integer import integer_split
         from blindproof.zk.commitment import CommitmentKey
+        from blindproof.commands.progress import Reporter
+        say = Reporter(json_events=args.json)
         split = integer_split(model)
         ckey = CommitmentKey.generate()
+        say("quantizing the transformed model, committing to it and uploading it (the server commits too, "
+            "and the two commitments must match) ...")
+        t0 = time.perf_counter()
         with connect(args) as client:  # CommitmentMismatchError unless the server commits to the same model
             dep = client.deploy(model, key, args.tier, label=args.label or args.model, mode="integer",
                                 commitment_key=ckey.secret)
+        say(f"deployed ({time.perf_counter() - t0:.2f} s)")
         key_file = args.record.with_suffix(".ckey")
         ckey.save(key_file)  # 0600: it rebuilds the integer model file; verifiers never need it
         dep.commitment.save(args.commitment_out)

@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the model commitment to prove against (default model.commit)")
     p.add_argument("--start", type=int, default=0, help="position of the first token (default 0)")
     p.add_argument("-o", "--out", type=Path, default=Path("proof.bin"), help="proof file (default proof.bin)")
-    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout; progress goes to stderr as JSON events, one per line")
     p.set_defaults(func=run)
 
 
@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    say = (lambda m: None) if args.json else (lambda m: print(f"  {m}", file=sys.stderr, flush=True))
+    from blindproof.commands.progress import Reporter
+    say = Reporter(json_events=args.json)
     t0 = time.perf_counter()
     model, qm = load_model(args)
     say(f"quantized {args.model} ({time.perf_counter() - t0:.2f} s)")

@@ -128,11 +128,18 @@ def _program_prove(spec, values: Mapping[str, np.ndarray], inputs, outputs, tran
 
 
 def _op_progress(say: Progress, n_ops: int) -> Callable[[str], None]:
-    """Progress for the op proofs (last op first), at most about one message a second."""
+    """Progress for the op proofs (last op first): ``say.step(stage, done, total, detail)`` per op when
+    the reporter has one (bars, ETA, JSON events), else a message at most about once a second."""
     state = {"done": 0, "last": time.perf_counter()}
+    step = getattr(say, "step", None)
 
     def on_op(what: str) -> None:
         now = time.perf_counter()
+        if step is not None:
+            if what:
+                state["done"] += 1
+            step("op proofs", state["done"], n_ops, what or "the batched lookups next")
+            return
         if not what:
             say(f"op proofs: {state['done']}/{n_ops} done; proving the batched lookups")
             state["last"] = now
