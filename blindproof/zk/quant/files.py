@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from blindproof.zk.quant.quantize import QuantizedModel
+from blindproof.zk.quant.quantizer import QuantizedModel
 from blindproof.zk.quant.spec import QuantSpec
 
 SPEC_FILE = "quant_spec.json"
