@@ -197,6 +197,7 @@ def plot(results: list[dict], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
     ok = [r for r in results if r.get("status") == "ok"]
     if not ok:
@@ -205,28 +206,50 @@ def plot(results: list[dict], path: Path) -> None:
     names = [r["workload"] for r in ok]
     # prove time against model size (multiply-adds of the proved matmuls), log-log
     ax[2].loglog([r["macs"] for r in ok], [r["prove_s"] for r in ok], "o")
-    for r in ok:
-        ax[2].annotate(r["workload"], (r["macs"], r["prove_s"]), textcoords="offset points", xytext=(4, -10),
-                       fontsize=8)
+    for i, r in enumerate(sorted(ok, key=lambda r: r["macs"])):  # alternate sides: neighbours do not overlap
+        ax[2].annotate(r["workload"], (r["macs"], r["prove_s"]), textcoords="offset points",
+                       xytext=(6, -12 if i % 2 else 6), fontsize=8)
     ax[2].set_xlabel("model size: multiply-adds per inference")
     ax[2].set_ylabel("prove (s, median, one thread)")
     ax[2].grid(True, which="major", alpha=0.3)
-    ax[0].bar(names, [r["prove_s"] for r in ok], label="prove")
-    ax[0].bar(names, [r["verify_s"] for r in ok], label="verify")
+    # prove and verify side by side (not stacked: on a log axis a stack hides the smaller bar), the axis
+    # starting below the smallest value so that every bar shows
+    xs = np.arange(len(ok))
+    times = [(r["prove_s"], r["verify_s"]) for r in ok]
+    for k, (label, off) in enumerate((("prove", -0.2), ("verify", 0.2))):
+        vals = [t[k] for t in times]
+        ax[0].bar(xs + off, vals, width=0.4, label=label)
+        for x, v in zip(xs + off, vals):
+            ax[0].annotate(f"{v:.3g}", (x, v), ha="center", va="bottom", fontsize=7)
+    ax[0].set_xticks(xs, names, rotation=30, ha="right")
     ax[0].set_ylabel("seconds (median, one thread)")
     ax[0].set_yscale("log")
+    ax[0].set_ylim(bottom=min(min(t) for t in times) / 3)
     ax[0].legend()
-    ax[0].tick_params(axis="x", rotation=30)
     ax[1].bar(names, [(r["proof_bytes"] - r.get("statement_bytes", 0)) / 1024 for r in ok], label="proof")
     ax[1].bar(names, [r.get("statement_bytes", 0) / 1024 for r in ok],
               bottom=[(r["proof_bytes"] - r.get("statement_bytes", 0)) / 1024 for r in ok], label="statement X, Y")
     ax[1].set_ylabel("proof file size (KB)")
     ax[1].set_yscale("log")
+    ax[1].set_ylim(bottom=min(r["proof_bytes"] for r in ok) / 1024 / 3)
     ax[1].legend()
-    ax[1].tick_params(axis="x", rotation=30)
+    ax[1].set_xticks(range(len(ok)), names, rotation=30, ha="right")
     fig.suptitle("blindproof whole-model proofs")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+def write_markdown(path: Path, generated: str) -> str:
+    """Write the generated tables, keeping the file's hand-written sections (from its first ``## ``
+    heading on: the before → after comparisons) after them; returns what was written."""
+    kept = ""
+    if path.exists():
+        old = path.read_text()
+        at = old.find("\n## ")
+        kept = old[at:] if at >= 0 else ""
+    text = generated.rstrip("\n") + "\n" + kept
+    path.write_text(text)
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -241,9 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         saved = json.loads(Path(args.render).read_text())
         out = Path(args.out)
-        md = "# Whole-model proofs: benchmark\n\nCommand: `python benchmarks/bench_zk.py` (gpt2-small: `--gpt2-small`)\n\n" + \
-            markdown(saved["results"], saved["machine"])
-        out.with_suffix(".md").write_text(md)
+        md = write_markdown(out.with_suffix(".md"), "# Whole-model proofs: benchmark\n\nCommand: `python "
+                            "benchmarks/bench_zk.py` (gpt2-small: `--gpt2-small`)\n\n" +
+                            markdown(saved["results"], saved["machine"]))
         plot(saved["results"], out.with_suffix(".png"))
         print(md)
         return 0
@@ -269,9 +292,9 @@ def main(argv: list[str] | None = None) -> int:
         results.append(r)
     out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps({"machine": machine, "results": results}, indent=1) + "\n")
-    md = "# Whole-model proofs: benchmark\n\nCommand: `python benchmarks/bench_zk.py" + \
-         (" --gpt2-small" if args.gpt2_small else "") + "`\n\n" + markdown(results, machine)
-    out.with_suffix(".md").write_text(md)
+    md = write_markdown(out.with_suffix(".md"), "# Whole-model proofs: benchmark\n\nCommand: `python "
+                        "benchmarks/bench_zk.py" + (" --gpt2-small" if args.gpt2_small else "") + "`\n\n" +
+                        markdown(results, machine))
     plot(results, out.with_suffix(".png"))
     print(md)
     return 0
