@@ -254,6 +254,42 @@ def markdown(rows: list[dict], machine: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot(rows: list[dict], path: Path) -> None:
+    """Prove time, verify time and proof size per model, blindproof beside EZKL (a run that did not
+    finish is drawn as a hatched bar at the time it was stopped, labelled with its status)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    fig, ax = plt.subplots(1, 3, figsize=(13, 4))
+    panels = (("prove_s", "prove (s, median)"), ("verify_s", "verify (s, median)"), ("proof_bytes", "proof (bytes)"))
+    for a, (key, label) in zip(ax, panels):
+        for k, system in enumerate(("blindproof", "ezkl")):
+            for i, m in enumerate(models):
+                r = next((r for r in rows if r["model"] == m and r["system"] == system), None)
+                if r is None:
+                    continue
+                x = i + (k - 0.5) * 0.4
+                if r.get("status") == "ok":
+                    a.bar(x, r[key], width=0.4, color=f"C{k}", label=system if i == 0 else None)
+                    a.annotate(f"{r[key]:.3g}", (x, r[key]), ha="center", va="bottom", fontsize=7)
+                elif key == "prove_s" and "timed out after" in str(r.get("status")):
+                    stop = float(str(r["status"]).split("after")[1].split()[0])
+                    a.bar(x, stop, width=0.4, color=f"C{k}", alpha=0.35, hatch="//",
+                          label=system if i == 0 else None)
+                    a.annotate("not finished", (x, stop), ha="center", va="bottom", fontsize=7)
+        a.set_xticks(np.arange(len(models)), models)
+        a.set_yscale("log")
+        a.set_ylabel(label)
+        a.legend(fontsize=8)
+    fig.suptitle("blindproof vs EZKL (one machine, one thread)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default=",".join(MODELS))
@@ -262,7 +298,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per child run")
     ap.add_argument("--out", default=str(ROOT / "docs" / "bench_ezkl"))
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # child mode: system:model
+    ap.add_argument("--render", default=None, help="only redraw the plot from a JSON result file")
     args = ap.parse_args(argv)
+    if args.render:
+        plot(json.loads(Path(args.render).read_text())["results"], Path(args.out).with_suffix(".png"))
+        return 0
     if args.one:
         system, name = args.one.split(":", 1)
         r = run_ezkl(name, args.repeats, args.max_logrows) if system == "ezkl" else run_blindproof(name, args.repeats)
@@ -283,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     out.with_suffix(".json").write_text(json.dumps({"machine": machine, "results": rows}, indent=1) + "\n")
     md = "# blindproof vs EZKL\n\nCommand: `python benchmarks/bench_ezkl.py`\n\n" + markdown(rows, machine)
     out.with_suffix(".md").write_text(md)
+    plot(rows, out.with_suffix(".png"))
     print(md)
     return 0
 
