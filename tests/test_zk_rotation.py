@@ -107,6 +107,23 @@ def test_a_certificate_below_the_target_is_rejected(chain, monkeypatch):
     assert not res.ok and "below the commitment's target" in res.reason
 
 
+def test_rotate_refuses_below_the_target_before_charging(qm, monkeypatch):
+    """A certificate no verifier would accept is never made, and costs neither key any opening."""
+    old, _ = commit_model(qm.spec, qm.weights, K1)
+    l1, l2 = OpeningLedger(), OpeningLedger()
+    monkeypatch.setattr(R, "_tenths", lambda lay: (990, 1050))
+    with pytest.raises(R.RotationError, match="below the commitment's target"):
+        R.rotate(qm.spec, qm.weights, K1, old, K2, old_ledger=l1, new_ledger=l2)
+    fresh = OpeningLedger().openings_left(old.weights)
+    assert l1.openings_left(old.weights) == fresh and l2.openings_left(old.weights) == fresh  # nothing charged
+
+
+def test_a_chain_longer_than_the_bound_is_refused_before_any_work(chain):
+    old, new, _ = chain["coms"]
+    with pytest.raises(R.RotationError, match="exceeds"):
+        R.follow_chain(old, [(new, chain["certs"][0])] * (R.MAX_LINKS + 1))
+
+
 def test_tampered_or_malformed_certificates_are_rejected_never_raise(chain):
     old, new, _ = chain["coms"]
     good = chain["certs"][0]

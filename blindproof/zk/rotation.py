@@ -291,15 +291,6 @@ def _verify(old, new, certificate) -> RotationResult:
     return RotationResult(True, "", (), prov, conj)
 
 
-def require_rotation(old: ModelCommitment, new: ModelCommitment,
-                     certificate: "RotationCertificate | bytes") -> RotationResult:
-    """:func:`verify_rotation`, raising :class:`RotationError` with the reason on rejection."""
-    res = verify_rotation(old, new, certificate)
-    if not res.ok:
-        raise RotationError(res.reason)
-    return res
-
-
 def follow_chain(pinned: ModelCommitment,
                  links: Sequence[tuple[ModelCommitment, "RotationCertificate | bytes"]]) -> ModelCommitment:
     """The newest commitment of a chain ``pinned → links[0] → links[1] → …``, each link a commitment
@@ -322,5 +313,5 @@ def follow_chain(pinned: ModelCommitment,
 
 
 __all__: Sequence[str] = ("DOMAIN", "RotationCertificate", "RotationError", "RotationResult", "certificate_soundness",
-                          "check_rotatable", "follow_chain", "require_rotation", "rotate", "verify_rotation",
+                          "check_rotatable", "follow_chain", "rotate", "verify_rotation",
                           "wellformed_positions")
