@@ -249,7 +249,9 @@ def test_binding_is_charged_to_the_ledger_and_refused_past_the_budget(setup):
     proof = FB.prove_binding(com, state, w, dirs, ledger=ledger)
     assert FB.verify_binding(com, w, dirs, proof).ok
     opened = ledger.opened(com.weights)
-    w_open = pcs.Opening.from_bytes(FB.BindingProof.from_bytes(proof).weight_opening, com.weights)
+    parts = FB.BindingProof.from_bytes(proof)
+    companion = pcs.Commitment.from_bytes(parts.companion_commitment)
+    w_open = pcs.Opening.from_bytes(parts.weight_opening, [com.weights, companion])  # stacked with the companion
     assert set(w_open.positions.tolist()) <= opened  # the binding's positions, after the well-formedness ones
     assert len(opened) > len(set(w_open.positions.tolist()))
     # budget 2: well-formedness, this proof, and the opening kept for a rotation

@@ -46,15 +46,17 @@ from blindproof.zk import mle, pcs
 from blindproof.zk import sumcheck as S
 from blindproof.zk.commitment import KeyedFieldRng, ModelCommitment, OpeningBudgetExceeded, OpeningLedger
 from blindproof.zk.encoding import ProofFormatError, Reader, Writer
+from blindproof.zk.ops import blind as BL
 from blindproof.zk.ops.base import canonical, dim_vars, weight_name
 from blindproof.zk.quant.spec import Op, QuantSpec
 from blindproof.zk.transcript import Transcript
 from blindproof.zk.verdict import VerifyResult, guarded
 from blindproof.zk.wellformed import WellformedProof, dtype_bound
 
-DOMAIN = b"blindproof/fingerprint-binding/v1"
+DOMAIN = b"blindproof/fingerprint-binding/v2"
 _MAGIC = b"BPFB"
-_VERSION = 1
+_VERSION = 2  # 2: the weight's value is randomized (companion commitment with the randomizer, linear claim)
+_PARTS = 6
 INT8_BOUND = 127
 MAX_DIRECTIONS = 1 << 16
 _MAX_PART = 1 << 26
@@ -160,32 +162,59 @@ def _combined_directions(directions: np.ndarray, beta: np.ndarray, n_pad: int) -
 
 @dataclass
 class BindingProof:
-    """The mask commitment, the masked sumcheck, the mask reduction and the two PCS openings."""
+    """The mask commitment, the companion commitment (the randomizer ``R``), the masked sumcheck, the
+    mask reduction, the stacked opening of [weights; companion] and the mask opening."""
 
     mask_commitment: bytes
+    companion_commitment: bytes
     sumcheck: bytes
     mask_reduction: bytes
     weight_opening: bytes
     mask_opening: bytes
 
+    def parts(self) -> tuple[bytes, ...]:
+        return (self.mask_commitment, self.companion_commitment, self.sumcheck, self.mask_reduction,
+                self.weight_opening, self.mask_opening)
+
     def to_bytes(self) -> bytes:
         w = Writer()
         w.header(_MAGIC, _VERSION)
-        for part in (self.mask_commitment, self.sumcheck, self.mask_reduction, self.weight_opening, self.mask_opening):
+        for part in self.parts():
             w.bytes_(part)
         return w.getvalue()
 
     @staticmethod
     def from_bytes(data: bytes) -> "BindingProof":
-        r = Reader(data, max_total=5 * (_MAX_PART + 8) + 64)
+        r = Reader(data, max_total=_PARTS * (_MAX_PART + 8) + 64)
         r.header(_MAGIC, (_VERSION,))
-        parts = [r.bytes_(_MAX_PART) for _ in range(5)]
+        parts = [r.bytes_(_MAX_PART) for _ in range(_PARTS)]
         r.finish()
         return BindingProof(*parts)
 
 
-def _specs(n_cols_vars: int) -> S.SumcheckSpec:
-    return S.SumcheckSpec.make(n_cols_vars, 2, [(1, (0, 1))])
+REVEALED_DIMS = 4  # base dimensions of Φ the proof needs: it reveals one extension value of Ŵ
+
+
+def blinding_rule(weight: str, m: int, n: int) -> BL.Rule:
+    """The randomizer of ``W`` (``m x n``) in a binding proof, from public shapes only: blinding variable
+    the last column variable (the sumcheck's last round), ``Φ`` over the variables just above it with
+    :data:`REVEALED_DIMS` base dimensions. ValueError for a weight with one variable (nothing above
+    ``x_s`` to randomize with)."""
+    nv = dim_vars(m) + dim_vars(n)
+    if nv < 2:
+        raise ValueError(f"weight {weight!r} of shape ({m}, {n}) has too few variables to hide its evaluation")
+    s = nv - 1
+    return BL.make_rule(weight_name(weight), nv, s, BL.coordinates_for(s, REVEALED_DIMS))
+
+
+def _spec(b: int) -> S.SumcheckSpec:
+    """``Σ_k Ŵ(r, k)·D̃(k)`` over the ``b`` column variables, ``Ŵ`` blinded in the last round."""
+    return S.SumcheckSpec.make(b, 2, [(1, (0, 1))], blinded=[(0, b - 1)])
+
+
+def _view(r: np.ndarray, b: int) -> list:
+    """How the sumcheck reads ``Ŵ``: rows fixed to ``r``, columns bound by rounds ``0 … b−1``."""
+    return BL.fixed(r) + BL.rounds(b)
 
 
 def prove_binding(commitment: ModelCommitment, state: pcs.ProverState, weight: str, directions: np.ndarray,
@@ -201,6 +230,7 @@ def prove_binding(commitment: ModelCommitment, state: pcs.ProverState, weight: s
     """
     m, n = _weight_shape(commitment, weight, bound)
     dirs = _check_directions(directions, n, bound)
+    rule = blinding_rule(weight, m, n)
     name = weight_name(weight)
     if state.commitment != commitment.weights:
         raise ValueError("the prover state does not belong to this model commitment")
@@ -230,24 +260,29 @@ def prove_binding(commitment: ModelCommitment, state: pcs.ProverState, weight: s
         bad = np.nonzero(np.any(w_int @ dirs.T != 0, axis=0))[0]
         if bad.size:
             raise ValueError(f"the committed weight does not map direction {int(bad[0])} to zero")
+    spec = _spec(b)
     tr = Transcript(DOMAIN, _statement(commitment, weight, dirs, bound))
-    # the mask must be unpredictable: OS CSPRNG through BLAKE3 unless a test passes ``rng``
-    mask = S.MaskPolynomial.random(rng or KeyedFieldRng(os.urandom(32), "binding/mask"), b, 2)
+    # the mask and the randomizer must be unpredictable: OS CSPRNG through BLAKE3 unless a test passes ``rng``
+    mask = S.MaskPolynomial.random(rng or KeyedFieldRng(os.urandom(32), "binding/mask"), b, spec.round_degrees)
+    R = F.random(rng or KeyedFieldRng(os.urandom(32), "binding/randomizer"), 1 << rule.r_vars)
     mask_com, mask_state = pcs.commit({S.MASK_COLUMN: mask.committed_table()}, rng=rng)
+    comp_com, comp_state = pcs.commit_companion(lay, {rule.table: R}, rng=rng)
     tr.absorb_digest("binding/mask_commitment", mask_com.digest())
+    tr.absorb_digest("binding/companion_commitment", comp_com.digest())
     r = tr.challenge_exts("binding/rows", a) if a else np.zeros((0, 4), dtype=np.uint32)
     beta = tr.challenge_exts("binding/beta", dirs.shape[0])
     w_r = mle.bind_prefix(full, r) if a else F.embed(full)
     d_tab = _combined_directions(dirs, beta, 1 << b)
-    sc = S.prove(_specs(b), [w_r, d_tab], F.ezero(), tr, mask=mask)
-    point = sc.point
-    red = S.prove_mask_opening(mask, point, tr)
-    w_claim = pcs.Claim(name, np.concatenate([r, point]), sc.final_evals[0])
-    w_open = pcs.open_claims(state, [w_claim], tr)
+    sc = S.prove(spec, [w_r, d_tab], F.ezero(), tr, mask=mask, blinders=[BL.blinder(rule, R, 0, _view(r, b))])
+    point = np.concatenate([r, sc.point])
+    red = S.prove_mask_opening(mask, sc.point, tr)
+    # Ŵ(r, s) = W̃(r, s) + z·2^b'·R̃(φ): one linear claim on the weights and the companion, one stacked opening
+    w_claim = pcs.LinearClaim(tuple(rule.settle_terms(point)), sc.final_evals[0])
+    w_open = pcs.open_claims([state, comp_state], [w_claim], tr)
     m_claim = pcs.Claim(S.MASK_COLUMN, red.point, red.final_evals[0])
     m_open = pcs.open_claims(mask_state, [m_claim], tr)
-    return BindingProof(mask_com.to_bytes(), sc.proof.to_bytes(_specs(b)), red.proof.to_bytes(S._mask_spec(b)),
-                        w_open.to_bytes(), m_open.to_bytes()).to_bytes()
+    return BindingProof(mask_com.to_bytes(), comp_com.to_bytes(), sc.proof.to_bytes(spec),
+                        red.proof.to_bytes(S._mask_spec(b)), w_open.to_bytes(), m_open.to_bytes()).to_bytes()
 
 
 def verify_binding(commitment: ModelCommitment, weight: str, directions: np.ndarray, proof: bytes,
@@ -260,18 +295,29 @@ def verify_binding(commitment: ModelCommitment, weight: str, directions: np.ndar
         except (TypeError, ValueError) as exc:
             return VerifyResult.reject(f"binding: bad statement: {exc}")
         try:
+            rule = blinding_rule(weight, m, n)  # from the public shapes, never from the proof
+        except ValueError as exc:
+            return VerifyResult.reject(f"binding: bad statement: {exc}")
+        try:
             parts = BindingProof.from_bytes(bytes(proof))
             mask_com = pcs.Commitment.from_bytes(parts.mask_commitment)
+            comp_com = pcs.Commitment.from_bytes(parts.companion_commitment)
         except ProofFormatError as exc:
             return VerifyResult.reject(f"binding: malformed proof: {exc}")
         a, b = dim_vars(m), dim_vars(n)
+        spec = _spec(b)
         if mask_com.layout.names != (S.MASK_COLUMN,):
             return VerifyResult.reject("binding: the mask commitment must hold exactly the mask table")
+        try:  # the weights' code, the mask rows and exactly the randomizer table
+            pcs.check_companion_layout(comp_com.layout, commitment.weights.layout, {rule.table: rule.r_vars})
+        except ValueError as exc:
+            return VerifyResult.reject(f"binding: {exc}")
         tr = Transcript(DOMAIN, _statement(commitment, weight, dirs, bound))
         tr.absorb_digest("binding/mask_commitment", mask_com.digest())
+        tr.absorb_digest("binding/companion_commitment", comp_com.digest())
         r = tr.challenge_exts("binding/rows", a) if a else np.zeros((0, 4), dtype=np.uint32)
         beta = tr.challenge_exts("binding/beta", dirs.shape[0])
-        res = S.verify_bytes(_specs(b), F.ezero(), parts.sumcheck, tr, ("W", "D"), masked=True)
+        res = S.verify_bytes(spec, F.ezero(), parts.sumcheck, tr, ("W", "D"), masked=True)
         if not res.ok:
             return VerifyResult.reject(f"binding: {res.reason}")
         w_c, d_c, g_c = res.claims
@@ -284,8 +330,9 @@ def verify_binding(commitment: ModelCommitment, weight: str, directions: np.ndar
         mres = S.verify_mask_opening(b, g_c.point, g_c.value, red, tr)
         if not mres.ok:
             return VerifyResult.reject(f"binding: {mres.reason}")
-        w_claim = pcs.Claim(weight_name(weight), np.concatenate([r, w_c.point]), w_c.value)
-        wres = pcs.verify(commitment.weights, [w_claim], parts.weight_opening, tr)
+        # the sumcheck's final value is Ŵ(r, s): settled as W̃(r, s) + z·2^b'·R̃(φ) against [weights; companion]
+        w_claim = pcs.LinearClaim(tuple(rule.settle_terms(np.concatenate([r, w_c.point]))), w_c.value)
+        wres = pcs.verify([commitment.weights, comp_com], [w_claim], parts.weight_opening, tr)
         if not wres.ok:
             return VerifyResult.reject(f"binding: weight opening: {wres.reason}")
         gres = pcs.verify(mask_com, list(mres.claims), parts.mask_opening, tr)
@@ -308,5 +355,5 @@ def published_directions(weight: np.ndarray, count: int | None = None) -> np.nda
     return out if count is None else out[:count]
 
 
-__all__: Sequence[str] = ("BindingProof", "first_linear_weight", "input_reader", "prove_binding", "published_directions",
+__all__: Sequence[str] = ("BindingProof", "blinding_rule", "first_linear_weight", "input_reader", "prove_binding", "published_directions",
                           "verify_binding")
