@@ -258,3 +258,199 @@ def test_binding_is_charged_to_the_ledger_and_refused_past_the_budget(setup):
     with pytest.raises(OpeningBudgetExceeded, match="rotat"):
         FB.prove_binding(com, state, w, dirs, ledger=ledger)
     assert ledger.opened(com.weights) == opened
+
+
+# --- format v2: the weight's value is randomized (what a proof reveals about W) ------------------------
+
+def _revealed(com, w, dirs, proof):
+    """What any verifier computes from public bytes: the point ``p = (r, s)`` of the sumcheck's final
+    value on the weight, and that value (the verifier's own transcript, replayed)."""
+    from blindproof.zk import field as F
+    from blindproof.zk import pcs
+    from blindproof.zk import sumcheck as S
+    from blindproof.zk.ops.base import dim_vars
+    from blindproof.zk.transcript import Transcript
+
+    m, n = com.spec.weights[w].shape
+    a, b = dim_vars(m), dim_vars(n)
+    parts = FB.BindingProof.from_bytes(proof)
+    tr = Transcript(FB.DOMAIN, FB._statement(com, w, np.asarray(dirs, dtype=np.int64), FB.INT8_BOUND))
+    tr.absorb_digest("binding/mask_commitment", pcs.Commitment.from_bytes(parts.mask_commitment).digest())
+    tr.absorb_digest("binding/companion_commitment", pcs.Commitment.from_bytes(parts.companion_commitment).digest())
+    r = tr.challenge_exts("binding/rows", a)
+    tr.challenge_exts("binding/beta", dirs.shape[0])
+    res = S.verify_bytes(FB._spec(b), F.ezero(), parts.sumcheck, tr, ("W", "D"), masked=True)
+    assert res.ok, res.reason
+    return np.concatenate([r, res.claims[0].point]), res.claims[0].value
+
+
+def _weight_table(qm, w):
+    from blindproof.zk import field as F
+    from blindproof.zk.ops.base import dim_vars
+
+    m, n = qm.weights[w].shape
+    full = np.zeros((1 << dim_vars(m), 1 << dim_vars(n)), dtype=np.uint32)
+    full[:m, :n] = F.from_signed(np.asarray(qm.weights[w], dtype=np.int64))
+    return full.reshape(-1)
+
+
+def _rank_mod_p(m: np.ndarray) -> int:
+    from blindproof.zk import field as F
+
+    m = m.copy() % F.P
+    rank = 0
+    for c in range(m.shape[1]):
+        piv = next((r for r in range(rank, m.shape[0]) if m[r, c]), None)
+        if piv is None:
+            continue
+        m[[rank, piv]] = m[[piv, rank]]
+        m[rank] = m[rank] * pow(int(m[rank, c]), F.P - 2, F.P) % F.P
+        others = np.nonzero(m[:, c])[0]
+        others = others[others != rank]
+        if others.size:
+            m[others] = (m[others] - m[others, c:c + 1] * m[rank]) % F.P
+        rank += 1
+        if rank == m.shape[0]:
+            break
+    return rank
+
+
+def _base_rows(point, coef=None) -> np.ndarray:
+    """The four base-field coefficient rows of ``X ↦ coef·X̃(point)`` on the entries of ``X``."""
+    from blindproof.zk import field as F
+    from blindproof.zk import mle
+
+    eq = mle.eq_table(point)
+    if coef is not None:
+        eq = F.emul(eq, np.asarray(coef, dtype=np.uint32)[None, :])
+    return np.ascontiguousarray(eq.T).astype(np.int64)
+
+
+def test_the_revealed_value_is_randomized_and_the_weight_functionals_do_not_leak(setup):
+    """Format v1 revealed ``W̃(r, s)`` at a transcript point: 4 base linear equations in ``W`` per proof
+    (an attacker stacks them over many proofs). Now the value is ``Ŵ(r, s)``: it differs from ``W̃(r, s)``,
+    the equations ``v_i = eq(p_i)·W`` are false for the true ``W``, and over 8 proofs no combination of
+    the revealed values cancels the fresh randomizers without cancelling ``W``:
+    rank([R | W]) − rank(R) = 0 (as tests/test_zk_leakage_rank.py counts model proofs)."""
+    from blindproof.zk import mle
+    from blindproof.zk.commitment import OpeningLedger
+
+    qm, com, state, w, dirs, _ = setup
+    m, n = qm.weights[w].shape
+    rule = FB.blinding_rule(w, m, n)
+    table = _weight_table(qm, w)
+    k = 8
+    r_rows, w_rows = [], []
+    for i in range(k):
+        proof = FB.prove_binding(com, state, w, dirs[:4], ledger=OpeningLedger())
+        assert FB.verify_binding(com, w, dirs[:4], proof).ok
+        p, v = _revealed(com, w, dirs[:4], proof)
+        assert not np.array_equal(v, mle.evaluate(table, p)), f"proof {i} reveals W̃(r, s)"
+        _, phi_point, coef = rule.settle_terms(p)[1]
+        rr = np.zeros((4, k << rule.r_vars), dtype=np.int64)  # each proof's R is fresh: its own block
+        rr[:, i << rule.r_vars:(i + 1) << rule.r_vars] = _base_rows(phi_point, coef)
+        r_rows.append(rr)
+        w_rows.append(_base_rows(p))
+    R, W = np.concatenate(r_rows), np.concatenate(w_rows)
+    rank_r = _rank_mod_p(R)
+    assert rank_r == 4 * k  # every revealed value carries 4 independent base forms of its randomizer
+    assert _rank_mod_p(np.concatenate([R, W], axis=1)) - rank_r == 0
+    # the same count on format v1's values (no randomizer): all 4·k equations are about W
+    assert _rank_mod_p(W) == 4 * k
+
+
+def test_blinding_rule_from_public_shapes():
+    rule = FB.blinding_rule("l0.acc.weight", 32, 64)  # 5 row + 6 column variables
+    assert rule.tensor == "w:l0.acc.weight" and rule.s == 10 and rule.A == (8, 9) and rule.r_vars == 4
+    assert FB._spec(6).round_degrees == (2, 2, 2, 2, 2, 3)  # Ŵ has degree 2 in the last round
+    small = FB.blinding_rule("W", 1, 4)  # a variable above x_s, repeated: Φ of degree 3, 4 dimensions
+    assert small.A == (0, 0, 0)
+    with pytest.raises(ValueError, match="too few variables"):
+        FB.blinding_rule("W", 1, 2)
+
+
+def _swap_companion(monkeypatch, fn):
+    """Let a cheating prover commit ``fn(tensors)`` as its companion instead of the randomizer it uses."""
+    from blindproof.zk import pcs
+
+    real = pcs.commit_companion
+    monkeypatch.setattr(pcs, "commit_companion", lambda base, tensors=None, rng=None: real(base, fn(dict(tensors)), rng))
+
+
+def test_rejects_a_companion_that_is_not_the_sumcheck_randomizer(setup, monkeypatch):
+    from blindproof.zk import field as F
+    from blindproof.zk.commitment import OpeningLedger
+
+    _, com, state, w, dirs, _ = setup
+    rng = np.random.default_rng(5)
+    _swap_companion(monkeypatch, lambda t: {k: F.random(rng, v.size) for k, v in t.items()})
+    forged = FB.prove_binding(com, state, w, dirs, ledger=OpeningLedger())
+    res = FB.verify_binding(com, w, dirs, forged)
+    assert not res.ok and "weight opening" in res.reason, res.reason
+
+
+@pytest.mark.parametrize("change", ["extra tensor", "larger randomizer", "no randomizer", "other code"])
+def test_rejects_a_companion_of_another_layout(setup, change):
+    """The verifier fixes the companion's layout from public shapes: the weights' code, the mask rows and
+    exactly the randomizer table of :func:`blinding_rule`'s size."""
+    from blindproof.zk import pcs
+
+    qm, com, _, w, dirs, proof = setup
+    table = FB.blinding_rule(w, 32, 64).table
+    rand = np.arange(16, dtype=np.uint32)
+    base = com.weights.layout
+    tensors = {"extra tensor": {table: rand, "zk~blind:w:extra": rand}, "larger randomizer": {table: np.tile(rand, 2)},
+               "no randomizer": {}, "other code": {table: rand}}[change]
+    if change == "other code":  # a companion of a fresh (one-opening) commitment's code
+        other, _ = pcs.commit({"x": np.arange(1 << 14, dtype=np.uint32)}, openings=4)
+        base = other.layout
+    comp, _ = pcs.commit_companion(base, tensors, rng=np.random.default_rng(0))
+    parts = FB.BindingProof.from_bytes(proof)
+    res = FB.verify_binding(com, w, dirs, dataclasses.replace(parts, companion_commitment=comp.to_bytes()).to_bytes())
+    assert not res.ok and "layout" in res.reason, res.reason
+
+
+def test_rejects_a_tampered_value(setup, monkeypatch):
+    """The weight's value in the sumcheck (its final value) and in the stacked opening's linear claim."""
+    from blindproof.zk import field as F
+    from blindproof.zk import pcs
+    from blindproof.zk import sumcheck as S
+    from blindproof.zk.commitment import OpeningLedger
+
+    _, com, state, w, dirs, proof = setup
+    parts = FB.BindingProof.from_bytes(proof)
+    spec = FB._spec(6)
+    sc = S.SumcheckProof.from_bytes(parts.sumcheck, spec)
+    sc.final_evals[0] = F.eadd(sc.final_evals[0], F.eone())
+    bad = dataclasses.replace(parts, sumcheck=sc.to_bytes(spec)).to_bytes()
+    res = FB.verify_binding(com, w, dirs, bad)
+    assert not res.ok and "sumcheck" in res.reason, res.reason
+
+    real = pcs.open_claims
+
+    def shifted(states, claims, tr, **kw):
+        claims = [dataclasses.replace(c, value=F.eadd(c.value, F.eone())) if isinstance(c, pcs.LinearClaim) else c
+                  for c in claims]
+        return real(states, claims, tr, **kw)
+
+    monkeypatch.setattr(pcs, "open_claims", shifted)
+    forged = FB.prove_binding(com, state, w, dirs, ledger=OpeningLedger())
+    res = FB.verify_binding(com, w, dirs, forged)
+    assert not res.ok and "weight opening" in res.reason, res.reason
+
+
+def test_rejects_format_v1_and_damaged_companions(setup):
+    _, com, _, w, dirs, proof = setup
+    assert proof[4:6] == (2).to_bytes(2, "little")
+    res = FB.verify_binding(com, w, dirs, proof[:4] + (1).to_bytes(2, "little") + proof[6:])
+    assert not res.ok and "version" in res.reason
+    parts = FB.BindingProof.from_bytes(proof)
+    for comp in (parts.mask_commitment, b"", parts.companion_commitment[:-1]):
+        res = FB.verify_binding(com, w, dirs, dataclasses.replace(parts, companion_commitment=comp).to_bytes())
+        assert not res.ok
+    start = proof.index(parts.companion_commitment)
+    rng = np.random.default_rng(11)
+    for pos in rng.integers(start, start + len(parts.companion_commitment), 24):
+        bad = bytearray(proof)
+        bad[pos] ^= 1 << int(rng.integers(0, 8))
+        assert not FB.verify_binding(com, w, dirs, bytes(bad)).ok, f"flip at companion byte {pos - start}"
