@@ -448,6 +448,11 @@ def test_rejects_format_v1_and_damaged_companions(setup):
     for comp in (parts.mask_commitment, b"", parts.companion_commitment[:-1]):
         res = FB.verify_binding(com, w, dirs, dataclasses.replace(parts, companion_commitment=comp).to_bytes())
         assert not res.ok
+    from blindproof.zk import pcs
+
+    other, _ = pcs.commit({"not_mask": np.arange(16, dtype=np.uint32)}, rng=np.random.default_rng(0))
+    res = FB.verify_binding(com, w, dirs, dataclasses.replace(parts, mask_commitment=other.to_bytes()).to_bytes())
+    assert not res.ok and "exactly the mask table" in res.reason
     start = proof.index(parts.companion_commitment)
     rng = np.random.default_rng(11)
     for pos in rng.integers(start, start + len(parts.companion_commitment), 24):

@@ -12,22 +12,30 @@ decoy layer (its output unused, or read beside the real first layer) while ``δ`
 The weight's declared dtype must fit the bound (int8 for the default 127); that the committed entries
 respect their dtype is the model commitment's well-formedness proof (:mod:`blindproof.zk.wellformed`).
 
-Protocol (one transcript, statement first):
+Protocol (format 2; one transcript, statement first):
 
-1. The prover commits a random sumcheck mask ``g`` (its own small hiding PCS commitment) and the
-   transcript absorbs it.
+1. The prover commits a random sumcheck mask ``g`` (its own small hiding PCS commitment) and a fresh
+   companion of the weight commitment (:func:`pcs.commit_companion`: mask rows and the randomizer
+   ``R`` of ``W``, OS randomness); the transcript absorbs both digests, in that order.
 2. Challenges: ``r`` over the rows (``log2 m`` extension elements) and ``β_i`` per direction.
    With ``D = Σ_i β_i δ_i`` the claim is ``Σ_k W̃(r, k) · D̃(k) = 0``. If some ``W δ_i ≠ 0`` then
    ``W D ≠ 0`` except with probability ``1/|K|`` over ``β``, and its multilinear extension vanishes
    at ``r`` with probability at most ``log2 m / |K|``.
-3. One masked degree-2 sumcheck over the ``log2 n`` column variables ends in ``W̃(r, s)``,
-   ``D̃(s)`` (the verifier computes it from the public directions) and the mask ``g(s)``.
-4. ``g(s)`` is reduced to a claim on the mask's committed table; one PCS opening of the model's
-   weight commitment proves ``W̃(r, s)`` and one of the mask commitment proves the mask claim. The
-   weight opening is charged to the key's opening ledger like a model proof's.
+3. One masked sumcheck over the ``log2 n`` column variables reads ``W`` as its randomized extension
+   (:mod:`blindproof.zk.ops.blind`) ``Ŵ = W̃ + x_s(1 − x_s)·Φ(x_A)``, ``x_s`` the last column variable
+   (bound in the last round, degree 3 there), ``Φ(x_A) = Σ_w R̃(x_A, w)`` over the two variables above
+   it (:func:`blinding_rule`; ``Ŵ = W̃`` on the cube, so the sum is unchanged). It ends in
+   ``Ŵ(r, s)``, ``D̃(s)`` (the verifier computes it from the public directions) and ``g(s)``.
+4. ``g(s)`` is reduced to a claim on the mask's committed table. ``Ŵ(r, s) = v`` is the linear claim
+   ``W̃(r, s) + z·4·R̃(φ) = v`` (``z = s_x(1 − s_x)``), proved by ONE stacked opening of
+   ``[weights; companion]``, charged to the key's opening ledger like a model proof's; one opening of
+   the mask commitment proves the mask claim.
 
-What it reveals beyond the statement: the value ``W̃(r, s)`` at one random point (the PCS opens
-claims in zero knowledge but the claimed value itself is public); the round messages are masked.
+What it reveals about ``W``: nothing beyond the statement. The one value it reveals, ``v = Ŵ(r, s)``,
+carries ``z·4·R̃(φ)`` with ``Φ`` spanning 4 base dimensions, so ``v`` is uniform given ``W`` (fresh
+``R`` per proof; the opening reveals nothing about ``R`` beyond the claim: fresh companion masks); the
+round messages are masked. Format 1 revealed ``W̃(r, s)`` itself: 4 base linear equations in ``W`` per
+proof, accumulating over proofs.
 """
 
 from __future__ import annotations
