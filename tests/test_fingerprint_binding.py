@@ -262,12 +262,10 @@ def test_binding_is_charged_to_the_ledger_and_refused_past_the_budget(setup):
 
 # --- format v2: the weight's value is randomized (what a proof reveals about W) ------------------------
 
-def _revealed(com, w, dirs, proof):
-    """What any verifier computes from public bytes: the point ``p = (r, s)`` of the sumcheck's final
-    value on the weight, and that value (the verifier's own transcript, replayed)."""
-    from blindproof.zk import field as F
-    from blindproof.zk import pcs
-    from blindproof.zk import sumcheck as S
+def _replay(com, w, dirs, proof):
+    """What any verifier computes from public bytes: the rows point ``r``, the sumcheck point ``s``, the
+    messages, and the transcript challenges (the verifier's own transcript, replayed)."""
+    from blindproof.zk import mle, pcs
     from blindproof.zk.ops.base import dim_vars
     from blindproof.zk.transcript import Transcript
 
@@ -278,10 +276,32 @@ def _revealed(com, w, dirs, proof):
     tr.absorb_digest("binding/mask_commitment", pcs.Commitment.from_bytes(parts.mask_commitment).digest())
     tr.absorb_digest("binding/companion_commitment", pcs.Commitment.from_bytes(parts.companion_commitment).digest())
     r = tr.challenge_exts("binding/rows", a)
-    tr.challenge_exts("binding/beta", dirs.shape[0])
-    res = S.verify_bytes(FB._spec(b), F.ezero(), parts.sumcheck, tr, ("W", "D"), masked=True)
-    assert res.ok, res.reason
-    return np.concatenate([r, res.claims[0].point]), res.claims[0].value
+    beta = tr.challenge_exts("binding/beta", dirs.shape[0])
+    d_tab = FB._combined_directions(np.asarray(dirs, dtype=np.int64), beta, 1 << b)
+    rounds = FB.Rounds.from_bytes(parts.sumcheck, b)
+    log = _Recorder(tr)
+    s, why = FB._verify_rounds(rounds, lambda pt: mle.evaluate(d_tab, pt), log)
+    assert s is not None, why
+    return r, s, rounds, d_tab, log.challenges
+
+
+class _Recorder:
+    """A transcript that records its challenges (to replay them with other tables)."""
+
+    def __init__(self, tr=None, challenges=None):
+        self.tr, self.challenges, self.i = tr, list(challenges or []), 0
+
+    def absorb_ext(self, label, v):
+        if self.tr is not None:
+            self.tr.absorb_ext(label, v)
+
+    def challenge_ext(self, label):
+        if self.tr is not None:
+            v = self.tr.challenge_ext(label)
+            self.challenges.append(v)
+            return v
+        self.i += 1
+        return self.challenges[self.i - 1]
 
 
 def _weight_table(qm, w):
@@ -326,8 +346,8 @@ def _base_rows(point, coef=None) -> np.ndarray:
     return np.ascontiguousarray(eq.T).astype(np.int64)
 
 
-def test_the_revealed_value_is_randomized_and_the_weight_functionals_do_not_leak(setup):
-    """Format v1 revealed ``W̃(r, s)`` at a transcript point: 4 base linear equations in ``W`` per proof
+def test_the_revealed_value_is_randomized_and_its_functionals_do_not_leak(setup):
+    """Format 1 revealed ``W̃(r, s)`` at a transcript point: 4 base linear equations in ``W`` per proof
     (an attacker stacks them over many proofs). Now the value is ``Ŵ(r, s)``: it differs from ``W̃(r, s)``,
     the equations ``v_i = eq(p_i)·W`` are false for the true ``W``, and over 8 proofs no combination of
     the revealed values cancels the fresh randomizers without cancelling ``W``:
@@ -344,7 +364,8 @@ def test_the_revealed_value_is_randomized_and_the_weight_functionals_do_not_leak
     for i in range(k):
         proof = FB.prove_binding(com, state, w, dirs[:4], ledger=OpeningLedger())
         assert FB.verify_binding(com, w, dirs[:4], proof).ok
-        p, v = _revealed(com, w, dirs[:4], proof)
+        r, s, rounds, _, _ = _replay(com, w, dirs[:4], proof)
+        p, v = np.concatenate([r, s]), rounds.w_value
         assert not np.array_equal(v, mle.evaluate(table, p)), f"proof {i} reveals W̃(r, s)"
         _, phi_point, coef = rule.settle_terms(p)[1]
         rr = np.zeros((4, k << rule.r_vars), dtype=np.int64)  # each proof's R is fresh: its own block
@@ -355,14 +376,78 @@ def test_the_revealed_value_is_randomized_and_the_weight_functionals_do_not_leak
     rank_r = _rank_mod_p(R)
     assert rank_r == 4 * k  # every revealed value carries 4 independent base forms of its randomizer
     assert _rank_mod_p(np.concatenate([R, W], axis=1)) - rank_r == 0
-    # the same count on format v1's values (no randomizer): all 4·k equations are about W
+    # the same count on format 1's values (no randomizer): all 4·k equations are about W
     assert _rank_mod_p(W) == 4 * k
+
+
+def _view_matrix(setup, base_mask: bool = False):
+    """Everything one proof's sumcheck shows (mask sum, round values, ``Ŵ(r, s)``, ``G(s)``; the two
+    openings reveal these values and nothing else) as base linear forms, with the real proof's
+    challenges: columns for the randomness (mask coefficients, ``R``) and for the table ``W̃(r, ·)`` the
+    sumcheck reads (its 4·2^b base coordinates: every ``W`` gives one, every one comes from some ``W``).
+    ``base_mask``: the mask restricted to base-field coefficients (as ``sumcheck.MaskPolynomial``)."""
+    from blindproof.zk import field as F
+    from blindproof.zk.commitment import OpeningLedger
+    from blindproof.zk.ops import blind as BL
+
+    qm, com, state, w, dirs, _ = setup
+    m, n = qm.weights[w].shape
+    b = 6
+    rule = FB.blinding_rule(w, m, n)
+    proof = FB.prove_binding(com, state, w, dirs[:4], ledger=OpeningLedger())
+    r, _, _, d_tab, challenges = _replay(com, w, dirs[:4], proof)
+
+    def view(w_r, R, coef):
+        out, _ = FB._prove_rounds(w_r, d_tab, BL.blinder(rule, R, 0, FB._view(r, b)), FB.ExtMask(coef),
+                                  _Recorder(challenges=challenges))
+        return np.concatenate([out.mask_sum[None], *out.rounds, out.w_value[None], out.mask_value[None]]
+                              ).reshape(-1).astype(np.int64)
+
+    def statement(w_r):  # Σ_x W̃(r, x)·D̃(x), public (it is 0): the final check reveals it
+        return F.edot_ext(w_r, d_tab).reshape(-1).astype(np.int64)
+
+    zw, zr, zc = np.zeros((1 << b, 4), np.uint32), np.zeros(1 << rule.r_vars, np.uint32), np.zeros((b, 4, 4), np.uint32)
+    base = view(zw, zr, zc)
+    cols_rand, cols_w, cols_s = [], [], []
+    for i, d in enumerate(FB._round_degrees(b)):
+        for t in range(d + 1):
+            for c in range(1 if base_mask else 4):
+                u = zc.copy()
+                u[i, t, c] = 1
+                cols_rand.append(view(zw, zr, u) - base)
+    for j in range(1 << rule.r_vars):
+        u = zr.copy()
+        u[j] = 1
+        cols_rand.append(view(zw, u, zc) - base)
+    for j in range(1 << b):
+        for c in range(4):
+            u = zw.copy()
+            u[j, c] = 1
+            cols_w.append(view(u, zr, zc) - base)
+            cols_s.append(statement(u))
+    rand, wcols, stmt = np.stack(cols_rand, 1) % F.P, np.stack(cols_w, 1) % F.P, np.stack(cols_s, 1) % F.P
+    # leak = dim of what the values say about W̃(r, ·) beyond the statement, once the randomness cancels
+    full = np.concatenate([np.concatenate([rand, wcols], 1), np.concatenate([np.zeros((4, rand.shape[1]), np.int64), stmt], 1)])
+    return rand, _rank_mod_p(full) - _rank_mod_p(rand) - _rank_mod_p(stmt)
+
+
+def test_the_sumcheck_messages_reveal_no_functional_of_the_weight(setup):
+    """Every value of the sumcheck is masked by fresh randomness: over its 16 extension values,
+    rank([rand | W]) − rank(rand) is the statement's own 4 base forms (``Σ_x W̃(r, x)·D̃(x) = 0``, which
+    the final check reveals) and nothing more. With a base-field mask (``sumcheck.MaskPolynomial``'s) the same count is
+    positive: ``ρ·g`` covers a quarter of each round's base dimensions (and ``prove_mask_opening``'s
+    unmasked reduction would reveal ``g`` itself)."""
+    rand, leak = _view_matrix(setup)
+    assert _rank_mod_p(rand) == rand.shape[0] - 4  # 64 base values less the final check (one extension relation)
+    assert leak == 0
+    _, leak = _view_matrix(setup, base_mask=True)
+    assert leak >= 24, leak
 
 
 def test_blinding_rule_from_public_shapes():
     rule = FB.blinding_rule("l0.acc.weight", 32, 64)  # 5 row + 6 column variables
     assert rule.tensor == "w:l0.acc.weight" and rule.s == 10 and rule.A == (8, 9) and rule.r_vars == 4
-    assert FB._spec(6).round_degrees == (2, 2, 2, 2, 2, 3)  # Ŵ has degree 2 in the last round
+    assert FB._round_degrees(6) == (2, 2, 2, 2, 2, 3)  # Ŵ has degree 2 in the last round
     small = FB.blinding_rule("W", 1, 4)  # a variable above x_s, repeated: Φ of degree 3, 4 dimensions
     assert small.A == (0, 0, 0)
     with pytest.raises(ValueError, match="too few variables"):
@@ -414,17 +499,16 @@ def test_rejects_a_tampered_value(setup, monkeypatch):
     """The weight's value in the sumcheck (its final value) and in the stacked opening's linear claim."""
     from blindproof.zk import field as F
     from blindproof.zk import pcs
-    from blindproof.zk import sumcheck as S
     from blindproof.zk.commitment import OpeningLedger
 
     _, com, state, w, dirs, proof = setup
     parts = FB.BindingProof.from_bytes(proof)
-    spec = FB._spec(6)
-    sc = S.SumcheckProof.from_bytes(parts.sumcheck, spec)
-    sc.final_evals[0] = F.eadd(sc.final_evals[0], F.eone())
-    bad = dataclasses.replace(parts, sumcheck=sc.to_bytes(spec)).to_bytes()
-    res = FB.verify_binding(com, w, dirs, bad)
-    assert not res.ok and "sumcheck" in res.reason, res.reason
+    for field in ("w_value", "mask_value"):
+        rounds = FB.Rounds.from_bytes(parts.sumcheck, 6)
+        setattr(rounds, field, F.eadd(getattr(rounds, field), F.eone()))
+        bad = dataclasses.replace(parts, sumcheck=rounds.to_bytes()).to_bytes()
+        res = FB.verify_binding(com, w, dirs, bad)
+        assert not res.ok and "sumcheck" in res.reason, res.reason
 
     real = pcs.open_claims
 

@@ -44,7 +44,7 @@ import dataclasses
 import os
 import struct
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import blake3
 import numpy as np
@@ -64,7 +64,7 @@ from blindproof.zk.wellformed import WellformedProof, dtype_bound
 DOMAIN = b"blindproof/fingerprint-binding/v2"
 _MAGIC = b"BPFB"
 _VERSION = 2  # 2: the weight's value is randomized (companion commitment with the randomizer, linear claim)
-_PARTS = 6
+_PARTS = 5
 INT8_BOUND = 127
 MAX_DIRECTIONS = 1 << 16
 _MAX_PART = 1 << 26
@@ -170,19 +170,18 @@ def _combined_directions(directions: np.ndarray, beta: np.ndarray, n_pad: int) -
 
 @dataclass
 class BindingProof:
-    """The mask commitment, the companion commitment (the randomizer ``R``), the masked sumcheck, the
-    mask reduction, the stacked opening of [weights; companion] and the mask opening."""
+    """The mask commitment, the companion commitment (the randomizer ``R``), the masked sumcheck
+    (:class:`Rounds`), the stacked opening of [weights; companion] and the mask opening."""
 
     mask_commitment: bytes
     companion_commitment: bytes
     sumcheck: bytes
-    mask_reduction: bytes
     weight_opening: bytes
     mask_opening: bytes
 
     def parts(self) -> tuple[bytes, ...]:
-        return (self.mask_commitment, self.companion_commitment, self.sumcheck, self.mask_reduction,
-                self.weight_opening, self.mask_opening)
+        return (self.mask_commitment, self.companion_commitment, self.sumcheck, self.weight_opening,
+                self.mask_opening)
 
     def to_bytes(self) -> bytes:
         w = Writer()
@@ -200,6 +199,194 @@ class BindingProof:
         return BindingProof(*parts)
 
 
+# --- the masked sumcheck, with an extension-valued mask ---------------------------------------------
+#
+# ``sumcheck.MaskPolynomial`` has base-field coefficients: ``ρ·g`` then spans a quarter of each round
+# polynomial's base dimensions, and ``sumcheck.prove_mask_opening`` reduces ``g(s)`` by an UNMASKED
+# sumcheck whose messages determine ``g`` outright; both let a verifier strip the mask and read linear
+# forms of ``W`` (tens per proof) off the rounds. This proof therefore runs its own sumcheck (Libra §4
+# over the extension): ``G(x) = Σ_i G_i(x_i)`` with uniform EXTENSION coefficients, committed as a base
+# table ``T[k, i, t]`` (component ``k`` of the coefficient of ``X^t`` in ``G_i``), and ``G(s)`` settled
+# directly as one linear claim on ``T`` (:func:`_mask_terms`).
+
+_X = F.ext(0, 1, 0, 0)  # the extension's generator: an element is Σ_k a_k X^k
+MASK_TABLE = "binding/mask"
+_INV2 = (F.P + 1) // 2
+
+
+def _esum(t: np.ndarray) -> np.ndarray:
+    return (t.astype(np.uint64).sum(axis=0) % F.P).astype(np.uint32)
+
+
+def _round_degrees(b: int) -> tuple[int, ...]:
+    """Degree of each round: 2 (a product of two multilinears), 3 in the last (``Ŵ`` blinded there)."""
+    return (2,) * (b - 1) + (3,)
+
+
+@dataclass
+class ExtMask:
+    """``G(x) = Σ_i G_i(x_i)``, ``G_i(X) = Σ_t coef[i, t] X^t`` with extension coefficients (b, 4, 4)."""
+
+    coef: np.ndarray
+
+    @staticmethod
+    def random(rng, degrees: Sequence[int]) -> "ExtMask":
+        coef = F.random(rng, (len(degrees), 4, 4))
+        for i, d in enumerate(degrees):
+            coef[i, d + 1:] = 0
+        return ExtMask(coef)
+
+    def table(self) -> np.ndarray:
+        """The committed base table ``T[k, i, t]`` (rows ``i`` padded to a power of two), flattened."""
+        b = self.coef.shape[0]
+        t = np.zeros((4, 1 << max(0, (b - 1).bit_length()), 4), dtype=np.uint32)
+        t[:, :b, :] = np.transpose(self.coef, (2, 0, 1))
+        return t.reshape(-1)
+
+    def at(self, i: int, x: np.ndarray) -> np.ndarray:
+        acc = F.ezero()
+        for c in self.coef[i][::-1]:
+            acc = F.eadd(F.emul(acc, x), c)
+        return acc
+
+    def g01(self, i: int) -> np.ndarray:
+        """``G_i(0) + G_i(1)``."""
+        return F.eadd(self.coef[i, 0], _esum(self.coef[i]))
+
+    def value(self, point: np.ndarray) -> np.ndarray:
+        return _esum(np.stack([self.at(i, point[i]) for i in range(self.coef.shape[0])]))
+
+    def hypercube_sum(self) -> np.ndarray:
+        b = self.coef.shape[0]
+        return F.emul(F.ext(pow(2, b - 1, F.P)), _esum(np.stack([self.g01(i) for i in range(b)])))
+
+
+def _mask_layout(commitment: ModelCommitment, b: int) -> pcs.Layout:
+    """The mask commitment's layout: ``T[k, i, t]`` of ``4 · 2^⌈log2 b⌉ · 4`` entries, the model
+    commitment's parameters, its own mask rows."""
+    return pcs.make_layout([MASK_TABLE], [4 + max(0, (b - 1).bit_length())], commitment.params)
+
+
+def _geometric_point(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(c, λ)`` with ``(1, y, y², y³) = λ·eq(c, ·)`` over two variables (MSB first)."""
+    one = F.eone()
+    y2 = F.emul(y, y)
+    a, b = F.eadd(one, y2), F.eadd(one, y)  # ValueError (no inverse) only for y ∈ {−1, ±i}
+    return np.stack([F.emul(y2, F.einv(a)), F.emul(y, F.einv(b))]), F.emul(a, b)
+
+
+def _mask_terms(point: np.ndarray) -> tuple:
+    """Terms of the linear claim ``G(point) = Σ_i λ_e λ_i · T̃(c_e, bits(i), c_i)`` on the mask table:
+    ``Σ_{k,t} X^k point_i^t T[k, i, t]`` is one MLE evaluation of ``T`` scaled (:func:`_geometric_point`)."""
+    b = point.shape[0]
+    ell = max(0, (b - 1).bit_length())
+    ce, le = _geometric_point(_X)
+    terms = []
+    for i in range(b):
+        ci, li = _geometric_point(point[i])
+        bits = F.embed(np.array([(i >> (ell - 1 - q)) & 1 for q in range(ell)], dtype=np.uint32)).reshape(ell, 4)
+        terms.append((MASK_TABLE, np.concatenate([ce, bits, ci]), F.emul(le, li)))
+    return tuple(terms)
+
+
+@dataclass
+class Rounds:
+    """The masked sumcheck's messages: ``H = Σ G``, per round its values at 0, 2, …, d (the value at 1
+    follows from the running claim), and the final values ``Ŵ(r, s)`` and ``G(s)``."""
+
+    mask_sum: np.ndarray  # (4,)
+    rounds: list  # per round (d_j, 4)
+    w_value: np.ndarray  # (4,)
+    mask_value: np.ndarray  # (4,)
+
+    def to_bytes(self) -> bytes:
+        w = Writer()
+        w.ext_fixed(self.mask_sum.reshape(1, 4))
+        for vals in self.rounds:
+            w.ext_fixed(vals)
+        w.ext_fixed(np.stack([self.w_value, self.mask_value]))
+        return w.getvalue()
+
+    @staticmethod
+    def from_bytes(data: bytes, b: int) -> "Rounds":
+        r = Reader(data, max_total=_MAX_PART)
+        mask_sum = r.ext_fixed(1)[0]
+        rounds = [r.ext_fixed(d) for d in _round_degrees(b)]
+        finals = r.ext_fixed(2)
+        r.finish()
+        return Rounds(mask_sum, rounds, finals[0], finals[1])
+
+
+def _mask_round(mask: ExtMask, j: int, bound: np.ndarray, d: int) -> list[np.ndarray]:
+    """``Σ_{x > j} G(r_<j, X, x)`` at X = 0..d (``bound = Σ_{i<j} G_i(r_i)``)."""
+    b = mask.coef.shape[0]
+    count = F.ext(pow(2, b - j - 1, F.P))
+    tail = _esum(np.stack([F.ezero()] + [mask.g01(i) for i in range(j + 1, b)]))
+    const = F.emul(F.emul(count, F.ext(_INV2)), tail)
+    return [F.eadd(F.emul(count, F.eadd(bound, mask.at(j, F.ext(x)))), const) for x in range(d + 1)]
+
+
+def _prove_rounds(w_r: np.ndarray, d_tab: np.ndarray, blinder: "S.Blinder", mask: ExtMask, tr: Transcript
+                  ) -> tuple[Rounds, np.ndarray]:
+    """Prove ``Σ_x Ŵ(r, x)·D̃(x) = 0`` masked by ``ρ·G``; returns the messages and the point ``s``."""
+    b = d_tab.shape[0].bit_length() - 1
+    A, Dt = w_r.copy(), d_tab.copy()
+    mask_sum = mask.hypercube_sum()
+    tr.absorb_ext("binding/mask_sum", mask_sum)
+    rho = tr.challenge_ext("binding/rho")
+    claim = F.emul(rho, mask_sum)
+    point = np.zeros((b, 4), dtype=np.uint32)
+    bound = F.ezero()
+    rounds = []
+    for j, d in enumerate(_round_degrees(b)):
+        h = A.shape[0] // 2
+        c = blinder.coeff(point[:j]) if j == b - 1 else None
+        vals = []
+        for x, gx in zip(range(d + 1), _mask_round(mask, j, bound, d)):
+            ax = F.eadd(A[:h], F.emul(F.ext(x)[None], F.esub(A[h:], A[:h])))
+            if c is not None:
+                ax = F.eadd(ax, F.emul(F.ext(x * (1 - x) % F.P), c)[None])
+            dx = F.eadd(Dt[:h], F.emul(F.ext(x)[None], F.esub(Dt[h:], Dt[:h])))
+            vals.append(F.eadd(_esum(F.emul(ax, dx)), F.emul(rho, gx)))
+        vals = np.stack(vals)
+        sent = np.concatenate([vals[:1], vals[2:]])
+        tr.absorb_ext("binding/round", sent)
+        rj = tr.challenge_ext("binding/r")
+        point[j] = rj
+        claim = S.interpolate(vals, rj)
+        A = F.eadd(A[:h], F.emul(rj[None], F.esub(A[h:], A[:h])))
+        if c is not None:
+            A = F.eadd(A, F.emul(F.emul(rj, F.esub(F.eone(), rj)), c)[None])
+        Dt = F.eadd(Dt[:h], F.emul(rj[None], F.esub(Dt[h:], Dt[:h])))
+        bound = F.eadd(bound, mask.at(j, rj))
+        rounds.append(sent)
+    out = Rounds(mask_sum, rounds, A[0].copy(), mask.value(point))
+    tr.absorb_ext("binding/final", np.stack([out.w_value, out.mask_value]))
+    return out, point
+
+
+def _verify_rounds(proof: Rounds, d_at: "Callable[[np.ndarray], np.ndarray]", tr: Transcript
+                   ) -> tuple[np.ndarray | None, str]:
+    """Replay the rounds from the claim 0; ``d_at(s)`` is ``D̃(s)`` (the verifier's own). Returns the
+    point ``s`` (None and the reason on a failed check)."""
+    b = len(proof.rounds)
+    tr.absorb_ext("binding/mask_sum", proof.mask_sum)
+    rho = tr.challenge_ext("binding/rho")
+    claim = F.emul(rho, proof.mask_sum)
+    point = np.zeros((b, 4), dtype=np.uint32)
+    for j, sent in enumerate(proof.rounds):
+        tr.absorb_ext("binding/round", sent)
+        rj = tr.challenge_ext("binding/r")
+        point[j] = rj
+        vals = np.concatenate([sent[:1], F.esub(claim, sent[0])[None], sent[1:]])
+        claim = S.interpolate(vals, rj)
+    tr.absorb_ext("binding/final", np.stack([proof.w_value, proof.mask_value]))
+    expect = F.eadd(F.emul(proof.w_value, d_at(point)), F.emul(rho, proof.mask_value))
+    if not np.array_equal(expect, claim):
+        return None, "the sumcheck's final values do not match its last round"
+    return point, ""
+
+
 REVEALED_DIMS = 4  # base dimensions of Φ the proof needs: it reveals one extension value of Ŵ
 
 
@@ -211,13 +398,10 @@ def blinding_rule(weight: str, m: int, n: int) -> BL.Rule:
     nv = dim_vars(m) + dim_vars(n)
     if nv < 2:
         raise ValueError(f"weight {weight!r} of shape ({m}, {n}) has too few variables to hide its evaluation")
+    if dim_vars(n) > pcs.MAX_TERMS:  # the mask claim has one term per column variable
+        raise ValueError(f"weight {weight!r} has more than 2^{pcs.MAX_TERMS} inputs")
     s = nv - 1
     return BL.make_rule(weight_name(weight), nv, s, BL.coordinates_for(s, REVEALED_DIMS))
-
-
-def _spec(b: int) -> S.SumcheckSpec:
-    """``Σ_k Ŵ(r, k)·D̃(k)`` over the ``b`` column variables, ``Ŵ`` blinded in the last round."""
-    return S.SumcheckSpec.make(b, 2, [(1, (0, 1))], blinded=[(0, b - 1)])
 
 
 def _view(r: np.ndarray, b: int) -> list:
@@ -268,12 +452,11 @@ def prove_binding(commitment: ModelCommitment, state: pcs.ProverState, weight: s
         bad = np.nonzero(np.any(w_int @ dirs.T != 0, axis=0))[0]
         if bad.size:
             raise ValueError(f"the committed weight does not map direction {int(bad[0])} to zero")
-    spec = _spec(b)
     tr = Transcript(DOMAIN, _statement(commitment, weight, dirs, bound))
     # the mask and the randomizer must be unpredictable: OS CSPRNG through BLAKE3 unless a test passes ``rng``
-    mask = S.MaskPolynomial.random(rng or KeyedFieldRng(os.urandom(32), "binding/mask"), b, spec.round_degrees)
+    mask = ExtMask.random(rng or KeyedFieldRng(os.urandom(32), "binding/mask"), _round_degrees(b))
     R = F.random(rng or KeyedFieldRng(os.urandom(32), "binding/randomizer"), 1 << rule.r_vars)
-    mask_com, mask_state = pcs.commit({S.MASK_COLUMN: mask.committed_table()}, rng=rng)
+    mask_com, mask_state = pcs.commit({MASK_TABLE: mask.table()}, commitment.params, rng=rng)
     comp_com, comp_state = pcs.commit_companion(lay, {rule.table: R}, rng=rng)
     tr.absorb_digest("binding/mask_commitment", mask_com.digest())
     tr.absorb_digest("binding/companion_commitment", comp_com.digest())
@@ -281,16 +464,13 @@ def prove_binding(commitment: ModelCommitment, state: pcs.ProverState, weight: s
     beta = tr.challenge_exts("binding/beta", dirs.shape[0])
     w_r = mle.bind_prefix(full, r) if a else F.embed(full)
     d_tab = _combined_directions(dirs, beta, 1 << b)
-    sc = S.prove(spec, [w_r, d_tab], F.ezero(), tr, mask=mask, blinders=[BL.blinder(rule, R, 0, _view(r, b))])
-    point = np.concatenate([r, sc.point])
-    red = S.prove_mask_opening(mask, sc.point, tr)
-    # Ŵ(r, s) = W̃(r, s) + z·2^b'·R̃(φ): one linear claim on the weights and the companion, one stacked opening
-    w_claim = pcs.LinearClaim(tuple(rule.settle_terms(point)), sc.final_evals[0])
+    rounds, s_pt = _prove_rounds(w_r, d_tab, BL.blinder(rule, R, 0, _view(r, b)), mask, tr)
+    # Ŵ(r, s) = W̃(r, s) + z·4·R̃(φ): one linear claim on the weights and the companion, one stacked opening
+    w_claim = pcs.LinearClaim(tuple(rule.settle_terms(np.concatenate([r, s_pt]))), rounds.w_value)
     w_open = pcs.open_claims([state, comp_state], [w_claim], tr)
-    m_claim = pcs.Claim(S.MASK_COLUMN, red.point, red.final_evals[0])
-    m_open = pcs.open_claims(mask_state, [m_claim], tr)
-    return BindingProof(mask_com.to_bytes(), comp_com.to_bytes(), sc.proof.to_bytes(spec),
-                        red.proof.to_bytes(S._mask_spec(b)), w_open.to_bytes(), m_open.to_bytes()).to_bytes()
+    m_open = pcs.open_claims(mask_state, [pcs.LinearClaim(_mask_terms(s_pt), rounds.mask_value)], tr)
+    return BindingProof(mask_com.to_bytes(), comp_com.to_bytes(), rounds.to_bytes(), w_open.to_bytes(),
+                        m_open.to_bytes()).to_bytes()
 
 
 def verify_binding(commitment: ModelCommitment, weight: str, directions: np.ndarray, proof: bytes,
@@ -313,37 +493,36 @@ def verify_binding(commitment: ModelCommitment, weight: str, directions: np.ndar
         except ProofFormatError as exc:
             return VerifyResult.reject(f"binding: malformed proof: {exc}")
         a, b = dim_vars(m), dim_vars(n)
-        spec = _spec(b)
-        if mask_com.layout.names != (S.MASK_COLUMN,):
-            return VerifyResult.reject("binding: the mask commitment must hold exactly the mask table")
+        if mask_com.layout != _mask_layout(commitment, b):  # the code is the parameters', not the prover's
+            return VerifyResult.reject("binding: the mask commitment must hold exactly the mask table, "
+                                       "in the layout the commitment's parameters give")
         try:  # the weights' code, the mask rows and exactly the randomizer table
             pcs.check_companion_layout(comp_com.layout, commitment.weights.layout, {rule.table: rule.r_vars})
         except ValueError as exc:
             return VerifyResult.reject(f"binding: {exc}")
+        try:
+            rounds = Rounds.from_bytes(parts.sumcheck, b)
+        except ProofFormatError as exc:
+            return VerifyResult.reject(f"binding: malformed sumcheck: {exc}")
         tr = Transcript(DOMAIN, _statement(commitment, weight, dirs, bound))
         tr.absorb_digest("binding/mask_commitment", mask_com.digest())
         tr.absorb_digest("binding/companion_commitment", comp_com.digest())
         r = tr.challenge_exts("binding/rows", a) if a else np.zeros((0, 4), dtype=np.uint32)
         beta = tr.challenge_exts("binding/beta", dirs.shape[0])
-        res = S.verify_bytes(spec, F.ezero(), parts.sumcheck, tr, ("W", "D"), masked=True)
-        if not res.ok:
-            return VerifyResult.reject(f"binding: {res.reason}")
-        w_c, d_c, g_c = res.claims
-        if not np.array_equal(mle.evaluate(_combined_directions(dirs, beta, 1 << b), d_c.point), d_c.value):
-            return VerifyResult.reject("binding: the sumcheck's direction value is wrong")
+        d_tab = _combined_directions(dirs, beta, 1 << b)  # D̃(s): the verifier's own
+        s_pt, why = _verify_rounds(rounds, lambda pt: mle.evaluate(d_tab, pt), tr)
+        if s_pt is None:
+            return VerifyResult.reject(f"binding: {why}")
         try:
-            red = S.SumcheckProof.from_bytes(parts.mask_reduction, S._mask_spec(b))
-        except ProofFormatError as exc:
-            return VerifyResult.reject(f"binding: malformed mask reduction: {exc}")
-        mres = S.verify_mask_opening(b, g_c.point, g_c.value, red, tr)
-        if not mres.ok:
-            return VerifyResult.reject(f"binding: {mres.reason}")
-        # the sumcheck's final value is Ŵ(r, s): settled as W̃(r, s) + z·2^b'·R̃(φ) against [weights; companion]
-        w_claim = pcs.LinearClaim(tuple(rule.settle_terms(np.concatenate([r, w_c.point]))), w_c.value)
+            m_claim = pcs.LinearClaim(_mask_terms(s_pt), rounds.mask_value)
+        except ValueError:
+            return VerifyResult.reject("binding: the sumcheck point is degenerate for the mask claim")
+        # the sumcheck's final value is Ŵ(r, s): settled as W̃(r, s) + z·4·R̃(φ) against [weights; companion]
+        w_claim = pcs.LinearClaim(tuple(rule.settle_terms(np.concatenate([r, s_pt]))), rounds.w_value)
         wres = pcs.verify([commitment.weights, comp_com], [w_claim], parts.weight_opening, tr)
         if not wres.ok:
             return VerifyResult.reject(f"binding: weight opening: {wres.reason}")
-        gres = pcs.verify(mask_com, list(mres.claims), parts.mask_opening, tr)
+        gres = pcs.verify(mask_com, [m_claim], parts.mask_opening, tr)
         if not gres.ok:
             return VerifyResult.reject(f"binding: mask opening: {gres.reason}")
         return VerifyResult.accept()
