@@ -444,6 +444,25 @@ def test_the_sumcheck_messages_reveal_no_functional_of_the_weight(setup):
     assert leak >= 24, leak
 
 
+@pytest.mark.parametrize("weight", [[[1, -1, 0, 2], [0, 3, -3, 1]], [[1, -1], [2, -2], [0, 0]]])
+def test_small_weights(weight):
+    """Two column variables (the randomizer over a row and a column variable), and one (over the rows
+    only; the sumcheck is its blinded round)."""
+    from blindproof.zk.commitment import OpeningLedger
+
+    m, n = np.shape(weight)
+    torch.manual_seed(0)
+    qm = quant.quantize(MLP((n, m, 2)), torch.randn(16, n))
+    weights = dict(qm.weights) | {"l0.acc.weight": np.array(weight, dtype=np.int64)}
+    com, state = commit_model(qm.spec, weights, CommitmentKey.generate())
+    dirs = FB.published_directions(weights["l0.acc.weight"])
+    proof = FB.prove_binding(com, state, "l0.acc.weight", dirs, ledger=OpeningLedger())
+    assert FB.verify_binding(com, "l0.acc.weight", dirs, proof).ok
+    bad = np.concatenate([dirs[:1], np.eye(1, n, dtype=np.int64)])
+    forged = FB.prove_binding(com, state, "l0.acc.weight", bad, _check=False, ledger=OpeningLedger())
+    assert not FB.verify_binding(com, "l0.acc.weight", bad, forged).ok
+
+
 def test_blinding_rule_from_public_shapes():
     rule = FB.blinding_rule("l0.acc.weight", 32, 64)  # 5 row + 6 column variables
     assert rule.tensor == "w:l0.acc.weight" and rule.s == 10 and rule.A == (8, 9) and rule.r_vars == 4
@@ -534,9 +553,14 @@ def test_rejects_format_v1_and_damaged_companions(setup):
         assert not res.ok
     from blindproof.zk import pcs
 
-    other, _ = pcs.commit({"not_mask": np.arange(16, dtype=np.uint32)}, rng=np.random.default_rng(0))
-    res = FB.verify_binding(com, w, dirs, dataclasses.replace(parts, mask_commitment=other.to_bytes()).to_bytes())
-    assert not res.ok and "exactly the mask table" in res.reason
+    for other in ({"not_mask": np.arange(16, dtype=np.uint32)}, {FB.MASK_TABLE: np.arange(1 << 8, dtype=np.uint32)}):
+        c, _ = pcs.commit(other, com.params, rng=np.random.default_rng(0))
+        res = FB.verify_binding(com, w, dirs, dataclasses.replace(parts, mask_commitment=c.to_bytes()).to_bytes())
+        assert not res.ok and "exactly the mask table" in res.reason
+    weak, _ = pcs.commit({FB.MASK_TABLE: np.arange(1 << 7, dtype=np.uint32)}, pcs.PcsParams(security_bits=20),
+                         rng=np.random.default_rng(0))  # the prover's own, weaker code
+    res = FB.verify_binding(com, w, dirs, dataclasses.replace(parts, mask_commitment=weak.to_bytes()).to_bytes())
+    assert not res.ok and "parameters give" in res.reason
     start = proof.index(parts.companion_commitment)
     rng = np.random.default_rng(11)
     for pos in rng.integers(start, start + len(parts.companion_commitment), 24):

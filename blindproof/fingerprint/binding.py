@@ -271,7 +271,7 @@ def _geometric_point(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(c, λ)`` with ``(1, y, y², y³) = λ·eq(c, ·)`` over two variables (MSB first)."""
     one = F.eone()
     y2 = F.emul(y, y)
-    a, b = F.eadd(one, y2), F.eadd(one, y)  # ValueError (no inverse) only for y ∈ {−1, ±i}
+    a, b = F.eadd(one, y2), F.eadd(one, y)  # FieldError (no inverse) only for y ∈ {−1, ±√−1}
     return np.stack([F.emul(y2, F.einv(a)), F.emul(y, F.einv(b))]), F.emul(a, b)
 
 
@@ -515,7 +515,7 @@ def verify_binding(commitment: ModelCommitment, weight: str, directions: np.ndar
             return VerifyResult.reject(f"binding: {why}")
         try:
             m_claim = pcs.LinearClaim(_mask_terms(s_pt), rounds.mask_value)
-        except ValueError:
+        except (ValueError, F.FieldError):  # a coordinate in {−1, ±√−1}: probability ~2^−120
             return VerifyResult.reject("binding: the sumcheck point is degenerate for the mask claim")
         # the sumcheck's final value is Ŵ(r, s): settled as W̃(r, s) + z·4·R̃(φ) against [weights; companion]
         w_claim = pcs.LinearClaim(tuple(rule.settle_terms(np.concatenate([r, s_pt]))), rounds.w_value)
