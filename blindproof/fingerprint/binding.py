@@ -41,6 +41,7 @@ proof, accumulating over proofs.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import struct
 from dataclasses import dataclass
@@ -264,7 +265,12 @@ class ExtMask:
 def _mask_layout(commitment: ModelCommitment, b: int) -> pcs.Layout:
     """The mask commitment's layout: ``T[k, i, t]`` of ``4 · 2^⌈log2 b⌉ · 4`` entries, the model
     commitment's parameters, its own mask rows."""
-    return pcs.make_layout([MASK_TABLE], [4 + max(0, (b - 1).bit_length())], commitment.params)
+    return _layout_for(commitment.params, 4 + max(0, (b - 1).bit_length()))
+
+
+@functools.lru_cache(maxsize=64)
+def _layout_for(params: pcs.PcsParams, log_size: int) -> pcs.Layout:
+    return pcs.make_layout([MASK_TABLE], [log_size], params)
 
 
 def _geometric_point(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -317,43 +323,49 @@ class Rounds:
         return Rounds(mask_sum, rounds, finals[0], finals[1])
 
 
-def _mask_round(mask: ExtMask, j: int, bound: np.ndarray, d: int) -> list[np.ndarray]:
-    """``Σ_{x > j} G(r_<j, X, x)`` at X = 0..d (``bound = Σ_{i<j} G_i(r_i)``)."""
+def _mask_rounds(mask: ExtMask, j: int, bound: np.ndarray, d: int, tails: list) -> np.ndarray:
+    """``Σ_{x > j} G(r_<j, X, x)`` at X = 0..d, (d+1, 4) (``bound = Σ_{i<j} G_i(r_i)``, ``tails[j]`` =
+    ``Σ_{i>j} (G_i(0) + G_i(1))``)."""
     b = mask.coef.shape[0]
     count = F.ext(pow(2, b - j - 1, F.P))
-    tail = _esum(np.stack([F.ezero()] + [mask.g01(i) for i in range(j + 1, b)]))
-    const = F.emul(F.emul(count, F.ext(_INV2)), tail)
-    return [F.eadd(F.emul(count, F.eadd(bound, mask.at(j, F.ext(x)))), const) for x in range(d + 1)]
+    const = F.eadd(F.emul(count, bound), F.emul(F.ext(pow(2, b - j - 1, F.P) * _INV2 % F.P), tails[j]))
+    gx = np.stack([mask.at(j, F.ext(x)) for x in range(d + 1)])
+    return F.eadd(F.emul(count[None], gx), const[None])
+
+
+def _line(t: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """``t_lo + X·(t_hi − t_lo)`` at each X of ``xs`` (base ints): (len(xs), h, 4)."""
+    h = t.shape[0] // 2
+    lo = t[:h]
+    return F.eadd(lo[None], F.escale(F.esub(t[h:], lo)[None], xs.astype(np.uint32)[:, None]))
 
 
 def _prove_rounds(w_r: np.ndarray, d_tab: np.ndarray, blinder: "S.Blinder", mask: ExtMask, tr: Transcript
                   ) -> tuple[Rounds, np.ndarray]:
     """Prove ``Σ_x Ŵ(r, x)·D̃(x) = 0`` masked by ``ρ·G``; returns the messages and the point ``s``."""
     b = d_tab.shape[0].bit_length() - 1
-    A, Dt = w_r.copy(), d_tab.copy()
+    A, Dt = w_r, d_tab
+    g01 = [mask.g01(i) for i in range(b)]
+    tails = [_esum(np.stack([F.ezero(), *g01[j + 1:]])) for j in range(b)]
     mask_sum = mask.hypercube_sum()
     tr.absorb_ext("binding/mask_sum", mask_sum)
     rho = tr.challenge_ext("binding/rho")
-    claim = F.emul(rho, mask_sum)
     point = np.zeros((b, 4), dtype=np.uint32)
     bound = F.ezero()
     rounds = []
     for j, d in enumerate(_round_degrees(b)):
         h = A.shape[0] // 2
+        xs = np.arange(d + 1)
+        ax, dx = _line(A, xs), _line(Dt, xs)
         c = blinder.coeff(point[:j]) if j == b - 1 else None
-        vals = []
-        for x, gx in zip(range(d + 1), _mask_round(mask, j, bound, d)):
-            ax = F.eadd(A[:h], F.emul(F.ext(x)[None], F.esub(A[h:], A[:h])))
-            if c is not None:
-                ax = F.eadd(ax, F.emul(F.ext(x * (1 - x) % F.P), c)[None])
-            dx = F.eadd(Dt[:h], F.emul(F.ext(x)[None], F.esub(Dt[h:], Dt[:h])))
-            vals.append(F.eadd(_esum(F.emul(ax, dx)), F.emul(rho, gx)))
-        vals = np.stack(vals)
+        if c is not None:  # Ŵ in the round of its blinding variable: + X(1 − X)·c
+            ax = F.eadd(ax, F.escale(c[None, None], ((xs * (1 - xs)) % F.P).astype(np.uint32)[:, None]))
+        prod = F.emul(ax, dx).astype(np.uint64).sum(axis=1) % F.P
+        vals = F.eadd(prod.astype(np.uint32), F.emul(rho[None], _mask_rounds(mask, j, bound, d, tails)))
         sent = np.concatenate([vals[:1], vals[2:]])
         tr.absorb_ext("binding/round", sent)
         rj = tr.challenge_ext("binding/r")
         point[j] = rj
-        claim = S.interpolate(vals, rj)
         A = F.eadd(A[:h], F.emul(rj[None], F.esub(A[h:], A[:h])))
         if c is not None:
             A = F.eadd(A, F.emul(F.emul(rj, F.esub(F.eone(), rj)), c)[None])
