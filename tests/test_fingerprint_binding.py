@@ -542,6 +542,24 @@ def test_rejects_a_tampered_value(setup, monkeypatch):
     assert not res.ok and "weight opening" in res.reason, res.reason
 
 
+def test_rejects_a_mask_commitment_that_is_not_the_sumcheck_mask(setup, monkeypatch):
+    from blindproof.zk import field as F
+    from blindproof.zk.commitment import OpeningLedger
+
+    _, com, state, w, dirs, _ = setup
+    real = FB.ExtMask.table
+
+    def other(self):
+        t = real(self).copy()
+        t[1] = (int(t[1]) + 1) % F.P  # the committed table differs from the mask the rounds used
+        return t
+
+    monkeypatch.setattr(FB.ExtMask, "table", other)
+    forged = FB.prove_binding(com, state, w, dirs, ledger=OpeningLedger())
+    res = FB.verify_binding(com, w, dirs, forged)
+    assert not res.ok and "mask opening" in res.reason, res.reason
+
+
 def test_rejects_format_v1_and_damaged_companions(setup):
     _, com, _, w, dirs, proof = setup
     assert proof[4:6] == (2).to_bytes(2, "little")

@@ -14,28 +14,33 @@ respect their dtype is the model commitment's well-formedness proof (:mod:`blind
 
 Protocol (format 2; one transcript, statement first):
 
-1. The prover commits a random sumcheck mask ``g`` (its own small hiding PCS commitment) and a fresh
-   companion of the weight commitment (:func:`pcs.commit_companion`: mask rows and the randomizer
-   ``R`` of ``W``, OS randomness); the transcript absorbs both digests, in that order.
+1. The prover commits a random mask ``G`` (:class:`ExtMask`, its own small hiding PCS commitment in
+   the layout the model commitment's parameters give) and a fresh companion of the weight commitment
+   (:func:`pcs.commit_companion`: mask rows and the randomizer ``R`` of ``W``, OS randomness); the
+   transcript absorbs both digests, in that order.
 2. Challenges: ``r`` over the rows (``log2 m`` extension elements) and ``β_i`` per direction.
    With ``D = Σ_i β_i δ_i`` the claim is ``Σ_k W̃(r, k) · D̃(k) = 0``. If some ``W δ_i ≠ 0`` then
    ``W D ≠ 0`` except with probability ``1/|K|`` over ``β``, and its multilinear extension vanishes
    at ``r`` with probability at most ``log2 m / |K|``.
-3. One masked sumcheck over the ``log2 n`` column variables reads ``W`` as its randomized extension
-   (:mod:`blindproof.zk.ops.blind`) ``Ŵ = W̃ + x_s(1 − x_s)·Φ(x_A)``, ``x_s`` the last column variable
-   (bound in the last round, degree 3 there), ``Φ(x_A) = Σ_w R̃(x_A, w)`` over the two variables above
-   it (:func:`blinding_rule`; ``Ŵ = W̃`` on the cube, so the sum is unchanged). It ends in
-   ``Ŵ(r, s)``, ``D̃(s)`` (the verifier computes it from the public directions) and ``g(s)``.
-4. ``g(s)`` is reduced to a claim on the mask's committed table. ``Ŵ(r, s) = v`` is the linear claim
-   ``W̃(r, s) + z·4·R̃(φ) = v`` (``z = s_x(1 − s_x)``), proved by ONE stacked opening of
-   ``[weights; companion]``, charged to the key's opening ledger like a model proof's; one opening of
-   the mask commitment proves the mask claim.
+3. One sumcheck over the ``log2 n`` column variables on ``Ŵ(r, x)·D̃(x) + ρ·G(x)`` (claim ``ρ·ΣG``,
+   ``ρ`` drawn after ``ΣG`` is sent). ``Ŵ = W̃ + x_s(1 − x_s)·Φ(x_A)`` is ``W``'s randomized extension
+   (:mod:`blindproof.zk.ops.blind`): ``x_s`` the last column variable (bound in the last round, degree
+   3 there), ``Φ(x_A) = Σ_w R̃(x_A, w)`` over the two variables above it (:func:`blinding_rule`;
+   ``Ŵ = W̃`` on the cube, so the sum is unchanged). It ends in ``Ŵ(r, s)``, ``G(s)`` (both sent) and
+   ``D̃(s)`` (the verifier's own). Soundness error ``≤ (3 log2 n + 1)/|K|`` besides the openings'.
+4. ``Ŵ(r, s) = v`` is the linear claim ``W̃(r, s) + z·4·R̃(φ) = v`` (``z = s_x(1 − s_x)``), proved by
+   ONE stacked opening of ``[weights; companion]``, charged to the key's opening ledger like a model
+   proof's; ``G(s)`` is one linear claim on the mask table (:func:`_mask_terms`), proved by one
+   opening of the mask commitment.
 
-What it reveals about ``W``: nothing beyond the statement. The one value it reveals, ``v = Ŵ(r, s)``,
-carries ``z·4·R̃(φ)`` with ``Φ`` spanning 4 base dimensions, so ``v`` is uniform given ``W`` (fresh
-``R`` per proof; the opening reveals nothing about ``R`` beyond the claim: fresh companion masks); the
-round messages are masked. Format 1 revealed ``W̃(r, s)`` itself: 4 base linear equations in ``W`` per
-proof, accumulating over proofs.
+What it reveals about ``W``: nothing beyond the statement. The value ``v = Ŵ(r, s)`` carries
+``z·4·R̃(φ)`` with ``Φ`` spanning 4 base dimensions, so it is uniform given ``W`` (fresh ``R`` per
+proof; the openings reveal nothing beyond their claims: fresh mask rows); every round polynomial
+carries ``ρ·G_j`` with uniform extension coefficients. ``tests/test_fingerprint_binding.py`` counts
+it: over every value of a proof, rank([randomness | W]) − rank(randomness) is the statement's own 4
+base forms. Format 1 revealed ``W̃(r, s)`` itself (4 base equations in ``W`` per proof), and its
+``sumcheck.MaskPolynomial`` mask (base coefficients, reduced by an unmasked sumcheck that reveals it)
+let all its values together show 44 base forms of ``W`` per proof beyond the statement (32×64 layer).
 """
 
 from __future__ import annotations
@@ -205,7 +210,7 @@ class BindingProof:
 # ``sumcheck.MaskPolynomial`` has base-field coefficients: ``ρ·g`` then spans a quarter of each round
 # polynomial's base dimensions, and ``sumcheck.prove_mask_opening`` reduces ``g(s)`` by an UNMASKED
 # sumcheck whose messages determine ``g`` outright; both let a verifier strip the mask and read linear
-# forms of ``W`` (tens per proof) off the rounds. This proof therefore runs its own sumcheck (Libra §4
+# forms of ``W`` off the rounds (44 base forms per proof on a 32×64 layer, randomizer or not). This proof therefore runs its own sumcheck (Libra §4
 # over the extension): ``G(x) = Σ_i G_i(x_i)`` with uniform EXTENSION coefficients, committed as a base
 # table ``T[k, i, t]`` (component ``k`` of the coefficient of ``X^t`` in ``G_i``), and ``G(s)`` settled
 # directly as one linear claim on ``T`` (:func:`_mask_terms`).
