@@ -427,7 +427,8 @@ def _view_matrix(setup, base_mask: bool = False):
             cols_s.append(statement(u))
     rand, wcols, stmt = np.stack(cols_rand, 1) % F.P, np.stack(cols_w, 1) % F.P, np.stack(cols_s, 1) % F.P
     # leak = dim of what the values say about W̃(r, ·) beyond the statement, once the randomness cancels
-    full = np.concatenate([np.concatenate([rand, wcols], 1), np.concatenate([np.zeros((4, rand.shape[1]), np.int64), stmt], 1)])
+    known = np.concatenate([np.zeros((4, rand.shape[1]), np.int64), stmt], 1)
+    full = np.concatenate([np.concatenate([rand, wcols], 1), known])
     return rand, _rank_mod_p(full) - _rank_mod_p(rand) - _rank_mod_p(stmt)
 
 
@@ -478,7 +479,8 @@ def _swap_companion(monkeypatch, fn):
     from blindproof.zk import pcs
 
     real = pcs.commit_companion
-    monkeypatch.setattr(pcs, "commit_companion", lambda base, tensors=None, rng=None: real(base, fn(dict(tensors)), rng))
+    monkeypatch.setattr(pcs, "commit_companion",
+                        lambda base, tensors=None, rng=None: real(base, fn(dict(tensors)), rng))
 
 
 def test_rejects_a_companion_that_is_not_the_sumcheck_randomizer(setup, monkeypatch):

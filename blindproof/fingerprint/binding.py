@@ -210,10 +210,11 @@ class BindingProof:
 # ``sumcheck.MaskPolynomial`` has base-field coefficients: ``ρ·g`` then spans a quarter of each round
 # polynomial's base dimensions, and ``sumcheck.prove_mask_opening`` reduces ``g(s)`` by an UNMASKED
 # sumcheck whose messages determine ``g`` outright; both let a verifier strip the mask and read linear
-# forms of ``W`` off the rounds (44 base forms per proof on a 32×64 layer, randomizer or not). This proof therefore runs its own sumcheck (Libra §4
-# over the extension): ``G(x) = Σ_i G_i(x_i)`` with uniform EXTENSION coefficients, committed as a base
-# table ``T[k, i, t]`` (component ``k`` of the coefficient of ``X^t`` in ``G_i``), and ``G(s)`` settled
-# directly as one linear claim on ``T`` (:func:`_mask_terms`).
+# forms of ``W`` off the rounds (44 base forms per proof on a 32×64 layer, randomizer or not). This
+# proof therefore runs its own sumcheck (Libra §4 over the extension): ``G(x) = Σ_i G_i(x_i)`` with
+# uniform EXTENSION coefficients, committed as a base table ``T[k, i, t]`` (component ``k`` of the
+# coefficient of ``X^t`` in ``G_i``), and ``G(s)`` settled directly as one linear claim on ``T``
+# (:func:`_mask_terms`).
 
 _X = F.ext(0, 1, 0, 0)  # the extension's generator: an element is Σ_k a_k X^k
 MASK_TABLE = "binding/mask"
@@ -559,5 +560,5 @@ def published_directions(weight: np.ndarray, count: int | None = None) -> np.nda
     return out if count is None else out[:count]
 
 
-__all__: Sequence[str] = ("BindingProof", "blinding_rule", "first_linear_weight", "input_reader", "prove_binding", "published_directions",
-                          "verify_binding")
+__all__: Sequence[str] = ("BindingProof", "ExtMask", "Rounds", "blinding_rule", "first_linear_weight", "input_reader",
+                          "prove_binding", "published_directions", "verify_binding")
