@@ -12,31 +12,45 @@ decoy layer (its output unused, or read beside the real first layer) while ``δ`
 The weight's declared dtype must fit the bound (int8 for the default 127); that the committed entries
 respect their dtype is the model commitment's well-formedness proof (:mod:`blindproof.zk.wellformed`).
 
-Protocol (one transcript, statement first):
+Protocol (format 2; one transcript, statement first):
 
-1. The prover commits a random sumcheck mask ``g`` (its own small hiding PCS commitment) and the
-   transcript absorbs it.
+1. The prover commits a random mask ``G`` (:class:`ExtMask`, its own small hiding PCS commitment in
+   the layout the model commitment's parameters give) and a fresh companion of the weight commitment
+   (:func:`pcs.commit_companion`: mask rows and the randomizer ``R`` of ``W``, OS randomness); the
+   transcript absorbs both digests, in that order.
 2. Challenges: ``r`` over the rows (``log2 m`` extension elements) and ``β_i`` per direction.
    With ``D = Σ_i β_i δ_i`` the claim is ``Σ_k W̃(r, k) · D̃(k) = 0``. If some ``W δ_i ≠ 0`` then
    ``W D ≠ 0`` except with probability ``1/|K|`` over ``β``, and its multilinear extension vanishes
    at ``r`` with probability at most ``log2 m / |K|``.
-3. One masked degree-2 sumcheck over the ``log2 n`` column variables ends in ``W̃(r, s)``,
-   ``D̃(s)`` (the verifier computes it from the public directions) and the mask ``g(s)``.
-4. ``g(s)`` is reduced to a claim on the mask's committed table; one PCS opening of the model's
-   weight commitment proves ``W̃(r, s)`` and one of the mask commitment proves the mask claim. The
-   weight opening is charged to the key's opening ledger like a model proof's.
+3. One sumcheck over the ``log2 n`` column variables on ``Ŵ(r, x)·D̃(x) + ρ·G(x)`` (claim ``ρ·ΣG``,
+   ``ρ`` drawn after ``ΣG`` is sent). ``Ŵ = W̃ + x_s(1 − x_s)·Φ(x_A)`` is ``W``'s randomized extension
+   (:mod:`blindproof.zk.ops.blind`): ``x_s`` the last column variable (bound in the last round, degree
+   3 there), ``Φ(x_A) = Σ_w R̃(x_A, w)`` over the two variables above it (:func:`blinding_rule`;
+   ``Ŵ = W̃`` on the cube, so the sum is unchanged). It ends in ``Ŵ(r, s)``, ``G(s)`` (both sent) and
+   ``D̃(s)`` (the verifier's own). Soundness error ``≤ (3 log2 n + 1)/|K|`` besides the openings'.
+4. ``Ŵ(r, s) = v`` is the linear claim ``W̃(r, s) + z·4·R̃(φ) = v`` (``z = s_x(1 − s_x)``), proved by
+   ONE stacked opening of ``[weights; companion]``, charged to the key's opening ledger like a model
+   proof's; ``G(s)`` is one linear claim on the mask table (:func:`_mask_terms`), proved by one
+   opening of the mask commitment.
 
-What it reveals beyond the statement: the value ``W̃(r, s)`` at one random point (the PCS opens
-claims in zero knowledge but the claimed value itself is public); the round messages are masked.
+What it reveals about ``W``: nothing beyond the statement. The value ``v = Ŵ(r, s)`` carries
+``z·4·R̃(φ)`` with ``Φ`` spanning 4 base dimensions, so it is uniform given ``W`` (fresh ``R`` per
+proof; the openings reveal nothing beyond their claims: fresh mask rows); every round polynomial
+carries ``ρ·G_j`` with uniform extension coefficients. ``tests/test_fingerprint_binding.py`` counts
+it: over every value of a proof, rank([randomness | W]) − rank(randomness) is the statement's own 4
+base forms. Format 1 revealed ``W̃(r, s)`` itself (4 base equations in ``W`` per proof), and its
+``sumcheck.MaskPolynomial`` mask (base coefficients, reduced by an unmasked sumcheck that reveals it)
+let all its values together show 44 base forms of ``W`` per proof beyond the statement (32×64 layer).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import struct
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import blake3
 import numpy as np
@@ -46,15 +60,17 @@ from blindproof.zk import mle, pcs
 from blindproof.zk import sumcheck as S
 from blindproof.zk.commitment import KeyedFieldRng, ModelCommitment, OpeningBudgetExceeded, OpeningLedger
 from blindproof.zk.encoding import ProofFormatError, Reader, Writer
+from blindproof.zk.ops import blind as BL
 from blindproof.zk.ops.base import canonical, dim_vars, weight_name
 from blindproof.zk.quant.spec import Op, QuantSpec
 from blindproof.zk.transcript import Transcript
 from blindproof.zk.verdict import VerifyResult, guarded
 from blindproof.zk.wellformed import WellformedProof, dtype_bound
 
-DOMAIN = b"blindproof/fingerprint-binding/v1"
+DOMAIN = b"blindproof/fingerprint-binding/v2"
 _MAGIC = b"BPFB"
-_VERSION = 1
+_VERSION = 2  # 2: the weight's value is randomized (companion commitment with the randomizer, linear claim)
+_PARTS = 5
 INT8_BOUND = 127
 MAX_DIRECTIONS = 1 << 16
 _MAX_PART = 1 << 26
@@ -160,32 +176,255 @@ def _combined_directions(directions: np.ndarray, beta: np.ndarray, n_pad: int) -
 
 @dataclass
 class BindingProof:
-    """The mask commitment, the masked sumcheck, the mask reduction and the two PCS openings."""
+    """The mask commitment, the companion commitment (the randomizer ``R``), the masked sumcheck
+    (:class:`Rounds`), the stacked opening of [weights; companion] and the mask opening."""
 
     mask_commitment: bytes
+    companion_commitment: bytes
     sumcheck: bytes
-    mask_reduction: bytes
     weight_opening: bytes
     mask_opening: bytes
+
+    def parts(self) -> tuple[bytes, ...]:
+        return (self.mask_commitment, self.companion_commitment, self.sumcheck, self.weight_opening,
+                self.mask_opening)
 
     def to_bytes(self) -> bytes:
         w = Writer()
         w.header(_MAGIC, _VERSION)
-        for part in (self.mask_commitment, self.sumcheck, self.mask_reduction, self.weight_opening, self.mask_opening):
+        for part in self.parts():
             w.bytes_(part)
         return w.getvalue()
 
     @staticmethod
     def from_bytes(data: bytes) -> "BindingProof":
-        r = Reader(data, max_total=5 * (_MAX_PART + 8) + 64)
+        r = Reader(data, max_total=_PARTS * (_MAX_PART + 8) + 64)
         r.header(_MAGIC, (_VERSION,))
-        parts = [r.bytes_(_MAX_PART) for _ in range(5)]
+        parts = [r.bytes_(_MAX_PART) for _ in range(_PARTS)]
         r.finish()
         return BindingProof(*parts)
 
 
-def _specs(n_cols_vars: int) -> S.SumcheckSpec:
-    return S.SumcheckSpec.make(n_cols_vars, 2, [(1, (0, 1))])
+# --- the masked sumcheck, with an extension-valued mask ---------------------------------------------
+#
+# ``sumcheck.MaskPolynomial`` has base-field coefficients: ``ρ·g`` then spans a quarter of each round
+# polynomial's base dimensions, and ``sumcheck.prove_mask_opening`` reduces ``g(s)`` by an UNMASKED
+# sumcheck whose messages determine ``g`` outright; both let a verifier strip the mask and read linear
+# forms of ``W`` off the rounds (44 base forms per proof on a 32×64 layer, randomizer or not). This
+# proof therefore runs its own sumcheck (Libra §4 over the extension): ``G(x) = Σ_i G_i(x_i)`` with
+# uniform EXTENSION coefficients, committed as a base table ``T[k, i, t]`` (component ``k`` of the
+# coefficient of ``X^t`` in ``G_i``), and ``G(s)`` settled directly as one linear claim on ``T``
+# (:func:`_mask_terms`).
+
+_X = F.ext(0, 1, 0, 0)  # the extension's generator: an element is Σ_k a_k X^k
+MASK_TABLE = "binding/mask"
+_INV2 = (F.P + 1) // 2
+
+
+def _esum(t: np.ndarray) -> np.ndarray:
+    return (t.astype(np.uint64).sum(axis=0) % F.P).astype(np.uint32)
+
+
+def _round_degrees(b: int) -> tuple[int, ...]:
+    """Degree of each round: 2 (a product of two multilinears), 3 in the last (``Ŵ`` blinded there)."""
+    return (2,) * (b - 1) + (3,)
+
+
+@dataclass
+class ExtMask:
+    """``G(x) = Σ_i G_i(x_i)``, ``G_i(X) = Σ_t coef[i, t] X^t`` with extension coefficients (b, 4, 4)."""
+
+    coef: np.ndarray
+
+    @staticmethod
+    def random(rng, degrees: Sequence[int]) -> "ExtMask":
+        coef = F.random(rng, (len(degrees), 4, 4))
+        for i, d in enumerate(degrees):
+            coef[i, d + 1:] = 0
+        return ExtMask(coef)
+
+    def table(self) -> np.ndarray:
+        """The committed base table ``T[k, i, t]`` (rows ``i`` padded to a power of two), flattened."""
+        b = self.coef.shape[0]
+        t = np.zeros((4, 1 << max(0, (b - 1).bit_length()), 4), dtype=np.uint32)
+        t[:, :b, :] = np.transpose(self.coef, (2, 0, 1))
+        return t.reshape(-1)
+
+    def at(self, i: int, x: np.ndarray) -> np.ndarray:
+        acc = F.ezero()
+        for c in self.coef[i][::-1]:
+            acc = F.eadd(F.emul(acc, x), c)
+        return acc
+
+    def g01(self, i: int) -> np.ndarray:
+        """``G_i(0) + G_i(1)``."""
+        return F.eadd(self.coef[i, 0], _esum(self.coef[i]))
+
+    def value(self, point: np.ndarray) -> np.ndarray:
+        return _esum(np.stack([self.at(i, point[i]) for i in range(self.coef.shape[0])]))
+
+    def hypercube_sum(self) -> np.ndarray:
+        b = self.coef.shape[0]
+        return F.emul(F.ext(pow(2, b - 1, F.P)), _esum(np.stack([self.g01(i) for i in range(b)])))
+
+
+def _mask_layout(commitment: ModelCommitment, b: int) -> pcs.Layout:
+    """The mask commitment's layout: ``T[k, i, t]`` of ``4 · 2^⌈log2 b⌉ · 4`` entries, the model
+    commitment's parameters, its own mask rows."""
+    return _layout_for(commitment.params, 4 + max(0, (b - 1).bit_length()))
+
+
+@functools.lru_cache(maxsize=64)
+def _layout_for(params: pcs.PcsParams, log_size: int) -> pcs.Layout:
+    return pcs.make_layout([MASK_TABLE], [log_size], params)
+
+
+def _geometric_point(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(c, λ)`` with ``(1, y, y², y³) = λ·eq(c, ·)`` over two variables (MSB first)."""
+    one = F.eone()
+    y2 = F.emul(y, y)
+    a, b = F.eadd(one, y2), F.eadd(one, y)  # FieldError (no inverse) only for y ∈ {−1, ±√−1}
+    return np.stack([F.emul(y2, F.einv(a)), F.emul(y, F.einv(b))]), F.emul(a, b)
+
+
+def _mask_terms(point: np.ndarray) -> tuple:
+    """Terms of the linear claim ``G(point) = Σ_i λ_e λ_i · T̃(c_e, bits(i), c_i)`` on the mask table:
+    ``Σ_{k,t} X^k point_i^t T[k, i, t]`` is one MLE evaluation of ``T`` scaled (:func:`_geometric_point`)."""
+    b = point.shape[0]
+    ell = max(0, (b - 1).bit_length())
+    ce, le = _geometric_point(_X)
+    terms = []
+    for i in range(b):
+        ci, li = _geometric_point(point[i])
+        bits = F.embed(np.array([(i >> (ell - 1 - q)) & 1 for q in range(ell)], dtype=np.uint32)).reshape(ell, 4)
+        terms.append((MASK_TABLE, np.concatenate([ce, bits, ci]), F.emul(le, li)))
+    return tuple(terms)
+
+
+@dataclass
+class Rounds:
+    """The masked sumcheck's messages: ``H = Σ G``, per round its values at 0, 2, …, d (the value at 1
+    follows from the running claim), and the final values ``Ŵ(r, s)`` and ``G(s)``."""
+
+    mask_sum: np.ndarray  # (4,)
+    rounds: list  # per round (d_j, 4)
+    w_value: np.ndarray  # (4,)
+    mask_value: np.ndarray  # (4,)
+
+    def to_bytes(self) -> bytes:
+        w = Writer()
+        w.ext_fixed(self.mask_sum.reshape(1, 4))
+        for vals in self.rounds:
+            w.ext_fixed(vals)
+        w.ext_fixed(np.stack([self.w_value, self.mask_value]))
+        return w.getvalue()
+
+    @staticmethod
+    def from_bytes(data: bytes, b: int) -> "Rounds":
+        r = Reader(data, max_total=_MAX_PART)
+        mask_sum = r.ext_fixed(1)[0]
+        rounds = [r.ext_fixed(d) for d in _round_degrees(b)]
+        finals = r.ext_fixed(2)
+        r.finish()
+        return Rounds(mask_sum, rounds, finals[0], finals[1])
+
+
+def _mask_rounds(mask: ExtMask, j: int, bound: np.ndarray, d: int, tails: list) -> np.ndarray:
+    """``Σ_{x > j} G(r_<j, X, x)`` at X = 0..d, (d+1, 4) (``bound = Σ_{i<j} G_i(r_i)``, ``tails[j]`` =
+    ``Σ_{i>j} (G_i(0) + G_i(1))``)."""
+    b = mask.coef.shape[0]
+    count = F.ext(pow(2, b - j - 1, F.P))
+    const = F.eadd(F.emul(count, bound), F.emul(F.ext(pow(2, b - j - 1, F.P) * _INV2 % F.P), tails[j]))
+    gx = np.stack([mask.at(j, F.ext(x)) for x in range(d + 1)])
+    return F.eadd(F.emul(count[None], gx), const[None])
+
+
+def _line(t: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """``t_lo + X·(t_hi − t_lo)`` at each X of ``xs`` (base ints): (len(xs), h, 4)."""
+    h = t.shape[0] // 2
+    lo = t[:h]
+    return F.eadd(lo[None], F.escale(F.esub(t[h:], lo)[None], xs.astype(np.uint32)[:, None]))
+
+
+def _prove_rounds(w_r: np.ndarray, d_tab: np.ndarray, blinder: "S.Blinder", mask: ExtMask, tr: Transcript
+                  ) -> tuple[Rounds, np.ndarray]:
+    """Prove ``Σ_x Ŵ(r, x)·D̃(x) = 0`` masked by ``ρ·G``; returns the messages and the point ``s``."""
+    b = d_tab.shape[0].bit_length() - 1
+    A, Dt = w_r, d_tab
+    g01 = [mask.g01(i) for i in range(b)]
+    tails = [_esum(np.stack([F.ezero(), *g01[j + 1:]])) for j in range(b)]
+    mask_sum = mask.hypercube_sum()
+    tr.absorb_ext("binding/mask_sum", mask_sum)
+    rho = tr.challenge_ext("binding/rho")
+    point = np.zeros((b, 4), dtype=np.uint32)
+    bound = F.ezero()
+    rounds = []
+    for j, d in enumerate(_round_degrees(b)):
+        h = A.shape[0] // 2
+        xs = np.arange(d + 1)
+        ax, dx = _line(A, xs), _line(Dt, xs)
+        c = blinder.coeff(point[:j]) if j == b - 1 else None
+        if c is not None:  # Ŵ in the round of its blinding variable: + X(1 − X)·c
+            ax = F.eadd(ax, F.escale(c[None, None], ((xs * (1 - xs)) % F.P).astype(np.uint32)[:, None]))
+        prod = F.emul(ax, dx).astype(np.uint64).sum(axis=1) % F.P
+        vals = F.eadd(prod.astype(np.uint32), F.emul(rho[None], _mask_rounds(mask, j, bound, d, tails)))
+        sent = np.concatenate([vals[:1], vals[2:]])
+        tr.absorb_ext("binding/round", sent)
+        rj = tr.challenge_ext("binding/r")
+        point[j] = rj
+        A = F.eadd(A[:h], F.emul(rj[None], F.esub(A[h:], A[:h])))
+        if c is not None:
+            A = F.eadd(A, F.emul(F.emul(rj, F.esub(F.eone(), rj)), c)[None])
+        Dt = F.eadd(Dt[:h], F.emul(rj[None], F.esub(Dt[h:], Dt[:h])))
+        bound = F.eadd(bound, mask.at(j, rj))
+        rounds.append(sent)
+    out = Rounds(mask_sum, rounds, A[0].copy(), mask.value(point))
+    tr.absorb_ext("binding/final", np.stack([out.w_value, out.mask_value]))
+    return out, point
+
+
+def _verify_rounds(proof: Rounds, d_at: "Callable[[np.ndarray], np.ndarray]", tr: Transcript
+                   ) -> tuple[np.ndarray | None, str]:
+    """Replay the rounds from the claim 0; ``d_at(s)`` is ``D̃(s)`` (the verifier's own). Returns the
+    point ``s`` (None and the reason on a failed check)."""
+    b = len(proof.rounds)
+    tr.absorb_ext("binding/mask_sum", proof.mask_sum)
+    rho = tr.challenge_ext("binding/rho")
+    claim = F.emul(rho, proof.mask_sum)
+    point = np.zeros((b, 4), dtype=np.uint32)
+    for j, sent in enumerate(proof.rounds):
+        tr.absorb_ext("binding/round", sent)
+        rj = tr.challenge_ext("binding/r")
+        point[j] = rj
+        vals = np.concatenate([sent[:1], F.esub(claim, sent[0])[None], sent[1:]])
+        claim = S.interpolate(vals, rj)
+    tr.absorb_ext("binding/final", np.stack([proof.w_value, proof.mask_value]))
+    expect = F.eadd(F.emul(proof.w_value, d_at(point)), F.emul(rho, proof.mask_value))
+    if not np.array_equal(expect, claim):
+        return None, "the sumcheck's final values do not match its last round"
+    return point, ""
+
+
+REVEALED_DIMS = 4  # base dimensions of Φ the proof needs: it reveals one extension value of Ŵ
+
+
+def blinding_rule(weight: str, m: int, n: int) -> BL.Rule:
+    """The randomizer of ``W`` (``m x n``) in a binding proof, from public shapes only: blinding variable
+    the last column variable (the sumcheck's last round), ``Φ`` over the variables just above it with
+    :data:`REVEALED_DIMS` base dimensions. ValueError for a weight with one variable (nothing above
+    ``x_s`` to randomize with)."""
+    nv = dim_vars(m) + dim_vars(n)
+    if nv < 2:
+        raise ValueError(f"weight {weight!r} of shape ({m}, {n}) has too few variables to hide its evaluation")
+    if dim_vars(n) > pcs.MAX_TERMS:  # the mask claim has one term per column variable
+        raise ValueError(f"weight {weight!r} has more than 2^{pcs.MAX_TERMS} inputs")
+    s = nv - 1
+    return BL.make_rule(weight_name(weight), nv, s, BL.coordinates_for(s, REVEALED_DIMS))
+
+
+def _view(r: np.ndarray, b: int) -> list:
+    """How the sumcheck reads ``Ŵ``: rows fixed to ``r``, columns bound by rounds ``0 … b−1``."""
+    return BL.fixed(r) + BL.rounds(b)
 
 
 def prove_binding(commitment: ModelCommitment, state: pcs.ProverState, weight: str, directions: np.ndarray,
@@ -201,6 +440,7 @@ def prove_binding(commitment: ModelCommitment, state: pcs.ProverState, weight: s
     """
     m, n = _weight_shape(commitment, weight, bound)
     dirs = _check_directions(directions, n, bound)
+    rule = blinding_rule(weight, m, n)
     name = weight_name(weight)
     if state.commitment != commitment.weights:
         raise ValueError("the prover state does not belong to this model commitment")
@@ -231,23 +471,24 @@ def prove_binding(commitment: ModelCommitment, state: pcs.ProverState, weight: s
         if bad.size:
             raise ValueError(f"the committed weight does not map direction {int(bad[0])} to zero")
     tr = Transcript(DOMAIN, _statement(commitment, weight, dirs, bound))
-    # the mask must be unpredictable: OS CSPRNG through BLAKE3 unless a test passes ``rng``
-    mask = S.MaskPolynomial.random(rng or KeyedFieldRng(os.urandom(32), "binding/mask"), b, 2)
-    mask_com, mask_state = pcs.commit({S.MASK_COLUMN: mask.committed_table()}, rng=rng)
+    # the mask and the randomizer must be unpredictable: OS CSPRNG through BLAKE3 unless a test passes ``rng``
+    mask = ExtMask.random(rng or KeyedFieldRng(os.urandom(32), "binding/mask"), _round_degrees(b))
+    R = F.random(rng or KeyedFieldRng(os.urandom(32), "binding/randomizer"), 1 << rule.r_vars)
+    mask_com, mask_state = pcs.commit({MASK_TABLE: mask.table()}, commitment.params, rng=rng)
+    comp_com, comp_state = pcs.commit_companion(lay, {rule.table: R}, rng=rng)
     tr.absorb_digest("binding/mask_commitment", mask_com.digest())
+    tr.absorb_digest("binding/companion_commitment", comp_com.digest())
     r = tr.challenge_exts("binding/rows", a) if a else np.zeros((0, 4), dtype=np.uint32)
     beta = tr.challenge_exts("binding/beta", dirs.shape[0])
     w_r = mle.bind_prefix(full, r) if a else F.embed(full)
     d_tab = _combined_directions(dirs, beta, 1 << b)
-    sc = S.prove(_specs(b), [w_r, d_tab], F.ezero(), tr, mask=mask)
-    point = sc.point
-    red = S.prove_mask_opening(mask, point, tr)
-    w_claim = pcs.Claim(name, np.concatenate([r, point]), sc.final_evals[0])
-    w_open = pcs.open_claims(state, [w_claim], tr)
-    m_claim = pcs.Claim(S.MASK_COLUMN, red.point, red.final_evals[0])
-    m_open = pcs.open_claims(mask_state, [m_claim], tr)
-    return BindingProof(mask_com.to_bytes(), sc.proof.to_bytes(_specs(b)), red.proof.to_bytes(S._mask_spec(b)),
-                        w_open.to_bytes(), m_open.to_bytes()).to_bytes()
+    rounds, s_pt = _prove_rounds(w_r, d_tab, BL.blinder(rule, R, 0, _view(r, b)), mask, tr)
+    # Ŵ(r, s) = W̃(r, s) + z·4·R̃(φ): one linear claim on the weights and the companion, one stacked opening
+    w_claim = pcs.LinearClaim(tuple(rule.settle_terms(np.concatenate([r, s_pt]))), rounds.w_value)
+    w_open = pcs.open_claims([state, comp_state], [w_claim], tr)
+    m_open = pcs.open_claims(mask_state, [pcs.LinearClaim(_mask_terms(s_pt), rounds.mask_value)], tr)
+    return BindingProof(mask_com.to_bytes(), comp_com.to_bytes(), rounds.to_bytes(), w_open.to_bytes(),
+                        m_open.to_bytes()).to_bytes()
 
 
 def verify_binding(commitment: ModelCommitment, weight: str, directions: np.ndarray, proof: bytes,
@@ -260,35 +501,46 @@ def verify_binding(commitment: ModelCommitment, weight: str, directions: np.ndar
         except (TypeError, ValueError) as exc:
             return VerifyResult.reject(f"binding: bad statement: {exc}")
         try:
+            rule = blinding_rule(weight, m, n)  # from the public shapes, never from the proof
+        except ValueError as exc:
+            return VerifyResult.reject(f"binding: bad statement: {exc}")
+        try:
             parts = BindingProof.from_bytes(bytes(proof))
             mask_com = pcs.Commitment.from_bytes(parts.mask_commitment)
+            comp_com = pcs.Commitment.from_bytes(parts.companion_commitment)
         except ProofFormatError as exc:
             return VerifyResult.reject(f"binding: malformed proof: {exc}")
         a, b = dim_vars(m), dim_vars(n)
-        if mask_com.layout.names != (S.MASK_COLUMN,):
-            return VerifyResult.reject("binding: the mask commitment must hold exactly the mask table")
+        if mask_com.layout != _mask_layout(commitment, b):  # the code is the parameters', not the prover's
+            return VerifyResult.reject("binding: the mask commitment must hold exactly the mask table, "
+                                       "in the layout the commitment's parameters give")
+        try:  # the weights' code, the mask rows and exactly the randomizer table
+            pcs.check_companion_layout(comp_com.layout, commitment.weights.layout, {rule.table: rule.r_vars})
+        except ValueError as exc:
+            return VerifyResult.reject(f"binding: {exc}")
+        try:
+            rounds = Rounds.from_bytes(parts.sumcheck, b)
+        except ProofFormatError as exc:
+            return VerifyResult.reject(f"binding: malformed sumcheck: {exc}")
         tr = Transcript(DOMAIN, _statement(commitment, weight, dirs, bound))
         tr.absorb_digest("binding/mask_commitment", mask_com.digest())
+        tr.absorb_digest("binding/companion_commitment", comp_com.digest())
         r = tr.challenge_exts("binding/rows", a) if a else np.zeros((0, 4), dtype=np.uint32)
         beta = tr.challenge_exts("binding/beta", dirs.shape[0])
-        res = S.verify_bytes(_specs(b), F.ezero(), parts.sumcheck, tr, ("W", "D"), masked=True)
-        if not res.ok:
-            return VerifyResult.reject(f"binding: {res.reason}")
-        w_c, d_c, g_c = res.claims
-        if not np.array_equal(mle.evaluate(_combined_directions(dirs, beta, 1 << b), d_c.point), d_c.value):
-            return VerifyResult.reject("binding: the sumcheck's direction value is wrong")
+        d_tab = _combined_directions(dirs, beta, 1 << b)  # D̃(s): the verifier's own
+        s_pt, why = _verify_rounds(rounds, lambda pt: mle.evaluate(d_tab, pt), tr)
+        if s_pt is None:
+            return VerifyResult.reject(f"binding: {why}")
         try:
-            red = S.SumcheckProof.from_bytes(parts.mask_reduction, S._mask_spec(b))
-        except ProofFormatError as exc:
-            return VerifyResult.reject(f"binding: malformed mask reduction: {exc}")
-        mres = S.verify_mask_opening(b, g_c.point, g_c.value, red, tr)
-        if not mres.ok:
-            return VerifyResult.reject(f"binding: {mres.reason}")
-        w_claim = pcs.Claim(weight_name(weight), np.concatenate([r, w_c.point]), w_c.value)
-        wres = pcs.verify(commitment.weights, [w_claim], parts.weight_opening, tr)
+            m_claim = pcs.LinearClaim(_mask_terms(s_pt), rounds.mask_value)
+        except (ValueError, F.FieldError):  # a coordinate in {−1, ±√−1}: probability ~2^−120
+            return VerifyResult.reject("binding: the sumcheck point is degenerate for the mask claim")
+        # the sumcheck's final value is Ŵ(r, s): settled as W̃(r, s) + z·4·R̃(φ) against [weights; companion]
+        w_claim = pcs.LinearClaim(tuple(rule.settle_terms(np.concatenate([r, s_pt]))), rounds.w_value)
+        wres = pcs.verify([commitment.weights, comp_com], [w_claim], parts.weight_opening, tr)
         if not wres.ok:
             return VerifyResult.reject(f"binding: weight opening: {wres.reason}")
-        gres = pcs.verify(mask_com, list(mres.claims), parts.mask_opening, tr)
+        gres = pcs.verify(mask_com, [m_claim], parts.mask_opening, tr)
         if not gres.ok:
             return VerifyResult.reject(f"binding: mask opening: {gres.reason}")
         return VerifyResult.accept()
@@ -308,5 +560,5 @@ def published_directions(weight: np.ndarray, count: int | None = None) -> np.nda
     return out if count is None else out[:count]
 
 
-__all__: Sequence[str] = ("BindingProof", "first_linear_weight", "input_reader", "prove_binding", "published_directions",
-                          "verify_binding")
+__all__: Sequence[str] = ("BindingProof", "ExtMask", "Rounds", "blinding_rule", "first_linear_weight", "input_reader",
+                          "prove_binding", "published_directions", "verify_binding")
