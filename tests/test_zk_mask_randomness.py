@@ -27,6 +27,6 @@ def test_masks_without_an_rng_read_the_os_csprng(monkeypatch):
     monkeypatch.setattr(os, "urandom", counting)
     masks = M.ProverMasks.sample([(3, 2), (5, 3)])
     assert calls, "masks were drawn without the OS CSPRNG"
-    assert [m.coeffs.shape for m in masks.masks] == [(3, 3), (5, 4)]
+    assert [m.coeffs.shape for m in masks.masks] == [(3, 3, 4), (5, 4, 4)]  # extension coefficients
     again = M.ProverMasks.sample([(3, 2), (5, 3)])
     assert not np.array_equal(masks.masks[1].coeffs, again.masks[1].coeffs)

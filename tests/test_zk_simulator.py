@@ -96,3 +96,75 @@ def test_simulated_transcripts_verify(randomized):
     H = F.ext(12345)
     for _ in range(5):
         assert _prove(_simulated_witness(P, H, rng), P, H, rng, randomized)[2]
+
+
+# --- every value one masked sumcheck reveals, counted ---------------------------------------------------
+
+class _Replay(Transcript):
+    """Fiat–Shamir with the challenges fixed (those of one honest run): the revealed values are then
+    LINEAR in the secrets (table, randomizer, mask), so what they say about the table is a rank."""
+
+    def __init__(self, challenges: list):
+        super().__init__(b"replay")
+        self._queue = list(challenges)
+
+    def challenge_ext(self, label: str) -> np.ndarray:
+        return self._queue.pop(0).copy()
+
+
+class _Record(Transcript):
+    def __init__(self):
+        super().__init__(b"sim")
+        self.seen: list = []
+
+    def challenge_ext(self, label: str) -> np.ndarray:
+        c = super().challenge_ext(label)
+        self.seen.append(c.copy())
+        return c
+
+
+def _revealed(W, R, coeffs, P, tr):
+    """Everything the verifier reads about the secrets: mask sum, round values, Ŵ(r), g(r) (base coords)."""
+    spec = S.SumcheckSpec.make(N, 2, [(1, (0, 1))], blinded=[(0, N - 1)])
+    blinder = S.Blinder(0, lambda pt: mle.evaluate(R, pt[N - 2:N - 1]), N - 1)
+    out = S.prove(spec, [W, P], _sum(W, P), tr, mask=S.MaskPolynomial(coeffs), blinders=[blinder])
+    pr = out.proof
+    return np.concatenate([pr.mask_sum, pr.round_evals.reshape(-1), pr.final_evals[0], pr.mask_eval]).astype(np.int64)
+
+
+@pytest.mark.parametrize("ext_mask", [True, False])
+def test_one_sumcheck_reveals_only_its_statement(ext_mask):
+    """Rank of what one masked, randomized sumcheck reveals about the secret table beyond the statement
+    ``Σ W·P``: 0 with the extension mask; with a base-field mask (the earlier protocol) the rounds
+    leak, which shows the count can fail."""
+    from test_zk_leakage_rank import _rank_mod_p
+
+    rng = np.random.default_rng(7)
+    P = F.random(rng, 1 << N)
+    spec = S.SumcheckSpec.make(N, 2, [(1, (0, 1))], blinded=[(0, N - 1)])
+    mask = S.MaskPolynomial.random(rng, N, spec.round_degrees)
+    if not ext_mask:
+        mask.coeffs[..., 1:] = 0
+    W, R = F.random(rng, 1 << N), F.random(rng, (2, 4))
+    rec = _Record()
+    _revealed(W, R, mask.coeffs, P, rec)
+    # unknowns: W (base entries), R (4 coordinates each), the mask's coefficients (4 or 1 coordinates)
+    units = [("W", i) for i in range(W.size)] + [("R", i) for i in range(R.size)]
+    shape = mask.coeffs.shape  # (variable, power, coordinate): powers up to each round's degree
+    units += [("g", i) for i in range(mask.coeffs.size)
+              if np.unravel_index(i, shape)[1] <= spec.round_degrees[np.unravel_index(i, shape)[0]]
+              and (ext_mask or i % 4 == 0)]
+    cols = []
+    for kind, i in units:
+        w, r, g = np.zeros_like(W), np.zeros_like(R), np.zeros_like(mask.coeffs)
+        {"W": w, "R": r, "g": g}[kind].reshape(-1)[i] = 1
+        cols.append(_revealed(w, r, g, P, _Replay(rec.seen)))
+    A = np.stack(cols, axis=1) % F.P
+    statement = np.array([[int(P[i]) if k == "W" else 0 for k, i in units]], dtype=np.int64)  # Σ W·P, public
+    A = np.concatenate([A, statement])
+    hidden = np.array([k != "W" for k, _ in units])
+    leak = _rank_mod_p(A) - _rank_mod_p(A[:, hidden]) - 1
+    if ext_mask:
+        assert leak == 0, f"the sumcheck reveals {leak} base functionals of W beyond its statement"
+    else:
+        assert leak > 0, leak

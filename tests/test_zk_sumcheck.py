@@ -108,7 +108,7 @@ def test_mask_polynomial_sum_weights_and_hiding():
         brute = F.eadd(brute, mask.evaluate(bits))
     np.testing.assert_array_equal(mask.hypercube_sum(), brute)
     pt = F.erandom(rng, n)
-    np.testing.assert_array_equal(F.edot(mask.eval_weights(pt), mask.coeffs.reshape(-1)), mask.evaluate(pt))
+    np.testing.assert_array_equal(_linear_value(mask, pt), mask.evaluate(pt))
     # the masked round messages differ from the unmasked ones for the same statement
     tables, terms = instance(rng, 6, "deg2")
     spec = S.SumcheckSpec.make(6, 2, terms)
@@ -273,20 +273,28 @@ def test_bind_prefix_and_suffix(ext):
         mle.bind_prefix(t, F.erandom(rng, 8))
 
 
-@pytest.mark.parametrize("n, d", [(1, 2), (5, 3), (8, 2)])
-def test_mask_opening_reduces_to_a_claim_on_the_committed_table(n, d):
+def _linear_value(mask: S.MaskPolynomial, point: np.ndarray) -> np.ndarray:
+    """What the PCS checks of the mask's linear claim: Σ coef · T̃(point) over its terms."""
+    table = mask.committed_table()
+    out = F.ezero()
+    for name, pt, coef in S.mask_claim_terms("m", mask.n_vars, mask.degree, point):
+        out = F.eadd(out, F.emul(coef, as_ext(mle.evaluate(table, pt))))
+    return out
+
+
+@pytest.mark.parametrize("n, d", [(1, 2), (5, 3), (8, 2), (3, 5)])
+def test_mask_value_is_one_linear_claim_on_the_committed_table(n, d):
     rng = np.random.default_rng(12 + n)
     mask = S.MaskPolynomial.random(rng, n, d)
     point = F.erandom(rng, n)
-    value = mask.evaluate(point)
-    out = S.prove_mask_opening(mask, point, tr())
-    res = S.verify_mask_opening(n, point, value, out.proof, tr())
-    assert res.ok, res.reason
-    (claim,) = res.claims
-    assert claim.column == "mask"
-    np.testing.assert_array_equal(as_ext(mle.evaluate(mask.committed_table(), claim.point)), claim.value)
-    assert not S.verify_mask_opening(n, point, F.eadd(value, F.eone()), out.proof, tr()).ok
-    assert not S.verify_mask_opening(n, F.erandom(rng, n), value, out.proof, tr()).ok
+    assert mask.coeffs.shape == (n, d + 1, 4) and mask.coeffs[..., 1:].any()  # extension coefficients
+    np.testing.assert_array_equal(_linear_value(mask, point), mask.evaluate(point))
+    assert len(S.mask_claim_terms("m", n, d, point)) == n  # one evaluation per variable
+    other = S.MaskPolynomial(mask.coeffs.copy())
+    other.coeffs[n - 1, 0, 2] ^= 1  # one coordinate of one coefficient: the claim no longer holds
+    assert not np.array_equal(_linear_value(other, point), mask.evaluate(point))
+    with pytest.raises(ValueError):
+        S.mask_claim_terms("m", n + 1, d, point)
 
 
 @settings(max_examples=40, deadline=None)

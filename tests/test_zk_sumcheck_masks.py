@@ -8,6 +8,7 @@ import pytest
 pytest.importorskip("blindproof.zk.program")
 
 from blindproof.zk import field as F  # noqa: E402
+from blindproof.zk import mle  # noqa: E402
 from blindproof.zk import pcs  # noqa: E402
 from blindproof.zk import sumcheck as S  # noqa: E402
 from blindproof.zk.commitment import CommitmentKey  # noqa: E402
@@ -170,8 +171,13 @@ def test_unmasked_context_rejects_a_masked_sumcheck_and_vice_versa():
     B.prove_sum(pctx, proof, 3, tabs, [(1, (0, 1))], claim)
     vctx = B.VerifierContext(Transcript(b"t"), None, {}, masks=M.VerifierMasks())
     B.verify_sum(vctx, B.ProofReader(proof), 3, 2, [(1, (0, 1))], claim)
-    assert [c.tensor for c in vctx.masks.claims] == [M.mask_name(0)]
+    assert [{t for t, _, _ in c.terms} for c in vctx.masks.claims] == [{M.mask_name(0)}]
     assert np.array_equal(vctx.masks.claims[0].value, pctx.masks.claims[0].value)
+    table = masks.tables()[M.mask_name(0)]  # the claim holds on the committed table, and says g(r)
+    opened = F.ezero()
+    for _, pt, coef in vctx.masks.claims[0].terms:
+        opened = F.eadd(opened, F.emul(coef, mle.evaluate(table, pt)))
+    assert np.array_equal(opened, vctx.masks.claims[0].value)
     with pytest.raises(B.Reject):
         B.verify_sum(B.VerifierContext(Transcript(b"t"), None, {}), B.ProofReader(proof), 3, 2, [(1, (0, 1))], claim)
     plain = B.OpProof()

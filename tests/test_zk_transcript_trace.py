@@ -190,7 +190,7 @@ class Grammar:
 
     def gkr(self) -> None:
         """One shared logUp-GKR: per lookup its shape then α (β), the roots, then per layer λ, the
-        (masked) layer sumcheck, the mask opening, μ and the column values of trees that end there;
+        (masked) layer sumcheck, μ and the column values of trees that end there;
         then the multiplicity values of every pack."""
         n = 0
         while self.peek() == "A lookup/table":
@@ -207,8 +207,7 @@ class Grammar:
                 self.take("A lookup/mask_sum", "C lookup/rho")
                 if not self.many("A lookup/round", "C lookup/r"):
                     self.fail("a round of a masked layer")
-                self.take("A lookup/final", "A lookup/mask_eval")
-                self.sumcheck()  # g(r) reduced to a claim on the committed mask, before μ
+                self.take("A lookup/final", "A lookup/mask_eval")  # g(r): a linear claim, settled later
             else:
                 self.many("A lookup/round", "C lookup/r")
                 self.take("A lookup/final")

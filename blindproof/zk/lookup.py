@@ -505,7 +505,6 @@ class LookupProof:
     roots: np.ndarray  # (trees, 2, 4): (p, q) per tree
     layers: list[S.SumcheckProof]
     column_evals: list[np.ndarray]  # per group of every statement: (width, 4)
-    mask_openings: list[S.SumcheckProof] = field(default_factory=list)  # per masked layer, in order
 
     def to_bytes(self, sts: "LookupStatement | Sequence[LookupStatement]") -> bytes:
         """Serialize (format version 3)."""
@@ -523,8 +522,6 @@ class LookupProof:
         w.ext_fixed(self.roots.reshape(-1, 4))
         for layer in self.layers:
             layer.write(w)
-        for op in self.mask_openings:
-            op.write(w)
         for ev in self.column_evals:
             w.ext_fixed(ev)
         return w.getvalue()
@@ -556,11 +553,9 @@ class LookupProof:
         for k in range(depth):
             active = sum(1 for n in logs if n > k)
             layers.append(S.SumcheckProof.read(r, _layer_shape(k, active)))
-        openings = [S.SumcheckProof.read(r, S._mask_spec(k))  # noqa: SLF001 - the mask opening's statement
-                    for k, layer in enumerate(layers) if layer.mask_sum is not None and k > 0]
         evals = [r.ext_fixed(st.table.width) for st in sts for _ in st.group_logs]
         r.finish()
-        return LookupProof(roots, layers, evals, openings)
+        return LookupProof(roots, layers, evals)
 
 
 # --- extension arithmetic on Python ints (a few products per round: cheaper than numpy calls) ---------
@@ -725,7 +720,6 @@ def prove_many(sts: Sequence[LookupStatement], groups: Sequence[Sequence[Sequenc
     logs_a = np.array(logs)
     leaf_points: dict[int, list] = {i: [] for i, n in enumerate(logs) if n == 0}
     layer_proofs = []
-    openings: list[S.SumcheckProof] = []
     column_evals: dict[tuple[int, int], np.ndarray] = {}
     for k in range(depth):
         active = np.nonzero(logs_a > k)[0]
@@ -743,10 +737,9 @@ def prove_many(sts: Sequence[LookupStatement], groups: Sequence[Sequence[Sequenc
                                       None if mask is None else mask[1])
         del children
         layer_proofs.append(layer)
-        if mask is not None:  # g(r) -> a claim on the committed mask table, before μ
-            red = S.prove_mask_opening(mask[1], np.array(s_point, dtype=np.uint32).reshape(-1, 4), transcript)
-            openings.append(red.proof)
-            masks.add_claim(mask[0], red.point, red.final_evals[0])
+        if mask is not None:  # g(r): a linear claim on the committed mask table
+            masks.add_claim(mask[0], k, mask[1].degree, np.array(s_point, dtype=np.uint32).reshape(-1, 4),
+                            layer.mask_eval)
         mu_a = transcript.challenge_ext("lookup/mu")
         claims[active] = _next_claims_kernel(layer.final_evals, mu_a)
         point = [tuple(mu_a.tolist())] + s_point
@@ -775,7 +768,7 @@ def prove_many(sts: Sequence[LookupStatement], groups: Sequence[Sequence[Sequenc
         out.append(tuple(cl))
         base += len(st.all_tree_logs)
     evals = [column_evals[s_i, g] for s_i, st in enumerate(sts) for g in range(len(st.group_logs))]
-    return LookupProof(roots, layer_proofs, evals, openings), out
+    return LookupProof(roots, layer_proofs, evals), out
 
 
 def _column_values(cols: np.ndarray, point: list, q, alpha, beta) -> np.ndarray:
@@ -919,8 +912,6 @@ def _verify(sts: Sequence[LookupStatement], proof: LookupProof, transcript: Tran
             return VerifyResult.reject(f"lookup: layer {k}: a masked (zero-knowledge) layer is required")
         if not masked and (layer.mask_sum is not None or layer.mask_eval is not None):
             return VerifyResult.reject(f"lookup: layer {k}: unexpected mask")
-    if len(proof.mask_openings) != (max(depth - 1, 0) if masks is not None else 0):
-        return VerifyResult.reject("lookup: wrong number of mask openings")
     evals, e = [], 0
     for st in sts:
         for _ in st.group_logs:
@@ -985,12 +976,12 @@ def _verify(sts: Sequence[LookupStatement], proof: LookupProof, transcript: Tran
             eq = _MUL(eq, _eq1(a, b))
         if tuple(fin[0].tolist()) != eq:
             return VerifyResult.reject(f"lookup: layer {k}: wrong eq value")
-        if rho is not None:  # g(r) -> a claim on the committed mask table, before μ
-            res = S.verify_mask_opening(k, np.array(s_point, dtype=np.uint32).reshape(-1, 4), layer.mask_eval,
-                                        proof.mask_openings[k - 1], transcript)
-            if not res.ok:
-                return VerifyResult.reject(f"lookup: layer {k}: mask {res.reason}")
-            masks.add_claim(masks.next_name(), res.claims[0].point, res.claims[0].value)
+        if rho is not None:  # g(r): a linear claim on the committed mask table
+            try:
+                masks.add_claim(masks.next_name(), k, 3, np.array(s_point, dtype=np.uint32).reshape(-1, 4),
+                                layer.mask_eval)
+            except F.FieldError:
+                return VerifyResult.reject(f"lookup: layer {k}: a challenge without a geometric point")
         mu_a = transcript.challenge_ext("lookup/mu")
         claims[active] = _next_claims_kernel(fin, mu_a)
         point = [tuple(mu_a.tolist())] + s_point

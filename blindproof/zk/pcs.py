@@ -69,7 +69,7 @@ MAX_QUERIES = 1024
 MAX_OPENINGS = 64  # openings a reused commitment's hiding symbols may cover
 MAX_HIDING = MAX_QUERIES * MAX_OPENINGS
 MAX_STACK = 4  # commitments opened together (weights, companion; a rotation adds one)
-MAX_TERMS = 16  # terms of one linear claim
+MAX_TERMS = 64  # terms of one linear claim (a sumcheck mask's: one per variable, at most 40)
 MAX_CLAIMS = 1 << 16  # gpt2-small's trace opening settles 4,396 claims; bounds the verifier's work
 
 
@@ -584,7 +584,7 @@ _ONE = F.embed(np.uint32(1))
 def _linear_parts(claim) -> tuple[list[tuple[str, np.ndarray, np.ndarray]], np.ndarray, bool]:
     """(terms (tensor, point, coefficient), value, plain) of a claim; ``plain``: one term with
     coefficient 1 (absorbed as a plain claim)."""
-    if isinstance(claim, LinearClaim):
+    if isinstance(claim, LinearClaim) or hasattr(claim, "terms"):  # ops.base's LinearClaim too
         if not isinstance(claim.terms, (tuple, list)) or not 1 <= len(claim.terms) <= MAX_TERMS:
             raise ValueError(f"a linear claim has 1..{MAX_TERMS} terms")
         terms = []

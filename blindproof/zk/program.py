@@ -49,9 +49,9 @@ from blindproof.zk.transcript import Transcript
 from blindproof.zk.verdict import VerifyResult, guarded
 
 _MAGIC = b"BPPG"
-_VERSION = 3  # 3: randomized extensions (δ parts); 2: merges of multi-claim outputs
+_VERSION = 4  # 4: extension-coefficient masks opened by linear claims (no reduction sumcheck); 3: randomized extensions (δ parts); 2: merges of multi-claim outputs
 MAX_PROOF = 1 << 30
-_DOMAIN = b"blindproof/zk/program/v3"
+_DOMAIN = b"blindproof/zk/program/v4"
 
 
 def infer_shapes(spec: QuantSpec, input_shapes: Mapping[str, Sequence[int]]) -> dict[str, tuple[int, ...]]:

@@ -7,13 +7,14 @@ base field while every table is still a base table (saves a factor ~4 on the fir
 The proof ends with the prover's claimed values ``f_k(r)``; the verifier checks the composition and
 returns them as evaluation claims for a commitment (or the caller) to settle.
 
-Zero knowledge (Libra-style masking): the prover samples ``g(x) = sum_i g_i(x_i)`` with random
-univariate ``g_i`` of degree ``d`` (:class:`MaskPolynomial`), commits to its coefficients (with the
-PCS; the caller absorbs that commitment), and sends ``H = sum_x g(x)``. After the challenge ``ρ`` the
-sumcheck runs on ``f + ρ·g`` with claim ``claim + ρ·H``; the final claim includes ``ρ·g(r)``, and
-``g(r)`` becomes an evaluation claim on the committed mask (a linear form of its coefficients,
-:meth:`MaskPolynomial.eval_weights`). The round messages are then uniformly masked; the final values
-``f_k(r)`` must be protected by the hiding commitment that opens them.
+Zero knowledge (Libra's zk-sumcheck): the prover samples ``g(x) = sum_i g_i(x_i)`` with random
+univariate ``g_i`` of degree ``d`` and coefficients in the EXTENSION (:class:`MaskPolynomial`), commits
+to its coefficients (with the PCS; the caller absorbs that commitment), and sends ``H = sum_x g(x)``.
+After the challenge ``ρ`` the sumcheck runs on ``f + ρ·g`` with claim ``claim + ρ·H``; the final
+claim includes ``ρ·g(r)``, and ``g(r)`` becomes a linear claim on the committed mask table
+(:func:`mask_claim_terms`) that the hiding commitment settles without revealing anything else about
+``g``. The round messages are then uniformly masked; the final values ``f_k(r)`` must be randomized
+(:mod:`blindproof.zk.ops.blind`) and opened by the hiding commitment.
 
 Transcript order (prover and verifier alike): shape parameters, claim, [mask sum, ρ], for each round
 (round values, challenge), final values.
@@ -387,9 +388,11 @@ def hypercube_sum(spec: SumcheckSpec, tables: Sequence[np.ndarray]) -> np.ndarra
 
 @dataclass
 class MaskPolynomial:
-    """``g(x) = sum_i g_i(x_i)`` with ``g_i(X) = sum_k coeffs[i, k] X^k`` (base-field coefficients)."""
+    """``g(x) = sum_i g_i(x_i)`` with ``g_i(X) = sum_k coeffs[i, k] X^k`` and EXTENSION coefficients
+    (Libra's zk-sumcheck mask over the field the sumcheck runs in: base-field coefficients would mask
+    one of the four base coordinates of each round value, and leave three in the clear)."""
 
-    coeffs: np.ndarray  # (n, d+1) uint32
+    coeffs: np.ndarray  # (n, d+1, 4) uint32
     _suffix: list | None = field(default=None, init=False, repr=False, compare=False)
 
     @staticmethod
@@ -399,7 +402,7 @@ class MaskPolynomial:
         degs = [int(degree)] * n_vars if isinstance(degree, (int, np.integer)) else [int(x) for x in degree]
         if len(degs) != n_vars:
             raise ValueError(f"{len(degs)} round degrees for {n_vars} variables")
-        coeffs = F.random(rng, (n_vars, max(degs, default=0) + 1))
+        coeffs = F.random(rng, (n_vars, max(degs, default=0) + 1, 4))
         for i, dj in enumerate(degs):
             coeffs[i, dj + 1:] = 0
         return MaskPolynomial(coeffs)
@@ -426,21 +429,27 @@ class MaskPolynomial:
         acc = (0, 0, 0, 0)
         for c in self.coeffs[i].tolist()[::-1]:
             m = F._emul4(acc, x)
-            acc = ((m[0] + c) % P, m[1], m[2], m[3])
+            acc = ((m[0] + c[0]) % P, (m[1] + c[1]) % P, (m[2] + c[2]) % P, (m[3] + c[3]) % P)
         return acc
 
-    def _g01(self) -> np.ndarray:
-        """g_i(0) + g_i(1) for every i, base (n,)."""
-        s = self.coeffs.astype(np.int64).sum(axis=1) % F.P  # g_i(1)
-        return F.add(self.coeffs[:, 0], s.astype(np.uint32))
+    def _g01(self) -> list[tuple[int, int, int, int]]:
+        """g_i(0) + g_i(1) for every i (extension elements as ints)."""
+        P = F.P
+        out = []
+        for row in self.coeffs.tolist():
+            tot = [row[0][c] + sum(k[c] for k in row) for c in range(4)]
+            out.append(tuple(t % P for t in tot))
+        return out
 
     def hypercube_sum(self) -> np.ndarray:
-        """``H = sum_x g(x) = 2^{n-1} · sum_i (g_i(0) + g_i(1))`` as an extension element."""
+        """``H = sum_x g(x) = 2^{n-1} · sum_i (g_i(0) + g_i(1))``."""
         n = self.n_vars
         if n == 0:
             return F.ezero()
-        total = int(np.sum(self._g01().astype(np.int64)) % F.P)
-        return F.ext(total * pow(2, n - 1, F.P))
+        P = F.P
+        tot = [sum(g[c] for g in self._g01()) % P for c in range(4)]
+        scale = pow(2, n - 1, P)
+        return np.array([t * scale % P for t in tot], dtype=np.uint32)
 
     def evaluate(self, point: np.ndarray) -> np.ndarray:
         """``g(point)`` for an extension point (n, 4)."""
@@ -451,45 +460,34 @@ class MaskPolynomial:
             t = [a + b for a, b in zip(t, v)]
         return np.array([a % F.P for a in t], dtype=np.uint32)
 
-    def eval_weights(self, point: np.ndarray) -> np.ndarray:
-        """Weights ``w`` (n·(d+1), 4) with ``g(point) = sum_j coeffs.flat[j] · w[j]`` (powers of r_i)."""
-        n, d1 = self.coeffs.shape
-        w = np.empty((n, d1, 4), dtype=np.uint32)
-        for i in range(n):
-            p = F.eone()
-            for k in range(d1):
-                w[i, k] = p
-                p = F.emul(p, point[i])
-        return w.reshape(n * d1, 4)
-
     def committed_table(self) -> np.ndarray:
-        """The coefficients as the base table the PCS commits: rows = variables padded to a power of
-        two, :func:`mask_columns` columns = coefficients of X^0, X^1, … (zero-padded), row-major."""
+        """The coefficients as the base table the PCS commits, ``T[c, i, k]`` row-major: ``c`` the
+        extension coordinate (4), ``i`` the variable (padded to a power of two), ``k`` the power
+        (:func:`mask_columns`, zero-padded). :func:`mask_claim_terms` opens ``g(r)`` from it."""
         rows = 1 << max(0, (self.n_vars - 1).bit_length())
-        table = np.zeros((rows, mask_columns(self.degree)), dtype=np.uint32)
-        table[: self.n_vars, : self.degree + 1] = self.coeffs
+        table = np.zeros((4, rows, mask_columns(self.degree)), dtype=np.uint32)
+        table[:, : self.n_vars, : self.degree + 1] = np.transpose(self.coeffs, (2, 0, 1))
         return table.reshape(-1)
 
     def round_values(self, j: int, bound_sum: np.ndarray, degree: int) -> np.ndarray:
         """Values at X = 0..degree of the mask's round-j polynomial, given ``sum_{i<j} g_i(r_i)``."""
         n = self.n_vars
-        inv2 = (F.P + 1) // 2
         P = F.P
+        inv2 = (P + 1) // 2
         if self._suffix is None:  # sum_{i>=j} (g_i(0)+g_i(1)) per j, once per mask (the prover's rounds)
-            acc, suf = 0, [0] * (n + 1)
-            for i, g in reversed(list(enumerate(self._g01().tolist()))):
-                acc = (acc + g) % P
+            acc, suf = (0, 0, 0, 0), [(0, 0, 0, 0)] * (n + 1)
+            for i, g in reversed(list(enumerate(self._g01()))):
+                acc = tuple((a + b) % P for a, b in zip(acc, g))
                 suf[i] = acc
             self._suffix = suf
-        tail = self._suffix[j + 1]
         count = pow(2, n - j - 1, P)  # assignments of the variables after j
-        const = count * tail % P * inv2 % P
+        # every later variable contributes (g_i(0) + g_i(1)) / 2 per assignment on average
+        const = [t * count % P * inv2 % P for t in self._suffix[j + 1]]
         b = F._check_ext(bound_sum, "bound_sum").reshape(4).tolist()
-        coeffs = self.coeffs[j].tolist()
         out = np.empty((degree + 1, 4), dtype=np.uint32)
         for x in range(degree + 1):
-            gj = sum(c * pow(x, k, P) for k, c in enumerate(coeffs)) % P  # g_j at a base point
-            out[x] = ((b[0] + gj) * count % P + const) % P, b[1] * count % P, b[2] * count % P, b[3] * count % P
+            gj = self._univariate_ints(j, (x, 0, 0, 0))
+            out[x] = [((b[c] + gj[c]) * count + const[c]) % P for c in range(4)]
         return out
 
 
@@ -921,60 +919,48 @@ def verify_bytes(spec: SumcheckSpec, claim: np.ndarray, data: bytes, transcript:
     return guarded(run, "sumcheck")
 
 
-# --- opening the mask: g(r) as an MLE claim on the committed coefficient table ----------------------
-
-MASK_COLUMN = "mask"
-
+# --- opening the mask: g(r) as a linear claim on the committed coefficient table ----------------------
 
 def mask_columns(degree: int) -> int:
-    """Columns of a mask's committed coefficient table: 4 up to degree 3, 8 for degree 4."""
+    """Columns (powers) of a mask's committed coefficient table: 4 up to degree 3, 8 up to degree 5."""
     if not 0 <= degree <= MAX_ROUND_DEGREE:
         raise ValueError(f"mask degree {degree} outside 0..{MAX_ROUND_DEGREE}")
     return 4 if degree <= MAX_DEGREE else 8
 
 
-def mask_weights_table(point: np.ndarray, degree: int = MAX_DEGREE) -> np.ndarray:
-    """Extension table ``w`` laid out like :meth:`MaskPolynomial.committed_table` with
-    ``w[i, k] = r_i^k``, so that ``g(r) = sum_x table[x] · w[x]`` for every mask of that degree."""
+def _geometric_point(y: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(c, λ)`` with ``y^k = λ · eq(c, k)`` for ``k < 2^bits`` (MSB first): ``y^k = Π_b (y^(2^b))^(k_b)``
+    and ``(1 − c_b) + c_b·… `` matches it for ``c_b = y^(2^b) / (1 + y^(2^b))``, ``λ = Π_b (1 + y^(2^b))``.
+    FieldError in the negligible case ``y^(2^b) = −1``."""
+    pows = [F._check_ext(y, "point").reshape(4)]
+    for _ in range(bits - 1):
+        pows.append(F.emul(pows[-1], pows[-1]))
+    c, lam = [], F.eone()
+    for q in reversed(range(bits)):  # MSB first: the top bit carries y^(2^(bits-1))
+        one_plus = F.eadd(F.eone(), pows[q])
+        c.append(F.emul(pows[q], F.einv(one_plus)))
+        lam = F.emul(lam, one_plus)
+    return (np.stack(c) if c else np.zeros((0, 4), dtype=np.uint32)), lam
+
+
+_X = np.array([0, 1, 0, 0], dtype=np.uint32)  # the generator x: coordinate c of a coefficient is its x^c part
+
+
+def mask_claim_terms(name: str, n_vars: int, degree: int, point: np.ndarray) -> tuple:
+    """The terms ``(tensor, point, coefficient)`` of the linear claim ``g(point) = Σ terms`` on the
+    committed table ``name`` of a mask with ``n_vars`` variables and ``degree``: for each variable ``i``,
+    ``g_i(r_i) = Σ_{c,k} x^c r_i^k T[c, i, k]`` is ONE evaluation of ``T̃`` scaled (geometric points for
+    ``c`` and ``k``, the bits of ``i``). Settled by the PCS with the other claims: nothing about the
+    mask but ``g(point)`` is revealed (no reduction sumcheck)."""
     pt = F._check_ext(point, "point")
-    n = pt.shape[0]
-    rows = 1 << max(0, (n - 1).bit_length())
-    cols = mask_columns(degree)
-    w = np.zeros((rows, cols, 4), dtype=np.uint32)
-    for i, r in enumerate(pt.tolist()):
-        p = (1, 0, 0, 0)
-        for k in range(cols):
-            w[i, k] = p
-            p = F._emul4(p, r)
-    return w.reshape(-1, 4)
-
-
-@functools.lru_cache(maxsize=128)
-def _mask_spec(n_vars: int, degree: int = MAX_DEGREE) -> SumcheckSpec:
-    rows = 1 << max(0, (n_vars - 1).bit_length())
-    return SumcheckSpec.make((rows * mask_columns(degree)).bit_length() - 1, 2, [(1, (0, 1))])
-
-
-def prove_mask_opening(mask: MaskPolynomial, point: np.ndarray, transcript: Transcript) -> ProverOutput:
-    """Reduce ``g(point)`` (the ``"mask"`` claim of a masked sumcheck) to one MLE evaluation claim on
-    ``mask.committed_table()`` by a degree-2 sumcheck against :func:`mask_weights_table`."""
-    table = mask.committed_table()
-    weights = mask_weights_table(point, mask.degree)
-    return prove(_mask_spec(mask.n_vars, mask.degree), [table, weights], mask.evaluate(point), transcript)
-
-
-def verify_mask_opening(n_vars: int, point: np.ndarray, value: np.ndarray, proof: SumcheckProof,
-                        transcript: Transcript, degree: int = MAX_DEGREE) -> VerifyResult:
-    """Check the reduction of ``g(point) = value``; on success the single claim is
-    ``EvalClaim("mask", z, v)`` on the committed coefficient table (the weights are checked here)."""
-    def run() -> VerifyResult:
-        res = verify(_mask_spec(n_vars, degree), value, proof, transcript, (MASK_COLUMN, "weights"))
-        if not res.ok:
-            return res
-        table_claim, weight_claim = res.claims
-        if not np.array_equal(mle.evaluate(mask_weights_table(point, degree), weight_claim.point),
-                              weight_claim.value):
-            return VerifyResult.reject("mask opening: wrong weight value")
-        return VerifyResult.accept((table_claim,))
-
-    return guarded(run, "mask opening")
+    if pt.shape[0] != n_vars:
+        raise ValueError(f"a mask of {n_vars} variables evaluated at a point of {pt.shape[0]}")
+    ell = max(0, (n_vars - 1).bit_length())
+    kbits = mask_columns(degree).bit_length() - 1
+    ce, le = _geometric_point(_X, 2)
+    terms = []
+    for i in range(n_vars):
+        ck, lk = _geometric_point(pt[i], kbits)
+        bits = F.embed(np.array([(i >> (ell - 1 - q)) & 1 for q in range(ell)], dtype=np.uint32)).reshape(ell, 4)
+        terms.append((name, np.concatenate([ce, bits, ck]), F.emul(le, lk)))
+    return tuple(terms)

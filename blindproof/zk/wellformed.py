@@ -72,12 +72,12 @@ from blindproof.zk.quant.spec import DTYPE_MAX, QuantSpec
 from blindproof.zk.transcript import Transcript
 from blindproof.zk.verdict import VerifyResult, guarded
 
-DOMAIN = b"blindproof/weights-wellformed/v1"
+DOMAIN = b"blindproof/weights-wellformed/v2"
 AUX_COMMITMENT_LABEL = "wellformed/aux-commitment"
 PADDING_LABEL = "wellformed/padding"
 DTYPE_BOUNDS: dict[str, int] = DTYPE_MAX  # the reference's bounds (quant.spec), one table for both
 _MAGIC = b"BPWF"
-_VERSION = 1
+_VERSION = 2  # 2: extension-coefficient masks opened by linear claims
 _MAX_PROOF = 1 << 30
 _TAG = "wf"  # aux columns: "wf:<weight>…" limbs, "wf.mult.<table>.<chunk>" multiplicities
 
@@ -312,12 +312,17 @@ def prove_wellformed(spec: QuantSpec, weights: pcs.ProverState, params: pcs.PcsP
     lookups, lclaims = ctx.lookups.prove(ctx)
     masks.check_all_used()
     claims += lclaims + masks.claims
-    w_claims = [c for c in claims if c.tensor in plan.shapes]
-    a_claims = [c for c in claims if c.tensor not in plan.shapes and c.tensor not in plan.flags]
+    w_claims = [c for c in claims if _tensor(c) in plan.shapes]
+    a_claims = [c for c in claims if _tensor(c) not in plan.shapes and _tensor(c) not in plan.flags]
     aux_opening = pcs.open_claims(aux_state, a_claims, tr).to_bytes()
     # the weight commitment keeps no mask rows: the opening brings a companion drawn from ``mask_rng``
     weight_opening = pcs.open_claims(weights, w_claims, tr, rng=mask_rng).to_bytes()
     return WellformedProof(aux_com.to_bytes(), checks, lookups, aux_opening, weight_opening).to_bytes()
+
+
+def _tensor(claim) -> str:
+    """The tensor a claim is on (a linear claim's terms, a mask's, are all on one table)."""
+    return claim.terms[0][0] if hasattr(claim, "terms") else claim.tensor
 
 
 def _os_rng():
@@ -427,7 +432,7 @@ def _verify(model, data) -> WellformedResult:
         rd.done()
         claims += ctx.lookups.verify(ctx, proof.lookups) + ctx.masks.claims
         for c in claims:  # the indicator columns are public: evaluated here, never opened
-            if c.tensor in plan.flags:
+            if _tensor(c) in plan.flags:
                 real = plan.real[plan.flags[c.tensor]]
                 if c.point.shape[0] != B.n_vars(real) or not np.array_equal(c.value, B.indicator_eval(real, c.point)):
                     raise B.Reject(f"the indicator column {c.tensor!r} has a wrong value")
@@ -435,8 +440,8 @@ def _verify(model, data) -> WellformedResult:
         return _reject(str(exc))
     if ctx.masks.used != n_masks:
         return _reject(f"the aux commitment holds {n_masks} masks, the proof uses {ctx.masks.used}")
-    w_claims = [c for c in claims if c.tensor in plan.shapes]
-    a_claims = [c for c in claims if c.tensor not in plan.shapes and c.tensor not in plan.flags]
+    w_claims = [c for c in claims if _tensor(c) in plan.shapes]
+    a_claims = [c for c in claims if _tensor(c) not in plan.shapes and _tensor(c) not in plan.flags]
     res = pcs.verify(aux, a_claims, proof.aux_opening, tr)
     if not res.ok:
         return _reject(f"aux opening: {res.reason}")

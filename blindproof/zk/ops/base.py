@@ -629,9 +629,7 @@ def prove_sum(ctx: VerifierContext, proof: OpProof, n: int, tables: Sequence[np.
         name, mask = ctx.masks.take(n, spec.round_degrees)
         out = S.prove(spec, tables, claim, ctx.transcript, mask=mask, blinders=blinders, tails=tails)
         proof.put_bytes(out.proof.to_bytes(spec))
-        red = S.prove_mask_opening(mask, out.point, ctx.transcript)
-        proof.put_bytes(red.proof.to_bytes(S._mask_spec(n, mask.degree)))  # noqa: SLF001 - the module's own mask statement
-        ctx.masks.claims.append(Claim(name, red.point, red.final_evals[0]))
+        ctx.masks.add_claim(name, n, mask.degree, out.point, out.proof.mask_eval)
     _libra_claims(ctx, libra, out.point, out.final_evals[k0:])
     return out.point[:n0], out.final_evals[:k0]
 
@@ -661,11 +659,10 @@ def verify_sum(ctx: VerifierContext, rd: ProofReader, n: int, n_tables: int, ter
     if not np.array_equal(expect, final):
         raise Reject("sumcheck: final values do not match the last round polynomial")
     if masked:
-        red = rd.take_sumcheck(S._mask_spec(n, spec.degree))  # noqa: SLF001
-        res = S.verify_mask_opening(n, point, sc.mask_eval, red, ctx.transcript, spec.degree)
-        if not res.ok:
-            raise Reject(f"sumcheck mask: {res.reason}")
-        ctx.masks.claims.append(Claim(ctx.masks.next_name(), res.claims[0].point, res.claims[0].value))
+        try:
+            ctx.masks.add_claim(ctx.masks.next_name(), n, spec.degree, point, sc.mask_eval)
+        except F.FieldError:  # a challenge with r^(2^b) = −1: negligible, never accepted
+            raise Reject("sumcheck mask: a challenge without a geometric point") from None
     _libra_claims(ctx, libra, point, sc.final_evals[n_tables:])
     return point[:n0], sc.final_evals[:n_tables]
 

@@ -4,10 +4,11 @@ Every op sumcheck with at least one variable, and every layer sumcheck with at l
 the program's logUp-GKR lookups (:func:`blindproof.zk.lookup.prove_many`, after the op proofs), runs
 on ``f + ρ·g`` with its own random mask ``g`` (:class:`blindproof.zk.sumcheck.MaskPolynomial`), so its
 round messages are uniformly masked. The
-mask's coefficient table is committed as ``"zk~mask.<i>"`` (``i`` = the sumcheck's position in the
-proof) in the SAME trace commitment as the trace, before any challenge; the mask's value ``g(r)`` is
-reduced to an MLE claim on that table (``sumcheck.prove_mask_opening``), which the settler opens with
-every other trace claim.
+mask's coefficient table (extension coefficients, four base coordinates) is committed as
+``"zk~mask.<i>"`` (``i`` = the sumcheck's position in the proof) in the SAME trace commitment as the
+trace, before any challenge; the mask's value ``g(r)`` becomes a linear claim on that table
+(``sumcheck.mask_claim_terms``: one term per variable), which the settler opens with every other trace
+claim — nothing else about the mask is revealed.
 
 The prover must know every mask's size before committing: the sequence of sumcheck sizes depends only
 on the program and the input shapes, so :class:`MaskRecorder` learns it from a dry run of the op
@@ -58,11 +59,12 @@ class VerifierMasks:
         self.used += 1
         return name
 
-    def add_claim(self, name: str, point: np.ndarray, value: np.ndarray) -> None:
-        """Record the claim ``MLE(mask table name)(point) = value`` for the trace opening."""
-        from blindproof.zk.ops.base import Claim  # base uses this module's objects, not its names
+    def add_claim(self, name: str, n: int, degree: int, point: np.ndarray, value: np.ndarray) -> None:
+        """Record ``g(point) = value`` for the mask committed as ``name`` (``n`` variables, ``degree``) as
+        the linear claim on its table that the trace opening settles (:func:`sumcheck.mask_claim_terms`)."""
+        from blindproof.zk.ops.base import LinearClaim  # base uses this module's objects, not its names
 
-        self.claims.append(Claim(name, point, value))
+        self.claims.append(LinearClaim(S.mask_claim_terms(name, n, degree, point), value))
 
 
 @dataclass
