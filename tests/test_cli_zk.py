@@ -117,3 +117,6 @@ def test_prove_refuses_a_mismatched_commitment(tmp_path, _cli):
     assert _cli("commit", "--model", "mlp-784-56-10", cwd=tmp_path).returncode == 0
     r = _cli("prove", "--model", "mlp-784-56-10", "--seed", "3", cwd=tmp_path)
     assert r.returncode == 2 and "do not match" in r.stderr
+    (tmp_path / "model.commit.key.ledger").unlink()  # a lost ledger must not restart the budget silently
+    r = _cli("prove", "--model", "mlp-784-56-10", cwd=tmp_path)
+    assert r.returncode == 2 and "no opening ledger" in r.stderr

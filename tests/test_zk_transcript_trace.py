@@ -225,25 +225,11 @@ class Grammar:
         self.take("A pcs/commitment")
         while self.peek() == "A pcs/commitment":
             self.take("A pcs/commitment")
-        self.take("A pcs/n_claims")
-        claims = 0
-        while True:  # plain claims (tensor, point, value) and linear ones (count, (tensor, point, coef)*, value)
-            if self.many("A pcs/claim_tensor", "A pcs/claim_point", "A pcs/claim_value"):
-                claims += 1
-            elif self.peek() == "A pcs/linear_claim":
-                self.take("A pcs/linear_claim")
-                if not self.many("A pcs/claim_tensor", "A pcs/claim_point", "A pcs/claim_coef"):
-                    self.fail("a term of a linear claim")
-                self.take("A pcs/claim_value")
-                claims += 1
-            else:
-                break
-        if not claims:
-            self.fail("a claim")
+        self.take("A pcs/n_claims", "A pcs/claims")  # every claim in one message
         self.take("C pcs/gamma", "C pcs/gamma_mask", "C pcs/alpha", "C pcs/tau", "A pcs/mask_sum", "C pcs/rho")
         if not self.many("A pcs/round", "C pcs/r"):
             self.fail("a column-sumcheck round")
-        self.take("A pcs/mask_values", "C pcs/kappa", "A pcs/u_eval", "A pcs/s_eval", "A pcs/u_prox",
+        self.take("A pcs/mask_value", "C pcs/kappa", "A pcs/u_eval", "A pcs/s_eval", "A pcs/u_prox",
                   "A pcs/s_prox", "C pcs/queries")
         self.openings += 1
 
@@ -474,7 +460,7 @@ def mutations(tr: Trace) -> dict[str, tuple[list[Event], object]]:
     rnd = _first(ev, lambda e: e.label == "sumcheck/round")
     op = _first(ev, lambda e: e.label == "ops/op")
     op_c = _first(ev, chal, op)
-    claim = _first(ev, lambda e: e.label == "pcs/claim_value")
+    claim = _first(ev, lambda e: e.label == "pcs/claims")
     gamma = _first(ev, lambda e: e.label == "pcs/gamma", claim)
     roots = _first(ev, lambda e: e.label == "lookup/roots")
     return {

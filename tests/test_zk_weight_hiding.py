@@ -26,7 +26,7 @@ import pytest
 
 from blindproof.zk import field as F
 from blindproof.zk import mle, pcs
-from blindproof.zk.commitment import CommitmentKey, LedgerError, OpeningBudgetExceeded, OpeningLedger
+from blindproof.zk.commitment import CommitmentKey, LedgerError, OpeningBudgetExceeded, OpeningLedger, commit_model
 from blindproof.zk.proof_file import ModelProof
 from blindproof.zk.prover import ModelProver, PcsProverSettler, quantized_workload
 from blindproof.zk.transcript import Transcript
@@ -266,3 +266,27 @@ def test_old_versions_are_refused_by_version(two_proofs):
     op = bytearray(a.weight_opening)
     op[4:6] = (1).to_bytes(2, "little")
     assert not verify_model_proof(prover.commitment, dataclasses.replace(a, weight_opening=bytes(op)).to_bytes()).ok
+
+
+def test_in_memory_keys_share_one_ledger_per_process():
+    """A key that never touched disk gets the SAME ledger from every call (a fresh one per prover or
+    rotation reset the budget: 27 proofs of one key recovered a whole weight matrix)."""
+    from blindproof.zk.commitment import memory_ledger  # what ledger() returns for such a key (the
+    # suite's own keys get an unmetered one instead: conftest)
+
+    secret = CommitmentKey.generate().secret
+    assert memory_ledger(secret) is memory_ledger(bytes(secret))
+    assert memory_ledger(CommitmentKey.generate().secret) is not memory_ledger(secret)
+
+
+def test_two_weight_sets_under_one_key_share_no_randomness():
+    """One key, two weight sets of one spec: the hiding symbols differ (they were equal, and the two
+    commitments' openings gave the weights' difference away)."""
+    qm = quantized_workload("mlp-784-56-10")
+    key = CommitmentKey(b"\x3d" * 32)
+    other = {k: v.copy() for k, v in qm.weights.items()}
+    name = next(iter(other))
+    other[name].flat[0] = 1 - other[name].flat[0]
+    _, a = commit_model(qm.spec, qm.weights, key)
+    _, b = commit_model(qm.spec, other, key)
+    assert not np.array_equal(a.hiding, b.hiding)

@@ -49,7 +49,7 @@ def _read_input(path: Path | None, model_name: str, vocab: int | None):
 
 
 def run(args: argparse.Namespace) -> int:
-    from blindproof.zk.commitment import CommitmentKey, ModelCommitment, OpeningBudgetExceeded
+    from blindproof.zk.commitment import LEDGER_SUFFIX, CommitmentKey, ModelCommitment, OpeningBudgetExceeded
     from blindproof.zk.pcs import PcsParams
     from blindproof.zk.prover import ModelProver, program_input
 
@@ -57,6 +57,12 @@ def run(args: argparse.Namespace) -> int:
     if not key_path.exists():
         print(f"error: no commitment key at {key_path}; run `blindproof commit --model {args.model} "
               f"-o {args.commitment}` first", file=sys.stderr)
+        return 2
+    ledger_path = Path(str(key_path) + LEDGER_SUFFIX)
+    if not ledger_path.exists():  # `commit` creates it: a lost ledger would silently restart the budget
+        print(f"error: no opening ledger at {ledger_path}: the positions this key opened are unknown, so a proof "
+              "could take them past its hiding symbols; restore the ledger from a backup, or rotate to a fresh "
+              "key (`blindproof rotate`) and prove with that one", file=sys.stderr)
         return 2
     try:
         key = CommitmentKey.load(key_path)

@@ -54,6 +54,8 @@ from blindproof.zk.wellformed import prove_wellformed
 
 KEY_BYTES = 32
 _KEY_MAGIC = b"BPKEY1\n"
+_MEMORY_LEDGERS: dict[bytes, "OpeningLedger"] = {}  # in-memory ledgers by key digest, for the process
+_MEMORY_LOCK = threading.Lock()
 DEFAULT_SECURITY = 104.0  # commitment target: the whole proof (union bound) stays ≥ 100 provable bits
 # openings per key (proofs and rotation certificates; the last is kept for a rotation) whose opened
 # weight columns stay uniform. Each unit adds t hiding symbols per row:
@@ -94,6 +96,13 @@ class KeyedFieldRng:
         return data
 
 
+def memory_ledger(secret: bytes) -> "OpeningLedger":
+    """The process's in-memory ledger of a key that never touched disk (one per secret)."""
+    tag = blake3.blake3(secret).digest()
+    with _MEMORY_LOCK:
+        return _MEMORY_LEDGERS.setdefault(tag, OpeningLedger(None))
+
+
 @dataclass(frozen=True)
 class CommitmentKey:
     """The model owner's 32-byte secret from which the weight commitment's hiding randomness comes.
@@ -124,9 +133,12 @@ class CommitmentKey:
 
     def ledger(self) -> "OpeningLedger":
         """The opening ledger of this key: ``<key file>.ledger`` for a key read from or written to a
-        file, else an in-memory ledger (a key that never touches disk: its budget holds for the life of
-        the process only, so such a key must not be used again after a restart)."""
-        return OpeningLedger(Path(str(self.path) + LEDGER_SUFFIX) if self.path is not None else None)
+        file, else the process's one in-memory ledger for this secret (every call, prover and rotation
+        shares it: a fresh one per call would reset the budget; a key that never touches disk must not
+        be used again after a restart)."""
+        if self.path is not None:
+            return OpeningLedger(Path(str(self.path) + LEDGER_SUFFIX))
+        return memory_ledger(self.secret)
 
     @staticmethod
     def load(path: str | Path) -> "CommitmentKey":
@@ -498,6 +510,14 @@ def weight_tables(spec: QuantSpec, weights: Mapping[str, np.ndarray]) -> dict[st
     return out
 
 
+def _tables_digest(tables: Mapping[str, np.ndarray]) -> str:
+    h = blake3.blake3()
+    for name in sorted(tables):
+        nb = name.encode("utf-8")
+        h.update(len(nb).to_bytes(4, "little") + nb + np.ascontiguousarray(tables[name], dtype="<u4").tobytes())
+    return h.hexdigest()
+
+
 def commit_model(spec: QuantSpec, weights: Mapping[str, np.ndarray], key: CommitmentKey,
                  params: pcs.PcsParams | None = None, budget: int = DEFAULT_BUDGET
                  ) -> tuple[ModelCommitment, pcs.ProverState]:
@@ -516,10 +536,11 @@ def commit_model(spec: QuantSpec, weights: Mapping[str, np.ndarray], key: Commit
         raise ValueError(f"the opening budget must be an int in [1, {MAX_BUDGET}], got {budget!r}")
     check_spec_sound(spec)
     tables = weight_tables(spec, weights)
-    # the stream depends on every choice that shapes the matrix: two commitments under one key never
-    # share hiding symbols
-    label = (f"blindproof/model-weights/v2/{params.security_bits!r}/{params.blowup}/{params.proximity_tests}/"
-             f"{budget}/" + spec.digest())
+    # the stream depends on every choice that shapes the matrix AND on the weights: two commitments under
+    # one key never share hiding symbols or masks (two weight sets under one key would otherwise give
+    # away their difference)
+    label = (f"blindproof/model-weights/v3/{params.security_bits!r}/{params.blowup}/{params.proximity_tests}/"
+             f"{budget}/{spec.digest()}/{_tables_digest(tables)}")
     com, state = pcs.commit(tables, params, rng=key.rng(label), openings=budget + 1)
     # the proof that every weight respects its dtype ships with the commitment (its randomness from the
     # key too, so the commitment stays reproducible); it refuses weights outside their dtype's range

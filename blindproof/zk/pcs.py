@@ -60,6 +60,7 @@ from blindproof.zk.verdict import VerifyResult, guarded
 COMMITMENT_MAGIC = b"BPCM"
 OPENING_MAGIC = b"BPOP"
 FORMAT_VERSION = 2  # 2: hiding symbols apart from queries, stacked openings with companions, linear claims
+OPENING_VERSION = 3  # 3: the evaluation masks' value sent as one extension element (not its four rows')
 EVAL_MASKS = 4  # X^k-weighted rows: an extension-field mask from base-field rows
 MAX_LOG_TENSOR = 26
 MAX_TENSORS = 1 << 14  # gpt2-small's trace commits 3,451 tensors
@@ -711,7 +712,7 @@ class Opening:
 
     mask_sum: np.ndarray  # (4,)
     rounds: np.ndarray  # (log C, 2, 4): s(0), s(2)
-    mask_values: np.ndarray  # (4, 4): H_k(ζ)
+    mask_value: np.ndarray  # (4,): Σ_k x^k·H_k(ζ), the only combination of the mask rows revealed
     u_eval: np.ndarray  # (C, 4)
     s_eval: np.ndarray  # (t_h, 4)
     u_prox: np.ndarray  # (P, C, 4)
@@ -726,7 +727,7 @@ class Opening:
     def to_bytes(self) -> bytes:
         """Versioned encoding (parameters and soundness figures first)."""
         w = Writer()
-        w.header(OPENING_MAGIC, FORMAT_VERSION)
+        w.header(OPENING_MAGIC, OPENING_VERSION)
         w.bytes_(self.companion)
         w.u32(self.u_eval.shape[0])
         w.u32(self.s_eval.shape[0])
@@ -737,7 +738,7 @@ class Opening:
         w.u32(self.conjectured_tenths)
         w.ext_fixed(self.mask_sum.reshape(1, 4))
         w.ext_array(self.rounds.reshape(-1, 4))
-        w.ext_fixed(self.mask_values)
+        w.ext_fixed(self.mask_value.reshape(1, 4))
         w.ext_fixed(self.u_eval)
         w.ext_fixed(self.s_eval)
         w.ext_fixed(self.u_prox.reshape(-1, 4))
@@ -761,7 +762,7 @@ class Opening:
         c, t, th, tests = lay.n_cols, lay.n_queries, lay.hiding_symbols, lay.proximity_tests
         depth = lay.codeword_len.bit_length() - 1
         r = Reader(data, max_total=None)
-        r.header(OPENING_MAGIC, (FORMAT_VERSION,))
+        r.header(OPENING_MAGIC, (OPENING_VERSION,))
         comp = r.bytes_(64 + MAX_TENSORS * 300)
         coms = coms + ([_parse_companion(comp, lay)] if comp else [])
         try:
@@ -779,7 +780,7 @@ class Opening:
         prov, conj = r.u32(), r.u32()
         mask_sum = r.ext_fixed(1)[0]
         rounds = r.ext_array(2 * lay.log_cols, exact=2 * lay.log_cols).reshape(lay.log_cols, 2, 4)
-        mask_values = r.ext_fixed(EVAL_MASKS)
+        mask_value = r.ext_fixed(1)[0]
         u_eval = r.ext_fixed(c)
         s_eval = r.ext_fixed(th)
         u_prox = r.ext_fixed(tests * c).reshape(tests, c, 4)
@@ -796,7 +797,7 @@ class Opening:
                 raise ProofFormatError("Merkle siblings are not a whole number of digests")
             siblings.append(np.frombuffer(sib, dtype="<u4").astype(np.uint32).reshape(-1, 8))
         r.finish()
-        return Opening(mask_sum, rounds, mask_values, u_eval, s_eval, u_prox, s_prox, positions,
+        return Opening(mask_sum, rounds, mask_value, u_eval, s_eval, u_prox, s_prox, positions,
                        columns, siblings, prov, conj, bytes(comp))
 
 
@@ -811,26 +812,25 @@ def _parse_companion(data: bytes, base: Layout) -> Commitment:
 
 
 def _absorb_claims(tr: Transcript, coms: "Commitment | Sequence[Commitment]", parts) -> None:
-    """The opened commitments (in stack order), then the claims: a plain claim as tensor, point,
-    value; a linear claim as its term count, each term's tensor, point and coefficient, then value."""
+    """The opened commitments (in stack order), then the claims as one message: per claim its term
+    count, per term the tensor (length-prefixed UTF-8), the point (length-prefixed, ext little-endian)
+    and the coefficient, then the value (an injective encoding: one absorb instead of three per term)."""
     for com in [coms] if isinstance(coms, Commitment) else coms:
         tr.absorb_digest("pcs/commitment", com.digest())
     tr.absorb_bytes("pcs/n_claims", struct.pack("<I", len(parts)))
+    chunks = []
     for part in parts:
         if len(part) == 3 and isinstance(part[0], str):  # (tensor, point, value)
             part = ([(part[0], part[1], _ONE)], part[2], True)
-        terms, val, plain = part
-        if plain:
-            name, pt, _ = terms[0]
-            tr.absorb_bytes("pcs/claim_tensor", name.encode("utf-8"))
-            tr.absorb_ext("pcs/claim_point", pt)
-        else:
-            tr.absorb_bytes("pcs/linear_claim", struct.pack("<I", len(terms)))
-            for name, pt, coef in terms:
-                tr.absorb_bytes("pcs/claim_tensor", name.encode("utf-8"))
-                tr.absorb_ext("pcs/claim_point", pt)
-                tr.absorb_ext("pcs/claim_coef", coef)
-        tr.absorb_ext("pcs/claim_value", val)
+        terms, val, _ = part
+        chunks.append(struct.pack("<I", len(terms)))
+        for name, pt, coef in terms:
+            nb = name.encode("utf-8")
+            pb = np.ascontiguousarray(pt, dtype="<u4").tobytes()
+            chunks += [struct.pack("<I", len(nb)), nb, struct.pack("<I", len(pb) // 16), pb,
+                       np.ascontiguousarray(coef, dtype="<u4").tobytes()]
+        chunks.append(np.ascontiguousarray(val, dtype="<u4").tobytes())
+    tr.absorb_bytes("pcs/claims", b"".join(chunks))
 
 
 def _gammas(tr: Transcript, lay: Layout) -> np.ndarray:
@@ -895,8 +895,10 @@ def open_claims(state: "ProverState | Sequence[ProverState]", claims: Sequence, 
     # the one evaluation row u = wᵀM (w: the row weights the verifier computes) = Σ_t A_t(ζ)·B_t + masks
     eqz = mle.eq_table(zeta)
     h0 = lay.eval_mask_row
-    mask_values = np.stack([F.edot(eqz, M[h0 + k]) for k in range(EVAL_MASKS)])
-    transcript.absorb_ext("pcs/mask_values", mask_values)
+    # H_k(ζ) combined as Σ_k x^k·H_k(ζ): sent apart, the four would give away all four base coordinates
+    # of the data rows' evaluation (the mask rows cancel out of one relation among them)
+    mask_value = _ext_sum(F.emul(_x_powers(), np.stack([F.edot(eqz, M[h0 + k]) for k in range(EVAL_MASKS)])))
+    transcript.absorb_ext("pcs/mask_value", mask_value)
     kappa = transcript.challenge_ext("pcs/kappa")
     row_coefs = np.concatenate([at_zeta[:rows.size], F.emul(kappa[None, :], _x_powers())])
     row_idx = np.concatenate([rows, np.arange(h0, h0 + EVAL_MASKS)])
@@ -915,7 +917,7 @@ def open_claims(state: "ProverState | Sequence[ProverState]", claims: Sequence, 
     columns = np.concatenate([x.columns(positions) for x in states], axis=1)
     siblings = [x.tree.open(positions) for x in states]
     prov, conj = _soundness_tenths(lay, len(parts))
-    return Opening(mask_sum, rounds, mask_values, u_eval, s_eval, u_prox, s_prox, positions, columns,
+    return Opening(mask_sum, rounds, mask_value, u_eval, s_eval, u_prox, s_prox, positions, columns,
                    siblings, prov, conj, implicit)
 
 
@@ -1046,7 +1048,7 @@ def _verify(commitment, claims: Sequence, opening, transcript: Transcript) -> Ve
     c, t, th, n = lay.n_cols, lay.n_queries, lay.hiding_symbols, lay.codeword_len
     o = opening
     shapes = {"rounds": (o.rounds.shape, (lay.log_cols, 2, 4)), "u_eval": (o.u_eval.shape, (c, 4)),
-              "s_eval": (o.s_eval.shape, (th, 4)), "mask_values": (o.mask_values.shape, (EVAL_MASKS, 4)),
+              "s_eval": (o.s_eval.shape, (th, 4)), "mask_value": (o.mask_value.shape, (4,)),
               "u_prox": (o.u_prox.shape, (lay.proximity_tests, c, 4)),
               "s_prox": (o.s_prox.shape, (lay.proximity_tests, th, 4)), "mask_sum": (o.mask_sum.shape, (4,))}
     for what, (got, want) in shapes.items():
@@ -1072,13 +1074,11 @@ def _verify(commitment, claims: Sequence, opening, transcript: Transcript) -> Ve
         r = transcript.challenge_ext("pcs/r")
         zeta[i] = r
         claim = _quadratic_at(s0, F.esub(claim, s0), s2, r)
-    transcript.absorb_ext("pcs/mask_values", o.mask_values)
+    transcript.absorb_ext("pcs/mask_value", o.mask_value)
     kappa = transcript.challenge_ext("pcs/kappa")
 
-    # evaluation: u·eq(ζ) must equal the sumcheck's final claim plus the masks' values
-    expect = claim
-    for k in range(EVAL_MASKS):
-        expect = F.eadd(expect, F.emul(F.emul(kappa, _x_powers()[k]), o.mask_values[k]))
+    # evaluation: u·eq(ζ) must equal the sumcheck's final claim plus κ times the masks' value
+    expect = F.eadd(claim, F.emul(kappa, o.mask_value))
     if not np.array_equal(F.edot_ext(mle.eq_table(zeta), o.u_eval), expect):
         return VerifyResult.reject("evaluation row does not match the claimed values")
 

@@ -482,13 +482,16 @@ class MaskPolynomial:
             self._suffix = suf
         count = pow(2, n - j - 1, P)  # assignments of the variables after j
         # every later variable contributes (g_i(0) + g_i(1)) / 2 per assignment on average
-        const = [t * count % P * inv2 % P for t in self._suffix[j + 1]]
-        b = F._check_ext(bound_sum, "bound_sum").reshape(4).tolist()
-        out = np.empty((degree + 1, 4), dtype=np.uint32)
-        for x in range(degree + 1):
-            gj = self._univariate_ints(j, (x, 0, 0, 0))
-            out[x] = [((b[c] + gj[c]) * count + const[c]) % P for c in range(4)]
-        return out
+        const = np.array([t * count % P * inv2 % P for t in self._suffix[j + 1]], dtype=np.int64)
+        b = F._check_ext(bound_sum, "bound_sum").reshape(4).astype(np.int64)
+        gj = (_powers(degree, self.degree) @ self.coeffs[j].astype(np.int64)) % P  # g_j(x), x = 0..degree
+        return (((b[None, :] + gj) % P * count + const[None, :]) % P).astype(np.uint32)
+
+
+@functools.lru_cache(maxsize=64)
+def _powers(degree: int, k: int) -> np.ndarray:
+    """``x^t`` for x = 0..degree (rows), t = 0..k (columns): small integers (at most 5^5)."""
+    return np.array([[x ** t for t in range(k + 1)] for x in range(degree + 1)], dtype=np.int64)
 
 
 # --- proof -------------------------------------------------------------------------------------------
