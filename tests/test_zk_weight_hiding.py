@@ -290,3 +290,45 @@ def test_two_weight_sets_under_one_key_share_no_randomness():
     _, a = commit_model(qm.spec, qm.weights, key)
     _, b = commit_model(qm.spec, other, key)
     assert not np.array_equal(a.hiding, b.hiding)
+
+
+def test_the_evaluation_row_reveals_nothing_about_the_weight_rows(mlp_honest, monkeypatch):
+    """The weight opening's evaluation row ``u = Σ_r w_r·M_r`` and the masks' value, as base-field
+    observations of the rows' values at ζ: their rank minus the rank on the companion's rows alone is
+    what they say about the weights — 0. With the four mask rows' values sent apart (the earlier
+    format) it was 4: one extension relation on the weight rows per opening, which matched the real
+    weights on every proof."""
+    from test_zk_leakage_rank import _rank_mod_p
+
+    prover, _, proof = mlp_honest
+    seen = []
+    real = pcs._eval_row_weights
+    monkeypatch.setattr(pcs, "_eval_row_weights", lambda lay, *a: seen.append((lay, real(lay, *a))) or seen[-1][1])
+    assert verify_model_proof(prover.commitment, proof.to_bytes()).ok
+    lay, w = seen[-1]  # the weight opening is verified last
+    n_w, h0 = prover.commitment.weights.layout.n_rows, lay.eval_mask_row
+    rows = [r for r in range(w.shape[0]) if w[r].any()]
+    col = {(r, c): i for i, (r, c) in enumerate((r, c) for r in rows for c in range(4))}
+    obs = []
+    for j in range(4):  # coordinate j of u(ζ): Σ_r (w_r)_j M_r(ζ), one extension (four base) equations
+        for c in range(4):
+            row = np.zeros(len(col), dtype=np.int64)
+            for r in rows:
+                row[col[r, c]] = int(w[r, j])
+            obs.append(row)
+    x_pow = pcs._x_powers()
+    for c in range(4):  # the mask value Σ_k x^k·H_k(ζ), coordinate c
+        row = np.zeros(len(col), dtype=np.int64)
+        for k in range(pcs.EVAL_MASKS):
+            for c2 in range(4):  # (x^k·h)[c] = Σ_c2 (x^k·e_c2)[c]·h[c2]
+                row[col[h0 + k, c2]] = int(F.emul(x_pow[k], np.eye(4, dtype=np.uint32)[c2])[c])
+        obs.append(row)
+    A = np.stack(obs)
+    companion = np.array([r >= n_w for r, _ in col])
+
+    def leak(a):
+        return _rank_mod_p(a) - _rank_mod_p(a[:, companion])
+
+    assert leak(A) == 0
+    units = [np.eye(len(col), dtype=np.int64)[col[h0 + k, c]] for k in range(pcs.EVAL_MASKS) for c in range(4)]
+    assert leak(np.concatenate([A, np.stack(units)])) == 4  # the four rows' values sent apart
