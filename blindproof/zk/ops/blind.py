@@ -38,6 +38,8 @@ of revealed values cancels the randomizers without cancelling the tensor.
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -68,6 +70,20 @@ def in_companion(name: str) -> bool:
     return name.startswith(PREFIX + "w:")
 
 
+@functools.lru_cache(maxsize=8)
+def _halves(b: int) -> np.ndarray:
+    t = np.tile(_HALF, (b, 1))
+    t.setflags(write=False)
+    return t
+
+
+@functools.lru_cache(maxsize=8)
+def _scale(b: int) -> np.ndarray:
+    t = F.ext(1 << b)
+    t.setflags(write=False)
+    return t
+
+
 @dataclass(frozen=True)
 class Rule:
     """Where a tensor's randomizer lives: blinding variable ``s``, variables ``A`` (indices into the
@@ -94,11 +110,11 @@ class Rule:
     def phi_point(self, point: np.ndarray) -> np.ndarray:
         """The point of ``R`` whose value times ``2^b`` is ``Φ_T(p_A)``."""
         pa = point[list(self.A)] if self.A else np.zeros((0, 4), dtype=np.uint32)
-        return np.concatenate([pa, np.tile(_HALF, (self.b, 1))])
+        return np.concatenate([pa, _halves(self.b)])
 
     def phi_scale(self) -> np.ndarray:
         """``2^b``."""
-        return F.ext(1 << self.b)
+        return _scale(self.b)
 
     def phi(self, R: np.ndarray, point: np.ndarray) -> np.ndarray:
         """``Φ_T(p_A)`` from the randomizer table (prover, oracle)."""
@@ -168,13 +184,14 @@ def lengths_from_layout(names, log_sizes) -> dict[str, int]:
 
 
 def sample_tables(rules: Mapping[str, Rule], rng) -> dict[str, np.ndarray]:
-    """Fresh randomizer tables (field elements as int64, the prover's value format), one per source
+    """Fresh randomizer tables (field elements, uint32), one per source
     rule; ``rng`` is the OS CSPRNG (``field.SecureRng``) except in tests."""
-    out: dict[str, np.ndarray] = {}
-    for r in rules.values():
-        if r.table == blind_name(r.tensor):
-            out[r.table] = F.random(rng, 1 << r.r_vars).astype(np.int64)
-    return out
+    own = [r for r in rules.values() if r.table == blind_name(r.tensor)]
+    sizes = [1 << r.r_vars for r in own]
+    flat = F.random(rng, sum(sizes))  # one draw for all (a thousand small tables per proof)
+    ends = np.cumsum(sizes)
+    # field elements as uint32: canonical tables as they are (no signed conversion per table)
+    return {r.table: flat[e - k:e] for r, k, e in zip(own, sizes, ends)}
 
 
 # --- readers ---------------------------------------------------------------------------------------
