@@ -151,11 +151,16 @@ def test_wrong_multiplicities_rejected(honest):
 def test_tampered_proof_parts_rejected(honest):
     st, groups, mult, proof = honest
     def fresh():
-        return L.LookupProof(proof.roots.copy(), [L.S.SumcheckProof(l.round_evals.copy(), l.final_evals.copy())
-                                                  for l in proof.layers], [e.copy() for e in proof.column_evals])
+        return L.LookupProof(proof.root_q.copy(), [L.S.SumcheckProof(l.round_evals.copy(), l.final_evals.copy())
+                                                   for l in proof.layers], [e.copy() for e in proof.column_evals],
+                             proof.mult_evals.copy(), proof.blind_evals.copy())
     p = fresh()
-    p.roots[0, 0, 1] ^= 1
+    p.root_q[0, 1] ^= 1
     assert not L.verify(st, p, committed(groups, mult)).ok
+    p = fresh()
+    p.mult_evals[0, 0] = (int(p.mult_evals[0, 0]) + 1) % F.P
+    res = L.verify(st, p, committed(groups, mult))
+    assert not res.ok and "numerators" in res.reason
     for k in (0, 3, 5):
         p = fresh()
         if p.layers[k].round_evals.size:
@@ -166,6 +171,8 @@ def test_tampered_proof_parts_rejected(honest):
     p = fresh()
     p.column_evals[1][0, 2] = (int(p.column_evals[1][0, 2]) + 1) % F.P
     assert not L.verify(st, p, committed(groups, mult)).ok
+    # a claimed root with a nonzero numerator is not even expressible: the verifier puts p = 0
+    # itself, so a prover whose true root numerator is nonzero fails layer 0 (test above)
     # different table, different statement
     other = L.LookupStatement(L.LookupTable.range(8), ("a", "c"), (6, 4))
     assert not L.verify(other, proof, committed(groups, mult)).ok
@@ -283,7 +290,8 @@ def test_mask_fields_in_a_gkr_layer_are_rejected(honest):
     st, groups, mult, proof = honest
     layers = [L.S.SumcheckProof(l.round_evals.copy(), l.final_evals.copy()) for l in proof.layers]
     layers[2].mask_sum, layers[2].mask_eval = F.ezero(), F.ezero()
-    p = L.LookupProof(proof.roots.copy(), layers, [e.copy() for e in proof.column_evals])
+    p = L.LookupProof(proof.root_q.copy(), layers, [e.copy() for e in proof.column_evals],
+                      proof.mult_evals.copy(), proof.blind_evals.copy())
     res = L.verify(st, p, committed(groups, mult))
     assert not res.ok and "mask" in res.reason
 
@@ -360,9 +368,10 @@ def test_repeated_lookup_rejects_a_tampered_second_repetition():
     mult = table.multiplicities(groups)
     st = L.LookupStatement(table, ("w",), (6,), reps=2)
     proof = L.prove(st, groups, mult, committed(groups, mult))
-    for tree, part in ((2, 0), (3, 1)):  # second repetition: witness tree, table tree
-        p = L.LookupProof(proof.roots.copy(), proof.layers, proof.column_evals)
-        p.roots[tree, part, 0] = (int(p.roots[tree, part, 0]) + 1) % F.P
+    for tree in (0, 1):  # either repetition's root denominator
+        p = L.LookupProof(proof.root_q.copy(), proof.layers, proof.column_evals, proof.mult_evals,
+                          proof.blind_evals)
+        p.root_q[tree, 0] = (int(p.root_q[tree, 0]) + 1) % F.P
         assert not L.verify(st, p, committed(groups, mult)).ok
     with pytest.raises(ValueError, match="reps"):
         L.LookupStatement(table, ("w",), (6,), reps=3)
@@ -404,7 +413,7 @@ def _committed_many(groups, mults):
 def test_many_lookups_share_one_gkr():
     sts, groups, mults = _many_case(np.random.default_rng(11))
     proof, claims = L.prove_many(sts, groups, mults, _committed_many(groups, mults))
-    assert len(proof.layers) == max(n for st in sts for n in st.all_tree_logs)
+    assert len(proof.layers) == max(n for st in sts for n in st.all_tree_logs())
     res = L.verify_bytes(sts, proof.to_bytes(sts), _committed_many(groups, mults))
     assert res.ok, res.reason
     flat = [c for cl in claims for c in cl]

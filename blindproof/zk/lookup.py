@@ -4,25 +4,29 @@ For a challenge ``α`` (and ``β`` to fold multi-column rows ``(c_0, c_1, …) �
 
     sum_{groups g} sum_i 1 / (α - w_g[i])  =  sum_j m[j] / (α - t[j])
 
-Each side is a fractional sum, computed by a binary tree of fractions ``(p, q)`` with parent
-``(p0 q1 + p1 q0, q0 q1)``. The prover sends the roots; the verifier checks that they add up to zero
-and then walks all trees down together, one GKR layer at a time: layer ``k`` is a degree-3 sumcheck
-over ``k`` variables of ``eq(r, x) · (p0 q1 + p1 q0 + λ q0 q1)`` (one such term pair per tree, batched
-with powers of ``λ``), followed by a fresh coordinate ``μ`` that turns the four child values into a claim
-on the next layer. No inverse column is ever committed. Trees of different depths share the random
+Both sides go into ONE signed fraction tree per repetition (logUp-GKR, Papini–Haböck, ePrint
+2023/1284 §3): witness leaves ``(1, α − w_i)``, table leaves ``(−m_j, α − t_j)`` side by side
+(:class:`TreeLayout`), padding ``(0, 1)``, parent ``(p0 q1 + p1 q0, q0 q1)``. The lookup holds iff the
+root numerator is 0: the prover sends only the root denominator ``q`` (checked ≠ 0) and the verifier
+walks all trees down together, one GKR layer at a time: layer ``k`` is a degree-3 sumcheck over ``k``
+variables of ``eq(r, x) · (p0 q1 + p1 q0 + λ q0 q1)`` (one such term pair per tree, batched with
+powers of ``λ``), followed by a fresh coordinate ``μ`` that turns the four child values into a claim on
+the next layer. No inverse column is ever committed. Trees of different depths share the random
 point; a tree drops out when its leaves are reached.
 
-At the leaves the verifier knows the numerators of witness trees (1) and computes the table's MLE
-itself (public table), so what remains are evaluation claims on the witness columns (one per column,
-at its group's leaf point) and on the multiplicity column. :func:`verify` returns them as
-:class:`~blindproof.zk.sumcheck.EvalClaim` s for the commitment to open; the caller must have absorbed
-the commitments of the witness columns AND of the multiplicities into the transcript before calling
-:func:`prove` / :func:`verify` (the challenges ``α``, ``β`` are drawn inside).
+At the leaves the prover sends each group's column values and the multiplicities at their blocks'
+points; the verifier checks the tree's leaf claim ``(p, q)`` against them, the public table's MLE
+(computed itself) and the padding, and returns evaluation claims on the witness columns and the
+multiplicity column (:class:`~blindproof.zk.sumcheck.EvalClaim`) for the commitment to open; the caller
+must have absorbed the commitments of the witness columns AND of the multiplicities into the
+transcript before calling :func:`prove` / :func:`verify` (the challenges ``α``, ``β`` are drawn inside).
 
-Zero knowledge: given the program's masks (:mod:`blindproof.zk.ops.zkmask`), :func:`prove_many` runs
-every layer with rounds on ``f + ρ·g`` with its own committed mask ``g`` (Libra-style, as the op
-sumchecks) and reduces ``g(r)`` to a claim on the mask's committed table; :func:`verify_many` with masks
-requires them. The roots and each layer's final values stay in the clear (docs/proofs.md §5).
+Zero knowledge: given the program's masks (:mod:`blindproof.zk.ops.zkmask`), each tree also holds a
+blinding leaf ``(0, d)`` with ``d`` a fresh committed extension element (adds 0 to the fraction sum,
+multiplies ``q`` by ``d``; ``d ≠ 0`` follows from ``q ≠ 0``), and :func:`prove_many` runs every layer
+with rounds on ``f + ρ·g`` with its own committed mask ``g`` (Libra-style, as the op sumchecks) and
+reduces ``g(r)`` to a claim on the mask's committed table; :func:`verify_many` with masks requires both.
+The leaf values (``d`` included) and each layer's final values stay in the clear (docs/proofs.md §5).
 
 Range checks: :meth:`LookupTable.range` (``0 ≤ v < 2^bits``, bits ≤ 22, typically 16-bit limbs,
 see :func:`split_limbs`). Nonlinear functions: :meth:`LookupTable.function` of (input, output) pairs.
@@ -56,7 +60,7 @@ MAX_GROUP_LOG = 30
 MAX_WIDTH = 2
 MAX_GROUPS = 14  # witness groups per lookup (bounds the work of one layer)
 _MAGIC = b"BPLK"
-_VERSION = 3
+_VERSION = 4  # 4: one signed tree per lookup and repetition (root (0, q)), blinding leaves
 
 _NJ = dict(cache=True, nogil=True, boundscheck=False)
 
@@ -424,15 +428,20 @@ class LookupStatement:
         if not isinstance(self.reps, int) or not 1 <= self.reps <= MAX_REPS:
             raise ValueError(f"LookupStatement: reps must be an int in 1..{MAX_REPS}, got {self.reps!r}")
 
-    @property
-    def tree_logs(self) -> tuple[int, ...]:
-        """Depths of the fraction trees of one repetition: the groups, then the table."""
-        return tuple(self.group_logs) + (self.table.log_size,)
+    def layout(self, blinded: bool = False) -> "TreeLayout":
+        """Where each group, the table and the blinding leaf sit among the leaves of the one signed
+        fraction tree of a repetition (:func:`tree_layout`)."""
+        return tree_layout(self.group_logs, self.table.log_size, blinded)
 
     @property
-    def all_tree_logs(self) -> tuple[int, ...]:
+    def tree_logs(self) -> tuple[int, ...]:
+        """Depth of the fraction tree of one repetition (witness groups and table in one tree, with
+        room for a blinding leaf: the depth the soundness figure charges)."""
+        return (self.layout(True).depth,)
+
+    def all_tree_logs(self, blinded: bool = False) -> tuple[int, ...]:
         """Depths of every fraction tree, repetition after repetition."""
-        return self.tree_logs * self.reps
+        return (self.layout(blinded).depth,) * self.reps
 
     @property
     def queries(self) -> int:
@@ -467,6 +476,49 @@ MULTIPLICITY_COLUMN = "multiplicities"
 
 
 @dataclass(frozen=True)
+class TreeLayout:
+    """The leaves of one signed fraction tree (logUp-GKR, Papini–Haböck §3): each witness group and
+    the table occupy a block of ``2^log`` leaves at an offset aligned to its size (largest first), the
+    blinding leaf ``(0, d)`` (zero knowledge only) the next free leaf, padding ``(0, 1)`` the rest.
+    Aligned blocks make each block's MLE a sub-cube: at a leaf point ``r`` (first coordinate = most
+    significant bit) the tree's leaf MLE is ``Σ_b eq(r_high, offset_b) · block_b(r_low)``."""
+
+    depth: int
+    offsets: tuple[int, ...]  # leaf offset of each group, then of the table
+    logs: tuple[int, ...]  # log2 block size of each group, then of the table
+    blind: int | None  # leaf index of the blinding leaf, or None
+
+    def selector(self, offset: int, log: int, point: Sequence) -> tuple[int, int, int, int]:
+        """eq of the point's first ``depth - log`` coordinates with the block's prefix ``offset >> log``."""
+        top = self.depth - log
+        prefix = offset >> log
+        sel = _ONE
+        for k in range(top):
+            r = point[k]
+            sel = _MUL(sel, r if (prefix >> (top - 1 - k)) & 1 else _sub4(_ONE, r))
+        return sel
+
+    def block(self, i: int, point: Sequence) -> tuple[tuple[int, int, int, int], list]:
+        """Block ``i``'s (group ``i``, or the table for ``i = len(groups)``) selector and own point."""
+        return self.selector(self.offsets[i], self.logs[i], point), list(point[self.depth - self.logs[i]:])
+
+
+@functools.lru_cache(maxsize=1024)
+def tree_layout(group_logs: tuple[int, ...], table_log: int, blinded: bool) -> TreeLayout:
+    """The public leaf layout of one lookup's tree (sizes only)."""
+    logs = tuple(group_logs) + (table_log,)
+    order = sorted(range(len(logs)), key=lambda i: (-logs[i], i))
+    offsets = [0] * len(logs)
+    at = 0
+    for i in order:  # decreasing powers of two: every offset is a multiple of its block's size
+        offsets[i] = at
+        at += 1 << logs[i]
+    blind = at if blinded else None
+    total = at + (1 if blinded else 0)
+    return TreeLayout(max(1, (total - 1).bit_length()), tuple(offsets), logs, blind)
+
+
+@dataclass(frozen=True)
 class _LayerShape:
     """What :meth:`SumcheckProof.read` needs to read one GKR layer: k rounds of a degree-3
     polynomial, and the eq value plus (p0, p1, q0, q1) per active tree."""
@@ -492,23 +544,32 @@ def _statements(sts) -> tuple[LookupStatement, ...]:
     return sts
 
 
-def _tree_logs(sts: Sequence[LookupStatement]) -> tuple[int, ...]:
-    """Depths of every fraction tree of a (multi-)lookup: statement after statement."""
-    return tuple(n for st in sts for n in st.all_tree_logs)
+def _tree_logs(sts: Sequence[LookupStatement], blinded: bool) -> tuple[int, ...]:
+    """Depths of every fraction tree of a (multi-)lookup: statement after statement, one per repetition."""
+    return tuple(n for st in sts for n in st.all_tree_logs(blinded))
 
 
 @dataclass
 class LookupProof:
-    """Roots, one sumcheck per GKR layer, and the witness columns' values at their leaf points. One
-    proof may cover several statements (:func:`prove_many`): their trees share every GKR layer."""
+    """Root denominators (the root numerators are 0), one sumcheck per GKR layer, and the values at
+    the leaf point: each group's columns, each statement's multiplicities and, with zero knowledge,
+    each tree's blinding denominator ``d``. One proof may cover several statements
+    (:func:`prove_many`): their trees share every GKR layer."""
 
-    roots: np.ndarray  # (trees, 2, 4): (p, q) per tree
+    root_q: np.ndarray  # (trees, 4): the root denominator of each tree
     layers: list[S.SumcheckProof]
     column_evals: list[np.ndarray]  # per group of every statement: (width, 4)
+    mult_evals: np.ndarray  # (statements, 4): the multiplicity column at the table block's point
+    blind_evals: np.ndarray  # (trees, 4) blinding denominators d, or (0, 4) without zero knowledge
     mask_openings: list[S.SumcheckProof] = field(default_factory=list)  # per masked layer, in order
+    root_p: np.ndarray | None = None  # the prover's root numerators (not sent; a strict prover checks 0)
+
+    @property
+    def blinded(self) -> bool:
+        return self.blind_evals.shape[0] > 0
 
     def to_bytes(self, sts: "LookupStatement | Sequence[LookupStatement]") -> bytes:
-        """Serialize (format version 3)."""
+        """Serialize (format version 4)."""
         sts = _statements(sts)
         w = Writer()
         w.header(_MAGIC, _VERSION)
@@ -520,27 +581,30 @@ class LookupProof:
             w.u8(st.reps)
             for g in st.group_logs:
                 w.u8(g)
-        w.ext_fixed(self.roots.reshape(-1, 4))
+        w.u8(1 if self.blinded else 0)
+        w.ext_fixed(self.root_q.reshape(-1, 4))
         for layer in self.layers:
             layer.write(w)
         for op in self.mask_openings:
             op.write(w)
         for ev in self.column_evals:
             w.ext_fixed(ev)
+        w.ext_fixed(self.mult_evals.reshape(-1, 4))
+        w.ext_fixed(self.blind_evals.reshape(-1, 4))
         return w.getvalue()
 
     @staticmethod
     def from_bytes(data: bytes, sts: "LookupStatement | Sequence[LookupStatement]") -> "LookupProof":
         """Parse for the expected statement(s); ProofFormatError on any mismatch or malformation."""
         sts = _statements(sts)
-        logs = _tree_logs(sts)
-        depth = max(logs)
+        depth = max(_tree_logs(sts, True))  # the larger layout bounds the size
+        n_trees = len(_tree_logs(sts, True))
         n_groups = sum(len(st.group_logs) for st in sts)
         # a layer: mask sum and value, final values, rounds, and its mask opening (degree-2 rounds
         # over at most depth.bit_length() + 2 variables, two final values, no mask)
-        per_layer = 16 * (2 + 4 * (1 + 4 * len(logs)) + 3 * depth) + 16 * (2 * (depth.bit_length() + 2) + 2) + 2
-        r = Reader(data, max_total=64 + 8 * n_groups + 32 * len(logs) + depth * per_layer
-                   + 16 * MAX_WIDTH * n_groups)
+        per_layer = 16 * (2 + 4 * (1 + 4 * n_trees) + 3 * depth) + 16 * (2 * (depth.bit_length() + 2) + 2) + 2
+        r = Reader(data, max_total=64 + 8 * n_groups + 32 * n_trees + depth * per_layer
+                   + 16 * MAX_WIDTH * n_groups + 16 * len(sts))
         r.header(_MAGIC, (_VERSION,))
         if r.u8() != len(sts):
             raise ProofFormatError("lookup proof covers another number of statements")
@@ -551,16 +615,20 @@ class LookupProof:
             got = tuple(r.u8() for _ in st.group_logs)
             if got != st.group_logs:
                 raise ProofFormatError(f"lookup group sizes {got} do not match the statement {st.group_logs}")
-        roots = r.ext_fixed(2 * len(logs)).reshape(-1, 2, 4)
+        blinded = bool(r.u8(max_value=1))
+        logs = _tree_logs(sts, blinded)
+        root_q = r.ext_fixed(len(logs))
         layers = []
-        for k in range(depth):
+        for k in range(max(logs)):
             active = sum(1 for n in logs if n > k)
             layers.append(S.SumcheckProof.read(r, _layer_shape(k, active)))
         openings = [S.SumcheckProof.read(r, S._mask_spec(k))  # noqa: SLF001 - the mask opening's statement
                     for k, layer in enumerate(layers) if layer.mask_sum is not None and k > 0]
         evals = [r.ext_fixed(st.table.width) for st in sts for _ in st.group_logs]
+        mult_evals = r.ext_fixed(len(sts))
+        blind_evals = r.ext_fixed(len(logs) if blinded else 0)
         r.finish()
-        return LookupProof(roots, layers, evals, openings)
+        return LookupProof(root_q, layers, evals, mult_evals, blind_evals, openings)
 
 
 # --- extension arithmetic on Python ints (a few products per round: cheaper than numpy calls) ---------
@@ -621,16 +689,21 @@ def _fold_row(vals, pw) -> tuple[int, int, int, int]:
     return total
 
 
-def _fractions_cancel(roots) -> bool:
-    """sum_i p_i / q_i = 0, with every q_i ≠ 0 checked by the caller: sum_i p_i prod_{j≠i} q_j = 0."""
-    total = (0, 0, 0, 0)
-    for i, (p, _) in enumerate(roots):
-        term = p
-        for j, (_, q) in enumerate(roots):
-            if j != i:
-                term = _MUL(term, q)
-        total = _add4(total, term)
-    return total == (0, 0, 0, 0)
+@functools.lru_cache(maxsize=1)
+def _blind_point() -> tuple[np.ndarray, np.ndarray]:
+    """``(y, eq(y, 0))`` with ``eq(y, c) = eq(y, 0) · X^c`` for ``c = 0..3``: the MLE of a 4-entry
+    table ``D`` at ``y`` is ``eq(y, 0) · Σ_c D[c] X^c``, the extension element the table encodes.
+    (``y = (X²/(1+X²), X/(1+X))``: each coordinate's ratio ``y/(1−y)`` is ``X²``, resp. ``X``.)"""
+    x = np.array([0, 1, 0, 0], dtype=np.uint32)
+    x2 = F.emul(x, x)
+    y = np.stack([F.emul(x2, F.einv(F.eadd(F.eone(), x2))), F.emul(x, F.einv(F.eadd(F.eone(), x)))])
+    return y, mle.eq_table(y)[0].copy()
+
+
+def _blind_claim(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(point, value) of the claim on a blinding leaf's committed 4-entry mask table encoding ``d``."""
+    y, e0 = _blind_point()
+    return y, F.emul(e0, d)
 
 
 # --- prover ------------------------------------------------------------------------------------------
@@ -676,57 +749,90 @@ def _check_witness(st: LookupStatement, groups, mult) -> tuple[list[np.ndarray],
 
 
 def mask_sizes(sts: "LookupStatement | Sequence[LookupStatement]") -> list[tuple[int, int]]:
-    """(n_vars, degree) of the zero-knowledge mask of every masked layer sumcheck of a
-    :func:`prove_many` proof, in order: layer ``k`` of the shared GKR has ``k`` variables and degree 3;
-    layer 0 has no rounds and no mask. Depends only on the statements (public shapes)."""
-    return [(k, 3) for k in range(1, max(_tree_logs(_statements(sts))))]
+    """(n_vars, degree) of the committed zero-knowledge randomness a :func:`prove_many` proof takes,
+    in order: first one 4-entry table ``(1, 3)`` per tree (its blinding leaf's denominator ``d``), then
+    the mask of every layer sumcheck with rounds (layer ``k`` of the shared GKR: ``k`` variables,
+    degree 3). Depends only on the statements (public shapes)."""
+    logs = _tree_logs(_statements(sts), True)
+    return [(1, 3)] * len(logs) + [(k, 3) for k in range(1, max(logs))]
+
+
+def _leaves(lay: TreeLayout, cols_per_group, neg_mult, tcols, alpha, beta, d) -> tuple[np.ndarray, np.ndarray]:
+    """The signed tree's leaves: ``(1, α − w)`` per group row, ``(−m, α − t)`` per table row, the
+    blinding leaf ``(0, d)``, padding ``(0, 1)``."""
+    n = 1 << lay.depth
+    p = np.zeros((n, 4), dtype=np.uint32)
+    q = np.zeros((n, 4), dtype=np.uint32)
+    q[:, 0] = 1
+    for g, cols in enumerate(cols_per_group):
+        o, size = lay.offsets[g], 1 << lay.logs[g]
+        p[o:o + size, 0] = 1
+        q[o:o + size] = _leaf_denominators(cols, alpha, beta)
+    o, size = lay.offsets[-1], 1 << lay.logs[-1]
+    p[o:o + size] = neg_mult
+    q[o:o + size] = _leaf_denominators(tcols, alpha, beta)
+    if lay.blind is not None:
+        q[lay.blind] = d
+    return p, q
+
+
+def _statement_trees(sts: Sequence[LookupStatement], blinded: bool) -> list[range]:
+    """Per statement, the global indices of its trees (one per repetition)."""
+    out, base = [], 0
+    for st in sts:
+        out.append(range(base, base + st.reps))
+        base += st.reps
+    return out
 
 
 def prove_many(sts: Sequence[LookupStatement], groups: Sequence[Sequence[Sequence[np.ndarray]]],
                mults: Sequence[np.ndarray], transcript: Transcript, masks: "ProverMasks | None" = None
                ) -> tuple[LookupProof, list[tuple[S.EvalClaim, ...]]]:
-    """Prove several lookups with ONE logUp-GKR: every statement draws its own challenges, and the
-    fraction trees of all of them share each layer sumcheck (the per-round cost is paid once).
-    Returns the proof and, per statement, the claims :func:`verify_many` returns for it.
+    """Prove several lookups with ONE logUp-GKR: every statement draws its own challenges and builds
+    one signed fraction tree per repetition (:class:`TreeLayout`, root ``(0, q)``), and the trees of
+    all of them share each layer sumcheck (the per-round cost is paid once). Returns the proof and,
+    per statement, the claims :func:`verify_many` returns for it.
 
-    ``masks`` (zero knowledge, :class:`blindproof.zk.ops.zkmask.ProverMasks`): every layer with
-    rounds runs on ``f + ρ·g`` with the next committed mask ``g`` (``masks.take(k, 3)``), and ``g(r)``
-    is reduced to a claim on the mask's committed table, handed to ``masks.add_claim``."""
+    ``masks`` (zero knowledge, :class:`blindproof.zk.ops.zkmask.ProverMasks`): each tree gets a
+    blinding leaf ``(0, d)`` with ``d`` a committed fresh 4-entry table (``masks.take(1, 3)``; it
+    multiplies the root denominator by ``d``), every layer with rounds runs on ``f + ρ·g`` with the
+    next committed mask ``g`` (``masks.take(k, 3)``), and ``g(r)`` and ``d`` are reduced to claims on
+    the masks' committed tables, handed to ``masks.add_claim``."""
     sts = _statements(sts)
     if len(groups) != len(sts) or len(mults) != len(sts):
         raise ValueError(f"{len(sts)} statements need as many group lists and multiplicity columns")
+    blinded = masks is not None
     witness = [_check_witness(st, g, m) for st, g, m in zip(sts, groups, mults)]
-    leaves = []  # per statement and repetition: witness trees (1, α - w), then the table tree (-m, α - t)
-    challenges = []
-    for st, (cols_per_group, mult) in zip(sts, witness):
+    logs = _tree_logs(sts, blinded)
+    blinds = [masks.take(1, 3) for _ in logs] if blinded else []
+    blind_evals = np.stack([b[1].coeffs[0].astype(np.uint32) for b in blinds]) if blinded \
+        else np.zeros((0, 4), dtype=np.uint32)
+    for (name, _), d in zip(blinds, blind_evals):  # d -> a claim on its committed table
+        masks.add_claim(name, *_blind_claim(d))
+    trees = []  # trees[i][k] = (p, q) at layer k (2^k nodes), k = 0 … depth
+    for s_i, (st, (cols_per_group, mult)) in enumerate(zip(sts, witness)):
         alpha, beta = _draw_challenges(st, transcript)
-        challenges.append((tuple(alpha[0].tolist()), tuple(beta[0].tolist())))
         tcols = np.ascontiguousarray(np.stack(st.table.columns))
         neg_mult = F.embed(F.neg(mult))
         for r in range(st.reps):
-            leaves += [(F.eone(1 << n), _leaf_denominators(cols, alpha[r], beta[r]))
-                       for cols, n in zip(cols_per_group, st.group_logs)]
-            leaves.append((neg_mult, _leaf_denominators(tcols, alpha[r], beta[r])))
-    trees = []  # trees[i][k] = (p, q) at layer k (2^k nodes), k = 0 … depth
-    for p, q in leaves:
-        layers = [(p, q)]
-        while layers[-1][0].shape[0] > 1:
-            layers.append(_parent_layer(*layers[-1]))
-        trees.append(layers[::-1])
-    del leaves
-    roots = np.stack([np.stack([tr[0][0][0], tr[0][1][0]]) for tr in trees])
-    transcript.absorb_ext("lookup/roots", roots)
+            d = blind_evals[len(trees)] if blinded else None
+            layers = [_leaves(st.layout(blinded), cols_per_group, neg_mult, tcols, alpha[r], beta[r], d)]
+            while layers[-1][0].shape[0] > 1:
+                layers.append(_parent_layer(*layers[-1]))
+            trees.append(layers[::-1])
+    root_p = np.stack([tr[0][0][0] for tr in trees])
+    root_q = np.stack([tr[0][1][0] for tr in trees])
+    transcript.absorb_ext("lookup/root_q", root_q)
 
-    logs = _tree_logs(sts)
-    firsts = _first_trees(sts)  # tree index -> (statement, group) for rep-0 witness trees
+    per_st = _statement_trees(sts, blinded)
     depth = max(logs)
     point: list = []
-    claims = roots.copy()  # (trees, 2, 4): each tree's (p, q) claim on its current layer
+    claims = np.zeros((len(logs), 2, 4), dtype=np.uint32)  # each tree's (p, q) claim on its current layer
+    claims[:, 1] = root_q  # the root numerator is 0
     logs_a = np.array(logs)
-    leaf_points: dict[int, list] = {i: [] for i, n in enumerate(logs) if n == 0}
     layer_proofs = []
     openings: list[S.SumcheckProof] = []
-    column_evals: dict[tuple[int, int], np.ndarray] = {}
+    leaf_vals: dict[int, tuple] = {}
     for k in range(depth):
         active = np.nonzero(logs_a > k)[0]
         lam_a = transcript.challenge_ext("lookup/lambda")
@@ -750,55 +856,38 @@ def prove_many(sts: Sequence[LookupStatement], groups: Sequence[Sequence[Sequenc
         mu_a = transcript.challenge_ext("lookup/mu")
         claims[active] = _next_claims_kernel(layer.final_evals, mu_a)
         point = [tuple(mu_a.tolist())] + s_point
-        for i in active.tolist():
-            if logs[i] == k + 1:
-                leaf_points[i] = point
-                if i in firsts:  # a witness tree of a first repetition reached its leaves
-                    s_i, g = firsts[i]
-                    column_evals[s_i, g] = _column_values(witness[s_i][0][g], point, tuple(claims[i, 1].tolist()),
-                                                          *challenges[s_i])
-                    transcript.absorb_ext("lookup/columns", column_evals[s_i, g])
-    for i, (s_i, g) in firsts.items():
-        if logs[i] == 0:  # a single-row group: its leaf point is empty
-            column_evals[s_i, g] = np.stack([F.embed(c[0]) for c in witness[s_i][0][g]])
+        for s_i, st in enumerate(sts):
+            if logs[per_st[s_i][0]] == k + 1:  # this statement's trees reached their leaves
+                leaf_vals[s_i] = _leaf_values(st.layout(blinded), *witness[s_i], point)
+                transcript.absorb_ext("lookup/columns", _leaf_message(leaf_vals[s_i], blind_evals[per_st[s_i].start:per_st[s_i].stop]))
     out = []
-    base = 0
     for s_i, st in enumerate(sts):
-        cl = []
-        for g in range(len(st.group_logs)):
-            pt = np.array(leaf_points[base + g], dtype=np.uint32).reshape(-1, 4)
-            cl += [S.EvalClaim(name, pt, column_evals[s_i, g][c].copy())
-                   for c, name in enumerate(st.column_names(g))]
-        t = base + len(st.group_logs)  # the first repetition's table tree
-        cl.append(S.EvalClaim(MULTIPLICITY_COLUMN, np.array(leaf_points[t], dtype=np.uint32).reshape(-1, 4),
-                              np.array(_sub4((0, 0, 0, 0), claims[t, 0].tolist()), dtype=np.uint32)))
+        evals, mval, pts = leaf_vals[s_i]
+        cl = [S.EvalClaim(name, pts[g], evals[g][c].copy())
+              for g in range(len(st.group_logs)) for c, name in enumerate(st.column_names(g))]
+        cl.append(S.EvalClaim(MULTIPLICITY_COLUMN, pts[-1], mval.copy()))
         out.append(tuple(cl))
-        base += len(st.all_tree_logs)
-    evals = [column_evals[s_i, g] for s_i, st in enumerate(sts) for g in range(len(st.group_logs))]
-    return LookupProof(roots, layer_proofs, evals, openings), out
+    evals = [ev for s_i in range(len(sts)) for ev in leaf_vals[s_i][0]]
+    mult_evals = np.stack([leaf_vals[s_i][1] for s_i in range(len(sts))])
+    return LookupProof(root_q, layer_proofs, evals, mult_evals, blind_evals, openings, root_p), out
 
 
-def _column_values(cols: np.ndarray, point: list, q, alpha, beta) -> np.ndarray:
-    """The group's column values at its leaf point. The leaf claim is ``q = α - Σ_c β^c w_c(point)``,
-    so the first column follows from the others without evaluating it (one-column lookups: none)."""
-    rest = [tuple(mle.evaluate(c, np.array(point, dtype=np.uint32)).tolist()) for c in cols[1:]]
-    w0 = _sub4(alpha, q)
-    pw = beta
-    for v in rest:
-        w0 = _sub4(w0, _MUL(pw, v))
-        pw = _MUL(pw, beta)
-    return np.array([w0, *rest], dtype=np.uint32)
+def _leaf_values(lay: TreeLayout, cols_per_group, mult, point: list):
+    """Each group's column values and the multiplicities at their blocks' points, and the points."""
+    pts = [np.array(lay.block(i, point)[1], dtype=np.uint32).reshape(-1, 4) for i in range(len(lay.logs))]
+    evals = [np.stack([_ext_eval(c, pt) for c in cols]) for cols, pt in zip(cols_per_group, pts)]
+    return evals, _ext_eval(mult, pts[-1]), pts
 
 
-def _first_trees(sts: Sequence[LookupStatement]) -> dict[int, tuple[int, int]]:
-    """Global tree index of each statement's first-repetition witness trees -> (statement, group)."""
-    out = {}
-    base = 0
-    for s_i, st in enumerate(sts):
-        for g in range(len(st.group_logs)):
-            out[base + g] = (s_i, g)
-        base += len(st.all_tree_logs)
-    return out
+def _ext_eval(col: np.ndarray, pt: np.ndarray) -> np.ndarray:
+    """A base column's MLE at an extension point (a one-entry column: the entry itself)."""
+    return mle.evaluate(col, pt) if pt.shape[0] else F.embed(col[:1])[0]
+
+
+def _leaf_message(leaf_vals, blind_evals: np.ndarray) -> np.ndarray:
+    """What the transcript absorbs at a statement's leaves: column values, multiplicities, ``d``s."""
+    evals, mval, _ = leaf_vals
+    return np.concatenate([*evals, mval[None, :], blind_evals.reshape(-1, 4)])
 
 
 def _prove_layer(point: list, children: list[np.ndarray], lam, claim,
@@ -903,12 +992,17 @@ def verify_bytes(st: "LookupStatement | Sequence[LookupStatement]", data: bytes,
 
 def _verify(sts: Sequence[LookupStatement], proof: LookupProof, transcript: Transcript,
             masks: "VerifierMasks | None" = None) -> VerifyResult:
-    logs = _tree_logs(sts)
+    blinded = masks is not None
+    logs = _tree_logs(sts, blinded)
     n_trees = len(logs)
     depth = max(logs)
     n_groups = sum(len(st.group_logs) for st in sts)
-    if proof.roots.shape != (n_trees, 2, 4) or len(proof.layers) != depth \
-            or len(proof.column_evals) != n_groups:
+    if proof.blinded != blinded:
+        return VerifyResult.reject("lookup: a masked (zero-knowledge) lookup needs blinding leaves" if blinded
+                                   else "lookup: unexpected mask (blinding leaves)")
+    if proof.root_q.shape != (n_trees, 4) or len(proof.layers) != depth \
+            or len(proof.column_evals) != n_groups or proof.mult_evals.shape != (len(sts), 4) \
+            or proof.blind_evals.shape != ((n_trees if blinded else 0), 4):
         return VerifyResult.reject("lookup: proof shape does not match the statement")
     for k, layer in enumerate(proof.layers):
         active = sum(1 for n in logs if n > k)
@@ -929,32 +1023,22 @@ def _verify(sts: Sequence[LookupStatement], proof: LookupProof, transcript: Tran
             if ev.shape != (st.table.width, 4):
                 return VerifyResult.reject("lookup: wrong number of column values")
             evals.append(ev)
+    blind_evals = F._check_ext(proof.blind_evals, "blinding values")
+    for d in (blind_evals if blinded else ()):  # d -> a claim on its committed table
+        masks.add_claim(masks.next_name(), *_blind_claim(d))
     challenges = [_draw_challenges(st, transcript) for st in sts]
-    transcript.absorb_ext("lookup/roots", proof.roots)
-
-    roots = [(tuple(p), tuple(q)) for p, q in F._check_ext(proof.roots, "roots").tolist()]
-    if any(q == (0, 0, 0, 0) for _, q in roots):
+    transcript.absorb_ext("lookup/root_q", proof.root_q)
+    root_q = F._check_ext(proof.root_q, "root denominators")
+    if any(not q.any() for q in root_q):  # q ≠ 0: then p = 0 means the fractions cancel
         return VerifyResult.reject("lookup: a root denominator is zero")
-    base = 0
-    for st in sts:  # per repetition, the fractions must cancel: sum_i p_i / q_i = 0 (every q_i ≠ 0)
-        per = len(st.tree_logs)
-        for r in range(st.reps):
-            if not _fractions_cancel(roots[base + r * per: base + (r + 1) * per]):
-                return VerifyResult.reject("lookup: the witness and table fractional sums differ "
-                                           "(a row is outside the table or the multiplicities are wrong)")
-        base += per * st.reps
+    mult_evals = F._check_ext(proof.mult_evals, "multiplicity values")
 
-    firsts = _first_trees(sts)
-    flat_group = {}
-    g_flat = 0
-    for s_i, st in enumerate(sts):
-        for g in range(len(st.group_logs)):
-            flat_group[s_i, g] = g_flat
-            g_flat += 1
-    claims = F._check_ext(proof.roots, "roots").copy()  # (trees, 2, 4)
+    per_st = _statement_trees(sts, blinded)
+    claims = np.zeros((n_trees, 2, 4), dtype=np.uint32)  # (trees, 2, 4)
+    claims[:, 1] = root_q  # every root numerator is 0 (witness and table fractions cancel)
     logs_a = np.array(logs)
     point: list = []
-    leaf: dict[int, tuple[list, tuple]] = {i: (point, roots[i]) for i, n in enumerate(logs) if n == 0}
+    leaf: dict[int, list] = {}
     for k in range(depth):
         active = np.nonzero(logs_a > k)[0]
         lam_a = transcript.challenge_ext("lookup/lambda")
@@ -978,6 +1062,9 @@ def _verify(sts: Sequence[LookupStatement], proof: LookupProof, transcript: Tran
         if rho is not None:
             transcript.absorb_ext("lookup/mask_eval", layer.mask_eval)
             expect = _add4(expect, _MUL(rho, _ints(layer.mask_eval)))
+        if expect != claim and k == 0:  # no rounds: the children do not combine to the root (0, q)
+            return VerifyResult.reject("lookup: layer 0: the root is not (0, q) (the witness and table "
+                                       "fractional sums differ, or q is wrong)")
         if expect != claim:
             return VerifyResult.reject(f"lookup: layer {k}: final values do not match the last round polynomial")
         eq = _ONE
@@ -994,54 +1081,66 @@ def _verify(sts: Sequence[LookupStatement], proof: LookupProof, transcript: Tran
         mu_a = transcript.challenge_ext("lookup/mu")
         claims[active] = _next_claims_kernel(fin, mu_a)
         point = [tuple(mu_a.tolist())] + s_point
-        for i in active.tolist():
-            if logs[i] == k + 1:
-                leaf[i] = (point, (tuple(claims[i, 0].tolist()), tuple(claims[i, 1].tolist())))
-                if i in firsts:
-                    transcript.absorb_ext("lookup/columns", evals[flat_group[firsts[i]]])
+        e = 0
+        for s_i, st in enumerate(sts):
+            trees = per_st[s_i]
+            if logs[trees[0]] == k + 1:  # this statement's trees reached their leaves
+                leaf[s_i] = point
+                ds = blind_evals[trees.start:trees.stop]
+                msg = np.concatenate([*evals[e:e + len(st.group_logs)], mult_evals[s_i][None, :], ds])
+                transcript.absorb_ext("lookup/columns", msg)
+            e += len(st.group_logs)
 
     out: list[S.EvalClaim] = []
-    base = 0
+    e = 0
     for s_i, st in enumerate(sts):
-        res = _leaf_checks(st, challenges[s_i], [leaf[base + i] for i in range(len(st.all_tree_logs))],
-                           [evals[flat_group[s_i, g]] for g in range(len(st.group_logs))])
+        trees = per_st[s_i]
+        res = _leaf_checks(st, challenges[s_i], leaf[s_i], [tuple(claims[i, 0].tolist()) for i in trees],
+                           [tuple(claims[i, 1].tolist()) for i in trees], evals[e:e + len(st.group_logs)],
+                           mult_evals[s_i], blind_evals[trees.start:trees.stop] if blinded else None)
         if isinstance(res, str):
             return VerifyResult.reject(res)
         out += res
-        base += len(st.all_tree_logs)
+        e += len(st.group_logs)
     return VerifyResult.accept(tuple(out))
 
 
-def _leaf_checks(st: LookupStatement, challenges, leaf, evals) -> "list[S.EvalClaim] | str":
-    """One statement's leaf checks (its trees' final claims against the column values and the public
-    table); its claims, or the reason for rejecting."""
+def _leaf_checks(st: LookupStatement, challenges, point: list, ps: list, qs: list, evals, mval: np.ndarray,
+                 ds: "np.ndarray | None") -> "list[S.EvalClaim] | str":
+    """One statement's leaf checks: per repetition, the tree's final claim ``(p, q)`` at the leaf
+    point against the blocks' values (column values, the public table, the multiplicities, the
+    blinding ``d``, padding); its claims, or the reason for rejecting."""
     alpha, beta = challenges
-    per = len(st.tree_logs)
+    lay = st.layout(ds is not None)
     n_groups = len(st.group_logs)
     evs = [[tuple(v) for v in F._check_ext(ev, "column values").tolist()] for ev in evals]
-    tree_pt = leaf[n_groups][0]
-    tpt = np.array(tree_pt, dtype=np.uint32).reshape(-1, 4)
-    tvals = [tuple(st.table.column_mle(c, tpt).tolist()) for c in range(st.table.width)]
-    out: list[S.EvalClaim] = []
-    m_claim = None
+    blocks = [lay.block(i, point) for i in range(n_groups + 1)]
+    pts = [np.array(pt, dtype=np.uint32).reshape(-1, 4) for _, pt in blocks]
+    tvals = [tuple(st.table.column_mle(c, pts[-1]).tolist()) for c in range(st.table.width)]
+    m = tuple(mval.tolist())
+    pad = _ONE  # the padding's selector: 1 − every block's
+    for sel, _ in blocks:
+        pad = _sub4(pad, sel)
+    sel_d = (0, 0, 0, 0)
+    if ds is not None:
+        sel_d = lay.selector(lay.blind, 0, point)
+        pad = _sub4(pad, sel_d)
+    p_want = _sub4((0, 0, 0, 0), _MUL(blocks[-1][0], m))
+    for sel, _ in blocks[:-1]:
+        p_want = _add4(p_want, sel)
     for r in range(st.reps):
         a, b = tuple(alpha[r].tolist()), tuple(beta[r].tolist())
         pw = [_ONE, b][: st.table.width]
+        if ps[r] != p_want:
+            return "lookup: leaf numerators do not match the groups and the multiplicities"
+        q_want = _add4(pad, _MUL(blocks[-1][0], _sub4(a, _fold_row(tvals, pw))))
         for g in range(n_groups):
-            pt, (p, q) = leaf[r * per + g]
-            if p != _ONE:
-                return f"lookup: group {st.group_names[g]!r}: numerator is not 1"
-            if q != _sub4(a, _fold_row(evs[g], pw)):
-                return f"lookup: group {st.group_names[g]!r}: column values do not match the leaf denominator"
-            if r == 0:
-                pt_a = np.array(pt, dtype=np.uint32).reshape(-1, 4)
-                out += [S.EvalClaim(name, pt_a, evals[g][c].copy()) for c, name in enumerate(st.column_names(g))]
-        _, (p, q) = leaf[r * per + n_groups]
-        if q != _sub4(a, _fold_row(tvals, pw)):
-            return "lookup: table denominator does not match the public table"
-        if m_claim is None:
-            m_claim = p
-        elif p != m_claim:  # every repetition must use the same committed multiplicities
-            return "lookup: the repetitions disagree on the multiplicities"
-    out.append(S.EvalClaim(MULTIPLICITY_COLUMN, tpt, np.array(_sub4((0, 0, 0, 0), m_claim), dtype=np.uint32)))
+            q_want = _add4(q_want, _MUL(blocks[g][0], _sub4(a, _fold_row(evs[g], pw))))
+        if ds is not None:
+            q_want = _add4(q_want, _MUL(sel_d, tuple(ds[r].tolist())))
+        if qs[r] != q_want:
+            return "lookup: leaf denominators do not match the column values and the public table"
+    out = [S.EvalClaim(name, pts[g], evals[g][c].copy())
+           for g in range(n_groups) for c, name in enumerate(st.column_names(g))]
+    out.append(S.EvalClaim(MULTIPLICITY_COLUMN, pts[-1], mval.copy()))
     return out
