@@ -322,3 +322,30 @@ def test_model_proof_rejects_a_lookup_mask_claim_on_another_table(mlp):
         M.ProverMasks.sample = staticmethod(orig)
     res = verify_model_proof(prover.commitment, bad.to_bytes())
     assert not res.ok and "trace opening" in res.reason
+
+
+def test_model_proof_rejects_a_blinding_value_not_committed(mlp):
+    """A blinding leaf whose ``d`` is not the committed table's (a prover choosing ``d`` freely): the
+    lookup is consistent, the claim on the committed blinding table is not."""
+    prover, proof, runs = mlp
+    orig = M.ProverMasks.sample
+
+    def swap_blinder(plan, rng=None):  # commit the sampled masks, then prove with another first blinder
+        masks = orig(plan, rng)
+        tables = masks.tables()
+        masks.tables = lambda: tables
+        i = len(plan) - len(L.mask_sizes(runs[-1]))  # the last GKR's first blinding table
+        assert plan[i] == (1, 3)
+        masks.masks[i] = S.MaskPolynomial.random(np.random.default_rng(98), 1, 3)
+        return masks
+
+    M.ProverMasks.sample = staticmethod(swap_blinder)
+    try:
+        try:
+            bad = prover.prove(prover.model.encode(example_input(NAME)), rng=np.random.default_rng(3))
+        except ValueError:  # a prover that checks its own openings refuses the false claim
+            return
+    finally:
+        M.ProverMasks.sample = staticmethod(orig)
+    res = verify_model_proof(prover.commitment, bad.to_bytes())
+    assert not res.ok and "trace opening" in res.reason
