@@ -68,18 +68,23 @@ _NJ = dict(cache=True, nogil=True, boundscheck=False)
 # --- kernels -----------------------------------------------------------------------------------------
 
 @nb.njit(**_NJ)
-def _parent_layer(p, q):
-    """Children (2h, 4) -> parents (h, 4): p = p0 q1 + p1 q0, q = q0 q1, children at j and j + h."""
+def _parent_layer(p, q, live):
+    """Children (2h, 4) -> parents (h, 4): p = p0 q1 + p1 q0, q = q0 q1, children at 2j and 2j + 1
+    (a node covers a contiguous run of leaves). Children from ``live`` on are padding (0, 1), and so
+    are the parents from ``⌈live/2⌉`` on."""
     h = p.shape[0] // 2
-    pp = np.empty((h, 4), dtype=np.uint32)
-    qq = np.empty((h, 4), dtype=np.uint32)
-    for j in range(h):
-        a0, a1, a2, a3 = np.uint64(p[j, 0]), np.uint64(p[j, 1]), np.uint64(p[j, 2]), np.uint64(p[j, 3])
-        b0, b1, b2, b3 = (np.uint64(p[j + h, 0]), np.uint64(p[j + h, 1]), np.uint64(p[j + h, 2]),
-                          np.uint64(p[j + h, 3]))
-        c0, c1, c2, c3 = np.uint64(q[j, 0]), np.uint64(q[j, 1]), np.uint64(q[j, 2]), np.uint64(q[j, 3])
-        d0, d1, d2, d3 = (np.uint64(q[j + h, 0]), np.uint64(q[j + h, 1]), np.uint64(q[j + h, 2]),
-                          np.uint64(q[j + h, 3]))
+    pp = np.zeros((h, 4), dtype=np.uint32)
+    qq = np.zeros((h, 4), dtype=np.uint32)
+    used = min(h, (live + 1) // 2)
+    for j in range(used, h):
+        qq[j, 0] = 1
+    for j in range(used):
+        a0, a1, a2, a3 = np.uint64(p[2 * j, 0]), np.uint64(p[2 * j, 1]), np.uint64(p[2 * j, 2]), np.uint64(p[2 * j, 3])
+        b0, b1, b2, b3 = (np.uint64(p[2 * j + 1, 0]), np.uint64(p[2 * j + 1, 1]), np.uint64(p[2 * j + 1, 2]),
+                          np.uint64(p[2 * j + 1, 3]))
+        c0, c1, c2, c3 = np.uint64(q[2 * j, 0]), np.uint64(q[2 * j, 1]), np.uint64(q[2 * j, 2]), np.uint64(q[2 * j, 3])
+        d0, d1, d2, d3 = (np.uint64(q[2 * j + 1, 0]), np.uint64(q[2 * j + 1, 1]), np.uint64(q[2 * j + 1, 2]),
+                          np.uint64(q[2 * j + 1, 3]))
         x0, x1, x2, x3 = e_mul(a0, a1, a2, a3, d0, d1, d2, d3)
         y0, y1, y2, y3 = e_mul(b0, b1, b2, b3, c0, c1, c2, c3)
         pp[j, 0] = (x0 + y0) % _P
@@ -130,10 +135,13 @@ def _leaf_denominators(cols, alpha, beta):
 
 
 @nb.njit(**_NJ)
-def _gkr_round(tabs, length, eqs, lam, tree_coeffs):
-    """h(X) = sum_j eqs[j] · sum_t c_t (p0 q1 + q0 (p1 + λ q1))(X, j) at X = 0 and X = 2.
+def _gkr_round(tabs, length, eqs, lam, tree_coeffs, live):
+    """h(X) = sum_j eqs[j] · sum_t c_t (p0 q1 + q0 (p1 + λ q1))(j, X) at X = 0 and X = 2: the round
+    binds the LAST remaining variable (pairs 2j, 2j + 1), so padding stays a suffix that halves.
 
-    ``tabs`` holds (p0, p1, q0, q1) per tree, each (≥ length, 4); ``eqs`` is eq(r_{>j}, ·) of length/2.
+    ``tabs`` holds (p0, p1, q0, q1) per tree, each (≥ length, 4); ``eqs`` is eq(r_{<last}, ·) of length/2.
+    Entries of tree t from ``live[t]`` on are padding (p, q) = (0, 1), where the term is the constant
+    λ: those pairs are summed in closed form, ``c_t λ (1 − Σ_{j < ⌈live/2⌉} eqs[j])`` (eq sums to 1).
     p0 q1 + p1 q0 + λ q0 q1 is written with three products instead of four; products by the fixed λ
     and c_t use precomputed W-multiples (four reductions instead of six)."""
     K = tabs.shape[0]
@@ -143,11 +151,24 @@ def _gkr_round(tabs, length, eqs, lam, tree_coeffs):
     l0, l1, l2, l3 = np.uint64(lam[0]), np.uint64(lam[1]), np.uint64(lam[2]), np.uint64(lam[3])
     lw1, lw2, lw3 = (_W * l1) % _P, (_W * l2) % _P, (_W * l3) % _P
     cw = np.empty((n_trees, 4), dtype=np.uint64)
+    m = np.empty(n_trees, dtype=np.int64)
+    top = 0
     for t in range(n_trees):
         for c in range(4):
             cw[t, c] = (_W * np.uint64(tree_coeffs[t, c])) % _P
+        m[t] = min(h, (live[t] + 1) // 2)
+        top = max(top, m[t])
+    # prefix sums of eqs at each tree's live bound
+    run = np.zeros((top + 1, 4), dtype=np.uint64)
+    for j in range(top):
+        for c in range(4):
+            run[j + 1, c] = (run[j, c] + np.uint64(eqs[j, c])) % _P
+    pref = np.empty((n_trees, 4), dtype=np.uint64)
+    for t in range(n_trees):
+        for c in range(4):
+            pref[t, c] = run[m[t], c]
     v = np.empty((4, 4), dtype=np.uint64)
-    for j in range(h):
+    for j in range(top):
         w0, w1, w2, w3 = np.uint64(eqs[j, 0]), np.uint64(eqs[j, 1]), np.uint64(eqs[j, 2]), np.uint64(eqs[j, 3])
         for x in range(2):
             s0 = np.uint64(0)
@@ -155,13 +176,15 @@ def _gkr_round(tabs, length, eqs, lam, tree_coeffs):
             s2 = np.uint64(0)
             s3 = np.uint64(0)
             for t in range(n_trees):
+                if j >= m[t]:
+                    continue
                 for f in range(4):
                     for c in range(4):
-                        lo = np.uint64(tabs[4 * t + f, j, c])
+                        lo = np.uint64(tabs[4 * t + f, 2 * j, c])
                         if x == 0:
                             v[f, c] = lo
                         else:  # value at X = 2 is 2·hi - lo
-                            hi = np.uint64(tabs[4 * t + f, j + h, c])
+                            hi = np.uint64(tabs[4 * t + f, 2 * j + 1, c])
                             y = hi + hi
                             if y >= _P:
                                 y -= _P
@@ -195,10 +218,58 @@ def _gkr_round(tabs, length, eqs, lam, tree_coeffs):
             acc[x, 1] += r1
             acc[x, 2] += r2
             acc[x, 3] += r3
+    for t in range(n_trees):  # padding pairs: c_t · λ · (1 − pref_t), the same at X = 0 and X = 2
+        if m[t] == h:
+            continue
+        d0 = (np.uint64(1) + _P - pref[t, 0]) % _P
+        d1 = (_P - pref[t, 1]) % _P
+        d2 = (_P - pref[t, 2]) % _P
+        d3 = (_P - pref[t, 3]) % _P
+        e0, e1, e2, e3 = e_mul(d0, d1, d2, d3, l0, l1, l2, l3)
+        e0, e1, e2, e3 = e_mul(e0, e1, e2, e3, np.uint64(tree_coeffs[t, 0]), np.uint64(tree_coeffs[t, 1]),
+                               np.uint64(tree_coeffs[t, 2]), np.uint64(tree_coeffs[t, 3]))
+        for x in range(2):
+            acc[x, 0] += e0
+            acc[x, 1] += e1
+            acc[x, 2] += e2
+            acc[x, 3] += e3
     for x in range(2):
         for c in range(4):
             acc[x, c] %= _P
     return acc.astype(np.uint32)
+
+
+@nb.njit(**_NJ)
+def _fold_live(tabs, length, r, live):
+    """Bind the last variable of every tree's tables (p0, p1, q0, q1) to r: t[j] <- t[2j] + r·(t[2j+1]
+    − t[2j]) for j < ⌈live[t]/2⌉; the entries after that which held live values become padding
+    (0 for numerators, 1 for denominators); the rest already are."""
+    h = length // 2
+    r0, r1, r2, r3 = np.uint64(r[0]), np.uint64(r[1]), np.uint64(r[2]), np.uint64(r[3])
+    w1, w2, w3 = (r1 * _W) % _P, (r2 * _W) % _P, (r3 * _W) % _P
+    for k in range(tabs.shape[0]):
+        u = min(length, live[k // 4])
+        m = min(h, (u + 1) // 2)
+        for j in range(m):
+            l0, l1, l2, l3 = (np.uint64(tabs[k, 2 * j, 0]), np.uint64(tabs[k, 2 * j, 1]),
+                              np.uint64(tabs[k, 2 * j, 2]), np.uint64(tabs[k, 2 * j, 3]))
+            u0, u1, u2, u3 = (np.uint64(tabs[k, 2 * j + 1, 0]), np.uint64(tabs[k, 2 * j + 1, 1]),
+                              np.uint64(tabs[k, 2 * j + 1, 2]), np.uint64(tabs[k, 2 * j + 1, 3]))
+            d0 = u0 - l0 if u0 >= l0 else u0 + _P - l0
+            d1 = u1 - l1 if u1 >= l1 else u1 + _P - l1
+            d2 = u2 - l2 if u2 >= l2 else u2 + _P - l2
+            d3 = u3 - l3 if u3 >= l3 else u3 + _P - l3
+            p0, p1, p2, p3 = e_mul_by(d0, d1, d2, d3, r0, r1, r2, r3, w1, w2, w3)
+            tabs[k, j, 0] = (l0 + p0) % _P
+            tabs[k, j, 1] = (l1 + p1) % _P
+            tabs[k, j, 2] = (l2 + p2) % _P
+            tabs[k, j, 3] = (l3 + p3) % _P
+        pad = 1 if k % 4 >= 2 else 0
+        for j in range(m, min(u, h)):
+            tabs[k, j, 0] = pad
+            tabs[k, j, 1] = 0
+            tabs[k, j, 2] = 0
+            tabs[k, j, 3] = 0
 
 
 @nb.njit(**_NJ)
@@ -487,6 +558,12 @@ class TreeLayout:
     offsets: tuple[int, ...]  # leaf offset of each group, then of the table
     logs: tuple[int, ...]  # log2 block size of each group, then of the table
     blind: int | None  # leaf index of the blinding leaf, or None
+    used: int  # leaves that are not padding (a prefix: padding is the suffix)
+
+    def live(self, k: int) -> int:
+        """Nodes of layer ``k`` (``2^k`` nodes, node ``j`` covering leaves ``[j·2^(depth−k), …)``) that
+        are not padding ``(0, 1)``: a prefix."""
+        return -(-self.used >> (self.depth - k))
 
     def selector(self, offset: int, log: int, point: Sequence) -> tuple[int, int, int, int]:
         """eq of the point's first ``depth - log`` coordinates with the block's prefix ``offset >> log``."""
@@ -515,7 +592,7 @@ def tree_layout(group_logs: tuple[int, ...], table_log: int, blinded: bool) -> T
         at += 1 << logs[i]
     blind = at if blinded else None
     total = at + (1 if blinded else 0)
-    return TreeLayout(max(1, (total - 1).bit_length()), tuple(offsets), logs, blind)
+    return TreeLayout(max(1, (total - 1).bit_length()), tuple(offsets), logs, blind, total)
 
 
 @dataclass(frozen=True)
@@ -816,15 +893,17 @@ def prove_many(sts: Sequence[LookupStatement], groups: Sequence[Sequence[Sequenc
         neg_mult = F.embed(F.neg(mult))
         for r in range(st.reps):
             d = blind_evals[len(trees)] if blinded else None
-            layers = [_leaves(st.layout(blinded), cols_per_group, neg_mult, tcols, alpha[r], beta[r], d)]
-            while layers[-1][0].shape[0] > 1:
-                layers.append(_parent_layer(*layers[-1]))
+            lay = st.layout(blinded)
+            layers = [_leaves(lay, cols_per_group, neg_mult, tcols, alpha[r], beta[r], d)]
+            for k in range(lay.depth, 0, -1):
+                layers.append(_parent_layer(*layers[-1], lay.live(k)))
             trees.append(layers[::-1])
     root_p = np.stack([tr[0][0][0] for tr in trees])
     root_q = np.stack([tr[0][1][0] for tr in trees])
     transcript.absorb_ext("lookup/root_q", root_q)
 
     per_st = _statement_trees(sts, blinded)
+    tree_lay = [st.layout(blinded) for st in sts for _ in range(st.reps)]
     depth = max(logs)
     point: list = []
     claims = np.zeros((len(logs), 2, 4), dtype=np.uint32)  # each tree's (p, q) claim on its current layer
@@ -837,16 +916,14 @@ def prove_many(sts: Sequence[LookupStatement], groups: Sequence[Sequence[Sequenc
         active = np.nonzero(logs_a > k)[0]
         lam_a = transcript.challenge_ext("lookup/lambda")
         lam = tuple(lam_a.tolist())
-        children = []
-        h = 1 << k
+        live = np.array([-(-tree_lay[i].live(k + 1) // 2) for i in active], dtype=np.int64)
+        children = _layer_tables([trees[i][k + 1] for i in active], live)
         for i in active:
-            p, q = trees[i][k + 1]
-            children += [p[:h], p[h:], q[:h], q[h:]]
             if logs[i] == k + 1:
                 trees[i] = None  # its last layer is in children: free the tree
         mask = masks.take(k, 3) if masks is not None and k > 0 else None
         layer, s_point = _prove_layer(point, children, lam, _combine(claims, active, lam_a), transcript,
-                                      None if mask is None else mask[1])
+                                      None if mask is None else mask[1], live)
         del children
         layer_proofs.append(layer)
         if mask is not None:  # g(r) -> a claim on the committed mask table, before μ
@@ -855,7 +932,7 @@ def prove_many(sts: Sequence[LookupStatement], groups: Sequence[Sequence[Sequenc
             masks.add_claim(mask[0], red.point, red.final_evals[0])
         mu_a = transcript.challenge_ext("lookup/mu")
         claims[active] = _next_claims_kernel(layer.final_evals, mu_a)
-        point = [tuple(mu_a.tolist())] + s_point
+        point = s_point[::-1] + [tuple(mu_a.tolist())]  # rounds bound the last variable first
         for s_i, st in enumerate(sts):
             if logs[per_st[s_i][0]] == k + 1:  # this statement's trees reached their leaves
                 leaf_vals[s_i] = _leaf_values(st.layout(blinded), *witness[s_i], point)
@@ -870,6 +947,20 @@ def prove_many(sts: Sequence[LookupStatement], groups: Sequence[Sequence[Sequenc
     evals = [ev for s_i in range(len(sts)) for ev in leaf_vals[s_i][0]]
     mult_evals = np.stack([leaf_vals[s_i][1] for s_i in range(len(sts))])
     return LookupProof(root_q, layer_proofs, evals, mult_evals, blind_evals, openings, root_p), out
+
+
+def _layer_tables(nodes: list, live: np.ndarray) -> np.ndarray:
+    """(p0, p1, q0, q1) per tree for a layer sumcheck: node j's children are 2j and 2j + 1 (the new
+    variable is the last one). Only the live prefix is copied; the rest is padding (0, 0, 1, 1)."""
+    size = nodes[0][0].shape[0] // 2
+    tabs = np.zeros((4 * len(nodes), size, 4), dtype=np.uint32)
+    for t, ((p, q), u) in enumerate(zip(nodes, live.tolist())):
+        tabs[4 * t + 2:4 * t + 4, u:, 0] = 1
+        tabs[4 * t, :u] = p[0:2 * u:2]
+        tabs[4 * t + 1, :u] = p[1:2 * u:2]
+        tabs[4 * t + 2, :u] = q[0:2 * u:2]
+        tabs[4 * t + 3, :u] = q[1:2 * u:2]
+    return tabs
 
 
 def _leaf_values(lay: TreeLayout, cols_per_group, mult, point: list):
@@ -890,19 +981,25 @@ def _leaf_message(leaf_vals, blind_evals: np.ndarray) -> np.ndarray:
     return np.concatenate([*evals, mval[None, :], blind_evals.reshape(-1, 4)])
 
 
-def _prove_layer(point: list, children: list[np.ndarray], lam, claim,
-                 transcript: Transcript, mask: S.MaskPolynomial | None = None) -> tuple[S.SumcheckProof, list]:
+def _prove_layer(point: list, children: "list[np.ndarray] | np.ndarray", lam, claim, transcript: Transcript,
+                 mask: S.MaskPolynomial | None = None, live: np.ndarray | None = None
+                 ) -> tuple[S.SumcheckProof, list]:
     """Prover of one GKR layer: the sumcheck over k = len(point) variables of
     ``eq(point, x) · sum_t λ^{2t} (p0 q1 + p1 q0 + λ q0 q1)(x)`` with tables ``children`` (p0, p1, q0, q1
-    per active tree). eq(point, x) is split as eq(r_j, X) · eq(r_{>j}, x_{>j}) (Gruen), so the inner sum
-    has degree 2 and is computed at X = 0, 2 only; its value at 1 follows from the running claim.
+    per active tree). Round j binds variable k − 1 − j (the last one left: padding, a suffix of each
+    table, halves every round and is summed in closed form); eq(point, x) is split as eq(r_{k−1−j}, X) ·
+    eq(r_{<k−1−j}, x_{<k−1−j}) (Gruen), so the inner sum has degree 2 and is computed at X = 0, 2 only;
+    its value at 1 follows from the running claim.
     Transcript per round: the values at 0, 2, 3, then the challenge; then the final values.
     With a ``mask`` g (k variables, degree 3) the rounds are those of ``f + ρ·g`` (Libra): the mask's
     hypercube sum is sent and ρ drawn before the first round, ``g(r)`` is sent after the final values.
-    Returns the proof and the random point."""
+    ``live[t]``: entries of tree t's tables from which on all four are padding ``(0, 0, 1, 1)`` (default:
+    none); those are summed in closed form and never folded.
+    Returns the proof and the challenges in round order (the point is their reverse)."""
     k = len(point)
-    tabs = np.stack(children).astype(np.uint32)
+    tabs = children if isinstance(children, np.ndarray) else np.stack(children).astype(np.uint32)
     n_trees = tabs.shape[0] // 4
+    live = np.full(n_trees, 1 << k, dtype=np.int64) if live is None else np.array(live, dtype=np.int64)
     lam_a = np.array(lam, dtype=np.uint32)
     lam2 = _MUL(lam, lam)
     tree_coeffs = np.empty((n_trees, 4), dtype=np.uint32)
@@ -921,10 +1018,10 @@ def _prove_layer(point: list, children: list[np.ndarray], lam, claim,
     rounds = np.empty((k, 3, 4), dtype=np.uint32)
     s_point: list = []
     length = 1 << k
-    for j in range(k):
-        rj = point[j]
-        eqs = mle.eq_table(pt_arr[j + 1:])
-        h0, h2 = (tuple(v) for v in _gkr_round(tabs, length, eqs, lam_a, tree_coeffs).tolist())
+    for j in range(k):  # round j binds variable k − 1 − j (the last one left)
+        rj = point[k - 1 - j]
+        eqs = mle.eq_table(pt_arr[:k - 1 - j])
+        h0, h2 = (tuple(v) for v in _gkr_round(tabs, length, eqs, lam_a, tree_coeffs, live).tolist())
         # claim = eq_pref · ((1 - r_j) h(0) + r_j h(1))
         one_minus = _sub4(_ONE, rj)
         h1 = _MUL(_sub4(_MUL(claim, F._einv4(eq_pref)), _MUL(one_minus, h0)), F._einv4(rj))
@@ -946,8 +1043,9 @@ def _prove_layer(point: list, children: list[np.ndarray], lam, claim,
             bound = F.eadd(bound, mask._univariate(j, s_arr))
         claim = S.interpolate_ints((g0, _sub4(claim, g0), g2, g3), s)
         eq_pref = _MUL(eq_pref, _eq1(rj, s))
-        S._fold_all_ext(tabs, length, s_arr)
+        _fold_live(tabs, length, s_arr, live)
         length //= 2
+        live = np.minimum((live + 1) // 2, length)
     finals = np.concatenate([np.array(eq_pref, dtype=np.uint32)[None, :], tabs[:, 0, :]])
     transcript.absorb_ext("lookup/final", finals)
     proof = S.SumcheckProof(rounds, finals)
@@ -1068,7 +1166,7 @@ def _verify(sts: Sequence[LookupStatement], proof: LookupProof, transcript: Tran
         if expect != claim:
             return VerifyResult.reject(f"lookup: layer {k}: final values do not match the last round polynomial")
         eq = _ONE
-        for a, b in zip(point, s_point):
+        for a, b in zip(point[::-1], s_point):  # round j bound variable k − 1 − j
             eq = _MUL(eq, _eq1(a, b))
         if tuple(fin[0].tolist()) != eq:
             return VerifyResult.reject(f"lookup: layer {k}: wrong eq value")
@@ -1080,7 +1178,7 @@ def _verify(sts: Sequence[LookupStatement], proof: LookupProof, transcript: Tran
             masks.add_claim(masks.next_name(), res.claims[0].point, res.claims[0].value)
         mu_a = transcript.challenge_ext("lookup/mu")
         claims[active] = _next_claims_kernel(fin, mu_a)
-        point = [tuple(mu_a.tolist())] + s_point
+        point = s_point[::-1] + [tuple(mu_a.tolist())]  # rounds bound the last variable first
         e = 0
         for s_i, st in enumerate(sts):
             trees = per_st[s_i]
