@@ -69,33 +69,35 @@ _NJ = dict(cache=True, nogil=True, boundscheck=False)
 
 @nb.njit(**_NJ)
 def _parent_layer(p, q, live):
-    """Children (2h, 4) -> parents (h, 4): p = p0 q1 + p1 q0, q = q0 q1, children at 2j and 2j + 1
-    (a node covers a contiguous run of leaves). Children from ``live`` on are padding (0, 1), and so
-    are the parents from ``⌈live/2⌉`` on."""
+    """Children (2h, 4) -> parents (h, 4): p = p0 q1 + p1 q0, q = q0 q1, where parent j's children are
+    nodes 2j and 2j + 1 (a node covers a contiguous run of leaves). Layers are stored *split*: node
+    ``2j + c`` at position ``c·h + j``, so a parent's children are ``j`` and ``h + j`` and a layer
+    sumcheck's child tables are the two halves. Nodes from ``live`` on are padding (0, 1), and so are
+    the parents from ``⌈live/2⌉`` on."""
     h = p.shape[0] // 2
     pp = np.zeros((h, 4), dtype=np.uint32)
     qq = np.zeros((h, 4), dtype=np.uint32)
+    h2 = h // 2
     used = min(h, (live + 1) // 2)
     for j in range(used, h):
-        qq[j, 0] = 1
+        qq[(j & 1) * h2 + (j >> 1), 0] = 1
     for j in range(used):
-        a0, a1, a2, a3 = np.uint64(p[2 * j, 0]), np.uint64(p[2 * j, 1]), np.uint64(p[2 * j, 2]), np.uint64(p[2 * j, 3])
-        b0, b1, b2, b3 = (np.uint64(p[2 * j + 1, 0]), np.uint64(p[2 * j + 1, 1]), np.uint64(p[2 * j + 1, 2]),
-                          np.uint64(p[2 * j + 1, 3]))
-        c0, c1, c2, c3 = np.uint64(q[2 * j, 0]), np.uint64(q[2 * j, 1]), np.uint64(q[2 * j, 2]), np.uint64(q[2 * j, 3])
-        d0, d1, d2, d3 = (np.uint64(q[2 * j + 1, 0]), np.uint64(q[2 * j + 1, 1]), np.uint64(q[2 * j + 1, 2]),
-                          np.uint64(q[2 * j + 1, 3]))
+        o = (j & 1) * h2 + (j >> 1)
+        a0, a1, a2, a3 = np.uint64(p[j, 0]), np.uint64(p[j, 1]), np.uint64(p[j, 2]), np.uint64(p[j, 3])
+        b0, b1, b2, b3 = np.uint64(p[h + j, 0]), np.uint64(p[h + j, 1]), np.uint64(p[h + j, 2]), np.uint64(p[h + j, 3])
+        c0, c1, c2, c3 = np.uint64(q[j, 0]), np.uint64(q[j, 1]), np.uint64(q[j, 2]), np.uint64(q[j, 3])
+        d0, d1, d2, d3 = np.uint64(q[h + j, 0]), np.uint64(q[h + j, 1]), np.uint64(q[h + j, 2]), np.uint64(q[h + j, 3])
         x0, x1, x2, x3 = e_mul(a0, a1, a2, a3, d0, d1, d2, d3)
         y0, y1, y2, y3 = e_mul(b0, b1, b2, b3, c0, c1, c2, c3)
-        pp[j, 0] = (x0 + y0) % _P
-        pp[j, 1] = (x1 + y1) % _P
-        pp[j, 2] = (x2 + y2) % _P
-        pp[j, 3] = (x3 + y3) % _P
+        pp[o, 0] = (x0 + y0) % _P
+        pp[o, 1] = (x1 + y1) % _P
+        pp[o, 2] = (x2 + y2) % _P
+        pp[o, 3] = (x3 + y3) % _P
         z0, z1, z2, z3 = e_mul(c0, c1, c2, c3, d0, d1, d2, d3)
-        qq[j, 0] = z0
-        qq[j, 1] = z1
-        qq[j, 2] = z2
-        qq[j, 3] = z3
+        qq[o, 0] = z0
+        qq[o, 1] = z1
+        qq[o, 2] = z2
+        qq[o, 3] = z3
     return pp, qq
 
 
@@ -894,7 +896,7 @@ def prove_many(sts: Sequence[LookupStatement], groups: Sequence[Sequence[Sequenc
         for r in range(st.reps):
             d = blind_evals[len(trees)] if blinded else None
             lay = st.layout(blinded)
-            layers = [_leaves(lay, cols_per_group, neg_mult, tcols, alpha[r], beta[r], d)]
+            layers = [tuple(_split(a) for a in _leaves(lay, cols_per_group, neg_mult, tcols, alpha[r], beta[r], d))]
             for k in range(lay.depth, 0, -1):
                 layers.append(_parent_layer(*layers[-1], lay.live(k)))
             trees.append(layers[::-1])
@@ -951,16 +953,22 @@ def prove_many(sts: Sequence[LookupStatement], groups: Sequence[Sequence[Sequenc
 
 def _layer_tables(nodes: list, live: np.ndarray) -> np.ndarray:
     """(p0, p1, q0, q1) per tree for a layer sumcheck: node j's children are 2j and 2j + 1 (the new
-    variable is the last one). Only the live prefix is copied; the rest is padding (0, 0, 1, 1)."""
+    variable is the last one), the two halves of a split-stored layer (:func:`_parent_layer`). Only
+    the live prefix is copied; the rest is padding (0, 0, 1, 1)."""
     size = nodes[0][0].shape[0] // 2
     tabs = np.zeros((4 * len(nodes), size, 4), dtype=np.uint32)
     for t, ((p, q), u) in enumerate(zip(nodes, live.tolist())):
         tabs[4 * t + 2:4 * t + 4, u:, 0] = 1
-        tabs[4 * t, :u] = p[0:2 * u:2]
-        tabs[4 * t + 1, :u] = p[1:2 * u:2]
-        tabs[4 * t + 2, :u] = q[0:2 * u:2]
-        tabs[4 * t + 3, :u] = q[1:2 * u:2]
+        tabs[4 * t, :u] = p[:u]
+        tabs[4 * t + 1, :u] = p[size:size + u]
+        tabs[4 * t + 2, :u] = q[:u]
+        tabs[4 * t + 3, :u] = q[size:size + u]
     return tabs
+
+
+def _split(a: np.ndarray) -> np.ndarray:
+    """A layer in natural node order -> split order (node 2j + c at c·h + j)."""
+    return np.concatenate([a[0::2], a[1::2]]) if a.shape[0] > 1 else a
 
 
 def _leaf_values(lay: TreeLayout, cols_per_group, mult, point: list):

@@ -1216,11 +1216,12 @@ class LookupBatch:
 
     def _gkrs(self) -> list[list[tuple[list, L.LookupStatement]]]:
         """The packs in runs that share one logUp-GKR (:func:`lookup.prove_many`): consecutive packs
-        while their trees hold ≤ 2^MERGED_LEAVES_LOG leaves (bounds the prover's memory)."""
+        while their trees hold ≤ 2^MERGED_LEAVES_LOG leaves (bounds the prover's memory; a tree has
+        ``2^depth`` leaves, padding included)."""
         runs: list[list] = []
         size = 0
         for pack, st in self._statements():
-            leaves = st.reps * (st.queries + (1 << st.table.log_size))
+            leaves = st.reps * (1 << st.tree_logs[0])
             if runs and size + leaves <= 1 << MERGED_LEAVES_LOG:
                 runs[-1].append((pack, st))
                 size += leaves
