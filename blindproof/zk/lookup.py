@@ -10,8 +10,11 @@ Both sides go into ONE signed fraction tree per repetition (logUp-GKR, Papini–
 root numerator is 0: the prover sends only the root denominator ``q`` (checked ≠ 0) and the verifier
 walks all trees down together, one GKR layer at a time: layer ``k`` is a degree-3 sumcheck over ``k``
 variables of ``eq(r, x) · (p0 q1 + p1 q0 + λ q0 q1)`` (one such term pair per tree, batched with
-powers of ``λ``), followed by a fresh coordinate ``μ`` that turns the four child values into a claim on
-the next layer. No inverse column is ever committed. Trees of different depths share the random
+powers of ``λ``), followed by a fresh coordinate ``μ`` (the next layer's last) that turns the four
+child values into a claim on the next layer. Node ``j``'s children are ``2j`` and ``2j + 1`` (a node
+covers a contiguous run of leaves, so padding is a suffix of every layer) and each layer sumcheck
+binds its last variable first (the suffix halves every round; the prover sums it in closed form).
+No inverse column is ever committed. Trees of different depths share the random
 point; a tree drops out when its leaves are reached.
 
 At the leaves the prover sends each group's column values and the multiplicities at their blocks'
