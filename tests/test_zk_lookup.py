@@ -463,3 +463,32 @@ def test_many_lookups_reject_one_bad_row():
     proof = L.prove_many(sts, groups, mults, _committed_many(groups, mults))[0]
     res = L.verify_many(sts, proof, _committed_many(groups, mults))
     assert not res.ok and "differ" in res.reason
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=5), st.integers(0, 6), st.booleans())
+def test_tree_layout_blocks_are_aligned_sub_cubes(group_logs, table_log, blinded):
+    """Blocks never overlap, each sits at a multiple of its size, the blinding leaf and padding follow,
+    and the leaf MLE at any point is Σ_blocks selector · block MLE + padding selector (what the
+    verifier's leaf check computes)."""
+    lay = L.tree_layout(tuple(group_logs), table_log, blinded)
+    spans = sorted((o, o + (1 << g)) for o, g in zip(lay.offsets, lay.logs))
+    assert all(o % (1 << g) == 0 for o, g in zip(lay.offsets, lay.logs))
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])) and spans[0][0] == 0
+    assert lay.used == spans[-1][1] + blinded and lay.used <= 1 << lay.depth < 2 * max(lay.used, 2)
+    rng = np.random.default_rng(len(group_logs) * 7 + table_log)
+    leaves = np.zeros(1 << lay.depth, dtype=np.uint32)
+    blocks = [rng.integers(0, F.P, 1 << g).astype(np.uint32) for g in lay.logs]
+    for o, b in zip(lay.offsets, blocks):
+        leaves[o:o + b.shape[0]] = b
+    if blinded:
+        leaves[lay.blind] = 7
+    point = [tuple(v) for v in F.erandom(rng, lay.depth).tolist()]
+    want = F.ezero()
+    for i, b in enumerate(blocks):
+        sel, pt = lay.block(i, point)
+        v = L._ext_eval(b, np.array(pt, dtype=np.uint32).reshape(-1, 4))
+        want = F.eadd(want, F.emul(np.array(sel, dtype=np.uint32), v))
+    if blinded:
+        want = F.eadd(want, F.emul(np.array(lay.selector(lay.blind, 0, point), dtype=np.uint32), F.ext(7)))
+    np.testing.assert_array_equal(mle.evaluate(leaves, np.array(point, dtype=np.uint32)), want)
