@@ -214,7 +214,7 @@ def test_counting_transcript_records_lookup_shapes():
     tr.absorb_bytes("lookup/groups", struct.pack("<1I", 9) + b"d")
     tr.challenge_ext("lookup/alpha")
     tr.challenge_exts("sumcheck/r", 5)
-    # queries, depth (the signed tree's: groups, table and the blinding leaf side by side), α and β
-    # draws, repetitions
-    assert tr.lookups == [[(1 << 10) + (1 << 12) + 1, 14, 2, 2], [1 << 9, 10, 1, 1]]
+    # queries, log2 of the row bound (the table or a group, whichever is larger), α and β draws,
+    # repetitions
+    assert tr.lookups == [[(1 << 10) + (1 << 12) + 1, 13, 2, 2], [1 << 9, 9, 1, 1]]
     assert tr.counts["sumcheck/r"] == 5 and tr.counts["lookup/alpha"] == 3

@@ -531,7 +531,9 @@ class LookupStatement:
 
     def error_log2(self, reps: int | None = None) -> float:
         """``log2`` of the logUp challenge error of this lookup with ``reps`` (default: its own)."""
-        return soundness.logup_error_log2(self.queries, max(self.tree_logs), self.draws,
+        # the identity's poles: ≤ queries witness values and 2^log table rows (the tree's depth and
+        # padding do not add any; the GKR's own rounds are charged separately)
+        return soundness.logup_error_log2(self.queries, max(self.table.log_size, *self.group_logs), self.draws,
                                           self.reps if reps is None else reps)
 
     def absorb(self, transcript: Transcript) -> None:

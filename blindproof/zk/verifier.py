@@ -32,7 +32,6 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from blindproof.zk import lookup as L
 from blindproof.zk import pcs
 from blindproof.zk.commitment import ModelCommitment
 from blindproof.zk.encoding import ProofFormatError
@@ -111,10 +110,9 @@ class CountingTranscript(Transcript):
                 if v >= 64:
                     break
                 logs.append(v)
-            # the GKR depth of this lookup: its signed tree's (groups, table and a blinding leaf side
-            # by side; the table has at most 2^depth rows)
-            depth = L.tree_layout(tuple(logs), self._table_log, True).depth
-            self.lookups.append([sum(1 << g for g in logs), depth, 0, 0])
+            # the bound on the table's rows in the logUp error: 2^max(table, groups) (the signed
+            # tree's depth and padding add no poles; its GKR rounds are counted as challenges)
+            self.lookups.append([sum(1 << g for g in logs), max([self._table_log, *logs]), 0, 0])
 
     def challenge_exts(self, label: str, n: int) -> np.ndarray:
         out = super().challenge_exts(label, n)
