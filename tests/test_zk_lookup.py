@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -492,3 +494,13 @@ def test_tree_layout_blocks_are_aligned_sub_cubes(group_logs, table_log, blinded
     if blinded:
         want = F.eadd(want, F.emul(np.array(lay.selector(lay.blind, 0, point), dtype=np.uint32), F.ext(7)))
     np.testing.assert_array_equal(mle.evaluate(leaves, np.array(point, dtype=np.uint32)), want)
+
+
+def test_older_format_versions_are_rejected(honest):
+    """Format 4 (one signed tree per lookup) only: a proof labelled 3 (per-group roots) is malformed."""
+    st, groups, mult, proof = honest
+    data = proof.to_bytes(st)
+    assert data[4:6] == struct.pack("<H", L._VERSION) and L._VERSION == 4
+    for v in (3, 5):
+        res = L.verify_bytes(st, data[:4] + struct.pack("<H", v) + data[6:], committed(groups, mult))
+        assert not res.ok and "malformed" in res.reason
