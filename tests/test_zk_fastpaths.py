@@ -103,11 +103,11 @@ def test_lookup_claim_combinations_match_the_array_formulas():
     assert L._compose(finals, lam) == tuple(want.tolist())
     # a non-canonical value where the verifier reads it is a rejection, not a wrong answer
     st = L.LookupStatement(L.LookupTable.range(2), ("w",), (1,))
-    layers = [L.S.SumcheckProof(np.zeros((k, 3, 4), np.uint32), np.zeros((1 + 4 * n, 4), np.uint32))
-              for k, n in ((0, 2), (1, 1))]
-    proof = L.LookupProof(np.zeros((2, 2, 4), dtype=np.uint32), layers, [np.zeros((1, 4), np.uint32)])
-    proof.roots[:, 1, 0] = 1
-    proof.roots[0, 0, 0] = P
+    depth = st.all_tree_logs()[0]
+    layers = [L.S.SumcheckProof(np.zeros((k, 3, 4), np.uint32), np.zeros((5, 4), np.uint32)) for k in range(depth)]
+    proof = L.LookupProof(np.zeros((1, 4), dtype=np.uint32), layers, [np.zeros((1, 4), np.uint32)],
+                          np.zeros((1, 4), np.uint32), np.zeros((0, 4), np.uint32))
+    proof.root_q[0, 0] = P
     res = L.verify(st, proof, Transcript(b"t"))
     assert not res.ok and "below p" in res.reason
 

@@ -45,15 +45,16 @@ def _copy(proof: L.LookupProof, **kw) -> L.LookupProof:
     layers = [S.SumcheckProof(ly.round_evals.copy(), ly.final_evals.copy(),
                               None if ly.mask_sum is None else ly.mask_sum.copy(),
                               None if ly.mask_eval is None else ly.mask_eval.copy()) for ly in proof.layers]
-    fields = dict(roots=proof.roots.copy(), layers=layers, column_evals=[e.copy() for e in proof.column_evals])
+    fields = dict(root_q=proof.root_q.copy(), layers=layers, column_evals=[e.copy() for e in proof.column_evals],
+                  mult_evals=proof.mult_evals.copy(), blind_evals=proof.blind_evals.copy())
     fields.update(kw)
     return L.LookupProof(**fields)
 
 
-def test_mask_sizes_one_per_layer_with_rounds():
+def test_mask_sizes_one_blinder_per_tree_then_one_per_layer_with_rounds():
     sts, _, _ = _lookup()
-    depth = max(n for st in sts for n in st.all_tree_logs)
-    assert L.mask_sizes(sts) == [(k, 3) for k in range(1, depth)]
+    logs = [n for st in sts for n in st.all_tree_logs(True)]
+    assert L.mask_sizes(sts) == [(1, 3)] * len(logs) + [(k, 3) for k in range(1, max(logs))]
 
 
 def test_masked_lookup_is_complete_and_its_mask_claims_are_true():
@@ -138,8 +139,9 @@ def test_each_mask_value_is_settled_as_a_claim_on_its_own_committed_table():
     assert res.ok
     tables = pmasks.tables()
     masked = [ly for ly in proof.layers if ly.mask_sum is not None]
-    assert len(vmasks.claims) == len(masked)
-    for c, ly in zip(vmasks.claims, masked):
+    layer_claims = vmasks.claims[len(proof.blind_evals):]  # the blinding leaves' claims come first
+    assert len(layer_claims) == len(masked)
+    for c, ly in zip(layer_claims, masked):
         assert np.array_equal(c.value, ly.mask_eval)
         other = M.ProverMasks.sample([(m.n_vars, m.degree) for m in pmasks.masks], np.random.default_rng(9)).tables()
         opened = F.ezero()
@@ -160,6 +162,56 @@ def test_mask_claims_name_the_committed_masks_after_the_op_masks():
     vm.next_name()
     res = L.verify_many(sts, proof, Transcript(b"lk"), vm)
     assert res.ok and [_mask_of(c) for c in vm.claims] == [M.mask_name(i) for i in range(1, len(plan))]
+
+
+def test_blinding_leaf_multiplies_the_root_denominator():
+    """With zero knowledge each tree holds ``(0, d)``: the root is ``(0, q·d)`` for the unblinded ``q``
+    (same α), and ``d`` is the committed 4-entry table read as an extension element."""
+    sts, groups, mults = _lookup()
+    plain, _ = L.prove_many(sts, groups, mults, Transcript(b"lk"))
+    _, proof, _, pmasks = _prove()
+    assert proof.blinded and proof.blind_evals.shape == (len(plain.root_q), 4)
+    for q0, q, d in zip(plain.root_q, proof.root_q, proof.blind_evals):
+        assert np.array_equal(q, F.emul(q0, d))
+    for i, d in enumerate(proof.blind_evals):  # the first masks are the blinders: d = g(0)
+        assert np.array_equal(pmasks.masks[i].evaluate(np.zeros((1, 4), dtype=np.uint32)), d)
+
+
+def test_rejects_a_tampered_blinding_value():
+    sts, proof, _, _ = _prove()
+    bad = _copy(proof)
+    bad.blind_evals[0] = F.eadd(bad.blind_evals[0], F.eone())  # the deepest tree (read after the last layer)
+    res, _ = _verify(sts, bad)
+    assert not res.ok and "leaf denominators" in res.reason
+    assert not _verify(sts, _copy(proof, blind_evals=proof.blind_evals[:0]))[0].ok  # stripped
+
+
+def test_rejects_a_blinding_leaf_that_does_not_cancel(monkeypatch):
+    """The blinding leaf must add 0 to the fraction sum: a prover whose leaf is ``(n, d)`` with
+    ``n ≠ 0`` (which could offset a row outside the table) has a nonzero root numerator."""
+    real = L._leaves
+
+    def offset(lay, *a):
+        p, q = real(lay, *a)
+        if lay.blind is not None:
+            p[lay.blind] = F.eone()
+        return p, q
+
+    monkeypatch.setattr(L, "_leaves", offset)
+    sts, proof, _, _ = _prove()
+    assert proof.root_p.any()
+    res, _ = _verify(sts, proof)
+    assert not res.ok and "root is not (0, q)" in res.reason
+
+
+def test_rejects_a_zero_blinding_denominator():
+    """``d = 0`` would make the root ``(0, 0)`` whatever the witness: the root check rejects it."""
+    sts, groups, mults = _lookup()
+    masks = M.ProverMasks.sample(L.mask_sizes(sts), np.random.default_rng(1))
+    masks.masks[0].coeffs[:] = 0
+    proof, _ = L.prove_many(sts, groups, mults, Transcript(b"lk"), masks)
+    res, _ = _verify(sts, proof)
+    assert not res.ok and "root denominator is zero" in res.reason
 
 
 def test_prover_refuses_masks_of_another_plan():
@@ -227,7 +279,7 @@ def test_model_proof_masks_every_lookup_layer_and_commits_the_masks(mlp):
     _edit_lookups(proof, runs, lambda lp: layers.extend(lp.layers[1:]) or lp)
     assert layers and all(ly.mask_sum is not None for ly in layers)
     lookup_masks = sum(len(L.mask_sizes(sts)) for sts in runs)
-    assert lookup_masks == len(layers)
+    assert lookup_masks == len(layers) + sum(st.reps for sts in runs for st in sts)  # + one blinder per tree
     assert {M.mask_name(len(committed) - 1 - i) for i in range(lookup_masks)} <= committed
 
 
@@ -270,6 +322,33 @@ def test_model_proof_rejects_a_lookup_mask_claim_on_another_table(mlp):
         return masks
 
     M.ProverMasks.sample = staticmethod(swap_last)
+    try:
+        try:
+            bad = prover.prove(prover.model.encode(example_input(NAME)), rng=np.random.default_rng(3))
+        except ValueError:  # a prover that checks its own openings refuses the false claim
+            return
+    finally:
+        M.ProverMasks.sample = staticmethod(orig)
+    res = verify_model_proof(prover.commitment, bad.to_bytes())
+    assert not res.ok and "trace opening" in res.reason
+
+
+def test_model_proof_rejects_a_blinding_value_not_committed(mlp):
+    """A blinding leaf whose ``d`` is not the committed table's (a prover choosing ``d`` freely): the
+    lookup is consistent, the claim on the committed blinding table is not."""
+    prover, proof, runs = mlp
+    orig = M.ProverMasks.sample
+
+    def swap_blinder(plan, rng=None):  # commit the sampled masks, then prove with another first blinder
+        masks = orig(plan, rng)
+        tables = masks.tables()
+        masks.tables = lambda: tables
+        i = len(plan) - len(L.mask_sizes(runs[-1]))  # the last GKR's first blinding table
+        assert plan[i] == (1, 3)
+        masks.masks[i] = S.MaskPolynomial.random(np.random.default_rng(98), 1, 3)
+        return masks
+
+    M.ProverMasks.sample = staticmethod(swap_blinder)
     try:
         try:
             bad = prover.prove(prover.model.encode(example_input(NAME)), rng=np.random.default_rng(3))

@@ -214,6 +214,7 @@ def test_counting_transcript_records_lookup_shapes():
     tr.absorb_bytes("lookup/groups", struct.pack("<1I", 9) + b"d")
     tr.challenge_ext("lookup/alpha")
     tr.challenge_exts("sumcheck/r", 5)
-    # queries, depth (deepest tree: the table or a group), α and β draws, repetitions
+    # queries, log2 of the row bound (the table or a group, whichever is larger), α and β draws,
+    # repetitions
     assert tr.lookups == [[(1 << 10) + (1 << 12) + 1, 13, 2, 2], [1 << 9, 9, 1, 1]]
     assert tr.counts["sumcheck/r"] == 5 and tr.counts["lookup/alpha"] == 3

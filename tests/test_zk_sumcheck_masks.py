@@ -8,6 +8,7 @@ import pytest
 pytest.importorskip("blindproof.zk.program")
 
 from blindproof.zk import field as F  # noqa: E402
+from blindproof.zk import lookup as L  # noqa: E402
 from blindproof.zk import mle  # noqa: E402
 from blindproof.zk import pcs  # noqa: E402
 from blindproof.zk import sumcheck as S  # noqa: E402
@@ -71,17 +72,19 @@ def _masked_count(proof: ModelProof) -> int:
 
 
 def _lookup_mask_count(proof: ModelProof) -> int:
-    """Masked GKR layers of the batched lookups (all but layer 0), from each lookup proof's header:
-    per statement the table's log size and the group sizes give the GKR depth."""
+    """Committed randomness of the batched lookups, from each lookup proof's header: per statement
+    the table's log size, the group sizes and the repetitions give its trees (one blinding table
+    each) and their depth (one mask per GKR layer but layer 0)."""
     total = 0
     for part in ProgramProof.from_bytes(proof.program_proof, _n_ops(proof)).lookups.parts:
         if isinstance(part, bytes) and part[:4] == b"BPLK":
-            at, logs = 7, []
+            at, depths = 7, []
             for _ in range(part[6]):
-                table_log, _, n_groups, _ = part[at:at + 4]
-                logs += [table_log, *part[at + 4:at + 4 + n_groups]]
+                table_log, _, n_groups, reps = part[at:at + 4]
+                lay = L.tree_layout(tuple(part[at + 4:at + 4 + n_groups]), table_log, True)
+                depths += [lay.depth] * reps
                 at += 4 + n_groups
-            total += max(logs) - 1
+            total += len(depths) + max(depths) - 1
     return total
 
 

@@ -189,7 +189,7 @@ class Grammar:
                 return
 
     def gkr(self) -> None:
-        """One shared logUp-GKR: per lookup its shape then α (β), the roots, then per layer λ, the
+        """One shared logUp-GKR: per lookup its shape then α (β), the root denominators, then per layer λ, the
         (masked) layer sumcheck, μ and the column values of trees that end there;
         then the multiplicity values of every pack."""
         n = 0
@@ -199,7 +199,7 @@ class Grammar:
             n += 1
         if not n:
             self.fail("a lookup statement")
-        self.take("A lookup/roots")
+        self.take("A lookup/root_q")
         layers = 0
         while self.peek() == "C lookup/lambda":
             self.take("C lookup/lambda")
@@ -462,13 +462,13 @@ def mutations(tr: Trace) -> dict[str, tuple[list[Event], object]]:
     op_c = _first(ev, chal, op)
     claim = _first(ev, lambda e: e.label == "pcs/claims")
     gamma = _first(ev, lambda e: e.label == "pcs/gamma", claim)
-    roots = _first(ev, lambda e: e.label == "lookup/roots")
+    roots = _first(ev, lambda e: e.label == "lookup/root_q")
     return {
         "trace commitment after the output points": (_move(ev, 2, first_c), lambda t, _r: check_commitment_first(t)),
         "sumcheck round after its challenge": (_move(ev, rnd, rnd + 1), grammar),
         "op label after the op's first challenge": (_move(ev, op, op_c), check_op_labels),
         "opening claim after the proximity weights": (_move(ev, claim, gamma), grammar),
-        "lookup roots after the first λ": (_move(ev, roots, roots + 1), grammar),
+        "lookup root denominators after the first λ": (_move(ev, roots, roots + 1), grammar),
         "statement after the trace commitment": (_move(ev, 1, 2), check_statement_first),
     }
 

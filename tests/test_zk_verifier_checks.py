@@ -491,15 +491,14 @@ def _lookup_case():
 
 
 def test_l3_zero_root_denominator_is_rejected():
-    """L3. Roots (0, 0) make the cancellation test ``Σ p_i Π_{j≠i} q_j = 0`` pass vacuously. Defence
-    in depth: a zero root is a false claim about the fraction tree (w.h.p.), so without the check
-    the first GKR layer's sumcheck rejects it; the check keeps the cancellation test's precondition
-    (every q ≠ 0) explicit."""
+    """L3. A root (0, 0) makes "root numerator 0" say nothing about the fractional sum. Defence in
+    depth: a zero root is a false claim about the fraction tree (w.h.p.), so without the check the
+    first GKR layer rejects it; the check keeps the root test's precondition (q ≠ 0) explicit."""
     st, proof = _lookup_case()
     assert L.verify(st, proof, Transcript(b"l3")).ok
-    roots = proof.roots.copy()
-    roots[0] = 0  # the witness tree: (p, q) = (0, 0)
-    res = L.verify(st, dataclasses.replace(proof, roots=roots), Transcript(b"l3"))
+    root_q = proof.root_q.copy()
+    root_q[0] = 0  # the tree's root: (p, q) = (0, 0)
+    res = L.verify(st, dataclasses.replace(proof, root_q=root_q), Transcript(b"l3"))
     assert not res.ok and "root denominator is zero" in res.reason
 
 

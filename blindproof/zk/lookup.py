@@ -4,25 +4,32 @@ For a challenge ``α`` (and ``β`` to fold multi-column rows ``(c_0, c_1, …) �
 
     sum_{groups g} sum_i 1 / (α - w_g[i])  =  sum_j m[j] / (α - t[j])
 
-Each side is a fractional sum, computed by a binary tree of fractions ``(p, q)`` with parent
-``(p0 q1 + p1 q0, q0 q1)``. The prover sends the roots; the verifier checks that they add up to zero
-and then walks all trees down together, one GKR layer at a time: layer ``k`` is a degree-3 sumcheck
-over ``k`` variables of ``eq(r, x) · (p0 q1 + p1 q0 + λ q0 q1)`` (one such term pair per tree, batched
-with powers of ``λ``), followed by a fresh coordinate ``μ`` that turns the four child values into a claim
-on the next layer. No inverse column is ever committed. Trees of different depths share the random
+Both sides go into ONE signed fraction tree per repetition (logUp-GKR, Papini–Haböck, ePrint
+2023/1284 §3): witness leaves ``(1, α − w_i)``, table leaves ``(−m_j, α − t_j)`` side by side
+(:class:`TreeLayout`), padding ``(0, 1)``, parent ``(p0 q1 + p1 q0, q0 q1)``. The lookup holds iff the
+root numerator is 0: the prover sends only the root denominator ``q`` (checked ≠ 0) and the verifier
+walks all trees down together, one GKR layer at a time: layer ``k`` is a degree-3 sumcheck over ``k``
+variables of ``eq(r, x) · (p0 q1 + p1 q0 + λ q0 q1)`` (one such term pair per tree, batched with
+powers of ``λ``), followed by a fresh coordinate ``μ`` (the next layer's last) that turns the four
+child values into a claim on the next layer. Node ``j``'s children are ``2j`` and ``2j + 1`` (a node
+covers a contiguous run of leaves, so padding is a suffix of every layer) and each layer sumcheck
+binds its last variable first (the suffix halves every round; the prover sums it in closed form).
+No inverse column is ever committed. Trees of different depths share the random
 point; a tree drops out when its leaves are reached.
 
-At the leaves the verifier knows the numerators of witness trees (1) and computes the table's MLE
-itself (public table), so what remains are evaluation claims on the witness columns (one per column,
-at its group's leaf point) and on the multiplicity column. :func:`verify` returns them as
-:class:`~blindproof.zk.sumcheck.EvalClaim` s for the commitment to open; the caller must have absorbed
-the commitments of the witness columns AND of the multiplicities into the transcript before calling
-:func:`prove` / :func:`verify` (the challenges ``α``, ``β`` are drawn inside).
+At the leaves the prover sends each group's column values and the multiplicities at their blocks'
+points; the verifier checks the tree's leaf claim ``(p, q)`` against them, the public table's MLE
+(computed itself) and the padding, and returns evaluation claims on the witness columns and the
+multiplicity column (:class:`~blindproof.zk.sumcheck.EvalClaim`) for the commitment to open; the caller
+must have absorbed the commitments of the witness columns AND of the multiplicities into the
+transcript before calling :func:`prove` / :func:`verify` (the challenges ``α``, ``β`` are drawn inside).
 
-Zero knowledge: given the program's masks (:mod:`blindproof.zk.ops.zkmask`), :func:`prove_many` runs
-every layer with rounds on ``f + ρ·g`` with its own committed mask ``g`` (Libra-style, as the op
-sumchecks) and reduces ``g(r)`` to a claim on the mask's committed table; :func:`verify_many` with masks
-requires them. The roots and each layer's final values stay in the clear (docs/proofs.md §5).
+Zero knowledge: given the program's masks (:mod:`blindproof.zk.ops.zkmask`), each tree also holds a
+blinding leaf ``(0, d)`` with ``d`` a fresh committed extension element (adds 0 to the fraction sum,
+multiplies ``q`` by ``d``; ``d ≠ 0`` follows from ``q ≠ 0``), and :func:`prove_many` runs every layer
+with rounds on ``f + ρ·g`` with its own committed mask ``g`` (Libra-style, as the op sumchecks) and
+reduces ``g(r)`` to a claim on the mask's committed table; :func:`verify_many` with masks requires both.
+The leaf values (``d`` included) and each layer's final values stay in the clear (docs/proofs.md §5).
 
 Range checks: :meth:`LookupTable.range` (``0 ≤ v < 2^bits``, bits ≤ 22, typically 16-bit limbs,
 see :func:`split_limbs`). Nonlinear functions: :meth:`LookupTable.function` of (input, output) pairs.
@@ -32,7 +39,7 @@ from __future__ import annotations
 
 import functools
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 import blake3
@@ -56,7 +63,8 @@ MAX_GROUP_LOG = 30
 MAX_WIDTH = 2
 MAX_GROUPS = 14  # witness groups per lookup (bounds the work of one layer)
 _MAGIC = b"BPLK"
-_VERSION = 3
+_VERSION = 5  # 5: layer masks' values are linear claims (no mask openings); 4: one signed tree per lookup
+# and repetition (root (0, q)), blinding leaves
 
 _NJ = dict(cache=True, nogil=True, boundscheck=False)
 
@@ -64,29 +72,36 @@ _NJ = dict(cache=True, nogil=True, boundscheck=False)
 # --- kernels -----------------------------------------------------------------------------------------
 
 @nb.njit(**_NJ)
-def _parent_layer(p, q):
-    """Children (2h, 4) -> parents (h, 4): p = p0 q1 + p1 q0, q = q0 q1, children at j and j + h."""
+def _parent_layer(p, q, live):
+    """Children (2h, 4) -> parents (h, 4): p = p0 q1 + p1 q0, q = q0 q1, where parent j's children are
+    nodes 2j and 2j + 1 (a node covers a contiguous run of leaves). Layers are stored *split*: node
+    ``2j + c`` at position ``c·h + j``, so a parent's children are ``j`` and ``h + j`` and a layer
+    sumcheck's child tables are the two halves. Nodes from ``live`` on are padding (0, 1), and so are
+    the parents from ``⌈live/2⌉`` on."""
     h = p.shape[0] // 2
-    pp = np.empty((h, 4), dtype=np.uint32)
-    qq = np.empty((h, 4), dtype=np.uint32)
-    for j in range(h):
+    pp = np.zeros((h, 4), dtype=np.uint32)
+    qq = np.zeros((h, 4), dtype=np.uint32)
+    h2 = h // 2
+    used = min(h, (live + 1) // 2)
+    for j in range(used, h):
+        qq[(j & 1) * h2 + (j >> 1), 0] = 1
+    for j in range(used):
+        o = (j & 1) * h2 + (j >> 1)
         a0, a1, a2, a3 = np.uint64(p[j, 0]), np.uint64(p[j, 1]), np.uint64(p[j, 2]), np.uint64(p[j, 3])
-        b0, b1, b2, b3 = (np.uint64(p[j + h, 0]), np.uint64(p[j + h, 1]), np.uint64(p[j + h, 2]),
-                          np.uint64(p[j + h, 3]))
+        b0, b1, b2, b3 = np.uint64(p[h + j, 0]), np.uint64(p[h + j, 1]), np.uint64(p[h + j, 2]), np.uint64(p[h + j, 3])
         c0, c1, c2, c3 = np.uint64(q[j, 0]), np.uint64(q[j, 1]), np.uint64(q[j, 2]), np.uint64(q[j, 3])
-        d0, d1, d2, d3 = (np.uint64(q[j + h, 0]), np.uint64(q[j + h, 1]), np.uint64(q[j + h, 2]),
-                          np.uint64(q[j + h, 3]))
+        d0, d1, d2, d3 = np.uint64(q[h + j, 0]), np.uint64(q[h + j, 1]), np.uint64(q[h + j, 2]), np.uint64(q[h + j, 3])
         x0, x1, x2, x3 = e_mul(a0, a1, a2, a3, d0, d1, d2, d3)
         y0, y1, y2, y3 = e_mul(b0, b1, b2, b3, c0, c1, c2, c3)
-        pp[j, 0] = (x0 + y0) % _P
-        pp[j, 1] = (x1 + y1) % _P
-        pp[j, 2] = (x2 + y2) % _P
-        pp[j, 3] = (x3 + y3) % _P
+        pp[o, 0] = (x0 + y0) % _P
+        pp[o, 1] = (x1 + y1) % _P
+        pp[o, 2] = (x2 + y2) % _P
+        pp[o, 3] = (x3 + y3) % _P
         z0, z1, z2, z3 = e_mul(c0, c1, c2, c3, d0, d1, d2, d3)
-        qq[j, 0] = z0
-        qq[j, 1] = z1
-        qq[j, 2] = z2
-        qq[j, 3] = z3
+        qq[o, 0] = z0
+        qq[o, 1] = z1
+        qq[o, 2] = z2
+        qq[o, 3] = z3
     return pp, qq
 
 
@@ -126,10 +141,13 @@ def _leaf_denominators(cols, alpha, beta):
 
 
 @nb.njit(**_NJ)
-def _gkr_round(tabs, length, eqs, lam, tree_coeffs):
-    """h(X) = sum_j eqs[j] · sum_t c_t (p0 q1 + q0 (p1 + λ q1))(X, j) at X = 0 and X = 2.
+def _gkr_round(tabs, length, eqs, lam, tree_coeffs, live):
+    """h(X) = sum_j eqs[j] · sum_t c_t (p0 q1 + q0 (p1 + λ q1))(j, X) at X = 0 and X = 2: the round
+    binds the LAST remaining variable (pairs 2j, 2j + 1), so padding stays a suffix that halves.
 
-    ``tabs`` holds (p0, p1, q0, q1) per tree, each (≥ length, 4); ``eqs`` is eq(r_{>j}, ·) of length/2.
+    ``tabs`` holds (p0, p1, q0, q1) per tree, each (≥ length, 4); ``eqs`` is eq(r_{<last}, ·) of length/2.
+    Entries of tree t from ``live[t]`` on are padding (p, q) = (0, 1), where the term is the constant
+    λ: those pairs are summed in closed form, ``c_t λ (1 − Σ_{j < ⌈live/2⌉} eqs[j])`` (eq sums to 1).
     p0 q1 + p1 q0 + λ q0 q1 is written with three products instead of four; products by the fixed λ
     and c_t use precomputed W-multiples (four reductions instead of six)."""
     K = tabs.shape[0]
@@ -139,11 +157,24 @@ def _gkr_round(tabs, length, eqs, lam, tree_coeffs):
     l0, l1, l2, l3 = np.uint64(lam[0]), np.uint64(lam[1]), np.uint64(lam[2]), np.uint64(lam[3])
     lw1, lw2, lw3 = (_W * l1) % _P, (_W * l2) % _P, (_W * l3) % _P
     cw = np.empty((n_trees, 4), dtype=np.uint64)
+    m = np.empty(n_trees, dtype=np.int64)
+    top = 0
     for t in range(n_trees):
         for c in range(4):
             cw[t, c] = (_W * np.uint64(tree_coeffs[t, c])) % _P
+        m[t] = min(h, (live[t] + 1) // 2)
+        top = max(top, m[t])
+    # prefix sums of eqs at each tree's live bound
+    run = np.zeros((top + 1, 4), dtype=np.uint64)
+    for j in range(top):
+        for c in range(4):
+            run[j + 1, c] = (run[j, c] + np.uint64(eqs[j, c])) % _P
+    pref = np.empty((n_trees, 4), dtype=np.uint64)
+    for t in range(n_trees):
+        for c in range(4):
+            pref[t, c] = run[m[t], c]
     v = np.empty((4, 4), dtype=np.uint64)
-    for j in range(h):
+    for j in range(top):
         w0, w1, w2, w3 = np.uint64(eqs[j, 0]), np.uint64(eqs[j, 1]), np.uint64(eqs[j, 2]), np.uint64(eqs[j, 3])
         for x in range(2):
             s0 = np.uint64(0)
@@ -151,13 +182,15 @@ def _gkr_round(tabs, length, eqs, lam, tree_coeffs):
             s2 = np.uint64(0)
             s3 = np.uint64(0)
             for t in range(n_trees):
+                if j >= m[t]:
+                    continue
                 for f in range(4):
                     for c in range(4):
-                        lo = np.uint64(tabs[4 * t + f, j, c])
+                        lo = np.uint64(tabs[4 * t + f, 2 * j, c])
                         if x == 0:
                             v[f, c] = lo
                         else:  # value at X = 2 is 2·hi - lo
-                            hi = np.uint64(tabs[4 * t + f, j + h, c])
+                            hi = np.uint64(tabs[4 * t + f, 2 * j + 1, c])
                             y = hi + hi
                             if y >= _P:
                                 y -= _P
@@ -191,10 +224,58 @@ def _gkr_round(tabs, length, eqs, lam, tree_coeffs):
             acc[x, 1] += r1
             acc[x, 2] += r2
             acc[x, 3] += r3
+    for t in range(n_trees):  # padding pairs: c_t · λ · (1 − pref_t), the same at X = 0 and X = 2
+        if m[t] == h:
+            continue
+        d0 = (np.uint64(1) + _P - pref[t, 0]) % _P
+        d1 = (_P - pref[t, 1]) % _P
+        d2 = (_P - pref[t, 2]) % _P
+        d3 = (_P - pref[t, 3]) % _P
+        e0, e1, e2, e3 = e_mul(d0, d1, d2, d3, l0, l1, l2, l3)
+        e0, e1, e2, e3 = e_mul(e0, e1, e2, e3, np.uint64(tree_coeffs[t, 0]), np.uint64(tree_coeffs[t, 1]),
+                               np.uint64(tree_coeffs[t, 2]), np.uint64(tree_coeffs[t, 3]))
+        for x in range(2):
+            acc[x, 0] += e0
+            acc[x, 1] += e1
+            acc[x, 2] += e2
+            acc[x, 3] += e3
     for x in range(2):
         for c in range(4):
             acc[x, c] %= _P
     return acc.astype(np.uint32)
+
+
+@nb.njit(**_NJ)
+def _fold_live(tabs, length, r, live):
+    """Bind the last variable of every tree's tables (p0, p1, q0, q1) to r: t[j] <- t[2j] + r·(t[2j+1]
+    − t[2j]) for j < ⌈live[t]/2⌉; the entries after that which held live values become padding
+    (0 for numerators, 1 for denominators); the rest already are."""
+    h = length // 2
+    r0, r1, r2, r3 = np.uint64(r[0]), np.uint64(r[1]), np.uint64(r[2]), np.uint64(r[3])
+    w1, w2, w3 = (r1 * _W) % _P, (r2 * _W) % _P, (r3 * _W) % _P
+    for k in range(tabs.shape[0]):
+        u = min(length, live[k // 4])
+        m = min(h, (u + 1) // 2)
+        for j in range(m):
+            l0, l1, l2, l3 = (np.uint64(tabs[k, 2 * j, 0]), np.uint64(tabs[k, 2 * j, 1]),
+                              np.uint64(tabs[k, 2 * j, 2]), np.uint64(tabs[k, 2 * j, 3]))
+            u0, u1, u2, u3 = (np.uint64(tabs[k, 2 * j + 1, 0]), np.uint64(tabs[k, 2 * j + 1, 1]),
+                              np.uint64(tabs[k, 2 * j + 1, 2]), np.uint64(tabs[k, 2 * j + 1, 3]))
+            d0 = u0 - l0 if u0 >= l0 else u0 + _P - l0
+            d1 = u1 - l1 if u1 >= l1 else u1 + _P - l1
+            d2 = u2 - l2 if u2 >= l2 else u2 + _P - l2
+            d3 = u3 - l3 if u3 >= l3 else u3 + _P - l3
+            p0, p1, p2, p3 = e_mul_by(d0, d1, d2, d3, r0, r1, r2, r3, w1, w2, w3)
+            tabs[k, j, 0] = (l0 + p0) % _P
+            tabs[k, j, 1] = (l1 + p1) % _P
+            tabs[k, j, 2] = (l2 + p2) % _P
+            tabs[k, j, 3] = (l3 + p3) % _P
+        pad = 1 if k % 4 >= 2 else 0
+        for j in range(m, min(u, h)):
+            tabs[k, j, 0] = pad
+            tabs[k, j, 1] = 0
+            tabs[k, j, 2] = 0
+            tabs[k, j, 3] = 0
 
 
 @nb.njit(**_NJ)
@@ -424,15 +505,20 @@ class LookupStatement:
         if not isinstance(self.reps, int) or not 1 <= self.reps <= MAX_REPS:
             raise ValueError(f"LookupStatement: reps must be an int in 1..{MAX_REPS}, got {self.reps!r}")
 
-    @property
-    def tree_logs(self) -> tuple[int, ...]:
-        """Depths of the fraction trees of one repetition: the groups, then the table."""
-        return tuple(self.group_logs) + (self.table.log_size,)
+    def layout(self, blinded: bool = False) -> "TreeLayout":
+        """Where each group, the table and the blinding leaf sit among the leaves of the one signed
+        fraction tree of a repetition (:func:`tree_layout`)."""
+        return tree_layout(self.group_logs, self.table.log_size, blinded)
 
     @property
-    def all_tree_logs(self) -> tuple[int, ...]:
+    def tree_logs(self) -> tuple[int, ...]:
+        """Depth of the fraction tree of one repetition (witness groups and table in one tree, with
+        room for a blinding leaf: the depth the soundness figure charges)."""
+        return (self.layout(True).depth,)
+
+    def all_tree_logs(self, blinded: bool = False) -> tuple[int, ...]:
         """Depths of every fraction tree, repetition after repetition."""
-        return self.tree_logs * self.reps
+        return (self.layout(blinded).depth,) * self.reps
 
     @property
     def queries(self) -> int:
@@ -446,7 +532,9 @@ class LookupStatement:
 
     def error_log2(self, reps: int | None = None) -> float:
         """``log2`` of the logUp challenge error of this lookup with ``reps`` (default: its own)."""
-        return soundness.logup_error_log2(self.queries, max(self.tree_logs), self.draws,
+        # the identity's poles: ≤ queries witness values and 2^log table rows (the tree's depth and
+        # padding do not add any; the GKR's own rounds are charged separately)
+        return soundness.logup_error_log2(self.queries, max(self.table.log_size, *self.group_logs), self.draws,
                                           self.reps if reps is None else reps)
 
     def absorb(self, transcript: Transcript) -> None:
@@ -464,6 +552,55 @@ class LookupStatement:
 
 
 MULTIPLICITY_COLUMN = "multiplicities"
+
+
+@dataclass(frozen=True)
+class TreeLayout:
+    """The leaves of one signed fraction tree (logUp-GKR, Papini–Haböck §3): each witness group and
+    the table occupy a block of ``2^log`` leaves at an offset aligned to its size (largest first), the
+    blinding leaf ``(0, d)`` (zero knowledge only) the next free leaf, padding ``(0, 1)`` the rest.
+    Aligned blocks make each block's MLE a sub-cube: at a leaf point ``r`` (first coordinate = most
+    significant bit) the tree's leaf MLE is ``Σ_b eq(r_high, offset_b) · block_b(r_low)``."""
+
+    depth: int
+    offsets: tuple[int, ...]  # leaf offset of each group, then of the table
+    logs: tuple[int, ...]  # log2 block size of each group, then of the table
+    blind: int | None  # leaf index of the blinding leaf, or None
+    used: int  # leaves that are not padding (a prefix: padding is the suffix)
+
+    def live(self, k: int) -> int:
+        """Nodes of layer ``k`` (``2^k`` nodes, node ``j`` covering leaves ``[j·2^(depth−k), …)``) that
+        are not padding ``(0, 1)``: a prefix."""
+        return -(-self.used >> (self.depth - k))
+
+    def selector(self, offset: int, log: int, point: Sequence) -> tuple[int, int, int, int]:
+        """eq of the point's first ``depth - log`` coordinates with the block's prefix ``offset >> log``."""
+        top = self.depth - log
+        prefix = offset >> log
+        sel = _ONE
+        for k in range(top):
+            r = point[k]
+            sel = _MUL(sel, r if (prefix >> (top - 1 - k)) & 1 else _sub4(_ONE, r))
+        return sel
+
+    def block(self, i: int, point: Sequence) -> tuple[tuple[int, int, int, int], list]:
+        """Block ``i``'s (group ``i``, or the table for ``i = len(groups)``) selector and own point."""
+        return self.selector(self.offsets[i], self.logs[i], point), list(point[self.depth - self.logs[i]:])
+
+
+@functools.lru_cache(maxsize=1024)
+def tree_layout(group_logs: tuple[int, ...], table_log: int, blinded: bool) -> TreeLayout:
+    """The public leaf layout of one lookup's tree (sizes only)."""
+    logs = tuple(group_logs) + (table_log,)
+    order = sorted(range(len(logs)), key=lambda i: (-logs[i], i))
+    offsets = [0] * len(logs)
+    at = 0
+    for i in order:  # decreasing powers of two: every offset is a multiple of its block's size
+        offsets[i] = at
+        at += 1 << logs[i]
+    blind = at if blinded else None
+    total = at + (1 if blinded else 0)
+    return TreeLayout(max(1, (total - 1).bit_length()), tuple(offsets), logs, blind, total)
 
 
 @dataclass(frozen=True)
@@ -492,22 +629,31 @@ def _statements(sts) -> tuple[LookupStatement, ...]:
     return sts
 
 
-def _tree_logs(sts: Sequence[LookupStatement]) -> tuple[int, ...]:
-    """Depths of every fraction tree of a (multi-)lookup: statement after statement."""
-    return tuple(n for st in sts for n in st.all_tree_logs)
+def _tree_logs(sts: Sequence[LookupStatement], blinded: bool) -> tuple[int, ...]:
+    """Depths of every fraction tree of a (multi-)lookup: statement after statement, one per repetition."""
+    return tuple(n for st in sts for n in st.all_tree_logs(blinded))
 
 
 @dataclass
 class LookupProof:
-    """Roots, one sumcheck per GKR layer, and the witness columns' values at their leaf points. One
-    proof may cover several statements (:func:`prove_many`): their trees share every GKR layer."""
+    """Root denominators (the root numerators are 0), one sumcheck per GKR layer, and the values at
+    the leaf point: each group's columns, each statement's multiplicities and, with zero knowledge,
+    each tree's blinding denominator ``d``. One proof may cover several statements
+    (:func:`prove_many`): their trees share every GKR layer."""
 
-    roots: np.ndarray  # (trees, 2, 4): (p, q) per tree
+    root_q: np.ndarray  # (trees, 4): the root denominator of each tree
     layers: list[S.SumcheckProof]
     column_evals: list[np.ndarray]  # per group of every statement: (width, 4)
+    mult_evals: np.ndarray  # (statements, 4): the multiplicity column at the table block's point
+    blind_evals: np.ndarray  # (trees, 4) blinding denominators d, or (0, 4) without zero knowledge
+    root_p: np.ndarray | None = None  # the prover's root numerators (not sent; a strict prover checks 0)
+
+    @property
+    def blinded(self) -> bool:
+        return self.blind_evals.shape[0] > 0
 
     def to_bytes(self, sts: "LookupStatement | Sequence[LookupStatement]") -> bytes:
-        """Serialize (format version 3)."""
+        """Serialize (format version 4)."""
         sts = _statements(sts)
         w = Writer()
         w.header(_MAGIC, _VERSION)
@@ -519,25 +665,27 @@ class LookupProof:
             w.u8(st.reps)
             for g in st.group_logs:
                 w.u8(g)
-        w.ext_fixed(self.roots.reshape(-1, 4))
+        w.u8(1 if self.blinded else 0)
+        w.ext_fixed(self.root_q.reshape(-1, 4))
         for layer in self.layers:
             layer.write(w)
         for ev in self.column_evals:
             w.ext_fixed(ev)
+        w.ext_fixed(self.mult_evals.reshape(-1, 4))
+        w.ext_fixed(self.blind_evals.reshape(-1, 4))
         return w.getvalue()
 
     @staticmethod
     def from_bytes(data: bytes, sts: "LookupStatement | Sequence[LookupStatement]") -> "LookupProof":
         """Parse for the expected statement(s); ProofFormatError on any mismatch or malformation."""
         sts = _statements(sts)
-        logs = _tree_logs(sts)
-        depth = max(logs)
+        depth = max(_tree_logs(sts, True))  # the larger layout bounds the size
+        n_trees = len(_tree_logs(sts, True))
         n_groups = sum(len(st.group_logs) for st in sts)
-        # a layer: mask sum and value, final values, rounds, and its mask opening (degree-2 rounds
-        # over at most depth.bit_length() + 2 variables, two final values, no mask)
-        per_layer = 16 * (2 + 4 * (1 + 4 * len(logs)) + 3 * depth) + 16 * (2 * (depth.bit_length() + 2) + 2) + 2
-        r = Reader(data, max_total=64 + 8 * n_groups + 32 * len(logs) + depth * per_layer
-                   + 16 * MAX_WIDTH * n_groups)
+        # a layer: mask sum and value, final values, rounds
+        per_layer = 16 * (2 + 4 * (1 + 4 * n_trees) + 3 * depth) + 2
+        r = Reader(data, max_total=64 + 8 * n_groups + 32 * n_trees + depth * per_layer
+                   + 16 * MAX_WIDTH * n_groups + 16 * len(sts))
         r.header(_MAGIC, (_VERSION,))
         if r.u8() != len(sts):
             raise ProofFormatError("lookup proof covers another number of statements")
@@ -548,14 +696,18 @@ class LookupProof:
             got = tuple(r.u8() for _ in st.group_logs)
             if got != st.group_logs:
                 raise ProofFormatError(f"lookup group sizes {got} do not match the statement {st.group_logs}")
-        roots = r.ext_fixed(2 * len(logs)).reshape(-1, 2, 4)
+        blinded = bool(r.u8(max_value=1))
+        logs = _tree_logs(sts, blinded)
+        root_q = r.ext_fixed(len(logs))
         layers = []
-        for k in range(depth):
+        for k in range(max(logs)):
             active = sum(1 for n in logs if n > k)
             layers.append(S.SumcheckProof.read(r, _layer_shape(k, active)))
         evals = [r.ext_fixed(st.table.width) for st in sts for _ in st.group_logs]
+        mult_evals = r.ext_fixed(len(sts))
+        blind_evals = r.ext_fixed(len(logs) if blinded else 0)
         r.finish()
-        return LookupProof(roots, layers, evals)
+        return LookupProof(root_q, layers, evals, mult_evals, blind_evals)
 
 
 # --- extension arithmetic on Python ints (a few products per round: cheaper than numpy calls) ---------
@@ -616,16 +768,13 @@ def _fold_row(vals, pw) -> tuple[int, int, int, int]:
     return total
 
 
-def _fractions_cancel(roots) -> bool:
-    """sum_i p_i / q_i = 0, with every q_i ≠ 0 checked by the caller: sum_i p_i prod_{j≠i} q_j = 0."""
-    total = (0, 0, 0, 0)
-    for i, (p, _) in enumerate(roots):
-        term = p
-        for j, (_, q) in enumerate(roots):
-            if j != i:
-                term = _MUL(term, q)
-        total = _add4(total, term)
-    return total == (0, 0, 0, 0)
+_ZERO_POINT = np.zeros((1, 4), dtype=np.uint32)
+
+
+def _blind_value(mask: S.MaskPolynomial) -> np.ndarray:
+    """A blinding leaf's ``d``: the value at 0 of a fresh one-variable mask (its constant coefficient, an
+    extension element), settled like every mask value as a linear claim on its committed table."""
+    return mask.evaluate(_ZERO_POINT)
 
 
 # --- prover ------------------------------------------------------------------------------------------
@@ -671,70 +820,102 @@ def _check_witness(st: LookupStatement, groups, mult) -> tuple[list[np.ndarray],
 
 
 def mask_sizes(sts: "LookupStatement | Sequence[LookupStatement]") -> list[tuple[int, int]]:
-    """(n_vars, degree) of the zero-knowledge mask of every masked layer sumcheck of a
-    :func:`prove_many` proof, in order: layer ``k`` of the shared GKR has ``k`` variables and degree 3;
-    layer 0 has no rounds and no mask. Depends only on the statements (public shapes)."""
-    return [(k, 3) for k in range(1, max(_tree_logs(_statements(sts))))]
+    """(n_vars, degree) of the committed zero-knowledge randomness a :func:`prove_many` proof takes,
+    in order: first one 4-entry table ``(1, 3)`` per tree (its blinding leaf's denominator ``d``), then
+    the mask of every layer sumcheck with rounds (layer ``k`` of the shared GKR: ``k`` variables,
+    degree 3). Depends only on the statements (public shapes)."""
+    logs = _tree_logs(_statements(sts), True)
+    return [(1, 3)] * len(logs) + [(k, 3) for k in range(1, max(logs))]
+
+
+def _leaves(lay: TreeLayout, cols_per_group, neg_mult, tcols, alpha, beta, d) -> tuple[np.ndarray, np.ndarray]:
+    """The signed tree's leaves: ``(1, α − w)`` per group row, ``(−m, α − t)`` per table row, the
+    blinding leaf ``(0, d)``, padding ``(0, 1)``."""
+    n = 1 << lay.depth
+    p = np.zeros((n, 4), dtype=np.uint32)
+    q = np.zeros((n, 4), dtype=np.uint32)
+    q[:, 0] = 1
+    for g, cols in enumerate(cols_per_group):
+        o, size = lay.offsets[g], 1 << lay.logs[g]
+        p[o:o + size, 0] = 1
+        q[o:o + size] = _leaf_denominators(cols, alpha, beta)
+    o, size = lay.offsets[-1], 1 << lay.logs[-1]
+    p[o:o + size] = neg_mult
+    q[o:o + size] = _leaf_denominators(tcols, alpha, beta)
+    if lay.blind is not None:
+        q[lay.blind] = d
+    return p, q
+
+
+def _statement_trees(sts: Sequence[LookupStatement], blinded: bool) -> list[range]:
+    """Per statement, the global indices of its trees (one per repetition)."""
+    out, base = [], 0
+    for st in sts:
+        out.append(range(base, base + st.reps))
+        base += st.reps
+    return out
 
 
 def prove_many(sts: Sequence[LookupStatement], groups: Sequence[Sequence[Sequence[np.ndarray]]],
                mults: Sequence[np.ndarray], transcript: Transcript, masks: "ProverMasks | None" = None
                ) -> tuple[LookupProof, list[tuple[S.EvalClaim, ...]]]:
-    """Prove several lookups with ONE logUp-GKR: every statement draws its own challenges, and the
-    fraction trees of all of them share each layer sumcheck (the per-round cost is paid once).
-    Returns the proof and, per statement, the claims :func:`verify_many` returns for it.
+    """Prove several lookups with ONE logUp-GKR: every statement draws its own challenges and builds
+    one signed fraction tree per repetition (:class:`TreeLayout`, root ``(0, q)``), and the trees of
+    all of them share each layer sumcheck (the per-round cost is paid once). Returns the proof and,
+    per statement, the claims :func:`verify_many` returns for it.
 
-    ``masks`` (zero knowledge, :class:`blindproof.zk.ops.zkmask.ProverMasks`): every layer with
-    rounds runs on ``f + ρ·g`` with the next committed mask ``g`` (``masks.take(k, 3)``), and ``g(r)``
-    is reduced to a claim on the mask's committed table, handed to ``masks.add_claim``."""
+    ``masks`` (zero knowledge, :class:`blindproof.zk.ops.zkmask.ProverMasks`): each tree gets a
+    blinding leaf ``(0, d)`` with ``d`` a committed fresh 4-entry table (``masks.take(1, 3)``; it
+    multiplies the root denominator by ``d``), every layer with rounds runs on ``f + ρ·g`` with the
+    next committed mask ``g`` (``masks.take(k, 3)``), and ``g(r)`` and ``d`` become linear claims on
+    the masks' committed tables, handed to ``masks.add_claim``."""
     sts = _statements(sts)
     if len(groups) != len(sts) or len(mults) != len(sts):
         raise ValueError(f"{len(sts)} statements need as many group lists and multiplicity columns")
+    blinded = masks is not None
     witness = [_check_witness(st, g, m) for st, g, m in zip(sts, groups, mults)]
-    leaves = []  # per statement and repetition: witness trees (1, α - w), then the table tree (-m, α - t)
-    challenges = []
-    for st, (cols_per_group, mult) in zip(sts, witness):
+    logs = _tree_logs(sts, blinded)
+    blinds = [masks.take(1, 3) for _ in logs] if blinded else []
+    blind_evals = np.stack([_blind_value(b[1]) for b in blinds]) if blinded else np.zeros((0, 4), dtype=np.uint32)
+    for (name, mask), d in zip(blinds, blind_evals):  # d -> a claim on its committed table
+        masks.add_claim(name, 1, mask.degree, _ZERO_POINT, d)
+    trees = []  # trees[i][k] = (p, q) at layer k (2^k nodes), k = 0 … depth
+    for s_i, (st, (cols_per_group, mult)) in enumerate(zip(sts, witness)):
         alpha, beta = _draw_challenges(st, transcript)
-        challenges.append((tuple(alpha[0].tolist()), tuple(beta[0].tolist())))
         tcols = np.ascontiguousarray(np.stack(st.table.columns))
         neg_mult = F.embed(F.neg(mult))
         for r in range(st.reps):
-            leaves += [(F.eone(1 << n), _leaf_denominators(cols, alpha[r], beta[r]))
-                       for cols, n in zip(cols_per_group, st.group_logs)]
-            leaves.append((neg_mult, _leaf_denominators(tcols, alpha[r], beta[r])))
-    trees = []  # trees[i][k] = (p, q) at layer k (2^k nodes), k = 0 … depth
-    for p, q in leaves:
-        layers = [(p, q)]
-        while layers[-1][0].shape[0] > 1:
-            layers.append(_parent_layer(*layers[-1]))
-        trees.append(layers[::-1])
-    del leaves
-    roots = np.stack([np.stack([tr[0][0][0], tr[0][1][0]]) for tr in trees])
-    transcript.absorb_ext("lookup/roots", roots)
+            d = blind_evals[len(trees)] if blinded else None
+            lay = st.layout(blinded)
+            layers = [tuple(_split(a) for a in _leaves(lay, cols_per_group, neg_mult, tcols, alpha[r], beta[r], d))]
+            for k in range(lay.depth, 0, -1):
+                layers.append(_parent_layer(*layers[-1], lay.live(k)))
+            trees.append(layers[::-1])
+    root_p = np.stack([tr[0][0][0] for tr in trees])
+    root_q = np.stack([tr[0][1][0] for tr in trees])
+    transcript.absorb_ext("lookup/root_q", root_q)
 
-    logs = _tree_logs(sts)
-    firsts = _first_trees(sts)  # tree index -> (statement, group) for rep-0 witness trees
+    per_st = _statement_trees(sts, blinded)
+    tree_lay = [st.layout(blinded) for st in sts for _ in range(st.reps)]
     depth = max(logs)
     point: list = []
-    claims = roots.copy()  # (trees, 2, 4): each tree's (p, q) claim on its current layer
+    claims = np.zeros((len(logs), 2, 4), dtype=np.uint32)  # each tree's (p, q) claim on its current layer
+    claims[:, 1] = root_q  # the root numerator is 0
     logs_a = np.array(logs)
-    leaf_points: dict[int, list] = {i: [] for i, n in enumerate(logs) if n == 0}
     layer_proofs = []
-    column_evals: dict[tuple[int, int], np.ndarray] = {}
+    leaf_vals: dict[int, tuple] = {}
     for k in range(depth):
         active = np.nonzero(logs_a > k)[0]
         lam_a = transcript.challenge_ext("lookup/lambda")
         lam = tuple(lam_a.tolist())
-        children = []
-        h = 1 << k
+        live = np.array([-(-tree_lay[i].live(k + 1) // 2) for i in active], dtype=np.int64)
+        children = _layer_tables([trees[i][k + 1] for i in active], live)
         for i in active:
-            p, q = trees[i][k + 1]
-            children += [p[:h], p[h:], q[:h], q[h:]]
             if logs[i] == k + 1:
                 trees[i] = None  # its last layer is in children: free the tree
         mask = masks.take(k, 3) if masks is not None and k > 0 else None
         layer, s_point = _prove_layer(point, children, lam, _combine(claims, active, lam_a), transcript,
-                                      None if mask is None else mask[1])
+                                      None if mask is None else mask[1], live)
         del children
         layer_proofs.append(layer)
         if mask is not None:  # g(r): a linear claim on the committed mask table
@@ -742,71 +923,80 @@ def prove_many(sts: Sequence[LookupStatement], groups: Sequence[Sequence[Sequenc
                             layer.mask_eval)
         mu_a = transcript.challenge_ext("lookup/mu")
         claims[active] = _next_claims_kernel(layer.final_evals, mu_a)
-        point = [tuple(mu_a.tolist())] + s_point
-        for i in active.tolist():
-            if logs[i] == k + 1:
-                leaf_points[i] = point
-                if i in firsts:  # a witness tree of a first repetition reached its leaves
-                    s_i, g = firsts[i]
-                    column_evals[s_i, g] = _column_values(witness[s_i][0][g], point, tuple(claims[i, 1].tolist()),
-                                                          *challenges[s_i])
-                    transcript.absorb_ext("lookup/columns", column_evals[s_i, g])
-    for i, (s_i, g) in firsts.items():
-        if logs[i] == 0:  # a single-row group: its leaf point is empty
-            column_evals[s_i, g] = np.stack([F.embed(c[0]) for c in witness[s_i][0][g]])
+        point = s_point[::-1] + [tuple(mu_a.tolist())]  # rounds bound the last variable first
+        for s_i, st in enumerate(sts):
+            if logs[per_st[s_i][0]] == k + 1:  # this statement's trees reached their leaves
+                leaf_vals[s_i] = _leaf_values(st.layout(blinded), *witness[s_i], point)
+                transcript.absorb_ext("lookup/columns", _leaf_message(leaf_vals[s_i], blind_evals[per_st[s_i].start:per_st[s_i].stop]))
     out = []
-    base = 0
     for s_i, st in enumerate(sts):
-        cl = []
-        for g in range(len(st.group_logs)):
-            pt = np.array(leaf_points[base + g], dtype=np.uint32).reshape(-1, 4)
-            cl += [S.EvalClaim(name, pt, column_evals[s_i, g][c].copy())
-                   for c, name in enumerate(st.column_names(g))]
-        t = base + len(st.group_logs)  # the first repetition's table tree
-        cl.append(S.EvalClaim(MULTIPLICITY_COLUMN, np.array(leaf_points[t], dtype=np.uint32).reshape(-1, 4),
-                              np.array(_sub4((0, 0, 0, 0), claims[t, 0].tolist()), dtype=np.uint32)))
+        evals, mval, pts = leaf_vals[s_i]
+        cl = [S.EvalClaim(name, pts[g], evals[g][c].copy())
+              for g in range(len(st.group_logs)) for c, name in enumerate(st.column_names(g))]
+        cl.append(S.EvalClaim(MULTIPLICITY_COLUMN, pts[-1], mval.copy()))
         out.append(tuple(cl))
-        base += len(st.all_tree_logs)
-    evals = [column_evals[s_i, g] for s_i, st in enumerate(sts) for g in range(len(st.group_logs))]
-    return LookupProof(roots, layer_proofs, evals), out
+    evals = [ev for s_i in range(len(sts)) for ev in leaf_vals[s_i][0]]
+    mult_evals = np.stack([leaf_vals[s_i][1] for s_i in range(len(sts))])
+    return LookupProof(root_q, layer_proofs, evals, mult_evals, blind_evals, root_p), out
 
 
-def _column_values(cols: np.ndarray, point: list, q, alpha, beta) -> np.ndarray:
-    """The group's column values at its leaf point. The leaf claim is ``q = α - Σ_c β^c w_c(point)``,
-    so the first column follows from the others without evaluating it (one-column lookups: none)."""
-    rest = [tuple(mle.evaluate(c, np.array(point, dtype=np.uint32)).tolist()) for c in cols[1:]]
-    w0 = _sub4(alpha, q)
-    pw = beta
-    for v in rest:
-        w0 = _sub4(w0, _MUL(pw, v))
-        pw = _MUL(pw, beta)
-    return np.array([w0, *rest], dtype=np.uint32)
+def _layer_tables(nodes: list, live: np.ndarray) -> np.ndarray:
+    """(p0, p1, q0, q1) per tree for a layer sumcheck: node j's children are 2j and 2j + 1 (the new
+    variable is the last one), the two halves of a split-stored layer (:func:`_parent_layer`). Only
+    the live prefix is copied; the rest is padding (0, 0, 1, 1)."""
+    size = nodes[0][0].shape[0] // 2
+    tabs = np.zeros((4 * len(nodes), size, 4), dtype=np.uint32)
+    for t, ((p, q), u) in enumerate(zip(nodes, live.tolist())):
+        tabs[4 * t + 2:4 * t + 4, u:, 0] = 1
+        tabs[4 * t, :u] = p[:u]
+        tabs[4 * t + 1, :u] = p[size:size + u]
+        tabs[4 * t + 2, :u] = q[:u]
+        tabs[4 * t + 3, :u] = q[size:size + u]
+    return tabs
 
 
-def _first_trees(sts: Sequence[LookupStatement]) -> dict[int, tuple[int, int]]:
-    """Global tree index of each statement's first-repetition witness trees -> (statement, group)."""
-    out = {}
-    base = 0
-    for s_i, st in enumerate(sts):
-        for g in range(len(st.group_logs)):
-            out[base + g] = (s_i, g)
-        base += len(st.all_tree_logs)
-    return out
+def _split(a: np.ndarray) -> np.ndarray:
+    """A layer in natural node order -> split order (node 2j + c at c·h + j)."""
+    return np.concatenate([a[0::2], a[1::2]]) if a.shape[0] > 1 else a
 
 
-def _prove_layer(point: list, children: list[np.ndarray], lam, claim,
-                 transcript: Transcript, mask: S.MaskPolynomial | None = None) -> tuple[S.SumcheckProof, list]:
+def _leaf_values(lay: TreeLayout, cols_per_group, mult, point: list):
+    """Each group's column values and the multiplicities at their blocks' points, and the points."""
+    pts = [np.array(lay.block(i, point)[1], dtype=np.uint32).reshape(-1, 4) for i in range(len(lay.logs))]
+    evals = [np.stack([_ext_eval(c, pt) for c in cols]) for cols, pt in zip(cols_per_group, pts)]
+    return evals, _ext_eval(mult, pts[-1]), pts
+
+
+def _ext_eval(col: np.ndarray, pt: np.ndarray) -> np.ndarray:
+    """A base column's MLE at an extension point (a one-entry column: the entry itself)."""
+    return mle.evaluate(col, pt) if pt.shape[0] else F.embed(col[:1])[0]
+
+
+def _leaf_message(leaf_vals, blind_evals: np.ndarray) -> np.ndarray:
+    """What the transcript absorbs at a statement's leaves: column values, multiplicities, ``d``s."""
+    evals, mval, _ = leaf_vals
+    return np.concatenate([*evals, mval[None, :], blind_evals.reshape(-1, 4)])
+
+
+def _prove_layer(point: list, children: "list[np.ndarray] | np.ndarray", lam, claim, transcript: Transcript,
+                 mask: S.MaskPolynomial | None = None, live: np.ndarray | None = None
+                 ) -> tuple[S.SumcheckProof, list]:
     """Prover of one GKR layer: the sumcheck over k = len(point) variables of
     ``eq(point, x) · sum_t λ^{2t} (p0 q1 + p1 q0 + λ q0 q1)(x)`` with tables ``children`` (p0, p1, q0, q1
-    per active tree). eq(point, x) is split as eq(r_j, X) · eq(r_{>j}, x_{>j}) (Gruen), so the inner sum
-    has degree 2 and is computed at X = 0, 2 only; its value at 1 follows from the running claim.
+    per active tree). Round j binds variable k − 1 − j (the last one left: padding, a suffix of each
+    table, halves every round and is summed in closed form); eq(point, x) is split as eq(r_{k−1−j}, X) ·
+    eq(r_{<k−1−j}, x_{<k−1−j}) (Gruen), so the inner sum has degree 2 and is computed at X = 0, 2 only;
+    its value at 1 follows from the running claim.
     Transcript per round: the values at 0, 2, 3, then the challenge; then the final values.
     With a ``mask`` g (k variables, degree 3) the rounds are those of ``f + ρ·g`` (Libra): the mask's
     hypercube sum is sent and ρ drawn before the first round, ``g(r)`` is sent after the final values.
-    Returns the proof and the random point."""
+    ``live[t]``: entries of tree t's tables from which on all four are padding ``(0, 0, 1, 1)`` (default:
+    none); those are summed in closed form and never folded.
+    Returns the proof and the challenges in round order (the point is their reverse)."""
     k = len(point)
-    tabs = np.stack(children).astype(np.uint32)
+    tabs = children if isinstance(children, np.ndarray) else np.stack(children).astype(np.uint32)
     n_trees = tabs.shape[0] // 4
+    live = np.full(n_trees, 1 << k, dtype=np.int64) if live is None else np.array(live, dtype=np.int64)
     lam_a = np.array(lam, dtype=np.uint32)
     lam2 = _MUL(lam, lam)
     tree_coeffs = np.empty((n_trees, 4), dtype=np.uint32)
@@ -825,10 +1015,10 @@ def _prove_layer(point: list, children: list[np.ndarray], lam, claim,
     rounds = np.empty((k, 3, 4), dtype=np.uint32)
     s_point: list = []
     length = 1 << k
-    for j in range(k):
-        rj = point[j]
-        eqs = mle.eq_table(pt_arr[j + 1:])
-        h0, h2 = (tuple(v) for v in _gkr_round(tabs, length, eqs, lam_a, tree_coeffs).tolist())
+    for j in range(k):  # round j binds variable k − 1 − j (the last one left)
+        rj = point[k - 1 - j]
+        eqs = mle.eq_table(pt_arr[:k - 1 - j])
+        h0, h2 = (tuple(v) for v in _gkr_round(tabs, length, eqs, lam_a, tree_coeffs, live).tolist())
         # claim = eq_pref · ((1 - r_j) h(0) + r_j h(1))
         one_minus = _sub4(_ONE, rj)
         h1 = _MUL(_sub4(_MUL(claim, F._einv4(eq_pref)), _MUL(one_minus, h0)), F._einv4(rj))
@@ -850,8 +1040,9 @@ def _prove_layer(point: list, children: list[np.ndarray], lam, claim,
             bound = F.eadd(bound, mask._univariate(j, s_arr))
         claim = S.interpolate_ints((g0, _sub4(claim, g0), g2, g3), s)
         eq_pref = _MUL(eq_pref, _eq1(rj, s))
-        S._fold_all_ext(tabs, length, s_arr)
+        _fold_live(tabs, length, s_arr, live)
         length //= 2
+        live = np.minimum((live + 1) // 2, length)
     finals = np.concatenate([np.array(eq_pref, dtype=np.uint32)[None, :], tabs[:, 0, :]])
     transcript.absorb_ext("lookup/final", finals)
     proof = S.SumcheckProof(rounds, finals)
@@ -876,8 +1067,8 @@ def verify_many(sts: Sequence[LookupStatement], proof: LookupProof, transcript: 
     """Check a :func:`prove_many` proof; on acceptance the claims of every statement, statement after
     statement (each as :func:`verify` lists them). With ``masks``
     (:class:`blindproof.zk.ops.zkmask.VerifierMasks`) every layer with rounds MUST be masked: its mask
-    opening is checked here and the claim on the mask's committed table goes to ``masks.add_claim``
-    (named ``masks.next_name()``); without, a masked layer is rejected. Never raises."""
+    value becomes a linear claim on the mask's committed table via ``masks.add_claim`` (named
+    ``masks.next_name()``); without, a masked layer is rejected. Never raises."""
     return guarded(lambda: _verify(_statements(sts), proof, transcript, masks), "lookup")
 
 
@@ -896,12 +1087,17 @@ def verify_bytes(st: "LookupStatement | Sequence[LookupStatement]", data: bytes,
 
 def _verify(sts: Sequence[LookupStatement], proof: LookupProof, transcript: Transcript,
             masks: "VerifierMasks | None" = None) -> VerifyResult:
-    logs = _tree_logs(sts)
+    blinded = masks is not None
+    logs = _tree_logs(sts, blinded)
     n_trees = len(logs)
     depth = max(logs)
     n_groups = sum(len(st.group_logs) for st in sts)
-    if proof.roots.shape != (n_trees, 2, 4) or len(proof.layers) != depth \
-            or len(proof.column_evals) != n_groups:
+    if proof.blinded != blinded:
+        return VerifyResult.reject("lookup: a masked (zero-knowledge) lookup needs blinding leaves" if blinded
+                                   else "lookup: unexpected mask (blinding leaves)")
+    if proof.root_q.shape != (n_trees, 4) or len(proof.layers) != depth \
+            or len(proof.column_evals) != n_groups or proof.mult_evals.shape != (len(sts), 4) \
+            or proof.blind_evals.shape != ((n_trees if blinded else 0), 4):
         return VerifyResult.reject("lookup: proof shape does not match the statement")
     for k, layer in enumerate(proof.layers):
         active = sum(1 for n in logs if n > k)
@@ -920,32 +1116,22 @@ def _verify(sts: Sequence[LookupStatement], proof: LookupProof, transcript: Tran
             if ev.shape != (st.table.width, 4):
                 return VerifyResult.reject("lookup: wrong number of column values")
             evals.append(ev)
+    blind_evals = F._check_ext(proof.blind_evals, "blinding values")
+    for d in (blind_evals if blinded else ()):  # d -> a claim on its committed table
+        masks.add_claim(masks.next_name(), 1, 3, _ZERO_POINT, d)
     challenges = [_draw_challenges(st, transcript) for st in sts]
-    transcript.absorb_ext("lookup/roots", proof.roots)
-
-    roots = [(tuple(p), tuple(q)) for p, q in F._check_ext(proof.roots, "roots").tolist()]
-    if any(q == (0, 0, 0, 0) for _, q in roots):
+    transcript.absorb_ext("lookup/root_q", proof.root_q)
+    root_q = F._check_ext(proof.root_q, "root denominators")
+    if any(not q.any() for q in root_q):  # q ≠ 0: then p = 0 means the fractions cancel
         return VerifyResult.reject("lookup: a root denominator is zero")
-    base = 0
-    for st in sts:  # per repetition, the fractions must cancel: sum_i p_i / q_i = 0 (every q_i ≠ 0)
-        per = len(st.tree_logs)
-        for r in range(st.reps):
-            if not _fractions_cancel(roots[base + r * per: base + (r + 1) * per]):
-                return VerifyResult.reject("lookup: the witness and table fractional sums differ "
-                                           "(a row is outside the table or the multiplicities are wrong)")
-        base += per * st.reps
+    mult_evals = F._check_ext(proof.mult_evals, "multiplicity values")
 
-    firsts = _first_trees(sts)
-    flat_group = {}
-    g_flat = 0
-    for s_i, st in enumerate(sts):
-        for g in range(len(st.group_logs)):
-            flat_group[s_i, g] = g_flat
-            g_flat += 1
-    claims = F._check_ext(proof.roots, "roots").copy()  # (trees, 2, 4)
+    per_st = _statement_trees(sts, blinded)
+    claims = np.zeros((n_trees, 2, 4), dtype=np.uint32)  # (trees, 2, 4)
+    claims[:, 1] = root_q  # every root numerator is 0 (witness and table fractions cancel)
     logs_a = np.array(logs)
     point: list = []
-    leaf: dict[int, tuple[list, tuple]] = {i: (point, roots[i]) for i, n in enumerate(logs) if n == 0}
+    leaf: dict[int, list] = {}
     for k in range(depth):
         active = np.nonzero(logs_a > k)[0]
         lam_a = transcript.challenge_ext("lookup/lambda")
@@ -969,10 +1155,13 @@ def _verify(sts: Sequence[LookupStatement], proof: LookupProof, transcript: Tran
         if rho is not None:
             transcript.absorb_ext("lookup/mask_eval", layer.mask_eval)
             expect = _add4(expect, _MUL(rho, _ints(layer.mask_eval)))
+        if expect != claim and k == 0:  # no rounds: the children do not combine to the root (0, q)
+            return VerifyResult.reject("lookup: layer 0: the root is not (0, q) (the witness and table "
+                                       "fractional sums differ, or q is wrong)")
         if expect != claim:
             return VerifyResult.reject(f"lookup: layer {k}: final values do not match the last round polynomial")
         eq = _ONE
-        for a, b in zip(point, s_point):
+        for a, b in zip(point[::-1], s_point):  # round j bound variable k − 1 − j
             eq = _MUL(eq, _eq1(a, b))
         if tuple(fin[0].tolist()) != eq:
             return VerifyResult.reject(f"lookup: layer {k}: wrong eq value")
@@ -984,55 +1173,67 @@ def _verify(sts: Sequence[LookupStatement], proof: LookupProof, transcript: Tran
                 return VerifyResult.reject(f"lookup: layer {k}: a challenge without a geometric point")
         mu_a = transcript.challenge_ext("lookup/mu")
         claims[active] = _next_claims_kernel(fin, mu_a)
-        point = [tuple(mu_a.tolist())] + s_point
-        for i in active.tolist():
-            if logs[i] == k + 1:
-                leaf[i] = (point, (tuple(claims[i, 0].tolist()), tuple(claims[i, 1].tolist())))
-                if i in firsts:
-                    transcript.absorb_ext("lookup/columns", evals[flat_group[firsts[i]]])
+        point = s_point[::-1] + [tuple(mu_a.tolist())]  # rounds bound the last variable first
+        e = 0
+        for s_i, st in enumerate(sts):
+            trees = per_st[s_i]
+            if logs[trees[0]] == k + 1:  # this statement's trees reached their leaves
+                leaf[s_i] = point
+                ds = blind_evals[trees.start:trees.stop]
+                msg = np.concatenate([*evals[e:e + len(st.group_logs)], mult_evals[s_i][None, :], ds])
+                transcript.absorb_ext("lookup/columns", msg)
+            e += len(st.group_logs)
 
     out: list[S.EvalClaim] = []
-    base = 0
+    e = 0
     for s_i, st in enumerate(sts):
-        res = _leaf_checks(st, challenges[s_i], [leaf[base + i] for i in range(len(st.all_tree_logs))],
-                           [evals[flat_group[s_i, g]] for g in range(len(st.group_logs))])
+        trees = per_st[s_i]
+        res = _leaf_checks(st, challenges[s_i], leaf[s_i], [tuple(claims[i, 0].tolist()) for i in trees],
+                           [tuple(claims[i, 1].tolist()) for i in trees], evals[e:e + len(st.group_logs)],
+                           mult_evals[s_i], blind_evals[trees.start:trees.stop] if blinded else None)
         if isinstance(res, str):
             return VerifyResult.reject(res)
         out += res
-        base += len(st.all_tree_logs)
+        e += len(st.group_logs)
     return VerifyResult.accept(tuple(out))
 
 
-def _leaf_checks(st: LookupStatement, challenges, leaf, evals) -> "list[S.EvalClaim] | str":
-    """One statement's leaf checks (its trees' final claims against the column values and the public
-    table); its claims, or the reason for rejecting."""
+def _leaf_checks(st: LookupStatement, challenges, point: list, ps: list, qs: list, evals, mval: np.ndarray,
+                 ds: "np.ndarray | None") -> "list[S.EvalClaim] | str":
+    """One statement's leaf checks: per repetition, the tree's final claim ``(p, q)`` at the leaf
+    point against the blocks' values (column values, the public table, the multiplicities, the
+    blinding ``d``, padding); its claims, or the reason for rejecting."""
     alpha, beta = challenges
-    per = len(st.tree_logs)
+    lay = st.layout(ds is not None)
     n_groups = len(st.group_logs)
     evs = [[tuple(v) for v in F._check_ext(ev, "column values").tolist()] for ev in evals]
-    tree_pt = leaf[n_groups][0]
-    tpt = np.array(tree_pt, dtype=np.uint32).reshape(-1, 4)
-    tvals = [tuple(st.table.column_mle(c, tpt).tolist()) for c in range(st.table.width)]
-    out: list[S.EvalClaim] = []
-    m_claim = None
+    blocks = [lay.block(i, point) for i in range(n_groups + 1)]
+    pts = [np.array(pt, dtype=np.uint32).reshape(-1, 4) for _, pt in blocks]
+    tvals = [tuple(st.table.column_mle(c, pts[-1]).tolist()) for c in range(st.table.width)]
+    m = tuple(mval.tolist())
+    pad = _ONE  # the padding's selector: 1 − every block's
+    for sel, _ in blocks:
+        pad = _sub4(pad, sel)
+    sel_d = (0, 0, 0, 0)
+    if ds is not None:
+        sel_d = lay.selector(lay.blind, 0, point)
+        pad = _sub4(pad, sel_d)
+    p_want = _sub4((0, 0, 0, 0), _MUL(blocks[-1][0], m))
+    for sel, _ in blocks[:-1]:
+        p_want = _add4(p_want, sel)
     for r in range(st.reps):
         a, b = tuple(alpha[r].tolist()), tuple(beta[r].tolist())
         pw = [_ONE, b][: st.table.width]
+        if ps[r] != p_want:
+            return "lookup: leaf numerators do not match the groups and the multiplicities"
+        q_want = _add4(pad, _MUL(blocks[-1][0], _sub4(a, _fold_row(tvals, pw))))
         for g in range(n_groups):
-            pt, (p, q) = leaf[r * per + g]
-            if p != _ONE:
-                return f"lookup: group {st.group_names[g]!r}: numerator is not 1"
-            if q != _sub4(a, _fold_row(evs[g], pw)):
-                return f"lookup: group {st.group_names[g]!r}: column values do not match the leaf denominator"
-            if r == 0:
-                pt_a = np.array(pt, dtype=np.uint32).reshape(-1, 4)
-                out += [S.EvalClaim(name, pt_a, evals[g][c].copy()) for c, name in enumerate(st.column_names(g))]
-        _, (p, q) = leaf[r * per + n_groups]
-        if q != _sub4(a, _fold_row(tvals, pw)):
-            return "lookup: table denominator does not match the public table"
-        if m_claim is None:
-            m_claim = p
-        elif p != m_claim:  # every repetition must use the same committed multiplicities
-            return "lookup: the repetitions disagree on the multiplicities"
-    out.append(S.EvalClaim(MULTIPLICITY_COLUMN, tpt, np.array(_sub4((0, 0, 0, 0), m_claim), dtype=np.uint32)))
+            q_want = _add4(q_want, _MUL(blocks[g][0], _sub4(a, _fold_row(evs[g], pw))))
+        if ds is not None:
+            q_want = _add4(q_want, _MUL(sel_d, tuple(ds[r].tolist())))
+        if qs[r] != q_want:
+            return "lookup: leaf denominators do not match the column values and the public table"
+    out = [S.EvalClaim(name, pts[g], evals[g][c].copy())
+           for g in range(n_groups) for c, name in enumerate(st.column_names(g))]
+    out.append(S.EvalClaim(MULTIPLICITY_COLUMN, pts[-1], mval.copy()))
     return out

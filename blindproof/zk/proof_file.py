@@ -24,8 +24,9 @@ from blindproof.zk.quant.spec import ACC_BOUND
 
 PROOF_FORMAT = "blindproof.model-proof"
 COMMITMENT_FORMAT = "blindproof.model-commitment"
-VERSION = 3  # 2: parameters fixed by the commitment, public values bounded, start pinned; 3: weights opened with a
-# per-proof companion commitment (their own masks gone), hiding symbols for an opening budget
+VERSION = 4  # 2: parameters fixed by the commitment, public values bounded, start pinned; 3: weights opened with a
+# per-proof companion commitment (their own masks gone), hiding symbols for an opening budget; 4: lookups (in proofs and
+# in the commitment's well-formedness proof) as one signed fraction tree per lookup with root (0, q), blinding leaves
 MAX_PROOF_BYTES = 256 << 20
 MAX_COMMITMENT_BYTES = 64 << 20
 MAX_TENSORS = 16

@@ -90,7 +90,6 @@ class CountingTranscript(Transcript):
         super().__init__(domain, statement)
         self.counts: Counter[str] = Counter()
         self.lookups: list[list[int]] = []  # [queries, depth, α and β draws, repetitions (α draws)]
-        self.lookup_groups: list[int] = []  # groups of each recorded lookup (one fraction tree each)
         self.lambda_draws: list[int] = []  # per λ draw: how many lookups were recorded before it
         self._table_log = 0  # log size of the table the next lookup uses
         self.on_op = on_op  # told "kind -> output" as each op proof starts (progress display)
@@ -111,9 +110,9 @@ class CountingTranscript(Transcript):
                 if v >= 64:
                     break
                 logs.append(v)
-            # the GKR depth of this lookup: its deepest tree (the table has at most 2^depth rows)
+            # the bound on the table's rows in the logUp error: 2^max(table, groups) (the signed
+            # tree's depth and padding add no poles; its GKR rounds are counted as challenges)
             self.lookups.append([sum(1 << g for g in logs), max([self._table_log, *logs]), 0, 0])
-            self.lookup_groups.append(len(logs))
 
     def challenge_exts(self, label: str, n: int) -> np.ndarray:
         out = super().challenge_exts(label, n)
@@ -129,9 +128,9 @@ class CountingTranscript(Transcript):
 
     def lambda_degrees(self) -> list[int]:
         """Per λ draw, the degree in λ of the GKR layer it batches: ``Σ_t λ^(2t) (p_t + λ q_t)`` over
-        at most every fraction tree recorded so far (each lookup's groups and table, per repetition),
+        at most every fraction tree recorded so far (one signed tree per lookup and repetition),
         so ``2·trees − 1``."""
-        trees = [(g + 1) * max(1, rec[3]) for g, rec in zip(self.lookup_groups, self.lookups)]
+        trees = [max(1, rec[3]) for rec in self.lookups]
         return [max(1, 2 * sum(trees[:k]) - 1) for k in self.lambda_draws]
 
 

@@ -1215,11 +1215,12 @@ class LookupBatch:
 
     def _gkrs(self) -> list[list[tuple[list, L.LookupStatement]]]:
         """The packs in runs that share one logUp-GKR (:func:`lookup.prove_many`): consecutive packs
-        while their trees hold ≤ 2^MERGED_LEAVES_LOG leaves (bounds the prover's memory)."""
+        while their trees hold ≤ 2^MERGED_LEAVES_LOG leaves (bounds the prover's memory; a tree has
+        ``2^depth`` leaves, padding included)."""
         runs: list[list] = []
         size = 0
         for pack, st in self._statements():
-            leaves = st.reps * (st.queries + (1 << st.table.log_size))
+            leaves = st.reps * (1 << st.tree_logs[0])
             if runs and size + leaves <= 1 << MERGED_LEAVES_LOG:
                 runs[-1].append((pack, st))
                 size += leaves
@@ -1290,17 +1291,15 @@ class LookupBatch:
 
 
 def _check_own_lookup(sts: Sequence[L.LookupStatement], lp: L.LookupProof) -> None:
-    """A strict prover refuses data its own lookup does not accept: the roots' fractions must cancel
-    in every repetition (the only check that depends on the witness rows being in the table)."""
-    roots = [(tuple(p), tuple(q)) for p, q in lp.roots.tolist()]
-    base = 0
+    """A strict prover refuses data its own lookup does not accept: every tree's root numerator must
+    be 0 (the only check that depends on the witness rows being in the table)."""
+    trees = iter(lp.root_p if lp.root_p is not None else ())
     for st in sts:
-        per = len(st.tree_logs)
-        for r in range(st.reps):
-            if not L._fractions_cancel(roots[base + r * per: base + (r + 1) * per]):
+        for _ in range(st.reps):
+            p = next(trees, None)
+            if p is None or p.any():
                 raise ValueError(f"lookup into {st.table.name!r} fails on the prover's own data: "
                                  "the witness and table fractional sums differ")
-        base += per * st.reps
 
 
 # --- clamp ------------------------------------------------------------------------------------------
