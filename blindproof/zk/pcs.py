@@ -592,10 +592,17 @@ def _linear_parts(claim) -> tuple[list[tuple[str, np.ndarray, np.ndarray]], np.n
         for term in claim.terms:
             if not isinstance(term, (tuple, list)) or len(term) != 3 or not isinstance(term[0], str):
                 raise TypeError("a linear claim's terms are (tensor, point, coefficient)")
-            coef = _value(term[2], "claim coefficient")
+            pt, coef = term[1], term[2]
+            # already uint32 extension arrays (ops' claims): shape-checked here, range-checked in bulk
+            # by the caller (:func:`_checked_parts`); anything else goes through the full conversion
+            if not (type(coef) is np.ndarray and coef.dtype == np.uint32 and coef.shape == (4,)):
+                coef = _value(coef, "claim coefficient")
+            if not (type(pt) is np.ndarray and pt.dtype == np.uint32 and pt.ndim == 2 and pt.shape[1:] == (4,)
+                    and pt.flags.c_contiguous):
+                pt = _point(pt)
             if not coef.any():
                 raise ValueError(f"linear claim term on {term[0]!r} has coefficient 0")
-            terms.append((term[0], _point(term[1]), coef))
+            terms.append((term[0], pt, coef))
         val = _value(claim.value, "claim value")
         plain = len(terms) == 1 and np.array_equal(terms[0][2], _ONE)
         return terms, val, plain
@@ -694,11 +701,16 @@ def _geometry(stack: "_Stack | Layout", parts: Sequence[tuple]) -> _Geometry:
 
 
 def _flatten(parts) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
-    """(terms, claim of each term, coefficient of each term (T, 4), values (J, 4))."""
+    """(terms, claim of each term, coefficient of each term (T, 4), values (J, 4)); every coordinate of
+    every point and coefficient range-checked here at once (:func:`_linear_parts` leaves uint32 arrays
+    to this check)."""
     terms = [t for ts, _, _ in parts for t in ts]
     owner = np.repeat(np.arange(len(parts)), [len(ts) for ts, _, _ in parts])
-    coefs = np.stack([t[2] for t in terms])
+    coefs = F._check_ext(np.stack([t[2] for t in terms]), "claim coefficient")
     vals = np.stack([v for _, v, _ in parts])
+    pts = [t[1] for t in terms if t[1].size]
+    if pts:
+        F._check_ext(np.concatenate(pts), "claim point")
     return terms, owner, coefs, vals
 
 

@@ -931,22 +931,53 @@ def mask_columns(degree: int) -> int:
     return 4 if degree <= MAX_DEGREE else 8
 
 
-def _geometric_point(y: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(c, λ)`` with ``y^k = λ · eq(c, k)`` for ``k < 2^bits`` (MSB first): ``y^k = Π_b (y^(2^b))^(k_b)``
-    and ``(1 − c_b) + c_b·… `` matches it for ``c_b = y^(2^b) / (1 + y^(2^b))``, ``λ = Π_b (1 + y^(2^b))``.
-    FieldError in the negligible case ``y^(2^b) = −1``."""
-    pows = [F._check_ext(y, "point").reshape(4)]
-    for _ in range(bits - 1):
-        pows.append(F.emul(pows[-1], pows[-1]))
-    c, lam = [], F.eone()
-    for q in reversed(range(bits)):  # MSB first: the top bit carries y^(2^(bits-1))
-        one_plus = F.eadd(F.eone(), pows[q])
-        c.append(F.emul(pows[q], F.einv(one_plus)))
-        lam = F.emul(lam, one_plus)
-    return (np.stack(c) if c else np.zeros((0, 4), dtype=np.uint32)), lam
+def _geometric_points(ys: list, bits: int) -> list[tuple[list, tuple]]:
+    """Per ``y`` (four ints), ``(c, λ)`` with ``y^k = λ · eq(c, k)`` for ``k < 2^bits`` (MSB first):
+    ``y^k = Π_b (y^(2^b))^(k_b)`` and each factor is ``(1 + y^(2^b))·eq(c_b, k_b)`` for
+    ``c_b = y^(2^b) / (1 + y^(2^b))``; so ``λ = Π_b (1 + y^(2^b))``. One inversion for all of them
+    (Montgomery's trick). FieldError in the negligible case ``y^(2^b) = −1``."""
+    P, mul = F.P, F._emul4
+    pows, ones = [], []
+    for y in ys:
+        pw = [tuple(y)]
+        for _ in range(bits - 1):
+            pw.append(mul(pw[-1], pw[-1]))
+        pows.append(pw)
+        ones.append([((a[0] + 1) % P, a[1], a[2], a[3]) for a in pw])
+    flat = [o for os_ in ones for o in os_]
+    prefix, acc = [], (1, 0, 0, 0)
+    for o in flat:
+        prefix.append(acc)
+        acc = mul(acc, o)
+    inv = F._einv4(acc)  # FieldError when some 1 + y^(2^b) is 0
+    invs = [None] * len(flat)
+    for j in range(len(flat) - 1, -1, -1):
+        invs[j] = mul(inv, prefix[j])
+        inv = mul(inv, flat[j])
+    out, j = [], 0
+    for pw, os_ in zip(pows, ones):
+        lam, c = (1, 0, 0, 0), []
+        for b in range(bits):
+            lam = mul(lam, os_[b])
+        for q in reversed(range(bits)):  # MSB first: the top bit carries y^(2^(bits-1))
+            c.append(mul(pw[q], invs[j + q]))
+        j += bits
+        out.append((c, lam))
+    return out
 
 
-_X = np.array([0, 1, 0, 0], dtype=np.uint32)  # the generator x: coordinate c of a coefficient is its x^c part
+_X = (0, 1, 0, 0)  # the generator x: coordinate c of a coefficient is its x^c part
+
+
+@functools.lru_cache(maxsize=1)
+def _coordinate_point() -> tuple[tuple, tuple]:
+    (c, lam), = _geometric_points([_X], 2)
+    return tuple(c), lam
+
+
+@functools.lru_cache(maxsize=64)
+def _row_bits(ell: int, i: int) -> tuple:
+    return tuple((((i >> (ell - 1 - q)) & 1), 0, 0, 0) for q in range(ell))
 
 
 def mask_claim_terms(name: str, n_vars: int, degree: int, point: np.ndarray) -> tuple:
@@ -960,10 +991,9 @@ def mask_claim_terms(name: str, n_vars: int, degree: int, point: np.ndarray) -> 
         raise ValueError(f"a mask of {n_vars} variables evaluated at a point of {pt.shape[0]}")
     ell = max(0, (n_vars - 1).bit_length())
     kbits = mask_columns(degree).bit_length() - 1
-    ce, le = _geometric_point(_X, 2)
+    ce, le = _coordinate_point()
     terms = []
-    for i in range(n_vars):
-        ck, lk = _geometric_point(pt[i], kbits)
-        bits = F.embed(np.array([(i >> (ell - 1 - q)) & 1 for q in range(ell)], dtype=np.uint32)).reshape(ell, 4)
-        terms.append((name, np.concatenate([ce, bits, ck]), F.emul(le, lk)))
+    for i, (ck, lk) in enumerate(_geometric_points(pt.tolist(), kbits)):
+        coords = np.array([*ce, *_row_bits(ell, i), *ck], dtype=np.uint32).reshape(-1, 4)
+        terms.append((name, coords, np.array(F._emul4(le, lk), dtype=np.uint32)))
     return tuple(terms)
