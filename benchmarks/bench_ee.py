@@ -106,7 +106,7 @@ def rel_error(ref: torch.Tensor, got: torch.Tensor) -> float:
 
 def markdown(info: dict, rows: list[dict]) -> str:
     lines = [
-        "# EE benchmark", "",
+        "# EE benchmark", "", "Plot: [bench_ee.png](bench_ee.png) (`--render docs/bench_ee.json` redraws it).", "",
         f"Machine: {info['cpu']} ({info['cores']} cores), torch threads {info['torch_threads']}, "
         f"Python {info['python']}, torch {info['torch']}, numpy {info['numpy']}; 1-minute load average at "
         f"start {info['loadavg_1m']}.", "",
@@ -135,13 +135,54 @@ def markdown(info: dict, rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def plot(rows: list[dict], path: Path) -> None:
+    """Server forward time under EE relative to the plaintext model (paired ratio), per workload and
+    tier, and the client's encode/decode cost beside the plaintext forward."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = list(dict.fromkeys(r["workload"] for r in rows))
+    tiers = list(dict.fromkeys(r["tier"] for r in rows))
+    fig, ax = plt.subplots(1, 2, figsize=(11, 3.8))
+    xs = np.arange(len(names))
+    width = 0.8 / max(1, len(tiers))
+    for k, tier in enumerate(tiers):
+        vals = [next((r["paired_ratio"] for r in rows if r["workload"] == n and r["tier"] == tier), np.nan)
+                for n in names]
+        ax[0].bar(xs + (k - (len(tiers) - 1) / 2) * width, vals, width=width, label=tier)
+    ax[0].axhline(1.0, color="k", lw=0.8)
+    ax[0].set_xticks(xs, names)
+    ax[0].set_ylim(0.9, 1.1)
+    ax[0].set_ylabel("server forward: EE / plaintext (paired median)")
+    ax[0].legend(title="tier")
+    client = [next(r for r in rows if r["workload"] == n) for n in names]
+    for k, (key, label) in enumerate((("plain_forward_ms", "plaintext forward"),
+                                      ("client_input_ms", "client encode (input)"),
+                                      ("client_output_ms", "client decode (output)"))):
+        ax[1].bar(xs + (k - 1) * 0.27, [r[key] for r in client], width=0.27, label=label)
+    ax[1].set_yscale("log")
+    ax[1].set_xticks(xs, names)
+    ax[1].set_ylabel("ms (median, first tier)")
+    ax[1].legend(fontsize=8)
+    fig.suptitle("Equivariant Encryption overhead (one thread)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workloads", nargs="+", default=["tiny-llama", "small-llama", "gpt2-block"])
     ap.add_argument("--tiers", nargs="+", default=["permute", "rotate"])
     ap.add_argument("--seconds", type=float, default=20.0, help="target time per workload and tier")
     ap.add_argument("--out", type=Path, default=ROOT / "docs")
+    ap.add_argument("--render", type=Path, default=None, help="only redraw the plot from a JSON result file")
     args = ap.parse_args(argv)
+    if args.render:
+        plot(json.loads(args.render.read_text())["results"], args.out / "bench_ee.png")
+        return 0
     info = machine()
     info["command"] = "python benchmarks/bench_ee.py " + " ".join(sys.argv[1:] if argv is None else argv)
     print(json.dumps(info))
@@ -155,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench_ee.json").write_text(json.dumps({"machine": info, "results": rows}, indent=1) + "\n")
     (args.out / "bench_ee.md").write_text(markdown(info, rows))
+    plot(rows, args.out / "bench_ee.png")
     print(markdown(info, rows))
     return 0
 

@@ -183,6 +183,7 @@ def run_transformer_ports(alphas=(100.0, 1000.0, 10000.0)) -> dict:
 def markdown(res: dict) -> str:
     m = res["machine"]
     lines = ["# Fingerprint detection table", "",
+             "Plot: [bench_fingerprint.png](bench_fingerprint.png) (`--render docs/bench_fingerprint.json` redraws it).", "",
              f"Machine: {m['cpu']} ({m['cores']} cores, torch threads {m['torch_threads']}, load {m['loadavg_1m']:.1f}); "
              f"python {m['python']}, torch {m['torch']}, numpy {m['numpy']}, scikit-learn {m['scikit-learn']}. "
              f"Run: `{res['command']}` in {res['wall_s']:.0f} s on a shared, loaded machine.", "",
@@ -250,11 +251,46 @@ def markdown(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot(res: dict, path: Path) -> None:
+    """Per model (first run: α = 0, logits), each substitute's median deviation on the probes against
+    the decision threshold, and the genuine model's largest deviation: a substitute far above the line
+    is told apart in a few probes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    models = res["models"]
+    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4.2), squeeze=False)
+    for ax, m in zip(axes[0], models):
+        run = m["runs"][0]
+        subs = run["substitutes"]
+        names = ["genuine (largest)"] + list(subs)
+        vals = [run["honest_max_dev"]] + [subs[n]["median_dev"] for n in subs]
+        colors = ["C2"] + ["C3" if subs[n]["rate"] >= 0.5 else "C1" for n in subs]
+        ax.barh(np.arange(len(names)), vals, color=colors)
+        ax.axvline(run["threshold"], color="k", lw=1, ls="--", label=f"threshold {run['threshold']:.1e}")
+        ax.set_xscale("log")
+        ax.set_yticks(np.arange(len(names)), names, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel("deviation on the probes (median; genuine: largest)")
+        ax.set_title(m["model"], fontsize=9)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"Harmless-perturbation fingerprints: {res['probes']} probes per model")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--probes", type=int, default=1000)
     ap.add_argument("--alphas", type=float, nargs="+", default=[0.0, 100.0, 1000.0, 10000.0])
+    ap.add_argument("--render", type=Path, default=None, help="only redraw the plot from a JSON result file")
     args = ap.parse_args()
+    if args.render:
+        plot(json.loads(args.render.read_text()), ROOT / "docs" / "bench_fingerprint.png")
+        return
     t0 = time.perf_counter()
     data = digits()
 
@@ -276,6 +312,7 @@ def main() -> None:
     res["wall_s"] = time.perf_counter() - t0
     (ROOT / "docs").mkdir(exist_ok=True)
     (ROOT / "docs" / "bench_fingerprint.json").write_text(json.dumps(res, indent=1))
+    plot(res, ROOT / "docs" / "bench_fingerprint.png")
     md = markdown(res)
     (ROOT / "docs" / "bench_fingerprint.md").write_text(md)
     print(md)
