@@ -332,3 +332,24 @@ def test_the_evaluation_row_reveals_nothing_about_the_weight_rows(mlp_honest, mo
     assert leak(A) == 0
     units = [np.eye(len(col), dtype=np.int64)[col[h0 + k, c]] for k in range(pcs.EVAL_MASKS) for c in range(4)]
     assert leak(np.concatenate([A, np.stack(units)])) == 4  # the four rows' values sent apart
+
+
+def test_saving_a_key_keeps_its_openings_and_a_copied_key_file_needs_its_ledger(qm, tmp_path):
+    """A key used in memory and then saved carries its openings into the ledger file (a fresh file
+    gave a second full budget: 28 proofs of one secret recovered the whole weight matrix); a key file
+    without its ledger is refused, not given an empty one."""
+    import shutil
+
+    from blindproof.zk.commitment import memory_ledger
+
+    key = CommitmentKey.generate()
+    com, _ = commit_model(qm.spec, qm.weights, key)
+    memory_ledger(key.secret).charge(com.weights, [1, 2, 3])
+    key.save(tmp_path / "k.key")
+    assert key.ledger().opened(com.weights) >= {1, 2, 3}
+    assert CommitmentKey.load(tmp_path / "k.key").ledger().opened(com.weights) >= {1, 2, 3}
+    shutil.copy(tmp_path / "k.key", tmp_path / "copy.key")  # the key file alone
+    with pytest.raises(LedgerError, match="no opening ledger"):
+        CommitmentKey.load(tmp_path / "copy.key").ledger()
+    with pytest.raises(LedgerError):
+        ModelProver.create(qm, CommitmentKey.load(tmp_path / "copy.key"))

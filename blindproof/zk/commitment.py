@@ -125,8 +125,11 @@ class CommitmentKey:
         return KeyedFieldRng(self.secret, label)
 
     def save(self, path: str | Path) -> None:
-        """Write the key readable by its owner only (and remember where: its ledger goes beside it)."""
+        """Write the key readable by its owner only (and remember where: its ledger goes beside it). The
+        ledger file is created, holding every opening this key already made in memory: saving must not
+        start the budget afresh."""
         p = Path(path)
+        OpeningLedger(Path(str(p) + LEDGER_SUFFIX)).absorb(memory_ledger(self.secret))
         p.write_bytes(_KEY_MAGIC + self.secret.hex().encode("ascii") + b"\n")
         os.chmod(p, stat.S_IRUSR | stat.S_IWUSR)
         object.__setattr__(self, "path", p)
@@ -137,7 +140,11 @@ class CommitmentKey:
         shares it: a fresh one per call would reset the budget; a key that never touches disk must not
         be used again after a restart)."""
         if self.path is not None:
-            return OpeningLedger(Path(str(self.path) + LEDGER_SUFFIX))
+            lp = Path(str(self.path) + LEDGER_SUFFIX)
+            if not lp.exists():  # a key file copied without its ledger would start the budget afresh
+                raise LedgerError(f"no opening ledger at {lp}: the positions this key opened are unknown; "
+                                  "restore the ledger from a backup, or rotate to a fresh key")
+            return OpeningLedger(lp)
         return memory_ledger(self.secret)
 
     @staticmethod
@@ -260,6 +267,17 @@ class OpeningLedger:
         return cm()
 
     # -- API --
+    def absorb(self, other: "OpeningLedger") -> None:
+        """Add every position ``other`` records (the union, per commitment) and store the result; the
+        file is created even when there is nothing to add."""
+        with other._locked():
+            src = {k: (lim, set(pos)) for k, (lim, pos) in other._load().items()}
+        with self._locked():
+            entries = self._load()
+            for key, (lim, pos) in src.items():
+                entries[key] = (lim, entries.get(key, (lim, set()))[1] | pos)
+            self._store(entries)
+
     def opened(self, com: pcs.Commitment) -> frozenset[int]:
         """The positions of ``com`` opened so far."""
         with self._locked():
