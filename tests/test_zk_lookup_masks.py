@@ -358,3 +358,34 @@ def test_model_proof_rejects_a_blinding_value_not_committed(mlp):
         M.ProverMasks.sample = staticmethod(orig)
     res = verify_model_proof(prover.commitment, bad.to_bytes())
     assert not res.ok and "trace opening" in res.reason
+
+
+def test_a_layers_final_checks_reject_with_their_own_reasons(monkeypatch):
+    """Each final check of a masked GKR layer, isolated: a final value off the last round polynomial,
+    and a wrong ``eq`` factor whose effect on the last round the mask value cancels (only the ``eq``
+    check can see it)."""
+    sts, proof, _, _ = _prove()
+    seen: dict = {}
+    real = Transcript.challenge_ext
+
+    def spy(self, label):
+        v = real(self, label)
+        seen.setdefault(label, []).append(v.copy())
+        return v
+
+    monkeypatch.setattr(Transcript, "challenge_ext", spy)
+    assert _verify(sts, proof)[0].ok
+    monkeypatch.undo()
+    k = 1  # the first masked layer: its λ is the second drawn, its ρ the first
+    lam, rho = seen["lookup/lambda"][k], seen["lookup/rho"][0]
+    bad = _copy(proof)
+    bad.layers[k].final_evals[1] = F.eadd(bad.layers[k].final_evals[1], F.eone())
+    res, _ = _verify(sts, bad)
+    assert not res.ok and "do not match the last round polynomial" in res.reason
+    bad = _copy(proof)
+    fin = bad.layers[k].final_evals
+    before = np.array(L._compose(fin, lam), dtype=np.uint32)
+    fin[0] = F.emul(fin[0], F.ext(2))  # eq doubled: the composition doubles ...
+    bad.layers[k].mask_eval = F.esub(bad.layers[k].mask_eval, F.emul(before, F.einv(rho)))  # ... ρ·g takes it back
+    res, _ = _verify(sts, bad)
+    assert not res.ok and "wrong eq value" in res.reason
