@@ -12,6 +12,7 @@ import torch
 from blindproof.fingerprint import binding as FB
 from blindproof.models.mlp import MLP
 from blindproof.zk import quant
+from blindproof.zk import sumcheck as S
 from blindproof.zk.commitment import CommitmentKey, commit_model
 
 pytestmark = pytest.mark.timeout(240)
@@ -398,7 +399,7 @@ def _view_matrix(setup, base_mask: bool = False):
     r, _, _, d_tab, challenges = _replay(com, w, dirs[:4], proof)
 
     def view(w_r, R, coef):
-        out, _ = FB._prove_rounds(w_r, d_tab, BL.blinder(rule, R, 0, FB._view(r, b)), FB.ExtMask(coef),
+        out, _ = FB._prove_rounds(w_r, d_tab, BL.blinder(rule, R, 0, FB._view(r, b)), S.MaskPolynomial(coef),
                                   _Recorder(challenges=challenges))
         return np.concatenate([out.mask_sum[None], *out.rounds, out.w_value[None], out.mask_value[None]]
                               ).reshape(-1).astype(np.int64)
@@ -549,14 +550,14 @@ def test_rejects_a_mask_commitment_that_is_not_the_sumcheck_mask(setup, monkeypa
     from blindproof.zk.commitment import OpeningLedger
 
     _, com, state, w, dirs, _ = setup
-    real = FB.ExtMask.table
+    real = S.MaskPolynomial.committed_table
 
     def other(self):
         t = real(self).copy()
         t[1] = (int(t[1]) + 1) % F.P  # the committed table differs from the mask the rounds used
         return t
 
-    monkeypatch.setattr(FB.ExtMask, "table", other)
+    monkeypatch.setattr(S.MaskPolynomial, "committed_table", other)
     forged = FB.prove_binding(com, state, w, dirs, ledger=OpeningLedger())
     res = FB.verify_binding(com, w, dirs, forged)
     assert not res.ok and "mask opening" in res.reason, res.reason

@@ -14,8 +14,9 @@ respect their dtype is the model commitment's well-formedness proof (:mod:`blind
 
 Protocol (format 2; one transcript, statement first):
 
-1. The prover commits a random mask ``G`` (:class:`ExtMask`, its own small hiding PCS commitment in
-   the layout the model commitment's parameters give) and a fresh companion of the weight commitment
+1. The prover commits a random mask ``G`` (:class:`~blindproof.zk.sumcheck.MaskPolynomial`, extension
+   coefficients; its own small hiding PCS commitment in the layout the model commitment's parameters
+   give) and a fresh companion of the weight commitment
    (:func:`pcs.commit_companion`: mask rows and the randomizer ``R`` of ``W``, OS randomness); the
    transcript absorbs both digests, in that order.
 2. Challenges: ``r`` over the rows (``log2 m`` extension elements) and ``β_i`` per direction.
@@ -30,7 +31,7 @@ Protocol (format 2; one transcript, statement first):
    ``D̃(s)`` (the verifier's own). Soundness error ``≤ (3 log2 n + 1)/|K|`` besides the openings'.
 4. ``Ŵ(r, s) = v`` is the linear claim ``W̃(r, s) + z·4·R̃(φ) = v`` (``z = s_x(1 − s_x)``), proved by
    ONE stacked opening of ``[weights; companion]``, charged to the key's opening ledger like a model
-   proof's; ``G(s)`` is one linear claim on the mask table (:func:`_mask_terms`), proved by one
+   proof's; ``G(s)`` is one linear claim on the mask table (:func:`sumcheck.mask_claim_terms`), proved by one
    opening of the mask commitment.
 
 What it reveals about ``W``: nothing beyond the statement. The value ``v = Ŵ(r, s)`` carries
@@ -205,24 +206,16 @@ class BindingProof:
         return BindingProof(*parts)
 
 
-# --- the masked sumcheck, with an extension-valued mask ---------------------------------------------
+# --- the masked sumcheck -------------------------------------------------------------------------------
 #
-# ``sumcheck.MaskPolynomial`` has base-field coefficients: ``ρ·g`` then spans a quarter of each round
-# polynomial's base dimensions, and ``sumcheck.prove_mask_opening`` reduces ``g(s)`` by an UNMASKED
-# sumcheck whose messages determine ``g`` outright; both let a verifier strip the mask and read linear
-# forms of ``W`` off the rounds (44 base forms per proof on a 32×64 layer, randomizer or not). This
-# proof therefore runs its own sumcheck (Libra §4 over the extension): ``G(x) = Σ_i G_i(x_i)`` with
-# uniform EXTENSION coefficients, committed as a base table ``T[k, i, t]`` (component ``k`` of the
-# coefficient of ``X^t`` in ``G_i``), and ``G(s)`` settled directly as one linear claim on ``T``
-# (:func:`_mask_terms`).
+# Its own rounds (the column sumcheck of a product with a blinded last round, transcript labels
+# ``binding/…``) over the library's extension-coefficient mask ``G`` (:class:`sumcheck.MaskPolynomial`),
+# committed as its table ``T[c, i, k]`` in a small commitment of its own, and ``G(s)`` settled as one
+# linear claim on ``T`` (:func:`sumcheck.mask_claim_terms`). Format 1 used a base-field mask reduced by
+# an unmasked sumcheck: a verifier could strip it and read linear forms of ``W`` off the rounds (44 base
+# forms per proof on a 32×64 layer, randomizer or not).
 
-_X = F.ext(0, 1, 0, 0)  # the extension's generator: an element is Σ_k a_k X^k
 MASK_TABLE = "binding/mask"
-_INV2 = (F.P + 1) // 2
-
-
-def _esum(t: np.ndarray) -> np.ndarray:
-    return (t.astype(np.uint64).sum(axis=0) % F.P).astype(np.uint32)
 
 
 def _round_degrees(b: int) -> tuple[int, ...]:
@@ -230,42 +223,9 @@ def _round_degrees(b: int) -> tuple[int, ...]:
     return (2,) * (b - 1) + (3,)
 
 
-@dataclass
-class ExtMask:
-    """``G(x) = Σ_i G_i(x_i)``, ``G_i(X) = Σ_t coef[i, t] X^t`` with extension coefficients (b, 4, 4)."""
-
-    coef: np.ndarray
-
-    @staticmethod
-    def random(rng, degrees: Sequence[int]) -> "ExtMask":
-        coef = F.random(rng, (len(degrees), 4, 4))
-        for i, d in enumerate(degrees):
-            coef[i, d + 1:] = 0
-        return ExtMask(coef)
-
-    def table(self) -> np.ndarray:
-        """The committed base table ``T[k, i, t]`` (rows ``i`` padded to a power of two), flattened."""
-        b = self.coef.shape[0]
-        t = np.zeros((4, 1 << max(0, (b - 1).bit_length()), 4), dtype=np.uint32)
-        t[:, :b, :] = np.transpose(self.coef, (2, 0, 1))
-        return t.reshape(-1)
-
-    def at(self, i: int, x: np.ndarray) -> np.ndarray:
-        acc = F.ezero()
-        for c in self.coef[i][::-1]:
-            acc = F.eadd(F.emul(acc, x), c)
-        return acc
-
-    def g01(self, i: int) -> np.ndarray:
-        """``G_i(0) + G_i(1)``."""
-        return F.eadd(self.coef[i, 0], _esum(self.coef[i]))
-
-    def value(self, point: np.ndarray) -> np.ndarray:
-        return _esum(np.stack([self.at(i, point[i]) for i in range(self.coef.shape[0])]))
-
-    def hypercube_sum(self) -> np.ndarray:
-        b = self.coef.shape[0]
-        return F.emul(F.ext(pow(2, b - 1, F.P)), _esum(np.stack([self.g01(i) for i in range(b)])))
+def _mask_terms(point: np.ndarray) -> tuple:
+    """``G(s)`` as one linear claim's terms on the committed mask table (the library's mask claim)."""
+    return S.mask_claim_terms(MASK_TABLE, point.shape[0], 3, point)
 
 
 def _mask_layout(commitment: ModelCommitment, b: int) -> pcs.Layout:
@@ -277,28 +237,6 @@ def _mask_layout(commitment: ModelCommitment, b: int) -> pcs.Layout:
 @functools.lru_cache(maxsize=64)
 def _layout_for(params: pcs.PcsParams, log_size: int) -> pcs.Layout:
     return pcs.make_layout([MASK_TABLE], [log_size], params)
-
-
-def _geometric_point(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(c, λ)`` with ``(1, y, y², y³) = λ·eq(c, ·)`` over two variables (MSB first)."""
-    one = F.eone()
-    y2 = F.emul(y, y)
-    a, b = F.eadd(one, y2), F.eadd(one, y)  # FieldError (no inverse) only for y ∈ {−1, ±√−1}
-    return np.stack([F.emul(y2, F.einv(a)), F.emul(y, F.einv(b))]), F.emul(a, b)
-
-
-def _mask_terms(point: np.ndarray) -> tuple:
-    """Terms of the linear claim ``G(point) = Σ_i λ_e λ_i · T̃(c_e, bits(i), c_i)`` on the mask table:
-    ``Σ_{k,t} X^k point_i^t T[k, i, t]`` is one MLE evaluation of ``T`` scaled (:func:`_geometric_point`)."""
-    b = point.shape[0]
-    ell = max(0, (b - 1).bit_length())
-    ce, le = _geometric_point(_X)
-    terms = []
-    for i in range(b):
-        ci, li = _geometric_point(point[i])
-        bits = F.embed(np.array([(i >> (ell - 1 - q)) & 1 for q in range(ell)], dtype=np.uint32)).reshape(ell, 4)
-        terms.append((MASK_TABLE, np.concatenate([ce, bits, ci]), F.emul(le, li)))
-    return tuple(terms)
 
 
 @dataclass
@@ -329,16 +267,6 @@ class Rounds:
         return Rounds(mask_sum, rounds, finals[0], finals[1])
 
 
-def _mask_rounds(mask: ExtMask, j: int, bound: np.ndarray, d: int, tails: list) -> np.ndarray:
-    """``Σ_{x > j} G(r_<j, X, x)`` at X = 0..d, (d+1, 4) (``bound = Σ_{i<j} G_i(r_i)``, ``tails[j]`` =
-    ``Σ_{i>j} (G_i(0) + G_i(1))``)."""
-    b = mask.coef.shape[0]
-    count = F.ext(pow(2, b - j - 1, F.P))
-    const = F.eadd(F.emul(count, bound), F.emul(F.ext(pow(2, b - j - 1, F.P) * _INV2 % F.P), tails[j]))
-    gx = np.stack([mask.at(j, F.ext(x)) for x in range(d + 1)])
-    return F.eadd(F.emul(count[None], gx), const[None])
-
-
 def _line(t: np.ndarray, xs: np.ndarray) -> np.ndarray:
     """``t_lo + X·(t_hi − t_lo)`` at each X of ``xs`` (base ints): (len(xs), h, 4)."""
     h = t.shape[0] // 2
@@ -346,13 +274,11 @@ def _line(t: np.ndarray, xs: np.ndarray) -> np.ndarray:
     return F.eadd(lo[None], F.escale(F.esub(t[h:], lo)[None], xs.astype(np.uint32)[:, None]))
 
 
-def _prove_rounds(w_r: np.ndarray, d_tab: np.ndarray, blinder: "S.Blinder", mask: ExtMask, tr: Transcript
+def _prove_rounds(w_r: np.ndarray, d_tab: np.ndarray, blinder: "S.Blinder", mask: S.MaskPolynomial, tr: Transcript
                   ) -> tuple[Rounds, np.ndarray]:
     """Prove ``Σ_x Ŵ(r, x)·D̃(x) = 0`` masked by ``ρ·G``; returns the messages and the point ``s``."""
     b = d_tab.shape[0].bit_length() - 1
     A, Dt = w_r, d_tab
-    g01 = [mask.g01(i) for i in range(b)]
-    tails = [_esum(np.stack([F.ezero(), *g01[j + 1:]])) for j in range(b)]
     mask_sum = mask.hypercube_sum()
     tr.absorb_ext("binding/mask_sum", mask_sum)
     rho = tr.challenge_ext("binding/rho")
@@ -367,7 +293,7 @@ def _prove_rounds(w_r: np.ndarray, d_tab: np.ndarray, blinder: "S.Blinder", mask
         if c is not None:  # Ŵ in the round of its blinding variable: + X(1 − X)·c
             ax = F.eadd(ax, F.escale(c[None, None], ((xs * (1 - xs)) % F.P).astype(np.uint32)[:, None]))
         prod = F.emul(ax, dx).astype(np.uint64).sum(axis=1) % F.P
-        vals = F.eadd(prod.astype(np.uint32), F.emul(rho[None], _mask_rounds(mask, j, bound, d, tails)))
+        vals = F.eadd(prod.astype(np.uint32), F.emul(rho[None], mask.round_values(j, bound, d)))
         sent = np.concatenate([vals[:1], vals[2:]])
         tr.absorb_ext("binding/round", sent)
         rj = tr.challenge_ext("binding/r")
@@ -376,9 +302,9 @@ def _prove_rounds(w_r: np.ndarray, d_tab: np.ndarray, blinder: "S.Blinder", mask
         if c is not None:
             A = F.eadd(A, F.emul(F.emul(rj, F.esub(F.eone(), rj)), c)[None])
         Dt = F.eadd(Dt[:h], F.emul(rj[None], F.esub(Dt[h:], Dt[:h])))
-        bound = F.eadd(bound, mask.at(j, rj))
+        bound = F.eadd(bound, mask._univariate(j, rj))
         rounds.append(sent)
-    out = Rounds(mask_sum, rounds, A[0].copy(), mask.value(point))
+    out = Rounds(mask_sum, rounds, A[0].copy(), mask.evaluate(point))
     tr.absorb_ext("binding/final", np.stack([out.w_value, out.mask_value]))
     return out, point
 
@@ -472,9 +398,9 @@ def prove_binding(commitment: ModelCommitment, state: pcs.ProverState, weight: s
             raise ValueError(f"the committed weight does not map direction {int(bad[0])} to zero")
     tr = Transcript(DOMAIN, _statement(commitment, weight, dirs, bound))
     # the mask and the randomizer must be unpredictable: OS CSPRNG through BLAKE3 unless a test passes ``rng``
-    mask = ExtMask.random(rng or KeyedFieldRng(os.urandom(32), "binding/mask"), _round_degrees(b))
+    mask = S.MaskPolynomial.random(rng or KeyedFieldRng(os.urandom(32), "binding/mask"), b, _round_degrees(b))
     R = F.random(rng or KeyedFieldRng(os.urandom(32), "binding/randomizer"), 1 << rule.r_vars)
-    mask_com, mask_state = pcs.commit({MASK_TABLE: mask.table()}, commitment.params, rng=rng)
+    mask_com, mask_state = pcs.commit({MASK_TABLE: mask.committed_table()}, commitment.params, rng=rng)
     comp_com, comp_state = pcs.commit_companion(lay, {rule.table: R}, rng=rng)
     tr.absorb_digest("binding/mask_commitment", mask_com.digest())
     tr.absorb_digest("binding/companion_commitment", comp_com.digest())
@@ -560,5 +486,5 @@ def published_directions(weight: np.ndarray, count: int | None = None) -> np.nda
     return out if count is None else out[:count]
 
 
-__all__: Sequence[str] = ("BindingProof", "ExtMask", "Rounds", "blinding_rule", "first_linear_weight", "input_reader",
+__all__: Sequence[str] = ("BindingProof", "Rounds", "blinding_rule", "first_linear_weight", "input_reader",
                           "prove_binding", "published_directions", "verify_binding")
