@@ -139,7 +139,7 @@ def test_a_hostile_spec_in_a_commitment_file_does_not_load():
         ModelCommitment.from_bytes(m.SerializeToString(deterministic=True))
 
 
-# --- second review round: parameters the loader did not bound, and a reference that wrapped -------
+# --- parameters the loader did not bound, and a reference that wrapped ---------------------------------
 
 def _spec(ops, tensors, weights, inputs=("x",), outputs=("y",)) -> QuantSpec:
     return QuantSpec(arch={"family": "test"}, inputs=inputs, outputs=outputs, ops=tuple(ops), tensors=tensors,
