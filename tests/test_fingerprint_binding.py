@@ -13,6 +13,7 @@ from blindproof.fingerprint import binding as FB
 from blindproof.models.mlp import MLP
 from blindproof.zk import quant
 from blindproof.zk import sumcheck as S
+from test_zk_leakage_rank import _rank_mod_p  # the suite's rank over the base field
 from blindproof.zk.commitment import CommitmentKey, commit_model
 
 pytestmark = pytest.mark.timeout(240)
@@ -313,27 +314,6 @@ def _weight_table(qm, w):
     full = np.zeros((1 << dim_vars(m), 1 << dim_vars(n)), dtype=np.uint32)
     full[:m, :n] = F.from_signed(np.asarray(qm.weights[w], dtype=np.int64))
     return full.reshape(-1)
-
-
-def _rank_mod_p(m: np.ndarray) -> int:
-    from blindproof.zk import field as F
-
-    m = m.copy() % F.P
-    rank = 0
-    for c in range(m.shape[1]):
-        piv = next((r for r in range(rank, m.shape[0]) if m[r, c]), None)
-        if piv is None:
-            continue
-        m[[rank, piv]] = m[[piv, rank]]
-        m[rank] = m[rank] * pow(int(m[rank, c]), F.P - 2, F.P) % F.P
-        others = np.nonzero(m[:, c])[0]
-        others = others[others != rank]
-        if others.size:
-            m[others] = (m[others] - m[others, c:c + 1] * m[rank]) % F.P
-        rank += 1
-        if rank == m.shape[0]:
-            break
-    return rank
 
 
 def _base_rows(point, coef=None) -> np.ndarray:

@@ -307,57 +307,53 @@ def test_model_proof_rejects_a_tampered_lookup_mask_value(mlp, field_name):
     assert not verify_model_proof(prover.commitment, _edit_lookups(proof, runs, bump)).ok
 
 
-def test_model_proof_rejects_a_lookup_mask_claim_on_another_table(mlp):
-    """A consistent layer and opening for a mask other than the committed one: the trace opening of
-    the mask claim fails."""
-    prover, proof, runs = mlp
+def _proof_with_a_mask_swapped(prover, index, seed):
+    """A proof whose masks are committed as sampled, then the one ``index(plan)`` names is replaced by a
+    fresh one before proving: everything the prover sends is consistent with the replacement, only the
+    claim on the committed table is not. None if the prover refuses to open the false claim itself."""
     orig = M.ProverMasks.sample
 
-    def swap_last(plan, rng=None):  # commit the sampled masks, then prove with another last mask
+    def swap(plan, rng=None):
         masks = orig(plan, rng)
         tables = masks.tables()
         masks.tables = lambda: tables
-        n, d = plan[-1]
-        masks.masks[-1] = S.MaskPolynomial.random(np.random.default_rng(99), n, d)
+        i = index(plan)
+        masks.masks[i] = S.MaskPolynomial.random(np.random.default_rng(seed), *plan[i])
         return masks
 
-    M.ProverMasks.sample = staticmethod(swap_last)
+    M.ProverMasks.sample = staticmethod(swap)
     try:
-        try:
-            bad = prover.prove(prover.model.encode(example_input(NAME)), rng=np.random.default_rng(3))
-        except ValueError:  # a prover that checks its own openings refuses the false claim
-            return
+        return prover.prove(prover.model.encode(example_input(NAME)), rng=np.random.default_rng(3))
+    except ValueError:  # a prover that checks its own openings refuses the false claim
+        return None
     finally:
         M.ProverMasks.sample = staticmethod(orig)
-    res = verify_model_proof(prover.commitment, bad.to_bytes())
-    assert not res.ok and "trace opening" in res.reason
+
+
+def test_model_proof_rejects_a_lookup_mask_claim_on_another_table(mlp):
+    """A consistent layer and opening for a mask other than the committed one: the trace opening of
+    the mask claim fails."""
+    prover, _, _ = mlp
+    bad = _proof_with_a_mask_swapped(prover, lambda plan: len(plan) - 1, 99)  # the last layer's mask
+    if bad is not None:
+        res = verify_model_proof(prover.commitment, bad.to_bytes())
+        assert not res.ok and "trace opening" in res.reason
 
 
 def test_model_proof_rejects_a_blinding_value_not_committed(mlp):
     """A blinding leaf whose ``d`` is not the committed table's (a prover choosing ``d`` freely): the
     lookup is consistent, the claim on the committed blinding table is not."""
-    prover, proof, runs = mlp
-    orig = M.ProverMasks.sample
+    prover, _, runs = mlp
 
-    def swap_blinder(plan, rng=None):  # commit the sampled masks, then prove with another first blinder
-        masks = orig(plan, rng)
-        tables = masks.tables()
-        masks.tables = lambda: tables
-        i = len(plan) - len(L.mask_sizes(runs[-1]))  # the last GKR's first blinding table
+    def first_blinder(plan):  # the last GKR's first blinding table
+        i = len(plan) - len(L.mask_sizes(runs[-1]))
         assert plan[i] == (1, 3)
-        masks.masks[i] = S.MaskPolynomial.random(np.random.default_rng(98), 1, 3)
-        return masks
+        return i
 
-    M.ProverMasks.sample = staticmethod(swap_blinder)
-    try:
-        try:
-            bad = prover.prove(prover.model.encode(example_input(NAME)), rng=np.random.default_rng(3))
-        except ValueError:  # a prover that checks its own openings refuses the false claim
-            return
-    finally:
-        M.ProverMasks.sample = staticmethod(orig)
-    res = verify_model_proof(prover.commitment, bad.to_bytes())
-    assert not res.ok and "trace opening" in res.reason
+    bad = _proof_with_a_mask_swapped(prover, first_blinder, 98)
+    if bad is not None:
+        res = verify_model_proof(prover.commitment, bad.to_bytes())
+        assert not res.ok and "trace opening" in res.reason
 
 
 def test_a_layers_final_checks_reject_with_their_own_reasons(monkeypatch):

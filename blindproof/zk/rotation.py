@@ -43,7 +43,7 @@ from blindproof.zk.commitment import (CommitmentKey, ModelCommitment, OpeningBud
 from blindproof.zk.encoding import ProofFormatError, Reader, Writer
 from blindproof.zk.quant.spec import QuantSpec
 from blindproof.zk.transcript import Transcript
-from blindproof.zk.verdict import VerifyResult, guarded
+from blindproof.zk.verdict import SoundnessResult, guarded
 
 DOMAIN = b"blindproof/zk/rotation/v1"
 POINT_LABEL = "rotation/point"
@@ -59,11 +59,8 @@ class RotationError(ValueError):
 
 
 @dataclass(frozen=True)
-class RotationResult(VerifyResult):
+class RotationResult(SoundnessResult):
     """A verdict plus the certificate's soundness (0 when it could not be computed)."""
-
-    provable_bits: float = 0.0
-    conjectured_bits: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,14 @@ class VerifyResult:
         return VerifyResult(False, reason)
 
 
+@dataclass(frozen=True)
+class SoundnessResult(VerifyResult):
+    """A verdict plus the soundness of what was checked (0 when it could not be computed)."""
+
+    provable_bits: float = 0.0
+    conjectured_bits: float = 0.0
+
+
 def guarded(fn: Callable[[], VerifyResult], what: str) -> VerifyResult:
     """Run a verification; any exception becomes a rejection naming ``what`` and the error."""
     try:

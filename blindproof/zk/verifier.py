@@ -40,7 +40,7 @@ from blindproof.zk.ops.blind import lengths_from_layout
 from blindproof.zk.proof_file import ModelProof, ProofFileError, SoundnessFigures
 from blindproof.zk.soundness import BABYBEAR_P, EXT_DEGREE, PROOF_FLOOR_BITS, logup_error_log2
 from blindproof.zk.transcript import Transcript
-from blindproof.zk.verdict import VerifyResult, guarded
+from blindproof.zk.verdict import SoundnessResult, guarded
 
 DOMAIN = b"blindproof/model-proof/v2"
 LOG_EXT_FIELD = EXT_DEGREE * math.log2(BABYBEAR_P)
@@ -50,11 +50,9 @@ _LAMBDA_LABEL = "lookup/lambda"  # counted by its degree (CountingTranscript.lam
 
 
 @dataclass(frozen=True)
-class ModelVerifyResult(VerifyResult):
+class ModelVerifyResult(SoundnessResult):
     """A verdict plus the soundness of the proof that was checked (0 when it could not be computed)."""
 
-    provable_bits: float = 0.0
-    conjectured_bits: float = 0.0
     proof: ModelProof | None = field(default=None, repr=False)  # megabytes: ``repr`` leaves it out
     terms: tuple = field(default=(), repr=False)  # (name, provable bits, conjectured bits) per error term
 

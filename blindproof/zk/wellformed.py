@@ -70,7 +70,7 @@ from blindproof.zk.ops import base as B
 from blindproof.zk.ops import zkmask as M
 from blindproof.zk.quant.spec import DTYPE_MAX, QuantSpec
 from blindproof.zk.transcript import Transcript
-from blindproof.zk.verdict import VerifyResult, guarded
+from blindproof.zk.verdict import SoundnessResult, guarded
 
 DOMAIN = b"blindproof/weights-wellformed/v2"
 AUX_COMMITMENT_LABEL = "wellformed/aux-commitment"
@@ -95,11 +95,8 @@ def dtype_bound(dtype: str) -> int:
 
 
 @dataclass(frozen=True)
-class WellformedResult(VerifyResult):
+class WellformedResult(SoundnessResult):
     """A verdict plus the soundness of the proof that was checked (0 when it could not be computed)."""
-
-    provable_bits: float = 0.0
-    conjectured_bits: float = 0.0
 
 
 # --- what is proved (from the spec alone) ---------------------------------------------------------------

@@ -259,13 +259,9 @@ class Libra:
         scale = pow(2, self.rule.b - m, F.P) * pow(pow(2, n - m, F.P), F.P - 2, F.P) % F.P
         return F.emul(self.coef, F.ext(scale))
 
-    def table(self, R: np.ndarray, n: int) -> np.ndarray:
-        """``L(x) = 2^−(b−m) Σ_{w'} R̃_T(p_A, x_last_m, w')`` over ``n`` variables (prover)."""
-        m = self.width(n)
-        return np.ascontiguousarray(np.tile(self.tail(R, n), (1 << (n - m), 1)))
-
     def tail(self, R: np.ndarray, n: int) -> np.ndarray:
-        """:meth:`table` over its last ``m`` variables only (it is constant in the others)."""
+        """The payback table ``L(x) = 2^−(b−m) Σ_{w'} R̃_T(p_A, x_last_m, w')`` over the sumcheck's last
+        ``m`` variables only (it is constant in the others: a sumcheck "tail", prover side)."""
         m = self.width(n)
         pa = self.rule.phi_point(self.point)[: len(self.rule.A)]
         t = mle.bind_prefix(np.asarray(R, dtype=np.uint32), pa) if pa.shape[0] else F.embed(np.asarray(R, dtype=np.uint32))
