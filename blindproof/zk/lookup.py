@@ -72,20 +72,19 @@ _NJ = dict(cache=True, nogil=True, boundscheck=False)
 # --- kernels -----------------------------------------------------------------------------------------
 
 @nb.njit(**_NJ)
-def _parent_layer(p, q, live):
-    """Children (2h, 4) -> parents (h, 4): p = p0 q1 + p1 q0, q = q0 q1, where parent j's children are
-    nodes 2j and 2j + 1 (a node covers a contiguous run of leaves). Layers are stored *split*: node
-    ``2j + c`` at position ``c·h + j``, so a parent's children are ``j`` and ``h + j`` and a layer
-    sumcheck's child tables are the two halves. Nodes from ``live`` on are padding (0, 1), and so are
-    the parents from ``⌈live/2⌉`` on."""
+def _parent_layer(p, q):
+    """Children -> parents: p = p0 q1 + p1 q0, q = q0 q1, where parent j's children are nodes 2j and
+    2j + 1 (a node covers a contiguous run of leaves). Only a layer's live nodes are stored (padding
+    ``(0, 1)`` is a suffix of every layer), *split*: a layer of ``live`` nodes is two halves of
+    ``h = ⌈live/2⌉`` entries, node ``2j + c`` at position ``c·h + j`` (node ``live`` itself, when
+    ``live`` is odd, is stored as padding), so a parent's children are ``j`` and ``h + j`` and a layer
+    sumcheck's child tables are the two halves. The ``h`` parents come out stored the same way."""
     h = p.shape[0] // 2
-    pp = np.zeros((h, 4), dtype=np.uint32)
-    qq = np.zeros((h, 4), dtype=np.uint32)
-    h2 = h // 2
-    used = min(h, (live + 1) // 2)
-    for j in range(used, h):
-        qq[(j & 1) * h2 + (j >> 1), 0] = 1
-    for j in range(used):
+    h2 = (h + 1) // 2
+    pp = np.zeros((2 * h2, 4), dtype=np.uint32)
+    qq = np.zeros((2 * h2, 4), dtype=np.uint32)
+    qq[2 * h2 - 1, 0] = 1  # parent h (when h is odd) is padding
+    for j in range(h):
         o = (j & 1) * h2 + (j >> 1)
         a0, a1, a2, a3 = np.uint64(p[j, 0]), np.uint64(p[j, 1]), np.uint64(p[j, 2]), np.uint64(p[j, 3])
         b0, b1, b2, b3 = np.uint64(p[h + j, 0]), np.uint64(p[h + j, 1]), np.uint64(p[h + j, 2]), np.uint64(p[h + j, 3])
@@ -829,9 +828,9 @@ def mask_sizes(sts: "LookupStatement | Sequence[LookupStatement]") -> list[tuple
 
 
 def _leaves(lay: TreeLayout, cols_per_group, neg_mult, tcols, alpha, beta, d) -> tuple[np.ndarray, np.ndarray]:
-    """The signed tree's leaves: ``(1, α − w)`` per group row, ``(−m, α − t)`` per table row, the
-    blinding leaf ``(0, d)``, padding ``(0, 1)``."""
-    n = 1 << lay.depth
+    """The signed tree's live leaves (natural order, an even count): ``(1, α − w)`` per group row,
+    ``(−m, α − t)`` per table row, the blinding leaf ``(0, d)``, then padding ``(0, 1)``."""
+    n = lay.used + (lay.used & 1)
     p = np.zeros((n, 4), dtype=np.uint32)
     q = np.zeros((n, 4), dtype=np.uint32)
     q[:, 0] = 1
@@ -888,8 +887,8 @@ def prove_many(sts: Sequence[LookupStatement], groups: Sequence[Sequence[Sequenc
             d = blind_evals[len(trees)] if blinded else None
             lay = st.layout(blinded)
             layers = [tuple(_split(a) for a in _leaves(lay, cols_per_group, neg_mult, tcols, alpha[r], beta[r], d))]
-            for k in range(lay.depth, 0, -1):
-                layers.append(_parent_layer(*layers[-1], lay.live(k)))
+            for _ in range(lay.depth):
+                layers.append(_parent_layer(*layers[-1]))
             trees.append(layers[::-1])
     root_p = np.stack([tr[0][0][0] for tr in trees])
     root_q = np.stack([tr[0][1][0] for tr in trees])
@@ -942,16 +941,18 @@ def prove_many(sts: Sequence[LookupStatement], groups: Sequence[Sequence[Sequenc
 
 def _layer_tables(nodes: list, live: np.ndarray) -> np.ndarray:
     """(p0, p1, q0, q1) per tree for a layer sumcheck: node j's children are 2j and 2j + 1 (the new
-    variable is the last one), the two halves of a split-stored layer (:func:`_parent_layer`). Only
-    the live prefix is copied; the rest is padding (0, 0, 1, 1)."""
-    size = nodes[0][0].shape[0] // 2
+    variable is the last one), the two halves of a split-stored layer (:func:`_parent_layer`), whose
+    ``live[t]`` parents are copied; the tables end there (rounded up to an even length, which the
+    round kernels read as padding (0, 0, 1, 1))."""
+    size = max(1, max(u + (u & 1) for u in live.tolist()))
     tabs = np.zeros((4 * len(nodes), size, 4), dtype=np.uint32)
     for t, ((p, q), u) in enumerate(zip(nodes, live.tolist())):
+        h = p.shape[0] // 2
         tabs[4 * t + 2:4 * t + 4, u:, 0] = 1
         tabs[4 * t, :u] = p[:u]
-        tabs[4 * t + 1, :u] = p[size:size + u]
+        tabs[4 * t + 1, :u] = p[h:h + u]
         tabs[4 * t + 2, :u] = q[:u]
-        tabs[4 * t + 3, :u] = q[size:size + u]
+        tabs[4 * t + 3, :u] = q[h:h + u]
     return tabs
 
 

@@ -989,11 +989,25 @@ def mask_claim_terms(name: str, n_vars: int, degree: int, point: np.ndarray) -> 
     pt = F._check_ext(point, "point")
     if pt.shape[0] != n_vars:
         raise ValueError(f"a mask of {n_vars} variables evaluated at a point of {pt.shape[0]}")
+    return mask_var_terms(name, n_vars, degree, [(i, x, _ONE4) for i, x in enumerate(pt.tolist())])
+
+
+_ONE4 = (1, 0, 0, 0)
+
+
+def mask_var_terms(name: str, n_vars: int, degree: int, items: Sequence) -> tuple:
+    """The terms of ``Σ coef · g_i(x)`` over ``items`` ``(i, x, coef)`` (``x``, ``coef``: extension
+    elements as four ints) on a mask's committed table: one scaled evaluation of the table per item,
+    as in :func:`mask_claim_terms` (which is the case ``coef = 1``, one item per variable). Items
+    with coefficient 0 are left out (the PCS refuses zero coefficients; they add nothing)."""
     ell = max(0, (n_vars - 1).bit_length())
     kbits = mask_columns(degree).bit_length() - 1
     ce, le = _coordinate_point()
+    items = [(int(i), tuple(x), tuple(c)) for i, x, c in items if any(c)]
+    if any(not 0 <= i < n_vars for i, _, _ in items):
+        raise ValueError(f"a mask of {n_vars} variables has no variable outside 0..{n_vars - 1}")
     terms = []
-    for i, (ck, lk) in enumerate(_geometric_points(pt.tolist(), kbits)):
+    for (i, _, coef), (ck, lk) in zip(items, _geometric_points([x for _, x, _ in items], kbits)):
         coords = np.array([*ce, *_row_bits(ell, i), *ck], dtype=np.uint32).reshape(-1, 4)
-        terms.append((name, coords, np.array(F._emul4(le, lk), dtype=np.uint32)))
+        terms.append((name, coords, np.array(F._emul4(coef, F._emul4(le, lk)), dtype=np.uint32)))
     return tuple(terms)
