@@ -45,12 +45,12 @@ def test_weight_commitment_holding_a_tensor_the_spec_lacks_is_rejected(case, mon
 
 def _with_extra_aux(monkeypatch, extra):
     """Make the prover's aux commitment also hold ``extra(tensors)``'s tables."""
-    real = pcs.commit
+    real = pcs.commit_companion
 
-    def commit(tensors, params=pcs.PcsParams(), rng=None, keep_codewords=True):
-        return real(dict(tensors) | extra(tensors), params, rng, keep_codewords)
+    def commit(base, tensors=None, rng=None):
+        return real(base, dict(tensors) | extra(tensors), rng)
 
-    monkeypatch.setattr(pcs, "commit", commit)
+    monkeypatch.setattr(pcs, "commit_companion", commit)
 
 
 def test_aux_commitment_with_an_unexpected_tensor_is_rejected(case, monkeypatch):

@@ -420,8 +420,13 @@ def _check_invariant(rec: _Recorder) -> Counter:
         for c in settled:
             if c.tensor not in by_output or any(c.same(d) for d in rec.returned.get(c.tensor, [])):
                 continue
-            assert any(c.same(d) for d in rec.lookups) and c.tensor in rec.deferred.get(c.tensor, ()), \
+            assert any(isinstance(d, B.Claim) and c.same(d) for d in rec.lookups) \
+                and c.tensor in rec.deferred.get(c.tensor, ()), \
                 f"a claim on {c.tensor!r} reached the settler without passing its op"
+    for c in rec.lookups:  # a zero-knowledge lookup's leaf claims: linear, on what the ops deferred
+        for name, _, _ in getattr(c, "terms", ()):
+            assert name not in by_output or name in rec.deferred.get(name, ()), \
+                f"a lookup's claim on {name!r} reached the settler without passing its op"
     return ks
 
 

@@ -106,7 +106,7 @@ def test_lookup_claim_combinations_match_the_array_formulas():
     depth = st.all_tree_logs()[0]
     layers = [L.S.SumcheckProof(np.zeros((k, 3, 4), np.uint32), np.zeros((5, 4), np.uint32)) for k in range(depth)]
     proof = L.LookupProof(np.zeros((1, 4), dtype=np.uint32), layers, [np.zeros((1, 4), np.uint32)],
-                          np.zeros((1, 4), np.uint32), np.zeros((0, 4), np.uint32))
+                          np.zeros((1, 4), np.uint32))
     proof.root_q[0, 0] = P
     res = L.verify(st, proof, Transcript(b"t"))
     assert not res.ok and "below p" in res.reason

@@ -155,7 +155,7 @@ def test_tampered_proof_parts_rejected(honest):
     def fresh():
         return L.LookupProof(proof.root_q.copy(), [L.S.SumcheckProof(l.round_evals.copy(), l.final_evals.copy())
                                                    for l in proof.layers], [e.copy() for e in proof.column_evals],
-                             proof.mult_evals.copy(), proof.blind_evals.copy())
+                             proof.mult_evals.copy())
     p = fresh()
     p.root_q[0, 1] ^= 1
     assert not L.verify(st, p, committed(groups, mult)).ok
@@ -317,7 +317,7 @@ def test_mask_fields_in_a_gkr_layer_are_rejected(honest):
     layers = [L.S.SumcheckProof(l.round_evals.copy(), l.final_evals.copy()) for l in proof.layers]
     layers[2].mask_sum, layers[2].mask_eval = F.ezero(), F.ezero()
     p = L.LookupProof(proof.root_q.copy(), layers, [e.copy() for e in proof.column_evals],
-                      proof.mult_evals.copy(), proof.blind_evals.copy())
+                      proof.mult_evals.copy())
     res = L.verify(st, p, committed(groups, mult))
     assert not res.ok and "mask" in res.reason
 
@@ -395,8 +395,7 @@ def test_repeated_lookup_rejects_a_tampered_second_repetition():
     st = L.LookupStatement(table, ("w",), (6,), reps=2)
     proof = L.prove(st, groups, mult, committed(groups, mult))
     for tree in (0, 1):  # either repetition's root denominator
-        p = L.LookupProof(proof.root_q.copy(), proof.layers, proof.column_evals, proof.mult_evals,
-                          proof.blind_evals)
+        p = L.LookupProof(proof.root_q.copy(), proof.layers, proof.column_evals, proof.mult_evals)
         p.root_q[tree, 0] = (int(p.root_q[tree, 0]) + 1) % F.P
         assert not L.verify(st, p, committed(groups, mult)).ok
     with pytest.raises(ValueError, match="reps"):
@@ -497,11 +496,11 @@ def test_tree_layout_blocks_are_aligned_sub_cubes(group_logs, table_log, blinded
 
 
 def test_older_format_versions_are_rejected(honest):
-    """Format 5 (one signed tree per lookup, mask values as linear claims) only: a proof labelled 4
-    (mask openings) or 3 (per-group roots) is malformed."""
+    """Format 6 (randomized layers, leaf checks as linear claims) only: a proof labelled 5 (plain leaf
+    values with zero knowledge), 4 (mask openings) or 3 (per-group roots) is malformed."""
     st, groups, mult, proof = honest
     data = proof.to_bytes(st)
-    assert data[4:6] == struct.pack("<H", L._VERSION) and L._VERSION == 5
-    for v in (3, 4, 6):
+    assert data[4:6] == struct.pack("<H", L._VERSION) and L._VERSION == 6
+    for v in (3, 4, 5, 7):
         res = L.verify_bytes(st, data[:4] + struct.pack("<H", v) + data[6:], committed(groups, mult))
         assert not res.ok and "malformed" in res.reason

@@ -46,36 +46,81 @@ def _copy(proof: L.LookupProof, **kw) -> L.LookupProof:
                               None if ly.mask_sum is None else ly.mask_sum.copy(),
                               None if ly.mask_eval is None else ly.mask_eval.copy()) for ly in proof.layers]
     fields = dict(root_q=proof.root_q.copy(), layers=layers, column_evals=[e.copy() for e in proof.column_evals],
-                  mult_evals=proof.mult_evals.copy(), blind_evals=proof.blind_evals.copy())
+                  mult_evals=proof.mult_evals.copy(), zk=proof.zk)
     fields.update(kw)
     return L.LookupProof(**fields)
 
 
-def test_mask_sizes_one_blinder_per_tree_then_one_per_layer_with_rounds():
+def _holds(claim, sts, groups, mults, tables, s_i: int = 0) -> bool:
+    """Whether a linear claim holds on the committed masks and statement ``s_i``'s columns (what the
+    commitment's opening would prove)."""
+    st = sts[s_i]
+    cols = {n: groups[s_i][g][c] for g in range(len(st.group_logs)) for c, n in enumerate(st.column_names(g))}
+    total = F.ezero()
+    for name, pt, coef in claim.terms:
+        table = tables[name] if name in tables else mults[s_i] if name == L.MULTIPLICITY_COLUMN else cols[name]
+        total = F.eadd(total, F.emul(np.asarray(coef, dtype=np.uint32), mle.evaluate(table, pt)))
+    return np.array_equal(total, np.asarray(claim.value, dtype=np.uint32))
+
+
+def test_mask_sizes_blinders_then_per_layer_randomizers_and_mask():
     sts, _, _ = _lookup()
     logs = [n for st in sts for n in st.all_tree_logs(True)]
-    assert L.mask_sizes(sts) == [(1, 3)] * len(logs) + [(k, 3) for k in range(1, max(logs))]
+    want = [(1, 3)] * len(logs)
+    for k in range(max(logs)):
+        t = sum(1 for n in logs if n > k)
+        want += [(t + 2, 1), (t + 2, 1), (k + 1, (3,) * k + (4,))]
+    assert L.mask_sizes(sts) == want
 
 
-def test_masked_lookup_is_complete_and_its_mask_claims_are_true():
-    sts, proof, claims, pmasks = _prove()
-    assert all(ly.mask_sum is not None for ly in proof.layers[1:]) and proof.layers[0].mask_sum is None
+def test_masked_lookup_is_complete_and_every_claim_holds():
+    """The verifier accepts; every mask claim (layer masks, paybacks) and every leaf claim (columns,
+    multiplicities, blinding leaves, leaf randomizers) holds on what was committed; the verifier's
+    leaf claims are the prover's."""
+    sts, groups, mults = _lookup()
+    sts_, proof, claims, pmasks = _prove()
     res, vmasks = _verify(sts, proof)
     assert res.ok, res.reason
-    assert [c.value.tolist() for c in res.claims] == [c.value.tolist() for cl in claims for c in cl]
-    assert [_mask_of(c) for c in vmasks.claims] == [M.mask_name(i) for i in range(len(pmasks.masks))]
+    assert proof.zk and proof.column_evals == [] and proof.mult_evals.shape == (0, 4)
+    mine = [c for cl in claims for c in cl]
+    assert len(res.claims) == len(mine) == 2 * sum(st.reps for st in sts)
+    for v, p in zip(res.claims, mine):
+        assert np.array_equal(v.value, p.value) and [t[0] for t in v.terms] == [t[0] for t in p.terms]
     tables = pmasks.tables()
-    for vc, pc in zip(vmasks.claims, pmasks.claims):  # every claim holds on the committed table
-        assert np.array_equal(vc.value, pc.value)
-        opened = F.ezero()
-        for name, pt, coef in vc.terms:
-            opened = F.eadd(opened, F.emul(coef, mle.evaluate(tables[name], pt)))
-        assert np.array_equal(opened, vc.value)
+    assert all(_holds(c, sts, groups, mults, tables) for c in vmasks.claims)
+    at = 0
+    for s_i, st in enumerate(sts):
+        for c in res.claims[at:at + 2 * st.reps]:
+            assert _holds(c, sts, groups, mults, tables, s_i)
+        at += 2 * st.reps
+    assert [len(vmasks.claims), vmasks.used] == [len(pmasks.claims), len(pmasks.masks)]
 
 
-def _mask_of(claim) -> str:
-    (name,) = {t for t, _, _ in claim.terms}
-    return name
+def test_no_value_of_a_column_is_sent():
+    """The zero-knowledge proof carries roots and layer sumchecks only: no column, multiplicity or
+    blinding value (each is a term of a linear claim the commitment settles)."""
+    sts, proof, _, _ = _prove()
+    data = proof.to_bytes(sts)
+    layers = sum(len(ly.round_evals.reshape(-1)) for ly in proof.layers)  # upper bound on round bytes
+    assert len(data) < 64 + 16 * len(proof.root_q) + 16 * layers + sum(
+        16 * (len(ly.final_evals) + 2) + 2 for ly in proof.layers)
+    back = L.LookupProof.from_bytes(data, sts)
+    assert back.column_evals == [] and back.mult_evals.shape == (0, 4)
+
+
+def test_leaf_claims_refute_a_column_other_than_the_committed_one():
+    """Soundness of the leaf claims: a prover that runs the lookup on a different (valid) column than
+    the committed one gets an accepting GKR, and a leaf claim that is false on the committed column."""
+    sts, groups, mults = _lookup()
+    other = [[[c.copy() for c in g] for g in gs] for gs in groups]
+    other[0][0][0] = np.roll(other[0][0][0], 1)  # same multiset: same multiplicities, another column
+    masks = M.ProverMasks.sample(L.mask_sizes(sts), np.random.default_rng(1))
+    proof, _ = L.prove_many(sts, other, mults, Transcript(b"lk"), masks)
+    res, vmasks = _verify(sts, proof)
+    assert res.ok
+    tables = masks.tables()
+    assert all(_holds(c, sts, groups, mults, tables) for c in vmasks.claims)
+    assert not all(_holds(c, sts, groups, mults, tables) for c in res.claims[:2 * sts[0].reps])
 
 
 def test_masked_proof_round_trips_through_bytes():
@@ -88,28 +133,30 @@ def test_masked_proof_round_trips_through_bytes():
         assert not L.verify_bytes(sts, data[:-cut], Transcript(b"lk")).ok
 
 
-def test_round_messages_depend_on_the_mask():
+def test_round_messages_and_layer_values_depend_on_the_masks():
     sts, a, _, _ = _prove(mask_seed=1)
     _, b, _, _ = _prove(mask_seed=2)
-    for la, lb in zip(a.layers[1:], b.layers[1:]):
+    assert not np.array_equal(a.root_q, b.root_q)  # the blinding leaves
+    for la, lb in zip(a.layers, b.layers):
         assert not np.array_equal(la.round_evals, lb.round_evals)
+        assert not np.array_equal(la.final_evals[1:], lb.final_evals[1:])
 
 
 def test_masks_required_when_the_verifier_has_a_masker():
     sts, groups, mults = _lookup()
     plain, _ = L.prove_many(sts, groups, mults, Transcript(b"lk"))
     res, _ = _verify(sts, plain)
-    assert not res.ok and "masked" in res.reason
+    assert not res.ok and "zero-knowledge" in res.reason
     assert L.verify_many(sts, plain, Transcript(b"lk")).ok  # standalone lookups stay unmasked
 
 
 def test_unmasked_verifier_rejects_a_masked_proof():
     sts, proof, _, _ = _prove()
     res = L.verify_many(sts, proof, Transcript(b"lk"))
-    assert not res.ok and "unexpected mask" in res.reason
+    assert not res.ok and "unexpected zero-knowledge" in res.reason
 
 
-@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("k", [0, 1, 3])
 def test_rejects_a_stripped_layer_mask(k):
     sts, proof, _, _ = _prove()
     bad = _copy(proof)
@@ -123,7 +170,7 @@ def test_rejects_a_stripped_layer_mask(k):
 @pytest.mark.parametrize("field_name", ["mask_sum", "mask_eval"])
 def test_rejects_a_tampered_mask_value(field_name):
     sts, proof, _, _ = _prove()
-    for k in (1, len(proof.layers) - 1):
+    for k in (0, 1, len(proof.layers) - 1):
         bad = _copy(proof)
         ly = bad.layers[k]
         setattr(ly, field_name, F.eadd(getattr(ly, field_name), F.eone()))
@@ -131,23 +178,28 @@ def test_rejects_a_tampered_mask_value(field_name):
         assert not res.ok
 
 
+def test_rejects_a_tampered_payback_value():
+    """The payback value ``V`` of a layer's randomizer enters its final check."""
+    sts, proof, _, _ = _prove()
+    for k in (1, len(proof.layers) - 1):
+        bad = _copy(proof)
+        bad.layers[k].final_evals[-1] = F.eadd(bad.layers[k].final_evals[-1], F.eone())
+        res, _ = _verify(sts, bad)
+        assert not res.ok and "do not match the last round polynomial" in res.reason
+
+
 def test_each_mask_value_is_settled_as_a_claim_on_its_own_committed_table():
-    """g(r) of every masked layer goes to the settler as a linear claim on that layer's committed mask;
-    another mask table (the next layer's, a fresh one) does not satisfy it."""
-    sts, proof, _, pmasks = _prove()
+    """g(r) of every layer and every payback value go to the settler as linear claims on the committed
+    masks; another draw of the masks (same sizes) does not satisfy them."""
+    sts, groups, mults = _lookup()
+    _, proof, _, pmasks = _prove()
     res, vmasks = _verify(sts, proof)
     assert res.ok
-    tables = pmasks.tables()
-    masked = [ly for ly in proof.layers if ly.mask_sum is not None]
-    layer_claims = vmasks.claims[len(proof.blind_evals):]  # the blinding leaves' claims come first
-    assert len(layer_claims) == len(masked)
-    for c, ly in zip(layer_claims, masked):
-        assert np.array_equal(c.value, ly.mask_eval)
-        other = M.ProverMasks.sample([(m.n_vars, m.degree) for m in pmasks.masks], np.random.default_rng(9)).tables()
-        opened = F.ezero()
-        for name, pt, coef in c.terms:
-            opened = F.eadd(opened, F.emul(coef, mle.evaluate(other[name], pt)))
-        assert not np.array_equal(opened, c.value)
+    other = M.ProverMasks.sample([(m.n_vars, m.degree) for m in pmasks.masks], np.random.default_rng(9)).tables()
+    n_pay = sum(1 for ly in proof.layers[1:])
+    assert len(vmasks.claims) == len(proof.layers) + n_pay
+    for c in vmasks.claims:
+        assert not _holds(c, sts, groups, mults, other)
 
 
 def test_mask_claims_name_the_committed_masks_after_the_op_masks():
@@ -161,29 +213,20 @@ def test_mask_claims_name_the_committed_masks_after_the_op_masks():
     vm = M.VerifierMasks()
     vm.next_name()
     res = L.verify_many(sts, proof, Transcript(b"lk"), vm)
-    assert res.ok and [_mask_of(c) for c in vm.claims] == [M.mask_name(i) for i in range(1, len(plan))]
+    named = {t for c in vm.claims for t, _, _ in c.terms} | {t for c in res.claims for t, _, _ in c.terms
+                                                             if M.is_mask(t)}
+    assert res.ok and vm.used == len(plan) and named == {M.mask_name(i) for i in range(1, len(plan))}
 
 
 def test_blinding_leaf_multiplies_the_root_denominator():
     """With zero knowledge each tree holds ``(0, d)``: the root is ``(0, q·d)`` for the unblinded ``q``
-    (same α), and ``d`` is the committed 4-entry table read as an extension element."""
+    (same α), ``d`` the committed blinder's value at 0 (never sent)."""
     sts, groups, mults = _lookup()
     plain, _ = L.prove_many(sts, groups, mults, Transcript(b"lk"))
     _, proof, _, pmasks = _prove()
-    assert proof.blinded and proof.blind_evals.shape == (len(plain.root_q), 4)
-    for q0, q, d in zip(plain.root_q, proof.root_q, proof.blind_evals):
+    for i, (q0, q) in enumerate(zip(plain.root_q, proof.root_q)):
+        d = pmasks.masks[i].evaluate(np.zeros((1, 4), dtype=np.uint32))
         assert np.array_equal(q, F.emul(q0, d))
-    for i, d in enumerate(proof.blind_evals):  # the first masks are the blinders: d = g(0)
-        assert np.array_equal(pmasks.masks[i].evaluate(np.zeros((1, 4), dtype=np.uint32)), d)
-
-
-def test_rejects_a_tampered_blinding_value():
-    sts, proof, _, _ = _prove()
-    bad = _copy(proof)
-    bad.blind_evals[0] = F.eadd(bad.blind_evals[0], F.eone())  # the deepest tree (read after the last layer)
-    res, _ = _verify(sts, bad)
-    assert not res.ok and "leaf denominators" in res.reason
-    assert not _verify(sts, _copy(proof, blind_evals=proof.blind_evals[:0]))[0].ok  # stripped
 
 
 def test_rejects_a_blinding_leaf_that_does_not_cancel(monkeypatch):
@@ -201,7 +244,7 @@ def test_rejects_a_blinding_leaf_that_does_not_cancel(monkeypatch):
     sts, proof, _, _ = _prove()
     assert proof.root_p.any()
     res, _ = _verify(sts, proof)
-    assert not res.ok and "root is not (0, q)" in res.reason
+    assert not res.ok and "layer 0" in res.reason
 
 
 def test_rejects_a_zero_blinding_denominator():
@@ -276,10 +319,11 @@ def test_model_proof_masks_every_lookup_layer_and_commits_the_masks(mlp):
     assert runs and verify_model_proof(prover.commitment, proof.to_bytes()).ok
     committed = {n for n in pcs.Commitment.from_bytes(proof.trace_commitment).layout.names if M.is_mask(n)}
     layers = []
-    _edit_lookups(proof, runs, lambda lp: layers.extend(lp.layers[1:]) or lp)
+    _edit_lookups(proof, runs, lambda lp: layers.extend(lp.layers) or lp)
     assert layers and all(ly.mask_sum is not None for ly in layers)
     lookup_masks = sum(len(L.mask_sizes(sts)) for sts in runs)
-    assert lookup_masks == len(layers) + sum(st.reps for sts in runs for st in sts)  # + one blinder per tree
+    # per layer its mask and the two randomizers it reads; one blinder per tree
+    assert lookup_masks == 3 * len(layers) + sum(st.reps for sts in runs for st in sts)
     assert {M.mask_name(len(committed) - 1 - i) for i in range(lookup_masks)} <= committed
 
 
@@ -372,16 +416,96 @@ def test_a_layers_final_checks_reject_with_their_own_reasons(monkeypatch):
     monkeypatch.setattr(Transcript, "challenge_ext", spy)
     assert _verify(sts, proof)[0].ok
     monkeypatch.undo()
-    k = 1  # the first masked layer: its λ is the second drawn, its ρ the first
-    lam, rho = seen["lookup/lambda"][k], seen["lookup/rho"][0]
+    k = 1  # layer 1: its λ and ρ are the second drawn
+    lam, rho = seen["lookup/lambda"][k], seen["lookup/rho"][k]
     bad = _copy(proof)
     bad.layers[k].final_evals[1] = F.eadd(bad.layers[k].final_evals[1], F.eone())
     res, _ = _verify(sts, bad)
     assert not res.ok and "do not match the last round polynomial" in res.reason
     bad = _copy(proof)
     fin = bad.layers[k].final_evals
-    before = np.array(L._compose(fin, lam), dtype=np.uint32)
+    n = 1 + 4 * (len(fin) - 2) // 4  # eq and the trees' values (the payback value last)
+    before = F.emul(np.array(L._compose(np.ascontiguousarray(fin[:n]), lam), dtype=np.uint32), F.ext((F.P + 1) // 2))
     fin[0] = F.emul(fin[0], F.ext(2))  # eq doubled: the composition doubles ...
     bad.layers[k].mask_eval = F.esub(bad.layers[k].mask_eval, F.emul(before, F.einv(rho)))  # ... ρ·g takes it back
     res, _ = _verify(sts, bad)
     assert not res.ok and "wrong eq value" in res.reason
+
+
+# --- what a zero-knowledge lookup reveals, counted -------------------------------------------------
+
+def _programmed(monkeypatch):
+    """Challenges that depend only on their label and order, not on what was absorbed: with them a
+    proof's revealed values are affine in the masks (the children tables are fixed)."""
+    counter: dict = {}
+
+    def draw(label: str, n: int) -> np.ndarray:
+        i = counter.get(label, 0)
+        counter[label] = i + n
+        rng = np.random.default_rng([abs(hash(label)) % (1 << 32), i])
+        return F.random(rng, (n, 4))
+
+    monkeypatch.setattr(Transcript, "challenge_ext", lambda self, label: draw(label, 1)[0])
+    monkeypatch.setattr(Transcript, "challenge_exts", lambda self, label, n: draw(label, n))
+    return counter
+
+
+def test_layer_values_are_uniform_in_the_randomizers(monkeypatch):
+    """The leakage rank of a zero-knowledge lookup: every value a proof reveals about the fraction
+    tree (each layer's children at the sumcheck point, each payback value) is affine in the
+    randomizer masks' coefficients, with a map of full rank over the base field. So for any witness
+    some randomizers give the same revealed values: they say nothing about the columns (the round
+    messages are Libra-masked, the root denominator carries the uniform blinding leaf, the leaf
+    checks are linear claims). Fails if any revealed value misses its randomizer."""
+    rt = L.LookupTable.range(3)
+    rng = np.random.default_rng(5)
+    groups = [[[rng.integers(0, 8, 8).astype(np.uint32)]]]
+    sts = [L.LookupStatement(rt, ("a",), (3,))]
+    mults = [rt.multiplicities(groups[0])]
+    plan = L.mask_sizes(sts)
+    base = M.ProverMasks.sample(plan, np.random.default_rng(1))
+    rand = [i for i, (n, d) in enumerate(plan) if d == 1]  # the randomizer masks (degree 1)
+
+    def revealed(masks) -> np.ndarray:
+        _programmed(monkeypatch)
+        proof, _ = L.prove_many(sts, groups, mults, Transcript(b"rk"), masks)
+        monkeypatch.undo()
+        return np.concatenate([ly.final_evals[1:].reshape(-1) for ly in proof.layers]).astype(np.int64)
+
+    def with_coeff(i, j, c, delta):
+        """The base masks with coordinate ``c % 4`` of coefficient ``c // 4`` of variable ``j`` of mask
+        ``i`` moved by ``delta``."""
+        masks = M.ProverMasks(masks=[S.MaskPolynomial(m.coeffs.copy()) for m in base.masks])
+        co = masks.masks[i].coeffs
+        co[j, c // 4, c % 4] = (int(co[j, c // 4, c % 4]) + delta) % F.P
+        return masks
+
+    v0 = revealed(base)
+    cols = []
+    for i in rand:
+        n = plan[i][0]
+        for j in range(n):
+            for c in range(8):  # two coefficients, four coordinates each
+                cols.append((revealed(with_coeff(i, j, c, 1)) - v0) % F.P)
+    J = np.stack(cols, axis=1)
+    assert J.shape[0] <= J.shape[1]
+    assert _rank_mod_p(J) == J.shape[0]  # every revealed coordinate is reachable: uniform
+
+
+def _rank_mod_p(a: np.ndarray) -> int:
+    """Rank of an integer matrix over GF(p) (Gaussian elimination on Python ints)."""
+    m = [[int(x) % F.P for x in row] for row in a]
+    rank, cols = 0, len(m[0]) if m else 0
+    for c in range(cols):
+        piv = next((r for r in range(rank, len(m)) if m[r][c]), None)
+        if piv is None:
+            continue
+        m[rank], m[piv] = m[piv], m[rank]
+        inv = pow(m[rank][c], F.P - 2, F.P)
+        m[rank] = [x * inv % F.P for x in m[rank]]
+        for r in range(len(m)):
+            if r != rank and m[r][c]:
+                f = m[r][c]
+                m[r] = [(x - f * y) % F.P for x, y in zip(m[r], m[rank])]
+        rank += 1
+    return rank

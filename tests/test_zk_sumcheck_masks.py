@@ -74,7 +74,7 @@ def _masked_count(proof: ModelProof) -> int:
 def _lookup_mask_count(proof: ModelProof) -> int:
     """Committed randomness of the batched lookups, from each lookup proof's header: per statement
     the table's log size, the group sizes and the repetitions give its trees (one blinding table
-    each) and their depth (one mask per GKR layer but layer 0)."""
+    each) and their depth (per GKR layer: its mask and the two randomizers of the layer it reads)."""
     total = 0
     for part in ProgramProof.from_bytes(proof.program_proof, _n_ops(proof)).lookups.parts:
         if isinstance(part, bytes) and part[:4] == b"BPLK":
@@ -84,7 +84,7 @@ def _lookup_mask_count(proof: ModelProof) -> int:
                 lay = L.tree_layout(tuple(part[at + 4:at + 4 + n_groups]), table_log, True)
                 depths += [lay.depth] * reps
                 at += 4 + n_groups
-            total += len(depths) + max(depths) - 1
+            total += len(depths) + 3 * max(depths)
     return total
 
 

@@ -190,8 +190,9 @@ class Grammar:
 
     def gkr(self) -> None:
         """One shared logUp-GKR: per lookup its shape then α (β), the root denominators, then per layer λ, the
-        (masked) layer sumcheck, μ and the column values of trees that end there;
-        then the multiplicity values of every pack."""
+        (masked) layer sumcheck and μ. With zero knowledge (every whole-model proof) nothing follows:
+        the leaf checks are linear claims and no column or multiplicity value is sent; without it,
+        the column values of trees that end at a layer, then the multiplicity values of every pack."""
         n = 0
         while self.peek() == "A lookup/table":
             self.take("A lookup/table", "A lookup/groups", "A lookup/reps", "C lookup/alpha")
@@ -209,15 +210,13 @@ class Grammar:
                     self.fail("a round of a masked layer")
                 self.take("A lookup/final", "A lookup/mask_eval")  # g(r): a linear claim, settled later
             else:
-                self.many("A lookup/round", "C lookup/r")
-                self.take("A lookup/final")
+                self.fail("a masked layer (whole-model lookups are zero-knowledge)")
             self.take("C lookup/mu")
-            self.many("A lookup/columns")
             layers += 1
         if not layers:
             self.fail("a GKR layer")
-        if not self.many("A ops/lookup_batch_mult"):
-            self.fail("the multiplicity values")
+        if self.peek() in ("A lookup/columns", "A ops/lookup_batch_mult"):
+            self.fail("no leaf values (zero-knowledge lookups send none)")
 
     def opening(self) -> None:
         """Commitment(s: the weights and their companion are opened together), claims, γ, α, τ, μ, ρ,

@@ -504,9 +504,10 @@ def test_l3_zero_root_denominator_is_rejected():
 
 def test_l7_multiplicity_columns_not_those_of_the_lookup_are_rejected(mlp, monkeypatch):
     """L7. The cheating prover commits one op's multiplicity column with junk but runs the logUp-GKR on
-    the true multiplicities: the lookup verifies, and the per-op values it sends are the committed
-    junk's (so the opening verifies). Only the sum check ties the GKR's multiplicity claim to the
-    committed columns. Accepted without the check."""
+    the true multiplicities: the lookup's layers verify, and its leaf check — a linear claim whose
+    multiplicity terms are the pack's committed columns, no value sent — is false on the committed
+    junk, so the trace opening refutes it. (Before zero-knowledge lookups the per-op values were sent
+    and a sum check tied them to the GKR's claim.)"""
     prover, inputs, _ = mlp
     real_with_aux, real_prove = P.with_aux, B.LookupBatch.prove
     honest: dict[str, np.ndarray] = {}
@@ -537,7 +538,7 @@ def test_l7_multiplicity_columns_not_those_of_the_lookup_are_rejected(mlp, monke
     monkeypatch.undo()
     assert honest
     res = verify_model_proof(prover.commitment, forged.to_bytes())
-    assert not res.ok and "multiplicities do not add up" in res.reason, res.reason
+    assert not res.ok and "trace opening" in res.reason, res.reason
 
 
 # --- 7. op verifiers --------------------------------------------------------------------------------------

@@ -377,8 +377,8 @@ def prove_binding(commitment: ModelCommitment, state: pcs.ProverState, weight: s
     # the well-formedness opening is public with the commitment: counted first (idempotent), then the
     # budget is checked before any work
     if commitment.wellformed:
-        wf = WellformedProof.from_bytes(commitment.wellformed).weight_opening
-        ledger.charge(commitment.weights, pcs.Opening.from_bytes(wf, commitment.weights).positions)
+        ledger.charge(commitment.weights, WellformedProof.from_bytes(commitment.wellformed).opened_positions(
+            commitment.weights))
     if ledger.openings_left(commitment.weights) < 1:
         raise OpeningBudgetExceeded("the opening budget of this commitment key is spent (the last opening is "
                                     "kept for a rotation certificate): rotate to a fresh key")

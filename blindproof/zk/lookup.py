@@ -24,12 +24,19 @@ multiplicity column (:class:`~blindproof.zk.sumcheck.EvalClaim`) for the commitm
 must have absorbed the commitments of the witness columns AND of the multiplicities into the
 transcript before calling :func:`prove` / :func:`verify` (the challenges ``α``, ``β`` are drawn inside).
 
-Zero knowledge: given the program's masks (:mod:`blindproof.zk.ops.zkmask`), each tree also holds a
-blinding leaf ``(0, d)`` with ``d`` a fresh committed extension element (adds 0 to the fraction sum,
-multiplies ``q`` by ``d``; ``d ≠ 0`` follows from ``q ≠ 0``), and :func:`prove_many` runs every layer
-with rounds on ``f + ρ·g`` with its own committed mask ``g`` (Libra-style, as the op sumchecks) and
-reduces ``g(r)`` to a claim on the mask's committed table; :func:`verify_many` with masks requires both.
-The leaf values (``d`` included) and each layer's final values stay in the clear (docs/proofs.md §5).
+Zero knowledge: given the program's masks (:mod:`blindproof.zk.ops.zkmask`, sizes from
+:func:`mask_sizes`), every tree also holds a blinding leaf ``(0, d)`` with ``d`` a fresh committed
+extension element (adds 0 to the fraction sum, multiplies ``q`` by ``d``, so the sent ``q`` is uniform;
+``d ≠ 0`` follows from ``q ≠ 0``), and :func:`prove_many` works with every layer below the root as its
+randomized extension (Libra, CRYPTO 2019, §4): ``p̂_L(y, x) = p̃_L(x) + y(1 − y)·Φ_t(c)`` with a dummy
+variable ``y`` that the layer sumcheck above sums in one more round of degree 4 and a fresh committed
+``Φ`` per tree and layer (:class:`_Randomizer`), which the layer's own sumcheck pays back through a
+payback table at a fresh point (:class:`_Payback`). Every layer sumcheck runs on ``f + ρ·g`` with its
+own committed mask ``g``. No leaf value is sent: each tree's leaf check becomes two linear claims —
+``Σ`` (selector × column or multiplicity values) ``+ d + z·Φ = p̂, q̂`` at the leaf point — that the
+commitment's opening settles (:func:`_zk_leaf_claims`). What a proof then reveals about the witness —
+the root denominators, each layer's child values, the payback values, the masked round messages — is
+uniform (docs/proofs.md §5; ``tests/test_zk_lookup_masks.py`` counts the rank).
 
 Range checks: :meth:`LookupTable.range` (``0 ≤ v < 2^bits``, bits ≤ 22, typically 16-bit limbs,
 see :func:`split_limbs`). Nonlinear functions: :meth:`LookupTable.function` of (input, output) pairs.
@@ -48,6 +55,7 @@ import numpy as np
 
 from blindproof.zk import field as F
 from blindproof.zk import mle
+from blindproof.zk import pcs
 from blindproof.zk import soundness
 from blindproof.zk import sumcheck as S
 from blindproof.zk._kernels import _P, _W, e_mul, e_mul_by
@@ -63,8 +71,8 @@ MAX_GROUP_LOG = 30
 MAX_WIDTH = 2
 MAX_GROUPS = 14  # witness groups per lookup (bounds the work of one layer)
 _MAGIC = b"BPLK"
-_VERSION = 5  # 5: layer masks' values are linear claims (no mask openings); 4: one signed tree per lookup
-# and repetition (root (0, q)), blinding leaves
+_VERSION = 6  # 6: randomized layers, leaf checks as linear claims (zero knowledge); 5: layer masks' values
+# are linear claims; 4: one signed tree per lookup and repetition (root (0, q)), blinding leaves
 
 _NJ = dict(cache=True, nogil=True, boundscheck=False)
 
@@ -602,22 +610,31 @@ def tree_layout(group_logs: tuple[int, ...], table_log: int, blinded: bool) -> T
     return TreeLayout(max(1, (total - 1).bit_length()), tuple(offsets), logs, blind, total)
 
 
+ZK_Y_DEGREE = 4  # degree of a zero-knowledge layer's last round (the dummy variable y)
+
+
 @dataclass(frozen=True)
 class _LayerShape:
-    """What :meth:`SumcheckProof.read` needs to read one GKR layer: k rounds of a degree-3
-    polynomial, and the eq value plus (p0, p1, q0, q1) per active tree."""
+    """What :meth:`SumcheckProof.read` needs to read one GKR layer: k rounds of a degree-3 polynomial
+    (with zero knowledge, one more round of degree 4 for the dummy variable ``y``), and the eq value
+    plus (p0, p1, q0, q1) per active tree (with zero knowledge and k ≥ 1, then the payback value)."""
 
     n_vars: int
     degree: int
     n_tables: int
+    zk: bool = False
 
     @property
     def round_degrees(self) -> tuple[int, ...]:
+        if self.zk:
+            return (3,) * (self.n_vars - 1) + (ZK_Y_DEGREE,)
         return (self.degree,) * self.n_vars
 
 
 @functools.lru_cache(maxsize=1024)
-def _layer_shape(k: int, active: int) -> _LayerShape:
+def _layer_shape(k: int, active: int, zk: bool = False) -> _LayerShape:
+    if zk:
+        return _LayerShape(k + 1, ZK_Y_DEGREE, 1 + 4 * active + (1 if k else 0), True)
     return _LayerShape(k, 3, 1 + 4 * active)
 
 
@@ -635,24 +652,24 @@ def _tree_logs(sts: Sequence[LookupStatement], blinded: bool) -> tuple[int, ...]
 
 @dataclass
 class LookupProof:
-    """Root denominators (the root numerators are 0), one sumcheck per GKR layer, and the values at
-    the leaf point: each group's columns, each statement's multiplicities and, with zero knowledge,
-    each tree's blinding denominator ``d``. One proof may cover several statements
-    (:func:`prove_many`): their trees share every GKR layer."""
+    """Root denominators (the root numerators are 0) and one sumcheck per GKR layer; without zero
+    knowledge also the values at the leaf point (each group's columns, each statement's
+    multiplicities), which with zero knowledge are never sent (the leaf checks are linear claims).
+    One proof may cover several statements (:func:`prove_many`): their trees share every GKR layer."""
 
     root_q: np.ndarray  # (trees, 4): the root denominator of each tree
     layers: list[S.SumcheckProof]
-    column_evals: list[np.ndarray]  # per group of every statement: (width, 4)
-    mult_evals: np.ndarray  # (statements, 4): the multiplicity column at the table block's point
-    blind_evals: np.ndarray  # (trees, 4) blinding denominators d, or (0, 4) without zero knowledge
+    column_evals: list[np.ndarray]  # per group of every statement: (width, 4); empty with zero knowledge
+    mult_evals: np.ndarray  # (statements, 4): the multiplicity column at the table block's point; (0, 4) zk
+    zk: bool = False  # randomized layers and blinding leaves (:func:`prove_many` with masks)
     root_p: np.ndarray | None = None  # the prover's root numerators (not sent; a strict prover checks 0)
 
     @property
     def blinded(self) -> bool:
-        return self.blind_evals.shape[0] > 0
+        return self.zk
 
     def to_bytes(self, sts: "LookupStatement | Sequence[LookupStatement]") -> bytes:
-        """Serialize (format version 4)."""
+        """Serialize (format version 6)."""
         sts = _statements(sts)
         w = Writer()
         w.header(_MAGIC, _VERSION)
@@ -664,14 +681,15 @@ class LookupProof:
             w.u8(st.reps)
             for g in st.group_logs:
                 w.u8(g)
-        w.u8(1 if self.blinded else 0)
+        w.u8(1 if self.zk else 0)
         w.ext_fixed(self.root_q.reshape(-1, 4))
-        for layer in self.layers:
-            layer.write(w)
-        for ev in self.column_evals:
-            w.ext_fixed(ev)
-        w.ext_fixed(self.mult_evals.reshape(-1, 4))
-        w.ext_fixed(self.blind_evals.reshape(-1, 4))
+        logs = _tree_logs(sts, self.zk)
+        for k, layer in enumerate(self.layers):
+            layer.write(w, _layer_shape(k, sum(1 for n in logs if n > k), self.zk))
+        if not self.zk:
+            for ev in self.column_evals:
+                w.ext_fixed(ev)
+            w.ext_fixed(self.mult_evals.reshape(-1, 4))
         return w.getvalue()
 
     @staticmethod
@@ -681,8 +699,8 @@ class LookupProof:
         depth = max(_tree_logs(sts, True))  # the larger layout bounds the size
         n_trees = len(_tree_logs(sts, True))
         n_groups = sum(len(st.group_logs) for st in sts)
-        # a layer: mask sum and value, final values, rounds
-        per_layer = 16 * (2 + 4 * (1 + 4 * n_trees) + 3 * depth) + 2
+        # a layer: mask sum and value, final values (and the payback value), rounds
+        per_layer = 16 * (3 + 4 * (1 + 4 * n_trees) + 3 * depth + ZK_Y_DEGREE) + 2
         r = Reader(data, max_total=64 + 8 * n_groups + 32 * n_trees + depth * per_layer
                    + 16 * MAX_WIDTH * n_groups + 16 * len(sts))
         r.header(_MAGIC, (_VERSION,))
@@ -695,18 +713,20 @@ class LookupProof:
             got = tuple(r.u8() for _ in st.group_logs)
             if got != st.group_logs:
                 raise ProofFormatError(f"lookup group sizes {got} do not match the statement {st.group_logs}")
-        blinded = bool(r.u8(max_value=1))
-        logs = _tree_logs(sts, blinded)
+        zk = bool(r.u8(max_value=1))
+        logs = _tree_logs(sts, zk)
         root_q = r.ext_fixed(len(logs))
         layers = []
         for k in range(max(logs)):
             active = sum(1 for n in logs if n > k)
-            layers.append(S.SumcheckProof.read(r, _layer_shape(k, active)))
-        evals = [r.ext_fixed(st.table.width) for st in sts for _ in st.group_logs]
-        mult_evals = r.ext_fixed(len(sts))
-        blind_evals = r.ext_fixed(len(logs) if blinded else 0)
+            layers.append(S.SumcheckProof.read(r, _layer_shape(k, active, zk)))
+        if zk:
+            evals, mult_evals = [], np.zeros((0, 4), dtype=np.uint32)
+        else:
+            evals = [r.ext_fixed(st.table.width) for st in sts for _ in st.group_logs]
+            mult_evals = r.ext_fixed(len(sts))
         r.finish()
-        return LookupProof(root_q, layers, evals, mult_evals, blind_evals)
+        return LookupProof(root_q, layers, evals, mult_evals, zk)
 
 
 # --- extension arithmetic on Python ints (a few products per round: cheaper than numpy calls) ---------
@@ -818,13 +838,206 @@ def _check_witness(st: LookupStatement, groups, mult) -> tuple[list[np.ndarray],
     return cols_per_group, mult
 
 
-def mask_sizes(sts: "LookupStatement | Sequence[LookupStatement]") -> list[tuple[int, int]]:
+def _zk_degrees(k: int) -> tuple[int, ...]:
+    """Round degrees of zero-knowledge layer ``k``: its ``k`` variables, then ``y``."""
+    return (3,) * k + (ZK_Y_DEGREE,)
+
+
+def mask_sizes(sts: "LookupStatement | Sequence[LookupStatement]") -> list[tuple[int, "int | tuple[int, ...]"]]:
     """(n_vars, degree) of the committed zero-knowledge randomness a :func:`prove_many` proof takes,
-    in order: first one 4-entry table ``(1, 3)`` per tree (its blinding leaf's denominator ``d``), then
-    the mask of every layer sumcheck with rounds (layer ``k`` of the shared GKR: ``k`` variables,
-    degree 3). Depends only on the statements (public shapes)."""
+    in order: one 4-entry table ``(1, 3)`` per tree (its blinding leaf's denominator ``d``), then per
+    layer sumcheck ``k`` (k = 0 … depth − 1): the two randomizers of layer ``k + 1``
+    (:class:`_Randomizer`: ``T + 2`` variables, degree 1, ``T`` the trees that deep) and the
+    sumcheck's own mask (``k + 1`` variables, :func:`_zk_degrees`). Depends only on the statements
+    (public shapes)."""
     logs = _tree_logs(_statements(sts), True)
-    return [(1, 3)] * len(logs) + [(k, 3) for k in range(1, max(logs))]
+    out: list = [(1, 3)] * len(logs)
+    for k in range(max(logs)):
+        n = sum(1 for d in logs if d > k) + 2
+        out += [(n, 1), (n, 1), (k + 1, _zk_degrees(k))]
+    return out
+
+
+# --- zero knowledge: randomized layers ------------------------------------------------------------
+
+_HALF = (F.P + 1) // 2
+_HALF4 = (_HALF, 0, 0, 0)
+_ZERO4 = (0, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class _Randomizer:
+    """The randomized extension of layer ``L`` of every tree at least ``L`` deep (``trees``, in order;
+    Libra, CRYPTO 2019, §4, with one dummy variable):
+
+        p̂_L(y, x) = p̃_L(x) + y (1 − y) · Φ_t(c),   Φ_t(c) = Σ_{w ∈ {0,1}²} R_t(c, w) = 4·R_t(c, ½, ½),
+        R_t(c, w_0, w_1) = g_t(c) + g_T(w_0) + g_{T+1}(w_1)
+
+    with ``c`` the layer's last variable (its child bit), ``y`` a variable the layer's reader sums
+    last (``p̂ = p̃`` on the cube, so every layer relation is unchanged), ``g`` a committed degree-1
+    mask over ``T + 2`` variables with extension coefficients (:class:`sumcheck.MaskPolynomial`; one
+    variable per tree, two shared), and ``q̂`` alike with a second mask. Each value a proof reveals
+    about ``p̂_L`` (the reader's ``p̂(r_y, s, 0)``, ``p̂(r_y, s, 1)``) carries the fresh ``g_t(0)``,
+    ``g_t(1)``; the producer pays ``Φ`` back through ``R`` at a fresh point (:func:`_payback`)."""
+
+    trees: tuple[int, ...]
+    names: tuple[str, str]  # committed masks: numerators, denominators
+    masks: "tuple[S.MaskPolynomial, S.MaskPolynomial] | None" = None  # prover only
+
+    @property
+    def n_vars(self) -> int:
+        return len(self.trees) + 2
+
+    def pos(self, t: int) -> int:
+        return self.trees.index(t)
+
+    def phi(self, side: int, t: int, c) -> tuple[int, int, int, int]:
+        """``Φ_t(c)`` of the numerators (side 0) or denominators (side 1) (prover)."""
+        g, T = self.masks[side], len(self.trees)
+        v = _add4(g._univariate_ints(self.pos(t), c),
+                  _add4(g._univariate_ints(T, _HALF4), g._univariate_ints(T + 1, _HALF4)))
+        return _scale4(v, 4)
+
+    def phi_terms(self, side: int, t: int, c, coef) -> tuple:
+        """Claim terms of ``coef · Φ_t(c)`` on the committed mask."""
+        T, c4 = len(self.trees), _scale4(coef, 4)
+        return S.mask_var_terms(self.names[side], self.n_vars, 1,
+                                [(self.pos(t), c, c4), (T, _HALF4, c4), (T + 1, _HALF4, c4)])
+
+
+def _take_randomizer(masks, trees: tuple[int, ...]) -> _Randomizer:
+    """The next two committed masks as layer randomizers (prover: :class:`ProverMasks`)."""
+    (np_, gp), (nq, gq) = masks.take(len(trees) + 2, 1), masks.take(len(trees) + 2, 1)
+    return _Randomizer(trees, (np_, nq), (gp, gq))
+
+
+def _name_randomizer(masks, trees: tuple[int, ...]) -> _Randomizer:
+    """Verifier side of :func:`_take_randomizer`: the names only."""
+    return _Randomizer(trees, (masks.next_name(), masks.next_name()))
+
+
+@dataclass(frozen=True)
+class _Payback:
+    """Layer ``k``'s randomizer term in its own sumcheck (the producer of the claims on ``p̂_k``): the
+    claim ``Σ_t c_t (p̂_k,t + λ q̂_k,t)(ρ_y, ρ)`` exceeds ``Σ eq·F`` by
+    ``z Σ_t c_t (Φ^p_t(μ) + λ Φ^q_t(μ))`` (``z = ρ_y(1 − ρ_y)``, ``μ`` the point's last coordinate),
+    summed as the table ``2^−(n−2) P(w)`` over the sumcheck's first two rounds' variables ``w``,
+
+        P(w_0, w_1) = z · Σ_t c_t (R^p_t(μ, w) + λ R^q_t(μ, w)),
+
+    so the proof reveals ``V = P(r_0, r_1)/z`` — ``R`` at a fresh point — and never ``Φ(μ)``, which
+    would give ``p̃_k`` away. ``V`` is a linear claim on the two masks."""
+
+    rz: _Randomizer
+    trees: tuple[int, ...]  # the sumcheck's active trees, in order
+    coeffs: tuple  # c_t per active tree (λ^{2t})
+    lam: tuple
+    z: tuple
+    mu: tuple
+
+    def _sides(self):
+        return ((0, _ONE), (1, self.lam))
+
+    def value(self, w0, w1) -> tuple[int, int, int, int]:
+        """``V(w) = Σ_t c_t (R^p_t(μ, w) + λ R^q_t(μ, w))`` (prover)."""
+        T = len(self.rz.trees)
+        if "_s0" not in self.__dict__:  # Σ_t c_t (g^p_t(μ) + λ g^q_t(μ)) and Σ_t c_t, once
+            s0 = _ZERO4
+            for side, f in self._sides():
+                g = self.rz.masks[side]
+                for t, c in zip(self.trees, self.coeffs):
+                    s0 = _add4(s0, _MUL(_MUL(c, f), g._univariate_ints(self.rz.pos(t), self.mu)))
+            object.__setattr__(self, "_s0", s0)
+            object.__setattr__(self, "_csum", functools.reduce(_add4, self.coeffs, _ZERO4))
+        shared = _ZERO4
+        for side, f in self._sides():
+            g = self.rz.masks[side]
+            shared = _add4(shared, _MUL(f, _add4(g._univariate_ints(T, w0), g._univariate_ints(T + 1, w1))))
+        return _add4(self._s0, _MUL(self._csum, shared))
+
+    def round_values(self, j: int, n: int, r: list, xs) -> list:
+        """The payback table's round-``j`` polynomial at each ``x`` of ``xs`` (``n`` variables in all;
+        ``r``: the challenges so far): round 0 sums ``w_1``, round 1 binds it, later rounds see a
+        constant ``2^(1−j)·z·V(r_0, r_1)``."""
+        if j == 0:
+            return [_MUL(self.z, _add4(self.value(x, _ZERO4), self.value(x, _ONE))) for x in xs]
+        if j == 1:
+            return [_MUL(self.z, self.value(r[0], x)) for x in xs]
+        v = _MUL(_pow2_inv(j - 1), _MUL(self.z, self.value(r[0], r[1])))
+        return [v] * len(xs)
+
+    def terms(self, r0, r1) -> tuple:
+        """Claim terms of ``V(r_0, r_1)`` on the two masks."""
+        T = len(self.rz.trees)
+        csum = functools.reduce(_add4, self.coeffs, _ZERO4)
+        out: tuple = ()
+        for side, f in self._sides():
+            items = [(self.rz.pos(t), self.mu, _MUL(c, f)) for t, c in zip(self.trees, self.coeffs)]
+            items += [(T, r0, _MUL(csum, f)), (T + 1, r1, _MUL(csum, f))]
+            out += S.mask_var_terms(self.rz.names[side], self.rz.n_vars, 1, items)
+        return out
+
+
+def _lambda_powers(lam, n: int) -> tuple:
+    """``λ^{2t}`` for t < n: the trees' batching coefficients in a layer (as :func:`_combine`)."""
+    out, c, lam2 = [], _ONE, _MUL(lam, lam)
+    for _ in range(n):
+        out.append(c)
+        c = _MUL(c, lam2)
+    return tuple(out)
+
+
+def _pow2_inv(e: int) -> tuple[int, int, int, int]:
+    """``2^−e`` (e ≥ 0) as an extension element."""
+    return (pow(pow(2, e, F.P), F.P - 2, F.P), 0, 0, 0)
+
+
+def _zk_leaf_claims(st: "LookupStatement", challenges, point: list, z, ps: list, qs: list, trees: range,
+                    rz: _Randomizer, d_names: Sequence[str]) -> list[pcs.LinearClaim]:
+    """One statement's leaf checks as linear claims (prover and verifier alike), per repetition: the
+    tree's claim ``(p̂, q̂)`` at the leaf point is the blocks' values (the committed columns and the
+    multiplicities at their blocks' points, the public table, the blinding ``d``, padding) plus
+    ``z·Φ`` of the leaf layer's randomizer. Terms name the statement's columns
+    (:meth:`LookupStatement.column_names`), :data:`MULTIPLICITY_COLUMN` and the committed masks; no
+    value of a column is sent."""
+    alpha, beta = challenges
+    lay = st.layout(True)
+    n_groups = len(st.group_logs)
+    blocks = [lay.block(i, point) for i in range(n_groups + 1)]
+    pts = [np.array(pt, dtype=np.uint32).reshape(-1, 4) for _, pt in blocks]
+    tvals = [tuple(st.table.column_mle(c, pts[-1]).tolist()) for c in range(st.table.width)]
+    sel_d = lay.selector(lay.blind, 0, point)
+    pad = _sub4(_ONE, sel_d)
+    for sel, _ in blocks:
+        pad = _sub4(pad, sel)
+    mu = point[-1]
+    out = []
+    for r, t in enumerate(trees):
+        a, b = tuple(alpha[r].tolist()), tuple(beta[r].tolist())
+        pw = [_ONE, b][: st.table.width]
+        # numerators: Σ_g sel_g · 1 − sel_T · m + z Φ^p = p̂
+        known = _ZERO4
+        for sel, _ in blocks[:-1]:
+            known = _add4(known, sel)
+        terms = _nonzero(((MULTIPLICITY_COLUMN, pts[-1], _sub4(_ZERO4, blocks[-1][0])),)) \
+            + rz.phi_terms(0, t, mu, z)
+        out.append(pcs.LinearClaim(terms, np.array(_sub4(ps[r], known), dtype=np.uint32)))
+        # denominators: Σ_g sel_g (α − Σ_c β^c w_gc) + sel_T (α − Σ_c β^c t_c) + sel_d d + pad + z Φ^q = q̂
+        known = _add4(pad, _MUL(blocks[-1][0], _sub4(a, _fold_row(tvals, pw))))
+        terms = ()
+        for g in range(n_groups):
+            sel = blocks[g][0]
+            known = _add4(known, _MUL(sel, a))
+            terms += _nonzero(tuple((name, pts[g], _sub4(_ZERO4, _MUL(sel, pw[c])))
+                                    for c, name in enumerate(st.column_names(g))))
+        terms += S.mask_var_terms(d_names[r], 1, 3, [(0, _ZERO4, sel_d)]) + rz.phi_terms(1, t, mu, z)
+        out.append(pcs.LinearClaim(terms, np.array(_sub4(qs[r], known), dtype=np.uint32)))
+    return out
+
+
+def _nonzero(terms: tuple) -> tuple:
+    """Terms with a nonzero coefficient (as arrays); the others add nothing."""
+    return tuple((n, p, np.array(c, dtype=np.uint32)) for n, p, c in terms if any(c))
 
 
 def _leaves(lay: TreeLayout, cols_per_group, neg_mult, tcols, alpha, beta, d) -> tuple[np.ndarray, np.ndarray]:
@@ -857,35 +1070,38 @@ def _statement_trees(sts: Sequence[LookupStatement], blinded: bool) -> list[rang
 
 def prove_many(sts: Sequence[LookupStatement], groups: Sequence[Sequence[Sequence[np.ndarray]]],
                mults: Sequence[np.ndarray], transcript: Transcript, masks: "ProverMasks | None" = None
-               ) -> tuple[LookupProof, list[tuple[S.EvalClaim, ...]]]:
+               ) -> tuple[LookupProof, list[tuple]]:
     """Prove several lookups with ONE logUp-GKR: every statement draws its own challenges and builds
     one signed fraction tree per repetition (:class:`TreeLayout`, root ``(0, q)``), and the trees of
     all of them share each layer sumcheck (the per-round cost is paid once). Returns the proof and,
     per statement, the claims :func:`verify_many` returns for it.
 
-    ``masks`` (zero knowledge, :class:`blindproof.zk.ops.zkmask.ProverMasks`): each tree gets a
-    blinding leaf ``(0, d)`` with ``d`` a committed fresh 4-entry table (``masks.take(1, 3)``; it
-    multiplies the root denominator by ``d``), every layer with rounds runs on ``f + ρ·g`` with the
-    next committed mask ``g`` (``masks.take(k, 3)``), and ``g(r)`` and ``d`` become linear claims on
-    the masks' committed tables, handed to ``masks.add_claim``."""
+    ``masks`` (zero knowledge, :class:`blindproof.zk.ops.zkmask.ProverMasks`, sizes from
+    :func:`mask_sizes`): each tree gets a blinding leaf ``(0, d)`` (``d`` a committed fresh mask value:
+    it multiplies the root denominator, which is then uniform); every layer below the root is worked
+    with as its randomized extension (:class:`_Randomizer`), read by the layer sumcheck above it in a
+    last round over the dummy variable ``y`` and paid back by its own sumcheck (:class:`_Payback`);
+    every layer sumcheck runs on ``f + ρ·g`` with its own committed mask ``g``; and the leaf checks
+    become linear claims (:func:`_zk_leaf_claims`) instead of sent column values. ``g(r)`` and the
+    payback values are linear claims on the masks, handed to ``masks.add_claim``/``add_linear``; the
+    leaf claims are returned (per statement, :class:`pcs.LinearClaim`)."""
     sts = _statements(sts)
     if len(groups) != len(sts) or len(mults) != len(sts):
         raise ValueError(f"{len(sts)} statements need as many group lists and multiplicity columns")
-    blinded = masks is not None
+    zk = masks is not None
     witness = [_check_witness(st, g, m) for st, g, m in zip(sts, groups, mults)]
-    logs = _tree_logs(sts, blinded)
-    blinds = [masks.take(1, 3) for _ in logs] if blinded else []
-    blind_evals = np.stack([_blind_value(b[1]) for b in blinds]) if blinded else np.zeros((0, 4), dtype=np.uint32)
-    for (name, mask), d in zip(blinds, blind_evals):  # d -> a claim on its committed table
-        masks.add_claim(name, 1, mask.degree, _ZERO_POINT, d)
-    trees = []  # trees[i][k] = (p, q) at layer k (2^k nodes), k = 0 … depth
+    logs = _tree_logs(sts, zk)
+    d_masks = [masks.take(1, 3) for _ in logs] if zk else []
+    trees = []  # trees[i][k] = (p, q) at layer k (its live nodes, split-stored), k = 0 … depth
+    challenges = []
     for s_i, (st, (cols_per_group, mult)) in enumerate(zip(sts, witness)):
         alpha, beta = _draw_challenges(st, transcript)
+        challenges.append((alpha, beta))
         tcols = np.ascontiguousarray(np.stack(st.table.columns))
         neg_mult = F.embed(F.neg(mult))
         for r in range(st.reps):
-            d = blind_evals[len(trees)] if blinded else None
-            lay = st.layout(blinded)
+            d = _blind_value(d_masks[len(trees)][1]) if zk else None
+            lay = st.layout(zk)
             layers = [tuple(_split(a) for a in _leaves(lay, cols_per_group, neg_mult, tcols, alpha[r], beta[r], d))]
             for _ in range(lay.depth):
                 layers.append(_parent_layer(*layers[-1]))
@@ -894,8 +1110,8 @@ def prove_many(sts: Sequence[LookupStatement], groups: Sequence[Sequence[Sequenc
     root_q = np.stack([tr[0][1][0] for tr in trees])
     transcript.absorb_ext("lookup/root_q", root_q)
 
-    per_st = _statement_trees(sts, blinded)
-    tree_lay = [st.layout(blinded) for st in sts for _ in range(st.reps)]
+    per_st = _statement_trees(sts, zk)
+    tree_lay = [st.layout(zk) for st in sts for _ in range(st.reps)]
     depth = max(logs)
     point: list = []
     claims = np.zeros((len(logs), 2, 4), dtype=np.uint32)  # each tree's (p, q) claim on its current layer
@@ -903,8 +1119,11 @@ def prove_many(sts: Sequence[LookupStatement], groups: Sequence[Sequence[Sequenc
     logs_a = np.array(logs)
     layer_proofs = []
     leaf_vals: dict[int, tuple] = {}
+    leaf_claims: dict[int, list] = {}
+    pending = None  # (randomizer, z, μ) of the layer the next sumcheck produces (zero knowledge)
     for k in range(depth):
         active = np.nonzero(logs_a > k)[0]
+        act = tuple(int(i) for i in active)
         lam_a = transcript.challenge_ext("lookup/lambda")
         lam = tuple(lam_a.tolist())
         live = np.array([-(-tree_lay[i].live(k + 1) // 2) for i in active], dtype=np.int64)
@@ -912,21 +1131,46 @@ def prove_many(sts: Sequence[LookupStatement], groups: Sequence[Sequence[Sequenc
         for i in active:
             if logs[i] == k + 1:
                 trees[i] = None  # its last layer is in children: free the tree
-        mask = masks.take(k, 3) if masks is not None and k > 0 else None
-        layer, s_point = _prove_layer(point, children, lam, _combine(claims, active, lam_a), transcript,
-                                      None if mask is None else mask[1], live)
+        claim = _combine(claims, active, lam_a)
+        if zk:
+            payer = None if pending is None else _Payback(pending[0], act, _lambda_powers(lam, len(act)), lam,
+                                                          pending[1], pending[2])
+            reader = _take_randomizer(masks, act)
+            name, mask = masks.take(k + 1, _zk_degrees(k))
+            layer, s_point, r_y = _prove_zk_layer(point, children, lam, claim, transcript, mask, live, reader,
+                                                  payer)
+            masks.add_claim(name, k + 1, ZK_Y_DEGREE,
+                            np.array(s_point + [r_y], dtype=np.uint32).reshape(-1, 4), layer.mask_eval)
+            if payer is not None:
+                r1 = s_point[1] if k >= 2 else r_y
+                masks.add_linear(payer.terms(s_point[0], r1), layer.final_evals[-1])
+            fin = layer.final_evals[:1 + 4 * len(act)]
+        else:
+            layer, s_point = _prove_layer(point, children, lam, claim, transcript, None, live)
+            fin = layer.final_evals
         del children
         layer_proofs.append(layer)
-        if mask is not None:  # g(r): a linear claim on the committed mask table
-            masks.add_claim(mask[0], k, mask[1].degree, np.array(s_point, dtype=np.uint32).reshape(-1, 4),
-                            layer.mask_eval)
         mu_a = transcript.challenge_ext("lookup/mu")
-        claims[active] = _next_claims_kernel(layer.final_evals, mu_a)
-        point = s_point[::-1] + [tuple(mu_a.tolist())]  # rounds bound the last variable first
+        mu = tuple(mu_a.tolist())
+        claims[active] = _next_claims_kernel(np.ascontiguousarray(fin), mu_a)
+        point = s_point[::-1] + [mu]  # rounds bound the last variable first
+        if zk:
+            z = _MUL(r_y, _sub4(_ONE, r_y))
+            pending = (reader, z, mu)
         for s_i, st in enumerate(sts):
-            if logs[per_st[s_i][0]] == k + 1:  # this statement's trees reached their leaves
-                leaf_vals[s_i] = _leaf_values(st.layout(blinded), *witness[s_i], point)
-                transcript.absorb_ext("lookup/columns", _leaf_message(leaf_vals[s_i], blind_evals[per_st[s_i].start:per_st[s_i].stop]))
+            tr = per_st[s_i]
+            if logs[tr[0]] != k + 1:
+                continue  # not at its leaves yet
+            if zk:
+                leaf_claims[s_i] = _zk_leaf_claims(
+                    st, challenges[s_i], point, z, [tuple(claims[i, 0].tolist()) for i in tr],
+                    [tuple(claims[i, 1].tolist()) for i in tr], tr, reader, [d_masks[i][0] for i in tr])
+            else:
+                leaf_vals[s_i] = _leaf_values(st.layout(False), *witness[s_i], point)
+                transcript.absorb_ext("lookup/columns", _leaf_message(leaf_vals[s_i]))
+    if zk:
+        return (LookupProof(root_q, layer_proofs, [], np.zeros((0, 4), dtype=np.uint32), True, root_p),
+                [tuple(leaf_claims[s_i]) for s_i in range(len(sts))])
     out = []
     for s_i, st in enumerate(sts):
         evals, mval, pts = leaf_vals[s_i]
@@ -936,7 +1180,7 @@ def prove_many(sts: Sequence[LookupStatement], groups: Sequence[Sequence[Sequenc
         out.append(tuple(cl))
     evals = [ev for s_i in range(len(sts)) for ev in leaf_vals[s_i][0]]
     mult_evals = np.stack([leaf_vals[s_i][1] for s_i in range(len(sts))])
-    return LookupProof(root_q, layer_proofs, evals, mult_evals, blind_evals, root_p), out
+    return LookupProof(root_q, layer_proofs, evals, mult_evals, False, root_p), out
 
 
 def _layer_tables(nodes: list, live: np.ndarray) -> np.ndarray:
@@ -973,10 +1217,10 @@ def _ext_eval(col: np.ndarray, pt: np.ndarray) -> np.ndarray:
     return mle.evaluate(col, pt) if pt.shape[0] else F.embed(col[:1])[0]
 
 
-def _leaf_message(leaf_vals, blind_evals: np.ndarray) -> np.ndarray:
-    """What the transcript absorbs at a statement's leaves: column values, multiplicities, ``d``s."""
+def _leaf_message(leaf_vals) -> np.ndarray:
+    """What the transcript absorbs at a statement's leaves: column values, multiplicities."""
     evals, mval, _ = leaf_vals
-    return np.concatenate([*evals, mval[None, :], blind_evals.reshape(-1, 4)])
+    return np.concatenate([*evals, mval[None, :]])
 
 
 def _prove_layer(point: list, children: "list[np.ndarray] | np.ndarray", lam, claim, transcript: Transcript,
@@ -1056,6 +1300,102 @@ def _prove_layer(point: list, children: "list[np.ndarray] | np.ndarray", lam, cl
 
 # --- verifier ----------------------------------------------------------------------------------------
 
+def _prove_zk_layer(point: list, tabs: np.ndarray, lam, claim, transcript: Transcript, mask: S.MaskPolynomial,
+                    live: np.ndarray, reader: _Randomizer, payer: "_Payback | None"
+                    ) -> tuple[S.SumcheckProof, list, tuple]:
+    """Prover of one zero-knowledge GKR layer ``k = len(point)``: the sumcheck over ``(x, y)`` of
+
+        ½ · eq(point, x) · Σ_t λ^{2t} (p̂0 q̂1 + p̂1 q̂0 + λ q̂0 q̂1)(y, x)  +  2^−(k−1) · z · V(w)
+
+    where the children are layer ``k + 1``'s randomized extensions (``reader``; on ``y ∈ {0, 1}`` they
+    are the plain tables, so the ``x`` rounds are :func:`_prove_layer`'s) and the second term is layer
+    ``k``'s own randomizer paid back (``payer``, k ≥ 1; :class:`_Payback`). Rounds bind ``x`` last
+    variable first, then ``y`` (degree 4); all run on ``f + ρ·g`` with the committed mask ``g``.
+    Final values: eq, then (p̂0, p̂1, q̂0, q̂1) at ``(r_y, s)`` per tree, then ``V(r_0, r_1)`` (k ≥ 1).
+    Returns the proof, the ``x`` challenges in round order, and ``r_y``."""
+    k = len(point)
+    n_trees = tabs.shape[0] // 4
+    live = np.array(live, dtype=np.int64)
+    lam_a = np.array(lam, dtype=np.uint32)
+    coeffs = _lambda_powers(lam, n_trees)
+    tree_coeffs = np.array(coeffs, dtype=np.uint32).reshape(-1, 4)
+    pt_arr = np.array(point, dtype=np.uint32).reshape(-1, 4)
+    mask_sum = mask.hypercube_sum()
+    transcript.absorb_ext("lookup/mask_sum", mask_sum)
+    rho = tuple(transcript.challenge_ext("lookup/rho").tolist())
+    bound = F.ezero()  # sum_{i<j} g_i(r_i)
+    eq_pref = _ONE
+    rounds = np.zeros((k + 1, ZK_Y_DEGREE, 4), dtype=np.uint32)
+    s_point: list = []
+    length = 1 << k
+    pay = (lambda j, xs: payer.round_values(j, k + 1, s_point, xs)) if payer is not None \
+        else (lambda j, xs: [_ZERO4] * len(xs))
+    for j in range(k):  # round j binds variable k − 1 − j (the last one left)
+        rj = point[k - 1 - j]
+        p0, p1, p2, p3 = pay(j, [_ZERO4, _ONE, (2, 0, 0, 0), (3, 0, 0, 0)])
+        claim_eq = _sub4(claim, _add4(p0, p1))
+        eqs = mle.eq_table(pt_arr[:k - 1 - j])
+        h0, h2 = (tuple(v) for v in _gkr_round(tabs, length, eqs, lam_a, tree_coeffs, live).tolist())
+        one_minus = _sub4(_ONE, rj)
+        h1 = _MUL(_sub4(_MUL(claim_eq, F._einv4(eq_pref)), _MUL(one_minus, h0)), F._einv4(rj))
+        h3 = _add4(_sub4(h0, _scale4(h1, 3)), _scale4(h2, 3))  # quadratic through 0, 1, 2
+        e2 = _shift4(_scale4(rj, 3), 1)  # eq(r_j, 2) = 3 r_j - 1
+        e3 = _shift4(_scale4(rj, 5), 2)  # eq(r_j, 3) = 5 r_j - 2
+        g0 = _add4(_MUL(eq_pref, _MUL(one_minus, h0)), p0)
+        g2 = _add4(_MUL(eq_pref, _MUL(e2, h2)), p2)
+        g3 = _add4(_MUL(eq_pref, _MUL(e3, h3)), p3)
+        m = mask.round_values(j, bound, 3).tolist()
+        rounds[j, :3] = [_add4(v, _MUL(rho, m[x])) for v, x in ((g0, 0), (g2, 2), (g3, 3))]
+        transcript.absorb_ext("lookup/round", rounds[j, :3])
+        s_arr = transcript.challenge_ext("lookup/r")
+        s = tuple(s_arr.tolist())
+        s_point.append(s)
+        bound = F.eadd(bound, mask._univariate(j, s_arr))
+        claim = S.interpolate_ints((g0, _sub4(claim, g0), g2, g3), s)
+        eq_pref = _MUL(eq_pref, _eq1(rj, s))
+        _fold_live(tabs, length, s_arr, live)
+        length //= 2
+        live = np.minimum((live + 1) // 2, length)
+    # the y round: the children's randomizers appear (p̂ = p + y(1 − y) Φ), degree 4
+    vals = [tuple(v) for v in tabs[:, 0, :].tolist()]
+    phis = [[reader.phi(side, t, c) for side in (0, 1) for c in (_ZERO4, _ONE)] for t in reader.trees]
+    half_eq = _MUL(_HALF4, eq_pref)
+
+    def hatted(u):
+        out = []
+        for a in range(n_trees):
+            base, ph = vals[4 * a:4 * a + 4], phis[a]
+            out.append([_add4(base[f], _MUL(u, ph[f])) for f in range(4)])
+        return out
+
+    def layer_sum(u):
+        total = _ZERO4
+        for c, (pp0, pp1, qq0, qq1) in zip(coeffs, hatted(u)):
+            term = _add4(_add4(_MUL(pp0, qq1), _MUL(pp1, qq0)), _MUL(lam, _MUL(qq0, qq1)))
+            total = _add4(total, _MUL(c, term))
+        return _MUL(half_eq, total)
+
+    ys = [_ZERO4, (2, 0, 0, 0), (3, 0, 0, 0), (4, 0, 0, 0)]
+    py = pay(k, ys)
+    fy = [_add4(layer_sum(((y[0] * (1 - y[0])) % F.P, 0, 0, 0)), p) for y, p in zip(ys, py)]
+    m = mask.round_values(k, bound, ZK_Y_DEGREE).tolist()
+    rounds[k] = [_add4(v, _MUL(rho, m[x])) for v, x in zip(fy, (0, 2, 3, 4))]
+    transcript.absorb_ext("lookup/round", rounds[k])
+    ry_arr = transcript.challenge_ext("lookup/r")
+    r_y = tuple(ry_arr.tolist())
+    z_y = _MUL(r_y, _sub4(_ONE, r_y))
+    finals = [eq_pref] + [v for row in hatted(z_y) for v in row]
+    if payer is not None:
+        finals.append(payer.value(s_point[0], s_point[1] if k >= 2 else r_y))
+    finals_a = np.array(finals, dtype=np.uint32)
+    transcript.absorb_ext("lookup/final", finals_a)
+    proof = S.SumcheckProof(rounds, finals_a)
+    proof.mask_sum = mask_sum
+    proof.mask_eval = mask.evaluate(np.array(s_point + [r_y], dtype=np.uint32).reshape(-1, 4))
+    transcript.absorb_ext("lookup/mask_eval", proof.mask_eval)
+    return proof, s_point, r_y
+
+
 def verify(st: LookupStatement, proof: LookupProof, transcript: Transcript) -> VerifyResult:
     """Check a lookup proof. On acceptance, ``result.claims`` lists the evaluation claims the commitment
     must settle: one per witness column (named by :meth:`LookupStatement.column_names`) and one for
@@ -1088,71 +1428,89 @@ def verify_bytes(st: "LookupStatement | Sequence[LookupStatement]", data: bytes,
 
 def _verify(sts: Sequence[LookupStatement], proof: LookupProof, transcript: Transcript,
             masks: "VerifierMasks | None" = None) -> VerifyResult:
-    blinded = masks is not None
-    logs = _tree_logs(sts, blinded)
+    zk = masks is not None
+    logs = _tree_logs(sts, zk)
     n_trees = len(logs)
     depth = max(logs)
     n_groups = sum(len(st.group_logs) for st in sts)
-    if proof.blinded != blinded:
-        return VerifyResult.reject("lookup: a masked (zero-knowledge) lookup needs blinding leaves" if blinded
-                                   else "lookup: unexpected mask (blinding leaves)")
+    if proof.zk != zk:
+        return VerifyResult.reject("lookup: a zero-knowledge lookup needs randomized layers and blinding leaves"
+                                   if zk else "lookup: unexpected zero-knowledge (randomized) lookup")
     if proof.root_q.shape != (n_trees, 4) or len(proof.layers) != depth \
-            or len(proof.column_evals) != n_groups or proof.mult_evals.shape != (len(sts), 4) \
-            or proof.blind_evals.shape != ((n_trees if blinded else 0), 4):
+            or len(proof.column_evals) != (0 if zk else n_groups) \
+            or proof.mult_evals.shape != ((0 if zk else len(sts)), 4):
         return VerifyResult.reject("lookup: proof shape does not match the statement")
     for k, layer in enumerate(proof.layers):
-        active = sum(1 for n in logs if n > k)
-        if layer.round_evals.shape != (k, 3, 4) or layer.final_evals.shape != (1 + 4 * active, 4):
+        shape = _layer_shape(k, sum(1 for n in logs if n > k), zk)
+        if layer.round_evals.shape[:1] != (shape.n_vars,) or layer.round_evals.shape[1] < max(shape.round_degrees, default=0) \
+                or layer.final_evals.shape != (shape.n_tables, 4):
             return VerifyResult.reject(f"lookup: layer {k}: proof shape does not match the statement")
-        masked = masks is not None and k > 0
+        masked = zk
         if masked and (layer.mask_sum is None or layer.mask_eval is None):
             return VerifyResult.reject(f"lookup: layer {k}: a masked (zero-knowledge) layer is required")
         if not masked and (layer.mask_sum is not None or layer.mask_eval is not None):
             return VerifyResult.reject(f"lookup: layer {k}: unexpected mask")
     evals, e = [], 0
-    for st in sts:
-        for _ in st.group_logs:
-            ev = proof.column_evals[e]
-            e += 1
-            if ev.shape != (st.table.width, 4):
-                return VerifyResult.reject("lookup: wrong number of column values")
-            evals.append(ev)
-    blind_evals = F._check_ext(proof.blind_evals, "blinding values")
-    for d in (blind_evals if blinded else ()):  # d -> a claim on its committed table
-        masks.add_claim(masks.next_name(), 1, 3, _ZERO_POINT, d)
+    if not zk:
+        for st in sts:
+            for _ in st.group_logs:
+                ev = proof.column_evals[e]
+                e += 1
+                if ev.shape != (st.table.width, 4):
+                    return VerifyResult.reject("lookup: wrong number of column values")
+                evals.append(ev)
+    d_names = [masks.next_name() for _ in logs] if zk else []
     challenges = [_draw_challenges(st, transcript) for st in sts]
     transcript.absorb_ext("lookup/root_q", proof.root_q)
     root_q = F._check_ext(proof.root_q, "root denominators")
     if any(not q.any() for q in root_q):  # q ≠ 0: then p = 0 means the fractions cancel
         return VerifyResult.reject("lookup: a root denominator is zero")
-    mult_evals = F._check_ext(proof.mult_evals, "multiplicity values")
+    mult_evals = None if zk else F._check_ext(proof.mult_evals, "multiplicity values")
 
-    per_st = _statement_trees(sts, blinded)
+    per_st = _statement_trees(sts, zk)
     claims = np.zeros((n_trees, 2, 4), dtype=np.uint32)  # (trees, 2, 4)
     claims[:, 1] = root_q  # every root numerator is 0 (witness and table fractions cancel)
     logs_a = np.array(logs)
     point: list = []
     leaf: dict[int, list] = {}
+    out: list = []
+    pending = None  # (randomizer, z, μ) of the layer the next sumcheck produces (zero knowledge)
     for k in range(depth):
         active = np.nonzero(logs_a > k)[0]
+        act = tuple(int(i) for i in active)
         lam_a = transcript.challenge_ext("lookup/lambda")
+        lam = tuple(lam_a.tolist())
         layer = proof.layers[k]
         claim = _combine(claims, active, lam_a)
+        payer = reader = None
+        if zk:
+            payer = None if pending is None else _Payback(pending[0], act, _lambda_powers(lam, len(act)), lam,
+                                                          pending[1], pending[2])
+            reader = _name_randomizer(masks, act)
+            mask_name = masks.next_name()
         rho = None
         if layer.mask_sum is not None:
             transcript.absorb_ext("lookup/mask_sum", layer.mask_sum)
             rho = tuple(transcript.challenge_ext("lookup/rho").tolist())
             claim = _add4(claim, _MUL(rho, _ints(layer.mask_sum)))
         s_point = []
-        for j, ev in enumerate(F._check_ext(layer.round_evals, "round values").tolist()):
-            transcript.absorb_ext("lookup/round", layer.round_evals[j])
+        degrees = _zk_degrees(k) if zk else (3,) * k
+        rvals = F._check_ext(layer.round_evals, "round values")
+        for j, dj in enumerate(degrees):
+            ev = [tuple(v) for v in rvals[j, :dj].tolist()]
+            transcript.absorb_ext("lookup/round", layer.round_evals[j, :dj])
             s = tuple(transcript.challenge_ext("lookup/r").tolist())
-            g0, g2, g3 = (tuple(v) for v in ev)
-            claim = S.interpolate_ints((g0, _sub4(claim, g0), g2, g3), s)
+            claim = S.interpolate_ints((ev[0], _sub4(claim, ev[0]), *ev[1:]), s)
             s_point.append(s)
+        r_y = s_point.pop() if zk else None
         transcript.absorb_ext("lookup/final", layer.final_evals)
-        fin = np.ascontiguousarray(F._check_ext(layer.final_evals, "final values"))
+        fin_all = np.ascontiguousarray(F._check_ext(layer.final_evals, "final values"))
+        fin = np.ascontiguousarray(fin_all[:1 + 4 * len(act)])
         expect = _compose(fin, lam_a)
+        if zk:
+            expect = _MUL(_HALF4, expect)
+            if payer is not None:  # layer k's randomizer, paid back: 2^−(k−1) z V
+                expect = _add4(expect, _MUL(_MUL(_pow2_inv(k - 1), payer.z), tuple(fin_all[-1].tolist())))
         if rho is not None:
             transcript.absorb_ext("lookup/mask_eval", layer.mask_eval)
             expect = _add4(expect, _MUL(rho, _ints(layer.mask_eval)))
@@ -1166,32 +1524,46 @@ def _verify(sts: Sequence[LookupStatement], proof: LookupProof, transcript: Tran
             eq = _MUL(eq, _eq1(a, b))
         if tuple(fin[0].tolist()) != eq:
             return VerifyResult.reject(f"lookup: layer {k}: wrong eq value")
-        if rho is not None:  # g(r): a linear claim on the committed mask table
-            try:
-                masks.add_claim(masks.next_name(), k, 3, np.array(s_point, dtype=np.uint32).reshape(-1, 4),
-                                layer.mask_eval)
-            except F.FieldError:
-                return VerifyResult.reject(f"lookup: layer {k}: a challenge without a geometric point")
+        try:
+            if zk:  # g(r) and the payback value: linear claims on the committed masks
+                masks.add_claim(mask_name, k + 1, ZK_Y_DEGREE,
+                                np.array(s_point + [r_y], dtype=np.uint32).reshape(-1, 4), layer.mask_eval)
+                if payer is not None:
+                    masks.add_linear(payer.terms(s_point[0], s_point[1] if k >= 2 else r_y), fin_all[-1])
+        except F.FieldError:
+            return VerifyResult.reject(f"lookup: layer {k}: a challenge without a geometric point")
         mu_a = transcript.challenge_ext("lookup/mu")
+        mu = tuple(mu_a.tolist())
         claims[active] = _next_claims_kernel(fin, mu_a)
-        point = s_point[::-1] + [tuple(mu_a.tolist())]  # rounds bound the last variable first
+        point = s_point[::-1] + [mu]  # rounds bound the last variable first
+        if zk:
+            z = _MUL(r_y, _sub4(_ONE, r_y))
+            pending = (reader, z, mu)
         e = 0
         for s_i, st in enumerate(sts):
             trees = per_st[s_i]
             if logs[trees[0]] == k + 1:  # this statement's trees reached their leaves
                 leaf[s_i] = point
-                ds = blind_evals[trees.start:trees.stop]
-                msg = np.concatenate([*evals[e:e + len(st.group_logs)], mult_evals[s_i][None, :], ds])
-                transcript.absorb_ext("lookup/columns", msg)
+                if zk:
+                    try:
+                        leaf[s_i] = _zk_leaf_claims(st, challenges[s_i], point, z,
+                                               [tuple(claims[i, 0].tolist()) for i in trees],
+                                               [tuple(claims[i, 1].tolist()) for i in trees], trees, reader,
+                                               [d_names[i] for i in trees])
+                    except F.FieldError:
+                        return VerifyResult.reject("lookup: a leaf point without a geometric point")
+                else:
+                    msg = np.concatenate([*evals[e:e + len(st.group_logs)], mult_evals[s_i][None, :]])
+                    transcript.absorb_ext("lookup/columns", msg)
             e += len(st.group_logs)
-
-    out: list[S.EvalClaim] = []
+    if zk:
+        return VerifyResult.accept(tuple(c for s_i in range(len(sts)) for c in leaf[s_i]))
     e = 0
     for s_i, st in enumerate(sts):
         trees = per_st[s_i]
         res = _leaf_checks(st, challenges[s_i], leaf[s_i], [tuple(claims[i, 0].tolist()) for i in trees],
                            [tuple(claims[i, 1].tolist()) for i in trees], evals[e:e + len(st.group_logs)],
-                           mult_evals[s_i], blind_evals[trees.start:trees.stop] if blinded else None)
+                           mult_evals[s_i])
         if isinstance(res, str):
             return VerifyResult.reject(res)
         out += res
@@ -1199,13 +1571,13 @@ def _verify(sts: Sequence[LookupStatement], proof: LookupProof, transcript: Tran
     return VerifyResult.accept(tuple(out))
 
 
-def _leaf_checks(st: LookupStatement, challenges, point: list, ps: list, qs: list, evals, mval: np.ndarray,
-                 ds: "np.ndarray | None") -> "list[S.EvalClaim] | str":
+def _leaf_checks(st: LookupStatement, challenges, point: list, ps: list, qs: list, evals, mval: np.ndarray
+                 ) -> "list[S.EvalClaim] | str":
     """One statement's leaf checks: per repetition, the tree's final claim ``(p, q)`` at the leaf
     point against the blocks' values (column values, the public table, the multiplicities, the
-    blinding ``d``, padding); its claims, or the reason for rejecting."""
+    padding); its claims, or the reason for rejecting (without zero knowledge)."""
     alpha, beta = challenges
-    lay = st.layout(ds is not None)
+    lay = st.layout(False)
     n_groups = len(st.group_logs)
     evs = [[tuple(v) for v in F._check_ext(ev, "column values").tolist()] for ev in evals]
     blocks = [lay.block(i, point) for i in range(n_groups + 1)]
@@ -1215,10 +1587,6 @@ def _leaf_checks(st: LookupStatement, challenges, point: list, ps: list, qs: lis
     pad = _ONE  # the padding's selector: 1 − every block's
     for sel, _ in blocks:
         pad = _sub4(pad, sel)
-    sel_d = (0, 0, 0, 0)
-    if ds is not None:
-        sel_d = lay.selector(lay.blind, 0, point)
-        pad = _sub4(pad, sel_d)
     p_want = _sub4((0, 0, 0, 0), _MUL(blocks[-1][0], m))
     for sel, _ in blocks[:-1]:
         p_want = _add4(p_want, sel)
@@ -1230,8 +1598,6 @@ def _leaf_checks(st: LookupStatement, challenges, point: list, ps: list, qs: lis
         q_want = _add4(pad, _MUL(blocks[-1][0], _sub4(a, _fold_row(tvals, pw))))
         for g in range(n_groups):
             q_want = _add4(q_want, _MUL(blocks[g][0], _sub4(a, _fold_row(evs[g], pw))))
-        if ds is not None:
-            q_want = _add4(q_want, _MUL(sel_d, tuple(ds[r].tolist())))
         if qs[r] != q_want:
             return "lookup: leaf denominators do not match the column values and the public table"
     out = [S.EvalClaim(name, pts[g], evals[g][c].copy())

@@ -70,7 +70,7 @@ MAX_QUERIES = 1024
 MAX_OPENINGS = 64  # openings a reused commitment's hiding symbols may cover
 MAX_HIDING = MAX_QUERIES * MAX_OPENINGS
 MAX_STACK = 4  # commitments opened together (weights, companion; a rotation adds one)
-MAX_TERMS = 64  # terms of one linear claim (a sumcheck mask's: one per variable, at most 40)
+MAX_TERMS = 512  # terms of one linear claim (a lookup layer's payback: two per tree, plus four)
 MAX_CLAIMS = 1 << 16  # gpt2-small's trace opening settles 4,396 claims; bounds the verifier's work
 
 

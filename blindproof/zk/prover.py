@@ -180,7 +180,7 @@ class ModelProver:
         from blindproof.zk.wellformed import WellformedProof
 
         wf = WellformedProof.from_bytes(com.wellformed)
-        ledger.charge(com.weights, pcs.Opening.from_bytes(wf.weight_opening, com.weights).positions)
+        ledger.charge(com.weights, wf.opened_positions(com.weights))
         state.ledger = ledger
         return ModelProver(model, com, state, com.params)
 

@@ -183,7 +183,7 @@ def wellformed_positions(mc: ModelCommitment) -> np.ndarray:
     ledger of its key holds them)."""
     from blindproof.zk.wellformed import WellformedProof
 
-    return pcs.Opening.from_bytes(WellformedProof.from_bytes(mc.wellformed).weight_opening, mc.weights).positions
+    return WellformedProof.from_bytes(mc.wellformed).opened_positions(mc.weights)
 
 
 def rotate(spec: QuantSpec, weights: Mapping[str, np.ndarray], old_key: CommitmentKey, old: ModelCommitment,

@@ -35,7 +35,7 @@ import numpy as np
 from blindproof.zk import pcs
 from blindproof.zk.commitment import ModelCommitment
 from blindproof.zk.encoding import ProofFormatError
-from blindproof.zk.ops.base import Claim, LinearClaim, Reject, Settler, n_vars, public_eval
+from blindproof.zk.ops.base import Claim, LinearClaim, Reject, Settler, fold_public, n_vars, public_eval
 from blindproof.zk.ops.blind import lengths_from_layout
 from blindproof.zk.proof_file import ModelProof, ProofFileError, SoundnessFigures
 from blindproof.zk.soundness import BABYBEAR_P, EXT_DEGREE, PROOF_FLOOR_BITS, logup_error_log2
@@ -200,6 +200,9 @@ def split_claims(claims: Sequence, public: Mapping[str, np.ndarray], companion: 
     for c in claims:
         if isinstance(c, (pcs.LinearClaim, LinearClaim)):
             c = c if isinstance(c, pcs.LinearClaim) else pcs.LinearClaim(c.terms, c.value)
+            c = fold_public(c, lambda name, pt: _public_value(public, name, pt))
+            if c is None:
+                continue
             kinds = {weighty(t) for t, _, _ in c.terms}
             if any(t in public for t, _, _ in c.terms) or len(kinds) != 1:
                 raise Reject("a linear claim mixes public, trace and weight tensors")
@@ -207,6 +210,16 @@ def split_claims(claims: Sequence, public: Mapping[str, np.ndarray], companion: 
             continue
         (pub if c.tensor in public else w if weighty(c.tensor) else tr).append(c)
     return pub, tr, w
+
+
+def _public_value(public: Mapping[str, np.ndarray], name: str, point: np.ndarray) -> "np.ndarray | None":
+    """A public tensor's MLE at ``point`` (None for a committed tensor); Reject on a point of another size."""
+    if name not in public:
+        return None
+    values = public[name]
+    if point.shape[0] != n_vars(values.shape):
+        raise Reject(f"claim on public {name!r} has {point.shape[0]} coordinates, the tensor {n_vars(values.shape)}")
+    return public_eval(values, point)
 
 
 def check_public_claims(claims: Sequence[Claim], public: Mapping[str, np.ndarray]) -> None:

@@ -31,24 +31,29 @@ quantizer's int32 weights are vectors, biases and ``add_weight`` shifts).
 Protocol (one Fiat–Shamir transcript, domain :data:`DOMAIN`, statement first):
 
 1. The prover reads every weight back from the committed rows (the proof is about those tables, padding
-   included) and commits, in a fresh hiding PCS commitment under the model commitment's parameters
-   (the *aux* commitment), every limb column, every multiplicity column and the zero-knowledge masks
-   of every sumcheck (:mod:`blindproof.zk.ops.zkmask`); its digest is absorbed before any challenge.
+   included) and commits, in a fresh companion of the weight commitment (the *aux* commitment: the
+   weight commitment's code, :func:`blindproof.zk.pcs.commit_companion`), every limb column, every
+   multiplicity column and the zero-knowledge masks of every sumcheck and lookup
+   (:mod:`blindproof.zk.ops.zkmask`); its digest is absorbed before any challenge.
 2. The int32 padding zero-checks, by weight name (label ``wellformed/padding``).
 3. The checks of :class:`~blindproof.zk.ops.base.Checks` (the int32 windows' limb recompositions);
    every lookup is deferred and all are proved together
-   (:class:`~blindproof.zk.ops.base.LookupBatch`, logUp-GKR with masked layers).
-4. The claims left are settled: the indicator columns' by the verifier, aux columns and masks by one
-   batched opening of the aux commitment, weights by one of the model's weight commitment.
+   (:class:`~blindproof.zk.ops.base.LookupBatch`, zero-knowledge logUp-GKR: randomized layers, leaf
+   checks as linear claims that mix weights and aux columns).
+4. The claims left are settled: the indicator columns' by the verifier (a linear claim's indicator
+   terms move to its value side), everything else by ONE opening of the weight commitment stacked
+   with the aux commitment.
 
 The verifier derives every shape, column and table from the spec; it accepts the aux commitment only
 with the layout the model commitment's parameters give (:func:`blindproof.zk.pcs.make_layout`), and
 recomputes the soundness (union bound over every challenge and both openings) from what it saw;
 below ``PROOF_FLOOR_BITS`` provable bits it rejects.
 
-What it reveals: the claimed values of the weight tables at the lookup leaf points (and, for int32
-vectors, at the windows' and zero-checks' points), once per commitment; the lookup roots and GKR layer
-values; the sumcheck rounds are masked and the openings hiding. It opens the weight commitment once,
+What it reveals: nothing about the weights beyond the commitment. Every value it sends about a
+weight or a limb column is a randomized extension's (:func:`blind_rules`: the int32 weights read by
+their padding zero-checks and windows, the limb columns by their recompositions; randomizer tables in
+the aux commitment), the lookups' layer values are randomized and their leaf checks are linear
+claims, the sumcheck rounds are masked and the opening hiding. It opens the weight commitment once,
 like one more model proof.
 """
 
@@ -67,7 +72,9 @@ from blindproof.zk import lookup as L
 from blindproof.zk import pcs
 from blindproof.zk.encoding import ProofFormatError, Reader, Writer
 from blindproof.zk.ops import base as B
+from blindproof.zk.ops import blind as BL
 from blindproof.zk.ops import zkmask as M
+from blindproof.zk.program import settle_form
 from blindproof.zk.quant.spec import DTYPE_MAX, QuantSpec
 from blindproof.zk.transcript import Transcript
 from blindproof.zk.verdict import SoundnessResult, guarded
@@ -77,7 +84,8 @@ AUX_COMMITMENT_LABEL = "wellformed/aux-commitment"
 PADDING_LABEL = "wellformed/padding"
 DTYPE_BOUNDS: dict[str, int] = DTYPE_MAX  # the reference's bounds (quant.spec), one table for both
 _MAGIC = b"BPWF"
-_VERSION = 2  # 2: extension-coefficient masks opened by linear claims
+_VERSION = 3  # 3: zero-knowledge lookups (leaf checks as linear claims), the aux commitment a companion of
+# the weights, one stacked opening; 2: extension-coefficient masks opened by linear claims
 _MAX_PROOF = 1 << 30
 _TAG = "wf"  # aux columns: "wf:<weight>…" limbs, "wf.mult.<table>.<chunk>" multiplicities
 
@@ -164,6 +172,24 @@ def _plan(spec: QuantSpec) -> _Plan:
     return _Plan(shapes, real, tuple(padded), flags, B.Checks(_TAG, ranges, functions))
 
 
+def blind_rules(plan: _Plan) -> dict[str, BL.Rule]:
+    """The randomizer of every tensor whose value the proof would otherwise reveal: each int32
+    weight (read by its padding zero-check and its windows) and each limb column (read by its
+    window's recomposition) — the randomized extensions of :mod:`blindproof.zk.ops.blind`, with
+    the tables committed in the aux commitment. The lookups need none: their leaf checks are linear
+    claims hidden by their own randomizers."""
+    shapes = dict(plan.shapes) | plan.checks.columns()
+    rules: dict[str, BL.Rule] = {}
+    for rc in plan.checks.ranges:
+        if rc.direct():
+            continue
+        for name in [*rc.summands(), *(n for n, _, _, _ in rc.limbs())]:
+            n = B.n_vars(shapes[name])
+            if n and name not in rules:
+                rules[name] = BL.make_rule(name, n, n - 1)
+    return rules
+
+
 def _padding_table(shape: Sequence[int]) -> np.ndarray:
     """``1 − ind`` as a canonical base table: 1 on padding entries, 0 on real ones."""
     return F.sub(np.ones(1 << B.n_vars(shape), dtype=np.uint32), B.indicator_table(shape))
@@ -202,22 +228,21 @@ def _check_weight_commitment(spec: QuantSpec, com: pcs.Commitment, params: pcs.P
 
 @dataclass
 class WellformedProof:
-    """The aux commitment, the padding and range checks, the batched lookups and the two openings."""
+    """The aux commitment (a companion of the weight commitment), the padding and range checks, the
+    batched lookups and the one opening of the weights stacked with the aux commitment."""
 
     aux_commitment: bytes
     checks: B.OpProof
     lookups: B.OpProof
-    aux_opening: bytes
-    weight_opening: bytes
+    weight_opening: bytes  # weights and aux columns, stacked
 
     def to_bytes(self) -> bytes:
-        """Self-describing bytes (magic ``BPWF``, format version 1)."""
+        """Self-describing bytes (magic ``BPWF``, format version 3)."""
         w = Writer()
         w.header(_MAGIC, _VERSION)
         w.bytes_(self.aux_commitment)
         self.checks.write(w)
         self.lookups.write(w)
-        w.bytes_(self.aux_opening)
         w.bytes_(self.weight_opening)
         return w.getvalue()
 
@@ -229,10 +254,14 @@ class WellformedProof:
         aux = r.bytes_(B.MAX_PART_BYTES)
         checks = B.OpProof.read(r)
         lookups = B.OpProof.read(r)
-        aux_opening = r.bytes_(B.MAX_PART_BYTES)
         weight_opening = r.bytes_(B.MAX_PART_BYTES)
         r.finish()
-        return WellformedProof(aux, checks, lookups, aux_opening, weight_opening)
+        return WellformedProof(aux, checks, lookups, weight_opening)
+
+    def opened_positions(self, weights: pcs.Commitment) -> np.ndarray:
+        """The weight commitment's column positions this proof opens (for the opening ledger)."""
+        aux = pcs.Commitment.from_bytes(self.aux_commitment)
+        return pcs.Opening.from_bytes(self.weight_opening, [weights, aux]).positions
 
 
 # --- prover ----------------------------------------------------------------------------------------------
@@ -254,7 +283,8 @@ def _prove_checks(ctx: B.ProverContext, plan: _Plan) -> tuple[B.OpProof, list[B.
     for name in plan.padded:
         ctx.transcript.absorb_bytes(PADDING_LABEL, name.encode("utf-8"))
         pad = _padding_table(plan.real[name])
-        point, vals = B.prove_zero_check(ctx, proof, B.n_vars(plan.shapes[name]), [pad, ctx.table(name)], _PAD_TERMS)
+        point, vals = B.prove_zero_check(ctx, proof, B.n_vars(plan.shapes[name]), [pad, ctx.table(name)], _PAD_TERMS,
+                                         names=[None, name])
         claims.append(B.Claim(name, point, vals[1]))
     claims += plan.checks.prove(ctx, proof)
     return proof, claims
@@ -289,37 +319,61 @@ def prove_wellformed(spec: QuantSpec, weights: pcs.ProverState, params: pcs.PcsP
     flags = _flag_values(plan)
     aux = plan.checks.witness(lambda n: flags[n] if n in flags else values[n], strict)  # raises if out of range
     shapes = dict(plan.shapes) | plan.checks.columns() | {f: plan.shapes[w] for f, w in plan.flags.items()}
-    vals = values | flags | aux
     mask_rng = rng if rng is not None else _os_rng()
+    rules = blind_rules(plan)
+    shapes |= {r.table: (1 << r.r_vars,) for r in rules.values()}
+    randomizers = BL.sample_tables(rules, mask_rng)
+    vals = values | flags | aux | randomizers
 
     # the masks' sizes follow from the spec: a dry run of the checks under a throwaway transcript,
     # then the batched lookups' GKR layers
     rec = M.MaskRecorder()
     dry = B.ProverContext(Transcript(DOMAIN + b"/mask-plan"), spec, shapes, values=vals, strict=strict,
-                          lookups=B.LookupBatch(), masks=rec)
+                          lookups=B.LookupBatch(), masks=rec, blind=rules)
     _prove_checks(dry, plan)
     masks = M.ProverMasks.sample(rec.plan + dry.lookups.mask_sizes(), mask_rng)
 
-    aux_tables = {n: B.canonical(v) for n, v in aux.items()} | masks.tables()
-    aux_com, aux_state = pcs.commit(aux_tables, params, rng=rng)
+    aux_tables = {n: B.canonical(v) for n, v in aux.items()} | randomizers | masks.tables()
+    # a companion of the weight commitment: the lookups' leaf claims mix weights and aux columns, and
+    # one stacked opening settles both (it also brings the weight opening's fresh mask rows)
+    aux_com, aux_state = pcs.commit_companion(weights.commitment.layout, aux_tables, rng=mask_rng)
     tr = Transcript(DOMAIN, statement_bytes(spec, weights.commitment, params))
     tr.absorb_digest(AUX_COMMITMENT_LABEL, aux_com.digest())
-    ctx = B.ProverContext(tr, spec, shapes, values=vals, strict=strict, lookups=B.LookupBatch(), masks=masks)
+    ctx = B.ProverContext(tr, spec, shapes, values=vals, strict=strict, lookups=B.LookupBatch(), masks=masks,
+                          blind=rules)
     checks, claims = _prove_checks(ctx, plan)
     lookups, lclaims = ctx.lookups.prove(ctx)
     masks.check_all_used()
-    claims += lclaims + masks.claims
-    w_claims = [c for c in claims if _tensor(c) in plan.shapes]
-    a_claims = [c for c in claims if _tensor(c) not in plan.shapes and _tensor(c) not in plan.flags]
-    aux_opening = pcs.open_claims(aux_state, a_claims, tr).to_bytes()
-    # the weight commitment keeps no mask rows: the opening brings a companion drawn from ``mask_rng``
-    weight_opening = pcs.open_claims(weights, w_claims, tr, rng=mask_rng).to_bytes()
-    return WellformedProof(aux_com.to_bytes(), checks, lookups, aux_opening, weight_opening).to_bytes()
+    claims += lclaims + masks.claims + ctx.blind_claims
+    opened = settle_form(rules, _without_indicators(plan, claims))
+    weight_opening = pcs.open_claims([weights, aux_state], opened, tr).to_bytes()
+    return WellformedProof(aux_com.to_bytes(), checks, lookups, weight_opening).to_bytes()
 
 
-def _tensor(claim) -> str:
-    """The tensor a claim is on (a linear claim's terms, a mask's, are all on one table)."""
-    return claim.terms[0][0] if hasattr(claim, "terms") else claim.tensor
+def _without_indicators(plan: _Plan, claims: Sequence) -> list:
+    """The claims left to open: the public indicator columns' are checked here (plain claims) or
+    moved to the value side (terms of linear claims), never opened. Reject on a false one."""
+    def public(name: str, point: np.ndarray):
+        if name not in plan.flags:
+            return None
+        real = plan.real[plan.flags[name]]
+        if point.shape[0] != B.n_vars(real):
+            raise B.Reject(f"the indicator column {name!r} read at a point of another size")
+        return B.indicator_eval(real, point)
+
+    out = []
+    for c in claims:
+        if isinstance(c, B.Claim):
+            v = public(c.tensor, c.point)
+            if v is None:
+                out.append(c)
+            elif not np.array_equal(c.value, v):
+                raise B.Reject(f"the indicator column {c.tensor!r} has a wrong value")
+            continue
+        folded = B.fold_public(c, public)
+        if folded is not None:
+            out.append(folded)
+    return out
 
 
 def _os_rng():
@@ -349,15 +403,18 @@ def _parts(model) -> tuple[QuantSpec, pcs.Commitment, pcs.PcsParams]:
     return spec, com, params
 
 
-def _check_aux_layout(plan: _Plan, aux: pcs.Commitment, params: pcs.PcsParams) -> int:
-    """ValueError unless the aux commitment holds exactly the expected columns at their sizes plus
-    masks ``zk~mask.0 …``, under the layout the parameters give; returns the number of masks."""
+def _check_aux_layout(plan: _Plan, aux: pcs.Commitment, weights: pcs.Commitment) -> int:
+    """ValueError unless the aux commitment is a companion of the weight commitment holding exactly
+    the expected columns at their sizes plus masks ``zk~mask.0 …``; returns the number of masks."""
     lay = aux.layout
-    pcs.check_layout_rule(lay, params, "the aux commitment")
     got = dict(zip(lay.names, lay.log_sizes))
+    pcs.check_companion_layout(lay, weights.layout, got, "the aux commitment")
     for name, shape in plan.checks.columns().items():
         if got.pop(name, None) != B.n_vars(shape):
             raise ValueError(f"the aux commitment lacks column {name!r} or holds it at another size")
+    for r in blind_rules(plan).values():
+        if got.pop(r.table, None) != r.r_vars:
+            raise ValueError(f"the aux commitment lacks randomizer {r.table!r} or holds it at another size")
     masks = sorted(got)
     if masks != sorted(M.mask_name(i) for i in range(len(masks))):
         raise ValueError(f"the aux commitment holds unexpected tensors ({', '.join(masks[:3])})")
@@ -405,13 +462,15 @@ def _verify(model, data) -> WellformedResult:
     except ProofFormatError as exc:
         return _reject(f"malformed proof: {exc}")
     try:
-        n_masks = _check_aux_layout(plan, aux, params)
+        n_masks = _check_aux_layout(plan, aux, wcom)
     except ValueError as exc:
         return _reject(str(exc))
     shapes = dict(plan.shapes) | plan.checks.columns() | {f: plan.shapes[w] for f, w in plan.flags.items()}
     tr = CountingTranscript(DOMAIN, statement_bytes(spec, wcom, params))
     tr.absorb_digest(AUX_COMMITMENT_LABEL, aux.digest())
-    ctx = B.VerifierContext(tr, spec, shapes, lookups=B.LookupBatch(), masks=M.VerifierMasks())
+    rules = blind_rules(plan)
+    shapes |= {r.table: (1 << r.r_vars,) for r in rules.values()}
+    ctx = B.VerifierContext(tr, spec, shapes, lookups=B.LookupBatch(), masks=M.VerifierMasks(), blind=rules)
     try:
         rd = B.ProofReader(proof.checks)
         claims: list[B.Claim] = []
@@ -419,7 +478,7 @@ def _verify(model, data) -> WellformedResult:
             tr.absorb_bytes(PADDING_LABEL, name.encode("utf-8"))
             n = B.n_vars(plan.shapes[name])
             try:
-                point, vals = B.verify_zero_check(ctx, rd, n, 2, _PAD_TERMS)
+                point, vals = B.verify_zero_check(ctx, rd, n, 2, _PAD_TERMS, names=[None, name])
             except B.Reject as exc:
                 raise B.Reject(f"padding check of {name!r}: {exc}") from None
             if not np.array_equal(vals[0], F.esub(F.eone(), B.indicator_eval(plan.real[name], point))):
@@ -427,27 +486,17 @@ def _verify(model, data) -> WellformedResult:
             claims.append(B.Claim(name, point, vals[1]))
         claims += plan.checks.verify(ctx, rd)
         rd.done()
-        claims += ctx.lookups.verify(ctx, proof.lookups) + ctx.masks.claims
-        for c in claims:  # the indicator columns are public: evaluated here, never opened
-            if _tensor(c) in plan.flags:
-                real = plan.real[plan.flags[c.tensor]]
-                if c.point.shape[0] != B.n_vars(real) or not np.array_equal(c.value, B.indicator_eval(real, c.point)):
-                    raise B.Reject(f"the indicator column {c.tensor!r} has a wrong value")
+        claims += ctx.lookups.verify(ctx, proof.lookups) + ctx.masks.claims + ctx.blind_claims
+        opened = settle_form(rules, _without_indicators(plan, claims))
     except B.Reject as exc:
         return _reject(str(exc))
     if ctx.masks.used != n_masks:
         return _reject(f"the aux commitment holds {n_masks} masks, the proof uses {ctx.masks.used}")
-    w_claims = [c for c in claims if _tensor(c) in plan.shapes]
-    a_claims = [c for c in claims if _tensor(c) not in plan.shapes and _tensor(c) not in plan.flags]
-    res = pcs.verify(aux, a_claims, proof.aux_opening, tr)
-    if not res.ok:
-        return _reject(f"aux opening: {res.reason}")
-    res = pcs.verify(wcom, w_claims, proof.weight_opening, tr)
+    res = pcs.verify([wcom, aux], opened, proof.weight_opening, tr)
     if not res.ok:
         return _reject(f"weight opening: {res.reason}")
     try:
-        figs = soundness_figures(tr.counts, tr.lookups, aux.layout, len(a_claims), wcom.layout, len(w_claims),
-                                 tr.lambda_degrees())
+        figs = soundness_figures(tr.counts, tr.lookups, None, 0, wcom.layout, len(opened), tr.lambda_degrees())
     except B.Reject as exc:
         return _reject(str(exc))
     if not figs.provable_bits >= PROOF_FLOOR_BITS:

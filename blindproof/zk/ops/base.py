@@ -260,6 +260,26 @@ class LinearClaim:
         object.__setattr__(self, "value", F._check_ext(np.asarray(self.value).reshape(4), "linear claim value"))
 
 
+def fold_public(claim, evaluate: Callable[[str, np.ndarray], "np.ndarray | None"]):
+    """A linear claim with its terms on public tensors (``evaluate`` gives their value, None for a
+    committed tensor) moved to the value side: the same statement about the committed terms (both
+    sides know the public values). None when no term is left and the claim held; Reject if it did not."""
+    terms, value = [], F._check_ext(np.asarray(claim.value).reshape(4), "linear claim value")
+    for name, pt, coef in claim.terms:
+        v = evaluate(name, pt)
+        if v is None:
+            terms.append((name, pt, coef))
+        else:
+            value = F.esub(value, F.emul(np.asarray(coef, dtype=np.uint32).reshape(4), v))
+    if len(terms) == len(claim.terms):
+        return claim
+    if terms:
+        return type(claim)(tuple(terms), value)
+    if value.any():
+        raise Reject("a linear claim on public tensors is false")
+    return None
+
+
 @dataclass
 class ClaimSet:
     """An ordered collection of claims, grouped by tensor on demand."""
@@ -1213,6 +1233,28 @@ class LookupBatch:
         pt = evals[-1].point
         return out + [Claim(mname, pt, v, plain=True) for (_, _, mname), v in zip(pack, mvals)]
 
+    @staticmethod
+    def _linear_claims(pack, st: L.LookupStatement, lclaims: Sequence) -> list[LinearClaim]:
+        """A zero-knowledge lookup's leaf claims with their terms on the pack's tensors: each column of
+        the statement is a tensor, the multiplicity column the sum of the pack's (one term each);
+        terms on the committed masks pass unchanged."""
+        local = [n for g in range(len(st.group_logs)) for n in st.column_names(g)]
+        names = [n for _, groups, _ in pack for cols, _ in groups for n in cols]
+        if len(local) != len(names):
+            raise Reject("lookup returned an unexpected number of columns")
+        to_tensor = dict(zip(local, names))
+        mnames = [mname for _, _, mname in pack]
+        out = []
+        for c in lclaims:
+            terms = []
+            for name, pt, coef in c.terms:
+                if name == L.MULTIPLICITY_COLUMN:
+                    terms += [(m, pt, coef) for m in mnames]
+                else:
+                    terms.append((to_tensor.get(name, name), pt, coef))
+            out.append(LinearClaim(tuple(terms), c.value))
+        return out
+
     def _gkrs(self) -> list[list[tuple[list, L.LookupStatement]]]:
         """The packs in runs that share one logUp-GKR (:func:`lookup.prove_many`): consecutive packs
         while their trees hold ≤ 2^MERGED_LEAVES_LOG leaves (bounds the prover's memory; a tree has
@@ -1253,7 +1295,10 @@ class LookupBatch:
             proof.put_bytes(lp.to_bytes(sts))
             if ctx.strict:
                 _check_own_lookup(sts, lp)
-            for (pack, _), cl in zip(run, lclaims):
+            for (pack, st), cl in zip(run, lclaims):
+                if lp.zk:  # the leaf checks are linear claims: no value of a column is sent
+                    claims += self._linear_claims(pack, st, cl)
+                    continue
                 pt = cl[-1].point
                 mvals = np.stack([ctx.evaluate(mname, pt) for _, _, mname in pack])
                 proof.put_ext(mvals)
@@ -1273,6 +1318,11 @@ class LookupBatch:
                 raise Reject(f"lookup into {', '.join(st.table.name for st in sts)}: {res.reason}")
             at = 0
             for pack, st in run:
+                if ctx.masks is not None:
+                    n = 2 * st.reps
+                    claims += self._linear_claims(pack, st, res.claims[at:at + n])
+                    at += n
+                    continue
                 n = st.table.width * len(st.group_logs) + 1
                 cl = res.claims[at:at + n]
                 at += n

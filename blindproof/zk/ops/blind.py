@@ -15,7 +15,9 @@ linear form of ``R_T``.
 Rules every protocol follows (each is checked where it applies):
 
 - **Claims mean T̂.** A :class:`~blindproof.zk.ops.base.Claim` on a blinded tensor states ``T̂(p) = v``
-  unless it is marked ``plain`` (``T̃(p) = v``; the lookups' leaf claims, which still reveal). The
+  unless it is marked ``plain`` (``T̃(p) = v``: randomizer tables, and the leaf claims of lookups made
+  without zero knowledge; a zero-knowledge lookup's leaf checks are linear claims whose values its
+  own layer randomizers hide, :mod:`blindproof.zk.lookup`). The
   settler proves ``T̃(p) + z·2^b·R̃_T(p_A, ½) = v`` (``z = p_s(1 − p_s)``) as one linear claim.
 - **Readers sum x_s.** A sumcheck reading ``T`` binds ``x_s`` as one of its rounds, after every
   variable of ``x_A`` is bound or fixed (:func:`blinder`): in that round the table has degree 2

@@ -1,9 +1,10 @@
 """Zero-knowledge masks for the op sumchecks of a program proof (Libra-style, one mask per sumcheck).
 
-Every op sumcheck with at least one variable, and every layer sumcheck with at least one variable of
-the program's logUp-GKR lookups (:func:`blindproof.zk.lookup.prove_many`, after the op proofs), runs
-on ``f + ρ·g`` with its own random mask ``g`` (:class:`blindproof.zk.sumcheck.MaskPolynomial`), so its
-round messages are uniformly masked. The
+Every op sumcheck with at least one variable, and every layer sumcheck of the program's logUp-GKR
+lookups (:func:`blindproof.zk.lookup.prove_many`, after the op proofs), runs on ``f + ρ·g`` with its
+own random mask ``g`` (:class:`blindproof.zk.sumcheck.MaskPolynomial`), so its round messages are
+uniformly masked. The lookups also take their blinding leaves' values and their layers' randomizers
+from here (masks of degree 1 read as random polynomials, :class:`blindproof.zk.lookup._Randomizer`). The
 mask's coefficient table (extension coefficients, four base coordinates) is committed as
 ``"zk~mask.<i>"`` (``i`` = the sumcheck's position in the proof) in the SAME trace commitment as the
 trace, before any challenge; the mask's value ``g(r)`` becomes a linear claim on that table
@@ -65,6 +66,12 @@ class VerifierMasks:
         from blindproof.zk.ops.base import LinearClaim  # base uses this module's objects, not its names
 
         self.claims.append(LinearClaim(S.mask_claim_terms(name, n, degree, point), value))
+
+    def add_linear(self, terms: tuple, value: np.ndarray) -> None:
+        """Record a linear claim on committed masks (terms from :func:`sumcheck.mask_var_terms`)."""
+        from blindproof.zk.ops.base import LinearClaim
+
+        self.claims.append(LinearClaim(tuple(terms), value))
 
 
 @dataclass
