@@ -9,8 +9,8 @@ then for ANY values of the tensors some randomizer tables give the same revealed
 adds the combination its relation makes public anyway). The test computes
 that rank per group of randomizer tables that appear together, for real proofs; it fails if one
 more claim shares a randomizer point, if a randomizer table is too small for its claims, or if a
-randomized claim is settled as plain. The lookups' leaf claims are still plain (docs/proofs.md §5):
-they are counted, not hidden.
+randomized claim is settled as plain. The lookups' leaf checks are linear claims hidden by the
+lookups' own layer randomizers (their rank is counted in ``tests/test_zk_lookup_masks.py``).
 """
 
 from __future__ import annotations

@@ -282,3 +282,32 @@ def test_out_of_range_weights_cannot_be_committed_or_loaded(small):
     third = ModelCommitment(spec.to_json(), wcom, default_params(), forged)
     with pytest.raises(ProofFileError, match="does not verify: .*lookup"):
         ModelCommitment.from_bytes(third.to_bytes())
+
+
+def test_no_weight_value_is_revealed(small, monkeypatch):
+    """Zero knowledge of the commitment file: every claim the proof settles that touches a weight (or
+    a limb column of one) is a linear claim that also has a fresh randomizer or mask term, so its
+    value says nothing about the weights (format 2 settled plain ``W̃(p)`` at every lookup leaf point:
+    a 10-entry bias of mlp-784-56-10 came back exactly from one commitment file)."""
+    spec, _, com, state, _ = small
+    seen: list = []
+    real = pcs.open_claims
+
+    def record(states, claims, transcript, **kw):
+        seen.extend(claims)
+        return real(states, claims, transcript, **kw)
+
+    monkeypatch.setattr(pcs, "open_claims", record)
+    proof = WF.prove_wellformed(spec, state, com.params)
+    monkeypatch.undo()
+    assert WF.verify_wellformed(_parts(spec, com.weights), proof).ok
+    secret = lambda n: n.startswith("w:") or ".limb" in n or ":limb" in n  # noqa: E731
+    touching = 0
+    for c in seen:
+        terms = getattr(c, "terms", None) or ((c.tensor, c.point, (1, 0, 0, 0)),)
+        names = [t[0] for t in terms]
+        if any(secret(n) for n in names):
+            touching += 1
+            assert any(n.startswith(("zk~blind:", "zk~mask.")) for n in names), \
+                f"a claim reveals a value of {[n for n in names if secret(n)]} with no randomizer"
+    assert touching >= 3  # the int8, int16 and int32 weights are all read
