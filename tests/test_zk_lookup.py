@@ -306,7 +306,7 @@ def test_layer_prover_with_padding_suffixes_matches_the_dense_one(live):
     pt = [tuple(r) for r in point.tolist()]
     args = (tuple(lam.tolist()), tuple(claim.tolist()))
     dense, s1 = L._prove_layer(pt, [c.copy() for c in children], *args, Transcript(b"x", b"y"))
-    sparse, s2 = L._prove_layer(pt, children, *args, Transcript(b"x", b"y"), None, np.array(live))
+    sparse, s2 = L._prove_layer(pt, children, *args, Transcript(b"x", b"y"), np.array(live))
     assert s1 == s2
     np.testing.assert_array_equal(dense.round_evals, sparse.round_evals)
     np.testing.assert_array_equal(dense.final_evals, sparse.final_evals)

@@ -1146,7 +1146,7 @@ def prove_many(sts: Sequence[LookupStatement], groups: Sequence[Sequence[Sequenc
                 masks.add_linear(payer.terms(s_point[0], r1), layer.final_evals[-1])
             fin = layer.final_evals[:1 + 4 * len(act)]
         else:
-            layer, s_point = _prove_layer(point, children, lam, claim, transcript, None, live)
+            layer, s_point = _prove_layer(point, children, lam, claim, transcript, live)
             fin = layer.final_evals
         del children
         layer_proofs.append(layer)
@@ -1224,60 +1224,64 @@ def _leaf_message(leaf_vals) -> np.ndarray:
 
 
 def _prove_layer(point: list, children: "list[np.ndarray] | np.ndarray", lam, claim, transcript: Transcript,
-                 mask: S.MaskPolynomial | None = None, live: np.ndarray | None = None
-                 ) -> tuple[S.SumcheckProof, list]:
-    """Prover of one GKR layer: the sumcheck over k = len(point) variables of
+                 live: np.ndarray | None = None) -> tuple[S.SumcheckProof, list]:
+    """Prover of one GKR layer (without zero knowledge): the sumcheck over k = len(point) variables of
     ``eq(point, x) · sum_t λ^{2t} (p0 q1 + p1 q0 + λ q0 q1)(x)`` with tables ``children`` (p0, p1, q0, q1
-    per active tree). Round j binds variable k − 1 − j (the last one left: padding, a suffix of each
-    table, halves every round and is summed in closed form); eq(point, x) is split as eq(r_{k−1−j}, X) ·
-    eq(r_{<k−1−j}, x_{<k−1−j}) (Gruen), so the inner sum has degree 2 and is computed at X = 0, 2 only;
-    its value at 1 follows from the running claim.
-    Transcript per round: the values at 0, 2, 3, then the challenge; then the final values.
-    With a ``mask`` g (k variables, degree 3) the rounds are those of ``f + ρ·g`` (Libra): the mask's
-    hypercube sum is sent and ρ drawn before the first round, ``g(r)`` is sent after the final values.
-    ``live[t]``: entries of tree t's tables from which on all four are padding ``(0, 0, 1, 1)`` (default:
-    none); those are summed in closed form and never folded.
-    Returns the proof and the challenges in round order (the point is their reverse)."""
+    per active tree), rounds by :func:`_x_rounds`. Transcript per round: the values at 0, 2, 3, then
+    the challenge; then the final values. ``live[t]``: entries of tree t's tables from which on all
+    four are padding ``(0, 0, 1, 1)`` (default: none). Returns the proof and the challenges in round
+    order (the point is their reverse)."""
     k = len(point)
     tabs = children if isinstance(children, np.ndarray) else np.stack(children).astype(np.uint32)
+    live = np.full(tabs.shape[0] // 4, 1 << k, dtype=np.int64) if live is None else np.array(live, dtype=np.int64)
+    rounds, s_point, eq_pref, _ = _x_rounds(point, tabs, lam, claim, transcript, live)
+    finals = np.concatenate([np.array(eq_pref, dtype=np.uint32)[None, :], tabs[:, 0, :]])
+    transcript.absorb_ext("lookup/final", finals)
+    return S.SumcheckProof(rounds, finals), s_point
+
+
+def _x_rounds(point: list, tabs: np.ndarray, lam, claim, transcript: Transcript, live: np.ndarray,
+              mask: "S.MaskPolynomial | None" = None, rho=None, pay=None, width: int = 3):
+    """The rounds over a GKR layer's ``k = len(point)`` variables, shared by both layer provers. Round j
+    binds variable k − 1 − j (the last one left: padding, a suffix of each table, halves every round
+    and is summed in closed form); eq(point, x) is split as eq(r_{k−1−j}, X) · eq(r_{<k−1−j}, ·)
+    (Gruen), so the inner sum has degree 2 and is computed at X = 0, 2 only; its value at 1 follows
+    from the running claim. With a ``mask`` the message is the round polynomial of ``f + ρ·g`` (the
+    claim stays f's); ``pay(j, xs, r)`` adds a payback table's round polynomial given the challenges
+    ``r`` so far (zero knowledge). Folds
+    ``tabs`` in place. Returns the rounds ((k, width, 4), values at 0, 2, 3 in the first three), the
+    challenges in round order, the eq value at them and ``Σ_j g_j(r_j)`` of the mask."""
+    k = len(point)
     n_trees = tabs.shape[0] // 4
-    live = np.full(n_trees, 1 << k, dtype=np.int64) if live is None else np.array(live, dtype=np.int64)
     lam_a = np.array(lam, dtype=np.uint32)
-    lam2 = _MUL(lam, lam)
-    tree_coeffs = np.empty((n_trees, 4), dtype=np.uint32)
-    c = _ONE
-    for t in range(n_trees):
-        tree_coeffs[t] = c
-        c = _MUL(c, lam2)
+    tree_coeffs = np.array(_lambda_powers(lam, n_trees), dtype=np.uint32).reshape(-1, 4)
     pt_arr = np.array(point, dtype=np.uint32).reshape(-1, 4)
-    rho = mask_sum = None
-    if mask is not None:
-        mask_sum = mask.hypercube_sum()
-        transcript.absorb_ext("lookup/mask_sum", mask_sum)
-        rho = tuple(transcript.challenge_ext("lookup/rho").tolist())
-        bound = F.ezero()  # sum_{i<j} g_i(r_i)
+    bound = F.ezero()  # sum_{i<j} g_i(r_i)
     eq_pref = _ONE
-    rounds = np.empty((k, 3, 4), dtype=np.uint32)
+    rounds = np.zeros((k, width, 4), dtype=np.uint32)
     s_point: list = []
     length = 1 << k
     for j in range(k):  # round j binds variable k − 1 − j (the last one left)
         rj = point[k - 1 - j]
+        p0, p1, p2, p3 = (pay(j, [_ZERO4, _ONE, (2, 0, 0, 0), (3, 0, 0, 0)], s_point) if pay is not None
+                          else [_ZERO4] * 4)
+        claim_eq = _sub4(claim, _add4(p0, p1))  # the eq part's sum
         eqs = mle.eq_table(pt_arr[:k - 1 - j])
         h0, h2 = (tuple(v) for v in _gkr_round(tabs, length, eqs, lam_a, tree_coeffs, live).tolist())
-        # claim = eq_pref · ((1 - r_j) h(0) + r_j h(1))
+        # claim_eq = eq_pref · ((1 - r_j) h(0) + r_j h(1))
         one_minus = _sub4(_ONE, rj)
-        h1 = _MUL(_sub4(_MUL(claim, F._einv4(eq_pref)), _MUL(one_minus, h0)), F._einv4(rj))
+        h1 = _MUL(_sub4(_MUL(claim_eq, F._einv4(eq_pref)), _MUL(one_minus, h0)), F._einv4(rj))
         h3 = _add4(_sub4(h0, _scale4(h1, 3)), _scale4(h2, 3))  # quadratic through 0, 1, 2
         e2 = _shift4(_scale4(rj, 3), 1)  # eq(r_j, 2) = 3 r_j - 1
         e3 = _shift4(_scale4(rj, 5), 2)  # eq(r_j, 3) = 5 r_j - 2
-        g0 = _MUL(eq_pref, _MUL(one_minus, h0))
-        g2 = _MUL(eq_pref, _MUL(e2, h2))
-        g3 = _MUL(eq_pref, _MUL(e3, h3))
-        rounds[j] = (g0, g2, g3)
+        g0 = _add4(_MUL(eq_pref, _MUL(one_minus, h0)), p0)
+        g2 = _add4(_MUL(eq_pref, _MUL(e2, h2)), p2)
+        g3 = _add4(_MUL(eq_pref, _MUL(e3, h3)), p3)
+        rounds[j, :3] = (g0, g2, g3)
         if mask is not None:  # the message is the round polynomial of f + ρ·g; the claim stays f's
             m = mask.round_values(j, bound, 3).tolist()
-            rounds[j] = [_add4(v, _MUL(rho, m[x])) for v, x in ((g0, 0), (g2, 2), (g3, 3))]
-        transcript.absorb_ext("lookup/round", rounds[j])
+            rounds[j, :3] = [_add4(v, _MUL(rho, m[x])) for v, x in ((g0, 0), (g2, 2), (g3, 3))]
+        transcript.absorb_ext("lookup/round", rounds[j, :3])
         s_arr = transcript.challenge_ext("lookup/r")
         s = tuple(s_arr.tolist())
         s_point.append(s)
@@ -1288,17 +1292,8 @@ def _prove_layer(point: list, children: "list[np.ndarray] | np.ndarray", lam, cl
         _fold_live(tabs, length, s_arr, live)
         length //= 2
         live = np.minimum((live + 1) // 2, length)
-    finals = np.concatenate([np.array(eq_pref, dtype=np.uint32)[None, :], tabs[:, 0, :]])
-    transcript.absorb_ext("lookup/final", finals)
-    proof = S.SumcheckProof(rounds, finals)
-    if mask is not None:
-        proof.mask_sum = mask_sum
-        proof.mask_eval = mask.evaluate(np.array(s_point, dtype=np.uint32).reshape(-1, 4))
-        transcript.absorb_ext("lookup/mask_eval", proof.mask_eval)
-    return proof, s_point
+    return rounds, s_point, eq_pref, bound
 
-
-# --- verifier ----------------------------------------------------------------------------------------
 
 def _prove_zk_layer(point: list, tabs: np.ndarray, lam, claim, transcript: Transcript, mask: S.MaskPolynomial,
                     live: np.ndarray, reader: _Randomizer, payer: "_Payback | None"
@@ -1315,47 +1310,15 @@ def _prove_zk_layer(point: list, tabs: np.ndarray, lam, claim, transcript: Trans
     Returns the proof, the ``x`` challenges in round order, and ``r_y``."""
     k = len(point)
     n_trees = tabs.shape[0] // 4
-    live = np.array(live, dtype=np.int64)
-    lam_a = np.array(lam, dtype=np.uint32)
     coeffs = _lambda_powers(lam, n_trees)
-    tree_coeffs = np.array(coeffs, dtype=np.uint32).reshape(-1, 4)
-    pt_arr = np.array(point, dtype=np.uint32).reshape(-1, 4)
     mask_sum = mask.hypercube_sum()
     transcript.absorb_ext("lookup/mask_sum", mask_sum)
     rho = tuple(transcript.challenge_ext("lookup/rho").tolist())
-    bound = F.ezero()  # sum_{i<j} g_i(r_i)
-    eq_pref = _ONE
+    pay = (lambda j, xs, r: payer.round_values(j, k + 1, r, xs)) if payer is not None else None
+    x_rounds, s_point, eq_pref, bound = _x_rounds(point, tabs, lam, claim, transcript,
+                                                  np.array(live, dtype=np.int64), mask, rho, pay, ZK_Y_DEGREE)
     rounds = np.zeros((k + 1, ZK_Y_DEGREE, 4), dtype=np.uint32)
-    s_point: list = []
-    length = 1 << k
-    pay = (lambda j, xs: payer.round_values(j, k + 1, s_point, xs)) if payer is not None \
-        else (lambda j, xs: [_ZERO4] * len(xs))
-    for j in range(k):  # round j binds variable k − 1 − j (the last one left)
-        rj = point[k - 1 - j]
-        p0, p1, p2, p3 = pay(j, [_ZERO4, _ONE, (2, 0, 0, 0), (3, 0, 0, 0)])
-        claim_eq = _sub4(claim, _add4(p0, p1))
-        eqs = mle.eq_table(pt_arr[:k - 1 - j])
-        h0, h2 = (tuple(v) for v in _gkr_round(tabs, length, eqs, lam_a, tree_coeffs, live).tolist())
-        one_minus = _sub4(_ONE, rj)
-        h1 = _MUL(_sub4(_MUL(claim_eq, F._einv4(eq_pref)), _MUL(one_minus, h0)), F._einv4(rj))
-        h3 = _add4(_sub4(h0, _scale4(h1, 3)), _scale4(h2, 3))  # quadratic through 0, 1, 2
-        e2 = _shift4(_scale4(rj, 3), 1)  # eq(r_j, 2) = 3 r_j - 1
-        e3 = _shift4(_scale4(rj, 5), 2)  # eq(r_j, 3) = 5 r_j - 2
-        g0 = _add4(_MUL(eq_pref, _MUL(one_minus, h0)), p0)
-        g2 = _add4(_MUL(eq_pref, _MUL(e2, h2)), p2)
-        g3 = _add4(_MUL(eq_pref, _MUL(e3, h3)), p3)
-        m = mask.round_values(j, bound, 3).tolist()
-        rounds[j, :3] = [_add4(v, _MUL(rho, m[x])) for v, x in ((g0, 0), (g2, 2), (g3, 3))]
-        transcript.absorb_ext("lookup/round", rounds[j, :3])
-        s_arr = transcript.challenge_ext("lookup/r")
-        s = tuple(s_arr.tolist())
-        s_point.append(s)
-        bound = F.eadd(bound, mask._univariate(j, s_arr))
-        claim = S.interpolate_ints((g0, _sub4(claim, g0), g2, g3), s)
-        eq_pref = _MUL(eq_pref, _eq1(rj, s))
-        _fold_live(tabs, length, s_arr, live)
-        length //= 2
-        live = np.minimum((live + 1) // 2, length)
+    rounds[:k] = x_rounds
     # the y round: the children's randomizers appear (p̂ = p + y(1 − y) Φ), degree 4
     vals = [tuple(v) for v in tabs[:, 0, :].tolist()]
     phis = [[reader.phi(side, t, c) for side in (0, 1) for c in (_ZERO4, _ONE)] for t in reader.trees]
@@ -1376,7 +1339,7 @@ def _prove_zk_layer(point: list, tabs: np.ndarray, lam, claim, transcript: Trans
         return _MUL(half_eq, total)
 
     ys = [_ZERO4, (2, 0, 0, 0), (3, 0, 0, 0), (4, 0, 0, 0)]
-    py = pay(k, ys)
+    py = pay(k, ys, s_point) if pay is not None else [_ZERO4] * len(ys)
     fy = [_add4(layer_sum(((y[0] * (1 - y[0])) % F.P, 0, 0, 0)), p) for y, p in zip(ys, py)]
     m = mask.round_values(k, bound, ZK_Y_DEGREE).tolist()
     rounds[k] = [_add4(v, _MUL(rho, m[x])) for v, x in zip(fy, (0, 2, 3, 4))]
