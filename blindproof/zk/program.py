@@ -32,6 +32,7 @@ Protocol ("commit everything"):
 from __future__ import annotations
 
 import struct
+import warnings
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -93,8 +94,9 @@ def blind_rules(spec: QuantSpec, shapes: Mapping[str, tuple[int, ...]],
             continue
         n = B.n_vars(shape)
         if n and not (name in req and req[name] is None):
+            s = req.get(name, n - 1)
             length = None if name.startswith("w:") or lengths is None else lengths.get(BL.blind_name(name))
-            rules[name] = BL.make_rule(name, n, req.get(name, n - 1), length)
+            rules[name] = BL.make_rule(name, n, s, None if length is None else BL.coordinates_of(s, length))
     for out, src, perm in _relabels(spec, shapes):
         if src in rules:
             rules[out] = rules[src].permuted(out, perm)
@@ -419,15 +421,40 @@ def mask_plan(spec: QuantSpec, vals: Mapping[str, np.ndarray], shapes: Mapping[s
         for c in ctx.blind_claims:  # the paybacks: claims on the randomizer tables themselves
             if isinstance(c, B.Claim):
                 counts[c.tensor] = counts.get(c.tensor, 0) + 1
-        lengths = {}
+        lengths, short = {}, {}
         for table, k in counts.items():
             r = next((r for r in (rules or {}).values() if r.table == table), None)
-            if r is not None and not r.tensor.startswith("w:"):
-                lengths[table] = BL.coordinates_for(r.s, max(BL.CAPACITY, 4 * k))
+            if r is None:
+                continue
+            coords = r.A
+            if not r.tensor.startswith("w:"):
+                # as a commitment's layout gives it back (lengths_from_layout): coordinates, plus the
+                # coordinate variables of an extension-valued randomizer
+                n_coords = BL.coordinates_for(r.s, max(BL.CAPACITY, 4 * k))
+                lengths[table] = n_coords + (BL.EXT_VARS if BL.is_ext(r.s) else 0)
+                coords = BL._coordinates(r.s, n_coords)
+            if BL.span(r.s, coords) < 4 * k:  # more revealed forms than randomizer dimensions
+                short[r.tensor] = k
         if len(_MASK_PLANS) >= _MASK_PLANS_MAX:
             _MASK_PLANS.clear()
-        got = _MASK_PLANS[key] = (plan, lengths)
-    return list(got[0]), dict(got[1])
+        got = _MASK_PLANS[key] = (plan, lengths, short)
+    return list(got[0]), dict(got[1]), dict(got[2])
+
+
+class NotHiddenWarning(UserWarning):
+    """A proof reveals values of some committed tensors: more than their randomizers can hide (a
+    tensor of two entries read at several points), or all of it (a one-entry tensor)."""
+
+
+def not_hidden(short: Mapping[str, int], shapes: Mapping[str, tuple[int, ...]],
+               public: Mapping[str, np.ndarray]) -> list[str]:
+    """Committed tensors whose values a proof does not hide: those revealed more often than their
+    randomizer spans (``short``, from :func:`mask_plan`) and the one-entry ones (no variable to
+    randomize in), weights included; each described."""
+    out = [f"{t} (revealed {k}×, {B.n_vars(shapes[t])} variable(s))" for t, k in sorted(short.items())]
+    out += [f"{t} (one entry)" for t in sorted(shapes) if t not in public and not BL.is_blind_table(t)
+            and not t.startswith(("zk~", "wf~")) and B.n_vars(shapes[t]) == 0]
+    return out
 
 
 def prove_program(spec: QuantSpec, values: Mapping[str, np.ndarray], inputs: Mapping[str, np.ndarray],
@@ -446,11 +473,16 @@ def prove_program(spec: QuantSpec, values: Mapping[str, np.ndarray], inputs: Map
     rules = _blind_setup(spec, shapes, public, settler)
     if rules is not None:  # a dry run with default randomizers counts what the proof reveals
         dry = dict(vals) | BL.sample_tables(rules, np.random.default_rng(0))
-        plan, lengths = mask_plan(spec, dry, shapes, public, start, strict, rules)
+        plan, lengths, short = mask_plan(spec, dry, shapes, public, start, strict, rules)
         rules = _blind_setup(spec, shapes, public, settler, lengths)
         vals.update(BL.sample_tables(rules, rng if rng is not None else F.SecureRng()))
+        gaps = not_hidden(short, shapes, public)
+        if gaps:
+            warnings.warn(NotHiddenWarning(
+                "this proof does not hide the values of " + ", ".join(gaps) + ": tensors of one or two entries "
+                "have too few variables to randomize (docs/proofs.md §5)"), stacklevel=2)
     else:
-        plan, _ = mask_plan(spec, vals, shapes, public, start, strict, rules)
+        plan, _, _ = mask_plan(spec, vals, shapes, public, start, strict, rules)
     masks = M.ProverMasks.sample(plan, rng)
     ctx = B.ProverContext(transcript, spec, shapes, public=public, start=start, values=vals, strict=strict,
                           lookups=B.LookupBatch(), masks=masks, blind=rules)

@@ -1095,10 +1095,11 @@ class Checks:
     def prove(self, ctx: ProverContext, proof: OpProof) -> list[Claim]:
         """Prove every check; returns the claims on tensors and aux columns."""
         claims: list[Claim] = []
+        taus: dict = {}
         for rc in self.ranges:
             if rc.direct():
                 continue
-            tau = ctx.transcript.challenge_exts("ops/range_tau", n_vars(rc.shape))
+            tau = self._tau(ctx, rc, taus)
             names = [*rc.summands()] + [n for n, _, _, _ in rc.limbs()]
             vals = np.stack([ctx.hat(n, tau) for n in names])
             proof.put_ext(vals)
@@ -1119,14 +1120,24 @@ class Checks:
             claims += self._lookup_claims(groups, mname, lclaims)
         return claims
 
+    @staticmethod
+    def _tau(ctx: VerifierContext, rc: "RangeCheck", taus: dict) -> np.ndarray:
+        """The point a range check recomposes its limbs at: one per checked tensor, shared by every
+        check of it (two windows of one weight reveal its value once: a second value at another point
+        would be one more linear form for its randomizer to hide)."""
+        key = (rc.summands(), tuple(rc.shape))
+        if key not in taus:
+            taus[key] = ctx.transcript.challenge_exts("ops/range_tau", n_vars(rc.shape))
+        return taus[key]
+
     def verify(self, ctx: VerifierContext, rd: ProofReader) -> list[Claim]:
         """Check every check; returns the claims to settle. Raises Reject."""
         claims: list[Claim] = []
+        taus: dict = {}
         for rc in self.ranges:
             if rc.direct():
                 continue
-            n = n_vars(rc.shape)
-            tau = ctx.transcript.challenge_exts("ops/range_tau", n)
+            tau = self._tau(ctx, rc, taus)
             limbs, m = rc.limbs(), len(rc.summands())
             vals = rd.take_ext(m + len(limbs))
             ctx.transcript.absorb_ext("ops/range_values", vals)

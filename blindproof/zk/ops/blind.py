@@ -53,8 +53,29 @@ from blindproof.zk import sumcheck as S
 
 A_VARS = 4
 B_VARS = 2
+EXT_VARS = 2  # coordinate variables of an extension-valued randomizer (four base coordinates)
+EXT_BELOW = 2  # a blinding variable with fewer variables above it gets one (see :func:`is_ext`)
 PREFIX = "zk~blind:"
 _HALF = F.ext((F.P + 1) // 2)
+
+
+def is_ext(s: int) -> bool:
+    """Whether a randomizer with blinding variable ``s`` is extension-valued: with fewer than
+    :data:`EXT_BELOW` variables above ``x_s`` a base-field ``Φ`` spans too few dimensions (none
+    above: one, a constant, so each revealed value of a 2-entry tensor would leave three of its four
+    base coordinates in the clear); the extension-valued ``Φ = Σ_k x^k Φ_k`` spans four times as many."""
+    return s < EXT_BELOW
+
+
+@functools.lru_cache(maxsize=1)
+def _ext_point() -> tuple[np.ndarray, np.ndarray]:
+    """``(κ, λ)`` with ``Σ_k x^k R[…, k] = λ · R̃(…, κ)`` over the randomizer's coordinate variables."""
+    c, lam = S._coordinate_point()
+    kappa = np.array(c, dtype=np.uint32).reshape(-1, 4)
+    kappa.setflags(write=False)
+    lam_a = np.array(lam, dtype=np.uint32)
+    lam_a.setflags(write=False)
+    return kappa, lam_a
 
 
 def blind_name(tensor: str) -> str:
@@ -100,9 +121,18 @@ class Rule:
     b: int = B_VARS
 
     @property
+    def ext(self) -> bool:
+        """Extension-valued ``Φ`` (:func:`is_ext`): ``R`` has :data:`EXT_VARS` more variables, read at ``κ``."""
+        return is_ext(self.s)
+
+    @property
     def r_vars(self) -> int:
         """Variables of the randomizer table."""
-        return len(self.A) + self.b
+        return len(self.A) + self.b + (EXT_VARS if self.ext else 0)
+
+    def _tail_point(self) -> np.ndarray:
+        """The fixed end of every point of ``R``: the coordinate point ``κ`` (extension-valued) or nothing."""
+        return _ext_point()[0] if self.ext else np.zeros((0, 4), dtype=np.uint32)
 
     def z(self, point: np.ndarray) -> np.ndarray:
         """``p_s (1 − p_s)``."""
@@ -110,13 +140,13 @@ class Rule:
         return F.emul(ps, F.esub(F.eone(), ps))
 
     def phi_point(self, point: np.ndarray) -> np.ndarray:
-        """The point of ``R`` whose value times ``2^b`` is ``Φ_T(p_A)``."""
+        """The point of ``R`` whose value times :meth:`phi_scale` is ``Φ_T(p_A)``."""
         pa = point[list(self.A)] if self.A else np.zeros((0, 4), dtype=np.uint32)
-        return np.concatenate([pa, _halves(self.b)])
+        return np.concatenate([pa, _halves(self.b), self._tail_point()])
 
     def phi_scale(self) -> np.ndarray:
-        """``2^b``."""
-        return _scale(self.b)
+        """``2^b`` (times ``λ`` of the coordinate point when extension-valued)."""
+        return F.emul(_scale(self.b), _ext_point()[1]) if self.ext else _scale(self.b)
 
     def phi(self, R: np.ndarray, point: np.ndarray) -> np.ndarray:
         """``Φ_T(p_A)`` from the randomizer table (prover, oracle)."""
@@ -159,13 +189,16 @@ def coordinates_for(s: int, dims: int) -> int:
     if s == 0:
         return 0
     for length in range(0, MAX_A + 1):
-        if _span(_coordinates(s, length)) >= dims:
+        if span(s, _coordinates(s, length)) >= dims:
             return length
     return MAX_A
 
 
-def _span(coords: tuple[int, ...]) -> int:
-    return int(np.prod([coords.count(v) + 1 for v in set(coords)])) if coords else 1
+def span(s: int, coords: tuple[int, ...]) -> int:
+    """Base dimensions ``Φ`` spans over its coordinates (four per coordinate monomial when
+    extension-valued)."""
+    base = int(np.prod([coords.count(v) + 1 for v in set(coords)])) if coords else 1
+    return base * (4 if is_ext(s) else 1)
 
 
 def make_rule(tensor: str, n: int, s: int, length: int | None = None) -> Rule:
@@ -181,8 +214,16 @@ def make_rule(tensor: str, n: int, s: int, length: int | None = None) -> Rule:
 
 
 def lengths_from_layout(names, log_sizes) -> dict[str, int]:
-    """Randomizer coordinates per trace randomizer table, read off a commitment's tensor sizes."""
+    """Per trace randomizer table, its variables beyond the summed ones, read off a commitment's
+    tensor sizes: the coordinates (plus :data:`EXT_VARS` for an extension-valued one; the caller,
+    who knows the blinding variable, takes them off: :func:`coordinates_of`)."""
     return {n: int(k) - B_VARS for n, k in zip(names, log_sizes) if is_blind_table(n) and not in_companion(n)}
+
+
+def coordinates_of(s: int, length: int) -> int:
+    """Coordinates of a randomizer with blinding variable ``s`` whose table has ``length`` variables
+    beyond the summed ones (:func:`lengths_from_layout`)."""
+    return max(0, length - (EXT_VARS if is_ext(s) else 0))
 
 
 def sample_tables(rules: Mapping[str, Rule], rng) -> dict[str, np.ndarray]:
@@ -224,7 +265,7 @@ def blinder(rule: Rule, R: np.ndarray, table: int, view: View) -> S.Blinder:
     def coeff(point: np.ndarray) -> np.ndarray:
         pa = np.stack([point[int(view[a])] if isinstance(view[a], (int, np.integer)) else view[a]
                        for a in rule.A]) if rule.A else np.zeros((0, 4), dtype=np.uint32)
-        full = np.concatenate([pa, np.tile(_HALF, (rule.b, 1))])
+        full = np.concatenate([pa, np.tile(_HALF, (rule.b, 1)), rule._tail_point()])
         return F.emul(rule.phi_scale(), mle.evaluate(R, full))
 
     return S.Blinder(table, coeff, rs)
@@ -256,10 +297,12 @@ class Libra:
 
     def term_coef(self, n: int) -> np.ndarray:
         """Coefficient of the table's term: ``coef · 2^−(n − m)`` (the table is constant in the first
-        ``n − m`` variables) times ``2^(b − m)`` (the ``w`` variables it sums itself)."""
+        ``n − m`` variables) times ``2^(b − m)`` (the ``w`` variables it sums itself), times ``λ`` of
+        the coordinate point when extension-valued."""
         m = self.width(n)
         scale = pow(2, self.rule.b - m, F.P) * pow(pow(2, n - m, F.P), F.P - 2, F.P) % F.P
-        return F.emul(self.coef, F.ext(scale))
+        out = F.emul(self.coef, F.ext(scale))
+        return F.emul(out, _ext_point()[1]) if self.rule.ext else out
 
     def tail(self, R: np.ndarray, n: int) -> np.ndarray:
         """The payback table ``L(x) = 2^−(b−m) Σ_{w'} R̃_T(p_A, x_last_m, w')`` over the sumcheck's last
@@ -267,6 +310,10 @@ class Libra:
         m = self.width(n)
         pa = self.rule.phi_point(self.point)[: len(self.rule.A)]
         t = mle.bind_prefix(np.asarray(R, dtype=np.uint32), pa) if pa.shape[0] else F.embed(np.asarray(R, dtype=np.uint32))
+        if self.rule.ext:  # the coordinate variables, last, read at κ
+            t = t.reshape(1 << self.rule.b, 1 << EXT_VARS, 4)
+            kappa = mle.eq_table(_ext_point()[0])
+            t = np.stack([F.edot_ext(kappa, t[i]) for i in range(t.shape[0])])
         t = t.reshape(1 << m, 1 << (self.rule.b - m), 4)
         if self.rule.b > m:  # average the trailing w' (the 2^(b−m) goes into the coefficient)
             s = np.zeros((1 << m, 4), dtype=np.uint64)
@@ -283,4 +330,4 @@ class Libra:
         n = rho.shape[0]
         m = self.width(n)
         pa = self.rule.phi_point(self.point)[: len(self.rule.A)]
-        return np.concatenate([pa, rho[n - m:], np.tile(_HALF, (self.rule.b - m, 1))])
+        return np.concatenate([pa, rho[n - m:], np.tile(_HALF, (self.rule.b - m, 1)), self.rule._tail_point()])
