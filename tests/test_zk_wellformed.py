@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from blindproof.zk import field as F
+from blindproof.zk import mle
 from blindproof.zk import pcs
 from blindproof.zk import wellformed as WF
 from blindproof.zk.commitment import DEFAULT_BUDGET, CommitmentKey, commit_model, default_params
@@ -311,3 +312,35 @@ def test_no_weight_value_is_revealed(small, monkeypatch):
             assert any(n.startswith(("zk~blind:", "zk~mask.")) for n in names), \
                 f"a claim reveals a value of {[n for n in names if secret(n)]} with no randomizer"
     assert touching >= 3  # the int8, int16 and int32 weights are all read
+
+
+def test_a_two_entry_int32_bias_is_hidden_by_the_commitment_file(monkeypatch):
+    """A binary classifier's 2-entry int32 output bias (one variable: an extension-valued randomizer,
+    four base dimensions). Its two windows share one point, so the commitment file reveals it once
+    and the rank of what that value says about the bias, beyond its randomizer, is 0 (with a
+    base-field randomizer, or a value per window, the bias came back exactly from the file)."""
+    from test_zk_leakage_rank import _binary_classifier, _form_rows, _rank_mod_p
+
+    qm, _ = _binary_classifier()
+    seen: list = []
+    real = pcs.open_claims
+
+    def record(states, claims, transcript, **kw):
+        seen.extend(claims)
+        return real(states, claims, transcript, **kw)
+
+    monkeypatch.setattr(pcs, "open_claims", record)
+    com, _ = commit_model(qm.spec, qm.weights, CommitmentKey.generate())
+    monkeypatch.undo()
+    (bias,) = [f"w:{k}" for k, w in qm.spec.weights.items() if w.dtype == "int32" and tuple(w.shape) == (2,)]
+    table = "zk~blind:" + bias
+    forms = {}
+    for c in seen:
+        names = [t[0] for t in getattr(c, "terms", ())]
+        if bias in names and table in names:  # a revealed value of the bias (δ claims: implied by them)
+            forms[b"".join(np.asarray(t[1]).tobytes() for t in c.terms)] = c
+    assert len(forms) == 1  # one point for both windows
+    rows = np.concatenate([_form_rows([t for t in c.terms if t[0] == table], {table: 0})[table] for c in forms.values()])
+    tensor = np.concatenate([np.ascontiguousarray(mle.eq_table(next(t[1] for t in c.terms if t[0] == bias)).T)
+                             .astype(np.int64) for c in forms.values()])
+    assert _rank_mod_p(rows) == 4 and _rank_mod_p(np.concatenate([rows, tensor], axis=1)) == 4
