@@ -129,7 +129,7 @@ def test_bad_arguments(llama, key):
 
 @pytest.fixture(scope="module")
 def fingerprint(llama, key):
-    return B.make_blind_fingerprint(llama, key, "rotate", references=32, probes=400,
+    return B.make_blind_fingerprint(llama, key, "rotate", references=32, probes=400, alpha=100.0,
                                     generator=torch.Generator().manual_seed(5), source="tiny-llama")
 
 

@@ -163,14 +163,14 @@ def balanced_accuracy(pred: torch.Tensor, y: torch.Tensor) -> float:
     return sum(accs) / len(accs)
 
 
-def _logistic(xtr: torch.Tensor, ytr: torch.Tensor, xte: torch.Tensor) -> torch.Tensor:
-    """Probabilities from an L2-regularised logistic regression on standardised features."""
+def _fit_logistic(xtr: torch.Tensor, ytr: torch.Tensor):
+    """An L2-regularised, class-balanced logistic regression on standardised features; returns P(1 | x)."""
     mu, sd = xtr.mean(0), xtr.std(0).clamp_min(1e-9)
-    a, b = (xtr - mu) / sd, (xte - mu) / sd
+    a = (xtr - mu) / sd
     w = torch.zeros(a.shape[1], dtype=F64, requires_grad=True)
     c = torch.zeros(1, dtype=F64, requires_grad=True)
     pos = ytr.double().mean().clamp(1e-3, 1 - 1e-3)
-    weight = torch.where(ytr == 1, 0.5 / pos, 0.5 / (1 - pos))  # balanced classes
+    weight = torch.where(ytr == 1, 0.5 / pos, 0.5 / (1 - pos))
     opt = torch.optim.LBFGS([w, c], max_iter=200, line_search_fn="strong_wolfe")
 
     def closure():
@@ -182,7 +182,12 @@ def _logistic(xtr: torch.Tensor, ytr: torch.Tensor, xte: torch.Tensor) -> torch.
         return loss
 
     opt.step(closure)
-    return torch.sigmoid(b @ w.detach() + c.detach())
+    w, c = w.detach(), c.detach()
+
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(((x.to(F64) - mu) / sd) @ w + c)
+
+    return predict
 
 
 def evaluate(features: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> dict[str, float]:
@@ -194,18 +199,15 @@ def evaluate(features: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> d
     for j, name in enumerate(FEATURES):
         t, sign = _best_threshold(features[tr, j], y[tr])
         out[name] = balanced_accuracy((sign * (features[te, j] - t) > 0).long(), y[te])
-    prob = _logistic(features[tr], y[tr], features[te])
+    prob = _fit_logistic(features[tr], y[tr])(features[te])
     out["logistic (all features)"] = balanced_accuracy((prob > 0.5).long(), y[te])
     return out
 
 
 def router(features_train: torch.Tensor, y_train: torch.Tensor):
-    """The best probe detector a dishonest server can fit from labelled examples: returns a function
-    mapping feature rows to P(probe). (Used to build a routing server.)"""
-    def score(f: torch.Tensor) -> torch.Tensor:
-        return _logistic(features_train, y_train, f)
-
-    return score
+    """The best probe detector a dishonest server can fit from labelled examples (a logistic regression
+    over the features): returns a function mapping feature rows to P(probe)."""
+    return _fit_logistic(features_train, y_train)
 
 
 @torch.no_grad()
