@@ -23,7 +23,7 @@ zk binding of published directions to the model commitment (fingerprint/binding.
 
 Writes docs/bench_fingerprint_blind.json and docs/bench_fingerprint_blind.md.
 
-The ``traffic`` section (benchmarks/_bench_traffic.py) measures probes that are traffic: each
+The ``traffic`` section (benchmarks/bench_fingerprint_traffic.py) measures probes that are traffic: each
 server-side distinguisher's accuracy at telling probe sessions from the client's sessions (and, for
 comparison, the fixed-batch random-byte probes), honest servers of each device class (CPU float32;
 TF32, float16, bfloat16 simulated on CPU) against their own calibration and the CPU one, their top-1
@@ -256,7 +256,7 @@ def main() -> None:
     info = machine()
     print(json.dumps(info), flush=True)
     if "traffic" in args.sections:
-        import _bench_traffic
+        import bench_fingerprint_traffic as _bench_traffic
         args.probes_traffic = args.traffic_probes
         result = _bench_traffic.run(argparse.Namespace(**{**vars(args), "probes": args.traffic_probes}))
         result = {"machine": info, "args": vars(args), **result}

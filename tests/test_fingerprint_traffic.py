@@ -190,3 +190,16 @@ def test_sessions_are_text_shaped_and_disjoint():
     assert len(set(decoded)) == len(decoded)
     a, b = T.split_text(text, 0.5, g)
     assert not set(T.sentences(a)) & set(T.sentences(b))
+
+
+def test_probe_schedule_spreads_probes_over_real_sessions(world):
+    fp = T.TrafficFingerprint.from_json(world["fp"].to_json())
+    codec, server = world["codec"], world["server"]
+    sched = T.ProbeSchedule(fp, codec, T.local_sessions(server), rate=0.25, gen=torch.Generator().manual_seed(11))
+    ran = [sched.tick() for _ in range(120)]
+    assert 10 <= sum(ran) <= 60 and sched.verdict.trials == sum(ran) == len(fp.used)
+    sub = T.ProbeSchedule(fp, codec, T.local_sessions(int8_weights(server)), rate=0.25,
+                          gen=torch.Generator().manual_seed(12))
+    for _ in range(200):
+        sub.tick()
+    assert sub.verdict.decision == "mismatch" and sub.verdict.failures == sub.verdict.trials

@@ -371,3 +371,41 @@ def check_traffic(fp: TrafficFingerprint, codec, opener: SessionOpener, mode: st
     fpb, missb = test.bounds
     return Verdict(test.state, mode, test.trials, test.failures, design.k, fpb, missb, cal.p0_upper, p1, worst,
                    cal.confidence, cal.probes)
+
+
+class ProbeSchedule:
+    """Spreads probe sessions over the client's own sessions instead of sending them in one burst.
+
+    Call ``tick()`` before each real session: with probability ``rate`` (OS CSPRNG unless a generator is
+    given) one never-used reference session runs first through the same transport, and its outcome
+    feeds Wald's sequential test; ``verdict`` is "undecided" until the test decides.
+    """
+
+    def __init__(self, fp: TrafficFingerprint, codec, opener: SessionOpener, mode: str = "logits",
+                 device_class: str = "fp32", rate: float = 0.05, p1: float = 0.5, fp_target: float = 2.0 ** -40,
+                 miss_target: float = 2.0 ** -40, gen: torch.Generator | None = None) -> None:
+        if not 0.0 < rate <= 1.0:
+            raise ValueError(f"rate must be in (0, 1], got {rate}")
+        self.fp, self.codec, self.opener, self.mode, self.rate = fp, codec, opener, mode, rate
+        self.cal = fp.calibrations[f"{device_class}/{mode}"]
+        self.test = SequentialTest(max(self.cal.p0_upper, 1e-12), min(p1, 1 - 1e-9), fp_target, miss_target)
+        self.p1 = p1
+        self.gen = gen or torch.Generator().manual_seed(secrets.randbits(62))
+        self.worst = 0.0
+
+    def tick(self) -> bool:
+        """Maybe run one probe session now; returns whether one ran."""
+        if self.test.state != "undecided" or float(torch.rand(1, generator=self.gen)) >= self.rate:
+            return False
+        (i,) = self.fp.take(1, self.gen)
+        out = run_session(self.codec, self.opener, self.fp.prompts[i], self.fp.feeds[i])
+        bad, dev = self.fp.outcome(i, out, self.mode, self.cal.threshold)
+        self.worst = max(self.worst, dev)
+        self.test.observe(bad)
+        return True
+
+    @property
+    def verdict(self) -> Verdict:
+        fpb, missb = self.test.bounds
+        return Verdict(self.test.state, self.mode, self.test.trials, self.test.failures, 0, fpb, missb,
+                       self.cal.p0_upper, self.p1, self.worst, self.cal.confidence, self.cal.probes)

@@ -1,4 +1,4 @@
-"""Traffic probes section of bench_fingerprint_blind.py (kept apart so each file has one job).
+"""Traffic probes section of bench_fingerprint_blind.py, run from there (kept apart so each file has one job).
 
 Default model (trained tiny-llama, byte vocabulary), rotate tier, expansion width 16. Text: the
 model's training and held-out corpora, split by sentence into disjoint parts (traffic, the verifier's
