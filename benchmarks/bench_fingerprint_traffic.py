@@ -27,7 +27,7 @@ from blindproof.models import tokenizer
 from blindproof.models.default import corpus_text, load_default_model
 
 TARGET = 2.0 ** -40
-KEEP = [i for i, f in enumerate(D.FEATURES) if f != "n_requests"]
+KEEP = [i for i, f in enumerate(D.FEATURES) if f not in ("n_requests", "output_norm")]  # unknown at the prompt; not run
 
 
 def _key(seed: int) -> EEKey:
@@ -72,10 +72,10 @@ def distinguishers(splits: int, alpha: float) -> dict:
         probes += [D.session_view(codec, s.prompt, f, 1) for s, f in
                    [(s, w["model"].generate(s.prompt.reshape(1, -1), s.n_new)[0][:-1]) for s in w["pool"]]]
         views = _mixed(traffic + probes, g)
-        acc["traffic probes"].append(D.evaluate(D.session_features(views, exp_w), D.labels_of(views), g))
+        acc["traffic probes"].append(D.evaluate(D.session_features(views, exp_w, w["server"]), D.labels_of(views), g))
         _, batched = _batched(w, len(probes))
         views = _mixed(traffic + D.batch_probe_views(codec, batched.inputs, 64), g)
-        acc["fixed-batch random probes"].append(D.evaluate(D.session_features(views, exp_w), D.labels_of(views), g))
+        acc["fixed-batch random probes"].append(D.evaluate(D.session_features(views, exp_w, w["server"]), D.labels_of(views), g))
         sizes.append({"traffic": len(traffic), "probes": len(probes)})
         print(json.dumps({"split": seed, "traffic_probes": acc["traffic probes"][-1],
                           "batched": acc["fixed-batch random probes"][-1]}), flush=True)
@@ -138,9 +138,8 @@ def servers(alpha: float, calib: int, probes: int) -> dict:
     views = _mixed(traffic + learn, g)
     feats, y = D.session_features(views, server.expand.weight), D.labels_of(views)
     det = D.router(feats[:, KEEP], y)
-    cutoff = float(det(feats[y == 0][:, KEEP]).median())
     copy = int8_weights(server)
-    router = A.RoutingServer(server, copy, det, cutoff, server.expand.weight)
+    router = A.RoutingServer(server, copy, det, 0.5, server.expand.weight)
     live = iter(w["traffic"][len(w["traffic"]) // 2:] * 10)
 
     @contextmanager

@@ -143,7 +143,7 @@ def test_fingerprint_round_trip_and_consistency_checks(llama, key, fingerprint, 
     _, codec = B.expanded_deployment(llama, key, alpha=10.0)
     with pytest.raises(ValueError, match="look like ordinary requests"):
         back.library(codec)
-    _, codec = B.expanded_deployment(llama, key, extra=8)
+    _, codec = B.expanded_deployment(llama, key, extra=8, alpha=fingerprint.alpha)
     with pytest.raises(ValueError, match="width 16"):
         back.library(codec)
     with pytest.raises(ValueError, match="malformed|not a blind"):

@@ -497,12 +497,21 @@ class BlindClient:
 
     def check_identity(self, deployment: Deployment, fingerprint, mode: str = "logits", p1: float = 0.5,
                        sequential: bool = False, **check_kwargs):
-        """Check which model the server runs for ``deployment`` (a ``fingerprint.blind.BlindFingerprint``).
+        """Check which model the server runs for ``deployment``.
 
-        Probes travel through the deployment's EE codec like ordinary requests; returns the
-        ``fingerprint.Verdict`` ("match" / "mismatch" with its error probabilities). The deployment must
-        have a harmless input expansion (``blindproof.fingerprint.blind.deploy``).
+        With a ``fingerprint.traffic.TrafficFingerprint`` each probe is a text session in the client's
+        own shapes (prompt, then token-by-token decoding in one server-side session), sent once; pass
+        ``device_class`` for the server's hardware class, and save the fingerprint afterwards to keep
+        the record of used probes. With a ``fingerprint.blind.BlindFingerprint`` probes are fixed-batch
+        random-byte sequences, which a server can recognise (docs/fingerprint.md, section 7).
+        Returns the ``fingerprint.Verdict`` ("match" / "mismatch" with its error probabilities and
+        their conditions). The deployment must have a harmless input expansion
+        (``blindproof.fingerprint.blind.deploy``).
         """
+        from blindproof.fingerprint.traffic import TrafficFingerprint, check_traffic, grpc_sessions
+        if isinstance(fingerprint, TrafficFingerprint):
+            return check_traffic(fingerprint, deployment.codec, grpc_sessions(self, deployment), mode=mode, p1=p1,
+                                 sequential=sequential, **check_kwargs)
         from blindproof.fingerprint.blind import check_deployment
         return check_deployment(self, deployment, fingerprint, mode=mode, p1=p1, sequential=sequential, **check_kwargs)
 

@@ -49,17 +49,22 @@ class ProjectingServer(torch.nn.Module):
 
 
 class RoutingServer:
-    """Routes each session to ``genuine`` when ``detector`` scores its first request as probe-like
-    (P(probe) > ``cutoff``), else to ``copy``; keeps a per-session KV cache for the chosen model.
+    """Routes each session to ``copy`` when ``detector`` scores its first request as among the least
+    probe-like ``share`` of the sessions it has seen so far (a running quantile of its scores; the
+    first ``warmup`` sessions go to the genuine model), else to ``genuine``. So it cheats a chosen
+    fraction of its users, the least suspicious ones. Keeps a per-session KV cache for the chosen model.
 
     ``run_blocks(x, start, cache)`` is the server model interface: a new ``cache`` at start 0 opens a
     session; ``cache=None`` is a one-shot request (batched probes). ``routed`` counts decisions by the
     truth ``label`` the caller sets before each session (for measurement only; the server never uses it).
     """
 
-    def __init__(self, genuine, copy_model, detector: Detector, cutoff: float, expand_weight: torch.Tensor,
-                 drop: tuple[str, ...] = ("n_requests",)) -> None:
-        self.genuine, self.copy, self.detector, self.cutoff = genuine, copy_model, detector, cutoff
+    def __init__(self, genuine, copy_model, detector: Detector, share: float, expand_weight: torch.Tensor,
+                 drop: tuple[str, ...] = ("n_requests", "output_norm"), warmup: int = 20) -> None:
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"share must be in [0, 1], got {share}")
+        self.genuine, self.copy, self.detector, self.share, self.warmup = genuine, copy_model, detector, share, warmup
+        self.scores: list[float] = []
         self.cfg = genuine.cfg
         self.observer = ServerObserver(expand_weight)
         self.keep = [i for i, f in enumerate(FEATURES) if f not in drop]
@@ -69,7 +74,10 @@ class RoutingServer:
 
     def _route(self, x: torch.Tensor, start: int):
         rows = torch.tensor(self.observer.prompt(Request(x, start)), dtype=torch.float64)
-        probe = bool((self.detector(rows[:, self.keep]) > self.cutoff).any())
+        score = float(self.detector(rows[:, self.keep]).max())
+        seen = torch.tensor(self.scores, dtype=torch.float64)
+        probe = len(self.scores) < self.warmup or score > float(torch.quantile(seen, self.share))
+        self.scores.append(score)
         dest = "genuine" if probe else "copy"
         self.routed[(self.label, dest)] += 1
         return self.genuine if probe else self.copy

@@ -22,7 +22,7 @@ import torch
 
 F64 = torch.float64
 FEATURES = ("input_norm", "prompt_len", "n_requests", "batch", "start", "novel_states", "repeats_within",
-            "seen_8grams", "exact_repeat", "unigram_nll", "bigram_nll")
+            "seen_8grams", "exact_repeat", "unigram_nll", "bigram_nll", "output_norm")
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,9 @@ def _nll(seq: list[int], hist: ServerHistory, vocab: int) -> tuple[float, float]
 class ServerObserver:
     """The server's running view: symbolizes states and keeps the history the features compare against."""
 
-    def __init__(self, expand_weight: torch.Tensor) -> None:
+    def __init__(self, expand_weight: torch.Tensor, server=None) -> None:
         self.w = expand_weight.detach().to(torch.float32)
+        self.server = server  # with it, the norm of the server's own output at the last position
         self.sym = Symbolizer()
         self.hist = ServerHistory()
 
@@ -104,6 +105,9 @@ class ServerObserver:
     def prompt(self, req: Request, n_requests: int = 1) -> list[list[float]]:
         """Feature rows (one per batch row) of a session's first request; then adds it to the history."""
         rows = []
+        out_norm = [0.0] * req.x.shape[0]
+        if self.server is not None:
+            out_norm = self.server.run_blocks(req.x.to(torch.float32), req.start)[:, -1].norm(dim=-1).tolist()
         for b in range(req.x.shape[0]):
             x = req.x[b].to(torch.float32)
             seq = self.sym(x @ self.w.T)
@@ -114,7 +118,8 @@ class ServerObserver:
             seen8 = sum(g in hist.grams8 for g in grams) / len(grams) if grams else 0.0
             uni, bi = _nll(seq, hist, vocab)
             rows.append([float(x.norm()), len(seq), n_requests, req.x.shape[0], req.start, novel,
-                         1 - len(set(seq)) / len(seq), seen8, float(tuple(seq) in hist.prompts), uni, bi])
+                         1 - len(set(seq)) / len(seq), seen8, float(tuple(seq) in hist.prompts), uni, bi,
+                         out_norm[b]])
             hist.add(seq, prompt=True)
         return rows
 
@@ -126,10 +131,11 @@ class ServerObserver:
 
 
 @torch.no_grad()
-def session_features(views: list[SessionView], expand_weight: torch.Tensor) -> torch.Tensor:
+def session_features(views: list[SessionView], expand_weight: torch.Tensor, server=None) -> torch.Tensor:
     """Features (rows, len(FEATURES)) computed in stream order, each from the server's history up to
-    that session. Batched requests (several rows) contribute one feature row per batch row."""
-    obs = ServerObserver(expand_weight)
+    that session. Batched requests (several rows) contribute one feature row per batch row. With
+    ``server`` (the deployed model) the server's own output on the prompt is a feature too."""
+    obs = ServerObserver(expand_weight, server)
     rows = []
     for view in views:
         rows.extend(obs.prompt(view.requests[0], len(view.requests)))
