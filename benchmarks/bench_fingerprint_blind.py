@@ -219,7 +219,9 @@ def markdown(info: dict, rows: list[dict], gen_rows: list[dict], bind_rows: list
              f"{' '.join(str(a) for a in args.alphas)}`: rotate tier, expansion width 16, 64 secret references of "
              f"16 tokens, calibration 1000 probes per mode at batch 256; {args.probes} fresh probes per cell, the "
              "honest server at batch 1. Cells: per-probe failure rate (probes a fixed-size test needs for false "
-             "positive and miss < 2^-40; '-' = not separable from honest rounding).", "",
+             "positive and miss < 2^-40 *given* p0 = the calibration's 99.9% bound and p1 = the measured rate's 95% "
+             "lower bound; unconditionally at most 2^-40 + 1e-3 and 2^-40 + 0.05; '-' = not separable from honest "
+             "rounding).", "",
              "| model | alpha | server | logits | labels (top-1) | median max-abs output error |",
              "|---|---|---|---|---|---|"]
     for r in rows:
