@@ -259,7 +259,6 @@ def main() -> None:
     print(json.dumps(info), flush=True)
     if "traffic" in args.sections:
         import bench_fingerprint_traffic as _bench_traffic
-        args.probes_traffic = args.traffic_probes
         result = _bench_traffic.run(argparse.Namespace(**{**vars(args), "probes": args.traffic_probes}))
         result = {"machine": info, "args": vars(args), **result}
         (ROOT / "docs" / "bench_fingerprint_traffic.json").write_text(json.dumps(result, indent=1) + "\n")
