@@ -297,14 +297,15 @@ def traffic_markdown(info: dict, r: dict, args) -> str:
              f"tier, expansion width 16, request noise {d['alpha']:g}; sessions: prompts of 8-48 bytes of the "
              "model's corpora (split by sentence into disjoint traffic / probe pool / labelled-probe parts), "
              "2-6 decoded tokens, batch 1, start 0.", "",
-             f"## Distinguishers (held-out balanced accuracy; mean and max over {d['splits']} independent splits, "
-             "each with its own key, noise and text split; 50 % is chance)", "",
-             "| distinguisher | traffic probes: mean | max | fixed-batch random probes: mean | max |",
+             f"## Distinguishers (held-out balanced accuracy; mean, its 95% confidence interval (t over splits) "
+             f"and max over {d['splits']} independent splits, each with its own key, noise and text split; 50 % is "
+             "chance)", "",
+             "| distinguisher | traffic probes: mean ± 95% CI | max | fixed-batch random probes: mean | max |",
              "|---|---|---|---|---|"]
     tp, bp = d["accuracy"]["traffic probes"], d["accuracy"]["fixed-batch random probes"]
     for name in tp:
-        lines.append(f"| {name} | {100 * tp[name]['mean']:.1f}% | {100 * tp[name]['max']:.1f}% | "
-                     f"{100 * bp[name]['mean']:.1f}% | {100 * bp[name]['max']:.1f}% |")
+        lines.append(f"| {name} | {100 * tp[name]['mean']:.1f}% ± {100 * tp[name]['ci95']:.1f} | "
+                     f"{100 * tp[name]['max']:.1f}% | {100 * bp[name]['mean']:.1f}% | {100 * bp[name]['max']:.1f}% |")
     sizes = d["sessions_per_split"]
     lines += ["", f"Sessions per split: {min(x['traffic'] for x in sizes)}-{max(x['traffic'] for x in sizes)} "
               f"traffic, {min(x['probes'] for x in sizes)}-{max(x['probes'] for x in sizes)} probes; half fit "

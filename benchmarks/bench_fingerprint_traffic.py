@@ -81,8 +81,11 @@ def distinguishers(splits: int, alpha: float) -> dict:
                           "batched": acc["fixed-batch random probes"][-1]}), flush=True)
     out = {}
     for kind, runs in acc.items():
-        out[kind] = {name: {"mean": sum(r[name] for r in runs) / len(runs), "max": max(r[name] for r in runs)}
-                     for name in runs[0]}
+        out[kind] = {}
+        for name in runs[0]:
+            vals = torch.tensor([r[name] for r in runs], dtype=torch.float64)
+            half = 2.262 * float(vals.std()) / len(runs) ** 0.5 if len(runs) > 1 else float("nan")  # t(0.975, 9)
+            out[kind][name] = {"mean": float(vals.mean()), "max": float(vals.max()), "ci95": half}
     return {"splits": splits, "alpha": alpha, "sessions_per_split": sizes, "accuracy": out}
 
 

@@ -40,7 +40,7 @@ def world():
     cut = lambda t: T.text_sessions(t, shapes, tokenizer.encode, model.cfg.max_seq, g)  # noqa: E731
     server, codec = B.expanded_deployment(model, key, "rotate", alpha=ALPHA, generator=torch.Generator().manual_seed(1))
     fp = T.make_traffic_fingerprint(model, cut(pool_text), ALPHA, B.DEFAULT_EXTRA)
-    T.calibrate_traffic(fp, codec, T.local_sessions(server), "fp32", sessions=600, gen=g)
+    T.calibrate_traffic(fp, codec, T.local_sessions(server), "fp32", sessions=400, gen=g)
     feed = lambda s: model.generate(s.prompt.reshape(1, -1), s.n_new)[0][:-1]  # noqa: E731
     traffic = [(s, feed(s)) for s in cut(traffic_text)]
     learn = [(s, feed(s)) for s in cut(learn_text)]
@@ -70,12 +70,12 @@ def test_traffic_probes_are_at_chance_while_batched_random_probes_are_not(world)
     views = _mixed(traffic + probes, g)
     acc = D.evaluate(D.session_features(views, w, world["server"]), D.labels_of(views), g)
     # ~150 sessions per class in the held-out half: one distinguisher at chance has a standard error of
-    # ~3 points, so the bound for the largest of 13 is 60 % here (the benchmark, with more sessions, 55 %)
+    # ~3 points, so the bound for the largest of 14 is 60 % here (the benchmark, with more sessions, 55 %)
     assert max(acc.values()) <= 0.60, acc
 
     _, batched = world["batched"]
     views = _mixed(traffic + D.batch_probe_views(codec, batched.inputs, 64), g)
-    legacy = D.evaluate(D.session_features(views, w, world["server"]), D.labels_of(views), g)
+    legacy = D.evaluate(D.session_features(views, w, world["server"]), D.labels_of(views), g, nonlinear=False)
     assert legacy["logistic (all features)"] >= 0.95 and legacy["batch"] >= 0.95, legacy
     assert legacy["repeats_within"] >= 0.9 and legacy["n_requests"] >= 0.95, legacy
 
@@ -125,7 +125,7 @@ def test_routing_server_passes_batched_probes_and_is_caught_by_traffic_probes(wo
     verdict = check(B.probe_query(codec, lambda x: router.run_blocks(x)), bfp.library(codec),
                     bfp.calibrations["logits"], p1=0.3, generator=g)
     assert verdict.decision == "match" and verdict.failures == 0
-    assert router.share_to_copy(1) == 0.0 and router.share_to_copy(0) >= 0.4
+    assert router.share_to_copy(1) == 0.0 and router.share_to_copy(0) >= 0.3  # half, after 20 warm-up sessions
 
     # the same strategy against traffic probes: the best detector it can fit routes probes like traffic
     probes = [D.session_view(codec, s.prompt, f, 1) for s, f in world["learn"]]

@@ -196,7 +196,7 @@ def _fit_logistic(xtr: torch.Tensor, ytr: torch.Tensor):
     return predict
 
 
-def evaluate(features: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> dict[str, float]:
+def evaluate(features: torch.Tensor, y: torch.Tensor, gen: torch.Generator, nonlinear: bool = True) -> dict[str, float]:
     """Held-out balanced accuracy of every single-feature distinguisher and of the logistic regression
     over all of them (fitted on a random half, measured on the other half)."""
     perm = torch.randperm(len(y), generator=gen)
@@ -207,6 +207,15 @@ def evaluate(features: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> d
         out[name] = balanced_accuracy((sign * (features[te, j] - t) > 0).long(), y[te])
     prob = _fit_logistic(features[tr], y[tr])(features[te])
     out["logistic (all features)"] = balanced_accuracy((prob > 0.5).long(), y[te])
+    if not nonlinear:
+        return out
+    try:  # a non-linear learner where scikit-learn is installed (a test dependency, not a runtime one)
+        from sklearn.ensemble import HistGradientBoostingClassifier
+    except ImportError:
+        return out
+    clf = HistGradientBoostingClassifier(max_iter=200, class_weight="balanced", random_state=0)
+    clf.fit(features[tr].numpy(), y[tr].numpy())
+    out["gradient boosting (all features)"] = balanced_accuracy(torch.from_numpy(clf.predict(features[te].numpy())), y[te])
     return out
 
 
