@@ -25,7 +25,7 @@ import os
 import re
 import secrets
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, ContextManager, Iterator, Protocol, Sequence
 
@@ -244,13 +244,12 @@ class TrafficFingerprint:
         return flips > 0, float(flips)
 
     def to_json(self) -> str:
-        import dataclasses
         return json.dumps({
             "format": FORMAT, "model": self.model, "alpha": self.alpha, "extra": self.extra,
             "min_margin": self.min_margin, "used": sorted(self.used),
             "prompts": [p.tolist() for p in self.prompts], "feeds": [f.tolist() for f in self.feeds],
             "expected": [e.to(torch.float32).tolist() for e in self.expected],
-            "calibrations": {k: dataclasses.asdict(c) for k, c in self.calibrations.items()}})
+            "calibrations": {k: asdict(c) for k, c in self.calibrations.items()}})
 
     @classmethod
     def from_json(cls, text: str) -> "TrafficFingerprint":
