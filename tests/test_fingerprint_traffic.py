@@ -226,3 +226,11 @@ def test_traffic_check_over_grpc(world):
         sub = client.check_identity(swapped, fp, p1=0.5, sequential=True, gen=torch.Generator().manual_seed(14))
         assert sub.decision == "mismatch"
         assert len(fp.used) == honest.probes + sub.probes
+
+        # probes mixed into the client's own generation sessions on the swapped deployment
+        sched = client.schedule_probes(swapped, fp, rate=0.5, gen=torch.Generator().manual_seed(15))
+        for s, _ in world["traffic"][:40]:
+            client.generate(swapped, s.prompt.reshape(1, -1), s.n_new)
+            if sched.verdict.decision != "undecided":
+                break
+        assert sched.verdict.decision == "mismatch" and sched.verdict.failures == sched.verdict.probes
