@@ -333,6 +333,9 @@ def traffic_markdown(info: dict, r: dict, args) -> str:
         hv = row.get("honest vs fp32 calibration")
         lines.append(f"| {row['class']} | {row['mode']} | {row['threshold']:.3g} | {row['p0']:.3g} | "
                      + " | ".join(cells) + f" | {'-' if hv is None else str(hv['failures']) + '/' + str(hv['probes'])} |")
+    lines += ["", f"Rows 'logits (margin 1, held-out p0)': the threshold is the largest honest error in "
+              f"{args.calibration} calibration sessions of the class and p0 is counted on {args.calibration} others; "
+              "other rows: 8 times the largest honest error, p0 on the same sessions."]
     lines += ["", f"Routing server: its copy answered {100 * srv['routing_share_traffic_to_copy']:.1f}% of traffic "
               f"sessions and {100 * srv['routing_share_probes_to_copy']:.1f}% of probe sessions; its copy's first "
               f"next token differs from the genuine one for {100 * srv['routing_users_with_other_next_token']:.1f}% "

@@ -128,7 +128,11 @@ def servers(alpha: float, calib: int, probes: int) -> dict:
     model, server, codec, g = w["model"], w["server"], w["codec"], w["g"]
     fp = T.make_traffic_fingerprint(model, w["pool"], alpha, B.DEFAULT_EXTRA)
     for cls in DEVICE_CLASSES:
-        T.calibrate_traffic(fp, codec, T.local_sessions(DeviceServer(server, cls)), cls, sessions=calib, gen=g)
+        opener = T.local_sessions(DeviceServer(server, cls))
+        T.calibrate_traffic(fp, codec, opener, cls, sessions=calib, gen=g)
+        # tight: threshold at the largest honest error of `calib` sessions, p0 counted on `calib` others
+        T.calibrate_traffic(fp, codec, opener, cls, ("logits",), sessions=2 * calib, margin=1.0, holdout=0.5,
+                            gen=g, variant=" (margin 1, held-out p0)")
     idx = [int(i) for _ in range(-(-probes // len(fp.prompts)))
            for i in torch.randperm(len(fp.prompts), generator=g)][:probes]
 
@@ -170,15 +174,15 @@ def servers(alpha: float, calib: int, probes: int) -> dict:
     honest = {cls: outputs(T.local_sessions(DeviceServer(server, cls))) for cls in DEVICE_CLASSES}
     table = []
     for cls in DEVICE_CLASSES:
-        for mode in ("logits", "labels"):
-            cal = fp.calibrations[f"{cls}/{mode}"]
-            row = {"class": cls, "mode": mode, "threshold": cal.threshold, "p0": cal.p0_upper,
+        for mode, variant in (("logits", ""), ("logits", " (margin 1, held-out p0)"), ("labels", "")):
+            cal = fp.calibrations[f"{cls}/{mode}{variant}"]
+            row = {"class": cls, "mode": mode + variant, "threshold": cal.threshold, "p0": cal.p0_upper,
                    "calibration_sessions": cal.probes}
             for name, outs in {"honest (own class)": honest[cls], **got}.items():
                 f = sum(fp.outcome(i, o, mode, cal.threshold)[0] for i, o in zip(idx, outs))
                 row[name] = {"failures": f, "probes": len(idx), "needed": _needed(cal.p0_upper, f, len(idx))}
             if cls != "fp32":
-                strict = fp.calibrations[f"fp32/{mode}"].threshold
+                strict = fp.calibrations[f"fp32/{mode}{variant}"].threshold
                 row["honest vs fp32 calibration"] = {
                     "failures": sum(fp.outcome(i, o, mode, strict)[0] for i, o in zip(idx, honest[cls])),
                     "probes": len(idx)}

@@ -129,3 +129,25 @@ def test_batched_fingerprint_calibrated_for_a_device_class(pool):
         verdicts[cls] = check(query, fp.library(codec), fp.calibrations["logits"], p1=0.5, sequential=True,
                               generator=torch.Generator().manual_seed(8))
     assert verdicts["bf16"].decision == "match" and verdicts["fp32"].decision == "mismatch", verdicts
+
+
+def test_tight_threshold_with_held_out_p0_catches_int8_under_fp16(pool):
+    """The default margin (8x the largest honest error) lets an int8 copy pass as an fp16 server; a
+    threshold at the largest honest error, with p0 counted on held-out sessions, does not."""
+    from blindproof.fingerprint.substitutes import int8_weights
+
+    model, fp = pool
+    server, codec = B.expanded_deployment(model, KEY, "rotate", alpha=fp.alpha,
+                                          generator=torch.Generator().manual_seed(9))
+    g = torch.Generator().manual_seed(10)
+    honest = T.local_sessions(DeviceServer(server, "fp16"))
+    T.calibrate_traffic(fp, codec, honest, "fp16", ("logits",), 160, gen=g)
+    T.calibrate_traffic(fp, codec, honest, "fp16", ("logits",), 320, margin=1.0, holdout=0.5, gen=g, variant="@1")
+    loose, tight = fp.calibrations["fp16/logits"], fp.calibrations["fp16/logits@1"]
+    assert tight.probes == 160 and tight.threshold < loose.threshold / 4
+    sub = T.local_sessions(int8_weights(server))
+    outs = [T.run_session(codec, sub, fp.prompts[i], fp.feeds[i]) for i in range(40)]
+    rate = {name: sum(fp.outcome(i, o, "logits", cal.threshold)[0] for i, o in zip(range(40), outs)) / 40
+            for name, cal in (("loose", loose), ("tight", tight))}
+    assert rate["loose"] <= 0.1 and rate["tight"] >= 0.9, rate
+    assert tight.p0_upper < 0.1

@@ -306,30 +306,45 @@ def make_traffic_fingerprint(model: Transformer, sessions: Sequence[Session], al
 
 def calibrate_traffic(fp: TrafficFingerprint, codec, opener: SessionOpener, device_class: str = "fp32",
                       modes: Sequence[str] = MODES, sessions: int | None = None, margin: float = 8.0,
-                      confidence: float = 0.999, gen: torch.Generator | None = None) -> dict[str, Calibration]:
+                      confidence: float = 0.999, gen: torch.Generator | None = None, holdout: float = 0.0,
+                      variant: str = "") -> dict[str, Calibration]:
     """Run reference sessions on an honest stack of ``device_class`` (locally: nothing is sent to the
-    server, so the pool stays unused) and store one calibration per mode under "<class>/<mode>".
+    server, so the pool stays unused) and store one calibration per mode under
+    "<class>/<mode><variant>".
 
     Logits: a session fails when its largest output error exceeds ``margin`` times the largest honest
     error seen; labels: when a checked position with a clear reference gap changes its top-1. With
     ``sessions`` above the pool size the references are reused, each time with fresh noise.
+
+    ``p0`` bounds the failure rate among calibration sessions. With ``holdout`` > 0 that fraction of the
+    sessions is kept out of the threshold and only they count, so the bound is a held-out estimate for
+    the chosen threshold, which a small ``margin`` (tight thresholds) needs; with ``margin`` 8 and no
+    holdout the threshold sits far beyond every honest error seen, and the same sessions are counted.
     """
+    if not 0.0 <= holdout < 1.0:
+        raise ValueError(f"holdout must be in [0, 1), got {holdout}")
     g = gen or torch.Generator().manual_seed(secrets.randbits(62))
     n = sessions or len(fp.prompts)
     # more sessions than references: cycle through them, each run with fresh noise (local, never sent)
     idx = [int(i) for _ in range(-(-n // len(fp.prompts))) for i in torch.randperm(len(fp.prompts), generator=g)][:n]
     outs = [run_session(codec, opener, fp.prompts[i], fp.feeds[i]) for i in idx]
+    runs = list(zip(idx, outs))
+    cut = n - int(round(holdout * n))
+    if holdout and not 0 < cut < n:
+        raise ValueError(f"holdout {holdout} of {n} sessions leaves no session to fit or to count")
+    fit, held = (runs[:cut], runs[cut:]) if holdout else (runs, runs)
     result = {}
     for mode in modes:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        devs = [fp.outcome(i, o, "logits", math.inf)[1] for i, o in zip(idx, outs)]
+        devs = [fp.outcome(i, o, "logits", math.inf)[1] for i, o in fit]
         scale = max(float(fp.expected[i].abs().max()) for i in idx)
         threshold = max(margin * max(devs), 1e-6 * max(scale, 1.0)) if mode == "logits" else 0.5
-        fails = [fp.outcome(i, o, mode, threshold) for i, o in zip(idx, outs)]
+        fails = [fp.outcome(i, o, mode, threshold) for i, o in held]
         f = sum(int(x[0]) for x in fails)
-        cal = Calibration(mode, threshold, max(x[1] for x in fails), n, f, upper_bound(f, n, confidence), confidence)
-        fp.calibrations[f"{device_class}/{mode}"] = cal
+        cal = Calibration(mode, threshold, max(x[1] for x in fails), len(held), f,
+                          upper_bound(f, len(held), confidence), confidence)
+        fp.calibrations[f"{device_class}/{mode}{variant}"] = cal
         result[mode] = cal
     return result
 
@@ -337,14 +352,14 @@ def calibrate_traffic(fp: TrafficFingerprint, codec, opener: SessionOpener, devi
 def check_traffic(fp: TrafficFingerprint, codec, opener: SessionOpener, mode: str = "logits",
                   device_class: str = "fp32", p1: float = 0.5, fp_target: float = 2.0 ** -40,
                   miss_target: float = 2.0 ** -40, sequential: bool = False,
-                  gen: torch.Generator | None = None) -> Verdict:
+                  gen: torch.Generator | None = None, variant: str = "") -> Verdict:
     """Send never-used reference sessions through ``opener`` and decide whether the server runs the
     genuine model; the pool's ``used`` set grows by the probes sent (save the fingerprint afterwards).
 
-    The calibration is the one for ``device_class``: the class the server declares. A server that
-    declares a looser class than it uses only loosens its own check (the thresholds are measured).
+    The calibration is the one stored for ``device_class`` (and ``variant``): the class the server
+    declares. Declaring a less precise class than it uses loosens the check in the server's favour.
     """
-    key = f"{device_class}/{mode}"
+    key = f"{device_class}/{mode}{variant}"
     if key not in fp.calibrations:
         raise ValueError(f"the fingerprint has no calibration {key!r} (has {sorted(fp.calibrations)})")
     if codec.alpha != fp.alpha or codec.extra != fp.extra:
