@@ -7,7 +7,8 @@ only) it measures, over N fresh probes per substitute:
 
 - the per-probe failure rate of each substitute (logits: max |logit error| above the calibrated
   threshold; labels: top-1 label differs from the reference label);
-- the probes a fixed-size binomial test needs for false-positive AND miss probabilities below 2^-40,
+- the probes a fixed-size binomial test needs for false-positive AND miss probabilities below 2^-40
+  (given the calibrated p0 and the measured p1; see the markdown for the unconditional figures),
   using p0 = Clopper-Pearson 99.9% upper bound of the honest failure rate from the calibration and
   p1 = Clopper-Pearson 95% lower bound of the substitute's measured rate ("-" when p1 <= p0);
 - honest failures over N fresh probes served by another stack (batch size 1 instead of 256).
@@ -188,9 +189,11 @@ def markdown(res: dict) -> str:
              f"python {m['python']}, torch {m['torch']}, numpy {m['numpy']}, scikit-learn {m['scikit-learn']}. "
              f"Run: `{res['command']}` in {res['wall_s']:.0f} s on a shared, loaded machine.", "",
              f"{res['probes']} fresh probes per cell. Cell = per-probe failure rate (probes a fixed binomial test needs "
-             "for false-positive and miss probabilities both < 2^-40; `-` = not detectable: no failure, or rate not "
-             "above the honest bound). p0 = 99.9% upper bound on the honest rate from calibration, p1 = 95% lower "
-             "bound on the substitute's rate. alpha = 0 is the plain secret inputs (no amplification).", ""]
+             "for false-positive and miss probabilities both < 2^-40 *given* p0 and p1; `-` = not detectable: no "
+             "failure, or rate not above the honest bound). p0 = 99.9% upper bound on the honest rate from "
+             "calibration, p1 = 95% lower bound on the substitute's rate; without those conditions the false "
+             "positive is at most 2^-40 + 1e-3 and the miss 2^-40 + 0.05. alpha = 0 is the plain secret inputs "
+             "(no amplification).", ""]
     for mres in res["models"]:
         lines += [f"## {mres['model']}", "",
                   f"Harmless space: {mres['harmless_dim']} dims ({mres['space']}); certificate max output change "
@@ -227,9 +230,11 @@ def markdown(res: dict) -> str:
         lines += [f"## check() verdicts, {mres['model']}, labels only, alpha {c['alpha']:g}", "",
                   f"{c['repeats']} checks per row, each on fresh probes; p0 = {c['p0']:.4f} (calibration), assumed "
                   f"p1 = {c['p1']}. Fixed-size test: {first['fixed_probes']} probes, mismatch at >= "
-                  f"{first['fixed_threshold']} failures, false positive {first['false_positive']:.1e}, miss "
-                  f"{first['miss']:.1e} (for substitutes failing >= p1 of probes). Sequential (Wald, batches of 8): "
-                  f"bounds {first['seq_bounds'][0]:.1e} / {first['seq_bounds'][1]:.1e}.", "",
+                  f"{first['fixed_threshold']} failures, false positive {first['false_positive']:.1e} given an honest "
+                  f"rate <= p0 (unconditionally <= {first['false_positive'] + 1e-3:.1e}), miss {first['miss']:.1e} "
+                  f"given a substitute rate >= p1 (an assumption; substitutes failing less are not covered). "
+                  f"Sequential (Wald, batches of 8): bounds {first['seq_bounds'][0]:.1e} / {first['seq_bounds'][1]:.1e} "
+                  "under the same conditions.", "",
                   "| server | fixed: mismatch verdicts | sequential: mismatch verdicts | sequential: undecided | sequential: mean probes |",
                   "|---|---|---|---|---|"]
         for name, r in c["rows"].items():

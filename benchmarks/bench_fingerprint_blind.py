@@ -23,7 +23,14 @@ zk binding of published directions to the model commitment (fingerprint/binding.
 
 Writes docs/bench_fingerprint_blind.json and docs/bench_fingerprint_blind.md.
 
-    python benchmarks/bench_fingerprint_blind.py [--probes 500] [--alphas 10 100 1000]
+The ``traffic`` section (benchmarks/bench_fingerprint_traffic.py) measures probes that are traffic: each
+server-side distinguisher's accuracy at telling probe sessions from the client's sessions (and, for
+comparison, the fixed-batch random-byte probes), honest servers of each device class (CPU float32;
+TF32, float16, bfloat16 simulated on CPU) against their own calibration and the CPU one, their top-1
+agreement with the reference with and without the request noise, and the routing, projecting and
+first-layer-exact servers per device class. Writes docs/bench_fingerprint_traffic.json and .md.
+
+    python benchmarks/bench_fingerprint_blind.py [--sections blind traffic] [--probes 500] [--alphas 10 100 1000]
 """
 
 from __future__ import annotations
@@ -212,7 +219,9 @@ def markdown(info: dict, rows: list[dict], gen_rows: list[dict], bind_rows: list
              f"{' '.join(str(a) for a in args.alphas)}`: rotate tier, expansion width 16, 64 secret references of "
              f"16 tokens, calibration 1000 probes per mode at batch 256; {args.probes} fresh probes per cell, the "
              "honest server at batch 1. Cells: per-probe failure rate (probes a fixed-size test needs for false "
-             "positive and miss < 2^-40; '-' = not separable from honest rounding).", "",
+             "positive and miss < 2^-40 *given* p0 = the calibration's 99.9% bound and p1 = the measured rate's 95% "
+             "lower bound; unconditionally at most 2^-40 + 1e-3 and 2^-40 + 0.05; '-' = not separable from honest "
+             "rounding).", "",
              "| model | alpha | server | logits | labels (top-1) | median max-abs output error |",
              "|---|---|---|---|---|---|"]
     for r in rows:
@@ -237,11 +246,26 @@ def markdown(info: dict, rows: list[dict], gen_rows: list[dict], bind_rows: list
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sections", nargs="+", choices=("blind", "traffic"), default=["blind", "traffic"])
     ap.add_argument("--probes", type=int, default=500)
     ap.add_argument("--alphas", type=float, nargs="+", default=[10.0, 100.0, 1000.0])
+    ap.add_argument("--splits", type=int, default=10, help="traffic: independent text splits for the distinguishers")
+    ap.add_argument("--precision-alphas", type=float, nargs="+", default=[0.0, 0.3, 1.0, 3.0, 10.0, 100.0])
+    ap.add_argument("--precision-sessions", type=int, default=150)
+    ap.add_argument("--calibration", type=int, default=1000, help="traffic: honest calibration sessions per class")
+    ap.add_argument("--traffic-probes", type=int, default=500, help="traffic: probe sessions per server")
     args = ap.parse_args()
     info = machine()
     print(json.dumps(info), flush=True)
+    if "traffic" in args.sections:
+        import bench_fingerprint_traffic as _bench_traffic
+        result = _bench_traffic.run(argparse.Namespace(**{**vars(args), "probes": args.traffic_probes}))
+        result = {"machine": info, "args": vars(args), **result}
+        (ROOT / "docs" / "bench_fingerprint_traffic.json").write_text(json.dumps(result, indent=1) + "\n")
+        (ROOT / "docs" / "bench_fingerprint_traffic.md").write_text(traffic_markdown(info, result, args))
+        print(f"traffic section done in {result['seconds']} s")
+    if "blind" not in args.sections:
+        return
     t0 = time.perf_counter()
     rows = []
     rows += run_model("default (trained tiny-llama)", load_default_model(), seeded(load_default_model().cfg, 1),
@@ -258,6 +282,68 @@ def main() -> None:
     (ROOT / "docs" / "bench_fingerprint_blind.json").write_text(json.dumps(result, indent=1) + "\n")
     (ROOT / "docs" / "bench_fingerprint_blind.md").write_text(markdown(info, rows, gen_rows, bind_rows, args))
     print(f"done in {result['seconds']} s")
+
+
+def traffic_markdown(info: dict, r: dict, args) -> str:
+    """The traffic section as markdown: every error figure with its condition."""
+    d, srv = r["distinguishers"], r["servers"]
+    lines = ["# Probes that are traffic: what the server can tell apart, and what it gets away with", "",
+             f"Machine: {info['cpu']} ({info['cores']} cores), torch threads {info['torch_threads']}, torch "
+             f"{info['torch']}, numpy {info['numpy']}, Python {info['python']}; load average {info['loadavg_1m']} "
+             "at the start (shared machine; results are counts, not timings). TF32, float16 and bfloat16 are "
+             "simulated on this CPU (fingerprint/precision.py); no GPU was used.", "",
+             f"`python benchmarks/bench_fingerprint_blind.py --sections traffic --splits {args.splits} "
+             f"--calibration {args.calibration} --traffic-probes {args.traffic_probes}`: default model, rotate "
+             f"tier, expansion width 16, request noise {d['alpha']:g}; sessions: prompts of 8-48 bytes of the "
+             "model's corpora (split by sentence into disjoint traffic / probe pool / labelled-probe parts), "
+             "2-6 decoded tokens, batch 1, start 0.", "",
+             f"## Distinguishers (held-out balanced accuracy; mean, its 95% confidence interval (t over splits) "
+             f"and max over {d['splits']} independent splits, each with its own key, noise and text split; 50 % is "
+             "chance)", "",
+             "| distinguisher | traffic probes: mean ± 95% CI | max | fixed-batch random probes: mean | max |",
+             "|---|---|---|---|---|"]
+    tp, bp = d["accuracy"]["traffic probes"], d["accuracy"]["fixed-batch random probes"]
+    for name in tp:
+        lines.append(f"| {name} | {100 * tp[name]['mean']:.1f}% ± {100 * tp[name]['ci95']:.1f} | "
+                     f"{100 * tp[name]['max']:.1f}% | {100 * bp[name]['mean']:.1f}% | {100 * bp[name]['max']:.1f}% |")
+    sizes = d["sessions_per_split"]
+    lines += ["", f"Sessions per split: {min(x['traffic'] for x in sizes)}-{max(x['traffic'] for x in sizes)} "
+              f"traffic, {min(x['probes'] for x in sizes)}-{max(x['probes'] for x in sizes)} probes; half fit "
+              "each distinguisher's threshold (or the regression), the other half measure it.", "",
+              "## Honest servers per device class: top-1 agreement with the reference (last prompt position and "
+              "every decoding step) by request-noise norm", "",
+              "| noise | positions | " + " | ".join(DEVICE_CLASSES_MD) + " |", "|---|---|" + "---|" * 4]
+    for p in r["precision"]:
+        lines.append(f"| {p['alpha']:g} | {p['positions']} | " + " | ".join(
+            f"{100 * p[c]['top1_agreement']:.2f}% (max error {p[c]['max_logit_error']:.3g})" for c in DEVICE_CLASSES_MD)
+            + " |")
+    lines += ["", f"## Servers per device class (noise {srv['alpha']:g}, pool of {srv['pool']} one-use references; "
+              "failures / probe sessions; in brackets the probes a fixed-size test needs for false positive and "
+              "miss <= 2^-40 *given* p0 (the calibration's 99.9% bound) and p1 (the measured rate's 95% lower "
+              "bound); '-' = not separable)", ""]
+    names = [k for k in srv["rows"][0] if isinstance(srv["rows"][0][k], dict)]
+    lines += ["| class | mode | threshold | p0 | " + " | ".join(names) + " | honest vs CPU-fp32 calibration |",
+              "|---|---|---|---|" + "---|" * (len(names) + 1)]
+    for row in srv["rows"]:
+        cells = []
+        for n in names:
+            c = row[n]
+            need = c["needed"] if c.get("needed") is not None else "-"
+            cells.append(f"{c['failures']}/{c['probes']} ({need})")
+        hv = row.get("honest vs fp32 calibration")
+        lines.append(f"| {row['class']} | {row['mode']} | {row['threshold']:.3g} | {row['p0']:.3g} | "
+                     + " | ".join(cells) + f" | {'-' if hv is None else str(hv['failures']) + '/' + str(hv['probes'])} |")
+    lines += ["", f"Rows 'logits (margin 1, held-out p0)': the threshold is the largest honest error in "
+              f"{args.calibration} calibration sessions of the class and p0 is counted on {args.calibration} others; "
+              "other rows: 8 times the largest honest error, p0 on the same sessions."]
+    lines += ["", f"Routing server: its copy answered {100 * srv['routing_share_traffic_to_copy']:.1f}% of traffic "
+              f"sessions and {100 * srv['routing_share_probes_to_copy']:.1f}% of probe sessions; its copy's first "
+              f"next token differs from the genuine one for {100 * srv['routing_users_with_other_next_token']:.1f}% "
+              f"of {srv['users_measured']} traffic prompts."]
+    return "\n".join(lines) + "\n"
+
+
+DEVICE_CLASSES_MD = ("fp32", "tf32", "fp16", "bf16")
 
 
 if __name__ == "__main__":

@@ -129,7 +129,7 @@ def test_bad_arguments(llama, key):
 
 @pytest.fixture(scope="module")
 def fingerprint(llama, key):
-    return B.make_blind_fingerprint(llama, key, "rotate", references=32, probes=400,
+    return B.make_blind_fingerprint(llama, key, "rotate", references=32, probes=400, alpha=100.0,
                                     generator=torch.Generator().manual_seed(5), source="tiny-llama")
 
 
@@ -143,7 +143,7 @@ def test_fingerprint_round_trip_and_consistency_checks(llama, key, fingerprint, 
     _, codec = B.expanded_deployment(llama, key, alpha=10.0)
     with pytest.raises(ValueError, match="look like ordinary requests"):
         back.library(codec)
-    _, codec = B.expanded_deployment(llama, key, extra=8)
+    _, codec = B.expanded_deployment(llama, key, extra=8, alpha=fingerprint.alpha)
     with pytest.raises(ValueError, match="width 16"):
         back.library(codec)
     with pytest.raises(ValueError, match="malformed|not a blind"):

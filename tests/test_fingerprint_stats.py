@@ -38,9 +38,22 @@ def test_design_meets_targets_and_is_minimal():
         d = design_test(p0, p1, 2.0**-40, 2.0**-40)
         assert d.false_positive <= 2.0**-40 and d.miss <= 2.0**-40
         assert binom_sf(d.k, d.n, p0) == pytest.approx(d.false_positive, rel=1e-6, abs=1e-300)
-        if d.n < 256:  # below 256 every n is tried, so n - 1 must fail for every threshold
-            assert all(binom_sf(k, d.n - 1, p0) > 2.0**-40 or binom_cdf(k - 1, d.n - 1, p1) > 2.0**-40
-                       for k in range(1, d.n + 1))
+        assert not _feasible_below(d.n, p0, p1)
+
+
+def _feasible_below(n: int, p0: float, p1: float, target: float = 2.0**-40) -> bool:
+    """Brute force: does any m < n with any threshold meet both targets? (exact log-space tails)"""
+    from blindproof.fingerprint.stats import _best_threshold
+    return any(k is not None and miss <= target for k, _, miss in (_best_threshold(m, p0, p1, target)
+                                                                   for m in range(1, n)))
+
+
+def test_design_is_the_smallest_n_beyond_256():
+    """Every n is tried: sizes above 256 are exact too (a 2 % stepping once gave 280 where 276 suffice)."""
+    for p0, p1 in [(0.0069, 0.2), (0.0069, 0.228)]:
+        d = design_test(p0, p1, 2.0**-40, 2.0**-40)
+        assert d.n > 256 and not _feasible_below(d.n, p0, p1)
+        assert binom_sf(d.k, d.n, p0) <= 2.0**-40 and binom_cdf(d.k - 1, d.n, p1) <= 2.0**-40
 
 
 def test_design_rejects_inseparable_rates():

@@ -265,6 +265,7 @@ class BlindClient:
         self.retries = retries
         self.chunk_bytes = chunk_bytes
         self.stats = WireStats()
+        self._probe_schedules: dict[str, object] = {}  # deployment id -> fingerprint.traffic.ProbeSchedule
 
     # --- plumbing ------------------------------------------------------------------------------
     def _call(self, method: str, fn: Callable[[], T], idempotent: bool) -> T:
@@ -497,12 +498,21 @@ class BlindClient:
 
     def check_identity(self, deployment: Deployment, fingerprint, mode: str = "logits", p1: float = 0.5,
                        sequential: bool = False, **check_kwargs):
-        """Check which model the server runs for ``deployment`` (a ``fingerprint.blind.BlindFingerprint``).
+        """Check which model the server runs for ``deployment``.
 
-        Probes travel through the deployment's EE codec like ordinary requests; returns the
-        ``fingerprint.Verdict`` ("match" / "mismatch" with its error probabilities). The deployment must
-        have a harmless input expansion (``blindproof.fingerprint.blind.deploy``).
+        With a ``fingerprint.traffic.TrafficFingerprint`` each probe is a text session in the client's
+        own shapes (prompt, then token-by-token decoding in one server-side session), sent once; pass
+        ``device_class`` for the server's hardware class, and save the fingerprint afterwards to keep
+        the record of used probes. With a ``fingerprint.blind.BlindFingerprint`` probes are fixed-batch
+        random-byte sequences, which a server can recognise (docs/fingerprint.md, section 7).
+        Returns the ``fingerprint.Verdict`` ("match" / "mismatch" with its error probabilities and
+        their conditions). The deployment must have a harmless input expansion
+        (``blindproof.fingerprint.blind.deploy``).
         """
+        from blindproof.fingerprint.traffic import TrafficFingerprint, check_traffic, grpc_sessions
+        if isinstance(fingerprint, TrafficFingerprint):
+            return check_traffic(fingerprint, deployment.codec, grpc_sessions(self, deployment), mode=mode, p1=p1,
+                                 sequential=sequential, **check_kwargs)
         from blindproof.fingerprint.blind import check_deployment
         return check_deployment(self, deployment, fingerprint, mode=mode, p1=p1, sequential=sequential, **check_kwargs)
 
@@ -605,6 +615,19 @@ class BlindClient:
         dep_id = deployment.deployment_id if isinstance(deployment, Deployment) else deployment
         return GenerateSession(self, dep_id, timeout or max(self.timeout, 600.0))
 
+    def schedule_probes(self, deployment: Deployment, fingerprint, rate: float = 0.05, device_class: str = "fp32",
+                        mode: str = "logits", p1: float = 0.5, **schedule_kwargs):
+        """Mix identity probes into this client's own sessions on ``deployment``: before each
+        ``generate`` call, with probability ``rate``, one probe session (a never-used reference of the
+        ``fingerprint.traffic.TrafficFingerprint``) runs on the same connection. Returns the
+        ``ProbeSchedule``; its ``verdict`` decides once Wald's test does (save the fingerprint to keep
+        the record of used probes)."""
+        from blindproof.fingerprint.traffic import ProbeSchedule, grpc_sessions
+        sched = ProbeSchedule(fingerprint, deployment.codec, grpc_sessions(self, deployment), mode=mode,
+                              device_class=device_class, rate=rate, p1=p1, **schedule_kwargs)
+        self._probe_schedules[deployment.deployment_id] = sched
+        return sched
+
     @torch.no_grad()
     def generate(self, deployment: Deployment, prompt: torch.Tensor, n_new: int,
                  stop_token: int | None = None,
@@ -625,6 +648,9 @@ class BlindClient:
             raise ValueError(f"prompt of {prompt.shape[1]} tokens plus {n_new} new exceeds max_seq "
                              f"{model.cfg.max_seq}")
         codec = deployment.codec
+        sched = self._probe_schedules.get(deployment.deployment_id)
+        if sched is not None:
+            sched.tick()  # maybe one probe session first, on the same connection
         out: list[torch.Tensor] = []
         done = torch.zeros(prompt.shape[0], dtype=torch.bool)
         with self.session(deployment) as sess:

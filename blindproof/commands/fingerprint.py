@@ -164,13 +164,13 @@ def run_check(args: argparse.Namespace) -> int:
     summary = {"decision": verdict.decision, "deployment_id": dep.deployment_id, "server": server,
                "mode": verdict.mode, "probes": verdict.probes, "failures": verdict.failures,
                "mismatch_at_failures": verdict.threshold_failures, "false_positive": verdict.false_positive,
+               "false_positive_unconditional": verdict.false_positive_unconditional,
                "miss": verdict.miss, "p0": verdict.p0, "p1": verdict.p1, "max_deviation": verdict.max_deviation}
     if args.json:
         print(json.dumps(summary))
     else:
         print(f"{verdict.decision.upper()}: {verdict.failures} of {verdict.probes} probes failed "
-              f"({verdict.mode}; false positive <= {verdict.false_positive:.2g}, miss <= {verdict.miss:.2g} "
-              f"for substitutes failing >= {verdict.p1:g} of probes)")
+              f"({verdict.mode}; {verdict.conditions()})")
     if verdict.decision != "match":
         print(f"identity check: {verdict.decision}", file=sys.stderr)
         return MISMATCH_STATUS

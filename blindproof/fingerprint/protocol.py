@@ -191,10 +191,14 @@ def calibrate(query: Query, fingerprint: Fingerprint, mode: str = "logits", prob
 
 @dataclass(frozen=True)
 class Verdict:
-    """Outcome of an identity check with its error probabilities.
+    """Outcome of an identity check with its error probabilities, each under a stated condition.
 
-    ``false_positive`` is the chance an honest server is declared a mismatch (given the calibrated p0);
-    ``miss`` the chance a substitute failing at least a fraction p1 of probes is declared a match.
+    ``false_positive`` is the chance an honest server is declared a mismatch *given* that its per-probe
+    failure rate is at most ``p0`` (the calibration's Clopper-Pearson bound). That bound itself fails
+    with probability at most ``1 - calibration_confidence`` over the calibration's probes, so without the
+    condition the chance is at most ``false_positive_unconditional``. ``miss`` is the chance a server
+    failing at least a fraction ``p1`` of probes is declared a match: ``p1`` is the caller's assumption,
+    and a server failing less often is not covered.
     """
 
     decision: str  # "match" | "mismatch" | "undecided"
@@ -202,15 +206,30 @@ class Verdict:
     probes: int
     failures: int
     threshold_failures: int  # failures at which the test declares a mismatch (fixed-size test)
-    false_positive: float
-    miss: float
+    false_positive: float  # given the honest failure rate <= p0
+    miss: float  # given the substitute's failure rate >= p1
     p0: float
     p1: float
     max_deviation: float
+    calibration_confidence: float = 0.999
+    calibration_probes: int = 0
 
     @property
     def match(self) -> bool | None:
         return {"match": True, "mismatch": False}.get(self.decision)
+
+    @property
+    def false_positive_unconditional(self) -> float:
+        """P(honest server declared a mismatch) over calibration and check together, assuming only that
+        the serving stack fails probes independently at one rate, as it did during calibration."""
+        return min(1.0, self.false_positive + (1.0 - self.calibration_confidence))
+
+    def conditions(self) -> str:
+        """The error figures with the conditions they hold under, in words."""
+        return (f"false positive <= {self.false_positive:.2g} given an honest failure rate <= p0 = {self.p0:.3g} "
+                f"(a {100 * self.calibration_confidence:g}% bound from {self.calibration_probes} calibration probes; "
+                f"unconditionally <= {self.false_positive_unconditional:.2g}); miss <= {self.miss:.2g} for a "
+                f"server failing >= p1 = {self.p1:g} of probes (assumed; servers failing less are not covered)")
 
 
 def check(query: Query, fingerprint: Fingerprint, calibration: Calibration, p1: float = 0.5,
@@ -231,7 +250,8 @@ def check(query: Query, fingerprint: Fingerprint, calibration: Calibration, p1: 
         fail, dev = _failures(_outputs(query, p.inputs, mode, batch), p, mode, calibration.threshold)
         f = int(fail.sum())
         return Verdict("mismatch" if f >= design.k else "match", mode, design.n, f, design.k,
-                       design.false_positive, design.miss, p0, p1, float(dev.max()))
+                       design.false_positive, design.miss, p0, p1, float(dev.max()), calibration.confidence,
+                       calibration.probes)
     test = SequentialTest(max(p0, 1e-12), min(p1, 1 - 1e-9), fp_target, miss_target)
     limit = max_probes or 2 * design.n
     worst = 0.0
@@ -243,4 +263,5 @@ def check(query: Query, fingerprint: Fingerprint, calibration: Calibration, p1: 
             if test.observe(bool(flag)) != "undecided":
                 break
     fp, miss = test.bounds
-    return Verdict(test.state, mode, test.trials, test.failures, design.k, fp, miss, p0, p1, worst)
+    return Verdict(test.state, mode, test.trials, test.failures, design.k, fp, miss, p0, p1, worst,
+                   calibration.confidence, calibration.probes)

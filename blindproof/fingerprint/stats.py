@@ -1,6 +1,8 @@
 """Exact binomial tails, confidence bounds, test design and Wald's sequential test.
 
-Everything works in log space so tails far below 2^-40 stay accurate; no scipy needed.
+Everything works in log space so tails far below 2^-40 stay accurate. ``design_test`` screens every
+sample size with scipy's binomial tails and confirms the answer in log space, so the ``n`` it returns is
+the smallest that meets both targets.
 """
 
 from __future__ import annotations
@@ -104,10 +106,13 @@ class Design:
 
 
 def design_test(p0: float, p1: float, fp_target: float, miss_target: float, max_n: int = 1_000_000) -> Design:
-    """Smallest n (with its threshold k) whose false-positive and miss probabilities meet both targets.
+    """The smallest n (with its threshold k) whose false-positive and miss probabilities meet both targets.
 
     p0 bounds an honest server's per-probe failure rate, p1 is the least per-probe failure rate of a
-    substitute the test must catch.
+    substitute the test must catch. Both error probabilities are conditional on those two rates.
+
+    Every n from 1 up is tried (feasibility is not monotone in n, so no step may be skipped): scipy's
+    tails screen a block of n at once, and each candidate is confirmed with the exact log-space tails.
     """
     _check_p(p0, "p0")
     _check_p(p1, "p1")
@@ -116,13 +121,38 @@ def design_test(p0: float, p1: float, fp_target: float, miss_target: float, max_
             raise ValueError(f"{name} must be in (0, 1), got {t}")
     if p1 <= p0:
         raise ValueError(f"a substitute's failure rate p1={p1} must exceed the honest rate p0={p0}")
-    n = 1
-    while n <= max_n:
-        k, fp, miss = _best_threshold(n, p0, p1, fp_target)
-        if k is not None and miss <= miss_target:
-            return Design(n, k, fp, miss)
-        n = n + 1 if n < 256 else int(n * 1.02) + 1
+    lo, block = 1, 256
+    while lo <= max_n:
+        hi = min(max_n, lo + block - 1)
+        for n in _candidates(lo, hi, p0, p1, fp_target, miss_target):
+            k, fp, miss = _best_threshold(n, p0, p1, fp_target)
+            if k is not None and miss <= miss_target:
+                return Design(n, k, fp, miss)
+        lo, block = hi + 1, min(4 * block, 65536)
     raise ValueError(f"no test with at most {max_n} probes separates p0={p0} from p1={p1} at these targets")
+
+
+def _candidates(lo: int, hi: int, p0: float, p1: float, fp_target: float, miss_target: float) -> list[int]:
+    """Sample sizes in [lo, hi] that scipy's tails say may meet both targets (with a relative slack of
+    1e-6, so rounding in scipy never hides a feasible n from the exact check)."""
+    from scipy.stats import binom
+
+    n = np.arange(lo, hi + 1)
+    slack = 1 + 1e-6
+    # smallest k with P(X >= k) <= fp: isf gives the smallest j with P(X > j) <= q; nudge for rounding
+    k = np.asarray(binom.isf(fp_target, n, p0), dtype=np.int64) + 1
+    k = np.maximum(k - 1, 1)
+    while True:  # step k up where its tail is still above the target (at most a step or two)
+        high = binom.sf(k - 1, n, p0) > fp_target * slack
+        if not high.any():
+            break
+        k = k + high
+    miss = binom.cdf(k - 1, n, p1)
+    ok = (k <= n) & (miss <= miss_target * slack)
+    # k - 1 may also satisfy the fp target within the slack: consider it too (the exact check decides)
+    miss_prev = binom.cdf(np.maximum(k - 2, -1), n, p1)
+    ok |= (k - 1 >= 1) & (binom.sf(k - 2, n, p0) <= fp_target * slack) & (miss_prev <= miss_target * slack)
+    return [int(x) for x in n[ok]]
 
 
 def _log_pmfs(n: int, p: float) -> np.ndarray:
