@@ -119,11 +119,8 @@ class Rule:
     A: tuple[int, ...]
     table: str
     b: int = B_VARS
-
-    @property
-    def ext(self) -> bool:
-        """Extension-valued ``Φ`` (:func:`is_ext`): ``R`` has :data:`EXT_VARS` more variables, read at ``κ``."""
-        return is_ext(self.s)
+    ext: bool = False  # extension-valued ``Φ`` (:func:`is_ext` of the source's ``s``): ``R`` has
+    # :data:`EXT_VARS` more variables, read at ``κ``; a relabelling keeps its source's
 
     @property
     def r_vars(self) -> int:
@@ -165,7 +162,7 @@ class Rule:
         """The rule of a relabelling ``y`` of this tensor with ``y``'s variable ``i`` = this one's
         ``perm[i]`` (same randomizer table)."""
         inv = {src: i for i, src in enumerate(perm)}
-        return Rule(tensor, self.n, inv[self.s], tuple(inv[a] for a in self.A), self.table, self.b)
+        return Rule(tensor, self.n, inv[self.s], tuple(inv[a] for a in self.A), self.table, self.b, self.ext)
 
 
 CAPACITY = 1 << A_VARS  # base dimensions of Φ when nothing else is known: four randomized values
@@ -210,7 +207,7 @@ def make_rule(tensor: str, n: int, s: int, length: int | None = None) -> Rule:
         length = coordinates_for(s, CAPACITY)
     if not 0 <= length <= MAX_A:
         raise ValueError(f"{length} randomizer coordinates for {tensor!r}: at most {MAX_A}")
-    return Rule(tensor, n, s, _coordinates(s, length), blind_name(tensor))
+    return Rule(tensor, n, s, _coordinates(s, length), blind_name(tensor), ext=is_ext(s))
 
 
 def lengths_from_layout(names, log_sizes) -> dict[str, int]:
