@@ -53,7 +53,7 @@ def test_float64_equals_transformers(name, loaded, exact_hf):
     assert _rel(y, ref) <= (1e-9 if name != "llama3-rope" else 1.0)
 
 
-@pytest.mark.parametrize("name", ["llama3-rope", "qwen2", "phi3", "gemma"])
+@pytest.mark.parametrize("name", ["llama3-rope", "qwen2", "phi3", "gemma", "gemma2"])
 def test_stock_transformers_to_float32_precision(name, loaded):
     hf, ours = loaded(name)  # HF computes RMSNorm and the RoPE tables in float32 even in float64 models
     ids = ex.example_ids()
@@ -169,15 +169,18 @@ def test_fingerprint_port_is_harmless(name, loaded):
     assert c.harmless_change < 1e-9 * 100 and c.random_change > 1e6 * c.harmless_change
 
 
-def test_gemma2_is_refused_naming_the_part():
-    torch.manual_seed(0)
-    cfg = tf.Gemma2Config(vocab_size=97, hidden_size=32, intermediate_size=48, num_hidden_layers=1,
-                          num_attention_heads=4, num_key_value_heads=2, head_dim=8, pad_token_id=0)
-    with pytest.raises(UnsupportedModelError, match=r"model: attn_logit_softcapping = 50.0: soft-capping"):
-        from_hf(tf.Gemma2ForCausalLM(cfg))
-    cfg.attn_logit_softcapping = cfg.final_logit_softcapping = None  # then the sandwich norms are named
-    with pytest.raises(UnsupportedModelError, match=r"model.layers.0.(pre|post)_feedforward_layernorm: Gemma2RMSNorm"):
-        from_hf(tf.Gemma2ForCausalLM(cfg))
+def test_gemma2_structure(loaded):
+    hf, ours = loaded("gemma2")
+    c = ours.cfg
+    assert c.sandwich_norm and (c.attn_softcap, c.logit_softcap) == (0.05, 0.5)
+    assert c.max_seq == 32  # the sliding window (every other layer) masks nothing up to 32 positions
+    assert torch.equal(ours.blocks[1].attn_post_norm.weight, 1.0 + hf.model.layers[1].post_attention_layernorm.weight)
+    assert torch.equal(ours.blocks[1].mlp_norm.weight, 1.0 + hf.model.layers[1].pre_feedforward_layernorm.weight)
+    assert torch.equal(ours.blocks[1].mlp_post_norm.weight, 1.0 + hf.model.layers[1].post_feedforward_layernorm.weight)
+    hf2 = ex.build("gemma2")
+    del hf2.model.layers[1].post_feedforward_layernorm  # a lone sandwich norm has no place
+    with pytest.raises(UnsupportedModelError, match=r"model.layers.1.pre_feedforward_layernorm: a sandwich norm"):
+        from_hf(hf2)
 
 
 def test_unmappable_parts_are_named():

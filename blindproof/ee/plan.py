@@ -104,7 +104,7 @@ class KeyPlan:
     @property
     def folds_norms(self) -> bool:
         """rotate on a pre-norm model: norm gains move into the next linears (server gains become 1)."""
-        return self.tier == "rotate" and self.cfg.norm_position == "pre"
+        return self.tier == "rotate" and self.cfg.norm_position == "pre" and not self.cfg.sandwich_norm
 
     @cached_property
     def stream(self) -> LinearKey:
@@ -113,10 +113,11 @@ class KeyPlan:
         permute: a permutation. rotate: a Haar orthogonal Q (RMSNorm) or one with Q 1 = 1 (pre-LN
         LayerNorm, so mean subtraction commutes). Post-LN models keep a permutation in both tiers: their
         stream is a LayerNorm output with per-coordinate gains inside it, which only a permutation
-        preserves exactly (docs/ee.md).
+        preserves exactly (docs/ee.md). Sandwich-norm models (Gemma 2) likewise: each sublayer adds a
+        norm output, gains included, to the stream.
         """
         cfg, rng = self.cfg, self.rng("stream")
-        if self.tier == "permute" or cfg.norm_position == "post":
+        if self.tier == "permute" or cfg.norm_position == "post" or cfg.sandwich_norm:
             return PermKey(rng.permutation(cfg.d_model))
         q = orthogonal_fixing_ones(rng, cfg.d_model) if cfg.norm == "layer" else haar_orthogonal(rng, cfg.d_model)
         return _orthogonal_key(q)

@@ -149,6 +149,9 @@ def _encrypt_transformer(model: Transformer, plan: KeyPlan) -> Transformer:
                 _keyed_norm(out, norm_name, norm, s)
                 for lname, lin, k_out in consumers:
                     out.linear(lname, *_rewrite(_w(lin), _b(lin), s, k_out))
+        if cfg.sandwich_norm:  # the output norms sit on the stream key (a permutation, see KeyPlan.stream)
+            _keyed_norm(out, f"{p}.attn_post_norm", blk.attn_post_norm, s)
+            _keyed_norm(out, f"{p}.mlp_post_norm", blk.mlp_post_norm, s)
         out.linear(f"{p}.attn.wo", *_rewrite(_w(blk.attn.wo), _b(blk.attn.wo), hk.o, s))
         out.linear(f"{p}.mlp.down", *_rewrite(_w(blk.mlp.down), _b(blk.mlp.down), up, s))
 

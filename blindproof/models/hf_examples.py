@@ -34,6 +34,11 @@ def _spec() -> dict[str, tuple[str, str, dict]]:
         "qwen2-tied": ("Qwen2ForCausalLM", "Qwen2Config", {"tie_word_embeddings": True}),
         "phi3": ("Phi3ForCausalLM", "Phi3Config", {}),
         "gemma": ("GemmaForCausalLM", "GemmaConfig", {"head_dim": 16}),
+        # small caps, so the random-init scores and logits reach the curved part of c·tanh(x/c)
+        "gemma2": ("Gemma2ForCausalLM", "Gemma2Config", {"head_dim": 16, "query_pre_attn_scalar": 8,
+                                                          "sliding_window": 32, "attn_logit_softcapping": 0.05,
+                                                          "final_logit_softcapping": 0.5,
+                                                          "attn_implementation": "eager"}),
         "gpt2": ("GPT2LMHeadModel", "GPT2Config", {}),
         "llama-base": ("LlamaModel", "LlamaConfig", {}),
         "gpt2-base": ("GPT2Model", "GPT2Config", {}),
@@ -93,8 +98,8 @@ def hf_reference(module: nn.Module, ids: torch.Tensor, pooled: bool) -> torch.Te
 
 
 def float64_internals() -> list[tuple[object, str, Callable]]:
-    """(class, method, replacement) patches that make HF's float32 RMSNorm and RoPE compute at the input's
-    precision, so a float64 comparison is exact to rounding. Default RoPE only (Llama 3 scaling is checked
+    """(class or module, attribute, replacement) patches that make HF's float32 RMSNorm, RoPE and Gemma 2's
+    eager softmax compute at the input's precision, so a float64 comparison is exact to rounding. Default RoPE only (Llama 3 scaling is checked
     against stock HF at float32 precision)."""
     import importlib
 
@@ -111,10 +116,25 @@ def float64_internals() -> list[tuple[object, str, Callable]]:
         emb = torch.cat([position_ids[..., None].double() * inv] * 2, dim=-1)
         return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
 
-    patches = []
+    gemma2 = importlib.import_module("transformers.models.gemma2.modeling_gemma2")
+
+    def eager(module, query, key, value, attention_mask, dropout=0.0, scaling=None, softcap=None, **kwargs):
+        # Gemma 2's eager attention with the softmax at the input's precision (HF upcasts to float32 only)
+        k = gemma2.repeat_kv(key, module.num_key_value_groups)
+        v = gemma2.repeat_kv(value, module.num_key_value_groups)
+        w = torch.matmul(query, k.transpose(2, 3)) * scaling
+        if softcap is not None:
+            w = torch.tanh(w / softcap) * softcap
+        if attention_mask is not None:
+            w = w + attention_mask
+        w = torch.softmax(w, dim=-1)
+        return torch.matmul(w, v).transpose(1, 2).contiguous(), w
+
+    patches = [(gemma2, "eager_attention_forward", eager)]
     for mod, prefix in (("llama", "Llama"), ("mistral", "Mistral"), ("qwen2", "Qwen2"), ("phi3", "Phi3"),
-                        ("gemma", "Gemma")):
+                        ("gemma", "Gemma"), ("gemma2", "Gemma2")):
         m = importlib.import_module(f"transformers.models.{mod}.modeling_{mod}")
-        patches.append((getattr(m, f"{prefix}RMSNorm"), "forward", rms_plus_one if prefix == "Gemma" else rms))
+        patches.append((getattr(m, f"{prefix}RMSNorm"), "forward",
+                        rms_plus_one if prefix.startswith("Gemma") else rms))
         patches.append((getattr(m, f"{prefix}RotaryEmbedding"), "forward", rope))
     return patches

@@ -5,7 +5,8 @@ the maximum length, the sliding window). Parts are recognised by their structure
 
 * a decoder base (``embed_tokens``, ``layers``, ``norm``, ``rotary_emb``): Llama, Mistral, Qwen2/2.5,
   Phi-3 (fused ``qkv_proj`` / ``gate_up_proj``, split here), Gemma (GeGLU, scaled embeddings,
-  ``(1 + w)`` RMSNorm) and any other model built the same way;
+  ``(1 + w)`` RMSNorm), Gemma 2 (sandwich norms, attention soft-capping) and any other model built the
+  same way;
 * a GPT-2 base (``wte``, ``wpe``, ``h``, ``ln_f``);
 * an encoder base (``embeddings`` and ``encoder.layer``: BERT, RoBERTa with its position offset) or
   ``embeddings`` and ``transformer.layer`` (DistilBERT);
@@ -208,33 +209,37 @@ def _one_flag(values: list[bool], path: str, what: str) -> bool:
     return values[0]
 
 
+# Gemma 2's extra norms: with them, post_attention_layernorm normalises the attention output
+_SANDWICH = ("pre_feedforward_layernorm", "post_feedforward_layernorm")
+
+
 def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dict, NameMap, str]:
     """A llama-family decoder base: config fields, name map and the embedding key."""
     kids = _expect_children(base, prefix, {"embed_tokens", "layers", "norm", "rotary_emb"}, "decoder base")
     for need in ("embed_tokens", "layers", "norm"):
         if need not in kids:
             _fail(_path(prefix, need), "missing (a decoder base needs embed_tokens, layers and norm)")
-    for flag in ("attn_logit_softcapping", "final_logit_softcapping"):
-        if c.get(flag):  # Gemma 2: c * tanh(x / c) on the attention scores / the logits
-            _fail(prefix, f"{flag} = {c[flag]}: soft-capping (c * tanh(x / c)) is not implemented by the "
-                          "Transformer or its integer model (it needs a tanh table between the scores and the "
-                          "softmax); load the model with it set to None only if it was trained without it")
     emb_path = _path(prefix, "embed_tokens")
     scale = embedding_scale(kids["embed_tokens"], emb_path)
     vocab, d = kids["embed_tokens"].weight.shape
     layers = kids["layers"]
     n_heads = int(c["num_attention_heads"])
     m: NameMap = {}
-    qkv_bias, o_bias, mlp_bias, acts, plus_one, eps_all = [], [], [], [], [], []
+    qkv_bias, o_bias, mlp_bias, acts, plus_one, eps_all, sandwich = [], [], [], [], [], [], []
     head_dim = kv_heads = d_ff = None
-    scale_attn = None
+    scale_attn = softcaps = None
     for i, layer in enumerate(layers):
         lp = _path(prefix, f"layers.{i}")
-        lk = _expect_children(layer, lp, {"self_attn", "mlp", "input_layernorm", "post_attention_layernorm"},
-                              "decoder layer")
+        lk = _expect_children(layer, lp, {"self_attn", "mlp", "input_layernorm", "post_attention_layernorm",
+                                          *_SANDWICH}, "decoder layer")
         for need in ("self_attn", "mlp", "input_layernorm", "post_attention_layernorm"):
             if need not in lk:
                 _fail(_path(lp, need), "missing from the decoder layer")
+        has = [n in lk for n in _SANDWICH]
+        if any(has) and not all(has):  # a lone pre- or post-feedforward norm has no place
+            _fail(_path(lp, _SANDWICH[has.index(True)]), "a sandwich norm without its partner "
+                  f"(expected both of {list(_SANDWICH)})")
+        sandwich.append(all(has))
         attn, ap = lk["self_attn"], _path(lp, "self_attn")
         ak = _expect_children(attn, ap, {"q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj", "rotary_emb"},
                               "attention")
@@ -270,10 +275,13 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
         _lin_map(m, f"{t}.attn.wo", _path(ap, "o_proj"), o)
         o_bias.append(o.bias is not None)
         s = getattr(attn, "scaling", None)
+        if getattr(attn, "is_causal", True) is False:
+            _fail(ap, "bidirectional attention in a decoder (is_causal False) not implemented")
+        cap = getattr(attn, "attn_logit_softcapping", c.get("attn_logit_softcapping"))
         if head_dim is None:
-            head_dim, kv_heads, scale_attn = hd, kvh, s
-        elif (hd, kvh, s) != (head_dim, kv_heads, scale_attn):
-            _fail(ap, "head_dim, kv heads or attention scaling differ between layers")
+            head_dim, kv_heads, scale_attn, softcaps = hd, kvh, s, cap
+        elif (hd, kvh, s, cap) != (head_dim, kv_heads, scale_attn, softcaps):
+            _fail(ap, "head_dim, kv heads, attention scaling or soft-capping differ between layers")
 
         mlp, mp = lk["mlp"], _path(lp, "mlp")
         mk = _expect_children(mlp, mp, {"gate_proj", "up_proj", "down_proj", "gate_up_proj", "act_fn",
@@ -305,7 +313,10 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
             d_ff = ff
         elif ff != d_ff:
             _fail(mp, f"d_ff {ff} differs from layer 0's {d_ff}")
-        for ours, theirs in (("attn_norm", "input_layernorm"), ("mlp_norm", "post_attention_layernorm")):
+        norms = ((("attn_norm", "input_layernorm"), ("attn_post_norm", "post_attention_layernorm"),
+                  ("mlp_norm", "pre_feedforward_layernorm"), ("mlp_post_norm", "post_feedforward_layernorm"))
+                 if sandwich[-1] else (("attn_norm", "input_layernorm"), ("mlp_norm", "post_attention_layernorm")))
+        for ours, theirs in norms:
             gain, eps = rms_norm_gain(lk[theirs], _path(lp, theirs))
             po = not torch.equal(gain, lk[theirs].weight.detach())
             plus_one.append(po)
@@ -319,6 +330,7 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
     if len(layers) == 0:
         _fail(_path(prefix, "layers"), "no layers")
     _one_flag(plus_one, prefix, "norm conventions (w or 1 + w)")
+    sandwiched = _one_flag(sandwich, prefix, "sandwich norms (pre/post_feedforward_layernorm)")
     eps = _one_flag(eps_all, prefix, "norm epsilons")
     act = _one_flag(acts, prefix, "MLP activations")
     theta, llama3 = _rope_from_module(kids.get("rotary_emb"), c, head_dim, _path(prefix, "rotary_emb"))
@@ -349,7 +361,8 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
         glu_act="silu" if act == "silu" else "gelu", gelu_approx="tanh" if act == "gelu_tanh" else "none",
         attn_scale=None if scale_attn is None or abs(scale_attn - default_scale) <= 1e-12 * default_scale
         else float(scale_attn),
-        rope_llama3=llama3, embed_scale=scale)
+        rope_llama3=llama3, embed_scale=scale, sandwich_norm=sandwiched,
+        attn_softcap=float(softcaps) if softcaps else None)
     return fields, m, emb_key
 
 

@@ -150,6 +150,9 @@ def from_hf(module: nn.Module, max_seq: int | None = None) -> Transformer:
         tied = head.weight is module.get_input_embeddings().weight or (
             bool(c.get("tie_word_embeddings", False)) and torch.equal(head.weight, emb))
         fields["output"] = "logits"
+        cap = c.get("final_logit_softcapping")
+        if cap:  # applied in the LM head's forward (Gemma 2), so only the config can say
+            fields["logit_softcap"] = float(cap)
         if tied and scale == 1.0:
             fields["tie_embeddings"] = True
         else:  # untied, or tied to a scaled embedding (Gemma): the head keeps the unscaled table

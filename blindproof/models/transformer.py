@@ -55,6 +55,10 @@ class TransformerConfig:
     # Llama 3.x RoPE frequency scaling: (factor, low_freq_factor, high_freq_factor, original_max_positions)
     rope_llama3: tuple[float, float, float, int] | None = None
     n_labels: int = 0  # output "last": width of the classification head (read at the last position)
+    # Gemma 2: a second RMSNorm on each sublayer's output before the residual add ("sandwich" norms)
+    sandwich_norm: bool = False
+    attn_softcap: float | None = None  # attention scores become c·tanh(s/c) before the mask and softmax
+    logit_softcap: float | None = None  # logits become c·tanh(z/c) (output "logits" only)
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -82,6 +86,16 @@ class TransformerConfig:
             raise ValueError("output 'last' needs n_labels > 0, and n_labels is only for output 'last'")
         if self.glu_act not in ("silu", "gelu"):
             raise ValueError(f"glu_act must be 'silu' or 'gelu', got {self.glu_act!r}")
+        if self.sandwich_norm and self.norm_position != "pre":
+            raise ValueError("sandwich_norm needs norm_position 'pre'")
+        for name in ("attn_softcap", "logit_softcap"):
+            c = getattr(self, name)
+            if c is not None:
+                if not (isinstance(c, (int, float)) and math.isfinite(c) and c > 0):
+                    raise ValueError(f"{name} must be a positive float or None, got {c!r}")
+                object.__setattr__(self, name, float(c))
+        if self.logit_softcap is not None and self.output != "logits":
+            raise ValueError("logit_softcap is only for output 'logits'")
 
     @property
     def kv_heads(self) -> int:
@@ -123,7 +137,13 @@ class TransformerConfig:
 
 
 _OPTIONAL_DEFAULTS = {"attn_head_dim": None, "qkv_bias": None, "o_bias": None, "mlp_bias": None,
-                      "glu_act": "silu", "attn_scale": None, "rope_llama3": None, "n_labels": 0}
+                      "glu_act": "silu", "attn_scale": None, "rope_llama3": None, "n_labels": 0,
+                      "sandwich_norm": False, "attn_softcap": None, "logit_softcap": None}
+
+
+def softcap(x: torch.Tensor, c: float | None) -> torch.Tensor:
+    """Gemma 2's soft-capping ``c·tanh(x/c)`` (identity for ``c = None``)."""
+    return x if c is None else torch.tanh(x / c) * c
 
 
 class RMSNorm(nn.Module):
@@ -223,7 +243,7 @@ class Attention(nn.Module):
         if rep > 1:
             k = k.repeat_interleave(rep, dim=1)
             v = v.repeat_interleave(rep, dim=1)
-        scores = (q @ k.transpose(-1, -2)) * cfg.softmax_scale
+        scores = softcap((q @ k.transpose(-1, -2)) * cfg.softmax_scale, cfg.attn_softcap)
         if cfg.causal:
             total = k.shape[-2]
             qpos = torch.arange(start, start + t)[:, None]
@@ -259,8 +279,14 @@ class Block(nn.Module):
         self.attn = Attention(cfg)
         self.mlp_norm = make_norm(cfg)
         self.mlp = MLP(cfg)
+        if cfg.sandwich_norm:  # norms on the sublayer outputs, before the residual adds
+            self.attn_post_norm = make_norm(cfg)
+            self.mlp_post_norm = make_norm(cfg)
 
     def forward(self, h: torch.Tensor, start: int, rope, cache: KVCache | None, layer: int) -> torch.Tensor:
+        if self.cfg.sandwich_norm:
+            h = h + self.attn_post_norm(self.attn(self.attn_norm(h), start, rope, cache, layer))
+            return h + self.mlp_post_norm(self.mlp(self.mlp_norm(h)))
         if self.cfg.norm_position == "pre":
             h = h + self.attn(self.attn_norm(h), start, rope, cache, layer)
             return h + self.mlp(self.mlp_norm(h))
@@ -338,7 +364,7 @@ class Transformer(nn.Module):
         if self.cfg.norm_position == "pre":
             h = self.final_norm(h)
         if self.cfg.output == "logits":
-            return self.lm_head(h)
+            return softcap(self.lm_head(h), self.cfg.logit_softcap)
         if self.cfg.output == "last":
             return self.lm_head(h[:, -1])
         if self.cfg.output == "hidden":

@@ -24,7 +24,7 @@ from blindproof.zk.quant.reference import BoundError, Trace, check_weights, run_
 from blindproof.zk.quant.spec import (ACC_BOUND, INT8_MAX, INT16_MAX, SCORE_HI, SCORE_LO, Op, QuantSpec, TableSpec,
                                       TensorSpec, WeightSpec, decode_output, encode_input, norm_sq_bits)
 from blindproof.zk.quant.tables import (activation_table, exp_table, rope_angles, rope_table,
-                                        round_half_up)
+                                        round_half_up, softcap_table)
 
 WIDE = ACC_BOUND - 1
 
@@ -249,6 +249,20 @@ class _Builder:
             return {"table": tname}
         return self.op("lookup", [x], out, params)
 
+    def softcap(self, x: _Node, cap: float, name: str, out_exp: int) -> _Node:
+        """``c·tanh(x/c)`` (Gemma 2): ``x`` rescaled to a clamped int16 activation, then a public table
+        lookup whose output has the fixed exponent ``out_exp`` (the table's entries bound its range)."""
+        xin = self.requant(x, name + ".in")
+        bound = int(math.ceil(cap * 2.0 ** out_exp))
+        out = self.node(name, cap * np.tanh(xin.value / cap), "activation", -bound, bound, fixed=out_exp)
+
+        def params() -> dict:
+            ein = int(self.exp(xin))
+            tname = f"softcap{cap!r}.in{ein}.out{out_exp}"
+            self.tables.setdefault(tname, lambda: softcap_table(tname, cap, ein, out_exp))
+            return {"table": tname}
+        return self.op("lookup", [xin], out, params)
+
     def norm(self, x: _Node, kind: str, eps: float, gamma: np.ndarray, beta: np.ndarray | None, name: str) -> _Node:
         d = x.value.shape[-1]
         c = x.value - x.value.mean(-1, keepdims=True) if kind == "layer" else x.value
@@ -427,7 +441,10 @@ def _walk_transformer(b: _Builder, model: Transformer, tokens: np.ndarray, scope
         if cfg.position == "rope":
             qh = b.requant(b.rope(qh, n + "q_rope.acc", cfg.rope_theta, cfg.max_seq, cfg.rope_llama3), n + "q_rope")
             kh = b.requant(b.rope(kh, n + "k_rope.acc", cfg.rope_theta, cfg.max_seq, cfg.rope_llama3), n + "k_rope")
-        s = b.requant(b.qk(qh, kh, n + "scores.acc"), n + "scores", SCORE_LO, SCORE_HI, fixed=b.cfg.score_exp)
+        if cfg.attn_softcap is None:
+            s = b.requant(b.qk(qh, kh, n + "scores.acc"), n + "scores", SCORE_LO, SCORE_HI, fixed=b.cfg.score_exp)
+        else:  # Gemma 2: c·tanh(s/c) by table, its output at the softmax's score exponent
+            s = b.softcap(b.qk(qh, kh, n + "scores.acc"), cfg.attn_softcap, n + "scores", b.cfg.score_exp)
         pr = b.softmax(s, cfg.causal, n + "probs")
         o = b.merge_heads(b.pv(pr, vh, n + "mix.acc"), n + "mix.merged")
         return lin(b.requant(o, n + "mix"), p + "wo", n + "out.acc")
@@ -447,7 +464,13 @@ def _walk_transformer(b: _Builder, model: Transformer, tokens: np.ndarray, scope
         h = norm(h, "embed_norm", "embed.norm")
     for i in range(cfg.n_layers):
         bp = f"blocks.{i}."
-        if cfg.norm_position == "pre":
+        if cfg.sandwich_norm:  # Gemma 2: each sublayer's output normed before the residual add
+            a = norm(attention(norm(h, bp + "attn_norm", f"b{i}.attn_norm"), i), bp + "attn_post_norm",
+                     f"b{i}.attn_post_norm")
+            h = b.add(h, a, f"b{i}.res1")
+            m = norm(mlp(norm(h, bp + "mlp_norm", f"b{i}.mlp_norm"), i), bp + "mlp_post_norm", f"b{i}.mlp_post_norm")
+            h = b.add(h, m, f"b{i}.res2")
+        elif cfg.norm_position == "pre":
             h = b.add(h, attention(norm(h, bp + "attn_norm", f"b{i}.attn_norm"), i), f"b{i}.res1")
             h = b.add(h, mlp(norm(h, bp + "mlp_norm", f"b{i}.mlp_norm"), i), f"b{i}.res2")
         else:
@@ -458,6 +481,9 @@ def _walk_transformer(b: _Builder, model: Transformer, tokens: np.ndarray, scope
     if cfg.norm_position == "pre":
         h = norm(h, "final_norm", "final_norm")
     if cfg.output == "logits":
+        if cfg.logit_softcap is not None:  # output exponent: the largest keeping c·2^e within int16
+            e = _floor_log2(INT16_MAX / cfg.logit_softcap)
+            return [b.softcap(b.linear(h, sd["lm_head.weight"], None, "head.acc"), cfg.logit_softcap, "logits", e)]
         return [b.requant(b.linear(h, sd["lm_head.weight"], None, "head.acc"), "logits")]
     if cfg.output == "last":
         # The program has no row-selection op: it computes (and a proof covers) the label logits at every

@@ -59,6 +59,10 @@ def _values(fn: str, in_exp: int, out_exp: int, lo: int, hi: int, params: dict) 
     if fn in _ACTIVATIONS:
         x = np.arange(lo, hi + 1, dtype=np.float64) * 2.0 ** -in_exp
         return round_half_up(_ACTIVATIONS[fn](x) * 2.0 ** out_exp)
+    if fn == "softcap":  # Gemma 2: c·tanh(x/c), c a public parameter
+        c = float(params["cap"])
+        x = np.arange(lo, hi + 1, dtype=np.float64) * 2.0 ** -in_exp
+        return round_half_up(c * np.tanh(x / c) * 2.0 ** out_exp)
     if fn in ("cos", "sin"):
         llama3 = None
         if "llama3_factor" in params:
@@ -66,7 +70,7 @@ def _values(fn: str, in_exp: int, out_exp: int, lo: int, hi: int, params: dict) 
         ang = rope_angles(int(params["head_dim"]), int(params["max_seq"]), float(params["theta"]),
                           llama3).reshape(-1)
         return round_half_up((np.cos(ang) if fn == "cos" else np.sin(ang)) * 2.0 ** out_exp)
-    raise ValueError(f"unknown table function {fn!r}; known: {', '.join([*_ACTIVATIONS, 'cos', 'sin'])}")
+    raise ValueError(f"unknown table function {fn!r}; known: {', '.join([*_ACTIVATIONS, 'softcap', 'cos', 'sin'])}")
 
 
 @lru_cache(maxsize=64)
@@ -92,6 +96,13 @@ def make_table(name: str, fn: str, in_exp: int, out_exp: int, lo: int, hi: int, 
 def activation_table(name: str, fn: str, in_exp: int, out_exp: int) -> TableSpec:
     """SiLU/GELU table over the symmetric int16 domain [-32767, 32767]."""
     return make_table(name, fn, in_exp, out_exp, -INT16_MAX, INT16_MAX)
+
+
+def softcap_table(name: str, cap: float, in_exp: int, out_exp: int) -> TableSpec:
+    """Soft-capping table ``c·tanh(x/c)`` over the symmetric int16 domain (``cap`` is a public parameter)."""
+    if not (math.isfinite(cap) and cap > 0):
+        raise ValueError(f"soft-capping constant must be positive and finite, got {cap!r}")
+    return make_table(name, "softcap", in_exp, out_exp, -INT16_MAX, INT16_MAX, {"cap": float(cap)})
 
 
 def exp_table(name: str, in_exp: int, out_exp: int) -> TableSpec:
