@@ -74,7 +74,7 @@ def row(name: str) -> dict:
     with torch.no_grad():
         fref = ours(test_ids).numpy()
     yi = qm.forward(test_ids.numpy())
-    if ours.cfg.output in ("logits", "last"):
+    if ours.cfg.output in ("logits", "last", "first"):
         r["integer"] = {"top1": float((yi.argmax(-1) == fref.argmax(-1)).mean())}
     else:
         cos = (yi * fref).sum(-1) / np.linalg.norm(yi, axis=-1) / np.linalg.norm(fref, axis=-1)

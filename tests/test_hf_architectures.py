@@ -90,6 +90,11 @@ def test_structure_read_from_the_module(loaded):
     assert loaded("qwen2-cls")[1].cfg.output == "last" and loaded("qwen2-cls")[1].cfg.n_labels == 3
     assert loaded("llama-base")[1].cfg.output == "hidden" and loaded("gpt2-base")[1].cfg.output == "hidden"
     assert loaded("roberta")[1].cfg.max_seq == 64  # positions start at padding_idx + 1 = 2
+    for name, act in (("bert-cls", "tanh"), ("roberta-cls", "tanh"), ("distilbert-cls", "relu")):
+        c = loaded(name)[1].cfg
+        assert (c.output, c.n_labels, c.pool_act) == ("first", 3, act)
+    b = loaded("bert-cls")
+    assert torch.equal(b[1].pooler.weight, b[0].bert.pooler.dense.weight)
     # options at their defaults stay out of the description (existing digests are unchanged)
     assert set(loaded("llama")[1].cfg.to_dict()) == set(loaded("gpt2")[1].cfg.to_dict())
 
@@ -102,7 +107,7 @@ def test_blind_equals_plaintext(name, tier, loaded):
     with torch.no_grad():
         ref = ours(ids)
     splits = [Split()]
-    if ours.cfg.output != "last":
+    if ours.cfg.output not in ("last", "first"):
         splits.append(Split(False, False))
     for split in splits:
         if split == Split(False, False) and tier == "rotate" and ours.cfg.output in ("mean_pool", "hidden") \
@@ -133,7 +138,7 @@ def test_integer_model_agrees(name, loaded):
         ref = ours(ids).numpy()
     y = qm.forward(ids.numpy())
     assert y.shape == ref.shape
-    if ours.cfg.output in ("logits", "last"):
+    if ours.cfg.output in ("logits", "last", "first"):
         assert (y.argmax(-1) == ref.argmax(-1)).mean() >= 0.9
     else:
         cos = (y * ref).sum(-1) / np.linalg.norm(y, axis=-1) / np.linalg.norm(ref, axis=-1)
@@ -197,9 +202,17 @@ def test_unmappable_parts_are_named():
     hf.model.layers[1].mlp.act_fn = nn.ReLU()
     with pytest.raises(UnsupportedModelError, match=r"model.layers.1.mlp.act_fn: activation ReLU"):
         from_hf(hf)
-    hf = tf.BertForSequenceClassification(tf.BertConfig(vocab_size=97, hidden_size=32, num_hidden_layers=1,
-                                                        num_attention_heads=4, intermediate_size=64))
-    with pytest.raises(UnsupportedModelError, match="classifier: Linear: a head"):
+    hf = tf.BertForMaskedLM(tf.BertConfig(vocab_size=97, hidden_size=32, num_hidden_layers=1,
+                                          num_attention_heads=4, intermediate_size=64))
+    with pytest.raises(UnsupportedModelError, match="cls: BertOnlyMLMHead: a head"):
+        from_hf(hf)
+    hf = ex.build("roberta-cls")
+    hf.classifier.forward = lambda x: hf.classifier.out_proj(torch.relu(hf.classifier.dense(x[:, 0])))
+    with pytest.raises(UnsupportedModelError, match=r"classifier: RobertaClassificationHead does not compute"):
+        from_hf(hf)
+    hf = ex.build("bert-cls")
+    hf.bert.pooler.activation = nn.ReLU()
+    with pytest.raises(UnsupportedModelError, match=r"bert.pooler.activation: the pooler's activation is not tanh"):
         from_hf(hf)
 
 

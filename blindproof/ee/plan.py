@@ -93,9 +93,9 @@ class KeyPlan:
                 raise ValueError("encrypt the model without its input expansion: blindproof.fingerprint.blind "
                                  "adds a keyed expansion at deployment")
             self.cfg = model.cfg
-            if model.cfg.output == "last" and not split.client_decodes:
-                raise ValueError("a classification head (output 'last') is decoded by the client: its labels have "
-                                 "no key of their own; keep client_decodes=True")
+            if model.cfg.output in ("last", "first") and not split.client_decodes:
+                raise ValueError(f"a classification head (output {model.cfg.output!r}) is decoded by the client: its "
+                                 "labels have no key of their own; keep client_decodes=True")
 
     def rng(self, label: str) -> np.random.Generator:
         return self.key.rng(self.prefix + label)

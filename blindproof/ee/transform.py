@@ -238,6 +238,8 @@ def _zero_client_parts(server: Transformer, split: Split, tied: bool, server_emb
             names.append("final_norm")
         if cfg.output == "logits" and not (tied and server_embeds):
             names.append("lm_head")
+        if cfg.output in ("last", "first"):  # classification heads: the client's alone
+            names += [n for n in ("pooler", "lm_head") if hasattr(server, n)]
     with torch.no_grad():
         for n in names:
             for p in getattr(server, n).parameters():

@@ -48,6 +48,9 @@ def _spec() -> dict[str, tuple[str, str, dict]]:
         "bert": ("BertModel", "BertConfig", {}),
         "roberta": ("RobertaModel", "RobertaConfig", {}),
         "distilbert": ("DistilBertModel", "DistilBertConfig", {}),
+        "bert-cls": ("BertForSequenceClassification", "BertConfig", {"num_labels": 3}),
+        "roberta-cls": ("RobertaForSequenceClassification", "RobertaConfig", {"num_labels": 3}),
+        "distilbert-cls": ("DistilBertForSequenceClassification", "DistilBertConfig", {"num_labels": 3}),
     }
 
 

@@ -446,6 +446,73 @@ def map_distilbert(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[
     return fields, m, p("embeddings.word_embeddings.weight")
 
 
+# --- encoder classification heads ----------------------------------------------------------------
+
+def _is_tanh(act: Any) -> bool:
+    x = torch.linspace(-4.0, 4.0, 81, dtype=torch.float64)
+    try:
+        return callable(act) and _close(act(x), torch.tanh(x), 1e-9)
+    except Exception:  # noqa: BLE001 - anything that fails on a probe is not tanh
+        return False
+
+
+@torch.no_grad()
+def _runs_as(head: nn.Module, path: str, pool: nn.Linear, out: nn.Linear) -> None:
+    """Check that ``head(features)`` equals ``out(tanh(pool(features[:, 0])))`` on a probe."""
+    w = pool.weight
+    f = _probe_input((2, 3, pool.in_features), w.dtype, 2)
+    try:
+        y = head(f)
+    except Exception as exc:  # noqa: BLE001 - a head we cannot run is a head we cannot map
+        _fail(path, f"{type(head).__name__} failed on a probe: {exc}")
+    if not _close(y, out(torch.tanh(pool(f[:, 0]))), _tol(w.dtype)):
+        _fail(path, f"{type(head).__name__} does not compute out_proj(tanh(dense(x[:, 0])))")
+
+
+def map_encoder_head(base: nn.Module, prefix: str, heads: dict[str, nn.Module]) -> tuple[dict, NameMap]:
+    """An encoder's sequence-classification head: a pooler on the first token, an activation, a label
+    linear (config fields and name map). Recognised shapes: BERT (``pooler.dense`` + tanh inside the base,
+    then ``classifier``), RoBERTa (``classifier`` holding ``dense`` and ``out_proj``, run on a probe) and
+    DistilBERT (``pre_classifier``, ReLU, ``classifier``; the ReLU is in its forward, not its tree)."""
+    m: NameMap = {}
+
+    def pair(pool_path: str, pool: Any, out_path: str, out: Any) -> int:
+        pool, out = _linear(pool, pool_path), _linear(out, out_path)
+        for lin, pth in ((pool, pool_path), (out, out_path)):
+            if lin.bias is None:
+                _fail(pth, "a classification linear without a bias")
+        if pool.in_features != pool.out_features or out.in_features != pool.out_features:
+            _fail(pool_path, f"pooler {pool.in_features}->{pool.out_features} does not feed the label head")
+        _lin_map(m, "pooler", pool_path, pool)
+        _lin_map(m, "lm_head", out_path, out)
+        return int(out.out_features)
+
+    if set(heads) == {"pre_classifier", "classifier"}:
+        n = pair("pre_classifier", heads["pre_classifier"], "classifier", heads["classifier"])
+        return {"output": "first", "n_labels": n, "pool_act": "relu"}, m
+    if set(heads) == {"classifier"}:
+        cls = heads["classifier"]
+        kids = _significant(cls)
+        if set(kids) == {"dense", "out_proj"}:
+            n = pair("classifier.dense", kids["dense"], "classifier.out_proj", kids["out_proj"])
+            _runs_as(cls, "classifier", kids["dense"], kids["out_proj"])
+            return {"output": "first", "n_labels": n, "pool_act": "tanh"}, m
+        pooler = getattr(base, "pooler", None)
+        if isinstance(cls, nn.Linear) and pooler is not None:
+            pp = _path(prefix, "pooler")
+            pk = _expect_children(pooler, pp, {"dense", "activation"}, "pooler")
+            if not _is_tanh(pk.get("activation")):
+                _fail(_path(pp, "activation"), "the pooler's activation is not tanh")
+            n = pair(_path(pp, "dense"), pk.get("dense"), "classifier", cls)
+            return {"output": "first", "n_labels": n, "pool_act": "tanh"}, m
+        if isinstance(cls, nn.Linear):
+            _fail("classifier", "a label linear with no pooler in front of it (the base has none)")
+    name = sorted(heads)[0]
+    _fail(name, f"{type(heads[name]).__name__}: a head the Transformer has no place for (encoders: none, or a "
+                "pooler + classifier as in *ForSequenceClassification)")
+    raise AssertionError
+
+
 def _is_decoder_base(m: nn.Module) -> bool:
     k = _children(m)
     return "embed_tokens" in k and "layers" in k and "norm" in k

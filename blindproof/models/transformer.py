@@ -41,7 +41,7 @@ class TransformerConfig:
     norm_eps: float = 1e-5
     embed_norm: bool = False  # BERT: LayerNorm right after the embedding sum
     type_vocab_size: int = 0  # BERT token-type embeddings (type 0 is always used)
-    output: Literal["logits", "mean_pool", "hidden", "last"] = "logits"
+    output: Literal["logits", "mean_pool", "hidden", "last", "first"] = "logits"
     gelu_approx: Literal["none", "tanh"] = "none"
     input_extra: int = 0  # width r of a harmless input expansion before the blocks (0: none; fingerprint/blind.py)
     # Options below are absent from to_dict() while at their defaults, so existing descriptions and
@@ -54,7 +54,9 @@ class TransformerConfig:
     attn_scale: float | None = None  # softmax scale of q.k (None: 1/sqrt(head_dim))
     # Llama 3.x RoPE frequency scaling: (factor, low_freq_factor, high_freq_factor, original_max_positions)
     rope_llama3: tuple[float, float, float, int] | None = None
-    n_labels: int = 0  # output "last": width of the classification head (read at the last position)
+    n_labels: int = 0  # output "last"/"first": width of the classification head
+    # output "first" (encoder sequence classification): label head on act(pooler(h[:, 0])), both with biases
+    pool_act: Literal["tanh", "relu"] | None = None
     # Gemma 2: a second RMSNorm on each sublayer's output before the residual add ("sandwich" norms)
     sandwich_norm: bool = False
     attn_softcap: float | None = None  # attention scores become c·tanh(s/c) before the mask and softmax
@@ -82,8 +84,11 @@ class TransformerConfig:
             if not (float(hi) > float(lo) > 0 and float(f) > 0 and int(orig) > 0):
                 raise ValueError(f"rope_llama3 needs factor > 0, high_freq_factor > low_freq_factor > 0, got "
                                  f"{self.rope_llama3!r}")
-        if (self.output == "last") != (self.n_labels > 0):
-            raise ValueError("output 'last' needs n_labels > 0, and n_labels is only for output 'last'")
+        if (self.output in ("last", "first")) != (self.n_labels > 0):
+            raise ValueError("outputs 'last' and 'first' need n_labels > 0, and n_labels is only for them")
+        if (self.output == "first") != (self.pool_act is not None) or self.pool_act not in (None, "tanh", "relu"):
+            raise ValueError(f"output 'first' needs pool_act 'tanh' or 'relu' (and only it has one), got "
+                             f"{self.pool_act!r}")
         if self.glu_act not in ("silu", "gelu"):
             raise ValueError(f"glu_act must be 'silu' or 'gelu', got {self.glu_act!r}")
         if self.sandwich_norm and self.norm_position != "pre":
@@ -138,7 +143,7 @@ class TransformerConfig:
 
 _OPTIONAL_DEFAULTS = {"attn_head_dim": None, "qkv_bias": None, "o_bias": None, "mlp_bias": None,
                       "glu_act": "silu", "attn_scale": None, "rope_llama3": None, "n_labels": 0,
-                      "sandwich_norm": False, "attn_softcap": None, "logit_softcap": None}
+                      "sandwich_norm": False, "attn_softcap": None, "logit_softcap": None, "pool_act": None}
 
 
 def softcap(x: torch.Tensor, c: float | None) -> torch.Tensor:
@@ -323,6 +328,9 @@ class Transformer(nn.Module):
                 self.lm_head.weight = self.embed.weight
         elif cfg.output == "last":  # sequence classification: a label head read at the last position
             self.lm_head = nn.Linear(cfg.d_model, cfg.n_labels, bias=False)
+        elif cfg.output == "first":  # encoder classification: pooler and label head on the first token
+            self.pooler = nn.Linear(cfg.d_model, cfg.d_model)
+            self.lm_head = nn.Linear(cfg.d_model, cfg.n_labels)
         if cfg.position == "rope":
             cos, sin = rope_tables(cfg.head_dim, cfg.max_seq, cfg.rope_theta, torch.float64, cfg.rope_llama3)
             self.register_buffer("rope_cos", cos, persistent=False)
@@ -360,13 +368,17 @@ class Transformer(nn.Module):
 
     def head(self, h: torch.Tensor) -> torch.Tensor:
         """Residual stream -> logits (decoders), mean-pooled embedding (encoders), the final hidden states
-        (bare base models) or label logits at the last position (sequence classification, no padding)."""
+        (bare base models) or label logits at the last position (decoder sequence classification, no
+        padding) or from the first token through a pooler (encoder sequence classification)."""
         if self.cfg.norm_position == "pre":
             h = self.final_norm(h)
         if self.cfg.output == "logits":
             return softcap(self.lm_head(h), self.cfg.logit_softcap)
         if self.cfg.output == "last":
             return self.lm_head(h[:, -1])
+        if self.cfg.output == "first":
+            pooled = self.pooler(h[:, 0])
+            return self.lm_head(torch.tanh(pooled) if self.cfg.pool_act == "tanh" else torch.relu(pooled))
         if self.cfg.output == "hidden":
             return h
         return h.mean(dim=1)

@@ -33,6 +33,7 @@ _FLOAT_ACT: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "silu": lambda x: torch.nn.functional.silu(torch.from_numpy(x)).numpy(),
     "gelu": lambda x: torch.nn.functional.gelu(torch.from_numpy(x)).numpy(),
     "gelu_tanh": lambda x: torch.nn.functional.gelu(torch.from_numpy(x), approximate="tanh").numpy(),
+    "tanh": np.tanh,
 }
 
 
@@ -489,6 +490,13 @@ def _walk_transformer(b: _Builder, model: Transformer, tokens: np.ndarray, scope
         # The program has no row-selection op: it computes (and a proof covers) the label logits at every
         # position; the classification is the last row (QuantizedModel.forward returns that row).
         return [b.requant(b.linear(h, sd["lm_head.weight"], None, "head.acc"), "label_logits")]
+    if cfg.output == "first":
+        # Encoder classification: pooler, tanh (table) or ReLU (a rescale clamped at 0), label head. As for
+        # "last", no row selection: every position is computed and proved; the label logits are row 0.
+        pooled = b.requant(lin(h, "pooler", "pooler.acc"), "pooler", lo=0 if cfg.pool_act == "relu" else -INT16_MAX)
+        if cfg.pool_act == "tanh":
+            pooled = b.lookup(pooled, "tanh", "pooler.tanh")
+        return [b.requant(lin(pooled, "lm_head", "head.acc"), "cls_logits")]
     if cfg.output == "hidden":
         return [b.requant(h, "hidden")]
     return [b.mean_pool(h, "pooled")]
@@ -537,10 +545,13 @@ class QuantizedModel:
 
     def forward(self, x: torch.Tensor | np.ndarray, start: int = 0) -> np.ndarray:
         """Float view of the integer model's output (logits, pooled embedding, hidden states, or the label
-        logits of the last position for a classification head, like the float model)."""
+        logits of the last (decoder) or first (encoder) position for a classification head, like the float
+        model)."""
         y = self.decode(self.run(x, start=start, record=False))
         if self.spec.outputs[0] == "label_logits":
             return y[:, -1]
+        if self.spec.outputs[0] == "cls_logits":
+            return y[:, 0]
         return y
 
 

@@ -33,7 +33,8 @@ def _exp_neg(x: np.ndarray) -> np.ndarray:
     return np.exp(-x)
 
 
-_ACTIVATIONS = {"silu": _silu, "gelu": _gelu, "gelu_tanh": _gelu_tanh, "exp_neg": _exp_neg}
+_ACTIVATIONS = {"silu": _silu, "gelu": _gelu, "gelu_tanh": _gelu_tanh, "exp_neg": _exp_neg,
+                "tanh": np.tanh}  # tanh: BERT/RoBERTa classification poolers
 
 
 def round_half_up(x: np.ndarray) -> np.ndarray:
