@@ -158,12 +158,23 @@ class KeyPlan:
     def ffn(self, layer: int) -> tuple[PermKey, PermKey]:
         """(gate key, up key) of one MLP: one shared permutation; rotate also scales SwiGLU's up branch."""
         cfg, rng = self.cfg, self.rng(f"block{layer}/ffn")
-        perm = rng.permutation(cfg.d_ff)
+        if cfg.n_experts:  # experts move as blocks (with the router's outputs), units within each block
+            order = rng.permutation(cfg.n_experts)
+            perm = np.concatenate([e * cfg.d_ff + rng.permutation(cfg.d_ff) for e in order])
+        else:
+            perm = rng.permutation(cfg.d_ff)
         gate = PermKey(perm)
         if self.tier == "rotate" and cfg.mlp == "swiglu":
-            # silu(g) * u is linear in u, so any nonzero diagonal on u passes through exactly
-            return gate, PermKey(perm, log_uniform(rng, cfg.d_ff))
+            # silu(g) * u is linear in u (and so is the expert weighting), so any nonzero diagonal on u
+            # passes through exactly
+            return gate, PermKey(perm, log_uniform(rng, perm.size))
         return gate, gate
+
+    def experts(self, layer: int) -> PermKey:
+        """The expert order of a mixture-of-experts block (router outputs), the one :meth:`ffn` moves its
+        blocks by."""
+        gate, _ = self.ffn(layer)
+        return PermKey(gate.perm.numpy()[::self.cfg.d_ff] // self.cfg.d_ff)
 
     # --- MLP -----------------------------------------------------------------------------------
     @cached_property

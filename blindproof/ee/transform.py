@@ -141,6 +141,8 @@ def _encrypt_transformer(model: Transformer, plan: KeyPlan) -> Transformer:
         mlp = [(f"{p}.mlp.up", blk.mlp.up, up)]
         if cfg.mlp == "swiglu":
             mlp.append((f"{p}.mlp.gate", blk.mlp.gate, gate))
+        if cfg.n_experts:  # the router reads the normed stream; its outputs follow the expert order
+            mlp.append((f"{p}.mlp.router", blk.mlp.router, plan.experts(i)))
         for norm_name, norm, consumers in ((f"{p}.attn_norm", blk.attn_norm, attn),
                                            (f"{p}.mlp_norm", blk.mlp_norm, mlp)):
             if plan.folds_norms:

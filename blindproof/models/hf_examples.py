@@ -39,6 +39,8 @@ def _spec() -> dict[str, tuple[str, str, dict]]:
                                                           "sliding_window": 32, "attn_logit_softcapping": 0.05,
                                                           "final_logit_softcapping": 0.5,
                                                           "attn_implementation": "eager"}),
+        "mixtral": ("MixtralForCausalLM", "MixtralConfig", {"num_local_experts": 4, "num_experts_per_tok": 2,
+                                                            "intermediate_size": 24, "experts_implementation": "eager"}),
         "gpt2": ("GPT2LMHeadModel", "GPT2Config", {}),
         "llama-base": ("LlamaModel", "LlamaConfig", {}),
         "gpt2-base": ("GPT2Model", "GPT2Config", {}),
@@ -133,9 +135,17 @@ def float64_internals() -> list[tuple[object, str, Callable]]:
         w = torch.softmax(w, dim=-1)
         return torch.matmul(w, v).transpose(1, 2).contiguous(), w
 
-    patches = [(gemma2, "eager_attention_forward", eager)]
+    mixtral = importlib.import_module("transformers.models.mixtral.modeling_mixtral")
+
+    def router(self, hidden_states):  # Mixtral's router with its softmax at the input's precision
+        x = hidden_states.reshape(-1, self.hidden_dim)
+        logits = torch.nn.functional.linear(x, self.weight)
+        top, index = torch.topk(torch.softmax(logits, dim=-1), self.top_k, dim=-1)
+        return logits, top / top.sum(dim=-1, keepdim=True), index
+
+    patches = [(gemma2, "eager_attention_forward", eager), (mixtral.MixtralTopKRouter, "forward", router)]
     for mod, prefix in (("llama", "Llama"), ("mistral", "Mistral"), ("qwen2", "Qwen2"), ("phi3", "Phi3"),
-                        ("gemma", "Gemma"), ("gemma2", "Gemma2")):
+                        ("gemma", "Gemma"), ("gemma2", "Gemma2"), ("mixtral", "Mixtral")):
         m = importlib.import_module(f"transformers.models.{mod}.modeling_{mod}")
         patches.append((getattr(m, f"{prefix}RMSNorm"), "forward",
                         rms_plus_one if prefix.startswith("Gemma") else rms))

@@ -209,6 +209,35 @@ def _one_flag(values: list[bool], path: str, what: str) -> bool:
     return values[0]
 
 
+def _map_gated_mlp(mlp: nn.Module, mp: str, ours: str, m: NameMap) -> tuple[int, str, bool]:
+    """A gated MLP (gate, up, down; Phi-3's fused gate_up): (d_ff, activation, has biases)."""
+    mk = _expect_children(mlp, mp, {"gate_proj", "up_proj", "down_proj", "gate_up_proj", "act_fn",
+                                    "activation_fn"}, "MLP (a gated MLP: gate, up, down)")
+    act = mk.get("act_fn", mk.get("activation_fn", getattr(mlp, "act_fn", None)))
+    act_name = activation_kind(act, _path(mp, "act_fn"))
+    down = _linear(mk.get("down_proj"), _path(mp, "down_proj"))
+    ff = down.in_features
+    if "gate_up_proj" in mk:  # Phi-3: rows [gate | up]
+        fused = _linear(mk["gate_up_proj"], _path(mp, "gate_up_proj"))
+        if fused.out_features != 2 * ff:
+            _fail(_path(mp, "gate_up_proj"), f"output width {fused.out_features} != 2 x d_ff {ff}")
+        _lin_map(m, f"{ours}.gate", _path(mp, "gate_up_proj"), fused, slice(0, ff))
+        _lin_map(m, f"{ours}.up", _path(mp, "gate_up_proj"), fused, slice(ff, 2 * ff))
+        biases = [fused.bias is not None, down.bias is not None]
+    else:
+        for need in ("gate_proj", "up_proj"):
+            if need not in mk:
+                _fail(_path(mp, need), "missing (the MLP must be gated: gate_proj, up_proj, down_proj)")
+        gate, up = _linear(mk["gate_proj"], _path(mp, "gate_proj")), _linear(mk["up_proj"], _path(mp, "up_proj"))
+        _lin_map(m, f"{ours}.gate", _path(mp, "gate_proj"), gate)
+        _lin_map(m, f"{ours}.up", _path(mp, "up_proj"), up)
+        biases = [gate.bias is not None, up.bias is not None, down.bias is not None]
+    if len(set(biases)) > 1:
+        _fail(mp, "MLP linears differ in having a bias")
+    _lin_map(m, f"{ours}.down", _path(mp, "down_proj"), down)
+    return ff, act_name, biases[0]
+
+
 # Gemma 2's extra norms: with them, post_attention_layernorm normalises the attention output
 _SANDWICH = ("pre_feedforward_layernorm", "post_feedforward_layernorm")
 
@@ -225,7 +254,7 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
     layers = kids["layers"]
     n_heads = int(c["num_attention_heads"])
     m: NameMap = {}
-    qkv_bias, o_bias, mlp_bias, acts, plus_one, eps_all, sandwich = [], [], [], [], [], [], []
+    qkv_bias, o_bias, mlp_bias, acts, plus_one, eps_all, sandwich, moe = [], [], [], [], [], [], [], []
     head_dim = kv_heads = d_ff = None
     scale_attn = softcaps = None
     for i, layer in enumerate(layers):
@@ -284,31 +313,17 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
             _fail(ap, "head_dim, kv heads, attention scaling or soft-capping differ between layers")
 
         mlp, mp = lk["mlp"], _path(lp, "mlp")
-        mk = _expect_children(mlp, mp, {"gate_proj", "up_proj", "down_proj", "gate_up_proj", "act_fn",
-                                        "activation_fn"}, "MLP (a gated MLP: gate, up, down)")
-        act = mk.get("act_fn", mk.get("activation_fn", getattr(mlp, "act_fn", None)))
-        acts.append(activation_kind(act, _path(mp, "act_fn")))
-        down = _linear(mk.get("down_proj"), _path(mp, "down_proj"))
-        ff = down.in_features
-        if "gate_up_proj" in mk:  # Phi-3: rows [gate | up]
-            fused = _linear(mk["gate_up_proj"], _path(mp, "gate_up_proj"))
-            if fused.out_features != 2 * ff:
-                _fail(_path(mp, "gate_up_proj"), f"output width {fused.out_features} != 2 x d_ff {ff}")
-            _lin_map(m, f"{t}.mlp.gate", _path(mp, "gate_up_proj"), fused, slice(0, ff))
-            _lin_map(m, f"{t}.mlp.up", _path(mp, "gate_up_proj"), fused, slice(ff, 2 * ff))
-            biases = [fused.bias is not None, down.bias is not None]
+        if "experts" in _significant(mlp):  # a mixture of experts (Mixtral-style)
+            from blindproof.models.hf_moe import map_moe  # noqa: PLC0415 - its own module, needs these helpers
+
+            ff, act_name, experts = map_moe(mlp, mp, f"{t}.mlp", m)
+            bias = False
         else:
-            for need in ("gate_proj", "up_proj"):
-                if need not in mk:
-                    _fail(_path(mp, need), "missing (the MLP must be gated: gate_proj, up_proj, down_proj)")
-            gate, up = _linear(mk["gate_proj"], _path(mp, "gate_proj")), _linear(mk["up_proj"], _path(mp, "up_proj"))
-            _lin_map(m, f"{t}.mlp.gate", _path(mp, "gate_proj"), gate)
-            _lin_map(m, f"{t}.mlp.up", _path(mp, "up_proj"), up)
-            biases = [gate.bias is not None, up.bias is not None, down.bias is not None]
-        if len(set(biases)) > 1:
-            _fail(mp, "MLP linears differ in having a bias")
-        _lin_map(m, f"{t}.mlp.down", _path(mp, "down_proj"), down)
-        mlp_bias.append(biases[0])
+            ff, act_name, bias = _map_gated_mlp(mlp, mp, f"{t}.mlp", m)
+            experts = (0, 0)
+        acts.append(act_name)
+        mlp_bias.append(bias)
+        moe.append(experts)
         if d_ff is None:
             d_ff = ff
         elif ff != d_ff:
@@ -331,6 +346,7 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
         _fail(_path(prefix, "layers"), "no layers")
     _one_flag(plus_one, prefix, "norm conventions (w or 1 + w)")
     sandwiched = _one_flag(sandwich, prefix, "sandwich norms (pre/post_feedforward_layernorm)")
+    n_experts, top_k = _one_flag(moe, prefix, "mixture-of-experts layouts (experts, top-k) or dense MLPs")
     eps = _one_flag(eps_all, prefix, "norm epsilons")
     act = _one_flag(acts, prefix, "MLP activations")
     theta, llama3 = _rope_from_module(kids.get("rotary_emb"), c, head_dim, _path(prefix, "rotary_emb"))
@@ -362,7 +378,7 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
         attn_scale=None if scale_attn is None or abs(scale_attn - default_scale) <= 1e-12 * default_scale
         else float(scale_attn),
         rope_llama3=llama3, embed_scale=scale, sandwich_norm=sandwiched,
-        attn_softcap=float(softcaps) if softcaps else None)
+        attn_softcap=float(softcaps) if softcaps else None, n_experts=n_experts, experts_top_k=top_k)
     return fields, m, emb_key
 
 

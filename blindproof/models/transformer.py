@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from blindproof.models.moe import MoE
+
 
 @dataclass(frozen=True)
 class TransformerConfig:
@@ -57,6 +59,9 @@ class TransformerConfig:
     n_labels: int = 0  # output "last"/"first": width of the classification head
     # output "first" (encoder sequence classification): label head on act(pooler(h[:, 0])), both with biases
     pool_act: Literal["tanh", "relu"] | None = None
+    # mixture of experts (models/moe.py): every block's MLP is n_experts gated MLPs of width d_ff, top-k routed
+    n_experts: int = 0
+    experts_top_k: int = 0
     # Gemma 2: a second RMSNorm on each sublayer's output before the residual add ("sandwich" norms)
     sandwich_norm: bool = False
     attn_softcap: float | None = None  # attention scores become c·tanh(s/c) before the mask and softmax
@@ -91,6 +96,10 @@ class TransformerConfig:
                              f"{self.pool_act!r}")
         if self.glu_act not in ("silu", "gelu"):
             raise ValueError(f"glu_act must be 'silu' or 'gelu', got {self.glu_act!r}")
+        if self.n_experts or self.experts_top_k:
+            if not 1 <= self.experts_top_k <= self.n_experts or self.mlp != "swiglu" or self.has_bias("mlp"):
+                raise ValueError(f"a mixture of experts needs 1 <= experts_top_k <= n_experts and a gated MLP, got "
+                                 f"top-{self.experts_top_k} of {self.n_experts}, mlp {self.mlp!r} (no MLP biases)")
         if self.sandwich_norm and self.norm_position != "pre":
             raise ValueError("sandwich_norm needs norm_position 'pre'")
         for name in ("attn_softcap", "logit_softcap"):
@@ -143,7 +152,8 @@ class TransformerConfig:
 
 _OPTIONAL_DEFAULTS = {"attn_head_dim": None, "qkv_bias": None, "o_bias": None, "mlp_bias": None,
                       "glu_act": "silu", "attn_scale": None, "rope_llama3": None, "n_labels": 0,
-                      "sandwich_norm": False, "attn_softcap": None, "logit_softcap": None, "pool_act": None}
+                      "sandwich_norm": False, "attn_softcap": None, "logit_softcap": None, "pool_act": None,
+                      "n_experts": 0, "experts_top_k": 0}
 
 
 def softcap(x: torch.Tensor, c: float | None) -> torch.Tensor:
@@ -283,7 +293,8 @@ class Block(nn.Module):
         self.attn_norm = make_norm(cfg)
         self.attn = Attention(cfg)
         self.mlp_norm = make_norm(cfg)
-        self.mlp = MLP(cfg)
+        self.mlp = MoE(cfg.d_model, cfg.d_ff, cfg.n_experts, cfg.experts_top_k, cfg.glu_act, cfg.gelu_approx) \
+            if cfg.n_experts else MLP(cfg)
         if cfg.sandwich_norm:  # norms on the sublayer outputs, before the residual adds
             self.attn_post_norm = make_norm(cfg)
             self.mlp_post_norm = make_norm(cfg)

@@ -20,6 +20,7 @@ import torch
 
 from blindproof.models.mlp import MLP
 from blindproof.models.transformer import Transformer
+from blindproof.zk.quant.moe import moe_mlp
 from blindproof.zk.quant.reference import BoundError, Trace, check_weights, run_program
 from blindproof.zk.quant.spec import (ACC_BOUND, INT8_MAX, INT16_MAX, SCORE_HI, SCORE_LO, Op, QuantSpec, TableSpec,
                                       TensorSpec, WeightSpec, decode_output, encode_input, norm_sq_bits)
@@ -452,6 +453,9 @@ def _walk_transformer(b: _Builder, model: Transformer, tokens: np.ndarray, scope
 
     def mlp(x: _Node, i: int) -> _Node:
         p, n = f"blocks.{i}.mlp.", f"b{i}.mlp."
+        if cfg.n_experts:  # top-k routing proved by the program's own ops, experts dense (quant/moe.py)
+            fn = "silu" if cfg.glu_act == "silu" else ("gelu_tanh" if cfg.gelu_approx == "tanh" else "gelu")
+            return moe_mlp(b, x, sd, p, n, cfg.d_ff, cfg.experts_top_k, fn)
         up = b.requant(lin(x, p + "up", n + "up.acc"), n + "up")
         if cfg.mlp == "swiglu":
             gate = b.requant(lin(x, p + "gate", n + "gate.acc"), n + "gate")

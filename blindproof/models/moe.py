@@ -1,0 +1,59 @@
+"""Mixture-of-experts MLP (Mixtral-style top-k routing), computed densely.
+
+Every expert runs on every token and its output is weighted by its gate, which is zero for the experts
+the router did not select. That is exactly the sparse computation (a zero gate adds nothing) and it
+is the form the integer model proves: a data-dependent layout would reveal the routing and change the
+proof's shape per input.
+
+Layout: the experts' gated MLPs are concatenated along the hidden axis, expert by expert, so the
+weights are three linears ``gate``, ``up`` (``d_model -> n_experts·d_ff``) and ``down``
+(``n_experts·d_ff -> d_model``), and ``down(h ⊙ repeat(g, d_ff)) = Σ_e g_e·down_e(h_e)``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def topk_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Boolean mask of the ``k`` largest entries of each row; ties go to the lower index (as the integer
+    model's comparison network breaks them)."""
+    n = scores.shape[-1]
+    a, b = scores.unsqueeze(-1), scores.unsqueeze(-2)  # a[..., i, 0] = s_i, b[..., 0, j] = s_j
+    lower = torch.arange(n)[None, :] < torch.arange(n)[:, None]  # lower[i, j]: j < i
+    beats = (b > a) | ((b == a) & lower)  # beats[..., i, j]: expert j ranks above expert i
+    return beats.sum(-1) < k
+
+
+def routing_gates(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Mixtral's gates: softmax over all experts, keep the top k, renormalise; equal to a softmax over
+    the selected logits alone."""
+    sel = topk_mask(logits, k)
+    return torch.softmax(logits.masked_fill(~sel, float("-inf")), dim=-1)
+
+
+class MoE(nn.Module):
+    """Top-k routed experts (SwiGLU or GeGLU each), computed densely."""
+
+    def __init__(self, d_model: int, d_ff: int, n_experts: int, top_k: int, act: str, gelu_approx: str) -> None:
+        super().__init__()
+        if not 1 <= top_k <= n_experts:
+            raise ValueError(f"top_k must lie in [1, n_experts = {n_experts}], got {top_k}")
+        self.d_ff, self.n_experts, self.top_k = d_ff, n_experts, top_k
+        self.act, self.gelu_approx = act, gelu_approx
+        self.router = nn.Linear(d_model, n_experts, bias=False)
+        self.gate = nn.Linear(d_model, n_experts * d_ff, bias=False)
+        self.up = nn.Linear(d_model, n_experts * d_ff, bias=False)
+        self.down = nn.Linear(n_experts * d_ff, d_model, bias=False)
+
+    def gates(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-token expert weights (zero off the selected experts)."""
+        return routing_gates(self.router(x), self.top_k)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = self.gate(x)
+        act = F.silu(g) if self.act == "silu" else F.gelu(g, approximate=self.gelu_approx)
+        weight = self.gates(x).repeat_interleave(self.d_ff, dim=-1)
+        return self.down(act * self.up(x) * weight)

@@ -1,0 +1,107 @@
+"""Mixture of experts: top-k routing (float and integer), dense experts equal to sparse dispatch, and a
+proof that rejects a forged routing decision."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from blindproof.models.moe import MoE, routing_gates, topk_mask
+from blindproof.models.transformer import Transformer, TransformerConfig
+from blindproof.zk.quant import quantize
+
+
+def test_topk_mask_breaks_ties_to_the_lower_index():
+    s = torch.tensor([[1.0, 3.0, 3.0, 0.0], [2.0, 2.0, 2.0, 2.0], [0.0, -1.0, 5.0, 4.0]])
+    assert topk_mask(s, 2).tolist() == [[False, True, True, False], [True, True, False, False],
+                                        [False, False, True, True]]
+    assert topk_mask(s, 1).tolist() == [[False, True, False, False], [True, False, False, False],
+                                        [False, False, True, False]]
+
+
+def test_gates_are_mixtrals_renormalised_top_k():
+    logits = torch.randn(50, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    top, idx = torch.topk(torch.softmax(logits, -1), 2, -1)
+    ref = torch.zeros_like(logits).scatter(-1, idx, top / top.sum(-1, keepdim=True))
+    assert torch.allclose(routing_gates(logits, 2), ref, atol=1e-15)
+
+
+def test_dense_experts_equal_sparse_dispatch():
+    torch.manual_seed(0)
+    moe = MoE(16, 8, 4, 2, "silu", "none").double()
+    x = torch.randn(3, 5, 16, dtype=torch.float64)
+    with torch.no_grad():
+        dense = moe(x)
+        g = moe.gates(x)
+        sparse = torch.zeros_like(x)
+        for e in range(4):  # only the selected tokens through expert e, as a sparse server would
+            rows = slice(e * 8, (e + 1) * 8)
+            sel = g[..., e] > 0
+            h = torch.nn.functional.silu(x[sel] @ moe.gate.weight[rows].T) * (x[sel] @ moe.up.weight[rows].T)
+            sparse[sel] += g[..., e][sel, None] * (h @ moe.down.weight[:, rows].T)
+    assert (g > 0).sum(-1).eq(2).all()
+    assert torch.allclose(dense, sparse, atol=1e-13)
+
+
+def _tiny_moe(n_experts: int = 3, k: int = 2) -> Transformer:
+    cfg = TransformerConfig(vocab_size=64, d_model=32, n_layers=1, n_heads=4, d_ff=16, n_kv_heads=2, max_seq=16,
+                            n_experts=n_experts, experts_top_k=k)
+    torch.manual_seed(1)
+    return Transformer(cfg).double().eval()
+
+
+@pytest.mark.parametrize("n_experts,k", [(3, 2), (4, 1)])
+def test_integer_routing_selects_the_float_experts(n_experts, k):
+    m = _tiny_moe(n_experts, k)
+    ids = torch.randint(0, 64, (4, 12), generator=torch.Generator().manual_seed(2))
+    qm = quantize(m, ids)
+    trace = qm.run(ids.numpy())
+    with torch.no_grad():
+        blk, h = m.blocks[0], m.embed_tokens(ids)
+        h = h + blk.attn(blk.attn_norm(h), 0, (m.rope_cos, m.rope_sin), None, 0)
+        g = blk.mlp.gates(blk.mlp_norm(h)).numpy()
+    gi = trace.tensors["b0.mlp.router.gates"]
+    assert ((gi > 0) == (g > 0)).mean() >= 0.97  # the integer logits are int16: near-ties may differ
+    assert ((gi > 0).sum(-1) == k).all()  # exactly k experts per token, zero gates elsewhere
+    assert np.abs(gi / 2.0 ** 14 - g).max() < 0.02
+    with pytest.raises(ValueError, match="experts_top_k"):
+        TransformerConfig(vocab_size=8, d_model=8, n_layers=1, n_heads=2, d_ff=8, n_experts=2, experts_top_k=3)
+
+
+def test_forged_routing_is_rejected():
+    """A prover that routes one token to another expert (and computes everything after it honestly from
+    that choice) cannot make a proof that verifies: the selection is a relation of the program."""
+    from blindproof.zk.commitment import CommitmentKey
+    from blindproof.zk.prover import ModelProver
+    from blindproof.zk.quant import reference
+    from blindproof.zk.verifier import verify_model_proof
+
+    m = _tiny_moe(4, 1)
+    qm = quantize(m, torch.randint(0, 64, (4, 12), generator=torch.Generator().manual_seed(3)))
+    prover = ModelProver.create(qm, CommitmentKey(b"\x11" * 32))
+    inputs = qm.encode(np.random.default_rng(4).integers(0, 64, (1, 8)))
+    honest = prover.prove(inputs, rng=np.random.default_rng(0))
+    assert verify_model_proof(prover.commitment, honest.to_bytes()).ok
+
+    real = reference._Run.add_weight
+
+    def forged(self, op, a):
+        y, wit = real(self, op, a)
+        if op.output == "b0.mlp.router.off":
+            y = y.copy()
+            sel = int(np.argmin(y[0, 0]))  # token 0's expert (off = 0) ...
+            y[0, 0] = 1
+            y[0, 0, (sel + 1) % 4] = 0  # ... swapped for the next one
+        return y, wit
+
+    reference._Run.add_weight = forged
+    try:
+        bad = reference.run_program(qm.spec, qm.weights, inputs)
+    finally:
+        reference._Run.add_weight = real
+    out = qm.spec.outputs[0]
+    assert not np.array_equal(bad.tensors[out], prover.model.run(inputs["tokens"]).tensors[out])
+    proof = prover.prove(inputs, trace=bad, strict=False, rng=np.random.default_rng(1))
+    res = verify_model_proof(prover.commitment, proof.to_bytes())
+    assert not res.ok and "add_weight" in res.reason, res.reason
