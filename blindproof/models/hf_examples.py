@@ -58,6 +58,29 @@ def _spec() -> dict[str, tuple[str, str, dict]]:
 
 ARCHITECTURES: tuple[str, ...] = tuple(_spec())
 
+# DeepSeek-V3: MLA (q/kv LoRA ranks, decoupled RoPE), sigmoid routing with a selection bias, one shared
+# expert; every layer MoE, ungrouped routing (n_group 1)
+_DEEPSEEK_V3 = {"intermediate_size": 24, "moe_intermediate_size": 12, "num_key_value_heads": 4, "n_routed_experts": 4,
+                "num_experts_per_tok": 2, "n_shared_experts": 1, "n_group": 1, "topk_group": 1,
+                "first_k_dense_replace": 0, "q_lora_rank": 24, "kv_lora_rank": 16, "qk_rope_head_dim": 8,
+                "qk_nope_head_dim": 8, "v_head_dim": 8, "routed_scaling_factor": 2.5,
+                "experts_implementation": "eager"}
+
+
+def _unsupported() -> dict[str, tuple[str, str, dict]]:
+    """Architectures from_hf refuses (naming the part it cannot map): the support table lists them too."""
+    return {
+        "deepseek-v3": ("DeepseekV3ForCausalLM", "DeepseekV3Config", _DEEPSEEK_V3),
+        "qwen2-moe": ("Qwen2MoeForCausalLM", "Qwen2MoeConfig", {"num_experts": 4, "num_experts_per_tok": 2,
+                                                                "moe_intermediate_size": 16,
+                                                                "shared_expert_intermediate_size": 16}),
+        "qwen3": ("Qwen3ForCausalLM", "Qwen3Config", {"head_dim": 8}),
+        "gemma3": ("Gemma3ForCausalLM", "Gemma3TextConfig", {"head_dim": 8}),
+    }
+
+
+UNSUPPORTED: tuple[str, ...] = tuple(_unsupported())
+
 
 def _config(tf, cfg_cls: str, extra: dict):
     if cfg_cls == "GPT2Config":
@@ -78,7 +101,7 @@ def build(name: str, seed: int = 0) -> nn.Module:
     """The random-init Hugging Face module of architecture ``name`` (float64, eval)."""
     import transformers as tf
 
-    cls, cfg_cls, extra = _spec()[name]
+    cls, cfg_cls, extra = {**_spec(), **_unsupported()}[name]
     torch.manual_seed(seed)
     module = getattr(tf, cls)(_config(tf, cfg_cls, extra))
     with torch.no_grad():
