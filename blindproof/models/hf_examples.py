@@ -24,6 +24,15 @@ _LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "l
                 "high_freq_factor": 4.0, "original_max_position_embeddings": 16}
 
 
+# DeepSeek-V3: MLA (q/kv LoRA ranks, decoupled RoPE), sigmoid routing with a selection bias, one shared
+# expert; every layer MoE, ungrouped routing (n_group 1)
+_DEEPSEEK_V3 = {"intermediate_size": 24, "moe_intermediate_size": 12, "num_key_value_heads": 4, "n_routed_experts": 4,
+                "num_experts_per_tok": 2, "n_shared_experts": 1, "n_group": 1, "topk_group": 1,
+                "first_k_dense_replace": 0, "q_lora_rank": 24, "kv_lora_rank": 16, "qk_rope_head_dim": 8,
+                "qk_nope_head_dim": 8, "v_head_dim": 8, "routed_scaling_factor": 2.5,
+                "experts_implementation": "eager"}
+
+
 def _spec() -> dict[str, tuple[str, str, dict]]:
     return {
         "llama": ("LlamaForCausalLM", "LlamaConfig", {}),
@@ -41,6 +50,7 @@ def _spec() -> dict[str, tuple[str, str, dict]]:
                                                           "attn_implementation": "eager"}),
         "mixtral": ("MixtralForCausalLM", "MixtralConfig", {"num_local_experts": 4, "num_experts_per_tok": 2,
                                                             "intermediate_size": 24, "experts_implementation": "eager"}),
+        "deepseek-v3": ("DeepseekV3ForCausalLM", "DeepseekV3Config", _DEEPSEEK_V3),
         "gpt2": ("GPT2LMHeadModel", "GPT2Config", {}),
         "llama-base": ("LlamaModel", "LlamaConfig", {}),
         "gpt2-base": ("GPT2Model", "GPT2Config", {}),
@@ -58,19 +68,13 @@ def _spec() -> dict[str, tuple[str, str, dict]]:
 
 ARCHITECTURES: tuple[str, ...] = tuple(_spec())
 
-# DeepSeek-V3: MLA (q/kv LoRA ranks, decoupled RoPE), sigmoid routing with a selection bias, one shared
-# expert; every layer MoE, ungrouped routing (n_group 1)
-_DEEPSEEK_V3 = {"intermediate_size": 24, "moe_intermediate_size": 12, "num_key_value_heads": 4, "n_routed_experts": 4,
-                "num_experts_per_tok": 2, "n_shared_experts": 1, "n_group": 1, "topk_group": 1,
-                "first_k_dense_replace": 0, "q_lora_rank": 24, "kv_lora_rank": 16, "qk_rope_head_dim": 8,
-                "qk_nope_head_dim": 8, "v_head_dim": 8, "routed_scaling_factor": 2.5,
-                "experts_implementation": "eager"}
-
-
 def _unsupported() -> dict[str, tuple[str, str, dict]]:
     """Architectures from_hf refuses (naming the part it cannot map): the support table lists them too."""
     return {
-        "deepseek-v3": ("DeepseekV3ForCausalLM", "DeepseekV3Config", _DEEPSEEK_V3),
+        "deepseek-v3-dense-first": ("DeepseekV3ForCausalLM", "DeepseekV3Config",
+                                    {**_DEEPSEEK_V3, "first_k_dense_replace": 1}),
+        "deepseek-v3-grouped": ("DeepseekV3ForCausalLM", "DeepseekV3Config",
+                                {**_DEEPSEEK_V3, "n_group": 2, "topk_group": 1}),
         "qwen2-moe": ("Qwen2MoeForCausalLM", "Qwen2MoeConfig", {"num_experts": 4, "num_experts_per_tok": 2,
                                                                 "moe_intermediate_size": 16,
                                                                 "shared_expert_intermediate_size": 16}),
@@ -108,6 +112,9 @@ def build(name: str, seed: int = 0) -> nn.Module:
         for _, p in module.named_parameters():
             if p.dim() == 1:
                 p.add_(0.1 * torch.randn_like(p))
+        for name, buf in module.named_buffers():
+            if name.endswith("e_score_correction_bias"):  # DeepSeek's selection bias: make it move choices
+                buf.add_(0.05 * torch.randn_like(buf))
     return module.double().eval()
 
 
@@ -166,7 +173,25 @@ def float64_internals() -> list[tuple[object, str, Callable]]:
         top, index = torch.topk(torch.softmax(logits, dim=-1), self.top_k, dim=-1)
         return logits, top / top.sum(dim=-1, keepdim=True), index
 
-    patches = [(gemma2, "eager_attention_forward", eager), (mixtral.MixtralTopKRouter, "forward", router)]
+    deepseek = importlib.import_module("transformers.models.deepseek_v3.modeling_deepseek_v3")
+
+    def ds_router(self, hidden_states):  # DeepSeek-V3's router (ungrouped) at the input's precision
+        logits = torch.nn.functional.linear(hidden_states.view(-1, self.hidden_dim), self.weight)
+        scores = logits.sigmoid()
+        index = torch.topk(scores + self.e_score_correction_bias.to(scores.dtype), self.top_k, dim=-1)[1]
+        w = scores.gather(1, index)
+        return logits, w / w.sum(-1, keepdim=True) * self.routed_scaling_factor, index
+
+    def ds_rope(self, x, position_ids):
+        c = self.config
+        dim = c.qk_rope_head_dim
+        inv = 1.0 / (c.rope_parameters["rope_theta"] ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
+        emb = torch.cat([position_ids[..., None].double() * inv] * 2, dim=-1)
+        return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+
+    patches = [(gemma2, "eager_attention_forward", eager), (mixtral.MixtralTopKRouter, "forward", router),
+               (deepseek.DeepseekV3TopkRouter, "forward", ds_router), (deepseek.DeepseekV3RMSNorm, "forward", rms),
+               (deepseek.DeepseekV3RotaryEmbedding, "forward", ds_rope)]
     for mod, prefix in (("llama", "Llama"), ("mistral", "Mistral"), ("qwen2", "Qwen2"), ("phi3", "Phi3"),
                         ("gemma", "Gemma"), ("gemma2", "Gemma2"), ("mixtral", "Mixtral")):
         m = importlib.import_module(f"transformers.models.{mod}.modeling_{mod}")

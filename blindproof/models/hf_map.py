@@ -209,6 +209,44 @@ def _one_flag(values: list[bool], path: str, what: str) -> bool:
     return values[0]
 
 
+def _map_qkv_attention(attn: nn.Module, ap: str, ours_prefix: str, m: NameMap, n_heads: int, d: int,
+                       c: Mapping[str, Any]) -> tuple[int, int, bool, bool]:
+    """Attention with q/k/v projections (or Phi-3's fused qkv_proj) and o_proj: (head_dim, kv heads,
+    q/k/v biases, o bias)."""
+    ak = _expect_children(attn, ap, {"q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj", "rotary_emb"},
+                          "attention")
+    hd = int(getattr(attn, "head_dim", None) or c.get("head_dim") or d // n_heads)
+    o = _linear(ak.get("o_proj"), _path(ap, "o_proj"))
+    if o.in_features != n_heads * hd:
+        _fail(_path(ap, "o_proj"), f"input width {o.in_features} != {n_heads} heads x head_dim {hd}")
+    if "qkv_proj" in ak:  # Phi-3: rows [q | k | v]
+        fused = _linear(ak["qkv_proj"], _path(ap, "qkv_proj"))
+        kvh = (fused.out_features - n_heads * hd) // (2 * hd)
+        if fused.out_features != (n_heads + 2 * kvh) * hd:
+            _fail(_path(ap, "qkv_proj"), f"output width {fused.out_features} is not (heads + 2 kv heads) x {hd}")
+        q_end, k_end = n_heads * hd, (n_heads + kvh) * hd
+        for ours, rows in (("wq", slice(0, q_end)), ("wk", slice(q_end, k_end)),
+                           ("wv", slice(k_end, fused.out_features))):
+            _lin_map(m, f"{ours_prefix}.{ours}", _path(ap, "qkv_proj"), fused, rows)
+        qb = fused.bias is not None
+    else:
+        for need in ("q_proj", "k_proj", "v_proj"):
+            if need not in ak:
+                _fail(_path(ap, need), "missing (attention needs q/k/v projections or a fused qkv_proj)")
+        q, k, v = (_linear(ak[n], _path(ap, n)) for n in ("q_proj", "k_proj", "v_proj"))
+        if q.out_features != n_heads * hd:
+            _fail(_path(ap, "q_proj"), f"output width {q.out_features} != {n_heads} heads x head_dim {hd}")
+        kvh = k.out_features // hd
+        flags = {q.bias is not None, k.bias is not None, v.bias is not None}
+        if len(flags) > 1:
+            _fail(ap, "q/k/v projections differ in having a bias")
+        for ours, theirs, lin in (("wq", "q_proj", q), ("wk", "k_proj", k), ("wv", "v_proj", v)):
+            _lin_map(m, f"{ours_prefix}.{ours}", _path(ap, theirs), lin)
+        qb = q.bias is not None
+    _lin_map(m, f"{ours_prefix}.wo", _path(ap, "o_proj"), o)
+    return hd, kvh, qb, o.bias is not None
+
+
 def _map_gated_mlp(mlp: nn.Module, mp: str, ours: str, m: NameMap) -> tuple[int, str, bool]:
     """A gated MLP (gate, up, down; Phi-3's fused gate_up): (d_ff, activation, has biases)."""
     mk = _expect_children(mlp, mp, {"gate_proj", "up_proj", "down_proj", "gate_up_proj", "act_fn",
@@ -270,39 +308,17 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
                   f"(expected both of {list(_SANDWICH)})")
         sandwich.append(all(has))
         attn, ap = lk["self_attn"], _path(lp, "self_attn")
-        ak = _expect_children(attn, ap, {"q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj", "rotary_emb"},
-                              "attention")
-        hd = int(getattr(attn, "head_dim", None) or c.get("head_dim") or d // n_heads)
-        o = _linear(ak.get("o_proj"), _path(ap, "o_proj"))
-        if o.in_features != n_heads * hd:
-            _fail(_path(ap, "o_proj"), f"input width {o.in_features} != {n_heads} heads x head_dim {hd}")
         t = f"blocks.{i}"
-        if "qkv_proj" in ak:  # Phi-3: rows [q | k | v]
-            fused = _linear(ak["qkv_proj"], _path(ap, "qkv_proj"))
-            kvh = (fused.out_features - n_heads * hd) // (2 * hd)
-            if fused.out_features != (n_heads + 2 * kvh) * hd:
-                _fail(_path(ap, "qkv_proj"), f"output width {fused.out_features} is not (heads + 2 kv heads) x {hd}")
-            q_end, k_end = n_heads * hd, (n_heads + kvh) * hd
-            for ours, rows in (("wq", slice(0, q_end)), ("wk", slice(q_end, k_end)),
-                               ("wv", slice(k_end, fused.out_features))):
-                _lin_map(m, f"{t}.attn.{ours}", _path(ap, "qkv_proj"), fused, rows)
-            qkv_bias.append(fused.bias is not None)
+        if "kv_a_proj_with_mqa" in _significant(attn):  # multi-head latent attention (DeepSeek-V2/V3)
+            from blindproof.models.hf_mla import map_mla  # noqa: PLC0415 - its own module, needs these helpers
+
+            hd, mla_eps = map_mla(attn, ap, f"{t}.attn", m, n_heads)
+            kvh, qb, ob = n_heads, False, False
+            eps_all.append(mla_eps)
         else:
-            for need in ("q_proj", "k_proj", "v_proj"):
-                if need not in ak:
-                    _fail(_path(ap, need), "missing (attention needs q/k/v projections or a fused qkv_proj)")
-            q, k, v = (_linear(ak[n], _path(ap, n)) for n in ("q_proj", "k_proj", "v_proj"))
-            if q.out_features != n_heads * hd:
-                _fail(_path(ap, "q_proj"), f"output width {q.out_features} != {n_heads} heads x head_dim {hd}")
-            kvh = k.out_features // hd
-            flags = {q.bias is not None, k.bias is not None, v.bias is not None}
-            if len(flags) > 1:
-                _fail(ap, "q/k/v projections differ in having a bias")
-            for ours, theirs, lin in (("wq", "q_proj", q), ("wk", "k_proj", k), ("wv", "v_proj", v)):
-                _lin_map(m, f"{t}.attn.{ours}", _path(ap, theirs), lin)
-            qkv_bias.append(q.bias is not None)
-        _lin_map(m, f"{t}.attn.wo", _path(ap, "o_proj"), o)
-        o_bias.append(o.bias is not None)
+            hd, kvh, qb, ob = _map_qkv_attention(attn, ap, f"{t}.attn", m, n_heads, d, c)
+        qkv_bias.append(qb)
+        o_bias.append(ob)
         s = getattr(attn, "scaling", None)
         if getattr(attn, "is_causal", True) is False:
             _fail(ap, "bidirectional attention in a decoder (is_causal False) not implemented")
@@ -320,7 +336,7 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
             bias = False
         else:
             ff, act_name, bias = _map_gated_mlp(mlp, mp, f"{t}.mlp", m)
-            experts = (0, 0)
+            experts = (0, 0, "softmax", 0)
         acts.append(act_name)
         mlp_bias.append(bias)
         moe.append(experts)
@@ -346,10 +362,13 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
         _fail(_path(prefix, "layers"), "no layers")
     _one_flag(plus_one, prefix, "norm conventions (w or 1 + w)")
     sandwiched = _one_flag(sandwich, prefix, "sandwich norms (pre/post_feedforward_layernorm)")
-    n_experts, top_k = _one_flag(moe, prefix, "mixture-of-experts layouts (experts, top-k) or dense MLPs")
+    n_experts, top_k, router, shared_ff = _one_flag(moe, prefix, "mixture-of-experts layouts (experts, top-k, "
+                                                          "router, shared experts) or dense MLPs")
     eps = _one_flag(eps_all, prefix, "norm epsilons")
     act = _one_flag(acts, prefix, "MLP activations")
-    theta, llama3 = _rope_from_module(kids.get("rotary_emb"), c, head_dim, _path(prefix, "rotary_emb"))
+    mla = head_dim if isinstance(head_dim, tuple) else None  # latent attention: its shape, not a head width
+    rope_width = mla[3] if mla else head_dim
+    theta, llama3 = _rope_from_module(kids.get("rotary_emb"), c, rope_width, _path(prefix, "rotary_emb"))
     max_seq = int(c["max_position_embeddings"])
     types = c.get("layer_types")
     window = c.get("sliding_window")
@@ -365,12 +384,12 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
     m["embed.weight"] = _take(emb_key, (lambda w: w * scale) if scale != 1.0 else (lambda w: w))
     qb, ob, mb = (_one_flag(x, prefix, f"{n} biases") for x, n in ((qkv_bias, "q/k/v"), (o_bias, "o_proj"),
                                                                       (mlp_bias, "MLP")))
-    default_scale = 1.0 / math.sqrt(head_dim)
+    default_scale = 1.0 / math.sqrt(mla[2] + mla[3] if mla else head_dim)
     fields = dict(
         vocab_size=int(vocab), d_model=int(d), n_layers=len(layers), n_heads=n_heads, d_ff=int(d_ff),
         n_kv_heads=int(kv_heads), max_seq=max_seq, norm="rms", norm_position="pre", mlp="swiglu",
         position="rope", bias=qb and ob and mb, causal=True, rope_theta=theta, norm_eps=eps,
-        attn_head_dim=None if head_dim * n_heads == d else head_dim,
+        attn_head_dim=None if mla or head_dim * n_heads == d else head_dim,
         # one flag when all agree (the description Llama/Mistral always had), else per part (Qwen2: q/k/v only)
         qkv_bias=None if qb == ob == mb else qb, o_bias=None if qb == ob == mb else ob,
         mlp_bias=None if qb == ob == mb else mb,
@@ -378,7 +397,8 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
         attn_scale=None if scale_attn is None or abs(scale_attn - default_scale) <= 1e-12 * default_scale
         else float(scale_attn),
         rope_llama3=llama3, embed_scale=scale, sandwich_norm=sandwiched,
-        attn_softcap=float(softcaps) if softcaps else None, n_experts=n_experts, experts_top_k=top_k)
+        attn_softcap=float(softcaps) if softcaps else None, n_experts=n_experts, experts_top_k=top_k,
+        router=router, shared_d_ff=shared_ff, mla=mla)
     return fields, m, emb_key
 
 

@@ -4,9 +4,11 @@ Recognised: an MLP module with a router child ``gate`` (a ``(n_experts, d_model)
 ``top_k``) and an ``experts`` child holding either fused parameters ``gate_up_proj``
 ``(n_experts, 2·d_ff, d_model)`` and ``down_proj`` ``(n_experts, d_model, d_ff)`` (Mixtral in current
 ``transformers``) or a list of gated MLPs. The routing rule is not read from names: the router is run
-on a probe and its weights must equal Mixtral's (softmax, top k, renormalised); routers that compute
-anything else (no renormalisation, sigmoid scores, group-limited or biased selection) are refused,
-naming the router.
+on a probe and its weights must equal Mixtral's (softmax, top k, renormalised) or DeepSeek-V3's
+(sigmoid scores, selection by score plus ``e_score_correction_bias``, renormalised, times
+``routed_scaling_factor``, which is folded into the experts' down projections). Routers that compute
+anything else (no renormalisation, group-limited selection) are refused, naming the router. DeepSeek's
+``shared_experts`` (a gated MLP added to the routed output) map onto the MoE's shared MLP.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from blindproof.models.moe import routing_gates
 
 
 @torch.no_grad()
-def _check_router(router: nn.Module, path: str, top_k: int) -> None:
+def _router_kind(router: nn.Module, path: str, top_k: int) -> tuple[str, float]:
+    """('softmax' or 'sigmoid', scale of the weights) of a router, decided by running it on a probe."""
     w = router.weight
     x = _probe_input((7, w.shape[1]), w.dtype, 3)
     try:
@@ -29,25 +32,47 @@ def _check_router(router: nn.Module, path: str, top_k: int) -> None:
         _fail(path, f"{type(router).__name__} failed on a probe: {exc}")
     if not (isinstance(out, tuple) and len(out) == 3):
         _fail(path, f"{type(router).__name__} does not return (logits, top-k weights, top-k indices)")
-    logits, weights, index = out
-    ours = routing_gates(x.double() @ w.double().T, top_k)
-    if tuple(index.shape) != (7, top_k) or not torch.equal(
-            torch.sort(index, -1).values, torch.sort(torch.topk(ours, top_k, -1).indices, -1).values):
-        _fail(path, f"{type(router).__name__} selects other experts than the top {top_k} router logits")
-    # the router computes its softmax in float32: compare at that precision
-    if not _close(weights.double(), torch.gather(ours, -1, index.long()), 1e-5):
-        _fail(path, f"{type(router).__name__}: expert weights are not softmax over all experts, top {top_k}, "
-                    "renormalised (Mixtral's rule)")
+    _, weights, index = out
+    logits = x.double() @ w.double().T
+    bias = getattr(router, "e_score_correction_bias", None)
+    groups, keep = getattr(router, "num_group", 1) or 1, getattr(router, "topk_group", 1) or 1
+    if keep < groups:
+        _fail(path, f"group-limited routing (top {keep} of {groups} expert groups) is not implemented")
+    scale = float(getattr(router, "routed_scaling_factor", 1.0) or 1.0)
+    candidates = [("softmax", routing_gates(logits, top_k), 1.0)]
+    if bias is not None:  # DeepSeek-V3: sigmoid scores, selection biased, weights renormalised and scaled
+        candidates.append(("sigmoid", routing_gates(logits, top_k, "sigmoid", bias.double()) * scale, scale))
+    for kind, ours, s in candidates:
+        if tuple(index.shape) != (7, top_k) or not torch.equal(
+                torch.sort(index, -1).values, torch.sort(torch.topk(ours, top_k, -1).indices, -1).values):
+            continue
+        # routers compute in float32: compare at that precision
+        if _close(weights.double(), torch.gather(ours, -1, index.long()), 1e-5):
+            return kind, s
+    _fail(path, f"{type(router).__name__} routes by neither rule implemented: softmax, top {top_k}, renormalised "
+                "(Mixtral), nor sigmoid with a selection bias, top k, renormalised and scaled (DeepSeek-V3)")
+    raise AssertionError
 
 
-def map_moe(mlp: nn.Module, mp: str, ours: str, m: NameMap) -> tuple[int, str, tuple[int, int]]:
-    """Fill ``m`` for ``ours`` (a :class:`MoE`): (d_ff, activation, (n_experts, top_k))."""
+def map_moe(mlp: nn.Module, mp: str, ours: str, m: NameMap) -> tuple[int, str, tuple[int, int, str, int]]:
+    """Fill ``m`` for ``ours`` (a :class:`MoE`): (d_ff, activation, (n_experts, top_k, router, shared d_ff))."""
+    from blindproof.models.hf_map import _map_gated_mlp  # noqa: PLC0415
+
     kids = _significant(mlp)
-    extra = sorted(set(kids) - {"gate", "experts"})
+    extra = sorted(set(kids) - {"gate", "experts", "shared_experts"})
     if extra:
         _fail(_path(mp, extra[0]), f"{type(kids[extra[0]]).__name__} is a part of the mixture of experts the "
-                                   "Transformer has no place for (expected a router 'gate' and 'experts'; "
-                                   "shared experts are not implemented)")
+                                   "Transformer has no place for (expected a router 'gate', 'experts' and "
+                                   "optionally 'shared_experts')")
+    shared_ff, shared_act = 0, None
+    if "shared_experts" in kids:  # always-on experts added to the routed output (DeepSeek)
+        tmp: NameMap = {}
+        shared_ff, shared_act, shared_bias = _map_gated_mlp(kids["shared_experts"], _path(mp, "shared_experts"),
+                                                            "s", tmp)
+        if shared_bias:
+            _fail(_path(mp, "shared_experts"), "shared expert biases are not implemented")
+        for part in ("gate", "up", "down"):
+            m[f"{ours}.shared_{part}.weight"] = tmp[f"s.{part}.weight"]
     router, rp = kids.get("gate"), _path(mp, "gate")
     w = getattr(router, "weight", None)
     top_k = getattr(router, "top_k", getattr(mlp, "top_k", None))
@@ -56,8 +81,11 @@ def map_moe(mlp: nn.Module, mp: str, ours: str, m: NameMap) -> tuple[int, str, t
     if getattr(router, "bias", None) is not None:
         _fail(rp, "a router bias is not implemented")
     n_experts = int(w.shape[0])
-    _check_router(router, rp, top_k)
+    kind, scale = _router_kind(router, rp, top_k)
     m[f"{ours}.router.weight"] = _take(f"{rp}.weight")
+    if kind == "sigmoid":
+        m[f"{ours}.select_bias"] = _take(f"{rp}.e_score_correction_bias")
+    scaled = (lambda t: t * scale) if scale != 1.0 else (lambda t: t)  # the routed scale, folded into down
     experts, ep = kids["experts"], _path(mp, "experts")
     gu, down = getattr(experts, "gate_up_proj", None), getattr(experts, "down_proj", None)
     if isinstance(gu, torch.Tensor) and isinstance(down, torch.Tensor):  # fused: (E, 2ff, d), (E, d, ff)
@@ -71,8 +99,11 @@ def map_moe(mlp: nn.Module, mp: str, ours: str, m: NameMap) -> tuple[int, str, t
         act = activation_kind(getattr(experts, "act_fn", None), _path(ep, "act_fn"))
         m[f"{ours}.gate.weight"] = _take(f"{ep}.gate_up_proj", lambda t, f=ff: t[:, :f].reshape(-1, t.shape[2]))
         m[f"{ours}.up.weight"] = _take(f"{ep}.gate_up_proj", lambda t, f=ff: t[:, f:].reshape(-1, t.shape[2]))
-        m[f"{ours}.down.weight"] = _take(f"{ep}.down_proj", lambda t: t.permute(1, 0, 2).reshape(t.shape[1], -1))
-        return ff, act, (n_experts, top_k)
+        m[f"{ours}.down.weight"] = _take(f"{ep}.down_proj",
+                                         lambda t: scaled(t.permute(1, 0, 2).reshape(t.shape[1], -1)))
+        if shared_ff and shared_act != act:
+            _fail(_path(mp, "shared_experts"), f"activation {shared_act} differs from the experts' {act}")
+        return ff, act, (n_experts, top_k, kind, shared_ff)
     if isinstance(experts, nn.ModuleList) and len(experts) == n_experts:  # one gated MLP per expert
         parts = []
         for e, expert in enumerate(experts):
@@ -91,8 +122,10 @@ def map_moe(mlp: nn.Module, mp: str, ours: str, m: NameMap) -> tuple[int, str, t
             keys = tuple(f"{xp}.{names[i]}.weight" for xp, names, _, _ in parts)
             m[f"{ours}.{ours_name}.weight"] = ((lambda sd, ks=keys: torch.cat([sd[k] for k in ks])), keys)
         keys = tuple(f"{xp}.{names[2]}.weight" for xp, names, _, _ in parts)
-        m[f"{ours}.down.weight"] = ((lambda sd, ks=keys: torch.cat([sd[k] for k in ks], dim=1)), keys)
-        return ff, act, (n_experts, top_k)
+        m[f"{ours}.down.weight"] = ((lambda sd, ks=keys: scaled(torch.cat([sd[k] for k in ks], dim=1))), keys)
+        if shared_ff and shared_act != act:
+            _fail(_path(mp, "shared_experts"), f"activation {shared_act} differs from the experts' {act}")
+        return ff, act, (n_experts, top_k, kind, shared_ff)
     _fail(ep, f"{type(experts).__name__}: experts neither as fused gate_up_proj/down_proj tensors nor as a "
               f"list of {n_experts} gated MLPs")
     raise AssertionError

@@ -27,33 +27,54 @@ def topk_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     return beats.sum(-1) < k
 
 
-def routing_gates(logits: torch.Tensor, k: int) -> torch.Tensor:
-    """Mixtral's gates: softmax over all experts, keep the top k, renormalise; equal to a softmax over
-    the selected logits alone."""
-    sel = topk_mask(logits, k)
-    return torch.softmax(logits.masked_fill(~sel, float("-inf")), dim=-1)
+def routing_gates(logits: torch.Tensor, k: int, router: str = "softmax",
+                  bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-token expert weights, zero off the k selected experts.
+
+    ``softmax`` (Mixtral): softmax over all experts, top k, renormalised, which equals a softmax over the
+    selected logits alone. ``sigmoid`` (DeepSeek-V3): experts selected by ``sigmoid(r) + bias``, weights
+    ``sigmoid(r_i) / Σ_selected sigmoid(r_j)``, which equals a softmax of ``log sigmoid(r)`` over the
+    selected experts (the integer model computes it that way)."""
+    if router == "softmax":
+        sel = topk_mask(logits, k)
+        return torch.softmax(logits.masked_fill(~sel, float("-inf")), dim=-1)
+    scores = torch.sigmoid(logits)
+    sel = topk_mask(scores if bias is None else scores + bias, k)
+    w = scores * sel
+    return w / w.sum(-1, keepdim=True)
 
 
 class MoE(nn.Module):
     """Top-k routed experts (SwiGLU or GeGLU each), computed densely."""
 
-    def __init__(self, d_model: int, d_ff: int, n_experts: int, top_k: int, act: str, gelu_approx: str) -> None:
+    def __init__(self, d_model: int, d_ff: int, n_experts: int, top_k: int, act: str, gelu_approx: str,
+                 router: str = "softmax", shared_d_ff: int = 0) -> None:
         super().__init__()
         if not 1 <= top_k <= n_experts:
             raise ValueError(f"top_k must lie in [1, n_experts = {n_experts}], got {top_k}")
         self.d_ff, self.n_experts, self.top_k = d_ff, n_experts, top_k
-        self.act, self.gelu_approx = act, gelu_approx
+        self.act, self.gelu_approx, self.router_kind = act, gelu_approx, router
         self.router = nn.Linear(d_model, n_experts, bias=False)
+        if router == "sigmoid":  # DeepSeek-V3's selection bias (it moves the choice, not the weights)
+            self.select_bias = nn.Parameter(torch.zeros(n_experts))
         self.gate = nn.Linear(d_model, n_experts * d_ff, bias=False)
         self.up = nn.Linear(d_model, n_experts * d_ff, bias=False)
         self.down = nn.Linear(n_experts * d_ff, d_model, bias=False)
+        if shared_d_ff:  # always-on shared experts (DeepSeek), one gated MLP
+            self.shared_gate = nn.Linear(d_model, shared_d_ff, bias=False)
+            self.shared_up = nn.Linear(d_model, shared_d_ff, bias=False)
+            self.shared_down = nn.Linear(shared_d_ff, d_model, bias=False)
+
+    def _act(self, g: torch.Tensor) -> torch.Tensor:
+        return F.silu(g) if self.act == "silu" else F.gelu(g, approximate=self.gelu_approx)
 
     def gates(self, x: torch.Tensor) -> torch.Tensor:
         """Per-token expert weights (zero off the selected experts)."""
-        return routing_gates(self.router(x), self.top_k)
+        return routing_gates(self.router(x), self.top_k, self.router_kind, getattr(self, "select_bias", None))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        g = self.gate(x)
-        act = F.silu(g) if self.act == "silu" else F.gelu(g, approximate=self.gelu_approx)
         weight = self.gates(x).repeat_interleave(self.d_ff, dim=-1)
-        return self.down(act * self.up(x) * weight)
+        y = self.down(self._act(self.gate(x)) * self.up(x) * weight)
+        if hasattr(self, "shared_down"):
+            y = y + self.shared_down(self._act(self.shared_gate(x)) * self.shared_up(x))
+        return y

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from blindproof.models.mla import MLAShape, MLAttention
 from blindproof.models.moe import MoE
 
 
@@ -62,6 +63,10 @@ class TransformerConfig:
     # mixture of experts (models/moe.py): every block's MLP is n_experts gated MLPs of width d_ff, top-k routed
     n_experts: int = 0
     experts_top_k: int = 0
+    router: Literal["softmax", "sigmoid"] = "softmax"  # sigmoid: DeepSeek-V3 (selection bias, scores renormalised)
+    shared_d_ff: int = 0  # width of an always-on shared gated MLP next to the routed experts (DeepSeek)
+    # multi-head latent attention (models/mla.py): (q_lora_rank or 0, kv_lora_rank, nope, rope, v_dim)
+    mla: tuple[int, int, int, int, int] | None = None
     # Gemma 2: a second RMSNorm on each sublayer's output before the residual add ("sandwich" norms)
     sandwich_norm: bool = False
     attn_softcap: float | None = None  # attention scores become c·tanh(s/c) before the mask and softmax
@@ -76,7 +81,12 @@ class TransformerConfig:
             raise ValueError(f"attn_head_dim must be a positive int, got {self.attn_head_dim!r}")
         if self.n_heads % kv:
             raise ValueError(f"n_heads {self.n_heads} not divisible by n_kv_heads {kv}")
-        if self.position == "rope" and self.head_dim % 2:
+        if self.mla is not None:
+            object.__setattr__(self, "mla", tuple(int(v) for v in self.mla))
+            MLAShape.of(self.mla)
+            if self.kv_heads != self.n_heads or self.position != "rope" or self.has_bias("qkv") or self.has_bias("o"):
+                raise ValueError("latent attention has one key/value head per query head, RoPE and no attention biases")
+        elif self.position == "rope" and self.head_dim % 2:
             raise ValueError("RoPE needs an even head dimension")
         if not isinstance(self.input_extra, int) or self.input_extra < 0:
             raise ValueError(f"input_extra must be a non-negative int, got {self.input_extra!r}")
@@ -96,6 +106,11 @@ class TransformerConfig:
                              f"{self.pool_act!r}")
         if self.glu_act not in ("silu", "gelu"):
             raise ValueError(f"glu_act must be 'silu' or 'gelu', got {self.glu_act!r}")
+        if (self.router != "softmax" or self.shared_d_ff) and not self.n_experts:
+            raise ValueError("router and shared_d_ff are options of a mixture of experts (n_experts > 0)")
+        if self.router not in ("softmax", "sigmoid") or self.shared_d_ff < 0:
+            raise ValueError(f"router must be 'softmax' or 'sigmoid' and shared_d_ff >= 0, got {self.router!r}, "
+                             f"{self.shared_d_ff}")
         if self.n_experts or self.experts_top_k:
             if not 1 <= self.experts_top_k <= self.n_experts or self.mlp != "swiglu" or self.has_bias("mlp"):
                 raise ValueError(f"a mixture of experts needs 1 <= experts_top_k <= n_experts and a gated MLP, got "
@@ -125,8 +140,15 @@ class TransformerConfig:
         return self.bias if own is None else own
 
     @property
+    def rope_dim(self) -> int:
+        """Width RoPE rotates: the head width, or latent attention's decoupled rotary part."""
+        return self.mla[3] if self.mla is not None else self.head_dim
+
+    @property
     def softmax_scale(self) -> float:
-        return self.attn_scale if self.attn_scale is not None else 1.0 / math.sqrt(self.head_dim)
+        if self.attn_scale is not None:
+            return self.attn_scale
+        return 1.0 / math.sqrt(self.mla[2] + self.mla[3] if self.mla is not None else self.head_dim)
 
     @property
     def input_width(self) -> int:
@@ -141,8 +163,9 @@ class TransformerConfig:
         for k, default in _OPTIONAL_DEFAULTS.items():
             if d[k] == default:
                 d.pop(k)
-        if d.get("rope_llama3") is not None:
-            d["rope_llama3"] = list(d["rope_llama3"])
+        for k in ("rope_llama3", "mla"):
+            if d.get(k) is not None:
+                d[k] = list(d[k])
         return d
 
     @classmethod
@@ -153,7 +176,8 @@ class TransformerConfig:
 _OPTIONAL_DEFAULTS = {"attn_head_dim": None, "qkv_bias": None, "o_bias": None, "mlp_bias": None,
                       "glu_act": "silu", "attn_scale": None, "rope_llama3": None, "n_labels": 0,
                       "sandwich_norm": False, "attn_softcap": None, "logit_softcap": None, "pool_act": None,
-                      "n_experts": 0, "experts_top_k": 0}
+                      "n_experts": 0, "experts_top_k": 0, "mla": None,
+                      "router": "softmax", "shared_d_ff": 0}
 
 
 def softcap(x: torch.Tensor, c: float | None) -> torch.Tensor:
@@ -252,20 +276,28 @@ class Attention(nn.Module):
         if rope is not None:
             cos, sin = rope[0][start:start + t].to(x.dtype), rope[1][start:start + t].to(x.dtype)
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        if cache is not None:
-            k, v = cache.append(layer, k, v)
-        rep = cfg.n_heads // cfg.kv_heads
-        if rep > 1:
-            k = k.repeat_interleave(rep, dim=1)
-            v = v.repeat_interleave(rep, dim=1)
-        scores = softcap((q @ k.transpose(-1, -2)) * cfg.softmax_scale, cfg.attn_softcap)
-        if cfg.causal:
-            total = k.shape[-2]
-            qpos = torch.arange(start, start + t)[:, None]
-            kpos = torch.arange(total)[None, :]
-            scores = scores.masked_fill(kpos > qpos, float("-inf"))
-        out = torch.softmax(scores, dim=-1) @ v
-        return self.wo(out.transpose(1, 2).reshape(b, t, cfg.n_heads * hd))
+        return self.wo(attend(cfg, q, k, v, start, cache, layer))
+
+
+def attend(cfg: TransformerConfig, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int,
+           cache: KVCache | None, layer: int) -> torch.Tensor:
+    """Scaled (soft-capped) causal attention of per-head q (b, H, t, ·), k and v (b, kv heads, ·, ·);
+    returns the heads merged, (b, t, H·v_dim), before the output projection."""
+    b, t = q.shape[0], q.shape[2]
+    if cache is not None:
+        k, v = cache.append(layer, k, v)
+    rep = cfg.n_heads // cfg.kv_heads
+    if rep > 1:
+        k = k.repeat_interleave(rep, dim=1)
+        v = v.repeat_interleave(rep, dim=1)
+    scores = softcap((q @ k.transpose(-1, -2)) * cfg.softmax_scale, cfg.attn_softcap)
+    if cfg.causal:
+        total = k.shape[-2]
+        qpos = torch.arange(start, start + t)[:, None]
+        kpos = torch.arange(total)[None, :]
+        scores = scores.masked_fill(kpos > qpos, float("-inf"))
+    out = torch.softmax(scores, dim=-1) @ v
+    return out.transpose(1, 2).reshape(b, t, cfg.n_heads * v.shape[-1])
 
 
 class MLP(nn.Module):
@@ -291,10 +323,13 @@ class Block(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.attn_norm = make_norm(cfg)
-        self.attn = Attention(cfg)
+        self.attn = MLAttention(cfg.d_model, cfg.n_heads, MLAShape.of(cfg.mla), cfg.norm_eps) if cfg.mla \
+            else Attention(cfg)
+        if cfg.mla:
+            self.attn.cfg = cfg
         self.mlp_norm = make_norm(cfg)
-        self.mlp = MoE(cfg.d_model, cfg.d_ff, cfg.n_experts, cfg.experts_top_k, cfg.glu_act, cfg.gelu_approx) \
-            if cfg.n_experts else MLP(cfg)
+        self.mlp = MoE(cfg.d_model, cfg.d_ff, cfg.n_experts, cfg.experts_top_k, cfg.glu_act, cfg.gelu_approx,
+                       cfg.router, cfg.shared_d_ff) if cfg.n_experts else MLP(cfg)
         if cfg.sandwich_norm:  # norms on the sublayer outputs, before the residual adds
             self.attn_post_norm = make_norm(cfg)
             self.mlp_post_norm = make_norm(cfg)
@@ -343,7 +378,7 @@ class Transformer(nn.Module):
             self.pooler = nn.Linear(cfg.d_model, cfg.d_model)
             self.lm_head = nn.Linear(cfg.d_model, cfg.n_labels)
         if cfg.position == "rope":
-            cos, sin = rope_tables(cfg.head_dim, cfg.max_seq, cfg.rope_theta, torch.float64, cfg.rope_llama3)
+            cos, sin = rope_tables(cfg.rope_dim, cfg.max_seq, cfg.rope_theta, torch.float64, cfg.rope_llama3)
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
 
