@@ -155,10 +155,13 @@ class KeyPlan:
                         v=block_key(list(tau), [c[g] for g in tau]),
                         o=block_key(list(sigma), [c[g] for g in group]))
 
-    def ffn(self, layer: int) -> tuple[PermKey, PermKey]:
-        """(gate key, up key) of one MLP: one shared permutation; rotate also scales SwiGLU's up branch."""
-        cfg, rng = self.cfg, self.rng(f"block{layer}/ffn")
-        if cfg.n_experts:  # experts move as blocks (with the router's outputs), units within each block
+    def ffn(self, layer: int, shared: bool = False) -> tuple[PermKey, PermKey]:
+        """(gate key, up key) of one MLP: one shared permutation; rotate also scales SwiGLU's up branch.
+        ``shared``: the keys of a MoE block's shared experts (one gated MLP of width shared_d_ff)."""
+        cfg, rng = self.cfg, self.rng(f"block{layer}/ffn" + ("/shared" if shared else ""))
+        if shared:
+            perm = rng.permutation(cfg.shared_d_ff)
+        elif cfg.n_experts:  # experts move as blocks (with the router's outputs), units within each block
             order = rng.permutation(cfg.n_experts)
             perm = np.concatenate([e * cfg.d_ff + rng.permutation(cfg.d_ff) for e in order])
         else:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from blindproof.ee import latent
 from blindproof.ee.keys import EEKey
 from blindproof.ee.linalg import F64, LinearKey, PermKey
 from blindproof.ee.plan import KeyPlan, Split, Tier, check_tier
@@ -134,15 +135,31 @@ def _encrypt_transformer(model: Transformer, plan: KeyPlan) -> Transformer:
     out = _Writer()
     for i, blk in enumerate(model.blocks):
         p = f"blocks.{i}"
-        hk = plan.heads(i)
         gate, up = plan.ffn(i)
-        attn = [(f"{p}.attn.wq", blk.attn.wq, hk.q), (f"{p}.attn.wk", blk.attn.wk, hk.k),
-                (f"{p}.attn.wv", blk.attn.wv, hk.v)]
+        if cfg.mla:  # latent attention (ee/latent.py)
+            lk = latent.latent_keys(plan.rng(f"block{i}/latent"), plan.tier, cfg.n_heads, cfg.mla)
+            attn = latent.stream_readers(p, blk.attn, lk)
+            for name, lin, k_in, k_out in latent.inner_rewrites(p, blk.attn, lk, s):
+                out.linear(name, *_rewrite(_w(lin), _b(lin), k_in, k_out))
+            for name, norm, key in latent.latent_norms(p, blk.attn, lk):
+                _keyed_norm(out, name, norm, key)
+        else:
+            hk = plan.heads(i)
+            attn = [(f"{p}.attn.wq", blk.attn.wq, hk.q), (f"{p}.attn.wk", blk.attn.wk, hk.k),
+                    (f"{p}.attn.wv", blk.attn.wv, hk.v)]
+            out.linear(f"{p}.attn.wo", *_rewrite(_w(blk.attn.wo), _b(blk.attn.wo), hk.o, s))
         mlp = [(f"{p}.mlp.up", blk.mlp.up, up)]
         if cfg.mlp == "swiglu":
             mlp.append((f"{p}.mlp.gate", blk.mlp.gate, gate))
         if cfg.n_experts:  # the router reads the normed stream; its outputs follow the expert order
-            mlp.append((f"{p}.mlp.router", blk.mlp.router, plan.experts(i)))
+            experts = plan.experts(i)
+            mlp.append((f"{p}.mlp.router", blk.mlp.router, experts))
+            if cfg.router == "sigmoid":
+                out.values[f"{p}.mlp.select_bias"] = experts.apply(blk.mlp.select_bias.detach().to("cpu", F64))
+            if cfg.shared_d_ff:  # shared experts: a gated MLP of their own, with their own permutation
+                sg, su = plan.ffn(i, shared=True)
+                mlp += [(f"{p}.mlp.shared_gate", blk.mlp.shared_gate, sg), (f"{p}.mlp.shared_up", blk.mlp.shared_up, su)]
+                out.linear(f"{p}.mlp.shared_down", *_rewrite(_w(blk.mlp.shared_down), None, su, s))
         for norm_name, norm, consumers in ((f"{p}.attn_norm", blk.attn_norm, attn),
                                            (f"{p}.mlp_norm", blk.mlp_norm, mlp)):
             if plan.folds_norms:
@@ -154,7 +171,6 @@ def _encrypt_transformer(model: Transformer, plan: KeyPlan) -> Transformer:
         if cfg.sandwich_norm:  # the output norms sit on the stream key (a permutation, see KeyPlan.stream)
             _keyed_norm(out, f"{p}.attn_post_norm", blk.attn_post_norm, s)
             _keyed_norm(out, f"{p}.mlp_post_norm", blk.mlp_post_norm, s)
-        out.linear(f"{p}.attn.wo", *_rewrite(_w(blk.attn.wo), _b(blk.attn.wo), hk.o, s))
         out.linear(f"{p}.mlp.down", *_rewrite(_w(blk.mlp.down), _b(blk.mlp.down), up, s))
 
     embed = None if split.client_embeds else _server_embedding(model, plan, out)
