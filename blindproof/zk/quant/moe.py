@@ -50,11 +50,27 @@ def _clamp01(b: "_Builder", a: "_Node", shift: np.ndarray, value: np.ndarray, na
     return b.op("add_weight", [a], out, lambda: {"weight": name + ".weight"})
 
 
-def route(b: "_Builder", x: "_Node", router: np.ndarray, k: int, name: str) -> "_Node":
-    """Gates ``(batch, seq, E)`` at exponent ``prob_exp``: softmax over the top-k router logits, zero elsewhere."""
+def route(b: "_Builder", x: "_Node", router: np.ndarray, k: int, name: str, kind: str = "softmax",
+          select_bias: np.ndarray | None = None) -> "_Node":
+    """Gates ``(batch, seq, E)`` at exponent ``prob_exp``, zero off the k selected experts.
+
+    ``softmax`` (Mixtral): experts ranked by their logits, gates a softmax over the selected logits.
+    ``sigmoid`` (DeepSeek-V3): ranked by ``sigmoid(r) − 1/2 + bias`` (a centred sigmoid table, then the bias:
+    the shift by 1/2 changes no ranking), gates a softmax over the selected ``log sigmoid(r) + log 2``
+    (a table), which is ``sigmoid(r_i) / Σ_selected sigmoid(r_j)``."""
     n_exp = router.shape[0]
     acc = b.linear(x, router, None, name + ".logits.acc")
     r = b.requant(acc, name + ".logits")
+    se = b.cfg.score_exp
+    if kind == "sigmoid":
+        rank_in = b.requant(b.add_weight(b.lookup(r, "sigmoid_c", name + ".sig"), select_bias, name + ".choice.acc"),
+                            name + ".choice")
+        ls = -np.logaddexp(0.0, -r.value) + np.log(2.0)
+        s = b.lookup_fixed(r, "logsigmoid_c", ls, name + ".scores", se, SCORE_LO, SCORE_HI)
+    else:
+        rank_in = r
+        s = b.requant(acc, name + ".scores", SCORE_LO, SCORE_HI, fixed=se)
+    r = rank_in
     pairs = [(i, j) for i in range(n_exp) for j in range(n_exp) if i != j]
     # padded with (i, i) rows (difference 0, no tie bonus: never "beats") to a power-of-two width, so the
     # rank's linear reads no padding (commitment.check_padding_sound: an add_weight output is not pinned)
@@ -78,27 +94,33 @@ def route(b: "_Builder", x: "_Node", router: np.ndarray, k: int, name: str) -> "
     pen = b.node(name + ".pen.acc", -PENALTY * off.value, "accumulator", -WIDE, WIDE, fixed=0)
     b.weights[name + ".pen.acc.weight"] = lambda: (np.full(n_exp, -PENALTY, dtype=np.int64), "int16", 0)
     b.op("mul_weight", [off], pen, lambda: {"weight": name + ".pen.acc.weight"})
-    se = b.cfg.score_exp
     pen_s = b.requant(pen, name + ".pen", SCORE_LO, SCORE_HI, fixed=se)  # a left shift: exact
-    s = b.requant(acc, name + ".scores", SCORE_LO, SCORE_HI, fixed=se)
-    masked = b.node(name + ".masked", s.value + pen_s.value, "activation", SCORE_LO, SCORE_HI, fixed=se)
-    b.op("add", [s, pen_s], masked)
+    masked = b.add_fixed(s, pen_s, name + ".masked", SCORE_LO, SCORE_HI, se)
     probs = b.softmax(b.split_heads(masked, 1, name + ".masked.h"), False, name + ".gates.h")
     return b.merge_heads(probs, name + ".gates")
 
 
-def moe_mlp(b: "_Builder", x: "_Node", sd: dict[str, np.ndarray], p: str, n: str, d_ff: int, k: int,
-            act_fn: str) -> "_Node":
-    """The MoE block on the normed stream ``x``: routing as above, then the experts densely; returns the
-    down projection's accumulator (the residual add follows)."""
-    gates = route(b, x, sd[p + "router.weight"], k, n + "router")
-    n_exp = sd[p + "router.weight"].shape[0]
+def _gated(b: "_Builder", x: "_Node", sd: dict[str, np.ndarray], p: str, n: str, act_fn: str) -> "_Node":
+    """act(gate(x)) ⊙ up(x), rescaled (weights ``{p}gate``, ``{p}up``)."""
     up = b.requant(b.linear(x, sd[p + "up.weight"], None, n + "up.acc"), n + "up")
     gate = b.requant(b.linear(x, sd[p + "gate.weight"], None, n + "gate.acc"), n + "gate")
-    h = b.requant(b.mul(b.lookup(gate, act_fn, n + act_fn), up, n + "prod.acc"), n + "prod")
+    return b.requant(b.mul(b.lookup(gate, act_fn, n + act_fn), up, n + "prod.acc"), n + "prod")
+
+
+def moe_mlp(b: "_Builder", x: "_Node", sd: dict[str, np.ndarray], p: str, n: str, d_ff: int, k: int,
+            act_fn: str, kind: str = "softmax", shared_d_ff: int = 0) -> "_Node":
+    """The MoE block on the normed stream ``x``: routing as above, then the experts densely (plus the
+    shared experts, if any); returns the block's output (the residual add follows)."""
+    gates = route(b, x, sd[p + "router.weight"], k, n + "router", kind, sd.get(p + "select_bias"))
+    n_exp = sd[p + "router.weight"].shape[0]
+    h = _gated(b, x, sd, p, n, act_fn)
     # one bit coarser, by a rescale: its output's padding is pinned to zero, so the linear below may read it
     g = b.requant(gates, n + "gates.r", 0, 1 << (b.cfg.prob_exp - 1), fixed=b.cfg.prob_exp - 1)
     spread = np.repeat(np.eye(n_exp, dtype=np.int64), d_ff, axis=0)  # (E·d_ff, E): gate e on expert e's units
     wide = b.requant(_const_linear(b, g, spread, g.value @ spread.T, n + "gates.wide.acc"), n + "gates.wide")
     weighted = b.requant(b.mul(h, wide, n + "weighted.acc"), n + "weighted")
-    return b.linear(weighted, sd[p + "down.weight"], None, n + "down.acc")
+    routed = b.linear(weighted, sd[p + "down.weight"], None, n + "down.acc")
+    if not shared_d_ff:
+        return routed
+    shared = _gated(b, x, sd, p + "shared_", n + "shared.", act_fn)
+    return b.add(routed, b.linear(shared, sd[p + "shared_down.weight"], None, n + "shared.down.acc"), n + "sum")

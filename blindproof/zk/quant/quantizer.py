@@ -35,6 +35,7 @@ _FLOAT_ACT: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "gelu": lambda x: torch.nn.functional.gelu(torch.from_numpy(x)).numpy(),
     "gelu_tanh": lambda x: torch.nn.functional.gelu(torch.from_numpy(x), approximate="tanh").numpy(),
     "tanh": np.tanh,
+    "sigmoid_c": lambda x: 1.0 / (1.0 + np.exp(-x)) - 0.5,
 }
 
 
@@ -265,6 +266,23 @@ class _Builder:
             return {"table": tname}
         return self.op("lookup", [xin], out, params)
 
+    def lookup_fixed(self, x: _Node, fn: str, value: np.ndarray, name: str, out_exp: int, lo: int, hi: int) -> _Node:
+        """A public table ``fn`` (tables.py) over the int16 domain, with its output at the fixed exponent
+        ``out_exp`` and range ``[lo, hi]`` (not int16: e.g. scores for a softmax). ``x`` must be int16."""
+        out = self.node(name, value, "activation", lo, hi, fixed=out_exp)
+
+        def params() -> dict:
+            ein = int(self.exp(x))
+            tname = f"{fn}.in{ein}.out{out_exp}"
+            self.tables.setdefault(tname, lambda: activation_table(tname, fn, ein, out_exp))
+            return {"table": tname}
+        return self.op("lookup", [x], out, params)
+
+    def add_fixed(self, a: _Node, c: _Node, name: str, lo: int, hi: int, fixed: int) -> _Node:
+        """``clamp(a + c, lo, hi)`` of two tensors already at the exponent ``fixed`` (no alignment)."""
+        out = self.node(name, a.value + c.value, "activation", lo, hi, fixed=fixed)
+        return self.op("add", [a, c], out)
+
     def norm(self, x: _Node, kind: str, eps: float, gamma: np.ndarray, beta: np.ndarray | None, name: str) -> _Node:
         d = x.value.shape[-1]
         c = x.value - x.value.mean(-1, keepdims=True) if kind == "layer" else x.value
@@ -433,7 +451,38 @@ def _walk_transformer(b: _Builder, model: Transformer, tokens: np.ndarray, scope
         bias = sd.get(prefix + ".bias")
         return b.linear(x, sd[prefix + ".weight"] * scale, None if bias is None else bias * scale, name)
 
+    def latent_attention(x: _Node, i: int) -> _Node:
+        """DeepSeek MLA: the score is q_nope·k_nope + q_rot·k_rot (two qk ops, the rotary key shared)."""
+        p, n = f"blocks.{i}.attn.", f"b{i}.attn."
+        q_rank, _, _, _, _ = cfg.mla
+        se = b.cfg.score_exp
+
+        def latent(src: _Node, a: str, nrm: str) -> _Node:
+            return b.norm(b.requant(lin(src, p + a, n + a + ".acc"), n + a), "rms", cfg.norm_eps,
+                          sd[p + nrm + ".weight"], None, n + nrm)
+        ql = latent(x, "q_a", "q_norm") if q_rank else x
+        q_n = b.requant(lin(ql, p + "q_nope", n + "q_nope.acc", cfg.softmax_scale), n + "q_nope")
+        q_r = b.requant(lin(ql, p + "q_rot", n + "q_rot.acc", cfg.softmax_scale), n + "q_rot")
+        k_r = b.requant(lin(x, p + "k_rot", n + "k_rot.acc"), n + "k_rot")
+        c = latent(x, "kv_a", "kv_norm")
+        k_n = b.requant(lin(c, p + "k_nope", n + "k_nope.acc"), n + "k_nope")
+        v = b.requant(lin(c, p + "wv", n + "v.acc"), n + "v")
+        h = cfg.n_heads
+        q_nh, k_nh = b.split_heads(q_n, h, n + "q_nope.h"), b.split_heads(k_n, h, n + "k_nope.h")
+        q_rh = b.requant(b.rope(b.split_heads(q_r, h, n + "q_rot.h"), n + "q_rope.acc", cfg.rope_theta, cfg.max_seq,
+                                cfg.rope_llama3), n + "q_rope")
+        k_rh = b.requant(b.rope(b.split_heads(k_r, 1, n + "k_rot.h"), n + "k_rope.acc", cfg.rope_theta, cfg.max_seq,
+                                cfg.rope_llama3), n + "k_rope")
+        s1 = b.requant(b.qk(q_nh, k_nh, n + "scores_nope.acc"), n + "scores_nope", SCORE_LO, SCORE_HI, fixed=se)
+        s2 = b.requant(b.qk(q_rh, k_rh, n + "scores_rope.acc"), n + "scores_rope", SCORE_LO, SCORE_HI, fixed=se)
+        s = b.add_fixed(s1, s2, n + "scores", SCORE_LO, SCORE_HI, se)
+        pr = b.softmax(s, cfg.causal, n + "probs")
+        o = b.merge_heads(b.pv(pr, b.split_heads(v, h, n + "vh"), n + "mix.acc"), n + "mix.merged")
+        return lin(b.requant(o, n + "mix"), p + "wo", n + "out.acc")
+
     def attention(x: _Node, i: int) -> _Node:
+        if cfg.mla:
+            return latent_attention(x, i)
         p, n = f"blocks.{i}.attn.", f"b{i}.attn."
         q = b.requant(lin(x, p + "wq", n + "q.acc", cfg.softmax_scale), n + "q")  # 1/sqrt(hd) folded into wq
         k = b.requant(lin(x, p + "wk", n + "k.acc"), n + "k")
@@ -455,7 +504,7 @@ def _walk_transformer(b: _Builder, model: Transformer, tokens: np.ndarray, scope
         p, n = f"blocks.{i}.mlp.", f"b{i}.mlp."
         if cfg.n_experts:  # top-k routing proved by the program's own ops, experts dense (quant/moe.py)
             fn = "silu" if cfg.glu_act == "silu" else ("gelu_tanh" if cfg.gelu_approx == "tanh" else "gelu")
-            return moe_mlp(b, x, sd, p, n, cfg.d_ff, cfg.experts_top_k, fn)
+            return moe_mlp(b, x, sd, p, n, cfg.d_ff, cfg.experts_top_k, fn, cfg.router, cfg.shared_d_ff)
         up = b.requant(lin(x, p + "up", n + "up.acc"), n + "up")
         if cfg.mlp == "swiglu":
             gate = b.requant(lin(x, p + "gate", n + "gate.acc"), n + "gate")

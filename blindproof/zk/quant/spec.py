@@ -148,7 +148,7 @@ class TableSpec:
     """
 
     name: str
-    fn: str  # "silu" | "gelu" | "gelu_tanh" | "tanh" | "exp_neg" | "softcap" | "cos" | "sin"
+    fn: str  # "silu" | "gelu" | "gelu_tanh" | "tanh" | "sigmoid_c" | "logsigmoid_c" | "exp_neg" | "softcap" | "cos" | "sin"
     in_exp: int
     out_exp: int
     lo: int

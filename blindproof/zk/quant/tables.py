@@ -33,8 +33,18 @@ def _exp_neg(x: np.ndarray) -> np.ndarray:
     return np.exp(-x)
 
 
+def _sigmoid_c(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x)) - 0.5  # centred, so f(0) = 0 (the lookup's padding row)
+
+
+def _logsigmoid_c(x: np.ndarray) -> np.ndarray:
+    return -np.logaddexp(0.0, -x) + math.log(2.0)  # log sigmoid(x) + log 2: f(0) = 0
+
+
 _ACTIVATIONS = {"silu": _silu, "gelu": _gelu, "gelu_tanh": _gelu_tanh, "exp_neg": _exp_neg,
-                "tanh": np.tanh}  # tanh: BERT/RoBERTa classification poolers
+                "tanh": np.tanh,  # BERT/RoBERTa classification poolers
+                # DeepSeek-V3 routing: selection scores, and the log weights a softmax renormalises
+                "sigmoid_c": _sigmoid_c, "logsigmoid_c": _logsigmoid_c}
 
 
 def round_half_up(x: np.ndarray) -> np.ndarray:
