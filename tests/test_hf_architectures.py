@@ -53,7 +53,7 @@ def test_float64_equals_transformers(name, loaded, exact_hf):
     assert _rel(y, ref) <= (1e-9 if name != "llama3-rope" else 1.0)
 
 
-@pytest.mark.parametrize("name", ["llama3-rope", "qwen2", "phi3", "gemma", "gemma2"])
+@pytest.mark.parametrize("name", ["llama3-rope", "qwen2", "phi3", "gemma", "gemma2", "mixtral", "deepseek-v3"])
 def test_stock_transformers_to_float32_precision(name, loaded):
     hf, ours = loaded(name)  # HF computes RMSNorm and the RoPE tables in float32 even in float64 models
     ids = ex.example_ids()
@@ -190,8 +190,8 @@ def test_gemma2_structure(loaded):
 
 def test_unmappable_parts_are_named():
     hf = ex.build("qwen2")
-    hf.model.layers[0].mlp.experts = nn.ModuleList([nn.Linear(2, 2)])  # an MoE-like part
-    with pytest.raises(UnsupportedModelError, match=r"model.layers.0.mlp.experts: ModuleList .* MLP"):
+    hf.model.layers[0].mlp.experts = nn.ModuleList([nn.Linear(2, 2)])  # experts next to a dense MLP's parts
+    with pytest.raises(UnsupportedModelError, match=r"model.layers.0.mlp.act_fn: .* mixture of experts"):
         from_hf(hf)
     hf = ex.build("qwen2")
     hf.model.layers[0].post_attention_layernorm.weight.data.fill_(0.5)
@@ -223,3 +223,41 @@ def test_persistent_rotary_buffers_are_not_weights(name):
     rot._non_persistent_buffers_set.clear()
     assert any(k.endswith("inv_freq") for k in hf.state_dict())
     assert from_hf(hf).cfg.n_layers == 2
+
+
+@pytest.mark.parametrize("name,match", [
+    ("deepseek-v3-grouped", r"model.layers.0.mlp.gate: group-limited routing \(top 1 of 2 expert groups\)"),
+    ("deepseek-v3-dense-first", r"model.layers.1.mlp: d_ff 12 differs from layer 0's 24"),
+    ("qwen2-moe", r"model.layers.0.mlp.shared_expert: Qwen2MoeMLP is a part of the mixture of experts"),
+    ("qwen3", r"model.layers.0.self_attn.k_norm: Qwen3RMSNorm"),
+    ("gemma3", r"model.layers.0.self_attn.k_norm: Gemma3RMSNorm"),
+])
+def test_unsupported_architectures_are_refused_naming_the_part(name, match):
+    with pytest.raises(UnsupportedModelError, match=match):
+        from_hf(ex.build(name))
+
+
+def test_a_router_with_another_rule_is_refused():
+    hf = ex.build("mixtral")
+    r = hf.model.layers[1].mlp.gate
+
+    def no_renorm(h):  # softmax and top k, but no renormalisation (Qwen2-MoE's norm_topk_prob=False)
+        logits = h.reshape(-1, r.hidden_dim) @ r.weight.T
+        top, idx = torch.topk(torch.softmax(logits, -1), r.top_k, -1)
+        return logits, top, idx
+    r.forward = no_renorm
+    with pytest.raises(UnsupportedModelError, match=r"model.layers.1.mlp.gate: .* routes by neither rule"):
+        from_hf(hf)
+
+
+def test_deepseek_structure(loaded):
+    hf, ours = loaded("deepseek-v3")
+    c = ours.cfg
+    assert (c.mla, c.router, c.n_experts, c.experts_top_k, c.shared_d_ff) == ((24, 16, 8, 8, 8), "sigmoid", 4, 2, 12)
+    a, ha = ours.blocks[0].attn, hf.model.layers[0].self_attn
+    assert torch.equal(a.kv_a.weight, ha.kv_a_proj_with_mqa.weight[:16])
+    # the interleaved rotary rows (x0, x1), (x2, x3), ... become the half-split layout: evens, then odds
+    assert torch.equal(a.k_rot.weight, ha.kv_a_proj_with_mqa.weight[16:][[0, 2, 4, 6, 1, 3, 5, 7]])
+    mlp, hm = ours.blocks[1].mlp, hf.model.layers[1].mlp
+    assert torch.equal(mlp.select_bias, hm.gate.e_score_correction_bias) and mlp.select_bias.abs().max() > 0
+    assert torch.allclose(mlp.down.weight[:, :12], hm.experts.down_proj[0] * 2.5)  # routed scale folded in

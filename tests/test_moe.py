@@ -27,6 +27,20 @@ def test_gates_are_mixtrals_renormalised_top_k():
     assert torch.allclose(routing_gates(logits, 2), ref, atol=1e-15)
 
 
+def test_sigmoid_gates_are_deepseeks():
+    g = torch.Generator().manual_seed(1)
+    logits, bias = torch.randn(40, 8, generator=g, dtype=torch.float64), 0.3 * torch.randn(8, generator=g).double()
+    s = torch.sigmoid(logits)
+    idx = torch.topk(s + bias, 2, -1).indices  # the bias moves the choice ...
+    w = s.gather(1, idx)
+    ref = torch.zeros_like(s).scatter(-1, idx, w / w.sum(-1, keepdim=True))  # ... not the weights
+    assert torch.allclose(routing_gates(logits, 2, "sigmoid", bias), ref, atol=1e-15)
+    assert not torch.equal(topk_mask(s + bias, 2), topk_mask(s, 2))  # the bias changed some choices
+    sel = ref > 0  # the integer model's form: a softmax of log sigmoid over the selected experts
+    alt = torch.softmax(torch.nn.functional.logsigmoid(logits).masked_fill(~sel, float("-inf")), -1)
+    assert torch.allclose(alt, ref, atol=1e-15)
+
+
 def test_dense_experts_equal_sparse_dispatch():
     torch.manual_seed(0)
     moe = MoE(16, 8, 4, 2, "silu", "none").double()
