@@ -95,3 +95,15 @@ def test_integer_program_caps_by_table():
         ref = m(ids).numpy()
     y = qm.forward(ids.numpy())
     assert np.abs(y).max() <= 0.5 and (y.argmax(-1) == ref.argmax(-1)).mean() >= 0.9
+
+
+@pytest.mark.parametrize("fn,ref", [("tanh", np.tanh), ("sigmoid_c", lambda x: 1 / (1 + np.exp(-x)) - 0.5),
+                                    ("logsigmoid_c", lambda x: np.log(1 / (1 + np.exp(-x))) + np.log(2.0))])
+def test_routing_and_pooler_tables(fn, ref):
+    from blindproof.zk.quant.tables import activation_table
+
+    ts = activation_table("t", fn, 10, 12)
+    vals = table_values(ts)
+    x = np.arange(ts.lo, ts.hi + 1) * 2.0 ** -10
+    assert vals[-ts.lo] == 0  # f(0) = 0: the lookup's padding row (and why sigmoid and log-sigmoid are centred)
+    assert np.abs(vals - ref(x) * 2 ** 12).max() <= 0.5 + 1e-6 * np.abs(ref(x) * 2 ** 12).max()

@@ -5,14 +5,16 @@ the maximum length, the sliding window). Parts are recognised by their structure
 
 * a decoder base (``embed_tokens``, ``layers``, ``norm``, ``rotary_emb``): Llama, Mistral, Qwen2/2.5,
   Phi-3 (fused ``qkv_proj`` / ``gate_up_proj``, split here), Gemma (GeGLU, scaled embeddings,
-  ``(1 + w)`` RMSNorm), Gemma 2 (sandwich norms, attention soft-capping) and any other model built the
-  same way;
+  ``(1 + w)`` RMSNorm), Gemma 2 (sandwich norms, attention soft-capping), mixtures of experts (Mixtral,
+  DeepSeek-V3: :mod:`blindproof.models.hf_moe`), latent attention (DeepSeek: :mod:`blindproof.models.hf_mla`)
+  and any other model built the same way;
 * a GPT-2 base (``wte``, ``wpe``, ``h``, ``ln_f``);
 * an encoder base (``embeddings`` and ``encoder.layer``: BERT, RoBERTa with its position offset) or
   ``embeddings`` and ``transformer.layer`` (DistilBERT);
 
 and a head: ``lm_head`` (logits), ``score`` (sequence classification read at the last position, the
-``*ForSequenceClassification`` decoders), or none (a bare base model: final hidden states for decoders,
+``*ForSequenceClassification`` decoders), an encoder's pooler and classifier (:func:`map_encoder_head`),
+or none (a bare base model: final hidden states for decoders,
 the mean over the sequence for encoders, as for ``BertModel``).
 
 Behaviour the tree hides is probed on the module itself: each norm is run on a random input and must

@@ -4,7 +4,8 @@
   ``safetensors`` and ``tokenizers`` (no network, no ``transformers``).
 * :func:`from_hf` maps an in-memory Hugging Face module onto a :class:`Transformer` with equal outputs,
   by its structure (:mod:`blindproof.models.hf_map`): llama-family decoders (Llama, Mistral, Qwen2,
-  Phi-3, Gemma, ...), GPT-2, BERT, RoBERTa, DistilBERT; LM heads, decoder classification heads, bare bases.
+  Phi-3, Gemma, Gemma 2, Mixtral, DeepSeek-V3, ...), GPT-2, BERT, RoBERTa, DistilBERT; LM heads,
+  classification heads (decoder and encoder), bare bases.
 
 Every source tensor must be used and every target tensor filled; an option the Transformer does not
 implement raises :class:`UnsupportedModelError` rather than loading a model that computes something else.
