@@ -158,7 +158,8 @@ def _encrypt_transformer(model: Transformer, plan: KeyPlan) -> Transformer:
                 out.values[f"{p}.mlp.select_bias"] = experts.apply(blk.mlp.select_bias.detach().to("cpu", F64))
             if cfg.shared_d_ff:  # shared experts: a gated MLP of their own, with their own permutation
                 sg, su = plan.ffn(i, shared=True)
-                mlp += [(f"{p}.mlp.shared_gate", blk.mlp.shared_gate, sg), (f"{p}.mlp.shared_up", blk.mlp.shared_up, su)]
+                mlp += [(f"{p}.mlp.shared_gate", blk.mlp.shared_gate, sg),
+                        (f"{p}.mlp.shared_up", blk.mlp.shared_up, su)]
                 out.linear(f"{p}.mlp.shared_down", *_rewrite(_w(blk.mlp.shared_down), None, su, s))
         for norm_name, norm, consumers in ((f"{p}.attn_norm", blk.attn_norm, attn),
                                            (f"{p}.mlp_norm", blk.mlp_norm, mlp)):

@@ -1,4 +1,5 @@
-"""Small random-init Hugging Face models of every architecture :func:`from_hf` maps (needs ``transformers``).
+"""Small random-init Hugging Face models of every architecture :func:`from_hf` maps, and of some it refuses
+(``UNSUPPORTED``; needs ``transformers``).
 
 Built locally from configs, never downloaded; float64, eval mode, with every 1-d parameter (norm gains,
 biases) perturbed so that folding and the ``(1 + w)`` norms are exercised. Tests and
@@ -49,7 +50,8 @@ def _spec() -> dict[str, tuple[str, str, dict]]:
                                                           "final_logit_softcapping": 0.5,
                                                           "attn_implementation": "eager"}),
         "mixtral": ("MixtralForCausalLM", "MixtralConfig", {"num_local_experts": 4, "num_experts_per_tok": 2,
-                                                            "intermediate_size": 24, "experts_implementation": "eager"}),
+                                                            "intermediate_size": 24,
+                                                            "experts_implementation": "eager"}),
         "deepseek-v3": ("DeepseekV3ForCausalLM", "DeepseekV3Config", _DEEPSEEK_V3),
         "gpt2": ("GPT2LMHeadModel", "GPT2Config", {}),
         "llama-base": ("LlamaModel", "LlamaConfig", {}),
@@ -134,8 +136,8 @@ def hf_reference(module: nn.Module, ids: torch.Tensor, pooled: bool) -> torch.Te
 
 def float64_internals() -> list[tuple[object, str, Callable]]:
     """(class or module, attribute, replacement) patches that make HF's float32 RMSNorm, RoPE and Gemma 2's
-    eager softmax compute at the input's precision, so a float64 comparison is exact to rounding. Default RoPE only (Llama 3 scaling is checked
-    against stock HF at float32 precision)."""
+    eager softmax and the MoE routers compute at the input's precision, so a float64 comparison is exact to
+    rounding. Default RoPE only (Llama 3 scaling is checked against stock HF at float32 precision)."""
     import importlib
 
     def rms(self, x):
