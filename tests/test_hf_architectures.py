@@ -227,7 +227,6 @@ def test_persistent_rotary_buffers_are_not_weights(name):
 
 @pytest.mark.parametrize("name,match", [
     ("deepseek-v3-grouped", r"model.layers.0.mlp.gate: group-limited routing \(top 1 of 2 expert groups\)"),
-    ("deepseek-v3-dense-first", r"model.layers.1.mlp: d_ff 12 differs from layer 0's 24"),
     ("qwen2-moe", r"model.layers.0.mlp.shared_expert: Qwen2MoeMLP is a part of the mixture of experts"),
     ("qwen3", r"model.layers.0.self_attn.k_norm: Qwen3RMSNorm"),
     ("gemma3", r"model.layers.0.self_attn.k_norm: Gemma3RMSNorm"),
@@ -235,6 +234,15 @@ def test_persistent_rotary_buffers_are_not_weights(name):
 def test_unsupported_architectures_are_refused_naming_the_part(name, match):
     with pytest.raises(UnsupportedModelError, match=match):
         from_hf(ex.build(name))
+
+
+def test_dense_layers_first_then_experts(loaded):
+    c = loaded("deepseek-v3-dense-first")[1].cfg
+    assert (c.dense_layers, c.dense_d_ff, c.d_ff, c.n_experts) == (1, 48, 12, 4)
+    hf = ex.build("deepseek-v3-dense-first")
+    hf.model.layers = nn.ModuleList([hf.model.layers[1], hf.model.layers[0]])  # a dense layer after a MoE one
+    with pytest.raises(UnsupportedModelError, match=r"model.layers.1.mlp: a dense MLP after a mixture-of-experts"):
+        from_hf(hf)
 
 
 def test_a_router_with_another_rule_is_refused():

@@ -161,11 +161,11 @@ class KeyPlan:
         cfg, rng = self.cfg, self.rng(f"block{layer}/ffn" + ("/shared" if shared else ""))
         if shared:
             perm = rng.permutation(cfg.shared_d_ff)
-        elif cfg.n_experts:  # experts move as blocks (with the router's outputs), units within each block
+        elif cfg.layer_is_moe(layer):  # experts move as blocks (with the router's outputs), units within each block
             order = rng.permutation(cfg.n_experts)
             perm = np.concatenate([e * cfg.d_ff + rng.permutation(cfg.d_ff) for e in order])
         else:
-            perm = rng.permutation(cfg.d_ff)
+            perm = rng.permutation(cfg.layer_d_ff(layer))
         gate = PermKey(perm)
         if self.tier == "rotate" and cfg.mlp == "swiglu":
             # silu(g) * u is linear in u (and so is the expert weighting), so any nonzero diagonal on u

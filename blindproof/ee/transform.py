@@ -151,7 +151,7 @@ def _encrypt_transformer(model: Transformer, plan: KeyPlan) -> Transformer:
         mlp = [(f"{p}.mlp.up", blk.mlp.up, up)]
         if cfg.mlp == "swiglu":
             mlp.append((f"{p}.mlp.gate", blk.mlp.gate, gate))
-        if cfg.n_experts:  # the router reads the normed stream; its outputs follow the expert order
+        if cfg.layer_is_moe(i):  # the router reads the normed stream; its outputs follow the expert order
             experts = plan.experts(i)
             mlp.append((f"{p}.mlp.router", blk.mlp.router, experts))
             if cfg.router == "sigmoid":

@@ -26,8 +26,8 @@ _LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "l
 
 
 # DeepSeek-V3: MLA (q/kv LoRA ranks, decoupled RoPE), sigmoid routing with a selection bias, one shared
-# expert; every layer MoE, ungrouped routing (n_group 1)
-_DEEPSEEK_V3 = {"intermediate_size": 24, "moe_intermediate_size": 12, "num_key_value_heads": 4, "n_routed_experts": 4,
+# expert; ungrouped routing (n_group 1); every layer MoE (the "-dense-first" variant: layer 0 dense)
+_DEEPSEEK_V3 = {"intermediate_size": 48, "moe_intermediate_size": 12, "num_key_value_heads": 4, "n_routed_experts": 4,
                 "num_experts_per_tok": 2, "n_shared_experts": 1, "n_group": 1, "topk_group": 1,
                 "first_k_dense_replace": 0, "q_lora_rank": 24, "kv_lora_rank": 16, "qk_rope_head_dim": 8,
                 "qk_nope_head_dim": 8, "v_head_dim": 8, "routed_scaling_factor": 2.5,
@@ -53,6 +53,8 @@ def _spec() -> dict[str, tuple[str, str, dict]]:
                                                             "intermediate_size": 24,
                                                             "experts_implementation": "eager"}),
         "deepseek-v3": ("DeepseekV3ForCausalLM", "DeepseekV3Config", _DEEPSEEK_V3),
+        "deepseek-v3-dense-first": ("DeepseekV3ForCausalLM", "DeepseekV3Config",
+                                    {**_DEEPSEEK_V3, "first_k_dense_replace": 1}),
         "gpt2": ("GPT2LMHeadModel", "GPT2Config", {}),
         "llama-base": ("LlamaModel", "LlamaConfig", {}),
         "gpt2-base": ("GPT2Model", "GPT2Config", {}),
@@ -73,8 +75,6 @@ ARCHITECTURES: tuple[str, ...] = tuple(_spec())
 def _unsupported() -> dict[str, tuple[str, str, dict]]:
     """Architectures from_hf refuses (naming the part it cannot map): the support table lists them too."""
     return {
-        "deepseek-v3-dense-first": ("DeepseekV3ForCausalLM", "DeepseekV3Config",
-                                    {**_DEEPSEEK_V3, "first_k_dense_replace": 1}),
         "deepseek-v3-grouped": ("DeepseekV3ForCausalLM", "DeepseekV3Config",
                                 {**_DEEPSEEK_V3, "n_group": 2, "topk_group": 1}),
         "qwen2-moe": ("Qwen2MoeForCausalLM", "Qwen2MoeConfig", {"num_experts": 4, "num_experts_per_tok": 2,

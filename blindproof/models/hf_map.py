@@ -294,8 +294,8 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
     layers = kids["layers"]
     n_heads = int(c["num_attention_heads"])
     m: NameMap = {}
-    qkv_bias, o_bias, mlp_bias, acts, plus_one, eps_all, sandwich, moe = [], [], [], [], [], [], [], []
-    head_dim = kv_heads = d_ff = None
+    qkv_bias, o_bias, mlp_bias, acts, plus_one, eps_all, sandwich, moe, ffs = [], [], [], [], [], [], [], [], []
+    head_dim = kv_heads = None
     scale_attn = softcaps = None
     for i, layer in enumerate(layers):
         lp = _path(prefix, f"layers.{i}")
@@ -342,10 +342,7 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
         acts.append(act_name)
         mlp_bias.append(bias)
         moe.append(experts)
-        if d_ff is None:
-            d_ff = ff
-        elif ff != d_ff:
-            _fail(mp, f"d_ff {ff} differs from layer 0's {d_ff}")
+        ffs.append(ff)
         norms = ((("attn_norm", "input_layernorm"), ("attn_post_norm", "post_attention_layernorm"),
                   ("mlp_norm", "pre_feedforward_layernorm"), ("mlp_post_norm", "post_feedforward_layernorm"))
                  if sandwich[-1] else (("attn_norm", "input_layernorm"), ("mlp_norm", "post_attention_layernorm")))
@@ -364,8 +361,16 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
         _fail(_path(prefix, "layers"), "no layers")
     _one_flag(plus_one, prefix, "norm conventions (w or 1 + w)")
     sandwiched = _one_flag(sandwich, prefix, "sandwich norms (pre/post_feedforward_layernorm)")
-    n_experts, top_k, router, shared_ff = _one_flag(moe, prefix, "mixture-of-experts layouts (experts, top-k, "
-                                                          "router, shared experts) or dense MLPs")
+    # dense MLPs first, then one mixture-of-experts layout (DeepSeek-V3's first_k_dense_replace), each of one width
+    dense = [j for j, e in enumerate(moe) if e[0] == 0]
+    if dense and dense[-1] != len(dense) - 1:
+        _fail(_path(prefix, f"layers.{dense[-1]}.mlp"), "a dense MLP after a mixture-of-experts layer (only the first "
+                                                       "layers may be dense)")
+    n_dense = len(dense) if len(dense) < len(moe) else 0
+    n_experts, top_k, router, shared_ff = _one_flag(moe[n_dense:], prefix, "mixture-of-experts layouts (experts, "
+                                                    "top-k, router, shared experts)")
+    d_ff = _one_flag(ffs[n_dense:], _path(prefix, "layers"), "MLP widths")
+    dense_ff = _one_flag(ffs[:n_dense], _path(prefix, "layers"), "dense MLP widths") if n_dense else 0
     eps = _one_flag(eps_all, prefix, "norm epsilons")
     act = _one_flag(acts, prefix, "MLP activations")
     mla = head_dim if isinstance(head_dim, tuple) else None  # latent attention: its shape, not a head width
@@ -400,7 +405,7 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
         else float(scale_attn),
         rope_llama3=llama3, embed_scale=scale, sandwich_norm=sandwiched,
         attn_softcap=float(softcaps) if softcaps else None, n_experts=n_experts, experts_top_k=top_k,
-        router=router, shared_d_ff=shared_ff, mla=mla)
+        router=router, shared_d_ff=shared_ff, mla=mla, dense_layers=n_dense, dense_d_ff=dense_ff)
     return fields, m, emb_key
 
 

@@ -65,6 +65,8 @@ class TransformerConfig:
     experts_top_k: int = 0
     router: Literal["softmax", "sigmoid"] = "softmax"  # sigmoid: DeepSeek-V3 (selection bias, scores renormalised)
     shared_d_ff: int = 0  # width of an always-on shared gated MLP next to the routed experts (DeepSeek)
+    dense_layers: int = 0  # the first blocks keep a dense gated MLP of width dense_d_ff (DeepSeek-V3: 3)
+    dense_d_ff: int = 0
     # multi-head latent attention (models/mla.py): (q_lora_rank or 0, kv_lora_rank, nope, rope, v_dim)
     mla: tuple[int, int, int, int, int] | None = None
     # Gemma 2: a second RMSNorm on each sublayer's output before the residual add ("sandwich" norms)
@@ -106,6 +108,10 @@ class TransformerConfig:
                              f"{self.pool_act!r}")
         if self.glu_act not in ("silu", "gelu"):
             raise ValueError(f"glu_act must be 'silu' or 'gelu', got {self.glu_act!r}")
+        if (self.dense_layers or self.dense_d_ff) and not (
+                self.n_experts and 0 < self.dense_layers < self.n_layers and self.dense_d_ff > 0):
+            raise ValueError(f"dense_layers (got {self.dense_layers}) must lie in [1, n_layers) with dense_d_ff > 0, "
+                             "in a mixture-of-experts model")
         if (self.router != "softmax" or self.shared_d_ff) and not self.n_experts:
             raise ValueError("router and shared_d_ff are options of a mixture of experts (n_experts > 0)")
         if self.router not in ("softmax", "sigmoid") or self.shared_d_ff < 0:
@@ -138,6 +144,14 @@ class TransformerConfig:
         """Whether the linears of ``part`` ("qkv", "o" or "mlp") carry biases."""
         own = {"qkv": self.qkv_bias, "o": self.o_bias, "mlp": self.mlp_bias}[part]
         return self.bias if own is None else own
+
+    def layer_is_moe(self, layer: int) -> bool:
+        """Whether block ``layer`` has the mixture of experts (else a dense MLP)."""
+        return bool(self.n_experts) and layer >= self.dense_layers
+
+    def layer_d_ff(self, layer: int) -> int:
+        """Width of block ``layer``'s MLP (per expert for a mixture of experts)."""
+        return self.dense_d_ff if self.n_experts and layer < self.dense_layers else self.d_ff
 
     @property
     def rope_dim(self) -> int:
@@ -177,7 +191,7 @@ _OPTIONAL_DEFAULTS = {"attn_head_dim": None, "qkv_bias": None, "o_bias": None, "
                       "glu_act": "silu", "attn_scale": None, "rope_llama3": None, "n_labels": 0,
                       "sandwich_norm": False, "attn_softcap": None, "logit_softcap": None, "pool_act": None,
                       "n_experts": 0, "experts_top_k": 0, "mla": None,
-                      "router": "softmax", "shared_d_ff": 0}
+                      "router": "softmax", "shared_d_ff": 0, "dense_layers": 0, "dense_d_ff": 0}
 
 
 def softcap(x: torch.Tensor, c: float | None) -> torch.Tensor:
@@ -301,14 +315,14 @@ def attend(cfg: TransformerConfig, q: torch.Tensor, k: torch.Tensor, v: torch.Te
 
 
 class MLP(nn.Module):
-    def __init__(self, cfg: TransformerConfig) -> None:
+    def __init__(self, cfg: TransformerConfig, d_ff: int | None = None) -> None:
         super().__init__()
         self.cfg = cfg
-        bias = cfg.has_bias("mlp")
+        bias, ff = cfg.has_bias("mlp"), d_ff or cfg.d_ff
         if cfg.mlp == "swiglu":  # the gated MLP: SwiGLU, or GeGLU with glu_act "gelu"
-            self.gate = nn.Linear(cfg.d_model, cfg.d_ff, bias=bias)
-        self.up = nn.Linear(cfg.d_model, cfg.d_ff, bias=bias)
-        self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=bias)
+            self.gate = nn.Linear(cfg.d_model, ff, bias=bias)
+        self.up = nn.Linear(cfg.d_model, ff, bias=bias)
+        self.down = nn.Linear(ff, cfg.d_model, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.cfg.mlp == "swiglu":
@@ -319,7 +333,7 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: TransformerConfig) -> None:
+    def __init__(self, cfg: TransformerConfig, layer: int = 0) -> None:
         super().__init__()
         self.cfg = cfg
         self.attn_norm = make_norm(cfg)
@@ -329,7 +343,7 @@ class Block(nn.Module):
             self.attn.cfg = cfg
         self.mlp_norm = make_norm(cfg)
         self.mlp = MoE(cfg.d_model, cfg.d_ff, cfg.n_experts, cfg.experts_top_k, cfg.glu_act, cfg.gelu_approx,
-                       cfg.router, cfg.shared_d_ff) if cfg.n_experts else MLP(cfg)
+                       cfg.router, cfg.shared_d_ff) if cfg.layer_is_moe(layer) else MLP(cfg, cfg.layer_d_ff(layer))
         if cfg.sandwich_norm:  # norms on the sublayer outputs, before the residual adds
             self.attn_post_norm = make_norm(cfg)
             self.mlp_post_norm = make_norm(cfg)
@@ -365,7 +379,7 @@ class Transformer(nn.Module):
                 self.expand.weight.zero_()
                 self.expand.weight[:, :cfg.d_model] += torch.eye(cfg.d_model)
                 self.expand.weight[:, cfg.d_model:] = torch.randn(cfg.d_model, cfg.input_extra) / math.sqrt(cfg.input_extra)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layers))
         if cfg.norm_position == "pre":
             self.final_norm = make_norm(cfg)
         if cfg.output == "logits":

@@ -502,7 +502,7 @@ def _walk_transformer(b: _Builder, model: Transformer, tokens: np.ndarray, scope
 
     def mlp(x: _Node, i: int) -> _Node:
         p, n = f"blocks.{i}.mlp.", f"b{i}.mlp."
-        if cfg.n_experts:  # top-k routing proved by the program's own ops, experts dense (quant/moe.py)
+        if cfg.layer_is_moe(i):  # top-k routing proved by the program's own ops, experts dense (quant/moe.py)
             fn = "silu" if cfg.glu_act == "silu" else ("gelu_tanh" if cfg.gelu_approx == "tanh" else "gelu")
             return moe_mlp(b, x, sd, p, n, cfg.d_ff, cfg.experts_top_k, fn, cfg.router, cfg.shared_d_ff)
         up = b.requant(lin(x, p + "up", n + "up.acc"), n + "up")
