@@ -58,11 +58,18 @@ def test_dense_experts_equal_sparse_dispatch():
     assert torch.allclose(dense, sparse, atol=1e-13)
 
 
-def _tiny_moe(n_experts: int = 3, k: int = 2) -> Transformer:
+def _tiny_moe(n_experts: int = 3, k: int = 2, groups: tuple[int, int] = (1, 1)) -> Transformer:
+    grouped = groups != (1, 1)
     cfg = TransformerConfig(vocab_size=64, d_model=32, n_layers=1, n_heads=4, d_ff=16, n_kv_heads=2, max_seq=16,
-                            n_experts=n_experts, experts_top_k=k)
+                            n_experts=n_experts, experts_top_k=k, router="sigmoid" if grouped else "softmax",
+                            expert_groups=groups)
     torch.manual_seed(1)
-    return Transformer(cfg).double().eval()
+    m = Transformer(cfg).double().eval()
+    if grouped:
+        with torch.no_grad():
+            m.blocks[0].mlp.router.weight.mul_(20.0)  # spread the sigmoid scores so groups differ clearly
+            m.blocks[0].mlp.select_bias.copy_(0.05 * torch.randn(n_experts, dtype=torch.float64))
+    return m
 
 
 @pytest.mark.parametrize("n_experts,k", [(3, 2), (4, 1)])
@@ -83,15 +90,37 @@ def test_integer_routing_selects_the_float_experts(n_experts, k):
         TransformerConfig(vocab_size=8, d_model=8, n_layers=1, n_heads=2, d_ff=8, n_experts=2, experts_top_k=3)
 
 
-def test_forged_routing_is_rejected():
-    """A prover that routes one token to another expert (and computes everything after it honestly from
-    that choice) cannot make a proof that verifies: the selection is a relation of the program."""
+def test_group_limited_routing_keeps_the_best_groups():
+    m = _tiny_moe(8, 3, (4, 2))
+    ids = torch.randint(0, 64, (4, 12), generator=torch.Generator().manual_seed(5))
+    qm = quantize(m, ids)
+    trace = qm.run(ids.numpy())
+    with torch.no_grad():
+        blk, h = m.blocks[0], m.embed_tokens(ids)
+        h = h + blk.attn(blk.attn_norm(h), 0, (m.rope_cos, m.rope_sin), None, 0)
+        g = blk.mlp.gates(blk.mlp_norm(h)).numpy()
+    sel = trace.tensors["b0.mlp.router.off"] == 0  # (a selected expert's gate may round to 0 at 2^-14)
+    groups_used = sel.reshape(*sel.shape[:-1], 4, 2).any(-1).sum(-1)
+    assert (sel.sum(-1) == 3).all() and (groups_used <= 2).all()  # 3 experts from at most 2 groups
+    assert ((g > 0).reshape(*g.shape[:-1], 4, 2).any(-1).sum(-1) <= 2).all()
+    assert (sel == (g > 0)).all(-1).mean() >= 0.9
+    with pytest.raises(ValueError, match="expert_groups"):
+        TransformerConfig(vocab_size=8, d_model=8, n_layers=1, n_heads=2, d_ff=8, n_experts=4, experts_top_k=1,
+                          expert_groups=(2, 1))  # the group limit is the sigmoid router's
+
+
+@pytest.mark.parametrize("groups,target", [((1, 1), "b0.mlp.router.off"),
+                                           ((2, 1), "b0.mlp.router.grouplimit.groups.off")])
+def test_forged_routing_is_rejected(groups, target):
+    """A prover that routes one token to another expert (or keeps another expert group), computing
+    everything after it honestly from that choice, cannot make a proof that verifies: the selection is a
+    relation of the program."""
     from blindproof.zk.commitment import CommitmentKey
     from blindproof.zk.prover import ModelProver
     from blindproof.zk.quant import reference
     from blindproof.zk.verifier import verify_model_proof
 
-    m = _tiny_moe(4, 1)
+    m = _tiny_moe(4, 1, groups)
     qm = quantize(m, torch.randint(0, 64, (4, 12), generator=torch.Generator().manual_seed(3)))
     prover = ModelProver.create(qm, CommitmentKey(b"\x11" * 32))
     inputs = qm.encode(np.random.default_rng(4).integers(0, 64, (1, 8)))
@@ -102,11 +131,12 @@ def test_forged_routing_is_rejected():
 
     def forged(self, op, a):
         y, wit = real(self, op, a)
-        if op.output == "b0.mlp.router.off":
+        if op.output == target:
             y = y.copy()
-            sel = int(np.argmin(y[0, 0]))  # token 0's expert (off = 0) ...
+            n = y.shape[-1]
+            sel = int(np.argmin(y[0, 0]))  # token 0's expert or group (off = 0) ...
             y[0, 0] = 1
-            y[0, 0, (sel + 1) % 4] = 0  # ... swapped for the next one
+            y[0, 0, (sel + 1) % n] = 0  # ... swapped for the next one
         return y, wit
 
     reference._Run.add_weight = forged

@@ -162,7 +162,10 @@ class KeyPlan:
         if shared:
             perm = rng.permutation(cfg.shared_d_ff)
         elif cfg.layer_is_moe(layer):  # experts move as blocks (with the router's outputs), units within each block
-            order = rng.permutation(cfg.n_experts)
+            n_group = cfg.expert_groups[0]  # expert groups stay contiguous: permuted as blocks, experts within
+            per = cfg.n_experts // n_group
+            order = np.concatenate([g * per + rng.permutation(per) for g in rng.permutation(n_group)]) \
+                if n_group > 1 else rng.permutation(cfg.n_experts)
             perm = np.concatenate([e * cfg.d_ff + rng.permutation(cfg.d_ff) for e in order])
         else:
             perm = rng.permutation(cfg.layer_d_ff(layer))

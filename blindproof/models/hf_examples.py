@@ -55,6 +55,9 @@ def _spec() -> dict[str, tuple[str, str, dict]]:
         "deepseek-v3": ("DeepseekV3ForCausalLM", "DeepseekV3Config", _DEEPSEEK_V3),
         "deepseek-v3-dense-first": ("DeepseekV3ForCausalLM", "DeepseekV3Config",
                                     {**_DEEPSEEK_V3, "first_k_dense_replace": 1}),
+        # group-limited routing: 8 experts in 4 groups, the best 2 groups kept, top 2 experts among them
+        "deepseek-v3-grouped": ("DeepseekV3ForCausalLM", "DeepseekV3Config",
+                                {**_DEEPSEEK_V3, "n_routed_experts": 8, "n_group": 4, "topk_group": 2}),
         "gpt2": ("GPT2LMHeadModel", "GPT2Config", {}),
         "llama-base": ("LlamaModel", "LlamaConfig", {}),
         "gpt2-base": ("GPT2Model", "GPT2Config", {}),
@@ -75,8 +78,6 @@ ARCHITECTURES: tuple[str, ...] = tuple(_spec())
 def _unsupported() -> dict[str, tuple[str, str, dict]]:
     """Architectures from_hf refuses (naming the part it cannot map): the support table lists them too."""
     return {
-        "deepseek-v3-grouped": ("DeepseekV3ForCausalLM", "DeepseekV3Config",
-                                {**_DEEPSEEK_V3, "n_group": 2, "topk_group": 1}),
         "qwen2-moe": ("Qwen2MoeForCausalLM", "Qwen2MoeConfig", {"num_experts": 4, "num_experts_per_tok": 2,
                                                                 "moe_intermediate_size": 16,
                                                                 "shared_expert_intermediate_size": 16}),
@@ -177,10 +178,15 @@ def float64_internals() -> list[tuple[object, str, Callable]]:
 
     deepseek = importlib.import_module("transformers.models.deepseek_v3.modeling_deepseek_v3")
 
-    def ds_router(self, hidden_states):  # DeepSeek-V3's router (ungrouped) at the input's precision
+    def ds_router(self, hidden_states):  # DeepSeek-V3's router at the input's precision
         logits = torch.nn.functional.linear(hidden_states.view(-1, self.hidden_dim), self.weight)
         scores = logits.sigmoid()
-        index = torch.topk(scores + self.e_score_correction_bias.to(scores.dtype), self.top_k, dim=-1)[1]
+        choice = scores + self.e_score_correction_bias.to(scores.dtype)
+        g, per = self.num_group, self.num_experts // self.num_group
+        group_scores = choice.view(-1, g, per).topk(2, dim=-1)[0].sum(dim=-1)
+        keep = torch.zeros_like(group_scores).scatter_(1, torch.topk(group_scores, self.topk_group, dim=-1)[1], 1)
+        choice = choice.masked_fill(~keep.bool().repeat_interleave(per, dim=-1), float("-inf"))
+        index = torch.topk(choice, self.top_k, dim=-1)[1]
         w = scores.gather(1, index)
         return logits, w / w.sum(-1, keepdim=True) * self.routed_scaling_factor, index
 

@@ -6,8 +6,9 @@ Recognised: an MLP module with a router child ``gate`` (a ``(n_experts, d_model)
 ``transformers``) or a list of gated MLPs. The routing rule is not read from names: the router is run
 on a probe and its weights must equal Mixtral's (softmax, top k, renormalised) or DeepSeek-V3's
 (sigmoid scores, selection by score plus ``e_score_correction_bias``, renormalised, times
-``routed_scaling_factor``, which is folded into the experts' down projections). Routers that compute
-anything else (no renormalisation, group-limited selection) are refused, naming the router. DeepSeek's
+``routed_scaling_factor``, which is folded into the experts' down projections; group-limited selection
+``topk_group`` of ``n_group``, :func:`blindproof.models.moe.group_mask`). Routers that compute anything
+else (e.g. no renormalisation) are refused, naming the router. DeepSeek's
 ``shared_experts`` (a gated MLP added to the routed output) map onto the MoE's shared MLP.
 """
 
@@ -22,8 +23,9 @@ from blindproof.models.moe import routing_gates
 
 
 @torch.no_grad()
-def _router_kind(router: nn.Module, path: str, top_k: int) -> tuple[str, float]:
-    """('softmax' or 'sigmoid', scale of the weights) of a router, decided by running it on a probe."""
+def _router_kind(router: nn.Module, path: str, top_k: int) -> tuple[str, float, tuple[int, int]]:
+    """('softmax' or 'sigmoid', scale of the weights, (n_group, topk_group)) of a router, decided by running
+    it on a probe."""
     w = router.weight
     x = _probe_input((7, w.shape[1]), w.dtype, 3)
     try:
@@ -35,27 +37,30 @@ def _router_kind(router: nn.Module, path: str, top_k: int) -> tuple[str, float]:
     _, weights, index = out
     logits = x.double() @ w.double().T
     bias = getattr(router, "e_score_correction_bias", None)
-    groups, keep = getattr(router, "num_group", 1) or 1, getattr(router, "topk_group", 1) or 1
-    if keep < groups:
-        _fail(path, f"group-limited routing (top {keep} of {groups} expert groups) is not implemented")
+    groups = (int(getattr(router, "num_group", 1) or 1), int(getattr(router, "topk_group", 1) or 1))
+    if groups[1] > groups[0] or w.shape[0] % groups[0] or (groups[1] < groups[0] and w.shape[0] // groups[0] < 2):
+        _fail(path, f"expert groups {groups} do not split {w.shape[0]} experts into groups of at least 2")
+    if groups[1] == groups[0]:
+        groups = (1, 1)  # every group kept: no limit
     scale = float(getattr(router, "routed_scaling_factor", 1.0) or 1.0)
-    candidates = [("softmax", routing_gates(logits, top_k), 1.0)]
-    if bias is not None:  # DeepSeek-V3: sigmoid scores, selection biased, weights renormalised and scaled
-        candidates.append(("sigmoid", routing_gates(logits, top_k, "sigmoid", bias.double()) * scale, scale))
+    candidates = [("softmax", routing_gates(logits, top_k), 1.0)] if groups == (1, 1) else []
+    if bias is not None:  # DeepSeek-V3: sigmoid scores, selection biased (group-limited), renormalised, scaled
+        candidates.append(("sigmoid", routing_gates(logits, top_k, "sigmoid", bias.double(), groups) * scale, scale))
     for kind, ours, s in candidates:
         if tuple(index.shape) != (7, top_k) or not torch.equal(
                 torch.sort(index, -1).values, torch.sort(torch.topk(ours, top_k, -1).indices, -1).values):
             continue
         # routers compute in float32: compare at that precision
         if _close(weights.double(), torch.gather(ours, -1, index.long()), 1e-5):
-            return kind, s
+            return kind, s, groups
     _fail(path, f"{type(router).__name__} routes by neither rule implemented: softmax, top {top_k}, renormalised "
                 "(Mixtral), nor sigmoid with a selection bias, top k, renormalised and scaled (DeepSeek-V3)")
     raise AssertionError
 
 
-def map_moe(mlp: nn.Module, mp: str, ours: str, m: NameMap) -> tuple[int, str, tuple[int, int, str, int]]:
-    """Fill ``m`` for ``ours`` (a :class:`MoE`): (d_ff, activation, (n_experts, top_k, router, shared d_ff))."""
+def map_moe(mlp: nn.Module, mp: str, ours: str, m: NameMap) -> tuple[int, str, tuple]:
+    """Fill ``m`` for ``ours`` (a :class:`MoE`): (d_ff, activation, (n_experts, top_k, router, shared d_ff,
+    (n_group, topk_group)))."""
     from blindproof.models.hf_map import _map_gated_mlp  # noqa: PLC0415
 
     kids = _significant(mlp)
@@ -81,7 +86,7 @@ def map_moe(mlp: nn.Module, mp: str, ours: str, m: NameMap) -> tuple[int, str, t
     if getattr(router, "bias", None) is not None:
         _fail(rp, "a router bias is not implemented")
     n_experts = int(w.shape[0])
-    kind, scale = _router_kind(router, rp, top_k)
+    kind, scale, groups = _router_kind(router, rp, top_k)
     m[f"{ours}.router.weight"] = _take(f"{rp}.weight")
     if kind == "sigmoid":
         m[f"{ours}.select_bias"] = _take(f"{rp}.e_score_correction_bias")
@@ -103,7 +108,7 @@ def map_moe(mlp: nn.Module, mp: str, ours: str, m: NameMap) -> tuple[int, str, t
                                          lambda t: scaled(t.permute(1, 0, 2).reshape(t.shape[1], -1)))
         if shared_ff and shared_act != act:
             _fail(_path(mp, "shared_experts"), f"activation {shared_act} differs from the experts' {act}")
-        return ff, act, (n_experts, top_k, kind, shared_ff)
+        return ff, act, (n_experts, top_k, kind, shared_ff, groups)
     if isinstance(experts, nn.ModuleList) and len(experts) == n_experts:  # one gated MLP per expert
         parts = []
         for e, expert in enumerate(experts):
@@ -125,7 +130,7 @@ def map_moe(mlp: nn.Module, mp: str, ours: str, m: NameMap) -> tuple[int, str, t
         m[f"{ours}.down.weight"] = ((lambda sd, ks=keys: scaled(torch.cat([sd[k] for k in ks], dim=1))), keys)
         if shared_ff and shared_act != act:
             _fail(_path(mp, "shared_experts"), f"activation {shared_act} differs from the experts' {act}")
-        return ff, act, (n_experts, top_k, kind, shared_ff)
+        return ff, act, (n_experts, top_k, kind, shared_ff, groups)
     _fail(ep, f"{type(experts).__name__}: experts neither as fused gate_up_proj/down_proj tensors nor as a "
               f"list of {n_experts} gated MLPs")
     raise AssertionError

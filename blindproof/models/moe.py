@@ -27,19 +27,34 @@ def topk_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     return beats.sum(-1) < k
 
 
+def group_mask(choice: torch.Tensor, n_group: int, topk_group: int) -> torch.Tensor:
+    """DeepSeek-V3's group limit: experts in ``n_group`` contiguous groups, a group scored by the sum of its
+    two best choice scores; only experts of the ``topk_group`` best groups stay selectable (ties to the
+    lower index, as everywhere here)."""
+    per = choice.shape[-1] // n_group
+    grouped = choice.unflatten(-1, (n_group, per))
+    top2 = topk_mask(grouped, 2)
+    scores = (grouped * top2).sum(-1)
+    return topk_mask(scores, topk_group).repeat_interleave(per, dim=-1)
+
+
 def routing_gates(logits: torch.Tensor, k: int, router: str = "softmax",
-                  bias: torch.Tensor | None = None) -> torch.Tensor:
+                  bias: torch.Tensor | None = None, groups: tuple[int, int] = (1, 1)) -> torch.Tensor:
     """Per-token expert weights, zero off the k selected experts.
 
     ``softmax`` (Mixtral): softmax over all experts, top k, renormalised, which equals a softmax over the
     selected logits alone. ``sigmoid`` (DeepSeek-V3): experts selected by ``sigmoid(r) + bias``, weights
     ``sigmoid(r_i) / Σ_selected sigmoid(r_j)``, which equals a softmax of ``log sigmoid(r)`` over the
-    selected experts (the integer model computes it that way)."""
+    selected experts (the integer model computes it that way). ``groups = (n_group, topk_group)``: the
+    sigmoid router's group limit (:func:`group_mask`)."""
     if router == "softmax":
         sel = topk_mask(logits, k)
         return torch.softmax(logits.masked_fill(~sel, float("-inf")), dim=-1)
     scores = torch.sigmoid(logits)
-    sel = topk_mask(scores if bias is None else scores + bias, k)
+    choice = scores if bias is None else scores + bias
+    if groups[1] < groups[0]:  # experts outside the best groups rank below every other
+        choice = choice.masked_fill(~group_mask(choice, *groups), float("-inf"))
+    sel = topk_mask(choice, k)
     w = scores * sel
     return w / w.sum(-1, keepdim=True)
 
@@ -48,12 +63,12 @@ class MoE(nn.Module):
     """Top-k routed experts (SwiGLU or GeGLU each), computed densely."""
 
     def __init__(self, d_model: int, d_ff: int, n_experts: int, top_k: int, act: str, gelu_approx: str,
-                 router: str = "softmax", shared_d_ff: int = 0) -> None:
+                 router: str = "softmax", shared_d_ff: int = 0, groups: tuple[int, int] = (1, 1)) -> None:
         super().__init__()
         if not 1 <= top_k <= n_experts:
             raise ValueError(f"top_k must lie in [1, n_experts = {n_experts}], got {top_k}")
         self.d_ff, self.n_experts, self.top_k = d_ff, n_experts, top_k
-        self.act, self.gelu_approx, self.router_kind = act, gelu_approx, router
+        self.act, self.gelu_approx, self.router_kind, self.groups = act, gelu_approx, router, tuple(groups)
         self.router = nn.Linear(d_model, n_experts, bias=False)
         if router == "sigmoid":  # DeepSeek-V3's selection bias (it moves the choice, not the weights)
             self.select_bias = nn.Parameter(torch.zeros(n_experts))
@@ -70,7 +85,8 @@ class MoE(nn.Module):
 
     def gates(self, x: torch.Tensor) -> torch.Tensor:
         """Per-token expert weights (zero off the selected experts)."""
-        return routing_gates(self.router(x), self.top_k, self.router_kind, getattr(self, "select_bias", None))
+        return routing_gates(self.router(x), self.top_k, self.router_kind, getattr(self, "select_bias", None),
+                             self.groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = self.gates(x).repeat_interleave(self.d_ff, dim=-1)

@@ -65,6 +65,7 @@ class TransformerConfig:
     experts_top_k: int = 0
     router: Literal["softmax", "sigmoid"] = "softmax"  # sigmoid: DeepSeek-V3 (selection bias, scores renormalised)
     shared_d_ff: int = 0  # width of an always-on shared gated MLP next to the routed experts (DeepSeek)
+    expert_groups: tuple[int, int] = (1, 1)  # (n_group, topk_group): DeepSeek-V3's group-limited routing
     dense_layers: int = 0  # the first blocks keep a dense gated MLP of width dense_d_ff (DeepSeek-V3: 3)
     dense_d_ff: int = 0
     # multi-head latent attention (models/mla.py): (q_lora_rank or 0, kv_lora_rank, nope, rope, v_dim)
@@ -112,6 +113,13 @@ class TransformerConfig:
                 self.n_experts and 0 < self.dense_layers < self.n_layers and self.dense_d_ff > 0):
             raise ValueError(f"dense_layers (got {self.dense_layers}) must lie in [1, n_layers) with dense_d_ff > 0, "
                              "in a mixture-of-experts model")
+        object.__setattr__(self, "expert_groups", tuple(int(v) for v in self.expert_groups))
+        n_group, topk_group = self.expert_groups
+        if (n_group, topk_group) != (1, 1) and not (
+                self.router == "sigmoid" and 1 <= topk_group < n_group and self.n_experts % n_group == 0
+                and self.n_experts // n_group >= 2 and topk_group * (self.n_experts // n_group) >= self.experts_top_k):
+            raise ValueError(f"expert_groups {self.expert_groups}: needs the sigmoid router, topk_group < n_group "
+                             "dividing n_experts into groups of at least 2, and enough experts in the kept groups")
         if (self.router != "softmax" or self.shared_d_ff) and not self.n_experts:
             raise ValueError("router and shared_d_ff are options of a mixture of experts (n_experts > 0)")
         if self.router not in ("softmax", "sigmoid") or self.shared_d_ff < 0:
@@ -177,7 +185,7 @@ class TransformerConfig:
         for k, default in _OPTIONAL_DEFAULTS.items():
             if d[k] == default:
                 d.pop(k)
-        for k in ("rope_llama3", "mla"):
+        for k in ("rope_llama3", "mla", "expert_groups"):
             if d.get(k) is not None:
                 d[k] = list(d[k])
         return d
@@ -191,7 +199,8 @@ _OPTIONAL_DEFAULTS = {"attn_head_dim": None, "qkv_bias": None, "o_bias": None, "
                       "glu_act": "silu", "attn_scale": None, "rope_llama3": None, "n_labels": 0,
                       "sandwich_norm": False, "attn_softcap": None, "logit_softcap": None, "pool_act": None,
                       "n_experts": 0, "experts_top_k": 0, "mla": None,
-                      "router": "softmax", "shared_d_ff": 0, "dense_layers": 0, "dense_d_ff": 0}
+                      "router": "softmax", "shared_d_ff": 0, "dense_layers": 0, "dense_d_ff": 0,
+                      "expert_groups": (1, 1)}
 
 
 def softcap(x: torch.Tensor, c: float | None) -> torch.Tensor:
@@ -343,7 +352,7 @@ class Block(nn.Module):
             self.attn.cfg = cfg
         self.mlp_norm = make_norm(cfg)
         self.mlp = MoE(cfg.d_model, cfg.d_ff, cfg.n_experts, cfg.experts_top_k, cfg.glu_act, cfg.gelu_approx,
-                       cfg.router, cfg.shared_d_ff) if cfg.layer_is_moe(layer) else MLP(cfg, cfg.layer_d_ff(layer))
+                       cfg.router, cfg.shared_d_ff, cfg.expert_groups) if cfg.layer_is_moe(layer) else MLP(cfg, cfg.layer_d_ff(layer))
         if cfg.sandwich_norm:  # norms on the sublayer outputs, before the residual adds
             self.attn_post_norm = make_norm(cfg)
             self.mlp_post_norm = make_norm(cfg)

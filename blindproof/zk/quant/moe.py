@@ -2,7 +2,8 @@
 
 Routing (``k`` of ``E`` experts, ties to the lower index, as :func:`blindproof.models.moe.topk_mask`):
 
-1. router logits ``r`` (``linear``, rescaled to int16);
+1. router logits ``r`` (``linear``, rescaled to int16; DeepSeek-V3: the choice scores, see :func:`route`,
+   with its group limit applied first, :func:`_group_limit`, by the same network within each group);
 2. pairwise differences ``D[i, j] = r_j − r_i`` (a ``linear`` whose matrix has one +1 and one −1 per row);
 3. ``c[i, j] = clamp(D[i, j] + [j < i], 0, 1)``, 1 exactly when expert ``j`` ranks above ``i``
    (``add_weight`` with a 0/1 vector, output range ``[0, 1]``: the clamp is part of the op);
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from blindproof.zk.quant.spec import ACC_BOUND, SCORE_HI, SCORE_LO
+from blindproof.zk.quant.spec import ACC_BOUND, INT16_MAX, SCORE_HI, SCORE_LO
 
 if TYPE_CHECKING:  # the builder lives in quantizer.py, which imports this module
     from blindproof.zk.quant.quantizer import _Builder, _Node
@@ -50,8 +51,69 @@ def _clamp01(b: "_Builder", a: "_Node", shift: np.ndarray, value: np.ndarray, na
     return b.op("add_weight", [a], out, lambda: {"weight": name + ".weight"})
 
 
+def _pairs(groups: list[list[int]]) -> list[tuple[int, int]]:
+    """Ordered pairs (i, j), i != j, within each group, padded with (0, 0) rows (difference 0, no tie bonus:
+    never "beats") to a power-of-two count, so the linears that read their indicators read no padding
+    (commitment.check_padding_sound: an add_weight output is not pinned)."""
+    pairs = [(i, j) for g in groups for i in g for j in g if i != j]
+    width = 1 << (len(pairs) - 1).bit_length()
+    return pairs + [(0, 0)] * (width - len(pairs))
+
+
+def _ranks(b: "_Builder", r: "_Node", n: int, groups: list[list[int]], name: str, sign: int = 1) -> "_Node":
+    """``sign`` times the rank of each of the ``n`` entries of ``r`` within its group (0: best; ties to the
+    lower index), an accumulator at exponent 0: ``sign · Σ_j clamp(r_j − r_i + [j < i], 0, 1)``."""
+    pairs = _pairs(groups)
+    diff_w = np.zeros((len(pairs), n), dtype=np.int64)
+    for row, (i, j) in enumerate(pairs):
+        if i != j:
+            diff_w[row, j], diff_w[row, i] = 1, -1
+    d = _const_linear(b, r, diff_w, r.value @ diff_w.T, name + ".diff")
+    tie = np.array([1 if j < i else 0 for i, j in pairs], dtype=np.int64)
+    rv = r.value  # the float values; ties between distinct floats do not occur on real data
+    beats = np.stack([(rv[..., j] > rv[..., i]) | ((rv[..., j] == rv[..., i]) & (j < i)) for i, j in pairs], -1)
+    c = _clamp01(b, d, tie, beats.astype(np.float64), name + ".beats")
+    sum_w = np.zeros((n, len(pairs)), dtype=np.int64)
+    for row, (i, j) in enumerate(pairs):
+        sum_w[i, row] = sign if i != j else 0
+    return _const_linear(b, c, sum_w, c.value @ sum_w.T, name + ".rank")
+
+
+def _group_limit(b: "_Builder", c: "_Node", n_group: int, topk_group: int, name: str) -> "_Node":
+    """DeepSeek-V3's group limit on the choice scores ``c`` (int16): each group scored by the sum of its two
+    best scores, the ``topk_group`` best groups kept, the other groups' experts pushed 131068 units below
+    any kept one. Returns the masked scores (a rescale output: its padding is pinned)."""
+    n = c.value.shape[-1]
+    per = n // n_group
+    groups = [list(range(g * per, (g + 1) * per)) for g in range(n_group)]
+    nrank = _ranks(b, c, n, groups, name + ".in", sign=-1)
+    top2 = _clamp01(b, nrank, np.full(n, 2), (nrank.value > -2).astype(np.float64), name + ".top2")
+    prod = b.node(name + ".best.acc", c.value * top2.value, "accumulator", -WIDE, WIDE, derive=lambda: b.exp(c))
+    b.op("mul", [c, top2], prod)
+    best = b.align(prod, c, name + ".best")  # an identity rescale (not elided: the ranges differ): pins padding
+    gsum_w = np.zeros((n_group, n), dtype=np.int64)
+    for g, members in enumerate(groups):
+        gsum_w[g, members] = 1
+    gscore = b.requant(_const_linear(b, best, gsum_w, best.value @ gsum_w.T, name + ".group.acc"), name + ".group")
+    grank = _ranks(b, gscore, n_group, [list(range(n_group))], name + ".groups")
+    off = _clamp01(b, grank, np.full(n_group, -(topk_group - 1)), (grank.value >= topk_group).astype(np.float64),
+                   name + ".groups.off")  # 1: the group is dropped
+    off4 = b.node(name + ".groups.off4", off.value, "activation", 0, 4, fixed=2)  # ×4 by a left shift: pinned
+    b.op("rescale", [off], off4, lambda: {"shift": -2})
+    expand = np.repeat(np.eye(n_group, dtype=np.int64), per, axis=0)  # (E, G)
+    dropped = _const_linear(b, off4, expand, off4.value @ expand.T, name + ".dropped")
+    pen = b.node(name + ".pen", -131068.0 * dropped.value, "accumulator", -WIDE, WIDE, derive=lambda: b.exp(c))
+    b.weights[name + ".pen.weight"] = lambda: (np.full(n, -32767, dtype=np.int64), "int16", 0)
+    b.op("mul_weight", [dropped], pen, lambda: {"weight": name + ".pen.weight"})
+    lo = -131068 - INT16_MAX
+    masked = b.node(name + ".masked.raw", c.value, "activation", -(1 << 19), 1 << 19, derive=lambda: b.exp(c))
+    b.op("add", [c, pen], masked)
+    out = b.node(name + ".masked", c.value, "activation", lo, INT16_MAX, derive=lambda: b.exp(c))
+    return b.op("rescale", [masked], out, lambda: {"shift": 0})  # narrower declared range: not elided, pinned
+
+
 def route(b: "_Builder", x: "_Node", router: np.ndarray, k: int, name: str, kind: str = "softmax",
-          select_bias: np.ndarray | None = None) -> "_Node":
+          select_bias: np.ndarray | None = None, groups: tuple[int, int] = (1, 1)) -> "_Node":
     """Gates ``(batch, seq, E)`` at exponent ``prob_exp``, zero off the k selected experts.
 
     ``softmax`` (Mixtral): experts ranked by their logits, gates a softmax over the selected logits.
@@ -65,30 +127,14 @@ def route(b: "_Builder", x: "_Node", router: np.ndarray, k: int, name: str, kind
     if kind == "sigmoid":
         rank_in = b.requant(b.add_weight(b.lookup(r, "sigmoid_c", name + ".sig"), select_bias, name + ".choice.acc"),
                             name + ".choice")
+        if groups[1] < groups[0]:
+            rank_in = _group_limit(b, rank_in, groups[0], groups[1], name + ".grouplimit")
         ls = -np.logaddexp(0.0, -r.value) + np.log(2.0)
         s = b.lookup_fixed(r, "logsigmoid_c", ls, name + ".scores", se, SCORE_LO, SCORE_HI)
     else:
         rank_in = r
         s = b.requant(acc, name + ".scores", SCORE_LO, SCORE_HI, fixed=se)
-    r = rank_in
-    pairs = [(i, j) for i in range(n_exp) for j in range(n_exp) if i != j]
-    # padded with (i, i) rows (difference 0, no tie bonus: never "beats") to a power-of-two width, so the
-    # rank's linear reads no padding (commitment.check_padding_sound: an add_weight output is not pinned)
-    width = 1 << (len(pairs) - 1).bit_length()
-    pairs += [(0, 0)] * (width - len(pairs))
-    diff_w = np.zeros((width, n_exp), dtype=np.int64)
-    for row, (i, j) in enumerate(pairs):
-        if i != j:
-            diff_w[row, j], diff_w[row, i] = 1, -1
-    d = _const_linear(b, r, diff_w, r.value @ diff_w.T, name + ".diff")
-    tie = np.array([1 if j < i else 0 for i, j in pairs], dtype=np.int64)
-    rv = r.value  # the float logits; ties between distinct floats do not occur on real data
-    beats = np.stack([(rv[..., j] > rv[..., i]) | ((rv[..., j] == rv[..., i]) & (j < i)) for i, j in pairs], -1)
-    c = _clamp01(b, d, tie, beats.astype(np.float64), name + ".beats")
-    sum_w = np.zeros((n_exp, width), dtype=np.int64)
-    for row, (i, j) in enumerate(pairs):
-        sum_w[i, row] = 1 if i != j else 0
-    rank = _const_linear(b, c, sum_w, c.value @ sum_w.T, name + ".rank")
+    rank = _ranks(b, rank_in, n_exp, [list(range(n_exp))], name)
     off = _clamp01(b, rank, np.full(n_exp, -(k - 1)), (rank.value >= k).astype(np.float64), name + ".off")
     # -64·off by an elementwise product (mul_weight), which unlike a linear reads no padding
     pen = b.node(name + ".pen.acc", -PENALTY * off.value, "accumulator", -WIDE, WIDE, fixed=0)
@@ -108,10 +154,10 @@ def _gated(b: "_Builder", x: "_Node", sd: dict[str, np.ndarray], p: str, n: str,
 
 
 def moe_mlp(b: "_Builder", x: "_Node", sd: dict[str, np.ndarray], p: str, n: str, d_ff: int, k: int,
-            act_fn: str, kind: str = "softmax", shared_d_ff: int = 0) -> "_Node":
+            act_fn: str, kind: str = "softmax", shared_d_ff: int = 0, groups: tuple[int, int] = (1, 1)) -> "_Node":
     """The MoE block on the normed stream ``x``: routing as above, then the experts densely (plus the
     shared experts, if any); returns the block's output (the residual add follows)."""
-    gates = route(b, x, sd[p + "router.weight"], k, n + "router", kind, sd.get(p + "select_bias"))
+    gates = route(b, x, sd[p + "router.weight"], k, n + "router", kind, sd.get(p + "select_bias"), groups)
     n_exp = sd[p + "router.weight"].shape[0]
     h = _gated(b, x, sd, p, n, act_fn)
     # one bit coarser, by a rescale: its output's padding is pinned to zero, so the linear below may read it
