@@ -51,9 +51,11 @@ def test_float64_equals_transformers(name, loaded, exact_hf):
     assert y.shape == ref.shape
     # Llama 3 RoPE: the patch computes plain RoPE, so this one is compared with stock HF below
     assert _rel(y, ref) <= (1e-9 if name != "llama3-rope" else 1.0)
+    assert name == "llama3-rope" or _rel(y, ref) <= 1e-14
 
 
-@pytest.mark.parametrize("name", ["llama3-rope", "qwen2", "phi3", "gemma", "gemma2", "mixtral", "deepseek-v3"])
+@pytest.mark.parametrize("name", ["llama3-rope", "qwen2", "phi3", "gemma", "gemma2", "mixtral", "deepseek-v3",
+                                  "deepseek-v3-yarn"])
 def test_stock_transformers_to_float32_precision(name, loaded):
     hf, ours = loaded(name)  # HF computes RMSNorm and the RoPE tables in float32 even in float64 models
     ids = ex.example_ids()
@@ -269,3 +271,16 @@ def test_deepseek_structure(loaded):
     assert torch.equal(mlp.select_bias, hm.gate.e_score_correction_bias) and mlp.select_bias.abs().max() > 0
     assert torch.allclose(mlp.down.weight[:, :12], hm.experts.down_proj[0] * 2.5)  # routed scale folded in
     assert loaded("deepseek-v3-grouped")[1].cfg.expert_groups == (4, 2)
+
+
+def test_yarn_frequencies_read_from_the_rotary_module(loaded):
+    hf, ours = loaded("deepseek-v3-yarn")
+    c = ours.cfg
+    inv = hf.model.rotary_emb.inv_freq.double()
+    assert torch.equal(torch.tensor(c.rope_freqs, dtype=torch.float64), inv)
+    assert not torch.allclose(inv, rope_inv_freq(c.rope_dim, c.rope_theta), rtol=1e-3)  # really scaled
+    assert c.attn_scale == hf.model.layers[0].self_attn.scaling  # YaRN's mscale² in the softmax scale
+    hf = ex.build("llama")
+    hf.config.rope_parameters = {"rope_type": "dynamic", "rope_theta": 10000.0, "factor": 2.0}
+    with pytest.raises(UnsupportedModelError, match=r"model.rotary_emb: RoPE scaling 'dynamic' not implemented"):
+        from_hf(hf)

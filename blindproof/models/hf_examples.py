@@ -55,6 +55,13 @@ def _spec() -> dict[str, tuple[str, str, dict]]:
         "deepseek-v3": ("DeepseekV3ForCausalLM", "DeepseekV3Config", _DEEPSEEK_V3),
         "deepseek-v3-dense-first": ("DeepseekV3ForCausalLM", "DeepseekV3Config",
                                     {**_DEEPSEEK_V3, "first_k_dense_replace": 1}),
+        # YaRN RoPE scaling as DeepSeek-V3 ships it (mscale = mscale_all_dim: cos/sin unscaled, the attention
+        # scale gets mscale²), frequencies read from the rotary module
+        "deepseek-v3-yarn": ("DeepseekV3ForCausalLM", "DeepseekV3Config",
+                             {**_DEEPSEEK_V3, "rope_parameters": {
+                                 "rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0, "mscale": 1.0,
+                                 "mscale_all_dim": 1.0, "original_max_position_embeddings": 16, "beta_fast": 32,
+                                 "beta_slow": 1}}),
         # group-limited routing: 8 experts in 4 groups, the best 2 groups kept, top 2 experts among them
         "deepseek-v3-grouped": ("DeepseekV3ForCausalLM", "DeepseekV3Config",
                                 {**_DEEPSEEK_V3, "n_routed_experts": 8, "n_group": 4, "topk_group": 2}),
@@ -194,6 +201,8 @@ def float64_internals() -> list[tuple[object, str, Callable]]:
         c = self.config
         dim = c.qk_rope_head_dim
         inv = 1.0 / (c.rope_parameters["rope_theta"] ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
+        if c.rope_parameters.get("rope_type", "default") != "default":  # scaled: the module's own frequencies
+            inv = self.inv_freq.double()
         emb = torch.cat([position_ids[..., None].double() * inv] * 2, dim=-1)
         return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
 

@@ -149,33 +149,45 @@ def embedding_scale(emb: nn.Module, path: str) -> float:
     return 1.0 if abs(scale - 1.0) <= _tol(w.dtype) else scale
 
 
+# RoPE scalings whose frequencies are fixed at construction (no dependence on the sequence length): their
+# inverse frequencies are read from the rotary module itself
+_STATIC_SCALINGS = ("linear", "yarn")
+
+
 def _rope_from_module(rot: nn.Module | None, c: Mapping[str, Any], head_dim: int, path: str
-                      ) -> tuple[float, tuple[float, float, float, int] | None]:
-    """(theta, llama3 scaling) whose inverse frequencies equal the rotary module's."""
+                      ) -> tuple[float, tuple[float, float, float, int] | None, tuple[float, ...] | None]:
+    """(theta, llama3 scaling, explicit inverse frequencies) whose frequencies equal the rotary module's."""
     params = c.get("rope_parameters") or c.get("rope_scaling") or {}
     if params and not any(k in params for k in ("rope_theta", "rope_type", "type")):
         _fail(path, f"per-layer RoPE parameters {sorted(params)} not implemented")
     rtype = params.get("rope_type", params.get("type", "default")) or "default"
     theta = float(params.get("rope_theta", c.get("rope_theta", 10000.0)) or 10000.0)
-    llama3 = None
+    llama3 = freqs = None
     if rtype == "llama3":
         llama3 = (float(params["factor"]), float(params["low_freq_factor"]), float(params["high_freq_factor"]),
                   int(params["original_max_position_embeddings"]))
+    elif rtype in _STATIC_SCALINGS:
+        inv = getattr(rot, "inv_freq", None)
+        if not isinstance(inv, torch.Tensor) or inv.dim() != 1 or inv.numel() != head_dim // 2:
+            _fail(path, f"RoPE scaling {rtype!r}: no inverse frequencies of length {head_dim // 2} on the rotary module")
+        freqs = tuple(float(f) for f in inv.double())
     elif rtype != "default":
-        _fail(path, f"RoPE scaling {rtype!r} not implemented (plain RoPE and Llama 3 'llama3' scaling only)")
+        _fail(path, f"RoPE scaling {rtype!r} not implemented (plain RoPE, Llama 3 'llama3' scaling and the static "
+                    f"scalings {list(_STATIC_SCALINGS)} read from the rotary module; not dynamic or longrope, "
+                    "whose frequencies depend on the sequence length)")
     if float(params.get("partial_rotary_factor", c.get("partial_rotary_factor", 1.0)) or 1.0) != 1.0:
         _fail(path, "partial rotary embeddings (partial_rotary_factor != 1)")
     if rot is not None:
         inv = getattr(rot, "inv_freq", None)
         if isinstance(inv, torch.Tensor):
-            ours = rope_inv_freq(head_dim, theta, llama3)
+            ours = rope_inv_freq(head_dim, theta, llama3, freqs)
             if inv.shape != ours.shape or not _close(inv.double(), ours, 1e-5):
                 _fail(path, f"{type(rot).__name__}: inverse frequencies (length {inv.numel()}) match no supported "
                             f"RoPE for head_dim {head_dim}, theta {theta}, scaling {rtype!r}")
         scaling = getattr(rot, "attention_scaling", 1.0)
         if float(scaling) != 1.0:
             _fail(path, f"{type(rot).__name__}: attention_scaling {scaling} (scaled cos/sin) not implemented")
-    return theta, llama3
+    return theta, llama3, freqs
 
 
 # --- bases ------------------------------------------------------------------------------------------
@@ -375,7 +387,7 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
     act = _one_flag(acts, prefix, "MLP activations")
     mla = head_dim if isinstance(head_dim, tuple) else None  # latent attention: its shape, not a head width
     rope_width = mla[3] if mla else head_dim
-    theta, llama3 = _rope_from_module(kids.get("rotary_emb"), c, rope_width, _path(prefix, "rotary_emb"))
+    theta, llama3, freqs = _rope_from_module(kids.get("rotary_emb"), c, rope_width, _path(prefix, "rotary_emb"))
     max_seq = int(c["max_position_embeddings"])
     types = c.get("layer_types")
     window = c.get("sliding_window")
@@ -403,7 +415,7 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
         glu_act="silu" if act == "silu" else "gelu", gelu_approx="tanh" if act == "gelu_tanh" else "none",
         attn_scale=None if scale_attn is None or abs(scale_attn - default_scale) <= 1e-12 * default_scale
         else float(scale_attn),
-        rope_llama3=llama3, embed_scale=scale, sandwich_norm=sandwiched,
+        rope_llama3=llama3, rope_freqs=freqs, embed_scale=scale, sandwich_norm=sandwiched,
         attn_softcap=float(softcaps) if softcaps else None, n_experts=n_experts, experts_top_k=top_k,
         router=router, shared_d_ff=shared_ff, mla=mla, dense_layers=n_dense, dense_d_ff=dense_ff,
         expert_groups=groups)

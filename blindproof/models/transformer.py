@@ -57,6 +57,9 @@ class TransformerConfig:
     attn_scale: float | None = None  # softmax scale of q.k (None: 1/sqrt(head_dim))
     # Llama 3.x RoPE frequency scaling: (factor, low_freq_factor, high_freq_factor, original_max_positions)
     rope_llama3: tuple[float, float, float, int] | None = None
+    # explicit RoPE inverse frequencies (rope_dim/2), read from a source model's rotary module for static
+    # scalings with no formula here (YaRN, linear); they replace theta's
+    rope_freqs: tuple[float, ...] | None = None
     n_labels: int = 0  # output "last"/"first": width of the classification head
     # output "first" (encoder sequence classification): label head on act(pooler(h[:, 0])), both with biases
     pool_act: Literal["tanh", "relu"] | None = None
@@ -102,6 +105,12 @@ class TransformerConfig:
             if not (float(hi) > float(lo) > 0 and float(f) > 0 and int(orig) > 0):
                 raise ValueError(f"rope_llama3 needs factor > 0, high_freq_factor > low_freq_factor > 0, got "
                                  f"{self.rope_llama3!r}")
+        if self.rope_freqs is not None:
+            freqs = tuple(float(f) for f in self.rope_freqs)
+            object.__setattr__(self, "rope_freqs", freqs)
+            if self.rope_llama3 is not None or len(freqs) != self.rope_dim // 2 or not all(
+                    math.isfinite(f) and f > 0 for f in freqs):
+                raise ValueError(f"rope_freqs must be {self.rope_dim // 2} positive floats (and no rope_llama3)")
         if (self.output in ("last", "first")) != (self.n_labels > 0):
             raise ValueError("outputs 'last' and 'first' need n_labels > 0, and n_labels is only for them")
         if (self.output == "first") != (self.pool_act is not None) or self.pool_act not in (None, "tanh", "relu"):
@@ -185,7 +194,7 @@ class TransformerConfig:
         for k, default in _OPTIONAL_DEFAULTS.items():
             if d[k] == default:
                 d.pop(k)
-        for k in ("rope_llama3", "mla", "expert_groups"):
+        for k in ("rope_llama3", "mla", "expert_groups", "rope_freqs"):
             if d.get(k) is not None:
                 d[k] = list(d[k])
         return d
@@ -200,7 +209,7 @@ _OPTIONAL_DEFAULTS = {"attn_head_dim": None, "qkv_bias": None, "o_bias": None, "
                       "sandwich_norm": False, "attn_softcap": None, "logit_softcap": None, "pool_act": None,
                       "n_experts": 0, "experts_top_k": 0, "mla": None,
                       "router": "softmax", "shared_d_ff": 0, "dense_layers": 0, "dense_d_ff": 0,
-                      "expert_groups": (1, 1)}
+                      "expert_groups": (1, 1), "rope_freqs": None}
 
 
 def softcap(x: torch.Tensor, c: float | None) -> torch.Tensor:
@@ -226,11 +235,13 @@ def make_norm(cfg: TransformerConfig) -> nn.Module:
     return nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
 
 
-def rope_inv_freq(head_dim: int, theta: float, llama3: tuple[float, float, float, int] | None = None
-                  ) -> torch.Tensor:
+def rope_inv_freq(head_dim: int, theta: float, llama3: tuple[float, float, float, int] | None = None,
+                  freqs: tuple[float, ...] | None = None) -> torch.Tensor:
     """Inverse frequencies (head_dim/2,) in float64; ``llama3`` applies Llama 3.x's frequency scaling
     (factor, low_freq_factor, high_freq_factor, original_max_positions), as transformers'
     ``_compute_llama3_parameters`` does."""
+    if freqs is not None:  # explicit (``rope_freqs``)
+        return torch.tensor(freqs, dtype=torch.float64)
     inv = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
     if llama3 is None:
         return inv
@@ -245,9 +256,10 @@ def rope_inv_freq(head_dim: int, theta: float, llama3: tuple[float, float, float
 
 
 def rope_tables(head_dim: int, max_seq: int, theta: float, dtype: torch.dtype,
-                llama3: tuple[float, float, float, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                llama3: tuple[float, float, float, int] | None = None,
+                freqs: tuple[float, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """cos/sin tables of shape (max_seq, head_dim/2), half-split (rotate_half) convention."""
-    inv = rope_inv_freq(head_dim, theta, llama3)
+    inv = rope_inv_freq(head_dim, theta, llama3, freqs)
     ang = torch.arange(max_seq, dtype=torch.float64)[:, None] * inv[None, :]
     return ang.cos().to(dtype), ang.sin().to(dtype)
 
@@ -401,7 +413,8 @@ class Transformer(nn.Module):
             self.pooler = nn.Linear(cfg.d_model, cfg.d_model)
             self.lm_head = nn.Linear(cfg.d_model, cfg.n_labels)
         if cfg.position == "rope":
-            cos, sin = rope_tables(cfg.rope_dim, cfg.max_seq, cfg.rope_theta, torch.float64, cfg.rope_llama3)
+            cos, sin = rope_tables(cfg.rope_dim, cfg.max_seq, cfg.rope_theta, torch.float64, cfg.rope_llama3,
+                                   cfg.rope_freqs)
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
 

@@ -326,17 +326,18 @@ class _Builder:
         v = x.value.transpose(0, 2, 1, 3).reshape(b, t, h * hd)
         return self.op("merge_heads", [x], self.node(name, v, x.role, x.lo, x.hi, tie=x))
 
-    def rope(self, x: _Node, name: str, theta: float, max_seq: int, llama3: tuple | None = None) -> _Node:
+    def rope(self, x: _Node, name: str, theta: float, max_seq: int, llama3: tuple | None = None,
+             freqs: tuple | None = None) -> _Node:
         hd = x.value.shape[-1]
         t = x.value.shape[-2]
-        ang = rope_angles(hd, max_seq, theta, llama3)[:t]
+        ang = rope_angles(hd, max_seq, theta, llama3, freqs)[:t]
         cos, sin = np.cos(ang), np.sin(ang)
         x1, x2 = x.value[..., :hd // 2], x.value[..., hd // 2:]
         v = np.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
         fc = self.cfg.rope_exp
         for fn in ("cos", "sin"):
             self.tables.setdefault(f"rope.{fn}", lambda fn=fn: rope_table(f"rope.{fn}", fn, fc, hd, max_seq, theta,
-                                                                          llama3))
+                                                                          llama3, freqs))
         out = self.node(name, v, "accumulator", -WIDE, WIDE, derive=lambda: self.exp(x) + fc)
         return self.op("rope", [x], out, lambda: {"cos": "rope.cos", "sin": "rope.sin"})
 
@@ -470,9 +471,9 @@ def _walk_transformer(b: _Builder, model: Transformer, tokens: np.ndarray, scope
         h = cfg.n_heads
         q_nh, k_nh = b.split_heads(q_n, h, n + "q_nope.h"), b.split_heads(k_n, h, n + "k_nope.h")
         q_rh = b.requant(b.rope(b.split_heads(q_r, h, n + "q_rot.h"), n + "q_rope.acc", cfg.rope_theta, cfg.max_seq,
-                                cfg.rope_llama3), n + "q_rope")
+                                cfg.rope_llama3, cfg.rope_freqs), n + "q_rope")
         k_rh = b.requant(b.rope(b.split_heads(k_r, 1, n + "k_rot.h"), n + "k_rope.acc", cfg.rope_theta, cfg.max_seq,
-                                cfg.rope_llama3), n + "k_rope")
+                                cfg.rope_llama3, cfg.rope_freqs), n + "k_rope")
         s1 = b.requant(b.qk(q_nh, k_nh, n + "scores_nope.acc"), n + "scores_nope", SCORE_LO, SCORE_HI, fixed=se)
         s2 = b.requant(b.qk(q_rh, k_rh, n + "scores_rope.acc"), n + "scores_rope", SCORE_LO, SCORE_HI, fixed=se)
         s = b.add_fixed(s1, s2, n + "scores", SCORE_LO, SCORE_HI, se)
@@ -490,8 +491,9 @@ def _walk_transformer(b: _Builder, model: Transformer, tokens: np.ndarray, scope
         qh, kh = b.split_heads(q, cfg.n_heads, n + "qh"), b.split_heads(k, cfg.kv_heads, n + "kh")
         vh = b.split_heads(v, cfg.kv_heads, n + "vh")
         if cfg.position == "rope":
-            qh = b.requant(b.rope(qh, n + "q_rope.acc", cfg.rope_theta, cfg.max_seq, cfg.rope_llama3), n + "q_rope")
-            kh = b.requant(b.rope(kh, n + "k_rope.acc", cfg.rope_theta, cfg.max_seq, cfg.rope_llama3), n + "k_rope")
+            rp = (cfg.rope_theta, cfg.max_seq, cfg.rope_llama3, cfg.rope_freqs)
+            qh = b.requant(b.rope(qh, n + "q_rope.acc", *rp), n + "q_rope")
+            kh = b.requant(b.rope(kh, n + "k_rope.acc", *rp), n + "k_rope")
         if cfg.attn_softcap is None:
             s = b.requant(b.qk(qh, kh, n + "scores.acc"), n + "scores", SCORE_LO, SCORE_HI, fixed=b.cfg.score_exp)
         else:  # Gemma 2: c·tanh(s/c) by table, its output at the softmax's score exponent

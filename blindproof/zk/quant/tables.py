@@ -52,11 +52,14 @@ def round_half_up(x: np.ndarray) -> np.ndarray:
     return np.floor(np.asarray(x, dtype=np.float64) + 0.5).astype(np.int64)
 
 
-def rope_angles(head_dim: int, max_seq: int, theta: float, llama3: tuple | None = None) -> np.ndarray:
+def rope_angles(head_dim: int, max_seq: int, theta: float, llama3: tuple | None = None,
+                freqs: tuple | list | None = None) -> np.ndarray:
     """Angles (max_seq, head_dim/2) of the half-split RoPE convention, in float64; ``llama3`` =
     (factor, low_freq_factor, high_freq_factor, original_max_positions) applies Llama 3.x scaling."""
     inv = 1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim))
-    if llama3 is not None:
+    if freqs is not None:  # explicit inverse frequencies (a public table parameter)
+        inv = np.asarray(freqs, dtype=np.float64)
+    elif llama3 is not None:
         factor, low, high, orig = (float(v) for v in llama3)
         wavelen = 2 * math.pi / inv
         scaled = np.where(wavelen > orig / low, inv / factor, inv)
@@ -79,9 +82,14 @@ def _values(fn: str, in_exp: int, out_exp: int, lo: int, hi: int, params: dict) 
         if "llama3_factor" in params:
             llama3 = tuple(float(params[f"llama3_{k}"]) for k in ("factor", "low", "high", "orig"))
         ang = rope_angles(int(params["head_dim"]), int(params["max_seq"]), float(params["theta"]),
-                          llama3).reshape(-1)
+                          llama3, params.get("freqs")).reshape(-1)
         return round_half_up((np.cos(ang) if fn == "cos" else np.sin(ang)) * 2.0 ** out_exp)
     raise ValueError(f"unknown table function {fn!r}; known: {', '.join([*_ACTIVATIONS, 'softcap', 'cos', 'sin'])}")
+
+
+def _key(params: dict) -> tuple:
+    """A hashable cache key of table parameters (lists, e.g. RoPE frequencies, as tuples)."""
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in params.items()))
 
 
 @lru_cache(maxsize=64)
@@ -100,7 +108,7 @@ def make_table(name: str, fn: str, in_exp: int, out_exp: int, lo: int, hi: int, 
                ) -> TableSpec:
     """Build a TableSpec (with its digest) for function `fn` on domain [lo, hi]."""
     params = dict(params or {})
-    values = _cached(fn, in_exp, out_exp, lo, hi, tuple(sorted(params.items())))
+    values = _cached(fn, in_exp, out_exp, lo, hi, _key(params))
     return TableSpec(name, fn, in_exp, out_exp, lo, hi, table_digest(values), params)
 
 
@@ -122,19 +130,21 @@ def exp_table(name: str, in_exp: int, out_exp: int) -> TableSpec:
 
 
 def rope_table(name: str, fn: str, out_exp: int, head_dim: int, max_seq: int, theta: float,
-               llama3: tuple | None = None) -> TableSpec:
+               llama3: tuple | None = None, freqs: tuple | None = None) -> TableSpec:
     """RoPE cos or sin table, flattened row-major from (max_seq, head_dim/2); the Llama 3 scaling, when
     given, is part of the table's public parameters (absent otherwise, so plain tables are unchanged)."""
     n = max_seq * (head_dim // 2)
     params: dict = {"head_dim": head_dim, "max_seq": max_seq, "theta": theta}
     if llama3 is not None:
         params.update({f"llama3_{k}": float(v) for k, v in zip(("factor", "low", "high", "orig"), llama3)})
+    if freqs is not None:
+        params["freqs"] = [float(f) for f in freqs]
     return make_table(name, fn, 0, out_exp, 0, n - 1, params)
 
 
 def table_values(spec: TableSpec, check_digest: bool = True) -> np.ndarray:
     """The table's int64 entries (read-only); raises if they do not match the spec's digest."""
-    values = _cached(spec.fn, spec.in_exp, spec.out_exp, spec.lo, spec.hi, tuple(sorted(spec.params.items())))
+    values = _cached(spec.fn, spec.in_exp, spec.out_exp, spec.lo, spec.hi, _key(spec.params))
     if check_digest and table_digest(values) != spec.digest:
         raise ValueError(f"table {spec.name!r} ({spec.fn}) regenerated with a different digest: "
                          "this platform's float64 math disagrees with the one that built the spec")
