@@ -179,7 +179,8 @@ def main() -> None:
             "plaintext (permute / rotate) | integer vs float | proof verifies (prove + verify time) | fingerprint "
             "port (harmless vs random change) |\n|---|---|---|---|---|---|---|---|---|")
     lines = [head, *(_fmt(r) for r in rows), "",
-             "¹ against stock transformers, which computes RMSNorm and the RoPE tables in float32.", "",
+             "¹ against stock transformers, which computes RMSNorm and the RoPE tables in float32 (the float64 "
+             "patch computes plain RoPE, not Llama 3's scaling).", "",
              f"`python benchmarks/bench_models.py` — python {meta['python']}, torch {meta['torch']}, "
              f"transformers {meta['transformers']}."]
     (ROOT / "docs" / "bench_models.md").write_text("\n".join(lines) + "\n")
