@@ -232,8 +232,7 @@ def test_persistent_rotary_buffers_are_not_weights(name):
 
 @pytest.mark.parametrize("name,match", [
     ("qwen2-moe", r"model.layers.0.mlp.shared_expert: Qwen2MoeMLP is a part of the mixture of experts"),
-    ("qwen3", r"model.layers.0.self_attn.k_norm: Qwen3RMSNorm"),
-    ("gemma3", r"model.layers.0.self_attn.k_norm: Gemma3RMSNorm"),
+    ("gemma3", r"model.rotary_emb: per-layer RoPE parameters \['full_attention', 'sliding_attention'\]"),
 ])
 def test_unsupported_architectures_are_refused_naming_the_part(name, match):
     with pytest.raises(UnsupportedModelError, match=match):
@@ -274,6 +273,16 @@ def test_deepseek_structure(loaded):
     assert torch.equal(mlp.select_bias, hm.gate.e_score_correction_bias) and mlp.select_bias.abs().max() > 0
     assert torch.allclose(mlp.down.weight[:, :12], hm.experts.down_proj[0] * 2.5)  # routed scale folded in
     assert loaded("deepseek-v3-grouped")[1].cfg.expert_groups == (4, 2)
+
+
+def test_qk_norms(loaded):
+    hf, ours = loaded("qwen3")
+    assert ours.cfg.qk_norm
+    assert torch.equal(ours.blocks[1].attn.k_norm.weight, hf.model.layers[1].self_attn.k_norm.weight)
+    hf = ex.build("qwen3")
+    del hf.model.layers[0].self_attn.k_norm
+    with pytest.raises(UnsupportedModelError, match=r"model.layers.0.self_attn.q_norm: a q or k norm without"):
+        from_hf(hf)
 
 
 def test_yarn_frequencies_read_from_the_rotary_module(loaded):

@@ -132,7 +132,8 @@ class KeyPlan:
 
         q/k: B and B^-T per kv head (shared by its query heads); with RoPE, B is a scaled rotation per
         frequency pair so it commutes with the position rotations. v/o: any invertible C per kv head.
-        permute tier: B and C are permutations (B = I under RoPE, whose pairs fix the layout).
+        permute tier: B and C are permutations (B = I under RoPE, whose pairs fix the layout). With q/k norms
+        (Qwen3) B = I in both tiers: the per-head RMSNorm's gain commutes with no other key.
         """
         cfg, rng = self.cfg, self.rng(f"block{layer}/heads")
         n_h, n_kv, hd = cfg.n_heads, cfg.kv_heads, cfg.head_dim
@@ -142,7 +143,10 @@ class KeyPlan:
         rope = cfg.position == "rope"
         b, c = [], []
         for _ in range(n_kv):
-            if self.tier == "rotate":
+            if cfg.qk_norm:  # a per-head RMSNorm with its gain sits between the projection and the scores
+                b.append(np.eye(hd))
+                c.append(random_invertible(rng, hd) if self.tier == "rotate" else _perm_matrix(rng.permutation(hd)))
+            elif self.tier == "rotate":
                 b.append(rope_compatible(rng, hd) if rope else random_invertible(rng, hd))
                 c.append(random_invertible(rng, hd))
             else:

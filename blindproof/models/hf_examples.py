@@ -43,6 +43,7 @@ def _spec() -> dict[str, tuple[str, str, dict]]:
         "qwen2": ("Qwen2ForCausalLM", "Qwen2Config", {}),
         "qwen2-tied": ("Qwen2ForCausalLM", "Qwen2Config", {"tie_word_embeddings": True}),
         "phi3": ("Phi3ForCausalLM", "Phi3Config", {}),
+        "qwen3": ("Qwen3ForCausalLM", "Qwen3Config", {"head_dim": 16}),
         "gemma": ("GemmaForCausalLM", "GemmaConfig", {"head_dim": 16}),
         # small caps, so the random-init scores and logits reach the curved part of c·tanh(x/c)
         "gemma2": ("Gemma2ForCausalLM", "Gemma2Config", {"head_dim": 16, "query_pre_attn_scalar": 8,
@@ -88,7 +89,6 @@ def _unsupported() -> dict[str, tuple[str, str, dict]]:
         "qwen2-moe": ("Qwen2MoeForCausalLM", "Qwen2MoeConfig", {"num_experts": 4, "num_experts_per_tok": 2,
                                                                 "moe_intermediate_size": 16,
                                                                 "shared_expert_intermediate_size": 16}),
-        "qwen3": ("Qwen3ForCausalLM", "Qwen3Config", {"head_dim": 8}),
         "gemma3": ("Gemma3ForCausalLM", "Gemma3TextConfig", {"head_dim": 8}),
     }
 
@@ -210,7 +210,7 @@ def float64_internals() -> list[tuple[object, str, Callable]]:
                (deepseek.DeepseekV3TopkRouter, "forward", ds_router), (deepseek.DeepseekV3RMSNorm, "forward", rms),
                (deepseek.DeepseekV3RotaryEmbedding, "forward", ds_rope)]
     for mod, prefix in (("llama", "Llama"), ("mistral", "Mistral"), ("qwen2", "Qwen2"), ("phi3", "Phi3"),
-                        ("gemma", "Gemma"), ("gemma2", "Gemma2"), ("mixtral", "Mixtral")):
+                        ("gemma", "Gemma"), ("gemma2", "Gemma2"), ("mixtral", "Mixtral"), ("qwen3", "Qwen3")):
         m = importlib.import_module(f"transformers.models.{mod}.modeling_{mod}")
         patches.append((getattr(m, f"{prefix}RMSNorm"), "forward",
                         rms_plus_one if prefix.startswith("Gemma") else rms))

@@ -223,12 +223,30 @@ def _one_flag(values: list[bool], path: str, what: str) -> bool:
     return values[0]
 
 
+def _map_qk_norms(ak: dict, ap: str, ours_prefix: str, m: NameMap, hd: int) -> list[tuple[bool, float]]:
+    """Qwen3 / Gemma 3 per-head q and k RMSNorms: [(is 1 + w, eps)] of each (empty without them)."""
+    has = [n in ak for n in ("q_norm", "k_norm")]
+    if not any(has):
+        return []
+    if not all(has):
+        _fail(_path(ap, "q_norm" if has[0] else "k_norm"), "a q or k norm without its partner")
+    out = []
+    for name in ("q_norm", "k_norm"):
+        gain, eps = rms_norm_gain(ak[name], _path(ap, name))
+        if gain.numel() != hd:
+            _fail(_path(ap, name), f"width {gain.numel()} is not the head width {hd}")
+        po = not torch.equal(gain, ak[name].weight.detach())
+        _gain_map(m, f"{ours_prefix}.{name}", _path(ap, name), gain, po)
+        out.append((po, eps))
+    return out
+
+
 def _map_qkv_attention(attn: nn.Module, ap: str, ours_prefix: str, m: NameMap, n_heads: int, d: int,
-                       c: Mapping[str, Any]) -> tuple[int, int, bool, bool]:
+                       c: Mapping[str, Any]) -> tuple[int, int, bool, bool, list[tuple[bool, float]]]:
     """Attention with q/k/v projections (or Phi-3's fused qkv_proj) and o_proj: (head_dim, kv heads,
-    q/k/v biases, o bias)."""
-    ak = _expect_children(attn, ap, {"q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj", "rotary_emb"},
-                          "attention")
+    q/k/v biases, o bias, the q/k norms' conventions)."""
+    ak = _expect_children(attn, ap, {"q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj", "rotary_emb", "q_norm",
+                                     "k_norm"}, "attention")
     hd = int(getattr(attn, "head_dim", None) or c.get("head_dim") or d // n_heads)
     o = _linear(ak.get("o_proj"), _path(ap, "o_proj"))
     if o.in_features != n_heads * hd:
@@ -258,7 +276,7 @@ def _map_qkv_attention(attn: nn.Module, ap: str, ours_prefix: str, m: NameMap, n
             _lin_map(m, f"{ours_prefix}.{ours}", _path(ap, theirs), lin)
         qb = q.bias is not None
     _lin_map(m, f"{ours_prefix}.wo", _path(ap, "o_proj"), o)
-    return hd, kvh, qb, o.bias is not None
+    return hd, kvh, qb, o.bias is not None, _map_qk_norms(ak, ap, ours_prefix, m, hd)
 
 
 def _map_gated_mlp(mlp: nn.Module, mp: str, ours: str, m: NameMap) -> tuple[int, str, bool]:
@@ -306,7 +324,7 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
     layers = kids["layers"]
     n_heads = int(c["num_attention_heads"])
     m: NameMap = {}
-    qkv_bias, o_bias, mlp_bias, acts, plus_one, eps_all, sandwich, moe, ffs = [], [], [], [], [], [], [], [], []
+    qkv_bias, o_bias, mlp_bias, acts, plus_one, eps_all, sandwich, moe, ffs, qk_norm = ([] for _ in range(10))
     head_dim = kv_heads = None
     scale_attn = softcaps = None
     for i, layer in enumerate(layers):
@@ -329,8 +347,13 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
             hd, mla_eps = map_mla(attn, ap, f"{t}.attn", m, n_heads)
             kvh, qb, ob = n_heads, False, False
             eps_all.append(mla_eps)
+            qk_norm.append(False)
         else:
-            hd, kvh, qb, ob = _map_qkv_attention(attn, ap, f"{t}.attn", m, n_heads, d, c)
+            hd, kvh, qb, ob, qkn = _map_qkv_attention(attn, ap, f"{t}.attn", m, n_heads, d, c)
+            qk_norm.append(bool(qkn))
+            for po, e in qkn:  # the same conventions as the stream's norms
+                plus_one.append(po)
+                eps_all.append(e)
         qkv_bias.append(qb)
         o_bias.append(ob)
         s = getattr(attn, "scaling", None)
@@ -373,6 +396,7 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
         _fail(_path(prefix, "layers"), "no layers")
     _one_flag(plus_one, prefix, "norm conventions (w or 1 + w)")
     sandwiched = _one_flag(sandwich, prefix, "sandwich norms (pre/post_feedforward_layernorm)")
+    qk_normed = _one_flag(qk_norm, prefix, "q/k norms")
     # dense MLPs first, then one mixture-of-experts layout (DeepSeek-V3's first_k_dense_replace), each of one width
     dense = [j for j, e in enumerate(moe) if e[0] == 0]
     if dense and dense[-1] != len(dense) - 1:
@@ -418,7 +442,7 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
         rope_llama3=llama3, rope_freqs=freqs, embed_scale=scale, sandwich_norm=sandwiched,
         attn_softcap=float(softcaps) if softcaps else None, n_experts=n_experts, experts_top_k=top_k,
         router=router, shared_d_ff=shared_ff, mla=mla, dense_layers=n_dense, dense_d_ff=dense_ff,
-        expert_groups=groups)
+        expert_groups=groups, qk_norm=qk_normed)
     return fields, m, emb_key
 
 

@@ -75,6 +75,7 @@ class TransformerConfig:
     mla: tuple[int, int, int, int, int] | None = None
     # Gemma 2: a second RMSNorm on each sublayer's output before the residual add ("sandwich" norms)
     sandwich_norm: bool = False
+    qk_norm: bool = False  # Qwen3, Gemma 3: an RMSNorm over each head's q and k (gain over head_dim) before RoPE
     attn_softcap: float | None = None  # attention scores become c·tanh(s/c) before the mask and softmax
     logit_softcap: float | None = None  # logits become c·tanh(z/c) (output "logits" only)
     extra: dict = field(default_factory=dict, compare=False)
@@ -138,6 +139,8 @@ class TransformerConfig:
             if not 1 <= self.experts_top_k <= self.n_experts or self.mlp != "swiglu" or self.has_bias("mlp"):
                 raise ValueError(f"a mixture of experts needs 1 <= experts_top_k <= n_experts and a gated MLP, got "
                                  f"top-{self.experts_top_k} of {self.n_experts}, mlp {self.mlp!r} (no MLP biases)")
+        if self.qk_norm and (self.norm != "rms" or self.position != "rope" or self.mla is not None):
+            raise ValueError("qk_norm is for RMSNorm models with RoPE attention (not latent attention)")
         if self.sandwich_norm and self.norm_position != "pre":
             raise ValueError("sandwich_norm needs norm_position 'pre'")
         for name in ("attn_softcap", "logit_softcap"):
@@ -207,7 +210,7 @@ class TransformerConfig:
 _OPTIONAL_DEFAULTS = {"attn_head_dim": None, "qkv_bias": None, "o_bias": None, "mlp_bias": None,
                       "glu_act": "silu", "attn_scale": None, "rope_llama3": None, "n_labels": 0,
                       "sandwich_norm": False, "attn_softcap": None, "logit_softcap": None, "pool_act": None,
-                      "n_experts": 0, "experts_top_k": 0, "mla": None,
+                      "n_experts": 0, "experts_top_k": 0, "mla": None, "qk_norm": False,
                       "router": "softmax", "shared_d_ff": 0, "dense_layers": 0, "dense_d_ff": 0,
                       "expert_groups": (1, 1), "rope_freqs": None}
 
@@ -299,6 +302,9 @@ class Attention(nn.Module):
         self.wk = nn.Linear(cfg.d_model, cfg.kv_heads * hd, bias=qkv)
         self.wv = nn.Linear(cfg.d_model, cfg.kv_heads * hd, bias=qkv)
         self.wo = nn.Linear(cfg.n_heads * hd, cfg.d_model, bias=cfg.has_bias("o"))
+        if cfg.qk_norm:
+            self.q_norm = RMSNorm(hd, cfg.norm_eps)
+            self.k_norm = RMSNorm(hd, cfg.norm_eps)
 
     def forward(self, x: torch.Tensor, start: int, rope: tuple[torch.Tensor, torch.Tensor] | None,
                 cache: KVCache | None, layer: int) -> torch.Tensor:
@@ -308,6 +314,8 @@ class Attention(nn.Module):
         q = self.wq(x).view(b, t, cfg.n_heads, hd).transpose(1, 2)
         k = self.wk(x).view(b, t, cfg.kv_heads, hd).transpose(1, 2)
         v = self.wv(x).view(b, t, cfg.kv_heads, hd).transpose(1, 2)
+        if cfg.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
             cos, sin = rope[0][start:start + t].to(x.dtype), rope[1][start:start + t].to(x.dtype)
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)

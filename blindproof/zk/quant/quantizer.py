@@ -485,11 +485,16 @@ def _walk_transformer(b: _Builder, model: Transformer, tokens: np.ndarray, scope
         if cfg.mla:
             return latent_attention(x, i)
         p, n = f"blocks.{i}.attn.", f"b{i}.attn."
-        q = b.requant(lin(x, p + "wq", n + "q.acc", cfg.softmax_scale), n + "q")  # 1/sqrt(hd) folded into wq
+        # the softmax scale is folded into wq, or into the q norm's gain when there is one (a norm undoes it)
+        q_scale = 1.0 if cfg.qk_norm else cfg.softmax_scale
+        q = b.requant(lin(x, p + "wq", n + "q.acc", q_scale), n + "q")
         k = b.requant(lin(x, p + "wk", n + "k.acc"), n + "k")
         v = b.requant(lin(x, p + "wv", n + "v.acc"), n + "v")
         qh, kh = b.split_heads(q, cfg.n_heads, n + "qh"), b.split_heads(k, cfg.kv_heads, n + "kh")
         vh = b.split_heads(v, cfg.kv_heads, n + "vh")
+        if cfg.qk_norm:  # Qwen3 / Gemma 3: an RMSNorm over each head's width
+            qh = b.norm(qh, "rms", cfg.norm_eps, sd[p + "q_norm.weight"] * cfg.softmax_scale, None, n + "q_norm")
+            kh = b.norm(kh, "rms", cfg.norm_eps, sd[p + "k_norm.weight"], None, n + "k_norm")
         if cfg.position == "rope":
             rp = (cfg.rope_theta, cfg.max_seq, cfg.rope_llama3, cfg.rope_freqs)
             qh = b.requant(b.rope(qh, n + "q_rope.acc", *rp), n + "q_rope")
