@@ -57,8 +57,8 @@ def test_float64_equals_transformers(name, loaded, exact_hf):
     assert name == "llama3-rope" or _rel(y, ref) <= 1e-14
 
 
-@pytest.mark.parametrize("name", ["llama3-rope", "qwen2", "phi3", "gemma", "gemma2", "mixtral", "deepseek-v3",
-                                  "deepseek-v3-yarn"])
+@pytest.mark.parametrize("name", ["llama3-rope", "qwen2", "phi3", "gemma", "gemma2", "gemma3", "mixtral",
+                                  "deepseek-v3", "deepseek-v3-yarn"])
 def test_stock_transformers_to_float32_precision(name, loaded):
     hf, ours = loaded(name)  # HF computes RMSNorm and the RoPE tables in float32 even in float64 models
     ids = ex.example_ids()
@@ -232,7 +232,6 @@ def test_persistent_rotary_buffers_are_not_weights(name):
 
 @pytest.mark.parametrize("name,match", [
     ("qwen2-moe", r"model.layers.0.mlp.shared_expert: Qwen2MoeMLP is a part of the mixture of experts"),
-    ("gemma3", r"model.rotary_emb: per-layer RoPE parameters \['full_attention', 'sliding_attention'\]"),
 ])
 def test_unsupported_architectures_are_refused_naming_the_part(name, match):
     with pytest.raises(UnsupportedModelError, match=match):
@@ -273,6 +272,17 @@ def test_deepseek_structure(loaded):
     assert torch.equal(mlp.select_bias, hm.gate.e_score_correction_bias) and mlp.select_bias.abs().max() > 0
     assert torch.allclose(mlp.down.weight[:, :12], hm.experts.down_proj[0] * 2.5)  # routed scale folded in
     assert loaded("deepseek-v3-grouped")[1].cfg.expert_groups == (4, 2)
+
+
+def test_gemma3_local_layers_have_their_own_rope(loaded):
+    hf, ours = loaded("gemma3")
+    c, rot = ours.cfg, hf.model.rotary_emb
+    assert c.sliding_layers == (0,) and c.qk_norm and c.sandwich_norm and c.max_seq == 32
+    assert torch.equal(torch.tensor(c.rope_freqs_sliding), rot.sliding_attention_inv_freq.double())
+    assert torch.equal(torch.tensor(c.rope_freqs), rot.full_attention_inv_freq.double())
+    qm = _quantized(ours)
+    ropes = {op.output: op.params["cos"] for op in qm.spec.ops if op.kind == "rope"}
+    assert ropes["b0.attn.q_rope.acc"] == "rope_sliding.cos" and ropes["b1.attn.q_rope.acc"] == "rope.cos"
 
 
 def test_qk_norms(loaded):

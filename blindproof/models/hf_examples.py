@@ -50,6 +50,9 @@ def _spec() -> dict[str, tuple[str, str, dict]]:
                                                           "sliding_window": 32, "attn_logit_softcapping": 0.05,
                                                           "final_logit_softcapping": 0.5,
                                                           "attn_implementation": "eager"}),
+        # local layers (sliding window 32, every other layer here) with their own RoPE base, q/k norms
+        "gemma3": ("Gemma3ForCausalLM", "Gemma3TextConfig", {"head_dim": 16, "sliding_window": 32,
+                                                             "sliding_window_pattern": 2, "query_pre_attn_scalar": 8}),
         "mixtral": ("MixtralForCausalLM", "MixtralConfig", {"num_local_experts": 4, "num_experts_per_tok": 2,
                                                             "intermediate_size": 24,
                                                             "experts_implementation": "eager"}),
@@ -89,7 +92,6 @@ def _unsupported() -> dict[str, tuple[str, str, dict]]:
         "qwen2-moe": ("Qwen2MoeForCausalLM", "Qwen2MoeConfig", {"num_experts": 4, "num_experts_per_tok": 2,
                                                                 "moe_intermediate_size": 16,
                                                                 "shared_expert_intermediate_size": 16}),
-        "gemma3": ("Gemma3ForCausalLM", "Gemma3TextConfig", {"head_dim": 8}),
     }
 
 
@@ -206,7 +208,15 @@ def float64_internals() -> list[tuple[object, str, Callable]]:
         emb = torch.cat([position_ids[..., None].double() * inv] * 2, dim=-1)
         return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
 
+    gemma3 = importlib.import_module("transformers.models.gemma3.modeling_gemma3")
+
+    def g3_rope(self, x, position_ids, layer_type):  # per layer type, from the module's own frequencies
+        inv = getattr(self, f"{layer_type}_inv_freq").double()
+        emb = torch.cat([position_ids[..., None].double() * inv] * 2, dim=-1)
+        return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+
     patches = [(gemma2, "eager_attention_forward", eager), (mixtral.MixtralTopKRouter, "forward", router),
+               (gemma3.Gemma3RMSNorm, "forward", rms_plus_one), (gemma3.Gemma3RotaryEmbedding, "forward", g3_rope),
                (deepseek.DeepseekV3TopkRouter, "forward", ds_router), (deepseek.DeepseekV3RMSNorm, "forward", rms),
                (deepseek.DeepseekV3RotaryEmbedding, "forward", ds_rope)]
     for mod, prefix in (("llama", "Llama"), ("mistral", "Mistral"), ("qwen2", "Qwen2"), ("phi3", "Phi3"),

@@ -154,6 +154,33 @@ def embedding_scale(emb: nn.Module, path: str) -> float:
 _STATIC_SCALINGS = ("linear", "yarn")
 
 
+_LAYER_TYPES = ("full_attention", "sliding_attention")
+
+
+def _rope_per_layer_type(rot: nn.Module | None, c: Mapping[str, Any], head_dim: int, path: str
+                         ) -> tuple[float, tuple[float, ...], tuple[int, ...], tuple[float, ...] | None]:
+    """Gemma 3: RoPE parameters per layer type. (theta, full-attention frequencies, sliding layer indices,
+    sliding frequencies), the frequencies read from the rotary module's per-type buffers."""
+    params = c["rope_parameters"]
+    types = list(c.get("layer_types") or [])
+    out = {}
+    for lt in params:
+        rtype = (params[lt] or {}).get("rope_type", "default")
+        if rtype not in ("default", *_STATIC_SCALINGS):
+            _fail(path, f"{lt}: RoPE scaling {rtype!r} not implemented")
+        inv = getattr(rot, f"{lt}_inv_freq", None)
+        if not isinstance(inv, torch.Tensor) or inv.dim() != 1 or inv.numel() != head_dim // 2:
+            _fail(path, f"{lt}: no inverse frequencies of length {head_dim // 2} on the rotary module")
+        if float(getattr(rot, f"{lt}_attention_scaling", 1.0)) != 1.0:
+            _fail(path, f"{lt}: attention_scaling != 1 (scaled cos/sin) not implemented")
+        out[lt] = tuple(float(f) for f in inv.double())
+    if "full_attention" not in out or any(t not in out for t in types):
+        _fail(path, f"layer types {sorted(set(types))} without RoPE parameters {sorted(out)}")
+    sliding = tuple(i for i, t in enumerate(types) if t == "sliding_attention")
+    theta = float(params["full_attention"].get("rope_theta", 10000.0))
+    return theta, out["full_attention"], sliding, out.get("sliding_attention") if sliding else None
+
+
 def _rope_from_module(rot: nn.Module | None, c: Mapping[str, Any], head_dim: int, path: str
                       ) -> tuple[float, tuple[float, float, float, int] | None, tuple[float, ...] | None]:
     """(theta, llama3 scaling, explicit inverse frequencies) whose frequencies equal the rotary module's."""
@@ -411,7 +438,14 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
     act = _one_flag(acts, prefix, "MLP activations")
     mla = head_dim if isinstance(head_dim, tuple) else None  # latent attention: its shape, not a head width
     rope_width = mla[3] if mla else head_dim
-    theta, llama3, freqs = _rope_from_module(kids.get("rotary_emb"), c, rope_width, _path(prefix, "rotary_emb"))
+    params = c.get("rope_parameters") or {}
+    sliding, freqs_sliding = (), None
+    if params and set(params) <= set(_LAYER_TYPES) and all(isinstance(v, Mapping) for v in params.values()):
+        theta, freqs, sliding, freqs_sliding = _rope_per_layer_type(kids.get("rotary_emb"), c, rope_width,
+                                                                    _path(prefix, "rotary_emb"))
+        llama3 = None
+    else:
+        theta, llama3, freqs = _rope_from_module(kids.get("rotary_emb"), c, rope_width, _path(prefix, "rotary_emb"))
     max_seq = int(c["max_position_embeddings"])
     types = c.get("layer_types")
     window = c.get("sliding_window")
@@ -442,7 +476,7 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
         rope_llama3=llama3, rope_freqs=freqs, embed_scale=scale, sandwich_norm=sandwiched,
         attn_softcap=float(softcaps) if softcaps else None, n_experts=n_experts, experts_top_k=top_k,
         router=router, shared_d_ff=shared_ff, mla=mla, dense_layers=n_dense, dense_d_ff=dense_ff,
-        expert_groups=groups, qk_norm=qk_normed)
+        expert_groups=groups, qk_norm=qk_normed, sliding_layers=sliding, rope_freqs_sliding=freqs_sliding)
     return fields, m, emb_key
 
 

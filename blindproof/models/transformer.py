@@ -60,6 +60,9 @@ class TransformerConfig:
     # explicit RoPE inverse frequencies (rope_dim/2), read from a source model's rotary module for static
     # scalings with no formula here (YaRN, linear); they replace theta's
     rope_freqs: tuple[float, ...] | None = None
+    # Gemma 3: the sliding-window layers (by index) use RoPE with their own inverse frequencies
+    sliding_layers: tuple[int, ...] = ()
+    rope_freqs_sliding: tuple[float, ...] | None = None
     n_labels: int = 0  # output "last"/"first": width of the classification head
     # output "first" (encoder sequence classification): label head on act(pooler(h[:, 0])), both with biases
     pool_act: Literal["tanh", "relu"] | None = None
@@ -112,6 +115,13 @@ class TransformerConfig:
             if self.rope_llama3 is not None or len(freqs) != self.rope_dim // 2 or not all(
                     math.isfinite(f) and f > 0 for f in freqs):
                 raise ValueError(f"rope_freqs must be {self.rope_dim // 2} positive floats (and no rope_llama3)")
+        object.__setattr__(self, "sliding_layers", tuple(int(i) for i in self.sliding_layers))
+        if self.rope_freqs_sliding is not None:
+            object.__setattr__(self, "rope_freqs_sliding", tuple(float(f) for f in self.rope_freqs_sliding))
+        if bool(self.sliding_layers) != (self.rope_freqs_sliding is not None) or not all(
+                0 <= i < self.n_layers for i in self.sliding_layers) or (
+                self.rope_freqs_sliding is not None and len(self.rope_freqs_sliding) != self.rope_dim // 2):
+            raise ValueError("sliding_layers (layer indices) and rope_freqs_sliding (rope_dim/2 floats) go together")
         if (self.output in ("last", "first")) != (self.n_labels > 0):
             raise ValueError("outputs 'last' and 'first' need n_labels > 0, and n_labels is only for them")
         if (self.output == "first") != (self.pool_act is not None) or self.pool_act not in (None, "tanh", "relu"):
@@ -197,7 +207,7 @@ class TransformerConfig:
         for k, default in _OPTIONAL_DEFAULTS.items():
             if d[k] == default:
                 d.pop(k)
-        for k in ("rope_llama3", "mla", "expert_groups", "rope_freqs"):
+        for k in ("rope_llama3", "mla", "expert_groups", "rope_freqs", "sliding_layers", "rope_freqs_sliding"):
             if d.get(k) is not None:
                 d[k] = list(d[k])
         return d
@@ -212,7 +222,7 @@ _OPTIONAL_DEFAULTS = {"attn_head_dim": None, "qkv_bias": None, "o_bias": None, "
                       "sandwich_norm": False, "attn_softcap": None, "logit_softcap": None, "pool_act": None,
                       "n_experts": 0, "experts_top_k": 0, "mla": None, "qk_norm": False,
                       "router": "softmax", "shared_d_ff": 0, "dense_layers": 0, "dense_d_ff": 0,
-                      "expert_groups": (1, 1), "rope_freqs": None}
+                      "expert_groups": (1, 1), "rope_freqs": None, "sliding_layers": (), "rope_freqs_sliding": None}
 
 
 def softcap(x: torch.Tensor, c: float | None) -> torch.Tensor:
@@ -425,6 +435,11 @@ class Transformer(nn.Module):
                                    cfg.rope_freqs)
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
+            if cfg.sliding_layers:  # Gemma 3's local layers: their own frequencies
+                cos, sin = rope_tables(cfg.rope_dim, cfg.max_seq, cfg.rope_theta, torch.float64, None,
+                                       cfg.rope_freqs_sliding)
+                self.register_buffer("rope_cos_sliding", cos, persistent=False)
+                self.register_buffer("rope_sin_sliding", sin, persistent=False)
 
     # --- the three parts of the split -------------------------------------------------------
     def embed_tokens(self, tokens: torch.Tensor, start: int = 0) -> torch.Tensor:
@@ -453,7 +468,8 @@ class Transformer(nn.Module):
             h = self.expand(h)
         rope = (self.rope_cos, self.rope_sin) if self.cfg.position == "rope" else None
         for i, blk in enumerate(self.blocks):
-            h = blk(h, start, rope, cache, i)
+            r = (self.rope_cos_sliding, self.rope_sin_sliding) if i in self.cfg.sliding_layers else rope
+            h = blk(h, start, r, cache, i)
         return h
 
     def head(self, h: torch.Tensor) -> torch.Tensor:

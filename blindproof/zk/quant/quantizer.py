@@ -327,7 +327,7 @@ class _Builder:
         return self.op("merge_heads", [x], self.node(name, v, x.role, x.lo, x.hi, tie=x))
 
     def rope(self, x: _Node, name: str, theta: float, max_seq: int, llama3: tuple | None = None,
-             freqs: tuple | None = None) -> _Node:
+             freqs: tuple | None = None, table: str = "rope") -> _Node:
         hd = x.value.shape[-1]
         t = x.value.shape[-2]
         ang = rope_angles(hd, max_seq, theta, llama3, freqs)[:t]
@@ -336,10 +336,10 @@ class _Builder:
         v = np.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
         fc = self.cfg.rope_exp
         for fn in ("cos", "sin"):
-            self.tables.setdefault(f"rope.{fn}", lambda fn=fn: rope_table(f"rope.{fn}", fn, fc, hd, max_seq, theta,
-                                                                          llama3, freqs))
+            self.tables.setdefault(f"{table}.{fn}", lambda fn=fn: rope_table(f"{table}.{fn}", fn, fc, hd, max_seq,
+                                                                             theta, llama3, freqs))
         out = self.node(name, v, "accumulator", -WIDE, WIDE, derive=lambda: self.exp(x) + fc)
-        return self.op("rope", [x], out, lambda: {"cos": "rope.cos", "sin": "rope.sin"})
+        return self.op("rope", [x], out, lambda: {"cos": f"{table}.cos", "sin": f"{table}.sin"})
 
     def qk(self, q: _Node, k: _Node, name: str) -> _Node:
         kk = np.repeat(k.value, q.value.shape[1] // k.value.shape[1], axis=1)
@@ -497,6 +497,8 @@ def _walk_transformer(b: _Builder, model: Transformer, tokens: np.ndarray, scope
             kh = b.norm(kh, "rms", cfg.norm_eps, sd[p + "k_norm.weight"], None, n + "k_norm")
         if cfg.position == "rope":
             rp = (cfg.rope_theta, cfg.max_seq, cfg.rope_llama3, cfg.rope_freqs)
+            if i in cfg.sliding_layers:  # Gemma 3's local layers: their own frequencies, their own tables
+                rp = (cfg.rope_theta, cfg.max_seq, None, cfg.rope_freqs_sliding, "rope_sliding")
             qh = b.requant(b.rope(qh, n + "q_rope.acc", *rp), n + "q_rope")
             kh = b.requant(b.rope(kh, n + "k_rope.acc", *rp), n + "k_rope")
         if cfg.attn_softcap is None:
