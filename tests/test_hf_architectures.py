@@ -231,7 +231,8 @@ def test_persistent_rotary_buffers_are_not_weights(name):
 
 
 @pytest.mark.parametrize("name,match", [
-    ("qwen2-moe", r"model.layers.0.mlp.shared_expert: Qwen2MoeMLP is a part of the mixture of experts"),
+    ("olmo2", r"model.layers.0.input_layernorm: missing from the decoder layer"),
+    ("phi3-longrope", r"model.rotary_emb: RoPE scaling 'longrope' not implemented"),
 ])
 def test_unsupported_architectures_are_refused_naming_the_part(name, match):
     with pytest.raises(UnsupportedModelError, match=match):
@@ -251,12 +252,12 @@ def test_a_router_with_another_rule_is_refused():
     hf = ex.build("mixtral")
     r = hf.model.layers[1].mlp.gate
 
-    def no_renorm(h):  # softmax and top k, but no renormalisation (Qwen2-MoE's norm_topk_prob=False)
+    def sharpened(h):  # softmax, top k, then squared weights renormalised: no rule implemented here
         logits = h.reshape(-1, r.hidden_dim) @ r.weight.T
         top, idx = torch.topk(torch.softmax(logits, -1), r.top_k, -1)
-        return logits, top, idx
-    r.forward = no_renorm
-    with pytest.raises(UnsupportedModelError, match=r"model.layers.1.mlp.gate: .* routes by neither rule"):
+        return logits, top ** 2 / (top ** 2).sum(-1, keepdim=True), idx
+    r.forward = sharpened
+    with pytest.raises(UnsupportedModelError, match=r"model.layers.1.mlp.gate: .* routes by no rule"):
         from_hf(hf)
 
 
@@ -283,6 +284,16 @@ def test_gemma3_local_layers_have_their_own_rope(loaded):
     qm = _quantized(ours)
     ropes = {op.output: op.params["cos"] for op in qm.spec.ops if op.kind == "rope"}
     assert ropes["b0.attn.q_rope.acc"] == "rope_sliding.cos" and ropes["b1.attn.q_rope.acc"] == "rope.cos"
+
+
+def test_qwen2_moe_structure(loaded):
+    hf, ours = loaded("qwen2-moe")
+    c = ours.cfg
+    assert (c.router, c.router_renorm, c.shared_d_ff, c.shared_gated) == ("softmax", False, 24, True)
+    mlp = ours.blocks[0].mlp
+    assert torch.equal(mlp.shared_scale.weight, hf.model.layers[0].mlp.shared_expert_gate.weight)
+    qm = _quantized(ours)
+    assert any(op.output == "b0.mlp.router.on" for op in qm.spec.ops)  # no renormalisation: softmax, then mask
 
 
 def test_qk_norms(loaded):

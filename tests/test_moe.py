@@ -25,6 +25,8 @@ def test_gates_are_mixtrals_renormalised_top_k():
     top, idx = torch.topk(torch.softmax(logits, -1), 2, -1)
     ref = torch.zeros_like(logits).scatter(-1, idx, top / top.sum(-1, keepdim=True))
     assert torch.allclose(routing_gates(logits, 2), ref, atol=1e-15)
+    raw = torch.zeros_like(logits).scatter(-1, idx, top)  # Qwen2-MoE: the same top k, not renormalised
+    assert torch.allclose(routing_gates(logits, 2, renorm=False), raw, atol=1e-15)
 
 
 def test_sigmoid_gates_are_deepseeks():

@@ -17,6 +17,7 @@ import copy
 import dataclasses
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -161,6 +162,8 @@ def _encrypt_transformer(model: Transformer, plan: KeyPlan) -> Transformer:
                 mlp += [(f"{p}.mlp.shared_gate", blk.mlp.shared_gate, sg),
                         (f"{p}.mlp.shared_up", blk.mlp.shared_up, su)]
                 out.linear(f"{p}.mlp.shared_down", *_rewrite(_w(blk.mlp.shared_down), None, su, s))
+                if cfg.shared_gated:  # its scalar gate reads the normed stream; one output, no key of its own
+                    mlp.append((f"{p}.mlp.shared_scale", blk.mlp.shared_scale, PermKey(np.arange(1))))
         for norm_name, norm, consumers in ((f"{p}.attn_norm", blk.attn_norm, attn),
                                            (f"{p}.mlp_norm", blk.mlp_norm, mlp)):
             if plan.folds_norms:

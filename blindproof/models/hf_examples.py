@@ -69,6 +69,11 @@ def _spec() -> dict[str, tuple[str, str, dict]]:
         # group-limited routing: 8 experts in 4 groups, the best 2 groups kept, top 2 experts among them
         "deepseek-v3-grouped": ("DeepseekV3ForCausalLM", "DeepseekV3Config",
                                 {**_DEEPSEEK_V3, "n_routed_experts": 8, "n_group": 4, "topk_group": 2}),
+        # top-2 of a softmax over all experts, not renormalised; a sigmoid-gated shared expert
+        "qwen2-moe": ("Qwen2MoeForCausalLM", "Qwen2MoeConfig", {"num_experts": 4, "num_experts_per_tok": 2,
+                                                                "moe_intermediate_size": 16,
+                                                                "shared_expert_intermediate_size": 24,
+                                                                "experts_implementation": "eager"}),
         "gpt2": ("GPT2LMHeadModel", "GPT2Config", {}),
         "llama-base": ("LlamaModel", "LlamaConfig", {}),
         "gpt2-base": ("GPT2Model", "GPT2Config", {}),
@@ -89,9 +94,13 @@ ARCHITECTURES: tuple[str, ...] = tuple(_spec())
 def _unsupported() -> dict[str, tuple[str, str, dict]]:
     """Architectures from_hf refuses (naming the part it cannot map): the support table lists them too."""
     return {
-        "qwen2-moe": ("Qwen2MoeForCausalLM", "Qwen2MoeConfig", {"num_experts": 4, "num_experts_per_tok": 2,
-                                                                "moe_intermediate_size": 16,
-                                                                "shared_expert_intermediate_size": 16}),
+        # q/k norms over the whole projection (not per head), before the heads are split
+        "olmo2": ("Olmo2ForCausalLM", "Olmo2Config", {}),
+        # Phi-3 128k: LongRoPE, whose frequencies switch with the sequence length
+        "phi3-longrope": ("Phi3ForCausalLM", "Phi3Config", {
+            "max_position_embeddings": 64, "original_max_position_embeddings": 16,
+            "rope_parameters": {"rope_type": "longrope", "rope_theta": 10000.0, "short_factor": [1.0] * 4,
+                                "long_factor": [2.0] * 4}}),
     }
 
 
@@ -215,7 +224,16 @@ def float64_internals() -> list[tuple[object, str, Callable]]:
         emb = torch.cat([position_ids[..., None].double() * inv] * 2, dim=-1)
         return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
 
+    qmoe = importlib.import_module("transformers.models.qwen2_moe.modeling_qwen2_moe")
+
+    def q_router(self, hidden_states):  # Qwen2-MoE's router with its softmax at the input's precision
+        logits = torch.nn.functional.linear(hidden_states.reshape(-1, self.hidden_dim), self.weight)
+        top, index = torch.topk(torch.softmax(logits, dim=-1), self.top_k, dim=-1)
+        return logits, top / top.sum(dim=-1, keepdim=True) if self.norm_topk_prob else top, index
+
     patches = [(gemma2, "eager_attention_forward", eager), (mixtral.MixtralTopKRouter, "forward", router),
+               (qmoe.Qwen2MoeTopKRouter, "forward", q_router), (qmoe.Qwen2MoeRMSNorm, "forward", rms),
+               (qmoe.Qwen2MoeRotaryEmbedding, "forward", rope),
                (gemma3.Gemma3RMSNorm, "forward", rms_plus_one), (gemma3.Gemma3RotaryEmbedding, "forward", g3_rope),
                (deepseek.DeepseekV3TopkRouter, "forward", ds_router), (deepseek.DeepseekV3RMSNorm, "forward", rms),
                (deepseek.DeepseekV3RotaryEmbedding, "forward", ds_rope)]

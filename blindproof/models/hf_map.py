@@ -400,7 +400,7 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
             bias = False
         else:
             ff, act_name, bias = _map_gated_mlp(mlp, mp, f"{t}.mlp", m)
-            experts = (0, 0, "softmax", 0, (1, 1))
+            experts = (0, 0, "softmax", 0, (1, 1), True, False)
         acts.append(act_name)
         mlp_bias.append(bias)
         moe.append(experts)
@@ -430,8 +430,8 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
         _fail(_path(prefix, f"layers.{dense[-1]}.mlp"), "a dense MLP after a mixture-of-experts layer (only the first "
                                                        "layers may be dense)")
     n_dense = len(dense) if len(dense) < len(moe) else 0
-    n_experts, top_k, router, shared_ff, groups = _one_flag(moe[n_dense:], prefix, "mixture-of-experts layouts "
-                                                            "(experts, top-k, router, shared experts, groups)")
+    n_experts, top_k, router, shared_ff, groups, renorm, shared_gated = _one_flag(
+        moe[n_dense:], prefix, "mixture-of-experts layouts (experts, top-k, router, shared experts, groups)")
     d_ff = _one_flag(ffs[n_dense:], _path(prefix, "layers"), "MLP widths")
     dense_ff = _one_flag(ffs[:n_dense], _path(prefix, "layers"), "dense MLP widths") if n_dense else 0
     eps = _one_flag(eps_all, prefix, "norm epsilons")
@@ -476,7 +476,7 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
         rope_llama3=llama3, rope_freqs=freqs, embed_scale=scale, sandwich_norm=sandwiched,
         attn_softcap=float(softcaps) if softcaps else None, n_experts=n_experts, experts_top_k=top_k,
         router=router, shared_d_ff=shared_ff, mla=mla, dense_layers=n_dense, dense_d_ff=dense_ff,
-        expert_groups=groups, qk_norm=qk_normed, sliding_layers=sliding, rope_freqs_sliding=freqs_sliding)
+        expert_groups=groups, router_renorm=renorm, shared_gated=shared_gated, qk_norm=qk_normed, sliding_layers=sliding, rope_freqs_sliding=freqs_sliding)
     return fields, m, emb_key
 
 

@@ -43,7 +43,8 @@ def _router_kind(router: nn.Module, path: str, top_k: int) -> tuple[str, float, 
     if groups[1] == groups[0]:
         groups = (1, 1)  # every group kept: no limit
     scale = float(getattr(router, "routed_scaling_factor", 1.0) or 1.0)
-    candidates = [("softmax", routing_gates(logits, top_k), 1.0)] if groups == (1, 1) else []
+    candidates = [("softmax", routing_gates(logits, top_k), 1.0),
+                  ("softmax-raw", routing_gates(logits, top_k, renorm=False), 1.0)] if groups == (1, 1) else []
     if bias is not None:  # DeepSeek-V3: sigmoid scores, selection biased (group-limited), renormalised, scaled
         candidates.append(("sigmoid", routing_gates(logits, top_k, "sigmoid", bias.double(), groups) * scale, scale))
     for kind, ours, s in candidates:
@@ -53,31 +54,38 @@ def _router_kind(router: nn.Module, path: str, top_k: int) -> tuple[str, float, 
         # routers compute in float32: compare at that precision
         if _close(weights.double(), torch.gather(ours, -1, index.long()), 1e-5):
             return kind, s, groups
-    _fail(path, f"{type(router).__name__} routes by neither rule implemented: softmax, top {top_k}, renormalised "
-                "(Mixtral), nor sigmoid with a selection bias, top k, renormalised and scaled (DeepSeek-V3)")
+    _fail(path, f"{type(router).__name__} routes by no rule implemented: softmax, top {top_k}, renormalised "
+                "(Mixtral) or not (Qwen2-MoE), nor sigmoid with a selection bias, top k, renormalised and scaled "
+                "(DeepSeek-V3)")
     raise AssertionError
 
 
 def map_moe(mlp: nn.Module, mp: str, ours: str, m: NameMap) -> tuple[int, str, tuple]:
     """Fill ``m`` for ``ours`` (a :class:`MoE`): (d_ff, activation, (n_experts, top_k, router, shared d_ff,
-    (n_group, topk_group)))."""
+    (n_group, topk_group), renormalised, shared expert gated))."""
     from blindproof.models.hf_map import _map_gated_mlp  # noqa: PLC0415
 
     kids = _significant(mlp)
-    extra = sorted(set(kids) - {"gate", "experts", "shared_experts"})
+    extra = sorted(set(kids) - {"gate", "experts", "shared_experts", "shared_expert", "shared_expert_gate"})
     if extra:
         _fail(_path(mp, extra[0]), f"{type(kids[extra[0]]).__name__} is a part of the mixture of experts the "
                                    "Transformer has no place for (expected a router 'gate', 'experts' and "
-                                   "optionally 'shared_experts')")
-    shared_ff, shared_act = 0, None
-    if "shared_experts" in kids:  # always-on experts added to the routed output (DeepSeek)
+                                   "optionally 'shared_experts' or a 'shared_expert' with its 'shared_expert_gate')")
+    shared_ff, shared_act, shared_gated = 0, None, False
+    shared_name = "shared_experts" if "shared_experts" in kids else "shared_expert" if "shared_expert" in kids else None
+    if shared_name:  # always-on experts added to the routed output (DeepSeek; Qwen2-MoE with a sigmoid gate)
         tmp: NameMap = {}
-        shared_ff, shared_act, shared_bias = _map_gated_mlp(kids["shared_experts"], _path(mp, "shared_experts"),
-                                                            "s", tmp)
+        shared_ff, shared_act, shared_bias = _map_gated_mlp(kids[shared_name], _path(mp, shared_name), "s", tmp)
         if shared_bias:
-            _fail(_path(mp, "shared_experts"), "shared expert biases are not implemented")
+            _fail(_path(mp, shared_name), "shared expert biases are not implemented")
         for part in ("gate", "up", "down"):
             m[f"{ours}.shared_{part}.weight"] = tmp[f"s.{part}.weight"]
+    if "shared_expert_gate" in kids:
+        sg = _linear(kids["shared_expert_gate"], _path(mp, "shared_expert_gate"))
+        if not shared_ff or sg.out_features != 1 or sg.bias is not None:
+            _fail(_path(mp, "shared_expert_gate"), "expected a bias-free (d_model -> 1) gate on a shared expert")
+        m[f"{ours}.shared_scale.weight"] = _take(_path(mp, "shared_expert_gate.weight"))
+        shared_gated = True
     router, rp = kids.get("gate"), _path(mp, "gate")
     w = getattr(router, "weight", None)
     top_k = getattr(router, "top_k", getattr(mlp, "top_k", None))
@@ -108,7 +116,8 @@ def map_moe(mlp: nn.Module, mp: str, ours: str, m: NameMap) -> tuple[int, str, t
                                          lambda t: scaled(t.permute(1, 0, 2).reshape(t.shape[1], -1)))
         if shared_ff and shared_act != act:
             _fail(_path(mp, "shared_experts"), f"activation {shared_act} differs from the experts' {act}")
-        return ff, act, (n_experts, top_k, kind, shared_ff, groups)
+        return ff, act, (n_experts, top_k, kind.split("-")[0], shared_ff, groups, kind != "softmax-raw",
+                                  shared_gated)
     if isinstance(experts, nn.ModuleList) and len(experts) == n_experts:  # one gated MLP per expert
         parts = []
         for e, expert in enumerate(experts):
@@ -130,7 +139,8 @@ def map_moe(mlp: nn.Module, mp: str, ours: str, m: NameMap) -> tuple[int, str, t
         m[f"{ours}.down.weight"] = ((lambda sd, ks=keys: scaled(torch.cat([sd[k] for k in ks], dim=1))), keys)
         if shared_ff and shared_act != act:
             _fail(_path(mp, "shared_experts"), f"activation {shared_act} differs from the experts' {act}")
-        return ff, act, (n_experts, top_k, kind, shared_ff, groups)
+        return ff, act, (n_experts, top_k, kind.split("-")[0], shared_ff, groups, kind != "softmax-raw",
+                                  shared_gated)
     _fail(ep, f"{type(experts).__name__}: experts neither as fused gate_up_proj/down_proj tensors nor as a "
               f"list of {n_experts} gated MLPs")
     raise AssertionError

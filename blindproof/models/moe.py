@@ -39,16 +39,19 @@ def group_mask(choice: torch.Tensor, n_group: int, topk_group: int) -> torch.Ten
 
 
 def routing_gates(logits: torch.Tensor, k: int, router: str = "softmax",
-                  bias: torch.Tensor | None = None, groups: tuple[int, int] = (1, 1)) -> torch.Tensor:
+                  bias: torch.Tensor | None = None, groups: tuple[int, int] = (1, 1), renorm: bool = True
+                  ) -> torch.Tensor:
     """Per-token expert weights, zero off the k selected experts.
 
     ``softmax`` (Mixtral): softmax over all experts, top k, renormalised, which equals a softmax over the
     selected logits alone. ``sigmoid`` (DeepSeek-V3): experts selected by ``sigmoid(r) + bias``, weights
     ``sigmoid(r_i) / Σ_selected sigmoid(r_j)``, which equals a softmax of ``log sigmoid(r)`` over the
     selected experts (the integer model computes it that way). ``groups = (n_group, topk_group)``: the
-    sigmoid router's group limit (:func:`group_mask`)."""
+    sigmoid router's group limit (:func:`group_mask`). ``renorm=False`` (softmax only): no renormalisation."""
     if router == "softmax":
         sel = topk_mask(logits, k)
+        if not renorm:  # Qwen2-MoE (norm_topk_prob False): the top k of a softmax over all experts, as they are
+            return torch.softmax(logits, dim=-1) * sel
         return torch.softmax(logits.masked_fill(~sel, float("-inf")), dim=-1)
     scores = torch.sigmoid(logits)
     choice = scores if bias is None else scores + bias
@@ -63,12 +66,14 @@ class MoE(nn.Module):
     """Top-k routed experts (SwiGLU or GeGLU each), computed densely."""
 
     def __init__(self, d_model: int, d_ff: int, n_experts: int, top_k: int, act: str, gelu_approx: str,
-                 router: str = "softmax", shared_d_ff: int = 0, groups: tuple[int, int] = (1, 1)) -> None:
+                 router: str = "softmax", shared_d_ff: int = 0, groups: tuple[int, int] = (1, 1),
+                 renorm: bool = True, shared_gated: bool = False) -> None:
         super().__init__()
         if not 1 <= top_k <= n_experts:
             raise ValueError(f"top_k must lie in [1, n_experts = {n_experts}], got {top_k}")
         self.d_ff, self.n_experts, self.top_k = d_ff, n_experts, top_k
         self.act, self.gelu_approx, self.router_kind, self.groups = act, gelu_approx, router, tuple(groups)
+        self.renorm = renorm
         self.router = nn.Linear(d_model, n_experts, bias=False)
         if router == "sigmoid":  # DeepSeek-V3's selection bias (it moves the choice, not the weights)
             self.select_bias = nn.Parameter(torch.zeros(n_experts))
@@ -79,6 +84,8 @@ class MoE(nn.Module):
             self.shared_gate = nn.Linear(d_model, shared_d_ff, bias=False)
             self.shared_up = nn.Linear(d_model, shared_d_ff, bias=False)
             self.shared_down = nn.Linear(shared_d_ff, d_model, bias=False)
+            if shared_gated:  # Qwen2-MoE: the shared output scaled by sigmoid(x·w) per token
+                self.shared_scale = nn.Linear(d_model, 1, bias=False)
 
     def _act(self, g: torch.Tensor) -> torch.Tensor:
         return F.silu(g) if self.act == "silu" else F.gelu(g, approximate=self.gelu_approx)
@@ -86,11 +93,14 @@ class MoE(nn.Module):
     def gates(self, x: torch.Tensor) -> torch.Tensor:
         """Per-token expert weights (zero off the selected experts)."""
         return routing_gates(self.router(x), self.top_k, self.router_kind, getattr(self, "select_bias", None),
-                             self.groups)
+                             self.groups, self.renorm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = self.gates(x).repeat_interleave(self.d_ff, dim=-1)
         y = self.down(self._act(self.gate(x)) * self.up(x) * weight)
         if hasattr(self, "shared_down"):
-            y = y + self.shared_down(self._act(self.shared_gate(x)) * self.shared_up(x))
+            shared = self.shared_down(self._act(self.shared_gate(x)) * self.shared_up(x))
+            if hasattr(self, "shared_scale"):
+                shared = torch.sigmoid(self.shared_scale(x)) * shared
+            y = y + shared
         return y

@@ -72,6 +72,8 @@ class TransformerConfig:
     router: Literal["softmax", "sigmoid"] = "softmax"  # sigmoid: DeepSeek-V3 (selection bias, scores renormalised)
     shared_d_ff: int = 0  # width of an always-on shared gated MLP next to the routed experts (DeepSeek)
     expert_groups: tuple[int, int] = (1, 1)  # (n_group, topk_group): DeepSeek-V3's group-limited routing
+    router_renorm: bool = True  # False: Qwen2-MoE's top-k softmax weights as they are (norm_topk_prob False)
+    shared_gated: bool = False  # Qwen2-MoE: the shared MLP's output scaled by sigmoid(x·w)
     dense_layers: int = 0  # the first blocks keep a dense gated MLP of width dense_d_ff (DeepSeek-V3: 3)
     dense_d_ff: int = 0
     # multi-head latent attention (models/mla.py): (q_lora_rank or 0, kv_lora_rank, nope, rope, v_dim)
@@ -140,6 +142,8 @@ class TransformerConfig:
                 and self.n_experts // n_group >= 2 and topk_group * (self.n_experts // n_group) >= self.experts_top_k):
             raise ValueError(f"expert_groups {self.expert_groups}: needs the sigmoid router, topk_group < n_group "
                              "dividing n_experts into groups of at least 2, and enough experts in the kept groups")
+        if (not self.router_renorm and self.router != "softmax") or (self.shared_gated and not self.shared_d_ff):
+            raise ValueError("router_renorm False is for the softmax router; shared_gated needs shared_d_ff")
         if (self.router != "softmax" or self.shared_d_ff) and not self.n_experts:
             raise ValueError("router and shared_d_ff are options of a mixture of experts (n_experts > 0)")
         if self.router not in ("softmax", "sigmoid") or self.shared_d_ff < 0:
@@ -222,7 +226,7 @@ _OPTIONAL_DEFAULTS = {"attn_head_dim": None, "qkv_bias": None, "o_bias": None, "
                       "sandwich_norm": False, "attn_softcap": None, "logit_softcap": None, "pool_act": None,
                       "n_experts": 0, "experts_top_k": 0, "mla": None, "qk_norm": False,
                       "router": "softmax", "shared_d_ff": 0, "dense_layers": 0, "dense_d_ff": 0,
-                      "expert_groups": (1, 1), "rope_freqs": None, "sliding_layers": (), "rope_freqs_sliding": None}
+                      "expert_groups": (1, 1), "router_renorm": True, "shared_gated": False, "rope_freqs": None, "sliding_layers": (), "rope_freqs_sliding": None}
 
 
 def softcap(x: torch.Tensor, c: float | None) -> torch.Tensor:
@@ -382,7 +386,8 @@ class Block(nn.Module):
             self.attn.cfg = cfg
         self.mlp_norm = make_norm(cfg)
         self.mlp = MoE(cfg.d_model, cfg.d_ff, cfg.n_experts, cfg.experts_top_k, cfg.glu_act, cfg.gelu_approx,
-                       cfg.router, cfg.shared_d_ff, cfg.expert_groups) if cfg.layer_is_moe(layer) else MLP(cfg, cfg.layer_d_ff(layer))
+                       cfg.router, cfg.shared_d_ff, cfg.expert_groups, cfg.router_renorm, cfg.shared_gated) \
+            if cfg.layer_is_moe(layer) else MLP(cfg, cfg.layer_d_ff(layer))
         if cfg.sandwich_norm:  # norms on the sublayer outputs, before the residual adds
             self.attn_post_norm = make_norm(cfg)
             self.mlp_post_norm = make_norm(cfg)

@@ -113,7 +113,7 @@ def _group_limit(b: "_Builder", c: "_Node", n_group: int, topk_group: int, name:
 
 
 def route(b: "_Builder", x: "_Node", router: np.ndarray, k: int, name: str, kind: str = "softmax",
-          select_bias: np.ndarray | None = None, groups: tuple[int, int] = (1, 1)) -> "_Node":
+          select_bias: np.ndarray | None = None, groups: tuple[int, int] = (1, 1), renorm: bool = True) -> "_Node":
     """Gates ``(batch, seq, E)`` at exponent ``prob_exp``, zero off the k selected experts.
 
     ``softmax`` (Mixtral): experts ranked by their logits, gates a softmax over the selected logits.
@@ -134,6 +134,14 @@ def route(b: "_Builder", x: "_Node", router: np.ndarray, k: int, name: str, kind
     else:
         rank_in = r
         s = b.requant(acc, name + ".scores", SCORE_LO, SCORE_HI, fixed=se)
+    if not renorm:  # Qwen2-MoE: a softmax over every expert, then zero off the top k (no renormalisation)
+        probs = b.merge_heads(b.softmax(b.split_heads(s, 1, name + ".scores.h"), False, name + ".probs.h"),
+                              name + ".probs")
+        nrank = _ranks(b, rank_in, n_exp, [list(range(n_exp))], name, sign=-1)
+        on = _clamp01(b, nrank, np.full(n_exp, k), (nrank.value > -k).astype(np.float64), name + ".on")
+        gates = b.node(name + ".gates", probs.value * on.value, "accumulator", -WIDE, WIDE,
+                       derive=lambda: b.exp(probs))
+        return b.op("mul", [probs, on], gates)
     rank = _ranks(b, rank_in, n_exp, [list(range(n_exp))], name)
     off = _clamp01(b, rank, np.full(n_exp, -(k - 1)), (rank.value >= k).astype(np.float64), name + ".off")
     # -64·off by an elementwise product (mul_weight), which unlike a linear reads no padding
@@ -154,10 +162,11 @@ def _gated(b: "_Builder", x: "_Node", sd: dict[str, np.ndarray], p: str, n: str,
 
 
 def moe_mlp(b: "_Builder", x: "_Node", sd: dict[str, np.ndarray], p: str, n: str, d_ff: int, k: int,
-            act_fn: str, kind: str = "softmax", shared_d_ff: int = 0, groups: tuple[int, int] = (1, 1)) -> "_Node":
+            act_fn: str, kind: str = "softmax", shared_d_ff: int = 0, groups: tuple[int, int] = (1, 1),
+            renorm: bool = True) -> "_Node":
     """The MoE block on the normed stream ``x``: routing as above, then the experts densely (plus the
     shared experts, if any); returns the block's output (the residual add follows)."""
-    gates = route(b, x, sd[p + "router.weight"], k, n + "router", kind, sd.get(p + "select_bias"), groups)
+    gates = route(b, x, sd[p + "router.weight"], k, n + "router", kind, sd.get(p + "select_bias"), groups, renorm)
     n_exp = sd[p + "router.weight"].shape[0]
     h = _gated(b, x, sd, p, n, act_fn)
     # one bit coarser, by a rescale: its output's padding is pinned to zero, so the linear below may read it
@@ -169,4 +178,12 @@ def moe_mlp(b: "_Builder", x: "_Node", sd: dict[str, np.ndarray], p: str, n: str
     if not shared_d_ff:
         return routed
     shared = _gated(b, x, sd, p + "shared_", n + "shared.", act_fn)
-    return b.add(routed, b.linear(shared, sd[p + "shared_down.weight"], None, n + "shared.down.acc"), n + "sum")
+    shared_out = b.linear(shared, sd[p + "shared_down.weight"], None, n + "shared.down.acc")
+    if p + "shared_scale.weight" in sd:  # Qwen2-MoE: sigmoid(x·w) per token (a centred table, then + 1/2)
+        sc = b.requant(b.linear(x, sd[p + "shared_scale.weight"], None, n + "shared.scale.acc"), n + "shared.scale")
+        sig = b.add_weight(b.lookup(sc, "sigmoid_c", n + "shared.sig_c"), np.array([0.5]), n + "shared.sig")
+        d = shared_out.value.shape[-1]
+        wide = b.requant(_const_linear(b, sig, np.ones((d, 1), dtype=np.int64), np.repeat(sig.value, d, -1),
+                                       n + "shared.sig.wide.acc"), n + "shared.sig.wide")
+        shared_out = b.mul(b.requant(shared_out, n + "shared.out"), wide, n + "shared.gated.acc")
+    return b.add(routed, shared_out, n + "sum")

@@ -514,7 +514,7 @@ def _walk_transformer(b: _Builder, model: Transformer, tokens: np.ndarray, scope
         if cfg.layer_is_moe(i):  # top-k routing proved by the program's own ops, experts dense (quant/moe.py)
             fn = "silu" if cfg.glu_act == "silu" else ("gelu_tanh" if cfg.gelu_approx == "tanh" else "gelu")
             return moe_mlp(b, x, sd, p, n, cfg.d_ff, cfg.experts_top_k, fn, cfg.router, cfg.shared_d_ff,
-                           cfg.expert_groups)
+                           cfg.expert_groups, cfg.router_renorm)
         up = b.requant(lin(x, p + "up", n + "up.acc"), n + "up")
         if cfg.mlp == "swiglu":
             gate = b.requant(lin(x, p + "gate", n + "gate.acc"), n + "gate")
