@@ -16,8 +16,9 @@ from blindproof.models.transformer import rope_inv_freq  # noqa: E402
 
 KEY = EEKey(bytes(range(1, 33)))
 NEW = [a for a in ex.ARCHITECTURES if a not in ("llama", "mistral", "gpt2", "bert")]  # the older four: test_loaders
-# DeepSeek-V3 variants whose proofs add little to deepseek-v3's and to tests/test_moe.py (grouped routing)
-SLOW_PROOFS = ("deepseek-v3-dense-first", "deepseek-v3-yarn", "deepseek-v3-grouped")
+# proofs that add little to another row's (deepseek-v3's; tests/test_moe.py for grouped routing; bert-cls
+# for the encoder classification head's ops)
+SLOW_PROOFS = ("deepseek-v3-dense-first", "deepseek-v3-yarn", "deepseek-v3-grouped", "roberta-cls", "distilbert-cls")
 PROOF_CASES = [pytest.param(a, marks=pytest.mark.slow) if a in SLOW_PROOFS else a for a in NEW]
 
 
