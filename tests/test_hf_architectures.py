@@ -232,7 +232,6 @@ def test_persistent_rotary_buffers_are_not_weights(name):
 
 
 @pytest.mark.parametrize("name,match", [
-    ("olmo2", r"model.layers.0.input_layernorm: missing from the decoder layer"),
     ("phi3-longrope", r"model.rotary_emb: RoPE scaling 'longrope' not implemented"),
 ])
 def test_unsupported_architectures_are_refused_naming_the_part(name, match):
@@ -295,6 +294,17 @@ def test_qwen2_moe_structure(loaded):
     assert torch.equal(mlp.shared_scale.weight, hf.model.layers[0].mlp.shared_expert_gate.weight)
     qm = _quantized(ours)
     assert any(op.output == "b0.mlp.router.on" for op in qm.spec.ops)  # no renormalisation: softmax, then mask
+
+
+def test_olmo2_norms_after_the_sublayers(loaded):
+    hf, ours = loaded("olmo2")
+    c = ours.cfg
+    assert (c.pre_norms, c.sandwich_norm, c.qk_norm, c.qk_norm_proj) == (False, True, True, True)
+    assert ours.blocks[0].attn.q_norm.weight.shape == (32,) and ours.blocks[0].attn.k_norm.weight.shape == (16,)
+    hf = ex.build("olmo2")
+    del hf.model.layers[1].post_feedforward_layernorm  # then the layer has no norm before or after its MLP
+    with pytest.raises(UnsupportedModelError, match=r"model.layers.1.input_layernorm: missing from the decoder"):
+        from_hf(hf)
 
 
 def test_qk_norms(loaded):

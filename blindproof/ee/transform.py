@@ -149,6 +149,9 @@ def _encrypt_transformer(model: Transformer, plan: KeyPlan) -> Transformer:
             attn = [(f"{p}.attn.wq", blk.attn.wq, hk.q), (f"{p}.attn.wk", blk.attn.wk, hk.k),
                     (f"{p}.attn.wv", blk.attn.wv, hk.v)]
             out.linear(f"{p}.attn.wo", *_rewrite(_w(blk.attn.wo), _b(blk.attn.wo), hk.o, s))
+            if cfg.qk_norm_proj:  # OLMo-2: the gains span every head, so they follow the head order
+                for name, norm, key in (("q_norm", blk.attn.q_norm, hk.q), ("k_norm", blk.attn.k_norm, hk.k)):
+                    out.values[f"{p}.attn.{name}.weight"] = key.apply(norm.weight.detach().to("cpu", F64))
         mlp = [(f"{p}.mlp.up", blk.mlp.up, up)]
         if cfg.mlp == "swiglu":
             mlp.append((f"{p}.mlp.gate", blk.mlp.gate, gate))
@@ -166,6 +169,10 @@ def _encrypt_transformer(model: Transformer, plan: KeyPlan) -> Transformer:
                     mlp.append((f"{p}.mlp.shared_scale", blk.mlp.shared_scale, PermKey(np.arange(1))))
         for norm_name, norm, consumers in ((f"{p}.attn_norm", blk.attn_norm, attn),
                                            (f"{p}.mlp_norm", blk.mlp_norm, mlp)):
+            if not cfg.pre_norms:  # OLMo-2: the sublayers read the stream itself
+                for lname, lin, k_out in consumers:
+                    out.linear(lname, *_rewrite(_w(lin), _b(lin), s, k_out))
+                continue
             if plan.folds_norms:
                 _fold_norm(out, norm_name, norm, consumers, s)
             else:

@@ -53,6 +53,8 @@ def _spec() -> dict[str, tuple[str, str, dict]]:
         # local layers (sliding window 32, every other layer here) with their own RoPE base, q/k norms
         "gemma3": ("Gemma3ForCausalLM", "Gemma3TextConfig", {"head_dim": 16, "sliding_window": 32,
                                                              "sliding_window_pattern": 2, "query_pre_attn_scalar": 8}),
+        # norms after the sublayers only; q/k norms over the whole projection (not per head)
+        "olmo2": ("Olmo2ForCausalLM", "Olmo2Config", {}),
         "mixtral": ("MixtralForCausalLM", "MixtralConfig", {"num_local_experts": 4, "num_experts_per_tok": 2,
                                                             "intermediate_size": 24,
                                                             "experts_implementation": "eager"}),
@@ -94,8 +96,6 @@ ARCHITECTURES: tuple[str, ...] = tuple(_spec())
 def _unsupported() -> dict[str, tuple[str, str, dict]]:
     """Architectures from_hf refuses (naming the part it cannot map): the support table lists them too."""
     return {
-        # q/k norms over the whole projection (not per head), before the heads are split
-        "olmo2": ("Olmo2ForCausalLM", "Olmo2Config", {}),
         # Phi-3 128k: LongRoPE, whose frequencies switch with the sequence length
         "phi3-longrope": ("Phi3ForCausalLM", "Phi3Config", {
             "max_position_embeddings": 64, "original_max_position_embeddings": 16,
@@ -238,7 +238,8 @@ def float64_internals() -> list[tuple[object, str, Callable]]:
                (deepseek.DeepseekV3TopkRouter, "forward", ds_router), (deepseek.DeepseekV3RMSNorm, "forward", rms),
                (deepseek.DeepseekV3RotaryEmbedding, "forward", ds_rope)]
     for mod, prefix in (("llama", "Llama"), ("mistral", "Mistral"), ("qwen2", "Qwen2"), ("phi3", "Phi3"),
-                        ("gemma", "Gemma"), ("gemma2", "Gemma2"), ("mixtral", "Mixtral"), ("qwen3", "Qwen3")):
+                        ("gemma", "Gemma"), ("gemma2", "Gemma2"), ("mixtral", "Mixtral"), ("qwen3", "Qwen3"),
+                        ("olmo2", "Olmo2")):
         m = importlib.import_module(f"transformers.models.{mod}.modeling_{mod}")
         patches.append((getattr(m, f"{prefix}RMSNorm"), "forward",
                         rms_plus_one if prefix.startswith("Gemma") else rms))

@@ -250,26 +250,30 @@ def _one_flag(values: list[bool], path: str, what: str) -> bool:
     return values[0]
 
 
-def _map_qk_norms(ak: dict, ap: str, ours_prefix: str, m: NameMap, hd: int) -> list[tuple[bool, float]]:
-    """Qwen3 / Gemma 3 per-head q and k RMSNorms: [(is 1 + w, eps)] of each (empty without them)."""
+def _map_qk_norms(ak: dict, ap: str, ours_prefix: str, m: NameMap, hd: int, widths: tuple[int, int]
+                  ) -> list[tuple[bool, float, str]]:
+    """q and k RMSNorms over each head (Qwen3, Gemma 3) or over the whole projection (OLMo-2; ``widths`` are
+    the q and k projection widths): [(is 1 + w, eps, "head" or "proj")] of each (empty without them)."""
     has = [n in ak for n in ("q_norm", "k_norm")]
     if not any(has):
         return []
     if not all(has):
         _fail(_path(ap, "q_norm" if has[0] else "k_norm"), "a q or k norm without its partner")
     out = []
-    for name in ("q_norm", "k_norm"):
+    for name, width in zip(("q_norm", "k_norm"), widths):
         gain, eps = rms_norm_gain(ak[name], _path(ap, name))
-        if gain.numel() != hd:
-            _fail(_path(ap, name), f"width {gain.numel()} is not the head width {hd}")
+        if gain.numel() not in (hd, width):
+            _fail(_path(ap, name), f"width {gain.numel()} is neither the head width {hd} nor the projection's {width}")
         po = not torch.equal(gain, ak[name].weight.detach())
         _gain_map(m, f"{ours_prefix}.{name}", _path(ap, name), gain, po)
-        out.append((po, eps))
+        out.append((po, eps, "head" if gain.numel() == hd else "proj"))
+    if len({o[2] for o in out}) > 1:
+        _fail(_path(ap, "k_norm"), "the q and k norms span different parts (one head vs the projection)")
     return out
 
 
 def _map_qkv_attention(attn: nn.Module, ap: str, ours_prefix: str, m: NameMap, n_heads: int, d: int,
-                       c: Mapping[str, Any]) -> tuple[int, int, bool, bool, list[tuple[bool, float]]]:
+                       c: Mapping[str, Any]) -> tuple[int, int, bool, bool, list[tuple[bool, float, str]]]:
     """Attention with q/k/v projections (or Phi-3's fused qkv_proj) and o_proj: (head_dim, kv heads,
     q/k/v biases, o bias, the q/k norms' conventions)."""
     ak = _expect_children(attn, ap, {"q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj", "rotary_emb", "q_norm",
@@ -303,7 +307,7 @@ def _map_qkv_attention(attn: nn.Module, ap: str, ours_prefix: str, m: NameMap, n
             _lin_map(m, f"{ours_prefix}.{ours}", _path(ap, theirs), lin)
         qb = q.bias is not None
     _lin_map(m, f"{ours_prefix}.wo", _path(ap, "o_proj"), o)
-    return hd, kvh, qb, o.bias is not None, _map_qk_norms(ak, ap, ours_prefix, m, hd)
+    return hd, kvh, qb, o.bias is not None, _map_qk_norms(ak, ap, ours_prefix, m, hd, (n_heads * hd, kvh * hd))
 
 
 def _map_gated_mlp(mlp: nn.Module, mp: str, ours: str, m: NameMap) -> tuple[int, str, bool]:
@@ -351,21 +355,26 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
     layers = kids["layers"]
     n_heads = int(c["num_attention_heads"])
     m: NameMap = {}
-    qkv_bias, o_bias, mlp_bias, acts, plus_one, eps_all, sandwich, moe, ffs, qk_norm = ([] for _ in range(10))
+    qkv_bias, o_bias, mlp_bias, acts, plus_one, eps_all, sandwich, moe, ffs, qk_norm, pre_norm = (
+        [] for _ in range(11))
     head_dim = kv_heads = None
     scale_attn = softcaps = None
     for i, layer in enumerate(layers):
         lp = _path(prefix, f"layers.{i}")
         lk = _expect_children(layer, lp, {"self_attn", "mlp", "input_layernorm", "post_attention_layernorm",
                                           *_SANDWICH}, "decoder layer")
-        for need in ("self_attn", "mlp", "input_layernorm", "post_attention_layernorm"):
+        # OLMo-2: no pre-sublayer norms, only norms on the sublayers' outputs
+        post_only = "input_layernorm" not in lk and set(lk) == {"self_attn", "mlp", "post_attention_layernorm",
+                                                                "post_feedforward_layernorm"}
+        for need in ("self_attn", "mlp", "post_attention_layernorm") + (() if post_only else ("input_layernorm",)):
             if need not in lk:
                 _fail(_path(lp, need), "missing from the decoder layer")
         has = [n in lk for n in _SANDWICH]
-        if any(has) and not all(has):  # a lone pre- or post-feedforward norm has no place
+        if any(has) and not all(has) and not post_only:  # a lone pre- or post-feedforward norm has no place
             _fail(_path(lp, _SANDWICH[has.index(True)]), "a sandwich norm without its partner "
                   f"(expected both of {list(_SANDWICH)})")
-        sandwich.append(all(has))
+        sandwich.append(all(has) or post_only)
+        pre_norm.append(not post_only)
         attn, ap = lk["self_attn"], _path(lp, "self_attn")
         t = f"blocks.{i}"
         if "kv_a_proj_with_mqa" in _significant(attn):  # multi-head latent attention (DeepSeek-V2/V3)
@@ -377,8 +386,8 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
             qk_norm.append(False)
         else:
             hd, kvh, qb, ob, qkn = _map_qkv_attention(attn, ap, f"{t}.attn", m, n_heads, d, c)
-            qk_norm.append(bool(qkn))
-            for po, e in qkn:  # the same conventions as the stream's norms
+            qk_norm.append(qkn[0][2] if qkn else False)  # False, "head" or "proj"
+            for po, e, _ in qkn:  # the same conventions as the stream's norms
                 plus_one.append(po)
                 eps_all.append(e)
         qkv_bias.append(qb)
@@ -408,6 +417,8 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
         norms = ((("attn_norm", "input_layernorm"), ("attn_post_norm", "post_attention_layernorm"),
                   ("mlp_norm", "pre_feedforward_layernorm"), ("mlp_post_norm", "post_feedforward_layernorm"))
                  if sandwich[-1] else (("attn_norm", "input_layernorm"), ("mlp_norm", "post_attention_layernorm")))
+        if post_only:
+            norms = (("attn_post_norm", "post_attention_layernorm"), ("mlp_post_norm", "post_feedforward_layernorm"))
         for ours, theirs in norms:
             gain, eps = rms_norm_gain(lk[theirs], _path(lp, theirs))
             po = not torch.equal(gain, lk[theirs].weight.detach())
@@ -424,6 +435,7 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
     _one_flag(plus_one, prefix, "norm conventions (w or 1 + w)")
     sandwiched = _one_flag(sandwich, prefix, "sandwich norms (pre/post_feedforward_layernorm)")
     qk_normed = _one_flag(qk_norm, prefix, "q/k norms")
+    pre_normed = _one_flag(pre_norm, prefix, "pre-sublayer norms")
     # dense MLPs first, then one mixture-of-experts layout (DeepSeek-V3's first_k_dense_replace), each of one width
     dense = [j for j, e in enumerate(moe) if e[0] == 0]
     if dense and dense[-1] != len(dense) - 1:
@@ -476,7 +488,8 @@ def map_decoder(base: nn.Module, prefix: str, c: Mapping[str, Any]) -> tuple[dic
         rope_llama3=llama3, rope_freqs=freqs, embed_scale=scale, sandwich_norm=sandwiched,
         attn_softcap=float(softcaps) if softcaps else None, n_experts=n_experts, experts_top_k=top_k,
         router=router, shared_d_ff=shared_ff, mla=mla, dense_layers=n_dense, dense_d_ff=dense_ff,
-        expert_groups=groups, router_renorm=renorm, shared_gated=shared_gated, qk_norm=qk_normed, sliding_layers=sliding, rope_freqs_sliding=freqs_sliding)
+        expert_groups=groups, router_renorm=renorm, shared_gated=shared_gated, qk_norm=bool(qk_normed),
+        qk_norm_proj=qk_normed == "proj", pre_norms=pre_normed, sliding_layers=sliding, rope_freqs_sliding=freqs_sliding)
     return fields, m, emb_key
 
 

@@ -81,6 +81,8 @@ class TransformerConfig:
     # Gemma 2: a second RMSNorm on each sublayer's output before the residual add ("sandwich" norms)
     sandwich_norm: bool = False
     qk_norm: bool = False  # Qwen3, Gemma 3: an RMSNorm over each head's q and k (gain over head_dim) before RoPE
+    qk_norm_proj: bool = False  # OLMo-2: the q/k norms span the whole projection (all heads), not one head
+    pre_norms: bool = True  # False (OLMo-2): no norm before the sublayers, only the sandwich's output norms
     attn_softcap: float | None = None  # attention scores become c·tanh(s/c) before the mask and softmax
     logit_softcap: float | None = None  # logits become c·tanh(z/c) (output "logits" only)
     extra: dict = field(default_factory=dict, compare=False)
@@ -155,6 +157,8 @@ class TransformerConfig:
                                  f"top-{self.experts_top_k} of {self.n_experts}, mlp {self.mlp!r} (no MLP biases)")
         if self.qk_norm and (self.norm != "rms" or self.position != "rope" or self.mla is not None):
             raise ValueError("qk_norm is for RMSNorm models with RoPE attention (not latent attention)")
+        if (self.qk_norm_proj and not self.qk_norm) or (not self.pre_norms and not self.sandwich_norm):
+            raise ValueError("qk_norm_proj needs qk_norm; pre_norms False needs sandwich_norm (the output norms)")
         if self.sandwich_norm and self.norm_position != "pre":
             raise ValueError("sandwich_norm needs norm_position 'pre'")
         for name in ("attn_softcap", "logit_softcap"):
@@ -225,6 +229,7 @@ _OPTIONAL_DEFAULTS = {"attn_head_dim": None, "qkv_bias": None, "o_bias": None, "
                       "glu_act": "silu", "attn_scale": None, "rope_llama3": None, "n_labels": 0,
                       "sandwich_norm": False, "attn_softcap": None, "logit_softcap": None, "pool_act": None,
                       "n_experts": 0, "experts_top_k": 0, "mla": None, "qk_norm": False,
+                      "qk_norm_proj": False, "pre_norms": True,
                       "router": "softmax", "shared_d_ff": 0, "dense_layers": 0, "dense_d_ff": 0,
                       "expert_groups": (1, 1), "router_renorm": True, "shared_gated": False, "rope_freqs": None, "sliding_layers": (), "rope_freqs_sliding": None}
 
@@ -317,18 +322,21 @@ class Attention(nn.Module):
         self.wv = nn.Linear(cfg.d_model, cfg.kv_heads * hd, bias=qkv)
         self.wo = nn.Linear(cfg.n_heads * hd, cfg.d_model, bias=cfg.has_bias("o"))
         if cfg.qk_norm:
-            self.q_norm = RMSNorm(hd, cfg.norm_eps)
-            self.k_norm = RMSNorm(hd, cfg.norm_eps)
+            self.q_norm = RMSNorm(cfg.n_heads * hd if cfg.qk_norm_proj else hd, cfg.norm_eps)
+            self.k_norm = RMSNorm(cfg.kv_heads * hd if cfg.qk_norm_proj else hd, cfg.norm_eps)
 
     def forward(self, x: torch.Tensor, start: int, rope: tuple[torch.Tensor, torch.Tensor] | None,
                 cache: KVCache | None, layer: int) -> torch.Tensor:
         cfg = self.cfg
         b, t, _ = x.shape
         hd = cfg.head_dim
-        q = self.wq(x).view(b, t, cfg.n_heads, hd).transpose(1, 2)
-        k = self.wk(x).view(b, t, cfg.kv_heads, hd).transpose(1, 2)
+        q, k = self.wq(x), self.wk(x)
+        if cfg.qk_norm_proj:  # OLMo-2: over the whole projection
+            q, k = self.q_norm(q), self.k_norm(k)
+        q = q.view(b, t, cfg.n_heads, hd).transpose(1, 2)
+        k = k.view(b, t, cfg.kv_heads, hd).transpose(1, 2)
         v = self.wv(x).view(b, t, cfg.kv_heads, hd).transpose(1, 2)
-        if cfg.qk_norm:
+        if cfg.qk_norm and not cfg.qk_norm_proj:  # per head
             q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
             cos, sin = rope[0][start:start + t].to(x.dtype), rope[1][start:start + t].to(x.dtype)
@@ -379,12 +387,12 @@ class Block(nn.Module):
     def __init__(self, cfg: TransformerConfig, layer: int = 0) -> None:
         super().__init__()
         self.cfg = cfg
-        self.attn_norm = make_norm(cfg)
+        self.attn_norm = make_norm(cfg) if cfg.pre_norms else nn.Identity()
         self.attn = MLAttention(cfg.d_model, cfg.n_heads, MLAShape.of(cfg.mla), cfg.norm_eps) if cfg.mla \
             else Attention(cfg)
         if cfg.mla:
             self.attn.cfg = cfg
-        self.mlp_norm = make_norm(cfg)
+        self.mlp_norm = make_norm(cfg) if cfg.pre_norms else nn.Identity()
         self.mlp = MoE(cfg.d_model, cfg.d_ff, cfg.n_experts, cfg.experts_top_k, cfg.glu_act, cfg.gelu_approx,
                        cfg.router, cfg.shared_d_ff, cfg.expert_groups, cfg.router_renorm, cfg.shared_gated) \
             if cfg.layer_is_moe(layer) else MLP(cfg, cfg.layer_d_ff(layer))

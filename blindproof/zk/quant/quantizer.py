@@ -489,10 +489,13 @@ def _walk_transformer(b: _Builder, model: Transformer, tokens: np.ndarray, scope
         q_scale = 1.0 if cfg.qk_norm else cfg.softmax_scale
         q = b.requant(lin(x, p + "wq", n + "q.acc", q_scale), n + "q")
         k = b.requant(lin(x, p + "wk", n + "k.acc"), n + "k")
+        if cfg.qk_norm_proj:  # OLMo-2: q/k norms over the whole projection, before the heads split
+            q = b.norm(q, "rms", cfg.norm_eps, sd[p + "q_norm.weight"] * cfg.softmax_scale, None, n + "q_norm")
+            k = b.norm(k, "rms", cfg.norm_eps, sd[p + "k_norm.weight"], None, n + "k_norm")
         v = b.requant(lin(x, p + "wv", n + "v.acc"), n + "v")
         qh, kh = b.split_heads(q, cfg.n_heads, n + "qh"), b.split_heads(k, cfg.kv_heads, n + "kh")
         vh = b.split_heads(v, cfg.kv_heads, n + "vh")
-        if cfg.qk_norm:  # Qwen3 / Gemma 3: an RMSNorm over each head's width
+        if cfg.qk_norm and not cfg.qk_norm_proj:  # Qwen3 / Gemma 3: an RMSNorm over each head's width
             qh = b.norm(qh, "rms", cfg.norm_eps, sd[p + "q_norm.weight"] * cfg.softmax_scale, None, n + "q_norm")
             kh = b.norm(kh, "rms", cfg.norm_eps, sd[p + "k_norm.weight"], None, n + "k_norm")
         if cfg.position == "rope":
@@ -529,10 +532,10 @@ def _walk_transformer(b: _Builder, model: Transformer, tokens: np.ndarray, scope
     for i in range(cfg.n_layers):
         bp = f"blocks.{i}."
         if cfg.sandwich_norm:  # Gemma 2: each sublayer's output normed before the residual add
-            a = norm(attention(norm(h, bp + "attn_norm", f"b{i}.attn_norm"), i), bp + "attn_post_norm",
-                     f"b{i}.attn_post_norm")
+            pre = (lambda x, which: norm(x, bp + which, f"b{i}.{which}")) if cfg.pre_norms else (lambda x, _: x)
+            a = norm(attention(pre(h, "attn_norm"), i), bp + "attn_post_norm", f"b{i}.attn_post_norm")
             h = b.add(h, a, f"b{i}.res1")
-            m = norm(mlp(norm(h, bp + "mlp_norm", f"b{i}.mlp_norm"), i), bp + "mlp_post_norm", f"b{i}.mlp_post_norm")
+            m = norm(mlp(pre(h, "mlp_norm"), i), bp + "mlp_post_norm", f"b{i}.mlp_post_norm")
             h = b.add(h, m, f"b{i}.res2")
         elif cfg.norm_position == "pre":
             h = b.add(h, attention(norm(h, bp + "attn_norm", f"b{i}.attn_norm"), i), f"b{i}.res1")
