@@ -93,9 +93,9 @@ class KeyPlan:
                 raise ValueError("encrypt the model without its input expansion: blindproof.fingerprint.blind "
                                  "adds a keyed expansion at deployment")
             self.cfg = model.cfg
-            if model.cfg.output == "last" and not split.client_decodes:
-                raise ValueError("a classification head (output 'last') is decoded by the client: its labels have "
-                                 "no key of their own; keep client_decodes=True")
+            if model.cfg.output in ("last", "first") and not split.client_decodes:
+                raise ValueError(f"a classification head (output {model.cfg.output!r}) is decoded by the client: its "
+                                 "labels have no key of their own; keep client_decodes=True")
 
     def rng(self, label: str) -> np.random.Generator:
         return self.key.rng(self.prefix + label)
@@ -104,7 +104,7 @@ class KeyPlan:
     @property
     def folds_norms(self) -> bool:
         """rotate on a pre-norm model: norm gains move into the next linears (server gains become 1)."""
-        return self.tier == "rotate" and self.cfg.norm_position == "pre"
+        return self.tier == "rotate" and self.cfg.norm_position == "pre" and not self.cfg.sandwich_norm
 
     @cached_property
     def stream(self) -> LinearKey:
@@ -113,10 +113,11 @@ class KeyPlan:
         permute: a permutation. rotate: a Haar orthogonal Q (RMSNorm) or one with Q 1 = 1 (pre-LN
         LayerNorm, so mean subtraction commutes). Post-LN models keep a permutation in both tiers: their
         stream is a LayerNorm output with per-coordinate gains inside it, which only a permutation
-        preserves exactly (docs/ee.md).
+        preserves exactly (docs/ee.md). Sandwich-norm models (Gemma 2) likewise: each sublayer adds a
+        norm output, gains included, to the stream.
         """
         cfg, rng = self.cfg, self.rng("stream")
-        if self.tier == "permute" or cfg.norm_position == "post":
+        if self.tier == "permute" or cfg.norm_position == "post" or cfg.sandwich_norm:
             return PermKey(rng.permutation(cfg.d_model))
         q = orthogonal_fixing_ones(rng, cfg.d_model) if cfg.norm == "layer" else haar_orthogonal(rng, cfg.d_model)
         return _orthogonal_key(q)
@@ -131,7 +132,8 @@ class KeyPlan:
 
         q/k: B and B^-T per kv head (shared by its query heads); with RoPE, B is a scaled rotation per
         frequency pair so it commutes with the position rotations. v/o: any invertible C per kv head.
-        permute tier: B and C are permutations (B = I under RoPE, whose pairs fix the layout).
+        permute tier: B and C are permutations (B = I under RoPE, whose pairs fix the layout). With q/k norms
+        (Qwen3) B = I in both tiers: the per-head RMSNorm's gain commutes with no other key.
         """
         cfg, rng = self.cfg, self.rng(f"block{layer}/heads")
         n_h, n_kv, hd = cfg.n_heads, cfg.kv_heads, cfg.head_dim
@@ -141,7 +143,10 @@ class KeyPlan:
         rope = cfg.position == "rope"
         b, c = [], []
         for _ in range(n_kv):
-            if self.tier == "rotate":
+            if cfg.qk_norm:  # a per-head RMSNorm with its gain sits between the projection and the scores
+                b.append(np.eye(hd))
+                c.append(random_invertible(rng, hd) if self.tier == "rotate" else _perm_matrix(rng.permutation(hd)))
+            elif self.tier == "rotate":
                 b.append(rope_compatible(rng, hd) if rope else random_invertible(rng, hd))
                 c.append(random_invertible(rng, hd))
             else:
@@ -154,15 +159,32 @@ class KeyPlan:
                         v=block_key(list(tau), [c[g] for g in tau]),
                         o=block_key(list(sigma), [c[g] for g in group]))
 
-    def ffn(self, layer: int) -> tuple[PermKey, PermKey]:
-        """(gate key, up key) of one MLP: one shared permutation; rotate also scales SwiGLU's up branch."""
-        cfg, rng = self.cfg, self.rng(f"block{layer}/ffn")
-        perm = rng.permutation(cfg.d_ff)
+    def ffn(self, layer: int, shared: bool = False) -> tuple[PermKey, PermKey]:
+        """(gate key, up key) of one MLP: one shared permutation; rotate also scales SwiGLU's up branch.
+        ``shared``: the keys of a MoE block's shared experts (one gated MLP of width shared_d_ff)."""
+        cfg, rng = self.cfg, self.rng(f"block{layer}/ffn" + ("/shared" if shared else ""))
+        if shared:
+            perm = rng.permutation(cfg.shared_d_ff)
+        elif cfg.layer_is_moe(layer):  # experts move as blocks (with the router's outputs), units within each block
+            n_group = cfg.expert_groups[0]  # expert groups stay contiguous: permuted as blocks, experts within
+            per = cfg.n_experts // n_group
+            order = np.concatenate([g * per + rng.permutation(per) for g in rng.permutation(n_group)]) \
+                if n_group > 1 else rng.permutation(cfg.n_experts)
+            perm = np.concatenate([e * cfg.d_ff + rng.permutation(cfg.d_ff) for e in order])
+        else:
+            perm = rng.permutation(cfg.layer_d_ff(layer))
         gate = PermKey(perm)
         if self.tier == "rotate" and cfg.mlp == "swiglu":
-            # silu(g) * u is linear in u, so any nonzero diagonal on u passes through exactly
-            return gate, PermKey(perm, log_uniform(rng, cfg.d_ff))
+            # silu(g) * u is linear in u (and so is the expert weighting), so any nonzero diagonal on u
+            # passes through exactly
+            return gate, PermKey(perm, log_uniform(rng, perm.size))
         return gate, gate
+
+    def experts(self, layer: int) -> PermKey:
+        """The expert order of a mixture-of-experts block (router outputs), the one :meth:`ffn` moves its
+        blocks by."""
+        gate, _ = self.ffn(layer)
+        return PermKey(gate.perm.numpy()[::self.cfg.d_ff] // self.cfg.d_ff)
 
     # --- MLP -----------------------------------------------------------------------------------
     @cached_property

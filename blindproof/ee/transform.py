@@ -17,9 +17,11 @@ import copy
 import dataclasses
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
+from blindproof.ee import latent
 from blindproof.ee.keys import EEKey
 from blindproof.ee.linalg import F64, LinearKey, PermKey
 from blindproof.ee.plan import KeyPlan, Split, Tier, check_tier
@@ -134,22 +136,52 @@ def _encrypt_transformer(model: Transformer, plan: KeyPlan) -> Transformer:
     out = _Writer()
     for i, blk in enumerate(model.blocks):
         p = f"blocks.{i}"
-        hk = plan.heads(i)
         gate, up = plan.ffn(i)
-        attn = [(f"{p}.attn.wq", blk.attn.wq, hk.q), (f"{p}.attn.wk", blk.attn.wk, hk.k),
-                (f"{p}.attn.wv", blk.attn.wv, hk.v)]
+        if cfg.mla:  # latent attention (ee/latent.py)
+            lk = latent.latent_keys(plan.rng(f"block{i}/latent"), plan.tier, cfg.n_heads, cfg.mla)
+            attn = latent.stream_readers(p, blk.attn, lk)
+            for name, lin, k_in, k_out in latent.inner_rewrites(p, blk.attn, lk, s):
+                out.linear(name, *_rewrite(_w(lin), _b(lin), k_in, k_out))
+            for name, norm, key in latent.latent_norms(p, blk.attn, lk):
+                _keyed_norm(out, name, norm, key)
+        else:
+            hk = plan.heads(i)
+            attn = [(f"{p}.attn.wq", blk.attn.wq, hk.q), (f"{p}.attn.wk", blk.attn.wk, hk.k),
+                    (f"{p}.attn.wv", blk.attn.wv, hk.v)]
+            out.linear(f"{p}.attn.wo", *_rewrite(_w(blk.attn.wo), _b(blk.attn.wo), hk.o, s))
+            if cfg.qk_norm_proj:  # OLMo-2: the gains span every head, so they follow the head order
+                for name, norm, key in (("q_norm", blk.attn.q_norm, hk.q), ("k_norm", blk.attn.k_norm, hk.k)):
+                    out.values[f"{p}.attn.{name}.weight"] = key.apply(norm.weight.detach().to("cpu", F64))
         mlp = [(f"{p}.mlp.up", blk.mlp.up, up)]
         if cfg.mlp == "swiglu":
             mlp.append((f"{p}.mlp.gate", blk.mlp.gate, gate))
+        if cfg.layer_is_moe(i):  # the router reads the normed stream; its outputs follow the expert order
+            experts = plan.experts(i)
+            mlp.append((f"{p}.mlp.router", blk.mlp.router, experts))
+            if cfg.router == "sigmoid":
+                out.values[f"{p}.mlp.select_bias"] = experts.apply(blk.mlp.select_bias.detach().to("cpu", F64))
+            if cfg.shared_d_ff:  # shared experts: a gated MLP of their own, with their own permutation
+                sg, su = plan.ffn(i, shared=True)
+                mlp += [(f"{p}.mlp.shared_gate", blk.mlp.shared_gate, sg),
+                        (f"{p}.mlp.shared_up", blk.mlp.shared_up, su)]
+                out.linear(f"{p}.mlp.shared_down", *_rewrite(_w(blk.mlp.shared_down), None, su, s))
+                if cfg.shared_gated:  # its scalar gate reads the normed stream; one output, no key of its own
+                    mlp.append((f"{p}.mlp.shared_scale", blk.mlp.shared_scale, PermKey(np.arange(1))))
         for norm_name, norm, consumers in ((f"{p}.attn_norm", blk.attn_norm, attn),
                                            (f"{p}.mlp_norm", blk.mlp_norm, mlp)):
+            if not cfg.pre_norms:  # OLMo-2: the sublayers read the stream itself
+                for lname, lin, k_out in consumers:
+                    out.linear(lname, *_rewrite(_w(lin), _b(lin), s, k_out))
+                continue
             if plan.folds_norms:
                 _fold_norm(out, norm_name, norm, consumers, s)
             else:
                 _keyed_norm(out, norm_name, norm, s)
                 for lname, lin, k_out in consumers:
                     out.linear(lname, *_rewrite(_w(lin), _b(lin), s, k_out))
-        out.linear(f"{p}.attn.wo", *_rewrite(_w(blk.attn.wo), _b(blk.attn.wo), hk.o, s))
+        if cfg.sandwich_norm:  # the output norms sit on the stream key (a permutation, see KeyPlan.stream)
+            _keyed_norm(out, f"{p}.attn_post_norm", blk.attn_post_norm, s)
+            _keyed_norm(out, f"{p}.mlp_post_norm", blk.mlp_post_norm, s)
         out.linear(f"{p}.mlp.down", *_rewrite(_w(blk.mlp.down), _b(blk.mlp.down), up, s))
 
     embed = None if split.client_embeds else _server_embedding(model, plan, out)
@@ -235,6 +267,8 @@ def _zero_client_parts(server: Transformer, split: Split, tied: bool, server_emb
             names.append("final_norm")
         if cfg.output == "logits" and not (tied and server_embeds):
             names.append("lm_head")
+        if cfg.output in ("last", "first"):  # classification heads: the client's alone
+            names += [n for n in ("pooler", "lm_head") if hasattr(server, n)]
     with torch.no_grad():
         for n in names:
             for p in getattr(server, n).parameters():

@@ -4,7 +4,8 @@
   ``safetensors`` and ``tokenizers`` (no network, no ``transformers``).
 * :func:`from_hf` maps an in-memory Hugging Face module onto a :class:`Transformer` with equal outputs,
   by its structure (:mod:`blindproof.models.hf_map`): llama-family decoders (Llama, Mistral, Qwen2,
-  Phi-3, Gemma, ...), GPT-2, BERT, RoBERTa, DistilBERT; LM heads, decoder classification heads, bare bases.
+  Phi-3, Gemma, Gemma 2, Mixtral, DeepSeek-V3, ...), GPT-2, BERT, RoBERTa, DistilBERT; LM heads,
+  classification heads (decoder and encoder), bare bases.
 
 Every source tensor must be used and every target tensor filled; an option the Transformer does not
 implement raises :class:`UnsupportedModelError` rather than loading a model that computes something else.
@@ -116,7 +117,8 @@ def from_hf(module: nn.Module, max_seq: int | None = None) -> Transformer:
     The module is mapped by its structure (:mod:`blindproof.models.hf_map`), not its class name: any
     llama-family decoder (Llama 2/3.x, Mistral, Qwen2/2.5, Phi-3, Gemma, ...), GPT-2, BERT, RoBERTa and
     DistilBERT, as a causal LM (``lm_head``: logits), a ``*ForSequenceClassification`` decoder (``score``:
-    label logits at the last position; inputs without padding) or a bare base model (decoders: the final
+    label logits at the last position; inputs without padding), an encoder ``*ForSequenceClassification``
+    (pooler on the first token, tanh or ReLU, label linear) or a bare base model (decoders: the final
     hidden states; encoders: their mean over the sequence, not BERT's tanh pooler). ``max_seq`` caps the
     positions (RoPE tables are built for all of them); it may not exceed the source model's limit.
     """
@@ -134,13 +136,17 @@ def from_hf(module: nn.Module, max_seq: int | None = None) -> Transformer:
     state = module.state_dict()
     ignore: tuple[str, ...] = (".inv_freq", ".original_inv_freq", ".attn.bias", ".attn.masked_bias", "embeddings.position_ids",
                                "embeddings.token_type_ids", ".embed_scale")
-    if kind == "bert":
-        ignore += (hf_map._path(prefix, "pooler."),)
     heads = {k: v for k, v in hf_map._significant(module).items() if k != prefix} if prefix else {}
     encoder = kind in ("bert", "distilbert")
     emb = state[emb_key]
+    if kind == "bert" and not heads:  # a bare BertModel's pooler is unused (sentence embeddings mean-pool)
+        ignore += (hf_map._path(prefix, "pooler."),)
     if not heads:
         fields["output"] = "mean_pool" if encoder else "hidden"
+    elif encoder:
+        head_fields, head_names = hf_map.map_encoder_head(base, prefix, heads)
+        fields.update(head_fields)
+        names.update(head_names)
     elif set(heads) == {"lm_head"} and not encoder:
         head = hf_map._linear(heads["lm_head"], "lm_head")
         if head.bias is not None:
@@ -150,6 +156,9 @@ def from_hf(module: nn.Module, max_seq: int | None = None) -> Transformer:
         tied = head.weight is module.get_input_embeddings().weight or (
             bool(c.get("tie_word_embeddings", False)) and torch.equal(head.weight, emb))
         fields["output"] = "logits"
+        cap = c.get("final_logit_softcapping")
+        if cap:  # applied in the LM head's forward (Gemma 2), so only the config can say
+            fields["logit_softcap"] = float(cap)
         if tied and scale == 1.0:
             fields["tie_embeddings"] = True
         else:  # untied, or tied to a scaled embedding (Gemma): the head keeps the unscaled table

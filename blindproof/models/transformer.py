@@ -18,6 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from blindproof.models.mla import MLAShape, MLAttention
+from blindproof.models.moe import MoE
+
 
 @dataclass(frozen=True)
 class TransformerConfig:
@@ -41,7 +44,7 @@ class TransformerConfig:
     norm_eps: float = 1e-5
     embed_norm: bool = False  # BERT: LayerNorm right after the embedding sum
     type_vocab_size: int = 0  # BERT token-type embeddings (type 0 is always used)
-    output: Literal["logits", "mean_pool", "hidden", "last"] = "logits"
+    output: Literal["logits", "mean_pool", "hidden", "last", "first"] = "logits"
     gelu_approx: Literal["none", "tanh"] = "none"
     input_extra: int = 0  # width r of a harmless input expansion before the blocks (0: none; fingerprint/blind.py)
     # Options below are absent from to_dict() while at their defaults, so existing descriptions and
@@ -54,7 +57,34 @@ class TransformerConfig:
     attn_scale: float | None = None  # softmax scale of q.k (None: 1/sqrt(head_dim))
     # Llama 3.x RoPE frequency scaling: (factor, low_freq_factor, high_freq_factor, original_max_positions)
     rope_llama3: tuple[float, float, float, int] | None = None
-    n_labels: int = 0  # output "last": width of the classification head (read at the last position)
+    # explicit RoPE inverse frequencies (rope_dim/2), read from a source model's rotary module for static
+    # scalings with no formula here (YaRN, linear); they replace theta's
+    rope_freqs: tuple[float, ...] | None = None
+    # Gemma 3: the sliding-window layers (by index) use RoPE with their own inverse frequencies
+    sliding_layers: tuple[int, ...] = ()
+    rope_freqs_sliding: tuple[float, ...] | None = None
+    n_labels: int = 0  # output "last"/"first": width of the classification head
+    # output "first" (encoder sequence classification): label head on act(pooler(h[:, 0])), both with biases
+    pool_act: Literal["tanh", "relu"] | None = None
+    # mixture of experts (models/moe.py): every block's MLP is n_experts gated MLPs of width d_ff, top-k routed
+    n_experts: int = 0
+    experts_top_k: int = 0
+    router: Literal["softmax", "sigmoid"] = "softmax"  # sigmoid: DeepSeek-V3 (selection bias, scores renormalised)
+    shared_d_ff: int = 0  # width of an always-on shared gated MLP next to the routed experts (DeepSeek)
+    expert_groups: tuple[int, int] = (1, 1)  # (n_group, topk_group): DeepSeek-V3's group-limited routing
+    router_renorm: bool = True  # False: Qwen2-MoE's top-k softmax weights as they are (norm_topk_prob False)
+    shared_gated: bool = False  # Qwen2-MoE: the shared MLP's output scaled by sigmoid(x·w)
+    dense_layers: int = 0  # the first blocks keep a dense gated MLP of width dense_d_ff (DeepSeek-V3: 3)
+    dense_d_ff: int = 0
+    # multi-head latent attention (models/mla.py): (q_lora_rank or 0, kv_lora_rank, nope, rope, v_dim)
+    mla: tuple[int, int, int, int, int] | None = None
+    # Gemma 2: a second RMSNorm on each sublayer's output before the residual add ("sandwich" norms)
+    sandwich_norm: bool = False
+    qk_norm: bool = False  # Qwen3, Gemma 3: an RMSNorm over each head's q and k (gain over head_dim) before RoPE
+    qk_norm_proj: bool = False  # OLMo-2: the q/k norms span the whole projection (all heads), not one head
+    pre_norms: bool = True  # False (OLMo-2): no norm before the sublayers, only the sandwich's output norms
+    attn_softcap: float | None = None  # attention scores become c·tanh(s/c) before the mask and softmax
+    logit_softcap: float | None = None  # logits become c·tanh(z/c) (output "logits" only)
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -65,7 +95,12 @@ class TransformerConfig:
             raise ValueError(f"attn_head_dim must be a positive int, got {self.attn_head_dim!r}")
         if self.n_heads % kv:
             raise ValueError(f"n_heads {self.n_heads} not divisible by n_kv_heads {kv}")
-        if self.position == "rope" and self.head_dim % 2:
+        if self.mla is not None:
+            object.__setattr__(self, "mla", tuple(int(v) for v in self.mla))
+            MLAShape.of(self.mla)
+            if self.kv_heads != self.n_heads or self.position != "rope" or self.has_bias("qkv") or self.has_bias("o"):
+                raise ValueError("latent attention has one key/value head per query head, RoPE and no attention biases")
+        elif self.position == "rope" and self.head_dim % 2:
             raise ValueError("RoPE needs an even head dimension")
         if not isinstance(self.input_extra, int) or self.input_extra < 0:
             raise ValueError(f"input_extra must be a non-negative int, got {self.input_extra!r}")
@@ -78,10 +113,62 @@ class TransformerConfig:
             if not (float(hi) > float(lo) > 0 and float(f) > 0 and int(orig) > 0):
                 raise ValueError(f"rope_llama3 needs factor > 0, high_freq_factor > low_freq_factor > 0, got "
                                  f"{self.rope_llama3!r}")
-        if (self.output == "last") != (self.n_labels > 0):
-            raise ValueError("output 'last' needs n_labels > 0, and n_labels is only for output 'last'")
+        if self.rope_freqs is not None:
+            freqs = tuple(float(f) for f in self.rope_freqs)
+            object.__setattr__(self, "rope_freqs", freqs)
+            if self.rope_llama3 is not None or len(freqs) != self.rope_dim // 2 or not all(
+                    math.isfinite(f) and f > 0 for f in freqs):
+                raise ValueError(f"rope_freqs must be {self.rope_dim // 2} positive floats (and no rope_llama3)")
+        object.__setattr__(self, "sliding_layers", tuple(int(i) for i in self.sliding_layers))
+        if self.rope_freqs_sliding is not None:
+            object.__setattr__(self, "rope_freqs_sliding", tuple(float(f) for f in self.rope_freqs_sliding))
+        if bool(self.sliding_layers) != (self.rope_freqs_sliding is not None) or not all(
+                0 <= i < self.n_layers for i in self.sliding_layers) or (
+                self.rope_freqs_sliding is not None and len(self.rope_freqs_sliding) != self.rope_dim // 2):
+            raise ValueError("sliding_layers (layer indices) and rope_freqs_sliding (rope_dim/2 floats) go together")
+        if (self.output in ("last", "first")) != (self.n_labels > 0):
+            raise ValueError("outputs 'last' and 'first' need n_labels > 0, and n_labels is only for them")
+        if (self.output == "first") != (self.pool_act is not None) or self.pool_act not in (None, "tanh", "relu"):
+            raise ValueError(f"output 'first' needs pool_act 'tanh' or 'relu' (and only it has one), got "
+                             f"{self.pool_act!r}")
         if self.glu_act not in ("silu", "gelu"):
             raise ValueError(f"glu_act must be 'silu' or 'gelu', got {self.glu_act!r}")
+        if (self.dense_layers or self.dense_d_ff) and not (
+                self.n_experts and 0 < self.dense_layers < self.n_layers and self.dense_d_ff > 0):
+            raise ValueError(f"dense_layers (got {self.dense_layers}) must lie in [1, n_layers) with dense_d_ff > 0, "
+                             "in a mixture-of-experts model")
+        object.__setattr__(self, "expert_groups", tuple(int(v) for v in self.expert_groups))
+        n_group, topk_group = self.expert_groups
+        if (n_group, topk_group) != (1, 1) and not (
+                self.router == "sigmoid" and 1 <= topk_group < n_group and self.n_experts % n_group == 0
+                and self.n_experts // n_group >= 2 and topk_group * (self.n_experts // n_group) >= self.experts_top_k):
+            raise ValueError(f"expert_groups {self.expert_groups}: needs the sigmoid router, topk_group < n_group "
+                             "dividing n_experts into groups of at least 2, and enough experts in the kept groups")
+        if (not self.router_renorm and self.router != "softmax") or (self.shared_gated and not self.shared_d_ff):
+            raise ValueError("router_renorm False is for the softmax router; shared_gated needs shared_d_ff")
+        if (self.router != "softmax" or self.shared_d_ff) and not self.n_experts:
+            raise ValueError("router and shared_d_ff are options of a mixture of experts (n_experts > 0)")
+        if self.router not in ("softmax", "sigmoid") or self.shared_d_ff < 0:
+            raise ValueError(f"router must be 'softmax' or 'sigmoid' and shared_d_ff >= 0, got {self.router!r}, "
+                             f"{self.shared_d_ff}")
+        if self.n_experts or self.experts_top_k:
+            if not 1 <= self.experts_top_k <= self.n_experts or self.mlp != "swiglu" or self.has_bias("mlp"):
+                raise ValueError(f"a mixture of experts needs 1 <= experts_top_k <= n_experts and a gated MLP, got "
+                                 f"top-{self.experts_top_k} of {self.n_experts}, mlp {self.mlp!r} (no MLP biases)")
+        if self.qk_norm and (self.norm != "rms" or self.position != "rope" or self.mla is not None):
+            raise ValueError("qk_norm is for RMSNorm models with RoPE attention (not latent attention)")
+        if (self.qk_norm_proj and not self.qk_norm) or (not self.pre_norms and not self.sandwich_norm):
+            raise ValueError("qk_norm_proj needs qk_norm; pre_norms False needs sandwich_norm (the output norms)")
+        if self.sandwich_norm and self.norm_position != "pre":
+            raise ValueError("sandwich_norm needs norm_position 'pre'")
+        for name in ("attn_softcap", "logit_softcap"):
+            c = getattr(self, name)
+            if c is not None:
+                if not (isinstance(c, (int, float)) and math.isfinite(c) and c > 0):
+                    raise ValueError(f"{name} must be a positive float or None, got {c!r}")
+                object.__setattr__(self, name, float(c))
+        if self.logit_softcap is not None and self.output != "logits":
+            raise ValueError("logit_softcap is only for output 'logits'")
 
     @property
     def kv_heads(self) -> int:
@@ -96,9 +183,24 @@ class TransformerConfig:
         own = {"qkv": self.qkv_bias, "o": self.o_bias, "mlp": self.mlp_bias}[part]
         return self.bias if own is None else own
 
+    def layer_is_moe(self, layer: int) -> bool:
+        """Whether block ``layer`` has the mixture of experts (else a dense MLP)."""
+        return bool(self.n_experts) and layer >= self.dense_layers
+
+    def layer_d_ff(self, layer: int) -> int:
+        """Width of block ``layer``'s MLP (per expert for a mixture of experts)."""
+        return self.dense_d_ff if self.n_experts and layer < self.dense_layers else self.d_ff
+
+    @property
+    def rope_dim(self) -> int:
+        """Width RoPE rotates: the head width, or latent attention's decoupled rotary part."""
+        return self.mla[3] if self.mla is not None else self.head_dim
+
     @property
     def softmax_scale(self) -> float:
-        return self.attn_scale if self.attn_scale is not None else 1.0 / math.sqrt(self.head_dim)
+        if self.attn_scale is not None:
+            return self.attn_scale
+        return 1.0 / math.sqrt(self.mla[2] + self.mla[3] if self.mla is not None else self.head_dim)
 
     @property
     def input_width(self) -> int:
@@ -113,8 +215,9 @@ class TransformerConfig:
         for k, default in _OPTIONAL_DEFAULTS.items():
             if d[k] == default:
                 d.pop(k)
-        if d.get("rope_llama3") is not None:
-            d["rope_llama3"] = list(d["rope_llama3"])
+        for k in ("rope_llama3", "mla", "expert_groups", "rope_freqs", "sliding_layers", "rope_freqs_sliding"):
+            if d.get(k) is not None:
+                d[k] = list(d[k])
         return d
 
     @classmethod
@@ -123,7 +226,17 @@ class TransformerConfig:
 
 
 _OPTIONAL_DEFAULTS = {"attn_head_dim": None, "qkv_bias": None, "o_bias": None, "mlp_bias": None,
-                      "glu_act": "silu", "attn_scale": None, "rope_llama3": None, "n_labels": 0}
+                      "glu_act": "silu", "attn_scale": None, "rope_llama3": None, "n_labels": 0,
+                      "sandwich_norm": False, "attn_softcap": None, "logit_softcap": None, "pool_act": None,
+                      "n_experts": 0, "experts_top_k": 0, "mla": None, "qk_norm": False,
+                      "qk_norm_proj": False, "pre_norms": True,
+                      "router": "softmax", "shared_d_ff": 0, "dense_layers": 0, "dense_d_ff": 0,
+                      "expert_groups": (1, 1), "router_renorm": True, "shared_gated": False, "rope_freqs": None, "sliding_layers": (), "rope_freqs_sliding": None}
+
+
+def softcap(x: torch.Tensor, c: float | None) -> torch.Tensor:
+    """Gemma 2's soft-capping ``c·tanh(x/c)`` (identity for ``c = None``)."""
+    return x if c is None else torch.tanh(x / c) * c
 
 
 class RMSNorm(nn.Module):
@@ -144,11 +257,13 @@ def make_norm(cfg: TransformerConfig) -> nn.Module:
     return nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
 
 
-def rope_inv_freq(head_dim: int, theta: float, llama3: tuple[float, float, float, int] | None = None
-                  ) -> torch.Tensor:
+def rope_inv_freq(head_dim: int, theta: float, llama3: tuple[float, float, float, int] | None = None,
+                  freqs: tuple[float, ...] | None = None) -> torch.Tensor:
     """Inverse frequencies (head_dim/2,) in float64; ``llama3`` applies Llama 3.x's frequency scaling
     (factor, low_freq_factor, high_freq_factor, original_max_positions), as transformers'
     ``_compute_llama3_parameters`` does."""
+    if freqs is not None:  # explicit (``rope_freqs``)
+        return torch.tensor(freqs, dtype=torch.float64)
     inv = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
     if llama3 is None:
         return inv
@@ -163,9 +278,10 @@ def rope_inv_freq(head_dim: int, theta: float, llama3: tuple[float, float, float
 
 
 def rope_tables(head_dim: int, max_seq: int, theta: float, dtype: torch.dtype,
-                llama3: tuple[float, float, float, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                llama3: tuple[float, float, float, int] | None = None,
+                freqs: tuple[float, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """cos/sin tables of shape (max_seq, head_dim/2), half-split (rotate_half) convention."""
-    inv = rope_inv_freq(head_dim, theta, llama3)
+    inv = rope_inv_freq(head_dim, theta, llama3, freqs)
     ang = torch.arange(max_seq, dtype=torch.float64)[:, None] * inv[None, :]
     return ang.cos().to(dtype), ang.sin().to(dtype)
 
@@ -205,43 +321,59 @@ class Attention(nn.Module):
         self.wk = nn.Linear(cfg.d_model, cfg.kv_heads * hd, bias=qkv)
         self.wv = nn.Linear(cfg.d_model, cfg.kv_heads * hd, bias=qkv)
         self.wo = nn.Linear(cfg.n_heads * hd, cfg.d_model, bias=cfg.has_bias("o"))
+        if cfg.qk_norm:
+            self.q_norm = RMSNorm(cfg.n_heads * hd if cfg.qk_norm_proj else hd, cfg.norm_eps)
+            self.k_norm = RMSNorm(cfg.kv_heads * hd if cfg.qk_norm_proj else hd, cfg.norm_eps)
 
     def forward(self, x: torch.Tensor, start: int, rope: tuple[torch.Tensor, torch.Tensor] | None,
                 cache: KVCache | None, layer: int) -> torch.Tensor:
         cfg = self.cfg
         b, t, _ = x.shape
         hd = cfg.head_dim
-        q = self.wq(x).view(b, t, cfg.n_heads, hd).transpose(1, 2)
-        k = self.wk(x).view(b, t, cfg.kv_heads, hd).transpose(1, 2)
+        q, k = self.wq(x), self.wk(x)
+        if cfg.qk_norm_proj:  # OLMo-2: over the whole projection
+            q, k = self.q_norm(q), self.k_norm(k)
+        q = q.view(b, t, cfg.n_heads, hd).transpose(1, 2)
+        k = k.view(b, t, cfg.kv_heads, hd).transpose(1, 2)
         v = self.wv(x).view(b, t, cfg.kv_heads, hd).transpose(1, 2)
+        if cfg.qk_norm and not cfg.qk_norm_proj:  # per head
+            q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
             cos, sin = rope[0][start:start + t].to(x.dtype), rope[1][start:start + t].to(x.dtype)
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        if cache is not None:
-            k, v = cache.append(layer, k, v)
-        rep = cfg.n_heads // cfg.kv_heads
-        if rep > 1:
-            k = k.repeat_interleave(rep, dim=1)
-            v = v.repeat_interleave(rep, dim=1)
-        scores = (q @ k.transpose(-1, -2)) * cfg.softmax_scale
-        if cfg.causal:
-            total = k.shape[-2]
-            qpos = torch.arange(start, start + t)[:, None]
-            kpos = torch.arange(total)[None, :]
-            scores = scores.masked_fill(kpos > qpos, float("-inf"))
-        out = torch.softmax(scores, dim=-1) @ v
-        return self.wo(out.transpose(1, 2).reshape(b, t, cfg.n_heads * hd))
+        return self.wo(attend(cfg, q, k, v, start, cache, layer))
+
+
+def attend(cfg: TransformerConfig, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int,
+           cache: KVCache | None, layer: int) -> torch.Tensor:
+    """Scaled (soft-capped) causal attention of per-head q (b, H, t, ·), k and v (b, kv heads, ·, ·);
+    returns the heads merged, (b, t, H·v_dim), before the output projection."""
+    b, t = q.shape[0], q.shape[2]
+    if cache is not None:
+        k, v = cache.append(layer, k, v)
+    rep = cfg.n_heads // cfg.kv_heads
+    if rep > 1:
+        k = k.repeat_interleave(rep, dim=1)
+        v = v.repeat_interleave(rep, dim=1)
+    scores = softcap((q @ k.transpose(-1, -2)) * cfg.softmax_scale, cfg.attn_softcap)
+    if cfg.causal:
+        total = k.shape[-2]
+        qpos = torch.arange(start, start + t)[:, None]
+        kpos = torch.arange(total)[None, :]
+        scores = scores.masked_fill(kpos > qpos, float("-inf"))
+    out = torch.softmax(scores, dim=-1) @ v
+    return out.transpose(1, 2).reshape(b, t, cfg.n_heads * v.shape[-1])
 
 
 class MLP(nn.Module):
-    def __init__(self, cfg: TransformerConfig) -> None:
+    def __init__(self, cfg: TransformerConfig, d_ff: int | None = None) -> None:
         super().__init__()
         self.cfg = cfg
-        bias = cfg.has_bias("mlp")
+        bias, ff = cfg.has_bias("mlp"), d_ff or cfg.d_ff
         if cfg.mlp == "swiglu":  # the gated MLP: SwiGLU, or GeGLU with glu_act "gelu"
-            self.gate = nn.Linear(cfg.d_model, cfg.d_ff, bias=bias)
-        self.up = nn.Linear(cfg.d_model, cfg.d_ff, bias=bias)
-        self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=bias)
+            self.gate = nn.Linear(cfg.d_model, ff, bias=bias)
+        self.up = nn.Linear(cfg.d_model, ff, bias=bias)
+        self.down = nn.Linear(ff, cfg.d_model, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.cfg.mlp == "swiglu":
@@ -252,15 +384,26 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: TransformerConfig) -> None:
+    def __init__(self, cfg: TransformerConfig, layer: int = 0) -> None:
         super().__init__()
         self.cfg = cfg
-        self.attn_norm = make_norm(cfg)
-        self.attn = Attention(cfg)
-        self.mlp_norm = make_norm(cfg)
-        self.mlp = MLP(cfg)
+        self.attn_norm = make_norm(cfg) if cfg.pre_norms else nn.Identity()
+        self.attn = MLAttention(cfg.d_model, cfg.n_heads, MLAShape.of(cfg.mla), cfg.norm_eps) if cfg.mla \
+            else Attention(cfg)
+        if cfg.mla:
+            self.attn.cfg = cfg
+        self.mlp_norm = make_norm(cfg) if cfg.pre_norms else nn.Identity()
+        self.mlp = MoE(cfg.d_model, cfg.d_ff, cfg.n_experts, cfg.experts_top_k, cfg.glu_act, cfg.gelu_approx,
+                       cfg.router, cfg.shared_d_ff, cfg.expert_groups, cfg.router_renorm, cfg.shared_gated) \
+            if cfg.layer_is_moe(layer) else MLP(cfg, cfg.layer_d_ff(layer))
+        if cfg.sandwich_norm:  # norms on the sublayer outputs, before the residual adds
+            self.attn_post_norm = make_norm(cfg)
+            self.mlp_post_norm = make_norm(cfg)
 
     def forward(self, h: torch.Tensor, start: int, rope, cache: KVCache | None, layer: int) -> torch.Tensor:
+        if self.cfg.sandwich_norm:
+            h = h + self.attn_post_norm(self.attn(self.attn_norm(h), start, rope, cache, layer))
+            return h + self.mlp_post_norm(self.mlp(self.mlp_norm(h)))
         if self.cfg.norm_position == "pre":
             h = h + self.attn(self.attn_norm(h), start, rope, cache, layer)
             return h + self.mlp(self.mlp_norm(h))
@@ -288,7 +431,7 @@ class Transformer(nn.Module):
                 self.expand.weight.zero_()
                 self.expand.weight[:, :cfg.d_model] += torch.eye(cfg.d_model)
                 self.expand.weight[:, cfg.d_model:] = torch.randn(cfg.d_model, cfg.input_extra) / math.sqrt(cfg.input_extra)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layers))
         if cfg.norm_position == "pre":
             self.final_norm = make_norm(cfg)
         if cfg.output == "logits":
@@ -297,10 +440,19 @@ class Transformer(nn.Module):
                 self.lm_head.weight = self.embed.weight
         elif cfg.output == "last":  # sequence classification: a label head read at the last position
             self.lm_head = nn.Linear(cfg.d_model, cfg.n_labels, bias=False)
+        elif cfg.output == "first":  # encoder classification: pooler and label head on the first token
+            self.pooler = nn.Linear(cfg.d_model, cfg.d_model)
+            self.lm_head = nn.Linear(cfg.d_model, cfg.n_labels)
         if cfg.position == "rope":
-            cos, sin = rope_tables(cfg.head_dim, cfg.max_seq, cfg.rope_theta, torch.float64, cfg.rope_llama3)
+            cos, sin = rope_tables(cfg.rope_dim, cfg.max_seq, cfg.rope_theta, torch.float64, cfg.rope_llama3,
+                                   cfg.rope_freqs)
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
+            if cfg.sliding_layers:  # Gemma 3's local layers: their own frequencies
+                cos, sin = rope_tables(cfg.rope_dim, cfg.max_seq, cfg.rope_theta, torch.float64, None,
+                                       cfg.rope_freqs_sliding)
+                self.register_buffer("rope_cos_sliding", cos, persistent=False)
+                self.register_buffer("rope_sin_sliding", sin, persistent=False)
 
     # --- the three parts of the split -------------------------------------------------------
     def embed_tokens(self, tokens: torch.Tensor, start: int = 0) -> torch.Tensor:
@@ -329,18 +481,23 @@ class Transformer(nn.Module):
             h = self.expand(h)
         rope = (self.rope_cos, self.rope_sin) if self.cfg.position == "rope" else None
         for i, blk in enumerate(self.blocks):
-            h = blk(h, start, rope, cache, i)
+            r = (self.rope_cos_sliding, self.rope_sin_sliding) if i in self.cfg.sliding_layers else rope
+            h = blk(h, start, r, cache, i)
         return h
 
     def head(self, h: torch.Tensor) -> torch.Tensor:
         """Residual stream -> logits (decoders), mean-pooled embedding (encoders), the final hidden states
-        (bare base models) or label logits at the last position (sequence classification, no padding)."""
+        (bare base models) or label logits at the last position (decoder sequence classification, no
+        padding) or from the first token through a pooler (encoder sequence classification)."""
         if self.cfg.norm_position == "pre":
             h = self.final_norm(h)
         if self.cfg.output == "logits":
-            return self.lm_head(h)
+            return softcap(self.lm_head(h), self.cfg.logit_softcap)
         if self.cfg.output == "last":
             return self.lm_head(h[:, -1])
+        if self.cfg.output == "first":
+            pooled = self.pooler(h[:, 0])
+            return self.lm_head(torch.tanh(pooled) if self.cfg.pool_act == "tanh" else torch.relu(pooled))
         if self.cfg.output == "hidden":
             return h
         return h.mean(dim=1)

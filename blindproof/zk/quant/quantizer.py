@@ -20,11 +20,12 @@ import torch
 
 from blindproof.models.mlp import MLP
 from blindproof.models.transformer import Transformer
+from blindproof.zk.quant.moe import moe_mlp
 from blindproof.zk.quant.reference import BoundError, Trace, check_weights, run_program
 from blindproof.zk.quant.spec import (ACC_BOUND, INT8_MAX, INT16_MAX, SCORE_HI, SCORE_LO, Op, QuantSpec, TableSpec,
                                       TensorSpec, WeightSpec, decode_output, encode_input, norm_sq_bits)
 from blindproof.zk.quant.tables import (activation_table, exp_table, rope_angles, rope_table,
-                                        round_half_up)
+                                        round_half_up, softcap_table)
 
 WIDE = ACC_BOUND - 1
 
@@ -33,6 +34,8 @@ _FLOAT_ACT: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "silu": lambda x: torch.nn.functional.silu(torch.from_numpy(x)).numpy(),
     "gelu": lambda x: torch.nn.functional.gelu(torch.from_numpy(x)).numpy(),
     "gelu_tanh": lambda x: torch.nn.functional.gelu(torch.from_numpy(x), approximate="tanh").numpy(),
+    "tanh": np.tanh,
+    "sigmoid_c": lambda x: 1.0 / (1.0 + np.exp(-x)) - 0.5,
 }
 
 
@@ -249,6 +252,37 @@ class _Builder:
             return {"table": tname}
         return self.op("lookup", [x], out, params)
 
+    def softcap(self, x: _Node, cap: float, name: str, out_exp: int) -> _Node:
+        """``c·tanh(x/c)`` (Gemma 2): ``x`` rescaled to a clamped int16 activation, then a public table
+        lookup whose output has the fixed exponent ``out_exp`` (the table's entries bound its range)."""
+        xin = self.requant(x, name + ".in")
+        bound = int(math.ceil(cap * 2.0 ** out_exp))
+        out = self.node(name, cap * np.tanh(xin.value / cap), "activation", -bound, bound, fixed=out_exp)
+
+        def params() -> dict:
+            ein = int(self.exp(xin))
+            tname = f"softcap{cap!r}.in{ein}.out{out_exp}"
+            self.tables.setdefault(tname, lambda: softcap_table(tname, cap, ein, out_exp))
+            return {"table": tname}
+        return self.op("lookup", [xin], out, params)
+
+    def lookup_fixed(self, x: _Node, fn: str, value: np.ndarray, name: str, out_exp: int, lo: int, hi: int) -> _Node:
+        """A public table ``fn`` (tables.py) over the int16 domain, with its output at the fixed exponent
+        ``out_exp`` and range ``[lo, hi]`` (not int16: e.g. scores for a softmax). ``x`` must be int16."""
+        out = self.node(name, value, "activation", lo, hi, fixed=out_exp)
+
+        def params() -> dict:
+            ein = int(self.exp(x))
+            tname = f"{fn}.in{ein}.out{out_exp}"
+            self.tables.setdefault(tname, lambda: activation_table(tname, fn, ein, out_exp))
+            return {"table": tname}
+        return self.op("lookup", [x], out, params)
+
+    def add_fixed(self, a: _Node, c: _Node, name: str, lo: int, hi: int, fixed: int) -> _Node:
+        """``clamp(a + c, lo, hi)`` of two tensors already at the exponent ``fixed`` (no alignment)."""
+        out = self.node(name, a.value + c.value, "activation", lo, hi, fixed=fixed)
+        return self.op("add", [a, c], out)
+
     def norm(self, x: _Node, kind: str, eps: float, gamma: np.ndarray, beta: np.ndarray | None, name: str) -> _Node:
         d = x.value.shape[-1]
         c = x.value - x.value.mean(-1, keepdims=True) if kind == "layer" else x.value
@@ -292,19 +326,20 @@ class _Builder:
         v = x.value.transpose(0, 2, 1, 3).reshape(b, t, h * hd)
         return self.op("merge_heads", [x], self.node(name, v, x.role, x.lo, x.hi, tie=x))
 
-    def rope(self, x: _Node, name: str, theta: float, max_seq: int, llama3: tuple | None = None) -> _Node:
+    def rope(self, x: _Node, name: str, theta: float, max_seq: int, llama3: tuple | None = None,
+             freqs: tuple | None = None, table: str = "rope") -> _Node:
         hd = x.value.shape[-1]
         t = x.value.shape[-2]
-        ang = rope_angles(hd, max_seq, theta, llama3)[:t]
+        ang = rope_angles(hd, max_seq, theta, llama3, freqs)[:t]
         cos, sin = np.cos(ang), np.sin(ang)
         x1, x2 = x.value[..., :hd // 2], x.value[..., hd // 2:]
         v = np.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
         fc = self.cfg.rope_exp
         for fn in ("cos", "sin"):
-            self.tables.setdefault(f"rope.{fn}", lambda fn=fn: rope_table(f"rope.{fn}", fn, fc, hd, max_seq, theta,
-                                                                          llama3))
+            self.tables.setdefault(f"{table}.{fn}", lambda fn=fn: rope_table(f"{table}.{fn}", fn, fc, hd, max_seq,
+                                                                             theta, llama3, freqs))
         out = self.node(name, v, "accumulator", -WIDE, WIDE, derive=lambda: self.exp(x) + fc)
-        return self.op("rope", [x], out, lambda: {"cos": "rope.cos", "sin": "rope.sin"})
+        return self.op("rope", [x], out, lambda: {"cos": f"{table}.cos", "sin": f"{table}.sin"})
 
     def qk(self, q: _Node, k: _Node, name: str) -> _Node:
         kk = np.repeat(k.value, q.value.shape[1] // k.value.shape[1], axis=1)
@@ -417,23 +452,72 @@ def _walk_transformer(b: _Builder, model: Transformer, tokens: np.ndarray, scope
         bias = sd.get(prefix + ".bias")
         return b.linear(x, sd[prefix + ".weight"] * scale, None if bias is None else bias * scale, name)
 
-    def attention(x: _Node, i: int) -> _Node:
+    def latent_attention(x: _Node, i: int) -> _Node:
+        """DeepSeek MLA: the score is q_nope·k_nope + q_rot·k_rot (two qk ops, the rotary key shared)."""
         p, n = f"blocks.{i}.attn.", f"b{i}.attn."
-        q = b.requant(lin(x, p + "wq", n + "q.acc", cfg.softmax_scale), n + "q")  # 1/sqrt(hd) folded into wq
+        q_rank, _, _, _, _ = cfg.mla
+        se = b.cfg.score_exp
+
+        def latent(src: _Node, a: str, nrm: str) -> _Node:
+            return b.norm(b.requant(lin(src, p + a, n + a + ".acc"), n + a), "rms", cfg.norm_eps,
+                          sd[p + nrm + ".weight"], None, n + nrm)
+        ql = latent(x, "q_a", "q_norm") if q_rank else x
+        q_n = b.requant(lin(ql, p + "q_nope", n + "q_nope.acc", cfg.softmax_scale), n + "q_nope")
+        q_r = b.requant(lin(ql, p + "q_rot", n + "q_rot.acc", cfg.softmax_scale), n + "q_rot")
+        k_r = b.requant(lin(x, p + "k_rot", n + "k_rot.acc"), n + "k_rot")
+        c = latent(x, "kv_a", "kv_norm")
+        k_n = b.requant(lin(c, p + "k_nope", n + "k_nope.acc"), n + "k_nope")
+        v = b.requant(lin(c, p + "wv", n + "v.acc"), n + "v")
+        h = cfg.n_heads
+        q_nh, k_nh = b.split_heads(q_n, h, n + "q_nope.h"), b.split_heads(k_n, h, n + "k_nope.h")
+        q_rh = b.requant(b.rope(b.split_heads(q_r, h, n + "q_rot.h"), n + "q_rope.acc", cfg.rope_theta, cfg.max_seq,
+                                cfg.rope_llama3, cfg.rope_freqs), n + "q_rope")
+        k_rh = b.requant(b.rope(b.split_heads(k_r, 1, n + "k_rot.h"), n + "k_rope.acc", cfg.rope_theta, cfg.max_seq,
+                                cfg.rope_llama3, cfg.rope_freqs), n + "k_rope")
+        s1 = b.requant(b.qk(q_nh, k_nh, n + "scores_nope.acc"), n + "scores_nope", SCORE_LO, SCORE_HI, fixed=se)
+        s2 = b.requant(b.qk(q_rh, k_rh, n + "scores_rope.acc"), n + "scores_rope", SCORE_LO, SCORE_HI, fixed=se)
+        s = b.add_fixed(s1, s2, n + "scores", SCORE_LO, SCORE_HI, se)
+        pr = b.softmax(s, cfg.causal, n + "probs")
+        o = b.merge_heads(b.pv(pr, b.split_heads(v, h, n + "vh"), n + "mix.acc"), n + "mix.merged")
+        return lin(b.requant(o, n + "mix"), p + "wo", n + "out.acc")
+
+    def attention(x: _Node, i: int) -> _Node:
+        if cfg.mla:
+            return latent_attention(x, i)
+        p, n = f"blocks.{i}.attn.", f"b{i}.attn."
+        # the softmax scale is folded into wq, or into the q norm's gain when there is one (a norm undoes it)
+        q_scale = 1.0 if cfg.qk_norm else cfg.softmax_scale
+        q = b.requant(lin(x, p + "wq", n + "q.acc", q_scale), n + "q")
         k = b.requant(lin(x, p + "wk", n + "k.acc"), n + "k")
+        if cfg.qk_norm_proj:  # OLMo-2: q/k norms over the whole projection, before the heads split
+            q = b.norm(q, "rms", cfg.norm_eps, sd[p + "q_norm.weight"] * cfg.softmax_scale, None, n + "q_norm")
+            k = b.norm(k, "rms", cfg.norm_eps, sd[p + "k_norm.weight"], None, n + "k_norm")
         v = b.requant(lin(x, p + "wv", n + "v.acc"), n + "v")
         qh, kh = b.split_heads(q, cfg.n_heads, n + "qh"), b.split_heads(k, cfg.kv_heads, n + "kh")
         vh = b.split_heads(v, cfg.kv_heads, n + "vh")
+        if cfg.qk_norm and not cfg.qk_norm_proj:  # Qwen3 / Gemma 3: an RMSNorm over each head's width
+            qh = b.norm(qh, "rms", cfg.norm_eps, sd[p + "q_norm.weight"] * cfg.softmax_scale, None, n + "q_norm")
+            kh = b.norm(kh, "rms", cfg.norm_eps, sd[p + "k_norm.weight"], None, n + "k_norm")
         if cfg.position == "rope":
-            qh = b.requant(b.rope(qh, n + "q_rope.acc", cfg.rope_theta, cfg.max_seq, cfg.rope_llama3), n + "q_rope")
-            kh = b.requant(b.rope(kh, n + "k_rope.acc", cfg.rope_theta, cfg.max_seq, cfg.rope_llama3), n + "k_rope")
-        s = b.requant(b.qk(qh, kh, n + "scores.acc"), n + "scores", SCORE_LO, SCORE_HI, fixed=b.cfg.score_exp)
+            rp = (cfg.rope_theta, cfg.max_seq, cfg.rope_llama3, cfg.rope_freqs)
+            if i in cfg.sliding_layers:  # Gemma 3's local layers: their own frequencies, their own tables
+                rp = (cfg.rope_theta, cfg.max_seq, None, cfg.rope_freqs_sliding, "rope_sliding")
+            qh = b.requant(b.rope(qh, n + "q_rope.acc", *rp), n + "q_rope")
+            kh = b.requant(b.rope(kh, n + "k_rope.acc", *rp), n + "k_rope")
+        if cfg.attn_softcap is None:
+            s = b.requant(b.qk(qh, kh, n + "scores.acc"), n + "scores", SCORE_LO, SCORE_HI, fixed=b.cfg.score_exp)
+        else:  # Gemma 2: c·tanh(s/c) by table, its output at the softmax's score exponent
+            s = b.softcap(b.qk(qh, kh, n + "scores.acc"), cfg.attn_softcap, n + "scores", b.cfg.score_exp)
         pr = b.softmax(s, cfg.causal, n + "probs")
         o = b.merge_heads(b.pv(pr, vh, n + "mix.acc"), n + "mix.merged")
         return lin(b.requant(o, n + "mix"), p + "wo", n + "out.acc")
 
     def mlp(x: _Node, i: int) -> _Node:
         p, n = f"blocks.{i}.mlp.", f"b{i}.mlp."
+        if cfg.layer_is_moe(i):  # top-k routing proved by the program's own ops, experts dense (quant/moe.py)
+            fn = "silu" if cfg.glu_act == "silu" else ("gelu_tanh" if cfg.gelu_approx == "tanh" else "gelu")
+            return moe_mlp(b, x, sd, p, n, cfg.d_ff, cfg.experts_top_k, fn, cfg.router, cfg.shared_d_ff,
+                           cfg.expert_groups, cfg.router_renorm)
         up = b.requant(lin(x, p + "up", n + "up.acc"), n + "up")
         if cfg.mlp == "swiglu":
             gate = b.requant(lin(x, p + "gate", n + "gate.acc"), n + "gate")
@@ -447,7 +531,13 @@ def _walk_transformer(b: _Builder, model: Transformer, tokens: np.ndarray, scope
         h = norm(h, "embed_norm", "embed.norm")
     for i in range(cfg.n_layers):
         bp = f"blocks.{i}."
-        if cfg.norm_position == "pre":
+        if cfg.sandwich_norm:  # Gemma 2: each sublayer's output normed before the residual add
+            pre = (lambda x, which: norm(x, bp + which, f"b{i}.{which}")) if cfg.pre_norms else (lambda x, _: x)
+            a = norm(attention(pre(h, "attn_norm"), i), bp + "attn_post_norm", f"b{i}.attn_post_norm")
+            h = b.add(h, a, f"b{i}.res1")
+            m = norm(mlp(pre(h, "mlp_norm"), i), bp + "mlp_post_norm", f"b{i}.mlp_post_norm")
+            h = b.add(h, m, f"b{i}.res2")
+        elif cfg.norm_position == "pre":
             h = b.add(h, attention(norm(h, bp + "attn_norm", f"b{i}.attn_norm"), i), f"b{i}.res1")
             h = b.add(h, mlp(norm(h, bp + "mlp_norm", f"b{i}.mlp_norm"), i), f"b{i}.res2")
         else:
@@ -458,11 +548,21 @@ def _walk_transformer(b: _Builder, model: Transformer, tokens: np.ndarray, scope
     if cfg.norm_position == "pre":
         h = norm(h, "final_norm", "final_norm")
     if cfg.output == "logits":
+        if cfg.logit_softcap is not None:  # output exponent: the largest keeping c·2^e within int16
+            e = _floor_log2(INT16_MAX / cfg.logit_softcap)
+            return [b.softcap(b.linear(h, sd["lm_head.weight"], None, "head.acc"), cfg.logit_softcap, "logits", e)]
         return [b.requant(b.linear(h, sd["lm_head.weight"], None, "head.acc"), "logits")]
     if cfg.output == "last":
         # The program has no row-selection op: it computes (and a proof covers) the label logits at every
         # position; the classification is the last row (QuantizedModel.forward returns that row).
         return [b.requant(b.linear(h, sd["lm_head.weight"], None, "head.acc"), "label_logits")]
+    if cfg.output == "first":
+        # Encoder classification: pooler, tanh (table) or ReLU (a rescale clamped at 0), label head. As for
+        # "last", no row selection: every position is computed and proved; the label logits are row 0.
+        pooled = b.requant(lin(h, "pooler", "pooler.acc"), "pooler", lo=0 if cfg.pool_act == "relu" else -INT16_MAX)
+        if cfg.pool_act == "tanh":
+            pooled = b.lookup(pooled, "tanh", "pooler.tanh")
+        return [b.requant(lin(pooled, "lm_head", "head.acc"), "cls_logits")]
     if cfg.output == "hidden":
         return [b.requant(h, "hidden")]
     return [b.mean_pool(h, "pooled")]
@@ -511,10 +611,13 @@ class QuantizedModel:
 
     def forward(self, x: torch.Tensor | np.ndarray, start: int = 0) -> np.ndarray:
         """Float view of the integer model's output (logits, pooled embedding, hidden states, or the label
-        logits of the last position for a classification head, like the float model)."""
+        logits of the last (decoder) or first (encoder) position for a classification head, like the float
+        model)."""
         y = self.decode(self.run(x, start=start, record=False))
         if self.spec.outputs[0] == "label_logits":
             return y[:, -1]
+        if self.spec.outputs[0] == "cls_logits":
+            return y[:, 0]
         return y
 
 

@@ -148,7 +148,8 @@ class TableSpec:
     """
 
     name: str
-    fn: str  # "silu" | "gelu" | "gelu_tanh" | "exp_neg" | "cos" | "sin"
+    # "silu" | "gelu" | "gelu_tanh" | "tanh" | "sigmoid_c" | "logsigmoid_c" | "exp_neg" | "softcap" | "cos" | "sin"
+    fn: str
     in_exp: int
     out_exp: int
     lo: int

@@ -33,7 +33,18 @@ def _exp_neg(x: np.ndarray) -> np.ndarray:
     return np.exp(-x)
 
 
-_ACTIVATIONS = {"silu": _silu, "gelu": _gelu, "gelu_tanh": _gelu_tanh, "exp_neg": _exp_neg}
+def _sigmoid_c(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x)) - 0.5  # centred, so f(0) = 0 (the lookup's padding row)
+
+
+def _logsigmoid_c(x: np.ndarray) -> np.ndarray:
+    return -np.logaddexp(0.0, -x) + math.log(2.0)  # log sigmoid(x) + log 2: f(0) = 0
+
+
+_ACTIVATIONS = {"silu": _silu, "gelu": _gelu, "gelu_tanh": _gelu_tanh, "exp_neg": _exp_neg,
+                "tanh": np.tanh,  # BERT/RoBERTa classification poolers
+                # DeepSeek-V3 routing: selection scores, and the log weights a softmax renormalises
+                "sigmoid_c": _sigmoid_c, "logsigmoid_c": _logsigmoid_c}
 
 
 def round_half_up(x: np.ndarray) -> np.ndarray:
@@ -41,11 +52,14 @@ def round_half_up(x: np.ndarray) -> np.ndarray:
     return np.floor(np.asarray(x, dtype=np.float64) + 0.5).astype(np.int64)
 
 
-def rope_angles(head_dim: int, max_seq: int, theta: float, llama3: tuple | None = None) -> np.ndarray:
+def rope_angles(head_dim: int, max_seq: int, theta: float, llama3: tuple | None = None,
+                freqs: tuple | list | None = None) -> np.ndarray:
     """Angles (max_seq, head_dim/2) of the half-split RoPE convention, in float64; ``llama3`` =
     (factor, low_freq_factor, high_freq_factor, original_max_positions) applies Llama 3.x scaling."""
     inv = 1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim))
-    if llama3 is not None:
+    if freqs is not None:  # explicit inverse frequencies (a public table parameter)
+        inv = np.asarray(freqs, dtype=np.float64)
+    elif llama3 is not None:
         factor, low, high, orig = (float(v) for v in llama3)
         wavelen = 2 * math.pi / inv
         scaled = np.where(wavelen > orig / low, inv / factor, inv)
@@ -59,14 +73,23 @@ def _values(fn: str, in_exp: int, out_exp: int, lo: int, hi: int, params: dict) 
     if fn in _ACTIVATIONS:
         x = np.arange(lo, hi + 1, dtype=np.float64) * 2.0 ** -in_exp
         return round_half_up(_ACTIVATIONS[fn](x) * 2.0 ** out_exp)
+    if fn == "softcap":  # Gemma 2: c·tanh(x/c), c a public parameter
+        c = float(params["cap"])
+        x = np.arange(lo, hi + 1, dtype=np.float64) * 2.0 ** -in_exp
+        return round_half_up(c * np.tanh(x / c) * 2.0 ** out_exp)
     if fn in ("cos", "sin"):
         llama3 = None
         if "llama3_factor" in params:
             llama3 = tuple(float(params[f"llama3_{k}"]) for k in ("factor", "low", "high", "orig"))
         ang = rope_angles(int(params["head_dim"]), int(params["max_seq"]), float(params["theta"]),
-                          llama3).reshape(-1)
+                          llama3, params.get("freqs")).reshape(-1)
         return round_half_up((np.cos(ang) if fn == "cos" else np.sin(ang)) * 2.0 ** out_exp)
-    raise ValueError(f"unknown table function {fn!r}; known: {', '.join([*_ACTIVATIONS, 'cos', 'sin'])}")
+    raise ValueError(f"unknown table function {fn!r}; known: {', '.join([*_ACTIVATIONS, 'softcap', 'cos', 'sin'])}")
+
+
+def _key(params: dict) -> tuple:
+    """A hashable cache key of table parameters (lists, e.g. RoPE frequencies, as tuples)."""
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in params.items()))
 
 
 @lru_cache(maxsize=64)
@@ -85,7 +108,7 @@ def make_table(name: str, fn: str, in_exp: int, out_exp: int, lo: int, hi: int, 
                ) -> TableSpec:
     """Build a TableSpec (with its digest) for function `fn` on domain [lo, hi]."""
     params = dict(params or {})
-    values = _cached(fn, in_exp, out_exp, lo, hi, tuple(sorted(params.items())))
+    values = _cached(fn, in_exp, out_exp, lo, hi, _key(params))
     return TableSpec(name, fn, in_exp, out_exp, lo, hi, table_digest(values), params)
 
 
@@ -94,25 +117,34 @@ def activation_table(name: str, fn: str, in_exp: int, out_exp: int) -> TableSpec
     return make_table(name, fn, in_exp, out_exp, -INT16_MAX, INT16_MAX)
 
 
+def softcap_table(name: str, cap: float, in_exp: int, out_exp: int) -> TableSpec:
+    """Soft-capping table ``c·tanh(x/c)`` over the symmetric int16 domain (``cap`` is a public parameter)."""
+    if not (math.isfinite(cap) and cap > 0):
+        raise ValueError(f"soft-capping constant must be positive and finite, got {cap!r}")
+    return make_table(name, "softcap", in_exp, out_exp, -INT16_MAX, INT16_MAX, {"cap": float(cap)})
+
+
 def exp_table(name: str, in_exp: int, out_exp: int) -> TableSpec:
     """Softmax table: T[z] = round(2^out_exp * exp(-z 2^-in_exp)) for z in [0, 2^16 - 1]."""
     return make_table(name, "exp_neg", in_exp, out_exp, 0, EXP_DOMAIN_MAX)
 
 
 def rope_table(name: str, fn: str, out_exp: int, head_dim: int, max_seq: int, theta: float,
-               llama3: tuple | None = None) -> TableSpec:
+               llama3: tuple | None = None, freqs: tuple | None = None) -> TableSpec:
     """RoPE cos or sin table, flattened row-major from (max_seq, head_dim/2); the Llama 3 scaling, when
     given, is part of the table's public parameters (absent otherwise, so plain tables are unchanged)."""
     n = max_seq * (head_dim // 2)
     params: dict = {"head_dim": head_dim, "max_seq": max_seq, "theta": theta}
     if llama3 is not None:
         params.update({f"llama3_{k}": float(v) for k, v in zip(("factor", "low", "high", "orig"), llama3)})
+    if freqs is not None:
+        params["freqs"] = [float(f) for f in freqs]
     return make_table(name, fn, 0, out_exp, 0, n - 1, params)
 
 
 def table_values(spec: TableSpec, check_digest: bool = True) -> np.ndarray:
     """The table's int64 entries (read-only); raises if they do not match the spec's digest."""
-    values = _cached(spec.fn, spec.in_exp, spec.out_exp, spec.lo, spec.hi, tuple(sorted(spec.params.items())))
+    values = _cached(spec.fn, spec.in_exp, spec.out_exp, spec.lo, spec.hi, _key(spec.params))
     if check_digest and table_digest(values) != spec.digest:
         raise ValueError(f"table {spec.name!r} ({spec.fn}) regenerated with a different digest: "
                          "this platform's float64 math disagrees with the one that built the spec")
