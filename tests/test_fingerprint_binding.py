@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from blindproof.fingerprint import binding as FB
+from blindproof.zk.ops import blind as BL
 from blindproof.models.mlp import MLP
 from blindproof.zk import quant
 from blindproof.zk import sumcheck as S
@@ -449,8 +450,8 @@ def test_blinding_rule_from_public_shapes():
     rule = FB.blinding_rule("l0.acc.weight", 32, 64)  # 5 row + 6 column variables
     assert rule.tensor == "w:l0.acc.weight" and rule.s == 10 and rule.A == (8, 9) and rule.r_vars == 4
     assert FB._round_degrees(6) == (2, 2, 2, 2, 2, 3)  # Ŵ has degree 2 in the last round
-    small = FB.blinding_rule("W", 1, 4)  # a variable above x_s, repeated: Φ of degree 3, 4 dimensions
-    assert small.A == (0, 0, 0)
+    small = FB.blinding_rule("W", 1, 4)  # one variable above x_s: an extension-valued constant Φ, 4 dimensions
+    assert small.A == () and small.ext and small.r_vars == 4 and BL.span(small.s, small.A) == 4
     with pytest.raises(ValueError, match="too few variables"):
         FB.blinding_rule("W", 1, 2)
 
