@@ -6,6 +6,13 @@ import blindproof  # noqa: E402,F401  (pins thread pools before numpy/torch star
 
 
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# property tests draw the same examples on every run (a CI run must not fail on a lucky draw);
+# HYPOTHESIS_PROFILE=explore draws fresh ones
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 @pytest.fixture(scope="session")
