@@ -285,12 +285,8 @@ def test_out_of_range_weights_cannot_be_committed_or_loaded(small):
         ModelCommitment.from_bytes(third.to_bytes())
 
 
-def test_no_weight_value_is_revealed(small, monkeypatch):
-    """Zero knowledge of the commitment file: every claim the proof settles that touches a weight (or
-    a limb column of one) is a linear claim that also has a fresh randomizer or mask term, so its
-    value says nothing about the weights (format 2 settled plain ``W̃(p)`` at every lookup leaf point:
-    a 10-entry bias of mlp-784-56-10 came back exactly from one commitment file)."""
-    spec, _, com, state, _ = small
+def _opened(monkeypatch, run):
+    """The claims every opening made while ``run()`` proved, and what it returned."""
     seen: list = []
     real = pcs.open_claims
 
@@ -299,8 +295,20 @@ def test_no_weight_value_is_revealed(small, monkeypatch):
         return real(states, claims, transcript, **kw)
 
     monkeypatch.setattr(pcs, "open_claims", record)
-    proof = WF.prove_wellformed(spec, state, com.params)
-    monkeypatch.undo()
+    try:
+        out = run()
+    finally:
+        monkeypatch.undo()
+    return seen, out
+
+
+def test_no_weight_value_is_revealed(small, monkeypatch):
+    """Zero knowledge of the commitment file: every claim the proof settles that touches a weight (or
+    a limb column of one) is a linear claim that also has a fresh randomizer or mask term, so its
+    value says nothing about the weights (format 2 settled plain ``W̃(p)`` at every lookup leaf point:
+    a 10-entry bias of mlp-784-56-10 came back exactly from one commitment file)."""
+    spec, _, com, state, _ = small
+    seen, proof = _opened(monkeypatch, lambda: WF.prove_wellformed(spec, state, com.params))
     assert WF.verify_wellformed(_parts(spec, com.weights), proof).ok
     secret = lambda n: n.startswith("w:") or ".limb" in n or ":limb" in n  # noqa: E731
     touching = 0
@@ -322,16 +330,7 @@ def test_a_two_entry_int32_bias_is_hidden_by_the_commitment_file(monkeypatch):
     from test_zk_leakage_rank import _binary_classifier, _form_rows, _rank_mod_p
 
     qm, _ = _binary_classifier()
-    seen: list = []
-    real = pcs.open_claims
-
-    def record(states, claims, transcript, **kw):
-        seen.extend(claims)
-        return real(states, claims, transcript, **kw)
-
-    monkeypatch.setattr(pcs, "open_claims", record)
-    com, _ = commit_model(qm.spec, qm.weights, CommitmentKey.generate())
-    monkeypatch.undo()
+    seen, _ = _opened(monkeypatch, lambda: commit_model(qm.spec, qm.weights, CommitmentKey.generate()))
     (bias,) = [f"w:{k}" for k, w in qm.spec.weights.items() if w.dtype == "int32" and tuple(w.shape) == (2,)]
     table = "zk~blind:" + bias
     forms = {}
