@@ -277,7 +277,7 @@ class _Run:
     pending: B.ClaimSet = field(default_factory=B.ClaimSet)
     final: list[B.Claim] = field(default_factory=list)
     reveals: dict[str, int] = field(default_factory=dict)  # randomizer table -> randomized values revealed
-    seen: set = field(default_factory=set)
+    seen: set = field(default_factory=set)  # (tensor, point, value) of every value counted
 
     def __post_init__(self) -> None:
         self.producer = {op.output: i for i, op in enumerate(self.spec.ops)}
@@ -289,11 +289,15 @@ class _Run:
             self.pending.add(B.Claim(name, r, B.public_eval(self.public[name], r)))
 
     def reveal(self, ctx: B.VerifierContext, claims: Sequence[B.Claim]) -> None:
-        """Count the randomized values a proof reveals, per randomizer table (each one once)."""
+        """Count the randomized values a proof reveals, per randomizer table (each one once: by content —
+        an object's ``id`` is reused once it is freed, which once undercounted a tensor now and then)."""
         for c in claims:
             r = ctx.rule(c.tensor) if isinstance(c, B.Claim) and not c.plain else None
-            if r is not None and id(c) not in self.seen:
-                self.seen.add(id(c))
+            if r is None:
+                continue
+            key = (c.tensor, c.point.tobytes(), c.value.tobytes())
+            if key not in self.seen:
+                self.seen.add(key)
                 self.reveals[r.table] = self.reveals.get(r.table, 0) + 1
 
     def route(self, i: int, claims: Sequence[B.Claim]) -> None:
