@@ -343,3 +343,14 @@ def test_a_two_entry_int32_bias_is_hidden_by_the_commitment_file(monkeypatch):
     tensor = np.concatenate([np.ascontiguousarray(mle.eq_table(next(t[1] for t in c.terms if t[0] == bias)).T)
                              .astype(np.int64) for c in forms.values()])
     assert _rank_mod_p(rows) == 4 and _rank_mod_p(np.concatenate([rows, tensor], axis=1)) == 4
+
+
+def test_a_one_entry_weight_is_named_as_not_hidden():
+    """A one-entry weight has no variable to randomize in: committing it warns, naming it."""
+    from blindproof.zk.program import NotHiddenWarning
+
+    spec = _spec()
+    one = dataclasses.replace(spec, weights={**spec.weights, "b": dataclasses.replace(spec.weights["b"], shape=(1,))})
+    w = _weights(np.random.default_rng(0)) | {"b": np.array([12345])}
+    with pytest.warns(NotHiddenWarning, match="w:b"):
+        commit_model(one, w, CommitmentKey.generate())

@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import os
 import struct
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
@@ -74,7 +75,7 @@ from blindproof.zk.encoding import ProofFormatError, Reader, Writer
 from blindproof.zk.ops import base as B
 from blindproof.zk.ops import blind as BL
 from blindproof.zk.ops import zkmask as M
-from blindproof.zk.program import settle_form
+from blindproof.zk.program import NotHiddenWarning, settle_form
 from blindproof.zk.quant.spec import DTYPE_MAX, QuantSpec
 from blindproof.zk.transcript import Transcript
 from blindproof.zk.verdict import SoundnessResult, guarded
@@ -323,6 +324,10 @@ def prove_wellformed(spec: QuantSpec, weights: pcs.ProverState, params: pcs.PcsP
     rules = blind_rules(plan)
     shapes |= {r.table: (1 << r.r_vars,) for r in rules.values()}
     randomizers = BL.sample_tables(rules, mask_rng)
+    scalars = sorted(n for n, sh in plan.shapes.items() if B.n_vars(sh) == 0)
+    if scalars:  # a one-entry weight has no variable to randomize in: every claim on it is its value
+        warnings.warn(NotHiddenWarning(f"the well-formedness proof does not hide the one-entry weights "
+                                       f"{', '.join(scalars)} (docs/proofs.md §5)"), stacklevel=2)
     vals = values | flags | aux | randomizers
 
     # the masks' sizes follow from the spec: a dry run of the checks under a throwaway transcript,
