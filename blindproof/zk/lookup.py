@@ -891,12 +891,21 @@ class _Randomizer:
     def pos(self, t: int) -> int:
         return self.trees.index(t)
 
-    def phi(self, side: int, t: int, c) -> tuple[int, int, int, int]:
-        """``Φ_t(c)`` of the numerators (side 0) or denominators (side 1) (prover)."""
-        g, T = self.masks[side], len(self.trees)
-        v = _add4(g._univariate_ints(self.pos(t), c),
-                  _add4(g._univariate_ints(T, _HALF4), g._univariate_ints(T + 1, _HALF4)))
-        return _scale4(v, 4)
+    def phis(self) -> np.ndarray:
+        """``Φ_t(0)``, ``Φ_t(1)`` of both sides for every tree, as (trees, [Φ^p(0), Φ^p(1), Φ^q(0), Φ^q(1)], 4)
+        (prover): with degree-1 masks ``g_t(0) = a_t``, ``g_t(1) = a_t + b_t`` and ``g(½) = a + b/2``
+        — additions only."""
+        T = len(self.trees)
+        out = np.empty((T, 4, 4), dtype=np.uint32)
+        for side in (0, 1):
+            co = self.masks[side].coeffs  # (T + 2, 2, 4): a, b per variable
+            a, b = co[:T, 0], co[:T, 1]
+            half_b = F.emul(co[T:, 1], F.ext(_HALF))
+            shared = F.eadd(F.eadd(co[T, 0], half_b[0]), F.eadd(co[T + 1, 0], half_b[1]))
+            at0 = F.eadd(a, shared[None, :])
+            out[:, 2 * side] = F.emul(at0, F.ext(4))
+            out[:, 2 * side + 1] = F.emul(F.eadd(at0, b), F.ext(4))
+        return out
 
     def phi_terms(self, side: int, t: int, c, coef) -> tuple:
         """Claim terms of ``coef · Φ_t(c)`` on the committed mask."""
@@ -1319,24 +1328,21 @@ def _prove_zk_layer(point: list, tabs: np.ndarray, lam, claim, transcript: Trans
                                                   np.array(live, dtype=np.int64), mask, rho, pay, ZK_Y_DEGREE)
     rounds = np.zeros((k + 1, ZK_Y_DEGREE, 4), dtype=np.uint32)
     rounds[:k] = x_rounds
-    # the y round: the children's randomizers appear (p̂ = p + y(1 − y) Φ), degree 4
-    vals = [tuple(v) for v in tabs[:, 0, :].tolist()]
-    phis = [[reader.phi(side, t, c) for side in (0, 1) for c in (_ZERO4, _ONE)] for t in reader.trees]
+    # the y round: the children's randomizers appear (p̂ = p + y(1 − y) Φ), degree 4; all trees at once
+    vals = np.ascontiguousarray(tabs[:, 0, :]).reshape(n_trees, 4, 4)  # (trees, p0 p1 q0 q1, 4)
+    phis = reader.phis()  # the same layout
+    coeff_a = np.array(coeffs, dtype=np.uint32).reshape(-1, 4)
+    lam_a = np.array(lam, dtype=np.uint32)
     half_eq = _MUL(_HALF4, eq_pref)
 
-    def hatted(u):
-        out = []
-        for a in range(n_trees):
-            base, ph = vals[4 * a:4 * a + 4], phis[a]
-            out.append([_add4(base[f], _MUL(u, ph[f])) for f in range(4)])
-        return out
+    def hatted(u) -> np.ndarray:
+        return F.eadd(vals, F.emul(phis, np.array(u, dtype=np.uint32)))
 
     def layer_sum(u):
-        total = _ZERO4
-        for c, (pp0, pp1, qq0, qq1) in zip(coeffs, hatted(u)):
-            term = _add4(_add4(_MUL(pp0, qq1), _MUL(pp1, qq0)), _MUL(lam, _MUL(qq0, qq1)))
-            total = _add4(total, _MUL(c, term))
-        return _MUL(half_eq, total)
+        h = hatted(u)
+        p0, p1, q0, q1 = h[:, 0], h[:, 1], h[:, 2], h[:, 3]
+        term = F.eadd(F.eadd(F.emul(p0, q1), F.emul(p1, q0)), F.emul(lam_a, F.emul(q0, q1)))
+        return _MUL(half_eq, tuple(F.edot_ext(coeff_a, term).tolist()))
 
     ys = [_ZERO4, (2, 0, 0, 0), (3, 0, 0, 0), (4, 0, 0, 0)]
     py = pay(k, ys, s_point) if pay is not None else [_ZERO4] * len(ys)
@@ -1347,7 +1353,7 @@ def _prove_zk_layer(point: list, tabs: np.ndarray, lam, claim, transcript: Trans
     ry_arr = transcript.challenge_ext("lookup/r")
     r_y = tuple(ry_arr.tolist())
     z_y = _MUL(r_y, _sub4(_ONE, r_y))
-    finals = [eq_pref] + [v for row in hatted(z_y) for v in row]
+    finals = [eq_pref] + [tuple(v) for v in hatted(z_y).reshape(-1, 4).tolist()]
     if payer is not None:
         finals.append(payer.value(s_point[0], s_point[1] if k >= 2 else r_y))
     finals_a = np.array(finals, dtype=np.uint32)

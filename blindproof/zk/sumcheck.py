@@ -1006,8 +1006,11 @@ def mask_var_terms(name: str, n_vars: int, degree: int, items: Sequence) -> tupl
     items = [(int(i), tuple(x), tuple(c)) for i, x, c in items if any(c)]
     if any(not 0 <= i < n_vars for i, _, _ in items):
         raise ValueError(f"a mask of {n_vars} variables has no variable outside 0..{n_vars - 1}")
+    points = list(dict.fromkeys(x for _, x, _ in items))  # items often share a point: one geometric point each
+    geo = dict(zip(points, _geometric_points(points, kbits)))
     terms = []
-    for (i, _, coef), (ck, lk) in zip(items, _geometric_points([x for _, x, _ in items], kbits)):
+    for i, x, coef in items:
+        ck, lk = geo[x]
         coords = np.array([*ce, *_row_bits(ell, i), *ck], dtype=np.uint32).reshape(-1, 4)
         terms.append((name, coords, np.array(F._emul4(coef, F._emul4(le, lk)), dtype=np.uint32)))
     return tuple(terms)
