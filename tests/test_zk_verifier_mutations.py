@@ -77,6 +77,7 @@ def _mutant(tmp: Path, rel: str, span: tuple[int, int]) -> Path:
     if dst.exists():
         shutil.rmtree(dst)
     shutil.copytree(ROOT / "blindproof", dst / "blindproof", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "tests", dst / "tests", ignore=shutil.ignore_patterns("__pycache__"))
     lines = (ROOT / rel).read_text().splitlines(keepends=True)
     first, last = span
     indent = lines[first - 1][: len(lines[first - 1]) - len(lines[first - 1].lstrip())]
@@ -96,10 +97,20 @@ def _cases():
 def test_deleting_one_rejection_fails_some_test(rel, span, tests, tmp_path):
     pkg = _mutant(tmp_path, rel, span)
     env = dict(os.environ, PYTHONPATH=str(pkg), NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    # run inside the copy: ``python -m pytest`` puts its working directory first on the path
     run = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m",
-                          "not gpu and not long", *tests], cwd=ROOT, env=env, capture_output=True, text=True,
+                          "not gpu and not long", *tests], cwd=pkg, env=env, capture_output=True, text=True,
                          timeout=1800)
+    assert "mutant" in (pkg / rel).read_text()
     assert run.returncode != 0, f"{rel}:{span[0]}: deleting this rejection fails no test\n{run.stdout[-2000:]}"
+
+
+def test_the_copy_is_what_runs(tmp_path):
+    """A child run inside the copy imports the copy, not this checkout (else every mutant survives)."""
+    pkg = _mutant(tmp_path, TARGETS[0][0], rejections(ROOT / TARGETS[0][0], TARGETS[0][1])[0])
+    out = subprocess.run([sys.executable, "-c", "import blindproof; print(blindproof.__file__)"], cwd=pkg,
+                         env=dict(os.environ, PYTHONPATH=str(pkg)), capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip().startswith(str(pkg)), out.stdout
 
 
 def test_every_target_has_rejections():
