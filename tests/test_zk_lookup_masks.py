@@ -509,3 +509,42 @@ def _rank_mod_p(a: np.ndarray) -> int:
                 m[r] = [(x - f * y) % F.P for x, y in zip(m[r], m[rank])]
         rank += 1
     return rank
+
+
+def test_proof_objects_of_the_wrong_shape_are_rejected_by_name():
+    """In-memory proofs (not parsed from bytes) with a part of the wrong shape: each is rejected by the
+    shape check that names it, not by whatever breaks later."""
+    sts, proof, _, _ = _prove()
+    bad = _copy(proof, root_q=proof.root_q[:-1])
+    assert "proof shape does not match" in _verify(sts, bad)[0].reason
+    bad = _copy(proof)
+    bad.layers = bad.layers[:-1]
+    assert "proof shape does not match" in _verify(sts, bad)[0].reason
+    bad = _copy(proof)
+    bad.layers[2].final_evals = bad.layers[2].final_evals[:-1]
+    assert "layer 2: proof shape does not match" in _verify(sts, bad)[0].reason
+    bad = _copy(proof, column_evals=[np.zeros((1, 4), dtype=np.uint32)])  # leaf values under zero knowledge
+    assert "proof shape does not match" in _verify(sts, bad)[0].reason
+    plain, _ = L.prove_many(*_lookup()[:3], Transcript(b"lk"))
+    wrong = L.LookupProof(plain.root_q, plain.layers, [np.zeros((2, 4), dtype=np.uint32)] + plain.column_evals[1:],
+                          plain.mult_evals)
+    assert "wrong number of column values" in L.verify_many(sts, wrong, Transcript(b"lk")).reason
+
+
+@pytest.mark.parametrize("where", ["payback", "leaf"])
+def test_a_point_without_a_geometric_form_is_a_rejection(where, monkeypatch):
+    """The mask claims need geometric points (``1 + y^(2^b) ≠ 0``; it fails with probability about
+    2^−120 per point): when one does not exist the verifier rejects, naming where, and never raises."""
+    sts, proof, _, _ = _prove()
+    real = S.mask_var_terms
+
+    def failing(name, n_vars, degree, items):
+        payback = degree == 1 and len(items) > 3  # a term per tree and two more
+        blinding = degree == 3 and n_vars == 1  # a leaf claim's blinding value d
+        if (payback and where == "payback") or (blinding and where == "leaf"):
+            raise F.FieldError("no geometric point")
+        return real(name, n_vars, degree, items)
+
+    monkeypatch.setattr(S, "mask_var_terms", failing)
+    res, _ = _verify(sts, proof)
+    assert not res.ok and ("a challenge without" if where == "payback" else "a leaf point without") in res.reason
