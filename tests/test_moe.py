@@ -74,16 +74,21 @@ def _tiny_moe(n_experts: int = 3, k: int = 2, groups: tuple[int, int] = (1, 1)) 
     return m
 
 
+def _float_gates(m, ids) -> np.ndarray:
+    """The float model's routing gates of the first block's experts."""
+    with torch.no_grad():
+        blk, h = m.blocks[0], m.embed_tokens(ids)
+        h = h + blk.attn(blk.attn_norm(h), 0, (m.rope_cos, m.rope_sin), None, 0)
+        return blk.mlp.gates(blk.mlp_norm(h)).numpy()
+
+
 @pytest.mark.parametrize("n_experts,k", [(3, 2), (4, 1)])
 def test_integer_routing_selects_the_float_experts(n_experts, k):
     m = _tiny_moe(n_experts, k)
     ids = torch.randint(0, 64, (4, 12), generator=torch.Generator().manual_seed(2))
     qm = quantize(m, ids)
     trace = qm.run(ids.numpy())
-    with torch.no_grad():
-        blk, h = m.blocks[0], m.embed_tokens(ids)
-        h = h + blk.attn(blk.attn_norm(h), 0, (m.rope_cos, m.rope_sin), None, 0)
-        g = blk.mlp.gates(blk.mlp_norm(h)).numpy()
+    g = _float_gates(m, ids)
     gi = trace.tensors["b0.mlp.router.gates"]
     assert ((gi > 0) == (g > 0)).mean() >= 0.97  # the integer logits are int16: near-ties may differ
     assert ((gi > 0).sum(-1) == k).all()  # exactly k experts per token, zero gates elsewhere
@@ -97,10 +102,7 @@ def test_group_limited_routing_keeps_the_best_groups():
     ids = torch.randint(0, 64, (4, 12), generator=torch.Generator().manual_seed(5))
     qm = quantize(m, ids)
     trace = qm.run(ids.numpy())
-    with torch.no_grad():
-        blk, h = m.blocks[0], m.embed_tokens(ids)
-        h = h + blk.attn(blk.attn_norm(h), 0, (m.rope_cos, m.rope_sin), None, 0)
-        g = blk.mlp.gates(blk.mlp_norm(h)).numpy()
+    g = _float_gates(m, ids)
     sel = trace.tensors["b0.mlp.router.off"] == 0  # (a selected expert's gate may round to 0 at 2^-14)
     groups_used = sel.reshape(*sel.shape[:-1], 4, 2).any(-1).sum(-1)
     assert (sel.sum(-1) == 3).all() and (groups_used <= 2).all()  # 3 experts from at most 2 groups

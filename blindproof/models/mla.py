@@ -32,23 +32,13 @@ class MLAShape:
         return cls(*(int(v) for v in t))
 
 
-class RMSNormLatent(nn.Module):
-    """x / rms(x) * weight on a latent (same form as the stream's RMSNorm)."""
-
-    def __init__(self, dim: int, eps: float) -> None:
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
-
-
 class MLAttention(nn.Module):
     """Latent attention; ``forward`` returns queries and keys with the rotary part applied and the values,
     per head, for the caller's causal softmax."""
 
     def __init__(self, d_model: int, n_heads: int, shape: MLAShape, eps: float) -> None:
+        from blindproof.models.transformer import RMSNorm  # noqa: PLC0415 - transformer imports this module
+
         super().__init__()
         self.cfg = None  # set by the owning Transformer block (attention scale, soft-capping, causality)
         s, h = shape, n_heads
@@ -56,11 +46,11 @@ class MLAttention(nn.Module):
         q_in = s.q_rank or d_model
         if s.q_rank:
             self.q_a = nn.Linear(d_model, s.q_rank, bias=False)
-            self.q_norm = RMSNormLatent(s.q_rank, eps)
+            self.q_norm = RMSNorm(s.q_rank, eps)
         self.q_nope = nn.Linear(q_in, h * s.nope, bias=False)
         self.q_rot = nn.Linear(q_in, h * s.rope, bias=False)
         self.kv_a = nn.Linear(d_model, s.kv_rank, bias=False)
-        self.kv_norm = RMSNormLatent(s.kv_rank, eps)
+        self.kv_norm = RMSNorm(s.kv_rank, eps)
         self.k_rot = nn.Linear(d_model, s.rope, bias=False)
         self.k_nope = nn.Linear(s.kv_rank, h * s.nope, bias=False)
         self.wv = nn.Linear(s.kv_rank, h * s.v, bias=False)
