@@ -664,10 +664,6 @@ class LookupProof:
     zk: bool = False  # randomized layers and blinding leaves (:func:`prove_many` with masks)
     root_p: np.ndarray | None = None  # the prover's root numerators (not sent; a strict prover checks 0)
 
-    @property
-    def blinded(self) -> bool:
-        return self.zk
-
     def to_bytes(self, sts: "LookupStatement | Sequence[LookupStatement]") -> bytes:
         """Serialize (format version 6)."""
         sts = _statements(sts)
