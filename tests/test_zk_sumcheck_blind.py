@@ -91,8 +91,8 @@ def test_an_unblinded_proof_does_not_verify_as_blinded_and_degrees_are_bounded()
     out = S.prove(plain, [eq, x, w], claim, Transcript(b"t"))
     with pytest.raises(Exception):
         S.SumcheckProof.from_bytes(out.proof.to_bytes(plain), blind)
-    with pytest.raises(ValueError, match="round degree"):
-        S.SumcheckSpec.make(N, 3, [(1, (0, 1, 2))], blinded=[0, 1, 2])
+    with pytest.raises(ValueError, match="round degree"):  # 5 + 5 + 8 > 15
+        S.SumcheckSpec.make(N, 3, [(1, (0, 1, 2))], blinded=[(0, N - 1, 3), (1, N - 1, 3), (2, N - 1, 6)])
     with pytest.raises(ValueError, match="blinders"):
         S.prove(blind, [eq, x, w], claim, Transcript(b"t"))
 
@@ -128,3 +128,32 @@ def test_one_byte_form_even_degrees_are_not_listed():
     with pytest.raises(ProofFormatError, match="all equal"):
         S.SumcheckProof.from_bytes(forged, spec)
     assert S.SumcheckProof.from_bytes(bytes(data), spec).final_evals.shape == (3, 4)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_a_blinder_of_degree_two_in_its_own_variable(masked):
+    """c(x_s) = B̃(x_s, x_s) (a tensor with no variable above x_s): the round has degree 2 + 2 in that
+    table, the sum is unchanged, the final value is T̃(r) + r_s(1 − r_s)·B̃(r_s, r_s); a final value
+    with c at another point, or a spec without the self-degree, is rejected."""
+    rng = np.random.default_rng(7)
+    eq, x, w = _tables(rng)
+    B = F.random(rng, (4, 4))
+    spec = S.SumcheckSpec.make(N, 3, [(1, (0, 1, 2))], blinded=[(2, N - 1, 2)])
+    assert spec.round_degrees == (3,) * (N - 1) + (6,)
+    claim = S.hypercube_sum(spec, [eq, x, w])
+    mask = S.MaskPolynomial.random(rng, N, spec.round_degrees) if masked else None
+    bl = S.Blinder(2, lambda pt: mle.evaluate(B, np.stack([pt[N - 1], pt[N - 1]])), N - 1, self_degree=2)
+    out = S.prove(spec, [eq, x, w], claim, Transcript(b"t"), mask=mask, blinders=[bl])
+    res = S.verify(spec, claim, out.proof, Transcript(b"t"), masked=masked)
+    assert res.ok, res.reason
+    r = res.claims[0].point
+    z = F.emul(r[-1], F.esub(F.eone(), r[-1]))
+    want = F.eadd(mle.evaluate(w, r), F.emul(z, mle.evaluate(B, np.stack([r[-1], r[-1]]))))
+    assert np.array_equal(res.claims[2].value, want)
+    other = S.SumcheckSpec.make(N, 3, [(1, (0, 1, 2))], blinded=[(2, N - 1, 1)])
+    assert not S.verify(other, claim, out.proof, Transcript(b"t"), masked=masked).ok
+    forged = S.SumcheckProof.from_bytes(out.proof.to_bytes(spec), spec)
+    if masked:
+        forged.mask_sum, forged.mask_eval = out.proof.mask_sum, out.proof.mask_eval
+    forged.final_evals[2] = F.eadd(mle.evaluate(w, r), F.emul(z, mle.evaluate(B, np.stack([r[-2], r[-1]]))))
+    assert not S.verify(spec, claim, forged, Transcript(b"t"), masked=masked).ok

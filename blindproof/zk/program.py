@@ -95,8 +95,13 @@ def blind_rules(spec: QuantSpec, shapes: Mapping[str, tuple[int, ...]],
         n = B.n_vars(shape)
         if n and not (name in req and req[name] is None):
             s = req.get(name, n - 1)
-            length = None if name.startswith("w:") or lengths is None else lengths.get(BL.blind_name(name))
-            rules[name] = BL.make_rule(name, n, s, None if length is None else BL.coordinates_of(s, length))
+            if name.startswith("w:"):
+                coords = None  # the spec's (companion_tensors)
+            elif lengths is None or BL.blind_name(name) not in lengths:  # as for a tensor never revealed
+                coords = BL.coordinates_for(s, BL.dims_needed(s, 0))
+            else:
+                coords = BL.coordinates_of(s, lengths[BL.blind_name(name)])
+            rules[name] = BL.make_rule(name, n, s, coords)
     for out, src, perm in _relabels(spec, shapes):
         if src in rules:
             rules[out] = rules[src].permuted(out, perm)
@@ -412,7 +417,8 @@ def mask_plan(spec: QuantSpec, vals: Mapping[str, np.ndarray], shapes: Mapping[s
     per (spec digest, input shapes, start, blinding). A tensor needs four base dimensions of ``Φ``
     per randomized value a proof reveals about it (the claims its readers make, its merged claim) and
     per randomizer value a sum pays back."""
-    key = (spec.digest(), tuple((n, shapes[n]) for n in spec.inputs), int(start), rules is not None)
+    key = (spec.digest(), tuple((n, shapes[n]) for n in spec.inputs), int(start), rules is not None,
+           _self_degrees(rules))
     got = _MASK_PLANS.get(key)
     if got is None:
         rec = M.MaskRecorder()
@@ -426,15 +432,14 @@ def mask_plan(spec: QuantSpec, vals: Mapping[str, np.ndarray], shapes: Mapping[s
             if isinstance(c, B.Claim):
                 counts[c.tensor] = counts.get(c.tensor, 0) + 1
         lengths, short = {}, {}
-        for table, k in counts.items():
-            r = next((r for r in (rules or {}).values() if r.table == table), None)
-            if r is None:
-                continue
+        own = {r.table: r for r in (rules or {}).values() if r.table == BL.blind_name(r.tensor)}
+        for table, r in own.items():  # every randomizer, the unrevealed ones too (s = 0: no coordinates)
+            k = counts.get(table, 0)
             coords = r.A
             if not r.tensor.startswith("w:"):
                 # as a commitment's layout gives it back (lengths_from_layout): coordinates, plus the
                 # coordinate variables of an extension-valued randomizer
-                n_coords = BL.coordinates_for(r.s, max(BL.CAPACITY, 4 * k))
+                n_coords = BL.coordinates_for(r.s, BL.dims_needed(r.s, k))
                 lengths[table] = n_coords + (BL.EXT_VARS if BL.is_ext(r.s) else 0)
                 coords = BL._coordinates(r.s, n_coords)
             if BL.span(r.s, coords) < 4 * k:  # more revealed forms than randomizer dimensions
@@ -445,9 +450,15 @@ def mask_plan(spec: QuantSpec, vals: Mapping[str, np.ndarray], shapes: Mapping[s
     return list(got[0]), dict(got[1]), dict(got[2])
 
 
+def _self_degrees(rules: Mapping[str, BL.Rule] | None) -> tuple:
+    """The randomizers whose degree in their own blinding variable raises their readers' round degrees
+    (so the sumchecks' shapes, and the mask plan, depend on them)."""
+    return tuple(sorted((r.table, r.self_degree) for r in (rules or {}).values() if r.self_degree))
+
+
 class NotHiddenWarning(UserWarning):
     """A proof reveals values of some committed tensors: more than their randomizers can hide (a
-    tensor of two entries read at several points), or all of it (a one-entry tensor)."""
+    tensor of two entries read at more than four points), or all of it (a one-entry tensor)."""
 
 
 def not_hidden(short: Mapping[str, int], shapes: Mapping[str, tuple[int, ...]],
@@ -478,13 +489,18 @@ def prove_program(spec: QuantSpec, values: Mapping[str, np.ndarray], inputs: Map
     if rules is not None:  # a dry run with default randomizers counts what the proof reveals
         dry = dict(vals) | BL.sample_tables(rules, np.random.default_rng(0))
         plan, lengths, short = mask_plan(spec, dry, shapes, public, start, strict, rules)
-        rules = _blind_setup(spec, shapes, public, settler, lengths)
+        sized = _blind_setup(spec, shapes, public, settler, lengths)
+        if _self_degrees(sized) != _self_degrees(rules):  # round degrees changed: plan the masks again
+            dry = dict(vals) | BL.sample_tables(sized, np.random.default_rng(0))
+            plan, _, _ = mask_plan(spec, dry, shapes, public, start, strict, sized)
+        rules = sized
         vals.update(BL.sample_tables(rules, rng if rng is not None else F.SecureRng()))
         gaps = not_hidden(short, shapes, public)
         if gaps:
             warnings.warn(NotHiddenWarning(
-                "this proof does not hide the values of " + ", ".join(gaps) + ": tensors of one or two entries "
-                "have too few variables to randomize (docs/proofs.md §5)"), stacklevel=2)
+                "this proof does not hide the values of " + ", ".join(gaps) + ": a one-entry tensor has no "
+                "variable to randomize, a two-entry one hides at most four values (docs/proofs.md §5)"),
+                stacklevel=2)
     else:
         plan, _, _ = mask_plan(spec, vals, shapes, public, start, strict, rules)
     masks = M.ProverMasks.sample(plan, rng)

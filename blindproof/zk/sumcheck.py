@@ -40,7 +40,8 @@ from blindproof.zk.transcript import Transcript
 from blindproof.zk.verdict import VerifyResult, guarded
 
 MAX_DEGREE = 3        # factors per term
-MAX_ROUND_DEGREE = 5  # round polynomial degree (a factor blinded in that round counts 2)
+MAX_ROUND_DEGREE = 15  # round polynomial degree (a factor blinded in that round counts 2 + its self-degree,
+# at most 3: three such factors of a two-entry tensor's round make 15)
 MAX_VARS = 40
 MAX_TABLES = 64
 _MAGIC = b"BPSC"
@@ -272,19 +273,21 @@ def _as_coeff(c) -> np.ndarray:
 @dataclass(frozen=True)
 class SumcheckSpec:
     """Public shape of a sumcheck: number of variables, tables, and terms ``(coefficient, factors)``.
-    ``blinded`` lists ``(table, round)``: that table is a randomized extension ``T̃ + x_s(1 − x_s)·c``
-    whose blinding variable ``x_s`` the sumcheck binds in that round (:class:`Blinder`), where it has
-    degree 2. Round degrees are per round (:attr:`round_degrees`)."""
+    ``blinded`` lists ``(table, round, e)``: that table is a randomized extension ``T̃ + x_s(1 − x_s)·c``
+    whose blinding variable ``x_s`` the sumcheck binds in that round (:class:`Blinder`), ``c`` of
+    degree ``e`` in ``x_s`` (0 but for a tensor with no variable above ``x_s``), so the table has
+    degree ``2 + e`` there. Round degrees are per round (:attr:`round_degrees`)."""
 
     n_vars: int
     n_tables: int
     terms: tuple[tuple[np.ndarray, tuple[int, ...]], ...]
-    blinded: tuple[tuple[int, int], ...] = ()
+    blinded: tuple[tuple[int, int, int], ...] = ()
 
     @staticmethod
     def make(n_vars: int, n_tables: int, terms: Sequence[tuple[object, Sequence[int]]],
-             blinded: Sequence["int | tuple[int, int]"] = ()) -> "SumcheckSpec":
-        """Validate and normalise a spec (a blinded table given alone is blinded in the last round)."""
+             blinded: Sequence["int | tuple[int, int] | tuple[int, int, int]"] = ()) -> "SumcheckSpec":
+        """Validate and normalise a spec (a blinded table given alone is blinded in the last round;
+        a pair has self-degree 0)."""
         if not isinstance(n_vars, (int, np.integer)) or not 0 <= n_vars <= MAX_VARS:
             raise ValueError(f"n_vars must be in [0, {MAX_VARS}], got {n_vars!r}")
         if not 1 <= n_tables <= MAX_TABLES:
@@ -301,11 +304,12 @@ class SumcheckSpec:
             norm.append((_as_coeff(coeff), factors))
         if blinded and n_vars == 0:
             raise ValueError("a blinded table needs a sumcheck variable to blind")
-        pairs = sorted({(int(b), n_vars - 1) if isinstance(b, (int, np.integer)) else (int(b[0]), int(b[1]))
-                        for b in blinded})
-        if any(not 0 <= k < n_tables or not 0 <= j < n_vars for k, j in pairs):
-            raise ValueError(f"blinded (table, round) pairs {pairs} out of range")
-        if len({k for k, _ in pairs}) != len(pairs):
+        pairs = sorted({(int(b), n_vars - 1, 0) if isinstance(b, (int, np.integer))
+                        else (int(b[0]), int(b[1]), int(b[2]) if len(b) > 2 else 0) for b in blinded})
+        if any(not 0 <= k < n_tables or not 0 <= j < n_vars or not 0 <= e <= MAX_ROUND_DEGREE
+               for k, j, e in pairs):
+            raise ValueError(f"blinded (table, round, self-degree) {pairs} out of range")
+        if len({k for k, _, _ in pairs}) != len(pairs):
             raise ValueError("a table is blinded in one round only")
         spec = SumcheckSpec(int(n_vars), int(n_tables), tuple(norm), tuple(pairs))
         if spec.degree > MAX_ROUND_DEGREE:
@@ -315,12 +319,12 @@ class SumcheckSpec:
     @functools.cached_property
     def round_degrees(self) -> tuple[int, ...]:
         """Degree of each round polynomial: the longest product, a table blinded in that round
-        counting 2."""
+        counting 2 plus its self-degree."""
         base = max(len(f) for _, f in self.terms)
         out = [base] * self.n_vars
-        for j in {j for _, j in self.blinded}:
-            bl = {k for k, jj in self.blinded if jj == j}
-            out[j] = max(sum(2 if k in bl else 1 for k in f) for _, f in self.terms)
+        for j in {j for _, j, _ in self.blinded}:
+            bl = {k: 2 + e for k, jj, e in self.blinded if jj == j}
+            out[j] = max(sum(bl.get(k, 1) for k in f) for _, f in self.terms)
         return tuple(out)
 
     @property
@@ -365,8 +369,11 @@ class SumcheckSpec:
         """Bind the shape of the statement into the transcript."""
         transcript.absorb_bytes("sumcheck/shape", struct.pack("<III", self.n_vars, self.n_tables,
                                                               self.degree))
-        if self.blinded:
-            transcript.absorb_bytes("sumcheck/blinded", np.asarray(self.blinded, dtype="<i4").tobytes())
+        if any(e for _, _, e in self.blinded):  # self-degrees: their own label (other proofs unchanged)
+            transcript.absorb_bytes("sumcheck/blinded_deg", np.asarray(self.blinded, dtype="<i4").tobytes())
+        elif self.blinded:
+            transcript.absorb_bytes("sumcheck/blinded",
+                                    np.asarray([(k, j) for k, j, _ in self.blinded], dtype="<i4").tobytes())
         transcript.absorb_field("sumcheck/terms", np.stack([c for c, _ in self.terms]))
         transcript.absorb_bytes("sumcheck/factors", self.term_array().astype("<i8").tobytes())
 
@@ -635,6 +642,7 @@ class Blinder:
     table: int
     coeff: Callable[[np.ndarray], np.ndarray]
     round: int | None = None
+    self_degree: int = 0  # c's degree in x_s itself: ``coeff`` then gets this round's X (or r) last
 
 
 _ZERO4 = np.zeros(4, dtype=np.uint32)
@@ -650,18 +658,24 @@ def _with_tail_sums(tail: _Tails, sums: np.ndarray, rem: int, d: int, n_terms: i
     return full
 
 
-def _blinded_round(n_tables: int, d: int, blinders: Sequence[Blinder], point: np.ndarray
-                   ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
-    """Offsets ``X(1 − X)·c`` at X = 0..d per table blinded in this round, and each table's ``c``."""
+def _blinder_coeff(b: Blinder, point: np.ndarray, x: np.ndarray | None) -> np.ndarray:
+    """``c`` of a blinder from the earlier challenges (and this round's ``x`` when ``c`` depends on it)."""
+    if b.self_degree:
+        point = np.concatenate([point, np.asarray(x, dtype=np.uint32).reshape(1, 4)])
+    return F._check_ext(np.asarray(b.coeff(point)), "blinder").reshape(4)
+
+
+def _blinded_round(n_tables: int, d: int, blinders: Sequence[Blinder], point: np.ndarray) -> np.ndarray:
+    """Offsets ``X(1 − X)·c(X)`` at X = 0..d per table blinded in this round."""
     offs = np.zeros((n_tables, d + 1, 4), dtype=np.uint32)
-    cs = {}
-    zs = [(x * (1 - x)) % F.P for x in range(d + 1)]  # X(1 − X) at X = 0..d (0 at 0 and 1)
     for b in blinders:
-        c = F._check_ext(np.asarray(b.coeff(point)), "blinder").reshape(4)
-        cs[b.table] = c
-        cl = c.tolist()
-        offs[b.table] = [[z * ci % F.P for ci in cl] for z in zs]
-    return offs, cs
+        if b.self_degree:
+            for x in range(2, d + 1):  # 0 at X = 0 and 1
+                offs[b.table, x] = F.emul(F.ext((x * (1 - x)) % F.P), _blinder_coeff(b, point, F.ext(x)))
+        else:
+            cl = _blinder_coeff(b, point, None).tolist()
+            offs[b.table] = [[(x * (1 - x)) % F.P * ci % F.P for ci in cl] for x in range(d + 1)]
+    return offs
 
 
 class _Tails:
@@ -681,7 +695,7 @@ class _Tails:
         for _, factors in spec.terms:
             if len(factors) > 1 and set(factors) & set(self.tabs):
                 raise ValueError("a tail table must be the only factor of its terms")
-        if set(self.tabs) & {k for k, _ in spec.blinded}:
+        if set(self.tabs) & {k for k, _, _ in spec.blinded}:
             raise ValueError("a tail table cannot be blinded")
         self.main = [k for k in range(spec.n_tables) if k not in self.tabs]
         where = {k: i for i, k in enumerate(self.main)}
@@ -748,7 +762,7 @@ def prove(spec: SumcheckSpec, tables: Sequence[np.ndarray | None], claim: np.nda
     by_round: dict[int, list[Blinder]] = {}
     for b in blinders:
         j = n - 1 if b.round is None else int(b.round)
-        if (tail.main[b.table] if tail else b.table, j) not in spec.blinded:
+        if (tail.main[b.table] if tail else b.table, j, b.self_degree) not in spec.blinded:
             raise ValueError(f"blinder of table {b.table} in round {j}, the spec says {spec.blinded}")
         by_round.setdefault(j, []).append(b)
     if mask is not None and (mask.n_vars != n or mask.degree > d or not mask.fits(spec.round_degrees)):
@@ -784,7 +798,7 @@ def prove(spec: SumcheckSpec, tables: Sequence[np.ndarray | None], claim: np.nda
         if base_mode:
             sums = F.embed(_round_base(tabs, length, terms, dj).astype(np.uint32))
         elif special:
-            offs, cs = _blinded_round(n_main, dj, special, point[:j])
+            offs = _blinded_round(n_main, dj, special, point[:j])
             sums = _round_ext(tabs, length, terms, dj, offs, True).astype(np.uint32)
         else:
             sums = _round_ext(tabs, length, terms, dj, no_offs, False).astype(np.uint32)
@@ -806,10 +820,11 @@ def prove(spec: SumcheckSpec, tables: Sequence[np.ndarray | None], claim: np.nda
             base_mode = False
         else:
             _fold_all_ext(tabs, length, r)
-        if special:  # T̂(.., r, ..) = T̃(.., r, ..) + r(1 − r)·c on every entry left
+        if special:  # T̂(.., r, ..) = T̃(.., r, ..) + r(1 − r)·c(r) on every entry left
             zc = F.emul(r, F.esub(F.eone(), r))
-            for k, c in cs.items():
-                tabs[k, :length // 2] = F.eadd(tabs[k, :length // 2], F.emul(zc, c)[None, :])
+            for b in special:
+                c = _blinder_coeff(b, point[:j], r)
+                tabs[b.table, :length // 2] = F.eadd(tabs[b.table, :length // 2], F.emul(zc, c)[None, :])
         if tail is not None:
             tail.fold(n - j, r)
         length //= 2
@@ -925,10 +940,11 @@ def verify_bytes(spec: SumcheckSpec, claim: np.ndarray, data: bytes, transcript:
 # --- opening the mask: g(r) as a linear claim on the committed coefficient table ----------------------
 
 def mask_columns(degree: int) -> int:
-    """Columns (powers) of a mask's committed coefficient table: 4 up to degree 3, 8 up to degree 5."""
+    """Columns (powers) of a mask's committed coefficient table: the powers of two above its degree,
+    at least 4 (4 up to degree 3, 8 up to 7, 16 up to 15)."""
     if not 0 <= degree <= MAX_ROUND_DEGREE:
         raise ValueError(f"mask degree {degree} outside 0..{MAX_ROUND_DEGREE}")
-    return 4 if degree <= MAX_DEGREE else 8
+    return max(4, 1 << degree.bit_length())
 
 
 def _geometric_points(ys: list, bits: int) -> list[tuple[list, tuple]]:

@@ -641,7 +641,7 @@ def prove_sum(ctx: VerifierContext, proof: OpProof, n: int, tables: Sequence[np.
     tails = {k0 + i: lb.tail(ctx.table(lb.rule.table), n) for i, lb in enumerate(libra)}
     tables = list(tables) + [None] * len(libra)
     terms = _with_libra(n, k0, terms, libra)
-    spec = S.SumcheckSpec.make(n, len(tables), terms, [(b.table, b.round) for b in blinders])
+    spec = S.SumcheckSpec.make(n, len(tables), terms, [(b.table, b.round, b.self_degree) for b in blinders])
     if ctx.masks is None or n == 0:
         out = S.prove(spec, tables, claim, ctx.transcript, blinders=blinders, tails=tails)
         proof.put_bytes(out.proof.to_bytes(spec))
@@ -663,7 +663,7 @@ def verify_sum(ctx: VerifierContext, rd: ProofReader, n: int, n_tables: int, ter
     if libra and n == 0:
         terms = _halved(terms)
         n = 1
-    blinded = [(k, BL.blind_round(r, view)) for k, r, view in _blinded(ctx, reads)]
+    blinded = [(k, BL.blind_round(r, view), r.self_degree) for k, r, view in _blinded(ctx, reads)]
     terms = _with_libra(n, n_tables, terms, libra)
     spec = S.SumcheckSpec.make(n, n_tables + len(libra), terms, blinded)
     sc = rd.take_sumcheck(spec)

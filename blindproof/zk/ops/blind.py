@@ -31,8 +31,9 @@ Rules every protocol follows (each is checked where it applies):
   lookup's tie, a pool's remainder) hold for the ``T̃`` and are off by ``δ = Σ c·z·Φ`` for the
   ``T̂``: the prover sends ``δ`` with a linear claim on the ``R`` tables (``base.prove_relation``).
 
-Degrees of freedom: ``Φ_T`` spans ``Π (repeats + 1)`` base dimensions of its coordinates and each value
-a proof reveals about ``T`` takes four; a dry run of the op proofs counts them (reads, merged claims,
+Degrees of freedom: ``Φ_T`` spans ``Π (repeats + 1)`` base dimensions of its coordinates (times four
+when extension-valued; with no variable above ``x_s`` the coordinates are ``x_s`` itself, at a cost in
+degree: :attr:`Rule.self_degree`) and each value a proof reveals about ``T`` takes four; a dry run of the op proofs counts them (reads, merged claims,
 paybacks: ``program.mask_plan``) and sizes each trace tensor's coordinates to fit
 (:func:`coordinates_for`); ``tests/test_zk_leakage_rank.py`` checks on real proofs that no combination
 of revealed values cancels the randomizers without cancelling the tensor.
@@ -123,6 +124,11 @@ class Rule:
     # :data:`EXT_VARS` more variables, read at ``κ``; a relabelling keeps its source's
 
     @property
+    def self_degree(self) -> int:
+        """Degree of ``Φ`` in the blinding variable itself (its readers' round has ``2 +`` this)."""
+        return self.A.count(self.s)
+
+    @property
     def r_vars(self) -> int:
         """Variables of the randomizer table."""
         return len(self.A) + self.b + (EXT_VARS if self.ext else 0)
@@ -167,28 +173,40 @@ class Rule:
 
 CAPACITY = 1 << A_VARS  # base dimensions of Φ when nothing else is known: four randomized values
 MAX_A = 12  # randomizer coordinates at most (R ≤ 2^(12+b) entries)
+MAX_SELF = 3  # coordinates on x_s itself at most (each adds one to the degree of its readers' round)
 
 
 def _coordinates(s: int, length: int) -> tuple[int, ...]:
     """``length`` randomizer coordinates: the variables just above ``s`` (as many as there are, up to
     ``length``), repeated round-robin when a small tensor has fewer (Φ then has degree > 1 in a
-    variable; the space of such polynomials has ``Π (repeats + 1)`` dimensions)."""
+    variable; the space of such polynomials has ``Π (repeats + 1)`` dimensions). With no variable
+    above (``s = 0``: a two-entry tensor, say) the coordinates are ``x_s`` itself, ``length`` times:
+    ``Φ(x_s)`` of degree ``length``, which its readers' round pays for in degree (:attr:`Rule.self_degree`)."""
+    if s == 0:
+        return (0,) * length
     distinct = list(range(s - min(length, s), s))
-    if not distinct:
-        return ()
     counts = [length // len(distinct) + (1 if i < length % len(distinct) else 0) for i in range(len(distinct))]
     return tuple(v for v, c in zip(distinct, counts) for _ in range(c))
 
 
+def max_coordinates(s: int) -> int:
+    """Coordinates a randomizer with blinding variable ``s`` may have."""
+    return MAX_SELF if s == 0 else MAX_A
+
+
 def coordinates_for(s: int, dims: int) -> int:
-    """The fewest coordinates whose Φ spans at least ``dims`` base dimensions (at most :data:`MAX_A`;
-    a tensor with no variable above ``s`` has none)."""
-    if s == 0:
-        return 0
-    for length in range(0, MAX_A + 1):
+    """The fewest coordinates whose Φ spans at least ``dims`` base dimensions (at most
+    :func:`max_coordinates`)."""
+    for length in range(0, max_coordinates(s) + 1):
         if span(s, _coordinates(s, length)) >= dims:
             return length
-    return MAX_A
+    return max_coordinates(s)
+
+
+def dims_needed(s: int, reveals: int) -> int:
+    """Base dimensions of ``Φ`` a tensor revealed ``reveals`` times needs: four per value, and at
+    least :data:`CAPACITY` unless the coordinates cost degree (``s = 0``)."""
+    return 4 * reveals if s == 0 else max(CAPACITY, 4 * reveals)
 
 
 def span(s: int, coords: tuple[int, ...]) -> int:
@@ -205,8 +223,8 @@ def make_rule(tensor: str, n: int, s: int, length: int | None = None) -> Rule:
         raise ValueError(f"blinding variable {s} of {tensor!r} outside its {n} variables")
     if length is None:
         length = coordinates_for(s, CAPACITY)
-    if not 0 <= length <= MAX_A:
-        raise ValueError(f"{length} randomizer coordinates for {tensor!r}: at most {MAX_A}")
+    if not 0 <= length <= max_coordinates(s):
+        raise ValueError(f"{length} randomizer coordinates for {tensor!r}: at most {max_coordinates(s)}")
     return Rule(tensor, n, s, _coordinates(s, length), blind_name(tensor), ext=is_ext(s))
 
 
@@ -241,7 +259,8 @@ View = Sequence["int | np.ndarray"]  # per variable of T: the sumcheck round bin
 
 def blind_round(rule: Rule, view: View) -> int:
     """The sumcheck round that binds the blinding variable. ValueError if the view fixes ``x_s`` or
-    binds a variable of ``x_A`` after it (the randomizer would not cancel)."""
+    binds a variable of ``x_A`` other than ``x_s`` itself in or after that round (``Φ`` would not be
+    a constant-coefficient polynomial in that round)."""
     if len(view) != rule.n:
         raise ValueError(f"a view of {rule.tensor!r} covers {len(view)} of its {rule.n} variables")
     rs = view[rule.s]
@@ -250,7 +269,7 @@ def blind_round(rule: Rule, view: View) -> int:
     rs = int(rs)
     for a in rule.A:
         v = view[a]
-        if isinstance(v, (int, np.integer)) and int(v) >= rs:
+        if a != rule.s and isinstance(v, (int, np.integer)) and int(v) >= rs:
             raise ValueError(f"a reader of {rule.tensor!r} binds a randomizer variable after the blinding one")
     return rs
 
@@ -265,7 +284,7 @@ def blinder(rule: Rule, R: np.ndarray, table: int, view: View) -> S.Blinder:
         full = np.concatenate([pa, np.tile(_HALF, (rule.b, 1)), rule._tail_point()])
         return F.emul(rule.phi_scale(), mle.evaluate(R, full))
 
-    return S.Blinder(table, coeff, rs)
+    return S.Blinder(table, coeff, rs, rule.self_degree)
 
 
 def rounds(n: int, offset: int = 0) -> list[int]:
