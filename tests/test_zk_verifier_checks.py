@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 
 import blake3
+import math
+
 import numpy as np
 import pytest
 
@@ -452,6 +454,24 @@ def test_f1_soundness_figures_refuse_unaccounted_or_uneven_draws(mlp):
     # the consistent records are accepted
     soundness_figures({"lookup/lambda": 2, "lookup/alpha": 2, "lookup/beta": 2}, [[64, 6, 4, 2]], None, 0, w, 1,
                       lambda_degrees=[5, 5])
+
+
+def test_f1_a_round_above_the_counted_degree_costs_its_excess(mlp):
+    """F1. Every op challenge is counted at degree ROUND_DEGREE (5); a sumcheck round of higher degree
+    (a two-entry tensor's randomizer of degree 3 in its own variable: up to 15) adds the rest, which
+    the counting transcript reads off the round values it absorbs."""
+    from blindproof.zk.verifier import ROUND_DEGREE, CountingTranscript
+
+    prover, _, _ = mlp
+    w = prover.commitment.weights.layout
+    tr = CountingTranscript(b"t")
+    for d in (3, 5, 11):
+        tr.absorb_ext("sumcheck/round", np.zeros((d, 4), dtype=np.uint32))
+        tr.challenge_ext("sumcheck/r")
+    assert tr.extra_degree == 11 - ROUND_DEGREE
+    base = soundness_figures(dict(tr.counts), [], None, 0, w, 1)
+    more = soundness_figures(dict(tr.counts), [], None, 0, w, 1, extra_degree=tr.extra_degree)
+    assert base.terms[0][1] - more.terms[0][1] == pytest.approx(math.log2((3 * ROUND_DEGREE + 6) / (3 * ROUND_DEGREE)))
 
 
 # --- 6. gadgets -------------------------------------------------------------------------------------------

@@ -230,7 +230,7 @@ class ModelProver:
         say(f"op proofs and openings: {len(program_proof)} bytes ({time.perf_counter() - t1:.2f} s)")
         figs = soundness_figures(tr.counts, tr.lookups, settler.trace_com.layout if settler.trace_com else None,
                                  settler.trace_claims, self.commitment.weights.layout, settler.weight_claims,
-                                 tr.lambda_degrees())
+                                 tr.lambda_degrees(), tr.extra_degree)
         return ModelProof(
             model_digest=digest, spec_digest=self.commitment.spec_digest, params=self.params, start=start,
             inputs=inputs, outputs=outputs,

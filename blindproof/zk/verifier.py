@@ -44,7 +44,7 @@ from blindproof.zk.verdict import SoundnessResult, guarded
 
 DOMAIN = b"blindproof/model-proof/v2"
 LOG_EXT_FIELD = EXT_DEGREE * math.log2(BABYBEAR_P)
-ROUND_DEGREE = 5  # bound on the degree of any round polynomial of the op proofs (sumcheck.MAX_ROUND_DEGREE)
+ROUND_DEGREE = 5  # the degree each op challenge is counted at; a sumcheck round above it adds the rest
 _LOOKUP_LABELS = ("lookup/alpha", "lookup/beta")
 _LAMBDA_LABEL = "lookup/lambda"  # counted by its degree (CountingTranscript.lambda_degrees)
 
@@ -89,6 +89,8 @@ class CountingTranscript(Transcript):
         self.counts: Counter[str] = Counter()
         self.lookups: list[list[int]] = []  # [queries, depth, α and β draws, repetitions (α draws)]
         self.lambda_draws: list[int] = []  # per λ draw: how many lookups were recorded before it
+        self.extra_degree = 0  # Σ over sumcheck round challenges of (round degree − ROUND_DEGREE)⁺
+        self._round_degree = 0  # degree of the round whose values were absorbed last
         self._table_log = 0  # log size of the table the next lookup uses
         self.on_op = on_op  # told "kind -> output" as each op proof starts (progress display)
 
@@ -112,9 +114,16 @@ class CountingTranscript(Transcript):
             # tree's depth and padding add no poles; its GKR rounds are counted as challenges)
             self.lookups.append([sum(1 << g for g in logs), max([self._table_log, *logs]), 0, 0])
 
+    def absorb_ext(self, label: str, arr: np.ndarray) -> None:
+        super().absorb_ext(label, arr)
+        if label == "sumcheck/round":  # a round of degree d sends its values at 0, 2, …, d: d of them
+            self._round_degree = int(np.asarray(arr).size) // 4
+
     def challenge_exts(self, label: str, n: int) -> np.ndarray:
         out = super().challenge_exts(label, n)
         self.counts[label] += int(n)
+        if label == "sumcheck/r":  # a round above ROUND_DEGREE (a two-entry tensor's randomizer)
+            self.extra_degree += max(0, self._round_degree - ROUND_DEGREE) * int(n)
         if self.lookups and label == "lookup/alpha":  # one α per repetition
             self.lookups[-1][2] += int(n)
             self.lookups[-1][3] += int(n)
@@ -146,15 +155,17 @@ def _bits(err: float) -> float:
 
 def soundness_figures(counts: Mapping[str, int], lookups: Sequence[Sequence[int]], trace: pcs.Layout | None,
                       trace_claims: int, weights: pcs.Layout, weight_claims: int,
-                      lambda_degrees: Sequence[int] = ()) -> SoundnessFigures:
+                      lambda_degrees: Sequence[int] = (), extra_degree: int = 0) -> SoundnessFigures:
     """Provable and conjectured bits of a whole proof (see the module docstring). ``lookups``: per
     logUp lookup (queries, GKR depth, challenges drawn, repetitions), as :class:`CountingTranscript`
-    records them; ``lambda_degrees``: the degree of each GKR layer's batching challenge λ."""
+    records them; ``lambda_degrees``: the degree of each GKR layer's batching challenge λ;
+    ``extra_degree``: what sumcheck rounds of degree above :data:`ROUND_DEGREE` add
+    (``CountingTranscript.extra_degree``)."""
     if counts.get(_LAMBDA_LABEL, 0) != len(lambda_degrees):
         raise Reject("GKR batching challenges without a recorded degree")
     other = sum(n for lab, n in counts.items()
                 if not lab.startswith("pcs/") and lab not in _LOOKUP_LABELS and lab != _LAMBDA_LABEL)
-    weighted = ROUND_DEGREE * other + sum(lambda_degrees)
+    weighted = ROUND_DEGREE * other + sum(lambda_degrees) + extra_degree
     terms: list[tuple[str, float, float]] = []
     if weighted:
         b = LOG_EXT_FIELD - math.log2(weighted)
@@ -428,7 +439,7 @@ def _verify(model, data, inputs, outputs, start, scope, min_bits) -> ModelVerify
     if not settler.settled:
         return _reject("the program proof left its claims unsettled", proof)
     figs = soundness_figures(tr.counts, tr.lookups, trace_com.layout if trace_com else None, proof.trace_claims,
-                             model.weights.layout, proof.weight_claims, tr.lambda_degrees())
+                             model.weights.layout, proof.weight_claims, tr.lambda_degrees(), tr.extra_degree)
     stated = proof.soundness  # doubles round-trip exactly: any difference is a tampered or foreign file
     if ((stated.provable_bits, stated.conjectured_bits, [tuple(t) for t in stated.terms])
             != (figs.provable_bits, figs.conjectured_bits, [tuple(t) for t in figs.terms])):

@@ -501,7 +501,8 @@ def _verify(model, data) -> WellformedResult:
     if not res.ok:
         return _reject(f"weight opening: {res.reason}")
     try:
-        figs = soundness_figures(tr.counts, tr.lookups, None, 0, wcom.layout, len(opened), tr.lambda_degrees())
+        figs = soundness_figures(tr.counts, tr.lookups, None, 0, wcom.layout, len(opened), tr.lambda_degrees(),
+                                 tr.extra_degree)
     except B.Reject as exc:
         return _reject(str(exc))
     if not figs.provable_bits >= PROOF_FLOOR_BITS:
