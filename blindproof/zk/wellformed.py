@@ -334,7 +334,7 @@ def prove_wellformed(spec: QuantSpec, weights: pcs.ProverState, params: pcs.PcsP
     # then the batched lookups' GKR layers
     rec = M.MaskRecorder()
     dry = B.ProverContext(Transcript(DOMAIN + b"/mask-plan"), spec, shapes, values=vals, strict=strict,
-                          lookups=B.LookupBatch(), masks=rec, blind=rules)
+                          lookups=B.LookupBatch(), masks=rec, blind=rules, one_opening=True)
     _prove_checks(dry, plan)
     masks = M.ProverMasks.sample(rec.plan + dry.lookups.mask_sizes(), mask_rng)
 
@@ -345,7 +345,7 @@ def prove_wellformed(spec: QuantSpec, weights: pcs.ProverState, params: pcs.PcsP
     tr = Transcript(DOMAIN, statement_bytes(spec, weights.commitment, params))
     tr.absorb_digest(AUX_COMMITMENT_LABEL, aux_com.digest())
     ctx = B.ProverContext(tr, spec, shapes, values=vals, strict=strict, lookups=B.LookupBatch(), masks=masks,
-                          blind=rules)
+                          blind=rules, one_opening=True)
     checks, claims = _prove_checks(ctx, plan)
     lookups, lclaims = ctx.lookups.prove(ctx)
     masks.check_all_used()
@@ -475,7 +475,8 @@ def _verify(model, data) -> WellformedResult:
     tr.absorb_digest(AUX_COMMITMENT_LABEL, aux.digest())
     rules = blind_rules(plan)
     shapes |= {r.table: (1 << r.r_vars,) for r in rules.values()}
-    ctx = B.VerifierContext(tr, spec, shapes, lookups=B.LookupBatch(), masks=M.VerifierMasks(), blind=rules)
+    ctx = B.VerifierContext(tr, spec, shapes, lookups=B.LookupBatch(), masks=M.VerifierMasks(), blind=rules,
+                            one_opening=True)
     try:
         rd = B.ProofReader(proof.checks)
         claims: list[B.Claim] = []

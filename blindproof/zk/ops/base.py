@@ -407,6 +407,7 @@ class VerifierContext:
     masks: object = None  # set by the program (zkmask.ProverMasks / VerifierMasks): sumchecks run masked
     blind: Mapping[str, "BL.Rule"] | None = None  # set by the program: tensors read as randomized extensions
     blind_claims: list = field(default_factory=list)  # claims on randomizer tables the gadgets leave
+    one_opening: bool = False  # every committed table is settled by one opening (the well-formedness proof)
 
     def rule(self, name: str) -> "BL.Rule | None":
         """The randomizer rule of a tensor, or None (not blinded)."""
@@ -714,22 +715,25 @@ def _ext_coeff(c) -> np.ndarray:
     return F._check_ext(np.asarray(c), "coefficient").reshape(4)
 
 
-def _relation_groups(lin: list) -> list[list]:
-    """The terms split by the commitment their randomizer table lives in (a weight's is in the weight
-    opening's companion, the others in the trace commitment): one δ and one linear claim per group."""
-    groups: dict[bool, list] = {}
-    for t in lin:
-        groups.setdefault(BL.in_companion(t[0]), []).append(t)
-    return [groups[k] for k in sorted(groups)]
+def _relation_groups(ctx: VerifierContext, lin: list) -> list[list]:
+    """The relation's randomizer terms as one group: one δ, settled as one linear claim by the opening
+    that holds them all. A relation whose tables live in two openings (a weight's randomizer is in the
+    weight opening's companion, the others in the trace commitment; the well-formedness proof has one
+    opening for all) is refused: its δ would have to be sent per opening, and a part with a single
+    term, ``c·z·Φ_T(p)``, gives ``T̃(p)`` away beside the claim ``T̂(p)``."""
+    if lin and not ctx.one_opening and len({BL.in_companion(t[0]) for t in lin}) > 1:
+        raise Reject("a linear relation spans the trace and weight openings")
+    return [lin] if lin else []
 
 
 def prove_relation(ctx: ProverContext, proof: OpProof, terms: Relation, label: str) -> np.ndarray:
     """For a linear relation ``Σ c·T̃(p) = known`` between values the proof reveals as ``T̂(p)``:
-    send ``δ = Σ c·(T̂(p) − T̃(p))`` (a linear form of the randomizer tables, settled as a
-    :class:`LinearClaim`; one per commitment the tables live in) so that ``Σ c·T̂(p) = known + δ``.
+    send ``δ = Σ c·(T̂(p) − T̃(p))`` (a linear form of the randomizer tables, settled as one
+    :class:`LinearClaim` by the opening that holds them: see :func:`_relation_groups`) so that
+    ``Σ c·T̂(p) = known + δ``.
     Nothing is sent when no term is randomized (δ = 0)."""
     total = F.ezero()
-    for group in _relation_groups(_relation_terms(ctx, terms)):
+    for group in _relation_groups(ctx, _relation_terms(ctx, terms)):
         delta = F.ezero()
         for name, pt, coef in group:
             delta = F.eadd(delta, F.emul(coef, ctx.evaluate(name, pt)))
@@ -743,7 +747,7 @@ def prove_relation(ctx: ProverContext, proof: OpProof, terms: Relation, label: s
 def verify_relation(ctx: VerifierContext, rd: "ProofReader", terms: Relation, label: str) -> np.ndarray:
     """Mirror of :func:`prove_relation`: returns δ (the sum over the groups)."""
     total = F.ezero()
-    for group in _relation_groups(_relation_terms(ctx, terms)):
+    for group in _relation_groups(ctx, _relation_terms(ctx, terms)):
         delta = rd.take_ext(1)[0]
         ctx.transcript.absorb_ext(f"ops/{label}/delta", delta)
         ctx.blind_claims.append(LinearClaim(tuple(group), delta))

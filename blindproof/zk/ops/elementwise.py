@@ -4,7 +4,9 @@ add / add_weight: ``raw = a + b`` (or ``a + w`` with ``w`` broadcast over the la
 the padded tensor is ``ind_lead · w(r_last)``), ``y = clamp(raw)``. When the output range holds every
 possible ``raw`` (from the ranges a proof enforces on the inputs, ``domain.proven_range``, or the 2^29
 bound of the integer model where none does) the clamp is the
-identity: each claim ``y(r) = v`` is reduced linearly (the prover sends ``a(r)`` or ``w(r_last)``).
+identity: each claim ``y(r) = v`` is reduced linearly for ``add`` (the prover sends ``a(r)``) and by a
+degree-3 sumcheck ``Σ_x eq(r, x)·[a(x) + ind(x)·w(x_last)]`` for ``add_weight`` (the weight read at a
+fresh point, never split from the trace by a linear relation: see :func:`_prove_add_weight`).
 Otherwise the Clamp gadget proves ``y = clamp(raw)`` at a random point, where ``raw = a + b`` is
 checked linearly; the claims on ``y`` are then settled by the commitment.
 
@@ -76,36 +78,52 @@ def aux(ctx: B.ProverContext, op: Op) -> dict[str, np.ndarray]:
 # --- add -----------------------------------------------------------------------------------------
 
 def _add_relation(ctx: B.VerifierContext, op: Op, c: B.Claim) -> B.Relation:
-    """``y − a − b = 0`` (``add``) or ``y − a − ind·w = 0`` (``add_weight``) at the claim's point, ``y``
-    the claim's tensor (the output, or the raw sum before a clamp)."""
-    shape = ctx.shape(op.output)
-    rel: list = [(1, c.tensor, c.point, not c.plain), (-1, op.inputs[0], c.point, True)]
-    if op.kind == "add":
-        rel.append((-1, op.inputs[1], c.point, True))
-    else:
-        k = B.dim_vars(shape[-1])
-        ind = B.indicator_eval(shape[:-1], c.point[:c.point.shape[0] - k])
-        rel.append((F.eneg(ind), B.weight_name(op.params["weight"]), c.point[c.point.shape[0] - k:], True))
-    return rel
+    """``y − a − b = 0`` at the claim's point, ``y`` the claim's tensor (the output, or the raw sum
+    before a clamp)."""
+    return [(1, c.tensor, c.point, not c.plain), (-1, op.inputs[0], c.point, True), (-1, op.inputs[1], c.point, True)]
 
 
-def _add_split(ctx: B.VerifierContext, op: Op, c: B.Claim, sent: np.ndarray, delta: np.ndarray):
-    """Given ``ŷ(p) = v``, the sent value and δ (``ŷ − â − b̂ = δ``), return the two claims."""
-    a, point, total = op.inputs[0], c.point, F.esub(c.value, delta)
-    if op.kind == "add":
-        return [B.Claim(a, point, sent), B.Claim(op.inputs[1], point, F.esub(total, sent))]
-    shape = ctx.shape(op.output)
-    k = B.dim_vars(shape[-1])
-    ind = B.indicator_eval(shape[:-1], point[:point.shape[0] - k])
-    wname = B.weight_name(op.params["weight"])
-    return [B.Claim(wname, point[point.shape[0] - k:], sent), B.Claim(a, point, F.esub(total, F.emul(ind, sent)))]
+def _add_split(op: Op, c: B.Claim, sent: np.ndarray, delta: np.ndarray) -> list[B.Claim]:
+    """Given ``ŷ(p) = v``, the sent ``â(p)`` and δ (``ŷ − â − b̂ = δ``), the two claims."""
+    return [B.Claim(op.inputs[0], c.point, sent), B.Claim(op.inputs[1], c.point, F.esub(F.esub(c.value, delta), sent))]
 
 
-def _add_sent(ctx: B.ProverContext, op: Op, point: np.ndarray) -> np.ndarray:
-    if op.kind == "add":
-        return ctx.hat(op.inputs[0], point)
+# add_weight: y(p) = Σ_x eq(p, x)·[a(x) + ind(x)·w(x_last)] — a sumcheck, so that the weight is read
+# at a fresh point through its randomized extension. (A linear split ``ŷ − â − ind·ŵ = δ`` needs one δ
+# per opening, and the weight opening's part, ``ind·z·Φ_w(p)``, would give ``w̃(p)`` away beside ``ŵ(p)``.)
+_ADD_W = [(1, (0, 1)), (1, (0, 2, 3))]  # tables: 0 eq, 1 a, 2 ind (public), 3 w broadcast
+
+
+def _add_weight_reads(ctx: B.VerifierContext, op: Op, n: int) -> list[B.Read]:
     k = B.dim_vars(ctx.shape(op.output)[-1])
-    return ctx.hat(B.weight_name(op.params["weight"]), point[point.shape[0] - k:])
+    return [(1, op.inputs[0], BL.rounds(n)), (3, B.weight_name(op.params["weight"]), BL.rounds(k, n - k))]
+
+
+def _add_weight_claims(ctx: B.VerifierContext, op: Op, rho: np.ndarray, finals: np.ndarray) -> list[B.Claim]:
+    k = B.dim_vars(ctx.shape(op.output)[-1])
+    return [B.Claim(op.inputs[0], rho, finals[1]),
+            B.Claim(B.weight_name(op.params["weight"]), rho[rho.shape[0] - k:], finals[3])]
+
+
+def _prove_add_weight(ctx: B.ProverContext, proof: B.OpProof, op: Op, c: B.Claim) -> list[B.Claim]:
+    shape = ctx.shape(op.output)
+    n = c.point.shape[0]
+    tables = [mle.eq_table(c.point), ctx.table(op.inputs[0]), B.indicator_table(shape),
+              B.broadcast_table(ctx.value(B.weight_name(op.params["weight"])), shape)]
+    rho, finals = B.prove_sum(ctx, proof, n, tables, _ADD_W, c.value, reads=_add_weight_reads(ctx, op, n),
+                              libra=B.libra_for(ctx, c))
+    return _add_weight_claims(ctx, op, rho, finals)
+
+
+def _verify_add_weight(ctx: B.VerifierContext, rd: B.ProofReader, op: Op, c: B.Claim) -> list[B.Claim]:
+    n = c.point.shape[0]
+    rho, finals = B.verify_sum(ctx, rd, n, 4, _ADD_W, c.value, reads=_add_weight_reads(ctx, op, n),
+                               libra=B.libra_for(ctx, c))
+    if not np.array_equal(finals[0], mle.eq_eval(c.point, rho) if n else F.eone()):
+        raise B.Reject(f"add_weight {op.output}: wrong eq value")
+    if not np.array_equal(finals[2], B.indicator_eval(ctx.shape(op.output), rho)):
+        raise B.Reject(f"add_weight {op.output}: wrong indicator value")
+    return _add_weight_claims(ctx, op, rho, finals)
 
 
 def _prove_add(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]):
@@ -118,12 +136,16 @@ def _prove_add(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]):
         claims = clamp.prove(ctx, proof)
         points = [claims[0]]
         claims += checks.prove(ctx, proof) + list(out_claims)
-    sent = np.stack([_add_sent(ctx, op, c.point) for c in points])
+    if op.kind == "add_weight":
+        for c in points:
+            claims += _prove_add_weight(ctx, proof, op, c)
+        return proof, claims
+    sent = np.stack([ctx.hat(op.inputs[0], c.point) for c in points])
     proof.put_ext(sent)
     ctx.transcript.absorb_ext("ops/add_values", sent)
     for c, v in zip(points, sent):
         delta = B.prove_relation(ctx, proof, _add_relation(ctx, op, c), "add")
-        claims += _add_split(ctx, op, c, v, delta)
+        claims += _add_split(op, c, v, delta)
     return proof, claims
 
 
@@ -137,11 +159,16 @@ def _verify_add(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], p
         claims = clamp.verify(ctx, rd)
         points = [claims[0]]
         claims += checks.verify(ctx, rd) + list(out_claims)
+    if op.kind == "add_weight":
+        for c in points:
+            claims += _verify_add_weight(ctx, rd, op, c)
+        rd.done()
+        return claims
     sent = rd.take_ext(len(points))
     ctx.transcript.absorb_ext("ops/add_values", sent)
     for c, v in zip(points, sent):
         delta = B.verify_relation(ctx, rd, _add_relation(ctx, op, c), "add")
-        claims += _add_split(ctx, op, c, v, delta)
+        claims += _add_split(op, c, v, delta)
     rd.done()
     return claims
 

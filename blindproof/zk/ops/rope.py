@@ -6,9 +6,12 @@ half. For a claim ``y(r) = v`` with ``r = (r_bht, r_top, r_j)`` and ``z = (b, h,
 
     v = Σ_z eq((r_bht, r_j), z) · [(1 − r_top)(x1 C − x2 S) + r_top (x1 S + x2 C)](z)
 
-a degree-3 sumcheck over the half-size tensor with the public tables ``C``, ``S`` broadcast over
-``(b, h)`` (the verifier evaluates them itself). It ends with ``x1(ρ)`` and ``x2(ρ)``; a challenge ``μ``
-merges them into one claim ``x(ρ_bht, μ, ρ_j) = (1 − μ) x1(ρ) + μ x2(ρ)``.
+that is ``v = Σ_{z, top} eq((r_bht, r_j), (z_bht, z_j)) · x(z, top) · K(z, top)`` with the public
+coefficients ``K(·, 0) = (1 − r_top) C + r_top S`` and ``K(·, 1) = r_top C − (1 − r_top) S`` broadcast
+over ``(b, h)``: a degree-3 sumcheck over the input's own variables, ``x`` read whole, which ends with
+one claim ``x(ρ)`` and ``K(ρ)``, computed by the verifier from ``C(ρ_t, ρ_j)`` and ``S(ρ_t, ρ_j)``.
+(Reading the halves apart, with ``top`` fixed to 0 and 1, and merging them by a challenge ``μ`` was
+exact only for a randomizer linear in ``top`` and could not blind a head dim of 2.)
 """
 
 from __future__ import annotations
@@ -57,56 +60,54 @@ def _half_shape(ctx: B.VerifierContext, op: Op) -> tuple[int, ...]:
     return (b, h, t, hd // 2)
 
 
-def _broadcast(ctx: B.VerifierContext, op: Op, rows: np.ndarray) -> np.ndarray:
-    """Canonical table of (t, half) rows repeated over every (padded) b, h."""
-    b, h, t, half = _half_shape(ctx, op)
-    tab = B.canonical(rows)
-    reps = (1 << B.dim_vars(b)) * (1 << B.dim_vars(h))
-    return np.tile(tab, reps)
-
-
-def _terms(r_top: np.ndarray) -> list:
-    # tables: 0 eq, 1 x1, 2 x2, 3 C, 4 S
-    c0, c1 = F.esub(F.eone(), r_top), r_top
-    return [(c0, (0, 1, 3)), (c1, (0, 1, 4)), (F.eneg(c0), (0, 2, 4)), (c1, (0, 2, 3))]
-
-
 def _split_point(ctx: B.VerifierContext, op: Op, point: np.ndarray):
     b, h, t, half = _half_shape(ctx, op)
     k = B.dim_vars(b) + B.dim_vars(h) + B.dim_vars(t)
     return point[:k], point[k], point[k + 1:]
 
 
-def _reads(ctx: B.VerifierContext, op: Op, n: int) -> list[B.Read]:
-    """x1 and x2 are the input with its top last-axis variable fixed to 0 and 1."""
+def _coefficients(r_top: np.ndarray, c: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``K`` on the two halves: ``(1 − r_top)·C + r_top·S`` (x1's) and ``r_top·C − (1 − r_top)·S`` (x2's),
+    from values (or tables) of ``C`` and ``S``."""
+    c0 = F.esub(F.eone(), r_top)
+    k1 = F.eadd(F.emul(c, c0), F.emul(s, r_top))
+    k2 = F.esub(F.emul(c, r_top), F.emul(s, c0))
+    return k1, k2
+
+
+def _k_table(ctx: B.VerifierContext, op: Op, r_top: np.ndarray) -> np.ndarray:
+    """``K`` over the input's variables (b, h, t, top, j): the half's coefficient, broadcast over b, h."""
     b, h, t, half = _half_shape(ctx, op)
-    k = B.dim_vars(b) + B.dim_vars(h) + B.dim_vars(t)
-    x = op.inputs[0]
-    return [(1, x, BL.rounds(k) + [F.ezero()] + BL.rounds(n - k, k)),
-            (2, x, BL.rounds(k) + [F.eone()] + BL.rounds(n - k, k))]
+    cos, sin = _cos_sin(ctx, op)
+    c = F.embed(B.canonical(cos)).reshape(-1, 1 << B.dim_vars(half), 4)
+    s = F.embed(B.canonical(sin)).reshape(-1, 1 << B.dim_vars(half), 4)
+    k1, k2 = _coefficients(r_top, c.reshape(-1, 4), s.reshape(-1, 4))
+    k = np.stack([k1.reshape(c.shape), k2.reshape(c.shape)], axis=1)  # (t, top, j, 4)
+    reps = (1 << B.dim_vars(b)) * (1 << B.dim_vars(h))
+    return np.ascontiguousarray(np.tile(k.reshape(-1, 4), (reps, 1)))
 
 
-def _x_claim(op: Op, rho: np.ndarray, k: int, x1: np.ndarray, x2: np.ndarray, mu: np.ndarray) -> B.Claim:
-    pt = np.concatenate([rho[:k], mu[None], rho[k:]])
-    return B.Claim(op.inputs[0], pt, F.eadd(x1, F.emul(mu, F.esub(x2, x1))))
+def _eq_table(ctx: B.VerifierContext, op: Op, r_bht: np.ndarray, r_j: np.ndarray) -> np.ndarray:
+    """``eq((r_bht, r_j), (z_bht, z_j))`` over the input's variables, constant in ``top``."""
+    nj = 1 << r_j.shape[0]
+    e = mle.eq_table(np.concatenate([r_bht, r_j])).reshape(-1, 1, nj, 4)
+    return np.ascontiguousarray(np.broadcast_to(e, (e.shape[0], 2, nj, 4)).reshape(-1, 4))
+
+
+_TERMS = [(1, (0, 1, 2))]  # eq · x · K
 
 
 def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]) -> tuple[B.OpProof, list[B.Claim]]:
-    """Reduce the first output claim to one claim on the input; further claims are returned as-is."""
+    """Reduce the first output claim to one claim on the input (a degree-3 sumcheck over the input's
+    variables, ``x`` read whole); further claims are returned as-is."""
     proof = B.OpProof()
     c = out_claims[0]
     r_bht, r_top, r_j = _split_point(ctx, op, c.point)
-    x = ctx.table(op.inputs[0])
-    halfp = 1 << B.dim_vars(_half_shape(ctx, op)[3])
-    x2d = x.reshape(-1, 2, halfp)
-    cos, sin = _cos_sin(ctx, op)
-    tables = [mle.eq_table(np.concatenate([r_bht, r_j])), np.ascontiguousarray(x2d[:, 0]).reshape(-1),
-              np.ascontiguousarray(x2d[:, 1]).reshape(-1), _broadcast(ctx, op, cos), _broadcast(ctx, op, sin)]
-    n = c.point.shape[0] - 1
-    rho, finals = B.prove_sum(ctx, proof, n, tables, _terms(r_top), c.value, reads=_reads(ctx, op, n),
+    n = c.point.shape[0]
+    tables = [_eq_table(ctx, op, r_bht, r_j), ctx.table(op.inputs[0]), _k_table(ctx, op, r_top)]
+    rho, finals = B.prove_sum(ctx, proof, n, tables, _TERMS, c.value, reads=B.identity_reads([op.inputs[0]], n, 1),
                               libra=B.libra_for(ctx, c))
-    mu = ctx.transcript.challenge_ext("ops/rope_mu")
-    return proof, [_x_claim(op, rho, r_bht.shape[0], finals[1], finals[2], mu)] + list(out_claims[1:])
+    return proof, [B.Claim(op.inputs[0], rho, finals[1])] + list(out_claims[1:])
 
 
 def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof: B.OpProof) -> list[B.Claim]:
@@ -117,17 +118,17 @@ def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof:
     rd = B.ProofReader(proof)
     c = out_claims[0]
     r_bht, r_top, r_j = _split_point(ctx, op, c.point)
-    rho, finals = B.verify_sum(ctx, rd, n_out - 1, 5, _terms(r_top), c.value, reads=_reads(ctx, op, n_out - 1),
+    rho, finals = B.verify_sum(ctx, rd, n_out, 3, _TERMS, c.value, reads=B.identity_reads([op.inputs[0]], n_out, 1),
                                libra=B.libra_for(ctx, c))
     rd.done()
-    if not np.array_equal(finals[0], mle.eq_eval(np.concatenate([r_bht, r_j]), rho)):
+    p_bht, p_top, p_j = _split_point(ctx, op, rho)
+    if not np.array_equal(finals[0], mle.eq_eval(np.concatenate([r_bht, r_j]), np.concatenate([p_bht, p_j]))):
         raise B.Reject(f"rope {op.output}: wrong eq value")
     cos, sin = _cos_sin(ctx, op)
     b, h, t, half = _half_shape(ctx, op)
     k_bh = B.dim_vars(b) + B.dim_vars(h)
-    rho_t = rho[k_bh:]  # (t, j) coordinates: the tables do not depend on b, h
-    if not (np.array_equal(finals[3], B.public_eval(cos, rho_t)) and
-            np.array_equal(finals[4], B.public_eval(sin, rho_t))):
+    p_t = np.concatenate([p_bht[k_bh:], p_j])  # (t, j) coordinates: the tables do not depend on b, h
+    k1, k2 = _coefficients(r_top, B.public_eval(cos, p_t), B.public_eval(sin, p_t))
+    if not np.array_equal(finals[2], F.eadd(k1, F.emul(p_top, F.esub(k2, k1)))):
         raise B.Reject(f"rope {op.output}: wrong cos/sin table value")
-    mu = ctx.transcript.challenge_ext("ops/rope_mu")
-    return [_x_claim(op, rho, r_bht.shape[0], finals[1], finals[2], mu)] + list(out_claims[1:])
+    return [B.Claim(op.inputs[0], rho, finals[1])] + list(out_claims[1:])
