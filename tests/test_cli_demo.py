@@ -31,6 +31,9 @@ def test_demo_json_reports_blind_equals_plaintext():
     assert len(summary["key_id"]) == 32 and set(summary["seconds"]) == {"blind_server", "plaintext_server",
                                                                           "plaintext_local"}
     assert "server stopped (exit status 0)" in proc.stderr  # progress on stderr, clean shutdown
+    # the identity check sends probe sessions shaped like traffic; Wald's test accepts after ~42 of them
+    assert summary["identity_check"] == "match" and summary["identity_probes"] >= 40
+    assert "probe sessions of the bundled corpus's text" in proc.stderr
 
 
 def test_demo_summary_is_built_in_one_place():

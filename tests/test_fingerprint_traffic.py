@@ -234,3 +234,54 @@ def test_traffic_check_over_grpc(world):
             if sched.verdict.decision != "undecided":
                 break
         assert sched.verdict.decision == "mismatch" and sched.verdict.failures == sched.verdict.probes
+
+
+@pytest.fixture(scope="module")
+def small_pool():
+    """Twelve tiny-llama probe sessions with their honest fp32 calibration (50 local sessions)."""
+    from blindproof.models.workloads import get_workload
+    model = get_workload("tiny-llama").build(0)
+    g = torch.Generator().manual_seed(16)
+    shapes = T.SessionShapes.synthetic(prompt=(8, 24), new=(2, 4), seed=16)
+    sess = T.text_sessions(corpus_text("heldout"), shapes, tokenizer.encode, model.cfg.max_seq, g, count=12)
+    fp = T.make_traffic_fingerprint(model, sess, ALPHA, B.DEFAULT_EXTRA, source="tiny-llama", seed=0)
+    server, codec = B.expanded_deployment(model, EEKey(hashlib.sha256(b"small-pool").digest()[:32]), "rotate",
+                                          alpha=ALPHA, generator=torch.Generator().manual_seed(17))
+    T.calibrate_traffic(fp, codec, T.local_sessions(server), "fp32", sessions=50, gen=g)
+    return fp, server, codec
+
+
+def test_pool_file_stores_outputs_as_float32_and_reads_format_1(small_pool):
+    import json
+    fp = small_pool[0]
+    text = fp.to_json()
+    back = T.TrafficFingerprint.from_json(text)
+    assert back.model == "tiny-llama" and back.seed == 0 and back.calibrations == fp.calibrations
+    assert all(torch.equal(a.to(torch.float32), b.to(torch.float32)) for a, b in zip(fp.expected, back.expected))
+    old = json.loads(text)
+    old.update(format="blindproof-traffic-fingerprint/1", expected=[e.to(torch.float32).tolist() for e in fp.expected])
+    del old["classes"], old["seed"]
+    legacy_text = json.dumps(old)
+    assert len(text) * 3 < len(legacy_text)  # base64 float32 instead of decimal numbers
+    old_back = T.TrafficFingerprint.from_json(legacy_text)
+    assert all(torch.equal(a, b) for a, b in zip(back.expected, old_back.expected)) and old_back.seed == 0
+    broken = json.loads(text)
+    broken["expected"][0] = broken["expected"][0][:-8] + "!!!!!!!!"
+    with pytest.raises(ValueError, match="malformed traffic fingerprint"):
+        T.TrafficFingerprint.from_json(json.dumps(broken))
+    broken = json.loads(text)
+    broken["classes"] = 7
+    with pytest.raises(ValueError, match="do not fill rows"):
+        T.TrafficFingerprint.from_json(json.dumps(broken))
+
+
+def test_sequential_check_ends_undecided_when_the_pool_runs_out(small_pool):
+    fp, server, codec = small_pool
+    fp = T.TrafficFingerprint.from_json(fp.to_json())
+    # an honest server passes every probe, but Wald's test needs more passes than 12 to accept
+    assert T.probe_budget(fp, sequential=True) == 2 * T.probe_budget(fp) > len(fp.prompts)
+    verdict = T.check_traffic(fp, codec, T.local_sessions(server), sequential=True,
+                              gen=torch.Generator().manual_seed(18))
+    assert verdict.decision == "undecided" and verdict.probes == 12 and verdict.failures == 0 and fp.remaining == 0
+    with pytest.raises(ValueError, match="unused references"):
+        T.check_traffic(fp, codec, T.local_sessions(server))  # the fixed-size test refuses before sending

@@ -38,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def build_summary(*, model_name: str, tier: str, key_id: str, deployment_id: str, plain_deployment_id: str,
                   prompt: str, blind_text: str, plain_server_text: str, plain_local_text: str,
                   seconds: dict[str, float], n_tokens: int, server: str, wire: dict[str, int],
-                  identity_check: str | None = None, proof: dict | None = None) -> dict:
+                  identity_check: str | None = None, proof: dict | None = None,
+                  identity_probes: int | None = None) -> dict:
     """The demo's result as one dict (printed by --json); later checks add their own keys here."""
     return {
         "model": model_name,
@@ -56,7 +57,9 @@ def build_summary(*, model_name: str, tier: str, key_id: str, deployment_id: str
         "seconds": {k: round(v, 4) for k, v in seconds.items()},
         "ms_per_token": {k: round(1e3 * v / n_tokens, 3) for k, v in seconds.items()},
         "wire_bytes": wire,
-        "identity_check": identity_check,  # fingerprint verdict through the blind channel: match | mismatch
+        # fingerprint verdict with traffic-shaped probe sessions through the blind channel: match | mismatch
+        "identity_check": identity_check,
+        "identity_probes": identity_probes,  # probe sessions the sequential test sent before deciding
         # a proved blind inference on an integer deployment, verified by the client (None: not requested)
         "proof_verified": None if proof is None else bool(proof.get("verified")),
         "proof": proof,
@@ -108,6 +111,31 @@ def _verified_inference(client, model, key, tier: str, tokens, progress: Reporte
     finally:
         client.delete(dep)
     return out
+
+
+def _identity_check(client, dep, model, key, tier: str, prompt_text: str, sessions: int = 96, calibration: int = 300):
+    """A traffic fingerprint (``fingerprint.traffic``) from the bundled corpus minus the demo's prompt, cut
+    into sessions of the shapes the distinguisher suite measured, calibrated on the local fp32 stack,
+    and checked with Wald's test over the deployment's gRPC connection (``blindproof fingerprint check``
+    does the same from a file)."""
+    import secrets
+
+    import torch
+
+    from blindproof.ee import Split
+    from blindproof.fingerprint import blind, traffic
+    from blindproof.models import tokenizer
+    from blindproof.models.default import corpus_text
+
+    gen = torch.Generator().manual_seed(secrets.randbits(62))
+    text = (corpus_text("train") + "\n\n" + corpus_text("heldout")).replace(prompt_text.strip(), " ")
+    shapes = traffic.SessionShapes.synthetic(prompt=(8, 48), new=(2, 6), seed=secrets.randbits(62))
+    pool = traffic.text_sessions(text, shapes, tokenizer.encode, model.cfg.max_seq, gen, count=sessions)
+    fp = traffic.make_traffic_fingerprint(model, pool, dep.codec.alpha, dep.codec.extra)
+    server, codec = blind.expanded_deployment(model, key, tier, Split(), dep.codec.extra, dep.codec.alpha, gen)
+    traffic.calibrate_traffic(fp, codec, traffic.local_sessions(server), "fp32", ("logits",), sessions=calibration,
+                              gen=gen)
+    return client.check_identity(dep, fp, sequential=True, device_class="fp32", gen=gen)
 
 
 @cli_errors
@@ -169,11 +197,11 @@ def run(args: argparse.Namespace) -> int:
             plain_srv = timed("plaintext_server", lambda: client.generate(plain, prompt, args.tokens, on_token=dots))
             with torch.no_grad():
                 plain_loc = timed("plaintext_local", lambda: model.generate(prompt, args.tokens))
-            progress("identity check: secret fingerprint (local calibration), probes through the blind channel ... ",
-                     end="")
-            fp = fp_blind.make_blind_fingerprint(model, key, args.tier, references=32, probes=300, modes=("logits",))
-            identity = client.check_identity(dep, fp).decision
-            print(identity, file=sys.stderr, flush=True)
+            progress("identity check: probe sessions of the bundled corpus's text (calibrated locally), sent "
+                     "through the blind channel like generate sessions ... ", end="")
+            id_verdict = _identity_check(client, dep, model, key, args.tier, prompt_text)
+            identity = id_verdict.decision
+            print(f"{identity} ({id_verdict.failures} of {id_verdict.probes} failed)", file=sys.stderr, flush=True)
             client.delete(dep)
             client.delete(plain)
             if not args.no_proof:
@@ -192,7 +220,8 @@ def run(args: argparse.Namespace) -> int:
                             plain_deployment_id=plain.deployment_id, prompt=prompt_text,
                             blind_text=tokenizer.decode(blind[0]), plain_server_text=tokenizer.decode(plain_srv[0]),
                             plain_local_text=tokenizer.decode(plain_loc[0]), seconds=seconds, n_tokens=args.tokens,
-                            server=target, wire=wire, identity_check=identity, proof=proof)
+                            server=target, wire=wire, identity_check=identity, proof=proof,
+                            identity_probes=id_verdict.probes)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -203,7 +232,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"blind and plaintext text are {verdict} ({args.tier} tier, key {key.key_id[:12]}…)")
         for name, ms in summary["ms_per_token"].items():
             print(f"  {LABELS[name]:<30} {seconds[name]:7.3f} s  ({ms:.2f} ms/token)")
-        print(f"identity check (harmless-perturbation fingerprint): {identity}")
+        print(f"identity check (harmless-perturbation fingerprint, {id_verdict.probes} probe sessions shaped like "
+              f"traffic): {identity}")
         if proof is not None:
             if proof["verified"]:
                 print(f"proved blind inference ({proof['tokens']} tokens, integer model): VERIFIED, "

@@ -19,6 +19,8 @@ records which were used and refuses to reuse them.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 import os
@@ -35,7 +37,8 @@ from blindproof.fingerprint.protocol import Calibration, Verdict
 from blindproof.fingerprint.stats import SequentialTest, design_test, upper_bound
 from blindproof.models.transformer import KVCache, Transformer
 
-FORMAT = "blindproof-traffic-fingerprint/1"
+FORMAT = "blindproof-traffic-fingerprint/2"  # /2: expected outputs as base64 float32 (/1, JSON numbers, still reads)
+FORMATS = ("blindproof-traffic-fingerprint/1", FORMAT)
 F64 = torch.float64
 MODES = ("logits", "labels")
 
@@ -205,6 +208,7 @@ class TrafficFingerprint:
     used: set[int] = field(default_factory=set)
     min_margin: float = 0.1
     model: str = ""
+    seed: int = 0  # seed of a workload's weights (``model`` names a workload)
 
     def __post_init__(self) -> None:
         if not self.prompts or not (len(self.prompts) == len(self.feeds) == len(self.expected)):
@@ -245,24 +249,29 @@ class TrafficFingerprint:
 
     def to_json(self) -> str:
         return json.dumps({
-            "format": FORMAT, "model": self.model, "alpha": self.alpha, "extra": self.extra,
+            "format": FORMAT, "model": self.model, "seed": self.seed, "alpha": self.alpha, "extra": self.extra,
             "min_margin": self.min_margin, "used": sorted(self.used),
             "prompts": [p.tolist() for p in self.prompts], "feeds": [f.tolist() for f in self.feeds],
-            "expected": [e.to(torch.float32).tolist() for e in self.expected],
+            "classes": int(self.expected[0].shape[1]),
+            "expected": [_b64_f32(e) for e in self.expected],
             "calibrations": {k: asdict(c) for k, c in self.calibrations.items()}})
 
     @classmethod
     def from_json(cls, text: str) -> "TrafficFingerprint":
         try:
             d = json.loads(text)
-            if d.get("format") != FORMAT:
+            if not isinstance(d, dict) or d.get("format") not in FORMATS:
                 raise ValueError(f"not a traffic fingerprint ({FORMAT})")
+            if d["format"] == FORMAT:
+                expected = [_f32_b64(e, int(d["classes"])) for e in d["expected"]]
+            else:
+                expected = [torch.tensor(e, dtype=F64) for e in d["expected"]]
             return cls([torch.tensor(p, dtype=torch.int64) for p in d["prompts"]],
                        [torch.tensor(f, dtype=torch.int64) for f in d["feeds"]],
-                       [torch.tensor(e, dtype=F64) for e in d["expected"]], float(d["alpha"]), int(d["extra"]),
+                       expected, float(d["alpha"]), int(d["extra"]),
                        {k: Calibration(**c) for k, c in d["calibrations"].items()}, set(d["used"]),
-                       float(d["min_margin"]), str(d.get("model", "")))
-        except (KeyError, TypeError, json.JSONDecodeError) as exc:
+                       float(d["min_margin"]), str(d.get("model", "")), int(d.get("seed", 0)))
+        except (KeyError, TypeError, json.JSONDecodeError, RuntimeError, binascii.Error) as exc:
             raise ValueError(f"malformed traffic fingerprint: {exc}") from exc
 
     def save(self, path: str | os.PathLike) -> None:
@@ -280,6 +289,20 @@ class TrafficFingerprint:
             raise ValueError(f"cannot read fingerprint {path}: {exc}") from exc
 
 
+def _b64_f32(t: torch.Tensor) -> str:
+    """A float tensor as base64 of its little-endian float32 bytes (row-major)."""
+    return base64.b64encode(t.to(torch.float32).contiguous().numpy().astype("<f4").tobytes()).decode()
+
+
+def _f32_b64(text: str, classes: int) -> torch.Tensor:
+    """Inverse of ``_b64_f32`` for a (rows, classes) matrix, as float64."""
+    import numpy as np
+    flat = np.frombuffer(base64.b64decode(text, validate=True), dtype="<f4")
+    if classes < 1 or flat.size % classes:
+        raise ValueError(f"expected outputs of {flat.size} values do not fill rows of {classes}")
+    return torch.from_numpy(flat.astype(np.float64).reshape(-1, classes))
+
+
 @torch.no_grad()
 def reference_outputs(model: Transformer, prompt: torch.Tensor, n_new: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The genuine model's greedy continuation to feed (n_new - 1 tokens) and its outputs at the last
@@ -292,7 +315,7 @@ def reference_outputs(model: Transformer, prompt: torch.Tensor, n_new: int) -> t
 
 
 def make_traffic_fingerprint(model: Transformer, sessions: Sequence[Session], alpha: float, extra: int,
-                             min_margin: float = 0.1, source: str = "") -> TrafficFingerprint:
+                             min_margin: float = 0.1, source: str = "", seed: int = 0) -> TrafficFingerprint:
     """The verifier's pool from text sessions (``text_sessions``): reference outputs by the plaintext
     model. Calibrate it with ``calibrate_traffic`` for each device class the server may run."""
     feeds, expected = [], []
@@ -301,7 +324,7 @@ def make_traffic_fingerprint(model: Transformer, sessions: Sequence[Session], al
         feeds.append(f)
         expected.append(e)
     return TrafficFingerprint([s.prompt for s in sessions], feeds, expected, float(alpha), int(extra),
-                              min_margin=min_margin, model=source)
+                              min_margin=min_margin, model=source, seed=seed)
 
 
 def calibrate_traffic(fp: TrafficFingerprint, codec, opener: SessionOpener, device_class: str = "fp32",
@@ -358,6 +381,8 @@ def check_traffic(fp: TrafficFingerprint, codec, opener: SessionOpener, mode: st
 
     The calibration is the one stored for ``device_class`` (and ``variant``): the class the server
     declares. Declaring a less precise class than it uses loosens the check in the server's favour.
+    The fixed-size test refuses to start when the pool holds fewer unused references than it needs;
+    the sequential one (at most ``probe_budget`` probes) ends "undecided" if the pool runs out first.
     """
     key = f"{device_class}/{mode}{variant}"
     if key not in fp.calibrations:
@@ -377,7 +402,8 @@ def check_traffic(fp: TrafficFingerprint, codec, opener: SessionOpener, mode: st
                        design.false_positive, design.miss, cal.p0_upper, p1, worst, cal.confidence, cal.probes)
     test = SequentialTest(max(cal.p0_upper, 1e-12), min(p1, 1 - 1e-9), fp_target, miss_target)
     worst = 0.0
-    while test.state == "undecided" and test.trials < 2 * design.n:
+    # stops undecided after 2n probes, or when the pool has no unused reference left
+    while test.state == "undecided" and test.trials < 2 * design.n and fp.remaining > 0:
         (i,) = fp.take(1, gen)
         bad, dev = fp.outcome(i, run_session(codec, opener, fp.prompts[i], fp.feeds[i]), mode, cal.threshold)
         worst = max(worst, dev)
@@ -385,6 +411,18 @@ def check_traffic(fp: TrafficFingerprint, codec, opener: SessionOpener, mode: st
     fpb, missb = test.bounds
     return Verdict(test.state, mode, test.trials, test.failures, design.k, fpb, missb, cal.p0_upper, p1, worst,
                    cal.confidence, cal.probes)
+
+
+def probe_budget(fp: TrafficFingerprint, mode: str = "logits", device_class: str = "fp32", p1: float = 0.5,
+                 sequential: bool = False, fp_target: float = 2.0 ** -40, miss_target: float = 2.0 ** -40,
+                 variant: str = "") -> int:
+    """The most probe sessions ``check_traffic`` sends with these settings: the fixed-size test's n, or
+    twice it for the sequential test (which usually decides far sooner)."""
+    key = f"{device_class}/{mode}{variant}"
+    if key not in fp.calibrations:
+        raise ValueError(f"the fingerprint has no calibration {key!r} (has {sorted(fp.calibrations)})")
+    n = design_test(fp.calibrations[key].p0_upper, p1, fp_target, miss_target).n
+    return 2 * n if sequential else n
 
 
 class ProbeSchedule:

@@ -15,7 +15,7 @@ class ServerProcess:
 
     def __init__(self, store: str | os.PathLike | None = None, extra_args: list[str] | None = None,
                  host: str = "127.0.0.1", env: dict[str, str] | None = None,
-                 log_path: str | os.PathLike | None = None) -> None:
+                 log_path: str | os.PathLike | None = None, program: list[str] | None = None) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="blindproof-serve-")
         self.store = Path(store) if store else Path(self._tmp.name) / "store"
         self.host = host
@@ -24,6 +24,8 @@ class ServerProcess:
         self.log_path = Path(log_path) if log_path else Path(self._tmp.name) / "server.log"
         self.port: int | None = None
         self.proc: subprocess.Popen | None = None
+        # the command that takes `serve`'s arguments (tests start modified servers through it)
+        self.program = list(program or [sys.executable, "-m", "blindproof.cli"])
 
     @property
     def target(self) -> str:
@@ -34,7 +36,7 @@ class ServerProcess:
     def start(self, timeout: float = 60.0, port: int = 0) -> "ServerProcess":
         """Start the server (on ``port``, 0 for a free one) and wait until it has bound its port."""
         port_file = Path(self._tmp.name) / f"port-{time.monotonic_ns()}"
-        cmd = [sys.executable, "-m", "blindproof.cli", "serve", "--host", self.host, "--port", str(port),
+        cmd = [*self.program, "serve", "--host", self.host, "--port", str(port),
                "--port-file", str(port_file), "--store", str(self.store), *self.extra_args]
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=self.env)
