@@ -32,7 +32,7 @@ import numba as nb
 import numpy as np
 
 from blindproof.zk import field as F
-from blindproof.zk._kernels import _P, e_mul, mulmod
+from blindproof.zk._kernels import _P, e_inv, e_mul, mulmod
 from blindproof.zk.encoding import ProofFormatError, Reader, Writer
 from blindproof.zk import mle
 from blindproof.zk.mle import _fold_base_to_ext, _fold_ext_inplace, is_ext_table, num_vars
@@ -434,12 +434,12 @@ class MaskPolynomial:
 
     def _g01(self) -> list[tuple[int, int, int, int]]:
         """g_i(0) + g_i(1) for every i (extension elements as ints)."""
-        P = F.P
-        out = []
-        for row in self.coeffs.tolist():
-            tot = [row[0][c] + sum(k[c] for k in row) for c in range(4)]
-            out.append(tuple(t % P for t in tot))
-        return out
+        return [tuple(g) for g in self._g01_array().tolist()]
+
+    def _g01_array(self) -> np.ndarray:
+        """g_i(0) + g_i(1) for every i, as an (n, 4) int64 array of canonical residues."""
+        c = self.coeffs.astype(np.int64)
+        return (c.sum(axis=1) + c[:, 0]) % F.P
 
     def hypercube_sum(self) -> np.ndarray:
         """``H = sum_x g(x) = 2^{n-1} · sum_i (g_i(0) + g_i(1))``."""
@@ -447,9 +447,9 @@ class MaskPolynomial:
         if n == 0:
             return F.ezero()
         P = F.P
-        tot = [sum(g[c] for g in self._g01()) % P for c in range(4)]
+        tot = self._g01_array().sum(axis=0).tolist()
         scale = pow(2, n - 1, P)
-        return np.array([t * scale % P for t in tot], dtype=np.uint32)
+        return np.array([t % P * scale % P for t in tot], dtype=np.uint32)
 
     def evaluate(self, point: np.ndarray) -> np.ndarray:
         """``g(point)`` for an extension point (n, 4)."""
@@ -995,6 +995,42 @@ def mask_claim_terms(name: str, n_vars: int, degree: int, point: np.ndarray) -> 
 _ONE4 = (1, 0, 0, 0)
 
 
+@nb.njit(**_NJ)
+def _mask_terms_kernel(xs, var, coefs, ce, le, ell, kbits):
+    """Per item ``(var[j], xs[j], coefs[j])``: the point ``(c_e, bits of var[j] (MSB first), c_k)`` and
+    the coefficient ``coef · λ_e · λ_k`` of its term (:func:`_geometric_points` for ``xs[j]`` and
+    ``kbits``, one inversion per factor). Returns (coords, coefficients, index of an item whose
+    geometric point does not exist or -1)."""
+    n = xs.shape[0]
+    coords = np.zeros((n, 2 + ell + kbits, 4), dtype=np.uint32)
+    out = np.empty((n, 4), dtype=np.uint32)
+    one = np.uint64(1)
+    for j in range(n):
+        for q in range(2):
+            for c in range(4):
+                coords[j, q, c] = ce[q, c]
+        v = var[j]
+        for q in range(ell):
+            coords[j, 2 + q, 0] = (v >> (ell - 1 - q)) & 1
+        p0, p1, p2, p3 = np.uint64(xs[j, 0]), np.uint64(xs[j, 1]), np.uint64(xs[j, 2]), np.uint64(xs[j, 3])
+        l0, l1, l2, l3 = np.uint64(le[0]), np.uint64(le[1]), np.uint64(le[2]), np.uint64(le[3])
+        for b in range(kbits):  # p = y^(2^b); factor (1 + p)·eq(p / (1 + p), k_b)
+            if b > 0:
+                p0, p1, p2, p3 = e_mul(p0, p1, p2, p3, p0, p1, p2, p3)
+            o0 = (p0 + one) % _P
+            i0, i1, i2, i3 = e_inv(o0, p1, p2, p3)
+            if i0 == 0 and i1 == 0 and i2 == 0 and i3 == 0:
+                return coords, out, j
+            l0, l1, l2, l3 = e_mul(l0, l1, l2, l3, o0, p1, p2, p3)
+            c0, c1, c2, c3 = e_mul(p0, p1, p2, p3, i0, i1, i2, i3)
+            k = 2 + ell + kbits - 1 - b  # MSB first: the top bit carries y^(2^(kbits-1))
+            coords[j, k, 0], coords[j, k, 1], coords[j, k, 2], coords[j, k, 3] = c0, c1, c2, c3
+        r0, r1, r2, r3 = e_mul(np.uint64(coefs[j, 0]), np.uint64(coefs[j, 1]), np.uint64(coefs[j, 2]),
+                               np.uint64(coefs[j, 3]), l0, l1, l2, l3)
+        out[j, 0], out[j, 1], out[j, 2], out[j, 3] = r0, r1, r2, r3
+    return coords, out, -1
+
+
 def mask_var_terms(name: str, n_vars: int, degree: int, items: Sequence) -> tuple:
     """The terms of ``Σ coef · g_i(x)`` over ``items`` ``(i, x, coef)`` (``x``, ``coef``: extension
     elements as four ints) on a mask's committed table: one scaled evaluation of the table per item,
@@ -1006,11 +1042,15 @@ def mask_var_terms(name: str, n_vars: int, degree: int, items: Sequence) -> tupl
     items = [(int(i), tuple(x), tuple(c)) for i, x, c in items if any(c)]
     if any(not 0 <= i < n_vars for i, _, _ in items):
         raise ValueError(f"a mask of {n_vars} variables has no variable outside 0..{n_vars - 1}")
-    points = list(dict.fromkeys(x for _, x, _ in items))  # items often share a point: one geometric point each
-    geo = dict(zip(points, _geometric_points(points, kbits)))
-    terms = []
-    for i, x, coef in items:
-        ck, lk = geo[x]
-        coords = np.array([*ce, *_row_bits(ell, i), *ck], dtype=np.uint32).reshape(-1, 4)
-        terms.append((name, coords, np.array(F._emul4(coef, F._emul4(le, lk)), dtype=np.uint32)))
-    return tuple(terms)
+    if not items:
+        return ()
+    xs = np.array([x for _, x, _ in items], dtype=np.int64)
+    cs = np.array([c for _, _, c in items], dtype=np.int64)
+    if xs.min() < 0 or xs.max() >= F.P or cs.min() < 0 or cs.max() >= F.P:
+        raise F.FieldError("mask_var_terms: points and coefficients must be canonical extension elements")
+    coords, coefs, bad = _mask_terms_kernel(xs.astype(np.uint32), np.array([i for i, _, _ in items], dtype=np.int64),
+                                            cs.astype(np.uint32), np.array(ce, dtype=np.uint32),
+                                            np.array(le, dtype=np.uint32), ell, kbits)
+    if bad >= 0:
+        raise F.FieldError("einv: extension element is zero")
+    return tuple((name, coords[j], coefs[j]) for j in range(len(items)))
