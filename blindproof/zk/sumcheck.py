@@ -32,7 +32,8 @@ import numba as nb
 import numpy as np
 
 from blindproof.zk import field as F
-from blindproof.zk._kernels import _P, e_inv, e_mul, mulmod
+from blindproof.zk._kernels import _P, e_mul, mulmod
+from blindproof.zk import _mask_kernels as MK
 from blindproof.zk.encoding import ProofFormatError, Reader, Writer
 from blindproof.zk import mle
 from blindproof.zk.mle import _fold_base_to_ext, _fold_ext_inplace, is_ext_table, num_vars
@@ -421,16 +422,13 @@ class MaskPolynomial:
 
     def _univariate(self, i: int, x: np.ndarray) -> np.ndarray:
         """g_i at extension x (Horner)."""
-        return np.array(self._univariate_ints(i, F._check_ext(x, "x").tolist()), dtype=np.uint32)
+        return np.array(self._univariate_ints(i, F._check_ext(x, "x").reshape(4).tolist()), dtype=np.uint32)
 
     def _univariate_ints(self, i: int, x) -> tuple[int, int, int, int]:
-        """g_i at extension x given as four canonical ints (Horner on Python ints)."""
-        P = F.P
-        acc = (0, 0, 0, 0)
-        for c in self.coeffs[i].tolist()[::-1]:
-            m = F._emul4(acc, x)
-            acc = ((m[0] + c[0]) % P, (m[1] + c[1]) % P, (m[2] + c[2]) % P, (m[3] + c[3]) % P)
-        return acc
+        """g_i at extension x given as four canonical ints (Horner, compiled)."""
+        if not 0 <= i < self.n_vars:
+            raise IndexError(f"a mask of {self.n_vars} variables has no variable {i}")
+        return MK.univariate(self.coeffs, i, x[0], x[1], x[2], x[3])
 
     def _g01(self) -> list[tuple[int, int, int, int]]:
         """g_i(0) + g_i(1) for every i (extension elements as ints)."""
@@ -453,12 +451,10 @@ class MaskPolynomial:
 
     def evaluate(self, point: np.ndarray) -> np.ndarray:
         """``g(point)`` for an extension point (n, 4)."""
-        pts = F._check_ext(point, "point").tolist()
-        t = [0, 0, 0, 0]
-        for i in range(self.n_vars):
-            v = self._univariate_ints(i, pts[i])
-            t = [a + b for a, b in zip(t, v)]
-        return np.array([a % F.P for a in t], dtype=np.uint32)
+        pts = F._check_ext(point, "point")
+        if pts.ndim != 2 or pts.shape[0] < self.n_vars:
+            raise IndexError(f"a mask of {self.n_vars} variables evaluated at a point of shape {pts.shape}")
+        return MK.evaluate(self.coeffs, np.ascontiguousarray(pts))
 
     def committed_table(self) -> np.ndarray:
         """The coefficients as the base table the PCS commits, ``T[c, i, k]`` row-major: ``c`` the
@@ -482,16 +478,9 @@ class MaskPolynomial:
             self._suffix = suf
         count = pow(2, n - j - 1, P)  # assignments of the variables after j
         # every later variable contributes (g_i(0) + g_i(1)) / 2 per assignment on average
-        const = np.array([t * count % P * inv2 % P for t in self._suffix[j + 1]], dtype=np.int64)
-        b = F._check_ext(bound_sum, "bound_sum").reshape(4).astype(np.int64)
-        gj = (_powers(degree, self.degree) @ self.coeffs[j].astype(np.int64)) % P  # g_j(x), x = 0..degree
-        return (((b[None, :] + gj) % P * count + const[None, :]) % P).astype(np.uint32)
-
-
-@functools.lru_cache(maxsize=64)
-def _powers(degree: int, k: int) -> np.ndarray:
-    """``x^t`` for x = 0..degree (rows), t = 0..k (columns): small integers (at most 5^5)."""
-    return np.array([[x ** t for t in range(k + 1)] for x in range(degree + 1)], dtype=np.int64)
+        const = np.array([t * count % P * inv2 % P for t in self._suffix[j + 1]], dtype=np.uint32)
+        b = F._check_ext(bound_sum, "bound_sum").reshape(4)
+        return MK.round_values(self.coeffs, j, b, degree, count, const)  # (b + g_j(x)) · count + const
 
 
 # --- proof -------------------------------------------------------------------------------------------
@@ -995,42 +984,6 @@ def mask_claim_terms(name: str, n_vars: int, degree: int, point: np.ndarray) -> 
 _ONE4 = (1, 0, 0, 0)
 
 
-@nb.njit(**_NJ)
-def _mask_terms_kernel(xs, var, coefs, ce, le, ell, kbits):
-    """Per item ``(var[j], xs[j], coefs[j])``: the point ``(c_e, bits of var[j] (MSB first), c_k)`` and
-    the coefficient ``coef · λ_e · λ_k`` of its term (:func:`_geometric_points` for ``xs[j]`` and
-    ``kbits``, one inversion per factor). Returns (coords, coefficients, index of an item whose
-    geometric point does not exist or -1)."""
-    n = xs.shape[0]
-    coords = np.zeros((n, 2 + ell + kbits, 4), dtype=np.uint32)
-    out = np.empty((n, 4), dtype=np.uint32)
-    one = np.uint64(1)
-    for j in range(n):
-        for q in range(2):
-            for c in range(4):
-                coords[j, q, c] = ce[q, c]
-        v = var[j]
-        for q in range(ell):
-            coords[j, 2 + q, 0] = (v >> (ell - 1 - q)) & 1
-        p0, p1, p2, p3 = np.uint64(xs[j, 0]), np.uint64(xs[j, 1]), np.uint64(xs[j, 2]), np.uint64(xs[j, 3])
-        l0, l1, l2, l3 = np.uint64(le[0]), np.uint64(le[1]), np.uint64(le[2]), np.uint64(le[3])
-        for b in range(kbits):  # p = y^(2^b); factor (1 + p)·eq(p / (1 + p), k_b)
-            if b > 0:
-                p0, p1, p2, p3 = e_mul(p0, p1, p2, p3, p0, p1, p2, p3)
-            o0 = (p0 + one) % _P
-            i0, i1, i2, i3 = e_inv(o0, p1, p2, p3)
-            if i0 == 0 and i1 == 0 and i2 == 0 and i3 == 0:
-                return coords, out, j
-            l0, l1, l2, l3 = e_mul(l0, l1, l2, l3, o0, p1, p2, p3)
-            c0, c1, c2, c3 = e_mul(p0, p1, p2, p3, i0, i1, i2, i3)
-            k = 2 + ell + kbits - 1 - b  # MSB first: the top bit carries y^(2^(kbits-1))
-            coords[j, k, 0], coords[j, k, 1], coords[j, k, 2], coords[j, k, 3] = c0, c1, c2, c3
-        r0, r1, r2, r3 = e_mul(np.uint64(coefs[j, 0]), np.uint64(coefs[j, 1]), np.uint64(coefs[j, 2]),
-                               np.uint64(coefs[j, 3]), l0, l1, l2, l3)
-        out[j, 0], out[j, 1], out[j, 2], out[j, 3] = r0, r1, r2, r3
-    return coords, out, -1
-
-
 def mask_var_terms(name: str, n_vars: int, degree: int, items: Sequence) -> tuple:
     """The terms of ``Σ coef · g_i(x)`` over ``items`` ``(i, x, coef)`` (``x``, ``coef``: extension
     elements as four ints) on a mask's committed table: one scaled evaluation of the table per item,
@@ -1048,9 +1001,9 @@ def mask_var_terms(name: str, n_vars: int, degree: int, items: Sequence) -> tupl
     cs = np.array([c for _, _, c in items], dtype=np.int64)
     if xs.min() < 0 or xs.max() >= F.P or cs.min() < 0 or cs.max() >= F.P:
         raise F.FieldError("mask_var_terms: points and coefficients must be canonical extension elements")
-    coords, coefs, bad = _mask_terms_kernel(xs.astype(np.uint32), np.array([i for i, _, _ in items], dtype=np.int64),
-                                            cs.astype(np.uint32), np.array(ce, dtype=np.uint32),
-                                            np.array(le, dtype=np.uint32), ell, kbits)
+    coords, coefs, bad = MK.claim_terms(xs.astype(np.uint32), np.array([i for i, _, _ in items], dtype=np.int64),
+                                      cs.astype(np.uint32), np.array(ce, dtype=np.uint32),
+                                      np.array(le, dtype=np.uint32), ell, kbits)
     if bad >= 0:
         raise F.FieldError("einv: extension element is zero")
     return tuple((name, coords[j], coefs[j]) for j in range(len(items)))
