@@ -31,13 +31,15 @@ class FieldError(ValueError):
 
 _U32 = np.dtype(np.uint32)
 _umax = np.maximum.reduce  # the ufunc itself: skips ndarray.max's Python-level wrapper
+_SMALL = 32  # up to this many entries, max() over a Python list beats a numpy reduction
 
 
 def _check(a: ArrayLike, name: str = "a") -> np.ndarray:
     """Return ``a`` as a uint32 array of canonical residues, or raise :class:`FieldError`."""
     arr = np.asarray(a)
     if arr.dtype == _U32:
-        if arr.size and int(_umax(arr, axis=None)) >= P:
+        n = arr.size
+        if n and (max(arr.ravel().tolist()) if n <= _SMALL else int(_umax(arr, axis=None))) >= P:
             raise FieldError(f"{name}: uint32 value {int(arr.max())} is not below p = {P}")
         return arr
     if arr.dtype.kind not in "iu":

@@ -154,101 +154,77 @@ def _gkr_round(tabs, length, eqs, lam, tree_coeffs, live):
 
     ``tabs`` holds (p0, p1, q0, q1) per tree, each (≥ length, 4); ``eqs`` is eq(r_{<last}, ·) of length/2.
     Entries of tree t from ``live[t]`` on are padding (p, q) = (0, 1), where the term is the constant
-    λ: those pairs are summed in closed form, ``c_t λ (1 − Σ_{j < ⌈live/2⌉} eqs[j])`` (eq sums to 1).
-    p0 q1 + p1 q0 + λ q0 q1 is written with three products instead of four; products by the fixed λ
-    and c_t use precomputed W-multiples (four reductions instead of six)."""
+    λ: those pairs are summed in closed form, ``λ (1 − Σ_{j < ⌈live/2⌉} eqs[j])`` (eq sums to 1).
+    Tree by tree (each tree's four tables are read front to back), ``c_t`` applied once per tree:
+    ``Σ_t c_t Σ_j eqs[j] · term_t(j)``. p0 q1 + p1 q0 + λ q0 q1 is written with three products
+    instead of four; the product by the fixed λ uses precomputed W-multiples."""
     K = tabs.shape[0]
     n_trees = K // 4
     h = length // 2
-    acc = np.zeros((2, 4), dtype=np.uint64)
     l0, l1, l2, l3 = np.uint64(lam[0]), np.uint64(lam[1]), np.uint64(lam[2]), np.uint64(lam[3])
     lw1, lw2, lw3 = (_W * l1) % _P, (_W * l2) % _P, (_W * l3) % _P
-    cw = np.empty((n_trees, 4), dtype=np.uint64)
     m = np.empty(n_trees, dtype=np.int64)
     top = 0
     for t in range(n_trees):
-        for c in range(4):
-            cw[t, c] = (_W * np.uint64(tree_coeffs[t, c])) % _P
         m[t] = min(h, (live[t] + 1) // 2)
         top = max(top, m[t])
-    # prefix sums of eqs at each tree's live bound
-    run = np.zeros((top + 1, 4), dtype=np.uint64)
+    run = np.zeros((top + 1, 4), dtype=np.uint64)  # prefix sums of eqs (each tree's live bound)
     for j in range(top):
         for c in range(4):
             run[j + 1, c] = (run[j, c] + np.uint64(eqs[j, c])) % _P
-    pref = np.empty((n_trees, 4), dtype=np.uint64)
+    v = np.empty((2, 4, 4), dtype=np.uint64)  # (X = 0, X = 2) × (p0, p1, q0, q1) × coefficient
+    s = np.empty((2, 4), dtype=np.uint64)
+    acc = np.zeros((2, 4), dtype=np.uint64)
     for t in range(n_trees):
-        for c in range(4):
-            pref[t, c] = run[m[t], c]
-    v = np.empty((4, 4), dtype=np.uint64)
-    for j in range(top):
-        w0, w1, w2, w3 = np.uint64(eqs[j, 0]), np.uint64(eqs[j, 1]), np.uint64(eqs[j, 2]), np.uint64(eqs[j, 3])
         for x in range(2):
-            s0 = np.uint64(0)
-            s1 = np.uint64(0)
-            s2 = np.uint64(0)
-            s3 = np.uint64(0)
-            for t in range(n_trees):
-                if j >= m[t]:
-                    continue
-                for f in range(4):
-                    for c in range(4):
-                        lo = np.uint64(tabs[4 * t + f, 2 * j, c])
-                        if x == 0:
-                            v[f, c] = lo
-                        else:  # value at X = 2 is 2·hi - lo
-                            hi = np.uint64(tabs[4 * t + f, 2 * j + 1, c])
-                            y = hi + hi
-                            if y >= _P:
-                                y -= _P
-                            v[f, c] = y - lo if y >= lo else y + _P - lo
+            for c in range(4):
+                s[x, c] = 0
+        for j in range(m[t]):
+            for f in range(4):
+                for c in range(4):
+                    lo = np.uint64(tabs[4 * t + f, 2 * j, c])
+                    hi = np.uint64(tabs[4 * t + f, 2 * j + 1, c])
+                    y = hi + hi  # value at X = 2 is 2·hi - lo
+                    if y >= _P:
+                        y -= _P
+                    v[0, f, c] = lo
+                    v[1, f, c] = y - lo if y >= lo else y + _P - lo
+            w0, w1, w2, w3 = np.uint64(eqs[j, 0]), np.uint64(eqs[j, 1]), np.uint64(eqs[j, 2]), np.uint64(eqs[j, 3])
+            for x in range(2):
                 # a = p1 + λ q1 ; b = q0 · a ; c = p0 · q1 ; term = b + c
-                m0, m1, m2, m3 = e_mul_by(v[3, 0], v[3, 1], v[3, 2], v[3, 3], l0, l1, l2, l3, lw1, lw2, lw3)
-                a0 = (v[1, 0] + m0) % _P
-                a1 = (v[1, 1] + m1) % _P
-                a2 = (v[1, 2] + m2) % _P
-                a3 = (v[1, 3] + m3) % _P
-                b0, b1, b2, b3 = e_mul(v[2, 0], v[2, 1], v[2, 2], v[2, 3], a0, a1, a2, a3)
-                c0, c1, c2, c3 = e_mul(v[0, 0], v[0, 1], v[0, 2], v[0, 3], v[3, 0], v[3, 1], v[3, 2], v[3, 3])
-                t0 = (b0 + c0) % _P
-                t1 = (b1 + c1) % _P
-                t2 = (b2 + c2) % _P
-                t3 = (b3 + c3) % _P
-                if t > 0:
-                    t0, t1, t2, t3 = e_mul_by(t0, t1, t2, t3, np.uint64(tree_coeffs[t, 0]),
-                                              np.uint64(tree_coeffs[t, 1]), np.uint64(tree_coeffs[t, 2]),
-                                              np.uint64(tree_coeffs[t, 3]), cw[t, 1], cw[t, 2], cw[t, 3])
-                s0 += t0
-                s1 += t1
-                s2 += t2
-                s3 += t3
-            s0 %= _P
-            s1 %= _P
-            s2 %= _P
-            s3 %= _P
-            r0, r1, r2, r3 = e_mul(s0, s1, s2, s3, w0, w1, w2, w3)
-            acc[x, 0] += r0
-            acc[x, 1] += r1
-            acc[x, 2] += r2
-            acc[x, 3] += r3
-    for t in range(n_trees):  # padding pairs: c_t · λ · (1 − pref_t), the same at X = 0 and X = 2
-        if m[t] == h:
-            continue
-        d0 = (np.uint64(1) + _P - pref[t, 0]) % _P
-        d1 = (_P - pref[t, 1]) % _P
-        d2 = (_P - pref[t, 2]) % _P
-        d3 = (_P - pref[t, 3]) % _P
-        e0, e1, e2, e3 = e_mul(d0, d1, d2, d3, l0, l1, l2, l3)
-        e0, e1, e2, e3 = e_mul(e0, e1, e2, e3, np.uint64(tree_coeffs[t, 0]), np.uint64(tree_coeffs[t, 1]),
-                               np.uint64(tree_coeffs[t, 2]), np.uint64(tree_coeffs[t, 3]))
+                m0, m1, m2, m3 = e_mul_by(v[x, 3, 0], v[x, 3, 1], v[x, 3, 2], v[x, 3, 3], l0, l1, l2, l3, lw1, lw2, lw3)
+                a0 = (v[x, 1, 0] + m0) % _P
+                a1 = (v[x, 1, 1] + m1) % _P
+                a2 = (v[x, 1, 2] + m2) % _P
+                a3 = (v[x, 1, 3] + m3) % _P
+                b0, b1, b2, b3 = e_mul(v[x, 2, 0], v[x, 2, 1], v[x, 2, 2], v[x, 2, 3], a0, a1, a2, a3)
+                c0, c1, c2, c3 = e_mul(v[x, 0, 0], v[x, 0, 1], v[x, 0, 2], v[x, 0, 3],
+                                       v[x, 3, 0], v[x, 3, 1], v[x, 3, 2], v[x, 3, 3])
+                r0, r1, r2, r3 = e_mul(w0, w1, w2, w3, (b0 + c0) % _P, (b1 + c1) % _P, (b2 + c2) % _P,
+                                       (b3 + c3) % _P)
+                s[x, 0] = (s[x, 0] + r0) % _P
+                s[x, 1] = (s[x, 1] + r1) % _P
+                s[x, 2] = (s[x, 2] + r2) % _P
+                s[x, 3] = (s[x, 3] + r3) % _P
+        if m[t] < h:  # padding pairs: λ (1 − Σ_{j < m} eqs[j]), the same at X = 0 and X = 2
+            d0 = (np.uint64(1) + _P - run[m[t], 0]) % _P
+            d1 = (_P - run[m[t], 1]) % _P
+            d2 = (_P - run[m[t], 2]) % _P
+            d3 = (_P - run[m[t], 3]) % _P
+            e0, e1, e2, e3 = e_mul(d0, d1, d2, d3, l0, l1, l2, l3)
+            for x in range(2):
+                s[x, 0] = (s[x, 0] + e0) % _P
+                s[x, 1] = (s[x, 1] + e1) % _P
+                s[x, 2] = (s[x, 2] + e2) % _P
+                s[x, 3] = (s[x, 3] + e3) % _P
+        k0, k1, k2, k3 = (np.uint64(tree_coeffs[t, 0]), np.uint64(tree_coeffs[t, 1]), np.uint64(tree_coeffs[t, 2]),
+                          np.uint64(tree_coeffs[t, 3]))
         for x in range(2):
-            acc[x, 0] += e0
-            acc[x, 1] += e1
-            acc[x, 2] += e2
-            acc[x, 3] += e3
-    for x in range(2):
-        for c in range(4):
-            acc[x, c] %= _P
+            r0, r1, r2, r3 = e_mul(s[x, 0], s[x, 1], s[x, 2], s[x, 3], k0, k1, k2, k3)
+            acc[x, 0] = (acc[x, 0] + r0) % _P
+            acc[x, 1] = (acc[x, 1] + r1) % _P
+            acc[x, 2] = (acc[x, 2] + r2) % _P
+            acc[x, 3] = (acc[x, 3] + r3) % _P
     return acc.astype(np.uint32)
 
 

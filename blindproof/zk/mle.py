@@ -189,16 +189,40 @@ def evaluate(table: np.ndarray, point: np.ndarray) -> np.ndarray:
         return buf[0]
     if not pt_ext:
         pt = F.embed(pt)
-    if t_ext:
-        buf = np.array(t, dtype=np.uint32, copy=True)
-        start = 0
+    if not t_ext and n == 0:
+        return F.embed(t[0])
+    return _evaluate_ext(np.ascontiguousarray(t), np.ascontiguousarray(pt))
+
+
+@nb.njit(**_NJ)
+def _evaluate_ext(t, pt):
+    """The MLE of a base (m,) or extension (m, 4) table at an extension point (n, 4), n ≥ 1 for a base
+    table: the first variable bound out of place (into a half-size buffer), the others in place."""
+    n = pt.shape[0]
+    if t.ndim == 1:
+        buf = _fold_base_to_ext(t, pt[0])
+    elif n == 0:
+        return t[0].copy()
     else:
-        if n == 0:
-            return F.embed(t[0])
-        buf = _fold_base_to_ext(np.ascontiguousarray(t), pt[0])
-        start = 1
+        h = t.shape[0] // 2
+        buf = np.empty((h, 4), dtype=np.uint32)
+        r0, r1, r2, r3 = np.uint64(pt[0, 0]), np.uint64(pt[0, 1]), np.uint64(pt[0, 2]), np.uint64(pt[0, 3])
+        w1, w2, w3 = (r1 * _W) % _P, (r2 * _W) % _P, (r3 * _W) % _P
+        for j in range(h):
+            l0, l1, l2, l3 = np.uint64(t[j, 0]), np.uint64(t[j, 1]), np.uint64(t[j, 2]), np.uint64(t[j, 3])
+            u0, u1, u2, u3 = (np.uint64(t[j + h, 0]), np.uint64(t[j + h, 1]), np.uint64(t[j + h, 2]),
+                              np.uint64(t[j + h, 3]))
+            d0 = u0 - l0 if u0 >= l0 else u0 + _P - l0
+            d1 = u1 - l1 if u1 >= l1 else u1 + _P - l1
+            d2 = u2 - l2 if u2 >= l2 else u2 + _P - l2
+            d3 = u3 - l3 if u3 >= l3 else u3 + _P - l3
+            p0, p1, p2, p3 = e_mul_by(d0, d1, d2, d3, r0, r1, r2, r3, w1, w2, w3)
+            buf[j, 0] = (l0 + p0) % _P
+            buf[j, 1] = (l1 + p1) % _P
+            buf[j, 2] = (l2 + p2) % _P
+            buf[j, 3] = (l3 + p3) % _P
     length = buf.shape[0]
-    for i in range(start, n):
+    for i in range(1, n):
         _fold_ext_inplace(buf, length, pt[i])
         length //= 2
     return buf[0].copy()

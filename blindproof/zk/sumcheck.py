@@ -33,6 +33,7 @@ import numpy as np
 
 from blindproof.zk import field as F
 from blindproof.zk._kernels import _P, e_mul, mulmod
+from blindproof.zk import _mask_kernels as MK
 from blindproof.zk.encoding import ProofFormatError, Reader, Writer
 from blindproof.zk import mle
 from blindproof.zk.mle import _fold_base_to_ext, _fold_ext_inplace, is_ext_table, num_vars
@@ -428,25 +429,22 @@ class MaskPolynomial:
 
     def _univariate(self, i: int, x: np.ndarray) -> np.ndarray:
         """g_i at extension x (Horner)."""
-        return np.array(self._univariate_ints(i, F._check_ext(x, "x").tolist()), dtype=np.uint32)
+        return np.array(self._univariate_ints(i, F._check_ext(x, "x").reshape(4).tolist()), dtype=np.uint32)
 
     def _univariate_ints(self, i: int, x) -> tuple[int, int, int, int]:
-        """g_i at extension x given as four canonical ints (Horner on Python ints)."""
-        P = F.P
-        acc = (0, 0, 0, 0)
-        for c in self.coeffs[i].tolist()[::-1]:
-            m = F._emul4(acc, x)
-            acc = ((m[0] + c[0]) % P, (m[1] + c[1]) % P, (m[2] + c[2]) % P, (m[3] + c[3]) % P)
-        return acc
+        """g_i at extension x given as four canonical ints (Horner, compiled)."""
+        if not 0 <= i < self.n_vars:
+            raise IndexError(f"a mask of {self.n_vars} variables has no variable {i}")
+        return MK.univariate(self.coeffs, i, x[0], x[1], x[2], x[3])
 
     def _g01(self) -> list[tuple[int, int, int, int]]:
         """g_i(0) + g_i(1) for every i (extension elements as ints)."""
-        P = F.P
-        out = []
-        for row in self.coeffs.tolist():
-            tot = [row[0][c] + sum(k[c] for k in row) for c in range(4)]
-            out.append(tuple(t % P for t in tot))
-        return out
+        return [tuple(g) for g in self._g01_array().tolist()]
+
+    def _g01_array(self) -> np.ndarray:
+        """g_i(0) + g_i(1) for every i, as an (n, 4) int64 array of canonical residues."""
+        c = self.coeffs.astype(np.int64)
+        return (c.sum(axis=1) + c[:, 0]) % F.P
 
     def hypercube_sum(self) -> np.ndarray:
         """``H = sum_x g(x) = 2^{n-1} · sum_i (g_i(0) + g_i(1))``."""
@@ -454,18 +452,16 @@ class MaskPolynomial:
         if n == 0:
             return F.ezero()
         P = F.P
-        tot = [sum(g[c] for g in self._g01()) % P for c in range(4)]
+        tot = self._g01_array().sum(axis=0).tolist()
         scale = pow(2, n - 1, P)
-        return np.array([t * scale % P for t in tot], dtype=np.uint32)
+        return np.array([t % P * scale % P for t in tot], dtype=np.uint32)
 
     def evaluate(self, point: np.ndarray) -> np.ndarray:
         """``g(point)`` for an extension point (n, 4)."""
-        pts = F._check_ext(point, "point").tolist()
-        t = [0, 0, 0, 0]
-        for i in range(self.n_vars):
-            v = self._univariate_ints(i, pts[i])
-            t = [a + b for a, b in zip(t, v)]
-        return np.array([a % F.P for a in t], dtype=np.uint32)
+        pts = F._check_ext(point, "point")
+        if pts.ndim != 2 or pts.shape[0] < self.n_vars:
+            raise IndexError(f"a mask of {self.n_vars} variables evaluated at a point of shape {pts.shape}")
+        return MK.evaluate(self.coeffs, np.ascontiguousarray(pts))
 
     def committed_table(self) -> np.ndarray:
         """The coefficients as the base table the PCS commits, ``T[c, i, k]`` row-major: ``c`` the
@@ -489,16 +485,9 @@ class MaskPolynomial:
             self._suffix = suf
         count = pow(2, n - j - 1, P)  # assignments of the variables after j
         # every later variable contributes (g_i(0) + g_i(1)) / 2 per assignment on average
-        const = np.array([t * count % P * inv2 % P for t in self._suffix[j + 1]], dtype=np.int64)
-        b = F._check_ext(bound_sum, "bound_sum").reshape(4).astype(np.int64)
-        gj = (_powers(degree, self.degree) @ self.coeffs[j].astype(np.int64)) % P  # g_j(x), x = 0..degree
-        return (((b[None, :] + gj) % P * count + const[None, :]) % P).astype(np.uint32)
-
-
-@functools.lru_cache(maxsize=64)
-def _powers(degree: int, k: int) -> np.ndarray:
-    """``x^t`` for x = 0..degree (rows), t = 0..k (columns): small integers (at most 5^5)."""
-    return np.array([[x ** t for t in range(k + 1)] for x in range(degree + 1)], dtype=np.int64)
+        const = np.array([t * count % P * inv2 % P for t in self._suffix[j + 1]], dtype=np.uint32)
+        b = F._check_ext(bound_sum, "bound_sum").reshape(4)
+        return MK.round_values(self.coeffs, j, b, degree, count, const)  # (b + g_j(x)) · count + const
 
 
 # --- proof -------------------------------------------------------------------------------------------
@@ -1022,11 +1011,15 @@ def mask_var_terms(name: str, n_vars: int, degree: int, items: Sequence) -> tupl
     items = [(int(i), tuple(x), tuple(c)) for i, x, c in items if any(c)]
     if any(not 0 <= i < n_vars for i, _, _ in items):
         raise ValueError(f"a mask of {n_vars} variables has no variable outside 0..{n_vars - 1}")
-    points = list(dict.fromkeys(x for _, x, _ in items))  # items often share a point: one geometric point each
-    geo = dict(zip(points, _geometric_points(points, kbits)))
-    terms = []
-    for i, x, coef in items:
-        ck, lk = geo[x]
-        coords = np.array([*ce, *_row_bits(ell, i), *ck], dtype=np.uint32).reshape(-1, 4)
-        terms.append((name, coords, np.array(F._emul4(coef, F._emul4(le, lk)), dtype=np.uint32)))
-    return tuple(terms)
+    if not items:
+        return ()
+    xs = np.array([x for _, x, _ in items], dtype=np.int64)
+    cs = np.array([c for _, _, c in items], dtype=np.int64)
+    if xs.min() < 0 or xs.max() >= F.P or cs.min() < 0 or cs.max() >= F.P:
+        raise F.FieldError("mask_var_terms: points and coefficients must be canonical extension elements")
+    coords, coefs, bad = MK.claim_terms(xs.astype(np.uint32), np.array([i for i, _, _ in items], dtype=np.int64),
+                                      cs.astype(np.uint32), np.array(ce, dtype=np.uint32),
+                                      np.array(le, dtype=np.uint32), ell, kbits)
+    if bad >= 0:
+        raise F.FieldError("einv: extension element is zero")
+    return tuple((name, coords[j], coefs[j]) for j in range(len(items)))

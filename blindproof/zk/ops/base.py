@@ -254,10 +254,33 @@ class LinearClaim:
     def __post_init__(self) -> None:
         if not self.terms:
             raise ValueError("LinearClaim: no terms")
-        terms = tuple((str(t), F._check_ext(np.asarray(p).reshape(-1, 4), "linear claim point"),
-                       F._check_ext(np.asarray(c).reshape(4), "linear claim coefficient")) for t, p, c in self.terms)
+        terms = _checked_terms(self.terms)
+        if terms is None:
+            terms = tuple((str(t), F._check_ext(np.asarray(p).reshape(-1, 4), "linear claim point"),
+                           F._check_ext(np.asarray(c).reshape(4), "linear claim coefficient")) for t, p, c in self.terms)
         object.__setattr__(self, "terms", terms)
         object.__setattr__(self, "value", F._check_ext(np.asarray(self.value).reshape(4), "linear claim value"))
+
+
+_U32 = np.dtype(np.uint32)
+
+
+def _checked_terms(terms) -> "tuple | None":
+    """The terms of a linear claim when every point is a uint32 (n, 4) array and every coefficient a
+    uint32 (4,) array, all canonical (one range check for all of them); None otherwise (the caller
+    then converts and checks term by term, naming what is wrong)."""
+    arrays = []
+    for term in terms:
+        if len(term) != 3:
+            return None
+        _, p, c = term
+        if not (type(p) is np.ndarray and p.dtype == _U32 and p.ndim == 2 and p.shape[1] == 4
+                and type(c) is np.ndarray and c.dtype == _U32 and c.shape == (4,)):
+            return None
+        arrays += (p.reshape(-1), c)
+    if int(np.concatenate(arrays).max()) >= F.P:
+        return None
+    return tuple((str(t), p, c) for t, p, c in terms)
 
 
 def fold_public(claim, evaluate: Callable[[str, np.ndarray], "np.ndarray | None"]):
