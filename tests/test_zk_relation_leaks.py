@@ -7,7 +7,10 @@ commitment file and in model proofs. Two ways to get some were found: a linear r
 per opening (the weight's part ``c·z·Φ_w(p)`` beside the claim ``ŵ(p)`` gives ``w̃(p)``), in the
 well-formedness proof's window checks and in ``add_weight``; both recovered weights exactly (an
 int32 bias from one commitment file, an int8 bias from two proofs) before relations were kept to one
-opening (``ops.base._relation_groups``) and ``add_weight`` read its weight by a sumcheck.
+opening (``ops.base._relation_groups``) and ``add_weight`` read its weight by a sumcheck. A third:
+a weight read by more ops than its randomizer was sized for (a shared matrix read 8 times gave 14
+equations per proof) before the randomizer was sized by the spec's count of readers
+(``program.weight_reads``).
 """
 
 from __future__ import annotations
@@ -154,3 +157,66 @@ def test_a_relation_across_the_trace_and_weight_openings_is_refused():
     data.put_ext(F.random(np.random.default_rng(1), (1, 4)))
     B.verify_relation(one, B.ProofReader(data), rel, "x")
     assert len(one.blind_claims) == 1 and len(one.blind_claims[0].terms) == 2
+
+
+def _shared_weight_model(reads: int, d: int = 4) -> QuantizedModel:
+    """One int8 ``W`` read by ``reads`` linear ops (weights shared across layers)."""
+    ops, tensors, prev = [], {"x": TensorSpec("x", 0, -100, 100, "input")}, "x"
+    for i in range(reads):
+        out = "y" if i == reads - 1 else f"h{i}"
+        ops += [Op("linear", (prev,), f"a{i}", {"weight": "W", "bias": None}),
+                Op("rescale", (f"a{i}",), out, {"shift": 8})]
+        tensors[f"a{i}"] = TensorSpec(f"a{i}", 0, -(1 << 20), 1 << 20, "activation")
+        tensors[out] = TensorSpec(out, -8, -100, 100, "activation")
+        prev = out
+    spec = QuantSpec(arch={"family": "test"}, inputs=("x",), outputs=("y",), ops=tuple(ops), tensors=tensors,
+                     weights={"W": WeightSpec("W", (d, d), "int8", 0)}, tables={})
+    return QuantizedModel(spec, {"W": np.random.default_rng(5).integers(-127, 128, size=(d, d))})
+
+
+def test_a_weight_read_by_eight_ops_stays_hidden(settled):
+    """The randomizer is sized for the spec's eight reads: no equation on ``W`` from two proofs and no
+    warning (sized for four, each proof gave 14 equations and two proofs the whole matrix)."""
+    from blindproof.zk.program import NotHiddenWarning, weight_reads
+
+    qm = _shared_weight_model(8)
+    assert weight_reads(qm.spec) == {"w:W": 8}
+    prover = ModelProver.create(qm, CommitmentKey(b"\x42" * 32))
+    rng = np.random.default_rng(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NotHiddenWarning)
+        proofs = [prover.prove({"x": rng.integers(-100, 101, size=(1, 4))}).to_bytes() for _ in range(2)]
+    com = ModelCommitment.from_bytes(prover.commitment.to_bytes())
+    settled.clear()
+    for data in proofs:
+        assert verify_model_proof(com, data).ok
+    assert sum(t[0] == "w:W" for parts in settled for p in parts for t in p[0]) >= 16
+    assert all(equations_on(parts, "w:W") == 0 for parts in settled)
+
+
+@pytest.mark.parametrize("workload", ["mlp-784-56-10", "tiny-llama", "shared", "add_weight"])
+def test_each_reader_of_a_weight_makes_one_claim(workload, monkeypatch):
+    """What the companion's sizes rest on: a proof reveals each weight exactly as often as the spec
+    says (a claim per reader, and a bias's payback; counted by the prover's own dry run)."""
+    from blindproof.zk import program as PR
+    from blindproof.zk.prover import example_input, quantized_workload
+
+    qm = {"shared": lambda: _shared_weight_model(5), "add_weight": _add_weight_model}.get(
+        workload, lambda: quantized_workload(workload))()
+    seen: dict = {}
+    real = PR.reveal_counts
+
+    def counts(run, ctx):
+        seen.update(out := real(run, ctx))
+        return out
+
+    monkeypatch.setattr(PR, "reveal_counts", counts)
+    monkeypatch.setattr(PR, "_MASK_PLANS", {})  # a cached plan would skip the count
+    prover = ModelProver.create(qm, CommitmentKey(b"\x43" * 32))
+    if workload in ("shared", "add_weight"):
+        x = {"x": np.ones((1, qm.spec.weights[next(iter(qm.spec.weights))].shape[-1]), dtype=np.int64)}
+    else:
+        x = prover.model.encode(example_input(workload))
+    prover.prove(x)
+    reads = PR.weight_reads(qm.spec)
+    assert reads and {w: seen.get("zk~blind:" + w) for w in reads} == reads

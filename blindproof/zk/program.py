@@ -85,8 +85,9 @@ def blind_rules(spec: QuantSpec, shapes: Mapping[str, tuple[int, ...]],
     randomizer, its requirements carried back to the source. A weight's randomizer table lives in the
     weight opening's companion, every other one in the trace commitment. ``lengths`` (randomizer
     table -> coordinates) sizes the trace tensors' randomizers to what a proof reveals about them
-    (:func:`reveal_counts`); the weights' are fixed by the spec (:func:`companion_tensors`)."""
+    (:func:`reveal_counts`); the weights' by the spec's count of their readers (:func:`companion_tensors`)."""
     req = _requirements(spec, shapes)
+    reads = weight_reads(spec)
     relabelled = {out for out, _, _ in _relabels(spec, shapes)}
     rules: dict[str, BL.Rule] = {}
     for name, shape in shapes.items():
@@ -95,8 +96,8 @@ def blind_rules(spec: QuantSpec, shapes: Mapping[str, tuple[int, ...]],
         n = B.n_vars(shape)
         if n and not (name in req and req[name] is None):
             s = req.get(name, n - 1)
-            if name.startswith("w:"):
-                coords = None  # the spec's (companion_tensors)
+            if name.startswith("w:"):  # sized by the spec, as the companion is (companion_tensors)
+                coords = _weight_coordinates(s, reads.get(name, 0))
             elif lengths is None or BL.blind_name(name) not in lengths:  # as for a tensor never revealed
                 coords = BL.coordinates_for(s, BL.dims_needed(s, 0))
             else:
@@ -140,7 +141,9 @@ _WEIGHT_READERS = ("linear", "embed", "mul_weight", "add_weight")  # their blind
 
 def companion_tensors(spec: QuantSpec) -> dict[str, int]:
     """The per-proof data tensors of the weight opening's companion: the weights' randomizer tables
-    (name -> log size). They depend on the spec alone (a weight's readers need only its shape)."""
+    (name -> log size). They depend on the spec alone: a weight's readers need only its shape, and
+    each op that reads a weight makes one claim on it (:func:`weight_reads`), so its randomizer is
+    sized for that many revealed values."""
     shapes = {B.weight_name(k): tuple(w.shape) for k, w in spec.weights.items()}
     req = {}
     for op in spec.ops:
@@ -150,13 +153,34 @@ def companion_tensors(spec: QuantSpec) -> dict[str, int]:
         for name, i in got.items():
             if name in shapes:
                 req[name] = i if req.get(name, i) == i else None
+    reads = weight_reads(spec)
     out = {}
     for name, shape in shapes.items():
         n = B.n_vars(shape)
         if n and not (name in req and req[name] is None):
-            r = BL.make_rule(name, n, req.get(name, n - 1))
+            s = req.get(name, n - 1)
+            r = BL.make_rule(name, n, s, _weight_coordinates(s, reads.get(name, 0)))
             out[r.table] = r.r_vars
     return dict(sorted(out.items()))
+
+
+def _weight_coordinates(s: int, reads: int) -> int:
+    """Randomizer coordinates of a weight with blinding variable ``s`` that ``reads`` ops read."""
+    return BL.coordinates_for(s, BL.dims_needed(s, max(1, reads)))
+
+
+def weight_reads(spec: QuantSpec) -> dict[str, int]:
+    """Per weight (``"w:<name>"``), the values a proof reveals about it: one claim per op that reads it
+    (an op is handed one merged claim on its output and reads each of its weights once), and for a
+    linear layer's bias also the payback of its randomizer in the layer's sum."""
+    out: dict[str, int] = {}
+    for op in spec.ops:
+        if op.kind in _WEIGHT_READERS:
+            for key, k in (("weight", 1), ("bias", 2)):
+                if op.params.get(key):
+                    name = B.weight_name(op.params[key])
+                    out[name] = out.get(name, 0) + k
+    return out
 
 
 def settle_form(rules: Mapping[str, BL.Rule] | None, claims: Sequence) -> list:
@@ -427,10 +451,7 @@ def mask_plan(spec: QuantSpec, vals: Mapping[str, np.ndarray], shapes: Mapping[s
         run = _Run(spec, public)
         _prove_ops(ctx, run)
         plan = rec.plan + ctx.lookups.mask_sizes()  # the lookups are proved after the op proofs
-        counts = dict(run.reveals)
-        for c in ctx.blind_claims:  # the paybacks: claims on the randomizer tables themselves
-            if isinstance(c, B.Claim):
-                counts[c.tensor] = counts.get(c.tensor, 0) + 1
+        counts = reveal_counts(run, ctx)
         lengths, short = {}, {}
         own = {r.table: r for r in (rules or {}).values() if r.table == BL.blind_name(r.tensor)}
         for table, r in own.items():  # every randomizer, the unrevealed ones too (s = 0: no coordinates)
@@ -448,6 +469,16 @@ def mask_plan(spec: QuantSpec, vals: Mapping[str, np.ndarray], shapes: Mapping[s
             _MASK_PLANS.clear()
         got = _MASK_PLANS[key] = (plan, lengths, short)
     return list(got[0]), dict(got[1]), dict(got[2])
+
+
+def reveal_counts(run: "_Run", ctx: B.VerifierContext) -> dict[str, int]:
+    """Per randomizer table, the values a proof reveals about its tensor: the randomized claims (each
+    once) and the paybacks (claims on the randomizer table itself)."""
+    counts = dict(run.reveals)
+    for c in ctx.blind_claims:
+        if isinstance(c, B.Claim):
+            counts[c.tensor] = counts.get(c.tensor, 0) + 1
+    return counts
 
 
 def _self_degrees(rules: Mapping[str, BL.Rule] | None) -> tuple:
