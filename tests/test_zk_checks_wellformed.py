@@ -13,8 +13,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from blindproof.zk import field as F
 from blindproof.zk import pcs
 from blindproof.zk import wellformed as WF
+from blindproof.zk.ops import base as B
 from blindproof.zk.ops import zkmask as M
 from blindproof.zk.ops.base import canonical, weight_name
 
@@ -105,3 +107,83 @@ def test_proof_below_the_floor_is_rejected(case):
     proof = WF.prove_wellformed(spec, state, weak)
     res = WF.verify_wellformed((spec, com, weak), proof)
     assert not res.ok and "below the floor" in res.reason, res.reason
+
+
+# --- the verifier's own guards: each rejection names its check ---------------------------------------------
+# The checks below cannot be told apart by acceptance (without them the input still fails, by the
+# exception guard of ``verify_wellformed`` or by a later check); the tests pin their reasons.
+
+
+@pytest.fixture(scope="module")
+def statement(case):
+    """A weight commitment of the spec (no proof needed: these inputs never reach the op checks)."""
+    spec, w = case
+    com, _ = _commit_tables(spec, _tables(spec, w))
+    return _parts(spec, com)
+
+
+@pytest.mark.parametrize("data", ["not bytes", None, 7, [1, 2]], ids=["str", "None", "int", "list"])
+def test_a_proof_that_is_not_bytes_is_rejected(statement, data):
+    """The type check on the proof (without it, ``bytes(data)`` raises or makes junk bytes)."""
+    res = WF.verify_wellformed(statement, data)  # type: ignore[arg-type]
+    assert not res.ok and "the proof must be bytes" in res.reason, res.reason
+
+
+def _container(aux: bytes) -> bytes:
+    return WF.WellformedProof(aux, B.OpProof(), B.OpProof(), b"").to_bytes()
+
+
+@pytest.mark.parametrize("data", [b"", b"BPWF", b"BPWF" + b"\0" * 64, "container+1", "junk aux"],
+                         ids=["empty", "magic", "zeros", "container+1", "junk aux"])
+def test_a_malformed_proof_is_rejected_as_malformed(statement, data):
+    """The parse of the container and of its aux commitment: an empty, truncated or padded container
+    and a well-formed container whose aux commitment is not a commitment (without the check the
+    parse error reaches the guard, or the verifier runs on with no proof)."""
+    if data == "container+1":
+        data = _container(b"") + b"\0"
+    elif data == "junk aux":
+        data = _container(b"\x01\x02 not a commitment")
+    res = WF.verify_wellformed(statement, data)
+    assert not res.ok and "malformed proof" in res.reason, res.reason
+
+
+def test_bytearray_and_memoryview_proofs_are_read(statement):
+    """The type check admits every bytes-like proof: a malformed one is refused as malformed."""
+    for data in (bytearray(b"BPWF"), memoryview(b"BPWF")):
+        res = WF.verify_wellformed(statement, data)
+        assert not res.ok and "malformed proof" in res.reason, res.reason
+
+
+def _flag_claims(spec):
+    plan = WF._plan(spec)
+    flag = next(f for f, w in plan.flags.items() if w == weight_name("W"))
+    n = B.n_vars(plan.shapes[weight_name("W")])
+    point = F.random(np.random.default_rng(3), 4 * n).reshape(n, 4)
+    return plan, flag, point
+
+
+def test_indicator_claim_at_a_point_of_another_size_is_rejected(case):
+    """``_without_indicators``: a claim on a public indicator column (plain, or a term of a linear
+    claim) read at a point with one coordinate too few or too many. The lookups derive these points
+    from the spec's shapes, so no proof reaches this; it keeps the indicator's evaluation from being
+    asked about another table."""
+    spec, _ = case
+    plan, flag, point = _flag_claims(spec)
+    one = np.array([1, 0, 0, 0], dtype=np.uint32)
+    for bad in (point[1:], np.concatenate([point, point[:1]])):
+        plain = B.Claim(flag, bad, F.ezero())
+        linear = B.LinearClaim(((flag, bad, one), (weight_name("W"), point, one)), F.ezero())
+        for c in (plain, linear):
+            with pytest.raises(B.Reject, match="read at a point of another size"):
+                WF._without_indicators(plan, [c])
+
+
+def test_false_plain_claim_on_an_indicator_column_is_rejected(case):
+    """``_without_indicators``: a plain claim on a public indicator column is checked by the verifier
+    (never opened): a false value is refused, the true one is settled and dropped."""
+    spec, _ = case
+    plan, flag, point = _flag_claims(spec)
+    true = B.indicator_eval(plan.real[weight_name("W")], point)
+    assert WF._without_indicators(plan, [B.Claim(flag, point, true)]) == []
+    with pytest.raises(B.Reject, match=f"indicator column {flag!r} has a wrong value"):
+        WF._without_indicators(plan, [B.Claim(flag, point, F.eadd(true, F.eone()))])

@@ -34,7 +34,7 @@ from blindproof.zk.quant.spec import Op, TensorSpec
 from blindproof.zk.quant.tables import exp_table
 from blindproof.zk.transcript import Transcript
 from blindproof.zk.verifier import (DOMAIN, CountingTranscript, PcsVerifierSettler, _bits, soundness_figures,
-                                    statement_bytes, verify_model_proof)
+                                    split_claims, statement_bytes, verify_model_proof)
 
 KEY = CommitmentKey(b"\x2c" * 32)
 
@@ -435,6 +435,70 @@ def test_o4_opening_stating_other_soundness_tenths_is_rejected():
         forged = dataclasses.replace(op, provable_tenths=prov, conjectured_tenths=conj)
         res = pcs.verify(com, claims, forged.to_bytes(), Transcript(b"o4"))
         assert not res.ok and "stated soundness figures" in res.reason
+
+
+def _pt(rng, n):
+    return F.erandom(rng, n)
+
+
+def test_s6_linear_claim_on_public_tensors_only_must_hold():
+    """S6 (``ops.base.fold_public``, from ``split_claims``). A linear claim every term of which is on a
+    public tensor is settled by the verifier alone: true, it is dropped; false, it is refused. Redundant
+    for any proof: the verifier builds every linear claim's terms from the spec (a randomized claim has
+    a committed randomizer term, a lookup leaf claim its committed mask terms), so no linear claim is
+    public only; the check guards ``fold_public``'s contract (a false claim dropped would be accepted)."""
+    rng = np.random.default_rng(8)
+    x, y = np.arange(-3, 5, dtype=np.int64).reshape(2, 4), np.array([7, -1], dtype=np.int64)
+    public = {"x": x, "y": y}
+    px, py = _pt(rng, 3), _pt(rng, 1)
+    c2 = F.ext(2, 0, 0, 0)
+    value = F.eadd(B.public_eval(x, px), F.emul(c2, B.public_eval(y, py)))
+    one = F.eone()
+    true = B.LinearClaim((("x", px, one), ("y", py, c2)), value)
+    assert split_claims([true], public) == ([], [], [])
+    false = B.LinearClaim((("x", px, one), ("y", py, c2)), F.eadd(value, one))
+    with pytest.raises(B.Reject, match="a linear claim on public tensors is false"):
+        split_claims([false], public)
+    with pytest.raises(B.Reject, match="a linear claim on public tensors is false"):
+        B.fold_public(false, lambda name, pt: B.public_eval(public[name], pt))
+    # a committed term left: the public terms move to the value side, the claim is kept
+    mixed = B.LinearClaim((("x", px, one), ("h", py, one)), F.eadd(B.public_eval(x, px), F.ext(5, 0, 0, 0)))
+    pub, trace, weight = split_claims([mixed], public)
+    assert not pub and not weight and len(trace) == 1
+    assert [t[0] for t in trace[0].terms] == ["h"] and np.array_equal(trace[0].value, F.ext(5, 0, 0, 0))
+
+
+def test_s7_linear_claim_on_a_public_tensor_at_a_point_of_another_size_is_rejected():
+    """S7 (``verifier._public_value``). A linear claim whose public term is read at a point with a
+    coordinate too few or too many. Redundant for any proof (the verifier derives every point from
+    the spec's shapes); it guards the public evaluation's contract."""
+    rng = np.random.default_rng(9)
+    public = {"x": np.arange(8, dtype=np.int64).reshape(2, 4)}
+    one = F.eone()
+    for n in (2, 4):
+        c = B.LinearClaim((("x", _pt(rng, n), one), ("h", _pt(rng, 3), one)), F.ezero())
+        with pytest.raises(B.Reject, match="claim on public 'x' has %d coordinates, the tensor 3" % n):
+            split_claims([c], public)
+
+
+def test_s8_linear_claim_mixing_trace_and_weight_tensors_is_rejected():
+    """S8 (``split_claims``). A linear claim with a trace term and a weight term (or a term on the
+    weight opening's companion): no one opening holds both. Redundant for any proof (the verifier
+    builds each linear claim from one commitment's tensors: a tensor and its randomizer, or a
+    lookup's columns and masks of one program); without the check the claim would go to the trace
+    opening, which refuses a tensor it does not hold."""
+    rng = np.random.default_rng(10)
+    one = F.eone()
+    pt = _pt(rng, 3)
+    for other in ("w:W", "zk~blind:w:W"):
+        c = B.LinearClaim((("h", pt, one), (other, pt, one)), F.ezero())
+        with pytest.raises(B.Reject, match="a linear claim mixes public, trace and weight tensors"):
+            split_claims([c], {}, companion=("zk~blind:w:W",))
+    # one kind each: sorted to its opening
+    tw = B.LinearClaim((("w:W", pt, one), ("zk~blind:w:W", pt, one)), F.ezero())
+    tt = B.LinearClaim((("h", pt, one), ("zk~blind:h", pt, one)), F.ezero())
+    pub, trace, weight = split_claims([tw, tt], {}, companion=("zk~blind:w:W",))
+    assert not pub and [c.terms[0][0] for c in trace] == ["h"] and [c.terms[0][0] for c in weight] == ["w:W"]
 
 
 # --- 5. soundness -----------------------------------------------------------------------------------------

@@ -225,6 +225,24 @@ def test_statement_errors(small):
     assert WF.require_wellformed(com, proof).ok
 
 
+def test_soundness_accounting_failure_is_a_named_rejection(small, monkeypatch):
+    """The verifier's call of ``soundness_figures``: when it refuses the transcript's records (a draw
+    without a recorded degree, uneven lookup draws) the proof is rejected with that reason. No proof
+    reaches this (the verifier's own transcript records every draw; test_zk_verifier_checks.py::
+    test_f1_soundness_figures_refuse_unaccounted_or_uneven_draws), so the refusal is simulated."""
+    from blindproof.zk import verifier
+    from blindproof.zk.ops.base import Reject
+
+    spec, _, com, _, proof = small
+
+    def refuse(*args, **kw):
+        raise Reject("GKR batching challenges without a recorded degree")
+
+    monkeypatch.setattr(verifier, "soundness_figures", refuse)
+    res = WF.verify_wellformed(com, proof)
+    assert not res.ok and res.reason == "wellformed: GKR batching challenges without a recorded degree", res.reason
+
+
 def test_byte_flips_truncation_and_trailing_bytes(small):
     _, _, com, _, proof = small
     rng = np.random.default_rng(11)
