@@ -251,3 +251,23 @@ def test_a_one_entry_tensor_is_named_as_not_hidden():
     text = " ".join(str(w.message) for w in caught)
     assert "l1.acc (one entry)" in text and "w:l1.acc.bias" in text, text
     assert verify_model_proof(prover.commitment, proof.to_bytes()).ok
+
+
+def test_a_weight_no_reader_sums_over_is_named_as_not_hidden():
+    """A linear layer with one input column sums none of its weight's variables: the weight (and the
+    input) get no randomizer, every claim reveals ``W̃`` at a point (8 entries from two proofs, by
+    script from public bytes). The prover names them."""
+    from blindproof.zk.quant.quantizer import QuantizedModel
+    from blindproof.zk.quant.spec import Op, QuantSpec, TensorSpec, WeightSpec
+
+    spec = QuantSpec(arch={"family": "test"}, inputs=("x",), outputs=("y",),
+                     ops=(Op("linear", ("x",), "a", {"weight": "W"}), Op("rescale", ("a",), "y", {"shift": 5})),
+                     tensors={"x": TensorSpec("x", 0, -100, 100, "input"),
+                              "a": TensorSpec("a", 0, -20000, 20000, "accumulator"),
+                              "y": TensorSpec("y", -5, -1000, 1000, "activation")},
+                     weights={"W": WeightSpec("W", (8, 1), "int8", 0)}, tables={})
+    qm = QuantizedModel(spec, {"W": np.random.default_rng(5).integers(-127, 128, size=(8, 1))})
+    prover = ModelProver.create(qm, KEY)
+    with pytest.warns(P.NotHiddenWarning, match=r"w:W \(no variable its readers sum\)"):
+        proof = prover.prove({"x": np.array([[7]])})
+    assert verify_model_proof(prover.commitment, proof.to_bytes()).ok

@@ -489,17 +489,21 @@ def _self_degrees(rules: Mapping[str, BL.Rule] | None) -> tuple:
 
 class NotHiddenWarning(UserWarning):
     """A proof reveals values of some committed tensors: more than their randomizers can hide (a
-    tensor of two entries read at more than four points), or all of it (a one-entry tensor)."""
+    tensor of two entries read at more than four points), or all of it (a one-entry tensor, or one
+    whose readers sum none of its variables, which therefore has no randomizer)."""
 
 
 def not_hidden(short: Mapping[str, int], shapes: Mapping[str, tuple[int, ...]],
-               public: Mapping[str, np.ndarray]) -> list[str]:
+               public: Mapping[str, np.ndarray], rules: Mapping[str, BL.Rule]) -> list[str]:
     """Committed tensors whose values a proof does not hide: those revealed more often than their
-    randomizer spans (``short``, from :func:`mask_plan`) and the one-entry ones (no variable to
-    randomize in), weights included; each described."""
+    randomizer spans (``short``, from :func:`mask_plan`), the one-entry ones (no variable to randomize
+    in) and those without a randomizer (a reader sums none of their variables: a linear layer with one
+    input column, an embedding table of one row), weights included; each described."""
+    committed = [t for t in sorted(shapes) if t not in public and not BL.is_blind_table(t)
+                 and not t.startswith(("zk~", "wf~"))]
     out = [f"{t} (revealed {k}×, {B.n_vars(shapes[t])} variable(s))" for t, k in sorted(short.items())]
-    out += [f"{t} (one entry)" for t in sorted(shapes) if t not in public and not BL.is_blind_table(t)
-            and not t.startswith(("zk~", "wf~")) and B.n_vars(shapes[t]) == 0]
+    out += [f"{t} (one entry)" for t in committed if B.n_vars(shapes[t]) == 0]
+    out += [f"{t} (no variable its readers sum)" for t in committed if B.n_vars(shapes[t]) and t not in rules]
     return out
 
 
@@ -526,12 +530,12 @@ def prove_program(spec: QuantSpec, values: Mapping[str, np.ndarray], inputs: Map
             plan, _, _ = mask_plan(spec, dry, shapes, public, start, strict, sized)
         rules = sized
         vals.update(BL.sample_tables(rules, rng if rng is not None else F.SecureRng()))
-        gaps = not_hidden(short, shapes, public)
+        gaps = not_hidden(short, shapes, public, rules)
         if gaps:
             warnings.warn(NotHiddenWarning(
                 "this proof does not hide the values of " + ", ".join(gaps) + ": a one-entry tensor has no "
-                "variable to randomize, a two-entry one hides at most four values (docs/proofs.md §5)"),
-                stacklevel=2)
+                "variable to randomize, nor has a tensor whose readers sum none of its variables, and a "
+                "two-entry one hides at most four values (docs/proofs.md §5)"), stacklevel=2)
     else:
         plan, _, _ = mask_plan(spec, vals, shapes, public, start, strict, rules)
     masks = M.ProverMasks.sample(plan, rng)
