@@ -28,7 +28,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -41,8 +41,6 @@ from blindproof.fingerprint.protocol import Calibration, Fingerprint, Query, Ver
 from blindproof.fingerprint.subspace import HarmlessSpace
 from blindproof.models.transformer import Transformer
 
-if TYPE_CHECKING:
-    from blindproof.client.sdk import BlindClient, Deployment
 
 DEFAULT_EXTRA = 16
 # Norm of the noise on every request. Small on purpose: it is rounded like any input, and at 100 an honest

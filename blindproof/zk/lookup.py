@@ -47,7 +47,7 @@ from __future__ import annotations
 import functools
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import blake3
 import numba as nb
@@ -63,8 +63,6 @@ from blindproof.zk.encoding import ProofFormatError, Reader, Writer
 from blindproof.zk.transcript import Transcript
 from blindproof.zk.verdict import VerifyResult, guarded
 
-if TYPE_CHECKING:
-    from blindproof.zk.ops.zkmask import ProverMasks, VerifierMasks
 
 MAX_TABLE_LOG = 24
 MAX_GROUP_LOG = 30

@@ -397,9 +397,7 @@ def _parts(model) -> tuple[QuantSpec, pcs.Commitment, pcs.PcsParams]:
         if isinstance(spec, str):
             spec = QuantSpec.from_json(spec)
     else:
-        from blindproof.zk.commitment import ModelCommitment  # commitment imports this module
-
-        if not isinstance(model, ModelCommitment):
+        if not all(hasattr(model, a) for a in ("spec", "weights", "params")):  # a ModelCommitment
             raise TypeError(f"model must be a ModelCommitment or (spec, weight commitment, parameters), "
                             f"got {type(model).__name__}")
         spec, com, params = model.spec, model.weights, model.params
