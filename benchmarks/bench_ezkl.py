@@ -184,9 +184,9 @@ def run_ezkl(name: str, repeats: int, max_logrows: int) -> dict:
 def run_blindproof(name: str, repeats: int) -> dict:
     """blindproof's commit/prove/verify on the same float model, in this (child) process."""
     import blindproof  # noqa: F401  (pins threads)
-    from blindproof.zk.commitment import CommitmentKey
-    from blindproof.zk.prover import ModelProver, calibration_input
-    from blindproof.zk.quant import quantize
+    from blindproof.zk.proof.keys import CommitmentKey
+    from blindproof.zk.proof.prover import ModelProver, calibration_input
+    from blindproof.quant import quantize
     from bench_zk import timed_verify  # benchmarks/ is on sys.path when run as a script
 
     model, x = float_model(name)

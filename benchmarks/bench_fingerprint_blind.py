@@ -172,8 +172,9 @@ def binding(dims_list=((64, 32, 32, 10), (256, 64, 10)), repeats: int = 3) -> li
     """zk binding of the published directions to the model commitment: prove / verify / size."""
     from blindproof.fingerprint import binding as FB
     from blindproof.models.mlp import MLP
-    from blindproof.zk import quant
-    from blindproof.zk.commitment import CommitmentKey, OpeningLedger, commit_model
+    from blindproof import quant
+    from blindproof.zk.proof.commitment import commit_model
+    from blindproof.zk.proof.keys import CommitmentKey, OpeningLedger
 
     out = []
     for dims in dims_list:

@@ -30,10 +30,10 @@ from blindproof.ee import ClientCodec, EEKey, encrypt_model, local_server_step
 from blindproof.fingerprint.transformer import port_change
 from blindproof.models import hf_examples as ex
 from blindproof.models.loaders import from_hf
-from blindproof.zk.commitment import CommitmentKey
-from blindproof.zk.prover import ModelProver
-from blindproof.zk.quant import quantize
-from blindproof.zk.verifier import verify_model_proof
+from blindproof.zk.proof.keys import CommitmentKey
+from blindproof.zk.proof.prover import ModelProver
+from blindproof.quant import quantize
+from blindproof.zk.proof.verifier import verify_model_proof
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = EEKey(bytes(range(1, 33)))

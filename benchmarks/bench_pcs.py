@@ -23,9 +23,10 @@ import blindproof  # noqa: F401  (pins thread pools first)
 import numba
 import numpy as np
 
-from blindproof.zk import field as F
-from blindproof.zk import mle, pcs
-from blindproof.zk.transcript import Transcript
+from blindproof.zk.field import babybear as F
+from blindproof.zk.commit import pcs
+from blindproof.zk.iop import mle
+from blindproof.zk.iop.transcript import Transcript
 from _machine import cpu_name  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 ROOT = Path(__file__).resolve().parents[1]

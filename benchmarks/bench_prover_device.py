@@ -28,9 +28,10 @@ import numba
 import numpy as np
 import torch
 
-from blindproof.zk import _rs, device
-from blindproof.zk import field as F
-from blindproof.zk.quant import reference
+from blindproof.zk import device
+from blindproof.zk.commit import reed_solomon as _rs
+from blindproof.zk.field import babybear as F
+from blindproof.quant import reference
 from _machine import cpu_name  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 ROOT = Path(__file__).resolve().parents[1]

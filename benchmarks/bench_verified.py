@@ -56,7 +56,7 @@ def machine() -> dict:
 
 def bench_workload(client: BlindClient, name: str, seq: int, runs: int) -> dict:
     """Deploy one workload in integer mode and time ``runs + 1`` verified blind inferences."""
-    from blindproof.zk.prover import workload_float_model
+    from blindproof.zk.proof.prover import workload_float_model
 
     model = workload_float_model(name)
     t0 = time.perf_counter()

@@ -58,7 +58,7 @@ def _reset_hwm() -> bool:
 
 
 def _macs(spec, inputs) -> int:
-    from blindproof.zk.program import infer_shapes
+    from blindproof.zk.proof.program import infer_shapes
 
     shapes = infer_shapes(spec, {k: v.shape for k, v in inputs.items()})
     total = 0
@@ -77,7 +77,7 @@ def _macs(spec, inputs) -> int:
 
 def timed_verify(commitment, data: bytes, runs: int = 3):
     """Verify ``data`` ``runs`` times; the last result and every run's seconds."""
-    from blindproof.zk.verifier import verify_model_proof
+    from blindproof.zk.proof.verifier import verify_model_proof
 
     times, res = [], None
     for _ in range(runs):
@@ -92,9 +92,9 @@ def run_one(name: str, repeats: int) -> dict:
     import numpy as np
 
     import blindproof  # noqa: F401  (pins threads)
-    from blindproof.zk.commitment import CommitmentKey
+    from blindproof.zk.proof.keys import CommitmentKey
     from blindproof.zk.ops import kinds
-    from blindproof.zk.prover import (ModelProver, example_input, program_input, quantized_workload,
+    from blindproof.zk.proof.prover import (ModelProver, example_input, program_input, quantized_workload,
                                       workload_float_model)
 
     out: dict = {"workload": name}

@@ -23,11 +23,11 @@ from typing import Callable
 import numpy as np
 
 import blindproof  # noqa: F401  (pins threads)
-from blindproof.zk import field as F
-from blindproof.zk import lookup as L
-from blindproof.zk import sumcheck as S
-from blindproof.zk.ntt import ntt
-from blindproof.zk.transcript import Transcript
+from blindproof.zk.field import babybear as F
+from blindproof.zk.iop import lookup as L
+from blindproof.zk.iop import sumcheck as S
+from blindproof.zk.field.ntt import ntt
+from blindproof.zk.iop.transcript import Transcript
 from _machine import cpu_name  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"

@@ -3,7 +3,7 @@ but public proof bytes (and the public model commitment), run against ordinary p
 
 Every proof is parsed and replayed exactly as a verifier would (``ModelProof.from_bytes``, the
 statement transcript, the program verifier and the PCS verifier, all unmodified). The replay runs the
-real :class:`~blindproof.zk.verifier.PcsVerifierSettler`; an observer subclass records the weight
+real :class:`~blindproof.zk.proof.verifier.PcsVerifierSettler`; an observer subclass records the weight
 claims it is handed and, while the weight opening is verified, the two row-weight vectors the PCS
 verifier derives from the transcript (``pcs._eval_row_weights``, ``pcs._gammas``). So every
 equation below is one that any verifier of the proof can write down.
@@ -131,7 +131,7 @@ def ext_coords(a: np.ndarray) -> np.ndarray:
 def claim_equations(point: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The four base-field equations ``Σ_x eq(r, x)_k W[x] = v_k`` of one claim ``W̃(r) = v`` on a
     table of ``2^len(r)`` entries (MSB-first, the PCS's convention)."""
-    from blindproof.zk import mle
+    from blindproof.zk.iop import mle
 
     eq = mle.eq_table(np.asarray(point, dtype=np.uint32))  # (2^n, 4)
     return ext_coords(eq), ext_coords(value).reshape(4, 1)
@@ -176,7 +176,7 @@ class Observation:
 def _capture_row_weights(sink: dict):
     """Record the last row weights and proximity weights the PCS verifier derives (its own functions,
     called as usual; only their results are kept)."""
-    from blindproof.zk import pcs
+    from blindproof.zk.commit import pcs
 
     orig_w, orig_g = pcs._eval_row_weights, pcs._gammas
 
@@ -198,9 +198,10 @@ def _capture_row_weights(sink: dict):
 def observe(commitment, data: bytes) -> Observation:
     """Replay the verifier on proof bytes; return what it saw of the weights. Raises if the proof is
     rejected (only accepted proofs count)."""
-    from blindproof.zk import pcs
-    from blindproof.zk import verifier as V
-    from blindproof.zk.proof_file import ModelProof
+    from blindproof.zk.commit import pcs
+    from blindproof.zk.proof import verifier as V
+    from blindproof.zk.proof import statement as STMT
+    from blindproof.zk.proof.proof_file import ModelProof
 
     t0 = time.perf_counter()
     proof = ModelProof.from_bytes(data)
@@ -212,7 +213,7 @@ def observe(commitment, data: bytes) -> Observation:
 
     class Observer(V.PcsVerifierSettler):
         def settle(self, claims, transcript):
-            _, _, w = V.split_claims(claims, self.proof.inputs | self.proof.outputs, companion.layout.names)
+            _, _, w = STMT.split_claims(claims, self.proof.inputs | self.proof.outputs, companion.layout.names)
             # a randomized weight claim is the linear claim W̃(p) + c·R̃(q) = v: the attack takes v as
             # W̃(p) (the randomizer is fresh per proof, so no attacker can do better than that)
             seen["claims"] = [pcs._claim_parts(c) if not isinstance(c, pcs.LinearClaim)
@@ -279,7 +280,7 @@ def attack_claims(observations, tensor: str, log_size: int) -> AttackResult:
 def code_points(n: int) -> np.ndarray:
     """The code's evaluation point of each codeword position, read off the public encoder (the
     codeword of the polynomial ``x``)."""
-    from blindproof.zk import _rs
+    from blindproof.zk.commit import reed_solomon as _rs
 
     e1 = np.zeros((1, 2), dtype=np.uint32)
     e1[0, 1] = 1
@@ -310,7 +311,7 @@ def attack_columns(observations, layout) -> AttackResult:
         ys = np.stack([known[p] for p in use], axis=1).astype(np.int64)  # (n_rows, K)
         coef = interpolate_rows(xs_all[use], ys)
         if extra:  # the attacker's own check: the other opened positions must agree
-            from blindproof.zk import _rs
+            from blindproof.zk.commit import reed_solomon as _rs
             code = _rs.encode_rows(coef.astype(np.uint32), layout.codeword_len)
             want = np.stack([known[p] for p in extra], axis=1)
             if not np.array_equal(code[:, extra], want):
@@ -379,11 +380,12 @@ def run_workload(name: str, tensor: str, max_proofs: int, say=print, min_proofs:
     """Prove ``max_proofs`` times (at most; stops once all three attacks have succeeded) on distinct
     example inputs with ONE commitment, observe each proof as a verifier, and run the attacks."""
     from blindproof.models.workloads import get_workload
-    from blindproof.zk.commitment import CommitmentKey
-    from blindproof.zk.prover import ModelProver, committed_table, program_input, quantized_workload, \
+    from blindproof.zk.proof.keys import CommitmentKey
+    from blindproof.zk.proof.prover import ModelProver, committed_table, program_input, quantized_workload, \
         workload_float_model
 
-    from blindproof.zk.commitment import MAX_BUDGET, OpeningBudgetExceeded
+    from blindproof.zk.proof.keys import OpeningBudgetExceeded
+    from blindproof.zk.proof.config import MAX_BUDGET
 
     model = workload_float_model(name)
     qm = quantized_workload(name, model=model)

@@ -3,7 +3,7 @@
 Each case is one op of a small integer program on random data, proved against a random claim on its
 output exactly as the program prover does (``program.prove_op``), verified from its bytes
 (``program.verify_op``) and its claims checked against the tables. "commit" is the hiding PCS
-commitment (``zk.pcs.commit``, default parameters) of the tensors the case names — the activations the
+commitment (``zk.commit.pcs.commit``, default parameters) of the tensors the case names — the activations the
 op produces or needs committed; "prove total" = aux columns + commit + op proof. Verify time excludes
 the PCS opening (batched over a whole proof; see docs/bench_pcs.md). One thread; medians; wall and
 process CPU time (the machine may be shared). Writes docs/bench_zk_ops.{json,md}.
@@ -31,12 +31,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import blindproof  # noqa: E402,F401  (pins threads)
 from bench_zk_core import machine, timed  # noqa: E402
-from blindproof.zk import pcs  # noqa: E402
-from blindproof.zk import program as P  # noqa: E402
+from blindproof.zk.commit import pcs  # noqa: E402
+from blindproof.zk.proof import program as P  # noqa: E402
 from blindproof.zk.ops import base as B  # noqa: E402
-from blindproof.zk.quant.reference import run_program  # noqa: E402
-from blindproof.zk.quant.spec import ACC_BOUND, Op, QuantSpec, TensorSpec, WeightSpec  # noqa: E402
-from blindproof.zk.quant.tables import rope_table  # noqa: E402
+from blindproof.zk.iop import claims as CL
+from blindproof.zk.iop import layout as LAY
+from blindproof.quant.reference import run_program  # noqa: E402
+from blindproof.quant.spec import ACC_BOUND, Op, QuantSpec, TensorSpec, WeightSpec  # noqa: E402
+from blindproof.quant.tables import rope_table  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 ACC = ACC_BOUND - 1  # accumulators: the integer model's bound
@@ -78,7 +80,7 @@ def one_op(op: Op, tensors: list[TensorSpec], weights: dict | None = None, table
 def traced(spec: QuantSpec, weights: dict, inputs: dict, start: int = 0, **kw) -> Case:
     """Run the reference and wrap the values in a Case."""
     vals = dict(run_program(spec, weights, inputs, start=start).tensors)
-    vals.update({B.weight_name(k): np.asarray(v, dtype=np.int64) for k, v in weights.items()})
+    vals.update({LAY.weight_name(k): np.asarray(v, dtype=np.int64) for k, v in weights.items()})
     return Case(spec, vals, start=start, **kw)
 
 
@@ -191,7 +193,7 @@ def _nonlinear(spec: QuantSpec, inputs: dict, note: str, start: int = 0) -> Case
 
 
 def _lookup(rng, shape, fn, note):
-    from blindproof.zk.quant.tables import activation_table
+    from blindproof.quant.tables import activation_table
     tab = activation_table("act.table", fn, 12, 12)
     spec = one_op(Op("lookup", ("x",), "y", {"table": "act.table"}), [_t("x"), _t("y")], tables={"act.table": tab})
     return _nonlinear(spec, {"x": rng.integers(-I16, I16 + 1, size=shape)}, note)
@@ -208,7 +210,7 @@ def _c_silu_tiny(rng):
 
 
 def _softmax(rng, b, h, t, k, note, start=0):
-    from blindproof.zk.quant.tables import exp_table
+    from blindproof.quant.tables import exp_table
     spec = one_op(Op("softmax", ("s",), "p", {"causal": True, "frac": 14, "table": "softmax.exp"}),
                   [_t("s", -SCORES, SCORES, "accumulator"), _t("p", 0, 1 << 14)],
                   tables={"softmax.exp": exp_table("softmax.exp", 12, 15)})
@@ -256,7 +258,7 @@ def measure(name: str, c: Case, reps: int) -> dict:
     if c.commit == ("*",):  # every column the op introduces (nonlinear cases)
         c.commit = tuple(n for n in shapes if n not in c.spec.inputs)
     if c.commit:
-        tabs = {n: B.canonical(full[n]) for n in c.commit}
+        tabs = {n: LAY.canonical(full[n]) for n in c.commit}
         cw, cc, _ = timed(lambda: pcs.commit(tabs), reps)
     pw, pc, (proof, claims, out) = timed(lambda: P.prove_op(c.spec, c.op_index, full, shapes, public, c.start), reps)
     data = proof.to_bytes()
@@ -278,14 +280,14 @@ def measure_program(label: str, workload: str, reps: int) -> dict:
     """A whole quantized workload proved by ``program.prove_trace`` with the oracle settler (op proofs
     and batched lookups; no PCS commitment or opening)."""
     from blindproof.models.workloads import get_workload
-    from blindproof.zk.quant import quantize
+    from blindproof.quant import quantize
     wl = get_workload(workload)
     x = wl.example_input(0, 1)
     qm = quantize(wl.build(0), x)
     trace = qm.run(x)
     inputs = {n: trace.tensors[n] for n in qm.spec.inputs}
     outputs = {n: trace.tensors[n] for n in qm.spec.outputs}
-    settler = B.OracleSettler()
+    settler = CL.OracleSettler()
     pw, pc, proof = timed(lambda: P.prove_trace(qm.spec, qm.weights, trace, settler), reps)
     vw, vc, res = timed(lambda: P.verify_trace(qm.spec, inputs, outputs, proof, settler), reps)
     assert res.ok, res.reason

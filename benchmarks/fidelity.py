@@ -1,4 +1,4 @@
-"""Fidelity of the integer model (blindproof.zk.quant) against the float models it was made from.
+"""Fidelity of the integer model (blindproof.quant) against the float models it was made from.
 
 Three measurements, each against its float model in the same run:
   1. default llama-style byte model: top-1 agreement of next-token predictions on the held-out corpus;
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from blindproof.zk.quant import QuantConfig, quantize
+from blindproof.quant import QuantConfig, quantize
 from _digits import N_TRAIN, digits_mlp  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,9 +21,9 @@ def mlp_honest():
     the common starting point of the must-reject tests that tamper with one part of it."""
     import numpy as np
 
-    from blindproof.zk.commitment import CommitmentKey
-    from blindproof.zk.prover import ModelProver, example_input, quantized_workload
-    from blindproof.zk.verifier import verify_model_proof
+    from blindproof.zk.proof.keys import CommitmentKey
+    from blindproof.zk.proof.prover import ModelProver, example_input, quantized_workload
+    from blindproof.zk.proof.verifier import verify_model_proof
 
     prover = ModelProver.create(quantized_workload("mlp-784-56-10"), CommitmentKey(b"\x0b" * 32))
     inputs = prover.model.encode(example_input("mlp-784-56-10"))
@@ -36,9 +36,9 @@ def mlp_honest():
 def _test_keys_count_no_openings():
     """The suite's fixed test keys prove far more often than an opening budget allows (a proof per
     tampering test): keys without a file get a ledger that records nothing and never refuses. Tests
-    of the budget itself pass their own :class:`~blindproof.zk.commitment.OpeningLedger`, and keys
+    of the budget itself pass their own :class:`~blindproof.zk.proof.keys.OpeningLedger`, and keys
     loaded from or saved to files (the CLI's) keep their real ledger."""
-    from blindproof.zk.commitment import CommitmentKey, OpeningLedger
+    from blindproof.zk.proof.keys import CommitmentKey, OpeningLedger
 
     class Unmetered(OpeningLedger):
         def charge(self, com, positions) -> int:

@@ -48,7 +48,7 @@ def test_commit_writes_a_reproducible_commitment(tmp_path, _cli):
 
 
 def test_commit_prove_verify(tmp_path, _cli):
-    pytest.importorskip("blindproof.zk.program")
+    pytest.importorskip("blindproof.zk.proof.program")
     assert _cli("commit", "--model", "mlp-784-56-10", cwd=tmp_path).returncode == 0
     p = _cli("prove", "--model", "mlp-784-56-10", "-o", "proof.bin", cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]
@@ -63,7 +63,7 @@ def test_commit_prove_verify(tmp_path, _cli):
 
     # the statement pinned: the input given to prove, the output saved by a first verify
     import numpy as np
-    from blindproof.zk.prover import example_input
+    from blindproof.zk.proof.prover import example_input
     x = np.asarray(example_input("mlp-784-56-10"))
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "other.npy", x + 0.25)

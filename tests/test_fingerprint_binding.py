@@ -10,12 +10,13 @@ import pytest
 import torch
 
 from blindproof.fingerprint import binding as FB
-from blindproof.zk.ops import blind as BL
+from blindproof.zk.iop import blind as BL
 from blindproof.models.mlp import MLP
-from blindproof.zk import quant
-from blindproof.zk import sumcheck as S
+from blindproof import quant
+from blindproof.zk.iop import sumcheck as S
 from test_zk_leakage_rank import _rank_mod_p  # the suite's rank over the base field
-from blindproof.zk.commitment import CommitmentKey, commit_model
+from blindproof.zk.proof.commitment import commit_model
+from blindproof.zk.proof.keys import CommitmentKey
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -137,7 +138,7 @@ ACC = (1 << 29) - 1
 def _with_decoy(qm, rng):
     """The MLP's spec with a decoy linear inserted as op 0: it reads the input too, its output is unused,
     and its weight has directions of its own that the real first layer does not annihilate."""
-    from blindproof.zk.quant.spec import Op, TensorSpec, WeightSpec
+    from blindproof.quant.spec import Op, TensorSpec, WeightSpec
 
     spec = qm.spec
     decoy = Op("linear", ("x",), "decoy.acc", {"weight": "decoy.weight", "bias": None})
@@ -157,7 +158,7 @@ def _old_first_linear_weight(commitment):
 
 
 def test_decoy_first_layer_is_refused(monkeypatch):
-    from blindproof.zk.quant.reference import run_program
+    from blindproof.quant.reference import run_program
 
     qm = _quantized(3)
     rng = np.random.default_rng(3)
@@ -188,7 +189,7 @@ def test_decoy_first_layer_is_refused(monkeypatch):
 
 
 def _tiny(ops, outputs=("y",), extra_tensors=(), inputs=("x",)):
-    from blindproof.zk.quant.spec import QuantSpec, TensorSpec, WeightSpec
+    from blindproof.quant.spec import QuantSpec, TensorSpec, WeightSpec
 
     t = lambda n, lo=-32767, hi=32767, role="activation": TensorSpec(n, 0, lo, hi, role)  # noqa: E731
     names = {"x", "a", "y", *extra_tensors}
@@ -199,7 +200,7 @@ def _tiny(ops, outputs=("y",), extra_tensors=(), inputs=("x",)):
 
 
 def test_input_reader_refuses_every_other_program_shape():
-    from blindproof.zk.quant.spec import Op
+    from blindproof.quant.spec import Op
 
     lin = Op("linear", ("x",), "a", {"weight": "W", "bias": None})
     tail = Op("rescale", ("a",), "y", {"shift": 3})
@@ -240,8 +241,8 @@ def test_weight_wider_than_the_bound_is_refused(setup):
 # --- the opening ledger -------------------------------------------------------------------------------
 
 def test_binding_is_charged_to_the_ledger_and_refused_past_the_budget(setup):
-    from blindproof.zk import pcs
-    from blindproof.zk.commitment import OpeningBudgetExceeded, OpeningLedger
+    from blindproof.zk.commit import pcs
+    from blindproof.zk.proof.keys import OpeningBudgetExceeded, OpeningLedger
 
     qm, _, _, w, dirs, _ = setup
     com, state = commit_model(qm.spec, qm.weights, CommitmentKey.generate(), budget=2)
@@ -268,9 +269,10 @@ def test_binding_is_charged_to_the_ledger_and_refused_past_the_budget(setup):
 def _replay(com, w, dirs, proof):
     """What any verifier computes from public bytes: the rows point ``r``, the sumcheck point ``s``, the
     messages, and the transcript challenges (the verifier's own transcript, replayed)."""
-    from blindproof.zk import mle, pcs
-    from blindproof.zk.ops.base import dim_vars
-    from blindproof.zk.transcript import Transcript
+    from blindproof.zk.commit import pcs
+    from blindproof.zk.iop import mle
+    from blindproof.zk.iop.layout import dim_vars
+    from blindproof.zk.iop.transcript import Transcript
 
     m, n = com.spec.weights[w].shape
     a, b = dim_vars(m), dim_vars(n)
@@ -308,8 +310,8 @@ class _Recorder:
 
 
 def _weight_table(qm, w):
-    from blindproof.zk import field as F
-    from blindproof.zk.ops.base import dim_vars
+    from blindproof.zk.field import babybear as F
+    from blindproof.zk.iop.layout import dim_vars
 
     m, n = qm.weights[w].shape
     full = np.zeros((1 << dim_vars(m), 1 << dim_vars(n)), dtype=np.uint32)
@@ -319,8 +321,8 @@ def _weight_table(qm, w):
 
 def _base_rows(point, coef=None) -> np.ndarray:
     """The four base-field coefficient rows of ``X ↦ coef·X̃(point)`` on the entries of ``X``."""
-    from blindproof.zk import field as F
-    from blindproof.zk import mle
+    from blindproof.zk.field import babybear as F
+    from blindproof.zk.iop import mle
 
     eq = mle.eq_table(point)
     if coef is not None:
@@ -334,8 +336,8 @@ def test_the_revealed_value_is_randomized_and_its_functionals_do_not_leak(setup)
     the equations ``v_i = eq(p_i)·W`` are false for the true ``W``, and over 8 proofs no combination of
     the revealed values cancels the fresh randomizers without cancelling ``W``:
     rank([R | W]) − rank(R) = 0 (as tests/test_zk_leakage_rank.py counts model proofs)."""
-    from blindproof.zk import mle
-    from blindproof.zk.commitment import OpeningLedger
+    from blindproof.zk.iop import mle
+    from blindproof.zk.proof.keys import OpeningLedger
 
     qm, com, state, w, dirs, _ = setup
     m, n = qm.weights[w].shape
@@ -368,9 +370,9 @@ def _view_matrix(setup, base_mask: bool = False):
     challenges: columns for the randomness (mask coefficients, ``R``) and for the table ``W̃(r, ·)`` the
     sumcheck reads (its 4·2^b base coordinates: every ``W`` gives one, every one comes from some ``W``).
     ``base_mask``: the mask restricted to base-field coefficients (as ``sumcheck.MaskPolynomial``)."""
-    from blindproof.zk import field as F
-    from blindproof.zk.commitment import OpeningLedger
-    from blindproof.zk.ops import blind as BL
+    from blindproof.zk.field import babybear as F
+    from blindproof.zk.proof.keys import OpeningLedger
+    from blindproof.zk.iop import blind as BL
 
     qm, com, state, w, dirs, _ = setup
     m, n = qm.weights[w].shape
@@ -431,7 +433,7 @@ def test_the_sumcheck_messages_reveal_no_functional_of_the_weight(setup):
 def test_small_weights(weight):
     """Two column variables (the randomizer over a row and a column variable), and one (over the rows
     only; the sumcheck is its blinded round)."""
-    from blindproof.zk.commitment import OpeningLedger
+    from blindproof.zk.proof.keys import OpeningLedger
 
     m, n = np.shape(weight)
     torch.manual_seed(0)
@@ -458,7 +460,7 @@ def test_blinding_rule_from_public_shapes():
 
 def _swap_companion(monkeypatch, fn):
     """Let a cheating prover commit ``fn(tensors)`` as its companion instead of the randomizer it uses."""
-    from blindproof.zk import pcs
+    from blindproof.zk.commit import pcs
 
     real = pcs.commit_companion
     monkeypatch.setattr(pcs, "commit_companion",
@@ -466,8 +468,8 @@ def _swap_companion(monkeypatch, fn):
 
 
 def test_rejects_a_companion_that_is_not_the_sumcheck_randomizer(setup, monkeypatch):
-    from blindproof.zk import field as F
-    from blindproof.zk.commitment import OpeningLedger
+    from blindproof.zk.field import babybear as F
+    from blindproof.zk.proof.keys import OpeningLedger
 
     _, com, state, w, dirs, _ = setup
     rng = np.random.default_rng(5)
@@ -481,7 +483,7 @@ def test_rejects_a_companion_that_is_not_the_sumcheck_randomizer(setup, monkeypa
 def test_rejects_a_companion_of_another_layout(setup, change):
     """The verifier fixes the companion's layout from public shapes: the weights' code, the mask rows and
     exactly the randomizer table of :func:`blinding_rule`'s size."""
-    from blindproof.zk import pcs
+    from blindproof.zk.commit import pcs
 
     qm, com, _, w, dirs, proof = setup
     table = FB.blinding_rule(w, 32, 64).table
@@ -500,9 +502,9 @@ def test_rejects_a_companion_of_another_layout(setup, change):
 
 def test_rejects_a_tampered_value(setup, monkeypatch):
     """The weight's value in the sumcheck (its final value) and in the stacked opening's linear claim."""
-    from blindproof.zk import field as F
-    from blindproof.zk import pcs
-    from blindproof.zk.commitment import OpeningLedger
+    from blindproof.zk.field import babybear as F
+    from blindproof.zk.commit import pcs
+    from blindproof.zk.proof.keys import OpeningLedger
 
     _, com, state, w, dirs, proof = setup
     parts = FB.BindingProof.from_bytes(proof)
@@ -527,8 +529,8 @@ def test_rejects_a_tampered_value(setup, monkeypatch):
 
 
 def test_rejects_a_mask_commitment_that_is_not_the_sumcheck_mask(setup, monkeypatch):
-    from blindproof.zk import field as F
-    from blindproof.zk.commitment import OpeningLedger
+    from blindproof.zk.field import babybear as F
+    from blindproof.zk.proof.keys import OpeningLedger
 
     _, com, state, w, dirs, _ = setup
     real = S.MaskPolynomial.committed_table
@@ -553,7 +555,7 @@ def test_rejects_format_v1_and_damaged_companions(setup):
     for comp in (parts.mask_commitment, b"", parts.companion_commitment[:-1]):
         res = FB.verify_binding(com, w, dirs, dataclasses.replace(parts, companion_commitment=comp).to_bytes())
         assert not res.ok
-    from blindproof.zk import pcs
+    from blindproof.zk.commit import pcs
 
     for other in ({"not_mask": np.arange(16, dtype=np.uint32)}, {FB.MASK_TABLE: np.arange(1 << 8, dtype=np.uint32)}):
         c, _ = pcs.commit(other, com.params, rng=np.random.default_rng(0))

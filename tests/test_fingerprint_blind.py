@@ -12,6 +12,7 @@ import torch
 
 from blindproof.ee import Split, encrypt_model, generate_key
 from blindproof.fingerprint import blind as B
+from blindproof.client import fingerprinted as FPD
 from blindproof.fingerprint.protocol import check
 from blindproof.fingerprint.substitutes import int8_weights
 from blindproof.models.serialize import build_model, content_digest, describe, model_tensors, to_bytes
@@ -192,7 +193,7 @@ def test_check_identity_over_grpc(served, llama, key, fingerprint):
     prompt = torch.tensor([[72, 101, 108, 108, 111]])
     with BlindClient(served.target) as client:
         client.wait_ready()
-        dep = B.deploy(client, llama, key, "rotate", alpha=fingerprint.alpha, label="fp")
+        dep = FPD.deploy(client, llama, key, "rotate", alpha=fingerprint.alpha, label="fp")
         assert isinstance(dep.codec, B.ExpansionCodec)
         with torch.no_grad():
             assert torch.equal(client.infer(dep, prompt).argmax(-1), llama(prompt).argmax(-1))
@@ -210,14 +211,14 @@ def test_check_identity_over_grpc(served, llama, key, fingerprint):
         assert client.check_identity(swapped, fingerprint, mode="labels", p1=0.3).decision == "mismatch"
 
         # another key's deployment of the same model
-        other = B.deploy(client, llama, generate_key(), "rotate", alpha=fingerprint.alpha)
+        other = FPD.deploy(client, llama, generate_key(), "rotate", alpha=fingerprint.alpha)
         swapped = dataclasses.replace(dep, deployment_id=other.deployment_id)
         assert client.check_identity(swapped, fingerprint, mode="labels", p1=0.3).decision == "mismatch"
 
-        again = B.attach(client, dep.deployment_id, llama, key, "rotate", alpha=fingerprint.alpha)
+        again = FPD.attach(client, dep.deployment_id, llama, key, "rotate", alpha=fingerprint.alpha)
         assert again.codec.extra == 16 and client.check_identity(again, fingerprint, p1=0.3).decision == "match"
         plain = client.deploy(llama, key, "rotate")
         with pytest.raises(TypeError, match="harmless input expansion"):
             client.check_identity(plain, fingerprint)
         with pytest.raises(ValueError, match="no harmless input expansion"):
-            B.attach(client, plain.deployment_id, llama, key)
+            FPD.attach(client, plain.deployment_id, llama, key)

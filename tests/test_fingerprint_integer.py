@@ -1,4 +1,4 @@
-"""Integer probes on the project's integer model (zk/quant): bit-exact harmlessness."""
+"""Integer probes on the project's integer model (quant): bit-exact harmlessness."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,7 @@ from blindproof.fingerprint.integer import headroom, input_null_vectors, integer
 from blindproof.fingerprint.substitutes import magnitude_pruned
 from blindproof.models.mlp import MLP
 
-quant = pytest.importorskip("blindproof.zk.quant")
+quant = pytest.importorskip("blindproof.quant")
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import torch
 from blindproof.ee import EEKey
 from blindproof.fingerprint import adversaries as A
 from blindproof.fingerprint import blind as B
+from blindproof.client import fingerprinted as FPD
 from blindproof.fingerprint import distinguish as D
 from blindproof.fingerprint import traffic as T
 from blindproof.fingerprint.protocol import check
@@ -217,7 +218,7 @@ def test_traffic_check_over_grpc(world):
     key = EEKey(hashlib.sha256(b"traffic-test").digest()[:32])
     with ServerProcess() as srv, BlindClient(srv.target) as client:
         client.wait_ready()
-        dep = B.deploy(client, model, key, "rotate", alpha=ALPHA)
+        dep = FPD.deploy(client, model, key, "rotate", alpha=ALPHA)
         honest = client.check_identity(dep, fp, p1=0.5, sequential=True, gen=torch.Generator().manual_seed(13))
         assert honest.decision == "match" and honest.failures == 0
         blob, digest = to_bytes(int8_weights(world["server"]), ["blocks"])

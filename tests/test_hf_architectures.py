@@ -131,7 +131,7 @@ def test_classification_head_is_decoded_by_the_client(loaded):
 
 
 def _quantized(ours):
-    from blindproof.zk.quant import quantize
+    from blindproof.quant import quantize
     return quantize(ours, ex.example_ids(4, 16, seed=1))
 
 
@@ -153,10 +153,10 @@ def test_integer_model_agrees(name, loaded):
 
 @pytest.mark.parametrize("name", PROOF_CASES)
 def test_proof_verifies(name, loaded):
-    from blindproof.zk.commitment import CommitmentKey
+    from blindproof.zk.proof.keys import CommitmentKey
     from blindproof.zk.ops import kinds
-    from blindproof.zk.prover import ModelProver
-    from blindproof.zk.verifier import verify_model_proof
+    from blindproof.zk.proof.prover import ModelProver
+    from blindproof.zk.proof.verifier import verify_model_proof
 
     _, ours = loaded(name)
     qm = _quantized(ours)

@@ -23,7 +23,7 @@ from blindproof.server.integer_executor import (IntegerInputError, LoadedInteger
                                                 integer_forward, integer_to_bytes, is_integer_file, load_deployment,
                                                 load_integer)
 from blindproof.server.process import ServerProcess
-from blindproof.zk.quant import run_program
+from blindproof.quant import run_program
 
 KEY = bytes(range(32))
 

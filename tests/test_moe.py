@@ -9,7 +9,7 @@ import torch
 
 from blindproof.models.moe import MoE, routing_gates, topk_mask
 from blindproof.models.transformer import Transformer, TransformerConfig
-from blindproof.zk.quant import quantize
+from blindproof.quant import quantize
 
 
 def test_topk_mask_breaks_ties_to_the_lower_index():
@@ -119,10 +119,10 @@ def test_forged_routing_is_rejected(groups, target):
     """A prover that routes one token to another expert (or keeps another expert group), computing
     everything after it honestly from that choice, cannot make a proof that verifies: the selection is a
     relation of the program."""
-    from blindproof.zk.commitment import CommitmentKey
-    from blindproof.zk.prover import ModelProver
-    from blindproof.zk.quant import reference
-    from blindproof.zk.verifier import verify_model_proof
+    from blindproof.zk.proof.keys import CommitmentKey
+    from blindproof.zk.proof.prover import ModelProver
+    from blindproof.quant import reference
+    from blindproof.zk.proof.verifier import verify_model_proof
 
     m = _tiny_moe(4, 1, groups)
     qm = quantize(m, torch.randint(0, 64, (4, 12), generator=torch.Generator().manual_seed(3)))

@@ -4,7 +4,7 @@ The server tests inject a deterministic stand-in prover (``SlowProver`` below, l
 processes through ``--prover test_prover_daemon:SlowProver``): its proof is a fixed function of the
 served inference, so a test can check that the exact bytes come back after kills and restarts, and
 its pace is set by environment variables, so a job can be caught mid-run. The real whole-model prover
-is exercised end to end in ``test_real_prover_end_to_end`` when ``blindproof.zk.prover`` can prove.
+is exercised end to end in ``test_real_prover_end_to_end`` when ``blindproof.zk.proof.prover`` can prove.
 """
 
 from __future__ import annotations
@@ -362,9 +362,9 @@ def test_bad_prover_spec_fails_at_startup(tmp_path):
 
 def _real_prover_available() -> bool:
     try:
-        from blindproof.zk import program  # noqa: F401
-        from blindproof.zk.prover import ModelProver  # noqa: F401
-        from blindproof.zk.verifier import verify_model_proof  # noqa: F401
+        from blindproof.zk.proof import program  # noqa: F401
+        from blindproof.zk.proof.prover import ModelProver  # noqa: F401
+        from blindproof.zk.proof.verifier import verify_model_proof  # noqa: F401
     except Exception:
         return False
     return True
@@ -372,9 +372,9 @@ def _real_prover_available() -> bool:
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-@pytest.mark.skipif(not _real_prover_available(), reason="the whole-model prover (blindproof.zk.prover) is not here")
+@pytest.mark.skipif(not _real_prover_available(), reason="the whole-model prover (blindproof.zk.proof.prover) is not here")
 def test_real_prover_end_to_end(tmp_path):
-    from blindproof.zk.verifier import verify_model_proof
+    from blindproof.zk.proof.verifier import verify_model_proof
     with ServerProcess(store=tmp_path / "store") as srv, BlindClient(srv.target) as client:
         client.wait_ready()
         dep = client.deploy(_mlp(), None, mode="integer")

@@ -12,10 +12,10 @@ import torch
 from blindproof.models.mlp import MLP
 from blindproof.models.transformer import Transformer, TransformerConfig
 from blindproof.models.workloads import TINY_LLAMA, get_workload, init_weights
-from blindproof.zk.quant import (BoundError, QuantConfig, QuantizationError, QuantSpec, build_program, quantize,
+from blindproof.quant import (BoundError, QuantConfig, QuantizationError, QuantSpec, build_program, quantize,
                                  run_program)
 
-from blindproof.zk.quant import quantizer as quantize_mod  # noqa: E402  (the module; the package exports the function)
+from blindproof.quant import builder as QB
 
 # Small shapes of every workload family (the named workloads at full width run in the slow tests).
 SMALL = {
@@ -128,14 +128,14 @@ def test_runtime_overflow_raises():
 
 def test_quantize_fails_loudly_when_scales_overflow(monkeypatch):
     model = init_weights(Transformer(TINY_LLAMA), 0).eval()
-    solve = quantize_mod._Builder.solve
+    solve = QB._Builder.solve
 
     def broken_solve(self):  # a scale rule that ignores the accumulator bounds
         solve(self)
         for n in self.nodes.values():
             if n.free:
                 self.exps[n.name] += 8
-    monkeypatch.setattr(quantize_mod._Builder, "solve", broken_solve)
+    monkeypatch.setattr(QB._Builder, "solve", broken_solve)
     with pytest.raises(QuantizationError, match="2\\^29|quotient|sum of squares"):
         quantize(model, _tokens(TINY_LLAMA, 1))
 

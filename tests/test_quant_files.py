@@ -10,8 +10,8 @@ import torch
 
 from blindproof.models.transformer import Transformer
 from blindproof.models.workloads import TINY_LLAMA, init_weights
-from blindproof.zk.quant import quantize
-from blindproof.zk.quant.files import SPEC_FILE, WEIGHTS_FILE, load_quantized, save_quantized
+from blindproof.quant import quantize
+from blindproof.quant.files import SPEC_FILE, WEIGHTS_FILE, load_quantized, save_quantized
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from blindproof.models.transformer import Transformer, TransformerConfig
 from blindproof.models.workloads import TINY_LLAMA, init_weights
-from blindproof.zk.quant import quantize
-from blindproof.zk.quant.check import RelationError, check_trace
-from blindproof.zk.quant.reference import div_round, isqrt, shift_round
+from blindproof.quant import quantize
+from blindproof.quant.check import RelationError, check_trace
+from blindproof.quant.reference import div_round, isqrt, shift_round
 
 BERT = TransformerConfig(vocab_size=200, d_model=64, n_layers=1, n_heads=4, d_ff=128, max_seq=32, norm="layer",
                          norm_position="post", mlp="gelu", position="learned", bias=True, causal=False,
@@ -114,7 +114,7 @@ def test_rejects_slightly_inflated_softmax_shift(llama):
     name = _first(qm, "softmax")
     s = tr.tensors[next(op.inputs[0] for op in qm.spec.ops if op.output == name)]
     table = qm.spec.tables["softmax.exp"]
-    from blindproof.zk.quant.tables import table_values
+    from blindproof.quant.functions import table_values
     values = table_values(table)
 
     def f(t):  # shift up by 1: everything stays consistent and the sum still passes 2^15 on long rows

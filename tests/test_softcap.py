@@ -9,9 +9,10 @@ import torch
 
 from blindproof.models.transformer import Transformer, TransformerConfig, softcap
 from blindproof.zk.ops import lookup_ops
-from blindproof.zk.quant import quantize
-from blindproof.zk.quant.spec import Op, TensorSpec
-from blindproof.zk.quant.tables import softcap_table, table_values
+from blindproof.quant import quantize
+from blindproof.quant.spec import Op, TensorSpec
+from blindproof.quant.tables import softcap_table
+from blindproof.quant.functions import table_values
 
 from zk_nonlinear_harness import REJECTIONS, one_op_spec, run, same_claims, trace_values
 
@@ -100,7 +101,7 @@ def test_integer_program_caps_by_table():
 @pytest.mark.parametrize("fn,ref", [("tanh", np.tanh), ("sigmoid_c", lambda x: 1 / (1 + np.exp(-x)) - 0.5),
                                     ("logsigmoid_c", lambda x: np.log(1 / (1 + np.exp(-x))) + np.log(2.0))])
 def test_routing_and_pooler_tables(fn, ref):
-    from blindproof.zk.quant.tables import activation_table
+    from blindproof.quant.tables import activation_table
 
     ts = activation_table("t", fn, 10, 12)
     vals = table_values(ts)

@@ -1,6 +1,6 @@
 """The well-formedness verifier's checks that tests/test_zk_wellformed.py does not isolate: each test is a
 cheating model owner's proof that the check alone refuses, confirmed to be accepted with that check
-deleted from blindproof/zk/wellformed.py (or, where a docstring says "defence in depth", refused
+deleted from blindproof/zk/proof/wellformed.py (or, where a docstring says "defence in depth", refused
 by a later check with another reason).
 
 Not tested here, being redundant: the weight layout rule in ``_check_weight_commitment`` (a weaker
@@ -13,12 +13,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from blindproof.zk import field as F
-from blindproof.zk import pcs
-from blindproof.zk import wellformed as WF
+from blindproof.zk.field import babybear as F
+from blindproof.zk.commit import pcs
+from blindproof.zk.proof import wellformed as WF
 from blindproof.zk.ops import base as B
-from blindproof.zk.ops import zkmask as M
-from blindproof.zk.ops.base import canonical, weight_name
+from blindproof.zk.iop import claims as CL
+from blindproof.zk.iop import layout as LAY
+from blindproof.zk.iop import masks as M
+from blindproof.zk.iop.layout import canonical, weight_name
 
 from test_zk_wellformed import _commit_tables, _forge, _parts, _spec, _weights
 
@@ -102,7 +104,7 @@ def test_proof_below_the_floor_is_rejected(case):
     ``ModelCommitment`` refuses such parameters itself, C3). Accepted without the check."""
     spec, w = case
     weak = pcs.PcsParams(security_bits=20.0)
-    from blindproof.zk.commitment import CommitmentKey
+    from blindproof.zk.proof.keys import CommitmentKey
     com, state = pcs.commit(_tables(spec, w), weak, rng=CommitmentKey.generate().rng("test"), openings=9)
     proof = WF.prove_wellformed(spec, state, weak)
     res = WF.verify_wellformed((spec, com, weak), proof)
@@ -157,7 +159,7 @@ def test_bytearray_and_memoryview_proofs_are_read(statement):
 def _flag_claims(spec):
     plan = WF._plan(spec)
     flag = next(f for f, w in plan.flags.items() if w == weight_name("W"))
-    n = B.n_vars(plan.shapes[weight_name("W")])
+    n = LAY.n_vars(plan.shapes[weight_name("W")])
     point = F.random(np.random.default_rng(3), 4 * n).reshape(n, 4)
     return plan, flag, point
 
@@ -171,10 +173,10 @@ def test_indicator_claim_at_a_point_of_another_size_is_rejected(case):
     plan, flag, point = _flag_claims(spec)
     one = np.array([1, 0, 0, 0], dtype=np.uint32)
     for bad in (point[1:], np.concatenate([point, point[:1]])):
-        plain = B.Claim(flag, bad, F.ezero())
-        linear = B.LinearClaim(((flag, bad, one), (weight_name("W"), point, one)), F.ezero())
+        plain = CL.Claim(flag, bad, F.ezero())
+        linear = CL.LinearClaim(((flag, bad, one), (weight_name("W"), point, one)), F.ezero())
         for c in (plain, linear):
-            with pytest.raises(B.Reject, match="read at a point of another size"):
+            with pytest.raises(CL.Reject, match="read at a point of another size"):
                 WF._without_indicators(plan, [c])
 
 
@@ -183,7 +185,7 @@ def test_false_plain_claim_on_an_indicator_column_is_rejected(case):
     (never opened): a false value is refused, the true one is settled and dropped."""
     spec, _ = case
     plan, flag, point = _flag_claims(spec)
-    true = B.indicator_eval(plan.real[weight_name("W")], point)
-    assert WF._without_indicators(plan, [B.Claim(flag, point, true)]) == []
-    with pytest.raises(B.Reject, match=f"indicator column {flag!r} has a wrong value"):
-        WF._without_indicators(plan, [B.Claim(flag, point, F.eadd(true, F.eone()))])
+    true = LAY.indicator_eval(plan.real[weight_name("W")], point)
+    assert WF._without_indicators(plan, [CL.Claim(flag, point, true)]) == []
+    with pytest.raises(CL.Reject, match=f"indicator column {flag!r} has a wrong value"):
+        WF._without_indicators(plan, [CL.Claim(flag, point, F.eadd(true, F.eone()))])

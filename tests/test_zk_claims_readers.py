@@ -19,17 +19,19 @@ import torch
 
 from blindproof.models.transformer import Transformer
 from blindproof.models.workloads import WORKLOADS, get_workload, init_weights
-from blindproof.zk import program as P
-from blindproof.zk.commitment import CommitmentKey
-from blindproof.zk.encoding import Writer
+from blindproof.zk.proof import program as P
+from blindproof.zk.proof.keys import CommitmentKey
+from blindproof.zk.field.encoding import Writer
 from blindproof.zk.ops import base as B
+from blindproof.zk.iop import claims as CL
+from blindproof.zk.iop import layout as LAY
 from blindproof.zk.ops import protocol
-from blindproof.zk.prover import ModelProver, example_input, program_input, quantized_workload
-from blindproof.zk.quant import quantize
-from blindproof.zk.quant import reference as R
-from blindproof.zk.quant.reference import Trace, run_program
-from blindproof.zk.quant.spec import Op, QuantSpec, TensorSpec, WeightSpec
-from blindproof.zk.verifier import verify_model_proof
+from blindproof.zk.proof.prover import ModelProver, example_input, program_input, quantized_workload
+from blindproof.quant import quantize
+from blindproof.quant import reference as R
+from blindproof.quant.reference import Trace, run_program
+from blindproof.quant.spec import Op, QuantSpec, TensorSpec, WeightSpec
+from blindproof.zk.proof.verifier import verify_model_proof
 
 KEY = CommitmentKey(b"\x0c" * 32)
 I16 = (1 << 15) - 1
@@ -53,7 +55,7 @@ def split_trace(spec: QuantSpec, weights, inputs, tensor: str, fake: np.ndarray,
         if op.output == tensor:
             true, out = out, np.asarray(fake, dtype=np.int64)
         env[op.output] = tensors[op.output] = out
-        tensors.update({B.witness_name(op.output, k): v for k, v in wit.items()})
+        tensors.update({LAY.witness_name(op.output, k): v for k, v in wit.items()})
     assert true is not None and not np.array_equal(true, fake)
     return Trace(tensors=tensors, outputs=spec.outputs), true
 
@@ -149,7 +151,7 @@ def _two_reader_case(seed: int = 0):
 
 
 def _prove_and_verify(spec, weights, trace, strict=True, edit=None):
-    settler = B.OracleSettler()
+    settler = CL.OracleSettler()
     proof = P.prove_trace(spec, weights, trace, settler, strict=strict)
     if edit is not None:
         proof = edit(proof)
@@ -271,7 +273,7 @@ def test_the_op_is_handed_one_claim_on_its_own_output(monkeypatch):
 
     def elsewhere(ctx, rd, claims):  # a merge that lands on another tensor
         c = real(ctx, rd, claims)
-        return B.Claim("x", c.point[:B.n_vars((3, 6))], c.value)
+        return CL.Claim("x", c.point[:LAY.n_vars((3, 6))], c.value)
 
     monkeypatch.setattr(B, "verify_reduce", elsewhere)
     res, _ = _prove_and_verify(spec, weights, trace)
@@ -313,17 +315,17 @@ class _Recorder:
 
     def __init__(self, spec: QuantSpec) -> None:
         self.spec = spec
-        self.popped: dict[str, list[list[B.Claim]]] = {}
-        self.handed: dict[str, dict[str, list[list[B.Claim]]]] = {"prove": {}, "verify": {}}
-        self.returned: dict[str, list[B.Claim]] = {}
-        self.lookups: list[B.Claim] = []  # the deferred lookups' claims (the ops' own relations)
+        self.popped: dict[str, list[list[CL.Claim]]] = {}
+        self.handed: dict[str, dict[str, list[list[CL.Claim]]]] = {"prove": {}, "verify": {}}
+        self.returned: dict[str, list[CL.Claim]] = {}
+        self.lookups: list[CL.Claim] = []  # the deferred lookups' claims (the ops' own relations)
         self.deferred: dict[str, set[str]] = {}  # op output -> the columns its deferred lookups read
-        self.settled: list[list[B.Claim]] = []
+        self.settled: list[list[CL.Claim]] = []
 
     def install(self, monkeypatch) -> None:
-        real_pop = B.ClaimSet.pop
+        real_pop = CL.ClaimSet.pop
         real_protocol = P.protocol
-        real_settle = B.OracleSettler.settle
+        real_settle = CL.OracleSettler.settle
         real_settle_form = P.settle_form
         real_lookups = B.LookupBatch.verify
         rec = self
@@ -359,7 +361,7 @@ class _Recorder:
             return real_settle(settler, claims, transcript)
 
         def settle_form(rules, claims):  # the claims as the program leaves them, before the settler's form
-            rec.settled.append([c for c in claims if isinstance(c, B.Claim)])
+            rec.settled.append([c for c in claims if isinstance(c, CL.Claim)])
             return real_settle_form(rules, claims)
 
         def lookups(batch, ctx, proof):
@@ -367,10 +369,10 @@ class _Recorder:
             rec.lookups += got
             return got
 
-        monkeypatch.setattr(B.ClaimSet, "pop", pop)
+        monkeypatch.setattr(CL.ClaimSet, "pop", pop)
         monkeypatch.setattr(B.LookupBatch, "verify", lookups)
         monkeypatch.setattr(P, "protocol", lambda kind: Wrapped(real_protocol(kind)))
-        monkeypatch.setattr(B.OracleSettler, "settle", settle)
+        monkeypatch.setattr(CL.OracleSettler, "settle", settle)
         monkeypatch.setattr(P, "settle_form", settle_form)
 
 
@@ -420,7 +422,7 @@ def _check_invariant(rec: _Recorder) -> Counter:
         for c in settled:
             if c.tensor not in by_output or any(c.same(d) for d in rec.returned.get(c.tensor, [])):
                 continue
-            assert any(isinstance(d, B.Claim) and c.same(d) for d in rec.lookups) \
+            assert any(isinstance(d, CL.Claim) and c.same(d) for d in rec.lookups) \
                 and c.tensor in rec.deferred.get(c.tensor, ()), \
                 f"a claim on {c.tensor!r} reached the settler without passing its op"
     for c in rec.lookups:  # a zero-knowledge lookup's leaf claims: linear, on what the ops deferred
@@ -436,7 +438,7 @@ def _invariant_run(name: str, monkeypatch) -> Counter:
     rec = _Recorder(qm.spec)
     rec.install(monkeypatch)
     P._MASK_PLANS.clear()  # noqa: SLF001 - so the dry run happens under the recorder too
-    settler = B.OracleSettler()
+    settler = CL.OracleSettler()
     data = P.prove_trace(qm.spec, qm.weights, trace, settler)
     inputs = {n: trace.tensors[n] for n in qm.spec.inputs}
     outputs = {n: trace.tensors[n] for n in qm.spec.outputs}
@@ -460,7 +462,7 @@ def test_the_invariant_check_catches_an_un_merged_program(monkeypatch):
     trace = run_program(spec, weights, inputs)
     rec = _Recorder(spec)
     rec.install(monkeypatch)
-    settler = B.OracleSettler()
+    settler = CL.OracleSettler()
     data = P.prove_trace(spec, weights, trace, settler)
     outputs = {n: trace.tensors[n] for n in spec.outputs}
     assert P.verify_trace(spec, inputs, outputs, data, settler).ok

@@ -8,9 +8,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from blindproof.zk import _rs, device
-from blindproof.zk import field as F
-from blindproof.zk.quant import reference
+from blindproof.zk import device
+from blindproof.zk.commit import reed_solomon as _rs
+from blindproof.zk.field import ntt
+from blindproof.zk.field import babybear as F
+from blindproof.quant import reference
 
 pytest.importorskip("torch")
 
@@ -147,9 +149,9 @@ def test_torch_encode_rows_rejects_like_the_cpu_path():
 def test_a_wrong_twiddle_is_caught(monkeypatch):
     """The identity tests can fail: one corrupted twiddle changes the torch encoding."""
     device._stage_twiddles.cache_clear()
-    bad = np.array(_rs.plain_twiddles(6))
+    bad = np.array(ntt.plain_twiddles(6))
     bad[5] = (int(bad[5]) + 1) % F.P
-    monkeypatch.setattr(_rs, "plain_twiddles", lambda log_n: bad)
+    monkeypatch.setattr(ntt, "plain_twiddles", lambda log_n: bad)
     rows = _random_rows(np.random.default_rng(2), 3, 20)
     try:
         assert not np.array_equal(device.encode_rows(rows, 64, "cpu"), _rs.encode_rows(rows, 64))
@@ -214,9 +216,9 @@ def test_matmul_beyond_the_float64_bound_stays_exact_on_the_cpu(monkeypatch):
 # --- a whole proof --------------------------------------------------------------------------------
 
 def test_tiny_llama_proof_with_the_torch_backend_is_byte_identical(monkeypatch):
-    from blindproof.zk.commitment import CommitmentKey
-    from blindproof.zk.prover import ModelProver, example_input, quantized_workload
-    from blindproof.zk.verifier import verify_model_proof
+    from blindproof.zk.proof.keys import CommitmentKey
+    from blindproof.zk.proof.prover import ModelProver, example_input, quantized_workload
+    from blindproof.zk.proof.verifier import verify_model_proof
 
     key = CommitmentKey(b"\x0b" * 32)
     qm = quantized_workload("tiny-llama")

@@ -7,9 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from blindproof.zk import _rs, device
-from blindproof.zk import field as F
-from blindproof.zk.quant import reference
+from blindproof.zk import device
+from blindproof.zk.commit import reed_solomon as _rs
+from blindproof.zk.field import babybear as F
+from blindproof.quant import reference
 
 torch = pytest.importorskip("torch")
 
@@ -68,9 +69,9 @@ def test_cuda_matmul_is_identical(a_shape, b_shape, amax, bmax):
 
 
 def test_tiny_llama_proof_on_cuda_is_byte_identical():
-    from blindproof.zk.commitment import CommitmentKey
-    from blindproof.zk.prover import ModelProver, example_input, quantized_workload
-    from blindproof.zk.verifier import verify_model_proof
+    from blindproof.zk.proof.keys import CommitmentKey
+    from blindproof.zk.proof.prover import ModelProver, example_input, quantized_workload
+    from blindproof.zk.proof.verifier import verify_model_proof
 
     key = CommitmentKey(b"\x0b" * 32)
     qm = quantized_workload("tiny-llama")

@@ -12,13 +12,16 @@ import math
 import numpy as np
 import pytest
 
-from blindproof.zk import field as F
-from blindproof.zk import program as P
+from blindproof.zk.field import babybear as F
+from blindproof.zk.proof import program as P
 from blindproof.zk.ops import base as B
+from blindproof.zk.iop import claims as CL
+from blindproof.zk.iop import layout as LAY
 from blindproof.zk.ops import domain, elementwise, norm, softmax
-from blindproof.zk.quant.reference import BoundError, Trace, div_round, isqrt, run_program
-from blindproof.zk.quant.spec import Op, QuantSpec, TensorSpec
-from blindproof.zk.quant.tables import EXP_DOMAIN_MAX, exp_table, make_table, table_values
+from blindproof.quant.reference import BoundError, Trace, div_round, isqrt, run_program
+from blindproof.quant.spec import Op, QuantSpec, TensorSpec
+from blindproof.quant.tables import EXP_DOMAIN_MAX, exp_table, make_table
+from blindproof.quant.functions import table_values
 
 from zk_nonlinear_harness import REJECTIONS, one_op_spec, run, trace_values
 
@@ -66,7 +69,7 @@ def _prove_qk_softmax(top: int):
     k = np.array([[[[1], [-1]]]], dtype=np.int64)
     vals = {"q": q, "k": k, **_softmax_values(q * k.reshape(1, 1, 1, 2), top)}
     trace = Trace(tensors=vals, outputs=("p",))
-    settler = B.OracleSettler()
+    settler = CL.OracleSettler()
     proof = P.prove_trace(spec, {}, trace, settler, strict=False)
     res = P.verify_trace(spec, {"q": q, "k": k}, {"p": vals["p"]}, proof, settler)
     return vals, res
@@ -91,7 +94,7 @@ def test_softmax_scores_in_domain_still_prove_through_qk():
     q = np.array([[[[3000]]]], dtype=np.int64)
     k = np.array([[[[1], [-1]]]], dtype=np.int64)
     trace = run_program(spec, {}, {"q": q, "k": k})
-    settler = B.OracleSettler()
+    settler = CL.OracleSettler()
     proof = P.prove_trace(spec, {}, trace, settler)
     assert P.verify_trace(spec, {"q": q, "k": k}, {"p": trace.tensors["p"]}, proof, settler).ok
 
@@ -251,7 +254,7 @@ def test_proven_ranges_follow_the_proofs():
 
 
 def test_successor_mle_matches_its_table():
-    from blindproof.zk import mle
+    from blindproof.zk.iop import mle
     from blindproof.zk.ops.rowwise import succ_eval
     rng = np.random.default_rng(0)
     for k in (1, 2, 4):
@@ -261,5 +264,5 @@ def test_successor_mle_matches_its_table():
         t = np.zeros(1 << (2 * k), dtype=np.int64)
         for y in range((1 << k) - 1):
             t[((y + 1) << k) | y] = 1
-        want = mle.evaluate(B.canonical(t), np.concatenate([a, b]))
+        want = mle.evaluate(LAY.canonical(t), np.concatenate([a, b]))
         assert np.array_equal(succ_eval(a, b), want)

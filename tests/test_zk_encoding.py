@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from blindproof.zk import field as F
-from blindproof.zk.encoding import ProofFormatError, Reader, Writer
+from blindproof.zk.field import babybear as F
+from blindproof.zk.field.encoding import ProofFormatError, Reader, Writer
 from blindproof.zk.verdict import VerifyResult, guarded
 
 

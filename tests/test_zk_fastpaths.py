@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from blindproof.zk import field as F
-from blindproof.zk import lookup as L
-from blindproof.zk import mle
-from blindproof.zk import sumcheck as S
-from blindproof.zk.transcript import Transcript
+from blindproof.zk.field import babybear as F
+from blindproof.zk.iop import lookup as L
+from blindproof.zk.iop import mle
+from blindproof.zk.iop import sumcheck as S
+from blindproof.zk.iop.transcript import Transcript
 
 P = F.P
 ext_elems = st.lists(st.integers(min_value=0, max_value=P - 1), min_size=4, max_size=4)

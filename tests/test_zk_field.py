@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from blindproof.zk import field as F
+from blindproof.zk.field import babybear as F
 
 P = F.P
 elems = st.integers(min_value=0, max_value=P - 1)

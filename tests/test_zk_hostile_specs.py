@@ -16,16 +16,18 @@ import json
 import numpy as np
 import pytest
 
-from blindproof.zk import field as F
-from blindproof.zk import program as P
-from blindproof.zk.commitment import CommitmentKey, ModelCommitment, commit_model
-from blindproof.zk.lookup import LookupTable
+from blindproof.zk.field import babybear as F
+from blindproof.zk.proof import program as P
+from blindproof.zk.proof.commitment import ModelCommitment, commit_model
+from blindproof.zk.proof.keys import CommitmentKey
+from blindproof.zk.iop.lookup import LookupTable
 from blindproof.zk.ops import base as B
-from blindproof.zk.proof_file import ProofFileError
-from blindproof.zk.prover import quantized_workload
-from blindproof.zk.quant.reference import run_program, shift_round
-from blindproof.zk.quant.spec import Op, QuantSpec, TensorSpec, WeightSpec
-from blindproof.zk.quant.tables import make_table, rope_table
+from blindproof.zk.iop import claims as CL
+from blindproof.zk.proof.proof_file import ProofFileError
+from blindproof.zk.proof.prover import quantized_workload
+from blindproof.quant.reference import run_program, shift_round
+from blindproof.quant.spec import Op, QuantSpec, TensorSpec, WeightSpec
+from blindproof.quant.tables import make_table, rope_table
 
 KEY = CommitmentKey(b"\x5c" * 32)
 ACC = (1 << 29) - 1
@@ -115,10 +117,10 @@ def test_a_mean_pool_whose_mean_can_leave_its_declared_range_is_refused():
     tr.tensors["y/r"] = np.full((1, 2), r, dtype=np.int64)
     q, rr = shift_round(tr.tensors["y"], 20)
     tr.tensors["out/q"], tr.tensors["out/r"], tr.tensors["out"] = q, rr, np.clip(q, -I16, I16)
-    res = P.verify_trace(spec, {"x": x}, {"out": tr.tensors["out"]}, b"\x00", B.OracleSettler())
+    res = P.verify_trace(spec, {"x": x}, {"out": tr.tensors["out"]}, b"\x00", CL.OracleSettler())
     assert not res.ok and "proven range" in res.reason
     with pytest.raises(ValueError, match="proven range"):
-        P.prove_trace(spec, weights, tr, B.OracleSettler(), strict=False)
+        P.prove_trace(spec, weights, tr, CL.OracleSettler(), strict=False)
 
 
 def test_a_hostile_spec_in_a_commitment_file_does_not_load():
@@ -185,7 +187,7 @@ def test_a_norm_constant_E_beyond_the_sum_of_squares_bound_is_refused():
 def test_the_reference_refuses_a_matmul_that_could_wrap_int64():
     # int32 weights on a wide input: the int64 matmul wrapped (2^64 + 4e8 -> 4e8) and a different residue
     # verified; now the reference raises, so no output is the specification's
-    from blindproof.zk.quant.reference import BoundError
+    from blindproof.quant.reference import BoundError
 
     k = 66
     spec = _spec([Op("linear", ("x",), "y", {"weight": "W"})],
@@ -219,5 +221,5 @@ def test_an_output_named_like_an_input_is_refused():
     aliased = _UncheckedSpec(spec, extra_input="x")
     aliased.inputs, aliased.outputs = ("x",), ("x", "y")
     x = np.zeros((1, 4), dtype=np.int64)
-    with pytest.raises(B.Reject, match="public output 'x' is also an input"):
+    with pytest.raises(CL.Reject, match="public output 'x' is also an input"):
         P._public(aliased, {"x": x}, {"x": x, "y": x})

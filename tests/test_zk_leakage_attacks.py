@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from blindproof.zk import field as F
-from blindproof.zk import mle, pcs
-from blindproof.zk.transcript import Transcript
+from blindproof.zk.field import babybear as F
+from blindproof.zk.commit import pcs
+from blindproof.zk.iop import mle
+from blindproof.zk.iop.transcript import Transcript
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import bench_zk_leakage as L  # noqa: E402
@@ -64,7 +65,7 @@ def test_solver_recovers_and_rejects_inconsistency():
 
 def test_interpolation_over_the_code_domain():
     rng = np.random.default_rng(2)
-    from blindproof.zk import _rs
+    from blindproof.zk.commit import reed_solomon as _rs
     coef = F.random(rng, 3 * 40).reshape(3, 40)
     code = _rs.encode_rows(coef, 128)
     pos = rng.choice(128, 40, replace=False)

@@ -20,14 +20,16 @@ import warnings
 import numpy as np
 import pytest
 
-from blindproof.zk import field as F
-from blindproof.zk import mle
-from blindproof.zk import program as P
-from blindproof.zk.commitment import CommitmentKey
+from blindproof.zk.field import babybear as F
+from blindproof.zk.iop import mle
+from blindproof.zk.proof import program as P
+from blindproof.zk.proof.keys import CommitmentKey
 from blindproof.zk.ops import base as B
-from blindproof.zk.ops import blind as BL
-from blindproof.zk.prover import ModelProver, example_input, quantized_workload
-from blindproof.zk.verifier import verify_model_proof
+from blindproof.zk.iop import claims as CL
+from blindproof.zk.iop import layout as LAY
+from blindproof.zk.iop import blind as BL
+from blindproof.zk.proof.prover import ModelProver, example_input, quantized_workload
+from blindproof.zk.proof.verifier import verify_model_proof
 
 KEY = CommitmentKey(b"\x0c" * 32)
 
@@ -41,7 +43,7 @@ def _binary_classifier():
     import torch
 
     from blindproof.models.workloads import MLP, init_weights
-    from blindproof.zk.quant import quantize
+    from blindproof.quant import quantize
 
     torch.manual_seed(0)
     qm = quantize(init_weights(MLP((784, 56, 2)), 3), torch.randn(64, 784))
@@ -81,9 +83,9 @@ def _revealed(name: str, monkeypatch) -> tuple[list, list, dict]:
     def sf(rules_, claims):
         if rules_ is not None and not payback:
             for c in claims:
-                if isinstance(c, B.Claim) and BL.is_blind_table(c.tensor):
+                if isinstance(c, CL.Claim) and BL.is_blind_table(c.tensor):
                     payback.append(c)
-                elif isinstance(c, B.Claim) and not c.plain and c.tensor in rules_:
+                elif isinstance(c, CL.Claim) and not c.plain and c.tensor in rules_:
                     reads.setdefault((c.tensor, c.point.tobytes()), (c.tensor, c.point))
             payback.append(None)  # marks the verifier's pass as recorded
         return real_sf(rules_, claims)
@@ -193,7 +195,7 @@ def test_every_revealed_evaluation_is_hidden_by_its_randomizer(name, monkeypatch
         if rank_r == rrows.shape[0]:
             continue  # independent randomizer parts: nothing cancels
         tensor = next(t for _, t, _ in items if t is not None)
-        n = B.n_vars(shapes[tensor])
+        n = LAY.n_vars(shapes[tensor])
         trows = np.concatenate([np.zeros((4, 1 << n), dtype=np.int64) if t is None else
                                 np.ascontiguousarray(mle.eq_table(pt).T).astype(np.int64) for _, t, pt in items])
         full = np.concatenate([rrows, trows], axis=1)
@@ -241,7 +243,7 @@ def test_a_one_entry_tensor_is_named_as_not_hidden():
     import torch
 
     from blindproof.models.workloads import MLP, init_weights
-    from blindproof.zk.quant import quantize
+    from blindproof.quant import quantize
 
     torch.manual_seed(1)
     qm = quantize(init_weights(MLP((16, 8, 1)), 3), torch.randn(64, 16))
@@ -257,8 +259,8 @@ def test_a_weight_no_reader_sums_over_is_named_as_not_hidden():
     """A linear layer with one input column sums none of its weight's variables: the weight (and the
     input) get no randomizer, every claim reveals ``W̃`` at a point (8 entries from two proofs, by
     script from public bytes). The prover names them."""
-    from blindproof.zk.quant.quantizer import QuantizedModel
-    from blindproof.zk.quant.spec import Op, QuantSpec, TensorSpec, WeightSpec
+    from blindproof.quant.quantizer import QuantizedModel
+    from blindproof.quant.spec import Op, QuantSpec, TensorSpec, WeightSpec
 
     spec = QuantSpec(arch={"family": "test"}, inputs=("x",), outputs=("y",),
                      ops=(Op("linear", ("x",), "a", {"weight": "W"}), Op("rescale", ("a",), "y", {"shift": 5})),

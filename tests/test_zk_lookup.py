@@ -9,10 +9,10 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from blindproof.zk import field as F
-from blindproof.zk import lookup as L
-from blindproof.zk import mle
-from blindproof.zk.transcript import Transcript
+from blindproof.zk.field import babybear as F
+from blindproof.zk.iop import lookup as L
+from blindproof.zk.iop import mle
+from blindproof.zk.iop.transcript import Transcript
 
 
 def committed(groups, mult, skip_mult: bool = False, cls=Transcript) -> Transcript:

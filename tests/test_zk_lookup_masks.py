@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from blindproof.zk import field as F
-from blindproof.zk import lookup as L
-from blindproof.zk import mle
-from blindproof.zk import sumcheck as S
-from blindproof.zk.ops import zkmask as M
-from blindproof.zk.transcript import Transcript
+from blindproof.zk.field import babybear as F
+from blindproof.zk.iop import lookup as L
+from blindproof.zk.iop import mle
+from blindproof.zk.iop import sumcheck as S
+from blindproof.zk.iop import masks as M
+from blindproof.zk.iop.transcript import Transcript
 
 
 def _lookup(seed: int = 0):
@@ -266,14 +266,14 @@ def test_prover_refuses_masks_of_another_plan():
 
 # --- whole-model proofs ---------------------------------------------------------------------------
 
-program = pytest.importorskip("blindproof.zk.program")
+program = pytest.importorskip("blindproof.zk.proof.program")
 
-from blindproof.zk import pcs  # noqa: E402
-from blindproof.zk.commitment import CommitmentKey  # noqa: E402
+from blindproof.zk.commit import pcs  # noqa: E402
+from blindproof.zk.proof.keys import CommitmentKey  # noqa: E402
 from blindproof.zk.ops import base as B  # noqa: E402
-from blindproof.zk.proof_file import ModelProof  # noqa: E402
-from blindproof.zk.prover import ModelProver, example_input, quantized_workload  # noqa: E402
-from blindproof.zk.verifier import verify_model_proof  # noqa: E402
+from blindproof.zk.proof.proof_file import ModelProof  # noqa: E402
+from blindproof.zk.proof.prover import ModelProver, example_input, quantized_workload  # noqa: E402
+from blindproof.zk.proof.verifier import verify_model_proof  # noqa: E402
 
 KEY = CommitmentKey(b"\x0b" * 32)
 NAME = "mlp-784-56-10"

@@ -14,13 +14,14 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from blindproof.zk import field as F
+from blindproof.zk.field import babybear as F
 from blindproof.zk import ops as zk_ops
-from blindproof.zk.commitment import CommitmentKey
+from blindproof.zk.proof.keys import CommitmentKey
 from blindproof.zk.ops import base as B
-from blindproof.zk.prover import ModelProver, PcsProverSettler, example_input, quantized_workload
-from blindproof.zk.quant import Trace
-from blindproof.zk.verifier import verify_model_proof
+from blindproof.zk.iop import claims as CL
+from blindproof.zk.proof.prover import ModelProver, PcsProverSettler, example_input, quantized_workload
+from blindproof.quant import Trace
+from blindproof.zk.proof.verifier import verify_model_proof
 
 pytestmark = pytest.mark.timeout(900)
 KEY = CommitmentKey(b"\x2a" * 32)
@@ -103,7 +104,7 @@ def _perturbed(trace: Trace, name: str, seed: int) -> Trace:
 def _assert_rejected(prover: ModelProver, inputs, build, what: str) -> None:
     try:
         proof = build()
-    except (ValueError, B.Reject, AssertionError):
+    except (ValueError, CL.Reject, AssertionError):
         return  # the cheating prover could not even build a proof
     res = verify_model_proof(prover.commitment, proof.to_bytes())
     assert not res.ok, f"{what}: accepted"
@@ -141,7 +142,7 @@ def _claim_sweep(llama, monkeypatch, op_indices: list[int]) -> None:
             proof, claims = _real(ctx, op_, out_claims)
             if op_.output == _target and claims:
                 c = claims[0]
-                claims = [B.Claim(c.tensor, c.point, F.eadd(c.value, F.eone())),
+                claims = [CL.Claim(c.tensor, c.point, F.eadd(c.value, F.eone())),
                           *claims[1:]]
             return proof, claims
 
@@ -170,7 +171,7 @@ def test_a_changed_claim_of_every_op_is_rejected(llama, monkeypatch):
 def _weight_sweep(llama, names: list[str]) -> None:
     """A trace computed with one weight entry changed (every tensor after it recomputed, so the
     output changes), proved against the commitment to the real weights."""
-    from blindproof.zk.quant import run_program
+    from blindproof.quant import run_program
 
     prover, inputs, trace, _ = llama
     qm = prover.model
@@ -202,7 +203,7 @@ def test_swiglu_gate_read_only_by_its_lookup_is_proved(llama):
     """The gate branch of a SwiGLU block is read only by its SiLU table lookup, which is deferred to
     the end of the program; a proof made with other gate weights (every logit different) was
     accepted while that lookup tied its input too late for the gate's ops to be proved."""
-    from blindproof.zk.quant import run_program
+    from blindproof.quant import run_program
 
     prover, inputs, trace, _ = llama
     qm = prover.model
@@ -219,8 +220,8 @@ def test_swiglu_gate_read_only_by_its_lookup_is_proved(llama):
 def test_a_deferred_lookup_may_not_read_an_earlier_ops_tensor(llama):
     """The program rule that keeps every computed tensor's op proved: both sides refuse a deferred
     lookup on a tensor computed by an earlier op (it must be tied at op time)."""
-    from blindproof.zk import program
-    from blindproof.zk.transcript import Transcript
+    from blindproof.zk.proof import program
+    from blindproof.zk.iop.transcript import Transcript
 
     prover, inputs, trace, _ = llama
     spec = prover.model.spec
@@ -233,5 +234,5 @@ def test_a_deferred_lookup_may_not_read_an_earlier_ops_tensor(llama):
     ctx.lookups.add(table, [((spec.ops[i].output,), shapes[x])], "m")
     run.check_deferred(ctx, i, 0)  # its own output: fine
     ctx.lookups.add(table, [((x,), shapes[x])], "m")
-    with pytest.raises(B.Reject, match="earlier op"):
+    with pytest.raises(CL.Reject, match="earlier op"):
         run.check_deferred(ctx, i, 1)

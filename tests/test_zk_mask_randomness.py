@@ -6,8 +6,8 @@ import os
 
 import numpy as np
 
-from blindproof.zk import field as F
-from blindproof.zk.ops import zkmask as M
+from blindproof.zk.field import babybear as F
+from blindproof.zk.iop import masks as M
 
 
 def test_secure_rng_draws_uniform_field_elements():

@@ -6,8 +6,8 @@ import blake3
 import numpy as np
 import pytest
 
-from blindproof.zk import _blake3 as B
-from blindproof.zk import merkle as M
+from blindproof.zk.commit import _blake3 as B
+from blindproof.zk.commit import merkle as M
 
 KEY = blake3.blake3(b"test key").digest()
 KEY_WORDS = np.frombuffer(KEY, dtype="<u4").astype(np.uint32)

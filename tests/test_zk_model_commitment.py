@@ -5,14 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from blindproof.zk import field as F
-from blindproof.zk import mle, pcs
-from blindproof.zk.commitment import CommitmentKey, KeyedFieldRng, ModelCommitment, commit_model, weight_tables
-from blindproof.zk.ops.base import Claim, Reject, canonical
-from blindproof.zk.proof_file import ModelProof, ProofFileError, SoundnessFigures
-from blindproof.zk.prover import PcsProverSettler, committed_table, quantized_workload
-from blindproof.zk.transcript import Transcript
-from blindproof.zk.verifier import CountingTranscript, PcsVerifierSettler, soundness_figures
+from blindproof.zk.field import babybear as F
+from blindproof.zk.commit import pcs
+from blindproof.zk.iop import mle
+from blindproof.zk.proof.commitment import ModelCommitment, commit_model, weight_tables
+from blindproof.zk.proof.keys import CommitmentKey, KeyedFieldRng
+from blindproof.zk.iop.claims import Claim, Reject
+from blindproof.zk.iop.layout import canonical
+from blindproof.zk.proof.proof_file import ModelProof, ProofFileError, SoundnessFigures
+from blindproof.zk.proof.prover import PcsProverSettler, committed_table, quantized_workload
+from blindproof.zk.iop.transcript import Transcript
+from blindproof.zk.proof.verifier import PcsVerifierSettler
+from blindproof.zk.proof.statement import CountingTranscript, soundness_figures
 
 KEY = CommitmentKey(bytes(range(32)))
 
@@ -114,7 +118,7 @@ def _setup(mlp, cheat: str | None = None):
     act = rng.integers(-1000, 1000, size=(3, 7)).astype(np.int64)
     tables = {"act": canonical(act), "x": canonical(x), "y": canonical(y)}
     tables.update(weight_tables(qm.spec, qm.weights))
-    from blindproof.zk import program  # the weights' randomizer tables go to the companion (zeros will do)
+    from blindproof.zk.proof import program  # the weights' randomizer tables go to the companion (zeros will do)
     tables.update({n: np.zeros(1 << k, dtype=np.uint32) for n, k in program.companion_tensors(qm.spec).items()})
     public = {"x": x, "y": y}
     wname = mc.weights.layout.names[0]
@@ -205,7 +209,7 @@ def test_soundness_figures_union_bound(mlp):
 
 def test_counting_transcript_records_lookup_shapes():
     import struct
-    from blindproof.zk.lookup import LookupTable
+    from blindproof.zk.iop.lookup import LookupTable
     tr = CountingTranscript(b"t")
     tr.absorb_bytes("lookup/table", LookupTable.range(13).digest_bytes())
     tr.absorb_bytes("lookup/groups", struct.pack("<3I", 10, 12, 0) + b"a.limb0\0b.limb1\0c")

@@ -7,15 +7,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("blindproof.zk.program")
+pytest.importorskip("blindproof.zk.proof.program")
 
-from blindproof.zk import pcs, proof_file  # noqa: E402
-from blindproof.zk.commitment import CommitmentKey  # noqa: E402
+from blindproof.zk.commit import pcs  # noqa: E402
+from blindproof.zk.proof import proof_file
+from blindproof.zk.proof.keys import CommitmentKey  # noqa: E402
 from blindproof.zk.ops import kinds  # noqa: E402
-from blindproof.zk.proof_file import ModelProof  # noqa: E402
-from blindproof.zk.prover import ModelProver, PcsProverSettler, example_input, quantized_workload  # noqa: E402
-from blindproof.zk.quant import QuantizedModel, Trace  # noqa: E402
-from blindproof.zk.verifier import verify_model_proof  # noqa: E402
+from blindproof.zk.proof.proof_file import ModelProof  # noqa: E402
+from blindproof.zk.proof.prover import ModelProver, PcsProverSettler, example_input, quantized_workload  # noqa: E402
+from blindproof.quant import QuantizedModel, Trace  # noqa: E402
+from blindproof.zk.proof.verifier import verify_model_proof  # noqa: E402
 
 KEY = CommitmentKey(b"\x07" * 32)
 
@@ -113,7 +114,7 @@ def test_rejects_a_transcript_that_omits_the_trace_commitment(mlp, monkeypatch):
     prover, inputs, _, _ = mlp
 
     def commit_without_absorbing(self, tables, transcript):
-        from blindproof.zk.ops.blind import in_companion
+        from blindproof.zk.iop.blind import in_companion
         self.trace_com, self.trace_state = pcs.commit(
             {k: v for k, v in tables.items()
              if k not in self.public and not k.startswith("w:") and not in_companion(k)}, self.params)
@@ -203,8 +204,8 @@ def test_seeded_random_weights_prove_end_to_end(name):
     program with GPT-2's 50,257-entry head peaks above this machine's 24 GB since lookups are proved
     as one tree each: docs/bench_zk.md)."""
     from blindproof.models.workloads import get_workload
-    from blindproof.zk.prover import program_input, quantized_workload
-    from blindproof.zk.quant.spec import norm_sq_bits
+    from blindproof.zk.proof.prover import program_input, quantized_workload
+    from blindproof.quant.spec import norm_sq_bits
 
     model = get_workload(name).build(0).eval()
     qm = quantized_workload(name, model=model)
@@ -221,7 +222,7 @@ def test_seeded_random_weights_prove_end_to_end(name):
 
 def test_reprs_stay_short(mlp_honest):
     """A proof's repr and a verdict's repr name sizes, never megabytes of bytes."""
-    from blindproof.zk.verifier import verify_model_proof
+    from blindproof.zk.proof.verifier import verify_model_proof
     prover, _, proof = mlp_honest
     res = verify_model_proof(prover.commitment, proof.to_bytes())
     assert res.ok and res.proof is not None

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from blindproof.zk import field as F
-from blindproof.zk.ntt import intt, ntt, rs_encode
+from blindproof.zk.field import babybear as F
+from blindproof.zk.field.ntt import intt, ntt, rs_encode
 
 P = F.P
 

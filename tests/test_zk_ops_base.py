@@ -3,11 +3,13 @@
 import numpy as np
 import pytest
 
-from blindproof.zk import field as F
-from blindproof.zk import lookup as L
-from blindproof.zk import mle
+from blindproof.zk.field import babybear as F
+from blindproof.zk.iop import lookup as L
+from blindproof.zk.iop import mle
 from blindproof.zk.ops import base as B
-from blindproof.zk.transcript import Transcript
+from blindproof.zk.iop import claims as CL
+from blindproof.zk.iop import layout as LAY
+from blindproof.zk.iop.transcript import Transcript
 
 
 def _contexts(values, strict=True):
@@ -26,25 +28,25 @@ def _roundtrip(values, prove, verify, strict=True):
         rd = B.ProofReader(B.OpProof.from_bytes(proof.to_bytes()))
         claims = verify(vc, rd)
         rd.done()
-        B.OracleSettler({k: B.canonical(v) for k, v in values.items()}).check(claims)
-    except B.Reject as exc:
+        CL.OracleSettler({k: LAY.canonical(v) for k, v in values.items()}).check(claims)
+    except CL.Reject as exc:
         return False, str(exc)
     return True, ""
 
 
 def test_canonical_layout_and_indicator():
     x = np.arange(15).reshape(3, 5) - 7
-    t = B.canonical(x)
-    assert t.shape == (32,) and B.n_vars(x.shape) == 5
+    t = LAY.canonical(x)
+    assert t.shape == (32,) and LAY.n_vars(x.shape) == 5
     assert F.to_signed(t.reshape(4, 8)[:3, :5]).tolist() == x.tolist()
     assert not t.reshape(4, 8)[3].any() and not t.reshape(4, 8)[:, 5:].any()
     rng = np.random.default_rng(1)
     pt = F.erandom(rng, 5)
-    assert np.array_equal(B.indicator_eval((3, 5), pt), mle.evaluate(B.indicator_table((3, 5)), pt))
+    assert np.array_equal(LAY.indicator_eval((3, 5), pt), mle.evaluate(LAY.indicator_table((3, 5)), pt))
     for d in range(1, 9):
         p3 = F.erandom(rng, 3)
         want = mle.evaluate(np.array([1] * d + [0] * (8 - d), dtype=np.uint32), p3)
-        assert np.array_equal(B.prefix_ones_eval(d, p3), want)
+        assert np.array_equal(LAY.prefix_ones_eval(d, p3), want)
 
 
 def test_claim_reduction_complete_and_sound():
@@ -56,15 +58,15 @@ def test_claim_reduction_complete_and_sound():
     c = B.prove_reduce(pc, proof, claims)
     d = B.verify_reduce(vc, B.ProofReader(proof), claims)
     assert c.same(d)
-    B.OracleSettler({"q": B.canonical(q)}).check([d])
+    CL.OracleSettler({"q": LAY.canonical(q)}).check([d])
     # one wrong input claim: the reduced claim no longer matches the tensor
-    bad = claims[:2] + [B.Claim("q", claims[2].point, F.eadd(claims[2].value, F.eone()))]
+    bad = claims[:2] + [CL.Claim("q", claims[2].point, F.eadd(claims[2].value, F.eone()))]
     pc, vc = _contexts({"q": q})
     proof = B.OpProof()
     B.prove_reduce(pc, proof, bad)
-    with pytest.raises(B.Reject):
+    with pytest.raises(CL.Reject):
         d = B.verify_reduce(vc, B.ProofReader(proof), bad)
-        B.OracleSettler({"q": B.canonical(q)}).check([d])
+        CL.OracleSettler({"q": LAY.canonical(q)}).check([d])
 
 
 def test_zero_check_rejects_nonzero_product():
@@ -78,7 +80,7 @@ def test_zero_check_rejects_nonzero_product():
 
         def verify(vc, rd):
             pt, v = B.verify_zero_check(vc, rd, 5, 3, [(1, (0, 1)), (F.P - 1, (2,))])
-            return [B.Claim(n, pt, x) for n, x in zip("abc", v)]
+            return [CL.Claim(n, pt, x) for n, x in zip("abc", v)]
 
         assert _roundtrip(vals, prove, verify)[0] is ok
 
@@ -200,7 +202,7 @@ def test_proof_bytes_tampering_rejected():
     cl.prove(pc, proof)
     chk.prove(pc, proof)
     data = proof.to_bytes()
-    settler = B.OracleSettler({k: B.canonical(v) for k, v in vals.items()})
+    settler = CL.OracleSettler({k: LAY.canonical(v) for k, v in vals.items()})
     rng = np.random.default_rng(8)
     positions = rng.choice(len(data), size=40, replace=False)
     for pos in positions:
@@ -212,6 +214,6 @@ def test_proof_bytes_tampering_rejected():
             claims = cl.verify(vc, rd) + chk.verify(vc, rd)
             rd.done()
             settler.check(claims)
-        except (B.Reject, ValueError):
+        except (CL.Reject, ValueError):
             continue
         raise AssertionError(f"flipping a bit at byte {pos} was accepted")

@@ -7,8 +7,9 @@ import pytest
 
 from blindproof.zk.ops import base as B
 from blindproof.zk.ops import lookup_ops
-from blindproof.zk.quant.spec import Op, TensorSpec
-from blindproof.zk.quant.tables import activation_table, table_values
+from blindproof.quant.spec import Op, TensorSpec
+from blindproof.quant.tables import activation_table
+from blindproof.quant.functions import table_values
 
 from zk_nonlinear_harness import (REJECTIONS, flip_bytes, one_op_spec, op_values, run, same_claims,
                                   small_family_trace, tiny_llama_trace, trace_values)
@@ -128,7 +129,7 @@ def test_tampered_proof_bytes_are_rejected():
 
 
 def test_table_without_a_zero_row_is_refused():
-    from blindproof.zk.quant.tables import exp_table
+    from blindproof.quant.tables import exp_table
     with pytest.raises(ValueError, match=r"\(0, 0\)"):
         lookup_ops.extended_table(exp_table("e", 12, 15))
     assert lookup_ops.extended_table(exp_table("e", 12, 15), shift_out=32768).log_size == 16

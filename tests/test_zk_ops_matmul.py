@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from blindproof.zk.quant.spec import Op
+from blindproof.quant.spec import Op
 from zk_ops_cases import ACC, one_op, rejects_all_flips, run_op, tensor, trace_values
 
 

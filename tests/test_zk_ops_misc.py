@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from blindproof.zk.quant.reference import BoundError, run_program
-from blindproof.zk.quant.spec import Op
-from blindproof.zk.quant.tables import rope_table
+from blindproof.quant.reference import BoundError, run_program
+from blindproof.quant.spec import Op
+from blindproof.quant.tables import rope_table
 from zk_ops_cases import ACC, I16, one_op, rejects_all_flips, run_op, tensor, trace_values
 
 
@@ -167,7 +167,7 @@ def test_full_range_int16_product_is_a_bound_error():
 def test_mean_pool_rejects_wrapped_quotient():
     """T = 5: (y − 5⁻¹ mod p, r + 1) solves T·y + r = Σx + ⌊T/2⌋ modulo p; the pooled output would be a
     huge public value. The range check of y rejects it."""
-    from blindproof.zk.field import P
+    from blindproof.zk.field.babybear import P
     spec, vals = CASES["mean_pool"](np.random.default_rng(21))
     T = 5
     inv = pow(T, P - 2, P)

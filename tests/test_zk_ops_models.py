@@ -10,11 +10,13 @@ import torch
 
 from blindproof.models.transformer import Transformer
 from blindproof.models.workloads import MINILM_L6, get_workload, init_weights
-from blindproof.zk import program as P
+from blindproof.zk.proof import program as P
 from blindproof.zk.ops import base as B
+from blindproof.zk.iop import claims as CL
+from blindproof.zk.iop import layout as LAY
 from blindproof.zk.ops import kinds, protocol
-from blindproof.zk.quant import quantize
-from blindproof.zk.transcript import Transcript
+from blindproof.quant import quantize
+from blindproof.zk.iop.transcript import Transcript
 
 MINE = {"linear", "qk", "pv", "rescale", "add", "add_weight", "mul", "mul_weight", "embed", "split_heads",
         "merge_heads", "rope", "mean_pool"}
@@ -38,7 +40,7 @@ def _model(name: str, seq: int):
 def _values(qm, trace):
     """Trace + weights, and aux columns + shapes for the ops with a protocol (others keep trace shapes)."""
     vals = {n: np.asarray(v, dtype=np.int64) for n, v in trace.tensors.items()}
-    vals.update({B.weight_name(n): np.asarray(w, dtype=np.int64) for n, w in qm.weights.items()})
+    vals.update({LAY.weight_name(n): np.asarray(w, dtype=np.int64) for n, w in qm.weights.items()})
     shapes = {n: v.shape for n, v in vals.items()}
     public = {n: vals[n] for n in qm.spec.inputs}
     ctx = B.ProverContext(Transcript(b"aux"), qm.spec, shapes, public=public, values=vals)
@@ -96,7 +98,7 @@ def _full_program(name, seq):
     missing = {op.kind for op in qm.spec.ops} - set(kinds())
     if missing:
         pytest.skip(f"no protocol yet for {sorted(missing)}")
-    settler = B.OracleSettler()
+    settler = CL.OracleSettler()
     t0 = time.perf_counter()
     proof = P.prove_trace(qm.spec, qm.weights, trace, settler)
     inputs = {n: trace.tensors[n] for n in qm.spec.inputs}
@@ -122,7 +124,7 @@ def test_mlp_program_and_must_reject():
     relu = tr.tensors["l0.relu"].copy()
     relu[0, 0] += 1
     tr.tensors["l0.relu"] = relu
-    cheat = B.OracleSettler()
+    cheat = CL.OracleSettler()
     cheat_proof = P.prove_trace(qm.spec, qm.weights, tr, cheat, strict=False)
     assert not P.verify_trace(qm.spec, inputs, outputs, cheat_proof, cheat).ok
     # a proof with a byte flipped (a sample)
@@ -132,7 +134,7 @@ def test_mlp_program_and_must_reject():
         bad[pos] ^= 0x10
         assert not P.verify_trace(qm.spec, inputs, outputs, bytes(bad), settler).ok
     # a commitment to other data (the transcript and the settled tables differ)
-    other = B.OracleSettler({k: v for k, v in settler.tables.items()})
+    other = CL.OracleSettler({k: v for k, v in settler.tables.items()})
     other.tables["w:l1.acc.weight"] = other.tables["w:l1.acc.weight"].copy()
     other.tables["w:l1.acc.weight"][0] = (other.tables["w:l1.acc.weight"][0] + 1) % 2013265921
     assert not P.verify_trace(qm.spec, inputs, outputs, proof, other).ok
@@ -157,7 +159,7 @@ def test_mlp_program_rejects_remainder_out_of_range():
     tensors["logits/r"][0, j] += 1 << int(s[j])
     tensors["logits"][0, j] = tensors["logits/q"][0, j]
     cheat = dataclasses.replace(trace, tensors=tensors)
-    settler = B.OracleSettler()
+    settler = CL.OracleSettler()
     proof = P.prove_trace(qm.spec, qm.weights, cheat, settler, strict=False)
     inputs = {n: tensors[n] for n in qm.spec.inputs}
     outputs = {n: tensors[n] for n in qm.spec.outputs}

@@ -7,8 +7,8 @@ import pytest
 
 from blindproof.zk.ops import base as B
 from blindproof.zk.ops import norm
-from blindproof.zk.quant.reference import div_round
-from blindproof.zk.quant.spec import Op, TensorSpec
+from blindproof.quant.reference import div_round
+from blindproof.quant.spec import Op, TensorSpec
 
 from zk_nonlinear_harness import (REJECTIONS, flip_bytes, one_op_spec, op_values, run, same_claims,
                                   small_family_trace, tiny_llama_trace, trace_values)
@@ -103,7 +103,7 @@ def test_mean_remainder_out_of_range_is_rejected(monkeypatch):
     vals["y/mean_r"] = vals["y/mean_r"] - d  # negative: Σx + d/2 = d·mean + mean_r still holds
     c = vals["x"] - vals["y/mean"]
     S = (c * c).sum(-1, keepdims=True) + op.params["E"]
-    from blindproof.zk.quant.reference import isqrt
+    from blindproof.quant.reference import isqrt
     s = isqrt(S)
     n, r = div_round(c * op.params["C"], s)
     vals.update({"y/centred": c, "y/S": S, "y/s": s, "y/n": n, "y/r": r, "y": np.clip(n, -32767, 32767)})
@@ -169,8 +169,8 @@ def test_sum_of_squares_bound():
 
 
 def test_integer_spec_and_proof_share_the_domain():
-    from blindproof.zk import field as F
-    from blindproof.zk.quant.spec import FIELD_P, norm_sq_bits
+    from blindproof.zk.field import babybear as F
+    from blindproof.quant.spec import FIELD_P, norm_sq_bits
     assert FIELD_P == F.P
     for C in (1, 20066, 40132, 43444, 43445, 56756, 80265):
         a = norm_sq_bits(C)
@@ -184,8 +184,8 @@ def test_integer_spec_and_proof_share_the_domain():
 
 
 def test_reference_raises_bound_error_beyond_the_proof_domain():
-    from blindproof.zk.quant.check import RelationError, check_trace
-    from blindproof.zk.quant.reference import BoundError, Trace, run_program
+    from blindproof.quant.check import RelationError, check_trace
+    from blindproof.quant.reference import BoundError, Trace, run_program
     # C = 80265 (MiniLM's √384·2^12): the proof covers S < 2^27 only
     spec, op, vals = _case("rms", shape=(1, 2, 64), C=80265, E=1, amp=1000)
     assert int(vals["y/S"].max()) < 1 << 27

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from blindproof.zk import field as F
+from blindproof.zk.field import babybear as F
 from blindproof.zk.ops import norm
-from blindproof.zk.quant.spec import Op, TensorSpec
+from blindproof.quant.spec import Op, TensorSpec
 
 from zk_nonlinear_harness import REJECTIONS, one_op_spec, run, trace_values
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from blindproof.zk.field import P
-from blindproof.zk.quant.reference import BoundError, run_program
-from blindproof.zk.quant.spec import Op
+from blindproof.zk.field.babybear import P
+from blindproof.quant.reference import BoundError, run_program
+from blindproof.quant.spec import Op
 from zk_ops_cases import ACC, I16, one_op, rejects_all_flips, run_op, tensor, trace_values
 
 
@@ -183,10 +183,12 @@ def test_padding_of_the_output_is_zero(monkeypatch, case):
     """Junk on a padded column of the output (width 6 -> 8), committed and opened consistently, is
     rejected: on padding the relation reads q + r = 0 with both range-checked, so a later linear never
     multiplies junk activations into junk weight padding (docs/zk-ops.md §5a)."""
-    from blindproof.zk import program as PR
-    from blindproof.zk.encoding import ProofFormatError
-    from blindproof.zk.field import FieldError
+    from blindproof.zk.proof import program as PR
+    from blindproof.zk.field.encoding import ProofFormatError
+    from blindproof.zk.field.babybear import FieldError
     from blindproof.zk.ops import base as B
+    from blindproof.zk.iop import claims as CL
+    from blindproof.zk.iop import layout as LAY
 
     spec, vals = CASES[case](np.random.default_rng(12))
     junk = {}
@@ -197,11 +199,11 @@ def test_padding_of_the_output_is_zero(monkeypatch, case):
         junk[name] = t
     orig = B.ProverContext.table
     monkeypatch.setattr(B.ProverContext, "table",
-                        lambda self, n: B.canonical(junk[n]) if n in junk else orig(self, n))
+                        lambda self, n: LAY.canonical(junk[n]) if n in junk else orig(self, n))
     public = {"x": vals["x"]}
     full, shapes = PR.with_aux(spec, vals, public, strict=False)
     proof, _c, out = PR.prove_op(spec, 0, full, shapes, public, 0, strict=False)
-    tables = {n: B.canonical(junk[n]) if n in junk else B.canonical(v) for n, v in full.items()}
-    with pytest.raises((B.Reject, ProofFormatError, FieldError)):
+    tables = {n: LAY.canonical(junk[n]) if n in junk else LAY.canonical(v) for n, v in full.items()}
+    with pytest.raises((CL.Reject, ProofFormatError, FieldError)):
         claims = PR.verify_op(spec, 0, out.value, B.OpProof.from_bytes(proof.to_bytes()), shapes, public)
-        B.OracleSettler(tables).check(claims)
+        CL.OracleSettler(tables).check(claims)

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from blindproof.zk.ops import softmax
-from blindproof.zk.quant.reference import div_round
-from blindproof.zk.quant.spec import Op, TensorSpec
-from blindproof.zk.quant.tables import EXP_DOMAIN_MAX, exp_table, table_values
+from blindproof.quant.reference import div_round
+from blindproof.quant.spec import Op, TensorSpec
+from blindproof.quant.tables import EXP_DOMAIN_MAX, exp_table
+from blindproof.quant.functions import table_values
 
 from zk_nonlinear_harness import (REJECTIONS, flip_bytes, one_op_spec, op_values, run, same_claims,
                                   small_family_trace, tiny_llama_trace, trace_values)
@@ -173,7 +174,7 @@ def test_named_workloads_nonlinear_ops(name):
     """Every softmax, norm and lookup op of a full-width workload (random weights, 16 tokens)."""
     from blindproof.models.workloads import get_workload
     from blindproof.zk.ops import lookup_ops, norm
-    from blindproof.zk.quant import quantize
+    from blindproof.quant import quantize
 
     wl = get_workload(name)
     qm = quantize(wl.build(0), wl.example_input(0, 2)[:, :16])

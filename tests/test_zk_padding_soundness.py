@@ -12,14 +12,16 @@ import dataclasses
 import numpy as np
 import pytest
 
-from blindproof.zk import program as P
-from blindproof.zk.encoding import ProofFormatError
-from blindproof.zk.field import FieldError
+from blindproof.zk.proof import program as P
+from blindproof.zk.field.encoding import ProofFormatError
+from blindproof.zk.field.babybear import FieldError
 from blindproof.zk.ops import base as B
+from blindproof.zk.iop import claims as CL
+from blindproof.zk.iop import layout as LAY
 from blindproof.zk.ops import norm, softmax
-from blindproof.zk.quant.reference import run_program
-from blindproof.zk.quant.spec import Op, TensorSpec
-from blindproof.zk.quant.tables import exp_table
+from blindproof.quant.reference import run_program
+from blindproof.quant.spec import Op, TensorSpec
+from blindproof.quant.tables import exp_table
 
 from zk_nonlinear_harness import REJECTIONS, one_op_spec, run, trace_values
 from zk_ops_cases import ACC, I16, one_op, tensor
@@ -35,7 +37,7 @@ def junk(monkeypatch):
 
     def table(self, name):
         if name in tables:
-            return B.canonical(tables[name])
+            return LAY.canonical(tables[name])
         return orig(self, name)
 
     monkeypatch.setattr(B.ProverContext, "table", table)
@@ -44,7 +46,7 @@ def junk(monkeypatch):
 
 def padded(real: np.ndarray, rng: np.random.Generator, lo: int, hi: int) -> np.ndarray:
     """``real`` in its block, random junk in ``[lo, hi]`` on every padded entry."""
-    out = rng.integers(lo, hi + 1, size=B.padded_shape(real.shape)).astype(np.int64)
+    out = rng.integers(lo, hi + 1, size=LAY.padded_shape(real.shape)).astype(np.int64)
     out[tuple(slice(0, d) for d in real.shape)] = real
     return out
 
@@ -54,11 +56,11 @@ def _single(spec, vals, junk_tables) -> tuple[bool, str]:
     public = {n: vals[n] for n in spec.inputs}
     full, shapes = P.with_aux(spec, vals, public, strict=False)
     proof, _claims, out = P.prove_op(spec, 0, full, shapes, public, 0, strict=False)
-    tables = {n: (B.canonical(junk_tables[n]) if n in junk_tables else B.canonical(v)) for n, v in full.items()}
+    tables = {n: (LAY.canonical(junk_tables[n]) if n in junk_tables else LAY.canonical(v)) for n, v in full.items()}
     try:
         claims = P.verify_op(spec, 0, out.value, B.OpProof.from_bytes(proof.to_bytes()), shapes, public)
-        B.OracleSettler(tables).check(claims)
-    except (B.Reject, ProofFormatError, FieldError) as exc:
+        CL.OracleSettler(tables).check(claims)
+    except (CL.Reject, ProofFormatError, FieldError) as exc:
         return False, str(exc)
     return True, ""
 
@@ -110,7 +112,7 @@ def test_norm_output_padding_rows_are_not_forced_to_zero(junk):
     checks = norm._Plan(op, x.shape, spec).checks
 
     def recount(extra):  # multiplicities of the committed (junk) columns, as a cheater would send
-        get = lambda n: B.canonical(junk[n] if n in junk else extra.get(n, vals.get(n)))  # noqa: E731
+        get = lambda n: LAY.canonical(junk[n] if n in junk else extra.get(n, vals.get(n)))  # noqa: E731
         for table, groups, mname in checks._chunks():
             extra[mname] = B._lenient_multiplicities(table, [[get(n) for n in names] for names, _ in groups])
 
@@ -199,7 +201,7 @@ def test_linear_padding_in_shared_dim_cannot_change_the_output(junk):
     rng = np.random.default_rng(6)
     spec, tr, w = _linear_case(rng)
     vals = dict(tr.tensors)
-    vals.update({B.weight_name(k): np.asarray(v, dtype=np.int64) for k, v in w.items()})
+    vals.update({LAY.weight_name(k): np.asarray(v, dtype=np.int64) for k, v in w.items()})
     xp = padded(vals["x"], rng, -I16, I16)
     xp[:, 3:] = 0  # junk in the shared dimension only (padded rows would have to reach y's padding)
     junk["x"] = xp
@@ -218,7 +220,7 @@ def test_mlp_program_with_junk_padding_and_wrong_output_is_rejected(junk):
     """The hidden width 56 is padded to 64: the cheater commits l0.acc and l0.relu with junk in the
     padded columns and claims a wrong logit; the whole-program proof (oracle settler) is rejected."""
     from blindproof.models.workloads import get_workload
-    from blindproof.zk.quant import quantize
+    from blindproof.quant import quantize
 
     wl = get_workload("mlp-784-56-10")
     model = wl.build(0)
@@ -234,7 +236,7 @@ def test_mlp_program_with_junk_padding_and_wrong_output_is_rejected(junk):
     tensors["logits"] = tensors["logits"].copy()
     tensors["logits"][0, 3] += 1
     cheat = dataclasses.replace(trace, tensors=tensors)
-    settler = B.OracleSettler()
+    settler = CL.OracleSettler()
     proof = P.prove_trace(qm.spec, qm.weights, cheat, settler, strict=False)
     inputs = {n: tensors[n] for n in qm.spec.inputs}
     outputs = {n: tensors[n] for n in qm.spec.outputs}
@@ -248,7 +250,7 @@ def test_norm_then_mean_pool_program_with_junk_padded_row_is_rejected(junk, monk
     norm's relations allow that (see above) — and the cheater claims the pooled output that counts the
     row. Before mean_pool pinned its input's padded rows to zero this whole-program proof was
     accepted with a wrong public output."""
-    from blindproof.zk.quant.spec import QuantSpec
+    from blindproof.quant.spec import QuantSpec
 
     T, d = 3, 16
     op_n = Op("norm", ("x",), "y", {"kind": "rms", "d": d, "E": 5, "C": 20000})
@@ -276,14 +278,14 @@ def test_norm_then_mean_pool_program_with_junk_padded_row_is_rejected(junk, monk
 
     def aux(ctx, op):  # multiplicities of the committed (junk) columns, as a cheater would send
         extra = orig_aux(ctx, op)
-        get = lambda n: B.canonical(junk[n] if n in junk else extra.get(n, vals.get(n)))  # noqa: E731
+        get = lambda n: LAY.canonical(junk[n] if n in junk else extra.get(n, vals.get(n)))  # noqa: E731
         for table, groups, mname in checks._chunks():
             extra[mname] = B._lenient_multiplicities(table, [[get(n) for n in names] for names, _ in groups])
         return extra
 
     monkeypatch.setattr(norm, "aux", aux)
     cheat = dataclasses.replace(trace, tensors=vals)
-    settler = B.OracleSettler()
+    settler = CL.OracleSettler()
     proof = P.prove_trace(spec, {}, cheat, settler, strict=False)
     res = P.verify_trace(spec, {"x": x}, {"pooled": pooled}, proof, settler)
     assert not res.ok

@@ -7,11 +7,12 @@ import dataclasses
 import numpy as np
 import pytest
 
-from blindproof.zk import field as F
-from blindproof.zk import merkle, mle, pcs
-from blindproof.zk.encoding import ProofFormatError
-from blindproof.zk.sumcheck import EvalClaim
-from blindproof.zk.transcript import Transcript
+from blindproof.zk.field import babybear as F
+from blindproof.zk.commit import merkle, pcs
+from blindproof.zk.iop import mle
+from blindproof.zk.field.encoding import ProofFormatError
+from blindproof.zk.iop.sumcheck import EvalClaim
+from blindproof.zk.iop.transcript import Transcript
 
 DOMAIN = b"test-pcs"
 
@@ -453,7 +454,8 @@ def test_security_128_profile_end_to_end():
 
 @pytest.mark.parametrize("log_n", [0, 1, 3, 6, 11])
 def test_encoding_matches_reference_ntt_in_bit_reversed_order(log_n):
-    from blindproof.zk import _rs, ntt
+    from blindproof.zk.commit import reed_solomon as _rs
+    from blindproof.zk.field import ntt
 
     rng = np.random.default_rng(log_n)
     n = 1 << log_n

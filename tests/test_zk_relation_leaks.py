@@ -20,16 +20,18 @@ import warnings
 import numpy as np
 import pytest
 
-from blindproof.zk import field as F
-from blindproof.zk import mle
-from blindproof.zk import pcs
-from blindproof.zk import wellformed as WF
-from blindproof.zk.commitment import CommitmentKey, ModelCommitment
+from blindproof.zk.field import babybear as F
+from blindproof.zk.iop import mle
+from blindproof.zk.commit import pcs
+from blindproof.zk.proof import wellformed as WF
+from blindproof.zk.proof.commitment import ModelCommitment
+from blindproof.zk.proof.keys import CommitmentKey
 from blindproof.zk.ops import base as B
-from blindproof.zk.prover import ModelProver
-from blindproof.zk.quant.quantizer import QuantizedModel
-from blindproof.zk.quant.spec import Op, QuantSpec, TensorSpec, WeightSpec
-from blindproof.zk.verifier import verify_model_proof
+from blindproof.zk.iop import claims as CL
+from blindproof.zk.proof.prover import ModelProver
+from blindproof.quant.quantizer import QuantizedModel
+from blindproof.quant.spec import Op, QuantSpec, TensorSpec, WeightSpec
+from blindproof.zk.proof.verifier import verify_model_proof
 
 P = F.P
 
@@ -98,7 +100,7 @@ def _classifier():
     import torch
 
     from blindproof.models.workloads import MLP, init_weights
-    from blindproof.zk.quant import quantize
+    from blindproof.quant import quantize
 
     torch.manual_seed(0)
     return quantize(init_weights(MLP((16, 8, 2)), 3), torch.randn(64, 16))
@@ -143,14 +145,14 @@ def test_model_proofs_of_an_added_weight_determine_nothing_about_it(settled):
 
 def test_a_relation_across_the_trace_and_weight_openings_is_refused():
     """Its δ would be sent per opening: refused by prover and verifier alike."""
-    from blindproof.zk.ops import blind as BL
-    from blindproof.zk.transcript import Transcript
+    from blindproof.zk.iop import blind as BL
+    from blindproof.zk.iop.transcript import Transcript
 
     rules = {"a": BL.make_rule("a", 3, 2), "w:b": BL.make_rule("w:b", 3, 2)}
     pt = F.random(np.random.default_rng(0), (3, 4))
     rel = [(1, "a", pt, True), (-1, "w:b", pt, True)]
     ctx = B.VerifierContext(Transcript(b"t"), None, {}, blind=rules)
-    with pytest.raises(B.Reject, match="spans the trace and weight openings"):
+    with pytest.raises(CL.Reject, match="spans the trace and weight openings"):
         B.verify_relation(ctx, B.ProofReader(B.OpProof()), rel, "x")
     one = B.VerifierContext(Transcript(b"t"), None, {}, blind=rules, one_opening=True)
     data = B.OpProof()
@@ -177,7 +179,7 @@ def _shared_weight_model(reads: int, d: int = 4) -> QuantizedModel:
 def test_a_weight_read_by_eight_ops_stays_hidden(settled):
     """The randomizer is sized for the spec's eight reads: no equation on ``W`` from two proofs and no
     warning (sized for four, each proof gave 14 equations and two proofs the whole matrix)."""
-    from blindproof.zk.program import NotHiddenWarning, weight_reads
+    from blindproof.zk.proof.program import NotHiddenWarning, weight_reads
 
     qm = _shared_weight_model(8)
     assert weight_reads(qm.spec) == {"w:W": 8}
@@ -198,8 +200,8 @@ def test_a_weight_read_by_eight_ops_stays_hidden(settled):
 def test_each_reader_of_a_weight_makes_one_claim(workload, monkeypatch):
     """What the companion's sizes rest on: a proof reveals each weight exactly as often as the spec
     says (a claim per reader, and a bias's payback; counted by the prover's own dry run)."""
-    from blindproof.zk import program as PR
-    from blindproof.zk.prover import example_input, quantized_workload
+    from blindproof.zk.proof import program as PR
+    from blindproof.zk.proof.prover import example_input, quantized_workload
 
     qm = {"shared": lambda: _shared_weight_model(5), "add_weight": _add_weight_model}.get(
         workload, lambda: quantized_workload(workload))()

@@ -7,12 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from blindproof.zk import pcs
-from blindproof.zk import rotation as R
-from blindproof.zk.commitment import CommitmentKey, OpeningBudgetExceeded, OpeningLedger, commit_model
-from blindproof.zk.encoding import ProofFormatError
-from blindproof.zk.prover import ModelProver, example_input, quantized_workload
-from blindproof.zk.verifier import verify_model_proof
+from blindproof.zk.commit import pcs
+from blindproof.zk.proof import rotation as R
+from blindproof.zk.proof.commitment import commit_model
+from blindproof.zk.proof.keys import CommitmentKey, OpeningBudgetExceeded, OpeningLedger
+from blindproof.zk.field.encoding import ProofFormatError
+from blindproof.zk.proof.prover import ModelProver, example_input, quantized_workload
+from blindproof.zk.proof.verifier import verify_model_proof
 
 NAME = "mlp-784-56-10"
 K1, K2, K3 = (CommitmentKey(bytes([b]) * 32) for b in (0x51, 0x52, 0x53))

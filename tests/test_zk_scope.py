@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from blindproof.models.workloads import get_workload
-from blindproof.zk.commitment import CommitmentKey
-from blindproof.zk.prover import ModelProver, calibration_input, program_input, workload_scope
-from blindproof.zk.quant import QuantizationError, embed_float, quantize
-from blindproof.zk.verifier import verify_model_proof
+from blindproof.zk.proof.keys import CommitmentKey
+from blindproof.zk.proof.prover import ModelProver, calibration_input, program_input, workload_scope
+from blindproof.quant import QuantizationError, embed_float, quantize
+from blindproof.zk.proof.verifier import verify_model_proof
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -12,10 +12,10 @@ import torch
 
 from blindproof.models.transformer import Transformer, TransformerConfig
 from blindproof.models.workloads import init_weights
-from blindproof.zk.commitment import CommitmentKey
-from blindproof.zk.prover import ModelProver
-from blindproof.zk.quant import quantize
-from blindproof.zk.verifier import verify_model_proof
+from blindproof.zk.proof.keys import CommitmentKey
+from blindproof.zk.proof.prover import ModelProver
+from blindproof.quant import quantize
+from blindproof.zk.proof.verifier import verify_model_proof
 
 KEY = CommitmentKey(b"\x0d" * 32)
 

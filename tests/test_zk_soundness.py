@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from blindproof.zk import soundness as S
-from blindproof.zk.pcs import PcsParams, make_layout
+from blindproof.zk.proof import soundness as S
+from blindproof.zk.commit.pcs import PcsParams, make_layout
 
 
 def test_reference_query_counts_without_hiding():

@@ -11,14 +11,16 @@ import numpy as np
 import pytest
 
 from blindproof.client.verify import ProofVerificationError, verify_exchange
-from blindproof.zk import field as F
-from blindproof.zk import pcs, proof_file
-from blindproof.zk.commitment import CommitmentKey, ModelCommitment, commit_model
-from blindproof.zk.proof_file import ModelProof, ProofFileError
-from blindproof.zk.prover import ModelProver, example_input, quantized_workload
-from blindproof.zk.quant import Trace
-from blindproof.zk.soundness import PROOF_FLOOR_BITS
-from blindproof.zk.verifier import verify_model_proof
+from blindproof.zk.field import babybear as F
+from blindproof.zk.commit import pcs
+from blindproof.zk.proof import proof_file
+from blindproof.zk.proof.commitment import ModelCommitment, commit_model
+from blindproof.zk.proof.keys import CommitmentKey
+from blindproof.zk.proof.proof_file import ModelProof, ProofFileError
+from blindproof.zk.proof.prover import ModelProver, example_input, quantized_workload
+from blindproof.quant import Trace
+from blindproof.zk.proof.soundness import PROOF_FLOOR_BITS
+from blindproof.zk.proof.verifier import verify_model_proof
 
 KEY = CommitmentKey(b"\x0b" * 32)
 

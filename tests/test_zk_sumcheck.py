@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from blindproof.zk import field as F
-from blindproof.zk import mle
-from blindproof.zk import sumcheck as S
-from blindproof.zk.transcript import Transcript
+from blindproof.zk.field import babybear as F
+from blindproof.zk.iop import mle
+from blindproof.zk.iop import sumcheck as S
+from blindproof.zk.iop.transcript import Transcript
 
 
 def tr() -> Transcript:

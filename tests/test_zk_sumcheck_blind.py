@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from blindproof.zk import field as F
-from blindproof.zk import mle
-from blindproof.zk import sumcheck as S
-from blindproof.zk.transcript import Transcript
+from blindproof.zk.field import babybear as F
+from blindproof.zk.iop import mle
+from blindproof.zk.iop import sumcheck as S
+from blindproof.zk.iop.transcript import Transcript
 
 N = 5
 
@@ -117,7 +117,7 @@ def test_a_blinder_in_a_middle_round():
 def test_one_byte_form_even_degrees_are_not_listed():
     """A header that lists round degrees although they are all equal is a second byte form of the
     same proof: refused."""
-    from blindproof.zk.encoding import ProofFormatError
+    from blindproof.zk.field.encoding import ProofFormatError
     rng = np.random.default_rng(6)
     eq, x, w = _tables(rng)
     spec = S.SumcheckSpec.make(N, 3, [(1, (0, 1, 2))])

@@ -5,20 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("blindproof.zk.program")
+pytest.importorskip("blindproof.zk.proof.program")
 
-from blindproof.zk import field as F  # noqa: E402
-from blindproof.zk import lookup as L  # noqa: E402
-from blindproof.zk import mle  # noqa: E402
-from blindproof.zk import pcs  # noqa: E402
-from blindproof.zk import sumcheck as S  # noqa: E402
-from blindproof.zk.commitment import CommitmentKey  # noqa: E402
+from blindproof.zk.field import babybear as F  # noqa: E402
+from blindproof.zk.iop import lookup as L  # noqa: E402
+from blindproof.zk.iop import mle  # noqa: E402
+from blindproof.zk.commit import pcs  # noqa: E402
+from blindproof.zk.iop import sumcheck as S  # noqa: E402
+from blindproof.zk.proof.keys import CommitmentKey  # noqa: E402
 from blindproof.zk.ops import base as B  # noqa: E402
-from blindproof.zk.ops import zkmask as M  # noqa: E402
-from blindproof.zk.program import ProgramProof  # noqa: E402
-from blindproof.zk.proof_file import ModelProof  # noqa: E402
-from blindproof.zk.prover import ModelProver, example_input, quantized_workload  # noqa: E402
-from blindproof.zk.verifier import verify_model_proof  # noqa: E402
+from blindproof.zk.iop import claims as CL
+from blindproof.zk.iop import masks as M  # noqa: E402
+from blindproof.zk.proof.program import ProgramProof  # noqa: E402
+from blindproof.zk.proof.proof_file import ModelProof  # noqa: E402
+from blindproof.zk.proof.prover import ModelProver, example_input, quantized_workload  # noqa: E402
+from blindproof.zk.proof.verifier import verify_model_proof  # noqa: E402
 
 KEY = CommitmentKey(b"\x09" * 32)
 NAME = "mlp-784-56-10"
@@ -163,7 +164,7 @@ def test_prover_masks_follow_their_plan():
 
 
 def test_unmasked_context_rejects_a_masked_sumcheck_and_vice_versa():
-    from blindproof.zk.transcript import Transcript
+    from blindproof.zk.iop.transcript import Transcript
 
     tabs = [F.random(np.random.default_rng(3), 8), F.random(np.random.default_rng(4), 8)]
     spec = S.SumcheckSpec.make(3, 2, [(1, (0, 1))])
@@ -181,10 +182,10 @@ def test_unmasked_context_rejects_a_masked_sumcheck_and_vice_versa():
     for _, pt, coef in vctx.masks.claims[0].terms:
         opened = F.eadd(opened, F.emul(coef, mle.evaluate(table, pt)))
     assert np.array_equal(opened, vctx.masks.claims[0].value)
-    with pytest.raises(B.Reject):
+    with pytest.raises(CL.Reject):
         B.verify_sum(B.VerifierContext(Transcript(b"t"), None, {}), B.ProofReader(proof), 3, 2, [(1, (0, 1))], claim)
     plain = B.OpProof()
     B.prove_sum(B.VerifierContext(Transcript(b"t"), None, {}), plain, 3, tabs, [(1, (0, 1))], claim)
-    with pytest.raises(B.Reject, match="masked"):
+    with pytest.raises(CL.Reject, match="masked"):
         B.verify_sum(B.VerifierContext(Transcript(b"t"), None, {}, masks=M.VerifierMasks()), B.ProofReader(plain),
                      3, 2, [(1, (0, 1))], claim)

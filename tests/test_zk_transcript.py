@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from blindproof.zk import field as F
-from blindproof.zk.transcript import Transcript
+from blindproof.zk.field import babybear as F
+from blindproof.zk.iop.transcript import Transcript
 
 
 def make(domain=b"test", statement=b"stmt") -> Transcript:

@@ -44,12 +44,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-pytest.importorskip("blindproof.zk.program")
+pytest.importorskip("blindproof.zk.proof.program")
 
-from blindproof.zk import transcript as T  # noqa: E402
-from blindproof.zk import verifier as V  # noqa: E402
-from blindproof.zk.commitment import CommitmentKey  # noqa: E402
-from blindproof.zk.prover import ModelProver, example_input, quantized_workload  # noqa: E402
+from blindproof.zk.iop import transcript as T  # noqa: E402
+from blindproof.zk.proof import verifier as V  # noqa: E402
+from blindproof.zk.proof import statement as STMT
+from blindproof.zk.proof.keys import CommitmentKey  # noqa: E402
+from blindproof.zk.proof.prover import ModelProver, example_input, quantized_workload  # noqa: E402
 
 KEY = CommitmentKey(b"\x07" * 32)
 # byte lengths of what a challenge absorbs back: an extension element is 4 little-endian u32 words,
@@ -90,7 +91,7 @@ class Trace:
 
 
 class Tracer:
-    """Wraps :class:`blindproof.zk.transcript.Transcript` (class-wide, so subclasses such as the
+    """Wraps :class:`blindproof.zk.iop.transcript.Transcript` (class-wide, so subclasses such as the
     verifier's ``CountingTranscript`` and every helper transcript are seen) and records every frame
     of every transcript made under ``domain``."""
 
@@ -306,7 +307,7 @@ def record(monkeypatch: pytest.MonkeyPatch, name: str, tokens: int | None = None
     if tokens is not None:
         x = x[:, :tokens]
     inputs = prover.model.encode(x)
-    tracer = Tracer(monkeypatch, V.DOMAIN)
+    tracer = Tracer(monkeypatch, STMT.DOMAIN)
     proof = prover.prove(inputs, rng=np.random.default_rng(0))
     ptrace = tracer.take()
     res = V.verify_model_proof(prover.commitment, proof.to_bytes())
@@ -347,7 +348,7 @@ def check_same(p: Trace, v: Trace) -> None:
 def check_statement_first(tr: Trace, rec_: Recorded) -> None:
     """Domain, then the statement, before anything else; the statement is exactly the proof's."""
     assert [e.kind for e in tr.events[:2]] == ["domain", "statement"]
-    assert tr.events[0].data == V.DOMAIN
+    assert tr.events[0].data == STMT.DOMAIN
     st = decode_statement(tr.events[1].data)
     com, proof = rec_.prover.commitment, rec_.proof
     assert st["model_digest"] == com.digest()
@@ -380,7 +381,7 @@ def check_op_labels(tr: Trace, rec_: Recorded) -> None:
     """Every op proof begins with its label ``kind\\0output``, absorbed before any challenge of the op:
     the labels follow the program from the last op, name exactly the ops the proof has a part for, and
     no challenge but the output points comes before the first label."""
-    from blindproof.zk.program import ProgramProof  # noqa: PLC0415
+    from blindproof.zk.proof.program import ProgramProof  # noqa: PLC0415
 
     spec = rec_.prover.model.spec
     labels = [e.data.decode("utf-8") for e in tr.events if e.label == "ops/op"]

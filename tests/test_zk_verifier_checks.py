@@ -19,22 +19,26 @@ import math
 import numpy as np
 import pytest
 
-from blindproof.zk import field as F
-from blindproof.zk import lookup as L
-from blindproof.zk import pcs
-from blindproof.zk import program as P
-from blindproof.zk import proof_file
-from blindproof.zk.commitment import CommitmentKey, ModelCommitment
+from blindproof.zk.field import babybear as F
+from blindproof.zk.iop import lookup as L
+from blindproof.zk.commit import pcs
+from blindproof.zk.proof import program as P
+from blindproof.zk.proof import proof_file
+from blindproof.zk.proof.commitment import ModelCommitment
+from blindproof.zk.proof.keys import CommitmentKey
 from blindproof.zk.ops import base as B
+from blindproof.zk.iop import claims as CL
+from blindproof.zk.iop import layout as LAY
 from blindproof.zk.ops import softmax
-from blindproof.zk.proof_file import ModelProof, ProofFileError
-from blindproof.zk.prover import ModelProver, PcsProverSettler
-from blindproof.zk.quant import run_program
-from blindproof.zk.quant.spec import Op, TensorSpec
-from blindproof.zk.quant.tables import exp_table
-from blindproof.zk.transcript import Transcript
-from blindproof.zk.verifier import (DOMAIN, CountingTranscript, PcsVerifierSettler, _bits, soundness_figures,
-                                    split_claims, statement_bytes, verify_model_proof)
+from blindproof.zk.proof.proof_file import ModelProof, ProofFileError
+from blindproof.zk.proof.prover import ModelProver, PcsProverSettler
+from blindproof.quant import run_program
+from blindproof.quant.spec import Op, TensorSpec
+from blindproof.quant.tables import exp_table
+from blindproof.zk.iop.transcript import Transcript
+from blindproof.zk.proof.verifier import PcsVerifierSettler, verify_model_proof
+from blindproof.zk.proof.statement import (DOMAIN, CountingTranscript, _bits, soundness_figures, split_claims,
+                                           statement_bytes)
 
 KEY = CommitmentKey(b"\x2c" * 32)
 
@@ -54,7 +58,7 @@ class _StatedSettler(PcsProverSettler):
     the verifier never sees; the proof is for the statement check to refuse)."""
 
     def settle(self, claims, transcript):
-        keep = [c for c in claims if not (isinstance(c, B.LinearClaim) and c.terms[0][0] in self.public)]
+        keep = [c for c in claims if not (isinstance(c, CL.LinearClaim) and c.terms[0][0] in self.public)]
         super().settle(keep, transcript)
 
 
@@ -121,7 +125,7 @@ def test_c5_weight_layout_other_than_the_specs_does_not_load(mlp):
     verifier's statement check (C7, ``_check_weight_commitment``) refuses the same files."""
     prover, _, _ = mlp
     qm = prover.model
-    from blindproof.zk.commitment import weight_tables
+    from blindproof.zk.proof.commitment import weight_tables
     tables = weight_tables(qm.spec, qm.weights)
     extra = tables | {"w:decoy": np.zeros(16, dtype=np.uint32)}
     resized = dict(tables)
@@ -178,7 +182,7 @@ def test_v8_extra_public_tensor_is_rejected(mlp):
 
 def _small_program():
     """A one-layer linear + rescale program, its weights and a trace, for the program-level API."""
-    from blindproof.zk.quant.spec import QuantSpec, WeightSpec
+    from blindproof.quant.spec import QuantSpec, WeightSpec
     i16, acc = (1 << 15) - 1, (1 << 29) - 1
     spec = QuantSpec(arch={"family": "test"}, inputs=("x",), outputs=("y",),
                      ops=(Op("linear", ("x",), "acc", {"weight": "W"}), Op("rescale", ("acc",), "y", {"shift": 7})),
@@ -199,7 +203,7 @@ def test_p1_non_integer_public_value_is_rejected_by_the_program_verifier():
     ``verify_model_proof`` a missing tensor is refused first by V8 and a non-integer one cannot be
     decoded (int32/int64 tensors only) and fails V11's dtype test: there P1 is redundant."""
     spec, weights, trace = _small_program()
-    settler = B.OracleSettler()
+    settler = CL.OracleSettler()
     data = P.prove_trace(spec, weights, trace, settler)
     inputs = {"x": trace.tensors["x"]}
     outputs = {"y": trace.tensors["y"]}
@@ -246,8 +250,8 @@ def test_p10_routing_refuses_a_claim_on_a_later_tensor():
         backwards = dataclasses.replace(spec, ops=(Op("linear", ("y",), "acc", {"weight": "W"}), spec.ops[1]))
         P.infer_shapes(backwards, {"x": (3, 8)})
     run = P._Run(spec, {"x": trace.tensors["x"], "y": trace.tensors["y"]})  # noqa: SLF001
-    later = B.Claim("y", F.ext(1, 2, 3, 4)[None].repeat(3, 0), F.eone())
-    with pytest.raises(B.Reject, match="later tensor 'y'"):
+    later = CL.Claim("y", F.ext(1, 2, 3, 4)[None].repeat(3, 0), F.eone())
+    with pytest.raises(CL.Reject, match="later tensor 'y'"):
         run.route(0, [later])
 
 
@@ -258,8 +262,8 @@ def test_p9_claims_left_after_every_op_are_refused():
     spec, _, trace = _small_program()
     run = P._Run(spec, {"x": trace.tensors["x"], "y": trace.tensors["y"]})  # noqa: SLF001
     run.check_done()
-    run.pending.add(B.Claim("acc", F.ext(1, 2, 3, 4)[None].repeat(5, 0), F.eone()))
-    with pytest.raises(B.Reject, match="claims left on acc after every op"):
+    run.pending.add(CL.Claim("acc", F.ext(1, 2, 3, 4)[None].repeat(5, 0), F.eone()))
+    with pytest.raises(CL.Reject, match="claims left on acc after every op"):
         run.check_done()
 
 
@@ -271,7 +275,7 @@ def test_deferred_lookup_on_an_earlier_ops_tensor_is_refused_by_the_verifier(mon
     against an op implementation that breaks it (as the SwiGLU gate's lookup once did), simulated
     here by a rescale verifier that defers a lookup on its input."""
     spec, weights, trace = _small_program()
-    settler = B.OracleSettler()
+    settler = CL.OracleSettler()
     data = P.prove_trace(spec, weights, trace, settler)
     rescale = P.protocol("rescale")
     real = rescale.verify
@@ -293,9 +297,9 @@ def test_p13_a_program_verifier_that_returns_without_settling_is_rejected(mlp, m
     the file's claim counts the soundness figures still match. Accepted without the check, even for
     a proof computed with other weights."""
     prover, inputs, proof = mlp
-    from blindproof.zk import verifier as V
+    from blindproof.zk.proof import verifier as V
 
-    class CommitOnly(B.Settler):
+    class CommitOnly(CL.Settler):
         linear_claims = True  # as the settler it wraps: the program runs blinded
 
         def __init__(self, inner):
@@ -309,7 +313,7 @@ def test_p13_a_program_verifier_that_returns_without_settling_is_rejected(mlp, m
 
     real = V._program_verify  # noqa: SLF001
     monkeypatch.setattr(V, "_program_verify", lambda spec, pr, tr, settler: real(spec, pr, tr, CommitOnly(settler)))
-    from blindproof.zk.quant import QuantizedModel
+    from blindproof.quant import QuantizedModel
     w = {k: v.copy() for k, v in prover.model.weights.items()}
     w["l0.acc.weight"][0, :] = -w["l0.acc.weight"][0, :]  # computed with other weights: only the
     other = QuantizedModel(prover.model.spec, w)          # weight opening would see it
@@ -354,28 +358,28 @@ def test_s2_misstated_claim_counts_are_rejected(mlp):
 
 def _weight_randomizers(spec) -> dict[str, np.ndarray]:
     """The weights' randomizer tables a program proof would put in the companion (zeros will do)."""
-    from blindproof.zk import program
+    from blindproof.zk.proof import program
     return {n: np.zeros(1 << k, dtype=np.uint32) for n, k in program.companion_tensors(spec).items()}
 
 
 def _settler_case(mlp):
     """A committed trace and weights with three claims (trace ``act``, public ``x``, a weight)."""
-    from blindproof.zk import mle
-    from blindproof.zk.commitment import weight_tables
+    from blindproof.zk.iop import mle
+    from blindproof.zk.proof.commitment import weight_tables
     prover, _, _ = mlp
     qm, mc, state = prover.model, prover.commitment, prover.state
     rng = np.random.default_rng(1)
     x = rng.integers(-50, 50, size=(1, 5)).astype(np.int64)
     act = rng.integers(-1000, 1000, size=(3, 7)).astype(np.int64)
-    tables = ({"act": B.canonical(act), "x": B.canonical(x)} | weight_tables(qm.spec, qm.weights)
+    tables = ({"act": LAY.canonical(act), "x": LAY.canonical(x)} | weight_tables(qm.spec, qm.weights)
               | _weight_randomizers(qm.spec))
     wname = mc.weights.layout.names[0]
 
-    def claims(tr: Transcript) -> list[B.Claim]:
+    def claims(tr: Transcript) -> list[CL.Claim]:
         pts = tr.challenge_exts("test/points", 5 + 3 + mc.weights.layout.log_sizes[0])
-        return [B.Claim("act", pts[:5], mle.evaluate(tables["act"], pts[:5])),
-                B.Claim("x", pts[5:8], mle.evaluate(tables["x"], pts[5:8])),
-                B.Claim(wname, pts[8:], mle.evaluate(tables[wname], pts[8:]))]
+        return [CL.Claim("act", pts[:5], mle.evaluate(tables["act"], pts[:5])),
+                CL.Claim("x", pts[5:8], mle.evaluate(tables["x"], pts[5:8])),
+                CL.Claim(wname, pts[8:], mle.evaluate(tables[wname], pts[8:]))]
 
     ps = PcsProverSettler(state, {"x": x}, prover.params, rng=np.random.default_rng(2))
     tp = Transcript(b"test")
@@ -401,20 +405,20 @@ def test_s3_stray_openings_and_claims_without_a_commitment_are_rejected(mlp):
     vs = PcsVerifierSettler(_shell(mc, ps, public, trace_claims=1, weight_claims=0), mc, ps.trace_com)
     tv = Transcript(b"test")
     vs.commit(None, tv)
-    with pytest.raises(B.Reject, match="a weight opening without weight claims"):
+    with pytest.raises(CL.Reject, match="a weight opening without weight claims"):
         vs.settle(claims(tv)[:2], tv)
     # (b) only the public claim; the trace opening left in the file (no weight opening)
     vs = PcsVerifierSettler(_shell(mc, ps, public, trace_claims=0, weight_claims=0, weight_opening=b""), mc,
                             ps.trace_com)
     tv = Transcript(b"test")
     vs.commit(None, tv)
-    with pytest.raises(B.Reject, match="a trace opening without trace claims"):
+    with pytest.raises(CL.Reject, match="a trace opening without trace claims"):
         vs.settle(claims(tv)[1:2], tv)
     # (c) trace claims but no trace commitment
     vs = PcsVerifierSettler(_shell(mc, ps, public, trace_claims=1, weight_claims=1), mc, None)
     tv = Transcript(b"test")
     vs.commit(None, tv)
-    with pytest.raises(B.Reject, match="no trace commitment"):
+    with pytest.raises(CL.Reject, match="no trace commitment"):
         vs.settle(claims(tv), tv)
 
 
@@ -422,7 +426,7 @@ def test_o4_opening_stating_other_soundness_tenths_is_rejected():
     """O4. An honest opening whose stated soundness figures are not the layout's (a foreign
     opening's, or inflated). The figures are not absorbed, so accepted without the check."""
     rng = np.random.default_rng(3)
-    from blindproof.zk import mle
+    from blindproof.zk.iop import mle
     tensors = {"a": F.random(rng, 256), "b": F.random(rng, 64)}
     com, st = pcs.commit(tensors, rng=rng)
     claims = []
@@ -452,17 +456,17 @@ def test_s6_linear_claim_on_public_tensors_only_must_hold():
     public = {"x": x, "y": y}
     px, py = _pt(rng, 3), _pt(rng, 1)
     c2 = F.ext(2, 0, 0, 0)
-    value = F.eadd(B.public_eval(x, px), F.emul(c2, B.public_eval(y, py)))
+    value = F.eadd(LAY.public_eval(x, px), F.emul(c2, LAY.public_eval(y, py)))
     one = F.eone()
-    true = B.LinearClaim((("x", px, one), ("y", py, c2)), value)
+    true = CL.LinearClaim((("x", px, one), ("y", py, c2)), value)
     assert split_claims([true], public) == ([], [], [])
-    false = B.LinearClaim((("x", px, one), ("y", py, c2)), F.eadd(value, one))
-    with pytest.raises(B.Reject, match="a linear claim on public tensors is false"):
+    false = CL.LinearClaim((("x", px, one), ("y", py, c2)), F.eadd(value, one))
+    with pytest.raises(CL.Reject, match="a linear claim on public tensors is false"):
         split_claims([false], public)
-    with pytest.raises(B.Reject, match="a linear claim on public tensors is false"):
-        B.fold_public(false, lambda name, pt: B.public_eval(public[name], pt))
+    with pytest.raises(CL.Reject, match="a linear claim on public tensors is false"):
+        CL.fold_public(false, lambda name, pt: LAY.public_eval(public[name], pt))
     # a committed term left: the public terms move to the value side, the claim is kept
-    mixed = B.LinearClaim((("x", px, one), ("h", py, one)), F.eadd(B.public_eval(x, px), F.ext(5, 0, 0, 0)))
+    mixed = CL.LinearClaim((("x", px, one), ("h", py, one)), F.eadd(LAY.public_eval(x, px), F.ext(5, 0, 0, 0)))
     pub, trace, weight = split_claims([mixed], public)
     assert not pub and not weight and len(trace) == 1
     assert [t[0] for t in trace[0].terms] == ["h"] and np.array_equal(trace[0].value, F.ext(5, 0, 0, 0))
@@ -476,8 +480,8 @@ def test_s7_linear_claim_on_a_public_tensor_at_a_point_of_another_size_is_reject
     public = {"x": np.arange(8, dtype=np.int64).reshape(2, 4)}
     one = F.eone()
     for n in (2, 4):
-        c = B.LinearClaim((("x", _pt(rng, n), one), ("h", _pt(rng, 3), one)), F.ezero())
-        with pytest.raises(B.Reject, match="claim on public 'x' has %d coordinates, the tensor 3" % n):
+        c = CL.LinearClaim((("x", _pt(rng, n), one), ("h", _pt(rng, 3), one)), F.ezero())
+        with pytest.raises(CL.Reject, match="claim on public 'x' has %d coordinates, the tensor 3" % n):
             split_claims([c], public)
 
 
@@ -491,12 +495,12 @@ def test_s8_linear_claim_mixing_trace_and_weight_tensors_is_rejected():
     one = F.eone()
     pt = _pt(rng, 3)
     for other in ("w:W", "zk~blind:w:W"):
-        c = B.LinearClaim((("h", pt, one), (other, pt, one)), F.ezero())
-        with pytest.raises(B.Reject, match="a linear claim mixes public, trace and weight tensors"):
+        c = CL.LinearClaim((("h", pt, one), (other, pt, one)), F.ezero())
+        with pytest.raises(CL.Reject, match="a linear claim mixes public, trace and weight tensors"):
             split_claims([c], {}, companion=("zk~blind:w:W",))
     # one kind each: sorted to its opening
-    tw = B.LinearClaim((("w:W", pt, one), ("zk~blind:w:W", pt, one)), F.ezero())
-    tt = B.LinearClaim((("h", pt, one), ("zk~blind:h", pt, one)), F.ezero())
+    tw = CL.LinearClaim((("w:W", pt, one), ("zk~blind:w:W", pt, one)), F.ezero())
+    tt = CL.LinearClaim((("h", pt, one), ("zk~blind:h", pt, one)), F.ezero())
     pub, trace, weight = split_claims([tw, tt], {}, companion=("zk~blind:w:W",))
     assert not pub and [c.terms[0][0] for c in trace] == ["h"] and [c.terms[0][0] for c in weight] == ["w:W"]
 
@@ -511,9 +515,9 @@ def test_f1_soundness_figures_refuse_unaccounted_or_uneven_draws(mlp):
     unrecorded draw would silently drop out of the error bound."""
     prover, _, _ = mlp
     w = prover.commitment.weights.layout
-    with pytest.raises(B.Reject, match="without a recorded degree"):
+    with pytest.raises(CL.Reject, match="without a recorded degree"):
         soundness_figures({"lookup/lambda": 3}, [], None, 0, w, 1, lambda_degrees=[5, 5])
-    with pytest.raises(B.Reject, match="uneven number of challenges per repetition"):
+    with pytest.raises(CL.Reject, match="uneven number of challenges per repetition"):
         soundness_figures({"lookup/alpha": 2, "lookup/beta": 1}, [[64, 6, 3, 2]], None, 0, w, 1)
     # the consistent records are accepted
     soundness_figures({"lookup/lambda": 2, "lookup/alpha": 2, "lookup/beta": 2}, [[64, 6, 4, 2]], None, 0, w, 1,
@@ -524,7 +528,7 @@ def test_f1_a_round_above_the_counted_degree_costs_its_excess(mlp):
     """F1. Every op challenge is counted at degree ROUND_DEGREE (5); a sumcheck round of higher degree
     (a two-entry tensor's randomizer of degree 3 in its own variable: up to 15) adds the rest, which
     the counting transcript reads off the round values it absorbs."""
-    from blindproof.zk.verifier import ROUND_DEGREE, CountingTranscript
+    from blindproof.zk.proof.statement import ROUND_DEGREE, CountingTranscript
 
     prover, _, _ = mlp
     w = prover.commitment.weights.layout
@@ -557,11 +561,11 @@ def test_g5_zero_check_with_a_false_eq_value_is_rejected():
     B.prove_sum(pc, proof, 5, [zeros, *(pc.table(n) for n in "abc")], B._eq_terms(terms), F.ezero())  # noqa: SLF001
     vc = B.VerifierContext(Transcript(b"g5"), None, shapes)
     rd = B.ProofReader(B.OpProof.from_bytes(proof.to_bytes()))
-    with pytest.raises(B.Reject, match="zero-check: wrong eq value"):
+    with pytest.raises(CL.Reject, match="zero-check: wrong eq value"):
         pt, v = B.verify_zero_check(vc, rd, 5, 3, terms)
         rd.done()
-        B.OracleSettler({k: B.canonical(x) for k, x in vals.items()}).check(
-            [B.Claim(n, pt, x) for n, x in zip("abc", v)])
+        CL.OracleSettler({k: LAY.canonical(x) for k, x in vals.items()}).check(
+            [CL.Claim(n, pt, x) for n, x in zip("abc", v)])
 
 
 def _lookup_case():
@@ -658,7 +662,7 @@ def test_k8_rope_with_another_positions_tables_is_rejected():
     full, shapes = P_.with_aux(spec, vals, public, start=7)
     proof, _, out = P_.prove_op(spec, 0, full, shapes, public, start=7)
     assert P_.oracle_for(full).check(P_.verify_op(spec, 0, out.value, proof, shapes, public, start=7)) is None
-    with pytest.raises(B.Reject, match="wrong cos/sin table value"):
+    with pytest.raises(CL.Reject, match="wrong cos/sin table value"):
         P_.oracle_for(full).check(P_.verify_op(spec, 0, out.value, proof, shapes, public, start=0))
 
 
@@ -681,18 +685,18 @@ def test_k12_softmax_with_another_causal_mask_is_rejected():
     pctx = B.ProverContext(Transcript(b"k12"), spec, shapes, start=2, values=vals)
     vals.update(softmax.aux(pctx, op))
     tables = {n: pctx.table(n) for n in shapes}
-    pctx.transcript.absorb_digest("ops/commitment", B.OracleSettler.digest(tables))
-    point = pctx.transcript.challenge_exts("test/out_point", B.n_vars(shapes["p"]))
+    pctx.transcript.absorb_digest("ops/commitment", CL.OracleSettler.digest(tables))
+    point = pctx.transcript.challenge_exts("test/out_point", LAY.n_vars(shapes["p"]))
     claim = B.claim_of(pctx, "p", point)
     proof, _ = softmax.prove(pctx, op, [claim])
 
     def verify(start: int) -> None:
         vctx = B.VerifierContext(Transcript(b"k12"), spec, shapes, start=start)
-        vctx.transcript.absorb_digest("ops/commitment", B.OracleSettler.digest(tables))
-        vp = vctx.transcript.challenge_exts("test/out_point", B.n_vars(shapes["p"]))
-        settle(tables, softmax.verify(vctx, op, [B.Claim("p", vp, claim.value)], B.OpProof.from_bytes(proof.to_bytes())))
+        vctx.transcript.absorb_digest("ops/commitment", CL.OracleSettler.digest(tables))
+        vp = vctx.transcript.challenge_exts("test/out_point", LAY.n_vars(shapes["p"]))
+        settle(tables, softmax.verify(vctx, op, [CL.Claim("p", vp, claim.value)], B.OpProof.from_bytes(proof.to_bytes())))
 
     verify(2)
-    with pytest.raises(B.Reject, match="wrong value of the public table 'mask'"):
+    with pytest.raises(CL.Reject, match="wrong value of the public table 'mask'"):
         verify(0)
 

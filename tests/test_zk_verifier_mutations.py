@@ -24,13 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # (module file, functions whose rejections are mutated, the tests that must notice)
 TARGETS = [
-    ("blindproof/zk/lookup.py", ("_verify", "_leaf_checks"),
+    ("blindproof/zk/iop/lookup.py", ("_verify", "_leaf_checks"),
      ("tests/test_zk_lookup.py", "tests/test_zk_lookup_masks.py", "tests/test_zk_verifier_checks.py")),
-    ("blindproof/zk/wellformed.py", ("_verify", "_check_aux_layout", "_without_indicators"),
+    ("blindproof/zk/proof/wellformed.py", ("_verify", "_check_aux_layout", "_without_indicators"),
      ("tests/test_zk_wellformed.py", "tests/test_zk_checks_wellformed.py")),
-    ("blindproof/zk/ops/base.py", ("fold_public",),
+    ("blindproof/zk/iop/claims.py", ("fold_public",),
      ("tests/test_zk_wellformed.py", "tests/test_zk_verifier_checks.py")),
-    ("blindproof/zk/verifier.py", ("split_claims", "_public_value"),
+    ("blindproof/zk/proof/statement.py", ("split_claims", "_public_value"),
      ("tests/test_zk_verifier_checks.py", "tests/test_zk_statement_pinning.py")),
 ]
 

@@ -24,13 +24,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from blindproof.zk import field as F
-from blindproof.zk import mle, pcs
-from blindproof.zk.commitment import CommitmentKey, LedgerError, OpeningBudgetExceeded, OpeningLedger, commit_model
-from blindproof.zk.proof_file import ModelProof
-from blindproof.zk.prover import ModelProver, PcsProverSettler, quantized_workload
-from blindproof.zk.transcript import Transcript
-from blindproof.zk.verifier import verify_model_proof
+from blindproof.zk.field import babybear as F
+from blindproof.zk.commit import pcs
+from blindproof.zk.iop import mle
+from blindproof.zk.proof.commitment import commit_model
+from blindproof.zk.proof.keys import CommitmentKey, LedgerError, OpeningBudgetExceeded, OpeningLedger
+from blindproof.zk.proof.proof_file import ModelProof
+from blindproof.zk.proof.prover import ModelProver, PcsProverSettler, quantized_workload
+from blindproof.zk.iop.transcript import Transcript
+from blindproof.zk.proof.verifier import verify_model_proof
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import bench_zk_leakage as L  # noqa: E402
@@ -251,7 +253,7 @@ def test_one_term_claims_are_linear_claims(stacked):
 def test_old_versions_are_refused_by_version(two_proofs):
     prover, a, _ = two_proofs
     from blindproof.proto import proof_pb2
-    from blindproof.zk.proof_file import ProofFileError
+    from blindproof.zk.proof.proof_file import ProofFileError
 
     m = proof_pb2.ModelProof()
     m.ParseFromString(a.to_bytes())
@@ -271,7 +273,7 @@ def test_old_versions_are_refused_by_version(two_proofs):
 def test_in_memory_keys_share_one_ledger_per_process():
     """A key that never touched disk gets the SAME ledger from every call (a fresh one per prover or
     rotation reset the budget: 27 proofs of one key recovered a whole weight matrix)."""
-    from blindproof.zk.commitment import memory_ledger  # what ledger() returns for such a key (the
+    from blindproof.zk.proof.keys import memory_ledger  # what ledger() returns for such a key (the
     # suite's own keys get an unmetered one instead: conftest)
 
     secret = CommitmentKey.generate().secret
@@ -340,7 +342,7 @@ def test_saving_a_key_keeps_its_openings_and_a_copied_key_file_needs_its_ledger(
     without its ledger is refused, not given an empty one."""
     import shutil
 
-    from blindproof.zk.commitment import memory_ledger
+    from blindproof.zk.proof.keys import memory_ledger
 
     key = CommitmentKey.generate()
     com, _ = commit_model(qm.spec, qm.weights, key)

@@ -1,5 +1,5 @@
 """Weight padding of a third party's model commitment: junk in a committed weight table's padding
-cannot change an accepted output (blindproof.zk.commitment.check_padding_sound, docs/proofs.md §4).
+cannot change an accepted output (blindproof.zk.proof.config.check_padding_sound, docs/proofs.md §4).
 
 A verifier never sees the committed weight tables, so their padding may hold anything. The exploit
 tested here: a linear whose input width (6) is padded (to 8), junk in the padded columns of ``W``, and
@@ -15,13 +15,16 @@ import dataclasses
 import numpy as np
 import pytest
 
-from blindproof.zk import program as P
-from blindproof.zk.commitment import (CommitmentKey, ModelCommitment, check_padding_sound, commit_model,
-                                      zero_padded_tensors)
+from blindproof.zk.proof import program as P
+from blindproof.zk.proof.commitment import ModelCommitment, commit_model
+from blindproof.zk.proof.keys import CommitmentKey
+from blindproof.zk.proof.config import check_padding_sound, zero_padded_tensors
 from blindproof.zk.ops import base as B
-from blindproof.zk.proof_file import ProofFileError
-from blindproof.zk.quant.reference import run_program, shift_round
-from blindproof.zk.quant.spec import Op, QuantSpec, TensorSpec, WeightSpec
+from blindproof.zk.iop import claims as CL
+from blindproof.zk.iop import layout as LAY
+from blindproof.zk.proof.proof_file import ProofFileError
+from blindproof.quant.reference import run_program, shift_round
+from blindproof.quant.spec import Op, QuantSpec, TensorSpec, WeightSpec
 
 I16 = (1 << 15) - 1
 ACC = (1 << 29) - 1
@@ -42,7 +45,7 @@ def junk(monkeypatch):
     tables: dict[str, np.ndarray] = {}
     orig = B.ProverContext.table
     monkeypatch.setattr(B.ProverContext, "table",
-                        lambda self, name: B.canonical(tables[name]) if name in tables else orig(self, name))
+                        lambda self, name: LAY.canonical(tables[name]) if name in tables else orig(self, name))
     return tables
 
 
@@ -67,7 +70,7 @@ def _cheat(rng):
 def test_junk_weight_padding_exploit_is_rejected(junk):
     spec, W, cheat, tables = _cheat(np.random.default_rng(1))
     junk.update(tables)
-    settler = B.OracleSettler()
+    settler = CL.OracleSettler()
     proof = P.prove_trace(spec, {"W": W}, cheat, settler, strict=False)
     res = P.verify_trace(spec, {"a": cheat.tensors["a"]}, {"out": cheat.tensors["out"]}, proof, settler)
     assert not res.ok
@@ -79,7 +82,7 @@ def test_honest_program_with_junk_weight_padding_only_proves(junk):
     spec, W, _, tables = _cheat(np.random.default_rng(2))
     trace = run_program(spec, {"W": W}, {"a": np.random.default_rng(2).integers(-20000, 20000, size=(1, 3, 6))})
     junk["w:W"] = tables["w:W"]
-    settler = B.OracleSettler()
+    settler = CL.OracleSettler()
     proof = P.prove_trace(spec, {"W": W}, trace, settler)
     assert P.verify_trace(spec, {"a": trace.tensors["a"]}, {"out": trace.tensors["out"]}, proof, settler).ok
 
@@ -115,6 +118,6 @@ def test_reading_such_a_commitment_is_refused():
 
 
 def test_workload_programs_keep_weight_padding_away():
-    from blindproof.zk.prover import quantized_workload
+    from blindproof.zk.proof.prover import quantized_workload
     for name in ("tiny-llama", "mlp-784-56-10"):
         check_padding_sound(quantized_workload(name).spec)

@@ -1,4 +1,4 @@
-"""The weights' well-formedness proof (blindproof/zk/wellformed.py): every committed weight entry lies in
+"""The weights' well-formedness proof (blindproof/zk/proof/wellformed.py): every committed weight entry lies in
 its dtype's range and its padding is zero. Completeness on the real workloads, and cheating model owners
 who commit out-of-range or padded junk and run the prover anyway (``strict=False``)."""
 
@@ -9,14 +9,16 @@ import dataclasses
 import numpy as np
 import pytest
 
-from blindproof.zk import field as F
-from blindproof.zk import mle
-from blindproof.zk import pcs
-from blindproof.zk import wellformed as WF
-from blindproof.zk.commitment import DEFAULT_BUDGET, CommitmentKey, commit_model, default_params
-from blindproof.zk.ops.base import canonical, weight_name
-from blindproof.zk.quant.reference import _DTYPE_MAX
-from blindproof.zk.quant.spec import Op, QuantSpec, TensorSpec, WeightSpec
+from blindproof.zk.field import babybear as F
+from blindproof.zk.iop import mle
+from blindproof.zk.commit import pcs
+from blindproof.zk.proof import wellformed as WF
+from blindproof.zk.proof.commitment import commit_model
+from blindproof.zk.proof.keys import CommitmentKey
+from blindproof.zk.proof.config import DEFAULT_BUDGET, default_params
+from blindproof.zk.iop.layout import canonical, weight_name
+from blindproof.quant.reference import _DTYPE_MAX
+from blindproof.quant.spec import Op, QuantSpec, TensorSpec, WeightSpec
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -78,7 +80,7 @@ def test_completeness_small(small):
 
 @pytest.mark.parametrize("name", ["mlp-784-56-10", "tiny-llama"])
 def test_completeness_workloads(name):
-    from blindproof.zk.prover import quantized_workload
+    from blindproof.zk.proof.prover import quantized_workload
 
     qm = quantized_workload(name)
     com, state = commit_model(qm.spec, qm.weights, CommitmentKey.generate())
@@ -230,15 +232,15 @@ def test_soundness_accounting_failure_is_a_named_rejection(small, monkeypatch):
     without a recorded degree, uneven lookup draws) the proof is rejected with that reason. No proof
     reaches this (the verifier's own transcript records every draw; test_zk_verifier_checks.py::
     test_f1_soundness_figures_refuse_unaccounted_or_uneven_draws), so the refusal is simulated."""
-    from blindproof.zk import verifier
-    from blindproof.zk.ops.base import Reject
+    from blindproof.zk.proof import statement as STMT
+    from blindproof.zk.iop.claims import Reject
 
     spec, _, com, _, proof = small
 
     def refuse(*args, **kw):
         raise Reject("GKR batching challenges without a recorded degree")
 
-    monkeypatch.setattr(verifier, "soundness_figures", refuse)
+    monkeypatch.setattr(STMT, "soundness_figures", refuse)
     res = WF.verify_wellformed(com, proof)
     assert not res.ok and res.reason == "wellformed: GKR batching challenges without a recorded degree", res.reason
 
@@ -259,9 +261,9 @@ def test_byte_flips_truncation_and_trailing_bytes(small):
 # --- the proof ships with the model commitment ------------------------------------------------------------
 
 def test_commit_model_carries_the_proof_and_loading_checks_it(small):
-    from blindproof.zk import proof_file
-    from blindproof.zk.commitment import ModelCommitment
-    from blindproof.zk.proof_file import ProofFileError
+    from blindproof.zk.proof import proof_file
+    from blindproof.zk.proof.commitment import ModelCommitment
+    from blindproof.zk.proof.proof_file import ProofFileError
 
     spec, w, com, _, _ = small
     assert com.wellformed and WF.verify_wellformed(com, com.wellformed).ok
@@ -289,8 +291,8 @@ def test_commit_model_carries_the_proof_and_loading_checks_it(small):
 
 def test_out_of_range_weights_cannot_be_committed_or_loaded(small):
     """The owner's tool refuses them; a third party's file with them (and a proof made anyway) does not load."""
-    from blindproof.zk.commitment import ModelCommitment
-    from blindproof.zk.proof_file import ProofFileError
+    from blindproof.zk.proof.commitment import ModelCommitment
+    from blindproof.zk.proof.proof_file import ProofFileError
 
     spec, w, _, _, _ = small
     bad = {k: v.copy() for k, v in w.items()}
@@ -365,7 +367,7 @@ def test_a_two_entry_int32_bias_is_hidden_by_the_commitment_file(monkeypatch):
 
 def test_a_one_entry_weight_is_named_as_not_hidden():
     """A one-entry weight has no variable to randomize in: committing it warns, naming it."""
-    from blindproof.zk.program import NotHiddenWarning
+    from blindproof.zk.proof.program import NotHiddenWarning
 
     spec = _spec()
     one = dataclasses.replace(spec, weights={**spec.weights, "b": dataclasses.replace(spec.weights["b"], shape=(1,))})

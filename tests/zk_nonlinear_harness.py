@@ -10,15 +10,17 @@ from typing import Callable
 import numpy as np
 import torch
 
-from blindproof.zk import mle
-from blindproof.zk.encoding import ProofFormatError
-from blindproof.zk.field import FieldError
+from blindproof.zk.iop import mle
+from blindproof.zk.field.encoding import ProofFormatError
+from blindproof.zk.field.babybear import FieldError
 from blindproof.zk.ops import base as B
-from blindproof.zk.quant.reference import run_program
-from blindproof.zk.quant.spec import Op, QuantSpec, TensorSpec
-from blindproof.zk.transcript import Transcript
+from blindproof.zk.iop import claims as CL
+from blindproof.zk.iop import layout as LAY
+from blindproof.quant.reference import run_program
+from blindproof.quant.spec import Op, QuantSpec, TensorSpec
+from blindproof.zk.iop.transcript import Transcript
 
-REJECTIONS = (B.Reject, ProofFormatError, FieldError)
+REJECTIONS = (CL.Reject, ProofFormatError, FieldError)
 
 
 @dataclass
@@ -45,11 +47,11 @@ def settle(tables: dict[str, np.ndarray], claims) -> None:
     for c in claims:
         t = tables.get(c.tensor)
         if t is None:
-            raise B.Reject(f"claim on {c.tensor!r}, which is not committed")
+            raise CL.Reject(f"claim on {c.tensor!r}, which is not committed")
         if mle.num_vars(t) != c.point.shape[0]:
-            raise B.Reject(f"claim on {c.tensor!r} has the wrong number of coordinates")
+            raise CL.Reject(f"claim on {c.tensor!r} has the wrong number of coordinates")
         if not np.array_equal(mle.evaluate(t, c.point), c.value):
-            raise B.Reject(f"claim on {c.tensor!r} does not match the committed tensor")
+            raise CL.Reject(f"claim on {c.tensor!r} does not match the committed tensor")
 
 
 def run(module, spec: QuantSpec, op: Op, values: dict[str, np.ndarray], start: int = 0,
@@ -74,10 +76,10 @@ def run(module, spec: QuantSpec, op: Op, values: dict[str, np.ndarray], start: i
     missing = [n for n in shapes if n not in vals]
     assert not missing, f"no values for {missing}"
     tables = {n: pctx.table(n) for n in shapes}
-    digest = B.OracleSettler.digest(tables)
+    digest = CL.OracleSettler.digest(tables)
 
     pctx.transcript.absorb_digest("ops/commitment", digest)
-    point = pctx.transcript.challenge_exts("test/out_point", B.n_vars(shapes[op.output]))
+    point = pctx.transcript.challenge_exts("test/out_point", LAY.n_vars(shapes[op.output]))
     claim = B.claim_of(pctx, op.output, point)
     proof, pclaims = module.prove(pctx, op, [claim])
     data = proof.to_bytes()
@@ -88,11 +90,11 @@ def run(module, spec: QuantSpec, op: Op, values: dict[str, np.ndarray], start: i
         vctx = B.VerifierContext(transcript=Transcript(b"blindproof/test-ops"), spec=spec, shapes=shapes,
                                  start=start)
         vctx.transcript.absorb_digest("ops/commitment", digest)
-        vpoint = vctx.transcript.challenge_exts("test/out_point", B.n_vars(shapes[op.output]))
+        vpoint = vctx.transcript.challenge_exts("test/out_point", LAY.n_vars(shapes[op.output]))
         if cheat_claim_point:
             vpoint = vpoint.copy()
             vpoint[0, 0] = (int(vpoint[0, 0]) + 1) % 2013265921
-        vclaims = module.verify(vctx, op, [B.Claim(op.output, vpoint, claim.value)], B.OpProof.from_bytes(data))
+        vclaims = module.verify(vctx, op, [CL.Claim(op.output, vpoint, claim.value)], B.OpProof.from_bytes(data))
         settle(tables, vclaims)
         return vclaims
 
@@ -118,7 +120,7 @@ def tiny_llama_trace(seq: int = 8):
     """Quantized tiny-llama (seeded random weights) and one recorded trace."""
     from blindproof.models.transformer import Transformer
     from blindproof.models.workloads import TINY_LLAMA, init_weights
-    from blindproof.zk.quant import quantize
+    from blindproof.quant import quantize
 
     model = init_weights(Transformer(TINY_LLAMA), 0).eval()
     g = torch.Generator().manual_seed(1)
@@ -132,7 +134,7 @@ def small_family_trace(family: str, seq: int = 8):
     """A small GPT-2-style or BERT-style model (random weights) and one trace."""
     from blindproof.models.transformer import Transformer, TransformerConfig
     from blindproof.models.workloads import init_weights
-    from blindproof.zk.quant import quantize
+    from blindproof.quant import quantize
 
     common = dict(vocab_size=300, d_model=96, n_layers=1, n_heads=4, d_ff=384, max_seq=64, norm="layer",
                   mlp="gelu", position="learned", bias=True)

@@ -7,12 +7,14 @@ from typing import Callable
 
 import numpy as np
 
-from blindproof.zk import field as F
-from blindproof.zk import program as P
-from blindproof.zk.encoding import ProofFormatError
+from blindproof.zk.field import babybear as F
+from blindproof.zk.proof import program as P
+from blindproof.zk.field.encoding import ProofFormatError
 from blindproof.zk.ops import base as B
-from blindproof.zk.quant.reference import run_program
-from blindproof.zk.quant.spec import Op, QuantSpec, TensorSpec, WeightSpec
+from blindproof.zk.iop import claims as CL
+from blindproof.zk.iop import layout as LAY
+from blindproof.quant.reference import run_program
+from blindproof.quant.spec import Op, QuantSpec, TensorSpec, WeightSpec
 
 ACC = (1 << 30) - 1
 I16 = (1 << 15) - 1
@@ -33,7 +35,7 @@ def one_op(op: Op, tensors: list[TensorSpec], weights: dict[str, tuple[tuple[int
 def trace_values(spec: QuantSpec, weights: dict, inputs: dict, start: int = 0) -> dict[str, np.ndarray]:
     """Trace tensors and weights (``"w:"``) of a reference run."""
     vals = dict(run_program(spec, weights, inputs, start=start).tensors)
-    vals.update({B.weight_name(k): np.asarray(v, dtype=np.int64) for k, v in weights.items()})
+    vals.update({LAY.weight_name(k): np.asarray(v, dtype=np.int64) for k, v in weights.items()})
     return vals
 
 
@@ -55,13 +57,13 @@ def run_op(spec: QuantSpec, values: dict[str, np.ndarray], op_index: int = 0, st
         data = tamper_bytes(data)
     value = out.value
     if other_point:  # the verifier is handed the claim moved to another point
-        value = B.public_eval(full[out.tensor], F.ext(3, 1, 4, 1)[None].repeat(out.point.shape[0], 0)) \
+        value = LAY.public_eval(full[out.tensor], F.ext(3, 1, 4, 1)[None].repeat(out.point.shape[0], 0)) \
             if out.point.shape[0] else F.eadd(value, F.eone())
     try:
         claims = P.verify_op(spec, op_index, value, B.OpProof.from_bytes(data), shapes, public, start)
         oracle = P.oracle_for(full)
         oracle.check(claims)
-    except (B.Reject, ProofFormatError, F.FieldError) as exc:
+    except (CL.Reject, ProofFormatError, F.FieldError) as exc:
         return False, str(exc), len(data)
     return True, "", len(data)
 
@@ -78,7 +80,7 @@ def rejects_all_flips(spec: QuantSpec, values: dict[str, np.ndarray], rng: np.ra
     def accepted(data: bytes) -> bool:
         try:
             oracle.check(P.verify_op(spec, 0, out.value, B.OpProof.from_bytes(data), shapes, public, start))
-        except (B.Reject, ProofFormatError, F.FieldError):
+        except (CL.Reject, ProofFormatError, F.FieldError):
             return False
         return True
 

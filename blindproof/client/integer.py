@@ -18,7 +18,7 @@ from blindproof.client.codecs import SplitCodec
 from blindproof.ee.plan import Split
 from blindproof.models.mlp import MLP
 from blindproof.models.transformer import Transformer
-from blindproof.zk.quant import QuantizedModel, QuantSpec, quantize
+from blindproof.quant import QuantizedModel, QuantSpec, quantize
 
 INTEGER_SPLIT = Split(client_embeds=False, client_decodes=False)
 

@@ -78,7 +78,7 @@ class DeploymentRecord:
     def model_commitment(self):
         """The client's own copy of the model commitment (integer deployments)."""
         import base64
-        from blindproof.zk.commitment import ModelCommitment
+        from blindproof.zk.proof.commitment import ModelCommitment
         if self.mode != "integer" or not self.commitment:
             raise ValueError("this deployment record has no model commitment (deploy with --integer)")
         return ModelCommitment.from_bytes(base64.b64decode(self.commitment))
@@ -102,14 +102,14 @@ class DeploymentRecord:
         key = load_key(self.key_file) if self.key_file else None
         split = Split(client_embeds=self.client_embeds, client_decodes=self.client_decodes)
         if self.mode == "integer":
-            from blindproof.zk.commitment import CommitmentKey
+            from blindproof.zk.proof.keys import CommitmentKey
             if not self.commitment_key_file:
                 raise ValueError("an integer deployment record needs its commitment key file")
             ckey = CommitmentKey.load(self.commitment_key_file).secret
             return client.attach_integer(self.deployment_id, model, key, self.tier or "rotate", ckey,
                                          self.model_commitment())
         if self.expansion:
-            from blindproof.fingerprint.blind import attach
+            from blindproof.client.fingerprinted import attach
             if key is None:
                 raise ValueError("an expanded deployment needs its key file")
             return attach(client, self.deployment_id, model, key, self.tier or "rotate", split, self.alpha)

@@ -31,7 +31,7 @@ from blindproof.proto.tensors import from_proto, to_proto
 
 if TYPE_CHECKING:
     from blindproof.client.verify import VerifiedProof
-    from blindproof.zk.commitment import ModelCommitment
+    from blindproof.zk.proof.commitment import ModelCommitment
 
 MiB = 1 << 20
 T = TypeVar("T")
@@ -146,7 +146,8 @@ class VerifiedInference:
 
 def integer_commitment(quantized, commitment_key: bytes) -> "ModelCommitment":
     """The model commitment of an integer model, with the parameters the server's prover uses."""
-    from blindproof.zk.commitment import CommitmentKey, commit_model
+    from blindproof.zk.proof.commitment import commit_model
+    from blindproof.zk.proof.keys import CommitmentKey
     com, _ = commit_model(quantized.spec, quantized.weights, CommitmentKey(commitment_key))
     return com
 
@@ -507,7 +508,7 @@ class BlindClient:
         random-byte sequences, which a server can recognise (docs/fingerprint.md, section 7).
         Returns the ``fingerprint.Verdict`` ("match" / "mismatch" with its error probabilities and
         their conditions). The deployment must have a harmless input expansion
-        (``blindproof.fingerprint.blind.deploy``).
+        (``blindproof.client.fingerprinted.deploy``).
         """
         from blindproof.fingerprint.traffic import TrafficFingerprint, check_traffic, grpc_sessions
         if isinstance(fingerprint, TrafficFingerprint):

@@ -16,7 +16,7 @@ from typing import Mapping
 import numpy as np
 
 from blindproof.client.errors import DeploymentDigestError
-from blindproof.zk.commitment import ModelCommitment
+from blindproof.zk.proof.commitment import ModelCommitment
 
 
 class ProofVerificationError(RuntimeError):
@@ -87,7 +87,7 @@ def verify_exchange(commitment: ModelCommitment, proof: bytes, sent: Mapping[str
     never lower it.
 
     Returns a :class:`VerifiedProof`; raises :class:`ProofVerificationError` otherwise."""
-    from blindproof.zk.verifier import verify_model_proof
+    from blindproof.zk.proof.verifier import verify_model_proof
 
     if not isinstance(commitment, ModelCommitment):
         raise TypeError(f"commitment must be a ModelCommitment, got {type(commitment).__name__}")

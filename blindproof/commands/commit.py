@@ -38,7 +38,7 @@ def load_model(args: argparse.Namespace):
     """The float model the options name and its quantized form; SystemExit(2) with a message on bad
     options."""
     from blindproof.models.workloads import WORKLOADS
-    from blindproof.zk.prover import quantized_workload, workload_float_model
+    from blindproof.zk.proof.prover import quantized_workload, workload_float_model
 
     if args.model not in WORKLOADS:
         raise SystemExit(f"error: unknown model {args.model!r}; known: {', '.join(WORKLOADS)}")
@@ -70,8 +70,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from blindproof.zk.commitment import DEFAULT_BUDGET, MAX_BUDGET, CommitmentKey, commit_model
-    from blindproof.zk.pcs import PcsParams
+    from blindproof.zk.proof.commitment import commit_model
+    from blindproof.zk.proof.keys import CommitmentKey
+    from blindproof.zk.proof.config import DEFAULT_BUDGET, MAX_BUDGET
+    from blindproof.zk.commit.pcs import PcsParams
 
     key_path = args.key or Path(str(args.out) + ".key")
     budget = DEFAULT_BUDGET if args.budget is None else args.budget
@@ -105,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     # the key's ledger exists from the start (holding the well-formedness opening): `rotate` refuses a key
     # whose ledger is missing, since the positions it opened would then be unknown
     try:
-        from blindproof.zk.rotation import wellformed_positions
+        from blindproof.zk.proof.rotation import wellformed_positions
         key.ledger().charge(mc.weights, wellformed_positions(mc))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
 
     from blindproof.client import BlindClient
     from blindproof.ee import generate_key
-    from blindproof.fingerprint import blind as fp_blind
+    from blindproof.client import fingerprinted as FPD
     from blindproof.models import tokenizer
     from blindproof.server.process import ServerProcess
 
@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
             progress(f"server ready at {target}")
             key = generate_key()
             progress(f"fresh key {key.key_id}; transforming the model locally ({args.tier} tier) and uploading")
-            dep = fp_blind.deploy(client, model, key, args.tier, label="demo")  # harmless noise on every request
+            dep = FPD.deploy(client, model, key, args.tier, label="demo")  # harmless noise on every request
             plain = client.deploy(model, None, label="demo-plaintext")
             progress(f"deployed {dep.deployment_id[:16]}… (server digest matches); plaintext baseline "
                      f"{plain.deployment_id[:16]}…")

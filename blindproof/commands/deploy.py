@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
             raise SystemExit("error: an integer deployment runs the whole model on the server; "
                              "drop --server-embeds/--server-decodes")
         from blindproof.client.integer import integer_split
-        from blindproof.zk.commitment import CommitmentKey
+        from blindproof.zk.proof.keys import CommitmentKey
         from blindproof.commands.progress import Reporter
         say = Reporter(json_events=args.json)
         split = integer_split(model)

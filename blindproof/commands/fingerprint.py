@@ -295,12 +295,13 @@ def run_deploy(args: argparse.Namespace) -> int:
     from blindproof.client.local import DeploymentRecord, connect
     from blindproof.ee import Split, load_key
     from blindproof.fingerprint import blind
+    from blindproof.client import fingerprinted as FPD
 
     alpha, extra = _defaults(args)
     model = _transformer(args.model, args.seed)
     key = load_key(args.key)
     with connect(args) as client:
-        dep = blind.deploy(client, model, key, args.tier, Split(), extra, alpha, label=args.label or args.model)
+        dep = FPD.deploy(client, model, key, args.tier, Split(), extra, alpha, label=args.label or args.model)
     DeploymentRecord(dep.deployment_id, dep.digest, dep.key_id, dep.tier, True, True, args.model, args.seed,
                      str(args.key.resolve()), args.server, expansion=extra, alpha=alpha).save(args.record)
     if args.json:
@@ -315,6 +316,7 @@ def run_deploy(args: argparse.Namespace) -> int:
 def load_fingerprint(path: Path):
     """A ``traffic.TrafficFingerprint`` or a legacy ``blind.BlindFingerprint``, by the file's format."""
     from blindproof.fingerprint import blind, traffic
+    from blindproof.client import fingerprinted as FPD
     try:
         text = Path(path).read_text()
     except OSError as exc:
@@ -334,10 +336,11 @@ def _deployment(args: argparse.Namespace, client, fp, record):
     """Attach to the deployment named by the record or by id (the fingerprint's model codes the probes)."""
     from blindproof.ee import Split, load_key
     from blindproof.fingerprint import blind
+    from blindproof.client import fingerprinted as FPD
     if record is not None:
         return record.attach(client)
     model = _transformer(fp.model or "default", fp.seed)
-    return blind.attach(client, args.deployment, model, load_key(args.key), args.tier, Split(), fp.alpha)
+    return FPD.attach(client, args.deployment, model, load_key(args.key), args.tier, Split(), fp.alpha)
 
 
 def _record(args: argparse.Namespace, fp):

@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _read_input(path: Path | None, model_name: str, vocab: int | None):
-    from blindproof.zk.prover import example_input
+    from blindproof.zk.proof.prover import example_input
 
     if path is None:
         return example_input(model_name)
@@ -49,9 +49,10 @@ def _read_input(path: Path | None, model_name: str, vocab: int | None):
 
 
 def run(args: argparse.Namespace) -> int:
-    from blindproof.zk.commitment import LEDGER_SUFFIX, CommitmentKey, ModelCommitment, OpeningBudgetExceeded
-    from blindproof.zk.pcs import PcsParams
-    from blindproof.zk.prover import ModelProver, program_input
+    from blindproof.zk.proof.commitment import ModelCommitment
+    from blindproof.zk.proof.keys import LEDGER_SUFFIX, CommitmentKey, OpeningBudgetExceeded
+    from blindproof.zk.commit.pcs import PcsParams
+    from blindproof.zk.proof.prover import ModelProver, program_input
 
     key_path = args.key or Path(str(args.commitment) + ".key")
     if not key_path.exists():

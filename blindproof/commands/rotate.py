@@ -42,8 +42,9 @@ def _fail(msg: str, code: int = EXIT_USAGE) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from blindproof.zk.commitment import CommitmentKey, LedgerError, ModelCommitment, OpeningBudgetExceeded
-    from blindproof.zk.rotation import RotationError, rotate
+    from blindproof.zk.proof.commitment import ModelCommitment
+    from blindproof.zk.proof.keys import CommitmentKey, LedgerError, OpeningBudgetExceeded
+    from blindproof.zk.proof.rotation import RotationError, rotate
 
     key_path = args.key or Path(str(args.commitment) + ".key")
     new_key_path = args.new_key or Path(str(args.out) + ".key")

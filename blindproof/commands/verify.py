@@ -46,7 +46,7 @@ def _pinned(spec, path: Path | None, kind: str):
     the file cannot be used."""
     import numpy as np
 
-    from blindproof.zk.quant.spec import encode_input
+    from blindproof.quant.spec import encode_input
 
     if path is None:
         return None
@@ -82,9 +82,9 @@ def _fail(msg: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from blindproof.zk.commitment import ModelCommitment
-    from blindproof.zk.proof_file import public_digest
-    from blindproof.zk.verifier import required_bits, spec_scope, verify_model_proof
+    from blindproof.zk.proof.commitment import ModelCommitment
+    from blindproof.zk.proof.proof_file import public_digest
+    from blindproof.zk.proof.verifier import required_bits, spec_scope, verify_model_proof
 
     try:
         model = ModelCommitment.load(args.commitment)
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(f"cannot read the proof: {exc}")
     if links:
-        from blindproof.zk.rotation import RotationError, follow_chain
+        from blindproof.zk.proof.rotation import RotationError, follow_chain
         try:
             model = follow_chain(pinned, links)
         except RotationError as exc:

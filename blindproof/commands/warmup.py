@@ -55,9 +55,9 @@ def warm(tokens: int = 4, say=lambda msg: None) -> dict:
     from blindproof.client.integer import IntegerCodec, default_calibration, integer_split, quantize_for_server
     from blindproof.client.sdk import _server_copy
     from blindproof.ee import generate_key
-    from blindproof.zk.commitment import CommitmentKey
-    from blindproof.zk.prover import ModelProver
-    from blindproof.zk.verifier import verify_model_proof
+    from blindproof.zk.proof.keys import CommitmentKey
+    from blindproof.zk.proof.prover import ModelProver
+    from blindproof.zk.proof.verifier import verify_model_proof
 
     try:
         from blindproof.models.default import load_default_model

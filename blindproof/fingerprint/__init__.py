@@ -6,7 +6,7 @@
 - ``stats``: binomial tails, test design and the sequential test;
 - ``substitutes``: the substitutes a dishonest server might run (for tests and benchmarks);
 - ``transformer``: probe points for deployed transformers (see docs/fingerprint.md);
-- ``integer``: exact integer probes for integer programs (zk/quant).
+- ``integer``: exact integer probes for integer programs (quant).
 """
 
 from blindproof.fingerprint.linalg import integer_null_space, null_space

@@ -1,7 +1,7 @@
 """Bind published harmless directions to a model commitment: a zk proof that ``W δ_i = 0``.
 
 Statement: the committed weight ``W`` (``m x n``, canonical layout ``"w:<name>"`` inside the model
-commitment of :mod:`blindproof.zk.commitment`) maps every published integer direction ``δ_i`` to zero.
+commitment of :mod:`blindproof.zk.proof.commitment`) maps every published integer direction ``δ_i`` to zero.
 With an int8 ``W`` (the integer model's weights) and ``127·‖δ_i‖₁ < p/2`` the identity over the field
 is an identity over the integers, which the verifier checks on the public directions.
 
@@ -10,11 +10,11 @@ whose output reaches a program output (:func:`input_reader`); both sides refuse 
 any program where something else also reads the input. Otherwise "``W δ = 0``" could be proved for a
 decoy layer (its output unused, or read beside the real first layer) while ``δ`` changes the output.
 The weight's declared dtype must fit the bound (int8 for the default 127); that the committed entries
-respect their dtype is the model commitment's well-formedness proof (:mod:`blindproof.zk.wellformed`).
+respect their dtype is the model commitment's well-formedness proof (:mod:`blindproof.zk.proof.wellformed`).
 
 Protocol (format 2; one transcript, statement first):
 
-1. The prover commits a random mask ``G`` (:class:`~blindproof.zk.sumcheck.MaskPolynomial`, extension
+1. The prover commits a random mask ``G`` (:class:`~blindproof.zk.iop.sumcheck.MaskPolynomial`, extension
    coefficients; its own small hiding PCS commitment in the layout the model commitment's parameters
    give) and a fresh companion of the weight commitment
    (:func:`pcs.commit_companion`: mask rows and the randomizer ``R`` of ``W``, OS randomness); the
@@ -25,7 +25,7 @@ Protocol (format 2; one transcript, statement first):
    at ``r`` with probability at most ``log2 m / |K|``.
 3. One sumcheck over the ``log2 n`` column variables on ``Ŵ(r, x)·D̃(x) + ρ·G(x)`` (claim ``ρ·ΣG``,
    ``ρ`` drawn after ``ΣG`` is sent). ``Ŵ = W̃ + x_s(1 − x_s)·Φ(x_A)`` is ``W``'s randomized extension
-   (:mod:`blindproof.zk.ops.blind`): ``x_s`` the last column variable (bound in the last round, degree
+   (:mod:`blindproof.zk.iop.blind`): ``x_s`` the last column variable (bound in the last round, degree
    3 there), ``Φ(x_A) = Σ_w R̃(x_A, w)`` over the two variables above it (:func:`blinding_rule`;
    ``Ŵ = W̃`` on the cube, so the sum is unchanged). It ends in ``Ŵ(r, s)``, ``G(s)`` (both sent) and
    ``D̃(s)`` (the verifier's own). Soundness error ``≤ (3 log2 n + 1)/|K|`` besides the openings'.
@@ -56,17 +56,19 @@ from typing import Callable, Sequence
 import blake3
 import numpy as np
 
-from blindproof.zk import field as F
-from blindproof.zk import mle, pcs
-from blindproof.zk import sumcheck as S
-from blindproof.zk.commitment import KeyedFieldRng, ModelCommitment, OpeningBudgetExceeded, OpeningLedger
-from blindproof.zk.encoding import ProofFormatError, Reader, Writer
-from blindproof.zk.ops import blind as BL
-from blindproof.zk.ops.base import canonical, dim_vars, weight_name
-from blindproof.zk.quant.spec import Op, QuantSpec
-from blindproof.zk.transcript import Transcript
+from blindproof.zk.field import babybear as F
+from blindproof.zk.commit import pcs
+from blindproof.zk.iop import mle
+from blindproof.zk.iop import sumcheck as S
+from blindproof.zk.proof.commitment import ModelCommitment
+from blindproof.zk.proof.keys import KeyedFieldRng, OpeningBudgetExceeded, OpeningLedger
+from blindproof.zk.field.encoding import ProofFormatError, Reader, Writer
+from blindproof.zk.iop import blind as BL
+from blindproof.zk.iop.layout import canonical, dim_vars, weight_name
+from blindproof.quant.spec import Op, QuantSpec
+from blindproof.zk.iop.transcript import Transcript
 from blindproof.zk.verdict import VerifyResult, guarded
-from blindproof.zk.wellformed import WellformedProof, dtype_bound
+from blindproof.zk.proof.wellformed import WellformedProof, dtype_bound
 
 DOMAIN = b"blindproof/fingerprint-binding/v2"
 _MAGIC = b"BPFB"
@@ -360,7 +362,7 @@ def prove_binding(commitment: ModelCommitment, state: pcs.ProverState, weight: s
 
     ``state`` is the opening state of ``commitment.weights`` (from ``commit_model``). The proof opens
     the weight commitment once, like a model proof, so it is charged to the key's opening ledger:
-    ``ledger`` (e.g. ``key.ledger()``), else ``state.ledger`` (a :class:`~blindproof.zk.prover.ModelProver`'s
+    ``ledger`` (e.g. ``key.ledger()``), else ``state.ledger`` (a :class:`~blindproof.zk.proof.prover.ModelProver`'s
     state has one); ValueError when there is neither, :class:`OpeningBudgetExceeded` past the budget.
     Raises ValueError if ``W δ_i ≠ 0`` for some direction (``_check=False`` exists to test the verifier).
     """

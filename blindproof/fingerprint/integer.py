@@ -1,4 +1,4 @@
-"""Fingerprints for integer programs (blindproof.zk.quant): exact integer probes, bit-exact harmlessness.
+"""Fingerprints for integer programs (blindproof.quant): exact integer probes, bit-exact harmlessness.
 
 The integer model is the statement a proof attests, so its probes must be integers: x_int + alpha * v
 with v an integer null vector of the program's first linear layer. Its accumulator ``W (x + alpha v)``

@@ -43,7 +43,8 @@ class CommitmentCache:
 
 def commitment_bytes(loaded) -> bytes:
     """Commit to a loaded integer deployment exactly as the prover workers do."""
-    from blindproof.zk.commitment import CommitmentKey, commit_model
+    from blindproof.zk.proof.commitment import commit_model
+    from blindproof.zk.proof.keys import CommitmentKey
 
     qm = loaded.quantized
     com, _ = commit_model(qm.spec, qm.weights, CommitmentKey(loaded.commitment_key))

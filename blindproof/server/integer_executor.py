@@ -7,7 +7,7 @@ in its metadata, the canonical spec JSON, a short description and the content di
 the one of :mod:`blindproof.models.serialize` (BLAKE3 over the description, which names the spec's
 digest, and every tensor), so a deployment id names the integer model exactly.
 
-The server answers an integer deployment with :func:`blindproof.zk.quant.run_program` — the numpy
+The server answers an integer deployment with :func:`blindproof.quant.run_program` — the numpy
 int64 reference forward, bit for bit the computation a proof attests.
 """
 
@@ -25,8 +25,8 @@ from safetensors.torch import save as st_save
 
 from blindproof.models.serialize import (DigestMismatchError, LoadedModel, ModelFormatError, canonical_json,
                                          content_digest, load_model)
-from blindproof.zk.quant import QuantizedModel, QuantSpec, run_program
-from blindproof.zk.quant.reference import check_weights
+from blindproof.quant import QuantizedModel, QuantSpec, run_program
+from blindproof.quant.reference import check_weights
 
 INTEGER_FORMAT = "blindproof-integer/1"
 KEY_TENSOR = "commitment_key"

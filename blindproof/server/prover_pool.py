@@ -10,7 +10,7 @@ workers that die and requeues what they were running.
 
 The prover is injectable: any ``module:attribute`` naming a zero-argument factory that returns an
 object with ``prove(job, progress) -> bytes`` (:class:`Prover`). The default, :class:`ZkProver`, makes
-whole-model proofs with :mod:`blindproof.zk.prover`.
+whole-model proofs with :mod:`blindproof.zk.proof.prover`.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def load_factory(spec: str) -> Callable[[], Prover]:
 
 
 class ZkProver:
-    """Whole-model zero-knowledge proofs (:class:`blindproof.zk.prover.ModelProver`), one cached
+    """Whole-model zero-knowledge proofs (:class:`blindproof.zk.proof.prover.ModelProver`), one cached
     commitment per deployment. The proof's output must equal the served output, or the job fails."""
 
     def __init__(self) -> None:
@@ -86,8 +86,8 @@ class ZkProver:
     def _prover(self, job: ProofJob, progress: Progress):
         if job.deployment_id not in self._provers:
             from blindproof.server.integer_executor import load_integer
-            from blindproof.zk.commitment import CommitmentKey
-            from blindproof.zk.prover import ModelProver
+            from blindproof.zk.proof.keys import CommitmentKey
+            from blindproof.zk.proof.prover import ModelProver
             progress(0.02, "loading the integer model")
             loaded = load_integer(job.model_path, "blake3:" + job.deployment_id)
             progress(0.05, "committing to the model")

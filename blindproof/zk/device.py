@@ -3,9 +3,9 @@
 Two kernels have a torch form that gives bit-identical results to the CPU path:
 
 * :func:`encode_rows` — Reed–Solomon encoding of commitment rows (the decimation-in-frequency NTT of
-  :mod:`blindproof.zk._rs`, stage by stage over the whole (rows, n) matrix in int64 tensors: a product
+  :mod:`blindproof.zk.commit.reed_solomon`, stage by stage over the whole (rows, n) matrix in int64 tensors: a product
   of two residues below p < 2^31 is below 2^62 and fits, so no uint32 multiply is needed on cuda);
-* :func:`matmul_f64` — the integer matmuls of the trace (:func:`blindproof.zk.quant.reference.
+* :func:`matmul_f64` — the integer matmuls of the trace (:func:`blindproof.quant.reference.
   _exact_matmul`) through float64, which is exact while every partial sum stays below 2^53 (the caller
   decides that from the operands' bounds; cuda has no int64 matmul).
 
@@ -237,17 +237,17 @@ def _stage_twiddles(log_n: int, device: str):
     """Per-stage twiddles (plain residues, int64) on ``device``: stage h is ``[h-1 : 2h-1]``."""
     import torch
 
-    from blindproof.zk import _rs
+    from blindproof.zk.field import ntt
 
-    return torch.from_numpy(_rs.plain_twiddles(log_n).astype(np.int64)).to(device)
+    return torch.from_numpy(ntt.plain_twiddles(log_n).astype(np.int64)).to(device)
 
 
 def _dif_inplace(x, tw) -> None:
     """In-place DIF NTT of every row of the int64 tensor ``x`` (B, n) with canonical entries: the same
-    butterflies as :func:`blindproof.zk._rs._dif_rows`, one stage at a time over all rows."""
+    butterflies as :func:`blindproof.zk.commit.reed_solomon._dif_rows`, one stage at a time over all rows."""
     import torch
 
-    from blindproof.zk.field import P as _P
+    from blindproof.zk.field.babybear import P as _P
 
     B, n = x.shape
     h = n >> 1
@@ -263,7 +263,7 @@ def _dif_inplace(x, tw) -> None:
 
 
 def encode_rows(coeffs: np.ndarray, n: int, device: str) -> np.ndarray:
-    """Torch form of :func:`blindproof.zk._rs.encode_rows`: ``coeffs`` (B, k) canonical uint32 residues,
+    """Torch form of :func:`blindproof.zk.commit.reed_solomon.encode_rows`: ``coeffs`` (B, k) canonical uint32 residues,
     k ≤ n, n a power of two (the caller validates) -> (B, n) uint32, bit-identical to the CPU path."""
     import torch
 

@@ -3,7 +3,7 @@
 Layout. Every tensor (trace tensor, witness, weight, auxiliary column) is committed in canonical form:
 each dimension zero-padded to a power of two, flattened row-major, signed integers mapped to the field
 with ``field.from_signed`` (:func:`canonical`). A tensor of shape ``(d_0, …, d_k)`` is therefore an MLE
-over ``Σ_i ceil(log2 d_i)`` variables, the first ones picking ``d_0`` (MSB-first, see ``zk.mle``).
+over ``Σ_i ceil(log2 d_i)`` variables, the first ones picking ``d_0`` (MSB-first, see ``zk.iop.mle``).
 Names: trace tensors by their program name, op witnesses ``"<output>/<witness>"`` as
 ``quant.reference.run_program`` records them (:func:`witness_name`), weights ``"w:<name>"``
 (:func:`weight_name`), auxiliary columns an op commits for its gadgets ``"<output>~<what>"``.
@@ -42,7 +42,7 @@ which rejects missing, extra or malformed parts. ``OpProof.to_bytes``/``from_byt
 Gadgets (each with a prover and a verifier half that take an ``OpProof`` / ``ProofReader``):
 
 - :func:`prove_sum` / :func:`verify_sum`: a sumcheck over named tables (a thin wrapper of
-  ``zk.sumcheck``) returning the random point and the tables' values there.
+  ``zk.iop.sumcheck``) returning the random point and the tables' values there.
 - :func:`prove_zero_check` / :func:`verify_zero_check`: ``Σ_t c_t Π f ≡ 0`` on the hypercube (degree
   ≤ 2 per term) by a sumcheck of ``eq(τ, x) · Σ_t c_t Π f(x)`` at a fresh random ``τ``.
 - :class:`RangeCheck`: every real entry of a tensor lies in ``[lo, hi]`` (shifted by ``lo``, split in
@@ -63,19 +63,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
-import blake3
 import numpy as np
 
-from blindproof.zk import field as F
-from blindproof.zk import lookup as L
-from blindproof.zk import mle
-from blindproof.zk import sumcheck as S
-from blindproof.zk.ops import blind as BL
-from blindproof.zk.encoding import ProofFormatError, Reader, Writer
-from blindproof.zk.quant.spec import Op, QuantSpec
-from blindproof.zk.transcript import Transcript
+from blindproof.zk.field import babybear as F
+from blindproof.zk.iop import lookup as L
+from blindproof.zk.iop import mle
+from blindproof.zk.iop import sumcheck as S
+from blindproof.zk.iop import blind as BL
+from blindproof.zk.field.encoding import ProofFormatError, Reader, Writer
+from blindproof.quant.spec import Op, QuantSpec
+from blindproof.zk.iop.transcript import Transcript
+from blindproof.zk.iop.layout import n_vars, canonical, indicator_eval
+from blindproof.zk.iop.claims import Reject, Claim, LinearClaim
 
 LIMB_BITS = 16
 LOOKUP_ERROR_LOG2 = -102.0  # the batched lookups' single-repetition logUp error stays ≤ 2^-102
@@ -86,332 +87,6 @@ CLAMP_BITS_MAX = 29  # a clamp's excesses d± < 2^29: with lo ≤ 0 ≤ hi every
 MAX_PART_BYTES = 1 << 26
 _MAGIC = b"BPOP"
 _VERSION = 1
-
-
-class Reject(Exception):
-    """An op proof does not verify (raised inside verifiers; converted to VerifyResult at the top)."""
-
-
-# --- names and layout -----------------------------------------------------------------------------
-
-def witness_name(output: str, witness: str) -> str:
-    """Name of an op witness as the reference trace records it."""
-    return f"{output}/{witness}"
-
-
-def weight_name(name: str) -> str:
-    """Name of a committed weight tensor."""
-    return f"w:{name}"
-
-
-def aux_name(output: str, what: str) -> str:
-    """Name of an auxiliary column an op commits for its gadgets."""
-    return f"{output}~{what}"
-
-
-def dim_vars(d: int) -> int:
-    """Number of MLE variables of one dimension of size ``d`` (padded to a power of two)."""
-    if d < 1:
-        raise ValueError(f"tensor dimensions must be ≥ 1, got {d}")
-    return (d - 1).bit_length()
-
-
-def padded_shape(shape: Sequence[int]) -> tuple[int, ...]:
-    """Every dimension rounded up to a power of two."""
-    return tuple(1 << dim_vars(int(d)) for d in shape)
-
-
-def n_vars(shape: Sequence[int]) -> int:
-    """Number of MLE variables of a tensor of ``shape`` in canonical layout."""
-    return sum(dim_vars(int(d)) for d in shape)
-
-
-def canonical(values: np.ndarray, shape: Sequence[int] | None = None) -> np.ndarray:
-    """Canonical table: zero-pad every dimension to a power of two, flatten row-major, map to the field.
-
-    Accepts signed integers (int64) or field elements (uint32, taken as they are)."""
-    v = np.asarray(values)
-    if shape is not None and tuple(v.shape) != tuple(shape):
-        raise ValueError(f"canonical: values have shape {v.shape}, expected {tuple(shape)}")
-    if v.dtype.kind not in "iu":
-        raise TypeError(f"canonical: expected an integer array, got {v.dtype}")
-    fv = v if v.dtype == np.uint32 else F.from_signed(v)
-    pad = padded_shape(v.shape)
-    if pad == v.shape:
-        return np.ascontiguousarray(fv).reshape(-1)
-    out = np.zeros(pad, dtype=np.uint32)
-    out[tuple(slice(0, d) for d in v.shape)] = fv
-    return out.reshape(-1)
-
-
-def split_point(point: np.ndarray, shape: Sequence[int]) -> list[np.ndarray]:
-    """Split a point of a tensor into its per-dimension sub-points (MSB-first order)."""
-    out, k = [], 0
-    for d in shape:
-        m = dim_vars(int(d))
-        out.append(point[k:k + m])
-        k += m
-    if k != point.shape[0]:
-        raise ValueError(f"point has {point.shape[0]} coordinates, shape {tuple(shape)} needs {k}")
-    return out
-
-
-def prefix_ones_eval(d: int, point: np.ndarray) -> np.ndarray:
-    """MLE of ``[1]*d + [0]*(2^k − d)`` at a ``k``-coordinate point: Σ_{i<d} eq(point, i)."""
-    k = point.shape[0]
-    if d == 1 << k:
-        return F.eone()
-    # walk the bits of d (MSB first): the entries i < d are, for each set bit j of d, the block of
-    # indices sharing d's higher bits with bit j = 0.
-    total, prefix = F.ezero(), F.eone()
-    one = F.eone()
-    for j in range(k):
-        bit = (d >> (k - 1 - j)) & 1
-        r = point[j]
-        if bit:
-            total = F.eadd(total, F.emul(prefix, F.esub(one, r)))
-            prefix = F.emul(prefix, r)
-        else:
-            prefix = F.emul(prefix, F.esub(one, r))
-    return total
-
-
-def indicator_eval(shape: Sequence[int], point: np.ndarray) -> np.ndarray:
-    """MLE of the real-entries indicator of ``shape`` (1 on real entries, 0 on padding) at ``point``."""
-    out = F.eone()
-    for d, sub in zip(shape, split_point(point, shape)):
-        out = F.emul(out, prefix_ones_eval(int(d), sub))
-    return out
-
-
-def indicator_table(shape: Sequence[int]) -> np.ndarray:
-    """The real-entries indicator as a canonical base table."""
-    return canonical(np.ones(tuple(shape), dtype=np.int64))
-
-
-def public_eval(values: np.ndarray, point: np.ndarray) -> np.ndarray:
-    """MLE of a public integer tensor (canonical layout) at an extension point -> (4,)."""
-    return mle.evaluate(canonical(values), point)
-
-
-def dim_index_weights(d: int, k: int) -> np.ndarray:
-    """Base table of length 2^k with ``t[i] = i`` for ``i < d`` and 0 on padding."""
-    t = np.zeros(1 << k, dtype=np.uint32)
-    t[:d] = np.arange(d, dtype=np.uint32)
-    return t
-
-
-def broadcast_table(vec: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    """Canonical table of ``vec`` (length ``shape[-1]``) broadcast over the leading dimensions,
-    INCLUDING their padding (so its MLE, :func:`broadcast_eval`, ignores the leading variables)."""
-    vec = np.asarray(vec)
-    if vec.shape != (shape[-1],):
-        raise ValueError(f"broadcast_table: vector of shape {vec.shape}, last dimension {shape[-1]}")
-    pad = padded_shape(shape)
-    row = canonical(vec)
-    return np.ascontiguousarray(np.broadcast_to(row, (int(np.prod(pad[:-1], dtype=np.int64)), pad[-1]))).reshape(-1)
-
-
-def broadcast_eval(vec: np.ndarray, shape: Sequence[int], point: np.ndarray) -> np.ndarray:
-    """MLE of :func:`broadcast_table` at ``point``: the vector's MLE at the last-axis coordinates."""
-    k = dim_vars(int(shape[-1]))
-    return public_eval(np.asarray(vec), point[point.shape[0] - k:])
-
-
-# --- claims ---------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Claim:
-    """``MLE(canonical(tensor))(point) = value``; point (n, 4), value (4,). On a tensor the program
-    blinds (:mod:`blindproof.zk.ops.blind`) the value is the randomized extension's ``T̂(point)``
-    unless ``plain``."""
-
-    tensor: str
-    point: np.ndarray
-    value: np.ndarray
-    plain: bool = False
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.tensor, str) or not self.tensor:
-            raise TypeError("Claim: tensor must be a non-empty str")
-        object.__setattr__(self, "point", F._check_ext(np.asarray(self.point).reshape(-1, 4), "claim point"))
-        object.__setattr__(self, "value", F._check_ext(np.asarray(self.value).reshape(4), "claim value"))
-
-    def same(self, other: "Claim") -> bool:
-        """Same tensor, point, value and kind."""
-        return (self.tensor == other.tensor and np.array_equal(self.point, other.point)
-                and np.array_equal(self.value, other.value) and self.plain == other.plain)
-
-
-@dataclass(frozen=True)
-class LinearClaim:
-    """``Σ_k coef_k · MLE(tensor_k)(point_k) = value``: how a randomized claim (a tensor and its
-    randomizer table) and a relation between randomizers are settled, without revealing the terms."""
-
-    terms: tuple[tuple[str, np.ndarray, np.ndarray], ...]
-    value: np.ndarray
-
-    def __post_init__(self) -> None:
-        if not self.terms:
-            raise ValueError("LinearClaim: no terms")
-        terms = _checked_terms(self.terms)
-        if terms is None:
-            terms = tuple((str(t), F._check_ext(np.asarray(p).reshape(-1, 4), "linear claim point"),
-                           F._check_ext(np.asarray(c).reshape(4), "linear claim coefficient")) for t, p, c in self.terms)
-        object.__setattr__(self, "terms", terms)
-        object.__setattr__(self, "value", F._check_ext(np.asarray(self.value).reshape(4), "linear claim value"))
-
-
-_U32 = np.dtype(np.uint32)
-
-
-def _checked_terms(terms) -> "tuple | None":
-    """The terms of a linear claim when every point is a uint32 (n, 4) array and every coefficient a
-    uint32 (4,) array, all canonical (one range check for all of them); None otherwise (the caller
-    then converts and checks term by term, naming what is wrong)."""
-    arrays = []
-    for term in terms:
-        if len(term) != 3:
-            return None
-        _, p, c = term
-        if not (type(p) is np.ndarray and p.dtype == _U32 and p.ndim == 2 and p.shape[1] == 4
-                and type(c) is np.ndarray and c.dtype == _U32 and c.shape == (4,)):
-            return None
-        arrays += (p.reshape(-1), c)
-    if int(np.concatenate(arrays).max()) >= F.P:
-        return None
-    return tuple((str(t), p, c) for t, p, c in terms)
-
-
-def fold_public(claim, evaluate: Callable[[str, np.ndarray], "np.ndarray | None"]):
-    """A linear claim with its terms on public tensors (``evaluate`` gives their value, None for a
-    committed tensor) moved to the value side: the same statement about the committed terms (both
-    sides know the public values). None when no term is left and the claim held; Reject if it did not."""
-    terms, value = [], F._check_ext(np.asarray(claim.value).reshape(4), "linear claim value")
-    for name, pt, coef in claim.terms:
-        v = evaluate(name, pt)
-        if v is None:
-            terms.append((name, pt, coef))
-        else:
-            value = F.esub(value, F.emul(np.asarray(coef, dtype=np.uint32).reshape(4), v))
-    if len(terms) == len(claim.terms):
-        return claim
-    if terms:
-        return type(claim)(tuple(terms), value)
-    if value.any():
-        raise Reject("a linear claim on public tensors is false")
-    return None
-
-
-@dataclass
-class ClaimSet:
-    """An ordered collection of claims, grouped by tensor on demand."""
-
-    claims: list[Claim] = field(default_factory=list)
-
-    def add(self, claim: Claim) -> None:
-        """Append one claim."""
-        if not isinstance(claim, Claim):
-            raise TypeError(f"ClaimSet.add: expected a Claim, got {type(claim).__name__}")
-        self.claims.append(claim)
-
-    def extend(self, claims: Iterable[Claim]) -> None:
-        """Append several claims."""
-        for c in claims:
-            self.add(c)
-
-    def pop(self, tensor: str) -> list[Claim]:
-        """Remove and return every claim on ``tensor``."""
-        mine = [c for c in self.claims if c.tensor == tensor]
-        self.claims = [c for c in self.claims if c.tensor != tensor]
-        return mine
-
-    def tensors(self) -> list[str]:
-        """Tensor names with at least one claim, in first-claim order."""
-        return list(dict.fromkeys(c.tensor for c in self.claims))
-
-    def __iter__(self):
-        return iter(self.claims)
-
-    def __len__(self) -> int:
-        return len(self.claims)
-
-
-class Settler:
-    """Settles the claims a program proof leaves (public tensors, committed trace tables, weights).
-
-    ``commit(tables, transcript)`` is called once before any challenge with every canonical table
-    (the prover's; a verifier-side settler receives ``None`` and absorbs the commitment it was given);
-    ``settle(claims, transcript)`` is called once at the end with every claim left: a prover-side
-    settler opens them, a verifier-side one raises :class:`Reject` unless they hold."""
-
-    def commit(self, tables: Mapping[str, np.ndarray] | None, transcript: Transcript) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-    def settle(self, claims: Sequence[Claim], transcript: Transcript) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-
-class OracleSettler(Settler):
-    """Test settler for both sides: evaluates the prover's actual canonical tables (what an opening
-    would prove). Its commitment is a BLAKE3 digest of every table, so the transcript depends on the
-    data; a verifier-side use must share the object (or the tables) with the prover: it is an oracle,
-    not a commitment."""
-
-    linear_claims = True  # settles LinearClaims: program proofs with it run blinded
-
-    def __init__(self, tables: Mapping[str, np.ndarray] | None = None) -> None:
-        self.tables = dict(tables or {})
-
-    def randomizer_lengths(self) -> dict[str, int]:
-        """The randomizer sizes of the tables it holds (a verifier sharing the prover's oracle)."""
-        return BL.lengths_from_layout(list(self.tables), [mle.num_vars(t) for t in self.tables.values()])
-
-    @staticmethod
-    def digest(tables: Mapping[str, np.ndarray]) -> bytes:
-        """A binding digest of named tables (sorted by name)."""
-        h = blake3.blake3()
-        for name in sorted(tables):
-            nb = name.encode()
-            h.update(len(nb).to_bytes(4, "little") + nb)
-            t = np.ascontiguousarray(tables[name], dtype="<u4")
-            h.update(t.size.to_bytes(8, "little") + t.tobytes())
-        return h.digest()
-
-    def commit(self, tables: Mapping[str, np.ndarray] | None, transcript: Transcript) -> None:
-        if tables is not None:
-            self.tables = dict(tables)
-        transcript.absorb_digest("ops/oracle-commitment", self.digest(self.tables))
-
-    def settle(self, claims: Sequence[Claim], transcript: Transcript) -> None:
-        self.check(claims)
-
-    def _eval(self, name: str, point: np.ndarray) -> np.ndarray:
-        t = self.tables.get(name)
-        if t is None:
-            raise Reject(f"claim on {name!r}, which is not committed")
-        if mle.num_vars(t) != point.shape[0]:
-            raise Reject(f"claim on {name!r} has {point.shape[0]} coordinates, the tensor {mle.num_vars(t)}")
-        return mle.evaluate(t, point)
-
-    def check(self, claims: Sequence["Claim | LinearClaim"]) -> None:
-        """Evaluate every claim on the tables; Reject on the first false one."""
-        for c in claims:
-            if isinstance(c, LinearClaim):
-                total = F.ezero()
-                for name, pt, coef in c.terms:
-                    total = F.eadd(total, F.emul(coef, self._eval(name, pt)))
-                if not np.array_equal(total, c.value):
-                    raise Reject(f"linear claim on {', '.join(t for t, _, _ in c.terms)} does not hold")
-                continue
-            t = self.tables.get(c.tensor)
-            if t is None:
-                raise Reject(f"claim on {c.tensor!r}, which is not committed")
-            if mle.num_vars(t) != c.point.shape[0]:
-                raise Reject(f"claim on {c.tensor!r} has {c.point.shape[0]} coordinates, "
-                             f"the tensor {mle.num_vars(t)}")
-            if not np.array_equal(mle.evaluate(t, c.point), c.value):
-                raise Reject(f"claim on {c.tensor!r} does not match the committed tensor")
 
 
 # --- contexts -------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from blindproof.zk.quant.spec import ACC_BOUND, DTYPE_MAX, Op, QuantSpec, quotient_bits
+from blindproof.quant.spec import ACC_BOUND, DTYPE_MAX, Op, QuantSpec, quotient_bits
 
 Range = tuple[int, int] | None
 DOMAIN: tuple[int, int] = (-(ACC_BOUND - 1), ACC_BOUND - 1)  # the reference's bound |v| < 2^29
@@ -53,7 +53,7 @@ def shifts(op: Op) -> np.ndarray:
 
 def quotient_range(shift: int, x_bound: int) -> tuple[int, int]:
     """Honest ``[q_lo, q_hi]`` of a rescale by ``shift`` of any ``|x| ≤ x_bound`` that the reference
-    accepts (inside the window of :func:`~blindproof.zk.quant.spec.quotient_bits`)."""
+    accepts (inside the window of :func:`~blindproof.quant.spec.quotient_bits`)."""
     lim = 1 << quotient_bits(shift)
     if shift > 0:
         half = 1 << (shift - 1)
@@ -122,7 +122,7 @@ def _op_range(op: Op, spec: QuantSpec, proven: dict[str, Range]) -> Range:
         C = int(p["C"])
         return (max(ts.lo, -C), min(ts.hi, C))
     if k == "lookup":
-        from blindproof.zk.quant.tables import table_values
+        from blindproof.quant.functions import table_values
         vals = table_values(spec.tables[p["table"]])
         return (int(vals.min()), int(vals.max()))
     if k == "softmax":

@@ -21,12 +21,14 @@ from typing import Sequence
 
 import numpy as np
 
-from blindproof.zk import field as F
-from blindproof.zk import mle
+from blindproof.zk.field import babybear as F
+from blindproof.zk.iop import mle
 from blindproof.zk.ops import base as B
-from blindproof.zk.ops import blind as BL
+from blindproof.zk.iop import claims as CL
+from blindproof.zk.iop import layout as LAY
+from blindproof.zk.iop import blind as BL
 from blindproof.zk.ops import domain as D
-from blindproof.zk.quant.spec import Op, QuantSpec
+from blindproof.quant.spec import Op, QuantSpec
 
 _EQ_PROD = [(1, (0, 1, 2))]
 
@@ -42,7 +44,7 @@ def shapes(op: Op, in_shapes: Sequence[tuple[int, ...]], spec: QuantSpec) -> dic
             raise ValueError(f"{op.kind} {op.output}: weight shape {ws} does not broadcast over {xs}")
     out = {op.output: xs}
     if op.kind in ("add", "add_weight"):
-        out[B.witness_name(op.output, "raw")] = xs
+        out[LAY.witness_name(op.output, "raw")] = xs
         clamp, checks = _clamp_plan(op, xs, spec)
         if clamp is not None:
             out.update(clamp.columns())
@@ -58,9 +60,9 @@ def _clamp_plan(op: Op, shape: tuple[int, ...], spec: QuantSpec):
     ts = spec.tensors[op.output]
     if -ts.lo >= q_bound and ts.hi >= q_bound:
         return None, None
-    clamp = B.Clamp(B.aux_name(op.output, "clamp"), B.witness_name(op.output, "raw"), op.output, shape,
+    clamp = B.Clamp(LAY.aux_name(op.output, "clamp"), LAY.witness_name(op.output, "raw"), op.output, shape,
                     ts.lo, ts.hi, q_bound, B.small_limbs(shape))
-    return clamp, B.Checks(B.aux_name(op.output, "chk"), ranges=clamp.ranges())
+    return clamp, B.Checks(LAY.aux_name(op.output, "chk"), ranges=clamp.ranges())
 
 
 def aux(ctx: B.ProverContext, op: Op) -> dict[str, np.ndarray]:
@@ -70,22 +72,22 @@ def aux(ctx: B.ProverContext, op: Op) -> dict[str, np.ndarray]:
     clamp, checks = _clamp_plan(op, ctx.shape(op.output), ctx.spec)
     if clamp is None:
         return {}
-    vals = clamp.witness(ctx.value(B.witness_name(op.output, "raw")), ctx.strict)
+    vals = clamp.witness(ctx.value(LAY.witness_name(op.output, "raw")), ctx.strict)
     vals.update(checks.witness(lambda n: vals[n] if n in vals else ctx.value(n), ctx.strict))
     return vals
 
 
 # --- add -----------------------------------------------------------------------------------------
 
-def _add_relation(ctx: B.VerifierContext, op: Op, c: B.Claim) -> B.Relation:
+def _add_relation(ctx: B.VerifierContext, op: Op, c: CL.Claim) -> B.Relation:
     """``y − a − b = 0`` at the claim's point, ``y`` the claim's tensor (the output, or the raw sum
     before a clamp)."""
     return [(1, c.tensor, c.point, not c.plain), (-1, op.inputs[0], c.point, True), (-1, op.inputs[1], c.point, True)]
 
 
-def _add_split(op: Op, c: B.Claim, sent: np.ndarray, delta: np.ndarray) -> list[B.Claim]:
+def _add_split(op: Op, c: CL.Claim, sent: np.ndarray, delta: np.ndarray) -> list[CL.Claim]:
     """Given ``ŷ(p) = v``, the sent ``â(p)`` and δ (``ŷ − â − b̂ = δ``), the two claims."""
-    return [B.Claim(op.inputs[0], c.point, sent), B.Claim(op.inputs[1], c.point, F.esub(F.esub(c.value, delta), sent))]
+    return [CL.Claim(op.inputs[0], c.point, sent), CL.Claim(op.inputs[1], c.point, F.esub(F.esub(c.value, delta), sent))]
 
 
 # add_weight: y(p) = Σ_x eq(p, x)·[a(x) + ind(x)·w(x_last)] — a sumcheck, so that the weight is read
@@ -95,43 +97,43 @@ _ADD_W = [(1, (0, 1)), (1, (0, 2, 3))]  # tables: 0 eq, 1 a, 2 ind (public), 3 w
 
 
 def _add_weight_reads(ctx: B.VerifierContext, op: Op, n: int) -> list[B.Read]:
-    k = B.dim_vars(ctx.shape(op.output)[-1])
-    return [(1, op.inputs[0], BL.rounds(n)), (3, B.weight_name(op.params["weight"]), BL.rounds(k, n - k))]
+    k = LAY.dim_vars(ctx.shape(op.output)[-1])
+    return [(1, op.inputs[0], BL.rounds(n)), (3, LAY.weight_name(op.params["weight"]), BL.rounds(k, n - k))]
 
 
-def _add_weight_claims(ctx: B.VerifierContext, op: Op, rho: np.ndarray, finals: np.ndarray) -> list[B.Claim]:
-    k = B.dim_vars(ctx.shape(op.output)[-1])
-    return [B.Claim(op.inputs[0], rho, finals[1]),
-            B.Claim(B.weight_name(op.params["weight"]), rho[rho.shape[0] - k:], finals[3])]
+def _add_weight_claims(ctx: B.VerifierContext, op: Op, rho: np.ndarray, finals: np.ndarray) -> list[CL.Claim]:
+    k = LAY.dim_vars(ctx.shape(op.output)[-1])
+    return [CL.Claim(op.inputs[0], rho, finals[1]),
+            CL.Claim(LAY.weight_name(op.params["weight"]), rho[rho.shape[0] - k:], finals[3])]
 
 
-def _prove_add_weight(ctx: B.ProverContext, proof: B.OpProof, op: Op, c: B.Claim) -> list[B.Claim]:
+def _prove_add_weight(ctx: B.ProverContext, proof: B.OpProof, op: Op, c: CL.Claim) -> list[CL.Claim]:
     shape = ctx.shape(op.output)
     n = c.point.shape[0]
-    tables = [mle.eq_table(c.point), ctx.table(op.inputs[0]), B.indicator_table(shape),
-              B.broadcast_table(ctx.value(B.weight_name(op.params["weight"])), shape)]
+    tables = [mle.eq_table(c.point), ctx.table(op.inputs[0]), LAY.indicator_table(shape),
+              LAY.broadcast_table(ctx.value(LAY.weight_name(op.params["weight"])), shape)]
     rho, finals = B.prove_sum(ctx, proof, n, tables, _ADD_W, c.value, reads=_add_weight_reads(ctx, op, n),
                               libra=B.libra_for(ctx, c))
     return _add_weight_claims(ctx, op, rho, finals)
 
 
-def _verify_add_weight(ctx: B.VerifierContext, rd: B.ProofReader, op: Op, c: B.Claim) -> list[B.Claim]:
+def _verify_add_weight(ctx: B.VerifierContext, rd: B.ProofReader, op: Op, c: CL.Claim) -> list[CL.Claim]:
     n = c.point.shape[0]
     rho, finals = B.verify_sum(ctx, rd, n, 4, _ADD_W, c.value, reads=_add_weight_reads(ctx, op, n),
                                libra=B.libra_for(ctx, c))
     if not np.array_equal(finals[0], mle.eq_eval(c.point, rho) if n else F.eone()):
-        raise B.Reject(f"add_weight {op.output}: wrong eq value")
-    if not np.array_equal(finals[2], B.indicator_eval(ctx.shape(op.output), rho)):
-        raise B.Reject(f"add_weight {op.output}: wrong indicator value")
+        raise CL.Reject(f"add_weight {op.output}: wrong eq value")
+    if not np.array_equal(finals[2], LAY.indicator_eval(ctx.shape(op.output), rho)):
+        raise CL.Reject(f"add_weight {op.output}: wrong indicator value")
     return _add_weight_claims(ctx, op, rho, finals)
 
 
-def _prove_add(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]):
+def _prove_add(ctx: B.ProverContext, op: Op, out_claims: Sequence[CL.Claim]):
     proof = B.OpProof()
     clamp, checks = _clamp_plan(op, ctx.shape(op.output), ctx.spec)
     if clamp is None:
         points = list(out_claims)
-        claims: list[B.Claim] = []
+        claims: list[CL.Claim] = []
     else:
         claims = clamp.prove(ctx, proof)
         points = [claims[0]]
@@ -149,12 +151,12 @@ def _prove_add(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]):
     return proof, claims
 
 
-def _verify_add(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof: B.OpProof):
+def _verify_add(ctx: B.VerifierContext, op: Op, out_claims: Sequence[CL.Claim], proof: B.OpProof):
     rd = B.ProofReader(proof)
     clamp, checks = _clamp_plan(op, ctx.shape(op.output), ctx.spec)
     if clamp is None:
         points = list(out_claims)
-        claims: list[B.Claim] = []
+        claims: list[CL.Claim] = []
     else:
         claims = clamp.verify(ctx, rd)
         points = [claims[0]]
@@ -178,26 +180,26 @@ def _verify_add(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], p
 def _second(ctx: B.ProverContext, op: Op) -> np.ndarray:
     if op.kind == "mul":
         return ctx.table(op.inputs[1])
-    return B.broadcast_table(ctx.value(B.weight_name(op.params["weight"])), ctx.shape(op.output))
+    return LAY.broadcast_table(ctx.value(LAY.weight_name(op.params["weight"])), ctx.shape(op.output))
 
 
-def _mul_claims(ctx: B.VerifierContext, op: Op, rho: np.ndarray, finals: np.ndarray) -> list[B.Claim]:
-    out = [B.Claim(op.inputs[0], rho, finals[1])]
+def _mul_claims(ctx: B.VerifierContext, op: Op, rho: np.ndarray, finals: np.ndarray) -> list[CL.Claim]:
+    out = [CL.Claim(op.inputs[0], rho, finals[1])]
     if op.kind == "mul":
-        return out + [B.Claim(op.inputs[1], rho, finals[2])]
-    k = B.dim_vars(ctx.shape(op.output)[-1])
-    return out + [B.Claim(B.weight_name(op.params["weight"]), rho[rho.shape[0] - k:], finals[2])]
+        return out + [CL.Claim(op.inputs[1], rho, finals[2])]
+    k = LAY.dim_vars(ctx.shape(op.output)[-1])
+    return out + [CL.Claim(LAY.weight_name(op.params["weight"]), rho[rho.shape[0] - k:], finals[2])]
 
 
 def _mul_reads(ctx: B.VerifierContext, op: Op, n: int) -> list[B.Read]:
     reads: list[B.Read] = [(1, op.inputs[0], BL.rounds(n))]
     if op.kind == "mul":
         return reads + [(2, op.inputs[1], BL.rounds(n))]
-    k = B.dim_vars(ctx.shape(op.output)[-1])
-    return reads + [(2, B.weight_name(op.params["weight"]), BL.rounds(k, n - k))]
+    k = LAY.dim_vars(ctx.shape(op.output)[-1])
+    return reads + [(2, LAY.weight_name(op.params["weight"]), BL.rounds(k, n - k))]
 
 
-def _prove_mul(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]):
+def _prove_mul(ctx: B.ProverContext, op: Op, out_claims: Sequence[CL.Claim]):
     proof = B.OpProof()
     c = out_claims[0]
     n = c.point.shape[0]
@@ -207,7 +209,7 @@ def _prove_mul(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]):
     return proof, _mul_claims(ctx, op, rho, finals) + list(out_claims[1:])
 
 
-def _verify_mul(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof: B.OpProof):
+def _verify_mul(ctx: B.VerifierContext, op: Op, out_claims: Sequence[CL.Claim], proof: B.OpProof):
     rd = B.ProofReader(proof)
     c = out_claims[0]
     n = c.point.shape[0]
@@ -215,24 +217,24 @@ def _verify_mul(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], p
                                libra=B.libra_for(ctx, c))
     rd.done()
     if not np.array_equal(finals[0], mle.eq_eval(c.point, rho) if rho.shape[0] else F.eone()):
-        raise B.Reject(f"{op.kind} {op.output}: wrong eq value")
+        raise CL.Reject(f"{op.kind} {op.output}: wrong eq value")
     return _mul_claims(ctx, op, rho, finals) + list(out_claims[1:])
 
 
-def _check_claims(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim]) -> None:
+def _check_claims(ctx: B.VerifierContext, op: Op, out_claims: Sequence[CL.Claim]) -> None:
     n = ctx.vars(op.output)
     if not out_claims or any(c.tensor != op.output or c.point.shape[0] != n for c in out_claims):
-        raise B.Reject(f"{op.kind} {op.output}: needs claims on its output with {n} coordinates")
+        raise CL.Reject(f"{op.kind} {op.output}: needs claims on its output with {n} coordinates")
 
 
-def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]) -> tuple[B.OpProof, list[B.Claim]]:
+def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[CL.Claim]) -> tuple[B.OpProof, list[CL.Claim]]:
     """Prove an elementwise op (see the module docstring)."""
     if op.kind in ("add", "add_weight"):
         return _prove_add(ctx, op, out_claims)
     return _prove_mul(ctx, op, out_claims)
 
 
-def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof: B.OpProof) -> list[B.Claim]:
+def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[CL.Claim], proof: B.OpProof) -> list[CL.Claim]:
     """Mirror of :func:`prove`; raises Reject."""
     _check_claims(ctx, op, out_claims)
     if op.kind in ("add", "add_weight"):

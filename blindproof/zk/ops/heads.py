@@ -13,7 +13,9 @@ from typing import Sequence
 import numpy as np
 
 from blindproof.zk.ops import base as B
-from blindproof.zk.quant.spec import Op, QuantSpec
+from blindproof.zk.iop import claims as CL
+from blindproof.zk.iop import layout as LAY
+from blindproof.quant.spec import Op, QuantSpec
 
 
 def _check_hd(op: Op, hd: int) -> None:
@@ -49,7 +51,7 @@ def relabel(op: Op, shapes) -> tuple[str, str, list[int]]:
         b, h, t, hd = shapes[op.output]
     else:
         b, h, t, hd = shapes[op.inputs[0]]
-    vb, vh, vt, vd = (B.dim_vars(d) for d in (b, h, t, hd))
+    vb, vh, vt, vd = (LAY.dim_vars(d) for d in (b, h, t, hd))
     B_, T_, H_, D_ = (list(range(o, o + k)) for o, k in ((0, vb), (vb, vt), (vb + vt, vh), (vb + vt + vh, vd)))
     if op.kind == "split_heads":  # y (b, h, t, d) from x (b, t, h, d)
         return op.output, op.inputs[0], B_ + H_ + T_ + D_
@@ -57,29 +59,29 @@ def relabel(op: Op, shapes) -> tuple[str, str, list[int]]:
     return op.output, op.inputs[0], Bh + Th + Hh + Dh  # y (b, t, h, d) from x (b, h, t, d)
 
 
-def _transfer(ctx: B.VerifierContext, op: Op, claim: B.Claim) -> B.Claim:
+def _transfer(ctx: B.VerifierContext, op: Op, claim: CL.Claim) -> CL.Claim:
     if op.kind == "split_heads":
         b, h, t, hd = ctx.shape(op.output)
     else:
         b, h, t, hd = ctx.shape(op.inputs[0])
-    vb, vh, vt, vd = (B.dim_vars(d) for d in (b, h, t, hd))
+    vb, vh, vt, vd = (LAY.dim_vars(d) for d in (b, h, t, hd))
     p = claim.point
     if op.kind == "split_heads":  # y (b, h, t, d) -> x (b, t, h, d)
         rb, rh, rt, rd = p[:vb], p[vb:vb + vh], p[vb + vh:vb + vh + vt], p[vb + vh + vt:]
-        return B.Claim(op.inputs[0], np.concatenate([rb, rt, rh, rd]), claim.value)
+        return CL.Claim(op.inputs[0], np.concatenate([rb, rt, rh, rd]), claim.value)
     rb, rt, rh, rd = p[:vb], p[vb:vb + vt], p[vb + vt:vb + vt + vh], p[vb + vt + vh:]  # y (b, t, h, d)
-    return B.Claim(op.inputs[0], np.concatenate([rb, rh, rt, rd]), claim.value)
+    return CL.Claim(op.inputs[0], np.concatenate([rb, rh, rt, rd]), claim.value)
 
 
-def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]) -> tuple[B.OpProof, list[B.Claim]]:
+def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[CL.Claim]) -> tuple[B.OpProof, list[CL.Claim]]:
     """Transfer every claim (empty proof)."""
     return B.OpProof(), [_transfer(ctx, op, c) for c in out_claims]
 
 
-def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof: B.OpProof) -> list[B.Claim]:
+def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[CL.Claim], proof: B.OpProof) -> list[CL.Claim]:
     """Transfer every claim; the proof must be empty."""
     n = ctx.vars(op.output)
     if any(c.tensor != op.output or c.point.shape[0] != n for c in out_claims):
-        raise B.Reject(f"{op.kind} {op.output}: claims must be on its output with {n} coordinates")
+        raise CL.Reject(f"{op.kind} {op.output}: claims must be on its output with {n} coordinates")
     B.ProofReader(proof).done()
     return [_transfer(ctx, op, c) for c in out_claims]

@@ -27,11 +27,13 @@ from typing import Sequence
 
 import numpy as np
 
-from blindproof.zk import field as F
-from blindproof.zk import lookup as L
+from blindproof.zk.field import babybear as F
+from blindproof.zk.iop import lookup as L
 from blindproof.zk.ops import base as B
-from blindproof.zk.quant.spec import Op, QuantSpec, TableSpec
-from blindproof.zk.quant.tables import table_values
+from blindproof.zk.iop import claims as CL
+from blindproof.zk.iop import layout as LAY
+from blindproof.quant.spec import Op, QuantSpec, TableSpec
+from blindproof.quant.functions import table_values
 
 _TABLES: dict[tuple[str, str, int], L.LookupTable] = {}
 
@@ -47,7 +49,7 @@ def extended_table(ts: TableSpec, shift_out: int = 0) -> L.LookupTable:
         return hit
     vals = table_values(ts)
     n = ts.hi - ts.lo + 1
-    size = 1 << B.dim_vars(n)
+    size = 1 << LAY.dim_vars(n)
     inputs = np.arange(ts.hi + 1 - size, ts.hi + 1, dtype=np.int64)
     outputs = vals[np.clip(inputs, ts.lo, ts.hi) - ts.lo] - int(shift_out)
     zero = np.nonzero(inputs == 0)[0]
@@ -67,7 +69,7 @@ class _Plan:
         self.ts = spec.tables[op.params["table"]]
         self.shape = shape
         self.x, self.y = op.inputs[0], op.output
-        self.index = B.witness_name(op.output, "index")
+        self.index = LAY.witness_name(op.output, "index")
         xs = spec.tensors[self.x]
         self.identity = self.ts.lo <= xs.lo and xs.hi <= self.ts.hi
         self.table = extended_table(self.ts)
@@ -75,10 +77,10 @@ class _Plan:
         self.clamp = None
         ranges: list[B.RangeCheck] = []
         if not self.identity:
-            self.clamp = B.Clamp(B.aux_name(op.output, "clamp"), self.x, self.index, shape, self.ts.lo,
+            self.clamp = B.Clamp(LAY.aux_name(op.output, "clamp"), self.x, self.index, shape, self.ts.lo,
                                  self.ts.hi, max(abs(xs.lo), abs(xs.hi)))
             ranges = self.clamp.ranges()
-        self.checks = B.Checks(B.aux_name(op.output, "chk"), ranges=ranges, functions=[fl])
+        self.checks = B.Checks(LAY.aux_name(op.output, "chk"), ranges=ranges, functions=[fl])
 
     def columns(self) -> dict[str, tuple[int, ...]]:
         out = dict(self.checks.columns())
@@ -90,15 +92,15 @@ class _Plan:
         """Identity path: the random point at which ``index = x`` is checked (None otherwise)."""
         if not self.identity:
             return None
-        return ctx.transcript.challenge_exts("ops/lookup_tie", B.n_vars(self.shape))
+        return ctx.transcript.challenge_exts("ops/lookup_tie", LAY.n_vars(self.shape))
 
     def tie_relation(self, point: np.ndarray) -> B.Relation:
         """``index − x = 0`` at the tie point."""
         return [(1, self.index, point, True), (-1, self.x, point, True)]
 
-    def tie(self, point: np.ndarray, value: np.ndarray, delta: np.ndarray) -> list[B.Claim]:
+    def tie(self, point: np.ndarray, value: np.ndarray, delta: np.ndarray) -> list[CL.Claim]:
         """``index(τ) = v`` and ``x(τ) = v − δ`` (δ: the randomizers' difference)."""
-        return [B.Claim(self.index, point, value), B.Claim(self.x, point, F.esub(value, delta))]
+        return [CL.Claim(self.index, point, value), CL.Claim(self.x, point, F.esub(value, delta))]
 
 
 def shapes(op: Op, in_shapes: Sequence[tuple[int, ...]], spec: QuantSpec) -> dict[str, tuple[int, ...]]:
@@ -120,11 +122,11 @@ def aux(ctx: B.ProverContext, op: Op) -> dict[str, np.ndarray]:
     return vals
 
 
-def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]) -> tuple[B.OpProof, list[B.Claim]]:
+def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[CL.Claim]) -> tuple[B.OpProof, list[CL.Claim]]:
     """Clamp (if needed) and the table lookup; returns claims on x, index, y and aux columns."""
     plan = _Plan(op, ctx.shape(op.output), ctx.spec)
     proof = B.OpProof()
-    claims: list[B.Claim] = []
+    claims: list[CL.Claim] = []
     if plan.clamp is not None:
         claims += plan.clamp.prove(ctx, proof)
     claims += plan.checks.prove(ctx, proof)
@@ -137,11 +139,11 @@ def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]) -> tuple[
     return proof, claims + list(out_claims)
 
 
-def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof: B.OpProof) -> list[B.Claim]:
+def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[CL.Claim], proof: B.OpProof) -> list[CL.Claim]:
     """Mirror of :func:`prove`; raises Reject."""
     plan = _Plan(op, ctx.shape(op.output), ctx.spec)
     rd = B.ProofReader(proof)
-    claims: list[B.Claim] = []
+    claims: list[CL.Claim] = []
     if plan.clamp is not None:
         claims += plan.clamp.verify(ctx, rd)
     claims += plan.checks.verify(ctx, rd)

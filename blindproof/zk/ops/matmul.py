@@ -23,11 +23,13 @@ from typing import Sequence
 
 import numpy as np
 
-from blindproof.zk import field as F
-from blindproof.zk import mle
+from blindproof.zk.field import babybear as F
+from blindproof.zk.iop import mle
 from blindproof.zk.ops import base as B
-from blindproof.zk.ops import blind as BL
-from blindproof.zk.quant.spec import Op, QuantSpec
+from blindproof.zk.iop import claims as CL
+from blindproof.zk.iop import layout as LAY
+from blindproof.zk.iop import blind as BL
+from blindproof.quant.spec import Op, QuantSpec
 
 _DOT = [(1, (0, 1))]
 
@@ -38,7 +40,7 @@ def _kv_head_vars(op: Op, h: int, kv: int) -> int:
     g = h // kv
     if g & (g - 1):
         raise ValueError(f"op {op.kind} -> {op.output}: grouped-query factor {g} must be a power of two")
-    return B.dim_vars(h) - (g.bit_length() - 1)
+    return LAY.dim_vars(h) - (g.bit_length() - 1)
 
 
 def shapes(op: Op, in_shapes: Sequence[tuple[int, ...]], spec: QuantSpec) -> dict[str, tuple[int, ...]]:
@@ -89,7 +91,7 @@ def _attention_tables(ctx: B.ProverContext, op: Op, point: np.ndarray) -> list[n
     """[eq(r_bh) over (b, h, s), A(b, h, s), B(b, h, s)] for the batched product over s."""
     a, b = op.inputs
     ys = ctx.shape(op.output)
-    vb, vh, vt, vl = (B.dim_vars(d) for d in ys)
+    vb, vh, vt, vl = (LAY.dim_vars(d) for d in ys)
     kvh = _kv_head_vars(op, ctx.shape(a)[1], ctx.shape(b)[1])
     r_bh, r_t, r_last = point[:vb + vh], point[vb + vh:vb + vh + vt], point[vb + vh + vt:]
     ta, tb = ctx.table(a), ctx.table(b)
@@ -109,7 +111,7 @@ def _attention_reads(ctx: B.VerifierContext, op: Op, point: np.ndarray) -> list[
     ``T`` fixed (qk) or ``v`` with its ``d`` fixed (pv); kv heads are the first head rounds."""
     a, b = op.inputs
     ys = ctx.shape(op.output)
-    vb, vh, vt, vl = (B.dim_vars(d) for d in ys)
+    vb, vh, vt, vl = (LAY.dim_vars(d) for d in ys)
     kvh = _kv_head_vars(op, ctx.shape(a)[1], ctx.shape(b)[1])
     r_t, r_last = point[vb + vh:vb + vh + vt], point[vb + vh + vt:]
     vs = _attention_vars(ctx, op) - vb - vh
@@ -125,22 +127,22 @@ def blind_vars(op: Op, shapes) -> dict[str, int | None]:
     (the keys), so that axis's last; an operand whose summed axis has no variable (a width-1 head
     or a single key) cannot be blinded (None)."""
     if op.kind == "linear":  # from the weight's shape alone (the companion's tensors need no inputs)
-        w = B.weight_name(op.params["weight"])
-        return {} if B.dim_vars(shapes[w][1]) else {op.inputs[0]: None, w: None}
+        w = LAY.weight_name(op.params["weight"])
+        return {} if LAY.dim_vars(shapes[w][1]) else {op.inputs[0]: None, w: None}
     a, b = op.inputs
-    if not B.dim_vars(shapes[a][3]):
+    if not LAY.dim_vars(shapes[a][3]):
         return {a: None, b: None}
     if op.kind != "pv":
         return {}
     vs = shapes[b]
-    return {b: B.dim_vars(vs[0]) + B.dim_vars(vs[1]) + B.dim_vars(vs[2]) - 1}
+    return {b: LAY.dim_vars(vs[0]) + LAY.dim_vars(vs[1]) + LAY.dim_vars(vs[2]) - 1}
 
 
 def _attention_claims(ctx: B.VerifierContext, op: Op, point: np.ndarray, rho: np.ndarray,
-                      finals: np.ndarray) -> list[B.Claim]:
+                      finals: np.ndarray) -> list[CL.Claim]:
     a, b = op.inputs
     ys = ctx.shape(op.output)
-    vb, vh, vt, vl = (B.dim_vars(d) for d in ys)
+    vb, vh, vt, vl = (LAY.dim_vars(d) for d in ys)
     kvh = _kv_head_vars(op, ctx.shape(a)[1], ctx.shape(b)[1])
     r_t, r_last = point[vb + vh:vb + vh + vt], point[vb + vh + vt:]
     rho_b, rho_h, rho_s = rho[:vb], rho[vb:vb + vh], rho[vb + vh:]
@@ -149,18 +151,18 @@ def _attention_claims(ctx: B.VerifierContext, op: Op, point: np.ndarray, rho: np
         pb = np.concatenate([rho_b, rho_h[:kvh], r_last, rho_s])
     else:
         pb = np.concatenate([rho_b, rho_h[:kvh], rho_s, r_last])
-    return [B.Claim(a, pa, finals[1]), B.Claim(b, pb, finals[2])]
+    return [CL.Claim(a, pa, finals[1]), CL.Claim(b, pb, finals[2])]
 
 
 def _attention_vars(ctx: B.VerifierContext, op: Op) -> int:
     ys = ctx.shape(op.output)
-    return B.dim_vars(ys[0]) + B.dim_vars(ys[1]) + B.dim_vars(ctx.shape(op.inputs[0])[3])
+    return LAY.dim_vars(ys[0]) + LAY.dim_vars(ys[1]) + LAY.dim_vars(ctx.shape(op.inputs[0])[3])
 
 
 _EQ_DOT = [(1, (0, 1, 2))]
 
 
-def _prove_attention(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]):
+def _prove_attention(ctx: B.ProverContext, op: Op, out_claims: Sequence[CL.Claim]):
     """y(r) = Σ_{b,h,s} eq(r_bh, (b, h)) · A(b, h, s) · B(b, h, s): the batch variables are shared."""
     claim = out_claims[0]
     proof = B.OpProof()
@@ -170,16 +172,16 @@ def _prove_attention(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]
     return proof, _attention_claims(ctx, op, claim.point, rho, finals) + list(out_claims[1:])
 
 
-def _verify_attention(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof: B.OpProof):
+def _verify_attention(ctx: B.VerifierContext, op: Op, out_claims: Sequence[CL.Claim], proof: B.OpProof):
     claim = out_claims[0]
     rd = B.ProofReader(proof)
     rho, finals = B.verify_sum(ctx, rd, _attention_vars(ctx, op), 3, _EQ_DOT, claim.value,
                                reads=_attention_reads(ctx, op, claim.point), libra=B.libra_for(ctx, claim))
     rd.done()
     ys = ctx.shape(op.output)
-    k = B.dim_vars(ys[0]) + B.dim_vars(ys[1])
+    k = LAY.dim_vars(ys[0]) + LAY.dim_vars(ys[1])
     if not np.array_equal(finals[0], mle.eq_eval(claim.point[:k], rho[:k]) if k else F.eone()):
-        raise B.Reject(f"{op.kind} {op.output}: wrong eq value")
+        raise CL.Reject(f"{op.kind} {op.output}: wrong eq value")
     return _attention_claims(ctx, op, claim.point, rho, finals) + list(out_claims[1:])
 
 
@@ -188,72 +190,72 @@ def _bound(ctx: B.ProverContext, name: str, prefix: np.ndarray) -> np.ndarray:
     return mle.bind_prefix(t, prefix) if prefix.shape[0] else F.embed(t)
 
 
-def _check_claims(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim]) -> None:
+def _check_claims(ctx: B.VerifierContext, op: Op, out_claims: Sequence[CL.Claim]) -> None:
     n = ctx.vars(op.output)
     if not out_claims or any(c.tensor != op.output or c.point.shape[0] != n for c in out_claims):
-        raise B.Reject(f"{op.kind} {op.output}: needs claims on its output with {n} coordinates")
+        raise CL.Reject(f"{op.kind} {op.output}: needs claims on its output with {n} coordinates")
 
 
 def _linear_reads(ctx: B.VerifierContext, op: Op, x: str, w: str, r_rows: np.ndarray, r_col: np.ndarray
                   ) -> list[B.Read]:
-    n = B.dim_vars(ctx.shape(x)[-1])
+    n = LAY.dim_vars(ctx.shape(x)[-1])
     return [(0, x, BL.fixed(r_rows) + BL.rounds(n)), (1, w, BL.fixed(r_col) + BL.rounds(n))]
 
 
-def _bias_libra(ctx: B.VerifierContext, bclaim: B.Claim, ind: np.ndarray) -> list:
+def _bias_libra(ctx: B.VerifierContext, bclaim: CL.Claim, ind: np.ndarray) -> list:
     """The sum is ``v − ind·b̂(r_col)``: the bias's randomizer is paid back with coefficient −ind."""
     return B.libra_for(ctx, bclaim, F.eneg(ind))
 
 
-def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]) -> tuple[B.OpProof, list[B.Claim]]:
+def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[CL.Claim]) -> tuple[B.OpProof, list[CL.Claim]]:
     """Reduce the first output claim to claims on both operands (and the bias)."""
     if op.kind != "linear":
         return _prove_attention(ctx, op, out_claims)
     claim, rest = out_claims[0], list(out_claims[1:])
     proof = B.OpProof()
-    x, w = op.inputs[0], B.weight_name(op.params["weight"])
-    kx = B.n_vars(ctx.shape(op.output)[:-1])
+    x, w = op.inputs[0], LAY.weight_name(op.params["weight"])
+    kx = LAY.n_vars(ctx.shape(op.output)[:-1])
     r_rows, r_col = claim.point[:kx], claim.point[kx:]
     target, extra, libra = claim.value, [], B.libra_for(ctx, claim)
     if op.params.get("bias"):
-        bname = B.weight_name(op.params["bias"])
+        bname = LAY.weight_name(op.params["bias"])
         bval = ctx.hat(bname, r_col)
         proof.put_ext(bval[None])
         ctx.transcript.absorb_ext("ops/bias", bval)
-        ind = B.indicator_eval(ctx.shape(op.output)[:-1], r_rows)
+        ind = LAY.indicator_eval(ctx.shape(op.output)[:-1], r_rows)
         target = F.esub(target, F.emul(ind, bval))
-        extra.append(B.Claim(bname, r_col, bval))
+        extra.append(CL.Claim(bname, r_col, bval))
         libra += _bias_libra(ctx, extra[-1], ind)
-    rho, finals = B.prove_sum(ctx, proof, B.dim_vars(ctx.shape(x)[-1]),
+    rho, finals = B.prove_sum(ctx, proof, LAY.dim_vars(ctx.shape(x)[-1]),
                               [_bound(ctx, x, r_rows), _bound(ctx, w, r_col)], _DOT, target,
                               reads=_linear_reads(ctx, op, x, w, r_rows, r_col), libra=libra)
-    claims = [B.Claim(x, np.concatenate([r_rows, rho]), finals[0]),
-              B.Claim(w, np.concatenate([r_col, rho]), finals[1])]
+    claims = [CL.Claim(x, np.concatenate([r_rows, rho]), finals[0]),
+              CL.Claim(w, np.concatenate([r_col, rho]), finals[1])]
     return proof, claims + extra + rest
 
 
-def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof: B.OpProof) -> list[B.Claim]:
+def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[CL.Claim], proof: B.OpProof) -> list[CL.Claim]:
     """Mirror of :func:`prove`; raises Reject."""
     _check_claims(ctx, op, out_claims)
     if op.kind != "linear":
         return _verify_attention(ctx, op, out_claims, proof)
     claim, rest = out_claims[0], list(out_claims[1:])
     rd = B.ProofReader(proof)
-    x, w = op.inputs[0], B.weight_name(op.params["weight"])
-    kx = B.n_vars(ctx.shape(op.output)[:-1])
+    x, w = op.inputs[0], LAY.weight_name(op.params["weight"])
+    kx = LAY.n_vars(ctx.shape(op.output)[:-1])
     r_rows, r_col = claim.point[:kx], claim.point[kx:]
     target, extra, libra = claim.value, [], B.libra_for(ctx, claim)
     if op.params.get("bias"):
-        bname = B.weight_name(op.params["bias"])
+        bname = LAY.weight_name(op.params["bias"])
         bval = rd.take_ext(1)[0]
         ctx.transcript.absorb_ext("ops/bias", bval)
-        ind = B.indicator_eval(ctx.shape(op.output)[:-1], r_rows)
+        ind = LAY.indicator_eval(ctx.shape(op.output)[:-1], r_rows)
         target = F.esub(target, F.emul(ind, bval))
-        extra.append(B.Claim(bname, r_col, bval))
+        extra.append(CL.Claim(bname, r_col, bval))
         libra += _bias_libra(ctx, extra[-1], ind)
-    rho, finals = B.verify_sum(ctx, rd, B.dim_vars(ctx.shape(x)[-1]), 2, _DOT, target,
+    rho, finals = B.verify_sum(ctx, rd, LAY.dim_vars(ctx.shape(x)[-1]), 2, _DOT, target,
                                reads=_linear_reads(ctx, op, x, w, r_rows, r_col), libra=libra)
     rd.done()
-    claims = [B.Claim(x, np.concatenate([r_rows, rho]), finals[0]),
-              B.Claim(w, np.concatenate([r_col, rho]), finals[1])]
+    claims = [CL.Claim(x, np.concatenate([r_rows, rho]), finals[0]),
+              CL.Claim(w, np.concatenate([r_col, rho]), finals[1])]
     return claims + extra + rest

@@ -49,11 +49,13 @@ from typing import Sequence
 
 import numpy as np
 
-from blindproof.zk import field as F
+from blindproof.zk.field import babybear as F
 from blindproof.zk.ops import base as B
+from blindproof.zk.iop import claims as CL
+from blindproof.zk.iop import layout as LAY
 from blindproof.zk.ops import domain as D
 from blindproof.zk.ops import rowwise as RW
-from blindproof.zk.quant.spec import Op, QuantSpec, norm_sq_bits
+from blindproof.quant.spec import Op, QuantSpec, norm_sq_bits
 
 
 def sum_sq_bits(C: int) -> int:
@@ -81,7 +83,7 @@ class _Plan:
         self.lo, self.hi = max(ys.lo, -self.C), min(ys.hi, self.C)
         if self.lo >= self.hi:
             raise ValueError(f"norm {op.output}: output range [{ys.lo}, {ys.hi}] misses [−C, C] = [{-self.C}, {self.C}]")
-        o, w, a = op.output, (lambda k: B.witness_name(op.output, k)), (lambda k: B.aux_name(op.output, k))
+        o, w, a = op.output, (lambda k: LAY.witness_name(op.output, k)), (lambda k: LAY.aux_name(op.output, k))
         self.x, self.y = op.inputs[0], o
         self.mean, self.mean_r, self.c = w("mean"), w("mean_r"), w("centred")
         self.S, self.s, self.n, self.r = w("S"), w("s"), w("n"), w("r")
@@ -207,15 +209,15 @@ def aux(ctx: B.ProverContext, op: Op) -> dict[str, np.ndarray]:
     return vals
 
 
-def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]) -> tuple[B.OpProof, list[B.Claim]]:
+def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[CL.Claim]) -> tuple[B.OpProof, list[CL.Claim]]:
     """Row zero-check, combined sumcheck, clamp, range checks."""
     plan = _Plan(op, ctx.shape(op.output), ctx.spec)
     proof = B.OpProof()
     g = ctx.transcript.challenge_ext("ops/norm/gamma")
     names = plan.row_names()
-    point, vals = B.prove_zero_check(ctx, proof, B.n_vars(plan.rshape), [ctx.table(n) for n in names],
+    point, vals = B.prove_zero_check(ctx, proof, LAY.n_vars(plan.rshape), [ctx.table(n) for n in names],
                                      plan.row_terms(g), names)
-    claims = [B.Claim(n, point, v) for n, v in zip(names, vals)]
+    claims = [CL.Claim(n, point, v) for n, v in zip(names, vals)]
     claims += plan.combined(g).prove(ctx, proof)
     if plan.clamp is not None:
         claims += plan.clamp.prove(ctx, proof)
@@ -223,14 +225,14 @@ def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]) -> tuple[
     return proof, claims + list(out_claims)
 
 
-def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof: B.OpProof) -> list[B.Claim]:
+def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[CL.Claim], proof: B.OpProof) -> list[CL.Claim]:
     """Mirror of :func:`prove`; raises Reject."""
     plan = _Plan(op, ctx.shape(op.output), ctx.spec)
     rd = B.ProofReader(proof)
     g = ctx.transcript.challenge_ext("ops/norm/gamma")
     names = plan.row_names()
-    point, vals = B.verify_zero_check(ctx, rd, B.n_vars(plan.rshape), len(names), plan.row_terms(g), names)
-    claims = [B.Claim(n, point, v) for n, v in zip(names, vals)]
+    point, vals = B.verify_zero_check(ctx, rd, LAY.n_vars(plan.rshape), len(names), plan.row_terms(g), names)
+    claims = [CL.Claim(n, point, v) for n, v in zip(names, vals)]
     claims += plan.combined(g).verify(ctx, rd)
     if plan.clamp is not None:
         claims += plan.clamp.verify(ctx, rd)

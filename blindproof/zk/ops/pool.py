@@ -19,9 +19,11 @@ from typing import Sequence
 
 import numpy as np
 
-from blindproof.zk import field as F
+from blindproof.zk.field import babybear as F
 from blindproof.zk.ops import base as B
-from blindproof.zk.quant.spec import Op, QuantSpec
+from blindproof.zk.iop import claims as CL
+from blindproof.zk.iop import layout as LAY
+from blindproof.quant.spec import Op, QuantSpec
 
 
 def shapes(op: Op, in_shapes: Sequence[tuple[int, ...]], spec: QuantSpec) -> dict[str, tuple[int, ...]]:
@@ -30,7 +32,7 @@ def shapes(op: Op, in_shapes: Sequence[tuple[int, ...]], spec: QuantSpec) -> dic
     if len(xs) != 3:
         raise ValueError(f"mean_pool {op.output}: expected (b, t, d), got {xs}")
     ys = (xs[0], xs[2])
-    out = {op.output: ys, B.witness_name(op.output, "r"): ys}
+    out = {op.output: ys, LAY.witness_name(op.output, "r"): ys}
     out.update(_checks(op, xs, spec).columns())
     return out
 
@@ -57,12 +59,12 @@ def _checks(op: Op, xs: tuple[int, ...], spec: QuantSpec) -> B.Checks:
     ys = (xs[0], xs[2])
     ts = spec.tensors[op.output]
     check_bounds(op, spec)
-    rc = B.RangeCheck(B.aux_name(op.output, "r"), B.witness_name(op.output, "r"), ys, 0, xs[1] - 1,
+    rc = B.RangeCheck(LAY.aux_name(op.output, "r"), LAY.witness_name(op.output, "r"), ys, 0, xs[1] - 1,
                       limb_bits=B.small_limbs(ys))
-    yc = B.RangeCheck(B.aux_name(op.output, "y"), op.output, ys, ts.lo, ts.hi, limb_bits=B.small_limbs(ys))
+    yc = B.RangeCheck(LAY.aux_name(op.output, "y"), op.output, ys, ts.lo, ts.hi, limb_bits=B.small_limbs(ys))
     if (ts.hi - ts.lo + 1) * xs[1] >= F.P:
         raise ValueError(f"mean_pool {op.output}: range [{ts.lo}, {ts.hi}] too wide for a unique quotient")
-    return B.Checks(B.aux_name(op.output, "chk"), ranges=[rc, yc])
+    return B.Checks(LAY.aux_name(op.output, "chk"), ranges=[rc, yc])
 
 
 def aux(ctx: B.ProverContext, op: Op) -> dict[str, np.ndarray]:
@@ -70,86 +72,86 @@ def aux(ctx: B.ProverContext, op: Op) -> dict[str, np.ndarray]:
     return _checks(op, ctx.shape(op.inputs[0]), ctx.spec).witness(ctx.value, ctx.strict)
 
 
-def _x_point(ctx: B.VerifierContext, op: Op, c: B.Claim) -> np.ndarray:
+def _x_point(ctx: B.VerifierContext, op: Op, c: CL.Claim) -> np.ndarray:
     """The output point with the sequence coordinates at ½ (the mean over positions)."""
     b, t, d = ctx.shape(op.inputs[0])
-    vb, vt = B.dim_vars(b), B.dim_vars(t)
+    vb, vt = LAY.dim_vars(b), LAY.dim_vars(t)
     half = F.ext((F.P + 1) // 2)
     return np.concatenate([c.point[:vb], np.tile(half, (vt, 1)), c.point[vb:]])
 
 
-def _relation(ctx: B.VerifierContext, op: Op, c: B.Claim) -> B.Relation:
+def _relation(ctx: B.VerifierContext, op: Op, c: CL.Claim) -> B.Relation:
     """``T·y + r − 2^vt·x(·, ½, ·) = ⌊T/2⌋·ind`` at the claim's point."""
     b, t, d = ctx.shape(op.inputs[0])
-    rname = B.witness_name(op.output, "r")
+    rname = LAY.witness_name(op.output, "r")
     return [(t, c.tensor, c.point, not c.plain), (1, rname, c.point, True),
-            (F.P - (1 << B.dim_vars(t)), op.inputs[0], _x_point(ctx, op, c), True)]
+            (F.P - (1 << LAY.dim_vars(t)), op.inputs[0], _x_point(ctx, op, c), True)]
 
 
-def _x_claim(ctx: B.VerifierContext, op: Op, c: B.Claim, rv: np.ndarray, delta: np.ndarray) -> B.Claim:
+def _x_claim(ctx: B.VerifierContext, op: Op, c: CL.Claim, rv: np.ndarray, delta: np.ndarray) -> CL.Claim:
     b, t, d = ctx.shape(op.inputs[0])
-    vt = B.dim_vars(t)
-    ind = B.indicator_eval((b, d), c.point)
+    vt = LAY.dim_vars(t)
+    ind = LAY.indicator_eval((b, d), c.point)
     total = F.esub(F.esub(F.eadd(F.emul(F.ext(t), c.value), rv), F.emul(F.ext(t // 2), ind)), delta)
-    return B.Claim(op.inputs[0], _x_point(ctx, op, c), F.emul(total, F.ext(pow(2, -vt, F.P) if vt else 1)))
+    return CL.Claim(op.inputs[0], _x_point(ctx, op, c), F.emul(total, F.ext(pow(2, -vt, F.P) if vt else 1)))
 
 
 def _pad_rows_table(xs: tuple[int, ...]) -> np.ndarray:
     """1 on the padded sequence rows (every batch and feature entry, padded or not), else 0."""
-    m = np.zeros(B.padded_shape(xs), dtype=np.uint32)
+    m = np.zeros(LAY.padded_shape(xs), dtype=np.uint32)
     m[:, xs[1]:, :] = 1
     return m.reshape(-1)
 
 
 def _pad_rows_eval(xs: tuple[int, ...], point: np.ndarray) -> np.ndarray:
-    vb, vt = B.dim_vars(xs[0]), B.dim_vars(xs[1])
-    return F.esub(F.eone(), B.prefix_ones_eval(xs[1], point[vb:vb + vt]))
+    vb, vt = LAY.dim_vars(xs[0]), LAY.dim_vars(xs[1])
+    return F.esub(F.eone(), LAY.prefix_ones_eval(xs[1], point[vb:vb + vt]))
 
 
 def _has_pad_rows(xs: tuple[int, ...]) -> bool:
-    return xs[1] != 1 << B.dim_vars(xs[1])
+    return xs[1] != 1 << LAY.dim_vars(xs[1])
 
 
 _PAD_TERMS = [(1, (0, 1))]
 
 
-def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]) -> tuple[B.OpProof, list[B.Claim]]:
+def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[CL.Claim]) -> tuple[B.OpProof, list[CL.Claim]]:
     """Reduce every output claim; range-check the remainder."""
     proof = B.OpProof()
-    rname = B.witness_name(op.output, "r")
+    rname = LAY.witness_name(op.output, "r")
     rv = np.stack([ctx.hat(rname, c.point) for c in out_claims])
     proof.put_ext(rv)
     ctx.transcript.absorb_ext("ops/pool_r", rv)
     deltas = [B.prove_relation(ctx, proof, _relation(ctx, op, c), "pool") for c in out_claims]
-    claims = [B.Claim(rname, c.point, v) for c, v in zip(out_claims, rv)]
+    claims = [CL.Claim(rname, c.point, v) for c, v in zip(out_claims, rv)]
     claims += [_x_claim(ctx, op, c, v, dl) for c, v, dl in zip(out_claims, rv, deltas)]
     xs = ctx.shape(op.inputs[0])
     if _has_pad_rows(xs):  # the padded rows of x are zero
-        point, vals = B.prove_zero_check(ctx, proof, B.n_vars(xs), [_pad_rows_table(xs), ctx.table(op.inputs[0])],
+        point, vals = B.prove_zero_check(ctx, proof, LAY.n_vars(xs), [_pad_rows_table(xs), ctx.table(op.inputs[0])],
                                          _PAD_TERMS, [None, op.inputs[0]])
-        claims.append(B.Claim(op.inputs[0], point, vals[1]))
+        claims.append(CL.Claim(op.inputs[0], point, vals[1]))
     claims += _checks(op, xs, ctx.spec).prove(ctx, proof)
     return proof, claims
 
 
-def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof: B.OpProof) -> list[B.Claim]:
+def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[CL.Claim], proof: B.OpProof) -> list[CL.Claim]:
     """Mirror of :func:`prove`; raises Reject."""
     n = ctx.vars(op.output)
     if not out_claims or any(c.tensor != op.output or c.point.shape[0] != n for c in out_claims):
-        raise B.Reject(f"mean_pool {op.output}: needs claims on its output with {n} coordinates")
+        raise CL.Reject(f"mean_pool {op.output}: needs claims on its output with {n} coordinates")
     rd = B.ProofReader(proof)
-    rname = B.witness_name(op.output, "r")
+    rname = LAY.witness_name(op.output, "r")
     rv = rd.take_ext(len(out_claims))
     ctx.transcript.absorb_ext("ops/pool_r", rv)
     deltas = [B.verify_relation(ctx, rd, _relation(ctx, op, c), "pool") for c in out_claims]
-    claims = [B.Claim(rname, c.point, v) for c, v in zip(out_claims, rv)]
+    claims = [CL.Claim(rname, c.point, v) for c, v in zip(out_claims, rv)]
     claims += [_x_claim(ctx, op, c, v, dl) for c, v, dl in zip(out_claims, rv, deltas)]
     xs = ctx.shape(op.inputs[0])
     if _has_pad_rows(xs):
-        point, vals = B.verify_zero_check(ctx, rd, B.n_vars(xs), 2, _PAD_TERMS, [None, op.inputs[0]])
+        point, vals = B.verify_zero_check(ctx, rd, LAY.n_vars(xs), 2, _PAD_TERMS, [None, op.inputs[0]])
         if not np.array_equal(vals[0], _pad_rows_eval(xs, point)):
-            raise B.Reject(f"mean_pool {op.output}: wrong padded-rows indicator value")
-        claims.append(B.Claim(op.inputs[0], point, vals[1]))
+            raise CL.Reject(f"mean_pool {op.output}: wrong padded-rows indicator value")
+        claims.append(CL.Claim(op.inputs[0], point, vals[1]))
     claims += _checks(op, xs, ctx.spec).verify(ctx, rd)
     rd.done()
     return claims

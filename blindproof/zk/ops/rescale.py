@@ -43,10 +43,12 @@ from typing import Sequence
 
 import numpy as np
 
-from blindproof.zk import field as F
+from blindproof.zk.field import babybear as F
 from blindproof.zk.ops import base as B
+from blindproof.zk.iop import claims as CL
+from blindproof.zk.iop import layout as LAY
 from blindproof.zk.ops import domain as D
-from blindproof.zk.quant.spec import Op, QuantSpec
+from blindproof.quant.spec import Op, QuantSpec
 
 
 def _shifts(op: Op, n: int) -> np.ndarray:
@@ -75,29 +77,29 @@ class _Plan:
         lay = D.rescale_layout(op, spec, D.proven_range(spec, op.inputs[0]))
         wins, q_lo, q_hi = lay["wins"], lay["q_lo"], lay["q_hi"]
         self.q_bound = max(-q_lo, q_hi)
-        self.y, self.q_name = op.output, B.witness_name(op.output, "q")
-        self.r = B.witness_name(op.output, "r")
+        self.y, self.q_name = op.output, LAY.witness_name(op.output, "q")
+        self.r = LAY.witness_name(op.output, "r")
         self.identity = lay["identity"]
         lb = B.small_limbs(shape)
-        self.clamp = None if self.identity else B.Clamp(B.aux_name(op.output, "clamp"), self.q_name, self.y,
+        self.clamp = None if self.identity else B.Clamp(LAY.aux_name(op.output, "clamp"), self.q_name, self.y,
                                                          shape, self.lo, self.hi, self.q_bound, lb)
         self.scaled = None
         ranges = []
         if self.uniform:
-            ranges.append(B.RangeCheck(B.aux_name(op.output, "r"), self.r, shape, 0,
+            ranges.append(B.RangeCheck(LAY.aux_name(op.output, "r"), self.r, shape, 0,
                                        (1 << max(int(s[0]), 0)) - 1, limb_bits=lb))
         else:
             if 2 * self.smax - self.smin > 30:
                 raise ValueError(f"rescale {op.output}: per-channel shifts {self.smin}..{self.smax} too spread")
-            self.scaled = B.aux_name(op.output, "r_scaled")
+            self.scaled = LAY.aux_name(op.output, "r_scaled")
             self.D = np.left_shift(1, self.smax - np.maximum(s, 0))
             top = (1 << self.smax) - 1
-            ranges += [B.RangeCheck(B.aux_name(op.output, "r"), self.r, shape, 0, top, limb_bits=lb),
-                       B.RangeCheck(B.aux_name(op.output, "rs"), self.scaled, shape, 0, top, limb_bits=lb)]
+            ranges += [B.RangeCheck(LAY.aux_name(op.output, "r"), self.r, shape, 0, top, limb_bits=lb),
+                       B.RangeCheck(LAY.aux_name(op.output, "rs"), self.scaled, shape, 0, top, limb_bits=lb)]
         ranges += self._window(wins, shape, lb)
         if self.clamp is not None:
             ranges += self.clamp.ranges()
-        self.checks = B.Checks(B.aux_name(op.output, "chk"), ranges=ranges)
+        self.checks = B.Checks(LAY.aux_name(op.output, "chk"), ranges=ranges)
 
     def _window(self, wins: dict[int, int], shape: tuple[int, ...], lb: int) -> list[B.RangeCheck]:
         """Range checks that make the quotient unique (module docstring); none when no shift is positive.
@@ -107,7 +109,7 @@ class _Plan:
         if not free:
             return []  # q = x·2^-s is fixed by x: nothing for the prover to choose
         W = max(wins.values())
-        tag = lambda t: B.aux_name(self.op.output, t)  # noqa: E731
+        tag = lambda t: LAY.aux_name(self.op.output, t)  # noqa: E731
         window = lambda t, name, w: B.RangeCheck(tag(t), name, shape, -(1 << w), (1 << w) - 1,  # noqa: E731
                                                   limb_bits=lb)
         w_of = np.array([wins[int(sj)] for sj in self.s], dtype=np.int64)
@@ -146,27 +148,27 @@ class _Plan:
     def _real_rows(self, vec: np.ndarray) -> np.ndarray:
         """``vec`` broadcast over the real rows, zero on every padded entry."""
         lead = self.shape[:-1]
-        t = B.broadcast_table(vec, self.shape)
-        ind = B.indicator_table(lead + (1,))
-        return F.mul(t.reshape(-1, B.padded_shape(self.shape)[-1]), ind.reshape(-1, 1)).reshape(-1)
+        t = LAY.broadcast_table(vec, self.shape)
+        ind = LAY.indicator_table(lead + (1,))
+        return F.mul(t.reshape(-1, LAY.padded_shape(self.shape)[-1]), ind.reshape(-1, 1)).reshape(-1)
 
     def tables(self) -> list[np.ndarray]:
         """Public tables: A, C, H (real entries; A = H = 0, C = 1 on padding), then D, E if present."""
         c = F.add(self._real_rows(self.C - 1), np.ones(1, dtype=np.uint32))
         out = [self._real_rows(self.A), c, self._real_rows(self.H)]
         if self.scaled is not None:
-            out.append(B.broadcast_table(self.D, self.shape))
-        out += [B.broadcast_table(v, self.shape) for _, v in self.q_cols]
+            out.append(LAY.broadcast_table(self.D, self.shape))
+        out += [LAY.broadcast_table(v, self.shape) for _, v in self.q_cols]
         return out
 
     def public_evals(self, point: np.ndarray) -> list[np.ndarray]:
-        k = B.dim_vars(self.shape[-1])
-        ind = B.indicator_eval(self.shape[:-1], point[:point.shape[0] - k])
-        real = lambda v: F.emul(ind, B.broadcast_eval(v, self.shape, point))  # noqa: E731
+        k = LAY.dim_vars(self.shape[-1])
+        ind = LAY.indicator_eval(self.shape[:-1], point[:point.shape[0] - k])
+        real = lambda v: F.emul(ind, LAY.broadcast_eval(v, self.shape, point))  # noqa: E731
         out = [real(self.A), F.eadd(F.eone(), real(self.C - 1)), real(self.H)]
         if self.scaled is not None:
-            out.append(B.broadcast_eval(self.D, self.shape, point))
-        out += [B.broadcast_eval(v, self.shape, point) for _, v in self.q_cols]
+            out.append(LAY.broadcast_eval(self.D, self.shape, point))
+        out += [LAY.broadcast_eval(v, self.shape, point) for _, v in self.q_cols]
         return out
 
     def names(self) -> list[str]:
@@ -215,33 +217,33 @@ def aux(ctx: B.ProverContext, op: Op) -> dict[str, np.ndarray]:
     return vals
 
 
-def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]) -> tuple[B.OpProof, list[B.Claim]]:
+def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[CL.Claim]) -> tuple[B.OpProof, list[CL.Claim]]:
     """Zero-check of the rounding relation, clamp, range checks."""
     plan = _Plan(op, ctx.shape(op.output), ctx.spec)
     proof = B.OpProof()
     gamma = ctx.transcript.challenge_ext("ops/rescale_gamma")
     names = plan.names()
-    point, vals = B.prove_zero_check(ctx, proof, B.n_vars(plan.shape),
+    point, vals = B.prove_zero_check(ctx, proof, LAY.n_vars(plan.shape),
                                      [ctx.table(n) for n in names] + plan.tables(), plan.terms(gamma), names)
-    claims = [B.Claim(n, point, v) for n, v in zip(names, vals)]
+    claims = [CL.Claim(n, point, v) for n, v in zip(names, vals)]
     if plan.clamp is not None:
         claims += plan.clamp.prove(ctx, proof)
     claims += plan.checks.prove(ctx, proof)
     return proof, claims + list(out_claims)
 
 
-def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof: B.OpProof) -> list[B.Claim]:
+def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[CL.Claim], proof: B.OpProof) -> list[CL.Claim]:
     """Mirror of :func:`prove`; raises Reject."""
     plan = _Plan(op, ctx.shape(op.output), ctx.spec)
     rd = B.ProofReader(proof)
     gamma = ctx.transcript.challenge_ext("ops/rescale_gamma")
     names = plan.names()
     n_pub = 3 + (plan.scaled is not None) + len(plan.q_cols)
-    point, vals = B.verify_zero_check(ctx, rd, B.n_vars(plan.shape), len(names) + n_pub, plan.terms(gamma), names)
+    point, vals = B.verify_zero_check(ctx, rd, LAY.n_vars(plan.shape), len(names) + n_pub, plan.terms(gamma), names)
     for got, want in zip(vals[len(names):], plan.public_evals(point)):
         if not np.array_equal(got, want):
-            raise B.Reject(f"rescale {op.output}: wrong public table value")
-    claims = [B.Claim(n, point, v) for n, v in zip(names, vals)]
+            raise CL.Reject(f"rescale {op.output}: wrong public table value")
+    claims = [CL.Claim(n, point, v) for n, v in zip(names, vals)]
     if plan.clamp is not None:
         claims += plan.clamp.verify(ctx, rd)
     claims += plan.checks.verify(ctx, rd)

@@ -20,12 +20,14 @@ from typing import Sequence
 
 import numpy as np
 
-from blindproof.zk import field as F
-from blindproof.zk import mle
+from blindproof.zk.field import babybear as F
+from blindproof.zk.iop import mle
 from blindproof.zk.ops import base as B
-from blindproof.zk.ops import blind as BL
-from blindproof.zk.quant.spec import Op, QuantSpec
-from blindproof.zk.quant.tables import table_values
+from blindproof.zk.iop import claims as CL
+from blindproof.zk.iop import layout as LAY
+from blindproof.zk.iop import blind as BL
+from blindproof.quant.spec import Op, QuantSpec
+from blindproof.quant.functions import table_values
 
 
 def shapes(op: Op, in_shapes: Sequence[tuple[int, ...]], spec: QuantSpec) -> dict[str, tuple[int, ...]]:
@@ -62,7 +64,7 @@ def _half_shape(ctx: B.VerifierContext, op: Op) -> tuple[int, ...]:
 
 def _split_point(ctx: B.VerifierContext, op: Op, point: np.ndarray):
     b, h, t, half = _half_shape(ctx, op)
-    k = B.dim_vars(b) + B.dim_vars(h) + B.dim_vars(t)
+    k = LAY.dim_vars(b) + LAY.dim_vars(h) + LAY.dim_vars(t)
     return point[:k], point[k], point[k + 1:]
 
 
@@ -79,11 +81,11 @@ def _k_table(ctx: B.VerifierContext, op: Op, r_top: np.ndarray) -> np.ndarray:
     """``K`` over the input's variables (b, h, t, top, j): the half's coefficient, broadcast over b, h."""
     b, h, t, half = _half_shape(ctx, op)
     cos, sin = _cos_sin(ctx, op)
-    c = F.embed(B.canonical(cos)).reshape(-1, 1 << B.dim_vars(half), 4)
-    s = F.embed(B.canonical(sin)).reshape(-1, 1 << B.dim_vars(half), 4)
+    c = F.embed(LAY.canonical(cos)).reshape(-1, 1 << LAY.dim_vars(half), 4)
+    s = F.embed(LAY.canonical(sin)).reshape(-1, 1 << LAY.dim_vars(half), 4)
     k1, k2 = _coefficients(r_top, c.reshape(-1, 4), s.reshape(-1, 4))
     k = np.stack([k1.reshape(c.shape), k2.reshape(c.shape)], axis=1)  # (t, top, j, 4)
-    reps = (1 << B.dim_vars(b)) * (1 << B.dim_vars(h))
+    reps = (1 << LAY.dim_vars(b)) * (1 << LAY.dim_vars(h))
     return np.ascontiguousarray(np.tile(k.reshape(-1, 4), (reps, 1)))
 
 
@@ -97,7 +99,7 @@ def _eq_table(ctx: B.VerifierContext, op: Op, r_bht: np.ndarray, r_j: np.ndarray
 _TERMS = [(1, (0, 1, 2))]  # eq · x · K
 
 
-def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]) -> tuple[B.OpProof, list[B.Claim]]:
+def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[CL.Claim]) -> tuple[B.OpProof, list[CL.Claim]]:
     """Reduce the first output claim to one claim on the input (a degree-3 sumcheck over the input's
     variables, ``x`` read whole); further claims are returned as-is."""
     proof = B.OpProof()
@@ -107,14 +109,14 @@ def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]) -> tuple[
     tables = [_eq_table(ctx, op, r_bht, r_j), ctx.table(op.inputs[0]), _k_table(ctx, op, r_top)]
     rho, finals = B.prove_sum(ctx, proof, n, tables, _TERMS, c.value, reads=B.identity_reads([op.inputs[0]], n, 1),
                               libra=B.libra_for(ctx, c))
-    return proof, [B.Claim(op.inputs[0], rho, finals[1])] + list(out_claims[1:])
+    return proof, [CL.Claim(op.inputs[0], rho, finals[1])] + list(out_claims[1:])
 
 
-def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof: B.OpProof) -> list[B.Claim]:
+def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[CL.Claim], proof: B.OpProof) -> list[CL.Claim]:
     """Mirror of :func:`prove`; raises Reject."""
     n_out = ctx.vars(op.output)
     if not out_claims or any(c.tensor != op.output or c.point.shape[0] != n_out for c in out_claims):
-        raise B.Reject(f"rope {op.output}: needs claims on its output with {n_out} coordinates")
+        raise CL.Reject(f"rope {op.output}: needs claims on its output with {n_out} coordinates")
     rd = B.ProofReader(proof)
     c = out_claims[0]
     r_bht, r_top, r_j = _split_point(ctx, op, c.point)
@@ -123,12 +125,12 @@ def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof:
     rd.done()
     p_bht, p_top, p_j = _split_point(ctx, op, rho)
     if not np.array_equal(finals[0], mle.eq_eval(np.concatenate([r_bht, r_j]), np.concatenate([p_bht, p_j]))):
-        raise B.Reject(f"rope {op.output}: wrong eq value")
+        raise CL.Reject(f"rope {op.output}: wrong eq value")
     cos, sin = _cos_sin(ctx, op)
     b, h, t, half = _half_shape(ctx, op)
-    k_bh = B.dim_vars(b) + B.dim_vars(h)
+    k_bh = LAY.dim_vars(b) + LAY.dim_vars(h)
     p_t = np.concatenate([p_bht[k_bh:], p_j])  # (t, j) coordinates: the tables do not depend on b, h
-    k1, k2 = _coefficients(r_top, B.public_eval(cos, p_t), B.public_eval(sin, p_t))
+    k1, k2 = _coefficients(r_top, LAY.public_eval(cos, p_t), LAY.public_eval(sin, p_t))
     if not np.array_equal(finals[2], F.eadd(k1, F.emul(p_top, F.esub(k2, k1)))):
-        raise B.Reject(f"rope {op.output}: wrong cos/sin table value")
-    return [B.Claim(op.inputs[0], rho, finals[1])] + list(out_claims[1:])
+        raise CL.Reject(f"rope {op.output}: wrong cos/sin table value")
+    return [CL.Claim(op.inputs[0], rho, finals[1])] + list(out_claims[1:])

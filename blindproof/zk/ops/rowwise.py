@@ -33,10 +33,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from blindproof.zk import field as F
-from blindproof.zk import mle
+from blindproof.zk.field import babybear as F
+from blindproof.zk.iop import mle
 from blindproof.zk.ops import base as B
-from blindproof.zk.ops import blind as BL
+from blindproof.zk.iop import claims as CL
+from blindproof.zk.iop import layout as LAY
+from blindproof.zk.iop import blind as BL
 
 IND = "ind"  # public: real-entries indicator of the full shape
 
@@ -48,7 +50,7 @@ def row_shape(shape: Sequence[int]) -> tuple[int, ...]:
 
 def col_vars(shape: Sequence[int]) -> int:
     """Number of column (last-axis) variables."""
-    return B.dim_vars(int(shape[-1]))
+    return LAY.dim_vars(int(shape[-1]))
 
 
 def row_point(point: np.ndarray, shape: Sequence[int]) -> np.ndarray:
@@ -123,25 +125,25 @@ class Combined:
     def _rhs(self, vals: dict[str, np.ndarray], rho: np.ndarray) -> np.ndarray:
         total = F.ezero()
         for c, n in self.sum_rhs:
-            v = B.indicator_eval(row_shape(self.shape), rho) if n == IND else vals[n]
+            v = LAY.indicator_eval(row_shape(self.shape), rho) if n == IND else vals[n]
             total = F.eadd(total, F.emul(_coeff(c), v))
         return total
 
     def _public_eval(self, name: str, point: np.ndarray) -> np.ndarray:
         if name == IND:
-            return B.indicator_eval(self.shape, point)
+            return LAY.indicator_eval(self.shape, point)
         assert self.public_eval is not None
         return self.public_eval(name, point)
 
     def _public_table(self, name: str) -> np.ndarray:
         if name == IND:
-            return B.indicator_table(self.shape)
+            return LAY.indicator_table(self.shape)
         assert self.public_table is not None
         return self.public_table(name)
 
     # --- prover / verifier ----------------------------------------------------------------------------
     def _challenges(self, ctx: B.VerifierContext) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
-        n = B.n_vars(self.shape)
+        n = LAY.n_vars(self.shape)
         tau = ctx.transcript.challenge_exts(f"ops/{self.label}/tau", n)
         rho = ctx.transcript.challenge_exts(f"ops/{self.label}/rho", n - col_vars(self.shape))
         lam = ctx.transcript.challenge_ext(f"ops/{self.label}/lambda")
@@ -151,7 +153,7 @@ class Combined:
     def _reads(self) -> list[B.Read]:
         """Full tensors over every variable; per-row tensors over the row variables (the first ones)."""
         ix = self._index()
-        n = B.n_vars(self.shape)
+        n = LAY.n_vars(self.shape)
         nr = n - col_vars(self.shape)
         return ([(ix[m], m, BL.rounds(n)) for m in self.full] + [(ix[m], m, BL.rounds(nr)) for m in self.rows])
 
@@ -162,9 +164,9 @@ class Combined:
         out: list = []
         for c, m in self.sum_rhs:
             if m != IND:
-                out += B.libra_for(ctx, B.Claim(m, rho, rvals[m]), F.emul(lam, _coeff(c)))
+                out += B.libra_for(ctx, CL.Claim(m, rho, rvals[m]), F.emul(lam, _coeff(c)))
         for (_, q), sg, v, c in zip(self.shifts, sig, svals, self._shift_coeffs(lam)):
-            out += B.libra_for(ctx, B.Claim(q, np.concatenate([rho, sg]), v), c)
+            out += B.libra_for(ctx, CL.Claim(q, np.concatenate([rho, sg]), v), c)
         return out
 
     def _shift_claim(self, lam: np.ndarray, svals: np.ndarray) -> np.ndarray:
@@ -173,7 +175,7 @@ class Combined:
             total = F.eadd(total, F.emul(c, v))
         return total
 
-    def prove(self, ctx: B.ProverContext, proof: B.OpProof) -> list[B.Claim]:
+    def prove(self, ctx: B.ProverContext, proof: B.OpProof) -> list[CL.Claim]:
         """Run the combined sumcheck; returns the claims on committed tensors."""
         tau, rho, lam, sig = self._challenges(ctx)
         rhs_names = self._rhs_names()
@@ -191,11 +193,11 @@ class Combined:
         tables = ([ctx.table(n) for n in self.full] + [row_table(ctx.table(n), self.shape) for n in self.rows]
                   + [self._public_table(n) for n in self._publics()]
                   + [mle.eq_table(tau), self._row_weights(rho)] + [self._succ_weights(rho, sg) for sg in sig])
-        point, finals = B.prove_sum(ctx, proof, B.n_vars(self.shape), tables, self._terms(lam), claim,
+        point, finals = B.prove_sum(ctx, proof, LAY.n_vars(self.shape), tables, self._terms(lam), claim,
                                     reads=self._reads(), libra=self._libra(ctx, lam, rho, rvals, sig, svals))
         return self._claims(point, finals, rho, rvals) + self._shift_claims(rho, sig, svals)
 
-    def verify(self, ctx: B.VerifierContext, rd: B.ProofReader) -> list[B.Claim]:
+    def verify(self, ctx: B.VerifierContext, rd: B.ProofReader) -> list[CL.Claim]:
         """Check the combined sumcheck; returns the claims. Raises Reject."""
         tau, rho, lam, sig = self._challenges(ctx)
         rhs_names = self._rhs_names()
@@ -210,12 +212,12 @@ class Combined:
             ctx.transcript.absorb_ext(f"ops/{self.label}/shift_values", svals)
         claim = F.eadd(F.emul(lam, self._rhs(rvals, rho)), self._shift_claim(lam, svals))
         ix = self._index()
-        point, finals = B.verify_sum(ctx, rd, B.n_vars(self.shape), len(ix), self._terms(lam), claim,
+        point, finals = B.verify_sum(ctx, rd, LAY.n_vars(self.shape), len(ix), self._terms(lam), claim,
                                      reads=self._reads(), libra=self._libra(ctx, lam, rho, rvals, sig, svals))
         rp = row_point(point, self.shape)
         eq_rho = mle.eq_eval(rho, rp) if rp.shape[0] else F.eone()
         want = {"#eq_tau": mle.eq_eval(tau, point) if point.shape[0] else F.eone(),
-                "#eq_rho": F.emul(eq_rho, B.prefix_ones_eval(int(self.shape[-1]), point[rp.shape[0]:]))}
+                "#eq_rho": F.emul(eq_rho, LAY.prefix_ones_eval(int(self.shape[-1]), point[rp.shape[0]:]))}
         for n in self._publics():
             want[n] = self._public_eval(n, point)
         pc = point[rp.shape[0]:]
@@ -223,7 +225,7 @@ class Combined:
             want[f"#succ{i}"] = F.emul(eq_rho, succ_eval(pc, sg))
         for n, v in want.items():
             if not np.array_equal(finals[ix[n]], v):
-                raise B.Reject(f"{self.label}: wrong value of the public table {n.lstrip('#')!r}")
+                raise CL.Reject(f"{self.label}: wrong value of the public table {n.lstrip('#')!r}")
         return self._claims(point, finals, rho, rvals) + self._shift_claims(rho, sig, svals)
 
     def _succ_weights(self, rho: np.ndarray, sigma: np.ndarray) -> np.ndarray:
@@ -234,23 +236,23 @@ class Combined:
         col = np.concatenate([np.zeros((1, 4), dtype=e.dtype), e[:-1]]) if e.shape[0] > 1 else np.zeros_like(e)
         return F.emul(w, np.tile(col, (w.shape[0] // col.shape[0], 1)))
 
-    def _shift_claims(self, rho, sig, svals) -> list[B.Claim]:
-        return [B.Claim(q, np.concatenate([rho, sg]), v) for (_, q), sg, v in zip(self.shifts, sig, svals)]
+    def _shift_claims(self, rho, sig, svals) -> list[CL.Claim]:
+        return [CL.Claim(q, np.concatenate([rho, sg]), v) for (_, q), sg, v in zip(self.shifts, sig, svals)]
 
     def _row_weights(self, rho: np.ndarray) -> np.ndarray:
         """``eq(ρ, row(x)) · ind_col(x)``: the row sums run over the real columns only. (The row part
         carries no indicator: the two factors depend on disjoint variables, so the table's MLE is the
         product of theirs.)"""
         w = row_table(mle.eq_table(rho), self.shape)
-        col = B.canonical(np.ones(int(self.shape[-1]), dtype=np.int64))
+        col = LAY.canonical(np.ones(int(self.shape[-1]), dtype=np.int64))
         return F.escale(w, np.tile(col, w.shape[0] // col.shape[0]))
 
-    def _claims(self, point, finals, rho, rvals) -> list[B.Claim]:
+    def _claims(self, point, finals, rho, rvals) -> list[CL.Claim]:
         ix = self._index()
         rp = row_point(point, self.shape)
-        out = [B.Claim(n, point, finals[ix[n]]) for n in self.full]
-        out += [B.Claim(n, rp, finals[ix[n]]) for n in self.rows]
-        out += [B.Claim(n, rho, v) for n, v in rvals.items()]
+        out = [CL.Claim(n, point, finals[ix[n]]) for n in self.full]
+        out += [CL.Claim(n, rp, finals[ix[n]]) for n in self.rows]
+        out += [CL.Claim(n, rho, v) for n, v in rvals.items()]
         return out
 
 

@@ -44,13 +44,15 @@ from typing import Sequence
 
 import numpy as np
 
-from blindproof.zk import field as F
+from blindproof.zk.field import babybear as F
 from blindproof.zk.ops import base as B
+from blindproof.zk.iop import claims as CL
+from blindproof.zk.iop import layout as LAY
 from blindproof.zk.ops import domain as D
 from blindproof.zk.ops import rowwise as RW
 from blindproof.zk.ops.lookup_ops import extended_table
-from blindproof.zk.quant.spec import EXP_DOMAIN_MAX, SCORE_HI, SCORE_LO, Op, QuantSpec, check_exp_table
-from blindproof.zk.quant.tables import table_values
+from blindproof.quant.spec import EXP_DOMAIN_MAX, SCORE_HI, SCORE_LO, Op, QuantSpec, check_exp_table
+from blindproof.quant.functions import table_values
 
 MASK = "mask"
 SPLIT = 15  # sum = 2^15·S_hi + S_lo
@@ -95,8 +97,8 @@ class _Plan:
             self.b_max = self.n_max >> SPLIT
         if not self.bounds_ok():
             raise ValueError(f"softmax over {K} keys: the division relation could wrap around p")
-        w = lambda k: B.witness_name(op.output, k)  # noqa: E731
-        a = lambda k: B.aux_name(op.output, k)  # noqa: E731
+        w = lambda k: LAY.witness_name(op.output, k)  # noqa: E731
+        a = lambda k: LAY.aux_name(op.output, k)  # noqa: E731
         self.s, self.p = op.inputs[0], op.output
         self.max, self.diff, self.z, self.e, self.sum, self.r = (w(k) for k in ("max", "diff", "z", "e", "sum", "r"))
         self.am, self.g, self.d, self.bq, self.u = (a(k) for k in ("argmax", "g", "dpos", "b", "u"))
@@ -137,13 +139,13 @@ class _Plan:
         return allowed(int(self.shape[-2]), int(self.shape[-1]), self.start, self.causal)
 
     def mask_table(self, name: str) -> np.ndarray:
-        return B.canonical(np.broadcast_to(self.pattern(), self.shape))
+        return LAY.canonical(np.broadcast_to(self.pattern(), self.shape))
 
     def mask_eval(self, name: str, point: np.ndarray) -> np.ndarray:
         lead = self.shape[:-2]
-        k = B.n_vars(lead)
-        return F.emul(B.indicator_eval(lead, point[:k]) if lead else F.eone(),
-                      B.public_eval(self.pattern(), point[k:]))
+        k = LAY.n_vars(lead)
+        return F.emul(LAY.indicator_eval(lead, point[:k]) if lead else F.eone(),
+                      LAY.public_eval(self.pattern(), point[k:]))
 
     # --- per-row zero-check: sum = 2h + b, sum = 2^15 S_hi + S_lo ---------------------------------------
     def row_names(self) -> list[str]:
@@ -213,28 +215,28 @@ def aux(ctx: B.ProverContext, op: Op) -> dict[str, np.ndarray]:
     return vals
 
 
-def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[B.Claim]) -> tuple[B.OpProof, list[B.Claim]]:
+def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[CL.Claim]) -> tuple[B.OpProof, list[CL.Claim]]:
     """Row zero-check, combined sumcheck, range checks and the exp lookup."""
     plan = _Plan(op, ctx.shape(op.output), ctx.spec, ctx.start)
     proof = B.OpProof()
     g = ctx.transcript.challenge_ext("ops/softmax/gamma")
     names = plan.row_names()
-    point, vals = B.prove_zero_check(ctx, proof, B.n_vars(plan.rshape), [ctx.table(n) for n in names],
+    point, vals = B.prove_zero_check(ctx, proof, LAY.n_vars(plan.rshape), [ctx.table(n) for n in names],
                                      plan.row_terms(g), names)
-    claims = [B.Claim(n, point, v) for n, v in zip(names, vals)]
+    claims = [CL.Claim(n, point, v) for n, v in zip(names, vals)]
     claims += plan.combined(g).prove(ctx, proof)
     claims += plan.checks.prove(ctx, proof)
     return proof, claims + list(out_claims)
 
 
-def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[B.Claim], proof: B.OpProof) -> list[B.Claim]:
+def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[CL.Claim], proof: B.OpProof) -> list[CL.Claim]:
     """Mirror of :func:`prove`; raises Reject."""
     plan = _Plan(op, ctx.shape(op.output), ctx.spec, ctx.start)
     rd = B.ProofReader(proof)
     g = ctx.transcript.challenge_ext("ops/softmax/gamma")
     names = plan.row_names()
-    point, vals = B.verify_zero_check(ctx, rd, B.n_vars(plan.rshape), len(names), plan.row_terms(g), names)
-    claims = [B.Claim(n, point, v) for n, v in zip(names, vals)]
+    point, vals = B.verify_zero_check(ctx, rd, LAY.n_vars(plan.rshape), len(names), plan.row_terms(g), names)
+    claims = [CL.Claim(n, point, v) for n, v in zip(names, vals)]
     claims += plan.combined(g).verify(ctx, rd)
     claims += plan.checks.verify(ctx, rd)
     rd.done()

@@ -1,0 +1,3 @@
+"""Commitments: BLAKE3, Merkle trees, Reed–Solomon encoding, the hiding Ligero polynomial
+commitment.
+"""
