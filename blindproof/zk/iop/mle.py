@@ -22,24 +22,30 @@ _NJ = dict(cache=True, nogil=True, boundscheck=False)
 
 
 @nb.njit(**_NJ)
-def _fold_ext_inplace(t, length, r):
-    """t (m, 4): t[j] <- t[j] + r·(t[j+h] - t[j]) for j < h = length/2."""
+def _fold_ext_into(src, dst, length, r):
+    """dst[j] <- src[j] + r·(src[j+h] - src[j]) for j < h = length/2 (dst may be src: in place)."""
     h = length // 2
     r0, r1, r2, r3 = np.uint64(r[0]), np.uint64(r[1]), np.uint64(r[2]), np.uint64(r[3])
     w1, w2, w3 = (r1 * _W) % _P, (r2 * _W) % _P, (r3 * _W) % _P
     for j in range(h):
-        l0, l1, l2, l3 = np.uint64(t[j, 0]), np.uint64(t[j, 1]), np.uint64(t[j, 2]), np.uint64(t[j, 3])
-        u0, u1, u2, u3 = (np.uint64(t[j + h, 0]), np.uint64(t[j + h, 1]), np.uint64(t[j + h, 2]),
-                          np.uint64(t[j + h, 3]))
+        l0, l1, l2, l3 = np.uint64(src[j, 0]), np.uint64(src[j, 1]), np.uint64(src[j, 2]), np.uint64(src[j, 3])
+        u0, u1, u2, u3 = (np.uint64(src[j + h, 0]), np.uint64(src[j + h, 1]), np.uint64(src[j + h, 2]),
+                          np.uint64(src[j + h, 3]))
         d0 = u0 - l0 if u0 >= l0 else u0 + _P - l0
         d1 = u1 - l1 if u1 >= l1 else u1 + _P - l1
         d2 = u2 - l2 if u2 >= l2 else u2 + _P - l2
         d3 = u3 - l3 if u3 >= l3 else u3 + _P - l3
         p0, p1, p2, p3 = e_mul_by(d0, d1, d2, d3, r0, r1, r2, r3, w1, w2, w3)
-        t[j, 0] = (l0 + p0) % _P
-        t[j, 1] = (l1 + p1) % _P
-        t[j, 2] = (l2 + p2) % _P
-        t[j, 3] = (l3 + p3) % _P
+        dst[j, 0] = (l0 + p0) % _P
+        dst[j, 1] = (l1 + p1) % _P
+        dst[j, 2] = (l2 + p2) % _P
+        dst[j, 3] = (l3 + p3) % _P
+
+
+@nb.njit(**_NJ)
+def _fold_ext_inplace(t, length, r):
+    """t (m, 4): t[j] <- t[j] + r·(t[j+h] - t[j]) for j < h = length/2."""
+    _fold_ext_into(t, t, length, r)
 
 
 @nb.njit(**_NJ)
@@ -204,23 +210,8 @@ def _evaluate_ext(t, pt):
     elif n == 0:
         return t[0].copy()
     else:
-        h = t.shape[0] // 2
-        buf = np.empty((h, 4), dtype=np.uint32)
-        r0, r1, r2, r3 = np.uint64(pt[0, 0]), np.uint64(pt[0, 1]), np.uint64(pt[0, 2]), np.uint64(pt[0, 3])
-        w1, w2, w3 = (r1 * _W) % _P, (r2 * _W) % _P, (r3 * _W) % _P
-        for j in range(h):
-            l0, l1, l2, l3 = np.uint64(t[j, 0]), np.uint64(t[j, 1]), np.uint64(t[j, 2]), np.uint64(t[j, 3])
-            u0, u1, u2, u3 = (np.uint64(t[j + h, 0]), np.uint64(t[j + h, 1]), np.uint64(t[j + h, 2]),
-                              np.uint64(t[j + h, 3]))
-            d0 = u0 - l0 if u0 >= l0 else u0 + _P - l0
-            d1 = u1 - l1 if u1 >= l1 else u1 + _P - l1
-            d2 = u2 - l2 if u2 >= l2 else u2 + _P - l2
-            d3 = u3 - l3 if u3 >= l3 else u3 + _P - l3
-            p0, p1, p2, p3 = e_mul_by(d0, d1, d2, d3, r0, r1, r2, r3, w1, w2, w3)
-            buf[j, 0] = (l0 + p0) % _P
-            buf[j, 1] = (l1 + p1) % _P
-            buf[j, 2] = (l2 + p2) % _P
-            buf[j, 3] = (l3 + p3) % _P
+        buf = np.empty((t.shape[0] // 2, 4), dtype=np.uint32)
+        _fold_ext_into(t, buf, t.shape[0], pt[0])
     length = buf.shape[0]
     for i in range(1, n):
         _fold_ext_inplace(buf, length, pt[i])
