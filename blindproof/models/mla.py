@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from blindproof.models.layers import RMSNorm, apply_rope, attend
+
 
 @dataclass(frozen=True)
 class MLAShape:
@@ -37,7 +39,6 @@ class MLAttention(nn.Module):
     per head, for the caller's causal softmax."""
 
     def __init__(self, d_model: int, n_heads: int, shape: MLAShape, eps: float) -> None:
-        from blindproof.models.transformer import RMSNorm  # noqa: PLC0415 - transformer imports this module
 
         super().__init__()
         self.cfg = None  # set by the owning Transformer block (attention scale, soft-capping, causality)
@@ -58,7 +59,6 @@ class MLAttention(nn.Module):
 
     def qkv(self, x: torch.Tensor, rope) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(q, k, v) of shapes (b, H, t, nope + rope), (b, H, t, nope + rope), (b, H, t, v_dim)."""
-        from blindproof.models.transformer import apply_rope  # noqa: PLC0415 - transformer imports this module
 
         s, h = self.shape, self.n_heads
         b, t, _ = x.shape
@@ -75,7 +75,6 @@ class MLAttention(nn.Module):
         return torch.cat([q_n, q_r], -1), torch.cat([k_n, k_r.expand(b, h, t, s.rope)], -1), v
 
     def forward(self, x: torch.Tensor, start: int, rope, cache, layer: int) -> torch.Tensor:
-        from blindproof.models.transformer import attend  # noqa: PLC0415
 
         t = x.shape[1]
         q, k, v = self.qkv(x, (rope[0][start:start + t].to(x.dtype), rope[1][start:start + t].to(x.dtype)))
