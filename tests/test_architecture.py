@@ -128,12 +128,7 @@ def _circle(graph: dict[str, set[str]], comp: set[str]) -> list[str]:
     return sorted(comp)
 
 
-# The circle left in the model zoo, for its own change (the name-mapping helpers out of
-# models/hf_map.py, the config helpers out of models/loaders.py). Listed so that any other circle, and
-# any growth of this one, fails.
-KNOWN = [
-    {"blindproof.models.hf_map", "blindproof.models.hf_mla", "blindproof.models.hf_moe", "blindproof.models.loaders"},
-]
+KNOWN: list[set[str]] = []  # circles allowed for now: none
 
 
 def test_no_import_circles():

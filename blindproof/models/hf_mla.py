@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from blindproof.models.hf_map import NameMap, _expect_children, _fail, _linear, _path, _take, rms_norm_gain
+from blindproof.models.hf_common import NameMap, _expect_children, _fail, _linear, _path, _take, rms_norm_gain
 
 _PARTS = {"q_proj", "q_a_proj", "q_a_layernorm", "q_b_proj", "kv_a_proj_with_mqa", "kv_a_layernorm", "kv_b_proj",
           "o_proj", "rotary_emb"}

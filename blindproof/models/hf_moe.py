@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from blindproof.models.hf_map import (NameMap, _close, _fail, _linear, _path, _probe_input, _significant, _take,
-                                      activation_kind)
+from blindproof.models.hf_common import (NameMap, _close, _fail, _linear, _map_gated_mlp, _path, _probe_input,
+                                         _significant, _take, activation_kind)
 from blindproof.models.moe import routing_gates
 
 
@@ -63,7 +63,6 @@ def _router_kind(router: nn.Module, path: str, top_k: int) -> tuple[str, float, 
 def map_moe(mlp: nn.Module, mp: str, ours: str, m: NameMap) -> tuple[int, str, tuple]:
     """Fill ``m`` for ``ours`` (a :class:`MoE`): (d_ff, activation, (n_experts, top_k, router, shared d_ff,
     (n_group, topk_group), renormalised, shared expert gated))."""
-    from blindproof.models.hf_map import _map_gated_mlp  # noqa: PLC0415
 
     kids = _significant(mlp)
     extra = sorted(set(kids) - {"gate", "experts", "shared_experts", "shared_expert", "shared_expert_gate"})
