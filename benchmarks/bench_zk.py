@@ -139,7 +139,7 @@ def run_one(name: str, repeats: int) -> dict:
     res, vtimes = timed_verify(prover.commitment, data)
     out.update(status="ok" if res.ok else f"verify rejected: {res.reason}",
                prove_s=statistics.median(times), prove_runs=times, verify_s=statistics.median(vtimes),
-               proof_bytes=len(data), statement_bytes=sum(4 * v.size for v in (proof.inputs | proof.outputs).values()),
+               proof_bytes=len(data), statement_bytes=proof.public_bytes(),
                provable_bits=res.provable_bits, conjectured_bits=res.conjectured_bits,
                macs_per_s=out["macs"] / statistics.median(times),
                proof_parts={"op_proofs": len(proof.program_proof), "trace_opening": len(proof.trace_opening),

@@ -16,7 +16,7 @@ from blindproof.zk.proof.keys import CommitmentKey, OpeningLedger
 from blindproof.zk.proof.prover import ModelProver, example_input, quantized_workload
 from blindproof.zk.proof.verifier import verify_model_proof
 
-GOLDEN = "ddeab178b5489962c35af8d62e0a29095ba0e4cf9fb5abd5b19e406f917ebd9a"
+GOLDEN = "dff8d2d48a6ae6e82dcc3912f2992fd358747fd9e0f8cca33ef12986c4eac22b"  # proof format 5: public digest
 WORKLOAD = "mlp-784-56-10"
 
 

@@ -16,7 +16,7 @@ from blindproof.zk.commit import pcs
 from blindproof.zk.proof import proof_file
 from blindproof.zk.proof.commitment import ModelCommitment, commit_model
 from blindproof.zk.proof.keys import CommitmentKey
-from blindproof.zk.proof.proof_file import ModelProof, ProofFileError
+from blindproof.zk.proof.proof_file import ModelProof, ProofFileError, io_digest
 from blindproof.zk.proof.prover import ModelProver, example_input, quantized_workload
 from blindproof.quant import Trace
 from blindproof.zk.proof.soundness import PROOF_FLOOR_BITS
@@ -145,6 +145,7 @@ def test_public_value_outside_its_declared_range_is_rejected(mlp):
     bad[name].reshape(-1)[0] = hi + 1
     fields = dict(proof.__dict__)
     fields["inputs"] = bad
+    fields["public_digest"] = io_digest(bad, proof.outputs)  # a consistent file: only the range check is left
     data = ModelProof(**fields).to_bytes()
     res = verify_model_proof(prover.commitment, data)
     assert not res.ok and "outside its declared range" in res.reason

@@ -30,7 +30,7 @@ from blindproof.zk.ops import base as B
 from blindproof.zk.iop import claims as CL
 from blindproof.zk.iop import layout as LAY
 from blindproof.zk.ops import softmax
-from blindproof.zk.proof.proof_file import ModelProof, ProofFileError
+from blindproof.zk.proof.proof_file import ModelProof, ProofFileError, io_digest
 from blindproof.zk.proof.prover import ModelProver, PcsProverSettler
 from blindproof.quant import run_program
 from blindproof.quant.spec import Op, TensorSpec
@@ -49,7 +49,12 @@ def mlp(mlp_honest):
 
 
 def _reserialize(proof: ModelProof, **changes) -> bytes:
-    return dataclasses.replace(proof, **changes).to_bytes()
+    """The proof with some fields changed, its public digest kept consistent with its tensors (as a
+    forger would write it, so that the check under test is the one that must refuse it)."""
+    new = dataclasses.replace(proof, **changes)
+    if "public_digest" not in changes:
+        new = dataclasses.replace(new, public_digest=io_digest(new.inputs, new.outputs))
+    return new.to_bytes()
 
 
 class _StatedSettler(PcsProverSettler):
@@ -80,7 +85,8 @@ def _prove_statement(prover: ModelProver, inputs, *, outputs=None, spec_digest: 
     sdig = prover.commitment.spec_digest if spec_digest is None else spec_digest
     rng = np.random.default_rng(seed)
     stated_params = prover.params if params is None else params
-    tr = CountingTranscript(DOMAIN, statement_bytes(digest, sdig, stated_params, 0, inputs, stated))
+    io = io_digest(inputs, stated)
+    tr = CountingTranscript(DOMAIN, statement_bytes(digest, sdig, stated_params, 0, io))
     settler = _StatedSettler(prover.state, inputs | stated, prover.params, rng)
     values = dict(trace.tensors) | {f"w:{k}": v for k, v in prover.model.weights.items()}
     prog_outputs = {k: stated.get(k, honest[k]) for k in spec.outputs}
@@ -91,7 +97,7 @@ def _prove_statement(prover: ModelProver, inputs, *, outputs=None, spec_digest: 
                       outputs=stated, trace_commitment=settler.trace_com.to_bytes(), program_proof=program_proof,
                       trace_opening=settler.trace_opening, weight_opening=settler.weight_opening, soundness=figs,
                       trace_claims=settler.trace_claims, weight_claims=settler.weight_claims,
-                      companion_commitment=settler.companion_com.to_bytes())
+                      companion_commitment=settler.companion_com.to_bytes(), public_digest=io)
 
 
 def test_forging_helper_is_honest_for_the_honest_statement(mlp):

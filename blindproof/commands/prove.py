@@ -107,7 +107,9 @@ def run(args: argparse.Namespace) -> int:
     prove_s = time.perf_counter() - t2
     data = proof.to_bytes()
     args.out.write_bytes(data)
-    summary = {"model": args.model, "proof": str(args.out), "proof_bytes": len(data), "prove_s": round(prove_s, 3),
+    public_bytes = proof.public_bytes()  # the input and output the file carries beside the proof
+    summary = {"model": args.model, "proof": str(args.out), "proof_bytes": len(data) - public_bytes,
+               "public_bytes": public_bytes, "file_bytes": len(data), "prove_s": round(prove_s, 3),
                "provable_bits": round(proof.soundness.provable_bits, 1),
                "conjectured_bits": round(proof.soundness.conjectured_bits, 1),
                "model_digest": proof.model_digest.hex(), "start": proof.start,
@@ -116,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary))
     else:
-        print(f"proved {args.model} in {prove_s:.2f} s: {args.out} ({len(data)} bytes), "
+        print(f"proved {args.model} in {prove_s:.2f} s: {args.out} ({len(data) - public_bytes} bytes of proof and "
+              f"{public_bytes} of public input and output), "
               f"{proof.soundness.summary()}")
         print(f"proofs left under this key: {summary['openings_left']} (budget {prover.commitment.budget} openings, "
               f"the last kept for `blindproof rotate`; ledger {summary['ledger']})")

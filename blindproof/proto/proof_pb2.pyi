@@ -56,7 +56,7 @@ class Soundness(_message.Message):
     def __init__(self, provable_bits: _Optional[float] = ..., conjectured_bits: _Optional[float] = ..., terms: _Optional[_Iterable[_Union[SoundnessTerm, _Mapping]]] = ...) -> None: ...
 
 class ModelProof(_message.Message):
-    __slots__ = ("format", "version", "model_digest", "spec_digest", "params", "start", "inputs", "outputs", "trace_commitment", "program_proof", "trace_opening", "weight_opening", "soundness", "trace_claims", "weight_claims", "companion_commitment")
+    __slots__ = ("format", "version", "model_digest", "spec_digest", "params", "start", "inputs", "outputs", "trace_commitment", "program_proof", "trace_opening", "weight_opening", "soundness", "trace_claims", "weight_claims", "companion_commitment", "public_digest")
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     MODEL_DIGEST_FIELD_NUMBER: _ClassVar[int]
@@ -73,6 +73,7 @@ class ModelProof(_message.Message):
     TRACE_CLAIMS_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_CLAIMS_FIELD_NUMBER: _ClassVar[int]
     COMPANION_COMMITMENT_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_DIGEST_FIELD_NUMBER: _ClassVar[int]
     format: str
     version: int
     model_digest: bytes
@@ -89,7 +90,8 @@ class ModelProof(_message.Message):
     trace_claims: int
     weight_claims: int
     companion_commitment: bytes
-    def __init__(self, format: _Optional[str] = ..., version: _Optional[int] = ..., model_digest: _Optional[bytes] = ..., spec_digest: _Optional[bytes] = ..., params: _Optional[_Union[PcsParameters, _Mapping]] = ..., start: _Optional[int] = ..., inputs: _Optional[_Iterable[_Union[NamedTensor, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[NamedTensor, _Mapping]]] = ..., trace_commitment: _Optional[bytes] = ..., program_proof: _Optional[bytes] = ..., trace_opening: _Optional[bytes] = ..., weight_opening: _Optional[bytes] = ..., soundness: _Optional[_Union[Soundness, _Mapping]] = ..., trace_claims: _Optional[int] = ..., weight_claims: _Optional[int] = ..., companion_commitment: _Optional[bytes] = ...) -> None: ...
+    public_digest: bytes
+    def __init__(self, format: _Optional[str] = ..., version: _Optional[int] = ..., model_digest: _Optional[bytes] = ..., spec_digest: _Optional[bytes] = ..., params: _Optional[_Union[PcsParameters, _Mapping]] = ..., start: _Optional[int] = ..., inputs: _Optional[_Iterable[_Union[NamedTensor, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[NamedTensor, _Mapping]]] = ..., trace_commitment: _Optional[bytes] = ..., program_proof: _Optional[bytes] = ..., trace_opening: _Optional[bytes] = ..., weight_opening: _Optional[bytes] = ..., soundness: _Optional[_Union[Soundness, _Mapping]] = ..., trace_claims: _Optional[int] = ..., weight_claims: _Optional[int] = ..., companion_commitment: _Optional[bytes] = ..., public_digest: _Optional[bytes] = ...) -> None: ...
 
 class NamedTensor(_message.Message):
     __slots__ = ("name", "tensor")

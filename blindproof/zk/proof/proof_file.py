@@ -9,7 +9,9 @@ and the embedded commitment encodings are parsed by their own bounded readers. E
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import struct
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -22,9 +24,10 @@ from blindproof.zk.commit import pcs
 from blindproof.quant.spec import ACC_BOUND
 
 PROOF_FORMAT = "blindproof.model-proof"
-VERSION = 4  # 2: parameters fixed by the commitment, public values bounded, start pinned; 3: weights opened with a
+VERSION = 5  # 2: parameters fixed by the commitment, public values bounded, start pinned; 3: weights opened with a
 # per-proof companion commitment (their own masks gone), hiding symbols for an opening budget; 4: lookups (in proofs and
-# in the commitment's well-formedness proof) as one signed fraction tree per lookup with root (0, q), blinding leaves
+# in the commitment's well-formedness proof) as one signed fraction tree per lookup with root (0, q), blinding leaves;
+# 5: the statement binds the public input and output by their digest, and a proof may travel without them
 MAX_PROOF_BYTES = 256 << 20
 MAX_TENSORS = 16
 MAX_RANK = 8
@@ -146,6 +149,31 @@ class ModelProof:
     trace_claims: int
     weight_claims: int
     companion_commitment: bytes = b""
+    public_digest: bytes = b""  # 32 bytes: BLAKE3 of inputs and outputs (io_digest)
+
+    @property
+    def detached(self) -> bool:
+        """True when the proof travels without its public input and output."""
+        return not self.inputs and not self.outputs
+
+    def without_public(self) -> "ModelProof":
+        """The same proof without its public input and output (they stay bound by ``public_digest``):
+        what a verifier who already holds them (the client that sent the input and got the output)
+        needs to receive."""
+        return dataclasses.replace(self, inputs={}, outputs={})
+
+    def with_public(self, inputs: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]) -> "ModelProof":
+        """This proof carrying ``inputs`` and ``outputs``; ProofFileError unless they are the ones its
+        digest binds."""
+        ins = {k: np.asarray(v, dtype=np.int64) for k, v in inputs.items()}
+        outs = {k: np.asarray(v, dtype=np.int64) for k, v in outputs.items()}
+        if io_digest(ins, outs) != self.public_digest:
+            raise ProofFileError("the public input and output are not the ones this proof's digest binds")
+        return dataclasses.replace(self, inputs=ins, outputs=outs)
+
+    def public_bytes(self) -> int:
+        """Bytes the public input and output take in the file (the rest is the proof proper)."""
+        return len(self.to_bytes()) - len(self.without_public().to_bytes())
 
     def __repr__(self) -> str:  # the byte fields run to megabytes: show what they are, not what they hold
         shapes = lambda d: {k: tuple(v.shape) for k, v in d.items()}  # noqa: E731
@@ -170,7 +198,7 @@ class ModelProof:
                 terms=[proof_pb2.SoundnessTerm(name=n, provable_bits=p, conjectured_bits=c)
                        for n, p, c in self.soundness.terms]),
             trace_claims=self.trace_claims, weight_claims=self.weight_claims,
-            companion_commitment=self.companion_commitment)
+            companion_commitment=self.companion_commitment, public_digest=self.public_digest)
         return m.SerializeToString(deterministic=True)
 
     @staticmethod
@@ -194,13 +222,30 @@ class ModelProof:
             soundness=SoundnessFigures(float(s.provable_bits), float(s.conjectured_bits),
                                        [(t.name, float(t.provable_bits), float(t.conjectured_bits)) for t in s.terms]),
             trace_claims=int(m.trace_claims), weight_claims=int(m.weight_claims),
-            companion_commitment=bytes(m.companion_commitment))
-        if not proof.inputs or not proof.outputs:
-            raise ProofFileError("proof lacks its public input or output")
+            companion_commitment=bytes(m.companion_commitment),
+            public_digest=_digest32(m.public_digest, "public digest"))
+        if bool(proof.inputs) != bool(proof.outputs):
+            raise ProofFileError("proof carries its public input without its output or the reverse")
+        if proof.inputs and io_digest(proof.inputs, proof.outputs) != proof.public_digest:
+            raise ProofFileError("the proof's public input and output do not match its public digest")
         # canonical encoding only: one byte string per proof (no malleable re-encodings)
         if proof.to_bytes() != bytes(data):
             raise ProofFileError("proof is not in canonical encoding")
         return proof
+
+
+def io_digest(inputs: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]) -> bytes:
+    """BLAKE3 of the public input and output (per group a count, then per tensor sorted by name: name,
+    shape, int64 values): the statement binds them by it, so that a proof can travel without them."""
+    h = blake3.blake3(b"blindproof/public/v1")
+    for group in (inputs, outputs):
+        h.update(struct.pack("<I", len(group)))
+        for k in sorted(group):
+            a = np.ascontiguousarray(group[k], dtype="<i8")
+            name = k.encode("utf-8")
+            h.update(struct.pack("<I", len(name)) + name + struct.pack("<I", a.ndim)
+                     + b"".join(struct.pack("<Q", d) for d in a.shape) + a.tobytes())
+    return h.digest()
 
 
 def public_digest(tensors: Mapping[str, np.ndarray]) -> str:

@@ -33,7 +33,7 @@ from blindproof.zk.proof.config import DEFAULT_BUDGET
 from blindproof.zk.iop.claims import Claim, Reject, Settler
 from blindproof.zk.iop.layout import public_eval
 from blindproof.zk.iop.blind import in_companion
-from blindproof.zk.proof.proof_file import ModelProof
+from blindproof.zk.proof.proof_file import ModelProof, io_digest
 from blindproof.quant import QuantizedModel, Trace, run_program
 from blindproof.zk.iop.transcript import Transcript
 from blindproof.zk.proof.statement import (COMPANION_COMMITMENT_LABEL, DOMAIN, TRACE_COMMITMENT_LABEL,
@@ -223,8 +223,9 @@ class ModelProver:
                 raise ValueError(str(exc)) from None
         say(f"trace: {len(trace.tensors)} tensors ({time.perf_counter() - t0:.2f} s)")
         digest = self.commitment.digest()
-        tr = CountingTranscript(DOMAIN, statement_bytes(digest, self.commitment.spec_digest, self.params, start,
-                                                        inputs, outputs), on_op=_op_progress(say, len(spec.ops)))
+        io = io_digest(inputs, outputs)
+        tr = CountingTranscript(DOMAIN, statement_bytes(digest, self.commitment.spec_digest, self.params, start, io),
+                                on_op=_op_progress(say, len(spec.ops)))
         settler = PcsProverSettler(self.state, inputs | outputs, self.params, rng, strict, say)
         values = dict(trace.tensors)
         values.update({f"w:{k}": v for k, v in self.model.weights.items()})
@@ -241,7 +242,7 @@ class ModelProver:
             program_proof=program_proof, trace_opening=settler.trace_opening,
             weight_opening=settler.weight_opening, soundness=figs,
             trace_claims=settler.trace_claims, weight_claims=settler.weight_claims,
-            companion_commitment=settler.companion_com.to_bytes())
+            companion_commitment=settler.companion_com.to_bytes(), public_digest=io)
 
 
 # --- workloads: deterministic model, calibration and example input ----------------------------------

@@ -21,7 +21,7 @@ from blindproof.zk.proof.soundness import BABYBEAR_P, EXT_DEGREE, logup_error_lo
 from blindproof.zk.iop.transcript import Transcript
 
 
-DOMAIN = b"blindproof/model-proof/v2"
+DOMAIN = b"blindproof/model-proof/v3"  # v3: the public input and output enter by their digest
 LOG_EXT_FIELD = EXT_DEGREE * math.log2(BABYBEAR_P)
 ROUND_DEGREE = 5  # the degree each op challenge is counted at; a sumcheck round above it adds the rest
 _LOOKUP_LABELS = ("lookup/alpha", "lookup/beta")
@@ -36,15 +36,14 @@ def _tensor_bytes(name: str, a: np.ndarray) -> bytes:
 
 
 def statement_bytes(model_digest: bytes, spec_digest: bytes, params: pcs.PcsParams, start: int,
-                    inputs: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]) -> bytes:
-    """The public statement, unambiguously encoded (absorbed before anything else)."""
-    parts = [model_digest, spec_digest,
-             struct.pack("<dII", float(params.security_bits), params.blowup, params.proximity_tests),
-             struct.pack("<Q", int(start)), struct.pack("<I", len(inputs))]
-    parts += [_tensor_bytes(k, inputs[k]) for k in sorted(inputs)]
-    parts.append(struct.pack("<I", len(outputs)))
-    parts += [_tensor_bytes(k, outputs[k]) for k in sorted(outputs)]
-    return b"".join(parts)
+                    io_digest: bytes) -> bytes:
+    """The public statement, unambiguously encoded (absorbed before anything else). The public input
+    and output enter by their digest (:func:`proof_file.io_digest`); their ranges are checked before."""
+    if len(io_digest) != 32:
+        raise ValueError(f"the public digest has 32 bytes, got {len(io_digest)}")
+    return b"".join([model_digest, spec_digest,
+                     struct.pack("<dII", float(params.security_bits), params.blowup, params.proximity_tests),
+                     struct.pack("<Q", int(start)), bytes(io_digest)])
 
 
 class CountingTranscript(Transcript):

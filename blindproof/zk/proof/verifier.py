@@ -58,7 +58,7 @@ class ModelVerifyResult(SoundnessResult):
 def statement_transcript(proof: ModelProof) -> CountingTranscript:
     """The transcript of a proof, with its statement absorbed."""
     return CountingTranscript(DOMAIN, statement_bytes(proof.model_digest, proof.spec_digest, proof.params,
-                                                      proof.start, proof.inputs, proof.outputs))
+                                                      proof.start, proof.public_digest))
 
 
 # --- settling claims ------------------------------------------------------------------------------
@@ -151,6 +151,17 @@ def spec_scope(spec) -> str:
     return str(spec.arch.get("scope", "model"))
 
 
+def _int64(tensors: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Integer tensors as int64, refusing anything a cast would change (floats, out-of-range uint64)."""
+    out = {}
+    for k, v in tensors.items():
+        a = np.asarray(v)
+        if a.dtype.kind not in "iu" or (a.dtype == np.uint64 and a.size and int(a.max()) >= 1 << 63):
+            raise TypeError(f"{k!r} has dtype {a.dtype}")
+        out[k] = a.astype(np.int64)
+    return out
+
+
 def _same_tensors(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> bool:
     return set(a) == set(b) and all(np.asarray(a[k]).shape == b[k].shape and np.array_equal(a[k], b[k]) for k in a)
 
@@ -203,6 +214,15 @@ def _verify(model, data, inputs, outputs, start, scope, min_bits) -> ModelVerify
         return _reject(f"the commitment's program covers {spec_scope(spec)!r}, the caller expects {scope!r}", proof)
     if start is not None and int(start) != proof.start:
         return _reject(f"the proof is for position {proof.start}, the caller asked for {int(start)}", proof)
+    if proof.detached:  # the statement binds the public tensors by digest: the caller holds them
+        if inputs is None or outputs is None:
+            return _reject("the proof travels without its public input and output: pass the ones you hold", proof)
+        try:
+            proof = proof.with_public(_int64(inputs), _int64(outputs))
+        except ProofFileError:
+            return _reject("the proof is for another input or output", proof)
+        except (TypeError, ValueError) as exc:
+            return _reject(f"the public input or output is not an integer tensor: {exc}", proof)
     if set(proof.inputs) != set(spec.inputs) or set(proof.outputs) != set(spec.outputs):
         return _reject(f"public tensors {sorted(proof.inputs)} -> {sorted(proof.outputs)} do not match the "
                        f"program's {list(spec.inputs)} -> {list(spec.outputs)}", proof)
