@@ -27,6 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the model commitment to prove against (default model.commit)")
     p.add_argument("--start", type=int, default=0, help="position of the first token (default 0)")
     p.add_argument("-o", "--out", type=Path, default=Path("proof.bin"), help="proof file (default proof.bin)")
+    p.add_argument("--generate", type=int, default=None, metavar="N",
+                   help="generate N tokens greedily after the input (the prompt) and prove them: one proof of one "
+                        "forward over the prompt and the first N − 1 new tokens (verify with `blindproof verify "
+                        "--generate N`)")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout; progress goes to stderr as JSON events, one per line")
     p.set_defaults(func=run)
 
@@ -96,8 +100,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: bad input: {exc}", file=sys.stderr)
         return 2
     t2 = time.perf_counter()
+    generation = None
     try:
-        proof = prover.prove(inputs, start=args.start, progress=say)
+        if args.generate is not None:
+            from blindproof.zk.proof.generation import GenerationError, prove_generation
+            if args.start:
+                print("error: --generate proves from position 0 (no --start)", file=sys.stderr)
+                return 2
+            try:
+                proof, generation = prove_generation(prover, next(iter(inputs.values())), args.generate, progress=say)
+            except GenerationError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+        else:
+            proof = prover.prove(inputs, start=args.start, progress=say)
     except OpeningBudgetExceeded as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -115,12 +131,19 @@ def run(args: argparse.Namespace) -> int:
                "model_digest": proof.model_digest.hex(), "start": proof.start,
                "scope": str(qm.spec.arch.get("scope", "model")), "openings_left": prover.openings_left(),
                "ledger": str(prover.ledger.path) if prover.ledger.path else None}
+    if generation is not None:
+        prompt_text, text = generation.text()
+        summary["generation"] = {"prompt_ids": generation.prompt.tolist(), "tokens": generation.tokens.tolist(),
+                                 "prompt_text": prompt_text, "text": text}
     if args.json:
         print(json.dumps(summary))
     else:
         print(f"proved {args.model} in {prove_s:.2f} s: {args.out} ({len(data) - public_bytes} bytes of proof and "
               f"{public_bytes} of public input and output), "
               f"{proof.soundness.summary()}")
+        if generation is not None:
+            print(f"generated {args.generate} tokens after {summary['generation']['prompt_text']!r}: "
+                  f"{summary['generation']['text']!r}")
         print(f"proofs left under this key: {summary['openings_left']} (budget {prover.commitment.budget} openings, "
               f"the last kept for `blindproof rotate`; ledger {summary['ledger']})")
     return 0

@@ -37,6 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="pin the output: a .npy of the program's integer output (as `--save-output` writes it)")
     p.add_argument("--save-output", type=Path, default=None,
                    help="write the proved integer output to this .npy file (only when the proof is valid)")
+    p.add_argument("--generate", type=int, default=None, metavar="N",
+                   help="the proof is a generation proof (`blindproof prove --generate N`): also check that its last "
+                        "N tokens are the greedy continuation of the prompt before them, and print both; --input "
+                        "then pins the prompt")
     p.add_argument("--json", action="store_true", help="print the verdict as JSON")
     p.set_defaults(func=run)
 
@@ -74,6 +78,22 @@ def _argmax_last(spec, outputs) -> dict[str, int]:
     import numpy as np
 
     return {k: int(np.argmax(np.asarray(v).reshape(-1, v.shape[-1])[-1])) for k, v in outputs.items() if v.size}
+
+
+def _check_generation(res, spec, n: int, prompt):
+    """The verdict with the generation check added, and the generation (None when it fails)."""
+    import dataclasses
+
+    import numpy as np
+
+    from blindproof.zk.proof.generation import GenerationError, read_generation
+    try:
+        gen = read_generation(spec, res.proof, n)
+    except GenerationError as exc:
+        return dataclasses.replace(res, ok=False, reason=f"not a generation of {n} tokens: {exc}"), None
+    if prompt is not None and not np.array_equal(np.asarray(prompt).reshape(-1), gen.prompt):
+        return dataclasses.replace(res, ok=False, reason="the proof is for another prompt"), None
+    return res, gen
 
 
 def _fail(msg: str) -> int:
@@ -118,9 +138,20 @@ def run(args: argparse.Namespace) -> int:
     if args.min_bits is not None and not args.min_bits == args.min_bits:  # NaN
         return _fail("--min-bits must be a number")
     inputs, outputs = _pinned(model.spec, args.input, "input"), _pinned(model.spec, args.output, "output")
+    prompt = None
+    if args.generate is not None:  # --input is the prompt: checked against the generation, not the forward
+        from blindproof.zk.proof.generation import GenerationError, check_causal_lm
+        try:
+            check_causal_lm(model.spec)
+        except GenerationError as exc:
+            return _fail(str(exc))
+        prompt, inputs = (None if inputs is None else next(iter(inputs.values()))), None
     t0 = time.perf_counter()
     res = verify_model_proof(model, data, inputs, outputs, start=args.start, scope=args.scope,
                              min_provable_bits=args.min_bits)
+    generation = None
+    if res.ok and args.generate is not None:
+        res, generation = _check_generation(res, model.spec, args.generate, prompt)
     verify_s = time.perf_counter() - t0
     scope = spec_scope(model.spec)
     out = {"valid": bool(res.ok), "reason": res.reason, "verify_s": round(verify_s, 4),
@@ -137,6 +168,10 @@ def run(args: argparse.Namespace) -> int:
         out["outputs"] = {k: list(v.shape) for k, v in res.proof.outputs.items()}
         out["output_argmax"] = _argmax_last(model.spec, res.proof.outputs)
         out["pinned"] = [k for k, v in (("input", args.input), ("output", args.output)) if v is not None]
+    if generation is not None:
+        prompt_text, text = generation.text()
+        out["generation"] = {"prompt_ids": generation.prompt.tolist(), "tokens": generation.tokens.tolist(),
+                             "prompt_text": prompt_text, "text": text}
     if res.ok and args.save_output is not None:
         import numpy as np
         try:
@@ -160,6 +195,11 @@ def run(args: argparse.Namespace) -> int:
                   f"({len(links)} rotation{'s' if len(links) > 1 else ''} verified)")
         for n, p, c in res.terms:
             print(f"  {n}: {p:.1f} / {c:.1f} bits")
+        if generation is not None:
+            g = out["generation"]
+            print(f"  generation: {len(g['tokens'])} tokens, each the argmax of the proved logits before it")
+            print(f"  prompt: {g['prompt_text']!r}")
+            print(f"  continuation: {g['text']!r}")
     else:
         print(f"INVALID proof: {res.reason}")
         if res.provable_bits:

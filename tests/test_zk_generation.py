@@ -1,0 +1,125 @@
+"""Verified generation: one proof that N tokens are the greedy continuation of a prompt under the
+committed model (tiny-llama, a causal byte-level language model), through the API and the CLI; and
+the proofs it must refuse: an honest model proof of a continuation that is not greedy, another prompt,
+a program that is not a causal language model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from blindproof.cli import main
+from blindproof.zk.proof.generation import (GenerationError, check_causal_lm, forward_tokens, greedy_generate,
+                                            prove_generation, read_generation, verify_generation)
+from blindproof.zk.proof.keys import CommitmentKey, OpeningLedger
+from blindproof.zk.proof.prover import ModelProver, quantized_workload
+from blindproof.zk.proof.verifier import verify_model_proof
+
+PROMPT = np.frombuffer(b"The tide comes in ", dtype=np.uint8).astype(np.int64)
+N = 6
+
+
+@pytest.fixture(scope="module")
+def llama():
+    prover = ModelProver.create(quantized_workload("tiny-llama"), CommitmentKey(b"\x3c" * 32), budget=16,
+                                ledger=OpeningLedger(None))
+    proof, gen = prove_generation(prover, PROMPT, N)
+    return prover, proof, gen
+
+
+def test_logits_at_a_position_do_not_depend_on_later_tokens(llama):
+    prover, _, _ = llama
+    seq = np.concatenate([PROMPT, np.arange(40, 52)])[None, :]
+    full = np.asarray(prover.model.run(seq, record=False).tensors["logits"])
+    for cut in (1, 7, PROMPT.size):
+        part = np.asarray(prover.model.run(seq[:, :cut], record=False).tensors["logits"])
+        assert np.array_equal(full[:, :cut], part)
+
+
+def test_generation_proof_verifies_and_shows_the_greedy_tokens(llama):
+    prover, proof, gen = llama
+    assert np.array_equal(gen.tokens, greedy_generate(prover.model, PROMPT, N).tokens)
+    assert np.array_equal(proof.inputs["tokens"], forward_tokens(gen))
+    res = verify_generation(prover.commitment, proof.to_bytes(), N)
+    assert res.ok, res.reason
+    assert np.array_equal(res.generation.prompt, PROMPT) and np.array_equal(res.generation.tokens, gen.tokens)
+    assert res.generation.text()[0] == "The tide comes in "
+    pinned = verify_generation(prover.commitment, proof.to_bytes(), N, prompt=PROMPT, tokens=gen.tokens)
+    assert pinned.ok, pinned.reason
+
+
+def test_a_continuation_that_is_not_greedy_is_refused(llama):
+    """An honest proof of the forward over prompt + other tokens: the model proof is valid, the
+    generation claim is not."""
+    prover, _, gen = llama
+    other = gen.tokens.copy()
+    other[1] = (other[1] + 1) % 256
+    seq = np.concatenate([PROMPT, other[:-1]])[None, :]
+    proof = prover.prove({"tokens": seq})
+    assert verify_model_proof(prover.commitment, proof.to_bytes()).ok
+    res = verify_generation(prover.commitment, proof.to_bytes(), N)
+    assert not res.ok and "is not the argmax" in res.reason
+
+
+def test_other_prompt_or_tokens_pinned_are_refused(llama):
+    prover, proof, gen = llama
+    data = proof.to_bytes()
+    res = verify_generation(prover.commitment, data, N, prompt=PROMPT[:-1])
+    assert not res.ok and "another prompt" in res.reason
+    res = verify_generation(prover.commitment, data, N, tokens=gen.tokens[::-1])
+    assert not res.ok and "other tokens" in res.reason
+    assert not verify_generation(prover.commitment, data, N, prompt=np.array([0.5])).ok  # a verdict, no crash
+
+
+def test_a_tampered_generation_proof_is_refused(llama):
+    prover, proof, _ = llama
+    data = bytearray(proof.to_bytes())
+    data[len(data) // 2] ^= 1
+    res = verify_generation(prover.commitment, bytes(data), N)
+    assert not res.ok
+
+
+def test_bad_requests_get_clear_errors(llama):
+    prover, proof, _ = llama
+    with pytest.raises(GenerationError, match="new tokens"):
+        greedy_generate(prover.model, PROMPT, 0)
+    with pytest.raises(GenerationError, match="positions"):
+        greedy_generate(prover.model, PROMPT, 300)
+    with pytest.raises(GenerationError, match="token ids"):
+        greedy_generate(prover.model, PROMPT.astype(np.float32), 2)
+    with pytest.raises(GenerationError, match="in \\[0, 255\\]"):
+        greedy_generate(prover.model, np.array([1, 999]), 2)
+    with pytest.raises(GenerationError, match="cannot come from"):
+        read_generation(prover.model.spec, proof, PROMPT.size + N + 5)
+
+
+def test_an_encoder_is_not_a_language_model():
+    spec = quantized_workload("minilm-l6").spec
+    with pytest.raises(GenerationError):
+        check_causal_lm(spec)
+
+
+def test_cli_prove_and_verify_generate(tmp_path, capsys):
+    (tmp_path / "prompt.txt").write_bytes(b"The tide comes in ")
+    com, proof = str(tmp_path / "m.commit"), str(tmp_path / "g.bin")
+    assert main(["commit", "--model", "tiny-llama", "-o", com]) == 0
+    capsys.readouterr()
+    assert main(["prove", "--model", "tiny-llama", "--commitment", com, "--input", str(tmp_path / "prompt.txt"),
+                 "--generate", "4", "-o", proof, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["generation"]["prompt_text"] == "The tide comes in " and len(summary["generation"]["tokens"]) == 4
+    assert main(["verify", proof, "--commitment", com, "--generate", "4", "--input", str(tmp_path / "prompt.txt")]) == 0
+    out = capsys.readouterr().out
+    assert "VALID proof" in out and f"continuation: {summary['generation']['text']!r}" in out
+    (tmp_path / "other.txt").write_bytes(b"The tide goes out ")
+    assert main(["verify", proof, "--commitment", com, "--generate", "4", "--input", str(tmp_path / "other.txt")]) == 1
+    assert "another prompt" in capsys.readouterr().out
+    # an ordinary proof of random bytes is no generation: its tokens are not the logits' argmax
+    plain = str(tmp_path / "p.bin")
+    assert main(["prove", "--model", "tiny-llama", "--commitment", com, "-o", plain]) == 0
+    capsys.readouterr()
+    assert main(["verify", plain, "--commitment", com, "--generate", "3", "--json"]) == 1
+    verdict = json.loads(capsys.readouterr().out)
+    assert not verdict["valid"] and "not a generation" in verdict["reason"]
