@@ -20,7 +20,7 @@ _EXPORTS = {
     "WireStats": "sdk", "PlainCodec": "codecs", "server_parts": "codecs", "RemoteError": "errors",
     "DeploymentDigestError": "errors", "InferResult": "sdk", "JobStatus": "sdk", "ProofJobError": "sdk",
     "IntegerCodec": "integer", "default_calibration": "integer",
-    "VerifiedInference": "sdk", "ProofVerificationError": "verify", "VerifiedProof": "verify",
+    "VerifiedInference": "sdk", "VerifiedGeneration": "sdk", "ProofVerificationError": "verify", "VerifiedProof": "verify",
     "CommitmentMismatchError": "verify",
 }
 __all__ = sorted(_EXPORTS)

@@ -144,6 +144,16 @@ class VerifiedInference:
     seconds: dict = field(default_factory=dict)  # infer, prove (queue + proving), download, verify
 
 
+@dataclass
+class VerifiedGeneration:
+    """Greedily generated tokens with one proof, verified here, that they are the greedy continuation
+    of the prompt under the deployment's committed model: the proof covers one forward over the prompt
+    and the first ``n − 1`` new tokens, and each new token is the argmax of the proved logits before it."""
+
+    tokens: torch.Tensor  # (1, n) new token ids
+    inference: VerifiedInference  # the proved forward (its ``output``: the decoded logits of every position)
+
+
 def integer_commitment(quantized, commitment_key: bytes) -> "ModelCommitment":
     """The model commitment of an integer model, with the parameters the server's prover uses."""
     from blindproof.zk.proof.commitment import commit_model
@@ -632,12 +642,23 @@ class BlindClient:
     @torch.no_grad()
     def generate(self, deployment: Deployment, prompt: torch.Tensor, n_new: int,
                  stop_token: int | None = None,
-                 on_token: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
+                 on_token: Callable[[int, torch.Tensor], None] | None = None, *, prove: bool = False,
+                 proof_timeout: float | None = None,
+                 min_provable_bits: float | None = None) -> "torch.Tensor | VerifiedGeneration":
         """Greedy decoding with every forward on the server; returns the new tokens (batch, <= n_new).
 
         Stops early once every row has produced ``stop_token``. ``on_token(i, tokens)`` is called after
         each new token (progress display).
+
+        ``prove=True`` (integer deployments, one prompt): each token comes from a full forward (integer
+        deployments keep no KV cache), then the server proves one forward over the prompt and the first
+        ``n − 1`` new tokens; the proof is verified here against the deployment's commitment, and every
+        new token must be the argmax of the proved logits before it. Returns a
+        :class:`VerifiedGeneration`, or raises ``ProofVerificationError``.
         """
+        if prove:
+            return self._generate_proved(deployment, prompt, n_new, stop_token, on_token, proof_timeout,
+                                         min_provable_bits)
         model = deployment.model
         if not isinstance(model, Transformer) or model.cfg.output != "logits" or not model.cfg.causal:
             raise ValueError("generate needs a causal transformer with a language-model head")
@@ -669,3 +690,32 @@ class BlindClient:
                     break
                 x = nxt
         return torch.cat(out, dim=1)
+
+    def _generate_proved(self, deployment: Deployment, prompt: torch.Tensor, n_new: int, stop_token: int | None,
+                         on_token, proof_timeout: float | None, min_provable_bits: float | None) -> VerifiedGeneration:
+        from blindproof.client.verify import ProofVerificationError
+        if deployment.mode != "integer":
+            raise ValueError("proved generation needs an integer deployment (deploy(..., mode='integer'))")
+        if not isinstance(prompt, torch.Tensor) or prompt.dim() != 2 or prompt.shape[0] != 1 or prompt.shape[1] < 1:
+            raise ValueError(f"proved generation takes one prompt of token ids, shape (1, seq>=1), got "
+                             f"{getattr(prompt, 'shape', prompt)}")
+        if isinstance(n_new, bool) or not isinstance(n_new, int) or n_new < 1:
+            raise ValueError(f"n_new must be a positive integer, got {n_new!r}")
+        seq, new = prompt.to(torch.int64), []
+        while len(new) < n_new:
+            logits = self.infer(deployment, seq)
+            nxt = logits[:, -1].argmax(-1, keepdim=True)
+            new.append(int(nxt))
+            if on_token is not None:
+                on_token(len(new), nxt)
+            if stop_token is not None and new[-1] == stop_token:
+                break
+            if len(new) < n_new:  # the last token is read from the proved logits, never fed back
+                seq = torch.cat([seq, nxt], dim=1)
+        tokens = torch.tensor([new], dtype=torch.int64)
+        proved = self._infer_proved(deployment, seq, 0, proof_timeout, min_provable_bits, None)  # prompt + new[:-1]
+        best = proved.output[0].argmax(-1)
+        p = prompt.shape[1]
+        if proved.output.shape[1] != p + len(new) - 1 or not torch.equal(best[p - 1:], tokens[0]):
+            raise ProofVerificationError("the proved logits do not give the generated tokens", proved.job_id)
+        return VerifiedGeneration(tokens, proved)
