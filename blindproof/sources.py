@@ -1,0 +1,143 @@
+"""Where a model comes from: one function turns what a user has into the integer model a proof attests.
+
+Accepted (:func:`resolve`): a workload name (``tiny-llama``, ``mlp-784-56-10``, ...), a
+:class:`~blindproof.quant.QuantizedModel`, a blindproof ``Transformer`` or ``MLP``. Every path ends in
+a :class:`ModelSource`: the float model (where there is one), its integer model, a tokenizer (where
+there is one) and a fixed example input. Quantization is deterministic, so resolving the same source
+twice gives the same integer model (commit and prove agree).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    from blindproof.quant import QuantizedModel
+
+
+class ModelSourceError(ValueError):
+    """The model cannot be used: unknown name, unreadable folder, unsupported layer. One line, for people."""
+
+
+@dataclass
+class ModelSource:
+    """A model resolved for proving: its name, float model, integer model, tokenizer and example input."""
+
+    name: str
+    quantized: "QuantizedModel"
+    float_model: "torch.nn.Module | None" = field(default=None, repr=False)
+    tokenizer: Any = field(default=None, repr=False)  # a ``tokenizers.Tokenizer`` (text in and out)
+    example: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def vocab_size(self) -> int | None:
+        """The token vocabulary of a transformer program (None for feature inputs)."""
+        cfg = self.quantized.spec.arch.get("config")
+        return int(cfg["vocab_size"]) if isinstance(cfg, dict) and "vocab_size" in cfg else None
+
+    def encode_text(self, text: str) -> np.ndarray:
+        """Token ids ``(1, n)`` of ``text``: by the tokenizer, else UTF-8 bytes for a byte-vocabulary model."""
+        if self.tokenizer is not None:
+            ids = self.tokenizer.encode(text).ids
+        elif self.vocab_size == 256:
+            ids = list(text.encode("utf-8"))
+        else:
+            raise ModelSourceError(f"{self.name}: text input needs a tokenizer (--tokenizer tokenizer.json) "
+                                   "or a byte-vocabulary model")
+        if not ids:
+            raise ModelSourceError("the text encodes to no tokens")
+        return np.asarray(ids, dtype=np.int64)[None, :]
+
+    def decode_tokens(self, ids) -> str:
+        """Text of token ids, by the tokenizer or as UTF-8 bytes (byte-vocabulary models)."""
+        ids = [int(i) for i in np.asarray(ids).reshape(-1)]
+        if self.tokenizer is not None:
+            return self.tokenizer.decode(ids, skip_special_tokens=False)
+        if self.vocab_size == 256:
+            return bytes(ids).decode("utf-8", errors="replace")
+        return " ".join(map(str, ids))
+
+    def program_input(self, x) -> dict[str, np.ndarray]:
+        """The program's integer input for a model input: text, token ids or float features."""
+        from blindproof.zk.proof.prover import program_input
+
+        if isinstance(x, str):
+            x = self.encode_text(x)
+        if not isinstance(x, np.ndarray):
+            import torch
+            x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+        if self.float_model is not None:
+            x = program_input(self.quantized, self.float_model, x)
+        try:
+            return self.quantized.encode(x)
+        except (TypeError, ValueError) as exc:
+            raise ModelSourceError(f"bad input for {self.name}: {exc}") from None
+
+
+def _workload(name: str, *, weights: str | Path | None, seed: int, scope: str | None) -> ModelSource:
+    from blindproof.zk.proof.prover import example_input, quantized_workload, workload_float_model
+
+    if weights is not None and not Path(weights).is_file():
+        raise ModelSourceError(f"weights file {weights} does not exist")
+    try:
+        model = workload_float_model(name, str(weights) if weights else None, seed)
+        qm = quantized_workload(name, scope=scope, model=model)
+    except ValueError as exc:
+        raise ModelSourceError(str(exc)) from None
+    x = example_input(name)
+    return ModelSource(name, qm, model, None, x.numpy() if hasattr(x, "numpy") else np.asarray(x))
+
+
+def _calibration(calibration, what: str):
+    if calibration is None:
+        raise ModelSourceError(f"{what}: pass calibration data (a batch of typical inputs) to quantize it")
+    return calibration
+
+
+def resolve(model: Any, calibration=None, *, scope: str | None = None, seed: int = 0,
+            weights: str | Path | None = None, name: str | None = None) -> ModelSource:
+    """The :class:`ModelSource` of ``model``.
+
+    ``model``: a workload name, a ``QuantizedModel``, or a blindproof ``Transformer``/``MLP``.
+    ``calibration``: a batch of typical inputs (token ids ``(batch, seq)`` or float features
+    ``(batch, dim)``), needed to quantize a float model (workloads bring their own).
+    ``scope``: ``"model"`` or ``"blocks"`` (transformers only); ``weights`` and ``seed``: a workload's
+    weights file, or the seed of its random weights. Raises :class:`ModelSourceError`."""
+    from blindproof.quant import QuantizedModel
+
+    if isinstance(model, QuantizedModel):
+        return ModelSource(name or "quantized model", model)
+    if isinstance(model, (str, Path)):
+        return _resolve_path(str(model), scope=scope, seed=seed, weights=weights)
+    import torch
+
+    if isinstance(model, torch.nn.Module):
+        from blindproof.models.mlp import MLP
+        from blindproof.models.transformer import Transformer
+        from blindproof.quant import QuantizationError, quantize
+
+        label = name or type(model).__name__
+        if isinstance(model, (Transformer, MLP)):
+            try:
+                qm = quantize(model.eval(), _calibration(calibration, label), scope=scope or "model")
+            except QuantizationError as exc:
+                raise ModelSourceError(f"{label}: {exc}") from None
+            return ModelSource(label, qm, model)
+        raise ModelSourceError(f"{label}: cannot quantize {type(model).__name__} (expected a workload name, a "
+                               "blindproof Transformer or MLP, or a QuantizedModel)")
+    raise ModelSourceError(f"cannot use a {type(model).__name__} as a model (expected a workload name, a torch "
+                           "module or a QuantizedModel)")
+
+
+def _resolve_path(source: str, *, scope: str | None, seed: int, weights: str | Path | None) -> ModelSource:
+    from blindproof.models.workloads import WORKLOADS
+
+    if source in WORKLOADS:
+        return _workload(source, weights=weights, seed=seed, scope=scope)
+    raise ModelSourceError(f"unknown model {source!r}; known: {', '.join(WORKLOADS)}")
