@@ -1,6 +1,7 @@
 """Where a model comes from: one function turns what a user has into the integer model a proof attests.
 
-Accepted (:func:`resolve`): a workload name (``tiny-llama``, ``mlp-784-56-10``, ...), a
+Accepted (:func:`resolve`): a workload name (``tiny-llama``, ``mlp-784-56-10``, ...), a local Hugging
+Face folder (config.json + safetensors, sharded too, + tokenizer.json), a
 :class:`~blindproof.quant.QuantizedModel`, a blindproof ``Transformer`` or ``MLP``. Every path ends in
 a :class:`ModelSource`: the float model (where there is one), its integer model, a tokenizer (where
 there is one) and a fixed example input. Quantization is deterministic, so resolving the same source
@@ -77,7 +78,7 @@ class ModelSource:
         try:
             return self.quantized.encode(x)
         except (TypeError, ValueError) as exc:
-            raise ModelSourceError(f"bad input for {self.name}: {exc}") from None
+            raise ModelSourceError(f"{self.name}: {exc}") from None
 
 
 def _workload(name: str, *, weights: str | Path | None, seed: int, scope: str | None) -> ModelSource:
@@ -100,13 +101,64 @@ def _calibration(calibration, what: str):
     return calibration
 
 
+FOLDER_CALIBRATION = (4, 16)  # (batch, seq) of the fixed random token ids a folder is calibrated on by default
+
+
+def _tokens(vocab: int, batch: int, seq: int, seed: int) -> np.ndarray:
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, vocab, (batch, seq), generator=g).numpy()
+
+
+def text_calibration(texts: list[str], encode, seq: int) -> np.ndarray:
+    """Token ids ``(rows, seq)`` of texts: every text's tokens in turn, cut into rows of ``seq``."""
+    ids: list[int] = []
+    for t in texts:
+        ids.extend(int(i) for i in np.asarray(encode(t)).reshape(-1))
+    rows = len(ids) // seq
+    if rows < 1:
+        raise ModelSourceError(f"the calibration text has {len(ids)} tokens, fewer than one row of {seq}")
+    return np.asarray(ids[:rows * seq], dtype=np.int64).reshape(rows, seq)
+
+
+def _hf_folder(path: str, *, calibration, scope: str | None, tokenizer: str | Path | None,
+               max_seq: int | None) -> ModelSource:
+    from blindproof.models.hf_folder import HfFolderError, folder_tokenizer, load_hf_folder, load_tokenizer
+    from blindproof.quant import QuantizationError, quantize
+
+    try:
+        model = load_hf_folder(path, max_seq=max_seq)
+        tok = load_tokenizer(tokenizer) if tokenizer is not None else folder_tokenizer(path)
+    except HfFolderError as exc:
+        raise ModelSourceError(str(exc)) from None
+    cfg = model.cfg
+    seq = min(FOLDER_CALIBRATION[1], cfg.max_seq)
+    src = ModelSource(Path(path).resolve().name or str(path), None, model, tok, _tokens(cfg.vocab_size, 1, seq, 10_000))  # type: ignore[arg-type]
+    if calibration is None:
+        calib = _tokens(cfg.vocab_size, FOLDER_CALIBRATION[0], seq, 10_001)
+    elif isinstance(calibration, (list, tuple)) and calibration and all(isinstance(t, str) for t in calibration):
+        calib = text_calibration(list(calibration), lambda t: src.encode_text(t), seq)
+    else:
+        calib = calibration
+    try:
+        src.quantized = quantize(model, calib, scope=scope or "model")
+    except QuantizationError as exc:
+        raise ModelSourceError(f"{path}: {exc}") from None
+    return src
+
+
 def resolve(model: Any, calibration=None, *, scope: str | None = None, seed: int = 0,
-            weights: str | Path | None = None, name: str | None = None) -> ModelSource:
+            weights: str | Path | None = None, name: str | None = None, tokenizer: str | Path | None = None,
+            max_seq: int | None = None) -> ModelSource:
     """The :class:`ModelSource` of ``model``.
 
-    ``model``: a workload name, a ``QuantizedModel``, or a blindproof ``Transformer``/``MLP``.
+    ``model``: a workload name, a Hugging Face folder, a ``QuantizedModel``, or a blindproof
+    ``Transformer``/``MLP``.
     ``calibration``: a batch of typical inputs (token ids ``(batch, seq)`` or float features
-    ``(batch, dim)``), needed to quantize a float model (workloads bring their own).
+    ``(batch, dim)``; for a folder also a list of texts), needed to quantize a float model (workloads
+    bring their own; a folder without it is calibrated on fixed random token ids).
+    ``tokenizer`` (a tokenizer.json; default the folder's) and ``max_seq`` (positions covered; default
+    the model's, at most 1024) apply to folders.
     ``scope``: ``"model"`` or ``"blocks"`` (transformers only); ``weights`` and ``seed``: a workload's
     weights file, or the seed of its random weights. Raises :class:`ModelSourceError`."""
     from blindproof.quant import QuantizedModel
@@ -114,6 +166,8 @@ def resolve(model: Any, calibration=None, *, scope: str | None = None, seed: int
     if isinstance(model, QuantizedModel):
         return ModelSource(name or "quantized model", model)
     if isinstance(model, (str, Path)):
+        if Path(model).is_dir():
+            return _hf_folder(str(model), calibration=calibration, scope=scope, tokenizer=tokenizer, max_seq=max_seq)
         return _resolve_path(str(model), scope=scope, seed=seed, weights=weights)
     import torch
 
@@ -140,4 +194,4 @@ def _resolve_path(source: str, *, scope: str | None, seed: int, weights: str | P
 
     if source in WORKLOADS:
         return _workload(source, weights=weights, seed=seed, scope=scope)
-    raise ModelSourceError(f"unknown model {source!r}; known: {', '.join(WORKLOADS)}")
+    raise ModelSourceError(f"unknown model {source!r}: not a folder, and not a workload ({', '.join(WORKLOADS)})")

@@ -22,11 +22,15 @@ RECORD_FORMAT = "blindproof-deployment/1"
 
 
 def load_local_model(source: str, seed: int = 0) -> nn.Module:
-    """``default`` (the embedded model), a workload name, or a model file written by ``save_model``."""
+    """``default`` (the embedded model), a workload name, a local Hugging Face folder (config.json +
+    safetensors), or a model file written by ``save_model``."""
     if source == "default":
         from blindproof.models.default import load_default_model
         return load_default_model()
     path = Path(source)
+    if path.is_dir():
+        from blindproof.models.hf_folder import load_hf_folder
+        return load_hf_folder(path)
     if path.suffix == ".safetensors" or path.exists():
         from blindproof.models.serialize import load_model
         loaded = load_model(path)
@@ -38,8 +42,8 @@ def load_local_model(source: str, seed: int = 0) -> nn.Module:
     from blindproof.models.workloads import WORKLOADS, get_workload
     if source in WORKLOADS:
         return get_workload(source).build(seed)
-    raise ValueError(f"unknown model {source!r}: use 'default', a workload ({', '.join(WORKLOADS)}) "
-                     "or a .safetensors model file")
+    raise ValueError(f"unknown model {source!r}: use 'default', a workload ({', '.join(WORKLOADS)}), "
+                     "a Hugging Face folder or a .safetensors model file")
 
 
 def connect(args: argparse.Namespace, server: str | None = None) -> BlindClient:

@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "deployment record for `infer` and `generate`.")
     add_connection_args(p)
     p.add_argument("--model", default="default",
-                   help="'default', a workload name (tiny-llama, ...) or a .safetensors model file")
+                   help="'default', a workload name (tiny-llama, ...), a local Hugging Face folder (config.json + "
+                        "safetensors) or a .safetensors model file")
     p.add_argument("--seed", type=int, default=0, help="seed of a workload's weights")
     p.add_argument("--key", type=Path, help="key file from `blindproof keygen` (omit with --plaintext)")
     p.add_argument("--plaintext", action="store_true", help="deploy untransformed (a baseline; no privacy)")
@@ -61,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.plaintext == (args.key is not None):
         raise SystemExit("error: pass exactly one of --key FILE or --plaintext")
+    if Path(args.model).is_dir():  # the record names the folder wherever `generate` runs from
+        args.model = str(Path(args.model).resolve())
     model = load_local_model(args.model, args.seed)
     key = load_key(args.key) if args.key else None
     outputs = [args.record] + ([args.record.with_suffix(".ckey"), args.commitment_out] if args.integer else [])

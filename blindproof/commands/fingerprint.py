@@ -44,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "record the model's outputs on each, and calibrate honest deviations per device class on the "
                     "local serving stack (the expanded EE deployment run in-process; tf32/fp16/bf16 simulated on "
                     "CPU). Each probe is sent at most once by `fingerprint check`.")
-    mk.add_argument("--model", default="default", help="'default', a workload name or a .safetensors model file")
+    mk.add_argument("--model", default="default", help="'default', a workload name, a local Hugging Face folder or a "
+                                                                ".safetensors model file")
     mk.add_argument("--seed", type=int, default=0, help="seed of a workload's weights")
     mk.add_argument("--key", type=Path, help="EE key file to calibrate with (default: a fresh key)")
     mk.add_argument("--tier", choices=["permute", "rotate"], default="rotate", help="EE tier (default rotate)")
@@ -80,7 +81,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                      "every request then carries harmless noise, so the server cannot tell a "
                                      "probe from an ordinary request by its norm.")
     add_connection_args(dp)
-    dp.add_argument("--model", default="default", help="'default', a workload name or a .safetensors model file")
+    dp.add_argument("--model", default="default", help="'default', a workload name, a local Hugging Face folder or a "
+                                                                ".safetensors model file")
     dp.add_argument("--seed", type=int, default=0, help="seed of a workload's weights")
     dp.add_argument("--key", type=Path, required=True, help="key file from `blindproof keygen`")
     dp.add_argument("--tier", choices=["permute", "rotate"], default="rotate", help="EE tier (default rotate)")

@@ -19,16 +19,46 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--record", type=Path, default=Path("deployment.json"), help="deployment record from `deploy`")
     p.add_argument("--prompt", help="prompt text (default: the embedded model's prompt)")
     p.add_argument("--tokens", type=int, default=60, help="number of new tokens (default 60)")
+    p.add_argument("--tokenizer", type=Path, default=None,
+                   help="tokenizer.json for the prompt and the text (default: the deployed Hugging Face folder's "
+                        "tokenizer.json, else UTF-8 bytes)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=run)
+
+
+class _Text:
+    """Text in and out through a ``tokenizers.Tokenizer``, with the byte tokenizer's interface."""
+
+    def __init__(self, tok) -> None:
+        self.tok = tok
+
+    def encode(self, text: str):
+        import torch
+        ids = self.tok.encode(text).ids
+        if not ids:
+            raise ValueError("the prompt encodes to no tokens")
+        return torch.tensor([ids], dtype=torch.int64)
+
+    def decode(self, ids) -> str:
+        return self.tok.decode([int(i) for i in ids.reshape(-1).tolist()], skip_special_tokens=False)
+
+
+def text_codec(tokenizer_path: Path | None, model_source: str):
+    """How text becomes tokens: --tokenizer, else the deployed folder's tokenizer.json, else UTF-8 bytes."""
+    from blindproof.models import tokenizer
+    from blindproof.models.hf_folder import TOKENIZER, load_tokenizer
+
+    if tokenizer_path is None and Path(model_source).is_dir() and (Path(model_source) / TOKENIZER).is_file():
+        tokenizer_path = Path(model_source) / TOKENIZER
+    return _Text(load_tokenizer(tokenizer_path)) if tokenizer_path is not None else tokenizer
 
 
 @cli_errors
 def run(args: argparse.Namespace) -> int:
     from blindproof.client.local import DeploymentRecord, connect
-    from blindproof.models import tokenizer
 
     record = DeploymentRecord.load(args.record)
+    tokenizer = text_codec(args.tokenizer, record.model)
     if args.prompt is None:
         from blindproof.models.default import default_prompt
         args.prompt = default_prompt()
