@@ -2,7 +2,8 @@
 
 Accepted (:func:`resolve`): a workload name (``tiny-llama``, ``mlp-784-56-10``, ...), a local Hugging
 Face folder (config.json + safetensors, sharded too, + tokenizer.json), a
-:class:`~blindproof.quant.QuantizedModel`, a blindproof ``Transformer`` or ``MLP``. Every path ends in
+:class:`~blindproof.quant.QuantizedModel`, a blindproof ``Transformer`` or ``MLP``, or a plain torch module
+(``nn.Sequential``, ``torch.fx``-traceable graphs). Every path ends in
 a :class:`ModelSource`: the float model (where there is one), its integer model, a tokenizer (where
 there is one) and a fixed example input. Quantization is deterministic, so resolving the same source
 twice gives the same integer model (commit and prove agree).
@@ -152,8 +153,9 @@ def resolve(model: Any, calibration=None, *, scope: str | None = None, seed: int
             max_seq: int | None = None) -> ModelSource:
     """The :class:`ModelSource` of ``model``.
 
-    ``model``: a workload name, a Hugging Face folder, a ``QuantizedModel``, or a blindproof
-    ``Transformer``/``MLP``.
+    ``model``: a workload name, a Hugging Face folder, a ``QuantizedModel``, a blindproof
+    ``Transformer``/``MLP``, or a plain torch module (``nn.Sequential`` or a ``torch.fx``-traceable graph
+    of the layers :mod:`blindproof.quant.torch_graph` lists).
     ``calibration``: a batch of typical inputs (token ids ``(batch, seq)`` or float features
     ``(batch, dim)``; for a folder also a list of texts), needed to quantize a float model (workloads
     bring their own; a folder without it is calibrated on fixed random token ids).
@@ -172,19 +174,14 @@ def resolve(model: Any, calibration=None, *, scope: str | None = None, seed: int
     import torch
 
     if isinstance(model, torch.nn.Module):
-        from blindproof.models.mlp import MLP
-        from blindproof.models.transformer import Transformer
         from blindproof.quant import QuantizationError, quantize
 
         label = name or type(model).__name__
-        if isinstance(model, (Transformer, MLP)):
-            try:
-                qm = quantize(model.eval(), _calibration(calibration, label), scope=scope or "model")
-            except QuantizationError as exc:
-                raise ModelSourceError(f"{label}: {exc}") from None
-            return ModelSource(label, qm, model)
-        raise ModelSourceError(f"{label}: cannot quantize {type(model).__name__} (expected a workload name, a "
-                               "blindproof Transformer or MLP, or a QuantizedModel)")
+        try:
+            qm = quantize(model.eval(), _calibration(calibration, label), scope=scope or "model")
+        except QuantizationError as exc:
+            raise ModelSourceError(f"{label}: {exc}") from None
+        return ModelSource(label, qm, model)
     raise ModelSourceError(f"cannot use a {type(model).__name__} as a model (expected a workload name, a torch "
                            "module or a QuantizedModel)")
 
