@@ -1,7 +1,8 @@
 """Where a model comes from: one function turns what a user has into the integer model a proof attests.
 
 Accepted (:func:`resolve`): a workload name (``tiny-llama``, ``mlp-784-56-10``, ...), a local Hugging
-Face folder (config.json + safetensors, sharded too, + tokenizer.json), a
+Face folder (config.json + safetensors, sharded too, + tokenizer.json), an integer model file written by
+``blindproof quantize`` (``.qspec``), a ``file.py:name`` / ``module:name`` reference to a torch module, a
 :class:`~blindproof.quant.QuantizedModel`, a blindproof ``Transformer`` or ``MLP``, or a plain torch module
 (``nn.Sequential``, ``torch.fx``-traceable graphs). Every path ends in
 a :class:`ModelSource`: the float model (where there is one), its integer model, a tokenizer (where
@@ -82,14 +83,16 @@ class ModelSource:
             raise ModelSourceError(f"{self.name}: {exc}") from None
 
 
-def _workload(name: str, *, weights: str | Path | None, seed: int, scope: str | None) -> ModelSource:
-    from blindproof.zk.proof.prover import example_input, quantized_workload, workload_float_model
+def _workload(name: str, *, weights: str | Path | None, seed: int, scope: str | None, calibration=None) -> ModelSource:
+    from blindproof.quant import quantize
+    from blindproof.zk.proof.prover import example_input, quantized_workload, workload_float_model, workload_scope
 
     if weights is not None and not Path(weights).is_file():
         raise ModelSourceError(f"weights file {weights} does not exist")
     try:
         model = workload_float_model(name, str(weights) if weights else None, seed)
-        qm = quantized_workload(name, scope=scope, model=model)
+        qm = (quantized_workload(name, scope=scope, model=model) if calibration is None
+              else quantize(model, calibration, scope=workload_scope(name, scope)))
     except ValueError as exc:
         raise ModelSourceError(str(exc)) from None
     x = example_input(name)
@@ -170,7 +173,8 @@ def resolve(model: Any, calibration=None, *, scope: str | None = None, seed: int
     if isinstance(model, (str, Path)):
         if Path(model).is_dir():
             return _hf_folder(str(model), calibration=calibration, scope=scope, tokenizer=tokenizer, max_seq=max_seq)
-        return _resolve_path(str(model), scope=scope, seed=seed, weights=weights)
+        return _resolve_path(str(model), calibration=calibration, scope=scope, seed=seed, weights=weights,
+                             tokenizer=tokenizer)
     import torch
 
     if isinstance(model, torch.nn.Module):
@@ -186,9 +190,64 @@ def resolve(model: Any, calibration=None, *, scope: str | None = None, seed: int
                            "module or a QuantizedModel)")
 
 
-def _resolve_path(source: str, *, scope: str | None, seed: int, weights: str | Path | None) -> ModelSource:
+def _qspec(path: Path, tokenizer: str | Path | None) -> ModelSource:
+    """An integer model written by ``blindproof quantize`` (its tokenizer: given, else the one it recorded)."""
+    from blindproof.models.hf_folder import HfFolderError, load_tokenizer
+    from blindproof.quant.files import load_qspec
+
+    try:
+        qm, info = load_qspec(path)
+        recorded = info.get("tokenizer")
+        tok = (load_tokenizer(tokenizer) if tokenizer is not None else
+               load_tokenizer(recorded) if recorded and Path(recorded).is_file() else None)
+    except (HfFolderError, ValueError, OSError) as exc:
+        raise ModelSourceError(str(exc)) from None
+    return ModelSource(path.name, qm, None, tok, None)
+
+
+def load_reference(ref: str) -> Any:
+    """The object ``file.py:name`` or ``package.module:name`` names; a callable that is not a module is called
+    (a factory returning the model)."""
+    import importlib
+    import importlib.util
+
+    target, _, attr = ref.rpartition(":")
+    try:
+        if target.endswith(".py"):
+            path = Path(target)
+            if not path.is_file():
+                raise ModelSourceError(f"{ref}: no file {target}")
+            spec = importlib.util.spec_from_file_location(path.stem, path)
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)  # type: ignore[union-attr]
+        else:
+            mod = importlib.import_module(target)
+    except ModelSourceError:
+        raise
+    except Exception as exc:  # the user's module failed to import: say so in one line
+        raise ModelSourceError(f"{ref}: cannot import {target}: {type(exc).__name__}: {exc}") from None
+    if not hasattr(mod, attr):
+        raise ModelSourceError(f"{ref}: {target} has no {attr!r}")
+    obj = getattr(mod, attr)
+    import torch
+    if callable(obj) and not isinstance(obj, torch.nn.Module):
+        obj = obj()
+    if not isinstance(obj, torch.nn.Module):
+        raise ModelSourceError(f"{ref}: {attr} is a {type(obj).__name__}, not a torch module")
+    return obj
+
+
+def _resolve_path(source: str, *, calibration=None, scope: str | None, seed: int, weights: str | Path | None,
+                  tokenizer: str | Path | None = None) -> ModelSource:
     from blindproof.models.workloads import WORKLOADS
 
     if source in WORKLOADS:
-        return _workload(source, weights=weights, seed=seed, scope=scope)
-    raise ModelSourceError(f"unknown model {source!r}: not a folder, and not a workload ({', '.join(WORKLOADS)})")
+        return _workload(source, weights=weights, seed=seed, scope=scope, calibration=calibration)
+    if source.endswith(".qspec"):
+        if not Path(source).is_file():
+            raise ModelSourceError(f"no integer model file {source} (write one with `blindproof quantize`)")
+        return _qspec(Path(source), tokenizer)
+    if ":" in source and not Path(source).exists():
+        return resolve(load_reference(source), calibration, scope=scope, name=source)
+    raise ModelSourceError(f"unknown model {source!r}: not a workload ({', '.join(WORKLOADS)}), a Hugging Face "
+                           "folder, a .qspec file or a file.py:name / module:name reference")

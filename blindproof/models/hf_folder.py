@@ -78,6 +78,13 @@ def architecture(config: dict) -> str:
     return archs[0]
 
 
+def folder_positions(folder: str | Path) -> int | None:
+    """The positions a folder's model covers by default (its config's limit, at most DEFAULT_MAX_SEQ)."""
+    config = read_config(Path(folder))
+    limit = config.get("max_position_embeddings") or config.get("n_positions")
+    return min(int(limit), DEFAULT_MAX_SEQ) if isinstance(limit, int) and limit > 0 else None
+
+
 def check_folder(folder: str | Path) -> tuple[dict, str, list[Path]]:
     """``(config, architecture, weight files)`` of a folder, or :class:`HfFolderError` saying what is wrong."""
     f = Path(folder)
