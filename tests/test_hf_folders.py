@@ -191,9 +191,14 @@ def test_deploy_and_generate_a_folder(folders, tmp_path):
         cli("deploy", "--server", srv.target, "--model", str(folder), "--key", str(key), "--tier", "permute",
             "--record", str(record), cwd=tmp_path)
         out = cli("generate", "--record", str(record), "--prompt", TEXT, "--tokens", "6", "--json", cwd=ROOT)
+        inf = json.loads(cli("infer", "--record", str(record), "--text", TEXT, "--json", cwd=ROOT).stdout)
     got = json.loads(out.stdout)
     tok = load_tokenizer(folder)
     ids = torch.tensor([tok.encode(TEXT).ids])
+    assert inf["output_shape"] == [1, ids.shape[1], 300]
+    with torch.no_grad():
+        best = int(load_hf_folder(folder)(ids)[0, -1].argmax())
+    assert inf["next_tokens"][0]["id"] == best and inf["next_tokens"][0]["text"] == tok.decode([best])
     ref = load_hf_folder(folder).generate(ids, 6)
     assert got["tokens"] == ref[0].tolist()
     assert got["text"] == tok.decode(ref[0].tolist(), skip_special_tokens=False)
