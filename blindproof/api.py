@@ -45,7 +45,7 @@ def _key(key: "CommitmentKey | str | Path | None", out: Path | None) -> "Commitm
 def commit(model: Any, calibration: Any = None, *, out: str | Path | None = None,
            key: "CommitmentKey | str | Path | None" = None, security: float = DEFAULT_SECURITY,
            budget: int | None = None, scope: str | None = None, seed: int = 0,
-           weights: str | Path | None = None) -> Committed:
+           weights: str | Path | None = None, overwrite: bool = False) -> Committed:
     """Quantize ``model`` deterministically and commit to its integer spec and weights.
 
     ``model``: a workload name (``"tiny-llama"``, ``"mlp-784-56-10"``, ...), a blindproof ``Transformer``
@@ -54,7 +54,8 @@ def commit(model: Any, calibration: Any = None, *, out: str | Path | None = None
     ``out``: write the public commitment file there, and its secret key to ``<out>.key`` (mode 0600, with
     its opening ledger beside it) unless ``key`` names one; without ``out`` or ``key`` the key lives in
     memory (its opening budget is counted in this process only). ``security``: target provable bits per
-    opening (≥ 100); ``budget``: openings per key (default 8). Returns a :class:`Committed`, which
+    opening (≥ 100); ``budget``: openings per key (default 8). An existing ``out`` holding another
+    commitment is refused (``FileExistsError``) unless ``overwrite``. Returns a :class:`Committed`, which
     ``prove`` takes directly."""
     from blindproof.sources import resolve
     from blindproof.zk.commit.pcs import PcsParams
@@ -68,6 +69,14 @@ def commit(model: Any, calibration: Any = None, *, out: str | Path | None = None
     prover = ModelProver.create(source.quantized, k, params, budget=DEFAULT_BUDGET if budget is None else budget)
     committed = Committed(prover.commitment, k, source, prover)
     if out_path is not None:
+        if out_path.exists() and not overwrite:
+            from blindproof.zk.proof.commitment import ModelCommitment
+            try:
+                same = ModelCommitment.load(out_path).digest() == committed.commitment.digest()
+            except (ValueError, OSError):
+                same = False
+            if not same:
+                raise FileExistsError(f"{out_path} exists and holds another commitment; pass overwrite=True")
         committed.save(out_path)
     return committed
 
@@ -98,6 +107,8 @@ def _prover_for(model_or_path: Any, commitment: "ModelCommitment | str | Path | 
         if path is None:
             raise ValueError("proving against a commitment needs its key: pass key= (the file `commit` wrote)")
         key = Path(str(path) + ".key")
+    if not isinstance(key, CommitmentKey) and not Path(key).is_file():
+        raise ValueError(f"no commitment key at {key}: prove with the key `commit` wrote beside the commitment")
     k = key if isinstance(key, CommitmentKey) else CommitmentKey.load(key)
     prover = ModelProver.create(source.quantized, k, commitment.params, budget=commitment.budget)
     if prover.commitment.digest() != commitment.digest():

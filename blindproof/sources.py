@@ -170,6 +170,8 @@ def resolve(model: Any, calibration=None, *, scope: str | None = None, seed: int
 
     if isinstance(model, QuantizedModel):
         return ModelSource(name or "quantized model", model)
+    if weights is not None and not (isinstance(model, (str, Path)) and str(model) in _workload_names()):
+        raise ModelSourceError("--weights applies to workloads only (a folder or a .qspec file holds its own)")
     if isinstance(model, (str, Path)):
         if Path(model).is_dir():
             return _hf_folder(str(model), calibration=calibration, scope=scope, tokenizer=tokenizer, max_seq=max_seq)
@@ -188,6 +190,11 @@ def resolve(model: Any, calibration=None, *, scope: str | None = None, seed: int
         return ModelSource(label, qm, model)
     raise ModelSourceError(f"cannot use a {type(model).__name__} as a model (expected a workload name, a torch "
                            "module or a QuantizedModel)")
+
+
+def _workload_names() -> tuple[str, ...]:
+    from blindproof.models.workloads import WORKLOADS
+    return tuple(WORKLOADS)
 
 
 def _qspec(path: Path, tokenizer: str | Path | None) -> ModelSource:

@@ -112,6 +112,14 @@ def test_files_round_trip(tmp_path):
     assert c.proofs_left() < c.commitment.budget  # the ledger on disk counted the proof
     with pytest.raises(ValueError, match="do not match"):
         blindproof.prove("mlp-784-56-10", seed=3, commitment=com_file)
+    # committing the same model again to the same file is harmless; another model is refused, the file kept
+    assert blindproof.commit("mlp-784-56-10", out=com_file).digest == c.digest
+    before = com_file.read_bytes()
+    with pytest.raises(FileExistsError, match="another commitment"):
+        blindproof.commit("mlp-784-56-10", seed=5, out=com_file)
+    assert com_file.read_bytes() == before
+    with pytest.raises(ValueError, match="no commitment key"):
+        blindproof.prove("mlp-784-56-10", commitment=com_file, key=tmp_path / "absent.key")
 
 
 def test_a_module_with_calibration():

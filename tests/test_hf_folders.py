@@ -174,6 +174,13 @@ def test_unsupported_architecture_is_named(tmp_path):
     assert "Traceback" not in out.stderr
 
 
+def test_weights_option_is_for_workloads_only(folders, tmp_path):
+    out = cli("commit", "--model", str(folders["gpt2"][0]), "--weights", str(tmp_path / "w.safetensors"), "-o",
+              str(tmp_path / "x.commit"), check=False)
+    assert out.returncode == 2 and "--weights applies to workloads only" in out.stderr
+    assert not (tmp_path / "x.commit").exists()
+
+
 def test_builtin_names_still_work_and_unknown_names_say_so(tmp_path):
     out = cli("commit", "--model", "no-such-model", "-o", str(tmp_path / "x.commit"), check=False)
     assert out.returncode == 2 and "unknown model 'no-such-model'" in out.stderr and "tiny-llama" in out.stderr
