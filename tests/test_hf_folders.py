@@ -216,3 +216,25 @@ def test_fingerprint_make_takes_a_folder(folders, tmp_path):
     out = cli("fingerprint", "make", "--model", str(folder), "-o", str(tmp_path / "fp.json"), check=False)
     assert out.returncode == 0, out.stderr[-2000:]
     assert (tmp_path / "fp.json").is_file()
+
+
+def test_deploy_integer_calibrated_on_text_then_a_proved_inference(folders, tmp_path):
+    from blindproof.server.process import ServerProcess
+    from hf_folders import CORPUS
+
+    folder, _ = folders["llama"]
+    (tmp_path / "texts.txt").write_text("\n".join(CORPUS))
+    cli("keygen", "--out", str(tmp_path / "k.key"))
+    bad = cli("deploy", "--server", "localhost:1", "--model", str(folder), "--key", str(tmp_path / "k.key"),
+              "--calibration", str(tmp_path / "texts.txt"), "--record", str(tmp_path / "x.json"), check=False)
+    assert bad.returncode == 2 and "applies to --integer" in bad.stderr and not (tmp_path / "x.json").exists()
+    with ServerProcess(store=tmp_path / "store") as srv:
+        cli("deploy", "--server", srv.target, "--model", str(folder), "--key", "k.key", "--integer",
+            "--calibration", "texts.txt", cwd=tmp_path)
+        record = json.loads((tmp_path / "deployment.json").read_text())
+        calib = np.load(record["calibration_file"])
+        assert calib.ndim == 2 and calib.shape[1] == 32 and calib.max() < 300
+        inf = cli("infer", "--text", TEXT, "--prove", "--json", cwd=tmp_path)  # attaches: same calibration, same digest
+    proof = json.loads(inf.stdout)["proof"]
+    assert proof["verified"] is True
+    assert cli("verify", "proof.bin", "--commitment", "model.commit", cwd=tmp_path).returncode == 0

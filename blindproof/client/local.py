@@ -78,6 +78,7 @@ class DeploymentRecord:
     mode: str = "float"  # "integer": the server runs (and proves) the integer program
     commitment: str = ""  # integer: the model commitment the client computed (base64), proofs check against it
     commitment_key_file: str | None = None  # integer: 0600 file with the commitment key (rebuilds the model file)
+    calibration_file: str | None = None  # integer: .npy of the calibration data it was quantized on (None: default)
 
     def model_commitment(self):
         """The client's own copy of the model commitment (integer deployments)."""
@@ -110,8 +111,13 @@ class DeploymentRecord:
             if not self.commitment_key_file:
                 raise ValueError("an integer deployment record needs its commitment key file")
             ckey = CommitmentKey.load(self.commitment_key_file).secret
+            calibration = None
+            if self.calibration_file:
+                import numpy as np
+                import torch
+                calibration = torch.from_numpy(np.load(self.calibration_file, allow_pickle=False))
             return client.attach_integer(self.deployment_id, model, key, self.tier or "rotate", ckey,
-                                         self.model_commitment())
+                                         self.model_commitment(), calibration)
         if self.expansion:
             from blindproof.client.fingerprinted import attach
             if key is None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-CALIBRATION_SEQ = 32  # tokens per calibration row cut from a text file
+from blindproof.commands.calibration import TEXT_ROW as CALIBRATION_SEQ
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,46 +41,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _calibration(args: argparse.Namespace):
-    """The calibration data the options name (None: the model's default); SystemExit(2) when unusable."""
-    path = args.calibration
-    if path is None:
-        return None
-    if not path.is_file():
-        raise SystemExit(f"error: calibration file {path} does not exist")
-    if path.suffix == ".txt":
-        return path.read_text(encoding="utf-8", errors="replace")
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise SystemExit(f"error: {path}: not a .npy file: {exc}") from None
-    if data.ndim < 2 or data.shape[0] < 1:
-        raise SystemExit(f"error: {path}: calibration data must be a batch (n, ...), got shape {data.shape}")
-    return data
-
-
 def _text_rows(args: argparse.Namespace, text: str):
-    """Token ids (rows, seq) of a calibration text: by --tokenizer or the folder's tokenizer.json, or as UTF-8
-    bytes for a byte-vocabulary workload; rows no longer than the model's positions."""
-    from blindproof.models.hf_folder import TOKENIZER, folder_positions, load_tokenizer
+    """Token ids (rows, seq) of a calibration text, rows no longer than the model's positions."""
+    from blindproof.commands.calibration import text_encoder, text_rows
+    from blindproof.models.hf_folder import folder_positions
     from blindproof.models.workloads import WORKLOADS
-    from blindproof.sources import ModelSourceError, text_calibration
 
     folder = Path(args.model) if Path(args.model).is_dir() else None
-    tok_path = args.tokenizer or (folder / TOKENIZER if folder is not None and (folder / TOKENIZER).is_file() else None)
-    if tok_path is not None:
-        tok = load_tokenizer(tok_path)
-        encode = lambda t: tok.encode(t).ids  # noqa: E731
-    elif args.model in WORKLOADS and WORKLOADS[args.model].config is not None \
-            and WORKLOADS[args.model].config.vocab_size == 256:
-        encode = lambda t: list(t.encode("utf-8"))  # noqa: E731
-    else:
-        raise ModelSourceError(f"{args.model}: a text calibration file needs a tokenizer (--tokenizer "
-                               "tokenizer.json) or a byte-vocabulary model")
-    limit = folder_positions(folder) if folder is not None else WORKLOADS[args.model].config.max_seq
-    seq = min(args.seq, args.max_seq or limit or args.seq, limit or args.seq)
-    lines = [ln for ln in text.splitlines() if ln.strip()] or [text]
-    return text_calibration(lines, encode, seq)
+    wl = WORKLOADS.get(args.model)
+    vocab = wl.config.vocab_size if wl is not None and wl.config is not None else None
+    encode = text_encoder(args.model, args.tokenizer, vocab)
+    limit = folder_positions(folder) if folder is not None else (wl.config.max_seq if vocab else None)
+    seq = min(args.seq, *(v for v in (args.max_seq, limit) if v))
+    return text_rows(text, encode, seq)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     if args.seq < 2 or (args.max_seq is not None and args.max_seq < 1):
         print("error: --seq must be at least 2 and --max-seq positive", file=sys.stderr)
         return 2
-    calib = _calibration(args)
+    from blindproof.commands.calibration import read_calibration_file
+    calib = read_calibration_file(args.calibration) if args.calibration is not None else None
     t0 = time.perf_counter()
     try:
         if isinstance(calib, str):
