@@ -173,9 +173,53 @@ def test_unsupported_graphs_name_the_node(model, x, message):
         blindproof.commit(model, x)
 
 
-def test_integer_calibration_is_refused_for_a_module():
-    with pytest.raises(QuantizationError, match="float features"):
+def test_integer_calibration_needs_an_embedding():
+    with pytest.raises(QuantizationError, match="token ids must be read by an Embedding only"):
         quantize(nn.Sequential(nn.Linear(4, 2)), torch.ones(8, 4, dtype=torch.int64))
+    with pytest.raises(QuantizationError, match="float features .* or token ids"):
+        quantize(nn.Sequential(nn.Linear(4, 2)), torch.ones(8, dtype=torch.float32))
+
+
+class _TextClassifier(nn.Module):
+    """Token ids -> embedding -> per-token MLP with a residual add -> mean over the sequence -> labels."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb, self.ff, self.ln, self.out = nn.Embedding(50, 16), nn.Linear(16, 16), nn.LayerNorm(16), nn.Linear(16, 4)
+
+    def forward(self, ids):
+        h = self.emb(ids)
+        h = self.ln(h + F.gelu(self.ff(h)))
+        return self.out(h.mean(1))
+
+
+def test_a_token_classifier_with_an_embedding_and_a_mean_proves():
+    torch.manual_seed(4)
+    model = _TextClassifier().eval()
+    ids = torch.randint(0, 50, (32, 8))
+    c = blindproof.commit(model, ids)
+    kinds = [op.kind for op in c.commitment.spec.ops]
+    assert kinds[0] == "embed" and "mean_pool" in kinds and c.commitment.spec.tensors["tokens"].role == "index"
+    p = blindproof.prove(c, ids[:1])
+    v = blindproof.verify(p, c.commitment, inputs=ids[:1].numpy())
+    assert v, v.reason
+    with torch.no_grad():
+        assert _cos(v.output, model(ids[:1]).numpy()) > 0.999
+    assert not blindproof.verify(p, c.commitment, inputs=(ids[:1] + 1).numpy())
+    with pytest.raises(ValueError, match="must lie in"):
+        blindproof.prove(c, torch.tensor([[0, 50]]))
+
+
+def test_mean_over_features_is_named():
+    class M(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.fc(x).mean(-1)
+    with pytest.raises(QuantizationError, match="unsupported node 'mean' \\(mean\\)"):
+        quantize(M(), torch.randn(8, 3, 4))
 
 
 def test_the_users_module_is_left_as_it_was():

@@ -240,9 +240,9 @@ def _calibration_array(model: torch.nn.Module, calib: torch.Tensor | np.ndarray)
     elif isinstance(model, MLP):
         if a.ndim != 2 or a.dtype.kind != "f":
             raise QuantizationError(f"calibration for an MLP must be float features (batch, dim), got {a.dtype} {a.shape}")
-    elif a.ndim < 2 or a.dtype.kind != "f":
-        raise QuantizationError(f"calibration for a torch module must be float features (batch, ...), got {a.dtype} "
-                                f"{a.shape}")
+    elif a.ndim < 2 or a.dtype.kind not in "fiu":
+        raise QuantizationError(f"calibration for a torch module must be float features (batch, ...) or token ids "
+                                f"(batch, seq), got {a.dtype} {a.shape}")
     return a
 
 
@@ -275,7 +275,7 @@ def build_program(model: torch.nn.Module, calib: torch.Tensor | np.ndarray, conf
         arch = {"family": "mlp", "dims": list(model.dims)}
     elif isinstance(model, torch.nn.Module):  # nn.Sequential and other torch.fx-traceable graphs
         from blindproof.quant.torch_graph import walk_torch_module
-        outs, arch = walk_torch_module(b, model.eval(), a.astype(np.float64))
+        outs, arch = walk_torch_module(b, model.eval(), a)
     else:
         raise TypeError(f"cannot quantize {type(model).__name__}: expected a torch module")
     spec, weights = b.emit(arch, outs)

@@ -14,6 +14,8 @@ becoming ops that already have proofs:
 | ``LayerNorm`` (last axis) | ``norm`` (layer), gain and shift |
 | ``a + b``, ``a * b`` (tensors); ``a + c``, ``a * c`` (a number) | ``add``; ``mul``; ``add_weight``; ``mul_weight`` |
 | ``Flatten`` / ``flatten`` / ``view`` / ``reshape`` | as the first step: the input is flattened when encoded (no arithmetic); on a 2-d tensor: nothing |
+| ``x.mean(1)`` of a ``(batch, seq, features)`` tensor | ``mean_pool`` |
+| ``Embedding`` reading the input (token ids) | ``embed`` (int16 table) |
 | ``Dropout``, ``Identity`` | nothing (eval mode) |
 
 Anything else stops the walk with :class:`~blindproof.quant.builder.QuantizationError` naming the first
@@ -35,8 +37,8 @@ from torch import fx, nn
 
 from blindproof.quant.builder import QuantizationError, _Builder, _Node
 
-SUPPORTED = ("Linear, BatchNorm1d (folded), ReLU, GELU, SiLU, Sigmoid, Tanh, LayerNorm, residual add, "
-             "multiply, Flatten, Dropout, Identity")
+SUPPORTED = ("Linear, Embedding (of the input), BatchNorm1d (folded), ReLU, GELU, SiLU, Sigmoid, Tanh, LayerNorm, "
+             "residual add, multiply, mean over the sequence, Flatten, Dropout, Identity")
 NOT_YET = "convolution, pooling and ONNX graphs are not supported yet"
 _ACT_MODULES: dict[type, str] = {nn.SiLU: "silu", nn.Tanh: "tanh"}
 _ACT_FUNCTIONS: dict[Any, str] = {torch.nn.functional.silu: "silu", torch.tanh: "tanh", torch.nn.functional.tanh: "tanh"}
@@ -145,6 +147,13 @@ class _Walk:
         if isinstance(mod, _IDENTITY_MODULES):
             return self.tensor(node, node.args[0])
         x = self.tensor(node, node.args[0])
+        if isinstance(mod, nn.Embedding):
+            if x.role != "index" or mod.max_norm is not None:
+                raise _unsupported(node, kind, "only an Embedding of the input token ids (without max_norm)")
+            self.desc.append(f"{name}:embedding")
+            return b.embed(x, _np(mod.weight), name, "tokens")
+        if x.role == "index":
+            raise _unsupported(node, kind, "token ids are read by an Embedding only")
         if isinstance(mod, nn.Linear):
             w, bias = self.folded.get(name, (_np(mod.weight), _np(mod.bias) if mod.bias is not None else None))
             self.desc.append(f"{name}:linear{'+bn' if name in self.folded else ''}")
@@ -214,6 +223,15 @@ class _Walk:
             return b.add_weight(t, np.full(d, float(k)), name)
         return b.mul_weight(self.act(t, name + ".a"), np.full(d, float(k)), name)
 
+    def mean(self, node: fx.Node, x: _Node, args: tuple, kwargs: dict) -> _Node:
+        """The mean over the sequence axis of a ``(batch, seq, features)`` tensor: ``mean_pool``."""
+        dim = args[0] if args else kwargs.get("dim")
+        keep = (args[1] if len(args) > 1 else kwargs.get("keepdim", False))
+        if x.value.ndim != 3 or dim not in (1, -2) or keep:
+            raise _unsupported(node, "mean", "only x.mean(1) of a (batch, seq, features) tensor is supported")
+        self.desc.append(f"{node.name}:mean_pool")
+        return self.b.mean_pool(self.act(x, node.name + ".in"), node.name)
+
     def function(self, node: fx.Node) -> Any:
         t = node.target
         if t in _RELU:
@@ -230,6 +248,8 @@ class _Walk:
             return self.binary(node, "add")
         if t in _MUL:
             return self.binary(node, "mul")
+        if t is torch.mean:
+            return self.mean(node, self.tensor(node, node.args[0]), node.args[1:], node.kwargs)
         if t in _FLATTEN:
             x = self.tensor(node, node.args[0])
             start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
@@ -274,9 +294,26 @@ class _Walk:
             return self.binary(node, "add")
         if m in ("mul", "mul_"):
             return self.binary(node, "mul")
+        if m == "mean":
+            return self.mean(node, x, node.args[1:], node.kwargs)
         if m in ("contiguous",):
             return x
         raise _unsupported(node, f".{m}()")
+
+    def placeholder(self, node: fx.Node) -> _Node:
+        """The program's input: float features, or token ids when the module starts with an Embedding."""
+        if self.x.dtype.kind not in "iu":
+            return self.b.input_features("x", self.x.astype(np.float64))
+        users = [u for u in node.users if u.op == "call_module"
+                 and isinstance(self.gm.get_submodule(u.target), nn.Embedding)]
+        if not users or len(users) != len(node.users):
+            raise _unsupported(node, "integer input", "token ids must be read by an Embedding only")
+        vocab = {self.gm.get_submodule(u.target).num_embeddings for u in users}
+        if len(vocab) != 1:
+            raise _unsupported(node, "integer input", "the embeddings reading it differ in size")
+        if self.x.ndim != 2:
+            raise _unsupported(node, "integer input", f"token ids must be (batch, seq), got {self.x.shape}")
+        return self.b.input_index("tokens", self.x.astype(np.int64), vocab.pop())
 
     def run(self) -> _Node:
         out: _Node | None = None
@@ -284,7 +321,7 @@ class _Walk:
             if node.op == "placeholder":
                 if self.b.inputs:
                     raise _unsupported(node, "a second input", "the program takes one input tensor")
-                self.env[node.name] = self.b.input_features("x", self.x)
+                self.env[node.name] = self.placeholder(node)
             elif node.op == "get_attr":
                 raise _unsupported(node, "parameter read", "a parameter used outside its module")
             elif node.name in self.alias:  # a batchnorm folded into its linear: readers read the linear
@@ -306,16 +343,19 @@ class _Walk:
 
 
 def walk_torch_module(b: _Builder, module: nn.Module, x: np.ndarray) -> tuple[list[_Node], dict]:
-    """Emit ``module``'s traced graph onto ``b`` with calibration features ``x`` ``(batch, ...)``; returns the
+    """Emit ``module``'s traced graph onto ``b`` with calibration data ``x`` (float features ``(batch, ...)``,
+    or token ids ``(batch, seq)`` for a module that starts with an Embedding); returns the
     program's outputs and its architecture description. Checks the walk's float values against the
     module's own output on ``x`` (the walk must compute the module's function)."""
     if not list(module.children()):  # a lone layer (nn.Linear, ...): trace it as a one-layer graph
         module = nn.Sequential(module)
     gm = trace(module)
-    walk = _Walk(b, gm, np.asarray(x, dtype=np.float64))
+    x = np.asarray(x)
+    walk = _Walk(b, gm, x)
     out = walk.run()
     with torch.no_grad():
-        ref = copy.deepcopy(module).double().eval()(torch.from_numpy(np.asarray(x, dtype=np.float64))).numpy()
+        t = torch.from_numpy(x.astype(np.int64) if x.dtype.kind in "iu" else x.astype(np.float64))
+        ref = copy.deepcopy(module).double().eval()(t).numpy()
     got = out.value.reshape(ref.shape) if out.value.size == ref.size else out.value
     if got.shape != ref.shape or not np.allclose(got, ref, rtol=1e-6, atol=1e-6 * max(1.0, float(np.abs(ref).max()))):
         raise QuantizationError(f"{type(module).__name__}: the traced graph's float values differ from the module's "
