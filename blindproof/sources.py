@@ -114,6 +114,11 @@ def _tokens(vocab: int, batch: int, seq: int, seed: int) -> np.ndarray:
     return torch.randint(0, vocab, (batch, seq), generator=g).numpy()
 
 
+def folder_calibration(vocab: int, max_seq: int) -> np.ndarray:
+    """The fixed token ids a folder is calibrated on when no data is given (the same on every run)."""
+    return _tokens(vocab, FOLDER_CALIBRATION[0], min(FOLDER_CALIBRATION[1], max_seq), 10_001)
+
+
 def text_calibration(texts: list[str], encode, seq: int) -> np.ndarray:
     """Token ids ``(rows, seq)`` of texts: every text's tokens in turn, cut into rows of ``seq``."""
     ids: list[int] = []
@@ -139,7 +144,7 @@ def _hf_folder(path: str, *, calibration, scope: str | None, tokenizer: str | Pa
     seq = min(FOLDER_CALIBRATION[1], cfg.max_seq)
     src = ModelSource(Path(path).resolve().name or str(path), None, model, tok, _tokens(cfg.vocab_size, 1, seq, 10_000))  # type: ignore[arg-type]
     if calibration is None:
-        calib = _tokens(cfg.vocab_size, FOLDER_CALIBRATION[0], seq, 10_001)
+        calib = folder_calibration(cfg.vocab_size, cfg.max_seq)
     elif isinstance(calibration, (list, tuple)) and calibration and all(isinstance(t, str) for t in calibration):
         calib = text_calibration(list(calibration), lambda t: src.encode_text(t), seq)
     else:

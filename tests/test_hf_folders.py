@@ -137,6 +137,13 @@ def _break(folder: Path, tmp_path: Path, how: str) -> Path:
             f.unlink()
     elif how == "missing-shard":
         sorted(bad.glob("model-*-of-*.safetensors"))[1].unlink()
+    elif how == "truncated":
+        shard = sorted(bad.glob("model-*-of-*.safetensors"))[0]
+        shard.write_bytes(shard.read_bytes()[:100])
+    elif how == "wrong-shapes":
+        cfg = json.loads((bad / "config.json").read_text())
+        cfg["hidden_size"] = 48
+        (bad / "config.json").write_text(json.dumps(cfg))
     elif how == "unknown-class":
         cfg = json.loads((bad / "config.json").read_text())
         cfg["architectures"] = ["FancyNetForCausalLM"]
@@ -149,6 +156,8 @@ def _break(folder: Path, tmp_path: Path, how: str) -> Path:
     ("no-weights", "no weights: neither model.safetensors nor model.safetensors.index.json"),
     ("missing-shard", "names 1 missing shard file(s): model-00002-of-"),
     ("unknown-class", "unsupported architecture 'FancyNetForCausalLM'"),
+    ("truncated", "not a readable safetensors file"),
+    ("wrong-shapes", "weight shapes differ from those config.json gives"),
 ])
 def test_unusable_folders_give_one_line(folders, tmp_path, how, message):
     bad = _break(folders["llama"][0], tmp_path, how)

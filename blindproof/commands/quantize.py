@@ -85,13 +85,12 @@ def run(args: argparse.Namespace) -> int:
     data = calib
     if data is None:  # the model's own calibration data: workloads and folders know theirs
         from blindproof.models.workloads import WORKLOADS
-        from blindproof.sources import FOLDER_CALIBRATION, _tokens
+        from blindproof.sources import folder_calibration
         from blindproof.zk.proof.prover import calibration_input
         if args.model in WORKLOADS:
             data = calibration_input(args.model)
         else:
-            cfg = src.float_model.cfg
-            data = _tokens(cfg.vocab_size, FOLDER_CALIBRATION[0], min(FOLDER_CALIBRATION[1], cfg.max_seq), 10_001)
+            data = folder_calibration(src.float_model.cfg.vocab_size, src.float_model.cfg.max_seq)
     try:
         report = accuracy_report(src.float_model, src.quantized, data)
     except ValueError as exc:

@@ -69,6 +69,18 @@ def weight_files(folder: Path) -> list[Path]:
     raise HfFolderError(f"{folder}: no weights: neither {WEIGHTS} nor {INDEX}{hint}")
 
 
+def check_safetensors(files: list[Path]) -> None:
+    """Each file opens as safetensors (its header parses); HfFolderError naming the first that does not."""
+    from safetensors import safe_open
+
+    for f in files:
+        try:
+            with safe_open(str(f), framework="numpy"):
+                pass
+        except Exception as exc:  # safetensors raises its own error type on a truncated or foreign file
+            raise HfFolderError(f"{f}: not a readable safetensors file ({str(exc).splitlines()[0]})") from None
+
+
 def architecture(config: dict) -> str:
     """The model class ``config.json`` names (``architectures[0]``)."""
     archs = config.get("architectures")
@@ -92,7 +104,9 @@ def check_folder(folder: str | Path) -> tuple[dict, str, list[Path]]:
         raise HfFolderError(f"{f}: not a folder")
     config = read_config(f)
     arch = architecture(config)
-    return config, arch, weight_files(f)
+    files = weight_files(f)
+    check_safetensors(files)
+    return config, arch, files
 
 
 def _quiet(transformers) -> None:
@@ -118,8 +132,11 @@ def load_hf_module(folder: str | Path) -> Any:
     try:
         module, info = cls.from_pretrained(str(f), local_files_only=True, output_loading_info=True,
                                            dtype=torch.float32)
-    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
-        raise HfFolderError(f"{f}: transformers cannot load it as {arch}: {str(exc).splitlines()[0]}") from None
+    except Exception as exc:  # transformers and safetensors raise many types; each becomes one line
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "ignore_mismatched_sizes" in text:
+            text = f"weight shapes differ from those {CONFIG} gives"
+        raise HfFolderError(f"{f}: transformers cannot load it as {arch}: {text}") from None
     missing = sorted(info.get("missing_keys") or ())
     if arch.endswith("Model"):  # a bare encoder's pooler is never read (sentence embeddings mean-pool)
         missing = [k for k in missing if not k.startswith("pooler.")]
