@@ -103,7 +103,7 @@ def test_files_round_trip(tmp_path):
     assert com_file.is_file() and (tmp_path / "m.commit.key").is_file() and (tmp_path / "m.commit.key.ledger").is_file()
     assert oct((tmp_path / "m.commit.key").stat().st_mode & 0o777) == "0o600"
     # prove again from the name and the files alone, as a later process would
-    p = blindproof.prove("mlp-784-56-10", commitment=com_file, out=tmp_path / "proof.bin")
+    blindproof.prove("mlp-784-56-10", commitment=com_file, out=tmp_path / "proof.bin")
     assert (tmp_path / "proof.bin").is_file()
     v = blindproof.verify(tmp_path / "proof.bin", com_file)
     assert v, v.reason

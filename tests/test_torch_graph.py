@@ -3,8 +3,6 @@ and verified; a clear error naming the first unsupported node."""
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 import torch

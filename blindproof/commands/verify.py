@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _text_ids(text: str, tokenizer) -> "np.ndarray":
+def _text_ids(text: str, tokenizer):
     import numpy as np
 
     if tokenizer is not None:

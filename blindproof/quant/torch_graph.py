@@ -29,7 +29,7 @@ from __future__ import annotations
 import copy
 import math
 import operator
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
