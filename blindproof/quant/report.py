@@ -1,5 +1,9 @@
 """How closely an integer model tracks the float model it came from, on given data: top-1 agreement
-(the largest entry of each output row: the next token, the label) and the cosine of output rows."""
+(the largest entry of each output row: the next token, the label) and the cosine of output rows.
+
+Which figure decides: top-1 agreement for outputs that pick (logits, labels: any output of more than one
+entry per row except the embeddings ``pooled`` and ``hidden``), the mean cosine for embeddings and
+one-entry rows, whose largest entry means nothing."""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ import torch
 
 from blindproof.quant.quantizer import QuantizedModel
 
-WARN_BELOW = 0.95  # top-1 agreement (or, for outputs of one entry per row, mean cosine) below this: a warning
+WARN_BELOW = 0.95  # top-1 agreement (or, for embeddings and one-entry rows, mean cosine) below this: a warning
+EMBEDDINGS = ("pooled", "hidden")  # program outputs that are vectors, not scores to pick from
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,7 @@ class AccuracyReport:
     samples: int
     rows: int
     top1: float | None  # fraction of rows whose argmax agrees (None for one-entry rows)
+    embedding: bool  # an embedding output: the mean cosine decides
     cosine_mean: float
     cosine_min: float
     max_abs_error: float
@@ -27,14 +33,14 @@ class AccuracyReport:
     @property
     def agreement(self) -> float:
         """The figure the warning reads: top-1 agreement, else the mean cosine."""
-        return self.top1 if self.top1 is not None else self.cosine_mean
+        return self.top1 if self.top1 is not None and not self.embedding else self.cosine_mean
 
     @property
     def warning(self) -> str | None:
         """A line for people when the integer model agrees with the float model less than 95 % of the time."""
         if self.agreement >= WARN_BELOW:
             return None
-        what = "top-1 agreement" if self.top1 is not None else "mean cosine"
+        what = "top-1 agreement" if self.top1 is not None and not self.embedding else "mean cosine"
         return (f"warning: {what} {self.agreement:.1%} is under {WARN_BELOW:.0%}: the integer model (what proofs "
                 "attest) often answers differently from the float model; calibrate on more typical data")
 
@@ -42,13 +48,11 @@ class AccuracyReport:
         return asdict(self) | {"warning": self.warning}
 
     def lines(self) -> list[str]:
-        """The report as lines of text."""
+        """The report as lines of text (the warning apart: see :attr:`warning`)."""
         out = [f"integer vs float on {self.samples} calibration input(s), {self.rows} output rows:"]
-        if self.top1 is not None:
+        if self.top1 is not None and not self.embedding:
             out.append(f"  top-1 agreement {self.top1:.2%}")
         out.append(f"  cosine mean {self.cosine_mean:.5f}, min {self.cosine_min:.5f}; max |error| {self.max_abs_error:.4g}")
-        if self.warning:
-            out.append(self.warning)
         return out
 
 
@@ -81,5 +85,5 @@ def accuracy_report(float_model: torch.nn.Module, qm: QuantizedModel, data, batc
     if last == 1:  # one number per row: the cosine of the whole column instead
         n = float(np.linalg.norm(a) * np.linalg.norm(b))
         cos = np.array([float((a * b).sum()) / n if n > 0 else 1.0])
-    return AccuracyReport(int(x.shape[0]), int(a.shape[0]), top1, float(cos.mean()), float(cos.min()),
-                          float(np.abs(a - b).max()))
+    return AccuracyReport(int(x.shape[0]), int(a.shape[0]), top1, qm.spec.outputs[0] in EMBEDDINGS,
+                          float(cos.mean()), float(cos.min()), float(np.abs(a - b).max()))
