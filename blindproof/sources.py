@@ -258,6 +258,8 @@ def _resolve_path(source: str, *, calibration=None, scope: str | None, seed: int
     if source.endswith(".qspec"):
         if not Path(source).is_file():
             raise ModelSourceError(f"no integer model file {source} (write one with `blindproof quantize`)")
+        if calibration is not None:
+            raise ModelSourceError(f"{source} is quantized already: calibration data does not apply to it")
         return _qspec(Path(source), tokenizer)
     if ":" in source and not Path(source).exists():
         return resolve(load_reference(source), calibration, scope=scope, name=source)

@@ -99,6 +99,30 @@ def test_torch_module_file_quantize_commit_prove_verify(files, tmp_path):
     assert blindproof.verify(blindproof.prove(c, np.load(files / "x.npy")), c.commitment)
 
 
+def test_commit_and_prove_a_module_file_with_calibration(files, tmp_path):
+    com, proof = tmp_path / "m.commit", tmp_path / "p.bin"
+    ref = f"{files / 'mymodel.py'}:model"  # seeded in the file: every process builds the same weights
+    cli("commit", "--model", ref, "--calibration", str(files / "calib.npy"), "-o", str(com))
+    cli("prove", "--model", ref, "--calibration", str(files / "calib.npy"), "--commitment", str(com),
+        "--input", str(files / "x.npy"), "-o", str(proof))
+    assert cli("verify", str(proof), "--commitment", str(com), "--input", str(files / "x.npy")).returncode == 0
+    # other calibration data is another integer model: prove refuses it against this commitment
+    np.save(tmp_path / "wide.npy", 8 * np.load(files / "calib.npy"))
+    out = cli("prove", "--model", ref, "--calibration", str(tmp_path / "wide.npy"), "--commitment",
+              str(com), "--input", str(files / "x.npy"), "-o", str(proof), check=False)
+    assert out.returncode == 2 and "do not match" in out.stderr
+    out = cli("commit", "--model", ref, "-o", str(tmp_path / "n.commit"), check=False)
+    assert out.returncode == 2 and "pass calibration data" in out.stderr
+
+
+def test_a_qspec_takes_no_calibration(files, tmp_path):
+    q = tmp_path / "m.qspec"
+    cli("quantize", f"{files / 'mymodel.py'}:model", "--calibration", str(files / "calib.npy"), "-o", str(q))
+    out = cli("commit", "--model", str(q), "--calibration", str(files / "calib.npy"), "-o", str(tmp_path / "c"),
+              check=False)
+    assert out.returncode == 2 and "quantized already" in out.stderr
+
+
 def test_a_low_agreement_warns(files, tmp_path):
     q = tmp_path / "tied.qspec"
     out = cli("quantize", f"{files / 'mymodel.py'}:tied", "--calibration", str(files / "flat.npy"), "-o", str(q),

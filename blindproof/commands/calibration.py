@@ -55,3 +55,27 @@ def text_rows(text: str, encode: Callable[[str], list[int]], seq: int) -> np.nda
         return text_calibration(lines, encode, seq)
     except ModelSourceError as exc:
         raise SystemExit(f"error: {exc}") from None
+
+
+def calibration_data(path: Path | None, model: str, tokenizer: Path | None, seq: int = TEXT_ROW,
+                     max_seq: int | None = None) -> np.ndarray | None:
+    """The calibration batch a --calibration file gives for the model ``model`` names (None without a file):
+    a .npy as it is; a .txt tokenized (``tokenizer``, the folder's tokenizer.json, or UTF-8 bytes for a
+    byte-vocabulary workload) into rows of ``seq`` tokens, no longer than the model's positions."""
+    if path is None:
+        return None
+    data = read_calibration_file(path)
+    if not isinstance(data, str):
+        return data
+    from blindproof.models.hf_folder import HfFolderError, folder_positions
+    from blindproof.models.workloads import WORKLOADS
+
+    folder = Path(model) if Path(model).is_dir() else None
+    wl = WORKLOADS.get(model)
+    cfg = wl.config if wl is not None else None
+    encode = text_encoder(model, tokenizer, cfg.vocab_size if cfg is not None else None)
+    try:
+        limit = folder_positions(folder) if folder is not None else (cfg.max_seq if cfg is not None else None)
+    except HfFolderError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    return text_rows(data, encode, min(seq, *(v for v in (max_seq, limit) if v)))

@@ -18,6 +18,10 @@ def add_model_args(p: argparse.ArgumentParser, *, key: bool = True, security: bo
                                                   "model.safetensors.index.json)")
     p.add_argument("--tokenizer", type=Path, default=None,
                    help="tokenizer.json for text in and out (default: the folder's own tokenizer.json, if any)")
+    p.add_argument("--calibration", type=Path, default=None,
+                   help="typical inputs to quantize on: .npy (token ids or features) or .txt (tokenized into rows of "
+                        "32 tokens); needed for a torch module (file.py:name), optional for workloads and folders; "
+                        "commit and prove must use the same (or quantize once: `blindproof quantize`)")
     p.add_argument("--max-seq", type=int, default=None,
                    help="positions a folder's model covers (default: its own limit, at most 1024); commit and "
                         "prove must use the same")
@@ -44,12 +48,14 @@ def add_model_args(p: argparse.ArgumentParser, *, key: bool = True, security: bo
 def load_model(args: argparse.Namespace):
     """The :class:`~blindproof.sources.ModelSource` the options name (float model, integer model,
     tokenizer); SystemExit(2) with a one-line message on bad options or an unusable model."""
+    from blindproof.commands.calibration import calibration_data
     from blindproof.sources import resolve
 
     if args.max_seq is not None and args.max_seq < 1:
         raise SystemExit(f"error: --max-seq must be positive, got {args.max_seq}")
+    calib = calibration_data(args.calibration, args.model, args.tokenizer, max_seq=args.max_seq)
     try:
-        return resolve(args.model, scope=args.scope, seed=args.seed, weights=args.weights,
+        return resolve(args.model, calib, scope=args.scope, seed=args.seed, weights=args.weights,
                        tokenizer=args.tokenizer, max_seq=args.max_seq)
     except ValueError as exc:  # ModelSourceError, and the loaders' own
         raise SystemExit(f"error: {exc}") from None

@@ -41,21 +41,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _text_rows(args: argparse.Namespace, text: str):
-    """Token ids (rows, seq) of a calibration text, rows no longer than the model's positions."""
-    from blindproof.commands.calibration import text_encoder, text_rows
-    from blindproof.models.hf_folder import folder_positions
-    from blindproof.models.workloads import WORKLOADS
-
-    folder = Path(args.model) if Path(args.model).is_dir() else None
-    wl = WORKLOADS.get(args.model)
-    vocab = wl.config.vocab_size if wl is not None and wl.config is not None else None
-    encode = text_encoder(args.model, args.tokenizer, vocab)
-    limit = folder_positions(folder) if folder is not None else (wl.config.max_seq if vocab else None)
-    seq = min(args.seq, *(v for v in (args.max_seq, limit) if v))
-    return text_rows(text, encode, seq)
-
-
 def run(args: argparse.Namespace) -> int:
     from blindproof.quant.files import save_qspec
     from blindproof.quant.report import accuracy_report
@@ -67,12 +52,10 @@ def run(args: argparse.Namespace) -> int:
     if args.seq < 2 or (args.max_seq is not None and args.max_seq < 1):
         print("error: --seq must be at least 2 and --max-seq positive", file=sys.stderr)
         return 2
-    from blindproof.commands.calibration import read_calibration_file
-    calib = read_calibration_file(args.calibration) if args.calibration is not None else None
+    from blindproof.commands.calibration import calibration_data
+    calib = calibration_data(args.calibration, args.model, args.tokenizer, args.seq, args.max_seq)
     t0 = time.perf_counter()
     try:
-        if isinstance(calib, str):
-            calib = _text_rows(args, calib)
         src = resolve(args.model, calib, scope="model", seed=args.seed, weights=args.weights,
                       tokenizer=args.tokenizer, max_seq=args.max_seq)
     except ValueError as exc:  # ModelSourceError, HfFolderError
