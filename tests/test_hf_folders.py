@@ -114,6 +114,16 @@ def test_sharded_llama_folder_end_to_end_and_a_tampered_proof(folders, tmp_path)
     assert other.returncode == 2 and "do not match" in other.stderr
 
 
+def test_bert_folder_through_the_command_line(folders, tmp_path):
+    folder, _ = folders["bert"]
+    com, proof = tmp_path / "m.commit", tmp_path / "p.bin"
+    cli("commit", "--model", str(folder), "-o", str(com))
+    cli("prove", "--model", str(folder), "--commitment", str(com), "--text", TEXT, "-o", str(proof))
+    res = json.loads(cli("verify", str(proof), "--commitment", str(com), "--tokenizer", str(folder), "--text", TEXT,
+                         "--json").stdout)
+    assert res["valid"] and res["outputs"] == {"pooled": [1, 32]} and "next_token" not in res
+
+
 def test_bert_folder_through_the_api(folders):
     folder, hf = folders["bert"]
     c = blindproof.commit(folder)
