@@ -154,7 +154,8 @@ def _commitment_of(commitment: "Committed | ModelCommitment | str | Path") -> "M
         return commitment
     if isinstance(commitment, (str, Path)):
         return ModelCommitment.load(commitment)
-    raise TypeError(f"commitment must be a Committed, a ModelCommitment or a file path, got {type(commitment).__name__}")
+    raise TypeError("commitment must be a Committed, a ModelCommitment or a file path, got "
+                    f"{type(commitment).__name__}")
 
 
 def _proof_bytes(proof: "Proof | ModelProof | bytes | str | Path") -> bytes:

@@ -142,7 +142,8 @@ def _hf_folder(path: str, *, calibration, scope: str | None, tokenizer: str | Pa
         raise ModelSourceError(str(exc)) from None
     cfg = model.cfg
     seq = min(FOLDER_CALIBRATION[1], cfg.max_seq)
-    src = ModelSource(Path(path).resolve().name or str(path), None, model, tok, _tokens(cfg.vocab_size, 1, seq, 10_000))  # type: ignore[arg-type]
+    example = _tokens(cfg.vocab_size, 1, seq, 10_000)
+    src = ModelSource(Path(path).resolve().name or str(path), None, model, tok, example)  # type: ignore[arg-type]
     if calibration is None:
         calib = folder_calibration(cfg.vocab_size, cfg.max_seq)
     elif isinstance(calibration, (list, tuple)) and calibration and all(isinstance(t, str) for t in calibration):

@@ -126,6 +126,11 @@ def _defaults(args: argparse.Namespace) -> tuple[float, int]:
     return (DEFAULT_ALPHA if args.alpha is None else args.alpha), (DEFAULT_EXTRA if args.extra is None else args.extra)
 
 
+def _source(model: str) -> str:
+    """How records and fingerprints name the model: a folder by its absolute path (usable from anywhere)."""
+    return str(Path(model).resolve()) if Path(model).is_dir() else model
+
+
 def _transformer(source: str, seed: int):
     from blindproof.client.local import load_local_model
     from blindproof.models.transformer import Transformer
@@ -218,7 +223,7 @@ def run_make(args: argparse.Namespace) -> int:
     sessions = traffic.text_sessions(text, shapes, tokenizer.encode, model.cfg.max_seq, gen, count=args.sessions)
     if not sessions:
         raise ValueError(f"{source} yields no probe session (no sentence of text)")
-    fp = traffic.make_traffic_fingerprint(model, sessions, alpha, extra, source=args.model, seed=args.seed)
+    fp = traffic.make_traffic_fingerprint(model, sessions, alpha, extra, source=_source(args.model), seed=args.seed)
     server, codec = expanded_deployment(model, key, args.tier, Split(), extra, alpha, gen)
     for cls in classes:
         traffic.calibrate_traffic(fp, codec, traffic.local_sessions(DeviceServer(server, cls)), cls,
@@ -278,7 +283,8 @@ def _make_legacy(args: argparse.Namespace) -> int:
     model = _transformer(args.model, args.seed)
     key = load_key(args.key) if args.key else generate_key()
     fp = make_blind_fingerprint(model, key, args.tier, references=args.references or 64, seq=args.seq or 16,
-                                alpha=alpha, extra=extra, probes=args.probes, source=args.model, seed=args.seed)
+                                alpha=alpha, extra=extra, probes=args.probes, source=_source(args.model),
+                                seed=args.seed)
     fp.save(args.out)
     cal = {m: {"threshold": c.threshold, "p0_upper": c.p0_upper, "honest_failures": c.failures, "probes": c.probes}
            for m, c in fp.calibrations.items()}
@@ -304,7 +310,7 @@ def run_deploy(args: argparse.Namespace) -> int:
     key = load_key(args.key)
     with connect(args) as client:
         dep = FPD.deploy(client, model, key, args.tier, Split(), extra, alpha, label=args.label or args.model)
-    DeploymentRecord(dep.deployment_id, dep.digest, dep.key_id, dep.tier, True, True, args.model, args.seed,
+    DeploymentRecord(dep.deployment_id, dep.digest, dep.key_id, dep.tier, True, True, _source(args.model), args.seed,
                      str(args.key.resolve()), args.server, expansion=extra, alpha=alpha).save(args.record)
     if args.json:
         print(json.dumps({"deployment_id": dep.deployment_id, "digest": dep.digest, "key_id": dep.key_id,

@@ -52,7 +52,8 @@ class AccuracyReport:
         out = [f"integer vs float on {self.samples} calibration input(s), {self.rows} output rows:"]
         if self.top1 is not None and not self.embedding:
             out.append(f"  top-1 agreement {self.top1:.2%}")
-        out.append(f"  cosine mean {self.cosine_mean:.5f}, min {self.cosine_min:.5f}; max |error| {self.max_abs_error:.4g}")
+        out.append(f"  cosine mean {self.cosine_mean:.5f}, min {self.cosine_min:.5f}; "
+                   f"max |error| {self.max_abs_error:.4g}")
         return out
 
 

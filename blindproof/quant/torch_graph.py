@@ -41,7 +41,8 @@ SUPPORTED = ("Linear, Embedding (of the input), BatchNorm1d (folded), ReLU, GELU
              "residual add, multiply, mean over the sequence, Flatten, Dropout, Identity")
 NOT_YET = "convolution, pooling and ONNX graphs are not supported yet"
 _ACT_MODULES: dict[type, str] = {nn.SiLU: "silu", nn.Tanh: "tanh"}
-_ACT_FUNCTIONS: dict[Any, str] = {torch.nn.functional.silu: "silu", torch.tanh: "tanh", torch.nn.functional.tanh: "tanh"}
+_ACT_FUNCTIONS: dict[Any, str] = {torch.nn.functional.silu: "silu", torch.tanh: "tanh",
+                                  torch.nn.functional.tanh: "tanh"}
 _RELU = (torch.relu, torch.nn.functional.relu)
 _SIGMOID = (torch.sigmoid, torch.nn.functional.sigmoid)
 _FLATTEN = (torch.flatten,)
@@ -189,7 +190,8 @@ class _Walk:
             s = (_np(mod.weight) if mod.affine else 1.0) / np.sqrt(_np(mod.running_var) + mod.eps)
             shift = (_np(mod.bias) if mod.affine else 0.0) - _np(mod.running_mean) * s
             self.desc.append(f"{name}:batchnorm")
-            scaled = b.mul_weight(self.act(x, name + ".x"), np.broadcast_to(s, x.value.shape[-1:]).copy(), name + ".scale")
+            width = x.value.shape[-1:]
+            scaled = b.mul_weight(self.act(x, name + ".x"), np.broadcast_to(s, width).copy(), name + ".scale")
             return b.add_weight(scaled, np.broadcast_to(shift, x.value.shape[-1:]).copy(), name)
         raise _unsupported(node, kind)
 
