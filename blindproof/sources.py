@@ -28,6 +28,20 @@ class ModelSourceError(ValueError):
     """The model cannot be used: unknown name, unreadable folder, unsupported layer. One line, for people."""
 
 
+def encode_text(text: str, tokenizer: Any, vocab_size: int | None, name: str = "model") -> np.ndarray:
+    """Token ids ``(1, n)`` of ``text``: by ``tokenizer``, else UTF-8 bytes for a byte-vocabulary model."""
+    if tokenizer is not None:
+        ids = tokenizer.encode(text).ids
+    elif vocab_size == 256:
+        ids = list(text.encode("utf-8"))
+    else:
+        raise ModelSourceError(f"{name}: text input needs a tokenizer (--tokenizer tokenizer.json) "
+                               "or a byte-vocabulary model")
+    if not ids:
+        raise ModelSourceError("the text encodes to no tokens")
+    return np.asarray(ids, dtype=np.int64)[None, :]
+
+
 @dataclass
 class ModelSource:
     """A model resolved for proving: its name, float model, integer model, tokenizer and example input."""
@@ -46,16 +60,7 @@ class ModelSource:
 
     def encode_text(self, text: str) -> np.ndarray:
         """Token ids ``(1, n)`` of ``text``: by the tokenizer, else UTF-8 bytes for a byte-vocabulary model."""
-        if self.tokenizer is not None:
-            ids = self.tokenizer.encode(text).ids
-        elif self.vocab_size == 256:
-            ids = list(text.encode("utf-8"))
-        else:
-            raise ModelSourceError(f"{self.name}: text input needs a tokenizer (--tokenizer tokenizer.json) "
-                                   "or a byte-vocabulary model")
-        if not ids:
-            raise ModelSourceError("the text encodes to no tokens")
-        return np.asarray(ids, dtype=np.int64)[None, :]
+        return encode_text(text, self.tokenizer, self.vocab_size, self.name)
 
     def decode_tokens(self, ids) -> str:
         """Text of token ids, by the tokenizer or as UTF-8 bytes (byte-vocabulary models)."""
@@ -141,20 +146,19 @@ def _hf_folder(path: str, *, calibration, scope: str | None, tokenizer: str | Pa
     except HfFolderError as exc:
         raise ModelSourceError(str(exc)) from None
     cfg = model.cfg
+    name = Path(path).resolve().name or str(path)
     seq = min(FOLDER_CALIBRATION[1], cfg.max_seq)
-    example = _tokens(cfg.vocab_size, 1, seq, 10_000)
-    src = ModelSource(Path(path).resolve().name or str(path), None, model, tok, example)  # type: ignore[arg-type]
     if calibration is None:
         calib = folder_calibration(cfg.vocab_size, cfg.max_seq)
     elif isinstance(calibration, (list, tuple)) and calibration and all(isinstance(t, str) for t in calibration):
-        calib = text_calibration(list(calibration), lambda t: src.encode_text(t), seq)
+        calib = text_calibration(list(calibration), lambda t: encode_text(t, tok, cfg.vocab_size, name), seq)
     else:
         calib = calibration
     try:
-        src.quantized = quantize(model, calib, scope=scope or "model")
+        qm = quantize(model, calib, scope=scope or "model")
     except QuantizationError as exc:
         raise ModelSourceError(f"{path}: {exc}") from None
-    return src
+    return ModelSource(name, qm, model, tok, _tokens(cfg.vocab_size, 1, seq, 10_000))
 
 
 def resolve(model: Any, calibration=None, *, scope: str | None = None, seed: int = 0,

@@ -257,3 +257,16 @@ def test_deploy_integer_calibrated_on_text_then_a_proved_inference(folders, tmp_
     proof = json.loads(inf.stdout)["proof"]
     assert proof["verified"] is True
     assert cli("verify", "proof.bin", "--commitment", "model.commit", cwd=tmp_path).returncode == 0
+
+
+def test_a_folder_calibrated_on_texts_through_the_api(folders):
+    from hf_folders import CORPUS
+
+    folder, _ = folders["gpt2"]
+    default = blindproof.commit(folder)
+    on_text = blindproof.commit(folder, CORPUS)
+    assert on_text.quantized.spec.digest() != default.quantized.spec.digest()  # the scales come from the texts
+    p = blindproof.prove(on_text, TEXT)
+    assert blindproof.verify(p, on_text.commitment)
+    with pytest.raises(blindproof.ModelSourceError, match="fewer than one row"):
+        blindproof.commit(folder, ["the"])
