@@ -18,6 +18,7 @@ COMMAND_MODULES: list[str] = [
     "blindproof.commands.generate",
     "blindproof.commands.demo",
     "blindproof.commands.fingerprint",
+    "blindproof.commands.quantize",
     "blindproof.commands.commit",
     "blindproof.commands.prove",
     "blindproof.commands.verify",

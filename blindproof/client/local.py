@@ -22,11 +22,15 @@ RECORD_FORMAT = "blindproof-deployment/1"
 
 
 def load_local_model(source: str, seed: int = 0) -> nn.Module:
-    """``default`` (the embedded model), a workload name, or a model file written by ``save_model``."""
+    """``default`` (the embedded model), a workload name, a local Hugging Face folder (config.json +
+    safetensors), or a model file written by ``save_model``."""
     if source == "default":
         from blindproof.models.default import load_default_model
         return load_default_model()
     path = Path(source)
+    if path.is_dir():
+        from blindproof.models.hf_folder import load_hf_folder
+        return load_hf_folder(path)
     if path.suffix == ".safetensors" or path.exists():
         from blindproof.models.serialize import load_model
         loaded = load_model(path)
@@ -38,8 +42,8 @@ def load_local_model(source: str, seed: int = 0) -> nn.Module:
     from blindproof.models.workloads import WORKLOADS, get_workload
     if source in WORKLOADS:
         return get_workload(source).build(seed)
-    raise ValueError(f"unknown model {source!r}: use 'default', a workload ({', '.join(WORKLOADS)}) "
-                     "or a .safetensors model file")
+    raise ValueError(f"unknown model {source!r}: use 'default', a workload ({', '.join(WORKLOADS)}), "
+                     "a Hugging Face folder or a .safetensors model file")
 
 
 def connect(args: argparse.Namespace, server: str | None = None) -> BlindClient:
@@ -74,6 +78,7 @@ class DeploymentRecord:
     mode: str = "float"  # "integer": the server runs (and proves) the integer program
     commitment: str = ""  # integer: the model commitment the client computed (base64), proofs check against it
     commitment_key_file: str | None = None  # integer: 0600 file with the commitment key (rebuilds the model file)
+    calibration_file: str | None = None  # integer: .npy of the calibration data it was quantized on (None: default)
 
     def model_commitment(self):
         """The client's own copy of the model commitment (integer deployments)."""
@@ -106,8 +111,13 @@ class DeploymentRecord:
             if not self.commitment_key_file:
                 raise ValueError("an integer deployment record needs its commitment key file")
             ckey = CommitmentKey.load(self.commitment_key_file).secret
+            calibration = None
+            if self.calibration_file:
+                import numpy as np
+                import torch
+                calibration = torch.from_numpy(np.load(self.calibration_file, allow_pickle=False))
             return client.attach_integer(self.deployment_id, model, key, self.tier or "rotate", ckey,
-                                         self.model_commitment())
+                                         self.model_commitment(), calibration)
         if self.expansion:
             from blindproof.client.fingerprinted import attach
             if key is None:

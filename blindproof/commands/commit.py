@@ -13,7 +13,18 @@ def add_model_args(p: argparse.ArgumentParser, *, key: bool = True, security: bo
     """The options that pick a model (shared by `commit`, `prove` and `rotate`; `rotate` names its own
     key options and takes the parameters from the old commitment)."""
     p.add_argument("--model", required=True, help="workload name (tiny-llama, small-llama, gpt2-block, gpt2-small, "
-                                                  "mlp-784-56-10, minilm-l6)")
+                                                  "mlp-784-56-10, minilm-l6) or a local Hugging Face folder "
+                                                  "(config.json + model.safetensors or a sharded "
+                                                  "model.safetensors.index.json)")
+    p.add_argument("--tokenizer", type=Path, default=None,
+                   help="tokenizer.json for text in and out (default: the folder's own tokenizer.json, if any)")
+    p.add_argument("--calibration", type=Path, default=None,
+                   help="typical inputs to quantize on: .npy (token ids or features) or .txt (tokenized into rows of "
+                        "32 tokens); needed for a torch module (file.py:name), optional for workloads and folders; "
+                        "commit and prove must use the same (or quantize once: `blindproof quantize`)")
+    p.add_argument("--max-seq", type=int, default=None,
+                   help="positions a folder's model covers (default: its own limit, at most 1024); commit and "
+                        "prove must use the same")
     p.add_argument("--weights", type=Path, default=None,
                    help="safetensors file with the model's state dict (default: the trained default model for "
                         "tiny-llama, the real all-MiniLM-L6-v2 weights for minilm-l6 where installed, seeded random "
@@ -35,19 +46,18 @@ def add_model_args(p: argparse.ArgumentParser, *, key: bool = True, security: bo
 
 
 def load_model(args: argparse.Namespace):
-    """The float model the options name and its quantized form; SystemExit(2) with a message on bad
-    options."""
-    from blindproof.models.workloads import WORKLOADS
-    from blindproof.zk.proof.prover import quantized_workload, workload_float_model
+    """The :class:`~blindproof.sources.ModelSource` the options name (float model, integer model,
+    tokenizer); SystemExit(2) with a one-line message on bad options or an unusable model."""
+    from blindproof.commands.calibration import calibration_data
+    from blindproof.sources import resolve
 
-    if args.model not in WORKLOADS:
-        raise SystemExit(f"error: unknown model {args.model!r}; known: {', '.join(WORKLOADS)}")
-    if args.weights is not None and not args.weights.is_file():
-        raise SystemExit(f"error: weights file {args.weights} does not exist")
+    if args.max_seq is not None and args.max_seq < 1:
+        raise SystemExit(f"error: --max-seq must be positive, got {args.max_seq}")
+    calib = calibration_data(args.calibration, args.model, args.tokenizer, max_seq=args.max_seq)
     try:
-        model = workload_float_model(args.model, str(args.weights) if args.weights else None, args.seed)
-        return model, quantized_workload(args.model, scope=args.scope, model=model)
-    except ValueError as exc:
+        return resolve(args.model, calib, scope=args.scope, seed=args.seed, weights=args.weights,
+                       tokenizer=args.tokenizer, max_seq=args.max_seq)
+    except ValueError as exc:  # ModelSourceError, and the loaders' own
         raise SystemExit(f"error: {exc}") from None
 
 
@@ -90,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     say = Reporter(json_events=args.json)
     t0 = time.perf_counter()
     say(f"quantizing {args.model} ...")
-    _, qm = load_model(args)
+    qm = load_model(args).quantized
     t1 = time.perf_counter()
     say(f"quantized ({t1 - t0:.2f} s); committing {len(qm.weights)} weight tensors and proving their dtype ranges ...")
     if key is None:

@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "deployment record for `infer` and `generate`.")
     add_connection_args(p)
     p.add_argument("--model", default="default",
-                   help="'default', a workload name (tiny-llama, ...) or a .safetensors model file")
+                   help="'default', a workload name (tiny-llama, ...), a local Hugging Face folder (config.json + "
+                        "safetensors) or a .safetensors model file")
     p.add_argument("--seed", type=int, default=0, help="seed of a workload's weights")
     p.add_argument("--key", type=Path, help="key file from `blindproof keygen` (omit with --plaintext)")
     p.add_argument("--plaintext", action="store_true", help="deploy untransformed (a baseline; no privacy)")
@@ -34,8 +35,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "against the server's")
     p.add_argument("--commitment-out", type=Path, default=Path("model.commit"),
                    help="with --integer: where to write the model commitment (default model.commit)")
+    p.add_argument("--calibration", type=Path, default=None,
+                   help="with --integer: typical inputs to quantize on (.npy token ids or features, or a .txt file "
+                        "tokenized by --tokenizer / the folder's tokenizer.json into rows of 32 tokens); kept beside "
+                        "the record as <record>.calib.npy, which rebuilds the same integer model later (default: "
+                        "fixed seeded data)")
+    p.add_argument("--tokenizer", type=Path, default=None, help="tokenizer.json for a .txt --calibration")
     p.add_argument("--force", action="store_true",
-                   help="overwrite an existing record (and, with --integer, its .ckey and commitment files)")
+                   help="overwrite an existing record (and, with --integer, its .ckey, .calib.npy and commitment "
+                        "files)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=run)
 
@@ -54,6 +62,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.set_defaults(func=run_list)
 
 
+def _calibration(args: argparse.Namespace, model):
+    """The --calibration data as a tensor (None without it); SystemExit(2) when unusable."""
+    if args.calibration is None:
+        return None
+    import torch
+
+    from blindproof.commands.calibration import TEXT_ROW, read_calibration_file, text_encoder, text_rows
+    data = read_calibration_file(args.calibration)
+    if isinstance(data, str):
+        cfg = getattr(model, "cfg", None)
+        if cfg is None:
+            raise SystemExit("error: a text calibration file needs a text model")
+        data = text_rows(data, text_encoder(args.model, args.tokenizer, cfg.vocab_size), min(TEXT_ROW, cfg.max_seq))
+    return torch.from_numpy(data)
+
+
 @cli_errors
 def run(args: argparse.Namespace) -> int:
     from blindproof.client.local import DeploymentRecord, connect, load_local_model
@@ -61,9 +85,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.plaintext == (args.key is not None):
         raise SystemExit("error: pass exactly one of --key FILE or --plaintext")
+    if Path(args.model).is_dir():  # the record names the folder wherever `generate` runs from
+        args.model = str(Path(args.model).resolve())
     model = load_local_model(args.model, args.seed)
     key = load_key(args.key) if args.key else None
-    outputs = [args.record] + ([args.record.with_suffix(".ckey"), args.commitment_out] if args.integer else [])
+    if args.calibration is not None and not args.integer:
+        raise SystemExit("error: --calibration applies to --integer deployments (the float model needs none)")
+    calib_file = args.record.with_suffix(".calib.npy")
+    outputs = [args.record] + ([args.record.with_suffix(".ckey"), args.commitment_out] if args.integer else []) + \
+        ([calib_file] if args.calibration is not None else [])
     existing = [str(p) for p in outputs if p.exists()]
     if existing and not args.force:  # like keygen: the old record (and commitment key) would be lost
         raise SystemExit(f"error: {', '.join(existing)} exist(s); pass --force to overwrite, or --record FILE")
@@ -78,19 +108,24 @@ def run(args: argparse.Namespace) -> int:
         from blindproof.commands.progress import Reporter
         say = Reporter(json_events=args.json)
         split = integer_split(model)
+        calibration = _calibration(args, model)
         ckey = CommitmentKey.generate()
         say("quantizing the transformed model, committing to it and uploading it (the server commits too, "
             "and the two commitments must match) ...")
         t0 = time.perf_counter()
         with connect(args) as client:  # CommitmentMismatchError unless the server commits to the same model
             dep = client.deploy(model, key, args.tier, label=args.label or args.model, mode="integer",
-                                commitment_key=ckey.secret)
+                                commitment_key=ckey.secret, calibration=calibration)
         say(f"deployed ({time.perf_counter() - t0:.2f} s)")
         key_file = args.record.with_suffix(".ckey")
         ckey.save(key_file)  # 0600: it rebuilds the integer model file; verifiers never need it
         dep.commitment.save(args.commitment_out)
         extra = {"mode": "integer", "commitment": base64.b64encode(dep.commitment.to_bytes()).decode("ascii"),
                  "commitment_key_file": str(key_file.resolve())}
+        if calibration is not None:  # attaching later must quantize on the very same data
+            import numpy as np
+            np.save(calib_file, calibration.numpy())
+            extra["calibration_file"] = str(calib_file.resolve())
     else:
         with connect(args) as client:
             dep = client.deploy(model, key, args.tier, split, label=args.label or args.model)

@@ -44,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "record the model's outputs on each, and calibrate honest deviations per device class on the "
                     "local serving stack (the expanded EE deployment run in-process; tf32/fp16/bf16 simulated on "
                     "CPU). Each probe is sent at most once by `fingerprint check`.")
-    mk.add_argument("--model", default="default", help="'default', a workload name or a .safetensors model file")
+    mk.add_argument("--model", default="default", help="'default', a workload name, a local Hugging Face folder or a "
+                                                                ".safetensors model file")
     mk.add_argument("--seed", type=int, default=0, help="seed of a workload's weights")
     mk.add_argument("--key", type=Path, help="EE key file to calibrate with (default: a fresh key)")
     mk.add_argument("--tier", choices=["permute", "rotate"], default="rotate", help="EE tier (default rotate)")
@@ -80,7 +81,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                      "every request then carries harmless noise, so the server cannot tell a "
                                      "probe from an ordinary request by its norm.")
     add_connection_args(dp)
-    dp.add_argument("--model", default="default", help="'default', a workload name or a .safetensors model file")
+    dp.add_argument("--model", default="default", help="'default', a workload name, a local Hugging Face folder or a "
+                                                                ".safetensors model file")
     dp.add_argument("--seed", type=int, default=0, help="seed of a workload's weights")
     dp.add_argument("--key", type=Path, required=True, help="key file from `blindproof keygen`")
     dp.add_argument("--tier", choices=["permute", "rotate"], default="rotate", help="EE tier (default rotate)")
@@ -122,6 +124,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _defaults(args: argparse.Namespace) -> tuple[float, int]:
     from blindproof.fingerprint.blind import DEFAULT_ALPHA, DEFAULT_EXTRA
     return (DEFAULT_ALPHA if args.alpha is None else args.alpha), (DEFAULT_EXTRA if args.extra is None else args.extra)
+
+
+def _source(model: str) -> str:
+    """How records and fingerprints name the model: a folder by its absolute path (usable from anywhere)."""
+    return str(Path(model).resolve()) if Path(model).is_dir() else model
 
 
 def _transformer(source: str, seed: int):
@@ -216,7 +223,7 @@ def run_make(args: argparse.Namespace) -> int:
     sessions = traffic.text_sessions(text, shapes, tokenizer.encode, model.cfg.max_seq, gen, count=args.sessions)
     if not sessions:
         raise ValueError(f"{source} yields no probe session (no sentence of text)")
-    fp = traffic.make_traffic_fingerprint(model, sessions, alpha, extra, source=args.model, seed=args.seed)
+    fp = traffic.make_traffic_fingerprint(model, sessions, alpha, extra, source=_source(args.model), seed=args.seed)
     server, codec = expanded_deployment(model, key, args.tier, Split(), extra, alpha, gen)
     for cls in classes:
         traffic.calibrate_traffic(fp, codec, traffic.local_sessions(DeviceServer(server, cls)), cls,
@@ -276,7 +283,8 @@ def _make_legacy(args: argparse.Namespace) -> int:
     model = _transformer(args.model, args.seed)
     key = load_key(args.key) if args.key else generate_key()
     fp = make_blind_fingerprint(model, key, args.tier, references=args.references or 64, seq=args.seq or 16,
-                                alpha=alpha, extra=extra, probes=args.probes, source=args.model, seed=args.seed)
+                                alpha=alpha, extra=extra, probes=args.probes, source=_source(args.model),
+                                seed=args.seed)
     fp.save(args.out)
     cal = {m: {"threshold": c.threshold, "p0_upper": c.p0_upper, "honest_failures": c.failures, "probes": c.probes}
            for m, c in fp.calibrations.items()}
@@ -302,7 +310,7 @@ def run_deploy(args: argparse.Namespace) -> int:
     key = load_key(args.key)
     with connect(args) as client:
         dep = FPD.deploy(client, model, key, args.tier, Split(), extra, alpha, label=args.label or args.model)
-    DeploymentRecord(dep.deployment_id, dep.digest, dep.key_id, dep.tier, True, True, args.model, args.seed,
+    DeploymentRecord(dep.deployment_id, dep.digest, dep.key_id, dep.tier, True, True, _source(args.model), args.seed,
                      str(args.key.resolve()), args.server, expansion=extra, alpha=alpha).save(args.record)
     if args.json:
         print(json.dumps({"deployment_id": dep.deployment_id, "digest": dep.digest, "key_id": dep.key_id,

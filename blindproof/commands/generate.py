@@ -19,6 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--record", type=Path, default=Path("deployment.json"), help="deployment record from `deploy`")
     p.add_argument("--prompt", help="prompt text (default: the embedded model's prompt)")
     p.add_argument("--tokens", type=int, default=60, help="number of new tokens (default 60)")
+    p.add_argument("--tokenizer", type=Path, default=None,
+                   help="tokenizer.json for the prompt and the text (default: the deployed Hugging Face folder's "
+                        "tokenizer.json, else UTF-8 bytes)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=run)
 
@@ -26,9 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 @cli_errors
 def run(args: argparse.Namespace) -> int:
     from blindproof.client.local import DeploymentRecord, connect
-    from blindproof.models import tokenizer
+    from blindproof.commands.text import text_codec
 
     record = DeploymentRecord.load(args.record)
+    tokenizer = text_codec(args.tokenizer, record.model)
     if args.prompt is None:
         from blindproof.models.default import default_prompt
         args.prompt = default_prompt()

@@ -19,9 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_connection_args(p, server_required=False)
     p.add_argument("--record", type=Path, default=Path("deployment.json"), help="deployment record from `deploy`")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--text", help="input text (byte tokenizer)")
+    src.add_argument("--text", help="input text (tokenized by --tokenizer, else UTF-8 bytes)")
     src.add_argument("--tokens", help="comma-separated token ids")
     src.add_argument("--features", type=Path, help=".npy file of features (batch, in) for an MLP")
+    p.add_argument("--tokenizer", type=Path, default=None,
+                   help="tokenizer.json for --text and the next tokens (default: the deployed Hugging Face folder's "
+                        "tokenizer.json, else UTF-8 bytes)")
     p.add_argument("--top", type=int, default=5, help="how many next-token candidates to print")
     p.add_argument("--prove", action="store_true",
                    help="integer deployments: have the server prove this inference; the proof is verified here "
@@ -33,14 +36,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def parse_input(args: argparse.Namespace):
-    """The input tensor from --text, --tokens or --features."""
+def parse_input(args: argparse.Namespace, codec=None):
+    """The input tensor from --text (encoded by ``codec``, default UTF-8 bytes), --tokens or --features."""
     import numpy as np
     import torch
 
     if args.text is not None:
         from blindproof.models import tokenizer
-        return tokenizer.encode(args.text)
+        return (codec or tokenizer).encode(args.text)
     if args.tokens is not None:
         try:
             ids = [int(t) for t in args.tokens.split(",") if t.strip()]
@@ -55,11 +58,13 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from blindproof.client.local import DeploymentRecord, connect
-    from blindproof.models import tokenizer
+    from blindproof.commands.text import text_codec
+    from blindproof.models import tokenizer as bytes_codec
     from blindproof.models.transformer import Transformer
 
     record = DeploymentRecord.load(args.record)
-    x = parse_input(args)
+    tokenizer = text_codec(getattr(args, "tokenizer", None), record.model)
+    x = parse_input(args, tokenizer)
     with connect(args, args.server or record.server) as client:
         dep = record.attach(client)
         if args.prove:
@@ -84,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(model, Transformer) and model.cfg.output == "logits":
         top = torch.topk(out[0, -1].softmax(-1), min(args.top, out.shape[-1]))
         summary["next_tokens"] = [{"id": int(i), "p": round(float(p), 4),
-                                   **({"text": tokenizer.decode([int(i)])} if model.cfg.vocab_size == 256 else {})}
+                                   **({"text": tokenizer.decode(torch.tensor([int(i)]))}
+                                      if model.cfg.vocab_size == 256 or tokenizer is not bytes_codec else {})}
                                   for p, i in zip(top.values, top.indices)]
     else:
         summary["output"] = out.tolist()

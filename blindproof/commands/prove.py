@@ -21,8 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_model_args(p)
     p.add_argument("--input", type=Path, default=None,
                    help=".npy file (token ids (1, seq), float features (1, dim), or for --scope blocks token ids or "
-                        "float hidden states (1, seq, d_model)) or, for byte-vocabulary models, a .txt file; "
-                        "default: the workload's fixed example input")
+                        "float hidden states (1, seq, d_model)) or a .txt file (tokenized by --tokenizer, or UTF-8 "
+                        "bytes for byte-vocabulary models); default: the model's fixed example input")
+    p.add_argument("--text", default=None, help="input text (tokenized like a .txt --input)")
     p.add_argument("--commitment", type=Path, default=Path("model.commit"),
                    help="the model commitment to prove against (default model.commit)")
     p.add_argument("--start", type=int, default=0, help="position of the first token (default 0)")
@@ -35,28 +36,45 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _read_input(path: Path | None, model_name: str, vocab: int | None):
-    from blindproof.zk.proof.prover import example_input
+def _read_input(args: argparse.Namespace, source):
+    """The model input the options name: --text, a .txt or .npy --input, or the model's example input."""
+    from blindproof.sources import ModelSourceError
 
-    if path is None:
-        return example_input(model_name)
-    if not path.is_file():
-        raise SystemExit(f"error: input file {path} does not exist")
-    if path.suffix == ".txt":
-        if vocab != 256:
-            raise SystemExit("error: text input needs a byte-vocabulary model")
-        return np.frombuffer(path.read_bytes(), dtype=np.uint8).astype(np.int64)[None, :]
+    path = args.input
+    if args.text is not None and path is not None:
+        raise SystemExit("error: give --text or --input, not both")
+    try:
+        if args.text is not None:
+            return source.encode_text(args.text)
+        if path is None:
+            if source.example is None:
+                raise SystemExit(f"error: {source.name} has no example input: pass --input or --text")
+            return source.example
+        if not path.is_file():
+            raise SystemExit(f"error: input file {path} does not exist")
+        if path.suffix == ".txt":
+            return source.encode_text(path.read_text(encoding="utf-8", errors="replace"))
+    except ModelSourceError as exc:
+        raise SystemExit(f"error: {exc}") from None
     try:
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError) as exc:
         raise SystemExit(f"error: {path}: not a .npy file: {exc}") from None
 
 
+def next_token_text(source, outputs) -> str | None:
+    """The decoded argmax of the logits' last row (the greedy next token), where the model has text."""
+    if source.quantized.spec.outputs[0] != "logits" or (source.tokenizer is None and source.vocab_size != 256):
+        return None
+    y = np.asarray(outputs["logits"])
+    return source.decode_tokens([int(np.argmax(y.reshape(-1, y.shape[-1])[-1]))])
+
+
 def run(args: argparse.Namespace) -> int:
     from blindproof.zk.proof.commitment import ModelCommitment
     from blindproof.zk.proof.keys import LEDGER_SUFFIX, CommitmentKey, OpeningBudgetExceeded
     from blindproof.zk.commit.pcs import PcsParams
-    from blindproof.zk.proof.prover import ModelProver, program_input
+    from blindproof.zk.proof.prover import ModelProver
 
     key_path = args.key or Path(str(args.commitment) + ".key")
     if not key_path.exists():
@@ -80,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
     from blindproof.commands.progress import Reporter
     say = Reporter(json_events=args.json)
     t0 = time.perf_counter()
-    model, qm = load_model(args)
+    source = load_model(args)
+    qm = source.quantized
     say(f"quantized {args.model} ({time.perf_counter() - t0:.2f} s)")
     t1 = time.perf_counter()
     try:  # the public commitment fixes the budget; the ledger beside the key counts the openings
@@ -92,10 +111,9 @@ def run(args: argparse.Namespace) -> int:
     if public is not None and public.digest() != prover.commitment.digest():
         print(f"error: the model, weights or key do not match {args.commitment}", file=sys.stderr)
         return 2
-    x = _read_input(args.input, args.model, qm.spec.arch.get("config", {}).get("vocab_size"))
+    x = _read_input(args, source)
     try:
-        x = program_input(qm, model, x)
-        inputs = qm.encode(x)
+        inputs = source.program_input(x)
     except (TypeError, ValueError) as exc:
         print(f"error: bad input: {exc}", file=sys.stderr)
         return 2
@@ -132,9 +150,12 @@ def run(args: argparse.Namespace) -> int:
                "scope": str(qm.spec.arch.get("scope", "model")), "openings_left": prover.openings_left(),
                "ledger": str(prover.ledger.path) if prover.ledger.path else None}
     if generation is not None:
-        prompt_text, text = generation.text()
+        prompt_text, text = generation.text(source.decode_tokens if source.tokenizer is not None else None)
         summary["generation"] = {"prompt_ids": generation.prompt.tolist(), "tokens": generation.tokens.tolist(),
                                  "prompt_text": prompt_text, "text": text}
+    token = next_token_text(source, proof.outputs) if generation is None else None
+    if token is not None:
+        summary["next_token"] = token
     if args.json:
         print(json.dumps(summary))
     else:
@@ -144,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
         if generation is not None:
             print(f"generated {args.generate} tokens after {summary['generation']['prompt_text']!r}: "
                   f"{summary['generation']['text']!r}")
+        if token is not None:
+            print(f"proved next token: {token!r}")
         print(f"proofs left under this key: {summary['openings_left']} (budget {prover.commitment.budget} openings, "
               f"the last kept for `blindproof rotate`; ledger {summary['ledger']})")
     return 0

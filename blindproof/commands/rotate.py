@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         return _fail(str(exc))
     t0 = time.perf_counter()
-    _, qm = load_model(args)
+    qm = load_model(args).quantized
     if args.force:  # a new key starts a new ledger: an old one beside it would belong to another commitment
         Path(str(new_key_path) + ".ledger").unlink(missing_ok=True)
     new_key = CommitmentKey.generate()

@@ -33,6 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="pin the input: the .npy given to `blindproof prove` (token ids or float features, encoded "
                         "as the prover does) or a .txt file for byte-vocabulary models; a proof for another input "
                         "is INVALID")
+    p.add_argument("--text", default=None, help="pin the input as text (tokenized by --tokenizer, or UTF-8 bytes for "
+                                                "byte-vocabulary models)")
+    p.add_argument("--tokenizer", type=Path, default=None,
+                   help="tokenizer.json (or a model folder holding one): tokenizes a .txt --input or --text and "
+                        "prints the proved next token as text")
     p.add_argument("--output", type=Path, default=None,
                    help="pin the output: a .npy of the program's integer output (as `--save-output` writes it)")
     p.add_argument("--save-output", type=Path, default=None,
@@ -45,19 +50,47 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _pinned(spec, path: Path | None, kind: str):
-    """The statement values a --input / --output file pins (None without a file); SystemExit (exit 2) when
-    the file cannot be used."""
+def _text_ids(text: str, tokenizer):
+    import numpy as np
+
+    if tokenizer is not None:
+        return np.asarray(tokenizer.encode(text).ids, dtype=np.int64)[None, :]
+    return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).astype(np.int64)[None, :]
+
+
+def _tokenizer(path: Path | None):
+    """The --tokenizer's tokenizer (None without one); SystemExit (exit 2) when it cannot be read."""
+    if path is None:
+        return None
+    from blindproof.models.hf_folder import HfFolderError, load_tokenizer
+    try:
+        return load_tokenizer(path)
+    except HfFolderError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+def _pinned(spec, path: Path | None, kind: str, tokenizer=None, text: str | None = None):
+    """The statement values a --input / --output file (or --text) pins (None without one); SystemExit
+    (exit 2) when it cannot be used."""
     import numpy as np
 
     from blindproof.quant.spec import encode_input
 
+    if text is not None:
+        if path is not None:
+            raise SystemExit("error: give --text or --input, not both")
+        try:
+            return encode_input(spec, _text_ids(text, tokenizer))
+        except (TypeError, ValueError) as exc:
+            raise SystemExit(f"error: --text: {exc}") from None
     if path is None:
         return None
     if not path.is_file():
         raise SystemExit(f"error: {kind} file {path} does not exist")
     if kind == "input" and path.suffix == ".txt":
-        arr = np.frombuffer(path.read_bytes(), dtype=np.uint8).astype(np.int64)[None, :]
+        raw = path.read_bytes()
+        arr = (_text_ids(raw.decode("utf-8", errors="replace"), tokenizer) if tokenizer is not None
+               else np.frombuffer(raw, dtype=np.uint8).astype(np.int64)[None, :])
     else:
         try:
             arr = np.load(path, allow_pickle=False)
@@ -137,9 +170,11 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_INVALID
     if args.min_bits is not None and not args.min_bits == args.min_bits:  # NaN
         return _fail("--min-bits must be a number")
-    inputs, outputs = _pinned(model.spec, args.input, "input"), _pinned(model.spec, args.output, "output")
+    tok = _tokenizer(args.tokenizer)
+    inputs = _pinned(model.spec, args.input, "input", tok, args.text)
+    outputs = _pinned(model.spec, args.output, "output")
     prompt = None
-    if args.generate is not None:  # --input is the prompt: checked against the generation, not the forward
+    if args.generate is not None:  # --input/--text is the prompt: checked against the generation, not the forward
         from blindproof.zk.proof.generation import GenerationError, check_causal_lm
         try:
             check_causal_lm(model.spec)
@@ -167,9 +202,17 @@ def run(args: argparse.Namespace) -> int:
         out["output_digest"] = public_digest(res.proof.outputs)
         out["outputs"] = {k: list(v.shape) for k, v in res.proof.outputs.items()}
         out["output_argmax"] = _argmax_last(model.spec, res.proof.outputs)
-        out["pinned"] = [k for k, v in (("input", args.input), ("output", args.output)) if v is not None]
+        out["pinned"] = [k for k, v in (("input", args.input), ("text", args.text), ("output", args.output))
+                         if v is not None]
+        logits = res.proof.outputs.get("logits")
+        vocab = model.spec.arch.get("config", {}).get("vocab_size") if isinstance(model.spec.arch.get("config"), dict) else None
+        if generation is None and logits is not None and logits.size and (tok is not None or vocab == 256):
+            nxt = out["output_argmax"]["logits"]
+            out["next_token"] = tok.decode([nxt], skip_special_tokens=False) if tok is not None else \
+                bytes([nxt]).decode("utf-8", errors="replace")
     if generation is not None:
-        prompt_text, text = generation.text()
+        decode = (lambda ids: tok.decode(ids, skip_special_tokens=False)) if tok is not None else None
+        prompt_text, text = generation.text(decode)
         out["generation"] = {"prompt_ids": generation.prompt.tolist(), "tokens": generation.tokens.tolist(),
                              "prompt_text": prompt_text, "text": text}
     if res.ok and args.save_output is not None:
@@ -190,6 +233,8 @@ def run(args: argparse.Namespace) -> int:
         for k, shape in out["outputs"].items():
             print(f"  output {k}: shape {tuple(shape)}, largest entry of the last row at index "
                   f"{out['output_argmax'].get(k)}")
+        if "next_token" in out:
+            print(f"  proved next token: {out['next_token']!r}")
         if links:
             print(f"  model: {out['model_digest']}, the same weights as the pinned {out['pinned_digest']} "
                   f"({len(links)} rotation{'s' if len(links) > 1 else ''} verified)")

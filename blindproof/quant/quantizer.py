@@ -237,8 +237,12 @@ def _calibration_array(model: torch.nn.Module, calib: torch.Tensor | np.ndarray)
     if isinstance(model, Transformer):
         if a.ndim != 2 or a.dtype.kind not in "iu":
             raise QuantizationError(f"calibration for a transformer must be token ids (batch, seq), got {a.dtype} {a.shape}")
-    elif a.ndim != 2 or a.dtype.kind != "f":
-        raise QuantizationError(f"calibration for an MLP must be float features (batch, dim), got {a.dtype} {a.shape}")
+    elif isinstance(model, MLP):
+        if a.ndim != 2 or a.dtype.kind != "f":
+            raise QuantizationError(f"calibration for an MLP must be float features (batch, dim), got {a.dtype} {a.shape}")
+    elif a.ndim < 2 or a.dtype.kind not in "fiu":
+        raise QuantizationError(f"calibration for a torch module must be float features (batch, ...) or token ids "
+                                f"(batch, seq), got {a.dtype} {a.shape}")
     return a
 
 
@@ -269,17 +273,22 @@ def build_program(model: torch.nn.Module, calib: torch.Tensor | np.ndarray, conf
     elif isinstance(model, MLP):
         outs = _walk_mlp(b, model, a.astype(np.float64))
         arch = {"family": "mlp", "dims": list(model.dims)}
+    elif isinstance(model, torch.nn.Module):  # nn.Sequential and other torch.fx-traceable graphs
+        from blindproof.quant.torch_graph import walk_torch_module
+        outs, arch = walk_torch_module(b, model.eval(), a)
     else:
-        raise TypeError(f"cannot quantize {type(model).__name__}: expected blindproof Transformer or MLP")
+        raise TypeError(f"cannot quantize {type(model).__name__}: expected a torch module")
     spec, weights = b.emit(arch, outs)
     return QuantizedModel(spec, weights), {n: node.value for n, node in b.nodes.items()}
 
 
 def quantize(model: torch.nn.Module, calib: torch.Tensor | np.ndarray, config: QuantConfig | None = None,
              scope: str = "model") -> QuantizedModel:
-    """Turn a blindproof Transformer or MLP into an integer program, with scales from `calib`.
+    """Turn a torch model into an integer program, with scales from `calib`: a blindproof Transformer or
+    MLP, or any ``nn.Sequential`` / ``torch.fx``-traceable module of the layers
+    :mod:`blindproof.quant.torch_graph` lists (an unsupported layer is named in the error).
 
-    `calib` is token ids (batch, seq) for transformers or float features (batch, dim) for MLPs.
+    `calib` is token ids (batch, seq) for transformers or float features (batch, ...) otherwise.
     ``scope="blocks"`` quantizes only a transformer's blocks (input: the float hidden states of
     :func:`embed_float`). Raises QuantizationError when any integer of the program leaves its bound on the
     calibration data.

@@ -351,6 +351,8 @@ def encode_input(spec: "QuantSpec", x: np.ndarray) -> dict[str, np.ndarray]:
     from blindproof.quant.functions import round_half_up
 
     a = np.asarray(x)
+    if spec.arch.get("flatten_input") and a.ndim > 2:  # a torch graph that flattens its input first
+        a = a.reshape(a.shape[0], -1)
     name = spec.inputs[0]
     ts = spec.tensors[name]
     if ts.role == "index":

@@ -1,0 +1,367 @@
+"""Plain torch modules into the integer program: ``nn.Sequential`` and ``torch.fx``-traceable graphs.
+
+The module is traced with ``torch.fx`` and its nodes walked in order onto the program builder, each
+becoming ops that already have proofs:
+
+| torch | integer program |
+|---|---|
+| ``Linear`` | ``linear`` (int8 weights, int32 bias) |
+| ``BatchNorm1d`` right after a ``Linear`` | folded into that linear's weights and bias (exact in float) |
+| ``BatchNorm1d`` elsewhere | ``mul_weight`` + ``add_weight`` (per-feature scale and shift) |
+| ``ReLU`` | ``rescale`` clamped at 0 |
+| ``GELU`` (exact or tanh), ``SiLU``, ``Tanh`` | table ``lookup`` |
+| ``Sigmoid`` | ``lookup`` of ``σ(x) − 1/2``, ``add_weight`` of 1/2 |
+| ``LayerNorm`` (last axis) | ``norm`` (layer), gain and shift |
+| ``a + b``, ``a * b`` (tensors); ``a + c``, ``a * c`` (a number) | ``add``; ``mul``; ``add_weight``; ``mul_weight`` |
+| ``Flatten`` / ``flatten`` / ``view`` / ``reshape`` | as the first step: the input is flattened when encoded (no arithmetic); on a 2-d tensor: nothing |
+| ``x.mean(1)`` of a ``(batch, seq, features)`` tensor | ``mean_pool`` |
+| ``Embedding`` reading the input (token ids) | ``embed`` (int16 table) |
+| ``Dropout``, ``Identity`` | nothing (eval mode) |
+
+Anything else stops the walk with :class:`~blindproof.quant.builder.QuantizationError` naming the first
+unsupported node, e.g. ``unsupported node 'conv2' (Conv2d)``. The builder computes every tensor's
+float calibration value itself; at the end they must equal the module's own output on the calibration
+batch, so a node read wrongly fails loudly instead of proving another function.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import operator
+from typing import Any
+
+import numpy as np
+import torch
+from torch import fx, nn
+
+from blindproof.quant.builder import QuantizationError, _Builder, _Node
+
+SUPPORTED = ("Linear, Embedding (of the input), BatchNorm1d (folded), ReLU, GELU, SiLU, Sigmoid, Tanh, LayerNorm, "
+             "residual add, multiply, mean over the sequence, Flatten, Dropout, Identity")
+NOT_YET = "convolution, pooling and ONNX graphs are not supported yet"
+_ACT_MODULES: dict[type, str] = {nn.SiLU: "silu", nn.Tanh: "tanh"}
+_ACT_FUNCTIONS: dict[Any, str] = {torch.nn.functional.silu: "silu", torch.tanh: "tanh",
+                                  torch.nn.functional.tanh: "tanh"}
+_RELU = (torch.relu, torch.nn.functional.relu)
+_SIGMOID = (torch.sigmoid, torch.nn.functional.sigmoid)
+_FLATTEN = (torch.flatten,)
+_ADD = (operator.add, operator.iadd, torch.add)
+_MUL = (operator.mul, operator.imul, torch.mul)
+_IDENTITY_MODULES = (nn.Dropout, nn.Identity)
+
+
+def _unsupported(node: fx.Node, what: str, why: str = "") -> QuantizationError:
+    extra = f": {why}" if why else ""
+    return QuantizationError(f"unsupported node {node.name!r} ({what}){extra}; supported: {SUPPORTED}; {NOT_YET}")
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to(torch.float64).cpu().numpy()
+
+
+def trace(module: nn.Module) -> fx.GraphModule:
+    """``torch.fx.symbolic_trace`` of ``module``, or a QuantizationError saying why it cannot be traced."""
+    try:
+        return fx.symbolic_trace(module)
+    except Exception as exc:  # fx raises TraceError, TypeError, NotImplementedError, ... on dynamic control flow
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise QuantizationError(f"cannot trace {type(module).__name__} with torch.fx ({first}): the module must "
+                                "be a static graph (no data-dependent control flow)") from None
+
+
+def _fold_batchnorm(gm: fx.GraphModule) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, str]]:
+    """``(folded weights by linear node, batchnorm node -> linear node)`` for each BatchNorm1d whose input is
+    a Linear read by nothing else: ``W' = W·s``, ``b' = (b − μ)·s + β`` with ``s = γ / √(σ² + ε)``."""
+    folded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    alias: dict[str, str] = {}
+    for node in gm.graph.nodes:
+        if node.op != "call_module" or not isinstance(gm.get_submodule(node.target), nn.BatchNorm1d):
+            continue
+        src = node.args[0]
+        if not (isinstance(src, fx.Node) and src.op == "call_module" and len(src.users) == 1
+                and isinstance(gm.get_submodule(src.target), nn.Linear)):
+            continue
+        bn, lin = gm.get_submodule(node.target), gm.get_submodule(src.target)
+        if bn.running_mean is None or bn.running_var is None:
+            continue  # no running statistics: handled (and refused) as a standalone batchnorm
+        s = _np(bn.weight if bn.affine else torch.ones_like(bn.running_var)) / np.sqrt(_np(bn.running_var) + bn.eps)
+        beta = _np(bn.bias) if bn.affine else 0.0
+        b = _np(lin.bias) if lin.bias is not None else np.zeros(lin.out_features)
+        folded[src.name] = (_np(lin.weight) * s[:, None], (b - _np(bn.running_mean)) * s + beta)
+        alias[node.name] = src.name
+    return folded, alias
+
+
+class _Walk:
+    """One pass over the traced graph, emitting builder nodes."""
+
+    def __init__(self, b: _Builder, gm: fx.GraphModule, x: np.ndarray) -> None:
+        self.b, self.gm, self.x = b, gm, x
+        self.env: dict[str, Any] = {}
+        self.folded, self.alias = _fold_batchnorm(gm)
+        self.flatten_input = False
+        self.desc: list[str] = []
+
+    # --- helpers -----------------------------------------------------------------------------------
+    def act(self, n: _Node, name: str) -> _Node:
+        """``n`` as an int16 activation (a rescale of an accumulator)."""
+        return self.b.requant(n, name) if n.role == "accumulator" else n
+
+    def arg(self, a: Any) -> Any:
+        if isinstance(a, fx.Node):
+            return self.env[self.alias.get(a.name, a.name)]
+        if isinstance(a, (list, tuple)):
+            return type(a)(self.arg(v) for v in a)
+        return a
+
+    def tensor(self, node: fx.Node, a: Any) -> _Node:
+        v = self.arg(a)
+        if not isinstance(v, _Node):
+            raise _unsupported(node, "non-tensor operand", f"expected a tensor, got {type(v).__name__}")
+        return v
+
+    def _is_input(self, n: _Node) -> bool:
+        return n is self.b.inputs[0]
+
+    def reshape(self, node: fx.Node, src: _Node, shape: tuple[int, ...]) -> _Node:
+        """A flatten: of the input (first step, the input is encoded flattened) or of a 2-d tensor (nothing)."""
+        v = src.value
+        flat = (v.shape[0], int(np.prod(v.shape[1:])) if v.ndim > 1 else 1)
+        if tuple(shape) != flat:
+            raise _unsupported(node, "reshape", f"only flattening to (batch, features) is supported, "
+                                             f"{tuple(v.shape)} -> {tuple(shape)}")
+        if v.ndim == 2:
+            return src
+        if self._is_input(src) and not self.flatten_input:
+            self.flatten_input = True
+            src.value = v.reshape(flat)
+            self.desc.append("flatten_input")
+            return src
+        raise _unsupported(node, "reshape", f"flattening a {v.ndim}-d intermediate tensor needs a reshape op")
+
+    # --- node kinds --------------------------------------------------------------------------------
+    def module(self, node: fx.Node) -> Any:
+        mod = self.gm.get_submodule(node.target)
+        kind = type(mod).__name__
+        b, name = self.b, node.name
+        if isinstance(mod, _IDENTITY_MODULES):
+            return self.tensor(node, node.args[0])
+        x = self.tensor(node, node.args[0])
+        if isinstance(mod, nn.Embedding):
+            if x.role != "index" or mod.max_norm is not None:
+                raise _unsupported(node, kind, "only an Embedding of the input token ids (without max_norm)")
+            self.desc.append(f"{name}:embedding")
+            return b.embed(x, _np(mod.weight), name, "tokens")
+        if x.role == "index":
+            raise _unsupported(node, kind, "token ids are read by an Embedding only")
+        if isinstance(mod, nn.Linear):
+            w, bias = self.folded.get(name, (_np(mod.weight), _np(mod.bias) if mod.bias is not None else None))
+            self.desc.append(f"{name}:linear{'+bn' if name in self.folded else ''}")
+            return b.linear(self.act(x, name + ".in"), w, bias, name)
+        if isinstance(mod, nn.ReLU):
+            self.desc.append(f"{name}:relu")
+            return b.requant(x, name, lo=0)
+        if isinstance(mod, nn.GELU):
+            self.desc.append(f"{name}:gelu")
+            return b.lookup(self.act(x, name + ".in"), "gelu_tanh" if mod.approximate == "tanh" else "gelu", name)
+        if type(mod) in _ACT_MODULES:
+            return self.activation(x, _ACT_MODULES[type(mod)], name)
+        if isinstance(mod, nn.Sigmoid):
+            return self.sigmoid(x, name)
+        if isinstance(mod, nn.Flatten):
+            v = x.value
+            if mod.end_dim not in (-1, v.ndim - 1) or mod.start_dim not in (1, 1 - v.ndim):
+                raise _unsupported(node, kind, "only Flatten(start_dim=1) is supported")
+            return self.reshape(node, x, (v.shape[0], int(np.prod(v.shape[1:]))))
+        if isinstance(mod, nn.LayerNorm):
+            if tuple(mod.normalized_shape) != (x.value.shape[-1],):
+                raise _unsupported(node, kind, "only a LayerNorm over the last axis is supported")
+            gamma = _np(mod.weight) if mod.weight is not None else np.ones(x.value.shape[-1])
+            beta = _np(mod.bias) if getattr(mod, "bias", None) is not None else None
+            self.desc.append(f"{name}:layernorm")
+            return b.norm(self.act(x, name + ".x"), "layer", float(mod.eps), gamma, beta, name)
+        if isinstance(mod, nn.BatchNorm1d):
+            if x.value.ndim != 2:
+                raise _unsupported(node, kind, "BatchNorm1d over channels of a 3-d tensor (a convolution's) is "
+                                               "not supported")
+            if mod.running_mean is None or mod.running_var is None:
+                raise _unsupported(node, kind, "no running statistics (track_running_stats=False)")
+            s = (_np(mod.weight) if mod.affine else 1.0) / np.sqrt(_np(mod.running_var) + mod.eps)
+            shift = (_np(mod.bias) if mod.affine else 0.0) - _np(mod.running_mean) * s
+            self.desc.append(f"{name}:batchnorm")
+            width = x.value.shape[-1:]
+            scaled = b.mul_weight(self.act(x, name + ".x"), np.broadcast_to(s, width).copy(), name + ".scale")
+            return b.add_weight(scaled, np.broadcast_to(shift, x.value.shape[-1:]).copy(), name)
+        raise _unsupported(node, kind)
+
+    def activation(self, x: _Node, fn: str, name: str) -> _Node:
+        self.desc.append(f"{name}:{fn}")
+        return self.b.lookup(self.act(x, name + ".in"), fn, name)
+
+    def sigmoid(self, x: _Node, name: str) -> _Node:
+        """σ(x) = (σ(x) − 1/2) + 1/2: the centred table (0 at 0, the lookup's padding row) and a shift."""
+        self.desc.append(f"{name}:sigmoid")
+        c = self.b.lookup(self.act(x, name + ".in"), "sigmoid_c", name + ".c")
+        return self.b.add_weight(c, np.full(x.value.shape[-1], 0.5), name)
+
+    def binary(self, node: fx.Node, fn: str) -> _Node:
+        a, c = (self.arg(v) for v in node.args[:2])
+        b, name = self.b, node.name
+        if isinstance(a, _Node) and isinstance(c, _Node):
+            if a.value.shape != c.value.shape:
+                raise _unsupported(node, fn, f"operands of shapes {a.value.shape} and {c.value.shape} (broadcasting "
+                                             "is not supported)")
+            self.desc.append(f"{name}:{fn}")
+            if fn == "add":
+                return b.add(a, c, name)
+            return b.mul(self.act(a, name + ".a"), self.act(c, name + ".b"), name)
+        t, k = (a, c) if isinstance(a, _Node) else (c, a)
+        if not isinstance(t, _Node) or not isinstance(k, (int, float)) or isinstance(k, bool) or not math.isfinite(k):
+            raise _unsupported(node, fn, "operands must be tensors or a tensor and a number")
+        d = t.value.shape[-1]
+        self.desc.append(f"{name}:{fn}_const")
+        if fn == "add":
+            return b.add_weight(t, np.full(d, float(k)), name)
+        return b.mul_weight(self.act(t, name + ".a"), np.full(d, float(k)), name)
+
+    def mean(self, node: fx.Node, x: _Node, args: tuple, kwargs: dict) -> _Node:
+        """The mean over the sequence axis of a ``(batch, seq, features)`` tensor: ``mean_pool``."""
+        dim = args[0] if args else kwargs.get("dim")
+        keep = (args[1] if len(args) > 1 else kwargs.get("keepdim", False))
+        if x.value.ndim != 3 or dim not in (1, -2) or keep:
+            raise _unsupported(node, "mean", "only x.mean(1) of a (batch, seq, features) tensor is supported")
+        self.desc.append(f"{node.name}:mean_pool")
+        return self.b.mean_pool(self.act(x, node.name + ".in"), node.name)
+
+    def function(self, node: fx.Node) -> Any:
+        t = node.target
+        if t in _RELU:
+            self.desc.append(f"{node.name}:relu")
+            return self.b.requant(self.tensor(node, node.args[0]), node.name, lo=0)
+        if t in _SIGMOID:
+            return self.sigmoid(self.tensor(node, node.args[0]), node.name)
+        if t in _ACT_FUNCTIONS:
+            return self.activation(self.tensor(node, node.args[0]), _ACT_FUNCTIONS[t], node.name)
+        if t is torch.nn.functional.gelu:
+            fn = "gelu_tanh" if node.kwargs.get("approximate", "none") == "tanh" else "gelu"
+            return self.activation(self.tensor(node, node.args[0]), fn, node.name)
+        if t in _ADD:
+            return self.binary(node, "add")
+        if t in _MUL:
+            return self.binary(node, "mul")
+        if t is torch.mean:
+            return self.mean(node, self.tensor(node, node.args[0]), node.args[1:], node.kwargs)
+        if t in _FLATTEN:
+            x = self.tensor(node, node.args[0])
+            start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
+            if start not in (1,) or (len(node.args) > 2 and node.args[2] not in (-1, x.value.ndim - 1)):
+                raise _unsupported(node, "flatten", "only flatten(x, 1) is supported")
+            return self.reshape(node, x, (x.value.shape[0], int(np.prod(x.value.shape[1:]))))
+        if t is operator.getitem:
+            base = self.arg(node.args[0])
+            if isinstance(base, _Node):
+                raise _unsupported(node, "indexing", "slicing a tensor is not supported")
+            return base[node.args[1]]
+        name = getattr(t, "__name__", str(t))
+        raise _unsupported(node, name)
+
+    def method(self, node: fx.Node) -> Any:
+        m = node.target
+        x = self.arg(node.args[0])
+        if m == "size":
+            shape = x.value.shape
+            return tuple(shape) if len(node.args) < 2 else shape[node.args[1]]
+        if m == "dim":
+            return x.value.ndim
+        if m in ("view", "reshape", "flatten"):
+            if m == "flatten":
+                start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
+                if start != 1:
+                    raise _unsupported(node, "flatten", "only x.flatten(1) is supported")
+                shape = (x.value.shape[0], int(np.prod(x.value.shape[1:])))
+            else:
+                dims = self.arg(node.args[1:])
+                dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else tuple(dims)
+                shape = np.empty(x.value.shape, dtype=np.int8).reshape(dims).shape  # resolves -1
+            return self.reshape(node, x, shape)
+        if m in ("relu",):
+            self.desc.append(f"{node.name}:relu")
+            return self.b.requant(self.tensor(node, node.args[0]), node.name, lo=0)
+        if m == "sigmoid":
+            return self.sigmoid(self.tensor(node, node.args[0]), node.name)
+        if m == "tanh":
+            return self.activation(self.tensor(node, node.args[0]), "tanh", node.name)
+        if m in ("add", "add_"):
+            return self.binary(node, "add")
+        if m in ("mul", "mul_"):
+            return self.binary(node, "mul")
+        if m == "mean":
+            return self.mean(node, x, node.args[1:], node.kwargs)
+        if m in ("contiguous",):
+            return x
+        raise _unsupported(node, f".{m}()")
+
+    def placeholder(self, node: fx.Node) -> _Node:
+        """The program's input: float features, or token ids when the module starts with an Embedding."""
+        if self.x.dtype.kind not in "iu":
+            return self.b.input_features("x", self.x.astype(np.float64))
+        users = [u for u in node.users if u.op == "call_module"
+                 and isinstance(self.gm.get_submodule(u.target), nn.Embedding)]
+        if not users or len(users) != len(node.users):
+            raise _unsupported(node, "integer input", "token ids must be read by an Embedding only")
+        vocab = {self.gm.get_submodule(u.target).num_embeddings for u in users}
+        if len(vocab) != 1:
+            raise _unsupported(node, "integer input", "the embeddings reading it differ in size")
+        if self.x.ndim != 2:
+            raise _unsupported(node, "integer input", f"token ids must be (batch, seq), got {self.x.shape}")
+        return self.b.input_index("tokens", self.x.astype(np.int64), vocab.pop())
+
+    def run(self) -> _Node:
+        out: _Node | None = None
+        for node in self.gm.graph.nodes:
+            if node.op == "placeholder":
+                if self.b.inputs:
+                    raise _unsupported(node, "a second input", "the program takes one input tensor")
+                self.env[node.name] = self.placeholder(node)
+            elif node.op == "get_attr":
+                raise _unsupported(node, "parameter read", "a parameter used outside its module")
+            elif node.name in self.alias:  # a batchnorm folded into its linear: readers read the linear
+                continue
+            elif node.op == "call_module":
+                self.env[node.name] = self.module(node)
+            elif node.op == "call_function":
+                self.env[node.name] = self.function(node)
+            elif node.op == "call_method":
+                self.env[node.name] = self.method(node)
+            elif node.op == "output":
+                res = self.arg(node.args[0])
+                if not isinstance(res, _Node):
+                    raise _unsupported(node, "output", "the module must return one tensor")
+                out = res
+        if out is None or self._is_input(out):
+            raise QuantizationError(f"{type(self.gm).__name__}: the module computes nothing from its input")
+        return self.b.requant(out, "output")
+
+
+def walk_torch_module(b: _Builder, module: nn.Module, x: np.ndarray) -> tuple[list[_Node], dict]:
+    """Emit ``module``'s traced graph onto ``b`` with calibration data ``x`` (float features ``(batch, ...)``,
+    or token ids ``(batch, seq)`` for a module that starts with an Embedding); returns the
+    program's outputs and its architecture description. Checks the walk's float values against the
+    module's own output on ``x`` (the walk must compute the module's function)."""
+    if not list(module.children()):  # a lone layer (nn.Linear, ...): trace it as a one-layer graph
+        module = nn.Sequential(module)
+    gm = trace(module)
+    x = np.asarray(x)
+    walk = _Walk(b, gm, x)
+    out = walk.run()
+    with torch.no_grad():
+        t = torch.from_numpy(x.astype(np.int64) if x.dtype.kind in "iu" else x.astype(np.float64))
+        ref = copy.deepcopy(module).double().eval()(t).numpy()
+    got = out.value.reshape(ref.shape) if out.value.size == ref.size else out.value
+    if got.shape != ref.shape or not np.allclose(got, ref, rtol=1e-6, atol=1e-6 * max(1.0, float(np.abs(ref).max()))):
+        raise QuantizationError(f"{type(module).__name__}: the traced graph's float values differ from the module's "
+                                "output (an op was read differently from how torch runs it)")
+    arch = {"family": "torch", "module": type(module).__name__, "graph": walk.desc,
+            "input_shape": list(np.asarray(x).shape[1:]), "flatten_input": walk.flatten_input}
+    return [out], arch
