@@ -76,3 +76,19 @@ def test_proved_generation_refuses_what_it_cannot_prove(env):
         client.generate(dep, PROMPT.repeat(2, 1), 2, prove=True)
     with pytest.raises(ValueError, match="positive integer"):
         client.generate(dep, PROMPT, 0, prove=True)
+
+
+def test_a_bidirectional_model_is_refused_before_any_step(env):
+    """Without causality one forward proves no generation (a server could steer the tokens to a fixed
+    point of the full forward): refused before anything is sent."""
+    import dataclasses
+
+    from blindproof.models.transformer import Transformer
+    from blindproof.models.workloads import TINY_LLAMA, init_weights
+    proxy, client, _ = env
+    model = init_weights(Transformer(dataclasses.replace(TINY_LLAMA, causal=False)), 0).eval()
+    dep = client.deploy(model, generate_key(), "rotate", mode="integer")
+    proxy.clear()
+    with pytest.raises(ValueError, match="causal"):
+        client.generate(dep, PROMPT, 2, prove=True)
+    assert "/blindproof.v1.Inference/Infer" not in proxy.seen

@@ -123,3 +123,54 @@ def test_cli_prove_and_verify_generate(tmp_path, capsys):
     assert main(["verify", plain, "--commitment", com, "--generate", "3", "--json"]) == 1
     verdict = json.loads(capsys.readouterr().out)
     assert not verdict["valid"] and "not a generation" in verdict["reason"]
+
+
+# --- hostile specs: the program, not the config, must be causal ------------------------------------
+
+def _respec(spec, change):
+    from blindproof.quant.spec import QuantSpec
+    ops = tuple(change(op) for op in spec.ops)
+    return QuantSpec(spec.arch, spec.inputs, spec.outputs, ops, dict(spec.tensors), spec.weights, spec.tables)
+
+
+def test_softmax_replaced_by_a_rescale_is_refused(llama):
+    """A model owner's spec whose last attention reads its probabilities from a plain rescale of the
+    scores (pv sums over later tokens): with such a spec a fixed point of the full forward was proved
+    as a 'greedy continuation'. The graph check refuses it, whatever the config says."""
+    from blindproof.quant.spec import Op
+    prover, _, _ = llama
+    spec = _respec(prover.model.spec, lambda op: Op("rescale", op.inputs, op.output, {"shift": 1})
+                   if op.output == "b1.attn.probs" else op)
+    assert spec.arch["config"]["causal"]
+    with pytest.raises(GenerationError, match="pv .* not a causal softmax"):
+        check_causal_lm(spec)
+
+
+def test_other_position_mixing_graphs_are_refused(llama):
+    from blindproof.quant.spec import Op
+    prover, _, _ = llama
+    spec = prover.model.spec
+    # the scores read by something other than their softmax path
+    with pytest.raises(GenerationError, match="reads attention scores"):
+        check_causal_lm(_respec(spec, lambda op: Op("add", ("b0.attn.scores", "b0.attn.scores"), op.output, {})
+                                if op.output == "b0.res1" else op))
+    # a softmax that is not causal
+    with pytest.raises(GenerationError, match="not causal"):
+        check_causal_lm(_respec(spec, lambda op: Op("softmax", op.inputs, op.output, {**op.params, "causal": False})
+                                if op.kind == "softmax" and op.output.startswith("b1.") else op))
+    # the token ids read as a vector (its last axis is the position)
+    with pytest.raises(GenerationError, match="token ids"):
+        check_causal_lm(_respec(spec, lambda op: Op("rescale", ("tokens",), op.output, {"shift": 0})
+                                if op.output == "b0.attn_norm.in" else op))
+
+
+def test_cli_refuses_a_batch_prompt_pin(llama, tmp_path, capsys):
+    prover, proof, _ = llama
+    prover.commitment.save(tmp_path / "m.commit")
+    (tmp_path / "g.bin").write_bytes(proof.to_bytes())
+    two = np.concatenate([PROMPT, PROMPT])[: 2 * (PROMPT.size // 2)].reshape(2, -1)  # two prompts, one file
+    np.save(tmp_path / "batch.npy", two)
+    rc = main(["verify", str(tmp_path / "g.bin"), "--commitment", str(tmp_path / "m.commit"), "--generate", str(N),
+               "--input", str(tmp_path / "batch.npy")])
+    out = capsys.readouterr()
+    assert rc != 0 and "VALID proof" not in out.out.replace("INVALID proof", "")

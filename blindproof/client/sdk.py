@@ -694,8 +694,16 @@ class BlindClient:
     def _generate_proved(self, deployment: Deployment, prompt: torch.Tensor, n_new: int, stop_token: int | None,
                          on_token, proof_timeout: float | None, min_provable_bits: float | None) -> VerifiedGeneration:
         from blindproof.client.verify import ProofVerificationError
+        from blindproof.zk.proof.generation import GenerationError, check_causal_program
         if deployment.mode != "integer":
             raise ValueError("proved generation needs an integer deployment (deploy(..., mode='integer'))")
+        model = deployment.model
+        if not isinstance(model, Transformer) or model.cfg.output != "logits" or not model.cfg.causal:
+            raise ValueError("generate needs a causal transformer with a language-model head")
+        try:  # the proved program itself must not mix positions: else one forward proves no generation
+            check_causal_program(deployment.codec.quantized.spec)
+        except GenerationError as exc:
+            raise ValueError(f"proved generation needs a causal program: {exc}") from None
         if not isinstance(prompt, torch.Tensor) or prompt.dim() != 2 or prompt.shape[0] != 1 or prompt.shape[1] < 1:
             raise ValueError(f"proved generation takes one prompt of token ids, shape (1, seq>=1), got "
                              f"{getattr(prompt, 'shape', prompt)}")

@@ -119,13 +119,18 @@ def _check_generation(res, spec, n: int, prompt):
 
     import numpy as np
 
-    from blindproof.zk.proof.generation import GenerationError, read_generation
+    from blindproof.zk.proof.generation import GenerationError, prompt_ids, read_generation
     try:
         gen = read_generation(spec, res.proof, n)
     except GenerationError as exc:
         return dataclasses.replace(res, ok=False, reason=f"not a generation of {n} tokens: {exc}"), None
-    if prompt is not None and not np.array_equal(np.asarray(prompt).reshape(-1), gen.prompt):
-        return dataclasses.replace(res, ok=False, reason="the proof is for another prompt"), None
+    if prompt is not None:
+        try:
+            pinned = prompt_ids(prompt, spec)  # one sequence: a batch pin is refused, never flattened
+        except GenerationError as exc:
+            return dataclasses.replace(res, ok=False, reason=f"the pinned prompt: {exc}"), None
+        if not np.array_equal(pinned, gen.prompt):
+            return dataclasses.replace(res, ok=False, reason="the proof is for another prompt"), None
     return res, gen
 
 

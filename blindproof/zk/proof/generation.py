@@ -61,28 +61,79 @@ class GenerationResult:
         return self.ok
 
 
+_SCORE_PATH = ("rescale", "lookup")  # single-input elementwise ops allowed between qk and its causal softmax
+
+
 def check_causal_lm(spec: QuantSpec) -> None:
-    """GenerationError unless ``spec`` is a causal language model's whole program (token ids in,
-    logits out, causal attention, no op that pools over positions): the programs whose logits at a
-    position do not depend on later tokens."""
+    """GenerationError unless ``spec`` is a causal language model's whole program: token ids in (read by
+    ``embed`` only), logits out, and positions mixed nowhere but in causal attention. The op graph is
+    checked against an allow-list, not the config's word: every ``qk`` output reaches ``softmax``
+    (``causal``) through ``rescale``/``lookup`` ops only and is read by nothing else; every ``softmax``
+    reads such scores; its output is read only as ``pv``'s probabilities; every ``pv`` reads a causal
+    softmax; no ``mean_pool``. Every other op acts on one position at a time (the last axis, or
+    elementwise), so the logits at a position depend on the tokens up to it only."""
     arch = spec.arch or {}
-    cfg = arch.get("config", {})
+    cfg = arch.get("config", {}) if isinstance(arch.get("config", {}), dict) else {}
     if arch.get("family") != "transformer" or arch.get("scope", "model") != "model":
         raise GenerationError("verified generation needs a whole transformer program (not a blocks scope)")
     if not cfg.get("causal") or cfg.get("output", "logits") != "logits":
         raise GenerationError("verified generation needs a causal language model with a logits output")
-    if len(spec.inputs) != 1 or spec.tensors[spec.inputs[0]].role != "index" or spec.outputs != ("logits",):
+    if len(spec.inputs) != 1 or spec.tensors[spec.inputs[0]].role != "index" or tuple(spec.outputs) != ("logits",):
         raise GenerationError("verified generation needs token ids in and logits out")
+    check_causal_program(spec)
+
+
+def check_causal_program(spec: QuantSpec) -> None:
+    """The op-graph half of :func:`check_causal_lm`, for any scope (a blocks program reads hidden
+    states, one row per position): token-id inputs read by ``embed`` only, attention as the allow-list
+    there says, no ``mean_pool``. GenerationError names the first op that could mix positions."""
+    readers: dict[str, list] = {}
     for op in spec.ops:
-        if op.kind == "mean_pool" or (op.kind == "softmax" and not op.params.get("causal")):
-            raise GenerationError(f"op {op.kind} -> {op.output} mixes positions non-causally")
+        for i, name in enumerate(op.inputs):
+            readers.setdefault(name, []).append((op, i))
+
+    def refuse(op, why: str) -> GenerationError:
+        return GenerationError(f"op {op.kind} -> {op.output} {why}: the program may mix positions non-causally")
+
+    for name in spec.inputs:
+        if spec.tensors[name].role != "index":
+            continue
+        for op, _ in readers.get(name, []):
+            if op.kind != "embed":
+                raise refuse(op, "reads the token ids other than as embedding indices")
+    scores: set[str] = set()  # qk outputs and their elementwise images before the softmax
+    probs: set[str] = set()   # causal softmax outputs
+    for op in spec.ops:  # ops are in execution order, so inputs are classified before their readers
+        if op.kind == "mean_pool":
+            raise refuse(op, "pools over positions")
+        if op.kind == "qk":
+            scores.add(op.output)
+        elif op.kind in _SCORE_PATH and op.inputs[0] in scores:
+            scores.add(op.output)
+        elif op.kind == "softmax":
+            if not op.params.get("causal"):
+                raise refuse(op, "is not causal")
+            if op.inputs[0] not in scores:
+                raise refuse(op, "does not read attention scores")
+            probs.add(op.output)
+        elif op.kind == "pv" and op.inputs[0] not in probs:
+            raise refuse(op, "reads probabilities that are not a causal softmax's")
+        for i, name in enumerate(op.inputs):
+            if op.kind not in ("softmax", *_SCORE_PATH) and name in scores:
+                raise refuse(op, f"reads attention scores {name!r} before the causal softmax")
+            if name in probs and not (op.kind == "pv" and i == 0):
+                raise refuse(op, f"reads attention probabilities {name!r} other than as pv's weights")
+    leaked = (scores | probs) & set(spec.outputs)
+    if leaked:
+        raise GenerationError(f"attention scores or probabilities {sorted(leaked)} are a program output")
 
 
 def _max_seq(spec: QuantSpec) -> int:
     return int((spec.arch or {}).get("config", {}).get("max_seq", 0)) or 1 << 30
 
 
-def _prompt_ids(prompt: np.ndarray, spec: QuantSpec) -> np.ndarray:
+def prompt_ids(prompt: np.ndarray, spec: QuantSpec) -> np.ndarray:
+    """A prompt as 1-D int64 token ids in the input's range; GenerationError for a batch or anything else."""
     a = np.asarray(prompt)
     if a.dtype.kind not in "iu":
         raise GenerationError(f"the prompt must be token ids, got dtype {a.dtype}")
@@ -111,7 +162,7 @@ def greedy_generate(model: QuantizedModel, prompt: np.ndarray, n: int) -> Genera
     """The ``n`` greedy tokens of the integer model after ``prompt``, one forward per token (the
     reference the proof is checked against; a server may compute them any way it likes)."""
     check_causal_lm(model.spec)
-    ids = _prompt_ids(prompt, model.spec)
+    ids = prompt_ids(prompt, model.spec)
     _check_count(n, ids.size, model.spec)
     seq = ids.tolist()
     out = []
@@ -175,7 +226,7 @@ def verify_generation(model: ModelCommitment, proof: bytes, n: int, *, prompt: n
         return GenerationResult(False, res.reason, None, res)
     try:
         gen = read_generation(model.spec, res.proof, n)
-        if prompt is not None and not np.array_equal(gen.prompt, _prompt_ids(prompt, model.spec)):
+        if prompt is not None and not np.array_equal(gen.prompt, prompt_ids(prompt, model.spec)):
             return GenerationResult(False, "the proof is for another prompt", gen, res)
         if tokens is not None and not np.array_equal(gen.tokens, np.asarray(tokens).reshape(-1)):
             return GenerationResult(False, "the proof shows other tokens than the ones given", gen, res)
