@@ -1,0 +1,182 @@
+"""Compiled kernels for :mod:`blindproof.zk.commit.whir`: hypercube/coefficient transforms, the
+weighted sumcheck's rounds and folds, and eq tables added into a weight table.
+
+Tables follow :mod:`blindproof.zk.iop.mle` (MSB-first: binding the first variable folds the two
+halves). Extension tables are (n, 4) uint32 arrays of canonical residues.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from blindproof.zk.field._kernels import _P, _TWO, _W, addmod, e_mul, e_mul_by, submod
+
+_NJ = dict(cache=True, nogil=True, boundscheck=False)
+
+
+@nb.njit(**_NJ)
+def zeta_base(t):
+    """Coefficients -> hypercube values, in place: ``t[x] <- Σ_{S ⊆ x} t[S]`` (base field)."""
+    n = t.shape[0]
+    h = n // 2
+    while h >= 1:
+        for s in range(0, n, 2 * h):
+            for j in range(s, s + h):
+                t[j + h] = addmod(np.uint64(t[j + h]), np.uint64(t[j]))
+        h //= 2
+
+
+@nb.njit(**_NJ)
+def mobius_base(t):
+    """Hypercube values -> coefficients, in place (the inverse of :func:`zeta_base`)."""
+    n = t.shape[0]
+    h = n // 2
+    while h >= 1:
+        for s in range(0, n, 2 * h):
+            for j in range(s, s + h):
+                t[j + h] = submod(np.uint64(t[j + h]), np.uint64(t[j]))
+        h //= 2
+
+
+@nb.njit(**_NJ)
+def combine(a, b, r):
+    """``a + r·b`` for base tables a, b (n,) and an extension scalar r: (n, 4)."""
+    n = a.shape[0]
+    out = np.empty((n, 4), dtype=np.uint32)
+    r0, r1, r2, r3 = np.uint64(r[0]), np.uint64(r[1]), np.uint64(r[2]), np.uint64(r[3])
+    for j in range(n):
+        bj = np.uint64(b[j])
+        out[j, 0] = addmod(np.uint64(a[j]), (bj * r0) % _P)
+        out[j, 1] = (bj * r1) % _P
+        out[j, 2] = (bj * r2) % _P
+        out[j, 3] = (bj * r3) % _P
+    return out
+
+
+@nb.njit(**_NJ)
+def round_s02(f, w, length):
+    """First-variable round message of ``Σ_x f(x)·w(x)`` over the first ``length`` entries:
+    ``s(0) = Σ_{j<h} f_j w_j`` and ``s(2) = Σ_{j<h} (2f_{j+h} − f_j)(2w_{j+h} − w_j)``; (2, 4)."""
+    h = length // 2
+    acc = np.zeros((2, 4), dtype=np.uint64)
+    for j in range(h):
+        a0, a1, a2, a3 = np.uint64(f[j, 0]), np.uint64(f[j, 1]), np.uint64(f[j, 2]), np.uint64(f[j, 3])
+        b0, b1, b2, b3 = np.uint64(w[j, 0]), np.uint64(w[j, 1]), np.uint64(w[j, 2]), np.uint64(w[j, 3])
+        p0, p1, p2, p3 = e_mul(a0, a1, a2, a3, b0, b1, b2, b3)
+        acc[0, 0] = addmod(acc[0, 0], p0)
+        acc[0, 1] = addmod(acc[0, 1], p1)
+        acc[0, 2] = addmod(acc[0, 2], p2)
+        acc[0, 3] = addmod(acc[0, 3], p3)
+        # value at 2 of the linear extension: 2·hi − lo
+        c0 = submod((np.uint64(f[j + h, 0]) * _TWO) % _P, a0)
+        c1 = submod((np.uint64(f[j + h, 1]) * _TWO) % _P, a1)
+        c2 = submod((np.uint64(f[j + h, 2]) * _TWO) % _P, a2)
+        c3 = submod((np.uint64(f[j + h, 3]) * _TWO) % _P, a3)
+        d0 = submod((np.uint64(w[j + h, 0]) * _TWO) % _P, b0)
+        d1 = submod((np.uint64(w[j + h, 1]) * _TWO) % _P, b1)
+        d2 = submod((np.uint64(w[j + h, 2]) * _TWO) % _P, b2)
+        d3 = submod((np.uint64(w[j + h, 3]) * _TWO) % _P, b3)
+        q0, q1, q2, q3 = e_mul(c0, c1, c2, c3, d0, d1, d2, d3)
+        acc[1, 0] = addmod(acc[1, 0], q0)
+        acc[1, 1] = addmod(acc[1, 1], q1)
+        acc[1, 2] = addmod(acc[1, 2], q2)
+        acc[1, 3] = addmod(acc[1, 3], q3)
+    out = np.empty((2, 4), dtype=np.uint32)
+    for i in range(2):
+        for c in range(4):
+            out[i, c] = acc[i, c]
+    return out
+
+
+@nb.njit(**_NJ)
+def fold_table(t, length, r):
+    """Hypercube table: ``t[j] <- t[j] + r·(t[j+h] − t[j])`` for j < h = length/2 (in place)."""
+    h = length // 2
+    r0, r1, r2, r3 = np.uint64(r[0]), np.uint64(r[1]), np.uint64(r[2]), np.uint64(r[3])
+    w1, w2, w3 = (r1 * _W) % _P, (r2 * _W) % _P, (r3 * _W) % _P
+    for j in range(h):
+        l0, l1, l2, l3 = np.uint64(t[j, 0]), np.uint64(t[j, 1]), np.uint64(t[j, 2]), np.uint64(t[j, 3])
+        d0 = submod(np.uint64(t[j + h, 0]), l0)
+        d1 = submod(np.uint64(t[j + h, 1]), l1)
+        d2 = submod(np.uint64(t[j + h, 2]), l2)
+        d3 = submod(np.uint64(t[j + h, 3]), l3)
+        p0, p1, p2, p3 = e_mul_by(d0, d1, d2, d3, r0, r1, r2, r3, w1, w2, w3)
+        t[j, 0] = addmod(l0, p0)
+        t[j, 1] = addmod(l1, p1)
+        t[j, 2] = addmod(l2, p2)
+        t[j, 3] = addmod(l3, p3)
+
+
+@nb.njit(**_NJ)
+def fold_coefs(c, length, r):
+    """Coefficient vector: bind the first variable, ``c[j] <- c[j] + r·c[j+h]`` (in place)."""
+    h = length // 2
+    r0, r1, r2, r3 = np.uint64(r[0]), np.uint64(r[1]), np.uint64(r[2]), np.uint64(r[3])
+    w1, w2, w3 = (r1 * _W) % _P, (r2 * _W) % _P, (r3 * _W) % _P
+    for j in range(h):
+        p0, p1, p2, p3 = e_mul_by(np.uint64(c[j + h, 0]), np.uint64(c[j + h, 1]), np.uint64(c[j + h, 2]),
+                                  np.uint64(c[j + h, 3]), r0, r1, r2, r3, w1, w2, w3)
+        c[j, 0] = addmod(np.uint64(c[j, 0]), p0)
+        c[j, 1] = addmod(np.uint64(c[j, 1]), p1)
+        c[j, 2] = addmod(np.uint64(c[j, 2]), p2)
+        c[j, 3] = addmod(np.uint64(c[j, 3]), p3)
+
+
+@nb.njit(**_NJ)
+def add_pow_eqs(w, xs, coefs, scratch):
+    """``w += Σ_l coefs[l] · eq(pow(xs[l]), ·)`` for base-field points ``xs`` (L,), where
+    ``pow(x) = (x, x^2, x^4, …)`` has one coordinate per variable of ``w`` (len(w) = 2^n); the eq
+    table of a base point is built in the base field (``scratch``: (2^n,) uint64), then added with
+    its extension coefficient."""
+    n_tab = w.shape[0]
+    n = 0
+    while (1 << n) < n_tab:
+        n += 1
+    for l in range(xs.shape[0]):
+        scratch[0] = 1
+        size = 1
+        x = np.uint64(xs[l])
+        for i in range(n):
+            # new[2j+1] = t[j]·x, new[2j] = t[j]·(1 − x); backwards, in place
+            omx = submod(np.uint64(1), x)
+            for j in range(size - 1, -1, -1):
+                v = scratch[j]
+                scratch[2 * j + 1] = (v * x) % _P
+                scratch[2 * j] = (v * omx) % _P
+            size *= 2
+            x = (x * x) % _P
+        g0, g1, g2, g3 = np.uint64(coefs[l, 0]), np.uint64(coefs[l, 1]), np.uint64(coefs[l, 2]), np.uint64(coefs[l, 3])
+        for j in range(n_tab):
+            e = scratch[j]
+            w[j, 0] = addmod(np.uint64(w[j, 0]), (e * g0) % _P)
+            w[j, 1] = addmod(np.uint64(w[j, 1]), (e * g1) % _P)
+            w[j, 2] = addmod(np.uint64(w[j, 2]), (e * g2) % _P)
+            w[j, 3] = addmod(np.uint64(w[j, 3]), (e * g3) % _P)
+
+
+@nb.njit(**_NJ)
+def add_eq(w, stride, offset, point, coef):
+    """``w[offset + stride·x] += coef · eq(point, x)`` for every x in {0,1}^len(point) (extension
+    point (k, 4)): a claim on the unpadded polynomial lands on the padded table's even entries."""
+    k = point.shape[0]
+    m = 1 << k
+    t = np.zeros((m, 4), dtype=np.uint32)
+    t[0, 0], t[0, 1], t[0, 2], t[0, 3] = coef[0], coef[1], coef[2], coef[3]
+    size = 1
+    for i in range(k):
+        r0, r1, r2, r3 = np.uint64(point[i, 0]), np.uint64(point[i, 1]), np.uint64(point[i, 2]), np.uint64(point[i, 3])
+        w1, w2, w3 = (r1 * _W) % _P, (r2 * _W) % _P, (r3 * _W) % _P
+        for j in range(size - 1, -1, -1):
+            a0, a1, a2, a3 = np.uint64(t[j, 0]), np.uint64(t[j, 1]), np.uint64(t[j, 2]), np.uint64(t[j, 3])
+            h0, h1, h2, h3 = e_mul_by(a0, a1, a2, a3, r0, r1, r2, r3, w1, w2, w3)
+            t[2 * j + 1, 0], t[2 * j + 1, 1], t[2 * j + 1, 2], t[2 * j + 1, 3] = h0, h1, h2, h3
+            t[2 * j, 0] = submod(a0, h0)
+            t[2 * j, 1] = submod(a1, h1)
+            t[2 * j, 2] = submod(a2, h2)
+            t[2 * j, 3] = submod(a3, h3)
+        size *= 2
+    for x in range(m):
+        o = offset + stride * x
+        for c in range(4):
+            w[o, c] = addmod(np.uint64(w[o, c]), np.uint64(t[x, c]))

@@ -1,0 +1,718 @@
+"""Hiding, polylogarithmic commitment to one multilinear polynomial (WHIR-style, ePrint 2024/1586).
+
+The polynomial ``f`` in ``m`` variables is given by its ``2^m`` base-field values on the hypercube
+(MSB-first, as :mod:`blindproof.zk.iop.mle`); one opening proves a batch of claims ``f(z_j) = v_j`` at
+extension points, and linear claims ``Σ_i c_i f(z_i) = v``.
+
+Conventions. A multilinear ``P`` in ``n`` variables has coefficients ``c`` (MSB-first monomial index)
+and the univariate form ``P_u(x) = Σ_i c_i x^{rev_n(i)} = P(x, x^2, x^4, …, x^{2^{n-1}})`` (the first
+variable carries ``x``: binding it folds ``P_u(x) = P_e(x^2) + x P_o(x^2)`` into ``P_e + r P_o``, which
+is also what the sumcheck binds first). Oracle ``i`` is ``P_u`` evaluated on the ``N_i``-th roots of
+unity in bit-reversed order (:mod:`reed_solomon`), so the ``2^k`` points ``y·ζ^j`` that fold into one
+point ``y^{2^k}`` are one contiguous block: one Merkle leaf.
+
+Hiding (for ONE opening; see docs/whir.md for the argument and what is not hidden):
+
+* ``P_f(X, Y) = f(X) + Y·s(X)`` in ``n = m' + 1`` variables (``m' ≥ m`` pads small polynomials with
+  leading zero variables), where ``s`` has ``t_h = t_0·2^k + 4·ood`` random univariate coefficients
+  (``P_{f,u}(x) = f_u(x) + x^{2^{m'}} s_u(x)``): any ``t_h`` base-field evaluations of ``P_f`` off the
+  claims are uniform, so the first oracle's opened blocks and initial out-of-domain answers reveal
+  nothing (Ligero's hiding symbols, moved into a variable the folding reaches last).
+* ``P_g``: a uniformly random multilinear in the same ``n`` variables, committed in the same Merkle
+  leaves. The prover sends ``μ = ⟨P_g, w⟩`` for the claims' weight ``w``, the verifier draws ``ρ``, and
+  WHIR runs on ``F = P_f + ρ·P_g`` with claim ``σ + ρμ``. ``F`` is uniform given ``(μ, σ)``, so every
+  later message (sumcheck rounds, folded oracles, their OOD answers and opened blocks, the final
+  polynomial) is a function of a uniform polynomial subject to the public claim.
+* Claims live at ``Y = 0``: ``f(z) = P_f(0^{m'-m}, z, 0)``.
+
+Protocol (transcript order): parameters, commitment, claims; initial OOD points ``ζ`` and answers
+``(P_f(ζ), P_g(ζ))``; claim weights ``α``; ``μ``; ``ρ``; then per oracle ``i``: ``k`` sumcheck rounds
+``(s(0), s(2))`` with folding challenges, then either the next oracle's root and its OOD answers, or
+the final polynomial (coefficients, sent in the clear); shift-query positions; combination
+challenges ``γ`` for the new constraints. The final polynomial's remaining variables are summed by a
+last sumcheck, and the verifier checks ``claim = f_final(r)·w(r)``. The verifier takes
+:class:`WhirParams` from its caller, never from the proof.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import blake3
+import numpy as np
+
+from blindproof.zk.commit import _whir_kernels as K
+from blindproof.zk.commit import merkle
+from blindproof.zk.commit import reed_solomon as _rs
+from blindproof.zk.commit.whir_soundness import WhirParams, WhirSoundness, analyze
+from blindproof.zk.field import babybear as F
+from blindproof.zk.field.encoding import ProofFormatError, Reader, Writer
+from blindproof.zk.iop import mle
+from blindproof.zk.iop.transcript import Transcript
+from blindproof.zk.verdict import VerifyResult, guarded
+
+__all__ = ["WhirParams", "WhirSoundness", "Claim", "LinearClaim", "Commitment", "ProverState", "Proof",
+           "commit", "open_claims", "verify", "analyze"]
+
+COMMITMENT_MAGIC = b"BPWC"
+PROOF_MAGIC = b"BPWP"
+FORMAT_VERSION = 1
+MAX_CLAIMS = 1 << 14
+MAX_TERMS = 512
+
+
+# --- claims ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Claim:
+    """``f(point) = value``: point (m, 4) extension (or (m,) base), value (4,) extension (or int)."""
+
+    point: np.ndarray
+    value: np.ndarray
+
+
+@dataclass(frozen=True)
+class LinearClaim:
+    """``Σ_i coef_i · f(point_i) = value``; ``terms`` = ((point, coef), ...), nonzero coefficients."""
+
+    terms: tuple
+    value: np.ndarray
+
+
+def _ext_value(v, what: str) -> np.ndarray:
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return F.embed(np.uint32(int(v) % F.P))
+    a = np.asarray(v)
+    if a.ndim == 0:
+        return F.embed(F._check(a.reshape(()), what))
+    return np.ascontiguousarray(F._check_ext(a, what).reshape(4), dtype=np.uint32)
+
+
+def _ext_point(p, m: int) -> np.ndarray:
+    a = np.asarray(p)
+    pt = F.embed(F._check(a, "claim point")) if a.ndim == 1 else F._check_ext(a, "claim point")
+    if pt.shape != (m, 4):
+        raise ValueError(f"claim point must have {m} coordinates, got shape {pt.shape}")
+    return np.ascontiguousarray(pt, dtype=np.uint32)
+
+
+def _normalize(claims: Sequence, m: int) -> list[tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]]:
+    """Each claim as ([(point (m,4), coef (4,)), ...], value (4,)); ValueError/TypeError if malformed."""
+    if not isinstance(claims, (list, tuple)) or not 1 <= len(claims) <= MAX_CLAIMS:
+        raise ValueError(f"need 1..{MAX_CLAIMS} claims")
+    out = []
+    one = F.eone()
+    for cl in claims:
+        if isinstance(cl, LinearClaim):
+            if not isinstance(cl.terms, (tuple, list)) or not 1 <= len(cl.terms) <= MAX_TERMS:
+                raise ValueError(f"a linear claim has 1..{MAX_TERMS} terms")
+            terms = []
+            for t in cl.terms:
+                if not isinstance(t, (tuple, list)) or len(t) != 2:
+                    raise TypeError("a linear claim's terms are (point, coefficient)")
+                coef = _ext_value(t[1], "claim coefficient")
+                if not coef.any():
+                    raise ValueError("a linear claim's coefficient is zero")
+                terms.append((_ext_point(t[0], m), coef))
+            out.append((terms, _ext_value(cl.value, "claim value")))
+        elif isinstance(cl, Claim):
+            out.append(([(_ext_point(cl.point, m), one)], _ext_value(cl.value, "claim value")))
+        else:
+            raise TypeError(f"claims are Claim or LinearClaim, got {type(cl).__name__}")
+    return out
+
+
+def _absorb_claims(tr: Transcript, params: WhirParams, com: "Commitment", claims) -> None:
+    tr.absorb_bytes("whir/params", params.encode())
+    tr.absorb_digest("whir/commitment", com.digest())
+    chunks = [struct.pack("<I", len(claims))]
+    for terms, val in claims:
+        chunks.append(struct.pack("<I", len(terms)))
+        for pt, coef in terms:
+            chunks += [pt.astype("<u4").tobytes(), coef.astype("<u4").tobytes()]
+        chunks.append(val.astype("<u4").tobytes())
+    tr.absorb_bytes("whir/claims", b"".join(chunks))
+
+
+# --- small field helpers -----------------------------------------------------------------------------
+
+def _quadratic_at(s0: np.ndarray, s1: np.ndarray, s2: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Value at r of the quadratic with values s0, s1, s2 at 0, 1, 2."""
+    one, two = F.ext(1), F.ext(2)
+    rm1, rm2 = F.esub(r, one), F.esub(r, two)
+    inv2 = F.embed(np.uint32((F.P + 1) // 2))
+    l0 = F.emul(F.emul(rm1, rm2), inv2)
+    l1 = F.eneg(F.emul(r, rm2))
+    l2 = F.emul(F.emul(r, rm1), inv2)
+    return F.eadd(F.eadd(F.emul(s0, l0), F.emul(s1, l1)), F.emul(s2, l2))
+
+
+def _ext_sum(x: np.ndarray) -> np.ndarray:
+    return (x.reshape(-1, 4).astype(np.uint64).sum(axis=0) % np.uint64(F.P)).astype(np.uint32)
+
+
+def _pow_point_ext(x: np.ndarray, n: int) -> np.ndarray:
+    """(x, x^2, x^4, …) with n coordinates for an extension x (4,): (n, 4)."""
+    out = np.empty((n, 4), dtype=np.uint32)
+    cur = np.asarray(x, dtype=np.uint32)
+    for i in range(n):
+        out[i] = cur
+        cur = F.emul(cur, cur)
+    return out
+
+
+def _pow_points_base(xs: np.ndarray, n: int) -> np.ndarray:
+    """(x, x^2, …) for base points xs (L,): (L, n) base."""
+    out = np.empty((xs.size, n), dtype=np.uint32)
+    cur = xs.astype(np.uint32)
+    for i in range(n):
+        out[:, i] = cur
+        cur = F.mul(cur, cur)
+    return out
+
+
+def _eq_many(points: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """eq(points[l], r) for extension points (L, n, 4) against r (n, 4): (L, 4)."""
+    L, n = points.shape[0], points.shape[1]
+    out = F.eone(L)
+    if n == 0:
+        return out
+    rr = np.broadcast_to(r[None], points.shape)
+    pr = F.emul(points, rr)
+    # 2 p r − p − r + 1
+    t = F.eadd(F.esub(F.esub(F.eadd(pr, pr), points), rr), F.eone((L, n)))
+    for i in range(n):
+        out = F.emul(out, t[:, i])
+    return out
+
+
+def _coef_eval(c: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """A multilinear given by coefficients c (2^n, 4) at points (L, n, 4): (L, 4)."""
+    L, n = point.shape[0], point.shape[1]
+    cur = np.broadcast_to(c[None], (L,) + c.shape).copy()
+    for i in range(n):
+        h = cur.shape[1] // 2
+        cur = F.eadd(cur[:, :h], F.emul(cur[:, h:], point[:, i][:, None, :]))
+    return cur[:, 0]
+
+
+def _random_field(n: int, rng: np.random.Generator | None) -> np.ndarray:
+    """Uniform base-field elements: ``rng`` for reproducible tests, else the OS CSPRNG through BLAKE3."""
+    if rng is not None:
+        return F.random(rng, n)
+    xof = blake3.blake3(key=os.urandom(32))
+    pos = [0]
+
+    def read(k: int) -> bytes:
+        out = xof.digest(length=k, seek=pos[0])
+        pos[0] += k
+        return out
+    return F.uniform_from_bytes(read, n)
+
+
+_BITREV: dict[int, np.ndarray] = {}
+
+
+def _bitrev(n: int) -> np.ndarray:
+    if n not in _BITREV:
+        _BITREV[n] = _rs.bit_reverse_permutation(1 << n)
+    return _BITREV[n]
+
+
+def _block_points(log_n: int, k: int, blocks: np.ndarray) -> np.ndarray:
+    """``y_b`` (base) of each block: block b of a bit-reversed codeword on 2^log_n points holds
+    ``y_b·ζ^{rev_k(j)}`` with ``y_b = ω^{rev_{log_n − k}(b)}``, ``ζ`` of order 2^k."""
+    om = F.two_adic_generator(log_n)
+    lb = log_n - k
+    rev = np.zeros_like(blocks)
+    for bit in range(lb):
+        rev |= ((blocks >> bit) & 1) << (lb - 1 - bit)
+    return F.pow_(np.full(blocks.shape, om, dtype=np.uint32), rev)
+
+
+# --- commitment --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Commitment:
+    """The Merkle root of the first oracle, the polynomial's size, and a digest of the parameters
+    it was made under (a verifier with other parameters rejects)."""
+
+    root: bytes
+    log_size: int
+    params_digest: bytes
+
+    def to_bytes(self) -> bytes:
+        w = Writer()
+        w.header(COMMITMENT_MAGIC, FORMAT_VERSION)
+        w.bytes_(self.root)
+        w.u8(self.log_size)
+        w.bytes_(self.params_digest)
+        return w.getvalue()
+
+    @staticmethod
+    def from_bytes(data: bytes) -> "Commitment":
+        """Parse :meth:`to_bytes`; :class:`ProofFormatError` on anything malformed."""
+        r = Reader(data, max_total=6 + 4 + 32 + 1 + 4 + 32)
+        r.header(COMMITMENT_MAGIC, (FORMAT_VERSION,))
+        root = r.bytes_(32, exact=32)
+        m = r.u8(26)
+        pd = r.bytes_(32, exact=32)
+        r.finish()
+        return Commitment(root, m, pd)
+
+    def digest(self) -> bytes:
+        return blake3.blake3(self.to_bytes()).digest()
+
+
+def params_digest(params: WhirParams) -> bytes:
+    return blake3.blake3(b"blindproof whir params v1" + params.encode()).digest()
+
+
+@dataclass
+class ProverState:
+    """The committer's secrets: hypercube tables and coefficients of ``P_f`` and ``P_g`` (base field,
+    ``2^n`` each), the first oracle's leaves and tree. One opening only (hiding budget)."""
+
+    params: WhirParams
+    commitment: Commitment
+    pf_table: np.ndarray
+    pg_table: np.ndarray
+    pf_coefs: np.ndarray
+    pg_coefs: np.ndarray
+    leaves: np.ndarray  # (2^{k+1}, N_0 / 2^k): block of P_f then block of P_g per leaf
+    tree: merkle.MerkleTree
+    opened: bool = False
+
+
+def commit(table: np.ndarray, params: WhirParams, rng: np.random.Generator | None = None
+           ) -> tuple[Commitment, ProverState]:
+    """Commit to the multilinear polynomial with hypercube values ``table`` (2^m base-field entries,
+    MSB-first). Randomness from the OS CSPRNG unless ``rng`` is given (tests only)."""
+    t = F._check(np.asarray(table), "table").reshape(-1)
+    m = params.log_size
+    if t.size != 1 << m:
+        raise ValueError(f"table has {t.size} entries, the parameters are for 2^{m}")
+    mp, n = params.padded_log, params.n_vars
+    k0, log_n0 = params.folds[0], params.domain_logs[0]
+    th = params.hiding_symbols
+    rand = _random_field(th + (1 << n), rng)
+    s_u, pg_table = rand[:th], rand[th:]
+    # P_f: f padded with leading zero variables, then the hiding variable Y as the last one
+    fpad = np.zeros(1 << mp, dtype=np.uint32)
+    fpad[:t.size] = t
+    cf = fpad.copy()
+    K.mobius_base(cf)
+    s_c = np.zeros(1 << mp, dtype=np.uint32)
+    s_c[_bitrev(mp)[:th]] = s_u  # univariate coefficient e' of s is the multilinear coefficient rev(e')
+    s_tab = s_c.copy()
+    K.zeta_base(s_tab)
+    pf_coefs = np.empty(1 << n, dtype=np.uint32)
+    pf_coefs[0::2], pf_coefs[1::2] = cf, s_c
+    pf_table = np.empty(1 << n, dtype=np.uint32)
+    pf_table[0::2], pf_table[1::2] = fpad, F.add(fpad, s_tab)
+    pg_coefs = pg_table.copy()
+    K.mobius_base(pg_coefs)
+    rev = _bitrev(n)
+    code = _rs.encode_rows(np.stack([pf_coefs[rev], pg_coefs[rev]]), 1 << log_n0)  # (2, N_0)
+    blocks = (1 << log_n0) >> k0
+    leaves = np.ascontiguousarray(code.reshape(2, blocks, 1 << k0).transpose(0, 2, 1).reshape(2 << k0, blocks))
+    tree = merkle.MerkleTree(leaves)
+    com = Commitment(tree.root, m, params_digest(params))
+    return com, ProverState(params, com, pf_table, pg_table, pf_coefs, pg_coefs, leaves, tree)
+
+
+# --- proof -------------------------------------------------------------------------------------------
+
+@dataclass
+class RoundProof:
+    """One oracle's round: the sumcheck messages that fold it, the next oracle (root and OOD answers;
+    empty for the last), and the opened blocks of this oracle with their Merkle multiproof."""
+
+    sumcheck: np.ndarray  # (k, 2, 4)
+    root: bytes  # next oracle's root (b"" for the last round)
+    ood: np.ndarray  # (ood, 4) next oracle's out-of-domain answers ((0, 4) for the last round)
+    values: np.ndarray  # round 0: (q, 2^{k+1}) base; later: (q, 2^k, 4) extension
+    siblings: np.ndarray  # (s, 8) multiproof digests
+
+
+@dataclass
+class Proof:
+    """A batched opening; see the module docstring for the order of its parts."""
+
+    ood0: np.ndarray  # (ood, 2, 4): P_f and P_g at the initial out-of-domain points
+    mu: np.ndarray  # (4,)
+    rounds: list
+    final: np.ndarray  # (2^final_vars, 4) coefficients
+    final_sumcheck: np.ndarray  # (final_vars, 2, 4)
+    provable_tenths: int = 0
+    conjectured_tenths: int = 0
+
+    def to_bytes(self) -> bytes:
+        """Versioned encoding; every count is implied by the verifier's parameters except the number
+        of distinct query positions per round (checked against the transcript)."""
+        w = Writer()
+        w.header(PROOF_MAGIC, FORMAT_VERSION)
+        w.u32(self.provable_tenths)
+        w.u32(self.conjectured_tenths)
+        w.ext_fixed(self.ood0.reshape(-1, 4))
+        w.ext_fixed(self.mu.reshape(1, 4))
+        for i, rd in enumerate(self.rounds):
+            w.ext_fixed(rd.sumcheck.reshape(-1, 4))
+            if i + 1 < len(self.rounds):
+                w.bytes_(rd.root)
+                w.ext_fixed(rd.ood.reshape(-1, 4))
+            else:
+                w.ext_fixed(self.final)
+            w.u32(rd.values.shape[0])
+            if i == 0:
+                w.field_fixed(rd.values)
+            else:
+                w.ext_fixed(rd.values.reshape(-1, 4))
+            w.bytes_(np.ascontiguousarray(rd.siblings, dtype="<u4").tobytes())
+        w.ext_fixed(self.final_sumcheck.reshape(-1, 4))
+        return w.getvalue()
+
+    @staticmethod
+    def from_bytes(data: bytes, params: WhirParams) -> "Proof":
+        """Parse bytes under the verifier's ``params``; every count and size is checked against them,
+        and the whole input against a size bound computed from them."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise ProofFormatError("proof must be bytes")
+        limit = max_proof_bytes(params)
+        r = Reader(bytes(data), max_total=limit)
+        r.header(PROOF_MAGIC, (FORMAT_VERSION,))
+        prov, conj = r.u32(), r.u32()
+        s = params.ood
+        ood0 = r.ext_fixed(2 * s).reshape(s, 2, 4)
+        mu = r.ext_fixed(1)[0]
+        rounds = []
+        final = None
+        nr = len(params.folds)
+        for i, (k, ld, t) in enumerate(zip(params.folds, params.domain_logs, params.queries)):
+            sc = r.ext_fixed(2 * k).reshape(k, 2, 4)
+            if i + 1 < nr:
+                root = r.bytes_(32, exact=32)
+                ood = r.ext_fixed(s)
+            else:
+                root, ood = b"", F.ezero((0,))
+                final = r.ext_fixed(1 << params.final_vars)
+            q = r.u32(t)
+            if q == 0:
+                raise ProofFormatError(f"round {i} opens no blocks")
+            vals = r.field_fixed(q * (2 << k)).reshape(q, 2 << k) if i == 0 else r.ext_fixed(q << k).reshape(q, 1 << k, 4)
+            depth = ld - k
+            sib = r.bytes_(32 * q * max(depth, 1))
+            if len(sib) % 32:
+                raise ProofFormatError("Merkle siblings are not a whole number of digests")
+            rounds.append(RoundProof(sc, bytes(root), ood, vals,
+                                     np.frombuffer(sib, dtype="<u4").astype(np.uint32).reshape(-1, 8)))
+        fs = r.ext_fixed(2 * params.final_vars).reshape(params.final_vars, 2, 4)
+        r.finish()
+        return Proof(ood0, mu, rounds, final, fs, prov, conj)
+
+
+def max_proof_bytes(params: WhirParams) -> int:
+    """An upper bound on the encoding of any well-formed proof under ``params``."""
+    total = 64 + 16 * (2 * params.ood + 1) + 16 * (1 << params.final_vars) + 32 * params.final_vars
+    for i, (k, ld, t) in enumerate(zip(params.folds, params.domain_logs, params.queries)):
+        total += 32 * k + 36 + 16 * params.ood + 8
+        total += t * ((8 << k) if i == 0 else (16 << k)) + 32 * t * max(ld - k, 1)
+    return total
+
+
+def _soundness_tenths(params: WhirParams, n_claims: int) -> tuple[int, int]:
+    rep = analyze(params, n_claims)
+    return int(rep.provable_bits * 10), int(rep.conjectured_bits * 10)
+
+
+# --- opening -----------------------------------------------------------------------------------------
+
+def _claim_weights(params: WhirParams, claims, alpha: np.ndarray) -> np.ndarray:
+    """Hypercube weight table (2^n, 4) of the batched claims (``α_j`` per claim)."""
+    n = params.n_vars
+    w = F.ezero(1 << n)
+    j = 0
+    for terms, _ in claims:
+        for pt, coef in terms:  # f(z) = P_f(0^pad, z, 0): even entries of the first 2^{m+1}
+            K.add_eq(w, 2, 0, pt, F.emul(alpha[j], coef))
+        j += 1
+    return w
+
+
+def _positions(tr: Transcript, params: WhirParams, i: int) -> np.ndarray:
+    blocks = 1 << (params.domain_logs[i] - params.folds[i])
+    return np.unique(tr.challenge_indices("whir/queries", params.queries[i], blocks))
+
+
+def open_claims(state: ProverState, claims: Sequence, transcript: Transcript) -> Proof:
+    """Prove every claim (:class:`Claim` or :class:`LinearClaim`) about the committed polynomial with
+    one opening. The transcript should already hold whatever the claims were derived from. A state
+    may be opened once: a second opening would reveal further positions of the first oracle, beyond
+    what its hiding coefficients cover (RuntimeError)."""
+    if state.opened:
+        raise RuntimeError("this commitment was already opened once; its hiding covers one opening")
+    p = state.params
+    norm = _normalize(claims, p.log_size)
+    state.opened = True
+    n, s = p.n_vars, p.ood
+    _absorb_claims(transcript, p, state.commitment, norm)
+    ood_pts = transcript.challenge_exts("whir/ood0", s)
+    ood0 = np.empty((s, 2, 4), dtype=np.uint32)
+    for o in range(s):
+        pt = _pow_point_ext(ood_pts[o], n)
+        ood0[o, 0] = mle.evaluate(state.pf_table, pt)
+        ood0[o, 1] = mle.evaluate(state.pg_table, pt)
+    transcript.absorb_ext("whir/ood0_answers", ood0)
+    alpha = transcript.challenge_exts("whir/alpha", len(norm) + s)
+    w = _claim_weights(p, norm, alpha)
+    mu = F.edot(w, state.pg_table)  # ⟨P_g, w⟩ over the claims' weights: uniform, as P_g is
+    transcript.absorb_ext("whir/mu", mu)
+    rho = transcript.challenge_ext("whir/rho")
+    for o in range(s):  # the OOD constraints F(ζ) = a_f + ρ·a_g
+        K.add_eq(w, 1, 0, _pow_point_ext(ood_pts[o], n), alpha[len(norm) + o])
+    ftab = K.combine(state.pf_table, state.pg_table, rho)  # F = P_f + ρ P_g: uniform given μ and σ
+    fco = K.combine(state.pf_coefs, state.pg_coefs, rho)
+    length = 1 << n
+    rounds = []
+    tree, leaves = state.tree, None
+    nr = len(p.folds)
+    scratch = np.empty(1 << n, dtype=np.uint64)
+    final = None
+    for i, k in enumerate(p.folds):
+        sc = np.empty((k, 2, 4), dtype=np.uint32)
+        for l in range(k):
+            sc[l] = K.round_s02(ftab, w, length)
+            transcript.absorb_ext("whir/sumcheck", sc[l])
+            r = transcript.challenge_ext("whir/fold")
+            K.fold_table(ftab, length, r)
+            K.fold_table(w, length, r)
+            K.fold_coefs(fco, length, r)
+            length //= 2
+        ftab, w, fco = ftab[:length], w[:length], fco[:length]
+        m_next = n - sum(p.folds[:i + 1])
+        root, ood, ood_pts = b"", F.ezero((0,)), None
+        if i + 1 < nr:
+            log_next, k_next = p.domain_logs[i + 1], p.folds[i + 1]
+            u = np.ascontiguousarray(fco[_bitrev(m_next)].T)  # (4, 2^m) univariate coefficients per limb
+            code = _rs.encode_rows(u, 1 << log_next)  # (4, N)
+            nb = (1 << log_next) >> k_next
+            next_leaves = np.ascontiguousarray(code.reshape(4, nb, 1 << k_next).transpose(2, 0, 1).reshape(4 << k_next, nb))
+            next_tree = merkle.MerkleTree(next_leaves)
+            root = next_tree.root
+            transcript.absorb_digest("whir/root", root)
+            ood_pts = transcript.challenge_exts("whir/ood", s)
+            ood = np.stack([mle.evaluate(ftab, _pow_point_ext(ood_pts[o], m_next)) for o in range(s)]) if s \
+                else F.ezero((0,))
+            transcript.absorb_ext("whir/ood_answers", ood.reshape(-1, 4))
+        else:
+            final = np.ascontiguousarray(fco)
+            transcript.absorb_ext("whir/final", final)
+        pos = _positions(transcript, p, i)
+        if i == 0:
+            values = np.ascontiguousarray(state.leaves[:, pos].T)
+        else:
+            vals = leaves[:, pos].T.reshape(pos.size, 1 << k, 4)  # leaf rows are (entry, limb)
+            values = np.ascontiguousarray(vals)
+        siblings = tree.open(pos)
+        rounds.append(RoundProof(sc, root, ood, values, siblings))
+        if i + 1 < nr:
+            gam = transcript.challenge_exts("whir/gamma", s + pos.size)
+            for o in range(s):
+                K.add_eq(w, 1, 0, _pow_point_ext(ood_pts[o], m_next), gam[o])
+            ys = F.pow_(_block_points(p.domain_logs[i], k, pos), np.int64(1 << k))
+            K.add_pow_eqs(w, ys, np.ascontiguousarray(gam[s:]), scratch[:length])
+            tree, leaves = next_tree, next_leaves
+    fv = p.final_vars
+    fs = np.empty((fv, 2, 4), dtype=np.uint32)
+    for l in range(fv):
+        fs[l] = K.round_s02(ftab, w, length)
+        transcript.absorb_ext("whir/final_sumcheck", fs[l])
+        r = transcript.challenge_ext("whir/final_fold")
+        K.fold_table(ftab, length, r)
+        K.fold_table(w, length, r)
+        length //= 2
+    prov, conj = _soundness_tenths(p, len(norm))
+    return Proof(ood0, mu, rounds, final, fs, prov, conj)
+
+
+# --- verification ------------------------------------------------------------------------------------
+
+def verify(commitment: Commitment, claims: Sequence, proof: "Proof | bytes", transcript: Transcript,
+           params: WhirParams) -> VerifyResult:
+    """Accept iff ``proof`` proves every claim against ``commitment`` under the verifier's own
+    ``params`` (never read from the proof). Never raises."""
+    return guarded(lambda: _verify(commitment, claims, proof, transcript, params), "whir.verify")
+
+
+def _fold_blocks(vals: np.ndarray, ys: np.ndarray, rs: np.ndarray) -> np.ndarray:
+    """Fold opened blocks (q, 2^k, 4) whose entry j sits at ``y·ζ^{rev_k(j)}`` with the challenges
+    rs (k, 4): the folded values at ``y^{2^k}`` (q, 4). Pairs (2i, 2i+1) are ``±x``:
+    ``fold = (a + b)/2 + r·(a − b)/(2x)``."""
+    q, size = vals.shape[0], vals.shape[1]
+    k = size.bit_length() - 1
+    cur = vals
+    y = ys.astype(np.uint32)
+    inv2 = np.uint32((F.P + 1) // 2)
+    for l in range(k):
+        half = cur.shape[1] // 2
+        lk = k - l  # the current coset has order 2^lk
+        zeta = np.uint32(F.two_adic_generator(lk))
+        idx = np.arange(half, dtype=np.int64)
+        rev = np.zeros_like(idx)
+        for bit in range(lk - 1):
+            rev |= ((idx >> bit) & 1) << (lk - 2 - bit)
+        zp = F.pow_(np.full(half, zeta, dtype=np.uint32), rev)  # ζ_lk^{rev_{lk-1}(i)}
+        x = F.mul(y[:, None], zp[None, :])  # (q, half)
+        inv2x = F.batch_inv(F.add(x, x))
+        a, b = cur[:, 0::2], cur[:, 1::2]
+        even = F.escale(F.eadd(a, b), np.broadcast_to(inv2, a.shape[:-1]))
+        odd = F.escale(F.esub(a, b), inv2x)
+        cur = F.eadd(even, F.emul(odd, np.broadcast_to(rs[l], odd.shape)))
+        y = F.mul(y, y)
+    return cur[:, 0]
+
+
+def _verify(commitment, claims, proof, transcript: Transcript, params) -> VerifyResult:
+    if not isinstance(params, WhirParams):
+        return VerifyResult.reject("verify needs the verifier's WhirParams")
+    if not isinstance(commitment, Commitment):
+        return VerifyResult.reject("verify needs a whir Commitment")
+    if commitment.log_size != params.log_size or commitment.params_digest != params_digest(params):
+        return VerifyResult.reject("the commitment was made under other parameters than the verifier's")
+    if not isinstance(transcript, Transcript):
+        return VerifyResult.reject("verify needs a Transcript")
+    if isinstance(proof, (bytes, bytearray, memoryview)):
+        try:
+            proof = Proof.from_bytes(bytes(proof), params)
+        except ProofFormatError as exc:
+            return VerifyResult.reject(f"malformed proof: {exc}")
+    if not isinstance(proof, Proof):
+        return VerifyResult.reject("proof must be a Proof or its bytes")
+    try:
+        norm = _normalize(claims, params.log_size)
+    except (TypeError, ValueError) as exc:
+        return VerifyResult.reject(f"bad claim: {exc}")
+    shape_err = _check_shapes(proof, params)
+    if shape_err:
+        return VerifyResult.reject(shape_err)
+    if (proof.provable_tenths, proof.conjectured_tenths) != _soundness_tenths(params, len(norm)):
+        return VerifyResult.reject("stated soundness figures do not match the parameters")
+
+    n, s = params.n_vars, params.ood
+    pad = params.padded_log - params.log_size
+    _absorb_claims(transcript, params, commitment, norm)
+    ood_pts = transcript.challenge_exts("whir/ood0", s)
+    transcript.absorb_ext("whir/ood0_answers", proof.ood0)
+    alpha = transcript.challenge_exts("whir/alpha", len(norm) + s)
+    transcript.absorb_ext("whir/mu", proof.mu)
+    rho = transcript.challenge_ext("whir/rho")
+    vals = np.stack([v for _, v in norm])
+    claim = _ext_sum(F.emul(alpha[:len(norm)], vals))
+    claim = F.eadd(claim, F.emul(rho, proof.mu))
+    if s:  # F(ζ) = a_f + ρ·a_g
+        ood_f = F.eadd(proof.ood0[:, 0], F.emul(np.broadcast_to(rho, (s, 4)), proof.ood0[:, 1]))
+        claim = F.eadd(claim, _ext_sum(F.emul(alpha[len(norm):], ood_f)))
+    # constraints, for w(r) at the end: (points (L, vars, 4), coefficients (L, 4), first variable)
+    cons: list[tuple[np.ndarray, np.ndarray, int]] = []
+    pts, cfs = [], []
+    for j, (terms, _) in enumerate(norm):
+        for pt, coef in terms:
+            pts.append(np.concatenate([F.ezero(pad), pt, F.ezero(1)]))
+            cfs.append(F.emul(alpha[j], coef))
+    cons.append((np.stack(pts), np.stack(cfs), 0))
+    if s:
+        cons.append((np.stack([_pow_point_ext(z, n) for z in ood_pts]), alpha[len(norm):], 0))
+
+    rs_all: list[np.ndarray] = []
+    nr = len(params.folds)
+    root = commitment.root
+    for i, (k, ld) in enumerate(zip(params.folds, params.domain_logs)):
+        rd = proof.rounds[i]
+        rs = np.empty((k, 4), dtype=np.uint32)
+        for l in range(k):
+            s0, s2 = rd.sumcheck[l]
+            transcript.absorb_ext("whir/sumcheck", rd.sumcheck[l])
+            r = transcript.challenge_ext("whir/fold")
+            rs[l] = r
+            claim = _quadratic_at(s0, F.esub(claim, s0), s2, r)
+        rs_all.append(rs)
+        start = sum(params.folds[:i + 1])
+        m_next = n - start
+        if i + 1 < nr:
+            transcript.absorb_digest("whir/root", rd.root)
+            ood_pts = transcript.challenge_exts("whir/ood", s)
+            transcript.absorb_ext("whir/ood_answers", rd.ood.reshape(-1, 4))
+        else:
+            transcript.absorb_ext("whir/final", proof.final)
+        pos = _positions(transcript, params, i)
+        if rd.values.shape[0] != pos.size:
+            return VerifyResult.reject(f"round {i}: {rd.values.shape[0]} opened blocks, the transcript asks {pos.size}")
+        if i == 0:
+            leaf_rows = rd.values  # (q, 2^{k+1}) base
+            half = 1 << k
+            blockv = K.combine(leaf_rows[:, :half].reshape(-1), leaf_rows[:, half:].reshape(-1), rho).reshape(pos.size, half, 4)
+        else:
+            leaf_rows = np.ascontiguousarray(rd.values.reshape(pos.size, -1))
+            blockv = rd.values
+        if not merkle.verify(root, 1 << (ld - k), pos, merkle.hash_columns(np.ascontiguousarray(leaf_rows)),
+                             rd.siblings):
+            return VerifyResult.reject(f"round {i}: Merkle multiproof does not match the oracle's root")
+        ybase = _block_points(ld, k, pos)
+        folded = _fold_blocks(blockv, ybase, rs)
+        ys = F.pow_(ybase, np.int64(1 << k))
+        if i + 1 < nr:
+            gam = transcript.challenge_exts("whir/gamma", s + pos.size)
+            if s:
+                claim = F.eadd(claim, _ext_sum(F.emul(gam[:s], rd.ood)))
+                cons.append((np.stack([_pow_point_ext(z, m_next) for z in ood_pts]), gam[:s], start))
+            claim = F.eadd(claim, _ext_sum(F.emul(gam[s:], folded)))
+            cons.append((F.embed(_pow_points_base(ys, m_next)), gam[s:], start))
+            root = rd.root
+        else:
+            want = _coef_eval(proof.final, F.embed(_pow_points_base(ys, m_next)))
+            if not np.array_equal(want, folded):
+                return VerifyResult.reject("the final polynomial does not match the last oracle's folded blocks")
+    fv = params.final_vars
+    rf = np.empty((fv, 4), dtype=np.uint32)
+    for l in range(fv):
+        s0, s2 = proof.final_sumcheck[l]
+        transcript.absorb_ext("whir/final_sumcheck", proof.final_sumcheck[l])
+        r = transcript.challenge_ext("whir/final_fold")
+        rf[l] = r
+        claim = _quadratic_at(s0, F.esub(claim, s0), s2, r)
+    r_all = np.concatenate(rs_all + [rf])
+    w_r = F.ezero(())
+    for pts_c, cf, start in cons:
+        w_r = F.eadd(w_r, _ext_sum(F.emul(cf, _eq_many(pts_c, r_all[start:]))))
+    f_r = _coef_eval(proof.final, rf[None])[0]
+    if not np.array_equal(F.emul(f_r, w_r), claim):
+        return VerifyResult.reject("the final sumcheck claim does not match the final polynomial and the weights")
+    return VerifyResult.accept()
+
+
+def _check_shapes(proof: Proof, params: WhirParams) -> str:
+    s, nr = params.ood, len(params.folds)
+    if proof.ood0.shape != (s, 2, 4) or proof.mu.shape != (4,) or len(proof.rounds) != nr:
+        return "proof shape does not match the parameters (initial part or round count)"
+    if proof.final is None or proof.final.shape != (1 << params.final_vars, 4):
+        return "final polynomial has the wrong size"
+    if proof.final_sumcheck.shape != (params.final_vars, 2, 4):
+        return "final sumcheck has the wrong number of rounds"
+    for i, (rd, k, t) in enumerate(zip(proof.rounds, params.folds, params.queries)):
+        if not isinstance(rd, RoundProof) or rd.sumcheck.shape != (k, 2, 4):
+            return f"round {i}: sumcheck has the wrong shape"
+        if i + 1 < nr and (len(rd.root) != 32 or rd.ood.shape != (s, 4)):
+            return f"round {i}: next oracle root or OOD answers malformed"
+        want = (2 << k,) if i == 0 else (1 << k, 4)
+        if rd.values.ndim != 1 + len(want) or rd.values.shape[1:] != want or not 1 <= rd.values.shape[0] <= t:
+            return f"round {i}: opened blocks have the wrong shape"
+        for arr in (rd.sumcheck, rd.ood, rd.values):
+            if arr.dtype != np.uint32 or (arr.size and int(arr.max()) >= F.P):
+                return f"round {i}: non-canonical field element"
+    for arr in (proof.ood0, proof.mu, proof.final, proof.final_sumcheck):
+        if arr.dtype != np.uint32 or (arr.size and int(arr.max()) >= F.P):
+            return "non-canonical field element"
+    return ""
