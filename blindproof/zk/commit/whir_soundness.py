@@ -69,7 +69,7 @@ class WhirParams:
 
     def __post_init__(self) -> None:
         _check_int(self.log_size, "log_size", 0, MAX_LOG_SIZE)
-        _check_int(self.folding, "folding", 1, 8)
+        _check_int(self.folding, "folding", 3, 8)  # k ≥ 3: see _padded_log
         _check_int(self.shrink, "shrink", 1, self.folding)
         _check_int(self.final_log, "final_log", 0, 12)
         _check_int(self.ood, "ood", 0, 4)
@@ -200,8 +200,17 @@ def dataclass_replace_queries(p: WhirParams, queries: tuple[int, ...]) -> WhirPa
 
 
 def _padded_log(m: int, t0: int, k: int, ood: int) -> int:
+    """The smallest ``m' ≥ m`` such that (1) the ``t_h`` hiding coefficients fit below ``2^{m'}`` and
+    (2) the random ``P_g`` (``2^{m'+1}`` base coordinates) covers, independently, everything the
+    opening reveals about it before the first fold (``μ``, its OOD answers, ``t_h`` opened entries,
+    ``k`` sumcheck rounds of two extension elements) plus the folded ``F_1`` (``2^{m'+1-k}``
+    extension coefficients), which later rounds may reveal in full."""
     th = t0 * (1 << k) + 4 * ood
-    return max(m, (th - 1).bit_length())
+    need = th + 4 * ood + 4 + 8 * k
+    mp = max(m, (th - 1).bit_length())
+    while (1 << (mp + 1)) - 4 * (1 << (mp + 1 - k)) < need:
+        mp += 1
+    return mp
 
 
 def _folds(n: int, k: int, final_log: int) -> tuple[int, ...]:
