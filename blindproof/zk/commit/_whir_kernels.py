@@ -180,3 +180,76 @@ def add_eq(w, stride, offset, point, coef):
         o = offset + stride * x
         for c in range(4):
             w[o, c] = addmod(np.uint64(w[o, c]), np.uint64(t[x, c]))
+
+
+@nb.njit(**_NJ)
+def bitrev_permutation(log_n):
+    """``rev[i]`` = i with its ``log_n`` bits reversed (int32), by ``rev[i] = rev[i/2]/2 | (i&1)·2^{n−1}``."""
+    n = 1 << log_n
+    rev = np.zeros(n, dtype=np.int32)
+    for i in range(1, n):
+        rev[i] = (rev[i >> 1] >> 1) | ((i & 1) << (log_n - 1))
+    return rev
+
+
+@nb.njit(**_NJ)
+def add_pow_eqs_split(w, xs, coefs):
+    """As :func:`add_pow_eqs`, with each eq table split into the product of a table over the first
+    half of the variables and one over the second (``eq(pow(x), (a, b)) = E_a(x)·E_b(x)``): the
+    extension coefficient is folded into the short first factor, and the long loop adds four
+    products before each reduction."""
+    n_tab = w.shape[0]
+    n = 0
+    while (1 << n) < n_tab:
+        n += 1
+    h = n // 2
+    lo = n - h
+    L = xs.shape[0]
+    na, nb = 1 << h, 1 << lo
+    ea = np.empty((L, na), dtype=np.uint64)
+    eb = np.empty((L, nb), dtype=np.uint64)
+    for l in range(L):
+        x = np.uint64(xs[l])
+        ea[l, 0] = 1
+        size = 1
+        for i in range(h):
+            omx = submod(np.uint64(1), x)
+            for j in range(size - 1, -1, -1):
+                v = ea[l, j]
+                ea[l, 2 * j + 1] = (v * x) % _P
+                ea[l, 2 * j] = (v * omx) % _P
+            size *= 2
+            x = (x * x) % _P
+        eb[l, 0] = 1
+        size = 1
+        for i in range(lo):
+            omx = submod(np.uint64(1), x)
+            for j in range(size - 1, -1, -1):
+                v = eb[l, j]
+                eb[l, 2 * j + 1] = (v * x) % _P
+                eb[l, 2 * j] = (v * omx) % _P
+            size *= 2
+            x = (x * x) % _P
+    acc = np.empty((4, nb), dtype=np.uint64)
+    g = np.empty((L, 4), dtype=np.uint64)
+    for a in range(na):
+        for l in range(L):
+            e = ea[l, a]
+            for c in range(4):
+                g[l, c] = (e * np.uint64(coefs[l, c])) % _P
+        acc[:] = 0
+        # four products (each ≤ (p−1)^2 < 2^61.9) and a reduced sum stay below 2^64: one reduction per four
+        for l0 in range(0, L, 4):
+            l1, l2, l3 = min(l0 + 1, L - 1), min(l0 + 2, L - 1), min(l0 + 3, L - 1)
+            m1 = np.uint64(1) if l0 + 1 < L else np.uint64(0)
+            m2 = np.uint64(1) if l0 + 2 < L else np.uint64(0)
+            m3 = np.uint64(1) if l0 + 3 < L else np.uint64(0)
+            for c in range(4):
+                g0, g1, g2, g3 = g[l0, c], g[l1, c] * m1, g[l2, c] * m2, g[l3, c] * m3
+                for b in range(nb):
+                    acc[c, b] = (acc[c, b] + g0 * eb[l0, b] + g1 * eb[l1, b] + g2 * eb[l2, b]
+                                 + g3 * eb[l3, b]) % _P
+        base = a * nb
+        for b in range(nb):
+            for c in range(4):
+                w[base + b, c] = addmod(np.uint64(w[base + b, c]), acc[c, b] % _P)

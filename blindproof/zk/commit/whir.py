@@ -213,24 +213,31 @@ def _random_field(n: int, rng: np.random.Generator | None) -> np.ndarray:
     return F.uniform_from_bytes(read, n)
 
 
-_BITREV: dict[int, np.ndarray] = {}
+_PERMS: dict[int, np.ndarray] = {}
 
 
-def _bitrev(n: int) -> np.ndarray:
-    if n not in _BITREV:
-        _BITREV[n] = _rs.bit_reverse_permutation(1 << n)
-    return _BITREV[n]
+def _bitrev_gather(a: np.ndarray, log_n: int) -> np.ndarray:
+    """``out[e] = a[rev(e)]`` along the first axis (the permutation is cached per size)."""
+    if log_n not in _PERMS:
+        if len(_PERMS) > 8:
+            _PERMS.clear()
+        _PERMS[log_n] = K.bitrev_permutation(log_n)
+    return a[_PERMS[log_n]]
+
+
+def _rev(idx: np.ndarray, bits: int) -> np.ndarray:
+    """Bit reversal of each index over ``bits`` bits."""
+    out = np.zeros_like(idx)
+    for b in range(bits):
+        out |= ((idx >> b) & 1) << (bits - 1 - b)
+    return out
 
 
 def _block_points(log_n: int, k: int, blocks: np.ndarray) -> np.ndarray:
     """``y_b`` (base) of each block: block b of a bit-reversed codeword on 2^log_n points holds
     ``y_b·ζ^{rev_k(j)}`` with ``y_b = ω^{rev_{log_n − k}(b)}``, ``ζ`` of order 2^k."""
     om = F.two_adic_generator(log_n)
-    lb = log_n - k
-    rev = np.zeros_like(blocks)
-    for bit in range(lb):
-        rev |= ((blocks >> bit) & 1) << (lb - 1 - bit)
-    return F.pow_(np.full(blocks.shape, om, dtype=np.uint32), rev)
+    return F.pow_(np.full(blocks.shape, om, dtype=np.uint32), _rev(blocks, log_n - k))
 
 
 # --- commitment --------------------------------------------------------------------------------------
@@ -306,7 +313,7 @@ def commit(table: np.ndarray, params: WhirParams, rng: np.random.Generator | Non
     cf = fpad.copy()
     K.mobius_base(cf)
     s_c = np.zeros(1 << mp, dtype=np.uint32)
-    s_c[_bitrev(mp)[:th]] = s_u  # univariate coefficient e' of s is the multilinear coefficient rev(e')
+    s_c[_rev(np.arange(th, dtype=np.int64), mp)] = s_u  # univariate coefficient e' of s is the multilinear coefficient rev(e')
     s_tab = s_c.copy()
     K.zeta_base(s_tab)
     pf_coefs = np.empty(1 << n, dtype=np.uint32)
@@ -315,8 +322,8 @@ def commit(table: np.ndarray, params: WhirParams, rng: np.random.Generator | Non
     pf_table[0::2], pf_table[1::2] = fpad, F.add(fpad, s_tab)
     pg_coefs = pg_table.copy()
     K.mobius_base(pg_coefs)
-    rev = _bitrev(n)
-    code = _rs.encode_rows(np.stack([pf_coefs[rev], pg_coefs[rev]]), 1 << log_n0)  # (2, N_0)
+    code = _rs.encode_rows(np.stack([_bitrev_gather(pf_coefs, n), _bitrev_gather(pg_coefs, n)]),
+                           1 << log_n0)  # (2, N_0)
     blocks = (1 << log_n0) >> k0
     leaves = np.ascontiguousarray(code.reshape(2, blocks, 1 << k0).transpose(0, 2, 1).reshape(2 << k0, blocks))
     tree = merkle.MerkleTree(leaves)
@@ -479,7 +486,6 @@ def open_claims(state: ProverState, claims: Sequence, transcript: Transcript) ->
     rounds = []
     tree, leaves = state.tree, None
     nr = len(p.folds)
-    scratch = np.empty(1 << n, dtype=np.uint64)
     final = None
     for i, k in enumerate(p.folds):
         sc = np.empty((k, 2, 4), dtype=np.uint32)
@@ -496,7 +502,7 @@ def open_claims(state: ProverState, claims: Sequence, transcript: Transcript) ->
         root, ood, ood_pts = b"", F.ezero((0,)), None
         if i + 1 < nr:
             log_next, k_next = p.domain_logs[i + 1], p.folds[i + 1]
-            u = np.ascontiguousarray(fco[_bitrev(m_next)].T)  # (4, 2^m) univariate coefficients per limb
+            u = np.ascontiguousarray(_bitrev_gather(fco, m_next).T)  # (4, 2^m) univariate coefficients per limb
             code = _rs.encode_rows(u, 1 << log_next)  # (4, N)
             nb = (1 << log_next) >> k_next
             next_leaves = np.ascontiguousarray(code.reshape(4, nb, 1 << k_next).transpose(2, 0, 1).reshape(4 << k_next, nb))
@@ -523,7 +529,7 @@ def open_claims(state: ProverState, claims: Sequence, transcript: Transcript) ->
             for o in range(s):
                 K.add_eq(w, 1, 0, _pow_point_ext(ood_pts[o], m_next), gam[o])
             ys = F.pow_(_block_points(p.domain_logs[i], k, pos), np.int64(1 << k))
-            K.add_pow_eqs(w, ys, np.ascontiguousarray(gam[s:]), scratch[:length])
+            K.add_pow_eqs_split(w, ys, np.ascontiguousarray(gam[s:]))
             tree, leaves = next_tree, next_leaves
     fv = p.final_vars
     fs = np.empty((fv, 2, 4), dtype=np.uint32)
