@@ -17,7 +17,7 @@ def test_worked_example_2_16():
     assert p.queries == (245, 123, 107)
     assert (p.n_vars, p.folds, p.domain_logs, p.oracle_vars, p.final_vars) == (17, (4, 4, 4), (18, 16, 14),
                                                                                 (17, 13, 9), 5)
-    assert p.hiding_symbols == 245 * 16 + 4
+    assert p.ood == 0 and p.hiding_symbols == 245 * 16  # unique decoding: no out-of-domain samples
     rep = p.soundness()
     t = rep.terms
     assert EXT_LOG2 == pytest.approx(123.63, abs=0.01)
@@ -28,9 +28,11 @@ def test_worked_example_2_16():
     assert t["round 1 queries"] == pytest.approx(-123 * math.log2(1 - (1 - 1 / 8) / 2), abs=1e-9)  # 102.10
     assert t["round 2 queries"] == pytest.approx(-107 * math.log2(1 - (1 - 1 / 32) / 2), abs=1e-9)  # 102.25
     assert t["round 0 sumcheck"] == pytest.approx(EXT_LOG2 - 3, abs=1e-9)  # 8 / |F|
-    assert t["initial ood"] == math.inf  # unique decoding: nothing to separate
+    assert "initial ood" not in t
+    with_ood = WhirParams.for_security(100, 16, ood=1).soundness()
+    assert with_ood.terms["initial ood"] == math.inf  # unique decoding: nothing for a sample to separate
     assert rep.provable_bits == pytest.approx(100.32, abs=0.01)
-    assert rep.conjectured_bits == pytest.approx(104.04, abs=0.01)
+    assert rep.conjectured_bits == pytest.approx(115.93, abs=0.01)
     total = sum(2.0 ** -v for v in t.values())
     assert rep.provable_bits == pytest.approx(-math.log2(total), abs=1e-9)
 

@@ -253,3 +253,57 @@ def add_pow_eqs_split(w, xs, coefs):
         for b in range(nb):
             for c in range(4):
                 w[base + b, c] = addmod(np.uint64(w[base + b, c]), acc[c, b] % _P)
+
+
+@nb.njit(inline="always", **_NJ)
+def _fold1(lo0, lo1, lo2, lo3, hi0, hi1, hi2, hi3, r0, r1, r2, r3, w1, w2, w3):
+    p0, p1, p2, p3 = e_mul_by(submod(hi0, lo0), submod(hi1, lo1), submod(hi2, lo2), submod(hi3, lo3),
+                              r0, r1, r2, r3, w1, w2, w3)
+    return addmod(lo0, p0), addmod(lo1, p1), addmod(lo2, p2), addmod(lo3, p3)
+
+
+@nb.njit(**_NJ)
+def fold2_s02(f, w, length, r):
+    """Bind the first variable of both tables to r (in place, to length/2) and return the next
+    round's ``(s(0), s(2))`` of ``Σ f·w`` over the folded tables, in one pass (length ≥ 4)."""
+    h = length // 2
+    q = h // 2
+    r0, r1, r2, r3 = np.uint64(r[0]), np.uint64(r[1]), np.uint64(r[2]), np.uint64(r[3])
+    w1, w2, w3 = (r1 * _W) % _P, (r2 * _W) % _P, (r3 * _W) % _P
+    acc = np.zeros((2, 4), dtype=np.uint64)
+    for j in range(q):
+        a0, a1, a2, a3 = _fold1(np.uint64(f[j, 0]), np.uint64(f[j, 1]), np.uint64(f[j, 2]), np.uint64(f[j, 3]),
+                                np.uint64(f[j + h, 0]), np.uint64(f[j + h, 1]), np.uint64(f[j + h, 2]),
+                                np.uint64(f[j + h, 3]), r0, r1, r2, r3, w1, w2, w3)
+        b0, b1, b2, b3 = _fold1(np.uint64(f[j + q, 0]), np.uint64(f[j + q, 1]), np.uint64(f[j + q, 2]),
+                                np.uint64(f[j + q, 3]), np.uint64(f[j + h + q, 0]), np.uint64(f[j + h + q, 1]),
+                                np.uint64(f[j + h + q, 2]), np.uint64(f[j + h + q, 3]), r0, r1, r2, r3, w1, w2, w3)
+        c0, c1, c2, c3 = _fold1(np.uint64(w[j, 0]), np.uint64(w[j, 1]), np.uint64(w[j, 2]), np.uint64(w[j, 3]),
+                                np.uint64(w[j + h, 0]), np.uint64(w[j + h, 1]), np.uint64(w[j + h, 2]),
+                                np.uint64(w[j + h, 3]), r0, r1, r2, r3, w1, w2, w3)
+        d0, d1, d2, d3 = _fold1(np.uint64(w[j + q, 0]), np.uint64(w[j + q, 1]), np.uint64(w[j + q, 2]),
+                                np.uint64(w[j + q, 3]), np.uint64(w[j + h + q, 0]), np.uint64(w[j + h + q, 1]),
+                                np.uint64(w[j + h + q, 2]), np.uint64(w[j + h + q, 3]), r0, r1, r2, r3, w1, w2, w3)
+        f[j, 0], f[j, 1], f[j, 2], f[j, 3] = a0, a1, a2, a3
+        f[j + q, 0], f[j + q, 1], f[j + q, 2], f[j + q, 3] = b0, b1, b2, b3
+        w[j, 0], w[j, 1], w[j, 2], w[j, 3] = c0, c1, c2, c3
+        w[j + q, 0], w[j + q, 1], w[j + q, 2], w[j + q, 3] = d0, d1, d2, d3
+        p0, p1, p2, p3 = e_mul(a0, a1, a2, a3, c0, c1, c2, c3)
+        acc[0, 0] = addmod(acc[0, 0], p0)
+        acc[0, 1] = addmod(acc[0, 1], p1)
+        acc[0, 2] = addmod(acc[0, 2], p2)
+        acc[0, 3] = addmod(acc[0, 3], p3)
+        x0, x1, x2, x3 = (submod((b0 * _TWO) % _P, a0), submod((b1 * _TWO) % _P, a1),
+                          submod((b2 * _TWO) % _P, a2), submod((b3 * _TWO) % _P, a3))
+        y0, y1, y2, y3 = (submod((d0 * _TWO) % _P, c0), submod((d1 * _TWO) % _P, c1),
+                          submod((d2 * _TWO) % _P, c2), submod((d3 * _TWO) % _P, c3))
+        s0, s1, s2, s3 = e_mul(x0, x1, x2, x3, y0, y1, y2, y3)
+        acc[1, 0] = addmod(acc[1, 0], s0)
+        acc[1, 1] = addmod(acc[1, 1], s1)
+        acc[1, 2] = addmod(acc[1, 2], s2)
+        acc[1, 3] = addmod(acc[1, 3], s3)
+    out = np.empty((2, 4), dtype=np.uint32)
+    for i in range(2):
+        for c in range(4):
+            out[i, c] = acc[i, c]
+    return out

@@ -487,14 +487,18 @@ def open_claims(state: ProverState, claims: Sequence, transcript: Transcript) ->
     tree, leaves = state.tree, None
     nr = len(p.folds)
     final = None
+    s02 = K.round_s02(ftab, w, length)
     for i, k in enumerate(p.folds):
         sc = np.empty((k, 2, 4), dtype=np.uint32)
         for l in range(k):
-            sc[l] = K.round_s02(ftab, w, length)
+            sc[l] = s02
             transcript.absorb_ext("whir/sumcheck", sc[l])
             r = transcript.challenge_ext("whir/fold")
-            K.fold_table(ftab, length, r)
-            K.fold_table(w, length, r)
+            if l + 1 < k and length >= 4:  # fold and take the next round's message in one pass
+                s02 = K.fold2_s02(ftab, w, length, r)
+            else:  # the round's weights change before the next message
+                K.fold_table(ftab, length, r)
+                K.fold_table(w, length, r)
             K.fold_coefs(fco, length, r)
             length //= 2
         ftab, w, fco = ftab[:length], w[:length], fco[:length]
@@ -531,10 +535,12 @@ def open_claims(state: ProverState, claims: Sequence, transcript: Transcript) ->
             ys = F.pow_(_block_points(p.domain_logs[i], k, pos), np.int64(1 << k))
             K.add_pow_eqs_split(w, ys, np.ascontiguousarray(gam[s:]))
             tree, leaves = next_tree, next_leaves
+        if length >= 2:
+            s02 = K.round_s02(ftab, w, length)
     fv = p.final_vars
     fs = np.empty((fv, 2, 4), dtype=np.uint32)
     for l in range(fv):
-        fs[l] = K.round_s02(ftab, w, length)
+        fs[l] = K.round_s02(ftab, w, length) if l else s02
         transcript.absorb_ext("whir/final_sumcheck", fs[l])
         r = transcript.challenge_ext("whir/final_fold")
         K.fold_table(ftab, length, r)

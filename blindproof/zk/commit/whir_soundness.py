@@ -158,8 +158,8 @@ class WhirParams:
         if profile == "provable" and bits < PROOF_FLOOR_BITS:
             raise ValueError(f"the provable profile needs at least {PROOF_FLOOR_BITS} bits, got {bits}")
         _check_int(log_size, "log_size", 0, MAX_LOG_SIZE)
-        if ood is None:  # unique decoding needs none (one is kept to bind the next oracle early)
-            ood = 1 if profile == "provable" else 2
+        if ood is None:  # unique decoding needs none (a single close codeword); the conjecture's lists do
+            ood = 0 if profile == "provable" else 2
         t0, params = 1, None
         for _ in range(8):  # t_0 fixes the hiding symbols, which can pad m, which moves the field terms
             folds = _folds(_padded_log(log_size, t0, folding, ood) + 1, folding, final_log)
