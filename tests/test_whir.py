@@ -497,3 +497,39 @@ def _solve_mod_p(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     for i, c in enumerate(piv):
         x[c] = aug[i, -1]
     return x
+
+
+# --- kernels against their references ----------------------------------------------------------------
+
+def test_kernels_match_references():
+    rng = np.random.default_rng(77)
+    for n in (1, 4, 9):
+        t = F.random(rng, 1 << n)
+        c = t.copy()
+        WK.mobius_base(c)
+        back = c.copy()
+        WK.zeta_base(back)
+        assert np.array_equal(back, t)
+        w1 = F.erandom(rng, 1 << n)
+        w2 = w1.copy()
+        xs, g = F.random(rng, 9), F.erandom(rng, 9)
+        WK.add_pow_eqs(w1, xs, g, np.empty(1 << n, dtype=np.uint64))
+        WK.add_pow_eqs_split(w2, xs, g)
+        assert np.array_equal(w1, w2)
+        if n >= 2:
+            f, w = F.erandom(rng, 1 << n), F.erandom(rng, 1 << n)
+            r = F.erandom(rng, ())
+            f2, w2_ = f.copy(), w.copy()
+            s = WK.fold2_s02(f2, w2_, 1 << n, r)
+            f3, w3 = f.copy(), w.copy()
+            WK.fold_table(f3, 1 << n, r)
+            WK.fold_table(w3, 1 << n, r)
+            h = 1 << (n - 1)
+            assert np.array_equal(f2[:h], f3[:h]) and np.array_equal(w2_[:h], w3[:h])
+            assert np.array_equal(s, WK.round_s02(f3, w3, h))
+    for k in (3, 4, 5):
+        vals = F.erandom(rng, (7, 1 << k))
+        ys = F.random(rng, 7)
+        ys[ys == 0] = 1
+        rs = F.erandom(rng, k)
+        assert np.array_equal(W._fold_blocks(vals, ys, rs), W._fold_blocks_reference(vals, ys, rs))

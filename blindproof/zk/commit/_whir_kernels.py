@@ -10,7 +10,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from blindproof.zk.field._kernels import _P, _TWO, _W, addmod, e_mul, e_mul_by, submod
+from blindproof.zk.field._kernels import P_INT, _P, _TWO, _W, addmod, e_mul, e_mul_by, powmod, submod
 
 _NJ = dict(cache=True, nogil=True, boundscheck=False)
 
@@ -306,4 +306,55 @@ def fold2_s02(f, w, length, r):
     for i in range(2):
         for c in range(4):
             out[i, c] = acc[i, c]
+    return out
+
+
+@nb.njit(**_NJ)
+def fold_blocks(vals, ys, rs, roots):
+    """Fold opened blocks (q, 2^k, 4) with challenges rs (k, 4): entry j of block b sits at
+    ``ys[b]·ζ^{rev_k(j)}``, pairs (2i, 2i+1) are ``±x`` and fold to ``(a+b)/2 + r·(a−b)/(2x)`` at
+    ``x^2``; ``roots[l]`` is the order-2^{k−l} generator. Returns (q, 4)."""
+    q, size = vals.shape[0], vals.shape[1]
+    k = 0
+    while (1 << k) < size:
+        k += 1
+    inv2 = np.uint64((P_INT + 1) // 2)
+    out = np.empty((q, 4), dtype=np.uint32)
+    cur = np.empty((size, 4), dtype=np.uint64)
+    for b in range(q):
+        for j in range(size):
+            for c in range(4):
+                cur[j, c] = vals[b, j, c]
+        y = np.uint64(ys[b])
+        n = size
+        for l in range(k):
+            half = n // 2
+            lk = k - l
+            zeta = np.uint64(roots[l])
+            r0, r1, r2, r3 = np.uint64(rs[l, 0]), np.uint64(rs[l, 1]), np.uint64(rs[l, 2]), np.uint64(rs[l, 3])
+            w1, w2, w3 = (r1 * _W) % _P, (r2 * _W) % _P, (r3 * _W) % _P
+            for i in range(half):
+                # x = y·ζ^{rev_{lk−1}(i)}
+                rv = 0
+                t = i
+                for _ in range(lk - 1):
+                    rv = (rv << 1) | (t & 1)
+                    t >>= 1
+                x = (y * powmod(zeta, rv)) % _P
+                inv2x = powmod((x * _TWO) % _P, np.uint64(P_INT - 2))
+                a0, a1, a2, a3 = cur[2 * i, 0], cur[2 * i, 1], cur[2 * i, 2], cur[2 * i, 3]
+                b0, b1, b2, b3 = cur[2 * i + 1, 0], cur[2 * i + 1, 1], cur[2 * i + 1, 2], cur[2 * i + 1, 3]
+                o0 = (submod(a0, b0) * inv2x) % _P
+                o1 = (submod(a1, b1) * inv2x) % _P
+                o2 = (submod(a2, b2) * inv2x) % _P
+                o3 = (submod(a3, b3) * inv2x) % _P
+                p0, p1, p2, p3 = e_mul_by(o0, o1, o2, o3, r0, r1, r2, r3, w1, w2, w3)
+                cur[i, 0] = addmod((addmod(a0, b0) * inv2) % _P, p0)
+                cur[i, 1] = addmod((addmod(a1, b1) * inv2) % _P, p1)
+                cur[i, 2] = addmod((addmod(a2, b2) * inv2) % _P, p2)
+                cur[i, 3] = addmod((addmod(a3, b3) * inv2) % _P, p3)
+            n = half
+            y = (y * y) % _P
+        for c in range(4):
+            out[b, c] = cur[0, c]
     return out

@@ -561,22 +561,24 @@ def verify(commitment: Commitment, claims: Sequence, proof: "Proof | bytes", tra
 
 def _fold_blocks(vals: np.ndarray, ys: np.ndarray, rs: np.ndarray) -> np.ndarray:
     """Fold opened blocks (q, 2^k, 4) whose entry j sits at ``y·ζ^{rev_k(j)}`` with the challenges
-    rs (k, 4): the folded values at ``y^{2^k}`` (q, 4). Pairs (2i, 2i+1) are ``±x``:
-    ``fold = (a + b)/2 + r·(a − b)/(2x)``."""
-    q, size = vals.shape[0], vals.shape[1]
-    k = size.bit_length() - 1
+    rs (k, 4): the folded values at ``y^{2^k}`` (q, 4); see :func:`_whir_kernels.fold_blocks`."""
+    k = vals.shape[1].bit_length() - 1
+    roots = np.array([F.two_adic_generator(k - l) for l in range(k)], dtype=np.uint32)
+    return K.fold_blocks(np.ascontiguousarray(vals, dtype=np.uint32), ys.astype(np.uint32),
+                         np.ascontiguousarray(rs), roots)
+
+
+def _fold_blocks_reference(vals: np.ndarray, ys: np.ndarray, rs: np.ndarray) -> np.ndarray:
+    """The same fold in numpy (tests compare the two)."""
+    k = vals.shape[1].bit_length() - 1
     cur = vals
     y = ys.astype(np.uint32)
     inv2 = np.uint32((F.P + 1) // 2)
     for l in range(k):
         half = cur.shape[1] // 2
         lk = k - l  # the current coset has order 2^lk
-        zeta = np.uint32(F.two_adic_generator(lk))
-        idx = np.arange(half, dtype=np.int64)
-        rev = np.zeros_like(idx)
-        for bit in range(lk - 1):
-            rev |= ((idx >> bit) & 1) << (lk - 2 - bit)
-        zp = F.pow_(np.full(half, zeta, dtype=np.uint32), rev)  # ζ_lk^{rev_{lk-1}(i)}
+        zp = F.pow_(np.full(half, np.uint32(F.two_adic_generator(lk)), dtype=np.uint32),
+                    _rev(np.arange(half, dtype=np.int64), lk - 1))  # ζ_lk^{rev_{lk-1}(i)}
         x = F.mul(y[:, None], zp[None, :])  # (q, half)
         inv2x = F.batch_inv(F.add(x, x))
         a, b = cur[:, 0::2], cur[:, 1::2]
