@@ -533,3 +533,38 @@ def test_kernels_match_references():
         ys[ys == 0] = 1
         rs = F.erandom(rng, k)
         assert np.array_equal(W._fold_blocks(vals, ys, rs), W._fold_blocks_reference(vals, ys, rs))
+
+
+def test_rejects_malformed_claims_and_commitments(honest):
+    params, table, com, claims, proof = honest
+    m = params.log_size
+    rng = np.random.default_rng(3)
+    bad_sets = [
+        [],  # no claim
+        [W.Claim(F.erandom(rng, m + 1), claims[0].value)],  # point of the wrong length
+        [W.Claim(claims[0].point, np.array([F.P, 0, 0, 0], dtype=np.uint32))],  # non-canonical value
+        [W.LinearClaim(((claims[0].point, F.ezero(())),), claims[0].value)],  # zero coefficient
+        [W.LinearClaim((), claims[0].value)],
+        [("not", "a claim")],
+    ]
+    for bad in bad_sets:
+        res = _verify(com, bad, proof, params)
+        assert not res.ok and res.reason
+    data = com.to_bytes()
+    for cut in (0, 5, len(data) - 1):
+        with pytest.raises(W.ProofFormatError):
+            W.Commitment.from_bytes(data[:cut])
+    with pytest.raises(W.ProofFormatError):
+        W.Commitment.from_bytes(data + b"\x00")
+    with pytest.raises(W.ProofFormatError):
+        W.Commitment.from_bytes(b"BPWC\x02\x00" + data[6:])  # another version
+    other = W.Commitment(com.root, m, bytes(32))
+    assert not _verify(other, claims, proof, params).ok
+
+
+def test_prover_refuses_bad_input():
+    params = WhirParams.for_security(100, 6)
+    with pytest.raises(ValueError):
+        W.commit(np.zeros(1 << 5, dtype=np.uint32), params)  # wrong size
+    with pytest.raises(Exception):
+        W.commit(np.full(1 << 6, F.P, dtype=np.uint32), params)  # non-canonical
