@@ -568,3 +568,76 @@ def test_prover_refuses_bad_input():
         W.commit(np.zeros(1 << 5, dtype=np.uint32), params)  # wrong size
     with pytest.raises(Exception):
         W.commit(np.full(1 << 6, F.P, dtype=np.uint32), params)  # non-canonical
+
+
+# --- degree-8 folding challenges ---------------------------------------------------------------------
+
+def _params8(m: int, ood: int = 1) -> WhirParams:
+    return WhirParams.for_security(100, m, ext_degree=8, ood=ood)
+
+
+@pytest.mark.parametrize("m", [1, 6, 13])
+def test_degree_8_completeness(m):
+    params = _params8(m)
+    rng, _, table, com, state = _setup(m, 50 + m, params=params)
+    claims = _claims(rng, table, m, 4)
+    pts = [F.erandom(rng, m) for _ in range(2)]
+    coefs = [F.erandom(rng, ()) for _ in range(2)]
+    val = F.eadd(F.emul(coefs[0], mle.evaluate(table, pts[0])), F.emul(coefs[1], mle.evaluate(table, pts[1])))
+    claims.append(W.LinearClaim(tuple(zip(pts, coefs)), val))
+    proof = W.open_claims(state, claims, Transcript(DOMAIN))
+    assert proof.final.shape[1] == 8 and proof.rounds[0].sumcheck.shape[-1] == 8
+    data = proof.to_bytes()
+    assert _verify(com, claims, data, params).ok
+    assert len(data) <= W.max_proof_bytes(params)
+
+
+def test_degree_8_must_reject():
+    m = 9
+    params = _params8(m)
+    rng, _, table, com, state = _setup(m, 61, params=params)
+    claims = _claims(rng, table, m, 3)
+    proof = W.open_claims(state, claims, Transcript(DOMAIN))
+    assert _verify(com, claims, proof, params).ok
+    bad_val = list(claims)
+    bad_val[0] = W.Claim(claims[0].point, F.eadd(claims[0].value, F.ext(1)))
+    assert not _verify(com, bad_val, proof, params).ok
+    for mutate in (lambda p: setattr(p, "final", _bump(p.final, 5)),
+                   lambda p: setattr(p.rounds[0], "sumcheck", _bump(p.rounds[0].sumcheck, 7)),
+                   lambda p: setattr(p.rounds[0], "ood", _bump(p.rounds[0].ood, 1)),
+                   lambda p: setattr(p.rounds[1], "values", _bump(p.rounds[1].values, 3)),
+                   lambda p: setattr(p, "final_sumcheck", _bump(p.final_sumcheck, 9))):
+        assert not _verify(com, claims, _tampered(proof, mutate), params).ok
+    # the same commitment's bytes under degree-4 parameters: other parameters, rejected
+    p4 = WhirParams.for_security(100, m, ext_degree=4, ood=1)
+    assert not _verify(com, claims, proof.to_bytes(), p4).ok
+    data = proof.to_bytes()
+    for cut in (10, len(data) // 3, len(data) - 1):
+        assert not _verify(com, claims, data[:cut], params).ok
+
+
+def test_degree_8_kernels():
+    rng = np.random.default_rng(88)
+    E8, E4 = W._Ext(8), W._Ext(4)
+    a, b = F.erandom(rng, 6), F.erandom(rng, 6)
+    assert np.array_equal(E8.mul(E8.embed(a), E8.embed(b)), E8.embed(F.emul(a, b)))
+    t = F.random(rng, (32, 8))
+    w = F.random(rng, (32, 8))
+    r = F.random(rng, 8)
+    s = WK.round_s02_8(t, w, 32)
+    # s(0) and s(2) by the definition, with the generic multiply
+    s0 = E8.sum(E8.mul(t[:16], w[:16]))
+    two = E8.embed(F.ext(2))
+    t2 = F.sub(E8.mul(np.broadcast_to(two, t[16:].shape), t[16:]), t[:16])
+    w2 = F.sub(E8.mul(np.broadcast_to(two, w[16:].shape), w[16:]), w[:16])
+    assert np.array_equal(s[0], s0) and np.array_equal(s[1], E8.sum(E8.mul(t2, w2)))
+    t_f = t.copy()
+    WK.fold_table_8(t_f, 32, r)
+    assert np.array_equal(t_f[:16], F.add(t[:16], E8.mul(np.broadcast_to(r, (16, 8)), F.sub(t[16:], t[:16]))))
+    # embedded degree-4 values fold as in the degree-4 kernels
+    v4 = F.erandom(rng, (5, 16))
+    ys = F.random(rng, 5)
+    ys[ys == 0] = 1
+    r4 = F.erandom(rng, 4)
+    assert np.array_equal(W._fold_blocks(E8.embed(v4), ys, E8.embed(r4)), E8.embed(W._fold_blocks(v4, ys, r4)))
+    assert E4.d == 4

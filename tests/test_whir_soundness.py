@@ -64,10 +64,32 @@ def test_default_reaches_100_provable_bits_up_to_2_20(m):
 
 
 @pytest.mark.parametrize("m", range(21, 27))
-def test_provable_profile_refuses_past_the_field_cap(m):
+def test_degree_4_challenges_refuse_past_the_field_cap(m):
     with pytest.raises(ValueError, match="larger extension field" if m < 26 else "two-adicity|2\\^27"):
-        WhirParams.for_security(100, m)
-    assert max_provable_log_size() == 20
+        WhirParams.for_security(100, m, ext_degree=4)
+    assert max_provable_log_size(ext_degree=4) == 20
+
+
+@pytest.mark.parametrize("m", range(21, 26))
+def test_degree_8_challenges_reach_100_provable_bits_up_to_2_25(m):
+    p = WhirParams.for_security(100, m)  # falls back to the degree-8 extension
+    assert p.ext_degree == 8
+    rep = p.soundness()
+    assert rep.provable_bits >= PROOF_FLOOR_BITS
+    # the field terms no longer cap it: the largest is the degree-4 batching of the claims
+    assert rep.terms["mask line (proximity gap)"] > 200
+    assert min(v for k, v in rep.terms.items() if "queries" not in k) > 120
+    assert max_provable_log_size() == 25  # N_0 = 2^27 at 2^25: BabyBear's two-adicity
+
+
+def test_degree_8_worked_example_2_22():
+    """docs/whir.md: 2^22 in the provable profile with degree-8 folding challenges."""
+    p = WhirParams.for_security(100, 22)
+    assert (p.ext_degree, p.n_vars, p.folds, p.domain_logs) == (8, 23, (4, 4, 4, 4), (24, 22, 20, 18))
+    rep = p.soundness()
+    assert rep.terms["mask line (proximity gap)"] == pytest.approx(2 * EXT_LOG2 - 24, abs=1e-9)  # 223.3
+    assert rep.terms["round 0 queries"] == pytest.approx(-p.queries[0] * math.log2(0.75), abs=1e-9)
+    assert 100 <= rep.provable_bits < 101
 
 
 def test_conjectured_profile_reaches_2_25():

@@ -230,12 +230,13 @@ def add_pow_eqs_split(w, xs, coefs):
                 eb[l, 2 * j] = (v * omx) % _P
             size *= 2
             x = (x * x) % _P
-    acc = np.empty((4, nb), dtype=np.uint64)
-    g = np.empty((L, 4), dtype=np.uint64)
+    D = w.shape[1]
+    acc = np.empty((D, nb), dtype=np.uint64)
+    g = np.empty((L, D), dtype=np.uint64)
     for a in range(na):
         for l in range(L):
             e = ea[l, a]
-            for c in range(4):
+            for c in range(D):
                 g[l, c] = (e * np.uint64(coefs[l, c])) % _P
         acc[:] = 0
         # four products (each ≤ (p−1)^2 < 2^61.9) and a reduced sum stay below 2^64: one reduction per four
@@ -244,14 +245,14 @@ def add_pow_eqs_split(w, xs, coefs):
             m1 = np.uint64(1) if l0 + 1 < L else np.uint64(0)
             m2 = np.uint64(1) if l0 + 2 < L else np.uint64(0)
             m3 = np.uint64(1) if l0 + 3 < L else np.uint64(0)
-            for c in range(4):
+            for c in range(D):
                 g0, g1, g2, g3 = g[l0, c], g[l1, c] * m1, g[l2, c] * m2, g[l3, c] * m3
                 for b in range(nb):
                     acc[c, b] = (acc[c, b] + g0 * eb[l0, b] + g1 * eb[l1, b] + g2 * eb[l2, b]
                                  + g3 * eb[l3, b]) % _P
         base = a * nb
         for b in range(nb):
-            for c in range(4):
+            for c in range(D):
                 w[base + b, c] = addmod(np.uint64(w[base + b, c]), acc[c, b] % _P)
 
 
@@ -356,5 +357,162 @@ def fold_blocks(vals, ys, rs, roots):
             n = half
             y = (y * y) % _P
         for c in range(4):
+            out[b, c] = cur[0, c]
+    return out
+
+
+# --- the degree-8 extension F_p[y]/(y^8 − 11) (contains F_p[x]/(x^4 − 11) by x ↦ y^2) -----------------
+
+@nb.njit(inline="always", **_NJ)
+def _mul8(x, y, out):
+    """out <- x·y for degree-8 extension elements given as uint64 arrays of 8 canonical residues."""
+    for c in range(8):
+        out[c] = 0
+    for i in range(8):
+        xi = x[i]
+        for j in range(8):
+            p = (xi * y[j]) % _P
+            k = i + j
+            if k >= 8:
+                out[k - 8] += _W * p  # y^8 = 11; at most 8 terms below 2^35 each
+            else:
+                out[k] += p
+    for c in range(8):
+        out[c] %= _P
+
+
+@nb.njit(**_NJ)
+def e8_mul_flat(a, b):
+    """Elementwise product of (n, 8) arrays."""
+    n = a.shape[0]
+    out = np.empty((n, 8), dtype=np.uint32)
+    x = np.empty(8, dtype=np.uint64)
+    y = np.empty(8, dtype=np.uint64)
+    z = np.empty(8, dtype=np.uint64)
+    for i in range(n):
+        for c in range(8):
+            x[c] = a[i, c]
+            y[c] = b[i, c]
+        _mul8(x, y, z)
+        for c in range(8):
+            out[i, c] = z[c]
+    return out
+
+
+@nb.njit(**_NJ)
+def round_s02_8(f, w, length):
+    """:func:`round_s02` over the degree-8 extension: (2, 8)."""
+    h = length // 2
+    acc = np.zeros((2, 8), dtype=np.uint64)
+    x = np.empty(8, dtype=np.uint64)
+    y = np.empty(8, dtype=np.uint64)
+    z = np.empty(8, dtype=np.uint64)
+    for j in range(h):
+        for c in range(8):
+            x[c] = f[j, c]
+            y[c] = w[j, c]
+        _mul8(x, y, z)
+        for c in range(8):
+            acc[0, c] = addmod(acc[0, c], z[c])
+            x[c] = submod((np.uint64(f[j + h, c]) * _TWO) % _P, np.uint64(f[j, c]))
+            y[c] = submod((np.uint64(w[j + h, c]) * _TWO) % _P, np.uint64(w[j, c]))
+        _mul8(x, y, z)
+        for c in range(8):
+            acc[1, c] = addmod(acc[1, c], z[c])
+    out = np.empty((2, 8), dtype=np.uint32)
+    for i in range(2):
+        for c in range(8):
+            out[i, c] = acc[i, c]
+    return out
+
+
+@nb.njit(**_NJ)
+def fold_table_8(t, length, r):
+    """:func:`fold_table` over the degree-8 extension (r: (8,))."""
+    h = length // 2
+    rr = np.empty(8, dtype=np.uint64)
+    for c in range(8):
+        rr[c] = r[c]
+    d = np.empty(8, dtype=np.uint64)
+    z = np.empty(8, dtype=np.uint64)
+    for j in range(h):
+        for c in range(8):
+            d[c] = submod(np.uint64(t[j + h, c]), np.uint64(t[j, c]))
+        _mul8(d, rr, z)
+        for c in range(8):
+            t[j, c] = addmod(np.uint64(t[j, c]), z[c])
+
+
+@nb.njit(**_NJ)
+def fold_coefs_8(cf, length, r):
+    """:func:`fold_coefs` over the degree-8 extension."""
+    h = length // 2
+    rr = np.empty(8, dtype=np.uint64)
+    for c in range(8):
+        rr[c] = r[c]
+    d = np.empty(8, dtype=np.uint64)
+    z = np.empty(8, dtype=np.uint64)
+    for j in range(h):
+        for c in range(8):
+            d[c] = cf[j + h, c]
+        _mul8(d, rr, z)
+        for c in range(8):
+            cf[j, c] = addmod(np.uint64(cf[j, c]), z[c])
+
+
+@nb.njit(**_NJ)
+def combine_8(a, b, r):
+    """``a + r·b`` for base tables a, b (n,) and a degree-8 scalar r: (n, 8)."""
+    n = a.shape[0]
+    out = np.empty((n, 8), dtype=np.uint32)
+    for j in range(n):
+        bj = np.uint64(b[j])
+        out[j, 0] = addmod(np.uint64(a[j]), (bj * np.uint64(r[0])) % _P)
+        for c in range(1, 8):
+            out[j, c] = (bj * np.uint64(r[c])) % _P
+    return out
+
+
+@nb.njit(**_NJ)
+def fold_blocks_8(vals, ys, rs, roots):
+    """:func:`fold_blocks` over the degree-8 extension: vals (q, 2^k, 8), rs (k, 8) -> (q, 8)."""
+    q, size = vals.shape[0], vals.shape[1]
+    k = 0
+    while (1 << k) < size:
+        k += 1
+    inv2 = np.uint64((P_INT + 1) // 2)
+    out = np.empty((q, 8), dtype=np.uint32)
+    cur = np.empty((size, 8), dtype=np.uint64)
+    d = np.empty(8, dtype=np.uint64)
+    rr = np.empty(8, dtype=np.uint64)
+    z = np.empty(8, dtype=np.uint64)
+    for b in range(q):
+        for j in range(size):
+            for c in range(8):
+                cur[j, c] = vals[b, j, c]
+        y = np.uint64(ys[b])
+        n = size
+        for l in range(k):
+            half = n // 2
+            lk = k - l
+            zeta = np.uint64(roots[l])
+            for c in range(8):
+                rr[c] = rs[l, c]
+            for i in range(half):
+                rv = 0
+                t = i
+                for _ in range(lk - 1):
+                    rv = (rv << 1) | (t & 1)
+                    t >>= 1
+                x = (y * powmod(zeta, rv)) % _P
+                inv2x = powmod((x * _TWO) % _P, np.uint64(P_INT - 2))
+                for c in range(8):
+                    d[c] = (submod(cur[2 * i, c], cur[2 * i + 1, c]) * inv2x) % _P
+                _mul8(d, rr, z)
+                for c in range(8):
+                    cur[i, c] = addmod((addmod(cur[2 * i, c], cur[2 * i + 1, c]) * inv2) % _P, z[c])
+            n = half
+            y = (y * y) % _P
+        for c in range(8):
             out[b, c] = cur[0, c]
     return out

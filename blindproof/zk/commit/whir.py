@@ -139,19 +139,106 @@ def _absorb_claims(tr: Transcript, params: WhirParams, com: "Commitment", claims
 
 # --- small field helpers -----------------------------------------------------------------------------
 
-def _quadratic_at(s0: np.ndarray, s1: np.ndarray, s2: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """Value at r of the quadratic with values s0, s1, s2 at 0, 1, 2."""
-    one, two = F.ext(1), F.ext(2)
-    rm1, rm2 = F.esub(r, one), F.esub(r, two)
-    inv2 = F.embed(np.uint32((F.P + 1) // 2))
-    l0 = F.emul(F.emul(rm1, rm2), inv2)
-    l1 = F.eneg(F.emul(r, rm2))
-    l2 = F.emul(F.emul(r, rm1), inv2)
-    return F.eadd(F.eadd(F.emul(s0, l0), F.emul(s1, l1)), F.emul(s2, l2))
-
-
 def _ext_sum(x: np.ndarray) -> np.ndarray:
     return (x.reshape(-1, 4).astype(np.uint64).sum(axis=0) % np.uint64(F.P)).astype(np.uint32)
+
+
+class _Ext:
+    """Arithmetic of the field that ``ρ`` and the folding challenges come from: the degree-4
+    extension (``x^4 = 11``, elements (…, 4)) or the degree-8 one (``y^8 = 11``, elements (…, 8)),
+    which holds the degree-4 one by ``x ↦ y^2`` (:meth:`embed`). Everything the prover computes after
+    ``ρ`` lives here; claims, ``α``, ``γ`` and OOD points stay in the degree-4 extension."""
+
+    def __init__(self, d: int) -> None:
+        self.d = d
+        if d == 4:
+            self.round_s02, self.fold_table, self.fold_coefs = K.round_s02, K.fold_table, K.fold_coefs
+            self.combine, self.fold_blocks, self.fold2_s02 = K.combine, K.fold_blocks, K.fold2_s02
+        else:
+            self.round_s02, self.fold_table, self.fold_coefs = K.round_s02_8, K.fold_table_8, K.fold_coefs_8
+            self.combine, self.fold_blocks, self.fold2_s02 = K.combine_8, K.fold_blocks_8, None
+
+    def zero(self, shape=()) -> np.ndarray:
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        return np.zeros(shape + (self.d,), dtype=np.uint32)
+
+    def one(self, shape=()) -> np.ndarray:
+        out = self.zero(shape)
+        out[..., 0] = 1
+        return out
+
+    def embed(self, a4: np.ndarray) -> np.ndarray:
+        """Degree-4 elements into this field (identity for d = 4; coefficient i to y^{2i} for d = 8)."""
+        a4 = np.asarray(a4, dtype=np.uint32)
+        if self.d == 4:
+            return a4
+        out = np.zeros(a4.shape[:-1] + (8,), dtype=np.uint32)
+        out[..., 0::2] = a4
+        return out
+
+    def mul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        if self.d == 4:
+            return F.emul(a, b)
+        a, b = np.broadcast_arrays(np.asarray(a, dtype=np.uint32), np.asarray(b, dtype=np.uint32))
+        shape = a.shape
+        return K.e8_mul_flat(np.ascontiguousarray(a).reshape(-1, 8), np.ascontiguousarray(b).reshape(-1, 8)).reshape(shape)
+
+    add = staticmethod(lambda a, b: F.add(a, b))
+    sub = staticmethod(lambda a, b: F.sub(a, b))
+
+    def sum(self, x: np.ndarray) -> np.ndarray:
+        return (x.reshape(-1, self.d).astype(np.uint64).sum(axis=0) % np.uint64(F.P)).astype(np.uint32)
+
+    def challenge(self, tr: Transcript, label: str, n: int | None = None) -> np.ndarray:
+        """``n`` uniform elements (n, d), or one (d,) when n is None."""
+        k = 1 if n is None else n
+        out = tr.challenge_exts(label, k * self.d // 4).reshape(k, self.d)
+        return out[0] if n is None else out
+
+    @staticmethod
+    def absorb(tr: Transcript, label: str, arr: np.ndarray) -> None:
+        tr.absorb_ext(label, np.ascontiguousarray(arr).reshape(-1, 4))
+
+    def quad_at(self, s0: np.ndarray, s1: np.ndarray, s2: np.ndarray, r: np.ndarray) -> np.ndarray:
+        """Value at r of the quadratic with values s0, s1, s2 at 0, 1, 2 (Lagrange)."""
+        one, two = self.one(), self.embed(F.ext(2))
+        inv2 = self.embed(F.ext((F.P + 1) // 2))
+        rm1, rm2 = self.sub(r, one), self.sub(r, two)
+        l0 = self.mul(self.mul(rm1, rm2), inv2)
+        l1 = self.sub(self.zero(), self.mul(r, rm2))
+        l2 = self.mul(self.mul(r, rm1), inv2)
+        return self.add(self.add(self.mul(s0, l0), self.mul(s1, l1)), self.mul(s2, l2))
+
+    def evaluate(self, table: np.ndarray, point: np.ndarray) -> np.ndarray:
+        """The multilinear with hypercube values ``table`` (2^n, d) at ``point`` (n, d)."""
+        t = table.copy()
+        length = t.shape[0]
+        for i in range(point.shape[0]):
+            self.fold_table(t, length, np.ascontiguousarray(point[i]))
+            length //= 2
+        return t[0].copy()
+
+    def eq_many(self, points: np.ndarray, r: np.ndarray) -> np.ndarray:
+        """eq(points[l], r) for points (L, n, d) against r (n, d): (L, d)."""
+        L, n = points.shape[0], points.shape[1]
+        out = self.one(L)
+        if n == 0:
+            return out
+        rr = np.broadcast_to(r[None], points.shape)
+        pr = self.mul(points, rr)
+        t = self.add(self.sub(self.sub(self.add(pr, pr), points), rr), self.one((L, n)))
+        for i in range(n):
+            out = self.mul(out, t[:, i])
+        return out
+
+    def coef_eval(self, c: np.ndarray, point: np.ndarray) -> np.ndarray:
+        """A multilinear given by coefficients c (2^n, d) at points (L, n, d): (L, d)."""
+        L, n = point.shape[0], point.shape[1]
+        cur = np.broadcast_to(c[None], (L,) + c.shape).copy()
+        for i in range(n):
+            h = cur.shape[1] // 2
+            cur = self.add(cur[:, :h], self.mul(cur[:, h:], np.broadcast_to(point[:, i][:, None, :], cur[:, h:].shape)))
+        return cur[:, 0]
 
 
 def _pow_point_ext(x: np.ndarray, n: int) -> np.ndarray:
@@ -172,31 +259,6 @@ def _pow_points_base(xs: np.ndarray, n: int) -> np.ndarray:
         out[:, i] = cur
         cur = F.mul(cur, cur)
     return out
-
-
-def _eq_many(points: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """eq(points[l], r) for extension points (L, n, 4) against r (n, 4): (L, 4)."""
-    L, n = points.shape[0], points.shape[1]
-    out = F.eone(L)
-    if n == 0:
-        return out
-    rr = np.broadcast_to(r[None], points.shape)
-    pr = F.emul(points, rr)
-    # 2 p r − p − r + 1
-    t = F.eadd(F.esub(F.esub(F.eadd(pr, pr), points), rr), F.eone((L, n)))
-    for i in range(n):
-        out = F.emul(out, t[:, i])
-    return out
-
-
-def _coef_eval(c: np.ndarray, point: np.ndarray) -> np.ndarray:
-    """A multilinear given by coefficients c (2^n, 4) at points (L, n, 4): (L, 4)."""
-    L, n = point.shape[0], point.shape[1]
-    cur = np.broadcast_to(c[None], (L,) + c.shape).copy()
-    for i in range(n):
-        h = cur.shape[1] // 2
-        cur = F.eadd(cur[:, :h], F.emul(cur[:, h:], point[:, i][:, None, :]))
-    return cur[:, 0]
 
 
 def _random_field(n: int, rng: np.random.Generator | None) -> np.ndarray:
@@ -367,19 +429,16 @@ class Proof:
         w.ext_fixed(self.ood0.reshape(-1, 4))
         w.ext_fixed(self.mu.reshape(1, 4))
         for i, rd in enumerate(self.rounds):
-            w.ext_fixed(rd.sumcheck.reshape(-1, 4))
+            w.field_fixed(rd.sumcheck)
             if i + 1 < len(self.rounds):
                 w.bytes_(rd.root)
-                w.ext_fixed(rd.ood.reshape(-1, 4))
+                w.field_fixed(rd.ood)
             else:
-                w.ext_fixed(self.final)
+                w.field_fixed(self.final)
             w.u32(rd.values.shape[0])
-            if i == 0:
-                w.field_fixed(rd.values)
-            else:
-                w.ext_fixed(rd.values.reshape(-1, 4))
+            w.field_fixed(rd.values)
             w.bytes_(np.ascontiguousarray(rd.siblings, dtype="<u4").tobytes())
-        w.ext_fixed(self.final_sumcheck.reshape(-1, 4))
+        w.field_fixed(self.final_sumcheck)
         return w.getvalue()
 
     @staticmethod
@@ -392,41 +451,43 @@ class Proof:
         r = Reader(bytes(data), max_total=limit)
         r.header(PROOF_MAGIC, (FORMAT_VERSION,))
         prov, conj = r.u32(), r.u32()
-        s = params.ood
+        s, D = params.ood, params.ext_degree
         ood0 = r.ext_fixed(2 * s).reshape(s, 2, 4)
         mu = r.ext_fixed(1)[0]
         rounds = []
         final = None
         nr = len(params.folds)
         for i, (k, ld, t) in enumerate(zip(params.folds, params.domain_logs, params.queries)):
-            sc = r.ext_fixed(2 * k).reshape(k, 2, 4)
+            sc = r.field_fixed(2 * k * D).reshape(k, 2, D)
             if i + 1 < nr:
                 root = r.bytes_(32, exact=32)
-                ood = r.ext_fixed(s)
+                ood = r.field_fixed(s * D).reshape(s, D)
             else:
-                root, ood = b"", F.ezero((0,))
-                final = r.ext_fixed(1 << params.final_vars)
+                root, ood = b"", np.zeros((0, D), dtype=np.uint32)
+                final = r.field_fixed(D << params.final_vars).reshape(1 << params.final_vars, D)
             q = r.u32(t)
             if q == 0:
                 raise ProofFormatError(f"round {i} opens no blocks")
-            vals = r.field_fixed(q * (2 << k)).reshape(q, 2 << k) if i == 0 else r.ext_fixed(q << k).reshape(q, 1 << k, 4)
+            vals = r.field_fixed(q * (2 << k)).reshape(q, 2 << k) if i == 0 else \
+                r.field_fixed((q << k) * D).reshape(q, 1 << k, D)
             depth = ld - k
             sib = r.bytes_(32 * q * max(depth, 1))
             if len(sib) % 32:
                 raise ProofFormatError("Merkle siblings are not a whole number of digests")
             rounds.append(RoundProof(sc, bytes(root), ood, vals,
                                      np.frombuffer(sib, dtype="<u4").astype(np.uint32).reshape(-1, 8)))
-        fs = r.ext_fixed(2 * params.final_vars).reshape(params.final_vars, 2, 4)
+        fs = r.field_fixed(2 * params.final_vars * D).reshape(params.final_vars, 2, D)
         r.finish()
         return Proof(ood0, mu, rounds, final, fs, prov, conj)
 
 
 def max_proof_bytes(params: WhirParams) -> int:
     """An upper bound on the encoding of any well-formed proof under ``params``."""
-    total = 64 + 16 * (2 * params.ood + 1) + 16 * (1 << params.final_vars) + 32 * params.final_vars
+    d = 4 * params.ext_degree  # bytes per element of the challenge field
+    total = 64 + 16 * (2 * params.ood + 1) + d * (1 << params.final_vars) + 2 * d * params.final_vars
     for i, (k, ld, t) in enumerate(zip(params.folds, params.domain_logs, params.queries)):
-        total += 32 * k + 36 + 16 * params.ood + 8
-        total += t * ((8 << k) if i == 0 else (16 << k)) + 32 * t * max(ld - k, 1)
+        total += 2 * d * k + 36 + d * params.ood + 8
+        total += t * ((8 << k) if i == 0 else (d << k)) + 32 * t * max(ld - k, 1)
     return total
 
 
@@ -462,6 +523,8 @@ def open_claims(state: ProverState, claims: Sequence, transcript: Transcript) ->
     if state.opened:
         raise RuntimeError("this commitment was already opened once; its hiding covers one opening")
     p = state.params
+    E = _Ext(p.ext_degree)
+    D = E.d
     norm = _normalize(claims, p.log_size)
     state.opened = True
     n, s = p.n_vars, p.ood
@@ -474,77 +537,83 @@ def open_claims(state: ProverState, claims: Sequence, transcript: Transcript) ->
         ood0[o, 1] = mle.evaluate(state.pg_table, pt)
     transcript.absorb_ext("whir/ood0_answers", ood0)
     alpha = transcript.challenge_exts("whir/alpha", len(norm) + s)
-    w = _claim_weights(p, norm, alpha)
-    mu = F.edot(w, state.pg_table)  # ⟨P_g, w⟩ over the claims' weights: uniform, as P_g is
+    w4 = _claim_weights(p, norm, alpha)
+    mu = F.edot(w4, state.pg_table)  # ⟨P_g, w⟩ over the claims' weights: uniform, as P_g is
     transcript.absorb_ext("whir/mu", mu)
-    rho = transcript.challenge_ext("whir/rho")
+    rho = E.challenge(transcript, "whir/rho")
     for o in range(s):  # the OOD constraints F(ζ) = a_f + ρ·a_g
-        K.add_eq(w, 1, 0, _pow_point_ext(ood_pts[o], n), alpha[len(norm) + o])
-    ftab = K.combine(state.pf_table, state.pg_table, rho)  # F = P_f + ρ P_g: uniform given μ and σ
-    fco = K.combine(state.pf_coefs, state.pg_coefs, rho)
+        K.add_eq(w4, 1, 0, _pow_point_ext(ood_pts[o], n), alpha[len(norm) + o])
+    w = E.embed(w4)
+    del w4
+    wv = w if D == 4 else w[:, 0::2]  # the degree-4 part, where weights with degree-4 coefficients land
+    ftab = E.combine(state.pf_table, state.pg_table, rho)  # F = P_f + ρ P_g: uniform given μ and σ
+    fco = E.combine(state.pf_coefs, state.pg_coefs, rho)
     length = 1 << n
     rounds = []
     tree, leaves = state.tree, None
     nr = len(p.folds)
     final = None
-    s02 = K.round_s02(ftab, w, length)
+    s02 = E.round_s02(ftab, w, length)
     for i, k in enumerate(p.folds):
-        sc = np.empty((k, 2, 4), dtype=np.uint32)
+        sc = np.empty((k, 2, D), dtype=np.uint32)
         for l in range(k):
             sc[l] = s02
-            transcript.absorb_ext("whir/sumcheck", sc[l])
-            r = transcript.challenge_ext("whir/fold")
-            if l + 1 < k and length >= 4:  # fold and take the next round's message in one pass
-                s02 = K.fold2_s02(ftab, w, length, r)
-            else:  # the round's weights change before the next message
-                K.fold_table(ftab, length, r)
-                K.fold_table(w, length, r)
-            K.fold_coefs(fco, length, r)
+            E.absorb(transcript, "whir/sumcheck", sc[l])
+            r = E.challenge(transcript, "whir/fold")
+            if E.fold2_s02 is not None and l + 1 < k and length >= 4:  # fold and next message in one pass
+                s02 = E.fold2_s02(ftab, w, length, r)
+            else:
+                E.fold_table(ftab, length, r)
+                E.fold_table(w, length, r)
+                if l + 1 < k:
+                    s02 = E.round_s02(ftab, w, length // 2)
+            E.fold_coefs(fco, length, r)
             length //= 2
         ftab, w, fco = ftab[:length], w[:length], fco[:length]
+        wv = w if D == 4 else w[:, 0::2]
         m_next = n - sum(p.folds[:i + 1])
-        root, ood, ood_pts = b"", F.ezero((0,)), None
+        root, ood, ood_pts = b"", E.zero((0,)), None
         if i + 1 < nr:
             log_next, k_next = p.domain_logs[i + 1], p.folds[i + 1]
-            u = np.ascontiguousarray(_bitrev_gather(fco, m_next).T)  # (4, 2^m) univariate coefficients per limb
-            code = _rs.encode_rows(u, 1 << log_next)  # (4, N)
+            u = np.ascontiguousarray(_bitrev_gather(fco, m_next).T)  # (D, 2^m) univariate coefficients per limb
+            code = _rs.encode_rows(u, 1 << log_next)  # (D, N)
             nb = (1 << log_next) >> k_next
-            next_leaves = np.ascontiguousarray(code.reshape(4, nb, 1 << k_next).transpose(2, 0, 1).reshape(4 << k_next, nb))
+            next_leaves = np.ascontiguousarray(
+                code.reshape(D, nb, 1 << k_next).transpose(2, 0, 1).reshape(D << k_next, nb))
             next_tree = merkle.MerkleTree(next_leaves)
             root = next_tree.root
             transcript.absorb_digest("whir/root", root)
             ood_pts = transcript.challenge_exts("whir/ood", s)
-            ood = np.stack([mle.evaluate(ftab, _pow_point_ext(ood_pts[o], m_next)) for o in range(s)]) if s \
-                else F.ezero((0,))
-            transcript.absorb_ext("whir/ood_answers", ood.reshape(-1, 4))
+            ood = np.stack([E.evaluate(ftab, E.embed(_pow_point_ext(ood_pts[o], m_next))) for o in range(s)]) \
+                if s else E.zero((0,))
+            E.absorb(transcript, "whir/ood_answers", ood)
         else:
             final = np.ascontiguousarray(fco)
-            transcript.absorb_ext("whir/final", final)
+            E.absorb(transcript, "whir/final", final)
         pos = _positions(transcript, p, i)
         if i == 0:
             values = np.ascontiguousarray(state.leaves[:, pos].T)
         else:
-            vals = leaves[:, pos].T.reshape(pos.size, 1 << k, 4)  # leaf rows are (entry, limb)
-            values = np.ascontiguousarray(vals)
+            values = np.ascontiguousarray(leaves[:, pos].T.reshape(pos.size, 1 << k, D))  # rows (entry, limb)
         siblings = tree.open(pos)
         rounds.append(RoundProof(sc, root, ood, values, siblings))
         if i + 1 < nr:
             gam = transcript.challenge_exts("whir/gamma", s + pos.size)
             for o in range(s):
-                K.add_eq(w, 1, 0, _pow_point_ext(ood_pts[o], m_next), gam[o])
+                K.add_eq(wv, 1, 0, _pow_point_ext(ood_pts[o], m_next), gam[o])
             ys = F.pow_(_block_points(p.domain_logs[i], k, pos), np.int64(1 << k))
-            K.add_pow_eqs_split(w, ys, np.ascontiguousarray(gam[s:]))
+            K.add_pow_eqs_split(wv, ys, np.ascontiguousarray(gam[s:]))
             tree, leaves = next_tree, next_leaves
         if length >= 2:
-            s02 = K.round_s02(ftab, w, length)
+            s02 = E.round_s02(ftab, w, length)
     fv = p.final_vars
-    fs = np.empty((fv, 2, 4), dtype=np.uint32)
+    fs = np.empty((fv, 2, D), dtype=np.uint32)
     for l in range(fv):
-        fs[l] = K.round_s02(ftab, w, length) if l else s02
-        transcript.absorb_ext("whir/final_sumcheck", fs[l])
-        r = transcript.challenge_ext("whir/final_fold")
-        K.fold_table(ftab, length, r)
-        K.fold_table(w, length, r)
+        fs[l] = E.round_s02(ftab, w, length) if l else s02
+        E.absorb(transcript, "whir/final_sumcheck", fs[l])
+        r = E.challenge(transcript, "whir/final_fold")
+        E.fold_table(ftab, length, r)
+        E.fold_table(w, length, r)
         length //= 2
     prov, conj = _soundness_tenths(p, len(norm))
     return Proof(ood0, mu, rounds, final, fs, prov, conj)
@@ -559,12 +628,13 @@ def verify(commitment: Commitment, claims: Sequence, proof: "Proof | bytes", tra
     return guarded(lambda: _verify(commitment, claims, proof, transcript, params), "whir.verify")
 
 
-def _fold_blocks(vals: np.ndarray, ys: np.ndarray, rs: np.ndarray) -> np.ndarray:
-    """Fold opened blocks (q, 2^k, 4) whose entry j sits at ``y·ζ^{rev_k(j)}`` with the challenges
-    rs (k, 4): the folded values at ``y^{2^k}`` (q, 4); see :func:`_whir_kernels.fold_blocks`."""
+def _fold_blocks(vals: np.ndarray, ys: np.ndarray, rs: np.ndarray, E: "_Ext | None" = None) -> np.ndarray:
+    """Fold opened blocks (q, 2^k, d) whose entry j sits at ``y·ζ^{rev_k(j)}`` with the challenges
+    rs (k, d): the folded values at ``y^{2^k}`` (q, d); see :func:`_whir_kernels.fold_blocks`."""
+    E = E or _Ext(vals.shape[-1])
     k = vals.shape[1].bit_length() - 1
     roots = np.array([F.two_adic_generator(k - l) for l in range(k)], dtype=np.uint32)
-    return K.fold_blocks(np.ascontiguousarray(vals, dtype=np.uint32), ys.astype(np.uint32),
+    return E.fold_blocks(np.ascontiguousarray(vals, dtype=np.uint32), ys.astype(np.uint32),
                          np.ascontiguousarray(rs), roots)
 
 
@@ -615,6 +685,7 @@ def _verify(commitment, claims, proof, transcript: Transcript, params) -> Verify
     if (proof.provable_tenths, proof.conjectured_tenths) != _soundness_tenths(params, len(norm)):
         return VerifyResult.reject("stated soundness figures do not match the parameters")
 
+    E = _Ext(params.ext_degree)
     n, s = params.n_vars, params.ood
     pad = params.padded_log - params.log_size
     _absorb_claims(transcript, params, commitment, norm)
@@ -622,52 +693,55 @@ def _verify(commitment, claims, proof, transcript: Transcript, params) -> Verify
     transcript.absorb_ext("whir/ood0_answers", proof.ood0)
     alpha = transcript.challenge_exts("whir/alpha", len(norm) + s)
     transcript.absorb_ext("whir/mu", proof.mu)
-    rho = transcript.challenge_ext("whir/rho")
+    rho = E.challenge(transcript, "whir/rho")
+    # Σ α_j v_j + Σ α_o a_f  +  ρ·(μ + Σ α_o a_g): the P_f part and the P_g part, in the degree-4 field
     vals = np.stack([v for _, v in norm])
-    claim = _ext_sum(F.emul(alpha[:len(norm)], vals))
-    claim = F.eadd(claim, F.emul(rho, proof.mu))
-    if s:  # F(ζ) = a_f + ρ·a_g
-        ood_f = F.eadd(proof.ood0[:, 0], F.emul(np.broadcast_to(rho, (s, 4)), proof.ood0[:, 1]))
-        claim = F.eadd(claim, _ext_sum(F.emul(alpha[len(norm):], ood_f)))
-    # constraints, for w(r) at the end: (points (L, vars, 4), coefficients (L, 4), first variable)
+    part_f = _ext_sum(F.emul(alpha[:len(norm)], vals))
+    part_g = proof.mu
+    if s:
+        part_f = F.eadd(part_f, _ext_sum(F.emul(alpha[len(norm):], proof.ood0[:, 0])))
+        part_g = F.eadd(part_g, _ext_sum(F.emul(alpha[len(norm):], proof.ood0[:, 1])))
+    claim = E.add(E.embed(part_f), E.mul(rho, E.embed(part_g)))
+    # constraints, for w(r) at the end: (points (L, vars, d), coefficients (L, d), first variable)
     cons: list[tuple[np.ndarray, np.ndarray, int]] = []
     pts, cfs = [], []
     for j, (terms, _) in enumerate(norm):
         for pt, coef in terms:
             pts.append(np.concatenate([F.ezero(pad), pt, F.ezero(1)]))
             cfs.append(F.emul(alpha[j], coef))
-    cons.append((np.stack(pts), np.stack(cfs), 0))
+    cons.append((E.embed(np.stack(pts)), E.embed(np.stack(cfs)), 0))
     if s:
-        cons.append((np.stack([_pow_point_ext(z, n) for z in ood_pts]), alpha[len(norm):], 0))
+        cons.append((E.embed(np.stack([_pow_point_ext(z, n) for z in ood_pts])), E.embed(alpha[len(norm):]), 0))
 
     rs_all: list[np.ndarray] = []
     nr = len(params.folds)
     root = commitment.root
     for i, (k, ld) in enumerate(zip(params.folds, params.domain_logs)):
         rd = proof.rounds[i]
-        rs = np.empty((k, 4), dtype=np.uint32)
+        rs = np.empty((k, E.d), dtype=np.uint32)
         for l in range(k):
             s0, s2 = rd.sumcheck[l]
-            transcript.absorb_ext("whir/sumcheck", rd.sumcheck[l])
-            r = transcript.challenge_ext("whir/fold")
+            E.absorb(transcript, "whir/sumcheck", rd.sumcheck[l])
+            r = E.challenge(transcript, "whir/fold")
             rs[l] = r
-            claim = _quadratic_at(s0, F.esub(claim, s0), s2, r)
+            claim = E.quad_at(s0, E.sub(claim, s0), s2, r)
         rs_all.append(rs)
         start = sum(params.folds[:i + 1])
         m_next = n - start
         if i + 1 < nr:
             transcript.absorb_digest("whir/root", rd.root)
             ood_pts = transcript.challenge_exts("whir/ood", s)
-            transcript.absorb_ext("whir/ood_answers", rd.ood.reshape(-1, 4))
+            E.absorb(transcript, "whir/ood_answers", rd.ood)
         else:
-            transcript.absorb_ext("whir/final", proof.final)
+            E.absorb(transcript, "whir/final", proof.final)
         pos = _positions(transcript, params, i)
         if rd.values.shape[0] != pos.size:
             return VerifyResult.reject(f"round {i}: {rd.values.shape[0]} opened blocks, the transcript asks {pos.size}")
         if i == 0:
-            leaf_rows = rd.values  # (q, 2^{k+1}) base
+            leaf_rows = rd.values  # (q, 2^{k+1}) base: the P_f block, then the P_g block
             half = 1 << k
-            blockv = K.combine(leaf_rows[:, :half].reshape(-1), leaf_rows[:, half:].reshape(-1), rho).reshape(pos.size, half, 4)
+            blockv = E.combine(np.ascontiguousarray(leaf_rows[:, :half]).reshape(-1),
+                               np.ascontiguousarray(leaf_rows[:, half:]).reshape(-1), rho).reshape(pos.size, half, E.d)
         else:
             leaf_rows = np.ascontiguousarray(rd.values.reshape(pos.size, -1))
             blockv = rd.values
@@ -675,52 +749,54 @@ def _verify(commitment, claims, proof, transcript: Transcript, params) -> Verify
                              rd.siblings):
             return VerifyResult.reject(f"round {i}: Merkle multiproof does not match the oracle's root")
         ybase = _block_points(ld, k, pos)
-        folded = _fold_blocks(blockv, ybase, rs)
+        folded = _fold_blocks(blockv, ybase, rs, E)
         ys = F.pow_(ybase, np.int64(1 << k))
         if i + 1 < nr:
             gam = transcript.challenge_exts("whir/gamma", s + pos.size)
+            g = E.embed(gam)
             if s:
-                claim = F.eadd(claim, _ext_sum(F.emul(gam[:s], rd.ood)))
-                cons.append((np.stack([_pow_point_ext(z, m_next) for z in ood_pts]), gam[:s], start))
-            claim = F.eadd(claim, _ext_sum(F.emul(gam[s:], folded)))
-            cons.append((F.embed(_pow_points_base(ys, m_next)), gam[s:], start))
+                claim = E.add(claim, E.sum(E.mul(g[:s], rd.ood)))
+                cons.append((E.embed(np.stack([_pow_point_ext(z, m_next) for z in ood_pts])), g[:s], start))
+            claim = E.add(claim, E.sum(E.mul(g[s:], folded)))
+            cons.append((E.embed(F.embed(_pow_points_base(ys, m_next))), g[s:], start))
             root = rd.root
         else:
-            want = _coef_eval(proof.final, F.embed(_pow_points_base(ys, m_next)))
+            want = E.coef_eval(proof.final, E.embed(F.embed(_pow_points_base(ys, m_next))))
             if not np.array_equal(want, folded):
                 return VerifyResult.reject("the final polynomial does not match the last oracle's folded blocks")
     fv = params.final_vars
-    rf = np.empty((fv, 4), dtype=np.uint32)
+    rf = np.empty((fv, E.d), dtype=np.uint32)
     for l in range(fv):
         s0, s2 = proof.final_sumcheck[l]
-        transcript.absorb_ext("whir/final_sumcheck", proof.final_sumcheck[l])
-        r = transcript.challenge_ext("whir/final_fold")
+        E.absorb(transcript, "whir/final_sumcheck", proof.final_sumcheck[l])
+        r = E.challenge(transcript, "whir/final_fold")
         rf[l] = r
-        claim = _quadratic_at(s0, F.esub(claim, s0), s2, r)
+        claim = E.quad_at(s0, E.sub(claim, s0), s2, r)
     r_all = np.concatenate(rs_all + [rf])
-    w_r = F.ezero(())
+    w_r = E.zero()
     for pts_c, cf, start in cons:
-        w_r = F.eadd(w_r, _ext_sum(F.emul(cf, _eq_many(pts_c, r_all[start:]))))
-    f_r = _coef_eval(proof.final, rf[None])[0]
-    if not np.array_equal(F.emul(f_r, w_r), claim):
+        w_r = E.add(w_r, E.sum(E.mul(cf, E.eq_many(pts_c, r_all[start:]))))
+    f_r = E.coef_eval(proof.final, rf[None])[0]
+    if not np.array_equal(E.mul(f_r, w_r), claim):
         return VerifyResult.reject("the final sumcheck claim does not match the final polynomial and the weights")
     return VerifyResult.accept()
 
 
 def _check_shapes(proof: Proof, params: WhirParams) -> str:
-    s, nr = params.ood, len(params.folds)
-    if proof.ood0.shape != (s, 2, 4) or proof.mu.shape != (4,) or len(proof.rounds) != nr:
+    s, nr, D = params.ood, len(params.folds), params.ext_degree
+    if not isinstance(proof.ood0, np.ndarray) or proof.ood0.shape != (s, 2, 4) or \
+            not isinstance(proof.mu, np.ndarray) or proof.mu.shape != (4,) or len(proof.rounds) != nr:
         return "proof shape does not match the parameters (initial part or round count)"
-    if proof.final is None or proof.final.shape != (1 << params.final_vars, 4):
+    if not isinstance(proof.final, np.ndarray) or proof.final.shape != (1 << params.final_vars, D):
         return "final polynomial has the wrong size"
-    if proof.final_sumcheck.shape != (params.final_vars, 2, 4):
+    if not isinstance(proof.final_sumcheck, np.ndarray) or proof.final_sumcheck.shape != (params.final_vars, 2, D):
         return "final sumcheck has the wrong number of rounds"
     for i, (rd, k, t) in enumerate(zip(proof.rounds, params.folds, params.queries)):
-        if not isinstance(rd, RoundProof) or rd.sumcheck.shape != (k, 2, 4):
+        if not isinstance(rd, RoundProof) or rd.sumcheck.shape != (k, 2, D):
             return f"round {i}: sumcheck has the wrong shape"
-        if i + 1 < nr and (len(rd.root) != 32 or rd.ood.shape != (s, 4)):
+        if i + 1 < nr and (len(rd.root) != 32 or rd.ood.shape != (s, D)):
             return f"round {i}: next oracle root or OOD answers malformed"
-        want = (2 << k,) if i == 0 else (1 << k, 4)
+        want = (2 << k,) if i == 0 else (1 << k, D)
         if rd.values.ndim != 1 + len(want) or rd.values.shape[1:] != want or not 1 <= rd.values.shape[0] <= t:
             return f"round {i}: opened blocks have the wrong shape"
         for arr in (rd.sumcheck, rd.ood, rd.values):

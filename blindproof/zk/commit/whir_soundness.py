@@ -66,8 +66,11 @@ class WhirParams:
     ood: int = 1
     profile: str = "provable"
     security_bits: float = 100.0
+    ext_degree: int = 4  # the field of ρ and the folding challenges: x^4 − 11, or y^8 − 11 ⊃ it
 
     def __post_init__(self) -> None:
+        if self.ext_degree not in (4, 8):
+            raise ValueError(f"ext_degree must be 4 or 8, got {self.ext_degree!r}")
         _check_int(self.log_size, "log_size", 0, MAX_LOG_SIZE)
         _check_int(self.folding, "folding", 3, 8)  # k ≥ 3: see _padded_log
         _check_int(self.shrink, "shrink", 1, self.folding)
@@ -140,17 +143,28 @@ class WhirParams:
     def encode(self) -> bytes:
         """Canonical bytes (absorbed by the transcript, so every challenge depends on the parameters)."""
         head = [self.log_size, self.folding, self.blowup, self.shrink, self.final_log, self.ood,
-                PROFILES.index(self.profile), len(self.queries)]
+                PROFILES.index(self.profile), len(self.queries), self.ext_degree]
         body = b"".join(int(t).to_bytes(2, "little") for t in self.queries)
         return bytes(head) + body + int(round(self.security_bits * 10)).to_bytes(2, "little")
 
     @classmethod
     def for_security(cls, bits: float, log_size: int, profile: str = "provable", *, folding: int = 4,
                      blowup: int = 2, shrink: int = 2, final_log: int = 7, ood: int | None = None,
-                     ) -> "WhirParams":
+                     ext_degree: int | None = None) -> "WhirParams":
         """The fewest queries per oracle whose union bound reaches ``bits`` in ``profile`` (provable:
-        unique decoding; conjectured: capacity). Raises ValueError when the field terms alone leave
-        no room (the provable profile also refuses targets below ``PROOF_FLOOR_BITS``)."""
+        unique decoding; conjectured: capacity). ``ext_degree`` None: the degree-4 extension where it
+        reaches the target, else the degree-8 one (cheaper arithmetic first). Raises ValueError when
+        the field terms alone leave no room (the provable profile also refuses targets below
+        ``PROOF_FLOOR_BITS``)."""
+        if ext_degree is None:
+            try:
+                return cls.for_security(bits, log_size, profile, folding=folding, blowup=blowup, shrink=shrink,
+                                        final_log=final_log, ood=ood, ext_degree=4)
+            except ValueError as exc:
+                if "larger extension field" not in str(exc):
+                    raise
+                return cls.for_security(bits, log_size, profile, folding=folding, blowup=blowup, shrink=shrink,
+                                        final_log=final_log, ood=ood, ext_degree=8)
         if profile not in PROFILES:
             raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
         if not (isinstance(bits, (int, float)) and 0 < bits <= 256):
@@ -164,13 +178,13 @@ class WhirParams:
         for _ in range(8):  # t_0 fixes the hiding symbols, which can pad m, which moves the field terms
             folds = _folds(_padded_log(log_size, t0, folding, ood) + 1, folding, final_log)
             trial = cls(log_size, (t0,) + (1,) * (len(folds) - 1), folding, blowup, shrink, final_log, ood,
-                        profile, float(bits))
+                        profile, float(bits), ext_degree)
             fe = analyze(trial, 1).field_error(profile)
             budget = 2.0 ** (-bits) - fe
             if budget <= 0:
                 raise ValueError(
                     f"no query count reaches {bits} {profile} bits at 2^{log_size}: the field terms alone "
-                    f"give {_bits(fe):.1f} bits (|F_ext| ≈ 2^{EXT_LOG2:.1f}, N_0 = "
+                    f"give {_bits(fe):.1f} bits (|F_ext| ≈ 2^{EXT_LOG2 * trial.ext_degree / 4:.1f}, N_0 = "
                     f"2^{trial.domain_logs[0]}); a larger extension field is needed for this size")
             per = budget / len(folds)  # each oracle's query term gets an equal share
             qs = []
@@ -196,7 +210,7 @@ class WhirParams:
 def dataclass_replace_queries(p: WhirParams, queries: tuple[int, ...]) -> WhirParams:
     """``p`` with other query counts (same everything else)."""
     return WhirParams(p.log_size, queries, p.folding, p.blowup, p.shrink, p.final_log, p.ood, p.profile,
-                      p.security_bits)
+                      p.security_bits, p.ext_degree)
 
 
 def _padded_log(m: int, t0: int, k: int, ood: int) -> int:
@@ -251,7 +265,8 @@ def analyze(params: WhirParams, n_claims: int = 1) -> WhirSoundness:
     """Provable (unique decoding) and conjectured bits of one opening of ``n_claims`` claims under
     ``params``; see the module docstring and docs/whir.md for each term."""
     _check_int(n_claims, "n_claims", 1, 1 << 30)
-    inv_f = 2.0 ** (-EXT_LOG2)
+    inv_f = 2.0 ** (-EXT_LOG2)  # α, γ and OOD points: the degree-4 extension
+    inv_fc = 2.0 ** (-EXT_LOG2 * params.ext_degree / 4)  # ρ and the folding/sumcheck challenges
     prov: dict[str, float] = {}
     conj: dict[str, float] = {}
     err = {"p": 0.0, "c": 0.0}
@@ -273,16 +288,16 @@ def analyze(params: WhirParams, n_claims: int = 1) -> WhirSoundness:
     add("claims batching", inv_f)
     if params.ood:  # unique decoding: one close codeword, nothing for an OOD sample to separate
         add("initial ood", 0.0, ood_conj(params.n_vars, rho0))
-    add("mask line (proximity gap)", n0 * inv_f, inv_f / rho0)
-    add("mask claim", inv_f)
+    add("mask line (proximity gap)", n0 * inv_fc, inv_fc / rho0)
+    add("mask claim", inv_fc)
     q_prov = q_conj = 0.0
     n_or = len(params.folds)
     for i, (k, lm, ld, t) in enumerate(zip(params.folds, params.oracle_vars, params.domain_logs, params.queries)):
         n_i = 2.0 ** ld
         rho = 2.0 ** (lm - ld)
-        add(f"round {i} sumcheck", 2 * k * inv_f)
-        add(f"round {i} fold (proximity gap)", sum(n_i / 2 ** l for l in range(1, k + 1)) * inv_f,
-            k * inv_f / rho)
+        add(f"round {i} sumcheck", 2 * k * inv_fc)
+        add(f"round {i} fold (proximity gap)", sum(n_i / 2 ** l for l in range(1, k + 1)) * inv_fc,
+            k * inv_fc / rho)
         if i + 1 < n_or:
             rho_next = 2.0 ** (lm - k - params.domain_logs[i + 1])
             if params.ood:
@@ -295,7 +310,7 @@ def analyze(params: WhirParams, n_claims: int = 1) -> WhirSoundness:
         q_prov += ep
         q_conj += ec
     if params.final_vars:
-        add("final sumcheck", 2 * params.final_vars * inv_f)
+        add("final sumcheck", 2 * params.final_vars * inv_fc)
     prov_bits = _bits(err["p"] + q_prov)
     # a bound proved without the conjecture holds under it too: the conjectured figure is never lower
     conj_bits = max(prov_bits, _bits(err["c"] + q_conj))
