@@ -641,3 +641,10 @@ def test_degree_8_kernels():
     r4 = F.erandom(rng, 4)
     assert np.array_equal(W._fold_blocks(E8.embed(v4), ys, E8.embed(r4)), E8.embed(W._fold_blocks(v4, ys, r4)))
     assert E4.d == 4
+    f2, w2 = t.copy(), w.copy()
+    s_next = WK.fold2_s02_8(f2, w2, 32, r)
+    f3, w3 = t.copy(), w.copy()
+    WK.fold_table_8(f3, 32, r)
+    WK.fold_table_8(w3, 32, r)
+    assert np.array_equal(f2[:16], f3[:16]) and np.array_equal(w2[:16], w3[:16])
+    assert np.array_equal(s_next, WK.round_s02_8(f3, w3, 16))

@@ -365,20 +365,22 @@ def fold_blocks(vals, ys, rs, roots):
 
 @nb.njit(inline="always", **_NJ)
 def _mul8(x, y, out):
-    """out <- x·y for degree-8 extension elements given as uint64 arrays of 8 canonical residues."""
-    for c in range(8):
-        out[c] = 0
-    for i in range(8):
-        xi = x[i]
-        for j in range(8):
-            p = (xi * y[j]) % _P
-            k = i + j
-            if k >= 8:
-                out[k - 8] += _W * p  # y^8 = 11; at most 8 terms below 2^35 each
-            else:
-                out[k] += p
-    for c in range(8):
-        out[c] %= _P
+    """out <- x·y for degree-8 extension elements given as uint64 arrays of 8 canonical residues.
+    With x = y^2 the field is F4[y]/(y^2 − x): a = A0(x) + y·A1(x) (even and odd coefficients), and
+    a·b = A0B0 + x·A1B1 + y·((A0+A1)(B0+B1) − A0B0 − A1B1): three degree-4 products (Karatsuba)."""
+    p0, p1, p2, p3 = e_mul(x[0], x[2], x[4], x[6], y[0], y[2], y[4], y[6])
+    q0, q1, q2, q3 = e_mul(x[1], x[3], x[5], x[7], y[1], y[3], y[5], y[7])
+    s0, s1, s2, s3 = e_mul(addmod(x[0], x[1]), addmod(x[2], x[3]), addmod(x[4], x[5]), addmod(x[6], x[7]),
+                           addmod(y[0], y[1]), addmod(y[2], y[3]), addmod(y[4], y[5]), addmod(y[6], y[7]))
+    # even part: P + x·Q, with x·(q0, q1, q2, q3) = (11·q3, q0, q1, q2)
+    out[0] = addmod(p0, (_W * q3) % _P)
+    out[2] = addmod(p1, q0)
+    out[4] = addmod(p2, q1)
+    out[6] = addmod(p3, q2)
+    out[1] = submod(submod(s0, p0), q0)
+    out[3] = submod(submod(s1, p1), q1)
+    out[5] = submod(submod(s2, p2), q2)
+    out[7] = submod(submod(s3, p3), q3)
 
 
 @nb.njit(**_NJ)
@@ -515,4 +517,58 @@ def fold_blocks_8(vals, ys, rs, roots):
             y = (y * y) % _P
         for c in range(8):
             out[b, c] = cur[0, c]
+    return out
+
+
+@nb.njit(**_NJ)
+def fold2_s02_8(f, w, length, r):
+    """:func:`fold2_s02` over the degree-8 extension: fold both tables to length/2 and return the
+    next round's (s(0), s(2)) in one pass (length ≥ 4)."""
+    h = length // 2
+    q = h // 2
+    rr = np.empty(8, dtype=np.uint64)
+    for c in range(8):
+        rr[c] = r[c]
+    d = np.empty(8, dtype=np.uint64)
+    z = np.empty(8, dtype=np.uint64)
+    a = np.empty(8, dtype=np.uint64)
+    b = np.empty(8, dtype=np.uint64)
+    x = np.empty(8, dtype=np.uint64)
+    y = np.empty(8, dtype=np.uint64)
+    acc = np.zeros((2, 8), dtype=np.uint64)
+    for j in range(q):
+        # f: lo half j and j+q, w likewise; each folded from (j, j+h) and (j+q, j+q+h)
+        for c in range(8):
+            d[c] = submod(np.uint64(f[j + h, c]), np.uint64(f[j, c]))
+        _mul8(d, rr, z)
+        for c in range(8):
+            a[c] = addmod(np.uint64(f[j, c]), z[c])
+            d[c] = submod(np.uint64(f[j + q + h, c]), np.uint64(f[j + q, c]))
+        _mul8(d, rr, z)
+        for c in range(8):
+            b[c] = addmod(np.uint64(f[j + q, c]), z[c])
+            f[j, c] = a[c]
+            f[j + q, c] = b[c]
+            d[c] = submod(np.uint64(w[j + h, c]), np.uint64(w[j, c]))
+        _mul8(d, rr, z)
+        for c in range(8):
+            x[c] = addmod(np.uint64(w[j, c]), z[c])
+            d[c] = submod(np.uint64(w[j + q + h, c]), np.uint64(w[j + q, c]))
+        _mul8(d, rr, z)
+        for c in range(8):
+            y[c] = addmod(np.uint64(w[j + q, c]), z[c])
+            w[j, c] = x[c]
+            w[j + q, c] = y[c]
+        _mul8(a, x, z)
+        for c in range(8):
+            acc[0, c] = addmod(acc[0, c], z[c])
+            b[c] = submod((b[c] * _TWO) % _P, a[c])
+            y[c] = submod((y[c] * _TWO) % _P, x[c])
+        _mul8(b, y, z)
+        for c in range(8):
+            acc[1, c] = addmod(acc[1, c], z[c])
+    out = np.empty((2, 8), dtype=np.uint32)
+    for i in range(2):
+        for c in range(8):
+            out[i, c] = acc[i, c]
     return out
