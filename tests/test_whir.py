@@ -158,18 +158,19 @@ def test_rejects_wrong_sumcheck_table(monkeypatch):
     """A prover that runs the sumcheck on another polynomial than the committed one."""
     rng, params, table, com, state = _setup(8, 22)
     claims = _claims(rng, table, 8, 2)
-    real = WK.combine
+    real = WK.combine_many
     first = {"done": False}
 
-    def bad_combine(a, b, r):
-        out = real(a, b, r)
+    def bad_combine(a, bs, r):
+        out = real(a, bs, r)
         if not first["done"]:
             first["done"] = True
             out[7] = F.eadd(out[7], F.ext(1))
         return out
-    monkeypatch.setattr(WK, "combine", bad_combine)
+    monkeypatch.setattr(WK, "combine_many", bad_combine)
     proof = W.open_claims(state, claims, Transcript(DOMAIN))
-    monkeypatch.setattr(WK, "combine", real)
+    monkeypatch.setattr(WK, "combine_many", real)
+    assert first["done"]
     assert not _verify(com, claims, proof, params).ok
 
 
@@ -339,6 +340,7 @@ class _Source:
         return self.vec.astype(dtype)
 
 
+
 def _revealed(params, table, masks, claims, seed) -> np.ndarray:
     """Every field element a proof reveals (Merkle digests aside), as base-field coordinates."""
     _, state = W.commit(table, params, rng=_Source(masks))
@@ -387,14 +389,19 @@ def _linear_map(params, claims_fn, seed, m, n_masks, which):
     return np.stack(cols, axis=1)
 
 
-def test_hiding_rank_small_case():
+_SMALL = {4: dict(folding=3, blowup=2, shrink=1, final_log=1, ood=1, security_bits=10.0),
+          8: dict(folding=4, blowup=2, shrink=1, final_log=1, ood=1, security_bits=10.0, ext_degree=8)}
+
+
+@pytest.mark.parametrize("degree,n_points", [(4, 2), (8, 2), (8, 1)])
+def test_hiding_rank_small_case(degree, n_points):
     """With all challenges fixed, for m = 4: the revealed values are R = A·f + B·masks. The claims
     fix C·f; every f in ker C must be matched by masks, i.e. rank [B | A·K] = rank B. Sending the
     values without P_g (B restricted to s) leaks, which the test checks too (the test can fail)."""
     m = 4
-    params = WhirParams(m, (2, 2), folding=3, blowup=2, shrink=1, final_log=1, ood=1, security_bits=10.0)
-    n_masks = params.hiding_symbols + (1 << params.n_vars)
-    pts = [F.erandom(np.random.default_rng(7), m) for _ in range(2)]
+    params = WhirParams(m, (2, 2), **_SMALL[degree])
+    n_masks = params.hiding_symbols + params.masks * (1 << params.n_vars)
+    pts = [F.erandom(np.random.default_rng(7 + i), m) for i in range(n_points)]
     claims_fn = lambda t: [W.Claim(p, mle.evaluate(t, p)) for p in pts]  # noqa: E731
     seed = 123
     A = _linear_map(params, claims_fn, seed, m, n_masks, "f")
@@ -451,7 +458,7 @@ def test_hiding_revealed_values_change_with_masks_only():
     identical. Shown directly by solving B·Δmask = −A·Δf."""
     m = 4
     params = WhirParams(m, (2, 2), folding=3, blowup=2, shrink=1, final_log=1, ood=1, security_bits=10.0)
-    n_masks = params.hiding_symbols + (1 << params.n_vars)
+    n_masks = params.hiding_symbols + params.masks * (1 << params.n_vars)
     rng = np.random.default_rng(17)
     pts = [F.erandom(rng, m) for _ in range(2)]
     claims_fn = lambda t: [W.Claim(p, mle.evaluate(t, p)) for p in pts]  # noqa: E731
@@ -648,3 +655,13 @@ def test_degree_8_kernels():
     WK.fold_table_8(w3, 32, r)
     assert np.array_equal(f2[:16], f3[:16]) and np.array_equal(w2[:16], w3[:16])
     assert np.array_equal(s_next, WK.round_s02_8(f3, w3, 16))
+
+
+def test_hiding_degree_8_needs_two_masks(monkeypatch):
+    """With degree-8 challenges and ONE mask, the first sumcheck message is a + ρ·b with a (from f)
+    and b (from the mask) in the degree-4 field, so {1, ρ} splits it and f leaks: the rank test
+    catches that construction (the shipped one uses two masks)."""
+    from blindproof.zk.commit import whir_soundness as S
+    monkeypatch.setattr(S.WhirParams, "masks", property(lambda self: 1))
+    with pytest.raises(AssertionError):
+        test_hiding_rank_small_case(8, 1)

@@ -572,3 +572,37 @@ def fold2_s02_8(f, w, length, r):
         for c in range(8):
             out[i, c] = acc[i, c]
     return out
+
+
+@nb.njit(**_NJ)
+def edot_base_d(w, b):
+    """``Σ_x w[x]·b[x]`` for an extension table w (n, d) (any degree) and a base table b (n,): (d,)."""
+    d = w.shape[1]
+    acc = np.zeros(d, dtype=np.uint64)
+    for x in range(w.shape[0]):
+        bx = np.uint64(b[x])
+        for c in range(d):
+            acc[c] += (np.uint64(w[x, c]) * bx) % _P
+        if (x & 0xFFFFFF) == 0xFFFFFF:  # sums of up to 2^24 reduced terms stay below 2^55
+            for c in range(d):
+                acc[c] %= _P
+    out = np.empty(d, dtype=np.uint32)
+    for c in range(d):
+        out[c] = acc[c] % _P
+    return out
+
+
+@nb.njit(**_NJ)
+def combine_many(a, bs, rs):
+    """``a + Σ_g rs[g]·bs[g]`` for base tables a (n,), bs (G, n) and scalars rs (G, d) of the
+    challenge field (base × extension products only): (n, d)."""
+    n = a.shape[0]
+    G, d = rs.shape[0], rs.shape[1]
+    out = np.empty((n, d), dtype=np.uint32)
+    for j in range(n):
+        for c in range(d):
+            acc = np.uint64(a[j]) if c == 0 else np.uint64(0)
+            for g in range(G):
+                acc += (np.uint64(bs[g, j]) * np.uint64(rs[g, c])) % _P
+            out[j, c] = acc % _P
+    return out

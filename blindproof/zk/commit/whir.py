@@ -32,6 +32,11 @@ the final polynomial (coefficients, sent in the clear); shift-query positions; c
 challenges ``γ`` for the new constraints. The final polynomial's remaining variables are summed by a
 last sumcheck, and the verifier checks ``claim = f_final(r)·w(r)``. The verifier takes
 :class:`WhirParams` from its caller, never from the proof.
+
+``ρ``, the folding challenges and everything computed after ``ρ`` live in the degree-4 extension, or
+in the degree-8 extension ``y^8 − 11`` (``params.ext_degree = 8``, :class:`_Ext`) where the degree-4
+field would cap the provable soundness (``N/|F|`` per fold): claims, ``α``, ``γ`` and OOD points stay
+in the degree-4 field and are embedded by ``x ↦ y^2``.
 """
 
 from __future__ import annotations
@@ -195,6 +200,16 @@ class _Ext:
         out = tr.challenge_exts(label, k * self.d // 4).reshape(k, self.d)
         return out[0] if n is None else out
 
+    def add_eq(self, w: np.ndarray, stride: int, offset: int, point4: np.ndarray, coef: np.ndarray) -> None:
+        """``w[offset + stride·x] += coef·eq(point4, x)`` for a degree-4 point and a coefficient of this
+        field. Degree 8 is F4 ⊕ y·F4 (even and odd coefficients), and eq(point4, ·) lies in F4, so the
+        two halves of the coefficient go to the even and the odd limbs."""
+        if self.d == 4:
+            K.add_eq(w, stride, offset, point4, np.ascontiguousarray(coef))
+        else:
+            K.add_eq(w[:, 0::2], stride, offset, point4, np.ascontiguousarray(coef[0::2]))
+            K.add_eq(w[:, 1::2], stride, offset, point4, np.ascontiguousarray(coef[1::2]))
+
     @staticmethod
     def absorb(tr: Transcript, label: str, arr: np.ndarray) -> None:
         tr.absorb_ext(label, np.ascontiguousarray(arr).reshape(-1, 4))
@@ -347,11 +362,11 @@ class ProverState:
 
     params: WhirParams
     commitment: Commitment
-    pf_table: np.ndarray
-    pg_table: np.ndarray
+    pf_table: np.ndarray  # (2^n,)
+    pg_table: np.ndarray  # (G, 2^n): the masks P_g (G = ext_degree / 4)
     pf_coefs: np.ndarray
     pg_coefs: np.ndarray
-    leaves: np.ndarray  # (2^{k+1}, N_0 / 2^k): block of P_f then block of P_g per leaf
+    leaves: np.ndarray  # ((1 + G)·2^k, N_0 / 2^k): block of P_f, then the blocks of the masks, per leaf
     tree: merkle.MerkleTree
     opened: bool = False
 
@@ -367,8 +382,9 @@ def commit(table: np.ndarray, params: WhirParams, rng: np.random.Generator | Non
     mp, n = params.padded_log, params.n_vars
     k0, log_n0 = params.folds[0], params.domain_logs[0]
     th = params.hiding_symbols
-    rand = _random_field(th + (1 << n), rng)
-    s_u, pg_table = rand[:th], rand[th:]
+    G = params.masks
+    rand = _random_field(th + G * (1 << n), rng)
+    s_u, pg_table = rand[:th], rand[th:].reshape(G, 1 << n)
     # P_f: f padded with leading zero variables, then the hiding variable Y as the last one
     fpad = np.zeros(1 << mp, dtype=np.uint32)
     fpad[:t.size] = t
@@ -383,11 +399,13 @@ def commit(table: np.ndarray, params: WhirParams, rng: np.random.Generator | Non
     pf_table = np.empty(1 << n, dtype=np.uint32)
     pf_table[0::2], pf_table[1::2] = fpad, F.add(fpad, s_tab)
     pg_coefs = pg_table.copy()
-    K.mobius_base(pg_coefs)
-    code = _rs.encode_rows(np.stack([_bitrev_gather(pf_coefs, n), _bitrev_gather(pg_coefs, n)]),
-                           1 << log_n0)  # (2, N_0)
+    for g in range(G):
+        K.mobius_base(pg_coefs[g])
+    code = _rs.encode_rows(np.stack([_bitrev_gather(pf_coefs, n)] + [_bitrev_gather(c, n) for c in pg_coefs]),
+                           1 << log_n0)  # (1 + G, N_0)
     blocks = (1 << log_n0) >> k0
-    leaves = np.ascontiguousarray(code.reshape(2, blocks, 1 << k0).transpose(0, 2, 1).reshape(2 << k0, blocks))
+    leaves = np.ascontiguousarray(code.reshape(1 + G, blocks, 1 << k0).transpose(0, 2, 1).reshape((1 + G) << k0,
+                                                                                                 blocks))
     tree = merkle.MerkleTree(leaves)
     com = Commitment(tree.root, m, params_digest(params))
     return com, ProverState(params, com, pf_table, pg_table, pf_coefs, pg_coefs, leaves, tree)
@@ -411,8 +429,8 @@ class RoundProof:
 class Proof:
     """A batched opening; see the module docstring for the order of its parts."""
 
-    ood0: np.ndarray  # (ood, 2, 4): P_f and P_g at the initial out-of-domain points
-    mu: np.ndarray  # (4,)
+    ood0: np.ndarray  # (ood, 1 + G, 4): P_f and the masks at the initial out-of-domain points
+    mu: np.ndarray  # (G, d): ⟨P_g, w⟩ per mask, in the challenge field
     rounds: list
     final: np.ndarray  # (2^final_vars, 4) coefficients
     final_sumcheck: np.ndarray  # (final_vars, 2, 4)
@@ -427,7 +445,7 @@ class Proof:
         w.u32(self.provable_tenths)
         w.u32(self.conjectured_tenths)
         w.ext_fixed(self.ood0.reshape(-1, 4))
-        w.ext_fixed(self.mu.reshape(1, 4))
+        w.field_fixed(self.mu)
         for i, rd in enumerate(self.rounds):
             w.field_fixed(rd.sumcheck)
             if i + 1 < len(self.rounds):
@@ -452,8 +470,9 @@ class Proof:
         r.header(PROOF_MAGIC, (FORMAT_VERSION,))
         prov, conj = r.u32(), r.u32()
         s, D = params.ood, params.ext_degree
-        ood0 = r.ext_fixed(2 * s).reshape(s, 2, 4)
-        mu = r.ext_fixed(1)[0]
+        G = params.masks
+        ood0 = r.ext_fixed((1 + G) * s).reshape(s, 1 + G, 4)
+        mu = r.field_fixed(G * params.ext_degree).reshape(G, params.ext_degree)
         rounds = []
         final = None
         nr = len(params.folds)
@@ -468,7 +487,7 @@ class Proof:
             q = r.u32(t)
             if q == 0:
                 raise ProofFormatError(f"round {i} opens no blocks")
-            vals = r.field_fixed(q * (2 << k)).reshape(q, 2 << k) if i == 0 else \
+            vals = r.field_fixed(q * ((1 + G) << k)).reshape(q, (1 + G) << k) if i == 0 else \
                 r.field_fixed((q << k) * D).reshape(q, 1 << k, D)
             depth = ld - k
             sib = r.bytes_(32 * q * max(depth, 1))
@@ -498,15 +517,14 @@ def _soundness_tenths(params: WhirParams, n_claims: int) -> tuple[int, int]:
 
 # --- opening -----------------------------------------------------------------------------------------
 
-def _claim_weights(params: WhirParams, claims, alpha: np.ndarray) -> np.ndarray:
-    """Hypercube weight table (2^n, 4) of the batched claims (``α_j`` per claim)."""
-    n = params.n_vars
-    w = F.ezero(1 << n)
-    j = 0
-    for terms, _ in claims:
+def _claim_weights(params: WhirParams, claims, alpha: np.ndarray, E: "_Ext") -> np.ndarray:
+    """Hypercube weight table (2^n, d) of the batched claims (``α_j`` per claim, in the challenge
+    field: with degree-8 challenges the weights must span that field, else the first sumcheck
+    messages would split into an f-part and a mask part by the basis {1, ρ})."""
+    w = E.zero(1 << params.n_vars)
+    for j, (terms, _) in enumerate(claims):
         for pt, coef in terms:  # f(z) = P_f(0^pad, z, 0): even entries of the first 2^{m+1}
-            K.add_eq(w, 2, 0, pt, F.emul(alpha[j], coef))
-        j += 1
+            E.add_eq(w, 2, 0, pt, E.mul(alpha[j], E.embed(coef)))
     return w
 
 
@@ -530,24 +548,24 @@ def open_claims(state: ProverState, claims: Sequence, transcript: Transcript) ->
     n, s = p.n_vars, p.ood
     _absorb_claims(transcript, p, state.commitment, norm)
     ood_pts = transcript.challenge_exts("whir/ood0", s)
-    ood0 = np.empty((s, 2, 4), dtype=np.uint32)
+    G = p.masks
+    ood0 = np.empty((s, 1 + G, 4), dtype=np.uint32)
     for o in range(s):
         pt = _pow_point_ext(ood_pts[o], n)
         ood0[o, 0] = mle.evaluate(state.pf_table, pt)
-        ood0[o, 1] = mle.evaluate(state.pg_table, pt)
+        for g in range(G):
+            ood0[o, 1 + g] = mle.evaluate(state.pg_table[g], pt)
     transcript.absorb_ext("whir/ood0_answers", ood0)
-    alpha = transcript.challenge_exts("whir/alpha", len(norm) + s)
-    w4 = _claim_weights(p, norm, alpha)
-    mu = F.edot(w4, state.pg_table)  # ⟨P_g, w⟩ over the claims' weights: uniform, as P_g is
-    transcript.absorb_ext("whir/mu", mu)
-    rho = E.challenge(transcript, "whir/rho")
-    for o in range(s):  # the OOD constraints F(ζ) = a_f + ρ·a_g
-        K.add_eq(w4, 1, 0, _pow_point_ext(ood_pts[o], n), alpha[len(norm) + o])
-    w = E.embed(w4)
-    del w4
+    alpha = E.challenge(transcript, "whir/alpha", len(norm) + s)
+    w = _claim_weights(p, norm, alpha, E)
+    mu = np.stack([K.edot_base_d(w, state.pg_table[g]) for g in range(G)])  # ⟨P_g, w⟩: uniform, as P_g is
+    E.absorb(transcript, "whir/mu", mu)
+    rho = E.challenge(transcript, "whir/rho", G)
+    for o in range(s):  # the OOD constraints F(ζ) = a_f + Σ ρ_g·a_g
+        E.add_eq(w, 1, 0, _pow_point_ext(ood_pts[o], n), alpha[len(norm) + o])
     wv = w if D == 4 else w[:, 0::2]  # the degree-4 part, where weights with degree-4 coefficients land
-    ftab = E.combine(state.pf_table, state.pg_table, rho)  # F = P_f + ρ P_g: uniform given μ and σ
-    fco = E.combine(state.pf_coefs, state.pg_coefs, rho)
+    ftab = K.combine_many(state.pf_table, state.pg_table, rho)  # F = P_f + Σ ρ_g P_g: uniform given μ, σ
+    fco = K.combine_many(state.pf_coefs, state.pg_coefs, rho)
     length = 1 << n
     rounds = []
     tree, leaves = state.tree, None
@@ -691,27 +709,31 @@ def _verify(commitment, claims, proof, transcript: Transcript, params) -> Verify
     _absorb_claims(transcript, params, commitment, norm)
     ood_pts = transcript.challenge_exts("whir/ood0", s)
     transcript.absorb_ext("whir/ood0_answers", proof.ood0)
-    alpha = transcript.challenge_exts("whir/alpha", len(norm) + s)
-    transcript.absorb_ext("whir/mu", proof.mu)
-    rho = E.challenge(transcript, "whir/rho")
-    # Σ α_j v_j + Σ α_o a_f  +  ρ·(μ + Σ α_o a_g): the P_f part and the P_g part, in the degree-4 field
-    vals = np.stack([v for _, v in norm])
-    part_f = _ext_sum(F.emul(alpha[:len(norm)], vals))
-    part_g = proof.mu
+    alpha = E.challenge(transcript, "whir/alpha", len(norm) + s)
+    E.absorb(transcript, "whir/mu", proof.mu)
+    G = params.masks
+    rho = E.challenge(transcript, "whir/rho", G)
+    # Σ α_j v_j + Σ α_o a_f  +  Σ_g ρ_g·(μ_g + Σ α_o a_g): the P_f part and the masks' parts
+    vals = E.embed(np.stack([v for _, v in norm]))
+    part_f = E.sum(E.mul(alpha[:len(norm)], vals))
+    claim = part_f
     if s:
-        part_f = F.eadd(part_f, _ext_sum(F.emul(alpha[len(norm):], proof.ood0[:, 0])))
-        part_g = F.eadd(part_g, _ext_sum(F.emul(alpha[len(norm):], proof.ood0[:, 1])))
-    claim = E.add(E.embed(part_f), E.mul(rho, E.embed(part_g)))
+        claim = E.add(claim, E.sum(E.mul(alpha[len(norm):], E.embed(proof.ood0[:, 0]))))
+    for g in range(G):
+        part_g = proof.mu[g]
+        if s:
+            part_g = E.add(part_g, E.sum(E.mul(alpha[len(norm):], E.embed(proof.ood0[:, 1 + g]))))
+        claim = E.add(claim, E.mul(rho[g], part_g))
     # constraints, for w(r) at the end: (points (L, vars, d), coefficients (L, d), first variable)
     cons: list[tuple[np.ndarray, np.ndarray, int]] = []
     pts, cfs = [], []
     for j, (terms, _) in enumerate(norm):
         for pt, coef in terms:
             pts.append(np.concatenate([F.ezero(pad), pt, F.ezero(1)]))
-            cfs.append(F.emul(alpha[j], coef))
-    cons.append((E.embed(np.stack(pts)), E.embed(np.stack(cfs)), 0))
+            cfs.append(E.mul(alpha[j], E.embed(coef)))
+    cons.append((E.embed(np.stack(pts)), np.stack(cfs), 0))
     if s:
-        cons.append((E.embed(np.stack([_pow_point_ext(z, n) for z in ood_pts])), E.embed(alpha[len(norm):]), 0))
+        cons.append((E.embed(np.stack([_pow_point_ext(z, n) for z in ood_pts])), alpha[len(norm):], 0))
 
     rs_all: list[np.ndarray] = []
     nr = len(params.folds)
@@ -738,10 +760,11 @@ def _verify(commitment, claims, proof, transcript: Transcript, params) -> Verify
         if rd.values.shape[0] != pos.size:
             return VerifyResult.reject(f"round {i}: {rd.values.shape[0]} opened blocks, the transcript asks {pos.size}")
         if i == 0:
-            leaf_rows = rd.values  # (q, 2^{k+1}) base: the P_f block, then the P_g block
+            leaf_rows = rd.values  # (q, (1 + G)·2^k) base: the P_f block, then the masks' blocks
             half = 1 << k
-            blockv = E.combine(np.ascontiguousarray(leaf_rows[:, :half]).reshape(-1),
-                               np.ascontiguousarray(leaf_rows[:, half:]).reshape(-1), rho).reshape(pos.size, half, E.d)
+            masks = np.ascontiguousarray(leaf_rows[:, half:].reshape(pos.size, G, half).transpose(1, 0, 2)).reshape(G, -1)
+            blockv = K.combine_many(np.ascontiguousarray(leaf_rows[:, :half]).reshape(-1), masks,
+                                    rho).reshape(pos.size, half, E.d)
         else:
             leaf_rows = np.ascontiguousarray(rd.values.reshape(pos.size, -1))
             blockv = rd.values
@@ -784,8 +807,9 @@ def _verify(commitment, claims, proof, transcript: Transcript, params) -> Verify
 
 def _check_shapes(proof: Proof, params: WhirParams) -> str:
     s, nr, D = params.ood, len(params.folds), params.ext_degree
-    if not isinstance(proof.ood0, np.ndarray) or proof.ood0.shape != (s, 2, 4) or \
-            not isinstance(proof.mu, np.ndarray) or proof.mu.shape != (4,) or len(proof.rounds) != nr:
+    G = params.masks
+    if not isinstance(proof.ood0, np.ndarray) or proof.ood0.shape != (s, 1 + G, 4) or \
+            not isinstance(proof.mu, np.ndarray) or proof.mu.shape != (G, D) or len(proof.rounds) != nr:
         return "proof shape does not match the parameters (initial part or round count)"
     if not isinstance(proof.final, np.ndarray) or proof.final.shape != (1 << params.final_vars, D):
         return "final polynomial has the wrong size"
@@ -796,7 +820,7 @@ def _check_shapes(proof: Proof, params: WhirParams) -> str:
             return f"round {i}: sumcheck has the wrong shape"
         if i + 1 < nr and (len(rd.root) != 32 or rd.ood.shape != (s, D)):
             return f"round {i}: next oracle root or OOD answers malformed"
-        want = (2 << k,) if i == 0 else (1 << k, D)
+        want = ((1 + G) << k,) if i == 0 else (1 << k, D)
         if rd.values.ndim != 1 + len(want) or rd.values.shape[1:] != want or not 1 <= rd.values.shape[0] <= t:
             return f"round {i}: opened blocks have the wrong shape"
         for arr in (rd.sumcheck, rd.ood, rd.values):

@@ -19,11 +19,13 @@ and two figures are kept apart.
   ``soundness.py``). This is optimistic: the strongest up-to-capacity conjecture for Reed–Solomon codes
   was disproved in 2025, and a list-decoding analysis would multiply the field terms by the list size.
 
-With a degree-4 extension (``|F| ≈ 2^123.6``) the field terms alone are about ``2.4·N_0/|F|``, i.e.
-at most ``123.6 − log2 N_0 − 1.3`` bits: with the hiding construction ``N_0 = 2^{m+1}·blowup``, and 100
-provable bits stop near ``m = 20`` at blowup 2. :meth:`WhirParams.for_security` raises for sizes whose
-target cannot be reached (drawing the folding challenges from a degree-8 extension would lift the cap
-by about 124 bits; that is not implemented). The derivation with worked numbers is in ``docs/whir.md``.
+With the folding challenges in the degree-4 extension (``|F| ≈ 2^123.6``) the field terms alone are
+about ``2.25·N_0/|F|``, i.e. at most ``123.6 − log2 N_0 − 1.2`` bits: with the hiding construction
+``N_0 = 2^{m+1}·blowup``, and 100 provable bits stop at ``m = 20`` at blowup 2. ``ext_degree = 8`` draws
+``ρ`` and the folding challenges from ``F_p[y]/(y^8 − 11)`` (``|F| ≈ 2^247.3``, containing the degree-4
+field by ``x ↦ y^2``), which moves those terms past 220 bits; the claims' and combinations'
+degree-4 challenges (123.6 bits each) remain. :meth:`WhirParams.for_security` uses degree 8 only
+where degree 4 cannot reach the target. The derivation with worked numbers is in ``docs/whir.md``.
 """
 
 from __future__ import annotations
@@ -69,10 +71,10 @@ class WhirParams:
     ext_degree: int = 4  # the field of ρ and the folding challenges: x^4 − 11, or y^8 − 11 ⊃ it
 
     def __post_init__(self) -> None:
-        if self.ext_degree not in (4, 8):
-            raise ValueError(f"ext_degree must be 4 or 8, got {self.ext_degree!r}")
         _check_int(self.log_size, "log_size", 0, MAX_LOG_SIZE)
         _check_int(self.folding, "folding", 3, 8)  # k ≥ 3: see _padded_log
+        if self.ext_degree not in (4, 8) or (1 << self.folding) <= self.ext_degree:
+            raise ValueError(f"ext_degree must be 4 or 8 and below 2^folding (hiding), got {self.ext_degree!r}")
         _check_int(self.shrink, "shrink", 1, self.folding)
         _check_int(self.final_log, "final_log", 0, 12)
         _check_int(self.ood, "ood", 0, 4)
@@ -101,10 +103,18 @@ class WhirParams:
         return self.queries[0] * (1 << self.folding) + 4 * self.ood if self.queries else 0
 
     @property
+    def masks(self) -> int:
+        """Random mask polynomials ``P_g`` (``G = ext_degree/4``): the first sumcheck messages are sums of
+        base-field tables against degree-4 weights, so each mask contributes a degree-4 value times its
+        ``ρ_g``; degree-8 challenges need two for the contributions to span the field."""
+        return self.ext_degree // 4
+
+    @property
     def padded_log(self) -> int:
         """``m' ≥ m``: small polynomials are padded with leading zero variables so that
         ``2^{m'} ≥ t_h`` (the hiding coefficients fit below ``2^{m'+1}``)."""
-        return _padded_log(self.log_size, self.queries[0] if self.queries else 1, self.folding, self.ood)
+        return _padded_log(self.log_size, self.queries[0] if self.queries else 1, self.folding, self.ood,
+                           self.ext_degree)
 
     @property
     def n_vars(self) -> int:
@@ -114,8 +124,7 @@ class WhirParams:
     @property
     def folds(self) -> tuple[int, ...]:
         """Variables bound in each round (one round per oracle)."""
-        return _folds(_padded_log(self.log_size, self.queries[0] if self.queries else 1, self.folding,
-                                  self.ood) + 1, self.folding, self.final_log)
+        return _folds(self.padded_log + 1, self.folding, self.final_log)
 
     @property
     def oracle_vars(self) -> tuple[int, ...]:
@@ -176,7 +185,7 @@ class WhirParams:
             ood = 0 if profile == "provable" else 2
         t0, params = 1, None
         for _ in range(8):  # t_0 fixes the hiding symbols, which can pad m, which moves the field terms
-            folds = _folds(_padded_log(log_size, t0, folding, ood) + 1, folding, final_log)
+            folds = _folds(_padded_log(log_size, t0, folding, ood, ext_degree) + 1, folding, final_log)
             trial = cls(log_size, (t0,) + (1,) * (len(folds) - 1), folding, blowup, shrink, final_log, ood,
                         profile, float(bits), ext_degree)
             fe = analyze(trial, 1).field_error(profile)
@@ -213,16 +222,17 @@ def dataclass_replace_queries(p: WhirParams, queries: tuple[int, ...]) -> WhirPa
                       p.security_bits, p.ext_degree)
 
 
-def _padded_log(m: int, t0: int, k: int, ood: int) -> int:
+def _padded_log(m: int, t0: int, k: int, ood: int, d: int = 4) -> int:
     """The smallest ``m' ≥ m`` such that (1) the ``t_h`` hiding coefficients fit below ``2^{m'}`` and
     (2) the random ``P_g`` (``2^{m'+1}`` base coordinates) covers, independently, everything the
     opening reveals about it before the first fold (``μ``, its OOD answers, ``t_h`` opened entries,
-    ``k`` sumcheck rounds of two extension elements) plus the folded ``F_1`` (``2^{m'+1-k}``
-    extension coefficients), which later rounds may reveal in full."""
+    ``k`` sumcheck rounds of two challenge-field elements) plus the folded ``F_1`` (``2^{m'+1-k}``
+    coefficients of ``d`` base coordinates each), which later rounds may reveal in full."""
     th = t0 * (1 << k) + 4 * ood
-    need = th + 4 * ood + 4 + 8 * k
+    g = d // 4  # mask polynomials, 2^{m'+1} base coordinates each
+    need = g * (th + 4 * ood + d) + 2 * d * k
     mp = max(m, (th - 1).bit_length())
-    while (1 << (mp + 1)) - 4 * (1 << (mp + 1 - k)) < need:
+    while g * (1 << (mp + 1)) - d * (1 << (mp + 1 - k)) < need:
         mp += 1
     return mp
 
@@ -288,7 +298,7 @@ def analyze(params: WhirParams, n_claims: int = 1) -> WhirSoundness:
     add("claims batching", inv_f)
     if params.ood:  # unique decoding: one close codeword, nothing for an OOD sample to separate
         add("initial ood", 0.0, ood_conj(params.n_vars, rho0))
-    add("mask line (proximity gap)", n0 * inv_fc, inv_fc / rho0)
+    add("mask line (proximity gap)", params.masks * n0 * inv_fc, params.masks * inv_fc / rho0)
     add("mask claim", inv_fc)
     q_prov = q_conj = 0.0
     n_or = len(params.folds)
