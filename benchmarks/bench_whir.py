@@ -75,7 +75,8 @@ def run_whir(m: int, profile: str, repeats: int, rng, n_claims: int = 1) -> dict
     rep = params.soundness(n_claims)
     out = {"scheme": f"whir-{profile}", "log": m, "claims": n_claims, "proof_bytes": size,
            "provable_bits": round(rep.provable_bits, 1), "conjectured_bits": round(rep.conjectured_bits, 1),
-           "queries": list(params.queries), "folds": list(params.folds), "domain_logs": list(params.domain_logs)}
+           "queries": list(params.queries), "folds": list(params.folds), "domain_logs": list(params.domain_logs),
+           "ext_degree": params.ext_degree, "masks": params.masks}
     for k, (ws, cs) in rows.items():
         out[f"{k}_wall_s"] = statistics.median(ws)
         out[f"{k}_cpu_s"] = statistics.median(cs)
@@ -110,6 +111,14 @@ def fmt_ms(s: float) -> str:
     return f"{s * 1e3:.1f} ms" if s < 10 else f"{s:.1f} s"
 
 
+def _field(r: dict) -> str:
+    """The field of ρ and the folding challenges (older JSON rows: recomputed from the parameter rule)."""
+    if not r["scheme"].startswith("whir"):
+        return ""
+    d = r.get("ext_degree") or WhirParams.for_security(100, r["log"], r["scheme"].split("-", 1)[1]).ext_degree
+    return f"degree {d}" + (" (2 masks)" if d == 8 else "")
+
+
 def write_md(res: dict, path: Path) -> None:
     m = res["machine"]
     lines = ["# WHIR-style commitment beside Ligero", "",
@@ -118,17 +127,18 @@ def write_md(res: dict, path: Path) -> None:
              f"{m.get('loadavg_1m_end', 0):.2f} at the end (a shared machine: compare rows of one run, not across runs).", "",
              f"Command: `{res['command']}` ({res['repeats']} repeats, medians; CPU time of the process, wall "
              "clock in docs/bench_whir.json). One claim at a random extension point unless stated.", "",
-             "| 2^m | scheme | commit | open | verify | proof | provable / conjectured bits | queries per oracle |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| 2^m | scheme | commit | open | verify | proof | provable / conjectured bits | queries per oracle | challenge field |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in res["rows"]:
         label = r["scheme"] + (f" ({r['claims']} claims)" if r.get("claims", 1) > 1 else "")
         if "refused" in r:
             lines.append(f"| {r['log']} | {label} | refused by the calculator: {r['refused'].split(':')[1].strip()} "
-                         "| | | | | |")
+                         "| | | | | | |")
             continue
         lines.append(f"| {r['log']} | {label} | {fmt_ms(r['commit_cpu_s'])} | {fmt_ms(r['open_cpu_s'])} | "
                      f"{fmt_ms(r['verify_cpu_s'])} | {r['proof_bytes'] / 1000:.1f} KB | "
-                     f"{r['provable_bits']} / {r['conjectured_bits']} | {', '.join(map(str, r.get('queries', [])))} |")
+                     f"{r['provable_bits']} / {r['conjectured_bits']} | {', '.join(map(str, r.get('queries', [])))} | "
+                     f"{_field(r)} |")
     lines += ["", "Ratios in the same run (WHIR ÷ Ligero, CPU time):", "",
               "| 2^m | profile | commit | open | commit + open | verify | proof |", "|---|---|---|---|---|---|---|"]
     by = {(r["log"], r["scheme"], r.get("claims", 1)): r for r in res["rows"]}
@@ -150,7 +160,13 @@ def main() -> None:
     ap.add_argument("--logs", type=int, nargs="+", default=[16, 18, 20, 22])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default=str(ROOT / "docs" / "bench_whir"))
+    ap.add_argument("--md-only", action="store_true", help="rewrite the markdown from the JSON of the last run")
     args = ap.parse_args()
+    if args.md_only:
+        out = Path(args.out)
+        write_md(json.loads(out.with_suffix(".json").read_text()), out.with_suffix(".md"))
+        print(out.with_suffix(".md").read_text())
+        return
     rng = np.random.default_rng(2024)
     mach = machine()
     print(json.dumps(mach))

@@ -18,15 +18,16 @@ Hiding (for ONE opening; see docs/whir.md for the argument and what is not hidde
   (``P_{f,u}(x) = f_u(x) + x^{2^{m'}} s_u(x)``): any ``t_h`` base-field evaluations of ``P_f`` off the
   claims are uniform, so the first oracle's opened blocks and initial out-of-domain answers reveal
   nothing (Ligero's hiding symbols, moved into a variable the folding reaches last).
-* ``P_g``: a uniformly random multilinear in the same ``n`` variables, committed in the same Merkle
-  leaves. The prover sends ``μ = ⟨P_g, w⟩`` for the claims' weight ``w``, the verifier draws ``ρ``, and
-  WHIR runs on ``F = P_f + ρ·P_g`` with claim ``σ + ρμ``. ``F`` is uniform given ``(μ, σ)``, so every
-  later message (sumcheck rounds, folded oracles, their OOD answers and opened blocks, the final
-  polynomial) is a function of a uniform polynomial subject to the public claim.
+* ``P_g``: a uniformly random multilinear in the same ``n`` variables (two of them, ``G = 2``, with
+  degree-8 challenges), committed in the same Merkle leaves. The prover sends ``μ_g = ⟨P_g, w⟩`` for
+  the claims' weight ``w``, the verifier draws ``ρ_g``, and WHIR runs on ``F = P_f + Σ_g ρ_g·P_g``
+  with claim ``σ + Σ_g ρ_g μ_g``. ``F`` is uniform given the ``μ_g`` and ``σ``, so every later message
+  (sumcheck rounds, folded oracles, their OOD answers and opened blocks, the final polynomial) is a
+  function of a uniform polynomial subject to the public claim.
 * Claims live at ``Y = 0``: ``f(z) = P_f(0^{m'-m}, z, 0)``.
 
 Protocol (transcript order): parameters, commitment, claims; initial OOD points ``ζ`` and answers
-``(P_f(ζ), P_g(ζ))``; claim weights ``α``; ``μ``; ``ρ``; then per oracle ``i``: ``k`` sumcheck rounds
+``(P_f(ζ), P_g(ζ))``; claim weights ``α``; the ``μ_g``; the ``ρ_g``; then per oracle ``i``: ``k`` sumcheck rounds
 ``(s(0), s(2))`` with folding challenges, then either the next oracle's root and its OOD answers, or
 the final polynomial (coefficients, sent in the clear); shift-query positions; combination
 challenges ``γ`` for the new constraints. The final polynomial's remaining variables are summed by a
