@@ -76,7 +76,7 @@ def test_degree_8_challenges_reach_100_provable_bits_up_to_2_25(m):
     assert p.ext_degree == 8
     rep = p.soundness()
     assert rep.provable_bits >= PROOF_FLOOR_BITS
-    # the field terms no longer cap it: the largest is the degree-4 batching of the claims
+    # the field terms no longer cap it: the largest left are the degree-4 combination challenges
     assert rep.terms["mask line (proximity gap)"] > 200
     assert min(v for k, v in rep.terms.items() if "queries" not in k) > 120
     assert max_provable_log_size() == 25  # N_0 = 2^27 at 2^25: BabyBear's two-adicity

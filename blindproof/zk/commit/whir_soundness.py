@@ -23,8 +23,8 @@ With the folding challenges in the degree-4 extension (``|F| ≈ 2^123.6``) the 
 about ``2.25·N_0/|F|``, i.e. at most ``123.6 − log2 N_0 − 1.2`` bits: with the hiding construction
 ``N_0 = 2^{m+1}·blowup``, and 100 provable bits stop at ``m = 20`` at blowup 2. ``ext_degree = 8`` draws
 ``ρ`` and the folding challenges from ``F_p[y]/(y^8 − 11)`` (``|F| ≈ 2^247.3``, containing the degree-4
-field by ``x ↦ y^2``), which moves those terms past 220 bits; the claims' and combinations'
-degree-4 challenges (123.6 bits each) remain. :meth:`WhirParams.for_security` uses degree 8 only
+field by ``x ↦ y^2``), which moves those terms past 220 bits; the combinations' degree-4 challenges
+(123.6 bits each) remain. :meth:`WhirParams.for_security` uses degree 8 only
 where degree 4 cannot reach the target. The derivation with worked numbers is in ``docs/whir.md``.
 """
 
@@ -275,8 +275,8 @@ def analyze(params: WhirParams, n_claims: int = 1) -> WhirSoundness:
     """Provable (unique decoding) and conjectured bits of one opening of ``n_claims`` claims under
     ``params``; see the module docstring and docs/whir.md for each term."""
     _check_int(n_claims, "n_claims", 1, 1 << 30)
-    inv_f = 2.0 ** (-EXT_LOG2)  # α, γ and OOD points: the degree-4 extension
-    inv_fc = 2.0 ** (-EXT_LOG2 * params.ext_degree / 4)  # ρ and the folding/sumcheck challenges
+    inv_f = 2.0 ** (-EXT_LOG2)  # γ and OOD points: the degree-4 extension
+    inv_fc = 2.0 ** (-EXT_LOG2 * params.ext_degree / 4)  # α, ρ and the folding/sumcheck challenges
     prov: dict[str, float] = {}
     conj: dict[str, float] = {}
     err = {"p": 0.0, "c": 0.0}
@@ -295,7 +295,7 @@ def analyze(params: WhirParams, n_claims: int = 1) -> WhirSoundness:
 
     n0 = 2.0 ** params.domain_logs[0]
     rho0 = 2.0 ** (params.n_vars - params.domain_logs[0])
-    add("claims batching", inv_f)
+    add("claims batching", inv_fc)
     if params.ood:  # unique decoding: one close codeword, nothing for an OOD sample to separate
         add("initial ood", 0.0, ood_conj(params.n_vars, rho0))
     add("mask line (proximity gap)", params.masks * n0 * inv_fc, params.masks * inv_fc / rho0)
