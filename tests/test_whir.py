@@ -89,8 +89,9 @@ def test_proof_size_does_not_grow_with_claims():
         proof = W.open_claims(state, claims, Transcript(DOMAIN))
         assert _verify(com, claims, proof, params).ok
         sizes.append(len(proof.to_bytes()))
-    # only the number of distinct query positions can differ
-    assert abs(sizes[0] - sizes[1]) < 0.05 * sizes[0]
+    # nothing in a proof is per claim: only the distinct query positions and how their Merkle paths
+    # share nodes differ between the two openings
+    assert abs(sizes[0] - sizes[1]) < 0.1 * sizes[0]
 
 
 def test_commitment_roundtrip_and_one_opening_only():

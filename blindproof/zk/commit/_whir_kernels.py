@@ -312,9 +312,9 @@ def fold2_s02(f, w, length, r):
 
 @nb.njit(**_NJ)
 def fold_blocks(vals, ys, rs, roots):
-    """Fold opened blocks (q, 2^k, 4) with challenges rs (k, 4): entry j of block b sits at
-    ``ys[b]·ζ^{rev_k(j)}``, pairs (2i, 2i+1) are ``±x`` and fold to ``(a+b)/2 + r·(a−b)/(2x)`` at
-    ``x^2``; ``roots[l]`` is the order-2^{k−l} generator. Returns (q, 4)."""
+    """Fold opened blocks (q, 2^k, 4) with challenges rs (k, 4): entry t of block b sits at
+    ``ys[b]·ζ^t`` (ζ of order 2^k), so entries i and i + 2^{k−1} are ``±x`` and fold to
+    ``(a+b)/2 + r·(a−b)/(2x)`` at ``x^2``; ``roots[l]`` is the order-2^{k−l} generator. Returns (q, 4)."""
     q, size = vals.shape[0], vals.shape[1]
     k = 0
     while (1 << k) < size:
@@ -330,21 +330,14 @@ def fold_blocks(vals, ys, rs, roots):
         n = size
         for l in range(k):
             half = n // 2
-            lk = k - l
             zeta = np.uint64(roots[l])
             r0, r1, r2, r3 = np.uint64(rs[l, 0]), np.uint64(rs[l, 1]), np.uint64(rs[l, 2]), np.uint64(rs[l, 3])
             w1, w2, w3 = (r1 * _W) % _P, (r2 * _W) % _P, (r3 * _W) % _P
+            x = y
             for i in range(half):
-                # x = y·ζ^{rev_{lk−1}(i)}
-                rv = 0
-                t = i
-                for _ in range(lk - 1):
-                    rv = (rv << 1) | (t & 1)
-                    t >>= 1
-                x = (y * powmod(zeta, rv)) % _P
                 inv2x = powmod((x * _TWO) % _P, np.uint64(P_INT - 2))
-                a0, a1, a2, a3 = cur[2 * i, 0], cur[2 * i, 1], cur[2 * i, 2], cur[2 * i, 3]
-                b0, b1, b2, b3 = cur[2 * i + 1, 0], cur[2 * i + 1, 1], cur[2 * i + 1, 2], cur[2 * i + 1, 3]
+                a0, a1, a2, a3 = cur[i, 0], cur[i, 1], cur[i, 2], cur[i, 3]
+                b0, b1, b2, b3 = cur[i + half, 0], cur[i + half, 1], cur[i + half, 2], cur[i + half, 3]
                 o0 = (submod(a0, b0) * inv2x) % _P
                 o1 = (submod(a1, b1) * inv2x) % _P
                 o2 = (submod(a2, b2) * inv2x) % _P
@@ -354,6 +347,7 @@ def fold_blocks(vals, ys, rs, roots):
                 cur[i, 1] = addmod((addmod(a1, b1) * inv2) % _P, p1)
                 cur[i, 2] = addmod((addmod(a2, b2) * inv2) % _P, p2)
                 cur[i, 3] = addmod((addmod(a3, b3) * inv2) % _P, p3)
+                x = (x * zeta) % _P
             n = half
             y = (y * y) % _P
         for c in range(4):
@@ -496,23 +490,18 @@ def fold_blocks_8(vals, ys, rs, roots):
         n = size
         for l in range(k):
             half = n // 2
-            lk = k - l
             zeta = np.uint64(roots[l])
             for c in range(8):
                 rr[c] = rs[l, c]
+            x = y
             for i in range(half):
-                rv = 0
-                t = i
-                for _ in range(lk - 1):
-                    rv = (rv << 1) | (t & 1)
-                    t >>= 1
-                x = (y * powmod(zeta, rv)) % _P
                 inv2x = powmod((x * _TWO) % _P, np.uint64(P_INT - 2))
                 for c in range(8):
-                    d[c] = (submod(cur[2 * i, c], cur[2 * i + 1, c]) * inv2x) % _P
+                    d[c] = (submod(cur[i, c], cur[i + half, c]) * inv2x) % _P
                 _mul8(d, rr, z)
                 for c in range(8):
-                    cur[i, c] = addmod((addmod(cur[2 * i, c], cur[2 * i + 1, c]) * inv2) % _P, z[c])
+                    cur[i, c] = addmod((addmod(cur[i, c], cur[i + half, c]) * inv2) % _P, z[c])
+                x = (x * zeta) % _P
             n = half
             y = (y * y) % _P
         for c in range(8):
@@ -605,4 +594,64 @@ def combine_many(a, bs, rs):
             for g in range(G):
                 acc += (np.uint64(bs[g, j]) * np.uint64(rs[g, c])) % _P
             out[j, c] = acc % _P
+    return out
+
+
+# --- encoding: multilinear coefficients straight to natural-order evaluations ------------------------
+
+_PINV_NEG = np.uint64((-pow(P_INT, -1, 1 << 32)) % (1 << 32))
+_M32 = np.uint64(0xFFFFFFFF)
+_S32 = np.uint64(32)
+
+
+@nb.njit(**_NJ)
+def _dit_butterflies(lo, hi, tw, h):
+    """lo, hi <- lo + hi·tw, lo − hi·tw (tw in Montgomery form) over h contiguous entries."""
+    for k in range(h):
+        t = np.uint64(hi[k]) * np.uint64(tw[k])
+        m = (t * _PINV_NEG) & _M32
+        r = (t + m * _P) >> _S32
+        v = r - _P if r >= _P else r
+        u = np.uint64(lo[k])
+        x = u + v
+        lo[k] = np.uint32(x - _P if x >= _P else x)
+        hi[k] = np.uint32(u - v if u >= v else u + _P - v)
+
+
+@nb.njit(**_NJ)
+def encode_natural(coefs, log_n, tw):
+    """Reed–Solomon codewords of multilinear coefficient rows (R, 2^m) on the 2^log_n-th roots of
+    unity, in NATURAL order: ``out[r, j] = P_u(ω^j)`` with ``P_u(x) = Σ_i c_i x^{rev_m(i)}``.
+
+    The coefficient vector in multilinear order IS the univariate one in bit-reversed order, so a
+    decimation-in-time NTT takes it as it is (no permutation pass); the zero padding up to 2^log_n
+    makes the first log2(blowup) stages copies, done as one broadcast. ``tw``: ``ntt._twiddles``."""
+    R, mlen = coefs.shape
+    n = 1 << log_n
+    b = n // mlen
+    out = np.empty((R, n), dtype=np.uint32)
+    for r in range(R):
+        row = out[r]
+        for j in range(mlen):
+            v = coefs[r, j]
+            for t in range(b):
+                row[j * b + t] = v
+        h = b
+        while h < n:
+            t0 = h - 1
+            if h >= 32:
+                for s in range(0, n, 2 * h):
+                    _dit_butterflies(row[s:s + h], row[s + h:s + 2 * h], tw[t0:t0 + h], h)
+            else:
+                for s in range(0, n, 2 * h):
+                    for k in range(h):
+                        t = np.uint64(row[s + k + h]) * np.uint64(tw[t0 + k])
+                        m = (t * _PINV_NEG) & _M32
+                        rr = (t + m * _P) >> _S32
+                        v2 = rr - _P if rr >= _P else rr
+                        u = np.uint64(row[s + k])
+                        x = u + v2
+                        row[s + k] = np.uint32(x - _P if x >= _P else x)
+                        row[s + k + h] = np.uint32(u - v2 if u >= v2 else u + _P - v2)
+            h *= 2
     return out

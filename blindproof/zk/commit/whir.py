@@ -8,8 +8,8 @@ Conventions. A multilinear ``P`` in ``n`` variables has coefficients ``c`` (MSB-
 and the univariate form ``P_u(x) = Σ_i c_i x^{rev_n(i)} = P(x, x^2, x^4, …, x^{2^{n-1}})`` (the first
 variable carries ``x``: binding it folds ``P_u(x) = P_e(x^2) + x P_o(x^2)`` into ``P_e + r P_o``, which
 is also what the sumcheck binds first). Oracle ``i`` is ``P_u`` evaluated on the ``N_i``-th roots of
-unity in bit-reversed order (:mod:`reed_solomon`), so the ``2^k`` points ``y·ζ^j`` that fold into one
-point ``y^{2^k}`` are one contiguous block: one Merkle leaf.
+unity in natural order; read as a ``(2^k, N_i/2^k)`` matrix, column ``b`` holds the ``2^k`` points
+``y_b·ζ^t`` that fold into ``y_b^{2^k}``: one Merkle leaf.
 
 Hiding (for ONE opening; see docs/whir.md for the argument and what is not hidden):
 
@@ -52,10 +52,10 @@ import numpy as np
 
 from blindproof.zk.commit import _whir_kernels as K
 from blindproof.zk.commit import merkle
-from blindproof.zk.commit import reed_solomon as _rs
 from blindproof.zk.commit.whir_soundness import WhirParams, WhirSoundness, analyze
 from blindproof.zk.field import babybear as F
 from blindproof.zk.field.encoding import ProofFormatError, Reader, Writer
+from blindproof.zk.field.ntt import _twiddles
 from blindproof.zk.iop import mle
 from blindproof.zk.iop.transcript import Transcript
 from blindproof.zk.verdict import VerifyResult, guarded
@@ -291,18 +291,6 @@ def _random_field(n: int, rng: np.random.Generator | None) -> np.ndarray:
     return F.uniform_from_bytes(read, n)
 
 
-_PERMS: dict[int, np.ndarray] = {}
-
-
-def _bitrev_gather(a: np.ndarray, log_n: int) -> np.ndarray:
-    """``out[e] = a[rev(e)]`` along the first axis (the permutation is cached per size)."""
-    if log_n not in _PERMS:
-        if len(_PERMS) > 8:
-            _PERMS.clear()
-        _PERMS[log_n] = K.bitrev_permutation(log_n)
-    return a[_PERMS[log_n]]
-
-
 def _rev(idx: np.ndarray, bits: int) -> np.ndarray:
     """Bit reversal of each index over ``bits`` bits."""
     out = np.zeros_like(idx)
@@ -312,10 +300,17 @@ def _rev(idx: np.ndarray, bits: int) -> np.ndarray:
 
 
 def _block_points(log_n: int, k: int, blocks: np.ndarray) -> np.ndarray:
-    """``y_b`` (base) of each block: block b of a bit-reversed codeword on 2^log_n points holds
-    ``y_b·ζ^{rev_k(j)}`` with ``y_b = ω^{rev_{log_n − k}(b)}``, ``ζ`` of order 2^k."""
+    """``y_b`` (base) of each block: a codeword on 2^log_n points in natural order, read as a
+    (2^k, 2^log_n / 2^k) matrix, has in column b the coset ``y_b·ζ^t`` (row t) with ``y_b = ω^b`` and
+    ``ζ = ω^{2^{log_n − k}}`` of order 2^k: the points that fold into ``y_b^{2^k}``."""
     om = F.two_adic_generator(log_n)
-    return F.pow_(np.full(blocks.shape, om, dtype=np.uint32), _rev(blocks, log_n - k))
+    return F.pow_(np.full(blocks.shape, om, dtype=np.uint32), blocks.astype(np.int64))
+
+
+def _encode(coefs: np.ndarray, log_n: int) -> np.ndarray:
+    """Codewords (R, 2^log_n), natural order, of multilinear coefficient rows (R, 2^m)
+    (:func:`_whir_kernels.encode_natural`)."""
+    return K.encode_natural(np.ascontiguousarray(coefs, dtype=np.uint32), log_n, _twiddles(log_n))
 
 
 # --- commitment --------------------------------------------------------------------------------------
@@ -402,11 +397,9 @@ def commit(table: np.ndarray, params: WhirParams, rng: np.random.Generator | Non
     pg_coefs = pg_table.copy()
     for g in range(G):
         K.mobius_base(pg_coefs[g])
-    code = _rs.encode_rows(np.stack([_bitrev_gather(pf_coefs, n)] + [_bitrev_gather(c, n) for c in pg_coefs]),
-                           1 << log_n0)  # (1 + G, N_0)
+    code = _encode(np.concatenate([pf_coefs[None], pg_coefs]), log_n0)  # (1 + G, N_0), natural order
     blocks = (1 << log_n0) >> k0
-    leaves = np.ascontiguousarray(code.reshape(1 + G, blocks, 1 << k0).transpose(0, 2, 1).reshape((1 + G) << k0,
-                                                                                                 blocks))
+    leaves = code.reshape((1 + G) << k0, blocks)  # row (polynomial, t), column b: the coset of block b
     tree = merkle.MerkleTree(leaves)
     com = Commitment(tree.root, m, params_digest(params))
     return com, ProverState(params, com, pf_table, pg_table, pf_coefs, pg_coefs, leaves, tree)
@@ -594,11 +587,9 @@ def open_claims(state: ProverState, claims: Sequence, transcript: Transcript) ->
         root, ood, ood_pts = b"", E.zero((0,)), None
         if i + 1 < nr:
             log_next, k_next = p.domain_logs[i + 1], p.folds[i + 1]
-            u = np.ascontiguousarray(_bitrev_gather(fco, m_next).T)  # (D, 2^m) univariate coefficients per limb
-            code = _rs.encode_rows(u, 1 << log_next)  # (D, N)
+            code = _encode(np.ascontiguousarray(fco.T), log_next)  # (D, N): one codeword per limb
             nb = (1 << log_next) >> k_next
-            next_leaves = np.ascontiguousarray(
-                code.reshape(D, nb, 1 << k_next).transpose(2, 0, 1).reshape(D << k_next, nb))
+            next_leaves = code.reshape(D << k_next, nb)  # row (limb, t), column b
             next_tree = merkle.MerkleTree(next_leaves)
             root = next_tree.root
             transcript.absorb_digest("whir/root", root)
@@ -613,7 +604,7 @@ def open_claims(state: ProverState, claims: Sequence, transcript: Transcript) ->
         if i == 0:
             values = np.ascontiguousarray(state.leaves[:, pos].T)
         else:
-            values = np.ascontiguousarray(leaves[:, pos].T.reshape(pos.size, 1 << k, D))  # rows (entry, limb)
+            values = np.ascontiguousarray(leaves[:, pos].T.reshape(pos.size, D, 1 << k).transpose(0, 2, 1))
         siblings = tree.open(pos)
         rounds.append(RoundProof(sc, root, ood, values, siblings))
         if i + 1 < nr:
@@ -648,8 +639,8 @@ def verify(commitment: Commitment, claims: Sequence, proof: "Proof | bytes", tra
 
 
 def _fold_blocks(vals: np.ndarray, ys: np.ndarray, rs: np.ndarray, E: "_Ext | None" = None) -> np.ndarray:
-    """Fold opened blocks (q, 2^k, d) whose entry j sits at ``y·ζ^{rev_k(j)}`` with the challenges
-    rs (k, d): the folded values at ``y^{2^k}`` (q, d); see :func:`_whir_kernels.fold_blocks`."""
+    """Fold opened blocks (q, 2^k, d) whose entry t sits at ``y·ζ^t`` with the challenges rs (k, d):
+    the folded values at ``y^{2^k}`` (q, d); see :func:`_whir_kernels.fold_blocks`."""
     E = E or _Ext(vals.shape[-1])
     k = vals.shape[1].bit_length() - 1
     roots = np.array([F.two_adic_generator(k - l) for l in range(k)], dtype=np.uint32)
@@ -658,19 +649,18 @@ def _fold_blocks(vals: np.ndarray, ys: np.ndarray, rs: np.ndarray, E: "_Ext | No
 
 
 def _fold_blocks_reference(vals: np.ndarray, ys: np.ndarray, rs: np.ndarray) -> np.ndarray:
-    """The same fold in numpy (tests compare the two)."""
+    """The same fold in numpy over the degree-4 field (tests compare the two)."""
     k = vals.shape[1].bit_length() - 1
     cur = vals
     y = ys.astype(np.uint32)
     inv2 = np.uint32((F.P + 1) // 2)
     for l in range(k):
         half = cur.shape[1] // 2
-        lk = k - l  # the current coset has order 2^lk
-        zp = F.pow_(np.full(half, np.uint32(F.two_adic_generator(lk)), dtype=np.uint32),
-                    _rev(np.arange(half, dtype=np.int64), lk - 1))  # ζ_lk^{rev_{lk-1}(i)}
-        x = F.mul(y[:, None], zp[None, :])  # (q, half)
+        zp = F.pow_(np.full(half, np.uint32(F.two_adic_generator(k - l)), dtype=np.uint32),
+                    np.arange(half, dtype=np.int64))  # ζ^i, ζ of order 2^{k−l}
+        x = F.mul(y[:, None], zp[None, :])  # (q, half): entry i is at x, entry i + half at −x
         inv2x = F.batch_inv(F.add(x, x))
-        a, b = cur[:, 0::2], cur[:, 1::2]
+        a, b = cur[:, :half], cur[:, half:]
         even = F.escale(F.eadd(a, b), np.broadcast_to(inv2, a.shape[:-1]))
         odd = F.escale(F.esub(a, b), inv2x)
         cur = F.eadd(even, F.emul(odd, np.broadcast_to(rs[l], odd.shape)))
@@ -767,7 +757,7 @@ def _verify(commitment, claims, proof, transcript: Transcript, params) -> Verify
             blockv = K.combine_many(np.ascontiguousarray(leaf_rows[:, :half]).reshape(-1), masks,
                                     rho).reshape(pos.size, half, E.d)
         else:
-            leaf_rows = np.ascontiguousarray(rd.values.reshape(pos.size, -1))
+            leaf_rows = np.ascontiguousarray(rd.values.transpose(0, 2, 1).reshape(pos.size, -1))  # (limb, t)
             blockv = rd.values
         if not merkle.verify(root, 1 << (ld - k), pos, merkle.hash_columns(np.ascontiguousarray(leaf_rows)),
                              rd.siblings):
