@@ -535,6 +535,14 @@ def test_kernels_match_references():
             h = 1 << (n - 1)
             assert np.array_equal(f2[:h], f3[:h]) and np.array_equal(w2_[:h], w3[:h])
             assert np.array_equal(s, WK.round_s02(f3, w3, h))
+    from blindproof.zk.commit import reed_solomon as RS
+    for m, log_n in ((0, 1), (3, 5), (8, 9), (10, 13)):
+        coefs = F.random(rng, (3, 1 << m))
+        got = W._encode(coefs, log_n)
+        # the same codeword by the commitment module's NTT: univariate coefficients = bit-reversed c
+        rev = RS.bit_reverse_permutation(1 << m)
+        want = RS.encode_rows(np.ascontiguousarray(coefs[:, rev]), 1 << log_n)  # bit-reversed points
+        assert np.array_equal(got[:, RS.bit_reverse_permutation(1 << log_n)], want)
     for k in (3, 4, 5):
         vals = F.erandom(rng, (7, 1 << k))
         ys = F.random(rng, 7)

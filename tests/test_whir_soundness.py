@@ -91,6 +91,8 @@ def test_degree_8_worked_example_2_22():
     assert rep.terms["mask line (proximity gap)"] == pytest.approx(2 * EXT_LOG2 - 25, abs=1e-9)  # 2·N_0: 222.3
     assert rep.terms["round 0 queries"] == pytest.approx(-p.queries[0] * math.log2(0.75), abs=1e-9)
     assert 100 <= rep.provable_bits < 101
+    assert rep.provable_bits == pytest.approx(100.29, abs=0.01)
+    assert rep.conjectured_bits == pytest.approx(122.04, abs=0.01)
 
 
 def test_conjectured_profile_reaches_2_25():

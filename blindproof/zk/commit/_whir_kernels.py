@@ -40,21 +40,6 @@ def mobius_base(t):
 
 
 @nb.njit(**_NJ)
-def combine(a, b, r):
-    """``a + r·b`` for base tables a, b (n,) and an extension scalar r: (n, 4)."""
-    n = a.shape[0]
-    out = np.empty((n, 4), dtype=np.uint32)
-    r0, r1, r2, r3 = np.uint64(r[0]), np.uint64(r[1]), np.uint64(r[2]), np.uint64(r[3])
-    for j in range(n):
-        bj = np.uint64(b[j])
-        out[j, 0] = addmod(np.uint64(a[j]), (bj * r0) % _P)
-        out[j, 1] = (bj * r1) % _P
-        out[j, 2] = (bj * r2) % _P
-        out[j, 3] = (bj * r3) % _P
-    return out
-
-
-@nb.njit(**_NJ)
 def round_s02(f, w, length):
     """First-variable round message of ``Σ_x f(x)·w(x)`` over the first ``length`` entries:
     ``s(0) = Σ_{j<h} f_j w_j`` and ``s(2) = Σ_{j<h} (2f_{j+h} − f_j)(2w_{j+h} − w_j)``; (2, 4)."""
@@ -125,7 +110,7 @@ def fold_coefs(c, length, r):
 
 @nb.njit(**_NJ)
 def add_pow_eqs(w, xs, coefs, scratch):
-    """``w += Σ_l coefs[l] · eq(pow(xs[l]), ·)`` for base-field points ``xs`` (L,), where
+    """(The plain version; the prover uses :func:`add_pow_eqs_split`, tests compare the two.) ``w += Σ_l coefs[l] · eq(pow(xs[l]), ·)`` for base-field points ``xs`` (L,), where
     ``pow(x) = (x, x^2, x^4, …)`` has one coordinate per variable of ``w`` (len(w) = 2^n); the eq
     table of a base point is built in the base field (``scratch``: (2^n,) uint64), then added with
     its extension coefficient."""
@@ -180,16 +165,6 @@ def add_eq(w, stride, offset, point, coef):
         o = offset + stride * x
         for c in range(4):
             w[o, c] = addmod(np.uint64(w[o, c]), np.uint64(t[x, c]))
-
-
-@nb.njit(**_NJ)
-def bitrev_permutation(log_n):
-    """``rev[i]`` = i with its ``log_n`` bits reversed (int32), by ``rev[i] = rev[i/2]/2 | (i&1)·2^{n−1}``."""
-    n = 1 << log_n
-    rev = np.zeros(n, dtype=np.int32)
-    for i in range(1, n):
-        rev[i] = (rev[i >> 1] >> 1) | ((i & 1) << (log_n - 1))
-    return rev
 
 
 @nb.njit(**_NJ)
@@ -454,19 +429,6 @@ def fold_coefs_8(cf, length, r):
         _mul8(d, rr, z)
         for c in range(8):
             cf[j, c] = addmod(np.uint64(cf[j, c]), z[c])
-
-
-@nb.njit(**_NJ)
-def combine_8(a, b, r):
-    """``a + r·b`` for base tables a, b (n,) and a degree-8 scalar r: (n, 8)."""
-    n = a.shape[0]
-    out = np.empty((n, 8), dtype=np.uint32)
-    for j in range(n):
-        bj = np.uint64(b[j])
-        out[j, 0] = addmod(np.uint64(a[j]), (bj * np.uint64(r[0])) % _P)
-        for c in range(1, 8):
-            out[j, c] = (bj * np.uint64(r[c])) % _P
-    return out
 
 
 @nb.njit(**_NJ)

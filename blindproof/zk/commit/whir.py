@@ -159,10 +159,10 @@ class _Ext:
         self.d = d
         if d == 4:
             self.round_s02, self.fold_table, self.fold_coefs = K.round_s02, K.fold_table, K.fold_coefs
-            self.combine, self.fold_blocks, self.fold2_s02 = K.combine, K.fold_blocks, K.fold2_s02
+            self.fold_blocks, self.fold2_s02 = K.fold_blocks, K.fold2_s02
         else:
             self.round_s02, self.fold_table, self.fold_coefs = K.round_s02_8, K.fold_table_8, K.fold_coefs_8
-            self.combine, self.fold_blocks, self.fold2_s02 = K.combine_8, K.fold_blocks_8, K.fold2_s02_8
+            self.fold_blocks, self.fold2_s02 = K.fold_blocks_8, K.fold2_s02_8
 
     def zero(self, shape=()) -> np.ndarray:
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
