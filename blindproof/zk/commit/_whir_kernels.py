@@ -552,9 +552,12 @@ def combine_many(a, bs, rs):
     out = np.empty((n, d), dtype=np.uint32)
     for j in range(n):
         for c in range(d):
+            # up to three raw products (each ≤ (p−1)^2 < 2^61.9) and a residue fit in 64 bits
             acc = np.uint64(a[j]) if c == 0 else np.uint64(0)
             for g in range(G):
-                acc += (np.uint64(bs[g, j]) * np.uint64(rs[g, c])) % _P
+                if g % 3 == 2:
+                    acc %= _P
+                acc += np.uint64(bs[g, j]) * np.uint64(rs[g, c])
             out[j, c] = acc % _P
     return out
 
