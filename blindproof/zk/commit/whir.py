@@ -34,10 +34,11 @@ challenges ``γ`` for the new constraints. The final polynomial's remaining vari
 last sumcheck, and the verifier checks ``claim = f_final(r)·w(r)``. The verifier takes
 :class:`WhirParams` from its caller, never from the proof.
 
-``ρ``, the folding challenges and everything computed after ``ρ`` live in the degree-4 extension, or
-in the degree-8 extension ``y^8 − 11`` (``params.ext_degree = 8``, :class:`_Ext`) where the degree-4
-field would cap the provable soundness (``N/|F|`` per fold): claims, ``α``, ``γ`` and OOD points stay
-in the degree-4 field and are embedded by ``x ↦ y^2``.
+The claim weights ``α``, the ``ρ_g``, the folding challenges and everything computed from them live
+in the degree-4 extension, or in the degree-8 extension ``y^8 − 11`` (``params.ext_degree = 8``,
+:class:`_Ext`) where the degree-4 field would cap the provable soundness (``N/|F|`` per fold); claim
+points and values, OOD points and the combination challenges ``γ`` stay in the degree-4 field and are
+embedded by ``x ↦ y^2``.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ from blindproof.zk.iop.transcript import Transcript
 from blindproof.zk.verdict import VerifyResult, guarded
 
 __all__ = ["WhirParams", "WhirSoundness", "Claim", "LinearClaim", "Commitment", "ProverState", "Proof",
-           "commit", "open_claims", "verify", "analyze"]
+           "RoundProof", "commit", "open_claims", "verify", "analyze", "max_proof_bytes", "params_digest",
+           "ProofFormatError"]
 
 COMMITMENT_MAGIC = b"BPWC"
 PROOF_MAGIC = b"BPWP"
@@ -344,10 +346,12 @@ class Commitment:
         return Commitment(root, m, pd)
 
     def digest(self) -> bytes:
+        """BLAKE3 of the encoding: what transcripts absorb."""
         return blake3.blake3(self.to_bytes()).digest()
 
 
 def params_digest(params: WhirParams) -> bytes:
+    """The digest a commitment records of the parameters it was made under."""
     return blake3.blake3(b"blindproof whir params v1" + params.encode()).digest()
 
 
