@@ -260,8 +260,7 @@ def check_grammar(tokens: list[str]) -> Grammar:
 
 def decode_statement(data: bytes) -> dict:
     """Parse a model-proof statement: model digest (32), spec digest (32), ``<dII`` parameters (security
-    bits, blowup, proximity tests), ``<Q`` start, then inputs and outputs, each a ``<I`` count and per
-    tensor (sorted by name) ``<I`` name length, name, ``<I`` ndim, ``<Q`` dims, int64 LE values."""
+    bits, blowup, proximity tests), ``<Q`` start, then the 32-byte digest of the public input and output."""
     at = 0
 
     def take(n: int) -> bytes:
@@ -273,19 +272,25 @@ def decode_statement(data: bytes) -> dict:
     out: dict = {"model_digest": take(32), "spec_digest": take(32)}
     out["security_bits"], out["blowup"], out["proximity_tests"] = struct.unpack("<dII", take(16))
     (out["start"],) = struct.unpack("<Q", take(8))
-    for group in ("inputs", "outputs"):
-        (n,) = struct.unpack("<I", take(4))
-        tensors = {}
-        for _ in range(n):
-            (ln,) = struct.unpack("<I", take(4))
-            name = take(ln).decode("utf-8")
-            (nd,) = struct.unpack("<I", take(4))
-            shape = struct.unpack(f"<{nd}Q", take(8 * nd))
-            tensors[name] = np.frombuffer(take(8 * int(np.prod(shape, dtype=np.int64))), dtype="<i8").reshape(shape)
-        assert list(tensors) == sorted(tensors), f"statement {group} are not sorted by name"
-        out[group] = tensors
+    out["public_digest"] = take(32)
     assert at == len(data), f"{len(data) - at} trailing statement bytes"
     return out
+
+
+def public_digest(inputs: dict, outputs: dict) -> bytes:
+    """The public tensors' digest, written from its specification (docs/proofs.md §2): BLAKE3 keyed by
+    nothing, prefixed ``blindproof/public/v1``; per side a ``<I`` count, then per tensor sorted by name
+    ``<I`` name length, name, ``<I`` ndim, ``<Q`` dims, int64 LE values."""
+    import blake3
+
+    h = blake3.blake3(b"blindproof/public/v1")
+    for group in (inputs, outputs):
+        h.update(struct.pack("<I", len(group)))
+        for k in sorted(group):
+            a = np.ascontiguousarray(group[k], dtype="<i8")
+            h.update(struct.pack("<I", len(k.encode())) + k.encode() + struct.pack("<I", a.ndim)
+                     + b"".join(struct.pack("<Q", d) for d in a.shape) + a.tobytes())
+    return h.digest()
 
 
 # --- recording one proof ------------------------------------------------------------------------------
@@ -356,11 +361,7 @@ def check_statement_first(tr: Trace, rec_: Recorded) -> None:
     assert (st["security_bits"], st["blowup"], st["proximity_tests"]) == (
         com.params.security_bits, com.params.blowup, com.params.proximity_tests)
     assert st["start"] == proof.start
-    for group in ("inputs", "outputs"):
-        want = getattr(proof, group)
-        assert set(st[group]) == set(want)
-        for k, v in want.items():
-            assert np.array_equal(st[group][k], v), f"statement {group} {k!r} differs from the proof's"
+    assert st["public_digest"] == proof.public_digest == public_digest(proof.inputs, proof.outputs)
     assert all(e.kind not in ("domain", "statement") for e in tr.events[2:])
 
 
