@@ -1,0 +1,314 @@
+"""ONNX files into the integer program: each node of the graph read onto the shared op mapping
+(:mod:`blindproof.quant.graph_ops`), the one torch modules use.
+
+| ONNX | integer program |
+|---|---|
+| ``Gemm`` (``transA = 0``), ``MatMul`` by a weight, with a following ``Add`` of a bias vector | ``linear`` (int8 weights, int32 bias) |
+| ``BatchNormalization`` right after one of those, on ``(batch, features)`` | folded into its weights and bias |
+| ``BatchNormalization`` elsewhere, on ``(batch, features)`` | ``mul_weight`` + ``add_weight`` |
+| ``Relu`` | ``rescale`` clamped at 0 |
+| ``Gelu`` (``approximate`` none or tanh), ``Tanh``, ``Mul(x, Sigmoid(x))`` (SiLU) | table ``lookup`` |
+| ``Sigmoid`` | ``lookup`` of ``σ(x) − 1/2``, ``add_weight`` of 1/2 |
+| ``LayerNormalization`` (last axis) | ``norm`` (layer), gain and shift |
+| ``Add``, ``Mul`` of two tensors; of a tensor and a number or per-feature vector | ``add``; ``mul``; ``add_weight``; ``mul_weight`` |
+| ``Flatten`` (axis 1), ``Reshape`` / ``Squeeze`` to ``(batch, features)`` | the input flattened when encoded (first step); nothing on a 2-d tensor |
+| ``Identity``, ``Dropout`` (inference), ``Constant`` | nothing |
+
+Anything else stops the walk with a one-line error naming the first unsupported node, e.g.
+``unsupported ONNX node 'conv1' (Conv); supported: …``. The walk computes every tensor's float value on
+the calibration batch; at the end they must equal the graph's own output as
+:mod:`blindproof.quant.onnx_eval` evaluates it, so a node read wrongly fails instead of proving another
+function.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from blindproof.quant.builder import QuantizationError, _Builder, _Node
+from blindproof.quant.graph_ops import GraphOps, Unsupported, fold_batchnorm
+from blindproof.quant.onnx_model import OnnxModel, OnnxModelError, attributes, node_label
+
+SUPPORTED = ("Gemm, MatMul (+ Add bias), BatchNormalization (folded), Relu, Gelu, Sigmoid, Tanh, Mul(x, Sigmoid(x)), "
+             "LayerNormalization, Add, Mul, Flatten, Reshape/Squeeze to (batch, features), Identity, Dropout, "
+             "Constant")
+_PASS = ("Identity", "Dropout")
+
+
+def unsupported(node: Any, why: str = "") -> OnnxModelError:
+    """The one-line error naming ``node``, its op type and why (when there is more to say)."""
+    extra = f": {why}" if why else ""
+    return OnnxModelError(f"unsupported ONNX node {node_label(node)!r} ({node.op_type}){extra}; "
+                          f"supported: {SUPPORTED}")
+
+
+class _Walk:
+    """One pass over the graph's nodes (topological order, as ONNX stores them)."""
+
+    def __init__(self, b: _Builder, model: OnnxModel, x: np.ndarray) -> None:
+        self.b, self.model, self.x = b, model, x
+        self.ops = GraphOps(b)
+        self.const = model.constants
+        self.env: dict[str, _Node] = {}
+        self.readers: dict[str, list[Any]] = {}
+        for node in model.graph.node:
+            for name in node.input:
+                self.readers.setdefault(name, []).append(node)
+        self.readers.setdefault(model.output_name, []).append(None)  # the graph output is read too
+        self.done: set[int] = set()  # nodes absorbed by an earlier one (bias adds, batchnorms, SiLU's Mul)
+        self.names: set[str] = {"x", "output"}
+
+    # --- helpers -----------------------------------------------------------------------------------
+    def name(self, node: Any) -> str:
+        """A tensor name for the program: the node's label in spec characters, unique."""
+        base = re.sub(r"[^A-Za-z0-9_-]", "_", node_label(node)).strip("_") or node.op_type
+        name, i = base, 1
+        while name in self.names:
+            i += 1
+            name = f"{base}_{i}"
+        self.names.add(name)
+        return name
+
+    def tensor(self, name: str) -> _Node:
+        if name in self.env:
+            return self.env[name]
+        if name in self.const:
+            raise Unsupported(f"the operand {name!r} is a constant where a computed tensor is needed")
+        raise Unsupported(f"the operand {name!r} is not computed by a supported node")
+
+    def sole_reader(self, tensor: str) -> Any | None:
+        """The one node reading ``tensor`` (None when it is read by several, or is the graph's output)."""
+        r = self.readers.get(tensor, [])
+        return r[0] if len(r) == 1 else None
+
+    def vector_operand(self, node: Any, out_width: int) -> np.ndarray | None:
+        """For an ``Add`` of a computed tensor and a constant: the constant as a per-feature vector."""
+        a, c = node.input[0], node.input[1]
+        k = self.const.get(c) if a not in self.const else self.const.get(a)
+        if k is None or k.dtype.kind != "f" or k.size not in (1, out_width) or (k.size > 1 and k.shape[-1] != out_width):
+            return None
+        return np.broadcast_to(k.reshape(-1), (out_width,)).astype(np.float64)
+
+    # --- linear layers -----------------------------------------------------------------------------
+    def weights(self, node: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(W, b)`` of a Gemm or MatMul: ``y = x·Wᵀ + b``, ``W`` of shape ``(out, in)``."""
+        if node.op_type == "MatMul":
+            w = self.const.get(node.input[1])
+            if w is None or node.input[0] in self.const:
+                raise Unsupported("only a MatMul of a computed tensor by a weight (an initializer) is supported")
+            if w.ndim != 2 or w.dtype.kind != "f":
+                raise Unsupported(f"a weight of shape {w.shape}; a 2-d float32 weight is supported")
+            return w.T, None
+        a = attributes(node)
+        if a.get("transA", 0):
+            raise Unsupported("transA = 1 is not supported")
+        w = self.const.get(node.input[1])
+        if w is None or w.ndim != 2 or w.dtype.kind != "f":
+            raise Unsupported("its B operand must be a 2-d float32 weight (an initializer)")
+        w = (w if a.get("transB", 0) else w.T) * float(a.get("alpha", 1.0))
+        bias = None
+        if len(node.input) > 2 and node.input[2]:
+            c = self.const.get(node.input[2])
+            if c is None or c.dtype.kind != "f" or c.size not in (1, w.shape[0]):
+                raise Unsupported("its C operand must be a float32 vector of one value per output")
+            bias = np.broadcast_to(c.reshape(-1), (w.shape[0],)) * float(a.get("beta", 1.0))
+        return w, bias
+
+    def linear(self, node: Any) -> None:
+        """A Gemm or MatMul, with the bias ``Add`` and the ``BatchNormalization`` that follow it folded in."""
+        x = self.tensor(node.input[0])
+        w, bias = self.weights(node)
+        out, folded = node.output[0], False
+        nxt = self.sole_reader(out)
+        if bias is None and nxt is not None and nxt.op_type == "Add":
+            vec = self.vector_operand(nxt, w.shape[0])
+            if vec is not None:
+                bias, out = vec, nxt.output[0]
+                self.done.add(id(nxt))
+                nxt = self.sole_reader(out)
+        if nxt is not None and nxt.op_type == "BatchNormalization" and x.value.ndim == 2:
+            stats = self.batchnorm_stats(nxt)
+            if stats is not None:
+                w, bias = fold_batchnorm(w, bias, *stats)
+                out, folded = nxt.output[0], True
+                self.done.add(id(nxt))
+        self.env[out] = self.ops.linear(x, w, bias, self.name(node), folded=folded)
+
+    def batchnorm_stats(self, node: Any) -> tuple | None:
+        """``(mean, var, gamma, beta, eps)`` of an inference-mode BatchNormalization with constant operands."""
+        a = attributes(node)
+        vals = [self.const.get(n) for n in node.input[1:5]]
+        if a.get("training_mode", 0) or len(vals) != 4 or any(v is None for v in vals) or len(node.output) > 1:
+            return None
+        gamma, beta, mean, var = vals
+        return mean, var, gamma, beta, float(a.get("epsilon", 1e-5))
+
+    # --- shapes ------------------------------------------------------------------------------------
+    def reshape(self, node: Any, x: _Node) -> _Node:
+        """A Reshape or Squeeze that keeps the batch axis and leaves ``(batch, features)`` or the same shape."""
+        shape = x.value.shape
+        if node.op_type == "Squeeze":
+            axes = attributes(node).get("axes")
+            if len(node.input) > 1 and node.input[1]:
+                axes = self.const.get(node.input[1])
+                if axes is None:
+                    raise Unsupported("its axes must be a constant")
+            axes = ([i for i, s in enumerate(shape) if s == 1 and i > 0] if axes is None
+                    else sorted({int(v) % len(shape) for v in np.asarray(axes).reshape(-1)}))
+            if 0 in axes or any(shape[i] != 1 for i in axes):
+                raise Unsupported(f"squeezing axes {axes} of a {shape} tensor (only axes of size 1 after the "
+                                  "batch axis)")
+            target = tuple(s for i, s in enumerate(shape) if i not in axes)
+        else:
+            t = self.const.get(node.input[1]) if len(node.input) > 1 else None
+            if t is None or t.dtype.kind not in "iu":
+                raise Unsupported("its shape must be a constant")
+            target = self.reshape_target(shape, [int(v) for v in t.reshape(-1)], attributes(node))
+        if target == shape:
+            return x
+        return self.ops.reshape(x, target)
+
+    def reshape_target(self, shape: tuple[int, ...], t: list[int], a: dict) -> tuple[int, ...]:
+        """A Reshape's shape for ``shape``: its first entry is the batch axis (0, -1, or the graph's fixed
+        batch size), the rest resolved as ONNX does (0 copies an axis, -1 takes what is left)."""
+        declared = self.model.input_shape[0]
+        if not t or not (t[0] in (0, -1) or (declared is not None and t[0] == declared)
+                         or (t[0] == shape[0])):
+            raise Unsupported(f"a reshape to {tuple(t)} does not keep the batch axis")
+        rest = [shape[i] if v == 0 and not a.get("allowzero", 0) and i < len(shape) else v
+                for i, v in enumerate(t) if i > 0]
+        total = int(np.prod(shape[1:]))
+        if rest.count(-1) == 1:
+            known = int(np.prod([v for v in rest if v != -1]))
+            if known <= 0 or total % known:
+                raise Unsupported(f"a reshape of {shape} to {tuple(t)}")
+            rest = [total // known if v == -1 else v for v in rest]
+        if int(np.prod(rest)) != total or any(v <= 0 for v in rest):
+            raise Unsupported(f"a reshape of {shape} to {tuple(t)}")
+        return (shape[0], *rest)
+
+    # --- nodes -------------------------------------------------------------------------------------
+    def binary(self, node: Any) -> _Node:
+        """Add or Mul: two computed tensors, or one and a constant (a number or one value per feature)."""
+        a, c = node.input[0], node.input[1]
+        add = node.op_type == "Add"
+        if a not in self.const and c not in self.const:
+            x, y = self.tensor(a), self.tensor(c)
+            return self.ops.add(x, y, self.name(node)) if add else self.ops.mul(x, y, self.name(node))
+        if a in self.const and c in self.const:
+            raise Unsupported("both operands are constants")
+        t, k = (self.tensor(a), self.const[c]) if c in self.const else (self.tensor(c), self.const[a])
+        if k.dtype.kind != "f":
+            raise Unsupported(f"a constant operand of type {k.dtype}")
+        if k.ndim > t.value.ndim:
+            raise Unsupported(f"a constant of shape {k.shape} broadcasts the {t.value.shape} tensor")
+        name = self.name(node)
+        return self.ops.add_const(t, k, name) if add else self.ops.mul_const(t, k, name)
+
+    def sigmoid(self, node: Any, x: _Node) -> None:
+        """Sigmoid, or SiLU when its only reader is ``Mul(x, Sigmoid(x))``."""
+        src, out = node.input[0], node.output[0]
+        mul = self.sole_reader(out)
+        if mul is not None and mul.op_type == "Mul" and sorted(mul.input) == sorted([src, out]):
+            self.done.add(id(mul))
+            self.env[mul.output[0]] = self.ops.activation(x, "silu", self.name(mul))
+            return
+        self.env[out] = self.ops.sigmoid(x, self.name(node))
+
+    def node(self, node: Any) -> None:
+        """Emit one node (its outputs go into ``env``)."""
+        op = node.op_type
+        if node.domain not in ("", "ai.onnx"):
+            raise Unsupported(f"operator domain {node.domain!r}")
+        if op in ("Gemm", "MatMul"):
+            return self.linear(node)
+        if op in ("Add", "Mul"):
+            self.env[node.output[0]] = self.binary(node)
+            return None
+        if op in _PASS:
+            if op == "Dropout" and len(node.output) > 1 and node.output[1]:
+                raise Unsupported("its mask output is read")
+            if op == "Dropout" and len(node.input) > 2 and node.input[2]:
+                mode = self.const.get(node.input[2])
+                if mode is None or bool(np.asarray(mode).reshape(-1)[0]):
+                    raise Unsupported("training mode")
+            self.env[node.output[0]] = self.tensor(node.input[0])
+            return None
+        x = self.tensor(node.input[0])
+        a = attributes(node)
+        ops, out = self.ops, node.output[0]
+        if op == "Relu":
+            self.env[out] = ops.relu(x, self.name(node))
+        elif op == "Sigmoid":
+            self.sigmoid(node, x)
+        elif op == "Tanh":
+            self.env[out] = ops.activation(x, "tanh", self.name(node))
+        elif op == "Gelu":
+            approx = a.get("approximate", "none")
+            if approx not in ("none", "tanh"):
+                raise Unsupported(f"approximate = {approx!r}")
+            self.env[out] = ops.activation(x, "gelu_tanh" if approx == "tanh" else "gelu", self.name(node))
+        elif op == "LayerNormalization":
+            if a.get("axis", -1) % x.value.ndim != x.value.ndim - 1:
+                raise Unsupported("only a normalization over the last axis is supported")
+            if any(o for o in node.output[1:]):
+                raise Unsupported("its mean and inverse deviation outputs are read")
+            gamma = self.const.get(node.input[1]) if len(node.input) > 1 and node.input[1] else None
+            beta = self.const.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+            if (len(node.input) > 1 and node.input[1] and gamma is None) or \
+                    (len(node.input) > 2 and node.input[2] and beta is None):
+                raise Unsupported("its scale and bias must be constants")
+            self.env[out] = ops.layernorm(x, gamma.reshape(-1) if gamma is not None else None,
+                                          beta.reshape(-1) if beta is not None else None,
+                                          float(a.get("epsilon", 1e-5)), self.name(node))
+        elif op == "BatchNormalization":
+            stats = self.batchnorm_stats(node)
+            if stats is None:
+                raise Unsupported("only inference mode with constant statistics is supported")
+            self.env[out] = ops.batchnorm(x, *stats, self.name(node))
+        elif op == "Flatten":
+            if a.get("axis", 1) % max(x.value.ndim, 1) != 1:
+                raise Unsupported("only Flatten(axis = 1) is supported")
+            self.env[out] = ops.flatten(x)
+        elif op in ("Reshape", "Squeeze"):
+            self.env[out] = self.reshape(node, x)
+        else:
+            raise Unsupported("")
+        return None
+
+    def run(self) -> _Node:
+        x = self.x
+        self.model.check_input(x)
+        self.env[self.model.input_name] = self.b.input_features("x", x.astype(np.float64))
+        for node in self.model.graph.node:
+            if node.op_type == "Constant" and node.domain in ("", "ai.onnx") or id(node) in self.done:
+                continue
+            try:
+                self.node(node)
+            except Unsupported as exc:
+                raise unsupported(node, exc.why) from None
+        out = self.env.get(self.model.output_name)
+        if out is None or self.ops.is_input(out):
+            raise OnnxModelError(f"{self.model.name}: the graph computes nothing from its input")
+        return self.b.requant(out, "output")
+
+
+def walk_onnx(b: _Builder, model: OnnxModel, x: np.ndarray) -> tuple[list[_Node], dict]:
+    """Emit ``model``'s graph onto ``b`` with calibration data ``x`` (float features ``(batch, ...)`` of the
+    graph input's shape); returns the program's outputs and its architecture description. Checks the
+    walk's float values against the graph's own output on ``x`` (:mod:`blindproof.quant.onnx_eval`)."""
+    x = np.asarray(x)
+    walk = _Walk(b, model, x)
+    out = walk.run()
+    ref = model(x)
+    got = out.value.reshape(ref.shape) if out.value.size == ref.size else out.value
+    scale = max(1.0, float(np.abs(ref).max())) if ref.size else 1.0
+    if got.shape != ref.shape or not np.allclose(got, ref, rtol=1e-6, atol=1e-6 * scale):
+        raise QuantizationError(f"{model.name}: the mapped graph's float values differ from the ONNX graph's "
+                                "output (a node was read differently from how ONNX defines it)")
+    arch = {"family": "onnx", "opset": model.opset, "graph": walk.ops.desc,
+            "input_shape": list(x.shape[1:]), "flatten_input": walk.ops.flatten_input}
+    return [out], arch
