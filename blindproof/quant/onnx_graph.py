@@ -7,10 +7,10 @@
 | ``BatchNormalization`` right after one of those, on ``(batch, features)`` | folded into its weights and bias |
 | ``BatchNormalization`` elsewhere, on ``(batch, features)`` | ``mul_weight`` + ``add_weight`` |
 | ``Relu`` | ``rescale`` clamped at 0 |
-| ``Gelu`` (``approximate`` none or tanh), ``Tanh``, ``Mul(x, Sigmoid(x))`` (SiLU) | table ``lookup`` |
+| ``Gelu`` (``approximate`` none or tanh), its ``Erf`` form (``Div(x, √2)``, ``Erf``, ``Add 1``, ``Mul x``, ``Mul 0.5``), ``Tanh``, ``Mul(x, Sigmoid(x))`` (SiLU) | table ``lookup`` |
 | ``Sigmoid`` | ``lookup`` of ``σ(x) − 1/2``, ``add_weight`` of 1/2 |
 | ``LayerNormalization`` (last axis) | ``norm`` (layer), gain and shift |
-| ``Add``, ``Mul`` of two tensors; of a tensor and a number or per-feature vector | ``add``; ``mul``; ``add_weight``; ``mul_weight`` |
+| ``Add``, ``Mul`` of two tensors; ``Add``, ``Sub``, ``Mul``, ``Div`` of a tensor and a number or per-feature vector | ``add``; ``mul``; ``add_weight``; ``mul_weight`` |
 | ``Flatten`` (axis 1), ``Reshape`` / ``Squeeze`` to ``(batch, features)`` | the input flattened when encoded (first step); nothing on a 2-d tensor |
 | ``Identity``, ``Dropout`` (inference), ``Constant`` | nothing |
 
@@ -23,6 +23,7 @@ function.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -32,9 +33,9 @@ from blindproof.quant.builder import QuantizationError, _Builder, _Node
 from blindproof.quant.graph_ops import GraphOps, Unsupported, fold_batchnorm
 from blindproof.quant.onnx_model import OnnxModel, OnnxModelError, attributes, node_label
 
-SUPPORTED = ("Gemm, MatMul (+ Add bias), BatchNormalization (folded), Relu, Gelu, Sigmoid, Tanh, Mul(x, Sigmoid(x)), "
-             "LayerNormalization, Add, Mul, Flatten, Reshape/Squeeze to (batch, features), Identity, Dropout, "
-             "Constant")
+SUPPORTED = ("Gemm, MatMul (+ Add bias), BatchNormalization (folded), Relu, Gelu (or its Erf form), Sigmoid, Tanh, "
+             "Mul(x, Sigmoid(x)), LayerNormalization, Add, Mul, Sub/Div by a constant, Flatten, Reshape/Squeeze to "
+             "(batch, features), Identity, Dropout, Constant")
 _PASS = ("Identity", "Dropout")
 
 
@@ -192,21 +193,62 @@ class _Walk:
 
     # --- nodes -------------------------------------------------------------------------------------
     def binary(self, node: Any) -> _Node:
-        """Add or Mul: two computed tensors, or one and a constant (a number or one value per feature)."""
+        """Add or Mul of two computed tensors, or of one and a constant (a number or one value per feature);
+        Sub or Div of a computed tensor by such a constant."""
         a, c = node.input[0], node.input[1]
-        add = node.op_type == "Add"
+        op = node.op_type
         if a not in self.const and c not in self.const:
+            if op in ("Sub", "Div"):
+                raise Unsupported(f"{op} of two computed tensors (only by a constant)")
             x, y = self.tensor(a), self.tensor(c)
-            return self.ops.add(x, y, self.name(node)) if add else self.ops.mul(x, y, self.name(node))
+            return self.ops.add(x, y, self.name(node)) if op == "Add" else self.ops.mul(x, y, self.name(node))
         if a in self.const and c in self.const:
             raise Unsupported("both operands are constants")
+        if a in self.const and op in ("Sub", "Div"):
+            raise Unsupported(f"a constant {'minus' if op == 'Sub' else 'divided by'} a computed tensor")
         t, k = (self.tensor(a), self.const[c]) if c in self.const else (self.tensor(c), self.const[a])
         if k.dtype.kind != "f":
             raise Unsupported(f"a constant operand of type {k.dtype}")
         if k.ndim > t.value.ndim:
             raise Unsupported(f"a constant of shape {k.shape} broadcasts the {t.value.shape} tensor")
+        if op == "Div" and not np.all(k != 0):
+            raise Unsupported("a division by zero")
         name = self.name(node)
-        return self.ops.add_const(t, k, name) if add else self.ops.mul_const(t, k, name)
+        if op in ("Add", "Sub"):
+            return self.ops.add_const(t, k if op == "Add" else -k, name)
+        return self.ops.mul_const(t, k if op == "Mul" else 1.0 / k, name)
+
+    def scalar(self, tensor: str) -> float | None:
+        """The value of a one-element float constant (None for anything else)."""
+        k = self.const.get(tensor)
+        return float(k.reshape(-1)[0]) if k is not None and k.dtype.kind == "f" and k.size == 1 else None
+
+    def gelu_erf(self, node: Any) -> bool:
+        """GELU written out as exporters do at opsets before ``Gelu``: ``Div(x, √2)`` (or ``Mul(x, 1/√2)``),
+        ``Erf``, ``Add(·, 1)``, ``Mul(x, ·)``, ``Mul(·, 0.5)``, each the only reader of the one before.
+        When ``node`` starts that chain, emit one GELU lookup for all of it and return True."""
+        if len(node.input) != 2 or node.input[0] in self.const:
+            return False
+        x, k = node.input[0], self.scalar(node.input[1])
+        if k is None or not (abs(k - math.sqrt(2.0)) < 1e-5 if node.op_type == "Div" else
+                             abs(k - math.sqrt(0.5)) < 1e-5):
+            return False
+        chain, cur = [], node
+        for op, other_operand in (("Erf", None), ("Add", 1.0), ("Mul", x), ("Mul", 0.5)):
+            nxt = self.sole_reader(cur.output[0])
+            if nxt is None or nxt.op_type != op or nxt.domain not in ("", "ai.onnx"):
+                return False
+            other = [i for i in nxt.input if i != cur.output[0]]
+            if isinstance(other_operand, str) and other != [other_operand]:
+                return False
+            if isinstance(other_operand, float) and (len(other) != 1 or self.scalar(other[0]) != other_operand):
+                return False
+            chain.append(nxt)
+            cur = nxt
+        for n in chain:
+            self.done.add(id(n))
+        self.env[chain[-1].output[0]] = self.ops.activation(self.tensor(x), "gelu", self.name(chain[0]))
+        return True
 
     def sigmoid(self, node: Any, x: _Node) -> None:
         """Sigmoid, or SiLU when its only reader is ``Mul(x, Sigmoid(x))``."""
@@ -225,7 +267,9 @@ class _Walk:
             raise Unsupported(f"operator domain {node.domain!r}")
         if op in ("Gemm", "MatMul"):
             return self.linear(node)
-        if op in ("Add", "Mul"):
+        if op in ("Div", "Mul") and self.gelu_erf(node):
+            return None
+        if op in ("Add", "Mul", "Sub", "Div"):
             self.env[node.output[0]] = self.binary(node)
             return None
         if op in _PASS:
@@ -284,7 +328,7 @@ class _Walk:
         self.model.check_input(x)
         self.env[self.model.input_name] = self.b.input_features("x", x.astype(np.float64))
         for node in self.model.graph.node:
-            if node.op_type == "Constant" and node.domain in ("", "ai.onnx") or id(node) in self.done:
+            if id(node) in self.done or node.output[0] in self.const:  # Constant nodes, copies of weights
                 continue
             try:
                 self.node(node)

@@ -93,7 +93,8 @@ def _tensor_shape(value_info: Any) -> tuple[int | None, ...] | None:
 
 
 def _constants(onnx: Any, graph: Any, label: str) -> dict[str, np.ndarray]:
-    """Initializers and ``Constant`` outputs: float32 ones as float64, int64 ones as they are."""
+    """Initializers, ``Constant`` outputs and ``Identity`` copies of them: float32 ones as float64, int64 ones as
+    they are."""
     out: dict[str, np.ndarray] = {}
     protos = [(t.name, t) for t in graph.initializer]
     for node in graph.node:
@@ -107,6 +108,9 @@ def _constants(onnx: Any, graph: Any, label: str) -> dict[str, np.ndarray]:
             out[name] = onnx.numpy_helper.to_array(t)
         except Exception as exc:  # external data missing, a malformed tensor
             raise OnnxModelError(f"{label}: cannot read weight {name!r}: {_first_line(exc)}") from None
+    for node in graph.node:  # exporters copy weights through Identity nodes: those are weights too
+        if node.op_type == "Identity" and node.domain in ("", "ai.onnx") and node.input[0] in out:
+            out[node.output[0]] = out[node.input[0]]
     for name, a in out.items():
         if a.dtype.kind == "f":
             if a.dtype != np.float32:
