@@ -2,7 +2,8 @@
 
 Accepted (:func:`resolve`): a workload name (``tiny-llama``, ``mlp-784-56-10``, ...), a local Hugging
 Face folder (config.json + safetensors, sharded too, + tokenizer.json), an integer model file written by
-``blindproof quantize`` (``.qspec``), an ONNX file (``.onnx``, :mod:`blindproof.quant.onnx_graph`), a ``file.py:name`` / ``module:name`` reference to a torch module, a
+``blindproof quantize`` (``.qspec``), an ONNX file (``.onnx``, :mod:`blindproof.quant.onnx_graph`), a
+``file.py:name`` / ``module:name`` reference to a torch module, a
 :class:`~blindproof.quant.QuantizedModel`, a blindproof ``Transformer`` or ``MLP``, or a plain torch module
 (``nn.Sequential``, ``torch.fx``-traceable graphs). Every path ends in
 a :class:`ModelSource`: the float model (where there is one), its integer model, a tokenizer (where

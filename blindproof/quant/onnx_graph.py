@@ -89,7 +89,9 @@ class _Walk:
         """For an ``Add`` of a computed tensor and a constant: the constant as a per-feature vector."""
         a, c = node.input[0], node.input[1]
         k = self.const.get(c) if a not in self.const else self.const.get(a)
-        if k is None or k.dtype.kind != "f" or k.size not in (1, out_width) or (k.size > 1 and k.shape[-1] != out_width):
+        if k is None or k.dtype.kind != "f" or k.size not in (1, out_width):
+            return None
+        if k.size > 1 and k.shape[-1] != out_width:
             return None
         return np.broadcast_to(k.reshape(-1), (out_width,)).astype(np.float64)
 

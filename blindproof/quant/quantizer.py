@@ -261,8 +261,8 @@ def _check_scope(model: "torch.nn.Module | OnnxModel", scope: str) -> None:
         raise QuantizationError("scope 'blocks' needs a Transformer")
 
 
-def build_program(model: "torch.nn.Module | OnnxModel", calib: torch.Tensor | np.ndarray, config: QuantConfig | None = None,
-                  scope: str = "model") -> tuple[QuantizedModel, dict[str, np.ndarray]]:
+def build_program(model: "torch.nn.Module | OnnxModel", calib: torch.Tensor | np.ndarray,
+                  config: QuantConfig | None = None, scope: str = "model") -> tuple[QuantizedModel, dict[str, np.ndarray]]:
     """Quantize without the final bound check; also returns the float calibration value of every tensor.
     ``scope="blocks"`` covers only a transformer's blocks: hidden states in, hidden states out (what a
     server runs in a split deployment), no embedding, final norm or head."""
@@ -290,8 +290,8 @@ def build_program(model: "torch.nn.Module | OnnxModel", calib: torch.Tensor | np
     return QuantizedModel(spec, weights), {n: node.value for n, node in b.nodes.items()}
 
 
-def quantize(model: "torch.nn.Module | OnnxModel", calib: torch.Tensor | np.ndarray, config: QuantConfig | None = None,
-             scope: str = "model") -> QuantizedModel:
+def quantize(model: "torch.nn.Module | OnnxModel", calib: torch.Tensor | np.ndarray,
+             config: QuantConfig | None = None, scope: str = "model") -> QuantizedModel:
     """Turn a torch model into an integer program, with scales from `calib`: a blindproof Transformer or
     MLP, any ``nn.Sequential`` / ``torch.fx``-traceable module of the layers
     :mod:`blindproof.quant.torch_graph` lists, or an ONNX graph (:func:`~blindproof.quant.onnx_model.load_onnx`)
