@@ -31,6 +31,7 @@ import numpy as np
 
 from blindproof.quant.builder import QuantizationError, _Builder, _Node
 from blindproof.quant.graph_ops import GraphOps, Unsupported, fold_batchnorm
+from blindproof.quant.onnx_eval import evaluate
 from blindproof.quant.onnx_model import OnnxModel, OnnxModelError, attributes, node_label
 
 SUPPORTED = ("Gemm, MatMul (+ Add bias), BatchNormalization (folded), Relu, Gelu (or its Erf form), Sigmoid, Tanh, "
@@ -349,7 +350,7 @@ def walk_onnx(b: _Builder, model: OnnxModel, x: np.ndarray) -> tuple[list[_Node]
     x = np.asarray(x)
     walk = _Walk(b, model, x)
     out = walk.run()
-    ref = model(x)
+    ref = evaluate(model, x)
     got = out.value.reshape(ref.shape) if out.value.size == ref.size else out.value
     scale = max(1.0, float(np.abs(ref).max())) if ref.size else 1.0
     if got.shape != ref.shape or not np.allclose(got, ref, rtol=1e-6, atol=1e-6 * scale):

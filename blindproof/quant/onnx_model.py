@@ -60,7 +60,7 @@ def node_label(node: Any) -> str:
 class OnnxModel:
     """A validated ONNX model: the graph, its constant tensors (initializers and ``Constant`` nodes, float
     ones as float64), the input's name and shape (``None`` for a free batch axis), and the output's name.
-    Calling it evaluates the graph in float (:func:`blindproof.quant.onnx_eval.evaluate`)."""
+    :func:`blindproof.quant.onnx_eval.evaluate` runs the graph in float."""
 
     name: str
     graph: Any = field(repr=False)
@@ -69,11 +69,6 @@ class OnnxModel:
     input_name: str
     input_shape: tuple[int | None, ...]
     output_name: str
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """The graph's float output on ``x`` (``(batch, ...)``), in float64."""
-        from blindproof.quant.onnx_eval import evaluate
-        return evaluate(self, np.asarray(x))
 
     def check_input(self, x: np.ndarray) -> None:
         """Refuse data whose shape is not the input's (the batch axis aside) or that is not float."""
