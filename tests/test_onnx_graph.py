@@ -274,3 +274,23 @@ def test_unusable_files_and_data_are_one_line(tmp_path):
         quantize(om, np.ones((8, 12), dtype=np.int64))
     with pytest.raises(blindproof.ModelSourceError, match="pass calibration data"):
         blindproof.commit(str(tmp_path / "g.onnx"))
+
+
+def test_constant_nodes_feed_the_graph_and_a_node_without_inputs_is_named(tmp_path):
+    rng = np.random.default_rng(8)
+    nodes = [helper.make_node("Constant", [], ["k"], name="k", value_float=0.25),
+             helper.make_node("Constant", [], ["shape"], name="s", value_ints=[0, -1]),
+             helper.make_node("Reshape", ["x", "shape"], ["f"], name="flat"),
+             helper.make_node("Gemm", ["f", "w", "b"], ["h"], name="fc", transB=1),
+             helper.make_node("Mul", ["h", "k"], ["y"], name="quarter")]
+    om = _load(model(nodes, [weight("w", rng.standard_normal((3, 8))), weight("b", np.zeros(3))], ["N", 2, 4],
+                     ["N", 3]), tmp_path)
+    x = RNG.standard_normal((16, 2, 4)).astype(np.float32)
+    qm = quantize(om, x)
+    assert qm.spec.arch["graph"] == ["flatten_input", "fc:linear", "quarter:mul_const"]
+    assert _cos(qm.forward(x), evaluate(om, x)) > 0.999
+    nodes = [helper.make_node("RandomNormal", [], ["n"], name="noise", shape=[1, 4]),
+             helper.make_node("Add", ["x", "n"], ["y"], name="add")]
+    om = _load(model(nodes, [], [1, 4], [1, 4]), tmp_path, "noise.onnx")
+    with pytest.raises(QuantizationError, match="unsupported ONNX node 'noise' \\(RandomNormal\\); supported"):
+        quantize(om, RNG.standard_normal((4, 4)).astype(np.float32))

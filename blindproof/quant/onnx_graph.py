@@ -284,6 +284,8 @@ class _Walk:
                     raise Unsupported("training mode")
             self.env[node.output[0]] = self.tensor(node.input[0])
             return None
+        if not node.input or not node.input[0]:
+            raise Unsupported("")
         x = self.tensor(node.input[0])
         a = attributes(node)
         ops, out = self.ops, node.output[0]

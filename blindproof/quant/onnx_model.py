@@ -95,9 +95,12 @@ def _constants(onnx: Any, graph: Any, label: str) -> dict[str, np.ndarray]:
     for node in graph.node:
         if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
             a = attributes(node)
-            if "value" not in a:
-                raise OnnxModelError(f"{label}: constant node {node_label(node)!r} holds no tensor value")
-            out[node.output[0]] = np.asarray(a["value"])
+            kinds = {"value": None, "value_float": np.float32, "value_floats": np.float32, "value_int": np.int64,
+                     "value_ints": np.int64}
+            key = next((k for k in kinds if k in a), None)
+            if key is None:
+                raise OnnxModelError(f"{label}: constant node {node_label(node)!r} holds no numeric tensor value")
+            out[node.output[0]] = np.asarray(a[key], dtype=kinds[key])
     for name, t in protos:
         try:
             out[name] = onnx.numpy_helper.to_array(t)
