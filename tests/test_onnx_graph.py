@@ -294,3 +294,22 @@ def test_constant_nodes_feed_the_graph_and_a_node_without_inputs_is_named(tmp_pa
     om = _load(model(nodes, [], [1, 4], [1, 4]), tmp_path, "noise.onnx")
     with pytest.raises(QuantizationError, match="unsupported ONNX node 'noise' \\(RandomNormal\\); supported"):
         quantize(om, RNG.standard_normal((4, 4)).astype(np.float32))
+
+
+def test_a_per_position_block_on_sequences_proves(tmp_path):
+    rng = np.random.default_rng(9)
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["m"], name="up"),
+             helper.make_node("Add", ["b1", "m"], ["h"], name="up_bias"),
+             helper.make_node("Relu", ["h"], ["r"], name="relu"),
+             helper.make_node("LayerNormalization", ["r", "g"], ["n"], name="ln", axis=-1),
+             helper.make_node("MatMul", ["n", "w2"], ["y"], name="down")]
+    inits = [weight("w1", rng.standard_normal((8, 16)) / 3), weight("b1", 0.1 * rng.standard_normal(16)),
+             weight("g", np.ones(16)), weight("w2", rng.standard_normal((16, 5)) / 4)]
+    om = _load(model(nodes, inits, ["N", 4, 8], ["N", 4, 5]), tmp_path)
+    x = RNG.standard_normal((32, 4, 8)).astype(np.float32)
+    c = blindproof.commit(om, x)
+    assert c.commitment.spec.arch["graph"] == ["up:linear", "relu:relu", "ln:layernorm", "down:linear"]
+    p = blindproof.prove(c, x[:1])
+    v = blindproof.verify(p, c.commitment, inputs=x[:1])
+    assert v, v.reason
+    assert v.output.shape == (1, 4, 5) and _cos(v.output, evaluate(om, x[:1])) > 0.999
