@@ -56,8 +56,10 @@ def residual(seed: int = 1, d: int = 12, hidden: int = 24, labels: int = 4) -> o
              helper.make_node("Add", ["x", "h2"], ["s"], name="residual"),
              helper.make_node("LayerNormalization", ["s", "ln.scale", "ln.bias"], ["n"], name="ln", epsilon=1e-5),
              helper.make_node("Gemm", ["n", "head.weight", "head.bias"], ["y"], name="head", transB=1)]
-    inits = [weight("w1", rng.standard_normal((d, hidden)) / np.sqrt(d)), weight("b1", 0.1 * rng.standard_normal(hidden)),
-             weight("w2", rng.standard_normal((hidden, d)) / np.sqrt(hidden)), weight("b2", 0.1 * rng.standard_normal(d)),
+    inits = [weight("w1", rng.standard_normal((d, hidden)) / np.sqrt(d)),
+             weight("b1", 0.1 * rng.standard_normal(hidden)),
+             weight("w2", rng.standard_normal((hidden, d)) / np.sqrt(hidden)),
+             weight("b2", 0.1 * rng.standard_normal(d)),
              weight("sqrt2", np.sqrt(2.0)), weight("one", 1.0), weight("half", 0.5),
              weight("ln.scale", 1.0 + 0.1 * rng.standard_normal(d)), weight("ln.bias", 0.1 * rng.standard_normal(d)),
              weight("head.weight", rng.standard_normal((labels, d)) / np.sqrt(d)),

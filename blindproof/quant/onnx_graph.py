@@ -60,7 +60,7 @@ class _Walk:
             for name in node.input:
                 self.readers.setdefault(name, []).append(node)
         self.readers.setdefault(model.output_name, []).append(None)  # the graph output is read too
-        self.done: set[int] = set()  # nodes absorbed by an earlier one (bias adds, batchnorms, SiLU's Mul)
+        self.done: set[str] = set()  # first outputs of nodes an earlier one absorbed (bias adds, batchnorms, ...)
         self.names: set[str] = {"x", "output"}
 
     # --- helpers -----------------------------------------------------------------------------------
@@ -131,14 +131,14 @@ class _Walk:
             vec = self.vector_operand(nxt, w.shape[0])
             if vec is not None:
                 bias, out = vec, nxt.output[0]
-                self.done.add(id(nxt))
+                self.done.add(nxt.output[0])
                 nxt = self.sole_reader(out)
         if nxt is not None and nxt.op_type == "BatchNormalization" and x.value.ndim == 2:
             stats = self.batchnorm_stats(nxt)
             if stats is not None:
                 w, bias = fold_batchnorm(w, bias, *stats)
                 out, folded = nxt.output[0], True
-                self.done.add(id(nxt))
+                self.done.add(nxt.output[0])
         self.env[out] = self.ops.linear(x, w, bias, self.name(node), folded=folded)
 
     def batchnorm_stats(self, node: Any) -> tuple | None:
@@ -249,7 +249,7 @@ class _Walk:
             chain.append(nxt)
             cur = nxt
         for n in chain:
-            self.done.add(id(n))
+            self.done.add(n.output[0])
         self.env[chain[-1].output[0]] = self.ops.activation(self.tensor(x), "gelu", self.name(chain[0]))
         return True
 
@@ -258,7 +258,7 @@ class _Walk:
         src, out = node.input[0], node.output[0]
         mul = self.sole_reader(out)
         if mul is not None and mul.op_type == "Mul" and sorted(mul.input) == sorted([src, out]):
-            self.done.add(id(mul))
+            self.done.add(mul.output[0])
             self.env[mul.output[0]] = self.ops.activation(x, "silu", self.name(mul))
             return
         self.env[out] = self.ops.sigmoid(x, self.name(node))
@@ -333,7 +333,8 @@ class _Walk:
         self.model.check_input(x)
         self.env[self.model.input_name] = self.b.input_features("x", x.astype(np.float64))
         for node in self.model.graph.node:
-            if id(node) in self.done or node.output[0] in self.const:  # Constant nodes, copies of weights
+            absorbed = not node.output or node.output[0] in self.done
+            if absorbed or node.output[0] in self.const:  # Constant nodes and copies of weights are constants
                 continue
             try:
                 self.node(node)
