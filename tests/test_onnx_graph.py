@@ -181,6 +181,22 @@ def test_a_torch_export_is_the_torch_modules_integer_program(tmp_path):
         assert [a.tolist() for a in qo.weights.values()] == [a.tolist() for a in qt.weights.values()]
         assert np.array_equal(qo.forward(x.numpy()), qt.forward(x.numpy()))
 
+    class View(nn.Module):  # x.view(x.size(0), -1) with a dynamic batch: shape arithmetic in the graph
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(16, 3)
+
+        def forward(self, x):
+            return self.fc(torch.relu(x.view(x.size(0), -1)))
+    v = View().eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(v, (x[:2],), str(tmp_path / "v.onnx"), dynamo=False, input_names=["x"],
+                          dynamic_axes={"x": {0: "N"}})
+    om = load_onnx(tmp_path / "v.onnx")
+    assert "Shape" in {n.op_type for n in om.graph.node}
+    assert np.array_equal(quantize(om, x.numpy()).forward(x.numpy()), quantize(v, x).forward(x.numpy()))
+
 
 def test_the_float_check_catches_a_node_read_wrongly(tmp_path, monkeypatch):
     om = _load(mlp(), tmp_path)
@@ -313,3 +329,24 @@ def test_a_per_position_block_on_sequences_proves(tmp_path):
     v = blindproof.verify(p, c.commitment, inputs=x[:1])
     assert v, v.reason
     assert v.output.shape == (1, 4, 5) and _cos(v.output, evaluate(om, x[:1])) > 0.999
+
+
+def test_shape_arithmetic_of_a_dynamic_batch_feeds_a_reshape(tmp_path):
+    # x.view(x.size(0), -1) as exporters write it: Shape, Gather, Unsqueeze, Concat, then Reshape
+    rng = np.random.default_rng(10)
+    nodes = [helper.make_node("Shape", ["x"], ["s"], name="shape"),
+             helper.make_node("Gather", ["s", "zero"], ["n"], name="batch", axis=0),
+             helper.make_node("Unsqueeze", ["n", "axes"], ["n1"], name="n1"),
+             helper.make_node("Concat", ["n1", "minus_one"], ["target"], name="target", axis=0),
+             helper.make_node("Reshape", ["x", "target"], ["f"], name="view"),
+             helper.make_node("Gemm", ["f", "w", "b"], ["y"], name="fc", transB=1)]
+    inits = [weight("zero", 0, np.int64), weight("axes", [0], np.int64), weight("minus_one", [-1], np.int64),
+             weight("w", rng.standard_normal((3, 8))), weight("b", np.zeros(3))]
+    m = model(nodes, inits, ["N", 2, 4], ["N", 3], opset=13)
+    om = _load(m, tmp_path)
+    x = RNG.standard_normal((16, 2, 4)).astype(np.float32)
+    assert np.allclose(evaluate(om, x), ReferenceEvaluator(m).run(None, {"x": x})[0], rtol=1e-4, atol=1e-5)
+    for rows in (16, 5):  # the batch the shape arithmetic sees is the calibration batch, whatever it is
+        qm = quantize(om, x[:rows])
+        assert qm.spec.arch["graph"] == ["flatten_input", "fc:linear"]
+        assert _cos(qm.forward(x), evaluate(om, x)) > 0.999

@@ -64,6 +64,21 @@ def _squeeze(a: dict, x, axes=None):
     return np.squeeze(x, axis=tuple(int(v) % x.ndim for v in np.asarray(axes).reshape(-1)))
 
 
+def _unsqueeze(a: dict, x, axes=None):
+    axes = a.get("axes") if axes is None else axes
+    rank = x.ndim + len(np.asarray(axes).reshape(-1))
+    for ax in sorted(int(v) % rank for v in np.asarray(axes).reshape(-1)):
+        x = np.expand_dims(x, ax)
+    return x
+
+
+def _cast(a: dict, x):
+    from onnx.helper import tensor_dtype_to_np_dtype
+
+    to = np.dtype(tensor_dtype_to_np_dtype(a["to"]))
+    return x.astype(np.float64) if to.kind == "f" else x.astype(to)  # floats stay float64 here
+
+
 def _sigmoid(a: dict, x):
     return 1.0 / (1.0 + np.exp(-x))
 
@@ -87,6 +102,12 @@ OPS: dict[str, Callable[..., np.ndarray]] = {
     "Dropout": lambda a, x, *rest: x,
     "Reshape": _reshape,
     "Squeeze": _squeeze,
+    # shape arithmetic (x.view(x.size(0), -1) as exporters write it)
+    "Shape": lambda a, x: np.asarray(x.shape[a.get("start", 0):a.get("end", None)], dtype=np.int64),
+    "Gather": lambda a, x, i: np.take(x, np.asarray(i, dtype=np.int64), axis=a.get("axis", 0)),
+    "Unsqueeze": _unsqueeze,
+    "Concat": lambda a, *xs: np.concatenate([np.atleast_1d(v) for v in xs], axis=a.get("axis", 0)),
+    "Cast": _cast,
 }
 
 
@@ -101,7 +122,8 @@ def _run(model: OnnxModel, x: np.ndarray) -> np.ndarray:
         args = [env[n] if n else None for n in node.input]
         while args and args[-1] is None:  # trailing optional inputs left out
             args.pop()
-        env[node.output[0]] = np.asarray(fn(attributes(node), *args), dtype=np.float64)
+        y = np.asarray(fn(attributes(node), *args))
+        env[node.output[0]] = y.astype(np.float64) if y.dtype.kind == "f" else y
     return env[model.output_name]
 
 

@@ -12,7 +12,7 @@
 | ``LayerNormalization`` (last axis) | ``norm`` (layer), gain and shift |
 | ``Add``, ``Mul`` of two tensors; ``Add``, ``Sub``, ``Mul``, ``Div`` of a tensor and a number or per-feature vector | ``add``; ``mul``; ``add_weight``; ``mul_weight`` |
 | ``Flatten`` (axis 1), ``Reshape`` / ``Squeeze`` to ``(batch, features)`` | the input flattened when encoded (first step); nothing on a 2-d tensor |
-| ``Identity``, ``Dropout`` (inference), ``Constant`` | nothing |
+| ``Identity``, ``Dropout`` (inference), ``Constant``; ``Shape`` and nodes of constants only (``Gather``, ``Unsqueeze``, ``Concat``, ``Cast``, ...) | nothing (constants of the batch, feeding reshapes) |
 
 Anything else stops the walk with a one-line error naming the first unsupported node, e.g.
 ``unsupported ONNX node 'conv1' (Conv); supported: …``. The walk computes every tensor's float value on
@@ -31,12 +31,13 @@ import numpy as np
 
 from blindproof.quant.builder import QuantizationError, _Builder, _Node
 from blindproof.quant.graph_ops import GraphOps, Unsupported, fold_batchnorm
-from blindproof.quant.onnx_eval import evaluate
+from blindproof.quant.onnx_eval import OPS, evaluate
 from blindproof.quant.onnx_model import OnnxModel, OnnxModelError, attributes, node_label
 
 SUPPORTED = ("Gemm, MatMul (+ Add bias), BatchNormalization (folded), Relu, Gelu (or its Erf form), Sigmoid, Tanh, "
              "Mul(x, Sigmoid(x)), LayerNormalization, Add, Mul, Sub/Div by a constant, Flatten, Reshape/Squeeze to "
-             "(batch, features), Identity, Dropout, Constant")
+             "(batch, features), Identity, Dropout, Constant, shape arithmetic (Shape, Gather, Unsqueeze, Concat, "
+             "Cast)")
 _PASS = ("Identity", "Dropout")
 
 
@@ -53,7 +54,8 @@ class _Walk:
     def __init__(self, b: _Builder, model: OnnxModel, x: np.ndarray) -> None:
         self.b, self.model, self.x = b, model, x
         self.ops = GraphOps(b)
-        self.const = model.constants
+        self.const = dict(model.constants)  # and the values of shape arithmetic on this batch
+        self.shapes: dict[str, tuple[int, ...]] = {model.input_name: tuple(x.shape)}  # as the graph sees them
         self.env: dict[str, _Node] = {}
         self.readers: dict[str, list[Any]] = {}
         for node in model.graph.node:
@@ -263,6 +265,21 @@ class _Walk:
             return
         self.env[out] = self.ops.sigmoid(x, self.name(node))
 
+    def fold(self, node: Any) -> bool:
+        """Shape arithmetic: a ``Shape`` of a computed tensor, or a node of constants only (``Gather``,
+        ``Unsqueeze``, ``Concat``, ...), becomes a constant of this batch (none is proved: they only feed
+        reshapes, whose targets must keep the batch axis)."""
+        ins = [i for i in node.input if i]
+        if node.op_type == "Shape" and ins and ins[0] in self.shapes:
+            a = attributes(node)
+            self.const[node.output[0]] = np.asarray(self.shapes[ins[0]][a.get("start", 0):a.get("end", None)],
+                                                    dtype=np.int64)
+            return True
+        if not ins or node.op_type not in OPS or not all(i in self.const for i in ins) or len(node.output) != 1:
+            return False
+        self.const[node.output[0]] = np.asarray(OPS[node.op_type](attributes(node), *[self.const[i] for i in ins]))
+        return True
+
     def node(self, node: Any) -> None:
         """Emit one node (its outputs go into ``env``)."""
         op = node.op_type
@@ -337,9 +354,14 @@ class _Walk:
             if absorbed or node.output[0] in self.const:  # Constant nodes and copies of weights are constants
                 continue
             try:
+                if node.domain in ("", "ai.onnx") and self.fold(node):
+                    continue
                 self.node(node)
             except Unsupported as exc:
                 raise unsupported(node, exc.why) from None
+            for o in node.output:
+                if o in self.env and o not in self.shapes:
+                    self.shapes[o] = tuple(self.env[o].value.shape)
         out = self.env.get(self.model.output_name)
         if out is None or self.ops.is_input(out):
             raise OnnxModelError(f"{self.model.name}: the graph computes nothing from its input")
