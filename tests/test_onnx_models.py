@@ -161,3 +161,18 @@ def test_quantize_an_onnx_file_reports_and_the_qspec_is_reused(files, tmp_path):
     p = blindproof.prove(c, np.load(files / "x1.npy"))
     assert blindproof.verify(p, c.commitment)
     assert not blindproof.verify(p, blindproof.commit(q).commitment)  # another key: another commitment
+
+
+def test_the_one_call_api_takes_an_onnx_path(files, tmp_path):
+    x, x1 = np.load(files / "r.npy"), np.load(files / "r1.npy")
+    c = blindproof.commit(str(files / "res.onnx"), x, out=tmp_path / "r.commit")
+    assert c.commitment.spec.arch["family"] == "onnx"
+    # later, in another session: the path, its calibration and the commitment file (its key beside it)
+    p = blindproof.prove(str(files / "res.onnx"), x1, commitment=tmp_path / "r.commit", calibration=x)
+    v = blindproof.verify(p, tmp_path / "r.commit", inputs=x1)
+    assert v, v.reason
+    ref = evaluate(load_onnx(files / "res.onnx"), x1)
+    cos = float((v.output * ref).sum() / np.linalg.norm(v.output) / np.linalg.norm(ref))
+    assert v.output.shape == ref.shape and cos > 0.99
+    with pytest.raises(ValueError, match="do not match"):
+        blindproof.prove(str(files / "res.onnx"), x1, commitment=tmp_path / "r.commit", calibration=2 * x)
