@@ -3,7 +3,7 @@
 The one-call API (loaded on first use, so ``import blindproof`` stays light)::
 
     import blindproof
-    c = blindproof.commit("mlp-784-56-10")        # a workload, a HF folder, a torch module + calibration
+    c = blindproof.commit("mlp-784-56-10")        # a workload, a HF folder, a torch module or ONNX file + calibration
     p = blindproof.prove(c, x)                    # a Proof: prints its size and soundness
     v = blindproof.verify(p, c.commitment)        # a Verification: true iff the proof is valid
 """

@@ -1,7 +1,7 @@
 """The one-call API: ``blindproof.commit``, ``blindproof.prove``, ``blindproof.verify``.
 
     import blindproof
-    c = blindproof.commit("mlp-784-56-10")            # or a torch module + calibration data, a HF folder
+    c = blindproof.commit("mlp-784-56-10")            # or a torch module / "m.onnx" + calibration, a HF folder
     p = blindproof.prove(c, x)                        # Proof: prints as size and soundness
     assert blindproof.verify(p, c.commitment)         # Verification: true iff valid
 
@@ -48,9 +48,10 @@ def commit(model: Any, calibration: Any = None, *, out: str | Path | None = None
            weights: str | Path | None = None, overwrite: bool = False) -> Committed:
     """Quantize ``model`` deterministically and commit to its integer spec and weights.
 
-    ``model``: a workload name (``"tiny-llama"``, ``"mlp-784-56-10"``, ...), a blindproof ``Transformer``
-    or ``MLP``, or a ``QuantizedModel``. ``calibration``: a batch of typical inputs, needed for a float
-    module (token ids ``(batch, seq)`` or features ``(batch, dim)``).
+    ``model``: a workload name (``"tiny-llama"``, ``"mlp-784-56-10"``, ...), a Hugging Face folder, an ONNX
+    file (a path ending in ``.onnx``), a ``.qspec`` file, a blindproof ``Transformer`` or ``MLP``, a plain
+    torch module, or a ``QuantizedModel``. ``calibration``: a batch of typical inputs, needed for a float
+    module or an ONNX file (token ids ``(batch, seq)`` or features ``(batch, ...)``).
     ``out``: write the public commitment file there, and its secret key to ``<out>.key`` (mode 0600, with
     its opening ledger beside it) unless ``key`` names one; without ``out`` or ``key`` the key lives in
     memory (its opening budget is counted in this process only). ``security``: target provable bits per

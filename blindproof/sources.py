@@ -2,7 +2,8 @@
 
 Accepted (:func:`resolve`): a workload name (``tiny-llama``, ``mlp-784-56-10``, ...), a local Hugging
 Face folder (config.json + safetensors, sharded too, + tokenizer.json), an integer model file written by
-``blindproof quantize`` (``.qspec``), a ``file.py:name`` / ``module:name`` reference to a torch module, a
+``blindproof quantize`` (``.qspec``), an ONNX file (``.onnx``, :mod:`blindproof.quant.onnx_graph`), a
+``file.py:name`` / ``module:name`` reference to a torch module, a
 :class:`~blindproof.quant.QuantizedModel`, a blindproof ``Transformer`` or ``MLP``, or a plain torch module
 (``nn.Sequential``, ``torch.fx``-traceable graphs). Every path ends in
 a :class:`ModelSource`: the float model (where there is one), its integer model, a tokenizer (where
@@ -167,10 +168,12 @@ def resolve(model: Any, calibration=None, *, scope: str | None = None, seed: int
     """The :class:`ModelSource` of ``model``.
 
     ``model``: a workload name, a Hugging Face folder, a ``QuantizedModel``, a blindproof
-    ``Transformer``/``MLP``, or a plain torch module (``nn.Sequential`` or a ``torch.fx``-traceable graph
-    of the layers :mod:`blindproof.quant.torch_graph` lists).
+    ``Transformer``/``MLP``, a plain torch module (``nn.Sequential`` or a ``torch.fx``-traceable graph
+    of the layers :mod:`blindproof.quant.torch_graph` lists), or an ONNX file (a path ending in ``.onnx``
+    or a loaded :class:`~blindproof.quant.onnx_model.OnnxModel`) of the nodes
+    :mod:`blindproof.quant.onnx_graph` lists.
     ``calibration``: a batch of typical inputs (token ids ``(batch, seq)`` or float features
-    ``(batch, dim)``; for a folder also a list of texts), needed to quantize a float model (workloads
+    ``(batch, ...)``; for a folder also a list of texts), needed to quantize a float model (workloads
     bring their own; a folder without it is calibrated on fixed random token ids).
     ``tokenizer`` (a tokenizer.json; default the folder's) and ``max_seq`` (positions covered; default
     the model's, at most 1024) apply to folders.
@@ -189,6 +192,10 @@ def resolve(model: Any, calibration=None, *, scope: str | None = None, seed: int
                              tokenizer=tokenizer)
     import torch
 
+    from blindproof.quant.onnx_model import OnnxModel
+
+    if isinstance(model, OnnxModel):
+        return _onnx_model(model, calibration, name or model.name, scope)
     if isinstance(model, torch.nn.Module):
         from blindproof.quant import QuantizationError, quantize
 
@@ -198,8 +205,8 @@ def resolve(model: Any, calibration=None, *, scope: str | None = None, seed: int
         except QuantizationError as exc:
             raise ModelSourceError(f"{label}: {exc}") from None
         return ModelSource(label, qm, model)
-    raise ModelSourceError(f"cannot use a {type(model).__name__} as a model (expected a workload name, a torch "
-                           "module or a QuantizedModel)")
+    raise ModelSourceError(f"cannot use a {type(model).__name__} as a model (expected a workload name, a path, a "
+                           "torch module, an OnnxModel or a QuantizedModel)")
 
 
 def _workload_names() -> tuple[str, ...]:
@@ -254,12 +261,37 @@ def load_reference(ref: str) -> Any:
     return obj
 
 
+def _onnx_file(path: str, calibration, scope: str | None) -> ModelSource:
+    """An ONNX file, quantized on ``calibration`` (float features shaped like the graph's input)."""
+    from blindproof.quant import QuantizationError
+    from blindproof.quant.onnx_model import load_onnx
+
+    try:
+        model = load_onnx(path)
+    except QuantizationError as exc:  # its message names the file
+        raise ModelSourceError(str(exc)) from None
+    return _onnx_model(model, calibration, Path(path).name, scope)
+
+
+def _onnx_model(model: Any, calibration, label: str, scope: str | None) -> ModelSource:
+    """A loaded :class:`~blindproof.quant.onnx_model.OnnxModel` quantized on ``calibration``."""
+    from blindproof.quant import QuantizationError, quantize
+
+    try:
+        qm = quantize(model, _calibration(calibration, label), scope=scope or "model")
+    except QuantizationError as exc:
+        raise ModelSourceError(str(exc) if str(exc).startswith(label) else f"{label}: {exc}") from None
+    return ModelSource(label, qm, model)
+
+
 def _resolve_path(source: str, *, calibration=None, scope: str | None, seed: int, weights: str | Path | None,
                   tokenizer: str | Path | None = None) -> ModelSource:
     from blindproof.models.workloads import WORKLOADS
 
     if source in WORKLOADS:
         return _workload(source, weights=weights, seed=seed, scope=scope, calibration=calibration)
+    if source.endswith(".onnx"):
+        return _onnx_file(source, calibration, scope)
     if source.endswith(".qspec"):
         if not Path(source).is_file():
             raise ModelSourceError(f"no integer model file {source} (write one with `blindproof quantize`)")
@@ -269,4 +301,4 @@ def _resolve_path(source: str, *, calibration=None, scope: str | None, seed: int
     if ":" in source and not Path(source).exists():
         return resolve(load_reference(source), calibration, scope=scope, name=source)
     raise ModelSourceError(f"unknown model {source!r}: not a workload ({', '.join(WORKLOADS)}), a Hugging Face "
-                           "folder, a .qspec file or a file.py:name / module:name reference")
+                           "folder, a .qspec or .onnx file or a file.py:name / module:name reference")

@@ -13,15 +13,16 @@ def add_model_args(p: argparse.ArgumentParser, *, key: bool = True, security: bo
     """The options that pick a model (shared by `commit`, `prove` and `rotate`; `rotate` names its own
     key options and takes the parameters from the old commitment)."""
     p.add_argument("--model", required=True, help="workload name (tiny-llama, small-llama, gpt2-block, gpt2-small, "
-                                                  "mlp-784-56-10, minilm-l6) or a local Hugging Face folder "
+                                                  "mlp-784-56-10, minilm-l6), a local Hugging Face folder "
                                                   "(config.json + model.safetensors or a sharded "
-                                                  "model.safetensors.index.json)")
+                                                  "model.safetensors.index.json), an ONNX file (.onnx), a .qspec "
+                                                  "file or a torch module (file.py:name)")
     p.add_argument("--tokenizer", type=Path, default=None,
                    help="tokenizer.json for text in and out (default: the folder's own tokenizer.json, if any)")
     p.add_argument("--calibration", type=Path, default=None,
                    help="typical inputs to quantize on: .npy (token ids or features) or .txt (tokenized into rows of "
-                        "32 tokens); needed for a torch module (file.py:name), optional for workloads and folders; "
-                        "commit and prove must use the same (or quantize once: `blindproof quantize`)")
+                        "32 tokens); needed for a torch module (file.py:name) or an ONNX file, optional for workloads "
+                        "and folders; commit and prove must use the same (or quantize once: `blindproof quantize`)")
     p.add_argument("--max-seq", type=int, default=None,
                    help="positions a folder's model covers (default: its own limit, at most 1024); commit and "
                         "prove must use the same")

@@ -16,13 +16,13 @@ from blindproof.commands.calibration import TEXT_ROW as CALIBRATION_SEQ
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("quantize", help="quantize a model on calibration data into model.qspec",
-                       description="Quantize a model (a workload, a Hugging Face folder, or a torch module named "
-                                   "file.py:name / module:name) with scales from your calibration data, write the "
+                       description="Quantize a model (a workload, a Hugging Face folder, an ONNX file, or a torch "
+                                   "module named file.py:name / module:name) with scales from your calibration data, write the "
                                    "integer model (what proofs attest) as one file, and report how closely it "
                                    "tracks the float model on that data (a warning under 95 %). `commit` and "
                                    "`prove` take the file as --model.")
-    p.add_argument("model", help="workload name, Hugging Face folder, or file.py:name / module:name (a torch "
-                                 "module, or a function returning one)")
+    p.add_argument("model", help="workload name, Hugging Face folder, ONNX file (.onnx), or file.py:name / "
+                                 "module:name (a torch module, or a function returning one)")
     p.add_argument("--calibration", type=Path, default=None,
                    help=".npy of typical inputs (token ids (n, seq) or float features (n, ...)) or a .txt file "
                         "(text models: tokenized and cut into rows of --seq tokens); default: the model's own "

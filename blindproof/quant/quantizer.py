@@ -19,6 +19,7 @@ import torch
 from blindproof.models.mlp import MLP
 from blindproof.models.transformer import Transformer
 from blindproof.quant.moe import moe_mlp
+from blindproof.quant.onnx_model import OnnxModel
 from blindproof.quant.reference import BoundError, Trace, check_weights, run_program
 from blindproof.quant.spec import INT16_MAX, SCORE_HI, SCORE_LO, QuantSpec, decode_output, encode_input
 from blindproof.quant.builder import QuantizationError, QuantConfig, _Node, _floor_log2, _Builder
@@ -230,7 +231,7 @@ class QuantizedModel:
         return y
 
 
-def _calibration_array(model: torch.nn.Module, calib: torch.Tensor | np.ndarray) -> np.ndarray:
+def _calibration_array(model: "torch.nn.Module | OnnxModel", calib: torch.Tensor | np.ndarray) -> np.ndarray:
     a = calib.detach().cpu().numpy() if isinstance(calib, torch.Tensor) else np.asarray(calib)
     if a.size == 0:
         raise QuantizationError("calibration data is empty")
@@ -240,6 +241,10 @@ def _calibration_array(model: torch.nn.Module, calib: torch.Tensor | np.ndarray)
     elif isinstance(model, MLP):
         if a.ndim != 2 or a.dtype.kind != "f":
             raise QuantizationError(f"calibration for an MLP must be float features (batch, dim), got {a.dtype} {a.shape}")
+    elif isinstance(model, OnnxModel):
+        if a.dtype.kind != "f":
+            raise QuantizationError(f"calibration for an ONNX model must be float features (batch, ...), got {a.dtype}")
+        model.check_input(a)
     elif a.ndim < 2 or a.dtype.kind not in "fiu":
         raise QuantizationError(f"calibration for a torch module must be float features (batch, ...) or token ids "
                                 f"(batch, seq), got {a.dtype} {a.shape}")
@@ -249,15 +254,15 @@ def _calibration_array(model: torch.nn.Module, calib: torch.Tensor | np.ndarray)
 SCOPES = ("model", "blocks")
 
 
-def _check_scope(model: torch.nn.Module, scope: str) -> None:
+def _check_scope(model: "torch.nn.Module | OnnxModel", scope: str) -> None:
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
     if scope == "blocks" and not isinstance(model, Transformer):
         raise QuantizationError("scope 'blocks' needs a Transformer")
 
 
-def build_program(model: torch.nn.Module, calib: torch.Tensor | np.ndarray, config: QuantConfig | None = None,
-                  scope: str = "model") -> tuple[QuantizedModel, dict[str, np.ndarray]]:
+def build_program(model: "torch.nn.Module | OnnxModel", calib: torch.Tensor | np.ndarray,
+                  config: QuantConfig | None = None, scope: str = "model") -> tuple[QuantizedModel, dict[str, np.ndarray]]:
     """Quantize without the final bound check; also returns the float calibration value of every tensor.
     ``scope="blocks"`` covers only a transformer's blocks: hidden states in, hidden states out (what a
     server runs in a split deployment), no embedding, final norm or head."""
@@ -273,20 +278,24 @@ def build_program(model: torch.nn.Module, calib: torch.Tensor | np.ndarray, conf
     elif isinstance(model, MLP):
         outs = _walk_mlp(b, model, a.astype(np.float64))
         arch = {"family": "mlp", "dims": list(model.dims)}
+    elif isinstance(model, OnnxModel):
+        from blindproof.quant.onnx_graph import walk_onnx
+        outs, arch = walk_onnx(b, model, a)
     elif isinstance(model, torch.nn.Module):  # nn.Sequential and other torch.fx-traceable graphs
         from blindproof.quant.torch_graph import walk_torch_module
         outs, arch = walk_torch_module(b, model.eval(), a)
     else:
-        raise TypeError(f"cannot quantize {type(model).__name__}: expected a torch module")
+        raise TypeError(f"cannot quantize {type(model).__name__}: expected a torch module or an ONNX model")
     spec, weights = b.emit(arch, outs)
     return QuantizedModel(spec, weights), {n: node.value for n, node in b.nodes.items()}
 
 
-def quantize(model: torch.nn.Module, calib: torch.Tensor | np.ndarray, config: QuantConfig | None = None,
-             scope: str = "model") -> QuantizedModel:
+def quantize(model: "torch.nn.Module | OnnxModel", calib: torch.Tensor | np.ndarray,
+             config: QuantConfig | None = None, scope: str = "model") -> QuantizedModel:
     """Turn a torch model into an integer program, with scales from `calib`: a blindproof Transformer or
-    MLP, or any ``nn.Sequential`` / ``torch.fx``-traceable module of the layers
-    :mod:`blindproof.quant.torch_graph` lists (an unsupported layer is named in the error).
+    MLP, any ``nn.Sequential`` / ``torch.fx``-traceable module of the layers
+    :mod:`blindproof.quant.torch_graph` lists, or an ONNX graph (:func:`~blindproof.quant.onnx_model.load_onnx`)
+    of the nodes :mod:`blindproof.quant.onnx_graph` lists (an unsupported layer or node is named in the error).
 
     `calib` is token ids (batch, seq) for transformers or float features (batch, ...) otherwise.
     ``scope="blocks"`` quantizes only a transformer's blocks (input: the float hidden states of

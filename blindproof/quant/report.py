@@ -8,11 +8,15 @@ one-entry rows, whose largest entry means nothing."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from blindproof.quant.quantizer import QuantizedModel
+
+if TYPE_CHECKING:
+    from blindproof.quant.onnx_model import OnnxModel
 
 WARN_BELOW = 0.95  # top-1 agreement (or, for embeddings and one-entry rows, mean cosine) below this: a warning
 EMBEDDINGS = ("pooled", "hidden")  # program outputs that are vectors, not scores to pick from
@@ -57,7 +61,10 @@ class AccuracyReport:
         return out
 
 
-def _float_output(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
+def _float_output(model: "torch.nn.Module | OnnxModel", x: np.ndarray) -> np.ndarray:
+    if not isinstance(model, torch.nn.Module):  # an ONNX graph: evaluated in float64 by its own evaluator
+        from blindproof.quant.onnx_eval import evaluate
+        return evaluate(model, x)
     dtype = next(model.parameters()).dtype
     t = torch.from_numpy(x) if x.dtype.kind in "iu" else torch.from_numpy(x.astype(np.float64)).to(dtype)
     with torch.no_grad():
@@ -65,8 +72,9 @@ def _float_output(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
     return y.detach().to(torch.float64).cpu().numpy()
 
 
-def accuracy_report(float_model: torch.nn.Module, qm: QuantizedModel, data, batch: int = 16) -> AccuracyReport:
-    """Compare ``qm`` with ``float_model`` on ``data`` (token ids ``(n, seq)`` or features ``(n, ...)``)."""
+def accuracy_report(float_model: "torch.nn.Module | OnnxModel", qm: QuantizedModel, data,
+                    batch: int = 16) -> AccuracyReport:
+    """Compare ``qm`` with ``float_model`` (a torch module or an :class:`~blindproof.quant.onnx_model.OnnxModel`) on ``data`` (token ids ``(n, seq)`` or features ``(n, ...)``)."""
     x = data.detach().cpu().numpy() if isinstance(data, torch.Tensor) else np.asarray(data)
     if x.shape[0] < 1:
         raise ValueError("no data to compare on")

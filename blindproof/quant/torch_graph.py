@@ -27,7 +27,6 @@ batch, so a node read wrongly fails loudly instead of proving another function.
 from __future__ import annotations
 
 import copy
-import math
 import operator
 from typing import Any
 
@@ -36,10 +35,11 @@ import torch
 from torch import fx, nn
 
 from blindproof.quant.builder import QuantizationError, _Builder, _Node
+from blindproof.quant.graph_ops import GraphOps, Unsupported, fold_batchnorm
 
 SUPPORTED = ("Linear, Embedding (of the input), BatchNorm1d (folded), ReLU, GELU, SiLU, Sigmoid, Tanh, LayerNorm, "
              "residual add, multiply, mean over the sequence, Flatten, Dropout, Identity")
-NOT_YET = "convolution, pooling and ONNX graphs are not supported yet"
+NOT_YET = "convolution and pooling are not supported yet"
 _ACT_MODULES: dict[type, str] = {nn.SiLU: "silu", nn.Tanh: "tanh"}
 _ACT_FUNCTIONS: dict[Any, str] = {torch.nn.functional.silu: "silu", torch.tanh: "tanh",
                                   torch.nn.functional.tanh: "tanh"}
@@ -72,7 +72,7 @@ def trace(module: nn.Module) -> fx.GraphModule:
 
 def _fold_batchnorm(gm: fx.GraphModule) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, str]]:
     """``(folded weights by linear node, batchnorm node -> linear node)`` for each BatchNorm1d whose input is
-    a Linear read by nothing else: ``W' = W·s``, ``b' = (b − μ)·s + β`` with ``s = γ / √(σ² + ε)``."""
+    a Linear read by nothing else (:func:`~blindproof.quant.graph_ops.fold_batchnorm`)."""
     folded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     alias: dict[str, str] = {}
     for node in gm.graph.nodes:
@@ -85,29 +85,26 @@ def _fold_batchnorm(gm: fx.GraphModule) -> tuple[dict[str, tuple[np.ndarray, np.
         bn, lin = gm.get_submodule(node.target), gm.get_submodule(src.target)
         if bn.running_mean is None or bn.running_var is None:
             continue  # no running statistics: handled (and refused) as a standalone batchnorm
-        s = _np(bn.weight if bn.affine else torch.ones_like(bn.running_var)) / np.sqrt(_np(bn.running_var) + bn.eps)
-        beta = _np(bn.bias) if bn.affine else 0.0
-        b = _np(lin.bias) if lin.bias is not None else np.zeros(lin.out_features)
-        folded[src.name] = (_np(lin.weight) * s[:, None], (b - _np(bn.running_mean)) * s + beta)
+        folded[src.name] = fold_batchnorm(_np(lin.weight), _np(lin.bias) if lin.bias is not None else None,
+                                          _np(bn.running_mean), _np(bn.running_var), *_bn_affine(bn), bn.eps)
         alias[node.name] = src.name
     return folded, alias
 
 
+def _bn_affine(bn: nn.BatchNorm1d) -> tuple[np.ndarray | None, np.ndarray | None]:
+    return (_np(bn.weight), _np(bn.bias)) if bn.affine else (None, None)
+
+
 class _Walk:
-    """One pass over the traced graph, emitting builder nodes."""
+    """One pass over the traced graph, each node read and handed to the shared op mapping."""
 
     def __init__(self, b: _Builder, gm: fx.GraphModule, x: np.ndarray) -> None:
         self.b, self.gm, self.x = b, gm, x
+        self.ops = GraphOps(b)
         self.env: dict[str, Any] = {}
         self.folded, self.alias = _fold_batchnorm(gm)
-        self.flatten_input = False
-        self.desc: list[str] = []
 
     # --- helpers -----------------------------------------------------------------------------------
-    def act(self, n: _Node, name: str) -> _Node:
-        """``n`` as an int16 activation (a rescale of an accumulator)."""
-        return self.b.requant(n, name) if n.role == "accumulator" else n
-
     def arg(self, a: Any) -> Any:
         if isinstance(a, fx.Node):
             return self.env[self.alias.get(a.name, a.name)]
@@ -121,109 +118,58 @@ class _Walk:
             raise _unsupported(node, "non-tensor operand", f"expected a tensor, got {type(v).__name__}")
         return v
 
-    def _is_input(self, n: _Node) -> bool:
-        return n is self.b.inputs[0]
-
-    def reshape(self, node: fx.Node, src: _Node, shape: tuple[int, ...]) -> _Node:
-        """A flatten: of the input (first step, the input is encoded flattened) or of a 2-d tensor (nothing)."""
-        v = src.value
-        flat = (v.shape[0], int(np.prod(v.shape[1:])) if v.ndim > 1 else 1)
-        if tuple(shape) != flat:
-            raise _unsupported(node, "reshape", f"only flattening to (batch, features) is supported, "
-                                             f"{tuple(v.shape)} -> {tuple(shape)}")
-        if v.ndim == 2:
-            return src
-        if self._is_input(src) and not self.flatten_input:
-            self.flatten_input = True
-            src.value = v.reshape(flat)
-            self.desc.append("flatten_input")
-            return src
-        raise _unsupported(node, "reshape", f"flattening a {v.ndim}-d intermediate tensor needs a reshape op")
-
     # --- node kinds --------------------------------------------------------------------------------
     def module(self, node: fx.Node) -> Any:
         mod = self.gm.get_submodule(node.target)
         kind = type(mod).__name__
-        b, name = self.b, node.name
+        ops, name = self.ops, node.name
         if isinstance(mod, _IDENTITY_MODULES):
             return self.tensor(node, node.args[0])
         x = self.tensor(node, node.args[0])
         if isinstance(mod, nn.Embedding):
             if x.role != "index" or mod.max_norm is not None:
                 raise _unsupported(node, kind, "only an Embedding of the input token ids (without max_norm)")
-            self.desc.append(f"{name}:embedding")
-            return b.embed(x, _np(mod.weight), name, "tokens")
+            ops.desc.append(f"{name}:embedding")
+            return self.b.embed(x, _np(mod.weight), name, "tokens")
         if x.role == "index":
             raise _unsupported(node, kind, "token ids are read by an Embedding only")
         if isinstance(mod, nn.Linear):
             w, bias = self.folded.get(name, (_np(mod.weight), _np(mod.bias) if mod.bias is not None else None))
-            self.desc.append(f"{name}:linear{'+bn' if name in self.folded else ''}")
-            return b.linear(self.act(x, name + ".in"), w, bias, name)
+            return ops.linear(x, w, bias, name, folded=name in self.folded)
         if isinstance(mod, nn.ReLU):
-            self.desc.append(f"{name}:relu")
-            return b.requant(x, name, lo=0)
+            return ops.relu(x, name)
         if isinstance(mod, nn.GELU):
-            self.desc.append(f"{name}:gelu")
-            return b.lookup(self.act(x, name + ".in"), "gelu_tanh" if mod.approximate == "tanh" else "gelu", name)
+            return ops.activation(x, "gelu_tanh" if mod.approximate == "tanh" else "gelu", name)
         if type(mod) in _ACT_MODULES:
-            return self.activation(x, _ACT_MODULES[type(mod)], name)
+            return ops.activation(x, _ACT_MODULES[type(mod)], name)
         if isinstance(mod, nn.Sigmoid):
-            return self.sigmoid(x, name)
+            return ops.sigmoid(x, name)
         if isinstance(mod, nn.Flatten):
             v = x.value
             if mod.end_dim not in (-1, v.ndim - 1) or mod.start_dim not in (1, 1 - v.ndim):
                 raise _unsupported(node, kind, "only Flatten(start_dim=1) is supported")
-            return self.reshape(node, x, (v.shape[0], int(np.prod(v.shape[1:]))))
+            return ops.flatten(x)
         if isinstance(mod, nn.LayerNorm):
             if tuple(mod.normalized_shape) != (x.value.shape[-1],):
                 raise _unsupported(node, kind, "only a LayerNorm over the last axis is supported")
-            gamma = _np(mod.weight) if mod.weight is not None else np.ones(x.value.shape[-1])
+            gamma = _np(mod.weight) if mod.weight is not None else None
             beta = _np(mod.bias) if getattr(mod, "bias", None) is not None else None
-            self.desc.append(f"{name}:layernorm")
-            return b.norm(self.act(x, name + ".x"), "layer", float(mod.eps), gamma, beta, name)
+            return ops.layernorm(x, gamma, beta, float(mod.eps), name)
         if isinstance(mod, nn.BatchNorm1d):
-            if x.value.ndim != 2:
-                raise _unsupported(node, kind, "BatchNorm1d over channels of a 3-d tensor (a convolution's) is "
-                                               "not supported")
             if mod.running_mean is None or mod.running_var is None:
                 raise _unsupported(node, kind, "no running statistics (track_running_stats=False)")
-            s = (_np(mod.weight) if mod.affine else 1.0) / np.sqrt(_np(mod.running_var) + mod.eps)
-            shift = (_np(mod.bias) if mod.affine else 0.0) - _np(mod.running_mean) * s
-            self.desc.append(f"{name}:batchnorm")
-            width = x.value.shape[-1:]
-            scaled = b.mul_weight(self.act(x, name + ".x"), np.broadcast_to(s, width).copy(), name + ".scale")
-            return b.add_weight(scaled, np.broadcast_to(shift, x.value.shape[-1:]).copy(), name)
+            return ops.batchnorm(x, _np(mod.running_mean), _np(mod.running_var), *_bn_affine(mod), mod.eps, name)
         raise _unsupported(node, kind)
-
-    def activation(self, x: _Node, fn: str, name: str) -> _Node:
-        self.desc.append(f"{name}:{fn}")
-        return self.b.lookup(self.act(x, name + ".in"), fn, name)
-
-    def sigmoid(self, x: _Node, name: str) -> _Node:
-        """σ(x) = (σ(x) − 1/2) + 1/2: the centred table (0 at 0, the lookup's padding row) and a shift."""
-        self.desc.append(f"{name}:sigmoid")
-        c = self.b.lookup(self.act(x, name + ".in"), "sigmoid_c", name + ".c")
-        return self.b.add_weight(c, np.full(x.value.shape[-1], 0.5), name)
 
     def binary(self, node: fx.Node, fn: str) -> _Node:
         a, c = (self.arg(v) for v in node.args[:2])
-        b, name = self.b, node.name
+        name = node.name
         if isinstance(a, _Node) and isinstance(c, _Node):
-            if a.value.shape != c.value.shape:
-                raise _unsupported(node, fn, f"operands of shapes {a.value.shape} and {c.value.shape} (broadcasting "
-                                             "is not supported)")
-            self.desc.append(f"{name}:{fn}")
-            if fn == "add":
-                return b.add(a, c, name)
-            return b.mul(self.act(a, name + ".a"), self.act(c, name + ".b"), name)
+            return self.ops.add(a, c, name) if fn == "add" else self.ops.mul(a, c, name)
         t, k = (a, c) if isinstance(a, _Node) else (c, a)
-        if not isinstance(t, _Node) or not isinstance(k, (int, float)) or isinstance(k, bool) or not math.isfinite(k):
+        if not isinstance(t, _Node) or not isinstance(k, (int, float)) or isinstance(k, bool):
             raise _unsupported(node, fn, "operands must be tensors or a tensor and a number")
-        d = t.value.shape[-1]
-        self.desc.append(f"{name}:{fn}_const")
-        if fn == "add":
-            return b.add_weight(t, np.full(d, float(k)), name)
-        return b.mul_weight(self.act(t, name + ".a"), np.full(d, float(k)), name)
+        return self.ops.add_const(t, float(k), name) if fn == "add" else self.ops.mul_const(t, float(k), name)
 
     def mean(self, node: fx.Node, x: _Node, args: tuple, kwargs: dict) -> _Node:
         """The mean over the sequence axis of a ``(batch, seq, features)`` tensor: ``mean_pool``."""
@@ -231,21 +177,19 @@ class _Walk:
         keep = (args[1] if len(args) > 1 else kwargs.get("keepdim", False))
         if x.value.ndim != 3 or dim not in (1, -2) or keep:
             raise _unsupported(node, "mean", "only x.mean(1) of a (batch, seq, features) tensor is supported")
-        self.desc.append(f"{node.name}:mean_pool")
-        return self.b.mean_pool(self.act(x, node.name + ".in"), node.name)
+        return self.ops.mean_seq(x, node.name)
 
     def function(self, node: fx.Node) -> Any:
         t = node.target
         if t in _RELU:
-            self.desc.append(f"{node.name}:relu")
-            return self.b.requant(self.tensor(node, node.args[0]), node.name, lo=0)
+            return self.ops.relu(self.tensor(node, node.args[0]), node.name)
         if t in _SIGMOID:
-            return self.sigmoid(self.tensor(node, node.args[0]), node.name)
+            return self.ops.sigmoid(self.tensor(node, node.args[0]), node.name)
         if t in _ACT_FUNCTIONS:
-            return self.activation(self.tensor(node, node.args[0]), _ACT_FUNCTIONS[t], node.name)
+            return self.ops.activation(self.tensor(node, node.args[0]), _ACT_FUNCTIONS[t], node.name)
         if t is torch.nn.functional.gelu:
             fn = "gelu_tanh" if node.kwargs.get("approximate", "none") == "tanh" else "gelu"
-            return self.activation(self.tensor(node, node.args[0]), fn, node.name)
+            return self.ops.activation(self.tensor(node, node.args[0]), fn, node.name)
         if t in _ADD:
             return self.binary(node, "add")
         if t in _MUL:
@@ -257,7 +201,7 @@ class _Walk:
             start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
             if start not in (1,) or (len(node.args) > 2 and node.args[2] not in (-1, x.value.ndim - 1)):
                 raise _unsupported(node, "flatten", "only flatten(x, 1) is supported")
-            return self.reshape(node, x, (x.value.shape[0], int(np.prod(x.value.shape[1:]))))
+            return self.ops.flatten(x)
         if t is operator.getitem:
             base = self.arg(node.args[0])
             if isinstance(base, _Node):
@@ -279,19 +223,17 @@ class _Walk:
                 start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
                 if start != 1:
                     raise _unsupported(node, "flatten", "only x.flatten(1) is supported")
-                shape = (x.value.shape[0], int(np.prod(x.value.shape[1:])))
-            else:
-                dims = self.arg(node.args[1:])
-                dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else tuple(dims)
-                shape = np.empty(x.value.shape, dtype=np.int8).reshape(dims).shape  # resolves -1
-            return self.reshape(node, x, shape)
+                return self.ops.flatten(x)
+            dims = self.arg(node.args[1:])
+            dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else tuple(dims)
+            shape = np.empty(x.value.shape, dtype=np.int8).reshape(dims).shape  # resolves -1
+            return self.ops.reshape(x, shape)
         if m in ("relu",):
-            self.desc.append(f"{node.name}:relu")
-            return self.b.requant(self.tensor(node, node.args[0]), node.name, lo=0)
+            return self.ops.relu(self.tensor(node, node.args[0]), node.name)
         if m == "sigmoid":
-            return self.sigmoid(self.tensor(node, node.args[0]), node.name)
+            return self.ops.sigmoid(self.tensor(node, node.args[0]), node.name)
         if m == "tanh":
-            return self.activation(self.tensor(node, node.args[0]), "tanh", node.name)
+            return self.ops.activation(self.tensor(node, node.args[0]), "tanh", node.name)
         if m in ("add", "add_"):
             return self.binary(node, "add")
         if m in ("mul", "mul_"):
@@ -317,6 +259,22 @@ class _Walk:
             raise _unsupported(node, "integer input", f"token ids must be (batch, seq), got {self.x.shape}")
         return self.b.input_index("tokens", self.x.astype(np.int64), vocab.pop())
 
+    def kind(self, node: fx.Node) -> str:
+        """How an error names what ``node`` does: its module's class, function or method."""
+        if node.op == "call_module":
+            return type(self.gm.get_submodule(node.target)).__name__
+        if node.op == "call_method":
+            return f".{node.target}()"
+        return getattr(node.target, "__name__", str(node.target))
+
+    def call(self, node: fx.Node) -> Any:
+        """The value of a module, function or method node; the shared mapping's refusals name the node."""
+        handler = {"call_module": self.module, "call_function": self.function, "call_method": self.method}[node.op]
+        try:
+            return handler(node)
+        except Unsupported as exc:
+            raise _unsupported(node, exc.what or self.kind(node), exc.why) from None
+
     def run(self) -> _Node:
         out: _Node | None = None
         for node in self.gm.graph.nodes:
@@ -328,18 +286,14 @@ class _Walk:
                 raise _unsupported(node, "parameter read", "a parameter used outside its module")
             elif node.name in self.alias:  # a batchnorm folded into its linear: readers read the linear
                 continue
-            elif node.op == "call_module":
-                self.env[node.name] = self.module(node)
-            elif node.op == "call_function":
-                self.env[node.name] = self.function(node)
-            elif node.op == "call_method":
-                self.env[node.name] = self.method(node)
+            elif node.op in ("call_module", "call_function", "call_method"):
+                self.env[node.name] = self.call(node)
             elif node.op == "output":
                 res = self.arg(node.args[0])
                 if not isinstance(res, _Node):
                     raise _unsupported(node, "output", "the module must return one tensor")
                 out = res
-        if out is None or self._is_input(out):
+        if out is None or self.ops.is_input(out):
             raise QuantizationError(f"{type(self.gm).__name__}: the module computes nothing from its input")
         return self.b.requant(out, "output")
 
@@ -362,6 +316,6 @@ def walk_torch_module(b: _Builder, module: nn.Module, x: np.ndarray) -> tuple[li
     if got.shape != ref.shape or not np.allclose(got, ref, rtol=1e-6, atol=1e-6 * max(1.0, float(np.abs(ref).max()))):
         raise QuantizationError(f"{type(module).__name__}: the traced graph's float values differ from the module's "
                                 "output (an op was read differently from how torch runs it)")
-    arch = {"family": "torch", "module": type(module).__name__, "graph": walk.desc,
-            "input_shape": list(np.asarray(x).shape[1:]), "flatten_input": walk.flatten_input}
+    arch = {"family": "torch", "module": type(module).__name__, "graph": walk.ops.desc,
+            "input_shape": list(np.asarray(x).shape[1:]), "flatten_input": walk.ops.flatten_input}
     return [out], arch

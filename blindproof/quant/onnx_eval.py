@@ -1,0 +1,139 @@
+"""A float64 numpy evaluator of ONNX graphs over the operators the importer supports.
+
+It follows the ONNX operator definitions directly (not the importer's mapping), so the importer can check
+that the integer program's float side computes the graph's function: :func:`evaluate`. An operator
+outside :data:`OPS` raises :class:`~blindproof.quant.onnx_model.OnnxModelError`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+from scipy.special import erf
+
+from blindproof.quant.onnx_model import OnnxModel, OnnxModelError, attributes, node_label
+
+
+def _gemm(a: dict, x, b, c=None):
+    x = x.T if a.get("transA", 0) else x
+    b = b.T if a.get("transB", 0) else b
+    y = a.get("alpha", 1.0) * (x @ b)
+    return y if c is None else y + a.get("beta", 1.0) * c
+
+
+def _gelu(a: dict, x):
+    if a.get("approximate", "none") == "tanh":
+        return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x ** 3)))
+    return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+
+
+def _layernorm(a: dict, x, scale, bias=None):
+    axis = a.get("axis", -1) % x.ndim
+    axes = tuple(range(axis, x.ndim))
+    mu = x.mean(axis=axes, keepdims=True)
+    var = ((x - mu) ** 2).mean(axis=axes, keepdims=True)
+    y = (x - mu) / np.sqrt(var + a.get("epsilon", 1e-5)) * scale
+    return y if bias is None else y + bias
+
+
+def _batchnorm(a: dict, x, scale, bias, mean, var):
+    if a.get("training_mode", 0):
+        raise OnnxModelError("BatchNormalization in training mode")
+    shape = (1, -1) + (1,) * (x.ndim - 2)  # statistics over the channel axis 1
+    s = scale.reshape(shape) / np.sqrt(var.reshape(shape) + a.get("epsilon", 1e-5))
+    return (x - mean.reshape(shape)) * s + bias.reshape(shape)
+
+
+def _flatten(a: dict, x):
+    axis = a.get("axis", 1) % (x.ndim + 1) if x.ndim else 0
+    return x.reshape(int(np.prod(x.shape[:axis])), -1)
+
+
+def _reshape(a: dict, x, shape):
+    target = [int(v) for v in shape]
+    if not a.get("allowzero", 0):
+        target = [x.shape[i] if v == 0 else v for i, v in enumerate(target)]
+    return x.reshape(target)
+
+
+def _squeeze(a: dict, x, axes=None):
+    axes = a.get("axes") if axes is None else axes
+    if axes is None:
+        return np.squeeze(x)
+    return np.squeeze(x, axis=tuple(int(v) % x.ndim for v in np.asarray(axes).reshape(-1)))
+
+
+def _unsqueeze(a: dict, x, axes=None):
+    axes = a.get("axes") if axes is None else axes
+    rank = x.ndim + len(np.asarray(axes).reshape(-1))
+    for ax in sorted(int(v) % rank for v in np.asarray(axes).reshape(-1)):
+        x = np.expand_dims(x, ax)
+    return x
+
+
+def _cast(a: dict, x):
+    from onnx.helper import tensor_dtype_to_np_dtype
+
+    to = np.dtype(tensor_dtype_to_np_dtype(a["to"]))
+    return x.astype(np.float64) if to.kind == "f" else x.astype(to)  # floats stay float64 here
+
+
+def _sigmoid(a: dict, x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+OPS: dict[str, Callable[..., np.ndarray]] = {
+    "Gemm": _gemm,
+    "MatMul": lambda a, x, w: x @ w,
+    "Add": lambda a, x, y: x + y,
+    "Mul": lambda a, x, y: x * y,
+    "Sub": lambda a, x, y: x - y,
+    "Div": lambda a, x, y: x / y,
+    "Erf": lambda a, x: erf(x),
+    "Relu": lambda a, x: np.maximum(x, 0.0),
+    "Sigmoid": _sigmoid,
+    "Tanh": lambda a, x: np.tanh(x),
+    "Gelu": _gelu,
+    "LayerNormalization": _layernorm,
+    "BatchNormalization": _batchnorm,
+    "Flatten": _flatten,
+    "Identity": lambda a, x: x,
+    "Dropout": lambda a, x, *rest: x,
+    "Reshape": _reshape,
+    "Squeeze": _squeeze,
+    # shape arithmetic (x.view(x.size(0), -1) as exporters write it)
+    "Shape": lambda a, x: np.asarray(x.shape[a.get("start", 0):a.get("end", None)], dtype=np.int64),
+    "Gather": lambda a, x, i: np.take(x, np.asarray(i, dtype=np.int64), axis=a.get("axis", 0)),
+    "Unsqueeze": _unsqueeze,
+    "Concat": lambda a, *xs: np.concatenate([np.atleast_1d(v) for v in xs], axis=a.get("axis", 0)),
+    "Cast": _cast,
+}
+
+
+def _run(model: OnnxModel, x: np.ndarray) -> np.ndarray:
+    env: dict[str, Any] = {**model.constants, model.input_name: x.astype(np.float64)}
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            continue  # its value is among the constants
+        fn = OPS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
+        if fn is None:
+            raise OnnxModelError(f"{model.name}: cannot evaluate node {node_label(node)!r} ({node.op_type})")
+        args = [env[n] if n else None for n in node.input]
+        while args and args[-1] is None:  # trailing optional inputs left out
+            args.pop()
+        y = np.asarray(fn(attributes(node), *args))
+        env[node.output[0]] = y.astype(np.float64) if y.dtype.kind == "f" else y
+    return env[model.output_name]
+
+
+def evaluate(model: OnnxModel, x: np.ndarray) -> np.ndarray:
+    """The float64 output of ``model`` on ``x``. A graph declared for a fixed batch ``n`` runs on ``x`` in
+    slices of ``n`` rows (as a runtime would be called), so a graph exported with batch 1 takes any batch."""
+    x = np.asarray(x)
+    n = model.input_shape[0]
+    if n is None or x.shape[0] == n:
+        return _run(model, x)
+    if x.shape[0] % n:
+        raise OnnxModelError(f"{model.name}: the graph takes batches of {n} rows, the data has {x.shape[0]}")
+    return np.concatenate([_run(model, x[i:i + n]) for i in range(0, x.shape[0], n)])
