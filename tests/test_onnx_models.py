@@ -5,9 +5,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,19 +17,10 @@ from blindproof.quant.onnx_eval import evaluate
 from blindproof.quant.onnx_model import load_onnx
 
 from onnx_graphs import mlp, residual, save, with_conv
+from test_hf_folders import cli  # the real CLI in a subprocess, this tree first on the path
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.timeout(600), pytest.mark.filterwarnings("ignore::UserWarning")]
-
-
-def cli(*args: str, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.run([sys.executable, "-m", "blindproof.cli", *args], capture_output=True, text=True,
-                          timeout=400, env=env, cwd=cwd)
-    if check:
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
-
 
 def _error_line(proc: subprocess.CompletedProcess) -> str:
     """The one error line of a refused command (progress lines aside)."""
