@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +18,6 @@ from blindproof.quant.onnx_model import load_onnx
 from onnx_graphs import mlp, residual, save, with_conv
 from test_hf_folders import cli  # the real CLI in a subprocess, this tree first on the path
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.timeout(600), pytest.mark.filterwarnings("ignore::UserWarning")]
 
 def _error_line(proc: subprocess.CompletedProcess) -> str:
