@@ -573,7 +573,9 @@ def test_rejects_malformed_claims_and_commitments(honest):
     with pytest.raises(W.ProofFormatError):
         W.Commitment.from_bytes(data + b"\x00")
     with pytest.raises(W.ProofFormatError):
-        W.Commitment.from_bytes(b"BPWC\x02\x00" + data[6:])  # another version
+        W.Commitment.from_bytes(b"BPWC" + bytes([W.FORMAT_VERSION + 1, 0]) + data[6:])  # another version
+    with pytest.raises(W.ProofFormatError):
+        W.Commitment.from_bytes(b"BPWC\x01\x00" + data[6:])  # the version with base-field masks
     other = W.Commitment(com.root, m, bytes(32))
     assert not _verify(other, claims, proof, params).ok
 

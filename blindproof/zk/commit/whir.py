@@ -67,7 +67,7 @@ __all__ = ["WhirParams", "WhirSoundness", "Claim", "LinearClaim", "Commitment", 
 
 COMMITMENT_MAGIC = b"BPWC"
 PROOF_MAGIC = b"BPWP"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: one extension-valued mask (d base rows), one ρ, μ in the challenge field
 MAX_CLAIMS = 1 << 14
 MAX_TERMS = 512
 
@@ -92,7 +92,9 @@ class LinearClaim:
 
 def _ext_value(v, what: str) -> np.ndarray:
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        return F.embed(np.uint32(int(v) % F.P))
+        if not 0 <= int(v) < F.P:  # canonical only, as for arrays: v + p is not v
+            raise ValueError(f"{what} {int(v)} is not a canonical field element (0 ≤ v < p)")
+        return F.embed(np.uint32(int(v)))
     a = np.asarray(v)
     if a.ndim == 0:
         return F.embed(F._check(a.reshape(()), what))
@@ -352,7 +354,7 @@ class Commitment:
 
 def params_digest(params: WhirParams) -> bytes:
     """The digest a commitment records of the parameters it was made under."""
-    return blake3.blake3(b"blindproof whir params v1" + params.encode()).digest()
+    return blake3.blake3(b"blindproof whir params v2" + params.encode()).digest()
 
 
 @dataclass
@@ -469,8 +471,8 @@ class Proof:
         prov, conj = r.u32(), r.u32()
         s, D = params.ood, params.ext_degree
         G = params.masks
-        ood0 = r.ext_fixed((1 + G) * s).reshape(s, 1 + G, 4)
-        mu = r.field_fixed(G * params.ext_degree).reshape(G, params.ext_degree)
+        ood0 = r.ext_fixed((1 + D // 4) * s).reshape(s, 1 + D // 4, 4)
+        mu = r.field_fixed(D)
         rounds = []
         final = None
         nr = len(params.folds)
@@ -499,12 +501,21 @@ class Proof:
 
 
 def max_proof_bytes(params: WhirParams) -> int:
-    """An upper bound on the encoding of any well-formed proof under ``params``."""
-    d = 4 * params.ext_degree  # bytes per element of the challenge field
-    total = 64 + 16 * (2 * params.ood + 1) + d * (1 << params.final_vars) + 2 * d * params.final_vars
+    """The size of the largest well-formed proof under ``params``, field by field as
+    :meth:`Proof.to_bytes` writes it (only the number of opened blocks per round varies, at most
+    ``queries[i]``, and a multiproof holds at most ``depth`` digests per opened block)."""
+    D, s, G = params.ext_degree, params.ood, params.masks
+    d = 4 * D  # bytes per element of the challenge field
+    nr = len(params.folds)
+    total = 6 + 4 + 4  # magic and version, the two soundness figures
+    total += 16 * s * (1 + D // 4) + d  # initial OOD answers (P_f, then M in D/4 pieces), μ
     for i, (k, ld, t) in enumerate(zip(params.folds, params.domain_logs, params.queries)):
-        total += 2 * d * k + 36 + d * params.ood + 8
-        total += t * ((8 << k) if i == 0 else (d << k)) + 32 * t * max(ld - k, 1)
+        total += 2 * d * k  # sumcheck (s(0), s(2)) per round
+        total += (4 + 32 + d * s) if i + 1 < nr else d * (1 << params.final_vars)  # next root + OOD, or final
+        total += 4  # number of opened blocks
+        total += t * (4 * ((1 + G) << k) if i == 0 else d << k)  # opened blocks
+        total += 4 + 32 * t * max(ld - k, 1)  # siblings (length-prefixed)
+    total += 2 * d * params.final_vars
     return total
 
 
@@ -514,6 +525,18 @@ def _soundness_tenths(params: WhirParams, n_claims: int) -> tuple[int, int]:
 
 
 # --- opening -----------------------------------------------------------------------------------------
+
+def _mask_scalars(E: "_Ext", rho: np.ndarray) -> np.ndarray:
+    """``ρ·b_g`` (G, d) for the basis ``b_g = x^g`` (degree 4) or ``y^g`` (degree 8) of the challenge
+    field over F_p: the coefficients of the mask's base rows in ``F = P_f + ρ·M``."""
+    return E.mul(np.broadcast_to(rho, (E.d, E.d)), np.eye(E.d, dtype=np.uint32))
+
+
+def _mask_combine(E: "_Ext", parts) -> np.ndarray:
+    """``Σ_g b_g·parts[g]`` for challenge-field values (d,) each: the mask ``M = Σ_g b_g P_g``'s value
+    from its base rows' values."""
+    return E.sum(E.mul(np.stack(parts), np.eye(E.d, dtype=np.uint32)))
+
 
 def _claim_weights(params: WhirParams, claims, alpha: np.ndarray, E: "_Ext") -> np.ndarray:
     """Hypercube weight table (2^n, d) of the batched claims (``α_j`` per claim, in the challenge
@@ -547,22 +570,22 @@ def open_claims(state: ProverState, claims: Sequence, transcript: Transcript) ->
     _absorb_claims(transcript, p, state.commitment, norm)
     ood_pts = transcript.challenge_exts("whir/ood0", s)
     G = p.masks
-    ood0 = np.empty((s, 1 + G, 4), dtype=np.uint32)
-    for o in range(s):
+    ood0 = np.empty((s, 1 + D // 4, 4), dtype=np.uint32)
+    for o in range(s):  # P_f(ζ) (degree 4), then M(ζ) = Σ_g b_g·P_g(ζ) (challenge field, in D/4 pieces)
         pt = _pow_point_ext(ood_pts[o], n)
         ood0[o, 0] = mle.evaluate(state.pf_table, pt)
-        for g in range(G):
-            ood0[o, 1 + g] = mle.evaluate(state.pg_table[g], pt)
+        mz = _mask_combine(E, [E.embed(mle.evaluate(state.pg_table[g], pt)) for g in range(G)])
+        ood0[o, 1:] = mz.reshape(D // 4, 4)
     transcript.absorb_ext("whir/ood0_answers", ood0)
     alpha = E.challenge(transcript, "whir/alpha", len(norm) + s)
     w = _claim_weights(p, norm, alpha, E)
-    mu = np.stack([K.edot_base_d(w, state.pg_table[g]) for g in range(G)])  # ⟨P_g, w⟩: uniform, as P_g is
+    mu = _mask_combine(E, [K.edot_base_d(w, state.pg_table[g]) for g in range(G)])  # ⟨M, w⟩: uniform, as M is
     E.absorb(transcript, "whir/mu", mu)
-    rho = E.challenge(transcript, "whir/rho", G)
+    rho = _mask_scalars(E, E.challenge(transcript, "whir/rho"))  # ρ·b_g: F = P_f + ρ·M
     for o in range(s):  # the OOD constraints F(ζ) = a_f + Σ ρ_g·a_g
         E.add_eq(w, 1, 0, _pow_point_ext(ood_pts[o], n), alpha[len(norm) + o])
     wv = w if D == 4 else w[:, 0::2]  # the degree-4 part, where weights with degree-4 coefficients land
-    ftab = K.combine_many(state.pf_table, state.pg_table, rho)  # F = P_f + Σ ρ_g P_g: uniform given μ, σ
+    ftab = K.combine_many(state.pf_table, state.pg_table, rho)  # F = P_f + ρ·M: uniform given μ, σ
     fco = K.combine_many(state.pf_coefs, state.pg_coefs, rho)
     length = 1 << n
     rounds = []
@@ -707,18 +730,17 @@ def _verify(commitment, claims, proof, transcript: Transcript, params) -> Verify
     alpha = E.challenge(transcript, "whir/alpha", len(norm) + s)
     E.absorb(transcript, "whir/mu", proof.mu)
     G = params.masks
-    rho = E.challenge(transcript, "whir/rho", G)
-    # Σ α_j v_j + Σ α_o a_f  +  Σ_g ρ_g·(μ_g + Σ α_o a_g): the P_f part and the masks' parts
+    rho1 = E.challenge(transcript, "whir/rho")
+    rho = _mask_scalars(E, rho1)  # (G, d): ρ·b_g for the mask's base rows
+    # Σ α_j v_j + Σ α_o P_f(ζ_o)  +  ρ·(μ + Σ α_o M(ζ_o)): the P_f part and the mask's part
     vals = E.embed(np.stack([v for _, v in norm]))
     part_f = E.sum(E.mul(alpha[:len(norm)], vals))
     claim = part_f
+    part_m = proof.mu
     if s:
         claim = E.add(claim, E.sum(E.mul(alpha[len(norm):], E.embed(proof.ood0[:, 0]))))
-    for g in range(G):
-        part_g = proof.mu[g]
-        if s:
-            part_g = E.add(part_g, E.sum(E.mul(alpha[len(norm):], E.embed(proof.ood0[:, 1 + g]))))
-        claim = E.add(claim, E.mul(rho[g], part_g))
+        part_m = E.add(part_m, E.sum(E.mul(alpha[len(norm):], proof.ood0[:, 1:].reshape(s, E.d))))
+    claim = E.add(claim, E.mul(rho1, part_m))
     # constraints, for w(r) at the end: (points (L, vars, d), coefficients (L, d), first variable)
     cons: list[tuple[np.ndarray, np.ndarray, int]] = []
     pts, cfs = [], []
@@ -755,7 +777,7 @@ def _verify(commitment, claims, proof, transcript: Transcript, params) -> Verify
         if rd.values.shape[0] != pos.size:
             return VerifyResult.reject(f"round {i}: {rd.values.shape[0]} opened blocks, the transcript asks {pos.size}")
         if i == 0:
-            leaf_rows = rd.values  # (q, (1 + G)·2^k) base: the P_f block, then the masks' blocks
+            leaf_rows = rd.values  # (q, (1 + G)·2^k) base: the P_f block, then the mask rows' blocks
             half = 1 << k
             masks = np.ascontiguousarray(leaf_rows[:, half:].reshape(pos.size, G, half).transpose(1, 0, 2)).reshape(G, -1)
             blockv = K.combine_many(np.ascontiguousarray(leaf_rows[:, :half]).reshape(-1), masks,
@@ -803,8 +825,8 @@ def _verify(commitment, claims, proof, transcript: Transcript, params) -> Verify
 def _check_shapes(proof: Proof, params: WhirParams) -> str:
     s, nr, D = params.ood, len(params.folds), params.ext_degree
     G = params.masks
-    if not isinstance(proof.ood0, np.ndarray) or proof.ood0.shape != (s, 1 + G, 4) or \
-            not isinstance(proof.mu, np.ndarray) or proof.mu.shape != (G, D) or len(proof.rounds) != nr:
+    if not isinstance(proof.ood0, np.ndarray) or proof.ood0.shape != (s, 1 + D // 4, 4) or \
+            not isinstance(proof.mu, np.ndarray) or proof.mu.shape != (D,) or len(proof.rounds) != nr:
         return "proof shape does not match the parameters (initial part or round count)"
     if not isinstance(proof.final, np.ndarray) or proof.final.shape != (1 << params.final_vars, D):
         return "final polynomial has the wrong size"
