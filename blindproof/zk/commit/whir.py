@@ -18,23 +18,26 @@ Hiding (for ONE opening; see docs/whir.md for the argument and what is not hidde
   (``P_{f,u}(x) = f_u(x) + x^{2^{m'}} s_u(x)``): any ``t_h`` base-field evaluations of ``P_f`` off the
   claims are uniform, so the first oracle's opened blocks and initial out-of-domain answers reveal
   nothing (Ligero's hiding symbols, moved into a variable the folding reaches last).
-* ``P_g``: a uniformly random multilinear in the same ``n`` variables (two of them, ``G = 2``, with
-  degree-8 challenges), committed in the same Merkle leaves. The prover sends ``μ_g = ⟨P_g, w⟩`` for
-  the claims' weight ``w``, the verifier draws ``ρ_g``, and WHIR runs on ``F = P_f + Σ_g ρ_g·P_g``
-  with claim ``σ + Σ_g ρ_g μ_g``. ``F`` is uniform given the ``μ_g`` and ``σ``, so every later message
-  (sumcheck rounds, folded oracles, their OOD answers and opened blocks, the final polynomial) is a
-  function of a uniform polynomial subject to the public claim.
+* ``M = Σ_g b_g·P_g``: ONE mask with values in the challenge field, from ``d = ext_degree`` uniformly
+  random base-field multilinears ``P_g`` in the same ``n`` variables (``b_g`` = ``x^g`` or ``y^g``, a
+  basis over F_p), committed as ``d`` codewords in the same Merkle leaves. The prover sends
+  ``μ = ⟨M, w⟩`` for the claims' weight ``w``, the verifier draws ``ρ``, and WHIR runs on
+  ``F = P_f + ρ·M`` with claim ``σ + ρ·μ``. ``M`` is uniform over challenge-field tables, so ``F`` is
+  uniform given ``μ`` and ``σ`` whatever subfield the weights lie in (base-field masks were not: their
+  part of a sumcheck message is ``ρ_g·span_Fp(w)``, which misses the field when ``w`` lies in a
+  subfield), and every later message (sumcheck rounds, folded oracles, their OOD answers and opened
+  blocks, the final polynomial) is a function of a uniform polynomial subject to the public claim.
 * Claims live at ``Y = 0``: ``f(z) = P_f(0^{m'-m}, z, 0)``.
 
 Protocol (transcript order): parameters, commitment, claims; initial OOD points ``ζ`` and answers
-``(P_f(ζ), P_g(ζ))``; claim weights ``α``; the ``μ_g``; the ``ρ_g``; then per oracle ``i``: ``k`` sumcheck rounds
+``(P_f(ζ), M(ζ))``; claim weights ``α``; ``μ``; ``ρ``; then per oracle ``i``: ``k`` sumcheck rounds
 ``(s(0), s(2))`` with folding challenges, then either the next oracle's root and its OOD answers, or
 the final polynomial (coefficients, sent in the clear); shift-query positions; combination
 challenges ``γ`` for the new constraints. The final polynomial's remaining variables are summed by a
 last sumcheck, and the verifier checks ``claim = f_final(r)·w(r)``. The verifier takes
 :class:`WhirParams` from its caller, never from the proof.
 
-The claim weights ``α``, the ``ρ_g``, the folding challenges and everything computed from them live
+The claim weights ``α``, ``ρ``, the folding challenges and everything computed from them live
 in the degree-4 extension, or in the degree-8 extension ``y^8 − 11`` (``params.ext_degree = 8``,
 :class:`_Ext`) where the degree-4 field would cap the provable soundness (``N/|F|`` per fold); claim
 points and values, OOD points and the combination challenges ``γ`` stay in the degree-4 field and are
@@ -365,10 +368,10 @@ class ProverState:
     params: WhirParams
     commitment: Commitment
     pf_table: np.ndarray  # (2^n,)
-    pg_table: np.ndarray  # (G, 2^n): the masks P_g (G = ext_degree / 4)
+    pg_table: np.ndarray  # (G, 2^n): the base rows P_g of the mask M = Σ_g b_g·P_g (G = ext_degree)
     pf_coefs: np.ndarray
     pg_coefs: np.ndarray
-    leaves: np.ndarray  # ((1 + G)·2^k, N_0 / 2^k): block of P_f, then the blocks of the masks, per leaf
+    leaves: np.ndarray  # ((1 + G)·2^k, N_0 / 2^k): block of P_f, then the blocks of M's rows, per leaf
     tree: merkle.MerkleTree
     opened: bool = False
 
@@ -421,7 +424,7 @@ class RoundProof:
     sumcheck: np.ndarray  # (k, 2, 4)
     root: bytes  # next oracle's root (b"" for the last round)
     ood: np.ndarray  # (ood, 4) next oracle's out-of-domain answers ((0, 4) for the last round)
-    values: np.ndarray  # round 0: (q, 2^{k+1}) base; later: (q, 2^k, 4) extension
+    values: np.ndarray  # round 0: (q, (1 + G)·2^k) base; later: (q, 2^k, d) extension
     siblings: np.ndarray  # (s, 8) multiproof digests
 
 
@@ -429,8 +432,8 @@ class RoundProof:
 class Proof:
     """A batched opening; see the module docstring for the order of its parts."""
 
-    ood0: np.ndarray  # (ood, 1 + G, 4): P_f and the masks at the initial out-of-domain points
-    mu: np.ndarray  # (G, d): ⟨P_g, w⟩ per mask, in the challenge field
+    ood0: np.ndarray  # (ood, 1 + d/4, 4): P_f, then M (d limbs in d/4 pieces), at the initial OOD points
+    mu: np.ndarray  # (d,): ⟨M, w⟩, in the challenge field
     rounds: list
     final: np.ndarray  # (2^final_vars, 4) coefficients
     final_sumcheck: np.ndarray  # (final_vars, 2, 4)
@@ -540,8 +543,8 @@ def _mask_combine(E: "_Ext", parts) -> np.ndarray:
 
 def _claim_weights(params: WhirParams, claims, alpha: np.ndarray, E: "_Ext") -> np.ndarray:
     """Hypercube weight table (2^n, d) of the batched claims (``α_j`` per claim, in the challenge
-    field: with degree-8 challenges the weights must span that field, else the first sumcheck
-    messages would split into an f-part and a mask part by the basis {1, ρ})."""
+    field). The hiding does not rely on the weights spanning any field: the mask ``M`` has values in
+    the challenge field, so ``ρ·⟨M, w⟩`` covers it for any nonzero ``w``."""
     w = E.zero(1 << params.n_vars)
     for j, (terms, _) in enumerate(claims):
         for pt, coef in terms:  # f(z) = P_f(0^pad, z, 0): even entries of the first 2^{m+1}
@@ -582,7 +585,7 @@ def open_claims(state: ProverState, claims: Sequence, transcript: Transcript) ->
     mu = _mask_combine(E, [K.edot_base_d(w, state.pg_table[g]) for g in range(G)])  # ⟨M, w⟩: uniform, as M is
     E.absorb(transcript, "whir/mu", mu)
     rho = _mask_scalars(E, E.challenge(transcript, "whir/rho"))  # ρ·b_g: F = P_f + ρ·M
-    for o in range(s):  # the OOD constraints F(ζ) = a_f + Σ ρ_g·a_g
+    for o in range(s):  # the OOD constraints F(ζ) = P_f(ζ) + ρ·M(ζ)
         E.add_eq(w, 1, 0, _pow_point_ext(ood_pts[o], n), alpha[len(norm) + o])
     wv = w if D == 4 else w[:, 0::2]  # the degree-4 part, where weights with degree-4 coefficients land
     ftab = K.combine_many(state.pf_table, state.pg_table, rho)  # F = P_f + ρ·M: uniform given μ, σ
