@@ -116,7 +116,10 @@ def _field(r: dict) -> str:
     if not r["scheme"].startswith("whir"):
         return ""
     d = r.get("ext_degree") or WhirParams.for_security(100, r["log"], r["scheme"].split("-", 1)[1]).ext_degree
-    return f"degree {d}" + (" (2 masks)" if d == 8 else "")
+    masks = r.get("masks")
+    if masks is None:  # rows of the construction with base-field masks (ext_degree / 4 of them)
+        return f"degree {d}" + (" (2 masks)" if d == 8 else "")
+    return f"degree {d}, mask of {masks} base rows"
 
 
 def write_md(res: dict, path: Path) -> None:
@@ -152,6 +155,22 @@ def write_md(res: dict, path: Path) -> None:
             lines.append(f"| {log} | {prof} | {w['commit_cpu_s'] / lig['commit_cpu_s']:.1f}× | "
                          f"{w['open_cpu_s'] / lig['open_cpu_s']:.1f}× | {prover:.1f}× | "
                          f"{w['verify_cpu_s'] / lig['verify_cpu_s']:.1f}× | {w['proof_bytes'] / lig['proof_bytes']:.2f}× |")
+    before = res.get("before")
+    if before:
+        lines += ["", f"Cost of the mask with challenge-field values (`{before['label']}`, run {before['when']}; "
+                  "CPU-time medians, before → after):", "",
+                  "| 2^m | scheme | commit | open | verify | proof |", "|---|---|---|---|---|---|"]
+        old = {(r["log"], r["scheme"], r.get("claims", 1)): r for r in before["rows"]}
+        for r in res["rows"]:
+            o = old.get((r["log"], r["scheme"], r.get("claims", 1)))
+            if not r["scheme"].startswith("whir") or not o or "refused" in r or "refused" in o:
+                continue
+            label = r["scheme"] + (f" ({r['claims']} claims)" if r.get("claims", 1) > 1 else "")
+            cells = [f"{fmt_ms(o[f'{k}_cpu_s'])} → {fmt_ms(r[f'{k}_cpu_s'])} "
+                     f"({r[f'{k}_cpu_s'] / o[f'{k}_cpu_s']:.2f}×)" for k in ("commit", "open", "verify")]
+            cells.append(f"{o['proof_bytes'] / 1000:.1f} → {r['proof_bytes'] / 1000:.1f} KB "
+                         f"({r['proof_bytes'] / o['proof_bytes']:.2f}×)")
+            lines.append(f"| {r['log']} | {label} | " + " | ".join(cells) + " |")
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -161,6 +180,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default=str(ROOT / "docs" / "bench_whir"))
     ap.add_argument("--md-only", action="store_true", help="rewrite the markdown from the JSON of the last run")
+    ap.add_argument("--before", help="JSON of a run of an earlier version (same machine, same session): "
+                    "adds a before → after table")
+    ap.add_argument("--before-label", default="before")
     args = ap.parse_args()
     if args.md_only:
         out = Path(args.out)
@@ -188,6 +210,11 @@ def main() -> None:
         f"--logs {' '.join(map(str, args.logs))} --repeats {args.repeats}".split()), "repeats": args.repeats,
         "logs": args.logs, "rows": rows}
     res["machine"]["loadavg_1m_end"] = os.getloadavg()[0]
+    if args.before:
+        bpath = Path(args.before)
+        res["before"] = {"label": args.before_label, "file": bpath.name,
+                         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(bpath.stat().st_mtime)),
+                         "rows": json.loads(bpath.read_text())["rows"]}
     out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps(res, indent=1))
     write_md(res, out.with_suffix(".md"))

@@ -398,7 +398,7 @@ _SMALL = {4: dict(folding=3, blowup=2, shrink=1, final_log=1, ood=1, security_bi
 def test_hiding_rank_small_case(degree, n_points):
     """With all challenges fixed, for m = 4: the revealed values are R = A·f + B·masks. The claims
     fix C·f; every f in ker C must be matched by masks, i.e. rank [B | A·K] = rank B. Sending the
-    values without P_g (B restricted to s) leaks, which the test checks too (the test can fail)."""
+    values without the mask M (B restricted to s) leaks, which the test checks too (the test can fail)."""
     m = 4
     params = WhirParams(m, (2, 2), **_SMALL[degree])
     n_masks = params.hiding_symbols + params.masks * (1 << params.n_vars)
@@ -414,9 +414,139 @@ def test_hiding_rank_small_case(degree, n_points):
     assert K.shape[1] == (1 << m) - _rank_mod_p(C)
     rb = _rank_mod_p(B)
     assert _rank_mod_p(np.concatenate([B, _matmul_mod(A, K)], axis=1)) == rb
-    # without P_g only s masks the values: f leaks
+    # without M only s masks the values: f leaks
     Bs = B[:, :params.hiding_symbols]
     assert _rank_mod_p(np.concatenate([Bs, _matmul_mod(A, K)], axis=1)) > _rank_mod_p(Bs)
+
+
+# Claims whose weights lie in a proper subfield of the challenge field: base-field coordinates (F_p),
+# hypercube points (the claim is one table entry), coordinates in F_p[x^2] (a subfield of the degree-4
+# field), a batch of an extension claim and a base-field claim, a linear claim over base-field points
+# with extension coefficients. The masks' part of every message must cover the whole field whatever
+# the weights; shapes with no padding variable and ood = 0 (as the provable profile), m = 6.
+_M6 = 6
+_RANK_PARAMS = {4: dict(queries=(2, 1), folding=4, blowup=2, shrink=2, final_log=2, ood=0, security_bits=10.0),
+                8: dict(queries=(2, 2), folding=4, blowup=2, shrink=1, final_log=1, ood=0, security_bits=10.0,
+                        ext_degree=8)}
+
+
+def _rank_point(kind: str, i: int) -> np.ndarray:
+    rng = np.random.default_rng(1000 + i)
+    if kind == "ext":
+        return F.erandom(rng, _M6)
+    if kind == "base":
+        return F.random(rng, _M6)
+    if kind == "hypercube":
+        return np.array([0, 1, 1, 0, 1, 0], dtype=np.uint32) ^ np.uint32(i & 1)
+    if kind == "fp2":  # every coordinate in F_p[x^2] inside the degree-4 field
+        e = F.erandom(rng, _M6)
+        e[:, 1] = 0
+        e[:, 3] = 0
+        return e
+    raise ValueError(kind)
+
+
+_RANK_CASES = {
+    "base point": [[("base", 0, None)]],
+    "hypercube point": [[("hypercube", 0, None)]],
+    "F_p[x^2] point": [[("fp2", 0, None)]],
+    "two base points": [[("base", 0, None)], [("base", 1, None)]],
+    "extension + base claims": [[("ext", 0, None)], [("base", 1, None)]],
+    "linear, base points, extension coefficients": [[("base", 0, (3, 1, 4, 1)), ("base", 1, (5, 9, 2, 6))]],
+    "linear, base points, base coefficients": [[("base", 0, (3, 0, 0, 0)), ("base", 1, (5, 0, 0, 0))]],
+}
+
+
+def _rank_spec(case: str) -> list:
+    return [[(_rank_point(kind, i), F.eone() if c is None else F.ext(*c)) for kind, i, c in terms]
+            for terms in _RANK_CASES[case]]
+
+
+def _rank_claims_fn(spec):
+    """Claims from spec (lists of (point, coefficient)); one term with coefficient 1 is a plain Claim."""
+    def fn(t):
+        out = []
+        for terms in spec:
+            val = None
+            for pt, coef in terms:
+                v = F.emul(coef, mle.evaluate(t, pt if pt.ndim == 2 else F.embed(pt)))
+                val = v if val is None else F.eadd(val, v)
+            if len(terms) == 1 and np.array_equal(terms[0][1], F.eone()):
+                out.append(W.Claim(terms[0][0], val))
+            else:
+                out.append(W.LinearClaim(tuple(terms), val))
+        return out
+    return fn
+
+
+def _rank_claim_rows(spec) -> np.ndarray:
+    """The claims as base-field rows on f (4 per claim: the coordinates of Σ coef·eq(point, ·))."""
+    rows = []
+    for terms in spec:
+        acc = None
+        for pt, coef in terms:
+            eq = mle.eq_table(pt if pt.ndim == 2 else F.embed(pt))
+            t = F.emul(np.broadcast_to(coef, eq.shape), eq)
+            acc = t if acc is None else F.eadd(acc, t)
+        rows.append(np.stack([acc[:, c] for c in range(4)]))
+    return np.concatenate(rows).astype(np.int64)
+
+
+def _leaked_directions(params, spec, seed=123) -> tuple[int, int]:
+    """f-directions the claims leave free that the revealed values pin down: rank[B | A·K] − rank B,
+    with the masks (s and M), and with s alone (no mask M)."""
+    m = params.log_size
+    n_masks = params.hiding_symbols + params.masks * (1 << params.n_vars)
+    fn = _rank_claims_fn(spec)
+    A = _linear_map(params, fn, seed, m, n_masks, "f")
+    B = _linear_map(params, fn, seed, m, n_masks, "mask")
+    AK = _matmul_mod(A, _kernel_mod_p(_rank_claim_rows(spec)))
+    Bs = B[:, :params.hiding_symbols]
+    return (_rank_mod_p(np.concatenate([B, AK], axis=1)) - _rank_mod_p(B),
+            _rank_mod_p(np.concatenate([Bs, AK], axis=1)) - _rank_mod_p(Bs))
+
+
+@pytest.mark.parametrize("case", list(_RANK_CASES))
+@pytest.mark.parametrize("degree", [4, 8])
+def test_hiding_rank_subfield_weights(degree, case):
+    """Claims whose weights lie in a subfield (base-field, hypercube, F_p[x^2] points; mixed batches;
+    linear claims over base points) leak nothing: 0 directions. Without the mask M the same test
+    finds the leak."""
+    params = WhirParams(_M6, **_RANK_PARAMS[degree])
+    assert params.padded_log == _M6 and params.ood == 0  # no padding variable to hide behind
+    leaked, leaked_without_m = _leaked_directions(params, _rank_spec(case))
+    assert leaked == 0
+    assert leaked_without_m > 0
+
+
+def _base_valued_masks(monkeypatch, degree: int) -> None:
+    """The construction that leaked: ext_degree/4 masks with base-field values, one ρ_g each."""
+    from blindproof.zk.commit import whir_soundness as S
+    G = degree // 4
+    monkeypatch.setattr(S.WhirParams, "masks", property(lambda self: G))
+
+    def scalars(E, rho):  # ρ_g = ρ^{g+1}: independent enough for the rank test, base-field P_g
+        out, cur = [], rho
+        for _ in range(G):
+            out.append(cur)
+            cur = E.mul(cur, rho)
+        return np.stack(out)
+    monkeypatch.setattr(W, "_mask_scalars", scalars)
+    monkeypatch.setattr(W, "_mask_combine", lambda E, parts: E.sum(np.stack(parts)))
+
+
+@pytest.mark.parametrize("case", ["base point", "hypercube point", "F_p[x^2] point", "extension + base claims",
+                                  "linear, base points, extension coefficients"])
+@pytest.mark.parametrize("degree", [4, 8])
+def test_hiding_rank_finds_the_base_valued_mask_leak(monkeypatch, degree, case):
+    """The rank test catches the previous construction (masks with base-field values): their part of
+    a sumcheck message is ρ_g·span_Fp(weights), which does not fill the field when the weights lie
+    in a subfield, and f's part is solved for."""
+    _base_valued_masks(monkeypatch, degree)
+    params = WhirParams(_M6, **_RANK_PARAMS[degree])
+    assert params.padded_log == _M6
+    leaked, _ = _leaked_directions(params, _rank_spec(case))
+    assert leaked > 0
 
 
 def _matmul_mod(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -573,7 +703,9 @@ def test_rejects_malformed_claims_and_commitments(honest):
     with pytest.raises(W.ProofFormatError):
         W.Commitment.from_bytes(data + b"\x00")
     with pytest.raises(W.ProofFormatError):
-        W.Commitment.from_bytes(b"BPWC\x02\x00" + data[6:])  # another version
+        W.Commitment.from_bytes(b"BPWC" + bytes([W.FORMAT_VERSION + 1, 0]) + data[6:])  # another version
+    with pytest.raises(W.ProofFormatError):
+        W.Commitment.from_bytes(b"BPWC\x01\x00" + data[6:])  # the version with base-field masks
     other = W.Commitment(com.root, m, bytes(32))
     assert not _verify(other, claims, proof, params).ok
 
@@ -606,6 +738,66 @@ def test_degree_8_completeness(m):
     data = proof.to_bytes()
     assert _verify(com, claims, data, params).ok
     assert len(data) <= W.max_proof_bytes(params)
+
+
+def _bound_slack(params: WhirParams, proof) -> int:
+    """What :func:`max_proof_bytes` reserves beyond this proof: the blocks a round did not open
+    (repeated positions) and the siblings its multiproof shares."""
+    slack = 0
+    for i, (rd, k, ld, t) in enumerate(zip(proof.rounds, params.folds, params.domain_logs, params.queries)):
+        q = rd.values.shape[0]
+        block = 4 * ((1 + params.masks) << k) if i == 0 else 4 * params.ext_degree << k
+        slack += (t - q) * block + 32 * t * max(ld - k, 1) - 32 * rd.siblings.shape[0]
+    return slack
+
+
+@pytest.mark.parametrize("degree,m,ood,folding", [(4, 7, 0, 4), (4, 9, 2, 3), (8, 7, 0, 4), (8, 9, 2, 4),
+                                                  (8, 12, 1, 8)])
+def test_max_proof_bytes_is_the_encoding(degree, m, ood, folding):
+    """The bound is the encoding's size, field by field: an honest proof plus what the bound reserves
+    for unopened blocks and shared siblings is exactly the bound (OOD answers and μ included)."""
+    params = WhirParams.for_security(100, m, ext_degree=degree, ood=ood, folding=folding)
+    rng, _, table, com, state = _setup(m, 70 + m, params=params)
+    claims = _claims(rng, table, m, 2)
+    proof = W.open_claims(state, claims, Transcript(DOMAIN))
+    data = proof.to_bytes()
+    assert _verify(com, claims, data, params).ok
+    assert len(data) + _bound_slack(params, proof) == W.max_proof_bytes(params)
+
+
+def test_degree_8_folding_8_at_2_18_within_the_bound():
+    """Honest degree-8, folding-8 proofs at 2^18 (a round-0 leaf of (1 + 8)·2^8 words) fit the bound
+    and verify from their bytes (the bound once counted 8·2^k bytes per round-0 block)."""
+    m = 18
+    params = WhirParams.for_security(100, m, ext_degree=8, folding=8)
+    assert params.folds[0] == 8 and params.masks == 8
+    rng, _, table, com, state = _setup(m, 18, params=params)
+    claims = _claims(rng, table, m, 1)
+    proof = W.open_claims(state, claims, Transcript(DOMAIN))
+    data = proof.to_bytes()
+    assert len(data) <= W.max_proof_bytes(params)
+    assert len(data) + _bound_slack(params, proof) == W.max_proof_bytes(params)
+    assert _verify(com, claims, data, params).ok
+
+
+def test_claim_values_must_be_canonical():
+    """A claim value (or coefficient) given as a Python or NumPy integer outside [0, p) is refused,
+    as an array is: v + p and v − p are not v."""
+    m = 6
+    rng, params, table, com, state = _setup(m, 61)
+    b = np.array([1, 0, 1, 1, 0, 0], dtype=np.uint32)
+    v = int(table[int("101100", 2)])
+    proof = W.open_claims(state, [W.Claim(b, v)], Transcript(DOMAIN))
+    data = proof.to_bytes()
+    assert _verify(com, [W.Claim(b, v)], data, params).ok
+    assert _verify(com, [W.Claim(b, np.uint32(v))], data, params).ok
+    for bad in (v + F.P, v - F.P, np.int64(v + F.P), np.int64(v - F.P), -1, F.P, np.array(v + F.P)):
+        res = _verify(com, [W.Claim(b, bad)], data, params)
+        assert not res.ok and "claim" in res.reason
+    with pytest.raises(ValueError):
+        W.open_claims(W.commit(table, params, rng=rng)[1], [W.Claim(b, v + F.P)], Transcript(DOMAIN))
+    coef_bad = W.LinearClaim(((b, F.P + 1),), v)
+    assert not _verify(com, [coef_bad], data, params).ok
 
 
 def test_degree_8_must_reject():
@@ -664,13 +856,3 @@ def test_degree_8_kernels():
     WK.fold_table_8(w3, 32, r)
     assert np.array_equal(f2[:16], f3[:16]) and np.array_equal(w2[:16], w3[:16])
     assert np.array_equal(s_next, WK.round_s02_8(f3, w3, 16))
-
-
-def test_hiding_degree_8_needs_two_masks(monkeypatch):
-    """With degree-8 challenges and ONE mask, the first sumcheck message is a + ρ·b with a (from f)
-    and b (from the mask) in the degree-4 field, so {1, ρ} splits it and f leaks: the rank test
-    catches that construction (the shipped one uses two masks)."""
-    from blindproof.zk.commit import whir_soundness as S
-    monkeypatch.setattr(S.WhirParams, "masks", property(lambda self: 1))
-    with pytest.raises(AssertionError):
-        test_hiding_rank_small_case(8, 1)

@@ -87,8 +87,8 @@ def test_degree_8_worked_example_2_22():
     p = WhirParams.for_security(100, 22)
     assert (p.ext_degree, p.n_vars, p.folds, p.domain_logs) == (8, 23, (4, 4, 4, 4), (24, 22, 20, 18))
     rep = p.soundness()
-    assert p.masks == 2
-    assert rep.terms["mask line (proximity gap)"] == pytest.approx(2 * EXT_LOG2 - 25, abs=1e-9)  # 2·N_0: 222.3
+    assert p.masks == 8  # one mask with challenge-field values: 8 base rows
+    assert rep.terms["mask line (proximity gap)"] == pytest.approx(2 * EXT_LOG2 - 24, abs=1e-9)  # one line: N_0
     assert rep.terms["round 0 queries"] == pytest.approx(-p.queries[0] * math.log2(0.75), abs=1e-9)
     assert 100 <= rep.provable_bits < 101
     assert rep.provable_bits == pytest.approx(100.29, abs=0.01)

@@ -18,23 +18,26 @@ Hiding (for ONE opening; see docs/whir.md for the argument and what is not hidde
   (``P_{f,u}(x) = f_u(x) + x^{2^{m'}} s_u(x)``): any ``t_h`` base-field evaluations of ``P_f`` off the
   claims are uniform, so the first oracle's opened blocks and initial out-of-domain answers reveal
   nothing (Ligero's hiding symbols, moved into a variable the folding reaches last).
-* ``P_g``: a uniformly random multilinear in the same ``n`` variables (two of them, ``G = 2``, with
-  degree-8 challenges), committed in the same Merkle leaves. The prover sends ``μ_g = ⟨P_g, w⟩`` for
-  the claims' weight ``w``, the verifier draws ``ρ_g``, and WHIR runs on ``F = P_f + Σ_g ρ_g·P_g``
-  with claim ``σ + Σ_g ρ_g μ_g``. ``F`` is uniform given the ``μ_g`` and ``σ``, so every later message
-  (sumcheck rounds, folded oracles, their OOD answers and opened blocks, the final polynomial) is a
-  function of a uniform polynomial subject to the public claim.
+* ``M = Σ_g b_g·P_g``: ONE mask with values in the challenge field, from ``d = ext_degree`` uniformly
+  random base-field multilinears ``P_g`` in the same ``n`` variables (``b_g`` = ``x^g`` or ``y^g``, a
+  basis over F_p), committed as ``d`` codewords in the same Merkle leaves. The prover sends
+  ``μ = ⟨M, w⟩`` for the claims' weight ``w``, the verifier draws ``ρ``, and WHIR runs on
+  ``F = P_f + ρ·M`` with claim ``σ + ρ·μ``. ``M`` is uniform over challenge-field tables, so ``F`` is
+  uniform given ``μ`` and ``σ`` whatever subfield the weights lie in (base-field masks were not: their
+  part of a sumcheck message is ``ρ_g·span_Fp(w)``, which misses the field when ``w`` lies in a
+  subfield), and every later message (sumcheck rounds, folded oracles, their OOD answers and opened
+  blocks, the final polynomial) is a function of a uniform polynomial subject to the public claim.
 * Claims live at ``Y = 0``: ``f(z) = P_f(0^{m'-m}, z, 0)``.
 
 Protocol (transcript order): parameters, commitment, claims; initial OOD points ``ζ`` and answers
-``(P_f(ζ), P_g(ζ))``; claim weights ``α``; the ``μ_g``; the ``ρ_g``; then per oracle ``i``: ``k`` sumcheck rounds
+``(P_f(ζ), M(ζ))``; claim weights ``α``; ``μ``; ``ρ``; then per oracle ``i``: ``k`` sumcheck rounds
 ``(s(0), s(2))`` with folding challenges, then either the next oracle's root and its OOD answers, or
 the final polynomial (coefficients, sent in the clear); shift-query positions; combination
 challenges ``γ`` for the new constraints. The final polynomial's remaining variables are summed by a
 last sumcheck, and the verifier checks ``claim = f_final(r)·w(r)``. The verifier takes
 :class:`WhirParams` from its caller, never from the proof.
 
-The claim weights ``α``, the ``ρ_g``, the folding challenges and everything computed from them live
+The claim weights ``α``, ``ρ``, the folding challenges and everything computed from them live
 in the degree-4 extension, or in the degree-8 extension ``y^8 − 11`` (``params.ext_degree = 8``,
 :class:`_Ext`) where the degree-4 field would cap the provable soundness (``N/|F|`` per fold); claim
 points and values, OOD points and the combination challenges ``γ`` stay in the degree-4 field and are
@@ -67,7 +70,7 @@ __all__ = ["WhirParams", "WhirSoundness", "Claim", "LinearClaim", "Commitment", 
 
 COMMITMENT_MAGIC = b"BPWC"
 PROOF_MAGIC = b"BPWP"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: one extension-valued mask (d base rows), one ρ, μ in the challenge field
 MAX_CLAIMS = 1 << 14
 MAX_TERMS = 512
 
@@ -92,7 +95,9 @@ class LinearClaim:
 
 def _ext_value(v, what: str) -> np.ndarray:
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        return F.embed(np.uint32(int(v) % F.P))
+        if not 0 <= int(v) < F.P:  # canonical only, as for arrays: v + p is not v
+            raise ValueError(f"{what} {int(v)} is not a canonical field element (0 ≤ v < p)")
+        return F.embed(np.uint32(int(v)))
     a = np.asarray(v)
     if a.ndim == 0:
         return F.embed(F._check(a.reshape(()), what))
@@ -352,7 +357,7 @@ class Commitment:
 
 def params_digest(params: WhirParams) -> bytes:
     """The digest a commitment records of the parameters it was made under."""
-    return blake3.blake3(b"blindproof whir params v1" + params.encode()).digest()
+    return blake3.blake3(b"blindproof whir params v2" + params.encode()).digest()
 
 
 @dataclass
@@ -363,10 +368,10 @@ class ProverState:
     params: WhirParams
     commitment: Commitment
     pf_table: np.ndarray  # (2^n,)
-    pg_table: np.ndarray  # (G, 2^n): the masks P_g (G = ext_degree / 4)
+    pg_table: np.ndarray  # (G, 2^n): the base rows P_g of the mask M = Σ_g b_g·P_g (G = ext_degree)
     pf_coefs: np.ndarray
     pg_coefs: np.ndarray
-    leaves: np.ndarray  # ((1 + G)·2^k, N_0 / 2^k): block of P_f, then the blocks of the masks, per leaf
+    leaves: np.ndarray  # ((1 + G)·2^k, N_0 / 2^k): block of P_f, then the blocks of M's rows, per leaf
     tree: merkle.MerkleTree
     opened: bool = False
 
@@ -419,7 +424,7 @@ class RoundProof:
     sumcheck: np.ndarray  # (k, 2, 4)
     root: bytes  # next oracle's root (b"" for the last round)
     ood: np.ndarray  # (ood, 4) next oracle's out-of-domain answers ((0, 4) for the last round)
-    values: np.ndarray  # round 0: (q, 2^{k+1}) base; later: (q, 2^k, 4) extension
+    values: np.ndarray  # round 0: (q, (1 + G)·2^k) base; later: (q, 2^k, d) extension
     siblings: np.ndarray  # (s, 8) multiproof digests
 
 
@@ -427,8 +432,8 @@ class RoundProof:
 class Proof:
     """A batched opening; see the module docstring for the order of its parts."""
 
-    ood0: np.ndarray  # (ood, 1 + G, 4): P_f and the masks at the initial out-of-domain points
-    mu: np.ndarray  # (G, d): ⟨P_g, w⟩ per mask, in the challenge field
+    ood0: np.ndarray  # (ood, 1 + d/4, 4): P_f, then M (d limbs in d/4 pieces), at the initial OOD points
+    mu: np.ndarray  # (d,): ⟨M, w⟩, in the challenge field
     rounds: list
     final: np.ndarray  # (2^final_vars, 4) coefficients
     final_sumcheck: np.ndarray  # (final_vars, 2, 4)
@@ -469,8 +474,8 @@ class Proof:
         prov, conj = r.u32(), r.u32()
         s, D = params.ood, params.ext_degree
         G = params.masks
-        ood0 = r.ext_fixed((1 + G) * s).reshape(s, 1 + G, 4)
-        mu = r.field_fixed(G * params.ext_degree).reshape(G, params.ext_degree)
+        ood0 = r.ext_fixed((1 + D // 4) * s).reshape(s, 1 + D // 4, 4)
+        mu = r.field_fixed(D)
         rounds = []
         final = None
         nr = len(params.folds)
@@ -499,12 +504,21 @@ class Proof:
 
 
 def max_proof_bytes(params: WhirParams) -> int:
-    """An upper bound on the encoding of any well-formed proof under ``params``."""
-    d = 4 * params.ext_degree  # bytes per element of the challenge field
-    total = 64 + 16 * (2 * params.ood + 1) + d * (1 << params.final_vars) + 2 * d * params.final_vars
+    """The size of the largest well-formed proof under ``params``, field by field as
+    :meth:`Proof.to_bytes` writes it (only the number of opened blocks per round varies, at most
+    ``queries[i]``, and a multiproof holds at most ``depth`` digests per opened block)."""
+    D, s, G = params.ext_degree, params.ood, params.masks
+    d = 4 * D  # bytes per element of the challenge field
+    nr = len(params.folds)
+    total = 6 + 4 + 4  # magic and version, the two soundness figures
+    total += 16 * s * (1 + D // 4) + d  # initial OOD answers (P_f, then M in D/4 pieces), μ
     for i, (k, ld, t) in enumerate(zip(params.folds, params.domain_logs, params.queries)):
-        total += 2 * d * k + 36 + d * params.ood + 8
-        total += t * ((8 << k) if i == 0 else (d << k)) + 32 * t * max(ld - k, 1)
+        total += 2 * d * k  # sumcheck (s(0), s(2)) per round
+        total += (4 + 32 + d * s) if i + 1 < nr else d * (1 << params.final_vars)  # next root + OOD, or final
+        total += 4  # number of opened blocks
+        total += t * (4 * ((1 + G) << k) if i == 0 else d << k)  # opened blocks
+        total += 4 + 32 * t * max(ld - k, 1)  # siblings (length-prefixed)
+    total += 2 * d * params.final_vars
     return total
 
 
@@ -515,10 +529,22 @@ def _soundness_tenths(params: WhirParams, n_claims: int) -> tuple[int, int]:
 
 # --- opening -----------------------------------------------------------------------------------------
 
+def _mask_scalars(E: "_Ext", rho: np.ndarray) -> np.ndarray:
+    """``ρ·b_g`` (G, d) for the basis ``b_g = x^g`` (degree 4) or ``y^g`` (degree 8) of the challenge
+    field over F_p: the coefficients of the mask's base rows in ``F = P_f + ρ·M``."""
+    return E.mul(np.broadcast_to(rho, (E.d, E.d)), np.eye(E.d, dtype=np.uint32))
+
+
+def _mask_combine(E: "_Ext", parts) -> np.ndarray:
+    """``Σ_g b_g·parts[g]`` for challenge-field values (d,) each: the mask ``M = Σ_g b_g P_g``'s value
+    from its base rows' values."""
+    return E.sum(E.mul(np.stack(parts), np.eye(E.d, dtype=np.uint32)))
+
+
 def _claim_weights(params: WhirParams, claims, alpha: np.ndarray, E: "_Ext") -> np.ndarray:
     """Hypercube weight table (2^n, d) of the batched claims (``α_j`` per claim, in the challenge
-    field: with degree-8 challenges the weights must span that field, else the first sumcheck
-    messages would split into an f-part and a mask part by the basis {1, ρ})."""
+    field). The hiding does not rely on the weights spanning any field: the mask ``M`` has values in
+    the challenge field, so ``ρ·⟨M, w⟩`` covers it for any nonzero ``w``."""
     w = E.zero(1 << params.n_vars)
     for j, (terms, _) in enumerate(claims):
         for pt, coef in terms:  # f(z) = P_f(0^pad, z, 0): even entries of the first 2^{m+1}
@@ -547,22 +573,22 @@ def open_claims(state: ProverState, claims: Sequence, transcript: Transcript) ->
     _absorb_claims(transcript, p, state.commitment, norm)
     ood_pts = transcript.challenge_exts("whir/ood0", s)
     G = p.masks
-    ood0 = np.empty((s, 1 + G, 4), dtype=np.uint32)
-    for o in range(s):
+    ood0 = np.empty((s, 1 + D // 4, 4), dtype=np.uint32)
+    for o in range(s):  # P_f(ζ) (degree 4), then M(ζ) = Σ_g b_g·P_g(ζ) (challenge field, in D/4 pieces)
         pt = _pow_point_ext(ood_pts[o], n)
         ood0[o, 0] = mle.evaluate(state.pf_table, pt)
-        for g in range(G):
-            ood0[o, 1 + g] = mle.evaluate(state.pg_table[g], pt)
+        mz = _mask_combine(E, [E.embed(mle.evaluate(state.pg_table[g], pt)) for g in range(G)])
+        ood0[o, 1:] = mz.reshape(D // 4, 4)
     transcript.absorb_ext("whir/ood0_answers", ood0)
     alpha = E.challenge(transcript, "whir/alpha", len(norm) + s)
     w = _claim_weights(p, norm, alpha, E)
-    mu = np.stack([K.edot_base_d(w, state.pg_table[g]) for g in range(G)])  # ⟨P_g, w⟩: uniform, as P_g is
+    mu = _mask_combine(E, [K.edot_base_d(w, state.pg_table[g]) for g in range(G)])  # ⟨M, w⟩: uniform, as M is
     E.absorb(transcript, "whir/mu", mu)
-    rho = E.challenge(transcript, "whir/rho", G)
-    for o in range(s):  # the OOD constraints F(ζ) = a_f + Σ ρ_g·a_g
+    rho = _mask_scalars(E, E.challenge(transcript, "whir/rho"))  # ρ·b_g: F = P_f + ρ·M
+    for o in range(s):  # the OOD constraints F(ζ) = P_f(ζ) + ρ·M(ζ)
         E.add_eq(w, 1, 0, _pow_point_ext(ood_pts[o], n), alpha[len(norm) + o])
     wv = w if D == 4 else w[:, 0::2]  # the degree-4 part, where weights with degree-4 coefficients land
-    ftab = K.combine_many(state.pf_table, state.pg_table, rho)  # F = P_f + Σ ρ_g P_g: uniform given μ, σ
+    ftab = K.combine_many(state.pf_table, state.pg_table, rho)  # F = P_f + ρ·M: uniform given μ, σ
     fco = K.combine_many(state.pf_coefs, state.pg_coefs, rho)
     length = 1 << n
     rounds = []
@@ -707,18 +733,17 @@ def _verify(commitment, claims, proof, transcript: Transcript, params) -> Verify
     alpha = E.challenge(transcript, "whir/alpha", len(norm) + s)
     E.absorb(transcript, "whir/mu", proof.mu)
     G = params.masks
-    rho = E.challenge(transcript, "whir/rho", G)
-    # Σ α_j v_j + Σ α_o a_f  +  Σ_g ρ_g·(μ_g + Σ α_o a_g): the P_f part and the masks' parts
+    rho1 = E.challenge(transcript, "whir/rho")
+    rho = _mask_scalars(E, rho1)  # (G, d): ρ·b_g for the mask's base rows
+    # Σ α_j v_j + Σ α_o P_f(ζ_o)  +  ρ·(μ + Σ α_o M(ζ_o)): the P_f part and the mask's part
     vals = E.embed(np.stack([v for _, v in norm]))
     part_f = E.sum(E.mul(alpha[:len(norm)], vals))
     claim = part_f
+    part_m = proof.mu
     if s:
         claim = E.add(claim, E.sum(E.mul(alpha[len(norm):], E.embed(proof.ood0[:, 0]))))
-    for g in range(G):
-        part_g = proof.mu[g]
-        if s:
-            part_g = E.add(part_g, E.sum(E.mul(alpha[len(norm):], E.embed(proof.ood0[:, 1 + g]))))
-        claim = E.add(claim, E.mul(rho[g], part_g))
+        part_m = E.add(part_m, E.sum(E.mul(alpha[len(norm):], proof.ood0[:, 1:].reshape(s, E.d))))
+    claim = E.add(claim, E.mul(rho1, part_m))
     # constraints, for w(r) at the end: (points (L, vars, d), coefficients (L, d), first variable)
     cons: list[tuple[np.ndarray, np.ndarray, int]] = []
     pts, cfs = [], []
@@ -755,7 +780,7 @@ def _verify(commitment, claims, proof, transcript: Transcript, params) -> Verify
         if rd.values.shape[0] != pos.size:
             return VerifyResult.reject(f"round {i}: {rd.values.shape[0]} opened blocks, the transcript asks {pos.size}")
         if i == 0:
-            leaf_rows = rd.values  # (q, (1 + G)·2^k) base: the P_f block, then the masks' blocks
+            leaf_rows = rd.values  # (q, (1 + G)·2^k) base: the P_f block, then the mask rows' blocks
             half = 1 << k
             masks = np.ascontiguousarray(leaf_rows[:, half:].reshape(pos.size, G, half).transpose(1, 0, 2)).reshape(G, -1)
             blockv = K.combine_many(np.ascontiguousarray(leaf_rows[:, :half]).reshape(-1), masks,
@@ -803,8 +828,8 @@ def _verify(commitment, claims, proof, transcript: Transcript, params) -> Verify
 def _check_shapes(proof: Proof, params: WhirParams) -> str:
     s, nr, D = params.ood, len(params.folds), params.ext_degree
     G = params.masks
-    if not isinstance(proof.ood0, np.ndarray) or proof.ood0.shape != (s, 1 + G, 4) or \
-            not isinstance(proof.mu, np.ndarray) or proof.mu.shape != (G, D) or len(proof.rounds) != nr:
+    if not isinstance(proof.ood0, np.ndarray) or proof.ood0.shape != (s, 1 + D // 4, 4) or \
+            not isinstance(proof.mu, np.ndarray) or proof.mu.shape != (D,) or len(proof.rounds) != nr:
         return "proof shape does not match the parameters (initial part or round count)"
     if not isinstance(proof.final, np.ndarray) or proof.final.shape != (1 << params.final_vars, D):
         return "final polynomial has the wrong size"

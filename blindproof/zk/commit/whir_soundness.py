@@ -12,8 +12,8 @@ and two figures are kept apart.
   ``Σ_{l=1..k} N_i/2^l / |F| < N_i/|F|``. Each shift query misses a far fold with probability at most
   ``1 − δ_i``. The sumcheck costs ``2/|F|`` per variable (degree 2), every random combination
   ``1/|F|`` (independent challenges, not powers), each out-of-domain sample ``2^{m_{i+1}}/|F|``, and the
-  mask line ``P_f + ρ·P_g`` of the hiding construction one more proximity gap ``N_0/|F|`` plus ``1/|F|``
-  for its claim.
+  mask line ``P_f + ρ·M`` of the hiding construction (one line over the challenge field, whatever the
+  number of ``M``'s base rows) one more proximity gap ``N_0/|F|`` plus ``1/|F|`` for its claim.
 * **conjectured bits** — the same field terms, with each query missing with probability ``ρ_i``
   (proximity gaps with UD-size error up to the capacity bound ``1 − ρ``; the convention of
   ``soundness.py``). This is optimistic: the strongest up-to-capacity conjecture for Reed–Solomon codes
@@ -104,10 +104,11 @@ class WhirParams:
 
     @property
     def masks(self) -> int:
-        """Random mask polynomials ``P_g`` (``G = ext_degree/4``): the first sumcheck messages are sums of
-        base-field tables against degree-4 weights, so each mask contributes a degree-4 value times its
-        ``ρ_g``; degree-8 challenges need two for the contributions to span the field."""
-        return self.ext_degree // 4
+        """Base-field rows ``P_g`` of the one mask ``M = Σ_g b_g·P_g`` (``b_g`` a basis of the challenge
+        field over F_p): ``G = ext_degree``, so ``M`` is a uniform polynomial with challenge-field
+        values and ``ρ·⟨M, w⟩`` covers the whole field for any nonzero weights, whatever subfield
+        the weights lie in (see docs/whir.md)."""
+        return self.ext_degree
 
     @property
     def padded_log(self) -> int:
@@ -224,13 +225,14 @@ def dataclass_replace_queries(p: WhirParams, queries: tuple[int, ...]) -> WhirPa
 
 def _padded_log(m: int, t0: int, k: int, ood: int, d: int = 4) -> int:
     """The smallest ``m' ≥ m`` such that (1) the ``t_h`` hiding coefficients fit below ``2^{m'}`` and
-    (2) the random ``P_g`` (``2^{m'+1}`` base coordinates) covers, independently, everything the
-    opening reveals about it before the first fold (``μ``, its OOD answers, ``t_h`` opened entries,
-    ``k`` sumcheck rounds of two challenge-field elements) plus the folded ``F_1`` (``2^{m'+1-k}``
-    coefficients of ``d`` base coordinates each), which later rounds may reveal in full."""
+    (2) the random mask ``M`` (``d`` base rows of ``2^{m'+1}`` coordinates) covers, independently,
+    everything the opening reveals about it before the first fold (``μ`` and its OOD answers, ``d``
+    base coordinates each; ``t_0·2^k`` opened entries per row; ``k`` sumcheck rounds of two
+    challenge-field elements) plus the folded ``F_1`` (``2^{m'+1-k}`` coefficients of ``d`` base
+    coordinates each), which later rounds may reveal in full."""
     th = t0 * (1 << k) + 4 * ood
-    g = d // 4  # mask polynomials, 2^{m'+1} base coordinates each
-    need = g * (th + 4 * ood + d) + 2 * d * k
+    g = d  # base rows of the mask, 2^{m'+1} coordinates each
+    need = g * (t0 << k) + d * (ood + 1) + 2 * d * k
     mp = max(m, (th - 1).bit_length())
     while g * (1 << (mp + 1)) - d * (1 << (mp + 1 - k)) < need:
         mp += 1
@@ -298,7 +300,7 @@ def analyze(params: WhirParams, n_claims: int = 1) -> WhirSoundness:
     add("claims batching", inv_fc)
     if params.ood:  # unique decoding: one close codeword, nothing for an OOD sample to separate
         add("initial ood", 0.0, ood_conj(params.n_vars, rho0))
-    add("mask line (proximity gap)", params.masks * n0 * inv_fc, params.masks * inv_fc / rho0)
+    add("mask line (proximity gap)", n0 * inv_fc, inv_fc / rho0)  # one line P_f + ρ·M over F_c
     add("mask claim", inv_fc)
     q_prov = q_conj = 0.0
     n_or = len(params.folds)
