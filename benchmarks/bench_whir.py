@@ -15,13 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import blindproof  # noqa: F401  (pins thread pools first)
-import numba
 import numpy as np
 
 from blindproof.zk.commit import pcs, whir
@@ -29,23 +27,10 @@ from blindproof.zk.commit.whir_soundness import WhirParams
 from blindproof.zk.field import babybear as F
 from blindproof.zk.iop import mle
 from blindproof.zk.iop.transcript import Transcript
-from _machine import cpu_name  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from _machine import machine_facts as machine, timed  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 ROOT = Path(__file__).resolve().parents[1]
 DOMAIN = b"bench-whir"
-
-
-def machine() -> dict:
-    return {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": os.environ.get("BLINDPROOF_THREADS", "1"),
-            "numba_threads": numba.get_num_threads(), "python": platform.python_version(),
-            "numpy": np.__version__, "numba": numba.__version__, "platform": platform.platform(),
-            "loadavg_1m_start": os.getloadavg()[0]}
-
-
-def timed(fn):
-    w0, c0 = time.perf_counter(), time.process_time()
-    out = fn()
-    return out, time.perf_counter() - w0, time.process_time() - c0
 
 
 def _claims(rng, table, m, n):
