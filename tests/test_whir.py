@@ -103,6 +103,39 @@ def test_commitment_roundtrip_and_one_opening_only():
         W.open_claims(state, claims, Transcript(DOMAIN))
 
 
+def test_concurrent_openings_give_one_proof():
+    """Threads opening one state at once: before the test-and-set was atomic, four threads each got a
+    proof for a large batch of claims, and together the proofs gave the whole table away."""
+    import threading
+
+    rng, params, table, com, state = _setup(8, 2)
+    z = F.embed(F.random(rng, 8))  # a base-field point, repeated: the batch makes the window wide
+    claims = [W.Claim(z, mle.evaluate(table, z))] * 4000
+    start, got = threading.Barrier(4), []
+
+    def open_once():
+        start.wait()
+        try:
+            got.append(W.open_claims(state, claims, Transcript(DOMAIN)))
+        except RuntimeError:
+            got.append(None)
+
+    threads = [threading.Thread(target=open_once) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(p is not None for p in got) == 1
+
+
+def test_malformed_claims_leave_the_state_unopened():
+    rng, params, table, com, state = _setup(6, 3)
+    with pytest.raises((TypeError, ValueError)):
+        W.open_claims(state, [W.Claim(F.erandom(rng, 5), F.ezero())], Transcript(DOMAIN))  # wrong arity
+    claims = _claims(rng, table, 6, 1)
+    assert _verify(com, claims, W.open_claims(state, claims, Transcript(DOMAIN)), params).ok
+
+
 # --- must reject: wrong statements -------------------------------------------------------------------
 
 def test_rejects_wrong_claimed_value():

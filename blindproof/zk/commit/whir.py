@@ -48,7 +48,8 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import blake3
@@ -374,6 +375,9 @@ class ProverState:
     leaves: np.ndarray  # ((1 + G)·2^k, N_0 / 2^k): block of P_f, then the blocks of M's rows, per leaf
     tree: merkle.MerkleTree
     opened: bool = False
+    # test-and-set of ``opened`` is atomic: concurrent openings would together reveal more positions of
+    # the first oracle than its hiding coefficients cover
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
 
 def commit(table: np.ndarray, params: WhirParams, rng: np.random.Generator | None = None
@@ -562,13 +566,17 @@ def open_claims(state: ProverState, claims: Sequence, transcript: Transcript) ->
     one opening. The transcript should already hold whatever the claims were derived from. A state
     may be opened once: a second opening would reveal further positions of the first oracle, beyond
     what its hiding coefficients cover (RuntimeError)."""
+    once = "this commitment was already opened once; its hiding covers one opening"
     if state.opened:
-        raise RuntimeError("this commitment was already opened once; its hiding covers one opening")
+        raise RuntimeError(once)
     p = state.params
     E = _Ext(p.ext_degree)
     D = E.d
-    norm = _normalize(claims, p.log_size)
-    state.opened = True
+    norm = _normalize(claims, p.log_size)  # malformed claims: an error, and the state stays unopened
+    with state._lock:
+        if state.opened:
+            raise RuntimeError(once)
+        state.opened = True
     n, s = p.n_vars, p.ood
     _absorb_claims(transcript, p, state.commitment, norm)
     ood_pts = transcript.challenge_exts("whir/ood0", s)
