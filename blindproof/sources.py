@@ -43,6 +43,16 @@ def encode_text(text: str, tokenizer: Any, vocab_size: int | None, name: str = "
     return np.asarray(ids, dtype=np.int64)[None, :]
 
 
+def decode_tokens(ids, tokenizer: Any, vocab_size: int | None) -> str:
+    """Text of token ids: by ``tokenizer``, else UTF-8 bytes for a byte-vocabulary model, else the ids."""
+    ids = [int(i) for i in np.asarray(ids).reshape(-1)]
+    if tokenizer is not None:
+        return tokenizer.decode(ids, skip_special_tokens=False)
+    if vocab_size == 256:
+        return bytes(ids).decode("utf-8", errors="replace")
+    return " ".join(map(str, ids))
+
+
 @dataclass
 class ModelSource:
     """A model resolved for proving: its name, float model, integer model, tokenizer and example input."""
@@ -65,12 +75,7 @@ class ModelSource:
 
     def decode_tokens(self, ids) -> str:
         """Text of token ids, by the tokenizer or as UTF-8 bytes (byte-vocabulary models)."""
-        ids = [int(i) for i in np.asarray(ids).reshape(-1)]
-        if self.tokenizer is not None:
-            return self.tokenizer.decode(ids, skip_special_tokens=False)
-        if self.vocab_size == 256:
-            return bytes(ids).decode("utf-8", errors="replace")
-        return " ".join(map(str, ids))
+        return decode_tokens(ids, self.tokenizer, self.vocab_size)
 
     def program_input(self, x) -> dict[str, np.ndarray]:
         """The program's integer input for a model input: text, token ids or float features."""

@@ -50,14 +50,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _text_ids(text: str, tokenizer):
-    import numpy as np
-
-    if tokenizer is not None:
-        return np.asarray(tokenizer.encode(text).ids, dtype=np.int64)[None, :]
-    return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).astype(np.int64)[None, :]
-
-
 def _tokenizer(path: Path | None):
     """The --tokenizer's tokenizer (None without one); SystemExit (exit 2) when it cannot be read."""
     if path is None:
@@ -75,12 +67,15 @@ def _pinned(spec, path: Path | None, kind: str, tokenizer=None, text: str | None
     import numpy as np
 
     from blindproof.quant.spec import encode_input
+    from blindproof.sources import encode_text
 
+    cfg = spec.arch.get("config")
+    vocab = cfg.get("vocab_size") if isinstance(cfg, dict) else None
     if text is not None:
         if path is not None:
             raise SystemExit("error: give --text or --input, not both")
         try:
-            return encode_input(spec, _text_ids(text, tokenizer))
+            return encode_input(spec, encode_text(text, tokenizer, vocab))
         except (TypeError, ValueError) as exc:
             raise SystemExit(f"error: --text: {exc}") from None
     if path is None:
@@ -89,8 +84,11 @@ def _pinned(spec, path: Path | None, kind: str, tokenizer=None, text: str | None
         raise SystemExit(f"error: {kind} file {path} does not exist")
     if kind == "input" and path.suffix == ".txt":
         raw = path.read_bytes()
-        arr = (_text_ids(raw.decode("utf-8", errors="replace"), tokenizer) if tokenizer is not None
-               else np.frombuffer(raw, dtype=np.uint8).astype(np.int64)[None, :])
+        try:
+            arr = (encode_text(raw.decode("utf-8", errors="replace"), tokenizer, vocab) if tokenizer is not None
+                   else np.frombuffer(raw, dtype=np.uint8).astype(np.int64)[None, :])
+        except ValueError as exc:
+            raise SystemExit(f"error: {path}: {exc}") from None
     else:
         try:
             arr = np.load(path, allow_pickle=False)
@@ -141,6 +139,7 @@ def _fail(msg: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from blindproof.zk.proof.commitment import ModelCommitment
+    from blindproof.sources import decode_tokens
     from blindproof.zk.proof.proof_file import public_digest
     from blindproof.zk.proof.verifier import required_bits, spec_scope, verify_model_proof
 
@@ -176,6 +175,8 @@ def run(args: argparse.Namespace) -> int:
     if args.min_bits is not None and not args.min_bits == args.min_bits:  # NaN
         return _fail("--min-bits must be a number")
     tok = _tokenizer(args.tokenizer)
+    cfg = model.spec.arch.get("config")
+    vocab = cfg.get("vocab_size") if isinstance(cfg, dict) else None
     inputs = _pinned(model.spec, args.input, "input", tok, args.text)
     outputs = _pinned(model.spec, args.output, "output")
     prompt = None
@@ -210,14 +211,10 @@ def run(args: argparse.Namespace) -> int:
         out["pinned"] = [k for k, v in (("input", args.input), ("text", args.text), ("output", args.output))
                          if v is not None]
         logits = res.proof.outputs.get("logits")
-        vocab = model.spec.arch.get("config", {}).get("vocab_size") if isinstance(model.spec.arch.get("config"), dict) else None
         if generation is None and logits is not None and logits.size and (tok is not None or vocab == 256):
-            nxt = out["output_argmax"]["logits"]
-            out["next_token"] = tok.decode([nxt], skip_special_tokens=False) if tok is not None else \
-                bytes([nxt]).decode("utf-8", errors="replace")
+            out["next_token"] = decode_tokens([out["output_argmax"]["logits"]], tok, vocab)
     if generation is not None:
-        decode = (lambda ids: tok.decode(ids, skip_special_tokens=False)) if tok is not None else None
-        prompt_text, text = generation.text(decode)
+        prompt_text, text = generation.text(lambda ids: decode_tokens(ids, tok, vocab))
         out["generation"] = {"prompt_ids": generation.prompt.tolist(), "tokens": generation.tokens.tolist(),
                              "prompt_text": prompt_text, "text": text}
     if res.ok and args.save_output is not None:

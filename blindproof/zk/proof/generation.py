@@ -87,20 +87,10 @@ def check_causal_program(spec: QuantSpec) -> None:
     """The op-graph half of :func:`check_causal_lm`, for any scope (a blocks program reads hidden
     states, one row per position): token-id inputs read by ``embed`` only, attention as the allow-list
     there says, no ``mean_pool``. GenerationError names the first op that could mix positions."""
-    readers: dict[str, list] = {}
-    for op in spec.ops:
-        for i, name in enumerate(op.inputs):
-            readers.setdefault(name, []).append((op, i))
-
     def refuse(op, why: str) -> GenerationError:
         return GenerationError(f"op {op.kind} -> {op.output} {why}: the program may mix positions non-causally")
 
-    for name in spec.inputs:
-        if spec.tensors[name].role != "index":
-            continue
-        for op, _ in readers.get(name, []):
-            if op.kind != "embed":
-                raise refuse(op, "reads the token ids other than as embedding indices")
+    token_ids = {n for n in spec.inputs if spec.tensors[n].role == "index"}
     scores: set[str] = set()  # qk outputs and their elementwise images before the softmax
     probs: set[str] = set()   # causal softmax outputs
     for op in spec.ops:  # ops are in execution order, so inputs are classified before their readers
@@ -119,6 +109,8 @@ def check_causal_program(spec: QuantSpec) -> None:
         elif op.kind == "pv" and op.inputs[0] not in probs:
             raise refuse(op, "reads probabilities that are not a causal softmax's")
         for i, name in enumerate(op.inputs):
+            if name in token_ids and op.kind != "embed":
+                raise refuse(op, "reads the token ids other than as embedding indices")
             if op.kind not in ("softmax", *_SCORE_PATH) and name in scores:
                 raise refuse(op, f"reads attention scores {name!r} before the causal softmax")
             if name in probs and not (op.kind == "pv" and i == 0):
