@@ -172,8 +172,10 @@ class ModelProof:
         return dataclasses.replace(self, inputs=ins, outputs=outs)
 
     def public_bytes(self) -> int:
-        """Bytes the public input and output take in the file (the rest is the proof proper)."""
-        return len(self.to_bytes()) - len(self.without_public().to_bytes())
+        """Bytes the public input and output take in the file (the rest is the proof proper): the size of
+        their two repeated fields alone, without serializing the megabytes of proof around them."""
+        return proof_pb2.ModelProof(inputs=[_tensor_to_proto(k, v) for k, v in self.inputs.items()],
+                                    outputs=[_tensor_to_proto(k, v) for k, v in self.outputs.items()]).ByteSize()
 
     def __repr__(self) -> str:  # the byte fields run to megabytes: show what they are, not what they hold
         shapes = lambda d: {k: tuple(v.shape) for k, v in d.items()}  # noqa: E731
