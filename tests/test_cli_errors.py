@@ -117,8 +117,9 @@ def test_client_errors_and_json_only_with_json(capsys, server, tmp_path):
     assert code == 0
 
 
-def test_ctrl_c_is_one_line_and_130(tmp_path):
-    """SIGINT while a command runs (here: demo starting its server and deploying)."""
+def _interrupt_demo(tmp_path, wait_for: str, delay: float) -> tuple[subprocess.Popen, str, bool]:
+    """Start `blindproof demo`, send SIGINT ``delay`` s after ``wait_for`` shows on stderr; (process, stderr,
+    signalled)."""
     # A shell that starts a job in the background ignores SIGINT for it, and Python keeps an ignored SIGINT
     # ignored; restore the default so the command sees Ctrl-C as it would in a terminal.
     proc = subprocess.Popen([sys.executable, "-m", "blindproof.cli", "demo", "--no-proof", "--tokens", "200"],
@@ -126,14 +127,27 @@ def test_ctrl_c_is_one_line_and_130(tmp_path):
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     err = ""
-    while time.monotonic() < deadline:  # wait until it is past start-up (its first progress line)
+    while time.monotonic() < deadline:
         line = proc.stderr.readline()
         err += line
-        if "server ready" in line or not line:
+        if wait_for in line or not line:
             break
-    proc.send_signal(signal.SIGINT)
-    out, rest = proc.communicate(timeout=60)
-    err += rest
+    time.sleep(delay)
+    signalled = proc.poll() is None  # on a loaded machine the demo may have finished before we got here
+    if signalled:
+        proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=60)
+    return proc, err + rest, signalled
+
+
+def test_ctrl_c_is_one_line_and_130(tmp_path):
+    """SIGINT while a command runs (here: demo starting its server and deploying; a read interrupted inside
+    a generation stream is tests/test_grpc_faults.py's)."""
+    for _ in range(3):  # a starved test process can send the signal only after the demo's work is done: retry
+        proc, err, signalled = _interrupt_demo(tmp_path, "server ready", 0.0)
+        if signalled and proc.returncode != 0:
+            break
+    assert signalled, "the demo finished each time before the signal could be sent"
     assert proc.returncode == EXIT_INTERRUPTED, err[-2000:]
     assert "Traceback" not in err and err.strip().splitlines()[-1] == "error: interrupted", err[-2000:]
     assert os.listdir(tmp_path) == []  # nothing left behind in the working directory

@@ -228,3 +228,39 @@ def test_expired_deadline(client, dep):
             assert err.code() == grpc.StatusCode.DEADLINE_EXCEEDED
             return
     pytest.fail("five calls with a 0.1 ms deadline all completed")
+
+
+def test_ctrl_c_during_a_generation_read_propagates_as_keyboardinterrupt():
+    """Ctrl-C while a session waits for the server's reply: the way out cancels the stream. (Draining it
+    instead started a second read on the call, and gRPC's internal error replaced the KeyboardInterrupt.)"""
+    import _thread
+    import threading
+    from concurrent import futures
+
+    released = threading.Event()
+
+    def never_answers(request_iterator, context):  # reads the stream, replies to nothing until cancelled
+        for _ in request_iterator:
+            pass
+        released.wait(10)
+        return iter(())
+
+    handler = grpc.method_handlers_generic_handler("blindproof.v1.Inference", {
+        "Generate": grpc.stream_stream_rpc_method_handler(
+            never_answers, request_deserializer=pb.GenerateRequest.FromString,
+            response_serializer=pb.GenerateReply.SerializeToString)})
+    silent = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    silent.add_generic_rpc_handlers((handler,))
+    port = silent.add_insecure_port("127.0.0.1:0")
+    silent.start()
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    try:
+        with BlindClient(f"127.0.0.1:{port}", timeout=5.0) as c:
+            timer.start()
+            with pytest.raises(KeyboardInterrupt), c.session("ab" * 32) as sess:
+                sess.step(torch.zeros(1, 1, dtype=torch.long))
+            assert sess._closed
+    finally:
+        timer.cancel()
+        released.set()
+        silent.stop(0)

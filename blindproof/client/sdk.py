@@ -220,9 +220,18 @@ class GenerateSession:
     def __enter__(self) -> "GenerateSession":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def abort(self) -> None:
+        """Cancel the stream at once (after an error or Ctrl-C, when a read may still be pending on it)."""
+        self._end()
+        self._replies.cancel()
 
+    def __exit__(self, exc_type, *_) -> None:
+        # Draining after an interrupted read would start a second read on the call, which gRPC refuses with
+        # an internal error that would replace the caller's exception; cancel instead.
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
 
 def _server_copy(model: nn.Module, key: EEKey | None, tier: Tier, split: Split
