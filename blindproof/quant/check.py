@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from blindproof.quant.conv import ConvGeometry, conv_exact
 from blindproof.quant.reference import Trace, check_weights
 from blindproof.quant.spec import (ACC_BOUND, EXP_DOMAIN_MAX, SCORE_HI, SCORE_LO, Op, QuantSpec, norm_sq_bits,
                                       quotient_bits)
@@ -69,6 +70,10 @@ def _check_op(spec: QuantSpec, w: dict, op: Op, ins: list, y: np.ndarray, wit: d
     elif k == "linear":
         ref = ins[0] @ w[p["weight"]].T + (w[p["bias"]] if p.get("bias") else 0)
         _req(y == ref, op, "y = x W^T + b")
+    elif k == "conv":
+        wt = w[p["weight"]]
+        ref = conv_exact(ins[0], wt, ConvGeometry.from_params(p, wt.ndim - 2)) + (w[p["bias"]] if p.get("bias") else 0)
+        _req(y == ref, op, "y = conv(x, W) + b")
     elif k == "rescale":
         s = np.asarray(p["shift"], dtype=np.int64)
         x, q, r = ins[0], wit["q"], wit["r"]
@@ -151,6 +156,7 @@ def _check_op(spec: QuantSpec, w: dict, op: Op, ins: list, y: np.ndarray, wit: d
         _divides(op, e << int(p["frac"]), tot, y, wit["r"], "p = e 2^frac / sum")
     elif k == "mean_pool":
         x = ins[0]
-        _divides(op, x.sum(axis=1), x.shape[1], y, wit["r"], "mean over the sequence")
+        mid = tuple(range(1, x.ndim - 1))
+        _divides(op, x.sum(axis=mid), int(np.prod(x.shape[1:-1])), y, wit["r"], "mean over the middle axes")
     else:
         raise RelationError(f"no relation for op kind {k!r}")

@@ -18,6 +18,7 @@ import numpy as np
 from blindproof.quant.spec import (ACC_BOUND, EXP_DOMAIN_MAX, SCORE_HI, SCORE_LO, Op, QuantSpec, norm_sq_bits,
                                       quotient_bits)
 from blindproof.quant.spec import DTYPE_MAX as _DTYPE_MAX  # (the name the callers here use)
+from blindproof.quant.conv import ConvGeometry, conv_exact
 from blindproof.quant.functions import table_values
 
 _F64_EXACT = 1 << 53
@@ -118,6 +119,13 @@ class _Run:
 
     def linear(self, op: Op, x: np.ndarray):
         acc = _exact_matmul(x, self.w[op.params["weight"]].T)
+        if op.params.get("bias"):
+            acc = acc + self.w[op.params["bias"]]
+        return acc, {}
+
+    def conv(self, op: Op, x: np.ndarray):
+        w = self.w[op.params["weight"]]
+        acc = conv_exact(x, w, ConvGeometry.from_params(op.params, w.ndim - 2))
         if op.params.get("bias"):
             acc = acc + self.w[op.params["bias"]]
         return acc, {}
@@ -227,7 +235,8 @@ class _Run:
         return p, {"max": m, "argmax": arg, "diff": diff, "z": z, "e": e, "sum": total_e, "r": r}
 
     def mean_pool(self, op: Op, x: np.ndarray):
-        q, r = div_round(x.sum(axis=1), x.shape[1])
+        mid = tuple(range(1, x.ndim - 1))
+        q, r = div_round(x.sum(axis=mid), int(np.prod(x.shape[1:-1])))
         return q, {"r": r}
 
 

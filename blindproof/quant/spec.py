@@ -74,6 +74,7 @@ def norm_sq_bits(C: int, p: int = FIELD_P) -> int:
 OP_ARITY: dict[str, int] = {
     "embed": 1,        # rows of a weight table indexed by token ids or by positions
     "linear": 1,       # x @ W^T (+ b): an accumulator
+    "conv": 1,         # channel-last convolution by a weight (O, *kernel, C) (+ b): an accumulator
     "rescale": 1,      # clamp(round-half-up(x / 2^s)) or clamp(x * 2^-s) for s <= 0
     "add": 2,          # clamp(a + b)
     "add_weight": 1,   # clamp(a + w), w a weight vector broadcast over the last axis
@@ -87,7 +88,7 @@ OP_ARITY: dict[str, int] = {
     "qk": 2,           # q k^T per head (grouped-query aware): an accumulator
     "softmax": 1,      # shifted exp by table, sum, division with remainder
     "pv": 2,           # p v per head: an accumulator
-    "mean_pool": 1,    # round-half-up(sum over sequence / t)
+    "mean_pool": 1,    # round-half-up(sum over the middle axes (sequence, or spatial) / their size)
 }
 
 

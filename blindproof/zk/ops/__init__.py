@@ -15,6 +15,7 @@ _MODULES: dict[str, str] = {
     "norm": "norm",
     "softmax": "softmax",
     "linear": "matmul",
+    "conv": "conv",
     "qk": "matmul",
     "pv": "matmul",
     "rescale": "rescale",

@@ -59,7 +59,8 @@ def check_padding_sound(spec: QuantSpec) -> None:
 
     A verifier cannot see a third party's weight padding. Weights enter real entries only through sums
     over a padded axis: ``linear`` over its input width (``Σ_j x[·, j]·W[c, j]``, junk columns of ``W``
-    times the padded columns of ``x``). Every other weight read (``embed`` rows by public one-hot
+    times the padded columns of ``x``), ``conv`` over its input channels likewise (its public selector
+    reads real kernel offsets and real input positions only). Every other weight read (``embed`` rows by public one-hot
     indices, ``mul_weight`` / ``add_weight`` / bias vectors broadcast over the last axis) puts junk only on
     padded output entries, and no op carries a padded entry into a real one: norms, softmax and
     mean_pool sum real columns only (public indicators; mean_pool zero-checks its padded rows),
@@ -70,10 +71,10 @@ def check_padding_sound(spec: QuantSpec) -> None:
     zero = zero_padded_tensors(spec)
     pow2 = lambda n: n & (n - 1) == 0  # noqa: E731
     for op in spec.ops:
-        if op.kind == "linear":
+        if op.kind in ("linear", "conv"):
             k = spec.weights[op.params["weight"]].shape[-1]
             if not pow2(k) and op.inputs[0] not in zero:
-                raise ValueError(f"linear {op.output}: input {op.inputs[0]!r} (width {k}, padded) is not pinned "
+                raise ValueError(f"{op.kind} {op.output}: input {op.inputs[0]!r} (width {k}, padded) is not pinned "
                                  "to zero on its padding, so junk weight padding could reach the output")
         elif op.kind == "qk":
             bad = [n for n in op.inputs if n not in zero]

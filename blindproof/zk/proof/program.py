@@ -138,7 +138,7 @@ def unblinded(spec: QuantSpec, shapes: Mapping[str, tuple[int, ...]], public: Ma
                   and LAY.n_vars(shapes[n]))
 
 
-_WEIGHT_READERS = ("linear", "embed", "mul_weight", "add_weight")  # their blind_vars need only weight shapes
+_WEIGHT_READERS = ("linear", "conv", "embed", "mul_weight", "add_weight")  # their blind_vars need only weight shapes
 
 
 def companion_tensors(spec: QuantSpec) -> dict[str, int]:
