@@ -164,6 +164,17 @@ def test_other_position_mixing_graphs_are_refused(llama):
                                 if op.output == "b0.attn_norm.in" else op))
 
 
+def test_a_convolution_over_positions_is_refused(llama):
+    """A Conv1d over the sequence (channel-last: its spatial axis is the position) reads later tokens."""
+    from blindproof.quant.spec import Op
+    prover, _, _ = llama
+    first = next(op for op in prover.model.spec.ops if op.kind == "linear")
+    conv = Op("conv", first.inputs, first.output, {"weight": first.params["weight"], "bias": None,
+                                                   "stride": [1], "padding": [1], "dilation": [1]})
+    with pytest.raises(GenerationError, match="convolves over positions"):
+        check_causal_lm(_respec(prover.model.spec, lambda op: conv if op is first else op))
+
+
 def test_cli_refuses_a_batch_prompt_pin(llama, tmp_path, capsys):
     prover, proof, _ = llama
     prover.commitment.save(tmp_path / "m.commit")

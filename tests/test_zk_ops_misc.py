@@ -59,9 +59,9 @@ def _embed(rng, index="tokens", start=0):
                               {"tokens": rng.integers(0, 41, size=(2, 5))}, start=start)
 
 
-def _pool(rng, t=5):
+def _pool(rng, t=5, spatial=None):
     spec = one_op(Op("mean_pool", ("x",), "y"), [tensor("x"), tensor("y")])
-    return spec, trace_values(spec, {}, {"x": rng.integers(-I16, I16, size=(3, t, 6))})
+    return spec, trace_values(spec, {}, {"x": rng.integers(-I16, I16, size=(3, *(spatial or (t,)), 6))})
 
 
 CASES = {
@@ -78,6 +78,8 @@ CASES = {
     "embed-positions": lambda r: _embed(r, "positions"),
     "mean_pool": lambda r: _pool(r),
     "mean_pool-t1": lambda r: _pool(r, t=1),
+    "mean_pool-2d": lambda r: _pool(r, spatial=(3, 5)),
+    "mean_pool-2d-pow2": lambda r: _pool(r, spatial=(4, 2)),
 }
 
 
@@ -152,7 +154,23 @@ def test_embed_rejects_other_row():
     assert not run_op(spec, vals, tamper=tamper)[0]
 
 
-@pytest.mark.parametrize("case", ["add-clamp", "rope", "embed-tokens", "mean_pool"])
+def test_mean_pool_2d_rejects_a_mean_over_the_real_rows_only():
+    """A (b, h, w, c) map: the mean over one row of positions only, or over all but one, is rejected."""
+    spec, vals = CASES["mean_pool-2d"](np.random.default_rng(10))
+    x = vals["x"]
+
+    def one_row(v):
+        v["y"][...] = np.floor(x[:, 0].sum(1) / x.shape[2] + 0.5).astype(np.int64)
+
+    def drop_last(v):
+        flat = x.reshape(x.shape[0], -1, x.shape[-1])[:, :-1]
+        v["y"][...] = np.floor(flat.sum(1) / flat.shape[1] + 0.5).astype(np.int64)
+
+    assert not run_op(spec, vals, tamper=one_row)[0]
+    assert not run_op(spec, vals, tamper=drop_last)[0]
+
+
+@pytest.mark.parametrize("case", ["add-clamp", "rope", "embed-tokens", "mean_pool", "mean_pool-2d"])
 def test_rejects_tampered_bytes(case):
     spec, vals = CASES[case](np.random.default_rng(8))
     assert rejects_all_flips(spec, vals, np.random.default_rng(9), n=16)

@@ -1,5 +1,8 @@
 """``mean_pool``: ``y[b, :] = ⌊(Σ_t x[b, t, :] + ⌊T/2⌋) / T⌋`` with remainder ``0 ≤ r < T``.
 
+``t`` runs over every middle axis: the sequence of a ``(b, t, d)`` tensor, or the positions of a
+channel-last ``(b, h, w, c)`` feature map (global average pooling); ``T`` is their number.
+
 Relation ``Σ_t x + ⌊T/2⌋ = T·y + r``. The sum over the (zero-padded) sequence axis of a multilinear
 ``x`` is ``2^k · x(r_b, ½, …, ½, r_d)``, so each claim ``y(r) = v`` becomes, with the prover's ``r(r)``,
 one claim on ``x`` at a point with ``k`` coordinates ½, and one on the witness ``r``; ``r`` is
@@ -29,9 +32,9 @@ from blindproof.quant.spec import Op, QuantSpec
 def shapes(op: Op, in_shapes: Sequence[tuple[int, ...]], spec: QuantSpec) -> dict[str, tuple[int, ...]]:
     """Output, witness r, range-check columns."""
     (xs,) = in_shapes
-    if len(xs) != 3:
-        raise ValueError(f"mean_pool {op.output}: expected (b, t, d), got {xs}")
-    ys = (xs[0], xs[2])
+    if len(xs) < 3:
+        raise ValueError(f"mean_pool {op.output}: expected (b, t, d) or (b, *spatial, c), got {xs}")
+    ys = (xs[0], xs[-1])
     out = {op.output: ys, LAY.witness_name(op.output, "r"): ys}
     out.update(_checks(op, xs, spec).columns())
     return out
@@ -55,14 +58,23 @@ def check_bounds(op: Op, spec: QuantSpec) -> None:
                          f"is not inside the output's declared range [{ts.lo}, {ts.hi}]; rescale the input first")
 
 
+def _count(xs: tuple[int, ...]) -> int:
+    """``T``: the number of entries each mean averages."""
+    return int(np.prod(xs[1:-1]))
+
+
+def _mid_vars(xs: tuple[int, ...]) -> int:
+    return sum(LAY.dim_vars(n) for n in xs[1:-1])
+
+
 def _checks(op: Op, xs: tuple[int, ...], spec: QuantSpec) -> B.Checks:
-    ys = (xs[0], xs[2])
+    ys = (xs[0], xs[-1])
     ts = spec.tensors[op.output]
     check_bounds(op, spec)
-    rc = B.RangeCheck(LAY.aux_name(op.output, "r"), LAY.witness_name(op.output, "r"), ys, 0, xs[1] - 1,
+    rc = B.RangeCheck(LAY.aux_name(op.output, "r"), LAY.witness_name(op.output, "r"), ys, 0, _count(xs) - 1,
                       limb_bits=B.small_limbs(ys))
     yc = B.RangeCheck(LAY.aux_name(op.output, "y"), op.output, ys, ts.lo, ts.hi, limb_bits=B.small_limbs(ys))
-    if (ts.hi - ts.lo + 1) * xs[1] >= F.P:
+    if (ts.hi - ts.lo + 1) * _count(xs) >= F.P:
         raise ValueError(f"mean_pool {op.output}: range [{ts.lo}, {ts.hi}] too wide for a unique quotient")
     return B.Checks(LAY.aux_name(op.output, "chk"), ranges=[rc, yc])
 
@@ -73,43 +85,48 @@ def aux(ctx: B.ProverContext, op: Op) -> dict[str, np.ndarray]:
 
 
 def _x_point(ctx: B.VerifierContext, op: Op, c: CL.Claim) -> np.ndarray:
-    """The output point with the sequence coordinates at ½ (the mean over positions)."""
-    b, t, d = ctx.shape(op.inputs[0])
-    vb, vt = LAY.dim_vars(b), LAY.dim_vars(t)
+    """The output point with the middle coordinates at ½ (the mean over positions)."""
+    xs = ctx.shape(op.inputs[0])
+    vb, vt = LAY.dim_vars(xs[0]), _mid_vars(xs)
     half = F.ext((F.P + 1) // 2)
     return np.concatenate([c.point[:vb], np.tile(half, (vt, 1)), c.point[vb:]])
 
 
 def _relation(ctx: B.VerifierContext, op: Op, c: CL.Claim) -> B.Relation:
     """``T·y + r − 2^vt·x(·, ½, ·) = ⌊T/2⌋·ind`` at the claim's point."""
-    b, t, d = ctx.shape(op.inputs[0])
+    xs = ctx.shape(op.inputs[0])
     rname = LAY.witness_name(op.output, "r")
-    return [(t, c.tensor, c.point, not c.plain), (1, rname, c.point, True),
-            (F.P - (1 << LAY.dim_vars(t)), op.inputs[0], _x_point(ctx, op, c), True)]
+    return [(_count(xs), c.tensor, c.point, not c.plain), (1, rname, c.point, True),
+            (F.P - (1 << _mid_vars(xs)), op.inputs[0], _x_point(ctx, op, c), True)]
 
 
 def _x_claim(ctx: B.VerifierContext, op: Op, c: CL.Claim, rv: np.ndarray, delta: np.ndarray) -> CL.Claim:
-    b, t, d = ctx.shape(op.inputs[0])
-    vt = LAY.dim_vars(t)
-    ind = LAY.indicator_eval((b, d), c.point)
+    xs = ctx.shape(op.inputs[0])
+    t, vt = _count(xs), _mid_vars(xs)
+    ind = LAY.indicator_eval((xs[0], xs[-1]), c.point)
     total = F.esub(F.esub(F.eadd(F.emul(F.ext(t), c.value), rv), F.emul(F.ext(t // 2), ind)), delta)
     return CL.Claim(op.inputs[0], _x_point(ctx, op, c), F.emul(total, F.ext(pow(2, -vt, F.P) if vt else 1)))
 
 
 def _pad_rows_table(xs: tuple[int, ...]) -> np.ndarray:
-    """1 on the padded sequence rows (every batch and feature entry, padded or not), else 0."""
-    m = np.zeros(LAY.padded_shape(xs), dtype=np.uint32)
-    m[:, xs[1]:, :] = 1
+    """1 on the padded positions (any middle index past its size; every batch and feature entry, padded or
+    not), else 0."""
+    m = np.ones(LAY.padded_shape(xs), dtype=np.uint32)
+    m[(slice(None), *[slice(0, n) for n in xs[1:-1]], slice(None))] = 0
     return m.reshape(-1)
 
 
 def _pad_rows_eval(xs: tuple[int, ...], point: np.ndarray) -> np.ndarray:
-    vb, vt = LAY.dim_vars(xs[0]), LAY.dim_vars(xs[1])
-    return F.esub(F.eone(), LAY.prefix_ones_eval(xs[1], point[vb:vb + vt]))
+    real, at = F.eone(), LAY.dim_vars(xs[0])
+    for n in xs[1:-1]:
+        v = LAY.dim_vars(n)
+        real = F.emul(real, LAY.prefix_ones_eval(n, point[at:at + v]))
+        at += v
+    return F.esub(F.eone(), real)
 
 
 def _has_pad_rows(xs: tuple[int, ...]) -> bool:
-    return xs[1] != 1 << LAY.dim_vars(xs[1])
+    return any(n != 1 << LAY.dim_vars(n) for n in xs[1:-1])
 
 
 _PAD_TERMS = [(1, (0, 1))]

@@ -83,10 +83,17 @@ def check_causal_lm(spec: QuantSpec) -> None:
     check_causal_program(spec)
 
 
+# ops that combine positions by construction; every other known kind acts on one position at a time, or
+# is attention, which the checks below follow
+_MIXING = {"mean_pool": "pools over positions", "conv": "convolves over positions"}
+_CHECKED_KINDS = frozenset({"embed", "linear", "rescale", "add", "add_weight", "mul", "mul_weight", "lookup", "norm",
+                            "split_heads", "merge_heads", "rope", "qk", "softmax", "pv"})
+
+
 def check_causal_program(spec: QuantSpec) -> None:
     """The op-graph half of :func:`check_causal_lm`, for any scope (a blocks program reads hidden
     states, one row per position): token-id inputs read by ``embed`` only, attention as the allow-list
-    there says, no ``mean_pool``. GenerationError names the first op that could mix positions."""
+    there says, no ``mean_pool`` or ``conv``, no op kind it does not know. GenerationError names the first op that could mix positions."""
     def refuse(op, why: str) -> GenerationError:
         return GenerationError(f"op {op.kind} -> {op.output} {why}: the program may mix positions non-causally")
 
@@ -94,8 +101,10 @@ def check_causal_program(spec: QuantSpec) -> None:
     scores: set[str] = set()  # qk outputs and their elementwise images before the softmax
     probs: set[str] = set()   # causal softmax outputs
     for op in spec.ops:  # ops are in execution order, so inputs are classified before their readers
-        if op.kind == "mean_pool":
-            raise refuse(op, "pools over positions")
+        if op.kind in _MIXING:
+            raise refuse(op, _MIXING[op.kind])
+        if op.kind not in _CHECKED_KINDS:  # a kind added later is refused until this check knows it
+            raise refuse(op, "is of a kind this check does not know")
         if op.kind == "qk":
             scores.add(op.output)
         elif op.kind in _SCORE_PATH and op.inputs[0] in scores:
