@@ -88,3 +88,57 @@ def test_a_cheating_trace_through_a_conv_is_rejected(proved):
     trace.tensors["c1"] = c1
     proof = prover.prove(inputs, trace=trace, strict=False)
     assert not verify_model_proof(prover.commitment, proof.to_bytes()).ok
+
+
+def test_a_classifier_reading_a_whole_feature_map_proves():
+    """Conv → ReLU → a linear over the whole (h, w, c) map (torch's Flatten then Linear), channels not a
+    power of two: the rescale pins the map's padding, so the padding rule accepts it."""
+    rng = np.random.default_rng(3)
+    t = lambda n, lo=-I16, hi=I16, role="activation": TensorSpec(n, 0, lo, hi, role)  # noqa: E731
+    g = ConvGeometry((1, 1), (0, 0), (1, 1))
+    ops = (Op("conv", ("x",), "c", {"weight": "k", "bias": None, **g.to_params()}),
+           Op("rescale", ("c",), "a", {"shift": 6}),
+           Op("linear", ("a",), "y", {"weight": "fc", "bias": "fcb"}))
+    spec = QuantSpec(arch={"family": "test-cnn"}, inputs=("x",), outputs=("y",), ops=ops,
+                     tensors={x.name: x for x in (t("x", role="input"), t("c", -ACC, ACC, "accumulator"),
+                                                  t("a", 0, I16), t("y", -ACC, ACC, "accumulator"))},
+                     weights={"k": WeightSpec("k", (3, 2, 2, 1), "int8", 0),
+                              "fc": WeightSpec("fc", (2, 4, 3, 3), "int8", 0),
+                              "fcb": WeightSpec("fcb", (2,), "int32", 0)}, tables={})
+    qm = QuantizedModel(spec, {"k": rng.integers(-127, 128, (3, 2, 2, 1)), "fc": rng.integers(-127, 128, (2, 4, 3, 3)),
+                               "fcb": rng.integers(-99, 99, 2)})
+    inputs = {"x": rng.integers(-300, 300, (1, 5, 4, 1))}
+    prover = ModelProver.create(qm, KEY)
+    proof = prover.prove(inputs)
+    assert verify_model_proof(prover.commitment, proof.to_bytes()).ok
+    other = {"y": proof.outputs["y"] + np.array([[0, 1]])}
+    assert not verify_model_proof(prover.commitment, proof.without_public().to_bytes(), proof.inputs, other).ok
+
+
+def test_the_padding_rule_covers_conv_and_feature_map_linears():
+    """Junk in a hostile committer's weight padding reaches a real output through a sum over a padded axis
+    of a tensor whose padding nothing pins: refused at load for a conv's channels and for any axis a
+    feature-map linear contracts."""
+    from blindproof.zk.proof.config import check_padding_sound
+    qm, _ = _cnn()
+    spec = qm.spec
+    check_padding_sound(spec)
+    # the second conv reading the first's accumulator (3 channels of padding 1, nothing pins them)
+    k2 = dict(spec.weights)
+    k2["k2"] = WeightSpec("k2", (8, 3, 3, 3), "int8", 0)
+    k2["k1"] = WeightSpec("k1", (3, 3, 3, 3), "int8", 0)
+    k2["b1"] = WeightSpec("b1", (3,), "int32", 0)
+    bad = QuantSpec(spec.arch, spec.inputs, spec.outputs,
+                    tuple(Op("conv", ("c1",), "c2", op.params) if op.output == "c2" else op for op in spec.ops),
+                    spec.tensors, k2, {})
+    with pytest.raises(ValueError, match="conv c2: input 'c1' .*not pinned"):
+        check_padding_sound(bad)
+    # a feature-map linear over (3, 3, 8) reading an accumulator: the 3s are padded
+    t = dict(spec.tensors)
+    ops = tuple(op for op in spec.ops if op.kind != "mean_pool" and op.kind != "linear") + (
+        Op("linear", ("c2",), "y", {"weight": "fc", "bias": None}),)
+    w = dict(spec.weights)
+    w["fc"] = WeightSpec("fc", (3, 3, 2, 8), "int8", 0)
+    bad = QuantSpec(spec.arch, spec.inputs, spec.outputs, ops, t, w, {})
+    with pytest.raises(ValueError, match="linear y: input 'c2' \\(width 3"):
+        check_padding_sound(bad)

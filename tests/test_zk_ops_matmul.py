@@ -8,16 +8,18 @@ from zk_ops_cases import ACC, one_op, rejects_all_flips, run_op, tensor, trace_v
 
 
 def _linear(rng, lead=(2, 3), k=5, n=7, bias=True):
+    """``k`` an int, or a tuple of trailing axes the weight contracts (a flattened feature map)."""
+    k = (k,) if isinstance(k, int) else tuple(k)
     params = {"weight": "W"}
-    weights = {"W": ((n, k), "int8")}
+    weights = {"W": ((n, *k), "int8")}
     if bias:
         params["bias"] = "b"
         weights["b"] = ((n,), "int32")
     spec = one_op(Op("linear", ("x",), "y", params), [tensor("x"), tensor("y", -ACC, ACC, "accumulator")], weights)
-    w = {"W": rng.integers(-127, 128, size=(n, k))}
+    w = {"W": rng.integers(-127, 128, size=(n, *k))}
     if bias:
         w["b"] = rng.integers(-(1 << 20), 1 << 20, size=n)
-    return spec, trace_values(spec, w, {"x": rng.integers(-32767, 32768, size=(*lead, k))})
+    return spec, trace_values(spec, w, {"x": rng.integers(-32767, 32768, size=(*lead, *k))})
 
 
 def _attention(rng, kind, b=2, h=4, kv=2, t=3, T=5, hd=6):
@@ -33,6 +35,7 @@ CASES = {
     "linear": lambda rng: _linear(rng),
     "linear-nobias-1d-lead": lambda rng: _linear(rng, lead=(3,), k=8, n=4, bias=False),
     "linear-odd": lambda rng: _linear(rng, lead=(1, 5), k=13, n=3),
+    "linear-feature-map": lambda rng: _linear(rng, lead=(2,), k=(3, 5, 6), n=4),
     "qk-gqa": lambda rng: _attention(rng, "qk"),
     "qk-mha-odd-heads": lambda rng: _attention(rng, "qk", h=3, kv=3, t=5, T=5, hd=8),
     "pv-gqa": lambda rng: _attention(rng, "pv"),
@@ -61,6 +64,17 @@ def test_rejects_wrong_output_element(case):
 def test_rejects_claim_on_other_point(case):
     spec, vals = CASES[case](np.random.default_rng(3))
     assert not run_op(spec, vals, other_point=True)[0]
+
+
+def test_a_feature_map_linear_is_the_flattened_matrix_product():
+    spec, vals = CASES["linear-feature-map"](np.random.default_rng(11))
+    x, w, b = vals["x"], vals["w:W"], vals["w:b"]
+    assert np.array_equal(vals["y"], x.reshape(2, -1) @ w.reshape(4, -1).T + b)
+
+    def transposed(v):  # the weight's columns read in torch's (c, h, w) order against the (h, w, c) map
+        v["y"][...] = x.reshape(2, -1) @ np.transpose(w, (0, 3, 1, 2)).reshape(4, -1).T + b
+
+    assert not run_op(spec, vals, tamper=transposed)[0]
 
 
 def test_rejects_wrong_weight_and_bias():

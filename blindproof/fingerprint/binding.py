@@ -97,6 +97,8 @@ def input_reader(spec: QuantSpec) -> Op:
     op = readers[0]
     if op.kind != "linear":
         raise ValueError(f"the program input {x!r} is read by a {op.kind} op, not by a linear op")
+    if len(spec.weights[op.params["weight"]].shape) != 2:
+        raise ValueError(f"the program input {x!r} is read by a linear op whose weight is not a matrix")
     if op.output not in _output_ancestors(spec):
         raise ValueError(f"the output of linear {op.output!r} (the input's reader) reaches no program output")
     return op  # (an input that is also an output, where δ would show directly, is refused by QuantSpec)

@@ -24,6 +24,8 @@ def input_null_vectors(spec: Any, weights: dict[str, np.ndarray], reduce: bool =
     if op.kind != "linear" or op.inputs[0] not in spec.inputs:
         raise ValueError(f"the program's first op must be a linear op on its input, got {op.kind!r} on {op.inputs}")
     w = np.asarray(weights[op.params["weight"]])
+    if w.ndim != 2:
+        raise ValueError(f"the program's first op reads its input with a weight of shape {w.shape}, not a matrix")
     vecs = integer_null_space(w, reduce=reduce)
     n = w.shape[1]
     if any(abs(x) > 2**62 for v in vecs for x in v):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from blindproof.quant.conv import ConvGeometry, conv_exact
-from blindproof.quant.reference import Trace, check_weights
+from blindproof.quant.reference import Trace, check_weights, flat_operands
 from blindproof.quant.spec import (ACC_BOUND, EXP_DOMAIN_MAX, SCORE_HI, SCORE_LO, Op, QuantSpec, norm_sq_bits,
                                       quotient_bits)
 from blindproof.quant.functions import table_values
@@ -68,7 +68,8 @@ def _check_op(spec: QuantSpec, w: dict, op: Op, ins: list, y: np.ndarray, wit: d
         else:
             _req(y == table[start:start + ins[0].shape[-1]], op, "y = W[position]")
     elif k == "linear":
-        ref = ins[0] @ w[p["weight"]].T + (w[p["bias"]] if p.get("bias") else 0)
+        xf, wt = flat_operands(ins[0], w[p["weight"]])
+        ref = xf @ wt + (w[p["bias"]] if p.get("bias") else 0)
         _req(y == ref, op, "y = x W^T + b")
     elif k == "conv":
         wt = w[p["weight"]]

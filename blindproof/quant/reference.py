@@ -69,6 +69,16 @@ def _exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.matmul(a, b)
 
 
+def flat_operands(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(x', W'ᵀ)`` with ``linear(x, W) = x' @ W'ᵀ``: a weight ``(O, *F)`` contracts ``x``'s last
+    ``len(F)`` axes (one for a matrix)."""
+    f = w.ndim - 1
+    if x.ndim <= f or x.shape[-f:] != w.shape[1:]:
+        raise ValueError(f"linear: input of shape {x.shape} does not match a weight of shape {w.shape}")
+    k = int(np.prod(w.shape[1:]))
+    return x.reshape(*x.shape[:x.ndim - f], k), w.reshape(w.shape[0], k).T
+
+
 def div_round(n: np.ndarray, d: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
     """q = floor((n + floor(d/2)) / d) and r with n + floor(d/2) = q d + r, 0 <= r < d (d >= 1)."""
     d = np.asarray(d, dtype=np.int64)
@@ -118,7 +128,8 @@ class _Run:
         return np.broadcast_to(table[self.start:self.start + t], (*idx.shape, table.shape[1])).copy(), {}
 
     def linear(self, op: Op, x: np.ndarray):
-        acc = _exact_matmul(x, self.w[op.params["weight"]].T)
+        w = self.w[op.params["weight"]]
+        acc = _exact_matmul(*flat_operands(x, w))
         if op.params.get("bias"):
             acc = acc + self.w[op.params["bias"]]
         return acc, {}

@@ -1,5 +1,9 @@
 """Matrix products: ``linear`` (x Wᵀ + b), ``qk`` (q kᵀ per head) and ``pv`` (p v per head).
 
+A ``linear`` weight ``(O, *F)`` with more than one trailing axis contracts all of them: a classifier
+reading a channel-last feature map ``(b, h, w, c)`` whole (torch's ``Flatten`` then ``Linear``, its
+columns permuted to ``(h, w, c)`` order) sums over every variable of ``F`` in the same sumcheck.
+
 ``linear`` reduces one claim ``y(r) = v`` on its output by a degree-2 sumcheck over the shared
 dimension (Thaler): ``v − [bias] = Σ_j x(r_rows, j) · W(r_col, j)``, the operands bound with
 ``mle.bind_prefix`` (linear in their sizes). ``qk`` / ``pv`` share the batch and head variables between
@@ -48,9 +52,10 @@ def shapes(op: Op, in_shapes: Sequence[tuple[int, ...]], spec: QuantSpec) -> dic
     if op.kind == "linear":
         (xs,) = in_shapes
         ws = spec.weights[op.params["weight"]].shape
-        if len(ws) != 2 or xs[-1] != ws[1]:
+        f = len(ws) - 1  # contracted trailing axes: one for a matrix, more for a flattened feature map
+        if f < 1 or len(xs) <= f or tuple(xs[-f:]) != tuple(ws[1:]):
             raise ValueError(f"linear {op.output}: input {xs} does not match weight {ws}")
-        return {op.output: (*xs[:-1], ws[0])}
+        return {op.output: (*xs[:-f], ws[0])}
     a, b = in_shapes
     if len(a) != 4 or len(b) != 4 or a[0] != b[0]:
         raise ValueError(f"{op.kind} {op.output}: expected (b, H, t, ·) and (b, KV, T, ·), got {a}, {b}")
@@ -128,7 +133,7 @@ def blind_vars(op: Op, shapes) -> dict[str, int | None]:
     or a single key) cannot be blinded (None)."""
     if op.kind == "linear":  # from the weight's shape alone (the companion's tensors need no inputs)
         w = LAY.weight_name(op.params["weight"])
-        return {} if LAY.dim_vars(shapes[w][1]) else {op.inputs[0]: None, w: None}
+        return {} if LAY.n_vars(shapes[w][1:]) else {op.inputs[0]: None, w: None}
     a, b = op.inputs
     if not LAY.dim_vars(shapes[a][3]):
         return {a: None, b: None}
@@ -196,9 +201,14 @@ def _check_claims(ctx: B.VerifierContext, op: Op, out_claims: Sequence[CL.Claim]
         raise CL.Reject(f"{op.kind} {op.output}: needs claims on its output with {n} coordinates")
 
 
+def _contracted_vars(ctx: B.VerifierContext, w: str) -> int:
+    """Variables a linear sums: the weight's trailing axes (the last input axis, or a flattened map's)."""
+    return LAY.n_vars(ctx.shape(w)[1:])
+
+
 def _linear_reads(ctx: B.VerifierContext, op: Op, x: str, w: str, r_rows: np.ndarray, r_col: np.ndarray
                   ) -> list[B.Read]:
-    n = LAY.dim_vars(ctx.shape(x)[-1])
+    n = _contracted_vars(ctx, w)
     return [(0, x, BL.fixed(r_rows) + BL.rounds(n)), (1, w, BL.fixed(r_col) + BL.rounds(n))]
 
 
@@ -226,7 +236,7 @@ def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[CL.Claim]) -> tuple
         target = F.esub(target, F.emul(ind, bval))
         extra.append(CL.Claim(bname, r_col, bval))
         libra += _bias_libra(ctx, extra[-1], ind)
-    rho, finals = B.prove_sum(ctx, proof, LAY.dim_vars(ctx.shape(x)[-1]),
+    rho, finals = B.prove_sum(ctx, proof, _contracted_vars(ctx, w),
                               [_bound(ctx, x, r_rows), _bound(ctx, w, r_col)], _DOT, target,
                               reads=_linear_reads(ctx, op, x, w, r_rows, r_col), libra=libra)
     claims = [CL.Claim(x, np.concatenate([r_rows, rho]), finals[0]),
@@ -253,7 +263,7 @@ def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[CL.Claim], proof
         target = F.esub(target, F.emul(ind, bval))
         extra.append(CL.Claim(bname, r_col, bval))
         libra += _bias_libra(ctx, extra[-1], ind)
-    rho, finals = B.verify_sum(ctx, rd, LAY.dim_vars(ctx.shape(x)[-1]), 2, _DOT, target,
+    rho, finals = B.verify_sum(ctx, rd, _contracted_vars(ctx, w), 2, _DOT, target,
                                reads=_linear_reads(ctx, op, x, w, r_rows, r_col), libra=libra)
     rd.done()
     claims = [CL.Claim(x, np.concatenate([r_rows, rho]), finals[0]),

@@ -65,15 +65,17 @@ def check_padding_sound(spec: QuantSpec) -> None:
     padded output entries, and no op carries a padded entry into a real one: norms, softmax and
     mean_pool sum real columns only (public indicators; mean_pool zero-checks its padded rows),
     rescale zeroes its output's padding, pv meets padded keys with a probability pinned to 0. So a
-    linear whose input width is not a power of two must read a tensor whose padding is pinned to zero
+    linear whose input width (any contracted axis) is not a power of two must read a tensor whose padding is pinned to zero
     (:func:`zero_padded_tensors`); so must both operands of ``qk`` (a sum over the head width, for trace
     padding). Every workload's program meets this (docs/proofs.md §4)."""
     zero = zero_padded_tensors(spec)
     pow2 = lambda n: n & (n - 1) == 0  # noqa: E731
     for op in spec.ops:
         if op.kind in ("linear", "conv"):
-            k = spec.weights[op.params["weight"]].shape[-1]
-            if not pow2(k) and op.inputs[0] not in zero:
+            ws = spec.weights[op.params["weight"]].shape
+            summed = ws[1:] if op.kind == "linear" else ws[-1:]  # every contracted axis / the channels
+            k = next((n for n in summed if not pow2(n)), None)
+            if k is not None and op.inputs[0] not in zero:
                 raise ValueError(f"{op.kind} {op.output}: input {op.inputs[0]!r} (width {k}, padded) is not pinned "
                                  "to zero on its padding, so junk weight padding could reach the output")
         elif op.kind == "qk":
