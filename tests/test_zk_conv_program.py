@@ -142,3 +142,36 @@ def test_the_padding_rule_covers_conv_and_feature_map_linears():
     bad = QuantSpec(spec.arch, spec.inputs, spec.outputs, ops, t, w, {})
     with pytest.raises(ValueError, match="linear y: input 'c2' \\(width 3"):
         check_padding_sound(bad)
+
+
+def test_a_lenet_shaped_program_with_max_pooling_proves_and_hides():
+    """Conv → ReLU → 2×2 max pool → conv (reading the pool's pinned padding, 3 channels) → ReLU → a linear
+    over the whole map: proved with zero knowledge, nothing left unhidden; a wrong output is rejected."""
+    rng = np.random.default_rng(5)
+    t = lambda n, lo=-I16, hi=I16, role="activation": TensorSpec(n, 0, lo, hi, role)  # noqa: E731
+    g = ConvGeometry((1, 1), (1, 1), (1, 1))
+    ops = (Op("conv", ("x",), "c1", {"weight": "k1", "bias": "b1", **g.to_params()}),
+           Op("rescale", ("c1",), "a1", {"shift": 6}),
+           Op("max_pool", ("a1",), "m1", {"kernel": [2, 2], "stride": [2, 2]}),
+           Op("conv", ("m1",), "c2", {"weight": "k2", "bias": None, **g.to_params()}),
+           Op("rescale", ("c2",), "a2", {"shift": 8}),
+           Op("linear", ("a2",), "y", {"weight": "fc", "bias": None}))
+    spec = QuantSpec(arch={"family": "test-cnn"}, inputs=("x",), outputs=("y",), ops=ops,
+                     tensors={x.name: x for x in (t("x", role="input"), t("c1", -ACC, ACC, "accumulator"),
+                                                  t("a1", 0, I16), t("m1", 0, I16), t("c2", -ACC, ACC, "accumulator"),
+                                                  t("a2", 0, I16), t("y", -ACC, ACC, "accumulator"))},
+                     weights={"k1": WeightSpec("k1", (3, 3, 3, 1), "int8", 0), "b1": WeightSpec("b1", (3,), "int32", 0),
+                              "k2": WeightSpec("k2", (5, 3, 3, 3), "int8", 0),
+                              "fc": WeightSpec("fc", (2, 3, 2, 5), "int8", 0)}, tables={})
+    qm = QuantizedModel(spec, {"k1": rng.integers(-127, 128, (3, 3, 3, 1)), "b1": rng.integers(-999, 999, 3),
+                               "k2": rng.integers(-127, 128, (5, 3, 3, 3)), "fc": rng.integers(-127, 128, (2, 3, 2, 5))})
+    inputs = {"x": rng.integers(-300, 300, (1, 7, 5, 1))}
+    prover = ModelProver.create(qm, KEY)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        proof = prover.prove(inputs)
+    assert [str(w.message) for w in caught if issubclass(w.category, P.NotHiddenWarning)] == []
+    assert np.array_equal(proof.outputs["y"], run_program(spec, qm.weights, inputs).output())
+    assert verify_model_proof(prover.commitment, proof.to_bytes()).ok
+    other = {"y": proof.outputs["y"] + np.array([[1, 0]])}
+    assert not verify_model_proof(prover.commitment, proof.without_public().to_bytes(), proof.inputs, other).ok

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from blindproof.quant.conv import ConvGeometry, conv_exact
+from blindproof.quant.conv import ConvGeometry, conv_exact, max_pool_exact
 from blindproof.quant.reference import Trace, check_weights, flat_operands
 from blindproof.quant.spec import (ACC_BOUND, EXP_DOMAIN_MAX, SCORE_HI, SCORE_LO, Op, QuantSpec, norm_sq_bits,
                                       quotient_bits)
@@ -155,6 +155,8 @@ def _check_op(spec: QuantSpec, w: dict, op: Op, ins: list, y: np.ndarray, wit: d
         _req(np.take_along_axis(diff, np.clip(arg, 0, total - 1), -1) == 0, op,
              "diff[argmax] = 0 (the shift is a score: m is the row max)")
         _divides(op, e << int(p["frac"]), tot, y, wit["r"], "p = e 2^frac / sum")
+    elif k == "max_pool":
+        _req(y == max_pool_exact(ins[0], p["kernel"], p["stride"]), op, "y = max over each window")
     elif k == "mean_pool":
         x = ins[0]
         mid = tuple(range(1, x.ndim - 1))

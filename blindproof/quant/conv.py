@@ -91,3 +91,21 @@ def conv_exact(x: np.ndarray, w: np.ndarray, geom: ConvGeometry) -> np.ndarray:
         gathered = gathered * valid[None, ..., None]
         acc += gathered @ w64[(slice(None), *k)].T
     return acc
+
+
+def max_pool_exact(x: np.ndarray, kernel: Sequence[int], stride: Sequence[int]) -> np.ndarray:
+    """The max over each window of a channel-last ``(batch, *spatial, C)`` tensor (no padding)."""
+    kernel, stride = tuple(int(k) for k in kernel), tuple(int(s) for s in stride)
+    if len(kernel) != x.ndim - 2 or len(stride) != x.ndim - 2:
+        raise ValueError(f"max_pool: kernel {kernel} and stride {stride} need one entry per spatial axis of {x.shape}")
+    outs = []
+    for n, k, s in zip(x.shape[1:-1], kernel, stride):
+        if k < 1 or s < 1 or n < k:
+            raise ValueError(f"max_pool: a window of {k} (stride {s}) does not fit {n} positions")
+        outs.append((n - k) // s + 1)
+    out = None
+    for off in np.ndindex(*kernel):
+        idx = tuple(slice(o, o + s * (m - 1) + 1, s) for o, s, m in zip(off, stride, outs))
+        v = x[(slice(None), *idx, slice(None))]
+        out = v.copy() if out is None else np.maximum(out, v)
+    return out

@@ -18,7 +18,7 @@ import numpy as np
 from blindproof.quant.spec import (ACC_BOUND, EXP_DOMAIN_MAX, SCORE_HI, SCORE_LO, Op, QuantSpec, norm_sq_bits,
                                       quotient_bits)
 from blindproof.quant.spec import DTYPE_MAX as _DTYPE_MAX  # (the name the callers here use)
-from blindproof.quant.conv import ConvGeometry, conv_exact
+from blindproof.quant.conv import ConvGeometry, conv_exact, max_pool_exact
 from blindproof.quant.functions import table_values
 
 _F64_EXACT = 1 << 53
@@ -244,6 +244,9 @@ class _Run:
             raise BoundError(f"op softmax -> {op.output}: numerator e*2^frac + sum/2 reaches 2^30")
         p, r = div_round(num, total_e)
         return p, {"max": m, "argmax": arg, "diff": diff, "z": z, "e": e, "sum": total_e, "r": r}
+
+    def max_pool(self, op: Op, x: np.ndarray):
+        return max_pool_exact(x, op.params["kernel"], op.params["stride"]), {}
 
     def mean_pool(self, op: Op, x: np.ndarray):
         mid = tuple(range(1, x.ndim - 1))

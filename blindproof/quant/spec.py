@@ -88,6 +88,7 @@ OP_ARITY: dict[str, int] = {
     "qk": 2,           # q k^T per head (grouped-query aware): an accumulator
     "softmax": 1,      # shifted exp by table, sum, division with remainder
     "pv": 2,           # p v per head: an accumulator
+    "max_pool": 1,     # the max over each window (kernel, stride; no padding), channel-last
     "mean_pool": 1,    # round-half-up(sum over the middle axes (sequence, or spatial) / their size)
 }
 

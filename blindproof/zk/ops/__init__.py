@@ -28,6 +28,7 @@ _MODULES: dict[str, str] = {
     "merge_heads": "heads",
     "rope": "rope",
     "mean_pool": "pool",
+    "max_pool": "maxpool",
 }
 
 

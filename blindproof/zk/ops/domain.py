@@ -129,7 +129,7 @@ def _op_range(op: Op, spec: QuantSpec, proven: dict[str, Range]) -> Range:
         return (0, 1 << int(p["frac"]))
     if k == "mean_pool":
         return (ts.lo, ts.hi)
-    if k in ("split_heads", "merge_heads"):
+    if k in ("split_heads", "merge_heads", "max_pool"):  # max_pool: each output is one of its inputs
         return proven.get(op.inputs[0])
     if k == "embed":
         m = DTYPE_MAX[spec.weights[p["weight"]].dtype]

@@ -40,12 +40,13 @@ def zero_padded_tensors(spec: QuantSpec) -> set[str]:
     """Tensors whose padded entries every accepted proof pins to zero: public inputs (the verifier builds
     their tables), ``rescale`` outputs (on padding the rounding relation reads ``q + r = 0``),
     ``lookup`` outputs of such a tensor through a table with ``T(0) = 0`` (SiLU, GELU: the pair ``(0, y)``
-    forces ``y = 0``), and head splits / merges of such a tensor (a relabelling of entries)."""
+    forces ``y = 0``), head splits / merges of such a tensor (a relabelling of entries), and ``max_pool``
+    outputs (its zero-check pins their padding)."""
     from blindproof.quant.functions import table_values
 
     zero = set(spec.inputs)
     for op in spec.ops:
-        if op.kind == "rescale" or (op.kind in ("split_heads", "merge_heads") and op.inputs[0] in zero):
+        if op.kind in ("rescale", "max_pool") or (op.kind in ("split_heads", "merge_heads") and op.inputs[0] in zero):
             zero.add(op.output)
         elif op.kind == "lookup" and op.inputs[0] in zero:
             ts = spec.tables[op.params["table"]]
@@ -90,12 +91,14 @@ def check_spec_sound(spec: QuantSpec) -> None:
     (:func:`check_padding_sound`) and every relation whose uniqueness needs the spec's declared
     ranges to cover the proven ones has them (``mean_pool``: :func:`ops.pool.check_bounds`). A third
     party's commitment is hostile input: it is refused when loaded, not when a proof fails."""
-    from blindproof.zk.ops import pool
+    from blindproof.zk.ops import maxpool, pool
 
     check_padding_sound(spec)
     for op in spec.ops:
         if op.kind == "mean_pool":
             pool.check_bounds(op, spec)
+        elif op.kind == "max_pool":
+            maxpool.check_bounds(op, spec)
 
 
 def check_floor(params: pcs.PcsParams) -> None:

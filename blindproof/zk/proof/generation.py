@@ -85,7 +85,8 @@ def check_causal_lm(spec: QuantSpec) -> None:
 
 # ops that combine positions by construction; every other known kind acts on one position at a time, or
 # is attention, which the checks below follow
-_MIXING = {"mean_pool": "pools over positions", "conv": "convolves over positions"}
+_MIXING = {"mean_pool": "pools over positions", "max_pool": "pools over positions",
+           "conv": "convolves over positions"}
 _CHECKED_KINDS = frozenset({"embed", "linear", "rescale", "add", "add_weight", "mul", "mul_weight", "lookup", "norm",
                             "split_heads", "merge_heads", "rope", "qk", "softmax", "pv"})
 
