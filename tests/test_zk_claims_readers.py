@@ -305,8 +305,9 @@ def _small(name: str):
 
 
 # op kinds that reduce the claim they are handed to claims on their inputs (the others prove their
-# relation on the committed output at their own random points and open the claim they are handed)
-REDUCING = {"embed", "linear", "qk", "pv", "rope", "mul", "mul_weight", "split_heads", "merge_heads", "mean_pool"}
+# relation on the committed output and open the claim they are handed: mean_pool and max_pool check
+# theirs at that claim's point, against their range-checked committed output)
+REDUCING = {"embed", "linear", "conv", "qk", "pv", "rope", "mul", "mul_weight", "split_heads", "merge_heads"}
 
 
 class _Recorder:

@@ -144,10 +144,10 @@ def test_the_padding_rule_covers_conv_and_feature_map_linears():
         check_padding_sound(bad)
 
 
-def test_a_lenet_shaped_program_with_max_pooling_proves_and_hides():
+def lenet(seed: int = 5) -> tuple[QuantizedModel, dict[str, np.ndarray]]:
     """Conv → ReLU → 2×2 max pool → conv (reading the pool's pinned padding, 3 channels) → ReLU → a linear
-    over the whole map: proved with zero knowledge, nothing left unhidden; a wrong output is rejected."""
-    rng = np.random.default_rng(5)
+    over the whole map."""
+    rng = np.random.default_rng(seed)
     t = lambda n, lo=-I16, hi=I16, role="activation": TensorSpec(n, 0, lo, hi, role)  # noqa: E731
     g = ConvGeometry((1, 1), (1, 1), (1, 1))
     ops = (Op("conv", ("x",), "c1", {"weight": "k1", "bias": "b1", **g.to_params()}),
@@ -165,7 +165,14 @@ def test_a_lenet_shaped_program_with_max_pooling_proves_and_hides():
                               "fc": WeightSpec("fc", (2, 3, 2, 5), "int8", 0)}, tables={})
     qm = QuantizedModel(spec, {"k1": rng.integers(-127, 128, (3, 3, 3, 1)), "b1": rng.integers(-999, 999, 3),
                                "k2": rng.integers(-127, 128, (5, 3, 3, 3)), "fc": rng.integers(-127, 128, (2, 3, 2, 5))})
-    inputs = {"x": rng.integers(-300, 300, (1, 7, 5, 1))}
+    return qm, {"x": rng.integers(-300, 300, (1, 7, 5, 1))}
+
+
+def test_a_lenet_shaped_program_with_max_pooling_proves_and_hides():
+    """The LeNet-shaped program: proved with zero knowledge, nothing left unhidden; a wrong output is
+    rejected."""
+    qm, inputs = lenet()
+    spec = qm.spec
     prover = ModelProver.create(qm, KEY)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

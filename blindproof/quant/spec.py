@@ -227,8 +227,20 @@ class QuantSpec:
                 ref = op.params.get(key)
                 if ref is not None and ref not in pool:
                     raise ValueError(f"op {op.kind} -> {op.output} names {what} {ref!r}, which the spec lacks")
+        self._check_bias_shapes()
         self._check_names()
         self._check_domain()
+
+    def _check_bias_shapes(self) -> None:
+        """A bias is one value per output channel, shape ``(O,)`` exactly: an ``(O, 1)`` bias has the same
+        multilinear variables, so the proof would add it per channel while the reference broadcast it
+        per position (a hostile spec made the honest output unprovable and a different one verify)."""
+        for op in self.ops:
+            if op.kind in ("linear", "conv") and op.params.get("bias"):
+                w, b = self.weights[op.params["weight"]].shape, self.weights[op.params["bias"]].shape
+                if tuple(b) != (w[0],):
+                    raise ValueError(f"op {op.kind} -> {op.output}: bias of shape {tuple(b)}, expected ({w[0]},) "
+                                     f"(one value per output channel)")
 
     def _check_names(self) -> None:
         """Refuse names a proof could confuse (a third party's spec is hostile input): tensor names

@@ -15,9 +15,11 @@ committed with the trace. The relation holds iff
    which the verifier evaluates at the last point in ``O(P·K)`` per axis. The gaps are committed before
    any challenge, so a false column survives ``r`` and ``γ`` only with negligible probability.
 
-The output's padding is pinned to zero by one more zero-check term ``(1 − ind)·y``, so a conv or linear
-may read it; the window read puts ``x``'s blinding variable on its last spatial axis (its channel is
-fixed at ``r_c``). Gaps are at most ``2^16 − 1`` because the input's PROVEN range is at most that wide
+Every output claim is also returned for the commitment to open, so a reader's ``y`` is the committed
+one, whose padding one more zero-check term ``(1 − ind)·y`` pins to zero (a conv or linear may read it);
+otherwise the gaps would tie the reader's ``y`` to ``d_0 + x_0`` only, whose padding is free. The link
+sums ``x(r_b, q, c)·eq(r_c, c)`` over positions and channels, so ``x`` is read at a random point with
+its default blinding variable. Gaps are at most ``2^16 − 1`` because the input's PROVEN range is at most that wide
 (:func:`check_bounds`, refused at load otherwise).
 """
 
@@ -198,11 +200,15 @@ def _pad_table(ys: tuple[int, ...]) -> np.ndarray:
     return (1 - LAY.indicator_table(ys).astype(np.int64)).astype(np.uint32)
 
 
-def _window_table(ctx: B.ProverContext, name: str, r_b: np.ndarray, r_c: np.ndarray) -> np.ndarray:
-    """``x(r_b, q, r_c)`` over the input positions ``q``."""
-    t = ctx.table(name)
-    t = mle.bind_prefix(t, r_b) if r_b.shape[0] else F.embed(t)
-    return mle.bind_suffix(t, r_c) if r_c.shape[0] else t
+def _link_tables(ctx: B.ProverContext, op: Op, d: "_Dims", point: np.ndarray, gl) -> list[np.ndarray]:
+    """[x(r_b, q, c), Σ_k γ^k S_k(r_p, q), eq(r_c, c)] over the sumcheck's (q, c)."""
+    r_b, r_p, r_c = d.split(point)
+    t = ctx.table(op.inputs[0])
+    x = mle.bind_prefix(t, r_b) if r_b.shape[0] else F.embed(t)
+    Q, C = 1 << sum(d.vq), 1 << d.vc
+    sel = _selector_table(d, r_p, gl).reshape(Q, 1, 4)
+    eq = _eq(r_c).reshape(1, C, 4)
+    return [x] + [np.ascontiguousarray(np.broadcast_to(a, (Q, C, 4))).reshape(-1, 4) for a in (sel, eq)]
 
 
 def _zero_check_terms(k: int, gammas) -> tuple[list, list[int]]:
@@ -230,20 +236,11 @@ def _powers(g: np.ndarray, n: int) -> list[np.ndarray]:
 
 
 def _link_reads(op: Op, d: _Dims, point: np.ndarray) -> list[B.Read]:
-    r_b, _, r_c = d.split(point)
-    return [(0, op.inputs[0], BL.fixed(r_b) + BL.rounds(sum(d.vq)) + BL.fixed(r_c))]
+    r_b, _, _ = d.split(point)
+    return [(0, op.inputs[0], BL.fixed(r_b) + BL.rounds(sum(d.vq) + d.vc))]
 
 
-def blind_vars(op: Op, shapes) -> dict[str, int | None]:
-    """The window read fixes ``x``'s channel and sums its positions: its blinding variable is the last
-    variable of its last spatial axis that has one (None when no spatial axis has a variable)."""
-    x = op.inputs[0]
-    if x not in shapes:
-        return {}
-    xs = shapes[x]
-    vb = LAY.dim_vars(xs[0])
-    vq = [LAY.dim_vars(n) for n in xs[1:-1]]
-    return {x: vb + sum(vq) - 1 if sum(vq) else None}
+_LINK_TERMS = [(1, (0, 1, 2))]
 
 
 def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[CL.Claim]) -> tuple[B.OpProof, list[CL.Claim]]:
@@ -258,19 +255,18 @@ def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[CL.Claim]) -> tuple
     point, vals = B.prove_zero_check(ctx, proof, LAY.n_vars(d.ys), tables, _zero_check_terms(k, gz), _names(op, k))
     claims += [CL.Claim(n, point, v) for n, v in zip(_names(op, k)[1:], vals[1:])]
     claims += _checks(op, d.ys, k).prove(ctx, proof)
-    claim, rest = out_claims[0], list(out_claims[1:])
+    claim = out_claims[0]
     gaps = np.stack([ctx.hat(gap_name(op, i), claim.point) for i in range(k)])
     proof.put_ext(gaps)
     ctx.transcript.absorb_ext("ops/max_pool_gaps", gaps)
     gl = _powers(ctx.transcript.challenge_ext("ops/max_pool_link"), k)
     target, libra = _link_target(ctx, op, claim, gaps, gl)
-    r_b, r_p, r_c = d.split(claim.point)
-    xt = _window_table(ctx, op.inputs[0], r_b, r_c)
-    rho, finals = B.prove_sum(ctx, proof, sum(d.vq), [xt, _selector_table(d, r_p, gl)], [(1, (0, 1))], target,
-                              reads=_link_reads(op, d, claim.point), libra=libra)
-    claims.append(CL.Claim(op.inputs[0], np.concatenate([r_b, rho, r_c]), finals[0]))
+    r_b, _, _ = d.split(claim.point)
+    rho, finals = B.prove_sum(ctx, proof, sum(d.vq) + d.vc, _link_tables(ctx, op, d, claim.point, gl), _LINK_TERMS,
+                              target, reads=_link_reads(op, d, claim.point), libra=libra)
+    claims.append(CL.Claim(op.inputs[0], np.concatenate([r_b, rho]), finals[0]))
     claims += [CL.Claim(gap_name(op, i), claim.point, gaps[i]) for i in range(k)]
-    return proof, claims + rest
+    return proof, claims + list(out_claims)
 
 
 def _link_target(ctx: B.VerifierContext, op: Op, claim: CL.Claim, gaps: np.ndarray, gl) -> tuple[np.ndarray, list]:
@@ -302,17 +298,20 @@ def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[CL.Claim], proof
         raise CL.Reject(f"max_pool {op.output}: wrong padding indicator value")
     claims += [CL.Claim(nm, point, v) for nm, v in zip(names[1:], vals[1:])]
     claims += _checks(op, d.ys, k).verify(ctx, rd)
-    claim, rest = out_claims[0], list(out_claims[1:])
+    claim = out_claims[0]
     gaps = rd.take_ext(k)
     ctx.transcript.absorb_ext("ops/max_pool_gaps", gaps)
     gl = _powers(ctx.transcript.challenge_ext("ops/max_pool_link"), k)
     target, libra = _link_target(ctx, op, claim, gaps, gl)
-    rho, finals = B.verify_sum(ctx, rd, sum(d.vq), 2, [(1, (0, 1))], target,
+    rho, finals = B.verify_sum(ctx, rd, sum(d.vq) + d.vc, 3, _LINK_TERMS, target,
                                reads=_link_reads(op, d, claim.point), libra=libra)
     rd.done()
     r_b, r_p, r_c = d.split(claim.point)
-    if not np.array_equal(finals[1], _selector_eval(d, r_p, d.split_q(rho), gl)):
+    rq, rc = rho[:sum(d.vq)], rho[sum(d.vq):]
+    if not np.array_equal(finals[1], _selector_eval(d, r_p, d.split_q(rq), gl)):
         raise CL.Reject(f"max_pool {op.output}: wrong window selector value")
-    claims.append(CL.Claim(op.inputs[0], np.concatenate([r_b, rho, r_c]), finals[0]))
+    if not np.array_equal(finals[2], mle.eq_eval(r_c, rc) if d.vc else F.eone()):
+        raise CL.Reject(f"max_pool {op.output}: wrong eq value")
+    claims.append(CL.Claim(op.inputs[0], np.concatenate([r_b, rho]), finals[0]))
     claims += [CL.Claim(gap_name(op, i), claim.point, gaps[i]) for i in range(k)]
-    return claims + rest
+    return claims + list(out_claims)

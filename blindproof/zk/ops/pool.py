@@ -3,12 +3,17 @@
 ``t`` runs over every middle axis: the sequence of a ``(b, t, d)`` tensor, or the positions of a
 channel-last ``(b, h, w, c)`` feature map (global average pooling); ``T`` is their number.
 
-Relation ``Σ_t x + ⌊T/2⌋ = T·y + r``. The sum over the (zero-padded) sequence axis of a multilinear
-``x`` is ``2^k · x(r_b, ½, …, ½, r_d)``, so each claim ``y(r) = v`` becomes, with the prover's ``r(r)``,
-one claim on ``x`` at a point with ``k`` coordinates ½, and one on the witness ``r``; ``r`` is
-range-checked, and so is ``y`` (its declared range): then ``T·y + r`` spans fewer than ``T·2^16 < p``
-values and the relation has one solution. Without the check on ``y``, ``(y − T⁻¹ mod p, r + 1)`` also
-solves it — a huge value a verifier would accept as the public pooled output.
+Relation ``Σ_t x + ⌊T/2⌋ = T·y + r``, checked at the first output claim's point ``(r_b, r_d)``: with the
+prover's ``r(r)``, the sum ``Σ_t x(r_b, t, r_d) = T·y + r − ⌊T/2⌋·ind`` is proved by one degree-2
+sumcheck of ``x(r_b, t, d)·eq(r_d, d)`` over the positions and the features, so ``x`` is read at a
+random point (reading it at ``(r_b, ½, …, ½, r_d)`` gave base-field randomizer coordinates: two proofs
+revealed the per-channel sums of a private map, and with them a 2×2 head). ``r`` is range-checked, and
+so is ``y`` (its declared range): then ``T·y + r`` spans fewer than ``T·2^16 < p`` values and the
+relation has one solution. Without the check on ``y``, ``(y − T⁻¹ mod p, r + 1)`` also solves it — a
+huge value a verifier would accept as the public pooled output. The range check reads the COMMITTED
+``y``, so every claim on the output is returned for the commitment to open: a reader then sees that
+``y`` (when the claims were only reduced through the relation, a prover committed the honest ``y`` and
+fed its reader another solution with a different remainder).
 
 Padded rows. The sum over the padded axis counts the padded rows of ``x``, and nothing else forces
 them to zero (a norm output's padded rows, for one, are free: its root is 0 there). When ``t`` is not a
@@ -25,7 +30,9 @@ import numpy as np
 from blindproof.zk.field import babybear as F
 from blindproof.zk.ops import base as B
 from blindproof.zk.iop import claims as CL
+from blindproof.zk.iop import blind as BL
 from blindproof.zk.iop import layout as LAY
+from blindproof.zk.iop import mle
 from blindproof.quant.spec import Op, QuantSpec
 
 
@@ -84,28 +91,39 @@ def aux(ctx: B.ProverContext, op: Op) -> dict[str, np.ndarray]:
     return _checks(op, ctx.shape(op.inputs[0]), ctx.spec).witness(ctx.value, ctx.strict)
 
 
-def _x_point(ctx: B.VerifierContext, op: Op, c: CL.Claim) -> np.ndarray:
-    """The output point with the middle coordinates at ½ (the mean over positions)."""
+def _sum_tables(ctx: B.ProverContext, op: Op, c: CL.Claim) -> list[np.ndarray]:
+    """[x(r_b, t, d), eq(r_d, d)] over the sumcheck's (t, d): their product sums to ``Σ_t x(r_b, t, r_d)``."""
     xs = ctx.shape(op.inputs[0])
-    vb, vt = LAY.dim_vars(xs[0]), _mid_vars(xs)
-    half = F.ext((F.P + 1) // 2)
-    return np.concatenate([c.point[:vb], np.tile(half, (vt, 1)), c.point[vb:]])
+    vb, vt, vd = LAY.dim_vars(xs[0]), _mid_vars(xs), LAY.dim_vars(xs[-1])
+    t = ctx.table(op.inputs[0])
+    x = mle.bind_prefix(t, c.point[:vb]) if vb else F.embed(t)
+    e = mle.eq_table(c.point[vb:]) if vd else F.eone((1,))
+    return [x, np.ascontiguousarray(np.broadcast_to(e[None], (1 << vt, 1 << vd, 4))).reshape(-1, 4)]
 
 
-def _relation(ctx: B.VerifierContext, op: Op, c: CL.Claim) -> B.Relation:
-    """``T·y + r − 2^vt·x(·, ½, ·) = ⌊T/2⌋·ind`` at the claim's point."""
+def _sum_vars(ctx: B.VerifierContext, op: Op) -> int:
     xs = ctx.shape(op.inputs[0])
-    rname = LAY.witness_name(op.output, "r")
-    return [(_count(xs), c.tensor, c.point, not c.plain), (1, rname, c.point, True),
-            (F.P - (1 << _mid_vars(xs)), op.inputs[0], _x_point(ctx, op, c), True)]
+    return _mid_vars(xs) + LAY.dim_vars(xs[-1])
 
 
-def _x_claim(ctx: B.VerifierContext, op: Op, c: CL.Claim, rv: np.ndarray, delta: np.ndarray) -> CL.Claim:
+def _sum_reads(ctx: B.VerifierContext, op: Op, c: CL.Claim) -> list[B.Read]:
+    vb = LAY.dim_vars(ctx.shape(op.inputs[0])[0])
+    return [(0, op.inputs[0], BL.fixed(c.point[:vb]) + BL.rounds(_sum_vars(ctx, op)))]
+
+
+def _sum_target(ctx: B.VerifierContext, op: Op, c: CL.Claim, rv: np.ndarray) -> tuple[np.ndarray, list]:
+    """``Σ_t x(r_b, t, r_d) = T·y(r) + r(r) − ⌊T/2⌋·ind`` and the randomizers of ``y`` and ``r`` inside it."""
     xs = ctx.shape(op.inputs[0])
-    t, vt = _count(xs), _mid_vars(xs)
+    t = _count(xs)
     ind = LAY.indicator_eval((xs[0], xs[-1]), c.point)
-    total = F.esub(F.esub(F.eadd(F.emul(F.ext(t), c.value), rv), F.emul(F.ext(t // 2), ind)), delta)
-    return CL.Claim(op.inputs[0], _x_point(ctx, op, c), F.emul(total, F.ext(pow(2, -vt, F.P) if vt else 1)))
+    target = F.esub(F.eadd(F.emul(F.ext(t), c.value), rv), F.emul(F.ext(t // 2), ind))
+    rclaim = CL.Claim(LAY.witness_name(op.output, "r"), c.point, rv)
+    return target, B.libra_for(ctx, c, F.ext(t)) + B.libra_for(ctx, rclaim)
+
+
+def _x_claim(ctx: B.VerifierContext, op: Op, c: CL.Claim, rho: np.ndarray, value: np.ndarray) -> CL.Claim:
+    vb = LAY.dim_vars(ctx.shape(op.inputs[0])[0])
+    return CL.Claim(op.inputs[0], np.concatenate([c.point[:vb], rho]), value)
 
 
 def _pad_rows_table(xs: tuple[int, ...]) -> np.ndarray:
@@ -130,25 +148,30 @@ def _has_pad_rows(xs: tuple[int, ...]) -> bool:
 
 
 _PAD_TERMS = [(1, (0, 1))]
+_SUM_TERMS = [(1, (0, 1))]
 
 
 def prove(ctx: B.ProverContext, op: Op, out_claims: Sequence[CL.Claim]) -> tuple[B.OpProof, list[CL.Claim]]:
-    """Reduce every output claim; range-check the remainder."""
+    """The relation at the first output claim's point (its sum over positions by a sumcheck, so ``x`` is
+    read at a random point, never at ½); every output claim is returned for the commitment to open, so
+    the reader's ``y`` is the committed, range-checked one; range checks of ``y`` and ``r``."""
     proof = B.OpProof()
+    c = out_claims[0]
     rname = LAY.witness_name(op.output, "r")
-    rv = np.stack([ctx.hat(rname, c.point) for c in out_claims])
-    proof.put_ext(rv)
+    rv = ctx.hat(rname, c.point)
+    proof.put_ext(rv[None])
     ctx.transcript.absorb_ext("ops/pool_r", rv)
-    deltas = [B.prove_relation(ctx, proof, _relation(ctx, op, c), "pool") for c in out_claims]
-    claims = [CL.Claim(rname, c.point, v) for c, v in zip(out_claims, rv)]
-    claims += [_x_claim(ctx, op, c, v, dl) for c, v, dl in zip(out_claims, rv, deltas)]
+    target, libra = _sum_target(ctx, op, c, rv)
+    rho, finals = B.prove_sum(ctx, proof, _sum_vars(ctx, op), _sum_tables(ctx, op, c), _SUM_TERMS, target,
+                              reads=_sum_reads(ctx, op, c), libra=libra)
+    claims = [CL.Claim(rname, c.point, rv), _x_claim(ctx, op, c, rho, finals[0])]
     xs = ctx.shape(op.inputs[0])
     if _has_pad_rows(xs):  # the padded rows of x are zero
         point, vals = B.prove_zero_check(ctx, proof, LAY.n_vars(xs), [_pad_rows_table(xs), ctx.table(op.inputs[0])],
                                          _PAD_TERMS, [None, op.inputs[0]])
         claims.append(CL.Claim(op.inputs[0], point, vals[1]))
     claims += _checks(op, xs, ctx.spec).prove(ctx, proof)
-    return proof, claims
+    return proof, claims + list(out_claims)
 
 
 def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[CL.Claim], proof: B.OpProof) -> list[CL.Claim]:
@@ -157,13 +180,19 @@ def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[CL.Claim], proof
     if not out_claims or any(c.tensor != op.output or c.point.shape[0] != n for c in out_claims):
         raise CL.Reject(f"mean_pool {op.output}: needs claims on its output with {n} coordinates")
     rd = B.ProofReader(proof)
+    c = out_claims[0]
     rname = LAY.witness_name(op.output, "r")
-    rv = rd.take_ext(len(out_claims))
+    rv = rd.take_ext(1)[0]
     ctx.transcript.absorb_ext("ops/pool_r", rv)
-    deltas = [B.verify_relation(ctx, rd, _relation(ctx, op, c), "pool") for c in out_claims]
-    claims = [CL.Claim(rname, c.point, v) for c, v in zip(out_claims, rv)]
-    claims += [_x_claim(ctx, op, c, v, dl) for c, v, dl in zip(out_claims, rv, deltas)]
+    target, libra = _sum_target(ctx, op, c, rv)
+    rho, finals = B.verify_sum(ctx, rd, _sum_vars(ctx, op), 2, _SUM_TERMS, target, reads=_sum_reads(ctx, op, c),
+                               libra=libra)
     xs = ctx.shape(op.inputs[0])
+    vb, vd = LAY.dim_vars(xs[0]), LAY.dim_vars(xs[-1])
+    eq_d = mle.eq_eval(c.point[vb:], rho[rho.shape[0] - vd:]) if vd else F.eone()
+    if not np.array_equal(finals[1], eq_d):
+        raise CL.Reject(f"mean_pool {op.output}: wrong eq value")
+    claims = [CL.Claim(rname, c.point, rv), _x_claim(ctx, op, c, rho, finals[0])]
     if _has_pad_rows(xs):
         point, vals = B.verify_zero_check(ctx, rd, LAY.n_vars(xs), 2, _PAD_TERMS, [None, op.inputs[0]])
         if not np.array_equal(vals[0], _pad_rows_eval(xs, point)):
@@ -171,4 +200,4 @@ def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[CL.Claim], proof
         claims.append(CL.Claim(op.inputs[0], point, vals[1]))
     claims += _checks(op, xs, ctx.spec).verify(ctx, rd)
     rd.done()
-    return claims
+    return claims + list(out_claims)

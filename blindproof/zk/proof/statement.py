@@ -13,6 +13,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from blindproof.quant.spec import ACC_BOUND
 from blindproof.zk.commit import pcs
 from blindproof.zk.iop.claims import Claim, fold_public, LinearClaim, Reject
 from blindproof.zk.iop.layout import n_vars, public_eval
@@ -221,3 +222,8 @@ def check_public_ranges(spec, tensors: Mapping[str, np.ndarray]) -> None:
         if a.size and (int(a.min()) < ts.lo or int(a.max()) > ts.hi):
             raise Reject(f"public tensor {name!r} has values in [{int(a.min())}, {int(a.max())}], outside its "
                          f"declared range [{ts.lo}, {ts.hi}]")
+        # every value of the program lies below 2^29 (the reference's bound); a declared range wider than
+        # p/2 would otherwise admit Y + p beside Y (a detached proof binds its output by digest only)
+        if a.size and int(np.abs(a).max()) >= ACC_BOUND:
+            raise Reject(f"public tensor {name!r} reaches |{int(np.abs(a).max())}| >= 2^29, beyond every value "
+                         f"of the program")
