@@ -322,6 +322,7 @@ class _Recorder:
         self.lookups: list[CL.Claim] = []  # the deferred lookups' claims (the ops' own relations)
         self.deferred: dict[str, set[str]] = {}  # op output -> the columns its deferred lookups read
         self.settled: list[list[CL.Claim]] = []
+        self.shapes: dict[str, tuple[int, ...]] = {}  # op output -> shape (as the verifier derived it)
 
     def install(self, monkeypatch) -> None:
         real_pop = CL.ClaimSet.pop
@@ -351,6 +352,7 @@ class _Recorder:
 
             def verify(self, ctx, op, out_claims, proof):
                 rec.handed["verify"].setdefault(op.output, []).append(list(out_claims))
+                rec.shapes[op.output] = ctx.shape(op.output)
                 first = len(ctx.lookups.entries)
                 got = self._mod.verify(ctx, op, out_claims, proof)
                 rec.returned[op.output] = list(got)
@@ -375,6 +377,12 @@ class _Recorder:
         monkeypatch.setattr(P, "protocol", lambda kind: Wrapped(real_protocol(kind)))
         monkeypatch.setattr(CL.OracleSettler, "settle", settle)
         monkeypatch.setattr(P, "settle_form", settle_form)
+
+
+def _reduces_unclamped(spec: QuantSpec, op, shapes) -> bool:
+    """An add whose clamp is the identity reduces its claim (nothing checks its committed output)."""
+    from blindproof.zk.ops import elementwise
+    return op.kind in ("add", "add_weight") and elementwise._clamp_plan(op, shapes[op.output], spec)[0] is None
 
 
 def _check_invariant(rec: _Recorder) -> Counter:
@@ -410,6 +418,10 @@ def _check_invariant(rec: _Recorder) -> Counter:
         if op.kind in REDUCING:
             assert not any(b.same(c) for c in rec.returned[op.output]), \
                 f"{op.kind} -> {op.output} handed its claim on instead of reducing it"
+        elif not _reduces_unclamped(rec.spec, op, rec.shapes):
+            # its relation holds on the committed output: the reader's claim must be opened there too
+            assert any(b.same(c) for c in rec.returned[op.output]), \
+                f"{op.kind} -> {op.output} neither reduced nor opened the claim it was handed"
     for i, op in enumerate(rec.spec.ops):
         if op.output in rec.handed["verify"]:  # a proved op ties each computed input to its producer
             for name in op.inputs:
@@ -473,7 +485,7 @@ def test_the_invariant_check_catches_an_un_merged_program(monkeypatch):
     assert len(two) == 2
     unmerged = _Recorder(spec)
     unmerged.popped, unmerged.returned = rec.popped, dict(rec.returned)
-    unmerged.lookups, unmerged.deferred = rec.lookups, rec.deferred
+    unmerged.lookups, unmerged.deferred, unmerged.shapes = rec.lookups, rec.deferred, rec.shapes
     unmerged.handed = {side: dict(rec.handed[side]) for side in rec.handed}
     unmerged.handed["verify"]["acc"] = unmerged.handed["prove"]["acc"] = [two]
     with pytest.raises(AssertionError, match="handed 2 claims"):
