@@ -175,6 +175,27 @@ def test_a_convolution_over_positions_is_refused(llama):
         check_causal_lm(_respec(prover.model.spec, lambda op: conv if op is first else op))
 
 
+def test_a_linear_that_sums_over_positions_is_refused():
+    """A feature-map weight ``(V, T, 2)`` over a ``split_heads`` output contracts the position axis: every
+    logits row read the last token, and one prompt had two accepted 'greedy continuations'."""
+    from blindproof.quant.spec import Op, QuantSpec, TensorSpec, WeightSpec
+    acc, T, V, H = (1 << 29) - 1, 4, 4, 4
+    t = lambda n, lo, hi, role: TensorSpec(n, 0, lo, hi, role)  # noqa: E731
+    ops = (Op("embed", ("ids",), "e", {"weight": "E", "index": "tokens"}),
+           Op("split_heads", ("e",), "s", {"heads": H}),
+           Op("linear", ("s",), "logits", {"weight": "W", "bias": None}))
+    spec = QuantSpec(arch={"family": "transformer", "scope": "model",
+                           "config": {"causal": True, "output": "logits", "max_seq": T}},
+                     inputs=("ids",), outputs=("logits",), ops=ops,
+                     tensors={x.name: x for x in (t("ids", 0, V - 1, "index"), t("e", -127, 127, "activation"),
+                                                  t("s", -127, 127, "activation"),
+                                                  t("logits", -acc, acc, "accumulator"))},
+                     weights={"E": WeightSpec("E", (V, 2 * H), "int8", 0), "W": WeightSpec("W", (V, T, 2), "int8", 0)},
+                     tables={})
+    with pytest.raises(GenerationError, match="contracts more than the last axis"):
+        check_causal_lm(spec)
+
+
 def test_cli_refuses_a_batch_prompt_pin(llama, tmp_path, capsys):
     prover, proof, _ = llama
     prover.commitment.save(tmp_path / "m.commit")

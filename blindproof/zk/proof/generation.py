@@ -106,6 +106,8 @@ def check_causal_program(spec: QuantSpec) -> None:
             raise refuse(op, _MIXING[op.kind])
         if op.kind not in _CHECKED_KINDS:  # a kind added later is refused until this check knows it
             raise refuse(op, "is of a kind this check does not know")
+        if op.kind == "linear" and len(spec.weights[op.params["weight"]].shape) != 2:
+            raise refuse(op, "contracts more than the last axis (a feature-map weight)")
         if op.kind == "qk":
             scores.add(op.output)
         elif op.kind in _SCORE_PATH and op.inputs[0] in scores:
