@@ -184,12 +184,17 @@ class _Builder:
         return self.op("embed", [idx], out, lambda: {"weight": wname, "index": index})
 
     def linear(self, x: _Node, w: np.ndarray, b: np.ndarray | None, name: str) -> _Node:
-        acc = x.value @ w.T + (0.0 if b is None else b)
+        """``x·Wᵀ + b``; a weight ``(O, *F)`` of more than two axes contracts ``x``'s last ``len(F)`` axes (a
+        Linear reading a flattened channel-last feature map, its columns in the map's order)."""
+        f = w.ndim - 1
+        xf = x.value.reshape(*x.value.shape[:x.value.ndim - f], -1) if f > 1 else x.value
+        acc = xf @ w.reshape(w.shape[0], -1).T + (0.0 if b is None else b)
         ew = self.weight_exp(w, INT8_MAX, self.cfg.per_channel)
         peak = float((np.abs(acc).reshape(-1, w.shape[0]).max(0) * 2.0 ** ew).max()) if acc.size else 0.0
         self.cap(x, self.acc_limit(peak))
         out = self.node(name, acc, "accumulator", -WIDE, WIDE, derive=lambda: self.exp(x) + ew)
-        self.weights[name + ".weight"] = lambda: (self._q(w, ew[:, None], INT8_MAX), "int8", ew)
+        per_row = ew.reshape(-1, *[1] * (w.ndim - 1))
+        self.weights[name + ".weight"] = lambda: (self._q(w, per_row, INT8_MAX), "int8", ew)
         if b is not None:
             self.weights[name + ".bias"] = lambda: (self._q(b, self.exp(out), WIDE), "int32", self.exp(out))
         return self.op("linear", [x], out, lambda: {"weight": name + ".weight",

@@ -14,8 +14,9 @@ reads it channel-last (``channel_last_input``: the input is permuted when it is 
 ``flatten_input``); a convolution's output is a channel-last feature map, and elementwise operations
 (activations, adds, products, batchnorms) keep it so. :meth:`GraphOps.shape` gives a tensor's shape as the
 source graph sees it (for ``x.size()`` and ONNX ``Shape``). Global average pooling turns a map into
-``(batch, C)``; flattening a map with more than one position would need a reshape the program does not
-have, so it is refused (pool first).
+``(batch, C)``. A flattened map (``Flatten`` before a ``Linear``, LeNet style) stays the map in the program,
+under another name; the ``Linear`` reading it gets its weight columns permuted from the source's ``(C, *S)``
+order to the map's ``(*S, C)`` and contracts the map's last axes (a ``linear`` weight ``(O, *S, C)``).
 """
 
 from __future__ import annotations
@@ -58,9 +59,8 @@ def fold_batchnorm(w: np.ndarray, b: np.ndarray | None, mean: np.ndarray, var: n
 
 MAX_POOL = ("max pooling has no op in the integer program: pool by the mean instead (global average pooling: "
             "nn.AdaptiveAvgPool2d(1), ONNX GlobalAveragePool)")
-FLATTEN_MAP = ("flattening a feature map of {c} channels x {pos} positions would need a reshape the integer "
-               "program does not have (a linear reads the channel axis only); pool it first: "
-               "nn.AdaptiveAvgPool2d(1) / GlobalAveragePool (global average pooling)")
+FLAT_MAP = ("a flattened feature map is read by a Linear only (the integer program keeps it as the channel-last "
+            "map; a Linear's weight is permuted to read it)")
 
 
 class GraphOps:
@@ -75,6 +75,7 @@ class GraphOps:
         self.channel_last_input = False
         self.maps: set[str] = set()  # channel-last feature maps (batch, *spatial, C): channel-first in the source
         self.source: dict[str, tuple[int, ...]] = {}  # shapes the source graph sees differently from the value
+        self.flat: set[str] = set()  # flattened feature maps: (batch, C·Π S) in the source, the map in the program
 
     # --- helpers -----------------------------------------------------------------------------------
     def act(self, n: _Node, name: str) -> _Node:
@@ -100,11 +101,15 @@ class GraphOps:
                 self.source[out.name] = self.source[n.name]
                 if n.name in self.maps:
                     self.maps.add(out.name)
+                if n.name in self.flat:
+                    self.flat.add(out.name)
                 break
         return out
 
     def _plain(self, x: _Node, what: str) -> None:
         """Refuse an operation on the last axis (``what``) of a tensor whose layout differs from the source's."""
+        if x.name in self.flat:
+            raise Unsupported(FLAT_MAP)
         if x.name in self.source:
             raise Unsupported(f"{what} of a {self.shape(x)} tensor acts on its last axis, which the integer program "
                               f"holds channel-last (only elementwise operations and pooling read feature maps)")
@@ -141,10 +146,10 @@ class GraphOps:
 
     def check_output(self, out: _Node) -> None:
         """Refuse a program output the source graph sees in another shape (a feature map, a kept pooled axis)."""
-        if out.name in self.maps:
-            raise Unsupported(f"the model's output is a feature map {self.shape(out)} of a convolution; the integer "
-                              "program holds it channel-last: end the model with global average pooling "
-                              "(nn.AdaptiveAvgPool2d(1), Flatten) and a Linear")
+        if out.name in self.maps or out.name in self.flat:
+            raise Unsupported(f"the model's output is a{' flattened' if out.name in self.flat else ''} feature map "
+                              f"{self.shape(out)} of a convolution; the integer program holds it channel-last: end "
+                              "the model with a Linear (after Flatten or global average pooling)")
         if out.name in self.source:
             raise Unsupported(f"the model's output has shape {self.shape(out)} in the model, "
                               f"{tuple(out.value.shape)} in the integer program: flatten it")
@@ -153,13 +158,17 @@ class GraphOps:
     def flatten(self, src: _Node) -> _Node:
         """``src`` as ``(batch, features)``: a 2-d tensor as it is; the input (first step) flattened when it is
         encoded, with no arithmetic. A 3-d or larger intermediate tensor cannot be flattened. A feature map
-        of one position per channel (after global pooling) is its channels; one of several positions is refused
-        (:data:`FLATTEN_MAP`)."""
+        of one position per channel (after global pooling) is its channels; one of several positions stays the
+        map, for a Linear to read (:data:`FLAT_MAP`)."""
         v = src.value
         if src.name in self.maps:
             positions = int(np.prod(v.shape[1:-1]))
             if positions != 1:
-                raise Unsupported(FLATTEN_MAP.format(c=v.shape[-1], pos="x".join(str(s) for s in v.shape[1:-1])))
+                out = self.b.view(src, self._fresh(src.name + ".flat"))
+                self.flat.add(out.name)
+                self.source[out.name] = (v.shape[0], v.shape[-1] * positions)
+                self.desc.append(f"{out.name}:flatten_map")
+                return out
             name = self._fresh(src.name + ".flat")
             self.desc.append(f"{name}:flatten")  # a mean over one position: exact, the values as they are
             return self.b.mean_pool(self.act(src, name + ".in"), name)
@@ -191,6 +200,15 @@ class GraphOps:
         """``x·Wᵀ + b`` with ``W`` of shape ``(out, in)``: int8 weights, an int32 bias."""
         if x.role == "index":
             raise Unsupported("token ids are read by an embedding only")
+        if x.name in self.flat:  # a flattened map: columns from the source's (C, *S) order to the map's (*S, C)
+            v = x.value
+            if w.ndim != 2 or w.shape[1] != int(np.prod(v.shape[1:])):
+                raise Unsupported(f"a weight of shape {w.shape} does not multiply {self.shape(x)[1]} features")
+            if bias is not None and bias.shape != (w.shape[0],):
+                raise Unsupported(f"a bias of shape {bias.shape} for {w.shape[0]} outputs")
+            wm = np.moveaxis(w.reshape(w.shape[0], v.shape[-1], *v.shape[1:-1]), 1, -1)
+            self.desc.append(f"{name}:linear_map{'+bn' if folded else ''}")
+            return self.b.linear(self.act(x, name + ".in"), np.ascontiguousarray(wm), bias, name)
         self._plain(x, "a linear layer")
         if w.ndim != 2 or w.shape[1] != x.value.shape[-1]:
             raise Unsupported(f"a weight of shape {w.shape} does not multiply features of width {x.value.shape[-1]}")
@@ -282,6 +300,8 @@ class GraphOps:
                   beta: np.ndarray | None, eps: float, name: str) -> _Node:
         """A batchnorm (inference statistics) of ``(batch, features)``, or of a feature map (per channel, the
         last axis channel-last): per-feature scale and shift."""
+        if x.name in self.flat:
+            raise Unsupported(FLAT_MAP)
         if x.value.ndim != 2 and x.name not in self.maps:
             raise Unsupported(f"a batchnorm over axis 1 of a {x.value.ndim}-d tensor that is not a convolution's "
                               "feature map")
@@ -331,6 +351,8 @@ class GraphOps:
     def _vector(self, t: _Node, k: float | np.ndarray) -> np.ndarray:
         d = t.value.shape[-1]
         a = np.asarray(k, dtype=np.float64)
+        if t.name in self.flat and a.size > 1:
+            raise Unsupported(FLAT_MAP)
         if t.name in self.source and a.size > 1:  # channel-first in the source: one value per channel (axis 1)
             src = self.shape(t)
             a = a.reshape((1,) * max(0, len(src) - a.ndim) + a.shape)

@@ -15,12 +15,13 @@
 | ``LayerNormalization`` (last axis) | ``norm`` (layer), gain and shift |
 | ``Add``, ``Mul`` of two tensors; ``Add``, ``Sub``, ``Mul``, ``Div`` of a tensor and a number or per-feature vector | ``add``; ``mul``; ``add_weight``; ``mul_weight`` |
 | ``Flatten`` (axis 1), ``Reshape`` / ``Squeeze`` to ``(batch, features)`` | the input flattened when encoded (first step); nothing on a 2-d tensor or a globally pooled map; ``mean_pool`` (exact) on a map of one position per channel |
+| ``Gemm`` / ``MatMul`` after flattening a feature map of several positions | ``linear`` contracting the channel-last map's last axes, its weight columns permuted from ``(C, H, W)`` order to ``(H, W, C)`` |
 | ``Identity``, ``Dropout`` (inference), ``Constant``; ``Shape`` and nodes of constants only (``Gather``, ``Unsqueeze``, ``Concat``, ``Cast``, ...) | nothing (constants of the batch, feeding reshapes) |
 
 Feature maps are held channel-last (:mod:`blindproof.quant.graph_ops`); a graph whose first ``Conv`` reads
 its input ``(batch, C, *spatial)`` gets that input permuted when it is encoded (``arch["channel_last_input"]``).
-``MaxPool``, a grouped ``Conv``, asymmetric padding, a ``Flatten`` of a feature map of several positions
-(pool it first) and a feature map as the graph's output are refused.
+``MaxPool``, a grouped ``Conv``, asymmetric padding, a flattened feature map read by anything but a
+``Gemm`` / ``MatMul`` (or an elementwise node before it) and a feature map as the graph's output are refused.
 
 Anything else stops the walk with a one-line error naming the first unsupported node, e.g.
 ``unsupported ONNX node 'pool1' (MaxPool): max pooling …; supported: …``. The walk computes every tensor's float value on
@@ -146,7 +147,7 @@ class _Walk:
                 bias, out = vec, nxt.output[0]
                 self.done.add(nxt.output[0])
                 nxt = self.sole_reader(out)
-        if nxt is not None and nxt.op_type == "BatchNormalization" and x.value.ndim == 2:
+        if nxt is not None and nxt.op_type == "BatchNormalization" and len(self.ops.shape(x)) == 2:
             stats = self.batchnorm_stats(nxt)
             if stats is not None:
                 w, bias = fold_batchnorm(w, bias, *stats)

@@ -17,15 +17,16 @@ becoming ops that already have proofs:
 | ``LayerNorm`` (last axis) | ``norm`` (layer), gain and shift |
 | ``a + b``, ``a * b`` (tensors); ``a + c``, ``a * c`` (a number) | ``add``; ``mul``; ``add_weight``; ``mul_weight`` |
 | ``Flatten`` / ``flatten`` / ``view`` / ``reshape`` | as the first step: the input is flattened when encoded (no arithmetic); on a 2-d tensor or a globally pooled map: nothing; on a map of one position per channel: ``mean_pool`` (exact) |
+| ``Linear`` after flattening a feature map of several positions (LeNet) | ``linear`` contracting the channel-last map's last axes, its weight columns permuted from torch's ``(C, H, W)`` order to ``(H, W, C)`` |
 | ``x.mean(1)`` of a ``(batch, seq, features)`` tensor | ``mean_pool`` |
 | ``Embedding`` reading the input (token ids) | ``embed`` (int16 table) |
 | ``Dropout``, ``Identity`` | nothing (eval mode) |
 
 A convolution net's input is ``(batch, C, *spatial)`` as torch takes it; the integer program holds feature
 maps channel-last (:mod:`blindproof.quant.graph_ops`), so the input is permuted when it is encoded
-(``arch["channel_last_input"]``). Max pooling, grouped or depthwise convolutions, flattening a feature map
-of several positions (LeNet's ``Flatten`` before a ``Linear``: pool globally instead) and a feature map as
-the model's output are refused.
+(``arch["channel_last_input"]``). Max pooling, grouped or depthwise convolutions, a flattened feature map
+read by anything but a ``Linear`` (or an elementwise layer before it), and a feature map as the model's
+output are refused.
 
 Anything else stops the walk with :class:`~blindproof.quant.builder.QuantizationError` naming the first
 unsupported node, e.g. ``unsupported node 'pool' (MaxPool2d): max pooling …``. The builder computes every tensor's
@@ -50,7 +51,7 @@ from blindproof.quant.graph_ops import MAX_POOL, GraphOps, Unsupported, fold_bat
 SUPPORTED = ("Linear, Conv1d, Conv2d, Embedding (of the input), BatchNorm1d/2d (folded), ReLU, GELU, SiLU, Sigmoid, "
              "Tanh, LayerNorm, residual add, multiply, mean over the sequence, global average pooling, AvgPool "
              "(stride = kernel), Flatten, Dropout, Identity")
-NOT_YET = "max pooling, grouped convolution and flattening a feature map of several positions are not supported"
+NOT_YET = "max pooling and grouped or depthwise convolution are not supported"
 _ACT_MODULES: dict[type, str] = {nn.SiLU: "silu", nn.Tanh: "tanh"}
 _ACT_FUNCTIONS: dict[Any, str] = {torch.nn.functional.silu: "silu", torch.tanh: "tanh",
                                   torch.nn.functional.tanh: "tanh"}
@@ -230,7 +231,7 @@ class _Walk:
                 raise _unsupported(node, kind, "only Flatten(start_dim=1) is supported")
             return ops.flatten(x)
         if isinstance(mod, nn.LayerNorm):
-            if tuple(mod.normalized_shape) != (x.value.shape[-1],):
+            if tuple(mod.normalized_shape) != (ops.shape(x)[-1],):
                 raise _unsupported(node, kind, "only a LayerNorm over the last axis is supported")
             gamma = _np(mod.weight) if mod.weight is not None else None
             beta = _np(mod.bias) if getattr(mod, "bias", None) is not None else None
