@@ -152,10 +152,6 @@ def conv_geometry(dims: int, kernel: tuple[int, ...], stride: Any, padding: Any,
     return ConvGeometry(st, pad, dil)
 
 
-def _window(v: Any, dims: int, what: str) -> tuple[int, ...]:
-    return _ints(v, dims, what)
-
-
 class _Walk:
     """One pass over the traced graph, each node read and handed to the shared op mapping."""
 
@@ -270,7 +266,7 @@ class _Walk:
     def adaptive_pool(self, x: _Node, dims: int, size: Any, name: str) -> _Node:
         """AdaptiveAvgPool to 1 position per axis (global pooling), or to sizes dividing the input's (a pooling
         whose stride is its kernel)."""
-        want = _window(size, dims, "output_size") if size is not None and None not in (
+        want = _ints(size, dims, "output_size") if size is not None and None not in (
             size if isinstance(size, (tuple, list)) else (size,)) else None
         if want is None:
             raise Unsupported(f"output_size {size!r} (sizes of None keep an axis: not supported)")
@@ -285,10 +281,10 @@ class _Walk:
     def avg_pool(self, x: _Node, dims: int, kernel: Any, stride: Any, padding: Any, ceil_mode: bool,
                  divisor: Any, name: str) -> _Node:
         """AvgPool whose stride is its kernel, without padding."""
-        k = _window(kernel, dims, "kernel_size")
-        st = k if stride is None or (isinstance(stride, (tuple, list)) and not stride) else _window(stride, dims,
+        k = _ints(kernel, dims, "kernel_size")
+        st = k if stride is None or (isinstance(stride, (tuple, list)) and not stride) else _ints(stride, dims,
                                                                                                   "stride")
-        pad = _window(padding, dims, "padding")
+        pad = _ints(padding, dims, "padding")
         if st != k or any(pad) or divisor is not None:
             raise Unsupported(f"an average pooling with kernel {k}, stride {st}, padding {pad}"
                               f"{', divisor_override' if divisor is not None else ''} (only stride = kernel, no "
