@@ -246,3 +246,42 @@ def test_a_cnn_proves_and_verifies_and_a_changed_output_is_rejected():
     name = next(iter(bad.outputs))
     bad.outputs[name][0, 0] += 1
     assert not blindproof.verify(bad, p.commitment)
+
+
+def test_elementwise_preprocessing_before_the_first_convolution(tmp_path):
+    """The input is channel-last from the start when a convolution reads it through elementwise layers: a
+    number times it (torch), a per-channel normalization ``(x − μ) / σ`` (ONNX constants of shape (1, C, 1, 1))."""
+    class Scaled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(2, 4, 3, padding=1), nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.fc(F.relu(self.conv(x * 2.0 + 1.0)).mean((2, 3)))
+    torch.manual_seed(0)
+    m, x = Scaled().eval(), _data(16, 2, 6, 6)
+    qm = quantize(m, x)
+    assert qm.spec.arch["graph"][:3] == ["channel_last_input", "mul:mul_const", "add:add_const"]
+    _agrees(qm, m, x)
+
+    rng = np.random.default_rng(0)
+    mu, sd = np.array([0.5, -0.25]), np.array([2.0, 0.5])
+    k, w = rng.standard_normal((4, 2, 3, 3)) / 3, rng.standard_normal((3, 4)) / 2
+    nodes = [helper.make_node("Sub", ["x", "mu"], ["s"], name="sub"),
+             helper.make_node("Div", ["s", "sd"], ["n"], name="div"),
+             helper.make_node("Conv", ["n", "k"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("GlobalAveragePool", ["r"], ["p"], name="pool"),
+             helper.make_node("Flatten", ["p"], ["f"], name="flat"),
+             helper.make_node("Gemm", ["f", "w"], ["y"], name="fc", transB=1)]
+    inits = [weight("mu", mu.reshape(1, 2, 1, 1)), weight("sd", sd.reshape(1, 2, 1, 1)), weight("k", k), weight("w", w)]
+    om = load_onnx(save(onnx_model(nodes, inits, ["N", 2, 6, 6], ["N", 3]), tmp_path / "norm.onnx"))
+    xn = x.numpy().astype(np.float64)
+    qo = quantize(om, xn)
+    with torch.no_grad():
+        h = F.relu(F.conv2d(torch.from_numpy((xn - mu.reshape(1, 2, 1, 1)) / sd.reshape(1, 2, 1, 1)),
+                            torch.from_numpy(k.astype(np.float32).astype(np.float64)), padding=1))
+        ref = (h.mean((2, 3)) @ torch.from_numpy(w.astype(np.float32).astype(np.float64)).T).numpy()
+    y = qo.forward(xn)
+    assert float((y * ref).sum() / np.linalg.norm(y) / np.linalg.norm(ref)) > 0.999
+    check_trace(qo.spec, qo.weights, qo.run(xn))

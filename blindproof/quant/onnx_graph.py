@@ -18,14 +18,15 @@
 | ``Gemm`` / ``MatMul`` after flattening a feature map of several positions | ``linear`` contracting the channel-last map's last axes, its weight columns permuted from ``(C, H, W)`` order to ``(H, W, C)`` |
 | ``Identity``, ``Dropout`` (inference), ``Constant``; ``Shape`` and nodes of constants only (``Gather``, ``Unsqueeze``, ``Concat``, ``Cast``, ...) | nothing (constants of the batch, feeding reshapes) |
 
-Feature maps are held channel-last (:mod:`blindproof.quant.graph_ops`); a graph whose first ``Conv`` reads
-its input ``(batch, C, *spatial)`` gets that input permuted when it is encoded (``arch["channel_last_input"]``).
+Feature maps are held channel-last (:mod:`blindproof.quant.graph_ops`); a graph whose ``Conv`` reads its
+input ``(batch, C, *spatial)`` (directly, or through elementwise nodes such as a per-channel normalization)
+gets that input permuted when it is encoded (``arch["channel_last_input"]``).
 ``MaxPool``, a grouped ``Conv``, asymmetric padding, a flattened feature map read by anything but a
 ``Gemm`` / ``MatMul`` (or an elementwise node before it) and a feature map as the graph's output are refused.
 
 Anything else stops the walk with a one-line error naming the first unsupported node, e.g.
-``unsupported ONNX node 'pool1' (MaxPool): max pooling …; supported: …``. The walk computes every tensor's float value on
-the calibration batch; at the end they must equal the graph's own output as
+``unsupported ONNX node 'pool1' (MaxPool): max pooling …; supported: …``. The walk computes every tensor's
+float value on the calibration batch; at the end they must equal the graph's own output as
 :mod:`blindproof.quant.onnx_eval` evaluates it, so a node read wrongly fails instead of proving another
 function.
 """
@@ -50,6 +51,8 @@ SUPPORTED = ("Gemm, MatMul (+ Add bias), Conv (group 1), BatchNormalization (fol
              "to (batch, features), Identity, Dropout, Constant, shape arithmetic (Shape, Gather, Unsqueeze, Concat, "
              "Cast)")
 _MAX_POOLS = ("MaxPool", "GlobalMaxPool", "LpPool", "GlobalLpPool", "MaxRoiPool")
+_ELEMENTWISE = ("Relu", "Sigmoid", "Tanh", "Gelu", "Erf", "Add", "Sub", "Mul", "Div", "BatchNormalization", "Identity",
+                "Dropout")
 _PASS = ("Identity", "Dropout")
 
 
@@ -448,10 +451,29 @@ class _Walk:
             raise Unsupported("")
         return None
 
+    def feeds_conv(self) -> bool:
+        """Whether a Conv or an average pooling reads the graph's input directly or through elementwise nodes
+        only (activations, Add/Sub/Mul/Div, BatchNormalization, Identity, Dropout): then the input is
+        channel-last from the start (a normalization ``(x − μ) / σ`` before the first Conv)."""
+        seen, todo = set(), [self.model.input_name]
+        while todo:
+            t = todo.pop()
+            for n in self.readers.get(t, []):
+                if n is None or id(n) in seen:
+                    continue
+                seen.add(id(n))
+                if n.op_type in ("Conv", "AveragePool", "GlobalAveragePool") and n.input[0] == t:
+                    return True
+                if n.op_type in _ELEMENTWISE:
+                    todo.extend(o for o in n.output[:1] if o)
+        return False
+
     def run(self) -> _Node:
         x = self.x
         self.model.check_input(x)
         self.env[self.model.input_name] = self.b.input_features("x", x.astype(np.float64))
+        if x.ndim in (3, 4) and self.feeds_conv():
+            self.ops.channel_last(self.env[self.model.input_name], "a convolution")
         for node in self.model.graph.node:
             absorbed = not node.output or node.output[0] in self.done
             if absorbed or node.output[0] in self.const:  # Constant nodes and copies of weights are constants

@@ -23,8 +23,8 @@ becoming ops that already have proofs:
 | ``Dropout``, ``Identity`` | nothing (eval mode) |
 
 A convolution net's input is ``(batch, C, *spatial)`` as torch takes it; the integer program holds feature
-maps channel-last (:mod:`blindproof.quant.graph_ops`), so the input is permuted when it is encoded
-(``arch["channel_last_input"]``). Max pooling, grouped or depthwise convolutions, a flattened feature map
+maps channel-last (:mod:`blindproof.quant.graph_ops`), so the input a convolution reads (directly, or
+through elementwise layers) is permuted when it is encoded (``arch["channel_last_input"]``). Max pooling, grouped or depthwise convolutions, a flattened feature map
 read by anything but a ``Linear`` (or an elementwise layer before it), and a feature map as the model's
 output are refused.
 
@@ -389,10 +389,43 @@ class _Walk:
             return x
         raise _unsupported(node, f".{m}()")
 
+    def feeds_conv(self, node: fx.Node) -> bool:
+        """Whether a convolution or an average pooling reads ``node`` directly or through elementwise layers
+        only (activations, adds and products, batchnorms, dropout): then the input is channel-last from the
+        start (``x * 2 + 1`` before the first convolution)."""
+        seen, todo = set(), list(node.users)
+        while todo:
+            u = todo.pop()
+            if u.name in seen:
+                continue
+            seen.add(u.name)
+            if u.op == "call_module":
+                mod = self.gm.get_submodule(u.target)
+                if isinstance(mod, (*_CONV_MODULES, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d,
+                                    nn.AdaptiveAvgPool2d)):
+                    return True
+                elementwise = isinstance(mod, (nn.ReLU, nn.GELU, nn.Sigmoid, *_ACT_MODULES, *_IDENTITY_MODULES,
+                                               *_BATCHNORMS))
+            elif u.op == "call_function":
+                if u.target in {**_CONV_FUNCTIONS, **_AVG_POOL_FUNCTIONS, **_ADAPTIVE_AVG_FUNCTIONS}:
+                    return True
+                elementwise = (u.target in _RELU or u.target in _SIGMOID or u.target in _ACT_FUNCTIONS
+                               or u.target is _F.gelu or u.target in _ADD or u.target in _MUL)
+            else:
+                elementwise = u.op == "call_method" and u.target in ("relu", "sigmoid", "tanh", "add", "add_", "mul",
+                                                                     "mul_", "contiguous")
+            if elementwise:
+                todo.extend(u.users)
+        return False
+
     def placeholder(self, node: fx.Node) -> _Node:
-        """The program's input: float features, or token ids when the module starts with an Embedding."""
+        """The program's input: float features, or token ids when the module starts with an Embedding. Features
+        that a convolution reads (:meth:`feeds_conv`) are channel-last from the start."""
         if self.x.dtype.kind not in "iu":
-            return self.b.input_features("x", self.x.astype(np.float64))
+            n = self.b.input_features("x", self.x.astype(np.float64))
+            if self.x.ndim in (3, 4) and self.feeds_conv(node):
+                self.ops.channel_last(n, "a convolution")
+            return n
         users = [u for u in node.users if u.op == "call_module"
                  and isinstance(self.gm.get_submodule(u.target), nn.Embedding)]
         if not users or len(users) != len(node.users):
