@@ -182,8 +182,8 @@ class ConvOut(nn.Module):
 
 
 @pytest.mark.parametrize("module, shape, message", [
-    (nn.Sequential(nn.Conv2d(1, 4, 3), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(36, 3)), (8, 1, 8, 8),
-     "unsupported node '_1' (MaxPool2d): max pooling has no op in the integer program"),
+    (nn.Sequential(nn.Conv2d(1, 4, 3), nn.MaxPool2d(3, padding=1), nn.Flatten(), nn.Linear(16, 3)), (8, 1, 8, 8),
+     "unsupported node '_1' (MaxPool2d): padding (1, 1): the integer program's max_pool has windows inside"),
     (nn.Sequential(nn.Conv2d(4, 4, 3, groups=4), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)),
      (8, 4, 6, 6), "unsupported node '_0' (Conv2d): groups=4: grouped and depthwise convolutions"),
     (ConvOut(), (8, 1, 6, 6), "unsupported node 'conv' (Conv2d): the model's output is a feature map"),
@@ -224,11 +224,39 @@ def test_unsupported_onnx_convolutions_are_named_in_one_line(tmp_path, graph, me
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
-def test_an_onnx_max_pool_is_named(tmp_path):
-    m = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(36, 3)).eval()
-    x = _data(8, 1, 8, 8)
-    with pytest.raises(QuantizationError, match=r"\(MaxPool\): max pooling has no op in the integer program"):
-        quantize(_export(m, x, tmp_path / "mp.onnx"), x.numpy())
+class MaxForms(nn.Module):
+    """F.max_pool2d, F.adaptive_max_pool2d to one position (a global max), then flatten(1)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(2, 6, 3, padding=1), nn.Linear(6, 3)
+
+    def forward(self, x):
+        h = F.max_pool2d(F.relu(self.conv(x)), 2)
+        return self.fc(F.adaptive_max_pool2d(h, 1).flatten(1))
+
+
+def test_max_pooling_maps_to_max_pool(tmp_path):
+    m = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 5, 3), nn.ReLU(),
+                      nn.MaxPool2d(2, stride=1), nn.Flatten(), nn.Linear(5, 3)).eval()
+    x = _data(16, 3, 8, 8)
+    qm = quantize(m, x)
+    kinds = [op.kind for op in qm.spec.ops]
+    assert kinds.count("max_pool") == 2
+    pools = [op for op in qm.spec.ops if op.kind == "max_pool"]
+    assert pools[0].params == {"kernel": [2, 2], "stride": [2, 2]} and pools[1].params["stride"] == [1, 1]
+    # a map of one position flattened is a mean over it; 5 channels are not a power of two, so the Linear
+    # reads it through a kept rescale by 0, which pins its padding for the proof
+    assert kinds[-4:] == ["mean_pool", "rescale", "linear", "rescale"] and qm.spec.ops[-3].params["shift"] == 0
+    _agrees(qm, m, x)
+    qo = quantize(_export(m, x, tmp_path / "mp.onnx"), x.numpy())
+    assert [a.tolist() for a in qo.weights.values()] == [a.tolist() for a in qm.weights.values()]
+    blindproof.commit(m, x)  # the spec passes the proof's soundness checks (padding, max_pool input range)
+    f, xf = MaxForms().eval(), _data(16, 2, 8, 8)
+    qf = quantize(f, xf)
+    assert [op.params for op in qf.spec.ops if op.kind == "max_pool"] == [{"kernel": [2, 2], "stride": [2, 2]},
+                                                                          {"kernel": [4, 4], "stride": [4, 4]}]
+    _agrees(qf, f, xf)
 
 
 def test_a_cnn_proves_and_verifies_and_a_changed_output_is_rejected():

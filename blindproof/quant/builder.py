@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from blindproof.quant.conv import ConvGeometry, conv_shapes
+from blindproof.quant.conv import ConvGeometry, conv_shapes, max_pool_exact
 from blindproof.quant.functions import rope_angles, round_half_up
 from blindproof.quant.spec import (ACC_BOUND, INT16_MAX, INT8_MAX, norm_sq_bits, Op, QuantSpec, TableSpec,
                                       TensorSpec, WeightSpec)
@@ -94,6 +94,7 @@ class _Builder:
         self.pairs: list[tuple[_Node, _Node, int]] = []
         self.exps: dict[str, np.ndarray | int] = {}
         self.inputs: list[_Node] = []
+        self.keep: set[str] = set()  # outputs of rescales by 0 that emit() keeps (see pin())
 
     # --- exponents ---------------------------------------------------------------------------------
     def node(self, name: str, value: np.ndarray, role: str = "activation", lo: int = -INT16_MAX,
@@ -224,6 +225,14 @@ class _Builder:
         """``x`` under another name, for a source graph that sees it in another shape (a pooled ``(B, C, 1, 1)``
         flattened to ``(B, C)``): a rescale by 0 that :meth:`emit` drops, its readers reading ``x``."""
         out = self.node(name, x.value, x.role, x.lo, x.hi, tie=x)
+        return self.op("rescale", [x], out, lambda: {"shift": 0})
+
+    def pin(self, x: _Node, name: str) -> _Node:
+        """``x`` through a rescale by 0 that :meth:`emit` keeps: a rescale's output is zero on the proof's
+        padding, which a ``linear`` or ``conv`` summing over an axis that is not a power of two needs of its
+        input (``zk.proof.config.check_padding_sound``), e.g. after a ``mean_pool`` or an ``add``."""
+        out = self.node(name, x.value, "activation" if x.role == "input" else x.role, x.lo, x.hi, tie=x)
+        self.keep.add(name)
         return self.op("rescale", [x], out, lambda: {"shift": 0})
 
     def requant(self, x: _Node, name: str, lo: int = -INT16_MAX, hi: int = INT16_MAX,
@@ -387,6 +396,13 @@ class _Builder:
         out = self.node(name, p.value @ vv, "accumulator", -WIDE, WIDE, derive=lambda: self.exp(p) + self.exp(v))
         return self.op("pv", [p, v], out)
 
+    def max_pool(self, x: _Node, kernel: tuple[int, ...], stride: tuple[int, ...], name: str) -> _Node:
+        """The max over each window of the channel-last ``x`` (no padding): one of its own values, so at its
+        exponent and within its range."""
+        v = max_pool_exact(x.value, kernel, stride)  # ValueError when the window does not fit
+        out = self.node(name, v, "activation" if x.role == "input" else x.role, x.lo, x.hi, tie=x)
+        return self.op("max_pool", [x], out, lambda: {"kernel": list(kernel), "stride": list(stride)})
+
     def mean_pool(self, x: _Node, name: str) -> _Node:
         """The mean over every middle axis: ``(batch, seq, C)`` or ``(batch, *spatial, C)`` to ``(batch, C)``."""
         mid = tuple(range(1, x.value.ndim - 1))
@@ -412,7 +428,7 @@ class _Builder:
             p = params()
             src = self.nodes[names[0]] if kind == "rescale" else None
             if (kind == "rescale" and np.all(np.asarray(p["shift"]) == 0) and out.name not in out_names
-                    and src.lo >= out.lo and src.hi <= out.hi):
+                    and out.name not in self.keep and src.lo >= out.lo and src.hi <= out.hi):
                 alias[out.name] = names[0]  # identity rescale: read the input directly
                 continue
             ops.append(Op(kind, names, out.name, p))

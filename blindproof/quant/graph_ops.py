@@ -57,8 +57,8 @@ def fold_batchnorm(w: np.ndarray, b: np.ndarray | None, mean: np.ndarray, var: n
     return w * s.reshape(-1, *[1] * (w.ndim - 1)), bias * s + shift
 
 
-MAX_POOL = ("max pooling has no op in the integer program: pool by the mean instead (global average pooling: "
-            "nn.AdaptiveAvgPool2d(1), ONNX GlobalAveragePool)")
+MAX_POOL = ("the integer program's max_pool has windows inside the input only (no padding, no dilation, no "
+            "partial windows) of at most 64 positions per axis")
 FLAT_MAP = ("a flattened feature map is read by a Linear only (the integer program keeps it as the channel-last "
             "map; a Linear's weight is permuted to read it)")
 
@@ -120,6 +120,32 @@ class GraphOps:
             i += 1
             name = f"{base}_{i}"
         return name
+
+    def _pinned(self, n: _Node) -> bool:
+        """Whether every proof pins ``n``'s padding to zero (``zk.proof.config.zero_padded_tensors``): the
+        input; a rescale's output unless emit() may drop that rescale as the identity (then its source's);
+        a max_pool's; a lookup's of a pinned tensor (the tables used here are 0 at 0)."""
+        if self.is_input(n):
+            return True
+        for kind, ins, out, _ in reversed(self.b.ops):
+            if out is n:
+                if kind == "max_pool":
+                    return True
+                if kind == "rescale":
+                    src = ins[0]
+                    droppable = n.name not in self.b.keep and src.lo >= n.lo and src.hi <= n.hi
+                    return not droppable or self._pinned(src)
+                return kind == "lookup" and self._pinned(ins[0])
+        return False
+
+    def operand(self, x: _Node, name: str, widths: tuple[int, ...]) -> _Node:
+        """``x`` as the int16 input of a ``linear`` or ``conv`` that sums over axes of ``widths``: rescaled from
+        an accumulator, and pinned to zero on its padding (:meth:`_Builder.pin`) where a width is not a power
+        of two and nothing before pins it."""
+        x = self.act(x, name + ".in")
+        if any(w & (w - 1) for w in widths) and not self._pinned(x):
+            x = self._like(self.b.pin(x, self._fresh(name + ".pin")), x)
+        return x
 
     def _read(self, n: _Node) -> bool:
         """Whether an op already reads ``n``."""
@@ -208,14 +234,14 @@ class GraphOps:
                 raise Unsupported(f"a bias of shape {bias.shape} for {w.shape[0]} outputs")
             wm = np.moveaxis(w.reshape(w.shape[0], v.shape[-1], *v.shape[1:-1]), 1, -1)
             self.desc.append(f"{name}:linear_map{'+bn' if folded else ''}")
-            return self.b.linear(self.act(x, name + ".in"), np.ascontiguousarray(wm), bias, name)
+            return self.b.linear(self.operand(x, name, tuple(v.shape[1:])), np.ascontiguousarray(wm), bias, name)
         self._plain(x, "a linear layer")
         if w.ndim != 2 or w.shape[1] != x.value.shape[-1]:
             raise Unsupported(f"a weight of shape {w.shape} does not multiply features of width {x.value.shape[-1]}")
         if bias is not None and bias.shape != (w.shape[0],):
             raise Unsupported(f"a bias of shape {bias.shape} for {w.shape[0]} outputs (one value per output needed)")
         self.desc.append(f"{name}:linear{'+bn' if folded else ''}")
-        return self.b.linear(self.act(x, name + ".in"), w, bias, name)
+        return self.b.linear(self.operand(x, name, (w.shape[1],)), w, bias, name)
 
     def conv(self, x: _Node, w: np.ndarray, bias: np.ndarray | None, name: str, geom: ConvGeometry,
              folded: bool = False) -> _Node:
@@ -235,7 +261,7 @@ class GraphOps:
             raise Unsupported(f"a bias of shape {bias.shape} for {w.shape[0]} output channels")
         self.desc.append(f"{name}:conv{dims}d{'+bn' if folded else ''}")
         try:
-            out = self.b.conv(self.act(x, name + ".in"), w, bias, name, geom)
+            out = self.b.conv(self.operand(x, name, (v.shape[-1],)), w, bias, name, geom)
         except ValueError as exc:  # the kernel does not fit the positions
             raise Unsupported(str(exc).removeprefix("conv: ")) from None
         self.maps.add(out.name)
@@ -265,6 +291,22 @@ class GraphOps:
         geom = ConvGeometry(tuple(kernel), (0,) * len(kernel), (1,) * len(kernel))
         out = self.conv(x, w, None, name, geom)
         self.desc[-1] = f"{name}:avg_pool"
+        return out
+
+    def max_pool(self, x: _Node, kernel: tuple[int, ...], stride: tuple[int, ...], name: str) -> _Node:
+        """A max pooling without padding (every window inside the input): ``max_pool`` of the int16 map."""
+        x = self.channel_last(x, "a max pooling")
+        v = x.value
+        if len(kernel) != v.ndim - 2 or len(stride) != v.ndim - 2:
+            raise Unsupported(f"a {len(kernel)}-d pooling of a feature map {self.shape(x)}")
+        if any(not 1 <= e <= 64 for e in (*kernel, *stride)) or int(np.prod(kernel)) < 2:
+            raise Unsupported(f"kernel {kernel}, stride {stride}: {MAX_POOL}")
+        if any(n < k for n, k in zip(v.shape[1:-1], kernel)):
+            raise Unsupported(f"a window {kernel} larger than the positions {tuple(v.shape[1:-1])}")
+        self.desc.append(f"{name}:max_pool")
+        out = self.b.max_pool(self.act(x, name + ".in"), tuple(kernel), tuple(stride), name)
+        self.maps.add(out.name)
+        self.source[out.name] = (v.shape[0], v.shape[-1], *out.value.shape[1:-1])
         return out
 
     def relu(self, x: _Node, name: str) -> _Node:

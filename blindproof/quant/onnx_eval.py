@@ -141,6 +141,19 @@ def _average_pool(a: dict, x):
     return total / count
 
 
+def _max_pool(a: dict, x):
+    n = x.ndim - 2
+    if a.get("ceil_mode", 0):
+        raise OnnxModelError("MaxPool with ceil_mode is not evaluated")
+    kernel = [int(v) for v in a["kernel_shape"]]
+    strides = [int(v) for v in a.get("strides", [1] * n)]
+    dil = [int(v) for v in a.get("dilations", [1] * n)]
+    pads = _pads(a, x.shape[2:], kernel, strides, dil)
+    xp = np.pad(x.astype(np.float64), [(0, 0), (0, 0), *pads], constant_values=-np.inf)
+    wins = [win for _, win in _windows(xp, kernel, strides, dil, [(0, 0)] * n)]
+    return np.maximum.reduce(wins)
+
+
 def _reduce_mean(a: dict, x, axes=None):
     axes = a.get("axes") if axes is None else axes
     keep = bool(a.get("keepdims", 1))
@@ -169,6 +182,8 @@ OPS: dict[str, Callable[..., np.ndarray]] = {
     "Conv": _conv,
     "GlobalAveragePool": lambda a, x: x.mean(axis=tuple(range(2, x.ndim)), keepdims=True),
     "AveragePool": _average_pool,
+    "MaxPool": _max_pool,
+    "GlobalMaxPool": lambda a, x: x.max(axis=tuple(range(2, x.ndim)), keepdims=True),
     "ReduceMean": _reduce_mean,
     "Identity": lambda a, x: x,
     "Dropout": lambda a, x, *rest: x,

@@ -9,6 +9,7 @@
 | ``BatchNormalization`` elsewhere, on ``(batch, features)`` or a feature map | ``mul_weight`` + ``add_weight`` |
 | ``GlobalAveragePool``; ``ReduceMean`` over every position of a feature map | ``mean_pool`` over the positions |
 | ``AveragePool`` with ``strides = kernel_shape``, no padding | ``conv`` by a weight that averages each channel over its window |
+| ``MaxPool`` without padding or dilation, ``GlobalMaxPool`` | ``max_pool`` |
 | ``Relu`` | ``rescale`` clamped at 0 |
 | ``Gelu`` (``approximate`` none or tanh), its ``Erf`` form (``Div(x, √2)``, ``Erf``, ``Add 1``, ``Mul x``, ``Mul 0.5``), ``Tanh``, ``Mul(x, Sigmoid(x))`` (SiLU) | table ``lookup`` |
 | ``Sigmoid`` | ``lookup`` of ``σ(x) − 1/2``, ``add_weight`` of 1/2 |
@@ -20,12 +21,12 @@
 
 Feature maps are held channel-last (:mod:`blindproof.quant.graph_ops`); a graph whose ``Conv`` reads its
 input ``(batch, C, *spatial)`` (directly, or through elementwise nodes such as a per-channel normalization)
-gets that input permuted when it is encoded (``arch["channel_last_input"]``).
-``MaxPool``, a grouped ``Conv``, asymmetric padding, a flattened feature map read by anything but a
-``Gemm`` / ``MatMul`` (or an elementwise node before it) and a feature map as the graph's output are refused.
+gets that input permuted when it is encoded (``arch["channel_last_input"]``). A padded or dilated
+``MaxPool``, a grouped ``Conv``, asymmetric padding, a flattened feature map read by anything but a ``Gemm``
+/ ``MatMul`` (or an elementwise node before it) and a feature map as the graph's output are refused.
 
 Anything else stops the walk with a one-line error naming the first unsupported node, e.g.
-``unsupported ONNX node 'pool1' (MaxPool): max pooling …; supported: …``. The walk computes every tensor's
+``unsupported ONNX node 'conv1' (Conv): group = 4: …; supported: …``. The walk computes every tensor's
 float value on the calibration batch; at the end they must equal the graph's own output as
 :mod:`blindproof.quant.onnx_eval` evaluates it, so a node read wrongly fails instead of proving another
 function.
@@ -47,10 +48,10 @@ from blindproof.quant.onnx_model import OnnxModel, OnnxModelError, attributes, n
 
 SUPPORTED = ("Gemm, MatMul (+ Add bias), Conv (group 1), BatchNormalization (folded), Relu, Gelu (or its Erf form), "
              "Sigmoid, Tanh, Mul(x, Sigmoid(x)), LayerNormalization, Add, Mul, Sub/Div by a constant, "
-             "GlobalAveragePool, ReduceMean over positions, AveragePool (strides = kernel), Flatten, Reshape/Squeeze "
+             "GlobalAveragePool, ReduceMean over positions, AveragePool (strides = kernel), MaxPool (no padding), "
+             "GlobalMaxPool, Flatten, Reshape/Squeeze "
              "to (batch, features), Identity, Dropout, Constant, shape arithmetic (Shape, Gather, Unsqueeze, Concat, "
              "Cast)")
-_MAX_POOLS = ("MaxPool", "GlobalMaxPool", "LpPool", "GlobalLpPool", "MaxRoiPool")
 _ELEMENTWISE = ("Relu", "Sigmoid", "Tanh", "Gelu", "Erf", "Add", "Sub", "Mul", "Div", "BatchNormalization", "Identity",
                 "Dropout")
 _PASS = ("Identity", "Dropout")
@@ -225,6 +226,20 @@ class _Walk:
             raise Unsupported("ceil_mode with partial windows")
         return self.ops.avg_pool(x, kernel, self.name(node))
 
+    def max_pool(self, node: Any, x: _Node) -> _Node:
+        """A MaxPool without padding or dilation (every window inside the input), its Indices output unread."""
+        a = attributes(node)
+        if len(node.output) > 1 and node.output[1]:
+            raise Unsupported("its Indices output is read: the program computes values only")
+        kernel = tuple(int(v) for v in a["kernel_shape"])
+        geom = self.geometry(node, a, self.ops.shape(x)[2:], kernel)
+        partial = a.get("ceil_mode", 0) and any((s - k) % st for s, k, st in
+                                                zip(self.ops.shape(x)[2:], kernel, geom.stride))
+        if any(geom.padding) or any(d != 1 for d in geom.dilation) or partial:
+            raise Unsupported(f"pads {list(geom.padding)}, dilations {list(geom.dilation)}"
+                              f"{', ceil_mode with partial windows' if partial else ''}: {MAX_POOL}")
+        return self.ops.max_pool(x, kernel, geom.stride, self.name(node))
+
     def reduce_mean(self, node: Any, x: _Node) -> _Node:
         """A ReduceMean over every position of a feature map (global average pooling)."""
         a = attributes(node)
@@ -385,8 +400,6 @@ class _Walk:
             return self.linear(node)
         if op == "Conv":
             return self.conv(node)
-        if op in _MAX_POOLS:
-            raise Unsupported(MAX_POOL)
         if op in ("Div", "Mul") and self.gelu_erf(node):
             return None
         if op in ("Add", "Mul", "Sub", "Div"):
@@ -439,6 +452,11 @@ class _Walk:
             self.env[out] = ops.global_pool(x, self.name(node), keep=True)
         elif op == "AveragePool":
             self.env[out] = self.average_pool(node, x)
+        elif op == "MaxPool":
+            self.env[out] = self.max_pool(node, x)
+        elif op == "GlobalMaxPool":
+            k = tuple(self.ops.shape(x)[2:])
+            self.env[out] = ops.max_pool(x, k, k, self.name(node))
         elif op == "ReduceMean":
             self.env[out] = self.reduce_mean(node, x)
         elif op == "Flatten":
@@ -462,7 +480,8 @@ class _Walk:
                 if n is None or id(n) in seen:
                     continue
                 seen.add(id(n))
-                if n.op_type in ("Conv", "AveragePool", "GlobalAveragePool") and n.input[0] == t:
+                if n.op_type in ("Conv", "AveragePool", "GlobalAveragePool", "MaxPool", "GlobalMaxPool") \
+                        and n.input[0] == t:
                     return True
                 if n.op_type in _ELEMENTWISE:
                     todo.extend(o for o in n.output[:1] if o)

@@ -11,6 +11,7 @@ becoming ops that already have proofs:
 | ``BatchNorm1d`` elsewhere, ``BatchNorm1d`` / ``BatchNorm2d`` on a feature map | ``mul_weight`` + ``add_weight`` (per-feature scale and shift) |
 | ``AdaptiveAvgPool1d/2d(1)``, ``x.mean((2, 3))`` / ``x.mean(-1)`` of a feature map (global average pooling) | ``mean_pool`` over the positions |
 | ``AvgPool1d/2d`` with stride = kernel, no padding; ``AdaptiveAvgPool`` to a size dividing the input's | ``conv`` by a weight that averages each channel over its window |
+| ``MaxPool1d/2d`` without padding or dilation, ``F.max_pool1d/2d``; ``AdaptiveMaxPool`` to 1 or to a size dividing the input's | ``max_pool`` |
 | ``ReLU`` | ``rescale`` clamped at 0 |
 | ``GELU`` (exact or tanh), ``SiLU``, ``Tanh`` | table ``lookup`` |
 | ``Sigmoid`` | ``lookup`` of ``σ(x) − 1/2``, ``add_weight`` of 1/2 |
@@ -24,12 +25,15 @@ becoming ops that already have proofs:
 
 A convolution net's input is ``(batch, C, *spatial)`` as torch takes it; the integer program holds feature
 maps channel-last (:mod:`blindproof.quant.graph_ops`), so the input a convolution reads (directly, or
-through elementwise layers) is permuted when it is encoded (``arch["channel_last_input"]``). Max pooling, grouped or depthwise convolutions, a flattened feature map
-read by anything but a ``Linear`` (or an elementwise layer before it), and a feature map as the model's
-output are refused.
+through elementwise layers) is permuted when it is encoded (``arch["channel_last_input"]``). Padded or
+dilated max pooling, grouped or depthwise convolutions, a flattened feature map read by anything but a
+``Linear`` (or an elementwise layer before it), and a feature map as the model's output are refused. A
+``Linear`` or convolution summing over an axis whose size is not a power of two reads its input through a
+rescale by 0 where nothing before pins the input's padding to zero (after a ``mean_pool``, an add, a
+batchnorm), as the proof requires.
 
 Anything else stops the walk with :class:`~blindproof.quant.builder.QuantizationError` naming the first
-unsupported node, e.g. ``unsupported node 'pool' (MaxPool2d): max pooling …``. The builder computes every tensor's
+unsupported node, e.g. ``unsupported node 'conv' (Conv2d): groups=4: …``. The builder computes every tensor's
 float calibration value itself; at the end they must equal the module's own output on the calibration
 batch, so a node read wrongly fails loudly instead of proving another function.
 """
@@ -50,8 +54,8 @@ from blindproof.quant.graph_ops import MAX_POOL, GraphOps, Unsupported, fold_bat
 
 SUPPORTED = ("Linear, Conv1d, Conv2d, Embedding (of the input), BatchNorm1d/2d (folded), ReLU, GELU, SiLU, Sigmoid, "
              "Tanh, LayerNorm, residual add, multiply, mean over the sequence, global average pooling, AvgPool "
-             "(stride = kernel), Flatten, Dropout, Identity")
-NOT_YET = "max pooling and grouped or depthwise convolution are not supported"
+             "(stride = kernel), MaxPool (no padding), Flatten, Dropout, Identity")
+NOT_YET = "grouped or depthwise convolution and padded max pooling are not supported"
 _ACT_MODULES: dict[type, str] = {nn.SiLU: "silu", nn.Tanh: "tanh"}
 _ACT_FUNCTIONS: dict[Any, str] = {torch.nn.functional.silu: "silu", torch.tanh: "tanh",
                                   torch.nn.functional.tanh: "tanh"}
@@ -63,12 +67,12 @@ _MUL = (operator.mul, operator.imul, torch.mul)
 _IDENTITY_MODULES = (nn.Dropout, nn.Identity)
 _CONV_MODULES = (nn.Conv1d, nn.Conv2d)
 _BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
-_MAX_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
-              nn.AdaptiveMaxPool3d)
+_MAX_POOLS = (nn.MaxPool1d, nn.MaxPool2d)
+_ADAPTIVE_MAX = (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)
 _F = torch.nn.functional
 _CONV_FUNCTIONS = {_F.conv1d: 1, _F.conv2d: 2}
-_MAX_POOL_FUNCTIONS = (_F.max_pool1d, _F.max_pool2d, _F.max_pool3d, _F.adaptive_max_pool1d, _F.adaptive_max_pool2d,
-                       torch.max_pool1d, torch.max_pool2d)
+_MAX_POOL_FUNCTIONS = {_F.max_pool1d: 1, _F.max_pool2d: 2, torch.max_pool1d: 1, torch.max_pool2d: 2}
+_ADAPTIVE_MAX_FUNCTIONS = {_F.adaptive_max_pool1d: 1, _F.adaptive_max_pool2d: 2}
 _ADAPTIVE_AVG_FUNCTIONS = {_F.adaptive_avg_pool1d: 1, _F.adaptive_avg_pool2d: 2}
 _AVG_POOL_FUNCTIONS = {_F.avg_pool1d: 1, _F.avg_pool2d: 2}
 
@@ -206,7 +210,14 @@ class _Walk:
             w, bias = self.folded.get(name, (_np(mod.weight), _np(mod.bias) if mod.bias is not None else None))
             return ops.conv(x, w, bias, name, geom, folded=name in self.folded)
         if isinstance(mod, _MAX_POOLS):
-            raise _unsupported(node, kind, MAX_POOL)
+            dims = 1 if isinstance(mod, nn.MaxPool1d) else 2
+            return self.max_pool(x, dims, mod.kernel_size, mod.stride, mod.padding, mod.dilation, mod.ceil_mode,
+                                 mod.return_indices, name)
+        if isinstance(mod, _ADAPTIVE_MAX):
+            if mod.return_indices:
+                raise Unsupported("return_indices: the program computes values only")
+            dims = 1 if isinstance(mod, nn.AdaptiveMaxPool1d) else 2
+            return self.adaptive_pool(x, dims, mod.output_size, name, kind="max")
         if isinstance(mod, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
             return self.adaptive_pool(x, 1 if isinstance(mod, nn.AdaptiveAvgPool1d) else 2, mod.output_size, name)
         if isinstance(mod, (nn.AvgPool1d, nn.AvgPool2d)):
@@ -263,20 +274,36 @@ class _Walk:
                                              "every position of a feature map (x.mean((2, 3))), is supported")
         return self.ops.mean_seq(x, node.name)
 
-    def adaptive_pool(self, x: _Node, dims: int, size: Any, name: str) -> _Node:
-        """AdaptiveAvgPool to 1 position per axis (global pooling), or to sizes dividing the input's (a pooling
-        whose stride is its kernel)."""
+    def adaptive_pool(self, x: _Node, dims: int, size: Any, name: str, kind: str = "avg") -> _Node:
+        """AdaptiveAvgPool (or AdaptiveMaxPool) to 1 position per axis (global pooling), or to sizes dividing the
+        input's (a pooling whose stride is its kernel)."""
         want = _ints(size, dims, "output_size") if size is not None and None not in (
             size if isinstance(size, (tuple, list)) else (size,)) else None
         if want is None:
             raise Unsupported(f"output_size {size!r} (sizes of None keep an axis: not supported)")
-        if all(s == 1 for s in want):
+        if all(s == 1 for s in want) and kind == "avg":
             return self.ops.global_pool(x, name, keep=True)
         have = self.ops.shape(x)[2:]
         if len(have) != dims or any(h % s for h, s in zip(have, want)):
             raise Unsupported(f"an adaptive pooling of positions {tuple(have)} to {want} (only to 1, or to sizes "
                               "dividing the input's)")
-        return self.ops.avg_pool(x, tuple(h // s for h, s in zip(have, want)), name)
+        k = tuple(h // s for h, s in zip(have, want))
+        return self.ops.avg_pool(x, k, name) if kind == "avg" else self.ops.max_pool(x, k, k, name)
+
+    def max_pool(self, x: _Node, dims: int, kernel: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: bool,
+                 indices: bool, name: str) -> _Node:
+        """MaxPool without padding or dilation (windows inside the input)."""
+        k = _ints(kernel, dims, "kernel_size")
+        st = k if stride is None or (isinstance(stride, (tuple, list)) and not stride) else _ints(stride, dims,
+                                                                                                  "stride")
+        pad, dil = _ints(padding, dims, "padding"), _ints(dilation, dims, "dilation")
+        have = self.ops.shape(x)[2:]
+        partial = ceil_mode and any((h - kk) % s for h, kk, s in zip(have, k, st))
+        if any(pad) or any(d != 1 for d in dil) or partial or indices:
+            what = ("return_indices" if indices else f"padding {pad}" if any(pad) else
+                    f"dilation {dil}" if any(d != 1 for d in dil) else "ceil_mode with partial windows")
+            raise Unsupported(f"{what}: {MAX_POOL}")
+        return self.ops.max_pool(x, k, st, name)
 
     def avg_pool(self, x: _Node, dims: int, kernel: Any, stride: Any, padding: Any, ceil_mode: bool,
                  divisor: Any, name: str) -> _Node:
@@ -331,7 +358,18 @@ class _Walk:
         if t in _CONV_FUNCTIONS:
             return self.fconv(node, _CONV_FUNCTIONS[t])
         if t in _MAX_POOL_FUNCTIONS:
-            raise Unsupported(MAX_POOL)
+            names = ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
+            a = {"stride": None, "padding": 0, "dilation": 1, "ceil_mode": False, "return_indices": False,
+                 **dict(zip(names, node.args)), **node.kwargs}
+            return self.max_pool(self.tensor(node, a["input"]), _MAX_POOL_FUNCTIONS[t], a["kernel_size"],
+                                 a["stride"], a["padding"], a["dilation"], a["ceil_mode"], a["return_indices"],
+                                 node.name)
+        if t in _ADAPTIVE_MAX_FUNCTIONS:
+            size = node.args[1] if len(node.args) > 1 else node.kwargs.get("output_size")
+            if (node.args[2] if len(node.args) > 2 else node.kwargs.get("return_indices", False)):
+                raise Unsupported("return_indices: the program computes values only")
+            return self.adaptive_pool(self.tensor(node, node.args[0]), _ADAPTIVE_MAX_FUNCTIONS[t], size, node.name,
+                                      kind="max")
         if t in _ADAPTIVE_AVG_FUNCTIONS:
             size = node.args[1] if len(node.args) > 1 else node.kwargs.get("output_size")
             return self.adaptive_pool(self.tensor(node, node.args[0]), _ADAPTIVE_AVG_FUNCTIONS[t], size, node.name)
@@ -401,13 +439,14 @@ class _Walk:
             seen.add(u.name)
             if u.op == "call_module":
                 mod = self.gm.get_submodule(u.target)
-                if isinstance(mod, (*_CONV_MODULES, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d,
-                                    nn.AdaptiveAvgPool2d)):
+                if isinstance(mod, (*_CONV_MODULES, *_MAX_POOLS, *_ADAPTIVE_MAX, nn.AvgPool1d, nn.AvgPool2d,
+                                    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
                     return True
                 elementwise = isinstance(mod, (nn.ReLU, nn.GELU, nn.Sigmoid, *_ACT_MODULES, *_IDENTITY_MODULES,
                                                *_BATCHNORMS))
             elif u.op == "call_function":
-                if u.target in {**_CONV_FUNCTIONS, **_AVG_POOL_FUNCTIONS, **_ADAPTIVE_AVG_FUNCTIONS}:
+                if u.target in {**_CONV_FUNCTIONS, **_AVG_POOL_FUNCTIONS, **_ADAPTIVE_AVG_FUNCTIONS,
+                                **_MAX_POOL_FUNCTIONS, **_ADAPTIVE_MAX_FUNCTIONS}:
                     return True
                 elementwise = (u.target in _RELU or u.target in _SIGMOID or u.target in _ACT_FUNCTIONS
                                or u.target is _F.gelu or u.target in _ADD or u.target in _MUL)
