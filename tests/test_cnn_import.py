@@ -172,6 +172,22 @@ def test_pooling_forms_residuals_and_functional_convs(tmp_path):
     _agrees(qo, m, x)
 
 
+class Squeezed(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.pool, self.fc = nn.Conv2d(2, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(self.pool(F.relu(self.conv(x))).squeeze(-1).squeeze(-1))
+
+
+def test_a_pooled_map_squeezed_is_its_channels():
+    m, x = Squeezed().eval(), _data(16, 2, 6, 6)
+    qm = quantize(m, x)
+    assert [op.kind for op in qm.spec.ops] == ["conv", "rescale", "mean_pool", "linear", "rescale"]
+    _agrees(qm, m, x)
+
+
 class ConvOut(nn.Module):
     def __init__(self) -> None:
         super().__init__()

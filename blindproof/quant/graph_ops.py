@@ -198,6 +198,8 @@ class GraphOps:
             name = self._fresh(src.name + ".flat")
             self.desc.append(f"{name}:flatten")  # a mean over one position: exact, the values as they are
             return self.b.mean_pool(self.act(src, name + ".in"), name)
+        if src.name in self.flat:
+            return src
         if src.name in self.source:  # (batch, C) seen as (batch, C, 1, ...) by the source: the same values
             return self.b.view(src, self._fresh(src.name + ".flat"))
         if v.ndim == 2:
@@ -214,9 +216,15 @@ class GraphOps:
         """A reshape to ``shape``, which must flatten ``src`` to ``(batch, features)``."""
         v = src.value
         flat = (v.shape[0], int(np.prod(v.shape[1:])) if v.ndim > 1 else 1)
-        if tuple(int(s) for s in shape) == self.shape(src):
+        t = tuple(int(s) for s in shape)
+        if t == self.shape(src):
             return src
-        if tuple(int(s) for s in shape) != flat:
+        if (v.ndim == 2 and src.name not in self.flat and len(t) > 2 and t[:2] == v.shape
+                and all(n == 1 for n in t[2:])):  # (batch, C) seen as (batch, C, 1, ...): the same values
+            out = self.b.view(src, self._fresh(src.name + ".view"))
+            self.source[out.name] = t
+            return out
+        if t != flat:
             raise Unsupported(f"only flattening to (batch, features) is supported, {tuple(v.shape)} -> "
                               f"{tuple(shape)}", "reshape")
         return self.flatten(src)

@@ -423,6 +423,15 @@ class _Walk:
             return self.binary(node, "mul")
         if m == "mean":
             return self.mean(node, x, node.args[1:], node.kwargs)
+        if m == "squeeze":  # a pooled map (batch, C, 1, 1) to (batch, C)
+            src = self.ops.shape(self.tensor(node, node.args[0]))
+            dims = self.arg(node.args[1:]) or (node.kwargs.get("dim"),)
+            dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else tuple(dims)
+            drop = ({i for i, n in enumerate(src) if n == 1} if dims == (None,)
+                    else {int(d) % len(src) for d in dims if src[int(d) % len(src)] == 1})
+            if 0 in drop:
+                raise _unsupported(node, ".squeeze()", "squeezing the batch axis")
+            return self.ops.reshape(x, tuple(n for i, n in enumerate(src) if i not in drop))
         if m in ("contiguous",):
             return x
         raise _unsupported(node, f".{m}()")
