@@ -10,13 +10,18 @@ into a one-line error naming the node.
 Layout. Source graphs are channel-first (torch, ONNX: ``(batch, C, *spatial)``); the integer program is
 channel-last (``(batch, *spatial, C)``, :mod:`blindproof.quant.conv`), so per-channel data (a bias, an
 exponent, a batchnorm) lies on the last axis as after a ``linear``. A convolution of the model's input
-reads it channel-last (``channel_last_input``: the input is permuted when it is encoded, like
-``flatten_input``); a convolution's output is a channel-last feature map, and elementwise operations
-(activations, adds, products, batchnorms) keep it so. :meth:`GraphOps.shape` gives a tensor's shape as the
-source graph sees it (for ``x.size()`` and ONNX ``Shape``). Global average pooling turns a map into
-``(batch, C)``. A flattened map (``Flatten`` before a ``Linear``, LeNet style) stays the map in the program,
-under another name; the ``Linear`` reading it gets its weight columns permuted from the source's ``(C, *S)``
-order to the map's ``(*S, C)`` and contracts the map's last axes (a ``linear`` weight ``(O, *S, C)``).
+(directly or through elementwise layers) reads it channel-last (``channel_last_input``: the input is permuted
+when it is encoded, like ``flatten_input``); a convolution's output is a channel-last feature map, and
+elementwise operations (activations, adds, products, batchnorms) keep it so. :meth:`GraphOps.shape` gives a
+tensor's shape as the source graph sees it (for ``x.size()`` and ONNX ``Shape``). Global average pooling turns
+a map into ``(batch, C)``; max pooling is a ``max_pool`` of the map. A flattened map (``Flatten`` before a
+``Linear``, LeNet style) stays the map in the program, under another name; the ``Linear`` reading it gets its
+weight columns permuted from the source's ``(C, *S)`` order to the map's ``(*S, C)`` and contracts the map's
+last axes (a ``linear`` weight ``(O, *S, C)``).
+
+Padding. The proof pads every axis to a power of two; a ``linear`` or ``conv`` summing over an axis that is
+not one must read a tensor whose padding every proof pins to zero (``zk.proof.config.check_padding_sound``).
+:meth:`GraphOps.operand` inserts a kept rescale by 0 (:meth:`_Builder.pin`) where nothing before does.
 """
 
 from __future__ import annotations
