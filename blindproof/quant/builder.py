@@ -11,6 +11,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from blindproof.quant.conv import ConvGeometry, conv_shapes, max_pool_exact
 from blindproof.quant.functions import rope_angles, round_half_up
 from blindproof.quant.spec import (ACC_BOUND, INT16_MAX, INT8_MAX, norm_sq_bits, Op, QuantSpec, TableSpec,
                                       TensorSpec, WeightSpec)
@@ -93,6 +94,7 @@ class _Builder:
         self.pairs: list[tuple[_Node, _Node, int]] = []
         self.exps: dict[str, np.ndarray | int] = {}
         self.inputs: list[_Node] = []
+        self.keep: set[str] = set()  # outputs of rescales by 0 that emit() keeps (see pin())
 
     # --- exponents ---------------------------------------------------------------------------------
     def node(self, name: str, value: np.ndarray, role: str = "activation", lo: int = -INT16_MAX,
@@ -183,16 +185,55 @@ class _Builder:
         return self.op("embed", [idx], out, lambda: {"weight": wname, "index": index})
 
     def linear(self, x: _Node, w: np.ndarray, b: np.ndarray | None, name: str) -> _Node:
-        acc = x.value @ w.T + (0.0 if b is None else b)
+        """``x·Wᵀ + b``; a weight ``(O, *F)`` of more than two axes contracts ``x``'s last ``len(F)`` axes (a
+        Linear reading a flattened channel-last feature map, its columns in the map's order)."""
+        f = w.ndim - 1
+        xf = x.value.reshape(*x.value.shape[:x.value.ndim - f], -1) if f > 1 else x.value
+        acc = xf @ w.reshape(w.shape[0], -1).T + (0.0 if b is None else b)
         ew = self.weight_exp(w, INT8_MAX, self.cfg.per_channel)
         peak = float((np.abs(acc).reshape(-1, w.shape[0]).max(0) * 2.0 ** ew).max()) if acc.size else 0.0
         self.cap(x, self.acc_limit(peak))
         out = self.node(name, acc, "accumulator", -WIDE, WIDE, derive=lambda: self.exp(x) + ew)
-        self.weights[name + ".weight"] = lambda: (self._q(w, ew[:, None], INT8_MAX), "int8", ew)
+        per_row = ew.reshape(-1, *[1] * (w.ndim - 1))
+        self.weights[name + ".weight"] = lambda: (self._q(w, per_row, INT8_MAX), "int8", ew)
         if b is not None:
             self.weights[name + ".bias"] = lambda: (self._q(b, self.exp(out), WIDE), "int32", self.exp(out))
         return self.op("linear", [x], out, lambda: {"weight": name + ".weight",
                                                     "bias": name + ".bias" if b is not None else None})
+
+    def conv(self, x: _Node, w: np.ndarray, b: np.ndarray | None, name: str, geom: ConvGeometry) -> _Node:
+        """A convolution of the channel-last ``x`` ``(batch, *spatial, C)`` by ``w`` given in torch's layout
+        ``(O, C, *kernel)`` (stored channel-last, ``(O, *kernel, C)``), plus ``b``: an accumulator
+        ``(batch, *out, O)`` whose exponent is ``exp(x)`` plus the weight's, per output channel, as for
+        :meth:`linear`."""
+        wc = np.ascontiguousarray(np.moveaxis(np.asarray(w, dtype=np.float64), 1, -1))
+        conv_shapes(x.value.shape, wc.shape, geom)  # ValueError on a mismatch
+        acc = _conv_float(x.value, wc, geom) + (0.0 if b is None else b)
+        ew = self.weight_exp(wc, INT8_MAX, self.cfg.per_channel)
+        peak = float((np.abs(acc).reshape(-1, wc.shape[0]).max(0) * 2.0 ** ew).max()) if acc.size else 0.0
+        self.cap(x, self.acc_limit(peak))
+        out = self.node(name, acc, "accumulator", -WIDE, WIDE, derive=lambda: self.exp(x) + ew)
+        per_row = ew.reshape(-1, *[1] * (wc.ndim - 1))
+        self.weights[name + ".weight"] = lambda: (self._q(wc, per_row, INT8_MAX), "int8", ew)
+        if b is not None:
+            self.weights[name + ".bias"] = lambda: (self._q(b, self.exp(out), WIDE), "int32", self.exp(out))
+        return self.op("conv", [x], out, lambda: {"weight": name + ".weight",
+                                                  "bias": name + ".bias" if b is not None else None,
+                                                  **geom.to_params()})
+
+    def view(self, x: _Node, name: str) -> _Node:
+        """``x`` under another name, for a source graph that sees it in another shape (a pooled ``(B, C, 1, 1)``
+        flattened to ``(B, C)``): a rescale by 0 that :meth:`emit` drops, its readers reading ``x``."""
+        out = self.node(name, x.value, x.role, x.lo, x.hi, tie=x)
+        return self.op("rescale", [x], out, lambda: {"shift": 0})
+
+    def pin(self, x: _Node, name: str) -> _Node:
+        """``x`` through a rescale by 0 that :meth:`emit` keeps: a rescale's output is zero on the proof's
+        padding, which a ``linear`` or ``conv`` summing over an axis that is not a power of two needs of its
+        input (``zk.proof.config.check_padding_sound``), e.g. after a ``mean_pool`` or an ``add``."""
+        out = self.node(name, x.value, "activation" if x.role == "input" else x.role, x.lo, x.hi, tie=x)
+        self.keep.add(name)
+        return self.op("rescale", [x], out, lambda: {"shift": 0})
 
     def requant(self, x: _Node, name: str, lo: int = -INT16_MAX, hi: int = INT16_MAX,
                 fixed: int | None = None) -> _Node:
@@ -355,8 +396,17 @@ class _Builder:
         out = self.node(name, p.value @ vv, "accumulator", -WIDE, WIDE, derive=lambda: self.exp(p) + self.exp(v))
         return self.op("pv", [p, v], out)
 
+    def max_pool(self, x: _Node, kernel: tuple[int, ...], stride: tuple[int, ...], name: str) -> _Node:
+        """The max over each window of the channel-last ``x`` (no padding): one of its own values, so at its
+        exponent and within its range."""
+        v = max_pool_exact(x.value, kernel, stride)  # ValueError when the window does not fit
+        out = self.node(name, v, "activation" if x.role == "input" else x.role, x.lo, x.hi, tie=x)
+        return self.op("max_pool", [x], out, lambda: {"kernel": list(kernel), "stride": list(stride)})
+
     def mean_pool(self, x: _Node, name: str) -> _Node:
-        return self.op("mean_pool", [x], self.node(name, x.value.mean(1), x.role, x.lo, x.hi, tie=x))
+        """The mean over every middle axis: ``(batch, seq, C)`` or ``(batch, *spatial, C)`` to ``(batch, C)``."""
+        mid = tuple(range(1, x.value.ndim - 1))
+        return self.op("mean_pool", [x], self.node(name, x.value.mean(mid), x.role, x.lo, x.hi, tie=x))
 
     # --- emission ----------------------------------------------------------------------------------
     @staticmethod
@@ -378,7 +428,7 @@ class _Builder:
             p = params()
             src = self.nodes[names[0]] if kind == "rescale" else None
             if (kind == "rescale" and np.all(np.asarray(p["shift"]) == 0) and out.name not in out_names
-                    and src.lo >= out.lo and src.hi <= out.hi):
+                    and out.name not in self.keep and src.lo >= out.lo and src.hi <= out.hi):
                 alias[out.name] = names[0]  # identity rescale: read the input directly
                 continue
             ops.append(Op(kind, names, out.name, p))
@@ -397,6 +447,16 @@ class _Builder:
         except ValueError as exc:
             raise QuantizationError(f"the integer program leaves the proof's domain: {exc}") from exc
         return spec, weights
+
+
+def _conv_float(x: np.ndarray, wc: np.ndarray, geom: ConvGeometry) -> np.ndarray:
+    """The float64 convolution of channel-last ``x`` by the channel-last weight ``wc`` (torch's, on permuted
+    views)."""
+    f = {1: torch.nn.functional.conv1d, 2: torch.nn.functional.conv2d}[wc.ndim - 2]
+    xt = torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, 1), dtype=np.float64))
+    wt = torch.from_numpy(np.ascontiguousarray(np.moveaxis(wc, -1, 1), dtype=np.float64))
+    y = f(xt, wt, stride=geom.stride, padding=geom.padding, dilation=geom.dilation)
+    return np.moveaxis(y.numpy(), 1, -1)
 
 
 def _compact(e) -> int | tuple[int, ...]:

@@ -83,6 +83,87 @@ def _sigmoid(a: dict, x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def _pads(a: dict, sizes, kernel, strides, dilations) -> list[tuple[int, int]]:
+    """``(begin, end)`` padding per spatial axis from ``pads`` or ``auto_pad``."""
+    auto = a.get("auto_pad", "NOTSET")
+    n = len(sizes)
+    if auto in ("NOTSET", ""):
+        p = [int(v) for v in a.get("pads", [0] * 2 * n)]
+        return list(zip(p[:n], p[n:]))
+    if auto == "VALID":
+        return [(0, 0)] * n
+    out = []
+    for size, k, s, d in zip(sizes, kernel, strides, dilations):
+        total = max(0, (-(-size // s) - 1) * s + d * (k - 1) + 1 - size)
+        small, big = total // 2, total - total // 2
+        out.append((small, big) if auto == "SAME_UPPER" else (big, small))
+    return out
+
+
+def _windows(x, kernel, strides, dilations, pads):
+    """``(out sizes, per kernel offset a function of the padded input giving (B, C, *out))``."""
+    xp = np.pad(x, [(0, 0), (0, 0), *pads])
+    outs = [(xp.shape[2 + i] - d * (k - 1) - 1) // s + 1 for i, (k, s, d) in enumerate(zip(kernel, strides, dilations))]
+    for off in np.ndindex(*kernel):
+        idx = tuple(slice(o * d, o * d + s * (n - 1) + 1, s) for o, d, s, n in zip(off, dilations, strides, outs))
+        yield off, xp[(slice(None), slice(None), *idx)]
+
+
+def _conv(a: dict, x, w, b=None):
+    n = x.ndim - 2
+    kernel = [int(v) for v in a.get("kernel_shape", w.shape[2:])]
+    strides = [int(v) for v in a.get("strides", [1] * n)]
+    dil = [int(v) for v in a.get("dilations", [1] * n)]
+    g = int(a.get("group", 1))
+    pads = _pads(a, x.shape[2:], kernel, strides, dil)
+    cg, og = x.shape[1] // g, w.shape[0] // g
+    y = None
+    for off, win in _windows(x, kernel, strides, dil, pads):  # win: (B, C, *out)
+        parts = [np.einsum("bc...,oc->bo...", win[:, i * cg:(i + 1) * cg], w[i * og:(i + 1) * og, :, *off])
+                 for i in range(g)]
+        t = np.concatenate(parts, axis=1)
+        y = t if y is None else y + t
+    return y if b is None else y + b.reshape(1, -1, *[1] * n)
+
+
+def _average_pool(a: dict, x):
+    n = x.ndim - 2
+    if a.get("ceil_mode", 0):
+        raise OnnxModelError("AveragePool with ceil_mode is not evaluated")
+    kernel = [int(v) for v in a["kernel_shape"]]
+    strides = [int(v) for v in a.get("strides", [1] * n)]
+    dil = [int(v) for v in a.get("dilations", [1] * n)]
+    pads = _pads(a, x.shape[2:], kernel, strides, dil)
+    total = sum(win for _, win in _windows(x, kernel, strides, dil, pads))
+    if a.get("count_include_pad", 0) or not any(p for pp in pads for p in pp):
+        return total / float(np.prod(kernel))
+    count = sum(win for _, win in _windows(np.ones((1, 1, *x.shape[2:])), kernel, strides, dil, pads))
+    return total / count
+
+
+def _max_pool(a: dict, x):
+    n = x.ndim - 2
+    if a.get("ceil_mode", 0):
+        raise OnnxModelError("MaxPool with ceil_mode is not evaluated")
+    kernel = [int(v) for v in a["kernel_shape"]]
+    strides = [int(v) for v in a.get("strides", [1] * n)]
+    dil = [int(v) for v in a.get("dilations", [1] * n)]
+    pads = _pads(a, x.shape[2:], kernel, strides, dil)
+    xp = np.pad(x.astype(np.float64), [(0, 0), (0, 0), *pads], constant_values=-np.inf)
+    wins = [win for _, win in _windows(xp, kernel, strides, dil, [(0, 0)] * n)]
+    return np.maximum.reduce(wins)
+
+
+def _reduce_mean(a: dict, x, axes=None):
+    axes = a.get("axes") if axes is None else axes
+    keep = bool(a.get("keepdims", 1))
+    if axes is None or np.asarray(axes).size == 0:
+        if a.get("noop_with_empty_axes", 0):
+            return x
+        return x.mean(keepdims=keep)
+    return x.mean(axis=tuple(int(v) % x.ndim for v in np.asarray(axes).reshape(-1)), keepdims=keep)
+
+
 OPS: dict[str, Callable[..., np.ndarray]] = {
     "Gemm": _gemm,
     "MatMul": lambda a, x, w: x @ w,
@@ -98,6 +179,12 @@ OPS: dict[str, Callable[..., np.ndarray]] = {
     "LayerNormalization": _layernorm,
     "BatchNormalization": _batchnorm,
     "Flatten": _flatten,
+    "Conv": _conv,
+    "GlobalAveragePool": lambda a, x: x.mean(axis=tuple(range(2, x.ndim)), keepdims=True),
+    "AveragePool": _average_pool,
+    "MaxPool": _max_pool,
+    "GlobalMaxPool": lambda a, x: x.max(axis=tuple(range(2, x.ndim)), keepdims=True),
+    "ReduceMean": _reduce_mean,
     "Identity": lambda a, x: x,
     "Dropout": lambda a, x, *rest: x,
     "Reshape": _reshape,

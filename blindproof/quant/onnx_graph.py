@@ -4,19 +4,30 @@
 | ONNX | integer program |
 |---|---|
 | ``Gemm`` (``transA = 0``), ``MatMul`` by a weight, with a following ``Add`` of a bias vector | ``linear`` (int8 weights, int32 bias) |
-| ``BatchNormalization`` right after one of those, on ``(batch, features)`` | folded into its weights and bias |
-| ``BatchNormalization`` elsewhere, on ``(batch, features)`` | ``mul_weight`` + ``add_weight`` |
+| ``Conv`` (1 or 2 spatial axes, ``group = 1``, symmetric ``pads`` or ``auto_pad``) | ``conv`` (channel-last; int8 weights per output channel, int32 bias) |
+| ``BatchNormalization`` right after one of those, on ``(batch, features)`` or a ``Conv``'s map | folded into its weights and bias |
+| ``BatchNormalization`` elsewhere, on ``(batch, features)`` or a feature map | ``mul_weight`` + ``add_weight`` |
+| ``GlobalAveragePool``; ``ReduceMean`` over every position of a feature map | ``mean_pool`` over the positions |
+| ``AveragePool`` with ``strides = kernel_shape``, no padding | ``conv`` by a weight that averages each channel over its window |
+| ``MaxPool`` without padding or dilation, ``GlobalMaxPool`` | ``max_pool`` |
 | ``Relu`` | ``rescale`` clamped at 0 |
 | ``Gelu`` (``approximate`` none or tanh), its ``Erf`` form (``Div(x, √2)``, ``Erf``, ``Add 1``, ``Mul x``, ``Mul 0.5``), ``Tanh``, ``Mul(x, Sigmoid(x))`` (SiLU) | table ``lookup`` |
 | ``Sigmoid`` | ``lookup`` of ``σ(x) − 1/2``, ``add_weight`` of 1/2 |
 | ``LayerNormalization`` (last axis) | ``norm`` (layer), gain and shift |
 | ``Add``, ``Mul`` of two tensors; ``Add``, ``Sub``, ``Mul``, ``Div`` of a tensor and a number or per-feature vector | ``add``; ``mul``; ``add_weight``; ``mul_weight`` |
-| ``Flatten`` (axis 1), ``Reshape`` / ``Squeeze`` to ``(batch, features)`` | the input flattened when encoded (first step); nothing on a 2-d tensor |
+| ``Flatten`` (axis 1), ``Reshape`` / ``Squeeze`` to ``(batch, features)`` | the input flattened when encoded (first step); nothing on a 2-d tensor or a globally pooled map; ``mean_pool`` (exact) on a map of one position per channel |
+| ``Gemm`` / ``MatMul`` after flattening a feature map of several positions | ``linear`` contracting the channel-last map's last axes, its weight columns permuted from ``(C, H, W)`` order to ``(H, W, C)`` |
 | ``Identity``, ``Dropout`` (inference), ``Constant``; ``Shape`` and nodes of constants only (``Gather``, ``Unsqueeze``, ``Concat``, ``Cast``, ...) | nothing (constants of the batch, feeding reshapes) |
 
+Feature maps are held channel-last (:mod:`blindproof.quant.graph_ops`); a graph whose ``Conv`` reads its
+input ``(batch, C, *spatial)`` (directly, or through elementwise nodes such as a per-channel normalization)
+gets that input permuted when it is encoded (``arch["channel_last_input"]``). A padded or dilated
+``MaxPool``, a grouped ``Conv``, asymmetric padding, a flattened feature map read by anything but a ``Gemm``
+/ ``MatMul`` (or an elementwise node before it) and a feature map as the graph's output are refused.
+
 Anything else stops the walk with a one-line error naming the first unsupported node, e.g.
-``unsupported ONNX node 'conv1' (Conv); supported: …``. The walk computes every tensor's float value on
-the calibration batch; at the end they must equal the graph's own output as
+``unsupported ONNX node 'conv1' (Conv): group = 4: …; supported: …``. The walk computes every tensor's
+float value on the calibration batch; at the end they must equal the graph's own output as
 :mod:`blindproof.quant.onnx_eval` evaluates it, so a node read wrongly fails instead of proving another
 function.
 """
@@ -30,14 +41,19 @@ from typing import Any
 import numpy as np
 
 from blindproof.quant.builder import QuantizationError, _Builder, _Node
-from blindproof.quant.graph_ops import GraphOps, Unsupported, fold_batchnorm
+from blindproof.quant.conv import ConvGeometry
+from blindproof.quant.graph_ops import MAX_POOL, GraphOps, Unsupported, fold_batchnorm
 from blindproof.quant.onnx_eval import OPS, evaluate
 from blindproof.quant.onnx_model import OnnxModel, OnnxModelError, attributes, node_label
 
-SUPPORTED = ("Gemm, MatMul (+ Add bias), BatchNormalization (folded), Relu, Gelu (or its Erf form), Sigmoid, Tanh, "
-             "Mul(x, Sigmoid(x)), LayerNormalization, Add, Mul, Sub/Div by a constant, Flatten, Reshape/Squeeze to "
-             "(batch, features), Identity, Dropout, Constant, shape arithmetic (Shape, Gather, Unsqueeze, Concat, "
+SUPPORTED = ("Gemm, MatMul (+ Add bias), Conv (group 1), BatchNormalization (folded), Relu, Gelu (or its Erf form), "
+             "Sigmoid, Tanh, Mul(x, Sigmoid(x)), LayerNormalization, Add, Mul, Sub/Div by a constant, "
+             "GlobalAveragePool, ReduceMean over positions, AveragePool (strides = kernel), MaxPool (no padding), "
+             "GlobalMaxPool, Flatten, Reshape/Squeeze "
+             "to (batch, features), Identity, Dropout, Constant, shape arithmetic (Shape, Gather, Unsqueeze, Concat, "
              "Cast)")
+_ELEMENTWISE = ("Relu", "Sigmoid", "Tanh", "Gelu", "Erf", "Add", "Sub", "Mul", "Div", "BatchNormalization", "Identity",
+                "Dropout")
 _PASS = ("Identity", "Dropout")
 
 
@@ -135,13 +151,108 @@ class _Walk:
                 bias, out = vec, nxt.output[0]
                 self.done.add(nxt.output[0])
                 nxt = self.sole_reader(out)
-        if nxt is not None and nxt.op_type == "BatchNormalization" and x.value.ndim == 2:
+        if nxt is not None and nxt.op_type == "BatchNormalization" and len(self.ops.shape(x)) == 2:
             stats = self.batchnorm_stats(nxt)
             if stats is not None:
                 w, bias = fold_batchnorm(w, bias, *stats)
                 out, folded = nxt.output[0], True
                 self.done.add(nxt.output[0])
         self.env[out] = self.ops.linear(x, w, bias, self.name(node), folded=folded)
+
+    # --- convolutions and pooling ------------------------------------------------------------------
+    def geometry(self, node: Any, a: dict, sizes: tuple[int, ...], kernel: tuple[int, ...]) -> ConvGeometry:
+        """Strides, symmetric padding and dilations of a Conv or AveragePool (``pads`` or ``auto_pad``)."""
+        n = len(kernel)
+        strides = tuple(int(v) for v in a.get("strides", [1] * n))
+        dil = tuple(int(v) for v in a.get("dilations", [1] * n))
+        auto = a.get("auto_pad", "NOTSET")
+        if auto in ("NOTSET", ""):
+            p = [int(v) for v in a.get("pads", [0] * 2 * n)]
+            begin, end = p[:n], p[n:]
+        elif auto == "VALID":
+            begin = end = [0] * n
+        elif auto in ("SAME_UPPER", "SAME_LOWER"):
+            total = [max(0, (-(-size // s) - 1) * s + d * (k - 1) + 1 - size)
+                     for size, k, s, d in zip(sizes, kernel, strides, dil)]
+            begin, end = [t // 2 for t in total], [t - t // 2 for t in total]
+        else:
+            raise Unsupported(f"auto_pad = {auto!r}")
+        if len(strides) != n or len(dil) != n or len(begin) != n or len(end) != n:
+            raise Unsupported(f"strides {strides}, dilations {dil}, pads {begin + end} for {n} spatial axes")
+        if list(begin) != list(end):
+            raise Unsupported(f"asymmetric padding {list(begin)} before, {list(end)} after (only the same padding on "
+                              "both sides of each axis is supported)")
+        return ConvGeometry(strides, tuple(begin), dil)
+
+    def conv(self, node: Any) -> None:
+        """A Conv, with the BatchNormalization that follows it folded in."""
+        x = self.tensor(node.input[0])
+        a = attributes(node)
+        w = self.const.get(node.input[1]) if len(node.input) > 1 else None
+        if w is None or w.dtype.kind != "f" or node.input[0] in self.const:
+            raise Unsupported("only a Conv of a computed tensor by a float32 weight (an initializer) is supported")
+        if int(a.get("group", 1)) != 1:
+            raise Unsupported(f"group = {a.get('group')}: grouped and depthwise convolutions are not supported "
+                              "(group = 1 only)")
+        bias = None
+        if len(node.input) > 2 and node.input[2]:
+            bias = self.const.get(node.input[2])
+            if bias is None or bias.dtype.kind != "f":
+                raise Unsupported("its bias must be a float32 vector (an initializer)")
+        kernel = tuple(int(v) for v in a.get("kernel_shape", w.shape[2:]))
+        if kernel != tuple(w.shape[2:]):
+            raise Unsupported(f"kernel_shape {kernel} for a weight of shape {w.shape}")
+        geom = self.geometry(node, a, self.ops.shape(x)[2:], kernel)
+        out, folded = node.output[0], False
+        nxt = self.sole_reader(out)
+        if nxt is not None and nxt.op_type == "BatchNormalization":
+            stats = self.batchnorm_stats(nxt)
+            if stats is not None and stats[0].shape == (w.shape[0],):
+                w, bias = fold_batchnorm(w, bias, *stats)
+                out, folded = nxt.output[0], True
+                self.done.add(nxt.output[0])
+        self.env[out] = self.ops.conv(x, w, bias, self.name(node), geom, folded=folded)
+
+    def average_pool(self, node: Any, x: _Node) -> _Node:
+        """An AveragePool whose strides are its kernel, without padding."""
+        a = attributes(node)
+        kernel = tuple(int(v) for v in a["kernel_shape"])
+        geom = self.geometry(node, a, self.ops.shape(x)[2:], kernel)
+        if geom.stride != kernel or any(geom.padding) or any(d != 1 for d in geom.dilation):
+            raise Unsupported(f"kernel {kernel}, strides {geom.stride}, pads {geom.padding}: only strides = "
+                              "kernel_shape without padding (overlapping windows need a depthwise op; or use "
+                              "GlobalAveragePool)")
+        if a.get("ceil_mode", 0) and any(s % k for s, k in zip(self.ops.shape(x)[2:], kernel)):
+            raise Unsupported("ceil_mode with partial windows")
+        return self.ops.avg_pool(x, kernel, self.name(node))
+
+    def max_pool(self, node: Any, x: _Node) -> _Node:
+        """A MaxPool without padding or dilation (every window inside the input), its Indices output unread."""
+        a = attributes(node)
+        if len(node.output) > 1 and node.output[1]:
+            raise Unsupported("its Indices output is read: the program computes values only")
+        kernel = tuple(int(v) for v in a["kernel_shape"])
+        geom = self.geometry(node, a, self.ops.shape(x)[2:], kernel)
+        partial = a.get("ceil_mode", 0) and any((s - k) % st for s, k, st in
+                                                zip(self.ops.shape(x)[2:], kernel, geom.stride))
+        if any(geom.padding) or any(d != 1 for d in geom.dilation) or partial:
+            raise Unsupported(f"pads {list(geom.padding)}, dilations {list(geom.dilation)}"
+                              f"{', ceil_mode with partial windows' if partial else ''}: {MAX_POOL}")
+        return self.ops.max_pool(x, kernel, geom.stride, self.name(node))
+
+    def reduce_mean(self, node: Any, x: _Node) -> _Node:
+        """A ReduceMean over every position of a feature map (global average pooling)."""
+        a = attributes(node)
+        axes = a.get("axes")
+        if len(node.input) > 1 and node.input[1]:
+            axes = self.const.get(node.input[1])
+            if axes is None:
+                raise Unsupported("its axes must be a constant")
+        nd = len(self.ops.shape(x))
+        got = {int(v) % nd for v in np.asarray(axes).reshape(-1)} if axes is not None else None
+        if got != set(range(2, nd)) or nd not in (3, 4) or not (self.ops.is_map(x) or self.ops.is_input(x)):
+            raise Unsupported("only a mean over every position of a feature map (axes 2, 3) is supported")
+        return self.ops.global_pool(x, self.name(node), keep=bool(a.get("keepdims", 1)))
 
     def batchnorm_stats(self, node: Any) -> tuple | None:
         """``(mean, var, gamma, beta, eps)`` of an inference-mode BatchNormalization with constant operands."""
@@ -155,7 +266,7 @@ class _Walk:
     # --- shapes ------------------------------------------------------------------------------------
     def reshape(self, node: Any, x: _Node) -> _Node:
         """A Reshape or Squeeze that keeps the batch axis and leaves ``(batch, features)`` or the same shape."""
-        shape = x.value.shape
+        shape = self.ops.shape(x)
         if node.op_type == "Squeeze":
             axes = attributes(node).get("axes")
             if len(node.input) > 1 and node.input[1]:
@@ -287,6 +398,8 @@ class _Walk:
             raise Unsupported(f"operator domain {node.domain!r}")
         if op in ("Gemm", "MatMul"):
             return self.linear(node)
+        if op == "Conv":
+            return self.conv(node)
         if op in ("Div", "Mul") and self.gelu_erf(node):
             return None
         if op in ("Add", "Mul", "Sub", "Div"):
@@ -335,8 +448,19 @@ class _Walk:
             if stats is None:
                 raise Unsupported("only inference mode with constant statistics is supported")
             self.env[out] = ops.batchnorm(x, *stats, self.name(node))
+        elif op == "GlobalAveragePool":
+            self.env[out] = ops.global_pool(x, self.name(node), keep=True)
+        elif op == "AveragePool":
+            self.env[out] = self.average_pool(node, x)
+        elif op == "MaxPool":
+            self.env[out] = self.max_pool(node, x)
+        elif op == "GlobalMaxPool":
+            k = tuple(self.ops.shape(x)[2:])
+            self.env[out] = ops.max_pool(x, k, k, self.name(node))
+        elif op == "ReduceMean":
+            self.env[out] = self.reduce_mean(node, x)
         elif op == "Flatten":
-            if a.get("axis", 1) % max(x.value.ndim, 1) != 1:
+            if a.get("axis", 1) % max(len(ops.shape(x)), 1) != 1:
                 raise Unsupported("only Flatten(axis = 1) is supported")
             self.env[out] = ops.flatten(x)
         elif op in ("Reshape", "Squeeze"):
@@ -345,10 +469,30 @@ class _Walk:
             raise Unsupported("")
         return None
 
+    def feeds_conv(self) -> bool:
+        """Whether a Conv or an average pooling reads the graph's input directly or through elementwise nodes
+        only (activations, Add/Sub/Mul/Div, BatchNormalization, Identity, Dropout): then the input is
+        channel-last from the start (a normalization ``(x − μ) / σ`` before the first Conv)."""
+        seen, todo = set(), [self.model.input_name]
+        while todo:
+            t = todo.pop()
+            for n in self.readers.get(t, []):
+                if n is None or id(n) in seen:
+                    continue
+                seen.add(id(n))
+                if n.op_type in ("Conv", "AveragePool", "GlobalAveragePool", "MaxPool", "GlobalMaxPool") \
+                        and n.input[0] == t:
+                    return True
+                if n.op_type in _ELEMENTWISE:
+                    todo.extend(o for o in n.output[:1] if o)
+        return False
+
     def run(self) -> _Node:
         x = self.x
         self.model.check_input(x)
         self.env[self.model.input_name] = self.b.input_features("x", x.astype(np.float64))
+        if x.ndim in (3, 4) and self.feeds_conv():
+            self.ops.channel_last(self.env[self.model.input_name], "a convolution")
         for node in self.model.graph.node:
             absorbed = not node.output or node.output[0] in self.done
             if absorbed or node.output[0] in self.const:  # Constant nodes and copies of weights are constants
@@ -361,10 +505,17 @@ class _Walk:
                 raise unsupported(node, exc.why) from None
             for o in node.output:
                 if o in self.env and o not in self.shapes:
-                    self.shapes[o] = tuple(self.env[o].value.shape)
+                    self.shapes[o] = self.ops.shape(self.env[o])
         out = self.env.get(self.model.output_name)
         if out is None or self.ops.is_input(out):
             raise OnnxModelError(f"{self.model.name}: the graph computes nothing from its input")
+        try:
+            self.ops.check_output(out)
+        except Unsupported as exc:
+            last = next((n for n in reversed(self.model.graph.node) if self.model.output_name in n.output), None)
+            if last is None:
+                raise OnnxModelError(f"{self.model.name}: {exc.why}") from None
+            raise unsupported(last, exc.why) from None
         return self.b.requant(out, "output")
 
 
@@ -383,4 +534,6 @@ def walk_onnx(b: _Builder, model: OnnxModel, x: np.ndarray) -> tuple[list[_Node]
                                 "output (a node was read differently from how ONNX defines it)")
     arch = {"family": "onnx", "opset": model.opset, "graph": walk.ops.desc,
             "input_shape": list(x.shape[1:]), "flatten_input": walk.ops.flatten_input}
+    if walk.ops.channel_last_input:  # only then: other programs' descriptions (and digests) stay as they were
+        arch["channel_last_input"] = True
     return [out], arch

@@ -361,12 +361,18 @@ class QuantSpec:
 
 def encode_input(spec: "QuantSpec", x: np.ndarray) -> dict[str, np.ndarray]:
     """A model input as the program's integer input: token ids pass through (integers, shape (batch,
-    seq)); float features are rounded half up at the input's exponent and clipped to its range."""
+    seq)); float features are rounded half up at the input's exponent and clipped to its range. The input
+    is taken as the float model takes it: a graph that flattens it first gets it flattened, a convolution
+    net's ``(batch, C, *spatial)`` is permuted channel-last, ``(batch, *spatial, C)``, as its program reads it."""
     from blindproof.quant.functions import round_half_up
 
     a = np.asarray(x)
     if spec.arch.get("flatten_input") and a.ndim > 2:  # a torch graph that flattens its input first
         a = a.reshape(a.shape[0], -1)
+    if spec.arch.get("channel_last_input"):  # a convolution net: (batch, C, *spatial) -> (batch, *spatial, C)
+        if a.ndim not in (3, 4):
+            raise ValueError(f"a convolution net takes inputs (batch, channels, *positions), got shape {a.shape}")
+        a = np.moveaxis(a, 1, -1)
     name = spec.inputs[0]
     ts = spec.tensors[name]
     if ts.role == "index":
