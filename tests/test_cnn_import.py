@@ -329,3 +329,18 @@ def test_elementwise_preprocessing_before_the_first_convolution(tmp_path):
     y = qo.forward(xn)
     assert float((y * ref).sum() / np.linalg.norm(y) / np.linalg.norm(ref)) > 0.999
     check_trace(qo.spec, qo.weights, qo.run(xn))
+
+
+def test_the_readme_lenet_proves_and_verifies():
+    """README's LeNet (two 5×5 convolutions, 2×2 max pooling, a Flatten into a Linear), as written there."""
+    import blindproof
+    torch.manual_seed(0)
+    lenet = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(),
+                          nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 10)).eval()
+    c = blindproof.commit(lenet, torch.randn(64, 1, 28, 28))
+    x = torch.randn(1, 1, 28, 28)
+    p = blindproof.prove(c, x)
+    assert blindproof.verify(p, c.commitment)
+    assert not blindproof.verify(p, c.commitment, outputs=p.proof.outputs["output"] + 1)
+    with torch.no_grad():
+        assert int(np.argmax(p.output)) == int(lenet(x).argmax())
