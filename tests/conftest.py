@@ -52,3 +52,14 @@ def _test_keys_count_no_openings():
     mp.setattr(CommitmentKey, "ledger", lambda self: real(self) if self.path is not None else Unmetered())
     yield
     mp.undo()
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """``run_cli("commit", ...)``: ``blindproof.cli.main`` in this process, its returncode, stdout and stderr
+    (:func:`cli_runs.cli_here`); ``cli_runs.cli`` runs the real command in a subprocess."""
+    from functools import partial
+
+    from cli_runs import cli_here
+
+    return partial(cli_here, capsys)

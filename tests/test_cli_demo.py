@@ -23,8 +23,9 @@ def _cli(*args: str, cwd=None, check: bool = True) -> subprocess.CompletedProces
     return proc
 
 
-def test_demo_json_reports_blind_equals_plaintext():
-    proc = _cli("demo", "--json", "--tokens", "24")
+def test_demo_json_reports_blind_equals_plaintext_and_a_verified_proof():
+    # the one run of the whole demo in the default test run (the identity check and the proved inference too)
+    proc = _cli("demo", "--json", "--tokens", "24", "--proof-tokens", "4")
     summary = json.loads(proc.stdout)
     assert summary["blind_equals_plaintext"] is True
     assert summary["blind_text"] == summary["plaintext_text"] == summary["plaintext_server_text"]
@@ -34,6 +35,11 @@ def test_demo_json_reports_blind_equals_plaintext():
     # the identity check sends probe sessions shaped like traffic; Wald's test accepts after ~42 of them
     assert summary["identity_check"] == "match" and summary["identity_probes"] >= 40
     assert "probe sessions of the bundled corpus's text" in proc.stderr
+    # the proved blind inference of --proof-tokens tokens
+    assert summary["proof_verified"] is True
+    proof = summary["proof"]
+    assert proof["tokens"] == 4 and proof["bytes"] > 0 and proof["provable_bits"] >= 100
+    assert set(proof["seconds"]) == {"deploy", "infer", "prove", "download", "verify"}
 
 
 def test_demo_summary_is_built_in_one_place():

@@ -225,12 +225,3 @@ def test_bad_input_is_refused_with_clear_errors(made, tmp_path, capsys):
     code, _, err = _main(capsys, "fingerprint", "check", "--server", "127.0.0.1:1", "--deployment", "ab" * 32,
                          "--key", str(key), "--fingerprint", str(fp), "--fixed-size")
     assert code == 2 and "unused probe sessions" in err
-
-
-@pytest.mark.slow  # the demo also proves an inference; tests/test_cli_demo.py runs it as well
-def test_demo_reports_identity_check(capsys):
-    code, out, err = _main(capsys, "demo", "--json", "--tokens", "8")
-    assert out, err[-3000:]
-    summary = json.loads(out)
-    assert code == 0 and summary["identity_check"] == "match" and summary["blind_equals_plaintext"] is True
-    assert summary["identity_probes"] >= 40  # Wald's test accepts after ~42 passing sessions (p0 0.023, p1 0.5)

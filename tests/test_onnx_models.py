@@ -1,11 +1,11 @@
 """ONNX files as models through the command line, in two commands (real subprocesses, real files):
 ``blindproof commit --model m.onnx --calibration x.npy`` and ``blindproof prove --model m.onnx ...``, then
-``blindproof verify``; a tampered proof, an unsupported node and a corrupt file are refused."""
+``blindproof verify``; a tampered proof, an unsupported node and a corrupt file are refused (these and the
+other files through ``blindproof.cli.main`` in this process)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
 
 import numpy as np
 import pytest
@@ -16,11 +16,11 @@ from blindproof.quant.onnx_eval import evaluate
 from blindproof.quant.onnx_model import load_onnx
 
 from onnx_graphs import mlp, residual, save, with_conv
-from test_hf_folders import cli  # the real CLI in a subprocess, this tree first on the path
+from cli_runs import cli  # the real CLI in a subprocess, this tree first on the path
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.filterwarnings("ignore::UserWarning")]
 
-def _error_line(proc: subprocess.CompletedProcess) -> str:
+def _error_line(proc) -> str:
     """The one error line of a refused command (progress lines aside)."""
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("[")]
     assert len(lines) == 1, proc.stderr
@@ -43,7 +43,7 @@ def files(tmp_path_factory):
     return d
 
 
-def test_mlp_onnx_file_commits_proves_and_verifies_in_two_commands(files, tmp_path):
+def test_mlp_onnx_file_commits_proves_and_verifies_in_two_commands(files, tmp_path, run_cli):
     # exactly the README's commands, run in a folder holding the files
     for name in ("m.onnx", "x.npy", "x1.npy"):
         (tmp_path / name).write_bytes((files / name).read_bytes())
@@ -52,8 +52,9 @@ def test_mlp_onnx_file_commits_proves_and_verifies_in_two_commands(files, tmp_pa
         "-o", "p.bin", cwd=tmp_path)
     out = cli("verify", "p.bin", "--commitment", "m.commit", cwd=tmp_path)
     assert out.stdout.startswith("VALID")
-    res = json.loads(cli("verify", "p.bin", "--commitment", "m.commit", "--input", "x1.npy", "--json",
-                         cwd=tmp_path).stdout)
+    # the same proof, checked further through blindproof.cli.main in this process
+    res = json.loads(run_cli("verify", "p.bin", "--commitment", "m.commit", "--input", "x1.npy", "--json",
+                             cwd=tmp_path).stdout)
     assert res["valid"]
     # the label the proof carries is the ONNX graph's own (evaluated in float)
     x1 = np.load(files / "x1.npy")
@@ -62,52 +63,53 @@ def test_mlp_onnx_file_commits_proves_and_verifies_in_two_commands(files, tmp_pa
     data = bytearray((tmp_path / "p.bin").read_bytes())
     data[-100] ^= 0x20
     (tmp_path / "bad.bin").write_bytes(bytes(data))
-    bad = cli("verify", "bad.bin", "--commitment", "m.commit", check=False, cwd=tmp_path)
+    bad = run_cli("verify", "bad.bin", "--commitment", "m.commit", check=False, cwd=tmp_path)
     assert bad.returncode == 1 and not bad.stdout.startswith("VALID")
     # another input than the proof's is rejected too
     np.save(tmp_path / "x2.npy", x1 + 0.5)
-    assert cli("verify", "p.bin", "--commitment", "m.commit", "--input", "x2.npy", check=False,
-               cwd=tmp_path).returncode == 1
+    assert run_cli("verify", "p.bin", "--commitment", "m.commit", "--input", "x2.npy", check=False,
+                   cwd=tmp_path).returncode == 1
 
 
-def test_residual_block_with_layernorm_proves_and_verifies(files, tmp_path):
+def test_residual_block_with_layernorm_proves_and_verifies(files, tmp_path, run_cli):
     com, proof = tmp_path / "r.commit", tmp_path / "p.bin"
-    cli("commit", "--model", str(files / "res.onnx"), "--calibration", str(files / "r.npy"), "-o", str(com))
-    cli("prove", "--model", str(files / "res.onnx"), "--calibration", str(files / "r.npy"), "--commitment", str(com),
-        "--input", str(files / "r1.npy"), "-o", str(proof))
-    res = json.loads(cli("verify", str(proof), "--commitment", str(com), "--json").stdout)
+    run_cli("commit", "--model", str(files / "res.onnx"), "--calibration", str(files / "r.npy"), "-o", str(com))
+    run_cli("prove", "--model", str(files / "res.onnx"), "--calibration", str(files / "r.npy"),
+            "--commitment", str(com), "--input", str(files / "r1.npy"), "-o", str(proof))
+    res = json.loads(run_cli("verify", str(proof), "--commitment", str(com), "--json").stdout)
     assert res["valid"]
     kinds = {op.kind for op in blindproof.commit(str(files / "res.onnx"), np.load(files / "r.npy")).commitment.spec.ops}
     assert {"linear", "lookup", "add", "norm"} <= kinds
     data = bytearray(proof.read_bytes())
     data[len(data) // 2] ^= 0x01
     (tmp_path / "bad.bin").write_bytes(bytes(data))
-    assert cli("verify", str(tmp_path / "bad.bin"), "--commitment", str(com), check=False).returncode == 1
+    assert run_cli("verify", str(tmp_path / "bad.bin"), "--commitment", str(com), check=False).returncode == 1
 
 
-def test_other_calibration_is_another_model_and_calibration_is_needed(files, tmp_path):
+def test_other_calibration_is_another_model_and_calibration_is_needed(files, tmp_path, run_cli):
     com = tmp_path / "m.commit"
-    cli("commit", "--model", str(files / "m.onnx"), "--calibration", str(files / "x.npy"), "-o", str(com))
+    run_cli("commit", "--model", str(files / "m.onnx"), "--calibration", str(files / "x.npy"), "-o", str(com))
     np.save(tmp_path / "wide.npy", 8 * np.load(files / "x.npy"))
-    out = cli("prove", "--model", str(files / "m.onnx"), "--calibration", str(tmp_path / "wide.npy"),
-              "--commitment", str(com), "--input", str(files / "x1.npy"), "-o", str(tmp_path / "p.bin"), check=False)
+    out = run_cli("prove", "--model", str(files / "m.onnx"), "--calibration", str(tmp_path / "wide.npy"),
+                  "--commitment", str(com), "--input", str(files / "x1.npy"), "-o", str(tmp_path / "p.bin"),
+                  check=False)
     assert out.returncode == 2 and "do not match" in _error_line(out)
-    out = cli("commit", "--model", str(files / "m.onnx"), "-o", str(tmp_path / "n.commit"), check=False)
+    out = run_cli("commit", "--model", str(files / "m.onnx"), "-o", str(tmp_path / "n.commit"), check=False)
     assert out.returncode == 2 and "pass calibration data" in _error_line(out)
-    out = cli("commit", "--model", str(files / "m.onnx"), "--calibration", str(files / "img.npy"),
-              "-o", str(tmp_path / "n.commit"), check=False)
+    out = run_cli("commit", "--model", str(files / "m.onnx"), "--calibration", str(files / "img.npy"),
+                  "-o", str(tmp_path / "n.commit"), check=False)
     assert out.returncode == 2 and "has shape ('batch', 16), the data (8, 1, 4, 4)" in _error_line(out)
 
 
-def test_an_unsupported_node_is_named_with_exit_2(files, tmp_path):
-    out = cli("commit", "--model", str(files / "conv.onnx"), "--calibration", str(files / "img.npy"),
-              "-o", str(tmp_path / "c.commit"), check=False)
+def test_an_unsupported_node_is_named_with_exit_2(files, tmp_path, run_cli):
+    out = run_cli("commit", "--model", str(files / "conv.onnx"), "--calibration", str(files / "img.npy"),
+                  "-o", str(tmp_path / "c.commit"), check=False)
     line = _error_line(out)
     assert out.returncode == 2
     assert "unsupported ONNX node 'conv1' (Conv); supported: Gemm, MatMul" in line
     assert not (tmp_path / "c.commit").exists()
-    out = cli("quantize", str(files / "conv.onnx"), "--calibration", str(files / "img.npy"), "-o",
-              str(tmp_path / "c.qspec"), check=False)
+    out = run_cli("quantize", str(files / "conv.onnx"), "--calibration", str(files / "img.npy"), "-o",
+                  str(tmp_path / "c.qspec"), check=False)
     assert out.returncode == 2 and "unsupported ONNX node 'conv1' (Conv)" in _error_line(out)
 
 
@@ -116,28 +118,28 @@ def test_an_unsupported_node_is_named_with_exit_2(files, tmp_path):
     (b"hello, this is a text file\n" * 20, "not a readable ONNX model"),
     (b"", "not an ONNX model"),
 ])
-def test_a_corrupt_file_is_one_line(files, tmp_path, content, message):
+def test_a_corrupt_file_is_one_line(files, tmp_path, content, message, run_cli):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(content)
-    out = cli("commit", "--model", str(bad), "--calibration", str(files / "x.npy"), "-o", str(tmp_path / "c"),
-              check=False)
+    out = run_cli("commit", "--model", str(bad), "--calibration", str(files / "x.npy"), "-o", str(tmp_path / "c"),
+                  check=False)
     assert out.returncode == 2 and message in _error_line(out) and "bad.onnx" in _error_line(out)
 
 
-def test_a_truncated_file_and_a_missing_file_are_one_line(files, tmp_path):
+def test_a_truncated_file_and_a_missing_file_are_one_line(files, tmp_path, run_cli):
     cut = tmp_path / "cut.onnx"
     cut.write_bytes((files / "m.onnx").read_bytes()[:300])
-    out = cli("commit", "--model", str(cut), "--calibration", str(files / "x.npy"), "-o", str(tmp_path / "c"),
-              check=False)
+    out = run_cli("commit", "--model", str(cut), "--calibration", str(files / "x.npy"), "-o", str(tmp_path / "c"),
+                  check=False)
     assert out.returncode == 2 and "cut.onnx: not a readable ONNX model" in _error_line(out)
-    out = cli("commit", "--model", str(tmp_path / "none.onnx"), "--calibration", str(files / "x.npy"),
-              "-o", str(tmp_path / "c"), check=False)
+    out = run_cli("commit", "--model", str(tmp_path / "none.onnx"), "--calibration", str(files / "x.npy"),
+                  "-o", str(tmp_path / "c"), check=False)
     assert out.returncode == 2 and "no ONNX file" in _error_line(out)
 
 
-def test_quantize_an_onnx_file_reports_and_the_qspec_is_reused(files, tmp_path):
+def test_quantize_an_onnx_file_reports_and_the_qspec_is_reused(files, tmp_path, run_cli):
     q = tmp_path / "m.qspec"
-    out = cli("quantize", str(files / "m.onnx"), "--calibration", str(files / "x.npy"), "-o", str(q), "--json")
+    out = run_cli("quantize", str(files / "m.onnx"), "--calibration", str(files / "x.npy"), "-o", str(q), "--json")
     summary = json.loads(out.stdout)
     assert summary["top1"] >= 0.95 and summary["cosine_min"] > 0.99
     qm, info = load_qspec(q)

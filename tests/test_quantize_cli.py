@@ -1,21 +1,19 @@
 """`blindproof quantize MODEL --calibration DATA -o model.qspec`: the integer model as one file with its
-accuracy report, reused by commit and prove (real subprocesses, real files)."""
+accuracy report, reused by commit and prove (real files; one quantize/commit/prove/verify chain and one
+commit/prove/verify chain of a module file in real subprocesses, the other runs and the error paths
+through ``blindproof.cli.main`` in this process)."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import blindproof
 from blindproof.quant.files import load_qspec, save_qspec
+from cli_runs import cli  # the real CLI in a subprocess, this tree first on the path
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.timeout(600)
 
 MODULE_FILE = """
@@ -49,15 +47,6 @@ conv = WithConv()
 """
 
 
-def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.run([sys.executable, "-m", "blindproof.cli", *args], capture_output=True, text=True,
-                          timeout=400, env=env)
-    if check:
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("q")
@@ -69,7 +58,7 @@ def files(tmp_path_factory):
     return d
 
 
-def test_torch_module_file_quantize_commit_prove_verify(files, tmp_path):
+def test_torch_module_file_quantize_commit_prove_verify(files, tmp_path, run_cli):
     q, com, proof = tmp_path / "model.qspec", tmp_path / "model.commit", tmp_path / "proof.bin"
     out = cli("quantize", f"{files / 'mymodel.py'}:model", "--calibration", str(files / "calib.npy"), "-o", str(q))
     assert "top-1 agreement" in out.stdout and "warning" not in out.stderr
@@ -93,13 +82,13 @@ def test_torch_module_file_quantize_commit_prove_verify(files, tmp_path):
     data = bytearray(proof.read_bytes())
     data[-100] ^= 0x20
     (tmp_path / "bad.bin").write_bytes(bytes(data))
-    assert cli("verify", str(tmp_path / "bad.bin"), "--commitment", str(com), check=False).returncode == 1
+    assert run_cli("verify", str(tmp_path / "bad.bin"), "--commitment", str(com), check=False).returncode == 1
     # the same file through the one-call API
     c = blindproof.commit(q)
     assert blindproof.verify(blindproof.prove(c, np.load(files / "x.npy")), c.commitment)
 
 
-def test_commit_and_prove_a_module_file_with_calibration(files, tmp_path):
+def test_commit_and_prove_a_module_file_with_calibration(files, tmp_path, run_cli):
     com, proof = tmp_path / "m.commit", tmp_path / "p.bin"
     ref = f"{files / 'mymodel.py'}:model"  # seeded in the file: every process builds the same weights
     cli("commit", "--model", ref, "--calibration", str(files / "calib.npy"), "-o", str(com))
@@ -108,32 +97,32 @@ def test_commit_and_prove_a_module_file_with_calibration(files, tmp_path):
     assert cli("verify", str(proof), "--commitment", str(com), "--input", str(files / "x.npy")).returncode == 0
     # other calibration data is another integer model: prove refuses it against this commitment
     np.save(tmp_path / "wide.npy", 8 * np.load(files / "calib.npy"))
-    out = cli("prove", "--model", ref, "--calibration", str(tmp_path / "wide.npy"), "--commitment",
-              str(com), "--input", str(files / "x.npy"), "-o", str(proof), check=False)
+    out = run_cli("prove", "--model", ref, "--calibration", str(tmp_path / "wide.npy"), "--commitment",
+                  str(com), "--input", str(files / "x.npy"), "-o", str(proof), check=False)
     assert out.returncode == 2 and "do not match" in out.stderr
-    out = cli("commit", "--model", ref, "-o", str(tmp_path / "n.commit"), check=False)
+    out = run_cli("commit", "--model", ref, "-o", str(tmp_path / "n.commit"), check=False)
     assert out.returncode == 2 and "pass calibration data" in out.stderr
 
 
-def test_a_qspec_takes_no_calibration(files, tmp_path):
+def test_a_qspec_takes_no_calibration(files, tmp_path, run_cli):
     q = tmp_path / "m.qspec"
-    cli("quantize", f"{files / 'mymodel.py'}:model", "--calibration", str(files / "calib.npy"), "-o", str(q))
-    out = cli("commit", "--model", str(q), "--calibration", str(files / "calib.npy"), "-o", str(tmp_path / "c"),
-              check=False)
+    run_cli("quantize", f"{files / 'mymodel.py'}:model", "--calibration", str(files / "calib.npy"), "-o", str(q))
+    out = run_cli("commit", "--model", str(q), "--calibration", str(files / "calib.npy"), "-o", str(tmp_path / "c"),
+                  check=False)
     assert out.returncode == 2 and "quantized already" in out.stderr
 
 
-def test_a_low_agreement_warns(files, tmp_path):
+def test_a_low_agreement_warns(files, tmp_path, run_cli):
     q = tmp_path / "tied.qspec"
-    out = cli("quantize", f"{files / 'mymodel.py'}:tied", "--calibration", str(files / "flat.npy"), "-o", str(q),
-              "--json")
+    out = run_cli("quantize", f"{files / 'mymodel.py'}:tied", "--calibration", str(files / "flat.npy"), "-o", str(q),
+                  "--json")
     summary = json.loads(out.stdout)
     assert summary["top1"] < 0.95 and summary["warning"].startswith("warning: top-1 agreement")
     assert "warning: top-1 agreement" in out.stderr and "under 95%" in out.stderr
     assert q.is_file()  # still written: the report says how good it is, the user decides
 
 
-def test_text_calibration_for_a_folder_and_its_tokenizer_is_reused(tmp_path):
+def test_text_calibration_for_a_folder_and_its_tokenizer_is_reused(tmp_path, run_cli):
     pytest.importorskip("transformers")
     from hf_folders import CORPUS, hf_folder
 
@@ -141,22 +130,23 @@ def test_text_calibration_for_a_folder_and_its_tokenizer_is_reused(tmp_path):
     hf_folder(folder, "gpt2")
     (tmp_path / "calib.txt").write_text("\n".join(CORPUS))
     q, com = tmp_path / "g.qspec", tmp_path / "g.commit"
-    out = cli("quantize", str(folder), "--calibration", str(tmp_path / "calib.txt"), "--seq", "16", "-o", str(q))
+    out = run_cli("quantize", str(folder), "--calibration", str(tmp_path / "calib.txt"), "--seq", "16", "-o", str(q))
     assert "top-1 agreement" in out.stdout
     _, info = load_qspec(q)
     assert info["tokenizer"] == str((folder / "tokenizer.json").resolve()) and info["calibration_shape"][1] == 16
-    cli("commit", "--model", str(q), "-o", str(com))
-    out = cli("prove", "--model", str(q), "--commitment", str(com), "--text", "the sea", "-o", str(tmp_path / "p.bin"))
+    run_cli("commit", "--model", str(q), "-o", str(com))
+    out = run_cli("prove", "--model", str(q), "--commitment", str(com), "--text", "the sea", "-o",
+                  str(tmp_path / "p.bin"))
     assert "proved next token" in out.stdout
-    assert cli("verify", str(tmp_path / "p.bin"), "--commitment", str(com), "--tokenizer", str(folder),
-               "--text", "the sea").returncode == 0
+    assert run_cli("verify", str(tmp_path / "p.bin"), "--commitment", str(com), "--tokenizer", str(folder),
+                   "--text", "the sea").returncode == 0
 
 
-def test_errors_are_one_line_and_nothing_is_overwritten(files, tmp_path):
+def test_errors_are_one_line_and_nothing_is_overwritten(files, tmp_path, run_cli):
     q = tmp_path / "m.qspec"
     q.write_bytes(b"keep me")
-    out = cli("quantize", f"{files / 'mymodel.py'}:model", "--calibration", str(files / "calib.npy"), "-o", str(q),
-              check=False)
+    out = run_cli("quantize", f"{files / 'mymodel.py'}:model", "--calibration", str(files / "calib.npy"), "-o", str(q),
+                  check=False)
     assert out.returncode == 2 and "exists" in out.stderr and q.read_bytes() == b"keep me"
     cases = [
         ((f"{files / 'mymodel.py'}:conv", "--calibration", str(files / "calib.npy")[:-4] + ".npy"),
@@ -170,11 +160,11 @@ def test_errors_are_one_line_and_nothing_is_overwritten(files, tmp_path):
     cases[0] = ((f"{files / 'mymodel.py'}:conv", "--calibration", str(files / "calib1d.npy")),
                 "unsupported node 'conv' (Conv1d)")
     for args, message in cases:
-        out = cli("quantize", *args, "-o", str(tmp_path / "new.qspec"), check=False)
+        out = run_cli("quantize", *args, "-o", str(tmp_path / "new.qspec"), check=False)
         errors = [ln for ln in out.stderr.splitlines() if ln.startswith("error:")]
         assert out.returncode == 2 and len(errors) == 1 and message in errors[0], (args, out.stderr)
         assert "Traceback" not in out.stderr and not (tmp_path / "new.qspec").exists()
-    out = cli("commit", "--model", str(tmp_path / "none.qspec"), "-o", str(tmp_path / "c.commit"), check=False)
+    out = run_cli("commit", "--model", str(tmp_path / "none.qspec"), "-o", str(tmp_path / "c.commit"), check=False)
     assert out.returncode == 2 and "blindproof quantize" in out.stderr
 
 
