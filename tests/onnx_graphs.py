@@ -68,14 +68,14 @@ def residual(seed: int = 1, d: int = 12, hidden: int = 24, labels: int = 4) -> o
 
 
 def with_conv(seed: int = 2) -> onnx.ModelProto:
-    """A ``Conv`` named ``conv1`` (not supported), then ``Flatten`` and a ``Gemm``."""
+    """A grouped ``Conv`` named ``conv1`` (groups are not supported), then ``Flatten`` and a ``Gemm``."""
     rng = np.random.default_rng(seed)
-    nodes = [helper.make_node("Conv", ["x", "k"], ["c"], name="conv1", kernel_shape=[3, 3]),
+    nodes = [helper.make_node("Conv", ["x", "k"], ["c"], name="conv1", kernel_shape=[3, 3], group=2),
              helper.make_node("Flatten", ["c"], ["f"], name="flat"),
              helper.make_node("Gemm", ["f", "w", "b"], ["y"], name="fc", transB=1)]
     inits = [weight("k", rng.standard_normal((2, 1, 3, 3))), weight("w", rng.standard_normal((3, 8)) / 4),
              weight("b", np.zeros(3))]
-    return model(nodes, inits, ["N", 1, 4, 4], ["N", 3])
+    return model(nodes, inits, ["N", 2, 4, 4], ["N", 3])
 
 
 def save(m: onnx.ModelProto, path: Path) -> Path:

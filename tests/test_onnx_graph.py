@@ -245,8 +245,9 @@ def test_unsupported_nodes_are_named(nodes, inits, message, tmp_path):
 def test_the_first_unsupported_node_is_named_through_the_api(tmp_path):
     path = save(with_conv(), tmp_path / "conv.onnx")
     with pytest.raises(blindproof.ModelSourceError) as info:
-        blindproof.commit(str(path), RNG.standard_normal((8, 1, 4, 4)).astype(np.float32))
-    assert _one_line(info).startswith("conv.onnx: unsupported ONNX node 'conv1' (Conv); supported: Gemm")
+        blindproof.commit(str(path), RNG.standard_normal((8, 2, 4, 4)).astype(np.float32))
+    assert _one_line(info).startswith("conv.onnx: unsupported ONNX node 'conv1' (Conv): group = 2: grouped and "
+                                      "depthwise convolutions are not supported")
 
 
 def _gemm(**kw) -> onnx.ModelProto:

@@ -39,7 +39,7 @@ def files(tmp_path_factory):
     np.save(d / "x1.npy", rng.standard_normal((1, 16)).astype(np.float32))
     np.save(d / "r.npy", rng.standard_normal((64, 12)).astype(np.float32))
     np.save(d / "r1.npy", rng.standard_normal((1, 12)).astype(np.float32))
-    np.save(d / "img.npy", rng.standard_normal((8, 1, 4, 4)).astype(np.float32))
+    np.save(d / "img.npy", rng.standard_normal((8, 2, 4, 4)).astype(np.float32))
     return d
 
 
@@ -98,7 +98,7 @@ def test_other_calibration_is_another_model_and_calibration_is_needed(files, tmp
     assert out.returncode == 2 and "pass calibration data" in _error_line(out)
     out = run_cli("commit", "--model", str(files / "m.onnx"), "--calibration", str(files / "img.npy"),
                   "-o", str(tmp_path / "n.commit"), check=False)
-    assert out.returncode == 2 and "has shape ('batch', 16), the data (8, 1, 4, 4)" in _error_line(out)
+    assert out.returncode == 2 and "has shape ('batch', 16), the data (8, 2, 4, 4)" in _error_line(out)
 
 
 def test_an_unsupported_node_is_named_with_exit_2(files, tmp_path, run_cli):
@@ -106,7 +106,7 @@ def test_an_unsupported_node_is_named_with_exit_2(files, tmp_path, run_cli):
                   "-o", str(tmp_path / "c.commit"), check=False)
     line = _error_line(out)
     assert out.returncode == 2
-    assert "unsupported ONNX node 'conv1' (Conv); supported: Gemm, MatMul" in line
+    assert "unsupported ONNX node 'conv1' (Conv): group = 2" in line and "supported: Gemm, MatMul" in line
     assert not (tmp_path / "c.commit").exists()
     out = run_cli("quantize", str(files / "conv.onnx"), "--calibration", str(files / "img.npy"), "-o",
                   str(tmp_path / "c.qspec"), check=False)
