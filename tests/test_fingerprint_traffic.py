@@ -286,3 +286,13 @@ def test_sequential_check_ends_undecided_when_the_pool_runs_out(small_pool):
     assert verdict.decision == "undecided" and verdict.probes == 12 and verdict.failures == 0 and fp.remaining == 0
     with pytest.raises(ValueError, match="unused references"):
         T.check_traffic(fp, codec, T.local_sessions(server))  # the fixed-size test refuses before sending
+
+
+def test_sessions_never_repeat_a_prompt_when_sentences_share_a_start():
+    """Short prompts cut from sentences that begin alike ("It was the …") once repeated a prompt."""
+    g = torch.Generator().manual_seed(0)
+    text = " ".join(f"It was the {w} day of the year." for w in ("first", "second", "third", "last", "best"))
+    shapes = T.SessionShapes((T.SessionShape(6, 2),))
+    sess = T.text_sessions(text, shapes, tokenizer.encode, 256, g)
+    prompts = [tuple(s.prompt.tolist()) for s in sess]
+    assert len(prompts) == 1 and len(set(prompts)) == len(prompts)

@@ -115,12 +115,14 @@ def text_sessions(text: str, shapes: SessionShapes, encode: Callable[[str], torc
                   gen: torch.Generator, count: int | None = None) -> list[Session]:
     """Cut ``text`` into non-overlapping sessions, each starting at a sentence start, with prompt length
     and decoding length drawn from ``shapes`` (clipped to ``max_seq``). No two sessions share a token of
-    text, so no prompt repeats another."""
+    text, and a prompt equal to an earlier one (a sentence the text repeats) is skipped: no prompt repeats
+    another."""
     sents = sentences(text)
     order = torch.randperm(len(sents), generator=gen).tolist()
     ids = [encode(s).flatten() for s in sents]
     used = [False] * len(sents)
     out: list[Session] = []
+    seen: set[tuple[int, ...]] = set()
     for i in order:
         if used[i]:
             continue
@@ -134,7 +136,9 @@ def text_sessions(text: str, shapes: SessionShapes, encode: Callable[[str], torc
             used[j] = True
             j += 1
         prompt = torch.cat(toks)[:want] if toks else torch.zeros(0, dtype=torch.long)
-        if prompt.numel() >= 1:
+        key = tuple(prompt.tolist())
+        if prompt.numel() >= 1 and key not in seen:
+            seen.add(key)
             out.append(Session(prompt.to(torch.int64), int(n_new)))
         if count is not None and len(out) >= count:
             break
