@@ -209,3 +209,54 @@ def test_conv_and_pool_proofs_reveal_nothing_by_rank(case):
     else:
         qm, inputs = CNN.lenet()
     assert _leaking(case, qm, inputs) == {}
+
+
+def _shared_point_program(case: str):
+    """Programs in which two readers fix a width-2 tensor's coordinates above its blinding variable alike:
+    two linears of one map (or one weight) whose outputs are added."""
+    rng = np.random.default_rng(1)
+    g = ConvGeometry((1, 1), (0, 0), (1, 1))
+    if case in ("pool-b2", "max-b2"):
+        ops = [Op("conv", ("x",), "c1", {"weight": "k1", "bias": None, **g.to_params()}),
+               Op("rescale", ("c1",), "a", {"shift": 4}),
+               Op("mean_pool", ("a",), "m") if case == "pool-b2" else
+               Op("max_pool", ("a",), "m", {"kernel": [2, 1], "stride": [2, 1]}),
+               Op("linear", ("m",), "u", {"weight": "f1", "bias": None}),
+               Op("linear", ("m",), "v", {"weight": "f2", "bias": None}), Op("add", ("u", "v"), "y")]
+        tens = [t("x", role="input"), t("c1", -ACC, ACC, "accumulator"), t("a", 0, I16), t("m", 0, I16),
+                t("u", -ACC, ACC, "accumulator"), t("v", -ACC, ACC, "accumulator"), t("y", -ACC, ACC, "accumulator")]
+        fw = (2, 2) if case == "pool-b2" else (2, 1, 1, 2)
+        shapes = {"k1": (2, 1, 1, 2), "f1": fw, "f2": fw}
+        x = rng.integers(-300, 300, (2, 2, 1, 2))
+        leaked = "m"
+    else:  # one weight f (2, 2) read by two linears whose outputs are added
+        ops = [Op("linear", ("x",), "h", {"weight": "w1", "bias": None}), Op("rescale", ("h",), "a", {"shift": 7}),
+               Op("linear", ("x",), "h2", {"weight": "w2", "bias": None}), Op("rescale", ("h2",), "a2", {"shift": 7}),
+               Op("linear", ("a",), "u", {"weight": "f", "bias": None}),
+               Op("linear", ("a2",), "v", {"weight": "f", "bias": None}), Op("add", ("u", "v"), "y")]
+        tens = [t("x", role="input"), t("h", -ACC, ACC, "accumulator"), t("a", -I16, I16),
+                t("h2", -ACC, ACC, "accumulator"), t("a2", -I16, I16), t("u", -ACC, ACC, "accumulator"),
+                t("v", -ACC, ACC, "accumulator"), t("y", -ACC, ACC, "accumulator")]
+        shapes = {"w1": (2, 4), "w2": (2, 4), "f": (2, 2)}
+        x = rng.integers(-3000, 3000, (1, 3, 4))
+        leaked = "w:f"
+    spec = QuantSpec(arch={"family": "t"}, inputs=("x",), outputs=("y",), ops=tuple(ops),
+                     tensors={z.name: z for z in tens},
+                     weights={k: WeightSpec(k, s, "int8", 0) for k, s in shapes.items()}, tables={})
+    return QuantizedModel(spec, {k: rng.integers(-127, 128, s) for k, s in shapes.items()}), {"x": x}, leaked
+
+
+@pytest.mark.parametrize("case", ["pool-b2", "max-b2", "shared-weight"])
+def test_two_reads_of_one_randomizer_point_are_named_as_not_hidden(case):
+    """Two revealed values of a tensor whose randomizer is read at one point: a known combination of them
+    cancels the randomizer, and one proof showed a pooled map (or a whole 2×2 weight). The protocol does
+    not hide these yet; the prover must say so instead of claiming zero knowledge silently."""
+    qm, inputs, leaked = _shared_point_program(case)
+    assert _leaking(case, qm, inputs)  # the rank count confirms values are revealed
+    prover = ModelProver.create(qm, CNN.KEY)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        proof = prover.prove(inputs)
+    text = " ".join(str(w.message) for w in caught if issubclass(w.category, CNN.P.NotHiddenWarning))
+    assert f"{leaked} (revealed" in text, text
+    assert verify_model_proof(prover.commitment, proof.to_bytes()).ok

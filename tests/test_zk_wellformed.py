@@ -369,8 +369,10 @@ def test_a_one_entry_weight_is_named_as_not_hidden():
     """A one-entry weight has no variable to randomize in: committing it warns, naming it."""
     from blindproof.zk.proof.program import NotHiddenWarning
 
-    spec = _spec()
-    one = dataclasses.replace(spec, weights={**spec.weights, "b": dataclasses.replace(spec.weights["b"], shape=(1,))})
-    w = _weights(np.random.default_rng(0)) | {"b": np.array([12345])}
+    spec = _spec()  # one output channel: the bias (one value per channel) has one entry
+    one = dataclasses.replace(spec, weights={**spec.weights, "W": dataclasses.replace(spec.weights["W"], shape=(1, 6)),
+                                             "b": dataclasses.replace(spec.weights["b"], shape=(1,)),
+                                             "g": dataclasses.replace(spec.weights["g"], shape=(1,))})
+    w = _weights(np.random.default_rng(0)) | {"W": np.arange(6).reshape(1, 6), "b": np.array([12345]), "g": np.array([7])}
     with pytest.warns(NotHiddenWarning, match="w:b"):
         commit_model(one, w, CommitmentKey.generate())

@@ -309,6 +309,7 @@ class _Run:
     final: list[CL.Claim] = field(default_factory=list)
     reveals: dict[str, int] = field(default_factory=dict)  # randomizer table -> randomized values revealed
     seen: set = field(default_factory=set)  # (tensor, point, value) of every value counted
+    points: dict[str, dict] = field(default_factory=dict)  # randomizer table -> the revealed claims' points
 
     def __post_init__(self) -> None:
         self.producer = {op.output: i for i, op in enumerate(self.spec.ops)}
@@ -330,6 +331,15 @@ class _Run:
             if key not in self.seen:
                 self.seen.add(key)
                 self.reveals[r.table] = self.reveals.get(r.table, 0) + 1
+                self.points.setdefault(r.table, {})[c.point.tobytes()] = c.point
+
+    def shares_phi(self, table: str, coords: Sequence[int]) -> bool:
+        """Whether two revealed values of ``table``'s tensor read ``Φ`` at one point (they agree on every
+        randomizer coordinate ``coords``): their randomizer parts are known multiples of one value, so a
+        combination cancels it and shows the tensor (a width-2 tensor whose coordinates above its
+        blinding variable are rows two readers fix alike, e.g. two linears whose outputs are added)."""
+        keys = [pt[sorted(set(coords))].tobytes() for pt in self.points.get(table, {}).values()]
+        return len(set(keys)) < len(keys)
 
     def route(self, i: int, claims: Sequence[CL.Claim]) -> None:
         for c in claims:
@@ -465,8 +475,8 @@ def mask_plan(spec: QuantSpec, vals: Mapping[str, np.ndarray], shapes: Mapping[s
                 n_coords = BL.coordinates_for(r.s, BL.dims_needed(r.s, k))
                 lengths[table] = n_coords + (BL.EXT_VARS if BL.is_ext(r.s) else 0)
                 coords = BL._coordinates(r.s, n_coords)
-            if BL.span(r.s, coords) < 4 * k:  # more revealed forms than randomizer dimensions
-                short[r.tensor] = k
+            if BL.span(r.s, coords) < 4 * k or run.shares_phi(table, coords):  # more revealed forms than
+                short[r.tensor] = k                                       # randomizer dimensions, or one Φ twice
         if len(_MASK_PLANS) >= _MASK_PLANS_MAX:
             _MASK_PLANS.clear()
         got = _MASK_PLANS[key] = (plan, lengths, short)
@@ -536,8 +546,9 @@ def prove_program(spec: QuantSpec, values: Mapping[str, np.ndarray], inputs: Map
         if gaps:
             warnings.warn(NotHiddenWarning(
                 "this proof does not hide the values of " + ", ".join(gaps) + ": a one-entry tensor has no "
-                "variable to randomize, nor has a tensor whose readers sum none of its variables, and a "
-                "two-entry one hides at most four values (docs/proofs.md §5)"), stacklevel=2)
+                "variable to randomize, nor has a tensor whose readers sum none of its variables, a "
+                "two-entry one hides at most four values, and two reads of one randomizer point cancel it "
+                "(docs/proofs.md §5)"), stacklevel=2)
     else:
         plan, _, _ = mask_plan(spec, vals, shapes, public, start, strict, rules)
     masks = M.ProverMasks.sample(plan, rng)
