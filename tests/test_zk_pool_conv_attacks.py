@@ -19,7 +19,6 @@ from blindproof.quant.reference import run_program
 from blindproof.quant.spec import Op, QuantSpec, TensorSpec, WeightSpec
 from blindproof.zk.field import babybear as F
 from blindproof.zk.iop import layout as LAY
-from blindproof.zk.iop import mle
 from blindproof.zk.ops import matmul
 from blindproof.zk.proof.commitment import ModelCommitment
 from blindproof.zk.proof.prover import ModelProver
@@ -174,28 +173,7 @@ def _leaking(label: str, qm: QuantizedModel, inputs) -> dict:
         revealed, payback, rules, spec, shapes = TLR._revealed(label, mp)
     finally:
         mp.undo()
-    src = TLR._source_points(spec, shapes)
-    by_table: dict = {}
-    for name, p in revealed:
-        r = rules[name]
-        tensor, point = (src[name][0], src[name][1](p)) if name in src else (name, p)
-        by_table.setdefault(r.table, []).append((r.settle_terms(p)[1], tensor, point))
-    for c in payback:
-        by_table.setdefault(c.tensor, []).append(((c.tensor, c.point, F.eone()), None, None))
-    leaks = {}
-    for table, items in by_table.items():
-        rrows = np.concatenate([TLR._form_rows([term], {table: 0})[table] for term, _, _ in items])
-        rank_r = TLR._rank_mod_p(rrows)
-        if rank_r == rrows.shape[0]:
-            continue
-        tensor = next(x for _, x, _ in items if x is not None)
-        n = LAY.n_vars(shapes[tensor])
-        trows = np.concatenate([np.zeros((4, 1 << n), dtype=np.int64) if x is None else
-                                np.ascontiguousarray(mle.eq_table(pt).T).astype(np.int64) for _, x, pt in items])
-        leak = TLR._rank_mod_p(np.concatenate([rrows, trows], axis=1)) - rank_r
-        if leak:
-            leaks[tensor] = leak
-    return leaks
+    return {tensor: k for tensor, _, k in TLR.leaks(revealed, payback, rules, spec, shapes).values()}
 
 
 @pytest.mark.parametrize("case", ["pool-2ch", "pool-4ch", "cnn", "lenet-maxpool"])
