@@ -19,21 +19,9 @@ from blindproof.quant.check import check_trace
 from blindproof.quant.onnx_model import load_onnx
 from blindproof.quant.report import accuracy_report
 from onnx_graphs import model as onnx_model, save, weight
+from test_torch_graph import _seeded
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
-
-
-def _seeded(module: nn.Module, seed: int = 0) -> nn.Module:
-    """``module`` with running statistics that are not the identity (an eval-mode batchnorm does something)."""
-    torch.manual_seed(seed)
-    for m in module.modules():
-        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            with torch.no_grad():
-                m.running_mean.normal_(0, 0.3)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0, 0.1)
-    return module.eval()
 
 
 def cnn() -> nn.Module:

@@ -17,9 +17,10 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # NotHiddenWarni
 
 
 def _seeded(module: nn.Module, seed: int = 0) -> nn.Module:
+    """``module`` with running statistics that are not the identity (an eval-mode batchnorm does something)."""
     torch.manual_seed(seed)
     for m in module.modules():
-        if isinstance(m, nn.BatchNorm1d):
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             with torch.no_grad():
                 m.running_mean.normal_(0, 0.3)
                 m.running_var.uniform_(0.5, 2.0)
