@@ -332,3 +332,26 @@ def test_the_readme_lenet_proves_and_verifies():
     assert not blindproof.verify(p, c.commitment, outputs=p.proof.outputs["output"] + 1)
     with torch.no_grad():
         assert int(np.argmax(p.output)) == int(lenet(x).argmax())
+
+
+def test_an_onnx_cnn_through_the_command_line(tmp_path, run_cli):
+    """quantize → commit → prove → verify of an exported CNN, the input a torch-layout (B, C, H, W) .npy
+    everywhere; verifying against another input is refused."""
+    m, x = cnn(), _data(16, 1, 8, 8)
+    _export(m, x, tmp_path / "cnn.onnx")
+    np.save(tmp_path / "calib.npy", x.numpy())
+    np.save(tmp_path / "x1.npy", x[:1].numpy())
+    np.save(tmp_path / "x2.npy", x[1:2].numpy())
+    out = run_cli("quantize", str(tmp_path / "cnn.onnx"), "--calibration", str(tmp_path / "calib.npy"),
+                  "-o", str(tmp_path / "cnn.qspec"))
+    assert out.returncode == 0 and "top-1" in out.stdout + out.stderr
+    q = str(tmp_path / "cnn.qspec")
+    run_cli("commit", "--model", q, "-o", str(tmp_path / "m.commit"), check=True)
+    run_cli("prove", "--model", q, "--commitment", str(tmp_path / "m.commit"), "--input", str(tmp_path / "x1.npy"),
+            "-o", str(tmp_path / "p.bin"), check=True)
+    ok = run_cli("verify", str(tmp_path / "p.bin"), "--commitment", str(tmp_path / "m.commit"),
+                 "--input", str(tmp_path / "x1.npy"))
+    assert ok.returncode == 0 and ok.stdout.startswith("VALID")
+    bad = run_cli("verify", str(tmp_path / "p.bin"), "--commitment", str(tmp_path / "m.commit"),
+                  "--input", str(tmp_path / "x2.npy"), check=False)
+    assert bad.returncode == 1 and not bad.stdout.startswith("VALID")
