@@ -244,6 +244,34 @@ def _c_rmsnorm_tiny(rng):
     return _norm(rng, (1, 16, 64), "rms", "")
 
 
+# --- cases: convolution and pooling ------------------------------------------------------------------
+
+def _conv(rng, spatial, kernel, c, o, stride, padding, note):
+    from blindproof.quant.conv import ConvGeometry
+    geom = ConvGeometry(stride, padding, (1,) * len(spatial))
+    spec = one_op(Op("conv", ("x",), "y", {"weight": "W", "bias": "b", **geom.to_params()}),
+                  [_t("x"), _t("y", -ACC, ACC, "accumulator")], {"W": ((o, *kernel, c), "int8"), "b": ((o,), "int32")})
+    w = {"W": rng.integers(-127, 128, size=(o, *kernel, c)), "b": rng.integers(-(1 << 20), 1 << 20, size=o)}
+    return traced(spec, w, {"x": rng.integers(0, 2000, size=(1, *spatial, c))}, commit=("y",), note=note)
+
+
+@case("conv 3x3 32->64 on 32x32", quick=False)
+def _c_conv_big(rng):
+    return _conv(rng, (32, 32), (3, 3), 32, 64, (1, 1), (1, 1), "a CIFAR-sized layer; commits y (32x32x64)")
+
+
+@case("conv LeNet 5x5 6->16 on 14x14", quick=True)
+def _c_conv_lenet(rng):
+    return _conv(rng, (14, 14), (5, 5), 6, 16, (1, 1), (0, 0), "LeNet-5's second convolution")
+
+
+@case("max_pool 2x2 on 28x28x6", quick=True)
+def _c_max_pool(rng):
+    spec = one_op(Op("max_pool", ("x",), "y", {"kernel": [2, 2], "stride": [2, 2]}), [_t("x", 0, I16), _t("y", 0, I16)])
+    return traced(spec, {}, {"x": rng.integers(0, I16, size=(1, 28, 28, 6))}, commit=("*",),
+                  note="LeNet-5's first pooling; commits y and the gap columns")
+
+
 # --- measurement -------------------------------------------------------------------------------------
 
 def measure(name: str, c: Case, reps: int) -> dict:
