@@ -7,7 +7,8 @@ import torch
 
 from blindproof.quant.conv import ConvGeometry, conv_exact
 from blindproof.quant.spec import Op
-from zk_ops_cases import ACC, one_op, rejects_all_flips, run_op, tensor, trace_values
+from zk_ops_cases import (ACC, completeness_test, one_op, rejects_all_flips, run_op, tensor, trace_values,
+                          wrong_output_test)
 
 
 def _conv(rng, spatial=(6, 5), kernel=(3, 3), c=3, o=4, batch=2, stride=None, padding=None, dilation=None,
@@ -49,21 +50,8 @@ def test_reference_is_torch_convolution():
             assert np.array_equal(conv_exact(x, w, g), np.moveaxis(ref.numpy(), 1, -1).astype(np.int64))
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_complete(case):
-    spec, vals = CASES[case](np.random.default_rng(1))
-    ok, why, _ = run_op(spec, vals)
-    assert ok, why
-
-
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_rejects_wrong_output_element(case):
-    spec, vals = CASES[case](np.random.default_rng(2))
-
-    def tamper(v):
-        v["y"].reshape(-1)[len(v["y"].reshape(-1)) // 2] += 1
-
-    assert not run_op(spec, vals, tamper=tamper)[0]
+test_complete = completeness_test(CASES)
+test_rejects_wrong_output_element = wrong_output_test(CASES)
 
 
 @pytest.mark.parametrize("case", ["2d", "1d"])

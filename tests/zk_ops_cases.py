@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
+import pytest
 
 from blindproof.zk.field import babybear as F
 from blindproof.zk.proof import program as P
@@ -96,3 +97,29 @@ def flip_bytes(data: bytes, rng: np.random.Generator, n: int = 24) -> list[bytes
         b[pos] ^= 1 << int(rng.integers(8))
         out.append(bytes(b))
     return out
+
+
+def completeness_test(cases: dict):
+    """``test_complete`` over every case of ``cases`` (name -> builder of (spec, values) from an rng): the
+    honest proof verifies and its claims settle. Bind it to a module-level name starting with ``test_``."""
+    @pytest.mark.parametrize("case", sorted(cases))
+    def test_complete(case):
+        spec, vals = cases[case](np.random.default_rng(1))
+        ok, why, _ = run_op(spec, vals)
+        assert ok, why
+    return test_complete
+
+
+def wrong_output_test(cases: dict, names=None, seed: int = 2):
+    """``test_rejects_wrong_output_element``: one output entry (the smallest in magnitude) off by one is
+    rejected, for ``names`` (default: every case)."""
+    @pytest.mark.parametrize("case", sorted(cases) if names is None else names)
+    def test_rejects_wrong_output_element(case):
+        spec, vals = cases[case](np.random.default_rng(seed))
+
+        def tamper(v):
+            y = v["y"].reshape(-1)
+            y[int(np.argmin(np.abs(y)))] += 1
+
+        assert not run_op(spec, vals, tamper=tamper)[0]
+    return test_rejects_wrong_output_element
