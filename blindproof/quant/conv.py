@@ -105,7 +105,13 @@ def max_pool_exact(x: np.ndarray, kernel: Sequence[int], stride: Sequence[int]) 
         outs.append((n - k) // s + 1)
     out = None
     for off in np.ndindex(*kernel):
-        idx = tuple(slice(o, o + s * (m - 1) + 1, s) for o, s, m in zip(off, stride, outs))
-        v = x[(slice(None), *idx, slice(None))]
+        v = window_reads(x, off, stride, outs)
         out = v.copy() if out is None else np.maximum(out, v)
     return out
+
+
+def window_reads(x: np.ndarray, offset: Sequence[int], stride: Sequence[int], outs: Sequence[int]) -> np.ndarray:
+    """``x[b, s·p + offset, c]`` for every output position ``p`` (``outs`` per axis): what one window
+    offset of a pooling reads, channel-last, no padding."""
+    idx = tuple(slice(o, o + s * (m - 1) + 1, s) for o, s, m in zip(offset, stride, outs))
+    return x[(slice(None), *idx, slice(None))]

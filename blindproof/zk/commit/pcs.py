@@ -910,7 +910,7 @@ def open_claims(state: "ProverState | Sequence[ProverState]", claims: Sequence, 
     h0 = lay.eval_mask_row
     # H_k(ζ) combined as Σ_k x^k·H_k(ζ): sent apart, the four would give away all four base coordinates
     # of the data rows' evaluation (the mask rows cancel out of one relation among them)
-    mask_value = _ext_sum(F.emul(_x_powers(), np.stack([F.edot(eqz, M[h0 + k]) for k in range(EVAL_MASKS)])))
+    mask_value = F.esum(F.emul(_x_powers(), np.stack([F.edot(eqz, M[h0 + k]) for k in range(EVAL_MASKS)])))
     transcript.absorb_ext("pcs/mask_value", mask_value)
     kappa = transcript.challenge_ext("pcs/kappa")
     row_coefs = np.concatenate([at_zeta[:rows.size], F.emul(kappa[None, :], _x_powers())])
@@ -994,11 +994,6 @@ def _column_sumcheck(lay: Layout, M: np.ndarray, geo: _Geometry, alpha, rho, tau
     return rounds, zeta, np.ascontiguousarray(A[:, 0]), rows, Bx
 
 
-def _ext_sum(x: np.ndarray) -> np.ndarray:
-    """Sum of extension elements (n, 4), n < 2^32."""
-    return (x.astype(np.uint64).sum(axis=0) % np.uint64(F.P)).astype(np.uint32)
-
-
 def _absorb_rows(tr: Transcript, u_eval, s_eval, u_prox, s_prox) -> None:
     tr.absorb_ext("pcs/u_eval", u_eval)
     tr.absorb_ext("pcs/s_eval", s_eval)
@@ -1079,7 +1074,7 @@ def _verify(commitment, claims: Sequence, opening, transcript: Transcript) -> Ve
     tau1, tau2 = _tau(transcript, lay)
     transcript.absorb_ext("pcs/mask_sum", o.mask_sum)
     rho = transcript.challenge_ext("pcs/rho")
-    claim = F.eadd(F.emul(rho, o.mask_sum), _ext_sum(F.emul(alpha, vals)))
+    claim = F.eadd(F.emul(rho, o.mask_sum), F.esum(F.emul(alpha, vals)))
     zeta = np.empty((lay.log_cols, 4), dtype=np.uint32)
     for i in range(lay.log_cols):
         s0, s2 = o.rounds[i]

@@ -153,10 +153,6 @@ def _absorb_claims(tr: Transcript, params: WhirParams, com: "Commitment", claims
 
 # --- small field helpers -----------------------------------------------------------------------------
 
-def _ext_sum(x: np.ndarray) -> np.ndarray:
-    return (x.reshape(-1, 4).astype(np.uint64).sum(axis=0) % np.uint64(F.P)).astype(np.uint32)
-
-
 class _Ext:
     """Arithmetic of the field that ``ρ`` and the folding challenges come from: the degree-4
     extension (``x^4 = 11``, elements (…, 4)) or the degree-8 one (``y^8 = 11``, elements (…, 8)),

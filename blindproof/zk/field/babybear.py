@@ -365,6 +365,12 @@ def edot(e_vec: ArrayLike, b: ArrayLike) -> np.ndarray:
     raise FieldError(f"edot: b must be 1-D or 2-D, got shape {b.shape}")
 
 
+def esum(a: ArrayLike) -> np.ndarray:
+    """Sum of extension elements over the first axis: (n, 4) -> (4,), n < 2^32."""
+    a = _check_ext(a)
+    return (a.astype(np.uint64).sum(axis=0) % np.uint64(P)).astype(np.uint32)
+
+
 def edot_ext(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     """Inner product of two extension vectors of shape (n, 4) -> (4,)."""
     a, b = _check_ext(a, "a"), _check_ext(b, "b")

@@ -702,11 +702,11 @@ class _Tails:
         for k, t in self.tabs.items():
             m = num_vars(t)
             if rem > m:  # X is not one of L's variables: a constant, 2^(rem−1−m) · Σ L
-                tot = F.emul(F.ext(pow(2, rem - 1 - m, F.P)), _ext_sum(t))
+                tot = F.emul(F.ext(pow(2, rem - 1 - m, F.P)), F.esum(t))
                 out[k] = np.repeat(tot[None], d + 1, axis=0)
             else:  # X is L's first variable
                 h = t.shape[0] // 2
-                s0, s1 = _ext_sum(t[:h]), _ext_sum(t[h:])
+                s0, s1 = F.esum(t[:h]), F.esum(t[h:])
                 out[k] = np.stack([F.eadd(F.emul(F.ext((1 - x) % F.P), s0), F.emul(F.ext(x), s1))
                                    for x in range(d + 1)])
         return out
@@ -717,10 +717,6 @@ class _Tails:
             if num_vars(t) == rem:
                 h = t.shape[0] // 2
                 self.tabs[k] = F.eadd(t[:h], F.emul(r[None], F.esub(t[h:], t[:h])))
-
-
-def _ext_sum(t: np.ndarray) -> np.ndarray:
-    return (t.astype(np.uint64).sum(axis=0) % F.P).astype(np.uint32)
 
 
 def prove(spec: SumcheckSpec, tables: Sequence[np.ndarray | None], claim: np.ndarray, transcript: Transcript,

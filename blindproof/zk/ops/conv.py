@@ -81,48 +81,33 @@ class _Dims:
         ys = ctx.shape(op.output)
         self.geom = _geometry(op, ws)
         self.sizes, self.kernel, self.outs = xs[1:-1], ws[1:-1], ys[1:-1]
-        self.vb = LAY.dim_vars(xs[0])
+        self.ys, self.sum_shape = ys, (*self.sizes, *self.kernel, xs[-1])  # the sumcheck runs over (q, k, c)
         self.vq = [LAY.dim_vars(n) for n in self.sizes]
         self.vk = [LAY.dim_vars(n) for n in self.kernel]
-        self.vp = [LAY.dim_vars(n) for n in self.outs]
         self.vc = LAY.dim_vars(xs[-1])
         self.vo = LAY.dim_vars(ys[-1])
-        self.n = sum(self.vq) + sum(self.vk) + self.vc
+        self.n = LAY.n_vars(self.sum_shape)
         self.rows_shape = ys[:-1]
 
     def split_output(self, point: np.ndarray):
         """(r_b, [r_p per axis], r_o) of an output point."""
-        r_b = point[:self.vb]
-        r_p, at = [], self.vb
-        for v in self.vp:
-            r_p.append(point[at:at + v])
-            at += v
-        return r_b, r_p, point[at:]
+        r_b, *r_p, r_o = LAY.split_point(point, self.ys)
+        return r_b, r_p, r_o
 
     def split_sum(self, rho: np.ndarray):
         """([ρ_q per axis], [ρ_k per axis], ρ_c) of the sumcheck's point."""
-        out, at = [], 0
-        for vs in (self.vq, self.vk):
-            part = []
-            for v in vs:
-                part.append(rho[at:at + v])
-                at += v
-            out.append(part)
-        return out[0], out[1], rho[at:]
+        parts, dims = LAY.split_point(rho, self.sum_shape), len(self.sizes)
+        return parts[:dims], parts[dims:2 * dims], parts[-1]
 
     def taps(self, axis: int) -> np.ndarray:
         return self.geom.taps(axis, self.sizes[axis], self.kernel[axis], self.outs[axis])
-
-
-def _eq(point: np.ndarray) -> np.ndarray:
-    return mle.eq_table(point) if point.shape[0] else F.eone((1,))
 
 
 def _selector_axis_table(d: _Dims, axis: int, r_p: np.ndarray) -> np.ndarray:
     """``S_axis(r_p, q, k)`` over ``(q, k)``: ``eq(r_p, p)`` where real ``q = tap(p, k)``, else 0."""
     taps = d.taps(axis)
     t = F.ezero((1 << d.vq[axis], 1 << d.vk[axis]))
-    e = _eq(r_p)
+    e = mle.eq_table(r_p)
     pp, kk = np.nonzero(taps >= 0)
     t[taps[pp, kk], kk] = e[pp]  # for one k, distinct p read distinct q: no two writes meet
     return t
@@ -134,8 +119,8 @@ def _selector_axis_eval(d: _Dims, axis: int, r_p: np.ndarray, r_q: np.ndarray, r
     pp, kk = np.nonzero(taps >= 0)
     if pp.size == 0:
         return F.ezero()
-    terms = F.emul(F.emul(_eq(r_p)[pp], _eq(r_k)[kk]), _eq(r_q)[taps[pp, kk]])
-    return (terms.astype(np.uint64).sum(axis=0) % F.P).astype(np.uint32)
+    terms = F.emul(F.emul(mle.eq_table(r_p)[pp], mle.eq_table(r_k)[kk]), mle.eq_table(r_q)[taps[pp, kk]])
+    return F.esum(terms)
 
 
 def _selector_table(d: _Dims, r_p: Sequence[np.ndarray]) -> np.ndarray:

@@ -29,6 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
+from blindproof.quant.conv import window_reads
 from blindproof.quant.spec import Op, QuantSpec
 from blindproof.zk.field import babybear as F
 from blindproof.zk.iop import blind as BL
@@ -111,20 +112,15 @@ def check_bounds(op: Op, spec: QuantSpec) -> None:
                          "rescale the input first")
 
 
-def _gathered(op: Op, x: np.ndarray, k: tuple[int, ...], ys: tuple[int, ...]) -> np.ndarray:
-    _, stride = window(op, x.ndim - 2)
-    idx = tuple(slice(kk, kk + s * (n - 1) + 1, s) for kk, s, n in zip(k, stride, ys[1:-1]))
-    return x[(slice(None), *idx, slice(None))]
-
-
 def aux(ctx: B.ProverContext, op: Op) -> dict[str, np.ndarray]:
     """Gaps (zero on padding), the product chain (mod p) and the range-check columns."""
     x, y = ctx.value(op.inputs[0]), ctx.value(op.output)
     ys = tuple(y.shape)
     offs = offsets(op, x.ndim - 2)
+    _, stride = window(op, x.ndim - 2)
     out: dict[str, np.ndarray] = {}
     for i, k in enumerate(offs):
-        out[gap_name(op, i)] = y - _gathered(op, x, k, ys)
+        out[gap_name(op, i)] = y - window_reads(x, k, stride, ys[1:-1])
     e = out[gap_name(op, 0)] % F.P
     for i in range(1, len(offs) - 1):
         e = e * (out[gap_name(op, i)] % F.P) % F.P
@@ -139,32 +135,21 @@ class _Dims:
         self.xs, self.ys = xs, ys
         self.kernel, self.stride = window(op, len(xs) - 2)
         self.offsets = offsets(op, len(xs) - 2)
-        self.vb, self.vc = LAY.dim_vars(xs[0]), LAY.dim_vars(xs[-1])
+        self.vc = LAY.dim_vars(xs[-1])
         self.vq = [LAY.dim_vars(n) for n in xs[1:-1]]
-        self.vp = [LAY.dim_vars(n) for n in ys[1:-1]]
 
     def split(self, point: np.ndarray):
         """(r_b, [r_p per axis], r_c) of an output point."""
-        r_p, at = [], self.vb
-        for v in self.vp:
-            r_p.append(point[at:at + v])
-            at += v
-        return point[:self.vb], r_p, point[at:]
+        r_b, *r_p, r_c = LAY.split_point(point, self.ys)
+        return r_b, r_p, r_c
 
     def split_q(self, rho: np.ndarray) -> list[np.ndarray]:
-        out, at = [], 0
-        for v in self.vq:
-            out.append(rho[at:at + v])
-            at += v
-        return out
+        """[ρ_q per axis] of a point over the input positions."""
+        return LAY.split_point(rho, self.xs[1:-1])
 
     def taps(self, axis: int, k: int) -> np.ndarray:
         """Input positions read by offset ``k`` on ``axis``, one per real output position."""
         return self.stride[axis] * np.arange(self.ys[1 + axis]) + k
-
-
-def _eq(point: np.ndarray) -> np.ndarray:
-    return mle.eq_table(point) if point.shape[0] else F.eone((1,))
 
 
 def _selector_table(d: _Dims, r_p, gammas) -> np.ndarray:
@@ -174,7 +159,7 @@ def _selector_table(d: _Dims, r_p, gammas) -> np.ndarray:
         t = None
         for a in range(len(d.vq)):
             s = F.ezero(1 << d.vq[a])
-            s[d.taps(a, k[a])] = _eq(r_p[a])[:d.ys[1 + a]]
+            s[d.taps(a, k[a])] = mle.eq_table(r_p[a])[:d.ys[1 + a]]
             shape = [1] * len(d.vq) + [4]
             shape[a] = s.shape[0]
             s = s.reshape(shape)
@@ -189,8 +174,8 @@ def _selector_eval(d: _Dims, r_p, r_q, gammas) -> np.ndarray:
         v = g
         for a in range(len(d.vq)):
             taps = d.taps(a, k[a])
-            e = F.emul(_eq(r_p[a])[:taps.shape[0]], _eq(r_q[a])[taps])
-            v = F.emul(v, (e.astype(np.uint64).sum(axis=0) % F.P).astype(np.uint32))
+            e = F.emul(mle.eq_table(r_p[a])[:taps.shape[0]], mle.eq_table(r_q[a])[taps])
+            v = F.emul(v, F.esum(e))
         out = F.eadd(out, v)
     return out
 
@@ -207,7 +192,7 @@ def _link_tables(ctx: B.ProverContext, op: Op, d: "_Dims", point: np.ndarray, gl
     x = mle.bind_prefix(t, r_b) if r_b.shape[0] else F.embed(t)
     Q, C = 1 << sum(d.vq), 1 << d.vc
     sel = _selector_table(d, r_p, gl).reshape(Q, 1, 4)
-    eq = _eq(r_c).reshape(1, C, 4)
+    eq = mle.eq_table(r_c).reshape(1, C, 4)
     return [x] + [np.ascontiguousarray(np.broadcast_to(a, (Q, C, 4))).reshape(-1, 4) for a in (sel, eq)]
 
 
@@ -310,7 +295,7 @@ def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[CL.Claim], proof
     rq, rc = rho[:sum(d.vq)], rho[sum(d.vq):]
     if not np.array_equal(finals[1], _selector_eval(d, r_p, d.split_q(rq), gl)):
         raise CL.Reject(f"max_pool {op.output}: wrong window selector value")
-    if not np.array_equal(finals[2], mle.eq_eval(r_c, rc) if d.vc else F.eone()):
+    if not np.array_equal(finals[2], mle.eq_eval(r_c, rc)):
         raise CL.Reject(f"max_pool {op.output}: wrong eq value")
     claims.append(CL.Claim(op.inputs[0], np.concatenate([r_b, rho]), finals[0]))
     claims += [CL.Claim(gap_name(op, i), claim.point, gaps[i]) for i in range(k)]

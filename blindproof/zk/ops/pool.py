@@ -97,7 +97,7 @@ def _sum_tables(ctx: B.ProverContext, op: Op, c: CL.Claim) -> list[np.ndarray]:
     vb, vt, vd = LAY.dim_vars(xs[0]), _mid_vars(xs), LAY.dim_vars(xs[-1])
     t = ctx.table(op.inputs[0])
     x = mle.bind_prefix(t, c.point[:vb]) if vb else F.embed(t)
-    e = mle.eq_table(c.point[vb:]) if vd else F.eone((1,))
+    e = mle.eq_table(c.point[vb:])
     return [x, np.ascontiguousarray(np.broadcast_to(e[None], (1 << vt, 1 << vd, 4))).reshape(-1, 4)]
 
 
@@ -189,8 +189,7 @@ def verify(ctx: B.VerifierContext, op: Op, out_claims: Sequence[CL.Claim], proof
                                libra=libra)
     xs = ctx.shape(op.inputs[0])
     vb, vd = LAY.dim_vars(xs[0]), LAY.dim_vars(xs[-1])
-    eq_d = mle.eq_eval(c.point[vb:], rho[rho.shape[0] - vd:]) if vd else F.eone()
-    if not np.array_equal(finals[1], eq_d):
+    if not np.array_equal(finals[1], mle.eq_eval(c.point[vb:], rho[rho.shape[0] - vd:])):
         raise CL.Reject(f"mean_pool {op.output}: wrong eq value")
     claims = [CL.Claim(rname, c.point, rv), _x_claim(ctx, op, c, rho, finals[0])]
     if _has_pad_rows(xs):
