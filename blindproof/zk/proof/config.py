@@ -89,16 +89,16 @@ def check_padding_sound(spec: QuantSpec) -> None:
 def check_spec_sound(spec: QuantSpec) -> None:
     """ValueError unless the spec keeps weight padding away from real outputs
     (:func:`check_padding_sound`) and every relation whose uniqueness needs the spec's declared
-    ranges to cover the proven ones has them (``mean_pool``: :func:`ops.pool.check_bounds`). A third
-    party's commitment is hostile input: it is refused when loaded, not when a proof fails."""
-    from blindproof.zk.ops import maxpool, pool
+    ranges to cover the proven ones has them (an op protocol's ``check_bounds``: ``mean_pool``,
+    ``max_pool``). A third party's commitment is hostile input: it is refused when loaded, not when a
+    proof fails."""
+    from blindproof.zk.ops import protocol
 
     check_padding_sound(spec)
     for op in spec.ops:
-        if op.kind == "mean_pool":
-            pool.check_bounds(op, spec)
-        elif op.kind == "max_pool":
-            maxpool.check_bounds(op, spec)
+        check = getattr(protocol(op.kind), "check_bounds", None)
+        if check is not None:
+            check(op, spec)
 
 
 def check_floor(params: pcs.PcsParams) -> None:
