@@ -43,6 +43,12 @@ def encode_text(text: str, tokenizer: Any, vocab_size: int | None, name: str = "
     return np.asarray(ids, dtype=np.int64)[None, :]
 
 
+def vocab_size(spec: Any) -> int | None:
+    """The token vocabulary of a transformer program (None for feature inputs)."""
+    cfg = spec.arch.get("config")
+    return int(cfg["vocab_size"]) if isinstance(cfg, dict) and "vocab_size" in cfg else None
+
+
 def decode_tokens(ids, tokenizer: Any, vocab_size: int | None) -> str:
     """Text of token ids: by ``tokenizer``, else UTF-8 bytes for a byte-vocabulary model, else the ids."""
     ids = [int(i) for i in np.asarray(ids).reshape(-1)]
@@ -66,8 +72,7 @@ class ModelSource:
     @property
     def vocab_size(self) -> int | None:
         """The token vocabulary of a transformer program (None for feature inputs)."""
-        cfg = self.quantized.spec.arch.get("config")
-        return int(cfg["vocab_size"]) if isinstance(cfg, dict) and "vocab_size" in cfg else None
+        return vocab_size(self.quantized.spec)
 
     def encode_text(self, text: str) -> np.ndarray:
         """Token ids ``(1, n)`` of ``text``: by the tokenizer, else UTF-8 bytes for a byte-vocabulary model."""

@@ -67,10 +67,9 @@ def _pinned(spec, path: Path | None, kind: str, tokenizer=None, text: str | None
     import numpy as np
 
     from blindproof.quant.spec import encode_input
-    from blindproof.sources import encode_text
+    from blindproof.sources import encode_text, vocab_size
 
-    cfg = spec.arch.get("config")
-    vocab = cfg.get("vocab_size") if isinstance(cfg, dict) else None
+    vocab = vocab_size(spec)
     if text is not None:
         if path is not None:
             raise SystemExit("error: give --text or --input, not both")
@@ -139,7 +138,7 @@ def _fail(msg: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from blindproof.zk.proof.commitment import ModelCommitment
-    from blindproof.sources import decode_tokens
+    from blindproof.sources import decode_tokens, vocab_size
     from blindproof.zk.proof.proof_file import public_digest
     from blindproof.zk.proof.verifier import required_bits, spec_scope, verify_model_proof
 
@@ -175,8 +174,7 @@ def run(args: argparse.Namespace) -> int:
     if args.min_bits is not None and not args.min_bits == args.min_bits:  # NaN
         return _fail("--min-bits must be a number")
     tok = _tokenizer(args.tokenizer)
-    cfg = model.spec.arch.get("config")
-    vocab = cfg.get("vocab_size") if isinstance(cfg, dict) else None
+    vocab = vocab_size(model.spec)
     inputs = _pinned(model.spec, args.input, "input", tok, args.text)
     outputs = _pinned(model.spec, args.output, "output")
     prompt = None
