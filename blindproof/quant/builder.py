@@ -190,16 +190,7 @@ class _Builder:
         f = w.ndim - 1
         xf = x.value.reshape(*x.value.shape[:x.value.ndim - f], -1) if f > 1 else x.value
         acc = xf @ w.reshape(w.shape[0], -1).T + (0.0 if b is None else b)
-        ew = self.weight_exp(w, INT8_MAX, self.cfg.per_channel)
-        peak = float((np.abs(acc).reshape(-1, w.shape[0]).max(0) * 2.0 ** ew).max()) if acc.size else 0.0
-        self.cap(x, self.acc_limit(peak))
-        out = self.node(name, acc, "accumulator", -WIDE, WIDE, derive=lambda: self.exp(x) + ew)
-        per_row = ew.reshape(-1, *[1] * (w.ndim - 1))
-        self.weights[name + ".weight"] = lambda: (self._q(w, per_row, INT8_MAX), "int8", ew)
-        if b is not None:
-            self.weights[name + ".bias"] = lambda: (self._q(b, self.exp(out), WIDE), "int32", self.exp(out))
-        return self.op("linear", [x], out, lambda: {"weight": name + ".weight",
-                                                    "bias": name + ".bias" if b is not None else None})
+        return self._weighted("linear", x, acc, w, b, name)
 
     def conv(self, x: _Node, w: np.ndarray, b: np.ndarray | None, name: str, geom: ConvGeometry) -> _Node:
         """A convolution of the channel-last ``x`` ``(batch, *spatial, C)`` by ``w`` given in torch's layout
@@ -209,17 +200,22 @@ class _Builder:
         wc = np.ascontiguousarray(np.moveaxis(np.asarray(w, dtype=np.float64), 1, -1))
         conv_shapes(x.value.shape, wc.shape, geom)  # ValueError on a mismatch
         acc = _conv_float(x.value, wc, geom) + (0.0 if b is None else b)
-        ew = self.weight_exp(wc, INT8_MAX, self.cfg.per_channel)
-        peak = float((np.abs(acc).reshape(-1, wc.shape[0]).max(0) * 2.0 ** ew).max()) if acc.size else 0.0
+        return self._weighted("conv", x, acc, wc, b, name, geom.to_params())
+
+    def _weighted(self, kind: str, x: _Node, acc: np.ndarray, w: np.ndarray, b: np.ndarray | None, name: str,
+                  params: dict | None = None) -> _Node:
+        """The accumulator ``acc`` of ``x`` by the int8 weight ``w`` (one exponent per output row, its first
+        axis) plus the int32 bias ``b`` at the accumulator's exponent: the op ``kind`` (linear or conv)."""
+        ew = self.weight_exp(w, INT8_MAX, self.cfg.per_channel)
+        peak = float((np.abs(acc).reshape(-1, w.shape[0]).max(0) * 2.0 ** ew).max()) if acc.size else 0.0
         self.cap(x, self.acc_limit(peak))
         out = self.node(name, acc, "accumulator", -WIDE, WIDE, derive=lambda: self.exp(x) + ew)
-        per_row = ew.reshape(-1, *[1] * (wc.ndim - 1))
-        self.weights[name + ".weight"] = lambda: (self._q(wc, per_row, INT8_MAX), "int8", ew)
+        per_row = ew.reshape(-1, *[1] * (w.ndim - 1))
+        self.weights[name + ".weight"] = lambda: (self._q(w, per_row, INT8_MAX), "int8", ew)
         if b is not None:
             self.weights[name + ".bias"] = lambda: (self._q(b, self.exp(out), WIDE), "int32", self.exp(out))
-        return self.op("conv", [x], out, lambda: {"weight": name + ".weight",
-                                                  "bias": name + ".bias" if b is not None else None,
-                                                  **geom.to_params()})
+        return self.op(kind, [x], out, lambda: {"weight": name + ".weight",
+                                                "bias": name + ".bias" if b is not None else None, **(params or {})})
 
     def view(self, x: _Node, name: str) -> _Node:
         """``x`` under another name, for a source graph that sees it in another shape (a pooled ``(B, C, 1, 1)``
