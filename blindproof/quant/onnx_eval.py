@@ -109,13 +109,20 @@ def _windows(x, kernel, strides, dilations, pads):
         yield off, xp[(slice(None), slice(None), *idx)]
 
 
-def _conv(a: dict, x, w, b=None):
+def _window_attrs(a: dict, x, kernel=None) -> tuple[list[int], list[int], list[int], list]:
+    """(kernel, strides, dilations, pads) of a Conv or pooling node on ``x``; ``kernel`` when the node
+    may leave ``kernel_shape`` out (a Conv: its weight's)."""
     n = x.ndim - 2
-    kernel = [int(v) for v in a.get("kernel_shape", w.shape[2:])]
+    kernel = [int(v) for v in (a["kernel_shape"] if kernel is None else a.get("kernel_shape", kernel))]
     strides = [int(v) for v in a.get("strides", [1] * n)]
     dil = [int(v) for v in a.get("dilations", [1] * n)]
+    return kernel, strides, dil, _pads(a, x.shape[2:], kernel, strides, dil)
+
+
+def _conv(a: dict, x, w, b=None):
+    n = x.ndim - 2
+    kernel, strides, dil, pads = _window_attrs(a, x, w.shape[2:])
     g = int(a.get("group", 1))
-    pads = _pads(a, x.shape[2:], kernel, strides, dil)
     cg, og = x.shape[1] // g, w.shape[0] // g
     y = None
     for off, win in _windows(x, kernel, strides, dil, pads):  # win: (B, C, *out)
@@ -127,13 +134,9 @@ def _conv(a: dict, x, w, b=None):
 
 
 def _average_pool(a: dict, x):
-    n = x.ndim - 2
     if a.get("ceil_mode", 0):
         raise OnnxModelError("AveragePool with ceil_mode is not evaluated")
-    kernel = [int(v) for v in a["kernel_shape"]]
-    strides = [int(v) for v in a.get("strides", [1] * n)]
-    dil = [int(v) for v in a.get("dilations", [1] * n)]
-    pads = _pads(a, x.shape[2:], kernel, strides, dil)
+    kernel, strides, dil, pads = _window_attrs(a, x)
     total = sum(win for _, win in _windows(x, kernel, strides, dil, pads))
     if a.get("count_include_pad", 0) or not any(p for pp in pads for p in pp):
         return total / float(np.prod(kernel))
@@ -142,13 +145,10 @@ def _average_pool(a: dict, x):
 
 
 def _max_pool(a: dict, x):
-    n = x.ndim - 2
     if a.get("ceil_mode", 0):
         raise OnnxModelError("MaxPool with ceil_mode is not evaluated")
-    kernel = [int(v) for v in a["kernel_shape"]]
-    strides = [int(v) for v in a.get("strides", [1] * n)]
-    dil = [int(v) for v in a.get("dilations", [1] * n)]
-    pads = _pads(a, x.shape[2:], kernel, strides, dil)
+    kernel, strides, dil, pads = _window_attrs(a, x)
+    n = x.ndim - 2
     xp = np.pad(x.astype(np.float64), [(0, 0), (0, 0), *pads], constant_values=-np.inf)
     wins = [win for _, win in _windows(xp, kernel, strides, dil, [(0, 0)] * n)]
     return np.maximum.reduce(wins)
